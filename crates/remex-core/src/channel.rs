@@ -1,0 +1,369 @@
+//! `Channel`: one bidirectional stream of values between the two ends of a
+//! gateway, multiplexed with the others on its byte stream.
+//!
+//! Semantics follow execnet: after the remote side closes, every further
+//! `receive` reports end-of-channel (or the remote error); a timeout leaves
+//! the channel usable; after `set_callback`, `receive` is an error.
+//!
+//! Every operation exists in two forms: `async` for tokio code, and
+//! `*_blocking` for plain threads (scripts on a worker, the blocking API).
+//! Both share one implementation built on `event-listener`.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use event_listener::Listener;
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::conn::{ChanState, Shared, Step};
+use crate::error::{Error, Result};
+use crate::value::{from_value, to_value, ChannelRef, Value};
+use crate::wire::{Kind, Message};
+
+/// A channel. Clones share it; when the last handle is dropped without a
+/// callback set, the channel is closed.
+///
+/// ```no_run
+/// # async fn demo() -> remex_core::Result<()> {
+/// let gw = remex_core::makegateway("popen").await?;
+/// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
+/// ch.send(&21).await?;
+/// assert_eq!(ch.receive::<i64>().await?, 42);
+/// ch.waitclose(None).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Channel {
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    state: Arc<ChanState>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.state.handles.fetch_sub(1, Ordering::AcqRel) == 1 && !self.state.has_callback() {
+            close_state(&self.shared, &self.state, None);
+        }
+    }
+}
+
+fn close_state(shared: &Shared, state: &ChanState, error: Option<&str>) {
+    if state.local_close(shared, false) {
+        let msg = match error {
+            None => Message::Close { channel: state.id },
+            Some(e) => Message::CloseError {
+                channel: state.id,
+                error: e.to_string(),
+            },
+        };
+        let _ = shared.push(&msg);
+    }
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<Channel id={} on {}>", self.id(), self.gateway_id())
+    }
+}
+
+impl PartialEq for Channel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.handle.state, &other.handle.state)
+    }
+}
+
+impl Eq for Channel {}
+
+impl Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.handle().serialize(s)
+    }
+}
+
+async fn wait_async<T>(mut step: impl FnMut() -> Step<T>) -> T {
+    loop {
+        match step() {
+            Step::Ready(v) => return v,
+            Step::Wait(l) => l.await,
+        }
+    }
+}
+
+fn wait_blocking<T>(
+    what: &'static str,
+    timeout: Option<Duration>,
+    mut step: impl FnMut() -> Step<T>,
+) -> Result<T> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        match step() {
+            Step::Ready(v) => return Ok(v),
+            Step::Wait(l) => match deadline {
+                None => l.wait(),
+                Some(d) => {
+                    if l.wait_deadline(d).is_none() && Instant::now() >= d {
+                        return Err(Error::Timeout {
+                            what,
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                }
+            },
+        }
+    }
+}
+
+async fn with_timeout<T>(
+    what: &'static str,
+    timeout: Option<Duration>,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match timeout {
+        None => fut.await,
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .unwrap_or(Err(Error::Timeout { what, after: t })),
+    }
+}
+
+impl Channel {
+    pub(crate) fn from_state(shared: Arc<Shared>, state: Arc<ChanState>) -> Channel {
+        state.handles.fetch_add(1, Ordering::AcqRel);
+        Channel {
+            handle: Arc::new(Handle { shared, state }),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    fn state(&self) -> &ChanState {
+        &self.handle.state
+    }
+
+    /// The channel's id, unique on its gateway.
+    pub fn id(&self) -> u32 {
+        self.handle.state.id
+    }
+
+    /// The id of the gateway the channel belongs to.
+    pub fn gateway_id(&self) -> &str {
+        &self.handle.shared.name
+    }
+
+    /// A reference to put inside a value, so that the other side can use
+    /// this channel.
+    pub fn handle(&self) -> ChannelRef {
+        ChannelRef(self.id())
+    }
+
+    /// Opens a channel received inside a value, on this channel's gateway.
+    pub fn attach(&self, r: ChannelRef) -> Channel {
+        self.connection().attach(r)
+    }
+
+    /// Opens a new channel on the same gateway.
+    pub fn newchannel(&self) -> Channel {
+        self.connection().newchannel()
+    }
+
+    /// The connection this channel runs on.
+    pub fn connection(&self) -> crate::conn::Connection {
+        crate::conn::Connection {
+            shared: self.handle.shared.clone(),
+        }
+    }
+
+    fn encode(&self, value: &Value) -> Result<(Kind, Vec<u8>)> {
+        match value {
+            Value::Bytes(_) => Ok((Kind::Bytes, Vec::new())),
+            v => v
+                .to_wire()
+                .map(|p| (Kind::Data, p))
+                .map_err(|e| Error::Unsendable {
+                    channel: self.id(),
+                    detail: e.to_string(),
+                }),
+        }
+    }
+
+    fn write(&self, value: &Value, kind: Kind, payload: &[u8]) -> Result<()> {
+        match (kind, value) {
+            (Kind::Bytes, Value::Bytes(b)) => self.shared().push_data(self.id(), kind, b),
+            _ => self.shared().push_data(self.id(), kind, payload),
+        }
+    }
+
+    fn size_of(value: &Value, payload: &[u8]) -> usize {
+        match value {
+            Value::Bytes(b) => b.len(),
+            _ => payload.len(),
+        }
+    }
+
+    /// Sends a value, waiting for flow-control credit if the receiver is
+    /// behind. Sending on a closed channel is an error.
+    pub async fn send_value(&self, value: Value) -> Result<()> {
+        let (kind, payload) = self.encode(&value)?;
+        let size = Self::size_of(&value, &payload);
+        wait_async(|| self.state().try_reserve(self.shared(), size)).await?;
+        self.write(&value, kind, &payload)
+    }
+
+    /// Sends any serde value (converted through [`Value`]).
+    pub async fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.send_value(self.to_value(value)?).await
+    }
+
+    fn to_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<Value> {
+        to_value(value).map_err(|e| Error::Unsendable {
+            channel: self.id(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// [`Channel::send_value`] for plain threads.
+    pub fn send_value_blocking(&self, value: Value) -> Result<()> {
+        let (kind, payload) = self.encode(&value)?;
+        let size = Self::size_of(&value, &payload);
+        wait_blocking("send credit", None, || {
+            self.state().try_reserve(self.shared(), size)
+        })??;
+        self.write(&value, kind, &payload)
+    }
+
+    /// [`Channel::send`] for plain threads.
+    pub fn send_blocking<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.send_value_blocking(self.to_value(value)?)
+    }
+
+    /// Receives the next item. After the remote side closed, returns
+    /// [`Error::EndOfChannel`] (or the remote error) every time.
+    pub async fn receive_value(&self) -> Result<Value> {
+        wait_async(|| self.state().try_receive(self.shared())).await
+    }
+
+    /// Receives the next item as `T`; a mismatch names expected and received.
+    pub async fn receive<T: DeserializeOwned>(&self) -> Result<T> {
+        self.convert(self.receive_value().await?)
+    }
+
+    /// Receives with a timeout; a timeout leaves the channel usable.
+    pub async fn receive_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T> {
+        let v = with_timeout("an item", Some(timeout), self.receive_value()).await?;
+        self.convert(v)
+    }
+
+    /// Receives on a plain thread, with an optional timeout.
+    pub fn receive_value_blocking(&self, timeout: Option<Duration>) -> Result<Value> {
+        wait_blocking("an item", timeout, || {
+            self.state().try_receive(self.shared())
+        })?
+    }
+
+    /// [`Channel::receive`] for plain threads, with an optional timeout.
+    pub fn receive_blocking<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
+        let v = self.receive_value_blocking(timeout)?;
+        self.convert(v)
+    }
+
+    fn convert<T: DeserializeOwned>(&self, v: Value) -> Result<T> {
+        from_value(v).map_err(|e| Error::TypeMismatch {
+            channel: self.id(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Closes the channel from this side, with an error text for the remote
+    /// side if given. Closing twice does nothing.
+    pub fn close(&self, error: Option<&str>) {
+        close_state(self.shared(), self.state(), error);
+    }
+
+    /// Tells the remote side that no more items will come from here, while
+    /// still receiving what it sends.
+    pub fn close_write(&self) {
+        if self.state().local_close(self.shared(), true) {
+            let _ = self
+                .shared()
+                .push(&Message::LastMessage { channel: self.id() });
+        }
+    }
+
+    /// Waits until the remote side closes the channel; returns its error if
+    /// it failed. A timeout leaves the channel usable.
+    pub async fn waitclose(&self, timeout: Option<Duration>) -> Result<()> {
+        with_timeout(
+            "the channel to close",
+            timeout,
+            wait_async(|| self.state().try_waitclose(self.shared())),
+        )
+        .await
+    }
+
+    /// [`Channel::waitclose`] for plain threads.
+    pub fn waitclose_blocking(&self, timeout: Option<Duration>) -> Result<()> {
+        wait_blocking("the channel to close", timeout, || {
+            self.state().try_waitclose(self.shared())
+        })?
+    }
+
+    /// Whether either side has closed the channel.
+    pub fn is_closed(&self) -> bool {
+        self.state().is_closed()
+    }
+
+    /// Hands every item to `callback` instead of the receive queue: first
+    /// the items already queued, in order, then each new one as it arrives,
+    /// then `endmarker` (if given) once the channel ends — also when the
+    /// remote failed or the worker died. After this, `receive` is an error.
+    ///
+    /// The callback runs on the gateway's reader and should return quickly.
+    pub fn set_callback<F>(&self, callback: F, endmarker: Option<Value>) -> Result<()>
+    where
+        F: Fn(Value) + Send + Sync + 'static,
+    {
+        self.state()
+            .set_callback(self.shared(), Arc::new(callback), endmarker)
+    }
+
+    /// The items as an async stream of `T`: ends at end-of-channel; a remote
+    /// error or a type mismatch is yielded once, then the stream ends.
+    pub fn stream<T: DeserializeOwned>(&self) -> impl Stream<Item = Result<T>> + Send + 'static {
+        futures::stream::unfold(Some(self.clone()), |ch| async move {
+            let ch = ch?;
+            match ch.receive::<T>().await {
+                Ok(v) => Some((Ok(v), Some(ch))),
+                Err(e) if e.is_end_of_channel() => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
+    /// The items as a blocking iterator, with the same ending as
+    /// [`Channel::stream`].
+    pub fn iter<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + '_ {
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            match self.receive_blocking::<T>(None) {
+                Ok(v) => Some(Ok(v)),
+                Err(e) if e.is_end_of_channel() => None,
+                Err(e) => {
+                    done = true;
+                    Some(Err(e))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,805 @@
+//! The connection engine: one byte stream, many channels.
+//!
+//! Both ends of a gateway run one: the controller and the worker are
+//! symmetric at this level. A reader task decodes messages and dispatches
+//! them to channel states; senders append encoded frames to a shared output
+//! buffer that one writer task drains in large writes, so that many small
+//! messages cost one system call.
+//!
+//! Flow control: each channel starts with `window` bytes of send credit; a
+//! sender waits while its credit is used up, and the receiver returns credit
+//! as the application consumes items. A receiver that does not read therefore
+//! holds at most `window` bytes plus one message per channel.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use event_listener::{Event, EventListener};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{oneshot, Notify};
+
+use crate::channel::Channel;
+use crate::error::{Error, RemoteError, Result};
+use crate::value::Value;
+use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus};
+
+/// Default per-channel flow-control window: 2 MiB.
+pub const DEFAULT_WINDOW: u32 = 2 << 20;
+/// Default bound on one chunked message being reassembled: 1 GiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
+
+/// Settings of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    /// The gateway id used in errors and logs.
+    pub name: String,
+    /// The peer's pid, for errors.
+    pub peer_pid: u32,
+    /// The first channel id this side allocates (odd for the controller,
+    /// even for the worker); ids advance by two.
+    pub first_id: u32,
+    /// Largest frame payload sent and accepted.
+    pub max_payload: usize,
+    /// Largest chunked message accepted.
+    pub max_message: usize,
+    /// Per-channel flow-control window in bytes.
+    pub window: u32,
+}
+
+impl ConnConfig {
+    /// Defaults for a side named `name`, allocating ids from `first_id`.
+    pub fn new(name: impl Into<String>, first_id: u32) -> Self {
+        ConnConfig {
+            name: name.into(),
+            peer_pid: 0,
+            first_id,
+            max_payload: wire::DEFAULT_MAX_PAYLOAD,
+            max_message: DEFAULT_MAX_MESSAGE,
+            window: DEFAULT_WINDOW,
+        }
+    }
+}
+
+/// Called for every `Exec` message with the new channel.
+pub type ExecHandler = Arc<dyn Fn(Channel, ExecRequest) + Send + Sync>;
+/// A channel callback.
+pub(crate) type Callback = Arc<dyn Fn(Value) + Send + Sync>;
+
+#[derive(Default)]
+struct OutBuf {
+    buf: BytesMut,
+    closing: bool,
+}
+
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) peer_pid: AtomicU32,
+    chans: Mutex<HashMap<u32, Arc<ChanState>>>,
+    next_id: AtomicU32,
+    out: Mutex<OutBuf>,
+    out_ready: Notify,
+    max_payload: usize,
+    window: u32,
+    lost: Mutex<Option<Error>>,
+    lost_event: Event,
+    writer_done: Event,
+    writer_finished: std::sync::atomic::AtomicBool,
+    status_waiters: Mutex<HashMap<u32, oneshot::Sender<RemoteStatus>>>,
+    exec_handler: Mutex<Option<ExecHandler>>,
+    terminate_handler: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+    pub(crate) executing: AtomicU64,
+}
+
+/// One end of a connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("name", &self.shared.name)
+            .field("channels", &self.shared.chans.lock().len())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks on the current tokio runtime.
+    /// `leftover` holds bytes already read past the handshake; `initial`
+    /// holds bytes to write first.
+    pub fn spawn<R, W>(config: ConnConfig, reader: R, writer: W, leftover: BytesMut) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Arc::new(Shared {
+            name: config.name,
+            peer_pid: AtomicU32::new(config.peer_pid),
+            chans: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(config.first_id),
+            out: Mutex::new(OutBuf::default()),
+            out_ready: Notify::new(),
+            max_payload: config.max_payload,
+            window: config.window,
+            lost: Mutex::new(None),
+            lost_event: Event::new(),
+            writer_done: Event::new(),
+            writer_finished: Default::default(),
+            status_waiters: Mutex::new(HashMap::new()),
+            exec_handler: Mutex::new(None),
+            terminate_handler: Mutex::new(None),
+            executing: AtomicU64::new(0),
+        });
+        let decoder = MessageDecoder::new(config.max_payload, config.max_message);
+        tokio::spawn(read_loop(shared.clone(), reader, leftover, decoder));
+        tokio::spawn(write_loop(shared.clone(), writer));
+        Connection { shared }
+    }
+
+    /// The name (gateway id) of this connection.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Sets the handler that runs `Exec` requests (the worker's side).
+    pub fn set_exec_handler(&self, handler: ExecHandler) {
+        *self.shared.exec_handler.lock() = Some(handler);
+    }
+
+    /// Sets what to do when the peer sends `Terminate`.
+    pub fn set_terminate_handler(&self, handler: Arc<dyn Fn() + Send + Sync>) {
+        *self.shared.terminate_handler.lock() = Some(handler);
+    }
+
+    /// Counts a running script or task for status replies; the count drops
+    /// when the guard does.
+    pub fn executing_guard(&self) -> ExecutingGuard {
+        self.shared.executing.fetch_add(1, Ordering::Relaxed);
+        ExecutingGuard(self.shared.clone())
+    }
+
+    /// Opens a new channel that the peer learns of when it is sent inside a
+    /// value.
+    pub fn newchannel(&self) -> Channel {
+        let st = self.shared.new_chan();
+        Channel::from_state(self.shared.clone(), st)
+    }
+
+    /// Opens a channel whose reference arrived inside a value.
+    pub fn attach(&self, r: crate::value::ChannelRef) -> Channel {
+        let st = self.shared.chan_for_ref(r.0);
+        Channel::from_state(self.shared.clone(), st)
+    }
+
+    /// Asks the peer to run `request`, returning the channel it runs with.
+    pub fn exec(&self, request: ExecRequest) -> Result<Channel> {
+        let st = self.shared.new_chan();
+        let id = st.id;
+        let ch = Channel::from_state(self.shared.clone(), st);
+        self.shared.push(&Message::Exec {
+            channel: id,
+            request,
+        })?;
+        Ok(ch)
+    }
+
+    /// Asks the peer for its status.
+    pub async fn status(&self) -> Result<RemoteStatus> {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.shared.status_waiters.lock().insert(id, tx);
+        if let Err(e) = self.shared.push(&Message::StatusRequest { id }) {
+            self.shared.status_waiters.lock().remove(&id);
+            return Err(e);
+        }
+        rx.await.map_err(|_| self.shared.lost_error())
+    }
+
+    /// Asks the peer to end (sends `Terminate`).
+    pub fn send_terminate(&self) -> Result<()> {
+        self.shared.push(&Message::Terminate)
+    }
+
+    /// Channels open on this side.
+    pub fn numchannels(&self) -> usize {
+        self.shared.chans.lock().len()
+    }
+
+    /// Stops sending: the writer flushes what is queued, then closes the
+    /// stream (the peer sees end-of-file).
+    pub fn close_output(&self) {
+        self.shared.out.lock().closing = true;
+        self.shared.out_ready.notify_one();
+    }
+
+    /// Waits until the writer has flushed everything and closed the stream
+    /// (after [`Connection::close_output`]) or failed.
+    pub async fn flushed(&self) {
+        loop {
+            if self.shared.writer_finished.load(Ordering::Acquire) {
+                return;
+            }
+            let l = self.shared.writer_done.listen();
+            if self.shared.writer_finished.load(Ordering::Acquire) {
+                return;
+            }
+            l.await;
+        }
+    }
+
+    /// The error that ended the connection, if it has ended.
+    pub fn lost(&self) -> Option<Error> {
+        self.shared.lost.lock().clone()
+    }
+
+    /// Waits until the connection ends, returning why.
+    pub async fn closed(&self) -> Error {
+        loop {
+            if let Some(e) = self.lost() {
+                return e;
+            }
+            let l = self.shared.lost_event.listen();
+            if let Some(e) = self.lost() {
+                return e;
+            }
+            l.await;
+        }
+    }
+
+    /// Marks the connection as ended for `reason`: every open channel gets
+    /// its end (and endmarker) with that error.
+    pub fn set_lost(&self, reason: Error) {
+        self.shared.set_lost(reason);
+    }
+
+    /// Sets the peer's pid (known after the handshake), for error messages.
+    pub fn set_peer_pid(&self, pid: u32) {
+        self.shared.peer_pid.store(pid, Ordering::Relaxed);
+    }
+}
+
+/// Keeps a script or task counted as executing.
+#[must_use]
+pub struct ExecutingGuard(Arc<Shared>);
+
+impl std::fmt::Debug for ExecutingGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExecutingGuard")
+    }
+}
+
+impl Drop for ExecutingGuard {
+    fn drop(&mut self) {
+        self.0.executing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: Arc<Shared>,
+    mut r: R,
+    mut buf: BytesMut,
+    mut dec: MessageDecoder,
+) {
+    let reason = loop {
+        loop {
+            match dec.decode(&mut buf) {
+                Ok(Some(msg)) => shared.dispatch(msg),
+                Ok(None) => break,
+                Err(source) => {
+                    shared.set_lost(Error::Protocol {
+                        gateway: shared.name.clone(),
+                        source,
+                    });
+                    return;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(256 * 1024);
+        }
+        match r.read_buf(&mut buf).await {
+            Ok(0) => break "the connection closed".to_string(),
+            Ok(_) => {}
+            Err(e) => break format!("reading failed: {e}"),
+        }
+    };
+    let pid = shared.peer_pid.load(Ordering::Relaxed);
+    shared.set_lost(Error::GatewayLost {
+        gateway: shared.name.clone(),
+        pid,
+        reason,
+    });
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
+    loop {
+        let chunk = {
+            let mut o = shared.out.lock();
+            if o.buf.is_empty() {
+                if o.closing {
+                    break;
+                }
+                None
+            } else {
+                Some(o.buf.split())
+            }
+        };
+        match chunk {
+            Some(b) => {
+                if let Err(e) = w.write_all(&b).await {
+                    tracing::debug!(gateway = %shared.name, "write failed: {e}");
+                    shared.out.lock().closing = true;
+                    break;
+                }
+            }
+            None => {
+                if let Err(e) = w.flush().await {
+                    tracing::debug!(gateway = %shared.name, "flush failed: {e}");
+                    break;
+                }
+                shared.out_ready.notified().await
+            }
+        }
+    }
+    let _ = w.shutdown().await;
+    shared.writer_finished.store(true, Ordering::Release);
+    shared.writer_done.notify(usize::MAX);
+}
+
+impl Shared {
+    pub(crate) fn lost_error(&self) -> Error {
+        self.lost
+            .lock()
+            .clone()
+            .unwrap_or_else(|| Error::GatewayLost {
+                gateway: self.name.clone(),
+                pid: self.peer_pid.load(Ordering::Relaxed),
+                reason: "the connection is closing".into(),
+            })
+    }
+
+    fn new_chan(&self) -> Arc<ChanState> {
+        let id = self.next_id.fetch_add(2, Ordering::Relaxed);
+        let st = Arc::new(ChanState::new(id, self.window));
+        self.chans.lock().insert(id, st.clone());
+        if self.lost.lock().is_some() {
+            st.remote_closed(self, Terminal::Failed(self.lost_error()), true);
+        }
+        st
+    }
+
+    pub(crate) fn chan_for_ref(&self, id: u32) -> Arc<ChanState> {
+        let mut chans = self.chans.lock();
+        chans
+            .entry(id)
+            .or_insert_with(|| Arc::new(ChanState::new(id, self.window)))
+            .clone()
+    }
+
+    fn get(&self, id: u32) -> Option<Arc<ChanState>> {
+        self.chans.lock().get(&id).cloned()
+    }
+
+    pub(crate) fn remove(&self, id: u32) {
+        self.chans.lock().remove(&id);
+    }
+
+    /// Encodes and queues one message for the writer.
+    pub(crate) fn push(&self, msg: &Message) -> Result<()> {
+        let mut o = self.out.lock();
+        if o.closing {
+            drop(o);
+            return Err(self.lost_error());
+        }
+        wire::encode_message(msg, self.max_payload, &mut o.buf).map_err(|source| {
+            Error::Protocol {
+                gateway: self.name.clone(),
+                source,
+            }
+        })?;
+        drop(o);
+        self.out_ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues an already-encoded data payload.
+    pub(crate) fn push_data(&self, channel: u32, kind: Kind, payload: &[u8]) -> Result<()> {
+        let mut o = self.out.lock();
+        if o.closing {
+            drop(o);
+            return Err(self.lost_error());
+        }
+        wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
+        drop(o);
+        self.out_ready.notify_one();
+        Ok(())
+    }
+
+    fn set_lost(&self, reason: Error) {
+        {
+            let mut lost = self.lost.lock();
+            if lost.is_some() {
+                return;
+            }
+            tracing::debug!(gateway = %self.name, "connection lost: {reason}");
+            *lost = Some(reason.clone());
+        }
+        self.out.lock().closing = true;
+        self.out_ready.notify_one();
+        let chans: Vec<_> = self.chans.lock().drain().map(|(_, c)| c).collect();
+        for c in chans {
+            c.remote_closed(self, Terminal::Failed(reason.clone()), true);
+        }
+        self.status_waiters.lock().clear();
+        self.lost_event.notify(usize::MAX);
+    }
+
+    fn dispatch(self: &Arc<Self>, msg: Message) {
+        match msg {
+            Message::Data {
+                channel,
+                value,
+                size,
+            } => {
+                value.for_each_channel(&mut |r| {
+                    self.chan_for_ref(r.0);
+                });
+                match self.get(channel) {
+                    Some(c) => c.deliver(self, value, size),
+                    None => {
+                        tracing::trace!(gateway = %self.name, channel, "data for a closed channel dropped")
+                    }
+                }
+            }
+            Message::Exec { channel, request } => {
+                let st = self.chan_for_ref(channel);
+                let handler = self.exec_handler.lock().clone();
+                let ch = Channel::from_state(self.clone(), st);
+                match handler {
+                    Some(h) => h(ch, request),
+                    None => ch.close(Some("this side does not run scripts or tasks")),
+                }
+            }
+            Message::Close { channel } => {
+                if let Some(c) = self.get(channel) {
+                    c.remote_closed(self, Terminal::Eof, true);
+                }
+            }
+            Message::CloseError { channel, error } => {
+                if let Some(c) = self.get(channel) {
+                    let e = Error::Remote(RemoteError {
+                        gateway: self.name.clone(),
+                        pid: self.peer_pid.load(Ordering::Relaxed),
+                        message: error,
+                    });
+                    c.remote_closed(self, Terminal::Failed(e), true);
+                }
+            }
+            Message::LastMessage { channel } => {
+                if let Some(c) = self.get(channel) {
+                    c.remote_closed(self, Terminal::Eof, false);
+                }
+            }
+            Message::Credit { channel, bytes } => {
+                if let Some(c) = self.get(channel) {
+                    c.add_credit(bytes);
+                }
+            }
+            Message::Terminate => {
+                let h = self.terminate_handler.lock().clone();
+                if let Some(h) = h {
+                    h();
+                }
+            }
+            Message::StatusRequest { id } => {
+                let status = RemoteStatus {
+                    numchannels: self.chans.lock().len() as u64,
+                    numexecuting: self.executing.load(Ordering::Relaxed),
+                };
+                let _ = self.push(&Message::StatusReply { id, status });
+            }
+            Message::StatusReply { id, status } => {
+                if let Some(tx) = self.status_waiters.lock().remove(&id) {
+                    let _ = tx.send(status);
+                }
+            }
+        }
+    }
+}
+
+/// How the remote side ended a channel.
+#[derive(Debug, Clone)]
+pub(crate) enum Terminal {
+    /// Closed normally.
+    Eof,
+    /// Failed remotely, or the connection was lost.
+    Failed(Error),
+}
+
+#[derive(Default)]
+struct ChanInner {
+    queue: VecDeque<(Value, usize)>,
+    terminal: Option<Terminal>,
+    /// The peer will not receive any more (it closed, or the link is gone).
+    peer_gone: bool,
+    sent_close: bool,
+    sent_last: bool,
+    callback: Option<Callback>,
+    endmarker: Option<Value>,
+    endmarker_sent: bool,
+    credit: i64,
+    consumed: usize,
+}
+
+impl ChanInner {
+    fn finished(&self) -> bool {
+        self.terminal.is_some() && (self.sent_close || self.sent_last || self.peer_gone)
+    }
+}
+
+/// The state of one channel, shared by the engine and the handles.
+pub(crate) struct ChanState {
+    pub(crate) id: u32,
+    inner: Mutex<ChanInner>,
+    readable: Event,
+    writable: Event,
+    /// Serialises callback invocations so that items keep their order.
+    cb_order: Mutex<()>,
+    pub(crate) handles: AtomicUsize,
+    window: u32,
+}
+
+/// Either a result now, or a listener to wait on before trying again.
+pub(crate) enum Step<T> {
+    Ready(T),
+    Wait(EventListener),
+}
+
+impl ChanState {
+    fn new(id: u32, window: u32) -> Self {
+        ChanState {
+            id,
+            inner: Mutex::new(ChanInner {
+                credit: window.into(),
+                ..Default::default()
+            }),
+            readable: Event::new(),
+            writable: Event::new(),
+            cb_order: Mutex::new(()),
+            handles: AtomicUsize::new(0),
+            window,
+        }
+    }
+
+    fn deliver(&self, shared: &Shared, value: Value, size: usize) {
+        let cb = {
+            let mut i = self.inner.lock();
+            if i.sent_close {
+                return;
+            }
+            match &i.callback {
+                Some(cb) => Some((cb.clone(), value)),
+                None => {
+                    i.queue.push_back((value, size));
+                    None
+                }
+            }
+        };
+        match cb {
+            None => {
+                self.readable.notify(usize::MAX);
+            }
+            Some((cb, value)) => {
+                let _order = self.cb_order.lock();
+                cb(value);
+                drop(_order);
+                self.consumed(shared, size);
+            }
+        }
+    }
+
+    /// Counts `size` bytes as consumed and returns credit when enough has
+    /// accumulated.
+    fn consumed(&self, shared: &Shared, size: usize) {
+        let give = {
+            let mut i = self.inner.lock();
+            i.consumed += size;
+            if i.consumed >= (self.window / 4) as usize && !i.peer_gone && !i.sent_close {
+                std::mem::take(&mut i.consumed)
+            } else {
+                0
+            }
+        };
+        if give > 0 {
+            // Credit beyond u32 is returned in several messages.
+            let mut left = give;
+            while left > 0 {
+                let part = left.min(u32::MAX as usize);
+                left -= part;
+                let _ = shared.push(&Message::Credit {
+                    channel: self.id,
+                    bytes: part as u32,
+                });
+            }
+        }
+    }
+
+    fn add_credit(&self, bytes: u32) {
+        self.inner.lock().credit += i64::from(bytes);
+        self.writable.notify(usize::MAX);
+    }
+
+    pub(crate) fn remote_closed(&self, shared: &Shared, term: Terminal, peer_gone: bool) {
+        let (fire, finished) = {
+            let mut i = self.inner.lock();
+            if i.terminal.is_none() {
+                i.terminal = Some(term);
+            } else if let (Some(Terminal::Eof), Terminal::Failed(e @ Error::Remote(_))) =
+                (&i.terminal, &term)
+            {
+                // A half-closed channel may still report the remote error.
+                i.terminal = Some(Terminal::Failed(e.clone()));
+            }
+            i.peer_gone |= peer_gone;
+            let fire = if i.callback.is_some() && !i.endmarker_sent {
+                i.endmarker_sent = true;
+                i.endmarker.clone().map(|m| (i.callback.clone(), m))
+            } else {
+                None
+            };
+            (fire, i.finished())
+        };
+        if finished {
+            shared.remove(self.id);
+        }
+        self.readable.notify(usize::MAX);
+        self.writable.notify(usize::MAX);
+        if let Some((Some(cb), marker)) = fire {
+            let _order = self.cb_order.lock();
+            cb(marker);
+        }
+    }
+
+    pub(crate) fn try_receive(&self, shared: &Shared) -> Step<Result<Value>> {
+        let mut i = self.inner.lock();
+        if i.callback.is_some() {
+            return Step::Ready(Err(Error::CallbackSet { channel: self.id }));
+        }
+        if let Some((v, size)) = i.queue.pop_front() {
+            drop(i);
+            self.consumed(shared, size);
+            return Step::Ready(Ok(v));
+        }
+        if let Some(t) = &i.terminal {
+            return Step::Ready(Err(self.terminal_error(shared, t)));
+        }
+        Step::Wait(self.readable.listen())
+    }
+
+    fn terminal_error(&self, shared: &Shared, t: &Terminal) -> Error {
+        match t {
+            Terminal::Eof => Error::EndOfChannel {
+                gateway: shared.name.clone(),
+                channel: self.id,
+            },
+            Terminal::Failed(e) => e.clone(),
+        }
+    }
+
+    /// `Ok(())` once the remote side has closed; its error if it failed.
+    pub(crate) fn try_waitclose(&self, shared: &Shared) -> Step<Result<()>> {
+        let i = self.inner.lock();
+        match &i.terminal {
+            Some(Terminal::Eof) => Step::Ready(Ok(())),
+            Some(t @ Terminal::Failed(_)) => Step::Ready(Err(self.terminal_error(shared, t))),
+            None if i.sent_close => Step::Ready(Ok(())),
+            None => Step::Wait(self.readable.listen()),
+        }
+    }
+
+    /// Takes `size` bytes of send credit, or says why sending is impossible.
+    pub(crate) fn try_reserve(&self, shared: &Shared, size: usize) -> Step<Result<()>> {
+        let mut i = self.inner.lock();
+        if i.sent_close || i.sent_last {
+            return Step::Ready(Err(Error::ChannelClosed {
+                gateway: shared.name.clone(),
+                channel: self.id,
+                by_remote: false,
+            }));
+        }
+        if i.peer_gone {
+            return Step::Ready(Err(match &i.terminal {
+                Some(Terminal::Failed(e @ Error::GatewayLost { .. })) => e.clone(),
+                _ => Error::ChannelClosed {
+                    gateway: shared.name.clone(),
+                    channel: self.id,
+                    by_remote: true,
+                },
+            }));
+        }
+        if i.credit > 0 {
+            i.credit -= size as i64;
+            return Step::Ready(Ok(()));
+        }
+        Step::Wait(self.writable.listen())
+    }
+
+    /// Marks the channel closed from this side; returns whether a close
+    /// message should be sent (not if already closed or the peer is gone).
+    pub(crate) fn local_close(&self, shared: &Shared, last_only: bool) -> bool {
+        let (send, finished) = {
+            let mut i = self.inner.lock();
+            if i.sent_close || (last_only && i.sent_last) {
+                return false;
+            }
+            if last_only {
+                i.sent_last = true;
+            } else {
+                i.sent_close = true;
+                if i.terminal.is_none() {
+                    i.terminal = Some(Terminal::Eof);
+                }
+            }
+            (!i.peer_gone, i.finished())
+        };
+        if finished {
+            shared.remove(self.id);
+        }
+        self.readable.notify(usize::MAX);
+        self.writable.notify(usize::MAX);
+        send
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        let i = self.inner.lock();
+        i.terminal.is_some() || i.sent_close
+    }
+
+    pub(crate) fn has_callback(&self) -> bool {
+        self.inner.lock().callback.is_some()
+    }
+
+    pub(crate) fn set_callback(
+        &self,
+        shared: &Shared,
+        cb: Callback,
+        endmarker: Option<Value>,
+    ) -> Result<()> {
+        let _order = self.cb_order.lock();
+        let (drained, fire) = {
+            let mut i = self.inner.lock();
+            if i.callback.is_some() {
+                return Err(Error::CallbackSet { channel: self.id });
+            }
+            let drained: Vec<_> = i.queue.drain(..).collect();
+            i.callback = Some(cb.clone());
+            i.endmarker = endmarker.clone();
+            let fire = if i.terminal.is_some() && endmarker.is_some() && !i.endmarker_sent {
+                i.endmarker_sent = true;
+                endmarker
+            } else {
+                None
+            };
+            (drained, fire)
+        };
+        let mut total = 0;
+        for (v, size) in drained {
+            cb(v);
+            total += size;
+        }
+        if let Some(m) = fire {
+            cb(m);
+        }
+        drop(_order);
+        if total > 0 {
+            self.consumed(shared, total);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! Errors of remex-core. Each carries what a user needs to act: the spec,
+//! the gateway, the worker's pid, the remote message.
+
+use std::time::Duration;
+
+use crate::spec::SpecError;
+use crate::wire::{HandshakeError, WireError};
+
+/// An error raised on the worker: a failing script or task.
+///
+/// The message holds the remote text: a script's error with its line and
+/// column, or a task's error or panic message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("remote error on {gateway} (pid {pid}): {message}")]
+pub struct RemoteError {
+    /// The gateway's id.
+    pub gateway: String,
+    /// The worker's pid.
+    pub pid: u32,
+    /// The remote message.
+    pub message: String,
+}
+
+/// Errors of gateways and channels.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The spec could not be parsed.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The worker process could not be started.
+    #[error("cannot start a worker for spec {spec:?}: {detail}")]
+    Start {
+        /// The spec.
+        spec: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The worker did not complete the handshake.
+    #[error("worker for spec {spec:?} (pid {pid}) failed the handshake: {source}")]
+    Handshake {
+        /// The spec.
+        spec: String,
+        /// The local process that was started.
+        pid: u32,
+        /// What went wrong.
+        source: HandshakeError,
+    },
+    /// The program at the other end is not a remex worker.
+    #[error("spec {spec:?}: {detail}")]
+    NotAWorker {
+        /// The spec.
+        spec: String,
+        /// Why it is not a worker.
+        detail: String,
+    },
+    /// The remote script or task failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The remote side closed the channel; no more items will arrive.
+    #[error("end of channel {channel} on {gateway}: the remote side closed it")]
+    EndOfChannel {
+        /// The gateway's id.
+        gateway: String,
+        /// The channel id.
+        channel: u32,
+    },
+    /// Sending on a channel that is closed (by either side).
+    #[error("channel {channel} on {gateway} is closed{}", if *.by_remote { " by the remote side" } else { "" })]
+    ChannelClosed {
+        /// The gateway's id.
+        gateway: String,
+        /// The channel id.
+        channel: u32,
+        /// Whether the remote side closed it.
+        by_remote: bool,
+    },
+    /// A wait ran out of time; the object it waited on is still usable.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The connection to the worker is gone (the worker exited or was
+    /// killed, or the stream broke).
+    #[error("gateway {gateway} lost its worker (pid {pid}): {reason}")]
+    GatewayLost {
+        /// The gateway's id.
+        gateway: String,
+        /// The worker's pid.
+        pid: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A received value is not of the requested type.
+    #[error("type mismatch on channel {channel}: {detail}")]
+    TypeMismatch {
+        /// The channel id.
+        channel: u32,
+        /// Expected and received.
+        detail: String,
+    },
+    /// A value that cannot be sent.
+    #[error("cannot send on channel {channel}: {detail}")]
+    Unsendable {
+        /// The channel id.
+        channel: u32,
+        /// Why.
+        detail: String,
+    },
+    /// `receive` on a channel that has a callback.
+    #[error("channel {channel} has a callback: receive is not allowed")]
+    CallbackSet {
+        /// The channel id.
+        channel: u32,
+    },
+    /// The peer broke the protocol.
+    #[error("protocol error from {gateway}: {source}")]
+    Protocol {
+        /// The gateway's id.
+        gateway: String,
+        /// What was wrong.
+        source: WireError,
+    },
+    /// An operating-system call failed.
+    #[error("{what} failed: {detail}")]
+    Os {
+        /// What was attempted.
+        what: String,
+        /// The OS error.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Whether this error says the channel ended normally.
+    pub fn is_end_of_channel(&self) -> bool {
+        matches!(self, Error::EndOfChannel { .. })
+    }
+
+    /// Whether this error is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    pub(crate) fn os(what: impl Into<String>, e: std::io::Error) -> Error {
+        Error::Os {
+            what: what.into(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// Results of remex-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,286 @@
+//! `Gateway`: the controller's handle on one worker.
+
+use std::fmt;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::channel::Channel;
+use crate::conn::{ConnConfig, Connection};
+use crate::error::{Error, Result};
+use crate::spec::{Spec, Transport};
+use crate::transport::{self, kill_group, popen};
+use crate::value::{to_value, ChannelRef};
+use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
+
+/// How long `exit()` lets a worker end by itself before killing it.
+pub const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// How long `remote_status()` waits for an answer.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a gateway is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayState {
+    /// Connected to a live worker.
+    Running,
+    /// `exit()` was asked for; the worker is ending.
+    Exiting,
+    /// The worker process ended.
+    Exited {
+        /// Its exit code, if it exited normally.
+        code: Option<i32>,
+        /// The signal that ended it, if any.
+        signal: Option<i32>,
+    },
+    /// The connection broke while the worker process may still run.
+    Lost {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Starts a gateway from a spec string such as `"popen"` or
+/// `"popen//id=w1//chdir=/tmp"`.
+///
+/// ```no_run
+/// # async fn demo() -> remex_core::Result<()> {
+/// let gw = remex_core::makegateway("popen").await?;
+/// let ch = gw.remote_exec("channel.send(42)")?;
+/// assert_eq!(ch.receive::<i64>().await?, 42);
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
+pub async fn makegateway(spec: &str) -> Result<Gateway> {
+    Gateway::start(Spec::parse(spec)?, None).await
+}
+
+/// A gateway: one worker and the channels to it. Clones share it; when the
+/// last clone is dropped, the worker is killed.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: String,
+    spec: Spec,
+    conn: Connection,
+    info: WorkerInfo,
+    pid: u32,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    exiting: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.exit.borrow().is_none() {
+            kill_group(self.pid);
+        }
+    }
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<Gateway id={:?} spec={:?} pid={}>",
+            self.inner.id, self.inner.spec.raw, self.inner.pid
+        )
+    }
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh default gateway id: `gw0`, `gw1`, ... in creation order.
+pub fn next_gateway_id() -> String {
+    format!("gw{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Gateway {
+    /// Starts a gateway for `spec`. Its id is the spec's `id=`, else
+    /// `default_id`, else the next `gwN`.
+    pub async fn start(spec: Spec, default_id: Option<String>) -> Result<Gateway> {
+        let id = spec
+            .id
+            .clone()
+            .or(default_id)
+            .unwrap_or_else(next_gateway_id);
+        if spec.via.is_some() {
+            return Err(Error::Start {
+                spec: spec.raw.clone(),
+                detail: "via= is not supported yet".into(),
+            });
+        }
+        let cmd = match &spec.transport {
+            Transport::Popen => popen::command(&spec)?,
+            other => {
+                return Err(Error::Start {
+                    spec: spec.raw.clone(),
+                    detail: format!("the {other:?} transport is not supported yet"),
+                })
+            }
+        };
+        let started = transport::start_process(&id, &spec, cmd).await?;
+        let mut config = ConnConfig::new(id.clone(), 1);
+        config.peer_pid = started.info.pid;
+        let conn = Connection::spawn(config, started.stdout, started.stdin, started.leftover);
+        let gw = Gateway {
+            inner: Arc::new(Inner {
+                id,
+                spec,
+                conn,
+                info: started.info,
+                pid: started.pid,
+                exit: started.exit,
+                exiting: Default::default(),
+            }),
+        };
+        Ok(gw)
+    }
+
+    /// The gateway's id (`gw0`, or the spec's `id=`).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The spec the gateway was started from.
+    pub fn spec(&self) -> &Spec {
+        &self.inner.spec
+    }
+
+    /// What the worker said about itself: pid, cwd, executable, platform,
+    /// version.
+    pub fn rinfo(&self) -> &WorkerInfo {
+        &self.inner.info
+    }
+
+    /// The connection, for crates that build on gateways.
+    pub fn connection(&self) -> &Connection {
+        &self.inner.conn
+    }
+
+    /// Runs a rhai script on the worker with `channel` in scope.
+    pub fn remote_exec(&self, source: impl Into<String>) -> Result<Channel> {
+        self.inner.conn.exec(ExecRequest::Script {
+            source: source.into(),
+        })
+    }
+
+    /// Calls a task registered in the worker by name, with `args`.
+    pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<Channel> {
+        let args = to_value(args).map_err(|e| Error::Unsendable {
+            channel: 0,
+            detail: e.to_string(),
+        })?;
+        self.inner.conn.exec(ExecRequest::Call {
+            name: name.to_string(),
+            args,
+        })
+    }
+
+    /// A new channel, to be sent to the worker inside a value.
+    pub fn newchannel(&self) -> Channel {
+        self.inner.conn.newchannel()
+    }
+
+    /// Opens a channel the worker sent inside a value.
+    pub fn channel(&self, r: ChannelRef) -> Channel {
+        self.inner.conn.attach(r)
+    }
+
+    /// Asks the worker how many channels are open and how many scripts or
+    /// tasks are running (bounded by [`STATUS_TIMEOUT`]).
+    pub async fn remote_status(&self) -> Result<RemoteStatus> {
+        tokio::time::timeout(STATUS_TIMEOUT, self.inner.conn.status())
+            .await
+            .unwrap_or(Err(Error::Timeout {
+                what: "the worker's status",
+                after: STATUS_TIMEOUT,
+            }))
+    }
+
+    /// Channels open on this side.
+    pub fn numchannels(&self) -> usize {
+        self.inner.conn.numchannels()
+    }
+
+    /// Ends the worker gracefully: asks it to terminate and closes its input.
+    /// Running scripts are abandoned. Returns once the worker has exited; a
+    /// worker still alive after [`EXIT_GRACE`] is killed.
+    pub async fn exit(&self) -> Result<()> {
+        self.inner.exiting.store(true, Ordering::Relaxed);
+        let _ = self.inner.conn.send_terminate();
+        self.inner.conn.close_output();
+        if self.join(Some(EXIT_GRACE)).await.is_err() {
+            tracing::debug!(gateway = %self.inner.id, "worker did not exit within {EXIT_GRACE:?}; killing it");
+            self.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the worker process has ended.
+    pub async fn join(&self, timeout: Option<Duration>) -> Result<()> {
+        let mut rx = self.inner.exit.clone();
+        let wait = async move {
+            let _ = rx.wait_for(|s| s.is_some()).await;
+        };
+        match timeout {
+            None => wait.await,
+            Some(t) => tokio::time::timeout(t, wait)
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: "the worker to exit",
+                    after: t,
+                })?,
+        }
+        self.inner.conn.set_lost(Error::GatewayLost {
+            gateway: self.inner.id.clone(),
+            pid: self.inner.pid,
+            reason: self.exit_reason(),
+        });
+        Ok(())
+    }
+
+    fn exit_reason(&self) -> String {
+        match *self.inner.exit.borrow() {
+            Some(s) => format!("worker exited ({s})"),
+            None => "worker is running".into(),
+        }
+    }
+
+    /// Kills the worker and every process in its process group (its
+    /// children) with SIGKILL, and waits for it to be gone.
+    pub async fn kill(&self) -> Result<()> {
+        kill_group(self.inner.pid);
+        self.inner.conn.set_lost(Error::GatewayLost {
+            gateway: self.inner.id.clone(),
+            pid: self.inner.pid,
+            reason: "the gateway was killed".into(),
+        });
+        self.join(Some(Duration::from_secs(5))).await
+    }
+
+    /// The gateway's state.
+    pub fn state(&self) -> GatewayState {
+        if let Some(s) = *self.inner.exit.borrow() {
+            use std::os::unix::process::ExitStatusExt;
+            return GatewayState::Exited {
+                code: s.code(),
+                signal: s.signal(),
+            };
+        }
+        if self.inner.exiting.load(Ordering::Relaxed) {
+            return GatewayState::Exiting;
+        }
+        match self.inner.conn.lost() {
+            Some(e) => GatewayState::Lost {
+                reason: e.to_string(),
+            },
+            None => GatewayState::Running,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! remex-core: the wire protocol, values, channels and gateways of remex.
+//!
+//! remex runs work in other processes and on other hosts. A [`Gateway`]
+//! starts a worker and talks to it over one byte stream, on which any number
+//! of [`Channel`]s are multiplexed. Items on channels are [`Value`]s; any
+//! serde type converts through them.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> remex_core::Result<()> {
+//! let gw = remex_core::makegateway("popen").await?;
+//! let ch = gw.remote_exec("for x in channel { channel.send(x * x) }")?;
+//! for i in 0..3 {
+//!     ch.send(&i).await?;
+//!     println!("{}", ch.receive::<i64>().await?);
+//! }
+//! ch.close(None);
+//! gw.exit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The layers, bottom up: [`wire`] (sans-IO frames and handshake), [`value`],
+//! [`conn`] (the engine both ends run), [`channel`], [`gateway`] and
+//! [`transport`].
+
+pub mod channel;
+pub mod conn;
+pub mod error;
+pub mod gateway;
+pub mod spec;
+pub mod transport;
+pub mod value;
+pub mod wire;
+
+pub use channel::Channel;
+pub use conn::{ConnConfig, Connection};
+pub use error::{Error, RemoteError, Result};
+pub use gateway::{makegateway, Gateway, GatewayState};
+pub use spec::{Spec, SpecError, Transport};
+pub use value::{from_value, to_value, ChannelRef, Value, ValueError};
+pub use wire::{ExecRequest, RemoteStatus, WorkerInfo};
+
+/// The version of remex this crate belongs to.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

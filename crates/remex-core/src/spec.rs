@@ -1,0 +1,362 @@
+//! Gateway specs in execnet's syntax: `key=value` pairs joined by `//`.
+//!
+//! `popen//id=w1//chdir=/tmp//env:LANG=C//worker=/opt/remex-worker`. A bare
+//! key means true. `N*spec` stands for N gateways (see [`Spec::parse_many`]).
+//! Unknown, duplicate and empty keys are errors that name the key and the
+//! spec.
+
+use std::fmt;
+
+/// How a gateway reaches its worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A local child process.
+    Popen,
+    /// A worker over the system OpenSSH client: `ssh=[user@]host`.
+    Ssh {
+        /// `[user@]host`.
+        target: String,
+    },
+    /// Any command whose stdin/stdout reach a worker: `cmd=COMMAND`.
+    Cmd {
+        /// The command line, run by `sh -c`.
+        command: String,
+    },
+    /// A worker listening on TCP: `socket=host:port`.
+    Socket {
+        /// `host:port`.
+        addr: String,
+    },
+}
+
+/// A parsed gateway spec.
+///
+/// ```
+/// use remex_core::{Spec, Transport};
+/// let spec = Spec::parse("popen//id=w1//env:LANG=C//nice=5").unwrap();
+/// assert_eq!(spec.transport, Transport::Popen);
+/// assert_eq!(spec.id.as_deref(), Some("w1"));
+/// assert_eq!(spec.env, vec![("LANG".to_string(), "C".to_string())]);
+/// assert_eq!(spec.nice, Some(5));
+/// let err = Spec::parse("popen//colour=red").unwrap_err();
+/// assert!(err.to_string().contains("unknown key 'colour'"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The text the spec was parsed from.
+    pub raw: String,
+    /// How the worker is reached.
+    pub transport: Transport,
+    /// `via=ID`: start the worker from another gateway's worker.
+    pub via: Option<String>,
+    /// `id=`: the gateway's id.
+    pub id: Option<String>,
+    /// `chdir=`: the worker's working directory.
+    pub chdir: Option<String>,
+    /// `env:NAME=value`: environment for the worker, in order.
+    pub env: Vec<(String, String)>,
+    /// `nice=`: niceness increment for the worker.
+    pub nice: Option<i32>,
+    /// `worker=`: path of the worker binary.
+    pub worker: Option<String>,
+    /// `port=`: ssh port.
+    pub port: Option<u16>,
+    /// `ssh_config=`: ssh configuration file.
+    pub ssh_config: Option<String>,
+    /// `secret_env=`: environment variable holding a socket secret.
+    pub secret_env: Option<String>,
+    /// `secret_file=`: file holding a socket secret.
+    pub secret_file: Option<String>,
+}
+
+/// A spec string that cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid gateway spec {spec:?}: {message}")]
+pub struct SpecError {
+    /// The spec as given.
+    pub spec: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+const KEYS: &[&str] = &[
+    "popen",
+    "ssh",
+    "cmd",
+    "socket",
+    "via",
+    "id",
+    "chdir",
+    "env:NAME",
+    "nice",
+    "worker",
+    "port",
+    "ssh_config",
+    "secret_env",
+    "secret_file",
+];
+
+/// Most gateways one `N*spec` may ask for.
+pub const MAX_MULTIPLIER: usize = 4096;
+
+impl Spec {
+    /// Parses one spec (no `N*` prefix).
+    pub fn parse(text: &str) -> Result<Spec, SpecError> {
+        let err = |message: String| SpecError {
+            spec: text.to_string(),
+            message,
+        };
+        if text.trim().is_empty() {
+            return Err(err("the spec is empty".into()));
+        }
+        let mut transport: Option<Transport> = None;
+        let mut spec = Spec {
+            raw: text.to_string(),
+            transport: Transport::Popen,
+            via: None,
+            id: None,
+            chdir: None,
+            env: Vec::new(),
+            nice: None,
+            worker: None,
+            port: None,
+            ssh_config: None,
+            secret_env: None,
+            secret_file: None,
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for part in text.split("//") {
+            if part.is_empty() {
+                return Err(err("empty element between '//' separators".into()));
+            }
+            let (key, value) = match part.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (part, None),
+            };
+            if seen.contains(&key) {
+                return Err(err(format!("duplicate key '{key}'")));
+            }
+            seen.push(key);
+            let need = |v: Option<&str>| -> Result<String, SpecError> {
+                match v {
+                    None => Err(err(format!("key '{key}' needs a value ({key}=...)"))),
+                    Some("") => Err(err(format!("key '{key}' has an empty value"))),
+                    Some(v) => Ok(v.to_string()),
+                }
+            };
+            let set_transport =
+                |t: &mut Option<Transport>, new: Transport| -> Result<(), SpecError> {
+                    if let Some(old) = t {
+                        return Err(err(format!(
+                            "more than one transport: '{}' and '{key}'",
+                            transport_key(old)
+                        )));
+                    }
+                    *t = Some(new);
+                    Ok(())
+                };
+            match key {
+                "popen" => {
+                    if value.is_some_and(|v| !v.is_empty()) {
+                        return Err(err("'popen' takes no value".into()));
+                    }
+                    set_transport(&mut transport, Transport::Popen)?;
+                }
+                "ssh" => set_transport(
+                    &mut transport,
+                    Transport::Ssh {
+                        target: need(value)?,
+                    },
+                )?,
+                "cmd" => set_transport(
+                    &mut transport,
+                    Transport::Cmd {
+                        command: need(value)?,
+                    },
+                )?,
+                "socket" => {
+                    let addr = need(value)?;
+                    if !addr.contains(':') {
+                        return Err(err(format!("socket address {addr:?} needs host:port")));
+                    }
+                    set_transport(&mut transport, Transport::Socket { addr })?
+                }
+                "via" => spec.via = Some(need(value)?),
+                "id" => spec.id = Some(need(value)?),
+                "chdir" => spec.chdir = Some(need(value)?),
+                "worker" => spec.worker = Some(need(value)?),
+                "ssh_config" => spec.ssh_config = Some(need(value)?),
+                "secret_env" => spec.secret_env = Some(need(value)?),
+                "secret_file" => spec.secret_file = Some(need(value)?),
+                "nice" => {
+                    let v = need(value)?;
+                    spec.nice = Some(
+                        v.parse()
+                            .map_err(|_| err(format!("nice={v:?} is not an integer")))?,
+                    );
+                }
+                "port" => {
+                    let v = need(value)?;
+                    spec.port = Some(
+                        v.parse()
+                            .map_err(|_| err(format!("port={v:?} is not a port number")))?,
+                    );
+                }
+                k if k.starts_with("env:") => {
+                    let name = &k[4..];
+                    if name.is_empty() || name.contains('\0') {
+                        return Err(err(format!("'{k}' needs a variable name (env:NAME=value)")));
+                    }
+                    // An empty value is a legitimate environment value.
+                    let v =
+                        value.ok_or_else(|| err(format!("key '{k}' needs a value ({k}=...)")))?;
+                    spec.env.push((name.to_string(), v.to_string()));
+                }
+                other => {
+                    return Err(err(format!(
+                        "unknown key '{other}' (known keys: {})",
+                        KEYS.join(", ")
+                    )))
+                }
+            }
+        }
+        spec.transport = transport
+            .ok_or_else(|| err("no transport: add one of popen, ssh=, cmd=, socket=".into()))?;
+        let is_ssh = matches!(spec.transport, Transport::Ssh { .. });
+        let is_socket = matches!(spec.transport, Transport::Socket { .. });
+        if spec.port.is_some() && !is_ssh {
+            return Err(err(
+                "'port' applies to ssh= only (socket= takes host:port)".into()
+            ));
+        }
+        if spec.ssh_config.is_some() && !is_ssh {
+            return Err(err("'ssh_config' applies to ssh= only".into()));
+        }
+        if (spec.secret_env.is_some() || spec.secret_file.is_some()) && !is_socket {
+            return Err(err(
+                "'secret_env' and 'secret_file' apply to socket= only".into()
+            ));
+        }
+        Ok(spec)
+    }
+
+    /// Parses a spec that may start with `N*`, returning N specs.
+    ///
+    /// ```
+    /// let specs = remex_core::Spec::parse_many("3*popen").unwrap();
+    /// assert_eq!(specs.len(), 3);
+    /// assert!(remex_core::Spec::parse_many("0*popen").is_err());
+    /// ```
+    pub fn parse_many(text: &str) -> Result<Vec<Spec>, SpecError> {
+        let err = |message: String| SpecError {
+            spec: text.to_string(),
+            message,
+        };
+        let (n, rest) = match text.split_once('*') {
+            Some((n, rest)) if !n.contains("//") && !n.contains('=') => {
+                let n: usize = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| err(format!("{n:?} before '*' is not a count")))?;
+                if n == 0 || n > MAX_MULTIPLIER {
+                    return Err(err(format!(
+                        "count {n} must be between 1 and {MAX_MULTIPLIER}"
+                    )));
+                }
+                (n, rest)
+            }
+            _ => (1, text),
+        };
+        let spec = Spec::parse(rest)?;
+        if n > 1 && spec.id.is_some() {
+            return Err(err(
+                "id= cannot be used with a count: the ids would repeat".into()
+            ));
+        }
+        Ok(vec![spec; n])
+    }
+}
+
+fn transport_key(t: &Transport) -> &'static str {
+    match t {
+        Transport::Popen => "popen",
+        Transport::Ssh { .. } => "ssh",
+        Transport::Cmd { .. } => "cmd",
+        Transport::Socket { .. } => "socket",
+    }
+}
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+impl std::str::FromStr for Spec {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Spec, SpecError> {
+        Spec::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(s: &str) -> String {
+        Spec::parse_many(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn execnet_style_specs_parse() {
+        let s = Spec::parse(
+            "ssh=alice@host//port=2222//ssh_config=/etc/cfg//id=a//chdir=work//worker=/w",
+        )
+        .unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Ssh {
+                target: "alice@host".into()
+            }
+        );
+        assert_eq!(
+            (s.port, s.ssh_config.as_deref(), s.chdir.as_deref()),
+            (Some(2222), Some("/etc/cfg"), Some("work"))
+        );
+        let s = Spec::parse("cmd=kubectl exec -i pod -- remex-worker//env:A=//env:B=x=y").unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Cmd {
+                command: "kubectl exec -i pod -- remex-worker".into()
+            }
+        );
+        assert_eq!(
+            s.env,
+            vec![("A".into(), "".into()), ("B".into(), "x=y".into())]
+        );
+        assert_eq!(
+            Spec::parse("popen//via=gw0").unwrap().via.as_deref(),
+            Some("gw0")
+        );
+    }
+
+    #[test]
+    fn malformed_specs_name_what_is_wrong() {
+        assert!(msg("popen//foo=1").contains("unknown key 'foo'"));
+        assert!(msg("popen//id=a//id=b").contains("duplicate key 'id'"));
+        assert!(msg("popen//id=").contains("'id' has an empty value"));
+        assert!(msg("popen//id").contains("'id' needs a value"));
+        assert!(msg("popen////id=a").contains("empty element"));
+        assert!(msg("").contains("empty"));
+        assert!(msg("id=a").contains("no transport"));
+        assert!(msg("popen//ssh=h").contains("more than one transport"));
+        assert!(msg("popen//nice=high").contains("not an integer"));
+        assert!(msg("popen//port=22").contains("ssh= only"));
+        assert!(msg("x*popen").contains("not a count"));
+        assert!(msg("0*popen").contains("between 1"));
+        assert!(msg("99999*popen").contains("between 1"));
+        assert!(msg("2*popen//id=a").contains("ids would repeat"));
+        assert!(msg("socket=nohost").contains("host:port"));
+        assert!(msg("popen//env:=x").contains("variable name"));
+    }
+}

@@ -1,0 +1,175 @@
+//! Transports: how a gateway's byte stream reaches a worker.
+//!
+//! Every transport so far is a local child process whose stdin and stdout
+//! carry the protocol (popen runs the worker itself; ssh and cmd run a
+//! command that reaches one). This module starts such a process, forwards
+//! its stderr, watches its exit, and performs the handshake.
+
+pub mod popen;
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::spec::Spec;
+use crate::wire::{self, HandshakeScanner, Hello, Role, WorkerInfo, WorkerSetup};
+
+/// How long a worker may take to answer the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A started worker process, after a successful handshake.
+#[derive(Debug)]
+pub(crate) struct Started {
+    pub(crate) pid: u32,
+    pub(crate) stdin: ChildStdin,
+    pub(crate) stdout: ChildStdout,
+    pub(crate) leftover: BytesMut,
+    pub(crate) info: WorkerInfo,
+    pub(crate) exit: watch::Receiver<Option<ExitStatus>>,
+}
+
+/// Kills a process group with SIGKILL.
+pub(crate) fn kill_group(pgid: u32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals a process group; it has
+        // no memory-safety preconditions.
+        unsafe {
+            libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+        }
+    }
+}
+
+pub(crate) fn setup_of(spec: &Spec) -> WorkerSetup {
+    WorkerSetup {
+        chdir: spec.chdir.clone(),
+        env: spec.env.clone(),
+        nice: spec.nice,
+    }
+}
+
+/// Spawns `cmd` (in its own process group), forwards its stderr tagged with
+/// `id`, and runs the handshake.
+pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Result<Started> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = cmd.spawn().map_err(|e| Error::Start {
+        spec: spec.raw.clone(),
+        detail: format!("cannot run {:?}: {e}", cmd.as_std().get_program()),
+    })?;
+    let pid = child.id().unwrap_or(0);
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    tokio::spawn(forward_stderr(id.to_string(), stderr));
+    let (tx, exit) = watch::channel(None);
+    tokio::spawn(async move {
+        let status = child.wait().await.ok();
+        let _ = tx.send(status);
+    });
+    let fail = |source| Error::Handshake {
+        spec: spec.raw.clone(),
+        pid,
+        source,
+    };
+    let handshake = async {
+        let mut hello = BytesMut::new();
+        wire::encode_hello(
+            &Hello {
+                role: Role::Controller,
+                worker: None,
+                setup: Some(setup_of(spec)),
+            },
+            &mut hello,
+        );
+        // A worker that died at once makes this write fail; the read below
+        // then reports what it printed.
+        let _ = stdin.write_all(&hello).await;
+        let mut buf = BytesMut::with_capacity(8192);
+        let mut scan = HandshakeScanner::new(wire::DEFAULT_MAX_NOISE);
+        loop {
+            if let Some(h) = scan.scan(&mut buf).map_err(fail)? {
+                if scan.skipped() > 0 {
+                    tracing::debug!(gateway = %id, "skipped {} bytes before the handshake: {:?}", scan.skipped(), scan.noise());
+                }
+                return Ok((h, buf));
+            }
+            let n = stdout
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| Error::os("reading the worker's handshake", e))?;
+            if n == 0 {
+                return Err(fail(scan.eof_error(&buf)));
+            }
+        }
+    };
+    let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Start {
+            spec: spec.raw.clone(),
+            detail: format!(
+                "no handshake from the worker (pid {pid}) within {HANDSHAKE_TIMEOUT:?}"
+            ),
+        }),
+    };
+    let (hello, leftover) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            kill_group(pid);
+            return Err(e);
+        }
+    };
+    let info = match (hello.role, hello.worker) {
+        (Role::Worker, Some(info)) => info,
+        (Role::Controller, _) => {
+            kill_group(pid);
+            return Err(Error::NotAWorker {
+                spec: spec.raw.clone(),
+                detail:
+                    "the program echoed the controller's handshake back: it is not a remex worker"
+                        .into(),
+            });
+        }
+        (Role::Worker, None) => {
+            kill_group(pid);
+            return Err(Error::NotAWorker {
+                spec: spec.raw.clone(),
+                detail: "the worker's handshake carries no worker information".into(),
+            });
+        }
+    };
+    Ok(Started {
+        pid,
+        stdin,
+        stdout,
+        leftover,
+        info,
+        exit,
+    })
+}
+
+async fn forward_stderr(id: String, stderr: ChildStderr) {
+    let mut r = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if tracing::enabled!(target: "remex::worker", tracing::Level::INFO) {
+            tracing::info!(target: "remex::worker", gateway = %id, "{text}");
+        } else {
+            eprintln!("[{id}] {text}");
+        }
+    }
+}

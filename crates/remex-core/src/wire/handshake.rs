@@ -1,0 +1,285 @@
+//! The handshake: each side announces itself once, before any frame.
+//!
+//! ```text
+//! +-------------------------+-----------------+----------------+------------------+
+//! | magic: F0 52 45 4D 45 58 00 0A | version: u16 LE | length: u32 LE | postcard Hello   |
+//! +-------------------------+-----------------+----------------+------------------+
+//! ```
+//!
+//! The controller speaks first (its hello carries the worker's setup: chdir,
+//! environment, nice); the worker applies the setup and answers with its own
+//! hello carrying [`WorkerInfo`]. A remote shell may print text before the
+//! worker starts (a motd, a `.bashrc` echo): the scanner skips anything
+//! before the magic, up to a bound, and reports it if no handshake follows.
+
+use bytes::{Buf, BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::HandshakeError;
+
+/// Marks the start of a hello. Byte 0xF0 cannot start valid text in most
+/// encodings, and the trailing newline keeps line-buffered relays moving.
+pub const MAGIC: [u8; 8] = [0xF0, b'R', b'E', b'M', b'E', b'X', 0x00, 0x0A];
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Longest hello body accepted.
+pub const MAX_HELLO: usize = 64 * 1024;
+
+/// Default bound on bytes skipped before the magic.
+pub const DEFAULT_MAX_NOISE: usize = 64 * 1024;
+
+/// Which side sent a hello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// The side that started the gateway.
+    Controller,
+    /// The side that runs scripts and tasks.
+    Worker,
+}
+
+/// What a worker tells about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Process id on the worker's host.
+    pub pid: u32,
+    /// Working directory after `chdir=` was applied.
+    pub cwd: String,
+    /// Path of the worker executable.
+    pub executable: String,
+    /// `os-arch`, e.g. `linux-x86_64`.
+    pub platform: String,
+    /// The remex version the worker was built from.
+    pub version: String,
+}
+
+/// Settings the controller asks the worker to apply before it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerSetup {
+    /// Directory to change into (created if missing).
+    pub chdir: Option<String>,
+    /// Environment variables to set.
+    pub env: Vec<(String, String)>,
+    /// Niceness increment.
+    pub nice: Option<i32>,
+}
+
+/// A decoded hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Who sent it.
+    pub role: Role,
+    /// The worker's self-description (worker hellos only).
+    pub worker: Option<WorkerInfo>,
+    /// The setup to apply (controller hellos only).
+    pub setup: Option<WorkerSetup>,
+}
+
+/// Appends a hello to `dst`.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex_core::wire::{encode_hello, Hello, HandshakeScanner, Role};
+///
+/// let hello = Hello { role: Role::Controller, worker: None, setup: None };
+/// let mut buf = BytesMut::from(&b"Welcome to host!\n"[..]);
+/// encode_hello(&hello, &mut buf);
+/// let mut scan = HandshakeScanner::new(1024);
+/// assert_eq!(scan.scan(&mut buf).unwrap(), Some(hello));
+/// assert_eq!(scan.skipped(), 17);
+/// ```
+pub fn encode_hello(hello: &Hello, dst: &mut BytesMut) {
+    let body = postcard::to_stdvec(hello).expect("a hello always serializes");
+    dst.put_slice(&MAGIC);
+    dst.put_u16_le(PROTOCOL_VERSION);
+    dst.put_u32_le(body.len() as u32);
+    dst.put_slice(&body);
+}
+
+/// Finds and decodes a hello in a growing buffer, skipping noise before it.
+#[derive(Debug, Clone)]
+pub struct HandshakeScanner {
+    skipped: usize,
+    max_noise: usize,
+    preview: Vec<u8>,
+}
+
+const PREVIEW: usize = 400;
+
+impl HandshakeScanner {
+    /// A scanner that skips at most `max_noise` bytes before the magic.
+    pub fn new(max_noise: usize) -> Self {
+        HandshakeScanner {
+            skipped: 0,
+            max_noise,
+            preview: Vec::new(),
+        }
+    }
+
+    /// Bytes skipped so far.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// The start of the skipped noise, as text.
+    pub fn noise(&self) -> String {
+        String::from_utf8_lossy(&self.preview)
+            .trim_end()
+            .to_string()
+    }
+
+    fn skip(&mut self, buf: &mut BytesMut, n: usize) {
+        let keep = PREVIEW.saturating_sub(self.preview.len()).min(n);
+        self.preview.extend_from_slice(&buf[..keep]);
+        self.skipped += n;
+        buf.advance(n);
+    }
+
+    /// Returns the hello once it is complete (consuming it and the noise
+    /// before it from `buf`), `None` if more bytes are needed, or an error.
+    pub fn scan(&mut self, buf: &mut BytesMut) -> Result<Option<Hello>, HandshakeError> {
+        let pos = buf.windows(MAGIC.len()).position(|w| w == MAGIC);
+        let Some(pos) = pos else {
+            // Keep a tail that might be the start of the magic.
+            let keep = buf.len().min(MAGIC.len() - 1);
+            let n = buf.len() - keep;
+            self.skip(buf, n);
+            return self.check_noise().map(|()| None);
+        };
+        self.skip(buf, pos);
+        self.check_noise()?;
+        let head = MAGIC.len() + 6;
+        if buf.len() < head {
+            return Ok(None);
+        }
+        let version = u16::from_le_bytes([buf[8], buf[9]]);
+        if version != PROTOCOL_VERSION {
+            return Err(HandshakeError::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: version,
+            });
+        }
+        let len = u32::from_le_bytes([buf[10], buf[11], buf[12], buf[13]]) as usize;
+        if len > MAX_HELLO {
+            return Err(HandshakeError::BadHello {
+                detail: format!("hello of {len} bytes exceeds the maximum of {MAX_HELLO}"),
+            });
+        }
+        if buf.len() < head + len {
+            return Ok(None);
+        }
+        buf.advance(head);
+        let body = buf.split_to(len);
+        let hello = postcard::from_bytes(&body).map_err(|e| HandshakeError::BadHello {
+            detail: e.to_string(),
+        })?;
+        Ok(Some(hello))
+    }
+
+    fn check_noise(&self) -> Result<(), HandshakeError> {
+        if self.skipped > self.max_noise {
+            return Err(HandshakeError::TooMuchNoise {
+                max: self.max_noise,
+                noise: self.noise(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The error to report when the stream ended before a hello; `rest` is
+    /// what is still in the buffer (a possible start of the magic).
+    pub fn eof_error(&self, rest: &[u8]) -> HandshakeError {
+        let mut preview = self.preview.clone();
+        preview.extend_from_slice(&rest[..rest.len().min(PREVIEW.saturating_sub(preview.len()))]);
+        HandshakeError::NoHandshake {
+            skipped: self.skipped + rest.len(),
+            noise: String::from_utf8_lossy(&preview).trim_end().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello {
+            role: Role::Worker,
+            worker: Some(WorkerInfo {
+                pid: 42,
+                cwd: "/tmp".into(),
+                executable: "/bin/remex-worker".into(),
+                platform: "linux-x86_64".into(),
+                version: "0.1.0".into(),
+            }),
+            setup: None,
+        }
+    }
+
+    #[test]
+    fn hello_split_at_every_byte_is_found() {
+        let mut full = BytesMut::from(&b"Last login: yesterday\r\nhello from bashrc\n"[..]);
+        encode_hello(&hello(), &mut full);
+        full.extend_from_slice(b"frames follow");
+        for cut in 0..full.len() {
+            let mut scan = HandshakeScanner::new(1024);
+            let mut buf = BytesMut::from(&full[..cut]);
+            let mut got = scan.scan(&mut buf).unwrap();
+            buf.extend_from_slice(&full[cut..]);
+            if got.is_none() {
+                got = scan.scan(&mut buf).unwrap();
+            }
+            assert_eq!(got, Some(hello()), "cut at {cut}");
+            assert_eq!(&buf[..], b"frames follow");
+            assert!(scan.noise().starts_with("Last login"));
+        }
+    }
+
+    #[test]
+    fn version_mismatch_names_both_versions() {
+        let mut buf = BytesMut::new();
+        buf.put_slice(&MAGIC);
+        buf.put_u16_le(PROTOCOL_VERSION + 1);
+        buf.put_u32_le(0);
+        let err = HandshakeScanner::new(0).scan(&mut buf).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&PROTOCOL_VERSION.to_string())
+                && text.contains(&(PROTOCOL_VERSION + 1).to_string()),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn noise_without_handshake_is_bounded_and_reported() {
+        let mut scan = HandshakeScanner::new(100);
+        let mut buf = BytesMut::from(&[b'x'; 50][..]);
+        assert_eq!(scan.scan(&mut buf).unwrap(), None);
+        buf.extend_from_slice(&[b'y'; 60]);
+        let err = scan.scan(&mut buf).unwrap_err();
+        assert!(
+            matches!(err, HandshakeError::TooMuchNoise { max: 100, .. }),
+            "{err}"
+        );
+        let mut scan = HandshakeScanner::new(100);
+        let mut buf = BytesMut::from(&b"bash: remex-worker: command not found\n"[..]);
+        scan.scan(&mut buf).unwrap();
+        assert!(scan
+            .eof_error(&buf)
+            .to_string()
+            .contains("command not found"));
+    }
+
+    #[test]
+    fn huge_hello_length_is_refused() {
+        let mut buf = BytesMut::new();
+        buf.put_slice(&MAGIC);
+        buf.put_u16_le(PROTOCOL_VERSION);
+        buf.put_u32_le(u32::MAX);
+        assert!(matches!(
+            HandshakeScanner::new(0).scan(&mut buf),
+            Err(HandshakeError::BadHello { .. })
+        ));
+    }
+}
