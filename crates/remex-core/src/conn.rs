@@ -93,6 +93,26 @@ pub(crate) struct Shared {
     pub(crate) executing: AtomicU64,
 }
 
+/// What a connection does with requests from its peer. Set before the
+/// reader starts, so that no request can arrive unhandled.
+#[derive(Default, Clone)]
+pub struct Handlers {
+    /// Runs `Exec` requests (the worker's side); without one, they are
+    /// refused with an error.
+    pub exec: Option<ExecHandler>,
+    /// Runs when the peer sends `Terminate`.
+    pub terminate: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handlers")
+            .field("exec", &self.exec.is_some())
+            .field("terminate", &self.terminate.is_some())
+            .finish()
+    }
+}
+
 /// One end of a connection. Cheap to clone.
 #[derive(Clone)]
 pub struct Connection {
@@ -110,9 +130,14 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     /// Starts the reader and writer tasks on the current tokio runtime.
-    /// `leftover` holds bytes already read past the handshake; `initial`
-    /// holds bytes to write first.
-    pub fn spawn<R, W>(config: ConnConfig, reader: R, writer: W, leftover: BytesMut) -> Connection
+    /// `leftover` holds bytes already read past the handshake.
+    pub fn spawn<R, W>(
+        config: ConnConfig,
+        handlers: Handlers,
+        reader: R,
+        writer: W,
+        leftover: BytesMut,
+    ) -> Connection
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -131,8 +156,8 @@ impl Connection {
             writer_done: Event::new(),
             writer_finished: Default::default(),
             status_waiters: Mutex::new(HashMap::new()),
-            exec_handler: Mutex::new(None),
-            terminate_handler: Mutex::new(None),
+            exec_handler: Mutex::new(handlers.exec),
+            terminate_handler: Mutex::new(handlers.terminate),
             executing: AtomicU64::new(0),
         });
         let decoder = MessageDecoder::new(config.max_payload, config.max_message);
@@ -144,16 +169,6 @@ impl Connection {
     /// The name (gateway id) of this connection.
     pub fn name(&self) -> &str {
         &self.shared.name
-    }
-
-    /// Sets the handler that runs `Exec` requests (the worker's side).
-    pub fn set_exec_handler(&self, handler: ExecHandler) {
-        *self.shared.exec_handler.lock() = Some(handler);
-    }
-
-    /// Sets what to do when the peer sends `Terminate`.
-    pub fn set_terminate_handler(&self, handler: Arc<dyn Fn() + Send + Sync>) {
-        *self.shared.terminate_handler.lock() = Some(handler);
     }
 
     /// Counts a running script or task for status replies; the count drops

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::channel::Channel;
-use crate::conn::{ConnConfig, Connection};
+use crate::conn::{ConnConfig, Connection, Handlers};
 use crate::error::{Error, Result};
 use crate::spec::{Spec, Transport};
 use crate::transport::{self, kill_group, popen};
@@ -127,7 +127,13 @@ impl Gateway {
         let started = transport::start_process(&id, &spec, cmd).await?;
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = started.info.pid;
-        let conn = Connection::spawn(config, started.stdout, started.stdin, started.leftover);
+        let conn = Connection::spawn(
+            config,
+            Handlers::default(),
+            started.stdout,
+            started.stdin,
+            started.leftover,
+        );
         let gw = Gateway {
             inner: Arc::new(Inner {
                 id,

@@ -32,7 +32,7 @@ pub mod value;
 pub mod wire;
 
 pub use channel::Channel;
-pub use conn::{ConnConfig, Connection};
+pub use conn::{ConnConfig, Connection, Handlers};
 pub use error::{Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};
 pub use spec::{Spec, SpecError, Transport};

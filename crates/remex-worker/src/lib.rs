@@ -1,1 +1,181 @@
-//! placeholder
+//! The remex worker: serves one controller over stdin/stdout, running rhai
+//! scripts and registered Rust tasks, each with its own channel.
+//!
+//! The stock `remex-worker` binary is `Worker::new().run()`. A custom worker
+//! adds tasks in a few lines of `main`:
+//!
+//! ```no_run
+//! use remex_worker::{Task, TaskError, Worker};
+//!
+//! fn main() {
+//!     Worker::new()
+//!         .task("square", |t: &Task| {
+//!             let x: i64 = t.args()?;
+//!             Ok::<_, TaskError>(x * x)
+//!         })
+//!         .run()
+//! }
+//! ```
+//!
+//! A program can also serve as its own worker (self-exec): call
+//! [`serve_if_worker`] first thing in `main`, and start gateways with
+//! `worker=self`.
+//!
+//! Every script or task runs on its own thread, so a blocking one never
+//! stalls the others. When it returns, its channel closes; when it fails or
+//! panics, the channel closes with the error text, which the caller receives
+//! as a `RemoteError`.
+
+mod builtins;
+mod script;
+mod serve;
+mod task;
+
+use std::any::Any;
+use std::fmt::Display;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use remex_core::{Channel, ExecRequest, Value};
+use serde::Serialize;
+
+pub use task::{Task, TaskError};
+
+/// A worker: the tasks it offers, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    tasks: task::Registry,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker::new()
+    }
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a non-string panic payload)".to_string()
+    }
+}
+
+impl Worker {
+    /// A worker with the built-in tasks: `echo(x)` returns `x`,
+    /// `sleep(seconds)`, `shell("command")` streams the command's stdout
+    /// lines, `pid()` returns the worker's pid.
+    pub fn new() -> Self {
+        builtins::register(Worker::bare())
+    }
+
+    /// A worker with no tasks (scripts still run).
+    pub fn bare() -> Self {
+        Worker {
+            tasks: task::Registry::default(),
+        }
+    }
+
+    /// Registers a task under `name`. What it returns is sent to the caller
+    /// as the channel's last item (nothing is sent for `()`); an error
+    /// closes the channel with its text.
+    ///
+    /// ```
+    /// use remex_worker::{Task, TaskError, Worker};
+    /// let w = Worker::bare().task("add", |t: &Task| {
+    ///     let (a, b): (i64, i64) = t.args()?;
+    ///     Ok::<_, TaskError>(a + b)
+    /// });
+    /// assert_eq!(w.task_names(), vec!["add".to_string()]);
+    /// ```
+    pub fn task<F, R, E>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&Task) -> Result<R, E> + Send + Sync + 'static,
+        R: Serialize,
+        E: Display,
+    {
+        self.tasks.insert(name, f);
+        self
+    }
+
+    /// The names of the registered tasks, sorted.
+    pub fn task_names(&self) -> Vec<String> {
+        self.tasks.names()
+    }
+
+    /// Serves the controller on stdin/stdout and exits the process when it
+    /// terminates the worker or goes away.
+    pub fn run(self) -> ! {
+        serve::run(self)
+    }
+
+    /// Runs one request to its end and closes its channel.
+    fn execute(&self, ch: Channel, req: ExecRequest) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| match req {
+            ExecRequest::Script { source } => script::run(&source, &ch),
+            ExecRequest::Call { name, args } => self.call(name, args, &ch),
+        }));
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(msg)) => Some(msg),
+            Err(p) => Some(format!("panicked: {}", panic_message(&*p))),
+        };
+        if ch.is_closed() {
+            if let Some(e) = error {
+                // The channel is gone, so the caller cannot hear of it: log it.
+                eprintln!("channel {} failed after it was closed: {e}", ch.id());
+            }
+            return;
+        }
+        ch.close(error.as_deref());
+    }
+
+    fn call(&self, name: String, args: Value, ch: &Channel) -> Result<(), String> {
+        let f = self.tasks.get(&name).ok_or_else(|| {
+            format!(
+                "no task named '{name}' on this worker (it has: {})",
+                self.tasks.names().join(", ")
+            )
+        })?;
+        let t = Task {
+            name,
+            args,
+            channel: ch.clone(),
+        };
+        let result = f(&t)?;
+        if result != Value::Unit {
+            ch.send_value_blocking(result).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// If this process was started as a worker (a gateway with `worker=self`),
+/// serves with the worker `make` builds and never returns; otherwise returns
+/// at once. Call it first thing in `main`.
+///
+/// ```no_run
+/// fn main() {
+///     remex_worker::serve_if_worker(remex_worker::Worker::new);
+///     // ... the program's own work, which may start `popen//worker=self` gateways.
+/// }
+/// ```
+pub fn serve_if_worker(make: impl FnOnce() -> Worker) {
+    if std::env::var_os(remex_core::transport::popen::WORKER_ENV).is_some_and(|v| v == "1") {
+        std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
+        make().run()
+    }
+}
+
+/// Worker-side logs go to stderr, which the controller forwards. The level
+/// comes from `REMEX_LOG` (default: warnings).
+pub(crate) fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REMEX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .without_time()
+        .try_init();
+}

@@ -1,1 +1,28 @@
-//! placeholder
+//! remex: remote execution for Rust — execnet, rebuilt.
+//!
+//! Start workers (local processes now; ssh hosts and any command later),
+//! run rhai scripts and registered Rust tasks on them, and talk to them over
+//! channels multiplexed on one byte stream, with flow control and typed
+//! values.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> remex::Result<()> {
+//! let gw = remex::makegateway("popen").await?;
+//! let ch = gw.remote_exec("channel.send(channel.receive() + 1)")?;
+//! ch.send(&41).await?;
+//! assert_eq!(ch.receive::<i64>().await?, 42);
+//! gw.exit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! This crate re-exports [`remex_core`] (gateways, channels, values, the
+//! wire protocol) and [`remex_worker`] (the worker library, under
+//! [`worker`]).
+
+pub use remex_core::*;
+
+/// The worker library: build a custom worker, or let a program serve as its
+/// own worker.
+pub mod worker {
+    pub use remex_worker::*;
+}

@@ -1,0 +1,69 @@
+//! Tasks every stock worker ships: `echo`, `sleep`, `shell`, `pid`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use remex_core::Value;
+
+use crate::task::{Task, TaskError};
+use crate::Worker;
+
+/// Adds the built-in tasks to `w`.
+pub(crate) fn register(w: Worker) -> Worker {
+    w.task("echo", |t: &Task| {
+        Ok::<_, TaskError>(t.args_value().clone())
+    })
+    .task("sleep", sleep)
+    .task("shell", shell)
+    .task("pid", |_t: &Task| Ok::<_, TaskError>(std::process::id()))
+}
+
+fn seconds(v: &Value) -> Result<Duration, TaskError> {
+    let s = match v {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        other => {
+            return Err(format!(
+                "sleep takes seconds (int or float), got {}",
+                other.describe()
+            )
+            .into())
+        }
+    };
+    Duration::try_from_secs_f64(s).map_err(|_| TaskError(format!("cannot sleep {s} seconds")))
+}
+
+/// `sleep(seconds)`.
+fn sleep(t: &Task) -> Result<(), TaskError> {
+    std::thread::sleep(seconds(t.args_value())?);
+    Ok(())
+}
+
+/// `shell("command")`: runs the command with `sh -c`, sends each line of
+/// its stdout as a string, and fails if it exits non-zero. Its stderr goes
+/// to the worker's stderr (forwarded to the controller).
+fn shell(t: &Task) -> Result<(), TaskError> {
+    let cmd: String = t.args()?;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| TaskError(format!("cannot run sh -c {cmd:?}: {e}")))?;
+    let out = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(out).lines() {
+        let line = line.map_err(|e| TaskError(format!("reading the output of {cmd:?}: {e}")))?;
+        if let Err(e) = t.channel().send_blocking(&line) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.into());
+        }
+    }
+    let status = child.wait().map_err(|e| TaskError(e.to_string()))?;
+    if !status.success() {
+        return Err(TaskError(format!("command {cmd:?} failed: {status}")));
+    }
+    Ok(())
+}

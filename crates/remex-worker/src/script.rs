@@ -1,0 +1,187 @@
+//! The script host: runs rhai source with `channel` in scope.
+//!
+//! The channel object offers `send(x)`, `receive()`, `receive(seconds)`,
+//! `close()`, `close(message)`, `is_closed()`, `newchannel()`, and
+//! iteration (`for x in channel { ... }` ends when the remote side closes).
+//! Values convert both ways: rhai ints, floats, strings, bools, arrays,
+//! maps, blobs, `()` and channels.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use remex_core::{Channel, Value};
+use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, Scope};
+
+/// The `channel` object seen by scripts.
+#[derive(Clone)]
+pub(crate) struct ScriptChannel(pub(crate) Channel);
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+fn rhai_err(msg: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        msg.into().into(),
+        Position::NONE,
+    ))
+}
+
+fn to_dynamic(v: Value, ch: &Channel) -> Dynamic {
+    match v {
+        Value::Unit => Dynamic::UNIT,
+        Value::Bool(b) => b.into(),
+        Value::Int(i) => i.into(),
+        Value::BigInt(b) => b.to_string().into(),
+        Value::Float(f) => f.into(),
+        Value::Str(s) => s.into(),
+        Value::Bytes(b) => Dynamic::from_blob(b.to_vec()),
+        Value::List(l) => Dynamic::from_array(l.into_iter().map(|v| to_dynamic(v, ch)).collect()),
+        Value::Map(m) => {
+            if m.iter().all(|(k, _)| matches!(k, Value::Str(_))) {
+                let mut map = Map::new();
+                for (k, v) in m {
+                    if let Value::Str(k) = k {
+                        map.insert(k.into(), to_dynamic(v, ch));
+                    }
+                }
+                Dynamic::from_map(map)
+            } else {
+                // rhai maps have string keys: other maps arrive as [key, value] pairs.
+                Dynamic::from_array(
+                    m.into_iter()
+                        .map(|(k, v)| {
+                            Dynamic::from_array(vec![to_dynamic(k, ch), to_dynamic(v, ch)])
+                        })
+                        .collect(),
+                )
+            }
+        }
+        Value::Channel(r) => Dynamic::from(ScriptChannel(ch.attach(r))),
+    }
+}
+
+fn from_dynamic(d: Dynamic, depth: usize) -> RhaiResult<Value> {
+    if depth > remex_core::value::MAX_DEPTH {
+        return Err(rhai_err("value nested too deeply to send"));
+    }
+    if d.is_unit() {
+        return Ok(Value::Unit);
+    }
+    if let Ok(b) = d.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = d.as_int() {
+        return Ok(Value::Int(i));
+    }
+    if let Ok(f) = d.as_float() {
+        return Ok(Value::Float(f));
+    }
+    if let Ok(c) = d.as_char() {
+        return Ok(Value::Str(c.to_string()));
+    }
+    if d.is_string() {
+        return Ok(Value::Str(d.cast::<ImmutableString>().to_string()));
+    }
+    if d.is_blob() {
+        return Ok(Value::Bytes(d.cast::<Blob>().into()));
+    }
+    if d.is_array() {
+        return d
+            .cast::<Array>()
+            .into_iter()
+            .map(|x| from_dynamic(x, depth + 1))
+            .collect::<RhaiResult<Vec<_>>>()
+            .map(Value::List);
+    }
+    if d.is_map() {
+        let mut out = Vec::new();
+        for (k, v) in d.cast::<Map>() {
+            out.push((Value::Str(k.to_string()), from_dynamic(v, depth + 1)?));
+        }
+        return Ok(Value::Map(out));
+    }
+    if d.is::<ScriptChannel>() {
+        return Ok(Value::Channel(d.cast::<ScriptChannel>().0.handle()));
+    }
+    Err(rhai_err(format!(
+        "cannot send a value of type {}",
+        d.type_name()
+    )))
+}
+
+fn receive(ch: &ScriptChannel, timeout: Option<Duration>) -> RhaiResult<Dynamic> {
+    match ch.0.receive_value_blocking(timeout) {
+        Ok(v) => Ok(to_dynamic(v, &ch.0)),
+        Err(e) => Err(rhai_err(e.to_string())),
+    }
+}
+
+fn seconds(d: &Dynamic) -> RhaiResult<Duration> {
+    let s = d
+        .as_float()
+        .or_else(|_| d.as_int().map(|i| i as f64))
+        .map_err(|_| rhai_err("receive timeout must be a number of seconds"))?;
+    Duration::try_from_secs_f64(s).map_err(|_| rhai_err(format!("bad timeout {s}")))
+}
+
+impl IntoIterator for ScriptChannel {
+    type Item = Dynamic;
+    type IntoIter = Box<dyn Iterator<Item = Dynamic>>;
+    fn into_iter(self) -> Self::IntoIter {
+        let ch = self.0;
+        Box::new(std::iter::from_fn(move || {
+            ch.receive_value_blocking(None)
+                .ok()
+                .map(|v| to_dynamic(v, &ch))
+        }))
+    }
+}
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut e = Engine::new();
+        e.on_print(|s| eprintln!("{s}"));
+        e.on_debug(|s, src, pos| eprintln!("{} {pos:?}: {s}", src.unwrap_or("script")));
+        e.register_type_with_name::<ScriptChannel>("Channel")
+            .register_fn(
+                "send",
+                |ch: &mut ScriptChannel, v: Dynamic| -> RhaiResult<()> {
+                    let v = from_dynamic(v, 0)?;
+                    ch.0.send_value_blocking(v)
+                        .map_err(|e| rhai_err(e.to_string()))
+                },
+            )
+            .register_fn("receive", |ch: &mut ScriptChannel| receive(ch, None))
+            .register_fn("receive", |ch: &mut ScriptChannel, t: Dynamic| {
+                receive(ch, Some(seconds(&t)?))
+            })
+            .register_fn("close", |ch: &mut ScriptChannel| ch.0.close(None))
+            .register_fn("close", |ch: &mut ScriptChannel, msg: ImmutableString| {
+                ch.0.close(Some(&msg))
+            })
+            .register_fn("is_closed", |ch: &mut ScriptChannel| ch.0.is_closed())
+            .register_fn("newchannel", |ch: &mut ScriptChannel| {
+                ScriptChannel(ch.0.newchannel())
+            })
+            .register_fn("id", |ch: &mut ScriptChannel| i64::from(ch.0.id()))
+            .register_fn("to_string", |ch: &mut ScriptChannel| {
+                format!("<Channel id={}>", ch.0.id())
+            })
+            .register_iterator::<ScriptChannel>();
+        e
+    })
+}
+
+/// Runs `source` with `channel` bound to `ch`. The error text carries the
+/// line and position.
+pub(crate) fn run(source: &str, ch: &Channel) -> Result<(), String> {
+    let engine = engine();
+    let ast = engine
+        .compile(source)
+        .map_err(|e| format!("syntax error: {e}"))?;
+    let mut scope = Scope::new();
+    scope.push("channel", ScriptChannel(ch.clone()));
+    engine
+        .run_ast_with_scope(&mut scope, &ast)
+        .map_err(|e| format!("script error: {e}"))
+}

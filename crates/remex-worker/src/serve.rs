@@ -1,0 +1,263 @@
+//! Serving one controller over the process's stdin and stdout.
+//!
+//! The protocol streams are moved off fds 0 and 1 first: fd 1 then points at
+//! stderr and fd 0 at `/dev/null`, so whatever a task prints or reads can
+//! never corrupt the protocol; stderr reaches the controller, tagged with
+//! the gateway id.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use remex_core::conn::{ConnConfig, Connection, Handlers};
+use remex_core::wire::{self, HandshakeScanner, Hello, Role, WorkerInfo, WorkerSetup};
+use remex_core::{Channel, ExecRequest};
+use tokio::sync::Notify;
+
+use crate::Worker;
+
+/// How long a terminating worker tries to flush what it still has to send.
+const FLUSH_ON_EXIT: Duration = Duration::from_millis(500);
+
+fn cvt(what: &str, r: libc::c_int) -> std::io::Result<libc::c_int> {
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        Err(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+    } else {
+        Ok(r)
+    }
+}
+
+/// Moves the protocol off fds 0/1 and returns (protocol in, protocol out).
+fn isolate_stdio() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: plain fd syscalls on fds this process owns; every returned fd
+    // is checked and wrapped in an OwnedFd exactly once.
+    unsafe {
+        let pin = cvt("dup stdin", libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3))?;
+        let pout = cvt("dup stdout", libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3))?;
+        let null = cvt(
+            "open /dev/null",
+            libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY),
+        )?;
+        cvt("dup2 /dev/null to stdin", libc::dup2(null, 0))?;
+        libc::close(null);
+        cvt("dup2 stderr to stdout", libc::dup2(2, 1))?;
+        Ok((OwnedFd::from_raw_fd(pin), OwnedFd::from_raw_fd(pout)))
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let flags = cvt("fcntl F_GETFL", libc::fcntl(fd, libc::F_GETFL))?;
+        cvt(
+            "fcntl F_SETFL",
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK),
+        )?;
+    }
+    Ok(())
+}
+
+fn platform() -> String {
+    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+fn apply_setup(setup: &WorkerSetup) -> Result<(), String> {
+    if let Some(dir) = &setup.chdir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create chdir={dir}: {e}"))?;
+        std::env::set_current_dir(dir).map_err(|e| format!("cannot chdir to {dir}: {e}"))?;
+    }
+    for (k, v) in &setup.env {
+        // Single-threaded still: the runtime starts after the handshake.
+        std::env::set_var(k, v);
+    }
+    if let Some(n) = setup.nice {
+        // SAFETY: nice(2) has no memory-safety preconditions.
+        unsafe {
+            *libc::__errno_location() = 0;
+            if libc::nice(n) == -1 && *libc::__errno_location() != 0 {
+                return Err(format!(
+                    "cannot apply nice={n}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the controller's hello with blocking I/O, applies its setup and
+/// answers. Returns bytes read past the hello.
+fn handshake(input: &mut File, output: &mut File) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut scan = HandshakeScanner::new(4096);
+    let mut chunk = [0u8; 4096];
+    let send_hello = |output: &mut File, info: WorkerInfo| {
+        let mut out = BytesMut::new();
+        wire::encode_hello(
+            &Hello {
+                role: Role::Worker,
+                worker: Some(info),
+                setup: None,
+            },
+            &mut out,
+        );
+        output
+            .write_all(&out)
+            .map_err(|e| format!("cannot write the handshake: {e}"))
+    };
+    let info = || WorkerInfo {
+        pid: std::process::id(),
+        cwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        executable: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        platform: platform(),
+        version: remex_core::VERSION.to_string(),
+    };
+    let hello = loop {
+        match scan.scan(&mut buf) {
+            Ok(Some(h)) => break h,
+            Ok(None) => {}
+            Err(e) => {
+                // Answer anyway, so that the controller names both versions.
+                let _ = send_hello(output, info());
+                return Err(format!("handshake failed: {e}"));
+            }
+        }
+        let n = input
+            .read(&mut chunk)
+            .map_err(|e| format!("reading the handshake: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "controller went away before the handshake: {}",
+                scan.eof_error(&buf)
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    if hello.role != Role::Controller {
+        return Err("the peer is not a remex controller".into());
+    }
+    apply_setup(&hello.setup.unwrap_or_default())?;
+    send_hello(output, info())?;
+    Ok(buf)
+}
+
+/// Whether this process leads its own process group (popen workers do):
+/// only then may it signal the whole group on the way out.
+fn leads_group() -> bool {
+    // SAFETY: getpgrp/getpid have no preconditions.
+    unsafe { libc::getpgrp() == libc::getpid() }
+}
+
+/// Ends the worker: asks the rest of its process group (its children) to
+/// stop, then exits. With `hard`, children get SIGKILL (the controller is
+/// gone and nobody will clean up after us).
+fn exit_worker(code: i32, hard: bool) -> ! {
+    if leads_group() {
+        // SAFETY: signal dispositions and kill(2) on our own process group.
+        unsafe {
+            if hard {
+                libc::kill(0, libc::SIGKILL);
+            } else {
+                libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                libc::kill(0, libc::SIGTERM);
+            }
+        }
+    }
+    std::process::exit(code)
+}
+
+pub(crate) fn run(worker: Worker) -> ! {
+    let (pin, pout) = match isolate_stdio() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("remex-worker: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut input = File::from(pin);
+    let mut output = File::from(pout);
+    let leftover = match handshake(&mut input, &mut output) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("remex-worker: {e}");
+            std::process::exit(2);
+        }
+    };
+    crate::init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4096)
+        .thread_name("remex-worker")
+        .enable_all()
+        .build();
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("remex-worker: cannot start the runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    let hard = rt.block_on(serve(worker, input, output, leftover));
+    exit_worker(0, hard)
+}
+
+/// Serves until the controller terminates us (returns false) or goes away
+/// (returns true).
+async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) -> bool {
+    let setup = || -> std::io::Result<_> {
+        let (i, o): (OwnedFd, OwnedFd) = (input.into(), output.into());
+        set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&i))?;
+        set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&o))?;
+        let r = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(i)?;
+        let w = tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(o)?;
+        Ok((r, w))
+    };
+    let (reader, writer) = match setup() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("remex-worker: cannot set up the protocol streams: {e}");
+            return true;
+        }
+    };
+    let terminate = Arc::new(Notify::new());
+    let t = terminate.clone();
+    let worker = Arc::new(worker);
+    let handle = tokio::runtime::Handle::current();
+    let handlers = Handlers {
+        exec: Some(Arc::new(move |ch: Channel, req: ExecRequest| {
+            let guard = ch.connection().executing_guard();
+            let w = worker.clone();
+            handle.spawn_blocking(move || {
+                let _guard = guard;
+                w.execute(ch, req);
+            });
+        })),
+        terminate: Some(Arc::new(move || t.notify_one())),
+    };
+    let conn = Connection::spawn(
+        ConnConfig::new("controller", 2),
+        handlers,
+        reader,
+        writer,
+        leftover,
+    );
+    tokio::select! {
+        _ = terminate.notified() => {
+            conn.close_output();
+            let _ = tokio::time::timeout(FLUSH_ON_EXIT, conn.flushed()).await;
+            false
+        }
+        reason = conn.closed() => {
+            tracing::debug!("controller went away: {reason}");
+            true
+        }
+    }
+}
