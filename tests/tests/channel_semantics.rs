@@ -26,10 +26,14 @@ async fn receive_after_remote_close_reports_end_every_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_script_gives_remote_error_with_position_after_its_items() {
     let gw = common::gateway().await;
-    let ch = gw.remote_exec("channel.send(42);\nlet x = no_such_function(1);").unwrap();
+    let ch = gw
+        .remote_exec("channel.send(42);\nlet x = no_such_function(1);")
+        .unwrap();
     assert_eq!(ch.receive::<i64>().await.unwrap(), 42);
     let err = ch.receive::<i64>().await.unwrap_err();
-    let Error::Remote(remote) = &err else { panic!("expected a remote error, got {err}") };
+    let Error::Remote(remote) = &err else {
+        panic!("expected a remote error, got {err}")
+    };
     assert!(remote.message.contains("no_such_function"), "{remote}");
     assert!(remote.message.contains("line 2"), "{remote}");
     assert_eq!(remote.pid, gw.rinfo().pid);
@@ -43,20 +47,36 @@ async fn syntax_error_is_a_remote_error_with_position() {
     let gw = common::gateway().await;
     let ch = gw.remote_exec("channel.send(1 +;").unwrap();
     let err = ch.waitclose(Some(T)).await.unwrap_err();
-    let Error::Remote(remote) = err else { panic!("expected a remote error") };
-    assert!(remote.message.contains("syntax error"), "{}", remote.message);
+    let Error::Remote(remote) = err else {
+        panic!("expected a remote error")
+    };
+    assert!(
+        remote.message.contains("syntax error"),
+        "{}",
+        remote.message
+    );
     assert!(remote.message.contains("line 1"), "{}", remote.message);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_leave_the_channel_usable() {
     let gw = common::gateway().await;
-    let ch = gw.remote_exec("let x = channel.receive(); channel.send(x + 1);").unwrap();
-    let err = ch.receive_timeout::<i64>(Duration::from_millis(50)).await.unwrap_err();
+    let ch = gw
+        .remote_exec("let x = channel.receive(); channel.send(x + 1);")
+        .unwrap();
+    let err = ch
+        .receive_timeout::<i64>(Duration::from_millis(50))
+        .await
+        .unwrap_err();
     assert!(err.is_timeout(), "{err}");
-    let err = ch.waitclose(Some(Duration::from_millis(50))).await.unwrap_err();
+    let err = ch
+        .waitclose(Some(Duration::from_millis(50)))
+        .await
+        .unwrap_err();
     assert!(err.is_timeout(), "{err}");
-    let err = ch.receive_blocking::<i64>(Some(Duration::from_millis(50))).unwrap_err();
+    let err = ch
+        .receive_blocking::<i64>(Some(Duration::from_millis(50)))
+        .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     ch.send(&1).await.unwrap();
     assert_eq!(ch.receive_timeout::<i64>(T).await.unwrap(), 2);
@@ -70,10 +90,11 @@ async fn iterating_yields_exactly_the_items_sent() {
     let items: Vec<i64> = ch.stream::<i64>().map(|r| r.unwrap()).collect().await;
     assert_eq!(items, vec![0, 1, 2]);
     let ch = gw.remote_exec("for i in 0..3 { channel.send(i) }").unwrap();
-    let items = tokio::task::spawn_blocking(move || ch.iter::<i64>().collect::<Result<Vec<_>, _>>())
-        .await
-        .unwrap()
-        .unwrap();
+    let items =
+        tokio::task::spawn_blocking(move || ch.iter::<i64>().collect::<Result<Vec<_>, _>>())
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(items, vec![0, 1, 2]);
 }
 
@@ -90,7 +111,9 @@ async fn stream_yields_the_remote_error_then_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_loop_over_their_channel_until_it_closes() {
     let gw = common::gateway().await;
-    let ch = gw.remote_exec("let n = 0; for x in channel { n += x; } channel.send(n);").unwrap();
+    let ch = gw
+        .remote_exec("let n = 0; for x in channel { n += x; } channel.send(n);")
+        .unwrap();
     let reply = ch.newchannel();
     for i in 1..=4 {
         ch.send(&i).await.unwrap();
@@ -105,7 +128,9 @@ async fn scripts_loop_over_their_channel_until_it_closes() {
 async fn channels_inside_values_work_both_ways_and_ids_are_released() {
     let gw = common::gateway().await;
     // Controller -> worker: the script answers on the channel it was given.
-    let ch = gw.remote_exec("let c = channel.receive(); c.send(c.receive() * 2); c.close();").unwrap();
+    let ch = gw
+        .remote_exec("let c = channel.receive(); c.send(c.receive() * 2); c.close();")
+        .unwrap();
     let side = gw.newchannel();
     ch.send(&side).await.unwrap();
     side.send(&21).await.unwrap();
@@ -130,7 +155,11 @@ async fn channels_inside_values_work_both_ways_and_ids_are_released() {
     assert_eq!(status.numchannels, 0, "worker side keeps no channel ids");
 }
 
-fn collector() -> (impl Fn(Value) + Send + Sync + 'static, Arc<Mutex<Vec<Value>>>, mpsc::Receiver<()>) {
+fn collector() -> (
+    impl Fn(Value) + Send + Sync + 'static,
+    Arc<Mutex<Vec<Value>>>,
+    mpsc::Receiver<()>,
+) {
     let items = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
@@ -157,27 +186,45 @@ async fn callback_gets_queued_items_first_then_new_ones_then_the_endmarker() {
     sync.receive_timeout::<i64>(T).await.unwrap();
     let (cb, items, done) = collector();
     ch.set_callback(cb, Some(Value::from("end"))).unwrap();
-    assert!(matches!(ch.receive::<i64>().await, Err(Error::CallbackSet { .. })));
+    assert!(matches!(
+        ch.receive::<i64>().await,
+        Err(Error::CallbackSet { .. })
+    ));
     ch.send(&0).await.unwrap();
     done.recv_timeout(T).unwrap();
-    assert_eq!(*items.lock().unwrap(), vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::from("end")]);
+    assert_eq!(
+        *items.lock().unwrap(),
+        vec![
+            Value::Int(1),
+            Value::Int(2),
+            Value::Int(3),
+            Value::from("end")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_endmarker_comes_after_a_remote_failure() {
     let gw = common::gateway().await;
-    let ch = gw.remote_exec("channel.send(1); channel.receive(); throw \"boom\";").unwrap();
+    let ch = gw
+        .remote_exec("channel.send(1); channel.receive(); throw \"boom\";")
+        .unwrap();
     let (cb, items, done) = collector();
     ch.set_callback(cb, Some(Value::from("end"))).unwrap();
     ch.send(&0).await.unwrap();
     done.recv_timeout(T).unwrap();
-    assert_eq!(*items.lock().unwrap(), vec![Value::Int(1), Value::from("end")]);
+    assert_eq!(
+        *items.lock().unwrap(),
+        vec![Value::Int(1), Value::from("end")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_endmarker_comes_when_the_worker_is_killed() {
     let gw = common::gateway().await;
-    let ch = gw.remote_exec("channel.send(1); channel.receive();").unwrap();
+    let ch = gw
+        .remote_exec("channel.send(1); channel.receive();")
+        .unwrap();
     let (cb, items, done) = collector();
     ch.set_callback(cb, Some(Value::from("end"))).unwrap();
     // The worker blocks in receive; wait for its item, then kill it.
@@ -194,10 +241,13 @@ async fn callback_endmarker_comes_when_the_worker_is_killed() {
 async fn execnet_callback_example() {
     // gw.remote_exec("channel.receive() ; channel.send(42)"); setcallback(l.append); send(1); waitclose
     let gw = common::gateway().await;
-    let ch = gw.remote_exec("channel.receive() ; channel.send(42)").unwrap();
+    let ch = gw
+        .remote_exec("channel.receive() ; channel.send(42)")
+        .unwrap();
     let l = Arc::new(Mutex::new(Vec::new()));
     let sink = l.clone();
-    ch.set_callback(move |v| sink.lock().unwrap().push(v), None).unwrap();
+    ch.set_callback(move |v| sink.lock().unwrap().push(v), None)
+        .unwrap();
     ch.send(&1).await.unwrap();
     ch.waitclose(Some(T)).await.unwrap();
     assert_eq!(*l.lock().unwrap(), vec![Value::Int(42)]);
@@ -209,20 +259,40 @@ async fn sending_on_a_channel_the_remote_closed_is_an_error() {
     let ch = gw.remote_exec("channel.close();").unwrap();
     ch.waitclose(Some(T)).await.unwrap();
     let err = ch.send(&1).await.unwrap_err();
-    assert!(matches!(err, Error::ChannelClosed { by_remote: true, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::ChannelClosed {
+                by_remote: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Closing locally, then sending, is an error too.
     let ch = gw.remote_exec("channel.receive();").unwrap();
     ch.close(None);
-    assert!(matches!(ch.send(&1).await.unwrap_err(), Error::ChannelClosed { by_remote: false, .. }));
+    assert!(matches!(
+        ch.send(&1).await.unwrap_err(),
+        Error::ChannelClosed {
+            by_remote: false,
+            ..
+        }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_closing_its_channel_with_an_error_is_reported() {
     let gw = common::gateway().await;
-    let ch = gw.remote_exec("channel.send(1); channel.close(\"bad input\"); 5").unwrap();
+    let ch = gw
+        .remote_exec("channel.send(1); channel.close(\"bad input\"); 5")
+        .unwrap();
     assert_eq!(ch.receive::<i64>().await.unwrap(), 1);
     let err = ch.receive::<i64>().await.unwrap_err();
-    assert!(matches!(&err, Error::Remote(r) if r.message == "bad input"), "{err}");
+    assert!(
+        matches!(&err, Error::Remote(r) if r.message == "bad input"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

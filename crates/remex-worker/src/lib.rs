@@ -35,6 +35,7 @@ use std::any::Any;
 use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use remex_core::conn::ExecutingGuard;
 use remex_core::{Channel, ExecRequest, Value};
 use serde::Serialize;
 
@@ -110,8 +111,10 @@ impl Worker {
         serve::run(self)
     }
 
-    /// Runs one request to its end and closes its channel.
-    fn execute(&self, ch: Channel, req: ExecRequest) {
+    /// Runs one request to its end and closes its channel. It stops counting
+    /// as executing before the close, so a caller that saw the close never
+    /// sees it running.
+    fn execute(&self, ch: Channel, req: ExecRequest, executing: ExecutingGuard) {
         let outcome = catch_unwind(AssertUnwindSafe(|| match req {
             ExecRequest::Script { source } => script::run(&source, &ch),
             ExecRequest::Call { name, args } => self.call(name, args, &ch),
@@ -121,6 +124,7 @@ impl Worker {
             Ok(Err(msg)) => Some(msg),
             Err(p) => Some(format!("panicked: {}", panic_message(&*p))),
         };
+        drop(executing);
         if ch.is_closed() {
             if let Some(e) = error {
                 // The channel is gone, so the caller cannot hear of it: log it.

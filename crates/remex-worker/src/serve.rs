@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -228,19 +229,20 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
         }
     };
     let terminate = Arc::new(Notify::new());
-    let t = terminate.clone();
+    let terminated = Arc::new(AtomicBool::new(false));
+    let (t, flag) = (terminate.clone(), terminated.clone());
     let worker = Arc::new(worker);
     let handle = tokio::runtime::Handle::current();
     let handlers = Handlers {
         exec: Some(Arc::new(move |ch: Channel, req: ExecRequest| {
             let guard = ch.connection().executing_guard();
             let w = worker.clone();
-            handle.spawn_blocking(move || {
-                let _guard = guard;
-                w.execute(ch, req);
-            });
+            handle.spawn_blocking(move || w.execute(ch, req, guard));
         })),
-        terminate: Some(Arc::new(move || t.notify_one())),
+        terminate: Some(Arc::new(move || {
+            flag.store(true, Ordering::SeqCst);
+            t.notify_one();
+        })),
     };
     let conn = Connection::spawn(
         ConnConfig::new("controller", 2),
@@ -249,15 +251,18 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
         writer,
         leftover,
     );
+    // The controller sends Terminate and then closes our input, so both
+    // may be seen at once: Terminate, once received, decides.
     tokio::select! {
-        _ = terminate.notified() => {
-            conn.close_output();
-            let _ = tokio::time::timeout(FLUSH_ON_EXIT, conn.flushed()).await;
-            false
-        }
+        _ = terminate.notified() => {}
         reason = conn.closed() => {
-            tracing::debug!("controller went away: {reason}");
-            true
+            if !terminated.load(Ordering::SeqCst) {
+                tracing::debug!("controller went away: {reason}");
+                return true;
+            }
         }
     }
+    conn.close_output();
+    let _ = tokio::time::timeout(FLUSH_ON_EXIT, conn.flushed()).await;
+    false
 }

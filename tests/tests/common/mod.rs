@@ -5,10 +5,15 @@ use remex::{makegateway, Gateway};
 
 /// A spec for the test worker, with extra `//key=value` parts.
 pub fn spec(extra: &str) -> String {
-    format!("popen//worker={}{extra}", env!("CARGO_BIN_EXE_remex-test-worker"))
+    format!(
+        "popen//worker={}{extra}",
+        env!("CARGO_BIN_EXE_remex-test-worker")
+    )
 }
 
 /// A gateway to a fresh test worker.
 pub async fn gateway() -> Gateway {
-    makegateway(&spec("")).await.expect("the test worker starts")
+    makegateway(&spec(""))
+        .await
+        .expect("the test worker starts")
 }
