@@ -53,3 +53,26 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// Byte `k` of the deterministic bulk-transfer pattern.
+pub fn pattern_byte(k: usize) -> u8 {
+    ((k * 7 + 13) % 251) as u8
+}
+
+/// Chunk `index` of a bulk transfer: the pattern with the chunk's index in
+/// its first 8 bytes (little endian), so that loss, duplication and
+/// reordering are all visible.
+pub fn bulk_chunk(index: u64, len: usize) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len).map(pattern_byte).collect();
+    let n = len.min(8);
+    v[..n].copy_from_slice(&index.to_le_bytes()[..n]);
+    v
+}
+
+/// Resident memory of a process in bytes, from /proc.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

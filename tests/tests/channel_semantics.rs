@@ -155,9 +155,12 @@ async fn channels_inside_values_work_both_ways_and_ids_are_released() {
     assert_eq!(status.numchannels, 0, "worker side keeps no channel ids");
 }
 
+type Collected = Arc<Mutex<Vec<Value>>>;
+
+/// A callback that records items, and a receiver told when "end" arrived.
 fn collector() -> (
     impl Fn(Value) + Send + Sync + 'static,
-    Arc<Mutex<Vec<Value>>>,
+    Collected,
     mpsc::Receiver<()>,
 ) {
     let items = Arc::new(Mutex::new(Vec::new()));

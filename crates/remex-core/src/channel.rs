@@ -27,8 +27,8 @@ use crate::wire::{Kind, Message};
 /// A channel. Clones share it; when the last handle is dropped without a
 /// callback set, the channel is closed.
 ///
-/// ```no_run
-/// # async fn demo() -> remex_core::Result<()> {
+/// ```
+/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
 /// let gw = remex_core::makegateway("popen").await?;
 /// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
 /// ch.send(&21).await?;
@@ -314,6 +314,13 @@ impl Channel {
         wait_blocking("the channel to close", timeout, || {
             self.state().try_waitclose(self.shared())
         })?
+    }
+
+    /// Items received but not yet consumed, and their size in wire bytes.
+    /// Flow control keeps the bytes within the channel's window plus one
+    /// message.
+    pub fn queued(&self) -> (usize, usize) {
+        self.state().queued()
     }
 
     /// Whether either side has closed the channel.

@@ -102,13 +102,20 @@ pub struct Handlers {
     pub exec: Option<ExecHandler>,
     /// Runs when the peer sends `Terminate`.
     pub terminate: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Explains an end of stream (e.g. with the worker's exit status); the
+    /// connection's channels end with this reason.
+    pub eof_reason: Option<EofReason>,
 }
+
+/// Produces the reason reported when the peer's stream ends.
+pub type EofReason = Arc<dyn Fn() -> futures::future::BoxFuture<'static, String> + Send + Sync>;
 
 impl std::fmt::Debug for Handlers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handlers")
             .field("exec", &self.exec.is_some())
             .field("terminate", &self.terminate.is_some())
+            .field("eof_reason", &self.eof_reason.is_some())
             .finish()
     }
 }
@@ -161,7 +168,13 @@ impl Connection {
             executing: AtomicU64::new(0),
         });
         let decoder = MessageDecoder::new(config.max_payload, config.max_message);
-        tokio::spawn(read_loop(shared.clone(), reader, leftover, decoder));
+        tokio::spawn(read_loop(
+            shared.clone(),
+            reader,
+            leftover,
+            decoder,
+            handlers.eof_reason,
+        ));
         tokio::spawn(write_loop(shared.clone(), writer));
         Connection { shared }
     }
@@ -300,6 +313,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut r: R,
     mut buf: BytesMut,
     mut dec: MessageDecoder,
+    eof_reason: Option<EofReason>,
 ) {
     let reason = loop {
         loop {
@@ -319,7 +333,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             buf.reserve(256 * 1024);
         }
         match r.read_buf(&mut buf).await {
-            Ok(0) => break "the connection closed".to_string(),
+            Ok(0) => match &eof_reason {
+                Some(f) => break f().await,
+                None => break "the connection closed".to_string(),
+            },
             Ok(_) => {}
             Err(e) => break format!("reading failed: {e}"),
         }
@@ -769,6 +786,11 @@ impl ChanState {
         self.readable.notify(usize::MAX);
         self.writable.notify(usize::MAX);
         send
+    }
+
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        let i = self.inner.lock();
+        (i.queue.len(), i.queue.iter().map(|(_, s)| s).sum())
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -19,6 +19,8 @@ use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 
 /// How long `exit()` lets a worker end by itself before killing it.
 pub const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// How long a closed stream waits for the worker's exit status, to report it.
+const EOF_STATUS_WAIT: Duration = Duration::from_millis(200);
 /// How long `remote_status()` waits for an answer.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,8 +48,8 @@ pub enum GatewayState {
 /// Starts a gateway from a spec string such as `"popen"` or
 /// `"popen//id=w1//chdir=/tmp"`.
 ///
-/// ```no_run
-/// # async fn demo() -> remex_core::Result<()> {
+/// ```
+/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
 /// let gw = remex_core::makegateway("popen").await?;
 /// let ch = gw.remote_exec("channel.send(42)")?;
 /// assert_eq!(ch.receive::<i64>().await?, 42);
@@ -127,9 +129,28 @@ impl Gateway {
         let started = transport::start_process(&id, &spec, cmd).await?;
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = started.info.pid;
+        let exit = started.exit.clone();
+        let handlers = Handlers {
+            eof_reason: Some(Arc::new(move || {
+                let mut exit = exit.clone();
+                Box::pin(async move {
+                    // The stream usually ends because the process did: say how.
+                    let waited =
+                        tokio::time::timeout(EOF_STATUS_WAIT, exit.wait_for(|s| s.is_some())).await;
+                    match waited {
+                        Ok(Ok(s)) => match *s {
+                            Some(status) => format!("the worker exited ({status})"),
+                            None => "the connection closed".into(),
+                        },
+                        _ => "the worker closed its output".into(),
+                    }
+                })
+            })),
+            ..Handlers::default()
+        };
         let conn = Connection::spawn(
             config,
-            Handlers::default(),
+            handlers,
             started.stdout,
             started.stdin,
             started.leftover,

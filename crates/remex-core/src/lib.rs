@@ -5,7 +5,7 @@
 //! of [`Channel`]s are multiplexed. Items on channels are [`Value`]s; any
 //! serde type converts through them.
 //!
-//! ```no_run
+//! ```
 //! # #[tokio::main] async fn main() -> remex_core::Result<()> {
 //! let gw = remex_core::makegateway("popen").await?;
 //! let ch = gw.remote_exec("for x in channel { channel.send(x * x) }")?;

@@ -7,14 +7,13 @@
 //! ```no_run
 //! use remex_worker::{Task, TaskError, Worker};
 //!
-//! fn main() {
-//!     Worker::new()
-//!         .task("square", |t: &Task| {
-//!             let x: i64 = t.args()?;
-//!             Ok::<_, TaskError>(x * x)
-//!         })
-//!         .run()
-//! }
+//! // The whole `main` of a custom worker:
+//! Worker::new()
+//!     .task("square", |t: &Task| {
+//!         let x: i64 = t.args()?;
+//!         Ok::<_, TaskError>(x * x)
+//!     })
+//!     .run()
 //! ```
 //!
 //! A program can also serve as its own worker (self-exec): call
@@ -106,8 +105,19 @@ impl Worker {
     }
 
     /// Serves the controller on stdin/stdout and exits the process when it
-    /// terminates the worker or goes away.
+    /// terminates the worker or goes away. Called inside a tokio runtime
+    /// (a self-serving `#[tokio::main]` program), it serves from a thread
+    /// of its own, with its own runtime.
     pub fn run(self) -> ! {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let serving = std::thread::Builder::new()
+                .name("remex-worker".into())
+                .spawn(move || serve::run(self));
+            if let Ok(t) = serving {
+                let _ = t.join();
+            }
+            std::process::exit(2)
+        }
         serve::run(self)
     }
 
@@ -160,10 +170,9 @@ impl Worker {
 /// at once. Call it first thing in `main`.
 ///
 /// ```no_run
-/// fn main() {
-///     remex_worker::serve_if_worker(remex_worker::Worker::new);
-///     // ... the program's own work, which may start `popen//worker=self` gateways.
-/// }
+/// // First thing in `main`:
+/// remex_worker::serve_if_worker(remex_worker::Worker::new);
+/// // ... the program's own work, which may start `popen//worker=self` gateways.
 /// ```
 pub fn serve_if_worker(make: impl FnOnce() -> Worker) {
     if std::env::var_os(remex_core::transport::popen::WORKER_ENV).is_some_and(|v| v == "1") {

@@ -239,6 +239,7 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
             let w = worker.clone();
             handle.spawn_blocking(move || w.execute(ch, req, guard));
         })),
+        eof_reason: None,
         terminate: Some(Arc::new(move || {
             flag.store(true, Ordering::SeqCst);
             t.notify_one();

@@ -5,7 +5,7 @@
 //! channels multiplexed on one byte stream, with flow control and typed
 //! values.
 //!
-//! ```no_run
+//! ```
 //! # #[tokio::main] async fn main() -> remex::Result<()> {
 //! let gw = remex::makegateway("popen").await?;
 //! let ch = gw.remote_exec("channel.send(channel.receive() + 1)")?;

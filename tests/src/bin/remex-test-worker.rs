@@ -39,22 +39,21 @@ fn main() {
             Ok::<_, TaskError>(pid)
         })
         .task("bulk", |t: &Task| {
-            // Sends `total` bytes in `chunk`-sized byte items, then their checksum.
+            // Sends `total` bytes as `chunk`-sized byte items (see
+            // `remex_tests::bulk_chunk`), then the number of chunks.
             let (total, chunk): (u64, u64) = t.args()?;
-            let mut sent = 0u64;
-            let mut sum = 0u64;
-            let mut i = 0u64;
+            let template = remex_tests::bulk_chunk(0, chunk as usize);
+            let (mut sent, mut index) = (0u64, 0u64);
             while sent < total {
                 let n = chunk.min(total - sent) as usize;
-                let data: Vec<u8> = (0..n).map(|k| ((i + k as u64) % 251) as u8).collect();
-                sum = data
-                    .iter()
-                    .fold(sum, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
-                i += n as u64;
+                let mut data = template[..n].to_vec();
+                let k = n.min(8);
+                data[..k].copy_from_slice(&index.to_le_bytes()[..k]);
                 t.channel().send_value_blocking(Value::Bytes(data.into()))?;
                 sent += n as u64;
+                index += 1;
             }
-            Ok::<_, TaskError>(Value::Int(sum as i64))
+            Ok::<_, TaskError>(index)
         })
         .run()
 }
