@@ -15,7 +15,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use std::os::fd::RawFd;
+
+use bytes::{Buf, BytesMut};
 use event_listener::{Event, EventListener};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -26,8 +28,8 @@ use crate::error::{Error, RemoteError, Result};
 use crate::value::Value;
 use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus};
 
-/// Default per-channel flow-control window: 2 MiB.
-pub const DEFAULT_WINDOW: u32 = 2 << 20;
+/// Default per-channel flow-control window: 4 MiB.
+pub const DEFAULT_WINDOW: u32 = 4 << 20;
 /// Default bound on one chunked message being reassembled: 1 GiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
 
@@ -47,6 +49,11 @@ pub struct ConnConfig {
     pub max_message: usize,
     /// Per-channel flow-control window in bytes.
     pub window: u32,
+    /// The raw, non-blocking fd behind the writer, if it has one: senders
+    /// then write to it directly while the writer task is idle, saving a
+    /// thread wake-up per message. The fd must stay open as long as the
+    /// writer given to [`Connection::spawn`] does.
+    pub direct_fd: Option<RawFd>,
 }
 
 impl ConnConfig {
@@ -59,6 +66,7 @@ impl ConnConfig {
             max_payload: wire::DEFAULT_MAX_PAYLOAD,
             max_message: DEFAULT_MAX_MESSAGE,
             window: DEFAULT_WINDOW,
+            direct_fd: None,
         }
     }
 }
@@ -72,6 +80,43 @@ pub(crate) type Callback = Arc<dyn Fn(Value) + Send + Sync>;
 struct OutBuf {
     buf: BytesMut,
     closing: bool,
+    /// The writer task holds bytes taken from `buf` that it has not yet
+    /// written; a direct write now would overtake them.
+    writer_busy: bool,
+    /// The fd senders may write to directly while the writer is idle;
+    /// cleared (under this lock) before the writer task drops the stream.
+    direct_fd: Option<RawFd>,
+}
+
+impl OutBuf {
+    /// Writes as much of `buf` as the fd takes now, without blocking.
+    /// Returns whether the writer task still has work.
+    fn try_direct(&mut self) -> bool {
+        let Some(fd) = self.direct_fd else {
+            return true;
+        };
+        if self.writer_busy {
+            return true;
+        }
+        while !self.buf.is_empty() {
+            // SAFETY: `fd` is open: it is cleared under this lock before the
+            // writer task closes it. The buffer is valid for `len` bytes.
+            let n = unsafe { libc::write(fd, self.buf.as_ptr().cast(), self.buf.len()) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::Interrupted => continue,
+                    // The writer task will wait for the fd to be writable.
+                    std::io::ErrorKind::WouldBlock => return true,
+                    // A broken stream: the writer task meets the same error
+                    // and ends the connection.
+                    _ => return true,
+                }
+            }
+            self.buf.advance(n as usize);
+        }
+        false
+    }
 }
 
 pub(crate) struct Shared {
@@ -154,7 +199,10 @@ impl Connection {
             peer_pid: AtomicU32::new(config.peer_pid),
             chans: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(config.first_id),
-            out: Mutex::new(OutBuf::default()),
+            out: Mutex::new(OutBuf {
+                direct_fd: config.direct_fd,
+                ..OutBuf::default()
+            }),
             out_ready: Notify::new(),
             max_payload: config.max_payload,
             window: config.window,
@@ -354,11 +402,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
         let chunk = {
             let mut o = shared.out.lock();
             if o.buf.is_empty() {
+                o.writer_busy = false;
                 if o.closing {
                     break;
                 }
                 None
             } else {
+                o.writer_busy = true;
                 Some(o.buf.split())
             }
         };
@@ -366,7 +416,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
             Some(b) => {
                 if let Err(e) = w.write_all(&b).await {
                     tracing::debug!(gateway = %shared.name, "write failed: {e}");
-                    shared.out.lock().closing = true;
+                    let mut o = shared.out.lock();
+                    o.closing = true;
+                    o.buf.clear();
                     break;
                 }
             }
@@ -379,6 +431,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
             }
         }
     }
+    shared.out.lock().direct_fd = None;
     let _ = w.shutdown().await;
     shared.writer_finished.store(true, Ordering::Release);
     shared.writer_done.notify(usize::MAX);
@@ -435,8 +488,11 @@ impl Shared {
                 source,
             }
         })?;
+        let pending = o.try_direct();
         drop(o);
-        self.out_ready.notify_one();
+        if pending {
+            self.out_ready.notify_one();
+        }
         Ok(())
     }
 
@@ -448,8 +504,11 @@ impl Shared {
             return Err(self.lost_error());
         }
         wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
+        let pending = o.try_direct();
         drop(o);
-        self.out_ready.notify_one();
+        if pending {
+            self.out_ready.notify_one();
+        }
         Ok(())
     }
 

@@ -129,6 +129,7 @@ impl Gateway {
         let started = transport::start_process(&id, &spec, cmd).await?;
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = started.info.pid;
+        config.direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&started.stdin));
         let exit = started.exit.clone();
         let handlers = Handlers {
             eof_reason: Some(Arc::new(move || {

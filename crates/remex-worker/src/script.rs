@@ -136,6 +136,11 @@ impl IntoIterator for ScriptChannel {
     }
 }
 
+/// Builds the script engine ahead of the first script (off the request path).
+pub(crate) fn prewarm() {
+    let _ = engine();
+}
+
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {

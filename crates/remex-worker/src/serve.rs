@@ -193,6 +193,9 @@ pub(crate) fn run(worker: Worker) -> ! {
         }
     };
     crate::init_tracing();
+    let _ = std::thread::Builder::new()
+        .name("remex-prewarm".into())
+        .spawn(crate::script::prewarm);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4096)
@@ -217,11 +220,12 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
         let (i, o): (OwnedFd, OwnedFd) = (input.into(), output.into());
         set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&i))?;
         set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&o))?;
+        let out_fd = std::os::fd::AsRawFd::as_raw_fd(&o);
         let r = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(i)?;
         let w = tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(o)?;
-        Ok((r, w))
+        Ok((r, w, out_fd))
     };
-    let (reader, writer) = match setup() {
+    let (reader, writer, out_fd) = match setup() {
         Ok(x) => x,
         Err(e) => {
             eprintln!("remex-worker: cannot set up the protocol streams: {e}");
@@ -245,13 +249,9 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
             t.notify_one();
         })),
     };
-    let conn = Connection::spawn(
-        ConnConfig::new("controller", 2),
-        handlers,
-        reader,
-        writer,
-        leftover,
-    );
+    let mut config = ConnConfig::new("controller", 2);
+    config.direct_fd = Some(out_fd);
+    let conn = Connection::spawn(config, handlers, reader, writer, leftover);
     // The controller sends Terminate and then closes our input, so both
     // may be seen at once: Terminate, once received, decides.
     tokio::select! {

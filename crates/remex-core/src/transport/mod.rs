@@ -44,6 +44,17 @@ pub(crate) fn kill_group(pgid: u32) {
     }
 }
 
+/// Pipe capacity asked for on the protocol pipes: bulk transfers then need
+/// fewer context switches. Linux lets any user go up to 1 MiB.
+const PIPE_SIZE: libc::c_int = 1 << 20;
+
+fn grow_pipe(fd: std::os::fd::RawFd) {
+    // SAFETY: fcntl on an fd we own; failure is harmless (the pipe keeps its size).
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE);
+    }
+}
+
 pub(crate) fn setup_of(spec: &Spec) -> WorkerSetup {
     WorkerSetup {
         chdir: spec.chdir.clone(),
@@ -67,6 +78,8 @@ pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Re
     let pid = child.id().unwrap_or(0);
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut stdout = child.stdout.take().expect("stdout is piped");
+    grow_pipe(std::os::fd::AsRawFd::as_raw_fd(&stdin));
+    grow_pipe(std::os::fd::AsRawFd::as_raw_fd(&stdout));
     let stderr = child.stderr.take().expect("stderr is piped");
     tokio::spawn(forward_stderr(id.to_string(), stderr));
     let (tx, exit) = watch::channel(None);

@@ -1,0 +1,414 @@
+//! `cargo xtask bench`: remex measured beside the raw pipe floor and execnet,
+//! in one run, so that ratios hold on a noisy shared machine.
+//!
+//! Rows: (a) popen gateway create + first reply, (b) small-message ping-pong
+//! round trip, (c) one-way small messages per second, (d) bulk bytes. The
+//! floor for (b) and (d) is a child process of this program speaking over
+//! plain pipes with blocking reads and writes. Medians over repetitions.
+//!
+//! This program is also its own worker (self-exec) and its own pipe peer.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use remex::worker::{serve_if_worker, Task, TaskError, Worker};
+use remex::{makegateway, Value};
+
+struct Counts {
+    reps: usize,
+    rounds: usize,
+    pings: usize,
+    msgs: usize,
+    bulk_mb: usize,
+    chunk: usize,
+}
+
+fn worker() -> Worker {
+    Worker::new()
+        .task("echo_loop", |t: &Task| {
+            let ch = t.channel();
+            while let Ok(v) = ch.receive_value_blocking(None) {
+                ch.send_value_blocking(v)?;
+            }
+            Ok::<_, TaskError>(())
+        })
+        .task("flood", |t: &Task| {
+            let n: i64 = t.args()?;
+            for i in 0..n {
+                t.channel().send_value_blocking(Value::Int(i))?;
+            }
+            Ok::<_, TaskError>(())
+        })
+        .task("sink", |t: &Task| {
+            let mut n = 0i64;
+            while t.channel().receive_value_blocking(None).is_ok() {
+                n += 1;
+            }
+            Ok::<_, TaskError>(n)
+        })
+        .task("bulk", |t: &Task| {
+            let (total, chunk): (usize, usize) = t.args()?;
+            let data = bytes::Bytes::from(vec![b'x'; chunk]);
+            for _ in 0..total / chunk {
+                t.channel()
+                    .send_value_blocking(Value::Bytes(data.clone()))?;
+            }
+            Ok::<_, TaskError>(())
+        })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// The pipe peer: `echo` answers every 8-byte message; `source N CHUNK`
+/// writes N bytes.
+fn pipe_peer(mode: &str, args: &[String]) -> ! {
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    match mode {
+        "echo" => {
+            let mut b = [0u8; 8];
+            while stdin.read_exact(&mut b).is_ok() {
+                if stdout.write_all(&b).and_then(|_| stdout.flush()).is_err() {
+                    break;
+                }
+            }
+        }
+        _ => {
+            let total: usize = args[0].parse().unwrap_or(0);
+            let chunk: usize = args[1].parse().unwrap_or(1);
+            let data = vec![b'x'; chunk];
+            for _ in 0..total / chunk {
+                if stdout.write_all(&data).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    std::process::exit(0)
+}
+
+fn grow_pipe(fd: std::os::fd::RawFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
+/// The raw pipe peer for round trips: a child process echoing 8-byte
+/// messages over plain pipes with blocking I/O.
+struct PipeEcho {
+    child: std::process::Child,
+    w: std::process::ChildStdin,
+    r: std::process::ChildStdout,
+}
+
+impl PipeEcho {
+    fn start() -> PipeEcho {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .args(["--pipe-peer", "echo"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("pipe peer starts");
+        let w = child.stdin.take().unwrap();
+        let r = child.stdout.take().unwrap();
+        PipeEcho { child, w, r }
+    }
+
+    /// Mean round trip in microseconds over `n` pings.
+    fn rtt(&mut self, n: usize) -> f64 {
+        let mut b = [0u8; 8];
+        let t0 = Instant::now();
+        for i in 0..n as u64 {
+            self.w.write_all(&i.to_le_bytes()).unwrap();
+            self.r.read_exact(&mut b).unwrap();
+        }
+        t0.elapsed().as_secs_f64() / n as f64 * 1e6
+    }
+
+    fn stop(self) {
+        drop(self.w);
+        let mut child = self.child;
+        child.wait().unwrap();
+    }
+}
+
+/// Raw pipe bandwidth in MB/s: a child writes `total` bytes in `chunk`
+/// writes; with `big`, the pipe has 1 MiB of buffer like remex's pipes.
+fn pipe_bandwidth(total: usize, chunk: usize, big: bool) -> f64 {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .args([
+            "--pipe-peer",
+            "source",
+            &total.to_string(),
+            &chunk.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut r = child.stdout.take().unwrap();
+    if big {
+        grow_pipe(std::os::fd::AsRawFd::as_raw_fd(&r));
+    }
+    let mut buf = vec![0u8; chunk];
+    let t0 = Instant::now();
+    let mut got = 0;
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let bw = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    child.wait().unwrap();
+    bw
+}
+
+/// One row measured against its floor, round by round.
+#[derive(Default)]
+struct Paired {
+    remex: Vec<f64>,
+    floor: Vec<f64>,
+}
+
+impl Paired {
+    fn push(&mut self, remex: f64, floor: f64) {
+        self.remex.push(remex);
+        self.floor.push(floor);
+    }
+    /// Median of the per-round ratios remex / floor.
+    fn ratio(&self) -> f64 {
+        median(
+            self.remex
+                .iter()
+                .zip(&self.floor)
+                .map(|(r, f)| r / f)
+                .collect(),
+        )
+    }
+}
+
+struct RemexRows {
+    create_ms: f64,
+    rtt: Paired,
+    msgs_per_s: f64,
+    bulk: Paired,
+    bulk_default_pipe: f64,
+}
+
+async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
+    let spec = "popen//worker=self";
+    let mut creates = Vec::new();
+    for _ in 0..c.reps {
+        let t0 = Instant::now();
+        let gw = makegateway(spec).await?;
+        gw.remote_exec("channel.send(1)")?.receive::<i64>().await?;
+        creates.push(t0.elapsed().as_secs_f64() * 1e3);
+        gw.exit().await?;
+    }
+    let gw = makegateway(spec).await?;
+    let ch = gw.remote_call("echo_loop", &())?;
+    let mut echo = PipeEcho::start();
+    for i in 0..200i64 {
+        ch.send_value(Value::Int(i)).await?;
+        ch.receive_value().await?;
+    }
+    echo.rtt(200);
+    // Rounds alternate remex and the floor, so both see the same noise.
+    let mut rtt = Paired::default();
+    for _ in 0..c.rounds {
+        let t0 = Instant::now();
+        for i in 0..c.pings as i64 {
+            ch.send_value(Value::Int(i)).await?;
+            ch.receive_value().await?;
+        }
+        let r = t0.elapsed().as_secs_f64() / c.pings as f64 * 1e6;
+        rtt.push(r, echo.rtt(c.pings));
+    }
+    echo.stop();
+    ch.close(None);
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let ch = gw.remote_call("flood", &(c.msgs as i64))?;
+        let t0 = Instant::now();
+        for _ in 0..c.msgs {
+            ch.receive_value().await?;
+        }
+        rates.push(c.msgs as f64 / t0.elapsed().as_secs_f64());
+        ch.waitclose(Some(Duration::from_secs(60))).await?;
+    }
+    let total = c.bulk_mb << 20;
+    let mut bulk = Paired::default();
+    let mut default_pipe = Vec::new();
+    for _ in 0..c.rounds {
+        let ch = gw.remote_call("bulk", &(total, c.chunk))?;
+        let t0 = Instant::now();
+        let mut got = 0;
+        while got < total {
+            if let Value::Bytes(b) = ch.receive_value().await? {
+                got += b.len();
+            }
+        }
+        let r = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+        ch.waitclose(Some(Duration::from_secs(60))).await?;
+        bulk.push(r, pipe_bandwidth(total, c.chunk, true));
+        default_pipe.push(pipe_bandwidth(total, c.chunk, false));
+    }
+    gw.exit().await?;
+    Ok(RemexRows {
+        create_ms: median(creates),
+        rtt,
+        msgs_per_s: median(rates),
+        bulk,
+        bulk_default_pipe: median(default_pipe),
+    })
+}
+
+/// Controller-to-worker one-way rate, as an extra row.
+async fn remex_send_rate(c: &Counts) -> remex::Result<f64> {
+    let gw = makegateway("popen//worker=self").await?;
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let ch = gw.remote_call("sink", &())?;
+        let t0 = Instant::now();
+        for i in 0..c.msgs as i64 {
+            ch.send_value(Value::Int(i)).await?;
+        }
+        ch.close_write();
+        let n: i64 = ch.receive().await?;
+        assert_eq!(n as usize, c.msgs);
+        rates.push(c.msgs as f64 / t0.elapsed().as_secs_f64());
+    }
+    gw.exit().await?;
+    Ok(median(rates))
+}
+
+fn execnet_rows(c: &Counts) -> Result<[f64; 4], String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/execnet_bench.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([c.reps, c.pings, c.msgs / 10, c.bulk_mb, c.chunk].map(|n| n.to_string()))
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("failed")
+            .to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| -> Result<f64, String> {
+        let i = text
+            .find(&format!("\"{k}\": "))
+            .ok_or(format!("no {k} in {text}"))?;
+        let rest = &text[i + k.len() + 4..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        rest[..end].trim().parse().map_err(|e| format!("{k}: {e}"))
+    };
+    Ok([
+        field("create_ms")?,
+        field("rtt_us")?,
+        field("msgs_per_s")?,
+        field("bulk_mb_s")?,
+    ])
+}
+
+#[tokio::main]
+async fn main() {
+    serve_if_worker(worker);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--pipe-peer") {
+        pipe_peer(&args[2], &args[3..]);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let c = if quick {
+        Counts {
+            reps: 5,
+            rounds: 5,
+            pings: 2_000,
+            msgs: 200_000,
+            bulk_mb: 256,
+            chunk: 256 << 10,
+        }
+    } else {
+        Counts {
+            reps: 21,
+            rounds: 9,
+            pings: 20_000,
+            msgs: 2_000_000,
+            bulk_mb: 1024,
+            chunk: 256 << 10,
+        }
+    };
+    eprintln!("measuring remex and the pipe floor, round by round ...");
+    let r = remex_rows(&c).await.expect("remex benchmark");
+    let send_rate = remex_send_rate(&c).await.expect("remex send benchmark");
+    eprintln!("measuring execnet ...");
+    let e = execnet_rows(&c);
+
+    let fmt_e = |i: usize, f: &dyn Fn(f64) -> String| match &e {
+        Ok(v) => f(v[i]),
+        Err(_) => "n/a".into(),
+    };
+    let rtt = median(r.rtt.remex.clone());
+    let bulk = median(r.bulk.remex.clone());
+    println!(
+        "| measurement | remex | raw pipe | execnet | remex vs floor | remex vs execnet | target |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| (a) popen create + first reply | {:.2} ms | | {} | | {} | <= 5 ms |",
+        r.create_ms,
+        fmt_e(0, &|x| format!("{x:.1} ms")),
+        fmt_e(0, &|x| format!("{:.1}x faster", x / r.create_ms))
+    );
+    println!(
+        "| (b) ping-pong round trip | {:.1} us | {:.1} us | {} | {:.2}x the floor | {} | <= 2x the floor |",
+        rtt,
+        median(r.rtt.floor.clone()),
+        fmt_e(1, &|x| format!("{x:.1} us")),
+        r.rtt.ratio(),
+        fmt_e(1, &|x| format!("{:.1}x faster", x / rtt))
+    );
+    println!(
+        "| (c) one-way small messages, worker to controller | {:.0} msg/s | | {} | | {} | >= 1,000,000 msg/s |",
+        r.msgs_per_s,
+        fmt_e(2, &|x| format!("{x:.0} msg/s")),
+        fmt_e(2, &|x| format!("{:.1}x", r.msgs_per_s / x))
+    );
+    println!(
+        "| (c') one-way small messages, controller to worker | {send_rate:.0} msg/s | | | | | |"
+    );
+    println!(
+        "| (d) bulk bytes ({} KiB items; 1 MiB pipes on both) | {:.0} MB/s | {:.0} MB/s | {} | {:.0}% of the floor | {} | >= 70% of the floor |",
+        c.chunk >> 10,
+        bulk,
+        median(r.bulk.floor.clone()),
+        fmt_e(3, &|x| format!("{x:.0} MB/s")),
+        r.bulk.ratio() * 100.0,
+        fmt_e(3, &|x| format!("{:.1}x", bulk / x))
+    );
+    println!(
+        "| (d0) raw pipe, default 64 KiB pipe buffer | | {:.0} MB/s | | | | |",
+        r.bulk_default_pipe
+    );
+    if let Err(msg) = &e {
+        println!("\nexecnet not measured: {msg} (pip install execnet)");
+    }
+    println!(
+        "\ncounts: {} creates, {} pings x {} rounds, {} messages x 3 (execnet: {}), {} MiB x {} rounds; ratios are medians of per-round ratios",
+        c.reps,
+        c.pings,
+        c.rounds,
+        c.msgs,
+        c.msgs / 10,
+        c.bulk_mb,
+        c.rounds
+    );
+}
