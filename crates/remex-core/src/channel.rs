@@ -44,6 +44,8 @@ pub struct Channel {
 struct Handle {
     shared: Arc<Shared>,
     state: Arc<ChanState>,
+    /// Keeps the gateway (and so its worker) alive while the channel is used.
+    _keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Drop for Handle {
@@ -136,8 +138,13 @@ async fn with_timeout<T>(
 impl Channel {
     pub(crate) fn from_state(shared: Arc<Shared>, state: Arc<ChanState>) -> Channel {
         state.handles.fetch_add(1, Ordering::AcqRel);
+        let keep = shared.keepalive();
         Channel {
-            handle: Arc::new(Handle { shared, state }),
+            handle: Arc::new(Handle {
+                shared,
+                state,
+                _keep: keep,
+            }),
         }
     }
 

@@ -136,6 +136,9 @@ pub(crate) struct Shared {
     exec_handler: Mutex<Option<ExecHandler>>,
     terminate_handler: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     pub(crate) executing: AtomicU64,
+    /// What every channel handle keeps alive (the gateway): a channel in
+    /// use keeps its worker running, as in execnet.
+    keepalive: Mutex<Option<std::sync::Weak<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// What a connection does with requests from its peer. Set before the
@@ -214,6 +217,7 @@ impl Connection {
             exec_handler: Mutex::new(handlers.exec),
             terminate_handler: Mutex::new(handlers.terminate),
             executing: AtomicU64::new(0),
+            keepalive: Mutex::new(None),
         });
         let decoder = MessageDecoder::new(config.max_payload, config.max_message);
         tokio::spawn(read_loop(
@@ -230,6 +234,11 @@ impl Connection {
     /// The name (gateway id) of this connection.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Makes every channel handle of this connection keep `owner` alive.
+    pub fn set_keepalive(&self, owner: std::sync::Weak<dyn std::any::Any + Send + Sync>) {
+        *self.shared.keepalive.lock() = Some(owner);
     }
 
     /// Counts a running script or task for status replies; the count drops
@@ -438,6 +447,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
 }
 
 impl Shared {
+    pub(crate) fn keepalive(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.keepalive.lock().as_ref().and_then(|w| w.upgrade())
+    }
+
     pub(crate) fn lost_error(&self) -> Error {
         self.lost
             .lock()
@@ -622,6 +635,9 @@ struct ChanInner {
     sent_close: bool,
     sent_last: bool,
     callback: Option<Callback>,
+    /// A callback was set and has been released after the channel's end
+    /// (no item can follow; holding it could keep a cycle alive).
+    callback_done: bool,
     endmarker: Option<Value>,
     endmarker_sent: bool,
     credit: i64,
@@ -740,7 +756,9 @@ impl ChanState {
             i.peer_gone |= peer_gone;
             let fire = if i.callback.is_some() && !i.endmarker_sent {
                 i.endmarker_sent = true;
-                i.endmarker.clone().map(|m| (i.callback.clone(), m))
+                i.callback_done = true;
+                let cb = i.callback.take();
+                i.endmarker.take().map(|m| (cb, m))
             } else {
                 None
             };
@@ -759,7 +777,7 @@ impl ChanState {
 
     pub(crate) fn try_receive(&self, shared: &Shared) -> Step<Result<Value>> {
         let mut i = self.inner.lock();
-        if i.callback.is_some() {
+        if i.callback.is_some() || i.callback_done {
             return Step::Ready(Err(Error::CallbackSet { channel: self.id }));
         }
         if let Some((v, size)) = i.queue.pop_front() {
@@ -858,7 +876,8 @@ impl ChanState {
     }
 
     pub(crate) fn has_callback(&self) -> bool {
-        self.inner.lock().callback.is_some()
+        let i = self.inner.lock();
+        i.callback.is_some() || i.callback_done
     }
 
     pub(crate) fn set_callback(
@@ -870,16 +889,19 @@ impl ChanState {
         let _order = self.cb_order.lock();
         let (drained, fire) = {
             let mut i = self.inner.lock();
-            if i.callback.is_some() {
+            if i.callback.is_some() || i.callback_done {
                 return Err(Error::CallbackSet { channel: self.id });
             }
             let drained: Vec<_> = i.queue.drain(..).collect();
-            i.callback = Some(cb.clone());
-            i.endmarker = endmarker.clone();
-            let fire = if i.terminal.is_some() && endmarker.is_some() && !i.endmarker_sent {
+            let fire = if i.terminal.is_some() {
+                // Already ended: deliver what is queued and the end, then
+                // keep nothing.
                 i.endmarker_sent = true;
+                i.callback_done = true;
                 endmarker
             } else {
+                i.callback = Some(cb.clone());
+                i.endmarker = endmarker;
                 None
             };
             (drained, fire)

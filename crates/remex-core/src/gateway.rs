@@ -60,8 +60,9 @@ pub async fn makegateway(spec: &str) -> Result<Gateway> {
     Gateway::start(Spec::parse(spec)?, None).await
 }
 
-/// A gateway: one worker and the channels to it. Clones share it; when the
-/// last clone is dropped, the worker is killed.
+/// A gateway: one worker and the channels to it. Clones share it, and so do
+/// its channels: when the last gateway handle and the last handle of its
+/// channels are dropped, the worker is killed.
 #[derive(Clone)]
 pub struct Gateway {
     inner: Arc<Inner>,
@@ -167,6 +168,8 @@ impl Gateway {
                 exiting: Default::default(),
             }),
         };
+        let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;
+        gw.inner.conn.set_keepalive(weak);
         Ok(gw)
     }
 
@@ -240,14 +243,30 @@ impl Gateway {
     /// Running scripts are abandoned. Returns once the worker has exited; a
     /// worker still alive after [`EXIT_GRACE`] is killed.
     pub async fn exit(&self) -> Result<()> {
+        self.exit_within(EXIT_GRACE).await
+    }
+
+    /// [`Gateway::exit`] with a chosen grace period: returns within `grace`
+    /// plus the time to kill and reap (milliseconds).
+    pub async fn exit_within(&self, grace: Duration) -> Result<()> {
         self.inner.exiting.store(true, Ordering::Relaxed);
         let _ = self.inner.conn.send_terminate();
         self.inner.conn.close_output();
-        if self.join(Some(EXIT_GRACE)).await.is_err() {
-            tracing::debug!(gateway = %self.inner.id, "worker did not exit within {EXIT_GRACE:?}; killing it");
+        if self.join(Some(grace)).await.is_err() {
+            tracing::debug!(gateway = %self.inner.id, "worker did not exit within {grace:?}; killing it");
             self.kill().await?;
         }
+        // Children that ignored the worker's SIGTERM go now.
+        kill_group(self.inner.pid);
         Ok(())
+    }
+
+    /// Sends SIGKILL to the worker's process group without waiting (for
+    /// `Drop` implementations); the connection ends as with `kill()`.
+    pub fn kill_nowait(&self) {
+        if self.inner.exit.borrow().is_none() {
+            kill_group(self.inner.pid);
+        }
     }
 
     /// Waits until the worker process has ended.

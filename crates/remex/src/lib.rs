@@ -20,6 +20,7 @@
 //! [`worker`]).
 
 pub use remex_core::*;
+pub use remex_group::{Group, MultiChannel, ReceiveQueue, TERMINATE_BOUND};
 
 /// The worker library: build a custom worker, or let a program serve as its
 /// own worker.

@@ -38,6 +38,16 @@ fn main() {
             std::mem::forget(child);
             Ok::<_, TaskError>(pid)
         })
+        .task("stubborn_child", |_t: &Task| {
+            // A child that ignores SIGTERM; only SIGKILL ends it.
+            let child = std::process::Command::new("sh")
+                .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
+                .spawn()
+                .map_err(|e| TaskError(e.to_string()))?;
+            let pid = child.id();
+            std::mem::forget(child);
+            Ok::<_, TaskError>(pid)
+        })
         .task("bulk", |t: &Task| {
             // Sends `total` bytes as `chunk`-sized byte items (see
             // `remex_tests::bulk_chunk`), then the number of chunks.

@@ -1,0 +1,215 @@
+//! `Group`: many gateways started together and ended together.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use remex_core::{Error, Gateway, GatewayState, Result, Spec};
+use serde::Serialize;
+
+use crate::multichannel::MultiChannel;
+
+/// How long `terminate` may take beyond its timeout: killing and reaping
+/// the workers that did not exit in time.
+pub const TERMINATE_BOUND: Duration = Duration::from_secs(2);
+
+/// A set of gateways with ids `gw0`, `gw1`, ... in creation order (or the
+/// spec's `id=`). Dropping the group kills its workers.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
+/// let group = remex_group::Group::new(["2*popen"]).await?;
+/// assert_eq!(group.ids(), vec!["gw0", "gw1"]);
+/// let mch = group.remote_exec("channel.send(channel.receive() + 1)")?;
+/// mch.send_each(&1).await?;
+/// assert_eq!(mch.receive_each::<i64>().await?, vec![2, 2]);
+/// group.terminate(std::time::Duration::from_secs(1)).await;
+/// assert_eq!(group.len(), 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Group {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    gateways: Mutex<Vec<Gateway>>,
+    next: AtomicUsize,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for gw in self.gateways.get_mut().drain(..) {
+            gw.kill_nowait();
+        }
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<Group {:?}>", self.ids())
+    }
+}
+
+fn alive(gw: &Gateway) -> bool {
+    matches!(gw.state(), GatewayState::Running)
+}
+
+impl Group {
+    /// An empty group.
+    pub fn empty() -> Group {
+        Group {
+            inner: Arc::new(Inner {
+                gateways: Mutex::new(Vec::new()),
+                next: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Starts a gateway for every spec (`N*spec` counts N), all at once.
+    /// If one fails, the others are ended and the error (naming its spec)
+    /// is returned.
+    pub async fn new<I, S>(specs: I) -> Result<Group>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let group = Group::empty();
+        let mut parsed = Vec::new();
+        for s in specs {
+            parsed.extend(Spec::parse_many(s.as_ref())?);
+        }
+        group.start(parsed).await?;
+        Ok(group)
+    }
+
+    fn next_id(&self) -> String {
+        format!("gw{}", self.inner.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn start(&self, specs: Vec<Spec>) -> Result<Vec<Gateway>> {
+        let mut ids: Vec<String> = self.ids();
+        let mut planned = Vec::new();
+        for spec in specs {
+            let id = spec.id.clone().unwrap_or_else(|| self.next_id());
+            if ids.contains(&id) {
+                return Err(Error::Start {
+                    spec: spec.raw.clone(),
+                    detail: format!("the group already has a gateway with id {id:?}"),
+                });
+            }
+            ids.push(id.clone());
+            planned.push((spec, id));
+        }
+        let started = futures::future::join_all(
+            planned
+                .into_iter()
+                .map(|(spec, id)| Gateway::start(spec, Some(id))),
+        )
+        .await;
+        let mut ok = Vec::new();
+        let mut first_err = None;
+        for r in started {
+            match r {
+                Ok(gw) => ok.push(gw),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            for gw in &ok {
+                gw.kill_nowait();
+            }
+            futures::future::join_all(ok.iter().map(|gw| gw.join(Some(TERMINATE_BOUND)))).await;
+            return Err(e);
+        }
+        self.inner.gateways.lock().extend(ok.iter().cloned());
+        Ok(ok)
+    }
+
+    /// Starts one more gateway in the group.
+    pub async fn makegateway(&self, spec: &str) -> Result<Gateway> {
+        let spec = Spec::parse(spec)?;
+        let mut gws = self.start(vec![spec]).await?;
+        Ok(gws.remove(0))
+    }
+
+    fn prune(&self) -> Vec<Gateway> {
+        let mut g = self.inner.gateways.lock();
+        g.retain(alive);
+        g.clone()
+    }
+
+    /// The live gateways, in creation order. A gateway whose worker has
+    /// exited or was lost leaves the group.
+    pub fn gateways(&self) -> Vec<Gateway> {
+        self.prune()
+    }
+
+    /// The ids of the live gateways.
+    pub fn ids(&self) -> Vec<String> {
+        self.prune().iter().map(|g| g.id().to_string()).collect()
+    }
+
+    /// How many live gateways.
+    pub fn len(&self) -> usize {
+        self.prune().len()
+    }
+
+    /// Whether the group has no live gateway.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The live gateway at `index`.
+    pub fn get(&self, index: usize) -> Option<Gateway> {
+        self.prune().get(index).cloned()
+    }
+
+    /// The live gateway with id `id`.
+    pub fn by_id(&self, id: &str) -> Option<Gateway> {
+        self.prune().into_iter().find(|g| g.id() == id)
+    }
+
+    /// Whether a live gateway has id `id`.
+    pub fn contains(&self, id: &str) -> bool {
+        self.by_id(id).is_some()
+    }
+
+    /// Runs `source` on every gateway.
+    pub fn remote_exec(&self, source: &str) -> Result<MultiChannel> {
+        let chans = self
+            .prune()
+            .iter()
+            .map(|g| g.remote_exec(source))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MultiChannel::new(chans))
+    }
+
+    /// Calls the task `name` with `args` on every gateway.
+    pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<MultiChannel> {
+        let chans = self
+            .prune()
+            .iter()
+            .map(|g| g.remote_call(name, args))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MultiChannel::new(chans))
+    }
+
+    /// Ends every gateway: asks each worker to exit, and kills those still
+    /// there after `timeout`, with their children. Returns within `timeout`
+    /// plus [`TERMINATE_BOUND`] at most (in practice a few milliseconds
+    /// past `timeout`) whatever the workers do, and leaves no process.
+    pub async fn terminate(&self, timeout: Duration) {
+        let gws: Vec<Gateway> = std::mem::take(&mut *self.inner.gateways.lock());
+        futures::future::join_all(gws.iter().map(|g| async move {
+            if let Err(e) = g.exit_within(timeout).await {
+                tracing::warn!(gateway = %g.id(), "terminate: {e}");
+            }
+        }))
+        .await;
+    }
+}
