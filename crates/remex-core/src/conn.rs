@@ -318,19 +318,27 @@ impl Connection {
         }
     }
 
-    /// The error that ended the connection, if it has ended.
+    /// The error that ended the connection, if it has ended. A connection
+    /// whose output already failed or is closing counts as ended, even
+    /// before its reader has seen the end of the stream.
     pub fn lost(&self) -> Option<Error> {
-        self.shared.lost.lock().clone()
+        if let Some(e) = self.shared.lost.lock().clone() {
+            return Some(e);
+        }
+        if self.shared.out.lock().closing {
+            return Some(self.shared.lost_error());
+        }
+        None
     }
 
     /// Waits until the connection ends, returning why.
     pub async fn closed(&self) -> Error {
         loop {
-            if let Some(e) = self.lost() {
+            if let Some(e) = self.shared.lost.lock().clone() {
                 return e;
             }
             let l = self.shared.lost_event.listen();
-            if let Some(e) = self.lost() {
+            if let Some(e) = self.shared.lost.lock().clone() {
                 return e;
             }
             l.await;

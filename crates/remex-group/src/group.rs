@@ -10,6 +10,7 @@ use remex_core::{Error, Gateway, GatewayState, Result, Spec};
 use serde::Serialize;
 
 use crate::multichannel::MultiChannel;
+use crate::pool::Pool;
 
 /// How long `terminate` may take beyond its timeout: killing and reaping
 /// the workers that did not exit in time.
@@ -34,9 +35,10 @@ pub struct Group {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     gateways: Mutex<Vec<Gateway>>,
     next: AtomicUsize,
+    pool: Arc<Pool>,
 }
 
 impl Drop for Inner {
@@ -64,8 +66,21 @@ impl Group {
             inner: Arc::new(Inner {
                 gateways: Mutex::new(Vec::new()),
                 next: AtomicUsize::new(0),
+                pool: Arc::default(),
             }),
         }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Group {
+        Group { inner }
+    }
+
+    pub(crate) fn weak(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn pool(&self) -> Arc<Pool> {
+        self.inner.pool.clone()
     }
 
     /// Starts a gateway for every spec (`N*spec` counts N), all at once.

@@ -4,11 +4,20 @@
 //! [`MultiChannel`] handles one channel per gateway; a [`ReceiveQueue`]
 //! merges their items and announces each channel's end with an endmarker,
 //! so that a consumer never waits for a worker that is gone.
+//!
+//! On top, dask's model: [`Group::submit`] returns a [`TaskFuture`];
+//! [`gather`] turns nested containers of futures into values;
+//! [`Group::map`] streams many results with bounded memory. A worker's death
+//! re-runs its unfinished tasks elsewhere.
 
+mod gather;
 mod group;
 mod multichannel;
+mod pool;
 mod queue;
 
+pub use gather::{gather, Errors, Gather, Gathered, Skipped};
 pub use group::{Group, TERMINATE_BOUND};
 pub use multichannel::MultiChannel;
+pub use pool::{gather_stream, TaskFuture, DEFAULT_MAX_ATTEMPTS, DEFAULT_PER_WORKER};
 pub use queue::ReceiveQueue;

@@ -34,10 +34,15 @@ fn seconds(v: &Value) -> Result<Duration, TaskError> {
     Duration::try_from_secs_f64(s).map_err(|_| TaskError(format!("cannot sleep {s} seconds")))
 }
 
-/// `sleep(seconds)`.
+/// `sleep(seconds)`: ends early, without error, when the caller closes the
+/// channel (a cancelled task stops at once).
 fn sleep(t: &Task) -> Result<(), TaskError> {
-    std::thread::sleep(seconds(t.args_value())?);
-    Ok(())
+    let d = seconds(t.args_value())?;
+    match t.channel().waitclose_blocking(Some(d)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_timeout() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `shell("command")`: runs the command with `sh -c`, sends each line of

@@ -20,7 +20,10 @@
 //! [`worker`]).
 
 pub use remex_core::*;
-pub use remex_group::{Group, MultiChannel, ReceiveQueue, TERMINATE_BOUND};
+pub use remex_group::{
+    gather, gather_stream, Errors, Gather, Gathered, Group, MultiChannel, ReceiveQueue, Skipped,
+    TaskFuture, TERMINATE_BOUND,
+};
 
 /// The worker library: build a custom worker, or let a program serve as its
 /// own worker.

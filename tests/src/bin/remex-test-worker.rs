@@ -48,6 +48,19 @@ fn main() {
             std::mem::forget(child);
             Ok::<_, TaskError>(pid)
         })
+        .task("slow_echo", |t: &Task| {
+            // [milliseconds, value]: returns value after a while.
+            let (ms, v): (u64, Value) = t.args()?;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok::<_, TaskError>(v)
+        })
+        .task("suicide", |_t: &Task| -> Result<(), TaskError> {
+            // SAFETY: the worker kills itself, on purpose.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            Ok(())
+        })
         .task("bulk", |t: &Task| {
             // Sends `total` bytes as `chunk`-sized byte items (see
             // `remex_tests::bulk_chunk`), then the number of chunks.

@@ -1,0 +1,279 @@
+//! `gather`: futures in nested containers become values in the same shape.
+//!
+//! With [`Errors::Raise`], the first failure is returned and every other
+//! future of the call is dropped, which cancels its task: nothing keeps
+//! running. With [`Errors::Skip`], a failed entry is left out of the
+//! nearest container that can leave entries out (`Vec`, `HashMap`,
+//! `BTreeMap`; `Option` becomes `None`), at every depth; a fixed shape
+//! (tuple, array) with a failed member fails as a whole, and its parent
+//! leaves it out. Every skipped entry is reported with its path and error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use parking_lot::Mutex;
+use remex_core::{Error, Result, Value};
+
+use crate::pool::TaskFuture;
+
+/// What `gather` does with failed futures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Errors {
+    /// Return the first failure; cancel the rest.
+    Raise,
+    /// Leave failed entries out, and report them.
+    Skip,
+}
+
+/// An entry left out by [`Errors::Skip`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Where it was: `[2]`, `["key"]`, `[0][1]`, ...
+    pub path: String,
+    /// Why.
+    pub error: Error,
+}
+
+/// What `gather` returns: the values, and what was skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gathered<T> {
+    /// The input's shape with values in place of futures.
+    pub value: T,
+    /// Entries left out under [`Errors::Skip`], in no particular order.
+    pub skipped: Vec<Skipped>,
+}
+
+type Report = Arc<Mutex<Vec<Skipped>>>;
+
+/// Something `gather` can turn into values.
+pub trait Gather: Send + Sized + 'static {
+    /// The same shape, with values.
+    type Output: Send + 'static;
+
+    /// Gathers at `path`; an error means this whole entry failed.
+    fn gather_at(
+        self,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> BoxFuture<'static, Result<Self::Output>>;
+}
+
+/// Waits for every future in `x` and returns the same shape with values.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
+/// use remex_group::{gather, Errors, Group};
+/// let group = Group::new(["2*popen"]).await?;
+/// let x = || group.submit("echo", &3);
+/// let got = gather(vec![vec![x()?], vec![x()?, x()?]], Errors::Raise).await?;
+/// assert_eq!(got.value, vec![vec![3.into()], vec![3.into(), 3.into()]]);
+/// # Ok(()) }
+/// ```
+pub async fn gather<G: Gather>(x: G, errors: Errors) -> Result<Gathered<G::Output>> {
+    let report: Report = Arc::default();
+    let value = x.gather_at(errors, String::new(), report.clone()).await?;
+    let skipped = std::mem::take(&mut *report.lock());
+    Ok(Gathered { value, skipped })
+}
+
+impl Gather for TaskFuture {
+    type Output = Value;
+    fn gather_at(self, _: Errors, _: String, _: Report) -> BoxFuture<'static, Result<Value>> {
+        self.boxed()
+    }
+}
+
+/// Gathers children; under Skip, failed children are reported and left out.
+async fn children<T: Gather>(
+    items: Vec<(String, T)>,
+    errors: Errors,
+    report: Report,
+) -> Result<Vec<(String, T::Output)>> {
+    let futs = items.into_iter().map(|(path, x)| {
+        let r = report.clone();
+        let p = path.clone();
+        x.gather_at(errors, path, r)
+            .map(move |res| res.map(|v| (p.clone(), v)).map_err(|e| (p, e)))
+    });
+    match errors {
+        // try_join_all drops the rest at the first error, cancelling them.
+        Errors::Raise => futures::future::try_join_all(futs)
+            .await
+            .map_err(|(_, e)| e),
+        Errors::Skip => {
+            let mut out = Vec::new();
+            for r in futures::future::join_all(futs).await {
+                match r {
+                    Ok(v) => out.push(v),
+                    Err((path, error)) => report.lock().push(Skipped { path, error }),
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Gathers members of a fixed shape: any failure fails the whole.
+async fn members<T: Gather>(
+    items: Vec<(String, T)>,
+    errors: Errors,
+    report: Report,
+) -> Result<Vec<T::Output>> {
+    let futs = items
+        .into_iter()
+        .map(|(path, x)| x.gather_at(errors, path, report.clone()));
+    futures::future::try_join_all(futs).await
+}
+
+impl<T: Gather> Gather for Vec<T> {
+    type Output = Vec<T::Output>;
+    fn gather_at(
+        self,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> BoxFuture<'static, Result<Self::Output>> {
+        let items = self
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| (format!("{path}[{i}]"), x))
+            .collect();
+        async move {
+            Ok(children(items, errors, report)
+                .await?
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect())
+        }
+        .boxed()
+    }
+}
+
+impl<T: Gather> Gather for Option<T> {
+    type Output = Option<T::Output>;
+    fn gather_at(
+        self,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> BoxFuture<'static, Result<Self::Output>> {
+        async move {
+            match self {
+                None => Ok(None),
+                Some(x) => Ok(children(vec![(path, x)], errors, report)
+                    .await?
+                    .pop()
+                    .map(|(_, v)| v)),
+            }
+        }
+        .boxed()
+    }
+}
+
+impl<K, T> Gather for HashMap<K, T>
+where
+    K: Eq + Hash + Debug + Clone + Send + 'static,
+    T: Gather,
+{
+    type Output = HashMap<K, T::Output>;
+    fn gather_at(
+        self,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> BoxFuture<'static, Result<Self::Output>> {
+        let keys: HashMap<String, K> = self
+            .keys()
+            .map(|k| (format!("{path}[{k:?}]"), k.clone()))
+            .collect();
+        let items = self
+            .into_iter()
+            .map(|(k, x)| (format!("{path}[{k:?}]"), x))
+            .collect();
+        async move {
+            Ok(children(items, errors, report)
+                .await?
+                .into_iter()
+                .filter_map(|(p, v)| keys.get(&p).map(|k| (k.clone(), v)))
+                .collect())
+        }
+        .boxed()
+    }
+}
+
+impl<K, T> Gather for BTreeMap<K, T>
+where
+    K: Ord + Debug + Clone + Send + 'static,
+    T: Gather,
+{
+    type Output = BTreeMap<K, T::Output>;
+    fn gather_at(
+        self,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> BoxFuture<'static, Result<Self::Output>> {
+        let keys: HashMap<String, K> = self
+            .keys()
+            .map(|k| (format!("{path}[{k:?}]"), k.clone()))
+            .collect();
+        let items = self
+            .into_iter()
+            .map(|(k, x)| (format!("{path}[{k:?}]"), x))
+            .collect();
+        async move {
+            Ok(children(items, errors, report)
+                .await?
+                .into_iter()
+                .filter_map(|(p, v)| keys.get(&p).map(|k| (k.clone(), v)))
+                .collect())
+        }
+        .boxed()
+    }
+}
+
+impl<T: Gather, const N: usize> Gather for [T; N] {
+    type Output = [T::Output; N];
+    fn gather_at(
+        self,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> BoxFuture<'static, Result<Self::Output>> {
+        let items = self
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| (format!("{path}[{i}]"), x))
+            .collect();
+        async move {
+            let v = members(items, errors, report).await?;
+            Ok(v.try_into()
+                .unwrap_or_else(|_| unreachable!("an array keeps its length")))
+        }
+        .boxed()
+    }
+}
+
+macro_rules! tuple_gather {
+    ($($name:ident $idx:tt),+) => {
+        impl<$($name: Gather),+> Gather for ($($name,)+) {
+            type Output = ($($name::Output,)+);
+            fn gather_at(self, errors: Errors, path: String, report: Report) -> BoxFuture<'static, Result<Self::Output>> {
+                async move {
+                    // A tuple is a fixed shape: its members succeed together.
+                    Ok(futures::try_join!($(self.$idx.gather_at(errors, format!("{path}.{}", $idx), report.clone())),+)?)
+                }
+                .boxed()
+            }
+        }
+    };
+}
+
+tuple_gather!(A 0, B 1);
+tuple_gather!(A 0, B 1, C 2);
+tuple_gather!(A 0, B 1, C 2, D 3);

@@ -1,0 +1,227 @@
+//! submit, gather, map: dask's model on remex, with workers that fail and
+//! die.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use remex::{gather, Error, Errors, Group, Value};
+
+const T: Duration = Duration::from_secs(20);
+
+async fn group(n: usize) -> Group {
+    Group::new([format!("{n}*{}", common::spec(""))])
+        .await
+        .unwrap()
+}
+
+fn int(v: &Value) -> i64 {
+    remex::from_value(v.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gather_keeps_the_shape_of_nested_containers() {
+    let g = group(2).await;
+    let sq = |x: i64| g.submit("square", &x).unwrap();
+    // dask: c.gather([x, [x], x]) -> [3, [3], 3]; Rust containers are typed.
+    let got = gather(vec![vec![sq(1)], vec![sq(2), sq(3)], vec![]], Errors::Raise)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.value,
+        vec![
+            vec![Value::Int(1)],
+            vec![Value::Int(4), Value::Int(9)],
+            vec![]
+        ]
+    );
+    assert!(got.skipped.is_empty());
+
+    let map: HashMap<&str, _> = [("a", sq(4)), ("b", sq(5))].into_iter().collect();
+    let got = gather(map, Errors::Raise).await.unwrap().value;
+    assert_eq!((int(&got["a"]), int(&got["b"])), (16, 25));
+
+    let tree: BTreeMap<u8, Option<_>> = [(1, Some(sq(6))), (2, None)].into_iter().collect();
+    let got = gather(tree, Errors::Raise).await.unwrap().value;
+    assert_eq!(got[&1], Some(Value::Int(36)));
+    assert_eq!(got[&2], None);
+
+    let (a, [b, c]) = gather((sq(7), [sq(8), sq(9)]), Errors::Raise)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!((int(&a), int(&b), int(&c)), (49, 64, 81));
+    assert_eq!(
+        int(&gather(sq(10), Errors::Raise).await.unwrap().value),
+        100
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raise_returns_the_first_failure_and_cancels_the_rest() {
+    let g = group(2).await;
+    let slow = g.submit("sleep", &30).unwrap();
+    let bad = g.submit("fail", "bad input").unwrap();
+    let t0 = Instant::now();
+    let err = gather(vec![slow, bad], Errors::Raise).await.unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "gather waited for the slow task"
+    );
+    assert!(
+        matches!(&err, Error::Remote(r) if r.message.contains("failed on purpose: bad input")),
+        "{err}"
+    );
+    // The sleeping task was cancelled on its worker: nothing keeps running.
+    let deadline = Instant::now() + T;
+    loop {
+        let mut executing = 0;
+        for gw in g.gateways() {
+            executing += gw.remote_status().await.unwrap().numexecuting;
+        }
+        if executing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{executing} tasks still run after gather raised"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_leaves_failures_out_at_every_depth_and_reports_them() {
+    let g = group(2).await;
+    let ok = |x: i64| g.submit("square", &x).unwrap();
+    let bad = || g.submit("fail", "x").unwrap();
+    let got = gather(
+        vec![vec![ok(1), bad()], vec![bad()], vec![ok(2)]],
+        Errors::Skip,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got.value,
+        vec![vec![Value::Int(1)], vec![], vec![Value::Int(4)]]
+    );
+    let mut paths: Vec<_> = got.skipped.iter().map(|s| s.path.clone()).collect();
+    paths.sort();
+    assert_eq!(paths, vec!["[0][1]", "[1][0]"]);
+    assert!(got
+        .skipped
+        .iter()
+        .all(|s| s.error.to_string().contains("failed on purpose")));
+
+    // A tuple is a fixed shape: it fails whole, and its list leaves it out.
+    let got = gather(vec![(ok(3), bad()), (ok(4), ok(5))], Errors::Skip)
+        .await
+        .unwrap();
+    assert_eq!(got.value.len(), 1);
+    assert_eq!((int(&got.value[0].0), int(&got.value[0].1)), (16, 25));
+    assert_eq!(got.skipped.len(), 1);
+    assert_eq!(got.skipped[0].path, "[0]");
+
+    let map: BTreeMap<&str, _> = [("a", ok(6)), ("b", bad())].into_iter().collect();
+    let got = gather(map, Errors::Skip).await.unwrap();
+    assert_eq!(got.value.keys().collect::<Vec<_>>(), vec![&"a"]);
+    assert_eq!(got.skipped[0].path, "[\"b\"]");
+    assert_eq!(gather(Some(bad()), Errors::Skip).await.unwrap().value, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_future_cancels_its_task() {
+    let g = group(1).await;
+    let gw = g.get(0).unwrap();
+    let fut = g.submit("sleep", &30).unwrap();
+    let deadline = Instant::now() + T;
+    while gw.remote_status().await.unwrap().numexecuting == 0 {
+        assert!(Instant::now() < deadline, "the task never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(fut);
+    while gw.remote_status().await.unwrap().numexecuting != 0 {
+        assert!(Instant::now() < deadline, "the dropped task still runs");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_kills_every_worker_fails_after_the_limit() {
+    let g = group(4).await;
+    let err = g.submit("suicide", &()).unwrap().await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("died on each of 3 attempts"), "{text}");
+    assert_eq!(g.len(), 1, "three workers died, one is left");
+    assert_eq!(int(&g.submit("square", &3).unwrap().await.unwrap()), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_streams_results_in_order_or_as_completed() {
+    let g = group(2).await;
+    let ordered: Vec<i64> = g
+        .map("square", 0..500i64, true)
+        .map(|r| int(&r.unwrap()))
+        .collect()
+        .await;
+    assert_eq!(ordered, (0..500i64).map(|x| x * x).collect::<Vec<_>>());
+    let mut any: Vec<i64> = g
+        .map(
+            "slow_echo",
+            (0..40u64).map(|i| ((40 - i) % 7, Value::Int(i as i64))),
+            false,
+        )
+        .map(|r| int(&r.unwrap()))
+        .collect()
+        .await;
+    any.sort();
+    assert_eq!(any, (0..40).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_tasks_survive_random_sigkills_exactly_once() {
+    let g = group(4).await;
+    g.set_tasks_per_worker(8);
+    let n = 10_000i64;
+    let results = g.map(
+        "slow_echo",
+        (0..n).map(|i| (if i % 50 == 0 { 1u64 } else { 0 }, Value::Int(i))),
+        false,
+    );
+    let killer_group = g.clone();
+    let killer = tokio::spawn(async move {
+        // Five times: kill a random worker with SIGKILL, then add a new one.
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let live = killer_group.gateways();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let victim = &live[(seed % live.len() as u64) as usize];
+            // SAFETY: signalling a worker this test started.
+            unsafe {
+                libc::kill(victim.rinfo().pid as i32, libc::SIGKILL);
+            }
+            killer_group.makegateway(&common::spec("")).await.unwrap();
+        }
+    });
+    let t0 = Instant::now();
+    let got: Vec<i64> = tokio::time::timeout(
+        Duration::from_secs(120),
+        results.map(|r| int(&r.unwrap())).collect(),
+    )
+    .await
+    .expect("10,000 tasks within 120 s");
+    killer.await.unwrap();
+    let mut seen = vec![0u8; n as usize];
+    for x in &got {
+        seen[*x as usize] += 1;
+    }
+    assert_eq!(got.len(), n as usize);
+    assert!(seen.iter().all(|c| *c == 1), "every result exactly once");
+    eprintln!("10,000 tasks with 5 SIGKILLs in {:?}", t0.elapsed());
+    g.terminate(Duration::from_secs(1)).await;
+}
