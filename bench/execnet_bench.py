@@ -81,4 +81,16 @@ def bulk():
 
 out["bulk_mb_s"] = median_of(bulk, 3)
 gw.exit()
+
+
+def group8():
+    t0 = time.perf_counter()
+    group = execnet.Group(["popen"] * 8)
+    mch = group.remote_exec("channel.send(1)")
+    assert len(mch.receive_each()) == 8
+    group.terminate(timeout=1)
+    return time.perf_counter() - t0
+
+
+out["group8_ms"] = median_of(group8, min(reps, 5)) * 1e3
 print(json.dumps(out))

@@ -16,6 +16,7 @@ use remex::worker::{serve_if_worker, Task, TaskError, Worker};
 use remex::{makegateway, Value};
 
 struct Counts {
+    tasks: usize,
     reps: usize,
     rounds: usize,
     pings: usize,
@@ -269,6 +270,67 @@ async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     })
 }
 
+struct GroupRows {
+    /// (e) ms: Group of 8 created, remote_exec on all, gathered, terminated.
+    group8_ms: f64,
+    /// (f) trivial tasks per second through submit/gather over 2 workers.
+    tasks_per_s: f64,
+    /// (g) ms to create and to terminate 64 gateways, and KiB of controller
+    /// memory per gateway.
+    group64: (f64, f64, f64),
+}
+
+fn rss_kib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
+    use remex::{gather, Errors, Group};
+    let spec = "popen//worker=self";
+    let mut times = Vec::new();
+    for _ in 0..c.reps.min(11) {
+        let t0 = Instant::now();
+        let g = Group::new([format!("8*{spec}")]).await?;
+        let mch = g.remote_exec("channel.send(1)")?;
+        let got: Vec<i64> = mch.receive_each().await?;
+        assert_eq!(got.len(), 8);
+        g.terminate(Duration::from_secs(1)).await;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let g = Group::new([format!("2*{spec}")]).await?;
+    g.set_tasks_per_worker(64);
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let futs = (0..c.tasks)
+            .map(|i| g.submit("echo", &(i as i64)))
+            .collect::<remex::Result<Vec<_>>>()?;
+        let got = gather(futs, Errors::Raise).await?;
+        assert_eq!(got.value.len(), c.tasks);
+        rates.push(c.tasks as f64 / t0.elapsed().as_secs_f64());
+    }
+    g.terminate(Duration::from_secs(1)).await;
+    let before = rss_kib();
+    let t0 = Instant::now();
+    let g = Group::new([format!("64*{spec}")]).await?;
+    let create = t0.elapsed().as_secs_f64() * 1e3;
+    let per_gw = (rss_kib() - before) / 64.0;
+    let t1 = Instant::now();
+    g.terminate(Duration::from_secs(1)).await;
+    let term = t1.elapsed().as_secs_f64() * 1e3;
+    Ok(GroupRows {
+        group8_ms: median(times),
+        tasks_per_s: median(rates),
+        group64: (create, term, per_gw),
+    })
+}
+
 /// Controller-to-worker one-way rate, as an extra row.
 async fn remex_send_rate(c: &Counts) -> remex::Result<f64> {
     let gw = makegateway("popen//worker=self").await?;
@@ -288,7 +350,7 @@ async fn remex_send_rate(c: &Counts) -> remex::Result<f64> {
     Ok(median(rates))
 }
 
-fn execnet_rows(c: &Counts) -> Result<[f64; 4], String> {
+fn execnet_rows(c: &Counts) -> Result<[f64; 5], String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/execnet_bench.py");
     let out = Command::new("python3")
         .arg(script)
@@ -316,6 +378,7 @@ fn execnet_rows(c: &Counts) -> Result<[f64; 4], String> {
         field("rtt_us")?,
         field("msgs_per_s")?,
         field("bulk_mb_s")?,
+        field("group8_ms")?,
     ])
 }
 
@@ -330,6 +393,7 @@ async fn main() {
     let c = if quick {
         Counts {
             reps: 5,
+            tasks: 20_000,
             rounds: 5,
             pings: 2_000,
             msgs: 200_000,
@@ -339,6 +403,7 @@ async fn main() {
     } else {
         Counts {
             reps: 21,
+            tasks: 100_000,
             rounds: 9,
             pings: 20_000,
             msgs: 2_000_000,
@@ -349,6 +414,8 @@ async fn main() {
     eprintln!("measuring remex and the pipe floor, round by round ...");
     let r = remex_rows(&c).await.expect("remex benchmark");
     let send_rate = remex_send_rate(&c).await.expect("remex send benchmark");
+    eprintln!("measuring groups ...");
+    let gr = group_rows(&c).await.expect("group benchmark");
     eprintln!("measuring execnet ...");
     let e = execnet_rows(&c);
 
@@ -397,6 +464,20 @@ async fn main() {
     println!(
         "| (d0) raw pipe, default 64 KiB pipe buffer | | {:.0} MB/s | | | | |",
         r.bulk_default_pipe
+    );
+    println!(
+        "| (e) Group of 8 popen: create + remote_exec + gather + terminate | {:.1} ms | | {} | | {} | <= 40 ms |",
+        gr.group8_ms,
+        fmt_e(4, &|x| format!("{x:.0} ms")),
+        fmt_e(4, &|x| format!("{:.1}x faster", x / gr.group8_ms))
+    );
+    println!(
+        "| (f) trivial tasks through submit/gather, 2 workers | {:.0} tasks/s | | | | | >= 100,000 tasks/s |",
+        gr.tasks_per_s
+    );
+    println!(
+        "| (g) 64 popen gateways: create / terminate / controller memory each | {:.0} ms / {:.0} ms / {:.0} KiB | | | | | |",
+        gr.group64.0, gr.group64.1, gr.group64.2
     );
     if let Err(msg) = &e {
         println!("\nexecnet not measured: {msg} (pip install execnet)");

@@ -47,7 +47,7 @@ pub struct Gathered<T> {
     pub skipped: Vec<Skipped>,
 }
 
-type Report = Arc<Mutex<Vec<Skipped>>>;
+pub(crate) type Report = Arc<Mutex<Vec<Skipped>>>;
 
 /// Something `gather` can turn into values.
 pub trait Gather: Send + Sized + 'static {

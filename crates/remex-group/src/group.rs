@@ -1,5 +1,6 @@
 //! `Group`: many gateways started together and ended together.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub(crate) struct Inner {
     gateways: Mutex<Vec<Gateway>>,
     next: AtomicUsize,
     pool: Arc<Pool>,
+    /// Scattered data: key -> the gateways it was placed on.
+    holders: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Drop for Inner {
@@ -67,6 +70,7 @@ impl Group {
                 gateways: Mutex::new(Vec::new()),
                 next: AtomicUsize::new(0),
                 pool: Arc::default(),
+                holders: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -81,6 +85,32 @@ impl Group {
 
     pub(crate) fn pool(&self) -> Arc<Pool> {
         self.inner.pool.clone()
+    }
+
+    pub(crate) fn add_holders(&self, key: &str, ids: Vec<String>) {
+        self.inner
+            .holders
+            .lock()
+            .entry(key.to_string())
+            .or_default()
+            .extend(ids);
+    }
+
+    pub(crate) fn all_holders(&self, key: &str) -> Vec<String> {
+        self.inner
+            .holders
+            .lock()
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn live_holders(&self, key: &str) -> Vec<String> {
+        let live = self.ids();
+        self.all_holders(key)
+            .into_iter()
+            .filter(|h| live.contains(h))
+            .collect()
     }
 
     /// Starts a gateway for every spec (`N*spec` counts N), all at once.

@@ -15,9 +15,11 @@ mod group;
 mod multichannel;
 mod pool;
 mod queue;
+mod scatter;
 
 pub use gather::{gather, Errors, Gather, Gathered, Skipped};
 pub use group::{Group, TERMINATE_BOUND};
 pub use multichannel::MultiChannel;
 pub use pool::{gather_stream, TaskFuture, DEFAULT_MAX_ATTEMPTS, DEFAULT_PER_WORKER};
 pub use queue::ReceiveQueue;
+pub use scatter::DataRef;

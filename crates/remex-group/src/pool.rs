@@ -68,16 +68,23 @@ impl Pool {
     /// full. Fails when the group has no live gateway.
     /// Gateways in `avoid` (where this task already failed) are used only
     /// when no other is live.
+    /// With references in the arguments, only their live holders qualify.
     async fn acquire(
         self: &Arc<Self>,
         group: &Weak<Inner>,
         avoid: &[String],
+        refs: &[String],
     ) -> Result<(Gateway, Slot)> {
         loop {
             let inner = group
                 .upgrade()
                 .ok_or_else(|| gone("the group was dropped"))?;
-            let mut live = Group::from_inner(inner).gateways();
+            let group = Group::from_inner(inner);
+            let mut live = group.gateways();
+            if let Some(allowed) = group.placement(refs)? {
+                live.retain(|g| allowed.iter().any(|a| a == g.id()));
+            }
+            drop(group);
             if live.is_empty() {
                 return Err(gone("the group has no live worker"));
             }
@@ -117,11 +124,13 @@ fn gone(reason: &str) -> Error {
 }
 
 async fn drive(pool: Arc<Pool>, group: Weak<Inner>, task: String, args: Value) -> Result<Value> {
+    let mut refs = Vec::new();
+    crate::scatter::ref_keys(&args, &mut refs);
     let max_attempts = *pool.max_attempts.lock();
     let mut attempt = 0;
     let mut avoid: Vec<String> = Vec::new();
     loop {
-        let (gw, _slot) = pool.acquire(&group, &avoid).await?;
+        let (gw, _slot) = pool.acquire(&group, &avoid, &refs).await?;
         let ch = match gw.remote_call(&task, &args) {
             Ok(ch) => ch,
             Err(Error::GatewayLost { reason, .. }) => {

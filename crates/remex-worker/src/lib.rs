@@ -28,6 +28,7 @@
 mod builtins;
 mod script;
 mod serve;
+mod store;
 mod task;
 
 use std::any::Any;
@@ -38,6 +39,7 @@ use remex_core::conn::ExecutingGuard;
 use remex_core::{Channel, ExecRequest, Value};
 use serde::Serialize;
 
+pub use store::REF_KEY;
 pub use task::{Task, TaskError};
 
 /// A worker: the tasks it offers, ready to serve.
@@ -72,9 +74,9 @@ impl Worker {
 
     /// A worker with no tasks (scripts still run).
     pub fn bare() -> Self {
-        Worker {
+        store::register(Worker {
             tasks: task::Registry::default(),
-        }
+        })
     }
 
     /// Registers a task under `name`. What it returns is sent to the caller
@@ -154,7 +156,7 @@ impl Worker {
         })?;
         let t = Task {
             name,
-            args,
+            args: store::resolve(args)?,
             channel: ch.clone(),
         };
         let result = f(&t)?;

@@ -111,8 +111,14 @@ impl Registry {
         self.tasks.get(name).cloned()
     }
 
+    /// The user-visible task names (internal `__` tasks left out), sorted.
     pub(crate) fn names(&self) -> Vec<String> {
-        let mut v: Vec<_> = self.tasks.keys().cloned().collect();
+        let mut v: Vec<_> = self
+            .tasks
+            .keys()
+            .filter(|n| !n.starts_with("__"))
+            .cloned()
+            .collect();
         v.sort();
         v
     }

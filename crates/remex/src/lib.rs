@@ -21,8 +21,8 @@
 
 pub use remex_core::*;
 pub use remex_group::{
-    gather, gather_stream, Errors, Gather, Gathered, Group, MultiChannel, ReceiveQueue, Skipped,
-    TaskFuture, TERMINATE_BOUND,
+    gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel, ReceiveQueue,
+    Skipped, TaskFuture, TERMINATE_BOUND,
 };
 
 /// The worker library: build a custom worker, or let a program serve as its

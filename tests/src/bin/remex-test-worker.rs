@@ -54,6 +54,11 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok::<_, TaskError>(v)
         })
+        .task("pid_and_len", |t: &Task| {
+            // Where the task ran, and the length of the list it was given.
+            let data: Vec<Value> = t.args()?;
+            Ok::<_, TaskError>((std::process::id(), data.len()))
+        })
         .task("suicide", |_t: &Task| -> Result<(), TaskError> {
             // SAFETY: the worker kills itself, on purpose.
             unsafe {
