@@ -390,6 +390,51 @@ async fn main() {
         pipe_peer(&args[2], &args[3..]);
     }
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--tasks-only") {
+        // Profiling aid: only row (f).
+        let c = Counts {
+            tasks: 20_000,
+            reps: 1,
+            rounds: 1,
+            pings: 1,
+            msgs: 1,
+            bulk_mb: 1,
+            chunk: 1,
+        };
+        if args.iter().any(|a| a == "--raw-lane") {
+            let gw = makegateway("popen//worker=self").await.expect("gateway");
+            let control = gw.newchannel();
+            let lane = gw
+                .remote_call("__lane", &(8usize, control.handle()))
+                .expect("lane");
+            let t0 = Instant::now();
+            let sender = lane.clone();
+            let send = tokio::spawn(async move {
+                for i in 0..c.tasks as i64 {
+                    sender
+                        .send_value(Value::List(vec![
+                            Value::Int(i),
+                            Value::from("echo"),
+                            Value::Int(i),
+                        ]))
+                        .await
+                        .expect("send");
+                }
+            });
+            for _ in 0..c.tasks {
+                lane.receive_value().await.expect("reply");
+            }
+            send.await.unwrap();
+            println!(
+                "raw lane: {:.0} tasks/s",
+                c.tasks as f64 / t0.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        let g = group_rows(&c).await.expect("group benchmark");
+        println!("{:.0} tasks/s", g.tasks_per_s);
+        return;
+    }
     let c = if quick {
         Counts {
             reps: 5,

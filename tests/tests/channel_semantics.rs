@@ -306,3 +306,16 @@ async fn script_sending_after_closing_its_channel_does_not_disturb_others() {
     let ok = gw.remote_exec("channel.send(7)").unwrap();
     assert_eq!(ok.receive::<i64>().await.unwrap(), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_sent_to_a_channel_passed_in_call_arguments_are_kept() {
+    // The task waits before it looks at the channel it was given; what was
+    // sent to that channel meanwhile must wait for it, not be dropped.
+    let gw = common::gateway().await;
+    let side = gw.newchannel();
+    let ch = gw
+        .remote_call("late_receive", &(200u64, side.handle()))
+        .unwrap();
+    side.send(&7).await.unwrap();
+    assert_eq!(ch.receive_timeout::<i64>(T).await.unwrap(), 7);
+}

@@ -237,6 +237,23 @@ impl Channel {
         })
     }
 
+    /// Sends a value only if flow-control credit is available now; never
+    /// waits (for `Drop` implementations and other places that cannot).
+    pub fn try_send_value(&self, value: Value) -> Result<()> {
+        let (kind, payload) = self.encode(&value)?;
+        let size = Self::size_of(&value, &payload);
+        match self.state().try_reserve(self.shared(), size) {
+            Step::Ready(r) => r?,
+            Step::Wait(_) => {
+                return Err(Error::Timeout {
+                    what: "send credit",
+                    after: Duration::ZERO,
+                })
+            }
+        }
+        self.write(&value, kind, &payload)
+    }
+
     /// [`Channel::send_value`] for plain threads.
     pub fn send_value_blocking(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;

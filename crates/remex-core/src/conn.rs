@@ -86,7 +86,15 @@ struct OutBuf {
     /// The fd senders may write to directly while the writer is idle;
     /// cleared (under this lock) before the writer task drops the stream.
     direct_fd: Option<RawFd>,
+    /// When the last direct write happened: under a steady stream of
+    /// messages, direct writes would cost a system call (and a wake-up of
+    /// the peer) per message, so they are kept for traffic with pauses.
+    last_direct: Option<std::time::Instant>,
 }
+
+/// Messages closer together than this go through the writer task, which
+/// sends them in batches; sparser ones are written at once by the sender.
+const DIRECT_GAP: std::time::Duration = std::time::Duration::from_micros(20);
 
 impl OutBuf {
     /// Writes as much of `buf` as the fd takes now, without blocking.
@@ -96,6 +104,14 @@ impl OutBuf {
             return true;
         };
         if self.writer_busy {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let recent = self
+            .last_direct
+            .is_some_and(|t| now.duration_since(t) < DIRECT_GAP);
+        self.last_direct = Some(now);
+        if recent {
             return true;
         }
         while !self.buf.is_empty() {
@@ -252,6 +268,16 @@ impl Connection {
     /// value.
     pub fn newchannel(&self) -> Channel {
         let st = self.shared.new_chan();
+        Channel::from_state(self.shared.clone(), st)
+    }
+
+    /// A channel that exists on this side only: the peer never hears of it,
+    /// sending on it is an error, and closing it sends nothing. Tasks run
+    /// through a task lane get one, so that cancelling them can close it.
+    pub fn detached_channel(&self) -> Channel {
+        let id = self.shared.next_id.fetch_add(2, Ordering::Relaxed);
+        let st = Arc::new(ChanState::new(id, self.shared.window));
+        st.inner.lock().peer_gone = true;
         Channel::from_state(self.shared.clone(), st)
     }
 
@@ -570,6 +596,13 @@ impl Shared {
                 }
             }
             Message::Exec { channel, request } => {
+                // Channels passed in the arguments exist from now on, so
+                // that items sent to them before the task attaches are kept.
+                if let ExecRequest::Call { args, .. } = &request {
+                    args.for_each_channel(&mut |r| {
+                        self.chan_for_ref(r.0);
+                    });
+                }
                 let st = self.chan_for_ref(channel);
                 let handler = self.exec_handler.lock().clone();
                 let ch = Channel::from_state(self.clone(), st);
@@ -662,7 +695,11 @@ impl ChanInner {
 pub(crate) struct ChanState {
     pub(crate) id: u32,
     inner: Mutex<ChanInner>,
+    /// Receivers wait here: one is woken per item, all at the end.
     readable: Event,
+    /// `waitclose` waits here, apart from receivers, so that it can never
+    /// absorb an item's wake-up.
+    ended: Event,
     writable: Event,
     /// Serialises callback invocations so that items keep their order.
     cb_order: Mutex<()>,
@@ -685,6 +722,7 @@ impl ChanState {
                 ..Default::default()
             }),
             readable: Event::new(),
+            ended: Event::new(),
             writable: Event::new(),
             cb_order: Mutex::new(()),
             handles: AtomicUsize::new(0),
@@ -708,7 +746,9 @@ impl ChanState {
         };
         match cb {
             None => {
-                self.readable.notify(usize::MAX);
+                // One more receiver per item: several threads receiving from
+                // one channel must not all wake for each item.
+                self.readable.notify_additional(1);
             }
             Some((cb, value)) => {
                 let _order = self.cb_order.lock();
@@ -776,6 +816,7 @@ impl ChanState {
             shared.remove(self.id);
         }
         self.readable.notify(usize::MAX);
+        self.ended.notify(usize::MAX);
         self.writable.notify(usize::MAX);
         if let Some((Some(cb), marker)) = fire {
             let _order = self.cb_order.lock();
@@ -816,7 +857,7 @@ impl ChanState {
             Some(Terminal::Eof) => Step::Ready(Ok(())),
             Some(t @ Terminal::Failed(_)) => Step::Ready(Err(self.terminal_error(shared, t))),
             None if i.sent_close => Step::Ready(Ok(())),
-            None => Step::Wait(self.readable.listen()),
+            None => Step::Wait(self.ended.listen()),
         }
     }
 
@@ -869,6 +910,7 @@ impl ChanState {
             shared.remove(self.id);
         }
         self.readable.notify(usize::MAX);
+        self.ended.notify(usize::MAX);
         self.writable.notify(usize::MAX);
         send
     }

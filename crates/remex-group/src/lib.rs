@@ -12,6 +12,7 @@
 
 mod gather;
 mod group;
+mod lane;
 mod multichannel;
 mod pool;
 mod queue;

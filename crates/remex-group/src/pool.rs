@@ -24,6 +24,7 @@ use remex_core::{Error, Gateway, Result, Value};
 use tokio::task::JoinHandle;
 
 use crate::group::{Group, Inner};
+use crate::lane::Lane;
 
 /// Tasks in flight per worker, by default.
 pub const DEFAULT_PER_WORKER: usize = 4;
@@ -32,6 +33,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 pub(crate) struct Pool {
     slots: Mutex<HashMap<String, usize>>,
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
     freed: Event,
     pub(crate) per_worker: Mutex<usize>,
     pub(crate) max_attempts: Mutex<u32>,
@@ -41,6 +43,7 @@ impl Default for Pool {
     fn default() -> Self {
         Pool {
             slots: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
             freed: Event::new(),
             per_worker: Mutex::new(DEFAULT_PER_WORKER),
             max_attempts: Mutex::new(DEFAULT_MAX_ATTEMPTS),
@@ -59,7 +62,8 @@ impl Drop for Slot {
         if let Some(n) = self.pool.slots.lock().get_mut(&self.gateway) {
             *n = n.saturating_sub(1);
         }
-        self.pool.freed.notify(1);
+        // One more waiter per freed slot, even if earlier ones have not run yet.
+        self.pool.freed.notify_additional(1);
     }
 }
 
@@ -115,6 +119,21 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// The live lane to `gw`, opened on first use.
+    fn lane(&self, gw: &Gateway) -> Result<Arc<Lane>> {
+        let mut lanes = self.lanes.lock();
+        if let Some(l) = lanes.get(gw.id()) {
+            if !l.is_dead() {
+                return Ok(l.clone());
+            }
+        }
+        let lane = Lane::open(gw, *self.per_worker.lock())?;
+        lanes.insert(gw.id().to_string(), lane.clone());
+        Ok(lane)
+    }
+}
+
 fn gone(reason: &str) -> Error {
     Error::GatewayLost {
         gateway: "group".into(),
@@ -131,8 +150,11 @@ async fn drive(pool: Arc<Pool>, group: Weak<Inner>, task: String, args: Value) -
     let mut avoid: Vec<String> = Vec::new();
     loop {
         let (gw, _slot) = pool.acquire(&group, &avoid, &refs).await?;
-        let ch = match gw.remote_call(&task, &args) {
-            Ok(ch) => ch,
+        let sent = pool
+            .lane(&gw)
+            .and_then(|lane| lane.send(&task, &args).map(|(id, rx)| (lane, id, rx)));
+        let (lane, id, rx) = match sent {
+            Ok(x) => x,
             Err(Error::GatewayLost { reason, .. }) => {
                 // Never reached the worker: not an attempt, but not there again.
                 tracing::debug!(task = %task, gateway = %gw.id(), "dispatch failed: {reason}");
@@ -142,15 +164,7 @@ async fn drive(pool: Arc<Pool>, group: Weak<Inner>, task: String, args: Value) -
             Err(e) => return Err(e),
         };
         attempt += 1;
-        let outcome = async {
-            match ch.receive_value().await {
-                Ok(v) => Ok(v),
-                // A task that returned `()` sends nothing.
-                Err(e) if e.is_end_of_channel() => Ok(Value::Unit),
-                Err(e) => Err(e),
-            }
-        }
-        .await;
+        let outcome = lane.reply(id, rx).await;
         match outcome {
             Err(Error::GatewayLost {
                 gateway,

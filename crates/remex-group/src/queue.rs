@@ -39,7 +39,7 @@ impl ReceiveQueue {
         ch.set_callback(
             move |v| {
                 q.items.lock().push_back((from.clone(), v));
-                q.added.notify(1);
+                q.added.notify_additional(1);
             },
             endmarker,
         )

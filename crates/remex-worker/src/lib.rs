@@ -26,6 +26,7 @@
 //! as a `RemoteError`.
 
 mod builtins;
+mod lane;
 mod script;
 mod serve;
 mod store;
@@ -54,7 +55,7 @@ impl Default for Worker {
     }
 }
 
-fn panic_message(p: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {
@@ -127,6 +128,14 @@ impl Worker {
     /// as executing before the close, so a caller that saw the close never
     /// sees it running.
     fn execute(&self, ch: Channel, req: ExecRequest, executing: ExecutingGuard) {
+        // A lane counts its tasks, not itself.
+        let executing = match &req {
+            ExecRequest::Call { name, .. } if name == "__lane" => {
+                drop(executing);
+                None
+            }
+            _ => Some(executing),
+        };
         let outcome = catch_unwind(AssertUnwindSafe(|| match req {
             ExecRequest::Script { source } => script::run(&source, &ch),
             ExecRequest::Call { name, args } => self.call(name, args, &ch),
@@ -148,6 +157,18 @@ impl Worker {
     }
 
     fn call(&self, name: String, args: Value, ch: &Channel) -> Result<(), String> {
+        if name == "__lane" {
+            return self.run_lane(args, ch);
+        }
+        let result = self.run_task(name, args, ch)?;
+        if result != Value::Unit {
+            ch.send_value_blocking(result).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Runs a registered task and returns its result.
+    fn run_task(&self, name: String, args: Value, ch: &Channel) -> Result<Value, String> {
         let f = self.tasks.get(&name).ok_or_else(|| {
             format!(
                 "no task named '{name}' on this worker (it has: {})",
@@ -159,11 +180,7 @@ impl Worker {
             args: store::resolve(args)?,
             channel: ch.clone(),
         };
-        let result = f(&t)?;
-        if result != Value::Unit {
-            ch.send_value_blocking(result).map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        f(&t)
     }
 }
 

@@ -59,6 +59,13 @@ fn main() {
             let data: Vec<Value> = t.args()?;
             Ok::<_, TaskError>((std::process::id(), data.len()))
         })
+        .task("late_receive", |t: &Task| {
+            // [ms, channel]: waits, then receives one item from the channel.
+            let (ms, r): (u64, remex::ChannelRef) = t.args()?;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let ch = t.channel().attach(r);
+            Ok::<_, TaskError>(ch.receive_value_blocking(Some(std::time::Duration::from_secs(10)))?)
+        })
         .task("suicide", |_t: &Task| -> Result<(), TaskError> {
             // SAFETY: the worker kills itself, on purpose.
             unsafe {

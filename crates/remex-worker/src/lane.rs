@@ -1,0 +1,106 @@
+//! Task lanes: many tasks over one long-lived channel, for the task pool.
+//!
+//! The controller opens a lane with the built-in call `__lane([k, control])`.
+//! Requests `[id, name, args]` arrive on the lane channel; `k` executor
+//! threads take them straight off the channel (under load they drain it
+//! without sleeping) and answer `[id, ok, value-or-error]`. Cancels `id`
+//! arrive on the separate `control` channel, served by its own thread, so
+//! that a cancel is seen even while every executor is busy: it closes the
+//! running task's channel (a cancellable task such as `sleep` then stops),
+//! or drops the task if it has not started.
+//!
+//! Each task gets a detached channel (local only): tasks run through a lane
+//! return their result instead of streaming it, and sending on that
+//! channel is an error.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use parking_lot::Mutex;
+use remex_core::{Channel, ChannelRef, Value};
+
+use crate::Worker;
+
+#[derive(Default)]
+struct Running {
+    tasks: HashMap<i64, Channel>,
+    cancelled: HashSet<i64>,
+}
+
+fn request(v: Value) -> Option<(i64, String, Value)> {
+    match v {
+        Value::List(mut l) if l.len() == 3 => {
+            let args = l.pop()?;
+            let name = match l.pop()? {
+                Value::Str(s) => s,
+                _ => return None,
+            };
+            match l.pop()? {
+                Value::Int(id) => Some((id, name, args)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+impl Worker {
+    pub(crate) fn run_lane(&self, args: Value, lane: &Channel) -> Result<(), String> {
+        let (k, control): (usize, ChannelRef) =
+            remex_core::from_value(args).map_err(|e| format!("bad lane arguments: {e}"))?;
+        let control = lane.attach(control);
+        let running = Mutex::new(Running::default());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while let Ok(Value::Int(id)) = control.receive_value_blocking(None) {
+                    let mut r = running.lock();
+                    match r.tasks.get(&id) {
+                        Some(ch) => ch.close(None),
+                        None => {
+                            r.cancelled.insert(id);
+                        }
+                    }
+                }
+            });
+            for _ in 0..k.clamp(1, 1024) {
+                s.spawn(|| self.lane_executor(lane, &running));
+            }
+        });
+        Ok(())
+    }
+
+    fn lane_executor(&self, lane: &Channel, running: &Mutex<Running>) {
+        while let Ok(v) = lane.receive_value_blocking(None) {
+            let Some((id, name, args)) = request(v) else {
+                eprintln!("lane {}: ignoring a malformed request", lane.id());
+                continue;
+            };
+            let task_ch = lane.connection().detached_channel();
+            {
+                let mut r = running.lock();
+                if r.cancelled.remove(&id) {
+                    continue;
+                }
+                r.tasks.insert(id, task_ch.clone());
+            }
+            let guard = lane.connection().executing_guard();
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.run_task(name, args, &task_ch)));
+            drop(guard);
+            running.lock().tasks.remove(&id);
+            let (ok, value) = match outcome {
+                Ok(Ok(v)) => (true, v),
+                Ok(Err(msg)) => (false, Value::Str(msg)),
+                Err(p) => (
+                    false,
+                    Value::Str(format!("panicked: {}", crate::panic_message(&*p))),
+                ),
+            };
+            if lane
+                .send_value_blocking(Value::List(vec![Value::Int(id), Value::Bool(ok), value]))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
