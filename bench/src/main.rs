@@ -304,7 +304,7 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
         times.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     let g = Group::new([format!("2*{spec}")]).await?;
-    g.set_tasks_per_worker(64);
+    g.set_tasks_per_worker(16);
     let mut rates = Vec::new();
     for _ in 0..3 {
         let t0 = Instant::now();

@@ -1,55 +1,42 @@
 //! The controller's end of a task lane (see `remex_worker`'s lane module):
 //! one long-lived channel per worker carrying task requests and replies,
-//! so that submitting a task costs a message, not a channel and a thread.
+//! so that a task costs a message, not a channel and a thread.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use remex_core::{Channel, Error, Gateway, RemoteError, Result, Value};
-use tokio::sync::oneshot;
+
+use crate::group::{Group, Inner};
+use crate::pool::Job;
 
 pub(crate) struct Lane {
-    gateway: Gateway,
+    pub(crate) gateway: Gateway,
     ch: Channel,
     control: Channel,
-    pending: Mutex<HashMap<i64, oneshot::Sender<Result<Value>>>>,
+    /// Jobs sent and not answered yet, by request id.
+    pub(crate) in_flight: Mutex<HashMap<i64, Job>>,
     next: AtomicI64,
     dead: AtomicBool,
 }
 
-/// Cancels a request whose caller went away before its reply.
-struct Cancel<'a> {
-    lane: &'a Lane,
-    id: i64,
-    armed: bool,
-}
-
-impl Drop for Cancel<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.lane.pending.lock().remove(&self.id);
-            // Best effort: a full control channel or a dead lane needs no cancel.
-            let _ = self.lane.control.try_send_value(Value::Int(self.id));
-        }
-    }
-}
-
 impl Lane {
-    /// Opens a lane with `k` executors on `gw`.
-    pub(crate) fn open(gw: &Gateway, k: usize) -> Result<Arc<Lane>> {
+    /// Opens a lane with `k` executors on `gw`; its reader hands replies to
+    /// their jobs and asks the pool for more work.
+    pub(crate) fn open(gw: &Gateway, k: usize, group: Weak<Inner>) -> Result<Arc<Lane>> {
         let control = gw.newchannel();
         let ch = gw.remote_call("__lane", &(k, control.handle()))?;
         let lane = Arc::new(Lane {
             gateway: gw.clone(),
             ch,
             control,
-            pending: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
             next: AtomicI64::new(0),
             dead: AtomicBool::new(false),
         });
-        tokio::spawn(read_replies(lane.clone()));
+        tokio::spawn(read_replies(lane.clone(), group));
         Ok(lane)
     }
 
@@ -57,52 +44,37 @@ impl Lane {
         self.dead.load(Ordering::Acquire)
     }
 
-    /// Sends a request. `Err` means it never reached the worker.
-    pub(crate) fn send(
-        &self,
-        task: &str,
-        args: &Value,
-    ) -> Result<(i64, oneshot::Receiver<Result<Value>>)> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.pending.lock().insert(id, tx);
-        let req = Value::List(vec![
-            Value::Int(id),
-            Value::Str(task.to_string()),
-            args.clone(),
-        ]);
-        // Requests are small and bounded in number by the pool's slots, so
-        // credit is there; a lane without it is as good as lost.
-        if let Err(e) = self.ch.try_send_value(req) {
-            self.pending.lock().remove(&id);
-            return Err(match e {
-                e @ Error::GatewayLost { .. } => e,
-                other => Error::GatewayLost {
-                    gateway: self.gateway.id().to_string(),
-                    pid: self.gateway.rinfo().pid,
-                    reason: format!("the task lane cannot take a request: {other}"),
-                },
-            });
-        }
-        Ok((id, rx))
+    pub(crate) fn load(&self) -> usize {
+        self.in_flight.lock().len()
     }
 
-    /// Waits for the reply to request `id`; dropping the wait cancels it.
-    pub(crate) async fn reply(
-        &self,
-        id: i64,
-        rx: oneshot::Receiver<Result<Value>>,
-    ) -> Result<Value> {
-        let mut cancel = Cancel {
-            lane: self,
-            id,
-            armed: true,
-        };
-        let r = rx
-            .await
-            .unwrap_or_else(|_| Err(self.lost("the task lane ended")));
-        cancel.armed = false;
-        r
+    /// Sends `job`; on failure (the request never reached the worker) the
+    /// job comes back.
+    pub(crate) fn send(self: &Arc<Self>, job: Job) -> std::result::Result<(), Box<Job>> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let req = Value::List(vec![
+            Value::Int(id),
+            Value::Str(job.task.clone()),
+            job.args.clone(),
+        ]);
+        job.set_place(Arc::downgrade(self), id);
+        self.in_flight.lock().insert(id, job);
+        // Requests are small and bounded by the lane's capacity, so credit
+        // is there; a lane without it is as good as lost.
+        if self.ch.try_send_value(req).is_err() {
+            let job = self.in_flight.lock().remove(&id);
+            self.dead.store(true, Ordering::Release);
+            return job.map_or(Ok(()), |j| Err(Box::new(j)));
+        }
+        Ok(())
+    }
+
+    /// Cancels request `id`: forgets its job and tells the worker.
+    pub(crate) fn cancel(&self, id: i64) {
+        if self.in_flight.lock().remove(&id).is_some() {
+            // Best effort: a full control channel or a dead lane needs no cancel.
+            let _ = self.control.try_send_value(Value::Int(id));
+        }
     }
 
     fn lost(&self, reason: &str) -> Error {
@@ -114,7 +86,7 @@ impl Lane {
     }
 }
 
-async fn read_replies(lane: Arc<Lane>) {
+async fn read_replies(lane: Arc<Lane>, group: Weak<Inner>) {
     let end = loop {
         match lane.ch.receive_value().await {
             Ok(Value::List(mut l)) if l.len() == 3 => {
@@ -124,22 +96,25 @@ async fn read_replies(lane: Arc<Lane>) {
                     tracing::warn!(gateway = %lane.gateway.id(), "malformed lane reply");
                     continue;
                 };
-                let Some(tx) = lane.pending.lock().remove(&id) else {
-                    continue;
-                };
-                let result = if ok {
-                    Ok(value)
-                } else {
-                    Err(Error::Remote(RemoteError {
-                        gateway: lane.gateway.id().to_string(),
-                        pid: lane.gateway.rinfo().pid,
-                        message: match value {
-                            Value::Str(s) => s,
-                            other => other.describe(),
-                        },
-                    }))
-                };
-                let _ = tx.send(result);
+                let job = lane.in_flight.lock().remove(&id);
+                if let Some(job) = job {
+                    job.finish(if ok {
+                        Ok(value)
+                    } else {
+                        Err(Error::Remote(RemoteError {
+                            gateway: lane.gateway.id().to_string(),
+                            pid: lane.gateway.rinfo().pid,
+                            message: match value {
+                                Value::Str(s) => s,
+                                other => other.describe(),
+                            },
+                        }))
+                    });
+                }
+                // A place is free: send more.
+                if let Some(g) = group.upgrade() {
+                    Group::from_inner(g).dispatch();
+                }
             }
             Ok(other) => {
                 tracing::warn!(gateway = %lane.gateway.id(), "unexpected lane item: {}", other.describe())
@@ -149,8 +124,9 @@ async fn read_replies(lane: Arc<Lane>) {
         }
     };
     lane.dead.store(true, Ordering::Release);
-    let pending: Vec<_> = lane.pending.lock().drain().collect();
-    for (_, tx) in pending {
-        let _ = tx.send(Err(end.clone()));
+    let jobs: Vec<Job> = lane.in_flight.lock().drain().map(|(_, j)| j).collect();
+    match group.upgrade() {
+        Some(g) => Group::from_inner(g).requeue_lost(jobs, lane.gateway.id(), &end),
+        None => jobs.into_iter().for_each(|j| j.finish(Err(end.clone()))),
     }
 }
