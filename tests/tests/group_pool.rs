@@ -225,3 +225,14 @@ async fn ten_thousand_tasks_survive_random_sigkills_exactly_once() {
     eprintln!("10,000 tasks with 5 SIGKILLs in {:?}", t0.elapsed());
     g.terminate(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_futures_gathers_as_a_stream_in_order() {
+    let g = group(2).await;
+    let futures = futures::stream::iter((0..200i64).map(|i| g.submit("square", &i).unwrap()));
+    let got: Vec<i64> = remex::gather_stream(futures, 16)
+        .map(|r| int(&r.unwrap()))
+        .collect()
+        .await;
+    assert_eq!(got, (0..200i64).map(|x| x * x).collect::<Vec<_>>());
+}
