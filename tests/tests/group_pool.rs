@@ -7,15 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use remex::{gather, Error, Errors, Group, Value};
+use remex::{gather, Error, Errors, Value};
 
 const T: Duration = Duration::from_secs(20);
-
-async fn group(n: usize) -> Group {
-    Group::new([format!("{n}*{}", common::spec(""))])
-        .await
-        .unwrap()
-}
 
 fn int(v: &Value) -> i64 {
     remex::from_value(v.clone()).unwrap()
@@ -23,7 +17,7 @@ fn int(v: &Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gather_keeps_the_shape_of_nested_containers() {
-    let g = group(2).await;
+    let g = common::group(2).await;
     let sq = |x: i64| g.submit("square", &x).unwrap();
     // dask: c.gather([x, [x], x]) -> [3, [3], 3]; Rust containers are typed.
     let got = gather(vec![vec![sq(1)], vec![sq(2), sq(3)], vec![]], Errors::Raise)
@@ -61,7 +55,7 @@ async fn gather_keeps_the_shape_of_nested_containers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raise_returns_the_first_failure_and_cancels_the_rest() {
-    let g = group(2).await;
+    let g = common::group(2).await;
     let slow = g.submit("sleep", &30).unwrap();
     let bad = g.submit("fail", "bad input").unwrap();
     let t0 = Instant::now();
@@ -94,7 +88,7 @@ async fn raise_returns_the_first_failure_and_cancels_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_leaves_failures_out_at_every_depth_and_reports_them() {
-    let g = group(2).await;
+    let g = common::group(2).await;
     let ok = |x: i64| g.submit("square", &x).unwrap();
     let bad = || g.submit("fail", "x").unwrap();
     let got = gather(
@@ -133,7 +127,7 @@ async fn skip_leaves_failures_out_at_every_depth_and_reports_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_future_cancels_its_task() {
-    let g = group(1).await;
+    let g = common::group(1).await;
     let gw = g.get(0).unwrap();
     let fut = g.submit("sleep", &30).unwrap();
     let deadline = Instant::now() + T;
@@ -150,7 +144,7 @@ async fn dropping_a_future_cancels_its_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_kills_every_worker_fails_after_the_limit() {
-    let g = group(4).await;
+    let g = common::group(4).await;
     let err = g.submit("suicide", &()).unwrap().await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("died on each of 3 attempts"), "{text}");
@@ -160,7 +154,7 @@ async fn a_task_that_kills_every_worker_fails_after_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_streams_results_in_order_or_as_completed() {
-    let g = group(2).await;
+    let g = common::group(2).await;
     let ordered: Vec<i64> = g
         .map("square", 0..500i64, true)
         .map(|r| int(&r.unwrap()))
@@ -182,7 +176,7 @@ async fn map_streams_results_in_order_or_as_completed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_tasks_survive_random_sigkills_exactly_once() {
-    let g = group(4).await;
+    let g = common::group(4).await;
     g.set_tasks_per_worker(8);
     let n = 10_000i64;
     let results = g.map(
@@ -228,7 +222,7 @@ async fn ten_thousand_tasks_survive_random_sigkills_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_of_futures_gathers_as_a_stream_in_order() {
-    let g = group(2).await;
+    let g = common::group(2).await;
     let futures = futures::stream::iter((0..200i64).map(|i| g.submit("square", &i).unwrap()));
     let got: Vec<i64> = remex::gather_stream(futures, 16)
         .map(|r| int(&r.unwrap()))

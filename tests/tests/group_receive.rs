@@ -10,12 +10,6 @@ use remex_tests::{process_gone, wait_gone};
 
 const T: Duration = Duration::from_secs(10);
 
-async fn group(n: usize) -> Group {
-    Group::new([format!("{n}*{}", common::spec(""))])
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multichannel_receive_each_sums_to_three() {
     let ch1 = common::gateway()
@@ -57,7 +51,7 @@ async fn receive_queue_gets_sum_to_three() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn make_receive_queue_twice_returns_the_same_queue() {
-    let g = group(2).await;
+    let g = common::group(2).await;
     let mch = g.remote_exec("channel.send(5)").unwrap();
     let q1 = mch.make_receive_queue(Some(Value::from("end"))).unwrap();
     let q2 = mch.make_receive_queue(Some(Value::from("other"))).unwrap();
@@ -77,7 +71,7 @@ async fn make_receive_queue_twice_returns_the_same_queue() {
 async fn endmarker_arrives_once_per_channel_after_terminate() {
     // execnet: Group(['popen'] * 3); remote_exec("channel.send(channel.receive()+1)");
     // make_receive_queue(endmarker=42); mch[0].send(1) -> 2; terminate(1) -> 42 three times.
-    let g = group(3).await;
+    let g = common::group(3).await;
     let pids: Vec<u32> = g.gateways().iter().map(|gw| gw.rinfo().pid).collect();
     let mch = g.remote_exec("channel.send(channel.receive()+1)").unwrap();
     let queue = mch.make_receive_queue(Some(Value::Int(42))).unwrap();
@@ -140,7 +134,7 @@ async fn group_ids_index_and_membership() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_start_in_parallel() {
     let t0 = Instant::now();
-    let g = group(8).await;
+    let g = common::group(8).await;
     let parallel = t0.elapsed();
     assert_eq!(g.len(), 8);
     g.terminate(T).await;
@@ -156,7 +150,7 @@ async fn gateways_start_in_parallel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_is_bounded_whatever_the_workers_do() {
-    let g = group(5).await;
+    let g = common::group(5).await;
     let gws = g.gateways();
     let pids: Vec<u32> = gws.iter().map(|gw| gw.rinfo().pid).collect();
     // gw0 blocks in receive, gw1 sleeps, gw2 has a child that ignores
@@ -198,7 +192,7 @@ async fn terminate_is_bounded_whatever_the_workers_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_group_kills_its_workers() {
-    let g = group(3).await;
+    let g = common::group(3).await;
     let pids: Vec<u32> = g.gateways().iter().map(|gw| gw.rinfo().pid).collect();
     drop(g);
     for pid in pids {
@@ -211,7 +205,7 @@ async fn dropping_a_group_kills_its_workers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multichannel_waitclose_returns_the_first_remote_error() {
-    let g = group(3).await;
+    let g = common::group(3).await;
     let gws = g.gateways();
     let mch = MultiChannel::new(vec![
         gws[0].remote_exec("1").unwrap(),

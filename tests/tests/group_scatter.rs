@@ -4,17 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use remex::{gather, Errors, Group, Value};
-
-async fn group(n: usize) -> Group {
-    Group::new([format!("{n}*{}", common::spec(""))])
-        .await
-        .unwrap()
-}
+use remex::{gather, Errors, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_run_where_the_scattered_data_is() {
-    let g = group(3).await;
+    let g = common::group(3).await;
     let data: Vec<Vec<i64>> = (0..6).map(|i| (0..i * 100).collect()).collect();
     let refs = g.scatter(data.clone(), false).await.unwrap();
     let pids: Vec<(String, u32)> = g
@@ -42,7 +36,7 @@ async fn tasks_run_where_the_scattered_data_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_places_the_value_on_every_worker() {
-    let g = group(3).await;
+    let g = common::group(3).await;
     let r = g.scatter(vec!["shared"], true).await.unwrap().remove(0);
     let mut holders = r.holders();
     holders.sort();
@@ -60,7 +54,7 @@ async fn broadcast_places_the_value_on_every_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_only_holder_is_a_clear_error() {
-    let g = group(2).await;
+    let g = common::group(2).await;
     let r = g.scatter(vec![42], false).await.unwrap().remove(0);
     let holder = g.by_id(&r.holders()[0]).unwrap();
     holder.kill().await.unwrap();

@@ -175,9 +175,34 @@ impl<T: Gather> Gather for Option<T> {
     }
 }
 
+/// Gathers map entries; under Skip, failed entries are left out.
+async fn entries<K, T>(
+    map: Vec<(K, T)>,
+    errors: Errors,
+    path: String,
+    report: Report,
+) -> Result<Vec<(K, T::Output)>>
+where
+    K: Debug + Send + 'static,
+    T: Gather,
+{
+    let mut keys = HashMap::new();
+    let mut items = Vec::with_capacity(map.len());
+    for (k, x) in map {
+        let p = format!("{path}[{k:?}]");
+        keys.insert(p.clone(), k);
+        items.push((p, x));
+    }
+    Ok(children(items, errors, report)
+        .await?
+        .into_iter()
+        .filter_map(|(p, v)| keys.remove(&p).map(|k| (k, v)))
+        .collect())
+}
+
 impl<K, T> Gather for HashMap<K, T>
 where
-    K: Eq + Hash + Debug + Clone + Send + 'static,
+    K: Eq + Hash + Debug + Send + 'static,
     T: Gather,
 {
     type Output = HashMap<K, T::Output>;
@@ -187,19 +212,11 @@ where
         path: String,
         report: Report,
     ) -> BoxFuture<'static, Result<Self::Output>> {
-        let keys: HashMap<String, K> = self
-            .keys()
-            .map(|k| (format!("{path}[{k:?}]"), k.clone()))
-            .collect();
-        let items = self
-            .into_iter()
-            .map(|(k, x)| (format!("{path}[{k:?}]"), x))
-            .collect();
+        let map: Vec<_> = self.into_iter().collect();
         async move {
-            Ok(children(items, errors, report)
+            Ok(entries(map, errors, path, report)
                 .await?
                 .into_iter()
-                .filter_map(|(p, v)| keys.get(&p).map(|k| (k.clone(), v)))
                 .collect())
         }
         .boxed()
@@ -208,7 +225,7 @@ where
 
 impl<K, T> Gather for BTreeMap<K, T>
 where
-    K: Ord + Debug + Clone + Send + 'static,
+    K: Ord + Debug + Send + 'static,
     T: Gather,
 {
     type Output = BTreeMap<K, T::Output>;
@@ -218,19 +235,11 @@ where
         path: String,
         report: Report,
     ) -> BoxFuture<'static, Result<Self::Output>> {
-        let keys: HashMap<String, K> = self
-            .keys()
-            .map(|k| (format!("{path}[{k:?}]"), k.clone()))
-            .collect();
-        let items = self
-            .into_iter()
-            .map(|(k, x)| (format!("{path}[{k:?}]"), x))
-            .collect();
+        let map: Vec<_> = self.into_iter().collect();
         async move {
-            Ok(children(items, errors, report)
+            Ok(entries(map, errors, path, report)
                 .await?
                 .into_iter()
-                .filter_map(|(p, v)| keys.get(&p).map(|k| (k.clone(), v)))
                 .collect())
         }
         .boxed()

@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
-use remex::{makegateway, Gateway};
+use remex::{makegateway, Gateway, Group};
 
 /// A spec for the test worker, with extra `//key=value` parts.
 pub fn spec(extra: &str) -> String {
@@ -16,4 +16,11 @@ pub async fn gateway() -> Gateway {
     makegateway(&spec(""))
         .await
         .expect("the test worker starts")
+}
+
+/// A group of `n` test workers.
+pub async fn group(n: usize) -> Group {
+    Group::new([format!("{n}*{}", spec(""))])
+        .await
+        .expect("the test workers start")
 }
