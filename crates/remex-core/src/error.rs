@@ -36,7 +36,7 @@ pub enum Error {
         detail: String,
     },
     /// The worker did not complete the handshake.
-    #[error("worker for spec {spec:?} (pid {pid}) failed the handshake: {source}")]
+    #[error("worker for spec {spec:?} (pid {pid}) failed the handshake: {source}{detail}")]
     Handshake {
         /// The spec.
         spec: String,
@@ -44,6 +44,9 @@ pub enum Error {
         pid: u32,
         /// What went wrong.
         source: HandshakeError,
+        /// How the process ended and the last lines of its stderr, when
+        /// known (`""` otherwise).
+        detail: String,
     },
     /// The program at the other end is not a remex worker.
     #[error("spec {spec:?}: {detail}")]

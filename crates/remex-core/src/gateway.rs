@@ -13,7 +13,7 @@ use crate::channel::Channel;
 use crate::conn::{ConnConfig, Connection, Handlers};
 use crate::error::{Error, Result};
 use crate::spec::{Spec, Transport};
-use crate::transport::{self, kill_group, popen};
+use crate::transport::{self, cmd, kill_group, popen};
 use crate::value::{to_value, ChannelRef};
 use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 
@@ -120,6 +120,7 @@ impl Gateway {
         }
         let cmd = match &spec.transport {
             Transport::Popen => popen::command(&spec)?,
+            Transport::Cmd { command } => cmd::command(&spec, command)?,
             other => {
                 return Err(Error::Start {
                     spec: spec.raw.clone(),
@@ -269,10 +270,15 @@ impl Gateway {
         }
     }
 
-    /// Waits until the worker process has ended.
+    /// Waits until the worker has ended: its connection closed and the
+    /// local process exited.
     pub async fn join(&self, timeout: Option<Duration>) -> Result<()> {
         let mut rx = self.inner.exit.clone();
+        let conn = self.inner.conn.clone();
+        // Both the connection and the local process: a cmd= wrapper may
+        // exit long before the worker it reached.
         let wait = async move {
+            conn.closed().await;
             let _ = rx.wait_for(|s| s.is_some()).await;
         };
         match timeout {
@@ -312,22 +318,25 @@ impl Gateway {
     }
 
     /// The gateway's state.
+    ///
+    /// The connection decides whether the gateway runs: with `cmd=`, the
+    /// local command (a `setsid` or `ssh` wrapper) may end while the worker
+    /// it reached still serves.
     pub fn state(&self) -> GatewayState {
-        if let Some(s) = *self.inner.exit.borrow() {
-            use std::os::unix::process::ExitStatusExt;
-            return GatewayState::Exited {
+        use std::os::unix::process::ExitStatusExt;
+        let exiting = self.inner.exiting.load(Ordering::Relaxed);
+        let exited = *self.inner.exit.borrow();
+        match (self.inner.conn.lost(), exited) {
+            (None, _) if exiting => GatewayState::Exiting,
+            (None, _) => GatewayState::Running,
+            (Some(_), Some(s)) => GatewayState::Exited {
                 code: s.code(),
                 signal: s.signal(),
-            };
-        }
-        if self.inner.exiting.load(Ordering::Relaxed) {
-            return GatewayState::Exiting;
-        }
-        match self.inner.conn.lost() {
-            Some(e) => GatewayState::Lost {
+            },
+            (Some(_), None) if exiting => GatewayState::Exiting,
+            (Some(e), None) => GatewayState::Lost {
                 reason: e.to_string(),
             },
-            None => GatewayState::Running,
         }
     }
 }

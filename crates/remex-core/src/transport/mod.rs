@@ -5,10 +5,15 @@
 //! command that reaches one). This module starts such a process, forwards
 //! its stderr, watches its exit, and performs the handshake.
 
+pub mod cmd;
 pub mod popen;
 
+use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -81,7 +86,14 @@ pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Re
     grow_pipe(std::os::fd::AsRawFd::as_raw_fd(&stdin));
     grow_pipe(std::os::fd::AsRawFd::as_raw_fd(&stdout));
     let stderr = child.stderr.take().expect("stderr is piped");
-    tokio::spawn(forward_stderr(id.to_string(), stderr));
+    let last_stderr = Arc::new(Mutex::new(VecDeque::new()));
+    let last_stderr_w = last_stderr.clone();
+    let id_owned = id.to_string();
+    let (stderr_done_tx, stderr_done) = watch::channel(false);
+    tokio::spawn(async move {
+        forward_stderr(id_owned, stderr, last_stderr_w).await;
+        let _ = stderr_done_tx.send(true);
+    });
     let (tx, exit) = watch::channel(None);
     tokio::spawn(async move {
         let status = child.wait().await.ok();
@@ -91,6 +103,7 @@ pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Re
         spec: spec.raw.clone(),
         pid,
         source,
+        detail: String::new(),
     };
     let handshake = async {
         let mut hello = BytesMut::new();
@@ -134,6 +147,38 @@ pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Re
     };
     let (hello, leftover) = match result {
         Ok(x) => x,
+        Err(Error::Handshake {
+            spec,
+            pid,
+            source,
+            detail: _,
+        }) => {
+            // Say how the process ended and what it printed on stderr
+            // (a shell's "not found", ssh's or kubectl's own message).
+            let mut rx = exit.clone();
+            let status = tokio::time::timeout(EXIT_STATUS_WAIT, rx.wait_for(|s| s.is_some()))
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|s| *s));
+            kill_group(pid);
+            // The process's last words: its stderr ends once its group is gone.
+            let mut done = stderr_done.clone();
+            let _ = tokio::time::timeout(EXIT_STATUS_WAIT, done.wait_for(|d| *d)).await;
+            let mut detail = String::new();
+            if let Some(st) = status {
+                detail.push_str(&format!("; it exited ({st})"));
+            }
+            let lines: Vec<String> = last_stderr.lock().iter().cloned().collect();
+            if !lines.is_empty() {
+                detail.push_str(&format!("; its stderr ended with: {:?}", lines.join("\n")));
+            }
+            return Err(Error::Handshake {
+                spec,
+                pid,
+                source,
+                detail,
+            });
+        }
         Err(e) => {
             kill_group(pid);
             return Err(e);
@@ -168,7 +213,12 @@ pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Re
     })
 }
 
-async fn forward_stderr(id: String, stderr: ChildStderr) {
+/// How long a failed handshake waits for the process's exit status.
+const EXIT_STATUS_WAIT: Duration = Duration::from_millis(200);
+/// Lines of stderr kept for error messages.
+const STDERR_KEPT: usize = 5;
+
+async fn forward_stderr(id: String, stderr: ChildStderr, last: Arc<Mutex<VecDeque<String>>>) {
     let mut r = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
@@ -179,6 +229,13 @@ async fn forward_stderr(id: String, stderr: ChildStderr) {
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
+        {
+            let mut l = last.lock();
+            if l.len() == STDERR_KEPT {
+                l.pop_front();
+            }
+            l.push_back(text.to_string());
+        }
         if tracing::enabled!(target: "remex::worker", tracing::Level::INFO) {
             tracing::info!(target: "remex::worker", gateway = %id, "{text}");
         } else {
