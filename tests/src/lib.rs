@@ -76,3 +76,147 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// A real OpenSSH server on a loopback address, with keys made for it, for
+/// the ssh tests. Stopped on drop.
+#[derive(Debug)]
+pub struct Sshd {
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+    /// The address it listens on.
+    pub addr: String,
+    /// Its port.
+    pub port: u16,
+}
+
+fn run_ok(cmd: &mut std::process::Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port(addr: &str) -> u16 {
+    std::net::TcpListener::bind((addr, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port on {addr}: {e}"))
+}
+
+impl Sshd {
+    /// Starts sshd on `addr` (e.g. `127.0.0.2`), admitting the key it
+    /// generates for root. Panics with the install command if there is no
+    /// sshd.
+    pub fn start(addr: &str) -> Sshd {
+        let sshd = std::path::Path::new("/usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "no /usr/sbin/sshd: install it (apt-get install -y openssh-server); cargo xtask test does so as root"
+        );
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "remex-sshd-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        for key in ["host_key", "user_key", "other_key"] {
+            run_ok(
+                std::process::Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(dir.join(key)),
+            );
+        }
+        std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+        let port = free_port(addr);
+        let cfg = format!(
+            "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPrintMotd no\nPrintLastLog no\n\
+             LogLevel ERROR\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("sshd_config"), cfg).unwrap();
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+        let other_pub = std::fs::read_to_string(dir.join("other_key.pub")).unwrap();
+        std::fs::write(
+            dir.join("known_hosts"),
+            format!("[{addr}]:{port} {host_pub}"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("wrong_known_hosts"),
+            format!("[{addr}]:{port} {other_pub}"),
+        )
+        .unwrap();
+        for (name, key, known) in [
+            ("ssh_config", "user_key", "known_hosts"),
+            ("ssh_config_wrong_key", "other_key", "known_hosts"),
+            ("ssh_config_wrong_host", "user_key", "wrong_known_hosts"),
+        ] {
+            let c = format!(
+                "Host *\n  IdentityFile {d}/{key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/{known}\n  \
+                 StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+                d = dir.display()
+            );
+            std::fs::write(dir.join(name), c).unwrap();
+        }
+        let child = std::process::Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("sshd starts");
+        // No event announces that sshd listens: poll the port, bounded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((addr, port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd on {addr}:{port} did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Sshd {
+            dir,
+            child,
+            addr: addr.to_string(),
+            port,
+        }
+    }
+
+    /// A spec reaching this server as root with the admitted key, plus
+    /// `extra` (`//key=value...`).
+    pub fn spec(&self, extra: &str) -> String {
+        self.spec_with("ssh_config", extra)
+    }
+
+    /// A spec using one of the client configs: `ssh_config`,
+    /// `ssh_config_wrong_key`, `ssh_config_wrong_host`.
+    pub fn spec_with(&self, config: &str, extra: &str) -> String {
+        format!(
+            "ssh=root@{}//port={}//ssh_config={}{extra}",
+            self.addr,
+            self.port,
+            self.dir.join(config).display()
+        )
+    }
+
+    /// The pid of the listening sshd.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -56,7 +56,40 @@ fn run(what: &str, mut cmd: Command) -> Result<(), String> {
     }
 }
 
+/// The ssh suite runs against a real sshd: install it when we can (root
+/// with apt-get), otherwise say how; never skip.
+fn ensure_sshd() -> Result<(), String> {
+    if std::path::Path::new("/usr/sbin/sshd").exists() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let have_apt = Command::new("sh")
+        .args(["-c", "command -v apt-get"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !(root && have_apt) {
+        return Err("the ssh tests need OpenSSH's sshd: run `sudo apt-get install -y openssh-server` (or your system's equivalent), then cargo xtask test again".into());
+    }
+    let mut c = Command::new("sh");
+    c.args([
+        "-c",
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null",
+    ]);
+    run("apt-get install openssh-server", c)?;
+    // The package may start a system sshd on port 22; the tests run their own.
+    let _ = Command::new("sh")
+        .args(["-c", "service ssh stop >/dev/null 2>&1"])
+        .status();
+    Ok(())
+}
+
 fn test(args: &[String]) -> Result<(), String> {
+    ensure_sshd()?;
     // Doc examples start real gateways: they find the stock worker here.
     let mut c = cargo();
     c.args(["build", "-p", "remex-worker"]);

@@ -48,6 +48,46 @@ pub enum Error {
         /// known (`""` otherwise).
         detail: String,
     },
+    /// ssh could not reach the host (refused, timed out, unknown name).
+    #[error("spec {spec:?}: cannot reach {host} over ssh: {message}")]
+    HostUnreachable {
+        /// The spec.
+        spec: String,
+        /// `[user@]host`.
+        host: String,
+        /// ssh's own message.
+        message: String,
+    },
+    /// The host refused our authentication.
+    #[error("spec {spec:?}: {host} refused the ssh authentication: {message}")]
+    AuthRefused {
+        /// The spec.
+        spec: String,
+        /// `[user@]host`.
+        host: String,
+        /// ssh's own message.
+        message: String,
+    },
+    /// The host's key is unknown or differs from the recorded one.
+    #[error("spec {spec:?}: the host key of {host} was rejected: {message}")]
+    HostKeyRejected {
+        /// The spec.
+        spec: String,
+        /// `[user@]host`.
+        host: String,
+        /// ssh's own message.
+        message: String,
+    },
+    /// The host has no (runnable) worker at the path asked for.
+    #[error("spec {spec:?}: no remex worker on {host}: {message}")]
+    WorkerMissing {
+        /// The spec.
+        spec: String,
+        /// `[user@]host`.
+        host: String,
+        /// What the remote shell said, and how to provide a worker.
+        message: String,
+    },
     /// The program at the other end is not a remex worker.
     #[error("spec {spec:?}: {detail}")]
     NotAWorker {

@@ -13,7 +13,7 @@ use crate::channel::Channel;
 use crate::conn::{ConnConfig, Connection, Handlers};
 use crate::error::{Error, Result};
 use crate::spec::{Spec, Transport};
-use crate::transport::{self, cmd, kill_group, popen};
+use crate::transport::{self, cmd, kill_group, popen, ssh};
 use crate::value::{to_value, ChannelRef};
 use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 
@@ -121,6 +121,7 @@ impl Gateway {
         let cmd = match &spec.transport {
             Transport::Popen => popen::command(&spec)?,
             Transport::Cmd { command } => cmd::command(&spec, command)?,
+            Transport::Ssh { target } => ssh::command(&spec, target)?,
             other => {
                 return Err(Error::Start {
                     spec: spec.raw.clone(),
@@ -128,7 +129,15 @@ impl Gateway {
                 })
             }
         };
-        let started = transport::start_process(&id, &spec, cmd).await?;
+        let started = match transport::start_process(&id, &spec, cmd).await {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(match &spec.transport {
+                    Transport::Ssh { target } => ssh::classify(&spec, target, e),
+                    _ => e,
+                })
+            }
+        };
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = started.info.pid;
         config.direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&started.stdin));

@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod popen;
+pub mod ssh;
 
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
