@@ -83,6 +83,8 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 pub struct Sshd {
     dir: std::path::PathBuf,
     child: std::process::Child,
+    /// The user the specs log in as (`root`, or a fresh user).
+    pub user: String,
     /// The address it listens on.
     pub addr: String,
     /// Its port.
@@ -139,7 +141,7 @@ impl Sshd {
             "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
              PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPrintMotd no\nPrintLastLog no\n\
-             LogLevel ERROR\n",
+             LogLevel INFO\n",
             d = dir.display()
         );
         std::fs::write(dir.join("sshd_config"), cfg).unwrap();
@@ -185,9 +187,55 @@ impl Sshd {
         Sshd {
             dir,
             child,
+            user: "root".into(),
             addr: addr.to_string(),
             port,
         }
+    }
+
+    /// Like [`Sshd::start`], logging in as a new user whose home is a fresh
+    /// directory (so a bootstrap starts from an empty cache) and whose
+    /// `.bashrc` prints noise, as real hosts' shells do.
+    pub fn start_for_new_user(addr: &str) -> Sshd {
+        let mut sshd = Sshd::start(addr);
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let user = format!(
+            "rx{}x{}",
+            std::process::id() % 100_000,
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let home = sshd.dir.join("home");
+        run_ok(
+            std::process::Command::new("useradd")
+                .args(["-M", "-s", "/bin/bash", "-d"])
+                .arg(&home)
+                .arg(&user),
+        );
+        // A fresh account is locked ("!"), which sshd refuses even for keys.
+        run_ok(
+            std::process::Command::new("usermod")
+                .args(["-p", "*"])
+                .arg(&user),
+        );
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join(".bashrc"),
+            "echo 'hello from .bashrc'\nprintf 'and no newline'\n",
+        )
+        .unwrap();
+        run_ok(
+            std::process::Command::new("chown")
+                .arg("-R")
+                .arg(format!("{user}:{user}"))
+                .arg(&home),
+        );
+        sshd.user = user;
+        sshd
+    }
+
+    /// The login user's home directory (for a fresh user).
+    pub fn home(&self) -> std::path::PathBuf {
+        self.dir.join("home")
     }
 
     /// A spec reaching this server as root with the admitted key, plus
@@ -200,11 +248,17 @@ impl Sshd {
     /// `ssh_config_wrong_key`, `ssh_config_wrong_host`.
     pub fn spec_with(&self, config: &str, extra: &str) -> String {
         format!(
-            "ssh=root@{}//port={}//ssh_config={}{extra}",
+            "ssh={}@{}//port={}//ssh_config={}{extra}",
+            self.user,
             self.addr,
             self.port,
             self.dir.join(config).display()
         )
+    }
+
+    /// What sshd logged so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
     }
 
     /// The pid of the listening sshd.
@@ -217,6 +271,14 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.user != "root" {
+            let _ = std::process::Command::new("pkill")
+                .args(["-KILL", "-u", &self.user])
+                .status();
+            let _ = std::process::Command::new("userdel")
+                .arg(&self.user)
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -76,6 +76,7 @@ struct Inner {
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
     exiting: std::sync::atomic::AtomicBool,
+    uploaded: bool,
 }
 
 impl Drop for Inner {
@@ -118,10 +119,13 @@ impl Gateway {
                 detail: "via= is not supported yet".into(),
             });
         }
-        let cmd = match &spec.transport {
-            Transport::Popen => popen::command(&spec)?,
-            Transport::Cmd { command } => cmd::command(&spec, command)?,
-            Transport::Ssh { target } => ssh::command(&spec, target)?,
+        let (cmd, bootstrap) = match &spec.transport {
+            Transport::Popen => (popen::command(&spec)?, None),
+            Transport::Cmd { command } => (cmd::command(&spec, command)?, None),
+            Transport::Ssh { target } => {
+                let (c, upload) = ssh::command(&spec, target)?;
+                (c, Some(upload))
+            }
             other => {
                 return Err(Error::Start {
                     spec: spec.raw.clone(),
@@ -129,7 +133,7 @@ impl Gateway {
                 })
             }
         };
-        let started = match transport::start_process(&id, &spec, cmd).await {
+        let started = match transport::start_process(&id, &spec, cmd, bootstrap).await {
             Ok(s) => s,
             Err(e) => {
                 return Err(match &spec.transport {
@@ -176,6 +180,7 @@ impl Gateway {
                 pid: started.pid,
                 exit: started.exit,
                 exiting: Default::default(),
+                uploaded: started.uploaded,
             }),
         };
         let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;
@@ -197,6 +202,12 @@ impl Gateway {
     /// version.
     pub fn rinfo(&self) -> &WorkerInfo {
         &self.inner.info
+    }
+
+    /// Whether this gateway uploaded its worker (ssh zero-install
+    /// bootstrap); `false` when the host already had it cached.
+    pub fn uploaded_worker(&self) -> bool {
+        self.inner.uploaded
     }
 
     /// The connection, for crates that build on gateways.

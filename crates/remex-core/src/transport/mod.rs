@@ -37,6 +37,72 @@ pub(crate) struct Started {
     pub(crate) leftover: BytesMut,
     pub(crate) info: WorkerInfo,
     pub(crate) exit: watch::Receiver<Option<ExitStatus>>,
+    /// Whether the worker binary was uploaded on this connection.
+    pub(crate) uploaded: bool,
+}
+
+/// Waits for the remote script's READY marker, uploading the worker when
+/// it asks for it (SEND), and skipping what a shell prints meanwhile.
+/// Returns whether it uploaded.
+async fn await_ready(
+    stdin: &mut ChildStdin,
+    stdout: &mut ChildStdout,
+    buf: &mut BytesMut,
+    upload: Option<&ssh::Upload>,
+) -> std::result::Result<bool, wire::HandshakeError> {
+    use bytes::Buf;
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut uploaded = false;
+    let mut skipped = 0usize;
+    let mut preview = Vec::new();
+    loop {
+        if let Some(pos) = find(buf, ssh::SEND) {
+            let Some(u) = upload else {
+                return Err(wire::HandshakeError::BadHello {
+                    detail: "the host asked for a worker upload that was not offered".into(),
+                });
+            };
+            skipped += pos;
+            preview.extend_from_slice(&buf[..pos.min(400)]);
+            buf.advance(pos + ssh::SEND.len());
+            stdin
+                .write_all(&u.bytes)
+                .await
+                .map_err(|e| wire::HandshakeError::BadHello {
+                    detail: format!("uploading the worker failed: {e}"),
+                })?;
+            uploaded = true;
+            continue;
+        }
+        if let Some(pos) = find(buf, ssh::READY) {
+            buf.advance(pos + ssh::READY.len());
+            return Ok(uploaded);
+        }
+        // Keep a tail that may be the start of a marker.
+        let keep = buf.len().min(ssh::SEND.len().max(ssh::READY.len()) - 1);
+        let n = buf.len() - keep;
+        if preview.len() < 400 {
+            preview.extend_from_slice(&buf[..n.min(400 - preview.len())]);
+        }
+        skipped += n;
+        buf.advance(n);
+        let noise = || String::from_utf8_lossy(&preview).trim_end().to_string();
+        if skipped > wire::DEFAULT_MAX_NOISE {
+            return Err(wire::HandshakeError::TooMuchNoise {
+                max: wire::DEFAULT_MAX_NOISE,
+                noise: noise(),
+            });
+        }
+        match stdout.read_buf(buf).await {
+            Ok(0) | Err(_) => {
+                return Err(wire::HandshakeError::NoHandshake {
+                    skipped,
+                    noise: noise(),
+                })
+            }
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Kills a process group with SIGKILL.
@@ -71,7 +137,15 @@ pub(crate) fn setup_of(spec: &Spec) -> WorkerSetup {
 
 /// Spawns `cmd` (in its own process group), forwards its stderr tagged with
 /// `id`, and runs the handshake.
-pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Result<Started> {
+/// With `bootstrap`, the remote side is the ssh bootstrap script: the
+/// hello is sent only after its READY marker, and the worker binary when it
+/// asks for it.
+pub(crate) async fn start_process(
+    id: &str,
+    spec: &Spec,
+    mut cmd: Command,
+    bootstrap: Option<Option<ssh::Upload>>,
+) -> Result<Started> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,7 +180,14 @@ pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Re
         source,
         detail: String::new(),
     };
+    let mut uploaded = false;
     let handshake = async {
+        let mut buf = BytesMut::with_capacity(8192);
+        if let Some(upload) = &bootstrap {
+            uploaded = await_ready(&mut stdin, &mut stdout, &mut buf, upload.as_ref())
+                .await
+                .map_err(fail)?;
+        }
         let mut hello = BytesMut::new();
         wire::encode_hello(
             &Hello {
@@ -119,7 +200,6 @@ pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Re
         // A worker that died at once makes this write fail; the read below
         // then reports what it printed.
         let _ = stdin.write_all(&hello).await;
-        let mut buf = BytesMut::with_capacity(8192);
         let mut scan = HandshakeScanner::new(wire::DEFAULT_MAX_NOISE);
         loop {
             if let Some(h) = scan.scan(&mut buf).map_err(fail)? {
@@ -211,6 +291,7 @@ pub(crate) async fn start_process(id: &str, spec: &Spec, mut cmd: Command) -> Re
         leftover,
         info,
         exit,
+        uploaded,
     })
 }
 

@@ -8,12 +8,86 @@
 //! unreachable host, refused authentication, rejected host key, or missing
 //! worker.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::error::{Error, Result};
 use crate::spec::Spec;
+
+/// Printed by the remote script right before it starts the worker.
+pub(crate) const READY: &[u8] = b"\x1bREMEX-READY\n";
+/// Printed by the remote script when it needs the worker binary.
+pub(crate) const SEND: &[u8] = b"\x1bREMEX-SEND-WORKER\n";
+
+/// A worker binary to upload when the host lacks it.
+#[derive(Clone)]
+pub(crate) struct Upload {
+    pub(crate) bytes: Arc<Vec<u8>>,
+    hash: String,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<Upload {} ({} bytes)>", self.hash, self.bytes.len())
+    }
+}
+
+/// The local worker binary and its content hash, read once per path.
+fn upload_for(spec: &Spec) -> Result<Upload> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Upload>>> = OnceLock::new();
+    let mut local = spec.clone();
+    local.worker = None;
+    let path = super::popen::resolve_worker(&local)?;
+    let mut cache = CACHE.get_or_init(Default::default).lock();
+    if let Some(u) = cache.get(&path) {
+        return Ok(u.clone());
+    }
+    let bytes = std::fs::read(&path).map_err(|e| Error::Start {
+        spec: spec.raw.clone(),
+        detail: format!(
+            "cannot read the local worker {} to upload it: {e}",
+            path.display()
+        ),
+    })?;
+    let digest = Sha256::digest(&bytes);
+    let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let u = Upload {
+        bytes: Arc::new(bytes),
+        hash,
+    };
+    cache.insert(path, u.clone());
+    Ok(u)
+}
+
+/// The remote side of the zero-install bootstrap: use the cached worker,
+/// or check the platform, ask for the binary, store it atomically under
+/// `~/.cache/remex/HASH/`, and start it.
+fn bootstrap_script(u: &Upload) -> String {
+    let platform = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
+    format!(
+        r#"d="$HOME/.cache/remex/{hash}"; w="$d/remex-worker"
+if [ ! -x "$w" ]; then
+  p="$(uname -s | tr A-Z a-z)-$(uname -m)"
+  if [ "$p" != "{platform}" ]; then echo "REMEX-PLATFORM host is $p, the local worker is {platform}" >&2; exit 3; fi
+  mkdir -p "$d" || exit 4
+  t="$(mktemp "$d/.upload.XXXXXX")" || exit 4
+  printf '\033REMEX-SEND-WORKER\n'
+  head -c {size} > "$t"
+  if [ "$(wc -c < "$t")" -ne {size} ]; then rm -f "$t"; echo "REMEX-UPLOAD incomplete" >&2; exit 5; fi
+  chmod 755 "$t" && mv -f "$t" "$w" || exit 4
+fi
+printf '\033REMEX-READY\n'
+REMEX_WORKER=1 exec "$w""#,
+        hash = u.hash,
+        size = u.bytes.len(),
+    )
+}
 
 /// How long ssh may take to connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,10 +97,10 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The ssh command for `spec` reaching `target`.
-pub(crate) fn command(spec: &Spec, target: &str) -> Result<Command> {
-    let worker = spec.worker.as_deref().unwrap_or("remex-worker");
-    if worker == "self" {
+/// The ssh command for `spec` reaching `target`, and the worker to upload
+/// if the host lacks it (none when `worker=` names the remote worker).
+pub(crate) fn command(spec: &Spec, target: &str) -> Result<(Command, Option<Upload>)> {
+    if spec.worker.as_deref() == Some("self") {
         return Err(Error::Start {
             spec: spec.raw.clone(),
             detail: "worker=self does not apply to ssh=: give the worker's path on the remote host"
@@ -49,10 +123,21 @@ pub(crate) fn command(spec: &Spec, target: &str) -> Result<Command> {
     if let Some(cfg) = &spec.ssh_config {
         cmd.arg("-F").arg(cfg);
     }
-    cmd.arg(target)
-        .arg("--")
-        .arg(format!("REMEX_WORKER=1 exec {}", shell_quote(worker)));
-    Ok(cmd)
+    let (remote, upload) = match &spec.worker {
+        Some(w) => (
+            format!(
+                "printf '\\033REMEX-READY\\n'; REMEX_WORKER=1 exec {}",
+                shell_quote(w)
+            ),
+            None,
+        ),
+        None => {
+            let u = upload_for(spec)?;
+            (bootstrap_script(&u), Some(u))
+        }
+    };
+    cmd.arg(target).arg("--").arg(remote);
+    Ok((cmd, upload))
 }
 
 /// Turns a failed handshake into the ssh error it stands for.
@@ -64,6 +149,15 @@ pub(crate) fn classify(spec: &Spec, target: &str, err: Error) -> Error {
     let message = detail.trim_start_matches("; ").to_string();
     let host = target.to_string();
     let spec = spec.raw.clone();
+    if has(&["REMEX-PLATFORM"]) {
+        return Error::WorkerMissing {
+            spec,
+            host,
+            message: format!(
+                "{message}; the host needs a worker built for its platform: put one there and give worker=PATH"
+            ),
+        };
+    }
     if has(&[
         "Host key verification failed",
         "REMOTE HOST IDENTIFICATION HAS CHANGED",
