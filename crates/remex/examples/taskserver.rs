@@ -11,8 +11,10 @@
 //! cargo run --release --example taskserver -- [--tx SPEC]... [--tasks N] [--sleep-ms MAX]
 //! ```
 //!
-//! `--tx` is repeatable and defaults to `2*popen`. popen workers are this
-//! program itself (`worker=self`) unless the spec names a `worker=`.
+//! `--tx` is repeatable and defaults to `2*popen`. popen and ssh workers
+//! are this program itself (`worker=self`; uploaded to ssh hosts) unless
+//! the spec names a `worker=`; a `cmd=` spec names its command, e.g.
+//! `cmd=exec target/release/examples/taskserver`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -64,11 +66,13 @@ fn worker() -> Worker {
     Worker::new().task("process_item", process_item)
 }
 
-/// `popen` specs without `worker=` run this program as the worker.
+/// `popen` and `ssh=` specs without `worker=` run this program as the
+/// worker (over ssh it is uploaded once, like any worker).
 fn with_self_worker(spec: &str) -> String {
     let base = spec.rsplit('*').next().unwrap_or(spec);
-    let is_popen = base.split("//").any(|p| p == "popen");
-    if is_popen && !base.split("//").any(|p| p.starts_with("worker=")) {
+    let parts = || base.split("//");
+    let is_popen_or_ssh = parts().any(|p| p == "popen" || p.starts_with("ssh="));
+    if is_popen_or_ssh && !parts().any(|p| p.starts_with("worker=")) {
         format!("{spec}//worker=self")
     } else {
         spec.to_string()

@@ -3,7 +3,9 @@
 //! The user's `~/.ssh/config`, agent, ProxyJump and known_hosts apply as for
 //! any ssh command; remex adds batch mode (no prompt can hang a gateway), a
 //! connect timeout and keep-alives. The remote command is `exec WORKER`
-//! (`worker=PATH`, or `remex-worker` on the remote `PATH`). A failure before
+//! (`worker=PATH` on the remote host). Without `worker=`, the local worker
+//! binary is uploaded if the host lacks it (zero-install); `worker=self`
+//! uploads the running program, which serves as its own worker. A failure before
 //! the handshake becomes a distinct error carrying ssh's own message:
 //! unreachable host, refused authentication, rejected host key, or missing
 //! worker.
@@ -41,8 +43,10 @@ impl std::fmt::Debug for Upload {
 /// The local worker binary and its content hash, read once per path.
 fn upload_for(spec: &Spec) -> Result<Upload> {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, Upload>>> = OnceLock::new();
+    // `worker=self` uploads the running program (a self-serving program
+    // carries its own tasks); otherwise the local default worker.
     let mut local = spec.clone();
-    local.worker = None;
+    local.worker = (spec.worker.as_deref() == Some("self")).then(|| "self".to_string());
     let path = super::popen::resolve_worker(&local)?;
     let mut cache = CACHE.get_or_init(Default::default).lock();
     if let Some(u) = cache.get(&path) {
@@ -100,13 +104,6 @@ fn shell_quote(s: &str) -> String {
 /// The ssh command for `spec` reaching `target`, and the worker to upload
 /// if the host lacks it (none when `worker=` names the remote worker).
 pub(crate) fn command(spec: &Spec, target: &str) -> Result<(Command, Option<Upload>)> {
-    if spec.worker.as_deref() == Some("self") {
-        return Err(Error::Start {
-            spec: spec.raw.clone(),
-            detail: "worker=self does not apply to ssh=: give the worker's path on the remote host"
-                .into(),
-        });
-    }
     let mut cmd = Command::new("ssh");
     cmd.args(["-T", "-o", "BatchMode=yes"])
         .arg("-o")
@@ -123,7 +120,7 @@ pub(crate) fn command(spec: &Spec, target: &str) -> Result<(Command, Option<Uplo
     if let Some(cfg) = &spec.ssh_config {
         cmd.arg("-F").arg(cfg);
     }
-    let (remote, upload) = match &spec.worker {
+    let (remote, upload) = match spec.worker.as_deref().filter(|w| *w != "self") {
         Some(w) => (
             format!(
                 "printf '\\033REMEX-READY\\n'; REMEX_WORKER=1 exec {}",

@@ -1,0 +1,89 @@
+//! ssh gateways inside groups and under faults: the taskserver over popen,
+//! ssh and cmd workers at once, and an sshd killed mid-stream.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use remex::{makegateway, Error, MultiChannel, Value};
+use remex_tests::{children_of, wait_gone, Sshd};
+
+fn taskserver() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/taskserver");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the whole suite (cargo xtask test)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_taskserver_runs_over_popen_ssh_and_cmd_workers() {
+    let sshd = Sshd::start_for_new_user("127.0.0.3");
+    let ts = taskserver();
+    let out = Command::new(&ts)
+        .args(["--tasks", "600", "--tx", "popen", "--tx"])
+        .arg(sshd.spec(""))
+        .arg("--tx")
+        .arg(format!("cmd=exec {}", ts.display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log()
+    );
+    assert!(
+        text.contains("results:  600 (0 missing, 0 wrong,"),
+        "{text}"
+    );
+    // The ssh worker was this taskserver, uploaded into the fresh home.
+    assert!(sshd.home().join(".cache/remex").is_dir(), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sshd_killed_mid_stream_gives_endmarkers_and_a_clear_error() {
+    const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
+    let sshd = Sshd::start("127.0.0.2");
+    let gw = makegateway(&sshd.spec(&format!("//worker={WORKER}")))
+        .await
+        .unwrap();
+    let worker_pid = gw.rinfo().pid;
+    let ch = gw
+        .remote_exec("channel.send(1); channel.receive();")
+        .unwrap();
+    let mch = MultiChannel::new(vec![ch.clone()]);
+    let queue = mch.make_receive_queue(Some(Value::from("end"))).unwrap();
+    assert_eq!(
+        queue.get_timeout(Duration::from_secs(10)).await.unwrap().1,
+        Value::Int(1)
+    );
+    // Kill the sshd processes serving this connection (the listener's
+    // children), as when a host's sshd dies.
+    for pid in children_of(sshd.pid()) {
+        // SAFETY: signalling processes of the sshd this test started.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
+    let (_, end) = queue.get_timeout(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(end, Value::from("end"));
+    let err = ch
+        .waitclose(Some(Duration::from_secs(10)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::GatewayLost { .. }), "{err}");
+    assert!(
+        wait_gone(worker_pid, Duration::from_secs(2)),
+        "the worker outlived its sshd"
+    );
+}
