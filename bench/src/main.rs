@@ -338,6 +338,70 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
     })
 }
 
+/// ssh rows: gateway create with a cached worker + first reply, and the
+/// round trip, against a real sshd on 127.0.0.2 (started here, as root);
+/// execnet's ssh gateway against the same sshd when it can reach it.
+async fn ssh_rows(c: &Counts) -> Result<(f64, f64, Option<(f64, f64)>), String> {
+    if !std::path::Path::new("/usr/sbin/sshd").exists() {
+        return Err("no sshd (apt-get install -y openssh-server)".into());
+    }
+    let sshd = remex_tests::Sshd::start("127.0.0.2");
+    let cfg = sshd.alias_config("remexbench");
+    let spec = format!("ssh=remexbench//ssh_config={}//worker=self", cfg.display());
+    // The first connect uploads this program; the measured ones reuse it.
+    let gw = makegateway(&spec).await.map_err(|e| e.to_string())?;
+    gw.exit().await.map_err(|e| e.to_string())?;
+    let mut creates = Vec::new();
+    for _ in 0..c.reps.min(11) {
+        let t0 = Instant::now();
+        let gw = makegateway(&spec).await.map_err(|e| e.to_string())?;
+        gw.remote_exec("channel.send(1)")
+            .map_err(|e| e.to_string())?
+            .receive::<i64>()
+            .await
+            .map_err(|e| e.to_string())?;
+        creates.push(t0.elapsed().as_secs_f64() * 1e3);
+        gw.exit().await.map_err(|e| e.to_string())?;
+    }
+    let gw = makegateway(&spec).await.map_err(|e| e.to_string())?;
+    let ch = gw
+        .remote_call("echo_loop", &())
+        .map_err(|e| e.to_string())?;
+    let n = c.pings.min(5_000);
+    for i in 0..200i64 {
+        ch.send_value(Value::Int(i))
+            .await
+            .map_err(|e| e.to_string())?;
+        ch.receive_value().await.map_err(|e| e.to_string())?;
+    }
+    let t0 = Instant::now();
+    for i in 0..n as i64 {
+        ch.send_value(Value::Int(i))
+            .await
+            .map_err(|e| e.to_string())?;
+        ch.receive_value().await.map_err(|e| e.to_string())?;
+    }
+    let rtt = t0.elapsed().as_secs_f64() / n as f64 * 1e6;
+    gw.exit().await.map_err(|e| e.to_string())?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/execnet_ssh_bench.py");
+    let execnet = Command::new("python3")
+        .arg(script)
+        .arg(&cfg)
+        .args([c.reps.min(11), n].map(|x| x.to_string()))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            let t = String::from_utf8_lossy(&o.stdout).to_string();
+            let v: Vec<f64> = t
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            (v.len() == 2).then(|| (v[0], v[1]))
+        });
+    Ok((median(creates), rtt, execnet))
+}
+
 /// Controller-to-worker one-way rate, as an extra row.
 async fn remex_send_rate(c: &Counts) -> remex::Result<f64> {
     let gw = makegateway("popen//worker=self").await?;
@@ -482,6 +546,8 @@ async fn main() {
     eprintln!("measuring remex and the pipe floor, round by round ...");
     let r = remex_rows(&c).await.expect("remex benchmark");
     let send_rate = remex_send_rate(&c).await.expect("remex send benchmark");
+    eprintln!("measuring ssh ...");
+    let ssh = ssh_rows(&c).await;
     eprintln!("measuring groups ...");
     let gr = group_rows(&c).await.expect("group benchmark");
     eprintln!("measuring execnet ...");
@@ -547,6 +613,30 @@ async fn main() {
         "| (g) 64 popen gateways: create / terminate / controller memory each | {:.0} ms / {:.0} ms / {:.0} KiB | | | | | |",
         gr.group64.0, gr.group64.1, gr.group64.2
     );
+    match &ssh {
+        Ok((create, rtt, ex)) => {
+            let ex_create = ex
+                .map(|e| format!("{:.0} ms", e.0))
+                .unwrap_or_else(|| "n/a".into());
+            let ex_rtt = ex
+                .map(|e| format!("{:.0} us", e.1))
+                .unwrap_or_else(|| "n/a".into());
+            let vs = |mine: f64, theirs: Option<f64>| {
+                theirs
+                    .map(|t| format!("{:.1}x faster", t / mine))
+                    .unwrap_or_default()
+            };
+            println!(
+                "| (h) ssh gateway create (cached worker) + first reply, loopback | {create:.1} ms | | {ex_create} | | {} | |",
+                vs(*create, ex.map(|e| e.0))
+            );
+            println!(
+                "| (i) ping-pong round trip over ssh, loopback | {rtt:.1} us | | {ex_rtt} | | {} | |",
+                vs(*rtt, ex.map(|e| e.1))
+            );
+        }
+        Err(msg) => println!("| (h), (i) ssh rows | not measured: {msg} | | | | | |"),
+    }
     if let Err(msg) = &e {
         println!("\nexecnet not measured: {msg} (pip install execnet)");
     }

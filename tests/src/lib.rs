@@ -256,6 +256,23 @@ impl Sshd {
         )
     }
 
+    /// Writes an ssh config naming this server `alias` (host, port, user,
+    /// key, known hosts), for clients that take only a host name, such as
+    /// execnet; returns its path.
+    pub fn alias_config(&self, alias: &str) -> std::path::PathBuf {
+        let path = self.dir.join(format!("alias_{alias}"));
+        let c = format!(
+            "Host {alias}\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile {d}/user_key\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n",
+            self.addr,
+            self.port,
+            self.user,
+            d = self.dir.display()
+        );
+        std::fs::write(&path, c).unwrap();
+        path
+    }
+
     /// What sshd logged so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
