@@ -84,6 +84,8 @@ impl Drop for Inner {
         if self.exit.borrow().is_none() {
             kill_group(self.pid);
         }
+        // Ends a socket session (and anything still connected).
+        self.conn.close_output();
     }
 }
 
@@ -118,6 +120,9 @@ impl Gateway {
                 spec: spec.raw.clone(),
                 detail: "via= is not supported yet".into(),
             });
+        }
+        if let Transport::Socket { addr } = &spec.transport {
+            return Gateway::start_socket(spec.clone(), id, addr.clone()).await;
         }
         let (cmd, bootstrap) = match &spec.transport {
             Transport::Popen => (popen::command(&spec)?, None),
@@ -181,6 +186,37 @@ impl Gateway {
                 exit: started.exit,
                 exiting: Default::default(),
                 uploaded: started.uploaded,
+            }),
+        };
+        let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;
+        gw.inner.conn.set_keepalive(weak);
+        Ok(gw)
+    }
+
+    /// A gateway to a worker listening on TCP; there is no local process,
+    /// so the gateway "exits" when its connection closes.
+    async fn start_socket(spec: Spec, id: String, addr: String) -> Result<Gateway> {
+        let c = transport::socket::connect(&id, &spec, &addr).await?;
+        let mut config = ConnConfig::new(id.clone(), 1);
+        config.peer_pid = c.info.pid;
+        let conn = Connection::spawn(config, Handlers::default(), c.reader, c.writer, c.leftover);
+        let (tx, exit) = watch::channel(None);
+        let watched = conn.clone();
+        tokio::spawn(async move {
+            watched.closed().await;
+            use std::os::unix::process::ExitStatusExt;
+            let _ = tx.send(Some(ExitStatus::from_raw(0)));
+        });
+        let gw = Gateway {
+            inner: Arc::new(Inner {
+                id,
+                spec,
+                conn,
+                info: c.info,
+                pid: 0,
+                exit,
+                exiting: Default::default(),
+                uploaded: false,
             }),
         };
         let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;
@@ -329,6 +365,8 @@ impl Gateway {
     /// children) with SIGKILL, and waits for it to be gone.
     pub async fn kill(&self) -> Result<()> {
         kill_group(self.inner.pid);
+        // A socket worker has no local process: ending the session is all.
+        self.inner.conn.close_output();
         self.inner.conn.set_lost(Error::GatewayLost {
             gateway: self.inner.id.clone(),
             pid: self.inner.pid,

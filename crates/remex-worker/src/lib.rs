@@ -27,6 +27,7 @@
 
 mod builtins;
 mod lane;
+mod listen;
 mod script;
 mod serve;
 mod store;
@@ -111,7 +112,53 @@ impl Worker {
     /// terminates the worker or goes away. Called inside a tokio runtime
     /// (a self-serving `#[tokio::main]` program), it serves from a thread
     /// of its own, with its own runtime.
+    ///
+    /// With `--listen ADDR` on the command line, it serves gateways over TCP
+    /// instead (`socket=`), admitting only clients that prove the secret
+    /// read from `--secret-file PATH` or the environment variable named by
+    /// `--secret-env NAME` (default `REMEX_SECRET`); never from the command
+    /// line.
     pub fn run(self) -> ! {
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(i) = args.iter().position(|a| a == "--listen") {
+            let addr = args
+                .get(i + 1)
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1:0".into());
+            let value = |flag: &str| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|j| args.get(j + 1))
+                    .cloned()
+            };
+            let secret = match (value("--secret-file"), value("--secret-env")) {
+                (Some(path), _) => std::fs::read(&path)
+                    .map(|mut b| {
+                        while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                            b.pop();
+                        }
+                        b
+                    })
+                    .map_err(|e| format!("cannot read --secret-file {path}: {e}")),
+                (None, name) => {
+                    let name = name.unwrap_or_else(|| "REMEX_SECRET".into());
+                    std::env::var(&name)
+                        .map(String::into_bytes)
+                        .map_err(|_| format!("no secret: set {name}, or give --secret-file PATH"))
+                }
+            };
+            match secret {
+                Ok(s) if !s.is_empty() => listen::listen(self, &addr, s),
+                Ok(_) => {
+                    eprintln!("remex-worker: the secret is empty");
+                    std::process::exit(2)
+                }
+                Err(e) => {
+                    eprintln!("remex-worker: {e}");
+                    std::process::exit(2)
+                }
+            }
+        }
         if tokio::runtime::Handle::try_current().is_ok() {
             let serving = std::thread::Builder::new()
                 .name("remex-worker".into())

@@ -62,11 +62,11 @@ fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-fn platform() -> String {
+pub(crate) fn platform() -> String {
     format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
 }
 
-fn apply_setup(setup: &WorkerSetup) -> Result<(), String> {
+pub(crate) fn apply_setup(setup: &WorkerSetup) -> Result<(), String> {
     if let Some(dir) = &setup.chdir {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create chdir={dir}: {e}"))?;
         std::env::set_current_dir(dir).map_err(|e| format!("cannot chdir to {dir}: {e}"))?;
@@ -232,10 +232,25 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
             return true;
         }
     };
+    session(Arc::new(worker), reader, writer, leftover, Some(out_fd)).await
+}
+
+/// Serves one controller over `reader`/`writer` until it terminates the
+/// session (returns false) or goes away (returns true).
+pub(crate) async fn session<R, W>(
+    worker: Arc<Worker>,
+    reader: R,
+    writer: W,
+    leftover: BytesMut,
+    direct_fd: Option<RawFd>,
+) -> bool
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let terminate = Arc::new(Notify::new());
     let terminated = Arc::new(AtomicBool::new(false));
     let (t, flag) = (terminate.clone(), terminated.clone());
-    let worker = Arc::new(worker);
     let handle = tokio::runtime::Handle::current();
     let handlers = Handlers {
         exec: Some(Arc::new(move |ch: Channel, req: ExecRequest| {
@@ -250,7 +265,7 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
         })),
     };
     let mut config = ConnConfig::new("controller", 2);
-    config.direct_fd = Some(out_fd);
+    config.direct_fd = direct_fd;
     let conn = Connection::spawn(config, handlers, reader, writer, leftover);
     // The controller sends Terminate and then closes our input, so both
     // may be seen at once: Terminate, once received, decides.
@@ -259,6 +274,7 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
         reason = conn.closed() => {
             if !terminated.load(Ordering::SeqCst) {
                 tracing::debug!("controller went away: {reason}");
+                conn.close_output();
                 return true;
             }
         }

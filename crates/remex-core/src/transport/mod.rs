@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod popen;
+pub mod socket;
 pub mod ssh;
 
 use std::collections::VecDeque;
@@ -39,6 +40,70 @@ pub(crate) struct Started {
     pub(crate) exit: watch::Receiver<Option<ExitStatus>>,
     /// Whether the worker binary was uploaded on this connection.
     pub(crate) uploaded: bool,
+}
+
+/// Why the hello exchange failed.
+pub(crate) enum HelloError {
+    Handshake(wire::HandshakeError),
+    Io(std::io::Error),
+}
+
+/// Sends the controller's hello (with the spec's setup) and reads the
+/// worker's, skipping noise before it. `buf` holds bytes already read and
+/// keeps what follows the worker's hello.
+pub(crate) async fn exchange_hellos<R, W>(
+    r: &mut R,
+    w: &mut W,
+    buf: &mut BytesMut,
+    spec: &Spec,
+    id: &str,
+) -> std::result::Result<Hello, HelloError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut hello = BytesMut::new();
+    wire::encode_hello(
+        &Hello {
+            role: Role::Controller,
+            worker: None,
+            setup: Some(setup_of(spec)),
+        },
+        &mut hello,
+    );
+    // A worker that died at once makes this write fail; the read below
+    // then reports what it printed.
+    let _ = w.write_all(&hello).await;
+    let _ = w.flush().await;
+    let mut scan = HandshakeScanner::new(wire::DEFAULT_MAX_NOISE);
+    loop {
+        if let Some(h) = scan.scan(buf).map_err(HelloError::Handshake)? {
+            if scan.skipped() > 0 {
+                tracing::debug!(gateway = %id, "skipped {} bytes before the handshake: {:?}", scan.skipped(), scan.noise());
+            }
+            return Ok(h);
+        }
+        let n = r.read_buf(buf).await.map_err(HelloError::Io)?;
+        if n == 0 {
+            return Err(HelloError::Handshake(scan.eof_error(buf)));
+        }
+    }
+}
+
+/// The worker's info from its hello, or why the peer is not a worker.
+pub(crate) fn worker_info(spec: &Spec, hello: Hello) -> Result<WorkerInfo> {
+    match (hello.role, hello.worker) {
+        (Role::Worker, Some(info)) => Ok(info),
+        (Role::Controller, _) => Err(Error::NotAWorker {
+            spec: spec.raw.clone(),
+            detail: "the program echoed the controller's handshake back: it is not a remex worker"
+                .into(),
+        }),
+        (Role::Worker, None) => Err(Error::NotAWorker {
+            spec: spec.raw.clone(),
+            detail: "the worker's handshake carries no worker information".into(),
+        }),
+    }
 }
 
 /// Waits for the remote script's READY marker, uploading the worker when
@@ -188,34 +253,13 @@ pub(crate) async fn start_process(
                 .await
                 .map_err(fail)?;
         }
-        let mut hello = BytesMut::new();
-        wire::encode_hello(
-            &Hello {
-                role: Role::Controller,
-                worker: None,
-                setup: Some(setup_of(spec)),
-            },
-            &mut hello,
-        );
-        // A worker that died at once makes this write fail; the read below
-        // then reports what it printed.
-        let _ = stdin.write_all(&hello).await;
-        let mut scan = HandshakeScanner::new(wire::DEFAULT_MAX_NOISE);
-        loop {
-            if let Some(h) = scan.scan(&mut buf).map_err(fail)? {
-                if scan.skipped() > 0 {
-                    tracing::debug!(gateway = %id, "skipped {} bytes before the handshake: {:?}", scan.skipped(), scan.noise());
-                }
-                return Ok((h, buf));
-            }
-            let n = stdout
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| Error::os("reading the worker's handshake", e))?;
-            if n == 0 {
-                return Err(fail(scan.eof_error(&buf)));
-            }
-        }
+        let h = exchange_hellos(&mut stdout, &mut stdin, &mut buf, spec, id)
+            .await
+            .map_err(|e| match e {
+                HelloError::Handshake(h) => fail(h),
+                HelloError::Io(e) => Error::os("reading the worker's handshake", e),
+            })?;
+        Ok((h, buf))
     };
     let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(r) => r,
@@ -265,23 +309,11 @@ pub(crate) async fn start_process(
             return Err(e);
         }
     };
-    let info = match (hello.role, hello.worker) {
-        (Role::Worker, Some(info)) => info,
-        (Role::Controller, _) => {
+    let info = match worker_info(spec, hello) {
+        Ok(info) => info,
+        Err(e) => {
             kill_group(pid);
-            return Err(Error::NotAWorker {
-                spec: spec.raw.clone(),
-                detail:
-                    "the program echoed the controller's handshake back: it is not a remex worker"
-                        .into(),
-            });
-        }
-        (Role::Worker, None) => {
-            kill_group(pid);
-            return Err(Error::NotAWorker {
-                spec: spec.raw.clone(),
-                detail: "the worker's handshake carries no worker information".into(),
-            });
+            return Err(e);
         }
     };
     Ok(Started {

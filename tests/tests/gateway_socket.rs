@@ -1,0 +1,173 @@
+//! `socket=`: workers listening on TCP, admitting only clients that prove
+//! the shared secret.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use remex::{makegateway, Error};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
+
+struct Listener {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Listener {
+    fn start(name: &str) -> Listener {
+        let dir = std::env::temp_dir().join(format!("remex-socket-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("secret"), "correct horse battery staple\n").unwrap();
+        std::fs::write(dir.join("wrong"), "incorrect\n").unwrap();
+        let mut child = Command::new(WORKER)
+            .args(["--listen", "127.0.0.1:0", "--secret-file"])
+            .arg(dir.join("secret"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+        let (tx, stderr) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Listener {
+            child,
+            addr,
+            dir,
+            stderr,
+        }
+    }
+
+    fn spec(&self, secret: &str) -> String {
+        format!(
+            "socket={}//secret_file={}",
+            self.addr,
+            self.dir.join(secret).display()
+        )
+    }
+
+    fn logged(&self, what: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Ok(l) = self
+            .stderr
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if l.contains(what) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_secret_opens_sessions_and_never_appears_on_a_command_line() {
+    let l = Listener::start("ok");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", l.child.id())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("battery"),
+        "the secret is on the command line"
+    );
+    let a = makegateway(&l.spec("secret")).await.unwrap();
+    let b = makegateway(&l.spec("secret")).await.unwrap();
+    assert_eq!(a.rinfo().pid, l.child.id());
+    let ch = a
+        .remote_exec("channel.send(channel.receive() * 2)")
+        .unwrap();
+    ch.send(&21).await.unwrap();
+    assert_eq!(ch.receive::<i64>().await.unwrap(), 42);
+    assert_eq!(
+        b.remote_call("square", &9)
+            .unwrap()
+            .receive::<i64>()
+            .await
+            .unwrap(),
+        81
+    );
+    a.exit().await.unwrap();
+    // Ending one session leaves the listener and the other session serving.
+    assert_eq!(
+        b.remote_call("square", &3)
+            .unwrap()
+            .receive::<i64>()
+            .await
+            .unwrap(),
+        9
+    );
+    assert!(makegateway(&l.spec("secret")).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_refused_and_logged() {
+    let l = Listener::start("wrong");
+    let err = makegateway(&l.spec("wrong")).await.unwrap_err();
+    assert!(matches!(&err, Error::AuthRefused { .. }), "{err}");
+    assert!(l.logged("refused"), "the listener logs the refusal");
+    assert!(
+        makegateway(&l.spec("secret")).await.is_ok(),
+        "the listener still serves"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_idle_clients_are_refused_without_blocking_others() {
+    let l = Listener::start("garbage");
+    let addr = l.addr.clone();
+    // An idle client that never answers, and one that speaks garbage.
+    let _idle = std::net::TcpStream::connect(&addr).unwrap();
+    let mut garbage = std::net::TcpStream::connect(&addr).unwrap();
+    garbage.write_all(&[0x5a; 64]).unwrap();
+    let mut reply = Vec::new();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = garbage.read_to_end(&mut reply);
+    assert!(
+        String::from_utf8_lossy(&reply).contains("REMEX-AUTH-REFUSED"),
+        "{reply:?}"
+    );
+    assert!(l.logged("refused"));
+    // Meanwhile a real client is served at once.
+    let gw = tokio::time::timeout(Duration::from_secs(3), makegateway(&l.spec("secret")))
+        .await
+        .expect("the listener answers while an idle client waits")
+        .unwrap();
+    assert_eq!(
+        gw.remote_call("echo", "hi")
+            .unwrap()
+            .receive::<String>()
+            .await
+            .unwrap(),
+        "hi"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_spec_without_a_secret_is_a_clear_error() {
+    let err = makegateway("socket=127.0.0.1:9").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("needs secret_env=NAME or secret_file=PATH"),
+        "{err}"
+    );
+}
