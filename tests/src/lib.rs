@@ -292,8 +292,9 @@ impl Drop for Sshd {
             let _ = std::process::Command::new("pkill")
                 .args(["-KILL", "-u", &self.user])
                 .status();
+            // -f: the killed processes may not be gone yet.
             let _ = std::process::Command::new("userdel")
-                .arg(&self.user)
+                .args(["-f", &self.user])
                 .status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);

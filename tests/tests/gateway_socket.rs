@@ -171,3 +171,21 @@ async fn a_socket_spec_without_a_secret_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_can_come_from_the_environment_and_setup_keys_apply() {
+    let l = Listener::start("env");
+    // A variable name no other test uses: setting it cannot race.
+    std::env::set_var(
+        "REMEX_TEST_SOCKET_SECRET_7f3a",
+        "correct horse battery staple",
+    );
+    let spec = format!(
+        "socket={}//secret_env=REMEX_TEST_SOCKET_SECRET_7f3a//chdir=/tmp//env:OVER=socket",
+        l.addr
+    );
+    let gw = makegateway(&spec).await.unwrap();
+    assert_eq!(gw.rinfo().cwd, "/tmp");
+    let ch = gw.remote_call("shell", "echo $OVER").unwrap();
+    assert_eq!(ch.receive::<String>().await.unwrap(), "socket");
+}

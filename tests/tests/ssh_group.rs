@@ -87,3 +87,56 @@ async fn sshd_killed_mid_stream_gives_endmarkers_and_a_clear_error() {
         "the worker outlived its sshd"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cmd_can_wrap_ssh_itself() {
+    const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
+    let sshd = Sshd::start("127.0.0.3");
+    let cfg = sshd.alias_config("wrapped");
+    let gw = makegateway(&format!(
+        "cmd=ssh -F {} wrapped {WORKER}//env:VIA_CMD=yes",
+        cfg.display()
+    ))
+    .await
+    .unwrap();
+    let ch = gw.remote_call("shell", "echo $VIA_CMD").unwrap();
+    assert_eq!(ch.receive::<String>().await.unwrap(), "yes");
+    let pid = gw.rinfo().pid;
+    gw.kill().await.unwrap();
+    assert!(
+        wait_gone(pid, Duration::from_secs(2)),
+        "the worker behind cmd=ssh outlived its gateway"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn via_an_ssh_gateway_reaches_workers_started_on_that_host() {
+    const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
+    let sshd = Sshd::start("127.0.0.2");
+    let g = remex::Group::new([
+        sshd.spec(&format!("//worker={WORKER}//id=hop")),
+        format!("3*popen//via=hop//worker={WORKER}"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(g.len(), 4);
+    let hop = g.by_id("hop").unwrap().rinfo().pid;
+    let leaves: Vec<u32> = ["gw0", "gw1", "gw2"]
+        .iter()
+        .map(|id| g.by_id(id).unwrap().rinfo().pid)
+        .collect();
+    let got: Vec<i64> = g
+        .remote_exec("channel.send(7)")
+        .unwrap()
+        .receive_each()
+        .await
+        .unwrap();
+    assert_eq!(got, vec![7; 4]);
+    g.terminate(Duration::from_secs(1)).await;
+    for pid in leaves.into_iter().chain([hop]) {
+        assert!(
+            wait_gone(pid, Duration::from_secs(2)),
+            "worker {pid} survived terminate"
+        );
+    }
+}

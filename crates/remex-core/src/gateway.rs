@@ -115,10 +115,10 @@ impl Gateway {
             .clone()
             .or(default_id)
             .unwrap_or_else(next_gateway_id);
-        if spec.via.is_some() {
+        if let Some(via) = &spec.via {
             return Err(Error::Start {
                 spec: spec.raw.clone(),
-                detail: "via= is not supported yet".into(),
+                detail: format!("via={via} needs the gateway {via:?}: start it in a Group (Group::new, Group::makegateway)"),
             });
         }
         if let Transport::Socket { addr } = &spec.transport {
@@ -193,13 +193,46 @@ impl Gateway {
         Ok(gw)
     }
 
-    /// A gateway to a worker listening on TCP; there is no local process,
-    /// so the gateway "exits" when its connection closes.
+    /// Starts a gateway whose worker `relay`'s worker starts and relays
+    /// (`via=`).
+    pub async fn start_via(
+        spec: Spec,
+        default_id: Option<String>,
+        relay: &Gateway,
+    ) -> Result<Gateway> {
+        let id = spec
+            .id
+            .clone()
+            .or(default_id)
+            .unwrap_or_else(next_gateway_id);
+        let r = transport::via::connect(&id, &spec, relay).await?;
+        Gateway::without_process(spec, id, r.info, r.reader, r.writer, r.leftover)
+    }
+
+    /// A gateway to a worker listening on TCP.
     async fn start_socket(spec: Spec, id: String, addr: String) -> Result<Gateway> {
         let c = transport::socket::connect(&id, &spec, &addr).await?;
+        Gateway::without_process(spec, id, c.info, c.reader, c.writer, c.leftover)
+    }
+
+    /// A gateway with no local process (socket, via): it "exits" when its
+    /// connection closes.
+    fn without_process<R, W>(
+        spec: Spec,
+        id: String,
+        info: WorkerInfo,
+        reader: R,
+        writer: W,
+        leftover: bytes::BytesMut,
+    ) -> Result<Gateway>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let c = (info, reader, writer, leftover);
         let mut config = ConnConfig::new(id.clone(), 1);
-        config.peer_pid = c.info.pid;
-        let conn = Connection::spawn(config, Handlers::default(), c.reader, c.writer, c.leftover);
+        config.peer_pid = c.0.pid;
+        let conn = Connection::spawn(config, Handlers::default(), c.1, c.2, c.3);
         let (tx, exit) = watch::channel(None);
         let watched = conn.clone();
         tokio::spawn(async move {
@@ -212,7 +245,7 @@ impl Gateway {
                 id,
                 spec,
                 conn,
-                info: c.info,
+                info: c.0,
                 pid: 0,
                 exit,
                 exiting: Default::default(),

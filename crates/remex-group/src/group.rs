@@ -148,19 +148,53 @@ impl Group {
             ids.push(id.clone());
             planned.push((spec, id));
         }
-        let started = futures::future::join_all(
-            planned
-                .into_iter()
-                .map(|(spec, id)| Gateway::start(spec, Some(id))),
-        )
-        .await;
-        let mut ok = Vec::new();
+        // Gateways without via= start at once; each via= gateway starts as
+        // soon as its relay exists (a tree starts level by level).
+        let mut ok: Vec<Gateway> = Vec::new();
         let mut first_err = None;
-        for r in started {
-            match r {
-                Ok(gw) => ok.push(gw),
-                Err(e) => {
-                    first_err.get_or_insert(e);
+        let mut pending = planned;
+        while !pending.is_empty() && first_err.is_none() {
+            let known: Vec<Gateway> = self
+                .gateways()
+                .into_iter()
+                .chain(ok.iter().cloned())
+                .collect();
+            let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(spec, _)| {
+                spec.via
+                    .as_ref()
+                    .is_none_or(|v| known.iter().any(|g| g.id() == v))
+            });
+            if ready.is_empty() {
+                let (spec, _) = &waiting[0];
+                first_err = Some(Error::Start {
+                    spec: spec.raw.clone(),
+                    detail: format!(
+                        "via={}: the group has no gateway with that id",
+                        spec.via.as_deref().unwrap_or("")
+                    ),
+                });
+                break;
+            }
+            pending = waiting;
+            let started = futures::future::join_all(ready.into_iter().map(|(spec, id)| {
+                let relay = spec
+                    .via
+                    .as_ref()
+                    .and_then(|v| known.iter().find(|g| g.id() == v).cloned());
+                async move {
+                    match relay {
+                        Some(r) => Gateway::start_via(spec, Some(id), &r).await,
+                        None => Gateway::start(spec, Some(id)).await,
+                    }
+                }
+            }))
+            .await;
+            for r in started {
+                match r {
+                    Ok(gw) => ok.push(gw),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
                 }
             }
         }

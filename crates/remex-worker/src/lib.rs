@@ -28,6 +28,7 @@
 mod builtins;
 mod lane;
 mod listen;
+mod relay;
 mod script;
 mod serve;
 mod store;
@@ -76,9 +77,9 @@ impl Worker {
 
     /// A worker with no tasks (scripts still run).
     pub fn bare() -> Self {
-        store::register(Worker {
+        relay::register(store::register(Worker {
             tasks: task::Registry::default(),
-        })
+        }))
     }
 
     /// Registers a task under `name`. What it returns is sent to the caller

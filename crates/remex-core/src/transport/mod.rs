@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod popen;
 pub mod socket;
 pub mod ssh;
+pub mod via;
 
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};

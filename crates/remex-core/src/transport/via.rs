@@ -1,0 +1,100 @@
+//! `via=ID`: a gateway whose worker is started by another gateway's worker,
+//! which relays its byte stream on one channel (see the worker's `__relay`).
+//!
+//! The relay channel is joined to an in-memory duplex stream, and the
+//! controller runs the usual handshake and engine over that stream. When
+//! the relay dies, its channel ends, the stream ends, and every channel of
+//! the gateway behind it gets its end (and endmarker).
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+
+use super::{exchange_hellos, worker_info, HelloError, HANDSHAKE_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::gateway::Gateway;
+use crate::spec::Spec;
+use crate::value::Value;
+use crate::wire::WorkerInfo;
+
+/// The spec as the relay sees it: without `via=` and `id=`.
+fn target_spec(spec: &Spec) -> String {
+    spec.raw
+        .split("//")
+        .filter(|p| !p.starts_with("via=") && !p.starts_with("id="))
+        .collect::<Vec<_>>()
+        .join("//")
+}
+
+pub(crate) struct Relayed {
+    pub(crate) reader: ReadHalf<DuplexStream>,
+    pub(crate) writer: WriteHalf<DuplexStream>,
+    pub(crate) leftover: BytesMut,
+    pub(crate) info: WorkerInfo,
+}
+
+/// Starts the target through `relay` and runs the handshake with it.
+pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Relayed> {
+    let ch = relay.remote_call("__relay", &target_spec(spec))?;
+    let (near, far) = tokio::io::duplex(1 << 20);
+    let (mut far_r, mut far_w) = tokio::io::split(far);
+    let inbound = ch.clone();
+    tokio::spawn(async move {
+        while let Ok(v) = inbound.receive_value().await {
+            if let Value::Bytes(b) = v {
+                if far_w.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = far_w.shutdown().await;
+    });
+    let outbound = ch.clone();
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        loop {
+            buf.reserve(64 * 1024);
+            match far_r.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if outbound
+                        .send_value(Value::Bytes(buf.split().freeze()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        outbound.close(None);
+    });
+    let (mut r, mut w) = tokio::io::split(near);
+    let mut leftover = BytesMut::new();
+    let hello = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        exchange_hellos(&mut r, &mut w, &mut leftover, spec, id),
+    )
+    .await
+    .map_err(|_| Error::Start {
+        spec: spec.raw.clone(),
+        detail: format!(
+            "no handshake through relay {} within {HANDSHAKE_TIMEOUT:?}",
+            relay.id()
+        ),
+    })?
+    .map_err(|e| match e {
+        HelloError::Handshake(source) => Error::Handshake {
+            spec: spec.raw.clone(),
+            pid: 0,
+            source,
+            detail: format!("; through relay {}", relay.id()),
+        },
+        HelloError::Io(e) => Error::os(format!("the stream through relay {}", relay.id()), e),
+    })?;
+    Ok(Relayed {
+        reader: r,
+        writer: w,
+        leftover,
+        info: worker_info(spec, hello)?,
+    })
+}

@@ -1,0 +1,86 @@
+//! `__relay(spec)`: this worker starts another worker and carries its byte
+//! stream on the call's channel, so that a controller reaches hosts only
+//! this worker can see (`via=` on the controller).
+//!
+//! The target is started as this worker's child (in its process group):
+//! `popen` runs this worker's own program (or `worker=PATH`), `cmd=` runs
+//! the command. Bytes from the child's stdout go out as byte items; byte
+//! items received go to its stdin. When the channel ends, the child's input
+//! is closed (it exits); when the child's output ends, the channel closes.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+use remex_core::{Channel, Spec, Transport, Value};
+
+use crate::task::{Task, TaskError};
+use crate::Worker;
+
+fn command(spec: &Spec) -> Result<Command, TaskError> {
+    let mut cmd = match &spec.transport {
+        Transport::Popen => {
+            let path = match spec.worker.as_deref() {
+                None | Some("self") => std::env::current_exe()
+                    .map_err(|e| TaskError(format!("cannot find this worker's program: {e}")))?,
+                Some(p) => p.into(),
+            };
+            Command::new(path)
+        }
+        Transport::Cmd { command } => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(command);
+            c
+        }
+        other => {
+            return Err(TaskError(format!(
+                "a relay starts popen and cmd= workers, not {other:?}"
+            )))
+        }
+    };
+    cmd.env(remex_core::transport::popen::WORKER_ENV, "1");
+    Ok(cmd)
+}
+
+fn relay(t: &Task) -> Result<(), TaskError> {
+    let spec: String = t.args()?;
+    let spec = Spec::parse(&spec).map_err(|e| TaskError(e.to_string()))?;
+    let mut child = command(&spec)?
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| TaskError(format!("the relay cannot start {:?}: {e}", spec.raw)))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let ch: Channel = t.channel().clone();
+    let out = ch.clone();
+    let pump = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 256 * 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0
+                || out
+                    .send_value_blocking(Value::Bytes(buf[..n].to_vec().into()))
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    while let Ok(v) = ch.receive_value_blocking(None) {
+        if let Value::Bytes(b) = v {
+            if stdin.write_all(&b).is_err() {
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    // The target sees its input end and exits; make sure it does.
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = pump.join();
+    Ok(())
+}
+
+/// Adds `__relay` to every worker.
+pub(crate) fn register(w: Worker) -> Worker {
+    w.task("__relay", relay)
+}
