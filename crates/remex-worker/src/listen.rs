@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use remex_core::transport::socket::{verify, AUTH_GREETING, AUTH_REFUSED, CHALLENGE_LEN};
-use remex_core::wire::{self, HandshakeScanner, Hello, Role, WorkerInfo};
+use remex_core::wire::{HandshakeScanner, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -135,26 +135,7 @@ where
         return Err("the peer is not a remex controller".into());
     }
     crate::serve::apply_setup(&hello.setup.unwrap_or_default())?;
-    let info = WorkerInfo {
-        pid: std::process::id(),
-        cwd: std::env::current_dir()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        executable: std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        platform: crate::serve::platform(),
-        version: remex_core::VERSION.to_string(),
-    };
-    let mut out = BytesMut::new();
-    wire::encode_hello(
-        &Hello {
-            role: Role::Worker,
-            worker: Some(info),
-            setup: None,
-        },
-        &mut out,
-    );
+    let out = crate::serve::worker_hello();
     w.write_all(&out).await.map_err(|e| e.to_string())?;
     Ok(buf)
 }

@@ -90,27 +90,10 @@ pub(crate) fn apply_setup(setup: &WorkerSetup) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads the controller's hello with blocking I/O, applies its setup and
-/// answers. Returns bytes read past the hello.
-fn handshake(input: &mut File, output: &mut File) -> Result<BytesMut, String> {
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut scan = HandshakeScanner::new(4096);
-    let mut chunk = [0u8; 4096];
-    let send_hello = |output: &mut File, info: WorkerInfo| {
-        let mut out = BytesMut::new();
-        wire::encode_hello(
-            &Hello {
-                role: Role::Worker,
-                worker: Some(info),
-                setup: None,
-            },
-            &mut out,
-        );
-        output
-            .write_all(&out)
-            .map_err(|e| format!("cannot write the handshake: {e}"))
-    };
-    let info = || WorkerInfo {
+/// This worker's hello, describing the process as it is now (after the
+/// controller's setup was applied).
+pub(crate) fn worker_hello() -> BytesMut {
+    let info = WorkerInfo {
         pid: std::process::id(),
         cwd: std::env::current_dir()
             .map(|p| p.display().to_string())
@@ -121,13 +104,36 @@ fn handshake(input: &mut File, output: &mut File) -> Result<BytesMut, String> {
         platform: platform(),
         version: remex_core::VERSION.to_string(),
     };
+    let mut out = BytesMut::new();
+    wire::encode_hello(
+        &Hello {
+            role: Role::Worker,
+            worker: Some(info),
+            setup: None,
+        },
+        &mut out,
+    );
+    out
+}
+
+/// Reads the controller's hello with blocking I/O, applies its setup and
+/// answers. Returns bytes read past the hello.
+fn handshake(input: &mut File, output: &mut File) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut scan = HandshakeScanner::new(4096);
+    let mut chunk = [0u8; 4096];
+    let send_hello = |output: &mut File| {
+        output
+            .write_all(&worker_hello())
+            .map_err(|e| format!("cannot write the handshake: {e}"))
+    };
     let hello = loop {
         match scan.scan(&mut buf) {
             Ok(Some(h)) => break h,
             Ok(None) => {}
             Err(e) => {
                 // Answer anyway, so that the controller names both versions.
-                let _ = send_hello(output, info());
+                let _ = send_hello(output);
                 return Err(format!("handshake failed: {e}"));
             }
         }
@@ -146,7 +152,7 @@ fn handshake(input: &mut File, output: &mut File) -> Result<BytesMut, String> {
         return Err("the peer is not a remex controller".into());
     }
     apply_setup(&hello.setup.unwrap_or_default())?;
-    send_hello(output, info())?;
+    send_hello(output)?;
     Ok(buf)
 }
 
