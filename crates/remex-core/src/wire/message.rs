@@ -143,14 +143,18 @@ pub fn encode_message(
             encode_chunked(Kind::CloseError, *channel, &p, max_payload, dst);
         }
         Message::LastMessage { channel } => encode_frame(Kind::LastMessage, *channel, &[], dst),
-        Message::Credit { channel, bytes } => {
-            encode_frame(Kind::Credit, *channel, &bytes.to_le_bytes(), dst)
-        }
+        Message::Credit { channel, bytes } => encode_chunked(
+            Kind::Credit,
+            *channel,
+            &bytes.to_le_bytes(),
+            max_payload,
+            dst,
+        ),
         Message::Terminate => encode_frame(Kind::Terminate, 0, &[], dst),
         Message::StatusRequest { id } => encode_frame(Kind::StatusRequest, *id, &[], dst),
         Message::StatusReply { id, status } => {
             let p = to_postcard("status", status)?;
-            encode_frame(Kind::StatusReply, *id, &p, dst);
+            encode_chunked(Kind::StatusReply, *id, &p, max_payload, dst);
         }
     }
     Ok(counted)
@@ -477,6 +481,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn status_reply_and_credit_are_chunked_under_a_tiny_max_payload() {
+        // Found by the wire_properties test: these were sent as one frame
+        // whatever the maximum, and a small maximum rejected them.
+        let msgs = vec![
+            Message::StatusReply {
+                id: 3,
+                status: RemoteStatus {
+                    numchannels: u64::MAX,
+                    numexecuting: u64::MAX,
+                },
+            },
+            Message::Credit {
+                channel: 1,
+                bytes: 7,
+            },
+        ];
+        assert_eq!(roundtrip(&msgs, 2), msgs);
     }
 
     #[test]
