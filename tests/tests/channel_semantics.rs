@@ -319,3 +319,37 @@ async fn items_sent_to_a_channel_passed_in_call_arguments_are_kept() {
     side.send(&7).await.unwrap();
     assert_eq!(ch.receive_timeout::<i64>(T).await.unwrap(), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_holding_its_channels_last_handle_does_not_deadlock_the_gateway() {
+    // Regression: the reader dropped such a callback while holding the
+    // channel's lock, and the handle's drop took the same lock. A deadlocked
+    // runtime thread cannot be joined at shutdown, so a regression would
+    // hang this binary: the watchdog turns that into a quick failure.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watched = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        if !watched.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("deadlock: a gateway's reader hung after a callback released its channel");
+            std::process::exit(101);
+        }
+    });
+    let gw = common::gateway().await;
+    let ch = gw
+        .remote_exec("let side = channel.receive(); side.receive();")
+        .unwrap();
+    let side = gw.newchannel();
+    ch.send(&side).await.unwrap();
+    let keep = ch.clone();
+    ch.set_callback(move |_| assert!(keep.id() > 0), None)
+        .unwrap();
+    drop(ch);
+    side.send(&0).await.unwrap();
+    // The script ends, its channel closes, the callback is released: the
+    // gateway's reader must still serve.
+    let ok = gw.remote_exec("channel.send(5)").unwrap();
+    let got = ok.receive_timeout::<i64>(T).await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(got.unwrap(), 5);
+}

@@ -42,7 +42,7 @@ async fn receive_queue_gets_sum_to_three() {
         .unwrap();
     let mch = MultiChannel::new(vec![ch1, ch2]);
     let queue = mch.make_receive_queue(None).unwrap();
-    let (_chan1, res1) = queue.get().await;
+    let (_chan1, res1) = queue.get_timeout(T).await.unwrap();
     let (_chan2, res2) = queue.get_timeout(Duration::from_secs(3)).await.unwrap();
     let sum: i64 =
         remex::from_value::<i64>(res1).unwrap() + remex::from_value::<i64>(res2).unwrap();

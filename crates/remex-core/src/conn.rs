@@ -791,7 +791,9 @@ impl ChanState {
     }
 
     pub(crate) fn remote_closed(&self, shared: &Shared, term: Terminal, peer_gone: bool) {
-        let (fire, finished) = {
+        // The callback is taken out under the lock but dropped after it: it
+        // may hold this channel's last handle, whose drop takes the lock.
+        let (fire, finished, _released) = {
             let mut i = self.inner.lock();
             if i.terminal.is_none() {
                 i.terminal = Some(term);
@@ -802,15 +804,22 @@ impl ChanState {
                 i.terminal = Some(Terminal::Failed(e.clone()));
             }
             i.peer_gone |= peer_gone;
+            let mut released: Option<Callback> = None;
             let fire = if i.callback.is_some() && !i.endmarker_sent {
                 i.endmarker_sent = true;
                 i.callback_done = true;
                 let cb = i.callback.take();
-                i.endmarker.take().map(|m| (cb, m))
+                match i.endmarker.take() {
+                    Some(m) => Some((cb, m)),
+                    None => {
+                        released = cb;
+                        None
+                    }
+                }
             } else {
                 None
             };
-            (fire, i.finished())
+            (fire, i.finished(), released)
         };
         if finished {
             shared.remove(self.id);
