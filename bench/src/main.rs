@@ -281,13 +281,7 @@ struct GroupRows {
 }
 
 fn rss_kib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    remex_tests::rss_bytes(std::process::id()).unwrap_or(0) as f64 / 1024.0
 }
 
 async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {

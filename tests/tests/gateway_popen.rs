@@ -215,12 +215,7 @@ async fn exit_returns_promptly_while_a_task_sleeps_and_leaves_no_process() {
 async fn kill_takes_the_workers_children_with_it() {
     let gw = common::gateway().await;
     let pid = gw.rinfo().pid;
-    let child: u32 = gw
-        .remote_call("spawn_sleeper", &())
-        .unwrap()
-        .receive()
-        .await
-        .unwrap();
+    let child = common::spawn_sleeper(&gw).await;
     assert_eq!(children_of(pid), vec![child]);
     gw.kill().await.unwrap();
     assert!(process_gone(pid));
@@ -244,12 +239,7 @@ async fn kill_takes_the_workers_children_with_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_takes_the_workers_children_with_it() {
     let gw = common::gateway().await;
-    let child: u32 = gw
-        .remote_call("spawn_sleeper", &())
-        .unwrap()
-        .receive()
-        .await
-        .unwrap();
+    let child = common::spawn_sleeper(&gw).await;
     gw.exit().await.unwrap();
     assert!(
         wait_gone(child, Duration::from_secs(2)),
@@ -298,12 +288,7 @@ async fn controller_child_role() {
         return;
     }
     let gw = common::gateway().await;
-    let child: u32 = gw
-        .remote_call("spawn_sleeper", &())
-        .unwrap()
-        .receive()
-        .await
-        .unwrap();
+    let child = common::spawn_sleeper(&gw).await;
     println!("PIDS {} {}", gw.rinfo().pid, child);
     let _keep = gw.remote_call("sleep", &3600).unwrap();
     // Bounded: the parent test kills this process long before.

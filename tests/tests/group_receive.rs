@@ -163,12 +163,7 @@ async fn terminate_is_bounded_whatever_the_workers_do() {
         .receive()
         .await
         .unwrap();
-    let child: u32 = gws[4]
-        .remote_call("spawn_sleeper", &())
-        .unwrap()
-        .receive()
-        .await
-        .unwrap();
+    let child = common::spawn_sleeper(&gws[4]).await;
     // SAFETY: signalling a worker process this test started.
     unsafe {
         libc::kill(pids[3] as i32, libc::SIGSTOP);

@@ -200,51 +200,25 @@ where
         .collect())
 }
 
-impl<K, T> Gather for HashMap<K, T>
-where
-    K: Eq + Hash + Debug + Send + 'static,
-    T: Gather,
-{
-    type Output = HashMap<K, T::Output>;
-    fn gather_at(
-        self,
-        errors: Errors,
-        path: String,
-        report: Report,
-    ) -> BoxFuture<'static, Result<Self::Output>> {
-        let map: Vec<_> = self.into_iter().collect();
-        async move {
-            Ok(entries(map, errors, path, report)
-                .await?
-                .into_iter()
-                .collect())
+/// Maps gather their values; under Skip, failed entries are left out.
+macro_rules! map_gather {
+    ($map:ident, $($bound:tt)+) => {
+        impl<K, T> Gather for $map<K, T>
+        where
+            K: $($bound)+ + Debug + Send + 'static,
+            T: Gather,
+        {
+            type Output = $map<K, T::Output>;
+            fn gather_at(self, errors: Errors, path: String, report: Report) -> BoxFuture<'static, Result<Self::Output>> {
+                let map: Vec<_> = self.into_iter().collect();
+                async move { Ok(entries(map, errors, path, report).await?.into_iter().collect()) }.boxed()
+            }
         }
-        .boxed()
-    }
+    };
 }
 
-impl<K, T> Gather for BTreeMap<K, T>
-where
-    K: Ord + Debug + Send + 'static,
-    T: Gather,
-{
-    type Output = BTreeMap<K, T::Output>;
-    fn gather_at(
-        self,
-        errors: Errors,
-        path: String,
-        report: Report,
-    ) -> BoxFuture<'static, Result<Self::Output>> {
-        let map: Vec<_> = self.into_iter().collect();
-        async move {
-            Ok(entries(map, errors, path, report)
-                .await?
-                .into_iter()
-                .collect())
-        }
-        .boxed()
-    }
-}
+map_gather!(HashMap, Eq + Hash);
+map_gather!(BTreeMap, Ord);
 
 impl<T: Gather, const N: usize> Gather for [T; N] {
     type Output = [T::Output; N];

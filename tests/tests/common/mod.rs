@@ -24,3 +24,12 @@ pub async fn group(n: usize) -> Group {
         .await
         .expect("the test workers start")
 }
+
+/// Starts a `sleep 1000` child of the worker; returns its pid.
+pub async fn spawn_sleeper(gw: &Gateway) -> u32 {
+    gw.remote_call("spawn_sleeper", &())
+        .unwrap()
+        .receive()
+        .await
+        .unwrap()
+}
