@@ -1,0 +1,74 @@
+//! The errors of remex-sync.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What went wrong while waiting, running or handing over a result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The wait ended before what it waited for happened. The primitive is
+    /// still usable.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: &'static str,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The queue (or other primitive) was closed and holds nothing more.
+    #[error("{what} is closed")]
+    Closed {
+        /// What was closed.
+        what: &'static str,
+    },
+    /// The thread or runtime that was to run the work ended first; the
+    /// work never ran or never finished.
+    #[error("{what} ended before the work finished: {reason}")]
+    Gone {
+        /// The thread or runtime.
+        what: String,
+        /// Why it ended, as far as known.
+        reason: String,
+    },
+    /// The work panicked; the message is the panic's.
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// The work failed with this error.
+    #[error("{0}")]
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
+    /// A call that cannot work where it was made (for instance waiting, on
+    /// a runtime's only thread, for work queued on that same thread).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Wraps any error as [`Error::Failed`].
+    ///
+    /// ```
+    /// let e = remex_sync::Error::failed(std::io::Error::other("disk full"));
+    /// assert_eq!(e.to_string(), "disk full");
+    /// ```
+    pub fn failed(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error::Failed(Arc::from(e.into()))
+    }
+
+    /// Whether this is a [`Error::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Error {
+        let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic without a message".to_string()
+        };
+        Error::Panicked(msg)
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,303 @@
+//! `Lifecycle`: the states of a service (Init, On, Off, Fault) and the
+//! transitions between them, shared by whoever runs and watches it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::wait;
+
+/// Where a service (or a gateway) is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Never started.
+    Init,
+    /// Running.
+    On,
+    /// Ended normally.
+    Off,
+    /// Failed, with the reason. A run that faults keeps this state, even
+    /// after it ends, until a restart.
+    Fault(String),
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Init => f.write_str("INIT"),
+            State::On => f.write_str("ON"),
+            State::Off => f.write_str("OFF"),
+            State::Fault(r) => write!(f, "FAULT ({r})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Starting,
+    Running,
+    Ended,
+}
+
+/// The state machine of a service. Transitions that the current state does
+/// not allow are ignored (and report `false`):
+///
+/// | from | `begin` + `ready` | `fault` | `finish(Ok)` | `finish(Err)` |
+/// |---|---|---|---|---|
+/// | Init | On | ignored | ignored | ignored |
+/// | On | ignored | Fault | Off | Fault |
+/// | Fault, running | ignored | ignored (first reason holds) | stays Fault | stays Fault |
+/// | Off or Fault, ended | On (a restart) | ignored | ignored | ignored |
+///
+/// A run that ends before it was ready (`begin`, then `finish` without
+/// `ready`) goes from its old state to Off or Fault.
+///
+/// Clones share the state. Built on a `parking_lot` mutex, `event-listener`
+/// for `join`, and a `tokio::sync::watch` for subscribers.
+///
+/// ```
+/// use remex_sync::{Lifecycle, State};
+/// let lc = Lifecycle::new();
+/// assert!(!lc.fault("too early")); // Init: ignored
+/// assert!(lc.begin() && lc.ready());
+/// assert_eq!(lc.state(), State::On);
+/// assert!(lc.fault("disk full"));
+/// assert!(lc.finish(Ok(())));
+/// assert_eq!(lc.state(), State::Fault("disk full".into())); // Fault holds
+/// assert!(lc.done());
+/// ```
+#[derive(Clone)]
+pub struct Lifecycle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    st: Mutex<St>,
+    tx: watch::Sender<State>,
+    changed: event_listener::Event,
+}
+
+struct St {
+    state: State,
+    phase: Phase,
+    started_at: Option<Instant>,
+    ended_at: Option<Instant>,
+    /// The current (or last) run got to On.
+    was_ready: bool,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle::new()
+    }
+}
+
+impl fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.inner.st.lock();
+        write!(f, "Lifecycle({}, {:?})", st.state, st.phase)
+    }
+}
+
+impl Lifecycle {
+    /// A lifecycle in Init.
+    pub fn new() -> Lifecycle {
+        Lifecycle {
+            inner: Arc::new(Inner {
+                st: Mutex::new(St {
+                    state: State::Init,
+                    phase: Phase::Idle,
+                    started_at: None,
+                    ended_at: None,
+                    was_ready: false,
+                }),
+                tx: watch::Sender::new(State::Init),
+                changed: event_listener::Event::new(),
+            }),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut St) -> bool) -> bool {
+        let (changed, state) = {
+            let mut st = self.inner.st.lock();
+            let changed = f(&mut st);
+            (changed, st.state.clone())
+        };
+        if changed {
+            self.inner.tx.send_replace(state);
+            self.inner.changed.notify(usize::MAX);
+        }
+        changed
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.inner.st.lock().state.clone()
+    }
+
+    /// The reason of a Fault.
+    pub fn reason(&self) -> Option<String> {
+        match self.state() {
+            State::Fault(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Begins a run (from Init, Off or Fault once ended); the state changes
+    /// at `ready`. `false` if a run is already under way.
+    pub fn begin(&self) -> bool {
+        self.update(|st| match st.phase {
+            Phase::Idle | Phase::Ended => {
+                st.phase = Phase::Starting;
+                st.was_ready = false;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// The run is ready: On. `false` unless a run was begun.
+    pub fn ready(&self) -> bool {
+        self.update(|st| {
+            if st.phase != Phase::Starting {
+                return false;
+            }
+            st.phase = Phase::Running;
+            st.was_ready = true;
+            st.state = State::On;
+            st.started_at = Some(Instant::now());
+            st.ended_at = None;
+            true
+        })
+    }
+
+    /// A failure that the run survives: Fault with `reason`, while it keeps
+    /// going. Ignored unless On (an earlier Fault's reason holds).
+    pub fn fault(&self, reason: impl Into<String>) -> bool {
+        self.update(|st| {
+            if st.phase != Phase::Running || st.state != State::On {
+                return false;
+            }
+            st.state = State::Fault(reason.into());
+            true
+        })
+    }
+
+    /// The run ended: Off, or Fault with the error; a Fault already held
+    /// stays. Ignored if no run is under way.
+    pub fn finish(&self, outcome: std::result::Result<(), String>) -> bool {
+        self.update(|st| {
+            if !matches!(st.phase, Phase::Starting | Phase::Running) {
+                return false;
+            }
+            let was_ready = st.phase == Phase::Running;
+            st.phase = Phase::Ended;
+            st.ended_at = Some(Instant::now());
+            if !was_ready || !matches!(st.state, State::Fault(_)) {
+                st.state = match outcome {
+                    Ok(()) => State::Off,
+                    Err(r) => State::Fault(r),
+                };
+            }
+            true
+        })
+    }
+
+    /// Whether a run is under way (begun and not ended).
+    pub fn is_running(&self) -> bool {
+        matches!(self.inner.st.lock().phase, Phase::Starting | Phase::Running)
+    }
+
+    /// Whether the last run has ended (Off or Fault, not running).
+    pub fn done(&self) -> bool {
+        self.inner.st.lock().phase == Phase::Ended
+    }
+
+    /// How long the last run has been (or was) On.
+    pub fn duration(&self) -> Duration {
+        let st = self.inner.st.lock();
+        match (st.started_at, st.ended_at) {
+            (Some(s), Some(e)) => e.saturating_duration_since(s),
+            (Some(s), None) => s.elapsed(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// A receiver that sees every state change.
+    pub fn subscribe(&self) -> watch::Receiver<State> {
+        self.inner.tx.subscribe()
+    }
+
+    fn ended_state(&self) -> Option<State> {
+        let st = self.inner.st.lock();
+        matches!(st.phase, Phase::Idle | Phase::Ended).then(|| st.state.clone())
+    }
+
+    fn ready_state(&self) -> Option<Result<()>> {
+        let st = self.inner.st.lock();
+        match st.phase {
+            Phase::Running => Some(Ok(())),
+            Phase::Ended if st.was_ready => Some(Ok(())),
+            Phase::Ended | Phase::Idle => Some(Err(Error::failed(format!(
+                "it ended before it was ready, in state {}",
+                st.state
+            )))),
+            Phase::Starting => None,
+        }
+    }
+
+    fn timeout(what: &'static str, timeout: Option<Duration>) -> Error {
+        Error::Timeout {
+            what,
+            after: timeout.unwrap_or_default(),
+        }
+    }
+
+    /// Waits until the run has ended (or returns at once if none is under
+    /// way) and gives the final state.
+    pub async fn join(&self, timeout: Option<Duration>) -> Result<State> {
+        wait::until(
+            timeout,
+            || self.ended_state(),
+            || self.inner.changed.listen(),
+        )
+        .await
+        .ok_or_else(|| Self::timeout("the service to end", timeout))
+    }
+
+    /// [`Lifecycle::join`] for threads.
+    pub fn join_blocking(&self, timeout: Option<Duration>) -> Result<State> {
+        wait::until_blocking(
+            timeout,
+            || self.ended_state(),
+            || self.inner.changed.listen(),
+        )
+        .ok_or_else(|| Self::timeout("the service to end", timeout))
+    }
+
+    /// Waits until the run is ready (On); an error if it ended first.
+    pub async fn wait_ready(&self, timeout: Option<Duration>) -> Result<()> {
+        wait::until(
+            timeout,
+            || self.ready_state(),
+            || self.inner.changed.listen(),
+        )
+        .await
+        .unwrap_or_else(|| Err(Self::timeout("the service to be ready", timeout)))
+    }
+
+    /// [`Lifecycle::wait_ready`] for threads.
+    pub fn wait_ready_blocking(&self, timeout: Option<Duration>) -> Result<()> {
+        wait::until_blocking(
+            timeout,
+            || self.ready_state(),
+            || self.inner.changed.listen(),
+        )
+        .unwrap_or_else(|| Err(Self::timeout("the service to be ready", timeout)))
+    }
+}
