@@ -109,10 +109,9 @@ fn queue_listener(
 type ListenFut = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Failure>> + Send>>;
 
 type Log = Arc<Mutex<Vec<(u32, ThreadId, ThreadId)>>>;
+type Recorder = Box<dyn FnMut((u32, ThreadId)) -> Result<(), Failure> + Send>;
 
-fn recording_consumer(
-    log: Log,
-) -> impl Fn() -> Box<dyn FnMut((u32, ThreadId)) -> Result<(), Failure> + Send> + Send + Sync {
+fn recording_consumer(log: Log) -> impl Fn() -> Recorder + Send + Sync {
     move || {
         let log = log.clone();
         Box::new(move |(v, listener_thread)| {
