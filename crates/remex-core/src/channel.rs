@@ -19,10 +19,11 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::conn::{ChanState, Shared, Step};
+use crate::conn::{Callback, ChanState, Shared, Step};
 use crate::error::{Error, Result};
 use crate::value::{from_value, to_value, ChannelRef, Value};
 use crate::wire::{Kind, Message};
+use remex_sync::Mode;
 
 /// A channel. Clones share it; when the last handle is dropped without a
 /// callback set, the channel is closed.
@@ -362,8 +363,91 @@ impl Channel {
     where
         F: Fn(Value) + Send + Sync + 'static,
     {
-        self.state()
-            .set_callback(self.shared(), Arc::new(callback), endmarker)
+        self.set_callback_in(Mode::Sequential, callback, endmarker)
+    }
+
+    /// [`Channel::set_callback`] with a choice of where the callback runs:
+    ///
+    /// - [`Mode::Sequential`]: on the gateway's reader, as `set_callback`.
+    ///   A slow callback holds up every channel of the gateway.
+    /// - [`Mode::Concurrent`]: in a task of its own on the tokio runtime
+    ///   the call is made in (an error outside one).
+    /// - [`Mode::Parallel`]: on a thread of its own. A callback that blocks
+    ///   delays only its own channel.
+    ///
+    /// In the last two, an item counts as consumed once its callback has
+    /// returned, so flow control still bounds what waits for the callback
+    /// to the channel's window. Order and the endmarker's place after the
+    /// last item are the same in every mode.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex_core::Result<()> {
+    /// use std::sync::{Arc, Mutex};
+    /// let gw = remex_core::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("for i in 0..3 { channel.send(i) }")?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// let done = remex_sync::Event::new();
+    /// let d = done.clone();
+    /// ch.set_callback_in(remex_core::Mode::Parallel, move |v| {
+    ///     if v == remex_core::Value::Str("end".into()) { d.set() } else { s.lock().unwrap().push(v) }
+    /// }, Some("end".into()))?;
+    /// assert!(done.wait(Some(std::time::Duration::from_secs(10))).await);
+    /// assert_eq!(seen.lock().unwrap().len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_callback_in<F>(
+        &self,
+        mode: Mode,
+        callback: F,
+        endmarker: Option<Value>,
+    ) -> Result<()>
+    where
+        F: Fn(Value) + Send + Sync + 'static,
+    {
+        let cb = match mode {
+            Mode::Sequential => Callback::Inline(Arc::new(callback)),
+            Mode::Concurrent => {
+                let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::Os {
+                    what: "set_callback_in(Mode::Concurrent)".into(),
+                    detail: "needs a tokio runtime: call it inside one, or use Mode::Parallel"
+                        .into(),
+                })?;
+                let (tx, rx) = flume::unbounded::<(Value, usize)>();
+                let (shared, state) = (self.handle.shared.clone(), self.handle.state.clone());
+                handle.spawn(async move {
+                    while let Ok((v, size)) = rx.recv_async().await {
+                        callback(v);
+                        state.consumed(&shared, size);
+                    }
+                });
+                Callback::Deferred(Arc::new(move |v, size| {
+                    let _ = tx.send((v, size));
+                }))
+            }
+            Mode::Parallel => {
+                let (tx, rx) = flume::unbounded::<(Value, usize)>();
+                let (shared, state) = (self.handle.shared.clone(), self.handle.state.clone());
+                std::thread::Builder::new()
+                    .name(format!("remex-cb-{}-{}", self.gateway_id(), self.id()))
+                    .spawn(move || {
+                        // Ends when the channel releases the callback (and
+                        // with it the sender), after the last item.
+                        while let Ok((v, size)) = rx.recv() {
+                            callback(v);
+                            state.consumed(&shared, size);
+                        }
+                    })
+                    .map_err(|e| Error::Os {
+                        what: "starting a callback thread".into(),
+                        detail: e.to_string(),
+                    })?;
+                Callback::Deferred(Arc::new(move |v, size| {
+                    let _ = tx.send((v, size));
+                }))
+            }
+        };
+        self.state().set_callback(self.shared(), cb, endmarker)
     }
 
     /// The items as an async stream of `T`: ends at end-of-channel; a remote

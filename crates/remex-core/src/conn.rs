@@ -74,7 +74,30 @@ impl ConnConfig {
 /// Called for every `Exec` message with the new channel.
 pub type ExecHandler = Arc<dyn Fn(Channel, ExecRequest) + Send + Sync>;
 /// A channel callback.
-pub(crate) type Callback = Arc<dyn Fn(Value) + Send + Sync>;
+#[derive(Clone)]
+pub(crate) enum Callback {
+    /// Runs on the reader; the item counts as consumed when it returns.
+    Inline(Arc<dyn Fn(Value) + Send + Sync>),
+    /// Hands the item (and its wire size) elsewhere; whoever handles it
+    /// returns the credit with `ChanState::consumed`.
+    Deferred(Arc<dyn Fn(Value, usize) + Send + Sync>),
+}
+
+impl Callback {
+    /// Delivers one item; `true` if it counts as consumed now.
+    fn call(&self, value: Value, size: usize) -> bool {
+        match self {
+            Callback::Inline(f) => {
+                f(value);
+                true
+            }
+            Callback::Deferred(f) => {
+                f(value, size);
+                false
+            }
+        }
+    }
+}
 
 #[derive(Default)]
 struct OutBuf {
@@ -752,16 +775,18 @@ impl ChanState {
             }
             Some((cb, value)) => {
                 let _order = self.cb_order.lock();
-                cb(value);
+                let now = cb.call(value, size);
                 drop(_order);
-                self.consumed(shared, size);
+                if now {
+                    self.consumed(shared, size);
+                }
             }
         }
     }
 
     /// Counts `size` bytes as consumed and returns credit when enough has
     /// accumulated.
-    fn consumed(&self, shared: &Shared, size: usize) {
+    pub(crate) fn consumed(&self, shared: &Shared, size: usize) {
         let give = {
             let mut i = self.inner.lock();
             i.consumed += size;
@@ -829,7 +854,7 @@ impl ChanState {
         self.writable.notify(usize::MAX);
         if let Some((Some(cb), marker)) = fire {
             let _order = self.cb_order.lock();
-            cb(marker);
+            cb.call(marker, 0);
         }
     }
 
@@ -967,11 +992,12 @@ impl ChanState {
         };
         let mut total = 0;
         for (v, size) in drained {
-            cb(v);
-            total += size;
+            if cb.call(v, size) {
+                total += size;
+            }
         }
         if let Some(m) = fire {
-            cb(m);
+            cb.call(m, 0);
         }
         drop(_order);
         if total > 0 {

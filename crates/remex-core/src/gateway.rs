@@ -16,6 +16,7 @@ use crate::spec::{Spec, Transport};
 use crate::transport::{self, cmd, kill_group, popen, ssh};
 use crate::value::{to_value, ChannelRef};
 use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
+use remex_sync::Lifecycle;
 
 /// How long `exit()` lets a worker end by itself before killing it.
 pub const EXIT_GRACE: Duration = Duration::from_secs(1);
@@ -75,8 +76,9 @@ struct Inner {
     info: WorkerInfo,
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
-    exiting: std::sync::atomic::AtomicBool,
+    exiting: Arc<std::sync::atomic::AtomicBool>,
     uploaded: bool,
+    lifecycle: Lifecycle,
 }
 
 impl Drop for Inner {
@@ -176,21 +178,15 @@ impl Gateway {
             started.stdin,
             started.leftover,
         );
-        let gw = Gateway {
-            inner: Arc::new(Inner {
-                id,
-                spec,
-                conn,
-                info: started.info,
-                pid: started.pid,
-                exit: started.exit,
-                exiting: Default::default(),
-                uploaded: started.uploaded,
-            }),
-        };
-        let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;
-        gw.inner.conn.set_keepalive(weak);
-        Ok(gw)
+        Ok(Gateway::assemble(
+            id,
+            spec,
+            conn,
+            started.info,
+            started.pid,
+            started.exit,
+            started.uploaded,
+        ))
     }
 
     /// Starts a gateway whose worker `relay`'s worker starts and relays
@@ -240,21 +236,77 @@ impl Gateway {
             use std::os::unix::process::ExitStatusExt;
             let _ = tx.send(Some(ExitStatus::from_raw(0)));
         });
+        Ok(Gateway::assemble(id, spec, conn, c.0, 0, exit, false))
+    }
+
+    /// The gateway around a connected worker: its lifecycle is On, and a
+    /// watcher moves it to Off (asked to exit, or exited with status 0) or
+    /// Fault (lost, killed, failed) when the worker ends.
+    fn assemble(
+        id: String,
+        spec: Spec,
+        conn: Connection,
+        info: WorkerInfo,
+        pid: u32,
+        exit: watch::Receiver<Option<ExitStatus>>,
+        uploaded: bool,
+    ) -> Gateway {
+        let lifecycle = Lifecycle::new();
+        lifecycle.begin();
+        lifecycle.ready();
+        let exiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let gw = Gateway {
             inner: Arc::new(Inner {
                 id,
                 spec,
-                conn,
-                info: c.0,
-                pid: 0,
-                exit,
-                exiting: Default::default(),
-                uploaded: false,
+                conn: conn.clone(),
+                info,
+                pid,
+                exit: exit.clone(),
+                exiting: exiting.clone(),
+                uploaded,
+                lifecycle: lifecycle.clone(),
             }),
         };
         let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;
         gw.inner.conn.set_keepalive(weak);
-        Ok(gw)
+        // Holds the connection and the exit watch, not the gateway: it must
+        // not keep the worker alive.
+        let mut exit = exit;
+        tokio::spawn(async move {
+            let lost = conn.closed().await;
+            let status = tokio::time::timeout(EOF_STATUS_WAIT, exit.wait_for(|s| s.is_some()))
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|s| *s));
+            let outcome = match status {
+                _ if exiting.load(Ordering::Relaxed) => Ok(()),
+                Some(s) if s.success() => Ok(()),
+                Some(s) => Err(format!("the worker exited ({s})")),
+                None => Err(lost.to_string()),
+            };
+            lifecycle.finish(outcome);
+        });
+        gw
+    }
+
+    /// The gateway's lifecycle, as a service: On while its worker is
+    /// connected; then Off if it was asked to exit or exited with status 0,
+    /// else Fault with the reason (lost, killed, failed). Subscribe to it
+    /// or `join` it to follow the gateway from threads and tasks alike.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex_core::Result<()> {
+    /// use remex_core::State;
+    /// let gw = remex_core::makegateway("popen").await?;
+    /// assert_eq!(gw.lifecycle().state(), State::On);
+    /// gw.exit().await?;
+    /// let end = gw.lifecycle().join(Some(std::time::Duration::from_secs(5))).await.unwrap();
+    /// assert_eq!(end, State::Off);
+    /// # Ok(()) }
+    /// ```
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.inner.lifecycle
     }
 
     /// The gateway's id (`gw0`, or the spec's `id=`).

@@ -35,6 +35,7 @@ pub use channel::Channel;
 pub use conn::{ConnConfig, Connection, Handlers};
 pub use error::{Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};
+pub use remex_sync::{Lifecycle, Mode, State};
 pub use spec::{Spec, SpecError, Transport};
 pub use value::{from_value, to_value, ChannelRef, Value, ValueError};
 pub use wire::{ExecRequest, RemoteStatus, WorkerInfo};

@@ -25,6 +25,12 @@ pub use remex_group::{
     Skipped, TaskFuture, TERMINATE_BOUND,
 };
 
+/// Primitives shared by threads and async tasks, and the service
+/// lifecycle (the `remex-sync` crate).
+pub mod sync {
+    pub use remex_sync::*;
+}
+
 /// The worker library: build a custom worker, or let a program serve as its
 /// own worker.
 pub mod worker {
