@@ -37,7 +37,10 @@ async fn kill_ends_the_lifecycle_in_fault_with_the_reason() {
     let State::Fault(reason) = end else {
         panic!("expected Fault, got {end}")
     };
-    assert!(reason.contains("signal: 9") || reason.contains("SIGKILL"), "{reason}");
+    assert!(
+        reason.contains("signal: 9") || reason.contains("SIGKILL"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,5 +50,8 @@ async fn a_worker_that_dies_by_itself_is_a_fault() {
     // SAFETY: kill(2) on a pid we own; no memory is involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let end = gw.lifecycle().join(T).await.unwrap();
-    assert!(matches!(&end, State::Fault(r) if r.contains("signal: 15")), "{end}");
+    assert!(
+        matches!(&end, State::Fault(r) if r.contains("signal: 15")),
+        "{end}"
+    );
 }

@@ -166,6 +166,10 @@ pub enum Error {
         /// What was wrong.
         source: WireError,
     },
+    /// Handing work to or from another thread failed (its runtime ended,
+    /// or a wait timed out); see `remex_sync::Error`.
+    #[error(transparent)]
+    Sync(#[from] remex_sync::Error),
     /// An operating-system call failed.
     #[error("{what} failed: {detail}")]
     Os {

@@ -25,6 +25,8 @@ pub use remex_group::{
     Skipped, TaskFuture, TERMINATE_BOUND,
 };
 
+pub mod blocking;
+
 /// Primitives shared by threads and async tasks, and the service
 /// lifecycle (the `remex-sync` crate).
 pub mod sync {

@@ -1,0 +1,573 @@
+//! remex for code without a runtime: the same calls as the async API, each
+//! blocking, with timeouts where a wait may be long.
+//!
+//! The first call starts one I/O thread (a [`remex_sync::Thread`] named
+//! `remex-io`, with its own tokio runtime) that carries every gateway made
+//! through this module; calls hand their work to it with a
+//! [`remex_sync::Launcher`] and wait for the result. Channels and receive
+//! queues wait on their own (they are built on `event-listener`), without
+//! a round trip through that thread.
+//!
+//! execnet's examples read almost line for line:
+//!
+//! ```
+//! use std::time::Duration;
+//! use remex::blocking::{makegateway, MultiChannel};
+//!
+//! # fn main() -> remex::Result<()> {
+//! let ch1 = makegateway("popen")?.remote_exec("channel.send(1)")?;
+//! let ch2 = makegateway("popen")?.remote_exec("channel.send(2)")?;
+//! let mch = MultiChannel::new(vec![ch1.clone(), ch2.clone()]);
+//! assert_eq!(mch.len(), 2);
+//! assert!(mch[0] == ch1 && mch[1] == ch2);
+//! assert!(mch.contains(&ch1) && mch.contains(&ch2));
+//! let each: Vec<i64> = mch.receive_each(Some(Duration::from_secs(10)))?;
+//! assert_eq!(each.iter().sum::<i64>(), 3);
+//! # Ok(()) }
+//! ```
+//!
+//! A call made on the `remex-io` thread itself (from a callback in
+//! [`crate::Mode::Sequential`]) would wait for itself: it returns an error
+//! instead. Use [`crate::Mode::Parallel`] callbacks to call back into
+//! remex.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use remex_sync::{Launcher, Thread};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Error, GatewayState, Lifecycle, Mode, RemoteStatus, Result, Spec, Value, WorkerInfo};
+
+static IO: OnceLock<std::result::Result<Launcher, String>> = OnceLock::new();
+
+/// The launcher of the `remex-io` thread, started on first use.
+fn io() -> Result<&'static Launcher> {
+    let l = IO.get_or_init(|| {
+        let t = Thread::new("remex-io");
+        t.start(true, Some(Duration::from_secs(10)))
+            .and_then(|()| t.launcher())
+            // The thread runs for the life of the process.
+            .inspect(|_| std::mem::forget(t))
+            .map_err(|e| e.to_string())
+    });
+    match l {
+        Ok(l) if l.is_owner() => Err(Error::Sync(remex_sync::Error::Usage(
+            "a blocking remex call on the remex-io thread (a sequential callback) would wait for itself; use Mode::Parallel callbacks".into(),
+        ))),
+        Ok(l) => Ok(l),
+        Err(e) => Err(Error::Os {
+            what: "starting the remex-io thread".into(),
+            detail: e.clone(),
+        }),
+    }
+}
+
+/// Runs a future on the I/O thread and waits for its output.
+fn run<F, T>(fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    io()?.spawn(fut).take_blocking(None)?
+}
+
+/// Runs a closure on the I/O thread (for calls that start tasks).
+fn apply<F, T>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    io()?.apply(f)?
+}
+
+fn to_value<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
+    crate::to_value(args).map_err(|e| Error::Unsendable {
+        channel: 0,
+        detail: e.to_string(),
+    })
+}
+
+async fn bounded<T>(
+    what: &'static str,
+    timeout: Option<Duration>,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match timeout {
+        None => fut.await,
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .map_err(|_| Error::Timeout { what, after: t })?,
+    }
+}
+
+/// Starts a gateway from a spec (see [`crate::makegateway`]).
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// let gw = remex::blocking::makegateway("popen")?;
+/// let ch = gw.remote_exec("channel.send(channel.receive() + 1)")?;
+/// ch.send(&41)?;
+/// assert_eq!(ch.receive::<i64>(None)?, 42);
+/// gw.exit()?;
+/// # Ok(()) }
+/// ```
+pub fn makegateway(spec: &str) -> Result<Gateway> {
+    let spec = spec.to_string();
+    run(async move { crate::makegateway(&spec).await }).map(Gateway::from)
+}
+
+/// A gateway for blocking code: [`crate::Gateway`]'s calls.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: crate::Gateway,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl From<crate::Gateway> for Gateway {
+    fn from(inner: crate::Gateway) -> Self {
+        Gateway { inner }
+    }
+}
+
+impl Gateway {
+    /// The async gateway underneath.
+    pub fn asynchronous(&self) -> &crate::Gateway {
+        &self.inner
+    }
+
+    /// Runs a rhai script on the worker with a fresh channel.
+    pub fn remote_exec(&self, source: &str) -> Result<Channel> {
+        let (gw, src) = (self.inner.clone(), source.to_string());
+        apply(move || gw.remote_exec(src)).map(Channel::from)
+    }
+
+    /// Calls a registered task with `args`.
+    pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<Channel> {
+        let args = to_value(args)?;
+        let (gw, name) = (self.inner.clone(), name.to_string());
+        apply(move || gw.remote_call(&name, &args)).map(Channel::from)
+    }
+
+    /// A new channel, to pass to the worker inside a value.
+    pub fn newchannel(&self) -> Channel {
+        self.inner.newchannel().into()
+    }
+
+    /// The worker's channel and task counts.
+    pub fn remote_status(&self) -> Result<RemoteStatus> {
+        let gw = self.inner.clone();
+        run(async move { gw.remote_status().await })
+    }
+
+    /// Ends the worker gracefully (see [`crate::Gateway::exit`]).
+    pub fn exit(&self) -> Result<()> {
+        let gw = self.inner.clone();
+        run(async move { gw.exit().await })
+    }
+
+    /// Waits at most `timeout` for the worker to end.
+    pub fn join(&self, timeout: Option<Duration>) -> Result<()> {
+        let gw = self.inner.clone();
+        run(async move { gw.join(timeout).await })
+    }
+
+    /// Kills the worker and its children.
+    pub fn kill(&self) -> Result<()> {
+        let gw = self.inner.clone();
+        run(async move { gw.kill().await })
+    }
+
+    /// The worker's pid, cwd, executable, platform and version.
+    pub fn rinfo(&self) -> &WorkerInfo {
+        self.inner.rinfo()
+    }
+
+    /// The gateway's id.
+    pub fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    /// The gateway's spec.
+    pub fn spec(&self) -> &Spec {
+        self.inner.spec()
+    }
+
+    /// The gateway's state.
+    pub fn state(&self) -> GatewayState {
+        self.inner.state()
+    }
+
+    /// The gateway's lifecycle (On, Off, Fault).
+    pub fn lifecycle(&self) -> &Lifecycle {
+        self.inner.lifecycle()
+    }
+}
+
+/// A channel for blocking code: [`crate::Channel`]'s calls.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Channel {
+    inner: crate::Channel,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl From<crate::Channel> for Channel {
+    fn from(inner: crate::Channel) -> Self {
+        Channel { inner }
+    }
+}
+
+impl Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.inner.serialize(s)
+    }
+}
+
+impl Channel {
+    /// The async channel underneath.
+    pub fn asynchronous(&self) -> &crate::Channel {
+        &self.inner
+    }
+
+    /// The channel's id.
+    pub fn id(&self) -> u32 {
+        self.inner.id()
+    }
+
+    /// Sends a value, waiting while flow control holds it back.
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.inner.send_blocking(value)
+    }
+
+    /// Receives the next item as `T`, waiting at most `timeout`.
+    pub fn receive<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
+        self.inner.receive_blocking(timeout)
+    }
+
+    /// Closes the channel, with an error message for the remote if given.
+    pub fn close(&self, error: Option<&str>) {
+        self.inner.close(error)
+    }
+
+    /// Waits at most `timeout` for the remote to close; its error if it
+    /// failed.
+    pub fn waitclose(&self, timeout: Option<Duration>) -> Result<()> {
+        self.inner.waitclose_blocking(timeout)
+    }
+
+    /// Whether either side has closed the channel.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// The items as an iterator of `T`, ending at end-of-channel.
+    pub fn iter<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + '_ {
+        self.inner.iter()
+    }
+
+    /// A new channel on the same gateway.
+    pub fn newchannel(&self) -> Channel {
+        self.inner.newchannel().into()
+    }
+
+    /// See [`crate::Channel::set_callback`].
+    pub fn set_callback<F>(&self, callback: F, endmarker: Option<Value>) -> Result<()>
+    where
+        F: Fn(Value) + Send + Sync + 'static,
+    {
+        self.inner.set_callback(callback, endmarker)
+    }
+
+    /// See [`crate::Channel::set_callback_in`]; [`Mode::Concurrent`] runs
+    /// the callback in a task on the `remex-io` thread.
+    pub fn set_callback_in<F>(
+        &self,
+        mode: Mode,
+        callback: F,
+        endmarker: Option<Value>,
+    ) -> Result<()>
+    where
+        F: Fn(Value) + Send + Sync + 'static,
+    {
+        match mode {
+            Mode::Concurrent => {
+                let ch = self.inner.clone();
+                apply(move || ch.set_callback_in(mode, callback, endmarker))
+            }
+            _ => self.inner.set_callback_in(mode, callback, endmarker),
+        }
+    }
+}
+
+/// A group of gateways for blocking code: [`crate::Group`]'s calls.
+///
+/// ```
+/// use std::time::Duration;
+/// # fn main() -> remex::Result<()> {
+/// // execnet: group = execnet.Group(['popen'] * 3)
+/// let group = remex::blocking::Group::new(["3*popen"])?;
+/// let mch = group.remote_exec("channel.send(channel.receive()+1)")?;
+/// let queue = mch.make_receive_queue(Some(42.into()))?;
+/// mch[0].send(&1)?;
+/// let (_chan1, res1) = queue.get(Some(Duration::from_secs(10)))?;
+/// assert_eq!(res1, 2.into());
+/// group.terminate(Duration::from_secs(1)); // kills workers waiting on receive
+/// for _ in 0..3 {
+///     let (_chan, res) = queue.get(Some(Duration::from_secs(10)))?;
+///     assert_eq!(res, 42.into());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Group {
+    inner: crate::Group,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Group {
+    /// Starts gateways for `specs` in parallel (`N*spec` multiplies).
+    pub fn new<I, S>(specs: I) -> Result<Group>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let specs: Vec<String> = specs.into_iter().map(|s| s.as_ref().to_string()).collect();
+        run(async move { crate::Group::new(specs).await }).map(|inner| Group { inner })
+    }
+
+    /// The async group underneath.
+    pub fn asynchronous(&self) -> &crate::Group {
+        &self.inner
+    }
+
+    /// Starts one more gateway in the group.
+    pub fn makegateway(&self, spec: &str) -> Result<Gateway> {
+        let (g, spec) = (self.inner.clone(), spec.to_string());
+        run(async move { g.makegateway(&spec).await }).map(Gateway::from)
+    }
+
+    /// The live gateways, in creation order.
+    pub fn gateways(&self) -> Vec<Gateway> {
+        self.inner
+            .gateways()
+            .into_iter()
+            .map(Gateway::from)
+            .collect()
+    }
+
+    /// The gateway at `index`.
+    pub fn get(&self, index: usize) -> Option<Gateway> {
+        self.inner.get(index).map(Gateway::from)
+    }
+
+    /// The gateway with id `id`.
+    pub fn by_id(&self, id: &str) -> Option<Gateway> {
+        self.inner.by_id(id).map(Gateway::from)
+    }
+
+    /// Whether a gateway with id `id` is in the group.
+    pub fn contains(&self, id: &str) -> bool {
+        self.inner.contains(id)
+    }
+
+    /// How many gateways the group holds.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether the group is empty.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Runs a script on every gateway.
+    pub fn remote_exec(&self, source: &str) -> Result<MultiChannel> {
+        let (g, src) = (self.inner.clone(), source.to_string());
+        apply(move || g.remote_exec(&src)).map(MultiChannel::from_async)
+    }
+
+    /// Calls a registered task on every gateway.
+    pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<MultiChannel> {
+        let args = to_value(args)?;
+        let (g, name) = (self.inner.clone(), name.to_string());
+        apply(move || g.remote_call(&name, &args)).map(MultiChannel::from_async)
+    }
+
+    /// Submits a task to the group's pool (see [`crate::Group::submit`]);
+    /// collect the futures with [`gather`].
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let x = group.submit("echo", &3)?;
+    /// let nested = vec![vec![group.submit("echo", &1)?], vec![x]];
+    /// let got = remex::blocking::gather(nested, remex::Errors::Raise)?;
+    /// assert_eq!(got.value, vec![vec![1.into()], vec![3.into()]]);
+    /// # Ok(()) }
+    /// ```
+    pub fn submit<A: Serialize + ?Sized>(&self, task: &str, args: &A) -> Result<crate::TaskFuture> {
+        let args = to_value(args)?;
+        let (g, task) = (self.inner.clone(), task.to_string());
+        apply(move || g.submit(&task, &args))
+    }
+
+    /// Submits a task to the group's pool and waits at most `timeout` for
+    /// its result (retried elsewhere if its worker dies; see
+    /// [`crate::Group::submit`]).
+    pub fn call<A: Serialize + ?Sized>(
+        &self,
+        task: &str,
+        args: &A,
+        timeout: Option<Duration>,
+    ) -> Result<Value> {
+        let args = to_value(args)?;
+        let (g, task) = (self.inner.clone(), task.to_string());
+        run(async move { bounded("the task's result", timeout, g.submit(&task, &args)?).await })
+    }
+
+    /// Ends every worker within `timeout` plus [`crate::TERMINATE_BOUND`].
+    pub fn terminate(&self, timeout: Duration) {
+        let g = self.inner.clone();
+        let _ = run(async move {
+            g.terminate(timeout).await;
+            Ok(())
+        });
+    }
+}
+
+/// Channels used together, for blocking code: [`crate::MultiChannel`]'s
+/// calls.
+#[derive(Clone)]
+pub struct MultiChannel {
+    inner: crate::MultiChannel,
+    channels: Vec<Channel>,
+}
+
+impl fmt::Debug for MultiChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.channels).finish()
+    }
+}
+
+impl std::ops::Index<usize> for MultiChannel {
+    type Output = Channel;
+    fn index(&self, i: usize) -> &Channel {
+        &self.channels[i]
+    }
+}
+
+impl MultiChannel {
+    /// Channels to use together.
+    pub fn new(channels: Vec<Channel>) -> MultiChannel {
+        let inner = crate::MultiChannel::new(channels.iter().map(|c| c.inner.clone()).collect());
+        MultiChannel { inner, channels }
+    }
+
+    fn from_async(inner: crate::MultiChannel) -> MultiChannel {
+        let channels = inner.iter().cloned().map(Channel::from).collect();
+        MultiChannel { inner, channels }
+    }
+
+    /// How many channels.
+    pub fn len(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+
+    /// Whether `ch` is one of them.
+    pub fn contains(&self, ch: &Channel) -> bool {
+        self.channels.contains(ch)
+    }
+
+    /// The channels.
+    pub fn iter(&self) -> std::slice::Iter<'_, Channel> {
+        self.channels.iter()
+    }
+
+    /// Sends `value` on every channel.
+    pub fn send_each<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.channels.iter().try_for_each(|c| c.send(value))
+    }
+
+    /// One item from every channel, in channel order, within `timeout`
+    /// overall.
+    pub fn receive_each<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<Vec<T>> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        self.channels
+            .iter()
+            .map(|c| {
+                let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                c.receive(left)
+            })
+            .collect()
+    }
+
+    /// The receive queue of these channels (the same on every call).
+    pub fn make_receive_queue(&self, endmarker: Option<Value>) -> Result<ReceiveQueue> {
+        self.inner
+            .make_receive_queue(endmarker)
+            .map(|inner| ReceiveQueue { inner })
+    }
+
+    /// Waits at most `timeout` for every channel to close; the first remote
+    /// error if any failed.
+    pub fn waitclose(&self, timeout: Option<Duration>) -> Result<()> {
+        let m = self.inner.clone();
+        run(async move { m.waitclose(timeout).await })
+    }
+}
+
+/// The receive queue of a [`MultiChannel`], for blocking code.
+#[derive(Debug, Clone)]
+pub struct ReceiveQueue {
+    inner: crate::ReceiveQueue,
+}
+
+impl ReceiveQueue {
+    /// The next `(channel, item)`, waiting at most `timeout`.
+    pub fn get(&self, timeout: Option<Duration>) -> Result<(Channel, Value)> {
+        self.inner
+            .get_blocking(timeout)
+            .map(|(c, v)| (Channel::from(c), v))
+    }
+
+    /// Items waiting now.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether no item waits now.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+/// Gathers futures (see [`crate::gather`]) for blocking code.
+pub fn gather<G: crate::Gather>(x: G, errors: crate::Errors) -> Result<crate::Gathered<G::Output>>
+where
+    G::Output: Send + 'static,
+{
+    run(async move { crate::gather(x, errors).await })
+}
