@@ -353,3 +353,29 @@ async fn a_callback_holding_its_channels_last_handle_does_not_deadlock_the_gatew
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(got.unwrap(), 5);
 }
+
+/// Regression: a channel that arrived inside a value, then was filled and
+/// closed by the remote before this side attached it, lost its items (the
+/// closed channel was unregistered, and attaching made an empty one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_items_on_a_passed_channel_closed_before_attach_are_kept() {
+    let gw = common::gateway().await;
+    let ch = gw
+        .remote_exec(
+            "let c = channel.newchannel(); channel.send(c);
+             for i in 0..100 { c.send(i) } c.close();",
+        )
+        .unwrap();
+    let r: remex::ChannelRef = ch.receive().await.unwrap();
+    // The script has run to its end (and closed c) before c is attached.
+    ch.waitclose(Some(T)).await.unwrap();
+    let c = ch.attach(r);
+    let items: Vec<i64> = tokio::time::timeout(T, c.stream::<i64>().map(|r| r.unwrap()).collect())
+        .await
+        .expect("the attached channel ends");
+    assert_eq!(items, (0..100).collect::<Vec<_>>());
+    drop(c);
+    // Once attached and dropped, the channel is released.
+    let status = gw.remote_status().await.unwrap();
+    assert!(status.numchannels <= 1, "{status:?}");
+}

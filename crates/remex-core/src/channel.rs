@@ -139,6 +139,7 @@ async fn with_timeout<T>(
 impl Channel {
     pub(crate) fn from_state(shared: Arc<Shared>, state: Arc<ChanState>) -> Channel {
         state.handles.fetch_add(1, Ordering::AcqRel);
+        state.attached.store(true, Ordering::Release);
         let keep = shared.keepalive();
         Channel {
             handle: Arc::new(Handle {

@@ -727,6 +727,10 @@ pub(crate) struct ChanState {
     /// Serialises callback invocations so that items keep their order.
     cb_order: Mutex<()>,
     pub(crate) handles: AtomicUsize,
+    /// A handle was made for it. A channel that arrived inside a value and
+    /// was not attached yet stays registered after the peer closed it, so
+    /// that the items it holds are there when it is attached.
+    pub(crate) attached: std::sync::atomic::AtomicBool,
     window: u32,
 }
 
@@ -749,6 +753,7 @@ impl ChanState {
             writable: Event::new(),
             cb_order: Mutex::new(()),
             handles: AtomicUsize::new(0),
+            attached: Default::default(),
             window,
         }
     }
@@ -846,7 +851,7 @@ impl ChanState {
             };
             (fire, i.finished(), released)
         };
-        if finished {
+        if finished && self.attached.load(Ordering::Acquire) {
             shared.remove(self.id);
         }
         self.readable.notify(usize::MAX);
