@@ -18,6 +18,15 @@ use crate::result::AsyncResult;
 use crate::thread::{StopToken, Thread};
 
 /// How a service's listener and consumer run.
+///
+/// ```
+/// use remex_sync::{Mode, Service};
+/// let svc = Service::builder("writer").mode(Mode::Parallel).build(
+///     |feed: remex_sync::Feed<u8>| async move { feed.ready(); Ok(()) },
+///     || |_| Ok(()),
+/// );
+/// assert_eq!(svc.mode(), Mode::Parallel);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// One task: each event is consumed inside the listener's `send`, before
@@ -34,6 +43,12 @@ pub enum Mode {
 }
 
 /// An error from a consumer or listener.
+///
+/// ```
+/// use remex_sync::Failure;
+/// let f = Failure::non_fatal(std::io::Error::other("disk full"));
+/// assert_eq!(f, Failure::NonFatal("disk full".into()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// The service goes to Fault with this reason but keeps handling events.
@@ -60,7 +75,30 @@ impl Failure {
     }
 }
 
-/// Handles a service's events, one at a time, in order.
+/// Handles a service's events, one at a time, in order. Closures
+/// `FnMut(E) -> Result<(), Failure>` are consumers; implement the trait to
+/// also act at the end of a run.
+///
+/// ```
+/// use remex_sync::{Consumer, Failure};
+/// struct Sum(i64, std::sync::Arc<std::sync::Mutex<i64>>);
+/// impl Consumer<i64> for Sum {
+///     fn consume(&mut self, x: i64) -> Result<(), Failure> {
+///         self.0 = self.0.checked_add(x).ok_or_else(|| Failure::fatal("overflow"))?;
+///         Ok(())
+///     }
+///     fn finish(&mut self) -> Result<(), Failure> {
+///         *self.1.lock().unwrap() = self.0; // publish once, at the end
+///         Ok(())
+///     }
+/// }
+/// let out = std::sync::Arc::new(std::sync::Mutex::new(0));
+/// let mut c = Sum(0, out.clone());
+/// c.consume(2).unwrap();
+/// c.consume(3).unwrap();
+/// c.finish().unwrap();
+/// assert_eq!(*out.lock().unwrap(), 5);
+/// ```
 pub trait Consumer<E>: Send + 'static {
     /// Handles one event.
     fn consume(&mut self, event: E) -> std::result::Result<(), Failure>;
