@@ -46,6 +46,21 @@ pub enum GatewayState {
     },
 }
 
+/// How a gateway's run ended, for its lifecycle: asked to exit, or exit
+/// status 0, is Off; anything else is a Fault with the reason.
+fn end_outcome(
+    exiting: bool,
+    status: Option<ExitStatus>,
+    lost: &str,
+) -> std::result::Result<(), String> {
+    match status {
+        _ if exiting => Ok(()),
+        Some(s) if s.success() => Ok(()),
+        Some(s) => Err(format!("the worker exited ({s})")),
+        None => Err(lost.to_string()),
+    }
+}
+
 /// Starts a gateway from a spec string such as `"popen"` or
 /// `"popen//id=w1//chdir=/tmp"`.
 ///
@@ -279,13 +294,11 @@ impl Gateway {
                 .await
                 .ok()
                 .and_then(|r| r.ok().and_then(|s| *s));
-            let outcome = match status {
-                _ if exiting.load(Ordering::Relaxed) => Ok(()),
-                Some(s) if s.success() => Ok(()),
-                Some(s) => Err(format!("the worker exited ({s})")),
-                None => Err(lost.to_string()),
-            };
-            lifecycle.finish(outcome);
+            lifecycle.finish(end_outcome(
+                exiting.load(Ordering::Relaxed),
+                status,
+                &lost.to_string(),
+            ));
         });
         gw
     }
@@ -436,6 +449,20 @@ impl Gateway {
             pid: self.inner.pid,
             reason: self.exit_reason(),
         });
+        // The watcher would get there too; once join returns, the
+        // lifecycle already says how the worker ended.
+        let status = *self.inner.exit.borrow();
+        let lost = self
+            .inner
+            .conn
+            .lost()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        self.inner.lifecycle.finish(end_outcome(
+            self.inner.exiting.load(Ordering::Relaxed),
+            status,
+            &lost,
+        ));
         Ok(())
     }
 

@@ -4,6 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong while waiting, running or handing over a result.
+///
+/// ```
+/// use std::time::Duration;
+/// let q: remex_sync::Queue<u8> = remex_sync::Queue::unbounded();
+/// let e = q.get_blocking(Some(Duration::from_millis(1))).unwrap_err();
+/// assert!(matches!(e, remex_sync::Error::Timeout { .. }));
+/// assert_eq!(e.to_string(), "timed out after 1ms waiting for an item in the queue");
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The wait ended before what it waited for happened. The primitive is
@@ -54,6 +62,12 @@ impl Error {
     }
 
     /// Whether this is a [`Error::Timeout`].
+    ///
+    /// ```
+    /// let e = remex_sync::Error::Timeout { what: "x", after: std::time::Duration::ZERO };
+    /// assert!(e.is_timeout());
+    /// assert!(!remex_sync::Error::Panicked("p".into()).is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }
@@ -81,4 +95,11 @@ impl PartialEq for Error {
 impl Eq for Error {}
 
 /// `Result` with [`Error`].
+///
+/// ```
+/// fn half(x: u32) -> remex_sync::Result<u32> {
+///     if x % 2 == 0 { Ok(x / 2) } else { Err(remex_sync::Error::failed("odd")) }
+/// }
+/// assert_eq!(half(4).unwrap(), 2);
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

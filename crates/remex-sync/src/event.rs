@@ -1,8 +1,8 @@
 //! `Event`: a flag that threads and tasks wait for.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::wait;
@@ -44,22 +44,48 @@ impl fmt::Debug for Event {
 
 impl Event {
     /// A new, cleared event.
+    ///
+    /// ```
+    /// let ev = remex_sync::Event::new();
+    /// assert!(!ev.is_set());
+    /// ```
     pub fn new() -> Event {
         Event::default()
     }
 
     /// Sets the flag and wakes every waiter.
+    ///
+    /// ```
+    /// let ev = remex_sync::Event::new();
+    /// ev.set();
+    /// ev.set(); // setting twice is harmless
+    /// assert!(ev.is_set());
+    /// ```
     pub fn set(&self) {
         self.inner.flag.store(true, Ordering::SeqCst);
         self.inner.changed.notify(usize::MAX);
     }
 
     /// Clears the flag.
+    ///
+    /// ```
+    /// let ev = remex_sync::Event::new();
+    /// ev.set();
+    /// ev.clear();
+    /// assert!(!ev.is_set());
+    /// ```
     pub fn clear(&self) {
         self.inner.flag.store(false, Ordering::SeqCst);
     }
 
     /// Whether the flag is set.
+    ///
+    /// ```
+    /// let ev = remex_sync::Event::new();
+    /// let seen = ev.clone();
+    /// ev.set();
+    /// assert!(seen.is_set()); // clones share the flag
+    /// ```
     pub fn is_set(&self) -> bool {
         self.inner.flag.load(Ordering::SeqCst)
     }
@@ -86,6 +112,14 @@ impl Event {
     }
 
     /// [`Event::wait`] for threads.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = remex_sync::Event::new();
+    /// assert!(!ev.wait_blocking(Some(Duration::from_millis(1))));
+    /// ev.set();
+    /// assert!(ev.wait_blocking(None));
+    /// ```
     pub fn wait_blocking(&self, timeout: Option<Duration>) -> bool {
         wait::until_blocking(timeout, || self.check(), || self.inner.changed.listen()).is_some()
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::ThreadId;
 
 use futures::FutureExt;
@@ -54,6 +54,13 @@ fn run_caught<R>(f: impl FnOnce() -> R) -> Result<R> {
 impl Launcher {
     /// A launcher for the runtime the caller runs in. Made on a
     /// current-thread runtime, it knows that thread as its owner.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let l = remex_sync::Launcher::current().unwrap();
+    /// assert_eq!(l.call(|| 2 + 2).await.unwrap(), 4);
+    /// # }
+    /// ```
     pub fn current() -> Result<Launcher> {
         let handle = Handle::try_current().map_err(|_| {
             Error::Usage(
@@ -74,6 +81,12 @@ impl Launcher {
     }
 
     /// A launcher for `handle`'s runtime; `name` names it in errors.
+    ///
+    /// ```
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// let l = remex_sync::Launcher::new(rt.handle().clone(), "my runtime");
+    /// assert_eq!(l.apply(|| "ran").unwrap(), "ran");
+    /// ```
     pub fn new(handle: Handle, name: impl Into<String>) -> Launcher {
         Launcher {
             handle,
@@ -92,11 +105,27 @@ impl Launcher {
 
     /// Whether the caller runs on the launcher's own thread (a
     /// current-thread runtime's).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let l = remex_sync::Launcher::current().unwrap();
+    /// assert!(l.is_owner());
+    /// let other = l.clone();
+    /// assert!(!std::thread::spawn(move || other.is_owner()).join().unwrap());
+    /// # }
+    /// ```
     pub fn is_owner(&self) -> bool {
         self.owner == Some(std::thread::current().id())
     }
 
     /// The runtime's handle.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("h");
+    /// t.start(true, None).unwrap();
+    /// let h = t.launcher().unwrap().handle().clone();
+    /// assert_eq!(h.runtime_flavor(), tokio::runtime::RuntimeFlavor::CurrentThread);
+    /// ```
     pub fn handle(&self) -> &Handle {
         &self.handle
     }
@@ -111,6 +140,14 @@ impl Launcher {
     /// Runs `f` there and blocks until it returns: its value, its panic as
     /// [`Error::Panicked`], or [`Error::Gone`]. Blocking: from async code
     /// use [`Launcher::call`].
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("worker");
+    /// t.start(true, None).unwrap();
+    /// let l = t.launcher().unwrap();
+    /// let err = l.apply(|| -> u8 { panic!("bad input") }).unwrap_err();
+    /// assert_eq!(err.to_string(), "panicked: bad input");
+    /// ```
     pub fn apply<F, R>(&self, f: F) -> Result<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -151,6 +188,13 @@ impl Launcher {
 
     /// Runs `f` there without waiting; the [`AsyncResult`] receives its
     /// outcome.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("worker");
+    /// t.start(true, None).unwrap();
+    /// let r = t.launcher().unwrap().apply_async(|| 6 * 7);
+    /// assert_eq!(r.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), 42);
+    /// ```
     pub fn apply_async<F, R>(&self, f: F) -> AsyncResult<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -163,6 +207,13 @@ impl Launcher {
 
     /// Runs a future there; the [`AsyncResult`] receives its output, or
     /// its panic.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("worker");
+    /// t.start(true, None).unwrap();
+    /// let r = t.launcher().unwrap().spawn(async { tokio::task::yield_now().await; "done" });
+    /// assert_eq!(r.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), "done");
+    /// ```
     pub fn spawn<F>(&self, fut: F) -> AsyncResult<F::Output>
     where
         F: Future + Send + 'static,

@@ -12,6 +12,12 @@ use crate::error::{Error, Result};
 use crate::wait;
 
 /// Where a service (or a gateway) is in its life.
+///
+/// ```
+/// use remex_sync::State;
+/// assert_eq!(State::Fault("disk full".into()).to_string(), "FAULT (disk full)");
+/// assert_eq!(State::On.to_string(), "ON");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     /// Never started.
@@ -106,6 +112,12 @@ impl fmt::Debug for Lifecycle {
 
 impl Lifecycle {
     /// A lifecycle in Init.
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// assert_eq!(lc.state(), State::Init);
+    /// ```
     pub fn new() -> Lifecycle {
         Lifecycle {
             inner: Arc::new(Inner {
@@ -136,11 +148,27 @@ impl Lifecycle {
     }
 
     /// The current state.
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// lc.begin();
+    /// lc.ready();
+    /// assert_eq!(lc.state(), State::On);
+    /// ```
     pub fn state(&self) -> State {
         self.inner.st.lock().state.clone()
     }
 
     /// The reason of a Fault.
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// lc.begin();
+    /// lc.finish(Err("refused".into()));
+    /// assert_eq!(lc.reason().as_deref(), Some("refused"));
+    /// ```
     pub fn reason(&self) -> Option<String> {
         match self.state() {
             State::Fault(r) => Some(r),
@@ -150,6 +178,14 @@ impl Lifecycle {
 
     /// Begins a run (from Init, Off or Fault once ended); the state changes
     /// at `ready`. `false` if a run is already under way.
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// assert!(lc.begin());
+    /// assert!(!lc.begin()); // already under way
+    /// assert_eq!(lc.state(), State::Init); // until ready
+    /// ```
     pub fn begin(&self) -> bool {
         self.update(|st| match st.phase {
             Phase::Idle | Phase::Ended => {
@@ -162,6 +198,15 @@ impl Lifecycle {
     }
 
     /// The run is ready: On. `false` unless a run was begun.
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// assert!(!lc.ready()); // not begun
+    /// lc.begin();
+    /// assert!(lc.ready());
+    /// assert_eq!(lc.state(), State::On);
+    /// ```
     pub fn ready(&self) -> bool {
         self.update(|st| {
             if st.phase != Phase::Starting {
@@ -178,6 +223,15 @@ impl Lifecycle {
 
     /// A failure that the run survives: Fault with `reason`, while it keeps
     /// going. Ignored unless On (an earlier Fault's reason holds).
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// lc.begin();
+    /// lc.ready();
+    /// assert!(lc.fault("one scan failed"));
+    /// assert!(lc.is_running()); // a fault is not an end
+    /// ```
     pub fn fault(&self, reason: impl Into<String>) -> bool {
         self.update(|st| {
             if st.phase != Phase::Running || st.state != State::On {
@@ -190,6 +244,16 @@ impl Lifecycle {
 
     /// The run ended: Off, or Fault with the error; a Fault already held
     /// stays. Ignored if no run is under way.
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// lc.begin();
+    /// lc.ready();
+    /// assert!(lc.finish(Ok(())));
+    /// assert_eq!(lc.state(), State::Off);
+    /// assert!(!lc.finish(Err("late".into()))); // ignored once ended
+    /// ```
     pub fn finish(&self, outcome: std::result::Result<(), String>) -> bool {
         self.update(|st| {
             if !matches!(st.phase, Phase::Starting | Phase::Running) {
@@ -209,16 +273,45 @@ impl Lifecycle {
     }
 
     /// Whether a run is under way (begun and not ended).
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// assert!(!lc.is_running());
+    /// lc.begin();
+    /// assert!(lc.is_running());
+    /// ```
     pub fn is_running(&self) -> bool {
         matches!(self.inner.st.lock().phase, Phase::Starting | Phase::Running)
     }
 
     /// Whether the last run has ended (Off or Fault, not running).
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// lc.begin();
+    /// lc.ready();
+    /// assert!(!lc.done());
+    /// lc.finish(Ok(()));
+    /// assert!(lc.done());
+    /// ```
     pub fn done(&self) -> bool {
         self.inner.st.lock().phase == Phase::Ended
     }
 
     /// How long the last run has been (or was) On.
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// assert_eq!(lc.duration(), std::time::Duration::ZERO);
+    /// lc.begin();
+    /// lc.ready();
+    /// lc.finish(Ok(()));
+    /// let d = lc.duration();
+    /// assert_eq!(lc.duration(), d); // frozen once ended
+    /// ```
     pub fn duration(&self) -> Duration {
         let st = self.inner.st.lock();
         match (st.started_at, st.ended_at) {
@@ -229,6 +322,18 @@ impl Lifecycle {
     }
 
     /// A receiver that sees every state change.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// let mut rx = lc.subscribe();
+    /// lc.begin();
+    /// lc.ready();
+    /// rx.changed().await.unwrap();
+    /// assert_eq!(*rx.borrow(), State::On);
+    /// # }
+    /// ```
     pub fn subscribe(&self) -> watch::Receiver<State> {
         self.inner.tx.subscribe()
     }
@@ -260,6 +365,18 @@ impl Lifecycle {
 
     /// Waits until the run has ended (or returns at once if none is under
     /// way) and gives the final state.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// lc.begin();
+    /// lc.ready();
+    /// let l = lc.clone();
+    /// tokio::spawn(async move { l.finish(Ok(())) });
+    /// assert_eq!(lc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), State::Off);
+    /// # }
+    /// ```
     pub async fn join(&self, timeout: Option<Duration>) -> Result<State> {
         wait::until(
             timeout,
@@ -271,6 +388,16 @@ impl Lifecycle {
     }
 
     /// [`Lifecycle::join`] for threads.
+    ///
+    /// ```
+    /// use remex_sync::{Lifecycle, State};
+    /// let lc = Lifecycle::new();
+    /// lc.begin();
+    /// lc.ready();
+    /// assert!(lc.join_blocking(Some(std::time::Duration::from_millis(1))).unwrap_err().is_timeout());
+    /// lc.finish(Err("lost".into()));
+    /// assert_eq!(lc.join_blocking(None).unwrap(), State::Fault("lost".into()));
+    /// ```
     pub fn join_blocking(&self, timeout: Option<Duration>) -> Result<State> {
         wait::until_blocking(
             timeout,
@@ -281,6 +408,16 @@ impl Lifecycle {
     }
 
     /// Waits until the run is ready (On); an error if it ended first.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let lc = remex_sync::Lifecycle::new();
+    /// lc.begin();
+    /// let l = lc.clone();
+    /// tokio::spawn(async move { l.ready() });
+    /// lc.wait_ready(Some(std::time::Duration::from_secs(5))).await.unwrap();
+    /// # }
+    /// ```
     pub async fn wait_ready(&self, timeout: Option<Duration>) -> Result<()> {
         wait::until(
             timeout,
@@ -292,6 +429,14 @@ impl Lifecycle {
     }
 
     /// [`Lifecycle::wait_ready`] for threads.
+    ///
+    /// ```
+    /// let lc = remex_sync::Lifecycle::new();
+    /// lc.begin();
+    /// lc.finish(Err("cannot connect".into()));
+    /// let e = lc.wait_ready_blocking(None).unwrap_err();
+    /// assert!(e.to_string().contains("cannot connect"));
+    /// ```
     pub fn wait_ready_blocking(&self, timeout: Option<Duration>) -> Result<()> {
         wait::until_blocking(
             timeout,

@@ -55,6 +55,15 @@ impl fmt::Debug for Lock {
 }
 
 /// Holds a [`Lock`] until dropped.
+///
+/// ```
+/// let lock = remex_sync::Lock::new();
+/// {
+///     let _guard = lock.try_acquire().unwrap();
+///     assert!(lock.is_locked());
+/// }
+/// assert!(!lock.is_locked()); // released by the drop
+/// ```
 #[derive(Debug)]
 pub struct LockGuard {
     lock: Lock,
@@ -69,11 +78,23 @@ impl Drop for LockGuard {
 
 impl Lock {
     /// A new, free lock.
+    ///
+    /// ```
+    /// let lock = remex_sync::Lock::new();
+    /// assert!(!lock.is_locked());
+    /// ```
     pub fn new() -> Lock {
         Lock::default()
     }
 
     /// Takes the lock if it is free now.
+    ///
+    /// ```
+    /// let lock = remex_sync::Lock::new();
+    /// let g = lock.try_acquire().unwrap();
+    /// assert!(lock.try_acquire().is_none()); // not reentrant
+    /// drop(g);
+    /// ```
     pub fn try_acquire(&self) -> Option<LockGuard> {
         let mut locked = self.inner.locked.lock();
         if *locked {
@@ -104,6 +125,14 @@ impl Lock {
     }
 
     /// [`Lock::acquire`] for threads.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = remex_sync::Lock::new();
+    /// let g = lock.acquire_blocking(Some(Duration::from_secs(1))).unwrap();
+    /// assert!(lock.acquire_blocking(Some(Duration::from_millis(1))).unwrap_err().is_timeout());
+    /// drop(g);
+    /// ```
     pub fn acquire_blocking(&self, timeout: Option<Duration>) -> Result<LockGuard> {
         wait::until_blocking(
             timeout,
@@ -114,6 +143,14 @@ impl Lock {
     }
 
     /// Whether someone holds the lock now.
+    ///
+    /// ```
+    /// let lock = remex_sync::Lock::new();
+    /// let g = lock.acquire_blocking(None).unwrap();
+    /// assert!(lock.is_locked());
+    /// drop(g);
+    /// assert!(!lock.is_locked());
+    /// ```
     pub fn is_locked(&self) -> bool {
         *self.inner.locked.lock()
     }
@@ -172,6 +209,14 @@ impl fmt::Debug for RLock {
 }
 
 /// One level of an [`RLock`], released when dropped.
+///
+/// ```
+/// let lock = remex_sync::RLock::new();
+/// let g = lock.try_acquire().unwrap();
+/// assert_eq!(lock.depth(), 1);
+/// drop(g);
+/// assert_eq!(lock.depth(), 0);
+/// ```
 #[derive(Debug)]
 pub struct RLockGuard {
     lock: RLock,
@@ -195,6 +240,11 @@ impl Drop for RLockGuard {
 
 impl RLock {
     /// A new, free reentrant lock.
+    ///
+    /// ```
+    /// let lock = remex_sync::RLock::new();
+    /// assert_eq!(lock.depth(), 0);
+    /// ```
     pub fn new() -> RLock {
         RLock::default()
     }
@@ -212,11 +262,30 @@ impl RLock {
     }
 
     /// Takes the lock if it is free or already held by the caller.
+    ///
+    /// ```
+    /// let lock = remex_sync::RLock::new();
+    /// let a = lock.try_acquire().unwrap();
+    /// let b = lock.try_acquire().unwrap(); // the holder again
+    /// let l = lock.clone();
+    /// assert!(std::thread::spawn(move || l.try_acquire().is_none()).join().unwrap());
+    /// drop((a, b));
+    /// ```
     pub fn try_acquire(&self) -> Option<RLockGuard> {
         self.try_as(current_owner())
     }
 
     /// Waits for the lock; [`Error::Timeout`] after `timeout`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let lock = remex_sync::RLock::new();
+    /// let a = lock.acquire(None).await.unwrap();
+    /// let b = lock.acquire(None).await.unwrap(); // same task
+    /// assert_eq!(lock.depth(), 2);
+    /// drop((a, b));
+    /// # }
+    /// ```
     pub async fn acquire(&self, timeout: Option<Duration>) -> Result<RLockGuard> {
         let me = current_owner();
         wait::until(timeout, || self.try_as(me), || self.inner.released.listen())
@@ -225,6 +294,14 @@ impl RLock {
     }
 
     /// [`RLock::acquire`] for threads.
+    ///
+    /// ```
+    /// let lock = remex_sync::RLock::new();
+    /// let _g = lock.acquire_blocking(None).unwrap();
+    /// let l = lock.clone();
+    /// let other = std::thread::spawn(move || l.acquire_blocking(Some(std::time::Duration::from_millis(1))).is_err());
+    /// assert!(other.join().unwrap());
+    /// ```
     pub fn acquire_blocking(&self, timeout: Option<Duration>) -> Result<RLockGuard> {
         let me = current_owner();
         wait::until_blocking(timeout, || self.try_as(me), || self.inner.released.listen())
@@ -232,6 +309,14 @@ impl RLock {
     }
 
     /// How many guards the holder has (0: free).
+    ///
+    /// ```
+    /// let lock = remex_sync::RLock::new();
+    /// let g1 = lock.acquire_blocking(None).unwrap();
+    /// let g2 = lock.acquire_blocking(None).unwrap();
+    /// assert_eq!(lock.depth(), 2);
+    /// drop((g1, g2));
+    /// ```
     pub fn depth(&self) -> usize {
         self.inner.state.lock().1
     }

@@ -54,12 +54,24 @@ const CLOSED: Error = Error::Closed { what: "the queue" };
 
 impl<T> Queue<T> {
     /// A queue without a bound: `put` never waits.
+    ///
+    /// ```
+    /// let q = remex_sync::Queue::unbounded();
+    /// for i in 0..10_000 { q.put_blocking(i, None).unwrap(); } // never waits
+    /// assert_eq!(q.len(), 10_000);
+    /// ```
     pub fn unbounded() -> Queue<T> {
         Queue::from_parts(flume::unbounded())
     }
 
     /// A queue holding at most `capacity` items: `put` waits for room.
     /// A capacity of 0 is a rendezvous: `put` waits for a `get`.
+    ///
+    /// ```
+    /// let q = remex_sync::Queue::bounded(1);
+    /// q.try_put(1).unwrap();
+    /// assert_eq!(q.try_put(2), Err(2)); // full
+    /// ```
     pub fn bounded(capacity: usize) -> Queue<T> {
         Queue::from_parts(flume::bounded(capacity))
     }
@@ -89,6 +101,13 @@ impl<T> Queue<T> {
     }
 
     /// [`Queue::put`] for threads, waiting at most `timeout` for room.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = remex_sync::Queue::bounded(1);
+    /// q.put_blocking("a", None).unwrap();
+    /// assert!(q.put_blocking("b", Some(Duration::from_millis(1))).unwrap_err().is_timeout());
+    /// ```
     pub fn put_blocking(&self, item: T, timeout: Option<Duration>) -> Result<()> {
         let tx = self.sender()?;
         match timeout {
@@ -104,6 +123,13 @@ impl<T> Queue<T> {
     }
 
     /// Adds an item if there is room now; gives it back if not.
+    ///
+    /// ```
+    /// let q = remex_sync::Queue::unbounded();
+    /// assert_eq!(q.try_put(5), Ok(()));
+    /// q.close();
+    /// assert_eq!(q.try_put(6), Err(6)); // closed: the item comes back
+    /// ```
     pub fn try_put(&self, item: T) -> std::result::Result<(), T> {
         match self.tx.lock().as_ref() {
             Some(tx) => tx.try_send(item).map_err(|e| e.into_inner()),
@@ -113,6 +139,15 @@ impl<T> Queue<T> {
 
     /// Takes the oldest item, waiting at most `timeout` (`None`: forever)
     /// for one.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let q = remex_sync::Queue::unbounded();
+    /// let p = q.clone();
+    /// std::thread::spawn(move || p.put_blocking(1, None));
+    /// assert_eq!(q.get(Some(std::time::Duration::from_secs(5))).await.unwrap(), 1);
+    /// # }
+    /// ```
     pub async fn get(&self, timeout: Option<Duration>) -> Result<T> {
         let recv = self.rx.recv_async();
         let got = match timeout {
@@ -128,6 +163,12 @@ impl<T> Queue<T> {
     }
 
     /// [`Queue::get`] for threads.
+    ///
+    /// ```
+    /// let q = remex_sync::Queue::unbounded();
+    /// q.put_blocking('x', None).unwrap();
+    /// assert_eq!(q.get_blocking(None).unwrap(), 'x');
+    /// ```
     pub fn get_blocking(&self, timeout: Option<Duration>) -> Result<T> {
         match timeout {
             None => self.rx.recv().map_err(|_| CLOSED),
@@ -142,6 +183,13 @@ impl<T> Queue<T> {
     }
 
     /// Takes the oldest item if there is one.
+    ///
+    /// ```
+    /// let q = remex_sync::Queue::unbounded();
+    /// assert_eq!(q.try_get(), None::<u8>);
+    /// q.put_blocking(3, None).unwrap();
+    /// assert_eq!(q.try_get(), Some(3));
+    /// ```
     pub fn try_get(&self) -> Option<T> {
         self.rx.try_recv().ok()
     }
@@ -149,21 +197,50 @@ impl<T> Queue<T> {
     /// Stops new puts. Queued items can still be taken; after them, gets
     /// report [`Error::Closed`]. A put already waiting for room completes
     /// when room comes.
+    ///
+    /// ```
+    /// let q = remex_sync::Queue::unbounded();
+    /// q.put_blocking(1, None).unwrap();
+    /// q.close();
+    /// assert_eq!(q.get_blocking(None).unwrap(), 1); // queued items still come
+    /// assert!(q.get_blocking(None).is_err());
+    /// ```
     pub fn close(&self) {
         self.tx.lock().take();
     }
 
     /// Whether `close` was called.
+    ///
+    /// ```
+    /// let q: remex_sync::Queue<()> = remex_sync::Queue::unbounded();
+    /// let other = q.clone();
+    /// q.close();
+    /// assert!(other.is_closed()); // for every holder
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.tx.lock().is_none()
     }
 
     /// Items queued now.
+    ///
+    /// ```
+    /// let q = remex_sync::Queue::unbounded();
+    /// q.put_blocking(1, None).unwrap();
+    /// q.put_blocking(2, None).unwrap();
+    /// assert_eq!(q.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.rx.len()
     }
 
     /// Whether no item is queued now.
+    ///
+    /// ```
+    /// let q = remex_sync::Queue::unbounded();
+    /// assert!(q.is_empty());
+    /// q.put_blocking(1, None).unwrap();
+    /// assert!(!q.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()
     }

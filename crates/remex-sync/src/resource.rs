@@ -93,6 +93,11 @@ thread_local! {
 
 impl<T: Send + Sync + 'static> ThreadResource<T> {
     /// A resource made by `init` for each thread that asks for it.
+    ///
+    /// ```
+    /// let res = remex_sync::ThreadResource::new(|| std::thread::current().id());
+    /// assert_eq!(*res.get(), std::thread::current().id());
+    /// ```
     pub fn new(init: impl Fn() -> T + Send + Sync + 'static) -> ThreadResource<T> {
         ThreadResource {
             inner: Arc::new(Inner {
@@ -103,6 +108,13 @@ impl<T: Send + Sync + 'static> ThreadResource<T> {
     }
 
     /// The calling thread's resource, made on first use.
+    ///
+    /// ```
+    /// let res = remex_sync::ThreadResource::new(|| vec![0u8; 16]);
+    /// let a = res.get();
+    /// let b = res.get();
+    /// assert!(std::sync::Arc::ptr_eq(&a, &b)); // one per thread
+    /// ```
     pub fn get(&self) -> Arc<T> {
         let id = std::thread::current().id();
         if let Some(r) = self.inner.map.lock().get(&id) {
@@ -119,21 +131,52 @@ impl<T: Send + Sync + 'static> ThreadResource<T> {
     }
 
     /// Removes and returns the calling thread's resource, if it has one.
+    ///
+    /// ```
+    /// let res = remex_sync::ThreadResource::new(|| 1);
+    /// assert!(res.pop().is_none());
+    /// res.get();
+    /// assert_eq!(res.pop().map(|v| *v), Some(1));
+    /// assert!(res.is_empty());
+    /// ```
     pub fn pop(&self) -> Option<Arc<T>> {
         self.inner.map.lock().remove(&std::thread::current().id())
     }
 
     /// The live resources of all threads.
+    ///
+    /// ```
+    /// let res = remex_sync::ThreadResource::new(|| 7);
+    /// res.get();
+    /// assert_eq!(res.all().iter().map(|v| **v).collect::<Vec<_>>(), vec![7]);
+    /// ```
     pub fn all(&self) -> Vec<Arc<T>> {
         self.inner.map.lock().values().cloned().collect()
     }
 
     /// How many threads hold a resource.
+    ///
+    /// ```
+    /// let res = remex_sync::ThreadResource::new(|| ());
+    /// res.get();
+    /// let r = res.clone();
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let t = std::thread::spawn(move || { r.get(); rx.recv().unwrap(); });
+    /// while res.len() < 2 { std::thread::yield_now(); }
+    /// tx.send(()).unwrap();
+    /// t.join().unwrap();
+    /// assert_eq!(res.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.map.lock().len()
     }
 
     /// Whether no thread holds a resource.
+    ///
+    /// ```
+    /// let res = remex_sync::ThreadResource::new(|| 0);
+    /// assert!(res.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.inner.map.lock().is_empty()
     }

@@ -66,6 +66,11 @@ impl<T> fmt::Debug for AsyncResult<T> {
 
 impl<T> AsyncResult<T> {
     /// A result not set yet.
+    ///
+    /// ```
+    /// let r = remex_sync::AsyncResult::<u8>::new();
+    /// assert!(!r.ready());
+    /// ```
     pub fn new() -> AsyncResult<T> {
         AsyncResult::default()
     }
@@ -91,6 +96,13 @@ impl<T> AsyncResult<T> {
 
     /// Sets the outcome and wakes every waiter. Only the first call counts:
     /// `false` if it was already set.
+    ///
+    /// ```
+    /// let r = remex_sync::AsyncResult::new();
+    /// assert!(r.set(Ok(1)));
+    /// assert!(!r.set(Ok(2))); // the first outcome stays
+    /// assert_eq!(r.get_blocking(None).unwrap(), 1);
+    /// ```
     pub fn set(&self, outcome: Result<T>) -> bool {
         {
             let mut slot = self.inner.slot.lock();
@@ -104,11 +116,23 @@ impl<T> AsyncResult<T> {
     }
 
     /// Whether the outcome is set.
+    ///
+    /// ```
+    /// let r = remex_sync::AsyncResult::<()>::new();
+    /// r.set(Err(remex_sync::Error::failed("no")));
+    /// assert!(r.ready());
+    /// ```
     pub fn ready(&self) -> bool {
         self.inner.slot.lock().is_some()
     }
 
     /// Whether the outcome is set and is a value.
+    ///
+    /// ```
+    /// let r = remex_sync::AsyncResult::<()>::new();
+    /// r.set(Err(remex_sync::Error::failed("no")));
+    /// assert!(!r.successful());
+    /// ```
     pub fn successful(&self) -> bool {
         matches!(&*self.inner.slot.lock(), Some(Ok(_)))
     }
@@ -143,17 +167,38 @@ impl<T: Clone> AsyncResult<T> {
     }
 
     /// [`AsyncResult::get`] for threads.
+    ///
+    /// ```
+    /// let r = remex_sync::AsyncResult::<u8>::new();
+    /// let e = r.get_blocking(Some(std::time::Duration::from_millis(1))).unwrap_err();
+    /// assert!(e.is_timeout());
+    /// ```
     pub fn get_blocking(&self, timeout: Option<Duration>) -> Result<T> {
         self.wait_blocking(timeout)
             .unwrap_or_else(|| Err(Self::timeout(timeout)))
     }
 
     /// The outcome once set, or `None` if `timeout` passed first.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let r = remex_sync::AsyncResult::<u8>::new();
+    /// assert!(r.wait(Some(std::time::Duration::from_millis(1))).await.is_none());
+    /// r.set(Ok(9));
+    /// assert!(matches!(r.wait(None).await, Some(Ok(9))));
+    /// # }
+    /// ```
     pub async fn wait(&self, timeout: Option<Duration>) -> Option<Result<T>> {
         wait::until(timeout, || self.peek(), || self.inner.done.listen()).await
     }
 
     /// [`AsyncResult::wait`] for threads.
+    ///
+    /// ```
+    /// let r = remex_sync::AsyncResult::new();
+    /// r.set(Ok("v"));
+    /// assert!(matches!(r.wait_blocking(None), Some(Ok("v"))));
+    /// ```
     pub fn wait_blocking(&self, timeout: Option<Duration>) -> Option<Result<T>> {
         wait::until_blocking(timeout, || self.peek(), || self.inner.done.listen())
     }
@@ -186,6 +231,12 @@ impl<T> AsyncResult<T> {
     }
 
     /// [`AsyncResult::take`] for threads.
+    ///
+    /// ```
+    /// let r = remex_sync::AsyncResult::new();
+    /// r.set(Ok(String::from("moved")));
+    /// assert_eq!(r.take_blocking(None).unwrap(), "moved");
+    /// ```
     pub fn take_blocking(&self, timeout: Option<Duration>) -> Result<T> {
         wait::until_blocking(timeout, || self.take_now(), || self.inner.done.listen())
             .unwrap_or_else(|| Err(Self::timeout(timeout)))
@@ -196,6 +247,12 @@ impl<T> AsyncResult<T> {
 /// holds it, so that if the work is dropped without running (its thread or
 /// runtime ended), the result fails with [`Error::Gone`] instead of leaving
 /// its waiters hanging.
+///
+/// ```
+/// let (promise, result) = remex_sync::AsyncResult::promise("a worker");
+/// std::thread::spawn(move || promise.set(Ok(1)));
+/// assert_eq!(result.get_blocking(None).unwrap(), 1);
+/// ```
 pub struct Promise<T> {
     result: Option<AsyncResult<T>>,
     owner: String,

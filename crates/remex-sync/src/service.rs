@@ -4,8 +4,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -59,11 +59,21 @@ pub enum Failure {
 
 impl Failure {
     /// A failure that ends the service.
+    ///
+    /// ```
+    /// let f = remex_sync::Failure::fatal("disk gone");
+    /// assert_eq!(f, remex_sync::Failure::Fatal("disk gone".into()));
+    /// ```
     pub fn fatal(reason: impl fmt::Display) -> Failure {
         Failure::Fatal(reason.to_string())
     }
 
     /// A failure the service survives (in Fault).
+    ///
+    /// ```
+    /// let f = remex_sync::Failure::non_fatal(format!("point {} rejected", 3));
+    /// assert!(matches!(f, remex_sync::Failure::NonFatal(_)));
+    /// ```
     pub fn non_fatal(reason: impl fmt::Display) -> Failure {
         Failure::NonFatal(reason.to_string())
     }
@@ -168,6 +178,24 @@ enum Sink<E> {
 
 /// The listener's side of a service: `send` events to the consumer, say
 /// when it is `ready`, and watch for `stopped`.
+///
+/// ```
+/// use remex_sync::{Failure, Feed, Service, State};
+/// let svc = Service::builder("feeder").build(
+///     |mut feed: Feed<&'static str>| async move {
+///         feed.ready(); // subscribed: start() returns now
+///         for word in ["a", "b"] {
+///             feed.send(word).await.map_err(Failure::fatal)?;
+///         }
+///         feed.stopped().await; // until stop()
+///         Ok(())
+///     },
+///     || |_| Ok(()),
+/// );
+/// svc.start(true, None).unwrap();
+/// svc.stop(true, Some(std::time::Duration::from_secs(5))).unwrap();
+/// assert_eq!(svc.state(), State::Off);
+/// ```
 pub struct Feed<E> {
     sink: Sink<E>,
     run: Arc<Run>,
@@ -184,6 +212,20 @@ impl<E: Send + 'static> Feed<E> {
     /// An error once the run was killed or its consumer failed fatally:
     /// the listener should return then. After a graceful `stop`, sends
     /// still go through, so that nothing received is lost.
+    ///
+    /// ```
+    /// use remex_sync::{Failure, Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |mut feed: Feed<u8>| async move {
+    ///         // After a fatal consumer failure, send fails: the listener returns.
+    ///         while feed.send(1).await.is_ok() {}
+    ///         Ok(())
+    ///     },
+    ///     || |_| Err(Failure::fatal("no thanks")),
+    /// );
+    /// svc.start(true, None).unwrap();
+    /// assert_eq!(svc.join_blocking(None).unwrap(), State::Fault("no thanks".into()));
+    /// ```
     pub async fn send(&mut self, event: E) -> Result<()> {
         self.ready();
         if self.run.dead() {
@@ -208,27 +250,86 @@ impl<E: Send + 'static> Feed<E> {
 
     /// The listener is ready (subscribed, connected): the service is On and
     /// `start(wait)` returns. The first `send` implies it.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.start(true, None).unwrap(); // returned because the listener said ready
+    /// assert_eq!(svc.state(), State::On);
+    /// svc.stop(true, None).unwrap();
+    /// ```
     pub fn ready(&self) {
         self.run.lifecycle.ready();
     }
 
     /// Resolves when the service is asked to stop (or killed).
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.start(true, None).unwrap();
+    /// svc.stop(true, Some(std::time::Duration::from_secs(5))).unwrap(); // the listener saw stopped()
+    /// assert_eq!(svc.state(), State::Off);
+    /// ```
     pub async fn stopped(&self) {
         self.run.stop.cancelled().await
     }
 
     /// Whether the service is asked to stop.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service};
+    /// let svc = Service::builder("poller").build(
+    ///     |feed: Feed<u8>| async move {
+    ///         feed.ready();
+    ///         while !feed.is_stopped() {
+    ///             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///         }
+    ///         Ok(())
+    ///     },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.start(true, None).unwrap();
+    /// svc.stop(true, Some(std::time::Duration::from_secs(5))).unwrap();
+    /// ```
     pub fn is_stopped(&self) -> bool {
         self.run.stop.is_cancelled()
     }
 
     /// The service's lifecycle.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move {
+    ///         feed.ready();
+    ///         assert_eq!(feed.lifecycle().state(), State::On);
+    ///         Ok(())
+    ///     },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.start(true, None).unwrap();
+    /// assert_eq!(svc.join_blocking(None).unwrap(), State::Off);
+    /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.run.lifecycle
     }
 }
 
 /// Builds a [`Service`].
+///
+/// ```
+/// use remex_sync::{Mode, Service};
+/// let builder = Service::builder("writer").mode(Mode::Concurrent).capacity(16);
+/// let svc = builder.build(|feed: remex_sync::Feed<u8>| async move { feed.ready(); Ok(()) }, || |_| Ok(()));
+/// assert_eq!(svc.mode(), Mode::Concurrent);
+/// ```
 pub struct ServiceBuilder {
     name: String,
     mode: Mode,
@@ -244,6 +345,12 @@ impl fmt::Debug for ServiceBuilder {
 
 impl ServiceBuilder {
     /// The mode (default [`Mode::Sequential`]).
+    ///
+    /// ```
+    /// let svc = remex_sync::Service::builder("p").mode(remex_sync::Mode::Parallel)
+    ///     .build(|_f: remex_sync::Feed<u8>| async { Ok(()) }, || |_| Ok(()));
+    /// assert_eq!(svc.mode(), remex_sync::Mode::Parallel);
+    /// ```
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
@@ -252,6 +359,13 @@ impl ServiceBuilder {
     /// How many events may wait between listener and consumer in the
     /// concurrent and parallel modes (default 1024); a full queue makes the
     /// listener's `send` wait, so memory stays bounded.
+    ///
+    /// ```
+    /// // A listener that runs ahead of a slow consumer waits once 4 events queue.
+    /// let svc = remex_sync::Service::builder("small").mode(remex_sync::Mode::Parallel).capacity(4)
+    ///     .build(|_f: remex_sync::Feed<u8>| async { Ok(()) }, || |_| Ok(()));
+    /// assert_eq!(svc.name(), "small");
+    /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
@@ -259,6 +373,16 @@ impl ServiceBuilder {
 
     /// Runs the listener on this launcher's runtime instead of a thread of
     /// the service's own.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use remex_sync::{Launcher, Service, State};
+    /// let svc = Service::builder("here").runtime(Launcher::current().unwrap())
+    ///     .build(|feed: remex_sync::Feed<u8>| async move { feed.ready(); Ok(()) }, || |_| Ok(()));
+    /// svc.start(false, None).unwrap();
+    /// assert_eq!(svc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), State::Off);
+    /// # }
+    /// ```
     pub fn runtime(mut self, launcher: Launcher) -> Self {
         self.launcher = Some(launcher);
         self
@@ -266,6 +390,23 @@ impl ServiceBuilder {
 
     /// The service: `listener` is called once per run with the [`Feed`];
     /// `consumer` makes the consumer of each run, on the consumer's thread.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// let total = Arc::new(AtomicU32::new(0));
+    /// let t = total.clone();
+    /// let svc = remex_sync::Service::builder("adder").build(
+    ///     |mut feed: remex_sync::Feed<u32>| async move {
+    ///         for i in 1..=3 { feed.send(i).await.map_err(remex_sync::Failure::fatal)?; }
+    ///         Ok(())
+    ///     },
+    ///     move || { let t = t.clone(); move |i| { t.fetch_add(i, Ordering::SeqCst); Ok(()) } },
+    /// );
+    /// svc.start(true, None).unwrap();
+    /// svc.join_blocking(None).unwrap();
+    /// assert_eq!(total.load(Ordering::SeqCst), 6);
+    /// ```
     pub fn build<E, L, Fut, M, C>(self, listener: L, consumer: M) -> Service<E>
     where
         E: Send + 'static,
@@ -368,6 +509,12 @@ impl<E> fmt::Debug for Service<E> {
 
 impl Service<()> {
     /// Starts building a service named `name`.
+    ///
+    /// ```
+    /// let b = remex_sync::Service::builder("session");
+    /// let svc = b.build(|_f: remex_sync::Feed<()>| async { Ok(()) }, || |_| Ok(()));
+    /// assert_eq!(svc.name(), "session");
+    /// ```
     pub fn builder(name: impl Into<String>) -> ServiceBuilder {
         ServiceBuilder {
             name: name.into(),
@@ -380,31 +527,98 @@ impl Service<()> {
 
 impl<E: Send + 'static> Service<E> {
     /// The service's name.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// assert_eq!(svc.name(), "s");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// The service's mode.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// assert_eq!(svc.mode(), remex_sync::Mode::Sequential); // the default
+    /// ```
     pub fn mode(&self) -> Mode {
         self.inner.mode
     }
 
     /// The lifecycle (state, reason, subscriptions).
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// let mut changes = svc.lifecycle().subscribe();
+    /// svc.start(true, None).unwrap();
+    /// assert_eq!(*changes.borrow_and_update(), State::On);
+    /// svc.stop(true, None).unwrap();
+    /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.inner.lifecycle
     }
 
     /// The state.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// assert_eq!(svc.state(), State::Init);
+    /// svc.start(true, None).unwrap();
+    /// assert_eq!(svc.state(), State::On);
+    /// svc.kill(true, None).unwrap();
+    /// assert_eq!(svc.state(), State::Fault("killed".into()));
+    /// ```
     pub fn state(&self) -> State {
         self.inner.lifecycle.state()
     }
 
     /// Whether the last run has ended.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// assert!(!svc.done());
+    /// svc.start(true, None).unwrap();
+    /// svc.stop(true, None).unwrap();
+    /// assert!(svc.done());
+    /// ```
     pub fn done(&self) -> bool {
         self.inner.lifecycle.done()
     }
 
     /// How long the last run has been (or was) On.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.start(true, None).unwrap();
+    /// std::thread::sleep(std::time::Duration::from_millis(5));
+    /// svc.stop(true, None).unwrap();
+    /// assert!(svc.duration() >= std::time::Duration::from_millis(5));
+    /// ```
     pub fn duration(&self) -> Duration {
         self.inner.lifecycle.duration()
     }
@@ -413,6 +627,19 @@ impl<E: Send + 'static> Service<E> {
     /// `wait`, blocks until the listener is ready; an error if the run ends
     /// first, or on timeout. From async code, start with `wait = false` and
     /// await [`Lifecycle::wait_ready`].
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.start(true, Some(std::time::Duration::from_secs(5))).unwrap();
+    /// svc.start(true, None).unwrap(); // ignored while running
+    /// svc.stop(true, None).unwrap();
+    /// svc.start(true, None).unwrap(); // a restart
+    /// svc.stop(true, None).unwrap();
+    /// ```
     pub fn start(&self, wait: bool, timeout: Option<Duration>) -> Result<()> {
         self.launch()?;
         if wait {
@@ -487,6 +714,19 @@ impl<E: Send + 'static> Service<E> {
     /// Asks the listener to stop (On → Off once every sent event is
     /// consumed). With `wait`, blocks until the run ended, at most
     /// `timeout`. Ignored when not running.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.stop(true, None).unwrap(); // ignored before a start
+    /// assert_eq!(svc.state(), State::Init);
+    /// svc.start(true, None).unwrap();
+    /// svc.stop(true, Some(std::time::Duration::from_secs(5))).unwrap();
+    /// assert_eq!(svc.state(), State::Off);
+    /// ```
     pub fn stop(&self, wait: bool, timeout: Option<Duration>) -> Result<()> {
         if let Some(c) = &*self.inner.run.lock() {
             c.run.stop.cancel();
@@ -501,6 +741,18 @@ impl<E: Send + 'static> Service<E> {
     /// Ends the run now: the listener is dropped at its next `.await`,
     /// events not yet consumed are dropped, and the state is
     /// Fault("killed"). Ignored when not running.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// // A listener that never looks at stop(): kill still ends it.
+    /// let svc = Service::builder("deaf").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); std::future::pending::<()>().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.start(true, None).unwrap();
+    /// svc.kill(true, Some(std::time::Duration::from_secs(5))).unwrap();
+    /// assert_eq!(svc.state(), State::Fault("killed".into()));
+    /// ```
     pub fn kill(&self, wait: bool, timeout: Option<Duration>) -> Result<()> {
         if self.inner.lifecycle.is_running() {
             if let Some(c) = &*self.inner.run.lock() {
@@ -520,11 +772,32 @@ impl<E: Send + 'static> Service<E> {
 
     /// Waits until the run has ended and gives the final state (at once if
     /// none is under way).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(|_f: Feed<u8>| async { Ok(()) }, || |_| Ok(()));
+    /// svc.start(false, None).unwrap();
+    /// assert_eq!(svc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), State::Off);
+    /// # }
+    /// ```
     pub async fn join(&self, timeout: Option<Duration>) -> Result<State> {
         self.inner.lifecycle.join(timeout).await
     }
 
     /// [`Service::join`] for threads.
+    ///
+    /// ```
+    /// use remex_sync::{Feed, Service, State};
+    /// let svc = Service::builder("s").build(
+    ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
+    ///     || |_| Ok(()),
+    /// );
+    /// svc.start(true, None).unwrap();
+    /// assert!(svc.join_blocking(Some(std::time::Duration::from_millis(1))).unwrap_err().is_timeout());
+    /// svc.stop(false, None).unwrap();
+    /// assert_eq!(svc.join_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), State::Off);
+    /// ```
     pub fn join_blocking(&self, timeout: Option<Duration>) -> Result<State> {
         self.inner.lifecycle.join_blocking(timeout)
     }

@@ -19,6 +19,16 @@ use crate::result::AsyncResult;
 /// Tells a [`Thread`]'s main function (or a service's listener) to stop:
 /// await `cancelled()`, or check `is_cancelled()`. It is tokio-util's
 /// `CancellationToken`.
+///
+/// ```
+/// let t = remex_sync::Thread::with_main("m", |stop: remex_sync::StopToken| async move {
+///     stop.cancelled().await;
+///     "stopped"
+/// });
+/// t.start(true, None).unwrap();
+/// t.stop(false, None).unwrap();
+/// assert_eq!(t.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), "stopped");
+/// ```
 pub type StopToken = tokio_util::sync::CancellationToken;
 
 type Main<R> = Box<dyn FnOnce(StopToken) -> Pin<Box<dyn Future<Output = R>>> + Send>;
@@ -98,6 +108,13 @@ impl<R> fmt::Debug for Thread<R> {
 impl Thread<()> {
     /// A thread whose main function waits for `stop`: a place to run work
     /// sent with `apply` and `spawn`.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// t.start(true, None).unwrap();
+    /// assert_eq!(t.apply(|| 1).unwrap(), 1);
+    /// t.stop(true, None).unwrap();
+    /// ```
     pub fn new(name: impl Into<String>) -> Thread<()> {
         Thread::with_main(name, |stop| async move { stop.cancelled().await })
     }
@@ -107,6 +124,12 @@ impl<R: Send + 'static> Thread<R> {
     /// A thread that will run `main` (given its [`StopToken`]) on its
     /// runtime; its output is what [`Thread::get`] returns. The future need
     /// not be `Send`: it never leaves the thread.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::with_main("sum", |_stop| async { (1..=10).sum::<u32>() });
+    /// t.start(true, None).unwrap();
+    /// assert_eq!(t.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), 55);
+    /// ```
     pub fn with_main<F, Fut>(name: impl Into<String>, main: F) -> Thread<R>
     where
         F: FnOnce(StopToken) -> Fut + Send + 'static,
@@ -128,6 +151,11 @@ impl<R: Send + 'static> Thread<R> {
     }
 
     /// The thread's name.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// assert_eq!(t.name(), "t");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
@@ -135,6 +163,12 @@ impl<R: Send + 'static> Thread<R> {
     /// Starts the thread (a second call is ignored). With `wait`, returns
     /// once its runtime runs, or [`Error::Timeout`] after `timeout`; an
     /// error if the thread could not start.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// t.start(true, Some(std::time::Duration::from_secs(5))).unwrap();
+    /// t.start(true, None).unwrap(); // ignored
+    /// ```
     pub fn start(&self, wait: bool, timeout: Option<Duration>) -> Result<()> {
         if let Some(main) = self.inner.main.lock().take() {
             let name = self.inner.name.clone();
@@ -193,6 +227,13 @@ impl<R: Send + 'static> Thread<R> {
 
     /// Cancels the thread's [`StopToken`]. With `wait`, also
     /// [`Thread::join_blocking`]s with `timeout`.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// t.start(true, None).unwrap();
+    /// t.stop(true, Some(std::time::Duration::from_secs(5))).unwrap();
+    /// assert!(t.ended());
+    /// ```
     pub fn stop(&self, wait: bool, timeout: Option<Duration>) -> Result<()> {
         self.inner.stop.cancel();
         if wait {
@@ -203,6 +244,14 @@ impl<R: Send + 'static> Thread<R> {
     }
 
     /// The thread's stop token (cancelled by `stop`).
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// let token = t.stop_token();
+    /// t.start(true, None).unwrap();
+    /// t.stop(false, None).unwrap();
+    /// assert!(token.is_cancelled());
+    /// ```
     pub fn stop_token(&self) -> StopToken {
         self.inner.stop.clone()
     }
@@ -227,6 +276,14 @@ impl<R: Send + 'static> Thread<R> {
     }
 
     /// Waits until the thread has ended.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let t = remex_sync::Thread::with_main("quick", |_stop| async {});
+    /// t.start(true, None).unwrap();
+    /// t.join(Some(std::time::Duration::from_secs(5))).await.unwrap();
+    /// # }
+    /// ```
     pub async fn join(&self, timeout: Option<Duration>) -> Result<()> {
         self.check_joinable()?;
         if self.inner.ended.wait(timeout).await {
@@ -237,6 +294,13 @@ impl<R: Send + 'static> Thread<R> {
     }
 
     /// [`Thread::join`] for threads.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// assert!(t.join_blocking(None).is_err()); // not started
+    /// t.start(true, None).unwrap();
+    /// assert!(t.join_blocking(Some(std::time::Duration::from_millis(1))).unwrap_err().is_timeout());
+    /// ```
     pub fn join_blocking(&self, timeout: Option<Duration>) -> Result<()> {
         self.check_joinable()?;
         if self.inner.ended.wait_blocking(timeout) {
@@ -247,11 +311,26 @@ impl<R: Send + 'static> Thread<R> {
     }
 
     /// Whether the thread has ended.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::with_main("quick", |_stop| async {});
+    /// assert!(!t.ended());
+    /// t.start(true, None).unwrap();
+    /// t.join_blocking(None).unwrap();
+    /// assert!(t.ended());
+    /// ```
     pub fn ended(&self) -> bool {
         self.inner.ended.is_set()
     }
 
     /// The launcher that runs work on this thread; an error before `start`.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// assert!(t.launcher().is_err()); // not started
+    /// t.start(true, None).unwrap();
+    /// assert_eq!(t.launcher().unwrap().apply(|| 5).unwrap(), 5);
+    /// ```
     pub fn launcher(&self) -> Result<Launcher> {
         if let Some(l) = self.inner.launcher.lock().clone() {
             return Ok(l);
@@ -267,6 +346,13 @@ impl<R: Send + 'static> Thread<R> {
 
     /// Runs `f` on the thread and waits for its value (or panic, or
     /// [`Error::Gone`] if the thread ends first).
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// t.start(true, None).unwrap();
+    /// let on = t.apply(|| std::thread::current().name().map(String::from)).unwrap();
+    /// assert_eq!(on.as_deref(), Some("t"));
+    /// ```
     pub fn apply<F, T>(&self, f: F) -> Result<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -276,6 +362,13 @@ impl<R: Send + 'static> Thread<R> {
     }
 
     /// Runs `f` on the thread without waiting.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// t.start(true, None).unwrap();
+    /// let r = t.apply_async(|| 3);
+    /// assert_eq!(r.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), 3);
+    /// ```
     pub fn apply_async<F, T>(&self, f: F) -> AsyncResult<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -288,6 +381,13 @@ impl<R: Send + 'static> Thread<R> {
     }
 
     /// Runs a future on the thread, beside its main function.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("t");
+    /// t.start(true, None).unwrap();
+    /// let r = t.spawn(async { tokio::time::sleep(std::time::Duration::from_millis(1)).await; 8 });
+    /// assert_eq!(r.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), 8);
+    /// ```
     pub fn spawn<F>(&self, fut: F) -> AsyncResult<F::Output>
     where
         F: Future + Send + 'static,
@@ -303,12 +403,27 @@ impl<R: Send + 'static> Thread<R> {
 impl<R: Clone + Send + 'static> Thread<R> {
     /// Waits for the thread to end, then gives its main function's value, or
     /// its panic as [`Error::Panicked`].
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let t = remex_sync::Thread::with_main("v", |_stop| async { 'v' });
+    /// t.start(true, None).unwrap();
+    /// assert_eq!(t.get(Some(std::time::Duration::from_secs(5))).await.unwrap(), 'v');
+    /// # }
+    /// ```
     pub async fn get(&self, timeout: Option<Duration>) -> Result<R> {
         self.join(timeout).await?;
         self.inner.result.get(Some(Duration::ZERO)).await
     }
 
     /// [`Thread::get`] for threads.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::with_main("p", |_stop| async { panic!("main broke") });
+    /// t.start(true, None).unwrap();
+    /// let e = t.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap_err();
+    /// assert_eq!(e.to_string(), "panicked: main broke");
+    /// ```
     pub fn get_blocking(&self, timeout: Option<Duration>) -> Result<R> {
         self.join_blocking(timeout)?;
         self.inner.result.get_blocking(Some(Duration::ZERO))

@@ -2,9 +2,9 @@
 //! sends before it runs coalesce into one run.
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -76,6 +76,13 @@ impl Drop for RunGuard {
 
 impl Trigger {
     /// A trigger running `f` where `launcher` runs work.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("hub");
+    /// t.start(true, None).unwrap();
+    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
+    /// trigger.send_wait_blocking(Some(std::time::Duration::from_secs(5))).unwrap();
+    /// ```
     pub fn new(launcher: Launcher, f: impl Fn() + Send + Sync + 'static) -> Trigger {
         Trigger {
             inner: Arc::new(Inner {
@@ -92,6 +99,16 @@ impl Trigger {
 
     /// Asks for a run without waiting. Returns the number of runs started
     /// before this send (for `send_wait`).
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("hub");
+    /// t.start(true, None).unwrap();
+    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
+    /// trigger.send();
+    /// trigger.send(); // coalesces with the first if it has not run yet
+    /// trigger.send_wait_blocking(Some(std::time::Duration::from_secs(5))).unwrap();
+    /// assert!(trigger.runs() >= 1);
+    /// ```
     pub fn send(&self) -> u64 {
         let before = self.inner.started.load(Ordering::SeqCst);
         if !self.inner.pending.swap(true, Ordering::SeqCst) {
@@ -134,6 +151,16 @@ impl Trigger {
 
     /// Sends, then waits until a run that started after the send has
     /// finished.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let t = remex_sync::Thread::new("hub");
+    /// t.start(true, None).unwrap();
+    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || {});
+    /// trigger.send_wait(Some(std::time::Duration::from_secs(5))).await.unwrap();
+    /// assert_eq!(trigger.runs(), 1);
+    /// # }
+    /// ```
     pub async fn send_wait(&self, timeout: Option<Duration>) -> Result<()> {
         let before = self.send();
         wait::until(
@@ -147,6 +174,15 @@ impl Trigger {
 
     /// [`Trigger::send_wait`] for threads. On the runtime's own thread this
     /// would wait for itself: it returns [`Error::Usage`] there.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("hub");
+    /// t.start(true, None).unwrap();
+    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
+    /// t.stop(true, None).unwrap();
+    /// // The hub is gone: the wait fails instead of hanging.
+    /// assert!(trigger.send_wait_blocking(Some(std::time::Duration::from_secs(5))).is_err());
+    /// ```
     pub fn send_wait_blocking(&self, timeout: Option<Duration>) -> Result<()> {
         if self.inner.launcher.is_owner() {
             return Err(Error::Usage(
@@ -163,6 +199,15 @@ impl Trigger {
     }
 
     /// How many runs have finished.
+    ///
+    /// ```
+    /// let t = remex_sync::Thread::new("hub");
+    /// t.start(true, None).unwrap();
+    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
+    /// assert_eq!(trigger.runs(), 0);
+    /// trigger.send_wait_blocking(None).unwrap();
+    /// assert_eq!(trigger.runs(), 1);
+    /// ```
     pub fn runs(&self) -> u64 {
         self.inner.finished.load(Ordering::SeqCst)
     }

@@ -192,8 +192,7 @@ fn listener_time_with_slow_consumer(mode: Mode, n: u32, pause: Duration) -> Dura
     );
     svc.start(true, BOUND).unwrap();
     assert_eq!(svc.join_blocking(BOUND).unwrap(), State::Off);
-    let t = fed.lock().unwrap().expect("the listener finished");
-    t
+    fed.lock().unwrap().expect("the listener finished")
 }
 
 #[test]
@@ -244,10 +243,11 @@ fn kill_ends_in_fault_even_if_the_listener_ignores_stop() {
         svc.start(true, BOUND).unwrap();
         // stop is asked, the listener ignores it: join times out.
         svc.stop(false, None).unwrap();
-        assert!(svc
-            .join_blocking(Some(Duration::from_millis(50)))
-            .unwrap_err()
-            .is_timeout());
+        assert!(
+            svc.join_blocking(Some(Duration::from_millis(50)))
+                .unwrap_err()
+                .is_timeout()
+        );
         svc.kill(true, BOUND).unwrap();
         assert_eq!(svc.state(), State::Fault("killed".into()), "{mode:?}");
         assert!(svc.done());

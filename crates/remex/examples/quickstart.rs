@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use remex::worker::{serve_if_worker, Task, TaskError, Worker};
+use remex::worker::{Task, TaskError, Worker, serve_if_worker};
 
 fn worker() -> Worker {
     Worker::new().task("square", |t: &Task| {

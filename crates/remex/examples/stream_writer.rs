@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use remex::sync::{Consumer, Event, Failure, Feed, Launcher, Mode, Service, State};
-use remex::worker::{serve_if_worker, Task, TaskError, Worker};
-use remex::{from_value, Channel, ChannelRef, Group, MultiChannel, Value};
+use remex::worker::{Task, TaskError, Worker, serve_if_worker};
+use remex::{Channel, ChannelRef, Group, MultiChannel, Value, from_value};
 use serde::{Deserialize, Serialize};
 
 /// The endmarker of a worker's announcement channel.
@@ -198,7 +198,7 @@ fn scan_writer(
                                 }
                             }
                             Err(e) if e.is_end_of_channel() => {
-                                return Err(Failure::fatal("the scan's channel ended early"))
+                                return Err(Failure::fatal("the scan's channel ended early"));
                             }
                             Err(e) => return Err(Failure::fatal(e)),
                         }

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use remex::worker::{serve_if_worker, Task, TaskError, Worker};
-use remex::{from_value, Channel, Group, Value};
+use remex::worker::{Task, TaskError, Worker, serve_if_worker};
+use remex::{Channel, Group, Value, from_value};
 
 /// The endmarker: a value no task produces.
 const END: &str = "__remex_end__";

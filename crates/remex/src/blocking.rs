@@ -37,8 +37,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use remex_sync::{Launcher, Thread};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::{Error, GatewayState, Lifecycle, Mode, RemoteStatus, Result, Spec, Value, WorkerInfo};
 
@@ -121,6 +121,15 @@ pub fn makegateway(spec: &str) -> Result<Gateway> {
 }
 
 /// A gateway for blocking code: [`crate::Gateway`]'s calls.
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// let gw = remex::blocking::makegateway("popen")?;
+/// let ch = gw.remote_exec("channel.send(1)")?;
+/// assert_eq!(ch.receive::<i64>(None)?, 1);
+/// gw.exit()?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Gateway {
     inner: crate::Gateway,
@@ -140,17 +149,42 @@ impl From<crate::Gateway> for Gateway {
 
 impl Gateway {
     /// The async gateway underneath.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let inner: &remex::Gateway = gw.asynchronous();
+    /// assert_eq!(inner.id(), gw.id());
+    /// # Ok(()) }
+    /// ```
     pub fn asynchronous(&self) -> &crate::Gateway {
         &self.inner
     }
 
     /// Runs a rhai script on the worker with a fresh channel.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let ch = gw.remote_exec("channel.send(channel.receive() + 1)")?;
+    /// ch.send(&1)?;
+    /// assert_eq!(ch.receive::<i64>(None)?, 2);
+    /// # Ok(()) }
+    /// ```
     pub fn remote_exec(&self, source: &str) -> Result<Channel> {
         let (gw, src) = (self.inner.clone(), source.to_string());
         apply(move || gw.remote_exec(src)).map(Channel::from)
     }
 
     /// Calls a registered task with `args`.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let ch = gw.remote_call("echo", &[1, 2, 3])?;
+    /// assert_eq!(ch.receive::<Vec<i64>>(None)?, vec![1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
     pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<Channel> {
         let args = to_value(args)?;
         let (gw, name) = (self.inner.clone(), name.to_string());
@@ -158,61 +192,151 @@ impl Gateway {
     }
 
     /// A new channel, to pass to the worker inside a value.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let ch = gw.remote_exec("let c = channel.receive(); c.send(5);")?;
+    /// let side = gw.newchannel();
+    /// ch.send(&side)?;
+    /// assert_eq!(side.receive::<i64>(t)?, 5);
+    /// # Ok(()) }
+    /// ```
     pub fn newchannel(&self) -> Channel {
         self.inner.newchannel().into()
     }
 
     /// The worker's channel and task counts.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let status = gw.remote_status()?;
+    /// assert_eq!(status.numexecuting, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn remote_status(&self) -> Result<RemoteStatus> {
         let gw = self.inner.clone();
         run(async move { gw.remote_status().await })
     }
 
     /// Ends the worker gracefully (see [`crate::Gateway::exit`]).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let pid = gw.rinfo().pid;
+    /// gw.exit()?;
+    /// assert_eq!(gw.lifecycle().state(), remex::State::Off);
+    /// # let _ = pid;
+    /// # Ok(()) }
+    /// ```
     pub fn exit(&self) -> Result<()> {
         let gw = self.inner.clone();
         run(async move { gw.exit().await })
     }
 
     /// Waits at most `timeout` for the worker to end.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// assert!(gw.join(Some(std::time::Duration::from_millis(10))).is_err()); // still running
+    /// gw.exit()?;
+    /// gw.join(Some(std::time::Duration::from_secs(5)))?;
+    /// # Ok(()) }
+    /// ```
     pub fn join(&self, timeout: Option<Duration>) -> Result<()> {
         let gw = self.inner.clone();
         run(async move { gw.join(timeout).await })
     }
 
     /// Kills the worker and its children.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// gw.kill()?;
+    /// assert!(matches!(gw.lifecycle().state(), remex::State::Fault(_)));
+    /// # Ok(()) }
+    /// ```
     pub fn kill(&self) -> Result<()> {
         let gw = self.inner.clone();
         run(async move { gw.kill().await })
     }
 
     /// The worker's pid, cwd, executable, platform and version.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// assert!(gw.rinfo().pid > 0);
+    /// # Ok(()) }
+    /// ```
     pub fn rinfo(&self) -> &WorkerInfo {
         self.inner.rinfo()
     }
 
     /// The gateway's id.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen//id=w1")?;
+    /// assert_eq!(gw.id(), "w1");
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         self.inner.id()
     }
 
     /// The gateway's spec.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// assert_eq!(gw.spec().raw, "popen");
+    /// # Ok(()) }
+    /// ```
     pub fn spec(&self) -> &Spec {
         self.inner.spec()
     }
 
     /// The gateway's state.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// assert_eq!(gw.state(), remex::GatewayState::Running);
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> GatewayState {
         self.inner.state()
     }
 
     /// The gateway's lifecycle (On, Off, Fault).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// assert_eq!(gw.lifecycle().state(), remex::State::On);
+    /// # Ok(()) }
+    /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
         self.inner.lifecycle()
     }
 }
 
 /// A channel for blocking code: [`crate::Channel`]'s calls.
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// let gw = remex::blocking::makegateway("popen")?;
+/// let ch = gw.remote_exec("for x in channel { channel.send(x * x) }")?;
+/// ch.send(&3)?;
+/// assert_eq!(ch.receive::<i64>(None)?, 9);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Channel {
     inner: crate::Channel,
@@ -238,52 +362,149 @@ impl Serialize for Channel {
 
 impl Channel {
     /// The async channel underneath.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let ch = gw.remote_exec("1")?;
+    /// assert_eq!(ch.asynchronous().id(), ch.id());
+    /// # Ok(()) }
+    /// ```
     pub fn asynchronous(&self) -> &crate::Channel {
         &self.inner
     }
 
     /// The channel's id.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let a = gw.newchannel();
+    /// let b = gw.newchannel();
+    /// assert_ne!(a.id(), b.id());
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> u32 {
         self.inner.id()
     }
 
     /// Sends a value, waiting while flow control holds it back.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let ch = gw.remote_exec("channel.send(channel.receive())")?;
+    /// ch.send("text")?;
+    /// assert_eq!(ch.receive::<String>(None)?, "text");
+    /// # Ok(()) }
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         self.inner.send_blocking(value)
     }
 
     /// Receives the next item as `T`, waiting at most `timeout`.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let ch = gw.remote_exec("channel.receive()")?;
+    /// let e = ch.receive::<i64>(Some(std::time::Duration::from_millis(10))).unwrap_err();
+    /// assert!(matches!(e, remex::Error::Timeout { .. }));
+    /// # Ok(()) }
+    /// ```
     pub fn receive<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
         self.inner.receive_blocking(timeout)
     }
 
     /// Closes the channel, with an error message for the remote if given.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let ch = gw.remote_exec("for x in channel { }")?;
+    /// ch.close(None);
+    /// assert!(ch.is_closed());
+    /// # Ok(()) }
+    /// ```
     pub fn close(&self, error: Option<&str>) {
         self.inner.close(error)
     }
 
     /// Waits at most `timeout` for the remote to close; its error if it
     /// failed.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let ch = gw.remote_exec("throw \"failed\"")?;
+    /// assert!(ch.waitclose(t).is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn waitclose(&self, timeout: Option<Duration>) -> Result<()> {
         self.inner.waitclose_blocking(timeout)
     }
 
     /// Whether either side has closed the channel.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let ch = gw.remote_exec("channel.send(1)")?;
+    /// ch.receive::<i64>(t)?;
+    /// ch.waitclose(t)?;
+    /// assert!(ch.is_closed());
+    /// # Ok(()) }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
     }
 
     /// The items as an iterator of `T`, ending at end-of-channel.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let ch = gw.remote_exec("for i in 0..3 { channel.send(i) }")?;
+    /// let all: Vec<i64> = ch.iter().collect::<remex::Result<_>>()?;
+    /// assert_eq!(all, vec![0, 1, 2]);
+    /// # Ok(()) }
+    /// ```
     pub fn iter<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + '_ {
         self.inner.iter()
     }
 
     /// A new channel on the same gateway.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let ch = gw.remote_exec("1")?;
+    /// let other = ch.newchannel();
+    /// assert_ne!(other.id(), ch.id());
+    /// # Ok(()) }
+    /// ```
     pub fn newchannel(&self) -> Channel {
         self.inner.newchannel().into()
     }
 
     /// See [`crate::Channel::set_callback`].
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let ch = gw.remote_exec("channel.receive(); channel.send(42)")?;
+    /// let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// let g = got.clone();
+    /// ch.set_callback(move |v| g.lock().unwrap().push(v), None)?;
+    /// ch.send(&1)?;
+    /// ch.waitclose(t)?;
+    /// assert_eq!(*got.lock().unwrap(), vec![42.into()]);
+    /// # Ok(()) }
+    /// ```
     pub fn set_callback<F>(&self, callback: F, endmarker: Option<Value>) -> Result<()>
     where
         F: Fn(Value) + Send + Sync + 'static,
@@ -293,6 +514,19 @@ impl Channel {
 
     /// See [`crate::Channel::set_callback_in`]; [`Mode::Concurrent`] runs
     /// the callback in a task on the `remex-io` thread.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let ch = gw.remote_exec("channel.send(1)")?;
+    /// let done = remex::sync::Event::new();
+    /// let d = done.clone();
+    /// // Parallel: the callback may block, even call back into remex.
+    /// ch.set_callback_in(remex::Mode::Parallel, move |_| d.set(), None)?;
+    /// assert!(done.wait_blocking(t));
+    /// # Ok(()) }
+    /// ```
     pub fn set_callback_in<F>(
         &self,
         mode: Mode,
@@ -344,6 +578,13 @@ impl fmt::Debug for Group {
 
 impl Group {
     /// Starts gateways for `specs` in parallel (`N*spec` multiplies).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// assert_eq!(group.len(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn new<I, S>(specs: I) -> Result<Group>
     where
         I: IntoIterator<Item = S>,
@@ -354,17 +595,41 @@ impl Group {
     }
 
     /// The async group underneath.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// assert_eq!(group.asynchronous().len(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn asynchronous(&self) -> &crate::Group {
         &self.inner
     }
 
     /// Starts one more gateway in the group.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let gw = group.makegateway("popen//id=extra")?;
+    /// assert!(group.contains("extra"));
+    /// assert_eq!(gw.id(), "extra");
+    /// # Ok(()) }
+    /// ```
     pub fn makegateway(&self, spec: &str) -> Result<Gateway> {
         let (g, spec) = (self.inner.clone(), spec.to_string());
         run(async move { g.makegateway(&spec).await }).map(Gateway::from)
     }
 
     /// The live gateways, in creation order.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let pids: Vec<u32> = group.gateways().iter().map(|g| g.rinfo().pid).collect();
+    /// assert_eq!(pids.len(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn gateways(&self) -> Vec<Gateway> {
         self.inner
             .gateways()
@@ -374,37 +639,91 @@ impl Group {
     }
 
     /// The gateway at `index`.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// assert!(group.get(1).is_some());
+    /// assert!(group.get(2).is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn get(&self, index: usize) -> Option<Gateway> {
         self.inner.get(index).map(Gateway::from)
     }
 
     /// The gateway with id `id`.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["popen//id=a", "popen//id=b"])?;
+    /// assert_eq!(group.by_id("b").unwrap().id(), "b");
+    /// # Ok(()) }
+    /// ```
     pub fn by_id(&self, id: &str) -> Option<Gateway> {
         self.inner.by_id(id).map(Gateway::from)
     }
 
     /// Whether a gateway with id `id` is in the group.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["popen//id=a"])?;
+    /// assert!(group.contains("a") && !group.contains("z"));
+    /// # Ok(()) }
+    /// ```
     pub fn contains(&self, id: &str) -> bool {
         self.inner.contains(id)
     }
 
     /// How many gateways the group holds.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// assert_eq!(group.len(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.len()
     }
 
     /// Whether the group is empty.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// assert!(!group.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }
 
     /// Runs a script on every gateway.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let mch = group.remote_exec("channel.send(1)")?;
+    /// assert_eq!(mch.receive_each::<i64>(t)?, vec![1, 1]);
+    /// # Ok(()) }
+    /// ```
     pub fn remote_exec(&self, source: &str) -> Result<MultiChannel> {
         let (g, src) = (self.inner.clone(), source.to_string());
         apply(move || g.remote_exec(&src)).map(MultiChannel::from_async)
     }
 
     /// Calls a registered task on every gateway.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let mch = group.remote_call("echo", &"hi")?;
+    /// assert_eq!(mch.receive_each::<String>(t)?, vec!["hi", "hi"]);
+    /// # Ok(()) }
+    /// ```
     pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<MultiChannel> {
         let args = to_value(args)?;
         let (g, name) = (self.inner.clone(), name.to_string());
@@ -432,6 +751,14 @@ impl Group {
     /// Submits a task to the group's pool and waits at most `timeout` for
     /// its result (retried elsewhere if its worker dies; see
     /// [`crate::Group::submit`]).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let v = group.call("echo", &7, Some(std::time::Duration::from_secs(10)))?;
+    /// assert_eq!(v, 7.into());
+    /// # Ok(()) }
+    /// ```
     pub fn call<A: Serialize + ?Sized>(
         &self,
         task: &str,
@@ -444,6 +771,16 @@ impl Group {
     }
 
     /// Ends every worker within `timeout` plus [`crate::TERMINATE_BOUND`].
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let pids: Vec<u32> = group.gateways().iter().map(|g| g.rinfo().pid).collect();
+    /// group.terminate(std::time::Duration::from_secs(1));
+    /// assert!(group.is_empty());
+    /// # let _ = pids;
+    /// # Ok(()) }
+    /// ```
     pub fn terminate(&self, timeout: Duration) {
         let g = self.inner.clone();
         let _ = run(async move {
@@ -455,6 +792,16 @@ impl Group {
 
 /// Channels used together, for blocking code: [`crate::MultiChannel`]'s
 /// calls.
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// let t = Some(std::time::Duration::from_secs(10));
+/// let group = remex::blocking::Group::new(["2*popen"])?;
+/// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+/// mch.send_each(&1)?;
+/// assert_eq!(mch.receive_each::<i64>(t)?, vec![10, 10]);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct MultiChannel {
     inner: crate::MultiChannel,
@@ -476,6 +823,17 @@ impl std::ops::Index<usize> for MultiChannel {
 
 impl MultiChannel {
     /// Channels to use together.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let a = gw.remote_exec("channel.send(1)")?;
+    /// let b = gw.remote_exec("channel.send(2)")?;
+    /// let mch = remex::blocking::MultiChannel::new(vec![a, b]);
+    /// assert_eq!(mch.receive_each::<i64>(t)?, vec![1, 2]);
+    /// # Ok(()) }
+    /// ```
     pub fn new(channels: Vec<Channel>) -> MultiChannel {
         let inner = crate::MultiChannel::new(channels.iter().map(|c| c.inner.clone()).collect());
         MultiChannel { inner, channels }
@@ -487,32 +845,88 @@ impl MultiChannel {
     }
 
     /// How many channels.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// assert_eq!(mch.len(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         self.channels.len()
     }
 
     /// Whether there are none.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let mch = remex::blocking::MultiChannel::new(vec![]);
+    /// assert!(mch.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.channels.is_empty()
     }
 
     /// Whether `ch` is one of them.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// assert!(mch.contains(&mch[1]));
+    /// # Ok(()) }
+    /// ```
     pub fn contains(&self, ch: &Channel) -> bool {
         self.channels.contains(ch)
     }
 
     /// The channels.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// for ch in mch.iter() { ch.send(&2)?; }
+    /// assert_eq!(mch.receive_each::<i64>(t)?, vec![20, 20]);
+    /// # Ok(()) }
+    /// ```
     pub fn iter(&self) -> std::slice::Iter<'_, Channel> {
         self.channels.iter()
     }
 
     /// Sends `value` on every channel.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// mch.send_each(&3)?;
+    /// assert_eq!(mch.receive_each::<i64>(t)?, vec![30, 30]);
+    /// # Ok(()) }
+    /// ```
     pub fn send_each<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         self.channels.iter().try_for_each(|c| c.send(value))
     }
 
     /// One item from every channel, in channel order, within `timeout`
     /// overall.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// assert!(mch.receive_each::<i64>(Some(std::time::Duration::from_millis(10))).is_err()); // nothing sent yet
+    /// mch.send_each(&4)?;
+    /// assert_eq!(mch.receive_each::<i64>(t)?, vec![40, 40]);
+    /// # Ok(()) }
+    /// ```
     pub fn receive_each<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<Vec<T>> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         self.channels
@@ -525,6 +939,19 @@ impl MultiChannel {
     }
 
     /// The receive queue of these channels (the same on every call).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// let q = mch.make_receive_queue(Some("end".into()))?;
+    /// mch.send_each(&1)?;
+    /// let mut items = Vec::new();
+    /// for _ in 0..4 { items.push(q.get(t)?.1); }
+    /// assert_eq!(items.iter().filter(|v| **v == "end".into()).count(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn make_receive_queue(&self, endmarker: Option<Value>) -> Result<ReceiveQueue> {
         self.inner
             .make_receive_queue(endmarker)
@@ -533,6 +960,16 @@ impl MultiChannel {
 
     /// Waits at most `timeout` for every channel to close; the first remote
     /// error if any failed.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// mch.send_each(&1)?;
+    /// mch.waitclose(t)?;
+    /// # Ok(()) }
+    /// ```
     pub fn waitclose(&self, timeout: Option<Duration>) -> Result<()> {
         let m = self.inner.clone();
         run(async move { m.waitclose(timeout).await })
@@ -540,6 +977,18 @@ impl MultiChannel {
 }
 
 /// The receive queue of a [`MultiChannel`], for blocking code.
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// let t = Some(std::time::Duration::from_secs(10));
+/// let group = remex::blocking::Group::new(["2*popen"])?;
+/// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+/// let q = mch.make_receive_queue(None)?;
+/// mch[0].send(&5)?;
+/// let (ch, v) = q.get(t)?;
+/// assert!(ch == mch[0] && v == 50.into());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ReceiveQueue {
     inner: crate::ReceiveQueue,
@@ -547,6 +996,16 @@ pub struct ReceiveQueue {
 
 impl ReceiveQueue {
     /// The next `(channel, item)`, waiting at most `timeout`.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// let q = mch.make_receive_queue(None)?;
+    /// assert!(q.get(Some(std::time::Duration::from_millis(10))).is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn get(&self, timeout: Option<Duration>) -> Result<(Channel, Value)> {
         self.inner
             .get_blocking(timeout)
@@ -554,17 +1013,49 @@ impl ReceiveQueue {
     }
 
     /// Items waiting now.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// let q = mch.make_receive_queue(None)?;
+    /// mch.send_each(&1)?;
+    /// q.get(t)?;
+    /// q.get(t)?;
+    /// assert_eq!(q.len(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.len()
     }
 
     /// Whether no item waits now.
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
+    /// let q = mch.make_receive_queue(None)?;
+    /// assert!(q.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }
 }
 
 /// Gathers futures (see [`crate::gather`]) for blocking code.
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// let group = remex::blocking::Group::new(["2*popen"])?;
+/// let futures = vec![group.submit("echo", &1)?, group.submit("echo", &2)?];
+/// let got = remex::blocking::gather(futures, remex::Errors::Raise)?;
+/// assert_eq!(got.value, vec![1.into(), 2.into()]);
+/// # Ok(()) }
+/// ```
 pub fn gather<G: crate::Gather>(x: G, errors: crate::Errors) -> Result<crate::Gathered<G::Output>>
 where
     G::Output: Send + 'static,
