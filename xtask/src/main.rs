@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask test` runs every test, `cargo xtask lint`
-//! checks formatting and clippy, `cargo xtask bench` measures performance.
+//! checks formatting and clippy, `cargo xtask bench` measures performance,
+//! `cargo xtask fuzz` runs the fuzz targets.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -29,7 +30,26 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Runs the soak: mixed traffic over popen and ssh gateways while
+    /// workers are killed and re-added; checks nothing was lost.
+    Soak {
+        /// How long to run.
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+    },
+    /// Runs each fuzz target (fuzz/fuzz_targets) under libFuzzer for a
+    /// while, on the stable toolchain; a crash fails with the input saved.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only these targets (default: all).
+        #[arg(long = "target")]
+        targets: Vec<String>,
+    },
 }
+
+const FUZZ_TARGETS: [&str; 4] = ["frame", "handshake", "value", "spec"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -101,7 +121,20 @@ fn test(args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         c.arg("--").args(args);
     }
-    run("cargo test --workspace", c)
+    run("cargo test --workspace", c)?;
+    // The short soak, after the tests so that they do not compete for the
+    // two cores.
+    soak(60)
+}
+
+fn soak(seconds: u64) -> Result<(), String> {
+    ensure_sshd()?;
+    let mut c = cargo();
+    c.args(["build", "-p", "remex-tests", "--bins"]);
+    run("build the soak", c)?;
+    let mut c = Command::new(root().join("target/debug/remex-soak"));
+    c.args(["--seconds", &seconds.to_string()]);
+    run(&format!("soak for {seconds} s"), c)
 }
 
 fn lint() -> Result<(), String> {
@@ -127,12 +160,87 @@ fn bench(args: &[String]) -> Result<(), String> {
     run("remex-bench", c)
 }
 
+fn host_triple() -> Result<String, String> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("rustc -vV: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .ok_or_else(|| "rustc -vV did not name the host".into())
+}
+
+/// Builds the targets with libFuzzer's coverage instrumentation (the flags
+/// cargo-fuzz passes, without its nightly-only sanitizer) and runs each.
+fn fuzz(seconds: u64, only: &[String]) -> Result<(), String> {
+    let targets: Vec<&str> = if only.is_empty() {
+        FUZZ_TARGETS.to_vec()
+    } else {
+        for t in only {
+            if !FUZZ_TARGETS.contains(&t.as_str()) {
+                return Err(format!(
+                    "no fuzz target {t:?}; the targets are {FUZZ_TARGETS:?}"
+                ));
+            }
+        }
+        only.iter().map(String::as_str).collect()
+    };
+    let triple = host_triple()?;
+    let target_dir = root().join("target/fuzz");
+    let mut c = cargo();
+    c.env(
+        "RUSTFLAGS",
+        [
+            "-Cpasses=sancov-module",
+            "-Cllvm-args=-sanitizer-coverage-level=4",
+            "-Cllvm-args=-sanitizer-coverage-inline-8bit-counters",
+            "-Cllvm-args=-sanitizer-coverage-pc-table",
+            "-Cllvm-args=-sanitizer-coverage-trace-compares",
+            "--cfg=fuzzing",
+            "-Cdebug-assertions",
+            "-Coverflow-checks",
+        ]
+        .join(" "),
+    );
+    c.args([
+        "build",
+        "--release",
+        "-p",
+        "remex-fuzz",
+        "--bins",
+        "--target",
+        &triple,
+    ])
+    .arg("--target-dir")
+    .arg(&target_dir);
+    run("build the fuzz targets", c)?;
+    for t in targets {
+        let corpus = root().join("target/fuzz/corpus").join(t);
+        let artifacts = root().join("fuzz/artifacts").join(t);
+        for d in [&corpus, &artifacts] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let mut c = Command::new(target_dir.join(&triple).join("release").join(t));
+        c.arg(format!("-max_total_time={seconds}"))
+            .arg("-print_final_stats=1")
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            .arg(&corpus);
+        run(&format!("fuzz {t} for {seconds} s"), c).map_err(|e| {
+            format!("{e}: the input is in {}; add it to fuzz/regressions/{t}/ named after the bug, and fix it", artifacts.display())
+        })?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.task {
         Task::Test { args } => test(args),
         Task::Lint => lint(),
         Task::Bench { args } => bench(args),
+        Task::Fuzz { seconds, targets } => fuzz(*seconds, targets),
+        Task::Soak { seconds } => soak(*seconds),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

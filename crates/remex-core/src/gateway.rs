@@ -61,6 +61,51 @@ fn end_outcome(
     }
 }
 
+/// Probes a worker every quarter of `bound`; a probe unanswered for half
+/// of it declares the gateway lost (so a stopped or hung worker is noticed
+/// within `bound`) and kills the worker's process group. The reader answers
+/// probes, so a worker busy running tasks or moving data still answers.
+async fn watch_liveness(
+    conn: Connection,
+    lifecycle: Lifecycle,
+    id: String,
+    pid: u32,
+    bound: Duration,
+) {
+    let closed = conn.clone();
+    let probe = async {
+        loop {
+            tokio::time::sleep(bound / 4).await;
+            if conn.lost().is_some() {
+                return;
+            }
+            if tokio::time::timeout(bound / 2, conn.status())
+                .await
+                .is_err()
+            {
+                tracing::warn!(gateway = %id, "no answer within {bound:?}: declaring the worker lost");
+                let reason = format!(
+                    "no sign of life within the liveness bound of {bound:?} (the worker is stopped or hung); it was killed"
+                );
+                // The reason the lifecycle keeps, rather than the SIGKILL.
+                lifecycle.fault(reason.clone());
+                conn.set_lost(Error::GatewayLost {
+                    gateway: id.clone(),
+                    pid,
+                    reason,
+                });
+                kill_group(pid);
+                conn.close_output();
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = probe => {}
+        _ = closed.closed() => {}
+    }
+}
+
 /// Starts a gateway from a spec string such as `"popen"` or
 /// `"popen//id=w1//chdir=/tmp"`.
 ///
@@ -300,6 +345,15 @@ impl Gateway {
                 &lost.to_string(),
             ));
         });
+        if let Some(bound) = gw.inner.spec.liveness {
+            tokio::spawn(watch_liveness(
+                gw.inner.conn.clone(),
+                gw.inner.lifecycle.clone(),
+                gw.inner.id.clone(),
+                gw.inner.pid,
+                bound,
+            ));
+        }
         gw
     }
 

@@ -55,6 +55,10 @@ pub struct Spec {
     pub chdir: Option<String>,
     /// `env:NAME=value`: environment for the worker, in order.
     pub env: Vec<(String, String)>,
+    /// `liveness=SECS`: the worker must answer a status probe within
+    /// this bound, else the gateway is declared lost and its worker killed
+    /// (a stopped or hung worker).
+    pub liveness: Option<std::time::Duration>,
     /// `nice=`: niceness increment for the worker.
     pub nice: Option<i32>,
     /// `worker=`: path of the worker binary.
@@ -94,6 +98,7 @@ const KEYS: &[&str] = &[
     "ssh_config",
     "secret_env",
     "secret_file",
+    "liveness",
 ];
 
 /// Most gateways one `N*spec` may ask for.
@@ -118,6 +123,7 @@ impl Spec {
             chdir: None,
             env: Vec::new(),
             nice: None,
+            liveness: None,
             worker: None,
             port: None,
             ssh_config: None,
@@ -188,6 +194,19 @@ impl Spec {
                 "ssh_config" => spec.ssh_config = Some(need(value)?),
                 "secret_env" => spec.secret_env = Some(need(value)?),
                 "secret_file" => spec.secret_file = Some(need(value)?),
+                "liveness" => {
+                    let v = need(value)?;
+                    let secs: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s >= 0.05 && *s <= 86_400.0)
+                        .ok_or_else(|| {
+                            err(format!(
+                                "liveness={v:?} must be seconds between 0.05 and 86400"
+                            ))
+                        })?;
+                    spec.liveness = Some(std::time::Duration::from_secs_f64(secs));
+                }
                 "nice" => {
                     let v = need(value)?;
                     spec.nice = Some(

@@ -1,0 +1,160 @@
+//! Fault injection: a worker stopped with SIGSTOP is noticed within its
+//! gateway's liveness bound; a busy worker is not mistaken for a dead one;
+//! a controller killed with SIGKILL leaves no worker behind, over popen,
+//! ssh and via a relay.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use remex::{Group, MultiChannel, State, Value};
+use remex_tests::{wait_gone, Sshd};
+
+const T: Duration = Duration::from_secs(10);
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a pid this test started; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_is_noticed_within_the_liveness_bound() {
+    let gw = remex::makegateway(&common::spec("//liveness=1"))
+        .await
+        .unwrap();
+    let pid = gw.rinfo().pid;
+    let ch = gw.remote_exec("channel.receive()").unwrap();
+    let queue = MultiChannel::new(vec![ch.clone()])
+        .make_receive_queue(Some(Value::from("end")))
+        .unwrap();
+    signal(pid, libc::SIGSTOP);
+    let t0 = Instant::now();
+    let (_, item) = queue.get_timeout(T).await.unwrap();
+    let noticed = t0.elapsed();
+    assert_eq!(item, Value::from("end"));
+    assert!(
+        noticed < Duration::from_millis(1500),
+        "noticed after {noticed:?} with a 1 s bound"
+    );
+    let e = ch.waitclose(Some(T)).await.unwrap_err();
+    assert!(e.to_string().contains("liveness bound"), "{e}");
+    assert!(
+        wait_gone(pid, Duration::from_secs(2)),
+        "the stopped worker was killed"
+    );
+    let end = gw.lifecycle().join(Some(T)).await.unwrap();
+    assert!(
+        matches!(&end, State::Fault(r) if r.contains("liveness")),
+        "{end}"
+    );
+    eprintln!("a stopped worker was noticed after {noticed:?} (bound 1 s)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_worker_is_not_declared_dead() {
+    let gw = remex::makegateway(&common::spec("//liveness=0.3"))
+        .await
+        .unwrap();
+    // The task holds a worker thread for several bounds; the reader still
+    // answers the probes.
+    let ch = gw.remote_call("sleep", &1.5).unwrap();
+    ch.waitclose(Some(T)).await.unwrap();
+    assert_eq!(gw.lifecycle().state(), State::On);
+    let echo = gw.remote_call("echo", &1).unwrap();
+    assert_eq!(echo.receive::<i64>().await.unwrap(), 1);
+}
+
+#[test]
+fn a_liveness_bound_is_checked_when_parsed() {
+    for bad in [
+        "popen//liveness=0",
+        "popen//liveness=abc",
+        "popen//liveness=-1",
+        "popen//liveness",
+    ] {
+        let e = remex::Spec::parse(bad).unwrap_err();
+        assert!(e.to_string().contains("liveness"), "{bad}: {e}");
+    }
+}
+
+/// Run as a child by the controller-kill tests: starts a group from the
+/// specs in REMEX_FAULT_SPECS (separated by newlines), prints its workers'
+/// pids, keeps them busy, and waits to be killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_role() {
+    let Some(specs) = std::env::var_os("REMEX_FAULT_SPECS") else {
+        return;
+    };
+    let specs: Vec<String> = specs
+        .to_string_lossy()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let group = Group::new(&specs).await.unwrap();
+    let pids: Vec<String> = group
+        .gateways()
+        .iter()
+        .map(|g| g.rinfo().pid.to_string())
+        .collect();
+    let _busy = group.remote_call("sleep", &3600).unwrap();
+    println!("PIDS {}", pids.join(" "));
+    // Bounded: the parent kills this process long before.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+/// Starts a controller process for `specs`, SIGKILLs it once its workers
+/// run, and checks that every worker is gone within 1 s.
+fn kill_controller_and_check(specs: &[String]) {
+    let mut controller = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "controller_role",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("REMEX_FAULT_SPECS", specs.join("\n"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(controller.stdout.take().unwrap());
+    let line = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_once("PIDS ").map(|(_, p)| p.to_string()))
+        .expect("the controller prints its workers' pids");
+    let pids: Vec<u32> = line.split(' ').map(|s| s.parse().unwrap()).collect();
+    assert_eq!(pids.len(), specs.len().max(pids.len()));
+    controller.kill().unwrap();
+    controller.wait().unwrap();
+    let t0 = Instant::now();
+    for pid in &pids {
+        assert!(
+            wait_gone(*pid, Duration::from_secs(1)),
+            "worker {pid} outlived its SIGKILLed controller by 1 s ({specs:?})"
+        );
+    }
+    eprintln!(
+        "{} workers gone {:?} after the controller's SIGKILL",
+        pids.len(),
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn a_killed_controller_leaves_no_ssh_worker() {
+    let sshd = Sshd::start("127.0.0.2");
+    let worker = format!("//worker={}", env!("CARGO_BIN_EXE_remex-test-worker"));
+    kill_controller_and_check(&[sshd.spec(&worker), sshd.spec(&worker)]);
+}
+
+#[test]
+fn a_killed_controller_leaves_no_worker_behind_a_relay() {
+    let spec = common::spec("");
+    kill_controller_and_check(&[
+        format!("{spec}//id=relay"),
+        format!("{spec}//via=relay"),
+        format!("{spec}//via=relay"),
+    ]);
+}
