@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 use crate::value::Value;
-use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus};
+use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus, WireError};
 
 /// Default per-channel flow-control window: 4 MiB.
 pub const DEFAULT_WINDOW: u32 = 4 << 20;
@@ -434,6 +434,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
             match dec.decode(&mut buf) {
                 Ok(Some(msg)) => shared.dispatch(msg),
                 Ok(None) => break,
+                // The frame was whole, only its payload was bad: the stream
+                // is still in step, so only that channel fails.
+                Err(WireError::BadPayload {
+                    kind: kind @ (Kind::Exec | Kind::Data),
+                    channel,
+                    detail,
+                }) => shared.bad_payload(kind, channel, detail),
                 Err(source) => {
                     shared.set_lost(Error::Protocol {
                         gateway: shared.name.clone(),
@@ -447,10 +454,21 @@ async fn read_loop<R: AsyncRead + Unpin>(
             buf.reserve(256 * 1024);
         }
         match r.read_buf(&mut buf).await {
-            Ok(0) => match &eof_reason {
-                Some(f) => break f().await,
-                None => break "the connection closed".to_string(),
-            },
+            Ok(0) => {
+                let why = match &eof_reason {
+                    Some(f) => f().await,
+                    None => "the connection closed".to_string(),
+                };
+                // A stream that ends inside a frame was cut short: say so.
+                break if buf.is_empty() {
+                    why
+                } else {
+                    format!(
+                        "{why}, in the middle of a frame ({} bytes of it arrived)",
+                        buf.len()
+                    )
+                };
+            }
             Ok(_) => {}
             Err(e) => break format!("reading failed: {e}"),
         }
@@ -599,6 +617,28 @@ impl Shared {
         }
         self.status_waiters.lock().clear();
         self.lost_event.notify(usize::MAX);
+    }
+
+    /// A script, task or item whose payload did not decode: the peer's
+    /// channel gets an error naming it, and so does ours if we have it.
+    fn bad_payload(self: &Arc<Self>, kind: Kind, channel: u32, detail: String) {
+        let source = WireError::BadPayload {
+            kind,
+            channel,
+            detail,
+        };
+        tracing::warn!(gateway = %self.name, "{source}");
+        let _ = self.push(&Message::CloseError {
+            channel,
+            error: format!("{} received {source}", self.name),
+        });
+        if let Some(c) = self.get(channel) {
+            let e = Error::Protocol {
+                gateway: self.name.clone(),
+                source,
+            };
+            c.remote_closed(self, Terminal::Failed(e), true);
+        }
     }
 
     fn dispatch(self: &Arc<Self>, msg: Message) {
