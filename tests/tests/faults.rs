@@ -158,3 +158,63 @@ fn a_killed_controller_leaves_no_worker_behind_a_relay() {
         format!("{spec}//via=relay"),
     ]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_send_ends_its_stream_with_a_stated_error() {
+    let gw = common::gateway().await;
+    let pid = gw.rinfo().pid;
+    // 1 GiB in 64 KiB chunks: far more than arrives before the kill.
+    let ch = gw.remote_call("bulk", &(1u64 << 30, 65_536u64)).unwrap();
+    let queue = MultiChannel::new(vec![ch.clone()])
+        .make_receive_queue(Some(Value::from("end")))
+        .unwrap();
+    let mut chunks = 0u64;
+    let mut killed = false;
+    loop {
+        let (_, item) = queue.get_timeout(T).await.unwrap();
+        match item {
+            Value::Bytes(b) => {
+                assert_eq!(
+                    b[..],
+                    remex_tests::bulk_chunk(chunks, 65_536)[..],
+                    "chunk {chunks}"
+                );
+                chunks += 1;
+                if chunks == 50 && !killed {
+                    signal(pid, libc::SIGKILL);
+                    killed = true;
+                }
+            }
+            v if v == Value::from("end") => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(killed && chunks >= 50, "{chunks} chunks");
+    let e = ch.waitclose(Some(T)).await.unwrap_err();
+    assert!(
+        e.to_string().contains("SIGKILL") || e.to_string().contains("signal: 9"),
+        "{e}"
+    );
+    assert!(wait_gone(pid, Duration::from_secs(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_receive_fails_the_senders_and_waiters() {
+    let gw = common::gateway().await;
+    let pid = gw.rinfo().pid;
+    let ch = gw
+        .remote_exec("let a = channel.receive(); let b = channel.receive(); channel.send(a + b);")
+        .unwrap();
+    ch.send(&1).await.unwrap();
+    signal(pid, libc::SIGKILL);
+    let e = ch.waitclose(Some(T)).await.unwrap_err();
+    assert!(matches!(e, remex::Error::GatewayLost { .. }), "{e}");
+    // The second half can no longer be sent: an error, not a silent drop.
+    assert!(ch.send(&2).await.is_err());
+    assert!(ch.receive_timeout::<i64>(T).await.is_err());
+    assert!(wait_gone(pid, Duration::from_secs(2)));
+    assert!(matches!(
+        gw.lifecycle().join(Some(T)).await.unwrap(),
+        State::Fault(_)
+    ));
+}
