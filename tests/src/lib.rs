@@ -300,3 +300,44 @@ impl Drop for Sshd {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The path of the remex crate's example `name`, built by the whole suite
+/// (cargo builds examples beside the test binaries' directory).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the whole suite (cargo xtask test)",
+        path.display()
+    );
+    path
+}
+
+/// Starts the test `role` of the running test binary as a separate
+/// controller process, with `env` set (the role does nothing without it),
+/// and returns the process and the pids it printed after `PIDS `.
+pub fn start_controller_role(role: &str, env: (&str, &str)) -> (std::process::Child, Vec<u32>) {
+    use std::io::BufRead;
+    let mut controller = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", role, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(controller.stdout.take().unwrap());
+    // libtest prints the test's name on the same line, before ours.
+    let line = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_once("PIDS ").map(|(_, p)| p.to_string()))
+        .expect("the controller prints its workers' pids");
+    let pids = line.split(' ').map(|s| s.parse().unwrap()).collect();
+    (controller, pids)
+}

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use remex::{Group, MultiChannel, State, Value};
@@ -107,24 +105,10 @@ async fn controller_role() {
 /// Starts a controller process for `specs`, SIGKILLs it once its workers
 /// run, and checks that every worker is gone within 1 s.
 fn kill_controller_and_check(specs: &[String]) {
-    let mut controller = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "controller_role",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("REMEX_FAULT_SPECS", specs.join("\n"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(controller.stdout.take().unwrap());
-    let line = out
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_once("PIDS ").map(|(_, p)| p.to_string()))
-        .expect("the controller prints its workers' pids");
-    let pids: Vec<u32> = line.split(' ').map(|s| s.parse().unwrap()).collect();
+    let (mut controller, pids) = remex_tests::start_controller_role(
+        "controller_role",
+        ("REMEX_FAULT_SPECS", &specs.join("\n")),
+    );
     assert_eq!(pids.len(), specs.len().max(pids.len()));
     controller.kill().unwrap();
     controller.wait().unwrap();

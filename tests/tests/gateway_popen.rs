@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use remex::{makegateway, Error, GatewayState};
@@ -297,25 +295,8 @@ async fn controller_child_role() {
 
 #[test]
 fn worker_exits_when_its_controller_is_killed() {
-    let mut controller = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "controller_child_role",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("REMEX_TEST_CONTROLLER", "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(controller.stdout.take().unwrap());
-    // libtest prints the test's name on the same line, before ours.
-    let line = out
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_once("PIDS ").map(|(_, p)| p.to_string()))
-        .expect("the controller prints its worker's pid");
-    let pids: Vec<u32> = line.split(' ').map(|s| s.parse().unwrap()).collect();
+    let (mut controller, pids) =
+        remex_tests::start_controller_role("controller_child_role", ("REMEX_TEST_CONTROLLER", "1"));
     controller.kill().unwrap();
     controller.wait().unwrap();
     let t0 = Instant::now();

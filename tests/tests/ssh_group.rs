@@ -9,19 +9,7 @@ use remex::{makegateway, Error, MultiChannel, Value};
 use remex_tests::{children_of, wait_gone, Sshd};
 
 fn taskserver() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/taskserver");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the whole suite (cargo xtask test)",
-        path.display()
-    );
-    path
+    remex_tests::example("taskserver")
 }
 
 #[test]

@@ -9,19 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/stream_writer");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the whole suite (cargo xtask test)",
-        path.display()
-    );
-    path
+    remex_tests::example("stream_writer")
 }
 
 struct Run {

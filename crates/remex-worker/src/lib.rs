@@ -248,6 +248,29 @@ pub fn serve_if_worker(make: impl FnOnce() -> Worker) {
     }
 }
 
+/// Adds `//worker=self` to a `popen` or `ssh=` spec that names no worker,
+/// so that a program serving its own tasks (with [`serve_if_worker`]) is
+/// the worker; other specs (`cmd=`, `socket=`, ones with `worker=`) come
+/// back unchanged. `N*` prefixes are kept.
+///
+/// ```
+/// use remex_worker::with_self_worker;
+/// assert_eq!(with_self_worker("2*popen"), "2*popen//worker=self");
+/// assert_eq!(with_self_worker("ssh=host//id=a"), "ssh=host//id=a//worker=self");
+/// assert_eq!(with_self_worker("popen//worker=/bin/w"), "popen//worker=/bin/w");
+/// assert_eq!(with_self_worker("cmd=srun worker"), "cmd=srun worker");
+/// ```
+pub fn with_self_worker(spec: &str) -> String {
+    let base = spec.rsplit('*').next().unwrap_or(spec);
+    let parts = || base.split("//");
+    let is_popen_or_ssh = parts().any(|p| p == "popen" || p.starts_with("ssh="));
+    if is_popen_or_ssh && !parts().any(|p| p.starts_with("worker=")) {
+        format!("{spec}//worker=self")
+    } else {
+        spec.to_string()
+    }
+}
+
 /// Worker-side logs go to stderr, which the controller forwards. The level
 /// comes from `REMEX_LOG` (default: warnings).
 pub(crate) fn init_tracing() {

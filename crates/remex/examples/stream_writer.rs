@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use remex::sync::{Consumer, Event, Failure, Feed, Launcher, Mode, Service, State};
-use remex::worker::{Task, TaskError, Worker, serve_if_worker};
+use remex::worker::{Task, TaskError, Worker, serve_if_worker, with_self_worker};
 use remex::{Channel, ChannelRef, Group, MultiChannel, Value, from_value};
 use serde::{Deserialize, Serialize};
 
@@ -90,17 +90,6 @@ fn produce_scans(t: &Task) -> Result<(), TaskError> {
         sc.close(None);
     }
     Ok(())
-}
-
-fn with_self_worker(spec: &str) -> String {
-    let base = spec.rsplit('*').next().unwrap_or(spec);
-    let parts = || base.split("//");
-    let is_popen_or_ssh = parts().any(|p| p == "popen" || p.starts_with("ssh="));
-    if is_popen_or_ssh && !parts().any(|p| p.starts_with("worker=")) {
-        format!("{spec}//worker=self")
-    } else {
-        spec.to_string()
-    }
 }
 
 /// Writes one scan to its file; write errors put the scan writer in Fault

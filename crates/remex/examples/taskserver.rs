@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use remex::worker::{Task, TaskError, Worker, serve_if_worker};
+use remex::worker::{Task, TaskError, Worker, serve_if_worker, with_self_worker};
 use remex::{Channel, Group, Value, from_value};
 
 /// The endmarker: a value no task produces.
@@ -64,19 +64,6 @@ fn process_item(t: &Task) -> Result<(), TaskError> {
 
 fn worker() -> Worker {
     Worker::new().task("process_item", process_item)
-}
-
-/// `popen` and `ssh=` specs without `worker=` run this program as the
-/// worker (over ssh it is uploaded once, like any worker).
-fn with_self_worker(spec: &str) -> String {
-    let base = spec.rsplit('*').next().unwrap_or(spec);
-    let parts = || base.split("//");
-    let is_popen_or_ssh = parts().any(|p| p == "popen" || p.starts_with("ssh="));
-    if is_popen_or_ssh && !parts().any(|p| p.starts_with("worker=")) {
-        format!("{spec}//worker=self")
-    } else {
-        spec.to_string()
-    }
 }
 
 #[derive(Default)]
