@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::conn::{Callback, ChanState, Shared, Step};
-use crate::error::{Error, Result};
+use crate::error::{with_timeout, Error, Result};
 use crate::value::{from_value, to_value, ChannelRef, Value};
 use crate::wire::{Kind, Message};
 use remex_sync::Mode;
@@ -120,19 +120,6 @@ fn wait_blocking<T>(
                 }
             },
         }
-    }
-}
-
-async fn with_timeout<T>(
-    what: &'static str,
-    timeout: Option<Duration>,
-    fut: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    match timeout {
-        None => fut.await,
-        Some(t) => tokio::time::timeout(t, fut)
-            .await
-            .unwrap_or(Err(Error::Timeout { what, after: t })),
     }
 }
 
@@ -406,48 +393,46 @@ impl Channel {
     where
         F: Fn(Value) + Send + Sync + 'static,
     {
-        let cb = match mode {
-            Mode::Sequential => Callback::Inline(Arc::new(callback)),
-            Mode::Concurrent => {
-                let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::Os {
-                    what: "set_callback_in(Mode::Concurrent)".into(),
-                    detail: "needs a tokio runtime: call it inside one, or use Mode::Parallel"
-                        .into(),
-                })?;
-                let (tx, rx) = flume::unbounded::<(Value, usize)>();
-                let (shared, state) = (self.handle.shared.clone(), self.handle.state.clone());
-                handle.spawn(async move {
-                    while let Ok((v, size)) = rx.recv_async().await {
-                        callback(v);
-                        state.consumed(&shared, size);
-                    }
-                });
-                Callback::Deferred(Arc::new(move |v, size| {
-                    let _ = tx.send((v, size));
-                }))
-            }
-            Mode::Parallel => {
-                let (tx, rx) = flume::unbounded::<(Value, usize)>();
-                let (shared, state) = (self.handle.shared.clone(), self.handle.state.clone());
-                std::thread::Builder::new()
-                    .name(format!("remex-cb-{}-{}", self.gateway_id(), self.id()))
-                    .spawn(move || {
-                        // Ends when the channel releases the callback (and
-                        // with it the sender), after the last item.
-                        while let Ok((v, size)) = rx.recv() {
-                            callback(v);
-                            state.consumed(&shared, size);
-                        }
-                    })
-                    .map_err(|e| Error::Os {
-                        what: "starting a callback thread".into(),
-                        detail: e.to_string(),
-                    })?;
-                Callback::Deferred(Arc::new(move |v, size| {
-                    let _ = tx.send((v, size));
-                }))
-            }
+        if mode == Mode::Sequential {
+            let cb = Callback::Inline(Arc::new(callback));
+            return self.state().set_callback(self.shared(), cb, endmarker);
+        }
+        // Off the reader: items wait in a queue, and each counts as consumed
+        // (its credit goes back) once its callback has returned. The consumer
+        // ends when the channel releases the callback (and with it the
+        // sender), after the last item.
+        let (tx, rx) = flume::unbounded::<(Value, usize)>();
+        let (shared, state) = (self.handle.shared.clone(), self.handle.state.clone());
+        let handle = move |(v, size): (Value, usize)| {
+            callback(v);
+            state.consumed(&shared, size);
         };
+        if mode == Mode::Concurrent {
+            let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::Os {
+                what: "set_callback_in(Mode::Concurrent)".into(),
+                detail: "needs a tokio runtime: call it inside one, or use Mode::Parallel".into(),
+            })?;
+            rt.spawn(async move {
+                while let Ok(item) = rx.recv_async().await {
+                    handle(item);
+                }
+            });
+        } else {
+            std::thread::Builder::new()
+                .name(format!("remex-cb-{}-{}", self.gateway_id(), self.id()))
+                .spawn(move || {
+                    while let Ok(item) = rx.recv() {
+                        handle(item);
+                    }
+                })
+                .map_err(|e| Error::Os {
+                    what: "starting a callback thread".into(),
+                    detail: e.to_string(),
+                })?;
+        }
+        let cb = Callback::Deferred(Arc::new(move |v, size| {
+            let _ = tx.send((v, size));
+        }));
         self.state().set_callback(self.shared(), cb, endmarker)
     }
 

@@ -201,3 +201,28 @@ impl Error {
 
 /// Results of remex-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Awaits `fut`, at most `timeout` (`None`: as long as it takes); past it,
+/// [`Error::Timeout`] saying what was awaited. The one way remex bounds an
+/// async wait.
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use std::time::Duration;
+/// let slow = async { tokio::time::sleep(Duration::from_secs(60)).await; Ok(()) };
+/// let e = remex_core::with_timeout("a nap", Some(Duration::from_millis(1)), slow).await;
+/// assert_eq!(e.unwrap_err().to_string(), "timed out after 1ms waiting for a nap");
+/// # }
+/// ```
+pub async fn with_timeout<T>(
+    what: &'static str,
+    timeout: Option<Duration>,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match timeout {
+        None => fut.await,
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .unwrap_or(Err(Error::Timeout { what, after: t })),
+    }
+}

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::channel::Channel;
 use crate::conn::{ConnConfig, Connection, Handlers};
-use crate::error::{Error, Result};
+use crate::error::{with_timeout, Error, Result};
 use crate::spec::{Spec, Transport};
 use crate::transport::{self, cmd, kill_group, popen, ssh};
 use crate::value::{to_value, ChannelRef};
@@ -488,16 +488,9 @@ impl Gateway {
         let wait = async move {
             conn.closed().await;
             let _ = rx.wait_for(|s| s.is_some()).await;
+            Ok(())
         };
-        match timeout {
-            None => wait.await,
-            Some(t) => tokio::time::timeout(t, wait)
-                .await
-                .map_err(|_| Error::Timeout {
-                    what: "the worker to exit",
-                    after: t,
-                })?,
-        }
+        with_timeout("the worker to exit", timeout, wait).await?;
         self.inner.conn.set_lost(Error::GatewayLost {
             gateway: self.inner.id.clone(),
             pid: self.inner.pid,

@@ -33,7 +33,7 @@ pub mod wire;
 
 pub use channel::Channel;
 pub use conn::{ConnConfig, Connection, Handlers};
-pub use error::{Error, RemoteError, Result};
+pub use error::{with_timeout, Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};
 pub use remex_sync::{Lifecycle, Mode, State};
 pub use spec::{Spec, SpecError, Transport};

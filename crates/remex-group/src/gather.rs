@@ -130,6 +130,14 @@ async fn members<T: Gather>(
     futures::future::try_join_all(futs).await
 }
 
+/// Items paired with their paths `{path}[0]`, `{path}[1]`, ...
+fn indexed<T>(path: &str, xs: impl IntoIterator<Item = T>) -> Vec<(String, T)> {
+    xs.into_iter()
+        .enumerate()
+        .map(|(i, x)| (format!("{path}[{i}]"), x))
+        .collect()
+}
+
 impl<T: Gather> Gather for Vec<T> {
     type Output = Vec<T::Output>;
     fn gather_at(
@@ -138,11 +146,7 @@ impl<T: Gather> Gather for Vec<T> {
         path: String,
         report: Report,
     ) -> BoxFuture<'static, Result<Self::Output>> {
-        let items = self
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| (format!("{path}[{i}]"), x))
-            .collect();
+        let items = indexed(&path, self);
         async move {
             Ok(children(items, errors, report)
                 .await?
@@ -228,11 +232,7 @@ impl<T: Gather, const N: usize> Gather for [T; N] {
         path: String,
         report: Report,
     ) -> BoxFuture<'static, Result<Self::Output>> {
-        let items = self
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| (format!("{path}[{i}]"), x))
-            .collect();
+        let items = indexed(&path, self);
         async move {
             let v = members(items, errors, report).await?;
             Ok(v.try_into()

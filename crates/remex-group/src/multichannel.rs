@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use remex_core::{Channel, Error, Result, Value};
+use remex_core::{with_timeout, Channel, Result, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -111,15 +111,8 @@ impl MultiChannel {
     pub async fn waitclose(&self, timeout: Option<Duration>) -> Result<()> {
         let all =
             futures::future::join_all(self.inner.channels.iter().map(|ch| ch.waitclose(None)));
-        let results = match timeout {
-            None => all.await,
-            Some(t) => tokio::time::timeout(t, all)
-                .await
-                .map_err(|_| Error::Timeout {
-                    what: "all channels to close",
-                    after: t,
-                })?,
-        };
+        let results =
+            with_timeout("all channels to close", timeout, async { Ok(all.await) }).await?;
         results.into_iter().collect()
     }
 }

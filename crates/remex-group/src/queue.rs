@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
 use parking_lot::Mutex;
-use remex_core::{Channel, Error, Result, Value};
+use remex_core::{with_timeout, Channel, Error, Result, Value};
 
 /// A queue fed by channel callbacks. Clones share it.
 ///
@@ -78,12 +78,10 @@ impl ReceiveQueue {
 
     /// Waits at most `timeout` for the next item.
     pub async fn get_timeout(&self, timeout: Duration) -> Result<(Channel, Value)> {
-        tokio::time::timeout(timeout, self.get())
-            .await
-            .map_err(|_| Error::Timeout {
-                what: "an item on the receive queue",
-                after: timeout,
-            })
+        with_timeout("an item on the receive queue", Some(timeout), async {
+            Ok(self.get().await)
+        })
+        .await
     }
 
     /// [`ReceiveQueue::get`] for plain threads, with an optional timeout.

@@ -91,19 +91,6 @@ fn to_value<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
     })
 }
 
-async fn bounded<T>(
-    what: &'static str,
-    timeout: Option<Duration>,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    match timeout {
-        None => fut.await,
-        Some(t) => tokio::time::timeout(t, fut)
-            .await
-            .map_err(|_| Error::Timeout { what, after: t })?,
-    }
-}
-
 /// Starts a gateway from a spec (see [`crate::makegateway`]).
 ///
 /// ```
@@ -767,7 +754,9 @@ impl Group {
     ) -> Result<Value> {
         let args = to_value(args)?;
         let (g, task) = (self.inner.clone(), task.to_string());
-        run(async move { bounded("the task's result", timeout, g.submit(&task, &args)?).await })
+        run(async move {
+            crate::with_timeout("the task's result", timeout, g.submit(&task, &args)?).await
+        })
     }
 
     /// Ends every worker within `timeout` plus [`crate::TERMINATE_BOUND`].
