@@ -471,6 +471,110 @@ async fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--floor-only") {
+        let gw = if args.iter().any(|a| a == "--with-gateway") {
+            Some(makegateway("popen//worker=self").await.expect("gateway"))
+        } else {
+            None
+        };
+        let mut echo = PipeEcho::start();
+        let v: Vec<f64> = (0..7).map(|_| echo.rtt(2_000)).collect();
+        drop(gw);
+        println!("floor {v:.1?}");
+        echo.stop();
+        return;
+    }
+    if args.iter().any(|a| a == "--pingpong-only") {
+        // Profiling aid: only row (b), remex and the floor alternating.
+        let gw = makegateway("popen//worker=self").await.expect("gateway");
+        let ch = gw.remote_call("echo_loop", &()).expect("echo loop");
+        let mut echo = PipeEcho::start();
+        let mut rtt = Paired::default();
+        let wpid = gw.rinfo().pid;
+        let ctx = |pid: u32| -> Vec<(String, u64)> {
+            let mut v = Vec::new();
+            for e in std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let st = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+                let name = st.lines().next().unwrap_or("").to_string();
+                let n: u64 = st
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum();
+                v.push((format!("{}:{}", e.file_name().to_string_lossy(), name), n));
+            }
+            v
+        };
+        let me = std::process::id();
+        let mode = if args.iter().any(|a| a == "--blocking") {
+            "blocking"
+        } else if args.iter().any(|a| a == "--spawned") {
+            "spawned"
+        } else {
+            "main"
+        };
+        let round = |n: i64| {
+            let ch = ch.clone();
+            async move {
+                let t0 = Instant::now();
+                let run = {
+                    let ch = ch.clone();
+                    async move {
+                        for i in 0..n {
+                            ch.send_value(Value::Int(i)).await.expect("send");
+                            ch.receive_value().await.expect("receive");
+                        }
+                    }
+                };
+                match mode {
+                    "blocking" => tokio::task::spawn_blocking(move || {
+                        for i in 0..n {
+                            ch.send_value_blocking(Value::Int(i)).expect("send");
+                            ch.receive_value_blocking(None).expect("receive");
+                        }
+                    })
+                    .await
+                    .unwrap(),
+                    "spawned" => tokio::spawn(run).await.unwrap(),
+                    _ => run.await,
+                }
+                t0.elapsed().as_secs_f64() / n as f64 * 1e6
+            }
+        };
+        let (c0, w0) = (ctx(me), ctx(wpid));
+        let r = round(10_000).await;
+        let (c1, w1) = (ctx(me), ctx(wpid));
+        println!("{mode}: {r:.1} us");
+        for (a, b) in [(c0, c1), (w0, w1)] {
+            for (name, n) in &b {
+                let before = a.iter().find(|x| &x.0 == name).map_or(0, |x| x.1);
+                if n - before > 100 {
+                    println!(
+                        "{name}: {:.2} switches per round trip",
+                        (n - before) as f64 / 10_000.0
+                    );
+                }
+            }
+        }
+        for _ in 0..7 {
+            let r = round(2_000).await;
+            rtt.push(r, echo.rtt(2_000));
+        }
+        echo.stop();
+        println!(
+            "remex {:.1} us, floor {:.1} us, ratio {:.2}x (per round: {:?} / {:?})",
+            median(rtt.remex.clone()),
+            median(rtt.floor.clone()),
+            rtt.ratio(),
+            rtt.remex.iter().map(|x| x.round()).collect::<Vec<_>>(),
+            rtt.floor.iter().map(|x| x.round()).collect::<Vec<_>>(),
+        );
+        return;
+    }
     if args.iter().any(|a| a == "--tasks-only") {
         // Profiling aid: only row (f).
         let c = Counts {

@@ -90,35 +90,65 @@ impl Serialize for Channel {
     }
 }
 
-async fn wait_async<T>(mut step: impl FnMut() -> Step<T>) -> T {
+async fn wait_async<T>(shared: &Arc<Shared>, mut step: impl FnMut() -> Step<T>) -> T {
+    // On a connection that reads directly, a task whose last wait was
+    // short polls the input for a while, yielding to the other tasks of
+    // its runtime between polls, instead of sleeping (see conn::direct).
+    let began = Instant::now();
+    let mut spin = shared.spin_for().map(|d| began + d);
     loop {
         match step() {
-            Step::Ready(v) => return v,
-            Step::Wait(l) => l.await,
+            Step::Ready(v) => {
+                shared.waited(began.elapsed());
+                return v;
+            }
+            Step::Wait(l) => {
+                if let Some(until) = spin {
+                    if Instant::now() < until {
+                        drop(l);
+                        shared.read_now();
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    spin = None;
+                }
+                let _w = shared.waiting();
+                l.await
+            }
         }
     }
 }
 
 fn wait_blocking<T>(
+    shared: &Arc<Shared>,
     what: &'static str,
     timeout: Option<Duration>,
     mut step: impl FnMut() -> Step<T>,
 ) -> Result<T> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        match step() {
+        let l = match step() {
             Step::Ready(v) => return Ok(v),
-            Step::Wait(l) => match deadline {
-                None => l.wait(),
-                Some(d) => {
-                    if l.wait_deadline(d).is_none() && Instant::now() >= d {
-                        return Err(Error::Timeout {
-                            what,
-                            after: timeout.unwrap_or_default(),
-                        });
-                    }
-                }
-            },
+            Step::Wait(l) => l,
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::Timeout {
+                what,
+                after: timeout.unwrap_or_default(),
+            });
+        }
+        // On a connection that reads directly, this thread may read what
+        // it waits for itself (see conn::direct).
+        let l = match shared.read_while_waiting(l, deadline, &mut step) {
+            Step::Ready(v) => return Ok(v),
+            Step::Wait(l) => l,
+        };
+        let _w = shared.waiting();
+        match deadline {
+            None => l.wait(),
+            Some(d) => {
+                l.wait_deadline(d);
+            }
         }
     }
 }
@@ -210,7 +240,10 @@ impl Channel {
     pub async fn send_value(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
-        wait_async(|| self.state().try_reserve(self.shared(), size)).await?;
+        wait_async(&self.handle.shared, || {
+            self.state().try_reserve(self.shared(), size)
+        })
+        .await?;
         self.write(&value, kind, &payload)
     }
 
@@ -247,7 +280,7 @@ impl Channel {
     pub fn send_value_blocking(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
-        wait_blocking("send credit", None, || {
+        wait_blocking(&self.handle.shared, "send credit", None, || {
             self.state().try_reserve(self.shared(), size)
         })??;
         self.write(&value, kind, &payload)
@@ -261,7 +294,10 @@ impl Channel {
     /// Receives the next item. After the remote side closed, returns
     /// [`Error::EndOfChannel`] (or the remote error) every time.
     pub async fn receive_value(&self) -> Result<Value> {
-        wait_async(|| self.state().try_receive(self.shared())).await
+        wait_async(&self.handle.shared, || {
+            self.state().try_receive(self.shared())
+        })
+        .await
     }
 
     /// Receives the next item as `T`; a mismatch names expected and received.
@@ -277,7 +313,7 @@ impl Channel {
 
     /// Receives on a plain thread, with an optional timeout.
     pub fn receive_value_blocking(&self, timeout: Option<Duration>) -> Result<Value> {
-        wait_blocking("an item", timeout, || {
+        wait_blocking(&self.handle.shared, "an item", timeout, || {
             self.state().try_receive(self.shared())
         })?
     }
@@ -317,14 +353,16 @@ impl Channel {
         with_timeout(
             "the channel to close",
             timeout,
-            wait_async(|| self.state().try_waitclose(self.shared())),
+            wait_async(&self.handle.shared, || {
+                self.state().try_waitclose(self.shared())
+            }),
         )
         .await
     }
 
     /// [`Channel::waitclose`] for plain threads.
     pub fn waitclose_blocking(&self, timeout: Option<Duration>) -> Result<()> {
-        wait_blocking("the channel to close", timeout, || {
+        wait_blocking(&self.handle.shared, "the channel to close", timeout, || {
             self.state().try_waitclose(self.shared())
         })?
     }

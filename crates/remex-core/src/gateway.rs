@@ -231,13 +231,23 @@ impl Gateway {
             })),
             ..Handlers::default()
         };
-        let conn = Connection::spawn(
-            config,
-            handlers,
-            started.stdout,
-            started.stdin,
-            started.leftover,
-        );
+        // Waiting threads and tasks read the worker's output themselves
+        // (conn::direct): a round trip then costs no thread hand-off.
+        let spec_text = spec.raw.clone();
+        let pid = started.pid;
+        let conn = started
+            .stdout
+            .into_owned_fd()
+            .and_then(|out| {
+                Connection::spawn_direct(config, handlers, out, started.stdin, started.leftover)
+            })
+            .map_err(|e| {
+                transport::kill_group(pid);
+                Error::Start {
+                    spec: spec_text,
+                    detail: format!("cannot set up the worker's streams: {e}"),
+                }
+            })?;
         Ok(Gateway::assemble(
             id,
             spec,

@@ -87,7 +87,10 @@ pub(crate) fn listen(worker: Worker, addr: &str, secret: Vec<u8>) -> ! {
                         return;
                     }
                 };
-                crate::serve::session(worker, r, w, leftover, None).await;
+                crate::serve::session(worker, move |config, handlers| {
+                    Ok(remex_core::conn::Connection::spawn(config, handlers, r, w, leftover))
+                })
+                .await;
             });
         }
     })

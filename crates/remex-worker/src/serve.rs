@@ -227,33 +227,31 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
         set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&i))?;
         set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&o))?;
         let out_fd = std::os::fd::AsRawFd::as_raw_fd(&o);
-        let r = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(i)?;
         let w = tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(o)?;
-        Ok((r, w, out_fd))
+        Ok((i, w, out_fd))
     };
-    let (reader, writer, out_fd) = match setup() {
+    let (input, writer, out_fd) = match setup() {
         Ok(x) => x,
         Err(e) => {
             eprintln!("remex-worker: cannot set up the protocol streams: {e}");
             return true;
         }
     };
-    session(Arc::new(worker), reader, writer, leftover, Some(out_fd)).await
+    // Tasks and scripts wait in blocking calls: they read the input
+    // themselves while nobody else does (remex_core::conn::Connection::spawn_direct).
+    session(Arc::new(worker), move |mut config, handlers| {
+        config.direct_fd = Some(out_fd);
+        Connection::spawn_direct(config, handlers, input, writer, leftover)
+    })
+    .await
 }
 
-/// Serves one controller over `reader`/`writer` until it terminates the
-/// session (returns false) or goes away (returns true).
-pub(crate) async fn session<R, W>(
+/// Serves one controller over the connection `connect` starts, until it
+/// terminates the session (returns false) or goes away (returns true).
+pub(crate) async fn session(
     worker: Arc<Worker>,
-    reader: R,
-    writer: W,
-    leftover: BytesMut,
-    direct_fd: Option<RawFd>,
-) -> bool
-where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
-    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+    connect: impl FnOnce(ConnConfig, Handlers) -> std::io::Result<Connection>,
+) -> bool {
     let terminate = Arc::new(Notify::new());
     let terminated = Arc::new(AtomicBool::new(false));
     let (t, flag) = (terminate.clone(), terminated.clone());
@@ -270,9 +268,13 @@ where
             t.notify_one();
         })),
     };
-    let mut config = ConnConfig::new("controller", 2);
-    config.direct_fd = direct_fd;
-    let conn = Connection::spawn(config, handlers, reader, writer, leftover);
+    let conn = match connect(ConnConfig::new("controller", 2), handlers) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("remex-worker: cannot start the connection: {e}");
+            return true;
+        }
+    };
     // The controller sends Terminate and then closes our input, so both
     // may be seen at once: Terminate, once received, decides.
     tokio::select! {

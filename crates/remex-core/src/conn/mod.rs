@@ -28,6 +28,8 @@ use crate::error::{Error, RemoteError, Result};
 use crate::value::Value;
 use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus, WireError};
 
+mod direct;
+
 /// Default per-channel flow-control window: 4 MiB.
 pub const DEFAULT_WINDOW: u32 = 4 << 20;
 /// Default bound on one chunked message being reassembled: 1 GiB.
@@ -121,8 +123,10 @@ const DIRECT_GAP: std::time::Duration = std::time::Duration::from_micros(20);
 
 impl OutBuf {
     /// Writes as much of `buf` as the fd takes now, without blocking.
+    /// `answering`: input arrived since the last write, so this is likely a
+    /// reply in a request-reply exchange, which batching would only delay.
     /// Returns whether the writer task still has work.
-    fn try_direct(&mut self) -> bool {
+    fn try_direct(&mut self, answering: bool) -> bool {
         let Some(fd) = self.direct_fd else {
             return true;
         };
@@ -130,9 +134,10 @@ impl OutBuf {
             return true;
         }
         let now = std::time::Instant::now();
-        let recent = self
-            .last_direct
-            .is_some_and(|t| now.duration_since(t) < DIRECT_GAP);
+        let recent = !answering
+            && self
+                .last_direct
+                .is_some_and(|t| now.duration_since(t) < DIRECT_GAP);
         self.last_direct = Some(now);
         if recent {
             return true;
@@ -178,6 +183,11 @@ pub(crate) struct Shared {
     /// What every channel handle keeps alive (the gateway): a channel in
     /// use keeps its worker running, as in execnet.
     keepalive: Mutex<Option<std::sync::Weak<dyn std::any::Any + Send + Sync>>>,
+    /// Input arrived since the last write (see `OutBuf::try_direct`).
+    input_seen: std::sync::atomic::AtomicBool,
+    /// Set when waiting threads read the input themselves
+    /// ([`Connection::spawn_direct`]).
+    direct: Option<direct::DirectReader>,
 }
 
 /// What a connection does with requests from its peer. Set before the
@@ -236,38 +246,43 @@ impl Connection {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let shared = Arc::new(Shared {
-            name: config.name,
-            peer_pid: AtomicU32::new(config.peer_pid),
-            chans: Mutex::new(HashMap::new()),
-            next_id: AtomicU32::new(config.first_id),
-            out: Mutex::new(OutBuf {
-                direct_fd: config.direct_fd,
-                ..OutBuf::default()
-            }),
-            out_ready: Notify::new(),
-            max_payload: config.max_payload,
-            window: config.window,
-            lost: Mutex::new(None),
-            lost_event: Event::new(),
-            writer_done: Event::new(),
-            writer_finished: Default::default(),
-            status_waiters: Mutex::new(HashMap::new()),
-            exec_handler: Mutex::new(handlers.exec),
-            terminate_handler: Mutex::new(handlers.terminate),
-            executing: AtomicU64::new(0),
-            keepalive: Mutex::new(None),
-        });
         let decoder = MessageDecoder::new(config.max_payload, config.max_message);
+        let eof_reason = handlers.eof_reason.clone();
+        let shared = Shared::new(config, handlers, None);
         tokio::spawn(read_loop(
             shared.clone(),
             reader,
             leftover,
             decoder,
-            handlers.eof_reason,
+            eof_reason,
         ));
         tokio::spawn(write_loop(shared.clone(), writer));
         Connection { shared }
+    }
+
+    /// As [`Connection::spawn`], but the input is the raw, non-blocking fd
+    /// `input`, and a thread that waits on a channel with a `*_blocking`
+    /// call reads it itself while nobody else does, so that its item needs
+    /// no hand-off from a reader thread. A background thread reads the rest
+    /// of the time. Made for workers, whose tasks and scripts wait in
+    /// blocking calls.
+    pub fn spawn_direct<W>(
+        config: ConnConfig,
+        handlers: Handlers,
+        input: std::os::fd::OwnedFd,
+        writer: W,
+        leftover: BytesMut,
+    ) -> std::io::Result<Connection>
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let decoder = MessageDecoder::new(config.max_payload, config.max_message);
+        let eof_reason = handlers.eof_reason.clone();
+        let reader = direct::DirectReader::new(input, leftover, decoder)?;
+        let shared = Shared::new(config, handlers, Some(reader));
+        direct::start(shared.clone(), eof_reason)?;
+        tokio::spawn(write_loop(shared.clone(), writer));
+        Ok(Connection { shared })
     }
 
     /// The name (gateway id) of this connection.
@@ -422,6 +437,44 @@ impl Drop for ExecutingGuard {
     }
 }
 
+/// Decodes and dispatches every whole message in `buf`. Returns false if
+/// the stream is broken (the connection is then lost, with the reason).
+fn drain(shared: &Arc<Shared>, dec: &mut MessageDecoder, buf: &mut BytesMut) -> bool {
+    if !buf.is_empty() {
+        shared.input_seen.store(true, Ordering::Relaxed);
+    }
+    loop {
+        match dec.decode(buf) {
+            Ok(Some(msg)) => shared.dispatch(msg),
+            Ok(None) => return true,
+            // The frame was whole, only its payload was bad: the stream is
+            // still in step, so only that channel fails.
+            Err(WireError::BadPayload {
+                kind: kind @ (Kind::Exec | Kind::Data),
+                channel,
+                detail,
+            }) => shared.bad_payload(kind, channel, detail),
+            Err(source) => {
+                shared.set_lost(Error::Protocol {
+                    gateway: shared.name.clone(),
+                    source,
+                });
+                return false;
+            }
+        }
+    }
+}
+
+/// The reason reported when the input ends: `why`, and whether the stream
+/// was cut in the middle of a frame.
+fn end_of_input(why: String, cut: usize) -> String {
+    if cut == 0 {
+        why
+    } else {
+        format!("{why}, in the middle of a frame ({cut} bytes of it arrived)")
+    }
+}
+
 async fn read_loop<R: AsyncRead + Unpin>(
     shared: Arc<Shared>,
     mut r: R,
@@ -430,25 +483,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     eof_reason: Option<EofReason>,
 ) {
     let reason = loop {
-        loop {
-            match dec.decode(&mut buf) {
-                Ok(Some(msg)) => shared.dispatch(msg),
-                Ok(None) => break,
-                // The frame was whole, only its payload was bad: the stream
-                // is still in step, so only that channel fails.
-                Err(WireError::BadPayload {
-                    kind: kind @ (Kind::Exec | Kind::Data),
-                    channel,
-                    detail,
-                }) => shared.bad_payload(kind, channel, detail),
-                Err(source) => {
-                    shared.set_lost(Error::Protocol {
-                        gateway: shared.name.clone(),
-                        source,
-                    });
-                    return;
-                }
-            }
+        if !drain(&shared, &mut dec, &mut buf) {
+            return;
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(256 * 1024);
@@ -459,15 +495,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Some(f) => f().await,
                     None => "the connection closed".to_string(),
                 };
-                // A stream that ends inside a frame was cut short: say so.
-                break if buf.is_empty() {
-                    why
-                } else {
-                    format!(
-                        "{why}, in the middle of a frame ({} bytes of it arrived)",
-                        buf.len()
-                    )
-                };
+                break end_of_input(why, buf.len());
             }
             Ok(_) => {}
             Err(e) => break format!("reading failed: {e}"),
@@ -522,6 +550,45 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
 }
 
 impl Shared {
+    fn new(
+        config: ConnConfig,
+        handlers: Handlers,
+        direct: Option<direct::DirectReader>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            name: config.name,
+            peer_pid: AtomicU32::new(config.peer_pid),
+            chans: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(config.first_id),
+            out: Mutex::new(OutBuf {
+                direct_fd: config.direct_fd,
+                ..OutBuf::default()
+            }),
+            out_ready: Notify::new(),
+            max_payload: config.max_payload,
+            window: config.window,
+            lost: Mutex::new(None),
+            lost_event: Event::new(),
+            writer_done: Event::new(),
+            writer_finished: Default::default(),
+            status_waiters: Mutex::new(HashMap::new()),
+            exec_handler: Mutex::new(handlers.exec),
+            terminate_handler: Mutex::new(handlers.terminate),
+            executing: AtomicU64::new(0),
+            keepalive: Mutex::new(None),
+            input_seen: Default::default(),
+            direct,
+        })
+    }
+
+    /// A local change (a close, a callback set) may end the wait of a
+    /// thread reading the input directly: it looks again.
+    pub(crate) fn kick_readers(&self) {
+        if let Some(d) = &self.direct {
+            d.kick();
+        }
+    }
+
     pub(crate) fn keepalive(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         self.keepalive.lock().as_ref().and_then(|w| w.upgrade())
     }
@@ -576,7 +643,7 @@ impl Shared {
                 source,
             }
         })?;
-        let pending = o.try_direct();
+        let pending = o.try_direct(self.input_seen.swap(false, Ordering::Relaxed));
         drop(o);
         if pending {
             self.out_ready.notify_one();
@@ -592,7 +659,7 @@ impl Shared {
             return Err(self.lost_error());
         }
         wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
-        let pending = o.try_direct();
+        let pending = o.try_direct(self.input_seen.swap(false, Ordering::Relaxed));
         drop(o);
         if pending {
             self.out_ready.notify_one();
@@ -617,6 +684,9 @@ impl Shared {
         }
         self.status_waiters.lock().clear();
         self.lost_event.notify(usize::MAX);
+        if let Some(d) = &self.direct {
+            d.stop();
+        }
     }
 
     /// A script, task or item whose payload did not decode: the peer's
@@ -991,6 +1061,7 @@ impl ChanState {
         self.readable.notify(usize::MAX);
         self.ended.notify(usize::MAX);
         self.writable.notify(usize::MAX);
+        shared.kick_readers();
         send
     }
 
@@ -1048,6 +1119,7 @@ impl ChanState {
         if total > 0 {
             self.consumed(shared, total);
         }
+        shared.kick_readers();
         Ok(())
     }
 }

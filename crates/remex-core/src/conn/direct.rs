@@ -1,0 +1,729 @@
+//! Reading the input in the thread that waits for it.
+//!
+//! A worker's task blocked in `receive_blocking` would otherwise wait for
+//! the reader to decode its item and wake it: two thread wake-ups per
+//! message where a plain pipe program has one, and on a virtual machine a
+//! wake-up that lands on an idle vCPU costs tens of microseconds. With a
+//! direct reader, a thread about to block on a channel takes the *read
+//! role* if nobody holds it, and reads and dispatches the input itself
+//! until what it waits for is there (its own item, or anything for other
+//! channels, which it hands on as the reader would).
+//!
+//! A thread that got its item usually comes back soon for the next one
+//! (a task serving requests), and the next item usually arrives soon after
+//! it answered. So when it lets go of the role and no other thread is
+//! waiting, the input stays unwatched for a grace period ([`GRACE`]): a
+//! timer wakes the background thread only if nobody took the role again
+//! by then. The background thread then reads until a waiting thread takes
+//! the role back, watching the input through an epoll set in which the
+//! input is armed one-shot; taking the role disarms it. With other threads
+//! waiting, the input is watched at once. So in a steady exchange the
+//! background thread never wakes, and traffic nobody waits for (a new
+//! `Exec`, a status request) waits at most the grace period. The
+//! background thread also reports the end of the input: a waiting thread
+//! that meets it leaves it there.
+//!
+//! Two eventfds wake readers: `wake` a thread polling the input (a local
+//! change, such as a close from another thread, may have ended its wait,
+//! or the connection was lost), `nudge` the background task (it missed its
+//! turn while the role was held, or the connection was lost).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use event_listener::EventListener;
+use parking_lot::Mutex;
+
+use super::{drain, end_of_input, EofReason, Shared, Step};
+use crate::error::Error;
+use crate::wire::MessageDecoder;
+
+const INPUT: u64 = 0;
+const TIMER: u64 = 1;
+const NUDGE: u64 = 2;
+
+/// How long the input may stay unwatched after a waiting thread let go of
+/// the read role (see the module docs).
+pub(super) const GRACE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// How long a waiting thread polls the input without sleeping, when the
+/// input it waited for last time came sooner than that: the peer of a
+/// request-reply exchange then answers before this thread would have fallen
+/// asleep, and no wake-up is paid on either side (as `SO_BUSY_POLL` does for
+/// sockets). A thread whose input is slower does not spin.
+pub(super) const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Who watches the input while nobody holds the read role.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// The background thread, through the armed epoll set.
+    Armed,
+    /// The background thread once the timer fires.
+    Timer,
+    /// A thread holds the role.
+    Off,
+}
+
+/// The input side of a connection that reads directly.
+pub(crate) struct DirectReader {
+    fd: OwnedFd,
+    epoll: OwnedFd,
+    /// Wakes threads polling the input.
+    wake: OwnedFd,
+    timer: OwnedFd,
+    /// Wakes the background task, when it could not take its turn because
+    /// the role was held (the input it was woken for may be disarmed), or
+    /// to end.
+    nudge: OwnedFd,
+    /// The connection is lost: nobody reads any more.
+    stopped: std::sync::atomic::AtomicBool,
+    nudge_due: std::sync::atomic::AtomicBool,
+    /// The timer is set (cleared by the background thread when it fires).
+    timer_armed: std::sync::atomic::AtomicBool,
+    /// The last wait for input was shorter than [`SPIN`]: spin first.
+    spin: std::sync::atomic::AtomicBool,
+    /// Threads polling the input now; `wake` is written only if some are.
+    pollers: AtomicUsize,
+    /// Threads and tasks waiting on a channel of this connection without
+    /// the read role: while there are some, the input is watched at once.
+    waiters: AtomicUsize,
+    state: Mutex<ReadState>,
+}
+
+/// Held by whoever has the read role.
+struct ReadState {
+    buf: BytesMut,
+    dec: MessageDecoder,
+    /// A waiting thread met the end of the input (or a read error); the
+    /// background thread reports it.
+    ended: bool,
+    /// The stream is broken or lost: nobody reads any more.
+    done: bool,
+    watch: Watch,
+    /// When the timer fires, with `watch == Timer`.
+    timer_due: Instant,
+}
+
+fn cvt(what: &str, r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+    } else {
+        Ok(r)
+    }
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd(2) returns a new fd, owned by the OwnedFd.
+    unsafe {
+        let fd = cvt(
+            "eventfd",
+            libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
+        )?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn epoll_ctl(epoll: RawFd, op: libc::c_int, fd: RawFd, events: u32, data: u64) {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: both fds are open (owned by the DirectReader); `ev` is valid.
+    // The calls cannot fail for registered fds, and a failure to arm would
+    // only leave the background thread asleep while a thread holds the role.
+    unsafe {
+        libc::epoll_ctl(epoll, op, fd, &mut ev);
+    }
+}
+
+fn bump(fd: RawFd) {
+    let one = 1u64;
+    // SAFETY: writing 8 bytes from a valid u64 to an eventfd we own.
+    unsafe {
+        libc::write(fd, (&one as *const u64).cast(), 8);
+    }
+}
+
+fn reset(fd: RawFd) {
+    let mut v = 0u64;
+    // SAFETY: reading 8 bytes into a valid u64 from a non-blocking eventfd.
+    unsafe {
+        libc::read(fd, (&mut v as *mut u64).cast(), 8);
+    }
+}
+
+/// The read role, held by a thread or task other than the background task.
+struct Held<'a> {
+    d: &'a DirectReader,
+    guard: Option<parking_lot::MutexGuard<'a, ReadState>>,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = ReadState;
+    fn deref(&self) -> &ReadState {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut ReadState {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if self.d.nudge_due.swap(false, Ordering::SeqCst) {
+            bump(self.d.nudge.as_raw_fd());
+        }
+    }
+}
+
+enum Wake {
+    Input,
+    Kicked,
+    Stopped,
+    TimedOut,
+    Interrupted,
+}
+
+impl DirectReader {
+    /// Takes over `fd` (non-blocking); `buf` holds bytes already read.
+    pub(crate) fn new(fd: OwnedFd, buf: BytesMut, dec: MessageDecoder) -> io::Result<Self> {
+        // SAFETY: fcntl on an fd we own. The background thread reads until
+        // the input would block, so it must not block.
+        unsafe {
+            let flags = cvt("fcntl F_GETFL", libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
+            cvt(
+                "fcntl F_SETFL",
+                libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK),
+            )?;
+        }
+        // SAFETY: epoll_create1 returns a new fd, owned by the OwnedFd.
+        let epoll = unsafe {
+            OwnedFd::from_raw_fd(cvt(
+                "epoll_create1",
+                libc::epoll_create1(libc::EPOLL_CLOEXEC),
+            )?)
+        };
+        let (wake, nudge) = (eventfd()?, eventfd()?);
+        // SAFETY: timerfd_create returns a new fd, owned by the OwnedFd.
+        let timer = unsafe {
+            OwnedFd::from_raw_fd(cvt(
+                "timerfd_create",
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+                ),
+            )?)
+        };
+        for (f, events, data) in [
+            (fd.as_raw_fd(), 0, INPUT),
+            (timer.as_raw_fd(), libc::EPOLLIN as u32, TIMER),
+            (nudge.as_raw_fd(), libc::EPOLLIN as u32, NUDGE),
+        ] {
+            let mut ev = libc::epoll_event { events, u64: data };
+            // SAFETY: all three fds are open; `ev` is valid.
+            cvt("epoll_ctl", unsafe {
+                libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, f, &mut ev)
+            })?;
+        }
+        Ok(DirectReader {
+            fd,
+            epoll,
+            wake,
+            timer,
+            nudge,
+            stopped: Default::default(),
+            nudge_due: Default::default(),
+            timer_armed: Default::default(),
+            spin: std::sync::atomic::AtomicBool::new(true),
+            pollers: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            state: Mutex::new(ReadState {
+                buf,
+                dec,
+                ended: false,
+                done: false,
+                watch: Watch::Off,
+                timer_due: Instant::now(),
+            }),
+        })
+    }
+
+    /// Takes the read role if it is free. Letting go of it wakes the
+    /// background task if it missed its turn meanwhile.
+    fn hold(&self) -> Option<Held<'_>> {
+        let guard = self.state.try_lock()?;
+        Some(Held {
+            d: self,
+            guard: Some(guard),
+        })
+    }
+
+    /// Lets the background thread wake for input.
+    fn arm(&self) {
+        epoll_ctl(
+            self.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_MOD,
+            self.fd.as_raw_fd(),
+            (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            INPUT,
+        );
+    }
+
+    /// Keeps the background thread asleep while a waiting thread reads.
+    fn disarm(&self) {
+        epoll_ctl(
+            self.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_MOD,
+            self.fd.as_raw_fd(),
+            libc::EPOLLONESHOT as u32,
+            INPUT,
+        );
+    }
+
+    /// Sets the timer to fire in `after`.
+    fn start_timer(&self, after: std::time::Duration) {
+        let t = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                // Never zero, which would disarm the timer.
+                tv_nsec: after.subsec_nanos().max(1) as libc::c_long,
+            },
+        };
+        // SAFETY: `t` is a valid itimerspec; the old value is not asked for.
+        unsafe {
+            libc::timerfd_settime(self.timer.as_raw_fd(), 0, &t, std::ptr::null_mut());
+        }
+    }
+
+    /// Hands the input to the background thread as `rs` lets go of it.
+    fn release(&self, rs: &mut ReadState) {
+        if rs.done {
+            return;
+        }
+        if rs.ended || self.waiters.load(Ordering::SeqCst) > 0 {
+            self.arm();
+            rs.watch = Watch::Armed;
+        } else {
+            // Programming a timer costs a microsecond (more on a VM): a
+            // running one is left alone, and the background thread sets it
+            // again if the grace period was extended meanwhile.
+            rs.timer_due = Instant::now() + GRACE;
+            rs.watch = Watch::Timer;
+            if !self.timer_armed.swap(true, Ordering::SeqCst) {
+                self.start_timer(GRACE);
+            }
+        }
+    }
+
+    /// Takes the input from the background thread.
+    fn take(&self, rs: &mut ReadState) {
+        if rs.watch == Watch::Armed {
+            self.disarm();
+        }
+        // A running timer may still fire: the background thread then finds
+        // the role taken, or a later timer, and sleeps on.
+        rs.watch = Watch::Off;
+    }
+
+    /// The connection ended: wakes every reader, for good.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        bump(self.wake.as_raw_fd());
+        bump(self.nudge.as_raw_fd());
+    }
+
+    /// Wakes a thread polling the input so that it checks its wait again.
+    pub(crate) fn kick(&self) {
+        if self.pollers.load(Ordering::SeqCst) > 0 {
+            bump(self.wake.as_raw_fd());
+        }
+    }
+
+    /// Waits for input, a kick or the stop, at most `timeout_ms` (-1: no
+    /// bound).
+    fn poll(&self, timeout_ms: libc::c_int) -> Wake {
+        let mut fds = [self.fd.as_raw_fd(), self.wake.as_raw_fd()].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: `fds` is a valid array of 2 pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        if n < 0 {
+            return Wake::Interrupted;
+        }
+        if n == 0 {
+            return Wake::TimedOut;
+        }
+        if fds[1].revents != 0 {
+            // `stopped` is set before `wake` is written: a stop that came
+            // after this reset writes it again.
+            reset(self.wake.as_raw_fd());
+            if self.stopped.load(Ordering::SeqCst) {
+                return Wake::Stopped;
+            }
+            if fds[0].revents == 0 {
+                return Wake::Kicked;
+            }
+        }
+        Wake::Input
+    }
+
+    /// Tries to read for up to [`SPIN`] from `began` (not past `deadline`)
+    /// without sleeping; `None` if nothing came.
+    fn spin_read(
+        &self,
+        buf: &mut BytesMut,
+        began: Instant,
+        deadline: Option<Instant>,
+    ) -> Option<io::Result<usize>> {
+        let until = match deadline {
+            Some(d) => d.min(began + SPIN),
+            None => began + SPIN,
+        };
+        loop {
+            match self.read_some(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= until {
+                        return None;
+                    }
+                    std::hint::spin_loop();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return Some(r),
+            }
+        }
+    }
+
+    /// One `read` into the spare capacity of `buf`.
+    fn read_some(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(256 * 1024);
+        }
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: reading into `spare`, which is valid for its length.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel initialised `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        Ok(n as usize)
+    }
+}
+
+fn poll_timeout(deadline: Option<Instant>) -> Option<libc::c_int> {
+    match deadline {
+        None => Some(-1),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            // Rounded up, so that the poll never returns before the deadline.
+            let ms = left.as_nanos().div_ceil(1_000_000);
+            Some(ms.min(libc::c_int::MAX as u128) as libc::c_int)
+        }
+    }
+}
+
+impl Shared {
+    /// For a thread about to wait on `l`: if this connection reads directly
+    /// and nobody reads now, reads the input here until `step` is ready or
+    /// `deadline` passes. Otherwise, or then, returns a listener to wait on.
+    pub(crate) fn read_while_waiting<T>(
+        self: &Arc<Self>,
+        l: EventListener,
+        deadline: Option<Instant>,
+        step: &mut dyn FnMut() -> Step<T>,
+    ) -> Step<T> {
+        let Some(d) = &self.direct else {
+            return Step::Wait(l);
+        };
+        let Some(mut rs) = d.hold() else {
+            return Step::Wait(l);
+        };
+        if rs.ended || rs.done {
+            return Step::Wait(l);
+        }
+        drop(l);
+        d.take(&mut rs);
+        d.pollers.fetch_add(1, Ordering::SeqCst);
+        let rs = &mut *rs;
+        let out = loop {
+            let l = match step() {
+                Step::Ready(v) => break Step::Ready(v),
+                Step::Wait(l) => l,
+            };
+            let Some(timeout) = poll_timeout(deadline) else {
+                break Step::Wait(l);
+            };
+            let began = Instant::now();
+            let spun = if d.spin.load(Ordering::Relaxed) {
+                d.spin_read(&mut rs.buf, began, deadline)
+            } else {
+                None
+            };
+            let read = match spun {
+                Some(r) => r,
+                None => {
+                    match d.poll(timeout) {
+                        Wake::Input => {}
+                        Wake::Kicked | Wake::Interrupted => continue,
+                        // The loss notified `l`'s event, or will.
+                        Wake::Stopped | Wake::TimedOut => break Step::Wait(l),
+                    }
+                    d.read_some(&mut rs.buf)
+                }
+            };
+            // Spin next time only if this input came within the spin.
+            d.spin.store(began.elapsed() < SPIN, Ordering::Relaxed);
+            match read {
+                // The background thread reports the end, which `l` hears.
+                Ok(0) => {
+                    rs.ended = true;
+                    break Step::Wait(l);
+                }
+                Ok(_) => {
+                    if !drain(self, &mut rs.dec, &mut rs.buf) {
+                        rs.done = true;
+                        break Step::Wait(l);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => {
+                    rs.ended = true;
+                    break Step::Wait(l);
+                }
+            }
+        };
+        d.pollers.fetch_sub(1, Ordering::SeqCst);
+        d.release(rs);
+        out
+    }
+
+    /// For a task about to wait: whether it should poll the input for a
+    /// while first (the last wait for input was short, see [`SPIN`]), and
+    /// for how long.
+    pub(crate) fn spin_for(&self) -> Option<std::time::Duration> {
+        let d = self.direct.as_ref()?;
+        d.spin.load(Ordering::Relaxed).then_some(SPIN)
+    }
+
+    /// Records how long a task waited for input (see [`SPIN`]).
+    pub(crate) fn waited(&self, took: std::time::Duration) {
+        if let Some(d) = &self.direct {
+            d.spin.store(took < SPIN, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads and dispatches what the input holds now, without waiting and
+    /// without taking the read role from anyone: for a task polling the
+    /// input in turns with the other tasks of its runtime.
+    pub(crate) fn read_now(self: &Arc<Self>) {
+        let Some(d) = &self.direct else { return };
+        let Some(mut rs) = d.hold() else {
+            return;
+        };
+        if rs.ended || rs.done {
+            return;
+        }
+        let rs = &mut *rs;
+        // The end of the input and errors are left to the background task,
+        // which the input wakes.
+        if matches!(d.read_some(&mut rs.buf), Ok(1..)) {
+            if !drain(self, &mut rs.dec, &mut rs.buf) {
+                rs.done = true;
+            }
+        }
+    }
+
+    /// Counts a thread or task waiting on a channel without the read role,
+    /// until the guard drops (see [`DirectReader::release`]).
+    pub(crate) fn waiting(&self) -> Option<Waiting<'_>> {
+        let d = self.direct.as_ref()?;
+        d.waiters.fetch_add(1, Ordering::SeqCst);
+        // A thread that let go of the role just before may have started the
+        // grace period: watch the input now.
+        if let Some(mut rs) = d.hold() {
+            if rs.watch == Watch::Timer && !rs.done {
+                d.arm();
+                rs.watch = Watch::Armed;
+            }
+        }
+        Some(Waiting(d))
+    }
+}
+
+/// See [`Shared::waiting`].
+pub(crate) struct Waiting<'a>(&'a DirectReader);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The epoll set, for tokio to watch.
+struct EpollFd(RawFd);
+
+impl AsRawFd for EpollFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Decodes what the handshake left in the buffer and starts the background
+/// reader, a task on the current runtime.
+pub(crate) fn start(shared: Arc<Shared>, eof_reason: Option<EofReason>) -> io::Result<()> {
+    let Some(d) = &shared.direct else {
+        return Ok(());
+    };
+    // SAFETY: the epoll fd belongs to `shared`, which the background task
+    // holds, so it stays open as long as this registration.
+    let afd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(
+            EpollFd(d.epoll.as_raw_fd()),
+            tokio::io::Interest::READABLE,
+        )
+    }
+    .map_err(io::Error::from)?;
+    {
+        let mut rs = d.state.lock();
+        let rs = &mut *rs;
+        if drain(&shared, &mut rs.dec, &mut rs.buf) {
+            d.arm();
+            rs.watch = Watch::Armed;
+        } else {
+            rs.done = true;
+        }
+    }
+    tokio::spawn(background(shared, afd, eof_reason));
+    Ok(())
+}
+
+/// How a background read ended.
+enum End {
+    /// The input would block: watch it again.
+    Pending,
+    /// A protocol error, already reported.
+    Broken,
+    /// The end of the input, with the bytes of a cut frame.
+    Eof(usize),
+    Failed(String),
+}
+
+/// Reads while no waiting thread does, and reports the end of the input.
+async fn background(
+    shared: Arc<Shared>,
+    afd: tokio::io::unix::AsyncFd<EpollFd>,
+    eof_reason: Option<EofReason>,
+) {
+    let Some(d) = &shared.direct else { return };
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 3];
+    loop {
+        let Ok(mut guard) = afd.readable().await else {
+            return;
+        };
+        // SAFETY: `events` is valid for 3 entries; a zero timeout never
+        // blocks.
+        let n = unsafe { libc::epoll_wait(d.epoll.as_raw_fd(), events.as_mut_ptr(), 3, 0) };
+        if n <= 0 {
+            guard.clear_ready();
+            continue;
+        }
+        let fired = &events[..n as usize];
+        if fired.iter().any(|e| e.u64 == TIMER) {
+            reset(d.timer.as_raw_fd());
+            d.timer_armed.store(false, Ordering::SeqCst);
+        }
+        if fired.iter().any(|e| e.u64 == NUDGE) {
+            reset(d.nudge.as_raw_fd());
+        }
+        if d.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(end) = read_here(&shared, d) else {
+            continue;
+        };
+        let why = match end {
+            End::Pending => continue,
+            End::Broken => return,
+            End::Failed(why) => why,
+            End::Eof(cut) => {
+                let why = match &eof_reason {
+                    Some(f) => f().await,
+                    None => "the connection closed".to_string(),
+                };
+                end_of_input(why, cut)
+            }
+        };
+        shared.set_lost(Error::GatewayLost {
+            gateway: shared.name.clone(),
+            pid: shared.peer_pid.load(Ordering::Relaxed),
+            reason: why,
+        });
+        return;
+    }
+}
+
+/// The background reader's turn: reads what there is, unless a thread
+/// holds the read role (`None`).
+fn read_here(shared: &Arc<Shared>, d: &DirectReader) -> Option<End> {
+    // A thread holding the role hands the input back when it lets go: it
+    // sees `nudge_due` and wakes this task again.
+    let mut rs = match d.state.try_lock() {
+        Some(rs) => rs,
+        None => {
+            d.nudge_due.store(true, Ordering::SeqCst);
+            let rs = d.state.try_lock()?;
+            d.nudge_due.store(false, Ordering::SeqCst);
+            rs
+        }
+    };
+    if rs.done {
+        return Some(End::Broken);
+    }
+    let now = Instant::now();
+    if rs.watch == Watch::Timer && now < rs.timer_due {
+        // The grace period was extended since the timer was set.
+        if !d.timer_armed.swap(true, Ordering::SeqCst) {
+            d.start_timer(rs.timer_due - now);
+        }
+        return None;
+    }
+    let rs = &mut *rs;
+    let end = loop {
+        if !drain(shared, &mut rs.dec, &mut rs.buf) {
+            break End::Broken;
+        }
+        match d.read_some(&mut rs.buf) {
+            Ok(0) => break End::Eof(rs.buf.len()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break End::Pending,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break End::Failed(format!("reading failed: {e}")),
+        }
+    };
+    if let End::Pending = end {
+        d.arm();
+        rs.watch = Watch::Armed;
+    } else {
+        rs.done = true;
+    }
+    Some(end)
+}
