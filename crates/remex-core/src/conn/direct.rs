@@ -545,10 +545,8 @@ impl Shared {
         let rs = &mut *rs;
         // The end of the input and errors are left to the background task,
         // which the input wakes.
-        if matches!(d.read_some(&mut rs.buf), Ok(1..)) {
-            if !drain(self, &mut rs.dec, &mut rs.buf) {
-                rs.done = true;
-            }
+        if matches!(d.read_some(&mut rs.buf), Ok(1..)) && !drain(self, &mut rs.dec, &mut rs.buf) {
+            rs.done = true;
         }
     }
 
