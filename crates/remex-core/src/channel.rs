@@ -90,12 +90,24 @@ impl Serialize for Channel {
     }
 }
 
-async fn wait_async<T>(shared: &Arc<Shared>, mut step: impl FnMut() -> Step<T>) -> T {
-    // On a connection that reads directly, a task whose last wait was
-    // short polls the input for a while, yielding to the other tasks of
-    // its runtime between polls, instead of sleeping (see conn::direct).
+/// `exchange`: the wait is for the answer to the one item this side sent
+/// (see `ChanState::awaits_answer`).
+async fn wait_async<T>(
+    shared: &Arc<Shared>,
+    exchange: bool,
+    mut step: impl FnMut() -> Step<T>,
+) -> T {
+    // On a connection that reads directly, a task waiting for the answer
+    // in a request-reply exchange whose last wait was short polls the
+    // input for a while, yielding to the other tasks of its runtime
+    // between polls, instead of sleeping (see conn::direct). Other waits
+    // (a stream of replies to many requests) sleep: spinning there only
+    // takes processor time from the workers.
     let began = Instant::now();
-    let mut spin = shared.spin_for().map(|d| began + d);
+    let mut spin = exchange
+        .then(|| shared.spin_for())
+        .flatten()
+        .map(|d| began + d);
     loop {
         match step() {
             Step::Ready(v) => {
@@ -222,6 +234,7 @@ impl Channel {
     }
 
     fn write(&self, value: &Value, kind: Kind, payload: &[u8]) -> Result<()> {
+        self.state().sent.fetch_add(1, Ordering::Relaxed);
         match (kind, value) {
             (Kind::Bytes, Value::Bytes(b)) => self.shared().push_data(self.id(), kind, b),
             _ => self.shared().push_data(self.id(), kind, payload),
@@ -240,7 +253,7 @@ impl Channel {
     pub async fn send_value(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
-        wait_async(&self.handle.shared, || {
+        wait_async(&self.handle.shared, false, || {
             self.state().try_reserve(self.shared(), size)
         })
         .await?;
@@ -294,7 +307,8 @@ impl Channel {
     /// Receives the next item. After the remote side closed, returns
     /// [`Error::EndOfChannel`] (or the remote error) every time.
     pub async fn receive_value(&self) -> Result<Value> {
-        wait_async(&self.handle.shared, || {
+        let exchange = self.state().awaits_answer();
+        wait_async(&self.handle.shared, exchange, || {
             self.state().try_receive(self.shared())
         })
         .await
@@ -353,7 +367,7 @@ impl Channel {
         with_timeout(
             "the channel to close",
             timeout,
-            wait_async(&self.handle.shared, || {
+            wait_async(&self.handle.shared, false, || {
                 self.state().try_waitclose(self.shared())
             }),
         )

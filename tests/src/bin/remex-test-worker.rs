@@ -66,6 +66,16 @@ fn main() {
             let ch = t.channel().attach(r);
             Ok::<_, TaskError>(ch.receive_value_blocking(Some(std::time::Duration::from_secs(10)))?)
         })
+        .task("echo_then_sleep", |t: &Task| {
+            // [n, ms]: echoes n items, then works (sleeps) without reading.
+            let (n, ms): (u32, u64) = t.args()?;
+            for _ in 0..n {
+                let v = t.channel().receive_value_blocking(None)?;
+                t.channel().send_value_blocking(v)?;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok::<_, TaskError>(())
+        })
         .task("suicide", |_t: &Task| -> Result<(), TaskError> {
             // SAFETY: the worker kills itself, on purpose.
             unsafe {

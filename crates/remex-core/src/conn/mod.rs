@@ -842,6 +842,10 @@ pub(crate) struct ChanState {
     /// that the items it holds are there when it is attached.
     pub(crate) attached: std::sync::atomic::AtomicBool,
     window: u32,
+    /// Items sent and received on this channel, to tell a request-reply
+    /// exchange (see [`ChanState::awaits_answer`]).
+    pub(crate) sent: AtomicU64,
+    received: AtomicU64,
 }
 
 /// Either a result now, or a listener to wait on before trying again.
@@ -865,6 +869,8 @@ impl ChanState {
             handles: AtomicUsize::new(0),
             attached: Default::default(),
             window,
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
         }
     }
 
@@ -973,6 +979,12 @@ impl ChanState {
         }
     }
 
+    /// This side sent exactly one item more than it received: a receive
+    /// now waits for the answer of a request-reply exchange.
+    pub(crate) fn awaits_answer(&self) -> bool {
+        self.sent.load(Ordering::Relaxed) == self.received.load(Ordering::Relaxed) + 1
+    }
+
     pub(crate) fn try_receive(&self, shared: &Shared) -> Step<Result<Value>> {
         let mut i = self.inner.lock();
         if i.callback.is_some() || i.callback_done {
@@ -980,6 +992,7 @@ impl ChanState {
         }
         if let Some((v, size)) = i.queue.pop_front() {
             drop(i);
+            self.received.fetch_add(1, Ordering::Relaxed);
             self.consumed(shared, size);
             return Step::Ready(Ok(v));
         }
