@@ -1,27 +1,32 @@
-//! Reading the input in the thread that waits for it.
+//! Reading the input in the thread or task that waits for it.
 //!
-//! A worker's task blocked in `receive_blocking` would otherwise wait for
-//! the reader to decode its item and wake it: two thread wake-ups per
-//! message where a plain pipe program has one, and on a virtual machine a
-//! wake-up that lands on an idle vCPU costs tens of microseconds. With a
-//! direct reader, a thread about to block on a channel takes the *read
-//! role* if nobody holds it, and reads and dispatches the input itself
-//! until what it waits for is there (its own item, or anything for other
-//! channels, which it hands on as the reader would).
+//! Without this, a thread blocked in `receive_blocking` waits for a reader
+//! to decode its item and wake it: two thread wake-ups per message where a
+//! plain pipe program has one, and on a virtual machine a wake-up that lands
+//! on an idle vCPU costs tens of microseconds. Here, a thread about to block
+//! on a channel takes the *read role* if nobody holds it, and reads and
+//! dispatches the input itself until what it waits for is there (its own
+//! item, or anything for other channels, which it hands on as the reader
+//! would).
 //!
-//! A thread that got its item usually comes back soon for the next one
-//! (a task serving requests), and the next item usually arrives soon after
-//! it answered. So when it lets go of the role and no other thread is
-//! waiting, the input stays unwatched for a grace period ([`GRACE`]): a
-//! timer wakes the background thread only if nobody took the role again
-//! by then. The background thread then reads until a waiting thread takes
-//! the role back, watching the input through an epoll set in which the
-//! input is armed one-shot; taking the role disarms it. With other threads
-//! waiting, the input is watched at once. So in a steady exchange the
-//! background thread never wakes, and traffic nobody waits for (a new
-//! `Exec`, a status request) waits at most the grace period. The
-//! background thread also reports the end of the input: a waiting thread
-//! that meets it leaves it there.
+//! While nobody holds the role, a background task watches the input
+//! through an epoll set in which the input is armed one-shot; taking the
+//! role disarms it, so that the background task never wakes for input a
+//! waiting thread reads. A thread that got its item usually comes back soon
+//! for the next one (a task serving requests), so when it lets go of the
+//! role and nobody else waits, the input stays unwatched for a grace period
+//! ([`GRACE`]): a timer wakes the background task only if nobody took the
+//! role again by then. With other threads or tasks waiting, the input is
+//! watched at once. In a steady exchange the background task never wakes,
+//! and traffic nobody waits for (a new `Exec`, a status request) waits at
+//! most the grace period. The background task also reports the end of the
+//! input: a waiting thread that meets it leaves it there.
+//!
+//! A waiting thread whose last wait for input was short polls the input
+//! for up to [`SPIN`] before it sleeps: the peer of a request-reply exchange
+//! then answers before either side falls asleep. An async task awaiting the
+//! answer to the one item it sent does the same, yielding to the other
+//! tasks of its runtime between polls ([`Shared::read_now`]).
 //!
 //! Two eventfds wake readers: `wake` a thread polling the input (a local
 //! change, such as a close from another thread, may have ended its wait,
@@ -53,16 +58,16 @@ pub(super) const GRACE: std::time::Duration = std::time::Duration::from_millis(1
 /// How long a waiting thread polls the input without sleeping, when the
 /// input it waited for last time came sooner than that: the peer of a
 /// request-reply exchange then answers before this thread would have fallen
-/// asleep, and no wake-up is paid on either side (as `SO_BUSY_POLL` does for
-/// sockets). A thread whose input is slower does not spin.
+/// asleep, and no wake-up is paid on either side (as Linux's `SO_BUSY_POLL`
+/// does for sockets). A thread whose input is slower does not spin.
 pub(super) const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Who watches the input while nobody holds the read role.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Watch {
-    /// The background thread, through the armed epoll set.
+    /// The background task, through the armed epoll set.
     Armed,
-    /// The background thread once the timer fires.
+    /// The background task once the timer fires.
     Timer,
     /// A thread holds the role.
     Off,
@@ -82,7 +87,7 @@ pub(crate) struct DirectReader {
     /// The connection is lost: nobody reads any more.
     stopped: std::sync::atomic::AtomicBool,
     nudge_due: std::sync::atomic::AtomicBool,
-    /// The timer is set (cleared by the background thread when it fires).
+    /// The timer is set (cleared by the background task when it fires).
     timer_armed: std::sync::atomic::AtomicBool,
     /// The last wait for input was shorter than [`SPIN`]: spin first.
     spin: std::sync::atomic::AtomicBool,
@@ -99,7 +104,7 @@ struct ReadState {
     buf: BytesMut,
     dec: MessageDecoder,
     /// A waiting thread met the end of the input (or a read error); the
-    /// background thread reports it.
+    /// background task reports it.
     ended: bool,
     /// The stream is broken or lost: nobody reads any more.
     done: bool,
@@ -132,7 +137,7 @@ fn epoll_ctl(epoll: RawFd, op: libc::c_int, fd: RawFd, events: u32, data: u64) {
     let mut ev = libc::epoll_event { events, u64: data };
     // SAFETY: both fds are open (owned by the DirectReader); `ev` is valid.
     // The calls cannot fail for registered fds, and a failure to arm would
-    // only leave the background thread asleep while a thread holds the role.
+    // only leave the background task asleep while a thread holds the role.
     unsafe {
         libc::epoll_ctl(epoll, op, fd, &mut ev);
     }
@@ -193,7 +198,7 @@ enum Wake {
 impl DirectReader {
     /// Takes over `fd` (non-blocking); `buf` holds bytes already read.
     pub(crate) fn new(fd: OwnedFd, buf: BytesMut, dec: MessageDecoder) -> io::Result<Self> {
-        // SAFETY: fcntl on an fd we own. The background thread reads until
+        // SAFETY: fcntl on an fd we own. The background task reads until
         // the input would block, so it must not block.
         unsafe {
             let flags = cvt("fcntl F_GETFL", libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
@@ -264,7 +269,7 @@ impl DirectReader {
         })
     }
 
-    /// Lets the background thread wake for input.
+    /// Lets the background task wake for input.
     fn arm(&self) {
         epoll_ctl(
             self.epoll.as_raw_fd(),
@@ -275,7 +280,7 @@ impl DirectReader {
         );
     }
 
-    /// Keeps the background thread asleep while a waiting thread reads.
+    /// Keeps the background task asleep while a waiting thread reads.
     fn disarm(&self) {
         epoll_ctl(
             self.epoll.as_raw_fd(),
@@ -305,7 +310,7 @@ impl DirectReader {
         }
     }
 
-    /// Hands the input to the background thread as `rs` lets go of it.
+    /// Hands the input to the background task as `rs` lets go of it.
     fn release(&self, rs: &mut ReadState) {
         if rs.done {
             return;
@@ -315,7 +320,7 @@ impl DirectReader {
             rs.watch = Watch::Armed;
         } else {
             // Programming a timer costs a microsecond (more on a VM): a
-            // running one is left alone, and the background thread sets it
+            // running one is left alone, and the background task sets it
             // again if the grace period was extended meanwhile.
             rs.timer_due = Instant::now() + GRACE;
             rs.watch = Watch::Timer;
@@ -325,12 +330,12 @@ impl DirectReader {
         }
     }
 
-    /// Takes the input from the background thread.
+    /// Takes the input from the background task.
     fn take(&self, rs: &mut ReadState) {
         if rs.watch == Watch::Armed {
             self.disarm();
         }
-        // A running timer may still fire: the background thread then finds
+        // A running timer may still fire: the background task then finds
         // the role taken, or a later timer, and sleeps on.
         rs.watch = Watch::Off;
     }
@@ -489,7 +494,7 @@ impl Shared {
             // Spin next time only if this input came within the spin.
             d.spin.store(began.elapsed() < SPIN, Ordering::Relaxed);
             match read {
-                // The background thread reports the end, which `l` hears.
+                // The background task reports the end, which `l` hears.
                 Ok(0) => {
                     rs.ended = true;
                     break Step::Wait(l);

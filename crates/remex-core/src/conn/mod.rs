@@ -1,10 +1,12 @@
 //! The connection engine: one byte stream, many channels.
 //!
 //! Both ends of a gateway run one: the controller and the worker are
-//! symmetric at this level. A reader task decodes messages and dispatches
-//! them to channel states; senders append encoded frames to a shared output
-//! buffer that one writer task drains in large writes, so that many small
-//! messages cost one system call.
+//! symmetric at this level. A reader decodes messages and dispatches them
+//! to channel states: a reader task, or, on connections over a raw fd, the
+//! thread or task that waits for input (`direct`). Senders append encoded
+//! frames to a shared output buffer: a sender answering input writes its
+//! frame at once, and one writer task drains the rest in large writes, so
+//! that many small messages cost one system call.
 //!
 //! Flow control: each channel starts with `window` bytes of send credit; a
 //! sender waits while its credit is used up, and the receiver returns credit
@@ -260,12 +262,13 @@ impl Connection {
         Connection { shared }
     }
 
-    /// As [`Connection::spawn`], but the input is the raw, non-blocking fd
-    /// `input`, and a thread that waits on a channel with a `*_blocking`
-    /// call reads it itself while nobody else does, so that its item needs
-    /// no hand-off from a reader thread. A background thread reads the rest
-    /// of the time. Made for workers, whose tasks and scripts wait in
-    /// blocking calls.
+    /// As [`Connection::spawn`], but the input is the raw fd `input` (made
+    /// non-blocking), and a thread that waits on a channel with a
+    /// `*_blocking` call reads it itself while nobody else does, so that its
+    /// item needs no hand-off from a reader; a task awaiting the answer of a
+    /// request-reply exchange polls it for a while. A background task reads
+    /// the rest of the time. Workers and process gateways (popen, ssh, cmd)
+    /// run this way; the module `direct` tells how.
     pub fn spawn_direct<W>(
         config: ConnConfig,
         handlers: Handlers,
