@@ -197,6 +197,7 @@ impl Paired {
 struct RemexRows {
     create_ms: f64,
     rtt: Paired,
+    rtt_threads: Paired,
     msgs_per_s: f64,
     bulk: Paired,
     bulk_default_pipe: f64,
@@ -231,6 +232,23 @@ async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
         let r = t0.elapsed().as_secs_f64() / c.pings as f64 * 1e6;
         rtt.push(r, echo.rtt(c.pings));
     }
+    // The same from a plain thread with blocking calls, as remex::blocking
+    // and execnet users write it.
+    let mut rtt_threads = Paired::default();
+    for _ in 0..c.rounds {
+        let (ch2, n) = (ch.clone(), c.pings);
+        let r = tokio::task::spawn_blocking(move || -> remex::Result<f64> {
+            let t0 = Instant::now();
+            for i in 0..n as i64 {
+                ch2.send_value_blocking(Value::Int(i))?;
+                ch2.receive_value_blocking(None)?;
+            }
+            Ok(t0.elapsed().as_secs_f64() / n as f64 * 1e6)
+        })
+        .await
+        .expect("the ping thread runs")?;
+        rtt_threads.push(r, echo.rtt(c.pings));
+    }
     echo.stop();
     ch.close(None);
     let mut rates = Vec::new();
@@ -264,6 +282,7 @@ async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     Ok(RemexRows {
         create_ms: median(creates),
         rtt,
+        rtt_threads,
         msgs_per_s: median(rates),
         bulk,
         bulk_default_pipe: median(default_pipe),
@@ -471,6 +490,34 @@ async fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--bulk-only") {
+        // Profiling aid: only row (d), remex and the floor alternating.
+        let gw = makegateway("popen//worker=self").await.expect("gateway");
+        let total = 256usize << 20;
+        let chunk = 256usize << 10;
+        let mut bulk = Paired::default();
+        for _ in 0..7 {
+            let ch = gw.remote_call("bulk", &(total, chunk)).expect("bulk");
+            let t0 = Instant::now();
+            let mut got = 0;
+            while got < total {
+                if let Value::Bytes(b) = ch.receive_value().await.expect("item") {
+                    got += b.len();
+                }
+            }
+            let r = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+            bulk.push(r, pipe_bandwidth(total, chunk, true));
+        }
+        println!(
+            "bulk {:.0} MB/s, floor {:.0} MB/s, {:.0}% (per round: {:?} / {:?})",
+            median(bulk.remex.clone()),
+            median(bulk.floor.clone()),
+            bulk.ratio() * 100.0,
+            bulk.remex.iter().map(|x| x.round()).collect::<Vec<_>>(),
+            bulk.floor.iter().map(|x| x.round()).collect::<Vec<_>>(),
+        );
+        return;
+    }
     if args.iter().any(|a| a == "--floor-only") {
         let gw = if args.iter().any(|a| a == "--with-gateway") {
             Some(makegateway("popen//worker=self").await.expect("gateway"))
@@ -674,6 +721,14 @@ async fn main() {
         fmt_e(1, &|x| format!("{x:.1} us")),
         r.rtt.ratio(),
         fmt_e(1, &|x| format!("{:.1}x faster", x / rtt))
+    );
+    let rtt_t = median(r.rtt_threads.remex.clone());
+    println!(
+        "| (b') ping-pong round trip, blocking calls from a plain thread | {:.1} us | {:.1} us | | {:.2}x the floor | {} | |",
+        rtt_t,
+        median(r.rtt_threads.floor.clone()),
+        r.rtt_threads.ratio(),
+        fmt_e(1, &|x| format!("{:.1}x faster", x / rtt_t))
     );
     println!(
         "| (c) one-way small messages, worker to controller | {:.0} msg/s | | {} | | {} | >= 1,000,000 msg/s |",

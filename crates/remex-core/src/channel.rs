@@ -131,8 +131,11 @@ async fn wait_async<T>(
     }
 }
 
+/// `spin`: the input may be polled before sleeping (a wait for an item;
+/// see conn::direct).
 fn wait_blocking<T>(
     shared: &Arc<Shared>,
+    spin: bool,
     what: &'static str,
     timeout: Option<Duration>,
     mut step: impl FnMut() -> Step<T>,
@@ -151,7 +154,7 @@ fn wait_blocking<T>(
         }
         // On a connection that reads directly, this thread may read what
         // it waits for itself (see conn::direct).
-        let l = match shared.read_while_waiting(l, deadline, &mut step) {
+        let l = match shared.read_while_waiting(l, deadline, spin, &mut step) {
             Step::Ready(v) => return Ok(v),
             Step::Wait(l) => l,
         };
@@ -293,7 +296,7 @@ impl Channel {
     pub fn send_value_blocking(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
-        wait_blocking(&self.handle.shared, "send credit", None, || {
+        wait_blocking(&self.handle.shared, false, "send credit", None, || {
             self.state().try_reserve(self.shared(), size)
         })??;
         self.write(&value, kind, &payload)
@@ -327,7 +330,7 @@ impl Channel {
 
     /// Receives on a plain thread, with an optional timeout.
     pub fn receive_value_blocking(&self, timeout: Option<Duration>) -> Result<Value> {
-        wait_blocking(&self.handle.shared, "an item", timeout, || {
+        wait_blocking(&self.handle.shared, true, "an item", timeout, || {
             self.state().try_receive(self.shared())
         })?
     }
@@ -376,9 +379,13 @@ impl Channel {
 
     /// [`Channel::waitclose`] for plain threads.
     pub fn waitclose_blocking(&self, timeout: Option<Duration>) -> Result<()> {
-        wait_blocking(&self.handle.shared, "the channel to close", timeout, || {
-            self.state().try_waitclose(self.shared())
-        })?
+        wait_blocking(
+            &self.handle.shared,
+            false,
+            "the channel to close",
+            timeout,
+            || self.state().try_waitclose(self.shared()),
+        )?
     }
 
     /// Items received but not yet consumed, and their size in wire bytes.

@@ -163,6 +163,9 @@ fn reset(fd: RawFd) {
 struct Held<'a> {
     d: &'a DirectReader,
     guard: Option<parking_lot::MutexGuard<'a, ReadState>>,
+    /// Taken from the background task by a polling thread: given back on
+    /// drop, also if a callback run while dispatching panicked.
+    reading: bool,
 }
 
 impl std::ops::Deref for Held<'_> {
@@ -180,6 +183,10 @@ impl std::ops::DerefMut for Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
+        if let Some(rs) = self.guard.as_mut().filter(|_| self.reading) {
+            self.d.pollers.fetch_sub(1, Ordering::SeqCst);
+            self.d.release(rs);
+        }
         drop(self.guard.take());
         if self.d.nudge_due.swap(false, Ordering::SeqCst) {
             bump(self.d.nudge.as_raw_fd());
@@ -266,6 +273,7 @@ impl DirectReader {
         Some(Held {
             d: self,
             guard: Some(guard),
+            reading: false,
         })
     }
 
@@ -446,10 +454,12 @@ impl Shared {
     /// For a thread about to wait on `l`: if this connection reads directly
     /// and nobody reads now, reads the input here until `step` is ready or
     /// `deadline` passes. Otherwise, or then, returns a listener to wait on.
+    /// With `spin`, polls the input for a while before sleeping ([`SPIN`]).
     pub(crate) fn read_while_waiting<T>(
         self: &Arc<Self>,
         l: EventListener,
         deadline: Option<Instant>,
+        spin: bool,
         step: &mut dyn FnMut() -> Step<T>,
     ) -> Step<T> {
         let Some(d) = &self.direct else {
@@ -464,8 +474,9 @@ impl Shared {
         drop(l);
         d.take(&mut rs);
         d.pollers.fetch_add(1, Ordering::SeqCst);
+        rs.reading = true;
         let rs = &mut *rs;
-        let out = loop {
+        loop {
             let l = match step() {
                 Step::Ready(v) => break Step::Ready(v),
                 Step::Wait(l) => l,
@@ -474,7 +485,7 @@ impl Shared {
                 break Step::Wait(l);
             };
             let began = Instant::now();
-            let spun = if d.spin.load(Ordering::Relaxed) {
+            let spun = if spin && d.spin.load(Ordering::Relaxed) {
                 d.spin_read(&mut rs.buf, began, deadline)
             } else {
                 None
@@ -492,7 +503,9 @@ impl Shared {
                 }
             };
             // Spin next time only if this input came within the spin.
-            d.spin.store(began.elapsed() < SPIN, Ordering::Relaxed);
+            if spin {
+                d.spin.store(began.elapsed() < SPIN, Ordering::Relaxed);
+            }
             match read {
                 // The background task reports the end, which `l` hears.
                 Ok(0) => {
@@ -515,10 +528,8 @@ impl Shared {
                     break Step::Wait(l);
                 }
             }
-        };
-        d.pollers.fetch_sub(1, Ordering::SeqCst);
-        d.release(rs);
-        out
+        }
+        // Dropping the role gives the input back (Held's drop).
     }
 
     /// For a task about to wait: whether it should poll the input for a

@@ -125,8 +125,10 @@ const DIRECT_GAP: std::time::Duration = std::time::Duration::from_micros(20);
 
 impl OutBuf {
     /// Writes as much of `buf` as the fd takes now, without blocking.
-    /// `answering`: input arrived since the last write, so this is likely a
-    /// reply in a request-reply exchange, which batching would only delay.
+    /// `answering`: input arrived since the last write, so a small frame is
+    /// likely a reply in a request-reply exchange, which batching would
+    /// only delay. (Bulk items keep the writer task, which writes while the
+    /// sender prepares the next one.)
     /// Returns whether the writer task still has work.
     fn try_direct(&mut self, answering: bool) -> bool {
         let Some(fd) = self.direct_fd else {
@@ -136,7 +138,7 @@ impl OutBuf {
             return true;
         }
         let now = std::time::Instant::now();
-        let recent = !answering
+        let recent = !(answering && self.buf.len() <= 16 * 1024)
             && self
                 .last_direct
                 .is_some_and(|t| now.duration_since(t) < DIRECT_GAP);
