@@ -7,6 +7,11 @@
 //! plain pipes with blocking reads and writes. Medians over repetitions.
 //!
 //! This program is also its own worker (self-exec) and its own pipe peer.
+//!
+//! Profiling aids, each measuring one row quickly: `--pingpong-only`
+//! (`--spawned` from a tokio task, `--blocking` from a plain thread; also
+//! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
+//! `--tasks-only` (`--raw-lane`), `--group64-only`.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
