@@ -301,7 +301,7 @@ struct GroupRows {
     tasks_per_s: f64,
     /// (g) ms to create and to terminate 64 gateways, and KiB of controller
     /// memory per gateway.
-    group64: (f64, f64, f64),
+    group64: (f64, f64, f64, f64),
 }
 
 fn rss_kib() -> f64 {
@@ -345,14 +345,14 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
-    let (create, term, per_gw) = match nums.as_slice() {
-        [a, b, c] => (*a, *b, *c),
+    let (create, term, per_gw, fds) = match nums.as_slice() {
+        [a, b, c, d] => (*a, *b, *c, *d),
         _ => panic!("group64 child printed {text:?}"),
     };
     Ok(GroupRows {
         group8_ms: median(times),
         tasks_per_s: median(rates),
-        group64: (create, term, per_gw),
+        group64: (create, term, per_gw, fds),
     })
 }
 
@@ -480,17 +480,19 @@ async fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     if args.iter().any(|a| a == "--group64-only") {
-        let before = rss_kib();
+        let open_fds = || std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+        let (before, fds_before) = (rss_kib(), open_fds());
         let t0 = Instant::now();
         let g = remex::Group::new(["64*popen//worker=self"])
             .await
             .expect("64 gateways");
         let create = t0.elapsed().as_secs_f64() * 1e3;
         let per_gw = (rss_kib() - before) / 64.0;
+        let fds = (open_fds() - fds_before) as f64 / 64.0;
         let t1 = Instant::now();
         g.terminate(Duration::from_secs(1)).await;
         println!(
-            "{create:.1} {:.1} {per_gw:.1}",
+            "{create:.1} {:.1} {per_gw:.1} {fds:.1}",
             t1.elapsed().as_secs_f64() * 1e3
         );
         return;
@@ -768,8 +770,8 @@ async fn main() {
         gr.tasks_per_s
     );
     println!(
-        "| (g) 64 popen gateways: create / terminate / controller memory each | {:.0} ms / {:.0} ms / {:.0} KiB | | | | | |",
-        gr.group64.0, gr.group64.1, gr.group64.2
+        "| (g) 64 popen gateways: create / terminate / controller memory, fds each | {:.0} ms / {:.0} ms / {:.0} KiB, {:.1} fds | | | | | |",
+        gr.group64.0, gr.group64.1, gr.group64.2, gr.group64.3
     );
     match &ssh {
         Ok((create, rtt, ex)) => {
