@@ -11,17 +11,22 @@ use remex::{Error, Value};
 
 const T: Duration = Duration::from_secs(10);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_exec_is_served_while_a_task_works_after_reading() {
-    let gw = common::gateway().await;
-    // The task waits for items and so reads them itself (taking the read
-    // role), answers, and then works for 3 s without reading: the worker
-    // must still read.
+/// A task that waits for three items and so reads them itself (taking the
+/// read role), answers each, and then works for 3 s without reading.
+async fn busy_after_reading(gw: &remex::Gateway) -> remex::Channel {
     let busy = gw.remote_call("echo_then_sleep", &(3u32, 3000u64)).unwrap();
     for i in 0..3i64 {
         busy.send(&i).await.unwrap();
         assert_eq!(busy.receive::<i64>().await.unwrap(), i);
     }
+    busy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_exec_is_served_while_a_task_works_after_reading() {
+    let gw = common::gateway().await;
+    // While the task works, the worker must still read.
+    let busy = busy_after_reading(&gw).await;
     let t0 = Instant::now();
     let ch = gw.remote_exec("channel.send(7)").unwrap();
     assert_eq!(ch.receive_timeout::<i64>(T).await.unwrap(), 7);
@@ -37,11 +42,7 @@ async fn a_new_exec_is_served_while_a_task_works_after_reading() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_other_channels_are_served_while_a_task_works() {
     let gw = common::gateway().await;
-    let busy = gw.remote_call("echo_then_sleep", &(3u32, 3000u64)).unwrap();
-    for i in 0..3i64 {
-        busy.send(&i).await.unwrap();
-        busy.receive::<i64>().await.unwrap();
-    }
+    let busy = busy_after_reading(&gw).await;
     let echo = gw
         .remote_exec("for x in channel { channel.send(x + 1) }")
         .unwrap();
