@@ -406,6 +406,10 @@ impl Channel {
     /// remote failed or the worker died. After this, `receive` is an error.
     ///
     /// The callback runs on the gateway's reader and should return quickly.
+    /// On popen, ssh and cmd gateways and on workers, the reader may be a
+    /// thread or task that waits on another channel of the same gateway and
+    /// reads the input meanwhile (see `Connection::spawn_direct`): the
+    /// callback must not block, nor wait on the gateway itself.
     pub fn set_callback<F>(&self, callback: F, endmarker: Option<Value>) -> Result<()>
     where
         F: Fn(Value) + Send + Sync + 'static,
