@@ -172,3 +172,45 @@ async fn threads_and_tasks_sharing_a_connection_each_get_their_own_items() {
     .await
     .unwrap();
 }
+
+/// Voluntary context switches of every thread of `pid` so far.
+fn voluntary_switches(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the worker runs");
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|st| {
+            st.lines()
+                .filter(|l| l.starts_with("voluntary_ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_polling_can_be_turned_off_on_a_worker() {
+    let spec = common::spec(&format!("//env:{}=0", remex::conn::BUSY_POLL_ENV));
+    let gw = remex::makegateway(&spec).await.unwrap();
+    let ch = gw
+        .remote_exec("for x in channel { channel.send(x) }")
+        .unwrap();
+    ch.send(&0).await.unwrap();
+    ch.receive_timeout::<i64>(T).await.unwrap();
+    let pid = gw.rinfo().pid;
+    let n = 1000u64;
+    let before = voluntary_switches(pid);
+    for i in 0..n as i64 {
+        ch.send(&i).await.unwrap();
+        assert_eq!(ch.receive_timeout::<i64>(T).await.unwrap(), i);
+    }
+    let switches = voluntary_switches(pid) - before;
+    // Without busy-polling the worker's script thread sleeps between
+    // items: about one switch per round trip (polling, it makes almost
+    // none).
+    assert!(
+        switches >= n * 3 / 10,
+        "{switches} switches in {n} round trips: the worker still busy-polls"
+    );
+    ch.close(None);
+}

@@ -23,7 +23,8 @@
 //! input: a waiting thread that meets it leaves it there.
 //!
 //! A waiting thread whose last wait for input was short polls the input
-//! for up to [`SPIN`] before it sleeps: the peer of a request-reply exchange
+//! for up to [`SPIN`] (or `$REMEX_BUSY_POLL_US` microseconds, 0 to turn
+//! it off) before it sleeps: the peer of a request-reply exchange
 //! then answers before either side falls asleep. An async task awaiting the
 //! answer to the one item it sent does the same, yielding to the other
 //! tasks of its runtime between polls ([`Shared::read_now`]).
@@ -60,7 +61,31 @@ pub(super) const GRACE: std::time::Duration = std::time::Duration::from_millis(1
 /// request-reply exchange then answers before this thread would have fallen
 /// asleep, and no wake-up is paid on either side (as Linux's `SO_BUSY_POLL`
 /// does for sockets). A thread whose input is slower does not spin.
-pub(super) const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+pub const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// The environment variable that sets the busy-poll bound in microseconds
+/// for connections started afterwards (0 turns busy-polling off; at most
+/// 1000). A worker reads it at start, so `env:REMEX_BUSY_POLL_US=0` in a
+/// spec turns it off on that worker.
+pub const BUSY_POLL_ENV: &str = "REMEX_BUSY_POLL_US";
+
+/// The busy-poll bound: [`BUSY_POLL_ENV`] if set to a number, else
+/// [`SPIN`].
+fn busy_poll_bound() -> std::time::Duration {
+    let Some(v) = std::env::var_os(BUSY_POLL_ENV) else {
+        return SPIN;
+    };
+    match v.to_str().and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(us) => std::time::Duration::from_micros(us.min(1000)),
+        None => {
+            tracing::warn!(
+                "{BUSY_POLL_ENV}={v:?} is not a number of microseconds; using {} us",
+                SPIN.as_micros()
+            );
+            SPIN
+        }
+    }
+}
 
 /// Who watches the input while nobody holds the read role.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,7 +114,9 @@ pub(crate) struct DirectReader {
     nudge_due: std::sync::atomic::AtomicBool,
     /// The timer is set (cleared by the background task when it fires).
     timer_armed: std::sync::atomic::AtomicBool,
-    /// The last wait for input was shorter than [`SPIN`]: spin first.
+    /// How long a waiter may poll before sleeping; zero: never.
+    spin_limit: std::time::Duration,
+    /// The last wait for input was shorter than `spin_limit`: spin first.
     spin: std::sync::atomic::AtomicBool,
     /// Threads polling the input now; `wake` is written only if some are.
     pollers: AtomicUsize,
@@ -253,6 +280,7 @@ impl DirectReader {
             nudge_due: Default::default(),
             timer_armed: Default::default(),
             spin: std::sync::atomic::AtomicBool::new(true),
+            spin_limit: busy_poll_bound(),
             pollers: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
             state: Mutex::new(ReadState {
@@ -392,7 +420,7 @@ impl DirectReader {
         Wake::Input
     }
 
-    /// Tries to read for up to [`SPIN`] from `began` (not past `deadline`)
+    /// Tries to read for up to `spin_limit` from `began` (not past `deadline`)
     /// without sleeping; `None` if nothing came.
     fn spin_read(
         &self,
@@ -401,8 +429,8 @@ impl DirectReader {
         deadline: Option<Instant>,
     ) -> Option<io::Result<usize>> {
         let until = match deadline {
-            Some(d) => d.min(began + SPIN),
-            None => began + SPIN,
+            Some(d) => d.min(began + self.spin_limit),
+            None => began + self.spin_limit,
         };
         loop {
             match self.read_some(buf) {
@@ -454,7 +482,7 @@ impl Shared {
     /// For a thread about to wait on `l`: if this connection reads directly
     /// and nobody reads now, reads the input here until `step` is ready or
     /// `deadline` passes. Otherwise, or then, returns a listener to wait on.
-    /// With `spin`, polls the input for a while before sleeping ([`SPIN`]).
+    /// With `spin`, polls the input for a while before sleeping ([`SPIN`]); not if busy-polling is off.
     pub(crate) fn read_while_waiting<T>(
         self: &Arc<Self>,
         l: EventListener,
@@ -485,7 +513,7 @@ impl Shared {
                 break Step::Wait(l);
             };
             let began = Instant::now();
-            let spun = if spin && d.spin.load(Ordering::Relaxed) {
+            let spun = if spin && !d.spin_limit.is_zero() && d.spin.load(Ordering::Relaxed) {
                 d.spin_read(&mut rs.buf, began, deadline)
             } else {
                 None
@@ -504,7 +532,8 @@ impl Shared {
             };
             // Spin next time only if this input came within the spin.
             if spin {
-                d.spin.store(began.elapsed() < SPIN, Ordering::Relaxed);
+                d.spin
+                    .store(began.elapsed() < d.spin_limit, Ordering::Relaxed);
             }
             match read {
                 // The background task reports the end, which `l` hears.
@@ -537,13 +566,13 @@ impl Shared {
     /// for how long.
     pub(crate) fn spin_for(&self) -> Option<std::time::Duration> {
         let d = self.direct.as_ref()?;
-        d.spin.load(Ordering::Relaxed).then_some(SPIN)
+        (d.spin.load(Ordering::Relaxed) && !d.spin_limit.is_zero()).then_some(d.spin_limit)
     }
 
     /// Records how long a task waited for input (see [`SPIN`]).
     pub(crate) fn waited(&self, took: std::time::Duration) {
         if let Some(d) = &self.direct {
-            d.spin.store(took < SPIN, Ordering::Relaxed);
+            d.spin.store(took < d.spin_limit, Ordering::Relaxed);
         }
     }
 

@@ -32,6 +32,8 @@ use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus
 
 mod direct;
 
+pub use direct::{BUSY_POLL_ENV, SPIN};
+
 /// Default per-channel flow-control window: 4 MiB.
 pub const DEFAULT_WINDOW: u32 = 4 << 20;
 /// Default bound on one chunked message being reassembled: 1 GiB.
