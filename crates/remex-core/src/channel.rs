@@ -19,7 +19,7 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::conn::{Callback, ChanState, Shared, Step};
+use crate::conn::{Callback, ChanState, Quick, Shared, Step};
 use crate::error::{with_timeout, Error, Result};
 use crate::value::{from_value, to_value, ChannelRef, Value};
 use crate::wire::{Kind, Message};
@@ -90,11 +90,16 @@ impl Serialize for Channel {
     }
 }
 
+/// How long a task polling the input keeps its runtime's thread before it
+/// yields to the other tasks.
+const SPIN_SLICE: Duration = Duration::from_micros(10);
+
 /// `exchange`: the wait is for the answer to the one item this side sent
-/// (see `ChanState::awaits_answer`).
+/// (see `ChanState::awaits_answer`), with the channel's record of such
+/// waits.
 async fn wait_async<T>(
     shared: &Arc<Shared>,
-    exchange: bool,
+    exchange: Option<&Quick>,
     mut step: impl FnMut() -> Step<T>,
 ) -> T {
     // On a connection that reads directly, a task waiting for the answer
@@ -104,22 +109,29 @@ async fn wait_async<T>(
     // (a stream of replies to many requests) sleep: spinning there only
     // takes processor time from the workers.
     let began = Instant::now();
-    let mut spin = exchange
-        .then(|| shared.spin_for())
-        .flatten()
-        .map(|d| began + d);
+    let mut spin = exchange.and_then(|q| shared.spin_for(q)).map(|d| began + d);
     loop {
         match step() {
             Step::Ready(v) => {
-                shared.waited(began.elapsed());
+                if let Some(q) = exchange {
+                    shared.waited(q, began.elapsed());
+                }
                 return v;
             }
             Step::Wait(l) => {
                 if let Some(until) = spin {
-                    if Instant::now() < until {
+                    let now = Instant::now();
+                    if now < until {
                         drop(l);
-                        shared.read_now();
-                        tokio::task::yield_now().await;
+                        // Polls for a short slice within this turn, then
+                        // lets the runtime's other tasks run.
+                        let slice = until.min(now + SPIN_SLICE);
+                        while !shared.read_now() && Instant::now() < slice {
+                            std::hint::spin_loop();
+                        }
+                        if Instant::now() >= slice {
+                            tokio::task::yield_now().await;
+                        }
                         continue;
                     }
                     spin = None;
@@ -131,11 +143,11 @@ async fn wait_async<T>(
     }
 }
 
-/// `spin`: the input may be polled before sleeping (a wait for an item;
-/// see conn::direct).
+/// `quick`: the channel's record of its waits for items, which tells
+/// whether to poll the input before sleeping (see conn::direct).
 fn wait_blocking<T>(
     shared: &Arc<Shared>,
-    spin: bool,
+    quick: Option<&Quick>,
     what: &'static str,
     timeout: Option<Duration>,
     mut step: impl FnMut() -> Step<T>,
@@ -154,7 +166,7 @@ fn wait_blocking<T>(
         }
         // On a connection that reads directly, this thread may read what
         // it waits for itself (see conn::direct).
-        let l = match shared.read_while_waiting(l, deadline, spin, &mut step) {
+        let l = match shared.read_while_waiting(l, deadline, quick, &mut step) {
             Step::Ready(v) => return Ok(v),
             Step::Wait(l) => l,
         };
@@ -256,7 +268,7 @@ impl Channel {
     pub async fn send_value(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
-        wait_async(&self.handle.shared, false, || {
+        wait_async(&self.handle.shared, None, || {
             self.state().try_reserve(self.shared(), size)
         })
         .await?;
@@ -296,7 +308,7 @@ impl Channel {
     pub fn send_value_blocking(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
-        wait_blocking(&self.handle.shared, false, "send credit", None, || {
+        wait_blocking(&self.handle.shared, None, "send credit", None, || {
             self.state().try_reserve(self.shared(), size)
         })??;
         self.write(&value, kind, &payload)
@@ -310,7 +322,7 @@ impl Channel {
     /// Receives the next item. After the remote side closed, returns
     /// [`Error::EndOfChannel`] (or the remote error) every time.
     pub async fn receive_value(&self) -> Result<Value> {
-        let exchange = self.state().awaits_answer();
+        let exchange = self.state().awaits_answer().then_some(&self.state().quick);
         wait_async(&self.handle.shared, exchange, || {
             self.state().try_receive(self.shared())
         })
@@ -330,9 +342,13 @@ impl Channel {
 
     /// Receives on a plain thread, with an optional timeout.
     pub fn receive_value_blocking(&self, timeout: Option<Duration>) -> Result<Value> {
-        wait_blocking(&self.handle.shared, true, "an item", timeout, || {
-            self.state().try_receive(self.shared())
-        })?
+        wait_blocking(
+            &self.handle.shared,
+            Some(&self.state().quick),
+            "an item",
+            timeout,
+            || self.state().try_receive(self.shared()),
+        )?
     }
 
     /// [`Channel::receive`] for plain threads, with an optional timeout.
@@ -370,7 +386,7 @@ impl Channel {
         with_timeout(
             "the channel to close",
             timeout,
-            wait_async(&self.handle.shared, false, || {
+            wait_async(&self.handle.shared, None, || {
                 self.state().try_waitclose(self.shared())
             }),
         )
@@ -381,7 +397,7 @@ impl Channel {
     pub fn waitclose_blocking(&self, timeout: Option<Duration>) -> Result<()> {
         wait_blocking(
             &self.handle.shared,
-            false,
+            None,
             "the channel to close",
             timeout,
             || self.state().try_waitclose(self.shared()),

@@ -87,6 +87,53 @@ fn busy_poll_bound() -> std::time::Duration {
     }
 }
 
+/// A channel's record of its recent waits for items: whether the next wait
+/// polls the input first (see [`SPIN`]).
+///
+/// After a short wait, yes. After a slow one, one wait in [`PROBE_ODDS`],
+/// at random: not polling can itself make a wait slow (the peer's answer
+/// then costs a wake-up), so a slow spell is tried again now and then, and
+/// an exchange that became slow by accident recovers once both sides poll
+/// at the same time. (At random: with a fixed period, two sides out of
+/// phase would never meet.)
+#[derive(Default)]
+pub(crate) struct Quick(std::sync::atomic::AtomicBool);
+
+/// See [`Quick`].
+const PROBE_ODDS: u32 = 4;
+
+/// A cheap per-thread pseudo-random number (xorshift).
+fn random() -> u32 {
+    thread_local! {
+        static STATE: std::cell::Cell<u32> = std::cell::Cell::new({
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.subsec_nanos());
+            t | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        s.set(x);
+        x
+    })
+}
+
+impl Quick {
+    /// Whether this wait polls first.
+    fn spin_now(&self) -> bool {
+        !self.0.load(Ordering::Relaxed) || random() % PROBE_ODDS == 0
+    }
+
+    /// Records whether the input came within the polling bound.
+    fn record(&self, quick: bool) {
+        self.0.store(!quick, Ordering::Relaxed);
+    }
+}
+
 /// Who watches the input while nobody holds the read role.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Watch {
@@ -116,8 +163,6 @@ pub(crate) struct DirectReader {
     timer_armed: std::sync::atomic::AtomicBool,
     /// How long a waiter may poll before sleeping; zero: never.
     spin_limit: std::time::Duration,
-    /// The last wait for input was shorter than `spin_limit`: spin first.
-    spin: std::sync::atomic::AtomicBool,
     /// Threads polling the input now; `wake` is written only if some are.
     pollers: AtomicUsize,
     /// Threads and tasks waiting on a channel of this connection without
@@ -279,7 +324,6 @@ impl DirectReader {
             stopped: Default::default(),
             nudge_due: Default::default(),
             timer_armed: Default::default(),
-            spin: std::sync::atomic::AtomicBool::new(true),
             spin_limit: busy_poll_bound(),
             pollers: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
@@ -482,12 +526,14 @@ impl Shared {
     /// For a thread about to wait on `l`: if this connection reads directly
     /// and nobody reads now, reads the input here until `step` is ready or
     /// `deadline` passes. Otherwise, or then, returns a listener to wait on.
-    /// With `spin`, polls the input for a while before sleeping ([`SPIN`]); not if busy-polling is off.
+    /// With `quick` (the channel's record of its waits), polls the input
+    /// for a while before sleeping when the record says so ([`SPIN`],
+    /// [`Quick`]), unless busy-polling is off; the wait updates it.
     pub(crate) fn read_while_waiting<T>(
         self: &Arc<Self>,
         l: EventListener,
         deadline: Option<Instant>,
-        spin: bool,
+        quick: Option<&Quick>,
         step: &mut dyn FnMut() -> Step<T>,
     ) -> Step<T> {
         let Some(d) = &self.direct else {
@@ -513,7 +559,8 @@ impl Shared {
                 break Step::Wait(l);
             };
             let began = Instant::now();
-            let spun = if spin && !d.spin_limit.is_zero() && d.spin.load(Ordering::Relaxed) {
+            let spin = quick.filter(|q| !d.spin_limit.is_zero() && q.spin_now());
+            let spun = if spin.is_some() {
                 d.spin_read(&mut rs.buf, began, deadline)
             } else {
                 None
@@ -531,9 +578,8 @@ impl Shared {
                 }
             };
             // Spin next time only if this input came within the spin.
-            if spin {
-                d.spin
-                    .store(began.elapsed() < d.spin_limit, Ordering::Relaxed);
+            if let Some(q) = quick {
+                q.record(began.elapsed() < d.spin_limit);
             }
             match read {
                 // The background task reports the end, which `l` hears.
@@ -561,38 +607,42 @@ impl Shared {
         // Dropping the role gives the input back (Held's drop).
     }
 
-    /// For a task about to wait: whether it should poll the input for a
-    /// while first (the last wait for input was short, see [`SPIN`]), and
-    /// for how long.
-    pub(crate) fn spin_for(&self) -> Option<std::time::Duration> {
+    /// For a task about to wait on a channel with this record of its
+    /// waits: whether it should poll the input first, and how long.
+    pub(crate) fn spin_for(&self, quick: &Quick) -> Option<std::time::Duration> {
         let d = self.direct.as_ref()?;
-        (d.spin.load(Ordering::Relaxed) && !d.spin_limit.is_zero()).then_some(d.spin_limit)
+        (!d.spin_limit.is_zero() && quick.spin_now()).then_some(d.spin_limit)
     }
 
-    /// Records how long a task waited for input (see [`SPIN`]).
-    pub(crate) fn waited(&self, took: std::time::Duration) {
+    /// Records whether a task's wait was short (see [`Quick`]).
+    pub(crate) fn waited(&self, quick: &Quick, took: std::time::Duration) {
         if let Some(d) = &self.direct {
-            d.spin.store(took < d.spin_limit, Ordering::Relaxed);
+            quick.record(took < d.spin_limit);
         }
     }
 
     /// Reads and dispatches what the input holds now, without waiting and
     /// without taking the read role from anyone: for a task polling the
-    /// input in turns with the other tasks of its runtime.
-    pub(crate) fn read_now(self: &Arc<Self>) {
-        let Some(d) = &self.direct else { return };
+    /// input in turns with the other tasks of its runtime. Returns whether
+    /// anything was read (or the read role was busy: someone else reads).
+    pub(crate) fn read_now(self: &Arc<Self>) -> bool {
+        let Some(d) = &self.direct else { return true };
         let Some(mut rs) = d.hold() else {
-            return;
+            return true;
         };
         if rs.ended || rs.done {
-            return;
+            return true;
         }
         let rs = &mut *rs;
         // The end of the input and errors are left to the background task,
         // which the input wakes.
-        if matches!(d.read_some(&mut rs.buf), Ok(1..)) && !drain(self, &mut rs.dec, &mut rs.buf) {
+        if !matches!(d.read_some(&mut rs.buf), Ok(1..)) {
+            return false;
+        }
+        if !drain(self, &mut rs.dec, &mut rs.buf) {
             rs.done = true;
         }
+        true
     }
 
     /// Counts a thread or task waiting on a channel without the read role,

@@ -32,6 +32,7 @@ use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus
 
 mod direct;
 
+pub(crate) use direct::Quick;
 pub use direct::{BUSY_POLL_ENV, SPIN};
 
 /// Default per-channel flow-control window: 4 MiB.
@@ -853,6 +854,8 @@ pub(crate) struct ChanState {
     /// exchange (see [`ChanState::awaits_answer`]).
     pub(crate) sent: AtomicU64,
     received: AtomicU64,
+    /// Its recent waits for items: whether the next polls the input first.
+    pub(crate) quick: Quick,
 }
 
 /// Either a result now, or a listener to wait on before trying again.
@@ -878,6 +881,7 @@ impl ChanState {
             window,
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            quick: Quick::default(),
         }
     }
 
