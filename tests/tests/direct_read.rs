@@ -214,3 +214,45 @@ async fn busy_polling_can_be_turned_off_on_a_worker() {
     );
     ch.close(None);
 }
+
+/// Run as a child process by `a_worker_reading_directly_exits_when_its_controller_is_killed`:
+/// keeps a ping-pong going with a worker script (which reads the input
+/// itself, and polls it between items) until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinging_controller_role() {
+    if std::env::var_os("REMEX_TEST_PINGING_CONTROLLER").is_none() {
+        return;
+    }
+    let gw = common::gateway().await;
+    let ch = gw
+        .remote_exec("for x in channel { channel.send(x) }")
+        .unwrap();
+    ch.send(&0).await.unwrap();
+    ch.receive_timeout::<i64>(T).await.unwrap();
+    println!("PIDS {}", gw.rinfo().pid);
+    // Bounded: the parent test kills this process long before.
+    let t0 = Instant::now();
+    let mut i = 0i64;
+    while t0.elapsed() < Duration::from_secs(60) {
+        ch.send(&i).await.unwrap();
+        ch.receive_timeout::<i64>(T).await.unwrap();
+        i += 1;
+    }
+}
+
+#[test]
+fn a_worker_reading_directly_exits_when_its_controller_is_killed() {
+    let (mut controller, pids) = remex_tests::start_controller_role(
+        "pinging_controller_role",
+        ("REMEX_TEST_PINGING_CONTROLLER", "1"),
+    );
+    // Killed in the middle of the exchange.
+    std::thread::sleep(Duration::from_millis(100));
+    controller.kill().unwrap();
+    controller.wait().unwrap();
+    assert!(
+        remex_tests::wait_gone(pids[0], Duration::from_secs(1)),
+        "worker {} outlived its controller by 1 s",
+        pids[0]
+    );
+}
