@@ -224,7 +224,7 @@ pub(crate) fn run(worker: Worker) -> ! {
 async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) -> bool {
     let setup = || -> std::io::Result<_> {
         let (i, o): (OwnedFd, OwnedFd) = (input.into(), output.into());
-        set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&i))?;
+        // The input is made non-blocking by the direct reader.
         set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&o))?;
         let out_fd = std::os::fd::AsRawFd::as_raw_fd(&o);
         let w = tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(o)?;

@@ -44,8 +44,7 @@ use bytes::BytesMut;
 use event_listener::EventListener;
 use parking_lot::Mutex;
 
-use super::{drain, end_of_input, EofReason, Shared, Step};
-use crate::error::Error;
+use super::{drain, end_of_input, make_room, EofReason, Shared, Step};
 use crate::wire::MessageDecoder;
 
 const INPUT: u64 = 0;
@@ -205,14 +204,18 @@ fn eventfd() -> io::Result<OwnedFd> {
     }
 }
 
-fn epoll_ctl(epoll: RawFd, op: libc::c_int, fd: RawFd, events: u32, data: u64) {
+fn epoll_ctl(
+    epoll: RawFd,
+    op: libc::c_int,
+    fd: RawFd,
+    events: u32,
+    data: u64,
+) -> io::Result<libc::c_int> {
     let mut ev = libc::epoll_event { events, u64: data };
     // SAFETY: both fds are open (owned by the DirectReader); `ev` is valid.
-    // The calls cannot fail for registered fds, and a failure to arm would
-    // only leave the background task asleep while a thread holds the role.
-    unsafe {
-        libc::epoll_ctl(epoll, op, fd, &mut ev);
-    }
+    cvt("epoll_ctl", unsafe {
+        libc::epoll_ctl(epoll, op, fd, &mut ev)
+    })
 }
 
 fn bump(fd: RawFd) {
@@ -309,11 +312,7 @@ impl DirectReader {
             (timer.as_raw_fd(), libc::EPOLLIN as u32, TIMER),
             (nudge.as_raw_fd(), libc::EPOLLIN as u32, NUDGE),
         ] {
-            let mut ev = libc::epoll_event { events, u64: data };
-            // SAFETY: all three fds are open; `ev` is valid.
-            cvt("epoll_ctl", unsafe {
-                libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, f, &mut ev)
-            })?;
+            epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, f, events, data)?;
         }
         Ok(DirectReader {
             fd,
@@ -349,9 +348,11 @@ impl DirectReader {
         })
     }
 
-    /// Lets the background task wake for input.
+    /// Lets the background task wake for input. (Modifying a registered fd
+    /// cannot fail; if it did, the background task would only sleep while
+    /// a thread holds the role.)
     fn arm(&self) {
-        epoll_ctl(
+        let _ = epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_MOD,
             self.fd.as_raw_fd(),
@@ -362,7 +363,7 @@ impl DirectReader {
 
     /// Keeps the background task asleep while a waiting thread reads.
     fn disarm(&self) {
-        epoll_ctl(
+        let _ = epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_MOD,
             self.fd.as_raw_fd(),
@@ -490,11 +491,19 @@ impl DirectReader {
         }
     }
 
+    /// Whether a wait with this record polls the input first.
+    fn spins(&self, quick: &Quick) -> bool {
+        !self.spin_limit.is_zero() && quick.spin_now()
+    }
+
+    /// Records a wait for input that took `took` (see [`Quick`]).
+    fn record(&self, quick: &Quick, took: std::time::Duration) {
+        quick.record(took < self.spin_limit);
+    }
+
     /// One `read` into the spare capacity of `buf`.
     fn read_some(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(256 * 1024);
-        }
+        make_room(buf);
         let spare = buf.spare_capacity_mut();
         // SAFETY: reading into `spare`, which is valid for its length.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
@@ -559,8 +568,7 @@ impl Shared {
                 break Step::Wait(l);
             };
             let began = Instant::now();
-            let spin = quick.filter(|q| !d.spin_limit.is_zero() && q.spin_now());
-            let spun = if spin.is_some() {
+            let spun = if quick.is_some_and(|q| d.spins(q)) {
                 d.spin_read(&mut rs.buf, began, deadline)
             } else {
                 None
@@ -579,7 +587,7 @@ impl Shared {
             };
             // Spin next time only if this input came within the spin.
             if let Some(q) = quick {
-                q.record(began.elapsed() < d.spin_limit);
+                d.record(q, began.elapsed());
             }
             match read {
                 // The background task reports the end, which `l` hears.
@@ -611,13 +619,13 @@ impl Shared {
     /// waits: whether it should poll the input first, and how long.
     pub(crate) fn spin_for(&self, quick: &Quick) -> Option<std::time::Duration> {
         let d = self.direct.as_ref()?;
-        (!d.spin_limit.is_zero() && quick.spin_now()).then_some(d.spin_limit)
+        d.spins(quick).then_some(d.spin_limit)
     }
 
     /// Records whether a task's wait was short (see [`Quick`]).
     pub(crate) fn waited(&self, quick: &Quick, took: std::time::Duration) {
         if let Some(d) = &self.direct {
-            quick.record(took < d.spin_limit);
+            d.record(quick, took);
         }
     }
 
@@ -757,19 +765,9 @@ async fn background(
             End::Pending => continue,
             End::Broken => return,
             End::Failed(why) => why,
-            End::Eof(cut) => {
-                let why = match &eof_reason {
-                    Some(f) => f().await,
-                    None => "the connection closed".to_string(),
-                };
-                end_of_input(why, cut)
-            }
+            End::Eof(cut) => end_of_input(&eof_reason, cut).await,
         };
-        shared.set_lost(Error::GatewayLost {
-            gateway: shared.name.clone(),
-            pid: shared.peer_pid.load(Ordering::Relaxed),
-            reason: why,
-        });
+        shared.stream_lost(why);
         return;
     }
 }

@@ -473,13 +473,25 @@ fn drain(shared: &Arc<Shared>, dec: &mut MessageDecoder, buf: &mut BytesMut) -> 
     }
 }
 
-/// The reason reported when the input ends: `why`, and whether the stream
-/// was cut in the middle of a frame.
-fn end_of_input(why: String, cut: usize) -> String {
+/// The reason reported when the input ends (from `eof_reason` if given),
+/// and whether the stream was cut in the middle of a frame (`cut` bytes of
+/// it arrived).
+async fn end_of_input(eof_reason: &Option<EofReason>, cut: usize) -> String {
+    let why = match eof_reason {
+        Some(f) => f().await,
+        None => "the connection closed".to_string(),
+    };
     if cut == 0 {
         why
     } else {
         format!("{why}, in the middle of a frame ({cut} bytes of it arrived)")
+    }
+}
+
+/// Makes room in a read buffer for the next `read`.
+fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < 16 * 1024 {
+        buf.reserve(256 * 1024);
     }
 }
 
@@ -494,27 +506,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if !drain(&shared, &mut dec, &mut buf) {
             return;
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(256 * 1024);
-        }
+        make_room(&mut buf);
         match r.read_buf(&mut buf).await {
-            Ok(0) => {
-                let why = match &eof_reason {
-                    Some(f) => f().await,
-                    None => "the connection closed".to_string(),
-                };
-                break end_of_input(why, buf.len());
-            }
+            Ok(0) => break end_of_input(&eof_reason, buf.len()).await,
             Ok(_) => {}
             Err(e) => break format!("reading failed: {e}"),
         }
     };
-    let pid = shared.peer_pid.load(Ordering::Relaxed);
-    shared.set_lost(Error::GatewayLost {
-        gateway: shared.name.clone(),
-        pid,
-        reason,
-    });
+    shared.stream_lost(reason);
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
@@ -673,6 +672,15 @@ impl Shared {
             self.out_ready.notify_one();
         }
         Ok(())
+    }
+
+    /// The input ended or failed: the connection is lost with `reason`.
+    fn stream_lost(&self, reason: String) {
+        self.set_lost(Error::GatewayLost {
+            gateway: self.name.clone(),
+            pid: self.peer_pid.load(Ordering::Relaxed),
+            reason,
+        });
     }
 
     fn set_lost(&self, reason: Error) {
