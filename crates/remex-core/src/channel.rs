@@ -121,20 +121,24 @@ async fn wait_async<T>(
             Step::Wait(l) => {
                 if let Some(until) = spin {
                     let now = Instant::now();
-                    if now < until {
-                        drop(l);
-                        // Polls for a short slice within this turn, then
-                        // lets the runtime's other tasks run.
-                        let slice = until.min(now + SPIN_SLICE);
-                        while !shared.read_now() && Instant::now() < slice {
-                            std::hint::spin_loop();
-                        }
-                        if Instant::now() >= slice {
-                            tokio::task::yield_now().await;
-                        }
-                        continue;
+                    // Polls for a short slice within this turn, then lets
+                    // the runtime's other tasks run. Whoever else holds the
+                    // read role hands the item on: then just wait.
+                    let slice = until.min(now + SPIN_SLICE);
+                    let mut read = Some(false);
+                    while read == Some(false) && Instant::now() < slice {
+                        read = shared.read_now();
+                        std::hint::spin_loop();
                     }
-                    spin = None;
+                    match read {
+                        Some(true) => continue,
+                        Some(false) if Instant::now() < until => {
+                            drop(l);
+                            tokio::task::yield_now().await;
+                            continue;
+                        }
+                        _ => spin = None,
+                    }
                 }
                 let _w = shared.waiting();
                 l.await

@@ -632,25 +632,24 @@ impl Shared {
     /// Reads and dispatches what the input holds now, without waiting and
     /// without taking the read role from anyone: for a task polling the
     /// input in turns with the other tasks of its runtime. Returns whether
-    /// anything was read (or the read role was busy: someone else reads).
-    pub(crate) fn read_now(self: &Arc<Self>) -> bool {
-        let Some(d) = &self.direct else { return true };
-        let Some(mut rs) = d.hold() else {
-            return true;
-        };
+    /// anything was read, or `None` if this task cannot read here (someone
+    /// else holds the read role, or the input ended): it should wait.
+    pub(crate) fn read_now(self: &Arc<Self>) -> Option<bool> {
+        let d = self.direct.as_ref()?;
+        let mut rs = d.hold()?;
         if rs.ended || rs.done {
-            return true;
+            return None;
         }
         let rs = &mut *rs;
         // The end of the input and errors are left to the background task,
         // which the input wakes.
         if !matches!(d.read_some(&mut rs.buf), Ok(1..)) {
-            return false;
+            return Some(false);
         }
         if !drain(self, &mut rs.dec, &mut rs.buf) {
             rs.done = true;
         }
-        true
+        Some(true)
     }
 
     /// Counts a thread or task waiting on a channel without the read role,
