@@ -18,6 +18,9 @@
 //!   with the reason while the others finish.
 //! - `--stop-after N` stops the session gracefully once N scans started:
 //!   no new scan is taken, the ones under way are written to their end.
+//!   The Nth scan's start is the stop's decision point: a scan announced
+//!   after it is refused (its channel closed with the reason, so its worker
+//!   stops producing it), however fast the workers announce.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -212,6 +215,9 @@ struct ScanEntry {
 
 type Scans = Arc<Mutex<Vec<ScanEntry>>>;
 
+/// Why a scan announced after the stop decision is refused.
+const REFUSED: &str = "the session is stopping: no new scan is taken";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     serve_if_worker(|| Worker::new().task("produce_scans", produce_scans));
@@ -234,9 +240,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let launcher = Launcher::current()?;
     let scans: Scans = Default::default();
+    let refused: Arc<Mutex<Vec<String>>> = Default::default();
     let enough = Event::new();
     let session = {
         let (scans_l, scans_c) = (scans.clone(), scans.clone());
+        let refused_c = refused.clone();
         let (out, full_disk, stop_after) =
             (args.out.clone(), args.full_disk.clone(), args.stop_after);
         let (launcher_c, enough_c) = (launcher.clone(), enough.clone());
@@ -280,7 +288,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             move || {
                 let (scans, out, full_disk) = (scans_c.clone(), out.clone(), full_disk.clone());
                 let (launcher, enough) = (launcher_c.clone(), enough_c.clone());
+                let refused = refused_c.clone();
                 move |(name, ch): (String, Channel)| {
+                    // The consumer takes scans one at a time, so the count
+                    // orders every announcement against the stop decision.
+                    if stop_after.is_some_and(|n| scans.lock().unwrap().len() >= n) {
+                        ch.close(Some(REFUSED));
+                        refused.lock().unwrap().push(name);
+                        return Ok(());
+                    }
                     let path = if full_disk.as_deref() == Some(name.as_str()) {
                         PathBuf::from("/dev/full")
                     } else {
@@ -321,6 +337,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     group.terminate(Duration::from_secs(1)).await;
 
     println!("session: {state} after {:?}", t0.elapsed());
+    for name in refused.lock().unwrap().iter() {
+        println!("refused {name}");
+    }
     let mut bad = 0;
     for s in scans.lock().unwrap().iter() {
         let st = s.service.state();
