@@ -341,3 +341,137 @@ pub fn start_controller_role(role: &str, env: (&str, &str)) -> (std::process::Ch
     let pids = line.split(' ').map(|s| s.parse().unwrap()).collect();
     (controller, pids)
 }
+
+/// A listening worker (`WORKER --listen 127.0.0.1:0 --secret-file ...`),
+/// with its secret in a file of its own, for the `socket=` tests. Killed on
+/// drop.
+#[derive(Debug)]
+pub struct Listener {
+    /// The listening process.
+    pub child: std::process::Child,
+    /// The address it listens on.
+    pub addr: String,
+    /// Holds `secret` (the listener's) and `wrong` (another secret).
+    pub dir: std::path::PathBuf,
+    stderr: Option<std::sync::mpsc::Receiver<String>>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The secret of [`Listener`]s.
+pub const LISTENER_SECRET: &str = "correct horse battery staple";
+
+impl Listener {
+    /// Starts `worker` listening, its stderr read by the test.
+    pub fn start(worker: &str, name: &str) -> Listener {
+        Listener::start_with(worker, name, "", None)
+    }
+
+    /// Starts `worker` listening through `sh -c '{prefix} exec WORKER ...'`
+    /// (e.g. `ulimit -n 64;`), with `stderr` as its stderr if given (else
+    /// piped and read by the test).
+    pub fn start_with(
+        worker: &str,
+        name: &str,
+        prefix: &str,
+        stderr: Option<std::process::Stdio>,
+    ) -> Listener {
+        use std::io::BufRead;
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "remex-socket-{}-{name}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("secret"), format!("{LISTENER_SECRET}\n")).unwrap();
+        std::fs::write(dir.join("wrong"), "incorrect\n").unwrap();
+        let script = format!(
+            "{prefix} exec \"$0\" --listen 127.0.0.1:0 --secret-file \"$1\""
+        );
+        let piped = stderr.is_none();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(worker)
+            .arg(dir.join("secret"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr.unwrap_or_else(std::process::Stdio::piped))
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("remex-worker listening on "), "{line:?}");
+        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+        let stderr = piped.then(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let err = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+            rx
+        });
+        Listener {
+            child,
+            addr,
+            dir,
+            stderr,
+        }
+    }
+
+    /// A spec for this listener with the secret file `secret` (`secret`
+    /// or `wrong`).
+    pub fn spec(&self, secret: &str) -> String {
+        format!(
+            "socket={}//secret_file={}",
+            self.addr,
+            self.dir.join(secret).display()
+        )
+    }
+
+    /// A spec reaching `addr` (a proxy) with this listener's secret.
+    pub fn spec_at(&self, addr: &str) -> String {
+        format!(
+            "socket={addr}//secret_file={}",
+            self.dir.join("secret").display()
+        )
+    }
+
+    /// Waits up to 10 s for a stderr line containing `what`.
+    pub fn logged(&self, what: &str) -> bool {
+        let Some(rx) = &self.stderr else {
+            return false;
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if l.contains(what) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The stderr lines logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stderr
+            .as_ref()
+            .map(|rx| rx.try_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the listener is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}

@@ -1,82 +1,25 @@
 //! `socket=`: workers listening on TCP, admitting only clients that prove
 //! the shared secret.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use remex::{makegateway, Error};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
 
-struct Listener {
-    child: Child,
-    addr: String,
-    dir: PathBuf,
-    stderr: std::sync::mpsc::Receiver<String>,
-}
+struct Listener(remex_tests::Listener);
 
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Listener {
+    type Target = remex_tests::Listener;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl Listener {
     fn start(name: &str) -> Listener {
-        let dir = std::env::temp_dir().join(format!("remex-socket-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("secret"), "correct horse battery staple\n").unwrap();
-        std::fs::write(dir.join("wrong"), "incorrect\n").unwrap();
-        let mut child = Command::new(WORKER)
-            .args(["--listen", "127.0.0.1:0", "--secret-file"])
-            .arg(dir.join("secret"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-        let (tx, stderr) = std::sync::mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        Listener {
-            child,
-            addr,
-            dir,
-            stderr,
-        }
-    }
-
-    fn spec(&self, secret: &str) -> String {
-        format!(
-            "socket={}//secret_file={}",
-            self.addr,
-            self.dir.join(secret).display()
-        )
-    }
-
-    fn logged(&self, what: &str) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while let Ok(l) = self
-            .stderr
-            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-        {
-            if l.contains(what) {
-                return true;
-            }
-        }
-        false
+        Listener(remex_tests::Listener::start(WORKER, name))
     }
 }
 
@@ -121,7 +64,7 @@ async fn the_right_secret_opens_sessions_and_never_appears_on_a_command_line() {
 async fn a_wrong_secret_is_refused_and_logged() {
     let l = Listener::start("wrong");
     let err = makegateway(&l.spec("wrong")).await.unwrap_err();
-    assert!(matches!(&err, Error::AuthRefused { .. }), "{err}");
+    assert!(matches!(&err, Error::SecretRefused { .. }), "{err}");
     assert!(l.logged("refused"), "the listener logs the refusal");
     assert!(
         makegateway(&l.spec("secret")).await.is_ok(),

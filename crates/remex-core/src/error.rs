@@ -88,6 +88,46 @@ pub enum Error {
         /// What the remote shell said, and how to provide a worker.
         message: String,
     },
+    /// No TCP connection to a listening worker (`socket=`).
+    #[error("spec {spec:?}: cannot connect to {addr}: {message}")]
+    Connect {
+        /// The spec.
+        spec: String,
+        /// `host:port`.
+        addr: String,
+        /// What the system said.
+        message: String,
+    },
+    /// The listening worker refused our proof of the shared secret: the
+    /// secrets differ (`socket=`).
+    #[error("spec {spec:?}: the worker at {addr} refused our secret (the two secrets differ)")]
+    SecretRefused {
+        /// The spec.
+        spec: String,
+        /// `host:port`.
+        addr: String,
+    },
+    /// The peer did not prove the shared secret: it is not the worker the
+    /// spec means, or its secret differs. Nothing of the user's was sent
+    /// to it (`socket=`).
+    #[error("spec {spec:?}: the peer at {addr} did not prove the shared secret (not the worker configured, or its secret differs); nothing was sent to it")]
+    PeerUnauthenticated {
+        /// The spec.
+        spec: String,
+        /// `host:port`.
+        addr: String,
+    },
+    /// The secure session broke before the gateway was up: tampered with,
+    /// cut, or closed by the peer (`socket=`).
+    #[error("spec {spec:?}: the secure session with {addr} failed: {detail}")]
+    SessionBroken {
+        /// The spec.
+        spec: String,
+        /// `host:port`.
+        addr: String,
+        /// What happened.
+        detail: String,
+    },
     /// The program at the other end is not a remex worker.
     #[error("spec {spec:?}: {detail}")]
     NotAWorker {

@@ -183,6 +183,12 @@ impl Gateway {
                 detail: format!("via={via} needs the gateway {via:?}: start it in a Group (Group::new, Group::makegateway)"),
             });
         }
+        if let Some(via) = &spec.installvia {
+            return Err(Error::Start {
+                spec: spec.raw.clone(),
+                detail: format!("installvia={via} needs the gateway {via:?}: start it in a Group (Group::new, Group::makegateway)"),
+            });
+        }
         if let Transport::Socket { addr } = &spec.transport {
             return Gateway::start_socket(spec.clone(), id, addr.clone()).await;
         }
@@ -273,6 +279,57 @@ impl Gateway {
             .unwrap_or_else(next_gateway_id);
         let r = transport::via::connect(&id, &spec, relay).await?;
         Gateway::without_process(spec, id, r.info, r.reader, r.writer, r.leftover)
+    }
+
+    /// Starts a gateway for a `socket=host:port//installvia=ID` spec:
+    /// `installer`'s worker starts a listening worker bound to `host:port`
+    /// (port 0: any free port) with a fresh random secret, handed to it
+    /// over `installer`'s session, and this gateway connects to it. The
+    /// listener lives as long as `installer`'s worker.
+    pub async fn start_installvia(
+        spec: Spec,
+        default_id: Option<String>,
+        installer: &Gateway,
+    ) -> Result<Gateway> {
+        let id = spec
+            .id
+            .clone()
+            .or(default_id)
+            .unwrap_or_else(next_gateway_id);
+        let start = |detail: String| Error::Start {
+            spec: spec.raw.clone(),
+            detail,
+        };
+        let Transport::Socket { addr } = &spec.transport else {
+            return Err(start("installvia= applies to socket= only".into()));
+        };
+        let Some((host, _)) = addr.rsplit_once(':') else {
+            return Err(start(format!("socket address {addr:?} needs host:port")));
+        };
+        if matches!(host, "0.0.0.0" | "[::]" | "::" | "") {
+            return Err(start(format!(
+                "installvia= binds the listener to {host:?} and connects there: give an address this controller reaches"
+            )));
+        }
+        let mut raw = [0u8; 32];
+        getrandom::getrandom(&mut raw).map_err(|e| start(format!("no randomness for a secret: {e}")))?;
+        let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let via = installer.id().to_string();
+        let ch = installer.remote_call("__listen", &(addr, &secret))?;
+        let bound: String = crate::with_timeout(
+            "the installed listener's address",
+            Some(transport::socket::SESSION_TIMEOUT),
+            ch.receive(),
+        )
+        .await
+        .map_err(|e| start(format!("installvia={via}: {e}")))?;
+        let port = bound
+            .rsplit_once(':')
+            .map(|(_, p)| p.to_string())
+            .ok_or_else(|| start(format!("installvia={via}: the listener reported {bound:?}")))?;
+        let target = format!("{host}:{port}");
+        let c = transport::socket::connect_with(&id, &spec, &target, secret.as_bytes()).await?;
+        Gateway::without_process(spec, id, c.info, c.reader, c.writer, c.leftover)
     }
 
     /// A gateway to a worker listening on TCP.

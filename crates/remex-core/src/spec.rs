@@ -71,6 +71,9 @@ pub struct Spec {
     pub secret_env: Option<String>,
     /// `secret_file=`: file holding a socket secret.
     pub secret_file: Option<String>,
+    /// `installvia=ID` (with `socket=`): start the listening worker through
+    /// gateway `ID`, with a fresh secret handed to both ends over it.
+    pub installvia: Option<String>,
 }
 
 /// A spec string that cannot be parsed.
@@ -98,6 +101,7 @@ const KEYS: &[&str] = &[
     "ssh_config",
     "secret_env",
     "secret_file",
+    "installvia",
     "liveness",
 ];
 
@@ -129,6 +133,7 @@ impl Spec {
             ssh_config: None,
             secret_env: None,
             secret_file: None,
+            installvia: None,
         };
         let mut seen: Vec<&str> = Vec::new();
         for part in text.split("//") {
@@ -194,6 +199,7 @@ impl Spec {
                 "ssh_config" => spec.ssh_config = Some(need(value)?),
                 "secret_env" => spec.secret_env = Some(need(value)?),
                 "secret_file" => spec.secret_file = Some(need(value)?),
+                "installvia" => spec.installvia = Some(need(value)?),
                 "liveness" => {
                     let v = need(value)?;
                     let secs: f64 = v
@@ -255,6 +261,17 @@ impl Spec {
             return Err(err(
                 "'secret_env' and 'secret_file' apply to socket= only".into()
             ));
+        }
+        if spec.installvia.is_some() && !is_socket {
+            return Err(err("'installvia' applies to socket= only".into()));
+        }
+        if spec.installvia.is_some() && (spec.secret_env.is_some() || spec.secret_file.is_some()) {
+            return Err(err(
+                "installvia= makes a fresh secret: drop secret_env= and secret_file=".into(),
+            ));
+        }
+        if spec.installvia.is_some() && spec.via.is_some() {
+            return Err(err("installvia= and via= cannot be combined".into()));
         }
         Ok(spec)
     }

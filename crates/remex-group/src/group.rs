@@ -162,29 +162,33 @@ impl Group {
             let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(spec, _)| {
                 spec.via
                     .as_ref()
+                    .or(spec.installvia.as_ref())
                     .is_none_or(|v| known.iter().any(|g| g.id() == v))
             });
             if ready.is_empty() {
                 let (spec, _) = &waiting[0];
+                let (key, id) = match (&spec.via, &spec.installvia) {
+                    (Some(v), _) => ("via", v.as_str()),
+                    (None, i) => ("installvia", i.as_deref().unwrap_or("")),
+                };
                 first_err = Some(Error::Start {
                     spec: spec.raw.clone(),
-                    detail: format!(
-                        "via={}: the group has no gateway with that id",
-                        spec.via.as_deref().unwrap_or("")
-                    ),
+                    detail: format!("{key}={id}: the group has no gateway with that id"),
                 });
                 break;
             }
             pending = waiting;
             let started = futures::future::join_all(ready.into_iter().map(|(spec, id)| {
-                let relay = spec
-                    .via
-                    .as_ref()
-                    .and_then(|v| known.iter().find(|g| g.id() == v).cloned());
+                let find = |v: &Option<String>| {
+                    v.as_ref()
+                        .and_then(|v| known.iter().find(|g| g.id() == v).cloned())
+                };
+                let (relay, installer) = (find(&spec.via), find(&spec.installvia));
                 async move {
-                    match relay {
-                        Some(r) => Gateway::start_via(spec, Some(id), &r).await,
-                        None => Gateway::start(spec, Some(id)).await,
+                    match (relay, installer) {
+                        (Some(r), _) => Gateway::start_via(spec, Some(id), &r).await,
+                        (None, Some(i)) => Gateway::start_installvia(spec, Some(id), &i).await,
+                        (None, None) => Gateway::start(spec, Some(id)).await,
                     }
                 }
             }))

@@ -26,6 +26,7 @@
 //! as a `RemoteError`.
 
 mod builtins;
+mod install;
 mod lane;
 mod listen;
 mod relay;
@@ -77,9 +78,9 @@ impl Worker {
 
     /// A worker with no tasks (scripts still run).
     pub fn bare() -> Self {
-        relay::register(store::register(Worker {
+        install::register(relay::register(store::register(Worker {
             tasks: task::Registry::default(),
-        }))
+        })))
     }
 
     /// Registers a task under `name`. What it returns is sent to the caller
@@ -143,13 +144,21 @@ impl Worker {
                     .map_err(|e| format!("cannot read --secret-file {path}: {e}")),
                 (None, name) => {
                     let name = name.unwrap_or_else(|| "REMEX_SECRET".into());
-                    std::env::var(&name)
+                    let secret = std::env::var(&name)
                         .map(String::into_bytes)
-                        .map_err(|_| format!("no secret: set {name}, or give --secret-file PATH"))
+                        .map_err(|_| format!("no secret: set {name}, or give --secret-file PATH"));
+                    // Sessions' tasks and their children must not inherit it.
+                    std::env::remove_var(&name);
+                    secret
                 }
             };
             match secret {
-                Ok(s) if !s.is_empty() => listen::listen(self, &addr, s),
+                Ok(s) if !s.is_empty() => {
+                    let opts = listen::ListenOptions {
+                        exit_with_stdin: args.iter().any(|a| a == "--exit-with-stdin"),
+                    };
+                    listen::listen(self, &addr, s, opts)
+                }
                 Ok(_) => {
                     eprintln!("remex-worker: the secret is empty");
                     std::process::exit(2)

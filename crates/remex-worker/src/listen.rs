@@ -1,31 +1,78 @@
 //! `remex-worker --listen ADDR`: serve gateways over TCP (`socket=`).
 //!
-//! Each connection must first prove the shared secret (see
-//! `remex_core::transport::socket` for the exchange); a client that sends a
-//! wrong answer, garbage, or nothing within [`AUTH_TIMEOUT`] is refused and
-//! logged, and no code runs for it. Each accepted connection is a session
-//! of its own; sessions share the process, so `chdir=`, `env:` and `nice=`
-//! apply to the whole process (the last session's setup wins).
+//! Each connection runs the secure handshake of
+//! `remex_core::transport::secure`; one that does not prove the secret is
+//! refused and logged, and no code runs for it. Each authenticated
+//! connection is a session of its own; sessions share the process, so
+//! `chdir=`, `env:` and `nice=` apply to the whole process (the last
+//! session's setup wins).
+//!
+//! Hardening against peers that are not clients:
+//! - a connection has [`HANDSHAKE_DEADLINE`] to complete the handshake and
+//!   its hello;
+//! - at most [`MAX_PENDING`] connections are in their handshake at once; a
+//!   new one past that replaces the oldest if it has waited longer than
+//!   [`STALE_PENDING`] (idle and slow peers cannot fill the table for
+//!   long), and is refused at once otherwise;
+//! - when accepting fails for want of fds or memory (EMFILE, ENFILE,
+//!   ENOBUFS, ENOMEM), the oldest connection still in its handshake is
+//!   dropped to make room, and if there is none the loop backs off
+//!   (10 ms, doubling to 1 s) instead of spinning;
+//! - a pending connection holds at most one record's buffer (64 KiB), so
+//!   the handshakes hold at most `MAX_PENDING` x 64 KiB = 16 MiB of
+//!   buffers whatever peers send;
+//! - logging goes through a bounded queue to a thread of its own: a
+//!   stderr that nobody reads or that is closed never blocks nor ends the
+//!   listener (lines that do not fit are counted and the count reported);
+//!   refusals are logged with the peer's address, at most
+//!   [`REFUSALS_PER_SECOND`] lines a second (the rest are counted).
+//!
+//! With `--exit-with-stdin` (how `installvia=` starts it), the listener
+//! exits when its standard input reaches end-of-file: it lives as long as
+//! the worker that started it.
 
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use remex_core::transport::socket::{verify, AUTH_GREETING, AUTH_REFUSED, CHALLENGE_LEN};
+use parking_lot::Mutex;
+use remex_core::transport::secure::{self, HandshakeError};
 use remex_core::wire::{HandshakeScanner, Role};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 use crate::Worker;
 
-/// How long a client has to answer the challenge.
-pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection has to complete the secure handshake and its
+/// hello.
+pub(crate) const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
+/// Connections in their handshake at once.
+pub(crate) const MAX_PENDING: usize = 256;
+/// A pending connection older than this gives its place to a new one when
+/// the table is full.
+pub(crate) const STALE_PENDING: Duration = Duration::from_millis(10);
+/// Refusal lines logged per second at most.
+pub(crate) const REFUSALS_PER_SECOND: u32 = 20;
+/// Log lines waiting for the log thread at most.
+const LOG_QUEUE: usize = 1024;
+
+/// Options of `--listen`.
+#[derive(Debug, Default)]
+pub(crate) struct ListenOptions {
+    /// Exit when stdin reaches end-of-file (`--exit-with-stdin`).
+    pub(crate) exit_with_stdin: bool,
+}
 
 /// Serves sessions on `addr` until the process is killed. Prints
 /// `remex-worker listening on ADDR` (the bound address) on stdout once it
 /// listens.
-pub(crate) fn listen(worker: Worker, addr: &str, secret: Vec<u8>) -> ! {
+pub(crate) fn listen(worker: Worker, addr: &str, secret: Vec<u8>, opts: ListenOptions) -> ! {
     crate::init_tracing();
+    let log = Log::start();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4096)
@@ -34,95 +81,191 @@ pub(crate) fn listen(worker: Worker, addr: &str, secret: Vec<u8>) -> ! {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("remex-worker: cannot start the runtime: {e}");
-            std::process::exit(2)
+            log.line(format!("remex-worker: cannot start the runtime: {e}"));
+            log.exit(2)
         }
     };
     let worker = Arc::new(worker);
-    let secret: Arc<[u8]> = secret.into();
+    let psk = secure::psk(&secret);
+    drop(secret);
     rt.block_on(async move {
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("remex-worker: cannot listen on {addr}: {e}");
-                std::process::exit(2)
+                log.line(format!("remex-worker: cannot listen on {addr}: {e}"));
+                log.exit(2)
             }
         };
         match listener.local_addr() {
-            Ok(a) => println!("remex-worker listening on {a}"),
-            Err(e) => eprintln!("remex-worker: {e}"),
+            Ok(a) => {
+                let mut out = std::io::stdout();
+                let _ = writeln!(out, "remex-worker listening on {a}");
+                let _ = out.flush();
+            }
+            Err(e) => log.line(format!("remex-worker: {e}")),
         }
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("remex-worker: accept failed: {e}");
-                    continue;
-                }
-            };
-            let (worker, secret) = (worker.clone(), secret.clone());
+        if opts.exit_with_stdin {
+            let log = log.clone();
             tokio::spawn(async move {
-                let _ = stream.set_nodelay(true);
-                let (mut r, mut w) = stream.into_split();
-                match tokio::time::timeout(AUTH_TIMEOUT, authenticate(&mut r, &mut w, &secret)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(why)) => {
-                        eprintln!("remex-worker: refused {peer}: {why}");
-                        let _ = w.write_all(AUTH_REFUSED).await;
-                        return;
-                    }
-                    Err(_) => {
-                        eprintln!("remex-worker: refused {peer}: no answer within {AUTH_TIMEOUT:?}");
-                        return;
+                let mut stdin = tokio::io::stdin();
+                let mut buf = [0u8; 64];
+                while let Ok(n) = stdin.read(&mut buf).await {
+                    if n == 0 {
+                        break;
                     }
                 }
-                let leftover = match tokio::time::timeout(AUTH_TIMEOUT, hellos(&mut r, &mut w)).await {
-                    Ok(Ok(b)) => b,
-                    Ok(Err(why)) => {
-                        eprintln!("remex-worker: session from {peer} failed its handshake: {why}");
-                        return;
-                    }
-                    Err(_) => {
-                        eprintln!("remex-worker: session from {peer}: no handshake within {AUTH_TIMEOUT:?}");
-                        return;
-                    }
-                };
-                crate::serve::session(worker, move |config, handlers| {
-                    Ok(remex_core::conn::Connection::spawn(config, handlers, r, w, leftover))
-                })
-                .await;
+                log.exit(0)
             });
         }
+        accept_loop(listener, worker, psk, log).await
     })
 }
 
-async fn authenticate<R, W>(r: &mut R, w: &mut W, secret: &[u8]) -> Result<(), String>
-where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let mut challenge = [0u8; CHALLENGE_LEN];
-    getrandom::getrandom(&mut challenge)
-        .map_err(|e| format!("no randomness for a challenge: {e}"))?;
-    let mut greeting = AUTH_GREETING.to_vec();
-    greeting.extend_from_slice(&challenge);
-    w.write_all(&greeting).await.map_err(|e| e.to_string())?;
-    let mut response = [0u8; 32];
-    r.read_exact(&mut response)
-        .await
-        .map_err(|e| format!("no answer: {e}"))?;
-    if verify(secret, &challenge, &response) {
-        Ok(())
-    } else {
-        Err("wrong answer to the challenge (wrong secret, or not a remex client)".into())
+/// Connections in their handshake, oldest first.
+#[derive(Default)]
+struct Pending {
+    next: u64,
+    entries: VecDeque<(u64, Instant, AbortHandle)>,
+}
+
+impl Pending {
+    fn remove(&mut self, id: u64) {
+        if let Some(i) = self.entries.iter().position(|e| e.0 == id) {
+            self.entries.remove(i);
+        }
+    }
+
+    /// Drops the oldest pending connection (if older than `min_age`).
+    fn evict_oldest(&mut self, min_age: Duration) -> bool {
+        match self.entries.front() {
+            Some((_, since, _)) if since.elapsed() >= min_age => {
+                if let Some((_, _, h)) = self.entries.pop_front() {
+                    h.abort();
+                }
+                true
+            }
+            _ => false,
+        }
     }
 }
 
-/// The worker's half of the handshake, asynchronously.
+fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], log: Log) -> ! {
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let mut backoff = Duration::ZERO;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => {
+                backoff = Duration::ZERO;
+                x
+            }
+            Err(e) if out_of_fds(&e) => {
+                log.refusal(format!("remex-worker: accept failed: {e}"));
+                if pending.lock().evict_oldest(Duration::ZERO) {
+                    // Its fd is freed once the runtime drops the task.
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                } else {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(backoff).await;
+                }
+                continue;
+            }
+            Err(e) => {
+                // A connection that went away before we took it.
+                log.refusal(format!("remex-worker: accept failed: {e}"));
+                continue;
+            }
+        };
+        let id = {
+            let mut p = pending.lock();
+            if p.entries.len() >= MAX_PENDING && !p.evict_oldest(STALE_PENDING) {
+                drop(p);
+                log.refusal(format!(
+                    "remex-worker: refused {peer}: {MAX_PENDING} connections are in their handshake"
+                ));
+                continue;
+            }
+            p.next += 1;
+            p.next
+        };
+        let (worker, log2, pending2) = (worker.clone(), log.clone(), pending.clone());
+        let task = tokio::spawn(async move {
+            let admitted = admit(stream, &psk).await;
+            pending2.lock().remove(id);
+            match admitted {
+                Ok((r, w, leftover)) => {
+                    let ended = crate::serve::session(worker, move |config, handlers| {
+                        Ok(remex_core::conn::Connection::spawn(
+                            config, handlers, r, w, leftover,
+                        ))
+                    })
+                    .await;
+                    // A session that broke on tampering or a cut says so.
+                    if let Some(why) = ended.filter(|w| w.contains("secure session")) {
+                        log2.refusal(format!("remex-worker: session from {peer} ended: {why}"));
+                    }
+                }
+                Err(why) => log2.refusal(format!("remex-worker: refused {peer}: {why}")),
+            }
+        });
+        let mut p = pending.lock();
+        if !task.is_finished() {
+            p.entries.push_back((id, Instant::now(), task.abort_handle()));
+        }
+    }
+}
+
+type Admitted = (
+    secure::SecureReader<tokio::net::tcp::OwnedReadHalf>,
+    secure::SecureWriter<tokio::net::tcp::OwnedWriteHalf>,
+    BytesMut,
+);
+
+/// The secure handshake and the hellos, within [`HANDSHAKE_DEADLINE`].
+async fn admit(stream: TcpStream, psk: &[u8; 32]) -> Result<Admitted, String> {
+    let _ = stream.set_nodelay(true);
+    let (mut r, mut w) = stream.into_split();
+    let run = async {
+        let state = secure::respond(&mut r, &mut w, psk)
+            .await
+            .map_err(|e| match e {
+                HandshakeError::Unproven => {
+                    "it did not prove the secret (wrong secret, or not a remex client)".to_string()
+                }
+                HandshakeError::NotRemex(what) => format!("not a remex client: {what}"),
+                other => other.to_string(),
+            })?;
+        let peer = r
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "the client".into());
+        let (mut r, mut w) = secure::split(state, r, w, &peer);
+        let leftover = hellos(&mut r, &mut w).await.map_err(|e| {
+            if e.contains("tampered") {
+                format!("its first record failed authentication (a replayed handshake, or tampering): {e}")
+            } else {
+                e
+            }
+        })?;
+        Ok((r, w, leftover))
+    };
+    tokio::time::timeout(HANDSHAKE_DEADLINE, run)
+        .await
+        .unwrap_or_else(|_| Err(format!("no handshake within {HANDSHAKE_DEADLINE:?}")))
+}
+
+/// The worker's half of the hellos, inside the session.
 async fn hellos<R, W>(r: &mut R, w: &mut W) -> Result<BytesMut, String>
 where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let mut buf = BytesMut::with_capacity(4096);
     let mut scan = HandshakeScanner::new(0);
@@ -140,5 +283,104 @@ where
     crate::serve::apply_setup(&hello.setup.unwrap_or_default())?;
     let out = crate::serve::worker_hello();
     w.write_all(&out).await.map_err(|e| e.to_string())?;
+    w.flush().await.map_err(|e| e.to_string())?;
     Ok(buf)
+}
+
+/// The listener's log: lines go through a bounded queue to a thread that
+/// writes them to stderr, ignoring write errors.
+#[derive(Clone)]
+struct Log {
+    tx: std::sync::mpsc::SyncSender<Entry>,
+    dropped: Arc<AtomicU64>,
+    limit: Arc<Mutex<RateLimit>>,
+}
+
+enum Entry {
+    Line(String),
+    /// Answered once every line before it was written.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+struct RateLimit {
+    window: Instant,
+    count: u32,
+    suppressed: u64,
+}
+
+impl Log {
+    fn start() -> Log {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Entry>(LOG_QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let d = dropped.clone();
+        let _ = std::thread::Builder::new()
+            .name("remex-listen-log".into())
+            .spawn(move || {
+                let mut err = std::io::stderr();
+                for entry in rx {
+                    let line = match entry {
+                        Entry::Line(l) => l,
+                        Entry::Flush(done) => {
+                            let _ = err.flush();
+                            let _ = done.send(());
+                            continue;
+                        }
+                    };
+                    let lost = d.swap(0, Ordering::Relaxed);
+                    if lost > 0 {
+                        let _ = writeln!(err, "remex-worker: {lost} log lines dropped (stderr is slow)");
+                    }
+                    let _ = writeln!(err, "{line}");
+                }
+            });
+        Log {
+            tx,
+            dropped,
+            limit: Arc::new(Mutex::new(RateLimit {
+                window: Instant::now(),
+                count: 0,
+                suppressed: 0,
+            })),
+        }
+    }
+
+    /// Logs a line; never blocks.
+    fn line(&self, line: String) {
+        if self.tx.try_send(Entry::Line(line)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Logs a refusal, at most [`REFUSALS_PER_SECOND`] a second.
+    fn refusal(&self, line: String) {
+        let suppressed = {
+            let mut l = self.limit.lock();
+            if l.window.elapsed() >= Duration::from_secs(1) {
+                l.window = Instant::now();
+                l.count = 0;
+            }
+            if l.count >= REFUSALS_PER_SECOND {
+                l.suppressed += 1;
+                return;
+            }
+            l.count += 1;
+            std::mem::take(&mut l.suppressed)
+        };
+        if suppressed > 0 {
+            self.line(format!(
+                "remex-worker: {suppressed} more refusals were not logged (at most {REFUSALS_PER_SECOND} a second)"
+            ));
+        }
+        self.line(line);
+    }
+
+    /// Exits the process once the lines logged so far are written, or
+    /// after 200 ms if stderr does not take them.
+    fn exit(&self, code: i32) -> ! {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.tx.try_send(Entry::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_millis(200));
+        }
+        std::process::exit(code)
+    }
 }

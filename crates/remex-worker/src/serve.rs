@@ -244,14 +244,15 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
         Connection::spawn_direct(config, handlers, input, writer, leftover)
     })
     .await
+    .is_some()
 }
 
 /// Serves one controller over the connection `connect` starts, until it
-/// terminates the session (returns false) or goes away (returns true).
+/// terminates the session (returns `None`) or goes away (returns why).
 pub(crate) async fn session(
     worker: Arc<Worker>,
     connect: impl FnOnce(ConnConfig, Handlers) -> std::io::Result<Connection>,
-) -> bool {
+) -> Option<String> {
     let terminate = Arc::new(Notify::new());
     let terminated = Arc::new(AtomicBool::new(false));
     let (t, flag) = (terminate.clone(), terminated.clone());
@@ -271,8 +272,7 @@ pub(crate) async fn session(
     let conn = match connect(ConnConfig::new("controller", 2), handlers) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("remex-worker: cannot start the connection: {e}");
-            return true;
+            return Some(format!("cannot start the connection: {e}"));
         }
     };
     // The controller sends Terminate and then closes our input, so both
@@ -283,11 +283,11 @@ pub(crate) async fn session(
             if !terminated.load(Ordering::SeqCst) {
                 tracing::debug!("controller went away: {reason}");
                 conn.close_output();
-                return true;
+                return Some(reason.to_string());
             }
         }
     }
     conn.close_output();
     let _ = tokio::time::timeout(FLUSH_ON_EXIT, conn.flushed()).await;
-    false
+    None
 }

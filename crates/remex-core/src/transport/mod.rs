@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod popen;
+pub mod secure;
 pub mod socket;
 pub mod ssh;
 pub mod via;

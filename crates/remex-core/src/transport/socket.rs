@@ -1,57 +1,29 @@
 //! `socket=host:port`: a worker listening on TCP (`remex-worker --listen`).
 //!
-//! Before the protocol, the client proves a shared secret by challenge and
-//! response: the worker sends a random 32-byte challenge, the client
-//! answers HMAC-SHA256(secret, challenge), and the worker compares in
-//! constant time. The secret never crosses the wire, and comes from an
-//! environment variable (`secret_env=NAME`) or a file (`secret_file=PATH`),
-//! never from a command line.
-//!
-//! ```text
-//! worker -> client   "REMEX-AUTH1\n" + challenge (32 bytes)
-//! client -> worker   HMAC-SHA256(secret, challenge) (32 bytes)
-//! worker -> client   (refused: "REMEX-AUTH-REFUSED\n", then close)
-//! then the usual handshake and frames
-//! ```
+//! The session is the Noise session of [`super::secure`]: both sides prove
+//! the shared secret, every byte after the handshake is encrypted and
+//! integrity-protected, and the keys are fresh for each session. The
+//! secret comes from an environment variable (`secret_env=NAME`), a file
+//! (`secret_file=PATH`), or from the gateway that installed the listener
+//! (`installvia=`), never from a command line. After the secure handshake
+//! come the usual hellos and frames, inside the session.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-use super::{exchange_hellos, worker_info, HelloError, HANDSHAKE_TIMEOUT};
+use super::secure::{self, HandshakeError, SecureReader, SecureWriter};
+use super::{exchange_hellos, worker_info, HelloError};
 use crate::error::{Error, Result};
 use crate::spec::Spec;
 use crate::wire::WorkerInfo;
 
-/// The worker's greeting before its challenge.
-pub const AUTH_GREETING: &[u8] = b"REMEX-AUTH1\n";
-/// What the worker says before closing on a failed authentication.
-pub const AUTH_REFUSED: &[u8] = b"REMEX-AUTH-REFUSED\n";
-/// Length of the challenge and of the answer.
-pub const CHALLENGE_LEN: usize = 32;
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// HMAC-SHA256 of `challenge` under `secret`.
-pub fn answer(secret: &[u8], challenge: &[u8]) -> [u8; 32] {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(challenge);
-    mac.finalize().into_bytes().into()
-}
-
-/// Whether `response` answers `challenge` under `secret` (constant time).
-pub fn verify(secret: &[u8], challenge: &[u8], response: &[u8]) -> bool {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(challenge);
-    mac.verify_slice(response).is_ok()
-}
+/// How long the secure handshake and the hellos may take once connected.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn secret(spec: &Spec) -> Result<Vec<u8>> {
     let start = |detail: String| Error::Start {
@@ -72,80 +44,86 @@ fn secret(spec: &Spec) -> Result<Vec<u8>> {
         return Ok(bytes);
     }
     Err(start(
-        "socket= needs secret_env=NAME or secret_file=PATH".into(),
+        "socket= needs secret_env=NAME or secret_file=PATH (or installvia=ID in a Group)".into(),
     ))
 }
 
 /// A connected and authenticated socket gateway, after the handshake.
 pub(crate) struct Connected {
-    pub(crate) reader: OwnedReadHalf,
-    pub(crate) writer: OwnedWriteHalf,
+    pub(crate) reader: SecureReader<OwnedReadHalf>,
+    pub(crate) writer: SecureWriter<OwnedWriteHalf>,
     pub(crate) leftover: BytesMut,
     pub(crate) info: WorkerInfo,
 }
 
-/// Connects to `addr`, authenticates, and runs the handshake.
+/// Connects to `addr` with the spec's secret, runs the secure handshake
+/// and the hellos.
 pub(crate) async fn connect(id: &str, spec: &Spec, addr: &str) -> Result<Connected> {
     let secret = secret(spec)?;
-    let unreachable = |message: String| Error::HostUnreachable {
-        spec: spec.raw.clone(),
-        host: addr.to_string(),
-        message,
-    };
+    connect_with(id, spec, addr, &secret).await
+}
+
+/// [`connect`] with the secret given (`installvia=`).
+pub(crate) async fn connect_with(
+    id: &str,
+    spec: &Spec,
+    addr: &str,
+    secret: &[u8],
+) -> Result<Connected> {
+    let psk = secure::psk(secret);
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
-        .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|_| Error::Connect {
+            spec: spec.raw.clone(),
+            addr: addr.to_string(),
+            message: format!("no connection within {CONNECT_TIMEOUT:?}"),
+        })?
+        .map_err(|e| Error::Connect {
+            spec: spec.raw.clone(),
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })?;
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
+    let broken = |detail: String| Error::SessionBroken {
+        spec: spec.raw.clone(),
+        addr: addr.to_string(),
+        detail,
+    };
     let run = async {
-        let mut greeting = vec![0u8; AUTH_GREETING.len() + CHALLENGE_LEN];
-        r.read_exact(&mut greeting)
+        let state = secure::initiate(&mut r, &mut w, &psk)
             .await
-            .map_err(|e| Error::NotAWorker {
-                spec: spec.raw.clone(),
-                detail: format!("no remex authentication challenge from {addr}: {e}"),
+            .map_err(|e| match e {
+                HandshakeError::NotRemex(what) => Error::NotAWorker {
+                    spec: spec.raw.clone(),
+                    detail: format!("{addr} is not a remex listener: {what}"),
+                },
+                HandshakeError::Refused => Error::SecretRefused {
+                    spec: spec.raw.clone(),
+                    addr: addr.to_string(),
+                },
+                HandshakeError::Unproven => Error::PeerUnauthenticated {
+                    spec: spec.raw.clone(),
+                    addr: addr.to_string(),
+                },
+                HandshakeError::Io(e) => broken(format!("during the handshake: {e}")),
             })?;
-        if &greeting[..AUTH_GREETING.len()] != AUTH_GREETING {
-            return Err(Error::NotAWorker {
-                spec: spec.raw.clone(),
-                detail: format!("{addr} does not speak remex's socket protocol"),
-            });
-        }
-        let response = answer(&secret, &greeting[AUTH_GREETING.len()..]);
-        w.write_all(&response)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let (mut r, mut w) = secure::split(state, r, w, addr);
         let mut buf = BytesMut::new();
         let hello = exchange_hellos(&mut r, &mut w, &mut buf, spec, id)
             .await
             .map_err(|e| match e {
-                HelloError::Handshake(h) if h.to_string().contains("REMEX-AUTH-REFUSED") => {
-                    Error::AuthRefused {
-                        spec: spec.raw.clone(),
-                        host: addr.to_string(),
-                        message: "the worker refused our secret".into(),
-                    }
-                }
-                HelloError::Handshake(source) => Error::Handshake {
-                    spec: spec.raw.clone(),
-                    pid: 0,
-                    source,
-                    detail: String::new(),
-                },
-                HelloError::Io(e) => unreachable(e.to_string()),
+                HelloError::Handshake(h) => broken(format!("the worker's hello: {h}")),
+                HelloError::Io(e) => broken(e.to_string()),
             })?;
-        Ok((worker_info(spec, hello)?, buf))
+        Ok::<_, Error>((worker_info(spec, hello)?, buf, r, w))
     };
-    let (info, leftover) = tokio::time::timeout(HANDSHAKE_TIMEOUT, run)
+    let (info, leftover, reader, writer) = tokio::time::timeout(SESSION_TIMEOUT, run)
         .await
-        .map_err(|_| Error::Start {
-            spec: spec.raw.clone(),
-            detail: format!("no handshake from {addr} within {HANDSHAKE_TIMEOUT:?}"),
-        })??;
+        .map_err(|_| broken(format!("no secure session within {SESSION_TIMEOUT:?} of connecting (is {addr} a remex listener?)")))??;
     Ok(Connected {
-        reader: r,
-        writer: w,
+        reader,
+        writer,
         leftover,
         info,
     })
