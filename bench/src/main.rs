@@ -11,7 +11,11 @@
 //! Profiling aids, each measuring one row quickly: `--pingpong-only`
 //! (`--spawned` from a tokio task, `--blocking` from a plain thread; also
 //! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
-//! `--tasks-only` (`--raw-lane`), `--group64-only`.
+//! `--tasks-only` (`--raw-lane`), `--group64-only`, `--socket-only`.
+//!
+//! Rows (j) and (k) measure `socket=` (the Noise session) against a
+//! plain-TCP floor: a child process of this program speaking unencrypted
+//! over loopback TCP.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -102,6 +106,170 @@ fn grow_pipe(fd: std::os::fd::RawFd) {
     unsafe {
         libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
     }
+}
+
+/// The plain-TCP peer: connects to `addr`, then `echo` answers every
+/// 8-byte message; `source N CHUNK` writes N bytes. Unencrypted, with
+/// TCP_NODELAY as remex's sockets: the floor of `socket=`.
+fn tcp_peer(mode: &str, args: &[String]) -> ! {
+    let mut s = std::net::TcpStream::connect(&args[0]).expect("the bench listens");
+    let _ = s.set_nodelay(true);
+    match mode {
+        "echo" => {
+            let mut b = [0u8; 8];
+            while s.read_exact(&mut b).is_ok() {
+                if s.write_all(&b).is_err() {
+                    break;
+                }
+            }
+        }
+        _ => {
+            let total: usize = args[1].parse().unwrap_or(0);
+            let chunk: usize = args[2].parse().unwrap_or(1);
+            let data = vec![b'x'; chunk];
+            for _ in 0..total / chunk {
+                if s.write_all(&data).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    std::process::exit(0)
+}
+
+/// A plain-TCP peer process connected to us.
+fn tcp_peer_start(args: &[&str]) -> (std::process::Child, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback");
+    let addr = l.local_addr().unwrap().to_string();
+    let mut a = vec!["--tcp-peer", args[0], &addr];
+    a.extend_from_slice(&args[1..]);
+    let child = Command::new(std::env::current_exe().expect("own path"))
+        .args(&a)
+        .spawn()
+        .expect("tcp peer starts");
+    let (s, _) = l.accept().expect("the peer connects");
+    let _ = s.set_nodelay(true);
+    (child, s)
+}
+
+/// Mean plain-TCP round trip in microseconds over `n` pings.
+fn tcp_rtt(s: &mut std::net::TcpStream, n: usize) -> f64 {
+    let mut b = [0u8; 8];
+    let t0 = Instant::now();
+    for i in 0..n as u64 {
+        s.write_all(&i.to_le_bytes()).unwrap();
+        s.read_exact(&mut b).unwrap();
+    }
+    t0.elapsed().as_secs_f64() / n as f64 * 1e6
+}
+
+/// Plain-TCP bandwidth in MB/s from a peer process writing `total` bytes.
+fn tcp_bandwidth(total: usize, chunk: usize) -> f64 {
+    let (mut child, mut s) = tcp_peer_start(&["source", &total.to_string(), &chunk.to_string()]);
+    let mut buf = vec![0u8; chunk];
+    let t0 = Instant::now();
+    let mut got = 0;
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let bw = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    child.wait().unwrap();
+    bw
+}
+
+struct SocketRows {
+    rtt: Paired,
+    bulk: Paired,
+}
+
+/// (j), (k): a `socket=` gateway to this program listening on loopback
+/// (the encrypted session), beside the plain-TCP floor, round by round.
+async fn socket_rows(c: &Counts) -> remex::Result<SocketRows> {
+    let dir = std::env::temp_dir().join(format!("remex-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let secret = dir.join("secret");
+    std::fs::write(&secret, format!("bench secret {}", std::process::id())).expect("secret");
+    let mut listener = Command::new(std::env::current_exe().expect("own path"))
+        .env(remex::transport::popen::WORKER_ENV, "1")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--secret-file")
+        .arg(&secret)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the listener starts");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(listener.stdout.take().unwrap()),
+        &mut line,
+    )
+    .expect("the listener says where");
+    let addr = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+    let spec = format!("socket={addr}//secret_file={}", secret.display());
+    let result = async {
+        let gw = makegateway(&spec).await?;
+        let ch = gw.remote_call("echo_loop", &())?;
+        let (mut echo_child, mut echo) = tcp_peer_start(&["echo"]);
+        for i in 0..200i64 {
+            ch.send_value(Value::Int(i)).await?;
+            ch.receive_value().await?;
+        }
+        tcp_rtt(&mut echo, 200);
+        let mut rtt = Paired::default();
+        for _ in 0..c.rounds {
+            let t0 = Instant::now();
+            for i in 0..c.pings as i64 {
+                ch.send_value(Value::Int(i)).await?;
+                ch.receive_value().await?;
+            }
+            let r = t0.elapsed().as_secs_f64() / c.pings as f64 * 1e6;
+            rtt.push(r, tcp_rtt(&mut echo, c.pings));
+        }
+        drop(echo);
+        let _ = echo_child.wait();
+        ch.close(None);
+        let total = c.bulk_mb << 20;
+        let mut bulk = Paired::default();
+        for _ in 0..c.rounds {
+            let ch = gw.remote_call("bulk", &(total, c.chunk))?;
+            let t0 = Instant::now();
+            let mut got = 0;
+            while got < total {
+                if let Value::Bytes(b) = ch.receive_value().await? {
+                    got += b.len();
+                }
+            }
+            let r = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+            ch.waitclose(Some(Duration::from_secs(60))).await?;
+            bulk.push(r, tcp_bandwidth(total, c.chunk));
+        }
+        gw.exit().await?;
+        Ok(SocketRows { rtt, bulk })
+    }
+    .await;
+    let _ = listener.kill();
+    let _ = listener.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn print_socket_rows(s: &SocketRows) {
+    println!(
+        "| (j) socket= ping-pong round trip (Noise session), loopback | {:.1} us | {:.1} us (plain TCP) | | {:.2}x the floor | | <= 1.5x the floor |",
+        median(s.rtt.remex.clone()),
+        median(s.rtt.floor.clone()),
+        s.rtt.ratio()
+    );
+    println!(
+        "| (k) socket= bulk bytes (Noise session), loopback | {:.0} MB/s | {:.0} MB/s (plain TCP) | | {:.0}% of the floor | | >= 60% of the floor |",
+        median(s.bulk.remex.clone()),
+        median(s.bulk.floor.clone()),
+        s.bulk.ratio() * 100.0
+    );
 }
 
 /// The raw pipe peer for round trips: a child process echoing 8-byte
@@ -478,6 +646,9 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("--pipe-peer") {
         pipe_peer(&args[2], &args[3..]);
     }
+    if args.get(1).map(String::as_str) == Some("--tcp-peer") {
+        tcp_peer(&args[2], &args[3..]);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     if args.iter().any(|a| a == "--group64-only") {
         let open_fds = || std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
@@ -495,6 +666,21 @@ async fn main() {
             "{create:.1} {:.1} {per_gw:.1} {fds:.1}",
             t1.elapsed().as_secs_f64() * 1e3
         );
+        return;
+    }
+    if args.iter().any(|a| a == "--socket-only") {
+        // Profiling aid: only rows (j) and (k).
+        let c = Counts {
+            tasks: 1,
+            reps: 1,
+            rounds: 5,
+            pings: 2_000,
+            msgs: 1,
+            bulk_mb: 256,
+            chunk: 256 << 10,
+        };
+        let s = socket_rows(&c).await.expect("socket benchmark");
+        print_socket_rows(&s);
         return;
     }
     if args.iter().any(|a| a == "--bulk-only") {
@@ -698,6 +884,8 @@ async fn main() {
     eprintln!("measuring remex and the pipe floor, round by round ...");
     let r = remex_rows(&c).await.expect("remex benchmark");
     let send_rate = remex_send_rate(&c).await.expect("remex send benchmark");
+    eprintln!("measuring socket= and the plain-TCP floor ...");
+    let sock = socket_rows(&c).await.expect("socket benchmark");
     eprintln!("measuring ssh ...");
     let ssh = ssh_rows(&c).await;
     eprintln!("measuring groups ...");
@@ -773,6 +961,7 @@ async fn main() {
         "| (g) 64 popen gateways: create / terminate / controller memory, fds each | {:.0} ms / {:.0} ms / {:.0} KiB, {:.1} fds | | | | | |",
         gr.group64.0, gr.group64.1, gr.group64.2, gr.group64.3
     );
+    print_socket_rows(&sock);
     match &ssh {
         Ok((create, rtt, ex)) => {
             let ex_create = ex

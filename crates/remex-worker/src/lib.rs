@@ -122,63 +122,26 @@ impl Worker {
     /// line.
     pub fn run(self) -> ! {
         let args: Vec<String> = std::env::args().collect();
-        if let Some(i) = args.iter().position(|a| a == "--listen") {
-            let addr = args
-                .get(i + 1)
-                .cloned()
-                .unwrap_or_else(|| "127.0.0.1:0".into());
-            let value = |flag: &str| {
-                args.iter()
-                    .position(|a| a == flag)
-                    .and_then(|j| args.get(j + 1))
-                    .cloned()
+        let serve: Box<dyn FnOnce() -> std::convert::Infallible + Send> =
+            match args.iter().position(|a| a == "--listen") {
+                Some(i) => {
+                    let (addr, secret, opts) = listen_args(&args, i);
+                    Box::new(move || -> std::convert::Infallible { listen::listen(self, &addr, secret, opts) })
+                }
+                None => Box::new(move || -> std::convert::Infallible { serve::run(self) }),
             };
-            let secret = match (value("--secret-file"), value("--secret-env")) {
-                (Some(path), _) => std::fs::read(&path)
-                    .map(|mut b| {
-                        while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                            b.pop();
-                        }
-                        b
-                    })
-                    .map_err(|e| format!("cannot read --secret-file {path}: {e}")),
-                (None, name) => {
-                    let name = name.unwrap_or_else(|| "REMEX_SECRET".into());
-                    let secret = std::env::var(&name)
-                        .map(String::into_bytes)
-                        .map_err(|_| format!("no secret: set {name}, or give --secret-file PATH"));
-                    // Sessions' tasks and their children must not inherit it.
-                    std::env::remove_var(&name);
-                    secret
-                }
-            };
-            match secret {
-                Ok(s) if !s.is_empty() => {
-                    let opts = listen::ListenOptions {
-                        exit_with_stdin: args.iter().any(|a| a == "--exit-with-stdin"),
-                    };
-                    listen::listen(self, &addr, s, opts)
-                }
-                Ok(_) => {
-                    eprintln!("remex-worker: the secret is empty");
-                    std::process::exit(2)
-                }
-                Err(e) => {
-                    eprintln!("remex-worker: {e}");
-                    std::process::exit(2)
-                }
-            }
-        }
+        // Inside a runtime (a self-serving `#[tokio::main]` program), the
+        // worker's runtime runs on a thread of its own.
         if tokio::runtime::Handle::try_current().is_ok() {
             let serving = std::thread::Builder::new()
                 .name("remex-worker".into())
-                .spawn(move || serve::run(self));
+                .spawn(serve);
             if let Ok(t) = serving {
                 let _ = t.join();
             }
             std::process::exit(2)
         }
-        serve::run(self)
+        match serve() {}
     }
 
     /// Runs one request to its end and closes its channel. It stops counting
@@ -254,6 +217,54 @@ pub fn serve_if_worker(make: impl FnOnce() -> Worker) {
     if std::env::var_os(remex_core::transport::popen::WORKER_ENV).is_some_and(|v| v == "1") {
         std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
         make().run()
+    }
+}
+
+/// The address, secret and options of `--listen ADDR` at `args[i]`;
+/// exits with status 2 and a message when the secret cannot be had.
+fn listen_args(args: &[String], i: usize) -> (String, Vec<u8>, listen::ListenOptions) {
+    let addr = args
+        .get(i + 1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:0".into());
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|j| args.get(j + 1))
+            .cloned()
+    };
+    let secret = match (value("--secret-file"), value("--secret-env")) {
+        (Some(path), _) => std::fs::read(&path)
+            .map(|mut b| {
+                while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                    b.pop();
+                }
+                b
+            })
+            .map_err(|e| format!("cannot read --secret-file {path}: {e}")),
+        (None, name) => {
+            let name = name.unwrap_or_else(|| "REMEX_SECRET".into());
+            let secret = std::env::var(&name)
+                .map(String::into_bytes)
+                .map_err(|_| format!("no secret: set {name}, or give --secret-file PATH"));
+            // Sessions' tasks and their children must not inherit it.
+            std::env::remove_var(&name);
+            secret
+        }
+    };
+    let opts = listen::ListenOptions {
+        exit_with_stdin: args.iter().any(|a| a == "--exit-with-stdin"),
+    };
+    match secret {
+        Ok(s) if !s.is_empty() => (addr, s, opts),
+        Ok(_) => {
+            eprintln!("remex-worker: the secret is empty");
+            std::process::exit(2)
+        }
+        Err(e) => {
+            eprintln!("remex-worker: {e}");
+            std::process::exit(2)
+        }
     }
 }
 
