@@ -329,13 +329,36 @@ impl Gateway {
             .ok_or_else(|| start(format!("installvia={via}: the listener reported {bound:?}")))?;
         let target = format!("{host}:{port}");
         let c = transport::socket::connect_with(&id, &spec, &target, secret.as_bytes()).await?;
-        Gateway::without_process(spec, id, c.info, c.reader, c.writer, c.leftover)
+        Gateway::over_socket(spec, id, c)
     }
 
     /// A gateway to a worker listening on TCP.
     async fn start_socket(spec: Spec, id: String, addr: String) -> Result<Gateway> {
         let c = transport::socket::connect(&id, &spec, &addr).await?;
-        Gateway::without_process(spec, id, c.info, c.reader, c.writer, c.leftover)
+        Gateway::over_socket(spec, id, c)
+    }
+
+    /// A gateway over an established `socket=` session: waiting threads
+    /// and tasks read it directly, as they read a worker's pipe.
+    fn over_socket(spec: Spec, id: String, c: transport::socket::Connected) -> Result<Gateway> {
+        let mut config = ConnConfig::new(id.clone(), 1);
+        config.peer_pid = c.info.pid;
+        config.direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&c.parts.writer));
+        let p = c.parts;
+        let conn = Connection::spawn_direct_secure(
+            config,
+            Handlers::default(),
+            p.input,
+            p.writer,
+            p.leftover,
+            p.opener,
+            p.sealer,
+        )
+        .map_err(|e| Error::Start {
+            spec: spec.raw.clone(),
+            detail: format!("cannot set up the session's streams: {e}"),
+        })?;
+        Ok(Gateway::detached(spec, id, c.info, conn))
     }
 
     /// A gateway with no local process (socket, via): it "exits" when its
@@ -352,10 +375,15 @@ impl Gateway {
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
         W: tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let c = (info, reader, writer, leftover);
         let mut config = ConnConfig::new(id.clone(), 1);
-        config.peer_pid = c.0.pid;
-        let conn = Connection::spawn(config, Handlers::default(), c.1, c.2, c.3);
+        config.peer_pid = info.pid;
+        let conn = Connection::spawn(config, Handlers::default(), reader, writer, leftover);
+        Ok(Gateway::detached(spec, id, info, conn))
+    }
+
+    /// The gateway around a connection with no local process: it "exits"
+    /// when its connection closes.
+    fn detached(spec: Spec, id: String, info: WorkerInfo, conn: Connection) -> Gateway {
         let (tx, exit) = watch::channel(None);
         let watched = conn.clone();
         tokio::spawn(async move {
@@ -363,7 +391,7 @@ impl Gateway {
             use std::os::unix::process::ExitStatusExt;
             let _ = tx.send(Some(ExitStatus::from_raw(0)));
         });
-        Ok(Gateway::assemble(id, spec, conn, c.0, 0, exit, false))
+        Gateway::assemble(id, spec, conn, info, 0, exit, false)
     }
 
     /// The gateway around a connected worker: its lifecycle is On, and a

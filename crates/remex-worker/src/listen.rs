@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use remex_core::transport::secure::{self, HandshakeError};
+use remex_core::transport::socket::DirectParts;
 use remex_core::wire::{HandshakeScanner, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -199,12 +200,21 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
         let task = tokio::spawn(async move {
             let admitted = admit(stream, &psk).await;
             pending2.lock().remove(id);
+            if admitted.is_ok() {
+                make_room(&pending2, SESSION_FDS).await;
+            }
+            let admitted = admitted.and_then(|(r, w, leftover)| {
+                DirectParts::new(r, w, leftover).map_err(|e| format!("taking over the session: {e}"))
+            });
             match admitted {
-                Ok((r, w, leftover)) => {
-                    let ended = crate::serve::session(worker, move |config, handlers| {
-                        Ok(remex_core::conn::Connection::spawn(
-                            config, handlers, r, w, leftover,
-                        ))
+                Ok(p) => {
+                    // Script and task threads read the session directly,
+                    // as they read a pipe (Connection::spawn_direct_secure).
+                    let ended = crate::serve::session(worker, move |mut config, handlers| {
+                        config.direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&p.writer));
+                        remex_core::conn::Connection::spawn_direct_secure(
+                            config, handlers, p.input, p.writer, p.leftover, p.opener, p.sealer,
+                        )
                     })
                     .await;
                     // A session that broke on tampering or a cut says so.
@@ -227,6 +237,37 @@ type Admitted = (
     secure::SecureWriter<tokio::net::tcp::OwnedWriteHalf>,
     BytesMut,
 );
+
+/// File descriptors a session needs beyond its socket (a duplicate for
+/// reading, an epoll set, a timer, two eventfds), and a spare.
+const SESSION_FDS: usize = 6;
+
+/// Frees `need` fds for a session that passed its handshake, dropping
+/// the oldest connections still in theirs if the process is at its limit:
+/// a proven client outranks unproven peers. Bounded by the table's size.
+async fn make_room(pending: &Mutex<Pending>, need: usize) {
+    for _ in 0..MAX_PENDING {
+        if free_fds() >= need || !pending.lock().evict_oldest(Duration::ZERO) {
+            return;
+        }
+        // The evicted task's socket closes when the runtime drops it.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// How many more fds this process may open now.
+fn free_fds() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return usize::MAX;
+    }
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    (lim.rlim_cur as usize).saturating_sub(open)
+}
 
 /// The secure handshake and the hellos, within [`HANDSHAKE_DEADLINE`].
 async fn admit(stream: TcpStream, psk: &[u8; 32]) -> Result<Admitted, String> {

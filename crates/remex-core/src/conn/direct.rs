@@ -45,6 +45,7 @@ use event_listener::EventListener;
 use parking_lot::Mutex;
 
 use super::{drain, end_of_input, make_room, EofReason, Shared, Step};
+use crate::transport::secure::Opener;
 use crate::wire::MessageDecoder;
 
 const INPUT: u64 = 0;
@@ -173,6 +174,9 @@ pub(crate) struct DirectReader {
 /// Held by whoever has the read role.
 struct ReadState {
     buf: BytesMut,
+    /// The record layer of an encrypted stream (`socket=`): what is read
+    /// goes through it into `buf`.
+    records: Option<Opener>,
     dec: MessageDecoder,
     /// A waiting thread met the end of the input (or a read error); the
     /// background task reports it.
@@ -279,7 +283,18 @@ enum Wake {
 
 impl DirectReader {
     /// Takes over `fd` (non-blocking); `buf` holds bytes already read.
-    pub(crate) fn new(fd: OwnedFd, buf: BytesMut, dec: MessageDecoder) -> io::Result<Self> {
+    /// With `records`, the input is an encrypted session: its whole
+    /// records already received are opened into `buf` at once.
+    pub(crate) fn new(
+        fd: OwnedFd,
+        mut buf: BytesMut,
+        dec: MessageDecoder,
+        mut records: Option<Opener>,
+    ) -> io::Result<Self> {
+        if let Some(r) = &mut records {
+            // A bad record shows at the first read.
+            let _ = r.open(&mut buf);
+        }
         // SAFETY: fcntl on an fd we own. The background task reads until
         // the input would block, so it must not block.
         unsafe {
@@ -328,6 +343,7 @@ impl DirectReader {
             waiters: AtomicUsize::new(0),
             state: Mutex::new(ReadState {
                 buf,
+                records,
                 dec,
                 ended: false,
                 done: false,
@@ -470,6 +486,7 @@ impl DirectReader {
     fn spin_read(
         &self,
         buf: &mut BytesMut,
+        records: &mut Option<Opener>,
         began: Instant,
         deadline: Option<Instant>,
     ) -> Option<io::Result<usize>> {
@@ -478,7 +495,7 @@ impl DirectReader {
             None => began + self.spin_limit,
         };
         loop {
-            match self.read_some(buf) {
+            match self.read_some(buf, records) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if Instant::now() >= until {
                         return None;
@@ -501,9 +518,31 @@ impl DirectReader {
         quick.record(took < self.spin_limit);
     }
 
+    /// One `read` into the spare capacity of `buf`; through `records`, as
+    /// many as it takes to open a whole record (or until the input would
+    /// block).
+    fn read_some(&self, buf: &mut BytesMut, records: &mut Option<Opener>) -> io::Result<usize> {
+        let Some(r) = records else {
+            make_room(buf);
+            return self.read_into(buf);
+        };
+        loop {
+            if let Some(e) = r.failure() {
+                return Err(e);
+            }
+            if self.read_into(r.spare())? == 0 {
+                r.ended()?;
+                return Ok(0);
+            }
+            let n = r.open(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+    }
+
     /// One `read` into the spare capacity of `buf`.
-    fn read_some(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        make_room(buf);
+    fn read_into(&self, buf: &mut BytesMut) -> io::Result<usize> {
         let spare = buf.spare_capacity_mut();
         // SAFETY: reading into `spare`, which is valid for its length.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
@@ -569,7 +608,7 @@ impl Shared {
             };
             let began = Instant::now();
             let spun = if quick.is_some_and(|q| d.spins(q)) {
-                d.spin_read(&mut rs.buf, began, deadline)
+                d.spin_read(&mut rs.buf, &mut rs.records, began, deadline)
             } else {
                 None
             };
@@ -582,7 +621,7 @@ impl Shared {
                         // The loss notified `l`'s event, or will.
                         Wake::Stopped | Wake::TimedOut => break Step::Wait(l),
                     }
-                    d.read_some(&mut rs.buf)
+                    d.read_some(&mut rs.buf, &mut rs.records)
                 }
             };
             // Spin next time only if this input came within the spin.
@@ -643,7 +682,7 @@ impl Shared {
         let rs = &mut *rs;
         // The end of the input and errors are left to the background task,
         // which the input wakes.
-        if !matches!(d.read_some(&mut rs.buf), Ok(1..)) {
+        if !matches!(d.read_some(&mut rs.buf, &mut rs.records), Ok(1..)) {
             return Some(false);
         }
         if !drain(self, &mut rs.dec, &mut rs.buf) {
@@ -801,7 +840,7 @@ fn read_here(shared: &Arc<Shared>, d: &DirectReader) -> Option<End> {
         if !drain(shared, &mut rs.dec, &mut rs.buf) {
             break End::Broken;
         }
-        match d.read_some(&mut rs.buf) {
+        match d.read_some(&mut rs.buf, &mut rs.records) {
             Ok(0) => break End::Eof(rs.buf.len()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break End::Pending,

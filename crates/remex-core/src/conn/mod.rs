@@ -27,6 +27,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
+use crate::transport::secure::{Opener, SealKeys, Sealer};
 use crate::value::Value;
 use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus, WireError};
 
@@ -109,6 +110,13 @@ impl Callback {
 #[derive(Default)]
 struct OutBuf {
     buf: BytesMut,
+    /// The record layer of an encrypted stream (`socket=`): `buf` leaves
+    /// through it. Nonces are taken here, under this lock, in the order
+    /// the bytes reach the stream.
+    sealer: Option<Sealer>,
+    /// Records sealed for a direct write that the fd did not take whole;
+    /// they leave before anything else.
+    sealed: BytesMut,
     closing: bool,
     /// The writer task holds bytes taken from `buf` that it has not yet
     /// written; a direct write now would overtake them.
@@ -149,10 +157,22 @@ impl OutBuf {
         if recent {
             return true;
         }
-        while !self.buf.is_empty() {
+        if let Some(sealer) = &mut self.sealer {
+            if sealer.seal(&self.buf, &mut self.sealed).is_err() {
+                // Nonces ran out: the writer task meets the same error.
+                return true;
+            }
+            self.buf.clear();
+        }
+        let out = if self.sealer.is_some() {
+            &mut self.sealed
+        } else {
+            &mut self.buf
+        };
+        while !out.is_empty() {
             // SAFETY: `fd` is open: it is cleared under this lock before the
             // writer task closes it. The buffer is valid for `len` bytes.
-            let n = unsafe { libc::write(fd, self.buf.as_ptr().cast(), self.buf.len()) };
+            let n = unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 match e.kind() {
@@ -164,9 +184,14 @@ impl OutBuf {
                     _ => return true,
                 }
             }
-            self.buf.advance(n as usize);
+            out.advance(n as usize);
         }
         false
+    }
+
+    /// Whether nothing waits to be written.
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.sealed.is_empty()
     }
 }
 
@@ -284,10 +309,53 @@ impl Connection {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
+        Connection::spawn_direct_inner(config, handlers, input, writer, leftover, None)
+    }
+
+    /// As [`Connection::spawn_direct`], over an encrypted session
+    /// (`socket=`): `input` and `writer` carry records of
+    /// `remex_core::transport::secure`, opened by `opener` and sealed by
+    /// `sealer` (taken over from the session's handshake); `leftover` is
+    /// plaintext already opened.
+    pub fn spawn_direct_secure<W>(
+        config: ConnConfig,
+        handlers: Handlers,
+        input: std::os::fd::OwnedFd,
+        writer: W,
+        leftover: BytesMut,
+        opener: Opener,
+        sealer: Sealer,
+    ) -> std::io::Result<Connection>
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        Connection::spawn_direct_inner(
+            config,
+            handlers,
+            input,
+            writer,
+            leftover,
+            Some((opener, sealer)),
+        )
+    }
+
+    fn spawn_direct_inner<W>(
+        config: ConnConfig,
+        handlers: Handlers,
+        input: std::os::fd::OwnedFd,
+        writer: W,
+        leftover: BytesMut,
+        records: Option<(Opener, Sealer)>,
+    ) -> std::io::Result<Connection>
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let decoder = MessageDecoder::new(config.max_payload, config.max_message);
         let eof_reason = handlers.eof_reason.clone();
-        let reader = direct::DirectReader::new(input, leftover, decoder)?;
+        let (opener, sealer) = records.unzip();
+        let reader = direct::DirectReader::new(input, leftover, decoder, opener)?;
         let shared = Shared::new(config, handlers, Some(reader));
+        shared.out.lock().sealer = sealer;
         direct::start(shared.clone(), eof_reason)?;
         tokio::spawn(write_loop(shared.clone(), writer));
         Ok(Connection { shared })
@@ -516,11 +584,26 @@ async fn read_loop<R: AsyncRead + Unpin>(
     shared.stream_lost(reason);
 }
 
+/// What the writer task takes from the output buffer at once.
+enum Chunk {
+    /// Bytes to write as they are.
+    Plain(BytesMut),
+    /// Records already sealed, then plaintext to seal with the nonces
+    /// reserved from `first` on.
+    Sealed {
+        sealed: BytesMut,
+        plain: BytesMut,
+        keys: SealKeys,
+        first: u64,
+    },
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
+    let mut out = BytesMut::new();
     loop {
         let chunk = {
             let mut o = shared.out.lock();
-            if o.buf.is_empty() {
+            if o.is_empty() {
                 o.writer_busy = false;
                 if o.closing {
                     break;
@@ -528,17 +611,36 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
                 None
             } else {
                 o.writer_busy = true;
-                Some(o.buf.split())
+                let plain = o.buf.split();
+                Some(match o.sealer.as_mut() {
+                    None => Chunk::Plain(plain),
+                    Some(sealer) => {
+                        let (keys, first) = (sealer.keys(), sealer.reserve(plain.len()));
+                        Chunk::Sealed {
+                            sealed: o.sealed.split(),
+                            plain,
+                            keys,
+                            first,
+                        }
+                    }
+                })
             }
         };
-        match chunk {
-            Some(b) => {
-                if let Err(e) = w.write_all(&b).await {
-                    tracing::debug!(gateway = %shared.name, "write failed: {e}");
-                    let mut o = shared.out.lock();
-                    o.closing = true;
-                    o.buf.clear();
-                    break;
+        let written = match chunk {
+            Some(Chunk::Plain(b)) => w.write_all(&b).await,
+            Some(Chunk::Sealed {
+                sealed,
+                plain,
+                keys,
+                first,
+            }) => {
+                // Sealed outside the lock: senders go on meanwhile. The
+                // writer is busy, so nothing overtakes these records.
+                out.clear();
+                out.extend_from_slice(&sealed);
+                match keys.seal(first, &plain, &mut out) {
+                    Ok(()) => w.write_all(&out).await,
+                    Err(e) => Err(e),
                 }
             }
             None => {
@@ -546,8 +648,17 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
                     tracing::debug!(gateway = %shared.name, "flush failed: {e}");
                     break;
                 }
-                shared.out_ready.notified().await
+                shared.out_ready.notified().await;
+                continue;
             }
+        };
+        if let Err(e) = written {
+            tracing::debug!(gateway = %shared.name, "write failed: {e}");
+            let mut o = shared.out.lock();
+            o.closing = true;
+            o.buf.clear();
+            o.sealed.clear();
+            break;
         }
     }
     shared.out.lock().direct_fd = None;

@@ -235,102 +235,198 @@ pub fn split<R, W>(
     (
         SecureReader {
             inner: reader,
-            state: state.clone(),
-            nonce: 0,
-            cipher: BytesMut::with_capacity(4096),
+            opener: Opener {
+                state: state.clone(),
+                nonce: 0,
+                cipher: BytesMut::with_capacity(4096),
+                peer: peer.to_string(),
+                failed: None,
+            },
             plain: BytesMut::new(),
-            peer: peer.to_string(),
-            failed: None,
         },
         SecureWriter {
             inner: writer,
-            state,
-            nonce: 0,
-            out: Vec::with_capacity(WRITE_BATCH + 8 * (TAG + 2)),
-            pos: 0,
+            sealer: Sealer { state, next: 0 },
+            out: BytesMut::new(),
         },
     )
 }
 
-/// The reading half of a session: an [`AsyncRead`] of the peer's
-/// plaintext. A record that fails its integrity check, or a stream cut in
-/// the middle of a record, is an error (kind `InvalidData` or
-/// `UnexpectedEof`) that names the peer and repeats on every later read;
-/// nothing of that record or after it is returned.
+/// The receiving side of a session's record layer, without I/O: bytes
+/// from the wire go in ([`Opener::spare`], [`Opener::filled`]), the
+/// plaintext of whole records comes out ([`Opener::open`]). A record that
+/// fails its integrity check, or a stream cut in the middle of a record,
+/// is an error (kind `InvalidData` or `UnexpectedEof`) that names the peer
+/// and repeats on every later call; nothing of that record or after it is
+/// returned. Until the first record opened, it holds at most one record's
+/// bytes (64 KiB) for an unproven peer.
 #[derive(Debug)]
-pub struct SecureReader<R> {
-    inner: R,
+pub struct Opener {
     state: Arc<StatelessTransportState>,
     nonce: u64,
     cipher: BytesMut,
-    plain: BytesMut,
     peer: String,
     failed: Option<(io::ErrorKind, String)>,
 }
 
-impl<R> SecureReader<R> {
+impl Opener {
     fn fail(&mut self, kind: io::ErrorKind, msg: String) -> io::Error {
         self.failed = Some((kind, msg.clone()));
         io::Error::new(kind, msg)
     }
 
-    /// Decrypts the complete records at the front of `cipher`, into `out`
-    /// while it has room for a whole record, then one into `plain`.
-    /// Returns whether anything was decrypted.
-    fn decrypt_ready(&mut self, out: &mut ReadBuf<'_>) -> io::Result<bool> {
-        let mut any = false;
-        while self.plain.is_empty() && self.cipher.len() >= 2 {
+    /// The error this session already failed with, if any.
+    pub fn failure(&self) -> Option<io::Error> {
+        self.failed
+            .as_ref()
+            .map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
+    }
+
+    /// Room for the next read from the wire: the rest of the record under
+    /// way, and once the peer proved itself (a record opened), several.
+    pub fn spare(&mut self) -> &mut BytesMut {
+        let need = match self.cipher.len() {
+            n if n >= 2 => 2 + u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize - n,
+            n => 2 - n,
+        };
+        let want = if self.nonce == 0 { need } else { need.max(MAX_RECORD) };
+        if self.cipher.capacity() - self.cipher.len() < want {
+            self.cipher
+                .reserve(if self.nonce == 0 { want } else { 4 * MAX_RECORD });
+        }
+        &mut self.cipher
+    }
+
+    /// The wire ended: an error if it ended inside a record.
+    pub fn ended(&mut self) -> io::Result<()> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        if self.cipher.is_empty() {
+            return Ok(());
+        }
+        let msg = format!(
+            "the secure session with {} was cut in the middle of record {} ({} bytes of it arrived)",
+            self.peer,
+            self.nonce,
+            self.cipher.len()
+        );
+        Err(self.fail(io::ErrorKind::UnexpectedEof, msg))
+    }
+
+    /// Opens the whole records received so far, appending their plaintext
+    /// to `plain`; returns how many plaintext bytes it appended. What came
+    /// before a bad record is appended before the error shows (on this
+    /// call if nothing came before it, else on the next).
+    pub fn open(&mut self, plain: &mut BytesMut) -> io::Result<usize> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let mut produced = 0;
+        while self.cipher.len() >= 2 {
             let len = u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize;
-            if len < TAG {
-                if any {
-                    break;
-                }
-                return Err(self.fail(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "the secure session with {} was tampered with: record {} is shorter than its tag",
-                        self.peer, self.nonce
-                    ),
-                ));
-            }
-            if self.cipher.len() < 2 + len {
+            let bad = if len < TAG {
+                Some("is shorter than its tag")
+            } else if self.cipher.len() < 2 + len {
                 break;
-            }
-            let text = len - TAG;
-            if any && out.remaining() < text {
-                break;
-            }
-            let result = if out.remaining() >= text {
-                let dst = &mut out.initialize_unfilled_to(text)[..text];
+            } else {
+                let start = plain.len();
+                plain.resize(start + len - TAG, 0);
                 let r = self
                     .state
-                    .read_message(self.nonce, &self.cipher[2..2 + len], dst);
-                if r.is_ok() {
-                    out.advance(text);
+                    .read_message(self.nonce, &self.cipher[2..2 + len], &mut plain[start..]);
+                if r.is_err() {
+                    plain.truncate(start);
+                    Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
+                } else {
+                    None
                 }
-                r
-            } else {
-                self.plain.resize(text, 0);
-                self.state
-                    .read_message(self.nonce, &self.cipher[2..2 + len], &mut self.plain)
             };
-            if result.is_err() {
-                self.plain.clear();
+            if let Some(what) = bad {
                 let e = self.fail(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "the secure session with {} was tampered with: record {} failed its integrity check (changed, injected, dropped, reordered or replayed data)",
+                        "the secure session with {} was tampered with: record {} {what}",
                         self.peer, self.nonce
                     ),
                 );
-                // What came before the bad record is delivered first.
-                return if any { Ok(true) } else { Err(e) };
+                return if produced > 0 { Ok(produced) } else { Err(e) };
             }
+            produced += len - TAG;
             self.nonce += 1;
             self.cipher.advance(2 + len);
-            any = true;
         }
-        Ok(any)
+        Ok(produced)
+    }
+}
+
+/// The sending side of a session's record layer, without I/O: plaintext
+/// in, records out. Nonces are reserved in order ([`Sealer::reserve`]) so
+/// that records may be sealed outside the lock that orders them, as long
+/// as they reach the wire in nonce order.
+#[derive(Debug)]
+pub struct Sealer {
+    state: Arc<StatelessTransportState>,
+    next: u64,
+}
+
+impl Sealer {
+    /// Reserves the nonces of the records `len` plaintext bytes need;
+    /// returns the first.
+    pub fn reserve(&mut self, len: usize) -> u64 {
+        let first = self.next;
+        self.next += len.div_ceil(MAX_PLAINTEXT) as u64;
+        first
+    }
+
+    /// A handle that seals with reserved nonces, from any thread.
+    pub fn keys(&self) -> SealKeys {
+        SealKeys(self.state.clone())
+    }
+
+    /// Seals `plain` with the next nonces, appending the records to `out`.
+    pub fn seal(&mut self, plain: &[u8], out: &mut BytesMut) -> io::Result<()> {
+        let first = self.reserve(plain.len());
+        self.keys().seal(first, plain, out)
+    }
+}
+
+/// Seals records with nonces reserved from a [`Sealer`].
+#[derive(Debug, Clone)]
+pub struct SealKeys(Arc<StatelessTransportState>);
+
+impl SealKeys {
+    /// Seals `plain` as records with nonces from `first` on, appending
+    /// them to `out`.
+    pub fn seal(&self, first: u64, plain: &[u8], out: &mut BytesMut) -> io::Result<()> {
+        out.reserve(plain.len() + plain.len().div_ceil(MAX_PLAINTEXT) * (TAG + 2));
+        for (k, chunk) in plain.chunks(MAX_PLAINTEXT).enumerate() {
+            let start = out.len();
+            let len = chunk.len() + TAG;
+            out.resize(start + 2 + len, 0);
+            out[start..start + 2].copy_from_slice(&(len as u16).to_be_bytes());
+            self.0
+                .write_message(first + k as u64, chunk, &mut out[start + 2..])
+                .map_err(snow_io)?;
+        }
+        Ok(())
+    }
+}
+
+/// The reading half of a session: an [`AsyncRead`] of the peer's
+/// plaintext (see [`Opener`] for its errors).
+#[derive(Debug)]
+pub struct SecureReader<R> {
+    inner: R,
+    opener: Opener,
+    plain: BytesMut,
+}
+
+impl<R> SecureReader<R> {
+    /// The stream, the record layer, and plaintext opened but not yet
+    /// read: to go on reading the session another way.
+    pub fn into_parts(self) -> (R, Opener, BytesMut) {
+        (self.inner, self.opener, self.plain)
     }
 }
 
@@ -342,45 +438,22 @@ impl<R: AsyncRead + Unpin> AsyncRead for SecureReader<R> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if let Some((kind, msg)) = &this.failed {
-                return Poll::Ready(Err(io::Error::new(*kind, msg.clone())));
-            }
             if !this.plain.is_empty() {
                 let n = this.plain.len().min(buf.remaining());
                 buf.put_slice(&this.plain[..n]);
                 this.plain.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            if this.decrypt_ready(buf)? {
-                if this.plain.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
+            if this.opener.open(&mut this.plain)? > 0 {
                 continue;
             }
-            // Room for the rest of the record under way; once the peer
-            // proved itself (a record decrypted), for several records.
-            let need = match this.cipher.len() {
-                n if n >= 2 => {
-                    2 + u16::from_be_bytes([this.cipher[0], this.cipher[1]]) as usize - n
-                }
-                n => 2 - n,
-            };
-            let want = if this.nonce == 0 { need } else { need.max(MAX_RECORD) };
-            if this.cipher.capacity() - this.cipher.len() < want {
-                this.cipher.reserve(if this.nonce == 0 { want } else { 4 * MAX_RECORD });
-            }
-            let n = ready!(poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.cipher))?;
+            let n = ready!(poll_read_buf(
+                Pin::new(&mut this.inner),
+                cx,
+                this.opener.spare()
+            ))?;
             if n == 0 {
-                if this.cipher.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
-                let msg = format!(
-                    "the secure session with {} was cut in the middle of record {} ({} bytes of it arrived)",
-                    this.peer,
-                    this.nonce,
-                    this.cipher.len()
-                );
-                return Poll::Ready(Err(this.fail(io::ErrorKind::UnexpectedEof, msg)));
+                return Poll::Ready(this.opener.ended());
             }
         }
     }
@@ -392,38 +465,32 @@ impl<R: AsyncRead + Unpin> AsyncRead for SecureReader<R> {
 #[derive(Debug)]
 pub struct SecureWriter<W> {
     inner: W,
-    state: Arc<StatelessTransportState>,
-    nonce: u64,
-    out: Vec<u8>,
-    pos: usize,
+    sealer: Sealer,
+    out: BytesMut,
+}
+
+impl<W> SecureWriter<W> {
+    /// The stream and the record layer, once everything written was
+    /// flushed (an error otherwise): to go on writing the session another
+    /// way.
+    pub fn into_parts(self) -> io::Result<(W, Sealer)> {
+        if !self.out.is_empty() {
+            return Err(io::Error::other("the session's writer was not flushed"));
+        }
+        Ok((self.inner, self.sealer))
+    }
 }
 
 impl<W: AsyncWrite + Unpin> SecureWriter<W> {
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.pos < self.out.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out[self.pos..]))?;
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.pos += n;
+            self.out.advance(n);
         }
-        self.out.clear();
-        self.pos = 0;
         Poll::Ready(Ok(()))
-    }
-
-    fn seal(&mut self, plain: &[u8]) -> io::Result<()> {
-        for chunk in plain.chunks(MAX_PLAINTEXT) {
-            let start = self.out.len();
-            let len = chunk.len() + TAG;
-            self.out.resize(start + 2 + len, 0);
-            self.out[start..start + 2].copy_from_slice(&(len as u16).to_be_bytes());
-            self.state
-                .write_message(self.nonce, chunk, &mut self.out[start + 2..])
-                .map_err(snow_io)?;
-            self.nonce += 1;
-        }
-        Ok(())
     }
 }
 
@@ -436,7 +503,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for SecureWriter<W> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
         let take = buf.len().min(WRITE_BATCH);
-        this.seal(&buf[..take])?;
+        this.sealer.seal(&buf[..take], &mut this.out)?;
         // The records are ours now; they leave here or at the next call.
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
             return Poll::Ready(Err(e));

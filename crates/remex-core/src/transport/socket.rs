@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-use super::secure::{self, HandshakeError, SecureReader, SecureWriter};
+use super::secure::{self, HandshakeError, Opener, Sealer, SecureReader, SecureWriter};
 use super::{exchange_hellos, worker_info, HelloError};
 use crate::error::{Error, Result};
 use crate::spec::Spec;
@@ -50,10 +50,49 @@ fn secret(spec: &Spec) -> Result<Vec<u8>> {
 
 /// A connected and authenticated socket gateway, after the handshake.
 pub(crate) struct Connected {
-    pub(crate) reader: SecureReader<OwnedReadHalf>,
-    pub(crate) writer: SecureWriter<OwnedWriteHalf>,
-    pub(crate) leftover: BytesMut,
+    pub(crate) parts: DirectParts,
     pub(crate) info: WorkerInfo,
+}
+
+/// An established session taken apart for the engine, which reads it
+/// directly (`Connection::spawn_direct_secure`).
+#[derive(Debug)]
+pub struct DirectParts {
+    /// The socket, for reading (a duplicate of `writer`'s).
+    pub input: std::os::fd::OwnedFd,
+    /// The socket, for the writer task and direct writes.
+    pub writer: TcpStream,
+    /// Plaintext already opened, after the hellos.
+    pub leftover: BytesMut,
+    /// The receiving record layer.
+    pub opener: Opener,
+    /// The sending record layer.
+    pub sealer: Sealer,
+}
+
+impl DirectParts {
+    /// Takes apart a session whose hellos were exchanged over `reader`
+    /// and `writer` (flushed), with `leftover` the plaintext read after
+    /// the peer's hello.
+    pub fn new(
+        reader: SecureReader<OwnedReadHalf>,
+        writer: SecureWriter<OwnedWriteHalf>,
+        mut leftover: BytesMut,
+    ) -> std::io::Result<DirectParts> {
+        let (r, opener, plain) = reader.into_parts();
+        let (w, sealer) = writer.into_parts()?;
+        leftover.extend_from_slice(&plain);
+        let stream = r.reunite(w).map_err(std::io::Error::other)?.into_std()?;
+        let input = stream.try_clone()?.into();
+        let writer = TcpStream::from_std(stream)?;
+        Ok(DirectParts {
+            input,
+            writer,
+            leftover,
+            opener,
+            sealer,
+        })
+    }
 }
 
 /// Connects to `addr` with the spec's secret, runs the secure handshake
@@ -121,10 +160,7 @@ pub(crate) async fn connect_with(
     let (info, leftover, reader, writer) = tokio::time::timeout(SESSION_TIMEOUT, run)
         .await
         .map_err(|_| broken(format!("no secure session within {SESSION_TIMEOUT:?} of connecting (is {addr} a remex listener?)")))??;
-    Ok(Connected {
-        reader,
-        writer,
-        leftover,
-        info,
-    })
+    let parts = DirectParts::new(reader, writer, leftover)
+        .map_err(|e| broken(format!("taking over the session: {e}")))?;
+    Ok(Connected { parts, info })
 }
