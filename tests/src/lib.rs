@@ -392,9 +392,7 @@ impl Listener {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("secret"), format!("{LISTENER_SECRET}\n")).unwrap();
         std::fs::write(dir.join("wrong"), "incorrect\n").unwrap();
-        let script = format!(
-            "{prefix} exec \"$0\" --listen 127.0.0.1:0 --secret-file \"$1\""
-        );
+        let script = format!("{prefix} exec \"$0\" --listen 127.0.0.1:0 --secret-file \"$1\"");
         let piped = stderr.is_none();
         let mut child = std::process::Command::new("sh")
             .arg("-c")

@@ -35,9 +35,14 @@ async fn installvia_over_ssh_needs_no_secret_by_hand_and_ends_with_its_installer
     );
     let cmdline = std::fs::read(format!("/proc/{listener}/cmdline")).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-    assert!(!has_hex_secret(&cmdline), "a secret on the command line: {cmdline}");
+    assert!(
+        !has_hex_secret(&cmdline),
+        "a secret on the command line: {cmdline}"
+    );
     assert!(cmdline.contains("--listen"), "{cmdline}");
-    let ch = s.remote_exec("channel.send(channel.receive() * 3)").unwrap();
+    let ch = s
+        .remote_exec("channel.send(channel.receive() * 3)")
+        .unwrap();
     ch.send(&14).await.unwrap();
     assert_eq!(ch.receive::<i64>().await.unwrap(), 42);
     // A second installed gateway gets a listener and a secret of its own.
@@ -89,7 +94,9 @@ async fn installvia_mistakes_are_named() {
             .contains("installvia=nope: the group has no gateway with that id"),
         "{e}"
     );
-    let e = makegateway("socket=127.0.0.1:0//installvia=x").await.unwrap_err();
+    let e = makegateway("socket=127.0.0.1:0//installvia=x")
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("start it in a Group"), "{e}");
     let e = makegateway("socket=127.0.0.1:0//installvia=x//secret_env=S")
         .await

@@ -151,7 +151,9 @@ fn lines(file: &std::path::Path) -> Vec<String> {
 /// lines the worker wrote and the error the client saw.
 async fn attacked(l: &Listener, attack: Attack) -> (Vec<String>, Option<Error>) {
     let (addr, _) = proxy(l.addr.clone(), attack).await;
-    let file = l.dir.join(format!("appended-{attack:?}").replace(['(', ')'], "-"));
+    let file = l
+        .dir
+        .join(format!("appended-{attack:?}").replace(['(', ')'], "-"));
     let gw = match makegateway(&l.spec_at(&addr)).await {
         Ok(gw) => gw,
         Err(e) => return (lines(&file), Some(e)),
@@ -180,9 +182,12 @@ fn lost(e: &Option<Error>) -> bool {
 async fn the_wire_carries_neither_the_script_nor_the_data() {
     let l = Listener::start(WORKER, "capture");
     let (addr, seen) = proxy(l.addr.clone(), Attack::Capture).await;
-    let gw = makegateway(&format!("{}//env:MARKER_ENV=envsecret4242", l.spec_at(&addr)))
-        .await
-        .unwrap();
+    let gw = makegateway(&format!(
+        "{}//env:MARKER_ENV=envsecret4242",
+        l.spec_at(&addr)
+    ))
+    .await
+    .unwrap();
     let ch = gw
         .remote_exec("let x = channel.receive(); channel.send(x + \"-scriptmarker9313\")")
         .unwrap();
@@ -194,10 +199,22 @@ async fn the_wire_carries_neither_the_script_nor_the_data() {
     gw.exit().await.unwrap();
     let s = seen.lock().unwrap();
     assert!(s.to_worker.len() > 200 && s.to_client.len() > 100);
-    for (dir, bytes) in [("to the worker", &s.to_worker), ("to the client", &s.to_client)] {
+    for (dir, bytes) in [
+        ("to the worker", &s.to_worker),
+        ("to the client", &s.to_client),
+    ] {
         let text = String::from_utf8_lossy(bytes);
-        for marker in ["scriptmarker", "datamarker", "envsecret", "MARKER_ENV", "channel.receive"] {
-            assert!(!text.contains(marker), "{marker:?} crossed the wire in clear {dir}");
+        for marker in [
+            "scriptmarker",
+            "datamarker",
+            "envsecret",
+            "MARKER_ENV",
+            "channel.receive",
+        ] {
+            assert!(
+                !text.contains(marker),
+                "{marker:?} crossed the wire in clear {dir}"
+            );
         }
     }
 }
@@ -351,7 +368,10 @@ async fn a_relayed_handshake_gives_the_relay_no_session() {
     let answer = hijack.await.unwrap();
     assert!(l.logged("refused"), "the worker logs the refusal");
     assert!(!marker.exists(), "the relay ran a command");
-    assert!(answer.is_empty(), "the worker answered the relay: {answer:?}");
+    assert!(
+        answer.is_empty(),
+        "the worker answered the relay: {answer:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,7 +392,10 @@ async fn a_replayed_session_is_refused_and_runs_nothing_again() {
     s.write_all(&recorded).unwrap();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
-    assert!(l.logged("replayed handshake"), "the worker names the replay");
+    assert!(
+        l.logged("replayed handshake"),
+        "the worker names the replay"
+    );
     assert_eq!(lines(&file), ["once"], "the replayed command ran again");
     // Only the listener's handshake message came back: no hello, no data.
     assert!(rest.len() <= MSG2, "{} bytes came back", rest.len());
@@ -387,7 +410,11 @@ async fn connect_time(l: &Listener) -> Duration {
         .expect("a legitimate client connects");
     let took = t0.elapsed();
     assert_eq!(
-        gw.remote_call("echo", &7).unwrap().receive::<i64>().await.unwrap(),
+        gw.remote_call("echo", &7)
+            .unwrap()
+            .receive::<i64>()
+            .await
+            .unwrap(),
         7
     );
     took
@@ -439,9 +466,15 @@ async fn idle_slow_and_garbage_peers_do_not_delay_a_real_client() {
         sent
     });
     let took = best_connect_time(&l).await;
-    assert!(took < Duration::from_millis(100), "a real client took {took:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "a real client took {took:?}"
+    );
     let junk_sent = junk.join().unwrap();
-    assert!(junk_sent < 200 << 20, "the listener swallowed all the garbage");
+    assert!(
+        junk_sent < 200 << 20,
+        "the listener swallowed all the garbage"
+    );
     slow.join().unwrap();
     assert!(l.alive());
     let rss = remex_tests::rss_bytes(l.child.id()).unwrap();
@@ -460,7 +493,10 @@ async fn an_fd_limit_does_not_spin_the_listener_nor_keep_clients_out() {
         .map(|_| TcpStream::connect(&l.addr).unwrap())
         .collect();
     let took = best_connect_time(&l).await;
-    assert!(took < Duration::from_millis(100), "a real client took {took:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "a real client took {took:?}"
+    );
     // More idle peers than fds, held for a second: the listener backs off
     // instead of spinning, and its log stays short.
     let more: Vec<TcpStream> = (0..100)
@@ -468,7 +504,12 @@ async fn an_fd_limit_does_not_spin_the_listener_nor_keep_clients_out() {
         .collect();
     let cpu = |pid: u32| -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        let f: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     };
     let (c0, t0) = (cpu(l.child.id()), Instant::now());
@@ -528,7 +569,10 @@ async fn a_full_or_closed_stderr_never_stops_the_listener() {
     let mut full = Listener::start_with(WORKER, "fullerr", "", Some(w.into()));
     refusals(&full.addr, 2000);
     let took = best_connect_time(&full).await;
-    assert!(took < Duration::from_millis(100), "with a full stderr: {took:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "with a full stderr: {took:?}"
+    );
     assert!(full.alive());
     drop(r);
 
@@ -538,6 +582,9 @@ async fn a_full_or_closed_stderr_never_stops_the_listener() {
     let mut closed = Listener::start_with(WORKER, "closederr", "", Some(w.into()));
     refusals(&closed.addr, 200);
     let took = best_connect_time(&closed).await;
-    assert!(took < Duration::from_millis(100), "with a closed stderr: {took:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "with a closed stderr: {took:?}"
+    );
     assert!(closed.alive(), "the listener exited");
 }

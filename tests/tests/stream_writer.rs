@@ -124,7 +124,10 @@ fn a_graceful_stop_writes_every_started_scan_to_its_end() {
     assert_eq!(r.scans.len(), 2, "{}", r.stdout);
     for name in &r.refused {
         assert!(!r.scans.contains_key(name), "{}", r.stdout);
-        assert!(!out.join(format!("{name}.dat")).exists(), "{name} was written");
+        assert!(
+            !out.join(format!("{name}.dat")).exists(),
+            "{name} was written"
+        );
     }
     for (name, state) in &r.scans {
         assert!(state.starts_with("OFF, 50000 points"), "{name}: {state}");

@@ -312,7 +312,8 @@ impl Gateway {
             )));
         }
         let mut raw = [0u8; 32];
-        getrandom::getrandom(&mut raw).map_err(|e| start(format!("no randomness for a secret: {e}")))?;
+        getrandom::getrandom(&mut raw)
+            .map_err(|e| start(format!("no randomness for a secret: {e}")))?;
         let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let via = installer.id().to_string();
         let ch = installer.remote_call("__listen", &(addr, &secret))?;

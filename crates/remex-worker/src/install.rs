@@ -26,7 +26,13 @@ fn listen(t: &Task) -> Result<String, TaskError> {
     let exe = std::env::current_exe()
         .map_err(|e| TaskError(format!("installvia: this worker's own binary: {e}")))?;
     let mut child = Command::new(&exe)
-        .args(["--listen", &addr, "--secret-env", "REMEX_SECRET", "--exit-with-stdin"])
+        .args([
+            "--listen",
+            &addr,
+            "--secret-env",
+            "REMEX_SECRET",
+            "--exit-with-stdin",
+        ])
         .env("REMEX_SECRET", &secret)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -126,7 +126,9 @@ impl Worker {
             match args.iter().position(|a| a == "--listen") {
                 Some(i) => {
                     let (addr, secret, opts) = listen_args(&args, i);
-                    Box::new(move || -> std::convert::Infallible { listen::listen(self, &addr, secret, opts) })
+                    Box::new(move || -> std::convert::Infallible {
+                        listen::listen(self, &addr, secret, opts)
+                    })
                 }
                 None => Box::new(move || -> std::convert::Infallible { serve::run(self) }),
             };

@@ -173,7 +173,8 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
                     tokio::task::yield_now().await;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 } else {
-                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
                     tokio::time::sleep(backoff).await;
                 }
                 continue;
@@ -204,7 +205,8 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
                 make_room(&pending2, SESSION_FDS).await;
             }
             let admitted = admitted.and_then(|(r, w, leftover)| {
-                DirectParts::new(r, w, leftover).map_err(|e| format!("taking over the session: {e}"))
+                DirectParts::new(r, w, leftover)
+                    .map_err(|e| format!("taking over the session: {e}"))
             });
             match admitted {
                 Ok(p) => {
@@ -227,7 +229,8 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
         });
         let mut p = pending.lock();
         if !task.is_finished() {
-            p.entries.push_back((id, Instant::now(), task.abort_handle()));
+            p.entries
+                .push_back((id, Instant::now(), task.abort_handle()));
         }
     }
 }
@@ -369,7 +372,10 @@ impl Log {
                     };
                     let lost = d.swap(0, Ordering::Relaxed);
                     if lost > 0 {
-                        let _ = writeln!(err, "remex-worker: {lost} log lines dropped (stderr is slow)");
+                        let _ = writeln!(
+                            err,
+                            "remex-worker: {lost} log lines dropped (stderr is slow)"
+                        );
                     }
                     let _ = writeln!(err, "{line}");
                 }

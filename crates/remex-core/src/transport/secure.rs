@@ -118,7 +118,10 @@ fn shown(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "it closed without a word".into();
     }
-    format!("it sent {:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(64)]))
+    format!(
+        "it sent {:?}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(64)])
+    )
 }
 
 /// Reads exactly `buf.len()` bytes; `Ok(n < len)` when the peer closed first.
@@ -173,7 +176,8 @@ where
     }
     hs.read_message(&reply[2..], &mut [])
         .map_err(|_| HandshakeError::Unproven)?;
-    hs.into_stateless_transport_mode().map_err(|e| HandshakeError::Io(snow_io(e)))
+    hs.into_stateless_transport_mode()
+        .map_err(|e| HandshakeError::Io(snow_io(e)))
 }
 
 /// The listener's side: greets, checks the client's proof of the secret
@@ -214,7 +218,8 @@ where
     reply[..2].copy_from_slice(&(n as u16).to_be_bytes());
     w.write_all(&reply[..2 + n]).await?;
     w.flush().await?;
-    hs.into_stateless_transport_mode().map_err(|e| HandshakeError::Io(snow_io(e)))
+    hs.into_stateless_transport_mode()
+        .map_err(|e| HandshakeError::Io(snow_io(e)))
 }
 
 /// Tells a client it failed to prove the secret. Best effort: a peer that
@@ -289,10 +294,17 @@ impl Opener {
             n if n >= 2 => 2 + u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize - n,
             n => 2 - n,
         };
-        let want = if self.nonce == 0 { need } else { need.max(MAX_RECORD) };
+        let want = if self.nonce == 0 {
+            need
+        } else {
+            need.max(MAX_RECORD)
+        };
         if self.cipher.capacity() - self.cipher.len() < want {
-            self.cipher
-                .reserve(if self.nonce == 0 { want } else { 4 * MAX_RECORD });
+            self.cipher.reserve(if self.nonce == 0 {
+                want
+            } else {
+                4 * MAX_RECORD
+            });
         }
         &mut self.cipher
     }
@@ -332,9 +344,11 @@ impl Opener {
             } else {
                 let start = plain.len();
                 plain.resize(start + len - TAG, 0);
-                let r = self
-                    .state
-                    .read_message(self.nonce, &self.cipher[2..2 + len], &mut plain[start..]);
+                let r = self.state.read_message(
+                    self.nonce,
+                    &self.cipher[2..2 + len],
+                    &mut plain[start..],
+                );
                 if r.is_err() {
                     plain.truncate(start);
                     Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
@@ -599,7 +613,11 @@ mod tests {
         assert_eq!(&first, b"first");
         let e = r.read(&mut [0u8; 16]).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert!(e.to_string().contains("record 1 failed its integrity check"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("record 1 failed its integrity check"),
+            "{e}"
+        );
         assert!(r.read(&mut [0u8; 16]).await.is_err());
     }
 }
