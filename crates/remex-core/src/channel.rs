@@ -252,11 +252,13 @@ impl Channel {
         }
     }
 
-    fn write(&self, value: &Value, kind: Kind, payload: &[u8]) -> Result<()> {
+    fn write(&self, value: &Value, kind: Kind, payload: Vec<u8>) -> Result<()> {
         self.state().sent.fetch_add(1, Ordering::Relaxed);
         match (kind, value) {
             (Kind::Bytes, Value::Bytes(b)) => self.shared().push_data(self.id(), kind, b),
-            _ => self.shared().push_data(self.id(), kind, payload),
+            _ => self
+                .shared()
+                .push_data(self.id(), kind, &bytes::Bytes::from(payload)),
         }
     }
 
@@ -276,7 +278,7 @@ impl Channel {
             self.state().try_reserve(self.shared(), size)
         })
         .await?;
-        self.write(&value, kind, &payload)
+        self.write(&value, kind, payload)
     }
 
     /// Sends any serde value (converted through [`Value`]).
@@ -305,7 +307,7 @@ impl Channel {
                 })
             }
         }
-        self.write(&value, kind, &payload)
+        self.write(&value, kind, payload)
     }
 
     /// [`Channel::send_value`] for plain threads.
@@ -315,7 +317,7 @@ impl Channel {
         wait_blocking(&self.handle.shared, None, "send credit", None, || {
             self.state().try_reserve(self.shared(), size)
         })??;
-        self.write(&value, kind, &payload)
+        self.write(&value, kind, payload)
     }
 
     /// [`Channel::send`] for plain threads.

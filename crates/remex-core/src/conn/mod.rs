@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use std::os::fd::RawFd;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use event_listener::{Event, EventListener};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -109,6 +109,9 @@ impl Callback {
 
 #[derive(Default)]
 struct OutBuf {
+    /// Output that leaves before `buf`: frames up to a large payload, and
+    /// the payload itself, shared with the sender's `Bytes` (no copy).
+    segments: VecDeque<Bytes>,
     buf: BytesMut,
     /// The record layer of an encrypted stream (`socket=`): `buf` leaves
     /// through it. Nonces are taken here, under this lock, in the order
@@ -145,7 +148,7 @@ impl OutBuf {
         let Some(fd) = self.direct_fd else {
             return true;
         };
-        if self.writer_busy {
+        if self.writer_busy || !self.segments.is_empty() {
             return true;
         }
         let now = std::time::Instant::now();
@@ -191,7 +194,7 @@ impl OutBuf {
 
     /// Whether nothing waits to be written.
     fn is_empty(&self) -> bool {
-        self.buf.is_empty() && self.sealed.is_empty()
+        self.buf.is_empty() && self.sealed.is_empty() && self.segments.is_empty()
     }
 }
 
@@ -584,25 +587,67 @@ async fn read_loop<R: AsyncRead + Unpin>(
     shared.stream_lost(reason);
 }
 
-/// What the writer task takes from the output buffer at once.
+/// Payloads at least this large leave from the sender's own buffer
+/// instead of being copied into the output buffer.
+const ZERO_COPY_MIN: usize = 32 * 1024;
+
+/// The writer keeps a sealing buffer up to this size between rounds.
+const SEAL_BUF_KEPT: usize = 4 << 20;
+
+/// What the writer task takes from the output buffer at once: segments
+/// in stream order.
 enum Chunk {
     /// Bytes to write as they are.
-    Plain(BytesMut),
-    /// Records already sealed, then plaintext to seal with the nonces
-    /// reserved from `first` on.
+    Plain(Vec<Bytes>),
+    /// Records already sealed, then plaintext segments to seal with the
+    /// nonces reserved from `first` on.
     Sealed {
         sealed: BytesMut,
-        plain: BytesMut,
+        plain: Vec<Bytes>,
         keys: SealKeys,
         first: u64,
     },
 }
 
+/// Writes `segments` whole, with vectored writes.
+async fn write_segments<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    segments: &mut [Bytes],
+) -> std::io::Result<()> {
+    let mut at = 0;
+    while at < segments.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = segments[at..]
+            .iter()
+            .take(64)
+            .map(|b| std::io::IoSlice::new(b))
+            .collect();
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let first = &mut segments[at];
+            if n >= first.len() {
+                n -= first.len();
+                at += 1;
+            } else {
+                first.advance(n);
+                n = 0;
+            }
+        }
+        while at < segments.len() && segments[at].is_empty() {
+            at += 1;
+        }
+    }
+    Ok(())
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
-    let mut out = BytesMut::new();
+    let mut out: Vec<u8> = Vec::new();
     loop {
         let chunk = {
-            let mut o = shared.out.lock();
+            let mut guard = shared.out.lock();
+            let o = &mut *guard;
             if o.is_empty() {
                 o.writer_busy = false;
                 if o.closing {
@@ -611,15 +656,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
                 None
             } else {
                 o.writer_busy = true;
-                let plain = o.buf.split();
+                let mut plain: Vec<Bytes> = o.segments.drain(..).collect();
+                if !o.buf.is_empty() {
+                    plain.push(o.buf.split().freeze());
+                }
                 Some(match o.sealer.as_mut() {
                     None => Chunk::Plain(plain),
                     Some(sealer) => {
-                        let (keys, first) = (sealer.keys(), sealer.reserve(plain.len()));
+                        let first = sealer.reserve_segments(&plain);
                         Chunk::Sealed {
                             sealed: o.sealed.split(),
                             plain,
-                            keys,
+                            keys: sealer.keys(),
                             first,
                         }
                     }
@@ -627,7 +675,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
             }
         };
         let written = match chunk {
-            Some(Chunk::Plain(b)) => w.write_all(&b).await,
+            Some(Chunk::Plain(mut segments)) => write_segments(&mut w, &mut segments).await,
             Some(Chunk::Sealed {
                 sealed,
                 plain,
@@ -636,12 +684,37 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
             }) => {
                 // Sealed outside the lock: senders go on meanwhile. The
                 // writer is busy, so nothing overtakes these records.
-                out.clear();
-                out.extend_from_slice(&sealed);
-                match keys.seal(first, &plain, &mut out) {
-                    Ok(()) => w.write_all(&out).await,
-                    Err(e) => Err(e),
+                // `out` keeps its length between rounds: sealing
+                // overwrites it, so it is zeroed only when it grows.
+                let need = sealed.len()
+                    + plain
+                        .iter()
+                        .map(|p| SealKeys::sealed_len(p.len()))
+                        .sum::<usize>();
+                if out.len() < need {
+                    out.resize(need, 0);
                 }
+                out[..sealed.len()].copy_from_slice(&sealed);
+                let (mut used, mut nonce) = (sealed.len(), first);
+                let mut result = Ok(());
+                for seg in &plain {
+                    match keys.seal_into(nonce, seg, &mut out[used..]) {
+                        Ok(n) => used += n,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                    nonce += Sealer::records_for(seg.len());
+                }
+                let r = match result {
+                    Ok(()) => w.write_all(&out[..used]).await,
+                    Err(e) => Err(e),
+                };
+                if out.len() > SEAL_BUF_KEPT {
+                    out = Vec::new();
+                }
+                r
             }
             None => {
                 if let Err(e) = w.flush().await {
@@ -658,6 +731,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
             o.closing = true;
             o.buf.clear();
             o.sealed.clear();
+            o.segments.clear();
             break;
         }
     }
@@ -769,15 +843,32 @@ impl Shared {
         Ok(())
     }
 
-    /// Queues an already-encoded data payload.
-    pub(crate) fn push_data(&self, channel: u32, kind: Kind, payload: &[u8]) -> Result<()> {
+    /// Queues an already-encoded data payload. A large one is not copied:
+    /// it leaves from `payload`'s own buffer.
+    pub(crate) fn push_data(&self, channel: u32, kind: Kind, payload: &Bytes) -> Result<()> {
         let mut o = self.out.lock();
         if o.closing {
             drop(o);
             return Err(self.lost_error());
         }
-        wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
-        let pending = o.try_direct(self.input_seen.swap(false, Ordering::Relaxed));
+        let pending = if payload.len() < ZERO_COPY_MIN {
+            wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
+            o.try_direct(self.input_seen.swap(false, Ordering::Relaxed))
+        } else {
+            let mut rest = payload.clone();
+            while !rest.is_empty() {
+                let (k, n) = if rest.len() > self.max_payload {
+                    (Kind::Chunk, self.max_payload)
+                } else {
+                    (kind, rest.len())
+                };
+                wire::encode_header(k, channel, n, &mut o.buf);
+                let head = o.buf.split().freeze();
+                o.segments.push_back(head);
+                o.segments.push_back(rest.split_to(n));
+            }
+            true
+        };
         drop(o);
         if pending {
             self.out_ready.notify_one();

@@ -59,6 +59,8 @@ pub const MAX_PLAINTEXT: usize = MAX_RECORD - TAG;
 /// Length of each handshake message: an ephemeral key and an empty
 /// payload's tag.
 const HANDSHAKE_MESSAGE: usize = 32 + TAG;
+/// Room made in an opener's plaintext buffer when it runs out.
+const PLAIN_ROOM: usize = 1 << 20;
 /// Plaintext a writer takes per `write` call (several records, one
 /// system call).
 const WRITE_BATCH: usize = 4 * MAX_PLAINTEXT;
@@ -291,7 +293,8 @@ impl Opener {
     /// way, and once the peer proved itself (a record opened), several.
     pub fn spare(&mut self) -> &mut BytesMut {
         let need = match self.cipher.len() {
-            n if n >= 2 => 2 + u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize - n,
+            n if n >= 2 => (2 + u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize)
+                .saturating_sub(n),
             n => 2 - n,
         };
         let want = if self.nonce == 0 {
@@ -343,6 +346,11 @@ impl Opener {
                 break;
             } else {
                 let start = plain.len();
+                if plain.capacity() - start < len - TAG {
+                    // Room for several records at once: growing record by
+                    // record would move a partly received item each time.
+                    plain.reserve((len - TAG).max(PLAIN_ROOM));
+                }
                 plain.resize(start + len - TAG, 0);
                 let r = self.state.read_message(
                     self.nonce,
@@ -389,7 +397,23 @@ impl Sealer {
     /// returns the first.
     pub fn reserve(&mut self, len: usize) -> u64 {
         let first = self.next;
-        self.next += len.div_ceil(MAX_PLAINTEXT) as u64;
+        self.next += Sealer::records_for(len);
+        first
+    }
+
+    /// The records `len` plaintext bytes make.
+    pub fn records_for(len: usize) -> u64 {
+        len.div_ceil(MAX_PLAINTEXT) as u64
+    }
+
+    /// Reserves the nonces of `segments`, each sealed as records of its
+    /// own; returns the first.
+    pub fn reserve_segments(&mut self, segments: &[bytes::Bytes]) -> u64 {
+        let first = self.next;
+        self.next += segments
+            .iter()
+            .map(|s| Sealer::records_for(s.len()))
+            .sum::<u64>();
         first
     }
 
@@ -413,17 +437,32 @@ impl SealKeys {
     /// Seals `plain` as records with nonces from `first` on, appending
     /// them to `out`.
     pub fn seal(&self, first: u64, plain: &[u8], out: &mut BytesMut) -> io::Result<()> {
-        out.reserve(plain.len() + plain.len().div_ceil(MAX_PLAINTEXT) * (TAG + 2));
-        for (k, chunk) in plain.chunks(MAX_PLAINTEXT).enumerate() {
-            let start = out.len();
-            let len = chunk.len() + TAG;
-            out.resize(start + 2 + len, 0);
-            out[start..start + 2].copy_from_slice(&(len as u16).to_be_bytes());
-            self.0
-                .write_message(first + k as u64, chunk, &mut out[start + 2..])
-                .map_err(snow_io)?;
-        }
+        let start = out.len();
+        out.resize(start + SealKeys::sealed_len(plain.len()), 0);
+        self.seal_into(first, plain, &mut out[start..])?;
         Ok(())
+    }
+
+    /// The bytes `len` plaintext bytes take as records.
+    pub fn sealed_len(len: usize) -> usize {
+        len + len.div_ceil(MAX_PLAINTEXT) * (TAG + 2)
+    }
+
+    /// Seals `plain` as records with nonces from `first` on into the
+    /// front of `out` (at least [`SealKeys::sealed_len`] long, its old
+    /// contents overwritten: a buffer kept between calls needs no
+    /// clearing); returns the bytes written.
+    pub fn seal_into(&self, first: u64, plain: &[u8], out: &mut [u8]) -> io::Result<usize> {
+        let mut at = 0;
+        for (k, chunk) in plain.chunks(MAX_PLAINTEXT).enumerate() {
+            let len = chunk.len() + TAG;
+            out[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+            self.0
+                .write_message(first + k as u64, chunk, &mut out[at + 2..at + 2 + len])
+                .map_err(snow_io)?;
+            at += 2 + len;
+        }
+        Ok(at)
     }
 }
 
@@ -619,5 +658,114 @@ mod tests {
             "{e}"
         );
         assert!(r.read(&mut [0u8; 16]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn segments_sealed_out_of_the_lock_open_in_order() {
+        let (c, w, a, b) = pair(b"k", b"k").await;
+        let (ar, aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        let (_, cw) = split(c.unwrap(), ar, aw, "worker");
+        let (wr, _) = split(w.unwrap(), br, bw, "client");
+        let (_, mut sealer) = cw.into_parts().unwrap();
+        let (_, mut opener, _) = wr.into_parts();
+        let segments: Vec<bytes::Bytes> = [9usize, 200_000, 0, 70_000, 1]
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                (0..*n)
+                    .map(|i| (i * 7 + k) as u8)
+                    .collect::<Vec<u8>>()
+                    .into()
+            })
+            .collect();
+        let first = sealer.reserve_segments(&segments);
+        let keys = sealer.keys();
+        // A buffer with old contents: sealing overwrites it.
+        let mut out = vec![0xeeu8; 400_000];
+        let mut used = 0;
+        let mut nonce = first;
+        for seg in &segments {
+            used += keys.seal_into(nonce, seg, &mut out[used..]).unwrap();
+            nonce += Sealer::records_for(seg.len());
+        }
+        assert_eq!(
+            used,
+            segments
+                .iter()
+                .map(|s| SealKeys::sealed_len(s.len()))
+                .sum::<usize>()
+        );
+        // The next records continue the sequence.
+        let mut tail = BytesMut::new();
+        sealer.seal(b"after", &mut tail).unwrap();
+        opener.spare().extend_from_slice(&out[..used]);
+        opener.spare().extend_from_slice(&tail);
+        let mut plain = BytesMut::new();
+        while opener.open(&mut plain).unwrap() > 0 {}
+        let want: Vec<u8> = segments
+            .iter()
+            .flat_map(|s| s.to_vec())
+            .chain(*b"after")
+            .collect();
+        assert_eq!(&plain[..], &want[..]);
+        assert!(opener.ended().is_ok());
+    }
+
+    /// A session's two ends, handshaken in memory.
+    fn states() -> (StatelessTransportState, StatelessTransportState) {
+        let p = psk(b"prop");
+        let mut i = builder(&p).build_initiator().unwrap();
+        let mut r = builder(&p).build_responder().unwrap();
+        let mut m = [0u8; 64];
+        let n = i.write_message(&[], &mut m).unwrap();
+        r.read_message(&m[..n], &mut []).unwrap();
+        let n = r.write_message(&[], &mut m).unwrap();
+        i.read_message(&m[..n], &mut []).unwrap();
+        (
+            i.into_stateless_transport_mode().unwrap(),
+            r.into_stateless_transport_mode().unwrap(),
+        )
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives, in whatever pieces, the opener answers with
+        /// plaintext or an error, never a panic; once it failed it stays
+        /// failed; and it never holds more than what arrived.
+        #[test]
+        fn arbitrary_bytes_never_panic_the_opener(
+            pieces in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000), 0..6),
+            real in proptest::prelude::any::<bool>(),
+        ) {
+            // Two unrelated sessions, made once: a "real" peer key or not.
+            static STATES: std::sync::OnceLock<(Arc<StatelessTransportState>, Arc<StatelessTransportState>)> =
+                std::sync::OnceLock::new();
+            let (client, worker) = STATES.get_or_init(|| {
+                let ((c, _), (_, w)) = (states(), states());
+                (Arc::new(c), Arc::new(w))
+            });
+            let mut opener = Opener {
+                state: if real { worker.clone() } else { client.clone() },
+                nonce: 0,
+                cipher: BytesMut::new(),
+                peer: "peer".into(),
+                failed: None,
+            };
+            let mut plain = BytesMut::new();
+            let mut failed = false;
+            for p in &pieces {
+                opener.spare().extend_from_slice(p);
+                match opener.open(&mut plain) {
+                    Ok(_) => proptest::prop_assert!(!failed || opener.failure().is_some()),
+                    Err(_) => failed = true,
+                }
+                if failed {
+                    proptest::prop_assert!(opener.open(&mut plain).is_err());
+                }
+            }
+            let _ = opener.ended();
+            // Random bytes never authenticate as records.
+            proptest::prop_assert!(plain.is_empty());
+        }
     }
 }

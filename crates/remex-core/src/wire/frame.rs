@@ -84,12 +84,18 @@ pub struct Frame {
 /// Appends one frame to `dst`. The caller keeps `payload` within the peer's
 /// maximum; [`super::encode_message`] does the chunking.
 pub fn encode_frame(kind: Kind, channel: u32, payload: &[u8], dst: &mut BytesMut) {
-    debug_assert!(payload.len() <= u32::MAX as usize - 5);
     dst.reserve(HEADER_LEN + payload.len());
-    dst.put_u32_le((payload.len() + 5) as u32);
+    encode_header(kind, channel, payload.len(), dst);
+    dst.put_slice(payload);
+}
+
+/// Appends the header of a frame whose `len` payload bytes follow it on
+/// the stream (written from elsewhere: the zero-copy output path).
+pub fn encode_header(kind: Kind, channel: u32, len: usize, dst: &mut BytesMut) {
+    debug_assert!(len <= u32::MAX as usize - 5);
+    dst.put_u32_le((len + 5) as u32);
     dst.put_u8(kind as u8);
     dst.put_u32_le(channel);
-    dst.put_slice(payload);
 }
 
 /// Splits frames off a growing buffer.

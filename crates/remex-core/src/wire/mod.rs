@@ -11,7 +11,9 @@ pub mod frame;
 pub mod handshake;
 pub mod message;
 
-pub use frame::{encode_frame, Frame, FrameDecoder, Kind, DEFAULT_MAX_PAYLOAD, HEADER_LEN};
+pub use frame::{
+    encode_frame, encode_header, Frame, FrameDecoder, Kind, DEFAULT_MAX_PAYLOAD, HEADER_LEN,
+};
 pub use handshake::{
     encode_hello, HandshakeScanner, Hello, Role, WorkerInfo, WorkerSetup, DEFAULT_MAX_NOISE, MAGIC,
     PROTOCOL_VERSION,
