@@ -77,6 +77,39 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The calling thread's id, for [`wait_blocked`].
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid(2) has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Waits until thread `tid` of this process sleeps in the kernel waiting
+/// for input or a wake-up (state S, in poll, epoll or a futex): how a test
+/// knows that a thread is blocked in a receive, from the OS rather than a
+/// guess. Polls /proc every millisecond, for at most `within`.
+pub fn wait_blocked(tid: i32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let path = format!("/proc/self/task/{tid}");
+    loop {
+        let state = std::fs::read_to_string(format!("{path}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| r.trim_start().starts_with('S'))
+            });
+        let wchan = std::fs::read_to_string(format!("{path}/wchan")).unwrap_or_default();
+        let waiting = ["poll", "futex", "epoll"].iter().any(|w| wchan.contains(w));
+        if state == Some(true) && waiting {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// A real OpenSSH server on a loopback address, with keys made for it, for
 /// the ssh tests. Stopped on drop.
 #[derive(Debug)]
@@ -320,26 +353,24 @@ pub fn example(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// Starts the test `role` of the running test binary as a separate
-/// controller process, with `env` set (the role does nothing without it),
+/// Starts `controller` (the `remex-test-controller` binary) with `args`
+/// (its role and what the role takes) as a separate controller process,
 /// and returns the process and the pids it printed after `PIDS `.
-pub fn start_controller_role(role: &str, env: (&str, &str)) -> (std::process::Child, Vec<u32>) {
+pub fn start_controller(controller: &str, args: &[&str]) -> (std::process::Child, Vec<u32>) {
     use std::io::BufRead;
-    let mut controller = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", role, "--nocapture", "--test-threads=1"])
-        .env(env.0, env.1)
+    let mut child = std::process::Command::new(controller)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let out = std::io::BufReader::new(controller.stdout.take().unwrap());
-    // libtest prints the test's name on the same line, before ours.
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
     let line = out
         .lines()
         .map_while(Result::ok)
-        .find_map(|l| l.split_once("PIDS ").map(|(_, p)| p.to_string()))
+        .find_map(|l| l.strip_prefix("PIDS ").map(str::to_string))
         .expect("the controller prints its workers' pids");
     let pids = line.split(' ').map(|s| s.parse().unwrap()).collect();
-    (controller, pids)
+    (child, pids)
 }
 
 /// A listening worker (`WORKER --listen 127.0.0.1:0 --secret-file ...`),

@@ -67,11 +67,17 @@ async fn closing_a_channel_ends_a_blocking_receive_on_another_thread() {
     // The remote never sends: the receiving thread polls the connection.
     let ch = gw.remote_exec("channel.receive()").unwrap();
     let waiting = ch.clone();
+    let (tid_tx, tid) = std::sync::mpsc::channel();
     let receiver = std::thread::spawn(move || {
+        tid_tx.send(remex_tests::thread_id()).unwrap();
         let t0 = Instant::now();
         (waiting.receive_value_blocking(None), t0.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tid = tid.recv().unwrap();
+    assert!(
+        remex_tests::wait_blocked(tid, T),
+        "the receiving thread never blocked"
+    );
     ch.close(None);
     let (r, took) = tokio::task::spawn_blocking(move || receiver.join().unwrap())
         .await
@@ -117,8 +123,15 @@ async fn a_blocking_receive_times_out_on_time_and_leaves_the_channel_usable() {
 async fn killing_the_worker_ends_a_blocking_receive_with_the_loss() {
     let gw = common::gateway().await;
     let ch = gw.remote_exec("channel.receive()").unwrap();
-    let receiver = std::thread::spawn(move || ch.receive_value_blocking(None));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (tid_tx, tid) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        tid_tx.send(remex_tests::thread_id()).unwrap();
+        ch.receive_value_blocking(None)
+    });
+    assert!(
+        remex_tests::wait_blocked(tid.recv().unwrap(), T),
+        "the receiving thread never blocked"
+    );
     let t0 = Instant::now();
     gw.kill().await.unwrap();
     let r = tokio::task::spawn_blocking(move || receiver.join().unwrap())
@@ -215,39 +228,14 @@ async fn busy_polling_can_be_turned_off_on_a_worker() {
     ch.close(None);
 }
 
-/// Run as a child process by `a_worker_reading_directly_exits_when_its_controller_is_killed`:
-/// keeps a ping-pong going with a worker script (which reads the input
-/// itself, and polls it between items) until it is killed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pinging_controller_role() {
-    if std::env::var_os("REMEX_TEST_PINGING_CONTROLLER").is_none() {
-        return;
-    }
-    let gw = common::gateway().await;
-    let ch = gw
-        .remote_exec("for x in channel { channel.send(x) }")
-        .unwrap();
-    ch.send(&0).await.unwrap();
-    ch.receive_timeout::<i64>(T).await.unwrap();
-    println!("PIDS {}", gw.rinfo().pid);
-    // Bounded: the parent test kills this process long before.
-    let t0 = Instant::now();
-    let mut i = 0i64;
-    while t0.elapsed() < Duration::from_secs(60) {
-        ch.send(&i).await.unwrap();
-        ch.receive_timeout::<i64>(T).await.unwrap();
-        i += 1;
-    }
-}
-
 #[test]
 fn a_worker_reading_directly_exits_when_its_controller_is_killed() {
-    let (mut controller, pids) = remex_tests::start_controller_role(
-        "pinging_controller_role",
-        ("REMEX_TEST_PINGING_CONTROLLER", "1"),
+    // The controller pings its worker in a loop: it is killed in the
+    // middle of the exchange.
+    let (mut controller, pids) = remex_tests::start_controller(
+        env!("CARGO_BIN_EXE_remex-test-controller"),
+        &["pinging", env!("CARGO_BIN_EXE_remex-test-worker")],
     );
-    // Killed in the middle of the exchange.
-    std::thread::sleep(Duration::from_millis(100));
     controller.kill().unwrap();
     controller.wait().unwrap();
     assert!(

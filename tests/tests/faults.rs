@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use remex::{Group, MultiChannel, State, Value};
+use remex::{MultiChannel, State, Value};
 use remex_tests::{wait_gone, Sshd};
 
 const T: Duration = Duration::from_secs(10);
@@ -77,38 +77,14 @@ fn a_liveness_bound_is_checked_when_parsed() {
     }
 }
 
-/// Run as a child by the controller-kill tests: starts a group from the
-/// specs in REMEX_FAULT_SPECS (separated by newlines), prints its workers'
-/// pids, keeps them busy, and waits to be killed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn controller_role() {
-    let Some(specs) = std::env::var_os("REMEX_FAULT_SPECS") else {
-        return;
-    };
-    let specs: Vec<String> = specs
-        .to_string_lossy()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let group = Group::new(&specs).await.unwrap();
-    let pids: Vec<String> = group
-        .gateways()
-        .iter()
-        .map(|g| g.rinfo().pid.to_string())
-        .collect();
-    let _busy = group.remote_call("sleep", &3600).unwrap();
-    println!("PIDS {}", pids.join(" "));
-    // Bounded: the parent kills this process long before.
-    tokio::time::sleep(Duration::from_secs(60)).await;
-}
-
 /// Starts a controller process for `specs`, SIGKILLs it once its workers
 /// run, and checks that every worker is gone within 1 s.
 fn kill_controller_and_check(specs: &[String]) {
-    let (mut controller, pids) = remex_tests::start_controller_role(
-        "controller_role",
-        ("REMEX_FAULT_SPECS", &specs.join("\n")),
-    );
+    let args: Vec<&str> = std::iter::once("group")
+        .chain(specs.iter().map(String::as_str))
+        .collect();
+    let (mut controller, pids) =
+        remex_tests::start_controller(env!("CARGO_BIN_EXE_remex-test-controller"), &args);
     assert_eq!(pids.len(), specs.len().max(pids.len()));
     controller.kill().unwrap();
     controller.wait().unwrap();

@@ -277,26 +277,12 @@ async fn a_program_that_is_not_a_worker_is_a_clear_error() {
     );
 }
 
-/// Run as a child process by `worker_exits_when_its_controller_is_killed`:
-/// starts a gateway whose worker has a child, prints both pids, then waits
-/// to be killed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn controller_child_role() {
-    if std::env::var_os("REMEX_TEST_CONTROLLER").is_none() {
-        return;
-    }
-    let gw = common::gateway().await;
-    let child = common::spawn_sleeper(&gw).await;
-    println!("PIDS {} {}", gw.rinfo().pid, child);
-    let _keep = gw.remote_call("sleep", &3600).unwrap();
-    // Bounded: the parent test kills this process long before.
-    tokio::time::sleep(Duration::from_secs(60)).await;
-}
-
 #[test]
 fn worker_exits_when_its_controller_is_killed() {
-    let (mut controller, pids) =
-        remex_tests::start_controller_role("controller_child_role", ("REMEX_TEST_CONTROLLER", "1"));
+    let (mut controller, pids) = remex_tests::start_controller(
+        env!("CARGO_BIN_EXE_remex-test-controller"),
+        &["child", env!("CARGO_BIN_EXE_remex-test-worker")],
+    );
     controller.kill().unwrap();
     controller.wait().unwrap();
     let t0 = Instant::now();

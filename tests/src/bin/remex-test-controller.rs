@@ -1,0 +1,74 @@
+//! Controller roles for the tests that SIGKILL a controller: each starts
+//! its gateways, prints `PIDS pid...` on stdout, keeps its workers busy,
+//! and runs until it is killed (60 s at most).
+//!
+//! ```text
+//! remex-test-controller pinging WORKER    a ping-pong with a worker script that reads its input directly
+//! remex-test-controller child WORKER      a worker with a child process (PIDS worker child)
+//! remex-test-controller group SPEC...     a Group of these specs, busy in `sleep`
+//! ```
+
+use std::time::{Duration, Instant};
+
+use remex::{makegateway, Group};
+
+/// Bounds every role: the test kills this process long before.
+const LIFETIME: Duration = Duration::from_secs(60);
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let role = args.first().map(String::as_str).unwrap_or("");
+    let spec = |worker: Option<&String>| {
+        format!(
+            "popen//worker={}",
+            worker.expect("usage: remex-test-controller ROLE WORKER")
+        )
+    };
+    match role {
+        "pinging" => {
+            let gw = makegateway(&spec(args.get(1))).await.unwrap();
+            let ch = gw
+                .remote_exec("for x in channel { channel.send(x) }")
+                .unwrap();
+            ch.send(&0).await.unwrap();
+            ch.receive_timeout::<i64>(T).await.unwrap();
+            println!("PIDS {}", gw.rinfo().pid);
+            let t0 = Instant::now();
+            let mut i = 0i64;
+            while t0.elapsed() < LIFETIME {
+                ch.send(&i).await.unwrap();
+                ch.receive_timeout::<i64>(T).await.unwrap();
+                i += 1;
+            }
+        }
+        "child" => {
+            let gw = makegateway(&spec(args.get(1))).await.unwrap();
+            let child: u32 = gw
+                .remote_call("spawn_sleeper", &())
+                .unwrap()
+                .receive()
+                .await
+                .unwrap();
+            println!("PIDS {} {child}", gw.rinfo().pid);
+            let _keep = gw.remote_call("sleep", &3600).unwrap();
+            tokio::time::sleep(LIFETIME).await;
+        }
+        "group" => {
+            let group = Group::new(&args[1..]).await.unwrap();
+            let pids: Vec<String> = group
+                .gateways()
+                .iter()
+                .map(|g| g.rinfo().pid.to_string())
+                .collect();
+            let _busy = group.remote_call("sleep", &3600).unwrap();
+            println!("PIDS {}", pids.join(" "));
+            tokio::time::sleep(LIFETIME).await;
+        }
+        other => {
+            eprintln!("remex-test-controller: unknown role {other:?} (pinging, child, group)");
+            std::process::exit(2)
+        }
+    }
+}
