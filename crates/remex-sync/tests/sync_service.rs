@@ -192,7 +192,8 @@ fn listener_time_with_slow_consumer(mode: Mode, n: u32, pause: Duration) -> Dura
     );
     svc.start(true, BOUND).unwrap();
     assert_eq!(svc.join_blocking(BOUND).unwrap(), State::Off);
-    fed.lock().unwrap().expect("the listener finished")
+    let result = fed.lock().unwrap().expect("the listener finished");
+    result
 }
 
 #[test]
