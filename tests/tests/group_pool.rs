@@ -148,6 +148,10 @@ async fn a_task_that_kills_every_worker_fails_after_the_limit() {
     let err = g.submit("suicide", &()).unwrap().await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("died on each of 3 attempts"), "{text}");
+    assert!(
+        matches!(&err, remex::Error::TaskLost { task, attempts: 3, gateway, .. } if task == "suicide" && gateway.starts_with("gw")),
+        "{err:?}"
+    );
     assert_eq!(g.len(), 1, "three workers died, one is left");
     assert_eq!(int(&g.submit("square", &3).unwrap().await.unwrap()), 9);
 }

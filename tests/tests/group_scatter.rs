@@ -63,6 +63,10 @@ async fn losing_the_only_holder_is_a_clear_error() {
         err.to_string().contains("is lost: no live worker holds it"),
         "{err}"
     );
+    assert!(
+        matches!(&err, remex::Error::DataLost { holders, .. } if *holders == holder.id()),
+        "{err:?}"
+    );
     let err = gather(r, Errors::Raise).await.unwrap_err();
     assert!(err.to_string().contains("is lost"), "{err}");
     // Other work goes on.

@@ -128,6 +128,42 @@ pub enum Error {
         /// What happened.
         detail: String,
     },
+    /// A group has no live worker for the work asked (all have exited or
+    /// were lost, or the group was dropped).
+    #[error("no live worker: {reason}")]
+    NoWorker {
+        /// Why, and for what.
+        reason: String,
+    },
+    /// A task's worker died on each of its attempts.
+    #[error("task '{task}' failed: its worker died on each of {attempts} attempts (last on {gateway}: {reason})")]
+    TaskLost {
+        /// The task's name.
+        task: String,
+        /// How many times it was started.
+        attempts: u32,
+        /// The gateway of the last attempt.
+        gateway: String,
+        /// Why that gateway was lost.
+        reason: String,
+    },
+    /// Scattered data whose every holder is gone.
+    #[error("scattered data {key} is lost: {reason} (held by {holders})")]
+    DataLost {
+        /// The data's key.
+        key: String,
+        /// The gateways that held it, comma-separated.
+        holders: String,
+        /// What happened.
+        reason: String,
+    },
+    /// Arguments (of a call, a task, a scatter) that cannot be converted
+    /// to a [`crate::Value`].
+    #[error("cannot convert the arguments: {detail}")]
+    Arguments {
+        /// Why.
+        detail: String,
+    },
     /// The program at the other end is not a remex worker.
     #[error("spec {spec:?}: {detail}")]
     NotAWorker {

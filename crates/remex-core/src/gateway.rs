@@ -508,8 +508,7 @@ impl Gateway {
 
     /// Calls a task registered in the worker by name, with `args`.
     pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<Channel> {
-        let args = to_value(args).map_err(|e| Error::Unsendable {
-            channel: 0,
+        let args = to_value(args).map_err(|e| Error::Arguments {
             detail: e.to_string(),
         })?;
         self.inner.conn.exec(ExecRequest::Call {

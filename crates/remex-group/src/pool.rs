@@ -91,9 +91,7 @@ impl Job {
 }
 
 fn gone(reason: &str) -> Error {
-    Error::GatewayLost {
-        gateway: "group".into(),
-        pid: 0,
+    Error::NoWorker {
         reason: reason.into(),
     }
 }
@@ -226,15 +224,13 @@ impl Group {
                 }
                 job.attempts += 1;
                 if job.attempts >= max_attempts {
-                    let msg = format!(
-                        "task '{}' failed: its worker died on each of {} attempts (last: {reason})",
-                        job.task, job.attempts
-                    );
-                    job.finish(Err(Error::GatewayLost {
+                    let e = Error::TaskLost {
+                        task: job.task.clone(),
+                        attempts: job.attempts as u32,
                         gateway: gateway.to_string(),
-                        pid: 0,
-                        reason: msg,
-                    }));
+                        reason: reason.clone(),
+                    };
+                    job.finish(Err(e));
                 } else {
                     job.avoid.push(gateway.to_string());
                     queue.push_front(job);
@@ -256,8 +252,7 @@ impl Group {
     /// # Ok(()) }
     /// ```
     pub fn submit<A: serde::Serialize + ?Sized>(&self, task: &str, args: &A) -> Result<TaskFuture> {
-        let args = remex_core::to_value(args).map_err(|e| Error::Unsendable {
-            channel: 0,
+        let args = remex_core::to_value(args).map_err(|e| Error::Arguments {
             detail: e.to_string(),
         })?;
         let mut refs = Vec::new();

@@ -102,16 +102,13 @@ impl Group {
     ) -> Result<Vec<DataRef>> {
         let live = self.gateways();
         if live.is_empty() {
-            return Err(Error::GatewayLost {
-                gateway: "group".into(),
-                pid: 0,
+            return Err(Error::NoWorker {
                 reason: "the group has no live worker to scatter to".into(),
             });
         }
         let mut refs = Vec::with_capacity(data.len());
         for (i, item) in data.iter().enumerate() {
-            let value = remex_core::to_value(item).map_err(|e| Error::Unsendable {
-                channel: 0,
+            let value = remex_core::to_value(item).map_err(|e| Error::Arguments {
                 detail: e.to_string(),
             })?;
             let key = format!("scatter-{}", NEXT_KEY.fetch_add(1, Ordering::Relaxed));
@@ -149,12 +146,10 @@ impl Group {
         for key in keys {
             let holders = self.live_holders(key);
             if holders.is_empty() {
-                return Err(Error::GatewayLost {
-                    gateway: self.all_holders(key).join(","),
-                    pid: 0,
-                    reason: format!(
-                        "scattered data {key} is lost: no live worker holds it any more"
-                    ),
+                return Err(Error::DataLost {
+                    key: key.clone(),
+                    holders: self.all_holders(key).join(","),
+                    reason: "no live worker holds it any more".into(),
                 });
             }
             allowed = Some(match allowed {
@@ -164,10 +159,8 @@ impl Group {
         }
         let allowed = allowed.unwrap_or_default();
         if allowed.is_empty() {
-            return Err(Error::GatewayLost {
-                gateway: "group".into(),
-                pid: 0,
-                reason: format!("no live worker holds all of the scattered data {keys:?}"),
+            return Err(Error::NoWorker {
+                reason: format!("none holds all of the scattered data {keys:?}"),
             });
         }
         Ok(Some(allowed))
@@ -178,19 +171,17 @@ impl Gather for DataRef {
     type Output = Value;
     fn gather_at(self, _: Errors, _: String, _: Report) -> BoxFuture<'static, Result<Value>> {
         async move {
-            let inner = self.group.upgrade().ok_or_else(|| Error::GatewayLost {
-                gateway: "group".into(),
-                pid: 0,
-                reason: "the group was dropped".into(),
+            let inner = self.group.upgrade().ok_or_else(|| Error::NoWorker {
+                reason: format!("the group of scattered data {} was dropped", self.key),
             })?;
             let group = Group::from_inner(inner);
             let holders = group
                 .placement(std::slice::from_ref(&self.key))?
                 .unwrap_or_default();
-            let gw = group.by_id(&holders[0]).ok_or_else(|| Error::GatewayLost {
-                gateway: holders[0].clone(),
-                pid: 0,
-                reason: format!("the holder of scattered data {} is gone", self.key),
+            let gw = group.by_id(&holders[0]).ok_or_else(|| Error::DataLost {
+                key: self.key.clone(),
+                holders: holders.join(","),
+                reason: "its holder is gone".into(),
             })?;
             gw.remote_call("__fetch", &self.key)?.receive_value().await
         }

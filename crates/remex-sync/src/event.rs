@@ -1,8 +1,8 @@
 //! `Event`: a flag that threads and tasks wait for.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::wait;

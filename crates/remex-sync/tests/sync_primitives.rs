@@ -2,8 +2,8 @@
 //! timeouts, errors, and the death of the thread or runtime that owed a
 //! result.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use remex_sync::{

@@ -244,11 +244,10 @@ fn kill_ends_in_fault_even_if_the_listener_ignores_stop() {
         svc.start(true, BOUND).unwrap();
         // stop is asked, the listener ignores it: join times out.
         svc.stop(false, None).unwrap();
-        assert!(
-            svc.join_blocking(Some(Duration::from_millis(50)))
-                .unwrap_err()
-                .is_timeout()
-        );
+        assert!(svc
+            .join_blocking(Some(Duration::from_millis(50)))
+            .unwrap_err()
+            .is_timeout());
         svc.kill(true, BOUND).unwrap();
         assert_eq!(svc.state(), State::Fault("killed".into()), "{mode:?}");
         assert!(svc.done());

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use remex::worker::{Task, TaskError, Worker, serve_if_worker};
+use remex::worker::{serve_if_worker, Task, TaskError, Worker};
 
 fn worker() -> Worker {
     Worker::new().task("square", |t: &Task| {

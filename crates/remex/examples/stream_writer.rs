@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use remex::sync::{Consumer, Event, Failure, Feed, Launcher, Mode, Service, State};
-use remex::worker::{Task, TaskError, Worker, serve_if_worker, with_self_worker};
-use remex::{Channel, ChannelRef, Group, MultiChannel, Value, from_value};
+use remex::worker::{serve_if_worker, with_self_worker, Task, TaskError, Worker};
+use remex::{from_value, Channel, ChannelRef, Group, MultiChannel, Value};
 use serde::{Deserialize, Serialize};
 
 /// The endmarker of a worker's announcement channel.

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use remex::worker::{Task, TaskError, Worker, serve_if_worker, with_self_worker};
-use remex::{Channel, Group, Value, from_value};
+use remex::worker::{serve_if_worker, with_self_worker, Task, TaskError, Worker};
+use remex::{from_value, Channel, Group, Value};
 
 /// The endmarker: a value no task produces.
 const END: &str = "__remex_end__";

@@ -37,8 +37,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use remex_sync::{Launcher, Thread};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::{Error, GatewayState, Lifecycle, Mode, RemoteStatus, Result, Spec, Value, WorkerInfo};
 
@@ -85,8 +85,7 @@ where
 }
 
 fn to_value<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
-    crate::to_value(args).map_err(|e| Error::Unsendable {
-        channel: 0,
+    crate::to_value(args).map_err(|e| Error::Arguments {
         detail: e.to_string(),
     })
 }

@@ -21,8 +21,8 @@
 
 pub use remex_core::*;
 pub use remex_group::{
-    DataRef, Errors, Gather, Gathered, Group, MultiChannel, ReceiveQueue, Skipped, TERMINATE_BOUND,
-    TaskFuture, gather, gather_stream,
+    gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel, ReceiveQueue,
+    Skipped, TaskFuture, TERMINATE_BOUND,
 };
 
 pub mod blocking;
