@@ -226,7 +226,7 @@ impl Group {
                 if job.attempts >= max_attempts {
                     let e = Error::TaskLost {
                         task: job.task.clone(),
-                        attempts: job.attempts as u32,
+                        attempts: job.attempts,
                         gateway: gateway.to_string(),
                         reason: reason.clone(),
                     };
