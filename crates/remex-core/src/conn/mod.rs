@@ -824,37 +824,25 @@ impl Shared {
 
     /// Encodes and queues one message for the writer.
     pub(crate) fn push(&self, msg: &Message) -> Result<()> {
-        let mut o = self.out.lock();
-        if o.closing {
-            drop(o);
-            return Err(self.lost_error());
-        }
-        wire::encode_message(msg, self.max_payload, &mut o.buf).map_err(|source| {
-            Error::Protocol {
-                gateway: self.name.clone(),
-                source,
-            }
-        })?;
-        let pending = o.try_direct(self.input_seen.swap(false, Ordering::Relaxed));
-        drop(o);
-        if pending {
-            self.out_ready.notify_one();
-        }
-        Ok(())
+        self.queue(|o| {
+            wire::encode_message(msg, self.max_payload, &mut o.buf).map_err(|source| {
+                Error::Protocol {
+                    gateway: self.name.clone(),
+                    source,
+                }
+            })?;
+            Ok(o.try_direct(self.input_seen.swap(false, Ordering::Relaxed)))
+        })
     }
 
     /// Queues an already-encoded data payload. A large one is not copied:
     /// it leaves from `payload`'s own buffer.
     pub(crate) fn push_data(&self, channel: u32, kind: Kind, payload: &Bytes) -> Result<()> {
-        let mut o = self.out.lock();
-        if o.closing {
-            drop(o);
-            return Err(self.lost_error());
-        }
-        let pending = if payload.len() < ZERO_COPY_MIN {
-            wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
-            o.try_direct(self.input_seen.swap(false, Ordering::Relaxed))
-        } else {
+        self.queue(|o| {
+            if payload.len() < ZERO_COPY_MIN {
+                wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
+                return Ok(o.try_direct(self.input_seen.swap(false, Ordering::Relaxed)));
+            }
             let mut rest = payload.clone();
             while !rest.is_empty() {
                 let (k, n) = if rest.len() > self.max_payload {
@@ -867,8 +855,20 @@ impl Shared {
                 o.segments.push_back(head);
                 o.segments.push_back(rest.split_to(n));
             }
-            true
-        };
+            Ok(true)
+        })
+    }
+
+    /// Adds output under the output lock with `add`, which says whether
+    /// the writer task has work; wakes it if so. An error once the
+    /// connection is closing.
+    fn queue(&self, add: impl FnOnce(&mut OutBuf) -> Result<bool>) -> Result<()> {
+        let mut o = self.out.lock();
+        if o.closing {
+            drop(o);
+            return Err(self.lost_error());
+        }
+        let pending = add(&mut o)?;
         drop(o);
         if pending {
             self.out_ready.notify_one();
