@@ -217,7 +217,6 @@ impl Gateway {
         };
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = started.info.pid;
-        config.direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&started.stdin));
         let exit = started.exit.clone();
         let handlers = Handlers {
             eof_reason: Some(Arc::new(move || {
@@ -344,7 +343,6 @@ impl Gateway {
     fn over_socket(spec: Spec, id: String, c: transport::socket::Connected) -> Result<Gateway> {
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = c.info.pid;
-        config.direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&c.parts.writer));
         let p = c.parts;
         let conn = Connection::spawn_direct_secure(
             config,

@@ -212,8 +212,7 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
                 Ok(p) => {
                     // Script and task threads read the session directly,
                     // as they read a pipe (Connection::spawn_direct_secure).
-                    let ended = crate::serve::session(worker, move |mut config, handlers| {
-                        config.direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&p.writer));
+                    let ended = crate::serve::session(worker, move |config, handlers| {
                         remex_core::conn::Connection::spawn_direct_secure(
                             config, handlers, p.input, p.writer, p.leftover, p.opener, p.sealer,
                         )

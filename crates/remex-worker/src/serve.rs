@@ -226,11 +226,10 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
         let (i, o): (OwnedFd, OwnedFd) = (input.into(), output.into());
         // The input is made non-blocking by the direct reader.
         set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&o))?;
-        let out_fd = std::os::fd::AsRawFd::as_raw_fd(&o);
         let w = tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(o)?;
-        Ok((i, w, out_fd))
+        Ok((i, w))
     };
-    let (input, writer, out_fd) = match setup() {
+    let (input, writer) = match setup() {
         Ok(x) => x,
         Err(e) => {
             eprintln!("remex-worker: cannot set up the protocol streams: {e}");
@@ -239,8 +238,7 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
     };
     // Tasks and scripts wait in blocking calls: they read the input
     // themselves while nobody else does (remex_core::conn::Connection::spawn_direct).
-    session(Arc::new(worker), move |mut config, handlers| {
-        config.direct_fd = Some(out_fd);
+    session(Arc::new(worker), move |config, handlers| {
         Connection::spawn_direct(config, handlers, input, writer, leftover)
     })
     .await

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use bytes::{Buf, Bytes, BytesMut};
 use event_listener::{Event, EventListener};
@@ -57,11 +57,6 @@ pub struct ConnConfig {
     pub max_message: usize,
     /// Per-channel flow-control window in bytes.
     pub window: u32,
-    /// The raw, non-blocking fd behind the writer, if it has one: senders
-    /// then write to it directly while the writer task is idle, saving a
-    /// thread wake-up per message. The fd must stay open as long as the
-    /// writer given to [`Connection::spawn`] does.
-    pub direct_fd: Option<RawFd>,
 }
 
 impl ConnConfig {
@@ -74,7 +69,6 @@ impl ConnConfig {
             max_payload: wire::DEFAULT_MAX_PAYLOAD,
             max_message: DEFAULT_MAX_MESSAGE,
             window: DEFAULT_WINDOW,
-            direct_fd: None,
         }
     }
 }
@@ -124,9 +118,12 @@ struct OutBuf {
     /// The writer task holds bytes taken from `buf` that it has not yet
     /// written; a direct write now would overtake them.
     writer_busy: bool,
-    /// The fd senders may write to directly while the writer is idle;
-    /// cleared (under this lock) before the writer task drops the stream.
-    direct_fd: Option<RawFd>,
+    /// A duplicate of the writer's fd (the engine's own, so it can never
+    /// name a file that reuses a closed number), which senders write to
+    /// directly while the writer is idle, saving a thread wake-up per
+    /// message; closed (under this lock) when the writer task ends, so the
+    /// peer sees the end of the stream.
+    direct_out: Option<OwnedFd>,
     /// When the last direct write happened: under a steady stream of
     /// messages, direct writes would cost a system call (and a wake-up of
     /// the peer) per message, so they are kept for traffic with pauses.
@@ -145,7 +142,7 @@ impl OutBuf {
     /// sender prepares the next one.)
     /// Returns whether the writer task still has work.
     fn try_direct(&mut self, answering: bool) -> bool {
-        let Some(fd) = self.direct_fd else {
+        let Some(fd) = self.direct_out.as_ref().map(AsRawFd::as_raw_fd) else {
             return true;
         };
         if self.writer_busy || !self.segments.is_empty() {
@@ -173,8 +170,8 @@ impl OutBuf {
             &mut self.buf
         };
         while !out.is_empty() {
-            // SAFETY: `fd` is open: it is cleared under this lock before the
-            // writer task closes it. The buffer is valid for `len` bytes.
+            // SAFETY: `fd` is open: `direct_out` owns it and is held under
+            // this lock. The buffer is valid for `len` bytes.
             let n = unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
@@ -310,7 +307,7 @@ impl Connection {
         leftover: BytesMut,
     ) -> std::io::Result<Connection>
     where
-        W: AsyncWrite + Unpin + Send + 'static,
+        W: AsyncWrite + AsFd + Unpin + Send + 'static,
     {
         Connection::spawn_direct_inner(config, handlers, input, writer, leftover, None)
     }
@@ -330,7 +327,7 @@ impl Connection {
         sealer: Sealer,
     ) -> std::io::Result<Connection>
     where
-        W: AsyncWrite + Unpin + Send + 'static,
+        W: AsyncWrite + AsFd + Unpin + Send + 'static,
     {
         Connection::spawn_direct_inner(
             config,
@@ -351,14 +348,19 @@ impl Connection {
         records: Option<(Opener, Sealer)>,
     ) -> std::io::Result<Connection>
     where
-        W: AsyncWrite + Unpin + Send + 'static,
+        W: AsyncWrite + AsFd + Unpin + Send + 'static,
     {
         let decoder = MessageDecoder::new(config.max_payload, config.max_message);
         let eof_reason = handlers.eof_reason.clone();
         let (opener, sealer) = records.unzip();
+        let direct_out = writer.as_fd().try_clone_to_owned()?;
         let reader = direct::DirectReader::new(input, leftover, decoder, opener)?;
         let shared = Shared::new(config, handlers, Some(reader));
-        shared.out.lock().sealer = sealer;
+        {
+            let mut o = shared.out.lock();
+            o.sealer = sealer;
+            o.direct_out = Some(direct_out);
+        }
         direct::start(shared.clone(), eof_reason)?;
         tokio::spawn(write_loop(shared.clone(), writer));
         Ok(Connection { shared })
@@ -735,7 +737,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
             break;
         }
     }
-    shared.out.lock().direct_fd = None;
+    shared.out.lock().direct_out = None;
     let _ = w.shutdown().await;
     shared.writer_finished.store(true, Ordering::Release);
     shared.writer_done.notify(usize::MAX);
@@ -752,10 +754,7 @@ impl Shared {
             peer_pid: AtomicU32::new(config.peer_pid),
             chans: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(config.first_id),
-            out: Mutex::new(OutBuf {
-                direct_fd: config.direct_fd,
-                ..OutBuf::default()
-            }),
+            out: Mutex::new(OutBuf::default()),
             out_ready: Notify::new(),
             max_payload: config.max_payload,
             window: config.window,
@@ -1355,5 +1354,85 @@ impl ChanState {
         }
         shared.kick_readers();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills two fds we then own.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        use std::os::fd::FromRawFd;
+        // SAFETY: both fds are fresh and owned by nobody else.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// The engine writes directly only to an fd it owns: after its writer
+    /// task was dropped with its runtime (closing the writer's fd), a
+    /// channel's close goes to the engine's duplicate of the stream, never
+    /// to a file that reused the writer's fd number.
+    #[test]
+    fn a_dropped_writer_never_makes_the_engine_write_into_a_reused_fd() {
+        let (input_r, _input_w) = pipe();
+        let (out_r, out_w) = pipe();
+        let writer_fd = out_w.as_raw_fd();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let conn = rt.block_on(async {
+            let writer = tokio::net::unix::pipe::Sender::from_owned_fd(out_w).unwrap();
+            Connection::spawn_direct(
+                ConnConfig::new("test", 1),
+                Handlers::default(),
+                input_r,
+                writer,
+                BytesMut::new(),
+            )
+            .unwrap()
+        });
+        let ch = conn.newchannel();
+        // The runtime goes, and its tasks with it: the writer's fd closes.
+        drop(rt);
+        let file = tempfile_in_fd_order();
+        let reused = file.as_raw_fd() == writer_fd;
+        drop(ch);
+        let mut f = std::fs::File::from(file);
+        let mut content = Vec::new();
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut content).unwrap();
+        assert!(
+            content.is_empty(),
+            "the engine wrote {} bytes into a file (fd number reused: {reused})",
+            content.len()
+        );
+        // The close went to the stream itself.
+        let mut out = std::fs::File::from(out_r);
+        let mut header = [0u8; wire::HEADER_LEN];
+        out.read_exact(&mut header).unwrap();
+        assert_eq!(header[4], Kind::Close as u8);
+    }
+
+    /// A new file, opened read-write: it takes the lowest free fd number.
+    fn tempfile_in_fd_order() -> OwnedFd {
+        let path = std::env::temp_dir().join(format!(
+            "remex-conn-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        f.into()
     }
 }
