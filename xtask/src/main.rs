@@ -124,7 +124,25 @@ fn test(args: &[String]) -> Result<(), String> {
     run("cargo test --workspace", c)?;
     // The short soak, after the tests so that they do not compete for the
     // two cores.
-    soak(60)
+    soak(60)?;
+    // The portable input path (a reader task per connection, what builds
+    // without Linux's epoll/timerfd/eventfd) runs the integration suite
+    // too, so that it cannot rot. Last: it rebuilds the test binaries.
+    let mut c = cargo();
+    c.args([
+        "test",
+        "-p",
+        "remex-tests",
+        "--features",
+        "remex-core/portable",
+    ]);
+    if !args.is_empty() {
+        c.arg("--").args(args);
+    }
+    run(
+        "cargo test -p remex-tests --features remex-core/portable",
+        c,
+    )
 }
 
 fn soak(seconds: u64) -> Result<(), String> {
@@ -150,7 +168,20 @@ fn lint() -> Result<(), String> {
         "-D",
         "warnings",
     ]);
-    run("cargo clippy", c)
+    run("cargo clippy", c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "remex-core",
+        "--features",
+        "portable",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy (portable input path)", c)
 }
 
 fn bench(args: &[String]) -> Result<(), String> {

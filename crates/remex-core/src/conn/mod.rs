@@ -31,10 +31,15 @@ use crate::transport::secure::{Opener, SealKeys, Sealer};
 use crate::value::Value;
 use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus, WireError};
 
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod direct;
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+#[path = "fallback.rs"]
+mod direct;
+mod spin;
 
-pub(crate) use direct::Quick;
-pub use direct::{BUSY_POLL_ENV, SPIN};
+pub(crate) use spin::Quick;
+pub use spin::{BUSY_POLL_ENV, SPIN};
 
 /// Default per-channel flow-control window: 4 MiB.
 pub const DEFAULT_WINDOW: u32 = 4 << 20;
@@ -278,9 +283,34 @@ impl Connection {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
+        Connection::spawn_with(
+            config,
+            handlers,
+            reader,
+            writer,
+            leftover,
+            OutBuf::default(),
+        )
+    }
+
+    /// [`Connection::spawn`] with the output set up (a sealer, a direct
+    /// fd) before any task runs: nothing can leave before it.
+    fn spawn_with<R, W>(
+        config: ConnConfig,
+        handlers: Handlers,
+        reader: R,
+        writer: W,
+        leftover: BytesMut,
+        out: OutBuf,
+    ) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let decoder = MessageDecoder::new(config.max_payload, config.max_message);
         let eof_reason = handlers.eof_reason.clone();
         let shared = Shared::new(config, handlers, None);
+        *shared.out.lock() = out;
         tokio::spawn(read_loop(
             shared.clone(),
             reader,
@@ -339,6 +369,7 @@ impl Connection {
         )
     }
 
+    #[cfg(all(target_os = "linux", not(feature = "portable")))]
     fn spawn_direct_inner<W>(
         config: ConnConfig,
         handlers: Handlers,
@@ -364,6 +395,36 @@ impl Connection {
         direct::start(shared.clone(), eof_reason)?;
         tokio::spawn(write_loop(shared.clone(), writer));
         Ok(Connection { shared })
+    }
+
+    /// The portable path: a reader task reads `input` (through the
+    /// session's records, if any); senders still write directly.
+    #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+    fn spawn_direct_inner<W>(
+        config: ConnConfig,
+        handlers: Handlers,
+        input: std::os::fd::OwnedFd,
+        writer: W,
+        leftover: BytesMut,
+        records: Option<(Opener, Sealer)>,
+    ) -> std::io::Result<Connection>
+    where
+        W: AsyncWrite + AsFd + Unpin + Send + 'static,
+    {
+        let (opener, sealer) = records.unzip();
+        let out = OutBuf {
+            sealer,
+            direct_out: Some(writer.as_fd().try_clone_to_owned()?),
+            ..OutBuf::default()
+        };
+        let input = direct::async_input(input)?;
+        Ok(match opener {
+            Some(o) => {
+                let reader = crate::transport::secure::SecureReader::from_parts(input, o);
+                Connection::spawn_with(config, handlers, reader, writer, leftover, out)
+            }
+            None => Connection::spawn_with(config, handlers, input, writer, leftover, out),
+        })
     }
 
     /// The name (gateway id) of this connection.

@@ -476,6 +476,16 @@ pub struct SecureReader<R> {
 }
 
 impl<R> SecureReader<R> {
+    /// Reads the session from `inner` with `opener` (taken from another
+    /// reader of it).
+    pub fn from_parts(inner: R, opener: Opener) -> SecureReader<R> {
+        SecureReader {
+            inner,
+            opener,
+            plain: BytesMut::new(),
+        }
+    }
+
     /// The stream, the record layer, and plaintext opened but not yet
     /// read: to go on reading the session another way.
     pub fn into_parts(self) -> (R, Opener, BytesMut) {
