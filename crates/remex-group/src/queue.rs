@@ -1,29 +1,32 @@
 //! `ReceiveQueue`: items from many channels, in arrival order, each with the
 //! channel it came on, and an endmarker per channel when it ends.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use event_listener::{Event, Listener};
-use parking_lot::Mutex;
-use remex_core::{with_timeout, Channel, Error, Result, Value};
+use remex_core::{Channel, Error, Result, Value};
+use remex_sync::Queue;
+
+/// What a wait on the queue says when it runs out of time.
+const WHAT: &str = "an item on the receive queue";
 
 /// A queue fed by channel callbacks. Clones share it.
 ///
 /// With an endmarker, every channel puts it exactly once when it closes,
 /// fails, or its worker is killed or terminated, so that a consumer can
 /// count the ends and never wait for a channel that is gone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ReceiveQueue {
-    inner: Arc<Inner>,
+    /// Never closed: each handle keeps its sending side.
+    items: Queue<(Channel, Value)>,
 }
 
-#[derive(Default)]
-struct Inner {
-    items: Mutex<VecDeque<(Channel, Value)>>,
-    added: Event,
+impl Default for ReceiveQueue {
+    fn default() -> Self {
+        ReceiveQueue {
+            items: Queue::unbounded(),
+        }
+    }
 }
 
 impl fmt::Debug for ReceiveQueue {
@@ -34,12 +37,12 @@ impl fmt::Debug for ReceiveQueue {
 
 impl ReceiveQueue {
     pub(crate) fn attach(&self, ch: &Channel, endmarker: Option<Value>) -> Result<()> {
-        let q = self.inner.clone();
+        let q = self.items.clone();
         let from = ch.clone();
         ch.set_callback(
             move |v| {
-                q.items.lock().push_back((from.clone(), v));
-                q.added.notify_additional(1);
+                // Unbounded and never closed: the put always succeeds.
+                let _ = q.try_put((from.clone(), v));
             },
             endmarker,
         )
@@ -47,16 +50,12 @@ impl ReceiveQueue {
 
     /// Items waiting.
     pub fn len(&self) -> usize {
-        self.inner.items.lock().len()
+        self.items.len()
     }
 
     /// Whether no item is waiting.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn try_get(&self) -> Option<(Channel, Value)> {
-        self.inner.items.lock().pop_front()
+        self.items.is_empty()
     }
 
     /// Waits for the next item. It waits as long as it takes: with an
@@ -64,48 +63,32 @@ impl ReceiveQueue {
     /// ends never waits for a channel that is gone. Use
     /// [`ReceiveQueue::get_timeout`] for a bound.
     pub async fn get(&self) -> (Channel, Value) {
-        loop {
-            if let Some(x) = self.try_get() {
-                return x;
-            }
-            let l = self.inner.added.listen();
-            if let Some(x) = self.try_get() {
-                return x;
-            }
-            l.await;
+        match self.items.get(None).await {
+            Ok(x) => x,
+            // The queue is never closed (this handle can still put), so
+            // a get without a bound only ends with an item.
+            Err(_) => std::future::pending().await,
         }
     }
 
     /// Waits at most `timeout` for the next item.
     pub async fn get_timeout(&self, timeout: Duration) -> Result<(Channel, Value)> {
-        with_timeout("an item on the receive queue", Some(timeout), async {
-            Ok(self.get().await)
-        })
-        .await
+        self.items
+            .get(Some(timeout))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: WHAT,
+                after: timeout,
+            })
     }
 
     /// [`ReceiveQueue::get`] for plain threads, with an optional timeout.
     pub fn get_blocking(&self, timeout: Option<Duration>) -> Result<(Channel, Value)> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            if let Some(x) = self.try_get() {
-                return Ok(x);
-            }
-            let l = self.inner.added.listen();
-            if let Some(x) = self.try_get() {
-                return Ok(x);
-            }
-            match deadline {
-                None => l.wait(),
-                Some(d) => {
-                    if l.wait_deadline(d).is_none() && Instant::now() >= d {
-                        return Err(Error::Timeout {
-                            what: "an item on the receive queue",
-                            after: timeout.unwrap_or_default(),
-                        });
-                    }
-                }
-            }
-        }
+        self.items
+            .get_blocking(timeout)
+            .map_err(|_| Error::Timeout {
+                what: WHAT,
+                after: timeout.unwrap_or_default(),
+            })
     }
 }
