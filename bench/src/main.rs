@@ -76,13 +76,22 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The pipe peer: `echo` answers every 8-byte message; `source N CHUNK`
 /// writes N bytes.
 fn pipe_peer(mode: &str, args: &[String]) -> ! {
-    let mut stdin = std::io::stdin().lock();
-    let mut stdout = std::io::stdout().lock();
+    serve_peer(
+        mode,
+        args,
+        std::io::stdin().lock(),
+        std::io::stdout().lock(),
+    )
+}
+
+/// What a floor peer does on `r`/`w`: `echo` answers every 8-byte
+/// message; `source N CHUNK` writes N bytes in CHUNK-byte writes.
+fn serve_peer(mode: &str, args: &[String], mut r: impl Read, mut w: impl Write) -> ! {
     match mode {
         "echo" => {
             let mut b = [0u8; 8];
-            while stdin.read_exact(&mut b).is_ok() {
-                if stdout.write_all(&b).and_then(|_| stdout.flush()).is_err() {
+            while r.read_exact(&mut b).is_ok() {
+                if w.write_all(&b).and_then(|_| w.flush()).is_err() {
                     break;
                 }
             }
@@ -92,7 +101,7 @@ fn pipe_peer(mode: &str, args: &[String]) -> ! {
             let chunk: usize = args[1].parse().unwrap_or(1);
             let data = vec![b'x'; chunk];
             for _ in 0..total / chunk {
-                if stdout.write_all(&data).is_err() {
+                if w.write_all(&data).is_err() {
                     break;
                 }
             }
@@ -112,29 +121,10 @@ fn grow_pipe(fd: std::os::fd::RawFd) {
 /// 8-byte message; `source N CHUNK` writes N bytes. Unencrypted, with
 /// TCP_NODELAY as remex's sockets: the floor of `socket=`.
 fn tcp_peer(mode: &str, args: &[String]) -> ! {
-    let mut s = std::net::TcpStream::connect(&args[0]).expect("the bench listens");
+    let s = std::net::TcpStream::connect(&args[0]).expect("the bench listens");
     let _ = s.set_nodelay(true);
-    match mode {
-        "echo" => {
-            let mut b = [0u8; 8];
-            while s.read_exact(&mut b).is_ok() {
-                if s.write_all(&b).is_err() {
-                    break;
-                }
-            }
-        }
-        _ => {
-            let total: usize = args[1].parse().unwrap_or(0);
-            let chunk: usize = args[2].parse().unwrap_or(1);
-            let data = vec![b'x'; chunk];
-            for _ in 0..total / chunk {
-                if s.write_all(&data).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    std::process::exit(0)
+    let r = s.try_clone().expect("the socket");
+    serve_peer(mode, &args[1..], r, s)
 }
 
 /// A plain-TCP peer process connected to us.
@@ -152,33 +142,66 @@ fn tcp_peer_start(args: &[&str]) -> (std::process::Child, std::net::TcpStream) {
     (child, s)
 }
 
-/// Mean plain-TCP round trip in microseconds over `n` pings.
-fn tcp_rtt(s: &mut std::net::TcpStream, n: usize) -> f64 {
+/// Mean floor round trip in microseconds over `n` 8-byte pings to an
+/// echo peer.
+fn floor_rtt(w: &mut impl Write, r: &mut impl Read, n: usize) -> f64 {
     let mut b = [0u8; 8];
     let t0 = Instant::now();
     for i in 0..n as u64 {
-        s.write_all(&i.to_le_bytes()).unwrap();
-        s.read_exact(&mut b).unwrap();
+        w.write_all(&i.to_le_bytes()).unwrap();
+        r.read_exact(&mut b).unwrap();
     }
     t0.elapsed().as_secs_f64() / n as f64 * 1e6
 }
 
-/// Plain-TCP bandwidth in MB/s from a peer process writing `total` bytes.
-fn tcp_bandwidth(total: usize, chunk: usize) -> f64 {
-    let (mut child, mut s) = tcp_peer_start(&["source", &total.to_string(), &chunk.to_string()]);
+/// Floor bandwidth in MB/s: reads `r` to its end in `chunk`-byte reads.
+fn floor_rate(r: &mut impl Read, chunk: usize) -> f64 {
     let mut buf = vec![0u8; chunk];
     let t0 = Instant::now();
     let mut got = 0;
     loop {
-        let n = s.read(&mut buf).unwrap();
+        let n = r.read(&mut buf).unwrap();
         if n == 0 {
             break;
         }
         got += n;
     }
-    let bw = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    got as f64 / t0.elapsed().as_secs_f64() / 1e6
+}
+
+/// Plain-TCP bandwidth in MB/s from a peer process writing `total` bytes.
+fn tcp_bandwidth(total: usize, chunk: usize) -> f64 {
+    let (mut child, mut s) = tcp_peer_start(&["source", &total.to_string(), &chunk.to_string()]);
+    let bw = floor_rate(&mut s, chunk);
     child.wait().unwrap();
     bw
+}
+
+/// Mean remex round trip in microseconds over `n` pings on `ch` (an
+/// `echo_loop` call).
+async fn remex_rtt(ch: &remex::Channel, n: usize) -> remex::Result<f64> {
+    let t0 = Instant::now();
+    for i in 0..n as i64 {
+        ch.send_value(Value::Int(i)).await?;
+        ch.receive_value().await?;
+    }
+    Ok(t0.elapsed().as_secs_f64() / n as f64 * 1e6)
+}
+
+/// remex bandwidth in MB/s: `gw`'s worker streams `total` bytes in
+/// `chunk`-byte items.
+async fn remex_rate(gw: &remex::Gateway, total: usize, chunk: usize) -> remex::Result<f64> {
+    let ch = gw.remote_call("bulk", &(total, chunk))?;
+    let t0 = Instant::now();
+    let mut got = 0;
+    while got < total {
+        if let Value::Bytes(b) = ch.receive_value().await? {
+            got += b.len();
+        }
+    }
+    let r = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    ch.waitclose(Some(Duration::from_secs(60))).await?;
+    Ok(r)
 }
 
 struct SocketRows {
@@ -214,37 +237,21 @@ async fn socket_rows(c: &Counts) -> remex::Result<SocketRows> {
         let gw = makegateway(&spec).await?;
         let ch = gw.remote_call("echo_loop", &())?;
         let (mut echo_child, mut echo) = tcp_peer_start(&["echo"]);
-        for i in 0..200i64 {
-            ch.send_value(Value::Int(i)).await?;
-            ch.receive_value().await?;
-        }
-        tcp_rtt(&mut echo, 200);
+        let mut echo_r = echo.try_clone().expect("the socket");
+        remex_rtt(&ch, 200).await?;
+        floor_rtt(&mut echo, &mut echo_r, 200);
         let mut rtt = Paired::default();
         for _ in 0..c.rounds {
-            let t0 = Instant::now();
-            for i in 0..c.pings as i64 {
-                ch.send_value(Value::Int(i)).await?;
-                ch.receive_value().await?;
-            }
-            let r = t0.elapsed().as_secs_f64() / c.pings as f64 * 1e6;
-            rtt.push(r, tcp_rtt(&mut echo, c.pings));
+            let r = remex_rtt(&ch, c.pings).await?;
+            rtt.push(r, floor_rtt(&mut echo, &mut echo_r, c.pings));
         }
-        drop(echo);
+        drop((echo, echo_r));
         let _ = echo_child.wait();
         ch.close(None);
         let total = c.bulk_mb << 20;
         let mut bulk = Paired::default();
         for _ in 0..c.rounds {
-            let ch = gw.remote_call("bulk", &(total, c.chunk))?;
-            let t0 = Instant::now();
-            let mut got = 0;
-            while got < total {
-                if let Value::Bytes(b) = ch.receive_value().await? {
-                    got += b.len();
-                }
-            }
-            let r = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
-            ch.waitclose(Some(Duration::from_secs(60))).await?;
+            let r = remex_rate(&gw, total, c.chunk).await?;
             bulk.push(r, tcp_bandwidth(total, c.chunk));
         }
         gw.exit().await?;
@@ -295,13 +302,7 @@ impl PipeEcho {
 
     /// Mean round trip in microseconds over `n` pings.
     fn rtt(&mut self, n: usize) -> f64 {
-        let mut b = [0u8; 8];
-        let t0 = Instant::now();
-        for i in 0..n as u64 {
-            self.w.write_all(&i.to_le_bytes()).unwrap();
-            self.r.read_exact(&mut b).unwrap();
-        }
-        t0.elapsed().as_secs_f64() / n as f64 * 1e6
+        floor_rtt(&mut self.w, &mut self.r, n)
     }
 
     fn stop(self) {
@@ -328,17 +329,7 @@ fn pipe_bandwidth(total: usize, chunk: usize, big: bool) -> f64 {
     if big {
         grow_pipe(std::os::fd::AsRawFd::as_raw_fd(&r));
     }
-    let mut buf = vec![0u8; chunk];
-    let t0 = Instant::now();
-    let mut got = 0;
-    loop {
-        let n = r.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    let bw = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    let bw = floor_rate(&mut r, chunk);
     child.wait().unwrap();
     bw
 }
@@ -389,20 +380,12 @@ async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     let gw = makegateway(spec).await?;
     let ch = gw.remote_call("echo_loop", &())?;
     let mut echo = PipeEcho::start();
-    for i in 0..200i64 {
-        ch.send_value(Value::Int(i)).await?;
-        ch.receive_value().await?;
-    }
+    remex_rtt(&ch, 200).await?;
     echo.rtt(200);
     // Rounds alternate remex and the floor, so both see the same noise.
     let mut rtt = Paired::default();
     for _ in 0..c.rounds {
-        let t0 = Instant::now();
-        for i in 0..c.pings as i64 {
-            ch.send_value(Value::Int(i)).await?;
-            ch.receive_value().await?;
-        }
-        let r = t0.elapsed().as_secs_f64() / c.pings as f64 * 1e6;
+        let r = remex_rtt(&ch, c.pings).await?;
         rtt.push(r, echo.rtt(c.pings));
     }
     // The same from a plain thread with blocking calls, as remex::blocking
@@ -438,16 +421,7 @@ async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     let mut bulk = Paired::default();
     let mut default_pipe = Vec::new();
     for _ in 0..c.rounds {
-        let ch = gw.remote_call("bulk", &(total, c.chunk))?;
-        let t0 = Instant::now();
-        let mut got = 0;
-        while got < total {
-            if let Value::Bytes(b) = ch.receive_value().await? {
-                got += b.len();
-            }
-        }
-        let r = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
-        ch.waitclose(Some(Duration::from_secs(60))).await?;
+        let r = remex_rate(&gw, total, c.chunk).await?;
         bulk.push(r, pipe_bandwidth(total, c.chunk, true));
         default_pipe.push(pipe_bandwidth(total, c.chunk, false));
     }
@@ -690,15 +664,7 @@ async fn main() {
         let chunk = 256usize << 10;
         let mut bulk = Paired::default();
         for _ in 0..7 {
-            let ch = gw.remote_call("bulk", &(total, chunk)).expect("bulk");
-            let t0 = Instant::now();
-            let mut got = 0;
-            while got < total {
-                if let Value::Bytes(b) = ch.receive_value().await.expect("item") {
-                    got += b.len();
-                }
-            }
-            let r = got as f64 / t0.elapsed().as_secs_f64() / 1e6;
+            let r = remex_rate(&gw, total, chunk).await.expect("bulk");
             bulk.push(r, pipe_bandwidth(total, chunk, true));
         }
         println!(

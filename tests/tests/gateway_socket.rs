@@ -5,27 +5,18 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use remex::{makegateway, Error};
+use remex_tests::Listener;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
 
-struct Listener(remex_tests::Listener);
-
-impl std::ops::Deref for Listener {
-    type Target = remex_tests::Listener;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl Listener {
-    fn start(name: &str) -> Listener {
-        Listener(remex_tests::Listener::start(WORKER, name))
-    }
+/// A listening test worker, its secret in a file of its own.
+fn listener(name: &str) -> Listener {
+    Listener::start(WORKER, name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_right_secret_opens_sessions_and_never_appears_on_a_command_line() {
-    let l = Listener::start("ok");
+    let l = listener("ok");
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", l.child.id())).unwrap();
     assert!(
         !String::from_utf8_lossy(&cmdline).contains("battery"),
@@ -62,7 +53,7 @@ async fn the_right_secret_opens_sessions_and_never_appears_on_a_command_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_is_refused_and_logged() {
-    let l = Listener::start("wrong");
+    let l = listener("wrong");
     let err = makegateway(&l.spec("wrong")).await.unwrap_err();
     assert!(matches!(&err, Error::SecretRefused { .. }), "{err}");
     assert!(l.logged("refused"), "the listener logs the refusal");
@@ -74,7 +65,7 @@ async fn a_wrong_secret_is_refused_and_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_idle_clients_are_refused_without_blocking_others() {
-    let l = Listener::start("garbage");
+    let l = listener("garbage");
     let addr = l.addr.clone();
     // An idle client that never answers, and one that speaks garbage.
     let _idle = std::net::TcpStream::connect(&addr).unwrap();
@@ -117,7 +108,7 @@ async fn a_socket_spec_without_a_secret_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_can_come_from_the_environment_and_setup_keys_apply() {
-    let l = Listener::start("env");
+    let l = listener("env");
     // A variable name no other test uses: setting it cannot race.
     std::env::set_var(
         "REMEX_TEST_SOCKET_SECRET_7f3a",

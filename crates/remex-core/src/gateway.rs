@@ -163,6 +163,15 @@ impl fmt::Debug for Gateway {
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
+/// A gateway's id: its spec's `id=`, else `default_id`, else the next
+/// `gwN`.
+fn gateway_id(spec: &Spec, default_id: Option<String>) -> String {
+    spec.id
+        .clone()
+        .or(default_id)
+        .unwrap_or_else(next_gateway_id)
+}
+
 /// A fresh default gateway id: `gw0`, `gw1`, ... in creation order.
 pub fn next_gateway_id() -> String {
     format!("gw{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
@@ -172,11 +181,7 @@ impl Gateway {
     /// Starts a gateway for `spec`. Its id is the spec's `id=`, else
     /// `default_id`, else the next `gwN`.
     pub async fn start(spec: Spec, default_id: Option<String>) -> Result<Gateway> {
-        let id = spec
-            .id
-            .clone()
-            .or(default_id)
-            .unwrap_or_else(next_gateway_id);
+        let id = gateway_id(&spec, default_id);
         if let Some(via) = &spec.via {
             return Err(Error::Start {
                 spec: spec.raw.clone(),
@@ -271,11 +276,7 @@ impl Gateway {
         default_id: Option<String>,
         relay: &Gateway,
     ) -> Result<Gateway> {
-        let id = spec
-            .id
-            .clone()
-            .or(default_id)
-            .unwrap_or_else(next_gateway_id);
+        let id = gateway_id(&spec, default_id);
         let r = transport::via::connect(&id, &spec, relay).await?;
         Gateway::without_process(spec, id, r.info, r.reader, r.writer, r.leftover)
     }
@@ -290,45 +291,8 @@ impl Gateway {
         default_id: Option<String>,
         installer: &Gateway,
     ) -> Result<Gateway> {
-        let id = spec
-            .id
-            .clone()
-            .or(default_id)
-            .unwrap_or_else(next_gateway_id);
-        let start = |detail: String| Error::Start {
-            spec: spec.raw.clone(),
-            detail,
-        };
-        let Transport::Socket { addr } = &spec.transport else {
-            return Err(start("installvia= applies to socket= only".into()));
-        };
-        let Some((host, _)) = addr.rsplit_once(':') else {
-            return Err(start(format!("socket address {addr:?} needs host:port")));
-        };
-        if matches!(host, "0.0.0.0" | "[::]" | "::" | "") {
-            return Err(start(format!(
-                "installvia= binds the listener to {host:?} and connects there: give an address this controller reaches"
-            )));
-        }
-        let mut raw = [0u8; 32];
-        getrandom::getrandom(&mut raw)
-            .map_err(|e| start(format!("no randomness for a secret: {e}")))?;
-        let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let via = installer.id().to_string();
-        let ch = installer.remote_call("__listen", &(addr, &secret))?;
-        let bound: String = crate::with_timeout(
-            "the installed listener's address",
-            Some(transport::socket::SESSION_TIMEOUT),
-            ch.receive(),
-        )
-        .await
-        .map_err(|e| start(format!("installvia={via}: {e}")))?;
-        let port = bound
-            .rsplit_once(':')
-            .map(|(_, p)| p.to_string())
-            .ok_or_else(|| start(format!("installvia={via}: the listener reported {bound:?}")))?;
-        let target = format!("{host}:{port}");
-        let c = transport::socket::connect_with(&id, &spec, &target, secret.as_bytes()).await?;
+        let id = gateway_id(&spec, default_id);
+        let c = transport::socket::install(&id, &spec, installer).await?;
         Gateway::over_socket(spec, id, c)
     }
 

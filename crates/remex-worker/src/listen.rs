@@ -185,21 +185,22 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
                 continue;
             }
         };
-        let id = {
-            let mut p = pending.lock();
-            if p.entries.len() >= MAX_PENDING && !p.evict_oldest(STALE_PENDING) {
-                drop(p);
-                log.refusal(format!(
-                    "remex-worker: refused {peer}: {MAX_PENDING} connections are in their handshake"
-                ));
-                continue;
-            }
-            p.next += 1;
-            p.next
-        };
+        // The table stays locked until the task's entry is in it: the
+        // task removes its entry under the same lock, so it never finds
+        // its entry missing, nor leaves one behind.
+        let mut p = pending.lock();
+        if p.entries.len() >= MAX_PENDING && !p.evict_oldest(STALE_PENDING) {
+            drop(p);
+            log.refusal(format!(
+                "remex-worker: refused {peer}: {MAX_PENDING} connections are in their handshake"
+            ));
+            continue;
+        }
+        p.next += 1;
+        let id = p.next;
         let (worker, log2, pending2) = (worker.clone(), log.clone(), pending.clone());
         let task = tokio::spawn(async move {
-            let admitted = admit(stream, &psk).await;
+            let admitted = admit(stream, &peer.to_string(), &psk).await;
             pending2.lock().remove(id);
             if admitted.is_ok() {
                 make_room(&pending2, SESSION_FDS).await;
@@ -226,11 +227,8 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
                 Err(why) => log2.refusal(format!("remex-worker: refused {peer}: {why}")),
             }
         });
-        let mut p = pending.lock();
-        if !task.is_finished() {
-            p.entries
-                .push_back((id, Instant::now(), task.abort_handle()));
-        }
+        p.entries
+            .push_back((id, Instant::now(), task.abort_handle()));
     }
 }
 
@@ -272,7 +270,7 @@ fn free_fds() -> usize {
 }
 
 /// The secure handshake and the hellos, within [`HANDSHAKE_DEADLINE`].
-async fn admit(stream: TcpStream, psk: &[u8; 32]) -> Result<Admitted, String> {
+async fn admit(stream: TcpStream, peer: &str, psk: &[u8; 32]) -> Result<Admitted, String> {
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
     let run = async {
@@ -285,11 +283,7 @@ async fn admit(stream: TcpStream, psk: &[u8; 32]) -> Result<Admitted, String> {
                 HandshakeError::NotRemex(what) => format!("not a remex client: {what}"),
                 other => other.to_string(),
             })?;
-        let peer = r
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "the client".into());
-        let (mut r, mut w) = secure::split(state, r, w, &peer);
+        let (mut r, mut w) = secure::split(state, r, w, peer);
         let leftover = hellos(&mut r, &mut w).await.map_err(|e| {
             if e.contains("tampered") {
                 format!("its first record failed authentication (a replayed handshake, or tampering): {e}")

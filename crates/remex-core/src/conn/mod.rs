@@ -140,6 +140,17 @@ struct OutBuf {
 const DIRECT_GAP: std::time::Duration = std::time::Duration::from_micros(20);
 
 impl OutBuf {
+    /// The output of a connection whose senders may write to `writer`'s
+    /// fd directly (through the engine's own duplicate), sealing with
+    /// `sealer` if the stream is an encrypted session.
+    fn direct(writer: &impl AsFd, sealer: Option<Sealer>) -> std::io::Result<OutBuf> {
+        Ok(OutBuf {
+            sealer,
+            direct_out: Some(writer.as_fd().try_clone_to_owned()?),
+            ..OutBuf::default()
+        })
+    }
+
     /// Writes as much of `buf` as the fd takes now, without blocking.
     /// `answering`: input arrived since the last write, so a small frame is
     /// likely a reply in a request-reply exchange, which batching would
@@ -309,8 +320,7 @@ impl Connection {
     {
         let decoder = MessageDecoder::new(config.max_payload, config.max_message);
         let eof_reason = handlers.eof_reason.clone();
-        let shared = Shared::new(config, handlers, None);
-        *shared.out.lock() = out;
+        let shared = Shared::new(config, handlers, None, out);
         tokio::spawn(read_loop(
             shared.clone(),
             reader,
@@ -369,7 +379,9 @@ impl Connection {
         )
     }
 
-    #[cfg(all(target_os = "linux", not(feature = "portable")))]
+    /// Where the direct reader is built (Linux, without the `portable`
+    /// feature), it reads `input`; elsewhere a reader task does (through
+    /// the session's records, if any). Senders write directly either way.
     fn spawn_direct_inner<W>(
         config: ConnConfig,
         handlers: Handlers,
@@ -381,50 +393,29 @@ impl Connection {
     where
         W: AsyncWrite + AsFd + Unpin + Send + 'static,
     {
-        let decoder = MessageDecoder::new(config.max_payload, config.max_message);
-        let eof_reason = handlers.eof_reason.clone();
         let (opener, sealer) = records.unzip();
-        let direct_out = writer.as_fd().try_clone_to_owned()?;
-        let reader = direct::DirectReader::new(input, leftover, decoder, opener)?;
-        let shared = Shared::new(config, handlers, Some(reader));
+        let out = OutBuf::direct(&writer, sealer)?;
+        #[cfg(all(target_os = "linux", not(feature = "portable")))]
         {
-            let mut o = shared.out.lock();
-            o.sealer = sealer;
-            o.direct_out = Some(direct_out);
+            let decoder = MessageDecoder::new(config.max_payload, config.max_message);
+            let eof_reason = handlers.eof_reason.clone();
+            let reader = direct::DirectReader::new(input, leftover, decoder, opener)?;
+            let shared = Shared::new(config, handlers, Some(reader), out);
+            direct::start(shared.clone(), eof_reason)?;
+            tokio::spawn(write_loop(shared.clone(), writer));
+            Ok(Connection { shared })
         }
-        direct::start(shared.clone(), eof_reason)?;
-        tokio::spawn(write_loop(shared.clone(), writer));
-        Ok(Connection { shared })
-    }
-
-    /// The portable path: a reader task reads `input` (through the
-    /// session's records, if any); senders still write directly.
-    #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
-    fn spawn_direct_inner<W>(
-        config: ConnConfig,
-        handlers: Handlers,
-        input: std::os::fd::OwnedFd,
-        writer: W,
-        leftover: BytesMut,
-        records: Option<(Opener, Sealer)>,
-    ) -> std::io::Result<Connection>
-    where
-        W: AsyncWrite + AsFd + Unpin + Send + 'static,
-    {
-        let (opener, sealer) = records.unzip();
-        let out = OutBuf {
-            sealer,
-            direct_out: Some(writer.as_fd().try_clone_to_owned()?),
-            ..OutBuf::default()
-        };
-        let input = direct::async_input(input)?;
-        Ok(match opener {
-            Some(o) => {
-                let reader = crate::transport::secure::SecureReader::from_parts(input, o);
-                Connection::spawn_with(config, handlers, reader, writer, leftover, out)
-            }
-            None => Connection::spawn_with(config, handlers, input, writer, leftover, out),
-        })
+        #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+        {
+            let input = direct::async_input(input)?;
+            Ok(match opener {
+                Some(o) => {
+                    let reader = crate::transport::secure::SecureReader::from_parts(input, o);
+                    Connection::spawn_with(config, handlers, reader, writer, leftover, out)
+                }
+                None => Connection::spawn_with(config, handlers, input, writer, leftover, out),
+            })
+        }
     }
 
     /// The name (gateway id) of this connection.
@@ -809,13 +800,14 @@ impl Shared {
         config: ConnConfig,
         handlers: Handlers,
         direct: Option<direct::DirectReader>,
+        out: OutBuf,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             name: config.name,
             peer_pid: AtomicU32::new(config.peer_pid),
             chans: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(config.first_id),
-            out: Mutex::new(OutBuf::default()),
+            out: Mutex::new(out),
             out_ready: Notify::new(),
             max_payload: config.max_payload,
             window: config.window,

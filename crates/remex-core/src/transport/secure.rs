@@ -138,6 +138,48 @@ async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> io::Resul
     Ok(got)
 }
 
+/// What came where the peer's handshake message was due.
+enum Incoming {
+    /// A whole message of the expected length.
+    Message([u8; HANDSHAKE_MESSAGE]),
+    /// The peer closed before two bytes; what it sent.
+    Short(Vec<u8>),
+    /// Two bytes that are not the expected length.
+    OtherLength([u8; 2]),
+    /// The right length, then the peer closed mid-message.
+    Cut,
+}
+
+/// Reads the peer's handshake message, length first.
+async fn recv_message<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Incoming> {
+    let mut len = [0u8; 2];
+    let got = read_full(r, &mut len).await?;
+    if got < 2 {
+        return Ok(Incoming::Short(len[..got].to_vec()));
+    }
+    if u16::from_be_bytes(len) as usize != HANDSHAKE_MESSAGE {
+        return Ok(Incoming::OtherLength(len));
+    }
+    let mut msg = [0u8; HANDSHAKE_MESSAGE];
+    if read_full(r, &mut msg).await? < HANDSHAKE_MESSAGE {
+        return Ok(Incoming::Cut);
+    }
+    Ok(Incoming::Message(msg))
+}
+
+/// Writes this side's handshake message (empty payload), length first.
+async fn send_message<W: AsyncWrite + Unpin>(
+    hs: &mut snow::HandshakeState,
+    w: &mut W,
+) -> io::Result<()> {
+    let mut msg = [0u8; 2 + HANDSHAKE_MESSAGE];
+    let n = hs.write_message(&[], &mut msg[2..]).map_err(snow_io)?;
+    debug_assert_eq!(n, HANDSHAKE_MESSAGE);
+    msg[..2].copy_from_slice(&(n as u16).to_be_bytes());
+    w.write_all(&msg[..2 + n]).await?;
+    w.flush().await
+}
+
 /// The client's side: checks the greeting, proves the secret and checks
 /// the listener's proof. Nothing else is sent before this returns `Ok`.
 pub async fn initiate<R, W>(
@@ -155,28 +197,18 @@ where
         return Err(HandshakeError::NotRemex(shown(&greeting[..got])));
     }
     let mut hs = builder(psk).build_initiator().map_err(snow_io)?;
-    let mut msg = [0u8; 2 + HANDSHAKE_MESSAGE];
-    let n = hs.write_message(&[], &mut msg[2..]).map_err(snow_io)?;
-    debug_assert_eq!(n, HANDSHAKE_MESSAGE);
-    msg[..2].copy_from_slice(&(n as u16).to_be_bytes());
-    w.write_all(&msg).await?;
-    w.flush().await?;
-    let mut reply = [0u8; 2 + HANDSHAKE_MESSAGE];
-    let got = read_full(r, &mut reply[..2]).await?;
-    if got == 2 && reply[..2] == REFUSED[..2] {
-        return Err(HandshakeError::Refused);
-    }
-    if got < 2 {
-        return Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into()));
-    }
-    let len = u16::from_be_bytes([reply[0], reply[1]]) as usize;
-    if len != HANDSHAKE_MESSAGE {
-        return Err(HandshakeError::Unproven);
-    }
-    if read_full(r, &mut reply[2..]).await? < HANDSHAKE_MESSAGE {
-        return Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into()));
-    }
-    hs.read_message(&reply[2..], &mut [])
+    send_message(&mut hs, w).await?;
+    let reply = match recv_message(r).await? {
+        Incoming::Message(m) => m,
+        Incoming::OtherLength(prefix) if prefix == REFUSED[..2] => {
+            return Err(HandshakeError::Refused)
+        }
+        Incoming::OtherLength(_) => return Err(HandshakeError::Unproven),
+        Incoming::Short(_) | Incoming::Cut => {
+            return Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into()))
+        }
+    };
+    hs.read_message(&reply, &mut [])
         .map_err(|_| HandshakeError::Unproven)?;
     hs.into_stateless_transport_mode()
         .map_err(|e| HandshakeError::Io(snow_io(e)))
@@ -197,29 +229,21 @@ where
 {
     w.write_all(GREETING).await?;
     w.flush().await?;
-    let mut msg = [0u8; 2 + HANDSHAKE_MESSAGE];
-    let got = read_full(r, &mut msg[..2]).await?;
-    let len = u16::from_be_bytes([msg[0], msg[1]]) as usize;
-    if got < 2 {
-        return Err(HandshakeError::NotRemex(shown(&msg[..got])));
-    }
-    if len != HANDSHAKE_MESSAGE {
-        refuse(w).await;
-        return Err(HandshakeError::NotRemex(shown(&msg[..2])));
-    }
-    if read_full(r, &mut msg[2..]).await? < HANDSHAKE_MESSAGE {
-        return Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into()));
-    }
+    let msg = match recv_message(r).await? {
+        Incoming::Message(m) => m,
+        Incoming::Short(got) => return Err(HandshakeError::NotRemex(shown(&got))),
+        Incoming::OtherLength(prefix) => {
+            refuse(w).await;
+            return Err(HandshakeError::NotRemex(shown(&prefix)));
+        }
+        Incoming::Cut => return Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into())),
+    };
     let mut hs = builder(psk).build_responder().map_err(snow_io)?;
-    if hs.read_message(&msg[2..], &mut []).is_err() {
+    if hs.read_message(&msg, &mut []).is_err() {
         refuse(w).await;
         return Err(HandshakeError::Unproven);
     }
-    let mut reply = [0u8; 2 + HANDSHAKE_MESSAGE];
-    let n = hs.write_message(&[], &mut reply[2..]).map_err(snow_io)?;
-    reply[..2].copy_from_slice(&(n as u16).to_be_bytes());
-    w.write_all(&reply[..2 + n]).await?;
-    w.flush().await?;
+    send_message(&mut hs, w).await?;
     hs.into_stateless_transport_mode()
         .map_err(|e| HandshakeError::Io(snow_io(e)))
 }

@@ -17,7 +17,8 @@ use tokio::net::TcpStream;
 use super::secure::{self, HandshakeError, Opener, Sealer, SecureReader, SecureWriter};
 use super::{exchange_hellos, worker_info, HelloError};
 use crate::error::{Error, Result};
-use crate::spec::Spec;
+use crate::gateway::Gateway;
+use crate::spec::{Spec, Transport};
 use crate::wire::WorkerInfo;
 
 /// How long connecting may take.
@@ -102,13 +103,48 @@ pub(crate) async fn connect(id: &str, spec: &Spec, addr: &str) -> Result<Connect
     connect_with(id, spec, addr, &secret).await
 }
 
+/// `installvia=`: `installer`'s worker starts a listening worker bound to
+/// the spec's `host:port` (port 0: any free port) with a fresh 256-bit
+/// secret handed to it over `installer`'s session; then [`connect_with`]
+/// to it, at the spec's host and the port the listener bound.
+pub(crate) async fn install(id: &str, spec: &Spec, installer: &Gateway) -> Result<Connected> {
+    let start = |detail: String| Error::Start {
+        spec: spec.raw.clone(),
+        detail,
+    };
+    let Transport::Socket { addr } = &spec.transport else {
+        return Err(start("installvia= applies to socket= only".into()));
+    };
+    let Some((host, _)) = addr.rsplit_once(':') else {
+        return Err(start(format!("socket address {addr:?} needs host:port")));
+    };
+    if matches!(host, "0.0.0.0" | "[::]" | "::" | "") {
+        return Err(start(format!(
+            "installvia= binds the listener to {host:?} and connects there: give an address this controller reaches"
+        )));
+    }
+    let mut raw = [0u8; 32];
+    getrandom::getrandom(&mut raw)
+        .map_err(|e| start(format!("no randomness for a secret: {e}")))?;
+    let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let via = installer.id();
+    let ch = installer.remote_call("__listen", &(addr, &secret))?;
+    let bound: String = crate::with_timeout(
+        "the installed listener's address",
+        Some(SESSION_TIMEOUT),
+        ch.receive(),
+    )
+    .await
+    .map_err(|e| start(format!("installvia={via}: {e}")))?;
+    let port = bound
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_string())
+        .ok_or_else(|| start(format!("installvia={via}: the listener reported {bound:?}")))?;
+    connect_with(id, spec, &format!("{host}:{port}"), secret.as_bytes()).await
+}
+
 /// [`connect`] with the secret given (`installvia=`).
-pub(crate) async fn connect_with(
-    id: &str,
-    spec: &Spec,
-    addr: &str,
-    secret: &[u8],
-) -> Result<Connected> {
+async fn connect_with(id: &str, spec: &Spec, addr: &str, secret: &[u8]) -> Result<Connected> {
     let psk = secure::psk(secret);
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
