@@ -182,6 +182,7 @@ impl Gateway {
     /// `default_id`, else the next `gwN`.
     pub async fn start(spec: Spec, default_id: Option<String>) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
+        popen::check_not_unserved_worker(&spec.raw)?;
         if let Some(via) = &spec.via {
             return Err(Error::Start {
                 spec: spec.raw.clone(),

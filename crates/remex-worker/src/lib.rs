@@ -26,6 +26,7 @@
 //! as a `RemoteError`.
 
 mod builtins;
+mod cli;
 mod install;
 mod lane;
 mod listen;
@@ -121,17 +122,19 @@ impl Worker {
     /// `--secret-env NAME` (default `REMEX_SECRET`); never from the command
     /// line.
     pub fn run(self) -> ! {
-        let args: Vec<String> = std::env::args().collect();
-        let serve: Box<dyn FnOnce() -> std::convert::Infallible + Send> =
-            match args.iter().position(|a| a == "--listen") {
-                Some(i) => {
-                    let (addr, secret, opts) = listen_args(&args, i);
-                    Box::new(move || -> std::convert::Infallible {
-                        listen::listen(self, &addr, secret, opts)
-                    })
-                }
-                None => Box::new(move || -> std::convert::Infallible { serve::run(self) }),
-            };
+        let args = cli::parse();
+        // Gateways this process starts (from its tasks) are its own, not
+        // a worker that forgot to serve.
+        std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
+        let serve: Box<dyn FnOnce() -> std::convert::Infallible + Send> = match args.listen {
+            Some(addr) => {
+                let (secret, opts) = listen_args(args.secret_file, args.secret_env, args.exit_with_stdin);
+                Box::new(move || -> std::convert::Infallible {
+                    listen::listen(self, &addr, secret, opts)
+                })
+            }
+            None => Box::new(move || -> std::convert::Infallible { serve::run(self) }),
+        };
         // Inside a runtime (a self-serving `#[tokio::main]` program), the
         // worker's runtime runs on a thread of its own.
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -217,25 +220,19 @@ impl Worker {
 /// ```
 pub fn serve_if_worker(make: impl FnOnce() -> Worker) {
     if std::env::var_os(remex_core::transport::popen::WORKER_ENV).is_some_and(|v| v == "1") {
-        std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
         make().run()
     }
+    remex_core::transport::popen::set_self_serving();
 }
 
-/// The address, secret and options of `--listen ADDR` at `args[i]`;
-/// exits with status 2 and a message when the secret cannot be had.
-fn listen_args(args: &[String], i: usize) -> (String, Vec<u8>, listen::ListenOptions) {
-    let addr = args
-        .get(i + 1)
-        .cloned()
-        .unwrap_or_else(|| "127.0.0.1:0".into());
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|j| args.get(j + 1))
-            .cloned()
-    };
-    let secret = match (value("--secret-file"), value("--secret-env")) {
+/// The secret and options of `--listen`; exits with status 2 and a
+/// message when the secret cannot be had.
+fn listen_args(
+    secret_file: Option<String>,
+    secret_env: Option<String>,
+    exit_with_stdin: bool,
+) -> (Vec<u8>, listen::ListenOptions) {
+    let secret = match (secret_file, secret_env) {
         (Some(path), _) => std::fs::read(&path)
             .map(|mut b| {
                 while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
@@ -254,11 +251,9 @@ fn listen_args(args: &[String], i: usize) -> (String, Vec<u8>, listen::ListenOpt
             secret
         }
     };
-    let opts = listen::ListenOptions {
-        exit_with_stdin: args.iter().any(|a| a == "--exit-with-stdin"),
-    };
+    let opts = listen::ListenOptions { exit_with_stdin };
     match secret {
-        Ok(s) if !s.is_empty() => (addr, s, opts),
+        Ok(s) if !s.is_empty() => (s, opts),
         Ok(_) => {
             eprintln!("remex-worker: the secret is empty");
             std::process::exit(2)

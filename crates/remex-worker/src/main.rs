@@ -1,10 +1,6 @@
-//! The stock remex worker. Gateways start it; it is not meant to be run by
-//! hand (`remex-worker --version` prints its version).
+//! The stock remex worker. Gateways start it; by hand it runs only as a
+//! listener (`remex-worker --listen ADDR`, see `remex-worker --help`).
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("--version") {
-        println!("remex-worker {}", remex_core::VERSION);
-        return;
-    }
     remex_worker::Worker::new().run()
 }

@@ -25,6 +25,8 @@ pub use remex_group::{
     Skipped, TaskFuture, TERMINATE_BOUND,
 };
 
+pub use remex_worker::serve_if_worker;
+
 pub mod blocking;
 
 /// Primitives shared by threads and async tasks, and the service

@@ -1,6 +1,7 @@
 //! `popen`: a worker as a local child process.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::process::Command;
 
@@ -14,21 +15,60 @@ pub const WORKER_ENV: &str = "REMEX_WORKER";
 /// Environment variable naming the default worker binary.
 pub const WORKER_PATH_ENV: &str = "REMEX_WORKER_PATH";
 
+static SELF_SERVING: AtomicBool = AtomicBool::new(false);
+
+/// Records that this program serves as its own worker (it called the
+/// serve hook, `remex::serve_if_worker`, and was not started as a
+/// worker): from then on a spec that names no worker starts this program.
+pub fn set_self_serving() {
+    SELF_SERVING.store(true, Ordering::Relaxed);
+}
+
+/// Whether this program serves as its own worker (see [`set_self_serving`]).
+pub fn is_self_serving() -> bool {
+    SELF_SERVING.load(Ordering::Relaxed)
+}
+
+/// Refuses to start a gateway from a process that was started as a worker
+/// but did not serve: a program run with `worker=self` (or as the default
+/// worker) that never called the serve hook would otherwise start workers
+/// of its own in every child, and they theirs.
+pub fn check_not_unserved_worker(spec: &str) -> Result<()> {
+    if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1") {
+        return Err(Error::Start {
+            spec: spec.to_string(),
+            detail: format!(
+                "this process was started as a remex worker ({WORKER_ENV}=1) but is starting gateways \
+                 instead of serving: call remex::serve_if_worker(...) first thing in main, before any \
+                 makegateway or Group::new (no worker was started)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Finds the worker binary for `spec`: `worker=PATH` (`worker=self` is the
-/// running program), then `$REMEX_WORKER_PATH`, then `remex-worker` beside
-/// the running program or one directory up (cargo's `deps/` and `examples/`),
-/// then `remex-worker` on `PATH`.
+/// running program), then the running program if it serves as its own
+/// worker ([`set_self_serving`]), then `$REMEX_WORKER_PATH`, then
+/// `remex-worker` beside the running program or one directory up (cargo's
+/// `deps/` and `examples/`), then `remex-worker` on `PATH`.
 pub fn resolve_worker(spec: &Spec) -> Result<PathBuf> {
     let not_found = |detail: String| Error::Start {
         spec: spec.raw.clone(),
         detail,
     };
+    let own = || {
+        std::env::current_exe()
+            .map_err(|e| not_found(format!("cannot find the running program: {e}")))
+    };
     if let Some(w) = &spec.worker {
         if w == "self" {
-            return std::env::current_exe()
-                .map_err(|e| not_found(format!("cannot find the running program: {e}")));
+            return own();
         }
         return Ok(PathBuf::from(w));
+    }
+    if is_self_serving() {
+        return own();
     }
     if let Some(p) = std::env::var_os(WORKER_PATH_ENV) {
         return Ok(PathBuf::from(p));
@@ -51,8 +91,10 @@ pub fn resolve_worker(spec: &Spec) -> Result<PathBuf> {
         }
     }
     Err(not_found(
-        "no remex-worker binary found: build it (cargo build -p remex-worker), put it on PATH, \
-         set REMEX_WORKER_PATH, or give worker=PATH (worker=self for a self-serving program)"
+        "no worker binary found. Make this program its own worker: call \
+         remex::serve_if_worker(remex::worker::Worker::new) first thing in main. Or install the \
+         stock worker on PATH (cargo install remex-worker, or cargo install --path \
+         REMEX_SOURCE/crates/remex-worker), set REMEX_WORKER_PATH, or give worker=PATH"
             .into(),
     ))
 }

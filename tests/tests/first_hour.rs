@@ -1,0 +1,161 @@
+//! What a new user meets first (issue 12): the program's own binary as
+//! its worker, the guard against a worker that forgot to serve, and the
+//! worker binary's command line.
+
+use std::process::{Command, Stdio};
+
+/// A fresh file for a test subject's pids.
+fn pid_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("remex-first-hour-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join(name);
+    let _ = std::fs::remove_file(&f);
+    f
+}
+
+/// Runs the forgetful program in `role`; returns its stdout and the pids
+/// of every process that ran it.
+fn forgetful(role: &str) -> (String, Vec<u32>) {
+    let pids = pid_file(role);
+    let out = Command::new(env!("CARGO_BIN_EXE_remex-test-forgetful"))
+        .arg(role)
+        .env("REMEX_TEST_PIDS", &pids)
+        .env_remove(remex::transport::popen::WORKER_ENV)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let pids = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), pids)
+}
+
+#[test]
+fn a_worker_that_forgot_to_serve_starts_no_grandchild() {
+    let (out, pids) = forgetful("gateway");
+    assert!(out.starts_with("ERROR "), "{out}");
+    assert!(
+        out.contains("call remex::serve_if_worker(...) first thing in main"),
+        "the error names the missing call: {out}"
+    );
+    // The program and the one worker it started; the worker started none.
+    assert_eq!(pids.len(), 2, "processes that ran: {pids:?}");
+}
+
+#[test]
+fn a_group_of_workers_that_forgot_to_serve_starts_no_grandchild() {
+    let (out, pids) = forgetful("group");
+    assert!(out.contains("remex::serve_if_worker"), "{out}");
+    assert_eq!(pids.len(), 4, "the program and its 3 workers: {pids:?}");
+}
+
+#[test]
+fn a_program_that_serves_is_its_own_default_worker() {
+    // Even with a stock worker configured, the serving program's spec
+    // without worker= starts the program itself.
+    let out = Command::new(env!("CARGO_BIN_EXE_remex-test-selfserving"))
+        .env(
+            remex::transport::popen::WORKER_PATH_ENV,
+            env!("CARGO_BIN_EXE_remex-test-worker"),
+        )
+        .env_remove(remex::transport::popen::WORKER_ENV)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    let mut words = out.split_whitespace();
+    assert_eq!(words.next(), Some("RESULT"), "{out}");
+    assert_eq!(words.next(), Some("self-serving"), "{out}");
+    let ran_in: u32 = words.next().unwrap().parse().unwrap();
+    let worker: u32 = words.next().unwrap().parse().unwrap();
+    assert_eq!(ran_in, worker, "the task ran in the gateway's worker");
+}
+
+#[test]
+fn no_worker_found_says_what_to_do_in_a_dependent_project() {
+    // A program that does not serve, alone in a directory, with no
+    // remex-worker on PATH or configured: a dependent project's binary.
+    let dir = pid_file("alone").with_extension("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("lonely");
+    std::fs::copy(env!("CARGO_BIN_EXE_remex-test-forgetful"), &exe).unwrap();
+    let pids = dir.join("pids");
+    let out = Command::new(&exe)
+        .arg("plain")
+        .env("REMEX_TEST_PIDS", &pids)
+        .env("PATH", &dir)
+        .env_remove(remex::transport::popen::WORKER_PATH_ENV)
+        .env_remove(remex::transport::popen::WORKER_ENV)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.starts_with("ERROR "), "{out}");
+    assert!(out.contains("no worker binary found"), "{out}");
+    assert!(
+        out.contains("remex::serve_if_worker(remex::worker::Worker::new)"),
+        "{out}"
+    );
+    assert!(out.contains("cargo install"), "{out}");
+    assert!(!out.contains("cargo build -p"), "{out}");
+}
+
+fn worker_cli(args: &[&str], stdin: Stdio) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_remex-test-worker"))
+        .args(args)
+        .env(remex::transport::popen::WORKER_ENV, "1")
+        .stdin(stdin)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_worker_binary_explains_itself() {
+    let (code, out, _) = worker_cli(&["--help"], Stdio::null());
+    assert_eq!(code, 0);
+    assert!(out.contains("--listen") && out.contains("--secret-file"), "{out}");
+    let (code, out, _) = worker_cli(&["--version"], Stdio::null());
+    assert_eq!(code, 0);
+    assert!(out.contains(remex::VERSION), "{out}");
+    let (code, _, err) = worker_cli(&["--bogus"], Stdio::null());
+    assert_eq!(code, 2);
+    assert!(err.contains("'--bogus'"), "{err}");
+    let (code, _, err) = worker_cli(&["--secret-file", "/nonexistent"], Stdio::null());
+    assert_eq!(code, 2, "--secret-file needs --listen: {err}");
+}
+
+#[test]
+fn a_terminal_on_stdin_gets_a_hint_not_a_silent_wait() {
+    // A real pseudo-terminal as the worker's stdin.
+    // SAFETY: plain libc calls on fds this test owns.
+    let slave = unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0);
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(master))
+            .to_str()
+            .unwrap()
+            .to_string();
+        // The master stays open (never closed) for the test's life, so the
+        // terminal does.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name)
+            .unwrap()
+    };
+    let t0 = std::time::Instant::now();
+    let (code, _, err) = worker_cli(&[], Stdio::from(slave));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("stdin is a terminal"), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+}
