@@ -2,7 +2,10 @@
 //! its worker, the guard against a worker that forgot to serve, and the
 //! worker binary's command line.
 
+mod common;
+
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// A fresh file for a test subject's pids.
 fn pid_file(name: &str) -> std::path::PathBuf {
@@ -121,7 +124,10 @@ fn worker_cli(args: &[&str], stdin: Stdio) -> (i32, String, String) {
 fn the_worker_binary_explains_itself() {
     let (code, out, _) = worker_cli(&["--help"], Stdio::null());
     assert_eq!(code, 0);
-    assert!(out.contains("--listen") && out.contains("--secret-file"), "{out}");
+    assert!(
+        out.contains("--listen") && out.contains("--secret-file"),
+        "{out}"
+    );
     let (code, out, _) = worker_cli(&["--version"], Stdio::null());
     assert_eq!(code, 0);
     assert!(out.contains(remex::VERSION), "{out}");
@@ -158,4 +164,102 @@ fn a_terminal_on_stdin_gets_a_hint_not_a_silent_wait() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("stdin is a terminal"), "{err}");
     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn a_clean_exit_prints_nothing_about_lost_channels() {
+    for round in 0..5 {
+        let out = Command::new(env!("CARGO_BIN_EXE_remex-test-controller"))
+            .args(["clean-exit", env!("CARGO_BIN_EXE_remex-test-worker")])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stdout.contains("EXITED"),
+            "round {round}: {stdout} {stderr}"
+        );
+        assert!(
+            stderr.trim().is_empty(),
+            "round {round}: a clean exit printed: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_mismatch_names_the_gateway_and_the_type_as_written() {
+    let gw = common::gateway().await;
+    let ch = gw.remote_exec("channel.send(5)").unwrap();
+    let err = ch.receive::<Vec<String>>().await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, remex::Error::TypeMismatch { .. }), "{text}");
+    assert!(text.contains(&format!("of {}", gw.id())), "{text}");
+    assert!(
+        text.contains("expected Vec<String>, received int 5"),
+        "{text}"
+    );
+    assert!(!text.contains("alloc::"), "{text}");
+    gw.exit().await.unwrap();
+}
+
+/// What a user writes: `?` on a conversion inside a function returning
+/// `remex::Result`.
+fn doubled(v: remex::Value) -> remex::Result<i64> {
+    let n: i64 = remex::from_value(v)?;
+    Ok(n * 2)
+}
+
+#[test]
+fn value_errors_convert_with_question_mark_and_errors_debug_as_their_message() {
+    assert_eq!(doubled(remex::Value::Int(21)).unwrap(), 42);
+    let err = doubled(remex::Value::from("x")).unwrap_err();
+    assert!(matches!(err, remex::Error::Value(_)), "{err}");
+    assert!(
+        err.to_string().starts_with("expected i64, received string"),
+        "{err}"
+    );
+    // `fn main() -> remex::Result<()>` prints the Debug form: the message,
+    // with no escaped quotes or struct syntax.
+    let err = remex::Spec::parse("popen//chdir")
+        .map(|_| ())
+        .map_err(remex::Error::from);
+    let err = err.unwrap_err();
+    assert_eq!(format!("{err:?}"), err.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_mistakes_say_what_was_meant() {
+    let err = remex::makegateway("4*popen").await.unwrap_err().to_string();
+    assert!(err.contains("asks for 4 gateways"), "{err}");
+    assert!(err.contains("makegateway starts one"), "{err}");
+    let err = remex::makegateway("popen//chidr=/tmp")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did you mean 'chdir'?"), "{err}");
+    let err = remex::Group::new(["2*popen//intsallvia=x"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did you mean 'installvia'?"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_handshake_through_a_relay_names_no_pid_zero() {
+    let group = remex::Group::new([common::spec("//id=root")])
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let err = group
+        .makegateway("popen//worker=/bin/echo//via=root")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("through relay root"), "{err}");
+    assert!(!err.contains("pid 0"), "{err}");
+    // The relayed process's end shows at once, not after the handshake's
+    // 30 s timeout.
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    group.terminate(Duration::from_secs(5)).await;
 }

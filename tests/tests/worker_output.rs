@@ -10,9 +10,18 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
+/// A forwarded line as a subscriber sees it.
+#[derive(Debug, Clone)]
+struct Line {
+    gateway: String,
+    message: String,
+    level: tracing::Level,
+    worker_target: String,
+}
+
 #[derive(Default)]
 struct Lines {
-    lines: Mutex<Vec<(String, String)>>,
+    lines: Mutex<Vec<Line>>,
     added: Condvar,
 }
 
@@ -22,6 +31,7 @@ struct Capture(Arc<Lines>);
 struct Fields {
     gateway: String,
     message: String,
+    worker_target: String,
 }
 
 impl Visit for Fields {
@@ -29,6 +39,7 @@ impl Visit for Fields {
         match field.name() {
             "gateway" => self.gateway = format!("{value:?}"),
             "message" => self.message = format!("{value:?}"),
+            "worker_target" => self.worker_target = format!("{value:?}"),
             _ => {}
         }
     }
@@ -36,6 +47,7 @@ impl Visit for Fields {
         match field.name() {
             "gateway" => self.gateway = value.to_string(),
             "message" => self.message = value.to_string(),
+            "worker_target" => self.worker_target = value.to_string(),
             _ => {}
         }
     }
@@ -48,7 +60,12 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
         }
         let mut f = Fields::default();
         event.record(&mut f);
-        self.0.lines.lock().unwrap().push((f.gateway, f.message));
+        self.0.lines.lock().unwrap().push(Line {
+            gateway: f.gateway,
+            message: f.message,
+            level: *event.metadata().level(),
+            worker_target: f.worker_target,
+        });
         self.0.added.notify_all();
     }
 }
@@ -56,22 +73,45 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
 impl Lines {
     /// Waits (bounded) for a line from `gateway` containing `text`.
     fn wait_for(&self, gateway: &str, text: &str) -> bool {
+        self.wait_line(gateway, text).is_some()
+    }
+
+    /// Waits (bounded) for a line from `gateway` containing `text`.
+    fn wait_line(&self, gateway: &str, text: &str) -> Option<Line> {
         let guard = self.lines.lock().unwrap();
-        let (_g, res) = self
+        let found = |lines: &Vec<Line>| {
+            lines
+                .iter()
+                .find(|l| l.gateway == gateway && l.message.contains(text))
+                .cloned()
+        };
+        let (g, _) = self
             .added
             .wait_timeout_while(guard, Duration::from_secs(10), |lines| {
-                !lines.iter().any(|(g, m)| g == gateway && m.contains(text))
+                found(lines).is_none()
             })
             .unwrap();
-        !res.timed_out()
+        found(&g)
     }
+}
+
+/// The one global subscriber of this test binary, capturing forwarded
+/// lines.
+fn capture() -> Arc<Lines> {
+    static LINES: std::sync::OnceLock<Arc<Lines>> = std::sync::OnceLock::new();
+    LINES
+        .get_or_init(|| {
+            let lines = Arc::new(Lines::default());
+            let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            lines
+        })
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_output_is_forwarded_and_never_corrupts_the_protocol() {
-    let lines = Arc::new(Lines::default());
-    let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let lines = capture();
 
     let gw = common::gateway().await;
     let ch = gw.remote_call("stdout_noise", &()).unwrap();
@@ -99,4 +139,24 @@ async fn task_output_is_forwarded_and_never_corrupts_the_protocol() {
         "forwarded lines: {:?}",
         lines.lines.lock().unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_log_lines_arrive_with_their_level_and_target_and_no_colour_codes() {
+    let lines = capture();
+    let gw = common::gateway().await;
+    let ch = gw
+        .remote_call("log_warning", "the disk is nearly full")
+        .unwrap();
+    ch.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    let id = gw.id().to_string();
+    let l = lines.clone();
+    let line = tokio::task::spawn_blocking(move || l.wait_line(&id, "the disk is nearly full"))
+        .await
+        .unwrap()
+        .expect("the worker's warning is forwarded");
+    assert_eq!(line.level, tracing::Level::WARN, "{line:?}");
+    assert_eq!(line.worker_target, "remex_test_worker::logs", "{line:?}");
+    assert_eq!(line.message, "the disk is nearly full", "{line:?}");
+    assert!(!line.message.contains('\x1b'), "{line:?}");
 }

@@ -365,6 +365,7 @@ impl Channel {
 
     fn convert<T: DeserializeOwned>(&self, v: Value) -> Result<T> {
         from_value(v).map_err(|e| Error::TypeMismatch {
+            gateway: self.gateway_id().to_string(),
             channel: self.id(),
             detail: e.to_string(),
         })
@@ -420,6 +421,23 @@ impl Channel {
     /// Whether either side has closed the channel.
     pub fn is_closed(&self) -> bool {
         self.state().is_closed()
+    }
+
+    /// Whether the other side will not receive anything more on this
+    /// channel: it closed the channel, or the connection is gone. A
+    /// producer can stop producing then.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex_core::Result<()> {
+    /// let gw = remex_core::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.close()")?;
+    /// ch.waitclose(None).await?;
+    /// assert!(ch.peer_gone());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_gone(&self) -> bool {
+        self.state().peer_gone()
     }
 
     /// Hands every item to `callback` instead of the receive queue: first

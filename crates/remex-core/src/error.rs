@@ -10,7 +10,7 @@ use crate::wire::{HandshakeError, WireError};
 ///
 /// The message holds the remote text: a script's error with its line and
 /// column, or a task's error or panic message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("remote error on {gateway} (pid {pid}): {message}")]
 pub struct RemoteError {
     /// The gateway's id.
@@ -22,7 +22,15 @@ pub struct RemoteError {
 }
 
 /// Errors of gateways and channels.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Debug` prints the same text as `Display`, so that `fn main() ->
+/// remex::Result<()>` ends with a readable message:
+///
+/// ```
+/// let e = remex_core::Error::NoWorker { reason: "the group is empty".into() };
+/// assert_eq!(format!("{e:?}"), e.to_string());
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The spec could not be parsed.
     #[error(transparent)]
@@ -36,12 +44,12 @@ pub enum Error {
         detail: String,
     },
     /// The worker did not complete the handshake.
-    #[error("worker for spec {spec:?} (pid {pid}) failed the handshake: {source}{detail}")]
+    #[error("worker for spec {spec:?}{} failed the handshake: {source}{detail}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Handshake {
         /// The spec.
         spec: String,
-        /// The local process that was started.
-        pid: u32,
+        /// The local process that was started (none through a relay).
+        pid: Option<u32>,
         /// What went wrong.
         source: HandshakeError,
         /// How the process ended and the last lines of its stderr, when
@@ -212,9 +220,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// On a worker: the controller went away (its stream ended or broke).
+    #[error("the controller went away: {reason}")]
+    ControllerLost {
+        /// Why.
+        reason: String,
+    },
     /// A received value is not of the requested type.
-    #[error("type mismatch on channel {channel}: {detail}")]
+    #[error("type mismatch on channel {channel} of {gateway}: {detail}")]
     TypeMismatch {
+        /// The gateway's id.
+        gateway: String,
         /// The channel id.
         channel: u32,
         /// Expected and received.
@@ -246,6 +262,10 @@ pub enum Error {
     /// or a wait timed out); see `remex_sync::Error`.
     #[error(transparent)]
     Sync(#[from] remex_sync::Error),
+    /// A value did not convert to the requested type, or could not be
+    /// encoded (from [`crate::from_value`] and [`crate::to_value`]).
+    #[error("{0}")]
+    Value(#[from] crate::value::ValueError),
     /// An operating-system call failed.
     #[error("{what} failed: {detail}")]
     Os {
@@ -254,6 +274,18 @@ pub enum Error {
         /// The OS error.
         detail: String,
     },
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Debug for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl Error {

@@ -237,12 +237,7 @@ impl Spec {
                         value.ok_or_else(|| err(format!("key '{k}' needs a value ({k}=...)")))?;
                     spec.env.push((name.to_string(), v.to_string()));
                 }
-                other => {
-                    return Err(err(format!(
-                        "unknown key '{other}' (known keys: {})",
-                        KEYS.join(", ")
-                    )))
-                }
+                other => return Err(err(unknown_key(other))),
             }
         }
         spec.transport = transport
@@ -313,6 +308,29 @@ impl Spec {
     }
 }
 
+/// The message for an unknown key: a count outside a group, a likely
+/// misspelling, or the list of known keys.
+fn unknown_key(key: &str) -> String {
+    if let Some((n, _)) = key.split_once('*') {
+        if !n.is_empty() && n.trim().chars().all(|c| c.is_ascii_digit()) {
+            return format!(
+                "'{key}' asks for {n} gateways, and a count works only where several can start \
+                 (Group::new, Group::makegateway); makegateway starts one: drop '{n}*'"
+            );
+        }
+    }
+    let closest = KEYS
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .min();
+    match closest {
+        Some((d, k)) if d <= 2 && d < key.len() => {
+            format!("unknown key '{key}': did you mean '{k}'?")
+        }
+        _ => format!("unknown key '{key}' (known keys: {})", KEYS.join(", ")),
+    }
+}
+
 fn transport_key(t: &Transport) -> &'static str {
     match t {
         Transport::Popen => "popen",
@@ -379,6 +397,11 @@ mod tests {
     #[test]
     fn malformed_specs_name_what_is_wrong() {
         assert!(msg("popen//foo=1").contains("unknown key 'foo'"));
+        assert!(msg("popen//chidr=/tmp").contains("did you mean 'chdir'?"));
+        assert!(msg("popen//secret_fle=x").contains("did you mean 'secret_file'?"));
+        let count = Spec::parse("4*popen").unwrap_err().to_string();
+        assert!(count.contains("asks for 4 gateways"), "{count}");
+        assert!(count.contains("Group::new"), "{count}");
         assert!(msg("popen//id=a//id=b").contains("duplicate key 'id'"));
         assert!(msg("popen//id=").contains("'id' has an empty value"));
         assert!(msg("popen//id").contains("'id' needs a value"));

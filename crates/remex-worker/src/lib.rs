@@ -128,7 +128,8 @@ impl Worker {
         std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
         let serve: Box<dyn FnOnce() -> std::convert::Infallible + Send> = match args.listen {
             Some(addr) => {
-                let (secret, opts) = listen_args(args.secret_file, args.secret_env, args.exit_with_stdin);
+                let (secret, opts) =
+                    listen_args(args.secret_file, args.secret_env, args.exit_with_stdin);
                 Box::new(move || -> std::convert::Infallible {
                     listen::listen(self, &addr, secret, opts)
                 })
@@ -172,8 +173,11 @@ impl Worker {
         };
         drop(executing);
         if ch.is_closed() {
-            if let Some(e) = error {
-                // The channel is gone, so the caller cannot hear of it: log it.
+            // The channel is gone, so the caller cannot hear of it: log it,
+            // unless the controller closed it or went away (then it most
+            // likely failed because nobody is left to hear; a clean exit
+            // ends many this way).
+            if let Some(e) = error.filter(|_| !ch.peer_gone()) {
                 eprintln!("channel {} failed after it was closed: {e}", ch.id());
             }
             return;
@@ -293,9 +297,12 @@ pub fn with_self_worker(spec: &str) -> String {
 pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REMEX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Plain `LEVEL target: message` lines, no colour codes: the controller
+    // reads the level and target back (transport::forward_stderr).
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
+        .with_ansi(false)
         .without_time()
         .try_init();
 }

@@ -64,6 +64,9 @@ fn relay(t: &Task) -> Result<(), TaskError> {
                 break;
             }
         }
+        // The target's output ended (it exited, or failed to start as a
+        // worker): the controller hears the end of its stream at once.
+        out.close_write();
     });
     while let Ok(v) = ch.receive_value_blocking(None) {
         if let Value::Bytes(b) = v {

@@ -6,6 +6,9 @@
 //! remex-test-controller pinging WORKER    a ping-pong with a worker script that reads its input directly
 //! remex-test-controller child WORKER      a worker with a child process (PIDS worker child)
 //! remex-test-controller group SPEC...     a Group of these specs, busy in `sleep`
+//! remex-test-controller clean-exit WORKER a busy worker (a script sending
+//!                                         without end, a task sleeping),
+//!                                         then a clean exit; prints EXITED
 //! ```
 
 use std::time::{Duration, Instant};
@@ -66,8 +69,18 @@ async fn main() {
             println!("PIDS {}", pids.join(" "));
             tokio::time::sleep(LIFETIME).await;
         }
+        "clean-exit" => {
+            let gw = makegateway(&spec(args.get(1))).await.unwrap();
+            let flood = gw.remote_exec("loop { channel.send(1) }").unwrap();
+            let _sleeping = gw.remote_call("sleep", &3600).unwrap();
+            flood.receive_timeout::<i64>(T).await.unwrap();
+            gw.exit().await.unwrap();
+            println!("EXITED");
+        }
         other => {
-            eprintln!("remex-test-controller: unknown role {other:?} (pinging, child, group)");
+            eprintln!(
+                "remex-test-controller: unknown role {other:?} (pinging, child, group, clean-exit)"
+            );
             std::process::exit(2)
         }
     }

@@ -21,6 +21,11 @@ fn main() {
         .task("panic", |_t: &Task| -> Result<(), TaskError> {
             panic!("panicked on purpose")
         })
+        .task("log_warning", |t: &Task| {
+            // A worker's own log line, through its tracing subscriber.
+            tracing::warn!(target: "remex_test_worker::logs", "{}", t.args::<String>()?);
+            Ok::<_, TaskError>(())
+        })
         .task("stdout_noise", |t: &Task| {
             // Raw writes to fds 1 and 2 must not reach the protocol stream.
             print!("noise on stdout\n\x00\x01garbage");

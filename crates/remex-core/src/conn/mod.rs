@@ -216,6 +216,9 @@ pub(crate) struct Shared {
     pub(crate) peer_pid: AtomicU32,
     chans: Mutex<HashMap<u32, Arc<ChanState>>>,
     next_id: AtomicU32,
+    /// This side is a worker (its ids are even): a lost peer is the
+    /// controller going away.
+    worker_side: bool,
     out: Mutex<OutBuf>,
     out_ready: Notify,
     max_payload: usize,
@@ -807,6 +810,7 @@ impl Shared {
             peer_pid: AtomicU32::new(config.peer_pid),
             chans: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(config.first_id),
+            worker_side: config.first_id % 2 == 0,
             out: Mutex::new(out),
             out_ready: Notify::new(),
             max_payload: config.max_payload,
@@ -841,11 +845,22 @@ impl Shared {
         self.lost
             .lock()
             .clone()
-            .unwrap_or_else(|| Error::GatewayLost {
+            .unwrap_or_else(|| self.lost_with("the connection is closing".into()))
+    }
+
+    /// The error for a lost peer: on a controller, its gateway lost the
+    /// worker; on a worker (ids from an even first id), the controller
+    /// went away.
+    fn lost_with(&self, reason: String) -> Error {
+        if self.worker_side {
+            Error::ControllerLost { reason }
+        } else {
+            Error::GatewayLost {
                 gateway: self.name.clone(),
                 pid: self.peer_pid.load(Ordering::Relaxed),
-                reason: "the connection is closing".into(),
-            })
+                reason,
+            }
+        }
     }
 
     fn new_chan(&self) -> Arc<ChanState> {
@@ -930,11 +945,7 @@ impl Shared {
 
     /// The input ended or failed: the connection is lost with `reason`.
     fn stream_lost(&self, reason: String) {
-        self.set_lost(Error::GatewayLost {
-            gateway: self.name.clone(),
-            pid: self.peer_pid.load(Ordering::Relaxed),
-            reason,
-        });
+        self.set_lost(self.lost_with(reason));
     }
 
     fn set_lost(&self, reason: Error) {
@@ -1359,6 +1370,10 @@ impl ChanState {
     pub(crate) fn is_closed(&self) -> bool {
         let i = self.inner.lock();
         i.terminal.is_some() || i.sent_close
+    }
+
+    pub(crate) fn peer_gone(&self) -> bool {
+        self.inner.lock().peer_gone
     }
 
     pub(crate) fn has_callback(&self) -> bool {

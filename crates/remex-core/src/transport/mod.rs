@@ -237,13 +237,18 @@ pub(crate) async fn start_process(
         let _ = stderr_done_tx.send(true);
     });
     let (tx, exit) = watch::channel(None);
+    let mut drained = stderr_done.clone();
     tokio::spawn(async move {
         let status = child.wait().await.ok();
+        // The worker's last words are forwarded before anyone hears that
+        // it exited; a grandchild still holding its stderr delays that by
+        // STDERR_DRAIN at most.
+        let _ = tokio::time::timeout(STDERR_DRAIN, drained.wait_for(|d| *d)).await;
         let _ = tx.send(status);
     });
     let fail = |source| Error::Handshake {
         spec: spec.raw.clone(),
-        pid,
+        pid: Some(pid),
         source,
         detail: String::new(),
     };
@@ -276,7 +281,7 @@ pub(crate) async fn start_process(
         Ok(x) => x,
         Err(Error::Handshake {
             spec,
-            pid,
+            pid: Some(pid),
             source,
             detail: _,
         }) => {
@@ -301,7 +306,7 @@ pub(crate) async fn start_process(
             }
             return Err(Error::Handshake {
                 spec,
-                pid,
+                pid: Some(pid),
                 source,
                 detail,
             });
@@ -331,6 +336,9 @@ pub(crate) async fn start_process(
 
 /// How long a failed handshake waits for the process's exit status.
 const EXIT_STATUS_WAIT: Duration = Duration::from_millis(200);
+/// How long an exited worker's stderr may take to end before its exit is
+/// reported anyway.
+const STDERR_DRAIN: Duration = Duration::from_millis(100);
 /// Lines of stderr kept for error messages.
 const STDERR_KEPT: usize = 5;
 
@@ -352,10 +360,65 @@ async fn forward_stderr(id: String, stderr: ChildStderr, last: Arc<Mutex<VecDequ
             }
             l.push_back(text.to_string());
         }
-        if tracing::enabled!(target: "remex::worker", tracing::Level::INFO) {
-            tracing::info!(target: "remex::worker", gateway = %id, "{text}");
-        } else {
-            eprintln!("[{id}] {text}");
-        }
+        forward_line(&id, text);
+    }
+}
+
+/// A line of a worker's log as its `tracing` output writes it (`LEVEL
+/// target: message`, see `remex_worker`): the level, the target and the
+/// message. Other lines (a task's own prints) are `None`.
+pub fn parse_worker_log(line: &str) -> Option<(tracing::Level, &str, &str)> {
+    let line = line.trim_start();
+    let (level, rest) = line.split_once(' ')?;
+    let level = match level {
+        "ERROR" => tracing::Level::ERROR,
+        "WARN" => tracing::Level::WARN,
+        "INFO" => tracing::Level::INFO,
+        "DEBUG" => tracing::Level::DEBUG,
+        "TRACE" => tracing::Level::TRACE,
+        _ => return None,
+    };
+    let (target, message) = rest.trim_start().split_once(": ")?;
+    if target.is_empty() || target.contains(char::is_whitespace) {
+        return None;
+    }
+    Some((level, target, message))
+}
+
+/// Forwards one line of a worker's stderr: as a `tracing` event of target
+/// `remex::worker` with the gateway's id (and, for the worker's own log
+/// lines, its level and `worker_target`), or on this process's stderr
+/// tagged `[ID]` when nobody listens to `tracing`.
+fn forward_line(id: &str, text: &str) {
+    use tracing::Level;
+    let (level, target, message) = match parse_worker_log(text) {
+        Some((l, t, m)) => (l, Some(t), m),
+        None => (Level::INFO, None, text),
+    };
+    macro_rules! emit {
+        ($lvl:expr) => {
+            match target {
+                Some(t) => tracing::event!(target: "remex::worker", $lvl, gateway = %id, worker_target = %t, "{message}"),
+                None => tracing::event!(target: "remex::worker", $lvl, gateway = %id, "{message}"),
+            }
+        };
+    }
+    let enabled = match level {
+        Level::ERROR => tracing::enabled!(target: "remex::worker", Level::ERROR),
+        Level::WARN => tracing::enabled!(target: "remex::worker", Level::WARN),
+        Level::INFO => tracing::enabled!(target: "remex::worker", Level::INFO),
+        Level::DEBUG => tracing::enabled!(target: "remex::worker", Level::DEBUG),
+        _ => tracing::enabled!(target: "remex::worker", Level::TRACE),
+    };
+    if !enabled {
+        eprintln!("[{id}] {text}");
+        return;
+    }
+    match level {
+        Level::ERROR => emit!(Level::ERROR),
+        Level::WARN => emit!(Level::WARN),
+        Level::INFO => emit!(Level::INFO),
+        Level::DEBUG => emit!(Level::DEBUG),
+        _ => emit!(Level::TRACE),
     }
 }

@@ -85,7 +85,7 @@ pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Re
     .map_err(|e| match e {
         HelloError::Handshake(source) => Error::Handshake {
             spec: spec.raw.clone(),
-            pid: 0,
+            pid: None,
             source,
             detail: format!("; through relay {}", relay.id()),
         },

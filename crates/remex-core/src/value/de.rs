@@ -17,15 +17,39 @@ use super::{Value, ValueError, CHANNEL_TOKEN, VALUE_TOKEN};
 /// let err = from_value::<i64>(Value::from("forty-two")).unwrap_err();
 /// assert!(err.to_string().contains("expected i64"));
 /// assert!(err.to_string().contains("string \"forty-two\""));
+/// // Types are named as written, without their module paths.
+/// let err = from_value::<Vec<String>>(Value::Int(1)).unwrap_err();
+/// assert!(err.to_string().starts_with("expected Vec<String>,"), "{err}");
 /// ```
 pub fn from_value<T: DeserializeOwned>(v: Value) -> Result<T, ValueError> {
     let described = v.describe();
     T::deserialize(v).map_err(|e| {
         ValueError::new(format!(
             "expected {}, received {described}: {e}",
-            std::any::type_name::<T>()
+            short_type_name(std::any::type_name::<T>())
         ))
     })
+}
+
+/// A type's name as a user writes it: `alloc::vec::Vec<alloc::string::String>`
+/// becomes `Vec<String>`.
+fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(word.rsplit("::").next().unwrap_or(""));
+        word.clear();
+    };
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 fn big_to_visitor<'de, V: Visitor<'de>>(b: BigInt, visitor: V) -> Result<V::Value, ValueError> {
@@ -299,7 +323,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("expected alloc::vec::Vec<u8>") && err.contains("int 5"),
+            err.contains("expected Vec<u8>,") && err.contains("int 5"),
             "{err}"
         );
         let err = from_value::<u8>(Value::Int(300)).unwrap_err().to_string();
