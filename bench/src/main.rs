@@ -515,7 +515,7 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
     for _ in 0..3 {
         let t0 = Instant::now();
         let futs = (0..c.tasks)
-            .map(|i| g.submit("echo", &(i as i64)))
+            .map(|i| g.submit::<Value>("echo", &(i as i64)))
             .collect::<remex::Result<Vec<_>>>()?;
         let got = gather(futs, Errors::Raise).await?;
         assert_eq!(got.value.len(), c.tasks);

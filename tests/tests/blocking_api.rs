@@ -137,19 +137,19 @@ fn group_pool_call_and_gather_without_a_runtime() {
     assert_eq!(group.len(), 2);
     let id = group.get(0).unwrap().id().to_string();
     assert!(group.contains(&id) && group.by_id(&id).is_some());
-    let v = group.call("echo", &5, T).unwrap();
+    let v: Value = group.call("echo", &5, T).unwrap();
     assert_eq!(v, Value::Int(5));
-    let futures = (0..10)
-        .map(|i| group.call("echo", &i, T))
+    let results = (0..10)
+        .map(|i| group.call::<i64>("echo", &i, T))
         .collect::<remex::Result<Vec<_>>>()
         .unwrap();
-    assert_eq!(futures, (0..10).map(Value::Int).collect::<Vec<_>>());
+    assert_eq!(results, (0..10).collect::<Vec<_>>());
     let futures = (0..10)
-        .map(|i| group.submit("echo", &i))
+        .map(|i| group.submit::<i64>("echo", &i))
         .collect::<remex::Result<Vec<_>>>()
         .unwrap();
     let gathered = remex::blocking::gather(futures, Errors::Raise).unwrap();
-    assert_eq!(gathered.value, (0..10).map(Value::Int).collect::<Vec<_>>());
+    assert_eq!(gathered.value, (0..10).collect::<Vec<_>>());
     group.terminate(Duration::from_secs(1));
 }
 

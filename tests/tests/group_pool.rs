@@ -56,7 +56,7 @@ async fn gather_keeps_the_shape_of_nested_containers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raise_returns_the_first_failure_and_cancels_the_rest() {
     let g = common::group(2).await;
-    let slow = g.submit("sleep", &30).unwrap();
+    let slow = g.submit::<()>("sleep", &30).unwrap();
     let bad = g.submit("fail", "bad input").unwrap();
     let t0 = Instant::now();
     let err = gather(vec![slow, bad], Errors::Raise).await.unwrap_err();
@@ -129,7 +129,7 @@ async fn skip_leaves_failures_out_at_every_depth_and_reports_them() {
 async fn dropping_a_future_cancels_its_task() {
     let g = common::group(1).await;
     let gw = g.get(0).unwrap();
-    let fut = g.submit("sleep", &30).unwrap();
+    let fut = g.submit::<()>("sleep", &30).unwrap();
     let deadline = Instant::now() + T;
     while gw.remote_status().await.unwrap().numexecuting == 0 {
         assert!(Instant::now() < deadline, "the task never started");
@@ -145,7 +145,7 @@ async fn dropping_a_future_cancels_its_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_kills_every_worker_fails_after_the_limit() {
     let g = common::group(4).await;
-    let err = g.submit("suicide", &()).unwrap().await.unwrap_err();
+    let err = g.submit::<()>("suicide", &()).unwrap().await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("died on each of 3 attempts"), "{text}");
     assert!(

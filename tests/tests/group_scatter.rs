@@ -20,8 +20,7 @@ async fn tasks_run_where_the_scattered_data_is() {
         let holders = r.holders();
         assert_eq!(holders.len(), 1, "round-robin places each value once");
         assert_eq!(holders[0], pids[i % 3].0);
-        let (pid, len): (u32, usize) =
-            remex::from_value(g.submit("pid_and_len", r).unwrap().await.unwrap()).unwrap();
+        let (pid, len): (u32, usize) = g.submit("pid_and_len", r).unwrap().await.unwrap();
         assert_eq!(pid, pids[i % 3].1, "task {i} ran away from its data");
         assert_eq!(len, data[i].len());
     }
@@ -43,13 +42,13 @@ async fn broadcast_places_the_value_on_every_worker() {
     assert_eq!(holders, vec!["gw0", "gw1", "gw2"]);
     let outs = gather(
         (0..9)
-            .map(|_| g.submit("echo", &r).unwrap())
+            .map(|_| g.submit::<String>("echo", &r).unwrap())
             .collect::<Vec<_>>(),
         Errors::Raise,
     )
     .await
     .unwrap();
-    assert!(outs.value.iter().all(|v| *v == Value::from("shared")));
+    assert!(outs.value.iter().all(|v| v == "shared"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +57,11 @@ async fn losing_the_only_holder_is_a_clear_error() {
     let r = g.scatter(vec![42], false).await.unwrap().remove(0);
     let holder = g.by_id(&r.holders()[0]).unwrap();
     holder.kill().await.unwrap();
-    let err = g.submit("echo", &r).unwrap().await.unwrap_err();
+    let err = g
+        .submit::<remex::Value>("echo", &r)
+        .unwrap()
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("is lost: no live worker holds it"),
         "{err}"
@@ -70,9 +73,6 @@ async fn losing_the_only_holder_is_a_clear_error() {
     let err = gather(r, Errors::Raise).await.unwrap_err();
     assert!(err.to_string().contains("is lost"), "{err}");
     // Other work goes on.
-    assert_eq!(
-        g.submit("square", &5).unwrap().await.unwrap(),
-        Value::Int(25)
-    );
+    assert_eq!(g.submit::<i64>("square", &5).unwrap().await.unwrap(), 25);
     g.terminate(Duration::from_secs(1)).await;
 }

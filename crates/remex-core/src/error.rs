@@ -220,6 +220,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A task's result is not of the type asked for (`submit::<R>`).
+    #[error("task '{task}' on {gateway} returned a result of another type: {detail}")]
+    ResultType {
+        /// The task's name.
+        task: String,
+        /// The gateway that ran it.
+        gateway: String,
+        /// Expected and received.
+        detail: String,
+    },
     /// On a worker: the controller went away (its stream ended or broke).
     #[error("the controller went away: {reason}")]
     ControllerLost {

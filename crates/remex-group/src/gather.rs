@@ -16,9 +16,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use parking_lot::Mutex;
-use remex_core::{Error, Result, Value};
+use remex_core::{Error, Result};
 
-use crate::pool::TaskFuture;
+use crate::pool::{SharedTask, TaskFuture};
+use serde::de::DeserializeOwned;
 
 /// What `gather` does with failed futures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +67,12 @@ pub trait Gather: Send + Sized + 'static {
 /// Waits for every future in `x` and returns the same shape with values.
 ///
 /// ```
-/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-/// use remex_group::{gather, Errors, Group};
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use remex::{gather, Errors, Group};
 /// let group = Group::new(["2*popen"]).await?;
-/// let x = || group.submit("echo", &3);
+/// let x = || group.submit::<i64>("echo", &3);
 /// let got = gather(vec![vec![x()?], vec![x()?, x()?]], Errors::Raise).await?;
-/// assert_eq!(got.value, vec![vec![3.into()], vec![3.into(), 3.into()]]);
+/// assert_eq!(got.value, vec![vec![3], vec![3, 3]]);
 /// # Ok(()) }
 /// ```
 pub async fn gather<G: Gather>(x: G, errors: Errors) -> Result<Gathered<G::Output>> {
@@ -81,9 +82,16 @@ pub async fn gather<G: Gather>(x: G, errors: Errors) -> Result<Gathered<G::Outpu
     Ok(Gathered { value, skipped })
 }
 
-impl Gather for TaskFuture {
-    type Output = Value;
-    fn gather_at(self, _: Errors, _: String, _: Report) -> BoxFuture<'static, Result<Value>> {
+impl<R: DeserializeOwned + Send + 'static> Gather for TaskFuture<R> {
+    type Output = R;
+    fn gather_at(self, _: Errors, _: String, _: Report) -> BoxFuture<'static, Result<R>> {
+        self.boxed()
+    }
+}
+
+impl<R: Clone + Send + Sync + 'static> Gather for SharedTask<R> {
+    type Output = R;
+    fn gather_at(self, _: Errors, _: String, _: Report) -> BoxFuture<'static, Result<R>> {
         self.boxed()
     }
 }

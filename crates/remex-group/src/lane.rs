@@ -98,18 +98,18 @@ async fn read_replies(lane: Arc<Lane>, group: Weak<Inner>) {
                 };
                 let job = lane.in_flight.lock().remove(&id);
                 if let Some(job) = job {
-                    job.finish(if ok {
-                        Ok(value)
+                    if ok {
+                        job.done(value, lane.gateway.id());
                     } else {
-                        Err(Error::Remote(RemoteError {
+                        job.finish(Error::Remote(RemoteError {
                             gateway: lane.gateway.id().to_string(),
                             pid: lane.gateway.rinfo().pid,
                             message: match value {
                                 Value::Str(s) => s,
                                 other => other.describe(),
                             },
-                        }))
-                    });
+                        }));
+                    }
                 }
                 // A place is free: send more.
                 if let Some(g) = group.upgrade() {
@@ -127,6 +127,6 @@ async fn read_replies(lane: Arc<Lane>, group: Weak<Inner>) {
     let jobs: Vec<Job> = lane.in_flight.lock().drain().map(|(_, j)| j).collect();
     match group.upgrade() {
         Some(g) => Group::from_inner(g).requeue_lost(jobs, lane.gateway.id(), &end),
-        None => jobs.into_iter().for_each(|j| j.finish(Err(end.clone()))),
+        None => jobs.into_iter().for_each(|j| j.finish(end.clone())),
     }
 }

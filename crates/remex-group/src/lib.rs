@@ -21,6 +21,9 @@ mod scatter;
 pub use gather::{gather, Errors, Gather, Gathered, Skipped};
 pub use group::{Group, TERMINATE_BOUND};
 pub use multichannel::MultiChannel;
-pub use pool::{gather_stream, TaskFuture, DEFAULT_MAX_ATTEMPTS, DEFAULT_PER_WORKER};
+pub use pool::{
+    as_completed, gather_stream, SharedTask, TaskFuture, TaskResult, WithDetails,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_PER_WORKER,
+};
 pub use queue::ReceiveQueue;
 pub use scatter::DataRef;

@@ -18,14 +18,17 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
+use futures::future::FutureExt;
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 use remex_core::{Error, Result, Value};
+use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::group::{Group, Inner};
@@ -70,7 +73,7 @@ pub(crate) struct Job {
     refs: Vec<String>,
     attempts: u32,
     avoid: Vec<String>,
-    tx: Option<oneshot::Sender<Result<Value>>>,
+    tx: Option<oneshot::Sender<Result<TaskResult<Value>>>>,
     handle: Arc<JobHandle>,
 }
 
@@ -79,9 +82,21 @@ impl Job {
         *self.handle.place.lock() = Some((lane, id));
     }
 
-    pub(crate) fn finish(mut self, r: Result<Value>) {
+    /// Ends the job with an error.
+    pub(crate) fn finish(mut self, e: Error) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(r);
+            let _ = tx.send(Err(e));
+        }
+    }
+
+    /// Ends the job with its value, computed on `gateway`.
+    pub(crate) fn done(mut self, value: Value, gateway: &str) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Ok(TaskResult {
+                value,
+                gateway: gateway.to_string(),
+                attempts: self.attempts + 1,
+            }));
         }
     }
 
@@ -139,7 +154,7 @@ impl Group {
         let mut lanes = self.lanes();
         if lanes.is_empty() {
             for job in queue.drain(..) {
-                job.finish(Err(gone("the group has no live worker")));
+                job.finish(gone("the group has no live worker"));
             }
             return;
         }
@@ -151,7 +166,7 @@ impl Group {
             let allowed = match self.placement(&job.refs) {
                 Ok(a) => a,
                 Err(e) => {
-                    job.finish(Err(e));
+                    job.finish(e);
                     continue;
                 }
             };
@@ -230,7 +245,7 @@ impl Group {
                         gateway: gateway.to_string(),
                         reason: reason.clone(),
                     };
-                    job.finish(Err(e));
+                    job.finish(e);
                 } else {
                     job.avoid.push(gateway.to_string());
                     queue.push_front(job);
@@ -241,17 +256,25 @@ impl Group {
     }
 
     /// Submits `task(args)` to the group's pool; the future resolves to the
-    /// task's return value. The task is queued at once and runs whether or
-    /// not the future is polled. Must be called inside a tokio runtime.
+    /// task's return value as an `R` (any serde type, or [`Value`] to take
+    /// it as it comes). The task is queued at once and runs whether or not
+    /// the future is polled. Must be called inside a tokio runtime.
     ///
     /// ```
-    /// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-    /// let group = remex_group::Group::new(["2*popen"]).await?;
-    /// let x = group.submit("echo", &[1, 2])?;
-    /// assert_eq!(remex_core::from_value::<Vec<i64>>(x.await?).unwrap(), vec![1, 2]);
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let x: Vec<i64> = group.submit("echo", &[1, 2])?.await?;
+    /// assert_eq!(x, vec![1, 2]);
+    /// // Or name the type at the call:
+    /// let s = group.submit::<String>("echo", "hi")?.await?;
+    /// assert_eq!(s, "hi");
     /// # Ok(()) }
     /// ```
-    pub fn submit<A: serde::Serialize + ?Sized>(&self, task: &str, args: &A) -> Result<TaskFuture> {
+    pub fn submit<R: DeserializeOwned>(
+        &self,
+        task: &str,
+        args: &(impl serde::Serialize + ?Sized),
+    ) -> Result<TaskFuture<R>> {
         let args = remex_core::to_value(args).map_err(|e| Error::Arguments {
             detail: e.to_string(),
         })?;
@@ -275,6 +298,7 @@ impl Group {
             group: self.weak(),
             task: task.to_string(),
             done: false,
+            _result: PhantomData,
         })
     }
 
@@ -291,26 +315,31 @@ impl Group {
         *self.pool().max_attempts.lock() = n.max(1);
     }
 
-    /// Runs `task` on every input, streaming the results with at most a
-    /// bounded number of tasks submitted and not yet consumed (so memory
-    /// stays bounded however long `inputs` is). `ordered` keeps the input
-    /// order; otherwise results come as they complete.
-    pub fn map<I, A>(
+    /// Runs `task` on every input, streaming the results (each an `R`)
+    /// with at most a bounded number of tasks submitted and not yet
+    /// consumed (so memory stays bounded however long `inputs` is).
+    /// `ordered` keeps the input order; otherwise results come as they
+    /// complete.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use futures::TryStreamExt;
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let got: Vec<i64> = group.map::<i64>("echo", 1..=3, true).try_collect().await?;
+    /// assert_eq!(got, vec![1, 2, 3]);
+    /// # Ok(()) }
+    /// ```
+    pub fn map<R: DeserializeOwned + Send + 'static>(
         &self,
         task: &str,
-        inputs: I,
+        inputs: impl IntoIterator<Item: serde::Serialize, IntoIter: Send + 'static>,
         ordered: bool,
-    ) -> Pin<Box<dyn Stream<Item = Result<Value>> + Send>>
-    where
-        I: IntoIterator<Item = A>,
-        I::IntoIter: Send + 'static,
-        A: serde::Serialize,
-    {
+    ) -> Pin<Box<dyn Stream<Item = Result<R>> + Send>> {
         let limit = (self.len().max(1) * *self.pool().per_worker.lock() * 2).max(2);
         let group = self.clone();
         let task = task.to_string();
         let futures = futures::stream::iter(inputs).map(move |a| {
-            let submitted = group.submit(&task, &a);
+            let submitted = group.submit::<R>(&task, &a);
             async move { submitted?.await }
         });
         if ordered {
@@ -321,26 +350,43 @@ impl Group {
     }
 }
 
+/// A finished task with where it ran ([`TaskFuture::with_details`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult<R> {
+    /// What the task returned.
+    pub value: R,
+    /// The id of the gateway whose worker ran it to the end.
+    pub gateway: String,
+    /// Attempts it took: 1, or more when workers died under it.
+    pub attempts: u32,
+}
+
 /// The result of a submitted task. Dropping it before it resolved cancels
 /// the task: a queued task never starts; a running one has its channel
 /// closed on the worker (a cancellable task such as `sleep` stops) and its
 /// result discarded.
+///
+/// `R` is the type the result is read as ([`Value`] by default); a result
+/// of another shape is an [`Error::ResultType`] naming the task and the
+/// gateway. Clone the result among several places with
+/// [`TaskFuture::shared`].
 #[must_use = "dropping a TaskFuture cancels its task"]
-pub struct TaskFuture {
-    rx: oneshot::Receiver<Result<Value>>,
+pub struct TaskFuture<R = Value> {
+    rx: oneshot::Receiver<Result<TaskResult<Value>>>,
     handle: Arc<JobHandle>,
     group: Weak<Inner>,
     task: String,
     done: bool,
+    _result: PhantomData<fn() -> R>,
 }
 
-impl fmt::Debug for TaskFuture {
+impl<R> fmt::Debug for TaskFuture<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<TaskFuture {} done={}>", self.task, self.done)
     }
 }
 
-impl Drop for TaskFuture {
+impl<R> Drop for TaskFuture<R> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -359,29 +405,143 @@ impl Drop for TaskFuture {
     }
 }
 
-impl Future for TaskFuture {
-    type Output = Result<Value>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Value>> {
-        let r = Pin::new(&mut self.rx).poll(cx);
-        r.map(|r| {
-            self.done = true;
-            r.unwrap_or_else(|_| Err(gone("the task was dropped: its group went away")))
-        })
-    }
-}
-
-impl TaskFuture {
+impl<R> TaskFuture<R> {
     /// The name of the task.
     pub fn task(&self) -> &str {
         &self.task
     }
+
+    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Result<TaskResult<R>>>
+    where
+        R: DeserializeOwned,
+    {
+        let r = Pin::new(&mut self.rx).poll(cx);
+        r.map(|r| {
+            self.done = true;
+            let ran =
+                r.unwrap_or_else(|_| Err(gone("the task was dropped: its group went away")))?;
+            let value = remex_core::from_value(ran.value).map_err(|e| Error::ResultType {
+                task: self.task.clone(),
+                gateway: ran.gateway.clone(),
+                detail: e.to_string(),
+            })?;
+            Ok(TaskResult {
+                value,
+                gateway: ran.gateway,
+                attempts: ran.attempts,
+            })
+        })
+    }
+
+    /// This future, resolving to the value with the gateway that ran the
+    /// task and the attempts it took.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen//id=w1"]).await?;
+    /// let r = group.submit::<i64>("echo", &5)?.with_details().await?;
+    /// assert_eq!((r.value, r.gateway.as_str(), r.attempts), (5, "w1", 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_details(self) -> WithDetails<R> {
+        WithDetails(self)
+    }
+
+    /// A cloneable handle on this task's result, to await or gather in
+    /// several places (dask's `gather([x, [x], x])`). The task is
+    /// cancelled only when every clone is dropped unresolved.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use remex::{gather, Errors};
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let x = group.submit::<i64>("echo", &7)?.shared();
+    /// let got = gather(vec![vec![x.clone()], vec![x.clone(), x]], Errors::Raise).await?;
+    /// assert_eq!(got.value, vec![vec![7], vec![7, 7]]);
+    /// # Ok(()) }
+    /// ```
+    pub fn shared(self) -> SharedTask<R>
+    where
+        R: DeserializeOwned + Clone + Send + 'static,
+    {
+        SharedTask(self.boxed().shared())
+    }
+}
+
+impl<R: DeserializeOwned> Future for TaskFuture<R> {
+    type Output = Result<R>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        self.poll_result(cx).map(|r| r.map(|d| d.value))
+    }
+}
+
+/// A [`TaskFuture`] that resolves to its value with where it ran.
+#[derive(Debug)]
+#[must_use = "dropping it cancels its task"]
+pub struct WithDetails<R = Value>(TaskFuture<R>);
+
+impl<R: DeserializeOwned> Future for WithDetails<R> {
+    type Output = Result<TaskResult<R>>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_result(cx)
+    }
+}
+
+/// A cloneable task result ([`TaskFuture::shared`]).
+#[derive(Clone)]
+#[must_use = "dropping every clone cancels its task"]
+pub struct SharedTask<R = Value>(
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<R>>>,
+);
+
+impl<R> fmt::Debug for SharedTask<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<SharedTask>")
+    }
+}
+
+impl<R: Clone> Future for SharedTask<R> {
+    type Output = Result<R>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// Yields each future's output as it completes, with its index in
+/// `futures` (dask's `as_completed`).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use futures::StreamExt;
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let futures = (1..=3)
+///     .map(|x| group.submit::<i64>("echo", &x))
+///     .collect::<remex::Result<Vec<_>>>()?;
+/// let mut done = remex::as_completed(futures);
+/// let mut seen = Vec::new();
+/// while let Some((i, value)) = done.next().await {
+///     seen.push((i, value?));
+/// }
+/// seen.sort();
+/// assert_eq!(seen, vec![(0, 1), (1, 2), (2, 3)]);
+/// # Ok(()) }
+/// ```
+pub fn as_completed<F: Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> impl Stream<Item = (usize, F::Output)> {
+    futures
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| f.map(move |out| (i, out)))
+        .collect::<futures::stream::FuturesUnordered<_>>()
 }
 
 /// Gathers a stream of futures as a stream of results, with at most
 /// `limit` of them awaited at once, in order.
-pub fn gather_stream<S>(futures: S, limit: usize) -> impl Stream<Item = Result<Value>>
+pub fn gather_stream<S, R>(futures: S, limit: usize) -> impl Stream<Item = Result<R>>
 where
-    S: Stream<Item = TaskFuture>,
+    S: Stream<Item = TaskFuture<R>>,
+    R: DeserializeOwned,
 {
     futures.buffered(limit.max(1))
 }

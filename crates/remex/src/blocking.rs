@@ -717,44 +717,48 @@ impl Group {
     }
 
     /// Submits a task to the group's pool (see [`crate::Group::submit`]);
-    /// collect the futures with [`gather`].
+    /// its result is read as an `R`. Collect the futures with [`gather`].
     ///
     /// ```
     /// # fn main() -> remex::Result<()> {
     /// let group = remex::blocking::Group::new(["2*popen"])?;
-    /// let x = group.submit("echo", &3)?;
-    /// let nested = vec![vec![group.submit("echo", &1)?], vec![x]];
+    /// let x = group.submit::<i64>("echo", &3)?;
+    /// let nested = vec![vec![group.submit::<i64>("echo", &1)?], vec![x]];
     /// let got = remex::blocking::gather(nested, remex::Errors::Raise)?;
-    /// assert_eq!(got.value, vec![vec![1.into()], vec![3.into()]]);
+    /// assert_eq!(got.value, vec![vec![1], vec![3]]);
     /// # Ok(()) }
     /// ```
-    pub fn submit<A: Serialize + ?Sized>(&self, task: &str, args: &A) -> Result<crate::TaskFuture> {
+    pub fn submit<R: DeserializeOwned + 'static>(
+        &self,
+        task: &str,
+        args: &(impl Serialize + ?Sized),
+    ) -> Result<crate::TaskFuture<R>> {
         let args = to_value(args)?;
         let (g, task) = (self.inner.clone(), task.to_string());
-        apply(move || g.submit(&task, &args))
+        apply(move || g.submit::<R>(&task, &args))
     }
 
     /// Submits a task to the group's pool and waits at most `timeout` for
-    /// its result (retried elsewhere if its worker dies; see
-    /// [`crate::Group::submit`]).
+    /// its result, read as an `R` (retried elsewhere if its worker dies;
+    /// see [`crate::Group::submit`]).
     ///
     /// ```
     /// # fn main() -> remex::Result<()> {
     /// let group = remex::blocking::Group::new(["2*popen"])?;
-    /// let v = group.call("echo", &7, Some(std::time::Duration::from_secs(10)))?;
-    /// assert_eq!(v, 7.into());
+    /// let v: i64 = group.call("echo", &7, Some(std::time::Duration::from_secs(10)))?;
+    /// assert_eq!(v, 7);
     /// # Ok(()) }
     /// ```
-    pub fn call<A: Serialize + ?Sized>(
+    pub fn call<R: DeserializeOwned + Send + 'static>(
         &self,
         task: &str,
-        args: &A,
+        args: &(impl Serialize + ?Sized),
         timeout: Option<Duration>,
-    ) -> Result<Value> {
+    ) -> Result<R> {
         let args = to_value(args)?;
         let (g, task) = (self.inner.clone(), task.to_string());
         run(async move {
-            crate::with_timeout("the task's result", timeout, g.submit(&task, &args)?).await
+            crate::with_timeout("the task's result", timeout, g.submit::<R>(&task, &args)?).await
         })
     }
 
@@ -1039,9 +1043,9 @@ impl ReceiveQueue {
 /// ```
 /// # fn main() -> remex::Result<()> {
 /// let group = remex::blocking::Group::new(["2*popen"])?;
-/// let futures = vec![group.submit("echo", &1)?, group.submit("echo", &2)?];
+/// let futures = vec![group.submit::<i64>("echo", &1)?, group.submit("echo", &2)?];
 /// let got = remex::blocking::gather(futures, remex::Errors::Raise)?;
-/// assert_eq!(got.value, vec![1.into(), 2.into()]);
+/// assert_eq!(got.value, vec![1, 2]);
 /// # Ok(()) }
 /// ```
 pub fn gather<G: crate::Gather>(x: G, errors: crate::Errors) -> Result<crate::Gathered<G::Output>>

@@ -20,6 +20,7 @@
 //! [`worker`]).
 
 pub use remex_core::*;
+pub use remex_group::{as_completed, SharedTask, TaskResult, WithDetails};
 pub use remex_group::{
     gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel, ReceiveQueue,
     Skipped, TaskFuture, TERMINATE_BOUND,

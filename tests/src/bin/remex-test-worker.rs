@@ -81,6 +81,28 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok::<_, TaskError>(())
         })
+        .task("count_calls", |_t: &Task| {
+            // How many times this task has run in this worker.
+            static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            Ok::<_, TaskError>(CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+        })
+        .task("die_once", |t: &Task| {
+            // [marker path]: the first run anywhere creates the marker and
+            // kills its worker; later runs return "survived".
+            let marker: String = t.args()?;
+            if std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&marker)
+                .is_ok()
+            {
+                // SAFETY: the worker kills itself, on purpose.
+                unsafe {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
+            Ok::<_, TaskError>("survived")
+        })
         .task("suicide", |_t: &Task| -> Result<(), TaskError> {
             // SAFETY: the worker kills itself, on purpose.
             unsafe {
