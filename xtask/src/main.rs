@@ -24,6 +24,9 @@ enum Task {
     },
     /// Checks formatting and clippy (warnings are errors).
     Lint,
+    /// Builds the README's `Cargo.toml` lines in a fresh crate outside the
+    /// workspace and runs the README's programs marked for it.
+    Readme,
     /// Runs the benchmarks (release build) and prints the table.
     Bench {
         /// Extra arguments for the benchmark program (e.g. `--quick`).
@@ -122,6 +125,8 @@ fn test(args: &[String]) -> Result<(), String> {
         c.arg("--").args(args);
     }
     run("cargo test --workspace", c)?;
+    // As a new user starts: a crate of their own depending on remex.
+    readme()?;
     // The short soak, after the tests so that they do not compete for the
     // two cores.
     soak(60)?;
@@ -143,6 +148,143 @@ fn test(args: &[String]) -> Result<(), String> {
         "cargo test -p remex-tests --features remex-core/portable",
         c,
     )
+}
+
+/// A block of the README marked `<!-- readme-check: KIND -->` on the line
+/// before its opening fence, with the text block (`text` fence) that
+/// follows it, if any, as its expected output.
+struct Marked {
+    kind: String,
+    code: String,
+    expected: Option<String>,
+    line: usize,
+}
+
+fn marked_blocks(readme: &str) -> Vec<Marked> {
+    let lines: Vec<&str> = readme.lines().collect();
+    let fenced = |start: usize| -> (String, usize) {
+        let mut code = String::new();
+        let mut i = start + 1;
+        while i < lines.len() && !lines[i].starts_with("```") {
+            code.push_str(lines[i]);
+            code.push('\n');
+            i += 1;
+        }
+        (code, i)
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(kind) = lines[i]
+            .strip_prefix("<!-- readme-check: ")
+            .and_then(|k| k.strip_suffix(" -->"))
+        else {
+            i += 1;
+            continue;
+        };
+        let (code, end) = fenced(i + 1);
+        // The expected output: the next fenced `text` block before any
+        // other fence or marker.
+        let mut expected = None;
+        let mut j = end + 1;
+        while j < lines.len() && !lines[j].starts_with("<!--") {
+            if lines[j].starts_with("```text") {
+                expected = Some(fenced(j).0);
+                break;
+            }
+            if lines[j].starts_with("```") {
+                break;
+            }
+            j += 1;
+        }
+        out.push(Marked {
+            kind: kind.to_string(),
+            code,
+            expected,
+            line: i + 1,
+        });
+        i = end + 1;
+    }
+    out
+}
+
+/// What a new user does: a fresh crate outside the workspace with the
+/// README's `Cargo.toml` lines (the path to remex made real), each marked
+/// program as a binary of it, built and run with no worker configured.
+fn readme() -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(root().join("README.md")).map_err(|e| format!("README.md: {e}"))?;
+    let blocks = marked_blocks(&text);
+    let deps = blocks
+        .iter()
+        .find(|b| b.kind == "Cargo.toml")
+        .ok_or("README.md has no block marked `readme-check: Cargo.toml`")?;
+    let remex_path = root().join("crates/remex");
+    let deps = deps.code.replace(
+        "path = \"../remex/crates/remex\"",
+        &format!("path = {:?}", remex_path.display().to_string()),
+    );
+    if !deps.contains(&remex_path.display().to_string()) {
+        return Err("README.md's Cargo.toml block no longer depends on remex by `path = \"../remex/crates/remex\"`: update xtask readme".into());
+    }
+    let programs: Vec<&Marked> = blocks.iter().filter(|b| b.kind == "run").collect();
+    if programs.is_empty() {
+        return Err("README.md has no block marked `readme-check: run`".into());
+    }
+    let dir = std::env::temp_dir().join("remex-readme-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src/bin")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut manifest = String::from(
+        "[package]\nname = \"first-hour\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n",
+    );
+    manifest.push_str(&deps);
+    let write = |path: PathBuf, body: &str| {
+        std::fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write(dir.join("Cargo.toml"), &manifest)?;
+    // The workspace's versions of shared dependencies, so that the build
+    // reuses what `cargo test` compiled; cargo adds the new package.
+    std::fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock"))
+        .map_err(|e| format!("Cargo.lock: {e}"))?;
+    for (k, p) in programs.iter().enumerate() {
+        write(dir.join(format!("src/bin/readme{k}.rs")), &p.code)?;
+    }
+    let target = root().join("target");
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(&dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--offline", "--bins"]);
+    run("build the README's programs in a fresh crate", c)?;
+    for (k, p) in programs.iter().enumerate() {
+        let exe = target.join(format!("debug/readme{k}"));
+        let what = format!("README.md's program at line {}", p.line);
+        eprintln!("xtask: run {what}");
+        // A stranger's environment: no worker configured or on PATH.
+        let out = Command::new(&exe)
+            .current_dir(&dir)
+            .env_remove("REMEX_WORKER_PATH")
+            .env_remove("REMEX_WORKER")
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .map_err(|e| format!("{what}: cannot run: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "{what}: {}\nstdout:\n{stdout}\nstderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        if let Some(expected) = &p.expected {
+            if stdout.trim_end() != expected.trim_end() {
+                return Err(format!(
+                    "{what} printed:\n{stdout}\nthe README says:\n{expected}"
+                ));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 fn soak(seconds: u64) -> Result<(), String> {
@@ -269,6 +411,7 @@ fn main() -> ExitCode {
     let result = match &cli.task {
         Task::Test { args } => test(args),
         Task::Lint => lint(),
+        Task::Readme => readme(),
         Task::Bench { args } => bench(args),
         Task::Fuzz { seconds, targets } => fuzz(*seconds, targets),
         Task::Soak { seconds } => soak(*seconds),
