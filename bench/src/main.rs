@@ -215,7 +215,7 @@ struct SocketRows {
 /// in-memory pipe, then `total` bytes sealed into records on this thread
 /// (the work each side of a bulk transfer adds to its kernel copy).
 async fn seal_rate(total: usize, chunk: usize) -> f64 {
-    use remex::transport::secure;
+    use remex::core::transport::secure;
     let psk = secure::psk(b"bench");
     let (a, b) = tokio::io::duplex(4096);
     let (mut ar, mut aw) = tokio::io::split(a);
@@ -245,7 +245,7 @@ async fn socket_rows(c: &Counts) -> remex::Result<SocketRows> {
     let secret = dir.join("secret");
     std::fs::write(&secret, format!("bench secret {}", std::process::id())).expect("secret");
     let mut listener = Command::new(std::env::current_exe().expect("own path"))
-        .env(remex::transport::popen::WORKER_ENV, "1")
+        .env(remex::core::transport::popen::WORKER_ENV, "1")
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--secret-file")

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use remex::wire::{
+use remex::core::wire::{
     encode_frame, encode_hello, encode_message, ExecRequest, HandshakeScanner, Hello, Kind,
     Message, MessageDecoder, Role, WorkerInfo,
 };
@@ -199,7 +199,7 @@ async fn an_item_that_does_not_decode_fails_its_channel_only() {
 #[test]
 fn a_script_that_is_not_utf8_fails_its_channel_and_the_worker_serves_on() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_remex-test-worker"))
-        .env(remex::transport::popen::WORKER_ENV, "1")
+        .env(remex::core::transport::popen::WORKER_ENV, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -294,7 +294,7 @@ async fn a_script_that_never_ends_does_not_block_the_gateway_and_exit_ends_it() 
     let t0 = Instant::now();
     gw.exit().await.unwrap();
     assert!(
-        t0.elapsed() < remex::gateway::EXIT_GRACE + Duration::from_secs(1),
+        t0.elapsed() < remex::core::gateway::EXIT_GRACE + Duration::from_secs(1),
         "exit took {:?}",
         t0.elapsed()
     );

@@ -11,7 +11,7 @@ use remex_tests::{bulk_chunk, rss_bytes};
 const GIB: u64 = 1 << 30;
 const CHUNK: usize = 64 * 1024;
 /// The bound stated in docs/architecture.md: window plus one message.
-const QUEUE_BOUND: usize = remex::conn::DEFAULT_WINDOW as usize + CHUNK;
+const QUEUE_BOUND: usize = remex::core::conn::DEFAULT_WINDOW as usize + CHUNK;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gib_to_a_receiver_that_does_not_read_keeps_memory_bounded_and_arrives_intact() {
@@ -23,7 +23,7 @@ async fn a_gib_to_a_receiver_that_does_not_read_keeps_memory_bounded_and_arrives
 
     // Wait (bounded) until the window is used up: the sender must now stall.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while ch.queued().1 + CHUNK <= remex::conn::DEFAULT_WINDOW as usize {
+    while ch.queued().1 + CHUNK <= remex::core::conn::DEFAULT_WINDOW as usize {
         assert!(
             Instant::now() < deadline,
             "the window never filled: {:?}",

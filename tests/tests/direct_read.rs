@@ -203,7 +203,7 @@ fn voluntary_switches(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_polling_can_be_turned_off_on_a_worker() {
-    let spec = common::spec(&format!("//env:{}=0", remex::conn::BUSY_POLL_ENV));
+    let spec = common::spec(&format!("//env:{}=0", remex::core::conn::BUSY_POLL_ENV));
     let gw = remex::makegateway(&spec).await.unwrap();
     let ch = gw
         .remote_exec("for x in channel { channel.send(x) }")

@@ -23,7 +23,7 @@ fn forgetful(role: &str) -> (String, Vec<u32>) {
     let out = Command::new(env!("CARGO_BIN_EXE_remex-test-forgetful"))
         .arg(role)
         .env("REMEX_TEST_PIDS", &pids)
-        .env_remove(remex::transport::popen::WORKER_ENV)
+        .env_remove(remex::core::transport::popen::WORKER_ENV)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -60,10 +60,10 @@ fn a_program_that_serves_is_its_own_default_worker() {
     // without worker= starts the program itself.
     let out = Command::new(env!("CARGO_BIN_EXE_remex-test-selfserving"))
         .env(
-            remex::transport::popen::WORKER_PATH_ENV,
+            remex::core::transport::popen::WORKER_PATH_ENV,
             env!("CARGO_BIN_EXE_remex-test-worker"),
         )
-        .env_remove(remex::transport::popen::WORKER_ENV)
+        .env_remove(remex::core::transport::popen::WORKER_ENV)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -89,8 +89,8 @@ fn no_worker_found_says_what_to_do_in_a_dependent_project() {
         .arg("plain")
         .env("REMEX_TEST_PIDS", &pids)
         .env("PATH", &dir)
-        .env_remove(remex::transport::popen::WORKER_PATH_ENV)
-        .env_remove(remex::transport::popen::WORKER_ENV)
+        .env_remove(remex::core::transport::popen::WORKER_PATH_ENV)
+        .env_remove(remex::core::transport::popen::WORKER_ENV)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -109,7 +109,7 @@ fn no_worker_found_says_what_to_do_in_a_dependent_project() {
 fn worker_cli(args: &[&str], stdin: Stdio) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_remex-test-worker"))
         .args(args)
-        .env(remex::transport::popen::WORKER_ENV, "1")
+        .env(remex::core::transport::popen::WORKER_ENV, "1")
         .stdin(stdin)
         .output()
         .unwrap();

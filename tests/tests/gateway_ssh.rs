@@ -65,7 +65,7 @@ async fn an_unreachable_port_is_reported_within_the_connect_timeout() {
         .replace(&format!("port={}", sshd.port), &format!("port={closed}"));
     let t0 = Instant::now();
     let err = makegateway(&spec).await.unwrap_err();
-    assert!(t0.elapsed() < remex::transport::ssh::CONNECT_TIMEOUT + Duration::from_secs(2));
+    assert!(t0.elapsed() < remex::core::transport::ssh::CONNECT_TIMEOUT + Duration::from_secs(2));
     assert!(matches!(&err, Error::HostUnreachable { .. }), "{err}");
     assert!(err.to_string().contains("Connection refused"), "{err}");
 }

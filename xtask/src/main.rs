@@ -125,8 +125,10 @@ fn test(args: &[String]) -> Result<(), String> {
         c.arg("--").args(args);
     }
     run("cargo test --workspace", c)?;
-    // As a new user starts: a crate of their own depending on remex.
+    // As a new user starts: a crate of their own depending on remex, and
+    // the docs they read first, with every link resolving.
     readme()?;
+    docs()?;
     // The short soak, after the tests so that they do not compete for the
     // two cores.
     soak(60)?;
@@ -285,6 +287,19 @@ fn readme() -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The API docs build without warnings (broken links included).
+fn docs() -> Result<(), String> {
+    let mut c = cargo();
+    c.env("RUSTDOCFLAGS", "-D warnings").args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--exclude",
+        "xtask",
+    ]);
+    run("cargo doc --workspace --no-deps (warnings are errors)", c)
 }
 
 fn soak(seconds: u64) -> Result<(), String> {

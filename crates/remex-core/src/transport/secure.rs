@@ -284,7 +284,7 @@ pub fn split<R, W>(
 }
 
 /// The receiving side of a session's record layer, without I/O: bytes
-/// from the wire go in ([`Opener::spare`], [`Opener::filled`]), the
+/// from the wire go in ([`Opener::spare`]), the
 /// plaintext of whole records comes out ([`Opener::open`]). A record that
 /// fails its integrity check, or a stream cut in the middle of a record,
 /// is an error (kind `InvalidData` or `UnexpectedEof`) that names the peer
