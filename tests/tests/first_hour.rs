@@ -263,3 +263,58 @@ async fn a_failed_handshake_through_a_relay_names_no_pid_zero() {
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     group.terminate(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_sent_back_after_the_script_ended_is_the_same_channel() {
+    let gw = common::gateway().await;
+    let mine = gw.newchannel();
+    // The script gets our channel, sends it back, and ends (which closes
+    // the channel on the worker).
+    let ch = gw
+        .remote_exec("let c = channel.receive(); channel.send(c);")
+        .unwrap();
+    ch.send(&mine).await.unwrap();
+    let r: remex::ChannelRef = ch.receive().await.unwrap();
+    ch.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    mine.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    let back = gw.channel(r);
+    assert_eq!(back.id(), mine.id());
+    // It reports its end at once, like the handle we kept.
+    let t0 = std::time::Instant::now();
+    assert!(back.is_closed());
+    let err = back
+        .receive_timeout::<i64>(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(err.is_end_of_channel(), "{err}");
+    back.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    assert!(
+        back.send(&1).await.is_err(),
+        "a send on an ended channel fails"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+
+    // The same when we no longer hold a handle of our own.
+    let lost = gw.newchannel();
+    let ch = gw
+        .remote_exec("let c = channel.receive(); channel.send(c);")
+        .unwrap();
+    ch.send(&lost).await.unwrap();
+    let r: remex::ChannelRef = ch.receive().await.unwrap();
+    ch.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    lost.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    drop(lost);
+    let back = gw.channel(r);
+    let err = back
+        .receive_timeout::<i64>(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(err.is_end_of_channel(), "{err}");
+    back.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    assert_eq!(
+        gw.numchannels(),
+        0,
+        "ended channels are not kept in the table"
+    );
+    gw.exit().await.unwrap();
+}

@@ -215,6 +215,10 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) peer_pid: AtomicU32,
     chans: Mutex<HashMap<u32, Arc<ChanState>>>,
+    /// Ended channels that handles may still hold, so that a reference to
+    /// one (sent back by the peer) attaches to the same channel; dead
+    /// entries are pruned as the map grows.
+    ended: Mutex<Ended>,
     next_id: AtomicU32,
     /// This side is a worker (its ids are even): a lost peer is the
     /// controller going away.
@@ -809,6 +813,7 @@ impl Shared {
             name: config.name,
             peer_pid: AtomicU32::new(config.peer_pid),
             chans: Mutex::new(HashMap::new()),
+            ended: Mutex::new(Ended::default()),
             next_id: AtomicU32::new(config.first_id),
             worker_side: config.first_id % 2 == 0,
             out: Mutex::new(out),
@@ -873,12 +878,30 @@ impl Shared {
         st
     }
 
+    /// The channel a reference names: a live one, an ended one a handle
+    /// still holds (the same channel, reporting its end), an ended one of
+    /// ours nobody holds (a fresh handle that reports the end at once), or
+    /// a new one the peer opened.
     pub(crate) fn chan_for_ref(&self, id: u32) -> Arc<ChanState> {
         let mut chans = self.chans.lock();
-        chans
-            .entry(id)
-            .or_insert_with(|| Arc::new(ChanState::new(id, self.window)))
-            .clone()
+        if let Some(st) = chans.get(&id) {
+            return st.clone();
+        }
+        if let Some(st) = self.ended.lock().get(id) {
+            return st;
+        }
+        let st = Arc::new(ChanState::new(id, self.window));
+        let next = self.next_id.load(Ordering::Relaxed);
+        let ours = id % 2 == next % 2 && id < next;
+        if ours {
+            // Allocated here, and gone from the table: it has ended.
+            drop(chans);
+            st.remote_closed(self, Terminal::Eof, true);
+            st.inner.lock().sent_close = true;
+            return st;
+        }
+        chans.insert(id, st.clone());
+        st
     }
 
     fn get(&self, id: u32) -> Option<Arc<ChanState>> {
@@ -886,7 +909,10 @@ impl Shared {
     }
 
     pub(crate) fn remove(&self, id: u32) {
-        self.chans.lock().remove(&id);
+        let removed = self.chans.lock().remove(&id);
+        if let Some(st) = removed {
+            self.ended.lock().insert(id, &st);
+        }
     }
 
     /// Encodes and queues one message for the writer.
@@ -1102,6 +1128,29 @@ struct ChanInner {
 impl ChanInner {
     fn finished(&self) -> bool {
         self.terminal.is_some() && (self.sent_close || self.sent_last || self.peer_gone)
+    }
+}
+
+/// Ended channels by id, held weakly (see `Shared::ended`).
+#[derive(Default)]
+struct Ended {
+    chans: HashMap<u32, std::sync::Weak<ChanState>>,
+    /// Prune dead entries when the map reaches this size.
+    prune_at: usize,
+}
+
+impl Ended {
+    fn insert(&mut self, id: u32, st: &Arc<ChanState>) {
+        if self.chans.len() >= self.prune_at {
+            self.chans.retain(|_, w| w.strong_count() > 0);
+            // Amortized: at most one pass per doubling of live entries.
+            self.prune_at = (self.chans.len() * 2).max(64);
+        }
+        self.chans.insert(id, Arc::downgrade(st));
+    }
+
+    fn get(&self, id: u32) -> Option<Arc<ChanState>> {
+        self.chans.get(&id).and_then(std::sync::Weak::upgrade)
     }
 }
 
