@@ -29,8 +29,8 @@ use remex_sync::Mode;
 /// callback set, the channel is closed.
 ///
 /// ```
-/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-/// let gw = remex_core::makegateway("popen").await?;
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
 /// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
 /// ch.send(&21).await?;
 /// assert_eq!(ch.receive::<i64>().await?, 42);
@@ -207,32 +207,89 @@ impl Channel {
     }
 
     /// The channel's id, unique on its gateway.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let (a, b) = (gw.newchannel(), gw.newchannel());
+    /// assert_ne!(a.id(), b.id());
+    /// assert_eq!(a.id() % 2, 1, "a controller's channel ids are odd");
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> u32 {
         self.handle.state.id
     }
 
     /// The id of the gateway the channel belongs to.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen//id=w1").await?;
+    /// assert_eq!(gw.newchannel().gateway_id(), "w1");
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn gateway_id(&self) -> &str {
         &self.handle.shared.name
     }
 
     /// A reference to put inside a value, so that the other side can use
     /// this channel.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.newchannel();
+    /// let r: remex::ChannelRef = ch.handle();
+    /// assert_eq!(gw.channel(r).id(), ch.id());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn handle(&self) -> ChannelRef {
         ChannelRef(self.id())
     }
 
     /// Opens a channel received inside a value, on this channel's gateway.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.newchannel();
+    /// let again = ch.attach(ch.handle());
+    /// assert_eq!(again.id(), ch.id());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn attach(&self, r: ChannelRef) -> Channel {
         self.connection().attach(r)
     }
 
     /// Opens a new channel on the same gateway.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.newchannel();
+    /// let other = ch.newchannel();
+    /// assert_eq!(other.gateway_id(), ch.gateway_id());
+    /// assert_ne!(other.id(), ch.id());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn newchannel(&self) -> Channel {
         self.connection().newchannel()
     }
 
     /// The connection this channel runs on.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// assert_eq!(gw.newchannel().connection().name(), gw.id());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn connection(&self) -> crate::conn::Connection {
         crate::conn::Connection {
             shared: self.handle.shared.clone(),
@@ -271,6 +328,16 @@ impl Channel {
 
     /// Sends a value, waiting for flow-control credit if the receiver is
     /// behind. Sending on a closed channel is an error.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("for x in channel { channel.send(x) }")?;
+    /// ch.send_value(remex::Value::from("hi")).await?;
+    /// assert_eq!(ch.receive_value().await?, remex::Value::from("hi"));
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn send_value(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
@@ -282,6 +349,16 @@ impl Channel {
     }
 
     /// Sends any serde value (converted through [`Value`]).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("for x in channel { channel.send(x) }")?;
+    /// ch.send(&(1, "one")).await?;
+    /// assert_eq!(ch.receive::<(i64, String)>().await?, (1, "one".to_string()));
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         self.send_value(self.to_value(value)?).await
     }
@@ -295,6 +372,17 @@ impl Channel {
 
     /// Sends a value only if flow-control credit is available now; never
     /// waits (for `Drop` implementations and other places that cannot).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("for x in channel { channel.send(x) }")?;
+    /// // Within the window: queued at once, without waiting.
+    /// ch.try_send_value(remex::Value::Int(7))?;
+    /// assert_eq!(ch.receive::<i64>().await?, 7);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn try_send_value(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
@@ -311,6 +399,22 @@ impl Channel {
     }
 
     /// [`Channel::send_value`] for plain threads.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
+    /// // From a plain thread:
+    /// let n: i64 = tokio::task::spawn_blocking(move || -> remex::Result<i64> {
+    ///     ch.send_value_blocking(remex::Value::Int(21))?;
+    ///     ch.receive_blocking::<i64>(None)
+    /// })
+    /// .await
+    /// .unwrap()?;
+    /// assert_eq!(n, 42);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn send_value_blocking(&self, value: Value) -> Result<()> {
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
@@ -321,12 +425,38 @@ impl Channel {
     }
 
     /// [`Channel::send`] for plain threads.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
+    /// // From a plain thread:
+    /// let n: i64 = tokio::task::spawn_blocking(move || -> remex::Result<i64> {
+    ///     ch.send_blocking(&21)?;
+    ///     ch.receive_blocking::<i64>(None)
+    /// })
+    /// .await
+    /// .unwrap()?;
+    /// assert_eq!(n, 42);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn send_blocking<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         self.send_value_blocking(self.to_value(value)?)
     }
 
     /// Receives the next item. After the remote side closed, returns
     /// [`Error::EndOfChannel`] (or the remote error) every time.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send([1, \"two\"])")?;
+    /// let v = ch.receive_value().await?;
+    /// assert_eq!(v, remex::Value::List(vec![1.into(), "two".into()]));
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn receive_value(&self) -> Result<Value> {
         let exchange = self.state().awaits_answer().then_some(&self.state().quick);
         wait_async(&self.handle.shared, exchange, || {
@@ -336,17 +466,58 @@ impl Channel {
     }
 
     /// Receives the next item as `T`; a mismatch names expected and received.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(6 * 7)")?;
+    /// let n: i64 = ch.receive().await?;
+    /// assert_eq!(n, 42);
+    /// // After the last item, the end:
+    /// assert!(ch.receive::<i64>().await.unwrap_err().is_end_of_channel());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn receive<T: DeserializeOwned>(&self) -> Result<T> {
         self.convert(self.receive_value().await?)
     }
 
     /// Receives with a timeout; a timeout leaves the channel usable.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.receive()")?; // sends nothing
+    /// let e = ch
+    ///     .receive_timeout::<i64>(std::time::Duration::from_millis(50))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(e.is_timeout());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn receive_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T> {
         let v = with_timeout("an item", Some(timeout), self.receive_value()).await?;
         self.convert(v)
     }
 
     /// Receives on a plain thread, with an optional timeout.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
+    /// // From a plain thread:
+    /// let n: i64 = tokio::task::spawn_blocking(move || -> remex::Result<i64> {
+    ///     ch.send_blocking(&21)?;
+    ///     Ok(remex::from_value(ch.receive_value_blocking(None)?)?)
+    /// })
+    /// .await
+    /// .unwrap()?;
+    /// assert_eq!(n, 42);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn receive_value_blocking(&self, timeout: Option<Duration>) -> Result<Value> {
         wait_blocking(
             &self.handle.shared,
@@ -358,6 +529,22 @@ impl Channel {
     }
 
     /// [`Channel::receive`] for plain threads, with an optional timeout.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
+    /// // From a plain thread:
+    /// let n: i64 = tokio::task::spawn_blocking(move || -> remex::Result<i64> {
+    ///     ch.send_blocking(&21)?;
+    ///     ch.receive_blocking::<i64>(Some(std::time::Duration::from_secs(10)))
+    /// })
+    /// .await
+    /// .unwrap()?;
+    /// assert_eq!(n, 42);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn receive_blocking<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
         let v = self.receive_value_blocking(timeout)?;
         self.convert(v)
@@ -373,12 +560,35 @@ impl Channel {
 
     /// Closes the channel from this side, with an error text for the remote
     /// side if given. Closing twice does nothing.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.receive()")?;
+    /// ch.close(None);
+    /// assert!(ch.is_closed());
+    /// assert!(ch.send(&1).await.is_err());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn close(&self, error: Option<&str>) {
         close_state(self.shared(), self.state(), error);
     }
 
     /// Tells the remote side that no more items will come from here, while
     /// still receiving what it sends.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("let n = 0; for x in channel { n += x; } channel.send(n)")?;
+    /// ch.send(&1).await?;
+    /// ch.send(&2).await?;
+    /// ch.close_write(); // the script's loop ends; its answer still arrives
+    /// assert_eq!(ch.receive::<i64>().await?, 3);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn close_write(&self) {
         if self.state().local_close(self.shared(), true) {
             let _ = self
@@ -389,6 +599,18 @@ impl Channel {
 
     /// Waits until the remote side closes the channel; returns its error if
     /// it failed. A timeout leaves the channel usable.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(1)")?;
+    /// ch.waitclose(Some(std::time::Duration::from_secs(10))).await?;
+    /// // A script's error arrives as the close's error:
+    /// let ch = gw.remote_exec("throw \"boom\"")?;
+    /// assert!(ch.waitclose(None).await.unwrap_err().to_string().contains("boom"));
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn waitclose(&self, timeout: Option<Duration>) -> Result<()> {
         with_timeout(
             "the channel to close",
@@ -401,6 +623,17 @@ impl Channel {
     }
 
     /// [`Channel::waitclose`] for plain threads.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(1)")?;
+    /// tokio::task::spawn_blocking(move || ch.waitclose_blocking(Some(std::time::Duration::from_secs(10))))
+    ///     .await
+    ///     .unwrap()?;
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn waitclose_blocking(&self, timeout: Option<Duration>) -> Result<()> {
         wait_blocking(
             &self.handle.shared,
@@ -414,11 +647,32 @@ impl Channel {
     /// Items received but not yet consumed, and their size in wire bytes.
     /// Flow control keeps the bytes within the channel's window plus one
     /// message.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(1); channel.send(2)")?;
+    /// ch.waitclose(None).await?;
+    /// let (items, _bytes) = ch.queued();
+    /// assert_eq!(items, 2);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn queued(&self) -> (usize, usize) {
         self.state().queued()
     }
 
     /// Whether either side has closed the channel.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("")?;
+    /// ch.waitclose(None).await?;
+    /// assert!(ch.is_closed());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.state().is_closed()
     }
@@ -428,8 +682,8 @@ impl Channel {
     /// producer can stop producing then.
     ///
     /// ```
-    /// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-    /// let gw = remex_core::makegateway("popen").await?;
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
     /// let ch = gw.remote_exec("channel.close()")?;
     /// ch.waitclose(None).await?;
     /// assert!(ch.peer_gone());
@@ -450,6 +704,20 @@ impl Channel {
     /// thread or task that waits on another channel of the same gateway and
     /// reads the input meanwhile (see `Connection::spawn_direct`): the
     /// callback must not block, nor wait on the gateway itself.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(1); channel.send(2)")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// ch.set_callback(move |v| { let _ = tx.send(v); }, Some("end".into()))?;
+    /// let got: Vec<remex::Value> = (0..3)
+    ///     .map(|_| rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap())
+    ///     .collect();
+    /// assert_eq!(got, vec![1.into(), 2.into(), "end".into()]);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn set_callback<F>(&self, callback: F, endmarker: Option<Value>) -> Result<()>
     where
         F: Fn(Value) + Send + Sync + 'static,
@@ -472,16 +740,16 @@ impl Channel {
     /// last item are the same in every mode.
     ///
     /// ```
-    /// # #[tokio::main] async fn main() -> remex_core::Result<()> {
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
     /// use std::sync::{Arc, Mutex};
-    /// let gw = remex_core::makegateway("popen").await?;
+    /// let gw = remex::makegateway("popen").await?;
     /// let ch = gw.remote_exec("for i in 0..3 { channel.send(i) }")?;
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let s = seen.clone();
-    /// let done = remex_sync::Event::new();
+    /// let done = remex::sync::Event::new();
     /// let d = done.clone();
-    /// ch.set_callback_in(remex_core::Mode::Parallel, move |v| {
-    ///     if v == remex_core::Value::Str("end".into()) { d.set() } else { s.lock().unwrap().push(v) }
+    /// ch.set_callback_in(remex::Mode::Parallel, move |v| {
+    ///     if v == remex::Value::Str("end".into()) { d.set() } else { s.lock().unwrap().push(v) }
     /// }, Some("end".into()))?;
     /// assert!(done.wait(Some(std::time::Duration::from_secs(10))).await);
     /// assert_eq!(seen.lock().unwrap().len(), 3);
@@ -541,6 +809,17 @@ impl Channel {
 
     /// The items as an async stream of `T`: ends at end-of-channel; a remote
     /// error or a type mismatch is yielded once, then the stream ends.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use futures::StreamExt;
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("for i in 0..3 { channel.send(i) }")?;
+    /// let items: Vec<i64> = ch.stream::<i64>().map(|r| r.unwrap()).collect().await;
+    /// assert_eq!(items, vec![0, 1, 2]);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn stream<T: DeserializeOwned>(&self) -> impl Stream<Item = Result<T>> + Send + 'static {
         futures::stream::unfold(Some(self.clone()), |ch| async move {
             let ch = ch?;
@@ -554,6 +833,18 @@ impl Channel {
 
     /// The items as a blocking iterator, with the same ending as
     /// [`Channel::stream`].
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("for i in 0..3 { channel.send(i) }")?;
+    /// let items = tokio::task::spawn_blocking(move || ch.iter::<i64>().collect::<remex::Result<Vec<_>>>())
+    ///     .await
+    ///     .unwrap()?;
+    /// assert_eq!(items, vec![0, 1, 2]);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn iter<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + '_ {
         let mut done = false;
         std::iter::from_fn(move || {

@@ -27,7 +27,7 @@ pub struct RemoteError {
 /// remex::Result<()>` ends with a readable message:
 ///
 /// ```
-/// let e = remex_core::Error::NoWorker { reason: "the group is empty".into() };
+/// let e = remex::Error::NoWorker { reason: "the group is empty".into() };
 /// assert_eq!(format!("{e:?}"), e.to_string());
 /// ```
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
@@ -269,7 +269,7 @@ pub enum Error {
         source: WireError,
     },
     /// Handing work to or from another thread failed (its runtime ended,
-    /// or a wait timed out); see `remex_sync::Error`.
+    /// or a wait timed out); see `remex::sync::Error`.
     #[error(transparent)]
     Sync(#[from] remex_sync::Error),
     /// A value did not convert to the requested type, or could not be
@@ -328,7 +328,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// # #[tokio::main] async fn main() {
 /// use std::time::Duration;
 /// let slow = async { tokio::time::sleep(Duration::from_secs(60)).await; Ok(()) };
-/// let e = remex_core::with_timeout("a nap", Some(Duration::from_millis(1)), slow).await;
+/// let e = remex::with_timeout("a nap", Some(Duration::from_millis(1)), slow).await;
 /// assert_eq!(e.unwrap_err().to_string(), "timed out after 1ms waiting for a nap");
 /// # }
 /// ```

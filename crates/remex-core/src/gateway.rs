@@ -19,13 +19,31 @@ use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 use remex_sync::Lifecycle;
 
 /// How long `exit()` lets a worker end by itself before killing it.
+///
+/// ```
+/// // `exit()` waits this long for the worker before killing it.
+/// assert!(remex::core::gateway::EXIT_GRACE >= std::time::Duration::from_millis(100));
+/// ```
 pub const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// How long a closed stream waits for the worker's exit status, to report it.
 const EOF_STATUS_WAIT: Duration = Duration::from_millis(200);
 /// How long `remote_status()` waits for an answer.
+///
+/// ```
+/// assert!(remex::core::gateway::STATUS_TIMEOUT > std::time::Duration::ZERO);
+/// ```
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a gateway is in its life.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
+/// assert_eq!(gw.state(), remex::GatewayState::Running);
+/// gw.exit().await?;
+/// assert!(matches!(gw.state(), remex::GatewayState::Exited { code: Some(0), .. }));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayState {
     /// Connected to a live worker.
@@ -110,8 +128,8 @@ async fn watch_liveness(
 /// `"popen//id=w1//chdir=/tmp"`.
 ///
 /// ```
-/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-/// let gw = remex_core::makegateway("popen").await?;
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
 /// let ch = gw.remote_exec("channel.send(42)")?;
 /// assert_eq!(ch.receive::<i64>().await?, 42);
 /// gw.exit().await?;
@@ -124,6 +142,15 @@ pub async fn makegateway(spec: &str) -> Result<Gateway> {
 /// A gateway: one worker and the channels to it. Clones share it, and so do
 /// its channels: when the last gateway handle and the last handle of its
 /// channels are dropped, the worker is killed.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
+/// let same = gw.clone(); // clones share the worker
+/// assert_eq!(same.rinfo().pid, gw.rinfo().pid);
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Gateway {
     inner: Arc<Inner>,
@@ -173,6 +200,12 @@ fn gateway_id(spec: &Spec, default_id: Option<String>) -> String {
 }
 
 /// A fresh default gateway id: `gw0`, `gw1`, ... in creation order.
+///
+/// ```
+/// let a = remex::core::gateway::next_gateway_id();
+/// let b = remex::core::gateway::next_gateway_id();
+/// assert!(a.starts_with("gw") && a != b);
+/// ```
 pub fn next_gateway_id() -> String {
     format!("gw{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
@@ -180,6 +213,14 @@ pub fn next_gateway_id() -> String {
 impl Gateway {
     /// Starts a gateway for `spec`. Its id is the spec's `id=`, else
     /// `default_id`, else the next `gwN`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::Gateway::start(remex::Spec::parse("popen")?, Some("w1".into())).await?;
+    /// assert_eq!(gw.id(), "w1");
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start(spec: Spec, default_id: Option<String>) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
         popen::check_not_unserved_worker(&spec.raw)?;
@@ -272,6 +313,17 @@ impl Gateway {
 
     /// Starts a gateway whose worker `relay`'s worker starts and relays
     /// (`via=`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let hop = remex::makegateway("popen").await?;
+    /// let spec = remex::Spec::parse(&format!("popen//via={}", hop.id()))?;
+    /// let gw = remex::Gateway::start_via(spec, None, &hop).await?;
+    /// assert_ne!(gw.rinfo().pid, hop.rinfo().pid);
+    /// gw.exit().await?;
+    /// hop.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start_via(
         spec: Spec,
         default_id: Option<String>,
@@ -287,6 +339,18 @@ impl Gateway {
     /// (port 0: any free port) with a fresh random secret, handed to it
     /// over `installer`'s session, and this gateway connects to it. The
     /// listener lives as long as `installer`'s worker.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let installer = remex::makegateway("popen").await?;
+    /// let spec = remex::Spec::parse(&format!("socket=127.0.0.1:0//installvia={}", installer.id()))?;
+    /// let gw = remex::Gateway::start_installvia(spec, None, &installer).await?;
+    /// let ch = gw.remote_exec("channel.send(1 + 1)")?;
+    /// assert_eq!(ch.receive::<i64>().await?, 2);
+    /// gw.exit().await?;
+    /// installer.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start_installvia(
         spec: Spec,
         default_id: Option<String>,
@@ -422,9 +486,9 @@ impl Gateway {
     /// or `join` it to follow the gateway from threads and tasks alike.
     ///
     /// ```
-    /// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-    /// use remex_core::State;
-    /// let gw = remex_core::makegateway("popen").await?;
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use remex::State;
+    /// let gw = remex::makegateway("popen").await?;
     /// assert_eq!(gw.lifecycle().state(), State::On);
     /// gw.exit().await?;
     /// let end = gw.lifecycle().join(Some(std::time::Duration::from_secs(5))).await.unwrap();
@@ -436,33 +500,85 @@ impl Gateway {
     }
 
     /// The gateway's id (`gw0`, or the spec's `id=`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen//id=w1").await?;
+    /// assert_eq!(gw.id(), "w1");
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         &self.inner.id
     }
 
     /// The spec the gateway was started from.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen//nice=5").await?;
+    /// assert_eq!(gw.spec().nice, Some(5));
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn spec(&self) -> &Spec {
         &self.inner.spec
     }
 
     /// What the worker said about itself: pid, cwd, executable, platform,
     /// version.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let info = gw.rinfo();
+    /// assert_eq!(info.version, remex::VERSION);
+    /// assert!(info.pid > 0);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn rinfo(&self) -> &WorkerInfo {
         &self.inner.info
     }
 
     /// Whether this gateway uploaded its worker (ssh zero-install
     /// bootstrap); `false` when the host already had it cached.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// assert!(!gw.uploaded_worker(), "popen uploads nothing");
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn uploaded_worker(&self) -> bool {
         self.inner.uploaded
     }
 
     /// The connection, for crates that build on gateways.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// assert_eq!(gw.connection().name(), gw.id());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn connection(&self) -> &Connection {
         &self.inner.conn
     }
 
     /// Runs a rhai script on the worker with `channel` in scope.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(channel.receive() + 1)")?;
+    /// ch.send(&41).await?;
+    /// assert_eq!(ch.receive::<i64>().await?, 42);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn remote_exec(&self, source: impl Into<String>) -> Result<Channel> {
         self.inner.conn.exec(ExecRequest::Script {
             source: source.into(),
@@ -470,6 +586,15 @@ impl Gateway {
     }
 
     /// Calls a task registered in the worker by name, with `args`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_call("echo", &[1, 2])?;
+    /// assert_eq!(ch.receive::<Vec<i64>>().await?, vec![1, 2]);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<Channel> {
         let args = to_value(args).map_err(|e| Error::Arguments {
             detail: e.to_string(),
@@ -481,17 +606,48 @@ impl Gateway {
     }
 
     /// A new channel, to be sent to the worker inside a value.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let side = gw.newchannel();
+    /// let ch = gw.remote_exec("let c = channel.receive(); c.send(5)")?;
+    /// ch.send(&side).await?;
+    /// assert_eq!(side.receive::<i64>().await?, 5);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn newchannel(&self) -> Channel {
         self.inner.conn.newchannel()
     }
 
     /// Opens a channel the worker sent inside a value.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("let c = channel.newchannel(); channel.send(c); c.send(9)")?;
+    /// let r: remex::ChannelRef = ch.receive().await?;
+    /// assert_eq!(gw.channel(r).receive::<i64>().await?, 9);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn channel(&self, r: ChannelRef) -> Channel {
         self.inner.conn.attach(r)
     }
 
     /// Asks the worker how many channels are open and how many scripts or
     /// tasks are running (bounded by [`STATUS_TIMEOUT`]).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let _busy = gw.remote_call("sleep", &5)?;
+    /// let status = gw.remote_status().await?;
+    /// assert!(status.numexecuting >= 1);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn remote_status(&self) -> Result<RemoteStatus> {
         tokio::time::timeout(STATUS_TIMEOUT, self.inner.conn.status())
             .await
@@ -502,6 +658,16 @@ impl Gateway {
     }
 
     /// Channels open on this side.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.newchannel();
+    /// assert!(gw.numchannels() >= 1);
+    /// drop(ch);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn numchannels(&self) -> usize {
         self.inner.conn.numchannels()
     }
@@ -509,12 +675,29 @@ impl Gateway {
     /// Ends the worker gracefully: asks it to terminate and closes its input.
     /// Running scripts are abandoned. Returns once the worker has exited; a
     /// worker still alive after [`EXIT_GRACE`] is killed.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// gw.exit().await?;
+    /// assert!(matches!(gw.state(), remex::GatewayState::Exited { .. }));
+    /// # Ok(()) }
+    /// ```
     pub async fn exit(&self) -> Result<()> {
         self.exit_within(EXIT_GRACE).await
     }
 
     /// [`Gateway::exit`] with a chosen grace period: returns within `grace`
     /// plus the time to kill and reap (milliseconds).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let _stuck = gw.remote_call("sleep", &3600)?;
+    /// gw.exit_within(std::time::Duration::from_millis(200)).await?;
+    /// assert!(!matches!(gw.state(), remex::GatewayState::Running));
+    /// # Ok(()) }
+    /// ```
     pub async fn exit_within(&self, grace: Duration) -> Result<()> {
         self.inner.exiting.store(true, Ordering::Relaxed);
         let _ = self.inner.conn.send_terminate();
@@ -530,6 +713,14 @@ impl Gateway {
 
     /// Sends SIGKILL to the worker's process group without waiting (for
     /// `Drop` implementations); the connection ends as with `kill()`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// gw.kill_nowait();
+    /// gw.join(Some(std::time::Duration::from_secs(10))).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn kill_nowait(&self) {
         if self.inner.exit.borrow().is_none() {
             kill_group(self.inner.pid);
@@ -538,6 +729,17 @@ impl Gateway {
 
     /// Waits until the worker has ended: its connection closed and the
     /// local process exited.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(1)")?;
+    /// ch.receive::<i64>().await?;
+    /// gw.kill_nowait();
+    /// gw.join(Some(std::time::Duration::from_secs(10))).await?;
+    /// assert_ne!(gw.state(), remex::GatewayState::Running);
+    /// # Ok(()) }
+    /// ```
     pub async fn join(&self, timeout: Option<Duration>) -> Result<()> {
         let mut rx = self.inner.exit.clone();
         let conn = self.inner.conn.clone();
@@ -580,6 +782,14 @@ impl Gateway {
 
     /// Kills the worker and every process in its process group (its
     /// children) with SIGKILL, and waits for it to be gone.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// gw.kill().await?;
+    /// assert!(gw.remote_exec("").is_err() || gw.state() != remex::GatewayState::Running);
+    /// # Ok(()) }
+    /// ```
     pub async fn kill(&self) -> Result<()> {
         kill_group(self.inner.pid);
         // A socket worker has no local process: ending the session is all.
@@ -597,6 +807,14 @@ impl Gateway {
     /// The connection decides whether the gateway runs: with `cmd=`, the
     /// local command (a `setsid` or `ssh` wrapper) may end while the worker
     /// it reached still serves.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// assert_eq!(gw.state(), remex::GatewayState::Running);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> GatewayState {
         use std::os::unix::process::ExitStatusExt;
         let exiting = self.inner.exiting.load(Ordering::Relaxed);

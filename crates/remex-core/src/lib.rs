@@ -6,8 +6,8 @@
 //! serde type converts through them.
 //!
 //! ```
-//! # #[tokio::main] async fn main() -> remex_core::Result<()> {
-//! let gw = remex_core::makegateway("popen").await?;
+//! # #[tokio::main] async fn main() -> remex::Result<()> {
+//! let gw = remex::makegateway("popen").await?;
 //! let ch = gw.remote_exec("for x in channel { channel.send(x * x) }")?;
 //! for i in 0..3 {
 //!     ch.send(&i).await?;

@@ -32,7 +32,7 @@ pub enum Transport {
 /// A parsed gateway spec.
 ///
 /// ```
-/// use remex_core::{Spec, Transport};
+/// use remex::core::{Spec, Transport};
 /// let spec = Spec::parse("popen//id=w1//env:LANG=C//nice=5").unwrap();
 /// assert_eq!(spec.transport, Transport::Popen);
 /// assert_eq!(spec.id.as_deref(), Some("w1"));
@@ -274,9 +274,9 @@ impl Spec {
     /// Parses a spec that may start with `N*`, returning N specs.
     ///
     /// ```
-    /// let specs = remex_core::Spec::parse_many("3*popen").unwrap();
+    /// let specs = remex::Spec::parse_many("3*popen").unwrap();
     /// assert_eq!(specs.len(), 3);
-    /// assert!(remex_core::Spec::parse_many("0*popen").is_err());
+    /// assert!(remex::Spec::parse_many("0*popen").is_err());
     /// ```
     pub fn parse_many(text: &str) -> Result<Vec<Spec>, SpecError> {
         let err = |message: String| SpecError {

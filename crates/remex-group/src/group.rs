@@ -21,8 +21,8 @@ pub const TERMINATE_BOUND: Duration = Duration::from_secs(2);
 /// spec's `id=`). Dropping the group kills its workers.
 ///
 /// ```
-/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-/// let group = remex_group::Group::new(["2*popen"]).await?;
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["2*popen"]).await?;
 /// assert_eq!(group.ids(), vec!["gw0", "gw1"]);
 /// let mch = group.remote_exec("channel.send(channel.receive() + 1)")?;
 /// mch.send_each(&1).await?;

@@ -13,10 +13,10 @@ use crate::queue::ReceiveQueue;
 /// channels and the receive queue.
 ///
 /// ```
-/// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-/// let ch1 = remex_core::makegateway("popen").await?.remote_exec("channel.send(1)")?;
-/// let ch2 = remex_core::makegateway("popen").await?.remote_exec("channel.send(2)")?;
-/// let mch = remex_group::MultiChannel::new(vec![ch1.clone(), ch2.clone()]);
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let ch1 = remex::makegateway("popen").await?.remote_exec("channel.send(1)")?;
+/// let ch2 = remex::makegateway("popen").await?.remote_exec("channel.send(2)")?;
+/// let mch = remex::MultiChannel::new(vec![ch1.clone(), ch2.clone()]);
 /// assert_eq!(mch.len(), 2);
 /// assert!(mch[0] == ch1 && mch[1] == ch2);
 /// assert!(mch.contains(&ch1) && mch.contains(&ch2));

@@ -15,7 +15,7 @@ use crate::gather::{Gather, Report};
 use crate::group::{Group, Inner};
 
 /// The map key that marks a reference inside task arguments (the worker
-/// library knows it as `remex_worker::REF_KEY`).
+/// library knows it as `remex::worker::REF_KEY`).
 pub(crate) const REF_KEY: &str = "$remex_ref";
 
 /// A value placed on one or more workers by [`Group::scatter`]. Pass it
@@ -85,14 +85,14 @@ impl Group {
     /// `broadcast`, on every worker) and returns references to them.
     ///
     /// ```
-    /// # #[tokio::main] async fn main() -> remex_core::Result<()> {
-    /// use remex_group::{gather, Errors, Group};
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use remex::{gather, Errors, Group};
     /// let group = Group::new(["2*popen"]).await?;
     /// let refs = group.scatter(vec![vec![1, 2, 3]], false).await?;
     /// // The task receives the worker's copy, not the reference.
     /// let echoed = group.submit("echo", &refs[0])?.await?;
-    /// assert_eq!(remex_core::from_value::<Vec<i64>>(echoed).unwrap(), vec![1, 2, 3]);
-    /// assert_eq!(gather(refs[0].clone(), Errors::Raise).await?.value, remex_core::to_value(&[1, 2, 3]).unwrap());
+    /// assert_eq!(remex::from_value::<Vec<i64>>(echoed).unwrap(), vec![1, 2, 3]);
+    /// assert_eq!(gather(refs[0].clone(), Errors::Raise).await?.value, remex::to_value(&[1, 2, 3]).unwrap());
     /// # Ok(()) }
     /// ```
     pub async fn scatter<T: Serialize>(

@@ -7,9 +7,9 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// let q: remex_sync::Queue<u8> = remex_sync::Queue::unbounded();
+/// let q: remex::sync::Queue<u8> = remex::sync::Queue::unbounded();
 /// let e = q.get_blocking(Some(Duration::from_millis(1))).unwrap_err();
-/// assert!(matches!(e, remex_sync::Error::Timeout { .. }));
+/// assert!(matches!(e, remex::sync::Error::Timeout { .. }));
 /// assert_eq!(e.to_string(), "timed out after 1ms waiting for an item in the queue");
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,7 +54,7 @@ impl Error {
     /// Wraps any error as [`Error::Failed`].
     ///
     /// ```
-    /// let e = remex_sync::Error::failed(std::io::Error::other("disk full"));
+    /// let e = remex::sync::Error::failed(std::io::Error::other("disk full"));
     /// assert_eq!(e.to_string(), "disk full");
     /// ```
     pub fn failed(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
@@ -64,9 +64,9 @@ impl Error {
     /// Whether this is a [`Error::Timeout`].
     ///
     /// ```
-    /// let e = remex_sync::Error::Timeout { what: "x", after: std::time::Duration::ZERO };
+    /// let e = remex::sync::Error::Timeout { what: "x", after: std::time::Duration::ZERO };
     /// assert!(e.is_timeout());
-    /// assert!(!remex_sync::Error::Panicked("p".into()).is_timeout());
+    /// assert!(!remex::sync::Error::Panicked("p".into()).is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
@@ -97,8 +97,8 @@ impl Eq for Error {}
 /// `Result` with [`Error`].
 ///
 /// ```
-/// fn half(x: u32) -> remex_sync::Result<u32> {
-///     if x % 2 == 0 { Ok(x / 2) } else { Err(remex_sync::Error::failed("odd")) }
+/// fn half(x: u32) -> remex::sync::Result<u32> {
+///     if x % 2 == 0 { Ok(x / 2) } else { Err(remex::sync::Error::failed("odd")) }
 /// }
 /// assert_eq!(half(4).unwrap(), 2);
 /// ```

@@ -14,7 +14,7 @@ use crate::wait;
 ///
 /// ```
 /// use std::time::Duration;
-/// let ev = remex_sync::Event::new();
+/// let ev = remex::sync::Event::new();
 /// let e = ev.clone();
 /// let t = std::thread::spawn(move || e.wait_blocking(Some(Duration::from_secs(5))));
 /// ev.set();
@@ -46,7 +46,7 @@ impl Event {
     /// A new, cleared event.
     ///
     /// ```
-    /// let ev = remex_sync::Event::new();
+    /// let ev = remex::sync::Event::new();
     /// assert!(!ev.is_set());
     /// ```
     pub fn new() -> Event {
@@ -56,7 +56,7 @@ impl Event {
     /// Sets the flag and wakes every waiter.
     ///
     /// ```
-    /// let ev = remex_sync::Event::new();
+    /// let ev = remex::sync::Event::new();
     /// ev.set();
     /// ev.set(); // setting twice is harmless
     /// assert!(ev.is_set());
@@ -69,7 +69,7 @@ impl Event {
     /// Clears the flag.
     ///
     /// ```
-    /// let ev = remex_sync::Event::new();
+    /// let ev = remex::sync::Event::new();
     /// ev.set();
     /// ev.clear();
     /// assert!(!ev.is_set());
@@ -81,7 +81,7 @@ impl Event {
     /// Whether the flag is set.
     ///
     /// ```
-    /// let ev = remex_sync::Event::new();
+    /// let ev = remex::sync::Event::new();
     /// let seen = ev.clone();
     /// ev.set();
     /// assert!(seen.is_set()); // clones share the flag
@@ -99,7 +99,7 @@ impl Event {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let ev = remex_sync::Event::new();
+    /// let ev = remex::sync::Event::new();
     /// let e = ev.clone();
     /// tokio::spawn(async move { e.set() });
     /// assert!(ev.wait(None).await);
@@ -115,7 +115,7 @@ impl Event {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let ev = remex_sync::Event::new();
+    /// let ev = remex::sync::Event::new();
     /// assert!(!ev.wait_blocking(Some(Duration::from_millis(1))));
     /// ev.set();
     /// assert!(ev.wait_blocking(None));

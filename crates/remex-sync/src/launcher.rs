@@ -27,7 +27,7 @@ use crate::result::AsyncResult;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let here = std::thread::current().id();
-/// let launcher = remex_sync::Launcher::current().unwrap();
+/// let launcher = remex::sync::Launcher::current().unwrap();
 /// // From another thread, run a closure on this runtime's thread.
 /// let ran_on = std::thread::spawn(move || launcher.apply(|| std::thread::current().id()));
 /// # let ran_on = tokio::task::spawn_blocking(move || ran_on.join().unwrap());
@@ -57,7 +57,7 @@ impl Launcher {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let l = remex_sync::Launcher::current().unwrap();
+    /// let l = remex::sync::Launcher::current().unwrap();
     /// assert_eq!(l.call(|| 2 + 2).await.unwrap(), 4);
     /// # }
     /// ```
@@ -84,7 +84,7 @@ impl Launcher {
     ///
     /// ```
     /// let rt = tokio::runtime::Runtime::new().unwrap();
-    /// let l = remex_sync::Launcher::new(rt.handle().clone(), "my runtime");
+    /// let l = remex::sync::Launcher::new(rt.handle().clone(), "my runtime");
     /// assert_eq!(l.apply(|| "ran").unwrap(), "ran");
     /// ```
     pub fn new(handle: Handle, name: impl Into<String>) -> Launcher {
@@ -108,7 +108,7 @@ impl Launcher {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let l = remex_sync::Launcher::current().unwrap();
+    /// let l = remex::sync::Launcher::current().unwrap();
     /// assert!(l.is_owner());
     /// let other = l.clone();
     /// assert!(!std::thread::spawn(move || other.is_owner()).join().unwrap());
@@ -121,7 +121,7 @@ impl Launcher {
     /// The runtime's handle.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("h");
+    /// let t = remex::sync::Thread::new("h");
     /// t.start(true, None).unwrap();
     /// let h = t.launcher().unwrap().handle().clone();
     /// assert_eq!(h.runtime_flavor(), tokio::runtime::RuntimeFlavor::CurrentThread);
@@ -142,7 +142,7 @@ impl Launcher {
     /// use [`Launcher::call`].
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("worker");
+    /// let t = remex::sync::Thread::new("worker");
     /// t.start(true, None).unwrap();
     /// let l = t.launcher().unwrap();
     /// let err = l.apply(|| -> u8 { panic!("bad input") }).unwrap_err();
@@ -167,7 +167,7 @@ impl Launcher {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let t = remex_sync::Thread::new("io");
+    /// let t = remex::sync::Thread::new("io");
     /// t.start(true, None).unwrap();
     /// let name = t.launcher().unwrap()
     ///     .call(|| std::thread::current().name().map(String::from)).await.unwrap();
@@ -190,7 +190,7 @@ impl Launcher {
     /// outcome.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("worker");
+    /// let t = remex::sync::Thread::new("worker");
     /// t.start(true, None).unwrap();
     /// let r = t.launcher().unwrap().apply_async(|| 6 * 7);
     /// assert_eq!(r.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), 42);
@@ -209,7 +209,7 @@ impl Launcher {
     /// its panic.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("worker");
+    /// let t = remex::sync::Thread::new("worker");
     /// t.start(true, None).unwrap();
     /// let r = t.launcher().unwrap().spawn(async { tokio::task::yield_now().await; "done" });
     /// assert_eq!(r.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), "done");

@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use remex_sync::{Event, Thread};
+//! use remex::sync::{Event, Thread};
 //!
 //! let ready = Event::new();
 //! let t = Thread::new("worker");

@@ -14,7 +14,7 @@ use crate::wait;
 /// Where a service (or a gateway) is in its life.
 ///
 /// ```
-/// use remex_sync::State;
+/// use remex::sync::State;
 /// assert_eq!(State::Fault("disk full".into()).to_string(), "FAULT (disk full)");
 /// assert_eq!(State::On.to_string(), "ON");
 /// ```
@@ -67,7 +67,7 @@ enum Phase {
 /// for `join`, and a `tokio::sync::watch` for subscribers.
 ///
 /// ```
-/// use remex_sync::{Lifecycle, State};
+/// use remex::sync::{Lifecycle, State};
 /// let lc = Lifecycle::new();
 /// assert!(!lc.fault("too early")); // Init: ignored
 /// assert!(lc.begin() && lc.ready());
@@ -114,7 +114,7 @@ impl Lifecycle {
     /// A lifecycle in Init.
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// assert_eq!(lc.state(), State::Init);
     /// ```
@@ -150,7 +150,7 @@ impl Lifecycle {
     /// The current state.
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
@@ -163,7 +163,7 @@ impl Lifecycle {
     /// The reason of a Fault.
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.finish(Err("refused".into()));
@@ -180,7 +180,7 @@ impl Lifecycle {
     /// at `ready`. `false` if a run is already under way.
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// assert!(lc.begin());
     /// assert!(!lc.begin()); // already under way
@@ -200,7 +200,7 @@ impl Lifecycle {
     /// The run is ready: On. `false` unless a run was begun.
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// assert!(!lc.ready()); // not begun
     /// lc.begin();
@@ -225,7 +225,7 @@ impl Lifecycle {
     /// going. Ignored unless On (an earlier Fault's reason holds).
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
@@ -246,7 +246,7 @@ impl Lifecycle {
     /// stays. Ignored if no run is under way.
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
@@ -275,7 +275,7 @@ impl Lifecycle {
     /// Whether a run is under way (begun and not ended).
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// assert!(!lc.is_running());
     /// lc.begin();
@@ -288,7 +288,7 @@ impl Lifecycle {
     /// Whether the last run has ended (Off or Fault, not running).
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
@@ -303,7 +303,7 @@ impl Lifecycle {
     /// How long the last run has been (or was) On.
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// assert_eq!(lc.duration(), std::time::Duration::ZERO);
     /// lc.begin();
@@ -325,7 +325,7 @@ impl Lifecycle {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// let mut rx = lc.subscribe();
     /// lc.begin();
@@ -368,7 +368,7 @@ impl Lifecycle {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
@@ -390,7 +390,7 @@ impl Lifecycle {
     /// [`Lifecycle::join`] for threads.
     ///
     /// ```
-    /// use remex_sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, State};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
@@ -411,7 +411,7 @@ impl Lifecycle {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let lc = remex_sync::Lifecycle::new();
+    /// let lc = remex::sync::Lifecycle::new();
     /// lc.begin();
     /// let l = lc.clone();
     /// tokio::spawn(async move { l.ready() });
@@ -431,7 +431,7 @@ impl Lifecycle {
     /// [`Lifecycle::wait_ready`] for threads.
     ///
     /// ```
-    /// let lc = remex_sync::Lifecycle::new();
+    /// let lc = remex::sync::Lifecycle::new();
     /// lc.begin();
     /// lc.finish(Err("cannot connect".into()));
     /// let e = lc.wait_ready_blocking(None).unwrap_err();

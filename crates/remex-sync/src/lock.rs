@@ -28,7 +28,7 @@ fn timeout_error(timeout: Option<Duration>) -> Error {
 ///
 /// ```
 /// use std::time::Duration;
-/// let lock = remex_sync::Lock::new();
+/// let lock = remex::sync::Lock::new();
 /// let guard = lock.acquire_blocking(None).unwrap();
 /// // Held: another acquire times out.
 /// let l = lock.clone();
@@ -57,7 +57,7 @@ impl fmt::Debug for Lock {
 /// Holds a [`Lock`] until dropped.
 ///
 /// ```
-/// let lock = remex_sync::Lock::new();
+/// let lock = remex::sync::Lock::new();
 /// {
 ///     let _guard = lock.try_acquire().unwrap();
 ///     assert!(lock.is_locked());
@@ -80,7 +80,7 @@ impl Lock {
     /// A new, free lock.
     ///
     /// ```
-    /// let lock = remex_sync::Lock::new();
+    /// let lock = remex::sync::Lock::new();
     /// assert!(!lock.is_locked());
     /// ```
     pub fn new() -> Lock {
@@ -90,7 +90,7 @@ impl Lock {
     /// Takes the lock if it is free now.
     ///
     /// ```
-    /// let lock = remex_sync::Lock::new();
+    /// let lock = remex::sync::Lock::new();
     /// let g = lock.try_acquire().unwrap();
     /// assert!(lock.try_acquire().is_none()); // not reentrant
     /// drop(g);
@@ -108,7 +108,7 @@ impl Lock {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let lock = remex_sync::Lock::new();
+    /// let lock = remex::sync::Lock::new();
     /// let g = lock.acquire(None).await.unwrap();
     /// tokio::task::yield_now().await; // the guard may cross an await
     /// drop(g);
@@ -128,7 +128,7 @@ impl Lock {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let lock = remex_sync::Lock::new();
+    /// let lock = remex::sync::Lock::new();
     /// let g = lock.acquire_blocking(Some(Duration::from_secs(1))).unwrap();
     /// assert!(lock.acquire_blocking(Some(Duration::from_millis(1))).unwrap_err().is_timeout());
     /// drop(g);
@@ -145,7 +145,7 @@ impl Lock {
     /// Whether someone holds the lock now.
     ///
     /// ```
-    /// let lock = remex_sync::Lock::new();
+    /// let lock = remex::sync::Lock::new();
     /// let g = lock.acquire_blocking(None).unwrap();
     /// assert!(lock.is_locked());
     /// drop(g);
@@ -183,7 +183,7 @@ fn current_owner() -> Owner {
 /// Built on `event-listener` and a `parking_lot` mutex for the state.
 ///
 /// ```
-/// let lock = remex_sync::RLock::new();
+/// let lock = remex::sync::RLock::new();
 /// let outer = lock.acquire_blocking(None).unwrap();
 /// let inner = lock.acquire_blocking(None).unwrap(); // same thread: fine
 /// assert_eq!(lock.depth(), 2);
@@ -211,7 +211,7 @@ impl fmt::Debug for RLock {
 /// One level of an [`RLock`], released when dropped.
 ///
 /// ```
-/// let lock = remex_sync::RLock::new();
+/// let lock = remex::sync::RLock::new();
 /// let g = lock.try_acquire().unwrap();
 /// assert_eq!(lock.depth(), 1);
 /// drop(g);
@@ -242,7 +242,7 @@ impl RLock {
     /// A new, free reentrant lock.
     ///
     /// ```
-    /// let lock = remex_sync::RLock::new();
+    /// let lock = remex::sync::RLock::new();
     /// assert_eq!(lock.depth(), 0);
     /// ```
     pub fn new() -> RLock {
@@ -264,7 +264,7 @@ impl RLock {
     /// Takes the lock if it is free or already held by the caller.
     ///
     /// ```
-    /// let lock = remex_sync::RLock::new();
+    /// let lock = remex::sync::RLock::new();
     /// let a = lock.try_acquire().unwrap();
     /// let b = lock.try_acquire().unwrap(); // the holder again
     /// let l = lock.clone();
@@ -279,7 +279,7 @@ impl RLock {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let lock = remex_sync::RLock::new();
+    /// let lock = remex::sync::RLock::new();
     /// let a = lock.acquire(None).await.unwrap();
     /// let b = lock.acquire(None).await.unwrap(); // same task
     /// assert_eq!(lock.depth(), 2);
@@ -296,7 +296,7 @@ impl RLock {
     /// [`RLock::acquire`] for threads.
     ///
     /// ```
-    /// let lock = remex_sync::RLock::new();
+    /// let lock = remex::sync::RLock::new();
     /// let _g = lock.acquire_blocking(None).unwrap();
     /// let l = lock.clone();
     /// let other = std::thread::spawn(move || l.acquire_blocking(Some(std::time::Duration::from_millis(1))).is_err());
@@ -311,7 +311,7 @@ impl RLock {
     /// How many guards the holder has (0: free).
     ///
     /// ```
-    /// let lock = remex_sync::RLock::new();
+    /// let lock = remex::sync::RLock::new();
     /// let g1 = lock.acquire_blocking(None).unwrap();
     /// let g2 = lock.acquire_blocking(None).unwrap();
     /// assert_eq!(lock.depth(), 2);

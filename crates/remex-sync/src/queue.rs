@@ -18,13 +18,13 @@ use crate::error::{Error, Result};
 ///
 /// ```
 /// use std::time::Duration;
-/// let q = remex_sync::Queue::unbounded();
+/// let q = remex::sync::Queue::unbounded();
 /// let p = q.clone();
 /// std::thread::spawn(move || p.put_blocking(7, None).unwrap());
 /// assert_eq!(q.get_blocking(Some(Duration::from_secs(5))).unwrap(), 7);
 /// assert!(q.get_blocking(Some(Duration::from_millis(1))).unwrap_err().is_timeout());
 /// q.close();
-/// assert!(matches!(q.get_blocking(None), Err(remex_sync::Error::Closed { .. })));
+/// assert!(matches!(q.get_blocking(None), Err(remex::sync::Error::Closed { .. })));
 /// ```
 pub struct Queue<T> {
     tx: Arc<Mutex<Option<flume::Sender<T>>>>,
@@ -56,7 +56,7 @@ impl<T> Queue<T> {
     /// A queue without a bound: `put` never waits.
     ///
     /// ```
-    /// let q = remex_sync::Queue::unbounded();
+    /// let q = remex::sync::Queue::unbounded();
     /// for i in 0..10_000 { q.put_blocking(i, None).unwrap(); } // never waits
     /// assert_eq!(q.len(), 10_000);
     /// ```
@@ -68,7 +68,7 @@ impl<T> Queue<T> {
     /// A capacity of 0 is a rendezvous: `put` waits for a `get`.
     ///
     /// ```
-    /// let q = remex_sync::Queue::bounded(1);
+    /// let q = remex::sync::Queue::bounded(1);
     /// q.try_put(1).unwrap();
     /// assert_eq!(q.try_put(2), Err(2)); // full
     /// ```
@@ -91,7 +91,7 @@ impl<T> Queue<T> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let q = remex_sync::Queue::bounded(1);
+    /// let q = remex::sync::Queue::bounded(1);
     /// q.put("a").await.unwrap();
     /// assert_eq!(q.get(None).await.unwrap(), "a");
     /// # }
@@ -104,7 +104,7 @@ impl<T> Queue<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let q = remex_sync::Queue::bounded(1);
+    /// let q = remex::sync::Queue::bounded(1);
     /// q.put_blocking("a", None).unwrap();
     /// assert!(q.put_blocking("b", Some(Duration::from_millis(1))).unwrap_err().is_timeout());
     /// ```
@@ -125,7 +125,7 @@ impl<T> Queue<T> {
     /// Adds an item if there is room now; gives it back if not.
     ///
     /// ```
-    /// let q = remex_sync::Queue::unbounded();
+    /// let q = remex::sync::Queue::unbounded();
     /// assert_eq!(q.try_put(5), Ok(()));
     /// q.close();
     /// assert_eq!(q.try_put(6), Err(6)); // closed: the item comes back
@@ -142,7 +142,7 @@ impl<T> Queue<T> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let q = remex_sync::Queue::unbounded();
+    /// let q = remex::sync::Queue::unbounded();
     /// let p = q.clone();
     /// std::thread::spawn(move || p.put_blocking(1, None));
     /// assert_eq!(q.get(Some(std::time::Duration::from_secs(5))).await.unwrap(), 1);
@@ -165,7 +165,7 @@ impl<T> Queue<T> {
     /// [`Queue::get`] for threads.
     ///
     /// ```
-    /// let q = remex_sync::Queue::unbounded();
+    /// let q = remex::sync::Queue::unbounded();
     /// q.put_blocking('x', None).unwrap();
     /// assert_eq!(q.get_blocking(None).unwrap(), 'x');
     /// ```
@@ -185,7 +185,7 @@ impl<T> Queue<T> {
     /// Takes the oldest item if there is one.
     ///
     /// ```
-    /// let q = remex_sync::Queue::unbounded();
+    /// let q = remex::sync::Queue::unbounded();
     /// assert_eq!(q.try_get(), None::<u8>);
     /// q.put_blocking(3, None).unwrap();
     /// assert_eq!(q.try_get(), Some(3));
@@ -199,7 +199,7 @@ impl<T> Queue<T> {
     /// when room comes.
     ///
     /// ```
-    /// let q = remex_sync::Queue::unbounded();
+    /// let q = remex::sync::Queue::unbounded();
     /// q.put_blocking(1, None).unwrap();
     /// q.close();
     /// assert_eq!(q.get_blocking(None).unwrap(), 1); // queued items still come
@@ -212,7 +212,7 @@ impl<T> Queue<T> {
     /// Whether `close` was called.
     ///
     /// ```
-    /// let q: remex_sync::Queue<()> = remex_sync::Queue::unbounded();
+    /// let q: remex::sync::Queue<()> = remex::sync::Queue::unbounded();
     /// let other = q.clone();
     /// q.close();
     /// assert!(other.is_closed()); // for every holder
@@ -224,7 +224,7 @@ impl<T> Queue<T> {
     /// Items queued now.
     ///
     /// ```
-    /// let q = remex_sync::Queue::unbounded();
+    /// let q = remex::sync::Queue::unbounded();
     /// q.put_blocking(1, None).unwrap();
     /// q.put_blocking(2, None).unwrap();
     /// assert_eq!(q.len(), 2);
@@ -236,7 +236,7 @@ impl<T> Queue<T> {
     /// Whether no item is queued now.
     ///
     /// ```
-    /// let q = remex_sync::Queue::unbounded();
+    /// let q = remex::sync::Queue::unbounded();
     /// assert!(q.is_empty());
     /// q.put_blocking(1, None).unwrap();
     /// assert!(!q.is_empty());

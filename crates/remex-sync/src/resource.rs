@@ -26,7 +26,7 @@ type Init<T> = Box<dyn Fn() -> T + Send + Sync>;
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use remex_sync::ThreadResource;
+/// use remex::sync::ThreadResource;
 ///
 /// static MADE: AtomicUsize = AtomicUsize::new(0);
 /// let res = ThreadResource::new(|| MADE.fetch_add(1, Ordering::SeqCst));
@@ -95,7 +95,7 @@ impl<T: Send + Sync + 'static> ThreadResource<T> {
     /// A resource made by `init` for each thread that asks for it.
     ///
     /// ```
-    /// let res = remex_sync::ThreadResource::new(|| std::thread::current().id());
+    /// let res = remex::sync::ThreadResource::new(|| std::thread::current().id());
     /// assert_eq!(*res.get(), std::thread::current().id());
     /// ```
     pub fn new(init: impl Fn() -> T + Send + Sync + 'static) -> ThreadResource<T> {
@@ -110,7 +110,7 @@ impl<T: Send + Sync + 'static> ThreadResource<T> {
     /// The calling thread's resource, made on first use.
     ///
     /// ```
-    /// let res = remex_sync::ThreadResource::new(|| vec![0u8; 16]);
+    /// let res = remex::sync::ThreadResource::new(|| vec![0u8; 16]);
     /// let a = res.get();
     /// let b = res.get();
     /// assert!(std::sync::Arc::ptr_eq(&a, &b)); // one per thread
@@ -133,7 +133,7 @@ impl<T: Send + Sync + 'static> ThreadResource<T> {
     /// Removes and returns the calling thread's resource, if it has one.
     ///
     /// ```
-    /// let res = remex_sync::ThreadResource::new(|| 1);
+    /// let res = remex::sync::ThreadResource::new(|| 1);
     /// assert!(res.pop().is_none());
     /// res.get();
     /// assert_eq!(res.pop().map(|v| *v), Some(1));
@@ -146,7 +146,7 @@ impl<T: Send + Sync + 'static> ThreadResource<T> {
     /// The live resources of all threads.
     ///
     /// ```
-    /// let res = remex_sync::ThreadResource::new(|| 7);
+    /// let res = remex::sync::ThreadResource::new(|| 7);
     /// res.get();
     /// assert_eq!(res.all().iter().map(|v| **v).collect::<Vec<_>>(), vec![7]);
     /// ```
@@ -157,7 +157,7 @@ impl<T: Send + Sync + 'static> ThreadResource<T> {
     /// How many threads hold a resource.
     ///
     /// ```
-    /// let res = remex_sync::ThreadResource::new(|| ());
+    /// let res = remex::sync::ThreadResource::new(|| ());
     /// res.get();
     /// let r = res.clone();
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -174,7 +174,7 @@ impl<T: Send + Sync + 'static> ThreadResource<T> {
     /// Whether no thread holds a resource.
     ///
     /// ```
-    /// let res = remex_sync::ThreadResource::new(|| 0);
+    /// let res = remex::sync::ThreadResource::new(|| 0);
     /// assert!(res.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {

@@ -18,7 +18,7 @@ use crate::wait;
 ///
 /// ```
 /// use std::time::Duration;
-/// let r = remex_sync::AsyncResult::new();
+/// let r = remex::sync::AsyncResult::new();
 /// assert!(!r.ready());
 /// let w = r.clone();
 /// std::thread::spawn(move || w.set(Ok(42)));
@@ -68,7 +68,7 @@ impl<T> AsyncResult<T> {
     /// A result not set yet.
     ///
     /// ```
-    /// let r = remex_sync::AsyncResult::<u8>::new();
+    /// let r = remex::sync::AsyncResult::<u8>::new();
     /// assert!(!r.ready());
     /// ```
     pub fn new() -> AsyncResult<T> {
@@ -79,9 +79,9 @@ impl<T> AsyncResult<T> {
     /// [`Error::Gone`] if dropped unset).
     ///
     /// ```
-    /// let (promise, result) = remex_sync::AsyncResult::<i32>::promise("the worker thread");
+    /// let (promise, result) = remex::sync::AsyncResult::<i32>::promise("the worker thread");
     /// drop(promise); // the work was abandoned
-    /// assert!(matches!(result.get_blocking(None), Err(remex_sync::Error::Gone { .. })));
+    /// assert!(matches!(result.get_blocking(None), Err(remex::sync::Error::Gone { .. })));
     /// ```
     pub fn promise(owner: impl Into<String>) -> (Promise<T>, AsyncResult<T>) {
         let r = AsyncResult::new();
@@ -98,7 +98,7 @@ impl<T> AsyncResult<T> {
     /// `false` if it was already set.
     ///
     /// ```
-    /// let r = remex_sync::AsyncResult::new();
+    /// let r = remex::sync::AsyncResult::new();
     /// assert!(r.set(Ok(1)));
     /// assert!(!r.set(Ok(2))); // the first outcome stays
     /// assert_eq!(r.get_blocking(None).unwrap(), 1);
@@ -118,8 +118,8 @@ impl<T> AsyncResult<T> {
     /// Whether the outcome is set.
     ///
     /// ```
-    /// let r = remex_sync::AsyncResult::<()>::new();
-    /// r.set(Err(remex_sync::Error::failed("no")));
+    /// let r = remex::sync::AsyncResult::<()>::new();
+    /// r.set(Err(remex::sync::Error::failed("no")));
     /// assert!(r.ready());
     /// ```
     pub fn ready(&self) -> bool {
@@ -129,8 +129,8 @@ impl<T> AsyncResult<T> {
     /// Whether the outcome is set and is a value.
     ///
     /// ```
-    /// let r = remex_sync::AsyncResult::<()>::new();
-    /// r.set(Err(remex_sync::Error::failed("no")));
+    /// let r = remex::sync::AsyncResult::<()>::new();
+    /// r.set(Err(remex::sync::Error::failed("no")));
     /// assert!(!r.successful());
     /// ```
     pub fn successful(&self) -> bool {
@@ -155,8 +155,8 @@ impl<T: Clone> AsyncResult<T> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let r = remex_sync::AsyncResult::<u8>::new();
-    /// r.set(Err(remex_sync::Error::failed("no luck")));
+    /// let r = remex::sync::AsyncResult::<u8>::new();
+    /// r.set(Err(remex::sync::Error::failed("no luck")));
     /// assert_eq!(r.get(None).await.unwrap_err().to_string(), "no luck");
     /// # }
     /// ```
@@ -169,7 +169,7 @@ impl<T: Clone> AsyncResult<T> {
     /// [`AsyncResult::get`] for threads.
     ///
     /// ```
-    /// let r = remex_sync::AsyncResult::<u8>::new();
+    /// let r = remex::sync::AsyncResult::<u8>::new();
     /// let e = r.get_blocking(Some(std::time::Duration::from_millis(1))).unwrap_err();
     /// assert!(e.is_timeout());
     /// ```
@@ -182,7 +182,7 @@ impl<T: Clone> AsyncResult<T> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let r = remex_sync::AsyncResult::<u8>::new();
+    /// let r = remex::sync::AsyncResult::<u8>::new();
     /// assert!(r.wait(Some(std::time::Duration::from_millis(1))).await.is_none());
     /// r.set(Ok(9));
     /// assert!(matches!(r.wait(None).await, Some(Ok(9))));
@@ -195,7 +195,7 @@ impl<T: Clone> AsyncResult<T> {
     /// [`AsyncResult::wait`] for threads.
     ///
     /// ```
-    /// let r = remex_sync::AsyncResult::new();
+    /// let r = remex::sync::AsyncResult::new();
     /// r.set(Ok("v"));
     /// assert!(matches!(r.wait_blocking(None), Some(Ok("v"))));
     /// ```
@@ -218,7 +218,7 @@ impl<T> AsyncResult<T> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let r = remex_sync::AsyncResult::new();
+    /// let r = remex::sync::AsyncResult::new();
     /// r.set(Ok(vec![1, 2, 3]));
     /// assert_eq!(r.take(None).await.unwrap(), vec![1, 2, 3]);
     /// assert!(r.take(None).await.is_err());
@@ -233,7 +233,7 @@ impl<T> AsyncResult<T> {
     /// [`AsyncResult::take`] for threads.
     ///
     /// ```
-    /// let r = remex_sync::AsyncResult::new();
+    /// let r = remex::sync::AsyncResult::new();
     /// r.set(Ok(String::from("moved")));
     /// assert_eq!(r.take_blocking(None).unwrap(), "moved");
     /// ```
@@ -249,7 +249,7 @@ impl<T> AsyncResult<T> {
 /// its waiters hanging.
 ///
 /// ```
-/// let (promise, result) = remex_sync::AsyncResult::promise("a worker");
+/// let (promise, result) = remex::sync::AsyncResult::promise("a worker");
 /// std::thread::spawn(move || promise.set(Ok(1)));
 /// assert_eq!(result.get_blocking(None).unwrap(), 1);
 /// ```
@@ -268,7 +268,7 @@ impl<T> Promise<T> {
     /// Sets the outcome.
     ///
     /// ```
-    /// let (p, r) = remex_sync::AsyncResult::promise("here");
+    /// let (p, r) = remex::sync::AsyncResult::promise("here");
     /// p.set(Ok("done"));
     /// assert_eq!(r.get_blocking(None).unwrap(), "done");
     /// ```

@@ -20,9 +20,9 @@ use crate::thread::{StopToken, Thread};
 /// How a service's listener and consumer run.
 ///
 /// ```
-/// use remex_sync::{Mode, Service};
+/// use remex::sync::{Mode, Service};
 /// let svc = Service::builder("writer").mode(Mode::Parallel).build(
-///     |feed: remex_sync::Feed<u8>| async move { feed.ready(); Ok(()) },
+///     |feed: remex::sync::Feed<u8>| async move { feed.ready(); Ok(()) },
 ///     || |_| Ok(()),
 /// );
 /// assert_eq!(svc.mode(), Mode::Parallel);
@@ -45,7 +45,7 @@ pub enum Mode {
 /// An error from a consumer or listener.
 ///
 /// ```
-/// use remex_sync::Failure;
+/// use remex::sync::Failure;
 /// let f = Failure::non_fatal(std::io::Error::other("disk full"));
 /// assert_eq!(f, Failure::NonFatal("disk full".into()));
 /// ```
@@ -61,8 +61,8 @@ impl Failure {
     /// A failure that ends the service.
     ///
     /// ```
-    /// let f = remex_sync::Failure::fatal("disk gone");
-    /// assert_eq!(f, remex_sync::Failure::Fatal("disk gone".into()));
+    /// let f = remex::sync::Failure::fatal("disk gone");
+    /// assert_eq!(f, remex::sync::Failure::Fatal("disk gone".into()));
     /// ```
     pub fn fatal(reason: impl fmt::Display) -> Failure {
         Failure::Fatal(reason.to_string())
@@ -71,8 +71,8 @@ impl Failure {
     /// A failure the service survives (in Fault).
     ///
     /// ```
-    /// let f = remex_sync::Failure::non_fatal(format!("point {} rejected", 3));
-    /// assert!(matches!(f, remex_sync::Failure::NonFatal(_)));
+    /// let f = remex::sync::Failure::non_fatal(format!("point {} rejected", 3));
+    /// assert!(matches!(f, remex::sync::Failure::NonFatal(_)));
     /// ```
     pub fn non_fatal(reason: impl fmt::Display) -> Failure {
         Failure::NonFatal(reason.to_string())
@@ -90,7 +90,7 @@ impl Failure {
 /// also act at the end of a run.
 ///
 /// ```
-/// use remex_sync::{Consumer, Failure};
+/// use remex::sync::{Consumer, Failure};
 /// struct Sum(i64, std::sync::Arc<std::sync::Mutex<i64>>);
 /// impl Consumer<i64> for Sum {
 ///     fn consume(&mut self, x: i64) -> Result<(), Failure> {
@@ -180,7 +180,7 @@ enum Sink<E> {
 /// when it is `ready`, and watch for `stopped`.
 ///
 /// ```
-/// use remex_sync::{Failure, Feed, Service, State};
+/// use remex::sync::{Failure, Feed, Service, State};
 /// let svc = Service::builder("feeder").build(
 ///     |mut feed: Feed<&'static str>| async move {
 ///         feed.ready(); // subscribed: start() returns now
@@ -214,7 +214,7 @@ impl<E: Send + 'static> Feed<E> {
     /// still go through, so that nothing received is lost.
     ///
     /// ```
-    /// use remex_sync::{Failure, Feed, Service, State};
+    /// use remex::sync::{Failure, Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |mut feed: Feed<u8>| async move {
     ///         // After a fatal consumer failure, send fails: the listener returns.
@@ -252,7 +252,7 @@ impl<E: Send + 'static> Feed<E> {
     /// `start(wait)` returns. The first `send` implies it.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -268,7 +268,7 @@ impl<E: Send + 'static> Feed<E> {
     /// Resolves when the service is asked to stop (or killed).
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -284,7 +284,7 @@ impl<E: Send + 'static> Feed<E> {
     /// Whether the service is asked to stop.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service};
+    /// use remex::sync::{Feed, Service};
     /// let svc = Service::builder("poller").build(
     ///     |feed: Feed<u8>| async move {
     ///         feed.ready();
@@ -305,7 +305,7 @@ impl<E: Send + 'static> Feed<E> {
     /// The service's lifecycle.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move {
     ///         feed.ready();
@@ -325,9 +325,9 @@ impl<E: Send + 'static> Feed<E> {
 /// Builds a [`Service`].
 ///
 /// ```
-/// use remex_sync::{Mode, Service};
+/// use remex::sync::{Mode, Service};
 /// let builder = Service::builder("writer").mode(Mode::Concurrent).capacity(16);
-/// let svc = builder.build(|feed: remex_sync::Feed<u8>| async move { feed.ready(); Ok(()) }, || |_| Ok(()));
+/// let svc = builder.build(|feed: remex::sync::Feed<u8>| async move { feed.ready(); Ok(()) }, || |_| Ok(()));
 /// assert_eq!(svc.mode(), Mode::Concurrent);
 /// ```
 pub struct ServiceBuilder {
@@ -347,9 +347,9 @@ impl ServiceBuilder {
     /// The mode (default [`Mode::Sequential`]).
     ///
     /// ```
-    /// let svc = remex_sync::Service::builder("p").mode(remex_sync::Mode::Parallel)
-    ///     .build(|_f: remex_sync::Feed<u8>| async { Ok(()) }, || |_| Ok(()));
-    /// assert_eq!(svc.mode(), remex_sync::Mode::Parallel);
+    /// let svc = remex::sync::Service::builder("p").mode(remex::sync::Mode::Parallel)
+    ///     .build(|_f: remex::sync::Feed<u8>| async { Ok(()) }, || |_| Ok(()));
+    /// assert_eq!(svc.mode(), remex::sync::Mode::Parallel);
     /// ```
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
@@ -362,8 +362,8 @@ impl ServiceBuilder {
     ///
     /// ```
     /// // A listener that runs ahead of a slow consumer waits once 4 events queue.
-    /// let svc = remex_sync::Service::builder("small").mode(remex_sync::Mode::Parallel).capacity(4)
-    ///     .build(|_f: remex_sync::Feed<u8>| async { Ok(()) }, || |_| Ok(()));
+    /// let svc = remex::sync::Service::builder("small").mode(remex::sync::Mode::Parallel).capacity(4)
+    ///     .build(|_f: remex::sync::Feed<u8>| async { Ok(()) }, || |_| Ok(()));
     /// assert_eq!(svc.name(), "small");
     /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
@@ -376,9 +376,9 @@ impl ServiceBuilder {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// use remex_sync::{Launcher, Service, State};
+    /// use remex::sync::{Launcher, Service, State};
     /// let svc = Service::builder("here").runtime(Launcher::current().unwrap())
-    ///     .build(|feed: remex_sync::Feed<u8>| async move { feed.ready(); Ok(()) }, || |_| Ok(()));
+    ///     .build(|feed: remex::sync::Feed<u8>| async move { feed.ready(); Ok(()) }, || |_| Ok(()));
     /// svc.start(false, None).unwrap();
     /// assert_eq!(svc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), State::Off);
     /// # }
@@ -396,9 +396,9 @@ impl ServiceBuilder {
     /// use std::sync::Arc;
     /// let total = Arc::new(AtomicU32::new(0));
     /// let t = total.clone();
-    /// let svc = remex_sync::Service::builder("adder").build(
-    ///     |mut feed: remex_sync::Feed<u32>| async move {
-    ///         for i in 1..=3 { feed.send(i).await.map_err(remex_sync::Failure::fatal)?; }
+    /// let svc = remex::sync::Service::builder("adder").build(
+    ///     |mut feed: remex::sync::Feed<u32>| async move {
+    ///         for i in 1..=3 { feed.send(i).await.map_err(remex::sync::Failure::fatal)?; }
     ///         Ok(())
     ///     },
     ///     move || { let t = t.clone(); move |i| { t.fetch_add(i, Ordering::SeqCst); Ok(()) } },
@@ -447,7 +447,7 @@ impl ServiceBuilder {
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
-/// use remex_sync::{Failure, Mode, Service, State};
+/// use remex::sync::{Failure, Mode, Service, State};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let s = seen.clone();
@@ -511,8 +511,8 @@ impl Service<()> {
     /// Starts building a service named `name`.
     ///
     /// ```
-    /// let b = remex_sync::Service::builder("session");
-    /// let svc = b.build(|_f: remex_sync::Feed<()>| async { Ok(()) }, || |_| Ok(()));
+    /// let b = remex::sync::Service::builder("session");
+    /// let svc = b.build(|_f: remex::sync::Feed<()>| async { Ok(()) }, || |_| Ok(()));
     /// assert_eq!(svc.name(), "session");
     /// ```
     pub fn builder(name: impl Into<String>) -> ServiceBuilder {
@@ -529,7 +529,7 @@ impl<E: Send + 'static> Service<E> {
     /// The service's name.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -543,12 +543,12 @@ impl<E: Send + 'static> Service<E> {
     /// The service's mode.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
     /// );
-    /// assert_eq!(svc.mode(), remex_sync::Mode::Sequential); // the default
+    /// assert_eq!(svc.mode(), remex::sync::Mode::Sequential); // the default
     /// ```
     pub fn mode(&self) -> Mode {
         self.inner.mode
@@ -557,7 +557,7 @@ impl<E: Send + 'static> Service<E> {
     /// The lifecycle (state, reason, subscriptions).
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -574,7 +574,7 @@ impl<E: Send + 'static> Service<E> {
     /// The state.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -592,7 +592,7 @@ impl<E: Send + 'static> Service<E> {
     /// Whether the last run has ended.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -609,7 +609,7 @@ impl<E: Send + 'static> Service<E> {
     /// How long the last run has been (or was) On.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -629,7 +629,7 @@ impl<E: Send + 'static> Service<E> {
     /// await [`Lifecycle::wait_ready`].
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -716,7 +716,7 @@ impl<E: Send + 'static> Service<E> {
     /// `timeout`. Ignored when not running.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -743,7 +743,7 @@ impl<E: Send + 'static> Service<E> {
     /// Fault("killed"). Ignored when not running.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// // A listener that never looks at stop(): kill still ends it.
     /// let svc = Service::builder("deaf").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); std::future::pending::<()>().await; Ok(()) },
@@ -775,7 +775,7 @@ impl<E: Send + 'static> Service<E> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(|_f: Feed<u8>| async { Ok(()) }, || |_| Ok(()));
     /// svc.start(false, None).unwrap();
     /// assert_eq!(svc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), State::Off);
@@ -788,7 +788,7 @@ impl<E: Send + 'static> Service<E> {
     /// [`Service::join`] for threads.
     ///
     /// ```
-    /// use remex_sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, State};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),

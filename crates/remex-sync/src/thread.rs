@@ -21,7 +21,7 @@ use crate::result::AsyncResult;
 /// `CancellationToken`.
 ///
 /// ```
-/// let t = remex_sync::Thread::with_main("m", |stop: remex_sync::StopToken| async move {
+/// let t = remex::sync::Thread::with_main("m", |stop: remex::sync::StopToken| async move {
 ///     stop.cancelled().await;
 ///     "stopped"
 /// });
@@ -49,7 +49,7 @@ type Main<R> = Box<dyn FnOnce(StopToken) -> Pin<Box<dyn Future<Output = R>>> + S
 ///
 /// ```
 /// use std::time::Duration;
-/// use remex_sync::Thread;
+/// use remex::sync::Thread;
 ///
 /// let t = Thread::with_main("counter", |stop| async move {
 ///     let mut ticks = 0;
@@ -110,7 +110,7 @@ impl Thread<()> {
     /// sent with `apply` and `spawn`.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// t.start(true, None).unwrap();
     /// assert_eq!(t.apply(|| 1).unwrap(), 1);
     /// t.stop(true, None).unwrap();
@@ -126,7 +126,7 @@ impl<R: Send + 'static> Thread<R> {
     /// not be `Send`: it never leaves the thread.
     ///
     /// ```
-    /// let t = remex_sync::Thread::with_main("sum", |_stop| async { (1..=10).sum::<u32>() });
+    /// let t = remex::sync::Thread::with_main("sum", |_stop| async { (1..=10).sum::<u32>() });
     /// t.start(true, None).unwrap();
     /// assert_eq!(t.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), 55);
     /// ```
@@ -153,7 +153,7 @@ impl<R: Send + 'static> Thread<R> {
     /// The thread's name.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// assert_eq!(t.name(), "t");
     /// ```
     pub fn name(&self) -> &str {
@@ -165,7 +165,7 @@ impl<R: Send + 'static> Thread<R> {
     /// error if the thread could not start.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// t.start(true, Some(std::time::Duration::from_secs(5))).unwrap();
     /// t.start(true, None).unwrap(); // ignored
     /// ```
@@ -229,7 +229,7 @@ impl<R: Send + 'static> Thread<R> {
     /// [`Thread::join_blocking`]s with `timeout`.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// t.start(true, None).unwrap();
     /// t.stop(true, Some(std::time::Duration::from_secs(5))).unwrap();
     /// assert!(t.ended());
@@ -246,7 +246,7 @@ impl<R: Send + 'static> Thread<R> {
     /// The thread's stop token (cancelled by `stop`).
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// let token = t.stop_token();
     /// t.start(true, None).unwrap();
     /// t.stop(false, None).unwrap();
@@ -279,7 +279,7 @@ impl<R: Send + 'static> Thread<R> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let t = remex_sync::Thread::with_main("quick", |_stop| async {});
+    /// let t = remex::sync::Thread::with_main("quick", |_stop| async {});
     /// t.start(true, None).unwrap();
     /// t.join(Some(std::time::Duration::from_secs(5))).await.unwrap();
     /// # }
@@ -296,7 +296,7 @@ impl<R: Send + 'static> Thread<R> {
     /// [`Thread::join`] for threads.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// assert!(t.join_blocking(None).is_err()); // not started
     /// t.start(true, None).unwrap();
     /// assert!(t.join_blocking(Some(std::time::Duration::from_millis(1))).unwrap_err().is_timeout());
@@ -313,7 +313,7 @@ impl<R: Send + 'static> Thread<R> {
     /// Whether the thread has ended.
     ///
     /// ```
-    /// let t = remex_sync::Thread::with_main("quick", |_stop| async {});
+    /// let t = remex::sync::Thread::with_main("quick", |_stop| async {});
     /// assert!(!t.ended());
     /// t.start(true, None).unwrap();
     /// t.join_blocking(None).unwrap();
@@ -326,7 +326,7 @@ impl<R: Send + 'static> Thread<R> {
     /// The launcher that runs work on this thread; an error before `start`.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// assert!(t.launcher().is_err()); // not started
     /// t.start(true, None).unwrap();
     /// assert_eq!(t.launcher().unwrap().apply(|| 5).unwrap(), 5);
@@ -348,7 +348,7 @@ impl<R: Send + 'static> Thread<R> {
     /// [`Error::Gone`] if the thread ends first).
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// t.start(true, None).unwrap();
     /// let on = t.apply(|| std::thread::current().name().map(String::from)).unwrap();
     /// assert_eq!(on.as_deref(), Some("t"));
@@ -364,7 +364,7 @@ impl<R: Send + 'static> Thread<R> {
     /// Runs `f` on the thread without waiting.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// t.start(true, None).unwrap();
     /// let r = t.apply_async(|| 3);
     /// assert_eq!(r.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), 3);
@@ -383,7 +383,7 @@ impl<R: Send + 'static> Thread<R> {
     /// Runs a future on the thread, beside its main function.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("t");
+    /// let t = remex::sync::Thread::new("t");
     /// t.start(true, None).unwrap();
     /// let r = t.spawn(async { tokio::time::sleep(std::time::Duration::from_millis(1)).await; 8 });
     /// assert_eq!(r.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), 8);
@@ -406,7 +406,7 @@ impl<R: Clone + Send + 'static> Thread<R> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let t = remex_sync::Thread::with_main("v", |_stop| async { 'v' });
+    /// let t = remex::sync::Thread::with_main("v", |_stop| async { 'v' });
     /// t.start(true, None).unwrap();
     /// assert_eq!(t.get(Some(std::time::Duration::from_secs(5))).await.unwrap(), 'v');
     /// # }
@@ -419,7 +419,7 @@ impl<R: Clone + Send + 'static> Thread<R> {
     /// [`Thread::get`] for threads.
     ///
     /// ```
-    /// let t = remex_sync::Thread::with_main("p", |_stop| async { panic!("main broke") });
+    /// let t = remex::sync::Thread::with_main("p", |_stop| async { panic!("main broke") });
     /// t.start(true, None).unwrap();
     /// let e = t.get_blocking(Some(std::time::Duration::from_secs(5))).unwrap_err();
     /// assert_eq!(e.to_string(), "panicked: main broke");

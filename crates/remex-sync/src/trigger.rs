@@ -28,8 +28,8 @@ use crate::wait;
 ///
 /// let runs = Arc::new(AtomicUsize::new(0));
 /// let r = runs.clone();
-/// let trigger = remex_sync::Trigger::new(
-///     remex_sync::Launcher::current().unwrap(),
+/// let trigger = remex::sync::Trigger::new(
+///     remex::sync::Launcher::current().unwrap(),
 ///     move || { r.fetch_add(1, Ordering::SeqCst); },
 /// );
 /// trigger.send_wait(Some(Duration::from_secs(5))).await.unwrap();
@@ -78,9 +78,9 @@ impl Trigger {
     /// A trigger running `f` where `launcher` runs work.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("hub");
+    /// let t = remex::sync::Thread::new("hub");
     /// t.start(true, None).unwrap();
-    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
+    /// let trigger = remex::sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
     /// trigger.send_wait_blocking(Some(std::time::Duration::from_secs(5))).unwrap();
     /// ```
     pub fn new(launcher: Launcher, f: impl Fn() + Send + Sync + 'static) -> Trigger {
@@ -101,9 +101,9 @@ impl Trigger {
     /// before this send (for `send_wait`).
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("hub");
+    /// let t = remex::sync::Thread::new("hub");
     /// t.start(true, None).unwrap();
-    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
+    /// let trigger = remex::sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
     /// trigger.send();
     /// trigger.send(); // coalesces with the first if it has not run yet
     /// trigger.send_wait_blocking(Some(std::time::Duration::from_secs(5))).unwrap();
@@ -154,9 +154,9 @@ impl Trigger {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// let t = remex_sync::Thread::new("hub");
+    /// let t = remex::sync::Thread::new("hub");
     /// t.start(true, None).unwrap();
-    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || {});
+    /// let trigger = remex::sync::Trigger::new(t.launcher().unwrap(), || {});
     /// trigger.send_wait(Some(std::time::Duration::from_secs(5))).await.unwrap();
     /// assert_eq!(trigger.runs(), 1);
     /// # }
@@ -176,9 +176,9 @@ impl Trigger {
     /// would wait for itself: it returns [`Error::Usage`] there.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("hub");
+    /// let t = remex::sync::Thread::new("hub");
     /// t.start(true, None).unwrap();
-    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
+    /// let trigger = remex::sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
     /// t.stop(true, None).unwrap();
     /// // The hub is gone: the wait fails instead of hanging.
     /// assert!(trigger.send_wait_blocking(Some(std::time::Duration::from_secs(5))).is_err());
@@ -201,9 +201,9 @@ impl Trigger {
     /// How many runs have finished.
     ///
     /// ```
-    /// let t = remex_sync::Thread::new("hub");
+    /// let t = remex::sync::Thread::new("hub");
     /// t.start(true, None).unwrap();
-    /// let trigger = remex_sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
+    /// let trigger = remex::sync::Trigger::new(t.launcher().unwrap(), || println!("ran"));
     /// assert_eq!(trigger.runs(), 0);
     /// trigger.send_wait_blocking(None).unwrap();
     /// assert_eq!(trigger.runs(), 1);

@@ -5,7 +5,7 @@
 //! adds tasks in a few lines of `main`:
 //!
 //! ```no_run
-//! use remex_worker::{Task, TaskError, Worker};
+//! use remex::worker::{Task, TaskError, Worker};
 //!
 //! // The whole `main` of a custom worker:
 //! Worker::new()
@@ -89,7 +89,7 @@ impl Worker {
     /// closes the channel with its text.
     ///
     /// ```
-    /// use remex_worker::{Task, TaskError, Worker};
+    /// use remex::worker::{Task, TaskError, Worker};
     /// let w = Worker::bare().task("add", |t: &Task| {
     ///     let (a, b): (i64, i64) = t.args()?;
     ///     Ok::<_, TaskError>(a + b)
@@ -219,7 +219,7 @@ impl Worker {
 ///
 /// ```no_run
 /// // First thing in `main`:
-/// remex_worker::serve_if_worker(remex_worker::Worker::new);
+/// remex::worker::serve_if_worker(remex::worker::Worker::new);
 /// // ... the program's own work, which may start `popen//worker=self` gateways.
 /// ```
 pub fn serve_if_worker(make: impl FnOnce() -> Worker) {
@@ -275,7 +275,7 @@ fn listen_args(
 /// back unchanged. `N*` prefixes are kept.
 ///
 /// ```
-/// use remex_worker::with_self_worker;
+/// use remex::worker::with_self_worker;
 /// assert_eq!(with_self_worker("2*popen"), "2*popen//worker=self");
 /// assert_eq!(with_self_worker("ssh=host//id=a"), "ssh=host//id=a//worker=self");
 /// assert_eq!(with_self_worker("popen//worker=/bin/w"), "popen//worker=/bin/w");

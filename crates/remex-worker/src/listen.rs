@@ -1,7 +1,7 @@
 //! `remex-worker --listen ADDR`: serve gateways over TCP (`socket=`).
 //!
 //! Each connection runs the secure handshake of
-//! `remex_core::transport::secure`; one that does not prove the secret is
+//! `remex::core::transport::secure`; one that does not prove the secret is
 //! refused and logged, and no code runs for it. Each authenticated
 //! connection is a session of its own; sessions share the process, so
 //! `chdir=`, `env:` and `nice=` apply to the whole process (the last

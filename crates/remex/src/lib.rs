@@ -89,7 +89,8 @@ pub use remex_core::{
 };
 pub use remex_group::{
     as_completed, gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel,
-    ReceiveQueue, SharedTask, Skipped, TaskFuture, TaskResult, WithDetails, TERMINATE_BOUND,
+    ReceiveQueue, SharedTask, Skipped, TaskFuture, TaskResult, WithDetails, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PER_WORKER, TERMINATE_BOUND,
 };
 
 pub use remex_worker::serve_if_worker;

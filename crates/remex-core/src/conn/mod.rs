@@ -361,7 +361,7 @@ impl Connection {
 
     /// As [`Connection::spawn_direct`], over an encrypted session
     /// (`socket=`): `input` and `writer` carry records of
-    /// `remex_core::transport::secure`, opened by `opener` and sealed by
+    /// `remex::core::transport::secure`, opened by `opener` and sealed by
     /// `sealer` (taken over from the session's handshake); `leftover` is
     /// plaintext already opened.
     pub fn spawn_direct_secure<W>(

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::spec::Spec;
 
 /// Environment variable that tells a program it was started as a worker
-/// (used by self-exec binaries, see `remex_worker::serve_if_worker`).
+/// (used by self-exec binaries, see `remex::worker::serve_if_worker`).
 pub const WORKER_ENV: &str = "REMEX_WORKER";
 
 /// Environment variable naming the default worker binary.

@@ -26,7 +26,7 @@ pub const MAX_DEPTH: usize = 128;
 /// The dynamic value on the wire.
 ///
 /// ```
-/// use remex_core::Value;
+/// use remex::Value;
 /// let v = Value::List(vec![Value::Int(1), Value::from("two")]);
 /// let back = Value::from_wire(&v.to_wire().unwrap()).unwrap();
 /// assert_eq!(back, v);

@@ -15,8 +15,8 @@ use super::{ChannelRef, Value, ValueError, CHANNEL_TOKEN, VALUE_TOKEN};
 /// ```
 /// #[derive(serde::Serialize)]
 /// struct Point { x: i32, y: i32 }
-/// let v = remex_core::to_value(&Point { x: 1, y: 2 }).unwrap();
-/// assert_eq!(v, remex_core::Value::Map(vec![("x".into(), 1.into()), ("y".into(), 2.into())]));
+/// let v = remex::to_value(&Point { x: 1, y: 2 }).unwrap();
+/// assert_eq!(v, remex::Value::Map(vec![("x".into(), 1.into()), ("y".into(), 2.into())]));
 /// ```
 pub fn to_value<T: Serialize + ?Sized>(v: &T) -> Result<Value, ValueError> {
     v.serialize(ValueSerializer)

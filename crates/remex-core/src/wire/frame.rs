@@ -102,7 +102,7 @@ pub fn encode_header(kind: Kind, channel: u32, len: usize, dst: &mut BytesMut) {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use remex_core::wire::{encode_frame, FrameDecoder, Kind};
+/// use remex::core::wire::{encode_frame, FrameDecoder, Kind};
 ///
 /// let mut buf = BytesMut::new();
 /// encode_frame(Kind::Close, 7, b"", &mut buf);

@@ -80,7 +80,7 @@ pub struct Hello {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use remex_core::wire::{encode_hello, Hello, HandshakeScanner, Role};
+/// use remex::core::wire::{encode_hello, Hello, HandshakeScanner, Role};
 ///
 /// let hello = Hello { role: Role::Controller, worker: None, setup: None };
 /// let mut buf = BytesMut::from(&b"Welcome to host!\n"[..]);

@@ -107,8 +107,8 @@ fn to_postcard<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, WireE
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use remex_core::wire::{encode_message, Message, MessageDecoder};
-/// use remex_core::Value;
+/// use remex::core::wire::{encode_message, Message, MessageDecoder};
+/// use remex::Value;
 ///
 /// let mut buf = BytesMut::new();
 /// let msg = Message::Data { channel: 1, value: Value::Bytes(vec![7u8; 3000].into()), size: 3000 };
