@@ -10,6 +10,22 @@ use crate::wire::{HandshakeError, WireError};
 ///
 /// The message holds the remote text: a script's error with its line and
 /// column, or a task's error or panic message.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
+/// let ch = gw.remote_exec("throw \"boom\"")?;
+/// match ch.waitclose(None).await {
+///     Err(remex::Error::Remote(e)) => {
+///         assert_eq!(e.gateway, gw.id());
+///         assert_eq!(e.pid, gw.rinfo().pid);
+///         assert!(e.message.contains("boom"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("remote error on {gateway} (pid {pid}): {message}")]
 pub struct RemoteError {
@@ -300,11 +316,31 @@ impl std::fmt::Debug for RemoteError {
 
 impl Error {
     /// Whether this error says the channel ended normally.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(1)")?;
+    /// ch.receive::<i64>().await?;
+    /// assert!(ch.receive::<i64>().await.unwrap_err().is_end_of_channel());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn is_end_of_channel(&self) -> bool {
         matches!(self, Error::EndOfChannel { .. })
     }
 
     /// Whether this error is a timeout.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.receive()")?;
+    /// let e = ch.receive_timeout::<i64>(std::time::Duration::from_millis(20)).await.unwrap_err();
+    /// assert!(e.is_timeout());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }
@@ -318,6 +354,15 @@ impl Error {
 }
 
 /// Results of remex-core.
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// fn first_gateway_id(specs: &[&str]) -> remex::Result<String> {
+///     Ok(remex::Spec::parse(specs[0])?.id.unwrap_or_default())
+/// }
+/// assert_eq!(first_gateway_id(&["popen//id=w1"])?, "w1");
+/// # Ok(()) }
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Awaits `fut`, at most `timeout` (`None`: as long as it takes); past it,

@@ -8,6 +8,13 @@
 use std::fmt;
 
 /// How a gateway reaches its worker.
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// let spec = remex::Spec::parse("ssh=alice@host//port=2222")?;
+/// assert_eq!(spec.transport, remex::Transport::Ssh { target: "alice@host".into() });
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
     /// A local child process.
@@ -77,6 +84,12 @@ pub struct Spec {
 }
 
 /// A spec string that cannot be parsed.
+///
+/// ```
+/// let e: remex::SpecError = remex::Spec::parse("popen//nice=high").unwrap_err();
+/// assert_eq!(e.spec, "popen//nice=high");
+/// assert!(e.to_string().contains("nice"), "{e}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid gateway spec {spec:?}: {message}")]
 pub struct SpecError {
@@ -106,10 +119,25 @@ const KEYS: &[&str] = &[
 ];
 
 /// Most gateways one `N*spec` may ask for.
+///
+/// ```
+/// let too_many = format!("{}*popen", remex::core::spec::MAX_MULTIPLIER + 1);
+/// assert!(remex::Spec::parse_many(&too_many).is_err());
+/// ```
 pub const MAX_MULTIPLIER: usize = 4096;
 
 impl Spec {
     /// Parses one spec (no `N*` prefix).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let spec = remex::Spec::parse("popen//id=w1//chdir=/tmp")?;
+    /// assert_eq!(spec.id.as_deref(), Some("w1"));
+    /// assert_eq!(spec.chdir.as_deref(), Some("/tmp"));
+    /// // A count belongs to Spec::parse_many (and Group::new).
+    /// assert!(remex::Spec::parse("2*popen").is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn parse(text: &str) -> Result<Spec, SpecError> {
         let err = |message: String| SpecError {
             spec: text.to_string(),

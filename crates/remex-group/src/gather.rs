@@ -22,6 +22,19 @@ use crate::pool::{SharedTask, TaskFuture};
 use serde::de::DeserializeOwned;
 
 /// What `gather` does with failed futures.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use remex::{gather, Errors};
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let ok = group.submit::<i64>("echo", &1)?;
+/// let bad = group.submit::<i64>("no_such_task", &2)?;
+/// let got = gather(vec![ok, bad], Errors::Skip).await?;
+/// assert_eq!(got.value, vec![1]);
+/// assert_eq!(got.skipped.len(), 1);
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Errors {
     /// Return the first failure; cancel the rest.
@@ -31,6 +44,18 @@ pub enum Errors {
 }
 
 /// An entry left out by [`Errors::Skip`].
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use remex::{gather, Errors};
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let bad = group.submit::<i64>("no_such_task", &())?;
+/// let got = gather(vec![vec![bad]], Errors::Skip).await?;
+/// assert_eq!(got.skipped[0].path, "[0][0]");
+/// assert!(got.skipped[0].error.to_string().contains("no_such_task"));
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     /// Where it was: `[2]`, `["key"]`, `[0][1]`, ...
@@ -40,6 +65,20 @@ pub struct Skipped {
 }
 
 /// What `gather` returns: the values, and what was skipped.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use std::collections::HashMap;
+/// use remex::{gather, Errors};
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let mut m = HashMap::new();
+/// m.insert("a", group.submit::<i64>("echo", &1)?);
+/// let got: remex::Gathered<HashMap<&str, i64>> = gather(m, Errors::Raise).await?;
+/// assert_eq!(got.value["a"], 1);
+/// assert!(got.skipped.is_empty());
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gathered<T> {
     /// The input's shape with values in place of futures.
@@ -51,6 +90,18 @@ pub struct Gathered<T> {
 pub(crate) type Report = Arc<Mutex<Vec<Skipped>>>;
 
 /// Something `gather` can turn into values.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use remex::{gather, Errors};
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// // Tuples, vectors, maps, options and arrays of futures all gather.
+/// let x = (group.submit::<i64>("echo", &1)?, Some(group.submit::<String>("echo", "s")?));
+/// let (a, b) = gather(x, Errors::Raise).await?.value;
+/// assert_eq!((a, b), (1, Some("s".to_string())));
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 pub trait Gather: Send + Sized + 'static {
     /// The same shape, with values.
     type Output: Send + 'static;

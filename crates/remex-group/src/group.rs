@@ -15,6 +15,16 @@ use crate::pool::Pool;
 
 /// How long `terminate` may take beyond its timeout: killing and reaping
 /// the workers that did not exit in time.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let t0 = std::time::Instant::now();
+/// let timeout = std::time::Duration::from_secs(1);
+/// group.terminate(timeout).await;
+/// assert!(t0.elapsed() <= timeout + remex::TERMINATE_BOUND);
+/// # Ok(()) }
+/// ```
 pub const TERMINATE_BOUND: Duration = Duration::from_secs(2);
 
 /// A set of gateways with ids `gw0`, `gw1`, ... in creation order (or the
@@ -64,6 +74,16 @@ fn alive(gw: &Gateway) -> bool {
 
 impl Group {
     /// An empty group.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::empty();
+    /// assert!(group.is_empty());
+    /// group.makegateway("popen").await?;
+    /// assert_eq!(group.len(), 1);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn empty() -> Group {
         Group {
             inner: Arc::new(Inner {
@@ -116,6 +136,15 @@ impl Group {
     /// Starts a gateway for every spec (`N*spec` counts N), all at once.
     /// If one fails, the others are ended and the error (naming its spec)
     /// is returned.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen//id=a", "2*popen"]).await?;
+    /// // Unnamed gateways count from gw0, as in execnet.
+    /// assert_eq!(group.ids(), vec!["a", "gw0", "gw1"]);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub async fn new<I, S>(specs: I) -> Result<Group>
     where
         I: IntoIterator<Item = S>,
@@ -216,6 +245,17 @@ impl Group {
     }
 
     /// Starts one more gateway in the group.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen//id=hop"]).await?;
+    /// // Started through the group's gateway "hop":
+    /// let gw = group.makegateway("popen//via=hop").await?;
+    /// assert_eq!(group.len(), 2);
+    /// assert!(group.contains(gw.id()));
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub async fn makegateway(&self, spec: &str) -> Result<Gateway> {
         let spec = Spec::parse(spec)?;
         let mut gws = self.start(vec![spec]).await?;
@@ -230,41 +270,110 @@ impl Group {
 
     /// The live gateways, in creation order. A gateway whose worker has
     /// exited or was lost leaves the group.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let pids: Vec<u32> = group.gateways().iter().map(|g| g.rinfo().pid).collect();
+    /// assert_eq!(pids.len(), 2);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn gateways(&self) -> Vec<Gateway> {
         self.prune()
     }
 
     /// The ids of the live gateways.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// assert_eq!(group.ids(), vec!["gw0", "gw1"]);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn ids(&self) -> Vec<String> {
         self.prune().iter().map(|g| g.id().to_string()).collect()
     }
 
     /// How many live gateways.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// assert_eq!(group.len(), 2);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         self.prune().len()
     }
 
     /// Whether the group has no live gateway.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// assert!(!group.is_empty());
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// assert!(group.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The live gateway at `index`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// assert_eq!(group.get(1).unwrap().id(), "gw1");
+    /// assert!(group.get(2).is_none());
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn get(&self, index: usize) -> Option<Gateway> {
         self.prune().get(index).cloned()
     }
 
     /// The live gateway with id `id`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen//id=w1"]).await?;
+    /// assert!(group.by_id("w1").is_some());
+    /// assert!(group.by_id("w2").is_none());
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn by_id(&self, id: &str) -> Option<Gateway> {
         self.prune().into_iter().find(|g| g.id() == id)
     }
 
     /// Whether a live gateway has id `id`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen//id=w1"]).await?;
+    /// assert!(group.contains("w1"));
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn contains(&self, id: &str) -> bool {
         self.by_id(id).is_some()
     }
 
     /// Runs `source` on every gateway.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let mch = group.remote_exec("channel.send(1 + 1)")?;
+    /// assert_eq!(mch.receive_each::<i64>().await?, vec![2, 2]);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn remote_exec(&self, source: &str) -> Result<MultiChannel> {
         let chans = self
             .prune()
@@ -275,6 +384,15 @@ impl Group {
     }
 
     /// Calls the task `name` with `args` on every gateway.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let mch = group.remote_call("echo", "hi")?;
+    /// assert_eq!(mch.receive_each::<String>().await?, vec!["hi", "hi"]);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<MultiChannel> {
         let chans = self
             .prune()
@@ -288,6 +406,16 @@ impl Group {
     /// there after `timeout`, with their children. Returns within `timeout`
     /// plus [`TERMINATE_BOUND`] at most (in practice a few milliseconds
     /// past `timeout`) whatever the workers do, and leaves no process.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// // Running tasks or not, every worker ends within the bound.
+    /// let _busy = group.remote_call("sleep", &3600)?;
+    /// group.terminate(std::time::Duration::from_millis(200)).await;
+    /// assert!(group.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn terminate(&self, timeout: Duration) {
         let gws: Vec<Gateway> = std::mem::take(&mut *self.inner.gateways.lock());
         futures::future::join_all(gws.iter().map(|g| async move {

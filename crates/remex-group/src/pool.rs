@@ -36,8 +36,18 @@ use crate::lane::Lane;
 
 /// Tasks in flight per worker, by default (also the worker's executor
 /// threads for the pool).
+///
+/// ```
+/// assert_eq!(remex::DEFAULT_PER_WORKER, 4);
+/// // Change it per group with Group::set_tasks_per_worker.
+/// ```
 pub const DEFAULT_PER_WORKER: usize = 4;
 /// Attempts per task before a lost worker fails it, by default.
+///
+/// ```
+/// assert_eq!(remex::DEFAULT_MAX_ATTEMPTS, 3);
+/// // Change it per group with Group::set_max_attempts.
+/// ```
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 pub(crate) struct Pool {
@@ -304,6 +314,20 @@ impl Group {
 
     /// Tasks in flight per worker (default [`DEFAULT_PER_WORKER`]); lanes
     /// opened from now on get as many executor threads.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen"]).await?;
+    /// // One task at a time per worker: a second sleep waits for the first.
+    /// group.set_tasks_per_worker(1);
+    /// let a = group.submit::<()>("sleep", &0.2)?;
+    /// let b = group.submit::<()>("sleep", &0.2)?;
+    /// let t0 = std::time::Instant::now();
+    /// remex::gather((a, b), remex::Errors::Raise).await?;
+    /// assert!(t0.elapsed() >= std::time::Duration::from_millis(400));
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn set_tasks_per_worker(&self, n: usize) {
         *self.pool().per_worker.lock() = n.max(1);
         self.dispatch();
@@ -311,6 +335,17 @@ impl Group {
 
     /// Attempts per task before a lost worker fails it (default
     /// [`DEFAULT_MAX_ATTEMPTS`]).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// // A task whose worker dies fails at once instead of running elsewhere.
+    /// group.set_max_attempts(1);
+    /// let r: i64 = group.submit("echo", &1)?.await?;
+    /// assert_eq!(r, 1);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn set_max_attempts(&self, n: u32) {
         *self.pool().max_attempts.lock() = n.max(1);
     }
@@ -351,6 +386,15 @@ impl Group {
 }
 
 /// A finished task with where it ran ([`TaskFuture::with_details`]).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["popen//id=w1"]).await?;
+/// let r: remex::TaskResult<String> = group.submit("echo", "x")?.with_details().await?;
+/// assert_eq!((r.value.as_str(), r.gateway.as_str(), r.attempts), ("x", "w1", 1));
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskResult<R> {
     /// What the task returned.
@@ -370,6 +414,17 @@ pub struct TaskResult<R> {
 /// of another shape is an [`Error::ResultType`] naming the task and the
 /// gateway. Clone the result among several places with
 /// [`TaskFuture::shared`].
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let f: remex::TaskFuture<i64> = group.submit("echo", &5)?;
+/// assert_eq!(f.await?, 5);
+/// // Dropped unresolved, a future cancels its task:
+/// drop(group.submit::<()>("sleep", &3600)?);
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping a TaskFuture cancels its task"]
 pub struct TaskFuture<R = Value> {
     rx: oneshot::Receiver<Result<TaskResult<Value>>>,
@@ -407,6 +462,16 @@ impl<R> Drop for TaskFuture<R> {
 
 impl<R> TaskFuture<R> {
     /// The name of the task.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let f = group.submit::<i64>("echo", &5)?;
+    /// assert_eq!(f.task(), "echo");
+    /// f.await?;
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn task(&self) -> &str {
         &self.task
     }
@@ -476,6 +541,15 @@ impl<R: DeserializeOwned> Future for TaskFuture<R> {
 }
 
 /// A [`TaskFuture`] that resolves to its value with where it ran.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let d: remex::WithDetails<i64> = group.submit("echo", &5)?.with_details();
+/// assert_eq!(d.await?.value, 5);
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "dropping it cancels its task"]
 pub struct WithDetails<R = Value>(TaskFuture<R>);
@@ -488,6 +562,16 @@ impl<R: DeserializeOwned> Future for WithDetails<R> {
 }
 
 /// A cloneable task result ([`TaskFuture::shared`]).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let x: remex::SharedTask<i64> = group.submit("echo", &5)?.shared();
+/// let (a, b) = futures::join!(x.clone(), x);
+/// assert_eq!((a?, b?), (5, 5));
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 #[must_use = "dropping every clone cancels its task"]
 pub struct SharedTask<R = Value>(
@@ -538,6 +622,17 @@ pub fn as_completed<F: Future>(
 
 /// Gathers a stream of futures as a stream of results, with at most
 /// `limit` of them awaited at once, in order.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use futures::StreamExt;
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let futures = futures::stream::iter((0..5).map(|i| group.submit::<i64>("echo", &i).unwrap()));
+/// let got: Vec<i64> = remex::gather_stream(futures, 2).map(|r| r.unwrap()).collect().await;
+/// assert_eq!(got, vec![0, 1, 2, 3, 4]);
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 pub fn gather_stream<S, R>(futures: S, limit: usize) -> impl Stream<Item = Result<R>>
 where
     S: Stream<Item = TaskFuture<R>>,

@@ -15,6 +15,22 @@ const WHAT: &str = "an item on the receive queue";
 /// With an endmarker, every channel puts it exactly once when it closes,
 /// fails, or its worker is killed or terminated, so that a consumer can
 /// count the ends and never wait for a channel that is gone.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let mch = group.remote_exec("channel.send(1)")?;
+/// let queue: remex::ReceiveQueue = mch.make_receive_queue(Some("end".into()))?;
+/// let mut ends = 0;
+/// while ends < 2 {
+///     let (_ch, v) = queue.get().await;
+///     if v == "end".into() {
+///         ends += 1;
+///     }
+/// }
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct ReceiveQueue {
     /// Never closed: each handle keeps its sending side.
@@ -49,11 +65,33 @@ impl ReceiveQueue {
     }
 
     /// Items waiting.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen"]).await?;
+    /// let mch = group.remote_exec("channel.send(1)")?;
+    /// let queue = mch.make_receive_queue(None)?;
+    /// let (_ch, one) = queue.get().await;
+    /// assert_eq!(one, 1.into());
+    /// assert_eq!(queue.len(), 0, "nothing more waits");
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Whether no item is waiting.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen"]).await?;
+    /// let mch = group.remote_exec("channel.receive()")?;
+    /// let queue = mch.make_receive_queue(None)?;
+    /// assert!(queue.is_empty());
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -62,6 +100,17 @@ impl ReceiveQueue {
     /// endmarker, each channel's end is an item, so a consumer that counts
     /// ends never waits for a channel that is gone. Use
     /// [`ReceiveQueue::get_timeout`] for a bound.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let mch = group.remote_exec("channel.send(1)")?;
+    /// let queue: remex::ReceiveQueue = mch.make_receive_queue(Some("end".into()))?;
+    /// let (ch, v) = queue.get().await;
+    /// assert!(v == 1.into() || v == "end".into(), "{v:?} from {}", ch.gateway_id());
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub async fn get(&self) -> (Channel, Value) {
         match self.items.get(None).await {
             Ok(x) => x,
@@ -72,6 +121,17 @@ impl ReceiveQueue {
     }
 
     /// Waits at most `timeout` for the next item.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen"]).await?;
+    /// let mch = group.remote_exec("channel.receive()")?;
+    /// let queue = mch.make_receive_queue(None)?;
+    /// let e = queue.get_timeout(std::time::Duration::from_millis(20)).await.unwrap_err();
+    /// assert!(e.is_timeout());
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub async fn get_timeout(&self, timeout: Duration) -> Result<(Channel, Value)> {
         self.items
             .get(Some(timeout))
@@ -83,6 +143,19 @@ impl ReceiveQueue {
     }
 
     /// [`ReceiveQueue::get`] for plain threads, with an optional timeout.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let mch = group.remote_exec("channel.send(1)")?;
+    /// let queue: remex::ReceiveQueue = mch.make_receive_queue(Some("end".into()))?;
+    /// let (_ch, v) = tokio::task::spawn_blocking(move || queue.get_blocking(Some(std::time::Duration::from_secs(10))))
+    ///     .await
+    ///     .unwrap()?;
+    /// assert!(v == 1.into() || v == "end".into());
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn get_blocking(&self, timeout: Option<Duration>) -> Result<(Channel, Value)> {
         self.items
             .get_blocking(timeout)

@@ -45,11 +45,30 @@ impl Serialize for DataRef {
 
 impl DataRef {
     /// The key the value is stored under on its workers.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen"]).await?;
+    /// let refs = group.scatter(vec![vec![1, 2, 3]], false).await?;
+    /// assert!(!refs[0].key().is_empty());
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn key(&self) -> &str {
         &self.key
     }
 
     /// The live gateways holding the value.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// // Broadcast: every worker holds it.
+    /// let refs = group.scatter(vec!["data"], true).await?;
+    /// assert_eq!(refs[0].holders().len(), 2);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub fn holders(&self) -> Vec<String> {
         self.group
             .upgrade()

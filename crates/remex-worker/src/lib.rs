@@ -48,6 +48,13 @@ pub use store::REF_KEY;
 pub use task::{Task, TaskError};
 
 /// A worker: the tasks it offers, ready to serve.
+///
+/// ```
+/// use remex::worker::{Task, TaskError, Worker};
+/// let w = Worker::new().task("double", |t: &Task| Ok::<_, TaskError>(t.args::<i64>()? * 2));
+/// assert!(w.task_names().contains(&"double".to_string()));
+/// assert!(w.task_names().contains(&"echo".to_string()), "built-ins included");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Worker {
     tasks: task::Registry,
@@ -73,11 +80,21 @@ impl Worker {
     /// A worker with the built-in tasks: `echo(x)` returns `x`,
     /// `sleep(seconds)`, `shell("command")` streams the command's stdout
     /// lines, `pid()` returns the worker's pid.
+    ///
+    /// ```
+    /// let w = remex::worker::Worker::new();
+    /// assert_eq!(w.task_names(), vec!["echo", "pid", "shell", "sleep"]);
+    /// ```
     pub fn new() -> Self {
         builtins::register(Worker::bare())
     }
 
     /// A worker with no tasks (scripts still run).
+    ///
+    /// ```
+    /// let w = remex::worker::Worker::bare();
+    /// assert!(w.task_names().is_empty());
+    /// ```
     pub fn bare() -> Self {
         install::register(relay::register(store::register(Worker {
             tasks: task::Registry::default(),
@@ -121,6 +138,14 @@ impl Worker {
     /// read from `--secret-file PATH` or the environment variable named by
     /// `--secret-env NAME` (default `REMEX_SECRET`); never from the command
     /// line.
+    ///
+    /// ```no_run
+    /// // The whole `main` of a worker binary of your own (run by gateways with
+    /// // `worker=PATH`; by hand, `--help` says how):
+    /// fn main() {
+    ///     remex::worker::Worker::new().run()
+    /// }
+    /// ```
     pub fn run(self) -> ! {
         let args = cli::parse();
         // Gateways this process starts (from its tasks) are its own, not

@@ -15,6 +15,11 @@ use crate::task::{Task, TaskError};
 use crate::Worker;
 
 /// The key of the map that stands for a scattered value.
+///
+/// ```
+/// // A scattered value travels as a map under this key.
+/// assert_eq!(remex::worker::REF_KEY, "$remex_ref");
+/// ```
 pub const REF_KEY: &str = "$remex_ref";
 
 fn store() -> &'static Mutex<HashMap<String, Value>> {

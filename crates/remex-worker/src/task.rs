@@ -9,6 +9,25 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// What a task gets when it is called: its arguments and its channel.
+///
+/// ```
+/// use remex::worker::{Task, TaskError, Worker};
+///
+/// #[tokio::main]
+/// async fn main() -> remex::Result<()> {
+///     remex::serve_if_worker(|| {
+///         Worker::new().task("shout", |t: &Task| {
+///             let s: String = t.args()?;
+///             Ok::<_, TaskError>(s.to_uppercase())
+///         })
+///     });
+///     let gw = remex::makegateway("popen").await?;
+///     let r: String = gw.remote_call("shout", "hi")?.receive().await?;
+///     assert_eq!(r, "HI");
+///     gw.exit().await?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Task {
     pub(crate) name: String,
@@ -18,29 +37,135 @@ pub struct Task {
 
 impl Task {
     /// The name the task was called by.
+    ///
+    /// ```
+    /// use remex::worker::{Task, TaskError, Worker};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> remex::Result<()> {
+    ///     remex::serve_if_worker(|| {
+    ///         Worker::new().task("whoami", |t: &Task| {
+    ///             Ok::<_, TaskError>(t.name().to_string())
+    ///         })
+    ///     });
+    ///     let gw = remex::makegateway("popen").await?;
+    ///     let r: String = gw.remote_call("whoami", &())?.receive().await?;
+    ///     assert_eq!(r, "whoami");
+    ///     gw.exit().await?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The arguments, converted to `T`. A mismatch names expected and
     /// received.
+    ///
+    /// ```
+    /// use remex::worker::{Task, TaskError, Worker};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> remex::Result<()> {
+    ///     remex::serve_if_worker(|| {
+    ///         Worker::new().task("add", |t: &Task| {
+    ///             let (a, b): (i64, i64) = t.args()?;
+    ///             Ok::<_, TaskError>(a + b)
+    ///         })
+    ///     });
+    ///     let gw = remex::makegateway("popen").await?;
+    ///     let r: i64 = gw.remote_call("add", &(2, 3))?.receive().await?;
+    ///     assert_eq!(r, 5);
+    ///     // Arguments of another shape are the caller's error, by name:
+    ///     let e = gw.remote_call("add", "x")?.waitclose(None).await.unwrap_err();
+    ///     assert!(e.to_string().contains("bad arguments for task 'add'"), "{e}");
+    ///     gw.exit().await?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
         from_value(self.args.clone())
             .map_err(|e| TaskError(format!("bad arguments for task '{}': {e}", self.name)))
     }
 
     /// The raw arguments.
+    ///
+    /// ```
+    /// use remex::worker::{Task, TaskError, Worker};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> remex::Result<()> {
+    ///     remex::serve_if_worker(|| {
+    ///         Worker::new().task("kind", |t: &Task| {
+    ///             Ok::<_, TaskError>(t.args_value().kind_name())
+    ///         })
+    ///     });
+    ///     let gw = remex::makegateway("popen").await?;
+    ///     let r: String = gw.remote_call("kind", &[1, 2])?.receive().await?;
+    ///     assert_eq!(r, "list");
+    ///     gw.exit().await?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn args_value(&self) -> &Value {
         &self.args
     }
 
     /// The task's channel, to stream items to the caller or receive more.
+    ///
+    /// ```
+    /// use remex::worker::{Task, TaskError, Worker};
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> remex::Result<()> {
+    ///     remex::serve_if_worker(|| {
+    ///         Worker::new().task("count", |t: &Task| {
+    ///             let n: i64 = t.args()?;
+    ///             for i in 0..n {
+    ///                 t.channel().send_blocking(&i)?;
+    ///             }
+    ///             Ok::<_, TaskError>(())
+    ///         })
+    ///     });
+    ///     let gw = remex::makegateway("popen").await?;
+    ///     let ch = gw.remote_call("count", &3)?;
+    ///     let mut got = Vec::new();
+    ///     while let Ok(i) = ch.receive::<i64>().await {
+    ///         got.push(i);
+    ///     }
+    ///     assert_eq!(got, vec![0, 1, 2]);
+    ///     gw.exit().await?;
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn channel(&self) -> &Channel {
         &self.channel
     }
 }
 
 /// A task's failure, sent to the caller as the remote error's message.
+///
+/// ```
+/// use remex::worker::{Task, TaskError, Worker};
+///
+/// #[tokio::main]
+/// async fn main() -> remex::Result<()> {
+///     remex::serve_if_worker(|| {
+///         Worker::new().task("check", |t: &Task| {
+///             let n: i64 = t.args()?;
+///             if n < 0 {
+///                 return Err(TaskError(format!("{n} is negative")));
+///             }
+///             Ok(n)
+///         })
+///     });
+///     let gw = remex::makegateway("popen").await?;
+///     let e = gw.remote_call("check", &-1)?.waitclose(None).await.unwrap_err();
+///     assert!(e.to_string().contains("-1 is negative"), "{e}");
+///     gw.exit().await?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskError(pub String);
 

@@ -21,6 +21,14 @@ pub use ser::to_value;
 
 /// How deep lists and maps may nest in a value. Deeper values are refused on
 /// both encode and decode, so that a hostile peer cannot exhaust the stack.
+///
+/// ```
+/// let mut v = remex::Value::Int(0);
+/// for _ in 0..remex::core::value::MAX_DEPTH + 1 {
+///     v = remex::Value::List(vec![v]);
+/// }
+/// assert!(v.to_wire().is_err(), "too deep to send");
+/// ```
 pub const MAX_DEPTH: usize = 128;
 
 /// The dynamic value on the wire.
@@ -59,6 +67,17 @@ pub enum Value {
 /// A reference to a channel carried inside a [`Value`]. Turn it into a
 /// [`crate::Channel`] with [`crate::Channel::attach`] or
 /// [`crate::Gateway::channel`].
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
+/// let ch = gw.newchannel();
+/// let r: remex::ChannelRef = ch.handle();
+/// // Inside a value, it travels as a channel:
+/// assert_eq!(remex::to_value(&r)?, remex::Value::Channel(r));
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelRef(pub u32);
 
@@ -99,6 +118,11 @@ impl<'de> Deserialize<'de> for ChannelRef {
 }
 
 /// A value that cannot become the requested type, or cannot be encoded.
+///
+/// ```
+/// let e: remex::ValueError = remex::from_value::<bool>(remex::Value::Int(1)).unwrap_err();
+/// assert!(e.to_string().starts_with("expected bool, received int 1"), "{e}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ValueError {
@@ -127,6 +151,11 @@ impl serde::de::Error for ValueError {
 
 impl Value {
     /// The variant's name, for error messages: `int`, `string`, `list`, ...
+    ///
+    /// ```
+    /// assert_eq!(remex::Value::from("x").kind_name(), "string");
+    /// assert_eq!(remex::Value::Int(1).kind_name(), "int");
+    /// ```
     pub fn kind_name(&self) -> &'static str {
         match self {
             Value::Unit => "unit",
@@ -143,6 +172,11 @@ impl Value {
     }
 
     /// A short description for error messages: the kind and a preview.
+    ///
+    /// ```
+    /// assert_eq!(remex::Value::from("hi").describe(), "string \"hi\"");
+    /// assert_eq!(remex::Value::List(vec![1.into(), 2.into()]).describe(), "list (length 2)");
+    /// ```
     pub fn describe(&self) -> String {
         let mut s = match self {
             Value::Unit => "unit".to_string(),
@@ -168,6 +202,12 @@ impl Value {
     }
 
     /// Nesting depth: 0 for a scalar, 1 for a flat list, ...
+    ///
+    /// ```
+    /// use remex::Value;
+    /// assert_eq!(Value::Int(1).depth(), 0);
+    /// assert_eq!(Value::List(vec![Value::List(vec![1.into()])]).depth(), 2);
+    /// ```
     pub fn depth(&self) -> usize {
         match self {
             Value::List(l) => 1 + l.iter().map(Value::depth).max().unwrap_or(0),
@@ -183,6 +223,14 @@ impl Value {
     }
 
     /// Calls `f` on every channel handle inside the value.
+    ///
+    /// ```
+    /// use remex::{ChannelRef, Value};
+    /// let v = Value::List(vec![Value::Channel(ChannelRef(3)), 1.into(), Value::Channel(ChannelRef(5))]);
+    /// let mut seen = Vec::new();
+    /// v.for_each_channel(&mut |c| seen.push(c.0));
+    /// assert_eq!(seen, vec![3, 5]);
+    /// ```
     pub fn for_each_channel(&self, f: &mut impl FnMut(ChannelRef)) {
         match self {
             Value::Channel(c) => f(*c),
@@ -196,6 +244,12 @@ impl Value {
     }
 
     /// Encodes the value as postcard bytes (the `Data` frame payload).
+    ///
+    /// ```
+    /// let v = remex::Value::List(vec![1.into(), "two".into()]);
+    /// let bytes = v.to_wire().unwrap();
+    /// assert_eq!(remex::Value::from_wire(&bytes).unwrap(), v);
+    /// ```
     pub fn to_wire(&self) -> Result<Vec<u8>, crate::wire::WireError> {
         if self.depth() > MAX_DEPTH {
             return Err(crate::wire::WireError::Encode {
@@ -211,6 +265,15 @@ impl Value {
 
     /// Decodes a value from postcard bytes, refusing trailing bytes and
     /// nesting deeper than [`MAX_DEPTH`].
+    ///
+    /// ```
+    /// let bytes = remex::Value::from("hi").to_wire().unwrap();
+    /// assert_eq!(remex::Value::from_wire(&bytes).unwrap(), "hi".into());
+    /// // Trailing bytes are refused:
+    /// let mut longer = bytes.clone();
+    /// longer.push(0);
+    /// assert!(remex::Value::from_wire(&longer).is_err());
+    /// ```
     pub fn from_wire(bytes: &[u8]) -> Result<Value, ValueError> {
         TOO_DEEP.with(|f| f.set(false));
         let (v, rest) = postcard::take_from_bytes::<Value>(bytes).map_err(|e| {
