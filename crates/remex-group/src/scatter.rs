@@ -22,6 +22,17 @@ pub(crate) const REF_KEY: &str = "$remex_ref";
 /// inside a task's arguments: the task runs on a worker that holds the
 /// value and receives the value itself. [`crate::gather`] of a reference
 /// fetches the value.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["2*popen"]).await?;
+/// let refs: Vec<remex::DataRef> = group.scatter(vec![vec![1, 2, 3]], false).await?;
+/// // The task runs where the data is, and gets the data itself.
+/// let echoed: Vec<i64> = group.submit("echo", &refs[0])?.await?;
+/// assert_eq!(echoed, vec![1, 2, 3]);
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct DataRef {
     key: String,

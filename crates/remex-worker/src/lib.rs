@@ -124,6 +124,12 @@ impl Worker {
     }
 
     /// The names of the registered tasks, sorted.
+    ///
+    /// ```
+    /// use remex::worker::{Task, TaskError, Worker};
+    /// let w = Worker::bare().task("b", |_t: &Task| Ok::<_, TaskError>(())).task("a", |_t: &Task| Ok::<_, TaskError>(()));
+    /// assert_eq!(w.task_names(), vec!["a", "b"]);
+    /// ```
     pub fn task_names(&self) -> Vec<String> {
         self.tasks.names()
     }
@@ -142,9 +148,7 @@ impl Worker {
     /// ```no_run
     /// // The whole `main` of a worker binary of your own (run by gateways with
     /// // `worker=PATH`; by hand, `--help` says how):
-    /// fn main() {
-    ///     remex::worker::Worker::new().run()
-    /// }
+    /// remex::worker::Worker::new().run()
     /// ```
     pub fn run(self) -> ! {
         let args = cli::parse();
