@@ -41,4 +41,8 @@ pub use value::{from_value, to_value, ChannelRef, Value, ValueError};
 pub use wire::{ExecRequest, RemoteStatus, WorkerInfo};
 
 /// The version of remex this crate belongs to.
+///
+/// ```
+/// assert_eq!(remex::VERSION, env!("CARGO_PKG_VERSION"));
+/// ```
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -42,11 +42,25 @@ pub(crate) use spin::Quick;
 pub use spin::{BUSY_POLL_ENV, SPIN};
 
 /// Default per-channel flow-control window: 4 MiB.
+///
+/// ```
+/// assert_eq!(remex::core::conn::DEFAULT_WINDOW, 4 << 20);
+/// ```
 pub const DEFAULT_WINDOW: u32 = 4 << 20;
 /// Default bound on one chunked message being reassembled: 1 GiB.
+///
+/// ```
+/// assert_eq!(remex::core::conn::DEFAULT_MAX_MESSAGE, 1 << 30);
+/// ```
 pub const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
 
 /// Settings of one connection.
+///
+/// ```
+/// let mut config = remex::core::ConnConfig::new("gw1", 1);
+/// config.window = 1 << 20; // a smaller flow-control window
+/// assert_eq!(config.first_id, 1);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
     /// The gateway id used in errors and logs.
@@ -66,6 +80,11 @@ pub struct ConnConfig {
 
 impl ConnConfig {
     /// Defaults for a side named `name`, allocating ids from `first_id`.
+    ///
+    /// ```
+    /// let config = remex::core::ConnConfig::new("worker", 2);
+    /// assert_eq!((config.name.as_str(), config.first_id), ("worker", 2));
+    /// ```
     pub fn new(name: impl Into<String>, first_id: u32) -> Self {
         ConnConfig {
             name: name.into(),
@@ -79,6 +98,13 @@ impl ConnConfig {
 }
 
 /// Called for every `Exec` message with the new channel.
+///
+/// ```
+/// use std::sync::Arc;
+/// let handler: remex::core::conn::ExecHandler = Arc::new(|ch, _request| ch.close(None));
+/// let handlers = remex::core::Handlers { exec: Some(handler), ..Default::default() };
+/// assert!(handlers.exec.is_some());
+/// ```
 pub type ExecHandler = Arc<dyn Fn(Channel, ExecRequest) + Send + Sync>;
 /// A channel callback.
 #[derive(Clone)]
@@ -247,6 +273,12 @@ pub(crate) struct Shared {
 
 /// What a connection does with requests from its peer. Set before the
 /// reader starts, so that no request can arrive unhandled.
+///
+/// ```
+/// let handlers = remex::core::Handlers::default();
+/// // Without an exec handler, requests from the peer are refused.
+/// assert!(handlers.exec.is_none());
+/// ```
 #[derive(Default, Clone)]
 pub struct Handlers {
     /// Runs `Exec` requests (the worker's side); without one, they are
@@ -260,6 +292,14 @@ pub struct Handlers {
 }
 
 /// Produces the reason reported when the peer's stream ends.
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures::FutureExt;
+/// let why: remex::core::conn::EofReason = Arc::new(|| async { "the worker exited".to_string() }.boxed());
+/// let handlers = remex::core::Handlers { eof_reason: Some(why), ..Default::default() };
+/// assert!(handlers.eof_reason.is_some());
+/// ```
 pub type EofReason = Arc<dyn Fn() -> futures::future::BoxFuture<'static, String> + Send + Sync>;
 
 impl std::fmt::Debug for Handlers {
@@ -273,6 +313,30 @@ impl std::fmt::Debug for Handlers {
 }
 
 /// One end of a connection. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use std::sync::Arc;
+/// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+/// # let (a, b) = tokio::io::duplex(1 << 16);
+/// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # // The worker's side answers every request with "ran" and closes.
+/// # let handlers = Handlers {
+/// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+/// #         tokio::spawn(async move {
+/// #             let _ = ch.send(&"ran").await;
+/// #             ch.close(None);
+/// #         });
+/// #     })),
+/// #     ..Handlers::default()
+/// # };
+/// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+/// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+/// let ch = conn.exec(remex::core::ExecRequest::Script { source: "anything".into() })?;
+/// assert_eq!(ch.receive::<String>().await?, "ran");
+/// # drop(worker);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     pub(crate) shared: Arc<Shared>,
@@ -290,6 +354,31 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// Starts the reader and writer tasks on the current tokio runtime.
     /// `leftover` holds bytes already read past the handshake.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// // (set up above: `conn` and `worker` joined by an in-memory pipe)
+    /// let ch = conn.exec(remex::core::ExecRequest::Call { name: "t".into(), args: remex::Value::Unit })?;
+    /// assert_eq!(ch.receive::<String>().await?, "ran");
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn spawn<R, W>(
         config: ConnConfig,
         handlers: Handlers,
@@ -346,6 +435,16 @@ impl Connection {
     /// request-reply exchange polls it for a while. A background task reads
     /// the rest of the time. Workers and process gateways (popen, ssh, cmd)
     /// run this way; the module `direct` tells how.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// // What a popen gateway does with its worker's pipes:
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.connection().exec(remex::core::ExecRequest::Script { source: "channel.send(1)".into() })?;
+    /// assert_eq!(ch.receive::<i64>().await?, 1);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn spawn_direct<W>(
         config: ConnConfig,
         handlers: Handlers,
@@ -364,6 +463,19 @@ impl Connection {
     /// `remex::core::transport::secure`, opened by `opener` and sealed by
     /// `sealer` (taken over from the session's handshake); `leftover` is
     /// plaintext already opened.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// // What a socket= gateway runs on: a listener, then the session.
+    /// let installer = remex::makegateway("popen").await?;
+    /// let spec = remex::Spec::parse(&format!("socket=127.0.0.1:0//installvia={}", installer.id()))?;
+    /// let gw = remex::Gateway::start_installvia(spec, None, &installer).await?;
+    /// let ch = gw.connection().exec(remex::core::ExecRequest::Script { source: "channel.send(2)".into() })?;
+    /// assert_eq!(ch.receive::<i64>().await?, 2);
+    /// gw.exit().await?;
+    /// installer.exit().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn spawn_direct_secure<W>(
         config: ConnConfig,
         handlers: Handlers,
@@ -426,17 +538,91 @@ impl Connection {
     }
 
     /// The name (gateway id) of this connection.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// assert_eq!(conn.name(), "gw");
+    /// assert_eq!(worker.name(), "worker");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// Makes every channel handle of this connection keep `owner` alive.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let owner: Arc<dyn std::any::Any + Send + Sync> = Arc::new("the gateway");
+    /// conn.set_keepalive(Arc::downgrade(&owner));
+    /// // Channels of `conn` now keep `owner` alive while they live.
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn set_keepalive(&self, owner: std::sync::Weak<dyn std::any::Any + Send + Sync>) {
         *self.shared.keepalive.lock() = Some(owner);
     }
 
     /// Counts a running script or task for status replies; the count drops
     /// when the guard does.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// // A worker counts what it runs: a status request reports it.
+    /// let guard = worker.executing_guard();
+    /// assert_eq!(conn.status().await?.numexecuting, 1);
+    /// drop(guard);
+    /// assert_eq!(conn.status().await?.numexecuting, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn executing_guard(&self) -> ExecutingGuard {
         self.shared.executing.fetch_add(1, Ordering::Relaxed);
         ExecutingGuard(self.shared.clone())
@@ -444,6 +630,30 @@ impl Connection {
 
     /// Opens a new channel that the peer learns of when it is sent inside a
     /// value.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let ch = conn.newchannel();
+    /// assert_eq!(ch.id() % 2, 1, "the side with first id 1 allocates odd ids");
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn newchannel(&self) -> Channel {
         let st = self.shared.new_chan();
         Channel::from_state(self.shared.clone(), st)
@@ -452,6 +662,30 @@ impl Connection {
     /// A channel that exists on this side only: the peer never hears of it,
     /// sending on it is an error, and closing it sends nothing. Tasks run
     /// through a task lane get one, so that cancelling them can close it.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let ch = conn.detached_channel();
+    /// assert_eq!(ch.gateway_id(), "gw");
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn detached_channel(&self) -> Channel {
         let id = self.shared.next_id.fetch_add(2, Ordering::Relaxed);
         let st = Arc::new(ChanState::new(id, self.shared.window));
@@ -460,12 +694,60 @@ impl Connection {
     }
 
     /// Opens a channel whose reference arrived inside a value.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let ch = conn.newchannel();
+    /// assert_eq!(conn.attach(ch.handle()).id(), ch.id());
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn attach(&self, r: crate::value::ChannelRef) -> Channel {
         let st = self.shared.chan_for_ref(r.0);
         Channel::from_state(self.shared.clone(), st)
     }
 
     /// Asks the peer to run `request`, returning the channel it runs with.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let ch = conn.exec(remex::core::ExecRequest::Script { source: "x".into() })?;
+    /// assert_eq!(ch.receive::<String>().await?, "ran");
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn exec(&self, request: ExecRequest) -> Result<Channel> {
         let st = self.shared.new_chan();
         let id = st.id;
@@ -478,6 +760,30 @@ impl Connection {
     }
 
     /// Asks the peer for its status.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let status = conn.status().await?;
+    /// assert_eq!(status.numexecuting, 0);
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self) -> Result<RemoteStatus> {
         static NEXT: AtomicU32 = AtomicU32::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -491,17 +797,91 @@ impl Connection {
     }
 
     /// Asks the peer to end (sends `Terminate`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// // The worker side runs its terminate handler (none here).
+    /// conn.send_terminate()?;
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn send_terminate(&self) -> Result<()> {
         self.shared.push(&Message::Terminate)
     }
 
     /// Channels open on this side.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let ch = conn.newchannel();
+    /// assert_eq!(conn.numchannels(), 1);
+    /// ch.close(None);
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn numchannels(&self) -> usize {
         self.shared.chans.lock().len()
     }
 
     /// Stops sending: the writer flushes what is queued, then closes the
     /// stream (the peer sees end-of-file).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// conn.close_output();
+    /// // The other side sees the end of its stream.
+    /// let why = worker.closed().await;
+    /// assert!(why.to_string().contains("controller went away"), "{why}");
+    /// # Ok(()) }
+    /// ```
     pub fn close_output(&self) {
         self.shared.out.lock().closing = true;
         self.shared.out_ready.notify_one();
@@ -509,6 +889,32 @@ impl Connection {
 
     /// Waits until the writer has flushed everything and closed the stream
     /// (after [`Connection::close_output`]) or failed.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let ch = conn.newchannel();
+    /// ch.send(&1).await?;
+    /// conn.close_output();
+    /// conn.flushed().await; // the item, then the end, reached the stream
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub async fn flushed(&self) {
         loop {
             if self.shared.writer_finished.load(Ordering::Acquire) {
@@ -525,6 +931,31 @@ impl Connection {
     /// The error that ended the connection, if it has ended. A connection
     /// whose output already failed or is closing counts as ended, even
     /// before its reader has seen the end of the stream.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// assert!(conn.lost().is_none());
+    /// worker.close_output(); // the peer's stream ends
+    /// conn.closed().await;
+    /// assert!(conn.lost().is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn lost(&self) -> Option<Error> {
         if let Some(e) = self.shared.lost.lock().clone() {
             return Some(e);
@@ -536,6 +967,30 @@ impl Connection {
     }
 
     /// Waits until the connection ends, returning why.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// worker.close_output();
+    /// let why: remex::Error = conn.closed().await;
+    /// assert!(matches!(why, remex::Error::GatewayLost { .. }), "{why}");
+    /// # Ok(()) }
+    /// ```
     pub async fn closed(&self) -> Error {
         loop {
             if let Some(e) = self.shared.lost.lock().clone() {
@@ -551,17 +1006,90 @@ impl Connection {
 
     /// Marks the connection as ended for `reason`: every open channel gets
     /// its end (and endmarker) with that error.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// conn.set_lost(remex::Error::GatewayLost { gateway: "gw".into(), pid: 7, reason: "told so".into() });
+    /// assert!(conn.lost().unwrap().to_string().contains("told so"));
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn set_lost(&self, reason: Error) {
         self.shared.set_lost(reason);
     }
 
     /// Sets the peer's pid (known after the handshake), for error messages.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # // The worker's side answers every request with "ran" and closes.
+    /// # let handlers = Handlers {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #         tokio::spawn(async move {
+    /// #             let _ = ch.send(&"ran").await;
+    /// #             ch.close(None);
+    /// #         });
+    /// #     })),
+    /// #     ..Handlers::default()
+    /// # };
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// conn.set_peer_pid(1234);
+    /// conn.set_lost(remex::Error::GatewayLost { gateway: "gw".into(), pid: 1234, reason: "gone".into() });
+    /// assert!(conn.lost().unwrap().to_string().contains("pid 1234"));
+    /// # drop(worker);
+    /// # Ok(()) }
+    /// ```
     pub fn set_peer_pid(&self, pid: u32) {
         self.shared.peer_pid.store(pid, Ordering::Relaxed);
     }
 }
 
 /// Keeps a script or task counted as executing.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use std::sync::Arc;
+/// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+/// # let (a, b) = tokio::io::duplex(1 << 16);
+/// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # // The worker's side answers every request with "ran" and closes.
+/// # let handlers = Handlers {
+/// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+/// #         tokio::spawn(async move {
+/// #             let _ = ch.send(&"ran").await;
+/// #             ch.close(None);
+/// #         });
+/// #     })),
+/// #     ..Handlers::default()
+/// # };
+/// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
+/// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+/// let guard: remex::core::conn::ExecutingGuard = worker.executing_guard();
+/// assert_eq!(conn.status().await?.numexecuting, 1);
+/// drop(guard);
+/// # Ok(()) }
+/// ```
 #[must_use]
 pub struct ExecutingGuard(Arc<Shared>);
 

@@ -15,12 +15,23 @@ use std::sync::atomic::Ordering;
 /// request-reply exchange then answers before this thread would have fallen
 /// asleep, and no wake-up is paid on either side (as Linux's `SO_BUSY_POLL`
 /// does for sockets). A thread whose input is slower does not spin.
+///
+/// ```
+/// // How long a waiting thread polls before it sleeps.
+/// assert!(remex::core::conn::SPIN <= std::time::Duration::from_millis(1));
+/// ```
 pub const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// The environment variable that sets the busy-poll bound in microseconds
 /// for connections started afterwards (0 turns busy-polling off; at most
 /// 1000). A worker reads it at start, so `env:REMEX_BUSY_POLL_US=0` in a
 /// spec turns it off on that worker.
+///
+/// ```
+/// // REMEX_BUSY_POLL_US=0 turns polling off; a spec passes it to a worker:
+/// let spec = format!("popen//env:{}=0", remex::core::conn::BUSY_POLL_ENV);
+/// assert!(remex::Spec::parse(&spec).is_ok());
+/// ```
 pub const BUSY_POLL_ENV: &str = "REMEX_BUSY_POLL_US";
 
 /// The busy-poll bound: [`BUSY_POLL_ENV`] if set to a number, else

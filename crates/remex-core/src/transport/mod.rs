@@ -29,6 +29,10 @@ use crate::spec::Spec;
 use crate::wire::{self, HandshakeScanner, Hello, Role, WorkerInfo, WorkerSetup};
 
 /// How long a worker may take to answer the handshake.
+///
+/// ```
+/// assert_eq!(remex::core::transport::HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(30));
+/// ```
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A started worker process, after a successful handshake.
@@ -367,6 +371,13 @@ async fn forward_stderr(id: String, stderr: ChildStderr, last: Arc<Mutex<VecDequ
 /// A line of a worker's log as its `tracing` output writes it (`LEVEL
 /// target: message`, see `remex_worker`): the level, the target and the
 /// message. Other lines (a task's own prints) are `None`.
+///
+/// ```
+/// use remex::core::transport::parse_worker_log;
+/// let (level, target, message) = parse_worker_log(" WARN remex_worker::serve: disk full").unwrap();
+/// assert_eq!((level, target, message), (tracing::Level::WARN, "remex_worker::serve", "disk full"));
+/// assert!(parse_worker_log("a task printed this").is_none());
+/// ```
 pub fn parse_worker_log(line: &str) -> Option<(tracing::Level, &str, &str)> {
     let line = line.trim_start();
     let (level, rest) = line.split_once(' ')?;

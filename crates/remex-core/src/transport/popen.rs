@@ -10,9 +10,18 @@ use crate::spec::Spec;
 
 /// Environment variable that tells a program it was started as a worker
 /// (used by self-exec binaries, see `remex::worker::serve_if_worker`).
+///
+/// ```
+/// assert_eq!(remex::core::transport::popen::WORKER_ENV, "REMEX_WORKER");
+/// ```
 pub const WORKER_ENV: &str = "REMEX_WORKER";
 
 /// Environment variable naming the default worker binary.
+///
+/// ```
+/// // `REMEX_WORKER_PATH=/opt/bin/remex-worker` picks the default worker.
+/// assert_eq!(remex::core::transport::popen::WORKER_PATH_ENV, "REMEX_WORKER_PATH");
+/// ```
 pub const WORKER_PATH_ENV: &str = "REMEX_WORKER_PATH";
 
 static SELF_SERVING: AtomicBool = AtomicBool::new(false);
@@ -20,11 +29,23 @@ static SELF_SERVING: AtomicBool = AtomicBool::new(false);
 /// Records that this program serves as its own worker (it called the
 /// serve hook, `remex::serve_if_worker`, and was not started as a
 /// worker): from then on a spec that names no worker starts this program.
+///
+/// ```
+/// use remex::core::transport::popen;
+/// // remex::serve_if_worker calls it when the program was not started as a worker.
+/// popen::set_self_serving();
+/// assert!(popen::is_self_serving());
+/// ```
 pub fn set_self_serving() {
     SELF_SERVING.store(true, Ordering::Relaxed);
 }
 
 /// Whether this program serves as its own worker (see [`set_self_serving`]).
+///
+/// ```
+/// remex::serve_if_worker(remex::worker::Worker::new); // returns: not a worker
+/// assert!(remex::core::transport::popen::is_self_serving());
+/// ```
 pub fn is_self_serving() -> bool {
     SELF_SERVING.load(Ordering::Relaxed)
 }
@@ -33,6 +54,11 @@ pub fn is_self_serving() -> bool {
 /// but did not serve: a program run with `worker=self` (or as the default
 /// worker) that never called the serve hook would otherwise start workers
 /// of its own in every child, and they theirs.
+///
+/// ```
+/// use remex::core::transport::popen;
+/// assert!(popen::check_not_unserved_worker("popen").is_ok()); // not started as a worker
+/// ```
 pub fn check_not_unserved_worker(spec: &str) -> Result<()> {
     if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1") {
         return Err(Error::Start {
@@ -52,6 +78,14 @@ pub fn check_not_unserved_worker(spec: &str) -> Result<()> {
 /// worker ([`set_self_serving`]), then `$REMEX_WORKER_PATH`, then
 /// `remex-worker` beside the running program or one directory up (cargo's
 /// `deps/` and `examples/`), then `remex-worker` on `PATH`.
+///
+/// ```
+/// # fn main() -> remex::Result<()> {
+/// let spec = remex::Spec::parse("popen//worker=/opt/bin/my-worker")?;
+/// let path = remex::core::transport::popen::resolve_worker(&spec)?;
+/// assert_eq!(path, std::path::PathBuf::from("/opt/bin/my-worker"));
+/// # Ok(()) }
+/// ```
 pub fn resolve_worker(spec: &Spec) -> Result<PathBuf> {
     let not_found = |detail: String| Error::Start {
         spec: spec.raw.clone(),

@@ -42,19 +42,43 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::io::poll_read_buf;
 
 /// The Noise protocol of a session.
+///
+/// ```
+/// assert_eq!(remex::core::transport::secure::PATTERN, "Noise_NNpsk0_25519_AESGCM_SHA256");
+/// ```
 pub const PATTERN: &str = "Noise_NNpsk0_25519_AESGCM_SHA256";
 /// What a listener sends first, in plain: it speaks this protocol.
+///
+/// ```
+/// // What a listener says first, before any secret is proven.
+/// assert_eq!(remex::core::transport::secure::GREETING, b"REMEX-NOISE1\n");
+/// ```
 pub const GREETING: &[u8] = b"REMEX-NOISE1\n";
 /// What a listener sends, in plain, before closing on a client that did not
 /// prove the secret.
+///
+/// ```
+/// assert_eq!(remex::core::transport::secure::REFUSED, b"REMEX-AUTH-REFUSED\n");
+/// ```
 pub const REFUSED: &[u8] = b"REMEX-AUTH-REFUSED\n";
 /// Mixed into the handshake hash: both sides must agree on it.
 const PROLOGUE: &[u8] = b"remex socket session v1";
 /// The largest record on the wire (Noise's maximum message).
+///
+/// ```
+/// use remex::core::transport::secure::{MAX_PLAINTEXT, MAX_RECORD};
+/// assert_eq!(MAX_RECORD, 65535);
+/// assert_eq!(MAX_RECORD - MAX_PLAINTEXT, 16, "the AEAD tag");
+/// ```
 pub const MAX_RECORD: usize = 65535;
 /// The authentication tag of each record.
 const TAG: usize = 16;
 /// The most plaintext one record carries.
+///
+/// ```
+/// use remex::core::transport::secure::{Sealer, MAX_PLAINTEXT};
+/// assert_eq!(Sealer::records_for(MAX_PLAINTEXT + 1), 2);
+/// ```
 pub const MAX_PLAINTEXT: usize = MAX_RECORD - TAG;
 /// Length of each handshake message: an ephemeral key and an empty
 /// payload's tag.
@@ -66,6 +90,12 @@ const PLAIN_ROOM: usize = 1 << 20;
 const WRITE_BATCH: usize = 4 * MAX_PLAINTEXT;
 
 /// The Noise pre-shared key for `secret`.
+///
+/// ```
+/// use remex::core::transport::secure::psk;
+/// assert_eq!(psk(b"s3cret"), psk(b"s3cret"));
+/// assert_ne!(psk(b"s3cret"), psk(b"other"));
+/// ```
 pub fn psk(secret: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"remex socket psk v1\0");
@@ -74,6 +104,22 @@ pub fn psk(secret: &[u8]) -> [u8; 32] {
 }
 
 /// Why a secure handshake failed.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use remex::core::transport::secure;
+/// let (a, b) = tokio::io::duplex(1 << 16);
+/// let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// let (right, wrong) = (secure::psk(b"right"), secure::psk(b"wrong"));
+/// let (client, server) = tokio::join!(
+///     secure::initiate(&mut ar, &mut aw, &right),
+///     secure::respond(&mut br, &mut bw, &wrong)
+/// );
+/// let e: secure::HandshakeError = client.unwrap_err();
+/// assert!(e.to_string().contains("secret"), "{e}");
+/// assert!(server.is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub enum HandshakeError {
     /// The peer does not speak this protocol; says what it sent.
@@ -182,6 +228,28 @@ async fn send_message<W: AsyncWrite + Unpin>(
 
 /// The client's side: checks the greeting, proves the secret and checks
 /// the listener's proof. Nothing else is sent before this returns `Ok`.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use remex::core::transport::secure;
+/// # let psk = secure::psk(b"s3cret");
+/// # let (a, b) = tokio::io::duplex(1 << 20);
+/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # let (client, server) = tokio::join!(
+/// #     secure::initiate(&mut ar, &mut aw, &psk),
+/// #     secure::respond(&mut br, &mut bw, &psk)
+/// # );
+/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+/// // (above: `initiate` on one side, `respond` on the other, then `split`)
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// writer.write_all(b"hello").await.unwrap();
+/// writer.flush().await.unwrap();
+/// let mut got = [0u8; 5];
+/// reader.read_exact(&mut got).await.unwrap();
+/// assert_eq!(&got, b"hello");
+/// # Ok(()) }
+/// ```
 pub async fn initiate<R, W>(
     r: &mut R,
     w: &mut W,
@@ -218,6 +286,25 @@ where
 /// (answering [`REFUSED`] when it fails) and proves its own. The client is
 /// proven fresh only by its first record: [`SecureReader`] fails on a
 /// replayed handshake there.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use remex::core::transport::secure;
+/// # let psk = secure::psk(b"s3cret");
+/// # let (a, b) = tokio::io::duplex(1 << 20);
+/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # let (client, server) = tokio::join!(
+/// #     secure::initiate(&mut ar, &mut aw, &psk),
+/// #     secure::respond(&mut br, &mut bw, &psk)
+/// # );
+/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// writer.write_all(b"x").await.unwrap();
+/// writer.flush().await.unwrap();
+/// assert_eq!(reader.read_u8().await.unwrap(), b'x');
+/// # Ok(()) }
+/// ```
 pub async fn respond<R, W>(
     r: &mut R,
     w: &mut W,
@@ -256,6 +343,27 @@ async fn refuse<W: AsyncWrite + Unpin>(w: &mut W) {
 
 /// Splits an established session into its reading and writing halves.
 /// `peer` names the other end in errors.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use remex::core::transport::secure;
+/// # let psk = secure::psk(b"s3cret");
+/// # let (a, b) = tokio::io::duplex(1 << 20);
+/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # let (client, server) = tokio::join!(
+/// #     secure::initiate(&mut ar, &mut aw, &psk),
+/// #     secure::respond(&mut br, &mut bw, &psk)
+/// # );
+/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// writer.write_all(&[7; 100_000]).await.unwrap(); // several records
+/// writer.flush().await.unwrap();
+/// let mut got = vec![0u8; 100_000];
+/// reader.read_exact(&mut got).await.unwrap();
+/// assert!(got.iter().all(|b| *b == 7));
+/// # Ok(()) }
+/// ```
 pub fn split<R, W>(
     state: StatelessTransportState,
     reader: R,
@@ -291,6 +399,29 @@ pub fn split<R, W>(
 /// and repeats on every later call; nothing of that record or after it is
 /// returned. Until the first record opened, it holds at most one record's
 /// bytes (64 KiB) for an unproven peer.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use remex::core::transport::secure;
+/// # let psk = secure::psk(b"s3cret");
+/// # let (a, b) = tokio::io::duplex(1 << 20);
+/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # let (client, server) = tokio::join!(
+/// #     secure::initiate(&mut ar, &mut aw, &psk),
+/// #     secure::respond(&mut br, &mut bw, &psk)
+/// # );
+/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+/// let (_inner, mut opener, _plain) = reader.into_parts();
+/// let (_inner, mut sealer) = writer.into_parts().unwrap();
+/// let mut wire = bytes::BytesMut::new();
+/// sealer.seal(b"record", &mut wire).unwrap();
+/// opener.spare().extend_from_slice(&wire);
+/// let mut plain = bytes::BytesMut::new();
+/// assert_eq!(opener.open(&mut plain).unwrap(), 6);
+/// assert_eq!(&plain[..], b"record");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Opener {
     state: Arc<StatelessTransportState>,
@@ -307,6 +438,25 @@ impl Opener {
     }
 
     /// The error this session already failed with, if any.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut opener, _plain) = reader.into_parts();
+    /// opener.spare().extend_from_slice(&[0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+    /// assert!(opener.open(&mut bytes::BytesMut::new()).is_err());
+    /// assert!(opener.failure().unwrap().to_string().contains("tampered"));
+    /// # Ok(()) }
+    /// ```
     pub fn failure(&self) -> Option<io::Error> {
         self.failed
             .as_ref()
@@ -315,6 +465,25 @@ impl Opener {
 
     /// Room for the next read from the wire: the rest of the record under
     /// way, and once the peer proved itself (a record opened), several.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut opener, _plain) = reader.into_parts();
+    /// let room: &mut bytes::BytesMut = opener.spare();
+    /// room.extend_from_slice(&[0]); // half a length prefix
+    /// assert_eq!(opener.open(&mut bytes::BytesMut::new()).unwrap(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn spare(&mut self) -> &mut BytesMut {
         let need = match self.cipher.len() {
             n if n >= 2 => (2 + u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize)
@@ -337,6 +506,25 @@ impl Opener {
     }
 
     /// The wire ended: an error if it ended inside a record.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut opener, _plain) = reader.into_parts();
+    /// assert!(opener.ended().is_ok(), "a clean end between records");
+    /// opener.spare().extend_from_slice(&[0, 40]); // a record cut short
+    /// assert!(opener.ended().is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn ended(&mut self) -> io::Result<()> {
         if let Some(e) = self.failure() {
             return Err(e);
@@ -357,6 +545,30 @@ impl Opener {
     /// to `plain`; returns how many plaintext bytes it appended. What came
     /// before a bad record is appended before the error shows (on this
     /// call if nothing came before it, else on the next).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut opener, _plain) = reader.into_parts();
+    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
+    /// let mut wire = bytes::BytesMut::new();
+    /// sealer.seal(b"one", &mut wire).unwrap();
+    /// sealer.seal(b"two", &mut wire).unwrap();
+    /// opener.spare().extend_from_slice(&wire);
+    /// let mut plain = bytes::BytesMut::new();
+    /// assert_eq!(opener.open(&mut plain).unwrap(), 6);
+    /// assert_eq!(&plain[..], b"onetwo");
+    /// # Ok(()) }
+    /// ```
     pub fn open(&mut self, plain: &mut BytesMut) -> io::Result<usize> {
         if let Some(e) = self.failure() {
             return Err(e);
@@ -410,6 +622,26 @@ impl Opener {
 /// in, records out. Nonces are reserved in order ([`Sealer::reserve`]) so
 /// that records may be sealed outside the lock that orders them, as long
 /// as they reach the wire in nonce order.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use remex::core::transport::secure;
+/// # let psk = secure::psk(b"s3cret");
+/// # let (a, b) = tokio::io::duplex(1 << 20);
+/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # let (client, server) = tokio::join!(
+/// #     secure::initiate(&mut ar, &mut aw, &psk),
+/// #     secure::respond(&mut br, &mut bw, &psk)
+/// # );
+/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+/// let (_inner, mut sealer) = writer.into_parts().unwrap();
+/// let mut wire = bytes::BytesMut::new();
+/// sealer.seal(b"data", &mut wire).unwrap();
+/// assert_eq!(wire.len(), remex::core::transport::secure::SealKeys::sealed_len(4));
+/// # drop(reader);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Sealer {
     state: Arc<StatelessTransportState>,
@@ -419,6 +651,25 @@ pub struct Sealer {
 impl Sealer {
     /// Reserves the nonces of the records `len` plaintext bytes need;
     /// returns the first.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
+    /// let first = sealer.reserve(100_000); // two records: nonces first, first + 1
+    /// assert_eq!(sealer.reserve(1), first + 2);
+    /// # drop(reader);
+    /// # Ok(()) }
+    /// ```
     pub fn reserve(&mut self, len: usize) -> u64 {
         let first = self.next;
         self.next += Sealer::records_for(len);
@@ -426,12 +677,39 @@ impl Sealer {
     }
 
     /// The records `len` plaintext bytes make.
+    ///
+    /// ```
+    /// use remex::core::transport::secure::{Sealer, MAX_PLAINTEXT};
+    /// assert_eq!(Sealer::records_for(0), 0);
+    /// assert_eq!(Sealer::records_for(MAX_PLAINTEXT), 1);
+    /// assert_eq!(Sealer::records_for(MAX_PLAINTEXT + 1), 2);
+    /// ```
     pub fn records_for(len: usize) -> u64 {
         len.div_ceil(MAX_PLAINTEXT) as u64
     }
 
     /// Reserves the nonces of `segments`, each sealed as records of its
     /// own; returns the first.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
+    /// let segments = [bytes::Bytes::from_static(b"a"), bytes::Bytes::from_static(b"b")];
+    /// let first = sealer.reserve_segments(&segments); // one record each
+    /// assert_eq!(sealer.reserve(1), first + 2);
+    /// # drop(reader);
+    /// # Ok(()) }
+    /// ```
     pub fn reserve_segments(&mut self, segments: &[bytes::Bytes]) -> u64 {
         let first = self.next;
         self.next += segments
@@ -442,11 +720,57 @@ impl Sealer {
     }
 
     /// A handle that seals with reserved nonces, from any thread.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
+    /// let keys = sealer.keys();
+    /// let first = sealer.reserve(3);
+    /// // Sealed on another thread, in nonce order on the wire:
+    /// let wire = std::thread::spawn(move || {
+    ///     let mut out = bytes::BytesMut::new();
+    ///     keys.seal(first, b"abc", &mut out).unwrap();
+    ///     out
+    /// }).join().unwrap();
+    /// assert!(!wire.is_empty());
+    /// # drop(reader);
+    /// # Ok(()) }
+    /// ```
     pub fn keys(&self) -> SealKeys {
         SealKeys(self.state.clone())
     }
 
     /// Seals `plain` with the next nonces, appending the records to `out`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
+    /// let mut wire = bytes::BytesMut::new();
+    /// sealer.seal(b"secret", &mut wire).unwrap();
+    /// assert!(!wire.windows(6).any(|w| w == b"secret"), "encrypted");
+    /// # drop(reader);
+    /// # Ok(()) }
+    /// ```
     pub fn seal(&mut self, plain: &[u8], out: &mut BytesMut) -> io::Result<()> {
         let first = self.reserve(plain.len());
         self.keys().seal(first, plain, out)
@@ -454,12 +778,53 @@ impl Sealer {
 }
 
 /// Seals records with nonces reserved from a [`Sealer`].
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use remex::core::transport::secure;
+/// # let psk = secure::psk(b"s3cret");
+/// # let (a, b) = tokio::io::duplex(1 << 20);
+/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # let (client, server) = tokio::join!(
+/// #     secure::initiate(&mut ar, &mut aw, &psk),
+/// #     secure::respond(&mut br, &mut bw, &psk)
+/// # );
+/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+/// let (_inner, mut sealer) = writer.into_parts().unwrap();
+/// let keys: remex::core::transport::secure::SealKeys = sealer.keys();
+/// let mut out = bytes::BytesMut::new();
+/// keys.seal(sealer.reserve(2), b"hi", &mut out).unwrap();
+/// # drop(reader);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SealKeys(Arc<StatelessTransportState>);
 
 impl SealKeys {
     /// Seals `plain` as records with nonces from `first` on, appending
     /// them to `out`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
+    /// let keys = sealer.keys();
+    /// let mut out = bytes::BytesMut::new();
+    /// keys.seal(sealer.reserve(5), b"hello", &mut out).unwrap();
+    /// assert_eq!(out.len(), remex::core::transport::secure::SealKeys::sealed_len(5));
+    /// # drop(reader);
+    /// # Ok(()) }
+    /// ```
     pub fn seal(&self, first: u64, plain: &[u8], out: &mut BytesMut) -> io::Result<()> {
         let start = out.len();
         out.resize(start + SealKeys::sealed_len(plain.len()), 0);
@@ -468,6 +833,11 @@ impl SealKeys {
     }
 
     /// The bytes `len` plaintext bytes take as records.
+    ///
+    /// ```
+    /// use remex::core::transport::secure::SealKeys;
+    /// assert_eq!(SealKeys::sealed_len(10), 10 + 16 + 2, "tag and length prefix");
+    /// ```
     pub fn sealed_len(len: usize) -> usize {
         len + len.div_ceil(MAX_PLAINTEXT) * (TAG + 2)
     }
@@ -476,6 +846,27 @@ impl SealKeys {
     /// front of `out` (at least [`SealKeys::sealed_len`] long, its old
     /// contents overwritten: a buffer kept between calls needs no
     /// clearing); returns the bytes written.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
+    /// let keys = sealer.keys();
+    /// let mut out = vec![0u8; remex::core::transport::secure::SealKeys::sealed_len(3)];
+    /// let n = keys.seal_into(sealer.reserve(3), b"abc", &mut out).unwrap();
+    /// assert_eq!(n, out.len());
+    /// # drop(reader);
+    /// # Ok(()) }
+    /// ```
     pub fn seal_into(&self, first: u64, plain: &[u8], out: &mut [u8]) -> io::Result<usize> {
         let mut at = 0;
         for (k, chunk) in plain.chunks(MAX_PLAINTEXT).enumerate() {
@@ -492,6 +883,28 @@ impl SealKeys {
 
 /// The reading half of a session: an [`AsyncRead`] of the peer's
 /// plaintext (see [`Opener`] for its errors).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use remex::core::transport::secure;
+/// # let psk = secure::psk(b"s3cret");
+/// # let (a, b) = tokio::io::duplex(1 << 20);
+/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # let (client, server) = tokio::join!(
+/// #     secure::initiate(&mut ar, &mut aw, &psk),
+/// #     secure::respond(&mut br, &mut bw, &psk)
+/// # );
+/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// let _: &remex::core::transport::secure::SecureReader<_> = &reader;
+/// writer.write_all(b"ok").await.unwrap();
+/// writer.flush().await.unwrap();
+/// let mut got = [0u8; 2];
+/// reader.read_exact(&mut got).await.unwrap();
+/// assert_eq!(&got, b"ok");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct SecureReader<R> {
     inner: R,
@@ -502,6 +915,24 @@ pub struct SecureReader<R> {
 impl<R> SecureReader<R> {
     /// Reads the session from `inner` with `opener` (taken from another
     /// reader of it).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (inner, opener, _plain) = reader.into_parts();
+    /// let again = remex::core::transport::secure::SecureReader::from_parts(inner, opener);
+    /// # drop((again, writer));
+    /// # Ok(()) }
+    /// ```
     pub fn from_parts(inner: R, opener: Opener) -> SecureReader<R> {
         SecureReader {
             inner,
@@ -512,6 +943,25 @@ impl<R> SecureReader<R> {
 
     /// The stream, the record layer, and plaintext opened but not yet
     /// read: to go on reading the session another way.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, opener, plain) = reader.into_parts();
+    /// assert!(plain.is_empty(), "nothing read ahead");
+    /// assert!(opener.failure().is_none());
+    /// # drop(writer);
+    /// # Ok(()) }
+    /// ```
     pub fn into_parts(self) -> (R, Opener, BytesMut) {
         (self.inner, self.opener, self.plain)
     }
@@ -549,6 +999,26 @@ impl<R: AsyncRead + Unpin> AsyncRead for SecureReader<R> {
 /// The writing half of a session: an [`AsyncWrite`] whose bytes leave as
 /// encrypted records. Bytes a `write` accepted leave at the next `write`,
 /// `flush` or `shutdown`.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// # use remex::core::transport::secure;
+/// # let psk = secure::psk(b"s3cret");
+/// # let (a, b) = tokio::io::duplex(1 << 20);
+/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// # let (client, server) = tokio::join!(
+/// #     secure::initiate(&mut ar, &mut aw, &psk),
+/// #     secure::respond(&mut br, &mut bw, &psk)
+/// # );
+/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+/// use tokio::io::AsyncWriteExt;
+/// let _: &remex::core::transport::secure::SecureWriter<_> = &writer;
+/// writer.write_all(b"sealed on the way out").await.unwrap();
+/// writer.flush().await.unwrap();
+/// # drop(reader);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct SecureWriter<W> {
     inner: W,
@@ -560,6 +1030,24 @@ impl<W> SecureWriter<W> {
     /// The stream and the record layer, once everything written was
     /// flushed (an error otherwise): to go on writing the session another
     /// way.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::transport::secure;
+    /// # let psk = secure::psk(b"s3cret");
+    /// # let (a, b) = tokio::io::duplex(1 << 20);
+    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let (client, server) = tokio::join!(
+    /// #     secure::initiate(&mut ar, &mut aw, &psk),
+    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// # );
+    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
+    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
+    /// let (_inner, sealer) = writer.into_parts().unwrap(); // nothing pending
+    /// let _ = sealer.keys();
+    /// # drop(reader);
+    /// # Ok(()) }
+    /// ```
     pub fn into_parts(self) -> io::Result<(W, Sealer)> {
         if !self.out.is_empty() {
             return Err(io::Error::other("the session's writer was not flushed"));

@@ -22,8 +22,17 @@ use crate::spec::{Spec, Transport};
 use crate::wire::WorkerInfo;
 
 /// How long connecting may take.
+///
+/// ```
+/// assert!(remex::core::transport::socket::CONNECT_TIMEOUT <= std::time::Duration::from_secs(30));
+/// ```
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the secure handshake and the hellos may take once connected.
+///
+/// ```
+/// // The handshake and the worker's hello must complete within it.
+/// assert_eq!(remex::core::transport::socket::SESSION_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn secret(spec: &Spec) -> Result<Vec<u8>> {
@@ -57,6 +66,30 @@ pub(crate) struct Connected {
 
 /// An established session taken apart for the engine, which reads it
 /// directly (`Connection::spawn_direct_secure`).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use remex::core::transport::{secure, socket::DirectParts};
+/// let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let addr = l.local_addr().unwrap();
+/// let psk = secure::psk(b"s3cret");
+/// let (client, server) = tokio::join!(
+///     async {
+///         let (mut r, mut w) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+///         let state = secure::initiate(&mut r, &mut w, &psk).await.unwrap();
+///         let (reader, writer) = secure::split(state, r, w, "listener");
+///         DirectParts::new(reader, writer, bytes::BytesMut::new()).unwrap()
+///     },
+///     async {
+///         let (s, _) = l.accept().await.unwrap();
+///         let (mut r, mut w) = s.into_split();
+///         secure::respond(&mut r, &mut w, &psk).await.unwrap()
+///     }
+/// );
+/// assert!(client.leftover.is_empty());
+/// # drop(server);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct DirectParts {
     /// The socket, for reading (a duplicate of `writer`'s).
@@ -75,6 +108,30 @@ impl DirectParts {
     /// Takes apart a session whose hellos were exchanged over `reader`
     /// and `writer` (flushed), with `leftover` the plaintext read after
     /// the peer's hello.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use remex::core::transport::{secure, socket::DirectParts};
+    /// let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let psk = secure::psk(b"s3cret");
+    /// let (client, server) = tokio::join!(
+    ///     async {
+    ///         let (mut r, mut w) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+    ///         let state = secure::initiate(&mut r, &mut w, &psk).await.unwrap();
+    ///         let (reader, writer) = secure::split(state, r, w, "listener");
+    ///         DirectParts::new(reader, writer, bytes::BytesMut::new()).unwrap()
+    ///     },
+    ///     async {
+    ///         let (s, _) = l.accept().await.unwrap();
+    ///         let (mut r, mut w) = s.into_split();
+    ///         secure::respond(&mut r, &mut w, &psk).await.unwrap()
+    ///     }
+    /// );
+    /// assert!(client.leftover.is_empty());
+    /// # drop(server);
+    /// # Ok(()) }
+    /// ```
     pub fn new(
         reader: SecureReader<OwnedReadHalf>,
         writer: SecureWriter<OwnedWriteHalf>,

@@ -94,6 +94,10 @@ REMEX_WORKER=1 exec "$w""#,
 }
 
 /// How long ssh may take to connect.
+///
+/// ```
+/// assert_eq!(remex::core::transport::ssh::CONNECT_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Quotes `s` for a POSIX shell.

@@ -16,12 +16,29 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use super::WireError;
 
 /// Bytes before the payload: length (4), kind (1), channel (4).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_frame, Kind, HEADER_LEN};
+/// let mut buf = BytesMut::new();
+/// encode_frame(Kind::Data, 1, b"abc", &mut buf);
+/// assert_eq!(buf.len(), HEADER_LEN + 3);
+/// ```
 pub const HEADER_LEN: usize = 9;
 
 /// Default largest payload of one frame (1 MiB). Larger messages are chunked.
+///
+/// ```
+/// assert_eq!(remex::core::wire::DEFAULT_MAX_PAYLOAD, 1 << 20);
+/// ```
 pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
 
 /// What a frame carries. The numeric values are the wire encoding.
+///
+/// ```
+/// use remex::core::wire::Kind;
+/// assert_eq!(Kind::from_u8(Kind::Close as u8), Some(Kind::Close));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Kind {
@@ -52,6 +69,12 @@ pub enum Kind {
 
 impl Kind {
     /// Decodes a kind byte, or `None` for an unknown one.
+    ///
+    /// ```
+    /// use remex::core::wire::Kind;
+    /// assert_eq!(Kind::from_u8(2), Some(Kind::Data));
+    /// assert_eq!(Kind::from_u8(200), None);
+    /// ```
     pub fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
             1 => Kind::Exec,
@@ -71,6 +94,15 @@ impl Kind {
 }
 
 /// One decoded frame.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_frame, Frame, FrameDecoder, Kind};
+/// let mut buf = BytesMut::new();
+/// encode_frame(Kind::Bytes, 3, b"hi", &mut buf);
+/// let f: Frame = FrameDecoder::new(1024).decode(&mut buf).unwrap().unwrap();
+/// assert_eq!((f.kind, f.channel, &f.payload[..]), (Kind::Bytes, 3, &b"hi"[..]));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// What the frame carries.
@@ -83,6 +115,14 @@ pub struct Frame {
 
 /// Appends one frame to `dst`. The caller keeps `payload` within the peer's
 /// maximum; [`super::encode_message`] does the chunking.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_frame, FrameDecoder, Kind};
+/// let mut buf = BytesMut::new();
+/// encode_frame(Kind::Close, 5, b"", &mut buf);
+/// assert_eq!(FrameDecoder::new(1024).decode(&mut buf).unwrap().unwrap().kind, Kind::Close);
+/// ```
 pub fn encode_frame(kind: Kind, channel: u32, payload: &[u8], dst: &mut BytesMut) {
     dst.reserve(HEADER_LEN + payload.len());
     encode_header(kind, channel, payload.len(), dst);
@@ -91,6 +131,16 @@ pub fn encode_frame(kind: Kind, channel: u32, payload: &[u8], dst: &mut BytesMut
 
 /// Appends the header of a frame whose `len` payload bytes follow it on
 /// the stream (written from elsewhere: the zero-copy output path).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_header, FrameDecoder, Kind};
+/// // A header now, its payload from another buffer after it:
+/// let mut buf = BytesMut::new();
+/// encode_header(Kind::Bytes, 1, 3, &mut buf);
+/// buf.extend_from_slice(b"xyz");
+/// assert_eq!(&FrameDecoder::new(1024).decode(&mut buf).unwrap().unwrap().payload[..], b"xyz");
+/// ```
 pub fn encode_header(kind: Kind, channel: u32, len: usize, dst: &mut BytesMut) {
     debug_assert!(len <= u32::MAX as usize - 5);
     dst.put_u32_le((len + 5) as u32);
@@ -118,6 +168,11 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     /// A decoder that refuses frames whose payload exceeds `max_payload`.
+    ///
+    /// ```
+    /// let dec = remex::core::wire::FrameDecoder::new(remex::core::wire::DEFAULT_MAX_PAYLOAD);
+    /// let _ = dec;
+    /// ```
     pub fn new(max_payload: usize) -> Self {
         FrameDecoder { max_payload }
     }
@@ -125,6 +180,23 @@ impl FrameDecoder {
     /// Returns the next complete frame, `None` if more bytes are needed, or an
     /// error for a frame that breaks the format. After an error the stream is
     /// out of sync and must be abandoned.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use remex::core::wire::{encode_frame, FrameDecoder, Kind};
+    /// let mut whole = BytesMut::new();
+    /// encode_frame(Kind::Data, 1, b"abc", &mut whole);
+    /// let mut dec = FrameDecoder::new(1024);
+    /// // Part of a frame: not yet.
+    /// let mut buf = whole.split_to(4);
+    /// assert_eq!(dec.decode(&mut buf).unwrap(), None);
+    /// buf.extend_from_slice(&whole);
+    /// assert!(dec.decode(&mut buf).unwrap().is_some());
+    /// // A frame over the bound is an error.
+    /// let mut big = BytesMut::new();
+    /// encode_frame(Kind::Data, 1, &[0; 2048], &mut big);
+    /// assert!(dec.decode(&mut big).is_err());
+    /// ```
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
         if buf.len() < HEADER_LEN {
             return Ok(None);

@@ -19,18 +19,45 @@ use super::HandshakeError;
 
 /// Marks the start of a hello. Byte 0xF0 cannot start valid text in most
 /// encodings, and the trailing newline keeps line-buffered relays moving.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_hello, Hello, Role, MAGIC};
+/// let mut buf = BytesMut::new();
+/// encode_hello(&Hello { role: Role::Worker, worker: None, setup: None }, &mut buf);
+/// assert!(buf.starts_with(&MAGIC));
+/// ```
 pub const MAGIC: [u8; 8] = [0xF0, b'R', b'E', b'M', b'E', b'X', 0x00, 0x0A];
 
 /// The protocol version this build speaks.
+///
+/// ```
+/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 1);
+/// ```
 pub const PROTOCOL_VERSION: u16 = 1;
 
 /// Longest hello body accepted.
+///
+/// ```
+/// assert_eq!(remex::core::wire::handshake::MAX_HELLO, 64 * 1024);
+/// ```
 pub const MAX_HELLO: usize = 64 * 1024;
 
 /// Default bound on bytes skipped before the magic.
+///
+/// ```
+/// // Bytes a shell may print before the hello (a login banner):
+/// assert_eq!(remex::core::wire::DEFAULT_MAX_NOISE, 64 * 1024);
+/// ```
 pub const DEFAULT_MAX_NOISE: usize = 64 * 1024;
 
 /// Which side sent a hello.
+///
+/// ```
+/// use remex::core::wire::{Hello, Role};
+/// let hello = Hello { role: Role::Controller, worker: None, setup: None };
+/// assert_eq!(hello.role, Role::Controller);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     /// The side that started the gateway.
@@ -40,6 +67,15 @@ pub enum Role {
 }
 
 /// What a worker tells about itself.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
+/// let info: &remex::WorkerInfo = gw.rinfo();
+/// assert_eq!(info.platform, format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH));
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerInfo {
     /// Process id on the worker's host.
@@ -55,6 +91,13 @@ pub struct WorkerInfo {
 }
 
 /// Settings the controller asks the worker to apply before it serves.
+///
+/// ```
+/// use remex::core::wire::{Hello, Role, WorkerSetup};
+/// let setup = WorkerSetup { chdir: Some("/tmp".into()), env: vec![], nice: Some(5) };
+/// let hello = Hello { role: Role::Controller, worker: None, setup: Some(setup) };
+/// assert_eq!(hello.setup.unwrap().nice, Some(5));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WorkerSetup {
     /// Directory to change into (created if missing).
@@ -66,6 +109,12 @@ pub struct WorkerSetup {
 }
 
 /// A decoded hello.
+///
+/// ```
+/// use remex::core::wire::{Hello, Role};
+/// let hello = Hello { role: Role::Worker, worker: None, setup: None };
+/// assert_eq!(hello.clone(), hello);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Who sent it.
@@ -98,6 +147,15 @@ pub fn encode_hello(hello: &Hello, dst: &mut BytesMut) {
 }
 
 /// Finds and decodes a hello in a growing buffer, skipping noise before it.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_hello, HandshakeScanner, Hello, Role};
+/// let mut buf = BytesMut::from(&b"motd\n"[..]);
+/// encode_hello(&Hello { role: Role::Worker, worker: None, setup: None }, &mut buf);
+/// let mut scan = HandshakeScanner::new(1024);
+/// assert!(scan.scan(&mut buf).unwrap().is_some());
+/// ```
 #[derive(Debug, Clone)]
 pub struct HandshakeScanner {
     skipped: usize,
@@ -109,6 +167,11 @@ const PREVIEW: usize = 400;
 
 impl HandshakeScanner {
     /// A scanner that skips at most `max_noise` bytes before the magic.
+    ///
+    /// ```
+    /// let scan = remex::core::wire::HandshakeScanner::new(remex::core::wire::DEFAULT_MAX_NOISE);
+    /// assert_eq!(scan.skipped(), 0);
+    /// ```
     pub fn new(max_noise: usize) -> Self {
         HandshakeScanner {
             skipped: 0,
@@ -118,11 +181,29 @@ impl HandshakeScanner {
     }
 
     /// Bytes skipped so far.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use remex::core::wire::{encode_hello, HandshakeScanner, Hello, Role};
+    /// let mut buf = BytesMut::from(&b"a login banner\n"[..]);
+    /// encode_hello(&Hello { role: Role::Worker, worker: None, setup: None }, &mut buf);
+    /// let mut scan = HandshakeScanner::new(1024);
+    /// assert!(scan.scan(&mut buf).unwrap().is_some());
+    /// assert_eq!(scan.skipped(), 15);
+    /// ```
     pub fn skipped(&self) -> usize {
         self.skipped
     }
 
     /// The start of the skipped noise, as text.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// let mut scan = remex::core::wire::HandshakeScanner::new(1024);
+    /// let mut buf = BytesMut::from(&b"sh: remex-worker: not found\n"[..]);
+    /// scan.scan(&mut buf).unwrap();
+    /// assert!(scan.noise().starts_with("sh: remex-worker:"), "{}", scan.noise());
+    /// ```
     pub fn noise(&self) -> String {
         String::from_utf8_lossy(&self.preview)
             .trim_end()
@@ -138,6 +219,18 @@ impl HandshakeScanner {
 
     /// Returns the hello once it is complete (consuming it and the noise
     /// before it from `buf`), `None` if more bytes are needed, or an error.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use remex::core::wire::{encode_hello, HandshakeScanner, Hello, Role};
+    /// let mut whole = BytesMut::new();
+    /// encode_hello(&Hello { role: Role::Worker, worker: None, setup: None }, &mut whole);
+    /// let mut scan = HandshakeScanner::new(1024);
+    /// let mut buf = whole.split_to(3); // a part: not yet
+    /// assert!(scan.scan(&mut buf).unwrap().is_none());
+    /// buf.extend_from_slice(&whole);
+    /// assert!(scan.scan(&mut buf).unwrap().is_some());
+    /// ```
     pub fn scan(&mut self, buf: &mut BytesMut) -> Result<Option<Hello>, HandshakeError> {
         let pos = buf.windows(MAGIC.len()).position(|w| w == MAGIC);
         let Some(pos) = pos else {
@@ -189,6 +282,15 @@ impl HandshakeScanner {
 
     /// The error to report when the stream ended before a hello; `rest` is
     /// what is still in the buffer (a possible start of the magic).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// let mut scan = remex::core::wire::HandshakeScanner::new(1024);
+    /// let mut buf = BytesMut::from(&b"bash: remex-worker: command not found\n"[..]);
+    /// scan.scan(&mut buf).unwrap();
+    /// let e = scan.eof_error(&buf);
+    /// assert!(e.to_string().contains("command not found"), "{e}");
+    /// ```
     pub fn eof_error(&self, rest: &[u8]) -> HandshakeError {
         let mut preview = self.preview.clone();
         preview.extend_from_slice(&rest[..rest.len().min(PREVIEW.saturating_sub(preview.len()))]);

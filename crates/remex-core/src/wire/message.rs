@@ -10,6 +10,16 @@ use super::WireError;
 use crate::value::Value;
 
 /// What an `Exec` message asks the worker to run.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
+/// let req = remex::core::ExecRequest::Call { name: "echo".into(), args: remex::Value::Int(3) };
+/// let ch = gw.connection().exec(req)?;
+/// assert_eq!(ch.receive::<i64>().await?, 3);
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ExecRequest {
     /// A rhai script, run with `channel` in scope.
@@ -27,6 +37,15 @@ pub enum ExecRequest {
 }
 
 /// A worker's answer to a status request.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
+/// let s: remex::RemoteStatus = gw.remote_status().await?;
+/// assert_eq!(s.numexecuting, 0);
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RemoteStatus {
     /// Channels open on the worker.
@@ -36,6 +55,15 @@ pub struct RemoteStatus {
 }
 
 /// One protocol message.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_message, Message, MessageDecoder};
+/// let msg = Message::Close { channel: 3 };
+/// let mut buf = BytesMut::new();
+/// encode_message(&msg, 1024, &mut buf).unwrap();
+/// assert_eq!(MessageDecoder::new(1024, 1 << 20).decode(&mut buf).unwrap(), Some(msg));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     /// Run `request` with its channel `channel`.
@@ -179,6 +207,16 @@ pub(crate) fn encode_chunked(
 
 /// Turns a byte stream into messages: frame decoding plus reassembly of
 /// chunked payloads, each bounded.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_message, Message, MessageDecoder};
+/// let msg = Message::Data { channel: 1, value: remex::Value::Int(5), size: 0 };
+/// let mut buf = BytesMut::new();
+/// encode_message(&msg, 1024, &mut buf).unwrap();
+/// let got = MessageDecoder::new(1024, 1 << 20).decode(&mut buf).unwrap().unwrap();
+/// assert!(matches!(got, Message::Data { channel: 1, value: remex::Value::Int(5), .. }));
+/// ```
 #[derive(Debug)]
 pub struct MessageDecoder {
     frames: FrameDecoder,
@@ -190,6 +228,11 @@ pub struct MessageDecoder {
 impl MessageDecoder {
     /// `max_payload` bounds one frame; `max_message` bounds the sum of all
     /// partly received chunked messages.
+    ///
+    /// ```
+    /// let dec = remex::core::wire::MessageDecoder::new(1 << 20, 1 << 30);
+    /// let _ = dec;
+    /// ```
     pub fn new(max_payload: usize, max_message: usize) -> Self {
         MessageDecoder {
             frames: FrameDecoder::new(max_payload),
@@ -201,6 +244,16 @@ impl MessageDecoder {
 
     /// Returns the next complete message, or `None` if more bytes are needed.
     /// An error means the stream is corrupt and must be abandoned.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use remex::core::wire::{encode_message, Message, MessageDecoder};
+    /// let mut buf = BytesMut::new();
+    /// encode_message(&Message::Terminate, 1024, &mut buf).unwrap();
+    /// let mut dec = MessageDecoder::new(1024, 1 << 20);
+    /// assert_eq!(dec.decode(&mut buf).unwrap(), Some(Message::Terminate));
+    /// assert_eq!(dec.decode(&mut buf).unwrap(), None, "nothing more");
+    /// ```
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WireError> {
         while let Some(frame) = self.frames.decode(buf)? {
             if let Some(msg) = self.on_frame(frame)? {

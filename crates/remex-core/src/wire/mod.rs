@@ -22,6 +22,15 @@ pub use message::{encode_message, ExecRequest, Message, MessageDecoder, RemoteSt
 
 /// A stream that breaks the frame format. The stream cannot be resynchronised
 /// after one of these.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_frame, FrameDecoder, Kind, WireError};
+/// let mut buf = BytesMut::new();
+/// encode_frame(Kind::Data, 1, &[0; 100], &mut buf);
+/// let e: WireError = FrameDecoder::new(10).decode(&mut buf).unwrap_err();
+/// assert!(e.to_string().contains("100"), "{e}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// A frame's length field is smaller than its fixed header.
@@ -71,6 +80,14 @@ pub enum WireError {
 }
 
 /// A handshake that did not complete.
+///
+/// ```
+/// use bytes::BytesMut;
+/// let mut scan = remex::core::wire::HandshakeScanner::new(8);
+/// let mut buf = BytesMut::from(&b"far too much output"[..]);
+/// let e: remex::core::wire::HandshakeError = scan.scan(&mut buf).unwrap_err();
+/// assert!(e.to_string().contains("no remex handshake within the first 8 bytes"), "{e}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
     /// The peer speaks another protocol version.
