@@ -47,7 +47,7 @@ mod result;
 mod service;
 mod thread;
 mod trigger;
-mod wait;
+pub mod wait;
 
 pub use error::{Error, Result};
 pub use event::Event;

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,43 +23,39 @@ use crate::Worker;
 /// How long a terminating worker tries to flush what it still has to send.
 const FLUSH_ON_EXIT: Duration = Duration::from_millis(500);
 
-fn cvt(what: &str, r: libc::c_int) -> std::io::Result<libc::c_int> {
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        Err(std::io::Error::new(e.kind(), format!("{what}: {e}")))
-    } else {
-        Ok(r)
+/// Names the call that failed in an OS error.
+fn os(what: &'static str) -> impl Fn(rustix::io::Errno) -> std::io::Error {
+    move |e| {
+        let e = std::io::Error::from(e);
+        std::io::Error::new(e.kind(), format!("{what}: {e}"))
     }
 }
 
 /// Moves the protocol off fds 0/1 and returns (protocol in, protocol out).
 fn isolate_stdio() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: plain fd syscalls on fds this process owns; every returned fd
-    // is checked and wrapped in an OwnedFd exactly once.
-    unsafe {
-        let pin = cvt("dup stdin", libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3))?;
-        let pout = cvt("dup stdout", libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3))?;
-        let null = cvt(
-            "open /dev/null",
-            libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY),
-        )?;
-        cvt("dup2 /dev/null to stdin", libc::dup2(null, 0))?;
-        libc::close(null);
-        cvt("dup2 stderr to stdout", libc::dup2(2, 1))?;
-        Ok((OwnedFd::from_raw_fd(pin), OwnedFd::from_raw_fd(pout)))
-    }
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::BorrowedFd;
+    // SAFETY: fds 0, 1 and 2 are open for the life of the process (the
+    // controller gave them); they are only borrowed here.
+    let (stdin, stdout, stderr) = unsafe {
+        (
+            BorrowedFd::borrow_raw(0),
+            BorrowedFd::borrow_raw(1),
+            BorrowedFd::borrow_raw(2),
+        )
+    };
+    let pin = rustix::io::fcntl_dupfd_cloexec(stdin, 3).map_err(os("dup stdin"))?;
+    let pout = rustix::io::fcntl_dupfd_cloexec(stdout, 3).map_err(os("dup stdout"))?;
+    let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(os("open /dev/null"))?;
+    rustix::stdio::dup2_stdin(&null).map_err(os("dup2 /dev/null to stdin"))?;
+    rustix::stdio::dup2_stdout(stderr).map_err(os("dup2 stderr to stdout"))?;
+    Ok((pin, pout))
 }
 
-fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let flags = cvt("fcntl F_GETFL", libc::fcntl(fd, libc::F_GETFL))?;
-        cvt(
-            "fcntl F_SETFL",
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK),
-        )?;
-    }
-    Ok(())
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd).map_err(os("fcntl F_GETFL"))?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK).map_err(os("fcntl F_SETFL"))
 }
 
 pub(crate) fn platform() -> String {
@@ -225,7 +221,7 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
     let setup = || -> std::io::Result<_> {
         let (i, o): (OwnedFd, OwnedFd) = (input.into(), output.into());
         // The input is made non-blocking by the direct reader.
-        set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&o))?;
+        set_nonblocking(&o)?;
         let w = tokio::net::unix::pipe::Sender::from_owned_fd_unchecked(o)?;
         Ok((i, w))
     };

@@ -916,16 +916,15 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub async fn flushed(&self) {
-        loop {
-            if self.shared.writer_finished.load(Ordering::Acquire) {
-                return;
-            }
-            let l = self.shared.writer_done.listen();
-            if self.shared.writer_finished.load(Ordering::Acquire) {
-                return;
-            }
-            l.await;
-        }
+        // No timeout: the writer finishes once its stream takes the rest
+        // or fails (a bound is the caller's, as in `Gateway::exit_within`).
+        let s = &self.shared;
+        remex_sync::wait::until(
+            None,
+            || s.writer_finished.load(Ordering::Acquire).then_some(()),
+            || s.writer_done.listen(),
+        )
+        .await;
     }
 
     /// The error that ended the connection, if it has ended. A connection
@@ -992,16 +991,12 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub async fn closed(&self) -> Error {
-        loop {
-            if let Some(e) = self.shared.lost.lock().clone() {
-                return e;
-            }
-            let l = self.shared.lost_event.listen();
-            if let Some(e) = self.shared.lost.lock().clone() {
-                return e;
-            }
-            l.await;
-        }
+        // No timeout: a connection lasts as long as its peer; callers bound
+        // the wait where they need to (`Gateway::join`).
+        let s = &self.shared;
+        let lost =
+            remex_sync::wait::until(None, || s.lost.lock().clone(), || s.lost_event.listen());
+        lost.await.unwrap_or_else(|| s.lost_error())
     }
 
     /// Marks the connection as ended for `reason`: every open channel gets
