@@ -264,19 +264,28 @@ async fn a_failed_handshake_through_a_relay_names_no_pid_zero() {
     group.terminate(Duration::from_secs(5)).await;
 }
 
+/// Sends `ch` to a script that sends it back and ends (which closes the
+/// channel on the worker); returns the reference that came back, once the
+/// script and `ch` have ended.
+async fn sent_back(gw: &remex::Gateway, ch: &remex::Channel) -> remex::ChannelRef {
+    let script = gw
+        .remote_exec("let c = channel.receive(); channel.send(c);")
+        .unwrap();
+    script.send(ch).await.unwrap();
+    let r = script.receive().await.unwrap();
+    script
+        .waitclose(Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    ch.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    r
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_sent_back_after_the_script_ended_is_the_same_channel() {
     let gw = common::gateway().await;
     let mine = gw.newchannel();
-    // The script gets our channel, sends it back, and ends (which closes
-    // the channel on the worker).
-    let ch = gw
-        .remote_exec("let c = channel.receive(); channel.send(c);")
-        .unwrap();
-    ch.send(&mine).await.unwrap();
-    let r: remex::ChannelRef = ch.receive().await.unwrap();
-    ch.waitclose(Some(Duration::from_secs(10))).await.unwrap();
-    mine.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    let r = sent_back(&gw, &mine).await;
     let back = gw.channel(r);
     assert_eq!(back.id(), mine.id());
     // It reports its end at once, like the handle we kept.
@@ -296,13 +305,7 @@ async fn a_channel_sent_back_after_the_script_ended_is_the_same_channel() {
 
     // The same when we no longer hold a handle of our own.
     let lost = gw.newchannel();
-    let ch = gw
-        .remote_exec("let c = channel.receive(); channel.send(c);")
-        .unwrap();
-    ch.send(&lost).await.unwrap();
-    let r: remex::ChannelRef = ch.receive().await.unwrap();
-    ch.waitclose(Some(Duration::from_secs(10))).await.unwrap();
-    lost.waitclose(Some(Duration::from_secs(10))).await.unwrap();
+    let r = sent_back(&gw, &lost).await;
     drop(lost);
     let back = gw.channel(r);
     let err = back

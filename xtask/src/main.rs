@@ -316,29 +316,20 @@ fn lint() -> Result<(), String> {
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
     run("cargo fmt --check", c)?;
+    clippy("cargo clippy", &["--workspace"])?;
+    clippy(
+        "cargo clippy (portable input path)",
+        &["-p", "remex-core", "--features", "portable"],
+    )
+}
+
+/// Clippy over `packages` and all their targets, warnings as errors.
+fn clippy(what: &str, packages: &[&str]) -> Result<(), String> {
     let mut c = cargo();
-    c.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run("cargo clippy", c)?;
-    let mut c = cargo();
-    c.args([
-        "clippy",
-        "-p",
-        "remex-core",
-        "--features",
-        "portable",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run("cargo clippy (portable input path)", c)
+    c.arg("clippy")
+        .args(packages)
+        .args(["--all-targets", "--", "-D", "warnings"]);
+    run(what, c)
 }
 
 fn bench(args: &[String]) -> Result<(), String> {

@@ -153,9 +153,7 @@ impl Group {
         let group = Group::empty();
         let mut parsed = Vec::new();
         for s in specs {
-            let s = s.as_ref();
-            remex_core::transport::popen::check_not_unserved_worker(s)?;
-            parsed.extend(Spec::parse_many(s)?);
+            parsed.extend(Spec::parse_many(s.as_ref())?);
         }
         group.start(parsed).await?;
         Ok(group)

@@ -406,30 +406,27 @@ fn forward_line(id: &str, text: &str) {
         Some((l, t, m)) => (l, Some(t), m),
         None => (Level::INFO, None, text),
     };
-    macro_rules! emit {
-        ($lvl:expr) => {
-            match target {
-                Some(t) => tracing::event!(target: "remex::worker", $lvl, gateway = %id, worker_target = %t, "{message}"),
-                None => tracing::event!(target: "remex::worker", $lvl, gateway = %id, "{message}"),
+    // tracing's macros take the level as a constant: one arm per level.
+    macro_rules! forward {
+        ($lvl:expr) => {{
+            let on = tracing::enabled!(target: "remex::worker", $lvl);
+            if on {
+                match target {
+                    Some(t) => tracing::event!(target: "remex::worker", $lvl, gateway = %id, worker_target = %t, "{message}"),
+                    None => tracing::event!(target: "remex::worker", $lvl, gateway = %id, "{message}"),
+                }
             }
-        };
+            on
+        }};
     }
-    let enabled = match level {
-        Level::ERROR => tracing::enabled!(target: "remex::worker", Level::ERROR),
-        Level::WARN => tracing::enabled!(target: "remex::worker", Level::WARN),
-        Level::INFO => tracing::enabled!(target: "remex::worker", Level::INFO),
-        Level::DEBUG => tracing::enabled!(target: "remex::worker", Level::DEBUG),
-        _ => tracing::enabled!(target: "remex::worker", Level::TRACE),
+    let forwarded = match level {
+        Level::ERROR => forward!(Level::ERROR),
+        Level::WARN => forward!(Level::WARN),
+        Level::INFO => forward!(Level::INFO),
+        Level::DEBUG => forward!(Level::DEBUG),
+        _ => forward!(Level::TRACE),
     };
-    if !enabled {
+    if !forwarded {
         eprintln!("[{id}] {text}");
-        return;
-    }
-    match level {
-        Level::ERROR => emit!(Level::ERROR),
-        Level::WARN => emit!(Level::WARN),
-        Level::INFO => emit!(Level::INFO),
-        Level::DEBUG => emit!(Level::DEBUG),
-        _ => emit!(Level::TRACE),
     }
 }
