@@ -30,6 +30,7 @@ fn messages() -> Vec<u8> {
             channel: 1,
             request: ExecRequest::Script {
                 source: "channel.send(1)".into(),
+                args: Value::Map(vec![(Value::from("n"), Value::Int(2))]),
             },
         },
         Message::Data {

@@ -245,6 +245,7 @@ fn a_script_that_is_not_utf8_fails_its_channel_and_the_worker_serves_on() {
             channel: 3,
             request: ExecRequest::Script {
                 source: "channel.send(5)".into(),
+                args: remex::Value::Unit,
             },
         },
         1 << 20,

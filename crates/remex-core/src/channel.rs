@@ -206,6 +206,19 @@ impl Channel {
         &self.handle.state
     }
 
+    /// A local channel's sink ([`crate::Connection::local_channel`]); an
+    /// error once the channel was closed.
+    fn local_sink(&self) -> Result<Option<&crate::conn::Sink>> {
+        match &self.state().sink {
+            Some(_) if self.state().closed_here() => Err(Error::ChannelClosed {
+                gateway: self.gateway_id().to_string(),
+                channel: self.id(),
+                by_remote: false,
+            }),
+            sink => Ok(sink.as_ref()),
+        }
+    }
+
     /// The channel's id, unique on its gateway.
     ///
     /// ```
@@ -339,6 +352,9 @@ impl Channel {
     /// # Ok(()) }
     /// ```
     pub async fn send_value(&self, value: Value) -> Result<()> {
+        if let Some(sink) = self.local_sink()? {
+            return sink(value);
+        }
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
         wait_async(&self.handle.shared, None, || {
@@ -384,6 +400,9 @@ impl Channel {
     /// # Ok(()) }
     /// ```
     pub fn try_send_value(&self, value: Value) -> Result<()> {
+        if let Some(sink) = self.local_sink()? {
+            return sink(value);
+        }
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
         match self.state().try_reserve(self.shared(), size) {
@@ -416,6 +435,9 @@ impl Channel {
     /// # Ok(()) }
     /// ```
     pub fn send_value_blocking(&self, value: Value) -> Result<()> {
+        if let Some(sink) = self.local_sink()? {
+            return sink(value);
+        }
         let (kind, payload) = self.encode(&value)?;
         let size = Self::size_of(&value, &payload);
         wait_blocking(&self.handle.shared, None, "send credit", None, || {

@@ -14,9 +14,56 @@ use crate::conn::{ConnConfig, Connection, Handlers};
 use crate::error::{with_timeout, Error, Result};
 use crate::spec::{Spec, Transport};
 use crate::transport::{self, cmd, kill_group, popen, ssh};
-use crate::value::{to_value, ChannelRef};
+use crate::value::{to_value, ChannelRef, Value};
 use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 use remex_sync::Lifecycle;
+
+/// Converts a script's named arguments (a struct with named fields, or a
+/// map with string keys) into the map a script request carries; each name
+/// must be a script identifier other than `channel`.
+///
+/// ```
+/// use remex::Value;
+/// let v = remex::core::gateway::script_args(&std::collections::BTreeMap::from([("n", 3)])).unwrap();
+/// assert_eq!(v, Value::Map(vec![(Value::from("n"), Value::Int(3))]));
+/// let e = remex::core::gateway::script_args(&std::collections::BTreeMap::from([("channel", 3)])).unwrap_err();
+/// assert!(e.to_string().contains("'channel'"), "{e}");
+/// assert!(remex::core::gateway::script_args(&(1, 2)).is_err());
+/// ```
+pub fn script_args<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
+    let bad = |detail: String| Error::Arguments { detail };
+    let v = to_value(args).map_err(|e| bad(e.to_string()))?;
+    let Value::Map(entries) = v else {
+        return Err(bad(format!(
+            "script arguments must have named fields (a struct or a map with string keys), got {}",
+            v.describe()
+        )));
+    };
+    for (k, _) in &entries {
+        let Value::Str(name) = k else {
+            return Err(bad(format!(
+                "script argument names must be strings, got {}",
+                k.describe()
+            )));
+        };
+        let ident = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident {
+            return Err(bad(format!(
+                "script argument name {name:?} is not a script identifier (letters, digits, '_')"
+            )));
+        }
+        if name == "channel" {
+            return Err(bad(
+                "script argument name 'channel' is taken by the script's channel".into(),
+            ));
+        }
+    }
+    Ok(Value::Map(entries))
+}
 
 /// How long `exit()` lets a worker end by itself before killing it.
 ///
@@ -582,6 +629,39 @@ impl Gateway {
     pub fn remote_exec(&self, source: impl Into<String>) -> Result<Channel> {
         self.inner.conn.exec(ExecRequest::Script {
             source: source.into(),
+            args: Value::Unit,
+        })
+    }
+
+    /// Runs a rhai script with named arguments: each field of `args` (a
+    /// struct with named fields, or a map with string keys) is a variable
+    /// in the script's scope, as execnet's `remote_exec(source, **kwargs)`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// #[derive(serde::Serialize)]
+    /// struct Job<'a> { name: &'a str, times: i64 }
+    ///
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec_with("channel.send(name * times)", &Job { name: "ab", times: 3 })?;
+    /// assert_eq!(ch.receive::<String>().await?, "ababab");
+    ///
+    /// // A map works too; anything else is refused before it is sent.
+    /// let args = std::collections::HashMap::from([("x", 2)]);
+    /// assert_eq!(gw.remote_exec_with("channel.send(x + 1)", &args)?.receive::<i64>().await?, 3);
+    /// let e = gw.remote_exec_with("x", &[1, 2]).unwrap_err();
+    /// assert!(e.to_string().contains("named"), "{e}");
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn remote_exec_with<A: Serialize + ?Sized>(
+        &self,
+        source: impl Into<String>,
+        args: &A,
+    ) -> Result<Channel> {
+        self.inner.conn.exec(ExecRequest::Script {
+            source: source.into(),
+            args: script_args(args)?,
         })
     }
 

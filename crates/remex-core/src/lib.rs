@@ -38,7 +38,7 @@ pub use gateway::{makegateway, Gateway, GatewayState};
 pub use remex_sync::{Lifecycle, Mode, State};
 pub use spec::{Spec, SpecError, Transport};
 pub use value::{from_value, to_value, ChannelRef, Value, ValueError};
-pub use wire::{ExecRequest, RemoteStatus, WorkerInfo};
+pub use wire::{ExecRequest, RemoteStatus, ScriptLimits, WorkerInfo};
 
 /// The version of remex this crate belongs to.
 ///

@@ -81,6 +81,10 @@ pub struct Spec {
     /// `installvia=ID` (with `socket=`): start the listening worker through
     /// gateway `ID`, with a fresh secret handed to both ends over it.
     pub installvia: Option<String>,
+    /// `script_max_operations=`, `script_max_string=`, `script_max_array=`,
+    /// `script_max_map=`, `script_max_call_levels=`, `script_max_memory=`:
+    /// limits for this gateway's scripts (sizes take K, M, G suffixes).
+    pub script_limits: crate::wire::ScriptLimits,
 }
 
 /// A spec string that cannot be parsed.
@@ -116,7 +120,30 @@ const KEYS: &[&str] = &[
     "secret_file",
     "installvia",
     "liveness",
+    "script_max_operations",
+    "script_max_string",
+    "script_max_array",
+    "script_max_map",
+    "script_max_call_levels",
+    "script_max_memory",
 ];
+
+/// A count (`1000`) or a size with a binary suffix (`64K`, `16M`, `1G`,
+/// also `16MiB`, `16MB`).
+fn parse_size(v: &str) -> Option<u64> {
+    let t = v.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, shift) = match t.char_indices().last()? {
+        (i, 'K' | 'k') => (&t[..i], 10),
+        (i, 'M' | 'm') => (&t[..i], 20),
+        (i, 'G' | 'g') => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    num.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
 
 /// Most gateways one `N*spec` may ask for.
 ///
@@ -162,6 +189,7 @@ impl Spec {
             secret_env: None,
             secret_file: None,
             installvia: None,
+            script_limits: Default::default(),
         };
         let mut seen: Vec<&str> = Vec::new();
         for part in text.split("//") {
@@ -254,6 +282,36 @@ impl Spec {
                         v.parse()
                             .map_err(|_| err(format!("port={v:?} is not a port number")))?,
                     );
+                }
+                "script_max_operations"
+                | "script_max_array"
+                | "script_max_map"
+                | "script_max_call_levels" => {
+                    let v = need(value)?;
+                    let n = v.parse::<u64>().ok().ok_or_else(|| {
+                        err(format!("{key}={v:?} is not a count (a whole number)"))
+                    })?;
+                    let l = &mut spec.script_limits;
+                    *match key {
+                        "script_max_operations" => &mut l.max_operations,
+                        "script_max_array" => &mut l.max_array_size,
+                        "script_max_map" => &mut l.max_map_size,
+                        _ => &mut l.max_call_levels,
+                    } = Some(n);
+                }
+                "script_max_string" | "script_max_memory" => {
+                    let v = need(value)?;
+                    let n = parse_size(&v).ok_or_else(|| {
+                        err(format!(
+                            "{key}={v:?} is not a size (bytes, or with K, M, G: 16M)"
+                        ))
+                    })?;
+                    let l = &mut spec.script_limits;
+                    *if key == "script_max_string" {
+                        &mut l.max_string_size
+                    } else {
+                        &mut l.max_memory
+                    } = Some(n);
                 }
                 k if k.starts_with("env:") => {
                     let name = &k[4..];
@@ -420,6 +478,32 @@ mod tests {
             Spec::parse("popen//via=gw0").unwrap().via.as_deref(),
             Some("gw0")
         );
+    }
+
+    #[test]
+    fn script_limits_parse_counts_and_sizes() {
+        let s = Spec::parse(
+            "popen//script_max_operations=0//script_max_array=10//script_max_map=20//script_max_call_levels=8//script_max_string=64K//script_max_memory=1GiB",
+        )
+        .unwrap();
+        let l = s.script_limits;
+        assert_eq!(
+            (
+                l.max_operations,
+                l.max_array_size,
+                l.max_map_size,
+                l.max_call_levels
+            ),
+            (Some(0), Some(10), Some(20), Some(8))
+        );
+        assert_eq!(l.max_string_size, Some(64 << 10));
+        assert_eq!(l.max_memory, Some(1 << 30));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("3MB"), Some(3 << 20));
+        assert_eq!(parse_size("99999999999G"), None, "overflow refused");
+        assert!(msg("popen//script_max_string=lots").contains("not a size"));
+        assert!(msg("popen//script_max_operations=-1").contains("not a count"));
+        assert!(msg("popen//script_max_ops=5").contains("did you mean 'script_max_operations'?"));
     }
 
     #[test]

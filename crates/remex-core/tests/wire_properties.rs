@@ -34,9 +34,9 @@ fn value() -> impl Strategy<Value = Value> {
 fn message() -> impl Strategy<Value = Message> {
     let ch = 0u32..64;
     prop_oneof![
-        (ch.clone(), ".{0,40}").prop_map(|(channel, source)| Message::Exec {
+        (ch.clone(), ".{0,40}", value()).prop_map(|(channel, source, args)| Message::Exec {
             channel,
-            request: ExecRequest::Script { source },
+            request: ExecRequest::Script { source, args },
         }),
         (ch.clone(), "[a-z]{1,8}", value()).prop_map(|(channel, name, args)| Message::Exec {
             channel,

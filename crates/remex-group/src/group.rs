@@ -381,6 +381,34 @@ impl Group {
         Ok(MultiChannel::new(chans))
     }
 
+    /// Runs `source` on every gateway with named arguments (see
+    /// [`remex::Gateway::remote_exec_with`]).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let args = std::collections::HashMap::from([("base", 40)]);
+    /// let mch = group.remote_exec_with("channel.send(base + 2)", &args)?;
+    /// assert_eq!(mch.receive_each::<i64>().await?, vec![42, 42]);
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`remex::Gateway::remote_exec_with`]: remex_core::Gateway::remote_exec_with
+    pub fn remote_exec_with<A: Serialize + ?Sized>(
+        &self,
+        source: &str,
+        args: &A,
+    ) -> Result<MultiChannel> {
+        let args = remex_core::gateway::script_args(args)?;
+        let chans = self
+            .prune()
+            .iter()
+            .map(|g| g.remote_exec_with(source, &args))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MultiChannel::new(chans))
+    }
+
     /// Calls the task `name` with `args` on every gateway.
     ///
     /// ```

@@ -44,6 +44,11 @@ use remex_core::conn::ExecutingGuard;
 use remex_core::{Channel, ExecRequest, Value};
 use serde::Serialize;
 
+pub use remex_core::ScriptLimits;
+/// The script language's crate, for [`Worker::script_engine`]: types and
+/// modules of a worker's own.
+pub use rhai;
+pub use script::DEFAULT_SCRIPT_LIMITS;
 pub use store::REF_KEY;
 pub use task::{Task, TaskError};
 
@@ -55,9 +60,18 @@ pub use task::{Task, TaskError};
 /// assert!(w.task_names().contains(&"double".to_string()));
 /// assert!(w.task_names().contains(&"echo".to_string()), "built-ins included");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Worker {
     tasks: task::Registry,
+    scripts: script::Scripts,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("tasks", &self.tasks)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Worker {
@@ -98,6 +112,7 @@ impl Worker {
     pub fn bare() -> Self {
         install::register(relay::register(store::register(Worker {
             tasks: task::Registry::default(),
+            scripts: script::Scripts::default(),
         })))
     }
 
@@ -120,7 +135,134 @@ impl Worker {
         E: Display,
     {
         self.tasks.insert(name, f);
+        self.scripts.changed();
         self
+    }
+
+    /// Adds a function for scripts: `f` takes up to six arguments of
+    /// script types (`i64`, `f64`, `bool`, `String`, `rhai::Array`,
+    /// `rhai::Map`, `rhai::Dynamic`, ...) and returns one, or a
+    /// `Result<_, Box<rhai::EvalAltResult>>` whose error fails the script.
+    ///
+    /// ```
+    /// #[tokio::main]
+    /// async fn main() -> remex::Result<()> {
+    ///     remex::serve_if_worker(|| {
+    ///         remex::worker::Worker::new()
+    ///             .script_fn("square", |x: i64| x * x)
+    ///             .script_fn("greet", |name: &str| format!("hello, {name}"))
+    ///     });
+    ///     let gw = remex::makegateway("popen").await?;
+    ///     let ch = gw.remote_exec("channel.send([square(7), greet(\"ann\")])")?;
+    ///     assert_eq!(ch.receive::<(i64, String)>().await?, (49, "hello, ann".to_string()));
+    ///     gw.exit().await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn script_fn<A, const N: usize, const X: bool, R, const F: bool, Func>(
+        mut self,
+        name: &str,
+        f: Func,
+    ) -> Self
+    where
+        A: 'static,
+        R: std::any::Any + Clone + Send + Sync,
+        Func: rhai::RhaiNativeFunc<A, N, X, R, F> + Clone + Send + Sync + 'static,
+    {
+        let name = name.to_string();
+        self.scripts
+            .add(std::sync::Arc::new(move |e: &mut rhai::Engine| {
+                e.register_fn(name.as_str(), f.clone());
+            }));
+        self
+    }
+
+    /// Adds to the script engine what [`Worker::script_fn`] cannot: types
+    /// with methods, modules, packages, custom operators. `setup` runs on
+    /// every engine the worker builds (one per set of limits).
+    ///
+    /// ```
+    /// use remex::worker::{rhai, Worker};
+    ///
+    /// #[derive(Clone)]
+    /// struct Counter(i64);
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> remex::Result<()> {
+    ///     remex::serve_if_worker(|| {
+    ///         Worker::new().script_engine(|e: &mut rhai::Engine| {
+    ///             e.register_type_with_name::<Counter>("Counter")
+    ///                 .register_fn("counter", || Counter(0))
+    ///                 .register_fn("bump", |c: &mut Counter| c.0 += 1)
+    ///                 .register_get("value", |c: &mut Counter| c.0);
+    ///         })
+    ///     });
+    ///     let gw = remex::makegateway("popen").await?;
+    ///     let ch = gw.remote_exec("let c = counter(); c.bump(); c.bump(); channel.send(c.value)")?;
+    ///     assert_eq!(ch.receive::<i64>().await?, 2);
+    ///     gw.exit().await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn script_engine(
+        mut self,
+        setup: impl Fn(&mut rhai::Engine) + Send + Sync + 'static,
+    ) -> Self {
+        self.scripts.add(std::sync::Arc::new(setup));
+        self
+    }
+
+    /// This worker's limits for scripts; a spec's own (`script_max_*=`)
+    /// take precedence, and [`DEFAULT_SCRIPT_LIMITS`] fills what neither
+    /// sets.
+    ///
+    /// ```
+    /// #[tokio::main]
+    /// async fn main() -> remex::Result<()> {
+    ///     remex::serve_if_worker(|| {
+    ///         remex::worker::Worker::new().script_limits(remex::worker::ScriptLimits {
+    ///             max_operations: Some(10_000),
+    ///             ..Default::default()
+    ///         })
+    ///     });
+    ///     let gw = remex::makegateway("popen").await?;
+    ///     let e = gw.remote_exec("loop { }")?.waitclose(None).await.unwrap_err();
+    ///     assert!(e.to_string().contains("script_max_operations=10000"), "{e}");
+    ///     // The worker keeps serving.
+    ///     assert_eq!(gw.remote_exec("channel.send(1)")?.receive::<i64>().await?, 1);
+    ///     gw.exit().await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn script_limits(mut self, limits: ScriptLimits) -> Self {
+        self.scripts.set_limits(limits);
+        self
+    }
+
+    /// Scripts on this worker get no environment, files or processes (the
+    /// rest of the library, tasks and the worker's own functions stay).
+    /// A worker for untrusted scripts also leaves out tasks that reach the
+    /// system: `Worker::bare().restricted_scripts()`.
+    ///
+    /// ```
+    /// #[tokio::main]
+    /// async fn main() -> remex::Result<()> {
+    ///     remex::serve_if_worker(|| remex::worker::Worker::bare().restricted_scripts());
+    ///     let gw = remex::makegateway("popen").await?;
+    ///     let e = gw.remote_exec("read_file(\"/etc/passwd\")")?.waitclose(None).await.unwrap_err();
+    ///     assert!(e.to_string().contains("read_file"), "{e}");
+    ///     gw.exit().await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn restricted_scripts(mut self) -> Self {
+        self.scripts.restrict(true);
+        self
+    }
+
+    /// Builds the script engine for `limits` ahead of the first script.
+    pub(crate) fn prewarm_scripts(&self, limits: ScriptLimits) {
+        self.scripts.prewarm(&self.tasks, limits);
     }
 
     /// The names of the registered tasks, sorted.
@@ -182,7 +324,13 @@ impl Worker {
     /// Runs one request to its end and closes its channel. It stops counting
     /// as executing before the close, so a caller that saw the close never
     /// sees it running.
-    fn execute(&self, ch: Channel, req: ExecRequest, executing: ExecutingGuard) {
+    fn execute(
+        &self,
+        ch: Channel,
+        req: ExecRequest,
+        executing: ExecutingGuard,
+        limits: ScriptLimits,
+    ) {
         // A lane counts its tasks, not itself.
         let executing = match &req {
             ExecRequest::Call { name, .. } if name == "__lane" => {
@@ -192,7 +340,9 @@ impl Worker {
             _ => Some(executing),
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| match req {
-            ExecRequest::Script { source } => script::run(&source, &ch),
+            ExecRequest::Script { source, args } => {
+                self.scripts.run(&self.tasks, limits, &source, args, &ch)
+            }
             ExecRequest::Call { name, args } => self.call(name, args, &ch),
         }));
         let error = match outcome {
@@ -227,18 +377,7 @@ impl Worker {
 
     /// Runs a registered task and returns its result.
     fn run_task(&self, name: String, args: Value, ch: &Channel) -> Result<Value, String> {
-        let f = self.tasks.get(&name).ok_or_else(|| {
-            format!(
-                "no task named '{name}' on this worker (it has: {})",
-                self.tasks.names().join(", ")
-            )
-        })?;
-        let t = Task {
-            name,
-            args: store::resolve(args)?,
-            channel: ch.clone(),
-        };
-        f(&t)
+        self.tasks.run(name, args, ch)
     }
 }
 

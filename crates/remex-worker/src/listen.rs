@@ -42,6 +42,7 @@ use parking_lot::Mutex;
 use remex_core::transport::secure::{self, HandshakeError};
 use remex_core::transport::socket::DirectParts;
 use remex_core::wire::{HandshakeScanner, Role};
+use remex_core::ScriptLimits;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
@@ -205,15 +206,16 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
             if admitted.is_ok() {
                 make_room(&pending2, SESSION_FDS).await;
             }
-            let admitted = admitted.and_then(|(r, w, leftover)| {
+            let admitted = admitted.and_then(|(r, w, leftover, limits)| {
                 DirectParts::new(r, w, leftover)
+                    .map(|p| (p, limits))
                     .map_err(|e| format!("taking over the session: {e}"))
             });
             match admitted {
-                Ok(p) => {
+                Ok((p, limits)) => {
                     // Script and task threads read the session directly,
                     // as they read a pipe (Connection::spawn_direct_secure).
-                    let ended = crate::serve::session(worker, move |config, handlers| {
+                    let ended = crate::serve::session(worker, limits, move |config, handlers| {
                         remex_core::conn::Connection::spawn_direct_secure(
                             config, handlers, p.input, p.writer, p.leftover, p.opener, p.sealer,
                         )
@@ -236,6 +238,7 @@ type Admitted = (
     secure::SecureReader<tokio::net::tcp::OwnedReadHalf>,
     secure::SecureWriter<tokio::net::tcp::OwnedWriteHalf>,
     BytesMut,
+    ScriptLimits,
 );
 
 /// File descriptors a session needs beyond its socket (a duplicate for
@@ -284,14 +287,14 @@ async fn admit(stream: TcpStream, peer: &str, psk: &[u8; 32]) -> Result<Admitted
                 other => other.to_string(),
             })?;
         let (mut r, mut w) = secure::split(state, r, w, peer);
-        let leftover = hellos(&mut r, &mut w).await.map_err(|e| {
+        let (leftover, limits) = hellos(&mut r, &mut w).await.map_err(|e| {
             if e.contains("tampered") {
                 format!("its first record failed authentication (a replayed handshake, or tampering): {e}")
             } else {
                 e
             }
         })?;
-        Ok((r, w, leftover))
+        Ok((r, w, leftover, limits))
     };
     tokio::time::timeout(HANDSHAKE_DEADLINE, run)
         .await
@@ -299,7 +302,7 @@ async fn admit(stream: TcpStream, peer: &str, psk: &[u8; 32]) -> Result<Admitted
 }
 
 /// The worker's half of the hellos, inside the session.
-async fn hellos<R, W>(r: &mut R, w: &mut W) -> Result<BytesMut, String>
+async fn hellos<R, W>(r: &mut R, w: &mut W) -> Result<(BytesMut, ScriptLimits), String>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -317,11 +320,12 @@ where
     if hello.role != Role::Controller {
         return Err("the peer is not a remex controller".into());
     }
-    crate::serve::apply_setup(&hello.setup.unwrap_or_default())?;
+    let setup = hello.setup.unwrap_or_default();
+    crate::serve::apply_setup(&setup)?;
     let out = crate::serve::worker_hello();
     w.write_all(&out).await.map_err(|e| e.to_string())?;
     w.flush().await.map_err(|e| e.to_string())?;
-    Ok(buf)
+    Ok((buf, setup.script_limits))
 }
 
 /// The listener's log: lines go through a bounded queue to a thread that

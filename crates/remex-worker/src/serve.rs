@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use remex_core::conn::{ConnConfig, Connection, Handlers};
 use remex_core::wire::{self, HandshakeScanner, Hello, Role, WorkerInfo, WorkerSetup};
-use remex_core::{Channel, ExecRequest};
+use remex_core::{Channel, ExecRequest, ScriptLimits};
 use tokio::sync::Notify;
 
 use crate::Worker;
@@ -113,8 +113,9 @@ pub(crate) fn worker_hello() -> BytesMut {
 }
 
 /// Reads the controller's hello with blocking I/O, applies its setup and
-/// answers. Returns bytes read past the hello.
-fn handshake(input: &mut File, output: &mut File) -> Result<BytesMut, String> {
+/// answers. Returns bytes read past the hello, and the controller's limits
+/// for scripts.
+fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, ScriptLimits), String> {
     let mut buf = BytesMut::with_capacity(4096);
     let mut scan = HandshakeScanner::new(4096);
     let mut chunk = [0u8; 4096];
@@ -147,9 +148,10 @@ fn handshake(input: &mut File, output: &mut File) -> Result<BytesMut, String> {
     if hello.role != Role::Controller {
         return Err("the peer is not a remex controller".into());
     }
-    apply_setup(&hello.setup.unwrap_or_default())?;
+    let setup = hello.setup.unwrap_or_default();
+    apply_setup(&setup)?;
     send_hello(output)?;
-    Ok(buf)
+    Ok((buf, setup.script_limits))
 }
 
 /// Whether this process leads its own process group (popen workers do):
@@ -187,7 +189,7 @@ pub(crate) fn run(worker: Worker) -> ! {
     };
     let mut input = File::from(pin);
     let mut output = File::from(pout);
-    let leftover = match handshake(&mut input, &mut output) {
+    let (leftover, limits) = match handshake(&mut input, &mut output) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("remex-worker: {e}");
@@ -195,9 +197,10 @@ pub(crate) fn run(worker: Worker) -> ! {
         }
     };
     crate::init_tracing();
+    let w = worker.clone();
     let _ = std::thread::Builder::new()
         .name("remex-prewarm".into())
-        .spawn(crate::script::prewarm);
+        .spawn(move || w.prewarm_scripts(limits));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4096)
@@ -211,13 +214,19 @@ pub(crate) fn run(worker: Worker) -> ! {
             std::process::exit(2);
         }
     };
-    let hard = rt.block_on(serve(worker, input, output, leftover));
+    let hard = rt.block_on(serve(worker, limits, input, output, leftover));
     exit_worker(0, hard)
 }
 
 /// Serves until the controller terminates us (returns false) or goes away
 /// (returns true).
-async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) -> bool {
+async fn serve(
+    worker: Worker,
+    limits: ScriptLimits,
+    input: File,
+    output: File,
+    leftover: BytesMut,
+) -> bool {
     let setup = || -> std::io::Result<_> {
         let (i, o): (OwnedFd, OwnedFd) = (input.into(), output.into());
         // The input is made non-blocking by the direct reader.
@@ -234,7 +243,7 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
     };
     // Tasks and scripts wait in blocking calls: they read the input
     // themselves while nobody else does (remex_core::conn::Connection::spawn_direct).
-    session(Arc::new(worker), move |config, handlers| {
+    session(Arc::new(worker), limits, move |config, handlers| {
         Connection::spawn_direct(config, handlers, input, writer, leftover)
     })
     .await
@@ -243,8 +252,10 @@ async fn serve(worker: Worker, input: File, output: File, leftover: BytesMut) ->
 
 /// Serves one controller over the connection `connect` starts, until it
 /// terminates the session (returns `None`) or goes away (returns why).
+/// Its scripts run under `limits` (the controller's; the worker's fill in).
 pub(crate) async fn session(
     worker: Arc<Worker>,
+    limits: ScriptLimits,
     connect: impl FnOnce(ConnConfig, Handlers) -> std::io::Result<Connection>,
 ) -> Option<String> {
     let terminate = Arc::new(Notify::new());
@@ -255,7 +266,7 @@ pub(crate) async fn session(
         exec: Some(Arc::new(move |ch: Channel, req: ExecRequest| {
             let guard = ch.connection().executing_guard();
             let w = worker.clone();
-            handle.spawn_blocking(move || w.execute(ch, req, guard));
+            handle.spawn_blocking(move || w.execute(ch, req, guard, limits));
         })),
         eof_reason: None,
         terminate: Some(Arc::new(move || {

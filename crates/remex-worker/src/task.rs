@@ -232,8 +232,21 @@ impl Registry {
         self.tasks.insert(name.to_string(), wrapped);
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<TaskFn> {
-        self.tasks.get(name).cloned()
+    /// Runs task `name` with `args` (references to scattered values
+    /// resolved) and channel `ch`; returns its result.
+    pub(crate) fn run(&self, name: String, args: Value, ch: &Channel) -> Result<Value, String> {
+        let f = self.tasks.get(&name).cloned().ok_or_else(|| {
+            format!(
+                "no task named '{name}' on this worker (it has: {})",
+                self.names().join(", ")
+            )
+        })?;
+        let t = Task {
+            name,
+            args: crate::store::resolve(args)?,
+            channel: ch.clone(),
+        };
+        f(&t)
     }
 
     /// The user-visible task names (internal `__` tasks left out), sorted.

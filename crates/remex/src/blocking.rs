@@ -162,6 +162,27 @@ impl Gateway {
         apply(move || gw.remote_exec(src)).map(Channel::from)
     }
 
+    /// Runs a rhai script with named arguments (see
+    /// [`crate::Gateway::remote_exec_with`]).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let args = std::collections::HashMap::from([("word", "hi")]);
+    /// let ch = gw.remote_exec_with("channel.send(word + \"!\")", &args)?;
+    /// assert_eq!(ch.receive::<String>(None)?, "hi!");
+    /// # Ok(()) }
+    /// ```
+    pub fn remote_exec_with<A: Serialize + ?Sized>(
+        &self,
+        source: &str,
+        args: &A,
+    ) -> Result<Channel> {
+        let args = remex_core::gateway::script_args(args)?;
+        let (gw, src) = (self.inner.clone(), source.to_string());
+        apply(move || gw.remote_exec_with(src, &args)).map(Channel::from)
+    }
+
     /// Calls a registered task with `args`.
     ///
     /// ```
@@ -698,6 +719,28 @@ impl Group {
     pub fn remote_exec(&self, source: &str) -> Result<MultiChannel> {
         let (g, src) = (self.inner.clone(), source.to_string());
         apply(move || g.remote_exec(&src)).map(MultiChannel::from_async)
+    }
+
+    /// Runs a script with named arguments on every gateway (see
+    /// [`crate::Gateway::remote_exec_with`]).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let group = remex::blocking::Group::new(["2*popen"])?;
+    /// let t = Some(std::time::Duration::from_secs(10));
+    /// let args = std::collections::HashMap::from([("n", 2)]);
+    /// let mch = group.remote_exec_with("channel.send(n * n)", &args)?;
+    /// assert_eq!(mch.receive_each::<i64>(t)?, vec![4, 4]);
+    /// # Ok(()) }
+    /// ```
+    pub fn remote_exec_with<A: Serialize + ?Sized>(
+        &self,
+        source: &str,
+        args: &A,
+    ) -> Result<MultiChannel> {
+        let args = remex_core::gateway::script_args(args)?;
+        let (g, src) = (self.inner.clone(), source.to_string());
+        apply(move || g.remote_exec_with(&src, &args)).map(MultiChannel::from_async)
     }
 
     /// Calls a registered task on every gateway.

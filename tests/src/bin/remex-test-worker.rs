@@ -127,5 +127,34 @@ fn main() {
             }
             Ok::<_, TaskError>(index)
         })
+        // Streams `n` numbers, then returns "done".
+        .task("count_to", |t: &Task| {
+            let n: i64 = t.args()?;
+            for i in 1..=n {
+                t.channel().send_blocking(&i)?;
+            }
+            Ok::<_, TaskError>("done")
+        })
+        // Streams numbers until its channel closes; writes how many it sent
+        // to the file named by its argument when it stops.
+        .task("count_forever", |t: &Task| {
+            let path: String = t.args()?;
+            let mut i = 0i64;
+            while t.channel().send_blocking(&i).is_ok() {
+                i += 1;
+            }
+            std::fs::write(&path, i.to_string()).map_err(|e| TaskError(e.to_string()))?;
+            Ok::<_, TaskError>(())
+        })
+        .script_fn("triple", |x: i64| x * 3)
+        .script_fn(
+            "checked_half",
+            |x: i64| -> Result<i64, Box<remex::worker::rhai::EvalAltResult>> {
+                if x % 2 != 0 {
+                    return Err(format!("{x} is odd").into());
+                }
+                Ok(x / 2)
+            },
+        )
         .run()
 }

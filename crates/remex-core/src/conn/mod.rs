@@ -332,7 +332,7 @@ impl std::fmt::Debug for Handlers {
 /// # };
 /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
 /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
-/// let ch = conn.exec(remex::core::ExecRequest::Script { source: "anything".into() })?;
+/// let ch = conn.exec(remex::core::ExecRequest::Script { source: "anything".into(), args: remex::Value::Unit })?;
 /// assert_eq!(ch.receive::<String>().await?, "ran");
 /// # drop(worker);
 /// # Ok(()) }
@@ -440,7 +440,7 @@ impl Connection {
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
     /// // What a popen gateway does with its worker's pipes:
     /// let gw = remex::makegateway("popen").await?;
-    /// let ch = gw.connection().exec(remex::core::ExecRequest::Script { source: "channel.send(1)".into() })?;
+    /// let ch = gw.connection().exec(remex::core::ExecRequest::Script { source: "channel.send(1)".into(), args: remex::Value::Unit })?;
     /// assert_eq!(ch.receive::<i64>().await?, 1);
     /// gw.exit().await?;
     /// # Ok(()) }
@@ -470,7 +470,7 @@ impl Connection {
     /// let installer = remex::makegateway("popen").await?;
     /// let spec = remex::Spec::parse(&format!("socket=127.0.0.1:0//installvia={}", installer.id()))?;
     /// let gw = remex::Gateway::start_installvia(spec, None, &installer).await?;
-    /// let ch = gw.connection().exec(remex::core::ExecRequest::Script { source: "channel.send(2)".into() })?;
+    /// let ch = gw.connection().exec(remex::core::ExecRequest::Script { source: "channel.send(2)".into(), args: remex::Value::Unit })?;
     /// assert_eq!(ch.receive::<i64>().await?, 2);
     /// gw.exit().await?;
     /// installer.exit().await?;
@@ -687,8 +687,41 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub fn detached_channel(&self) -> Channel {
+        self.local(None)
+    }
+
+    /// A channel on this side only whose items go to `sink`: what is sent
+    /// on it is handed to `sink` in order, on the sender's thread (a sink
+    /// may block, to bound what it holds; its error is the send's). The
+    /// peer never hears of it. Scripts run a worker's tasks this way.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # let (a, _b) = tokio::io::duplex(1 << 16);
+    /// # let (ar, aw) = tokio::io::split(a);
+    /// use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// use std::sync::{Arc, Mutex};
+    /// let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// let got = Arc::new(Mutex::new(Vec::new()));
+    /// let g = got.clone();
+    /// let ch = conn.local_channel(Arc::new(move |v: remex::Value| {
+    ///     g.lock().unwrap().push(v);
+    ///     Ok(())
+    /// }));
+    /// ch.send(&1).await?;
+    /// ch.send_blocking(&"two")?;
+    /// assert_eq!(*got.lock().unwrap(), vec![remex::Value::Int(1), remex::Value::from("two")]);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_channel(&self, sink: Sink) -> Channel {
+        self.local(Some(sink))
+    }
+
+    fn local(&self, sink: Option<Sink>) -> Channel {
         let id = self.shared.next_id.fetch_add(2, Ordering::Relaxed);
-        let st = Arc::new(ChanState::new(id, self.shared.window));
+        let mut st = ChanState::new(id, self.shared.window);
+        st.sink = sink;
+        let st = Arc::new(st);
         st.inner.lock().peer_gone = true;
         Channel::from_state(self.shared.clone(), st)
     }
@@ -743,7 +776,7 @@ impl Connection {
     /// # };
     /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
     /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
-    /// let ch = conn.exec(remex::core::ExecRequest::Script { source: "x".into() })?;
+    /// let ch = conn.exec(remex::core::ExecRequest::Script { source: "x".into(), args: remex::Value::Unit })?;
     /// assert_eq!(ch.receive::<String>().await?, "ran");
     /// # drop(worker);
     /// # Ok(()) }
@@ -1701,7 +1734,12 @@ pub(crate) struct ChanState {
     received: AtomicU64,
     /// Its recent waits for items: whether the next polls the input first.
     pub(crate) quick: Quick,
+    /// A local channel's destination: sends go here, not to the peer.
+    pub(crate) sink: Option<Sink>,
 }
+
+/// Where a local channel's items go (see [`Connection::local_channel`]).
+pub type Sink = Arc<dyn Fn(Value) -> Result<()> + Send + Sync>;
 
 /// Either a result now, or a listener to wait on before trying again.
 pub(crate) enum Step<T> {
@@ -1727,6 +1765,7 @@ impl ChanState {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             quick: Quick::default(),
+            sink: None,
         }
     }
 
@@ -1946,6 +1985,11 @@ impl ChanState {
 
     pub(crate) fn peer_gone(&self) -> bool {
         self.inner.lock().peer_gone
+    }
+
+    /// This side closed the channel.
+    pub(crate) fn closed_here(&self) -> bool {
+        self.inner.lock().sent_close
     }
 
     pub(crate) fn has_callback(&self) -> bool {

@@ -203,6 +203,7 @@ pub(crate) fn setup_of(spec: &Spec) -> WorkerSetup {
         chdir: spec.chdir.clone(),
         env: spec.env.clone(),
         nice: spec.nice,
+        script_limits: spec.script_limits,
     }
 }
 

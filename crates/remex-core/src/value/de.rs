@@ -138,9 +138,27 @@ impl<'de> de::Deserializer<'de> for Value {
         self.deserialize_bytes(visitor)
     }
 
+    /// Bytes read as a sequence too (a blob into a `Vec<u8>`).
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        match self {
+            Value::Bytes(b) => {
+                visitor.visit_seq(de::value::SeqDeserializer::new(b.iter().copied()))
+            }
+            v => v.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        self.deserialize_seq(visitor)
+    }
+
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+        unit unit_struct tuple_struct map struct identifier ignored_any
     }
 }
 
@@ -315,6 +333,13 @@ mod tests {
         assert_eq!(over_wire, v);
         let back: Everything = from_value(over_wire).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn bytes_read_as_a_byte_vector() {
+        let v = Value::Bytes(vec![1u8, 2, 255].into());
+        assert_eq!(from_value::<Vec<u8>>(v.clone()).unwrap(), vec![1, 2, 255]);
+        assert_eq!(from_value::<[u8; 3]>(v).unwrap(), [1, 2, 255]);
     }
 
     #[test]

@@ -32,9 +32,9 @@ pub const MAGIC: [u8; 8] = [0xF0, b'R', b'E', b'M', b'E', b'X', 0x00, 0x0A];
 /// The protocol version this build speaks.
 ///
 /// ```
-/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 1);
+/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 2);
 /// ```
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Longest hello body accepted.
 ///
@@ -94,7 +94,7 @@ pub struct WorkerInfo {
 ///
 /// ```
 /// use remex::core::wire::{Hello, Role, WorkerSetup};
-/// let setup = WorkerSetup { chdir: Some("/tmp".into()), env: vec![], nice: Some(5) };
+/// let setup = WorkerSetup { chdir: Some("/tmp".into()), nice: Some(5), ..WorkerSetup::default() };
 /// let hello = Hello { role: Role::Controller, worker: None, setup: Some(setup) };
 /// assert_eq!(hello.setup.unwrap().nice, Some(5));
 /// ```
@@ -106,6 +106,60 @@ pub struct WorkerSetup {
     pub env: Vec<(String, String)>,
     /// Niceness increment.
     pub nice: Option<i32>,
+    /// Limits for this controller's scripts (unset ones: the worker's).
+    pub script_limits: ScriptLimits,
+}
+
+/// Resource limits for scripts, set per spec (`script_max_operations=`,
+/// ...) or per worker ([`remex::worker::Worker::script_limits`]); a field
+/// left `None` takes the worker's setting, then the default
+/// (docs/scripts.md lists them). A script over a limit fails its own
+/// channel with an error naming the limit; the worker keeps serving.
+///
+/// ```
+/// let spec = remex::Spec::parse("popen//script_max_operations=1000//script_max_string=1M").unwrap();
+/// assert_eq!(spec.script_limits.max_operations, Some(1000));
+/// assert_eq!(spec.script_limits.max_string_size, Some(1 << 20));
+/// assert_eq!(spec.script_limits.max_array_size, None, "not set: the worker's");
+/// ```
+///
+/// [`remex::worker::Worker::script_limits`]: https://docs.rs/remex-worker
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct ScriptLimits {
+    /// Operations a script may run (0: no limit).
+    pub max_operations: Option<u64>,
+    /// Bytes in one string.
+    pub max_string_size: Option<u64>,
+    /// Elements of one array, or bytes of one blob (nested arrays count).
+    pub max_array_size: Option<u64>,
+    /// Entries of one object map (nested maps count).
+    pub max_map_size: Option<u64>,
+    /// Depth of function calls.
+    pub max_call_levels: Option<u64>,
+    /// Bytes the worker's memory may grow by while scripts run.
+    pub max_memory: Option<u64>,
+}
+
+impl ScriptLimits {
+    /// `self`, with the fields it leaves unset taken from `base`.
+    ///
+    /// ```
+    /// use remex::core::wire::ScriptLimits;
+    /// let spec = ScriptLimits { max_operations: Some(5), ..ScriptLimits::default() };
+    /// let worker = ScriptLimits { max_operations: Some(9), max_call_levels: Some(8), ..ScriptLimits::default() };
+    /// let both = spec.or(worker);
+    /// assert_eq!((both.max_operations, both.max_call_levels), (Some(5), Some(8)));
+    /// ```
+    pub fn or(self, base: ScriptLimits) -> ScriptLimits {
+        ScriptLimits {
+            max_operations: self.max_operations.or(base.max_operations),
+            max_string_size: self.max_string_size.or(base.max_string_size),
+            max_array_size: self.max_array_size.or(base.max_array_size),
+            max_map_size: self.max_map_size.or(base.max_map_size),
+            max_call_levels: self.max_call_levels.or(base.max_call_levels),
+            max_memory: self.max_memory.or(base.max_memory),
+        }
+    }
 }
 
 /// A decoded hello.

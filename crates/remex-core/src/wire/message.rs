@@ -26,6 +26,9 @@ pub enum ExecRequest {
     Script {
         /// The script's source text.
         source: String,
+        /// Variables for the script's scope: a map from names to values,
+        /// or `Unit` for none.
+        args: Value,
     },
     /// A task registered in the worker, called by name.
     Call {
@@ -402,6 +405,7 @@ mod tests {
                 channel: 1,
                 request: ExecRequest::Script {
                     source: "channel.send(42)".into(),
+                    args: Value::Map(vec![(Value::from("n"), Value::Int(3))]),
                 },
             },
             Message::Exec {

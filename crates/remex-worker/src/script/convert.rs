@@ -1,4 +1,4 @@
-//! The script host: runs rhai source with `channel` in scope.
+//! Values between remex and rhai, and the `channel` object scripts see.
 //!
 //! The channel object offers `send(x)`, `receive()`, `receive(seconds)`,
 //! `close()`, `close(message)`, `is_closed()`, `newchannel()`, and
@@ -6,26 +6,25 @@
 //! Values convert both ways: rhai ints, floats, strings, bools, arrays,
 //! maps, blobs, `()` and channels.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use remex_core::{Channel, Value};
-use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, Scope};
+use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
 
 /// The `channel` object seen by scripts.
 #[derive(Clone)]
 pub(crate) struct ScriptChannel(pub(crate) Channel);
 
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+pub(crate) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
-fn rhai_err(msg: impl Into<String>) -> Box<EvalAltResult> {
+pub(crate) fn rhai_err(msg: impl Into<String>) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         msg.into().into(),
         Position::NONE,
     ))
 }
 
-fn to_dynamic(v: Value, ch: &Channel) -> Dynamic {
+pub(crate) fn to_dynamic(v: Value, ch: &Channel) -> Dynamic {
     match v {
         Value::Unit => Dynamic::UNIT,
         Value::Bool(b) => b.into(),
@@ -59,7 +58,7 @@ fn to_dynamic(v: Value, ch: &Channel) -> Dynamic {
     }
 }
 
-fn from_dynamic(d: Dynamic, depth: usize) -> RhaiResult<Value> {
+pub(crate) fn from_dynamic(d: Dynamic, depth: usize) -> RhaiResult<Value> {
     if depth > remex_core::value::MAX_DEPTH {
         return Err(rhai_err("value nested too deeply to send"));
     }
@@ -115,12 +114,12 @@ fn receive(ch: &ScriptChannel, timeout: Option<Duration>) -> RhaiResult<Dynamic>
     }
 }
 
-fn seconds(d: &Dynamic) -> RhaiResult<Duration> {
+pub(crate) fn seconds(d: &Dynamic) -> RhaiResult<Duration> {
     let s = d
         .as_float()
         .or_else(|_| d.as_int().map(|i| i as f64))
-        .map_err(|_| rhai_err("receive timeout must be a number of seconds"))?;
-    Duration::try_from_secs_f64(s).map_err(|_| rhai_err(format!("bad timeout {s}")))
+        .map_err(|_| rhai_err(format!("seconds must be a number, got {}", d.type_name())))?;
+    Duration::try_from_secs_f64(s).map_err(|_| rhai_err(format!("{s} is not a number of seconds")))
 }
 
 impl IntoIterator for ScriptChannel {
@@ -136,57 +135,32 @@ impl IntoIterator for ScriptChannel {
     }
 }
 
-/// Builds the script engine ahead of the first script (off the request path).
-pub(crate) fn prewarm() {
-    let _ = engine();
-}
-
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let mut e = Engine::new();
-        e.on_print(|s| eprintln!("{s}"));
-        e.on_debug(|s, src, pos| eprintln!("{} {pos:?}: {s}", src.unwrap_or("script")));
-        e.register_type_with_name::<ScriptChannel>("Channel")
-            .register_fn(
-                "send",
-                |ch: &mut ScriptChannel, v: Dynamic| -> RhaiResult<()> {
-                    let v = from_dynamic(v, 0)?;
-                    ch.0.send_value_blocking(v)
-                        .map_err(|e| rhai_err(e.to_string()))
-                },
-            )
-            .register_fn("receive", |ch: &mut ScriptChannel| receive(ch, None))
-            .register_fn("receive", |ch: &mut ScriptChannel, t: Dynamic| {
-                receive(ch, Some(seconds(&t)?))
-            })
-            .register_fn("close", |ch: &mut ScriptChannel| ch.0.close(None))
-            .register_fn("close", |ch: &mut ScriptChannel, msg: ImmutableString| {
-                ch.0.close(Some(&msg))
-            })
-            .register_fn("is_closed", |ch: &mut ScriptChannel| ch.0.is_closed())
-            .register_fn("newchannel", |ch: &mut ScriptChannel| {
-                ScriptChannel(ch.0.newchannel())
-            })
-            .register_fn("id", |ch: &mut ScriptChannel| i64::from(ch.0.id()))
-            .register_fn("to_string", |ch: &mut ScriptChannel| {
-                format!("<Channel id={}>", ch.0.id())
-            })
-            .register_iterator::<ScriptChannel>();
-        e
-    })
-}
-
-/// Runs `source` with `channel` bound to `ch`. The error text carries the
-/// line and position.
-pub(crate) fn run(source: &str, ch: &Channel) -> Result<(), String> {
-    let engine = engine();
-    let ast = engine
-        .compile(source)
-        .map_err(|e| format!("syntax error: {e}"))?;
-    let mut scope = Scope::new();
-    scope.push("channel", ScriptChannel(ch.clone()));
-    engine
-        .run_ast_with_scope(&mut scope, &ast)
-        .map_err(|e| format!("script error: {e}"))
+/// Registers the `Channel` type and its methods.
+pub(crate) fn register_channel(e: &mut Engine) {
+    e.register_type_with_name::<ScriptChannel>("Channel")
+        .register_fn(
+            "send",
+            |ch: &mut ScriptChannel, v: Dynamic| -> RhaiResult<()> {
+                let v = from_dynamic(v, 0)?;
+                ch.0.send_value_blocking(v)
+                    .map_err(|e| rhai_err(e.to_string()))
+            },
+        )
+        .register_fn("receive", |ch: &mut ScriptChannel| receive(ch, None))
+        .register_fn("receive", |ch: &mut ScriptChannel, t: Dynamic| {
+            receive(ch, Some(seconds(&t)?))
+        })
+        .register_fn("close", |ch: &mut ScriptChannel| ch.0.close(None))
+        .register_fn("close", |ch: &mut ScriptChannel, msg: ImmutableString| {
+            ch.0.close(Some(&msg))
+        })
+        .register_fn("is_closed", |ch: &mut ScriptChannel| ch.0.is_closed())
+        .register_fn("newchannel", |ch: &mut ScriptChannel| {
+            ScriptChannel(ch.0.newchannel())
+        })
+        .register_fn("id", |ch: &mut ScriptChannel| i64::from(ch.0.id()))
+        .register_fn("to_string", |ch: &mut ScriptChannel| {
+            format!("<Channel id={}>", ch.0.id())
+        })
+        .register_iterator::<ScriptChannel>();
 }

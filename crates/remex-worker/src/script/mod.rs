@@ -1,0 +1,171 @@
+//! The script host: runs rhai source with `channel` and the script's
+//! arguments in scope, under resource limits, with the standard library
+//! (docs/scripts.md), the worker's tasks and the worker's own functions.
+//!
+//! One engine is built per worker and per set of limits (a spec may set
+//! its own), on first use, and shared by every script that runs with them.
+
+mod convert;
+mod limits;
+mod stdlib;
+mod tasks;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use remex_core::{Channel, ScriptLimits, Value};
+use rhai::{Engine, Scope};
+
+pub use limits::DEFAULT_SCRIPT_LIMITS;
+
+use crate::task::Registry;
+
+/// A step of building a worker's script engine (its own functions, types
+/// and modules).
+pub(crate) type Setup = Arc<dyn Fn(&mut Engine) + Send + Sync>;
+
+/// The engines built so far, by the limits they enforce.
+type Engines = Arc<Mutex<Vec<(ScriptLimits, Arc<Engine>)>>>;
+
+/// How a worker runs scripts.
+#[derive(Clone, Default)]
+pub(crate) struct Scripts {
+    setups: Vec<Setup>,
+    limits: ScriptLimits,
+    restricted: bool,
+    engines: Engines,
+}
+
+impl Scripts {
+    /// A changed configuration (or task list) builds its engines anew.
+    pub(crate) fn changed(&mut self) -> &mut Self {
+        self.engines = Arc::default();
+        self
+    }
+
+    pub(crate) fn add(&mut self, setup: Setup) {
+        self.changed().setups.push(setup);
+    }
+
+    pub(crate) fn set_limits(&mut self, limits: ScriptLimits) {
+        self.changed().limits = limits;
+    }
+
+    pub(crate) fn restrict(&mut self, restricted: bool) {
+        self.changed().restricted = restricted;
+    }
+
+    /// The engine for scripts under `spec` limits (the worker's and the
+    /// defaults fill what the spec leaves unset).
+    fn engine(&self, tasks: &Registry, spec: ScriptLimits) -> (Arc<Engine>, ScriptLimits) {
+        let limits = limits::resolve(spec, self.limits);
+        let mut engines = self.engines.lock();
+        if let Some((_, e)) = engines.iter().find(|(l, _)| *l == limits) {
+            return (e.clone(), limits);
+        }
+        let e = Arc::new(self.build(tasks, &limits));
+        engines.push((limits, e.clone()));
+        (e, limits)
+    }
+
+    fn build(&self, tasks: &Registry, limits: &ScriptLimits) -> Engine {
+        let mut e = Engine::new();
+        e.on_print(|s| eprintln!("{s}"));
+        e.on_debug(|s, src, pos| eprintln!("{} {pos:?}: {s}", src.unwrap_or("script")));
+        limits::apply(&mut e, limits);
+        convert::register_channel(&mut e);
+        stdlib::register_pure(&mut e);
+        if !self.restricted {
+            stdlib::register_system(&mut e, limits);
+        }
+        let max_items = limits
+            .max_array_size
+            .filter(|m| *m > 0)
+            .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+        tasks::register(&mut e, tasks, max_items);
+        for setup in &self.setups {
+            setup(&mut e);
+        }
+        e
+    }
+
+    /// Builds the default engine ahead of the first script (off the
+    /// request path).
+    pub(crate) fn prewarm(&self, tasks: &Registry, spec: ScriptLimits) {
+        let _ = self.engine(tasks, spec);
+    }
+
+    /// Runs `source` with `channel` bound to `ch` and `args` (a map, or
+    /// `Unit`) as variables. The error text carries the line and position,
+    /// and names the limit a script went over.
+    pub(crate) fn run(
+        &self,
+        tasks: &Registry,
+        spec: ScriptLimits,
+        source: &str,
+        args: Value,
+        ch: &Channel,
+    ) -> Result<(), String> {
+        let (engine, limits) = self.engine(tasks, spec);
+        let ast = engine
+            .compile(source)
+            .map_err(|e| format!("syntax error: {e}"))?;
+        let mut scope = Scope::new();
+        match args {
+            Value::Unit => {}
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let Value::Str(name) = k else {
+                        return Err(format!(
+                            "script argument names must be strings, got {}",
+                            k.describe()
+                        ));
+                    };
+                    scope.push_dynamic(name, convert::to_dynamic(v, ch));
+                }
+            }
+            other => {
+                return Err(format!(
+                    "script arguments must be a map of names to values, got {}",
+                    other.describe()
+                ))
+            }
+        }
+        scope.push("channel", convert::ScriptChannel(ch.clone()));
+        let _current = enter(ch);
+        let _running = limits::Running::start();
+        let result = engine.run_ast_with_scope(&mut scope, &ast);
+        drop(scope);
+        result.map_err(|e| {
+            if limits::for_memory(&e, &limits) {
+                limits::release_memory();
+            }
+            limits::describe(&e, &limits)
+        })
+    }
+}
+
+thread_local! {
+    /// The channel of the script running on this thread (scripts run on a
+    /// thread each, from start to end).
+    static CURRENT: RefCell<Option<Channel>> = const { RefCell::new(None) };
+}
+
+/// Makes `ch` the running script's channel on this thread until the
+/// guard is dropped.
+fn enter(ch: &Channel) -> impl Drop {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.borrow_mut().take());
+        }
+    }
+    CURRENT.with(|c| *c.borrow_mut() = Some(ch.clone()));
+    Leave
+}
+
+/// The channel of the script running on this thread.
+fn current() -> Option<Channel> {
+    CURRENT.with(|c| c.borrow().clone())
+}
