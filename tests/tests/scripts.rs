@@ -70,6 +70,8 @@ async fn scripts_call_the_workers_tasks_and_read_their_streams() {
     // Failures reach the script, which can catch them or fail with them.
     let e = fails(&gw, r#"call_task("no_such_task", 1)"#).await;
     assert!(e.contains("no task named 'no_such_task'"), "{e}");
+    let e = fails(&gw, r#"call_task("__relay", ["sh"])"#).await;
+    assert!(e.contains("internal to the worker"), "{e}");
     let e = fails(
         &gw,
         r#"let n = 0; for x in stream_task("fail", "broken on purpose") { n += 1 }"#,

@@ -643,8 +643,8 @@ impl Gateway {
     /// struct Job<'a> { name: &'a str, times: i64 }
     ///
     /// let gw = remex::makegateway("popen").await?;
-    /// let ch = gw.remote_exec_with("channel.send(name * times)", &Job { name: "ab", times: 3 })?;
-    /// assert_eq!(ch.receive::<String>().await?, "ababab");
+    /// let ch = gw.remote_exec_with("channel.send(`${name}:${times * 2}`)", &Job { name: "ab", times: 3 })?;
+    /// assert_eq!(ch.receive::<String>().await?, "ab:6");
     ///
     /// // A map works too; anything else is refused before it is sent.
     /// let args = std::collections::HashMap::from([("x", 2)]);

@@ -503,7 +503,9 @@ mod tests {
         assert_eq!(parse_size("99999999999G"), None, "overflow refused");
         assert!(msg("popen//script_max_string=lots").contains("not a size"));
         assert!(msg("popen//script_max_operations=-1").contains("not a count"));
-        assert!(msg("popen//script_max_ops=5").contains("did you mean 'script_max_operations'?"));
+        assert!(
+            msg("popen//script_max_operation=5").contains("did you mean 'script_max_operations'?")
+        );
     }
 
     #[test]

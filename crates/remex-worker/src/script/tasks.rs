@@ -28,9 +28,20 @@ fn args_of(d: Dynamic) -> RhaiResult<Value> {
     from_dynamic(d, 0)
 }
 
+/// The internal tasks (relays, installs, lanes) are the controller's only.
+fn callable(name: &str) -> RhaiResult<()> {
+    if name.starts_with("__") {
+        return Err(rhai_err(format!(
+            "'{name}' is internal to the worker and cannot be called from a script"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs task `name` on this thread; items it sends are collected, at most
 /// `max_items` of them.
 fn call(tasks: &Registry, name: &str, args: Value, max_items: usize) -> RhaiResult<Dynamic> {
+    callable(name)?;
     let script = current()?;
     let items = Arc::new(Mutex::new(Vec::new()));
     let sink_items = items.clone();
@@ -89,6 +100,7 @@ impl Drop for StreamInner {
 }
 
 fn stream(tasks: &Registry, name: &str, args: Value) -> RhaiResult<TaskStream> {
+    callable(name)?;
     let script = current()?;
     let (tx, rx) = flume::bounded::<Item>(STREAM_BUFFER);
     let sink_tx = tx.clone();
