@@ -160,3 +160,47 @@ async fn worker_log_lines_arrive_with_their_level_and_target_and_no_colour_codes
     assert_eq!(line.message, "the disk is nearly full", "{line:?}");
     assert!(!line.message.contains('\x1b'), "{line:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stderr_line_without_end_is_cut_and_the_controller_stays_small() {
+    let lines = capture();
+    let gw = common::gateway().await;
+    // The process's peak resident memory (VmHWM), in bytes.
+    let peak = || -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb << 10
+    };
+    let before = peak();
+    // 600 MiB without a newline took the controller to 1.23 GB before.
+    let flood: u64 = 600 << 20;
+    let ch = gw.remote_call("stderr_flood", &flood).unwrap();
+    ch.waitclose(Some(Duration::from_secs(120))).await.unwrap();
+    let id = gw.id().to_string();
+    let l = lines.clone();
+    let (cut, over) = tokio::task::spawn_blocking(move || {
+        (l.wait_line(&id, "line cut at"), l.wait_for(&id, "flood over"))
+    })
+    .await
+    .unwrap();
+    let cut = cut.expect("the long line is forwarded, cut");
+    let dropped = flood - remex::core::transport::MAX_STDERR_LINE as u64;
+    assert!(
+        cut.message.ends_with(&format!(
+            "[line cut at {} bytes: {dropped} more dropped]",
+            remex::core::transport::MAX_STDERR_LINE
+        )),
+        "{}",
+        &cut.message[cut.message.len().saturating_sub(100)..]
+    );
+    assert!(over, "the next line arrives whole");
+    let after = peak();
+    assert!(
+        after < before + (64 << 20),
+        "the controller's peak grew from {} to {} MiB",
+        before >> 20,
+        after >> 20
+    );
+    gw.exit().await.unwrap();
+}

@@ -127,6 +127,20 @@ fn main() {
             }
             Ok::<_, TaskError>(index)
         })
+        // Writes `n` bytes to stderr without a newline, then "\nflood over".
+        .task("stderr_flood", |t: &Task| {
+            let n: u64 = t.args()?;
+            let chunk = vec![b'x'; 1 << 16];
+            let mut err = std::io::stderr().lock();
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(chunk.len() as u64) as usize;
+                err.write_all(&chunk[..k]).map_err(|e| TaskError(e.to_string()))?;
+                left -= k as u64;
+            }
+            err.write_all(b"\nflood over\n").map_err(|e| TaskError(e.to_string()))?;
+            Ok::<_, TaskError>(())
+        })
         // Streams `n` numbers, then returns "done".
         .task("count_to", |t: &Task| {
             let n: i64 = t.args()?;

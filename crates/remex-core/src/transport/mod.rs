@@ -347,17 +347,62 @@ const STDERR_DRAIN: Duration = Duration::from_millis(100);
 /// Lines of stderr kept for error messages.
 const STDERR_KEPT: usize = 5;
 
+/// The longest line of a worker's stderr that is forwarded whole: the
+/// rest of a longer line is dropped and counted, so a worker that writes
+/// without newlines cannot make the controller hold more than this.
+///
+/// ```
+/// assert_eq!(remex::core::transport::MAX_STDERR_LINE, 16 * 1024);
+/// ```
+pub const MAX_STDERR_LINE: usize = 16 * 1024;
+
+/// Reads past the rest of a line (to its newline or the end of the
+/// stream) without keeping it; returns how many bytes it skipped.
+async fn skip_line(r: &mut BufReader<ChildStderr>) -> u64 {
+    let mut skipped = 0u64;
+    loop {
+        let buf = match r.fill_buf().await {
+            Ok(b) if !b.is_empty() => b,
+            _ => return skipped,
+        };
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                r.consume(i + 1);
+                return skipped + i as u64;
+            }
+            None => {
+                let n = buf.len();
+                r.consume(n);
+                skipped += n as u64;
+            }
+        }
+    }
+}
+
 async fn forward_stderr(id: String, stderr: ChildStderr, last: Arc<Mutex<VecDeque<String>>>) {
     let mut r = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
         line.clear();
-        match r.read_until(b'\n', &mut line).await {
+        let limit = MAX_STDERR_LINE as u64 + 1;
+        match (&mut r).take(limit).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        let mut dropped = 0u64;
+        if line.len() > MAX_STDERR_LINE && !line.ends_with(b"\n") {
+            dropped = (line.len() - MAX_STDERR_LINE) as u64;
+            line.truncate(MAX_STDERR_LINE);
+            dropped += skip_line(&mut r).await;
+        }
         let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']);
+        let mut text = text.trim_end_matches(['\n', '\r']).to_string();
+        if dropped > 0 {
+            text.push_str(&format!(
+                " [line cut at {MAX_STDERR_LINE} bytes: {dropped} more dropped]"
+            ));
+        }
+        let text = text.as_str();
         {
             let mut l = last.lock();
             if l.len() == STDERR_KEPT {
