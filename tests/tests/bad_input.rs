@@ -196,20 +196,30 @@ async fn an_item_that_does_not_decode_fails_its_channel_only() {
 /// A real worker given an Exec whose script is not UTF-8 (something no
 /// remex controller sends, so the bytes are written by hand): that channel
 /// gets an error naming the problem, and the worker runs the next script.
-#[test]
-fn a_script_that_is_not_utf8_fails_its_channel_and_the_worker_serves_on() {
+/// A real worker past its handshake, spoken to by hand: the child, its
+/// input and output, and what was read past its hello. A watchdog kills it
+/// after `T`, so that nothing waits forever.
+fn raw_worker(
+    stderr: Stdio,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::process::ChildStdout,
+    BytesMut,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_remex-test-worker"))
         .env(remex::core::transport::popen::WORKER_ENV, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let pid = child.id();
-    // A watchdog: nothing below may wait forever.
-    let watchdog = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         std::thread::sleep(T);
-        // SAFETY: kill(2) on our own child; harmless if it is gone.
+        // SAFETY: kill(2) on our own child; harmless if it is gone (the
+        // test waits for it, so its pid is not reused before this runs
+        // unless the test took longer than T, and then it failed anyway).
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     });
     let mut out = child.stdout.take().unwrap();
@@ -237,6 +247,13 @@ fn a_script_that_is_not_utf8_fails_its_channel_and_the_worker_serves_on() {
         assert!(n > 0, "the worker ended before its hello");
         buf.extend_from_slice(&chunk[..n]);
     }
+    (child, input, out, buf)
+}
+
+#[test]
+fn a_script_that_is_not_utf8_fails_its_channel_and_the_worker_serves_on() {
+    let (mut child, mut input, mut out, mut buf) = raw_worker(Stdio::null());
+    let mut chunk = [0u8; 4096];
     let mut w = BytesMut::new();
     // ExecRequest::Script is variant 0; then the string: length 2, bytes.
     encode_frame(Kind::Exec, 1, &[0, 2, 0xff, 0xfe], &mut w);
@@ -281,7 +298,25 @@ fn a_script_that_is_not_utf8_fails_its_channel_and_the_worker_serves_on() {
     drop(input);
     let status = child.wait().unwrap();
     assert!(status.success() || status.code().is_some(), "{status:?}");
-    drop(watchdog);
+}
+
+/// A controller that breaks the protocol ends its worker with status 3
+/// and a line on stderr that says why (at the default log level).
+#[test]
+fn a_worker_fed_garbage_exits_with_status_3_and_says_why() {
+    let (mut child, mut input, _out, _buf) = raw_worker(Stdio::piped());
+    let mut stderr = child.stderr.take().unwrap();
+    input
+        .write_all(b"Segmentation fault (core dumped)\n")
+        .unwrap();
+    let mut said = String::new();
+    stderr.read_to_string(&mut said).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{status:?}; stderr: {said}");
+    assert!(
+        said.contains("remex-worker: ending: protocol error"),
+        "stderr: {said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -222,6 +222,7 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
                     })
                     .await;
                     // A session that broke on tampering or a cut says so.
+                    let ended = ended.map(|e| e.to_string());
                     if let Some(why) = ended.filter(|w| w.contains("secure session")) {
                         log2.refusal(format!("remex-worker: session from {peer} ended: {why}"));
                     }

@@ -214,19 +214,27 @@ pub(crate) fn run(worker: Worker) -> ! {
             std::process::exit(2);
         }
     };
-    let hard = rt.block_on(serve(worker, limits, input, output, leftover));
-    exit_worker(0, hard)
+    match rt.block_on(serve(worker, limits, input, output, leftover)) {
+        None => exit_worker(0, false),
+        // A controller that breaks the protocol is a bug worth a status
+        // and a line at the default level.
+        Some(e @ remex_core::Error::Protocol { .. }) => {
+            eprintln!("remex-worker: ending: {e}");
+            exit_worker(3, true)
+        }
+        Some(_) => exit_worker(0, true),
+    }
 }
 
-/// Serves until the controller terminates us (returns false) or goes away
-/// (returns true).
+/// Serves until the controller terminates us (returns `None`) or goes
+/// away (returns why).
 async fn serve(
     worker: Worker,
     limits: ScriptLimits,
     input: File,
     output: File,
     leftover: BytesMut,
-) -> bool {
+) -> Option<remex_core::Error> {
     let setup = || -> std::io::Result<_> {
         let (i, o): (OwnedFd, OwnedFd) = (input.into(), output.into());
         // The input is made non-blocking by the direct reader.
@@ -237,8 +245,10 @@ async fn serve(
     let (input, writer) = match setup() {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("remex-worker: cannot set up the protocol streams: {e}");
-            return true;
+            return Some(remex_core::Error::Os {
+                what: "setting up the protocol streams".into(),
+                detail: e.to_string(),
+            });
         }
     };
     // Tasks and scripts wait in blocking calls: they read the input
@@ -247,7 +257,6 @@ async fn serve(
         Connection::spawn_direct(config, handlers, input, writer, leftover)
     })
     .await
-    .is_some()
 }
 
 /// Serves one controller over the connection `connect` starts, until it
@@ -257,7 +266,7 @@ pub(crate) async fn session(
     worker: Arc<Worker>,
     limits: ScriptLimits,
     connect: impl FnOnce(ConnConfig, Handlers) -> std::io::Result<Connection>,
-) -> Option<String> {
+) -> Option<remex_core::Error> {
     let terminate = Arc::new(Notify::new());
     let terminated = Arc::new(AtomicBool::new(false));
     let (t, flag) = (terminate.clone(), terminated.clone());
@@ -277,7 +286,10 @@ pub(crate) async fn session(
     let conn = match connect(ConnConfig::new("controller", 2), handlers) {
         Ok(c) => c,
         Err(e) => {
-            return Some(format!("cannot start the connection: {e}"));
+            return Some(remex_core::Error::Os {
+                what: "starting the connection".into(),
+                detail: e.to_string(),
+            });
         }
     };
     // The controller sends Terminate and then closes our input, so both
@@ -288,7 +300,7 @@ pub(crate) async fn session(
             if !terminated.load(Ordering::SeqCst) {
                 tracing::debug!("controller went away: {reason}");
                 conn.close_output();
-                return Some(reason.to_string());
+                return Some(reason);
             }
         }
     }
