@@ -180,7 +180,10 @@ async fn a_stderr_line_without_end_is_cut_and_the_controller_stays_small() {
     let id = gw.id().to_string();
     let l = lines.clone();
     let (cut, over) = tokio::task::spawn_blocking(move || {
-        (l.wait_line(&id, "line cut at"), l.wait_for(&id, "flood over"))
+        (
+            l.wait_line(&id, "line cut at"),
+            l.wait_for(&id, "flood over"),
+        )
     })
     .await
     .unwrap();

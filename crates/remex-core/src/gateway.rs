@@ -271,6 +271,7 @@ impl Gateway {
     pub async fn start(spec: Spec, default_id: Option<String>) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
         popen::check_not_unserved_worker(&spec.raw)?;
+        transport::fds::raise_limit();
         if let Some(via) = &spec.via {
             return Err(Error::Start {
                 spec: spec.raw.clone(),
@@ -344,7 +345,10 @@ impl Gateway {
                 transport::kill_group(pid);
                 Error::Start {
                     spec: spec_text,
-                    detail: format!("cannot set up the worker's streams: {e}"),
+                    detail: format!(
+                        "gateway {id}: cannot set up the worker's streams: {}",
+                        transport::fds::explain(&e)
+                    ),
                 }
             })?;
         Ok(Gateway::assemble(

@@ -9,6 +9,11 @@
 //! remex-test-controller clean-exit WORKER a busy worker (a script sending
 //!                                         without end, a task sleeping),
 //!                                         then a clean exit; prints EXITED
+//! remex-test-controller scale N TASKS WORKER
+//!                                         a Group of N workers: an exec on
+//!                                         each, TASKS tasks gathered, then
+//!                                         terminate; prints PIDS, timings
+//!                                         and DONE, or ERROR and the error
 //! ```
 
 use std::time::{Duration, Instant};
@@ -77,11 +82,63 @@ async fn main() {
             gw.exit().await.unwrap();
             println!("EXITED");
         }
+        "scale" => scale(&args[1..]).await,
         other => {
             eprintln!(
-                "remex-test-controller: unknown role {other:?} (pinging, child, group, clean-exit)"
+                "remex-test-controller: unknown role {other:?} (pinging, child, group, clean-exit, scale)"
             );
             std::process::exit(2)
         }
     }
+}
+
+/// The scale role: prints each step as it is done, so that the test can
+/// report the timings.
+async fn scale(args: &[String]) {
+    let [n, tasks, worker] = args else {
+        eprintln!("usage: remex-test-controller scale N TASKS WORKER");
+        std::process::exit(2)
+    };
+    let n: usize = n.parse().unwrap();
+    let tasks: i64 = tasks.parse().unwrap();
+    let t0 = Instant::now();
+    let group = match Group::new([format!("{n}*popen//worker={worker}")]).await {
+        Ok(g) => g,
+        Err(e) => {
+            println!("ERROR {e}");
+            std::process::exit(1)
+        }
+    };
+    println!("STARTED {} in {:?}", group.len(), t0.elapsed());
+    let pids: Vec<String> = group
+        .gateways()
+        .iter()
+        .map(|g| g.rinfo().pid.to_string())
+        .collect();
+    println!("PIDS {}", pids.join(" "));
+    let t = Instant::now();
+    let answers: Vec<i64> = group
+        .remote_exec("channel.send(pid())")
+        .unwrap()
+        .receive_each()
+        .await
+        .unwrap();
+    let distinct: std::collections::HashSet<_> = answers.iter().collect();
+    println!("EXEC {} distinct in {:?}", distinct.len(), t.elapsed());
+    let t = Instant::now();
+    let futures: Vec<_> = (0..tasks)
+        .map(|i| group.submit::<i64>("echo", &i))
+        .collect::<remex::Result<_>>()
+        .unwrap();
+    let got = remex::gather(futures, remex::Errors::Raise).await.unwrap();
+    let sum: i64 = got.value.iter().sum();
+    println!(
+        "GATHERED {} sum {sum} in {:?}",
+        got.value.len(),
+        t.elapsed()
+    );
+    let t = Instant::now();
+    group.terminate(Duration::from_secs(30)).await;
+    println!("TERMINATED in {:?}", t.elapsed());
+    println!("DONE");
 }

@@ -135,10 +135,12 @@ fn main() {
             let mut left = n;
             while left > 0 {
                 let k = left.min(chunk.len() as u64) as usize;
-                err.write_all(&chunk[..k]).map_err(|e| TaskError(e.to_string()))?;
+                err.write_all(&chunk[..k])
+                    .map_err(|e| TaskError(e.to_string()))?;
                 left -= k as u64;
             }
-            err.write_all(b"\nflood over\n").map_err(|e| TaskError(e.to_string()))?;
+            err.write_all(b"\nflood over\n")
+                .map_err(|e| TaskError(e.to_string()))?;
             Ok::<_, TaskError>(())
         })
         // Streams `n` numbers, then returns "done".

@@ -111,10 +111,25 @@ struct ReadState {
     timer_due: Instant,
 }
 
+/// A failed OS call, named; the OS error stays its source (so that
+/// `transport::fds::explain` can tell "too many open files").
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+struct OsCall {
+    what: String,
+    source: io::Error,
+}
+
 fn cvt(what: &str, r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         let e = io::Error::last_os_error();
-        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+        Err(io::Error::new(
+            e.kind(),
+            OsCall {
+                what: what.to_string(),
+                source: e,
+            },
+        ))
     } else {
         Ok(r)
     }

@@ -6,6 +6,7 @@
 //! its stderr, watches its exit, and performs the handshake.
 
 pub mod cmd;
+pub mod fds;
 pub mod popen;
 pub mod secure;
 pub mod socket;
@@ -225,7 +226,11 @@ pub(crate) async fn start_process(
         .kill_on_drop(false);
     let mut child = cmd.spawn().map_err(|e| Error::Start {
         spec: spec.raw.clone(),
-        detail: format!("cannot run {:?}: {e}", cmd.as_std().get_program()),
+        detail: format!(
+            "gateway {id}: cannot run {:?}: {}",
+            cmd.as_std().get_program(),
+            fds::explain(&e)
+        ),
     })?;
     let pid = child.id().unwrap_or(0);
     let mut stdin = child.stdin.take().expect("stdin is piped");
