@@ -80,3 +80,41 @@ fn without_the_raise_the_limit_is_named_with_its_remedy() {
     assert!(e.contains("files open") && e.contains("ulimit -n"), "{e}");
     assert!(e.contains("gateway gw"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_via_tree_of_one_eight_and_sixty_four_workers() {
+    let w = format!("popen//worker={}", env!("CARGO_BIN_EXE_remex-test-worker"));
+    let mut specs = vec![format!("{w}//id=root"), format!("8*{w}//via=root")];
+    for i in 0..8 {
+        specs.push(format!("8*{w}//via=gw{i}"));
+    }
+    let started = std::time::Instant::now();
+    let g = remex::Group::new(specs).await.unwrap();
+    eprintln!("1 + 8 + 64 workers ready in {:?}", started.elapsed());
+    assert_eq!(g.len(), 73);
+    let pids: Vec<i64> = g
+        .remote_exec("channel.send(pid())")
+        .unwrap()
+        .receive_each()
+        .await
+        .unwrap();
+    let distinct: std::collections::HashSet<_> = pids.iter().collect();
+    assert_eq!(distinct.len(), 73);
+    // A leaf's worker is a child of its relay's worker, two levels down.
+    let pid = |id: &str| g.by_id(id).unwrap().rinfo().pid;
+    let ppid = |p: u32| -> u32 {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        after.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(ppid(pid("gw8")), pid("gw0"));
+    assert_eq!(ppid(pid("gw0")), pid("root"));
+    assert_eq!(ppid(pid("gw71")), pid("gw7"));
+    g.terminate(Duration::from_secs(10)).await;
+    for p in pids {
+        assert!(
+            remex_tests::wait_gone(p as u32, Duration::from_secs(10)),
+            "worker {p} is left"
+        );
+    }
+}
