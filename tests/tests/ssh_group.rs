@@ -128,3 +128,98 @@ async fn via_an_ssh_gateway_reaches_workers_started_on_that_host() {
         );
     }
 }
+
+/// The shared connections' masters for the sshd on `port`: their pids.
+fn master_pids(port: u16) -> Vec<u32> {
+    let out = Command::new("ps")
+        .args(["-eo", "pid=,args="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (pid, args) = l.trim().split_once(' ')?;
+            let ours = args.starts_with("ssh ")
+                && args.contains("ControlPersist")
+                && args.contains(&format!("-p {port} "));
+            ours.then(|| pid.parse().ok()).flatten()
+        })
+        .collect()
+}
+
+/// sshd's processes for one connection: a session process per connection
+/// (children of the listener).
+fn connections(sshd: &Sshd) -> usize {
+    children_of(sshd.pid()).len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_workers_on_one_host_share_one_ssh_connection() {
+    const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
+    let one = Sshd::start("127.0.0.6");
+    let started = std::time::Instant::now();
+    let gw = makegateway(&one.spec(&format!("//worker={WORKER}")))
+        .await
+        .unwrap();
+    let t_one = started.elapsed();
+    gw.exit().await.unwrap();
+
+    let sshd = Sshd::start("127.0.0.6");
+    let started = std::time::Instant::now();
+    let group = remex::Group::new([format!("16*{}", sshd.spec(&format!("//worker={WORKER}")))])
+        .await
+        .unwrap();
+    let t16 = started.elapsed();
+    eprintln!("one ssh worker ready in {t_one:?}, sixteen on one host in {t16:?}");
+    assert_eq!(group.len(), 16);
+    // sshd carries 10 sessions per connection (MaxSessions): two.
+    assert_eq!(connections(&sshd), 2, "the 16 gateways use two connections");
+    let pids: Vec<u32> = group.gateways().iter().map(|g| g.rinfo().pid).collect();
+
+    // Killing one gateway ends its worker only.
+    let first = group.gateways()[0].clone();
+    first.kill().await.unwrap();
+    assert!(wait_gone(pids[0], Duration::from_secs(5)));
+    let second = group.gateways()[1].clone();
+    assert_eq!(
+        second
+            .remote_call("square", &5)
+            .unwrap()
+            .receive::<i64>()
+            .await
+            .unwrap(),
+        25
+    );
+
+    // The connection's end ends every gateway over it, with endmarkers.
+    let rest: Vec<_> = group
+        .gateways()
+        .into_iter()
+        .filter(|g| g.id() != first.id())
+        .collect();
+    let mch = MultiChannel::new(
+        rest.iter()
+            .map(|g| g.remote_exec("channel.receive()").unwrap())
+            .collect(),
+    );
+    let queue = mch.make_receive_queue(Some(Value::from("end"))).unwrap();
+    let masters = master_pids(sshd.port);
+    assert_eq!(masters.len(), 2, "{masters:?}");
+    for m in masters {
+        // SAFETY: signalling the ssh masters this test's gateways started.
+        unsafe {
+            libc::kill(m as i32, libc::SIGKILL);
+        }
+    }
+    for _ in 0..rest.len() {
+        let (_, v) = queue.get_timeout(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(v, Value::from("end"));
+    }
+    for pid in &pids[1..] {
+        assert!(
+            wait_gone(*pid, Duration::from_secs(10)),
+            "worker {pid} outlived its connection"
+        );
+    }
+    group.terminate(Duration::from_secs(5)).await;
+}

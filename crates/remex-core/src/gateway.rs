@@ -291,7 +291,8 @@ impl Gateway {
             Transport::Popen => (popen::command(&spec)?, None),
             Transport::Cmd { command } => (cmd::command(&spec, command)?, None),
             Transport::Ssh { target } => {
-                let (c, upload) = ssh::command(&spec, target)?;
+                let control = ssh::shared_connection(&spec, target).await?;
+                let (c, upload) = ssh::command(&spec, target, control.as_deref())?;
                 (c, Some(upload))
             }
             other => {

@@ -9,6 +9,15 @@
 //! the handshake becomes a distinct error carrying ssh's own message:
 //! unreachable host, refused authentication, rejected host key, or missing
 //! worker.
+//!
+//! Gateways to one host share one ssh connection (OpenSSH's connection
+//! sharing): the first starts a master (`ssh -M -N -f`, kept 10 s after its
+//! last session), the others are sessions over it, ready in the time of a
+//! session rather than of a connection. A gateway's own ssh process is a
+//! client of the master, so killing one gateway ends only its session; a
+//! master that dies ends every session over it, and their gateways end
+//! with endmarkers. `REMEX_SSH_SHARE=0` turns sharing off; a client that
+//! cannot reach the master connects directly.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -105,11 +114,39 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The ssh command for `spec` reaching `target`, and the worker to upload
-/// if the host lacks it (none when `worker=` names the remote worker).
-pub(crate) fn command(spec: &Spec, target: &str) -> Result<(Command, Option<Upload>)> {
-    let mut cmd = Command::new("ssh");
-    cmd.args(["-T", "-o", "BatchMode=yes"])
+/// The environment variable that turns connection sharing off (`0`).
+///
+/// ```
+/// assert_eq!(remex::core::transport::ssh::SHARE_ENV, "REMEX_SSH_SHARE");
+/// ```
+pub const SHARE_ENV: &str = "REMEX_SSH_SHARE";
+
+/// How long a shared connection's master outlives its last session.
+const MASTER_PERSIST: &str = "10";
+
+fn sharing() -> bool {
+    std::env::var_os(SHARE_ENV).is_none_or(|v| v != "0")
+}
+
+/// The directory of this user's control sockets (mode 0700).
+fn control_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let uid = rustix::process::getuid().as_raw();
+        let dir = std::env::temp_dir().join(format!("remex-ssh-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        // Only a directory of ours that nobody else can write.
+        let md = std::fs::symlink_metadata(&dir).ok()?;
+        let ours = md.is_dir() && md.uid() == uid && md.permissions().mode() & 0o077 == 0;
+        ours.then_some(dir)
+    })
+    .clone()
+}
+
+/// The options every ssh command of `spec` gets.
+fn common_args(cmd: &mut Command, spec: &Spec) {
+    cmd.args(["-o", "BatchMode=yes"])
         .arg("-o")
         .arg(format!("ConnectTimeout={}", CONNECT_TIMEOUT.as_secs()))
         .args([
@@ -123,6 +160,164 @@ pub(crate) fn command(spec: &Spec, target: &str) -> Result<(Command, Option<Uplo
     }
     if let Some(cfg) = &spec.ssh_config {
         cmd.arg("-F").arg(cfg);
+    }
+}
+
+/// Sessions one shared connection carries: OpenSSH's sshd allows 10 per
+/// connection by default (`MaxSessions`); past that a new master starts.
+const SESSIONS_PER_MASTER: usize = 10;
+
+/// A destination's masters (their control sockets) and the sessions
+/// started over each, under one lock: the first gateway to a host starts
+/// the master while the others wait for it.
+#[derive(Default)]
+struct Masters {
+    masters: Vec<(PathBuf, usize)>,
+}
+
+fn destination(key: &str) -> Arc<tokio::sync::Mutex<Masters>> {
+    type Table = Mutex<HashMap<String, Arc<tokio::sync::Mutex<Masters>>>>;
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE
+        .get_or_init(Default::default)
+        .lock()
+        .entry(key.to_string())
+        .or_default()
+        .clone()
+}
+
+/// A control socket for `spec`'s destination with a master listening on
+/// it and room for a session (a master is started now if none has room);
+/// `None` when sharing is off or the master cannot be started for a
+/// reason a direct connection reports better (a refused key, say). A host
+/// that cannot be reached at all is an error at once, not a second wait
+/// for the connect timeout.
+pub(crate) async fn shared_connection(spec: &Spec, target: &str) -> Result<Option<PathBuf>> {
+    if !sharing() {
+        return Ok(None);
+    }
+    let Some(dir) = control_dir() else {
+        return Ok(None);
+    };
+    let key = format!(
+        "{target}|{}|{}",
+        spec.port.unwrap_or(0),
+        spec.ssh_config.as_deref().unwrap_or("")
+    );
+    let dest = destination(&key);
+    let mut dest = dest.lock().await;
+    // A master of ours with room (its socket still there: a master that
+    // died removed it, or its clients fall back to connecting directly).
+    dest.masters.retain(|(p, _)| p.exists());
+    if let Some((path, n)) = dest
+        .masters
+        .iter_mut()
+        .find(|(_, n)| *n < SESSIONS_PER_MASTER)
+    {
+        *n += 1;
+        return Ok(Some(path.clone()));
+    }
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(dest.masters.len().to_le_bytes());
+    let name: String = h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = dir.join(name);
+    if !master_alive(spec, target, &path).await {
+        let _ = std::fs::remove_file(&path);
+        if !start_master(spec, target, &path).await? {
+            return Ok(None);
+        }
+    }
+    dest.masters.push((path.clone(), 1));
+    Ok(Some(path))
+}
+
+/// Starts a master on `path`; false if it could not (then gateways connect
+/// directly and report why).
+async fn start_master(spec: &Spec, target: &str, path: &std::path::Path) -> Result<bool> {
+    let mut cmd = Command::new("ssh");
+    common_args(&mut cmd, spec);
+    cmd.args(["-M", "-N", "-f", "-o", "ControlMaster=yes"])
+        .arg("-o")
+        .arg(format!("ControlPersist={MASTER_PERSIST}"))
+        .arg("-S")
+        .arg(path)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    // `-f`: ssh returns once the connection is up, leaving the master (in
+    // a session of its own, its stdio on /dev/null).
+    let started =
+        tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), cmd.output()).await;
+    match started {
+        Ok(Ok(out)) if out.status.success() => Ok(true),
+        Ok(Ok(out)) => {
+            let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            let unreachable = [
+                "Connection timed out",
+                "No route to host",
+                "Could not resolve hostname",
+                "Network is unreachable",
+            ];
+            if unreachable.iter().any(|n| message.contains(n)) {
+                return Err(Error::HostUnreachable {
+                    spec: spec.raw.clone(),
+                    host: target.to_string(),
+                    message,
+                });
+            }
+            Ok(false)
+        }
+        Ok(Err(_)) => Ok(false),
+        Err(_) => Err(Error::HostUnreachable {
+            spec: spec.raw.clone(),
+            host: target.to_string(),
+            message: format!("no connection within {CONNECT_TIMEOUT:?}"),
+        }),
+    }
+}
+
+/// Whether a master answers on `path`.
+async fn master_alive(spec: &Spec, target: &str, path: &std::path::Path) -> bool {
+    if !path.exists() {
+        return false;
+    }
+    let mut cmd = Command::new("ssh");
+    common_args(&mut cmd, spec);
+    cmd.args(["-O", "check", "-S"])
+        .arg(path)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), cmd.status()).await,
+        Ok(Ok(s)) if s.success()
+    )
+}
+
+/// The ssh command for `spec` reaching `target` (over the shared
+/// connection `control`, when there is one), and the worker to upload if
+/// the host lacks it (none when `worker=` names the remote worker).
+pub(crate) fn command(
+    spec: &Spec,
+    target: &str,
+    control: Option<&std::path::Path>,
+) -> Result<(Command, Option<Upload>)> {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-T");
+    common_args(&mut cmd, spec);
+    if let Some(path) = control {
+        // A client of the master; if it cannot reach it, a direct
+        // connection of its own.
+        cmd.args(["-o", "ControlMaster=no", "-S"]).arg(path);
     }
     let (remote, upload) = match spec.worker.as_deref().filter(|w| *w != "self") {
         Some(w) => (
