@@ -74,7 +74,10 @@ fn five_hundred_twelve_workers_under_a_soft_limit_of_1024_files() {
 
 #[test]
 fn without_the_raise_the_limit_is_named_with_its_remedy() {
-    let (lines, ok) = run_scale(200, 10, true);
+    // 400 gateways need more than 1024 files with either input path (the
+    // direct reader's epoll set, timer and eventfds, or the portable
+    // reader's pipes and child handles alone).
+    let (lines, ok) = run_scale(400, 10, true);
     assert!(!ok, "{lines:?}");
     let e = line(&lines, "ERROR ");
     assert!(e.contains("files open") && e.contains("ulimit -n"), "{e}");

@@ -64,8 +64,10 @@
 //! | `popen//via=ID`, `socket=host:0//installvia=ID` | started through gateway `ID` of a [`Group`] |
 //!
 //! Options for every transport: `id=`, `chdir=`, `env:NAME=value`,
-//! `nice=`, `liveness=SECONDS`, `worker=PATH` (or `worker=self`). In a
-//! [`Group`], `N*spec` starts N gateways.
+//! `nice=`, `liveness=SECONDS`, `worker=PATH` (or `worker=self`), and
+//! limits for the gateway's scripts (`script_max_memory=`,
+//! `script_max_operations=`, ...: docs/scripts.md). In a [`Group`],
+//! `N*spec` starts N gateways.
 //!
 //! # Where things are
 //!
@@ -74,7 +76,12 @@
 //! - [`Group`], [`MultiChannel`], [`ReceiveQueue`]: many workers;
 //!   [`Group::submit`], [`Group::map`], [`gather`], [`as_completed`],
 //!   [`Group::scatter`]: tasks and data, dask's way.
-//! - [`worker`]: a worker's tasks ([`worker::Worker`], [`worker::Task`]).
+//! - [`worker`]: a worker's tasks ([`worker::Worker`], [`worker::Task`])
+//!   and its scripts' own functions and limits.
+//! - Scripts: [`Gateway::remote_exec`] runs rhai source on the worker with
+//!   `channel` in scope, [`Gateway::remote_exec_with`] with named
+//!   arguments; they call the worker's tasks, files, processes and more
+//!   (docs/scripts.md).
 //! - [`blocking`]: the same for plain threads, without a runtime.
 //! - [`sync`]: primitives shared by threads and tasks, and the service
 //!   lifecycle.
