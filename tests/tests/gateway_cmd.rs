@@ -115,3 +115,101 @@ async fn a_group_mixes_popen_and_cmd_gateways() {
         );
     }
 }
+
+/// A wrapper script standing in for srun, kubectl or podman: it runs the
+/// worker as its child and, on SIGTERM, records that it cleaned up and
+/// ends the worker (unless `ignore_term`, then it ignores SIGTERM). `body`
+/// replaces the worker with anything else.
+fn wrapper(name: &str, ignore_term: bool, body: Option<&str>) -> (String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("remex-wrap-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mark = dir.join("cleaned");
+    let trap = if ignore_term {
+        "trap '' TERM".to_string()
+    } else {
+        format!(
+            "trap 'echo cleaned >> {}; kill -TERM $child 2>/dev/null; exit 0' TERM",
+            mark.display()
+        )
+    };
+    let run = body
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("exec 3<&0\n{WORKER} <&3 3<&- &\nchild=$!"));
+    let script = dir.join("wrap.sh");
+    std::fs::write(
+        &script,
+        format!("{run}\n{trap}\nwait $child\nwait $child\n"),
+    )
+    .unwrap();
+    (format!("cmd=exec sh {}", script.display()), mark)
+}
+
+/// Waits (bounded) until the wrapper recorded its clean-up.
+fn cleaned(mark: &std::path::Path) -> bool {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < T {
+        if std::fs::read_to_string(mark).is_ok_and(|s| s.contains("cleaned")) {
+            return true;
+        }
+        // A file written by another process: no event to wait on.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_gives_a_wrapper_sigterm_and_time_to_clean_up() {
+    let (spec, mark) = wrapper("kill", false, None);
+    let gw = makegateway(&spec).await.unwrap();
+    let worker = gw.rinfo().pid;
+    let started = std::time::Instant::now();
+    gw.kill().await.unwrap();
+    assert!(
+        started.elapsed() < remex::core::transport::WRAPPER_GRACE,
+        "a wrapper that ends at once is not waited for"
+    );
+    assert!(cleaned(&mark), "the wrapper got SIGTERM first");
+    assert!(wait_gone(worker, T));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_gateway_gives_a_wrapper_sigterm() {
+    let (spec, mark) = wrapper("drop", false, None);
+    let gw = makegateway(&spec).await.unwrap();
+    let worker = gw.rinfo().pid;
+    drop(gw);
+    assert!(
+        tokio::task::spawn_blocking(move || cleaned(&mark))
+            .await
+            .unwrap(),
+        "the wrapper got SIGTERM"
+    );
+    assert!(wait_gone(worker, T));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrapper_that_ignores_sigterm_is_killed_after_the_grace() {
+    let (spec, _) = wrapper("stubborn", true, None);
+    let gw = makegateway(&spec).await.unwrap();
+    let worker = gw.rinfo().pid;
+    let started = std::time::Instant::now();
+    gw.kill().await.unwrap();
+    let took = started.elapsed();
+    let grace = remex::core::transport::WRAPPER_GRACE;
+    assert!(took >= grace && took < grace + T, "{took:?}");
+    assert!(wait_gone(worker, T));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_gives_a_wrapper_sigterm() {
+    // The wrapper answers with another protocol version: the handshake
+    // fails, and the wrapper is ended gently.
+    let body = r"printf '\360REMEX\000\n\143\000\000\000\000\000'
+sleep 30 &
+child=$!";
+    let (spec, mark) = wrapper("failed", false, Some(body));
+    let e = makegateway(&spec).await.unwrap_err();
+    assert!(e.to_string().contains("version 99"), "{e}");
+    assert!(cleaned(&mark), "the wrapper got SIGTERM");
+}

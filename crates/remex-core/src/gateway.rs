@@ -134,7 +134,7 @@ async fn watch_liveness(
     conn: Connection,
     lifecycle: Lifecycle,
     id: String,
-    pid: u32,
+    (pid, wrapper, exit): (u32, bool, watch::Receiver<Option<ExitStatus>>),
     bound: Duration,
 ) {
     let closed = conn.clone();
@@ -159,8 +159,8 @@ async fn watch_liveness(
                     pid,
                     reason,
                 });
-                kill_group(pid);
                 conn.close_output();
+                transport::end_process(pid, wrapper, &exit).await;
                 return;
             }
         }
@@ -213,12 +213,15 @@ struct Inner {
     exiting: Arc<std::sync::atomic::AtomicBool>,
     uploaded: bool,
     lifecycle: Lifecycle,
+    /// The local process is a wrapper (`cmd=`): it gets SIGTERM and
+    /// [`transport::WRAPPER_GRACE`] before SIGKILL.
+    wrapper: bool,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.exit.borrow().is_none() {
-            kill_group(self.pid);
+            transport::end_process_detached(self.pid, self.wrapper, &self.exit);
         }
         // Ends a socket session (and anything still connected).
         self.conn.close_output();
@@ -490,6 +493,7 @@ impl Gateway {
         lifecycle.begin();
         lifecycle.ready();
         let exiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let wrapper = transport::is_wrapper(&spec);
         let gw = Gateway {
             inner: Arc::new(Inner {
                 id,
@@ -501,6 +505,7 @@ impl Gateway {
                 exiting: exiting.clone(),
                 uploaded,
                 lifecycle: lifecycle.clone(),
+                wrapper,
             }),
         };
         let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;
@@ -525,7 +530,7 @@ impl Gateway {
                 gw.inner.conn.clone(),
                 gw.inner.lifecycle.clone(),
                 gw.inner.id.clone(),
-                gw.inner.pid,
+                (gw.inner.pid, gw.inner.wrapper, gw.inner.exit.clone()),
                 bound,
             ));
         }
@@ -808,7 +813,7 @@ impl Gateway {
     /// ```
     pub fn kill_nowait(&self) {
         if self.inner.exit.borrow().is_none() {
-            kill_group(self.inner.pid);
+            transport::end_process_detached(self.inner.pid, self.inner.wrapper, &self.inner.exit);
         }
     }
 
@@ -876,7 +881,7 @@ impl Gateway {
     /// # Ok(()) }
     /// ```
     pub async fn kill(&self) -> Result<()> {
-        kill_group(self.inner.pid);
+        transport::end_process(self.inner.pid, self.inner.wrapper, &self.inner.exit).await;
         // A socket worker has no local process: ending the session is all.
         self.inner.conn.close_output();
         self.inner.conn.set_lost(Error::GatewayLost {

@@ -188,6 +188,58 @@ pub(crate) fn kill_group(pgid: u32) {
     }
 }
 
+/// How long a wrapper (a `cmd=` command such as `srun`, `kubectl exec`
+/// or `podman run`) gets after SIGTERM to clean up (cancel its job step,
+/// remove its container) before its process group gets SIGKILL.
+///
+/// ```
+/// assert_eq!(remex::core::transport::WRAPPER_GRACE, std::time::Duration::from_secs(2));
+/// ```
+pub const WRAPPER_GRACE: Duration = Duration::from_secs(2);
+
+/// Whether `spec`'s local process is a wrapper that may need to clean up
+/// (`cmd=`), rather than the worker itself (popen) or ssh.
+pub(crate) fn is_wrapper(spec: &Spec) -> bool {
+    matches!(spec.transport, crate::spec::Transport::Cmd { .. })
+}
+
+/// Ends a started process and its process group. A wrapper gets SIGTERM
+/// first and up to [`WRAPPER_GRACE`] to exit; then the group gets SIGKILL
+/// (whatever the wrapper left behind goes with it).
+pub(crate) async fn end_process(
+    pid: u32,
+    wrapper: bool,
+    exit: &watch::Receiver<Option<ExitStatus>>,
+) {
+    if wrapper && pid > 1 && exit.borrow().is_none() {
+        // SAFETY: kill(2) on the process we started; no memory effects.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        let mut rx = exit.clone();
+        let _ = tokio::time::timeout(WRAPPER_GRACE, rx.wait_for(|s| s.is_some())).await;
+    }
+    kill_group(pid);
+}
+
+/// [`end_process`] where nothing can wait (a `Drop`): a wrapper is ended
+/// in the background when a runtime runs (it gets its SIGTERM at once);
+/// otherwise, and for other processes, the group gets SIGKILL now.
+pub(crate) fn end_process_detached(
+    pid: u32,
+    wrapper: bool,
+    exit: &watch::Receiver<Option<ExitStatus>>,
+) {
+    if wrapper {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let exit = exit.clone();
+            rt.spawn(async move { end_process(pid, true, &exit).await });
+            return;
+        }
+    }
+    kill_group(pid);
+}
+
 /// Pipe capacity asked for on the protocol pipes: bulk transfers then need
 /// fewer context switches. Linux lets any user go up to 1 MiB.
 const PIPE_SIZE: libc::c_int = 1 << 20;
@@ -278,6 +330,7 @@ pub(crate) async fn start_process(
             })?;
         Ok((h, buf))
     };
+    let wrapper = is_wrapper(spec);
     let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(r) => r,
         Err(_) => Err(Error::Start {
@@ -302,7 +355,7 @@ pub(crate) async fn start_process(
                 .await
                 .ok()
                 .and_then(|r| r.ok().and_then(|s| *s));
-            kill_group(pid);
+            end_process(pid, wrapper, &exit).await;
             // The process's last words: its stderr ends once its group is gone.
             let mut done = stderr_done.clone();
             let _ = tokio::time::timeout(EXIT_STATUS_WAIT, done.wait_for(|d| *d)).await;
@@ -322,14 +375,14 @@ pub(crate) async fn start_process(
             });
         }
         Err(e) => {
-            kill_group(pid);
+            end_process(pid, wrapper, &exit).await;
             return Err(e);
         }
     };
     let info = match worker_info(spec, hello) {
         Ok(info) => info,
         Err(e) => {
-            kill_group(pid);
+            end_process(pid, wrapper, &exit).await;
             return Err(e);
         }
     };
