@@ -213,3 +213,53 @@ child=$!";
     assert!(e.to_string().contains("version 99"), "{e}");
     assert!(cleaned(&mark), "the wrapper got SIGTERM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_start_fails_at_start_timeout_with_what_the_command_said() {
+    let started = std::time::Instant::now();
+    let e = makegateway(
+        "cmd=echo 'srun: job 7 queued and waiting for resources' >&2; exec sleep 30//start_timeout=1",
+    )
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("within 1s"), "{text}");
+    assert!(text.contains("queued and waiting for resources"), "{text}");
+    assert!(text.contains("start_timeout="), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1) + T,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_answering_on_one_stream_are_named() {
+    // What `srun -n2` does: both tasks get the input, both answer.
+    let dir = std::env::temp_dir().join(format!("remex-two-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("in");
+    let spec = format!(
+        "cmd=exec 3<&0; mkfifo {f}; tee {f} <&3 | {WORKER} & {WORKER} < {f}; wait",
+        f = fifo.display()
+    );
+    let text = match makegateway(&spec).await {
+        Err(e) => e.to_string(),
+        Ok(gw) => {
+            let ch = gw.remote_exec("channel.send(1)").unwrap();
+            let e = ch.waitclose(Some(T)).await;
+            let _ = gw.kill().await;
+            match e {
+                Err(e) => e.to_string(),
+                Ok(()) => gw
+                    .connection()
+                    .lost()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            }
+        }
+    };
+    assert!(text.contains("two workers answer on one stream"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}

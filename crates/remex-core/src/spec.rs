@@ -68,6 +68,9 @@ pub struct Spec {
     pub liveness: Option<std::time::Duration>,
     /// `nice=`: niceness increment for the worker.
     pub nice: Option<i32>,
+    /// `start_timeout=SECS`: how long the worker may take to answer the
+    /// handshake (default 30 s; a cluster queue may need longer).
+    pub start_timeout: Option<std::time::Duration>,
     /// `worker=`: path of the worker binary.
     pub worker: Option<String>,
     /// `port=`: ssh port.
@@ -120,6 +123,7 @@ const KEYS: &[&str] = &[
     "secret_file",
     "installvia",
     "liveness",
+    "start_timeout",
     "script_max_operations",
     "script_max_string",
     "script_max_array",
@@ -182,6 +186,7 @@ impl Spec {
             chdir: None,
             env: Vec::new(),
             nice: None,
+            start_timeout: None,
             liveness: None,
             worker: None,
             port: None,
@@ -268,6 +273,19 @@ impl Spec {
                             ))
                         })?;
                     spec.liveness = Some(std::time::Duration::from_secs_f64(secs));
+                }
+                "start_timeout" => {
+                    let v = need(value)?;
+                    let secs: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 7.0 * 86_400.0)
+                        .ok_or_else(|| {
+                            err(format!(
+                                "start_timeout={v:?} must be seconds, more than 0 and at most a week"
+                            ))
+                        })?;
+                    spec.start_timeout = Some(std::time::Duration::from_secs_f64(secs));
                 }
                 "nice" => {
                     let v = need(value)?;
@@ -524,6 +542,13 @@ mod tests {
         assert!(msg("id=a").contains("no transport"));
         assert!(msg("popen//ssh=h").contains("more than one transport"));
         assert!(msg("popen//nice=high").contains("not an integer"));
+        assert!(msg("popen//start_timeout=soon").contains("must be seconds"));
+        assert_eq!(
+            Spec::parse("popen//start_timeout=600")
+                .unwrap()
+                .start_timeout,
+            Some(std::time::Duration::from_secs(600))
+        );
         assert!(msg("popen//port=22").contains("ssh= only"));
         assert!(msg("x*popen").contains("not a count"));
         assert!(msg("0*popen").contains("between 1"));

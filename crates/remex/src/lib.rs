@@ -64,7 +64,8 @@
 //! | `popen//via=ID`, `socket=host:0//installvia=ID` | started through gateway `ID` of a [`Group`] |
 //!
 //! Options for every transport: `id=`, `chdir=`, `env:NAME=value`,
-//! `nice=`, `liveness=SECONDS`, `worker=PATH` (or `worker=self`), and
+//! `nice=`, `liveness=SECONDS`, `start_timeout=SECONDS` (default 30),
+//! `worker=PATH` (or `worker=self`), and
 //! limits for the gateway's scripts (`script_max_memory=`,
 //! `script_max_operations=`, ...: docs/scripts.md). In a [`Group`],
 //! `N*spec` starts N gateways.

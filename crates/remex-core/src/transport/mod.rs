@@ -331,14 +331,25 @@ pub(crate) async fn start_process(
         Ok((h, buf))
     };
     let wrapper = is_wrapper(spec);
-    let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let within = spec.start_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+    let result = match tokio::time::timeout(within, handshake).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Start {
-            spec: spec.raw.clone(),
-            detail: format!(
-                "no handshake from the worker (pid {pid}) within {HANDSHAKE_TIMEOUT:?}"
-            ),
-        }),
+        Err(_) => {
+            // What the command said while it waited ("queued and waiting
+            // for resources", a pull in progress) is the explanation.
+            let lines: Vec<String> = last_stderr.lock().iter().cloned().collect();
+            let said = if lines.is_empty() {
+                "; it printed nothing on stderr".to_string()
+            } else {
+                format!("; its stderr ended with: {:?}", lines.join("\n"))
+            };
+            Err(Error::Start {
+                spec: spec.raw.clone(),
+                detail: format!(
+                    "no handshake from the worker (pid {pid}) within {within:?} (start_timeout=SECS sets the bound){said}"
+                ),
+            })
+        }
     };
     let (hello, leftover) = match result {
         Ok(x) => x,

@@ -70,15 +70,16 @@ pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Re
     });
     let (mut r, mut w) = tokio::io::split(near);
     let mut leftover = BytesMut::new();
+    let within = spec.start_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
     let hello = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
+        within,
         exchange_hellos(&mut r, &mut w, &mut leftover, spec, id),
     )
     .await
     .map_err(|_| Error::Start {
         spec: spec.raw.clone(),
         detail: format!(
-            "no handshake through relay {} within {HANDSHAKE_TIMEOUT:?}",
+            "no handshake through relay {} within {within:?} (start_timeout=SECS sets the bound)",
             relay.id()
         ),
     })?

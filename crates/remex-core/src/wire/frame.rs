@@ -201,6 +201,9 @@ impl FrameDecoder {
         if buf.len() < HEADER_LEN {
             return Ok(None);
         }
+        if buf.starts_with(&super::MAGIC) {
+            return Err(WireError::SecondHello);
+        }
         let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
         if len < 5 {
             return Err(WireError::FrameTooShort { length: len });

@@ -33,6 +33,10 @@ pub use message::{encode_message, ExecRequest, Message, MessageDecoder, RemoteSt
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
+    /// Another handshake where a frame should start: a second process
+    /// answers on the same stream (`srun -n2`, `mpirun -np 2`).
+    #[error("a second handshake arrived where a frame should start: two workers answer on one stream (a launcher started more than one task, e.g. srun -n2 or mpirun -np 2); start one worker per gateway (srun -n1) and use N*spec for more")]
+    SecondHello,
     /// A frame's length field is smaller than its fixed header.
     #[error("frame length {length} is shorter than the 5-byte frame header")]
     FrameTooShort {
