@@ -118,8 +118,8 @@ async fn a_group_mixes_popen_and_cmd_gateways() {
 
 /// A wrapper script standing in for srun, kubectl or podman: it runs the
 /// worker as its child and, on SIGTERM, records that it cleaned up and
-/// ends the worker (unless `ignore_term`, then it ignores SIGTERM). `body`
-/// replaces the worker with anything else.
+/// ends the worker (unless `ignore_term`: then it and the worker ignore
+/// SIGTERM). `body` replaces the worker with anything else.
 fn wrapper(name: &str, ignore_term: bool, body: Option<&str>) -> (String, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("remex-wrap-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -137,11 +137,14 @@ fn wrapper(name: &str, ignore_term: bool, body: Option<&str>) -> (String, std::p
         .map(str::to_string)
         .unwrap_or_else(|| format!("exec 3<&0\n{WORKER} <&3 3<&- &\nchild=$!"));
     let script = dir.join("wrap.sh");
-    std::fs::write(
-        &script,
-        format!("{run}\n{trap}\nwait $child\nwait $child\n"),
-    )
-    .unwrap();
+    // Ignoring SIGTERM is inherited: then the worker ignores it too, and
+    // the whole group holds out until SIGKILL.
+    let text = if ignore_term {
+        format!("{trap}\n{run}\nwait $child\nwait $child\n")
+    } else {
+        format!("{run}\n{trap}\nwait $child\nwait $child\n")
+    };
+    std::fs::write(&script, text).unwrap();
     (format!("cmd=exec sh {}", script.display()), mark)
 }
 
@@ -247,17 +250,20 @@ async fn two_workers_answering_on_one_stream_are_named() {
     let text = match makegateway(&spec).await {
         Err(e) => e.to_string(),
         Ok(gw) => {
-            let ch = gw.remote_exec("channel.send(1)").unwrap();
-            let e = ch.waitclose(Some(T)).await;
-            let _ = gw.kill().await;
-            match e {
+            let text = match gw.remote_exec("channel.send(1)") {
                 Err(e) => e.to_string(),
-                Ok(()) => gw
-                    .connection()
-                    .lost()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            }
+                Ok(ch) => match ch.waitclose(Some(T)).await {
+                    Err(e) => e.to_string(),
+                    // The second answer may come after this one: the
+                    // connection's end says what broke it.
+                    Ok(()) => tokio::time::timeout(T, gw.connection().closed())
+                        .await
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
+                },
+            };
+            let _ = gw.kill().await;
+            text
         }
     };
     assert!(text.contains("two workers answer on one stream"), "{text}");

@@ -111,6 +111,27 @@ fn ensure_sshd() -> Result<(), String> {
     Ok(())
 }
 
+/// The Slurm suite runs against a real single-node Slurm, which
+/// `.ci/slurm-up` installs (root with apt-get) and starts. Where the
+/// packages cannot be installed, the suite is skipped with that reason
+/// (`REMEX_SLURM_SKIP`); any other failure fails the run.
+fn ensure_slurm() -> Result<Option<&'static str>, String> {
+    let status = Command::new("bash")
+        .arg(root().join(".ci/slurm-up"))
+        .status()
+        .map_err(|e| format!("cannot run .ci/slurm-up: {e}"))?;
+    match status.code() {
+        Some(0) => Ok(None),
+        Some(3) => {
+            eprintln!("xtask: the Slurm suite is skipped: Slurm cannot be installed here");
+            Ok(Some(
+                "Slurm is not installed and cannot be installed here (needs root and apt-get)",
+            ))
+        }
+        _ => Err(format!(".ci/slurm-up failed: {status}")),
+    }
+}
+
 fn test(args: &[String]) -> Result<(), String> {
     ensure_sshd()?;
     // Doc examples start real gateways: they find the stock worker here.
@@ -118,8 +139,12 @@ fn test(args: &[String]) -> Result<(), String> {
     c.args(["build", "-p", "remex-worker"]);
     run("cargo build -p remex-worker", c)?;
     let worker = root().join("target/debug/remex-worker");
+    let slurm_skip = ensure_slurm()?;
     let mut c = cargo();
     c.env("REMEX_WORKER_PATH", &worker);
+    if let Some(why) = slurm_skip {
+        c.env("REMEX_SLURM_SKIP", why);
+    }
     c.args(["test", "--workspace", "--exclude", "xtask"]);
     if !args.is_empty() {
         c.arg("--").args(args);
@@ -136,6 +161,9 @@ fn test(args: &[String]) -> Result<(), String> {
     // without Linux's epoll/timerfd/eventfd) runs the integration suite
     // too, so that it cannot rot. Last: it rebuilds the test binaries.
     let mut c = cargo();
+    if let Some(why) = slurm_skip {
+        c.env("REMEX_SLURM_SKIP", why);
+    }
     c.args([
         "test",
         "-p",

@@ -203,21 +203,30 @@ pub(crate) fn is_wrapper(spec: &Spec) -> bool {
     matches!(spec.transport, crate::spec::Transport::Cmd { .. })
 }
 
-/// Ends a started process and its process group. A wrapper gets SIGTERM
-/// first and up to [`WRAPPER_GRACE`] to exit; then the group gets SIGKILL
-/// (whatever the wrapper left behind goes with it).
+/// Ends a started process and its process group. A wrapper's group gets
+/// SIGTERM first (the `sh -c` that runs the command dies at once; srun
+/// cancels its step, podman removes its container) and up to
+/// [`WRAPPER_GRACE`] to be gone; then the group gets SIGKILL (whatever is
+/// left goes with it).
 pub(crate) async fn end_process(
     pid: u32,
     wrapper: bool,
-    exit: &watch::Receiver<Option<ExitStatus>>,
+    _exit: &watch::Receiver<Option<ExitStatus>>,
 ) {
-    if wrapper && pid > 1 && exit.borrow().is_none() {
-        // SAFETY: kill(2) on the process we started; no memory effects.
+    if wrapper && pid > 1 {
+        let group = -(pid as libc::pid_t);
+        // SAFETY: kill(2) on the process group we started; no memory effects.
         unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            libc::kill(group, libc::SIGTERM);
         }
-        let mut rx = exit.clone();
-        let _ = tokio::time::timeout(WRAPPER_GRACE, rx.wait_for(|s| s.is_some())).await;
+        // No event tells that a process group is empty (a pidfd follows one
+        // process, and the group's leader, `sh`, is the first to go): look
+        // every 20 ms, within the grace.
+        let t0 = std::time::Instant::now();
+        // SAFETY: signal 0 only checks that the group has a process.
+        while t0.elapsed() < WRAPPER_GRACE && unsafe { libc::kill(group, 0) } == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     kill_group(pid);
 }
