@@ -83,7 +83,15 @@ fn no_worker_found_says_what_to_do_in_a_dependent_project() {
     let dir = pid_file("alone").with_extension("d");
     std::fs::create_dir_all(&dir).unwrap();
     let exe = dir.join("lonely");
-    std::fs::copy(env!("CARGO_BIN_EXE_remex-test-forgetful"), &exe).unwrap();
+    // Copied by another process: a file this test process has open for
+    // writing is inherited by any child another test forks meanwhile, and
+    // exec then fails with ETXTBSY ("Text file busy", rust-lang/rust#114554).
+    let copied = Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_remex-test-forgetful"))
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(copied.success());
     let pids = dir.join("pids");
     let out = Command::new(&exe)
         .arg("plain")
