@@ -504,3 +504,26 @@ impl Listener {
         matches!(self.child.try_wait(), Ok(None))
     }
 }
+
+/// The error a gateway to a broken worker side (two workers on one
+/// stream, say) ends with: its start's error, else its first script's,
+/// else the connection's end (the break may come after a good answer).
+/// Waits at most `within` for each; kills the gateway.
+pub async fn first_failure(started: remex::Result<remex::Gateway>, within: Duration) -> String {
+    let gw = match started {
+        Err(e) => return e.to_string(),
+        Ok(gw) => gw,
+    };
+    let text = match gw.remote_exec("channel.send(1)") {
+        Err(e) => e.to_string(),
+        Ok(ch) => match ch.waitclose(Some(within)).await {
+            Err(e) => e.to_string(),
+            Ok(()) => tokio::time::timeout(within, gw.connection().closed())
+                .await
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        },
+    };
+    let _ = gw.kill().await;
+    text
+}

@@ -247,25 +247,7 @@ async fn two_workers_answering_on_one_stream_are_named() {
         "cmd=exec 3<&0; mkfifo {f}; tee {f} <&3 | {WORKER} & {WORKER} < {f}; wait",
         f = fifo.display()
     );
-    let text = match makegateway(&spec).await {
-        Err(e) => e.to_string(),
-        Ok(gw) => {
-            let text = match gw.remote_exec("channel.send(1)") {
-                Err(e) => e.to_string(),
-                Ok(ch) => match ch.waitclose(Some(T)).await {
-                    Err(e) => e.to_string(),
-                    // The second answer may come after this one: the
-                    // connection's end says what broke it.
-                    Ok(()) => tokio::time::timeout(T, gw.connection().closed())
-                        .await
-                        .map(|e| e.to_string())
-                        .unwrap_or_default(),
-                },
-            };
-            let _ = gw.kill().await;
-            text
-        }
-    };
+    let text = remex_tests::first_failure(makegateway(&spec).await, T).await;
     assert!(text.contains("two workers answer on one stream"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }

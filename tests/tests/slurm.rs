@@ -180,25 +180,11 @@ async fn two_tasks_in_one_step_are_named() {
         return;
     }
     let job = name("two");
-    let e = match makegateway(&format!("cmd=srun -u -N1 -n2 --job-name={job} {WORKER}")).await {
-        Err(e) => e.to_string(),
-        Ok(gw) => {
-            let text = match gw.remote_exec("channel.send(1)") {
-                Err(e) => e.to_string(),
-                Ok(ch) => match ch.waitclose(Some(T)).await {
-                    Err(e) => e.to_string(),
-                    // The second answer may come after this one: the
-                    // connection's end says what broke it.
-                    Ok(()) => tokio::time::timeout(T, gw.connection().closed())
-                        .await
-                        .map(|e| e.to_string())
-                        .unwrap_or_default(),
-                },
-            };
-            let _ = gw.kill().await;
-            text
-        }
-    };
+    let e = remex_tests::first_failure(
+        makegateway(&format!("cmd=srun -u -N1 -n2 --job-name={job} {WORKER}")).await,
+        T,
+    )
+    .await;
     assert!(e.contains("two workers answer on one stream"), "{e}");
     assert!(no_job_within(&job, Duration::from_secs(5)));
 }

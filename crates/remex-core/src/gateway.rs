@@ -134,7 +134,7 @@ async fn watch_liveness(
     conn: Connection,
     lifecycle: Lifecycle,
     id: String,
-    (pid, wrapper, exit): (u32, bool, watch::Receiver<Option<ExitStatus>>),
+    (pid, wrapper): (u32, bool),
     bound: Duration,
 ) {
     let closed = conn.clone();
@@ -160,7 +160,7 @@ async fn watch_liveness(
                     reason,
                 });
                 conn.close_output();
-                transport::end_process(pid, wrapper, &exit).await;
+                transport::end_process(pid, wrapper).await;
                 return;
             }
         }
@@ -221,7 +221,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.exit.borrow().is_none() {
-            transport::end_process_detached(self.pid, self.wrapper, &self.exit);
+            transport::end_process_detached(self.pid, self.wrapper);
         }
         // Ends a socket session (and anything still connected).
         self.conn.close_output();
@@ -530,7 +530,7 @@ impl Gateway {
                 gw.inner.conn.clone(),
                 gw.inner.lifecycle.clone(),
                 gw.inner.id.clone(),
-                (gw.inner.pid, gw.inner.wrapper, gw.inner.exit.clone()),
+                (gw.inner.pid, gw.inner.wrapper),
                 bound,
             ));
         }
@@ -813,7 +813,7 @@ impl Gateway {
     /// ```
     pub fn kill_nowait(&self) {
         if self.inner.exit.borrow().is_none() {
-            transport::end_process_detached(self.inner.pid, self.inner.wrapper, &self.inner.exit);
+            transport::end_process_detached(self.inner.pid, self.inner.wrapper);
         }
     }
 
@@ -881,7 +881,7 @@ impl Gateway {
     /// # Ok(()) }
     /// ```
     pub async fn kill(&self) -> Result<()> {
-        transport::end_process(self.inner.pid, self.inner.wrapper, &self.inner.exit).await;
+        transport::end_process(self.inner.pid, self.inner.wrapper).await;
         // A socket worker has no local process: ending the session is all.
         self.inner.conn.close_output();
         self.inner.conn.set_lost(Error::GatewayLost {

@@ -400,11 +400,17 @@ impl Group {
         source: &str,
         args: &A,
     ) -> Result<MultiChannel> {
+        // Converted and checked once, not once per gateway.
         let args = remex_core::gateway::script_args(args)?;
         let chans = self
             .prune()
             .iter()
-            .map(|g| g.remote_exec_with(source, &args))
+            .map(|g| {
+                g.connection().exec(remex_core::ExecRequest::Script {
+                    source: source.to_string(),
+                    args: args.clone(),
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(MultiChannel::new(chans))
     }

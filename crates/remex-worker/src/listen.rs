@@ -261,16 +261,10 @@ async fn make_room(pending: &Mutex<Pending>, need: usize) {
 
 /// How many more fds this process may open now.
 fn free_fds() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return usize::MAX;
-    }
-    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
-    (lim.rlim_cur as usize).saturating_sub(open)
+    use remex_core::transport::fds;
+    let soft = fds::limits().map_or(u64::MAX, |(soft, _)| soft);
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    soft.saturating_sub(fds::open_files().unwrap_or(0))
 }
 
 /// The secure handshake and the hellos, within [`HANDSHAKE_DEADLINE`].

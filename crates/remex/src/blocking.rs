@@ -179,8 +179,12 @@ impl Gateway {
         args: &A,
     ) -> Result<Channel> {
         let args = remex_core::gateway::script_args(args)?;
-        let (gw, src) = (self.inner.clone(), source.to_string());
-        apply(move || gw.remote_exec_with(src, &args)).map(Channel::from)
+        let (gw, source) = (self.inner.clone(), source.to_string());
+        apply(move || {
+            gw.connection()
+                .exec(remex_core::ExecRequest::Script { source, args })
+        })
+        .map(Channel::from)
     }
 
     /// Calls a registered task with `args`.

@@ -208,11 +208,7 @@ pub(crate) fn is_wrapper(spec: &Spec) -> bool {
 /// cancels its step, podman removes its container) and up to
 /// [`WRAPPER_GRACE`] to be gone; then the group gets SIGKILL (whatever is
 /// left goes with it).
-pub(crate) async fn end_process(
-    pid: u32,
-    wrapper: bool,
-    _exit: &watch::Receiver<Option<ExitStatus>>,
-) {
+pub(crate) async fn end_process(pid: u32, wrapper: bool) {
     if wrapper && pid > 1 {
         let group = -(pid as libc::pid_t);
         // SAFETY: kill(2) on the process group we started; no memory effects.
@@ -234,15 +230,10 @@ pub(crate) async fn end_process(
 /// [`end_process`] where nothing can wait (a `Drop`): a wrapper is ended
 /// in the background when a runtime runs (it gets its SIGTERM at once);
 /// otherwise, and for other processes, the group gets SIGKILL now.
-pub(crate) fn end_process_detached(
-    pid: u32,
-    wrapper: bool,
-    exit: &watch::Receiver<Option<ExitStatus>>,
-) {
+pub(crate) fn end_process_detached(pid: u32, wrapper: bool) {
     if wrapper {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let exit = exit.clone();
-            rt.spawn(async move { end_process(pid, true, &exit).await });
+            rt.spawn(end_process(pid, true));
             return;
         }
     }
@@ -375,7 +366,7 @@ pub(crate) async fn start_process(
                 .await
                 .ok()
                 .and_then(|r| r.ok().and_then(|s| *s));
-            end_process(pid, wrapper, &exit).await;
+            end_process(pid, wrapper).await;
             // The process's last words: its stderr ends once its group is gone.
             let mut done = stderr_done.clone();
             let _ = tokio::time::timeout(EXIT_STATUS_WAIT, done.wait_for(|d| *d)).await;
@@ -395,14 +386,14 @@ pub(crate) async fn start_process(
             });
         }
         Err(e) => {
-            end_process(pid, wrapper, &exit).await;
+            end_process(pid, wrapper).await;
             return Err(e);
         }
     };
     let info = match worker_info(spec, hello) {
         Ok(info) => info,
         Err(e) => {
-            end_process(pid, wrapper, &exit).await;
+            end_process(pid, wrapper).await;
             return Err(e);
         }
     };

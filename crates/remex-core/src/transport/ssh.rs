@@ -173,6 +173,8 @@ const SESSIONS_PER_MASTER: usize = 10;
 #[derive(Default)]
 struct Masters {
     masters: Vec<(PathBuf, usize)>,
+    /// Masters started so far: each gets a socket name of its own.
+    started: u64,
 }
 
 fn destination(key: &str) -> Arc<tokio::sync::Mutex<Masters>> {
@@ -220,17 +222,17 @@ pub(crate) async fn shared_connection(spec: &Spec, target: &str) -> Result<Optio
     let mut h = Sha256::new();
     h.update(key.as_bytes());
     h.update(std::process::id().to_le_bytes());
-    h.update(dest.masters.len().to_le_bytes());
+    h.update(dest.started.to_le_bytes());
+    dest.started += 1;
     let name: String = h.finalize()[..12]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     let path = dir.join(name);
-    if !master_alive(spec, target, &path).await {
-        let _ = std::fs::remove_file(&path);
-        if !start_master(spec, target, &path).await? {
-            return Ok(None);
-        }
+    // A name never used by this process: anything there is stale.
+    let _ = std::fs::remove_file(&path);
+    if !start_master(spec, target, &path).await? {
+        return Ok(None);
     }
     dest.masters.push((path.clone(), 1));
     Ok(Some(path))
@@ -259,13 +261,7 @@ async fn start_master(spec: &Spec, target: &str, path: &std::path::Path) -> Resu
         Ok(Ok(out)) if out.status.success() => Ok(true),
         Ok(Ok(out)) => {
             let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            let unreachable = [
-                "Connection timed out",
-                "No route to host",
-                "Could not resolve hostname",
-                "Network is unreachable",
-            ];
-            if unreachable.iter().any(|n| message.contains(n)) {
+            if UNREACHABLE.iter().any(|n| message.contains(n)) {
                 return Err(Error::HostUnreachable {
                     spec: spec.raw.clone(),
                     host: target.to_string(),
@@ -281,26 +277,6 @@ async fn start_master(spec: &Spec, target: &str, path: &std::path::Path) -> Resu
             message: format!("no connection within {CONNECT_TIMEOUT:?}"),
         }),
     }
-}
-
-/// Whether a master answers on `path`.
-async fn master_alive(spec: &Spec, target: &str, path: &std::path::Path) -> bool {
-    if !path.exists() {
-        return false;
-    }
-    let mut cmd = Command::new("ssh");
-    common_args(&mut cmd, spec);
-    cmd.args(["-O", "check", "-S"])
-        .arg(path)
-        .arg(target)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), cmd.status()).await,
-        Ok(Ok(s)) if s.success()
-    )
 }
 
 /// The ssh command for `spec` reaching `target` (over the shared
@@ -335,6 +311,17 @@ pub(crate) fn command(
     cmd.arg(target).arg("--").arg(remote);
     Ok((cmd, upload))
 }
+
+/// What ssh says when it cannot reach a host at all.
+const UNREACHABLE: &[&str] = &[
+    "Connection refused",
+    "Connection timed out",
+    "No route to host",
+    "Could not resolve hostname",
+    "Network is unreachable",
+    "Connection closed by",
+    "Connection reset",
+];
 
 /// Turns a failed handshake into the ssh error it stands for.
 pub(crate) fn classify(spec: &Spec, target: &str, err: Error) -> Error {
@@ -371,15 +358,7 @@ pub(crate) fn classify(spec: &Spec, target: &str, err: Error) -> Error {
             host,
             message,
         }
-    } else if has(&[
-        "Connection refused",
-        "Connection timed out",
-        "No route to host",
-        "Could not resolve hostname",
-        "Network is unreachable",
-        "Connection closed by",
-        "Connection reset",
-    ]) {
+    } else if has(UNREACHABLE) {
         Error::HostUnreachable {
             spec,
             host,

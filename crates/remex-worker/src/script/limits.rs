@@ -41,10 +41,12 @@ const MEMORY_TOKEN: &str = "remex: script_max_memory";
 /// Every limit with a value (`max_call_levels` falls back to rhai's own
 /// default: 64, or 8 in a debug build).
 pub(crate) fn resolve(spec: ScriptLimits, worker: ScriptLimits) -> ScriptLimits {
+    // rhai's own default, read once (resolving runs for every script).
+    static RHAI_CALL_LEVELS: OnceLock<u64> = OnceLock::new();
     let mut l = spec.or(worker).or(DEFAULT_SCRIPT_LIMITS);
-    l.max_call_levels = l
-        .max_call_levels
-        .or(Some(Engine::new_raw().max_call_levels() as u64));
+    l.max_call_levels = l.max_call_levels.or_else(|| {
+        Some(*RHAI_CALL_LEVELS.get_or_init(|| Engine::new_raw().max_call_levels() as u64))
+    });
     l
 }
 
