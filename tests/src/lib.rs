@@ -527,3 +527,13 @@ pub async fn first_failure(started: remex::Result<remex::Gateway>, within: Durat
     let _ = gw.kill().await;
     text
 }
+
+/// FNV-1a over `data`, continuing from `h` (start with
+/// `0xcbf29ce484222325`): a cheap hash to compare streams end to end.
+pub fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}

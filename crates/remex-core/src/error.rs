@@ -302,6 +302,31 @@ pub enum Error {
     },
 }
 
+/// An I/O error becomes [`Error::Os`], unless it carries a remex error (as
+/// the errors of [`crate::ChannelReader`] and its kin do), which comes back
+/// as it was; so `?` works on channel files in a function returning
+/// [`Result`].
+///
+/// ```
+/// let e = std::io::Error::new(std::io::ErrorKind::Other, remex::Error::NoWorker { reason: "none".into() });
+/// assert!(matches!(remex::Error::from(e), remex::Error::NoWorker { .. }));
+/// let e = remex::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+/// assert!(e.to_string().starts_with("I/O failed: "), "{e}");
+/// ```
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            if let Some(inner) = e.into_inner() {
+                if let Ok(ours) = inner.downcast::<Error>() {
+                    return *ours;
+                }
+            }
+            unreachable!("checked to be a remex error above")
+        }
+        Error::os("I/O", e)
+    }
+}
+
 impl std::fmt::Debug for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)

@@ -23,6 +23,7 @@
 //! [`transport`].
 
 pub mod channel;
+pub mod channel_file;
 pub mod conn;
 pub mod error;
 pub mod gateway;
@@ -32,6 +33,7 @@ pub mod value;
 pub mod wire;
 
 pub use channel::Channel;
+pub use channel_file::{AsyncChannelReader, AsyncChannelWriter, ChannelReader, ChannelWriter};
 pub use conn::{ConnConfig, Connection, Handlers};
 pub use error::{with_timeout, Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};

@@ -91,9 +91,10 @@
 //!   transports), for tools and tests.
 
 pub use remex_core::{
-    from_value, makegateway, to_value, with_timeout, Channel, ChannelRef, Error, Gateway,
-    GatewayState, Lifecycle, Mode, RemoteError, RemoteStatus, Result, Spec, SpecError, State,
-    Transport, Value, ValueError, WorkerInfo, VERSION,
+    from_value, makegateway, to_value, with_timeout, AsyncChannelReader, AsyncChannelWriter,
+    Channel, ChannelReader, ChannelRef, ChannelWriter, Error, Gateway, GatewayState, Lifecycle,
+    Mode, RemoteError, RemoteStatus, Result, Spec, SpecError, State, Transport, Value, ValueError,
+    WorkerInfo, VERSION,
 };
 pub use remex_group::{
     as_completed, gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel,

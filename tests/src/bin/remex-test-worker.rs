@@ -162,6 +162,36 @@ fn main() {
             std::fs::write(&path, i.to_string()).map_err(|e| TaskError(e.to_string()))?;
             Ok::<_, TaskError>(())
         })
+        // The channel as files on the task's side: reads lines (which may
+        // span items) and writes each back in upper case, until the
+        // controller closes its writing half.
+        .task("upper_lines", |t: &Task| {
+            use std::io::BufRead;
+            let mut out = std::io::BufWriter::new(t.channel().writer());
+            for line in t.channel().reader().lines() {
+                let line = line.map_err(|e| TaskError(e.to_string()))?;
+                writeln!(out, "{}", line.to_uppercase()).map_err(|e| TaskError(e.to_string()))?;
+            }
+            out.flush().map_err(|e| TaskError(e.to_string()))?;
+            Ok::<_, TaskError>(())
+        })
+        // Reads the channel as a byte stream to its end; returns the byte
+        // count and an FNV-1a hash of the bytes.
+        .task("hash_stream", |t: &Task| {
+            use std::io::Read;
+            let mut r = t.channel().reader();
+            let (mut n, mut h) = (0u64, 0xcbf29ce484222325u64);
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let k = r.read(&mut buf).map_err(|e| TaskError(e.to_string()))?;
+                if k == 0 {
+                    break;
+                }
+                n += k as u64;
+                h = remex_tests::fnv1a(h, &buf[..k]);
+            }
+            Ok::<_, TaskError>((n, h))
+        })
         .script_fn("triple", |x: i64| x * 3)
         .script_fn(
             "checked_half",

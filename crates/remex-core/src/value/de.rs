@@ -53,7 +53,13 @@ fn short_type_name(full: &str) -> String {
 }
 
 fn big_to_visitor<'de, V: Visitor<'de>>(b: BigInt, visitor: V) -> Result<V::Value, ValueError> {
-    if let Ok(i) = i128::try_from(&b) {
+    // The narrowest visit first: a u64 above i64::MAX is a big integer
+    // here, and serde's u64 takes visit_u64 (not visit_i128).
+    if let Ok(u) = u64::try_from(&b) {
+        visitor.visit_u64(u)
+    } else if let Ok(i) = i64::try_from(&b) {
+        visitor.visit_i64(i)
+    } else if let Ok(i) = i128::try_from(&b) {
         visitor.visit_i128(i)
     } else if let Ok(u) = u128::try_from(&b) {
         visitor.visit_u128(u)
@@ -297,6 +303,8 @@ mod tests {
         shapes: Vec<Shape>,
         big: u128,
         neg: i128,
+        large: u64,
+        small_big: u128,
         map: BTreeMap<u32, bool>,
         raw: Value,
         chan: ChannelRef,
@@ -319,6 +327,8 @@ mod tests {
             ],
             big: u128::MAX,
             neg: i128::MIN,
+            large: u64::MAX,
+            small_big: 5,
             map: [(1, true), (2, false)].into_iter().collect(),
             raw: Value::Map(vec![(
                 Value::Int(1),
