@@ -11,7 +11,8 @@
 //! Profiling aids, each measuring one row quickly: `--pingpong-only`
 //! (`--spawned` from a tokio task, `--blocking` from a plain thread; also
 //! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
-//! `--tasks-only` (`--raw-lane`), `--group64-only`, `--socket-only`.
+//! `--tasks-only` (`--raw-lane`), `--group64-only`, `--socket-only`,
+//! `--scripts-only`.
 //!
 //! Rows (j) and (k) measure `socket=` (the Noise session) against a
 //! plain-TCP floor: a child process of this program speaking unencrypted
@@ -292,6 +293,96 @@ async fn socket_rows(c: &Counts) -> remex::Result<SocketRows> {
     let _ = listener.wait();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Rows (l) and (m): scripts. (l) a script calling the `echo` task `calls`
+/// times in a loop, per call, beside the same calls from the controller
+/// (`remote_call` + receive, one after another); (m) a tight arithmetic
+/// loop under no limits, the default limits (memory) and every limit set,
+/// alternating, medians.
+struct ScriptRows {
+    script_call_us: f64,
+    remote_call_us: f64,
+    loop_none_ms: f64,
+    loop_default_ms: f64,
+    loop_all_ms: f64,
+}
+
+async fn script_rows(c: &Counts) -> remex::Result<ScriptRows> {
+    let calls = c.tasks;
+    let gw = makegateway("popen//worker=self").await?;
+    let mut script = Vec::new();
+    let mut direct = Vec::new();
+    for _ in 0..c.rounds.min(5) {
+        let t0 = Instant::now();
+        let ch = gw.remote_exec_with(
+            "let s = 0; for i in 0..n { s += call_task(\"echo\", i); } channel.send(s)",
+            &std::collections::HashMap::from([("n", calls)]),
+        )?;
+        let sum: i64 = ch.receive().await?;
+        assert_eq!(sum as usize, calls * (calls - 1) / 2);
+        script.push(t0.elapsed().as_secs_f64() / calls as f64 * 1e6);
+        let n = calls / 10;
+        let t0 = Instant::now();
+        for i in 0..n {
+            let _: i64 = gw.remote_call("echo", &i)?.receive().await?;
+        }
+        direct.push(t0.elapsed().as_secs_f64() / n as f64 * 1e6);
+    }
+    gw.exit().await?;
+    let specs = [
+        "popen//worker=self//script_max_memory=0",
+        "popen//worker=self",
+        "popen//worker=self//script_max_operations=1000000000000//script_max_string=1000000//script_max_array=1000000//script_max_map=1000000",
+    ];
+    let mut gws = Vec::new();
+    for s in specs {
+        gws.push(makegateway(s).await?);
+    }
+    let iters = c.msgs * 2;
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..c.rounds {
+        for (g, t) in gws.iter().zip(times.iter_mut()) {
+            let t0 = Instant::now();
+            let ch = g.remote_exec_with(
+                "let s = 0; for i in 0..n { s += i % 7; } channel.send(s)",
+                &std::collections::HashMap::from([("n", iters)]),
+            )?;
+            let _: i64 = ch.receive().await?;
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for g in gws {
+        g.exit().await?;
+    }
+    let [none, default, all] = times;
+    Ok(ScriptRows {
+        script_call_us: median(script),
+        remote_call_us: median(direct),
+        loop_none_ms: median(none),
+        loop_default_ms: median(default),
+        loop_all_ms: median(all),
+    })
+}
+
+fn print_script_rows(s: &ScriptRows, iters: usize) {
+    println!(
+        "| (l) a script calling a task in a loop, per call | {:.2} us | | | | | < 2 us |",
+        s.script_call_us
+    );
+    println!(
+        "| (l') the same calls from the controller (remote_call + receive), per call | {:.1} us | | | | ({:.0}x the script's) | |",
+        s.remote_call_us,
+        s.remote_call_us / s.script_call_us
+    );
+    println!(
+        "| (m) a tight script loop ({iters} iterations): no limits / default (memory) / every limit | {:.0} ms / {:.0} ms ({:+.1}%) / {:.0} ms ({:+.1}%) | | | | | limits < 10% |",
+        s.loop_none_ms,
+        s.loop_default_ms,
+        (s.loop_default_ms / s.loop_none_ms - 1.0) * 100.0,
+        s.loop_all_ms,
+        (s.loop_all_ms / s.loop_none_ms - 1.0) * 100.0
+    );
 }
 
 fn print_socket_rows(s: &SocketRows) {
@@ -827,6 +918,21 @@ async fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--scripts-only") {
+        // Profiling aid: only rows (l) and (m).
+        let c = Counts {
+            tasks: 100_000,
+            reps: 1,
+            rounds: 5,
+            pings: 1,
+            msgs: 1_000_000,
+            bulk_mb: 1,
+            chunk: 1,
+        };
+        let s = script_rows(&c).await.expect("script benchmark");
+        print_script_rows(&s, c.msgs * 2);
+        return;
+    }
     if args.iter().any(|a| a == "--tasks-only") {
         // Profiling aid: only row (f).
         let c = Counts {
@@ -902,6 +1008,8 @@ async fn main() {
     let ssh = ssh_rows(&c).await;
     eprintln!("measuring groups ...");
     let gr = group_rows(&c).await.expect("group benchmark");
+    eprintln!("measuring scripts ...");
+    let sc = script_rows(&c).await.expect("script benchmark");
     eprintln!("measuring execnet ...");
     let e = execnet_rows(&c);
 
@@ -974,6 +1082,7 @@ async fn main() {
         gr.group64.0, gr.group64.1, gr.group64.2, gr.group64.3
     );
     print_socket_rows(&sock);
+    print_script_rows(&sc, c.msgs * 2);
     match &ssh {
         Ok((create, rtt, ex)) => {
             let ex_create = ex

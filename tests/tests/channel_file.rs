@@ -29,7 +29,10 @@ impl Read for Noise {
 }
 
 fn noise_hash(seed: u64, len: u64) -> u64 {
-    let mut src = Noise { state: seed, left: len };
+    let mut src = Noise {
+        state: seed,
+        left: len,
+    };
     let mut buf = vec![0u8; 1 << 16];
     let mut h = 0xcbf29ce484222325u64;
     loop {
@@ -106,7 +109,13 @@ async fn blocking_reader_and_writer_carry_a_stream_from_plain_threads() {
     let w = ch.clone();
     let copied = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut w = w.writer();
-        let n = std::io::copy(&mut Noise { state: 3, left: LEN }, &mut w)?;
+        let n = std::io::copy(
+            &mut Noise {
+                state: 3,
+                left: LEN,
+            },
+            &mut w,
+        )?;
         w.finish()?;
         Ok(n)
     })

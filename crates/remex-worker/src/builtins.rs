@@ -1,4 +1,4 @@
-//! Tasks every stock worker ships: `echo`, `sleep`, `shell`, `pid`.
+//! Tasks every stock worker ships: `echo`, `sleep`, `shell`, `run`, `pid`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -16,6 +16,7 @@ pub(crate) fn register(w: Worker) -> Worker {
     })
     .task("sleep", sleep)
     .task("shell", shell)
+    .task("run", crate::command::run)
     .task("pid", |_t: &Task| Ok::<_, TaskError>(std::process::id()))
 }
 

@@ -27,9 +27,11 @@
 
 mod builtins;
 mod cli;
+mod command;
 mod install;
 mod lane;
 mod listen;
+mod process;
 mod relay;
 mod script;
 mod serve;
@@ -44,9 +46,10 @@ use remex_core::conn::ExecutingGuard;
 use remex_core::{Channel, ExecRequest, Value};
 use serde::Serialize;
 
-pub use remex_core::ScriptLimits;
 /// The script language's crate, for [`Worker::script_engine`]: types and
 /// modules of a worker's own.
+pub use command::{CommandOutcome, CommandRequest, DEFAULT_MAX_OUTPUT};
+pub use remex_core::ScriptLimits;
 pub use rhai;
 pub use script::DEFAULT_SCRIPT_LIMITS;
 pub use store::REF_KEY;
@@ -97,7 +100,7 @@ impl Worker {
     ///
     /// ```
     /// let w = remex::worker::Worker::new();
-    /// assert_eq!(w.task_names(), vec!["echo", "pid", "shell", "sleep"]);
+    /// assert_eq!(w.task_names(), vec!["echo", "pid", "run", "shell", "sleep"]);
     /// ```
     pub fn new() -> Self {
         builtins::register(Worker::bare())

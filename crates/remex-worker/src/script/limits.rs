@@ -21,7 +21,7 @@ use rhai::{Dynamic, Engine, EvalAltResult};
 /// let d = remex::worker::DEFAULT_SCRIPT_LIMITS;
 /// assert_eq!(d.max_operations, Some(0), "no limit: a script may serve a channel for ever");
 /// assert_eq!(d.max_string_size, Some(0));
-/// assert_eq!(d.max_memory, Some(256 << 20));
+/// assert_eq!(d.max_memory, Some(64 << 20));
 /// ```
 pub const DEFAULT_SCRIPT_LIMITS: ScriptLimits = ScriptLimits {
     max_operations: Some(0),
@@ -29,7 +29,7 @@ pub const DEFAULT_SCRIPT_LIMITS: ScriptLimits = ScriptLimits {
     max_array_size: Some(0),
     max_map_size: Some(0),
     max_call_levels: None,
-    max_memory: Some(256 << 20),
+    max_memory: Some(64 << 20),
 };
 
 /// How often the worker's memory is measured while scripts run.

@@ -17,6 +17,7 @@ use remex_core::ScriptLimits;
 use rhai::{Array, Blob, Dynamic, Engine, ImmutableString, Map};
 
 use super::convert::{rhai_err, seconds, RhaiResult};
+use crate::process::RunError;
 
 fn io_err(what: &str, path: &str, e: std::io::Error) -> Box<rhai::EvalAltResult> {
     rhai_err(format!("{what} {path:?}: {e}"))
@@ -75,12 +76,7 @@ pub(crate) fn register_pure(e: &mut Engine) {
     });
 }
 
-fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}
+use crate::process::hostname;
 
 /// Environment, files and processes.
 pub(crate) fn register_system(e: &mut Engine, limits: &ScriptLimits) {
@@ -306,21 +302,6 @@ fn process_spec(cmd: Dynamic, opts: Option<Map>) -> RhaiResult<ProcessSpec> {
     Ok(spec)
 }
 
-fn spawn_err(label: &str, e: std::io::Error) -> Box<rhai::EvalAltResult> {
-    rhai_err(format!("cannot run {label:?}: {e}"))
-}
-
-/// Reads all of `r`, at most `max` bytes: `Err` past that.
-fn read_all(mut r: impl Read, max: u64) -> Result<Vec<u8>, ()> {
-    let mut buf = Vec::new();
-    let _ = (&mut r).take(max.saturating_add(1)).read_to_end(&mut buf);
-    if buf.len() as u64 > max {
-        Err(())
-    } else {
-        Ok(buf)
-    }
-}
-
 fn status_map(status: ExitStatus, timed_out: bool) -> Map {
     use std::os::unix::process::ExitStatusExt;
     let mut m = Map::new();
@@ -344,90 +325,34 @@ fn status_map(status: ExitStatus, timed_out: bool) -> Map {
 fn run(spec: ProcessSpec, (max, key): Cap) -> RhaiResult<Map> {
     let ProcessSpec {
         label,
-        mut command,
+        command,
         stdin,
         timeout,
     } = spec;
-    if timeout.is_some() {
-        // Killed whole at the timeout: `sh -c` and what it started.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    }
-    let mut child = command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| spawn_err(&label, e))?;
-    let input = child.stdin.take().zip(stdin);
-    let out = child
-        .stdout
-        .take()
-        .map(|o| std::thread::spawn(move || read_all(o, max)));
-    let err = child
-        .stderr
-        .take()
-        .map(|o| std::thread::spawn(move || read_all(o, max)));
-    let feeder = input.map(|(mut pipe, data)| {
-        std::thread::spawn(move || {
-            // A process that does not read its input ends the write.
-            let _ = pipe.write_all(&data);
-        })
-    });
-    // The waiter owns the child: it kills it when the timeout passes first.
-    // It hears `true` to kill the process (its output was too large), or
-    // `false` when both pipes closed.
-    let (done_tx, done_rx) = flume::bounded::<bool>(1);
-    let waiter = std::thread::spawn(move || {
-        let (kill, timed_out) = match timeout {
-            Some(t) => match done_rx.recv_timeout(t) {
-                Ok(kill) => (kill, false),
-                Err(flume::RecvTimeoutError::Timeout) => (true, true),
-                Err(flume::RecvTimeoutError::Disconnected) => (false, false),
-            },
-            None => (done_rx.recv().unwrap_or(false), false),
-        };
-        if kill {
-            match (timeout, rustix::process::Pid::from_raw(child.id() as i32)) {
-                // Not reaped yet, so the group's id is still ours.
-                (Some(_), Some(pgid)) => {
-                    let _ =
-                        rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-                }
-                _ => {
-                    let _ = child.kill();
-                }
-            }
-        }
-        (child.wait(), timed_out)
-    });
-    let take = |h: Option<std::thread::JoinHandle<Result<Vec<u8>, ()>>>, which: &str| match h
-        .map(|h| h.join())
-    {
-        Some(Ok(Ok(b))) => Ok(String::from_utf8_lossy(&b).into_owned()),
-        Some(Ok(Err(()))) => Err(format!(
+    let done = crate::process::run(crate::process::Run {
+        label: label.clone(),
+        command,
+        stdin,
+        timeout,
+        max_output: max,
+        cancel: None,
+    })
+    .map_err(|e| match e {
+        RunError::Spawn(m) | RunError::Wait(m) => rhai_err(m),
+        RunError::TooLarge(which) => rhai_err(format!(
             "the {which} of {label:?} is larger than {key}={max} bytes"
         )),
-        _ => Ok(String::new()),
-    };
-    let stdout = take(out, "stdout");
-    let stderr = take(err, "stderr");
-    if let Some(f) = feeder {
-        let _ = f.join();
-    }
-    // Both pipes closed (the process is ending), or one went over the size
-    // bound (then the process is killed).
-    let _ = done_tx.send(stdout.is_err() || stderr.is_err());
-    let (status, timed_out) = waiter
-        .join()
-        .map_err(|_| rhai_err(format!("waiting for {label:?} failed")))?;
-    let status = status.map_err(|e| rhai_err(format!("waiting for {label:?}: {e}")))?;
-    let mut m = status_map(status, timed_out);
-    m.insert("stdout".into(), stdout.map_err(rhai_err)?.into());
-    m.insert("stderr".into(), stderr.map_err(rhai_err)?.into());
+        RunError::Cancelled => rhai_err(format!("{label:?} was cancelled")),
+    })?;
+    let mut m = status_map(done.status, done.timed_out);
+    m.insert(
+        "stdout".into(),
+        String::from_utf8_lossy(&done.stdout).into_owned().into(),
+    );
+    m.insert(
+        "stderr".into(),
+        String::from_utf8_lossy(&done.stderr).into_owned().into(),
+    );
     Ok(m)
 }
 
@@ -514,7 +439,7 @@ fn lines(spec: ProcessSpec, max_line: Cap) -> RhaiResult<ProcessLines> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| spawn_err(&label, e))?;
+        .map_err(|e| rhai_err(format!("cannot run {label:?}: {e}")))?;
     let out = child.stdout.take().map(BufReader::new);
     Ok(ProcessLines(Arc::new(Mutex::new(LinesState {
         label,

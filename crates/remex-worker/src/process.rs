@@ -1,0 +1,218 @@
+//! Running a process to its end with its output captured, bounded in
+//! size and time: what scripts' `run` and the built-in `run` task share.
+//!
+//! The process runs in a process group of its own, so a timeout or a
+//! cancel reaches what `sh -c` started too. A timeout sends SIGTERM to the
+//! group and SIGKILL after [`TERM_GRACE`] if its output is still open; an
+//! output over the size bound or a cancel sends SIGKILL at once.
+
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use remex_core::Channel;
+
+/// How long a process has, after SIGTERM at its timeout, before SIGKILL.
+pub(crate) const TERM_GRACE: Duration = Duration::from_secs(1);
+
+/// How often a cancel (the task's channel closed) is looked for.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// A process to run.
+pub(crate) struct Run {
+    /// How errors name the process (its command line).
+    pub label: String,
+    pub command: Command,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+    /// The most bytes kept of stdout, and of stderr.
+    pub max_output: u64,
+    /// Killed when this channel closes (a cancelled task).
+    pub cancel: Option<Channel>,
+}
+
+/// A process that ran to its end.
+pub(crate) struct Finished {
+    pub status: ExitStatus,
+    pub timed_out: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Why a process gave no [`Finished`].
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// It could not be started.
+    Spawn(String),
+    /// Its stdout or stderr (named) went over the bound; it was killed.
+    TooLarge(&'static str),
+    /// Its task was cancelled; it was killed.
+    Cancelled,
+    /// Waiting for it failed.
+    Wait(String),
+}
+
+/// Reads all of `r`, at most `max` bytes: `Err` past that.
+fn read_all(mut r: impl Read, max: u64) -> Result<Vec<u8>, ()> {
+    let mut buf = Vec::new();
+    let _ = (&mut r).take(max.saturating_add(1)).read_to_end(&mut buf);
+    if buf.len() as u64 > max {
+        Err(())
+    } else {
+        Ok(buf)
+    }
+}
+
+/// What the waiter hears from the readers.
+enum Done {
+    /// Both outputs closed: the process is ending.
+    Closed,
+    /// An output went over its bound: kill.
+    TooLarge,
+}
+
+/// How the waiter ended the process, if it did.
+#[derive(PartialEq)]
+enum Ended {
+    ByItself,
+    TimedOut,
+    Cancelled,
+}
+
+fn signal_group(pgid: Option<rustix::process::Pid>, sig: rustix::process::Signal) {
+    if let Some(pgid) = pgid {
+        let _ = rustix::process::kill_process_group(pgid, sig);
+    }
+}
+
+/// This host's name (uname's nodename).
+pub(crate) fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Runs `r` to its end.
+pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
+    let Run {
+        label,
+        mut command,
+        stdin,
+        timeout,
+        max_output,
+        cancel,
+    } = r;
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| RunError::Spawn(format!("cannot run {label:?}: {e}")))?;
+    let input = child.stdin.take().zip(stdin);
+    let (done_tx, done_rx) = flume::bounded::<Done>(2);
+    let reader = |pipe: Option<Box<dyn Read + Send>>, tx: flume::Sender<Done>| {
+        pipe.map(|p| {
+            std::thread::spawn(move || {
+                let got = read_all(p, max_output);
+                if got.is_err() {
+                    let _ = tx.send(Done::TooLarge);
+                }
+                got
+            })
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        done_tx.clone(),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        done_tx.clone(),
+    );
+    let feeder = input.map(|(mut pipe, data)| {
+        std::thread::spawn(move || {
+            // A process that does not read its input ends the write.
+            let _ = pipe.write_all(&data);
+        })
+    });
+    // The waiter owns the child, so its group id stays its own (not
+    // reaped, not reused) until after any signal.
+    let pgid = rustix::process::Pid::from_raw(child.id() as i32);
+    let waiter = std::thread::spawn(move || {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut ended = Ended::ByItself;
+        loop {
+            let slice = match (deadline, &cancel) {
+                (Some(d), Some(_)) => {
+                    Some(d.saturating_duration_since(Instant::now()).min(CANCEL_POLL))
+                }
+                (Some(d), None) => Some(d.saturating_duration_since(Instant::now())),
+                (None, Some(_)) => Some(CANCEL_POLL),
+                (None, None) => None,
+            };
+            let heard = match slice {
+                Some(s) => done_rx.recv_timeout(s).ok(),
+                None => done_rx.recv().ok(),
+            };
+            match heard {
+                Some(Done::Closed) => break,
+                Some(Done::TooLarge) => {
+                    signal_group(pgid, rustix::process::Signal::KILL);
+                    break;
+                }
+                None if done_rx.is_disconnected() => break,
+                None => {}
+            }
+            if cancel.as_ref().is_some_and(|c| c.is_closed()) {
+                signal_group(pgid, rustix::process::Signal::KILL);
+                ended = Ended::Cancelled;
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                signal_group(pgid, rustix::process::Signal::TERM);
+                ended = Ended::TimedOut;
+                if !matches!(done_rx.recv_timeout(TERM_GRACE), Ok(Done::Closed)) {
+                    signal_group(pgid, rustix::process::Signal::KILL);
+                }
+                break;
+            }
+        }
+        (child.wait(), ended)
+    });
+    let stdout = out.map(|h| h.join());
+    let stderr = err.map(|h| h.join());
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    let _ = done_tx.send(Done::Closed);
+    let (status, ended) = waiter
+        .join()
+        .map_err(|_| RunError::Wait(format!("waiting for {label:?} failed")))?;
+    let status = status.map_err(|e| RunError::Wait(format!("waiting for {label:?}: {e}")))?;
+    if ended == Ended::Cancelled {
+        return Err(RunError::Cancelled);
+    }
+    let take = |h: Option<std::thread::Result<Result<Vec<u8>, ()>>>, which| match h {
+        Some(Ok(Ok(b))) => Ok(b),
+        Some(Ok(Err(()))) => Err(RunError::TooLarge(which)),
+        _ => Ok(Vec::new()),
+    };
+    Ok(Finished {
+        status,
+        timed_out: ended == Ended::TimedOut,
+        stdout: take(stdout, "stdout")?,
+        stderr: take(stderr, "stderr")?,
+    })
+}
