@@ -17,6 +17,7 @@ pub(crate) fn register(w: Worker) -> Worker {
     .task("sleep", sleep)
     .task("shell", shell)
     .task("run", crate::command::run)
+    .task(crate::rsync::RSYNC_TASK, crate::rsync::receive)
     .task("pid", |_t: &Task| Ok::<_, TaskError>(std::process::id()))
 }
 

@@ -33,6 +33,7 @@ mod lane;
 mod listen;
 mod process;
 mod relay;
+pub mod rsync;
 mod script;
 mod serve;
 mod store;

@@ -1,10 +1,12 @@
 //! Running a process to its end with its output captured, bounded in
 //! size and time: what scripts' `run` and the built-in `run` task share.
 //!
-//! The process runs in a process group of its own, so a timeout or a
-//! cancel reaches what `sh -c` started too. A timeout sends SIGTERM to the
-//! group and SIGKILL after [`TERM_GRACE`] if its output is still open; an
-//! output over the size bound or a cancel sends SIGKILL at once.
+//! The process stays in the worker's process group, so that it ends with
+//! the worker (a worker on its way out signals its group). A timeout or a
+//! cancel signals the process and its descendants (found in /proc): a
+//! timeout sends SIGTERM and SIGKILL after [`TERM_GRACE`] if the output is
+//! still open; an output over the size bound or a cancel sends SIGKILL at
+//! once.
 
 use std::io::{Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
@@ -79,9 +81,42 @@ enum Ended {
     Cancelled,
 }
 
-fn signal_group(pgid: Option<rustix::process::Pid>, sig: rustix::process::Signal) {
-    if let Some(pgid) = pgid {
-        let _ = rustix::process::kill_process_group(pgid, sig);
+/// `pid` and its descendants, from every process's parent in /proc.
+fn tree(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // The parent is the 2nd field after the ")" that ends the name.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if let Some(pp) = ppid {
+            parent_of.push((p, pp));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let at = found[i];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == at).map(|(p, _)| *p));
+        i += 1;
+    }
+    found
+}
+
+/// Signals `pid` (not reaped yet, so the number is still its) and, first
+/// found then signalled, all its descendants.
+fn signal_tree(pid: Option<rustix::process::Pid>, sig: rustix::process::Signal) {
+    let Some(pid) = pid else { return };
+    for p in tree(pid.as_raw_nonzero().get() as u32) {
+        if let Some(p) = rustix::process::Pid::from_raw(p as i32) {
+            let _ = rustix::process::kill_process(p, sig);
+        }
     }
 }
 
@@ -103,7 +138,6 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         max_output,
         cancel,
     } = r;
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -147,9 +181,9 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             let _ = pipe.write_all(&data);
         })
     });
-    // The waiter owns the child, so its group id stays its own (not
-    // reaped, not reused) until after any signal.
-    let pgid = rustix::process::Pid::from_raw(child.id() as i32);
+    // The waiter owns the child, so its pid stays its own (not reaped,
+    // not reused) until after any signal.
+    let pid = rustix::process::Pid::from_raw(child.id() as i32);
     let waiter = std::thread::spawn(move || {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut ended = Ended::ByItself;
@@ -169,22 +203,22 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             match heard {
                 Some(Done::Closed) => break,
                 Some(Done::TooLarge) => {
-                    signal_group(pgid, rustix::process::Signal::KILL);
+                    signal_tree(pid, rustix::process::Signal::KILL);
                     break;
                 }
                 None if done_rx.is_disconnected() => break,
                 None => {}
             }
             if cancel.as_ref().is_some_and(|c| c.is_closed()) {
-                signal_group(pgid, rustix::process::Signal::KILL);
+                signal_tree(pid, rustix::process::Signal::KILL);
                 ended = Ended::Cancelled;
                 break;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                signal_group(pgid, rustix::process::Signal::TERM);
+                signal_tree(pid, rustix::process::Signal::TERM);
                 ended = Ended::TimedOut;
                 if !matches!(done_rx.recv_timeout(TERM_GRACE), Ok(Done::Closed)) {
-                    signal_group(pgid, rustix::process::Signal::KILL);
+                    signal_tree(pid, rustix::process::Signal::KILL);
                 }
                 break;
             }

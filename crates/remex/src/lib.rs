@@ -105,6 +105,9 @@ pub use remex_group::{
 pub use remex_worker::serve_if_worker;
 
 pub mod blocking;
+pub mod rsync;
+
+pub use rsync::RSync;
 
 /// The engine's internals (the `remex-core` crate): connections, the wire
 /// protocol, transports. Programs need none of it; tools and tests do.

@@ -1,0 +1,138 @@
+//! `--halt`, as GNU parallel's: when to stop starting jobs (`soon`) or
+//! also kill the running ones (`now`), after a number or a share of jobs
+//! failed, succeeded or finished.
+
+use std::fmt;
+
+/// Stop starting jobs, or also kill the running ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum When {
+    Soon,
+    Now,
+}
+
+/// What is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    Fail,
+    Success,
+    Done,
+}
+
+/// How many.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Amount {
+    Jobs(u64),
+    /// A share of the finished jobs, once at least three finished.
+    Percent(f64),
+}
+
+/// A `--halt` policy; `None` inside is `never`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Halt(pub Option<(When, Count, Amount)>);
+
+impl std::str::FromStr for Halt {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Halt, String> {
+        let bad = || {
+            format!(
+                "--halt {s:?}: expected never, now,fail=N, soon,fail=N, now,fail=P%, \
+                 soon,success=N, now,done=N (and the like), or 0, 1, 2"
+            )
+        };
+        match s {
+            "never" | "0" => return Ok(Halt(None)),
+            "1" => return Ok(Halt(Some((When::Soon, Count::Fail, Amount::Jobs(1))))),
+            "2" => return Ok(Halt(Some((When::Now, Count::Fail, Amount::Jobs(1))))),
+            _ => {}
+        }
+        let (when, rest) = s.split_once(',').ok_or_else(bad)?;
+        let when = match when {
+            "now" => When::Now,
+            "soon" => When::Soon,
+            _ => return Err(bad()),
+        };
+        let (count, amount) = rest.split_once('=').ok_or_else(bad)?;
+        let count = match count {
+            "fail" => Count::Fail,
+            "success" => Count::Success,
+            "done" => Count::Done,
+            _ => return Err(bad()),
+        };
+        let amount = match amount.strip_suffix('%') {
+            Some(p) => Amount::Percent(
+                p.parse::<f64>()
+                    .ok()
+                    .filter(|p| *p > 0.0 && *p <= 100.0)
+                    .ok_or_else(bad)?,
+            ),
+            None => Amount::Jobs(amount.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(bad)?),
+        };
+        Ok(Halt(Some((when, count, amount))))
+    }
+}
+
+impl fmt::Display for Halt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => write!(f, "never"),
+            Some((when, count, amount)) => {
+                let when = if when == When::Now { "now" } else { "soon" };
+                let count = match count {
+                    Count::Fail => "fail",
+                    Count::Success => "success",
+                    Count::Done => "done",
+                };
+                match amount {
+                    Amount::Jobs(n) => write!(f, "{when},{count}={n}"),
+                    Amount::Percent(p) => write!(f, "{when},{count}={p}%"),
+                }
+            }
+        }
+    }
+}
+
+impl Halt {
+    /// Whether to halt, and how, after `failed` and `succeeded` jobs.
+    pub(crate) fn check(&self, failed: u64, succeeded: u64) -> Option<When> {
+        let (when, count, amount) = self.0?;
+        let done = failed + succeeded;
+        let n = match count {
+            Count::Fail => failed,
+            Count::Success => succeeded,
+            Count::Done => done,
+        };
+        let hit = match amount {
+            Amount::Jobs(k) => n >= k,
+            Amount::Percent(p) => done >= 3 && n as f64 * 100.0 >= p * done as f64,
+        };
+        hit.then_some(when)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_parse_and_trigger_as_gnu_parallels() {
+        let h: Halt = "now,fail=1".parse().unwrap();
+        assert_eq!(h.check(0, 10), None);
+        assert_eq!(h.check(1, 0), Some(When::Now));
+        let h: Halt = "soon,fail=30%".parse().unwrap();
+        assert_eq!(h.check(1, 0), None, "fewer than three jobs done");
+        assert_eq!(h.check(1, 2), Some(When::Soon));
+        assert_eq!(h.check(1, 3), None);
+        let h: Halt = "soon,success=2".parse().unwrap();
+        assert_eq!((h.check(5, 1), h.check(0, 2)), (None, Some(When::Soon)));
+        assert_eq!("now,done=3".parse::<Halt>().unwrap().check(1, 2), Some(When::Now));
+        assert_eq!("2".parse::<Halt>().unwrap(), "now,fail=1".parse().unwrap());
+        assert_eq!("never".parse::<Halt>().unwrap().check(100, 0), None);
+        assert_eq!("soon,fail=30%".parse::<Halt>().unwrap().to_string(), "soon,fail=30%");
+        for bad in ["later,fail=1", "now,fail", "now,fail=0", "now,lost=1", "now,fail=120%", "x"] {
+            let e = bad.parse::<Halt>().unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The job log, in GNU parallel's format (tab-separated: Seq, Host,
+//! Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command), and
+//! what `--resume` and `--resume-failed` read from it.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+/// The first line of a job log.
+pub(crate) const HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
+
+/// One finished job.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
+    pub(crate) host: String,
+    /// Seconds since the Unix epoch.
+    pub(crate) start: f64,
+    pub(crate) runtime: f64,
+    pub(crate) received: u64,
+    /// -1 when the job ended without an exit code (a signal, a timeout,
+    /// its worker lost, or it could not run).
+    pub(crate) exitval: i64,
+    pub(crate) signal: i64,
+    pub(crate) command: String,
+}
+
+impl Entry {
+    fn line(&self) -> String {
+        format!(
+            "{}\t{}\t{:.3}\t{:.3}\t0\t{}\t{}\t{}\t{}",
+            self.seq,
+            self.host,
+            self.start,
+            self.runtime,
+            self.received,
+            self.exitval,
+            self.signal,
+            self.command.replace('\n', " ")
+        )
+    }
+}
+
+/// How a previous run's log is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Start a new log.
+    No,
+    /// Skip the jobs the log has.
+    All,
+    /// Skip the jobs the log has as succeeded; run the failed ones again.
+    Failed,
+}
+
+/// An open job log.
+pub(crate) struct JobLog {
+    file: std::fs::File,
+    /// Seq -> succeeded, from the previous run (when resuming).
+    done: HashMap<u64, bool>,
+    resume: Resume,
+}
+
+impl JobLog {
+    /// Opens the log at `path`: a new one (truncated, with a header), or,
+    /// when resuming, the previous one to read and append to.
+    pub(crate) fn open(path: &Path, resume: Resume) -> Result<JobLog, String> {
+        let name = path.display();
+        let mut done = HashMap::new();
+        if resume != Resume::No {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    for (i, line) in text.lines().enumerate() {
+                        if i == 0 && line.starts_with("Seq\t") || line.is_empty() {
+                            continue;
+                        }
+                        let f: Vec<&str> = line.splitn(9, '\t').collect();
+                        let num = |k: usize| f.get(k).and_then(|x| x.parse::<i64>().ok());
+                        match (num(0), num(6), num(7)) {
+                            (Some(seq), Some(exit), Some(sig)) if seq > 0 => {
+                                let ok = exit == 0 && sig == 0;
+                                let e = done.entry(seq as u64).or_insert(ok);
+                                *e |= ok;
+                            }
+                            _ => {
+                                return Err(format!(
+                                    "{name}, line {}: not a job log line (Seq, Host, Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command): {line:?}",
+                                    i + 1
+                                ))
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot read the job log {name}: {e}")),
+            }
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        if resume == Resume::No {
+            opts.write(true).create(true).truncate(true);
+        } else {
+            opts.append(true).create(true);
+        }
+        let mut file = opts
+            .open(path)
+            .map_err(|e| format!("cannot write the job log {name}: {e}"))?;
+        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
+        if empty {
+            writeln!(file, "{HEADER}").map_err(|e| format!("writing {name}: {e}"))?;
+        }
+        Ok(JobLog { file, done, resume })
+    }
+
+    /// Whether job `seq` is to be skipped.
+    pub(crate) fn skips(&self, seq: u64) -> bool {
+        match (self.resume, self.done.get(&seq)) {
+            (Resume::No, _) | (_, None) => false,
+            (Resume::All, Some(_)) => true,
+            (Resume::Failed, Some(ok)) => *ok,
+        }
+    }
+
+    /// Appends `e` (written at once: a crash loses no finished job).
+    pub(crate) fn record(&mut self, e: &Entry) -> Result<(), String> {
+        writeln!(self.file, "{}", e.line()).map_err(|err| format!("writing the job log: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, exitval: i64) -> Entry {
+        Entry {
+            seq,
+            host: "local".into(),
+            start: 1.5,
+            runtime: 0.25,
+            received: 3,
+            exitval,
+            signal: 0,
+            command: format!("job {seq}"),
+        }
+    }
+
+    #[test]
+    fn a_resumed_log_skips_what_it_holds_or_only_what_succeeded() {
+        let dir = std::env::temp_dir().join(format!("remex-cli-joblog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let mut log = JobLog::open(&path, Resume::No).unwrap();
+        log.record(&entry(1, 0)).unwrap();
+        log.record(&entry(2, 3)).unwrap();
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!("{HEADER}\n1\tlocal\t1.500\t0.250\t0\t3\t0\t0\tjob 1\n2\tlocal\t1.500\t0.250\t0\t3\t3\t0\tjob 2\n")
+        );
+        let log = JobLog::open(&path, Resume::All).unwrap();
+        assert!(log.skips(1) && log.skips(2) && !log.skips(3));
+        let mut log = JobLog::open(&path, Resume::Failed).unwrap();
+        assert!(log.skips(1) && !log.skips(2) && !log.skips(3));
+        // A rerun that succeeds is appended; the log keeps one header.
+        log.record(&entry(2, 0)).unwrap();
+        drop(log);
+        let log = JobLog::open(&path, Resume::Failed).unwrap();
+        assert!(log.skips(2));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().matches("Seq\t").count(), 1);
+        // Not a job log: refused, naming the line.
+        std::fs::write(&path, "hello\n").unwrap();
+        let e = JobLog::open(&path, Resume::All).err().unwrap();
+        assert!(e.contains("line 1: not a job log line"), "{e}");
+        // Without resuming, the log starts again.
+        let log = JobLog::open(&path, Resume::No).unwrap();
+        assert!(!log.skips(1));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{HEADER}\n"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

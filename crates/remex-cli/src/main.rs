@@ -1,0 +1,50 @@
+//! `remex`: run commands on many workers from the shell.
+//!
+//! - `remex run`: a command per input, spread over the workers, in GNU
+//!   parallel's model (replacement strings, `:::` inputs, job log and
+//!   resume, retries, halt, timeouts, a progress bar);
+//! - `remex exec`: one command on every worker, output tagged by worker;
+//! - `remex rsync`: a local directory to every worker.
+//!
+//! The program is its own worker (`remex::serve_if_worker`): local workers
+//! are copies of it, and ssh hosts get it uploaded. See docs/cli.md.
+
+mod cli;
+mod exec;
+mod halt;
+mod joblog;
+mod jobs;
+mod rsync;
+mod run;
+mod workers;
+
+use clap::Parser;
+
+fn main() {
+    remex::serve_if_worker(remex::worker::Worker::new);
+    let args = cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("remex: cannot start the async runtime: {e}");
+            std::process::exit(255);
+        }
+    };
+    let status = rt.block_on(async {
+        match args.command {
+            cli::Command::Run(a) => run::run(a).await,
+            cli::Command::Exec(a) => exec::exec(a).await,
+            cli::Command::Rsync(a) => rsync::rsync(a).await,
+        }
+    });
+    match status {
+        Ok(code) => std::process::exit(code),
+        Err(msg) => {
+            eprintln!("remex: {msg}");
+            std::process::exit(255);
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! `remex run`: a command per input over the workers' pool.
+//!
+//! Jobs go through the group's task pool as the built-in `run` task, so a
+//! job whose worker dies runs again on another worker (up to three
+//! attempts), and a job dropped by `--halt now` is killed where it runs.
+//! At most `2 x slots` jobs are submitted and unfinished at a time (with
+//! `--keep-order`, also at most `max(4 x slots, 64)` past the oldest
+//! unprinted job), so memory holds that many jobs' output at most, each
+//! bounded by `--max-output`; inputs are read as jobs are made.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::stream::FuturesUnordered;
+use futures::{Future, StreamExt};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use remex::worker::{CommandOutcome, CommandRequest};
+use remex::TaskResult;
+
+use crate::cli::RunArgs;
+use crate::halt::When;
+use crate::jobs::{split_command, Inputs, Source, Template};
+use crate::joblog::{Entry, JobLog, Resume};
+use crate::workers::{self, Workers};
+
+/// How long the workers have to end when the run is over.
+const TERMINATE: Duration = Duration::from_secs(5);
+
+/// A job between its inputs and its end.
+struct Job {
+    seq: u64,
+    args: Vec<String>,
+    command: String,
+    attempt: u32,
+}
+
+type Running =
+    Pin<Box<dyn Future<Output = (Job, remex::Result<TaskResult<CommandOutcome>>)> + Send>>;
+
+/// A finished job, ready to print.
+struct Done {
+    job: Job,
+    result: remex::Result<TaskResult<CommandOutcome>>,
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn job_ok(r: &remex::Result<TaskResult<CommandOutcome>>) -> bool {
+    matches!(r, Ok(t) if t.value.success())
+}
+
+/// Writes `data` to `out`, each line prefixed with `tag` if there is one.
+fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
+    let Some(tag) = tag else {
+        let _ = out.write_all(data);
+        return;
+    };
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        let _ = out.write_all(tag.as_bytes());
+        let _ = out.write_all(b"\t");
+        let _ = out.write_all(line);
+    }
+    if !data.is_empty() && !data.ends_with(b"\n") {
+        let _ = out.write_all(b"\n");
+    }
+}
+
+struct Printer {
+    tag: bool,
+    bar: ProgressBar,
+    workers: Option<Workers>,
+}
+
+impl Printer {
+    fn print(&self, d: &Done) {
+        let tag = self.tag.then(|| d.job.args.join(" "));
+        self.bar.suspend(|| match &d.result {
+            Ok(t) => {
+                emit(&mut std::io::stdout().lock(), tag.as_deref(), &t.value.stdout);
+                let mut err = std::io::stderr().lock();
+                emit(&mut err, tag.as_deref(), &t.value.stderr);
+                let o = &t.value;
+                if o.timed_out {
+                    let _ = writeln!(err, "remex: job {} timed out: {}", d.job.seq, d.job.command);
+                }
+            }
+            Err(e) => {
+                let _ = std::io::stdout().flush();
+                eprintln!("remex: job {} ({}): {e}", d.job.seq, d.job.command);
+            }
+        });
+    }
+
+    fn entry(&self, d: &Done) -> Entry {
+        match &d.result {
+            Ok(t) => {
+                let o = &t.value;
+                Entry {
+                    seq: d.job.seq,
+                    host: self
+                        .workers
+                        .as_ref()
+                        .map_or_else(|| t.gateway.clone(), |w| w.label(&t.gateway)),
+                    start: o.started,
+                    runtime: o.seconds,
+                    received: (o.stdout.len() + o.stderr.len()) as u64,
+                    exitval: if o.timed_out {
+                        -1
+                    } else {
+                        o.code.map_or(-1, i64::from)
+                    },
+                    signal: o.signal.map_or(0, i64::from),
+                    command: d.job.command.clone(),
+                }
+            }
+            Err(_) => Entry {
+                seq: d.job.seq,
+                host: "-".into(),
+                start: now(),
+                runtime: 0.0,
+                received: 0,
+                exitval: -1,
+                signal: 0,
+                command: d.job.command.clone(),
+            },
+        }
+    }
+}
+
+fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
+    let target = if hidden {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(total, target);
+    let style = match total {
+        Some(_) => ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} jobs, {per_sec}, ETA {eta} {msg}",
+        ),
+        None => ProgressStyle::with_template("{elapsed_precise} {spinner} {pos} jobs, {per_sec} {msg}"),
+    };
+    if let Ok(s) = style {
+        bar.set_style(s);
+    }
+    bar
+}
+
+/// Runs `remex run`; returns the exit status.
+pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
+    let (command, mut sources) = split_command(&a.command);
+    if command.is_empty() {
+        return Err("no command given before ::: (remex run -- COMMAND ::: INPUTS)".into());
+    }
+    let mut all: Vec<Source> = a.arg_files.iter().cloned().map(Source::File).collect();
+    all.append(&mut sources);
+    let template = Template::parse(&command.join(" "));
+    let mut inputs = Inputs::open(all)?;
+    let resume = match (a.resume, a.resume_failed) {
+        (true, _) => Resume::All,
+        (_, true) => Resume::Failed,
+        _ => Resume::No,
+    };
+    if a.dry_run {
+        let mut out = std::io::stdout().lock();
+        for (i, args) in inputs.by_ref().enumerate() {
+            let _ = writeln!(out, "{}", template.render(i as u64 + 1, &args?));
+        }
+        return Ok(0);
+    }
+    let mut log = match &a.joblog {
+        Some(p) => Some(JobLog::open(p, resume)?),
+        None => None,
+    };
+    let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
+    let w = Workers::start(&specs).await?;
+    w.group.set_tasks_per_worker(a.jobs as usize);
+    let slots = w.group.len() * a.jobs as usize;
+    let in_flight_max = (slots * 2).max(2);
+    let window = (slots as u64 * 4).max(64);
+    let group = w.group.clone();
+    let printer = Printer {
+        tag: a.tag,
+        bar: progress_bar(inputs.total, a.no_bar),
+        workers: Some(w),
+    };
+    let submit = |job: Job| -> Running {
+        let req = CommandRequest {
+            command: job.command.clone(),
+            timeout: a.timeout,
+            max_output: Some(a.max_output),
+            ..CommandRequest::default()
+        };
+        match group.submit::<CommandOutcome>("run", &req) {
+            Ok(f) => {
+                let f = f.with_details();
+                Box::pin(async move { (job, f.await) })
+            }
+            Err(e) => Box::pin(async move { (job, Err(e)) }),
+        }
+    };
+
+    let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+    // --keep-order: finished jobs waiting for their turn, and skipped seqs.
+    let mut waiting: BTreeMap<u64, Option<Done>> = BTreeMap::new();
+    let mut next_print = 1u64;
+    let mut next_seq = 1u64;
+    let mut inputs_done = false;
+    let (mut failed, mut succeeded, mut killed) = (0u64, 0u64, 0u64);
+    let mut halted: Option<When> = None;
+    let mut input_error = None;
+    loop {
+        // Start jobs while there is room.
+        while !inputs_done
+            && halted.is_none()
+            && running.len() < in_flight_max
+            && (!a.keep_order || next_seq < next_print + window)
+        {
+            match inputs.next() {
+                None => inputs_done = true,
+                Some(Err(e)) => {
+                    input_error = Some(e);
+                    inputs_done = true;
+                }
+                Some(Ok(args)) => {
+                    let seq = next_seq;
+                    next_seq += 1;
+                    if log.as_ref().is_some_and(|l| l.skips(seq)) {
+                        printer.bar.inc(1);
+                        if a.keep_order {
+                            waiting.insert(seq, None);
+                        }
+                        continue;
+                    }
+                    let command = template.render(seq, &args);
+                    running.push(submit(Job {
+                        seq,
+                        args,
+                        command,
+                        attempt: 1,
+                    }));
+                }
+            }
+        }
+        if a.keep_order {
+            while let Some(d) = waiting.remove(&next_print) {
+                if let Some(d) = d {
+                    printer.print(&d);
+                }
+                next_print += 1;
+            }
+        }
+        let Some((job, result)) = running.next().await else {
+            break;
+        };
+        if !job_ok(&result) && job.attempt < a.retries && halted.is_none() {
+            running.push(submit(Job {
+                attempt: job.attempt + 1,
+                ..job
+            }));
+            continue;
+        }
+        let d = Done { job, result };
+        if job_ok(&d.result) {
+            succeeded += 1;
+        } else {
+            failed += 1;
+        }
+        printer.bar.inc(1);
+        if let Some(l) = log.as_mut() {
+            l.record(&printer.entry(&d))?;
+        }
+        if a.keep_order {
+            waiting.insert(d.job.seq, Some(d));
+        } else {
+            printer.print(&d);
+        }
+        if halted.is_none() {
+            halted = a.halt.check(failed, succeeded);
+            if let Some(when) = halted {
+                printer.bar.suspend(|| {
+                    eprintln!(
+                        "remex: --halt {} reached ({failed} failed, {succeeded} succeeded): {}",
+                        a.halt,
+                        if when == When::Now {
+                            "killing the running jobs"
+                        } else {
+                            "waiting for the running jobs, starting no more"
+                        }
+                    )
+                });
+                if when == When::Now {
+                    // Dropping a job's future kills its command.
+                    killed = running.len() as u64;
+                    running.clear();
+                }
+            }
+        }
+    }
+    if a.keep_order {
+        // What is left (after a halt): in order.
+        for (_, d) in std::mem::take(&mut waiting) {
+            if let Some(d) = d {
+                printer.print(&d);
+            }
+        }
+    }
+    printer.bar.finish_and_clear();
+    group.terminate(TERMINATE).await;
+    if let Some(e) = input_error {
+        eprintln!("remex: {e}");
+    }
+    let failed = failed + killed;
+    if failed > 0 {
+        eprintln!(
+            "remex: {failed} of {} jobs failed{}",
+            failed + succeeded,
+            if killed > 0 {
+                format!(" ({killed} killed by --halt)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(failed.min(101) as i32)
+}

@@ -1,0 +1,244 @@
+//! The `remex` command as a user runs it: real processes, a real sshd on
+//! loopback, exit statuses and files checked from outside.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn remex() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_remex"));
+    // No worker from the environment: the program is its own.
+    c.env_remove("REMEX_WORKER_PATH");
+    c
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn run(args: &[&str]) -> Output {
+    remex().args(args).output().expect("remex runs")
+}
+
+/// A fresh directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("remex-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Pids of live processes whose command line is exactly `argv`.
+fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[test]
+fn run_makes_a_job_per_input_with_replacement_strings() {
+    let o = run(&["run", "--tx", "2*popen", "-k", "--", "echo", "{}", "{.}", "{/}", "{#}", ":::", "d/a.txt", "b.log", "it's"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "d/a.txt d/a a.txt 1\nb.log b b.log 2\nit's it's it's 3\n");
+    // Two sources make their product; {N} takes one of them.
+    let o = run(&["run", "--tx", "3*popen", "-k", "--", "echo {2}{1}", ":::", "a", "b", ":::", "1", "2"]);
+    assert_eq!(out(&o), "1a\n2a\n1b\n2b\n", "{}", err(&o));
+    // --dry-run prints the command lines and starts no worker.
+    let o = run(&["run", "--dry-run", "--", "gzip", "-9", ":::", "x y", "z"]);
+    assert_eq!(out(&o), "gzip -9 'x y'\ngzip -9 z\n");
+}
+
+#[test]
+fn run_reads_stdin_and_tags_each_line() {
+    let mut child = remex()
+        .args(["run", "--tx", "2*popen", "--tag", "-k", "--", "printf 'hi %s\\nbye\\n'"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"x\ny z\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "x\thi x\nx\tbye\ny z\thi y z\ny z\tbye\n");
+}
+
+#[test]
+fn failed_jobs_set_the_exit_status_and_the_job_log_resumes_them() {
+    let d = scratch("resume");
+    let log = d.join("jobs.tsv");
+    let runs = d.join("runs");
+    // Inputs other than 0 fail the first time they run.
+    let cmd = format!(
+        "echo {{}} >> {runs}; test {{}} = 0 || test -e {dir}/m{{}} || {{ touch {dir}/m{{}}; exit 3; }}",
+        runs = runs.display(),
+        dir = d.display()
+    );
+    let go = |extra: &[&str]| {
+        let mut args = vec!["run", "--tx", "2*popen", "--joblog", log.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", &cmd, ":::", "0", "1", "0", "2"]);
+        run(&args)
+    };
+    let o = go(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("2 of 4 jobs failed"), "{}", err(&o));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand");
+    let mut exits: Vec<(String, String)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(f[1].starts_with("local#"), "{l}");
+            (f[0].to_string(), f[6].to_string())
+        })
+        .collect();
+    exits.sort();
+    assert_eq!(
+        exits,
+        [("1", "0"), ("2", "3"), ("3", "0"), ("4", "3")].map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // --resume-failed runs jobs 2 and 4 again (they succeed now) ...
+    let o = go(&["--resume-failed"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let ran = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(ran.lines().count(), 6, "{ran}");
+    // ... and --resume runs nothing.
+    let o = go(&["--resume"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 6);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn retries_run_a_failing_job_again() {
+    let d = scratch("retries");
+    // Fails twice, then succeeds.
+    let cmd = format!(
+        "n=$(cat {c} 2>/dev/null || echo 0); echo $((n+1)) > {c}; test $n -ge 2 && echo ok {{}}",
+        c = d.join("count").display()
+    );
+    let o = run(&["run", "--tx", "popen", "--retries", "3", "--", &cmd, ":::", "x"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "ok x\n");
+    assert_eq!(std::fs::read_to_string(d.join("count")).unwrap().trim(), "3");
+    // Two attempts are not enough for another such job.
+    std::fs::remove_file(d.join("count")).unwrap();
+    let o = run(&["run", "--tx", "popen", "--retries", "2", "--", &cmd, ":::", "x"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn halt_now_kills_the_running_jobs_and_a_timeout_ends_a_job() {
+    let started = Instant::now();
+    let o = run(&[
+        "run", "--tx", "2*popen", "--halt", "now,fail=1", "--",
+        "test {} = fail && exit 1; sleep {}", ":::", "31.25", "fail", "31.25", "31.25",
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(o.status.code().is_some_and(|c| c >= 1), "{:?}", o.status);
+    assert!(err(&o).contains("--halt now,fail=1 reached"), "{}", err(&o));
+    assert!(err(&o).contains("killed by --halt"), "{}", err(&o));
+    // The sleeps were killed with their jobs (the workers are gone too).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_running(&["sleep", "31.25"]).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(processes_running(&["sleep", "31.25"]), Vec::<u32>::new());
+
+    let started = Instant::now();
+    let o = run(&["run", "--tx", "popen", "--timeout", "0.5", "--", "sleep", ":::", "32.5"]);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("job 1 timed out: sleep 32.5"), "{}", err(&o));
+}
+
+#[test]
+fn a_job_whose_worker_dies_runs_on_another_worker() {
+    let d = scratch("workerdies");
+    let marker = d.join("killed");
+    // The first attempt kills its own worker (sh's parent).
+    let cmd = format!(
+        "test -e {m} || {{ touch {m}; kill -9 $PPID; sleep 5; }}; echo ran {{}}",
+        m = marker.display()
+    );
+    let o = run(&["run", "--tx", "2*popen", "--", &cmd, ":::", "once"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "ran once\n");
+    assert!(marker.exists());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let o = run(&["run", "--", "cat", "::::", "/nonexistent/inputs"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(err(&o).contains("cannot read /nonexistent/inputs"), "{}", err(&o));
+    let o = run(&["run", "--tx", "nosuch=x", "--", "true", ":::", "1"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(err(&o).contains("nosuch"), "{}", err(&o));
+    let o = run(&["run", "--halt", "sometimes", "--", "true", ":::", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("--halt \"sometimes\""), "{}", err(&o));
+    let o = run(&["run", "--resume", "--", "true", ":::", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("--joblog"), "{}", err(&o));
+    let o = run(&["run", "--", ":::", "1"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(err(&o).contains("no command given"), "{}", err(&o));
+    let o = run(&["--help"]);
+    assert!(out(&o).contains("remex run --tx 4*popen --tx ssh=host1"), "{}", out(&o));
+    let o = run(&["run", "--help"]);
+    assert!(out(&o).contains("--resume-failed"), "{}", out(&o));
+}
+
+#[test]
+fn exec_runs_on_every_worker_tagged_or_merged() {
+    let o = run(&["exec", "--tx", "2*popen", "--tx", "popen//id=solo", "--", "echo", "hello"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["local#1: hello", "local#2: hello", "solo: hello"]);
+
+    let o = run(&["exec", "--tx", "2*popen", "--tx", "popen//id=other//env:X=2", "-b", "--", "echo ${X:-1}"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "---------------\nlocal#1,local#2 (2)\n---------------\n1\n---------------\nother (1)\n---------------\n2\n"
+    );
+
+    let o = run(&["exec", "--tx", "popen", "--", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(out(&o), "local: out\n");
+    assert!(err(&o).contains("local: err\n"), "{}", err(&o));
+    assert!(err(&o).contains("remex: local: exited with code 3"), "{}", err(&o));
+}
+
+#[test]
+fn run_and_exec_reach_an_ssh_host_that_has_nothing_installed() {
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.5");
+    let spec = sshd.spec("");
+    let o = run(&["run", "--tx", &spec, "--tx", "popen", "-k", "--tag", "--", "echo {} on $(id -un)", ":::", "a", "b", "c", "d"]);
+    assert!(o.status.success(), "{}\n{}", err(&o), sshd.log());
+    let text = out(&o);
+    assert_eq!(text.lines().count(), 4, "{text}");
+    for x in ["a", "b", "c", "d"] {
+        assert!(text.contains(&format!("{x}\t{x} on ")), "{text}");
+    }
+    // The ssh worker was this remex binary, uploaded into the fresh home.
+    assert!(Path::new(&sshd.home()).join(".cache/remex").is_dir());
+    let o = run(&["exec", "--tx", &spec, "--", "echo $HOME"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).ends_with(&format!(": {}\n", sshd.home().display())), "{}", out(&o));
+}
