@@ -193,3 +193,60 @@ async fn a_blocking_writer_waits_for_credit_and_ends_the_stream_when_dropped() {
     assert_eq!(h, remex_tests::fnv1a(0xcbf29ce484222325, want.as_bytes()));
     gw.exit().await.unwrap();
 }
+
+#[tokio::test]
+async fn scripts_read_and_write_a_channel_as_a_byte_stream() {
+    let gw = common::gateway().await;
+    // Lines across items, both ways, as the upper_lines task does.
+    let ch = gw
+        .remote_exec(
+            r#"let n = 0;
+               for l in channel.read_lines() { channel.write(l.to_upper() + "\n"); n += 1; }
+               channel.write(`${n} lines`);
+               channel.close_write();"#,
+        )
+        .unwrap();
+    let mut w = ch.async_writer();
+    for piece in ["on", "e\ntwo\nth", "ree"] {
+        w.write_all(piece.as_bytes()).await.unwrap();
+    }
+    w.shutdown().await.unwrap();
+    let mut all = String::new();
+    ch.async_reader().read_to_string(&mut all).await.unwrap();
+    assert_eq!(all, "ONE\nTWO\nTHREE\n3 lines");
+
+    // read_all: the whole stream as one string; bounded by the limits.
+    let ch = gw
+        .remote_exec("channel.send(channel.read_all().len())")
+        .unwrap();
+    let mut w = ch.async_writer();
+    w.write_all(&[b'x'; 300_000]).await.unwrap();
+    w.shutdown().await.unwrap();
+    assert_eq!(ch.receive::<i64>().await.unwrap(), 300_000);
+    let small = remex::makegateway(&common::spec("//script_max_string=1000"))
+        .await
+        .unwrap();
+    let ch = small.remote_exec("channel.read_all()").unwrap();
+    let mut w = ch.async_writer();
+    w.write_all(&[b'x'; 5000]).await.unwrap();
+    w.shutdown().await.unwrap();
+    let e = ch.waitclose(None).await.unwrap_err();
+    assert!(
+        e.to_string().contains("longer than script_max_string=1000"),
+        "{e}"
+    );
+    // write takes strings and blobs only.
+    let e = small
+        .remote_exec("channel.write(5)")
+        .unwrap()
+        .waitclose(None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("write takes a string or a blob, got i64"),
+        "{e}"
+    );
+    small.exit().await.unwrap();
+    gw.exit().await.unwrap();
+}

@@ -379,3 +379,21 @@ async fn regression_items_on_a_passed_channel_closed_before_attach_are_kept() {
     let status = gw.remote_status().await.unwrap();
     assert!(status.numchannels <= 1, "{status:?}");
 }
+
+#[tokio::test]
+async fn a_script_that_fails_after_close_write_still_reports_its_error() {
+    // Found 2026-12-02: the worker took the controller's half-close for a
+    // full close and only logged the script's error; waitclose said Ok.
+    let gw = common::gateway().await;
+    let ch = gw
+        .remote_exec(r#"for x in channel { } throw "failed after the input ended""#)
+        .unwrap();
+    ch.send(&1).await.unwrap();
+    ch.close_write();
+    let e = ch.waitclose(None).await.unwrap_err();
+    assert!(
+        e.to_string().contains("failed after the input ended"),
+        "{e}"
+    );
+    gw.exit().await.unwrap();
+}

@@ -84,7 +84,10 @@ async fn two_targets_at_once_then_a_send_that_transfers_nothing() {
     for (r, d) in reports.iter().zip([&d1, &d2]) {
         assert_eq!((r.files_sent, r.bytes_sent), (3, 600_005), "{r:?}");
         assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "alpha");
-        assert_eq!(std::fs::read(d.join("sub/deeper/b.bin")).unwrap().len(), 600_000);
+        assert_eq!(
+            std::fs::read(d.join("sub/deeper/b.bin")).unwrap().len(),
+            600_000
+        );
         assert!(d.join("emptydir").is_dir());
         assert_eq!(mtime(&d.join("a.txt")), mtime(&src.join("a.txt")));
         assert_eq!(mtime(&d.join("sub")), mtime(&src.join("sub")));
@@ -98,7 +101,11 @@ async fn two_targets_at_once_then_a_send_that_transfers_nothing() {
         .await
         .unwrap();
     for r in &again {
-        assert_eq!((r.files_sent, r.bytes_sent, r.files_touched), (0, 0, 0), "{r:?}");
+        assert_eq!(
+            (r.files_sent, r.bytes_sent, r.files_touched),
+            (0, 0, 0),
+            "{r:?}"
+        );
         assert_eq!(r.files_unchanged, 3);
     }
     // Same contents, a new mtime: hashes compared, the mtime set, no data.
@@ -111,8 +118,16 @@ async fn two_targets_at_once_then_a_send_that_transfers_nothing() {
         .unwrap();
     // Same size, other contents: sent.
     write(&src.join("sub/deeper/b.bin"), &"c".repeat(600_000));
-    let r = &RSync::new(&src).add_target(&g1, s(&d1)).send().await.unwrap()[0];
-    assert_eq!((r.files_touched, r.files_sent, r.bytes_sent), (1, 1, 600_000), "{r:?}");
+    let r = &RSync::new(&src)
+        .add_target(&g1, s(&d1))
+        .send()
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (r.files_touched, r.files_sent, r.bytes_sent),
+        (1, 1, 600_000),
+        "{r:?}"
+    );
     assert_eq!(mtime(&d1.join("a.txt")), now);
     assert_eq!(std::fs::read(d1.join("sub/deeper/b.bin")).unwrap()[0], b'c');
     g1.exit().await.unwrap();
@@ -128,11 +143,19 @@ async fn delete_removes_what_the_source_lacks_and_only_then() {
     write(&src.join("dir/inner"), "i");
     let gw = common::gateway().await;
     let dst = t.join("dst");
-    RSync::new(&src).add_target(&gw, s(&dst)).send().await.unwrap();
+    RSync::new(&src)
+        .add_target(&gw, s(&dst))
+        .send()
+        .await
+        .unwrap();
     std::fs::remove_file(src.join("gone")).unwrap();
     std::fs::remove_dir_all(src.join("dir")).unwrap();
     // Without delete the extra entries stay.
-    RSync::new(&src).add_target(&gw, s(&dst)).send().await.unwrap();
+    RSync::new(&src)
+        .add_target(&gw, s(&dst))
+        .send()
+        .await
+        .unwrap();
     assert!(dst.join("gone").exists() && dst.join("dir/inner").exists());
     let r = &RSync::new(&src)
         .add_target(&gw, s(&dst))
@@ -157,7 +180,11 @@ async fn modes_and_read_only_directories_are_kept() {
     std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
     let gw = common::gateway().await;
     let dst = t.join("dst");
-    RSync::new(&src).add_target(&gw, s(&dst)).send().await.unwrap();
+    RSync::new(&src)
+        .add_target(&gw, s(&dst))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(mode(&dst.join("run.sh")), 0o751);
     assert_eq!(mode(&dst.join("ro")), 0o555);
     assert_eq!(mode(&dst.join("ro/data")), 0o444);
@@ -168,9 +195,16 @@ async fn modes_and_read_only_directories_are_kept() {
     write(&src.join("ro/data"), "changed");
     write(&src.join("ro/new"), "n");
     std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
-    let r = &RSync::new(&src).add_target(&gw, s(&dst)).send().await.unwrap()[0];
+    let r = &RSync::new(&src)
+        .add_target(&gw, s(&dst))
+        .send()
+        .await
+        .unwrap()[0];
     assert_eq!(r.files_sent, 2, "{r:?}");
-    assert_eq!(std::fs::read_to_string(dst.join("ro/data")).unwrap(), "changed");
+    assert_eq!(
+        std::fs::read_to_string(dst.join("ro/data")).unwrap(),
+        "changed"
+    );
     assert_eq!(mode(&dst.join("ro")), 0o555);
     assert_eq!(mode(&dst.join("ro/data")), 0o644);
     gw.exit().await.unwrap();
@@ -188,7 +222,11 @@ async fn links_into_the_tree_are_repointed_and_others_kept() {
     std::os::unix::fs::symlink("nowhere", src.join("dangling")).unwrap();
     let gw = common::gateway().await;
     let dst = t.join("dst");
-    let r = &RSync::new(&src).add_target(&gw, s(&dst)).send().await.unwrap()[0];
+    let r = &RSync::new(&src)
+        .add_target(&gw, s(&dst))
+        .send()
+        .await
+        .unwrap()[0];
     assert_eq!(r.links_made, 4, "{r:?}");
     let link = |n: &str| std::fs::read_link(dst.join(n)).unwrap();
     assert_eq!(link("abs_in"), dst.join("sub/target.txt"));
@@ -197,7 +235,11 @@ async fn links_into_the_tree_are_repointed_and_others_kept() {
     assert_eq!(link("abs_out"), PathBuf::from("/etc/hostname"));
     assert_eq!(link("dangling"), PathBuf::from("nowhere"));
     // Unchanged links are left alone the second time.
-    let r = &RSync::new(&src).add_target(&gw, s(&dst)).send().await.unwrap()[0];
+    let r = &RSync::new(&src)
+        .add_target(&gw, s(&dst))
+        .send()
+        .await
+        .unwrap()[0];
     assert_eq!(r.links_made, 0, "{r:?}");
     gw.exit().await.unwrap();
 }
@@ -267,9 +309,16 @@ async fn a_filter_decides_what_is_sent_and_bad_sources_are_named() {
         .send()
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("/proc/remex-cannot-write-here"), "{e}");
+    assert!(
+        e.to_string().contains("/proc/remex-cannot-write-here"),
+        "{e}"
+    );
     // The worker serves on.
-    let r = &RSync::new(&src).add_target(&gw, s(&t.join("dst2"))).send().await.unwrap()[0];
+    let r = &RSync::new(&src)
+        .add_target(&gw, s(&t.join("dst2")))
+        .send()
+        .await
+        .unwrap()[0];
     assert_eq!(r.files_sent, 3);
     gw.exit().await.unwrap();
 }
@@ -285,7 +334,10 @@ fn a_gibibyte_over_ssh_with_bounded_controller_memory() {
         std::fs::write(src.join(format!("f{i:02}")), &data).unwrap();
     }
     let sshd = remex_tests::Sshd::start("127.0.0.6");
-    let spec = sshd.spec(&format!("//worker={}", env!("CARGO_BIN_EXE_remex-test-worker")));
+    let spec = sshd.spec(&format!(
+        "//worker={}",
+        env!("CARGO_BIN_EXE_remex-test-worker")
+    ));
     let me = std::process::id();
     let before = remex_tests::rss_bytes(me).unwrap();
     let dst = t.join("dst");
@@ -311,9 +363,14 @@ fn a_gibibyte_over_ssh_with_bounded_controller_memory() {
     assert_eq!(reports[0].bytes_sent, 1 << 30);
     for i in 0..16u8 {
         let got = std::fs::read(dst.join(format!("f{i:02}"))).unwrap();
-        assert!(got.len() == 64 << 20 && got.iter().all(|b| *b == b'a' + i), "f{i:02}");
+        assert!(
+            got.len() == 64 << 20 && got.iter().all(|b| *b == b'a' + i),
+            "f{i:02}"
+        );
     }
-    let grew = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
+    let grew = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
     eprintln!(
         "1 GiB over ssh in {took:?} ({:.0} MB/s); controller grew by {} MiB at most",
         (1u64 << 30) as f64 / took.as_secs_f64() / 1e6,

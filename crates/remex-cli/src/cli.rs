@@ -133,7 +133,12 @@ pub(crate) struct RunArgs {
     #[arg(long = "dry-run")]
     pub(crate) dry_run: bool,
     /// The command, then its inputs: COMMAND... [::: INPUT...]... [:::: FILE...]...
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub(crate) command: Vec<String>,
 }
 
@@ -151,7 +156,12 @@ pub(crate) struct ExecArgs {
     #[arg(long = "max-output", value_name = "BYTES", default_value_t = 64 << 20)]
     pub(crate) max_output: u64,
     /// The command line (run by sh -c on each worker).
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub(crate) command: Vec<String>,
 }
 

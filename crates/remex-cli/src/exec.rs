@@ -1,6 +1,7 @@
 //! `remex exec`: one command on every worker, output tagged by worker
-//! (pdsh's and clush's model); with `-b`, identical outputs merged
-//! (clush's `-b`, `dshbak -c`).
+//! (pdsh's and clush's model), stdout streamed line by line through a
+//! channel read as a file; with `-b`, identical outputs merged (clush's
+//! `-b`, `dshbak -c`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use remex::worker::{CommandOutcome, CommandRequest};
+use tokio::io::AsyncBufReadExt;
 
 use crate::cli::ExecArgs;
 use crate::workers::{self, Workers};
@@ -50,8 +52,25 @@ pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
     let gateways = w.group.gateways();
     let mut running = FuturesUnordered::new();
     for (i, gw) in gateways.iter().enumerate() {
+        // Without -b, stdout is streamed: each line is printed, tagged, as
+        // the worker's command writes it.
+        let stream = (!a.merge).then(|| gw.newchannel());
+        let req = CommandRequest {
+            stdout_to: stream.as_ref().map(|c| c.handle()),
+            ..req.clone()
+        };
         let ch = gw.remote_call("run", &req);
+        let label = w.label(gw.id());
         running.push(async move {
+            if let (Some(out), true) = (stream, ch.is_ok()) {
+                let mut lines = out.async_reader().split(b'\n');
+                while let Ok(Some(line)) = lines.next_segment().await {
+                    let mut o = std::io::stdout().lock();
+                    let _ = write!(o, "{label}: ");
+                    let _ = o.write_all(&line);
+                    let _ = o.write_all(b"\n");
+                }
+            }
             let r = match ch {
                 Ok(ch) => ch.receive::<CommandOutcome>().await,
                 Err(e) => Err(e),
@@ -66,7 +85,6 @@ pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
         let label = w.label(gateways[i].id());
         if !a.merge {
             if let Ok(o) = &r {
-                tagged(&mut std::io::stdout().lock(), &label, &o.stdout);
                 tagged(&mut std::io::stderr().lock(), &label, &o.stderr);
             }
         }

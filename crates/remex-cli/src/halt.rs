@@ -67,7 +67,13 @@ impl std::str::FromStr for Halt {
                     .filter(|p| *p > 0.0 && *p <= 100.0)
                     .ok_or_else(bad)?,
             ),
-            None => Amount::Jobs(amount.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(bad)?),
+            None => Amount::Jobs(
+                amount
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(bad)?,
+            ),
         };
         Ok(Halt(Some((when, count, amount))))
     }
@@ -126,11 +132,24 @@ mod tests {
         assert_eq!(h.check(1, 3), None);
         let h: Halt = "soon,success=2".parse().unwrap();
         assert_eq!((h.check(5, 1), h.check(0, 2)), (None, Some(When::Soon)));
-        assert_eq!("now,done=3".parse::<Halt>().unwrap().check(1, 2), Some(When::Now));
+        assert_eq!(
+            "now,done=3".parse::<Halt>().unwrap().check(1, 2),
+            Some(When::Now)
+        );
         assert_eq!("2".parse::<Halt>().unwrap(), "now,fail=1".parse().unwrap());
         assert_eq!("never".parse::<Halt>().unwrap().check(100, 0), None);
-        assert_eq!("soon,fail=30%".parse::<Halt>().unwrap().to_string(), "soon,fail=30%");
-        for bad in ["later,fail=1", "now,fail", "now,fail=0", "now,lost=1", "now,fail=120%", "x"] {
+        assert_eq!(
+            "soon,fail=30%".parse::<Halt>().unwrap().to_string(),
+            "soon,fail=30%"
+        );
+        for bad in [
+            "later,fail=1",
+            "now,fail",
+            "now,fail=0",
+            "now,lost=1",
+            "now,fail=120%",
+            "x",
+        ] {
             let e = bad.parse::<Halt>().unwrap_err();
             assert!(e.contains(bad), "{e}");
         }

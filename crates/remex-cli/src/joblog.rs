@@ -7,7 +7,8 @@ use std::io::Write;
 use std::path::Path;
 
 /// The first line of a job log.
-pub(crate) const HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
+pub(crate) const HEADER: &str =
+    "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
 
 /// One finished job.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,7 +166,13 @@ mod tests {
         drop(log);
         let log = JobLog::open(&path, Resume::Failed).unwrap();
         assert!(log.skips(2));
-        assert_eq!(std::fs::read_to_string(&path).unwrap().matches("Seq\t").count(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .matches("Seq\t")
+                .count(),
+            1
+        );
         // Not a job log: refused, naming the line.
         std::fs::write(&path, "hello\n").unwrap();
         let e = JobLog::open(&path, Resume::All).err().unwrap();
@@ -173,7 +180,10 @@ mod tests {
         // Without resuming, the log starts again.
         let log = JobLog::open(&path, Resume::No).unwrap();
         assert!(!log.skips(1));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{HEADER}\n"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{HEADER}\n")
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

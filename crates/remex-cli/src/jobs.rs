@@ -65,7 +65,10 @@ impl Template {
         let mut rest = cmd;
         while let Some(open) = rest.find('{') {
             let after = &rest[open + 1..];
-            match after.find('}').and_then(|close| Some((close, parse_repl(&after[..close])?))) {
+            match after
+                .find('}')
+                .and_then(|close| Some((close, parse_repl(&after[..close])?)))
+            {
                 Some((close, piece)) => {
                     text.push_str(&rest[..open]);
                     if !text.is_empty() {
@@ -297,9 +300,15 @@ mod tests {
             t.render(7, &s(&["dir/my file.log"])),
             "gzip -9 'dir/my file.log' > 'dir/my file'.gz; echo 'my file.log' dir 'my file' 7"
         );
-        assert_eq!(t.render(1, &s(&["a.b/c"])), "gzip -9 a.b/c > a.b/c.gz; echo c a.b c 1");
+        assert_eq!(
+            t.render(1, &s(&["a.b/c"])),
+            "gzip -9 a.b/c > a.b/c.gz; echo c a.b c 1"
+        );
         assert_eq!(t.render(1, &s(&["/x"])), "gzip -9 /x > /x.gz; echo x / x 1");
-        assert_eq!(t.render(1, &s(&[".bashrc"])), "gzip -9 .bashrc > .bashrc.gz; echo .bashrc . .bashrc 1");
+        assert_eq!(
+            t.render(1, &s(&[".bashrc"])),
+            "gzip -9 .bashrc > .bashrc.gz; echo .bashrc . .bashrc 1"
+        );
     }
 
     #[test]
@@ -316,12 +325,21 @@ mod tests {
 
     #[test]
     fn sources_split_on_markers_and_combine_as_a_product() {
-        let (cmd, sources) = split_command(&s(&["echo", "{1}{2}", ":::", "a", "b", ":::", "1", "2"]));
+        let (cmd, sources) =
+            split_command(&s(&["echo", "{1}{2}", ":::", "a", "b", ":::", "1", "2"]));
         assert_eq!(cmd, s(&["echo", "{1}{2}"]));
         let inputs = Inputs::open(sources).unwrap();
         assert_eq!(inputs.total, Some(4));
         let jobs: Vec<_> = inputs.map(Result::unwrap).collect();
-        assert_eq!(jobs, vec![s(&["a", "1"]), s(&["a", "2"]), s(&["b", "1"]), s(&["b", "2"])]);
+        assert_eq!(
+            jobs,
+            vec![
+                s(&["a", "1"]),
+                s(&["a", "2"]),
+                s(&["b", "1"]),
+                s(&["b", "2"])
+            ]
+        );
         // An empty source makes no jobs.
         let (_, sources) = split_command(&s(&["echo", ":::", "a", ":::"]));
         assert_eq!(Inputs::open(sources).unwrap().count(), 0);
@@ -336,7 +354,9 @@ mod tests {
         let (_, sources) = split_command(&s(&["wc", "::::", f.to_str().unwrap(), ":::", "1"]));
         let jobs: Vec<_> = Inputs::open(sources).unwrap().map(Result::unwrap).collect();
         assert_eq!(jobs, vec![s(&["x", "1"]), s(&["y z", "1"])]);
-        let e = Inputs::open(vec![Source::File("/nonexistent/in".into())]).err().unwrap();
+        let e = Inputs::open(vec![Source::File("/nonexistent/in".into())])
+            .err()
+            .unwrap();
         assert!(e.contains("cannot read /nonexistent/in"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
     }

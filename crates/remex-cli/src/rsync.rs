@@ -28,9 +28,9 @@ pub(crate) async fn rsync(a: RsyncArgs) -> Result<i32, String> {
         ProgressDrawTarget::stderr()
     };
     let bar = ProgressBar::with_draw_target(None, target);
-    if let Ok(s) =
-        ProgressStyle::with_template("{elapsed_precise} {spinner} {bytes} sent, {bytes_per_sec} {msg}")
-    {
+    if let Ok(s) = ProgressStyle::with_template(
+        "{elapsed_precise} {spinner} {bytes} sent, {bytes_per_sec} {msg}",
+    ) {
         bar.set_style(s);
     }
     let b = bar.clone();

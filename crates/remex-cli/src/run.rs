@@ -21,8 +21,8 @@ use remex::TaskResult;
 
 use crate::cli::RunArgs;
 use crate::halt::When;
-use crate::jobs::{split_command, Inputs, Source, Template};
 use crate::joblog::{Entry, JobLog, Resume};
+use crate::jobs::{split_command, Inputs, Source, Template};
 use crate::workers::{self, Workers};
 
 /// How long the workers have to end when the run is over.
@@ -82,7 +82,11 @@ impl Printer {
         let tag = self.tag.then(|| d.job.args.join(" "));
         self.bar.suspend(|| match &d.result {
             Ok(t) => {
-                emit(&mut std::io::stdout().lock(), tag.as_deref(), &t.value.stdout);
+                emit(
+                    &mut std::io::stdout().lock(),
+                    tag.as_deref(),
+                    &t.value.stdout,
+                );
                 let mut err = std::io::stderr().lock();
                 emit(&mut err, tag.as_deref(), &t.value.stderr);
                 let o = &t.value;
@@ -144,7 +148,9 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
         Some(_) => ProgressStyle::with_template(
             "{elapsed_precise} [{wide_bar}] {pos}/{len} jobs, {per_sec}, ETA {eta} {msg}",
         ),
-        None => ProgressStyle::with_template("{elapsed_precise} {spinner} {pos} jobs, {per_sec} {msg}"),
+        None => {
+            ProgressStyle::with_template("{elapsed_precise} {spinner} {pos} jobs, {per_sec} {msg}")
+        }
     };
     if let Ok(s) = style {
         bar.set_style(s);

@@ -47,7 +47,10 @@ impl Workers {
     /// The name of gateway `id`: its `id=` if the spec sets one, else its
     /// host (`local` for popen), numbered when several share it.
     pub(crate) fn label(&self, id: &str) -> String {
-        self.labels.get(id).cloned().unwrap_or_else(|| id.to_string())
+        self.labels
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
     }
 }
 

@@ -35,7 +35,10 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Pids of live processes whose command line is exactly `argv`.
 fn processes_running(argv: &[&str]) -> Vec<u32> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -46,11 +49,30 @@ fn processes_running(argv: &[&str]) -> Vec<u32> {
 
 #[test]
 fn run_makes_a_job_per_input_with_replacement_strings() {
-    let o = run(&["run", "--tx", "2*popen", "-k", "--", "echo", "{}", "{.}", "{/}", "{#}", ":::", "d/a.txt", "b.log", "it's"]);
+    let o = run(&[
+        "run", "--tx", "2*popen", "-k", "--", "echo", "{}", "{.}", "{/}", "{#}", ":::", "d/a.txt",
+        "b.log", "it's",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "d/a.txt d/a a.txt 1\nb.log b b.log 2\nit's it's it's 3\n");
+    assert_eq!(
+        out(&o),
+        "d/a.txt d/a a.txt 1\nb.log b b.log 2\nit's it's it's 3\n"
+    );
     // Two sources make their product; {N} takes one of them.
-    let o = run(&["run", "--tx", "3*popen", "-k", "--", "echo {2}{1}", ":::", "a", "b", ":::", "1", "2"]);
+    let o = run(&[
+        "run",
+        "--tx",
+        "3*popen",
+        "-k",
+        "--",
+        "echo {2}{1}",
+        ":::",
+        "a",
+        "b",
+        ":::",
+        "1",
+        "2",
+    ]);
     assert_eq!(out(&o), "1a\n2a\n1b\n2b\n", "{}", err(&o));
     // --dry-run prints the command lines and starts no worker.
     let o = run(&["run", "--dry-run", "--", "gzip", "-9", ":::", "x y", "z"]);
@@ -60,7 +82,15 @@ fn run_makes_a_job_per_input_with_replacement_strings() {
 #[test]
 fn run_reads_stdin_and_tags_each_line() {
     let mut child = remex()
-        .args(["run", "--tx", "2*popen", "--tag", "-k", "--", "printf 'hi %s\\nbye\\n'"])
+        .args([
+            "run",
+            "--tx",
+            "2*popen",
+            "--tag",
+            "-k",
+            "--",
+            "printf 'hi %s\\nbye\\n'",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -94,7 +124,10 @@ fn failed_jobs_set_the_exit_status_and_the_job_log_resumes_them() {
     assert!(err(&o).contains("2 of 4 jobs failed"), "{}", err(&o));
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand");
+    assert_eq!(
+        lines[0],
+        "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+    );
     let mut exits: Vec<(String, String)> = lines[1..]
         .iter()
         .map(|l| {
@@ -106,7 +139,8 @@ fn failed_jobs_set_the_exit_status_and_the_job_log_resumes_them() {
     exits.sort();
     assert_eq!(
         exits,
-        [("1", "0"), ("2", "3"), ("3", "0"), ("4", "3")].map(|(a, b)| (a.to_string(), b.to_string()))
+        [("1", "0"), ("2", "3"), ("3", "0"), ("4", "3")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     // --resume-failed runs jobs 2 and 4 again (they succeed now) ...
     let o = go(&["--resume-failed"]);
@@ -128,13 +162,36 @@ fn retries_run_a_failing_job_again() {
         "n=$(cat {c} 2>/dev/null || echo 0); echo $((n+1)) > {c}; test $n -ge 2 && echo ok {{}}",
         c = d.join("count").display()
     );
-    let o = run(&["run", "--tx", "popen", "--retries", "3", "--", &cmd, ":::", "x"]);
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--retries",
+        "3",
+        "--",
+        &cmd,
+        ":::",
+        "x",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "ok x\n");
-    assert_eq!(std::fs::read_to_string(d.join("count")).unwrap().trim(), "3");
+    assert_eq!(
+        std::fs::read_to_string(d.join("count")).unwrap().trim(),
+        "3"
+    );
     // Two attempts are not enough for another such job.
     std::fs::remove_file(d.join("count")).unwrap();
-    let o = run(&["run", "--tx", "popen", "--retries", "2", "--", &cmd, ":::", "x"]);
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--retries",
+        "2",
+        "--",
+        &cmd,
+        ":::",
+        "x",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -143,10 +200,24 @@ fn retries_run_a_failing_job_again() {
 fn halt_now_kills_the_running_jobs_and_a_timeout_ends_a_job() {
     let started = Instant::now();
     let o = run(&[
-        "run", "--tx", "2*popen", "--halt", "now,fail=1", "--",
-        "test {} = fail && exit 1; sleep {}", ":::", "31.25", "fail", "31.25", "31.25",
+        "run",
+        "--tx",
+        "2*popen",
+        "--halt",
+        "now,fail=1",
+        "--",
+        "test {} = fail && exit 1; sleep {}",
+        ":::",
+        "31.25",
+        "fail",
+        "31.25",
+        "31.25",
     ]);
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(o.status.code().is_some_and(|c| c >= 1), "{:?}", o.status);
     assert!(err(&o).contains("--halt now,fail=1 reached"), "{}", err(&o));
     assert!(err(&o).contains("killed by --halt"), "{}", err(&o));
@@ -158,10 +229,24 @@ fn halt_now_kills_the_running_jobs_and_a_timeout_ends_a_job() {
     assert_eq!(processes_running(&["sleep", "31.25"]), Vec::<u32>::new());
 
     let started = Instant::now();
-    let o = run(&["run", "--tx", "popen", "--timeout", "0.5", "--", "sleep", ":::", "32.5"]);
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--timeout",
+        "0.5",
+        "--",
+        "sleep",
+        ":::",
+        "32.5",
+    ]);
     assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
-    assert!(err(&o).contains("job 1 timed out: sleep 32.5"), "{}", err(&o));
+    assert!(
+        err(&o).contains("job 1 timed out: sleep 32.5"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -184,7 +269,11 @@ fn a_job_whose_worker_dies_runs_on_another_worker() {
 fn bad_input_gets_a_clear_error() {
     let o = run(&["run", "--", "cat", "::::", "/nonexistent/inputs"]);
     assert_eq!(o.status.code(), Some(255));
-    assert!(err(&o).contains("cannot read /nonexistent/inputs"), "{}", err(&o));
+    assert!(
+        err(&o).contains("cannot read /nonexistent/inputs"),
+        "{}",
+        err(&o)
+    );
     let o = run(&["run", "--tx", "nosuch=x", "--", "true", ":::", "1"]);
     assert_eq!(o.status.code(), Some(255));
     assert!(err(&o).contains("nosuch"), "{}", err(&o));
@@ -198,38 +287,85 @@ fn bad_input_gets_a_clear_error() {
     assert_eq!(o.status.code(), Some(255));
     assert!(err(&o).contains("no command given"), "{}", err(&o));
     let o = run(&["--help"]);
-    assert!(out(&o).contains("remex run --tx 4*popen --tx ssh=host1"), "{}", out(&o));
+    assert!(
+        out(&o).contains("remex run --tx 4*popen --tx ssh=host1"),
+        "{}",
+        out(&o)
+    );
     let o = run(&["run", "--help"]);
     assert!(out(&o).contains("--resume-failed"), "{}", out(&o));
 }
 
 #[test]
 fn exec_runs_on_every_worker_tagged_or_merged() {
-    let o = run(&["exec", "--tx", "2*popen", "--tx", "popen//id=solo", "--", "echo", "hello"]);
+    let o = run(&[
+        "exec",
+        "--tx",
+        "2*popen",
+        "--tx",
+        "popen//id=solo",
+        "--",
+        "echo",
+        "hello",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let mut lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
     lines.sort();
     assert_eq!(lines, ["local#1: hello", "local#2: hello", "solo: hello"]);
 
-    let o = run(&["exec", "--tx", "2*popen", "--tx", "popen//id=other//env:X=2", "-b", "--", "echo ${X:-1}"]);
+    let o = run(&[
+        "exec",
+        "--tx",
+        "2*popen",
+        "--tx",
+        "popen//id=other//env:X=2",
+        "-b",
+        "--",
+        "echo ${X:-1}",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(
         out(&o),
         "---------------\nlocal#1,local#2 (2)\n---------------\n1\n---------------\nother (1)\n---------------\n2\n"
     );
 
-    let o = run(&["exec", "--tx", "popen", "--", "echo out; echo err >&2; exit 3"]);
+    let o = run(&[
+        "exec",
+        "--tx",
+        "popen",
+        "--",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(out(&o), "local: out\n");
     assert!(err(&o).contains("local: err\n"), "{}", err(&o));
-    assert!(err(&o).contains("remex: local: exited with code 3"), "{}", err(&o));
+    assert!(
+        err(&o).contains("remex: local: exited with code 3"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
 fn run_and_exec_reach_an_ssh_host_that_has_nothing_installed() {
     let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.5");
     let spec = sshd.spec("");
-    let o = run(&["run", "--tx", &spec, "--tx", "popen", "-k", "--tag", "--", "echo {} on $(id -un)", ":::", "a", "b", "c", "d"]);
+    let o = run(&[
+        "run",
+        "--tx",
+        &spec,
+        "--tx",
+        "popen",
+        "-k",
+        "--tag",
+        "--",
+        "echo {} on $(id -un)",
+        ":::",
+        "a",
+        "b",
+        "c",
+        "d",
+    ]);
     assert!(o.status.success(), "{}\n{}", err(&o), sshd.log());
     let text = out(&o);
     assert_eq!(text.lines().count(), 4, "{text}");
@@ -240,5 +376,87 @@ fn run_and_exec_reach_an_ssh_host_that_has_nothing_installed() {
     assert!(Path::new(&sshd.home()).join(".cache/remex").is_dir());
     let o = run(&["exec", "--tx", &spec, "--", "echo $HOME"]);
     assert!(o.status.success(), "{}", err(&o));
-    assert!(out(&o).ends_with(&format!(": {}\n", sshd.home().display())), "{}", out(&o));
+    assert!(
+        out(&o).ends_with(&format!(": {}\n", sshd.home().display())),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn exec_streams_each_line_as_the_command_writes_it() {
+    use std::io::BufRead;
+    let d = scratch("stream");
+    let mark = d.join("go");
+    let cmd = format!(
+        "echo first; for i in $(seq 600); do [ -e {m} ] && break; sleep 0.05; done; echo second",
+        m = mark.display()
+    );
+    let mut child = remex()
+        .args(["exec", "--tx", "popen", "--", &cmd])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // The first line arrives while the command still waits for the mark.
+    assert_eq!(lines.next().unwrap().unwrap(), "local: first");
+    std::fs::write(&mark, "").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "local: second");
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn rsync_sends_a_tree_to_every_worker_and_then_nothing() {
+    let d = scratch("rsync");
+    let src = d.join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a"), "alpha").unwrap();
+    std::fs::write(src.join("sub/b"), "beta").unwrap();
+    std::fs::write(src.join("skip.tmp"), "tmp").unwrap();
+    let (wa, wb) = (d.join("wa"), d.join("wb"));
+    std::fs::create_dir_all(&wa).unwrap();
+    std::fs::create_dir_all(&wb).unwrap();
+    let txa = format!("popen//chdir={}", wa.display());
+    let txb = format!("popen//chdir={}", wb.display());
+    let go = |extra: &[&str]| {
+        let mut args = vec!["rsync", "--tx", &txa, "--tx", &txb];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[src.to_str().unwrap(), "copy"]);
+        run(&args)
+    };
+    let o = go(&["--exclude", "*.tmp"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o).matches("2 files sent (9 B)").count(),
+        2,
+        "{}",
+        out(&o)
+    );
+    for w in [&wa, &wb] {
+        assert_eq!(
+            std::fs::read_to_string(w.join("copy/sub/b")).unwrap(),
+            "beta"
+        );
+        assert!(!w.join("copy/skip.tmp").exists());
+    }
+    let o = go(&["--exclude", "*.tmp"]);
+    assert_eq!(
+        out(&o).matches("0 files sent (0 B)").count(),
+        2,
+        "{}",
+        out(&o)
+    );
+    std::fs::remove_file(src.join("a")).unwrap();
+    let o = go(&["--exclude", "*.tmp", "--delete"]);
+    assert_eq!(out(&o).matches("1 deleted").count(), 2, "{}", out(&o));
+    assert!(!wa.join("copy/a").exists() && !wb.join("copy/a").exists());
+    let o = run(&["rsync", "--tx", "popen", "/nonexistent/tree", "x"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        err(&o).contains("/nonexistent/tree is not a directory"),
+        "{}",
+        err(&o)
+    );
+    std::fs::remove_dir_all(d).unwrap();
 }

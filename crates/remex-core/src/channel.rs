@@ -716,6 +716,24 @@ impl Channel {
         self.state().peer_gone()
     }
 
+    /// Whether this side closed the channel ([`Channel::close`]); a
+    /// [`Channel::close_write`] or the other side's close does not count.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.receive()")?;
+    /// ch.close_write();
+    /// assert!(!ch.closed_here());
+    /// ch.close(None);
+    /// assert!(ch.closed_here());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn closed_here(&self) -> bool {
+        self.state().closed_here()
+    }
+
     /// Hands every item to `callback` instead of the receive queue: first
     /// the items already queued, in order, then each new one as it arrives,
     /// then `endmarker` (if given) once the channel ends — also when the

@@ -199,9 +199,31 @@ impl ChannelWriter {
     /// # Ok(()) }
     /// ```
     pub fn finish(mut self) -> io::Result<()> {
+        if !self.finished {
+            self.channel.close_write();
+        }
         self.finished = true;
-        self.channel.close_write();
         Ok(())
+    }
+
+    /// Makes dropping the writer (and [`ChannelWriter::finish`]) leave the
+    /// channel open, for a byte stream followed by other items.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use std::io::Write;
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("let a = channel.receive(); let b = channel.receive(); channel.send([a.len(), b])")?;
+    /// let w = ch.clone();
+    /// tokio::task::spawn_blocking(move || w.writer().leave_open().write_all(b"abc")).await.unwrap()?;
+    /// ch.send(&"after").await?; // the channel is still open
+    /// assert_eq!(ch.receive::<(i64, String)>().await?, (3, "after".to_string()));
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn leave_open(mut self) -> ChannelWriter {
+        self.finished = true;
+        self
     }
 }
 
@@ -297,9 +319,31 @@ pub struct AsyncChannelWriter {
     channel: Channel,
     sending: Option<Sending>,
     finished: bool,
+    leave_open: bool,
 }
 
 impl AsyncChannelWriter {
+    /// Makes dropping the writer (and `shutdown`) leave the channel open,
+    /// for a byte stream followed by other items.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use tokio::io::AsyncWriteExt;
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("let a = channel.receive(); let b = channel.receive(); channel.send([a.len(), b])")?;
+    /// let mut w = ch.async_writer().leave_open();
+    /// w.write_all(b"abc").await?;
+    /// w.shutdown().await?; // sent, and the channel stays open
+    /// ch.send(&"after").await?;
+    /// assert_eq!(ch.receive::<(i64, String)>().await?, (3, "after".to_string()));
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn leave_open(mut self) -> AsyncChannelWriter {
+        self.leave_open = true;
+        self
+    }
+
     fn poll_sent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(f) = self.sending.as_mut() {
             let r = ready!(f.as_mut().poll(cx));
@@ -346,7 +390,9 @@ impl AsyncWrite for AsyncChannelWriter {
         ready!(this.poll_sent(cx))?;
         if !this.finished {
             this.finished = true;
-            this.channel.close_write();
+            if !this.leave_open {
+                this.channel.close_write();
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -354,18 +400,21 @@ impl AsyncWrite for AsyncChannelWriter {
 
 impl Drop for AsyncChannelWriter {
     fn drop(&mut self) {
-        if !self.finished {
-            if let Some(f) = self.sending.take() {
-                // A write was taken but not yet sent: finish it, then close.
-                let ch = self.channel.clone();
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    rt.spawn(async move {
-                        let _ = f.await;
+        let close = !self.finished && !self.leave_open;
+        if let Some(f) = self.sending.take() {
+            // A write was taken but not yet sent: finish it (then close).
+            let ch = self.channel.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = f.await;
+                    if close {
                         ch.close_write();
-                    });
-                    return;
-                }
+                    }
+                });
+                return;
             }
+        }
+        if close {
             self.channel.close_write();
         }
     }
@@ -471,6 +520,7 @@ impl Channel {
             channel: self.clone(),
             sending: None,
             finished: false,
+            leave_open: false,
         }
     }
 }

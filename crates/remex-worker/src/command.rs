@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use remex_core::ChannelRef;
 use serde::{Deserialize, Serialize};
 
 use crate::process::{self, RunError};
@@ -56,6 +57,33 @@ pub struct CommandRequest {
     /// Bytes for the command's stdin (default: none, stdin is /dev/null).
     #[serde(default)]
     pub stdin: Option<Bytes>,
+    /// Stream stdout into this channel as it comes (a byte stream, closed
+    /// at the command's end; read it with [`remex::Channel::async_reader`])
+    /// instead of returning it in [`CommandOutcome::stdout`]. Only for
+    /// calls with a channel of their own (`remote_call`), not for the
+    /// pool's tasks.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use tokio::io::AsyncBufReadExt;
+    /// use remex::worker::{CommandOutcome, CommandRequest};
+    /// let gw = remex::makegateway("popen").await?;
+    /// let out = gw.newchannel();
+    /// let req = CommandRequest { stdout_to: Some(out.handle()), ..CommandRequest::new("seq 3") };
+    /// let done = gw.remote_call("run", &req)?;
+    /// let mut lines = out.async_reader().lines();
+    /// while let Some(line) = lines.next_line().await? {
+    ///     println!("as it comes: {line}");
+    /// }
+    /// let outcome: CommandOutcome = done.receive().await?;
+    /// assert!(outcome.success() && outcome.stdout.is_empty());
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`remex::Channel::async_reader`]: remex_core::Channel::async_reader
+    #[serde(default)]
+    pub stdout_to: Option<ChannelRef>,
 }
 
 impl CommandRequest {
@@ -153,6 +181,9 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         timeout,
         max_output: max,
         cancel: Some(t.channel().clone()),
+        stdout_to: req
+            .stdout_to
+            .map(|r| Box::new(t.channel().attach(r).writer()) as Box<dyn std::io::Write + Send>),
     })
     .map_err(|e| match e {
         RunError::Spawn(m) | RunError::Wait(m) => TaskError(m),

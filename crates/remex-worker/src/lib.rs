@@ -355,16 +355,21 @@ impl Worker {
             Err(p) => Some(format!("panicked: {}", panic_message(&*p))),
         };
         drop(executing);
-        if ch.is_closed() {
-            // The channel is gone, so the caller cannot hear of it: log it,
-            // unless the controller closed it or went away (then it most
-            // likely failed because nobody is left to hear; a clean exit
-            // ends many this way).
-            if let Some(e) = error.filter(|_| !ch.peer_gone()) {
+        if ch.peer_gone() {
+            // The controller closed the channel or went away: nobody is
+            // left to hear (a clean exit ends many this way).
+            return;
+        }
+        if ch.closed_here() {
+            // The script or task closed it itself, then failed: the caller
+            // cannot hear of it, so log it.
+            if let Some(e) = error {
                 eprintln!("channel {} failed after it was closed: {e}", ch.id());
             }
             return;
         }
+        // Also when the controller only closed its writing half: it still
+        // hears how the channel ended.
         ch.close(error.as_deref());
     }
 

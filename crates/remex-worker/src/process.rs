@@ -31,6 +31,8 @@ pub(crate) struct Run {
     pub max_output: u64,
     /// Killed when this channel closes (a cancelled task).
     pub cancel: Option<Channel>,
+    /// Where stdout goes as it comes, instead of being kept.
+    pub stdout_to: Option<Box<dyn Write + Send>>,
 }
 
 /// A process that ran to its end.
@@ -103,7 +105,12 @@ fn tree(pid: u32) -> Vec<u32> {
     let mut i = 0;
     while i < found.len() {
         let at = found[i];
-        found.extend(parent_of.iter().filter(|(_, pp)| *pp == at).map(|(p, _)| *p));
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == at)
+                .map(|(p, _)| *p),
+        );
         i += 1;
     }
     found
@@ -137,6 +144,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         timeout,
         max_output,
         cancel,
+        stdout_to,
     } = r;
     let mut child = command
         .stdin(if stdin.is_some() {
@@ -150,14 +158,27 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         .map_err(|e| RunError::Spawn(format!("cannot run {label:?}: {e}")))?;
     let input = child.stdin.take().zip(stdin);
     let (done_tx, done_rx) = flume::bounded::<Done>(2);
-    let reader = |pipe: Option<Box<dyn Read + Send>>, tx: flume::Sender<Done>| {
-        pipe.map(|p| {
-            std::thread::spawn(move || {
-                let got = read_all(p, max_output);
-                if got.is_err() {
-                    let _ = tx.send(Done::TooLarge);
+    let reader = |pipe: Option<Box<dyn Read + Send>>,
+                  sink: Option<Box<dyn Write + Send>>,
+                  tx: flume::Sender<Done>| {
+        pipe.map(|mut p| {
+            std::thread::spawn(move || match sink {
+                Some(mut sink) => {
+                    // Streamed: nothing kept. A sink that fails (its
+                    // reader went away) is drained past, so the process
+                    // is not stopped on a full pipe.
+                    if std::io::copy(&mut p, &mut sink).is_err() {
+                        let _ = std::io::copy(&mut p, &mut std::io::sink());
+                    }
+                    Ok(Vec::new())
                 }
-                got
+                None => {
+                    let got = read_all(p, max_output);
+                    if got.is_err() {
+                        let _ = tx.send(Done::TooLarge);
+                    }
+                    got
+                }
             })
         })
     };
@@ -166,6 +187,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             .stdout
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        stdout_to,
         done_tx.clone(),
     );
     let err = reader(
@@ -173,6 +195,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             .stderr
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        None,
         done_tx.clone(),
     );
     let feeder = input.map(|(mut pipe, data)| {

@@ -355,8 +355,15 @@ impl Receiver {
                         if other.is_some() {
                             remove_any(&path).map_err(|x| err("cannot replace", &path, x))?;
                         }
-                        fs::create_dir(&path).map_err(|x| err("cannot make", &path, x))?;
-                        self.done.dirs_made += 1;
+                        match fs::create_dir(&path) {
+                            Ok(()) => self.done.dirs_made += 1,
+                            // Another receiver (a second worker on this
+                            // host, sending to the same place) made it.
+                            Err(x)
+                                if x.kind() == std::io::ErrorKind::AlreadyExists
+                                    && path.is_dir() => {}
+                            Err(x) => return Err(err("cannot make", &path, x)),
+                        }
                     }
                 }
                 self.dirs.push((path, *mode, *mtime));
@@ -394,7 +401,9 @@ impl Receiver {
                     LinkTarget::InTree(rel) if rel.is_empty() => self.root.clone(),
                     LinkTarget::InTree(rel) => under(&self.root, rel)?,
                 };
-                let same = existing.as_ref().is_some_and(|m| m.file_type().is_symlink())
+                let same = existing
+                    .as_ref()
+                    .is_some_and(|m| m.file_type().is_symlink())
                     && fs::read_link(&path).is_ok_and(|t| t == target);
                 if !same {
                     remove_any(&path).map_err(|x| err("cannot replace", &path, x))?;
@@ -412,7 +421,10 @@ impl Receiver {
     fn start_file(&mut self, index: u64) -> Result<(), TaskError> {
         self.drop_current();
         let path = under(&self.root, self.entry(index)?.path())?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{name}.remex-{}", std::process::id()));
         let file = fs::OpenOptions::new()
             .write(true)
@@ -434,7 +446,9 @@ impl Receiver {
             .current
             .as_mut()
             .ok_or_else(|| TaskError("rsync: file data outside a file".into()))?;
-        c.file.write_all(data).map_err(|x| err("cannot write", &c.tmp, x))?;
+        c.file
+            .write_all(data)
+            .map_err(|x| err("cannot write", &c.tmp, x))?;
         c.bytes += data.len() as u64;
         Ok(())
     }
@@ -442,15 +456,23 @@ impl Receiver {
     fn end_file(&mut self, index: u64) -> Result<(), TaskError> {
         let c = match self.current.take() {
             Some(c) if c.index == index => c,
-            _ => return Err(TaskError(format!("rsync: end of file {index}, which was not started"))),
+            _ => {
+                return Err(TaskError(format!(
+                    "rsync: end of file {index}, which was not started"
+                )))
+            }
         };
-        let Entry::File { path, mode, mtime, .. } = self.entry(index)?.clone() else {
+        let Entry::File {
+            path, mode, mtime, ..
+        } = self.entry(index)?.clone()
+        else {
             return Err(TaskError(format!("rsync: entry {index} is not a file")));
         };
         let dest = under(&self.root, &path)?;
         let finish = || -> std::io::Result<()> {
             c.file.set_permissions(Permissions::from_mode(mode))?;
-            c.file.set_times(FileTimes::new().set_modified(mtime.system_time()))?;
+            c.file
+                .set_times(FileTimes::new().set_modified(mtime.system_time()))?;
             drop(c.file);
             fs::rename(&c.tmp, &dest)
         };
@@ -464,7 +486,10 @@ impl Receiver {
     }
 
     fn touch(&mut self, index: u64) -> Result<(), TaskError> {
-        let Entry::File { path, mode, mtime, .. } = self.entry(index)?.clone() else {
+        let Entry::File {
+            path, mode, mtime, ..
+        } = self.entry(index)?.clone()
+        else {
             return Err(TaskError(format!("rsync: entry {index} is not a file")));
         };
         let dest = under(&self.root, &path)?;
@@ -515,7 +540,8 @@ impl Receiver {
         }
         // Deepest first, so that a directory's mtime is set after its
         // contents changed and a read-only one after it was written into.
-        self.dirs.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));
+        self.dirs
+            .sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));
         for (p, mode, mtime) in std::mem::take(&mut self.dirs) {
             let set = || -> std::io::Result<()> {
                 File::open(&p)?.set_times(FileTimes::new().set_modified(mtime.system_time()))?;
@@ -550,7 +576,9 @@ pub(crate) fn receive(t: &Task) -> Result<Received, TaskError> {
         let v = match ch.receive_value_blocking(None) {
             Ok(v) => v,
             Err(e) if e.is_end_of_channel() => {
-                return Err(TaskError("rsync: the sender stopped before finishing".into()))
+                return Err(TaskError(
+                    "rsync: the sender stopped before finishing".into(),
+                ))
             }
             Err(e) => return Err(e.into()),
         };

@@ -41,8 +41,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
 
 use remex_worker::rsync::{
     file_sha256, Entry, FromReceiver, LinkTarget, Mtime, ReceiveArgs, Received, ToReceiver,
@@ -123,7 +123,11 @@ impl std::fmt::Debug for RSync {
             .field("source", &self.source)
             .field(
                 "targets",
-                &self.targets.iter().map(|(g, d)| (g.id(), d)).collect::<Vec<_>>(),
+                &self
+                    .targets
+                    .iter()
+                    .map(|(g, d)| (g.id(), d))
+                    .collect::<Vec<_>>(),
             )
             .field("delete", &self.delete)
             .finish_non_exhaustive()
@@ -244,7 +248,10 @@ fn os(what: String, e: std::io::Error) -> Error {
 
 /// The entries under `source`, sorted by path, directories before their
 /// contents.
-fn scan(source: &Path, filter: Option<&(dyn Fn(&Path) -> bool + Send + Sync)>) -> Result<Vec<Item>> {
+fn scan(
+    source: &Path,
+    filter: Option<&(dyn Fn(&Path) -> bool + Send + Sync)>,
+) -> Result<Vec<Item>> {
     let root = source
         .canonicalize()
         .map_err(|e| os(format!("rsync: reading the source {}", source.display()), e))?;
@@ -295,7 +302,9 @@ fn walk(
                 size: m.len(),
             }
         } else if m.file_type().is_symlink() {
-            let Ok(t) = std::fs::read_link(&abs) else { continue };
+            let Ok(t) = std::fs::read_link(&abs) else {
+                continue;
+            };
             let target = match t.strip_prefix(root) {
                 Ok(inside) if t.is_absolute() => {
                     LinkTarget::InTree(Bytes::copy_from_slice(inside.as_os_str().as_bytes()))
@@ -351,13 +360,18 @@ async fn send_one(
         loop {
             match ch.receive::<FromReceiver>().await? {
                 FromReceiver::Need { index } => actions.push(Action::Send(index)),
-                FromReceiver::Hash { index, sha256 } => actions.push(Action::Compare(index, sha256)),
+                FromReceiver::Hash { index, sha256 } => {
+                    actions.push(Action::Compare(index, sha256))
+                }
                 FromReceiver::EntriesDone => return Ok::<_, Error>(actions),
             }
         }
     };
     let ((), actions) = tokio::try_join!(entries, answers)?;
-    let files = items.iter().filter(|i| matches!(i.entry, Entry::File { .. })).count() as u64;
+    let files = items
+        .iter()
+        .filter(|i| matches!(i.entry, Entry::File { .. }))
+        .count() as u64;
     let mut report = Report {
         gateway: gw.id().to_string(),
         dest: dest.clone(),
@@ -409,41 +423,39 @@ async fn send_one(
     Ok(report)
 }
 
-/// Sends the file at `abs` as entry `index`: `Ok(Ok(bytes))`, or
-/// `Ok(Err(why))` when it vanished or could not be read (the receiver
-/// drops what it got).
-async fn send_file(ch: &Channel, index: u64, abs: &Path) -> Result<std::result::Result<u64, String>> {
-    let mut f = match tokio::fs::File::open(abs).await {
+/// Sends the file at `abs` as entry `index`, through the channel as a
+/// byte stream: `Ok(Ok(bytes))`, or `Ok(Err(why))` when it vanished or
+/// could not be read (the receiver drops what it got).
+async fn send_file(
+    ch: &Channel,
+    index: u64,
+    abs: &Path,
+) -> Result<std::result::Result<u64, String>> {
+    let f = match tokio::fs::File::open(abs).await {
         Ok(f) => f,
         Err(e) => return Ok(Err(e.to_string())),
     };
     ch.send(&ToReceiver::File { index }).await?;
-    let mut sent = 0u64;
-    loop {
-        let mut buf = BytesMut::with_capacity(CHUNK);
-        match f.read_buf(&mut buf).await {
-            Ok(0) => break,
-            Ok(_) => {
-                // Fill the chunk, so that items are CHUNK bytes.
-                while buf.len() < CHUNK {
-                    match f.read_buf(&mut buf).await {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(e) => {
-                            ch.send(&ToReceiver::FileGone { index, reason: e.to_string() }).await?;
-                            return Ok(Err(e.to_string()));
-                        }
-                    }
-                }
-                sent += buf.len() as u64;
-                ch.send_value(crate::Value::Bytes(buf.freeze())).await?;
-            }
-            Err(e) => {
-                ch.send(&ToReceiver::FileGone { index, reason: e.to_string() }).await?;
-                return Ok(Err(e.to_string()));
-            }
+    let mut src = tokio::io::BufReader::with_capacity(CHUNK, f);
+    let mut w = ch.async_writer().leave_open();
+    let copied = match tokio::io::copy_buf(&mut src, &mut w).await {
+        Ok(n) => w.flush().await.map(|()| n),
+        Err(e) => Err(e),
+    };
+    let sent = match copied {
+        Ok(n) => n,
+        // The channel failed: the send fails.
+        Err(e) if e.get_ref().is_some_and(|x| x.is::<Error>()) => return Err(Error::from(e)),
+        // The file failed: it is reported, the send goes on.
+        Err(e) => {
+            ch.send(&ToReceiver::FileGone {
+                index,
+                reason: e.to_string(),
+            })
+            .await?;
+            return Ok(Err(e.to_string()));
         }
-    }
+    };
     ch.send(&ToReceiver::FileEnd { index }).await?;
     Ok(Ok(sent))
 }

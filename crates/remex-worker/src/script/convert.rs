@@ -1,14 +1,22 @@
 //! Values between remex and rhai, and the `channel` object scripts see.
 //!
 //! The channel object offers `send(x)`, `receive()`, `receive(seconds)`,
-//! `close()`, `close(message)`, `is_closed()`, `newchannel()`, and
-//! iteration (`for x in channel { ... }` ends when the remote side closes).
+//! `close()`, `close(message)`, `close_write()`, `is_closed()`,
+//! `newchannel()`, and iteration (`for x in channel { ... }` ends when the
+//! remote side closes); and the channel as a byte stream (execnet's
+//! `makefile`): `write(string or blob)` sends bytes, `read_lines()`
+//! iterates over the text lines of the bytes and strings received (a line
+//! may span items) and `read_all()` returns them as one string, both up to
+//! the end of the channel.
 //! Values convert both ways: rhai ints, floats, strings, bools, arrays,
 //! maps, blobs, `()` and channels.
 
+use std::io::{BufRead, Read};
+use std::sync::Arc;
 use std::time::Duration;
 
-use remex_core::{Channel, Value};
+use parking_lot::Mutex;
+use remex_core::{Channel, ChannelReader, Value};
 use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
 
 /// The `channel` object seen by scripts.
@@ -135,8 +143,83 @@ impl IntoIterator for ScriptChannel {
     }
 }
 
-/// Registers the `Channel` type and its methods.
-pub(crate) fn register_channel(e: &mut Engine) {
+/// The text lines of a channel read as a byte stream
+/// (`channel.read_lines()`), each at most `max` bytes.
+#[derive(Clone)]
+pub(crate) struct ChannelLines(Arc<Mutex<(ChannelReader, u64, &'static str)>>);
+
+impl IntoIterator for ChannelLines {
+    type Item = RhaiResult<Dynamic>;
+    type IntoIter = Box<dyn Iterator<Item = RhaiResult<Dynamic>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        let state = self.0;
+        Box::new(std::iter::from_fn(move || {
+            let mut st = state.lock();
+            let (reader, max, key) = &mut *st;
+            let mut line = Vec::new();
+            match reader
+                .by_ref()
+                .take(max.saturating_add(1))
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) => None,
+                Ok(_) if line.len() as u64 > *max && !line.ends_with(b"\n") => Some(Err(rhai_err(
+                    format!("a line of the channel is longer than {key}={max} bytes"),
+                ))),
+                Ok(_) => {
+                    if line.ends_with(b"\n") {
+                        line.pop();
+                    }
+                    Some(Ok(String::from_utf8_lossy(&line).into_owned().into()))
+                }
+                Err(e) => Some(Err(rhai_err(e.to_string()))),
+            }
+        }))
+    }
+}
+
+/// Registers the `Channel` type and its methods; `cap` bounds what the
+/// byte-stream functions return (see `limits::value_cap`).
+pub(crate) fn register_channel(e: &mut Engine, (max, key): (u64, &'static str)) {
+    e.register_type_with_name::<ChannelLines>("ChannelLines")
+        .register_iterator_result::<ChannelLines, Dynamic>();
+    e.register_fn(
+        "write",
+        |ch: &mut ScriptChannel, v: Dynamic| -> RhaiResult<()> {
+            let bytes = if v.is_string() {
+                bytes::Bytes::from(v.cast::<ImmutableString>().to_string())
+            } else if v.is_blob() {
+                bytes::Bytes::from(v.cast::<Blob>())
+            } else {
+                return Err(rhai_err(format!(
+                    "write takes a string or a blob, got {}",
+                    v.type_name()
+                )));
+            };
+            ch.0.send_value_blocking(Value::Bytes(bytes))
+                .map_err(|e| rhai_err(e.to_string()))
+        },
+    )
+    .register_fn("close_write", |ch: &mut ScriptChannel| ch.0.close_write())
+    .register_fn("read_lines", move |ch: &mut ScriptChannel| {
+        ChannelLines(Arc::new(Mutex::new((ch.0.reader(), max, key))))
+    })
+    .register_fn(
+        "read_all",
+        move |ch: &mut ScriptChannel| -> RhaiResult<String> {
+            let mut all = Vec::new();
+            ch.0.reader()
+                .take(max.saturating_add(1))
+                .read_to_end(&mut all)
+                .map_err(|e| rhai_err(e.to_string()))?;
+            if all.len() as u64 > max {
+                return Err(rhai_err(format!(
+                    "the channel's stream is longer than {key}={max} bytes"
+                )));
+            }
+            Ok(String::from_utf8_lossy(&all).into_owned())
+        },
+    );
     e.register_type_with_name::<ScriptChannel>("Channel")
         .register_fn(
             "send",

@@ -74,7 +74,7 @@ impl Scripts {
         e.on_print(|s| eprintln!("{s}"));
         e.on_debug(|s, src, pos| eprintln!("{} {pos:?}: {s}", src.unwrap_or("script")));
         limits::apply(&mut e, limits);
-        convert::register_channel(&mut e);
+        convert::register_channel(&mut e, limits::value_cap(limits));
         stdlib::register_pure(&mut e);
         if !self.restricted {
             stdlib::register_system(&mut e, limits);

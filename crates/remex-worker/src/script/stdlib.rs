@@ -336,6 +336,7 @@ fn run(spec: ProcessSpec, (max, key): Cap) -> RhaiResult<Map> {
         timeout,
         max_output: max,
         cancel: None,
+        stdout_to: None,
     })
     .map_err(|e| match e {
         RunError::Spawn(m) | RunError::Wait(m) => rhai_err(m),
