@@ -249,7 +249,9 @@ async fn a_file_that_vanishes_during_the_send_is_reported_not_fatal() {
     let t = Scratch::new("vanish");
     let src = t.join("src");
     write(&src.join("a"), "first");
-    write(&src.join("b"), "second");
+    // Large, so it is opened when its turn comes (small files are read
+    // ahead).
+    write(&src.join("b"), &"second".repeat(200_000));
     write(&src.join("c"), "third");
     let gw = common::gateway().await;
     let dst = t.join("dst");

@@ -361,6 +361,10 @@ fn clippy(what: &str, packages: &[&str]) -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
+    // The rows of the remex command run the release `remex` binary.
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "remex-cli"]);
+    run("cargo build --release -p remex-cli", c)?;
     let mut c = cargo();
     c.args(["run", "--release", "-p", "remex-bench", "--"])
         .args(args);

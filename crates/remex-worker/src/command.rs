@@ -2,6 +2,7 @@
 //! its exit status and output, a timeout, and a kill when the task is
 //! cancelled. What `remex run` and `remex exec` run on every job.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -154,6 +155,32 @@ impl CommandOutcome {
     }
 }
 
+/// A command line of plain words (no quoting, expansion, redirection or
+/// assignment: what `sh -c` would run as it is) whose program is found: the
+/// program's path and its arguments, to run without a shell. One process
+/// instead of two: a shell's start is most of a short job's cost.
+fn direct(cmd: &str) -> Option<(PathBuf, Vec<&str>)> {
+    let plain = |c: char| c == ' ' || c.is_ascii_alphanumeric() || "_-./,+@%^:=".contains(c);
+    if !cmd.chars().all(plain) {
+        return None;
+    }
+    let mut words = cmd.split(' ').filter(|w| !w.is_empty());
+    // `NAME=value cmd` is an assignment to sh.
+    let prog = words.next().filter(|w| !w.contains('='))?;
+    let found =
+        |p: &Path| p.is_file() && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok();
+    let path = if prog.contains('/') {
+        Some(PathBuf::from(prog)).filter(|p| found(p))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(prog))
+                .find(|p| found(p))
+        })
+    }?;
+    Some((path, words.collect()))
+}
+
 /// The `run` task.
 pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
     use std::os::unix::process::ExitStatusExt;
@@ -165,8 +192,18 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
                 .map_err(|_| TaskError(format!("timeout must be seconds >= 0, got {s}")))
         })
         .transpose()?;
-    let mut command = Command::new("sh");
-    command.arg("-c").arg(&req.command);
+    let mut command = match direct(&req.command) {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args);
+            c
+        }
+        None => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(&req.command);
+            c
+        }
+    };
     if let Some(dir) = &req.cwd {
         command.current_dir(dir);
     }
@@ -205,4 +242,33 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         seconds: t0.elapsed().as_secs_f64(),
         host: process::hostname(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_command_lines_run_without_a_shell() {
+        let (prog, args) = direct("true  a b,c x=1").unwrap();
+        assert!(prog.ends_with("true"), "{prog:?}");
+        assert_eq!(args, ["a", "b,c", "x=1"]);
+        assert_eq!(direct("/bin/sh -e").unwrap().0, PathBuf::from("/bin/sh"));
+        // Anything a shell would interpret, an assignment, a builtin or a
+        // missing program goes through sh -c.
+        for cmd in [
+            "echo $HOME",
+            "a | b",
+            "x > f",
+            "echo 'q'",
+            "ls *",
+            "FOO=1 env",
+            "cd /",
+            "exit 3",
+            "no-such-program-here",
+            "echo ~",
+        ] {
+            assert!(direct(cmd).is_none(), "{cmd}");
+        }
+    }
 }

@@ -12,8 +12,9 @@
 //!    size and mtime); then [`FromReceiver::EntriesDone`].
 //! 2. The sender sends each needed file: [`ToReceiver::File`], its bytes as
 //!    bytes items, [`ToReceiver::FileEnd`] (or [`ToReceiver::FileGone`]
-//!    when it vanished); a file whose contents are equal gets
-//!    [`ToReceiver::Touch`] (mode and mtime only).
+//!    when it vanished), or for a small file one item, a list of
+//!    [`ToReceiver::WholeFile`] and its bytes; a file whose contents are
+//!    equal gets [`ToReceiver::Touch`] (mode and mtime only).
 //! 3. [`ToReceiver::Finish`]: the receiver deletes what the source lacks
 //!    (when asked), gives directories their modes and mtimes, and returns a
 //!    [`Received`].
@@ -176,6 +177,12 @@ pub enum ToReceiver {
         index: u64,
         /// The sender's error.
         reason: String,
+    },
+    /// File entry `index` whole, in one item: sent as a list of this
+    /// message and the file's bytes (small files: one item, not three).
+    WholeFile {
+        /// The entry's place in the list.
+        index: u64,
     },
     /// File entry `index` has equal contents: set its mode and mtime.
     Touch {
@@ -587,6 +594,24 @@ pub(crate) fn receive(t: &Task) -> Result<Received, TaskError> {
                 r.write(&b)?;
                 continue;
             }
+            Value::List(mut l) if l.len() == 2 && matches!(l[1], Value::Bytes(_)) => {
+                let Some(Value::Bytes(data)) = l.pop() else {
+                    unreachable!("checked to be bytes")
+                };
+                match remex_core::from_value::<ToReceiver>(l.swap_remove(0)) {
+                    Ok(ToReceiver::WholeFile { index }) => {
+                        r.start_file(index)?;
+                        r.write(&data)?;
+                        r.end_file(index)?;
+                        continue;
+                    }
+                    _ => {
+                        return Err(TaskError(
+                            "rsync: bytes beside something other than WholeFile".into(),
+                        ))
+                    }
+                }
+            }
             other => remex_core::from_value::<ToReceiver>(other)
                 .map_err(|e| TaskError(format!("rsync: not a sender's message: {e}")))?,
         };
@@ -601,6 +626,9 @@ pub(crate) fn receive(t: &Task) -> Result<Received, TaskError> {
             ToReceiver::FileEnd { index } => r.end_file(index)?,
             ToReceiver::FileGone { .. } => r.drop_current(),
             ToReceiver::Touch { index } => r.touch(index)?,
+            ToReceiver::WholeFile { .. } => {
+                return Err(TaskError("rsync: WholeFile without its bytes".into()))
+            }
             ToReceiver::Finish => {
                 r.finish(args.delete)?;
                 return Ok(std::mem::take(&mut r.done));

@@ -1101,3 +1101,30 @@ where
 {
     run(async move { crate::gather(x, errors).await })
 }
+
+impl crate::rsync::RSync {
+    /// [`RSync::send`](crate::rsync::RSync::send) for plain threads: runs
+    /// on the I/O thread. Targets are the gateways' asynchronous handles
+    /// ([`Gateway::asynchronous`]).
+    ///
+    /// ```
+    /// # fn main() -> remex::Result<()> {
+    /// let src = std::env::temp_dir().join(format!("rsync-blocking-src-{}", std::process::id()));
+    /// let dst = std::env::temp_dir().join(format!("rsync-blocking-dst-{}", std::process::id()));
+    /// std::fs::create_dir_all(&src)?;
+    /// std::fs::write(src.join("f"), "data")?;
+    /// let gw = remex::blocking::makegateway("popen")?;
+    /// let reports = remex::RSync::new(&src)
+    ///     .add_target(gw.asynchronous(), dst.display().to_string())
+    ///     .send_blocking()?;
+    /// assert_eq!(reports[0].files_sent, 1);
+    /// assert_eq!(std::fs::read_to_string(dst.join("f"))?, "data");
+    /// gw.exit()?;
+    /// # std::fs::remove_dir_all(src)?; std::fs::remove_dir_all(dst)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn send_blocking(&self) -> Result<Vec<crate::rsync::Report>> {
+        let me = self.clone();
+        run(async move { me.send().await })
+    }
+}

@@ -12,8 +12,9 @@
 //!
 //! Data travels over an ordinary channel per target, with flow control:
 //! the sender holds the tree's entries (paths, modes, times: O(entries))
-//! and, per target, at most the channel's window plus one 256 KiB chunk of
-//! file data, whatever the files' sizes. Targets are served at once.
+//! and, per target, at most the channel's window, one 256 KiB chunk of a
+//! large file and 8 small files (at most 256 KiB each) read ahead,
+//! whatever the files' sizes. Targets are served at once.
 //!
 //! ```
 //! # #[tokio::main] async fn main() -> remex::Result<()> {
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use remex_worker::rsync::{
@@ -333,6 +335,26 @@ enum Action {
     Compare(u64, Bytes),
 }
 
+/// A needed file, ready to go.
+enum Prepared {
+    /// Equal contents: set the mtime only.
+    Touch,
+    /// A small file, read whole (or why it could not be).
+    Whole(std::result::Result<Vec<u8>, String>),
+    /// A large file, streamed when its turn comes.
+    Stream(PathBuf),
+}
+
+/// Needed files prepared ahead of the one being sent, per target.
+const PREFETCH: usize = 8;
+
+fn file_size(e: &Entry) -> u64 {
+    match e {
+        Entry::File { size, .. } => *size,
+        _ => 0,
+    }
+}
+
 async fn send_one(
     gw: Gateway,
     dest: String,
@@ -378,36 +400,74 @@ async fn send_one(
         ..Report::default()
     };
     let needed = actions.len() as u64;
-    for a in actions {
-        let (index, theirs) = match a {
-            Action::Send(i) => (i, None),
-            Action::Compare(i, h) => (i, Some(h)),
-        };
-        let item = items.get(index as usize).ok_or_else(|| Error::Os {
+    // Hashes and small files are read ahead, a few at a time, while
+    // earlier files are being sent (bounded: PREFETCH x CHUNK per target).
+    let mut prepared = futures::stream::iter(actions)
+        .map(|a| {
+            let (index, theirs) = match a {
+                Action::Send(i) => (i, None),
+                Action::Compare(i, h) => (i, Some(h)),
+            };
+            let item = items
+                .get(index as usize)
+                .map(|it| (it.abs.clone(), it.rel.clone(), file_size(&it.entry)));
+            async move {
+                let Some((abs, rel, size)) = item else {
+                    return Err(index);
+                };
+                if let Some(theirs) = theirs {
+                    let a = abs.clone();
+                    let ours = tokio::task::spawn_blocking(move || file_sha256(&a)).await;
+                    if matches!(&ours, Ok(Ok(h)) if h[..] == theirs[..]) {
+                        return Ok((index, rel, Prepared::Touch));
+                    }
+                }
+                if size > CHUNK as u64 {
+                    return Ok((index, rel, Prepared::Stream(abs)));
+                }
+                let read = tokio::task::spawn_blocking(move || std::fs::read(&abs))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                Ok((index, rel, Prepared::Whole(read)))
+            }
+        })
+        .buffered(PREFETCH);
+    while let Some(p) = prepared.next().await {
+        let (index, rel, p) = p.map_err(|index| Error::Os {
             what: format!("rsync to {}", gw.id()),
             detail: format!("the receiver named entry {index}, which was not sent"),
         })?;
-        if let Some(theirs) = theirs {
-            let abs = item.abs.clone();
-            let ours = tokio::task::spawn_blocking(move || file_sha256(&abs)).await;
-            if matches!(&ours, Ok(Ok(h)) if h[..] == theirs[..]) {
+        let sent = match p {
+            Prepared::Touch => {
                 ch.send(&ToReceiver::Touch { index }).await?;
                 report.files_touched += 1;
                 continue;
             }
-        }
-        match send_file(&ch, index, &item.abs).await? {
+            Prepared::Whole(Ok(data)) => {
+                let n = data.len() as u64;
+                ch.send_value(crate::Value::List(vec![
+                    crate::to_value(&ToReceiver::WholeFile { index })?,
+                    crate::Value::Bytes(data.into()),
+                ]))
+                .await?;
+                Ok(n)
+            }
+            Prepared::Whole(Err(why)) => Err(why),
+            Prepared::Stream(abs) => send_file(&ch, index, &abs).await?,
+        };
+        match sent {
             Ok(bytes) => {
                 report.files_sent += 1;
                 report.bytes_sent += bytes;
             }
-            Err(reason) => report.vanished.push((item.rel.clone(), reason)),
+            Err(reason) => report.vanished.push((rel.clone(), reason)),
         }
         if let Some(p) = &progress {
             p(&Progress {
                 gateway: report.gateway.clone(),
                 dest: dest.clone(),
-                path: item.rel.clone(),
+                path: rel,
                 files_sent: report.files_sent,
                 bytes_sent: report.bytes_sent,
                 files_needed: needed,
