@@ -25,7 +25,8 @@ enum Task {
     /// Checks formatting and clippy (warnings are errors).
     Lint,
     /// Builds the README's `Cargo.toml` lines in a fresh crate outside the
-    /// workspace and runs the README's programs marked for it.
+    /// workspace and runs the README's programs marked for it; installs
+    /// the `remex` command with `cargo install --path` and runs it.
     Readme,
     /// Runs the benchmarks (release build) and prints the table.
     Bench {
@@ -314,6 +315,58 @@ fn readme() -> Result<(), String> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    install_cli(&target)
+}
+
+/// `cargo install --path crates/remex-cli`, as the README says (a debug
+/// build into a fresh root, reusing what the tests compiled), then the
+/// installed `remex` runs jobs and an exec with nothing else on PATH.
+fn install_cli(target: &std::path::Path) -> Result<(), String> {
+    let inst = std::env::temp_dir().join("remex-install-check");
+    let _ = std::fs::remove_dir_all(&inst);
+    let mut c = cargo();
+    c.env("CARGO_TARGET_DIR", target)
+        .args(["install", "--offline", "--debug", "--locked", "--path"])
+        .arg(root().join("crates/remex-cli"))
+        .arg("--root")
+        .arg(&inst);
+    run("cargo install --path crates/remex-cli", c)?;
+    let checks: [(&[&str], &str); 2] = [
+        (
+            &[
+                "run", "--tx", "2*popen", "-k", "--", "echo", "{}", ":::", "a", "b",
+            ],
+            "a\nb\n",
+        ),
+        (
+            &["exec", "--tx", "popen", "--", "echo", "hi"],
+            "local: hi\n",
+        ),
+    ];
+    for (args, expected) in checks {
+        let what = format!("the installed remex {}", args.join(" "));
+        eprintln!("xtask: run {what}");
+        let out = Command::new(inst.join("bin/remex"))
+            .args(args)
+            .current_dir(std::env::temp_dir())
+            .env_remove("REMEX_WORKER_PATH")
+            .env_remove("REMEX_WORKER")
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", inst.join("bin").display()),
+            )
+            .output()
+            .map_err(|e| format!("{what}: cannot run: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || stdout != expected {
+            return Err(format!(
+                "{what}: {}\nstdout:\n{stdout}\nexpected:\n{expected}\nstderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&inst);
     Ok(())
 }
 
