@@ -460,3 +460,43 @@ fn rsync_sends_a_tree_to_every_worker_and_then_nothing() {
     );
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn workers_come_from_a_txfile_and_a_terminal_gets_a_progress_bar() {
+    let d = scratch("txfile");
+    let txfile = d.join("hosts");
+    std::fs::write(&txfile, "# two local workers\n2*popen  # with a comment\n\npopen//id=third\n").unwrap();
+    let o = run(&["exec", "--txfile", txfile.to_str().unwrap(), "--", "echo", "up"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["local#1: up", "local#2: up", "third: up"]);
+    let o = run(&["exec", "--txfile", "/nonexistent/hosts", "--", "true"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(err(&o).contains("cannot read --txfile /nonexistent/hosts"), "{}", err(&o));
+
+    // On a terminal (script(1) gives it one), `run` draws a bar with a
+    // count and an ETA; with --no-bar, or off a terminal, it does not.
+    let cmd = |extra: &str| {
+        format!(
+            "{} run --tx popen {extra} -- 'sleep 0.4; echo {{}}' ::: 1 2 3",
+            env!("CARGO_BIN_EXE_remex")
+        )
+    };
+    let o = Command::new("script")
+        .args(["-qec", &cmd(""), "/dev/null"])
+        .env_remove("REMEX_WORKER_PATH")
+        .output()
+        .expect("script(1) from util-linux");
+    let text = out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("/3 jobs") && text.contains("ETA"), "{text:?}");
+    let o = Command::new("script")
+        .args(["-qec", &cmd("--no-bar"), "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!out(&o).contains("ETA"), "{:?}", out(&o));
+    let o = run(&["run", "--tx", "popen", "--", "sleep 0.4; echo {}", ":::", "1", "2"]);
+    assert!(o.status.success() && !err(&o).contains("ETA"), "{}", err(&o));
+    std::fs::remove_dir_all(d).unwrap();
+}
