@@ -365,3 +365,58 @@ async fn values_nested_too_deep_are_refused_both_ways() {
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_ignores_flow_control_fails_its_channel_not_our_memory() {
+    // The fake answers the controller's first request with 64 MiB of items
+    // on that channel, without waiting for credit. The channel's window
+    // is 4 MiB: what the controller holds stays within it plus one item.
+    let first = {
+        let probe = common::gateway().await;
+        probe.newchannel().id()
+    };
+    let item = vec![7u8; 1 << 20];
+    let mut bytes = BytesMut::new();
+    for _ in 0..64 {
+        encode_frame(Kind::Bytes, first, &item, &mut bytes);
+    }
+    let d = dir();
+    let flood = d.join("flood-items.bin");
+    std::fs::write(&flood, &bytes).unwrap();
+    // `head -c 1` waits for the controller's request: the channel exists
+    // before the flood arrives.
+    let spec = fake_worker(
+        "flood",
+        b"",
+        &format!("head -c 1 >/dev/null; cat {}; sleep 30", flood.display()),
+    );
+    let gw = makegateway(&spec).await.unwrap();
+    let ch = gw.remote_exec("anything").unwrap();
+    assert_eq!(ch.id(), first);
+    // Nothing is received (so nothing is credited back) until the channel
+    // failed.
+    let e = ch.waitclose(Some(T)).await.unwrap_err();
+    assert!(
+        e.to_string().contains("past its flow-control window"),
+        "{e}"
+    );
+    let (items, held) = ch.queued();
+    assert!(
+        held <= (4 << 20) + (1 << 20),
+        "{items} items, {held} bytes held"
+    );
+    let mut got = 0;
+    let e = loop {
+        match ch.receive_value().await {
+            Ok(_) => got += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(got <= 5, "{got} items");
+    assert!(matches!(e, Error::Protocol { .. }), "{e}");
+    assert!(
+        e.to_string().contains("past its flow-control window"),
+        "{e}"
+    );
+    gw.kill().await.unwrap();
+}

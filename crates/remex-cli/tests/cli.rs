@@ -465,15 +465,30 @@ fn rsync_sends_a_tree_to_every_worker_and_then_nothing() {
 fn workers_come_from_a_txfile_and_a_terminal_gets_a_progress_bar() {
     let d = scratch("txfile");
     let txfile = d.join("hosts");
-    std::fs::write(&txfile, "# two local workers\n2*popen  # with a comment\n\npopen//id=third\n").unwrap();
-    let o = run(&["exec", "--txfile", txfile.to_str().unwrap(), "--", "echo", "up"]);
+    std::fs::write(
+        &txfile,
+        "# two local workers\n2*popen  # with a comment\n\npopen//id=third\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "exec",
+        "--txfile",
+        txfile.to_str().unwrap(),
+        "--",
+        "echo",
+        "up",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let mut lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
     lines.sort();
     assert_eq!(lines, ["local#1: up", "local#2: up", "third: up"]);
     let o = run(&["exec", "--txfile", "/nonexistent/hosts", "--", "true"]);
     assert_eq!(o.status.code(), Some(255));
-    assert!(err(&o).contains("cannot read --txfile /nonexistent/hosts"), "{}", err(&o));
+    assert!(
+        err(&o).contains("cannot read --txfile /nonexistent/hosts"),
+        "{}",
+        err(&o)
+    );
 
     // On a terminal (script(1) gives it one), `run` draws a bar with a
     // count and an ETA; with --no-bar, or off a terminal, it does not.
@@ -496,7 +511,20 @@ fn workers_come_from_a_txfile_and_a_terminal_gets_a_progress_bar() {
         .output()
         .unwrap();
     assert!(!out(&o).contains("ETA"), "{:?}", out(&o));
-    let o = run(&["run", "--tx", "popen", "--", "sleep 0.4; echo {}", ":::", "1", "2"]);
-    assert!(o.status.success() && !err(&o).contains("ETA"), "{}", err(&o));
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--",
+        "sleep 0.4; echo {}",
+        ":::",
+        "1",
+        "2",
+    ]);
+    assert!(
+        o.status.success() && !err(&o).contains("ETA"),
+        "{}",
+        err(&o)
+    );
     std::fs::remove_dir_all(d).unwrap();
 }

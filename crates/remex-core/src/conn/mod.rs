@@ -1552,6 +1552,29 @@ impl Shared {
         }
     }
 
+    /// The peer sent on `channel` without credit: the channel fails on both
+    /// sides with an error naming the overrun (memory stays bounded by the
+    /// window plus one message).
+    fn window_overrun(self: &Arc<Self>, channel: u32, outstanding: usize) {
+        let source = WireError::WindowOverrun {
+            channel,
+            outstanding,
+            window: self.window,
+        };
+        tracing::warn!(gateway = %self.name, "{source}");
+        let _ = self.push(&Message::CloseError {
+            channel,
+            error: format!("{} received {source}", self.name),
+        });
+        if let Some(c) = self.get(channel) {
+            let e = Error::Protocol {
+                gateway: self.name.clone(),
+                source,
+            };
+            c.remote_closed(self, Terminal::Failed(e), true);
+        }
+    }
+
     /// A script, task or item whose payload did not decode: the peer's
     /// channel gets an error naming it, and so does ours if we have it.
     fn bad_payload(self: &Arc<Self>, kind: Kind, channel: u32, detail: String) {
@@ -1585,7 +1608,11 @@ impl Shared {
                     self.chan_for_ref(r.0);
                 });
                 match self.get(channel) {
-                    Some(c) => c.deliver(self, value, size),
+                    Some(c) => {
+                        if let Err(outstanding) = c.deliver(self, value, size) {
+                            self.window_overrun(channel, outstanding);
+                        }
+                    }
                     None => {
                         tracing::trace!(gateway = %self.name, channel, "data for a closed channel dropped")
                     }
@@ -1679,6 +1706,10 @@ struct ChanInner {
     endmarker_sent: bool,
     credit: i64,
     consumed: usize,
+    /// Bytes received and not yet credited back (queued, consumed but not
+    /// yet credited, or with a callback). The peer sends only while this
+    /// is under the window, so it bounds what a peer can make us hold.
+    outstanding: usize,
 }
 
 impl ChanInner {
@@ -1769,12 +1800,26 @@ impl ChanState {
         }
     }
 
-    fn deliver(&self, shared: &Shared, value: Value, size: usize) {
+    /// Takes an item from the peer. `Err(outstanding)` when the peer sent
+    /// past the window (it had no credit): the item is dropped.
+    fn deliver(
+        &self,
+        shared: &Shared,
+        value: Value,
+        size: usize,
+    ) -> std::result::Result<(), usize> {
         let cb = {
             let mut i = self.inner.lock();
             if i.sent_close {
-                return;
+                return Ok(());
             }
+            // The peer sends a message only while its unacknowledged bytes
+            // are under the window, and what we have not credited back is
+            // never more than that: more is a peer ignoring flow control.
+            if i.outstanding >= self.window as usize {
+                return Err(i.outstanding);
+            }
+            i.outstanding += size;
             match &i.callback {
                 Some(cb) => Some((cb.clone(), value)),
                 None => {
@@ -1798,6 +1843,7 @@ impl ChanState {
                 }
             }
         }
+        Ok(())
     }
 
     /// Counts `size` bytes as consumed and returns credit when enough has
@@ -1807,7 +1853,9 @@ impl ChanState {
             let mut i = self.inner.lock();
             i.consumed += size;
             if i.consumed >= (self.window / 4) as usize && !i.peer_gone && !i.sent_close {
-                std::mem::take(&mut i.consumed)
+                let give = std::mem::take(&mut i.consumed);
+                i.outstanding = i.outstanding.saturating_sub(give);
+                give
             } else {
                 0
             }

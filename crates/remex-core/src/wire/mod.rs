@@ -57,6 +57,16 @@ pub enum WireError {
         /// The bound.
         max: usize,
     },
+    /// The peer sent data on a channel without credit.
+    #[error("data on channel {channel} past its flow-control window ({outstanding} bytes not yet credited back, window {window}): the peer ignores flow control")]
+    WindowOverrun {
+        /// The channel.
+        channel: u32,
+        /// Bytes received on it and not yet credited back.
+        outstanding: usize,
+        /// The channel's window.
+        window: u32,
+    },
     /// A frame kind this version does not know.
     #[error("unknown frame kind {kind}")]
     UnknownKind {
