@@ -202,8 +202,9 @@ fn read_lines(path: &str) -> Result<Box<dyn Iterator<Item = Result<String, Strin
     })))
 }
 
-/// The jobs' argument lists, in order. The first source is read as jobs
-/// are made (so stdin may be endless); the others are read first, whole.
+/// The jobs' argument lists, in order. Stdin as the first source is read
+/// as jobs are made (it may be endless); files and the other sources are
+/// read first, whole (so the number of jobs is known).
 pub(crate) struct Inputs {
     first: Box<dyn Iterator<Item = Result<String, String>>>,
     rest: Vec<Vec<String>>,
