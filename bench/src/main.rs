@@ -1170,11 +1170,12 @@ async fn main() {
         return;
     }
     if args.iter().any(|a| a == "--scripts-only") {
-        // Profiling aid: only rows (l) and (m).
+        // Profiling aid: only rows (l) and (m), as many rounds as the
+        // full run.
         let c = Counts {
             tasks: 100_000,
             reps: 1,
-            rounds: 5,
+            rounds: 9,
             pings: 1,
             msgs: 1_000_000,
             bulk_mb: 1,

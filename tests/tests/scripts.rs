@@ -443,3 +443,32 @@ async fn scripts_are_stopped_when_the_workers_memory_grows_past_the_limit() {
     assert!(e.contains("script_max_memory=67108864"), "{e}");
     gw.exit().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_call_to_a_missing_function_lists_the_close_matches() {
+    let gw = common::gateway().await;
+    // A typo of a library function: its signature is offered.
+    let e = fails(&gw, "channel.send(hostnme())").await;
+    assert!(e.contains("hostnme"), "{e}");
+    assert!(e.contains("close matches: hostname()"), "{e}");
+    // The right name with the wrong arguments: the ones it takes.
+    let e = fails(&gw, r#"channel.send(call_task(1, 2, 3))"#).await;
+    assert!(
+        e.contains("close matches: call_task(_: string), call_task(_: string, _: Dynamic)"),
+        "{e}"
+    );
+    // The worker's own functions and the script's count too.
+    let e = fails(
+        &gw,
+        "fn halve(x) { x / 2 } channel.send(halv(4) + tripel(1))",
+    )
+    .await;
+    assert!(e.contains("halve(x)"), "{e}");
+    // Nothing close: no list.
+    let e = fails(&gw, "channel.send(zzqxv_unlike_anything())").await;
+    assert!(
+        e.contains("zzqxv_unlike_anything") && !e.contains("close matches"),
+        "{e}"
+    );
+    gw.exit().await.unwrap();
+}

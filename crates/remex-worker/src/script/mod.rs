@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use remex_core::{Channel, ScriptLimits, Value};
-use rhai::{Engine, Scope};
+use rhai::{Engine, EvalAltResult, Scope, AST};
 
 pub use limits::DEFAULT_SCRIPT_LIMITS;
 
@@ -141,9 +141,80 @@ impl Scripts {
             if limits::for_memory(&e, &limits) {
                 limits::release_memory();
             }
-            limits::describe(&e, &limits)
+            with_close_matches(&e, &engine, &ast, limits::describe(&e, &limits))
         })
     }
+}
+
+/// A signature as a script writer reads it: no return type, and Rust
+/// paths (`types::dynamic::Dynamic`) cut to their last part.
+fn readable(sig: &str) -> String {
+    let sig = sig.split(" -> ").next().unwrap_or(sig);
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in sig.chars().chain(std::iter::once('\0')) {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+            continue;
+        }
+        out.push_str(word.rsplit("::").next().unwrap_or(&word));
+        word.clear();
+        if c != '\0' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The signature rhai names in a "function not found" error, if `e` is one.
+fn not_found(e: &EvalAltResult) -> Option<&str> {
+    match e {
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => Some(sig),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => not_found(inner),
+        _ => None,
+    }
+}
+
+/// `msg`, plus the functions whose names are close to a missing one's
+/// (the same name with other argument types first), with their
+/// signatures.
+fn with_close_matches(e: &EvalAltResult, engine: &Engine, ast: &AST, msg: String) -> String {
+    let Some(sig) = not_found(e) else {
+        return msg;
+    };
+    let name = sig.split(['(', ' ']).next().unwrap_or("").trim();
+    if name.is_empty() {
+        return msg;
+    }
+    let mut sigs = engine.gen_fn_signatures(true);
+    sigs.extend(
+        ast.iter_functions()
+            .map(|f| format!("{}({})", f.name, f.params.join(", "))),
+    );
+    let close = (name.chars().count() / 3).max(1);
+    let mut found: Vec<(usize, String)> = sigs
+        .into_iter()
+        .filter_map(|s| {
+            let cand = s.split('(').next().unwrap_or("").trim().to_string();
+            let word = !cand.is_empty()
+                && !cand.starts_with("__")
+                && cand.chars().all(|c| c.is_alphanumeric() || c == '_');
+            let d = strsim::damerau_levenshtein(name, &cand);
+            (word && d <= close).then_some((d, s))
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    if found.is_empty() {
+        return msg;
+    }
+    let list: Vec<String> = found
+        .into_iter()
+        .take(6)
+        .map(|(_, s)| readable(&s))
+        .collect();
+    format!("{msg}; close matches: {}", list.join(", "))
 }
 
 thread_local! {
