@@ -344,6 +344,16 @@ impl Receiver {
             .ok_or_else(|| TaskError(format!("rsync: no entry {index}")))
     }
 
+    /// File entry `index`: where it goes, its mode and its mtime.
+    fn file_entry(&self, index: u64) -> Result<(PathBuf, u32, Mtime), TaskError> {
+        match self.entry(index)? {
+            Entry::File {
+                path, mode, mtime, ..
+            } => Ok((under(&self.root, path)?, *mode, *mtime)),
+            _ => Err(TaskError(format!("rsync: entry {index} is not a file"))),
+        }
+    }
+
     /// Takes entry `e`; returns the answer it needs, if any.
     fn take_entry(&mut self, e: Entry) -> Result<Option<FromReceiver>, TaskError> {
         let index = self.entries.len() as u64;
@@ -469,13 +479,7 @@ impl Receiver {
                 )))
             }
         };
-        let Entry::File {
-            path, mode, mtime, ..
-        } = self.entry(index)?.clone()
-        else {
-            return Err(TaskError(format!("rsync: entry {index} is not a file")));
-        };
-        let dest = under(&self.root, &path)?;
+        let (dest, mode, mtime) = self.file_entry(index)?;
         let finish = || -> std::io::Result<()> {
             c.file.set_permissions(Permissions::from_mode(mode))?;
             c.file
@@ -493,13 +497,7 @@ impl Receiver {
     }
 
     fn touch(&mut self, index: u64) -> Result<(), TaskError> {
-        let Entry::File {
-            path, mode, mtime, ..
-        } = self.entry(index)?.clone()
-        else {
-            return Err(TaskError(format!("rsync: entry {index} is not a file")));
-        };
-        let dest = under(&self.root, &path)?;
+        let (dest, mode, mtime) = self.file_entry(index)?;
         let set = || -> std::io::Result<()> {
             fs::set_permissions(&dest, Permissions::from_mode(mode))?;
             File::options()

@@ -1556,33 +1556,33 @@ impl Shared {
     /// sides with an error naming the overrun (memory stays bounded by the
     /// window plus one message).
     fn window_overrun(self: &Arc<Self>, channel: u32, outstanding: usize) {
-        let source = WireError::WindowOverrun {
+        let window = self.window;
+        self.fail_channel(
             channel,
-            outstanding,
-            window: self.window,
-        };
-        tracing::warn!(gateway = %self.name, "{source}");
-        let _ = self.push(&Message::CloseError {
-            channel,
-            error: format!("{} received {source}", self.name),
-        });
-        if let Some(c) = self.get(channel) {
-            let e = Error::Protocol {
-                gateway: self.name.clone(),
-                source,
-            };
-            c.remote_closed(self, Terminal::Failed(e), true);
-        }
+            WireError::WindowOverrun {
+                channel,
+                outstanding,
+                window,
+            },
+        );
     }
 
     /// A script, task or item whose payload did not decode: the peer's
     /// channel gets an error naming it, and so does ours if we have it.
     fn bad_payload(self: &Arc<Self>, kind: Kind, channel: u32, detail: String) {
-        let source = WireError::BadPayload {
-            kind,
+        self.fail_channel(
             channel,
-            detail,
-        };
+            WireError::BadPayload {
+                kind,
+                channel,
+                detail,
+            },
+        );
+    }
+
+    /// The peer broke the protocol on `channel` only (the stream is still
+    /// in step): that channel fails on both sides with `source`.
+    fn fail_channel(self: &Arc<Self>, channel: u32, source: WireError) {
         tracing::warn!(gateway = %self.name, "{source}");
         let _ = self.push(&Message::CloseError {
             channel,
