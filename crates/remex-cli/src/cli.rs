@@ -120,12 +120,8 @@ pub(crate) struct RunArgs {
     /// When to stop: never, soon,fail=N, now,fail=N, now,fail=P%, soon,success=N, now,done=N ...
     #[arg(long, value_name = "WHEN", default_value = "never")]
     pub(crate) halt: Halt,
-    /// Seconds a job may run; then SIGTERM, and SIGKILL a second later.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) timeout: Option<f64>,
-    /// The most bytes kept of a job's stdout, and of its stderr; a job writing more is killed.
-    #[arg(long = "max-output", value_name = "BYTES", default_value_t = 64 << 20)]
-    pub(crate) max_output: u64,
+    #[command(flatten)]
+    pub(crate) limits: CommandLimits,
     /// No progress bar (there is one by default when stderr is a terminal).
     #[arg(long = "no-bar")]
     pub(crate) no_bar: bool,
@@ -149,12 +145,8 @@ pub(crate) struct ExecArgs {
     /// Merge identical outputs: each distinct output once, under the workers that gave it.
     #[arg(short = 'b', long = "merge")]
     pub(crate) merge: bool,
-    /// Seconds the command may run; then SIGTERM, and SIGKILL a second later.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) timeout: Option<f64>,
-    /// The most bytes kept of each worker's stdout, and of its stderr.
-    #[arg(long = "max-output", value_name = "BYTES", default_value_t = 64 << 20)]
-    pub(crate) max_output: u64,
+    #[command(flatten)]
+    pub(crate) limits: CommandLimits,
     /// The command line (run by sh -c on each worker).
     #[arg(
         required = true,
@@ -182,4 +174,26 @@ pub(crate) struct RsyncArgs {
     pub(crate) source: PathBuf,
     /// The directory on each worker (made if missing; relative to the worker's directory).
     pub(crate) dest: String,
+}
+
+/// The bounds of one command (a job of `run`, a worker's command of `exec`).
+#[derive(Debug, Args)]
+pub(crate) struct CommandLimits {
+    /// Seconds a command may run; then SIGTERM, and SIGKILL a second later.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<f64>,
+    /// The most bytes kept of a command's stdout, and of its stderr; a command writing more is killed.
+    #[arg(long = "max-output", value_name = "BYTES", default_value_t = 64 << 20)]
+    pub(crate) max_output: u64,
+}
+
+impl CommandLimits {
+    /// The `run` task's request for `command` under these bounds.
+    pub(crate) fn request(&self, command: String) -> remex::worker::CommandRequest {
+        remex::worker::CommandRequest {
+            timeout: self.timeout,
+            max_output: Some(self.max_output),
+            ..remex::worker::CommandRequest::new(command)
+        }
+    }
 }

@@ -43,12 +43,7 @@ fn failure(r: &remex::Result<CommandOutcome>) -> Option<String> {
 pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
     let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
     let w = Workers::start(&specs).await?;
-    let req = CommandRequest {
-        command: a.command.join(" "),
-        timeout: a.timeout,
-        max_output: Some(a.max_output),
-        ..CommandRequest::default()
-    };
+    let req = a.limits.request(a.command.join(" "));
     let gateways = w.group.gateways();
     let mut running = FuturesUnordered::new();
     for (i, gw) in gateways.iter().enumerate() {

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::stream::FuturesUnordered;
 use futures::{Future, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use remex::worker::{CommandOutcome, CommandRequest};
+use remex::worker::CommandOutcome;
 use remex::TaskResult;
 
 use crate::cli::RunArgs;
@@ -197,12 +197,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         workers: Some(w),
     };
     let submit = |job: Job| -> Running {
-        let req = CommandRequest {
-            command: job.command.clone(),
-            timeout: a.timeout,
-            max_output: Some(a.max_output),
-            ..CommandRequest::default()
-        };
+        let req = a.limits.request(job.command.clone());
         match group.submit::<CommandOutcome>("run", &req) {
             Ok(f) => {
                 let f = f.with_details();
