@@ -14,13 +14,13 @@
 //! holds at most `window` bytes plus one message per channel.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use bytes::{Buf, Bytes, BytesMut};
-use event_listener::{Event, EventListener};
+use event_listener::Event;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, Notify};
@@ -31,15 +31,21 @@ use crate::transport::secure::{Opener, SealKeys, Sealer};
 use crate::value::Value;
 use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus, WireError};
 
+mod chan;
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod direct;
 #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
 #[path = "fallback.rs"]
 mod direct;
+mod machine;
 mod spin;
+mod table;
 
+pub use chan::Sink;
+pub(crate) use chan::{ChanState, Step, Terminal};
 pub(crate) use spin::Quick;
 pub use spin::{BUSY_POLL_ENV, SPIN};
+use table::{ChanTable, Lookup};
 
 /// Default per-channel flow-control window: 4 MiB.
 ///
@@ -240,12 +246,9 @@ impl OutBuf {
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) peer_pid: AtomicU32,
-    chans: Mutex<HashMap<u32, Arc<ChanState>>>,
-    /// Ended channels that handles may still hold, so that a reference to
-    /// one (sent back by the peer) attaches to the same channel; dead
-    /// entries are pruned as the map grows.
-    ended: Mutex<Ended>,
-    next_id: AtomicU32,
+    /// The channels by id (live ones, and ended ones a handle still
+    /// holds, so that a reference sent back reaches the same channel).
+    chans: Mutex<ChanTable<ChanState>>,
     /// This side is a worker (its ids are even): a lost peer is the
     /// controller going away.
     worker_side: bool,
@@ -718,11 +721,8 @@ impl Connection {
     }
 
     fn local(&self, sink: Option<Sink>) -> Channel {
-        let id = self.shared.next_id.fetch_add(2, Ordering::Relaxed);
-        let mut st = ChanState::new(id, self.shared.window);
-        st.sink = sink;
-        let st = Arc::new(st);
-        st.inner.lock().peer_gone = true;
+        let id = self.shared.chans.lock().allocate();
+        let st = Arc::new(ChanState::local(id, self.shared.window, sink));
         Channel::from_state(self.shared.clone(), st)
     }
 
@@ -1368,9 +1368,7 @@ impl Shared {
         Arc::new(Shared {
             name: config.name,
             peer_pid: AtomicU32::new(config.peer_pid),
-            chans: Mutex::new(HashMap::new()),
-            ended: Mutex::new(Ended::default()),
-            next_id: AtomicU32::new(config.first_id),
+            chans: Mutex::new(ChanTable::new(config.first_id)),
             worker_side: config.first_id % 2 == 0,
             out: Mutex::new(out),
             out_ready: Notify::new(),
@@ -1425,9 +1423,13 @@ impl Shared {
     }
 
     fn new_chan(&self) -> Arc<ChanState> {
-        let id = self.next_id.fetch_add(2, Ordering::Relaxed);
-        let st = Arc::new(ChanState::new(id, self.window));
-        self.chans.lock().insert(id, st.clone());
+        let st = {
+            let mut chans = self.chans.lock();
+            let id = chans.allocate();
+            let st = Arc::new(ChanState::new(id, self.window));
+            chans.insert(id, st.clone());
+            st
+        };
         if self.lost.lock().is_some() {
             st.remote_closed(self, Terminal::Failed(self.lost_error()), true);
         }
@@ -1440,35 +1442,23 @@ impl Shared {
     /// a new one the peer opened.
     pub(crate) fn chan_for_ref(&self, id: u32) -> Arc<ChanState> {
         let mut chans = self.chans.lock();
-        if let Some(st) = chans.get(&id) {
-            return st.clone();
+        match chans.lookup(id) {
+            Lookup::Known(st) => st,
+            Lookup::EndedOurs => Arc::new(ChanState::ended(id, self.window)),
+            Lookup::Peers => {
+                let st = Arc::new(ChanState::new(id, self.window));
+                chans.insert(id, st.clone());
+                st
+            }
         }
-        if let Some(st) = self.ended.lock().get(id) {
-            return st;
-        }
-        let st = Arc::new(ChanState::new(id, self.window));
-        let next = self.next_id.load(Ordering::Relaxed);
-        let ours = id % 2 == next % 2 && id < next;
-        if ours {
-            // Allocated here, and gone from the table: it has ended.
-            drop(chans);
-            st.remote_closed(self, Terminal::Eof, true);
-            st.inner.lock().sent_close = true;
-            return st;
-        }
-        chans.insert(id, st.clone());
-        st
     }
 
     fn get(&self, id: u32) -> Option<Arc<ChanState>> {
-        self.chans.lock().get(&id).cloned()
+        self.chans.lock().get(id)
     }
 
     pub(crate) fn remove(&self, id: u32) {
-        let removed = self.chans.lock().remove(&id);
-        if let Some(st) = removed {
-            self.ended.lock().insert(id, &st);
-        }
+        self.chans.lock().remove(id);
     }
 
     /// Encodes and queues one message for the writer.
@@ -1541,7 +1531,7 @@ impl Shared {
         }
         self.out.lock().closing = true;
         self.out_ready.notify_one();
-        let chans: Vec<_> = self.chans.lock().drain().map(|(_, c)| c).collect();
+        let chans = self.chans.lock().drain();
         for c in chans {
             c.remote_closed(self, Terminal::Failed(reason.clone()), true);
         }
@@ -1609,7 +1599,8 @@ impl Shared {
                 });
                 match self.get(channel) {
                     Some(c) => {
-                        if let Err(outstanding) = c.deliver(self, value, size) {
+                        if let Err(machine::Overrun { outstanding }) = c.deliver(self, value, size)
+                        {
                             self.window_overrun(channel, outstanding);
                         }
                     }
@@ -1678,414 +1669,6 @@ impl Shared {
                 }
             }
         }
-    }
-}
-
-/// How the remote side ended a channel.
-#[derive(Debug, Clone)]
-pub(crate) enum Terminal {
-    /// Closed normally.
-    Eof,
-    /// Failed remotely, or the connection was lost.
-    Failed(Error),
-}
-
-#[derive(Default)]
-struct ChanInner {
-    queue: VecDeque<(Value, usize)>,
-    terminal: Option<Terminal>,
-    /// The peer will not receive any more (it closed, or the link is gone).
-    peer_gone: bool,
-    sent_close: bool,
-    sent_last: bool,
-    callback: Option<Callback>,
-    /// A callback was set and has been released after the channel's end
-    /// (no item can follow; holding it could keep a cycle alive).
-    callback_done: bool,
-    endmarker: Option<Value>,
-    endmarker_sent: bool,
-    credit: i64,
-    consumed: usize,
-    /// Bytes received and not yet credited back (queued, consumed but not
-    /// yet credited, or with a callback). The peer sends only while this
-    /// is under the window, so it bounds what a peer can make us hold.
-    outstanding: usize,
-}
-
-impl ChanInner {
-    fn finished(&self) -> bool {
-        self.terminal.is_some() && (self.sent_close || self.sent_last || self.peer_gone)
-    }
-}
-
-/// Ended channels by id, held weakly (see `Shared::ended`).
-#[derive(Default)]
-struct Ended {
-    chans: HashMap<u32, std::sync::Weak<ChanState>>,
-    /// Prune dead entries when the map reaches this size.
-    prune_at: usize,
-}
-
-impl Ended {
-    fn insert(&mut self, id: u32, st: &Arc<ChanState>) {
-        if self.chans.len() >= self.prune_at {
-            self.chans.retain(|_, w| w.strong_count() > 0);
-            // Amortized: at most one pass per doubling of live entries.
-            self.prune_at = (self.chans.len() * 2).max(64);
-        }
-        self.chans.insert(id, Arc::downgrade(st));
-    }
-
-    fn get(&self, id: u32) -> Option<Arc<ChanState>> {
-        self.chans.get(&id).and_then(std::sync::Weak::upgrade)
-    }
-}
-
-/// The state of one channel, shared by the engine and the handles.
-pub(crate) struct ChanState {
-    pub(crate) id: u32,
-    inner: Mutex<ChanInner>,
-    /// Receivers wait here: one is woken per item, all at the end.
-    readable: Event,
-    /// `waitclose` waits here, apart from receivers, so that it can never
-    /// absorb an item's wake-up.
-    ended: Event,
-    writable: Event,
-    /// Serialises callback invocations so that items keep their order.
-    cb_order: Mutex<()>,
-    pub(crate) handles: AtomicUsize,
-    /// A handle was made for it. A channel that arrived inside a value and
-    /// was not attached yet stays registered after the peer closed it, so
-    /// that the items it holds are there when it is attached.
-    pub(crate) attached: std::sync::atomic::AtomicBool,
-    window: u32,
-    /// Items sent and received on this channel, to tell a request-reply
-    /// exchange (see [`ChanState::awaits_answer`]).
-    pub(crate) sent: AtomicU64,
-    received: AtomicU64,
-    /// Its recent waits for items: whether the next polls the input first.
-    pub(crate) quick: Quick,
-    /// A local channel's destination: sends go here, not to the peer.
-    pub(crate) sink: Option<Sink>,
-}
-
-/// Where a local channel's items go (see [`Connection::local_channel`]).
-pub type Sink = Arc<dyn Fn(Value) -> Result<()> + Send + Sync>;
-
-/// Either a result now, or a listener to wait on before trying again.
-pub(crate) enum Step<T> {
-    Ready(T),
-    Wait(EventListener),
-}
-
-impl ChanState {
-    fn new(id: u32, window: u32) -> Self {
-        ChanState {
-            id,
-            inner: Mutex::new(ChanInner {
-                credit: window.into(),
-                ..Default::default()
-            }),
-            readable: Event::new(),
-            ended: Event::new(),
-            writable: Event::new(),
-            cb_order: Mutex::new(()),
-            handles: AtomicUsize::new(0),
-            attached: Default::default(),
-            window,
-            sent: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            quick: Quick::default(),
-            sink: None,
-        }
-    }
-
-    /// Takes an item from the peer. `Err(outstanding)` when the peer sent
-    /// past the window (it had no credit): the item is dropped.
-    fn deliver(
-        &self,
-        shared: &Shared,
-        value: Value,
-        size: usize,
-    ) -> std::result::Result<(), usize> {
-        let cb = {
-            let mut i = self.inner.lock();
-            if i.sent_close {
-                return Ok(());
-            }
-            // The peer sends a message only while its unacknowledged bytes
-            // are under the window, and what we have not credited back is
-            // never more than that: more is a peer ignoring flow control.
-            if i.outstanding >= self.window as usize {
-                return Err(i.outstanding);
-            }
-            i.outstanding += size;
-            match &i.callback {
-                Some(cb) => Some((cb.clone(), value)),
-                None => {
-                    i.queue.push_back((value, size));
-                    None
-                }
-            }
-        };
-        match cb {
-            None => {
-                // One more receiver per item: several threads receiving from
-                // one channel must not all wake for each item.
-                self.readable.notify_additional(1);
-            }
-            Some((cb, value)) => {
-                let _order = self.cb_order.lock();
-                let now = cb.call(value, size);
-                drop(_order);
-                if now {
-                    self.consumed(shared, size);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts `size` bytes as consumed and returns credit when enough has
-    /// accumulated.
-    pub(crate) fn consumed(&self, shared: &Shared, size: usize) {
-        let give = {
-            let mut i = self.inner.lock();
-            i.consumed += size;
-            if i.consumed >= (self.window / 4) as usize && !i.peer_gone && !i.sent_close {
-                let give = std::mem::take(&mut i.consumed);
-                i.outstanding = i.outstanding.saturating_sub(give);
-                give
-            } else {
-                0
-            }
-        };
-        if give > 0 {
-            // Credit beyond u32 is returned in several messages.
-            let mut left = give;
-            while left > 0 {
-                let part = left.min(u32::MAX as usize);
-                left -= part;
-                let _ = shared.push(&Message::Credit {
-                    channel: self.id,
-                    bytes: part as u32,
-                });
-            }
-        }
-    }
-
-    fn add_credit(&self, bytes: u32) {
-        self.inner.lock().credit += i64::from(bytes);
-        self.writable.notify(usize::MAX);
-    }
-
-    pub(crate) fn remote_closed(&self, shared: &Shared, term: Terminal, peer_gone: bool) {
-        // The callback is taken out under the lock but dropped after it: it
-        // may hold this channel's last handle, whose drop takes the lock.
-        let (fire, finished, _released) = {
-            let mut i = self.inner.lock();
-            if i.terminal.is_none() {
-                i.terminal = Some(term);
-            } else if let (Some(Terminal::Eof), Terminal::Failed(e @ Error::Remote(_))) =
-                (&i.terminal, &term)
-            {
-                // A half-closed channel may still report the remote error.
-                i.terminal = Some(Terminal::Failed(e.clone()));
-            }
-            i.peer_gone |= peer_gone;
-            let mut released: Option<Callback> = None;
-            let fire = if i.callback.is_some() && !i.endmarker_sent {
-                i.endmarker_sent = true;
-                i.callback_done = true;
-                let cb = i.callback.take();
-                match i.endmarker.take() {
-                    Some(m) => Some((cb, m)),
-                    None => {
-                        released = cb;
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            (fire, i.finished(), released)
-        };
-        if finished && self.attached.load(Ordering::Acquire) {
-            shared.remove(self.id);
-        }
-        self.readable.notify(usize::MAX);
-        self.ended.notify(usize::MAX);
-        self.writable.notify(usize::MAX);
-        if let Some((Some(cb), marker)) = fire {
-            let _order = self.cb_order.lock();
-            cb.call(marker, 0);
-        }
-    }
-
-    /// This side sent exactly one item more than it received: a receive
-    /// now waits for the answer of a request-reply exchange.
-    pub(crate) fn awaits_answer(&self) -> bool {
-        self.sent.load(Ordering::Relaxed) == self.received.load(Ordering::Relaxed) + 1
-    }
-
-    pub(crate) fn try_receive(&self, shared: &Shared) -> Step<Result<Value>> {
-        let mut i = self.inner.lock();
-        if i.callback.is_some() || i.callback_done {
-            return Step::Ready(Err(Error::CallbackSet { channel: self.id }));
-        }
-        if let Some((v, size)) = i.queue.pop_front() {
-            drop(i);
-            self.received.fetch_add(1, Ordering::Relaxed);
-            self.consumed(shared, size);
-            return Step::Ready(Ok(v));
-        }
-        if let Some(t) = &i.terminal {
-            return Step::Ready(Err(self.terminal_error(shared, t)));
-        }
-        Step::Wait(self.readable.listen())
-    }
-
-    fn terminal_error(&self, shared: &Shared, t: &Terminal) -> Error {
-        match t {
-            Terminal::Eof => Error::EndOfChannel {
-                gateway: shared.name.clone(),
-                channel: self.id,
-            },
-            Terminal::Failed(e) => e.clone(),
-        }
-    }
-
-    /// `Ok(())` once the remote side has closed; its error if it failed.
-    pub(crate) fn try_waitclose(&self, shared: &Shared) -> Step<Result<()>> {
-        let i = self.inner.lock();
-        match &i.terminal {
-            Some(Terminal::Eof) => Step::Ready(Ok(())),
-            Some(t @ Terminal::Failed(_)) => Step::Ready(Err(self.terminal_error(shared, t))),
-            None if i.sent_close => Step::Ready(Ok(())),
-            None => Step::Wait(self.ended.listen()),
-        }
-    }
-
-    /// Takes `size` bytes of send credit, or says why sending is impossible.
-    pub(crate) fn try_reserve(&self, shared: &Shared, size: usize) -> Step<Result<()>> {
-        let mut i = self.inner.lock();
-        if i.sent_close || i.sent_last {
-            return Step::Ready(Err(Error::ChannelClosed {
-                gateway: shared.name.clone(),
-                channel: self.id,
-                by_remote: false,
-            }));
-        }
-        if i.peer_gone {
-            return Step::Ready(Err(match &i.terminal {
-                Some(Terminal::Failed(e @ Error::GatewayLost { .. })) => e.clone(),
-                _ => Error::ChannelClosed {
-                    gateway: shared.name.clone(),
-                    channel: self.id,
-                    by_remote: true,
-                },
-            }));
-        }
-        if i.credit > 0 {
-            i.credit -= size as i64;
-            return Step::Ready(Ok(()));
-        }
-        Step::Wait(self.writable.listen())
-    }
-
-    /// Marks the channel closed from this side; returns whether a close
-    /// message should be sent (not if already closed or the peer is gone).
-    pub(crate) fn local_close(&self, shared: &Shared, last_only: bool) -> bool {
-        let (send, finished) = {
-            let mut i = self.inner.lock();
-            if i.sent_close || (last_only && i.sent_last) {
-                return false;
-            }
-            if last_only {
-                i.sent_last = true;
-            } else {
-                i.sent_close = true;
-                if i.terminal.is_none() {
-                    i.terminal = Some(Terminal::Eof);
-                }
-            }
-            (!i.peer_gone, i.finished())
-        };
-        if finished {
-            shared.remove(self.id);
-        }
-        self.readable.notify(usize::MAX);
-        self.ended.notify(usize::MAX);
-        self.writable.notify(usize::MAX);
-        shared.kick_readers();
-        send
-    }
-
-    pub(crate) fn queued(&self) -> (usize, usize) {
-        let i = self.inner.lock();
-        (i.queue.len(), i.queue.iter().map(|(_, s)| s).sum())
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        let i = self.inner.lock();
-        i.terminal.is_some() || i.sent_close
-    }
-
-    pub(crate) fn peer_gone(&self) -> bool {
-        self.inner.lock().peer_gone
-    }
-
-    /// This side closed the channel.
-    pub(crate) fn closed_here(&self) -> bool {
-        self.inner.lock().sent_close
-    }
-
-    pub(crate) fn has_callback(&self) -> bool {
-        let i = self.inner.lock();
-        i.callback.is_some() || i.callback_done
-    }
-
-    pub(crate) fn set_callback(
-        &self,
-        shared: &Shared,
-        cb: Callback,
-        endmarker: Option<Value>,
-    ) -> Result<()> {
-        let _order = self.cb_order.lock();
-        let (drained, fire) = {
-            let mut i = self.inner.lock();
-            if i.callback.is_some() || i.callback_done {
-                return Err(Error::CallbackSet { channel: self.id });
-            }
-            let drained: Vec<_> = i.queue.drain(..).collect();
-            let fire = if i.terminal.is_some() {
-                // Already ended: deliver what is queued and the end, then
-                // keep nothing.
-                i.endmarker_sent = true;
-                i.callback_done = true;
-                endmarker
-            } else {
-                i.callback = Some(cb.clone());
-                i.endmarker = endmarker;
-                None
-            };
-            (drained, fire)
-        };
-        let mut total = 0;
-        for (v, size) in drained {
-            if cb.call(v, size) {
-                total += size;
-            }
-        }
-        if let Some(m) = fire {
-            cb.call(m, 0);
-        }
-        drop(_order);
-        if total > 0 {
-            self.consumed(shared, total);
-        }
-        shared.kick_readers();
-        Ok(())
     }
 }
 
