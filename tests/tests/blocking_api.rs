@@ -156,7 +156,12 @@ fn group_pool_call_and_gather_without_a_runtime() {
 #[test]
 fn a_blocking_call_from_a_sequential_callback_is_refused_not_deadlocked() {
     let gw = makegateway(&spec()).unwrap();
-    let ch = gw.remote_exec("channel.send(1)").unwrap();
+    // The item is sent only after the callback is set: items queued before
+    // are handed to it on the thread that sets it (as in execnet), which is
+    // not the remex-io thread.
+    let ch = gw
+        .remote_exec("channel.receive(); channel.send(1)")
+        .unwrap();
     let got = Arc::new(Mutex::new(None));
     let done = remex::sync::Event::new();
     let (g, d, gw2) = (got.clone(), done.clone(), gw.clone());
@@ -168,6 +173,7 @@ fn a_blocking_call_from_a_sequential_callback_is_refused_not_deadlocked() {
         None,
     )
     .unwrap();
+    ch.send(&"go").unwrap();
     assert!(done.wait_blocking(T));
     let r = got.lock().unwrap().take().unwrap();
     assert!(r.unwrap_err().to_string().contains("would wait for itself"));

@@ -72,16 +72,12 @@ pub(crate) fn apply_setup(setup: &WorkerSetup) -> Result<(), String> {
         std::env::set_var(k, v);
     }
     if let Some(n) = setup.nice {
-        // SAFETY: nice(2) has no memory-safety preconditions.
-        unsafe {
-            *libc::__errno_location() = 0;
-            if libc::nice(n) == -1 && *libc::__errno_location() != 0 {
-                return Err(format!(
-                    "cannot apply nice={n}: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-        }
+        // nice(2) adds to the priority: the same through get/setpriority,
+        // which every Unix has.
+        use rustix::process::{getpriority_process, setpriority_process};
+        getpriority_process(None)
+            .and_then(|now| setpriority_process(None, now.saturating_add(n)))
+            .map_err(|e| format!("cannot apply nice={n}: {}", std::io::Error::from(e)))?;
     }
     Ok(())
 }
@@ -157,8 +153,7 @@ fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, ScriptLim
 /// Whether this process leads its own process group (popen workers do):
 /// only then may it signal the whole group on the way out.
 fn leads_group() -> bool {
-    // SAFETY: getpgrp/getpid have no preconditions.
-    unsafe { libc::getpgrp() == libc::getpid() }
+    rustix::process::getpgrp() == rustix::process::getpid()
 }
 
 /// Ends the worker: asks the rest of its process group (its children) to

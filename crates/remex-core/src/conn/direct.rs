@@ -35,7 +35,8 @@
 //! turn while the role was held, or the connection was lost).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +44,8 @@ use std::time::Instant;
 use bytes::BytesMut;
 use event_listener::EventListener;
 use parking_lot::Mutex;
+use rustix::event::{epoll, eventfd, EventfdFlags, PollFd, PollFlags};
+use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
 
 use super::spin::{busy_poll_bound, Quick};
 use super::{drain, end_of_input, make_room, EofReason, Shared, Step};
@@ -120,60 +123,36 @@ struct OsCall {
     source: io::Error,
 }
 
-fn cvt(what: &str, r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        Err(io::Error::new(
+/// Names the call that failed; the OS error stays its source.
+fn named<T>(what: &str, r: rustix::io::Result<T>) -> io::Result<T> {
+    r.map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(
             e.kind(),
             OsCall {
                 what: what.to_string(),
                 source: e,
             },
-        ))
-    } else {
-        Ok(r)
-    }
-}
-
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd(2) returns a new fd, owned by the OwnedFd.
-    unsafe {
-        let fd = cvt(
-            "eventfd",
-            libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
-        )?;
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-fn epoll_ctl(
-    epoll: RawFd,
-    op: libc::c_int,
-    fd: RawFd,
-    events: u32,
-    data: u64,
-) -> io::Result<libc::c_int> {
-    let mut ev = libc::epoll_event { events, u64: data };
-    // SAFETY: both fds are open (owned by the DirectReader); `ev` is valid.
-    cvt("epoll_ctl", unsafe {
-        libc::epoll_ctl(epoll, op, fd, &mut ev)
+        )
     })
 }
 
-fn bump(fd: RawFd) {
-    let one = 1u64;
-    // SAFETY: writing 8 bytes from a valid u64 to an eventfd we own.
-    unsafe {
-        libc::write(fd, (&one as *const u64).cast(), 8);
-    }
+fn new_eventfd() -> io::Result<OwnedFd> {
+    named(
+        "eventfd",
+        eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK),
+    )
 }
 
-fn reset(fd: RawFd) {
-    let mut v = 0u64;
-    // SAFETY: reading 8 bytes into a valid u64 from a non-blocking eventfd.
-    unsafe {
-        libc::read(fd, (&mut v as *mut u64).cast(), 8);
-    }
+/// Wakes whoever waits on the eventfd. (Writing to an eventfd fails only
+/// when its counter would overflow, and then it is readable anyway.)
+fn bump(fd: impl AsFd) {
+    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+}
+
+/// Clears the eventfd (non-blocking: a cleared one stays cleared).
+fn reset(fd: impl AsFd) {
+    let _ = rustix::io::read(fd, &mut [0u8; 8]);
 }
 
 /// The read role, held by a thread or task other than the background task.
@@ -206,7 +185,7 @@ impl Drop for Held<'_> {
         }
         drop(self.guard.take());
         if self.d.nudge_due.swap(false, Ordering::SeqCst) {
-            bump(self.d.nudge.as_raw_fd());
+            bump(&self.d.nudge);
         }
     }
 }
@@ -233,39 +212,31 @@ impl DirectReader {
             // A bad record shows at the first read.
             let _ = r.open(&mut buf);
         }
-        // SAFETY: fcntl on an fd we own. The background task reads until
-        // the input would block, so it must not block.
-        unsafe {
-            let flags = cvt("fcntl F_GETFL", libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
-            cvt(
-                "fcntl F_SETFL",
-                libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK),
-            )?;
-        }
-        // SAFETY: epoll_create1 returns a new fd, owned by the OwnedFd.
-        let epoll = unsafe {
-            OwnedFd::from_raw_fd(cvt(
-                "epoll_create1",
-                libc::epoll_create1(libc::EPOLL_CLOEXEC),
-            )?)
-        };
-        let (wake, nudge) = (eventfd()?, eventfd()?);
-        // SAFETY: timerfd_create returns a new fd, owned by the OwnedFd.
-        let timer = unsafe {
-            OwnedFd::from_raw_fd(cvt(
-                "timerfd_create",
-                libc::timerfd_create(
-                    libc::CLOCK_MONOTONIC,
-                    libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-                ),
-            )?)
-        };
+        // The background task reads until the input would block, so it
+        // must not block.
+        let flags = named("fcntl F_GETFL", rustix::fs::fcntl_getfl(&fd))?;
+        named(
+            "fcntl F_SETFL",
+            rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK),
+        )?;
+        let epoll = named("epoll_create1", epoll::create(epoll::CreateFlags::CLOEXEC))?;
+        let (wake, nudge) = (new_eventfd()?, new_eventfd()?);
+        let timer = named(
+            "timerfd_create",
+            rustix::time::timerfd_create(
+                TimerfdClockId::Monotonic,
+                TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+            ),
+        )?;
         for (f, events, data) in [
-            (fd.as_raw_fd(), 0, INPUT),
-            (timer.as_raw_fd(), libc::EPOLLIN as u32, TIMER),
-            (nudge.as_raw_fd(), libc::EPOLLIN as u32, NUDGE),
+            (fd.as_fd(), epoll::EventFlags::empty(), INPUT),
+            (timer.as_fd(), epoll::EventFlags::IN, TIMER),
+            (nudge.as_fd(), epoll::EventFlags::IN, NUDGE),
         ] {
-            epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, f, events, data)?;
+            named(
+                "epoll_ctl",
+                epoll::add(&epoll, f, epoll::EventData::new_u64(data), events),
+            )?;
         }
         Ok(DirectReader {
             fd,
@@ -306,43 +277,61 @@ impl DirectReader {
     /// cannot fail; if it did, the background task would only sleep while
     /// a thread holds the role.)
     fn arm(&self) {
-        let _ = epoll_ctl(
-            self.epoll.as_raw_fd(),
-            libc::EPOLL_CTL_MOD,
-            self.fd.as_raw_fd(),
-            (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
-            INPUT,
+        let _ = epoll::modify(
+            &self.epoll,
+            &self.fd,
+            epoll::EventData::new_u64(INPUT),
+            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
         );
     }
 
     /// Keeps the background task asleep while a waiting thread reads.
     fn disarm(&self) {
-        let _ = epoll_ctl(
-            self.epoll.as_raw_fd(),
-            libc::EPOLL_CTL_MOD,
-            self.fd.as_raw_fd(),
-            libc::EPOLLONESHOT as u32,
-            INPUT,
+        let _ = epoll::modify(
+            &self.epoll,
+            &self.fd,
+            epoll::EventData::new_u64(INPUT),
+            epoll::EventFlags::ONESHOT,
         );
     }
 
-    /// Sets the timer to fire in `after`.
+    /// Sets the timer to fire in `after`. (Setting a timerfd we own with a
+    /// valid time cannot fail.)
     fn start_timer(&self, after: std::time::Duration) {
-        let t = libc::itimerspec {
-            it_interval: libc::timespec {
+        let t = Itimerspec {
+            it_interval: Timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
-            it_value: libc::timespec {
-                tv_sec: after.as_secs() as libc::time_t,
+            it_value: Timespec {
+                tv_sec: after.as_secs() as _,
                 // Never zero, which would disarm the timer.
-                tv_nsec: after.subsec_nanos().max(1) as libc::c_long,
+                tv_nsec: after.subsec_nanos().max(1) as _,
             },
         };
-        // SAFETY: `t` is a valid itimerspec; the old value is not asked for.
-        unsafe {
-            libc::timerfd_settime(self.timer.as_raw_fd(), 0, &t, std::ptr::null_mut());
+        let _ = rustix::time::timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &t);
+    }
+
+    /// For the background task: takes what its epoll set reports, without
+    /// blocking, and clears the timer and the nudge if they fired; `false`
+    /// if nothing had.
+    fn take_events(&self) -> bool {
+        let mut events = [const { MaybeUninit::<epoll::Event>::uninit() }; 3];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let Ok((fired, _)) = epoll::wait(&self.epoll, &mut events, Some(&zero)) else {
+            return false;
+        };
+        if fired.iter().any(|e| e.data.u64() == TIMER) {
+            reset(&self.timer);
+            self.timer_armed.store(false, Ordering::SeqCst);
         }
+        if fired.iter().any(|e| e.data.u64() == NUDGE) {
+            reset(&self.nudge);
+        }
+        !fired.is_empty()
     }
 
     /// Hands the input to the background task as `rs` lets go of it.
@@ -378,41 +367,42 @@ impl DirectReader {
     /// The connection ended: wakes every reader, for good.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
-        bump(self.wake.as_raw_fd());
-        bump(self.nudge.as_raw_fd());
+        bump(&self.wake);
+        bump(&self.nudge);
     }
 
     /// Wakes a thread polling the input so that it checks its wait again.
     pub(crate) fn kick(&self) {
         if self.pollers.load(Ordering::SeqCst) > 0 {
-            bump(self.wake.as_raw_fd());
+            bump(&self.wake);
         }
     }
 
-    /// Waits for input, a kick or the stop, at most `timeout_ms` (-1: no
+    /// Waits for input, a kick or the stop, at most `timeout` (`None`: no
     /// bound).
-    fn poll(&self, timeout_ms: libc::c_int) -> Wake {
-        let mut fds = [self.fd.as_raw_fd(), self.wake.as_raw_fd()].map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+    fn poll(&self, timeout: Option<std::time::Duration>) -> Wake {
+        let mut fds = [
+            PollFd::new(&self.fd, PollFlags::IN),
+            PollFd::new(&self.wake, PollFlags::IN),
+        ];
+        let timeout = timeout.map(|t| Timespec {
+            tv_sec: t.as_secs() as _,
+            tv_nsec: t.subsec_nanos() as _,
         });
-        // SAFETY: `fds` is a valid array of 2 pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
-        if n < 0 {
-            return Wake::Interrupted;
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Err(_) => return Wake::Interrupted,
+            Ok(0) => return Wake::TimedOut,
+            Ok(_) => {}
         }
-        if n == 0 {
-            return Wake::TimedOut;
-        }
-        if fds[1].revents != 0 {
+        let (input, woken) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+        if woken {
             // `stopped` is set before `wake` is written: a stop that came
             // after this reset writes it again.
-            reset(self.wake.as_raw_fd());
+            reset(&self.wake);
             if self.stopped.load(Ordering::SeqCst) {
                 return Wake::Stopped;
             }
-            if fds[0].revents == 0 {
+            if !input {
                 return Wake::Kicked;
             }
         }
@@ -481,29 +471,32 @@ impl DirectReader {
 
     /// One `read` into the spare capacity of `buf`.
     fn read_into(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: reading into `spare`, which is valid for its length.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel initialised `n` bytes of the spare capacity.
-        unsafe { buf.set_len(buf.len() + n as usize) };
-        Ok(n as usize)
+        let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
+        let (read, _) = rustix::io::read(&self.fd, spare)?;
+        let n = read.len();
+        // SAFETY: `read` initialised the first `n` bytes of the spare
+        // capacity (rustix returns the initialised part).
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(n)
     }
 }
 
-fn poll_timeout(deadline: Option<Instant>) -> Option<libc::c_int> {
+/// How long a wait for input may take: `Some(None)` without a deadline,
+/// `None` once it has passed.
+fn poll_timeout(deadline: Option<Instant>) -> Option<Option<std::time::Duration>> {
     match deadline {
-        None => Some(-1),
+        None => Some(None),
         Some(d) => {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
-            // Rounded up, so that the poll never returns before the deadline.
+            // Rounded up to a millisecond, so that the poll never returns
+            // just before the deadline.
             let ms = left.as_nanos().div_ceil(1_000_000);
-            Some(ms.min(libc::c_int::MAX as u128) as libc::c_int)
+            Some(Some(std::time::Duration::from_millis(
+                ms.min(u64::MAX as u128) as u64,
+            )))
         }
     }
 }
@@ -655,28 +648,18 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// The epoll set, for tokio to watch.
-struct EpollFd(RawFd);
-
-impl AsRawFd for EpollFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
 /// Decodes what the handshake left in the buffer and starts the background
 /// reader, a task on the current runtime.
 pub(crate) fn start(shared: Arc<Shared>, eof_reason: Option<EofReason>) -> io::Result<()> {
     let Some(d) = &shared.direct else {
         return Ok(());
     };
-    // SAFETY: the epoll fd belongs to `shared`, which the background task
-    // holds, so it stays open as long as this registration.
+    let watched = d.epoll.try_clone()?;
+    // SAFETY: the AsyncFd owns `watched`, a duplicate of the epoll fd, so
+    // the fd stays open and names the same epoll set as long as the
+    // registration.
     let afd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(
-            EpollFd(d.epoll.as_raw_fd()),
-            tokio::io::Interest::READABLE,
-        )
+        tokio::io::unix::AsyncFd::register_with_interest(watched, tokio::io::Interest::READABLE)
     }
     .map_err(io::Error::from)?;
     {
@@ -707,29 +690,17 @@ enum End {
 /// Reads while no waiting thread does, and reports the end of the input.
 async fn background(
     shared: Arc<Shared>,
-    afd: tokio::io::unix::AsyncFd<EpollFd>,
+    afd: tokio::io::unix::AsyncFd<OwnedFd>,
     eof_reason: Option<EofReason>,
 ) {
     let Some(d) = &shared.direct else { return };
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 3];
     loop {
         let Ok(mut guard) = afd.readable().await else {
             return;
         };
-        // SAFETY: `events` is valid for 3 entries; a zero timeout never
-        // blocks.
-        let n = unsafe { libc::epoll_wait(d.epoll.as_raw_fd(), events.as_mut_ptr(), 3, 0) };
-        if n <= 0 {
+        if !d.take_events() {
             guard.clear_ready();
             continue;
-        }
-        let fired = &events[..n as usize];
-        if fired.iter().any(|e| e.u64 == TIMER) {
-            reset(d.timer.as_raw_fd());
-            d.timer_armed.store(false, Ordering::SeqCst);
-        }
-        if fired.iter().any(|e| e.u64 == NUDGE) {
-            reset(d.nudge.as_raw_fd());
         }
         if d.stopped.load(Ordering::SeqCst) {
             return;

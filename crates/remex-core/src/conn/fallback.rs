@@ -8,7 +8,7 @@
 //! gateway suites with it).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -66,13 +66,8 @@ impl Shared {
 /// The input as an async reader for the reader task: `fd` (a pipe or a
 /// socket) made non-blocking and registered with the runtime.
 pub(crate) fn async_input(fd: OwnedFd) -> io::Result<tokio::net::unix::pipe::Receiver> {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
     // A socket works as well as a pipe here: the receiver only reads.
     tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(fd)
 }

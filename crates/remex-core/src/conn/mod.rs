@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use bytes::{Buf, Bytes, BytesMut};
 use event_listener::Event;
@@ -190,7 +190,7 @@ impl OutBuf {
     /// sender prepares the next one.)
     /// Returns whether the writer task still has work.
     fn try_direct(&mut self, answering: bool) -> bool {
-        let Some(fd) = self.direct_out.as_ref().map(AsRawFd::as_raw_fd) else {
+        let Some(fd) = self.direct_out.as_ref() else {
             return true;
         };
         if self.writer_busy || !self.segments.is_empty() {
@@ -218,21 +218,14 @@ impl OutBuf {
             &mut self.buf
         };
         while !out.is_empty() {
-            // SAFETY: `fd` is open: `direct_out` owns it and is held under
-            // this lock. The buffer is valid for `len` bytes.
-            let n = unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                match e.kind() {
-                    std::io::ErrorKind::Interrupted => continue,
-                    // The writer task will wait for the fd to be writable.
-                    std::io::ErrorKind::WouldBlock => return true,
-                    // A broken stream: the writer task meets the same error
-                    // and ends the connection.
-                    _ => return true,
-                }
+            match rustix::io::write(fd, out) {
+                Ok(n) => out.advance(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                // WouldBlock: the writer task will wait for the fd to be
+                // writable. A broken stream: the writer task meets the same
+                // error and ends the connection.
+                Err(_) => return true,
             }
-            out.advance(n as usize);
         }
         false
     }
@@ -1676,14 +1669,10 @@ impl Shared {
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::os::fd::AsRawFd;
 
     fn pipe() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe(2) fills two fds we then own.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        use std::os::fd::FromRawFd;
-        // SAFETY: both fds are fresh and owned by nobody else.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+        rustix::pipe::pipe().expect("a pipe")
     }
 
     /// The engine writes directly only to an fd it owns: after its writer

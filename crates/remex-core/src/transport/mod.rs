@@ -180,10 +180,9 @@ async fn await_ready(
 /// Kills a process group with SIGKILL.
 pub(crate) fn kill_group(pgid: u32) {
     if pgid > 1 {
-        // SAFETY: kill(2) with a negative pid signals a process group; it has
-        // no memory-safety preconditions.
-        unsafe {
-            libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+        if let Some(group) = rustix::process::Pid::from_raw(pgid as i32) {
+            // Already gone is fine.
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
     }
 }
@@ -209,18 +208,14 @@ pub(crate) fn is_wrapper(spec: &Spec) -> bool {
 /// [`WRAPPER_GRACE`] to be gone; then the group gets SIGKILL (whatever is
 /// left goes with it).
 pub(crate) async fn end_process(pid: u32, wrapper: bool) {
-    if wrapper && pid > 1 {
-        let group = -(pid as libc::pid_t);
-        // SAFETY: kill(2) on the process group we started; no memory effects.
-        unsafe {
-            libc::kill(group, libc::SIGTERM);
-        }
+    if let Some(group) = rustix::process::Pid::from_raw(pid as i32).filter(|_| wrapper && pid > 1) {
+        use rustix::process::{kill_process_group, test_kill_process_group, Signal};
+        let _ = kill_process_group(group, Signal::TERM);
         // No event tells that a process group is empty (a pidfd follows one
         // process, and the group's leader, `sh`, is the first to go): look
         // every 20 ms, within the grace.
         let t0 = std::time::Instant::now();
-        // SAFETY: signal 0 only checks that the group has a process.
-        while t0.elapsed() < WRAPPER_GRACE && unsafe { libc::kill(group, 0) } == 0 {
+        while t0.elapsed() < WRAPPER_GRACE && test_kill_process_group(group).is_ok() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -242,13 +237,15 @@ pub(crate) fn end_process_detached(pid: u32, wrapper: bool) {
 
 /// Pipe capacity asked for on the protocol pipes: bulk transfers then need
 /// fewer context switches. Linux lets any user go up to 1 MiB.
-const PIPE_SIZE: libc::c_int = 1 << 20;
+const PIPE_SIZE: usize = 1 << 20;
 
-fn grow_pipe(fd: std::os::fd::RawFd) {
-    // SAFETY: fcntl on an fd we own; failure is harmless (the pipe keeps its size).
-    unsafe {
-        libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE);
-    }
+/// Failure is harmless (the pipe keeps its size); other systems have no
+/// such call.
+fn grow_pipe(fd: impl std::os::fd::AsFd) {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE);
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fd, PIPE_SIZE);
 }
 
 pub(crate) fn setup_of(spec: &Spec) -> WorkerSetup {
@@ -287,8 +284,8 @@ pub(crate) async fn start_process(
     let pid = child.id().unwrap_or(0);
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut stdout = child.stdout.take().expect("stdout is piped");
-    grow_pipe(std::os::fd::AsRawFd::as_raw_fd(&stdin));
-    grow_pipe(std::os::fd::AsRawFd::as_raw_fd(&stdout));
+    grow_pipe(&stdin);
+    grow_pipe(&stdout);
     let stderr = child.stderr.take().expect("stderr is piped");
     let last_stderr = Arc::new(Mutex::new(VecDeque::new()));
     let last_stderr_w = last_stderr.clone();
