@@ -22,6 +22,7 @@
 //! [`conn`] (the engine both ends run), [`channel`], [`gateway`] and
 //! [`transport`].
 
+pub mod builtin;
 pub mod channel;
 pub mod channel_file;
 pub mod conn;

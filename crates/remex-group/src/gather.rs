@@ -18,7 +18,8 @@ use futures::FutureExt;
 use parking_lot::Mutex;
 use remex_core::{Error, Result};
 
-use crate::pool::{SharedTask, TaskFuture};
+use crate::future::{SharedTask, TaskFuture};
+use crate::scatter::DataRef;
 use serde::de::DeserializeOwned;
 
 /// What `gather` does with failed futures.
@@ -195,6 +196,19 @@ fn indexed<T>(path: &str, xs: impl IntoIterator<Item = T>) -> Vec<(String, T)> {
         .enumerate()
         .map(|(i, x)| (format!("{path}[{i}]"), x))
         .collect()
+}
+
+/// Gathering a reference fetches its value from a worker holding it.
+impl Gather for DataRef {
+    type Output = remex_core::Value;
+    fn gather_at(
+        self,
+        _: Errors,
+        _: String,
+        _: Report,
+    ) -> BoxFuture<'static, Result<Self::Output>> {
+        self.fetch().boxed()
+    }
 }
 
 impl<T: Gather> Gather for Vec<T> {

@@ -1,6 +1,5 @@
 //! `Group`: many gateways started together and ended together.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,6 +10,7 @@ use remex_core::{Error, Gateway, GatewayState, Result, Spec};
 use serde::Serialize;
 
 use crate::multichannel::MultiChannel;
+use crate::placement::Placement;
 use crate::pool::Pool;
 
 /// How long `terminate` may take beyond its timeout: killing and reaping
@@ -50,8 +50,8 @@ pub(crate) struct Inner {
     gateways: Mutex<Vec<Gateway>>,
     next: AtomicUsize,
     pool: Arc<Pool>,
-    /// Scattered data: key -> the gateways it was placed on.
-    holders: Mutex<HashMap<String, Vec<String>>>,
+    /// Where scattered data was placed.
+    placement: Mutex<Placement>,
 }
 
 impl Drop for Inner {
@@ -90,7 +90,7 @@ impl Group {
                 gateways: Mutex::new(Vec::new()),
                 next: AtomicUsize::new(0),
                 pool: Arc::default(),
-                holders: Mutex::new(HashMap::new()),
+                placement: Mutex::default(),
             }),
         }
     }
@@ -107,30 +107,20 @@ impl Group {
         self.inner.pool.clone()
     }
 
+    /// `key` was stored on the gateways `ids`.
     pub(crate) fn add_holders(&self, key: &str, ids: Vec<String>) {
-        self.inner
-            .holders
-            .lock()
-            .entry(key.to_string())
-            .or_default()
-            .extend(ids);
+        self.inner.placement.lock().add(key, ids);
     }
 
-    pub(crate) fn all_holders(&self, key: &str) -> Vec<String> {
-        self.inner
-            .holders
-            .lock()
-            .get(key)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn live_holders(&self, key: &str) -> Vec<String> {
+    /// The live gateways allowed to run a task whose arguments hold these
+    /// references (see [`Placement::allowed`]).
+    pub(crate) fn placement(&self, keys: &[String]) -> Result<Option<Vec<String>>> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
         let live = self.ids();
-        self.all_holders(key)
-            .into_iter()
-            .filter(|h| live.contains(h))
-            .collect()
+        let live: Vec<&str> = live.iter().map(String::as_str).collect();
+        self.inner.placement.lock().allowed(keys, &live)
     }
 
     /// Starts a gateway for every spec (`N*spec` counts N), all at once.

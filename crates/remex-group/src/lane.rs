@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
+use remex_core::builtin::{self, LaneReply, LaneRequest};
 use remex_core::{Channel, Error, Gateway, RemoteError, Result, Value};
 
-use crate::group::{Group, Inner};
-use crate::pool::Job;
+use crate::job::{Canceller, Job, Scheduler};
 
 pub(crate) struct Lane {
     pub(crate) gateway: Gateway,
@@ -25,9 +25,9 @@ pub(crate) struct Lane {
 impl Lane {
     /// Opens a lane with `k` executors on `gw`; its reader hands replies to
     /// their jobs and asks the pool for more work.
-    pub(crate) fn open(gw: &Gateway, k: usize, group: Weak<Inner>) -> Result<Arc<Lane>> {
+    pub(crate) fn open(gw: &Gateway, k: usize, owner: Weak<dyn Scheduler>) -> Result<Arc<Lane>> {
         let control = gw.newchannel();
-        let ch = gw.remote_call("__lane", &(k, control.handle()))?;
+        let ch = gw.remote_call(builtin::LANE, &(k, control.handle()))?;
         let lane = Arc::new(Lane {
             gateway: gw.clone(),
             ch,
@@ -36,7 +36,7 @@ impl Lane {
             next: AtomicI64::new(0),
             dead: AtomicBool::new(false),
         });
-        tokio::spawn(read_replies(lane.clone(), group));
+        tokio::spawn(read_replies(lane.clone(), owner));
         Ok(lane)
     }
 
@@ -52,12 +52,14 @@ impl Lane {
     /// job comes back.
     pub(crate) fn send(self: &Arc<Self>, job: Job) -> std::result::Result<(), Box<Job>> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let req = Value::List(vec![
-            Value::Int(id),
-            Value::Str(job.task.clone()),
-            job.args.clone(),
-        ]);
-        job.set_place(Arc::downgrade(self), id);
+        let req = LaneRequest {
+            id,
+            task: job.task.clone(),
+            args: job.args.clone(),
+        }
+        .into_value();
+        let place: Weak<Lane> = Arc::downgrade(self);
+        job.set_place(place, id);
         self.in_flight.lock().insert(id, job);
         // Requests are small and bounded by the lane's capacity, so credit
         // is there; a lane without it is as good as lost.
@@ -69,14 +71,6 @@ impl Lane {
         Ok(())
     }
 
-    /// Cancels request `id`: forgets its job and tells the worker.
-    pub(crate) fn cancel(&self, id: i64) {
-        if self.in_flight.lock().remove(&id).is_some() {
-            // Best effort: a full control channel or a dead lane needs no cancel.
-            let _ = self.control.try_send_value(Value::Int(id));
-        }
-    }
-
     fn lost(&self, reason: &str) -> Error {
         Error::GatewayLost {
             gateway: self.gateway.id().to_string(),
@@ -86,38 +80,42 @@ impl Lane {
     }
 }
 
-async fn read_replies(lane: Arc<Lane>, group: Weak<Inner>) {
+impl Canceller for Lane {
+    /// Cancels request `id`: forgets its job and tells the worker.
+    fn cancel(&self, id: i64) {
+        if self.in_flight.lock().remove(&id).is_some() {
+            // Best effort: a full control channel or a dead lane needs no cancel.
+            let _ = self.control.try_send_value(Value::Int(id));
+        }
+    }
+}
+
+async fn read_replies(lane: Arc<Lane>, owner: Weak<dyn Scheduler>) {
     let end = loop {
         match lane.ch.receive_value().await {
-            Ok(Value::List(mut l)) if l.len() == 3 => {
-                let value = l.pop().unwrap_or_default();
-                let (ok, id) = (l.pop(), l.pop());
-                let (Some(Value::Bool(ok)), Some(Value::Int(id))) = (ok, id) else {
-                    tracing::warn!(gateway = %lane.gateway.id(), "malformed lane reply");
-                    continue;
+            Ok(v) => {
+                let LaneReply { id, outcome } = match LaneReply::from_value(v) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(gateway = %lane.gateway.id(), "{e}");
+                        continue;
+                    }
                 };
                 let job = lane.in_flight.lock().remove(&id);
-                if let Some(job) = job {
-                    if ok {
-                        job.done(value, lane.gateway.id());
-                    } else {
-                        job.finish(Error::Remote(RemoteError {
-                            gateway: lane.gateway.id().to_string(),
-                            pid: lane.gateway.rinfo().pid,
-                            message: match value {
-                                Value::Str(s) => s,
-                                other => other.describe(),
-                            },
-                        }));
-                    }
+                match (job, outcome) {
+                    (Some(job), Ok(value)) => job.done(value, lane.gateway.id()),
+                    (Some(job), Err(message)) => job.finish(Error::Remote(RemoteError {
+                        gateway: lane.gateway.id().to_string(),
+                        pid: lane.gateway.rinfo().pid,
+                        message,
+                    })),
+                    // Cancelled meanwhile: nobody waits for it.
+                    (None, _) => {}
                 }
                 // A place is free: send more.
-                if let Some(g) = group.upgrade() {
-                    Group::from_inner(g).dispatch();
+                if let Some(s) = owner.upgrade() {
+                    s.dispatch();
                 }
-            }
-            Ok(other) => {
-                tracing::warn!(gateway = %lane.gateway.id(), "unexpected lane item: {}", other.describe())
             }
             Err(e @ Error::GatewayLost { .. }) => break e,
             Err(e) => break lane.lost(&format!("the task lane ended: {e}")),
@@ -125,8 +123,8 @@ async fn read_replies(lane: Arc<Lane>, group: Weak<Inner>) {
     };
     lane.dead.store(true, Ordering::Release);
     let jobs: Vec<Job> = lane.in_flight.lock().drain().map(|(_, j)| j).collect();
-    match group.upgrade() {
-        Some(g) => Group::from_inner(g).requeue_lost(jobs, lane.gateway.id(), &end),
+    match owner.upgrade() {
+        Some(s) => s.requeue_lost(jobs, lane.gateway.id(), &end),
         None => jobs.into_iter().for_each(|j| j.finish(end.clone())),
     }
 }

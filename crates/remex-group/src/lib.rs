@@ -10,20 +10,24 @@
 //! [`Group::map`] streams many results with bounded memory. A worker's death
 //! re-runs its unfinished tasks elsewhere.
 
+mod future;
 mod gather;
 mod group;
+mod job;
 mod lane;
 mod multichannel;
+mod placement;
 mod pool;
 mod queue;
 mod scatter;
+mod schedule;
+mod tasks;
 
+pub use future::{as_completed, gather_stream, SharedTask, TaskFuture, WithDetails};
 pub use gather::{gather, Errors, Gather, Gathered, Skipped};
 pub use group::{Group, TERMINATE_BOUND};
+pub use job::TaskResult;
 pub use multichannel::MultiChannel;
-pub use pool::{
-    as_completed, gather_stream, SharedTask, TaskFuture, TaskResult, WithDetails,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_PER_WORKER,
-};
+pub use pool::{DEFAULT_MAX_ATTEMPTS, DEFAULT_PER_WORKER};
 pub use queue::ReceiveQueue;
 pub use scatter::DataRef;

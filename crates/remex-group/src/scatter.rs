@@ -5,18 +5,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Weak;
 
-use futures::future::BoxFuture;
-use futures::FutureExt;
 use remex_core::{Error, Result, Value};
 use serde::{Serialize, Serializer};
 
-use crate::gather::Errors;
-use crate::gather::{Gather, Report};
 use crate::group::{Group, Inner};
 
-/// The map key that marks a reference inside task arguments (the worker
-/// library knows it as `remex::worker::REF_KEY`).
-pub(crate) const REF_KEY: &str = "$remex_ref";
+use remex_core::builtin::{self, REF_KEY};
 
 /// A value placed on one or more workers by [`Group::scatter`]. Pass it
 /// inside a task's arguments: the task runs on a worker that holds the
@@ -83,7 +77,12 @@ impl DataRef {
     pub fn holders(&self) -> Vec<String> {
         self.group
             .upgrade()
-            .map(|g| Group::from_inner(g).live_holders(&self.key))
+            .and_then(|g| {
+                Group::from_inner(g)
+                    .placement(std::slice::from_ref(&self.key))
+                    .ok()
+                    .flatten()
+            })
             .unwrap_or_default()
     }
 }
@@ -92,11 +91,9 @@ impl DataRef {
 pub(crate) fn ref_keys(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Map(m) => {
-            if let [(Value::Str(k), Value::Str(key))] = m.as_slice() {
-                if k == REF_KEY {
-                    out.push(key.clone());
-                    return;
-                }
+            if let Some(key) = builtin::ref_key(v) {
+                out.push(key.to_string());
+                return;
             }
             for (k, v) in m {
                 ref_keys(k, out);
@@ -150,7 +147,7 @@ impl Group {
             let stores = targets.iter().map(|gw| {
                 let (key, value) = (key.clone(), value.clone());
                 async move {
-                    gw.remote_call("__store", &(key, value))?
+                    gw.remote_call(builtin::STORE, &(key, value))?
                         .waitclose(None)
                         .await
                 }
@@ -164,57 +161,25 @@ impl Group {
         }
         Ok(refs)
     }
-
-    /// The live gateways allowed to run a task whose arguments hold these
-    /// references: those holding all of them. `None` when there is no
-    /// reference; an error naming the data when no live worker holds it.
-    pub(crate) fn placement(&self, keys: &[String]) -> Result<Option<Vec<String>>> {
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        let mut allowed: Option<Vec<String>> = None;
-        for key in keys {
-            let holders = self.live_holders(key);
-            if holders.is_empty() {
-                return Err(Error::DataLost {
-                    key: key.clone(),
-                    holders: self.all_holders(key).join(","),
-                    reason: "no live worker holds it any more".into(),
-                });
-            }
-            allowed = Some(match allowed {
-                None => holders,
-                Some(a) => a.into_iter().filter(|g| holders.contains(g)).collect(),
-            });
-        }
-        let allowed = allowed.unwrap_or_default();
-        if allowed.is_empty() {
-            return Err(Error::NoWorker {
-                reason: format!("none holds all of the scattered data {keys:?}"),
-            });
-        }
-        Ok(Some(allowed))
-    }
 }
 
-impl Gather for DataRef {
-    type Output = Value;
-    fn gather_at(self, _: Errors, _: String, _: Report) -> BoxFuture<'static, Result<Value>> {
-        async move {
-            let inner = self.group.upgrade().ok_or_else(|| Error::NoWorker {
-                reason: format!("the group of scattered data {} was dropped", self.key),
-            })?;
-            let group = Group::from_inner(inner);
-            let holders = group
-                .placement(std::slice::from_ref(&self.key))?
-                .unwrap_or_default();
-            let gw = group.by_id(&holders[0]).ok_or_else(|| Error::DataLost {
-                key: self.key.clone(),
-                holders: holders.join(","),
-                reason: "its holder is gone".into(),
-            })?;
-            gw.remote_call("__fetch", &self.key)?.receive_value().await
-        }
-        .boxed()
+impl DataRef {
+    /// Fetches the value from a live holder (what gathering it does).
+    pub(crate) async fn fetch(self) -> Result<Value> {
+        let inner = self.group.upgrade().ok_or_else(|| Error::NoWorker {
+            reason: format!("the group of scattered data {} was dropped", self.key),
+        })?;
+        let group = Group::from_inner(inner);
+        let holders = group
+            .placement(std::slice::from_ref(&self.key))?
+            .unwrap_or_default();
+        let gw = group.by_id(&holders[0]).ok_or_else(|| Error::DataLost {
+            key: self.key.clone(),
+            holders: holders.join(","),
+            reason: "its holder is gone".into(),
+        })?;
+        gw.remote_call(builtin::FETCH, &self.key)?
+            .receive_value()
+            .await
     }
 }

@@ -64,5 +64,5 @@ fn listen(t: &Task) -> Result<String, TaskError> {
 
 /// Adds `__listen` to every worker.
 pub(crate) fn register(w: Worker) -> Worker {
-    w.task("__listen", listen)
+    w.task(remex_core::builtin::LISTEN, listen)
 }

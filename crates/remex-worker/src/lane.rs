@@ -1,9 +1,9 @@
 //! Task lanes: many tasks over one long-lived channel, for the task pool.
 //!
-//! The controller opens a lane with the built-in call `__lane([k, control])`.
-//! Requests `[id, name, args]` arrive on the lane channel; `k` executor
-//! threads take them straight off the channel (under load they drain it
-//! without sleeping) and answer `[id, ok, value-or-error]`. Cancels `id`
+//! The controller opens a lane with the built-in call `__lane([k, control])`
+//! ([`remex_core::builtin::LANE`]). [`LaneRequest`]s arrive on the lane
+//! channel; `k` executor threads take them straight off the channel (under
+//! load they drain it without sleeping) and answer with [`LaneReply`]s. Cancels `id`
 //! arrive on the separate `control` channel, served by its own thread, so
 //! that a cancel is seen even while every executor is busy: it closes the
 //! running task's channel (a cancellable task such as `sleep` then stops),
@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use parking_lot::Mutex;
+use remex_core::builtin::{LaneReply, LaneRequest};
 use remex_core::{Channel, ChannelRef, Value};
 
 use crate::Worker;
@@ -25,23 +26,6 @@ use crate::Worker;
 struct Running {
     tasks: HashMap<i64, Channel>,
     cancelled: HashSet<i64>,
-}
-
-fn request(v: Value) -> Option<(i64, String, Value)> {
-    match v {
-        Value::List(mut l) if l.len() == 3 => {
-            let args = l.pop()?;
-            let name = match l.pop()? {
-                Value::Str(s) => s,
-                _ => return None,
-            };
-            match l.pop()? {
-                Value::Int(id) => Some((id, name, args)),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
 }
 
 impl Worker {
@@ -71,9 +55,12 @@ impl Worker {
 
     fn lane_executor(&self, lane: &Channel, running: &Mutex<Running>) {
         while let Ok(v) = lane.receive_value_blocking(None) {
-            let Some((id, name, args)) = request(v) else {
-                eprintln!("lane {}: ignoring a malformed request", lane.id());
-                continue;
+            let LaneRequest { id, task, args } = match LaneRequest::from_value(v) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("lane {}: ignoring a request: {e}", lane.id());
+                    continue;
+                }
             };
             let task_ch = lane.connection().detached_channel();
             {
@@ -84,19 +71,15 @@ impl Worker {
                 r.tasks.insert(id, task_ch.clone());
             }
             let guard = lane.connection().executing_guard();
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.run_task(name, args, &task_ch)));
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.run_task(task, args, &task_ch)));
             drop(guard);
             running.lock().tasks.remove(&id);
-            let (ok, value) = match outcome {
-                Ok(Ok(v)) => (true, v),
-                Ok(Err(msg)) => (false, Value::Str(msg)),
-                Err(p) => (
-                    false,
-                    Value::Str(format!("panicked: {}", crate::panic_message(&*p))),
-                ),
+            let outcome = match outcome {
+                Ok(r) => r,
+                Err(p) => Err(format!("panicked: {}", crate::panic_message(&*p))),
             };
             if lane
-                .send_value_blocking(Value::List(vec![Value::Int(id), Value::Bool(ok), value]))
+                .send_value_blocking(LaneReply { id, outcome }.into_value())
                 .is_err()
             {
                 return;

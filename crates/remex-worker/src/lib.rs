@@ -337,7 +337,7 @@ impl Worker {
     ) {
         // A lane counts its tasks, not itself.
         let executing = match &req {
-            ExecRequest::Call { name, .. } if name == "__lane" => {
+            ExecRequest::Call { name, .. } if name == remex_core::builtin::LANE => {
                 drop(executing);
                 None
             }
@@ -374,7 +374,7 @@ impl Worker {
     }
 
     fn call(&self, name: String, args: Value, ch: &Channel) -> Result<(), String> {
-        if name == "__lane" {
+        if name == remex_core::builtin::LANE {
             return self.run_lane(args, ch);
         }
         let result = self.run_task(name, args, ch)?;

@@ -85,5 +85,5 @@ fn relay(t: &Task) -> Result<(), TaskError> {
 
 /// Adds `__relay` to every worker.
 pub(crate) fn register(w: Worker) -> Worker {
-    w.task("__relay", relay)
+    w.task(remex_core::builtin::RELAY, relay)
 }

@@ -44,7 +44,7 @@ use crate::task::{Task, TaskError};
 /// ```
 /// assert_eq!(remex::worker::rsync::RSYNC_TASK, "__rsync");
 /// ```
-pub const RSYNC_TASK: &str = "__rsync";
+pub const RSYNC_TASK: &str = remex_core::builtin::RSYNC;
 
 /// A modification time: seconds and nanoseconds since the Unix epoch.
 ///

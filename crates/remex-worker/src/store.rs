@@ -20,23 +20,14 @@ use crate::Worker;
 /// // A scattered value travels as a map under this key.
 /// assert_eq!(remex::worker::REF_KEY, "$remex_ref");
 /// ```
-pub const REF_KEY: &str = "$remex_ref";
+pub use remex_core::builtin::REF_KEY;
 
 fn store() -> &'static Mutex<HashMap<String, Value>> {
     static STORE: OnceLock<Mutex<HashMap<String, Value>>> = OnceLock::new();
     STORE.get_or_init(Default::default)
 }
 
-/// The key if `v` is a reference.
-fn ref_key(v: &Value) -> Option<&str> {
-    match v {
-        Value::Map(m) if m.len() == 1 => match &m[0] {
-            (Value::Str(k), Value::Str(key)) if k == REF_KEY => Some(key),
-            _ => None,
-        },
-        _ => None,
-    }
-}
+use remex_core::builtin::ref_key;
 
 /// Replaces every reference inside `v` with the stored value.
 pub(crate) fn resolve(v: Value) -> Result<Value, String> {
@@ -61,12 +52,12 @@ pub(crate) fn resolve(v: Value) -> Result<Value, String> {
 /// Adds the store's tasks: `__store([key, value])`, `__fetch(key)`,
 /// `__drop(key)`.
 pub(crate) fn register(w: Worker) -> Worker {
-    w.task("__store", |t: &Task| {
+    w.task(remex_core::builtin::STORE, |t: &Task| {
         let (key, value): (String, Value) = t.args()?;
         store().lock().insert(key, value);
         Ok::<_, TaskError>(())
     })
-    .task("__fetch", |t: &Task| {
+    .task(remex_core::builtin::FETCH, |t: &Task| {
         let key: String = t.args()?;
         store()
             .lock()
@@ -74,7 +65,7 @@ pub(crate) fn register(w: Worker) -> Worker {
             .cloned()
             .ok_or_else(|| TaskError(format!("scattered data {key:?} is not on this worker")))
     })
-    .task("__drop", |t: &Task| {
+    .task(remex_core::builtin::DROP, |t: &Task| {
         let key: String = t.args()?;
         store().lock().remove(&key);
         Ok::<_, TaskError>(())

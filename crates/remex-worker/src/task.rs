@@ -254,7 +254,7 @@ impl Registry {
         let mut v: Vec<_> = self
             .tasks
             .keys()
-            .filter(|n| !n.starts_with("__"))
+            .filter(|n| !remex_core::builtin::is_reserved(n))
             .cloned()
             .collect();
         v.sort();

@@ -185,7 +185,7 @@ pub(crate) async fn install(id: &str, spec: &Spec, installer: &Gateway) -> Resul
         .map_err(|e| start(format!("no randomness for a secret: {e}")))?;
     let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     let via = installer.id();
-    let ch = installer.remote_call("__listen", &(addr, &secret))?;
+    let ch = installer.remote_call(crate::builtin::LISTEN, &(addr, &secret))?;
     let bound: String = crate::with_timeout(
         "the installed listener's address",
         Some(SESSION_TIMEOUT),

@@ -34,7 +34,7 @@ pub(crate) struct Relayed {
 
 /// Starts the target through `relay` and runs the handshake with it.
 pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Relayed> {
-    let ch = relay.remote_call("__relay", &target_spec(spec))?;
+    let ch = relay.remote_call(crate::builtin::RELAY, &target_spec(spec))?;
     let (near, far) = tokio::io::duplex(1 << 20);
     let (mut far_r, mut far_w) = tokio::io::split(far);
     let inbound = ch.clone();

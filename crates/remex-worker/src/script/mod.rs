@@ -198,7 +198,7 @@ fn with_close_matches(e: &EvalAltResult, engine: &Engine, ast: &AST, msg: String
         .filter_map(|s| {
             let cand = s.split('(').next().unwrap_or("").trim().to_string();
             let word = !cand.is_empty()
-                && !cand.starts_with("__")
+                && !remex_core::builtin::is_reserved(&cand)
                 && cand.chars().all(|c| c.is_alphanumeric() || c == '_');
             let d = strsim::damerau_levenshtein(name, &cand);
             (word && d <= close).then_some((d, s))

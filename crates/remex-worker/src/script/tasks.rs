@@ -30,7 +30,7 @@ fn args_of(d: Dynamic) -> RhaiResult<Value> {
 
 /// The internal tasks (relays, installs, lanes) are the controller's only.
 fn callable(name: &str) -> RhaiResult<()> {
-    if name.starts_with("__") {
+    if remex_core::builtin::is_reserved(name) {
         return Err(rhai_err(format!(
             "'{name}' is internal to the worker and cannot be called from a script"
         )));

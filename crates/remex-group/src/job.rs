@@ -1,0 +1,123 @@
+//! A submitted task on its way through the pool, the handle its future
+//! keeps, and what the pool and the lanes call back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use remex_core::{Error, Result, Value};
+use tokio::sync::oneshot;
+
+/// Where a job's result arrives.
+pub(crate) type Receiver = oneshot::Receiver<Result<TaskResult<Value>>>;
+
+/// Cancels a request in flight (a lane).
+pub(crate) trait Canceller: Send + Sync {
+    /// Forgets request `id` and tells the worker.
+    fn cancel(&self, id: i64);
+}
+
+/// What lanes and futures ask of the pool's owner (the group).
+pub(crate) trait Scheduler: Send + Sync {
+    /// A place became free (a reply came, a task was cancelled): send more.
+    fn dispatch(self: Arc<Self>);
+    /// A lane died with these jobs in flight on `gateway`.
+    fn requeue_lost(self: Arc<Self>, jobs: Vec<Job>, gateway: &str, why: &Error);
+}
+
+/// What a task's future shares with its job.
+#[derive(Default)]
+pub(crate) struct JobHandle {
+    pub(crate) cancelled: AtomicBool,
+    /// Where the job is in flight (its lane) and its request id there.
+    pub(crate) place: Mutex<Option<(Weak<dyn Canceller>, i64)>>,
+}
+
+/// A submitted task on its way through the pool.
+pub(crate) struct Job {
+    pub(crate) task: String,
+    pub(crate) args: Value,
+    /// The scattered data its arguments refer to.
+    pub(crate) refs: Vec<String>,
+    /// Attempts lost with their workers so far.
+    pub(crate) attempts: u32,
+    /// Gateways whose workers died under it.
+    pub(crate) avoid: Vec<String>,
+    tx: Option<oneshot::Sender<Result<TaskResult<Value>>>>,
+    handle: Arc<JobHandle>,
+}
+
+impl Job {
+    /// A job for `task(args)` and the handle its future keeps.
+    pub(crate) fn new(
+        task: &str,
+        args: Value,
+        refs: Vec<String>,
+    ) -> (Job, Arc<JobHandle>, Receiver) {
+        let (tx, rx) = oneshot::channel();
+        let handle = Arc::new(JobHandle::default());
+        let job = Job {
+            task: task.to_string(),
+            args,
+            refs,
+            attempts: 0,
+            avoid: Vec::new(),
+            tx: Some(tx),
+            handle: handle.clone(),
+        };
+        (job, handle, rx)
+    }
+
+    pub(crate) fn set_place(&self, lane: Weak<dyn Canceller>, id: i64) {
+        *self.handle.place.lock() = Some((lane, id));
+    }
+
+    /// Ends the job with an error.
+    pub(crate) fn finish(mut self, e: Error) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Err(e));
+        }
+    }
+
+    /// Ends the job with its value, computed on `gateway`.
+    pub(crate) fn done(mut self, value: Value, gateway: &str) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Ok(TaskResult {
+                value,
+                gateway: gateway.to_string(),
+                attempts: self.attempts + 1,
+            }));
+        }
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        self.handle.cancelled.load(Ordering::Acquire)
+    }
+}
+
+/// The error of a task that has no worker to run on.
+pub(crate) fn gone(reason: &str) -> Error {
+    Error::NoWorker {
+        reason: reason.into(),
+    }
+}
+
+/// A finished task with where it ran ([`TaskFuture::with_details`]).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["popen//id=w1"]).await?;
+/// let r: remex::TaskResult<String> = group.submit("echo", "x")?.with_details().await?;
+/// assert_eq!((r.value.as_str(), r.gateway.as_str(), r.attempts), ("x", "w1", 1));
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult<R> {
+    /// What the task returned.
+    pub value: R,
+    /// The id of the gateway whose worker ran it to the end.
+    pub gateway: String,
+    /// Attempts it took: 1, or more when workers died under it.
+    pub attempts: u32,
+}
