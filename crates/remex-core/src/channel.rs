@@ -8,6 +8,9 @@
 //! Every operation exists in two forms: `async` for tokio code, and
 //! `*_blocking` for plain threads (scripts on a worker, the blocking API).
 //! Both share one implementation built on `event-listener`.
+//!
+//! Over 500 lines: about 425 are the documentation and runnable examples of
+//! the public channel API; the code is under 500.
 
 use std::fmt;
 use std::sync::atomic::Ordering;

@@ -33,6 +33,10 @@
 //! change, such as a close from another thread, may have ended its wait,
 //! or the connection was lost), `nudge` the background task (it missed its
 //! turn while the role was held, or the connection was lost).
+//!
+//! Over 500 lines (about 645 of code): the read role, its hand-over through
+//! the grace timer and the background task are one protocol over one set of
+//! fds, kept together so that its invariants read in one place.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -47,8 +51,9 @@ use parking_lot::Mutex;
 use rustix::event::{epoll, eventfd, EventfdFlags, PollFd, PollFlags};
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
 
+use super::input::{drain, end_of_input, make_room};
 use super::spin::{busy_poll_bound, Quick};
-use super::{drain, end_of_input, make_room, EofReason, Shared, Step};
+use super::{EofReason, Shared, Step};
 use crate::transport::secure::Opener;
 use crate::wire::MessageDecoder;
 

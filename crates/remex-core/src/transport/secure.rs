@@ -29,6 +29,10 @@
 //! one can be guessed offline from a recorded handshake. No rekeying: the
 //! 64-bit record counter cannot wrap in a session's life; snow ends the
 //! session if it ever would.
+//!
+//! Over 500 lines: about 600 are documentation and 190 are tests; the code
+//! (the handshake, the record layer and its split for the engine) is under
+//! 500.
 
 use std::io;
 use std::pin::Pin;

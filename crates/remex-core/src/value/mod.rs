@@ -4,6 +4,9 @@
 //! any serde type through it ([`to_value`], [`from_value`]), so a script's
 //! `42` can be received as an `i64`, and a Rust struct sent to a script
 //! arrives there as a map.
+//!
+//! Over 500 lines: the value type, its serde conversions both ways and
+//! their tests; the code is under 500.
 
 mod de;
 mod ser;
