@@ -11,7 +11,7 @@
 //! Profiling aids, each measuring one row quickly: `--pingpong-only`
 //! (`--spawned` from a tokio task, `--blocking` from a plain thread; also
 //! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
-//! `--tasks-only` (`--raw-lane`), `--group64-only`, `--socket-only`,
+//! `--tasks-only` (`--raw-lane`), `--group-only N`, `--flood-only MIB`, `--socket-only`,
 //! `--scripts-only`, `--cli-only`.
 //!
 //! Rows (j) and (k) measure `socket=` (the Noise session) against a
@@ -57,6 +57,17 @@ fn worker() -> Worker {
                 n += 1;
             }
             Ok::<_, TaskError>(n)
+        })
+        .task("stderr_flood", |t: &Task| {
+            // Writes MiB megabytes to stderr without a newline.
+            let mib: usize = t.args()?;
+            let block = vec![b'x'; 1 << 20];
+            let mut err = std::io::stderr().lock();
+            for _ in 0..mib {
+                err.write_all(&block)
+                    .map_err(|e| TaskError::from(e.to_string()))?;
+            }
+            Ok::<_, TaskError>(())
         })
         .task("bulk", |t: &Task| {
             let (total, chunk): (usize, usize) = t.args()?;
@@ -826,6 +837,78 @@ struct GroupRows {
     /// (g) ms to create and to terminate 64 gateways, and KiB of controller
     /// memory per gateway.
     group64: (f64, f64, f64, f64),
+    /// (g') 512 gateways: create ms, terminate ms, KiB and fds each, exec
+    /// on all ms.
+    group512: (f64, f64, f64, f64, f64),
+}
+
+/// The process's peak resident memory so far (VmHWM), in KiB.
+fn peak_kib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Runs `--group-only N` in a fresh process: (create ms, terminate ms,
+/// KiB per gateway, fds per gateway, exec-on-all ms).
+fn group_child(n: usize) -> (f64, f64, f64, f64, f64) {
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--group-only", &n.to_string()])
+        .stderr(Stdio::null())
+        .output()
+        .expect("the group child runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match v.as_slice() {
+        [a, b, c, d, e] => (*a, *b, *c, *d, *e),
+        _ => panic!("the group child ({n}) printed {text:?}"),
+    }
+}
+
+/// Runs `--flood-only MIB` in a fresh process: (controller peak growth in
+/// KiB, seconds).
+fn flood_child(mib: usize) -> Result<(f64, f64), String> {
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--flood-only", &mib.to_string()])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match v.as_slice() {
+        [a, b] => Ok((*a, *b)),
+        _ => Err(format!("the flood child printed {text:?}")),
+    }
+}
+
+/// Trivial tasks per second through dask.distributed or Ray (`which`), or
+/// why not (not installed, failed).
+fn python_rate(which: &str, n: usize, rounds: usize) -> Result<f64, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dask_ray_bench.py");
+    let out = Command::new("python3")
+        .args([script, which, &n.to_string(), &rounds.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().last().unwrap_or("failed").trim().to_string());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .last()
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(|| "no rate printed".to_string())
 }
 
 fn rss_kib() -> f64 {
@@ -858,25 +941,15 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
         rates.push(c.tasks as f64 / t0.elapsed().as_secs_f64());
     }
     g.terminate(Duration::from_secs(1)).await;
-    // (g) in a fresh process, so that its memory figure is not blurred by
-    // what the earlier rows allocated and freed.
-    let out = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--group64-only")
-        .output()
-        .expect("group64 child runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let nums: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    let (create, term, per_gw, fds) = match nums.as_slice() {
-        [a, b, c, d] => (*a, *b, *c, *d),
-        _ => panic!("group64 child printed {text:?}"),
-    };
+    // (g) and (g') in fresh processes, so that their memory figures are
+    // not blurred by what the earlier rows allocated and freed.
+    let (create, term, per_gw, fds, _) = group_child(64);
+    let g512 = group_child(512);
     Ok(GroupRows {
         group8_ms: median(times),
         tasks_per_s: median(rates),
         group64: (create, term, per_gw, fds),
+        group512: g512,
     })
 }
 
@@ -1006,22 +1079,48 @@ async fn main() {
         tcp_peer(&args[2], &args[3..]);
     }
     let quick = args.iter().any(|a| a == "--quick");
-    if args.iter().any(|a| a == "--group64-only") {
+    if let Some(i) = args.iter().position(|a| a == "--group-only") {
+        // Rows (g) and (g'): N gateways created, an exec on each, ended,
+        // in a fresh process (so that its memory figure is its own).
+        let n: usize = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(64);
         let open_fds = || std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
         let (before, fds_before) = (rss_kib(), open_fds());
         let t0 = Instant::now();
-        let g = remex::Group::new(["64*popen//worker=self"])
+        let g = remex::Group::new([format!("{n}*popen//worker=self")])
             .await
-            .expect("64 gateways");
+            .expect("the gateways start");
         let create = t0.elapsed().as_secs_f64() * 1e3;
-        let per_gw = (rss_kib() - before) / 64.0;
-        let fds = (open_fds() - fds_before) as f64 / 64.0;
+        let per_gw = (rss_kib() - before) / n as f64;
+        let fds = (open_fds() - fds_before) as f64 / n as f64;
         let t1 = Instant::now();
+        let mch = g.remote_exec("channel.send(1)").expect("exec on all");
+        let got: Vec<i64> = mch.receive_each().await.expect("every reply");
+        assert_eq!(got.len(), n);
+        let exec = t1.elapsed().as_secs_f64() * 1e3;
+        let t2 = Instant::now();
         g.terminate(Duration::from_secs(1)).await;
         println!(
-            "{create:.1} {:.1} {per_gw:.1} {fds:.1}",
-            t1.elapsed().as_secs_f64() * 1e3
+            "{create:.1} {:.1} {per_gw:.1} {fds:.1} {exec:.1}",
+            t2.elapsed().as_secs_f64() * 1e3
         );
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--flood-only") {
+        // Row (q): the controller's peak memory while a worker writes MiB
+        // megabytes to stderr without a newline.
+        let mib: usize = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(256);
+        let gw = makegateway("popen//worker=self").await.expect("gateway");
+        let base = peak_kib();
+        let t0 = Instant::now();
+        gw.remote_call("stderr_flood", &mib)
+            .expect("call")
+            .waitclose(None)
+            .await
+            .expect("the flood ends");
+        // The exit drains the worker's stderr: every byte was read by then.
+        gw.exit().await.expect("exit");
+        let took = t0.elapsed().as_secs_f64();
+        println!("{:.0} {took:.2}", peak_kib() - base);
         return;
     }
     if args.iter().any(|a| a == "--socket-only") {
@@ -1260,6 +1359,13 @@ async fn main() {
     let ssh = ssh_rows(&c).await;
     eprintln!("measuring groups ...");
     let gr = group_rows(&c).await.expect("group benchmark");
+    eprintln!("measuring dask.distributed and Ray (when installed) ...");
+    let (py_n, py_rounds) = if quick { (1_000, 2) } else { (5_000, 3) };
+    let dask = python_rate("dask", py_n, py_rounds);
+    let ray = python_rate("ray", py_n, py_rounds);
+    eprintln!("measuring a stderr flood ...");
+    let flood_mib = if quick { 64 } else { 256 };
+    let flood = flood_child(flood_mib);
     eprintln!("measuring scripts ...");
     let sc = script_rows(&c).await.expect("script benchmark");
     eprintln!("measuring the remex command and GNU parallel ...");
@@ -1332,10 +1438,33 @@ async fn main() {
         "| (f) trivial tasks through submit/gather, 2 workers | {:.0} tasks/s | | | | | >= 100,000 tasks/s |",
         gr.tasks_per_s
     );
+    let beside = |name: &str, r: &Result<f64, String>| match r {
+        Ok(rate) => format!(
+            "{name} {rate:.0} tasks/s: remex {:.0}x",
+            gr.tasks_per_s / rate
+        ),
+        Err(why) => format!("{name}: n/a ({why})"),
+    };
+    println!(
+        "| (f') the same tasks through dask.distributed (LocalCluster, 2 single-threaded workers) and Ray (num_cpus=2), {py_n} per round | {} | | | | | remex >= 100x each |",
+        [beside("dask", &dask), beside("Ray", &ray)].join("; ")
+    );
     println!(
         "| (g) 64 popen gateways: create / terminate / controller memory, fds each | {:.0} ms / {:.0} ms / {:.0} KiB, {:.1} fds | | | | | |",
         gr.group64.0, gr.group64.1, gr.group64.2, gr.group64.3
     );
+    let g = gr.group512;
+    println!(
+        "| (g') 512 popen gateways: ready / exec on all / terminate / controller memory, fds each | {:.0} ms / {:.0} ms / {:.0} ms / {:.0} KiB, {:.1} fds | | | | | ready < 1.5 s |",
+        g.0, g.4, g.1, g.2, g.3
+    );
+    match &flood {
+        Ok((kib, secs)) => println!(
+            "| (q) a worker writes {flood_mib} MiB to stderr without a newline: controller peak growth | {:.1} MiB in {secs:.1} s | | | | | bounded (lines cut at 16 KiB) |",
+            kib / 1024.0
+        ),
+        Err(why) => println!("| (q) stderr flood | n/a ({why}) | | | | | |"),
+    }
     print_socket_rows(&sock);
     print_script_rows(&sc, c.msgs * 2);
     print_cli_rows(&cli, cli_jobs, cli_files);

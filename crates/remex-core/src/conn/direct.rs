@@ -40,7 +40,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -653,16 +653,33 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// The epoll set, for tokio to watch: its fd, and the connection that owns
+/// it (held, so that the fd cannot close while it is watched). No extra fd
+/// per connection, as a duplicate would cost.
+struct EpollSet {
+    fd: RawFd,
+    _owner: Arc<Shared>,
+}
+
+impl AsRawFd for EpollSet {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
 /// Decodes what the handshake left in the buffer and starts the background
 /// reader, a task on the current runtime.
 pub(crate) fn start(shared: Arc<Shared>, eof_reason: Option<EofReason>) -> io::Result<()> {
     let Some(d) = &shared.direct else {
         return Ok(());
     };
-    let watched = d.epoll.try_clone()?;
-    // SAFETY: the AsyncFd owns `watched`, a duplicate of the epoll fd, so
-    // the fd stays open and names the same epoll set as long as the
-    // registration.
+    let watched = EpollSet {
+        fd: d.epoll.as_raw_fd(),
+        _owner: shared.clone(),
+    };
+    // SAFETY: `watched` holds the connection whose direct reader owns the
+    // epoll fd, so the fd stays open and names the same epoll set for as
+    // long as the AsyncFd (which owns `watched`) is registered.
     let afd = unsafe {
         tokio::io::unix::AsyncFd::register_with_interest(watched, tokio::io::Interest::READABLE)
     }
@@ -695,7 +712,7 @@ enum End {
 /// Reads while no waiting thread does, and reports the end of the input.
 async fn background(
     shared: Arc<Shared>,
-    afd: tokio::io::unix::AsyncFd<OwnedFd>,
+    afd: tokio::io::unix::AsyncFd<EpollSet>,
     eof_reason: Option<EofReason>,
 ) {
     let Some(d) = &shared.direct else { return };
