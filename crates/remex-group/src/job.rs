@@ -102,7 +102,7 @@ pub(crate) fn gone(reason: &str) -> Error {
     }
 }
 
-/// A finished task with where it ran ([`TaskFuture::with_details`]).
+/// A finished task with where it ran ([`TaskFuture::with_details`](crate::TaskFuture::with_details)).
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {

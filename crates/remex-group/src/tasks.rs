@@ -39,7 +39,7 @@ impl Group {
     }
 
     /// Submits `task(args)` to the group's pool; the future resolves to the
-    /// task's return value as an `R` (any serde type, or [`Value`] to take
+    /// task's return value as an `R` (any serde type, or [`Value`](remex_core::Value) to take
     /// it as it comes). The task is queued at once and runs whether or not
     /// the future is polled. Must be called inside a tokio runtime.
     ///
@@ -69,7 +69,7 @@ impl Group {
         Ok(TaskFuture::new(task, rx, handle, self.scheduler()))
     }
 
-    /// Tasks in flight per worker (default [`DEFAULT_PER_WORKER`]); lanes
+    /// Tasks in flight per worker (default [`DEFAULT_PER_WORKER`](crate::DEFAULT_PER_WORKER)); lanes
     /// opened from now on get as many executor threads.
     ///
     /// ```
@@ -91,7 +91,7 @@ impl Group {
     }
 
     /// Attempts per task before a lost worker fails it (default
-    /// [`DEFAULT_MAX_ATTEMPTS`]).
+    /// [`DEFAULT_MAX_ATTEMPTS`](crate::DEFAULT_MAX_ATTEMPTS)).
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
