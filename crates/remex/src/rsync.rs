@@ -36,6 +36,10 @@
 //! # std::fs::remove_dir_all(src)?; std::fs::remove_dir_all(dst)?;
 //! # Ok(()) }
 //! ```
+//!
+//! Over 500 lines: about 120 are documentation; the sending side (scan,
+//! compare, send with read-ahead, progress) is one protocol with the
+//! receiver in `remex::worker::rsync`.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;

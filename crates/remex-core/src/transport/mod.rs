@@ -4,6 +4,11 @@
 //! carry the protocol (popen runs the worker itself; ssh and cmd run a
 //! command that reaches one). This module starts such a process, forwards
 //! its stderr, watches its exit, and performs the handshake.
+//!
+//! Over 500 lines: the process start shared by popen, cmd and ssh (spawn,
+//! stderr forwarding, exit watching, the handshake and its failure report)
+//! and the gentle ends of wrappers, kept together because they share one
+//! child's lifetime.
 
 pub mod cmd;
 pub mod fds;
