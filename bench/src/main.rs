@@ -11,7 +11,7 @@
 //! Profiling aids, each measuring one row quickly: `--pingpong-only`
 //! (`--spawned` from a tokio task, `--blocking` from a plain thread; also
 //! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
-//! `--tasks-only` (`--raw-lane`), `--group-only N`, `--flood-only MIB`, `--socket-only`,
+//! `--tasks-only` (`--raw-lane`), `--group-only N`, `--flood-only MIB`, `--ssh-only`, `--socket-only`,
 //! `--scripts-only`, `--cli-only`.
 //!
 //! Rows (j) and (k) measure `socket=` (the Noise session) against a
@@ -956,7 +956,37 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
 /// ssh rows: gateway create with a cached worker + first reply, and the
 /// round trip, against a real sshd on 127.0.0.2 (started here, as root);
 /// execnet's ssh gateway against the same sshd when it can reach it.
-async fn ssh_rows(c: &Counts) -> Result<(f64, f64, Option<(f64, f64)>), String> {
+/// What the ssh rows measured.
+struct SshRows {
+    /// (h) ms: one gateway created (cached worker) and its first reply.
+    create: f64,
+    /// (i) us: a round trip.
+    rtt: f64,
+    /// execnet's (h) and (i), when it ran.
+    execnet: Option<(f64, f64)>,
+    /// (h') ms: a Group of 1 and of 16 gateways to the one host ready and
+    /// answering an exec on each (medians).
+    group: (f64, f64),
+}
+
+/// ms for a Group of `n` ssh gateways (`spec`) to start and answer an exec
+/// on each, ended after.
+async fn ssh_group_ms(spec: &str, n: usize) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let g = remex::Group::new([format!("{n}*{spec}")])
+        .await
+        .map_err(|e| e.to_string())?;
+    let mch = g
+        .remote_exec("channel.send(1)")
+        .map_err(|e| e.to_string())?;
+    let got: Vec<i64> = mch.receive_each().await.map_err(|e| e.to_string())?;
+    assert_eq!(got.len(), n);
+    let took = t0.elapsed().as_secs_f64() * 1e3;
+    g.terminate(Duration::from_secs(2)).await;
+    Ok(took)
+}
+
+async fn ssh_rows(c: &Counts) -> Result<SshRows, String> {
     if !std::path::Path::new("/usr/sbin/sshd").exists() {
         return Err("no sshd (apt-get install -y openssh-server)".into());
     }
@@ -998,6 +1028,12 @@ async fn ssh_rows(c: &Counts) -> Result<(f64, f64, Option<(f64, f64)>), String> 
     }
     let rtt = t0.elapsed().as_secs_f64() / n as f64 * 1e6;
     gw.exit().await.map_err(|e| e.to_string())?;
+    // (h') one host, 1 and 16 workers, alternately.
+    let (mut one, mut sixteen) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        one.push(ssh_group_ms(&spec, 1).await?);
+        sixteen.push(ssh_group_ms(&spec, 16).await?);
+    }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/execnet_ssh_bench.py");
     let execnet = Command::new("python3")
         .arg(script)
@@ -1014,7 +1050,12 @@ async fn ssh_rows(c: &Counts) -> Result<(f64, f64, Option<(f64, f64)>), String> 
                 .collect();
             (v.len() == 2).then(|| (v[0], v[1]))
         });
-    Ok((median(creates), rtt, execnet))
+    Ok(SshRows {
+        create: median(creates),
+        rtt,
+        execnet,
+        group: (median(one), median(sixteen)),
+    })
 }
 
 /// Controller-to-worker one-way rate, as an extra row.
@@ -1121,6 +1162,30 @@ async fn main() {
         gw.exit().await.expect("exit");
         let took = t0.elapsed().as_secs_f64();
         println!("{:.0} {took:.2}", peak_kib() - base);
+        return;
+    }
+    if args.iter().any(|a| a == "--ssh-only") {
+        // Profiling aid: only rows (h), (i) and (h').
+        let c = Counts {
+            tasks: 1,
+            reps: 3,
+            rounds: 1,
+            pings: 2_000,
+            msgs: 1,
+            bulk_mb: 1,
+            chunk: 1,
+        };
+        match ssh_rows(&c).await {
+            Ok(r) => println!(
+                "create {:.1} ms, rtt {:.1} us, 16 workers {:.0} ms, 1 worker {:.0} ms ({:.1}x)",
+                r.create,
+                r.rtt,
+                r.group.1,
+                r.group.0,
+                r.group.1 / r.group.0
+            ),
+            Err(e) => println!("ssh rows: {e}"),
+        }
         return;
     }
     if args.iter().any(|a| a == "--socket-only") {
@@ -1469,7 +1534,12 @@ async fn main() {
     print_script_rows(&sc, c.msgs * 2);
     print_cli_rows(&cli, cli_jobs, cli_files);
     match &ssh {
-        Ok((create, rtt, ex)) => {
+        Ok(SshRows {
+            create,
+            rtt,
+            execnet: ex,
+            group: (one, sixteen),
+        }) => {
             let ex_create = ex
                 .map(|e| format!("{:.0} ms", e.0))
                 .unwrap_or_else(|| "n/a".into());
@@ -1488,6 +1558,10 @@ async fn main() {
             println!(
                 "| (i) ping-pong round trip over ssh, loopback | {rtt:.1} us | | {ex_rtt} | | {} | |",
                 vs(*rtt, ex.map(|e| e.1))
+            );
+            println!(
+                "| (h') 16 ssh workers on one host: Group ready + exec on each, against 1 | {sixteen:.0} ms / {one:.0} ms | | | {:.1}x one | | < 2x one |",
+                sixteen / one
             );
         }
         Err(msg) => println!("| (h), (i) ssh rows | not measured: {msg} | | | | | |"),
