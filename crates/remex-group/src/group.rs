@@ -120,7 +120,16 @@ impl Group {
         }
         let live = self.ids();
         let live: Vec<&str> = live.iter().map(String::as_str).collect();
-        self.inner.placement.lock().allowed(keys, &live)
+        self.placement_among(keys, &live)
+    }
+
+    /// [`Group::placement`] among the `live` gateway ids.
+    pub(crate) fn placement_among(
+        &self,
+        keys: &[String],
+        live: &[&str],
+    ) -> Result<Option<Vec<String>>> {
+        self.inner.placement.lock().allowed(keys, live)
     }
 
     /// Starts a gateway for every spec (`N*spec` counts N), all at once.

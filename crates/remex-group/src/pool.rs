@@ -138,14 +138,11 @@ impl Pool {
                 allowed: allowed.as_deref(),
                 avoid: &job.avoid,
             };
-            let loads: Vec<LaneLoad<'_>> = lanes
-                .iter()
-                .map(|(l, load)| LaneLoad {
-                    gateway: l.gateway.id(),
-                    load: *load,
-                })
-                .collect();
-            let Some(i) = pick_lane(&loads, capacity, task) else {
+            let loads = lanes.iter().map(|(l, load)| LaneLoad {
+                gateway: l.gateway.id(),
+                load: *load,
+            });
+            let Some(i) = pick_lane(loads, capacity, task) else {
                 let unconstrained = task.unconstrained();
                 waiting.push_back(job);
                 if unconstrained {

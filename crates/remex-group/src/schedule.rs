@@ -43,16 +43,16 @@ impl Constraints<'_> {
 
 /// The index of the lane to send the task to, or `None` if every lane that
 /// may run it is full (`capacity`: tasks in flight a lane may hold).
-pub(crate) fn pick_lane(
-    lanes: &[LaneLoad<'_>],
+/// `lanes` is walked twice and never collected: this runs for every task.
+pub(crate) fn pick_lane<'a>(
+    lanes: impl Iterator<Item = LaneLoad<'a>> + Clone,
     capacity: usize,
     task: Constraints<'_>,
 ) -> Option<usize> {
     let elsewhere = lanes
-        .iter()
+        .clone()
         .any(|l| task.allows(l.gateway) && !task.avoids(l.gateway));
     lanes
-        .iter()
         .enumerate()
         .filter(|(_, l)| l.load < capacity && task.allows(l.gateway))
         .filter(|(_, l)| !elsewhere || !task.avoids(l.gateway))
@@ -74,10 +74,20 @@ mod tests {
     #[test]
     fn the_least_loaded_lane_with_room_the_first_of_equals() {
         let l = lanes(&[("a", 3), ("b", 1), ("c", 1)]);
-        assert_eq!(pick_lane(&l, 8, Constraints::default()), Some(1));
+        assert_eq!(
+            pick_lane(l.iter().copied(), 8, Constraints::default()),
+            Some(1)
+        );
         let l = lanes(&[("a", 8), ("b", 8)]);
-        assert_eq!(pick_lane(&l, 8, Constraints::default()), None, "all full");
-        assert_eq!(pick_lane(&[], 8, Constraints::default()), None);
+        assert_eq!(
+            pick_lane(l.iter().copied(), 8, Constraints::default()),
+            None,
+            "all full"
+        );
+        assert_eq!(
+            pick_lane(std::iter::empty(), 8, Constraints::default()),
+            None
+        );
     }
 
     #[test]
@@ -88,10 +98,10 @@ mod tests {
             allowed: Some(&holders),
             avoid: &[],
         };
-        assert_eq!(pick_lane(&l, 8, task), Some(1));
+        assert_eq!(pick_lane(l.iter().copied(), 8, task), Some(1));
         let l = lanes(&[("a", 0), ("b", 8)]);
         assert_eq!(
-            pick_lane(&l, 8, task),
+            pick_lane(l.iter().copied(), 8, task),
             None,
             "its only holder is full: it waits"
         );
@@ -105,15 +115,23 @@ mod tests {
             allowed: None,
             avoid: &failed,
         };
-        assert_eq!(pick_lane(&l, 8, task), Some(1), "b, though busier");
+        assert_eq!(
+            pick_lane(l.iter().copied(), 8, task),
+            Some(1),
+            "b, though busier"
+        );
         let l = lanes(&[("a", 0), ("b", 8)]);
         assert_eq!(
-            pick_lane(&l, 8, task),
+            pick_lane(l.iter().copied(), 8, task),
             None,
             "b is full: wait for it, not a"
         );
         let l = lanes(&[("a", 0)]);
-        assert_eq!(pick_lane(&l, 8, task), Some(0), "a is the only one left");
+        assert_eq!(
+            pick_lane(l.iter().copied(), 8, task),
+            Some(0),
+            "a is the only one left"
+        );
     }
 
     #[test]

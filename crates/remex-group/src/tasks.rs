@@ -34,8 +34,17 @@ impl Group {
     pub(crate) fn dispatch(&self) {
         let live = self.gateways();
         let owner = self.scheduler();
-        self.pool()
-            .dispatch(&live, &|refs| self.placement(refs), &owner);
+        // The live ids, listed once per dispatch and only if a task refers
+        // to scattered data.
+        let ids = std::cell::OnceCell::new();
+        let placement = |refs: &[String]| {
+            if refs.is_empty() {
+                return Ok(None);
+            }
+            let ids: &Vec<&str> = ids.get_or_init(|| live.iter().map(|g| g.id()).collect());
+            self.placement_among(refs, ids)
+        };
+        self.pool().dispatch(&live, &placement, &owner);
     }
 
     /// Submits `task(args)` to the group's pool; the future resolves to the
