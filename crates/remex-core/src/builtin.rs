@@ -113,19 +113,10 @@ impl LaneRequest {
 
     /// Reads a request, or names what is wrong with it.
     pub fn from_value(v: Value) -> Result<Self, LaneMessageError> {
-        let bad = |got: &Value| LaneMessageError {
-            what: "request",
-            expected: Self::SHAPE,
-            got: got.describe(),
-        };
-        match v {
-            Value::List(l) => match <[Value; 3]>::try_from(l) {
-                Ok([Value::Int(id), Value::Str(task), args]) => Ok(LaneRequest { id, task, args }),
-                Ok(parts) => Err(bad(&Value::List(parts.into()))),
-                Err(l) => Err(bad(&Value::List(l))),
-            },
-            other => Err(bad(&other)),
-        }
+        three(v, "request", Self::SHAPE, |parts| match parts {
+            [Value::Int(id), Value::Str(task), args] => Ok(LaneRequest { id, task, args }),
+            parts => Err(parts),
+        })
     }
 }
 
@@ -152,30 +143,46 @@ impl LaneReply {
 
     /// Reads a reply, or names what is wrong with it.
     pub fn from_value(v: Value) -> Result<Self, LaneMessageError> {
-        let bad = |got: &Value| LaneMessageError {
-            what: "reply",
-            expected: Self::SHAPE,
-            got: got.describe(),
-        };
-        match v {
-            Value::List(l) => match <[Value; 3]>::try_from(l) {
-                Ok([Value::Int(id), Value::Bool(true), value]) => Ok(LaneReply {
-                    id,
-                    outcome: Ok(value),
+        three(v, "reply", Self::SHAPE, |parts| match parts {
+            [Value::Int(id), Value::Bool(true), value] => Ok(LaneReply {
+                id,
+                outcome: Ok(value),
+            }),
+            [Value::Int(id), Value::Bool(false), error] => Ok(LaneReply {
+                id,
+                outcome: Err(match error {
+                    Value::Str(s) => s,
+                    other => other.describe(),
                 }),
-                Ok([Value::Int(id), Value::Bool(false), error]) => Ok(LaneReply {
-                    id,
-                    outcome: Err(match error {
-                        Value::Str(s) => s,
-                        other => other.describe(),
-                    }),
-                }),
-                Ok(parts) => Err(bad(&Value::List(parts.into()))),
-                Err(l) => Err(bad(&Value::List(l))),
-            },
-            other => Err(bad(&other)),
-        }
+            }),
+            parts => Err(parts),
+        })
     }
+}
+
+/// Reads a lane message of three parts with `read`, which gives the parts
+/// back when they are not what it expects; the error names what came.
+fn three<T>(
+    v: Value,
+    what: &'static str,
+    expected: &'static str,
+    read: impl FnOnce([Value; 3]) -> Result<T, [Value; 3]>,
+) -> Result<T, LaneMessageError> {
+    let got = match v {
+        Value::List(l) => match <[Value; 3]>::try_from(l) {
+            Ok(parts) => match read(parts) {
+                Ok(t) => return Ok(t),
+                Err(parts) => Value::List(parts.into()),
+            },
+            Err(l) => Value::List(l),
+        },
+        other => other,
+    };
+    Err(LaneMessageError {
+        what,
+        expected,
+        got: got.describe(),
+    })
 }
 
 #[cfg(test)]

@@ -640,9 +640,7 @@ impl Channel {
         with_timeout(
             "the channel to close",
             timeout,
-            wait_async(&self.handle.shared, None, || {
-                self.state().try_waitclose(self.shared())
-            }),
+            wait_async(&self.handle.shared, None, || self.state().try_waitclose()),
         )
         .await
     }
@@ -665,7 +663,7 @@ impl Channel {
             None,
             "the channel to close",
             timeout,
-            || self.state().try_waitclose(self.shared()),
+            || self.state().try_waitclose(),
         )?
     }
 

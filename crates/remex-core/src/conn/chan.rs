@@ -187,7 +187,7 @@ impl ChanState {
     }
 
     /// `Ok(())` once the remote side has closed; its error if it failed.
-    pub(crate) fn try_waitclose(&self, _shared: &Shared) -> Step<Result<()>> {
+    pub(crate) fn try_waitclose(&self) -> Step<Result<()>> {
         let m = self.machine.lock();
         match m.wait_close() {
             WaitClose::Closed => Step::Ready(Ok(())),

@@ -144,11 +144,11 @@ pub(crate) struct ChanMachine<V, C> {
     sent_close: bool,
     sent_last: bool,
     callback: Option<C>,
-    /// A callback was set and has been released after the channel's end
-    /// (no item can follow; holding it could keep a cycle alive).
+    /// A callback was set and has been released after the channel's end,
+    /// its endmarker delivered (no item can follow; holding it could keep
+    /// a cycle alive).
     callback_done: bool,
     endmarker: Option<V>,
-    endmarker_sent: bool,
     /// Send credit; may go below zero by the part of one item beyond it.
     credit: i64,
     /// Consumed bytes not yet credited back.
@@ -172,7 +172,6 @@ impl<V, C: Clone> ChanMachine<V, C> {
             callback: None,
             callback_done: false,
             endmarker: None,
-            endmarker_sent: false,
             credit: window.into(),
             consumed: 0,
             outstanding: 0,
@@ -260,14 +259,12 @@ impl<V, C: Clone> ChanMachine<V, C> {
             endmarker: None,
             released: None,
         };
-        if self.callback.is_some() && !self.endmarker_sent {
-            self.endmarker_sent = true;
+        if let Some(cb) = self.callback.take() {
+            // A callback is kept only until the end: the end reaches it once.
             self.callback_done = true;
-            let cb = self.callback.take();
-            match (cb, self.endmarker.take()) {
-                (Some(cb), Some(m)) => end.endmarker = Some((cb, m)),
-                (cb, None) => end.released = cb,
-                (None, Some(_)) => {}
+            match self.endmarker.take() {
+                Some(m) => end.endmarker = Some((cb, m)),
+                None => end.released = Some(cb),
             }
         }
         end.finished = self.finished();
@@ -352,7 +349,6 @@ impl<V, C: Clone> ChanMachine<V, C> {
         let endmarker = if self.terminal.is_some() {
             // Already ended: deliver what is queued and the end, then keep
             // nothing.
-            self.endmarker_sent = true;
             self.callback_done = true;
             endmarker
         } else {
