@@ -35,6 +35,22 @@ struct Counts {
     chunk: usize,
 }
 
+impl Counts {
+    /// One of everything: the base of the profiling aids, which each set
+    /// the counts of their own rows.
+    fn one_row() -> Counts {
+        Counts {
+            tasks: 1,
+            reps: 1,
+            rounds: 1,
+            pings: 1,
+            msgs: 1,
+            bulk_mb: 1,
+            chunk: 1,
+        }
+    }
+}
+
 fn worker() -> Worker {
     Worker::new()
         .task("echo_loop", |t: &Task| {
@@ -854,41 +870,35 @@ fn peak_kib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Runs this program with `args` in a fresh process (so that its memory
+/// figures are its own) and reads the numbers it prints.
+fn own_child(args: &[&str]) -> Result<Vec<f64>, String> {
+    let out = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect())
+}
+
 /// Runs `--group-only N` in a fresh process: (create ms, terminate ms,
 /// KiB per gateway, fds per gateway, exec-on-all ms).
 fn group_child(n: usize) -> (f64, f64, f64, f64, f64) {
-    let out = Command::new(std::env::current_exe().expect("own path"))
-        .args(["--group-only", &n.to_string()])
-        .stderr(Stdio::null())
-        .output()
-        .expect("the group child runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    match v.as_slice() {
-        [a, b, c, d, e] => (*a, *b, *c, *d, *e),
-        _ => panic!("the group child ({n}) printed {text:?}"),
+    match own_child(&["--group-only", &n.to_string()]).as_deref() {
+        Ok([a, b, c, d, e]) => (*a, *b, *c, *d, *e),
+        other => panic!("the group child ({n}) printed {other:?}"),
     }
 }
 
 /// Runs `--flood-only MIB` in a fresh process: (controller peak growth in
 /// KiB, seconds).
 fn flood_child(mib: usize) -> Result<(f64, f64), String> {
-    let out = Command::new(std::env::current_exe().expect("own path"))
-        .args(["--flood-only", &mib.to_string()])
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    match v.as_slice() {
+    match own_child(&["--flood-only", &mib.to_string()])?.as_slice() {
         [a, b] => Ok((*a, *b)),
-        _ => Err(format!("the flood child printed {text:?}")),
+        other => Err(format!("the flood child printed {other:?}")),
     }
 }
 
@@ -1167,13 +1177,9 @@ async fn main() {
     if args.iter().any(|a| a == "--ssh-only") {
         // Profiling aid: only rows (h), (i) and (h').
         let c = Counts {
-            tasks: 1,
             reps: 3,
-            rounds: 1,
             pings: 2_000,
-            msgs: 1,
-            bulk_mb: 1,
-            chunk: 1,
+            ..Counts::one_row()
         };
         match ssh_rows(&c).await {
             Ok(r) => println!(
@@ -1191,13 +1197,11 @@ async fn main() {
     if args.iter().any(|a| a == "--socket-only") {
         // Profiling aid: only rows (j) and (k).
         let c = Counts {
-            tasks: 1,
-            reps: 1,
             rounds: 5,
             pings: 2_000,
-            msgs: 1,
             bulk_mb: 256,
             chunk: 256 << 10,
+            ..Counts::one_row()
         };
         let s = socket_rows(&c).await.expect("socket benchmark");
         print_socket_rows(&s);
@@ -1338,12 +1342,9 @@ async fn main() {
         // full run.
         let c = Counts {
             tasks: 100_000,
-            reps: 1,
             rounds: 9,
-            pings: 1,
             msgs: 1_000_000,
-            bulk_mb: 1,
-            chunk: 1,
+            ..Counts::one_row()
         };
         let s = script_rows(&c).await.expect("script benchmark");
         print_script_rows(&s, c.msgs * 2);
@@ -1353,12 +1354,7 @@ async fn main() {
         // Profiling aid: only row (f).
         let c = Counts {
             tasks: 20_000,
-            reps: 1,
-            rounds: 1,
-            pings: 1,
-            msgs: 1,
-            bulk_mb: 1,
-            chunk: 1,
+            ..Counts::one_row()
         };
         if args.iter().any(|a| a == "--raw-lane") {
             let gw = makegateway("popen//worker=self").await.expect("gateway");
