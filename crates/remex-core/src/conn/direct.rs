@@ -487,21 +487,13 @@ impl DirectReader {
 }
 
 /// How long a wait for input may take: `Some(None)` without a deadline,
-/// `None` once it has passed.
+/// `None` once it has passed. (ppoll takes nanoseconds: no rounding.)
 fn poll_timeout(deadline: Option<Instant>) -> Option<Option<std::time::Duration>> {
     match deadline {
         None => Some(None),
         Some(d) => {
             let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            // Rounded up to a millisecond, so that the poll never returns
-            // just before the deadline.
-            let ms = left.as_nanos().div_ceil(1_000_000);
-            Some(Some(std::time::Duration::from_millis(
-                ms.min(u64::MAX as u128) as u64,
-            )))
+            (!left.is_zero()).then_some(Some(left))
         }
     }
 }
