@@ -42,6 +42,7 @@ fn fake_worker(name: &str, after: &[u8], then: &str) -> String {
             executable: "fake".into(),
             platform: "linux-x86_64".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            cluster: None,
         }),
         setup: None,
     };

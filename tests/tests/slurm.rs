@@ -211,3 +211,285 @@ fn a_killed_controller_leaves_no_job() {
         assert!(wait_gone(pid, T), "worker {pid} left");
     }
 }
+
+// ---- slurm// specs: remex asks Slurm for the allocation and the step ----
+
+/// A `slurm` spec for this test run: its own job name, workers dialing
+/// back to loopback.
+fn slurm(job: &str, extra: &str) -> String {
+    format!("slurm//job_name={job}//listen=127.0.0.1//worker={WORKER}{extra}")
+}
+
+/// The pids of the workers of `group`.
+fn pids(group: &Group) -> Vec<u32> {
+    group.gateways().iter().map(|g| g.rinfo().pid).collect()
+}
+
+fn all_gone(job: String, pids: Vec<u32>) -> (bool, Vec<u32>) {
+    let job_gone = no_job_within(&job, Duration::from_secs(5));
+    let left = pids.into_iter().filter(|p| !wait_gone(*p, T)).collect();
+    (job_gone, left)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_workers_dial_back_from_one_step_and_run_tasks() {
+    if skipped() {
+        return;
+    }
+    let job = name("dial8");
+    let group = Group::new([slurm(&job, "//ntasks=8")]).await.unwrap();
+    assert_eq!(group.len(), 8);
+    assert_eq!(jobs(&job).len(), 1, "one allocation for the eight");
+    // Each gateway is the task of its rank, all in one step of the job.
+    let places: Vec<_> = group
+        .gateways()
+        .iter()
+        .map(|g| g.rinfo().cluster.clone().expect("a Slurm task"))
+        .collect();
+    assert_eq!(
+        places.iter().map(|c| c.task).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    assert!(places.iter().all(|c| c.job_id == jobs(&job)[0]
+        && c.step_id == places[0].step_id
+        && c.engine == "slurm"
+        && !c.node.is_empty()));
+    let futures: Vec<_> = (0..400i64)
+        .map(|i| group.submit::<i64>("square", &i))
+        .collect::<remex::Result<_>>()
+        .unwrap();
+    let got = remex::gather(futures, remex::Errors::Raise).await.unwrap();
+    assert_eq!(got.value, (0..400i64).map(|i| i * i).collect::<Vec<_>>());
+    let workers = pids(&group);
+    group.terminate(Duration::from_secs(5)).await;
+    let gone = tokio::task::spawn_blocking(move || all_gone(job, workers))
+        .await
+        .unwrap();
+    assert_eq!(gone, (true, vec![]), "job gone, no worker left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_end_of_a_slurm_group_leaves_no_job_nor_worker() {
+    if skipped() {
+        return;
+    }
+    for end in ["kill", "kill_nowait", "drop", "terminate", "stopped"] {
+        let job = name(&format!("end-{end}"));
+        let group = Group::new([slurm(&job, "//ntasks=3")]).await.unwrap();
+        let r: i64 = group.gateways()[2]
+            .remote_call("square", &7)
+            .unwrap()
+            .receive()
+            .await
+            .unwrap();
+        assert_eq!(r, 49);
+        let workers = pids(&group);
+        match end {
+            "kill" => {
+                for g in group.gateways() {
+                    g.kill().await.unwrap();
+                }
+            }
+            "kill_nowait" => group.gateways().iter().for_each(|g| g.kill_nowait()),
+            "drop" => drop(group),
+            "terminate" => group.terminate(Duration::from_secs(5)).await,
+            _ => {
+                // A stopped worker answers nothing: terminate gives up on
+                // it, and the allocation's end takes it.
+                // SAFETY: signalling a worker this test started.
+                assert_eq!(unsafe { libc::kill(workers[1] as i32, libc::SIGSTOP) }, 0);
+                group.terminate(Duration::from_secs(1)).await;
+            }
+        }
+        let gone = tokio::task::spawn_blocking(move || all_gone(job, workers))
+            .await
+            .unwrap();
+        assert_eq!(gone, (true, vec![]), "{end}: job gone, no worker left");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_over_srun_stdio_run_tasks_and_end_with_their_job() {
+    if skipped() {
+        return;
+    }
+    let job = name("stdio");
+    let group = Group::new([format!(
+        "slurm//job_name={job}//ntasks=2//stdio//worker={WORKER}"
+    )])
+    .await
+    .unwrap();
+    assert_eq!(jobs(&job).len(), 1);
+    let tasks: Vec<_> = group
+        .gateways()
+        .iter()
+        .map(|g| g.rinfo().cluster.clone().expect("a Slurm task").task)
+        .collect();
+    // One srun each: task 0 of two steps.
+    assert_eq!(tasks, vec![0, 0]);
+    let futures: Vec<_> = (0..50i64)
+        .map(|i| group.submit::<i64>("square", &i))
+        .collect::<remex::Result<_>>()
+        .unwrap();
+    let got = remex::gather(futures, remex::Errors::Raise).await.unwrap();
+    assert_eq!(
+        got.value.iter().sum::<i64>(),
+        (0..50i64).map(|i| i * i).sum::<i64>()
+    );
+    let workers = pids(&group);
+    group.terminate(Duration::from_secs(5)).await;
+    let gone = tokio::task::spawn_blocking(move || all_gone(job, workers))
+        .await
+        .unwrap();
+    assert_eq!(gone, (true, vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_mid_gather_loses_no_result() {
+    if skipped() {
+        return;
+    }
+    let (a, b) = (name("cancelled"), name("survivor"));
+    let group = Group::new([slurm(&a, "//ntasks=2"), slurm(&b, "//ntasks=2")])
+        .await
+        .unwrap();
+    let futures: Vec<_> = (0..300i64)
+        .map(|i| group.submit::<i64>("slow_echo", &(20u64, i)))
+        .collect::<remex::Result<_>>()
+        .unwrap();
+    let mut first = futures;
+    let rest = first.split_off(40);
+    // Mid-run: the first 40 results are in.
+    let got = remex::gather(first, remex::Errors::Raise).await.unwrap();
+    assert_eq!(got.value, (0..40i64).collect::<Vec<_>>());
+    let scancel = Command::new("scancel").args(["-n", &a]).status().unwrap();
+    assert!(scancel.success());
+    let got = remex::gather(rest, remex::Errors::Raise).await.unwrap();
+    assert_eq!(got.value, (40..300i64).collect::<Vec<_>>());
+    assert!(no_job_within(&a, Duration::from_secs(5)));
+    assert_eq!(jobs(&b).len(), 1, "the other allocation runs on");
+    group.terminate(Duration::from_secs(5)).await;
+    assert!(no_job_within(&b, Duration::from_secs(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_or_impossible_allocation_says_why_in_slurms_words() {
+    if skipped() {
+        return;
+    }
+    let job = name("refused");
+    let e = Group::new([slurm(&job, "//partition=nosuch")])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("salloc gave no allocation"), "{e}");
+    assert!(e.contains("invalid partition"), "{e}");
+    // More CPUs than the node has: Slurm keeps it pending, and says why.
+    let job = name("toobig");
+    let e = Group::new([slurm(&job, "//ntasks=999//alloc_timeout=3")])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("PartitionConfig"), "{e}");
+    assert!(
+        e.contains("Requested partition configuration not available"),
+        "{e}"
+    );
+    assert!(no_job_within(&job, Duration::from_secs(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_allocation_is_reported_with_its_reason_and_cancelled() {
+    if skipped() {
+        return;
+    }
+    let blocker = name("slurm-blocker");
+    let out = Command::new("sbatch")
+        .args([
+            "--exclusive",
+            "--job-name",
+            &blocker,
+            "--wrap",
+            "sleep 120",
+            "-o",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = name("slurm-pending");
+    let started = Instant::now();
+    let e = Group::new([slurm(&job, "//ntasks=2//alloc_timeout=3")])
+        .await
+        .unwrap_err()
+        .to_string();
+    let _ = Command::new("scancel").args(["-n", &blocker]).status();
+    assert!(e.contains("no Slurm allocation within 3s"), "{e}");
+    assert!(
+        e.contains("is still pending (PENDING (Resources))")
+            || e.contains("is still pending (PENDING (Priority))"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3) + T,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        no_job_within(&job, Duration::from_secs(5)),
+        "the pending job was cancelled"
+    );
+    assert!(no_job_within(&blocker, T));
+}
+
+#[test]
+fn a_killed_controller_leaves_no_slurm_allocation() {
+    if skipped() {
+        return;
+    }
+    let job = name("slurm-sigkill");
+    let (mut controller, pids) = remex_tests::start_controller(
+        env!("CARGO_BIN_EXE_remex-test-controller"),
+        &["group", &slurm(&job, "//ntasks=3")],
+    );
+    assert_eq!(pids.len(), 3);
+    assert_eq!(jobs(&job).len(), 1);
+    controller.kill().unwrap();
+    controller.wait().unwrap();
+    assert!(
+        no_job_within(&job, Duration::from_secs(5)),
+        "jobs left: {:?}",
+        jobs(&job)
+    );
+    for pid in pids {
+        assert!(wait_gone(pid, T), "worker {pid} left");
+    }
+}
+
+#[test]
+fn the_taskserver_runs_over_slurm_workers() {
+    if skipped() {
+        return;
+    }
+    let job = name("taskserver");
+    let out = Command::new(remex_tests::example("taskserver"))
+        .args(["--tasks", "2000", "--tx"])
+        .arg(format!("slurm//ntasks=4//job_name={job}//listen=127.0.0.1"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("results:  2000 (0 missing, 0 wrong,"),
+        "{text}"
+    );
+    assert!(no_job_within(&job, Duration::from_secs(5)));
+}

@@ -17,7 +17,7 @@ use crate::channel::Channel;
 use crate::conn::{ConnConfig, Connection, Handlers};
 use crate::error::{with_timeout, Error, Result};
 use crate::spec::{Spec, Transport};
-use crate::transport::{self, cmd, kill_group, popen, ssh};
+use crate::transport::{self, cmd, kill_group, popen, slurm, ssh};
 use crate::value::{to_value, ChannelRef, Value};
 use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 use remex_sync::Lifecycle;
@@ -220,6 +220,9 @@ struct Inner {
     /// The local process is a wrapper (`cmd=`): it gets SIGTERM and
     /// [`transport::WRAPPER_GRACE`] before SIGKILL.
     wrapper: bool,
+    /// The Slurm allocation the worker runs in (`slurm` specs): released
+    /// when its last gateway goes.
+    allocation: Option<Arc<slurm::Allocation>>,
 }
 
 impl Drop for Inner {
@@ -236,9 +239,13 @@ impl fmt::Debug for Gateway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "<Gateway id={:?} spec={:?} pid={}>",
+            "<Gateway id={:?} spec={:?} pid={}",
             self.inner.id, self.inner.spec.raw, self.inner.pid
-        )
+        )?;
+        if let Some(a) = &self.inner.allocation {
+            write!(f, " slurm_job={}", a.job)?;
+        }
+        write!(f, ">")
     }
 }
 
@@ -294,6 +301,17 @@ impl Gateway {
         if let Transport::Socket { addr } = &spec.transport {
             return Gateway::start_socket(spec.clone(), id, addr.clone()).await;
         }
+        if let Transport::Slurm(_) = &spec.transport {
+            let n = spec.workers();
+            if n != 1 {
+                return Err(Error::Start {
+                    spec: spec.raw.clone(),
+                    detail: format!("ntasks={n} starts {n} gateways: start them with Group::new (makegateway starts one)"),
+                });
+            }
+            let mut gws = Gateway::start_slurm(spec, vec![id]).await?;
+            return Ok(gws.remove(0));
+        }
         let (cmd, bootstrap) = match &spec.transport {
             Transport::Popen => (popen::command(&spec)?, None),
             Transport::Cmd { command } => (cmd::command(&spec, command)?, None),
@@ -318,6 +336,16 @@ impl Gateway {
                 })
             }
         };
+        Gateway::over_process(id, spec, started, None)
+    }
+
+    /// A gateway over a started local process (the worker, or its wrapper).
+    fn over_process(
+        id: String,
+        spec: Spec,
+        started: transport::Started,
+        allocation: Option<Arc<slurm::Allocation>>,
+    ) -> Result<Gateway> {
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = started.info.pid;
         let exit = started.exit.clone();
@@ -364,10 +392,100 @@ impl Gateway {
             spec,
             conn,
             started.info,
-            started.pid,
-            started.exit,
+            (started.pid, started.exit),
             started.uploaded,
+            allocation,
         ))
+    }
+
+    /// Starts the `ntasks` workers of a `slurm` spec, one gateway each
+    /// (ids in task order), in one allocation: the one this process runs
+    /// in (`SLURM_JOB_ID`), else a new one that the gateways own and cancel
+    /// when the last of them ends. All start or none: a failure cancels
+    /// what was started. See `docs/clusters.md`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let spec = remex::Spec::parse("slurm//ntasks=8//time=10:00")?;
+    /// let ids: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
+    /// let gws = remex::Gateway::start_slurm(spec, ids).await?;
+    /// let place = gws[3].rinfo().cluster.clone().expect("a Slurm task");
+    /// assert_eq!(place.task, 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_slurm(spec: Spec, ids: Vec<String>) -> Result<Vec<Gateway>> {
+        let start = |detail: String| Error::Start {
+            spec: spec.raw.clone(),
+            detail,
+        };
+        let Transport::Slurm(o) = &spec.transport else {
+            return Err(start("start_slurm takes a slurm spec".into()));
+        };
+        if ids.len() != o.ntasks as usize {
+            return Err(start(format!(
+                "{} gateway ids for ntasks={}",
+                ids.len(),
+                o.ntasks
+            )));
+        }
+        popen::check_not_unserved_worker(&spec.raw)?;
+        transport::fds::raise_limit();
+        let alloc = slurm::allocate(&spec, o).await?;
+        let gws = if o.stdio {
+            let started = futures::future::join_all(ids.iter().map(|id| {
+                let (spec, alloc) = (&spec, &alloc);
+                async move {
+                    let cmd = slurm::stdio_command(spec, o, alloc)?;
+                    transport::start_process(id, spec, cmd, None).await
+                }
+            }))
+            .await;
+            if let Some(e) = started.iter().find_map(|r| r.as_ref().err()) {
+                let e = e.clone();
+                futures::future::join_all(
+                    started
+                        .iter()
+                        .flatten()
+                        .map(|s| transport::end_process(s.pid, true)),
+                )
+                .await;
+                return Err(e);
+            }
+            let mut gws = Vec::new();
+            for (id, s) in ids.into_iter().zip(started.into_iter().flatten()) {
+                gws.push(Gateway::over_process(
+                    id,
+                    spec.clone(),
+                    s,
+                    Some(alloc.clone()),
+                )?);
+            }
+            gws
+        } else {
+            let conns = slurm::dial_step(&spec, o, &alloc, &ids).await?;
+            let mut gws = Vec::new();
+            for (id, c) in ids.into_iter().zip(conns) {
+                gws.push(Gateway::over_socket(
+                    spec.clone(),
+                    id,
+                    c,
+                    Some(alloc.clone()),
+                )?);
+            }
+            gws
+        };
+        // The allocation ends with its last worker, even while handles
+        // remain (the group keeps ended gateways until it is next asked);
+        // dropping the last handle ends it too.
+        let conns: Vec<Connection> = gws.iter().map(|g| g.inner.conn.clone()).collect();
+        let weak = Arc::downgrade(&alloc);
+        tokio::spawn(async move {
+            futures::future::join_all(conns.iter().map(|c| c.closed())).await;
+            if let Some(a) = weak.upgrade() {
+                a.release();
+            }
+        });
+        Ok(gws)
     }
 
     /// Starts a gateway whose worker `relay`'s worker starts and relays
@@ -417,18 +535,23 @@ impl Gateway {
     ) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
         let c = transport::socket::install(&id, &spec, installer).await?;
-        Gateway::over_socket(spec, id, c)
+        Gateway::over_socket(spec, id, c, None)
     }
 
     /// A gateway to a worker listening on TCP.
     async fn start_socket(spec: Spec, id: String, addr: String) -> Result<Gateway> {
         let c = transport::socket::connect(&id, &spec, &addr).await?;
-        Gateway::over_socket(spec, id, c)
+        Gateway::over_socket(spec, id, c, None)
     }
 
     /// A gateway over an established `socket=` session: waiting threads
     /// and tasks read it directly, as they read a worker's pipe.
-    fn over_socket(spec: Spec, id: String, c: transport::socket::Connected) -> Result<Gateway> {
+    fn over_socket(
+        spec: Spec,
+        id: String,
+        c: transport::socket::Connected,
+        allocation: Option<Arc<slurm::Allocation>>,
+    ) -> Result<Gateway> {
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = c.info.pid;
         let p = c.parts;
@@ -445,7 +568,7 @@ impl Gateway {
             spec: spec.raw.clone(),
             detail: format!("cannot set up the session's streams: {e}"),
         })?;
-        Ok(Gateway::detached(spec, id, c.info, conn))
+        Ok(Gateway::detached(spec, id, c.info, conn, allocation))
     }
 
     /// A gateway with no local process (socket, via): it "exits" when its
@@ -465,12 +588,18 @@ impl Gateway {
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = info.pid;
         let conn = Connection::spawn(config, Handlers::default(), reader, writer, leftover);
-        Ok(Gateway::detached(spec, id, info, conn))
+        Ok(Gateway::detached(spec, id, info, conn, None))
     }
 
     /// The gateway around a connection with no local process: it "exits"
     /// when its connection closes.
-    fn detached(spec: Spec, id: String, info: WorkerInfo, conn: Connection) -> Gateway {
+    fn detached(
+        spec: Spec,
+        id: String,
+        info: WorkerInfo,
+        conn: Connection,
+        allocation: Option<Arc<slurm::Allocation>>,
+    ) -> Gateway {
         let (tx, exit) = watch::channel(None);
         let watched = conn.clone();
         tokio::spawn(async move {
@@ -478,7 +607,7 @@ impl Gateway {
             use std::os::unix::process::ExitStatusExt;
             let _ = tx.send(Some(ExitStatus::from_raw(0)));
         });
-        Gateway::assemble(id, spec, conn, info, 0, exit, false)
+        Gateway::assemble(id, spec, conn, info, (0, exit), false, allocation)
     }
 
     /// The gateway around a connected worker: its lifecycle is On, and a
@@ -489,9 +618,9 @@ impl Gateway {
         spec: Spec,
         conn: Connection,
         info: WorkerInfo,
-        pid: u32,
-        exit: watch::Receiver<Option<ExitStatus>>,
+        (pid, exit): (u32, watch::Receiver<Option<ExitStatus>>),
         uploaded: bool,
+        allocation: Option<Arc<slurm::Allocation>>,
     ) -> Gateway {
         let lifecycle = Lifecycle::new();
         lifecycle.begin();
@@ -510,6 +639,7 @@ impl Gateway {
                 uploaded,
                 lifecycle: lifecycle.clone(),
                 wrapper,
+                allocation,
             }),
         };
         let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;
@@ -819,6 +949,9 @@ impl Gateway {
         if self.inner.exit.borrow().is_none() {
             transport::end_process_detached(self.inner.pid, self.inner.wrapper);
         }
+        // A worker without a local process (socket=, dialed back) sees its
+        // session end.
+        self.inner.conn.close_output();
     }
 
     /// Waits until the worker has ended: its connection closed and the

@@ -37,6 +37,53 @@ pub enum Transport {
         /// `host:port`.
         addr: String,
     },
+    /// `ntasks` workers on Slurm, from one allocation: `slurm//ntasks=N`
+    /// (see `docs/clusters.md`).
+    Slurm(Box<SlurmOptions>),
+}
+
+/// The options of a `slurm` spec: what remex asks Slurm for.
+///
+/// ```
+/// use remex::core::{Spec, Transport};
+/// let spec = Spec::parse("slurm//ntasks=8//cpus_per_task=2//time=1:00:00").unwrap();
+/// let Transport::Slurm(o) = &spec.transport else { unreachable!() };
+/// assert_eq!((o.ntasks, o.cpus_per_task), (8, Some(2)));
+/// assert_eq!(o.time.as_deref(), Some("1:00:00"));
+/// assert!(!o.stdio, "workers dial back by default");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlurmOptions {
+    /// `ntasks=N`: the number of workers (default 1), one Slurm task each.
+    pub ntasks: u32,
+    /// `nodes=N` or `nodes=MIN-MAX`: the allocation's node count.
+    pub nodes: Option<String>,
+    /// `cpus_per_task=N`.
+    pub cpus_per_task: Option<u32>,
+    /// `partition=NAME`.
+    pub partition: Option<String>,
+    /// `time=LIMIT`: the allocation's time limit, in Slurm's format.
+    pub time: Option<String>,
+    /// `account=NAME`.
+    pub account: Option<String>,
+    /// `job_name=NAME` (default `remex`).
+    pub job_name: Option<String>,
+    /// `srun_args=...`: more arguments for srun, split as a shell would.
+    pub srun_args: Vec<String>,
+    /// `salloc_args=...`: more arguments for salloc, split as a shell
+    /// would (outside an allocation only).
+    pub salloc_args: Vec<String>,
+    /// `alloc_timeout=SECS`: how long to wait for the allocation (default
+    /// 300 s); Slurm's pending reason is logged while it waits and quoted
+    /// if the wait times out.
+    pub alloc_timeout: Option<std::time::Duration>,
+    /// `listen=HOST[:PORT]`: the address the workers dial back to (default:
+    /// this host's name, any port; the listener binds that address).
+    pub listen: Option<String>,
+    /// `stdio`: one srun per worker, the protocol over srun's stdio,
+    /// instead of one step whose workers dial back (for nodes that cannot
+    /// reach the controller; slower).
+    pub stdio: bool,
 }
 
 /// A parsed gateway spec.
@@ -114,6 +161,19 @@ const KEYS: &[&str] = &[
     "ssh",
     "cmd",
     "socket",
+    "slurm",
+    "ntasks",
+    "nodes",
+    "cpus_per_task",
+    "partition",
+    "time",
+    "account",
+    "job_name",
+    "srun_args",
+    "salloc_args",
+    "alloc_timeout",
+    "listen",
+    "stdio",
     "via",
     "id",
     "chdir",
@@ -181,6 +241,13 @@ impl Spec {
             return Err(err("the spec is empty".into()));
         }
         let mut transport: Option<Transport> = None;
+        let mut slurm = SlurmOptions {
+            ntasks: 1,
+            ..SlurmOptions::default()
+        };
+        // Keys that apply to slurm only, named in the error if the
+        // transport is another.
+        let mut slurm_keys: Vec<&str> = Vec::new();
         let mut spec = Spec {
             raw: text.to_string(),
             transport: Transport::Popen,
@@ -255,6 +322,84 @@ impl Spec {
                         return Err(err(format!("socket address {addr:?} needs host:port")));
                     }
                     set_transport(&mut transport, Transport::Socket { addr })?
+                }
+                "slurm" => {
+                    if value.is_some_and(|v| !v.is_empty()) {
+                        return Err(err(
+                            "'slurm' takes no value (slurm//ntasks=N//partition=P...)".into(),
+                        ));
+                    }
+                    set_transport(&mut transport, Transport::Slurm(Box::default()))?;
+                }
+                "ntasks" | "cpus_per_task" => {
+                    slurm_keys.push(key);
+                    let v = need(value)?;
+                    let n = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n >= 1 && *n as usize <= MAX_MULTIPLIER)
+                        .ok_or_else(|| {
+                            err(format!(
+                                "{key}={v:?} must be a count from 1 to {MAX_MULTIPLIER}"
+                            ))
+                        })?;
+                    if key == "ntasks" {
+                        slurm.ntasks = n;
+                    } else {
+                        slurm.cpus_per_task = Some(n);
+                    }
+                }
+                "nodes" | "partition" | "time" | "account" | "job_name" | "listen" => {
+                    slurm_keys.push(key);
+                    let v = need(value)?;
+                    if v.starts_with('-') || v.chars().any(char::is_whitespace) {
+                        return Err(err(format!(
+                            "{key}={v:?}: a value may not start with '-' nor hold spaces (srun_args= takes free arguments)"
+                        )));
+                    }
+                    *match key {
+                        "nodes" => &mut slurm.nodes,
+                        "partition" => &mut slurm.partition,
+                        "time" => &mut slurm.time,
+                        "account" => &mut slurm.account,
+                        "job_name" => &mut slurm.job_name,
+                        _ => &mut slurm.listen,
+                    } = Some(v);
+                }
+                "srun_args" | "salloc_args" => {
+                    slurm_keys.push(key);
+                    let v = need(value)?;
+                    let words = shlex::split(&v).ok_or_else(|| {
+                        err(format!(
+                            "{key}={v:?}: unbalanced quotes or a trailing backslash"
+                        ))
+                    })?;
+                    if key == "srun_args" {
+                        slurm.srun_args = words;
+                    } else {
+                        slurm.salloc_args = words;
+                    }
+                }
+                "alloc_timeout" => {
+                    slurm_keys.push(key);
+                    let v = need(value)?;
+                    let secs: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 7.0 * 86_400.0)
+                        .ok_or_else(|| {
+                            err(format!(
+                                "alloc_timeout={v:?} must be seconds, more than 0 and at most a week"
+                            ))
+                        })?;
+                    slurm.alloc_timeout = Some(std::time::Duration::from_secs_f64(secs));
+                }
+                "stdio" => {
+                    slurm_keys.push(key);
+                    if value.is_some_and(|v| !v.is_empty()) {
+                        return Err(err("'stdio' takes no value".into()));
+                    }
+                    slurm.stdio = true;
                 }
                 "via" => spec.via = Some(need(value)?),
                 "id" => spec.id = Some(need(value)?),
@@ -347,8 +492,25 @@ impl Spec {
                 other => return Err(err(unknown_key(other))),
             }
         }
-        spec.transport = transport
-            .ok_or_else(|| err("no transport: add one of popen, ssh=, cmd=, socket=".into()))?;
+        spec.transport = transport.ok_or_else(|| {
+            err("no transport: add one of popen, ssh=, cmd=, socket=, slurm".into())
+        })?;
+        if let Transport::Slurm(options) = &mut spec.transport {
+            if slurm.stdio && slurm.listen.is_some() {
+                return Err(err(
+                    "'listen' is where workers dial back, and 'stdio' workers do not: drop one"
+                        .into(),
+                ));
+            }
+            **options = slurm;
+        } else if let Some(k) = slurm_keys.first() {
+            return Err(err(format!("'{k}' applies to slurm only")));
+        }
+        if matches!(spec.transport, Transport::Slurm(_)) && spec.via.is_some() {
+            return Err(err(
+                "via= does not apply to slurm: Slurm starts the workers".into(),
+            ));
+        }
         let is_ssh = matches!(spec.transport, Transport::Ssh { .. });
         let is_socket = matches!(spec.transport, Transport::Socket { .. });
         if spec.port.is_some() && !is_ssh {
@@ -376,6 +538,20 @@ impl Spec {
             return Err(err("installvia= and via= cannot be combined".into()));
         }
         Ok(spec)
+    }
+
+    /// How many gateways (workers) this spec starts: `ntasks` for a
+    /// `slurm` spec, one for the others.
+    ///
+    /// ```
+    /// assert_eq!(remex::Spec::parse("slurm//ntasks=16").unwrap().workers(), 16);
+    /// assert_eq!(remex::Spec::parse("popen").unwrap().workers(), 1);
+    /// ```
+    pub fn workers(&self) -> usize {
+        match &self.transport {
+            Transport::Slurm(o) => o.ntasks as usize,
+            _ => 1,
+        }
     }
 
     /// Parses a spec that may start with `N*`, returning N specs.
@@ -406,6 +582,11 @@ impl Spec {
             _ => (1, text),
         };
         let spec = Spec::parse(rest)?;
+        if n > 1 && matches!(spec.transport, Transport::Slurm(_)) {
+            return Err(err(format!(
+                "a slurm spec counts its workers with ntasks={n} (one allocation for all): drop '{n}*'"
+            )));
+        }
         if n > 1 && spec.id.is_some() {
             return Err(err(
                 "id= cannot be used with a count: the ids would repeat".into()
@@ -444,6 +625,7 @@ fn transport_key(t: &Transport) -> &'static str {
         Transport::Ssh { .. } => "ssh",
         Transport::Cmd { .. } => "cmd",
         Transport::Socket { .. } => "socket",
+        Transport::Slurm(_) => "slurm",
     }
 }
 
@@ -559,5 +741,40 @@ mod tests {
         assert!(msg("2*popen//id=a").contains("ids would repeat"));
         assert!(msg("socket=nohost").contains("host:port"));
         assert!(msg("popen//env:=x").contains("variable name"));
+    }
+
+    #[test]
+    fn slurm_specs_parse_and_their_mistakes_are_named() {
+        let s = Spec::parse(
+            "slurm//ntasks=16//cpus_per_task=2//partition=p//time=1:00:00//account=a//job_name=j//srun_args=--mem-per-cpu=1G --gres 'gpu:1'//alloc_timeout=60//listen=10.0.0.1:7000",
+        )
+        .unwrap();
+        let Transport::Slurm(o) = &s.transport else {
+            panic!("{s:?}")
+        };
+        assert_eq!(s.workers(), 16);
+        assert_eq!(o.srun_args, ["--mem-per-cpu=1G", "--gres", "gpu:1"]);
+        assert_eq!(
+            (
+                o.partition.as_deref(),
+                o.account.as_deref(),
+                o.job_name.as_deref()
+            ),
+            (Some("p"), Some("a"), Some("j"))
+        );
+        assert_eq!(o.alloc_timeout, Some(std::time::Duration::from_secs(60)));
+        assert_eq!(o.listen.as_deref(), Some("10.0.0.1:7000"));
+        let d = Spec::parse("slurm").unwrap();
+        assert_eq!(d.workers(), 1);
+        assert!(msg("slurm//ntasks=0").contains("count from 1"));
+        assert!(msg("slurm//ntasks=many").contains("count from 1"));
+        assert!(msg("popen//ntasks=4").contains("'ntasks' applies to slurm only"));
+        assert!(msg("4*slurm").contains("ntasks=4"));
+        assert!(msg("slurm//partition=-p").contains("may not start with '-'"));
+        assert!(msg("slurm//srun_args='open").contains("unbalanced quotes"));
+        assert!(msg("slurm//stdio//listen=h").contains("drop one"));
+        assert!(msg("slurm//via=gw0").contains("Slurm starts the workers"));
+        assert!(msg("slurm=x").contains("takes no value"));
+        assert!(msg("slurm//ntask=2").contains("did you mean 'ntasks'?"));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use remex_core::{Error, Gateway, GatewayState, Result, Spec};
+use remex_core::{Error, Gateway, GatewayState, Result, Spec, Transport};
 use serde::Serialize;
 
 use crate::multichannel::MultiChannel;
@@ -166,15 +166,24 @@ impl Group {
         let mut ids: Vec<String> = self.ids();
         let mut planned = Vec::new();
         for spec in specs {
-            let id = spec.id.clone().unwrap_or_else(|| self.next_id());
-            if ids.contains(&id) {
-                return Err(Error::Start {
-                    spec: spec.raw.clone(),
-                    detail: format!("the group already has a gateway with id {id:?}"),
-                });
+            // A slurm spec names its N workers ID.0 .. ID.N-1 when it has
+            // an id=.
+            let n = spec.workers();
+            let mine: Vec<String> = match (&spec.id, n) {
+                (Some(id), 1) => vec![id.clone()],
+                (Some(id), n) => (0..n).map(|i| format!("{id}.{i}")).collect(),
+                (None, n) => (0..n).map(|_| self.next_id()).collect(),
+            };
+            for id in &mine {
+                if ids.contains(id) {
+                    return Err(Error::Start {
+                        spec: spec.raw.clone(),
+                        detail: format!("the group already has a gateway with id {id:?}"),
+                    });
+                }
+                ids.push(id.clone());
             }
-            ids.push(id.clone());
-            planned.push((spec, id));
+            planned.push((spec, mine));
         }
         // Gateways without via= start at once; each via= gateway starts as
         // soon as its relay exists (a tree starts level by level).
@@ -206,24 +215,31 @@ impl Group {
                 break;
             }
             pending = waiting;
-            let started = futures::future::join_all(ready.into_iter().map(|(spec, id)| {
+            let started = futures::future::join_all(ready.into_iter().map(|(spec, ids)| {
                 let find = |v: &Option<String>| {
                     v.as_ref()
                         .and_then(|v| known.iter().find(|g| g.id() == v).cloned())
                 };
                 let (relay, installer) = (find(&spec.via), find(&spec.installvia));
                 async move {
+                    let one = |r: Result<Gateway>| r.map(|g| vec![g]);
+                    let mut ids = ids;
                     match (relay, installer) {
-                        (Some(r), _) => Gateway::start_via(spec, Some(id), &r).await,
-                        (None, Some(i)) => Gateway::start_installvia(spec, Some(id), &i).await,
-                        (None, None) => Gateway::start(spec, Some(id)).await,
+                        _ if matches!(spec.transport, Transport::Slurm(_)) => {
+                            Gateway::start_slurm(spec, ids).await
+                        }
+                        (Some(r), _) => one(Gateway::start_via(spec, ids.pop(), &r).await),
+                        (None, Some(i)) => {
+                            one(Gateway::start_installvia(spec, ids.pop(), &i).await)
+                        }
+                        (None, None) => one(Gateway::start(spec, ids.pop()).await),
                     }
                 }
             }))
             .await;
             for r in started {
                 match r {
-                    Ok(gw) => ok.push(gw),
+                    Ok(gws) => ok.extend(gws),
                     Err(e) => {
                         first_err.get_or_insert(e);
                     }
@@ -241,6 +257,21 @@ impl Group {
         Ok(ok)
     }
 
+    /// Starts the gateways of one spec in the group: `N*spec`, or a
+    /// `slurm//ntasks=N` spec's N workers; all or none.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["popen"]).await?;
+    /// let more = group.makegateways("2*popen").await?;
+    /// assert_eq!((more.len(), group.len()), (2, 3));
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn makegateways(&self, spec: &str) -> Result<Vec<Gateway>> {
+        self.start(Spec::parse_many(spec)?).await
+    }
+
     /// Starts one more gateway in the group.
     ///
     /// ```
@@ -255,6 +286,15 @@ impl Group {
     /// ```
     pub async fn makegateway(&self, spec: &str) -> Result<Gateway> {
         let spec = Spec::parse(spec)?;
+        if spec.workers() != 1 {
+            return Err(Error::Start {
+                spec: spec.raw.clone(),
+                detail: format!(
+                    "this spec starts {} gateways and makegateway returns one: use Group::makegateways",
+                    spec.workers()
+                ),
+            });
+        }
         let mut gws = self.start(vec![spec]).await?;
         Ok(gws.remove(0))
     }

@@ -28,6 +28,7 @@
 mod builtins;
 mod cli;
 mod command;
+mod dial;
 mod install;
 mod lane;
 mod listen;
@@ -297,6 +298,22 @@ impl Worker {
     /// remex::worker::Worker::new().run()
     /// ```
     pub fn run(self) -> ! {
+        // A worker an engine started to dial its controller (slurm
+        // gateways) takes no arguments.
+        if let Some(addr) = std::env::var(dial::DIAL_ENV).ok().filter(|a| !a.is_empty()) {
+            std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
+            let serve = move || -> std::convert::Infallible { dial::dial(self, addr) };
+            if tokio::runtime::Handle::try_current().is_ok() {
+                if let Ok(t) = std::thread::Builder::new()
+                    .name("remex-worker".into())
+                    .spawn(serve)
+                {
+                    let _ = t.join();
+                }
+                std::process::exit(2)
+            }
+            match serve() {}
+        }
         let args = cli::parse();
         // Gateways this process starts (from its tasks) are its own, not
         // a worker that forgot to serve.
@@ -446,7 +463,7 @@ fn listen_args(
     }
 }
 
-/// Adds `//worker=self` to a `popen` or `ssh=` spec that names no worker,
+/// Adds `//worker=self` to a `popen`, `ssh=` or `slurm` spec that names no worker,
 /// so that a program serving its own tasks (with [`serve_if_worker`]) is
 /// the worker; other specs (`cmd=`, `socket=`, ones with `worker=`) come
 /// back unchanged. `N*` prefixes are kept.
@@ -457,11 +474,12 @@ fn listen_args(
 /// assert_eq!(with_self_worker("ssh=host//id=a"), "ssh=host//id=a//worker=self");
 /// assert_eq!(with_self_worker("popen//worker=/bin/w"), "popen//worker=/bin/w");
 /// assert_eq!(with_self_worker("cmd=srun worker"), "cmd=srun worker");
+/// assert_eq!(with_self_worker("slurm//ntasks=8"), "slurm//ntasks=8//worker=self");
 /// ```
 pub fn with_self_worker(spec: &str) -> String {
     let base = spec.rsplit('*').next().unwrap_or(spec);
     let parts = || base.split("//");
-    let is_popen_or_ssh = parts().any(|p| p == "popen" || p.starts_with("ssh="));
+    let is_popen_or_ssh = parts().any(|p| p == "popen" || p == "slurm" || p.starts_with("ssh="));
     if is_popen_or_ssh && !parts().any(|p| p.starts_with("worker=")) {
         format!("{spec}//worker=self")
     } else {

@@ -297,7 +297,7 @@ async fn admit(stream: TcpStream, peer: &str, psk: &[u8; 32]) -> Result<Admitted
 }
 
 /// The worker's half of the hellos, inside the session.
-async fn hellos<R, W>(r: &mut R, w: &mut W) -> Result<(BytesMut, ScriptLimits), String>
+pub(crate) async fn hellos<R, W>(r: &mut R, w: &mut W) -> Result<(BytesMut, ScriptLimits), String>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

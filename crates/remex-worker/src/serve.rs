@@ -95,6 +95,7 @@ pub(crate) fn worker_hello() -> BytesMut {
             .unwrap_or_default(),
         platform: platform(),
         version: remex_core::VERSION.to_string(),
+        cluster: wire::ClusterInfo::from_env(),
     };
     let mut out = BytesMut::new();
     wire::encode_hello(
@@ -159,7 +160,7 @@ fn leads_group() -> bool {
 /// Ends the worker: asks the rest of its process group (its children) to
 /// stop, then exits. With `hard`, children get SIGKILL (the controller is
 /// gone and nobody will clean up after us).
-fn exit_worker(code: i32, hard: bool) -> ! {
+pub(crate) fn exit_worker(code: i32, hard: bool) -> ! {
     if leads_group() {
         // SAFETY: signal dispositions and kill(2) on our own process group.
         unsafe {

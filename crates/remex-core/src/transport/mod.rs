@@ -11,9 +11,11 @@
 //! child's lifetime.
 
 pub mod cmd;
+pub mod dial;
 pub mod fds;
 pub mod popen;
 pub mod secure;
+pub mod slurm;
 pub mod socket;
 pub mod ssh;
 pub mod via;
@@ -202,9 +204,13 @@ pub(crate) fn kill_group(pgid: u32) {
 pub const WRAPPER_GRACE: Duration = Duration::from_secs(2);
 
 /// Whether `spec`'s local process is a wrapper that may need to clean up
-/// (`cmd=`), rather than the worker itself (popen) or ssh.
+/// (`cmd=`, a `slurm//stdio` srun), rather than the worker itself (popen)
+/// or ssh.
 pub(crate) fn is_wrapper(spec: &Spec) -> bool {
-    matches!(spec.transport, crate::spec::Transport::Cmd { .. })
+    matches!(
+        spec.transport,
+        crate::spec::Transport::Cmd { .. } | crate::spec::Transport::Slurm(_)
+    )
 }
 
 /// Ends a started process and its process group. A wrapper's group gets
@@ -450,7 +456,11 @@ async fn skip_line(r: &mut BufReader<ChildStderr>) -> u64 {
     }
 }
 
-async fn forward_stderr(id: String, stderr: ChildStderr, last: Arc<Mutex<VecDeque<String>>>) {
+pub(crate) async fn forward_stderr(
+    id: String,
+    stderr: ChildStderr,
+    last: Arc<Mutex<VecDeque<String>>>,
+) {
     let mut r = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
@@ -517,7 +527,7 @@ pub fn parse_worker_log(line: &str) -> Option<(tracing::Level, &str, &str)> {
 /// `remex::worker` with the gateway's id (and, for the worker's own log
 /// lines, its level and `worker_target`), or on this process's stderr
 /// tagged `[ID]` when nobody listens to `tracing`.
-fn forward_line(id: &str, text: &str) {
+pub(crate) fn forward_line(id: &str, text: &str) {
     use tracing::Level;
     let (level, target, message) = match parse_worker_log(text) {
         Some((l, t, m)) => (l, Some(t), m),

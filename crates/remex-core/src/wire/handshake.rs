@@ -32,9 +32,9 @@ pub const MAGIC: [u8; 8] = [0xF0, b'R', b'E', b'M', b'E', b'X', 0x00, 0x0A];
 /// The protocol version this build speaks.
 ///
 /// ```
-/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 2);
+/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 3);
 /// ```
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Longest hello body accepted.
 ///
@@ -88,6 +88,72 @@ pub struct WorkerInfo {
     pub platform: String,
     /// The remex version the worker was built from.
     pub version: String,
+    /// Where a cluster engine placed the worker (a Slurm job step's task),
+    /// or `None` outside one.
+    pub cluster: Option<ClusterInfo>,
+}
+
+/// Where a cluster engine placed a worker: for Slurm, the job, the step,
+/// the node and the task's rank in the step, from the `SLURM_*` variables
+/// srun gives each task.
+///
+/// ```
+/// let c = remex::core::wire::ClusterInfo {
+///     engine: "slurm".into(),
+///     job_id: "42".into(),
+///     step_id: "0".into(),
+///     node: "node7".into(),
+///     task: 3,
+/// };
+/// assert_eq!(c.to_string(), "slurm job 42 step 0 task 3 on node7");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    /// The engine: `slurm`.
+    pub engine: String,
+    /// The job (`SLURM_JOB_ID`).
+    pub job_id: String,
+    /// The step within the job (`SLURM_STEP_ID`).
+    pub step_id: String,
+    /// The node the task runs on (`SLURMD_NODENAME`).
+    pub node: String,
+    /// The task's rank within its step (`SLURM_PROCID`).
+    pub task: u32,
+}
+
+impl std::fmt::Display for ClusterInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} job {} step {} task {} on {}",
+            self.engine, self.job_id, self.step_id, self.task, self.node
+        )
+    }
+}
+
+impl ClusterInfo {
+    /// The placement this process's environment describes: a Slurm task
+    /// when `SLURM_JOB_ID`, `SLURM_STEP_ID` and `SLURM_PROCID` are set (as
+    /// srun sets them), else `None`.
+    ///
+    /// ```
+    /// // A test process is not a Slurm task (unless run under srun).
+    /// if std::env::var_os("SLURM_STEP_ID").is_none() {
+    ///     assert_eq!(remex::core::wire::ClusterInfo::from_env(), None);
+    /// }
+    /// ```
+    pub fn from_env() -> Option<ClusterInfo> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        Some(ClusterInfo {
+            engine: "slurm".into(),
+            job_id: var("SLURM_JOB_ID")?,
+            step_id: var("SLURM_STEP_ID")?,
+            node: var("SLURMD_NODENAME")
+                .or_else(|| var("HOSTNAME"))
+                .unwrap_or_default(),
+            task: var("SLURM_PROCID")?.parse().ok()?,
+        })
+    }
 }
 
 /// Settings the controller asks the worker to apply before it serves.
@@ -368,6 +434,7 @@ mod tests {
                 executable: "/bin/remex-worker".into(),
                 platform: "linux-x86_64".into(),
                 version: "0.1.0".into(),
+                cluster: None,
             }),
             setup: None,
         }

@@ -15,8 +15,8 @@ pub use frame::{
     encode_frame, encode_header, Frame, FrameDecoder, Kind, DEFAULT_MAX_PAYLOAD, HEADER_LEN,
 };
 pub use handshake::{
-    encode_hello, HandshakeScanner, Hello, Role, ScriptLimits, WorkerInfo, WorkerSetup,
-    DEFAULT_MAX_NOISE, MAGIC, PROTOCOL_VERSION,
+    encode_hello, ClusterInfo, HandshakeScanner, Hello, Role, ScriptLimits, WorkerInfo,
+    WorkerSetup, DEFAULT_MAX_NOISE, MAGIC, PROTOCOL_VERSION,
 };
 pub use message::{encode_message, ExecRequest, Message, MessageDecoder, RemoteStatus};
 

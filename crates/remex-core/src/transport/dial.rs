@@ -1,0 +1,225 @@
+//! Workers that dial back: a listener in the controller that accepts
+//! exactly the workers it started.
+//!
+//! An engine (one `srun -n N` step) starts N workers with [`DIAL_ENV`] (the
+//! listener's `host:port`) and [`DIAL_SECRET_ENV`] (a fresh 256-bit secret
+//! made for this listener alone) in their environment. Each worker
+//! connects and runs the secure handshake of [`super::secure`] as its
+//! initiator (Noise NNpsk0: both ends prove the secret, and the session is
+//! encrypted and authenticated), then the hellos: the worker's names its
+//! task rank ([`crate::wire::ClusterInfo::task`]). The listener takes one
+//! session per rank `0..N`; a connection that does not prove the secret, a
+//! rank out of range or a rank already taken is refused and logged, and
+//! nothing of it reaches a gateway. The listener closes once every rank
+//! has its session, or when the wait fails: it serves one start only.
+//!
+//! Bounds: each connection has [`DIAL_HANDSHAKE`] for its handshake and
+//! hello; at most [`MAX_PENDING`] are in their handshake at once (more are
+//! refused at once); refusals are logged, the first [`LOGGED_REFUSALS`]
+//! one by one and then as a count.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::secure::{self, HandshakeError};
+use super::socket::{Connected, DirectParts};
+use super::{exchange_hellos, worker_info, HelloError};
+use crate::error::{Error, Result};
+use crate::spec::Spec;
+
+/// The environment variable that tells a worker to dial `host:port`
+/// instead of serving its stdin/stdout.
+///
+/// ```
+/// assert_eq!(remex::core::transport::dial::DIAL_ENV, "REMEX_DIAL");
+/// ```
+pub const DIAL_ENV: &str = "REMEX_DIAL";
+
+/// The environment variable that hands a dialing worker its secret; the
+/// worker removes it from its environment before it serves.
+///
+/// ```
+/// assert_eq!(remex::core::transport::dial::DIAL_SECRET_ENV, "REMEX_DIAL_SECRET");
+/// ```
+pub const DIAL_SECRET_ENV: &str = "REMEX_DIAL_SECRET";
+
+/// How long one connection may take for its handshake and hello.
+pub const DIAL_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Connections in their handshake at once; more are refused.
+pub const MAX_PENDING: usize = 256;
+
+/// Refusals logged one by one; the rest are counted.
+pub const LOGGED_REFUSALS: usize = 10;
+
+/// A listener for the workers of one start.
+pub(crate) struct Dialin {
+    listener: TcpListener,
+    /// The address the workers dial: the host as given (or this host's
+    /// name), the bound port.
+    pub(crate) addr: String,
+    /// The secret, as hex.
+    pub(crate) secret: String,
+}
+
+/// This host's name, as `uname -n` gives it.
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+impl Dialin {
+    /// Binds `listen` (`host`, `host:port`, or `None`: every address, any
+    /// port, announced under this host's name) and makes the secret.
+    pub(crate) async fn bind(spec: &Spec, listen: Option<&str>) -> Result<Dialin> {
+        let start = |detail: String| Error::Start {
+            spec: spec.raw.clone(),
+            detail,
+        };
+        let (bind, host) = match listen {
+            None => ("0.0.0.0:0".to_string(), host_name()),
+            Some(l) => match l.rsplit_once(':') {
+                Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
+                    (l.to_string(), h.to_string())
+                }
+                _ => (format!("{l}:0"), l.to_string()),
+            },
+        };
+        let listener = TcpListener::bind(&bind)
+            .await
+            .map_err(|e| start(format!("cannot listen on {bind} for the workers to dial back (listen=HOST[:PORT] sets it): {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| start(format!("the dial-back listener's address: {e}")))?
+            .port();
+        let mut raw = [0u8; 32];
+        getrandom::getrandom(&mut raw)
+            .map_err(|e| start(format!("no randomness for a secret: {e}")))?;
+        let secret = raw.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Dialin {
+            listener,
+            addr: format!("{host}:{port}"),
+            secret,
+        })
+    }
+
+    /// Accepts one session for each rank `0..n`, within `within`, unless
+    /// `failed` resolves first (the engine's step ended: its message is
+    /// the error). Returns the sessions by rank.
+    pub(crate) async fn accept(
+        self,
+        spec: &Spec,
+        ids: &[String],
+        within: Duration,
+        failed: impl std::future::Future<Output = String>,
+    ) -> Result<Vec<Connected>> {
+        let n = ids.len();
+        let psk = secure::psk(self.secret.as_bytes());
+        let mut slots: Vec<Option<Connected>> = (0..n).map(|_| None).collect();
+        let mut filled = 0usize;
+        let mut pending = JoinSet::new();
+        let mut refused = 0usize;
+        let mut refuse = |why: String| {
+            refused += 1;
+            if refused <= LOGGED_REFUSALS {
+                tracing::warn!(spec = %spec.raw, "dial-back listener {}: refused {why}", self.addr);
+            }
+        };
+        let deadline = tokio::time::sleep(within);
+        tokio::pin!(deadline, failed);
+        while filled < n {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let Ok((stream, peer)) = accepted else { continue };
+                    if pending.len() >= MAX_PENDING {
+                        refuse(format!("{peer}: {MAX_PENDING} connections are in their handshake"));
+                        continue;
+                    }
+                    let (spec, addr) = (spec.clone(), peer.to_string());
+                    // The hello names the gateway by rank later; the worker's
+                    // log lines carry the listener's id until then.
+                    let id = format!("dial:{peer}");
+                    pending.spawn(async move {
+                        let r = tokio::time::timeout(DIAL_HANDSHAKE, session(&spec, &id, stream, &addr, &psk))
+                            .await
+                            .unwrap_or_else(|_| Err(format!("no handshake within {DIAL_HANDSHAKE:?}")));
+                        (addr, r)
+                    });
+                }
+                Some(done) = pending.join_next() => {
+                    let Ok((peer, r)) = done else { continue };
+                    match r {
+                        Err(why) => refuse(format!("{peer}: {why}")),
+                        Ok(c) => {
+                            let rank = c.info.cluster.as_ref().map(|c| c.task as usize);
+                            match rank {
+                                None => refuse(format!("{peer}: its hello names no task rank")),
+                                Some(r) if r >= n => refuse(format!("{peer}: task {r}, and {n} were started")),
+                                Some(r) if slots[r].is_some() => refuse(format!("{peer}: task {r} has dialed back already")),
+                                Some(r) => {
+                                    slots[r] = Some(c);
+                                    filled += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                _ = &mut deadline => {
+                    return Err(Error::Start {
+                        spec: spec.raw.clone(),
+                        detail: format!(
+                            "{filled} of {n} workers dialed back to {} within {within:?} (start_timeout=SECS sets the bound){}",
+                            self.addr,
+                            if refused > 0 { format!("; {refused} connections were refused (see the log)") } else { String::new() }
+                        ),
+                    });
+                }
+                why = &mut failed => {
+                    return Err(Error::Start {
+                        spec: spec.raw.clone(),
+                        detail: format!("{why} ({filled} of {n} workers had dialed back)"),
+                    });
+                }
+            }
+        }
+        if refused > LOGGED_REFUSALS {
+            tracing::warn!(spec = %spec.raw, "dial-back listener {}: {refused} connections refused in all", self.addr);
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
+}
+
+/// The secure handshake (responder) and the hellos of one connection.
+async fn session(
+    spec: &Spec,
+    id: &str,
+    stream: TcpStream,
+    peer: &str,
+    psk: &[u8; 32],
+) -> std::result::Result<Connected, String> {
+    let _ = stream.set_nodelay(true);
+    let (mut r, mut w) = stream.into_split();
+    let state = secure::respond(&mut r, &mut w, psk)
+        .await
+        .map_err(|e| match e {
+            HandshakeError::Unproven => "it did not prove the secret".to_string(),
+            HandshakeError::NotRemex(what) => format!("not a remex worker: {what}"),
+            other => other.to_string(),
+        })?;
+    let (mut r, mut w) = secure::split(state, r, w, peer);
+    let mut buf = BytesMut::new();
+    let hello = exchange_hellos(&mut r, &mut w, &mut buf, spec, id)
+        .await
+        .map_err(|e| match e {
+            HelloError::Handshake(h) => format!("its hello: {h}"),
+            HelloError::Io(e) => format!("its hello: {e}"),
+        })?;
+    let info = worker_info(spec, hello).map_err(|e| e.to_string())?;
+    let parts = DirectParts::new(r, w, buf).map_err(|e| format!("taking over the session: {e}"))?;
+    Ok(Connected { parts, info })
+}

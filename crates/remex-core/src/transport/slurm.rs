@@ -1,0 +1,418 @@
+//! `slurm//ntasks=N`: N workers on Slurm from one allocation.
+//!
+//! Inside an allocation (`SLURM_JOB_ID` set) the workers run as a step of
+//! it; outside, remex asks for an allocation with `salloc` and owns it:
+//! salloc runs a command that lives as long as its standard input, a pipe
+//! from this process, so the allocation ends when the gateways end (remex
+//! cancels it), and also when this process dies without a word (the pipe
+//! closes, salloc relinquishes the allocation and Slurm ends its steps).
+//! While the allocation is pending, Slurm's reason (`squeue %r`) is logged
+//! as it changes and quoted if `alloc_timeout` passes.
+//!
+//! The workers either dial back (the default: one `srun -n N` step whose
+//! tasks connect to a listener in this process over the secure session of
+//! [`super::dial`]) or, with `stdio`, each run under an srun of its own
+//! with the protocol on srun's stdio (`-u`, one task, `--exact`), as
+//! `cmd=srun ...` would. remex sets the srun flags it needs; `srun_args`
+//! adds the user's. See `docs/clusters.md`.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{ChildStdin, Command};
+use tokio::sync::watch;
+
+use super::dial::{Dialin, DIAL_ENV, DIAL_SECRET_ENV};
+use super::popen::{resolve_worker, WORKER_ENV};
+use super::socket::Connected;
+use crate::error::{Error, Result};
+use crate::spec::{SlurmOptions, Spec};
+
+/// How long a `slurm` spec waits for its allocation unless
+/// `alloc_timeout=SECS` says otherwise.
+///
+/// ```
+/// assert_eq!(remex::core::transport::slurm::ALLOC_TIMEOUT.as_secs(), 300);
+/// ```
+pub const ALLOC_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How often a pending allocation's reason is asked of Slurm (squeue has
+/// no event to wait on).
+const PENDING_POLL: Duration = Duration::from_secs(1);
+
+/// The salloc command's output once the allocation is granted.
+const GRANTED: &str = "remex-allocation ";
+
+/// Lines of salloc's and srun's stderr kept for errors.
+const KEPT: usize = 8;
+
+/// A Slurm allocation the gateways of one `slurm` spec run in. Dropping
+/// the last handle (every gateway gone) releases it, as [`release`]
+/// does.
+///
+/// [`release`]: Allocation::release
+pub(crate) struct Allocation {
+    /// The job id.
+    pub(crate) job: String,
+    /// salloc's standard input, when this process owns the allocation:
+    /// closing it ends salloc's command and with it the allocation.
+    salloc: Mutex<Option<ChildStdin>>,
+    /// The pid (and process group) of the dial-back step's srun.
+    step_pid: Mutex<Option<u32>>,
+    /// The dial-back step's id, once a worker named it.
+    step_id: Mutex<Option<String>>,
+    released: AtomicBool,
+}
+
+impl std::fmt::Debug for Allocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<slurm job {}>", self.job)
+    }
+}
+
+/// Runs `scancel ARGS` without waiting for it; a thread reaps it.
+fn scancel(target: &str) {
+    let spawned = std::process::Command::new("scancel")
+        .arg("--quiet")
+        .arg(target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            let _ = std::thread::Builder::new()
+                .name("remex-scancel".into())
+                .spawn(move || child.wait());
+        }
+        Err(e) => tracing::warn!("cannot run scancel {target}: {e}; the job may be left"),
+    }
+}
+
+impl Allocation {
+    /// Ends what this start made: the allocation if this process owns it
+    /// (scancel, and salloc's input closed), else the dial-back step
+    /// (SIGTERM to its srun, which cancels the step, and scancel of the
+    /// step). Idempotent; does not wait.
+    pub(crate) fn release(&self) {
+        if self.released.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let owned = self.salloc.lock().take();
+        if owned.is_some() {
+            tracing::debug!("cancelling the slurm allocation {}", self.job);
+            scancel(&self.job);
+        } else if let Some(step) = self.step_id.lock().clone() {
+            scancel(&format!("{}.{step}", self.job));
+        }
+        drop(owned);
+        if let Some(pid) = *self.step_pid.lock() {
+            if let Some(group) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+            }
+        }
+    }
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn start_err(spec: &Spec, detail: String) -> Error {
+    Error::Start {
+        spec: spec.raw.clone(),
+        detail,
+    }
+}
+
+fn said(lines: &Mutex<VecDeque<String>>) -> String {
+    let l = lines.lock();
+    if l.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it said: {:?}",
+            l.iter().cloned().collect::<Vec<_>>().join("\n")
+        )
+    }
+}
+
+/// Reads `r` line by line, keeping the last [`KEPT`] in `kept` and
+/// calling `each` on every line.
+async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
+    r: R,
+    kept: Arc<Mutex<VecDeque<String>>>,
+    mut each: impl FnMut(&str),
+) {
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        {
+            let mut k = kept.lock();
+            if k.len() == KEPT {
+                k.pop_front();
+            }
+            k.push_back(line.clone());
+        }
+        each(&line);
+    }
+}
+
+/// The allocation to run in: the one this process is in, or a new one.
+pub(crate) async fn allocate(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
+    if let Some(job) = std::env::var("SLURM_JOB_ID").ok().filter(|j| !j.is_empty()) {
+        let ignored: Vec<&str> = [
+            ("partition", o.partition.is_some()),
+            ("time", o.time.is_some()),
+            ("account", o.account.is_some()),
+            ("salloc_args", !o.salloc_args.is_empty()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| *k)
+        .collect();
+        if !ignored.is_empty() {
+            tracing::warn!(spec = %spec.raw, "inside the allocation {job} (SLURM_JOB_ID): {} apply to a new allocation and are not used", ignored.join(", "));
+        }
+        return Ok(Arc::new(Allocation {
+            job,
+            salloc: Mutex::new(None),
+            step_pid: Mutex::new(None),
+            step_id: Mutex::new(None),
+            released: AtomicBool::new(false),
+        }));
+    }
+    salloc(spec, o).await
+}
+
+async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
+    let mut cmd = Command::new("salloc");
+    cmd.arg(format!(
+        "--job-name={}",
+        o.job_name.as_deref().unwrap_or("remex")
+    ))
+    .arg(format!("--ntasks={}", o.ntasks));
+    for (flag, v) in [
+        ("--nodes", &o.nodes),
+        ("--partition", &o.partition),
+        ("--time", &o.time),
+        ("--account", &o.account),
+    ] {
+        if let Some(v) = v {
+            cmd.arg(format!("{flag}={v}"));
+        }
+    }
+    if let Some(c) = o.cpus_per_task {
+        cmd.arg(format!("--cpus-per-task={c}"));
+    }
+    cmd.args(&o.salloc_args)
+        .arg("--")
+        .arg("sh")
+        .arg("-c")
+        // Lives as long as its input: the pipe from this process.
+        .arg(format!(
+            "echo \"{GRANTED}$SLURM_JOB_ID\"; exec cat >/dev/null"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = cmd.spawn().map_err(|e| {
+        start_err(
+            spec,
+            format!("cannot run salloc: {e} (is this a Slurm submit host? the Slurm client tools must be on PATH)"),
+        )
+    })?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let kept = Arc::new(Mutex::new(VecDeque::new()));
+    let (job_tx, mut job_rx) = watch::channel(None::<String>);
+    tokio::spawn(read_lines(stderr, kept.clone(), move |line| {
+        // "salloc: Pending job allocation 42", "... Granted job allocation 42"
+        if let Some(id) = line
+            .split_once("job allocation ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .filter(|id| id.chars().all(|c| c.is_ascii_digit()))
+        {
+            job_tx.send_replace(Some(id.to_string()));
+        }
+        tracing::debug!("{line}");
+    }));
+    // salloc is reaped by a task of its own; its exit before the grant is
+    // a refusal (its stderr says why).
+    let (exit_tx, mut exit_rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let status = child.wait().await.ok();
+        let _ = exit_tx.send(Some(status));
+    });
+    let mut out = BufReader::new(stdout).lines();
+    let within = o.alloc_timeout.unwrap_or(ALLOC_TIMEOUT);
+    let deadline = tokio::time::sleep(within);
+    tokio::pin!(deadline);
+    let mut poll = tokio::time::interval(PENDING_POLL);
+    let mut reason = String::new();
+    let fail = |job: Option<String>, detail: String| {
+        if let Some(j) = job {
+            scancel(&j);
+        }
+        start_err(spec, detail)
+    };
+    loop {
+        tokio::select! {
+            line = out.next_line() => {
+                match line {
+                    Ok(Some(l)) if l.starts_with(GRANTED) => {
+                        let job = l[GRANTED.len()..].trim().to_string();
+                        tracing::debug!(spec = %spec.raw, "slurm allocation {job} granted");
+                        return Ok(Arc::new(Allocation {
+                            job,
+                            salloc: Mutex::new(stdin),
+                            step_pid: Mutex::new(None),
+                            step_id: Mutex::new(None),
+                            released: AtomicBool::new(false),
+                        }));
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => {
+                        // salloc ended without a grant: wait (bounded) for
+                        // its last words.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), exit_rx.wait_for(|s| s.is_some())).await;
+                        let status = (*exit_rx.borrow()).flatten();
+                        let job = job_rx.borrow().clone();
+                        return Err(fail(job, format!(
+                            "salloc gave no allocation{}{}",
+                            status.map(|s| format!(" (it exited: {s})")).unwrap_or_default(),
+                            said(&kept)
+                        )));
+                    }
+                }
+            }
+            _ = poll.tick() => {
+                let Some(job) = job_rx.borrow_and_update().clone() else { continue };
+                let now = pending_reason(&job).await;
+                if let Some(now) = now.filter(|n| *n != reason) {
+                    tracing::info!(spec = %spec.raw, "slurm job {job} is waiting for its allocation: {now}");
+                    reason = now;
+                }
+            }
+            _ = &mut deadline => {
+                let job = job_rx.borrow().clone();
+                let what = match (&job, reason.is_empty()) {
+                    (Some(j), false) => format!("job {j} is still pending ({reason})"),
+                    (Some(j), true) => format!("job {j} is still pending"),
+                    (None, _) => "salloc named no job".into(),
+                };
+                return Err(fail(job, format!(
+                    "no Slurm allocation within {within:?} (alloc_timeout=SECS sets the bound): {what}{}",
+                    said(&kept)
+                )));
+            }
+        }
+    }
+}
+
+/// `STATE (REASON)` of a pending job, from squeue.
+async fn pending_reason(job: &str) -> Option<String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        Command::new("squeue")
+            .args(["-h", "-j", job, "-o", "%T (%r)"])
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The srun flags every worker step gets, then the user's.
+fn srun(alloc: &Allocation, o: &SlurmOptions, ntasks: u32) -> Command {
+    let mut cmd = Command::new("srun");
+    cmd.arg(format!("--jobid={}", alloc.job))
+        .arg(format!("--ntasks={ntasks}"))
+        // Only the resources it asks for: other steps may share the
+        // allocation.
+        .arg("--exact");
+    if let Some(c) = o.cpus_per_task {
+        cmd.arg(format!("--cpus-per-task={c}"));
+    }
+    cmd.args(&o.srun_args);
+    cmd.env(WORKER_ENV, "1");
+    cmd
+}
+
+/// The command that starts one `stdio` worker: its own srun, the protocol
+/// on srun's stdio.
+pub(crate) fn stdio_command(spec: &Spec, o: &SlurmOptions, alloc: &Allocation) -> Result<Command> {
+    let worker = resolve_worker(spec)?;
+    let mut cmd = srun(alloc, o, 1);
+    // -u: srun passes bytes on as they come (the handshake has no newline).
+    cmd.arg("--unbuffered").arg("--nodes=1").arg(worker);
+    Ok(cmd)
+}
+
+/// Starts one step of `ids.len()` workers that dial back, and returns
+/// their sessions by rank.
+pub(crate) async fn dial_step(
+    spec: &Spec,
+    o: &SlurmOptions,
+    alloc: &Arc<Allocation>,
+    ids: &[String],
+) -> Result<Vec<Connected>> {
+    let worker = resolve_worker(spec)?;
+    let dialin = Dialin::bind(spec, o.listen.as_deref()).await?;
+    let mut cmd = srun(alloc, o, ids.len() as u32);
+    if let Some(n) = &o.nodes {
+        cmd.arg(format!("--nodes={n}"));
+    }
+    cmd.arg("--label")
+        .arg(worker)
+        .env(DIAL_ENV, &dialin.addr)
+        .env(DIAL_SECRET_ENV, &dialin.secret)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| start_err(spec, format!("cannot run srun: {e}")))?;
+    *alloc.step_pid.lock() = child.id();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let kept = Arc::new(Mutex::new(VecDeque::new()));
+    let tag = format!("slurm job {}", alloc.job);
+    tokio::spawn(read_lines(stderr, kept.clone(), move |line| {
+        super::forward_line(&tag, line)
+    }));
+    let (exit_tx, mut exit_rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let status = child.wait().await.ok();
+        let _ = exit_tx.send(Some(status));
+    });
+    let failed = async move {
+        let _ = exit_rx.wait_for(|s| s.is_some()).await;
+        // Its last words arrive with its exit.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let status = (*exit_rx.borrow()).flatten();
+        format!(
+            "srun exited{} before every worker dialed back{}",
+            status.map(|s| format!(" ({s})")).unwrap_or_default(),
+            said(&kept)
+        )
+    };
+    let within = spec.start_timeout.unwrap_or(super::HANDSHAKE_TIMEOUT);
+    let conns = dialin.accept(spec, ids, within, failed).await?;
+    if let Some(c) = conns.first().and_then(|c| c.info.cluster.as_ref()) {
+        *alloc.step_id.lock() = Some(c.step_id.clone());
+    }
+    Ok(conns)
+}

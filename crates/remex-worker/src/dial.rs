@@ -1,0 +1,98 @@
+//! A worker that dials its controller: how `slurm` gateways' workers reach
+//! the controller that started them (see `docs/clusters.md`).
+//!
+//! The engine (srun) starts the worker with [`DIAL_ENV`] (`host:port` of
+//! the controller's listener) and [`DIAL_SECRET_ENV`] (a one-time secret)
+//! in its environment. The worker removes both from its environment,
+//! connects, runs the secure handshake of
+//! `remex::core::transport::secure` as its initiator (both ends prove the
+//! secret; nothing is served to a listener that does not), and then serves
+//! that one controller as a stdio worker would: it answers the
+//! controller's hello with its own (which names its Slurm job, step, node
+//! and task), and exits when the controller terminates it or goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use remex_core::transport::secure::{self, HandshakeError};
+use remex_core::transport::socket::DirectParts;
+use tokio::net::TcpStream;
+
+use crate::Worker;
+
+pub(crate) use remex_core::transport::dial::{DIAL_ENV, DIAL_SECRET_ENV};
+/// The bound on connecting, the secure handshake and the hellos.
+const DIAL_DEADLINE: Duration = Duration::from_secs(30);
+
+fn fail(what: String) -> ! {
+    eprintln!("remex-worker: {what}");
+    std::process::exit(2)
+}
+
+/// Dials `addr` and serves the controller there until it terminates this
+/// worker or goes away.
+pub(crate) fn dial(worker: Worker, addr: String) -> ! {
+    let secret = std::env::var(DIAL_SECRET_ENV).unwrap_or_default();
+    // Neither tasks nor their children inherit them.
+    std::env::remove_var(DIAL_SECRET_ENV);
+    std::env::remove_var(DIAL_ENV);
+    if secret.is_empty() {
+        fail(format!(
+            "{DIAL_ENV} is set but {DIAL_SECRET_ENV} is not: no secret to dial with"
+        ))
+    }
+    let psk = secure::psk(secret.as_bytes());
+    drop(secret);
+    crate::init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4096)
+        .thread_name("remex-worker")
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")));
+    let ended = rt.block_on(async move {
+        let connect = async {
+            let stream = TcpStream::connect(&addr)
+                .await
+                .map_err(|e| format!("cannot connect to the controller at {addr}: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            let (mut r, mut w) = stream.into_split();
+            let state = secure::initiate(&mut r, &mut w, &psk)
+                .await
+                .map_err(|e| match e {
+                    HandshakeError::Refused => format!("{addr} refused this worker's secret"),
+                    HandshakeError::Unproven => {
+                        format!("{addr} did not prove the secret: not the controller that started this worker")
+                    }
+                    other => format!("the secure handshake with {addr} failed: {other}"),
+                })?;
+            let (mut r, mut w) = secure::split(state, r, w, &addr);
+            let (leftover, limits) = crate::listen::hellos(&mut r, &mut w).await?;
+            let parts = DirectParts::new(r, w, leftover)
+                .map_err(|e| format!("taking over the session: {e}"))?;
+            Ok::<_, String>((parts, limits))
+        };
+        let (p, limits) = match tokio::time::timeout(DIAL_DEADLINE, connect).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => fail(e),
+            Err(_) => fail(format!(
+                "no session with the controller at {addr} within {DIAL_DEADLINE:?}"
+            )),
+        };
+        crate::serve::session(Arc::new(worker), limits, move |config, handlers| {
+            remex_core::conn::Connection::spawn_direct_secure(
+                config, handlers, p.input, p.writer, p.leftover, p.opener, p.sealer,
+            )
+        })
+        .await
+    });
+    match ended {
+        None => crate::serve::exit_worker(0, false),
+        Some(e @ remex_core::Error::Protocol { .. }) => {
+            eprintln!("remex-worker: ending: {e}");
+            crate::serve::exit_worker(3, true)
+        }
+        Some(_) => crate::serve::exit_worker(0, true),
+    }
+}
