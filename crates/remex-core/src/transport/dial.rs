@@ -65,6 +65,13 @@ pub(crate) struct Dialin {
     pub(crate) secret: String,
 }
 
+impl std::fmt::Debug for Dialin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        write!(f, "<dial-back listener {}>", self.addr)
+    }
+}
+
 /// This host's name, as `uname -n` gives it.
 fn host_name() -> String {
     rustix::system::uname()
@@ -222,4 +229,133 @@ async fn session(
     let info = worker_info(spec, hello).map_err(|e| e.to_string())?;
     let parts = DirectParts::new(r, w, buf).map_err(|e| format!("taking over the session: {e}"))?;
     Ok(Connected { parts, info })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{encode_hello, ClusterInfo, Hello, Role, WorkerInfo};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A worker that dials `addr` with `secret`, says it is task `task`,
+    /// and then reads until the listener closes the connection (refused),
+    /// or holds it open until the test ends.
+    async fn fake_worker(addr: String, secret: String, task: u32) -> std::result::Result<(), String> {
+        let stream = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
+        let (mut r, mut w) = stream.into_split();
+        let state = secure::initiate(&mut r, &mut w, &secure::psk(secret.as_bytes()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut r, mut w) = secure::split(state, r, w, &addr);
+        let mut hello = BytesMut::new();
+        encode_hello(
+            &Hello {
+                role: Role::Worker,
+                worker: Some(WorkerInfo {
+                    pid: 1,
+                    cwd: "/".into(),
+                    executable: "fake".into(),
+                    platform: "linux-x86_64".into(),
+                    version: crate::VERSION.into(),
+                    cluster: Some(ClusterInfo {
+                        engine: "slurm".into(),
+                        job_id: "1".into(),
+                        step_id: "0".into(),
+                        node: "n".into(),
+                        task,
+                    }),
+                }),
+                setup: None,
+            },
+            &mut hello,
+        );
+        w.write_all(&hello).await.map_err(|e| e.to_string())?;
+        w.flush().await.map_err(|e| e.to_string())?;
+        let mut sink = Vec::new();
+        // EOF or an error: the listener dropped this connection.
+        let got = r.read_to_end(&mut sink).await;
+        Err(format!("closed by the listener: {got:?}"))
+    }
+
+    fn spec() -> Spec {
+        Spec::parse("slurm//ntasks=2").unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_workers_that_prove_the_secret_get_a_rank_each() {
+        let spec = spec();
+        let d = Dialin::bind(&spec, Some("127.0.0.1")).await.unwrap();
+        let (addr, secret) = (d.addr.clone(), d.secret.clone());
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        assert_eq!(secret.len(), 64, "256 bits, hex");
+        let ids = vec!["a".to_string(), "b".to_string()];
+        let accepting = tokio::spawn({
+            let spec = spec.clone();
+            async move {
+                d.accept(&spec, &ids, Duration::from_secs(30), std::future::pending())
+                    .await
+            }
+        });
+        // Wrong secret: the listener does not prove itself to it, and it
+        // gets no session.
+        let e = fake_worker(addr.clone(), "not the secret".into(), 0).await.unwrap_err();
+        assert!(!e.contains("closed by the listener"), "{e}");
+        // Not remex at all.
+        let mut junk = TcpStream::connect(&addr).await.unwrap();
+        junk.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut sink = Vec::new();
+        let _ = junk.read_to_end(&mut sink).await;
+        // A rank that was not started.
+        let e = fake_worker(addr.clone(), secret.clone(), 7).await.unwrap_err();
+        assert!(e.contains("closed by the listener"), "{e}");
+        // Two workers say they are task 0: one gets the rank, the other
+        // is refused (closed), whichever comes second.
+        let mut one = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 0));
+        let mut two = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 0));
+        let (refused, holder) = tokio::select! {
+            r = &mut one => (r, two),
+            r = &mut two => (r, one),
+        };
+        let e = refused.unwrap().unwrap_err();
+        assert!(e.contains("closed by the listener"), "{e}");
+        assert!(!holder.is_finished(), "the other holds its session");
+        let _last = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 1));
+        let conns = tokio::time::timeout(Duration::from_secs(30), accepting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let ranks: Vec<u32> = conns
+            .iter()
+            .map(|c| c.info.cluster.as_ref().unwrap().task)
+            .collect();
+        assert_eq!(ranks, vec![0, 1]);
+        drop(holder);
+        // The listener is closed once every rank is in.
+        assert!(TcpStream::connect(&addr).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_that_nobody_answers_or_whose_step_fails_says_so() {
+        let spec = spec();
+        let ids = vec!["a".to_string(), "b".to_string()];
+        let d = Dialin::bind(&spec, Some("127.0.0.1:0")).await.unwrap();
+        let e = d
+            .accept(&spec, &ids, Duration::from_millis(200), std::future::pending())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0 of 2 workers dialed back"), "{e}");
+        let d = Dialin::bind(&spec, Some("127.0.0.1")).await.unwrap();
+        let e = d
+            .accept(&spec, &ids, Duration::from_secs(30), async {
+                "srun exited (exit status: 1)".to_string()
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("srun exited (exit status: 1) (0 of 2 workers had dialed back)"), "{e}");
+        let e = Dialin::bind(&spec, Some("203.0.113.1")).await.unwrap_err().to_string();
+        assert!(e.contains("listen=HOST[:PORT]"), "{e}");
+    }
 }

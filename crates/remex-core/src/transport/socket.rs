@@ -59,6 +59,7 @@ fn secret(spec: &Spec) -> Result<Vec<u8>> {
 }
 
 /// A connected and authenticated socket gateway, after the handshake.
+#[derive(Debug)]
 pub(crate) struct Connected {
     pub(crate) parts: DirectParts,
     pub(crate) info: WorkerInfo,
