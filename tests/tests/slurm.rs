@@ -493,3 +493,47 @@ fn the_taskserver_runs_over_slurm_workers() {
     );
     assert!(no_job_within(&job, Duration::from_secs(5)));
 }
+
+#[test]
+fn inside_an_allocation_workers_run_as_its_steps_and_leave_it_running() {
+    if skipped() {
+        return;
+    }
+    let job = name("outer");
+    // The controller runs inside an allocation of 4 tasks (as a batch
+    // script or salloc shell would); its group of 2 is a step of it, and
+    // its end ends the step, not the allocation.
+    let out = Command::new("salloc")
+        .args(["-n", "4", "--job-name", &job])
+        .arg(env!("CARGO_BIN_EXE_remex-test-controller"))
+        .args(["slurm-steps", &slurm(&job, "//ntasks=2//time=5")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{err}");
+    assert!(text.contains("DONE"), "{text}\n{err}");
+    assert!(text.contains("OUTER RUNNING"), "the allocation outlives the step: {text}");
+    let granted: String = err
+        .split("Granted job allocation ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("salloc names its job")
+        .to_string();
+    let steps: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("JOB "))
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (w[0].to_string(), w[1].to_string())
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{text}");
+    assert!(
+        steps.iter().all(|(j, s)| *j == granted && *s == steps[0].1),
+        "both workers are one step of the outer job {granted}: {steps:?}"
+    );
+    // time= applies to a new allocation only: said, not used.
+    assert!(err.contains("time apply to a new allocation"), "{err}");
+    assert!(no_job_within(&job, Duration::from_secs(5)));
+}

@@ -14,6 +14,13 @@
 //!                                         each, TASKS tasks gathered, then
 //!                                         terminate; prints PIDS, timings
 //!                                         and DONE, or ERROR and the error
+//! remex-test-controller slurm-steps SPEC  (run inside an allocation) a
+//!                                         Group of SPEC: prints each
+//!                                         worker's JOB job step task,
+//!                                         squares on all, terminates,
+//!                                         waits for the step to end,
+//!                                         prints OUTER (the job's state)
+//!                                         and DONE
 //! ```
 
 use std::time::{Duration, Instant};
@@ -62,6 +69,36 @@ async fn main() {
             println!("PIDS {} {child}", gw.rinfo().pid);
             let _keep = gw.remote_call("sleep", &3600).unwrap();
             tokio::time::sleep(LIFETIME).await;
+        }
+        "slurm-steps" => {
+            let group = Group::new(&args[1..]).await.unwrap();
+            for g in group.gateways() {
+                let c = g.rinfo().cluster.clone().expect("a Slurm task");
+                println!("JOB {} {} {}", c.job_id, c.step_id, c.task);
+            }
+            let futures: Vec<_> = (0..100i64)
+                .map(|i| group.submit::<i64>("square", &i))
+                .collect::<remex::Result<_>>()
+                .unwrap();
+            let got = remex::gather(futures, remex::Errors::Raise).await.unwrap();
+            assert_eq!(got.value.iter().sum::<i64>(), (0..100i64).map(|i| i * i).sum::<i64>());
+            let step = group.gateways()[0].rinfo().cluster.clone().unwrap();
+            let step = format!("{}.{}", step.job_id, step.step_id);
+            group.terminate(T).await;
+            // The step ends; the allocation this process runs in does not
+            // (squeue has no event: polled, bounded).
+            let squeue = |args: &[&str]| {
+                let out = std::process::Command::new("squeue").args(args).output().unwrap();
+                String::from_utf8_lossy(&out.stdout).to_string()
+            };
+            let t0 = Instant::now();
+            while squeue(&["-h", "-s", "-o", "%i"]).lines().any(|l| l.trim() == step) {
+                assert!(t0.elapsed() < T, "step {step} still runs");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let job = std::env::var("SLURM_JOB_ID").unwrap();
+            println!("OUTER {}", squeue(&["-h", "-j", &job, "-o", "%T"]).trim());
+            println!("DONE");
         }
         "group" => {
             let group = Group::new(&args[1..]).await.unwrap();

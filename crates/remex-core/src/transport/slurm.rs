@@ -124,6 +124,18 @@ impl Drop for Allocation {
     }
 }
 
+/// Tells the user something they are waiting on (a pending allocation's
+/// reason, options not used): a `tracing` event of target `remex::slurm`
+/// at INFO, or a line on stderr when nobody listens to `tracing` (the
+/// user would otherwise wait without a word).
+fn notice(spec: &Spec, message: String) {
+    if tracing::enabled!(target: "remex::slurm", tracing::Level::INFO) {
+        tracing::info!(target: "remex::slurm", spec = %spec.raw, "{message}");
+    } else {
+        eprintln!("remex: {message}");
+    }
+}
+
 fn start_err(spec: &Spec, detail: String) -> Error {
     Error::Start {
         spec: spec.raw.clone(),
@@ -177,7 +189,13 @@ pub(crate) async fn allocate(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Alloca
         .map(|(k, _)| *k)
         .collect();
         if !ignored.is_empty() {
-            tracing::warn!(spec = %spec.raw, "inside the allocation {job} (SLURM_JOB_ID): {} apply to a new allocation and are not used", ignored.join(", "));
+            notice(
+                spec,
+                format!(
+                    "inside the allocation {job} (SLURM_JOB_ID): {} apply to a new allocation and are not used",
+                    ignored.join(", ")
+                ),
+            );
         }
         return Ok(Arc::new(Allocation {
             job,
@@ -298,7 +316,7 @@ async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
                 let Some(job) = job_rx.borrow_and_update().clone() else { continue };
                 let now = pending_reason(&job).await;
                 if let Some(now) = now.filter(|n| *n != reason) {
-                    tracing::info!(spec = %spec.raw, "slurm job {job} is waiting for its allocation: {now}");
+                    notice(spec, format!("slurm job {job} is waiting for its allocation: {now}"));
                     reason = now;
                 }
             }
