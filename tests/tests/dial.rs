@@ -68,5 +68,8 @@ fn a_worker_whose_controller_is_gone_says_where_it_dialed() {
     let out = worker(&addr, Some("s")).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(&format!("cannot connect to the controller at {addr}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot connect to the controller at {addr}")),
+        "{err}"
+    );
 }

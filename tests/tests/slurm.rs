@@ -513,7 +513,10 @@ fn inside_an_allocation_workers_run_as_its_steps_and_leave_it_running() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}\n{err}");
     assert!(text.contains("DONE"), "{text}\n{err}");
-    assert!(text.contains("OUTER RUNNING"), "the allocation outlives the step: {text}");
+    assert!(
+        text.contains("OUTER RUNNING"),
+        "the allocation outlives the step: {text}"
+    );
     let granted: String = err
         .split("Granted job allocation ")
         .nth(1)

@@ -81,18 +81,27 @@ async fn main() {
                 .collect::<remex::Result<_>>()
                 .unwrap();
             let got = remex::gather(futures, remex::Errors::Raise).await.unwrap();
-            assert_eq!(got.value.iter().sum::<i64>(), (0..100i64).map(|i| i * i).sum::<i64>());
+            assert_eq!(
+                got.value.iter().sum::<i64>(),
+                (0..100i64).map(|i| i * i).sum::<i64>()
+            );
             let step = group.gateways()[0].rinfo().cluster.clone().unwrap();
             let step = format!("{}.{}", step.job_id, step.step_id);
             group.terminate(T).await;
             // The step ends; the allocation this process runs in does not
             // (squeue has no event: polled, bounded).
             let squeue = |args: &[&str]| {
-                let out = std::process::Command::new("squeue").args(args).output().unwrap();
+                let out = std::process::Command::new("squeue")
+                    .args(args)
+                    .output()
+                    .unwrap();
                 String::from_utf8_lossy(&out.stdout).to_string()
             };
             let t0 = Instant::now();
-            while squeue(&["-h", "-s", "-o", "%i"]).lines().any(|l| l.trim() == step) {
+            while squeue(&["-h", "-s", "-o", "%i"])
+                .lines()
+                .any(|l| l.trim() == step)
+            {
                 assert!(t0.elapsed() < T, "step {step} still runs");
                 std::thread::sleep(Duration::from_millis(100));
             }

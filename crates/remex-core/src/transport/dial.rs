@@ -240,7 +240,11 @@ mod tests {
     /// A worker that dials `addr` with `secret`, says it is task `task`,
     /// and then reads until the listener closes the connection (refused),
     /// or holds it open until the test ends.
-    async fn fake_worker(addr: String, secret: String, task: u32) -> std::result::Result<(), String> {
+    async fn fake_worker(
+        addr: String,
+        secret: String,
+        task: u32,
+    ) -> std::result::Result<(), String> {
         let stream = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
         let (mut r, mut w) = stream.into_split();
         let state = secure::initiate(&mut r, &mut w, &secure::psk(secret.as_bytes()))
@@ -298,7 +302,9 @@ mod tests {
         });
         // Wrong secret: the listener does not prove itself to it, and it
         // gets no session.
-        let e = fake_worker(addr.clone(), "not the secret".into(), 0).await.unwrap_err();
+        let e = fake_worker(addr.clone(), "not the secret".into(), 0)
+            .await
+            .unwrap_err();
         assert!(!e.contains("closed by the listener"), "{e}");
         // Not remex at all.
         let mut junk = TcpStream::connect(&addr).await.unwrap();
@@ -306,7 +312,9 @@ mod tests {
         let mut sink = Vec::new();
         let _ = junk.read_to_end(&mut sink).await;
         // A rank that was not started.
-        let e = fake_worker(addr.clone(), secret.clone(), 7).await.unwrap_err();
+        let e = fake_worker(addr.clone(), secret.clone(), 7)
+            .await
+            .unwrap_err();
         assert!(e.contains("closed by the listener"), "{e}");
         // Two workers say they are task 0: one gets the rank, the other
         // is refused (closed), whichever comes second.
@@ -341,7 +349,12 @@ mod tests {
         let ids = vec!["a".to_string(), "b".to_string()];
         let d = Dialin::bind(&spec, Some("127.0.0.1:0")).await.unwrap();
         let e = d
-            .accept(&spec, &ids, Duration::from_millis(200), std::future::pending())
+            .accept(
+                &spec,
+                &ids,
+                Duration::from_millis(200),
+                std::future::pending(),
+            )
             .await
             .unwrap_err()
             .to_string();
@@ -354,8 +367,14 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("srun exited (exit status: 1) (0 of 2 workers had dialed back)"), "{e}");
-        let e = Dialin::bind(&spec, Some("203.0.113.1")).await.unwrap_err().to_string();
+        assert!(
+            e.contains("srun exited (exit status: 1) (0 of 2 workers had dialed back)"),
+            "{e}"
+        );
+        let e = Dialin::bind(&spec, Some("203.0.113.1"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen=HOST[:PORT]"), "{e}");
     }
 }

@@ -62,12 +62,28 @@ pub(crate) struct Allocation {
     /// salloc's standard input, when this process owns the allocation:
     /// closing it ends salloc's command and with it the allocation.
     salloc: Mutex<Option<ChildStdin>>,
-    /// The pid (and process group) of the dial-back step's srun.
-    step_pid: Mutex<Option<u32>>,
+    /// The dial-back step's srun: its pid (and process group) and its
+    /// exit.
+    step: Mutex<Option<Step>>,
     /// The dial-back step's id, once a worker named it.
     step_id: Mutex<Option<String>>,
     released: AtomicBool,
+    /// Set once the end began: srun's words about the step's end are
+    /// expected then, and logged at debug level only.
+    ending: Arc<AtomicBool>,
 }
+
+/// The srun of a dial-back step.
+struct Step {
+    pid: u32,
+    exit: watch::Receiver<Option<Option<std::process::ExitStatus>>>,
+}
+
+/// How long the step's srun has to end by itself once its workers are
+/// gone, before it gets SIGTERM and the step or allocation is cancelled
+/// (srun reports a cancelled step on stderr; a step that ends by itself
+/// needs no words).
+pub const STEP_GRACE: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Allocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,18 +118,38 @@ impl Allocation {
         if self.released.swap(true, Ordering::SeqCst) {
             return;
         }
-        let owned = self.salloc.lock().take();
-        if owned.is_some() {
-            tracing::debug!("cancelling the slurm allocation {}", self.job);
-            scancel(&self.job);
-        } else if let Some(step) = self.step_id.lock().clone() {
-            scancel(&format!("{}.{step}", self.job));
-        }
-        drop(owned);
-        if let Some(pid) = *self.step_pid.lock() {
-            if let Some(group) = rustix::process::Pid::from_raw(pid as i32) {
-                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+        self.ending.store(true, Ordering::SeqCst);
+        let salloc = self.salloc.lock().take();
+        let step = self.step.lock().take();
+        let step_id = self.step_id.lock().clone();
+        let job = self.job.clone();
+        let finish = move |step: Option<Step>| {
+            let running = step.filter(|s| s.exit.borrow().is_none());
+            if let Some(s) = &running {
+                if let Some(group) = rustix::process::Pid::from_raw(s.pid as i32) {
+                    let _ =
+                        rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+                }
             }
+            if salloc.is_some() {
+                tracing::debug!("cancelling the slurm allocation {job}");
+                scancel(&job);
+            } else if let (Some(id), Some(_)) = (step_id, &running) {
+                scancel(&format!("{job}.{id}"));
+            }
+            // salloc's command ends with its input, and salloc then
+            // relinquishes the allocation.
+            drop(salloc);
+        };
+        match (tokio::runtime::Handle::try_current(), step) {
+            (Ok(rt), Some(mut s)) if s.exit.borrow().is_none() => {
+                rt.spawn(async move {
+                    let _ =
+                        tokio::time::timeout(STEP_GRACE, s.exit.wait_for(|e| e.is_some())).await;
+                    finish(Some(s));
+                });
+            }
+            (_, step) => finish(step),
         }
     }
 }
@@ -200,9 +236,10 @@ pub(crate) async fn allocate(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Alloca
         return Ok(Arc::new(Allocation {
             job,
             salloc: Mutex::new(None),
-            step_pid: Mutex::new(None),
+            step: Mutex::new(None),
             step_id: Mutex::new(None),
             released: AtomicBool::new(false),
+            ending: Arc::default(),
         }));
     }
     salloc(spec, o).await
@@ -292,9 +329,10 @@ async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
                         return Ok(Arc::new(Allocation {
                             job,
                             salloc: Mutex::new(stdin),
-                            step_pid: Mutex::new(None),
+                            step: Mutex::new(None),
                             step_id: Mutex::new(None),
                             released: AtomicBool::new(false),
+                            ending: Arc::default(),
                         }));
                     }
                     Ok(Some(_)) => {}
@@ -404,14 +442,23 @@ pub(crate) async fn dial_step(
     let mut child = cmd
         .spawn()
         .map_err(|e| start_err(spec, format!("cannot run srun: {e}")))?;
-    *alloc.step_pid.lock() = child.id();
     let stderr = child.stderr.take().expect("stderr is piped");
     let kept = Arc::new(Mutex::new(VecDeque::new()));
     let tag = format!("slurm job {}", alloc.job);
+    let ending = alloc.ending.clone();
     tokio::spawn(read_lines(stderr, kept.clone(), move |line| {
-        super::forward_line(&tag, line)
+        if ending.load(Ordering::Relaxed) {
+            tracing::debug!(target: "remex::worker", gateway = %tag, "{line}");
+        } else {
+            super::forward_line(&tag, line)
+        }
     }));
+    let pid = child.id().unwrap_or(0);
     let (exit_tx, mut exit_rx) = watch::channel(None);
+    *alloc.step.lock() = Some(Step {
+        pid,
+        exit: exit_rx.clone(),
+    });
     tokio::spawn(async move {
         let status = child.wait().await.ok();
         let _ = exit_tx.send(Some(status));
