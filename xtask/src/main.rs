@@ -133,6 +133,26 @@ fn ensure_slurm() -> Result<Option<&'static str>, String> {
     }
 }
 
+/// The container suite runs against podman, which `.ci/podman-up`
+/// installs (root with apt-get). Where it cannot be installed, the suite
+/// is skipped with that reason (`REMEX_PODMAN_SKIP`).
+fn ensure_podman() -> Result<Option<&'static str>, String> {
+    let status = Command::new("bash")
+        .arg(root().join(".ci/podman-up"))
+        .status()
+        .map_err(|e| format!("cannot run .ci/podman-up: {e}"))?;
+    match status.code() {
+        Some(0) => Ok(None),
+        Some(3) => {
+            eprintln!("xtask: the podman suite is skipped: podman cannot be installed here");
+            Ok(Some(
+                "podman is not installed and cannot be installed here (needs root and apt-get)",
+            ))
+        }
+        _ => Err(format!(".ci/podman-up failed: {status}")),
+    }
+}
+
 fn test(args: &[String]) -> Result<(), String> {
     ensure_sshd()?;
     // Doc examples start real gateways: they find the stock worker here.
@@ -141,10 +161,14 @@ fn test(args: &[String]) -> Result<(), String> {
     run("cargo build -p remex-worker", c)?;
     let worker = root().join("target/debug/remex-worker");
     let slurm_skip = ensure_slurm()?;
+    let podman_skip = ensure_podman()?;
     let mut c = cargo();
     c.env("REMEX_WORKER_PATH", &worker);
     if let Some(why) = slurm_skip {
         c.env("REMEX_SLURM_SKIP", why);
+    }
+    if let Some(why) = podman_skip {
+        c.env("REMEX_PODMAN_SKIP", why);
     }
     c.args(["test", "--workspace", "--exclude", "xtask"]);
     if !args.is_empty() {
@@ -164,6 +188,9 @@ fn test(args: &[String]) -> Result<(), String> {
     let mut c = cargo();
     if let Some(why) = slurm_skip {
         c.env("REMEX_SLURM_SKIP", why);
+    }
+    if let Some(why) = podman_skip {
+        c.env("REMEX_PODMAN_SKIP", why);
     }
     c.args([
         "test",
