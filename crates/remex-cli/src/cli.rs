@@ -65,6 +65,7 @@ Examples:
   remex run --joblog jobs.tsv --resume-failed -- ./simulate --seed {} ::: $(seq 100)
   remex run -k --tag -- 'echo {1}-{2}' ::: a b ::: 1 2
   ls *.png | remex run --halt now,fail=1 --timeout 60 -- convert {} {.}.jpg
+  remex run --tx slurm//ntasks=32//time=2:00:00 -- ./simulate --seed {} ::: $(seq 1000)
 
 Exit status: 0 if every job succeeded, else the number of failed jobs (101 means more than
 100), 255 for an error before any job ran.";
@@ -73,6 +74,7 @@ const EXEC_EXAMPLES: &str = "\
 Examples:
   remex exec --tx ssh=host1 --tx ssh=host2 -- uptime
   remex exec --txfile hosts.txt -b -- 'uname -r; nproc'
+  remex exec --tx slurm//ntasks=4//nodes=4 -- 'hostname; nproc'
 
 Exit status: 0 if the command succeeded everywhere, else the number of workers where it
 failed, 255 for an error before it ran.";
@@ -80,7 +82,8 @@ failed, 255 for an error before it ran.";
 /// Which workers.
 #[derive(Debug, Args)]
 pub(crate) struct WorkerArgs {
-    /// A worker spec; N*SPEC for N workers (repeatable). Default: N*popen, N the CPUs.
+    /// A worker spec; N*SPEC for N workers, slurm//ntasks=N for N Slurm tasks
+    /// (repeatable). Default: N*popen, N the CPUs.
     #[arg(long = "tx", value_name = "SPEC")]
     pub(crate) tx: Vec<String>,
     /// A file of worker specs, one per line (# starts a comment).

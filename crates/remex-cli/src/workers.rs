@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use remex::{Gateway, Group, Spec, Transport};
+use remex::{Gateway, Group, Transport};
 
 /// The specs from `--tx` and `--txfile` (one per line; blank lines and
 /// `#` comments skipped); none given means one popen worker per CPU.
@@ -54,7 +54,8 @@ impl Workers {
     }
 }
 
-fn base(spec: &Spec) -> String {
+fn base(g: &Gateway) -> String {
+    let spec = g.spec();
     if let Some(id) = &spec.id {
         return id.clone();
     }
@@ -67,11 +68,17 @@ fn base(spec: &Spec) -> String {
             .unwrap_or("cmd")
             .to_string(),
         Transport::Socket { addr } => addr.clone(),
+        // The node the task runs on.
+        Transport::Slurm(_) => g
+            .rinfo()
+            .cluster
+            .as_ref()
+            .map_or_else(|| "slurm".into(), |c| c.node.clone()),
     }
 }
 
 fn labels(gateways: &[Gateway]) -> HashMap<String, String> {
-    let bases: Vec<String> = gateways.iter().map(|g| base(g.spec())).collect();
+    let bases: Vec<String> = gateways.iter().map(base).collect();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = HashMap::new();
     for (g, b) in gateways.iter().zip(&bases) {

@@ -528,3 +528,40 @@ fn workers_come_from_a_txfile_and_a_terminal_gets_a_progress_bar() {
     );
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn run_and_exec_reach_slurm_workers() {
+    if let Ok(why) = std::env::var("REMEX_SLURM_SKIP") {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let job = format!("remex-cli-{}", std::process::id());
+    let tx = format!("slurm//ntasks=2//listen=127.0.0.1//job_name={job}");
+    let o = run(&["exec", "--tx", &tx, "--", "echo task $SLURM_PROCID"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let mut lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_once(": ").map_or(l, |(_, line)| line))
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["task 0", "task 1"], "{}", out(&o));
+    let o = run(&[
+        "run", "--tx", &tx, "-k", "--", "echo", "{}", ":::", "a", "b", "c",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "a\nb\nc\n");
+    // The allocation ends with the command (squeue has no event: polled).
+    let t0 = Instant::now();
+    loop {
+        let q = Command::new("squeue")
+            .args(["-h", "-n", &job])
+            .output()
+            .unwrap();
+        if q.stdout.is_empty() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", out(&q));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
