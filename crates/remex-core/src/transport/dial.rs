@@ -245,6 +245,15 @@ mod tests {
         secret: String,
         task: u32,
     ) -> std::result::Result<(), String> {
+        fake_worker_pid(addr, secret, task, 1).await
+    }
+
+    async fn fake_worker_pid(
+        addr: String,
+        secret: String,
+        task: u32,
+        pid: u32,
+    ) -> std::result::Result<(), String> {
         let stream = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
         let (mut r, mut w) = stream.into_split();
         let state = secure::initiate(&mut r, &mut w, &secure::psk(secret.as_bytes()))
@@ -256,7 +265,7 @@ mod tests {
             &Hello {
                 role: Role::Worker,
                 worker: Some(WorkerInfo {
-                    pid: 1,
+                    pid,
                     cwd: "/".into(),
                     executable: "fake".into(),
                     platform: "linux-x86_64".into(),
@@ -376,5 +385,78 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen=HOST[:PORT]"), "{e}");
+    }
+
+    /// A proxy on loopback that relays one connection to `to`, flipping
+    /// the bit 0x01 of the byte at `offset` of what the worker sends.
+    async fn flipping_proxy(to: String, offset: usize) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut client, _) = l.accept().await.unwrap();
+            let mut server = TcpStream::connect(&to).await.unwrap();
+            let (mut cr, mut cw) = client.split();
+            let (mut sr, mut sw) = server.split();
+            let up = async {
+                let mut seen = 0usize;
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if (seen..seen + n).contains(&offset) {
+                        buf[offset - seen] ^= 0x01;
+                    }
+                    seen += n;
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = sw.shutdown().await;
+            };
+            let down = async {
+                let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                let _ = cw.shutdown().await;
+            };
+            tokio::join!(up, down);
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_changed_on_the_way_gets_no_rank() {
+        let spec = Spec::parse("slurm").unwrap();
+        let d = Dialin::bind(&spec, Some("127.0.0.1")).await.unwrap();
+        let (addr, secret) = (d.addr.clone(), d.secret.clone());
+        let ids = vec!["only".to_string()];
+        let accepting = tokio::spawn({
+            let spec = spec.clone();
+            async move {
+                d.accept(&spec, &ids, Duration::from_secs(30), std::future::pending())
+                    .await
+            }
+        });
+        // A bit flipped in the handshake's first message, and in the
+        // worker's hello record (past the 2-byte length, 32-byte ephemeral
+        // key and 16-byte tag of the first message): no session either way.
+        for offset in [3, 20, 60, 80] {
+            let via = flipping_proxy(addr.clone(), offset).await;
+            let e = fake_worker_pid(via, secret.clone(), 0, 666)
+                .await
+                .unwrap_err();
+            assert!(!accepting.is_finished(), "offset {offset}: {e}");
+        }
+        let _honest = tokio::spawn(fake_worker_pid(addr.clone(), secret.clone(), 0, 7));
+        let conns = tokio::time::timeout(Duration::from_secs(30), accepting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(conns.len(), 1);
+        assert_eq!(
+            conns[0].info.pid, 7,
+            "the rank went to the untouched session"
+        );
     }
 }
