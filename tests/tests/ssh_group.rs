@@ -147,6 +147,23 @@ fn master_pids(port: u16) -> Vec<u32> {
         .collect()
 }
 
+/// The processes running `exe` among the descendants of `root`.
+fn workers_under(root: u32, exe: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for c in children_of(p) {
+            let is = std::fs::read_link(format!("/proc/{c}/exe"))
+                .is_ok_and(|e| e == std::path::Path::new(exe));
+            if is {
+                found.push(c);
+            }
+            todo.push(c);
+        }
+    }
+    found
+}
+
 /// sshd's processes for one connection: a session process per connection
 /// (children of the listener).
 fn connections(sshd: &Sshd) -> usize {
@@ -172,8 +189,11 @@ async fn sixteen_workers_on_one_host_share_one_ssh_connection() {
     let t16 = started.elapsed();
     eprintln!("one ssh worker ready in {t_one:?}, sixteen on one host in {t16:?}");
     assert_eq!(group.len(), 16);
-    // sshd carries 10 sessions per connection (MaxSessions): two.
-    assert_eq!(connections(&sshd), 2, "the 16 gateways use two connections");
+    // One ssh session carries a relay worker, which starts the sixteen on
+    // the host and carries their streams.
+    assert_eq!(connections(&sshd), 1, "the 16 gateways use one connection");
+    let relays = workers_under(sshd.pid(), WORKER).len() - 16;
+    assert_eq!(relays, 1, "one relay worker");
     let pids: Vec<u32> = group.gateways().iter().map(|g| g.rinfo().pid).collect();
 
     // Killing one gateway ends its worker only.
@@ -204,7 +224,7 @@ async fn sixteen_workers_on_one_host_share_one_ssh_connection() {
     );
     let queue = mch.make_receive_queue(Some(Value::from("end"))).unwrap();
     let masters = master_pids(sshd.port);
-    assert_eq!(masters.len(), 2, "{masters:?}");
+    assert_eq!(masters.len(), 1, "{masters:?}");
     for m in masters {
         // SAFETY: signalling the ssh masters this test's gateways started.
         unsafe {
@@ -222,4 +242,43 @@ async fn sixteen_workers_on_one_host_share_one_ssh_connection() {
         );
     }
     group.terminate(Duration::from_secs(5)).await;
+    // The relay ended with its connection too.
+    let t0 = std::time::Instant::now();
+    while !workers_under(sshd.pid(), WORKER).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a worker or relay is left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_of_a_host_ends_with_its_last_gateway() {
+    const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
+    let sshd = Sshd::start("127.0.0.6");
+    let group = remex::Group::new([format!("3*{}", sshd.spec(&format!("//worker={WORKER}")))])
+        .await
+        .unwrap();
+    assert_eq!(
+        workers_under(sshd.pid(), WORKER).len(),
+        4,
+        "3 workers and their relay"
+    );
+    let pids: Vec<u32> = group.gateways().iter().map(|g| g.rinfo().pid).collect();
+    // Each gateway ends alone; the relay stays while one is left, and
+    // exits after the last (the group still holds the gateways).
+    for (i, g) in group.gateways().iter().enumerate() {
+        g.exit().await.unwrap();
+        assert!(wait_gone(pids[i], Duration::from_secs(5)));
+        if i < 2 {
+            assert_eq!(workers_under(sshd.pid(), WORKER).len(), 3 - i);
+        }
+    }
+    let t0 = std::time::Instant::now();
+    while !workers_under(sshd.pid(), WORKER).is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the relay is left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(group);
 }

@@ -220,9 +220,17 @@ struct Inner {
     /// The local process is a wrapper (`cmd=`): it gets SIGTERM and
     /// [`transport::WRAPPER_GRACE`] before SIGKILL.
     wrapper: bool,
-    /// The Slurm allocation the worker runs in (`slurm` specs): released
-    /// when its last gateway goes.
+    /// What the worker needs kept alive: held, released with the gateway.
+    holds: Holds,
+}
+
+/// What a gateway keeps alive for its worker: the Slurm allocation it runs
+/// in (released when its last gateway goes), the relay it is reached
+/// through (an ssh connection's, see [`Gateway::start_ssh_fanout`]).
+#[derive(Default)]
+pub(crate) struct Holds {
     allocation: Option<Arc<slurm::Allocation>>,
+    relay: Option<Gateway>,
 }
 
 impl Drop for Inner {
@@ -242,8 +250,11 @@ impl fmt::Debug for Gateway {
             "<Gateway id={:?} spec={:?} pid={}",
             self.inner.id, self.inner.spec.raw, self.inner.pid
         )?;
-        if let Some(a) = &self.inner.allocation {
+        if let Some(a) = &self.inner.holds.allocation {
             write!(f, " slurm_job={}", a.job)?;
+        }
+        if let Some(r) = &self.inner.holds.relay {
+            write!(f, " relay={}", r.id())?;
         }
         write!(f, ">")
     }
@@ -336,7 +347,7 @@ impl Gateway {
                 })
             }
         };
-        Gateway::over_process(id, spec, started, None)
+        Gateway::over_process(id, spec, started, Holds::default())
     }
 
     /// A gateway over a started local process (the worker, or its wrapper).
@@ -344,7 +355,7 @@ impl Gateway {
         id: String,
         spec: Spec,
         started: transport::Started,
-        allocation: Option<Arc<slurm::Allocation>>,
+        holds: Holds,
     ) -> Result<Gateway> {
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = started.info.pid;
@@ -394,7 +405,7 @@ impl Gateway {
             started.info,
             (started.pid, started.exit),
             started.uploaded,
-            allocation,
+            holds,
         ))
     }
 
@@ -457,7 +468,10 @@ impl Gateway {
                     id,
                     spec.clone(),
                     s,
-                    Some(alloc.clone()),
+                    Holds {
+                        allocation: Some(alloc.clone()),
+                        relay: None,
+                    },
                 )?);
             }
             gws
@@ -469,7 +483,10 @@ impl Gateway {
                     spec.clone(),
                     id,
                     c,
-                    Some(alloc.clone()),
+                    Holds {
+                        allocation: Some(alloc.clone()),
+                        relay: None,
+                    },
                 )?);
             }
             gws
@@ -508,7 +525,13 @@ impl Gateway {
     ) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
         let r = transport::via::connect(&id, &spec, relay).await?;
-        Gateway::without_process(spec, id, r.info, r.reader, r.writer, r.leftover)
+        Gateway::without_process(
+            spec,
+            id,
+            r.info,
+            (r.reader, r.writer, r.leftover),
+            Holds::default(),
+        )
     }
 
     /// Starts a gateway for a `socket=host:port//installvia=ID` spec:
@@ -535,13 +558,84 @@ impl Gateway {
     ) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
         let c = transport::socket::install(&id, &spec, installer).await?;
-        Gateway::over_socket(spec, id, c, None)
+        Gateway::over_socket(spec, id, c, Holds::default())
+    }
+
+    /// Starts several gateways to one ssh destination over one
+    /// connection: one ssh worker (the relay, not a gateway of its own)
+    /// starts the others on the host as its children and carries their
+    /// streams, as `via=` does. 16 workers on a host are then ready in
+    /// about the time of one ssh connection plus 16 local starts there,
+    /// rather than 16 ssh sessions. Each gateway ends on its own (its
+    /// worker only); the relay ends with the last of them; a dead
+    /// connection ends them all, with endmarkers. `Group` starts ssh
+    /// gateways this way when several go to one destination (same target,
+    /// port, ssh_config and worker) in one call; `REMEX_SSH_SHARE=0` turns
+    /// it off. Results are in the order of `specs`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let spec = remex::Spec::parse("ssh=host")?;
+    /// let specs = (0..4).map(|i| (spec.clone(), format!("w{i}"))).collect();
+    /// let gws: Vec<remex::Gateway> = remex::Gateway::start_ssh_fanout(specs)
+    ///     .await
+    ///     .into_iter()
+    ///     .collect::<remex::Result<_>>()?;
+    /// assert_eq!(gws.len(), 4);
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_ssh_fanout(specs: Vec<(Spec, String)>) -> Vec<Result<Gateway>> {
+        let Some((first, first_id)) = specs.first().cloned() else {
+            return Vec::new();
+        };
+        let mut relay_spec = first.clone();
+        relay_spec.id = None;
+        // Its stderr lines (the relay's own) carry this id.
+        let relay = match Gateway::start(relay_spec, Some(format!("{first_id}-relay"))).await {
+            Ok(g) => g,
+            Err(e) => return specs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        // The relay's program is the worker (uploaded, or worker=PATH, or
+        // this program with worker=self): its children run the same.
+        let target = "popen".to_string();
+        let relay_ref = &relay;
+        let started = futures::future::join_all(specs.into_iter().map(|(spec, id)| {
+            let target = &target;
+            async move {
+                let r = transport::via::connect_to(&id, &spec, relay_ref, target).await?;
+                Gateway::without_process(
+                    spec,
+                    id,
+                    r.info,
+                    (r.reader, r.writer, r.leftover),
+                    Holds {
+                        allocation: None,
+                        relay: Some(relay_ref.clone()),
+                    },
+                )
+            }
+        }))
+        .await;
+        // The relay exits once its last worker has ended (dropping the
+        // last gateway ends it too).
+        let conns: Vec<Connection> = started
+            .iter()
+            .flatten()
+            .map(|g| g.inner.conn.clone())
+            .collect();
+        if !conns.is_empty() {
+            tokio::spawn(async move {
+                futures::future::join_all(conns.iter().map(|c| c.closed())).await;
+                let _ = relay.exit().await;
+            });
+        }
+        started
     }
 
     /// A gateway to a worker listening on TCP.
     async fn start_socket(spec: Spec, id: String, addr: String) -> Result<Gateway> {
         let c = transport::socket::connect(&id, &spec, &addr).await?;
-        Gateway::over_socket(spec, id, c, None)
+        Gateway::over_socket(spec, id, c, Holds::default())
     }
 
     /// A gateway over an established `socket=` session: waiting threads
@@ -550,7 +644,7 @@ impl Gateway {
         spec: Spec,
         id: String,
         c: transport::socket::Connected,
-        allocation: Option<Arc<slurm::Allocation>>,
+        holds: Holds,
     ) -> Result<Gateway> {
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = c.info.pid;
@@ -568,7 +662,7 @@ impl Gateway {
             spec: spec.raw.clone(),
             detail: format!("cannot set up the session's streams: {e}"),
         })?;
-        Ok(Gateway::detached(spec, id, c.info, conn, allocation))
+        Ok(Gateway::detached(spec, id, c.info, conn, holds))
     }
 
     /// A gateway with no local process (socket, via): it "exits" when its
@@ -577,9 +671,8 @@ impl Gateway {
         spec: Spec,
         id: String,
         info: WorkerInfo,
-        reader: R,
-        writer: W,
-        leftover: bytes::BytesMut,
+        (reader, writer, leftover): (R, W, bytes::BytesMut),
+        holds: Holds,
     ) -> Result<Gateway>
     where
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
@@ -588,7 +681,7 @@ impl Gateway {
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = info.pid;
         let conn = Connection::spawn(config, Handlers::default(), reader, writer, leftover);
-        Ok(Gateway::detached(spec, id, info, conn, None))
+        Ok(Gateway::detached(spec, id, info, conn, holds))
     }
 
     /// The gateway around a connection with no local process: it "exits"
@@ -598,7 +691,7 @@ impl Gateway {
         id: String,
         info: WorkerInfo,
         conn: Connection,
-        allocation: Option<Arc<slurm::Allocation>>,
+        holds: Holds,
     ) -> Gateway {
         let (tx, exit) = watch::channel(None);
         let watched = conn.clone();
@@ -607,7 +700,7 @@ impl Gateway {
             use std::os::unix::process::ExitStatusExt;
             let _ = tx.send(Some(ExitStatus::from_raw(0)));
         });
-        Gateway::assemble(id, spec, conn, info, (0, exit), false, allocation)
+        Gateway::assemble(id, spec, conn, info, (0, exit), false, holds)
     }
 
     /// The gateway around a connected worker: its lifecycle is On, and a
@@ -620,7 +713,7 @@ impl Gateway {
         info: WorkerInfo,
         (pid, exit): (u32, watch::Receiver<Option<ExitStatus>>),
         uploaded: bool,
-        allocation: Option<Arc<slurm::Allocation>>,
+        holds: Holds,
     ) -> Gateway {
         let lifecycle = Lifecycle::new();
         lifecycle.begin();
@@ -639,7 +732,7 @@ impl Gateway {
                 uploaded,
                 lifecycle: lifecycle.clone(),
                 wrapper,
-                allocation,
+                holds,
             }),
         };
         let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;

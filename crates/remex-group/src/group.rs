@@ -215,7 +215,12 @@ impl Group {
                 break;
             }
             pending = waiting;
-            let started = futures::future::join_all(ready.into_iter().map(|(spec, ids)| {
+            // Several ssh gateways to one destination start behind one
+            // connection and a relay (Gateway::start_ssh_fanout).
+            let (fanouts, ready) = ssh_fanouts(ready);
+            let fanned =
+                futures::future::join_all(fanouts.into_iter().map(Gateway::start_ssh_fanout));
+            let singles = futures::future::join_all(ready.into_iter().map(|(spec, ids)| {
                 let find = |v: &Option<String>| {
                     v.as_ref()
                         .and_then(|v| known.iter().find(|g| g.id() == v).cloned())
@@ -235,8 +240,9 @@ impl Group {
                         (None, None) => one(Gateway::start(spec, ids.pop()).await),
                     }
                 }
-            }))
-            .await;
+            }));
+            let (fanned, mut started) = futures::future::join(fanned, singles).await;
+            started.extend(fanned.into_iter().flatten().map(|r| r.map(|g| vec![g])));
             for r in started {
                 match r {
                     Ok(gws) => ok.extend(gws),
@@ -253,6 +259,8 @@ impl Group {
             futures::future::join_all(ok.iter().map(|gw| gw.join(Some(TERMINATE_BOUND)))).await;
             return Err(e);
         }
+        // In the order the specs gave (fan-outs finish apart).
+        ok.sort_by_key(|g| ids.iter().position(|i| i == g.id()));
         self.inner.gateways.lock().extend(ok.iter().cloned());
         Ok(ok)
     }
@@ -496,4 +504,47 @@ impl Group {
         }))
         .await;
     }
+}
+
+/// The ssh gateways among `ready` that go, two or more, to one destination
+/// (target, port, ssh_config and worker alike, no via=): started behind
+/// one connection. The rest are returned as they were. Off with
+/// `REMEX_SSH_SHARE=0`.
+#[allow(clippy::type_complexity)]
+fn ssh_fanouts(
+    ready: Vec<(Spec, Vec<String>)>,
+) -> (Vec<Vec<(Spec, String)>>, Vec<(Spec, Vec<String>)>) {
+    if std::env::var_os(remex_core::transport::ssh::SHARE_ENV).is_some_and(|v| v == "0") {
+        return (Vec::new(), ready);
+    }
+    let key = |s: &Spec| match &s.transport {
+        Transport::Ssh { target } if s.via.is_none() && s.installvia.is_none() => Some(format!(
+            "{target}|{:?}|{:?}|{:?}",
+            s.port, s.ssh_config, s.worker
+        )),
+        _ => None,
+    };
+    let mut groups: Vec<(String, Vec<(Spec, String)>)> = Vec::new();
+    let mut rest = Vec::new();
+    for (spec, ids) in ready {
+        match key(&spec) {
+            Some(k) => {
+                let id = ids.into_iter().next().unwrap_or_default();
+                match groups.iter_mut().find(|(g, _)| *g == k) {
+                    Some((_, members)) => members.push((spec, id)),
+                    None => groups.push((k, vec![(spec, id)])),
+                }
+            }
+            None => rest.push((spec, ids)),
+        }
+    }
+    let mut fanouts = Vec::new();
+    for (_, members) in groups {
+        if members.len() >= 2 {
+            fanouts.push(members);
+        } else {
+            rest.extend(members.into_iter().map(|(s, id)| (s, vec![id])));
+        }
+    }
+    (fanouts, rest)
 }

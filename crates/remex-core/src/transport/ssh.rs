@@ -10,13 +10,18 @@
 //! unreachable host, refused authentication, rejected host key, or missing
 //! worker.
 //!
-//! Gateways to one host share one ssh connection (OpenSSH's connection
-//! sharing): the first starts a master (`ssh -M -N -f`, kept 10 s after its
-//! last session), the others are sessions over it, ready in the time of a
-//! session rather than of a connection. A gateway's own ssh process is a
+//! Several gateways to one host started together (`16*ssh=host`, or
+//! several specs for one destination in one `Group::new`) go over one ssh
+//! session: its worker is a relay that starts the others on the host and
+//! carries their streams (`Gateway::start_ssh_fanout`), so that 16 are
+//! ready in about the time of one. Gateways to one host also share one ssh
+//! connection (OpenSSH's connection sharing): the first starts a master
+//! (`ssh -M -N -f`, kept 10 s after its last session), the others are
+//! sessions over it, ready in the time of a session rather than of a
+//! connection. A gateway's own ssh process is a
 //! client of the master, so killing one gateway ends only its session; a
 //! master that dies ends every session over it, and their gateways end
-//! with endmarkers. `REMEX_SSH_SHARE=0` turns sharing off; a client that
+//! with endmarkers. `REMEX_SSH_SHARE=0` turns both off; a client that
 //! cannot reach the master connects directly.
 
 use std::collections::HashMap;

@@ -34,7 +34,18 @@ pub(crate) struct Relayed {
 
 /// Starts the target through `relay` and runs the handshake with it.
 pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Relayed> {
-    let ch = relay.remote_call(crate::builtin::RELAY, &target_spec(spec))?;
+    connect_to(id, spec, relay, &target_spec(spec)).await
+}
+
+/// As [`connect`], with the spec the relay starts given apart (`popen`
+/// behind an ssh connection's relay, for an `ssh=` gateway).
+pub(crate) async fn connect_to(
+    id: &str,
+    spec: &Spec,
+    relay: &Gateway,
+    target: &str,
+) -> Result<Relayed> {
+    let ch = relay.remote_call(crate::builtin::RELAY, &target)?;
     let (near, far) = tokio::io::duplex(1 << 20);
     let (mut far_r, mut far_w) = tokio::io::split(far);
     let inbound = ch.clone();
