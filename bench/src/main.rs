@@ -1287,6 +1287,31 @@ async fn main() {
         println!("{:.0} {took:.2}", peak_kib() - base);
         return;
     }
+    if args.iter().any(|a| a == "--create-only") {
+        // Profiling aid: only row (a), 21 creates, the median and the range.
+        let mut v = Vec::new();
+        for _ in 0..21 {
+            let t0 = Instant::now();
+            let gw = makegateway("popen//worker=self").await.expect("gateway");
+            let one: i64 = gw
+                .remote_exec("channel.send(1)")
+                .expect("exec")
+                .receive()
+                .await
+                .expect("reply");
+            assert_eq!(one, 1);
+            v.push(t0.elapsed().as_secs_f64() * 1e3);
+            gw.exit().await.expect("exit");
+        }
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, 0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+        println!(
+            "create + first reply {:.2} ms (min {lo:.2}, max {hi:.2})",
+            median(v)
+        );
+        return;
+    }
     if args.iter().any(|a| a == "--slurm-only") {
         // Only the Slurm rows (s), (s'), (s'').
         let c = Counts {

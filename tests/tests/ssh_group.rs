@@ -282,3 +282,31 @@ async fn the_relay_of_a_host_ends_with_its_last_gateway() {
     }
     drop(group);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_behind_one_relay_keep_their_own_directory_and_environment() {
+    const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
+    let sshd = Sshd::start("127.0.0.6");
+    let dir = std::env::temp_dir().join(format!("remex-relay-{}", std::process::id()));
+    let group = remex::Group::new([
+        sshd.spec(&format!(
+            "//worker={WORKER}//id=a//chdir={}//env:REMEX_T=a",
+            dir.display()
+        )),
+        sshd.spec(&format!("//worker={WORKER}//id=b")),
+    ])
+    .await
+    .unwrap();
+    let (a, b) = (group.gateways()[0].clone(), group.gateways()[1].clone());
+    assert_eq!(a.rinfo().cwd, dir.display().to_string());
+    assert_ne!(b.rinfo().cwd, a.rinfo().cwd, "b did not inherit a's chdir");
+    let env = |g: &remex::Gateway| {
+        g.remote_exec(r#"channel.send(env("REMEX_T") ?? "")"#)
+            .unwrap()
+    };
+    let (ea, eb) = (env(&a), env(&b));
+    assert_eq!(ea.receive::<String>().await.unwrap(), "a");
+    assert_eq!(eb.receive::<String>().await.unwrap(), "");
+    group.terminate(Duration::from_secs(5)).await;
+}
+

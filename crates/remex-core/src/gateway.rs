@@ -588,8 +588,14 @@ impl Gateway {
         let Some((first, first_id)) = specs.first().cloned() else {
             return Vec::new();
         };
+        // The relay's own setup stays the default: its children (the
+        // gateways' workers) inherit its directory and environment before
+        // their own hellos apply theirs.
         let mut relay_spec = first.clone();
         relay_spec.id = None;
+        relay_spec.chdir = None;
+        relay_spec.env.clear();
+        relay_spec.nice = None;
         // Its stderr lines (the relay's own) carry this id.
         let relay = match Gateway::start(relay_spec, Some(format!("{first_id}-relay"))).await {
             Ok(g) => g,

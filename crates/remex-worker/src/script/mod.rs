@@ -25,8 +25,22 @@ use crate::task::Registry;
 /// and modules).
 pub(crate) type Setup = Arc<dyn Fn(&mut Engine) + Send + Sync>;
 
-/// The engines built so far, by the limits they enforce.
-type Engines = Arc<Mutex<Vec<(ScriptLimits, Arc<Engine>)>>>;
+/// The engines built so far, by the limits they enforce, and the limits
+/// the prewarm is building an engine for (scripts wait for it, bounded).
+#[derive(Default)]
+struct EngineCache {
+    built: Mutex<Vec<(ScriptLimits, Arc<Engine>)>>,
+    prewarming: Mutex<Option<ScriptLimits>>,
+    prewarmed: parking_lot::Condvar,
+}
+
+type Engines = Arc<EngineCache>;
+
+/// How long a script waits for the prewarm's engine before it builds its
+/// own: long enough for the prewarm to finish on a machine with a core to
+/// spare (a build takes one to two milliseconds), short enough that a
+/// prewarm starved at nice 19 delays nobody for long.
+const PREWARM_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How a worker runs scripts.
 #[derive(Clone, Default)]
@@ -60,22 +74,38 @@ impl Scripts {
     /// defaults fill what the spec leaves unset).
     fn engine(&self, tasks: &Registry, spec: ScriptLimits) -> (Arc<Engine>, ScriptLimits) {
         let limits = limits::resolve(spec, self.limits);
-        let cached = |engines: &Vec<(ScriptLimits, Arc<Engine>)>| {
-            engines
+        let cached = || {
+            self.engines
+                .built
+                .lock()
                 .iter()
                 .find(|(l, _)| *l == limits)
                 .map(|(_, e)| e.clone())
         };
-        if let Some(e) = cached(&self.engines.lock()) {
+        if let Some(e) = cached() {
             return (e, limits);
         }
-        // Built without the lock: a script does not wait for the prewarm,
-        // which runs at the lowest priority (two may build at once; the
-        // first one stored is kept).
-        let built = Arc::new(self.build(tasks, &limits));
-        let mut engines = self.engines.lock();
-        if let Some(e) = cached(&engines) {
+        // The prewarm is building this very engine: wait for it, bounded
+        // (it runs at the lowest priority, and may be starved).
+        {
+            let mut building = self.engines.prewarming.lock();
+            if *building == Some(limits) {
+                let _ = self.engines.prewarmed.wait_while_for(
+                    &mut building,
+                    |b| *b == Some(limits),
+                    PREWARM_WAIT,
+                );
+            }
+        }
+        if let Some(e) = cached() {
             return (e, limits);
+        }
+        // Built without a lock held: two may build at once; the first one
+        // stored is kept.
+        let built = Arc::new(self.build(tasks, &limits));
+        let mut engines = self.engines.built.lock();
+        if let Some((_, e)) = engines.iter().find(|(l, _)| *l == limits) {
+            return (e.clone(), limits);
         }
         engines.push((limits, built.clone()));
         (built, limits)
@@ -106,13 +136,33 @@ impl Scripts {
     /// request path), at the lowest priority (nice 19 for this thread):
     /// when hundreds of workers start at once on a few cores, their starts
     /// and handshakes go first (the engine builds took a third of the CPU
-    /// of 512 gateways starting; row (g') of the benchmark).
+    /// of 512 gateways starting; row (g') of the benchmark). A script that
+    /// needs this engine meanwhile waits for it up to [`PREWARM_WAIT`], then
+    /// builds its own.
     pub(crate) fn prewarm(&self, tasks: &Registry, spec: ScriptLimits) {
         // On Linux a thread id given to setpriority names that thread
         // alone; elsewhere the thread keeps its priority.
         #[cfg(target_os = "linux")]
         let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-        let _ = self.engine(tasks, spec);
+        let limits = limits::resolve(spec, self.limits);
+        *self.engines.prewarming.lock() = Some(limits);
+        self.engine_for_prewarm(tasks, spec);
+        *self.engines.prewarming.lock() = None;
+        self.engines.prewarmed.notify_all();
+    }
+
+    /// The prewarm's build: as [`Scripts::engine`], without waiting for
+    /// itself.
+    fn engine_for_prewarm(&self, tasks: &Registry, spec: ScriptLimits) {
+        let limits = limits::resolve(spec, self.limits);
+        if self.engines.built.lock().iter().any(|(l, _)| *l == limits) {
+            return;
+        }
+        let built = Arc::new(self.build(tasks, &limits));
+        let mut engines = self.engines.built.lock();
+        if !engines.iter().any(|(l, _)| *l == limits) {
+            engines.push((limits, built));
+        }
     }
 
     /// Runs `source` with `channel` bound to `ch` and `args` (a map, or
