@@ -309,4 +309,3 @@ async fn gateways_behind_one_relay_keep_their_own_directory_and_environment() {
     assert_eq!(eb.receive::<String>().await.unwrap(), "");
     group.terminate(Duration::from_secs(5)).await;
 }
-
