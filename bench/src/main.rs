@@ -1287,6 +1287,26 @@ async fn main() {
         println!("{:.0} {took:.2}", peak_kib() - base);
         return;
     }
+    if args.iter().any(|a| a == "--pool-only") {
+        // Profiling aid: only the task phase of row (f), 2 workers, 5
+        // rounds of 20,000 trivial tasks (no other rows, so that a profile
+        // of this process is the pool's).
+        use remex::{gather, Errors, Group};
+        let g = Group::new(["2*popen//worker=self"]).await.expect("group");
+        g.set_tasks_per_worker(16);
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            let futs = (0..20_000i64)
+                .map(|i| g.submit::<Value>("echo", &i))
+                .collect::<remex::Result<Vec<_>>>()
+                .expect("submit");
+            let got = gather(futs, Errors::Raise).await.expect("gather");
+            assert_eq!(got.value.len(), 20_000);
+            println!("{:.0} tasks/s", 20_000.0 / t0.elapsed().as_secs_f64());
+        }
+        g.terminate(Duration::from_secs(1)).await;
+        return;
+    }
     if args.iter().any(|a| a == "--create-only") {
         // Profiling aid: only row (a), 21 creates, the median and the range.
         let mut v = Vec::new();
