@@ -66,6 +66,42 @@ fn no_job_within(job: &str, bound: Duration) -> bool {
     }
 }
 
+/// Submits a job of this test run's (named after `test`) that takes the
+/// whole node, so that the next one stays pending, and waits (bounded;
+/// squeue has no event: polled) until it runs. Returns its name.
+fn block_the_node(test: &str) -> String {
+    let blocker = name(test);
+    let out = Command::new("sbatch")
+        .args([
+            "--exclusive",
+            "--job-name",
+            &blocker,
+            "--wrap",
+            "sleep 120",
+            "-o",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t0 = Instant::now();
+    while t0.elapsed() < T {
+        let state = Command::new("squeue")
+            .args(["-h", "-n", &blocker, "-o", "%T"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&state.stdout).trim() == "RUNNING" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    blocker
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_over_srun_serves_and_each_end_leaves_no_job() {
     if skipped() {
@@ -124,36 +160,7 @@ async fn a_pending_job_is_reported_in_srun_words_and_cancelled() {
     if skipped() {
         return;
     }
-    // A job that takes the whole node keeps the next one pending.
-    let blocker = name("blocker");
-    let out = Command::new("sbatch")
-        .args([
-            "--exclusive",
-            "--job-name",
-            &blocker,
-            "--wrap",
-            "sleep 120",
-            "-o",
-            "/dev/null",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let t0 = Instant::now();
-    while t0.elapsed() < T {
-        let state = Command::new("squeue")
-            .args(["-h", "-n", &blocker, "-o", "%T"])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&state.stdout).trim() == "RUNNING" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let blocker = block_the_node("blocker");
     let job = name("pending");
     let started = Instant::now();
     let e = makegateway(&format!("{}//start_timeout=3", spec(&job, "")))
@@ -403,24 +410,7 @@ async fn a_pending_allocation_is_reported_with_its_reason_and_cancelled() {
     if skipped() {
         return;
     }
-    let blocker = name("slurm-blocker");
-    let out = Command::new("sbatch")
-        .args([
-            "--exclusive",
-            "--job-name",
-            &blocker,
-            "--wrap",
-            "sleep 120",
-            "-o",
-            "/dev/null",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let blocker = block_the_node("slurm-blocker");
     let job = name("slurm-pending");
     let started = Instant::now();
     let e = Group::new([slurm(&job, "//ntasks=2//alloc_timeout=3")])

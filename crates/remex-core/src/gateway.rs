@@ -260,6 +260,19 @@ impl fmt::Debug for Gateway {
     }
 }
 
+/// Runs `then` once the connections of all `gateways` have ended. The
+/// task holds the connections only, not the gateways.
+fn when_all_end<'a>(
+    gateways: impl Iterator<Item = &'a Gateway>,
+    then: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let conns: Vec<Connection> = gateways.map(|g| g.inner.conn.clone()).collect();
+    tokio::spawn(async move {
+        futures::future::join_all(conns.iter().map(|c| c.closed())).await;
+        then.await;
+    });
+}
+
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
 /// A gateway's id: its spec's `id=`, else `default_id`, else the next
@@ -494,10 +507,8 @@ impl Gateway {
         // The allocation ends with its last worker, even while handles
         // remain (the group keeps ended gateways until it is next asked);
         // dropping the last handle ends it too.
-        let conns: Vec<Connection> = gws.iter().map(|g| g.inner.conn.clone()).collect();
         let weak = Arc::downgrade(&alloc);
-        tokio::spawn(async move {
-            futures::future::join_all(conns.iter().map(|c| c.closed())).await;
+        when_all_end(gws.iter(), async move {
             if let Some(a) = weak.upgrade() {
                 a.release();
             }
@@ -624,14 +635,8 @@ impl Gateway {
         .await;
         // The relay exits once its last worker has ended (dropping the
         // last gateway ends it too).
-        let conns: Vec<Connection> = started
-            .iter()
-            .flatten()
-            .map(|g| g.inner.conn.clone())
-            .collect();
-        if !conns.is_empty() {
-            tokio::spawn(async move {
-                futures::future::join_all(conns.iter().map(|c| c.closed())).await;
+        if started.iter().any(Result::is_ok) {
+            when_all_end(started.iter().flatten(), async move {
                 let _ = relay.exit().await;
             });
         }

@@ -300,33 +300,30 @@ impl Worker {
     pub fn run(self) -> ! {
         // A worker an engine started to dial its controller (slurm
         // gateways) takes no arguments.
-        if let Some(addr) = std::env::var(dial::DIAL_ENV).ok().filter(|a| !a.is_empty()) {
-            std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
-            let serve = move || -> std::convert::Infallible { dial::dial(self, addr) };
-            if tokio::runtime::Handle::try_current().is_ok() {
-                if let Ok(t) = std::thread::Builder::new()
-                    .name("remex-worker".into())
-                    .spawn(serve)
-                {
-                    let _ = t.join();
-                }
-                std::process::exit(2)
-            }
-            match serve() {}
-        }
-        let args = cli::parse();
+        let dial_to = std::env::var(dial::DIAL_ENV).ok().filter(|a| !a.is_empty());
+        let args = dial_to.is_none().then(cli::parse);
         // Gateways this process starts (from its tasks) are its own, not
         // a worker that forgot to serve.
         std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
-        let serve: Box<dyn FnOnce() -> std::convert::Infallible + Send> = match args.listen {
-            Some(addr) => {
-                let (secret, opts) =
-                    listen_args(args.secret_file, args.secret_env, args.exit_with_stdin);
+        let serve: Box<dyn FnOnce() -> std::convert::Infallible + Send> = match (dial_to, args) {
+            (Some(addr), _) => {
+                Box::new(move || -> std::convert::Infallible { dial::dial(self, addr) })
+            }
+            (
+                None,
+                Some(cli::Args {
+                    listen: Some(addr),
+                    secret_file,
+                    secret_env,
+                    exit_with_stdin,
+                }),
+            ) => {
+                let (secret, opts) = listen_args(secret_file, secret_env, exit_with_stdin);
                 Box::new(move || -> std::convert::Infallible {
                     listen::listen(self, &addr, secret, opts)
                 })
             }
-            None => Box::new(move || -> std::convert::Infallible { serve::run(self) }),
+            (None, _) => Box::new(move || -> std::convert::Infallible { serve::run(self) }),
         };
         // Inside a runtime (a self-serving `#[tokio::main]` program), the
         // worker's runtime runs on a thread of its own.

@@ -104,10 +104,7 @@ impl Dialin {
             .local_addr()
             .map_err(|e| start(format!("the dial-back listener's address: {e}")))?
             .port();
-        let mut raw = [0u8; 32];
-        getrandom::getrandom(&mut raw)
-            .map_err(|e| start(format!("no randomness for a secret: {e}")))?;
-        let secret = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let secret = super::socket::fresh_secret().map_err(start)?;
         Ok(Dialin {
             listener,
             addr: format!("{host}:{port}"),

@@ -435,7 +435,7 @@ pub const MAX_STDERR_LINE: usize = 16 * 1024;
 
 /// Reads past the rest of a line (to its newline or the end of the
 /// stream) without keeping it; returns how many bytes it skipped.
-async fn skip_line(r: &mut BufReader<ChildStderr>) -> u64 {
+async fn skip_line<R: tokio::io::AsyncRead + Unpin>(r: &mut BufReader<R>) -> u64 {
     let mut skipped = 0u64;
     loop {
         let buf = match r.fill_buf().await {
@@ -461,6 +461,18 @@ pub(crate) async fn forward_stderr(
     stderr: ChildStderr,
     last: Arc<Mutex<VecDeque<String>>>,
 ) {
+    read_stderr_lines(stderr, last, STDERR_KEPT, |text| forward_line(&id, text)).await
+}
+
+/// Reads a stderr stream line by line until it ends: each line (cut at
+/// [`MAX_STDERR_LINE`], the rest dropped and counted) goes to `each`, and
+/// the last `keep` lines stay in `last` for error messages.
+pub(crate) async fn read_stderr_lines<R: tokio::io::AsyncRead + Unpin>(
+    stderr: R,
+    last: Arc<Mutex<VecDeque<String>>>,
+    keep: usize,
+    mut each: impl FnMut(&str),
+) {
     let mut r = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
@@ -483,15 +495,14 @@ pub(crate) async fn forward_stderr(
                 " [line cut at {MAX_STDERR_LINE} bytes: {dropped} more dropped]"
             ));
         }
-        let text = text.as_str();
         {
             let mut l = last.lock();
-            if l.len() == STDERR_KEPT {
+            if l.len() == keep {
                 l.pop_front();
             }
-            l.push_back(text.to_string());
+            l.push_back(text.clone());
         }
-        forward_line(&id, text);
+        each(&text);
     }
 }
 

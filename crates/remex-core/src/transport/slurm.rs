@@ -73,10 +73,24 @@ pub(crate) struct Allocation {
     ending: Arc<AtomicBool>,
 }
 
+/// A process's exit as it is reaped: `None` while it runs, then its
+/// status (`None` inside if waiting failed).
+type Exit = watch::Receiver<Option<Option<std::process::ExitStatus>>>;
+
+/// Reaps `child` in a task of its own; the watch tells when it exited.
+fn reaped(mut child: tokio::process::Child) -> Exit {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let status = child.wait().await.ok();
+        let _ = tx.send(Some(status));
+    });
+    rx
+}
+
 /// The srun of a dial-back step.
 struct Step {
     pid: u32,
-    exit: watch::Receiver<Option<Option<std::process::ExitStatus>>>,
+    exit: Exit,
 }
 
 /// How long the step's srun has to end by itself once its workers are
@@ -191,26 +205,6 @@ fn said(lines: &Mutex<VecDeque<String>>) -> String {
     }
 }
 
-/// Reads `r` line by line, keeping the last [`KEPT`] in `kept` and
-/// calling `each` on every line.
-async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
-    r: R,
-    kept: Arc<Mutex<VecDeque<String>>>,
-    mut each: impl FnMut(&str),
-) {
-    let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        {
-            let mut k = kept.lock();
-            if k.len() == KEPT {
-                k.pop_front();
-            }
-            k.push_back(line.clone());
-        }
-        each(&line);
-    }
-}
-
 /// The allocation to run in: the one this process is in, or a new one.
 pub(crate) async fn allocate(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
     if let Some(job) = std::env::var("SLURM_JOB_ID").ok().filter(|j| !j.is_empty()) {
@@ -289,24 +283,25 @@ async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
     let stderr = child.stderr.take().expect("stderr is piped");
     let kept = Arc::new(Mutex::new(VecDeque::new()));
     let (job_tx, mut job_rx) = watch::channel(None::<String>);
-    tokio::spawn(read_lines(stderr, kept.clone(), move |line| {
-        // "salloc: Pending job allocation 42", "... Granted job allocation 42"
-        if let Some(id) = line
-            .split_once("job allocation ")
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .filter(|id| id.chars().all(|c| c.is_ascii_digit()))
-        {
-            job_tx.send_replace(Some(id.to_string()));
-        }
-        tracing::debug!("{line}");
-    }));
+    tokio::spawn(super::read_stderr_lines(
+        stderr,
+        kept.clone(),
+        KEPT,
+        move |line| {
+            // "salloc: Pending job allocation 42", "... Granted job allocation 42"
+            if let Some(id) = line
+                .split_once("job allocation ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .filter(|id| id.chars().all(|c| c.is_ascii_digit()))
+            {
+                job_tx.send_replace(Some(id.to_string()));
+            }
+            tracing::debug!("{line}");
+        },
+    ));
     // salloc is reaped by a task of its own; its exit before the grant is
     // a refusal (its stderr says why).
-    let (exit_tx, mut exit_rx) = watch::channel(None);
-    tokio::spawn(async move {
-        let status = child.wait().await.ok();
-        let _ = exit_tx.send(Some(status));
-    });
+    let mut exit_rx = reaped(child);
     let mut out = BufReader::new(stdout).lines();
     let within = o.alloc_timeout.unwrap_or(ALLOC_TIMEOUT);
     let deadline = tokio::time::sleep(within);
@@ -446,22 +441,23 @@ pub(crate) async fn dial_step(
     let kept = Arc::new(Mutex::new(VecDeque::new()));
     let tag = format!("slurm job {}", alloc.job);
     let ending = alloc.ending.clone();
-    tokio::spawn(read_lines(stderr, kept.clone(), move |line| {
-        if ending.load(Ordering::Relaxed) {
-            tracing::debug!(target: "remex::worker", gateway = %tag, "{line}");
-        } else {
-            super::forward_line(&tag, line)
-        }
-    }));
+    tokio::spawn(super::read_stderr_lines(
+        stderr,
+        kept.clone(),
+        KEPT,
+        move |line| {
+            if ending.load(Ordering::Relaxed) {
+                tracing::debug!(target: "remex::worker", gateway = %tag, "{line}");
+            } else {
+                super::forward_line(&tag, line)
+            }
+        },
+    ));
     let pid = child.id().unwrap_or(0);
-    let (exit_tx, mut exit_rx) = watch::channel(None);
+    let mut exit_rx = reaped(child);
     *alloc.step.lock() = Some(Step {
         pid,
         exit: exit_rx.clone(),
-    });
-    tokio::spawn(async move {
-        let status = child.wait().await.ok();
-        let _ = exit_tx.send(Some(status));
     });
     let failed = async move {
         let _ = exit_rx.wait_for(|s| s.is_some()).await;

@@ -161,6 +161,14 @@ pub(crate) async fn connect(id: &str, spec: &Spec, addr: &str) -> Result<Connect
     connect_with(id, spec, addr, &secret).await
 }
 
+/// A fresh one-time secret: 256 random bits, as hex (for `installvia=`
+/// listeners and dial-back workers).
+pub(crate) fn fresh_secret() -> std::result::Result<String, String> {
+    let mut raw = [0u8; 32];
+    getrandom::getrandom(&mut raw).map_err(|e| format!("no randomness for a secret: {e}"))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// `installvia=`: `installer`'s worker starts a listening worker bound to
 /// the spec's `host:port` (port 0: any free port) with a fresh 256-bit
 /// secret handed to it over `installer`'s session; then [`connect_with`]
@@ -181,10 +189,7 @@ pub(crate) async fn install(id: &str, spec: &Spec, installer: &Gateway) -> Resul
             "installvia= binds the listener to {host:?} and connects there: give an address this controller reaches"
         )));
     }
-    let mut raw = [0u8; 32];
-    getrandom::getrandom(&mut raw)
-        .map_err(|e| start(format!("no randomness for a secret: {e}")))?;
-    let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = fresh_secret().map_err(start)?;
     let via = installer.id();
     let ch = installer.remote_call(crate::builtin::LISTEN, &(addr, &secret))?;
     let bound: String = crate::with_timeout(
