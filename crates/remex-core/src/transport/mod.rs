@@ -226,11 +226,43 @@ pub(crate) async fn end_process(pid: u32, wrapper: bool) {
         // process, and the group's leader, `sh`, is the first to go): look
         // every 20 ms, within the grace.
         let t0 = std::time::Instant::now();
-        while t0.elapsed() < WRAPPER_GRACE && test_kill_process_group(group).is_ok() {
+        while t0.elapsed() < WRAPPER_GRACE
+            && test_kill_process_group(group).is_ok()
+            && group_runs(pid)
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     kill_group(pid);
+}
+
+/// Whether a process of group `pgid` still runs. A group whose members
+/// have all exited but are not reaped yet (zombies: a wrapper that exited
+/// before its worker leaves the worker to init, which reaps when it gets
+/// to it) still answers a signal, yet runs nothing: on Linux /proc tells
+/// them apart; elsewhere every member counts.
+fn group_runs(pgid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        return dir.flatten().any(|e| {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                return false;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command's ")": state, ppid, pgrp.
+            let mut fields = stat
+                .rsplit_once(')')
+                .map_or("", |(_, rest)| rest)
+                .split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+            pgrp == Some(pgid) && state != Some("Z")
+        });
+    }
+    let _ = pgid;
+    true
 }
 
 /// [`end_process`] where nothing can wait (a `Drop`): a wrapper is ended
