@@ -234,3 +234,71 @@ async fn a_stream_of_futures_gathers_as_a_stream_in_order() {
         .await;
     assert_eq!(got, (0..200i64).map(|x| x * x).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_runs_a_burst_of_tasks_side_by_side() {
+    // A lane's executors wake one another while requests wait, not one per
+    // request: a burst must still run side by side, and quick tasks must
+    // not wait behind a slow one.
+    let g = common::group(1).await;
+    g.set_tasks_per_worker(4);
+    let t0 = Instant::now();
+    let sleeps = (0..4)
+        .map(|_| g.submit::<()>("sleep", &0.5))
+        .collect::<remex::Result<Vec<_>>>()
+        .unwrap();
+    gather(sleeps, Errors::Raise).await.unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "4 sleeps of 0.5 s on 4 executors took {took:?}: they did not run side by side"
+    );
+    let slow = g.submit::<()>("sleep", &3).unwrap();
+    let t0 = Instant::now();
+    let quick = (0..200i64)
+        .map(|i| g.submit::<i64>("echo", &i))
+        .collect::<remex::Result<Vec<_>>>()
+        .unwrap();
+    let got = gather(quick, Errors::Raise).await.unwrap().value;
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "200 echoes waited {took:?} behind a 3 s sleep"
+    );
+    drop(slow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_joins_takes_tasks_already_queued() {
+    // Every lane full, tasks queued: a worker added to the group gets them
+    // at once, without waiting for a place to free on the first.
+    let g = common::group(1).await;
+    g.set_tasks_per_worker(1);
+    let first = g.submit::<()>("sleep", &30).unwrap();
+    // Waits on the worker for the one executor (a lane holds twice as many
+    // tasks as it runs).
+    let prefetched = g.submit::<i64>("echo", &-1).unwrap();
+    let queued = (0..3i64)
+        .map(|i| g.submit::<i64>("echo", &i).map(|f| f.with_details()))
+        .collect::<remex::Result<Vec<_>>>()
+        .unwrap();
+    let added = g.makegateways(&common::spec("")).await.unwrap();
+    let t0 = Instant::now();
+    let mut ran_on = Vec::new();
+    for f in queued {
+        let r = tokio::time::timeout(T, f)
+            .await
+            .expect("a queued task ran")
+            .unwrap();
+        ran_on.push(r.gateway);
+    }
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(
+        ran_on.iter().all(|gw| gw == added[0].id()),
+        "queued tasks ran on {ran_on:?}, the new worker is {}",
+        added[0].id()
+    );
+    drop((first, prefetched));
+    g.terminate(Duration::from_secs(5)).await;
+}

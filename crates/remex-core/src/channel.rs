@@ -150,11 +150,12 @@ async fn wait_async<T>(
     }
 }
 
-/// `quick`: the channel's record of its waits for items, which tells
-/// whether to poll the input before sleeping (see conn::direct).
+/// `recv`: the channel this waits to receive from, whose record of its
+/// waits for items tells whether to poll the input before sleeping (see
+/// conn::direct).
 fn wait_blocking<T>(
     shared: &Arc<Shared>,
-    quick: Option<&Quick>,
+    recv: Option<&ChanState>,
     what: &'static str,
     timeout: Option<Duration>,
     mut step: impl FnMut() -> Step<T>,
@@ -173,7 +174,7 @@ fn wait_blocking<T>(
         }
         // On a connection that reads directly, this thread may read what
         // it waits for itself (see conn::direct).
-        let l = match shared.read_while_waiting(l, deadline, quick, &mut step) {
+        let l = match shared.read_while_waiting(l, deadline, recv, &mut step) {
             Step::Ready(v) => return Ok(v),
             Step::Wait(l) => l,
         };
@@ -507,6 +508,30 @@ impl Channel {
         self.convert(self.receive_value().await?)
     }
 
+    /// Receives an item if one is queued now, without waiting: `Ok(None)`
+    /// if none is; the channel's end or failure as [`Channel::receive_value`]
+    /// reports them.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_exec("channel.send(1); channel.send(2)")?;
+    /// ch.waitclose(None).await?; // both items are here now
+    /// assert_eq!(ch.try_receive_value()?, Some(remex::Value::Int(1)));
+    /// assert_eq!(ch.try_receive_value()?, Some(remex::Value::Int(2)));
+    /// assert!(ch.try_receive_value().unwrap_err().is_end_of_channel());
+    /// let idle = gw.remote_exec("channel.receive()")?;
+    /// assert_eq!(idle.try_receive_value()?, None);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn try_receive_value(&self) -> Result<Option<Value>> {
+        match self.state().try_receive(self.shared()) {
+            Step::Ready(r) => r.map(Some),
+            Step::Wait(_) => Ok(None),
+        }
+    }
+
     /// Receives with a timeout; a timeout leaves the channel usable.
     ///
     /// ```
@@ -546,7 +571,7 @@ impl Channel {
     pub fn receive_value_blocking(&self, timeout: Option<Duration>) -> Result<Value> {
         wait_blocking(
             &self.handle.shared,
-            Some(&self.state().quick),
+            Some(self.state()),
             "an item",
             timeout,
             || self.state().try_receive(self.shared()),

@@ -15,7 +15,10 @@ use futures::{Stream, StreamExt};
 use remex_core::{Error, Result, Value};
 use serde::de::DeserializeOwned;
 
-use crate::job::{gone, JobHandle, Receiver, Scheduler, TaskResult};
+use crate::gather::{Errors, Report, Skipped};
+use crate::job::{gone, JobHandle, Scheduler, TaskResult};
+use crate::slot::Batch;
+use crate::slot::{Outcome, Slot};
 
 /// The result of a submitted task. Dropping it before it resolved cancels
 /// the task: a queued task never starts; a running one has its channel
@@ -39,7 +42,7 @@ use crate::job::{gone, JobHandle, Receiver, Scheduler, TaskResult};
 /// ```
 #[must_use = "dropping a TaskFuture cancels its task"]
 pub struct TaskFuture<R = Value> {
-    rx: Receiver,
+    rx: Arc<Slot>,
     handle: Arc<JobHandle>,
     scheduler: Weak<dyn Scheduler>,
     task: String,
@@ -76,7 +79,7 @@ impl<R> TaskFuture<R> {
     /// The future of a job just queued.
     pub(crate) fn new(
         task: &str,
-        rx: Receiver,
+        rx: Arc<Slot>,
         handle: Arc<JobHandle>,
         scheduler: Weak<dyn Scheduler>,
     ) -> Self {
@@ -109,22 +112,77 @@ impl<R> TaskFuture<R> {
     where
         R: DeserializeOwned,
     {
-        let r = Pin::new(&mut self.rx).poll(cx);
-        r.map(|r| {
+        self.rx.poll_take(cx).map(|r| {
             self.done = true;
-            let ran =
-                r.unwrap_or_else(|_| Err(gone("the task was dropped: its group went away")))?;
-            let value = remex_core::from_value(ran.value).map_err(|e| Error::ResultType {
-                task: self.task.clone(),
-                gateway: ran.gateway.clone(),
-                detail: e.to_string(),
-            })?;
-            Ok(TaskResult {
-                value,
-                gateway: ran.gateway,
-                attempts: ran.attempts,
-            })
+            self.typed(r)
         })
+    }
+
+    /// The outcome read as `R`.
+    fn typed(&self, r: Outcome) -> Result<TaskResult<R>>
+    where
+        R: DeserializeOwned,
+    {
+        let ran = r?;
+        let value = remex_core::from_value(ran.value).map_err(|e| Error::ResultType {
+            task: self.task.clone(),
+            gateway: ran.gateway.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(TaskResult {
+            value,
+            gateway: ran.gateway,
+            attempts: ran.attempts,
+        })
+    }
+
+    /// Gathers `items` (entries `{path}[i]`) with one wake-up for all of
+    /// them: when the last result is in, or, with [`Errors::Raise`], at
+    /// the first failure (the futures not resolved are then dropped,
+    /// which cancels their tasks).
+    pub(crate) async fn gather_vec(
+        items: Vec<Self>,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> Result<Vec<R>>
+    where
+        R: DeserializeOwned,
+    {
+        let batch = Batch::new(items.len(), errors == Errors::Raise);
+        for (i, f) in items.iter().enumerate() {
+            f.rx.join(&batch, i);
+        }
+        futures::future::poll_fn(|cx| batch.poll_ready(cx)).await;
+        let mut items = items;
+        if let Some(i) = batch.failed() {
+            let e = items[i].take();
+            // Dropping the rest cancels what still runs.
+            drop(items);
+            return Err(e.err().unwrap_or_else(|| gone("a task failed")));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, f) in items.iter_mut().enumerate() {
+            match f.take() {
+                Ok(v) => out.push(v.value),
+                Err(e) if errors == Errors::Raise => return Err(e),
+                Err(error) => report.lock().push(Skipped {
+                    path: format!("{path}[{i}]"),
+                    error,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The result of a member of a batch that is ready.
+    fn take(&mut self) -> Result<TaskResult<R>>
+    where
+        R: DeserializeOwned,
+    {
+        self.done = true;
+        let r = self.rx.take();
+        self.typed(r)
     }
 
     /// This future, resolving to the value with the gateway that ran the

@@ -114,6 +114,27 @@ pub trait Gather: Send + Sized + 'static {
         path: String,
         report: Report,
     ) -> BoxFuture<'static, Result<Self::Output>>;
+
+    /// Gathers a vector of these at `path` (entries `{path}[i]`). The
+    /// default gathers each entry on its own; a vector of
+    /// [`TaskFuture`]s is gathered with one wake-up for all its results.
+    #[doc(hidden)]
+    fn gather_vec(
+        items: Vec<Self>,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> BoxFuture<'static, Result<Vec<Self::Output>>> {
+        let items = indexed(&path, items);
+        async move {
+            Ok(children(items, errors, report)
+                .await?
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect())
+        }
+        .boxed()
+    }
 }
 
 /// Waits for every future in `x` and returns the same shape with values.
@@ -129,15 +150,54 @@ pub trait Gather: Send + Sized + 'static {
 /// ```
 pub async fn gather<G: Gather>(x: G, errors: Errors) -> Result<Gathered<G::Output>> {
     let report: Report = Arc::default();
-    let value = x.gather_at(errors, String::new(), report.clone()).await?;
+    let value = on_runtime(x.gather_at(errors, String::new(), report.clone())).await?;
     let skipped = std::mem::take(&mut *report.lock());
     Ok(Gathered { value, skipped })
+}
+
+/// Runs the gathering as a task of the current multi-threaded tokio
+/// runtime, if there is one, and waits for its end. Results are delivered
+/// by the lanes' readers, which run on the runtime's threads: a result
+/// then wakes the gathering on the same thread, where a caller outside
+/// the runtime's threads (`block_on` in `#[tokio::main]`) would be woken
+/// across threads, a system call and a context switch per result. The
+/// caller wakes once, at the end. Dropping the returned future aborts the
+/// task, which drops (and so cancels) the futures not resolved yet.
+async fn on_runtime<T: Send + 'static>(fut: BoxFuture<'static, Result<T>>) -> Result<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let Some(rt) = Handle::try_current()
+        .ok()
+        .filter(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+    else {
+        return fut.await;
+    };
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(rt.spawn(fut));
+    match (&mut task.0).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(crate::job::gone("the runtime shut down while gathering")),
+    }
 }
 
 impl<R: DeserializeOwned + Send + 'static> Gather for TaskFuture<R> {
     type Output = R;
     fn gather_at(self, _: Errors, _: String, _: Report) -> BoxFuture<'static, Result<R>> {
         self.boxed()
+    }
+
+    fn gather_vec(
+        items: Vec<Self>,
+        errors: Errors,
+        path: String,
+        report: Report,
+    ) -> BoxFuture<'static, Result<Vec<R>>> {
+        TaskFuture::gather_vec(items, errors, path, report).boxed()
     }
 }
 
@@ -219,15 +279,7 @@ impl<T: Gather> Gather for Vec<T> {
         path: String,
         report: Report,
     ) -> BoxFuture<'static, Result<Self::Output>> {
-        let items = indexed(&path, self);
-        async move {
-            Ok(children(items, errors, report)
-                .await?
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect())
-        }
-        .boxed()
+        T::gather_vec(self, errors, path, report)
     }
 }
 

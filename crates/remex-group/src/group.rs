@@ -262,6 +262,9 @@ impl Group {
         // In the order the specs gave (fan-outs finish apart).
         ok.sort_by_key(|g| ids.iter().position(|i| i == g.id()));
         self.inner.gateways.lock().extend(ok.iter().cloned());
+        // Queued tasks may run on the new workers.
+        self.pool().unsaturate();
+        self.dispatch();
         Ok(ok)
     }
 

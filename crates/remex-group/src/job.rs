@@ -5,11 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use remex_core::{Error, Result, Value};
-use tokio::sync::oneshot;
+use remex_core::{Error, Value};
 
-/// Where a job's result arrives.
-pub(crate) type Receiver = oneshot::Receiver<Result<TaskResult<Value>>>;
+use crate::slot::{slot, Filler, Slot};
 
 /// Cancels a request in flight (a lane).
 pub(crate) trait Canceller: Send + Sync {
@@ -43,7 +41,7 @@ pub(crate) struct Job {
     pub(crate) attempts: u32,
     /// Gateways whose workers died under it.
     pub(crate) avoid: Vec<String>,
-    tx: Option<oneshot::Sender<Result<TaskResult<Value>>>>,
+    tx: Option<Filler>,
     handle: Arc<JobHandle>,
 }
 
@@ -53,8 +51,8 @@ impl Job {
         task: &str,
         args: Value,
         refs: Vec<String>,
-    ) -> (Job, Arc<JobHandle>, Receiver) {
-        let (tx, rx) = oneshot::channel();
+    ) -> (Job, Arc<JobHandle>, Arc<Slot>) {
+        let (tx, rx) = slot();
         let handle = Arc::new(JobHandle::default());
         let job = Job {
             task: task.to_string(),
@@ -75,14 +73,14 @@ impl Job {
     /// Ends the job with an error.
     pub(crate) fn finish(mut self, e: Error) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Err(e));
+            tx.fill(Err(e));
         }
     }
 
     /// Ends the job with its value, computed on `gateway`.
     pub(crate) fn done(mut self, value: Value, gateway: &str) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Ok(TaskResult {
+            tx.fill(Ok(TaskResult {
                 value,
                 gateway: gateway.to_string(),
                 attempts: self.attempts + 1,

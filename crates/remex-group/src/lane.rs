@@ -90,29 +90,40 @@ impl Canceller for Lane {
     }
 }
 
+impl Lane {
+    /// Hands a reply to its job.
+    fn answered(&self, v: Value) {
+        let LaneReply { id, outcome } = match LaneReply::from_value(v) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(gateway = %self.gateway.id(), "{e}");
+                return;
+            }
+        };
+        let job = self.in_flight.lock().remove(&id);
+        match (job, outcome) {
+            (Some(job), Ok(value)) => job.done(value, self.gateway.id()),
+            (Some(job), Err(message)) => job.finish(Error::Remote(RemoteError {
+                gateway: self.gateway.id().to_string(),
+                pid: self.gateway.rinfo().pid,
+                message,
+            })),
+            // Cancelled meanwhile: nobody waits for it.
+            (None, _) => {}
+        }
+    }
+}
+
 async fn read_replies(lane: Arc<Lane>, owner: Weak<dyn Scheduler>) {
     let end = loop {
         match lane.ch.receive_value().await {
             Ok(v) => {
-                let LaneReply { id, outcome } = match LaneReply::from_value(v) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(gateway = %lane.gateway.id(), "{e}");
-                        continue;
-                    }
-                };
-                let job = lane.in_flight.lock().remove(&id);
-                match (job, outcome) {
-                    (Some(job), Ok(value)) => job.done(value, lane.gateway.id()),
-                    (Some(job), Err(message)) => job.finish(Error::Remote(RemoteError {
-                        gateway: lane.gateway.id().to_string(),
-                        pid: lane.gateway.rinfo().pid,
-                        message,
-                    })),
-                    // Cancelled meanwhile: nobody waits for it.
-                    (None, _) => {}
+                lane.answered(v);
+                // The replies already here too, then one dispatch for all
+                // the places they freed: the requests leave together.
+                while let Ok(Some(v)) = lane.ch.try_receive_value() {
+                    lane.answered(v);
                 }
-                // A place is free: send more.
                 if let Some(s) = owner.upgrade() {
                     s.dispatch();
                 }

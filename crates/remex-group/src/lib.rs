@@ -21,6 +21,7 @@ mod pool;
 mod queue;
 mod scatter;
 mod schedule;
+mod slot;
 mod tasks;
 
 pub use future::{as_completed, gather_stream, SharedTask, TaskFuture, WithDetails};

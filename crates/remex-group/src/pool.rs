@@ -16,6 +16,7 @@
 //! *run* more than once when its worker died after it started.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -47,6 +48,10 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 pub(crate) struct Pool {
     queue: Mutex<VecDeque<Job>>,
+    /// The last dispatch left a task queued because every lane was full:
+    /// a new task need not try (only a freed place, which dispatches, or
+    /// a new worker, can take it). Written under `queue`'s lock.
+    saturated: AtomicBool,
     lanes: Mutex<std::collections::HashMap<String, Arc<Lane>>>,
     pub(crate) per_worker: Mutex<usize>,
     pub(crate) max_attempts: Mutex<u32>,
@@ -56,6 +61,7 @@ impl Default for Pool {
     fn default() -> Self {
         Pool {
             queue: Mutex::new(VecDeque::new()),
+            saturated: AtomicBool::new(false),
             lanes: Mutex::new(Default::default()),
             per_worker: Mutex::new(DEFAULT_PER_WORKER),
             max_attempts: Mutex::new(DEFAULT_MAX_ATTEMPTS),
@@ -64,9 +70,22 @@ impl Default for Pool {
 }
 
 impl Pool {
-    /// Queues a job (send it with [`Pool::dispatch`]).
-    pub(crate) fn push(&self, job: Job) {
+    /// Queues a job (send it with [`Pool::dispatch`]); whether dispatching
+    /// could send it now (not when every lane was full at the last
+    /// dispatch: the next freed place dispatches it).
+    pub(crate) fn push(&self, job: Job) -> bool {
         self.queue.lock().push_back(job);
+        !self.saturated.load(Ordering::Acquire)
+    }
+
+    /// Whether no task waits.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queue.lock().is_empty()
+    }
+
+    /// A worker joined: the next dispatch must try the lanes again.
+    pub(crate) fn unsaturate(&self) {
+        self.saturated.store(false, Ordering::Release);
     }
 
     /// The live lanes, opened on first use, with their loads.
@@ -112,6 +131,7 @@ impl Pool {
         // already there and goes on without sleeping.
         let capacity = *self.per_worker.lock() * 2;
         let mut queue = self.queue.lock();
+        self.saturated.store(false, Ordering::Release);
         if queue.is_empty() {
             return;
         }
@@ -147,6 +167,7 @@ impl Pool {
                 waiting.push_back(job);
                 if unconstrained {
                     // Every lane is full: nothing behind it fits either.
+                    self.saturated.store(true, Ordering::Release);
                     break;
                 }
                 continue;

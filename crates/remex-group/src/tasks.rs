@@ -32,6 +32,9 @@ impl Group {
 
     /// Sends queued tasks to lanes with room.
     pub(crate) fn dispatch(&self) {
+        if self.pool().is_idle() {
+            return;
+        }
         let live = self.gateways();
         let owner = self.scheduler();
         // The live ids, listed once per dispatch and only if a task refers
@@ -73,8 +76,9 @@ impl Group {
         let mut refs = Vec::new();
         crate::scatter::ref_keys(&args, &mut refs);
         let (job, handle, rx) = Job::new(task, args, refs);
-        self.pool().push(job);
-        self.dispatch();
+        if self.pool().push(job) {
+            self.dispatch();
+        }
         Ok(TaskFuture::new(task, rx, handle, self.scheduler()))
     }
 

@@ -22,7 +22,7 @@ use crate::wire::Message;
 pub(crate) struct ChanState {
     pub(crate) id: u32,
     machine: Mutex<ChanMachine<Value, Callback>>,
-    /// Receivers wait here: one is woken per item, all at the end.
+    /// Receivers wait here: one at a time while items wait, all at the end.
     readable: Event,
     /// `waitclose` waits here, apart from receivers, so that it can never
     /// absorb an item's wake-up.
@@ -47,6 +47,42 @@ pub(crate) struct ChanState {
 
 /// Where a local channel's items go (see [`super::Connection::local_channel`]).
 pub type Sink = Arc<dyn Fn(Value) -> Result<()> + Send + Sync>;
+
+thread_local! {
+    /// The channel (its address) whose next queued item this thread takes
+    /// itself, while it dispatches input it read for it (see
+    /// [`ChanState::claim`]); 0: none.
+    static CLAIM: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A thread's claim on the next item queued on a channel
+/// ([`ChanState::claim`]); dropped, an unused claim lapses.
+pub(crate) struct Claim<'a>(&'a ChanState);
+
+impl Claim<'_> {
+    fn addr(&self) -> usize {
+        self.0 as *const ChanState as usize
+    }
+
+    /// For a thread that will not take the item after all: if the claim
+    /// was used, wakes a receiver for it.
+    pub(crate) fn pass_on(self) {
+        if CLAIM.with(|c| c.get()) != self.addr() {
+            self.0.readable.notify(1);
+        }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let me = self.addr();
+        CLAIM.with(|c| {
+            if c.get() == me {
+                c.set(0);
+            }
+        });
+    }
+}
 
 /// Either a result now, or a listener to wait on before trying again.
 pub(crate) enum Step<T> {
@@ -97,10 +133,16 @@ impl ChanState {
     ) -> std::result::Result<(), Overrun> {
         let delivery = self.machine.lock().on_data(value, size)?;
         match delivery {
-            // One more receiver per item: several threads receiving from
-            // one channel must not all wake for each item.
+            // One receiver is woken, unless one already is; the receiver
+            // that takes an item wakes the next while items remain (see
+            // `try_receive`). So a burst of items wakes receivers one at a
+            // time, and a receiver that comes back quickly (a trivial task
+            // of a lane) takes the rest before others wake: not a thread
+            // wake-up per item.
             Delivery::Queued => {
-                self.readable.notify_additional(1);
+                if !self.take_claim() {
+                    self.readable.notify(1);
+                }
             }
             Delivery::Callback(cb, value) => {
                 let order = self.cb_order.lock();
@@ -113,6 +155,29 @@ impl ChanState {
             Delivery::Dropped => {}
         }
         Ok(())
+    }
+
+    /// For a thread that waits to receive from this channel and reads the
+    /// input itself: the next item queued here while the claim is held is
+    /// its own, and wakes no other receiver (it takes the item as soon as
+    /// it is done dispatching). Without this, each request a lane's reading
+    /// thread read would wake a sleeping executor that then found nothing.
+    pub(crate) fn claim(&self) -> Claim<'_> {
+        let c = Claim(self);
+        CLAIM.with(|x| x.set(c.addr()));
+        c
+    }
+
+    /// Uses this thread's claim on this channel, if it holds one.
+    fn take_claim(&self) -> bool {
+        let me = self as *const ChanState as usize;
+        CLAIM.with(|c| {
+            let mine = c.get() == me;
+            if mine {
+                c.set(0);
+            }
+            mine
+        })
     }
 
     /// Counts `size` bytes as consumed and returns credit when enough has
@@ -130,6 +195,25 @@ impl ChanState {
     pub(crate) fn add_credit(&self, bytes: u32) {
         self.machine.lock().on_credit(bytes);
         self.writable.notify(usize::MAX);
+    }
+
+    /// Whether a thread or task may be waiting on this channel (and so a
+    /// thread polling the input for it must look again after a local
+    /// change). Listeners are registered under the machine's lock, before
+    /// the state is checked: one registered after a change sees it.
+    fn has_waiters(&self) -> bool {
+        self.readable.total_listeners() > 0
+            || self.ended.total_listeners() > 0
+            || self.writable.total_listeners() > 0
+    }
+
+    /// Kicks a thread polling the input if it may be waiting on this
+    /// channel (a kick is an eventfd write and a wake-up: a lane's
+    /// per-task channels, which nobody waits on, close without one).
+    fn kick_waiters(&self, shared: &Shared) {
+        if self.has_waiters() {
+            shared.kick_readers();
+        }
     }
 
     fn wake_all(&self) {
@@ -165,7 +249,12 @@ impl ChanState {
         let mut m = self.machine.lock();
         match m.receive() {
             Receive::Item(v, size) => {
+                let more = m.has_items();
                 drop(m);
+                if more {
+                    // Pass the turn on (see `deliver`).
+                    self.readable.notify(1);
+                }
                 self.received.fetch_add(1, Ordering::Relaxed);
                 self.consumed(shared, size);
                 Step::Ready(Ok(v))
@@ -225,8 +314,8 @@ impl ChanState {
         if close.finished {
             shared.remove(self.id);
         }
+        self.kick_waiters(shared);
         self.wake_all();
-        shared.kick_readers();
         close.send
     }
 
@@ -276,7 +365,7 @@ impl ChanState {
         if total > 0 {
             self.consumed(shared, total);
         }
-        shared.kick_readers();
+        self.kick_waiters(shared);
         Ok(())
     }
 }

@@ -51,6 +51,7 @@ use parking_lot::Mutex;
 use rustix::event::{epoll, eventfd, EventfdFlags, PollFd, PollFlags};
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
 
+use super::chan::ChanState;
 use super::input::{drain, end_of_input, make_room};
 use super::spin::{busy_poll_bound, Quick};
 use super::{EofReason, Shared, Step};
@@ -502,16 +503,19 @@ impl Shared {
     /// For a thread about to wait on `l`: if this connection reads directly
     /// and nobody reads now, reads the input here until `step` is ready or
     /// `deadline` passes. Otherwise, or then, returns a listener to wait on.
-    /// With `quick` (the channel's record of its waits), polls the input
-    /// for a while before sleeping when the record says so ([`SPIN`],
-    /// [`Quick`]), unless busy-polling is off; the wait updates it.
+    /// With `recv` (the thread waits to receive from that channel), polls
+    /// the input for a while before sleeping when the channel's record of
+    /// its waits says so ([`SPIN`], [`Quick`]), unless busy-polling is
+    /// off; the wait updates it. An item this thread reads for `recv` is
+    /// its own: it wakes no other receiver ([`ChanState::claim`]).
     pub(crate) fn read_while_waiting<T>(
         self: &Arc<Self>,
         l: EventListener,
         deadline: Option<Instant>,
-        quick: Option<&Quick>,
+        recv: Option<&ChanState>,
         step: &mut dyn FnMut() -> Step<T>,
     ) -> Step<T> {
+        let quick = recv.map(|c| &c.quick);
         let Some(d) = &self.direct else {
             return Step::Wait(l);
         };
@@ -563,7 +567,12 @@ impl Shared {
                     break Step::Wait(l);
                 }
                 Ok(_) => {
+                    let claim = recv.map(ChanState::claim);
                     if !drain(self, &mut rs.dec, &mut rs.buf) {
+                        // The item claimed, if any, is left for others.
+                        if let Some(c) = claim {
+                            c.pass_on();
+                        }
                         rs.done = true;
                         break Step::Wait(l);
                     }

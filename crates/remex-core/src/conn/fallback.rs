@@ -40,7 +40,7 @@ impl Shared {
         self: &Arc<Self>,
         l: EventListener,
         _deadline: Option<Instant>,
-        _quick: Option<&Quick>,
+        _recv: Option<&super::chan::ChanState>,
         _step: &mut dyn FnMut() -> Step<T>,
     ) -> Step<T> {
         Step::Wait(l)

@@ -360,6 +360,11 @@ impl<V, C: Clone> ChanMachine<V, C> {
     }
 
     /// Items queued and their bytes.
+    /// Whether items wait to be received.
+    pub(crate) fn has_items(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     pub(crate) fn queued(&self) -> (usize, usize) {
         (self.queue.len(), self.queue.iter().map(|(_, s)| s).sum())
     }
