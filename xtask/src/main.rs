@@ -30,6 +30,12 @@ enum Task {
     Readme,
     /// Runs the benchmarks (release build) and prints the table.
     Bench {
+        /// Instead of the table: row (f), trivial tasks through the pool,
+        /// of this build and of the build at git revision REV (default: the
+        /// last commit before issue 15), alternately in one run, with
+        /// their ratio.
+        #[arg(long, value_name = "REV", num_args = 0..=1, default_missing_value = PRE_SCALE_REV)]
+        baseline: Option<String>,
         /// Extra arguments for the benchmark program (e.g. `--quick`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -54,6 +60,13 @@ enum Task {
 }
 
 const FUZZ_TARGETS: [&str; 4] = ["frame", "handshake", "value", "spec"];
+
+/// The last commit before issue 15 (scale): the build row (f) is compared
+/// with by `cargo xtask bench --baseline`.
+const PRE_SCALE_REV: &str = "3a8766f2c722882bf2de6d0cea88a492f38caad1";
+
+/// Rounds of `bench --baseline`: each runs both builds once.
+const BASELINE_ROUNDS: usize = 7;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -451,6 +464,89 @@ fn bench(args: &[String]) -> Result<(), String> {
     run("remex-bench", c)
 }
 
+/// Row (f) of this build and of the build at `rev`, alternately: builds
+/// `rev`'s benchmark in a git worktree under target/baseline (kept
+/// between runs), then runs `remex-bench --tasks-only` of each in turn
+/// and prints each pair, the medians and their ratio. Both builds run
+/// their own binary as the worker (`popen//worker=self`).
+fn bench_baseline(rev: &str) -> Result<(), String> {
+    let out = Command::new("git")
+        .current_dir(root())
+        .args(["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
+        .output()
+        .map_err(|e| format!("git rev-parse: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "no commit {rev:?} in this clone: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = root().join("target/baseline").join(&commit[..12]);
+    let tree = dir.join("src");
+    if !tree.join("Cargo.toml").exists() {
+        let mut c = Command::new("git");
+        c.current_dir(root()).args(["worktree", "add", "--detach"]);
+        c.arg(&tree).arg(&commit);
+        run(&format!("git worktree add {}", tree.display()), c)?;
+    }
+    let mut c = cargo();
+    c.current_dir(&tree)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .args(["build", "--release", "-p", "remex-bench"]);
+    run(&format!("cargo build --release (at {})", &commit[..12]), c)?;
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "remex-bench"]);
+    run("cargo build --release -p remex-bench", c)?;
+    let builds = [
+        (
+            format!("{} (before)", &commit[..12]),
+            dir.join("target/release/remex-bench"),
+        ),
+        (
+            "this build".to_string(),
+            root().join("target/release/remex-bench"),
+        ),
+    ];
+    let rate = |bin: &PathBuf| -> Result<f64, String> {
+        let out = Command::new(bin)
+            .arg("--tasks-only")
+            .output()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .rev()
+            .find_map(|l| {
+                l.strip_suffix(" tasks/s")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .ok_or_else(|| format!("{} --tasks-only printed {text:?}", bin.display()))
+    };
+    let mut rates = [Vec::new(), Vec::new()];
+    for round in 1..=BASELINE_ROUNDS {
+        let before = rate(&builds[0].1)?;
+        let now = rate(&builds[1].1)?;
+        println!(
+            "round {round}: (f) {before:>9.0} tasks/s before, {now:>9.0} this build ({:.2}x)",
+            now / before
+        );
+        rates[0].push(before);
+        rates[1].push(now);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (b, n) = (median(&mut rates[0]), median(&mut rates[1]));
+    println!(
+        "(f) trivial tasks over 2 workers, medians of {BASELINE_ROUNDS} alternating runs: {} {b:.0} tasks/s, {} {n:.0} tasks/s: {:.2}x",
+        builds[0].0,
+        builds[1].0,
+        n / b
+    );
+    Ok(())
+}
+
 fn host_triple() -> Result<String, String> {
     let out = Command::new("rustc")
         .arg("-vV")
@@ -530,7 +626,14 @@ fn main() -> ExitCode {
         Task::Test { args } => test(args),
         Task::Lint => lint(),
         Task::Readme => readme(),
-        Task::Bench { args } => bench(args),
+        Task::Bench {
+            baseline: Some(rev),
+            ..
+        } => bench_baseline(rev),
+        Task::Bench {
+            baseline: None,
+            args,
+        } => bench(args),
         Task::Fuzz { seconds, targets } => fuzz(*seconds, targets),
         Task::Soak { seconds } => soak(*seconds),
     };
