@@ -147,6 +147,8 @@ async fn scale(args: &[String]) {
     };
     let n: usize = n.parse().unwrap();
     let tasks: i64 = tasks.parse().unwrap();
+    let open_fds = || std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    let fds_before = open_fds();
     let t0 = Instant::now();
     let group = match Group::new([format!("{n}*popen//worker={worker}")]).await {
         Ok(g) => g,
@@ -156,6 +158,10 @@ async fn scale(args: &[String]) {
         }
     };
     println!("STARTED {} in {:?}", group.len(), t0.elapsed());
+    println!(
+        "FDS {:.2} per gateway",
+        (open_fds() - fds_before) as f64 / n as f64
+    );
     let pids: Vec<String> = group
         .gateways()
         .iter()

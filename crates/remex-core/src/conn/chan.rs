@@ -57,8 +57,11 @@ thread_local! {
 
 /// A thread's claim on the next item queued on a channel
 /// ([`ChanState::claim`]); dropped, an unused claim lapses.
+// Claims are made by the direct reader only (Linux, not `portable`).
+#[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
 pub(crate) struct Claim<'a>(&'a ChanState);
 
+#[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
 impl Claim<'_> {
     fn addr(&self) -> usize {
         self.0 as *const ChanState as usize
@@ -162,6 +165,7 @@ impl ChanState {
     /// its own, and wakes no other receiver (it takes the item as soon as
     /// it is done dispatching). Without this, each request a lane's reading
     /// thread read would wake a sleeping executor that then found nothing.
+    #[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
     pub(crate) fn claim(&self) -> Claim<'_> {
         let c = Claim(self);
         CLAIM.with(|x| x.set(c.addr()));

@@ -29,10 +29,15 @@
 //! answer to the one item it sent does the same, yielding to the other
 //! tasks of its runtime between polls ([`Shared::read_now`]).
 //!
-//! Two eventfds wake readers: `wake` a thread polling the input (a local
-//! change, such as a close from another thread, may have ended its wait,
-//! or the connection was lost), `nudge` the background task (it missed its
-//! turn while the role was held, or the connection was lost).
+//! An eventfd, `wake`, wakes a thread polling the input (a local change,
+//! such as a close from another thread, may have ended its wait, or the
+//! connection was lost); a [`tokio::sync::Notify`], `nudge`, wakes the
+//! background task (it missed its turn while the role was held, or the
+//! connection was lost). The eventfd and the grace timer are made when
+//! first needed: a connection whose waits are all async tasks (most of a
+//! controller's) never polls from a thread nor lets go of the role, and
+//! holds two descriptors for its reading (the input and the epoll set)
+//! instead of four.
 //!
 //! Over 500 lines (about 645 of code): the read role, its hand-over through
 //! the grace timer and the background task are one protocol over one set of
@@ -42,7 +47,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -60,7 +65,6 @@ use crate::wire::MessageDecoder;
 
 const INPUT: u64 = 0;
 const TIMER: u64 = 1;
-const NUDGE: u64 = 2;
 
 /// How long the input may stay unwatched after a waiting thread let go of
 /// the read role (see the module docs).
@@ -81,13 +85,14 @@ enum Watch {
 pub(crate) struct DirectReader {
     fd: OwnedFd,
     epoll: OwnedFd,
-    /// Wakes threads polling the input.
-    wake: OwnedFd,
-    timer: OwnedFd,
+    /// Wakes threads polling the input (made by the first poller).
+    wake: OnceLock<OwnedFd>,
+    /// The grace timer, in the epoll set (made when first set).
+    timer: OnceLock<OwnedFd>,
     /// Wakes the background task, when it could not take its turn because
     /// the role was held (the input it was woken for may be disarmed), or
     /// to end.
-    nudge: OwnedFd,
+    nudge: tokio::sync::Notify,
     /// The connection is lost: nobody reads any more.
     stopped: std::sync::atomic::AtomicBool,
     nudge_due: std::sync::atomic::AtomicBool,
@@ -191,7 +196,7 @@ impl Drop for Held<'_> {
         }
         drop(self.guard.take());
         if self.d.nudge_due.swap(false, Ordering::SeqCst) {
-            bump(&self.d.nudge);
+            self.d.nudge.notify_one();
         }
     }
 }
@@ -226,30 +231,21 @@ impl DirectReader {
             rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK),
         )?;
         let epoll = named("epoll_create1", epoll::create(epoll::CreateFlags::CLOEXEC))?;
-        let (wake, nudge) = (new_eventfd()?, new_eventfd()?);
-        let timer = named(
-            "timerfd_create",
-            rustix::time::timerfd_create(
-                TimerfdClockId::Monotonic,
-                TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+        named(
+            "epoll_ctl",
+            epoll::add(
+                &epoll,
+                fd.as_fd(),
+                epoll::EventData::new_u64(INPUT),
+                epoll::EventFlags::empty(),
             ),
         )?;
-        for (f, events, data) in [
-            (fd.as_fd(), epoll::EventFlags::empty(), INPUT),
-            (timer.as_fd(), epoll::EventFlags::IN, TIMER),
-            (nudge.as_fd(), epoll::EventFlags::IN, NUDGE),
-        ] {
-            named(
-                "epoll_ctl",
-                epoll::add(&epoll, f, epoll::EventData::new_u64(data), events),
-            )?;
-        }
         Ok(DirectReader {
             fd,
             epoll,
-            wake,
-            timer,
-            nudge,
+            wake: OnceLock::new(),
+            timer: OnceLock::new(),
+            nudge: tokio::sync::Notify::new(),
             stopped: Default::default(),
             nudge_due: Default::default(),
             timer_armed: Default::default(),
@@ -301,9 +297,42 @@ impl DirectReader {
         );
     }
 
-    /// Sets the timer to fire in `after`. (Setting a timerfd we own with a
-    /// valid time cannot fail.)
-    fn start_timer(&self, after: std::time::Duration) {
+    /// The eventfd that wakes polling threads, made on first use; `None`
+    /// if it cannot be made (out of descriptors: the thread then waits
+    /// without polling).
+    fn wake_fd(&self) -> Option<&OwnedFd> {
+        if self.wake.get().is_none() {
+            // A racing thread's eventfd may win: this one is then closed.
+            let _ = self.wake.set(new_eventfd().ok()?);
+        }
+        self.wake.get()
+    }
+
+    /// The grace timer, made and added to the epoll set on first use;
+    /// `None` if it cannot be (the input is then watched at once).
+    fn timer_fd(&self) -> Option<&OwnedFd> {
+        if let Some(t) = self.timer.get() {
+            return Some(t);
+        }
+        // Only a thread holding the read role or the background task (which
+        // excludes it) sets the timer: nobody races here.
+        let timer = rustix::time::timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+        )
+        .ok()?;
+        let data = epoll::EventData::new_u64(TIMER);
+        epoll::add(&self.epoll, &timer, data, epoll::EventFlags::IN).ok()?;
+        let _ = self.timer.set(timer);
+        self.timer.get()
+    }
+
+    /// Sets the timer to fire in `after`; `false` if there is no timer.
+    /// (Setting a timerfd we own with a valid time cannot fail.)
+    fn start_timer(&self, after: std::time::Duration) -> bool {
+        let Some(timer) = self.timer_fd() else {
+            return false;
+        };
         let t = Itimerspec {
             it_interval: Timespec {
                 tv_sec: 0,
@@ -315,14 +344,14 @@ impl DirectReader {
                 tv_nsec: after.subsec_nanos().max(1) as _,
             },
         };
-        let _ = rustix::time::timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &t);
+        let _ = rustix::time::timerfd_settime(timer, TimerfdTimerFlags::empty(), &t);
+        true
     }
 
     /// For the background task: takes what its epoll set reports, without
-    /// blocking, and clears the timer and the nudge if they fired; `false`
-    /// if nothing had.
+    /// blocking, and clears the timer if it fired; `false` if nothing had.
     fn take_events(&self) -> bool {
-        let mut events = [const { MaybeUninit::<epoll::Event>::uninit() }; 3];
+        let mut events = [const { MaybeUninit::<epoll::Event>::uninit() }; 2];
         let zero = Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -331,11 +360,10 @@ impl DirectReader {
             return false;
         };
         if fired.iter().any(|e| e.data.u64() == TIMER) {
-            reset(&self.timer);
+            if let Some(t) = self.timer.get() {
+                reset(t);
+            }
             self.timer_armed.store(false, Ordering::SeqCst);
-        }
-        if fired.iter().any(|e| e.data.u64() == NUDGE) {
-            reset(&self.nudge);
         }
         !fired.is_empty()
     }
@@ -354,8 +382,10 @@ impl DirectReader {
             // again if the grace period was extended meanwhile.
             rs.timer_due = Instant::now() + GRACE;
             rs.watch = Watch::Timer;
-            if !self.timer_armed.swap(true, Ordering::SeqCst) {
-                self.start_timer(GRACE);
+            if !self.timer_armed.swap(true, Ordering::SeqCst) && !self.start_timer(GRACE) {
+                self.timer_armed.store(false, Ordering::SeqCst);
+                self.arm();
+                rs.watch = Watch::Armed;
             }
         }
     }
@@ -373,23 +403,30 @@ impl DirectReader {
     /// The connection ended: wakes every reader, for good.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
-        bump(&self.wake);
-        bump(&self.nudge);
+        // A poller that makes the eventfd after this sees `stopped` (see
+        // `read_while_waiting`).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if let Some(w) = self.wake.get() {
+            bump(w);
+        }
+        self.nudge.notify_one();
     }
 
     /// Wakes a thread polling the input so that it checks its wait again.
     pub(crate) fn kick(&self) {
         if self.pollers.load(Ordering::SeqCst) > 0 {
-            bump(&self.wake);
+            if let Some(w) = self.wake.get() {
+                bump(w);
+            }
         }
     }
 
     /// Waits for input, a kick or the stop, at most `timeout` (`None`: no
     /// bound).
-    fn poll(&self, timeout: Option<std::time::Duration>) -> Wake {
+    fn poll(&self, wake: &OwnedFd, timeout: Option<std::time::Duration>) -> Wake {
         let mut fds = [
             PollFd::new(&self.fd, PollFlags::IN),
-            PollFd::new(&self.wake, PollFlags::IN),
+            PollFd::new(wake, PollFlags::IN),
         ];
         let timeout = timeout.map(|t| Timespec {
             tv_sec: t.as_secs() as _,
@@ -404,7 +441,7 @@ impl DirectReader {
         if woken {
             // `stopped` is set before `wake` is written: a stop that came
             // after this reset writes it again.
-            reset(&self.wake);
+            reset(wake);
             if self.stopped.load(Ordering::SeqCst) {
                 return Wake::Stopped;
             }
@@ -525,6 +562,14 @@ impl Shared {
         if rs.ended || rs.done {
             return Step::Wait(l);
         }
+        let Some(wake) = d.wake_fd() else {
+            return Step::Wait(l);
+        };
+        // A stop before the eventfd was made did not write it (see `stop`).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if d.stopped.load(Ordering::SeqCst) {
+            return Step::Wait(l);
+        }
         drop(l);
         d.take(&mut rs);
         d.pollers.fetch_add(1, Ordering::SeqCst);
@@ -547,7 +592,7 @@ impl Shared {
             let read = match spun {
                 Some(r) => r,
                 None => {
-                    match d.poll(timeout) {
+                    match d.poll(wake, timeout) {
                         Wake::Input => {}
                         Wake::Kicked | Wake::Interrupted => continue,
                         // The loss notified `l`'s event, or will.
@@ -718,12 +763,17 @@ async fn background(
 ) {
     let Some(d) = &shared.direct else { return };
     loop {
-        let Ok(mut guard) = afd.readable().await else {
-            return;
-        };
-        if !d.take_events() {
-            guard.clear_ready();
-            continue;
+        tokio::select! {
+            ready = afd.readable() => {
+                let Ok(mut guard) = ready else {
+                    return;
+                };
+                if !d.take_events() {
+                    guard.clear_ready();
+                    continue;
+                }
+            }
+            () = d.nudge.notified() => {}
         }
         if d.stopped.load(Ordering::SeqCst) {
             return;
@@ -761,11 +811,12 @@ fn read_here(shared: &Arc<Shared>, d: &DirectReader) -> Option<End> {
     }
     let now = Instant::now();
     if rs.watch == Watch::Timer && now < rs.timer_due {
-        // The grace period was extended since the timer was set.
-        if !d.timer_armed.swap(true, Ordering::SeqCst) {
-            d.start_timer(rs.timer_due - now);
+        // The grace period was extended since the timer was set. (Without
+        // a timer, which cannot happen here, read now.)
+        if d.timer_armed.swap(true, Ordering::SeqCst) || d.start_timer(rs.timer_due - now) {
+            return None;
         }
-        return None;
+        d.timer_armed.store(false, Ordering::SeqCst);
     }
     let rs = &mut *rs;
     let end = loop {

@@ -211,14 +211,18 @@ impl Connection {
         W: AsyncWrite + AsFd + Unpin + Send + 'static,
     {
         let (opener, sealer) = records.unzip();
-        let out = OutBuf::direct(&writer, sealer)?;
+        let out = OutBuf::direct(&writer, sealer);
         #[cfg(all(target_os = "linux", not(feature = "portable")))]
         {
             let decoder = MessageDecoder::new(config.max_payload, config.max_message);
             let eof_reason = handlers.eof_reason.clone();
             let reader = direct::DirectReader::new(input, leftover, decoder, opener)?;
             let shared = Shared::new(config, handlers, Some(reader), out);
-            direct::start(shared.clone(), eof_reason)?;
+            if let Err(e) = direct::start(shared.clone(), eof_reason) {
+                // The writer is dropped here: take its lent fd back first.
+                shared.out.lock().direct_out = None;
+                return Err(e);
+            }
             tokio::spawn(write_loop(shared.clone(), writer));
             Ok(Connection { shared })
         }

@@ -4,7 +4,7 @@
 //! drains the rest in vectored writes (sealing records for `socket=`).
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -31,12 +31,13 @@ pub(super) struct OutBuf {
     /// The writer task holds bytes taken from `buf` that it has not yet
     /// written; a direct write now would overtake them.
     pub(super) writer_busy: bool,
-    /// A duplicate of the writer's fd (the engine's own, so it can never
-    /// name a file that reuses a closed number), which senders write to
-    /// directly while the writer is idle, saving a thread wake-up per
-    /// message; closed (under this lock) when the writer task ends, so the
-    /// peer sees the end of the stream.
-    pub(super) direct_out: Option<OwnedFd>,
+    /// The writer's fd, lent to senders, which write to it directly while
+    /// the writer is idle, saving a thread wake-up per message. Taken back
+    /// (under this lock) before the writer task drops the writer, also if
+    /// the task is cancelled ([`Lent`]), so it never names a closed (and
+    /// perhaps reused) number. Not a duplicate: a descriptor fewer per
+    /// connection.
+    pub(super) direct_out: Option<RawFd>,
     /// When the last direct write happened: under a steady stream of
     /// messages, direct writes would cost a system call (and a wake-up of
     /// the peer) per message, so they are kept for traffic with pauses.
@@ -49,14 +50,15 @@ pub(super) const DIRECT_GAP: std::time::Duration = std::time::Duration::from_mic
 
 impl OutBuf {
     /// The output of a connection whose senders may write to `writer`'s
-    /// fd directly (through the engine's own duplicate), sealing with
-    /// `sealer` if the stream is an encrypted session.
-    pub(super) fn direct(writer: &impl AsFd, sealer: Option<Sealer>) -> std::io::Result<OutBuf> {
-        Ok(OutBuf {
+    /// fd directly, sealing with `sealer` if the stream is an encrypted
+    /// session. The writer must go to [`write_loop`], which takes the fd
+    /// back before it drops the writer.
+    pub(super) fn direct(writer: &impl AsFd, sealer: Option<Sealer>) -> OutBuf {
+        OutBuf {
             sealer,
-            direct_out: Some(writer.as_fd().try_clone_to_owned()?),
+            direct_out: Some(writer.as_fd().as_raw_fd()),
             ..OutBuf::default()
-        })
+        }
     }
 
     /// Writes as much of `buf` as the fd takes now, without blocking.
@@ -66,9 +68,13 @@ impl OutBuf {
     /// sender prepares the next one.)
     /// Returns whether the writer task still has work.
     pub(super) fn try_direct(&mut self, answering: bool) -> bool {
-        let Some(fd) = self.direct_out.as_ref() else {
+        let Some(raw) = self.direct_out else {
             return true;
         };
+        // SAFETY: `direct_out` names the writer's open fd for as long as it
+        // is set, and it is cleared under the lock held here (`&mut self`
+        // is inside it) before the writer is dropped (see `Lent`).
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
         if self.writer_busy || !self.segments.is_empty() {
             return true;
         }
@@ -167,7 +173,27 @@ async fn write_segments<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-pub(super) async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w: W) {
+/// The writer of a connection whose fd senders borrow (`direct_out`):
+/// dropped, it takes the fd back under the output lock before the writer
+/// closes it, also when the writer task is cancelled.
+struct Lent<W> {
+    w: W,
+    shared: Arc<Shared>,
+}
+
+impl<W> Drop for Lent<W> {
+    fn drop(&mut self) {
+        self.shared.out.lock().direct_out = None;
+        // `w` is dropped (and its fd closed) after this.
+    }
+}
+
+pub(super) async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, w: W) {
+    let mut lent = Lent {
+        w,
+        shared: shared.clone(),
+    };
+    let w = &mut lent.w;
     let mut out: Vec<u8> = Vec::new();
     loop {
         let chunk = {
@@ -200,7 +226,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w
             }
         };
         let written = match chunk {
-            Some(Chunk::Plain(mut segments)) => write_segments(&mut w, &mut segments).await,
+            Some(Chunk::Plain(mut segments)) => write_segments(w, &mut segments).await,
             Some(Chunk::Sealed {
                 sealed,
                 plain,
@@ -262,6 +288,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut w
     }
     shared.out.lock().direct_out = None;
     let _ = w.shutdown().await;
+    drop(lent);
     shared.writer_finished.store(true, Ordering::Release);
     shared.writer_done.notify(usize::MAX);
 }
