@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::input::read_loop;
-use super::output::write_loop;
+use super::output::{write_loop, Lent};
 use super::*;
 
 /// One end of a connection. Cheap to clone.
@@ -122,7 +122,7 @@ impl Connection {
             decoder,
             eof_reason,
         ));
-        tokio::spawn(write_loop(shared.clone(), writer));
+        tokio::spawn(write_loop(Lent::new(shared.clone(), writer)));
         Connection { shared }
     }
 
@@ -223,7 +223,7 @@ impl Connection {
                 shared.out.lock().direct_out = None;
                 return Err(e);
             }
-            tokio::spawn(write_loop(shared.clone(), writer));
+            tokio::spawn(write_loop(Lent::new(shared.clone(), writer)));
             Ok(Connection { shared })
         }
         #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
