@@ -137,13 +137,14 @@ fn wrapper(name: &str, ignore_term: bool, body: Option<&str>) -> (String, std::p
         .map(str::to_string)
         .unwrap_or_else(|| format!("exec 3<&0\n{WORKER} <&3 3<&- &\nchild=$!"));
     let script = dir.join("wrap.sh");
-    // Ignoring SIGTERM is inherited: then the worker ignores it too, and
-    // the whole group holds out until SIGKILL.
-    let text = if ignore_term {
-        format!("{trap}\n{run}\nwait $child\nwait $child\n")
-    } else {
-        format!("{run}\n{trap}\nwait $child\nwait $child\n")
-    };
+    // The trap comes first, as a real wrapper's handler does: the worker
+    // answers the handshake before the shell would reach a later line, so
+    // a kill right after the start could otherwise find no trap (under
+    // load it did: the shell died without cleaning up). A trapped signal
+    // is reset to its default in the worker; an ignored one is inherited,
+    // so with `ignore_term` the worker ignores SIGTERM too, and the whole
+    // group holds out until SIGKILL.
+    let text = format!("{trap}\n{run}\nwait $child\nwait $child\n");
     std::fs::write(&script, text).unwrap();
     (format!("cmd=exec sh {}", script.display()), mark)
 }
