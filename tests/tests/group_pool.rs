@@ -302,3 +302,30 @@ async fn a_worker_that_joins_takes_tasks_already_queued() {
     drop((first, prefetched));
     g.terminate(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_vector_and_one_of_finished_futures_gather_at_once() {
+    // A vector of futures is gathered with one countdown: none left must
+    // be ready at once, and futures already resolved count as done.
+    let g = common::group(1).await;
+    let none: Vec<remex::TaskFuture<i64>> = Vec::new();
+    let got = tokio::time::timeout(T, gather(none, Errors::Raise))
+        .await
+        .expect("an empty gather returns")
+        .unwrap();
+    assert!(got.value.is_empty() && got.skipped.is_empty());
+    let futs = (0..3i64)
+        .map(|i| g.submit::<i64>("echo", &i))
+        .collect::<remex::Result<Vec<_>>>()
+        .unwrap();
+    // Queued after them: by its answer the others have (almost surely)
+    // answered too, so their slots are filled before the countdown joins.
+    let probe = g.submit::<i64>("echo", &9).unwrap();
+    assert_eq!(probe.await.unwrap(), 9);
+    let got = tokio::time::timeout(T, gather(futs, Errors::Skip))
+        .await
+        .expect("gathering finished futures returns")
+        .unwrap();
+    assert_eq!(got.value, vec![0, 1, 2]);
+    g.terminate(Duration::from_secs(5)).await;
+}
