@@ -21,7 +21,11 @@ async fn main() {
         .append(true)
         .open(&pids)
         .expect("the pid file");
-    writeln!(f, "{}", std::process::id()).expect("the pid file");
+    // One write of the whole line: appends of one write each are atomic,
+    // while `writeln!` may write the digits and the newline apart, and
+    // the 3 workers' lines then interleave (an empty line in CI).
+    f.write_all(format!("{}\n", std::process::id()).as_bytes())
+        .expect("the pid file");
     drop(f);
     let seen = std::fs::read_to_string(&pids).unwrap_or_default();
     if seen.lines().count() > 5 {
