@@ -537,3 +537,4 @@ pub fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
     }
     h
 }
+pub mod testbed;

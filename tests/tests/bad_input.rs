@@ -38,6 +38,7 @@ fn fake_worker(name: &str, after: &[u8], then: &str) -> String {
         role: Role::Worker,
         worker: Some(WorkerInfo {
             pid: 999_999_999,
+            host: "fake".into(),
             cwd: "/".into(),
             executable: "fake".into(),
             platform: "linux-x86_64".into(),

@@ -130,14 +130,35 @@ fn end_outcome(
     }
 }
 
-/// Probes a worker every quarter of `bound`; a probe unanswered for half
-/// of it declares the gateway lost (so a stopped or hung worker is noticed
-/// within `bound`) and kills the worker's process group. The reader answers
-/// probes, so a worker busy running tasks or moving data still answers.
+/// Where a gateway's worker is, for errors: the ssh host, the socket's
+/// address, the Slurm node, or the local worker's pid.
+fn worker_place(spec: &Spec, info: &WorkerInfo) -> String {
+    match (&spec.transport, &info.cluster) {
+        (_, Some(c)) => format!("node {} ({c})", c.node),
+        (crate::Transport::Ssh { target }, _) => {
+            let host = target.rsplit_once('@').map_or(target.as_str(), |(_, h)| h);
+            format!("host {host} (worker pid {})", info.pid)
+        }
+        (crate::Transport::Socket { addr }, _) => {
+            format!("{addr} (host {}, worker pid {})", info.host, info.pid)
+        }
+        _ => format!("the worker (host {}, pid {})", info.host, info.pid),
+    }
+}
+
+/// Probes a worker every quarter of `bound`. When nothing at all has come
+/// from it for half of the bound after a probe (no reply and no other
+/// input: a worker sending bulk over a slow link is alive even if the
+/// reply waits behind the data), the gateway is declared lost, its
+/// channels end with the reason (naming the host), and the local process
+/// (the ssh client, a wrapper) is ended. So a stopped or hung worker, a
+/// dead host or a cut network is noticed within three quarters of the
+/// bound. The reader answers probes, so a worker busy running tasks still
+/// answers.
 async fn watch_liveness(
     conn: Connection,
     lifecycle: Lifecycle,
-    id: String,
+    (id, place, worker_pid): (String, String, u32),
     (pid, wrapper): (u32, bool),
     bound: Duration,
 ) {
@@ -148,25 +169,26 @@ async fn watch_liveness(
             if conn.lost().is_some() {
                 return;
             }
-            if tokio::time::timeout(bound / 2, conn.status())
-                .await
-                .is_err()
+            let seen = conn.input_activity();
+            if tokio::time::timeout(bound / 2, conn.status()).await.is_ok()
+                || conn.input_activity() != seen
             {
-                tracing::warn!(gateway = %id, "no answer within {bound:?}: declaring the worker lost");
-                let reason = format!(
-                    "no sign of life within the liveness bound of {bound:?} (the worker is stopped or hung); it was killed"
-                );
-                // The reason the lifecycle keeps, rather than the SIGKILL.
-                lifecycle.fault(reason.clone());
-                conn.set_lost(Error::GatewayLost {
-                    gateway: id.clone(),
-                    pid,
-                    reason,
-                });
-                conn.close_output();
-                transport::end_process(pid, wrapper).await;
-                return;
+                continue;
             }
+            tracing::warn!(gateway = %id, "no sign of life from {place} within {bound:?}: declaring the gateway lost");
+            let reason = format!(
+                "no sign of life from {place} within the liveness bound of {bound:?} (the host is down or unreachable, or the worker is stopped or hung)"
+            );
+            // The reason the lifecycle keeps, rather than the SIGKILL.
+            lifecycle.fault(reason.clone());
+            conn.set_lost(Error::GatewayLost {
+                gateway: id.clone(),
+                pid: worker_pid,
+                reason,
+            });
+            conn.close_output();
+            transport::end_process(pid, wrapper).await;
+            return;
         }
     };
     tokio::select! {
@@ -215,7 +237,7 @@ struct Inner {
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
     exiting: Arc<std::sync::atomic::AtomicBool>,
-    uploaded: bool,
+    uploaded: std::sync::atomic::AtomicBool,
     lifecycle: Lifecycle,
     /// The local process is a wrapper (`cmd=`): it gets SIGTERM and
     /// [`transport::WRAPPER_GRACE`] before SIGKILL.
@@ -536,13 +558,15 @@ impl Gateway {
     ) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
         let r = transport::via::connect(&id, &spec, relay).await?;
-        Gateway::without_process(
+        let uploaded = r.uploaded;
+        let gw = Gateway::without_process(
             spec,
             id,
             r.info,
             (r.reader, r.writer, r.leftover),
             Holds::default(),
-        )
+        )?;
+        Ok(gw.with_uploaded(uploaded))
     }
 
     /// Starts a gateway for a `socket=host:port//installvia=ID` spec:
@@ -695,6 +719,13 @@ impl Gateway {
         Ok(Gateway::detached(spec, id, info, conn, holds))
     }
 
+    /// This gateway, marked as having uploaded its worker (an ssh target
+    /// behind a relay).
+    fn with_uploaded(self, uploaded: bool) -> Gateway {
+        self.inner.uploaded.store(uploaded, Ordering::Relaxed);
+        self
+    }
+
     /// The gateway around a connection with no local process: it "exits"
     /// when its connection closes.
     fn detached(
@@ -740,7 +771,7 @@ impl Gateway {
                 pid,
                 exit: exit.clone(),
                 exiting: exiting.clone(),
-                uploaded,
+                uploaded: uploaded.into(),
                 lifecycle: lifecycle.clone(),
                 wrapper,
                 holds,
@@ -751,23 +782,34 @@ impl Gateway {
         // Holds the connection and the exit watch, not the gateway: it must
         // not keep the worker alive.
         let mut exit = exit;
+        let local = gw.inner.pid != 0;
         tokio::spawn(async move {
             let lost = conn.closed().await;
-            let status = tokio::time::timeout(EOF_STATUS_WAIT, exit.wait_for(|s| s.is_some()))
-                .await
-                .ok()
-                .and_then(|r| r.ok().and_then(|s| *s));
+            // Without a local process (socket, via), an end nobody asked
+            // for is a loss, whatever the stand-in exit status says.
+            let status = if local {
+                tokio::time::timeout(EOF_STATUS_WAIT, exit.wait_for(|s| s.is_some()))
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok().and_then(|s| *s))
+            } else {
+                None
+            };
             lifecycle.finish(end_outcome(
                 exiting.load(Ordering::Relaxed),
                 status,
                 &lost.to_string(),
             ));
         });
-        if let Some(bound) = gw.inner.spec.liveness {
+        if let Some(bound) = gw.inner.spec.liveness_bound() {
             tokio::spawn(watch_liveness(
                 gw.inner.conn.clone(),
                 gw.inner.lifecycle.clone(),
-                gw.inner.id.clone(),
+                (
+                    gw.inner.id.clone(),
+                    worker_place(&gw.inner.spec, &gw.inner.info),
+                    gw.inner.info.pid,
+                ),
                 (gw.inner.pid, gw.inner.wrapper),
                 bound,
             ));
@@ -792,6 +834,27 @@ impl Gateway {
     /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.inner.lifecycle
+    }
+
+    /// Resolves once the Slurm allocation or job step this gateway's
+    /// worker ran in has ended (at once for a gateway without one). The
+    /// allocation ends with the last of its gateways: srun and salloc get
+    /// their grace to end by themselves, then are killed
+    /// ([`SALLOC_GRACE`](crate::transport::slurm::SALLOC_GRACE)). `Group::terminate`
+    /// waits for it within its timeout, so that a program that ends right
+    /// after leaves no salloc or srun behind.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// gw.exit().await?;
+    /// gw.cluster_released().await; // no cluster: at once
+    /// # Ok(()) }
+    /// ```
+    pub async fn cluster_released(&self) {
+        if let Some(a) = &self.inner.holds.allocation {
+            a.ended().await;
+        }
     }
 
     /// The gateway's id (`gw0`, or the spec's `id=`).
@@ -847,7 +910,7 @@ impl Gateway {
     /// # Ok(()) }
     /// ```
     pub fn uploaded_worker(&self) -> bool {
-        self.inner.uploaded
+        self.inner.uploaded.load(Ordering::Relaxed)
     }
 
     /// The connection, for crates that build on gateways.

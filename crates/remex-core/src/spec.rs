@@ -112,10 +112,9 @@ pub struct Spec {
     pub chdir: Option<String>,
     /// `env:NAME=value`: environment for the worker, in order.
     pub env: Vec<(String, String)>,
-    /// `liveness=SECS`: the worker must answer a status probe within
-    /// this bound, else the gateway is declared lost and its worker killed
-    /// (a stopped or hung worker).
-    pub liveness: Option<std::time::Duration>,
+    /// `liveness=SECS` or `liveness=off`: whether and how fast a dead
+    /// peer is noticed (see [`Liveness`] and [`Spec::liveness_bound`]).
+    pub liveness: Liveness,
     /// `nice=`: niceness increment for the worker.
     pub nice: Option<i32>,
     /// `start_timeout=SECS`: how long the worker may take to answer the
@@ -138,6 +137,54 @@ pub struct Spec {
     /// `script_max_map=`, `script_max_call_levels=`, `script_max_memory=`:
     /// limits for this gateway's scripts (sizes take K, M, G suffixes).
     pub script_limits: crate::wire::ScriptLimits,
+}
+
+/// The liveness bound of gateways whose worker is reached over a network
+/// (`ssh=`, `socket=`, `slurm`) when the spec does not set `liveness=`:
+/// a dead host, a cut network or a connection left half-open is noticed
+/// within it, on both ends.
+///
+/// ```
+/// assert_eq!(remex::core::spec::NETWORK_LIVENESS.as_secs(), 10);
+/// ```
+pub const NETWORK_LIVENESS: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a gateway watches that its worker (and the way to it) is alive,
+/// and how the worker watches its controller (`liveness=`).
+///
+/// With a bound, the controller probes the worker every quarter of it;
+/// when nothing at all has arrived from the worker for half of it after a
+/// probe (no answer, no data: a worker busy sending bulk still counts as
+/// alive), the gateway is declared lost with a reason naming the host, its
+/// channels end with that error and a local process (the ssh client, a
+/// wrapper) is killed. The worker, told the bound in the handshake, ends
+/// its session when it hears nothing from the controller for the whole
+/// bound. So a stopped or hung worker, a dead host, a partition or a
+/// connection left half-open ends within the bound on both sides.
+///
+/// ```
+/// use remex::core::spec::{Liveness, NETWORK_LIVENESS};
+/// use std::time::Duration;
+/// let ssh = remex::Spec::parse("ssh=host").unwrap();
+/// assert_eq!(ssh.liveness, Liveness::Default);
+/// assert_eq!(ssh.liveness_bound(), Some(NETWORK_LIVENESS), "on over a network");
+/// assert_eq!(remex::Spec::parse("popen").unwrap().liveness_bound(), None, "off for a local process");
+/// let set = remex::Spec::parse("popen//liveness=2.5").unwrap();
+/// assert_eq!(set.liveness_bound(), Some(Duration::from_millis(2500)));
+/// let off = remex::Spec::parse("ssh=host//liveness=off").unwrap();
+/// assert_eq!((off.liveness, off.liveness_bound()), (Liveness::Off, None));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Liveness {
+    /// Not set: [`NETWORK_LIVENESS`] where the worker is reached over a
+    /// network (`ssh=`, `socket=`, `slurm`), off for local processes and
+    /// `cmd=` (whose wrapper may watch its own way).
+    #[default]
+    Default,
+    /// `liveness=off`: never probe (a worker that stops is waited for).
+    Off,
+    /// `liveness=SECS`.
+    Bound(std::time::Duration),
 }
 
 /// A spec string that cannot be parsed.
@@ -221,6 +268,35 @@ fn parse_size(v: &str) -> Option<u64> {
 pub const MAX_MULTIPLIER: usize = 4096;
 
 impl Spec {
+    /// Whether the worker is reached over a network (`ssh=`, `socket=`,
+    /// `slurm`), where hosts die and links break without a word.
+    ///
+    /// ```
+    /// assert!(remex::Spec::parse("socket=h:1").unwrap().crosses_network());
+    /// assert!(!remex::Spec::parse("popen").unwrap().crosses_network());
+    /// ```
+    pub fn crosses_network(&self) -> bool {
+        matches!(
+            self.transport,
+            Transport::Ssh { .. } | Transport::Socket { .. } | Transport::Slurm(_)
+        )
+    }
+
+    /// The liveness bound in force (see [`Liveness`]): the spec's, else
+    /// [`NETWORK_LIVENESS`] over a network, else none.
+    ///
+    /// ```
+    /// let spec = remex::Spec::parse("slurm//ntasks=2").unwrap();
+    /// assert_eq!(spec.liveness_bound(), Some(remex::core::spec::NETWORK_LIVENESS));
+    /// ```
+    pub fn liveness_bound(&self) -> Option<std::time::Duration> {
+        match self.liveness {
+            Liveness::Off => None,
+            Liveness::Bound(d) => Some(d),
+            Liveness::Default => self.crosses_network().then_some(NETWORK_LIVENESS),
+        }
+    }
+
     /// Parses one spec (no `N*` prefix).
     ///
     /// ```
@@ -257,7 +333,7 @@ impl Spec {
             env: Vec::new(),
             nice: None,
             start_timeout: None,
-            liveness: None,
+            liveness: Liveness::Default,
             worker: None,
             port: None,
             ssh_config: None,
@@ -411,16 +487,20 @@ impl Spec {
                 "installvia" => spec.installvia = Some(need(value)?),
                 "liveness" => {
                     let v = need(value)?;
+                    if v == "off" {
+                        spec.liveness = Liveness::Off;
+                        continue;
+                    }
                     let secs: f64 = v
                         .parse()
                         .ok()
                         .filter(|s: &f64| s.is_finite() && *s >= 0.05 && *s <= 86_400.0)
                         .ok_or_else(|| {
                             err(format!(
-                                "liveness={v:?} must be seconds between 0.05 and 86400"
+                                "liveness={v:?} must be seconds between 0.05 and 86400, or off"
                             ))
                         })?;
-                    spec.liveness = Some(std::time::Duration::from_secs_f64(secs));
+                    spec.liveness = Liveness::Bound(std::time::Duration::from_secs_f64(secs));
                 }
                 "start_timeout" => {
                     let v = need(value)?;

@@ -499,6 +499,7 @@ impl Group {
     /// # Ok(()) }
     /// ```
     pub async fn terminate(&self, timeout: Duration) {
+        let t0 = tokio::time::Instant::now();
         let gws: Vec<Gateway> = std::mem::take(&mut *self.inner.gateways.lock());
         futures::future::join_all(gws.iter().map(|g| async move {
             if let Err(e) = g.exit_within(timeout).await {
@@ -506,6 +507,14 @@ impl Group {
             }
         }))
         .await;
+        // Cluster allocations end with their last worker: srun and salloc
+        // are given the rest of the time to go, so that a program ending
+        // now leaves none of them behind.
+        let rest = (timeout + TERMINATE_BOUND).saturating_sub(t0.elapsed());
+        let released = futures::future::join_all(gws.iter().map(|g| g.cluster_released()));
+        if tokio::time::timeout(rest, released).await.is_err() {
+            tracing::warn!("terminate: a Slurm allocation or step had not ended within the timeout (it is being ended in the background)");
+        }
     }
 }
 

@@ -68,19 +68,19 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
                     other => format!("the secure handshake with {addr} failed: {other}"),
                 })?;
             let (mut r, mut w) = secure::split(state, r, w, &addr);
-            let (leftover, limits) = crate::listen::hellos(&mut r, &mut w).await?;
+            let (leftover, terms) = crate::listen::hellos(&mut r, &mut w).await?;
             let parts = DirectParts::new(r, w, leftover)
                 .map_err(|e| format!("taking over the session: {e}"))?;
-            Ok::<_, String>((parts, limits))
+            Ok::<_, String>((parts, terms))
         };
-        let (p, limits) = match tokio::time::timeout(DIAL_DEADLINE, connect).await {
+        let (p, terms) = match tokio::time::timeout(DIAL_DEADLINE, connect).await {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => fail(e),
             Err(_) => fail(format!(
                 "no session with the controller at {addr} within {DIAL_DEADLINE:?}"
             )),
         };
-        crate::serve::session(Arc::new(worker), limits, move |config, handlers| {
+        crate::serve::session(Arc::new(worker), terms, move |config, handlers| {
             remex_core::conn::Connection::spawn_direct_secure(
                 config, handlers, p.input, p.writer, p.leftover, p.opener, p.sealer,
             )

@@ -42,7 +42,6 @@ use parking_lot::Mutex;
 use remex_core::transport::secure::{self, HandshakeError};
 use remex_core::transport::socket::DirectParts;
 use remex_core::wire::{HandshakeScanner, Role};
-use remex_core::ScriptLimits;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
@@ -206,16 +205,16 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
             if admitted.is_ok() {
                 make_room(&pending2, SESSION_FDS).await;
             }
-            let admitted = admitted.and_then(|(r, w, leftover, limits)| {
+            let admitted = admitted.and_then(|(r, w, leftover, terms)| {
                 DirectParts::new(r, w, leftover)
-                    .map(|p| (p, limits))
+                    .map(|p| (p, terms))
                     .map_err(|e| format!("taking over the session: {e}"))
             });
             match admitted {
-                Ok((p, limits)) => {
+                Ok((p, terms)) => {
                     // Script and task threads read the session directly,
                     // as they read a pipe (Connection::spawn_direct_secure).
-                    let ended = crate::serve::session(worker, limits, move |config, handlers| {
+                    let ended = crate::serve::session(worker, terms, move |config, handlers| {
                         remex_core::conn::Connection::spawn_direct_secure(
                             config, handlers, p.input, p.writer, p.leftover, p.opener, p.sealer,
                         )
@@ -239,7 +238,7 @@ type Admitted = (
     secure::SecureReader<tokio::net::tcp::OwnedReadHalf>,
     secure::SecureWriter<tokio::net::tcp::OwnedWriteHalf>,
     BytesMut,
-    ScriptLimits,
+    crate::serve::Terms,
 );
 
 /// File descriptors a session needs beyond its socket (a duplicate for
@@ -282,14 +281,14 @@ async fn admit(stream: TcpStream, peer: &str, psk: &[u8; 32]) -> Result<Admitted
                 other => other.to_string(),
             })?;
         let (mut r, mut w) = secure::split(state, r, w, peer);
-        let (leftover, limits) = hellos(&mut r, &mut w).await.map_err(|e| {
+        let (leftover, terms) = hellos(&mut r, &mut w).await.map_err(|e| {
             if e.contains("tampered") {
                 format!("its first record failed authentication (a replayed handshake, or tampering): {e}")
             } else {
                 e
             }
         })?;
-        Ok((r, w, leftover, limits))
+        Ok((r, w, leftover, terms))
     };
     tokio::time::timeout(HANDSHAKE_DEADLINE, run)
         .await
@@ -297,7 +296,10 @@ async fn admit(stream: TcpStream, peer: &str, psk: &[u8; 32]) -> Result<Admitted
 }
 
 /// The worker's half of the hellos, inside the session.
-pub(crate) async fn hellos<R, W>(r: &mut R, w: &mut W) -> Result<(BytesMut, ScriptLimits), String>
+pub(crate) async fn hellos<R, W>(
+    r: &mut R,
+    w: &mut W,
+) -> Result<(BytesMut, crate::serve::Terms), String>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -320,7 +322,7 @@ where
     let out = crate::serve::worker_hello();
     w.write_all(&out).await.map_err(|e| e.to_string())?;
     w.flush().await.map_err(|e| e.to_string())?;
-    Ok((buf, setup.script_limits))
+    Ok((buf, crate::serve::Terms::of(&setup)))
 }
 
 /// The listener's log: lines go through a bounded queue to a thread that

@@ -41,14 +41,45 @@ fn command(spec: &Spec) -> Result<Command, TaskError> {
     Ok(cmd)
 }
 
+/// What the controller asks the relay to start: a spec (`popen`, `cmd=`),
+/// or a command's argv (an ssh client towards a host behind this one, its
+/// bootstrap run by the controller through the relayed stream).
+fn target(t: &Task) -> Result<(Command, String), TaskError> {
+    match t.args::<Value>()? {
+        Value::Str(spec) => {
+            let spec = Spec::parse(&spec).map_err(|e| TaskError(e.to_string()))?;
+            Ok((command(&spec)?, spec.raw))
+        }
+        Value::List(argv) => {
+            let argv: Vec<String> = argv
+                .into_iter()
+                .map(|a| match a {
+                    Value::Str(s) => Ok(s),
+                    other => Err(TaskError(format!(
+                        "a relay's command is a list of strings, not {other:?}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| TaskError("a relay's command is empty".into()))?;
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            Ok((cmd, argv.join(" ")))
+        }
+        other => Err(TaskError(format!(
+            "a relay starts a spec or a command, not {other:?}"
+        ))),
+    }
+}
+
 fn relay(t: &Task) -> Result<(), TaskError> {
-    let spec: String = t.args()?;
-    let spec = Spec::parse(&spec).map_err(|e| TaskError(e.to_string()))?;
-    let mut child = command(&spec)?
+    let (mut cmd, what) = target(t)?;
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| TaskError(format!("the relay cannot start {:?}: {e}", spec.raw)))?;
+        .map_err(|e| TaskError(format!("the relay cannot start {what:?}: {e}")))?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let ch: Channel = t.channel().clone();

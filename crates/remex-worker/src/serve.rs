@@ -87,6 +87,10 @@ pub(crate) fn apply_setup(setup: &WorkerSetup) -> Result<(), String> {
 pub(crate) fn worker_hello() -> BytesMut {
     let info = WorkerInfo {
         pid: std::process::id(),
+        host: rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
         cwd: std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
@@ -109,10 +113,28 @@ pub(crate) fn worker_hello() -> BytesMut {
     out
 }
 
+/// What a controller's hello asks of its session, beyond the setup
+/// applied at once: limits for its scripts, and its liveness bound.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Terms {
+    /// The controller's limits for scripts (the worker's fill in).
+    pub(crate) limits: ScriptLimits,
+    /// Silence from the controller for this long ends the session.
+    pub(crate) liveness: Option<Duration>,
+}
+
+impl Terms {
+    pub(crate) fn of(setup: &WorkerSetup) -> Terms {
+        Terms {
+            limits: setup.script_limits,
+            liveness: setup.liveness,
+        }
+    }
+}
+
 /// Reads the controller's hello with blocking I/O, applies its setup and
-/// answers. Returns bytes read past the hello, and the controller's limits
-/// for scripts.
-fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, ScriptLimits), String> {
+/// answers. Returns bytes read past the hello, and the session's terms.
+fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, Terms), String> {
     let mut buf = BytesMut::with_capacity(4096);
     let mut scan = HandshakeScanner::new(4096);
     let mut chunk = [0u8; 4096];
@@ -148,7 +170,7 @@ fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, ScriptLim
     let setup = hello.setup.unwrap_or_default();
     apply_setup(&setup)?;
     send_hello(output)?;
-    Ok((buf, setup.script_limits))
+    Ok((buf, Terms::of(&setup)))
 }
 
 /// Whether this process leads its own process group (popen workers do):
@@ -185,7 +207,7 @@ pub(crate) fn run(worker: Worker) -> ! {
     };
     let mut input = File::from(pin);
     let mut output = File::from(pout);
-    let (leftover, limits) = match handshake(&mut input, &mut output) {
+    let (leftover, terms) = match handshake(&mut input, &mut output) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("remex-worker: {e}");
@@ -197,7 +219,7 @@ pub(crate) fn run(worker: Worker) -> ! {
         let w = worker.clone();
         let _ = std::thread::Builder::new()
             .name("remex-prewarm".into())
-            .spawn(move || w.prewarm_scripts(limits));
+            .spawn(move || w.prewarm_scripts(terms.limits));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -212,7 +234,7 @@ pub(crate) fn run(worker: Worker) -> ! {
             std::process::exit(2);
         }
     };
-    match rt.block_on(serve(worker, limits, input, output, leftover)) {
+    match rt.block_on(serve(worker, terms, input, output, leftover)) {
         None => exit_worker(0, false),
         // A controller that breaks the protocol is a bug worth a status
         // and a line at the default level.
@@ -228,7 +250,7 @@ pub(crate) fn run(worker: Worker) -> ! {
 /// away (returns why).
 async fn serve(
     worker: Worker,
-    limits: ScriptLimits,
+    terms: Terms,
     input: File,
     output: File,
     leftover: BytesMut,
@@ -251,20 +273,24 @@ async fn serve(
     };
     // Tasks and scripts wait in blocking calls: they read the input
     // themselves while nobody else does (remex_core::conn::Connection::spawn_direct).
-    session(Arc::new(worker), limits, move |config, handlers| {
+    session(Arc::new(worker), terms, move |config, handlers| {
         Connection::spawn_direct(config, handlers, input, writer, leftover)
     })
     .await
 }
 
 /// Serves one controller over the connection `connect` starts, until it
-/// terminates the session (returns `None`) or goes away (returns why).
-/// Its scripts run under `limits` (the controller's; the worker's fill in).
+/// terminates the session (returns `None`) or goes away (returns why):
+/// its connection ends, or, under a liveness bound, nothing at all comes
+/// from it for the whole bound (its host died or the network is cut: the
+/// connection may never end by itself). Its scripts run under the terms'
+/// limits (the controller's; the worker's fill in).
 pub(crate) async fn session(
     worker: Arc<Worker>,
-    limits: ScriptLimits,
+    terms: Terms,
     connect: impl FnOnce(ConnConfig, Handlers) -> std::io::Result<Connection>,
 ) -> Option<remex_core::Error> {
+    let limits = terms.limits;
     let terminate = Arc::new(Notify::new());
     let terminated = Arc::new(AtomicBool::new(false));
     let (t, flag) = (terminate.clone(), terminated.clone());
@@ -290,6 +316,9 @@ pub(crate) async fn session(
             });
         }
     };
+    if let Some(bound) = terms.liveness {
+        tokio::spawn(watch_controller(conn.clone(), bound));
+    }
     // The controller sends Terminate and then closes our input, so both
     // may be seen at once: Terminate, once received, decides.
     tokio::select! {
@@ -305,6 +334,41 @@ pub(crate) async fn session(
     conn.close_output();
     let _ = tokio::time::timeout(FLUSH_ON_EXIT, conn.flushed()).await;
     None
+}
+
+/// Ends the session when nothing at all has come from the controller for
+/// `bound`: it probes at least every quarter of the bound, so such a
+/// silence means its host is gone or the way to it is cut (a TCP
+/// connection to a dead host stays open for hours). Looks every quarter.
+async fn watch_controller(conn: Connection, bound: Duration) {
+    let mut seen = conn.input_activity();
+    let mut since = tokio::time::Instant::now();
+    let closed = conn.clone();
+    let watch = async {
+        loop {
+            tokio::time::sleep(bound / 4).await;
+            let now = conn.input_activity();
+            if now != seen {
+                (seen, since) = (now, tokio::time::Instant::now());
+            } else if since.elapsed() >= bound {
+                let reason = format!(
+                    "nothing from the controller within the liveness bound of {bound:?}: its host is down or unreachable"
+                );
+                tracing::warn!("{reason}; ending the session");
+                conn.set_lost(remex_core::Error::GatewayLost {
+                    gateway: "controller".into(),
+                    pid: 0,
+                    reason,
+                });
+                conn.close_output();
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = watch => {}
+        _ = closed.closed() => {}
+    }
 }
 
 /// Whether the machine has more runnable threads than twice its cores now

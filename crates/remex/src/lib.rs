@@ -93,8 +93,8 @@
 pub use remex_core::{
     from_value, makegateway, to_value, with_timeout, AsyncChannelReader, AsyncChannelWriter,
     Channel, ChannelReader, ChannelRef, ChannelWriter, Error, Gateway, GatewayState, Lifecycle,
-    Mode, RemoteError, RemoteStatus, Result, Spec, SpecError, State, Transport, Value, ValueError,
-    WorkerInfo, VERSION,
+    Liveness, Mode, RemoteError, RemoteStatus, Result, Spec, SpecError, State, Transport, Value,
+    ValueError, WorkerInfo, VERSION,
 };
 pub use remex_group::{
     as_completed, gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel,

@@ -525,7 +525,31 @@ impl Connection {
             self.shared.status_waiters.lock().remove(&id);
             return Err(e);
         }
+        // A probe given up on (a timeout) leaves no waiter behind.
+        struct Forget<'a>(&'a Shared, u32);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.status_waiters.lock().remove(&self.1);
+            }
+        }
+        let _forget = Forget(&self.shared, id);
         rx.await.map_err(|_| self.shared.lost_error())
+    }
+
+    /// A count that grows whenever input arrives from the peer (any bytes:
+    /// a reply, data, part of a large message): compare two readings to
+    /// tell whether the peer showed a sign of life in between.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let before = gw.connection().input_activity();
+    /// gw.remote_status().await?;
+    /// assert!(gw.connection().input_activity() > before);
+    /// # Ok(()) }
+    /// ```
+    pub fn input_activity(&self) -> u64 {
+        self.shared.input_reads.load(Ordering::Relaxed)
     }
 
     /// Asks the peer to end (sends `Terminate`).

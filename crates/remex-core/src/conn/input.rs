@@ -17,6 +17,7 @@ use crate::wire::{Kind, MessageDecoder, WireError};
 pub(super) fn drain(shared: &Arc<Shared>, dec: &mut MessageDecoder, buf: &mut BytesMut) -> bool {
     if !buf.is_empty() {
         shared.input_seen.store(true, Ordering::Relaxed);
+        shared.input_reads.fetch_add(1, Ordering::Relaxed);
     }
     loop {
         match dec.decode(buf) {

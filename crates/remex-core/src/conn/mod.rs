@@ -169,6 +169,9 @@ pub(crate) struct Shared {
     keepalive: Mutex<Option<std::sync::Weak<dyn std::any::Any + Send + Sync>>>,
     /// Input arrived since the last write (see `OutBuf::try_direct`).
     input_seen: std::sync::atomic::AtomicBool,
+    /// Reads that brought input: a sign of life from the peer, however
+    /// slowly a large message arrives (liveness).
+    pub(crate) input_reads: AtomicU64,
     /// Set when waiting threads read the input themselves
     /// ([`Connection::spawn_direct`]).
     direct: Option<direct::DirectReader>,
@@ -241,6 +244,7 @@ impl Shared {
             executing: AtomicU64::new(0),
             keepalive: Mutex::new(None),
             input_seen: Default::default(),
+            input_reads: AtomicU64::new(0),
             direct,
         })
     }

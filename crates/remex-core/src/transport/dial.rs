@@ -72,30 +72,29 @@ impl std::fmt::Debug for Dialin {
     }
 }
 
-/// This host's name, as `uname -n` gives it.
-fn host_name() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}
-
 impl Dialin {
-    /// Binds `listen` (`host`, `host:port`, or `None`: every address, any
-    /// port, announced under this host's name) and makes the secret.
-    pub(crate) async fn bind(spec: &Spec, listen: Option<&str>) -> Result<Dialin> {
+    /// Binds `listen` (`host`, `host:port`, an IP address, or
+    /// `[v6]:port`: that address only, any port if none is given) and
+    /// makes the secret. The workers dial `listen`'s host and the bound
+    /// port.
+    pub(crate) async fn bind(spec: &Spec, listen: &str) -> Result<Dialin> {
         let start = |detail: String| Error::Start {
             spec: spec.raw.clone(),
             detail,
         };
-        let (bind, host) = match listen {
-            None => ("0.0.0.0:0".to_string(), host_name()),
-            Some(l) => match l.rsplit_once(':') {
+        let (bind, host) = if let Ok(ip) = listen.parse::<std::net::IpAddr>() {
+            let host = match ip {
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            };
+            (std::net::SocketAddr::from((ip, 0)).to_string(), host)
+        } else {
+            match listen.rsplit_once(':') {
                 Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
-                    (l.to_string(), h.to_string())
+                    (listen.to_string(), h.to_string())
                 }
-                _ => (format!("{l}:0"), l.to_string()),
-            },
+                _ => (format!("{listen}:0"), listen.to_string()),
+            }
         };
         let listener = TcpListener::bind(&bind)
             .await
@@ -263,6 +262,7 @@ mod tests {
                 role: Role::Worker,
                 worker: Some(WorkerInfo {
                     pid,
+                    host: "n".into(),
                     cwd: "/".into(),
                     executable: "fake".into(),
                     platform: "linux-x86_64".into(),
@@ -294,7 +294,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_workers_that_prove_the_secret_get_a_rank_each() {
         let spec = spec();
-        let d = Dialin::bind(&spec, Some("127.0.0.1")).await.unwrap();
+        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
         let (addr, secret) = (d.addr.clone(), d.secret.clone());
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
         assert_eq!(secret.len(), 64, "256 bits, hex");
@@ -353,7 +353,7 @@ mod tests {
     async fn a_start_that_nobody_answers_or_whose_step_fails_says_so() {
         let spec = spec();
         let ids = vec!["a".to_string(), "b".to_string()];
-        let d = Dialin::bind(&spec, Some("127.0.0.1:0")).await.unwrap();
+        let d = Dialin::bind(&spec, "127.0.0.1:0").await.unwrap();
         let e = d
             .accept(
                 &spec,
@@ -365,7 +365,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("0 of 2 workers dialed back"), "{e}");
-        let d = Dialin::bind(&spec, Some("127.0.0.1")).await.unwrap();
+        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
         let e = d
             .accept(&spec, &ids, Duration::from_secs(30), async {
                 "srun exited (exit status: 1)".to_string()
@@ -377,7 +377,7 @@ mod tests {
             e.contains("srun exited (exit status: 1) (0 of 2 workers had dialed back)"),
             "{e}"
         );
-        let e = Dialin::bind(&spec, Some("203.0.113.1"))
+        let e = Dialin::bind(&spec, "203.0.113.1")
             .await
             .unwrap_err()
             .to_string();
@@ -424,7 +424,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_session_changed_on_the_way_gets_no_rank() {
         let spec = Spec::parse("slurm").unwrap();
-        let d = Dialin::bind(&spec, Some("127.0.0.1")).await.unwrap();
+        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
         let (addr, secret) = (d.addr.clone(), d.secret.clone());
         let ids = vec!["only".to_string()];
         let accepting = tokio::spawn({

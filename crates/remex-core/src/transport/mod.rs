@@ -123,12 +123,16 @@ pub(crate) fn worker_info(spec: &Spec, hello: Hello) -> Result<WorkerInfo> {
 /// Waits for the remote script's READY marker, uploading the worker when
 /// it asks for it (SEND), and skipping what a shell prints meanwhile.
 /// Returns whether it uploaded.
-async fn await_ready(
-    stdin: &mut ChildStdin,
-    stdout: &mut ChildStdout,
+pub(crate) async fn await_ready<W, R>(
+    stdin: &mut W,
+    stdout: &mut R,
     buf: &mut BytesMut,
     upload: Option<&ssh::Upload>,
-) -> std::result::Result<bool, wire::HandshakeError> {
+) -> std::result::Result<bool, wire::HandshakeError>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+    R: tokio::io::AsyncRead + Unpin,
+{
     use bytes::Buf;
     let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
     let mut uploaded = false;
@@ -297,6 +301,7 @@ pub(crate) fn setup_of(spec: &Spec) -> WorkerSetup {
         env: spec.env.clone(),
         nice: spec.nice,
         script_limits: spec.script_limits,
+        liveness: spec.liveness_bound(),
     }
 }
 

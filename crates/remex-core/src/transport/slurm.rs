@@ -17,6 +17,7 @@
 //! adds the user's. See `docs/clusters.md`.
 
 use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,9 +60,10 @@ const KEPT: usize = 8;
 pub(crate) struct Allocation {
     /// The job id.
     pub(crate) job: String,
-    /// salloc's standard input, when this process owns the allocation:
-    /// closing it ends salloc's command and with it the allocation.
-    salloc: Mutex<Option<ChildStdin>>,
+    /// salloc, when this process owns the allocation: its standard input
+    /// (closing it ends salloc's command and with it the allocation), its
+    /// pid (and process group) and its exit.
+    salloc: Mutex<Option<Salloc>>,
     /// The dial-back step's srun: its pid (and process group) and its
     /// exit.
     step: Mutex<Option<Step>>,
@@ -71,6 +73,9 @@ pub(crate) struct Allocation {
     /// Set once the end began: srun's words about the step's end are
     /// expected then, and logged at debug level only.
     ending: Arc<AtomicBool>,
+    /// True once [`release`](Allocation::release) has ended what it ends
+    /// (srun and salloc reaped, or killed).
+    ended: watch::Sender<bool>,
 }
 
 /// A process's exit as it is reaped: `None` while it runs, then its
@@ -91,6 +96,60 @@ fn reaped(mut child: tokio::process::Child) -> Exit {
 struct Step {
     pid: u32,
     exit: Exit,
+}
+
+/// The salloc that holds an allocation this process owns.
+struct Salloc {
+    stdin: Option<ChildStdin>,
+    pid: u32,
+    exit: Exit,
+}
+
+/// How long salloc has to relinquish the allocation by itself once its
+/// command ended (its input closed), before remex makes sure: SIGHUP, then
+/// after [`WRAPPER_GRACE`] scancel of the job and SIGKILL.
+///
+/// salloc 22.05 can be caught in a busy loop that ignores SIGTERM: if the
+/// job's end reaches its message thread while the command has just exited,
+/// that thread reaps the command (`waitpid(WNOHANG)`), and the main
+/// thread's `waitpid` then fails with ECHILD forever; only SIGHUP (which
+/// it takes as "exit now") or SIGKILL end it. So remex never cancels an
+/// allocation it owns while closing salloc's input (that raced), and ends
+/// a salloc that outlives the grace.
+///
+/// [`WRAPPER_GRACE`]: super::WRAPPER_GRACE
+///
+/// ```
+/// assert_eq!(remex::core::transport::slurm::SALLOC_GRACE.as_secs(), 5);
+/// ```
+pub const SALLOC_GRACE: Duration = Duration::from_secs(5);
+
+/// Whether the process behind `exit` still runs (not reaped yet).
+fn running(exit: &Exit) -> bool {
+    exit.borrow().is_none()
+}
+
+/// Sends `signal` to process group `pid` if its leader was not reaped
+/// (a reaped pid may be reused).
+fn signal_group(pid: u32, exit: &Exit, signal: rustix::process::Signal) {
+    if running(exit) {
+        if let Some(group) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process_group(group, signal);
+        }
+    }
+}
+
+/// Waits up to `within` for the process behind `exit` to be reaped;
+/// returns whether it was. Polls: a plain thread cannot await the watch.
+fn ended_within(exit: &Exit, within: Duration) -> bool {
+    let t0 = std::time::Instant::now();
+    while running(exit) {
+        if t0.elapsed() >= within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// How long the step's srun has to end by itself once its workers are
@@ -124,10 +183,20 @@ fn scancel(target: &str) {
 }
 
 impl Allocation {
-    /// Ends what this start made: the allocation if this process owns it
-    /// (scancel, and salloc's input closed), else the dial-back step
-    /// (SIGTERM to its srun, which cancels the step, and scancel of the
-    /// step). Idempotent; does not wait.
+    /// Ends what this start made, in a thread of its own (it must work
+    /// from a `Drop`, without a runtime), without waiting for it:
+    ///
+    /// - the dial-back step's srun gets [`STEP_GRACE`] to end by itself
+    ///   (its workers are ending), then SIGTERM (srun cancels its step),
+    ///   then after [`WRAPPER_GRACE`] scancel of the step (if this process
+    ///   does not own the allocation) and SIGKILL;
+    /// - an allocation this process owns ends as salloc relinquishes it
+    ///   when its input closes; a salloc still there after
+    ///   [`SALLOC_GRACE`] gets SIGHUP, then scancel of the job and SIGKILL.
+    ///
+    /// Idempotent.
+    ///
+    /// [`WRAPPER_GRACE`]: super::WRAPPER_GRACE
     pub(crate) fn release(&self) {
         if self.released.swap(true, Ordering::SeqCst) {
             return;
@@ -137,34 +206,57 @@ impl Allocation {
         let step = self.step.lock().take();
         let step_id = self.step_id.lock().clone();
         let job = self.job.clone();
-        let finish = move |step: Option<Step>| {
-            let running = step.filter(|s| s.exit.borrow().is_none());
-            if let Some(s) = &running {
-                if let Some(group) = rustix::process::Pid::from_raw(s.pid as i32) {
-                    let _ =
-                        rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+        let ended = self.ended.clone();
+        let end = move || {
+            use rustix::process::Signal;
+            if let Some(s) = &step {
+                if !ended_within(&s.exit, STEP_GRACE) {
+                    signal_group(s.pid, &s.exit, Signal::TERM);
+                    if !ended_within(&s.exit, super::WRAPPER_GRACE) {
+                        if salloc.is_none() {
+                            if let Some(id) = &step_id {
+                                scancel(&format!("{job}.{id}"));
+                            }
+                        }
+                        tracing::warn!("srun of slurm job {job} ignored SIGTERM: killed");
+                        signal_group(s.pid, &s.exit, Signal::KILL);
+                    }
                 }
             }
-            if salloc.is_some() {
-                tracing::debug!("cancelling the slurm allocation {job}");
-                scancel(&job);
-            } else if let (Some(id), Some(_)) = (step_id, &running) {
-                scancel(&format!("{job}.{id}"));
+            if let Some(mut sa) = salloc {
+                tracing::debug!("ending the slurm allocation {job}");
+                // salloc's command (`cat`) ends with its input, and salloc
+                // then relinquishes the allocation.
+                drop(sa.stdin.take());
+                if !ended_within(&sa.exit, SALLOC_GRACE) {
+                    tracing::warn!("salloc of slurm job {job} did not end within {SALLOC_GRACE:?}: SIGHUP, then scancel and SIGKILL");
+                    signal_group(sa.pid, &sa.exit, Signal::HUP);
+                    if !ended_within(&sa.exit, super::WRAPPER_GRACE) {
+                        scancel(&job);
+                        signal_group(sa.pid, &sa.exit, Signal::KILL);
+                    }
+                }
             }
-            // salloc's command ends with its input, and salloc then
-            // relinquishes the allocation.
-            drop(salloc);
+            ended.send_replace(true);
         };
-        match (tokio::runtime::Handle::try_current(), step) {
-            (Ok(rt), Some(mut s)) if s.exit.borrow().is_none() => {
-                rt.spawn(async move {
-                    let _ =
-                        tokio::time::timeout(STEP_GRACE, s.exit.wait_for(|e| e.is_some())).await;
-                    finish(Some(s));
-                });
-            }
-            (_, step) => finish(step),
+        if std::thread::Builder::new()
+            .name("remex-slurm-end".into())
+            .spawn(end)
+            .is_err()
+        {
+            // No thread: end it all now, the hard way.
+            scancel(&self.job);
         }
+    }
+}
+
+impl Allocation {
+    /// Resolves once [`release`](Allocation::release) has ended the
+    /// allocation's processes (never before it was called: callers bound
+    /// the wait).
+    pub(crate) async fn ended(&self) {
+        let mut rx = self.ended.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
     }
 }
 
@@ -234,6 +326,7 @@ pub(crate) async fn allocate(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Alloca
             step_id: Mutex::new(None),
             released: AtomicBool::new(false),
             ending: Arc::default(),
+            ended: watch::channel(false).0,
         }));
     }
     salloc(spec, o).await
@@ -279,6 +372,7 @@ async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
         )
     })?;
     let stdin = child.stdin.take();
+    let salloc_pid = child.id().unwrap_or(0);
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let kept = Arc::new(Mutex::new(VecDeque::new()));
@@ -323,11 +417,12 @@ async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
                         tracing::debug!(spec = %spec.raw, "slurm allocation {job} granted");
                         return Ok(Arc::new(Allocation {
                             job,
-                            salloc: Mutex::new(stdin),
+                            salloc: Mutex::new(Some(Salloc { stdin, pid: salloc_pid, exit: exit_rx.clone() })),
                             step: Mutex::new(None),
                             step_id: Mutex::new(None),
                             released: AtomicBool::new(false),
                             ending: Arc::default(),
+                            ended: watch::channel(false).0,
                         }));
                     }
                     Ok(Some(_)) => {}
@@ -411,6 +506,116 @@ pub(crate) fn stdio_command(spec: &Spec, o: &SlurmOptions, alloc: &Allocation) -
     Ok(cmd)
 }
 
+/// Runs `scontrol ARGS` (bounded) and returns its output, or why not.
+async fn scontrol(args: &[&str]) -> std::result::Result<String, String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        Command::new("scontrol")
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .map_err(|_| format!("scontrol {} did not answer within 10 s", args.join(" ")))?
+    .map_err(|e| format!("cannot run scontrol: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scontrol {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The value of `KEY=value` among the whitespace-separated fields of
+/// `text` (scontrol's one-line form).
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.split_whitespace()
+        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+        .filter(|v| !v.is_empty() && *v != "(null)")
+}
+
+/// The local address this host uses to reach `host:port`: the route's
+/// source address (a UDP socket's connect sends nothing).
+async fn local_address_towards(host: &str, port: u16) -> std::result::Result<IpAddr, String> {
+    let target = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let any: SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = std::net::UdpSocket::bind(any).map_err(|e| format!("a probe socket: {e}"))?;
+    sock.connect(target)
+        .map_err(|e| format!("no route to {host} ({}): {e}", target.ip()))?;
+    sock.local_addr()
+        .map(|a| a.ip())
+        .map_err(|e| format!("the route to {host}: {e}"))
+}
+
+/// The address the workers of `alloc` dial back to when `listen=` does not
+/// say: this host's address on the route towards the allocation's first
+/// node (its `NodeAddr`), else towards slurmctld. It is one the nodes can
+/// reach (a loopback address only when the nodes are this host), unlike
+/// this host's name, which /etc/hosts often maps to loopback. Returns the
+/// address and how it was chosen.
+async fn dial_address(alloc: &Allocation) -> std::result::Result<(IpAddr, String), String> {
+    let nodes = match std::env::var("SLURM_JOB_ID") {
+        Ok(j) if j == alloc.job => std::env::var("SLURM_JOB_NODELIST").ok(),
+        _ => None,
+    };
+    let nodes = match nodes {
+        Some(n) => Some(n),
+        None => scontrol(&["-o", "show", "job", &alloc.job])
+            .await
+            .ok()
+            .and_then(|t| field(&t, "NodeList").map(str::to_string)),
+    };
+    let mut why = Vec::new();
+    if let Some(nodes) = nodes {
+        match scontrol(&["-o", "show", "node", &nodes]).await {
+            Ok(text) => {
+                let first = text.lines().next().unwrap_or_default();
+                let name = field(first, "NodeName").unwrap_or("?");
+                if let Some(addr) = field(first, "NodeAddr") {
+                    match local_address_towards(addr, 6818).await {
+                        Ok(ip) => return Ok((ip, format!("the route to node {name} ({addr})"))),
+                        Err(e) => why.push(e),
+                    }
+                }
+            }
+            Err(e) => why.push(e),
+        }
+    }
+    let config = scontrol(&["show", "config"]).await?;
+    let ctl = config
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim()
+                .starts_with("SlurmctldHost")
+                .then(|| v.trim().to_string())
+        })
+        .ok_or_else(|| {
+            format!(
+                "scontrol show config names no SlurmctldHost; {}",
+                why.join("; ")
+            )
+        })?;
+    // `name(addr)` or `name`.
+    let host = ctl
+        .split_once('(')
+        .and_then(|(_, a)| a.strip_suffix(')'))
+        .unwrap_or(&ctl)
+        .to_string();
+    let ip = local_address_towards(&host, 6817).await?;
+    Ok((ip, format!("the route to slurmctld {ctl}")))
+}
+
 /// Starts one step of `ids.len()` workers that dial back, and returns
 /// their sessions by rank.
 pub(crate) async fn dial_step(
@@ -420,7 +625,23 @@ pub(crate) async fn dial_step(
     ids: &[String],
 ) -> Result<Vec<Connected>> {
     let worker = resolve_worker(spec)?;
-    let dialin = Dialin::bind(spec, o.listen.as_deref()).await?;
+    let chosen = match &o.listen {
+        Some(l) => l.clone(),
+        None => match dial_address(alloc).await {
+            Ok((ip, how)) => {
+                tracing::info!(spec = %spec.raw, "the workers dial back to {ip} ({how}; listen=HOST[:PORT] sets another)");
+                ip.to_string()
+            }
+            Err(e) => {
+                return Err(start_err(
+                    spec,
+                    format!("cannot tell which address of this host the nodes reach ({e}): set it with listen=HOST[:PORT]"),
+                ))
+            }
+        },
+    };
+    let dialin = Dialin::bind(spec, &chosen).await?;
+    tracing::info!(spec = %spec.raw, "dial-back listener on {}", dialin.addr);
     let mut cmd = srun(alloc, o, ids.len() as u32);
     if let Some(n) = &o.nodes {
         cmd.arg(format!("--nodes={n}"));

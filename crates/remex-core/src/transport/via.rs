@@ -30,10 +30,27 @@ pub(crate) struct Relayed {
     pub(crate) writer: WriteHalf<DuplexStream>,
     pub(crate) leftover: BytesMut,
     pub(crate) info: WorkerInfo,
+    /// The ssh bootstrap uploaded the worker.
+    pub(crate) uploaded: bool,
 }
 
-/// Starts the target through `relay` and runs the handshake with it.
+/// Starts the target through `relay` and runs the handshake with it. An
+/// `ssh=` target is reached by an ssh client the relay runs on its host
+/// (the relay's host's ssh configuration, keys and known hosts apply),
+/// with the zero-install bootstrap run from here through the relayed
+/// stream: a host behind the relay gets this controller's worker, as a
+/// host reached directly does.
 pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Relayed> {
+    if let crate::Transport::Ssh { target } = &spec.transport {
+        let (cmd, upload) = super::ssh::command(spec, target, None)?;
+        let cmd = cmd.as_std();
+        let argv: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let argv = Value::List(argv.into_iter().map(Value::Str).collect());
+        return start(id, spec, relay, argv, Some(upload)).await;
+    }
     connect_to(id, spec, relay, &target_spec(spec)).await
 }
 
@@ -45,7 +62,19 @@ pub(crate) async fn connect_to(
     relay: &Gateway,
     target: &str,
 ) -> Result<Relayed> {
-    let ch = relay.remote_call(crate::builtin::RELAY, &target)?;
+    start(id, spec, relay, Value::from(target), None).await
+}
+
+/// Asks `relay` to start `what` (a spec, or a command's argv) and runs
+/// the bootstrap (for ssh) and the handshake through it.
+async fn start(
+    id: &str,
+    spec: &Spec,
+    relay: &Gateway,
+    what: Value,
+    bootstrap: Option<Option<super::ssh::Upload>>,
+) -> Result<Relayed> {
+    let ch = relay.remote_call(crate::builtin::RELAY, &what)?;
     let (near, far) = tokio::io::duplex(1 << 20);
     let (mut far_r, mut far_w) = tokio::io::split(far);
     let inbound = ch.clone();
@@ -82,31 +111,38 @@ pub(crate) async fn connect_to(
     let (mut r, mut w) = tokio::io::split(near);
     let mut leftover = BytesMut::new();
     let within = spec.start_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
-    let hello = tokio::time::timeout(
-        within,
-        exchange_hellos(&mut r, &mut w, &mut leftover, spec, id),
-    )
-    .await
-    .map_err(|_| Error::Start {
-        spec: spec.raw.clone(),
-        detail: format!(
+    let mut uploaded = false;
+    let handshake = async {
+        if let Some(upload) = &bootstrap {
+            uploaded = super::await_ready(&mut w, &mut r, &mut leftover, upload.as_ref())
+                .await
+                .map_err(HelloError::Handshake)?;
+        }
+        exchange_hellos(&mut r, &mut w, &mut leftover, spec, id).await
+    };
+    let hello = tokio::time::timeout(within, handshake)
+        .await
+        .map_err(|_| Error::Start {
+            spec: spec.raw.clone(),
+            detail: format!(
             "no handshake through relay {} within {within:?} (start_timeout=SECS sets the bound)",
             relay.id()
         ),
-    })?
-    .map_err(|e| match e {
-        HelloError::Handshake(source) => Error::Handshake {
-            spec: spec.raw.clone(),
-            pid: None,
-            source,
-            detail: format!("; through relay {}", relay.id()),
-        },
-        HelloError::Io(e) => Error::os(format!("the stream through relay {}", relay.id()), e),
-    })?;
+        })?
+        .map_err(|e| match e {
+            HelloError::Handshake(source) => Error::Handshake {
+                spec: spec.raw.clone(),
+                pid: None,
+                source,
+                detail: format!("; through relay {}", relay.id()),
+            },
+            HelloError::Io(e) => Error::os(format!("the stream through relay {}", relay.id()), e),
+        })?;
     Ok(Relayed {
         reader: r,
         writer: w,
         leftover,
         info: worker_info(spec, hello)?,
+        uploaded,
     })
 }

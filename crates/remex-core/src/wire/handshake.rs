@@ -32,9 +32,9 @@ pub const MAGIC: [u8; 8] = [0xF0, b'R', b'E', b'M', b'E', b'X', 0x00, 0x0A];
 /// The protocol version this build speaks.
 ///
 /// ```
-/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 3);
+/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 4);
 /// ```
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Longest hello body accepted.
 ///
@@ -80,6 +80,8 @@ pub enum Role {
 pub struct WorkerInfo {
     /// Process id on the worker's host.
     pub pid: u32,
+    /// The worker's host name (`uname -n` there).
+    pub host: String,
     /// Working directory after `chdir=` was applied.
     pub cwd: String,
     /// Path of the worker executable.
@@ -174,6 +176,11 @@ pub struct WorkerSetup {
     pub nice: Option<i32>,
     /// Limits for this controller's scripts (unset ones: the worker's).
     pub script_limits: ScriptLimits,
+    /// The controller's liveness bound (`liveness=`, on by default over a
+    /// network): the controller probes at least every quarter of it, so a
+    /// worker that hears nothing from it for the whole bound takes it
+    /// for gone (a dead host, a cut network) and ends the session.
+    pub liveness: Option<std::time::Duration>,
 }
 
 /// Resource limits for scripts, set per spec (`script_max_operations=`,
@@ -430,6 +437,7 @@ mod tests {
             role: Role::Worker,
             worker: Some(WorkerInfo {
                 pid: 42,
+                host: "node1".into(),
                 cwd: "/tmp".into(),
                 executable: "/bin/remex-worker".into(),
                 platform: "linux-x86_64".into(),
