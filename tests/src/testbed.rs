@@ -606,3 +606,77 @@ fn pump(
         let _ = to.shutdown(std::net::Shutdown::Write);
     });
 }
+
+/// A listening worker on a host (started there, as a person would), with
+/// a 256-bit secret in a file of its own. Killed on drop.
+#[derive(Debug)]
+pub struct RemoteListener {
+    child: std::process::Child,
+    /// The address it listens on (`host address:port`).
+    pub addr: String,
+    /// The secret's file.
+    pub secret: std::path::PathBuf,
+}
+
+impl RemoteListener {
+    /// Starts `worker --listen ADDR:0` on `host`, on the host's address.
+    pub fn start(host: &str, worker: &str) -> RemoteListener {
+        use std::io::{BufRead, Read};
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let secret = std::env::temp_dir().join(format!(
+            "remex-testbed-secret-{}-{host}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .expect("random bytes");
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&secret, format!("{hex}\n")).unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let mut child = Command::new(repo().join(".ci/on-host"))
+            .args([
+                host,
+                worker,
+                "--listen",
+                &format!("{}:0", addr(host)),
+                "--secret-file",
+            ])
+            .arg(&secret)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("remex-worker listening on "), "{line:?}");
+        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+        RemoteListener {
+            child,
+            addr,
+            secret,
+        }
+    }
+
+    /// A `socket=` spec for this listener.
+    pub fn spec(&self) -> String {
+        self.spec_at(&self.addr)
+    }
+
+    /// A `socket=` spec reaching this listener at `addr` (a relay).
+    pub fn spec_at(&self, addr: &str) -> String {
+        format!("socket={addr}//secret_file={}", self.secret.display())
+    }
+}
+
+impl Drop for RemoteListener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.secret);
+    }
+}

@@ -5,7 +5,6 @@
 //! only a gateway host reaches, `socket=` and `installvia=` to another
 //! host's address. Every test ends with nothing left on its hosts.
 
-use std::io::BufRead;
 use std::time::Duration;
 
 use remex::{makegateway, Group};
@@ -132,7 +131,10 @@ async fn via_reaches_a_host_on_the_isolated_network_through_the_gateway_host() {
     assert_eq!(inner.rinfo().host, "rx8");
     let fresh = group.by_id("fresh").unwrap();
     assert_eq!(fresh.rinfo().host, "rx8");
-    assert!(fresh.uploaded_worker(), "the worker went to rx8 through rx1");
+    assert!(
+        fresh.uploaded_worker(),
+        "the worker went to rx8 through rx1"
+    );
     assert!(!inner.uploaded_worker(), "worker= names one on the host");
     assert_eq!(group.by_id("gate").unwrap().rinfo().host, "rx1");
     let r: i64 = group.submit("square", &12).unwrap().await.unwrap();
@@ -146,83 +148,19 @@ async fn via_reaches_a_host_on_the_isolated_network_through_the_gateway_host() {
     hosts.assert_clean(CLEAN);
 }
 
-/// A listening worker on `host` (started there, as a person would), with
-/// a secret file of its own; killed with the host's cleanup.
-struct RemoteListener {
-    child: std::process::Child,
-    addr: String,
-    secret: std::path::PathBuf,
-}
-
-impl RemoteListener {
-    fn start(host: &str) -> RemoteListener {
-        let secret = std::env::temp_dir().join(format!(
-            "remex-testbed-secret-{}-{host}",
-            std::process::id()
-        ));
-        // 256 bits, hex.
-        let mut key = [0u8; 32];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut key)
-            .unwrap();
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(&secret, format!("{hex}\n")).unwrap();
-        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-        let mut child =
-            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/on-host"))
-                .args([
-                    host,
-                    WORKER,
-                    "--listen",
-                    &format!("{}:0", testbed::addr(host)),
-                    "--secret-file",
-                ])
-                .arg(&secret)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("remex-worker listening on "), "{line:?}");
-        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-        RemoteListener {
-            child,
-            addr,
-            secret,
-        }
-    }
-}
-
-impl Drop for RemoteListener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.secret);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_and_installvia_reach_workers_at_another_hosts_address() {
     if !testbed::available() {
         return;
     }
     let hosts = testbed::take(&["rx2", "rx3"]);
-    let listener = RemoteListener::start("rx2");
+    let listener = testbed::RemoteListener::start("rx2", WORKER);
     assert!(
         listener.addr.starts_with(&testbed::addr("rx2")),
         "{}",
         listener.addr
     );
-    let gw = makegateway(&format!(
-        "socket={}//secret_file={}",
-        listener.addr,
-        listener.secret.display()
-    ))
-    .await
-    .unwrap();
+    let gw = makegateway(&listener.spec()).await.unwrap();
     assert_eq!(gw.rinfo().host, "rx2");
     let ch = gw.remote_call("square", &9).unwrap();
     assert_eq!(ch.receive_timeout::<i64>(T).await.unwrap(), 81);

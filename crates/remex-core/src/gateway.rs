@@ -564,6 +564,7 @@ impl Gateway {
             id,
             r.info,
             (r.reader, r.writer, r.leftover),
+            relay,
             Holds::default(),
         )?;
         Ok(gw.with_uploaded(uploaded))
@@ -649,6 +650,7 @@ impl Gateway {
                     id,
                     r.info,
                     (r.reader, r.writer, r.leftover),
+                    relay_ref,
                     Holds {
                         allocation: None,
                         relay: Some(relay_ref.clone()),
@@ -707,6 +709,7 @@ impl Gateway {
         id: String,
         info: WorkerInfo,
         (reader, writer, leftover): (R, W, bytes::BytesMut),
+        relay: &Gateway,
         holds: Holds,
     ) -> Result<Gateway>
     where
@@ -715,7 +718,21 @@ impl Gateway {
     {
         let mut config = ConnConfig::new(id.clone(), 1);
         config.peer_pid = info.pid;
-        let conn = Connection::spawn(config, Handlers::default(), reader, writer, leftover);
+        // The stream ends when the relay's channel does: a lost relay (its
+        // host gone) explains it.
+        let (relay_id, relay_conn) = (relay.id().to_string(), relay.connection().clone());
+        let why: crate::conn::EofReason = Arc::new(move || {
+            let said = match relay_conn.lost() {
+                Some(e) => format!("the stream through relay {relay_id} ended: {e}"),
+                None => format!("the stream through relay {relay_id} ended"),
+            };
+            Box::pin(async move { said })
+        });
+        let handlers = Handlers {
+            eof_reason: Some(why),
+            ..Handlers::default()
+        };
+        let conn = Connection::spawn(config, handlers, reader, writer, leftover);
         Ok(Gateway::detached(spec, id, info, conn, holds))
     }
 

@@ -339,18 +339,14 @@ pub(crate) async fn session(
 /// Ends the session when nothing at all has come from the controller for
 /// `bound`: it probes at least every quarter of the bound, so such a
 /// silence means its host is gone or the way to it is cut (a TCP
-/// connection to a dead host stays open for hours). Looks every quarter.
+/// connection to a dead host stays open for hours). Wakes when the
+/// silence would reach the bound.
 async fn watch_controller(conn: Connection, bound: Duration) {
-    let mut seen = conn.input_activity();
-    let mut since = tokio::time::Instant::now();
     let closed = conn.clone();
     let watch = async {
         loop {
-            tokio::time::sleep(bound / 4).await;
-            let now = conn.input_activity();
-            if now != seen {
-                (seen, since) = (now, tokio::time::Instant::now());
-            } else if since.elapsed() >= bound {
+            let due = conn.last_input() + bound;
+            if std::time::Instant::now() >= due {
                 let reason = format!(
                     "nothing from the controller within the liveness bound of {bound:?}: its host is down or unreachable"
                 );
@@ -363,6 +359,7 @@ async fn watch_controller(conn: Connection, bound: Duration) {
                 conn.close_output();
                 return;
             }
+            tokio::time::sleep_until(due.into()).await;
         }
     };
     tokio::select! {

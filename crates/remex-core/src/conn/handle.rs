@@ -552,6 +552,21 @@ impl Connection {
         self.shared.input_reads.load(Ordering::Relaxed)
     }
 
+    /// When input last arrived from the peer (to the millisecond; the
+    /// connection's start if none has yet).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// gw.remote_status().await?;
+    /// assert!(gw.connection().last_input().elapsed() < std::time::Duration::from_secs(5));
+    /// # Ok(()) }
+    /// ```
+    pub fn last_input(&self) -> std::time::Instant {
+        super::clock_base()
+            + std::time::Duration::from_millis(self.shared.last_input_ms.load(Ordering::Relaxed))
+    }
+
     /// Asks the peer to end (sends `Terminate`).
     ///
     /// ```

@@ -18,6 +18,9 @@ pub(super) fn drain(shared: &Arc<Shared>, dec: &mut MessageDecoder, buf: &mut By
     if !buf.is_empty() {
         shared.input_seen.store(true, Ordering::Relaxed);
         shared.input_reads.fetch_add(1, Ordering::Relaxed);
+        shared
+            .last_input_ms
+            .store(super::since_base_ms(), Ordering::Relaxed);
     }
     loop {
         match dec.decode(buf) {

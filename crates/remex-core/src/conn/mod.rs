@@ -143,6 +143,18 @@ impl Callback {
     }
 }
 
+/// The instant connection clocks count from (the first use in this
+/// process).
+pub(crate) fn clock_base() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+/// Milliseconds since [`clock_base`].
+pub(crate) fn since_base_ms() -> u64 {
+    clock_base().elapsed().as_millis() as u64
+}
+
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) peer_pid: AtomicU32,
@@ -172,6 +184,8 @@ pub(crate) struct Shared {
     /// Reads that brought input: a sign of life from the peer, however
     /// slowly a large message arrives (liveness).
     pub(crate) input_reads: AtomicU64,
+    /// When input last arrived, in milliseconds since [`clock_base`].
+    pub(crate) last_input_ms: AtomicU64,
     /// Set when waiting threads read the input themselves
     /// ([`Connection::spawn_direct`]).
     direct: Option<direct::DirectReader>,
@@ -245,6 +259,7 @@ impl Shared {
             keepalive: Mutex::new(None),
             input_seen: Default::default(),
             input_reads: AtomicU64::new(0),
+            last_input_ms: AtomicU64::new(since_base_ms()),
             direct,
         })
     }

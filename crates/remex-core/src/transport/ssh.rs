@@ -156,9 +156,9 @@ fn common_args(cmd: &mut Command, spec: &Spec) {
         .arg(format!("ConnectTimeout={}", CONNECT_TIMEOUT.as_secs()))
         .args([
             "-o",
-            "ServerAliveInterval=15",
+            "ServerAliveInterval=5",
             "-o",
-            "ServerAliveCountMax=3",
+            "ServerAliveCountMax=2",
         ]);
     if let Some(port) = spec.port {
         cmd.arg("-p").arg(port.to_string());
