@@ -530,3 +530,60 @@ fn inside_an_allocation_workers_run_as_its_steps_and_leave_it_running() {
     assert!(err.contains("time apply to a new allocation"), "{err}");
     assert!(no_job_within(&job, Duration::from_secs(5)));
 }
+
+/// salloc 22.05 can be caught, after its allocation ended, in a loop on
+/// `waitpid` that fails with ECHILD forever, at a full core, deaf to
+/// SIGTERM (seen once after a CI run: 13 minutes at 78% of a core). A
+/// stand-in that does exactly that once the real salloc is done (and
+/// ignores SIGHUP too) is ended by the controller before it exits:
+/// nothing is left running and nothing burns CPU.
+#[test]
+fn a_salloc_that_spins_deaf_to_sigterm_is_ended_before_the_controller_exits() {
+    if skipped() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("remex-stuck-salloc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("salloc");
+    let real = Command::new("sh")
+        .args(["-c", "command -v salloc"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\ntrap '' TERM HUP\n{real} \"$@\"\nwhile :; do :; done\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let job = name("stuck-salloc");
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_remex-test-controller"))
+        .args([
+            "run-and-end",
+            &format!("slurm//ntasks=1//job_name={job}//worker={WORKER}"),
+        ])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("DONE"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{} (controller exited after {:?})",
+        stdout.trim(),
+        t0.elapsed()
+    );
+    // The controller is gone: nothing of the stand-in may be left.
+    let left = remex_tests::testbed::controller_processes(&["sh", "salloc"])
+        .into_iter()
+        .filter(|p| p.cmdline.contains(&dir.display().to_string()) || p.cmdline.contains(&job))
+        .collect::<Vec<_>>();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(no_job_within(&job, T), "the allocation is still there");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -186,7 +186,10 @@ async fn a_dead_host_is_noticed_within_the_bound_under_ssh_and_socket() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        eprintln!("{host}: every ssh client gone {:?} after its death", t0.elapsed());
+        eprintln!(
+            "{host}: every ssh client gone {:?} after its death",
+            t0.elapsed()
+        );
         dead.revive();
     }
     drop(listener);

@@ -166,6 +166,31 @@ fn ensure_podman() -> Result<Option<&'static str>, String> {
     }
 }
 
+/// The testbed of hosts (network namespaces with their own names,
+/// addresses and sshd, and a multi-node Slurm), which `.ci/hosts-up`
+/// brings up (as root). Where it cannot be made (not root, no network
+/// namespaces, no packages), its suites are skipped with that reason
+/// (`REMEX_TESTBED_SKIP`); any other failure fails the run.
+fn ensure_testbed() -> Result<Option<String>, String> {
+    let out = Command::new("bash")
+        .arg(root().join(".ci/hosts-up"))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run .ci/hosts-up: {e}"))?;
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    match out.status.code() {
+        Some(0) => {
+            eprintln!("{said}");
+            Ok(None)
+        }
+        Some(3) => {
+            eprintln!("xtask: the testbed suites are skipped: {said}");
+            Ok(Some(said))
+        }
+        _ => Err(format!(".ci/hosts-up failed ({}): {said}", out.status)),
+    }
+}
+
 fn test(args: &[String]) -> Result<(), String> {
     ensure_sshd()?;
     // Doc examples start real gateways: they find the stock worker here.
@@ -175,8 +200,12 @@ fn test(args: &[String]) -> Result<(), String> {
     let worker = root().join("target/debug/remex-worker");
     let slurm_skip = ensure_slurm()?;
     let podman_skip = ensure_podman()?;
+    let testbed_skip = ensure_testbed()?;
     let mut c = cargo();
     c.env("REMEX_WORKER_PATH", &worker);
+    if let Some(why) = &testbed_skip {
+        c.env("REMEX_TESTBED_SKIP", why);
+    }
     if let Some(why) = slurm_skip {
         c.env("REMEX_SLURM_SKIP", why);
     }
@@ -194,7 +223,7 @@ fn test(args: &[String]) -> Result<(), String> {
     docs()?;
     // The short soak, after the tests so that they do not compete for the
     // two cores.
-    soak(60)?;
+    soak(60, testbed_skip.as_deref())?;
     // The portable input path (a reader task per connection, what builds
     // without Linux's epoll/timerfd/eventfd) runs the integration suite
     // too, so that it cannot rot. Last: it rebuilds the test binaries.
@@ -205,6 +234,12 @@ fn test(args: &[String]) -> Result<(), String> {
     if let Some(why) = podman_skip {
         c.env("REMEX_PODMAN_SKIP", why);
     }
+    // The testbed's suites test hosts and networks, which the input path
+    // does not change: they run once, above (they take minutes).
+    c.env(
+        "REMEX_TESTBED_SKIP",
+        "the testbed suites run once, in the main pass",
+    );
     c.args([
         "test",
         "-p",
@@ -423,13 +458,16 @@ fn docs() -> Result<(), String> {
     run("cargo doc --workspace --no-deps (warnings are errors)", c)
 }
 
-fn soak(seconds: u64) -> Result<(), String> {
+fn soak(seconds: u64, testbed_skip: Option<&str>) -> Result<(), String> {
     ensure_sshd()?;
     let mut c = cargo();
     c.args(["build", "-p", "remex-tests", "--bins"]);
     run("build the soak", c)?;
     let mut c = Command::new(root().join("target/debug/remex-soak"));
     c.args(["--seconds", &seconds.to_string()]);
+    if let Some(why) = testbed_skip {
+        c.env("REMEX_TESTBED_SKIP", why);
+    }
     run(&format!("soak for {seconds} s"), c)
 }
 
@@ -635,7 +673,7 @@ fn main() -> ExitCode {
             args,
         } => bench(args),
         Task::Fuzz { seconds, targets } => fuzz(*seconds, targets),
-        Task::Soak { seconds } => soak(*seconds),
+        Task::Soak { seconds } => ensure_testbed().and_then(|skip| soak(*seconds, skip.as_deref())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

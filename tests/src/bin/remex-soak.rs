@@ -1,14 +1,18 @@
 //! The soak run behind `cargo xtask soak --seconds N`: mixed traffic (task
 //! batches through submit/gather, ping-pongs, bulk transfers, channels
-//! passed inside values) over a group of popen and ssh gateways, while
-//! workers are SIGKILLed and re-added at random. At the end it checks that
+//! passed inside values) over a group of popen and ssh gateways and, on
+//! the testbed (`.ci/hosts-up`), ssh workers on two of its hosts, a
+//! `socket=` worker on a third and Slurm workers that dial back from its
+//! nodes, while workers are SIGKILLed and re-added at random and testbed
+//! hosts are cut off the network and healed. At the end it checks that
 //! every accepted task result arrived exactly once, that every stream
 //! arrived intact or ended with a stated error (never cut short silently),
-//! that the controller's memory stayed under its bound, and that no worker
-//! process is left; it prints those figures and fails if any check fails.
+//! that the controller's memory and open files stayed flat, and that no
+//! worker process is left on any host (nor salloc or srun); it prints
+//! those figures and fails if any check fails.
 //!
 //! ```text
-//! remex-soak [--seconds N] [--no-ssh] [--seed S]
+//! remex-soak [--seconds N] [--no-ssh] [--no-testbed] [--seed S]
 //! ```
 
 use std::collections::HashSet;
@@ -18,10 +22,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use remex::{gather, Errors, Group, Value};
+use remex_tests::testbed;
 use remex_tests::{bulk_chunk, rss_bytes, wait_gone, Sshd};
 
 /// The controller's resident memory must stay under this.
 const RSS_BOUND: u64 = 256 << 20;
+/// Open files may grow by this much over the run (a few gateways more
+/// than at the start, re-added after losses).
+const FDS_SLACK: u64 = 64;
 /// Any single wait in the soak: beyond this, something hangs.
 const WAIT: Duration = Duration::from_secs(30);
 const BULK_TOTAL: u64 = 4 << 20;
@@ -41,13 +49,40 @@ struct Counters {
     interrupted: AtomicU64,
     silent_losses: AtomicU64,
     kills: AtomicU64,
+    partitions: AtomicU64,
     readds: AtomicU64,
+    readd_failures: AtomicU64,
     max_rss: AtomicU64,
+    max_fds: AtomicU64,
+}
+
+/// How to start another worker like one that was lost: by the spec's
+/// kind (popen, ssh to the loopback sshd, or a testbed host).
+fn kind_of(gw: &remex::Gateway) -> String {
+    let spec = &gw.spec().raw;
+    if spec.starts_with("slurm") {
+        "slurm".into()
+    } else if spec.starts_with("socket=") {
+        "socket".into()
+    } else if spec.starts_with("ssh=rx") {
+        format!("ssh {}", gw.rinfo().host)
+    } else if spec.starts_with("ssh=") {
+        "ssh".into()
+    } else {
+        "popen".into()
+    }
+}
+
+fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
 }
 
 struct Soak {
     group: Group,
-    specs: Vec<String>,
+    /// The spec of each kind of worker (see [`kind_of`]).
+    specs: std::collections::HashMap<String, String>,
+    /// Testbed hosts that may be cut off the network.
+    partitionable: Vec<&'static str>,
     deadline: Instant,
     c: Counters,
     results: Mutex<HashSet<i64>>,
@@ -253,23 +288,56 @@ async fn chaos(s: Arc<Soak>) {
             return;
         }
         tokio::time::sleep(pause).await;
+        // One time in four, a testbed host is cut off for 3 s (its
+        // workers are lost within their 2 s bound) and healed.
+        if !s.partitionable.is_empty() && s.rand(4) == 0 {
+            let host = s.partitionable[s.rand(s.partitionable.len())];
+            let on_it: Vec<remex::Gateway> = s
+                .group
+                .gateways()
+                .into_iter()
+                .filter(|g| g.rinfo().host == host)
+                .collect();
+            let cut = testbed::partition(host);
+            s.c.partitions.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            cut.heal();
+            for g in &on_it {
+                s.readd(&kind_of(g)).await;
+            }
+            continue;
+        }
         let Some(gw) = s.gateway() else { continue };
+        if kind_of(&gw) == "socket" {
+            // Its pid is the listener's, which serves the other sessions
+            // too: socket= workers are lost by cutting their host off.
+            continue;
+        }
         let pid = gw.rinfo().pid;
-        // SAFETY: kill(2) on a worker this soak started.
+        // SAFETY: kill(2) on a worker this soak started (testbed hosts
+        // share this machine's pids).
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         s.c.kills.fetch_add(1, Ordering::Relaxed);
-        let kind = if gw.spec().raw.starts_with("ssh=") {
-            1
-        } else {
-            0
+        s.readd(&kind_of(&gw)).await;
+    }
+}
+
+impl Soak {
+    /// Starts a worker of `kind` in the group.
+    async fn readd(&self, kind: &str) {
+        let Some(spec) = self.specs.get(kind).cloned() else {
+            self.note(format!("no spec for a worker of kind {kind}"));
+            return;
         };
-        let spec = s.specs[kind.min(s.specs.len() - 1)].clone();
-        match s.group.makegateway(&spec).await {
+        match self.group.makegateway(&spec).await {
             Ok(g) => {
-                s.pids.lock().unwrap().insert(g.rinfo().pid);
-                s.c.readds.fetch_add(1, Ordering::Relaxed);
+                self.pids.lock().unwrap().insert(g.rinfo().pid);
+                self.c.readds.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => s.note(format!("re-adding {spec}: {e}")),
+            Err(e) => {
+                self.c.readd_failures.fetch_add(1, Ordering::Relaxed);
+                self.note(format!("re-adding {spec}: {e}"))
+            }
         }
     }
 }
@@ -279,14 +347,15 @@ async fn memory(s: Arc<Soak>) {
         if let Some(rss) = rss_bytes(std::process::id()) {
             s.c.max_rss.fetch_max(rss, Ordering::Relaxed);
         }
+        s.c.max_fds.fetch_max(open_fds(), Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let mut seconds = 60u64;
     let mut ssh = true;
+    let mut use_testbed = std::env::var_os("REMEX_TESTBED_SKIP").is_none();
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -298,23 +367,62 @@ async fn main() -> ExitCode {
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             "--seed" => seed = args.next().and_then(|v| v.parse().ok()).unwrap_or(seed),
             "--no-ssh" => ssh = false,
+            "--no-testbed" => use_testbed = false,
             other => {
-                eprintln!("remex-soak: unknown argument {other:?}; use [--seconds N] [--no-ssh] [--seed S]");
+                eprintln!("remex-soak: unknown argument {other:?}; use [--seconds N] [--no-ssh] [--no-testbed] [--seed S]");
                 return ExitCode::FAILURE;
             }
         }
     }
+    if use_testbed {
+        // Before any thread: the Slurm commands talk to the testbed's
+        // cluster.
+        std::env::set_var("SLURM_CONF", testbed::SLURM_CONF);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(run(seconds, ssh, use_testbed, seed))
+}
+
+async fn run(seconds: u64, ssh: bool, use_testbed: bool, seed: u64) -> ExitCode {
     let worker = std::env::current_exe()
         .unwrap()
         .with_file_name("remex-test-worker");
     let popen = format!("popen//worker={}", worker.display());
     let sshd = ssh.then(|| Sshd::start("127.0.0.5"));
-    let mut specs = vec![popen.clone()];
+    let mut specs = std::collections::HashMap::new();
+    specs.insert("popen".to_string(), popen.clone());
     let mut start = vec![format!("3*{popen}")];
     if let Some(sshd) = &sshd {
         let spec = sshd.spec(&format!("//worker={}", worker.display()));
-        specs.push(spec.clone());
+        specs.insert("ssh".into(), spec.clone());
         start.push(spec);
+    }
+    // The testbed: ssh to rx1 and rx2, socket= to a listener on rx3, Slurm
+    // workers dialing back from rx5-rx7; a 2 s liveness bound, so that a
+    // partition is noticed quickly.
+    let listener = use_testbed.then(|| {
+        testbed::available();
+        testbed::RemoteListener::start("rx3", &worker.display().to_string())
+    });
+    let mut partitionable = Vec::new();
+    if let Some(l) = &listener {
+        let extra = format!("//worker={}//liveness=2", worker.display());
+        for h in ["rx1", "rx2"] {
+            let spec = testbed::ssh_spec(h, &extra);
+            specs.insert(format!("ssh {h}"), spec.clone());
+            start.push(spec);
+        }
+        let socket = format!("{}//liveness=2", l.spec());
+        specs.insert("socket".into(), socket.clone());
+        start.push(socket);
+        let slurm = format!("slurm//ntasks=1{extra}");
+        specs.insert("slurm".into(), slurm);
+        start.push(format!("slurm//ntasks=2//nodes=2{extra}"));
+        partitionable = vec!["rx1", "rx2", "rx3"];
     }
     let t0 = Instant::now();
     let group = match Group::new(&start).await {
@@ -326,9 +434,11 @@ async fn main() -> ExitCode {
     };
     println!("soak: {seconds} s over {} (seed {seed})", start.join(", "));
     let pids = group.gateways().iter().map(|g| g.rinfo().pid).collect();
+    let fds_start = open_fds();
     let s = Arc::new(Soak {
         group,
         specs,
+        partitionable,
         deadline: Instant::now() + Duration::from_secs(seconds),
         c: Counters::default(),
         results: Mutex::new(HashSet::new()),
@@ -351,14 +461,44 @@ async fn main() -> ExitCode {
             s.note(format!("a traffic loop panicked: {e}"));
         }
     }
+    let fds_end = open_fds();
     s.group.terminate(Duration::from_secs(2)).await;
+    // The socket= sessions' pid is their listener's: it goes now.
+    drop(listener);
     let pids: Vec<u32> = s.pids.lock().unwrap().iter().copied().collect();
-    let leaked: Vec<u32> = pids
+    let mut leaked: Vec<u32> = pids
         .iter()
         .copied()
         .filter(|p| !wait_gone(*p, Duration::from_secs(5)))
         .collect();
     drop(sshd);
+    if use_testbed {
+        // Nothing of the soak on any host, nor a wrapper here.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for h in ["rx1", "rx2", "rx3", "rx5", "rx6", "rx7"] {
+            loop {
+                let left: Vec<u32> = testbed::processes(h)
+                    .into_iter()
+                    .filter(|p| p.cmdline.contains("remex-test-worker"))
+                    .map(|p| p.pid)
+                    .collect();
+                if left.is_empty() || Instant::now() >= deadline {
+                    leaked.extend(left);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let wrappers = testbed::controller_processes(&["salloc", "srun"]);
+        if !wrappers.is_empty() {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            leaked.extend(
+                testbed::controller_processes(&["salloc", "srun"])
+                    .iter()
+                    .map(|p| p.pid),
+            );
+        }
+    }
 
     let c = &s.c;
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -380,9 +520,11 @@ async fn main() -> ExitCode {
     );
     println!("passed channels: {}", get(&c.passes));
     println!(
-        "faults:      {} workers killed, {} re-added, {} streams ended with a stated error, {} ended silently",
+        "faults:      {} workers killed, {} hosts cut off and healed, {} re-added ({} failed to start), {} streams ended with a stated error, {} ended silently",
         get(&c.kills),
+        get(&c.partitions),
         get(&c.readds),
+        get(&c.readd_failures),
         get(&c.interrupted),
         get(&c.silent_losses)
     );
@@ -391,6 +533,10 @@ async fn main() -> ExitCode {
         "memory:      controller max RSS {} MiB (bound {} MiB)",
         max_rss >> 20,
         RSS_BOUND >> 20
+    );
+    println!(
+        "files:       {fds_start} open after the start, {fds_end} at the end, {} at most",
+        get(&c.max_fds)
     );
     println!(
         "processes:   {} workers started, {} left",
@@ -404,6 +550,8 @@ async fn main() -> ExitCode {
         && get(&c.hangs) == 0
         && get(&c.silent_losses) == 0
         && max_rss < RSS_BOUND
+        && fds_end <= fds_start + FDS_SLACK
+        && get(&c.readd_failures) == 0
         && leaked.is_empty()
         && received > 0
         && get(&c.kills) > 0;
@@ -411,8 +559,15 @@ async fn main() -> ExitCode {
         println!("soak: OK");
         ExitCode::SUCCESS
     } else {
+        let described: Vec<String> = leaked
+            .iter()
+            .map(|p| {
+                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                format!("{p} {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+            })
+            .collect();
         println!(
-            "soak: FAILED ({} notes above; leaked {leaked:?})",
+            "soak: FAILED ({} notes above; left: {described:?})",
             s.errors.lock().unwrap().len()
         );
         ExitCode::FAILURE

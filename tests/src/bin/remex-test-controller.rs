@@ -9,6 +9,10 @@
 //! remex-test-controller clean-exit WORKER a busy worker (a script sending
 //!                                         without end, a task sleeping),
 //!                                         then a clean exit; prints EXITED
+//! remex-test-controller run-and-end SPEC...
+//!                                         a Group of these specs runs 10
+//!                                         tasks and ends (terminate, 10 s);
+//!                                         prints ENDED and DONE, then exits
 //! remex-test-controller scale N TASKS WORKER
 //!                                         a Group of N workers: an exec on
 //!                                         each, TASKS tasks gathered, then
@@ -128,10 +132,24 @@ async fn main() {
             gw.exit().await.unwrap();
             println!("EXITED");
         }
+        "run-and-end" => {
+            // A group runs a few tasks and ends within TERMINATE; prints
+            // the time the end took, then DONE, and exits at once.
+            let group = Group::new(&args[1..]).await.unwrap();
+            let futures: Vec<_> = (0..10i64)
+                .map(|i| group.submit::<i64>("echo", &i))
+                .collect::<remex::Result<_>>()
+                .unwrap();
+            remex::gather(futures, remex::Errors::Raise).await.unwrap();
+            let t = Instant::now();
+            group.terminate(Duration::from_secs(10)).await;
+            println!("ENDED in {:?}", t.elapsed());
+            println!("DONE");
+        }
         "scale" => scale(&args[1..]).await,
         other => {
             eprintln!(
-                "remex-test-controller: unknown role {other:?} (pinging, child, group, clean-exit, scale)"
+                "remex-test-controller: unknown role {other:?} (pinging, child, group, clean-exit, run-and-end, scale)"
             );
             std::process::exit(2)
         }

@@ -206,22 +206,57 @@ pub(crate) async fn install(id: &str, spec: &Spec, installer: &Gateway) -> Resul
     connect_with(id, spec, &format!("{host}:{port}"), secret.as_bytes()).await
 }
 
-/// [`connect`] with the secret given (`installvia=`).
+/// Connections tried when the peer resets one during the handshake.
+const HANDSHAKE_ATTEMPTS: u32 = 3;
+
+/// [`connect`] with the secret given (`installvia=`). A connection the
+/// peer resets or closes during the handshake is tried again (twice, after
+/// 100 and 200 ms): over a real network a new connection can meet what
+/// is left of an old one with the same ports on the far side (a host that
+/// was cut off still holds it), and the listener resets it.
 async fn connect_with(id: &str, spec: &Spec, addr: &str, secret: &[u8]) -> Result<Connected> {
+    let mut attempt = 1;
+    loop {
+        match connect_once(id, spec, addr, secret).await {
+            Err((e, true)) if attempt < HANDSHAKE_ATTEMPTS => {
+                tracing::debug!(spec = %spec.raw, "{e}: trying a new connection");
+                tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+                attempt += 1;
+            }
+            r => return r.map_err(|(e, _)| e),
+        }
+    }
+}
+
+/// One connection and its handshake; an error says whether a new
+/// connection may fare better (the peer reset this one mid-handshake).
+async fn connect_once(
+    id: &str,
+    spec: &Spec,
+    addr: &str,
+    secret: &[u8],
+) -> std::result::Result<Connected, (Error, bool)> {
     let psk = secure::psk(secret);
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
-        .map_err(|_| Error::Connect {
-            spec: spec.raw.clone(),
-            addr: addr.to_string(),
-            message: format!("no connection within {CONNECT_TIMEOUT:?}"),
+        .map_err(|_| {
+            let e = Error::Connect {
+                spec: spec.raw.clone(),
+                addr: addr.to_string(),
+                message: format!("no connection within {CONNECT_TIMEOUT:?}"),
+            };
+            (e, false)
         })?
-        .map_err(|e| Error::Connect {
-            spec: spec.raw.clone(),
-            addr: addr.to_string(),
-            message: e.to_string(),
+        .map_err(|e| {
+            let e = Error::Connect {
+                spec: spec.raw.clone(),
+                addr: addr.to_string(),
+                message: e.to_string(),
+            };
+            (e, false)
         })?;
     let _ = stream.set_nodelay(true);
+    let mut retry = false;
     let (mut r, mut w) = stream.into_split();
     let broken = |detail: String| Error::SessionBroken {
         spec: spec.raw.clone(),
@@ -244,7 +279,11 @@ async fn connect_with(id: &str, spec: &Spec, addr: &str, secret: &[u8]) -> Resul
                     spec: spec.raw.clone(),
                     addr: addr.to_string(),
                 },
-                HandshakeError::Io(e) => broken(format!("during the handshake: {e}")),
+                HandshakeError::Io(e) => {
+                    use std::io::ErrorKind::*;
+                    retry = matches!(e.kind(), ConnectionReset | BrokenPipe | UnexpectedEof);
+                    broken(format!("during the handshake: {e}"))
+                }
             })?;
         let (mut r, mut w) = secure::split(state, r, w, addr);
         let mut buf = BytesMut::new();
@@ -256,10 +295,15 @@ async fn connect_with(id: &str, spec: &Spec, addr: &str, secret: &[u8]) -> Resul
             })?;
         Ok::<_, Error>((worker_info(spec, hello)?, buf, r, w))
     };
-    let (info, leftover, reader, writer) = tokio::time::timeout(SESSION_TIMEOUT, run)
+    let ran = tokio::time::timeout(SESSION_TIMEOUT, run)
         .await
-        .map_err(|_| broken(format!("no secure session within {SESSION_TIMEOUT:?} of connecting (is {addr} a remex listener?)")))??;
+        .map_err(|_| broken(format!("no secure session within {SESSION_TIMEOUT:?} of connecting (is {addr} a remex listener?)")));
+    let (info, leftover, reader, writer) = match ran {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return Err((e, retry)),
+        Err(e) => return Err((e, false)),
+    };
     let parts = DirectParts::new(reader, writer, leftover)
-        .map_err(|e| broken(format!("taking over the session: {e}")))?;
+        .map_err(|e| (broken(format!("taking over the session: {e}")), false))?;
     Ok(Connected { parts, info })
 }

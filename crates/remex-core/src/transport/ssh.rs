@@ -154,12 +154,7 @@ fn common_args(cmd: &mut Command, spec: &Spec) {
     cmd.args(["-o", "BatchMode=yes"])
         .arg("-o")
         .arg(format!("ConnectTimeout={}", CONNECT_TIMEOUT.as_secs()))
-        .args([
-            "-o",
-            "ServerAliveInterval=5",
-            "-o",
-            "ServerAliveCountMax=2",
-        ]);
+        .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2"]);
     if let Some(port) = spec.port {
         cmd.arg("-p").arg(port.to_string());
     }
