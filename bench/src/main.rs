@@ -12,7 +12,8 @@
 //! (`--spawned` from a tokio task, `--blocking` from a plain thread; also
 //! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
 //! `--tasks-only` (`--raw-lane`), `--group-only N`, `--flood-only MIB`, `--ssh-only`, `--socket-only`,
-//! `--scripts-only`, `--cli-only`.
+//! `--scripts-only`, `--cli-only`, `--testbed-only` (rows (u)-(u''') on the
+//! testbed of hosts, `.ci/hosts-up`).
 //!
 //! Rows (j) and (k) measure `socket=` (the Noise session) against a
 //! plain-TCP floor: a child process of this program speaking unencrypted
@@ -24,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use remex::worker::{serve_if_worker, Task, TaskError, Worker};
 use remex::{makegateway, Value};
+
+mod testbed;
 
 struct Counts {
     tasks: usize,
@@ -1332,6 +1335,22 @@ async fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--testbed-slurm-ready") {
+        testbed::slurm_ready_child().await;
+        return;
+    }
+    if args.iter().any(|a| a == "--testbed-only") {
+        // Only the testbed rows (u)-(u''').
+        let c = Counts {
+            rounds: 3,
+            pings: 2_000,
+            bulk_mb: 128,
+            chunk: 256 << 10,
+            ..Counts::one_row()
+        };
+        testbed::print_testbed_rows(&testbed::testbed_rows(&c).await);
+        return;
+    }
     if args.iter().any(|a| a == "--slurm-only") {
         // Only the Slurm rows (s), (s'), (s'').
         let c = Counts {
@@ -1589,6 +1608,8 @@ async fn main() {
     let ssh = ssh_rows(&c).await;
     eprintln!("measuring Slurm (when present) ...");
     let slurm = slurm_rows(&c).await;
+    eprintln!("measuring on the testbed (when up) ...");
+    let tb = testbed::testbed_rows(&c).await;
     eprintln!("measuring groups ...");
     let gr = group_rows(&c).await.expect("group benchmark");
     eprintln!("measuring dask.distributed and Ray (when installed) ...");
@@ -1734,6 +1755,7 @@ async fn main() {
         Err(msg) => println!("| (h), (i) ssh rows | not measured: {msg} | | | | | |"),
     }
     print_slurm_rows(&slurm);
+    testbed::print_testbed_rows(&tb);
     if let Err(msg) = &e {
         println!("\nexecnet not measured: {msg} (pip install execnet)");
     }

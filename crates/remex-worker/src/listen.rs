@@ -11,9 +11,16 @@
 //! - a connection has [`HANDSHAKE_DEADLINE`] to complete the handshake and
 //!   its hello;
 //! - at most [`MAX_PENDING`] connections are in their handshake at once; a
-//!   new one past that replaces the oldest if it has waited longer than
-//!   [`STALE_PENDING`] (idle and slow peers cannot fill the table for
-//!   long), and is refused at once otherwise;
+//!   new one past that replaces the oldest unproven one if it has waited
+//!   longer than [`STALE_PENDING`] (idle and slow peers cannot fill the
+//!   table for long), and is refused at once otherwise; a connection whose
+//!   first handshake message authenticated (made with the secret) is no
+//!   longer replaced, so a flood of bare connections never pushes out a
+//!   client that is halfway through its handshake;
+//! - at most [`MAX_PER_SOURCE`] of them come from one address: past that a
+//!   new one from it replaces that address's oldest unproven one at once
+//!   (a flood from one address competes with itself, and holds at most
+//!   that many places);
 //! - when accepting fails for want of fds or memory (EMFILE, ENFILE,
 //!   ENOBUFS, ENOMEM), the oldest connection still in its handshake is
 //!   dropped to make room, and if there is none the loop backs off
@@ -122,30 +129,60 @@ pub(crate) fn listen(worker: Worker, addr: &str, secret: Vec<u8>, opts: ListenOp
     })
 }
 
-/// Connections in their handshake, oldest first.
+/// Pending connections from one source address at most: past that, a
+/// new one from it takes the place of its own oldest unproven one, so a
+/// flood from one address cannot push out connections from others.
+pub(crate) const MAX_PER_SOURCE: usize = 64;
+
+/// A connection in its handshake.
+struct Handshaking {
+    id: u64,
+    since: Instant,
+    task: AbortHandle,
+    source: std::net::IpAddr,
+    /// Its first handshake message authenticated: made with the secret.
+    proven: bool,
+}
+
+/// Connections in their handshake, oldest first. Proven ones (their
+/// first message made with the secret) are never dropped to make room:
+/// only a holder of the secret (or a replay of a recorded first message,
+/// which gets no further) can take their place.
 #[derive(Default)]
 struct Pending {
     next: u64,
-    entries: VecDeque<(u64, Instant, AbortHandle)>,
+    entries: VecDeque<Handshaking>,
 }
 
 impl Pending {
     fn remove(&mut self, id: u64) {
-        if let Some(i) = self.entries.iter().position(|e| e.0 == id) {
+        if let Some(i) = self.entries.iter().position(|e| e.id == id) {
             self.entries.remove(i);
         }
     }
 
-    /// Drops the oldest pending connection (if older than `min_age`).
-    fn evict_oldest(&mut self, min_age: Duration) -> bool {
-        match self.entries.front() {
-            Some((_, since, _)) if since.elapsed() >= min_age => {
-                if let Some((_, _, h)) = self.entries.pop_front() {
-                    h.abort();
-                }
+    fn mark_proven(&mut self, id: u64) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
+            e.proven = true;
+        }
+    }
+
+    fn from_source(&self, source: std::net::IpAddr) -> usize {
+        self.entries.iter().filter(|e| e.source == source).count()
+    }
+
+    /// Drops the oldest unproven connection older than `min_age` (from
+    /// `source` only, if given).
+    fn evict_oldest(&mut self, min_age: Duration, source: Option<std::net::IpAddr>) -> bool {
+        let found = self.entries.iter().position(|e| {
+            !e.proven && e.since.elapsed() >= min_age && source.is_none_or(|s| e.source == s)
+        });
+        match found.and_then(|i| self.entries.remove(i)) {
+            Some(e) => {
+                e.task.abort();
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 }
@@ -168,7 +205,7 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
             }
             Err(e) if out_of_fds(&e) => {
                 log.refusal(format!("remex-worker: accept failed: {e}"));
-                if pending.lock().evict_oldest(Duration::ZERO) {
+                if pending.lock().evict_oldest(Duration::ZERO, None) {
                     // Its fd is freed once the runtime drops the task.
                     tokio::task::yield_now().await;
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -189,7 +226,18 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
         // task removes its entry under the same lock, so it never finds
         // its entry missing, nor leaves one behind.
         let mut p = pending.lock();
-        if p.entries.len() >= MAX_PENDING && !p.evict_oldest(STALE_PENDING) {
+        let source = peer.ip();
+        // Within one address the newest connection wins at once: a flood
+        // from it competes with itself.
+        if p.from_source(source) >= MAX_PER_SOURCE && !p.evict_oldest(Duration::ZERO, Some(source))
+        {
+            drop(p);
+            log.refusal(format!(
+                "remex-worker: refused {peer}: {MAX_PER_SOURCE} connections from {source} are in their handshake"
+            ));
+            continue;
+        }
+        if p.entries.len() >= MAX_PENDING && !p.evict_oldest(STALE_PENDING, None) {
             drop(p);
             log.refusal(format!(
                 "remex-worker: refused {peer}: {MAX_PENDING} connections are in their handshake"
@@ -199,8 +247,12 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
         p.next += 1;
         let id = p.next;
         let (worker, log2, pending2) = (worker.clone(), log.clone(), pending.clone());
+        let proven = {
+            let pending = pending.clone();
+            move || pending.lock().mark_proven(id)
+        };
         let task = tokio::spawn(async move {
-            let admitted = admit(stream, &peer.to_string(), &psk).await;
+            let admitted = admit(stream, &peer.to_string(), &psk, proven).await;
             pending2.lock().remove(id);
             if admitted.is_ok() {
                 make_room(&pending2, SESSION_FDS).await;
@@ -229,8 +281,13 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
                 Err(why) => log2.refusal(format!("remex-worker: refused {peer}: {why}")),
             }
         });
-        p.entries
-            .push_back((id, Instant::now(), task.abort_handle()));
+        p.entries.push_back(Handshaking {
+            id,
+            since: Instant::now(),
+            task: task.abort_handle(),
+            source,
+            proven: false,
+        });
     }
 }
 
@@ -250,7 +307,7 @@ const SESSION_FDS: usize = 6;
 /// a proven client outranks unproven peers. Bounded by the table's size.
 async fn make_room(pending: &Mutex<Pending>, need: usize) {
     for _ in 0..MAX_PENDING {
-        if free_fds() >= need || !pending.lock().evict_oldest(Duration::ZERO) {
+        if free_fds() >= need || !pending.lock().evict_oldest(Duration::ZERO, None) {
             return;
         }
         // The evicted task's socket closes when the runtime drops it.
@@ -267,11 +324,16 @@ fn free_fds() -> usize {
 }
 
 /// The secure handshake and the hellos, within [`HANDSHAKE_DEADLINE`].
-async fn admit(stream: TcpStream, peer: &str, psk: &[u8; 32]) -> Result<Admitted, String> {
+async fn admit(
+    stream: TcpStream,
+    peer: &str,
+    psk: &[u8; 32],
+    proven: impl FnOnce(),
+) -> Result<Admitted, String> {
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
     let run = async {
-        let state = secure::respond(&mut r, &mut w, psk)
+        let state = secure::respond_noting(&mut r, &mut w, psk, proven)
             .await
             .map_err(|e| match e {
                 HandshakeError::Unproven => {

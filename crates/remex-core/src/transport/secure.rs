@@ -318,6 +318,40 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    respond_noting(r, w, psk, || {}).await
+}
+
+/// [`respond`], calling `proven` as soon as the initiator's first message
+/// has authenticated (it was made with the secret: a client, or a replay
+/// of one's first message), before the rest of the handshake. A listener
+/// uses it to stop counting that connection among the unproven ones it
+/// may drop under a flood.
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use remex::core::transport::secure;
+/// let psk = secure::psk(b"s3cret");
+/// let (a, b) = tokio::io::duplex(1 << 16);
+/// let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// let proven = std::sync::atomic::AtomicBool::new(false);
+/// let (client, server) = tokio::join!(
+///     secure::initiate(&mut ar, &mut aw, &psk),
+///     secure::respond_noting(&mut br, &mut bw, &psk, || proven.store(true, std::sync::atomic::Ordering::Relaxed)),
+/// );
+/// assert!(client.is_ok() && server.is_ok());
+/// assert!(proven.load(std::sync::atomic::Ordering::Relaxed));
+/// # }
+/// ```
+pub async fn respond_noting<R, W>(
+    r: &mut R,
+    w: &mut W,
+    psk: &[u8; 32],
+    proven: impl FnOnce(),
+) -> Result<StatelessTransportState, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     w.write_all(GREETING).await?;
     w.flush().await?;
     let msg = match recv_message(r).await? {
@@ -334,6 +368,7 @@ where
         refuse(w).await;
         return Err(HandshakeError::Unproven);
     }
+    proven();
     send_message(&mut hs, w).await?;
     hs.into_stateless_transport_mode()
         .map_err(|e| HandshakeError::Io(snow_io(e)))

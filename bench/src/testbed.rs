@@ -1,0 +1,292 @@
+//! Rows (u)-(u'''): beyond one machine, on the testbed (`.ci/hosts-up`:
+//! hosts as network namespaces on a bridge). The controller is this
+//! machine's namespace (198.18.0.1); the far ends are testbed hosts.
+//!
+//! - (u) round trip and bulk bytes to a worker on rx2 over ssh and to a
+//!   `socket=` listener on rx3, beside the plain-TCP floor across the
+//!   same bridge (a peer on rx2), in the same run;
+//! - (u') 16 ssh workers on each of three hosts ready, against 16 on one;
+//! - (u'') `slurm//ntasks=6//nodes=3` on the testbed's cluster ready (a
+//!   child process: the Slurm commands read `SLURM_CONF`);
+//! - (u''') the time to notice a host that dies without a word, under
+//!   the default liveness bound.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use remex::makegateway;
+use remex_tests::testbed;
+
+use super::{floor_rate, floor_rtt, median, remex_rate, remex_rtt, Counts};
+
+pub(crate) struct TestbedRows {
+    /// Round trip in us: ssh, socket=, plain TCP.
+    rtt: (f64, f64, f64),
+    /// Bulk MB/s: ssh, socket=, plain TCP.
+    bulk: (f64, f64, f64),
+    bulk_mb: usize,
+    /// ms: 16 on one host, 48 on three.
+    fanout: (f64, f64),
+    /// ms, or why not.
+    slurm6: Result<f64, String>,
+    /// s: noticed, the bound.
+    dead: (f64, f64),
+}
+
+fn exe() -> String {
+    std::env::current_exe()
+        .expect("own path")
+        .display()
+        .to_string()
+}
+
+fn on_host() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/on-host").to_string()
+}
+
+/// A plain-TCP peer of this program on `host`, connected to us across
+/// the bridge.
+fn tcp_peer_on(host: &str, args: &[&str]) -> (std::process::Child, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind((testbed::CONTROLLER, 0)).expect("the bridge address");
+    let addr = l.local_addr().unwrap().to_string();
+    let exe = exe();
+    let mut a = vec![host, exe.as_str(), "--tcp-peer", args[0], &addr];
+    a.extend_from_slice(&args[1..]);
+    let child = Command::new(on_host())
+        .args(&a)
+        .spawn()
+        .expect("the peer starts");
+    let (s, _) = l.accept().expect("the peer connects");
+    let _ = s.set_nodelay(true);
+    (child, s)
+}
+
+/// A listening worker (this program) on `host`, with a secret file.
+struct Listener {
+    child: std::process::Child,
+    spec: String,
+    secret: std::path::PathBuf,
+}
+
+impl Listener {
+    fn start(host: &str) -> Listener {
+        let secret = std::env::temp_dir().join(format!("remex-bench-tb-{}", std::process::id()));
+        let mut key = [0u8; 32];
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .expect("random bytes");
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&secret, hex).expect("secret file");
+        let mut child = Command::new(on_host())
+            .args([
+                host,
+                &exe(),
+                "--listen",
+                &format!("{}:0", testbed::addr(host)),
+            ])
+            .arg("--secret-file")
+            .arg(&secret)
+            .env(remex::core::transport::popen::WORKER_ENV, "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the listener starts");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .expect("the listener says where");
+        let addr = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+        Listener {
+            child,
+            spec: format!("socket={addr}//secret_file={}", secret.display()),
+            secret,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.secret);
+    }
+}
+
+/// (u) for one gateway: round trip in us and bulk MB/s (medians).
+async fn rtt_and_bulk(spec: &str, c: &Counts, total: usize) -> Result<(f64, f64), String> {
+    let err = |e: remex::Error| e.to_string();
+    let gw = makegateway(spec).await.map_err(err)?;
+    let ch = gw.remote_call("echo_loop", &()).map_err(err)?;
+    remex_rtt(&ch, 200).await.map_err(err)?;
+    let mut rtt = Vec::new();
+    let mut bulk = Vec::new();
+    for _ in 0..c.rounds.clamp(1, 5) {
+        rtt.push(remex_rtt(&ch, c.pings.min(2_000)).await.map_err(err)?);
+        bulk.push(remex_rate(&gw, total, c.chunk).await.map_err(err)?);
+    }
+    ch.close(None);
+    gw.exit().await.map_err(err)?;
+    Ok((median(rtt), median(bulk)))
+}
+
+/// ms for a group of these specs to start and answer an exec on each.
+async fn ready_ms(specs: &[String]) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let g = remex::Group::new(specs).await.map_err(|e| e.to_string())?;
+    let n = g.len();
+    let got: Vec<i64> = g
+        .remote_exec("channel.send(1)")
+        .map_err(|e| e.to_string())?
+        .receive_each()
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(got.len(), n);
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    g.terminate(Duration::from_secs(5)).await;
+    Ok(ms)
+}
+
+/// `--testbed-slurm-ready`: (u'') in a process of its own, `SLURM_CONF`
+/// set by the parent. Prints the median of 3 in ms.
+pub(crate) async fn slurm_ready_child() {
+    let spec = format!(
+        "slurm//ntasks=6//nodes=3//job_name=remex-bench//worker={}",
+        exe()
+    );
+    let mut v = Vec::new();
+    for _ in 0..3 {
+        match ready_ms(std::slice::from_ref(&spec)).await {
+            Ok(ms) => v.push(ms),
+            Err(e) => {
+                println!("ERROR {e}");
+                return;
+            }
+        }
+    }
+    println!("{:.1}", median(v));
+}
+
+pub(crate) async fn testbed_rows(c: &Counts) -> Result<TestbedRows, String> {
+    if std::env::var_os("REMEX_TESTBED_SKIP").is_some()
+        || !std::path::Path::new(testbed::SSH_CONFIG).exists()
+    {
+        return Err("no testbed here (sudo .ci/hosts-up makes it)".into());
+    }
+    let exe = exe();
+    let ssh = |h: &str| testbed::ssh_spec(h, &format!("//worker={exe}"));
+    let total = (c.bulk_mb / 2).max(16) << 20;
+    // (u): the floor first, then ssh to rx2 and socket= to rx3.
+    let (mut echo_child, mut echo) = tcp_peer_on("rx2", &["echo"]);
+    let mut echo_r = echo.try_clone().expect("the socket");
+    floor_rtt(&mut echo, &mut echo_r, 200);
+    let tcp_rtt = median(
+        (0..c.rounds.clamp(1, 5))
+            .map(|_| floor_rtt(&mut echo, &mut echo_r, c.pings.min(2_000)))
+            .collect(),
+    );
+    drop((echo, echo_r));
+    let _ = echo_child.wait();
+    let mut tcp_bulk = Vec::new();
+    for _ in 0..c.rounds.clamp(1, 5) {
+        let (mut child, mut s) =
+            tcp_peer_on("rx2", &["source", &total.to_string(), &c.chunk.to_string()]);
+        tcp_bulk.push(floor_rate(&mut s, c.chunk));
+        let _ = child.wait();
+    }
+    let (ssh_rtt, ssh_bulk) = rtt_and_bulk(&ssh("rx2"), c, total).await?;
+    let listener = Listener::start("rx3");
+    let (sock_rtt, sock_bulk) = rtt_and_bulk(&listener.spec, c, total).await?;
+    drop(listener);
+    // (u'): 16 on one host, 16 on each of three, alternately.
+    let (mut one, mut three) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        one.push(ready_ms(&[format!("16*{}", ssh("rx1"))]).await?);
+        three.push(ready_ms(&["rx1", "rx2", "rx3"].map(|h| format!("16*{}", ssh(h)))).await?);
+    }
+    // (u''): a child with the testbed's SLURM_CONF.
+    let out = Command::new(&exe)
+        .arg("--testbed-slurm-ready")
+        .env("SLURM_CONF", testbed::SLURM_CONF)
+        .output()
+        .map_err(|e| format!("the Slurm child: {e}"))?;
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let slurm6 = said
+        .parse::<f64>()
+        .map_err(|_| format!("the Slurm child said {said:?}"));
+    // (u'''): a host dies under a gateway with the default bound.
+    let gw = makegateway(&ssh("rx3")).await.map_err(|e| e.to_string())?;
+    let bound = gw.spec().liveness_bound().expect("on by default over ssh");
+    let ch = gw
+        .remote_exec("channel.receive()")
+        .map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let dead = testbed::kill_host("rx3");
+    let noticed = tokio::time::timeout(bound * 3, ch.receive_value()).await;
+    let took = t0.elapsed().as_secs_f64();
+    dead.revive();
+    match noticed {
+        Ok(Err(_)) => {}
+        Ok(Ok(v)) => return Err(format!("a dead host answered {v:?}")),
+        Err(_) => {
+            return Err(format!(
+                "a dead host was not noticed within {:?}",
+                bound * 3
+            ))
+        }
+    }
+    Ok(TestbedRows {
+        rtt: (ssh_rtt, sock_rtt, tcp_rtt),
+        bulk: (ssh_bulk, sock_bulk, median(tcp_bulk)),
+        bulk_mb: total >> 20,
+        fanout: (median(one), median(three)),
+        slurm6,
+        dead: (took, bound.as_secs_f64()),
+    })
+}
+
+pub(crate) fn print_testbed_rows(r: &Result<TestbedRows, String>) {
+    let r = match r {
+        Ok(r) => r,
+        Err(why) => {
+            println!("| (u) testbed rows | not measured: {why} | | | | | |");
+            return;
+        }
+    };
+    println!(
+        "| (u) round trip, testbed host: ssh (rx2) / socket= (rx3) | {:.0} us / {:.0} us | {:.0} us (plain TCP across the bridge) | | {:.1}x / {:.1}x the floor | | |",
+        r.rtt.0,
+        r.rtt.1,
+        r.rtt.2,
+        r.rtt.0 / r.rtt.2,
+        r.rtt.1 / r.rtt.2
+    );
+    println!(
+        "| (u) bulk bytes ({} MiB), testbed host: ssh (rx2) / socket= (rx3) | {:.0} MB/s / {:.0} MB/s | {:.0} MB/s (plain TCP across the bridge) | | {:.0}% / {:.0}% of the floor | | |",
+        r.bulk_mb,
+        r.bulk.0,
+        r.bulk.1,
+        r.bulk.2,
+        r.bulk.0 / r.bulk.2 * 100.0,
+        r.bulk.1 / r.bulk.2 * 100.0
+    );
+    println!(
+        "| (u') 16 ssh workers on each of 3 hosts ready (exec on all) / 16 on one | {:.0} ms / {:.0} ms | | | {:.2}x one host | | <= 1.5x |",
+        r.fanout.1,
+        r.fanout.0,
+        r.fanout.1 / r.fanout.0
+    );
+    match &r.slurm6 {
+        Ok(ms) => println!(
+            "| (u'') slurm//ntasks=6//nodes=3 (testbed cluster, 3 nodes): create + first reply from all 6 | {ms:.0} ms | | | | | < 1 s |"
+        ),
+        Err(why) => println!("| (u'') slurm//ntasks=6//nodes=3 | not measured: {why} | | | | | < 1 s |"),
+    }
+    println!(
+        "| (u''') a host dies without a word (ssh, default liveness bound {:.0} s): noticed after | {:.2} s | | | {:.0}% of the bound | | <= the bound + 10% |",
+        r.dead.1,
+        r.dead.0,
+        r.dead.0 / r.dead.1 * 100.0
+    );
+}
