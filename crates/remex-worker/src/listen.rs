@@ -167,7 +167,7 @@ impl Pending {
         }
     }
 
-    fn from_source(&self, source: std::net::IpAddr) -> usize {
+    fn count_from(&self, source: std::net::IpAddr) -> usize {
         self.entries.iter().filter(|e| e.source == source).count()
     }
 
@@ -229,8 +229,7 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
         let source = peer.ip();
         // Within one address the newest connection wins at once: a flood
         // from it competes with itself.
-        if p.from_source(source) >= MAX_PER_SOURCE && !p.evict_oldest(Duration::ZERO, Some(source))
-        {
+        if p.count_from(source) >= MAX_PER_SOURCE && !p.evict_oldest(Duration::ZERO, Some(source)) {
             drop(p);
             log.refusal(format!(
                 "remex-worker: refused {peer}: {MAX_PER_SOURCE} connections from {source} are in their handshake"
