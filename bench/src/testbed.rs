@@ -27,6 +27,8 @@ pub(crate) struct TestbedRows {
     bulk_mb: usize,
     /// ms: 16 on one host, 48 on three.
     fanout: (f64, f64),
+    /// The machine's busy CPU ms while they started: one host, three.
+    fanout_cpu: (f64, f64),
     /// ms, or why not.
     slurm6: Result<f64, String>,
     /// s: noticed, the bound.
@@ -114,25 +116,35 @@ impl Drop for Listener {
     }
 }
 
-/// (u) for one gateway: round trip in us and bulk MB/s (medians).
-async fn rtt_and_bulk(spec: &str, c: &Counts, total: usize) -> Result<(f64, f64), String> {
-    let err = |e: remex::Error| e.to_string();
-    let gw = makegateway(spec).await.map_err(err)?;
-    let ch = gw.remote_call("echo_loop", &()).map_err(err)?;
-    remex_rtt(&ch, 200).await.map_err(err)?;
-    let mut rtt = Vec::new();
-    let mut bulk = Vec::new();
-    for _ in 0..c.rounds.clamp(1, 5) {
-        rtt.push(remex_rtt(&ch, c.pings.min(2_000)).await.map_err(err)?);
-        bulk.push(remex_rate(&gw, total, c.chunk).await.map_err(err)?);
-    }
-    ch.close(None);
-    gw.exit().await.map_err(err)?;
-    Ok((median(rtt), median(bulk)))
+/// The machine's busy CPU time so far (all cores, from /proc/stat), ms.
+fn busy_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system (idle) iowait irq softirq steal, in 10 ms ticks.
+    let busy: f64 = f
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i < 8)
+        .map(|(_, v)| v)
+        .sum();
+    busy * 10.0
 }
 
 /// ms for a group of these specs to start and answer an exec on each.
 async fn ready_ms(specs: &[String]) -> Result<f64, String> {
+    ready_ms_cpu(specs).await.map(|(ms, _)| ms)
+}
+
+/// [`ready_ms`], and the machine's busy CPU time meanwhile (ms).
+async fn ready_ms_cpu(specs: &[String]) -> Result<(f64, f64), String> {
+    let cpu0 = busy_ms();
     let t0 = Instant::now();
     let g = remex::Group::new(specs).await.map_err(|e| e.to_string())?;
     let n = g.len();
@@ -144,8 +156,9 @@ async fn ready_ms(specs: &[String]) -> Result<f64, String> {
         .map_err(|e| e.to_string())?;
     assert_eq!(got.len(), n);
     let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let cpu = busy_ms() - cpu0;
     g.terminate(Duration::from_secs(5)).await;
-    Ok(ms)
+    Ok((ms, cpu))
 }
 
 /// `--testbed-slurm-ready`: (u'') in a process of its own, `SLURM_CONF`
@@ -177,33 +190,53 @@ pub(crate) async fn testbed_rows(c: &Counts) -> Result<TestbedRows, String> {
     let exe = exe();
     let ssh = |h: &str| testbed::ssh_spec(h, &format!("//worker={exe}"));
     let total = (c.bulk_mb / 2).max(16) << 20;
-    // (u): the floor first, then ssh to rx2 and socket= to rx3.
+    // (u): ssh to rx2, socket= to rx3 and the plain-TCP floor (a peer on
+    // rx2), round by round.
+    let err = |e: remex::Error| e.to_string();
+    let listener = Listener::start("rx3");
+    let ssh_gw = makegateway(&ssh("rx2")).await.map_err(err)?;
+    let sock_gw = makegateway(&listener.spec).await.map_err(err)?;
+    let ssh_ch = ssh_gw.remote_call("echo_loop", &()).map_err(err)?;
+    let sock_ch = sock_gw.remote_call("echo_loop", &()).map_err(err)?;
     let (mut echo_child, mut echo) = tcp_peer_on("rx2", &["echo"]);
     let mut echo_r = echo.try_clone().expect("the socket");
     floor_rtt(&mut echo, &mut echo_r, 200);
-    let tcp_rtt = median(
-        (0..c.rounds.clamp(1, 5))
-            .map(|_| floor_rtt(&mut echo, &mut echo_r, c.pings.min(2_000)))
-            .collect(),
-    );
+    remex_rtt(&ssh_ch, 200).await.map_err(err)?;
+    remex_rtt(&sock_ch, 200).await.map_err(err)?;
+    let pings = c.pings.min(2_000);
+    let rounds = c.rounds.clamp(3, 7);
+    let (mut r_tcp, mut r_ssh, mut r_sock) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        r_tcp.push(floor_rtt(&mut echo, &mut echo_r, pings));
+        r_ssh.push(remex_rtt(&ssh_ch, pings).await.map_err(err)?);
+        r_sock.push(remex_rtt(&sock_ch, pings).await.map_err(err)?);
+    }
     drop((echo, echo_r));
     let _ = echo_child.wait();
-    let mut tcp_bulk = Vec::new();
-    for _ in 0..c.rounds.clamp(1, 5) {
+    ssh_ch.close(None);
+    sock_ch.close(None);
+    let (mut b_tcp, mut b_ssh, mut b_sock) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
         let (mut child, mut s) =
             tcp_peer_on("rx2", &["source", &total.to_string(), &c.chunk.to_string()]);
-        tcp_bulk.push(floor_rate(&mut s, c.chunk));
+        b_tcp.push(floor_rate(&mut s, c.chunk));
         let _ = child.wait();
+        b_ssh.push(remex_rate(&ssh_gw, total, c.chunk).await.map_err(err)?);
+        b_sock.push(remex_rate(&sock_gw, total, c.chunk).await.map_err(err)?);
     }
-    let (ssh_rtt, ssh_bulk) = rtt_and_bulk(&ssh("rx2"), c, total).await?;
-    let listener = Listener::start("rx3");
-    let (sock_rtt, sock_bulk) = rtt_and_bulk(&listener.spec, c, total).await?;
+    ssh_gw.exit().await.map_err(err)?;
+    sock_gw.exit().await.map_err(err)?;
     drop(listener);
     // (u'): 16 on one host, 16 on each of three, alternately.
-    let (mut one, mut three) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        one.push(ready_ms(&[format!("16*{}", ssh("rx1"))]).await?);
-        three.push(ready_ms(&["rx1", "rx2", "rx3"].map(|h| format!("16*{}", ssh(h)))).await?);
+    let (mut one, mut three, mut cpu1, mut cpu3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let (ms, cpu) = ready_ms_cpu(&[format!("16*{}", ssh("rx1"))]).await?;
+        one.push(ms);
+        cpu1.push(cpu);
+        let (ms, cpu) =
+            ready_ms_cpu(&["rx1", "rx2", "rx3"].map(|h| format!("16*{}", ssh(h)))).await?;
+        three.push(ms);
+        cpu3.push(cpu);
     }
     // (u''): a child with the testbed's SLURM_CONF.
     let out = Command::new(&exe)
@@ -237,10 +270,11 @@ pub(crate) async fn testbed_rows(c: &Counts) -> Result<TestbedRows, String> {
         }
     }
     Ok(TestbedRows {
-        rtt: (ssh_rtt, sock_rtt, tcp_rtt),
-        bulk: (ssh_bulk, sock_bulk, median(tcp_bulk)),
+        rtt: (median(r_ssh), median(r_sock), median(r_tcp)),
+        bulk: (median(b_ssh), median(b_sock), median(b_tcp)),
         bulk_mb: total >> 20,
         fanout: (median(one), median(three)),
+        fanout_cpu: (median(cpu1), median(cpu3)),
         slurm6,
         dead: (took, bound.as_secs_f64()),
     })
@@ -272,10 +306,13 @@ pub(crate) fn print_testbed_rows(r: &Result<TestbedRows, String>) {
         r.bulk.1 / r.bulk.2 * 100.0
     );
     println!(
-        "| (u') 16 ssh workers on each of 3 hosts ready (exec on all) / 16 on one | {:.0} ms / {:.0} ms | | | {:.2}x one host | | <= 1.5x |",
+        "| (u') 16 ssh workers on each of 3 hosts ready (exec on all) / 16 on one | {:.0} ms / {:.0} ms | | | {:.2}x one host (the testbed's hosts share this machine's cores: they used {:.0} / {:.0} ms of CPU, {:.1}x) | | <= 1.5x |",
         r.fanout.1,
         r.fanout.0,
-        r.fanout.1 / r.fanout.0
+        r.fanout.1 / r.fanout.0,
+        r.fanout_cpu.1,
+        r.fanout_cpu.0,
+        r.fanout_cpu.1 / r.fanout_cpu.0
     );
     match &r.slurm6 {
         Ok(ms) => println!(
