@@ -274,7 +274,13 @@ async fn socket_rows(c: &Counts) -> remex::Result<SocketRows> {
     let dir = std::env::temp_dir().join(format!("remex-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let secret = dir.join("secret");
-    std::fs::write(&secret, format!("bench secret {}", std::process::id())).expect("secret");
+    std::fs::write(
+        &secret,
+        format!("remex bench secret {:032x}", std::process::id()),
+    )
+    .expect("secret");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("secret mode");
     let mut listener = Command::new(std::env::current_exe().expect("own path"))
         .env(remex::core::transport::popen::WORKER_ENV, "1")
         .arg("--listen")

@@ -80,6 +80,8 @@ impl Listener {
             .expect("random bytes");
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
         std::fs::write(&secret, hex).expect("secret file");
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("secret mode");
         let mut child = Command::new(on_host())
             .args([
                 host,

@@ -421,8 +421,16 @@ impl Listener {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("secret"), format!("{LISTENER_SECRET}\n")).unwrap();
-        std::fs::write(dir.join("wrong"), "incorrect\n").unwrap();
+        // Readable by their owner only: remex refuses others.
+        for (name, text) in [
+            ("secret", LISTENER_SECRET),
+            ("wrong", "incorrect horse battery staple"),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("{text}\n")).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
         let script = format!("{prefix} exec \"$0\" --listen 127.0.0.1:0 --secret-file \"$1\"");
         let piped = stderr.is_none();
         let mut child = std::process::Command::new("sh")

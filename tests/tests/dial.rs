@@ -28,7 +28,7 @@ fn worker(addr: &str, secret: Option<&str>) -> std::process::Child {
 async fn a_worker_serves_no_listener_that_lacks_its_secret() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let child = worker(&addr, Some("the worker's secret"));
+    let child = worker(&addr, Some("the worker's own secret, long enough"));
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .unwrap()
@@ -65,7 +65,9 @@ fn a_worker_whose_controller_is_gone_says_where_it_dialed() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let out = worker(&addr, Some("s")).wait_with_output().unwrap();
+    let out = worker(&addr, Some("a secret of the controller that is gone"))
+        .wait_with_output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

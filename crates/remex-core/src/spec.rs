@@ -482,7 +482,11 @@ impl Spec {
                 "chdir" => spec.chdir = Some(need(value)?),
                 "worker" => spec.worker = Some(need(value)?),
                 "ssh_config" => spec.ssh_config = Some(need(value)?),
-                "secret_env" => spec.secret_env = Some(need(value)?),
+                "secret_env" => {
+                    let name = need(value)?;
+                    crate::transport::secret::note_env(&name);
+                    spec.secret_env = Some(name);
+                }
                 "secret_file" => spec.secret_file = Some(need(value)?),
                 "installvia" => spec.installvia = Some(need(value)?),
                 "liveness" => {

@@ -32,7 +32,7 @@ fn fail(what: String) -> ! {
 /// Dials `addr` and serves the controller there until it terminates this
 /// worker or goes away.
 pub(crate) fn dial(worker: Worker, addr: String) -> ! {
-    let secret = std::env::var(DIAL_SECRET_ENV).unwrap_or_default();
+    let secret = zeroize::Zeroizing::new(std::env::var(DIAL_SECRET_ENV).unwrap_or_default());
     // Neither tasks nor their children inherit them.
     std::env::remove_var(DIAL_SECRET_ENV);
     std::env::remove_var(DIAL_ENV);
@@ -41,6 +41,10 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
             "{DIAL_ENV} is set but {DIAL_SECRET_ENV} is not: no secret to dial with"
         ))
     }
+    if let Err(e) = remex_core::transport::secret::check(secret.as_bytes(), DIAL_SECRET_ENV) {
+        fail(e)
+    }
+    crate::not_dumpable();
     let psk = secure::psk(secret.as_bytes());
     drop(secret);
     crate::init_tracing();

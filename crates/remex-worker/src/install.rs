@@ -23,6 +23,7 @@ static HELD: Mutex<Vec<ChildStdin>> = Mutex::new(Vec::new());
 /// answers its bound address (`host:port`).
 fn listen(t: &Task) -> Result<String, TaskError> {
     let (addr, secret): (String, String) = t.args()?;
+    let secret = zeroize::Zeroizing::new(secret);
     let exe = std::env::current_exe()
         .map_err(|e| TaskError(format!("installvia: this worker's own binary: {e}")))?;
     let mut child = Command::new(&exe)
@@ -33,7 +34,7 @@ fn listen(t: &Task) -> Result<String, TaskError> {
             "REMEX_SECRET",
             "--exit-with-stdin",
         ])
-        .env("REMEX_SECRET", &secret)
+        .env("REMEX_SECRET", secret.as_str())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

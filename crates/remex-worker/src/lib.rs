@@ -420,39 +420,42 @@ pub fn serve_if_worker(make: impl FnOnce() -> Worker) {
     remex_core::transport::popen::set_self_serving();
 }
 
+/// Makes this process non-dumpable (Linux: no core dump, and no ptrace
+/// or /proc/PID/mem access by the user's other processes), for workers
+/// that hold a secret: listeners and dial-back workers.
+pub(crate) fn not_dumpable() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+}
+
 /// The secret and options of `--listen`; exits with status 2 and a
 /// message when the secret cannot be had.
 fn listen_args(
     secret_file: Option<String>,
     secret_env: Option<String>,
     exit_with_stdin: bool,
-) -> (Vec<u8>, listen::ListenOptions) {
+) -> (remex_core::transport::secret::Secret, listen::ListenOptions) {
+    use remex_core::transport::secret;
     let secret = match (secret_file, secret_env) {
-        (Some(path), _) => std::fs::read(&path)
-            .map(|mut b| {
-                while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                    b.pop();
-                }
-                b
-            })
-            .map_err(|e| format!("cannot read --secret-file {path}: {e}")),
+        (Some(path), _) => secret::from_file(&path, "--secret-file"),
         (None, name) => {
             let name = name.unwrap_or_else(|| "REMEX_SECRET".into());
-            let secret = std::env::var(&name)
-                .map(String::into_bytes)
-                .map_err(|_| format!("no secret: set {name}, or give --secret-file PATH"));
-            // Sessions' tasks and their children must not inherit it.
+            let s = secret::from_env(&name, "--secret-env").map_err(|e| {
+                if std::env::var_os(&name).is_none() {
+                    format!("no secret: set {name}, or give --secret-file PATH")
+                } else {
+                    e
+                }
+            });
+            // Sessions' tasks and their children must not inherit it
+            // (still one thread: the runtime starts later).
             std::env::remove_var(&name);
-            secret
+            s
         }
     };
     let opts = listen::ListenOptions { exit_with_stdin };
     match secret {
-        Ok(s) if !s.is_empty() => (s, opts),
-        Ok(_) => {
-            eprintln!("remex-worker: the secret is empty");
-            std::process::exit(2)
-        }
+        Ok(s) => (s, opts),
         Err(e) => {
             eprintln!("remex-worker: {e}");
             std::process::exit(2)

@@ -78,7 +78,13 @@ pub(crate) struct ListenOptions {
 /// Serves sessions on `addr` until the process is killed. Prints
 /// `remex-worker listening on ADDR` (the bound address) on stdout once it
 /// listens.
-pub(crate) fn listen(worker: Worker, addr: &str, secret: Vec<u8>, opts: ListenOptions) -> ! {
+pub(crate) fn listen(
+    worker: Worker,
+    addr: &str,
+    secret: remex_core::transport::secret::Secret,
+    opts: ListenOptions,
+) -> ! {
+    crate::not_dumpable();
     crate::init_tracing();
     let log = Log::start();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -194,7 +200,13 @@ fn out_of_fds(e: &std::io::Error) -> bool {
     )
 }
 
-async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], log: Log) -> ! {
+async fn accept_loop(
+    listener: TcpListener,
+    worker: Arc<Worker>,
+    psk: zeroize::Zeroizing<[u8; 32]>,
+    log: Log,
+) -> ! {
+    let psk = Arc::new(psk);
     let pending = Arc::new(Mutex::new(Pending::default()));
     let mut backoff = Duration::ZERO;
     loop {
@@ -246,6 +258,7 @@ async fn accept_loop(listener: TcpListener, worker: Arc<Worker>, psk: [u8; 32], 
         p.next += 1;
         let id = p.next;
         let (worker, log2, pending2) = (worker.clone(), log.clone(), pending.clone());
+        let psk = psk.clone();
         let proven = {
             let pending = pending.clone();
             move || pending.lock().mark_proven(id)

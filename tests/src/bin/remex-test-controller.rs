@@ -13,6 +13,10 @@
 //!                                         a Group of these specs runs 10
 //!                                         tasks and ends (terminate, 10 s);
 //!                                         prints ENDED and DONE, then exits
+//! remex-test-controller env-of VAR SPEC...
+//!                                         a Group of these specs; prints
+//!                                         ENV ID VALUE (VAR as each worker
+//!                                         sees it, or unset), then DONE
 //! remex-test-controller scale N TASKS WORKER
 //!                                         a Group of N workers: an exec on
 //!                                         each, TASKS tasks gathered, then
@@ -146,10 +150,28 @@ async fn main() {
             println!("ENDED in {:?}", t.elapsed());
             println!("DONE");
         }
+        "env-of" => {
+            // [VAR, SPEC...]: a Group of the specs; prints, for each
+            // gateway, `ENV ID VALUE` (or `unset`) as its worker sees VAR.
+            let var = &args[1];
+            let group = Group::new(&args[2..]).await.unwrap();
+            for g in group.gateways() {
+                let ch = g
+                    .remote_exec_with(
+                        "channel.send(env(name))",
+                        &std::collections::HashMap::from([("name", var.as_str())]),
+                    )
+                    .unwrap();
+                let v: Option<String> = ch.receive_timeout(T).await.unwrap();
+                println!("ENV {} {}", g.id(), v.as_deref().unwrap_or("unset"));
+            }
+            group.terminate(T).await;
+            println!("DONE");
+        }
         "scale" => scale(&args[1..]).await,
         other => {
             eprintln!(
-                "remex-test-controller: unknown role {other:?} (pinging, child, group, clean-exit, run-and-end, scale)"
+                "remex-test-controller: unknown role {other:?} (pinging, child, group, clean-exit, run-and-end, env-of, scale)"
             );
             std::process::exit(2)
         }

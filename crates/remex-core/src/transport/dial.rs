@@ -61,8 +61,8 @@ pub(crate) struct Dialin {
     /// The address the workers dial: the host as given (or this host's
     /// name), the bound port.
     pub(crate) addr: String,
-    /// The secret, as hex.
-    pub(crate) secret: String,
+    /// The secret, as hex (zeroed when dropped).
+    pub(crate) secret: zeroize::Zeroizing<String>,
 }
 
 impl std::fmt::Debug for Dialin {
@@ -122,7 +122,7 @@ impl Dialin {
         failed: impl std::future::Future<Output = String>,
     ) -> Result<Vec<Connected>> {
         let n = ids.len();
-        let psk = secure::psk(self.secret.as_bytes());
+        let psk = std::sync::Arc::new(secure::psk(self.secret.as_bytes()));
         let mut slots: Vec<Option<Connected>> = (0..n).map(|_| None).collect();
         let mut filled = 0usize;
         let mut pending = JoinSet::new();
@@ -143,7 +143,7 @@ impl Dialin {
                         refuse(format!("{peer}: {MAX_PENDING} connections are in their handshake"));
                         continue;
                     }
-                    let (spec, addr) = (spec.clone(), peer.to_string());
+                    let (spec, addr, psk) = (spec.clone(), peer.to_string(), psk.clone());
                     // The hello names the gateway by rank later; the worker's
                     // log lines carry the listener's id until then.
                     let id = format!("dial:{peer}");
@@ -318,14 +318,14 @@ mod tests {
         let mut sink = Vec::new();
         let _ = junk.read_to_end(&mut sink).await;
         // A rank that was not started.
-        let e = fake_worker(addr.clone(), secret.clone(), 7)
+        let e = fake_worker(addr.clone(), secret.to_string(), 7)
             .await
             .unwrap_err();
         assert!(e.contains("closed by the listener"), "{e}");
         // Two workers say they are task 0: one gets the rank, the other
         // is refused (closed), whichever comes second.
-        let mut one = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 0));
-        let mut two = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 0));
+        let mut one = tokio::spawn(fake_worker(addr.clone(), secret.to_string(), 0));
+        let mut two = tokio::spawn(fake_worker(addr.clone(), secret.to_string(), 0));
         let (refused, holder) = tokio::select! {
             r = &mut one => (r, two),
             r = &mut two => (r, one),
@@ -333,7 +333,7 @@ mod tests {
         let e = refused.unwrap().unwrap_err();
         assert!(e.contains("closed by the listener"), "{e}");
         assert!(!holder.is_finished(), "the other holds its session");
-        let _last = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 1));
+        let _last = tokio::spawn(fake_worker(addr.clone(), secret.to_string(), 1));
         let conns = tokio::time::timeout(Duration::from_secs(30), accepting)
             .await
             .unwrap()
@@ -439,12 +439,12 @@ mod tests {
         // key and 16-byte tag of the first message): no session either way.
         for offset in [3, 20, 60, 80] {
             let via = flipping_proxy(addr.clone(), offset).await;
-            let e = fake_worker_pid(via, secret.clone(), 0, 666)
+            let e = fake_worker_pid(via, secret.to_string(), 0, 666)
                 .await
                 .unwrap_err();
             assert!(!accepting.is_finished(), "offset {offset}: {e}");
         }
-        let _honest = tokio::spawn(fake_worker_pid(addr.clone(), secret.clone(), 0, 7));
+        let _honest = tokio::spawn(fake_worker_pid(addr.clone(), secret.to_string(), 0, 7));
         let conns = tokio::time::timeout(Duration::from_secs(30), accepting)
             .await
             .unwrap()

@@ -14,6 +14,7 @@ pub mod cmd;
 pub mod dial;
 pub mod fds;
 pub mod popen;
+pub mod secret;
 pub mod secure;
 pub mod slurm;
 pub mod socket;
@@ -316,6 +317,7 @@ pub(crate) async fn start_process(
     mut cmd: Command,
     bootstrap: Option<Option<ssh::Upload>>,
 ) -> Result<Started> {
+    secret::scrub(cmd.as_std_mut());
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

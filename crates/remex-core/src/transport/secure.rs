@@ -100,11 +100,11 @@ const WRITE_BATCH: usize = 4 * MAX_PLAINTEXT;
 /// assert_eq!(psk(b"s3cret"), psk(b"s3cret"));
 /// assert_ne!(psk(b"s3cret"), psk(b"other"));
 /// ```
-pub fn psk(secret: &[u8]) -> [u8; 32] {
+pub fn psk(secret: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
     let mut h = Sha256::new();
     h.update(b"remex socket psk v1\0");
     h.update(secret);
-    h.finalize().into()
+    zeroize::Zeroizing::new(h.finalize().into())
 }
 
 /// Why a secure handshake failed.
@@ -622,9 +622,16 @@ impl Opener {
             } else {
                 let start = plain.len();
                 if plain.capacity() - start < len - TAG {
-                    // Room for several records at once: growing record by
-                    // record would move a partly received item each time.
-                    plain.reserve((len - TAG).max(PLAIN_ROOM));
+                    // Room for several records at once (growing record by
+                    // record would move a partly received item each time),
+                    // but only once the peer proved itself: before its
+                    // first record opens, one record's worth at most.
+                    let room = if self.nonce == 0 {
+                        len - TAG
+                    } else {
+                        (len - TAG).max(PLAIN_ROOM)
+                    };
+                    plain.reserve(room);
                 }
                 plain.resize(start + len - TAG, 0);
                 let r = self.state.read_message(
@@ -1271,6 +1278,29 @@ mod tests {
             .collect();
         assert_eq!(&plain[..], &want[..]);
         assert!(opener.ended().is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unproven_peer_makes_the_opener_hold_one_record_at_most() {
+        // A replayed or forged first record of the largest size: the
+        // opener must not reserve its 1 MiB working room before the tag
+        // checks (it held max(len, 1 MiB) per pending connection before).
+        let (c, w, a, b) = pair(b"k", b"k").await;
+        drop((c, a));
+        let (br, bw) = tokio::io::split(b);
+        let (wr, _) = split(w.unwrap(), br, bw, "client");
+        let (_, mut opener, _) = wr.into_parts();
+        let mut forged = vec![0xffu8, 0xff];
+        forged.extend(std::iter::repeat_n(0x5au8, MAX_RECORD));
+        opener.spare().extend_from_slice(&forged);
+        let mut plain = BytesMut::new();
+        assert!(opener.open(&mut plain).is_err(), "a forged record fails");
+        assert!(
+            plain.capacity() <= MAX_PLAINTEXT,
+            "{} bytes reserved for an unproven peer",
+            plain.capacity()
+        );
+        assert!(opener.cipher.capacity() <= 2 + MAX_RECORD + 64);
     }
 
     /// A session's two ends, handshaken in memory.

@@ -166,7 +166,9 @@ impl std::fmt::Debug for Allocation {
 
 /// Runs `scancel ARGS` without waiting for it; a thread reaps it.
 fn scancel(target: &str) {
-    let spawned = std::process::Command::new("scancel")
+    let mut cmd = std::process::Command::new("scancel");
+    super::secret::scrub(&mut cmd);
+    let spawned = cmd
         .arg("--quiet")
         .arg(target)
         .stdin(Stdio::null())
@@ -334,6 +336,7 @@ pub(crate) async fn allocate(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Alloca
 
 async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
     let mut cmd = Command::new("salloc");
+    super::secret::scrub(cmd.as_std_mut());
     cmd.arg(format!(
         "--job-name={}",
         o.job_name.as_deref().unwrap_or("remex")
@@ -483,6 +486,7 @@ async fn pending_reason(job: &str) -> Option<String> {
 /// The srun flags every worker step gets, then the user's.
 fn srun(alloc: &Allocation, o: &SlurmOptions, ntasks: u32) -> Command {
     let mut cmd = Command::new("srun");
+    super::secret::scrub(cmd.as_std_mut());
     cmd.arg(format!("--jobid={}", alloc.job))
         .arg(format!("--ntasks={ntasks}"))
         // Only the resources it asks for: other steps may share the

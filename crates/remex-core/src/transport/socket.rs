@@ -35,23 +35,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// ```
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn secret(spec: &Spec) -> Result<Vec<u8>> {
+fn secret(spec: &Spec) -> Result<super::secret::Secret> {
     let start = |detail: String| Error::Start {
         spec: spec.raw.clone(),
         detail,
     };
     if let Some(name) = &spec.secret_env {
-        return std::env::var(name)
-            .map(String::into_bytes)
-            .map_err(|_| start(format!("secret_env={name}: the variable is not set")));
+        return super::secret::from_env(name, "secret_env").map_err(start);
     }
     if let Some(path) = &spec.secret_file {
-        let mut bytes =
-            std::fs::read(path).map_err(|e| start(format!("secret_file={path}: {e}")))?;
-        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            bytes.pop();
-        }
-        return Ok(bytes);
+        return super::secret::from_file(path, "secret_file").map_err(start);
     }
     Err(start(
         "socket= needs secret_env=NAME or secret_file=PATH (or installvia=ID in a Group)".into(),
@@ -163,10 +156,15 @@ pub(crate) async fn connect(id: &str, spec: &Spec, addr: &str) -> Result<Connect
 
 /// A fresh one-time secret: 256 random bits, as hex (for `installvia=`
 /// listeners and dial-back workers).
-pub(crate) fn fresh_secret() -> std::result::Result<String, String> {
-    let mut raw = [0u8; 32];
-    getrandom::getrandom(&mut raw).map_err(|e| format!("no randomness for a secret: {e}"))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+pub(crate) fn fresh_secret() -> std::result::Result<zeroize::Zeroizing<String>, String> {
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(&mut raw[..]).map_err(|e| format!("no randomness for a secret: {e}"))?;
+    let mut hex = zeroize::Zeroizing::new(String::with_capacity(64));
+    for b in raw.iter() {
+        use std::fmt::Write;
+        let _ = write!(hex, "{b:02x}");
+    }
+    Ok(hex)
 }
 
 /// `installvia=`: `installer`'s worker starts a listening worker bound to
@@ -191,7 +189,7 @@ pub(crate) async fn install(id: &str, spec: &Spec, installer: &Gateway) -> Resul
     }
     let secret = fresh_secret().map_err(start)?;
     let via = installer.id();
-    let ch = installer.remote_call(crate::builtin::LISTEN, &(addr, &secret))?;
+    let ch = installer.remote_call(crate::builtin::LISTEN, &(addr, secret.as_str()))?;
     let bound: String = crate::with_timeout(
         "the installed listener's address",
         Some(SESSION_TIMEOUT),

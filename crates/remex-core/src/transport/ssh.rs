@@ -242,6 +242,7 @@ pub(crate) async fn shared_connection(spec: &Spec, target: &str) -> Result<Optio
 /// directly and report why).
 async fn start_master(spec: &Spec, target: &str, path: &std::path::Path) -> Result<bool> {
     let mut cmd = Command::new("ssh");
+    super::secret::scrub(cmd.as_std_mut());
     common_args(&mut cmd, spec);
     cmd.args(["-M", "-N", "-f", "-o", "ControlMaster=yes"])
         .arg("-o")
