@@ -75,3 +75,55 @@ fn a_worker_whose_controller_is_gone_says_where_it_dialed() {
         "{err}"
     );
 }
+
+/// A dial-back worker whose session is tampered with after the hellos
+/// ends at once, with a non-zero status and a warning naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_session_ends_the_worker_with_a_warning_and_status_4() {
+    use remex::core::wire::{encode_hello, Hello, Role, WorkerSetup};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let secret = "a dial-back secret of enough characters";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let child = worker(&addr, Some(secret));
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut r, mut w) = stream.into_split();
+    let state = secure::respond(&mut r, &mut w, &secure::psk(secret.as_bytes()))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = secure::split(state, r, w, "worker");
+    let mut hello = bytes::BytesMut::new();
+    encode_hello(
+        &Hello {
+            role: Role::Controller,
+            worker: None,
+            setup: Some(WorkerSetup::default()),
+        },
+        &mut hello,
+    );
+    writer.write_all(&hello).await.unwrap();
+    writer.flush().await.unwrap();
+    // The worker's hello comes back: the session is up.
+    let mut got = [0u8; 8];
+    reader.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, remex::core::wire::MAGIC);
+    // Then a record with one bit flipped.
+    let (mut raw, mut sealer) = writer.into_parts().unwrap();
+    let mut record = bytes::BytesMut::new();
+    sealer.seal(b"anything at all", &mut record).unwrap();
+    let last = record.len() - 1;
+    record[last] ^= 0x01;
+    raw.write_all(&record).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("WARN") && err.contains("tampered"), "{err}");
+}

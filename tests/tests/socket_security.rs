@@ -35,6 +35,11 @@ enum Attack {
     Drop(usize),
     /// Flip one bit in this record from the worker.
     FlipFromWorker(usize),
+    /// Flip the lowest bit of the byte at this offset of the client's
+    /// stream (counted from its first byte, the handshake included).
+    FlipByte(usize),
+    /// The same in the worker's stream.
+    FlipByteFromWorker(usize),
 }
 
 #[derive(Default)]
@@ -56,8 +61,20 @@ async fn proxy(target: String, attack: Attack) -> (String, Arc<Mutex<Capture>>) 
             let (cr, cw) = client.into_split();
             let (wr, ww) = worker.into_split();
             let (s1, s2) = (seen2.clone(), seen2.clone());
-            tokio::spawn(pump(cr, ww, &[MSG1], attack, true, s1));
-            tokio::spawn(pump(wr, cw, &[GREETING, MSG2], attack, false, s2));
+            match attack {
+                Attack::FlipByte(at) => {
+                    tokio::spawn(flip_at(cr, ww, Some(at)));
+                    tokio::spawn(flip_at(wr, cw, None));
+                }
+                Attack::FlipByteFromWorker(at) => {
+                    tokio::spawn(flip_at(cr, ww, None));
+                    tokio::spawn(flip_at(wr, cw, Some(at)));
+                }
+                _ => {
+                    tokio::spawn(pump(cr, ww, &[MSG1], attack, true, s1));
+                    tokio::spawn(pump(wr, cw, &[GREETING, MSG2], attack, false, s2));
+                }
+            }
         }
     });
     (addr, seen)
@@ -119,6 +136,32 @@ async fn pump(
             break;
         }
         k += 1;
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Copies `r` to `w` as bytes come, flipping the lowest bit of the byte
+/// at offset `at` (if given); each end's close is passed on (a reset
+/// becomes a close).
+async fn flip_at(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    at: Option<usize>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut offset = 0usize;
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(at) = at.filter(|a| (offset..offset + n).contains(a)) {
+            buf[at - offset] ^= 0x01;
+        }
+        offset += n;
+        if w.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
     }
     let _ = w.shutdown().await;
 }
@@ -589,4 +632,86 @@ fn set_nonblocking(f: &std::fs::File, on: bool) {
             if on { libc::O_NONBLOCK } else { 0 },
         );
     }
+}
+
+/// One session through a proxy that flips one bit at `attack`'s offset:
+/// the call either fails or (never) succeeds with changed data; returns
+/// how long the client took to see the end, and whether the worker's
+/// side ended its session (logged) within a second of that.
+async fn flipped_session(l: &Listener, attack: Attack) -> (Duration, Option<String>) {
+    let (addr, _) = proxy(l.addr.clone(), attack).await;
+    let t0 = Instant::now();
+    let spec = format!("{}//liveness=off", l.spec_at(&addr));
+    let outcome = tokio::time::timeout(Duration::from_secs(5), async {
+        let gw = makegateway(&spec).await?;
+        let ch = gw.remote_call("echo", &"flip-probe-payload-0123456789")?;
+        let got: String = ch.receive().await?;
+        // A last round trip: every byte either way until its answer is
+        // one the session depends on.
+        gw.remote_status().await?;
+        Ok::<String, Error>(got)
+    })
+    .await;
+    let took = t0.elapsed();
+    match outcome {
+        Err(_) => (
+            took,
+            Some(format!("{attack:?}: the client still waited after 5 s")),
+        ),
+        Ok(Ok(got)) if got != "flip-probe-payload-0123456789" => (
+            took,
+            Some(format!("{attack:?}: changed data delivered: {got:?}")),
+        ),
+        Ok(Ok(_)) => (
+            took,
+            Some(format!("{attack:?}: a flipped bit went unnoticed")),
+        ),
+        Ok(Err(_)) => (took, None),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bit_flipped_anywhere_ends_the_session_on_both_sides_within_a_second() {
+    let mut l = Listener::start(WORKER, "flip-every-byte");
+    // The length of each stream in one such session, recorded through a
+    // proxy that only watches.
+    let (addr, seen) = proxy(l.addr.clone(), Attack::Capture).await;
+    let gw = makegateway(&format!("{}//liveness=off", l.spec_at(&addr)))
+        .await
+        .unwrap();
+    let ch = gw
+        .remote_call("echo", &"flip-probe-payload-0123456789")
+        .unwrap();
+    let _: String = ch.receive().await.unwrap();
+    gw.remote_status().await.unwrap();
+    // What crossed until the last answer (what the end sends after it
+    // cannot change this session's results).
+    let (to_worker, to_client) = {
+        let s = seen.lock().unwrap();
+        (s.to_worker.len(), s.to_client.len())
+    };
+    gw.exit().await.unwrap();
+    let mut failures = Vec::new();
+    let mut slowest = Duration::ZERO;
+    let attacks = (0..to_worker)
+        .map(Attack::FlipByte)
+        .chain((0..to_client).map(Attack::FlipByteFromWorker));
+    let mut runs = 0;
+    for attack in attacks {
+        runs += 1;
+        let (took, failure) = flipped_session(&l, attack).await;
+        slowest = slowest.max(took);
+        if let Some(f) = failure {
+            failures.push(f);
+        } else if took > Duration::from_secs(1) {
+            failures.push(format!("{attack:?}: the client saw the end after {took:?}"));
+        }
+    }
+    eprintln!("{runs} sessions with one flipped bit each ({to_worker} offsets towards the worker, {to_client} back); slowest end {slowest:?}");
+    assert!(
+        failures.is_empty(),
+        "{} of {runs}: {failures:#?}",
+        failures.len()
+    );
+    assert!(l.alive(), "the listener survived");
 }

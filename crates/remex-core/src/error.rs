@@ -370,6 +370,23 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
+    /// Whether this error ended a secure session (`socket=`, dial-back)
+    /// because a record failed its integrity check: someone on the path
+    /// changed, injected, dropped or replayed data.
+    ///
+    /// ```
+    /// let e = remex::Error::GatewayLost {
+    ///     gateway: "gw0".into(),
+    ///     pid: 1,
+    ///     reason: "reading failed: the secure session with 10.0.0.1:4 was tampered with: record 3 ...".into(),
+    /// };
+    /// assert!(e.is_tampering());
+    /// ```
+    pub fn is_tampering(&self) -> bool {
+        self.to_string()
+            .contains(crate::transport::secure::TAMPERED)
+    }
+
     pub(crate) fn os(what: impl Into<String>, e: std::io::Error) -> Error {
         Error::Os {
             what: what.into(),

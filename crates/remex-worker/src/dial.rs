@@ -11,6 +11,7 @@
 //! controller's hello with its own (which names its Slurm job, step, node
 //! and task), and exits when the controller terminates it or goes away.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,8 +94,14 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
     });
     match ended {
         None => crate::serve::exit_worker(0, false),
+        Some(e) if e.is_tampering() => {
+            // Never quiet: a status and a warning (stderr may be closed:
+            // no panic).
+            tracing::warn!("ending: {e}");
+            crate::serve::exit_worker(4, true)
+        }
         Some(e @ remex_core::Error::Protocol { .. }) => {
-            eprintln!("remex-worker: ending: {e}");
+            let _ = writeln!(std::io::stderr(), "remex-worker: ending: {e}");
             crate::serve::exit_worker(3, true)
         }
         Some(_) => crate::serve::exit_worker(0, true),

@@ -238,8 +238,14 @@ pub(crate) fn run(worker: Worker) -> ! {
         None => exit_worker(0, false),
         // A controller that breaks the protocol is a bug worth a status
         // and a line at the default level.
+        Some(e) if e.is_tampering() => {
+            // Never quiet: a status and a warning (stderr may be closed:
+            // no panic).
+            tracing::warn!("ending: {e}");
+            exit_worker(4, true)
+        }
         Some(e @ remex_core::Error::Protocol { .. }) => {
-            eprintln!("remex-worker: ending: {e}");
+            let _ = writeln!(std::io::stderr(), "remex-worker: ending: {e}");
             exit_worker(3, true)
         }
         Some(_) => exit_worker(0, true),

@@ -260,7 +260,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(mut lent: Lent<W>) {
                             break;
                         }
                     }
-                    nonce += Sealer::records_for(seg.len());
+                    nonce += Sealer::nonces_for(seg.len());
                 }
                 let r = match result {
                     Ok(()) => w.write_all(&out[..used]).await,

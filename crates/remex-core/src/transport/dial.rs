@@ -118,6 +118,7 @@ impl Dialin {
         self,
         spec: &Spec,
         ids: &[String],
+        job: Option<&str>,
         within: Duration,
         failed: impl std::future::Future<Output = String>,
     ) -> Result<Vec<Connected>> {
@@ -125,6 +126,8 @@ impl Dialin {
         let psk = std::sync::Arc::new(secure::psk(self.secret.as_bytes()));
         let mut slots: Vec<Option<Connected>> = (0..n).map(|_| None).collect();
         let mut filled = 0usize;
+        // The step every worker must name: the first one's.
+        let mut step: Option<String> = None;
         let mut pending = JoinSet::new();
         let mut refused = 0usize;
         let mut refuse = |why: String| {
@@ -159,12 +162,16 @@ impl Dialin {
                     match r {
                         Err(why) => refuse(format!("{peer}: {why}")),
                         Ok(c) => {
-                            let rank = c.info.cluster.as_ref().map(|c| c.task as usize);
-                            match rank {
-                                None => refuse(format!("{peer}: its hello names no task rank")),
-                                Some(r) if r >= n => refuse(format!("{peer}: task {r}, and {n} were started")),
-                                Some(r) if slots[r].is_some() => refuse(format!("{peer}: task {r} has dialed back already")),
-                                Some(r) => {
+                            match judge(c.info.cluster.as_ref(), job, step.as_deref(), n, |r| slots[r].is_some()) {
+                                Verdict::Refuse(why) => refuse(format!("{peer}: {why}")),
+                                Verdict::Abandon(why) => {
+                                    return Err(Error::Start {
+                                        spec: spec.raw.clone(),
+                                        detail: format!("{why} (the second time from {peer}): someone else holds this start's secret; the start is abandoned"),
+                                    });
+                                }
+                                Verdict::Take(r, place_step) => {
+                                    step.get_or_insert(place_step);
                                     slots[r] = Some(c);
                                     filled += 1;
                                 }
@@ -195,6 +202,61 @@ impl Dialin {
         }
         Ok(slots.into_iter().flatten().collect())
     }
+}
+
+/// What the listener does with a proven session, by the place its hello
+/// names.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Give it rank `.0`; its step is `.1`.
+    Take(usize, String),
+    /// Close it, saying why.
+    Refuse(String),
+    /// Fail the whole start: a rank claimed twice (only a holder of the
+    /// start's secret gets that far).
+    Abandon(String),
+}
+
+/// Judges the place a proven worker's hello names, against the start's
+/// job (`job`), the step the workers admitted so far named (`step`), the
+/// ranks started (`n`) and those taken. The step must be a number: it is
+/// passed to `scancel`.
+fn judge(
+    place: Option<&crate::wire::ClusterInfo>,
+    job: Option<&str>,
+    step: Option<&str>,
+    n: usize,
+    taken: impl Fn(usize) -> bool,
+) -> Verdict {
+    let Some(place) = place else {
+        return Verdict::Refuse("its hello names no Slurm task".into());
+    };
+    let r = place.task as usize;
+    if let Some(job) = job.filter(|j| *j != place.job_id) {
+        return Verdict::Refuse(format!(
+            "it names job {}, and this start runs in job {job}",
+            place.job_id
+        ));
+    }
+    if place.step_id.is_empty() || !place.step_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Verdict::Refuse(format!(
+            "it names step {:?}, not a step number",
+            place.step_id
+        ));
+    }
+    if let Some(step) = step.filter(|s| *s != place.step_id) {
+        return Verdict::Refuse(format!(
+            "it names step {}, and this start's workers run in step {step}",
+            place.step_id
+        ));
+    }
+    if r >= n {
+        return Verdict::Refuse(format!("task {r}, and {n} were started"));
+    }
+    if taken(r) {
+        return Verdict::Abandon(format!("task {r} dialed back twice"));
+    }
+    Verdict::Take(r, place.step_id.clone())
 }
 
 /// The secure handshake (responder) and the hellos of one connection.
@@ -250,6 +312,26 @@ mod tests {
         task: u32,
         pid: u32,
     ) -> std::result::Result<(), String> {
+        fake_worker_as(addr, secret, task, pid, ("1", "0")).await
+    }
+
+    /// A fake worker that names `(job, step)`.
+    async fn fake_worker_in(
+        addr: String,
+        secret: String,
+        task: u32,
+        place: (&'static str, &'static str),
+    ) -> std::result::Result<(), String> {
+        fake_worker_as(addr, secret, task, 1, place).await
+    }
+
+    async fn fake_worker_as(
+        addr: String,
+        secret: String,
+        task: u32,
+        pid: u32,
+        (job, step): (&str, &str),
+    ) -> std::result::Result<(), String> {
         let stream = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
         let (mut r, mut w) = stream.into_split();
         let state = secure::initiate(&mut r, &mut w, &secure::psk(secret.as_bytes()))
@@ -269,8 +351,8 @@ mod tests {
                     version: crate::VERSION.into(),
                     cluster: Some(ClusterInfo {
                         engine: "slurm".into(),
-                        job_id: "1".into(),
-                        step_id: "0".into(),
+                        job_id: job.into(),
+                        step_id: step.into(),
                         node: "n".into(),
                         task,
                     }),
@@ -302,8 +384,14 @@ mod tests {
         let accepting = tokio::spawn({
             let spec = spec.clone();
             async move {
-                d.accept(&spec, &ids, Duration::from_secs(30), std::future::pending())
-                    .await
+                d.accept(
+                    &spec,
+                    &ids,
+                    Some("1"),
+                    Duration::from_secs(30),
+                    std::future::pending(),
+                )
+                .await
             }
         });
         // Wrong secret: the listener does not prove itself to it, and it
@@ -322,17 +410,12 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.contains("closed by the listener"), "{e}");
-        // Two workers say they are task 0: one gets the rank, the other
-        // is refused (closed), whichever comes second.
-        let mut one = tokio::spawn(fake_worker(addr.clone(), secret.to_string(), 0));
-        let mut two = tokio::spawn(fake_worker(addr.clone(), secret.to_string(), 0));
-        let (refused, holder) = tokio::select! {
-            r = &mut one => (r, two),
-            r = &mut two => (r, one),
-        };
-        let e = refused.unwrap().unwrap_err();
+        // A worker of another job.
+        let e = fake_worker_in(addr.clone(), secret.to_string(), 0, ("2", "0"))
+            .await
+            .unwrap_err();
         assert!(e.contains("closed by the listener"), "{e}");
-        assert!(!holder.is_finished(), "the other holds its session");
+        let _first = tokio::spawn(fake_worker(addr.clone(), secret.to_string(), 0));
         let _last = tokio::spawn(fake_worker(addr.clone(), secret.to_string(), 1));
         let conns = tokio::time::timeout(Duration::from_secs(30), accepting)
             .await
@@ -344,9 +427,123 @@ mod tests {
             .map(|c| c.info.cluster.as_ref().unwrap().task)
             .collect();
         assert_eq!(ranks, vec![0, 1]);
-        drop(holder);
         // The listener is closed once every rank is in.
         assert!(TcpStream::connect(&addr).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rank_claimed_twice_abandons_the_start_loudly() {
+        let spec = spec();
+        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
+        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
+        let ids = vec!["a".to_string(), "b".to_string()];
+        let accepting = tokio::spawn({
+            let spec = spec.clone();
+            async move {
+                d.accept(
+                    &spec,
+                    &ids,
+                    Some("1"),
+                    Duration::from_secs(30),
+                    std::future::pending(),
+                )
+                .await
+            }
+        });
+        let _one = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 0));
+        let _two = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 0));
+        let e = tokio::time::timeout(Duration::from_secs(30), accepting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("task 0 dialed back twice") && e.contains("someone else holds"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_worker_is_judged_by_its_job_step_and_rank() {
+        let place = |job: &str, step: &str, task: u32| ClusterInfo {
+            engine: "slurm".into(),
+            job_id: job.into(),
+            step_id: step.into(),
+            node: "n".into(),
+            task,
+        };
+        let free = |_| false;
+        let ok = place("7", "3", 1);
+        assert_eq!(
+            judge(Some(&ok), Some("7"), None, 2, free),
+            Verdict::Take(1, "3".into())
+        );
+        assert_eq!(
+            judge(Some(&ok), Some("7"), Some("3"), 2, free),
+            Verdict::Take(1, "3".into())
+        );
+        let refused = |v: Verdict, says: &str| match v {
+            Verdict::Refuse(why) => assert!(why.contains(says), "{why}"),
+            other => panic!("{other:?}"),
+        };
+        refused(judge(None, Some("7"), None, 2, free), "no Slurm task");
+        refused(
+            judge(Some(&place("8", "3", 1)), Some("7"), None, 2, free),
+            "job 8",
+        );
+        refused(judge(Some(&ok), Some("7"), Some("4"), 2, free), "step 3");
+        for bad in ["", "0;rm -rf /", "batch"] {
+            refused(
+                judge(Some(&place("7", bad, 1)), Some("7"), None, 2, free),
+                "not a step number",
+            );
+        }
+        refused(
+            judge(Some(&place("7", "3", 2)), Some("7"), None, 2, free),
+            "task 2",
+        );
+        assert!(matches!(
+            judge(Some(&ok), Some("7"), Some("3"), 2, |r| r == 1),
+            Verdict::Abandon(why) if why.contains("task 1 dialed back twice")
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_naming_no_step_number_gets_no_rank() {
+        let spec = spec();
+        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
+        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
+        let ids = vec!["a".to_string(), "b".to_string()];
+        let accepting = tokio::spawn({
+            let spec = spec.clone();
+            async move {
+                d.accept(
+                    &spec,
+                    &ids,
+                    Some("1"),
+                    Duration::from_secs(30),
+                    std::future::pending(),
+                )
+                .await
+            }
+        });
+        for step in ["0;rm -rf /", ""] {
+            let e = fake_worker_in(addr.clone(), secret.clone(), 1, ("1", step))
+                .await
+                .unwrap_err();
+            assert!(e.contains("closed by the listener"), "step {step:?}: {e}");
+        }
+        let _a = tokio::spawn(fake_worker_in(addr.clone(), secret.clone(), 0, ("1", "3")));
+        let _b = tokio::spawn(fake_worker_in(addr.clone(), secret.clone(), 1, ("1", "3")));
+        let conns = tokio::time::timeout(Duration::from_secs(30), accepting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(conns
+            .iter()
+            .all(|c| c.info.cluster.as_ref().unwrap().step_id == "3"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,6 +555,7 @@ mod tests {
             .accept(
                 &spec,
                 &ids,
+                None,
                 Duration::from_millis(200),
                 std::future::pending(),
             )
@@ -367,7 +565,7 @@ mod tests {
         assert!(e.contains("0 of 2 workers dialed back"), "{e}");
         let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
         let e = d
-            .accept(&spec, &ids, Duration::from_secs(30), async {
+            .accept(&spec, &ids, None, Duration::from_secs(30), async {
                 "srun exited (exit status: 1)".to_string()
             })
             .await
@@ -430,8 +628,14 @@ mod tests {
         let accepting = tokio::spawn({
             let spec = spec.clone();
             async move {
-                d.accept(&spec, &ids, Duration::from_secs(30), std::future::pending())
-                    .await
+                d.accept(
+                    &spec,
+                    &ids,
+                    None,
+                    Duration::from_secs(30),
+                    std::future::pending(),
+                )
+                .await
             }
         });
         // A bit flipped in the handshake's first message, and in the

@@ -10,10 +10,19 @@
 //! worker -> client   len + Noise message 2 (<- e, ee; 48 bytes)
 //!                    or REFUSED ("REMEX-AUTH-REFUSED\n") and close, when
 //!                    message 1 does not prove the secret
-//! then both ways     records: len(2) + AES-256-GCM ciphertext of at
-//!                    most MAX_PLAINTEXT bytes + 16-byte tag, nonce = record
-//!                    number in that direction (implicit, from 0)
+//! then both ways     records: len(2, clear: the rest of the record)
+//!                    + header: the body's length sealed (2 + 16 bytes)
+//!                    + body: at most MAX_PLAINTEXT bytes sealed (+ 16)
+//!                    nonces: 2k for record k's header, 2k + 1 for its
+//!                    body, in that direction (implicit, from 0)
 //! ```
+//!
+//! Why a sealed header: the clear length is for whoever frames records
+//! (proxies, captures); a receiver trusts only the sealed one, which it
+//! opens from a fixed 18 bytes as soon as they arrive. A length changed
+//! on the way so that the receiver would wait for bytes that never come
+//! (the sender sent the record whole) is caught at once: the clear
+//! length no longer matches the sealed one, or the header fails its tag.
 //!
 //! What each step proves: message 1's tag is keyed by the PSK, so a client
 //! without the secret fails there; message 2's tag is keyed by the PSK and
@@ -65,25 +74,37 @@ pub const GREETING: &[u8] = b"REMEX-NOISE1\n";
 /// assert_eq!(remex::core::transport::secure::REFUSED, b"REMEX-AUTH-REFUSED\n");
 /// ```
 pub const REFUSED: &[u8] = b"REMEX-AUTH-REFUSED\n";
+/// What every error of a session that failed an integrity check says
+/// ([`crate::Error::is_tampering`]).
+///
+/// ```
+/// assert_eq!(remex::core::transport::secure::TAMPERED, "was tampered with");
+/// ```
+pub const TAMPERED: &str = "was tampered with";
 /// Mixed into the handshake hash: both sides must agree on it.
-const PROLOGUE: &[u8] = b"remex socket session v1";
-/// The largest record on the wire (Noise's maximum message).
+const PROLOGUE: &[u8] = b"remex socket session v2";
+/// The largest record on the wire after its clear length (what the
+/// 2-byte length can say).
 ///
 /// ```
 /// use remex::core::transport::secure::{MAX_PLAINTEXT, MAX_RECORD};
 /// assert_eq!(MAX_RECORD, 65535);
-/// assert_eq!(MAX_RECORD - MAX_PLAINTEXT, 16, "the AEAD tag");
+/// assert_eq!(MAX_RECORD - MAX_PLAINTEXT, 34, "the sealed header and two AEAD tags");
 /// ```
 pub const MAX_RECORD: usize = 65535;
-/// The authentication tag of each record.
+/// The authentication tag of each sealed message.
 const TAG: usize = 16;
+/// A record's sealed header: its body's length (2 bytes) and a tag.
+const HEADER: usize = 2 + TAG;
+/// A record's bytes beyond its plaintext, after the clear length.
+const OVERHEAD: usize = HEADER + TAG;
 /// The most plaintext one record carries.
 ///
 /// ```
 /// use remex::core::transport::secure::{Sealer, MAX_PLAINTEXT};
 /// assert_eq!(Sealer::records_for(MAX_PLAINTEXT + 1), 2);
 /// ```
-pub const MAX_PLAINTEXT: usize = MAX_RECORD - TAG;
+pub const MAX_PLAINTEXT: usize = MAX_RECORD - OVERHEAD;
 /// Length of each handshake message: an ephemeral key and an empty
 /// payload's tag.
 const HANDSHAKE_MESSAGE: usize = 32 + TAG;
@@ -416,6 +437,7 @@ pub fn split<R, W>(
             opener: Opener {
                 state: state.clone(),
                 nonce: 0,
+                body: None,
                 cipher: BytesMut::with_capacity(4096),
                 peer: peer.to_string(),
                 failed: None,
@@ -464,7 +486,11 @@ pub fn split<R, W>(
 #[derive(Debug)]
 pub struct Opener {
     state: Arc<StatelessTransportState>,
+    /// The next message's nonce: 2k for record k's header, 2k + 1 for
+    /// its body.
     nonce: u64,
+    /// The body's plaintext length, once the record's header opened.
+    body: Option<usize>,
     cipher: BytesMut,
     peer: String,
     failed: Option<(io::ErrorKind, String)>,
@@ -524,15 +550,15 @@ impl Opener {
     /// # Ok(()) }
     /// ```
     pub fn spare(&mut self) -> &mut BytesMut {
-        let need = match self.cipher.len() {
-            n if n >= 2 => (2 + u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize)
-                .saturating_sub(n),
-            n => 2 - n,
-        };
+        let need = match self.body {
+            None => 2 + HEADER,
+            Some(p) => p + TAG,
+        }
+        .saturating_sub(self.cipher.len());
         let want = if self.nonce == 0 {
             need
         } else {
-            need.max(MAX_RECORD)
+            need.max(2 + MAX_RECORD)
         };
         if self.cipher.capacity() - self.cipher.len() < want {
             self.cipher.reserve(if self.nonce == 0 {
@@ -568,14 +594,14 @@ impl Opener {
         if let Some(e) = self.failure() {
             return Err(e);
         }
-        if self.cipher.is_empty() {
+        if self.cipher.is_empty() && self.body.is_none() {
             return Ok(());
         }
         let msg = format!(
             "the secure session with {} was cut in the middle of record {} ({} bytes of it arrived)",
             self.peer,
-            self.nonce,
-            self.cipher.len()
+            self.nonce / 2,
+            self.cipher.len() + self.body.map_or(0, |_| 2 + HEADER)
         );
         Err(self.fail(io::ErrorKind::UnexpectedEof, msg))
     }
@@ -613,52 +639,81 @@ impl Opener {
             return Err(e);
         }
         let mut produced = 0;
-        while self.cipher.len() >= 2 {
-            let len = u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize;
-            let bad = if len < TAG {
-                Some("is shorter than its tag")
-            } else if self.cipher.len() < 2 + len {
-                break;
-            } else {
-                let start = plain.len();
-                if plain.capacity() - start < len - TAG {
-                    // Room for several records at once (growing record by
-                    // record would move a partly received item each time),
-                    // but only once the peer proved itself: before its
-                    // first record opens, one record's worth at most.
-                    let room = if self.nonce == 0 {
-                        len - TAG
+        loop {
+            let bad = match self.body {
+                None => {
+                    // The header: 18 bytes after the clear length, opened
+                    // as soon as they are here (never a wait on a length
+                    // that came in clear).
+                    if self.cipher.len() < 2 + HEADER {
+                        break;
+                    }
+                    let clear = u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize;
+                    let mut sealed_len = [0u8; 2];
+                    if self
+                        .state
+                        .read_message(self.nonce, &self.cipher[2..2 + HEADER], &mut sealed_len)
+                        .is_err()
+                    {
+                        Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
                     } else {
-                        (len - TAG).max(PLAIN_ROOM)
-                    };
-                    plain.reserve(room);
+                        let p = u16::from_be_bytes(sealed_len) as usize;
+                        if p > MAX_PLAINTEXT || clear != p + OVERHEAD {
+                            Some("has a length that was changed on the way")
+                        } else {
+                            self.nonce += 1;
+                            self.body = Some(p);
+                            self.cipher.advance(2 + HEADER);
+                            None
+                        }
+                    }
                 }
-                plain.resize(start + len - TAG, 0);
-                let r = self.state.read_message(
-                    self.nonce,
-                    &self.cipher[2..2 + len],
-                    &mut plain[start..],
-                );
-                if r.is_err() {
-                    plain.truncate(start);
-                    Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
-                } else {
-                    None
+                Some(p) => {
+                    if self.cipher.len() < p + TAG {
+                        break;
+                    }
+                    let start = plain.len();
+                    if plain.capacity() - start < p {
+                        // Room for several records at once (growing record
+                        // by record would move a partly received item each
+                        // time), but only once the peer proved itself:
+                        // before its first record opens, one record's worth.
+                        let room = if self.nonce == 1 {
+                            p
+                        } else {
+                            p.max(PLAIN_ROOM)
+                        };
+                        plain.reserve(room);
+                    }
+                    plain.resize(start + p, 0);
+                    let r = self.state.read_message(
+                        self.nonce,
+                        &self.cipher[..p + TAG],
+                        &mut plain[start..],
+                    );
+                    if r.is_err() {
+                        plain.truncate(start);
+                        Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
+                    } else {
+                        produced += p;
+                        self.nonce += 1;
+                        self.body = None;
+                        self.cipher.advance(p + TAG);
+                        None
+                    }
                 }
             };
             if let Some(what) = bad {
                 let e = self.fail(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "the secure session with {} was tampered with: record {} {what}",
-                        self.peer, self.nonce
+                        "the secure session with {} {TAMPERED}: record {} {what}",
+                        self.peer,
+                        self.nonce / 2
                     ),
                 );
                 return if produced > 0 { Ok(produced) } else { Err(e) };
             }
-            produced += len - TAG;
-            self.nonce += 1;
-            self.cipher.advance(2 + len);
         }
         Ok(produced)
     }
@@ -711,14 +766,15 @@ impl Sealer {
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
     /// let (_inner, mut sealer) = writer.into_parts().unwrap();
-    /// let first = sealer.reserve(100_000); // two records: nonces first, first + 1
-    /// assert_eq!(sealer.reserve(1), first + 2);
+    /// // Two records, two nonces each (a header and a body).
+    /// let first = sealer.reserve(100_000);
+    /// assert_eq!(sealer.reserve(1), first + 4);
     /// # drop(reader);
     /// # Ok(()) }
     /// ```
     pub fn reserve(&mut self, len: usize) -> u64 {
         let first = self.next;
-        self.next += Sealer::records_for(len);
+        self.next += Sealer::nonces_for(len);
         first
     }
 
@@ -732,6 +788,18 @@ impl Sealer {
     /// ```
     pub fn records_for(len: usize) -> u64 {
         len.div_ceil(MAX_PLAINTEXT) as u64
+    }
+
+    /// The nonces `len` plaintext bytes take: two per record (its header
+    /// and its body).
+    ///
+    /// ```
+    /// use remex::core::transport::secure::{Sealer, MAX_PLAINTEXT};
+    /// assert_eq!(Sealer::nonces_for(1), 2);
+    /// assert_eq!(Sealer::nonces_for(MAX_PLAINTEXT + 1), 4);
+    /// ```
+    pub fn nonces_for(len: usize) -> u64 {
+        2 * Sealer::records_for(len)
     }
 
     /// Reserves the nonces of `segments`, each sealed as records of its
@@ -752,7 +820,7 @@ impl Sealer {
     /// let (_inner, mut sealer) = writer.into_parts().unwrap();
     /// let segments = [bytes::Bytes::from_static(b"a"), bytes::Bytes::from_static(b"b")];
     /// let first = sealer.reserve_segments(&segments); // one record each
-    /// assert_eq!(sealer.reserve(1), first + 2);
+    /// assert_eq!(sealer.reserve(1), first + 4);
     /// # drop(reader);
     /// # Ok(()) }
     /// ```
@@ -760,7 +828,7 @@ impl Sealer {
         let first = self.next;
         self.next += segments
             .iter()
-            .map(|s| Sealer::records_for(s.len()))
+            .map(|s| Sealer::nonces_for(s.len()))
             .sum::<u64>();
         first
     }
@@ -882,10 +950,11 @@ impl SealKeys {
     ///
     /// ```
     /// use remex::core::transport::secure::SealKeys;
-    /// assert_eq!(SealKeys::sealed_len(10), 10 + 16 + 2, "tag and length prefix");
+    /// // A clear length, the sealed header (2 + 16) and the body's tag.
+    /// assert_eq!(SealKeys::sealed_len(10), 2 + (2 + 16) + 10 + 16);
     /// ```
     pub fn sealed_len(len: usize) -> usize {
-        len + len.div_ceil(MAX_PLAINTEXT) * (TAG + 2)
+        len + len.div_ceil(MAX_PLAINTEXT) * (2 + OVERHEAD)
     }
 
     /// Seals `plain` as records with nonces from `first` on into the
@@ -916,12 +985,24 @@ impl SealKeys {
     pub fn seal_into(&self, first: u64, plain: &[u8], out: &mut [u8]) -> io::Result<usize> {
         let mut at = 0;
         for (k, chunk) in plain.chunks(MAX_PLAINTEXT).enumerate() {
-            let len = chunk.len() + TAG;
-            out[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+            let nonce = first + 2 * k as u64;
+            let p = chunk.len();
+            out[at..at + 2].copy_from_slice(&((p + OVERHEAD) as u16).to_be_bytes());
             self.0
-                .write_message(first + k as u64, chunk, &mut out[at + 2..at + 2 + len])
+                .write_message(
+                    nonce,
+                    &(p as u16).to_be_bytes(),
+                    &mut out[at + 2..at + 2 + HEADER],
+                )
                 .map_err(snow_io)?;
-            at += 2 + len;
+            self.0
+                .write_message(
+                    nonce + 1,
+                    chunk,
+                    &mut out[at + 2 + HEADER..at + 2 + HEADER + p + TAG],
+                )
+                .map_err(snow_io)?;
+            at += 2 + OVERHEAD + p;
         }
         Ok(at)
     }
@@ -1209,10 +1290,11 @@ mod tests {
         cw.write_all(b"second").await.unwrap();
         cw.flush().await.unwrap();
         // Read the raw records, flip a bit in the second, feed them back.
-        let mut raw = vec![0u8; 2 * (2 + TAG) + 11];
+        let mut raw = vec![0u8; 2 * (2 + OVERHEAD) + 11];
         let mut b = b;
         b.read_exact(&mut raw).await.unwrap();
-        let at = 2 + 5 + TAG + 2 + 1;
+        // A byte of the second record's body.
+        let at = (2 + OVERHEAD + 5) + 2 + HEADER + 1;
         raw[at] ^= 1;
         let (mut r, _) = split(w.unwrap(), &raw[..], tokio::io::sink(), "client");
         let mut first = [0u8; 5];
@@ -1255,7 +1337,7 @@ mod tests {
         let mut nonce = first;
         for seg in &segments {
             used += keys.seal_into(nonce, seg, &mut out[used..]).unwrap();
-            nonce += Sealer::records_for(seg.len());
+            nonce += Sealer::nonces_for(seg.len());
         }
         assert_eq!(
             used,
@@ -1278,6 +1360,36 @@ mod tests {
             .collect();
         assert_eq!(&plain[..], &want[..]);
         assert!(opener.ended().is_ok());
+    }
+
+    #[test]
+    fn a_length_changed_on_the_way_fails_at_once_without_waiting_for_more() {
+        let (c, w) = states();
+        let w = Arc::new(w);
+        let mut sealer = Sealer {
+            state: Arc::new(c),
+            next: 0,
+        };
+        let mut wire = BytesMut::new();
+        sealer.seal(b"a record", &mut wire).unwrap();
+        for (at, flip) in [(0usize, 0x01u8), (1, 0x80), (0, 0x80)] {
+            let mut bad = wire.clone();
+            bad[at] ^= flip;
+            let mut opener = Opener {
+                state: w.clone(),
+                nonce: 0,
+                body: None,
+                cipher: BytesMut::new(),
+                peer: "peer".into(),
+                failed: None,
+            };
+            // Only the clear length and the sealed header: a reader that
+            // trusted the clear length would wait here for bytes that
+            // never come.
+            opener.spare().extend_from_slice(&bad[..2 + HEADER]);
+            let e = opener.open(&mut BytesMut::new()).unwrap_err();
+            assert!(e.to_string().contains("length that was changed"), "{e}");
+        }
     }
 
     #[tokio::test]
@@ -1338,6 +1450,7 @@ mod tests {
             let mut opener = Opener {
                 state: if real { worker.clone() } else { client.clone() },
                 nonce: 0,
+                body: None,
                 cipher: BytesMut::new(),
                 peer: "peer".into(),
                 failed: None,

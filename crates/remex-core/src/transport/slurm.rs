@@ -696,7 +696,9 @@ pub(crate) async fn dial_step(
         )
     };
     let within = spec.start_timeout.unwrap_or(super::HANDSHAKE_TIMEOUT);
-    let conns = dialin.accept(spec, ids, within, failed).await?;
+    let conns = dialin
+        .accept(spec, ids, Some(&alloc.job), within, failed)
+        .await?;
     if let Some(c) = conns.first().and_then(|c| c.info.cluster.as_ref()) {
         *alloc.step_id.lock() = Some(c.step_id.clone());
     }
