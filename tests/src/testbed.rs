@@ -527,9 +527,16 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts a relay to `target` (`host:port`).
+    /// Starts a relay on the controller's testbed address to `target`
+    /// (`host:port`).
     pub fn start(target: &str, delay: Duration, rate: Option<u64>) -> Relay {
-        let listener = std::net::TcpListener::bind((CONTROLLER, 0)).expect("bind the relay");
+        Relay::start_at(CONTROLLER, target, delay, rate)
+    }
+
+    /// Starts a relay listening on `bind` (an address, any port) to
+    /// `target`.
+    pub fn start_at(bind: &str, target: &str, delay: Duration, rate: Option<u64>) -> Relay {
+        let listener = std::net::TcpListener::bind((bind, 0)).expect("bind the relay");
         let port = listener.local_addr().unwrap().port();
         let target = target.to_string();
         std::thread::spawn(move || {
@@ -549,7 +556,7 @@ impl Relay {
             }
         });
         Relay {
-            addr: format!("{CONTROLLER}:{port}"),
+            addr: format!("{bind}:{port}"),
             port,
         }
     }

@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use remex::core::transport::dial::{DIAL_ENV, DIAL_SECRET_ENV};
+use remex::core::transport::dial::{DIAL_ENV, DIAL_SECRET_ENV, DIAL_WITHIN_ENV};
 use remex::core::transport::secure;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
@@ -65,15 +65,52 @@ fn a_worker_whose_controller_is_gone_says_where_it_dialed() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let out = worker(&addr, Some("a secret of the controller that is gone"))
-        .wait_with_output()
-        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut cmd = Command::new(WORKER);
+    cmd.env(DIAL_ENV, &addr)
+        .env(DIAL_SECRET_ENV, "a secret of the controller that is gone")
+        .env(DIAL_WITHIN_ENV, "1.5");
+    let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains(&format!("cannot connect to the controller at {addr}")),
+        err.contains(&format!("cannot connect to the controller at {addr}"))
+            && err.contains("tried for 1.5s"),
         "{err}"
     );
+    // It tried until the controller's bound, not once.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+/// A listener that comes up late (a busy controller, a SYN lost on the
+/// way) still gets its worker: the worker tries again with backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_tries_again_until_the_listener_is_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let secret = "a secret for a listener that comes late";
+    let child = worker(&addr, Some(secret));
+    // The scenario, not a synchronisation: nobody listens for 700 ms.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("the worker dialed again")
+        .unwrap();
+    let (mut r, mut w) = stream.into_split();
+    secure::respond(&mut r, &mut w, &secure::psk(secret.as_bytes()))
+        .await
+        .expect("its handshake proves the secret");
+    drop((r, w));
+    let _ = tokio::task::spawn_blocking(move || child.wait_with_output()).await;
 }
 
 /// A dial-back worker whose session is tampered with after the hellos

@@ -715,3 +715,65 @@ async fn a_bit_flipped_anywhere_ends_the_session_on_both_sides_within_a_second()
     );
     assert!(l.alive(), "the listener survived");
 }
+
+/// A client whose handshake takes 100 ms each way (a real network) gets
+/// in while another address floods the listener with bare connections,
+/// as fast as the listener takes them and more than its handshake table
+/// holds: the flood holds at most 64 places and competes with itself, and
+/// a client whose first message authenticated is never dropped for a
+/// newcomer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_gets_in_while_another_address_floods_the_listener() {
+    let l = Listener::start(WORKER, "flood");
+    let target: std::net::SocketAddr = l.addr.parse().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood = {
+        let (stop, made) = (stop.clone(), made.clone());
+        tokio::spawn(async move {
+            let mut held = std::collections::VecDeque::new();
+            let t0 = Instant::now();
+            // Bounded in count and time.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && t0.elapsed() < Duration::from_secs(20)
+                && made.load(std::sync::atomic::Ordering::Relaxed) < 50_000
+            {
+                let s = tokio::net::TcpSocket::new_v4().unwrap();
+                s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+                if let Ok(c) = s.connect(target).await {
+                    held.push_back(c);
+                    made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if held.len() > 400 {
+                    held.pop_front();
+                }
+            }
+        })
+    };
+    // The flood is under way before the client starts.
+    while made.load(std::sync::atomic::Ordering::Relaxed) < 500 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let slow = remex_tests::testbed::Relay::start_at("127.0.0.1", &l.addr, Duration::from_millis(100), None);
+    let t0 = Instant::now();
+    let gw = tokio::time::timeout(Duration::from_secs(10), makegateway(&l.spec_at(&slow.addr)))
+        .await
+        .expect("the slow client is answered")
+        .expect("the slow client gets in");
+    let took = t0.elapsed();
+    // The flood goes on while the session works.
+    let before = made.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = made.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("flood: {before} when the client got in, {during} 500 ms later");
+    assert_eq!(
+        gw.remote_call("echo", &7).unwrap().receive::<i64>().await.unwrap(),
+        7
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.await.unwrap();
+    eprintln!("a 100 ms client got in after {took:?}, with {during} flood connections made");
+    // More than the whole handshake table holds, and still coming while
+    // the client shook hands.
+    assert!(before > 256 && during > before, "the flood was too thin: {before}, {during}");
+}

@@ -21,8 +21,9 @@ use tokio::net::TcpStream;
 
 use crate::Worker;
 
-pub(crate) use remex_core::transport::dial::{DIAL_ENV, DIAL_SECRET_ENV};
-/// The bound on connecting, the secure handshake and the hellos.
+pub(crate) use remex_core::transport::dial::{DIAL_ENV, DIAL_SECRET_ENV, DIAL_WITHIN_ENV};
+/// The bound on connecting, the secure handshake and the hellos, unless
+/// [`DIAL_WITHIN_ENV`] gives the controller's.
 const DIAL_DEADLINE: Duration = Duration::from_secs(30);
 
 fn fail(what: String) -> ! {
@@ -30,13 +31,55 @@ fn fail(what: String) -> ! {
     std::process::exit(2)
 }
 
+/// Why a dial failed: worth another try (the connection was refused or
+/// cut), or not (the secret, or a peer that is not the controller).
+enum Dial {
+    Again(String),
+    Final(String),
+}
+
+/// One connection to the controller, its handshake and the hellos.
+async fn try_dial(addr: &str, psk: &[u8; 32]) -> Result<(DirectParts, crate::serve::Terms), Dial> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| Dial::Again(format!("cannot connect to the controller at {addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let (mut r, mut w) = stream.into_split();
+    let state = secure::initiate(&mut r, &mut w, psk)
+        .await
+        .map_err(|e| match e {
+            HandshakeError::Refused => Dial::Final(format!("{addr} refused this worker's secret")),
+            HandshakeError::Unproven => Dial::Final(format!(
+                "{addr} did not prove the secret: not the controller that started this worker"
+            )),
+            HandshakeError::Io(e) => {
+                Dial::Again(format!("the secure handshake with {addr} failed: {e}"))
+            }
+            other => Dial::Final(format!("the secure handshake with {addr} failed: {other}")),
+        })?;
+    let (mut r, mut w) = secure::split(state, r, w, addr);
+    let (leftover, terms) = crate::listen::hellos(&mut r, &mut w)
+        .await
+        .map_err(Dial::Final)?;
+    let parts = DirectParts::new(r, w, leftover)
+        .map_err(|e| Dial::Final(format!("taking over the session: {e}")))?;
+    Ok((parts, terms))
+}
+
 /// Dials `addr` and serves the controller there until it terminates this
 /// worker or goes away.
 pub(crate) fn dial(worker: Worker, addr: String) -> ! {
     let secret = zeroize::Zeroizing::new(std::env::var(DIAL_SECRET_ENV).unwrap_or_default());
-    // Neither tasks nor their children inherit them.
+    // How long the controller waits for this start; ours too.
+    let within = std::env::var(DIAL_WITHIN_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(DIAL_DEADLINE, Duration::from_secs_f64);
+    // Neither tasks nor their children inherit them (still one thread).
     std::env::remove_var(DIAL_SECRET_ENV);
     std::env::remove_var(DIAL_ENV);
+    std::env::remove_var(DIAL_WITHIN_ENV);
     if secret.is_empty() {
         fail(format!(
             "{DIAL_ENV} is set but {DIAL_SECRET_ENV} is not: no secret to dial with"
@@ -57,32 +100,30 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
         .build()
         .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")));
     let ended = rt.block_on(async move {
+        // A connection refused or reset (a listener not up yet, a busy
+        // one, a network that drops a SYN) is tried again, 100 ms to 2 s
+        // apart, until the controller's own bound for the start.
+        let mut last = String::new();
         let connect = async {
-            let stream = TcpStream::connect(&addr)
-                .await
-                .map_err(|e| format!("cannot connect to the controller at {addr}: {e}"))?;
-            let _ = stream.set_nodelay(true);
-            let (mut r, mut w) = stream.into_split();
-            let state = secure::initiate(&mut r, &mut w, &psk)
-                .await
-                .map_err(|e| match e {
-                    HandshakeError::Refused => format!("{addr} refused this worker's secret"),
-                    HandshakeError::Unproven => {
-                        format!("{addr} did not prove the secret: not the controller that started this worker")
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match try_dial(&addr, &psk).await {
+                    Ok(x) => return Ok(x),
+                    Err(Dial::Final(e)) => return Err(e),
+                    Err(Dial::Again(e)) => {
+                        last = e;
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
                     }
-                    other => format!("the secure handshake with {addr} failed: {other}"),
-                })?;
-            let (mut r, mut w) = secure::split(state, r, w, &addr);
-            let (leftover, terms) = crate::listen::hellos(&mut r, &mut w).await?;
-            let parts = DirectParts::new(r, w, leftover)
-                .map_err(|e| format!("taking over the session: {e}"))?;
-            Ok::<_, String>((parts, terms))
+                }
+            }
         };
-        let (p, terms) = match tokio::time::timeout(DIAL_DEADLINE, connect).await {
+        let (p, terms) = match tokio::time::timeout(within, connect).await {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => fail(e),
+            Err(_) if !last.is_empty() => fail(format!("{last} (tried for {within:?})")),
             Err(_) => fail(format!(
-                "no session with the controller at {addr} within {DIAL_DEADLINE:?}"
+                "no session with the controller at {addr} within {within:?}"
             )),
         };
         crate::serve::session(Arc::new(worker), terms, move |config, handlers| {

@@ -14,9 +14,13 @@
 //! has its session, or when the wait fails: it serves one start only.
 //!
 //! Bounds: each connection has [`DIAL_HANDSHAKE`] for its handshake and
-//! hello; at most [`MAX_PENDING`] are in their handshake at once (more are
-//! refused at once); refusals are logged, the first [`LOGGED_REFUSALS`]
-//! one by one and then as a count.
+//! hello; at most [`MAX_PENDING`] are in their handshake at once and
+//! [`MAX_PER_SOURCE`] from one address, admitted as `remex-worker
+//! --listen` admits them (a connection whose first handshake message
+//! authenticated is never dropped for a newcomer; a full table replaces
+//! its oldest unproven entry); accepting that fails (out of fds) drops the
+//! oldest unproven handshake or backs off, never spins; refusals are
+//! logged, the first [`LOGGED_REFUSALS`] one by one and then as a count.
 
 use std::time::Duration;
 
@@ -46,11 +50,29 @@ pub const DIAL_ENV: &str = "REMEX_DIAL";
 /// ```
 pub const DIAL_SECRET_ENV: &str = "REMEX_DIAL_SECRET";
 
+/// The environment variable that tells a dialing worker how long the
+/// controller waits for the start (seconds): the worker tries to connect
+/// again (100 ms to 2 s apart) until then.
+///
+/// ```
+/// assert_eq!(remex::core::transport::dial::DIAL_WITHIN_ENV, "REMEX_DIAL_WITHIN");
+/// ```
+pub const DIAL_WITHIN_ENV: &str = "REMEX_DIAL_WITHIN";
+
 /// How long one connection may take for its handshake and hello.
 pub const DIAL_HANDSHAKE: Duration = Duration::from_secs(10);
 
-/// Connections in their handshake at once; more are refused.
+/// Connections in their handshake at once; past that a new one replaces
+/// the oldest unproven one older than [`STALE_PENDING`], or is refused.
 pub const MAX_PENDING: usize = 256;
+
+/// Connections in their handshake from one address at most: past that a
+/// new one from it replaces that address's oldest unproven one.
+pub const MAX_PER_SOURCE: usize = 64;
+
+/// How old an unproven handshake must be to give its place to a newcomer
+/// when the table is full.
+pub const STALE_PENDING: Duration = Duration::from_millis(10);
 
 /// Refusals logged one by one; the rest are counted.
 pub const LOGGED_REFUSALS: usize = 10;
@@ -138,11 +160,34 @@ impl Dialin {
         };
         let deadline = tokio::time::sleep(within);
         tokio::pin!(deadline, failed);
+        // Connections in their handshake, oldest first.
+        let mut table = Handshakes::default();
+        let mut backoff = Duration::ZERO;
         while filled < n {
             tokio::select! {
                 accepted = self.listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
-                    if pending.len() >= MAX_PENDING {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => {
+                            backoff = Duration::ZERO;
+                            x
+                        }
+                        Err(e) => {
+                            // Out of fds (or memory): drop the oldest
+                            // unproven handshake, else back off; never spin.
+                            refuse(format!("accepting failed: {e}"));
+                            if !table.evict(Duration::ZERO, None) {
+                                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                                tokio::time::sleep(backoff).await;
+                            }
+                            continue;
+                        }
+                    };
+                    let source = peer.ip();
+                    if table.count_from(source) >= MAX_PER_SOURCE && !table.evict(Duration::ZERO, Some(source)) {
+                        refuse(format!("{peer}: {MAX_PER_SOURCE} connections from {source} are in their handshake"));
+                        continue;
+                    }
+                    if table.len() >= MAX_PENDING && !table.evict(STALE_PENDING, None) {
                         refuse(format!("{peer}: {MAX_PENDING} connections are in their handshake"));
                         continue;
                     }
@@ -150,14 +195,22 @@ impl Dialin {
                     // The hello names the gateway by rank later; the worker's
                     // log lines carry the listener's id until then.
                     let id = format!("dial:{peer}");
-                    pending.spawn(async move {
-                        let r = tokio::time::timeout(DIAL_HANDSHAKE, session(&spec, &id, stream, &addr, &psk))
+                    let proven = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let mark = proven.clone();
+                    let task = pending.spawn(async move {
+                        let noted = move || mark.store(true, std::sync::atomic::Ordering::Relaxed);
+                        let r = tokio::time::timeout(DIAL_HANDSHAKE, session(&spec, &id, stream, &addr, &psk, noted))
                             .await
                             .unwrap_or_else(|_| Err(format!("no handshake within {DIAL_HANDSHAKE:?}")));
                         (addr, r)
                     });
+                    table.push(task, source, proven);
                 }
-                Some(done) = pending.join_next() => {
+                Some(done) = pending.join_next_with_id() => {
+                    let done = done.map(|(id, x)| {
+                        table.remove(id);
+                        x
+                    });
                     let Ok((peer, r)) = done else { continue };
                     match r {
                         Err(why) => refuse(format!("{peer}: {why}")),
@@ -201,6 +254,66 @@ impl Dialin {
             tracing::warn!(spec = %spec.raw, "dial-back listener {}: {refused} connections refused in all", self.addr);
         }
         Ok(slots.into_iter().flatten().collect())
+    }
+}
+
+/// Connections in their handshake, oldest first. Proven ones (their first
+/// handshake message made with the secret) are never dropped for a
+/// newcomer; an address holds at most [`MAX_PER_SOURCE`] places.
+#[derive(Default)]
+struct Handshakes {
+    entries: std::collections::VecDeque<Handshake>,
+}
+
+struct Handshake {
+    task: tokio::task::AbortHandle,
+    since: std::time::Instant,
+    source: std::net::IpAddr,
+    proven: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Handshakes {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn push(
+        &mut self,
+        task: tokio::task::AbortHandle,
+        source: std::net::IpAddr,
+        proven: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        self.entries.push_back(Handshake {
+            task,
+            since: std::time::Instant::now(),
+            source,
+            proven,
+        });
+    }
+
+    fn remove(&mut self, id: tokio::task::Id) {
+        self.entries.retain(|e| e.task.id() != id);
+    }
+
+    fn count_from(&self, source: std::net::IpAddr) -> usize {
+        self.entries.iter().filter(|e| e.source == source).count()
+    }
+
+    /// Drops the oldest unproven handshake older than `min_age` (from
+    /// `source` only, if given); whether there was one.
+    fn evict(&mut self, min_age: Duration, source: Option<std::net::IpAddr>) -> bool {
+        let found = self.entries.iter().position(|e| {
+            !e.proven.load(std::sync::atomic::Ordering::Relaxed)
+                && e.since.elapsed() >= min_age
+                && source.is_none_or(|s| e.source == s)
+        });
+        match found.and_then(|i| self.entries.remove(i)) {
+            Some(e) => {
+                e.task.abort();
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -266,10 +379,11 @@ async fn session(
     stream: TcpStream,
     peer: &str,
     psk: &[u8; 32],
+    proven: impl FnOnce(),
 ) -> std::result::Result<Connected, String> {
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
-    let state = secure::respond(&mut r, &mut w, psk)
+    let state = secure::respond_noting(&mut r, &mut w, psk, proven)
         .await
         .map_err(|e| match e {
             HandshakeError::Unproven => "it did not prove the secret".to_string(),
@@ -429,6 +543,44 @@ mod tests {
         assert_eq!(ranks, vec![0, 1]);
         // The listener is closed once every rank is in.
         assert!(TcpStream::connect(&addr).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_never_keep_a_worker_out() {
+        // 300 bare connections from the workers' own address, more than
+        // the handshake table holds (they waited 10 s each and the rest
+        // were refused: every worker was locked out).
+        let spec = Spec::parse("slurm").unwrap();
+        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
+        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
+        let ids = vec!["only".to_string()];
+        let accepting = tokio::spawn({
+            let spec = spec.clone();
+            async move {
+                d.accept(
+                    &spec,
+                    &ids,
+                    Some("1"),
+                    Duration::from_secs(30),
+                    std::future::pending(),
+                )
+                .await
+            }
+        });
+        let mut idle = Vec::new();
+        for _ in 0..300 {
+            idle.push(TcpStream::connect(&addr).await.unwrap());
+        }
+        let t0 = std::time::Instant::now();
+        let _worker = tokio::spawn(fake_worker(addr.clone(), secret, 0));
+        let conns = tokio::time::timeout(Duration::from_secs(5), accepting)
+            .await
+            .expect("the worker got in while the idle connections stayed")
+            .unwrap()
+            .unwrap();
+        assert_eq!(conns.len(), 1);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        drop(idle);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -653,7 +653,14 @@ pub(crate) async fn dial_step(
     cmd.arg("--label")
         .arg(worker)
         .env(DIAL_ENV, &dialin.addr)
-        .env(DIAL_SECRET_ENV, &dialin.secret)
+        .env(DIAL_SECRET_ENV, dialin.secret.as_str())
+        .env(
+            super::dial::DIAL_WITHIN_ENV,
+            spec.start_timeout
+                .unwrap_or(super::HANDSHAKE_TIMEOUT)
+                .as_secs_f64()
+                .to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
