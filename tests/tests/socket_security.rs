@@ -754,7 +754,12 @@ async fn a_slow_client_gets_in_while_another_address_floods_the_listener() {
     while made.load(std::sync::atomic::Ordering::Relaxed) < 500 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let slow = remex_tests::testbed::Relay::start_at("127.0.0.1", &l.addr, Duration::from_millis(100), None);
+    let slow = remex_tests::testbed::Relay::start_at(
+        "127.0.0.1",
+        &l.addr,
+        Duration::from_millis(100),
+        None,
+    );
     let t0 = Instant::now();
     let gw = tokio::time::timeout(Duration::from_secs(10), makegateway(&l.spec_at(&slow.addr)))
         .await
@@ -767,7 +772,11 @@ async fn a_slow_client_gets_in_while_another_address_floods_the_listener() {
     let during = made.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!("flood: {before} when the client got in, {during} 500 ms later");
     assert_eq!(
-        gw.remote_call("echo", &7).unwrap().receive::<i64>().await.unwrap(),
+        gw.remote_call("echo", &7)
+            .unwrap()
+            .receive::<i64>()
+            .await
+            .unwrap(),
         7
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -775,5 +784,8 @@ async fn a_slow_client_gets_in_while_another_address_floods_the_listener() {
     eprintln!("a 100 ms client got in after {took:?}, with {during} flood connections made");
     // More than the whole handshake table holds, and still coming while
     // the client shook hands.
-    assert!(before > 256 && during > before, "the flood was too thin: {before}, {during}");
+    assert!(
+        before > 256 && during > before,
+        "the flood was too thin: {before}, {during}"
+    );
 }
