@@ -610,6 +610,27 @@ async fn a_full_or_closed_stderr_never_stops_the_listener() {
     drop(r);
     let mut closed = Listener::start_with(WORKER, "closederr", "", Some(w.into()));
     assert_serves_after_refusals(&mut closed, 200, "a closed stderr").await;
+    // A session's own lines (a script that prints, a task that logs a
+    // warning) go through the same log: no panic on the closed stderr,
+    // and the listener serves on.
+    let gw = makegateway(&closed.spec("secret")).await.unwrap();
+    let ch = gw
+        .remote_exec("for i in 0..5000 { print(`line ${i}`) } channel.send(1)")
+        .unwrap();
+    assert_eq!(
+        ch.receive_timeout::<i64>(Duration::from_secs(10))
+            .await
+            .unwrap(),
+        1,
+        "a script that prints to a closed stderr"
+    );
+    gw.remote_call("log_warning", &"to nobody")
+        .unwrap()
+        .waitclose(Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    gw.exit().await.unwrap();
+    assert!(closed.alive(), "the listener exited");
 }
 
 /// After `n` refused connections (each logged), a real client still

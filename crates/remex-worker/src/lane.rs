@@ -58,7 +58,7 @@ impl Worker {
             let LaneRequest { id, task, args } = match LaneRequest::from_value(v) {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("lane {}: ignoring a request: {e}", lane.id());
+                    crate::say(format!("lane {}: ignoring a request: {e}", lane.id()));
                     continue;
                 }
             };

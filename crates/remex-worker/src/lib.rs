@@ -378,7 +378,10 @@ impl Worker {
             // The script or task closed it itself, then failed: the caller
             // cannot hear of it, so log it.
             if let Some(e) = error {
-                eprintln!("channel {} failed after it was closed: {e}", ch.id());
+                say(format!(
+                    "channel {} failed after it was closed: {e}",
+                    ch.id()
+                ));
             }
             return;
         }
@@ -493,11 +496,59 @@ pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REMEX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // Plain `LEVEL target: message` lines, no colour codes: the controller
-    // reads the level and target back (transport::forward_stderr).
+    // reads the level and target back (transport::forward_stderr). Through
+    // `say`: a listener's lines go to its bounded, rate-limited log.
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| SayLine(Vec::new()))
         .with_env_filter(filter)
         .with_ansi(false)
         .without_time()
         .try_init();
+}
+
+/// Where the worker's own lines go: stderr (write errors ignored: a
+/// closed stderr never panics a worker), or what [`route_lines`] set.
+type Sink = Box<dyn Fn(String) + Send + Sync>;
+static SAY: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// Writes one line of the worker's own (a log event, a script's
+/// `print`), without a panic if stderr is closed.
+pub(crate) fn say(line: String) {
+    match SAY.get() {
+        Some(f) => f(line),
+        None => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+}
+
+/// Sends every line [`say`] writes to `sink` from now on (a listener's
+/// log); the first call wins.
+pub(crate) fn route_lines(sink: impl Fn(String) + Send + Sync + 'static) {
+    let _ = SAY.set(Box::new(sink));
+}
+
+/// One log event's bytes, said as one line when the event is written.
+struct SayLine(Vec<u8>);
+
+impl std::io::Write for SayLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SayLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let text = text.trim_end_matches('\n');
+        if !text.is_empty() {
+            say(text.to_string());
+        }
+    }
 }

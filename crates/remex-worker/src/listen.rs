@@ -65,6 +65,8 @@ pub(crate) const MAX_PENDING: usize = 256;
 pub(crate) const STALE_PENDING: Duration = Duration::from_millis(10);
 /// Refusal lines logged per second at most.
 pub(crate) const REFUSALS_PER_SECOND: u32 = 20;
+/// Other lines (sessions' log events, scripts' prints) per second at most.
+pub(crate) const LINES_PER_SECOND: u32 = 200;
 /// Log lines waiting for the log thread at most.
 const LOG_QUEUE: usize = 1024;
 
@@ -85,8 +87,12 @@ pub(crate) fn listen(
     opts: ListenOptions,
 ) -> ! {
     crate::not_dumpable();
-    crate::init_tracing();
     let log = Log::start();
+    {
+        let log = log.clone();
+        crate::route_lines(move |line| log.session_line(line));
+    }
+    crate::init_tracing();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4096)
@@ -406,6 +412,7 @@ struct Log {
     tx: std::sync::mpsc::SyncSender<Entry>,
     dropped: Arc<AtomicU64>,
     limit: Arc<Mutex<RateLimit>>,
+    lines_limit: Arc<Mutex<RateLimit>>,
 }
 
 enum Entry {
@@ -456,6 +463,11 @@ impl Log {
                 count: 0,
                 suppressed: 0,
             })),
+            lines_limit: Arc::new(Mutex::new(RateLimit {
+                window: Instant::now(),
+                count: 0,
+                suppressed: 0,
+            })),
         }
     }
 
@@ -466,15 +478,25 @@ impl Log {
         }
     }
 
+    /// Logs a line of a session (a log event, a script's print), at most
+    /// [`LINES_PER_SECOND`] a second.
+    fn session_line(&self, line: String) {
+        self.limited(&self.lines_limit, LINES_PER_SECOND, "lines", line);
+    }
+
     /// Logs a refusal, at most [`REFUSALS_PER_SECOND`] a second.
     fn refusal(&self, line: String) {
+        self.limited(&self.limit, REFUSALS_PER_SECOND, "refusals", line);
+    }
+
+    fn limited(&self, limit: &Mutex<RateLimit>, per_second: u32, what: &str, line: String) {
         let suppressed = {
-            let mut l = self.limit.lock();
+            let mut l = limit.lock();
             if l.window.elapsed() >= Duration::from_secs(1) {
                 l.window = Instant::now();
                 l.count = 0;
             }
-            if l.count >= REFUSALS_PER_SECOND {
+            if l.count >= per_second {
                 l.suppressed += 1;
                 return;
             }
@@ -483,7 +505,7 @@ impl Log {
         };
         if suppressed > 0 {
             self.line(format!(
-                "remex-worker: {suppressed} more refusals were not logged (at most {REFUSALS_PER_SECOND} a second)"
+                "remex-worker: {suppressed} more {what} were not logged (at most {per_second} a second)"
             ));
         }
         self.line(line);

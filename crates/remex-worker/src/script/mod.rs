@@ -113,8 +113,8 @@ impl Scripts {
 
     fn build(&self, tasks: &Registry, limits: &ScriptLimits) -> Engine {
         let mut e = Engine::new();
-        e.on_print(|s| eprintln!("{s}"));
-        e.on_debug(|s, src, pos| eprintln!("{} {pos:?}: {s}", src.unwrap_or("script")));
+        e.on_print(|s| crate::say(s.to_string()));
+        e.on_debug(|s, src, pos| crate::say(format!("{} {pos:?}: {s}", src.unwrap_or("script"))));
         limits::apply(&mut e, limits);
         convert::register_channel(&mut e, limits::value_cap(limits));
         stdlib::register_pure(&mut e);
