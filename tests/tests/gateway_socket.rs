@@ -123,3 +123,89 @@ async fn the_secret_can_come_from_the_environment_and_setup_keys_apply() {
     let ch = gw.remote_call("shell", "echo $OVER").unwrap();
     assert_eq!(ch.receive::<String>().await.unwrap(), "socket");
 }
+
+/// Sessions on one listener each get their own `env:` and `chdir=`, in
+/// what they run (shell commands, scripts' env() and cwd(), relative
+/// paths), and the listener's own process is left as it was: one
+/// client's setup never reaches another's worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_on_one_listener_keep_their_environment_and_directory_apart() {
+    let mut l = listener("apart");
+    let base = std::env::temp_dir().join(format!("remex-apart-{}", std::process::id()));
+    let (a_dir, b_dir) = (base.join("a"), base.join("b"));
+    let a = makegateway(&format!(
+        "{}//env:WHO=alice//chdir={}",
+        l.spec("secret"),
+        a_dir.display()
+    ))
+    .await
+    .unwrap();
+    let b = makegateway(&format!(
+        "{}//env:WHO=bob//chdir={}",
+        l.spec("secret"),
+        b_dir.display()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(a.rinfo().cwd, a_dir.display().to_string());
+    assert_eq!(b.rinfo().cwd, b_dir.display().to_string());
+    for (gw, who, dir) in [(&a, "alice", &a_dir), (&b, "bob", &b_dir)] {
+        let said: String = gw
+            .remote_call("shell", "echo $WHO $(pwd)")
+            .unwrap()
+            .receive()
+            .await
+            .unwrap();
+        assert_eq!(said, format!("{who} {}", dir.display()));
+        let seen: Vec<String> = gw
+            .remote_exec(
+                "write_file(\"mine\", env(\"WHO\")); channel.send([env(\"WHO\"), cwd(), read_file(\"mine\")])",
+            )
+            .unwrap()
+            .receive()
+            .await
+            .unwrap();
+        assert_eq!(
+            seen,
+            [who.to_string(), dir.display().to_string(), who.to_string()]
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("mine")).unwrap(), who);
+    }
+    // The listener's process: neither variable, nor either directory.
+    let pid = l.child.id();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("WHO="),
+        "a session's env: reached the listener's process"
+    );
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    assert!(
+        !cwd.starts_with(&base),
+        "a session's chdir= moved the listener: {cwd:?}"
+    );
+    // nice= goes to the session's commands, not to the listener.
+    let niceness = |pid: u32| -> i64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        f[16].parse().unwrap()
+    };
+    let before = niceness(pid);
+    let niced = makegateway(&format!("{}//nice=5", l.spec("secret")))
+        .await
+        .unwrap();
+    let said: String = niced
+        .remote_call("shell", "nice")
+        .unwrap()
+        .receive()
+        .await
+        .unwrap();
+    assert_eq!(said, (before + 5).to_string(), "the session's command");
+    assert_eq!(niceness(pid), before, "the listener itself was reniced");
+    assert!(l.alive());
+    let _ = std::fs::remove_dir_all(&base);
+}

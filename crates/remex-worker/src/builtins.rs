@@ -1,7 +1,7 @@
 //! Tasks every stock worker ships: `echo`, `sleep`, `shell`, `run`, `pid`.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use remex_core::Value;
@@ -52,7 +52,7 @@ fn sleep(t: &Task) -> Result<(), TaskError> {
 /// to the worker's stderr (forwarded to the controller).
 fn shell(t: &Task) -> Result<(), TaskError> {
     let cmd: String = t.args()?;
-    let mut child = Command::new("sh")
+    let mut child = crate::place::program("sh")
         .arg("-c")
         .arg(&cmd)
         .stdin(Stdio::null())

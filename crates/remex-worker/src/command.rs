@@ -3,7 +3,6 @@
 //! cancelled. What `remex run` and `remex exec` run on every job.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -172,7 +171,7 @@ fn direct(cmd: &str) -> Option<(PathBuf, Vec<&str>)> {
     let path = if prog.contains('/') {
         Some(PathBuf::from(prog)).filter(|p| found(p))
     } else {
-        std::env::var_os("PATH").and_then(|paths| {
+        crate::place::var("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|d| d.join(prog))
                 .find(|p| found(p))
@@ -194,18 +193,18 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         .transpose()?;
     let mut command = match direct(&req.command) {
         Some((prog, args)) => {
-            let mut c = Command::new(prog);
+            let mut c = crate::place::program(prog);
             c.args(args);
             c
         }
         None => {
-            let mut c = Command::new("sh");
+            let mut c = crate::place::program("sh");
             c.arg("-c").arg(&req.command);
             c
         }
     };
     if let Some(dir) = &req.cwd {
-        command.current_dir(dir);
+        command.current_dir(crate::place::path(dir));
     }
     command.envs(req.env.iter().map(|(k, v)| (k, v)));
     let max = req.max_output.unwrap_or(DEFAULT_MAX_OUTPUT);

@@ -58,7 +58,7 @@ async fn try_dial(addr: &str, psk: &[u8; 32]) -> Result<(DirectParts, crate::ser
             other => Dial::Final(format!("the secure handshake with {addr} failed: {other}")),
         })?;
     let (mut r, mut w) = secure::split(state, r, w, addr);
-    let (leftover, terms) = crate::listen::hellos(&mut r, &mut w)
+    let (leftover, terms) = crate::listen::hellos(&mut r, &mut w, true)
         .await
         .map_err(Dial::Final)?;
     let parts = DirectParts::new(r, w, leftover)

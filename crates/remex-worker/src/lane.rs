@@ -46,8 +46,14 @@ impl Worker {
                     }
                 }
             });
+            // The executors run the session's tasks: in its place.
+            let place = crate::place::current();
             for _ in 0..k.clamp(1, 1024) {
-                s.spawn(|| self.lane_executor(lane, &running));
+                let place = place.clone();
+                s.spawn(|| {
+                    let _here = crate::place::enter(place);
+                    self.lane_executor(lane, &running)
+                });
             }
         });
         Ok(())

@@ -32,6 +32,7 @@ mod dial;
 mod install;
 mod lane;
 mod listen;
+mod place;
 mod process;
 mod relay;
 pub mod rsync;

@@ -3,9 +3,9 @@
 //! Each connection runs the secure handshake of
 //! `remex::core::transport::secure`; one that does not prove the secret is
 //! refused and logged, and no code runs for it. Each authenticated
-//! connection is a session of its own; sessions share the process, so
-//! `chdir=`, `env:` and `nice=` apply to the whole process (the last
-//! session's setup wins).
+//! connection is a session of its own, with its own `chdir=` and `env:`
+//! (`crate::place`: applied to what the session runs, never to the
+//! process); its `nice=` applies to the commands it runs.
 //!
 //! Hardening against peers that are not clients:
 //! - a connection has [`HANDSHAKE_DEADLINE`] to complete the handshake and
@@ -361,7 +361,7 @@ async fn admit(
                 other => other.to_string(),
             })?;
         let (mut r, mut w) = secure::split(state, r, w, peer);
-        let (leftover, terms) = hellos(&mut r, &mut w).await.map_err(|e| {
+        let (leftover, terms) = hellos(&mut r, &mut w, false).await.map_err(|e| {
             if e.contains("tampered") {
                 format!("its first record failed authentication (a replayed handshake, or tampering): {e}")
             } else {
@@ -379,6 +379,7 @@ async fn admit(
 pub(crate) async fn hellos<R, W>(
     r: &mut R,
     w: &mut W,
+    whole_process: bool,
 ) -> Result<(BytesMut, crate::serve::Terms), String>
 where
     R: AsyncRead + Unpin,
@@ -398,11 +399,23 @@ where
         return Err("the peer is not a remex controller".into());
     }
     let setup = hello.setup.unwrap_or_default();
-    crate::serve::apply_setup(&setup)?;
+    // The session's environment and directory stay with it; nice= goes
+    // to the process of a dial-back worker (its one session) and to the
+    // commands of a listener's session (the listener's sessions share its
+    // process).
+    let mut terms = crate::serve::Terms::of_session(&setup)?;
+    if let (Some(n), true) = (setup.nice, whole_process) {
+        // A dial-back worker serves this one session: the process.
+        crate::serve::apply_nice(n)?;
+        if let Some(p) = terms.place.as_mut() {
+            std::sync::Arc::make_mut(p).nice = None;
+        }
+    }
+    let _here = crate::place::enter(terms.place.clone());
     let out = crate::serve::worker_hello();
     w.write_all(&out).await.map_err(|e| e.to_string())?;
     w.flush().await.map_err(|e| e.to_string())?;
-    Ok((buf, crate::serve::Terms::of(&setup)))
+    Ok((buf, terms))
 }
 
 /// The listener's log: lines go through a bounded queue to a thread that

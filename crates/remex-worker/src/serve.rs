@@ -72,18 +72,23 @@ pub(crate) fn apply_setup(setup: &WorkerSetup) -> Result<(), String> {
         std::env::set_var(k, v);
     }
     if let Some(n) = setup.nice {
-        // nice(2) adds to the priority: the same through get/setpriority,
-        // which every Unix has.
-        use rustix::process::{getpriority_process, setpriority_process};
-        getpriority_process(None)
-            .and_then(|now| setpriority_process(None, now.saturating_add(n)))
-            .map_err(|e| format!("cannot apply nice={n}: {}", std::io::Error::from(e)))?;
+        apply_nice(n)?;
     }
     Ok(())
 }
 
+/// Adds `n` to the process's niceness.
+pub(crate) fn apply_nice(n: i32) -> Result<(), String> {
+    // nice(2) adds to the priority: the same through get/setpriority,
+    // which every Unix has.
+    use rustix::process::{getpriority_process, setpriority_process};
+    getpriority_process(None)
+        .and_then(|now| setpriority_process(None, now.saturating_add(n)))
+        .map_err(|e| format!("cannot apply nice={n}: {}", std::io::Error::from(e)))
+}
+
 /// This worker's hello, describing the process as it is now (after the
-/// controller's setup was applied).
+/// controller's setup was applied), or as the session's place says.
 pub(crate) fn worker_hello() -> BytesMut {
     let info = WorkerInfo {
         pid: std::process::id(),
@@ -91,7 +96,7 @@ pub(crate) fn worker_hello() -> BytesMut {
             .nodename()
             .to_string_lossy()
             .into_owned(),
-        cwd: std::env::current_dir()
+        cwd: crate::place::cwd()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         executable: std::env::current_exe()
@@ -115,20 +120,35 @@ pub(crate) fn worker_hello() -> BytesMut {
 
 /// What a controller's hello asks of its session, beyond the setup
 /// applied at once: limits for its scripts, and its liveness bound.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Terms {
     /// The controller's limits for scripts (the worker's fill in).
     pub(crate) limits: ScriptLimits,
     /// Silence from the controller for this long ends the session.
     pub(crate) liveness: Option<Duration>,
+    /// The session's environment and directory, when they are not the
+    /// process's (listeners' and dial-back workers' sessions).
+    pub(crate) place: Option<Arc<crate::place::Place>>,
 }
 
 impl Terms {
+    /// A worker that serves one controller, whose setup went to the
+    /// process.
     pub(crate) fn of(setup: &WorkerSetup) -> Terms {
         Terms {
             limits: setup.script_limits,
             liveness: setup.liveness,
+            place: None,
         }
+    }
+
+    /// A session that keeps its setup to itself (see `crate::place`).
+    pub(crate) fn of_session(setup: &WorkerSetup) -> Result<Terms, String> {
+        Ok(Terms {
+            limits: setup.script_limits,
+            liveness: setup.liveness,
+            place: Some(Arc::new(crate::place::of(setup)?)),
+        })
     }
 }
 
@@ -297,6 +317,7 @@ pub(crate) async fn session(
     connect: impl FnOnce(ConnConfig, Handlers) -> std::io::Result<Connection>,
 ) -> Option<remex_core::Error> {
     let limits = terms.limits;
+    let place = terms.place.clone();
     let terminate = Arc::new(Notify::new());
     let terminated = Arc::new(AtomicBool::new(false));
     let (t, flag) = (terminate.clone(), terminated.clone());
@@ -304,8 +325,11 @@ pub(crate) async fn session(
     let handlers = Handlers {
         exec: Some(Arc::new(move |ch: Channel, req: ExecRequest| {
             let guard = ch.connection().executing_guard();
-            let w = worker.clone();
-            handle.spawn_blocking(move || w.execute(ch, req, guard, limits));
+            let (w, place) = (worker.clone(), place.clone());
+            handle.spawn_blocking(move || {
+                let _here = crate::place::enter(place);
+                w.execute(ch, req, guard, limits)
+            });
         })),
         eof_reason: None,
         terminate: Some(Arc::new(move || {

@@ -58,7 +58,7 @@ pub(crate) fn register_pure(e: &mut Engine) {
     e.register_fn("pid", || i64::from(std::process::id()));
     e.register_fn("hostname", hostname);
     e.register_fn("cwd", || -> RhaiResult<String> {
-        std::env::current_dir()
+        crate::place::cwd()
             .map(|p| p.display().to_string())
             .map_err(|e| rhai_err(format!("cwd: {e}")))
     });
@@ -66,7 +66,7 @@ pub(crate) fn register_pure(e: &mut Engine) {
         let mut m = Map::new();
         m.insert("pid".into(), i64::from(std::process::id()).into());
         m.insert("host".into(), hostname().into());
-        let cwd = std::env::current_dir().map(|p| p.display().to_string());
+        let cwd = crate::place::cwd().map(|p| p.display().to_string());
         m.insert("cwd".into(), cwd.unwrap_or_default().into());
         let exe = std::env::current_exe().map(|p| p.display().to_string());
         m.insert("executable".into(), exe.unwrap_or_default().into());
@@ -82,17 +82,12 @@ use crate::process::hostname;
 pub(crate) fn register_system(e: &mut Engine, limits: &ScriptLimits) {
     let cap = super::limits::value_cap(limits);
     e.register_fn("env", |name: ImmutableString| -> Dynamic {
-        std::env::var_os(name.as_str())
-            .map_or(Dynamic::UNIT, |v| v.to_string_lossy().into_owned().into())
+        crate::place::var(name.as_str()).map_or(Dynamic::UNIT, Dynamic::from)
     });
     e.register_fn("env", || {
-        std::env::vars_os()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into(),
-                    Dynamic::from(v.to_string_lossy().into_owned()),
-                )
-            })
+        crate::place::vars()
+            .into_iter()
+            .map(|(k, v)| (k.into(), Dynamic::from(v)))
             .collect::<Map>()
     });
     register_files(e, cap);
@@ -104,7 +99,8 @@ type Cap = (u64, &'static str);
 
 /// Reads at most `max` bytes of `path`; more is an error naming `key`.
 fn read_capped(path: &str, (max, key): Cap) -> RhaiResult<Vec<u8>> {
-    let f = std::fs::File::open(path).map_err(|e| io_err("cannot open", path, e))?;
+    let f = std::fs::File::open(crate::place::path(path))
+        .map_err(|e| io_err("cannot open", path, e))?;
     let mut buf = Vec::new();
     f.take(max.saturating_add(1))
         .read_to_end(&mut buf)
@@ -137,7 +133,7 @@ fn write(path: &str, data: &Dynamic, append: bool) -> RhaiResult<()> {
         .write(true)
         .append(append)
         .truncate(!append)
-        .open(path)
+        .open(crate::place::path(path))
         .map_err(|e| io_err("cannot open", path, e))?;
     f.write_all(&bytes)
         .map_err(|e| io_err("cannot write", path, e))
@@ -145,9 +141,10 @@ fn write(path: &str, data: &Dynamic, append: bool) -> RhaiResult<()> {
 
 fn metadata(path: &str) -> RhaiResult<Map> {
     use std::os::unix::fs::PermissionsExt;
-    let link = std::fs::symlink_metadata(path).map_err(|e| io_err("no metadata for", path, e))?;
+    let at = crate::place::path(path);
+    let link = std::fs::symlink_metadata(&at).map_err(|e| io_err("no metadata for", path, e))?;
     let md = if link.file_type().is_symlink() {
-        std::fs::metadata(path).unwrap_or(link.clone())
+        std::fs::metadata(&at).unwrap_or(link.clone())
     } else {
         link.clone()
     };
@@ -189,7 +186,8 @@ fn register_files(e: &mut Engine, cap: Cap) {
         write(&path, &data, true)
     });
     e.register_fn("list_dir", |path: ImmutableString| -> RhaiResult<Array> {
-        let rd = std::fs::read_dir(path.as_str()).map_err(|e| io_err("cannot list", &path, e))?;
+        let rd = std::fs::read_dir(crate::place::path(&path))
+            .map_err(|e| io_err("cannot list", &path, e))?;
         let mut names = Vec::new();
         for entry in rd {
             let entry = entry.map_err(|e| io_err("cannot list", &path, e))?;
@@ -199,32 +197,35 @@ fn register_files(e: &mut Engine, cap: Cap) {
         Ok(names.into_iter().map(Dynamic::from).collect())
     });
     e.register_fn("exists", |path: ImmutableString| {
-        std::fs::symlink_metadata(path.as_str()).is_ok()
+        std::fs::symlink_metadata(crate::place::path(&path)).is_ok()
     });
     e.register_fn("metadata", |path: ImmutableString| metadata(&path));
     e.register_fn("mkdir", |path: ImmutableString| -> RhaiResult<()> {
-        std::fs::create_dir_all(path.as_str()).map_err(|e| io_err("cannot create", &path, e))
+        std::fs::create_dir_all(crate::place::path(&path))
+            .map_err(|e| io_err("cannot create", &path, e))
     });
     e.register_fn("remove_file", |path: ImmutableString| -> RhaiResult<()> {
-        std::fs::remove_file(path.as_str()).map_err(|e| io_err("cannot remove", &path, e))
+        std::fs::remove_file(crate::place::path(&path))
+            .map_err(|e| io_err("cannot remove", &path, e))
     });
     e.register_fn(
         "remove_dir_all",
         |path: ImmutableString| -> RhaiResult<()> {
-            std::fs::remove_dir_all(path.as_str()).map_err(|e| io_err("cannot remove", &path, e))
+            std::fs::remove_dir_all(crate::place::path(&path))
+                .map_err(|e| io_err("cannot remove", &path, e))
         },
     );
     e.register_fn(
         "rename",
         |from: ImmutableString, to: ImmutableString| -> RhaiResult<()> {
-            std::fs::rename(from.as_str(), to.as_str())
+            std::fs::rename(crate::place::path(&from), crate::place::path(&to))
                 .map_err(|e| io_err("cannot rename", &format!("{from} -> {to}"), e))
         },
     );
     e.register_fn(
         "copy_file",
         |from: ImmutableString, to: ImmutableString| -> RhaiResult<i64> {
-            std::fs::copy(from.as_str(), to.as_str())
+            std::fs::copy(crate::place::path(&from), crate::place::path(&to))
                 .map(|n| n as i64)
                 .map_err(|e| io_err("cannot copy", &format!("{from} -> {to}"), e))
         },
@@ -245,7 +246,7 @@ struct ProcessSpec {
 fn process_spec(cmd: Dynamic, opts: Option<Map>) -> RhaiResult<ProcessSpec> {
     let (label, mut command) = if cmd.is_string() {
         let s = cmd.cast::<ImmutableString>().to_string();
-        let mut c = Command::new("sh");
+        let mut c = crate::place::program("sh");
         c.arg("-c").arg(&s);
         (s, c)
     } else if cmd.is_array() {
@@ -261,7 +262,7 @@ fn process_spec(cmd: Dynamic, opts: Option<Map>) -> RhaiResult<ProcessSpec> {
         let Some((prog, args)) = argv.split_first() else {
             return Err(rhai_err("the command is an empty array"));
         };
-        let mut c = Command::new(prog);
+        let mut c = crate::place::program(prog);
         c.args(args);
         (argv.join(" "), c)
     } else {
@@ -279,7 +280,7 @@ fn process_spec(cmd: Dynamic, opts: Option<Map>) -> RhaiResult<ProcessSpec> {
     for (k, v) in opts.unwrap_or_default() {
         match k.as_str() {
             "cwd" => {
-                command.current_dir(v.to_string());
+                command.current_dir(crate::place::path(&v.to_string()));
             }
             "env" => {
                 let m = v

@@ -111,9 +111,11 @@ fn stream(tasks: &Registry, name: &str, args: Value) -> RhaiResult<TaskStream> {
         })
     }));
     let (tasks, name, task_ch) = (tasks.clone(), name.to_string(), ch.clone());
+    let place = crate::place::current();
     std::thread::Builder::new()
         .name(format!("remex-stream-{name}"))
         .spawn(move || {
+            let _here = crate::place::enter(place);
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 tasks.run(name, args, &task_ch)
             }));
