@@ -132,12 +132,9 @@ pub(crate) struct RunArgs {
     #[arg(long = "dry-run")]
     pub(crate) dry_run: bool,
     /// The command, then its inputs: COMMAND... [::: INPUT...]... [:::: FILE...]...
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    /// (from its first word on, everything is the command's; a command
+    /// that starts with - comes after --)
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
 }
 
@@ -150,13 +147,9 @@ pub(crate) struct ExecArgs {
     pub(crate) merge: bool,
     #[command(flatten)]
     pub(crate) limits: CommandLimits,
-    /// The command line (run by sh -c on each worker).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    /// The command line (run by sh -c on each worker); from its first word
+    /// on, everything is the command's.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
 }
 
@@ -198,5 +191,241 @@ impl CommandLimits {
             max_output: Some(self.max_output),
             ..remex::worker::CommandRequest::new(command)
         }
+    }
+}
+
+/// GNU parallel's options that `remex run` does not offer, with what to
+/// use instead where there is something (docs/cli.md has the table).
+const PARALLEL_ONLY: &[(&str, &str)] = &[
+    ("--link", "linked sources are not built yet"),
+    ("--xapply", "linked sources are not built yet"),
+    ("--colsep", "columns are not built yet"),
+    ("-C", "columns are not built yet"),
+    ("--header", "headers are not built yet"),
+    ("--tagstring", "use --tag"),
+    ("--trim", "not built yet"),
+    ("--results", "use --joblog, and redirect in the command"),
+    ("--res", "use --joblog, and redirect in the command"),
+    ("--plus", "not built yet"),
+    ("--dryrun", "use --dry-run"),
+    ("-N", "several inputs per job are not built yet"),
+    ("--max-args", "several inputs per job are not built yet"),
+    ("-m", "several inputs per job are not built yet"),
+    ("-X", "several inputs per job are not built yet"),
+    ("--xargs", "several inputs per job are not built yet"),
+    ("-q", "quoting is not built yet; quote the command yourself"),
+    (
+        "--quote",
+        "quoting is not built yet; quote the command yourself",
+    ),
+    ("-I", "the replacement string is {}"),
+    ("--replace", "the replacement string is {}"),
+    ("-d", "inputs are lines"),
+    ("--delimiter", "inputs are lines"),
+    ("-0", "inputs are lines"),
+    ("--null", "inputs are lines"),
+    ("-E", "not built yet"),
+    ("--eof", "not built yet"),
+    (
+        "--pipe",
+        "remex runs a command per input, not per block of stdin",
+    ),
+    (
+        "--pipepart",
+        "remex runs a command per input, not per block of stdin",
+    ),
+    ("-S", "workers are --tx SPEC: --tx ssh=HOST"),
+    ("--sshlogin", "workers are --tx SPEC: --tx ssh=HOST"),
+    ("--slf", "workers are --txfile FILE"),
+    ("--sshloginfile", "workers are --txfile FILE"),
+    ("--transferfile", "send files with remex rsync first"),
+    ("--transfer", "send files with remex rsync first"),
+    ("--return", "not built yet"),
+    ("--cleanup", "not built yet"),
+    ("--basefile", "send files with remex rsync first"),
+    ("--workdir", "use //chdir= in the --tx spec"),
+    ("--env", "use //env:NAME=value in the --tx spec"),
+    ("--tty", "remex runs commands without a terminal"),
+    ("--interactive", "remex runs commands without a terminal"),
+    ("-p", "remex runs commands without a terminal"),
+    ("--load", "not offered"),
+    ("--memfree", "not offered"),
+    (
+        "--progress",
+        "there is a progress bar by default on a terminal",
+    ),
+    ("--bar", "there is a progress bar by default on a terminal"),
+    ("--eta", "there is a progress bar by default on a terminal"),
+    ("-u", "output is grouped per job; --tag prefixes lines"),
+    (
+        "--ungroup",
+        "output is grouped per job; --tag prefixes lines",
+    ),
+    (
+        "--line-buffer",
+        "output is grouped per job; --tag prefixes lines",
+    ),
+    ("--lb", "output is grouped per job; --tag prefixes lines"),
+    ("-v", "use --dry-run to see the commands"),
+    ("--verbose", "use --dry-run to see the commands"),
+    ("--semaphore", "not offered"),
+    ("--sem", "not offered"),
+    ("--shuf", "not built yet"),
+    ("--nice", "use //nice=N in the --tx spec"),
+    ("--delay", "not built yet"),
+    ("--sql", "not offered"),
+    ("--sqlmaster", "not offered"),
+    ("--sqlworker", "not offered"),
+];
+
+/// Parses the command line. A usage error exits with status 2 and says
+/// why; an option of GNU parallel that `remex run` does not offer is
+/// named as such, with what to use instead and where to read more.
+pub(crate) fn parse() -> Cli {
+    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`parse`] over `args` (the program name first).
+pub(crate) fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let err = match <Cli as Parser>::try_parse_from(&args) {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    if err.kind() != ErrorKind::UnknownArgument {
+        return Err(err);
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return Err(err);
+    };
+    // `-j2`, `--jobs=2`: the option's name alone.
+    let name = arg.split('=').next().unwrap_or(arg);
+    let short = if name.starts_with("--") {
+        name
+    } else {
+        &name[..name.len().min(2)]
+    };
+    match PARALLEL_ONLY.iter().find(|(o, _)| *o == short) {
+        Some((o, instead)) => {
+            let sub = args
+                .get(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            Err(cmd.error(
+                ErrorKind::UnknownArgument,
+                format!(
+                    "remex {sub} does not offer GNU parallel's {o} ({instead}); see docs/cli.md, \"GNU parallel option -> remex\". A command that starts with - goes after --."
+                ),
+            ))
+        }
+        None => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<Cli, String> {
+        parse_from(std::iter::once("remex").chain(args.iter().copied())).map_err(|e| {
+            assert_eq!(e.exit_code(), 2, "a usage error exits 2: {e}");
+            e.to_string()
+        })
+    }
+
+    fn command_of(args: &[&str]) -> Vec<String> {
+        match parsed(args).unwrap().command {
+            Command::Run(r) => r.command,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_are_options_wherever_they_stand_before_the_command() {
+        for args in [
+            &["run", "-k", "-j2", "echo", ":::", "a", "b"][..],
+            &["run", "-j2", "-k", "echo", ":::", "a", "b"],
+            &["run", "-j", "2", "-k", "echo", ":::", "a", "b"],
+            &["run", "--jobs=2", "--keep-order", "echo", ":::", "a", "b"],
+        ] {
+            let Command::Run(r) = parsed(args).unwrap().command else {
+                panic!()
+            };
+            assert_eq!((r.jobs, r.keep_order), (2, true), "{args:?}");
+            assert_eq!(r.command, ["echo", ":::", "a", "b"], "{args:?}");
+        }
+    }
+
+    #[test]
+    fn everything_from_the_command_on_is_the_commands() {
+        assert_eq!(
+            command_of(&["run", "-k", "grep", "-v", "x", ":::", "a"]),
+            ["grep", "-v", "x", ":::", "a"]
+        );
+        assert_eq!(
+            command_of(&["run", "--", "-weird", ":::", "a"]),
+            ["-weird", ":::", "a"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_option_is_a_usage_error_naming_it() {
+        let e = parsed(&["run", "-k", "--frobnicate", "echo", ":::", "a"]).unwrap_err();
+        assert!(e.contains("--frobnicate"), "{e}");
+        let e = parsed(&["exec", "--frobnicate", "uptime"]).unwrap_err();
+        assert!(e.contains("--frobnicate"), "{e}");
+    }
+
+    #[test]
+    fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
+        for opt in [
+            "--link",
+            "--colsep",
+            "--header",
+            "--tagstring",
+            "--trim",
+            "--results",
+            "--plus",
+            "--dryrun",
+            "-N",
+            "-m",
+            "-q",
+            "-I",
+            "-d",
+            "-0",
+            "-E",
+        ] {
+            let mut args = vec!["run", "-k", opt];
+            // Options that take a value in GNU parallel.
+            if [
+                "--colsep",
+                "--header",
+                "--tagstring",
+                "--results",
+                "-N",
+                "-I",
+                "-d",
+                "-E",
+            ]
+            .contains(&opt)
+            {
+                args.push("X");
+            }
+            args.extend(["echo", ":::", "A", "B", ":::", "D", "E"]);
+            let e = parsed(&args).unwrap_err();
+            assert!(
+                e.contains(&format!("GNU parallel's {opt}")) && e.contains("docs/cli.md"),
+                "{opt}: {e}"
+            );
+        }
+        // Attached values name the option alone.
+        let e = parsed(&["run", "-N2", "echo", ":::", "a"]).unwrap_err();
+        assert!(e.contains("GNU parallel's -N"), "{e}");
     }
 }

@@ -18,11 +18,9 @@ mod rsync;
 mod run;
 mod workers;
 
-use clap::Parser;
-
 fn main() {
     remex::serve_if_worker(remex::worker::Worker::new);
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -565,3 +565,31 @@ fn run_and_exec_reach_slurm_workers() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn an_option_remex_does_not_know_never_becomes_the_command() {
+    // GNU parallel's --link: a usage error naming it, nothing run.
+    let o = run(&[
+        "run", "--tx", "popen", "-k", "--link", "echo", ":::", "A", "B", "C", ":::", "D", "E", "F",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains("GNU parallel's --link") && err(&o).contains("docs/cli.md"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(out(&o), "", "something ran");
+    // An option nobody has: named.
+    let o = run(&["run", "--tx", "popen", "--colour", "echo", ":::", "a"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("--colour"), "{}", err(&o));
+    // Options in any order, values attached or not.
+    for args in [
+        &["run", "--tx", "popen", "-k", "-j2", "echo", ":::", "a", "b"][..],
+        &["run", "--tx", "popen", "-j2", "-k", "echo", ":::", "a", "b"],
+    ] {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        assert_eq!(out(&o), "a\nb\n", "{args:?}");
+    }
+}
