@@ -56,8 +56,9 @@ Inputs: arguments after :::, lines of files after :::: (or -a FILE), else lines 
 Several sources combine as a product: ::: a b ::: 1 2 makes a 1, a 2, b 1, b 2.
 
 Replacement strings: {} the input, {.} without extension, {/} basename, {//} dirname,
-{/.} basename without extension, {#} the job number, {N} (and {N.} ...) the Nth source's
-input. Inputs are shell-quoted. A command without any gets ' {}' appended.
+{/.} basename without extension, {#} the job number, {##} the number of jobs, {N} (and
+{N.} ...) the Nth source's input. Inputs are shell-quoted. A command without any of them
+gets ' {}' appended; without a command, each input is one.
 
 Examples:
   remex run -- gzip -9 {} ::: *.log
@@ -134,7 +135,8 @@ pub(crate) struct RunArgs {
     /// The command, then its inputs: COMMAND... [::: INPUT...]... [:::: FILE...]...
     /// (from its first word on, everything is the command's; a command
     /// that starts with - comes after --)
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    /// Without a command, each input is one.
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
 }
 

@@ -6,8 +6,10 @@
 //! Replacement strings: `{}` (the arguments, space-separated), `{.}` (no
 //! extension), `{/}` (basename), `{//}` (dirname), `{/.}` (basename, no
 //! extension), `{#}` (the job's number, from 1), and `{N}`, `{N.}`,
-//! `{N/}`, `{N//}`, `{N/.}` for the Nth source's argument. A template with
-//! none gets ` {}` appended. Other braces stay as they are.
+//! `{N/}`, `{N//}`, `{N/.}` for the Nth source's argument, `{##}` the
+//! number of jobs. A template with none of them (`{#}` counts) gets ` {}`
+//! appended, as GNU parallel's; an empty one runs each input as a command.
+//! Other braces stay as they are.
 
 use std::io::BufRead;
 
@@ -27,6 +29,11 @@ enum Piece {
     /// `Some(n)`: the nth source's argument (from 1); `None`: all of them.
     Arg(Option<usize>, Part),
     Seq,
+    /// `{##}`: the number of jobs.
+    Total,
+    /// The arguments as they are, unquoted: a job's input is its command
+    /// (an empty template).
+    Raw,
 }
 
 /// A command line with replacement strings.
@@ -38,6 +45,9 @@ pub(crate) struct Template {
 fn parse_repl(inner: &str) -> Option<Piece> {
     if inner == "#" {
         return Some(Piece::Seq);
+    }
+    if inner == "##" {
+        return Some(Piece::Total);
     }
     let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
     let (num, rest) = inner.split_at(digits);
@@ -58,8 +68,14 @@ fn parse_repl(inner: &str) -> Option<Piece> {
 }
 
 impl Template {
-    /// Parses `cmd`; appends ` {}` when it has no replacement string.
+    /// Parses `cmd`; appends ` {}` when it has no replacement string; an
+    /// empty `cmd` makes each job's input its command.
     pub(crate) fn parse(cmd: &str) -> Template {
+        if cmd.trim().is_empty() {
+            return Template {
+                pieces: vec![Piece::Raw],
+            };
+        }
         let mut pieces = Vec::new();
         let mut text = String::new();
         let mut rest = cmd;
@@ -87,20 +103,29 @@ impl Template {
         if !text.is_empty() {
             pieces.push(Piece::Text(text));
         }
-        if !pieces.iter().any(|p| matches!(p, Piece::Arg(..))) {
+        if pieces.iter().all(|p| matches!(p, Piece::Text(_))) {
             pieces.push(Piece::Text(" ".into()));
             pieces.push(Piece::Arg(None, Part::Whole));
         }
         Template { pieces }
     }
 
-    /// The command line of job `seq` (from 1) with arguments `args`.
-    pub(crate) fn render(&self, seq: u64, args: &[String]) -> String {
+    /// Whether the template says the number of jobs (`{##}`): then they
+    /// are counted before the first starts, stdin read whole.
+    pub(crate) fn needs_total(&self) -> bool {
+        self.pieces.contains(&Piece::Total)
+    }
+
+    /// The command line of job `seq` (from 1) of `total` with arguments
+    /// `args`.
+    pub(crate) fn render(&self, seq: u64, total: Option<u64>, args: &[String]) -> String {
         let mut out = String::new();
         for p in &self.pieces {
             match p {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Seq => out.push_str(&seq.to_string()),
+                Piece::Total => out.push_str(&total.map(|t| t.to_string()).unwrap_or_default()),
+                Piece::Raw => out.push_str(&args.join(" ")),
                 Piece::Arg(None, part) => {
                     let words: Vec<String> = args.iter().map(|a| quote(&apply(*part, a))).collect();
                     out.push_str(&words.join(" "));
@@ -215,8 +240,9 @@ pub(crate) struct Inputs {
 }
 
 impl Inputs {
-    /// Opens `sources`; none means stdin.
-    pub(crate) fn open(sources: Vec<Source>) -> Result<Inputs, String> {
+    /// Opens `sources`; none means stdin. With `count`, stdin as the
+    /// first source is read whole too, so that the number of jobs is known.
+    pub(crate) fn open(sources: Vec<Source>, count: bool) -> Result<Inputs, String> {
         let mut sources = sources;
         if sources.is_empty() {
             sources.push(Source::File("-".into()));
@@ -235,7 +261,7 @@ impl Inputs {
                     Box::new(a.clone().into_iter().map(Ok)),
                     Some(a.len() as u64 * product),
                 ),
-                Source::File(p) if p != "-" => {
+                Source::File(p) if p != "-" || count => {
                     let lines = read_lines(p)?.collect::<Result<Vec<_>, _>>()?;
                     let n = lines.len() as u64;
                     (Box::new(lines.into_iter().map(Ok)), Some(n * product))
@@ -298,16 +324,19 @@ mod tests {
     fn replacement_strings_take_parts_of_the_arguments_quoted() {
         let t = Template::parse("gzip -9 {} > {.}.gz; echo {/} {//} {/.} {#}");
         assert_eq!(
-            t.render(7, &s(&["dir/my file.log"])),
+            t.render(7, None, &s(&["dir/my file.log"])),
             "gzip -9 'dir/my file.log' > 'dir/my file'.gz; echo 'my file.log' dir 'my file' 7"
         );
         assert_eq!(
-            t.render(1, &s(&["a.b/c"])),
+            t.render(1, None, &s(&["a.b/c"])),
             "gzip -9 a.b/c > a.b/c.gz; echo c a.b c 1"
         );
-        assert_eq!(t.render(1, &s(&["/x"])), "gzip -9 /x > /x.gz; echo x / x 1");
         assert_eq!(
-            t.render(1, &s(&[".bashrc"])),
+            t.render(1, None, &s(&["/x"])),
+            "gzip -9 /x > /x.gz; echo x / x 1"
+        );
+        assert_eq!(
+            t.render(1, None, &s(&[".bashrc"])),
             "gzip -9 .bashrc > .bashrc.gz; echo .bashrc . .bashrc 1"
         );
     }
@@ -315,13 +344,29 @@ mod tests {
     #[test]
     fn positional_replacements_and_the_appended_default() {
         let t = Template::parse("cp {1} {2/}");
-        assert_eq!(t.render(1, &s(&["a", "x/b"])), "cp a b");
+        assert_eq!(t.render(1, None, &s(&["a", "x/b"])), "cp a b");
         let t = Template::parse("echo");
-        assert_eq!(t.render(1, &s(&["it's", "b"])), r"echo 'it'\''s' b");
+        assert_eq!(t.render(1, None, &s(&["it's", "b"])), r"echo 'it'\''s' b");
         // Braces that are not replacement strings stay.
         let t = Template::parse("echo ${HOME} {a,b} {} {x");
-        assert_eq!(t.render(1, &s(&["1"])), "echo ${HOME} {a,b} 1 {x");
+        assert_eq!(t.render(1, None, &s(&["1"])), "echo ${HOME} {a,b} 1 {x");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn any_replacement_string_keeps_the_input_off_the_end_as_in_gnu_parallel() {
+        // `parallel echo {#} ::: A B C` prints 1, 2, 3 (no input appended).
+        let t = Template::parse("echo {#}");
+        assert_eq!(t.render(2, None, &s(&["B"])), "echo 2");
+        let t = Template::parse("echo {#} of {##}");
+        assert!(t.needs_total());
+        assert_eq!(t.render(2, Some(3), &s(&["B"])), "echo 2 of 3");
+        // No command: each input is the command, as written.
+        let t = Template::parse("");
+        assert_eq!(
+            t.render(1, None, &s(&["echo 'a b' | wc -w"])),
+            "echo 'a b' | wc -w"
+        );
     }
 
     #[test]
@@ -329,7 +374,7 @@ mod tests {
         let (cmd, sources) =
             split_command(&s(&["echo", "{1}{2}", ":::", "a", "b", ":::", "1", "2"]));
         assert_eq!(cmd, s(&["echo", "{1}{2}"]));
-        let inputs = Inputs::open(sources).unwrap();
+        let inputs = Inputs::open(sources, false).unwrap();
         assert_eq!(inputs.total, Some(4));
         let jobs: Vec<_> = inputs.map(Result::unwrap).collect();
         assert_eq!(
@@ -343,7 +388,7 @@ mod tests {
         );
         // An empty source makes no jobs.
         let (_, sources) = split_command(&s(&["echo", ":::", "a", ":::"]));
-        assert_eq!(Inputs::open(sources).unwrap().count(), 0);
+        assert_eq!(Inputs::open(sources, false).unwrap().count(), 0);
     }
 
     #[test]
@@ -353,9 +398,12 @@ mod tests {
         let f = dir.join("in.txt");
         std::fs::write(&f, "x\r\ny z\n").unwrap();
         let (_, sources) = split_command(&s(&["wc", "::::", f.to_str().unwrap(), ":::", "1"]));
-        let jobs: Vec<_> = Inputs::open(sources).unwrap().map(Result::unwrap).collect();
+        let jobs: Vec<_> = Inputs::open(sources, false)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(jobs, vec![s(&["x", "1"]), s(&["y z", "1"])]);
-        let e = Inputs::open(vec![Source::File("/nonexistent/in".into())])
+        let e = Inputs::open(vec![Source::File("/nonexistent/in".into())], false)
             .err()
             .unwrap();
         assert!(e.contains("cannot read /nonexistent/in"), "{e}");

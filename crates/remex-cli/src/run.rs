@@ -160,14 +160,13 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
 
 /// Runs `remex run`; returns the exit status.
 pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
+    // No command: each input is one (`remex run ::: 'cmd1' 'cmd2'`).
     let (command, mut sources) = split_command(&a.command);
-    if command.is_empty() {
-        return Err("no command given before ::: (remex run -- COMMAND ::: INPUTS)".into());
-    }
     let mut all: Vec<Source> = a.arg_files.iter().cloned().map(Source::File).collect();
     all.append(&mut sources);
     let template = Template::parse(&command.join(" "));
-    let mut inputs = Inputs::open(all)?;
+    let mut inputs = Inputs::open(all, template.needs_total())?;
+    let total = inputs.total;
     let resume = match (a.resume, a.resume_failed) {
         (true, _) => Resume::All,
         (_, true) => Resume::Failed,
@@ -176,7 +175,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     if a.dry_run {
         let mut out = std::io::stdout().lock();
         for (i, args) in inputs.by_ref().enumerate() {
-            let _ = writeln!(out, "{}", template.render(i as u64 + 1, &args?));
+            let _ = writeln!(out, "{}", template.render(i as u64 + 1, total, &args?));
         }
         return Ok(0);
     }
@@ -239,7 +238,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                         }
                         continue;
                     }
-                    let command = template.render(seq, &args);
+                    let command = template.render(seq, total, &args);
                     running.push(submit(Job {
                         seq,
                         args,

@@ -283,9 +283,6 @@ fn bad_input_gets_a_clear_error() {
     let o = run(&["run", "--resume", "--", "true", ":::", "1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(err(&o).contains("--joblog"), "{}", err(&o));
-    let o = run(&["run", "--", ":::", "1"]);
-    assert_eq!(o.status.code(), Some(255));
-    assert!(err(&o).contains("no command given"), "{}", err(&o));
     let o = run(&["--help"]);
     assert!(
         out(&o).contains("remex run --tx 4*popen --tx ssh=host1"),
@@ -592,4 +589,26 @@ fn an_option_remex_does_not_know_never_becomes_the_command() {
         assert!(o.status.success(), "{args:?}: {}", err(&o));
         assert_eq!(out(&o), "a\nb\n", "{args:?}");
     }
+}
+
+#[test]
+fn without_a_command_each_input_is_one_and_replacements_keep_inputs_off_the_end() {
+    // GNU parallel's `parallel ::: 'echo a' 'echo b | tr b B'`.
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "-k",
+        ":::",
+        "echo a",
+        "echo b | tr b B",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "a\nB\n");
+    // `parallel -k echo {#} ::: A B C` prints 1, 2, 3; {##} is the count.
+    let o = run(&[
+        "run", "--tx", "popen", "-k", "echo", "{#}/{##}", ":::", "A", "B", "C",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "1/3\n2/3\n3/3\n");
 }
