@@ -361,7 +361,7 @@ async fn admit(
                 other => other.to_string(),
             })?;
         let (mut r, mut w) = secure::split(state, r, w, peer);
-        let (leftover, terms) = hellos(&mut r, &mut w, false).await.map_err(|e| {
+        let (leftover, terms) = hellos(&mut r, &mut w, false, None).await.map_err(|e| {
             if e.contains("tampered") {
                 format!("its first record failed authentication (a replayed handshake, or tampering): {e}")
             } else {
@@ -380,6 +380,7 @@ pub(crate) async fn hellos<R, W>(
     r: &mut R,
     w: &mut W,
     whole_process: bool,
+    credential: Option<String>,
 ) -> Result<(BytesMut, crate::serve::Terms), String>
 where
     R: AsyncRead + Unpin,
@@ -412,7 +413,7 @@ where
         }
     }
     let _here = crate::place::enter(terms.place.clone());
-    let out = crate::serve::worker_hello();
+    let out = crate::serve::worker_hello(credential);
     w.write_all(&out).await.map_err(|e| e.to_string())?;
     w.flush().await.map_err(|e| e.to_string())?;
     Ok((buf, terms))

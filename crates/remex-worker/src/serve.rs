@@ -89,7 +89,11 @@ pub(crate) fn apply_nice(n: i32) -> Result<(), String> {
 
 /// This worker's hello, describing the process as it is now (after the
 /// controller's setup was applied), or as the session's place says.
-pub(crate) fn worker_hello() -> BytesMut {
+pub(crate) fn worker_hello(credential: Option<String>) -> BytesMut {
+    let mut cluster = wire::ClusterInfo::from_env();
+    if let Some(c) = cluster.as_mut() {
+        c.credential = credential;
+    }
     let info = WorkerInfo {
         pid: std::process::id(),
         host: rustix::system::uname()
@@ -104,7 +108,7 @@ pub(crate) fn worker_hello() -> BytesMut {
             .unwrap_or_default(),
         platform: platform(),
         version: remex_core::VERSION.to_string(),
-        cluster: wire::ClusterInfo::from_env(),
+        cluster,
     };
     let mut out = BytesMut::new();
     wire::encode_hello(
@@ -160,7 +164,7 @@ fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, Terms), S
     let mut chunk = [0u8; 4096];
     let send_hello = |output: &mut File| {
         output
-            .write_all(&worker_hello())
+            .write_all(&worker_hello(None))
             .map_err(|e| format!("cannot write the handshake: {e}"))
     };
     let hello = loop {

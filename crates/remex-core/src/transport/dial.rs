@@ -141,6 +141,7 @@ impl Dialin {
         spec: &Spec,
         ids: &[String],
         job: Option<&str>,
+        bound: bool,
         within: Duration,
         failed: impl std::future::Future<Output = String>,
     ) -> Result<Vec<Connected>> {
@@ -199,7 +200,7 @@ impl Dialin {
                     let mark = proven.clone();
                     let task = pending.spawn(async move {
                         let noted = move || mark.store(true, std::sync::atomic::Ordering::Relaxed);
-                        let r = tokio::time::timeout(DIAL_HANDSHAKE, session(&spec, &id, stream, &addr, &psk, noted))
+                        let r = tokio::time::timeout(DIAL_HANDSHAKE, session(&spec, &id, stream, &addr, &psk, noted, bound))
                             .await
                             .unwrap_or_else(|_| Err(format!("no handshake within {DIAL_HANDSHAKE:?}")));
                         (addr, r)
@@ -380,10 +381,11 @@ async fn session(
     peer: &str,
     psk: &[u8; 32],
     proven: impl FnOnce(),
+    bound: bool,
 ) -> std::result::Result<Connected, String> {
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
-    let state = secure::respond_noting(&mut r, &mut w, psk, proven)
+    let (state, hash) = secure::respond_bound(&mut r, &mut w, psk, proven)
         .await
         .map_err(|e| match e {
             HandshakeError::Unproven => "it did not prove the secret".to_string(),
@@ -399,6 +401,15 @@ async fn session(
             HelloError::Io(e) => format!("its hello: {e}"),
         })?;
     let info = worker_info(spec, hello).map_err(|e| e.to_string())?;
+    if bound {
+        // The session must be the job user's, on a node of the cluster.
+        let credential = info
+            .cluster
+            .as_ref()
+            .and_then(|c| c.credential.as_deref())
+            .ok_or("it sent no MUNGE credential, and this controller binds sessions with one")?;
+        super::munge::verify(credential, &hash).await?;
+    }
     let parts = DirectParts::new(r, w, buf).map_err(|e| format!("taking over the session: {e}"))?;
     Ok(Connected { parts, info })
 }
@@ -426,7 +437,7 @@ mod tests {
         task: u32,
         pid: u32,
     ) -> std::result::Result<(), String> {
-        fake_worker_as(addr, secret, task, pid, ("1", "0")).await
+        fake_worker_as(addr, secret, task, pid, ("1", "0"), Cred::None).await
     }
 
     /// A fake worker that names `(job, step)`.
@@ -436,7 +447,17 @@ mod tests {
         task: u32,
         place: (&'static str, &'static str),
     ) -> std::result::Result<(), String> {
-        fake_worker_as(addr, secret, task, 1, place).await
+        fake_worker_as(addr, secret, task, 1, place, Cred::None).await
+    }
+
+    /// What MUNGE credential a fake worker sends.
+    #[derive(Clone, Copy)]
+    enum Cred {
+        None,
+        /// One over its own session's hash.
+        Real,
+        /// One over another session's hash.
+        Other,
     }
 
     async fn fake_worker_as(
@@ -445,12 +466,18 @@ mod tests {
         task: u32,
         pid: u32,
         (job, step): (&str, &str),
+        cred: Cred,
     ) -> std::result::Result<(), String> {
         let stream = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
         let (mut r, mut w) = stream.into_split();
-        let state = secure::initiate(&mut r, &mut w, &secure::psk(secret.as_bytes()))
+        let (state, hash) = secure::initiate_bound(&mut r, &mut w, &secure::psk(secret.as_bytes()))
             .await
             .map_err(|e| e.to_string())?;
+        let credential = match cred {
+            Cred::None => None,
+            Cred::Real => super::super::munge::credential(&hash).await,
+            Cred::Other => super::super::munge::credential(&[9; 32]).await,
+        };
         let (mut r, mut w) = secure::split(state, r, w, &addr);
         let mut hello = BytesMut::new();
         encode_hello(
@@ -469,6 +496,7 @@ mod tests {
                         step_id: step.into(),
                         node: "n".into(),
                         task,
+                        credential,
                     }),
                 }),
                 setup: None,
@@ -502,6 +530,7 @@ mod tests {
                     &spec,
                     &ids,
                     Some("1"),
+                    false,
                     Duration::from_secs(30),
                     std::future::pending(),
                 )
@@ -561,6 +590,7 @@ mod tests {
                     &spec,
                     &ids,
                     Some("1"),
+                    false,
                     Duration::from_secs(30),
                     std::future::pending(),
                 )
@@ -584,6 +614,55 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bound_listener_takes_only_sessions_with_their_own_munge_credential() {
+        if !super::super::munge::available().await
+            || super::super::munge::credential(&[0; 32]).await.is_none()
+        {
+            eprintln!("skipped: no munge here (cargo xtask test starts it with Slurm)");
+            return;
+        }
+        let spec = Spec::parse("slurm").unwrap();
+        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
+        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
+        let ids = vec!["only".to_string()];
+        let accepting = tokio::spawn({
+            let spec = spec.clone();
+            async move {
+                d.accept(
+                    &spec,
+                    &ids,
+                    Some("1"),
+                    true,
+                    Duration::from_secs(30),
+                    std::future::pending(),
+                )
+                .await
+            }
+        });
+        // The secret alone, or a credential made for another session: no.
+        for cred in [Cred::None, Cred::Other] {
+            let e = fake_worker_as(addr.clone(), secret.clone(), 0, 5, ("1", "0"), cred)
+                .await
+                .unwrap_err();
+            assert!(e.contains("closed by the listener"), "{e}");
+        }
+        let _real = tokio::spawn(fake_worker_as(
+            addr.clone(),
+            secret,
+            0,
+            7,
+            ("1", "0"),
+            Cred::Real,
+        ));
+        let conns = tokio::time::timeout(Duration::from_secs(30), accepting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(conns[0].info.pid, 7);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rank_claimed_twice_abandons_the_start_loudly() {
         let spec = spec();
         let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
@@ -596,6 +675,7 @@ mod tests {
                     &spec,
                     &ids,
                     Some("1"),
+                    false,
                     Duration::from_secs(30),
                     std::future::pending(),
                 )
@@ -624,6 +704,7 @@ mod tests {
             step_id: step.into(),
             node: "n".into(),
             task,
+            credential: None,
         };
         let free = |_| false;
         let ok = place("7", "3", 1);
@@ -674,6 +755,7 @@ mod tests {
                     &spec,
                     &ids,
                     Some("1"),
+                    false,
                     Duration::from_secs(30),
                     std::future::pending(),
                 )
@@ -708,6 +790,7 @@ mod tests {
                 &spec,
                 &ids,
                 None,
+                false,
                 Duration::from_millis(200),
                 std::future::pending(),
             )
@@ -717,7 +800,7 @@ mod tests {
         assert!(e.contains("0 of 2 workers dialed back"), "{e}");
         let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
         let e = d
-            .accept(&spec, &ids, None, Duration::from_secs(30), async {
+            .accept(&spec, &ids, None, false, Duration::from_secs(30), async {
                 "srun exited (exit status: 1)".to_string()
             })
             .await
@@ -784,6 +867,7 @@ mod tests {
                     &spec,
                     &ids,
                     None,
+                    false,
                     Duration::from_secs(30),
                     std::future::pending(),
                 )

@@ -13,6 +13,7 @@
 pub mod cmd;
 pub mod dial;
 pub mod fds;
+pub mod munge;
 pub mod popen;
 pub mod secret;
 pub mod secure;

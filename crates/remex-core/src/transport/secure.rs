@@ -284,6 +284,38 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    initiate_bound(r, w, psk).await.map(|(state, _)| state)
+}
+
+/// The handshake hash of a session: the same on both ends of one session
+/// and on no other, for binding something to it (a credential made for
+/// this session is worthless in another).
+pub type SessionHash = [u8; 32];
+
+/// [`initiate`], also returning the session's handshake hash.
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use remex::core::transport::secure;
+/// let psk = secure::psk(b"s3cret");
+/// let (a, b) = tokio::io::duplex(1 << 16);
+/// let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// let (client, server) = tokio::join!(
+///     secure::initiate_bound(&mut ar, &mut aw, &psk),
+///     secure::respond_bound(&mut br, &mut bw, &psk, || {}),
+/// );
+/// assert_eq!(client.unwrap().1, server.unwrap().1, "both ends agree on it");
+/// # }
+/// ```
+pub async fn initiate_bound<R, W>(
+    r: &mut R,
+    w: &mut W,
+    psk: &[u8; 32],
+) -> Result<(StatelessTransportState, SessionHash), HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut greeting = [0u8; GREETING.len()];
     let got = read_full(r, &mut greeting).await?;
     if got < GREETING.len() || greeting != GREETING {
@@ -303,8 +335,20 @@ where
     };
     hs.read_message(&reply, &mut [])
         .map_err(|_| HandshakeError::Unproven)?;
-    hs.into_stateless_transport_mode()
-        .map_err(|e| HandshakeError::Io(snow_io(e)))
+    finish(hs)
+}
+
+/// The transport state and the handshake hash of a finished handshake.
+fn finish(
+    hs: snow::HandshakeState,
+) -> Result<(StatelessTransportState, SessionHash), HandshakeError> {
+    let mut hash = [0u8; 32];
+    let h = hs.get_handshake_hash();
+    hash[..h.len().min(32)].copy_from_slice(&h[..h.len().min(32)]);
+    let state = hs
+        .into_stateless_transport_mode()
+        .map_err(|e| HandshakeError::Io(snow_io(e)))?;
+    Ok((state, hash))
 }
 
 /// The listener's side: greets, checks the client's proof of the secret
@@ -373,6 +417,23 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    respond_bound(r, w, psk, proven)
+        .await
+        .map(|(state, _)| state)
+}
+
+/// [`respond_noting`], also returning the session's handshake hash (see
+/// [`initiate_bound`]).
+pub async fn respond_bound<R, W>(
+    r: &mut R,
+    w: &mut W,
+    psk: &[u8; 32],
+    proven: impl FnOnce(),
+) -> Result<(StatelessTransportState, SessionHash), HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     w.write_all(GREETING).await?;
     w.flush().await?;
     let msg = match recv_message(r).await? {
@@ -391,8 +452,7 @@ where
     }
     proven();
     send_message(&mut hs, w).await?;
-    hs.into_stateless_transport_mode()
-        .map_err(|e| HandshakeError::Io(snow_io(e)))
+    finish(hs)
 }
 
 /// Tells a client it failed to prove the secret. Best effort: a peer that

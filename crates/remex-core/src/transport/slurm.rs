@@ -645,6 +645,13 @@ pub(crate) async fn dial_step(
         },
     };
     let dialin = Dialin::bind(spec, &chosen).await?;
+    // Where MUNGE runs (every auth/munge cluster), sessions must carry the
+    // job user's credential over their own handshake: the secret alone,
+    // which every node sees, is not enough.
+    let bound = super::munge::available().await;
+    if !bound {
+        tracing::info!(spec = %spec.raw, "no MUNGE here: dial-back sessions are bound by the one-time secret alone (docs/security.md)");
+    }
     tracing::info!(spec = %spec.raw, "dial-back listener on {}", dialin.addr);
     let mut cmd = srun(alloc, o, ids.len() as u32);
     if let Some(n) = &o.nodes {
@@ -704,7 +711,7 @@ pub(crate) async fn dial_step(
     };
     let within = spec.start_timeout.unwrap_or(super::HANDSHAKE_TIMEOUT);
     let conns = dialin
-        .accept(spec, ids, Some(&alloc.job), within, failed)
+        .accept(spec, ids, Some(&alloc.job), bound, within, failed)
         .await?;
     if let Some(c) = conns.first().and_then(|c| c.info.cluster.as_ref()) {
         *alloc.step_id.lock() = Some(c.step_id.clone());

@@ -106,6 +106,7 @@ pub struct WorkerInfo {
 ///     step_id: "0".into(),
 ///     node: "node7".into(),
 ///     task: 3,
+///     credential: None,
 /// };
 /// assert_eq!(c.to_string(), "slurm job 42 step 0 task 3 on node7");
 /// ```
@@ -121,6 +122,11 @@ pub struct ClusterInfo {
     pub node: String,
     /// The task's rank within its step (`SLURM_PROCID`).
     pub task: u32,
+    /// A munge credential over the session's handshake hash, from a
+    /// worker that dialed back on a node with munge: it proves the
+    /// session is the job user's on a node of the cluster, not a
+    /// stranger's who learnt the start's secret (docs/security.md).
+    pub credential: Option<String>,
 }
 
 impl std::fmt::Display for ClusterInfo {
@@ -154,6 +160,7 @@ impl ClusterInfo {
                 .or_else(|| var("HOSTNAME"))
                 .unwrap_or_default(),
             task: var("SLURM_PROCID")?.parse().ok()?,
+            credential: None,
         })
     }
 }
