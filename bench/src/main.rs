@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use remex::worker::{serve_if_worker, Task, TaskError, Worker};
 use remex::{makegateway, Value};
 
+mod tail;
 mod testbed;
 
 struct Counts {
@@ -913,6 +914,24 @@ fn flood_child(mib: usize) -> Result<(f64, f64), String> {
 
 /// Trivial tasks per second through dask.distributed or Ray (`which`), or
 /// why not (not installed, failed).
+/// The number `dask_ray_bench.py WHICH ARG ROUNDS` prints, or why none.
+fn python_value(which: &str, arg: &str, rounds: usize) -> Result<f64, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dask_ray_bench.py");
+    let out = Command::new("python3")
+        .args([script, which, arg, &rounds.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().last().unwrap_or("failed").trim().to_string());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .last()
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(|| "no value printed".to_string())
+}
+
 fn python_rate(which: &str, n: usize, rounds: usize) -> Result<f64, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dask_ray_bench.py");
     let out = Command::new("python3")
@@ -1341,6 +1360,11 @@ async fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--tail-only") {
+        // Only row (t).
+        tail::print_tail_row(&tail::tail_row(3).await);
+        return;
+    }
     if args.iter().any(|a| a == "--testbed-slurm-ready") {
         testbed::slurm_ready_child().await;
         return;
@@ -1614,6 +1638,8 @@ async fn main() {
     let ssh = ssh_rows(&c).await;
     eprintln!("measuring Slurm (when present) ...");
     let slurm = slurm_rows(&c).await;
+    eprintln!("measuring uneven tasks (and dask on them, when installed) ...");
+    let tail = tail::tail_row(if quick { 1 } else { 3 }).await;
     eprintln!("measuring on the testbed (when up) ...");
     let tb = testbed::testbed_rows(&c).await;
     eprintln!("measuring groups ...");
@@ -1761,6 +1787,7 @@ async fn main() {
         Err(msg) => println!("| (h), (i) ssh rows | not measured: {msg} | | | | | |"),
     }
     print_slurm_rows(&slurm);
+    tail::print_tail_row(&tail);
     testbed::print_testbed_rows(&tb);
     if let Err(msg) = &e {
         println!("\nexecnet not measured: {msg} (pip install execnet)");

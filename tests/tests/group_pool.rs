@@ -329,3 +329,78 @@ async fn an_empty_vector_and_one_of_finished_futures_gather_at_once() {
     assert_eq!(got.value, vec![0, 1, 2]);
     g.terminate(Duration::from_secs(5)).await;
 }
+
+/// A task queued on a worker behind a long one runs on an idle worker
+/// instead (work stealing), exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_takes_tasks_queued_behind_a_long_one() {
+    let g = common::group(2).await;
+    // One executor each: a second task on a lane waits behind the first.
+    g.set_tasks_per_worker(1);
+    let t0 = Instant::now();
+    let long = g
+        .submit::<String>("slow_echo", &(1500u64, "long"))
+        .unwrap()
+        .with_details();
+    let short: Vec<_> = ["b", "c", "d"]
+        .iter()
+        .map(|s| {
+            g.submit::<String>("slow_echo", &(30u64, *s))
+                .unwrap()
+                .with_details()
+        })
+        .collect();
+    let mut done = Vec::new();
+    for f in short {
+        let r = f.await.unwrap();
+        done.push((r.value, r.gateway, t0.elapsed()));
+    }
+    let long = long.await.unwrap();
+    for (v, gw, at) in &done {
+        assert!(
+            *at < Duration::from_millis(1000),
+            "{v} waited {at:?} (on {gw}) behind the long task on {}",
+            long.gateway
+        );
+        assert_ne!(*gw, long.gateway, "{v} ran behind the long task");
+    }
+    assert_eq!(
+        done.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+        ["b", "c", "d"]
+    );
+    assert_eq!(long.value, "long");
+    g.terminate(T).await;
+}
+
+/// A task bound to its scattered data is never stolen to a worker
+/// without it: it goes back to a holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_with_scattered_data_is_stolen_only_where_its_data_is() {
+    let g = common::group(2).await;
+    g.set_tasks_per_worker(1);
+    let r = g
+        .scatter(vec!["x".to_string()], false)
+        .await
+        .unwrap()
+        .remove(0);
+    let holder = r.holders()[0].clone();
+    let a = g
+        .submit::<String>("slow_echo", &(800u64, &r))
+        .unwrap()
+        .with_details();
+    let b = g
+        .submit::<String>("slow_echo", &(10u64, &r))
+        .unwrap()
+        .with_details();
+    // A quick task on the other worker: its end makes that lane idle,
+    // and it asks for queued work.
+    let c = g.submit::<i64>("echo", &1).unwrap().with_details();
+    let c = c.await.unwrap();
+    assert_ne!(c.gateway, holder);
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!((a.value.as_str(), b.value.as_str()), ("x", "x"));
+    assert_eq!(a.gateway, holder);
+    assert_eq!(b.gateway, holder, "stolen away from its data");
+    assert_eq!(b.attempts, 1, "a task given back did not run: no attempt");
+    g.terminate(T).await;
+}

@@ -160,6 +160,90 @@ impl LaneReply {
     }
 }
 
+/// A lane's hand-back of requests it had not started, after the
+/// controller asked for them ([`LaneControl::Steal`]): `[-1, "returned",
+/// [id, ...]]` on the lane's channel, among its replies.
+///
+/// ```
+/// use remex::core::builtin::LaneReturned;
+/// let r = LaneReturned { ids: vec![4, 9] };
+/// assert_eq!(LaneReturned::from_value(&r.clone().into_value()), Some(r));
+/// assert_eq!(LaneReturned::from_value(&remex::Value::Int(1)), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneReturned {
+    /// The requests given back, not started.
+    pub ids: Vec<i64>,
+}
+
+impl LaneReturned {
+    /// The hand-back as it travels.
+    pub fn into_value(self) -> Value {
+        Value::List(vec![
+            Value::Int(-1),
+            Value::Str("returned".into()),
+            Value::List(self.ids.into_iter().map(Value::Int).collect()),
+        ])
+    }
+
+    /// Reads a hand-back; `None` if `v` is not one (a reply, then).
+    pub fn from_value(v: &Value) -> Option<Self> {
+        let Value::List(parts) = v else { return None };
+        match parts.as_slice() {
+            [Value::Int(-1), Value::Str(tag), Value::List(ids)] if tag == "returned" => {
+                let ids = ids
+                    .iter()
+                    .map(|i| match i {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(LaneReturned { ids })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the controller says on a lane's control channel.
+///
+/// ```
+/// use remex::core::builtin::LaneControl;
+/// for c in [LaneControl::Cancel(3), LaneControl::Steal(2)] {
+///     assert_eq!(LaneControl::from_value(&c.into_value()), Some(c));
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneControl {
+    /// Request `id` is not wanted any more: skip it, or stop it.
+    Cancel(i64),
+    /// Give back up to this many requests not started yet
+    /// ([`LaneReturned`]): a worker with idle executors takes them.
+    Steal(i64),
+}
+
+impl LaneControl {
+    /// The message as it travels: `id`, or `["steal", n]`.
+    pub fn into_value(self) -> Value {
+        match self {
+            LaneControl::Cancel(id) => Value::Int(id),
+            LaneControl::Steal(n) => Value::List(vec![Value::Str("steal".into()), Value::Int(n)]),
+        }
+    }
+
+    /// Reads a control message; `None` if it is not one.
+    pub fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Int(id) => Some(LaneControl::Cancel(*id)),
+            Value::List(parts) => match parts.as_slice() {
+                [Value::Str(tag), Value::Int(n)] if tag == "steal" => Some(LaneControl::Steal(*n)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// Reads a lane message of three parts with `read`, which gives the parts
 /// back when they are not what it expects; the error names what came.
 fn three<T>(

@@ -21,6 +21,12 @@ pub(crate) trait Scheduler: Send + Sync {
     fn dispatch(self: Arc<Self>);
     /// A lane died with these jobs in flight on `gateway`.
     fn requeue_lost(self: Arc<Self>, jobs: Vec<Job>, gateway: &str, why: &Error);
+    /// A worker gave these jobs back before starting them (a steal): they
+    /// go first in the queue, no attempt counted.
+    fn requeue_returned(self: Arc<Self>, jobs: Vec<Job>);
+    /// `lane` has `idle` executors: when nothing is queued, take jobs that
+    /// wait behind busy executors on another lane.
+    fn feed(self: Arc<Self>, lane: &crate::lane::Lane, idle: usize);
 }
 
 /// What a task's future shares with its job.

@@ -14,6 +14,15 @@
 //! another worker, up to a limit; a task that fails by itself (a remote
 //! error) is not retried. Results are delivered exactly once; a task may
 //! *run* more than once when its worker died after it started.
+//!
+//! Work stealing: a lane whose executors go idle while nothing is queued
+//! asks a lane with tasks waiting behind its busy executors (kept in
+//! `Crowded` as loads cross the executor count, so this costs nothing per
+//! task) to give back up to that many tasks it has not started; the
+//! worker hands back only requests no executor took, so none runs twice,
+//! and they go first in the queue (no attempt counted). A task bound to
+//! scattered data goes back to a holder: it is stolen only where its data
+//! is.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +32,7 @@ use parking_lot::Mutex;
 use remex_core::{Error, Gateway, Result};
 
 use crate::job::{gone, Job, Scheduler};
-use crate::lane::Lane;
+use crate::lane::{Crowded, Lane};
 use crate::schedule::{pick_lane, Constraints, LaneLoad};
 
 /// Where a task whose arguments hold these data references may run: the
@@ -53,6 +62,8 @@ pub(crate) struct Pool {
     /// a new worker, can take it). Written under `queue`'s lock.
     saturated: AtomicBool,
     lanes: Mutex<std::collections::HashMap<String, Arc<Lane>>>,
+    /// The lanes with jobs waiting behind busy executors.
+    pub(crate) crowded: Arc<Crowded>,
     pub(crate) per_worker: Mutex<usize>,
     pub(crate) max_attempts: Mutex<u32>,
 }
@@ -63,6 +74,7 @@ impl Default for Pool {
             queue: Mutex::new(VecDeque::new()),
             saturated: AtomicBool::new(false),
             lanes: Mutex::new(Default::default()),
+            crowded: Arc::default(),
             per_worker: Mutex::new(DEFAULT_PER_WORKER),
             max_attempts: Mutex::new(DEFAULT_MAX_ATTEMPTS),
         }
@@ -101,7 +113,7 @@ impl Pool {
         for gw in live {
             let lane = match lanes.get(gw.id()) {
                 Some(l) => l.clone(),
-                None => match Lane::open(gw, per_worker, owner.clone()) {
+                None => match Lane::open(gw, per_worker, self.crowded.clone(), owner.clone()) {
                     Ok(l) => {
                         lanes.insert(gw.id().to_string(), l.clone());
                         l
@@ -190,6 +202,19 @@ impl Pool {
         while let Some(job) = waiting.pop_back() {
             queue.push_front(job);
         }
+    }
+
+    /// Puts back, first in the queue, jobs a worker gave back unstarted
+    /// (no attempt counted: they never ran). Dispatch afterwards.
+    pub(crate) fn requeue_front(&self, jobs: Vec<Job>) {
+        let mut queue = self.queue.lock();
+        for job in jobs.into_iter().rev() {
+            if !job.cancelled() {
+                queue.push_front(job);
+            }
+        }
+        drop(queue);
+        self.unsaturate();
     }
 
     /// Puts back the jobs a dead lane had in flight: each counts an attempt;

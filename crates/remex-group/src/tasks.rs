@@ -22,6 +22,20 @@ impl Scheduler for Inner {
         group.pool().requeue_lost(jobs, gateway, why);
         group.dispatch();
     }
+
+    fn requeue_returned(self: Arc<Self>, jobs: Vec<Job>) {
+        Group::from_inner(self).pool().requeue_front(jobs);
+    }
+
+    fn feed(self: Arc<Self>, lane: &crate::lane::Lane, idle: usize) {
+        let group = Group::from_inner(self);
+        if !group.pool().is_idle() {
+            return;
+        }
+        if let Some(victim) = group.pool().crowded.pick(lane) {
+            victim.steal(idle);
+        }
+    }
 }
 
 impl Group {

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use parking_lot::Mutex;
-use remex_core::builtin::{LaneReply, LaneRequest};
+use remex_core::builtin::{LaneControl, LaneReply, LaneRequest, LaneReturned};
 use remex_core::{Channel, ChannelRef, Value};
 
 use crate::Worker;
@@ -36,13 +36,41 @@ impl Worker {
         let running = Mutex::new(Running::default());
         std::thread::scope(|s| {
             s.spawn(|| {
-                while let Ok(Value::Int(id)) = control.receive_value_blocking(None) {
-                    let mut r = running.lock();
-                    match r.tasks.get(&id) {
-                        Some(ch) => ch.close(None),
-                        None => {
-                            r.cancelled.insert(id);
+                while let Ok(v) = control.receive_value_blocking(None) {
+                    match LaneControl::from_value(&v) {
+                        Some(LaneControl::Cancel(id)) => {
+                            let mut r = running.lock();
+                            match r.tasks.get(&id) {
+                                Some(ch) => ch.close(None),
+                                None => {
+                                    r.cancelled.insert(id);
+                                }
+                            }
                         }
+                        Some(LaneControl::Steal(n)) => {
+                            // The requests still waiting here, none that an
+                            // executor took: each item goes to one taker.
+                            let mut ids = Vec::new();
+                            while (ids.len() as i64) < n {
+                                match lane.try_receive_value() {
+                                    Ok(Some(v)) => match LaneRequest::from_value(v) {
+                                        Ok(r) => ids.push(r.id),
+                                        Err(e) => crate::say(format!(
+                                            "lane {}: ignoring a request: {e}",
+                                            lane.id()
+                                        )),
+                                    },
+                                    _ => break,
+                                }
+                            }
+                            if lane
+                                .send_value_blocking(LaneReturned { ids }.into_value())
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                        None => break,
                     }
                 }
             });
