@@ -13,7 +13,8 @@
 //! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
 //! `--tasks-only` (`--raw-lane`), `--group-only N`, `--flood-only MIB`, `--ssh-only`, `--socket-only`,
 //! `--scripts-only`, `--cli-only`, `--testbed-only` (rows (u)-(u''') on the
-//! testbed of hosts, `.ci/hosts-up`).
+//! testbed of hosts, `.ci/hosts-up`; with (v)), `--first-contact-only` (row
+//! (v) alone).
 //!
 //! Rows (j) and (k) measure `socket=` (the Noise session) against a
 //! plain-TCP floor: a child process of this program speaking unencrypted
@@ -1367,6 +1368,11 @@ async fn main() {
     }
     if args.iter().any(|a| a == "--testbed-slurm-ready") {
         testbed::slurm_ready_child().await;
+        return;
+    }
+    if args.iter().any(|a| a == "--first-contact-only") {
+        // Only row (v) (on the testbed).
+        testbed::print_first_contact_row(&testbed::first_contact().await);
         return;
     }
     if args.iter().any(|a| a == "--testbed-only") {

@@ -9,7 +9,11 @@
 //! - (u'') `slurm//ntasks=6//nodes=3` on the testbed's cluster ready (a
 //!   child process: the Slurm commands read `SLURM_CONF`);
 //! - (u''') the time to notice a host that dies without a word, under
-//!   the default liveness bound.
+//!   the default liveness bound;
+//! - (v) a first contact with a host over a 10 MB/s link (a relay on the
+//!   controller's address): a user new to the host, so the worker is
+//!   uploaded, to its first reply, from `makegateway` and from
+//!   `remex exec`, beside the same over an unlimited link.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +37,155 @@ pub(crate) struct TestbedRows {
     slurm6: Result<f64, String>,
     /// s: noticed, the bound.
     dead: (f64, f64),
+    /// (v), or why not.
+    first: Result<FirstContact, String>,
+}
+
+/// Row (v): a first contact over a thin link.
+pub(crate) struct FirstContact {
+    /// s: ssh= gateway to its first reply, at 10 MB/s and unlimited.
+    gateway: (f64, f64),
+    /// s: `remex exec` of one command, at 10 MB/s.
+    cli: f64,
+    /// Bytes: the program that serves as the worker (this one) as built,
+    /// as uploaded (stripped), and as sent (compressed), with the form.
+    sizes: (u64, u64, u64),
+    form: &'static str,
+    /// s: preparing the upload once per binary (strip, compress).
+    prepare: f64,
+}
+
+/// The link's rate for (v), bytes/s.
+const THIN: u64 = 10_000_000;
+
+/// One first contact: a new user on rx2 through a relay at `rate`, to
+/// the first reply of an ssh= gateway (or of `remex exec` with `cli`).
+async fn contact(rate: Option<u64>, cli: Option<&std::path::Path>) -> Result<f64, String> {
+    let user = testbed::FreshUser::on(&["rx2"]);
+    let relay = testbed::Relay::start(
+        &format!("{}:22", testbed::addr("rx2")),
+        Duration::ZERO,
+        rate,
+    );
+    let cfg = testbed::ssh_through(&relay, "rx2");
+    let spec = format!("ssh={}@slow-rx2//ssh_config={}", user.name, cfg.display());
+    let t0 = Instant::now();
+    let out = match cli {
+        Some(cli) => {
+            let out = Command::new(cli)
+                .args(["exec", "--tx", &spec, "--", "true"])
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(t0.elapsed().as_secs_f64())
+            } else {
+                Err(format!(
+                    "remex exec: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        }
+        None => match makegateway(&spec).await {
+            Ok(gw) => {
+                let r = match gw.remote_call("echo", &1i64) {
+                    Ok(ch) => ch.receive::<i64>().await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let took = t0.elapsed().as_secs_f64();
+                let uploaded = gw.uploaded_worker();
+                let _ = gw.exit().await;
+                match r {
+                    Ok(_) if uploaded => Ok(took),
+                    Ok(_) => Err("the new user's first contact did not upload".into()),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let _ = std::fs::remove_file(cfg);
+    out
+}
+
+/// Row (v).
+pub(crate) async fn first_contact() -> Result<FirstContact, String> {
+    if std::env::var_os("REMEX_TESTBED_SKIP").is_some()
+        || !std::path::Path::new(testbed::SSH_CONFIG).exists()
+    {
+        return Err("no testbed here (sudo .ci/hosts-up makes it)".into());
+    }
+    let dir = std::path::Path::new(&exe())
+        .parent()
+        .expect("a directory")
+        .to_path_buf();
+    let cli = dir.join("remex");
+    if !cli.exists() {
+        return Err(format!(
+            "{} is missing (cargo build --release -p remex-cli)",
+            cli.display()
+        ));
+    }
+    // The bench serves as its own worker (as a program of a user's that
+    // calls serve_if_worker does): it uploads itself; remex uploads
+    // itself.
+    let built = std::fs::metadata(exe()).map_err(|e| e.to_string())?.len();
+    // The controller prepares an upload once per binary: from an empty
+    // cache, the first contact includes it.
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let cache = std::env::temp_dir().join(format!("remex-upload-{uid}"));
+    let _ = std::fs::remove_dir_all(&cache);
+    let with_prepare = contact(Some(THIN), None).await?;
+    let (mut thin, mut open, mut by_cli) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        thin.push(contact(Some(THIN), None).await?);
+        open.push(contact(None, None).await?);
+        by_cli.push(contact(Some(THIN), Some(&cli)).await?);
+    }
+    // What was prepared for this program: the oldest entry of the cache
+    // (then remex's).
+    let meta = std::fs::read_dir(&cache)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .filter_map(|e| {
+            let m = e.path().join("meta");
+            let when = std::fs::metadata(&m).ok()?.modified().ok()?;
+            Some((when, std::fs::read_to_string(m).ok()?))
+        })
+        .min_by_key(|(when, _)| *when)
+        .map(|(_, text)| text)
+        .ok_or("no prepared upload in the cache")?;
+    let f: Vec<u64> = meta
+        .split_whitespace()
+        .skip(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if f.len() != 4 {
+        return Err(format!("the cache's meta reads {meta:?}"));
+    }
+    let has = |tool: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let (form, sent) = if has("zstd") {
+        ("zstd", f[1])
+    } else if has("gzip") {
+        ("gzip", f[2])
+    } else {
+        ("raw", f[0])
+    };
+    let thin = median(thin);
+    Ok(FirstContact {
+        gateway: (thin, median(open)),
+        cli: median(by_cli),
+        sizes: (built, f[0], sent),
+        form,
+        prepare: (with_prepare - thin).max(0.0),
+    })
 }
 
 fn exe() -> String {
@@ -271,7 +424,9 @@ pub(crate) async fn testbed_rows(c: &Counts) -> Result<TestbedRows, String> {
             ))
         }
     }
+    let first = first_contact().await;
     Ok(TestbedRows {
+        first,
         rtt: (median(r_ssh), median(r_sock), median(r_tcp)),
         bulk: (median(b_ssh), median(b_sock), median(b_tcp)),
         bulk_mb: total >> 20,
@@ -328,4 +483,32 @@ pub(crate) fn print_testbed_rows(r: &Result<TestbedRows, String>) {
         r.dead.0,
         r.dead.0 / r.dead.1 * 100.0
     );
+    print_first_contact_row(&r.first);
+}
+
+/// Prints row (v).
+pub(crate) fn print_first_contact_row(r: &Result<FirstContact, String>) {
+    match r {
+        Ok(f) => {
+            let mb = |b: u64| b as f64 / 1e6;
+            println!(
+                "| (v) first contact, new user on rx2 over a 10 MB/s link (worker uploaded): ssh= gateway to first reply / remex exec | {:.2} s / {:.2} s | {:.2} s (the same over an unlimited link) | | the program {:.1} MB as built, {:.1} MB stripped, {:.1} MB sent ({}): the whole binary alone held such a link {:.1} s | | < 1.5 s |",
+                f.gateway.0,
+                f.cli,
+                f.gateway.1,
+                mb(f.sizes.0),
+                mb(f.sizes.1),
+                mb(f.sizes.2),
+                f.form,
+                f.sizes.0 as f64 / THIN as f64,
+            );
+            println!(
+                "| (v) preparing the upload (strip + compress, once per worker binary, cached) | {:.2} s | | | | | |",
+                f.prepare
+            );
+        }
+        Err(why) => println!(
+            "| (v) first contact over a 10 MB/s link | not measured: {why} | | | | | < 1.5 s |"
+        ),
+    }
 }

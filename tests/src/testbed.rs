@@ -687,3 +687,25 @@ impl Drop for RemoteListener {
         let _ = std::fs::remove_file(&self.secret);
     }
 }
+
+/// An ssh configuration reaching `host`'s sshd through `relay` as the
+/// host `slow-HOST` (the host key checked under the host's name). The
+/// caller removes the file.
+pub fn ssh_through(relay: &Relay, host: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "remex-testbed-relay-{}-{}",
+        std::process::id(),
+        relay.port
+    ));
+    let base = std::fs::read_to_string(SSH_CONFIG).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "Host slow-{host}\n  HostName {CONTROLLER}\n  Port {}\n  HostKeyAlias {host}\n{}",
+            relay.port,
+            base.replace("Host rx*", "Host *")
+        ),
+    )
+    .unwrap();
+    path
+}

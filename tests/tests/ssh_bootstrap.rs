@@ -113,3 +113,174 @@ async fn a_host_of_another_platform_is_a_clear_error() {
         "{text}"
     );
 }
+
+/// Runs this test binary's `test` again as a child with `env`, and
+/// returns whether it passed, with its output.
+fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Leftover partial uploads in the host's cache.
+fn partial_uploads(sshd: &Sshd) -> Vec<std::path::PathBuf> {
+    let cache = sshd.home().join(".cache/remex");
+    let mut found = Vec::new();
+    for dir in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if f.file_name().to_string_lossy().starts_with(".upload") {
+                found.push(f.path());
+            }
+        }
+    }
+    found
+}
+
+/// The child of the damaged-upload tests: starts `spec` (through a local
+/// relay with `REMEX_TEST_UPLOAD_VIA`) and says how it went.
+async fn child(spec: &str) {
+    let started = if std::env::var_os("REMEX_TEST_UPLOAD_VIA").is_some() {
+        let group = remex::Group::new([
+            "popen//id=relay".to_string(),
+            format!("{spec}//via=relay//id=far"),
+        ])
+        .await;
+        match group {
+            Ok(group) => {
+                let gw = group.by_id("far").unwrap();
+                assert!(gw.uploaded_worker());
+                let ch = gw.remote_call("echo", &7).unwrap();
+                assert_eq!(ch.receive::<i64>().await.unwrap(), 7);
+                group.terminate(std::time::Duration::from_secs(10)).await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        match makegateway(spec).await {
+            Ok(gw) => {
+                assert!(gw.uploaded_worker());
+                let ch = gw.remote_call("echo", &7).unwrap();
+                assert_eq!(ch.receive::<i64>().await.unwrap(), 7);
+                gw.exit().await.unwrap();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match started {
+        Ok(()) => println!("CHILD-STARTED"),
+        Err(e) => println!("CHILD-FAILED {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_upload_through_a_relay_is_sent_again() {
+    const TEST: &str = "a_damaged_upload_through_a_relay_is_sent_again";
+    if let Ok(spec) = std::env::var("REMEX_TEST_UPLOAD_SPEC") {
+        child(&spec).await;
+        return;
+    }
+    let sshd = Sshd::start_for_new_user("127.0.0.5");
+    let spec = sshd.spec("");
+    let (ok, out) = run_child(
+        TEST,
+        &[
+            ("REMEX_TEST_UPLOAD_SPEC", &spec),
+            ("REMEX_TEST_UPLOAD_VIA", "1"),
+            ("REMEX_TEST_CORRUPT_UPLOAD", "always"),
+        ],
+    );
+    assert!(
+        ok && out.contains("CHILD-FAILED") && out.contains("REMEX-UPLOAD"),
+        "the host refuses a damaged upload: {out}"
+    );
+    assert!(cached_workers(&sshd).is_empty());
+    let (ok, out) = run_child(
+        TEST,
+        &[
+            ("REMEX_TEST_UPLOAD_SPEC", &spec),
+            ("REMEX_TEST_UPLOAD_VIA", "1"),
+            ("REMEX_TEST_CORRUPT_UPLOAD", "once"),
+        ],
+    );
+    assert!(ok && out.contains("CHILD-STARTED"), "{out}");
+    assert_eq!(cached_workers(&sshd).len(), 1);
+    assert!(partial_uploads(&sshd).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_upload_is_refused_by_the_host_and_sent_again() {
+    const TEST: &str = "a_damaged_upload_is_refused_by_the_host_and_sent_again";
+    // The child: this test again, in a process whose uploads the test
+    // hook damages (one byte flipped in the middle).
+    if let Ok(spec) = std::env::var("REMEX_TEST_UPLOAD_SPEC") {
+        child(&spec).await;
+        return;
+    }
+    let sshd = Sshd::start_for_new_user("127.0.0.4");
+    let spec = sshd.spec("");
+    // Every upload damaged: the host checks size and SHA-256, refuses it,
+    // keeps nothing, and the start fails naming it.
+    let (ok, out) = run_child(
+        TEST,
+        &[
+            ("REMEX_TEST_UPLOAD_SPEC", &spec),
+            ("REMEX_TEST_CORRUPT_UPLOAD", "always"),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("CHILD-FAILED") && out.contains("REMEX-UPLOAD"),
+        "the host refuses a damaged upload: {out}"
+    );
+    assert!(cached_workers(&sshd).is_empty(), "nothing damaged is kept");
+    assert!(
+        partial_uploads(&sshd).is_empty(),
+        "{:?}",
+        partial_uploads(&sshd)
+    );
+    // The first upload damaged: the start sends it again and succeeds.
+    let (ok, out) = run_child(
+        TEST,
+        &[
+            ("REMEX_TEST_UPLOAD_SPEC", &spec),
+            ("REMEX_TEST_CORRUPT_UPLOAD", "once"),
+        ],
+    );
+    assert!(ok && out.contains("CHILD-STARTED"), "{out}");
+    assert_eq!(cached_workers(&sshd).len(), 1);
+    assert!(partial_uploads(&sshd).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_without_zstd_get_the_worker_as_gzip_or_as_it_is() {
+    // REMEX_UPLOAD_FORM in the host's environment stands for a host whose
+    // zstd (and gzip) are missing.
+    for form in ["gzip", "raw"] {
+        let sshd = Sshd::start_for_new_user("127.0.0.6");
+        let rc = sshd.home().join(".bashrc");
+        let mut text = std::fs::read_to_string(&rc).unwrap();
+        text.push_str(&format!("export REMEX_UPLOAD_FORM={form}\n"));
+        std::fs::write(&rc, text).unwrap();
+        let gw = makegateway(&sshd.spec("")).await.unwrap();
+        assert!(gw.uploaded_worker(), "{form}");
+        let ch = gw.remote_call("echo", form).unwrap();
+        assert_eq!(ch.receive::<String>().await.unwrap(), form);
+        gw.exit().await.unwrap();
+        assert_eq!(cached_workers(&sshd).len(), 1, "{form}");
+        assert!(partial_uploads(&sshd).is_empty(), "{form}");
+    }
+}

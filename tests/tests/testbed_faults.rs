@@ -240,28 +240,6 @@ async fn by_default_a_half_open_connection_ends_on_both_sides_within_ten_seconds
     hosts.assert_clean(Duration::from_secs(60));
 }
 
-/// An ssh configuration reaching `host`'s sshd through `relay` (the host
-/// key checked under the host's name).
-fn ssh_through(relay: &Relay, host: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "remex-testbed-relay-{}-{}",
-        std::process::id(),
-        relay.port
-    ));
-    let base = std::fs::read_to_string(testbed::SSH_CONFIG).unwrap();
-    std::fs::write(
-        &path,
-        format!(
-            "Host slow-{host}\n  HostName {}\n  Port {}\n  HostKeyAlias {host}\n{}",
-            testbed::CONTROLLER,
-            relay.port,
-            base.replace("Host rx*", "Host *")
-        ),
-    )
-    .unwrap();
-    path
-}
-
 /// Round trips, a bulk transfer both ways and a gather through `gw`,
 /// which must stay up all along.
 async fn exercise(gw: &remex::Gateway, what: &str, round_trips: u32, bulk: usize) {
@@ -349,7 +327,7 @@ async fn slow_links_carry_round_trips_bulk_and_calls_without_false_timeouts() {
         Duration::from_millis(50),
         None,
     );
-    let cfg = ssh_through(&far, "rx2");
+    let cfg = testbed::ssh_through(&far, "rx2");
     let gw = makegateway(&format!(
         "ssh=slow-rx2//ssh_config={}//worker={WORKER}{bound}",
         cfg.display()
@@ -363,7 +341,7 @@ async fn slow_links_carry_round_trips_bulk_and_calls_without_false_timeouts() {
         Duration::ZERO,
         Some(1_000_000),
     );
-    let cfg2 = ssh_through(&thin, "rx2");
+    let cfg2 = testbed::ssh_through(&thin, "rx2");
     let gw = makegateway(&format!(
         "ssh=slow-rx2//ssh_config={}//worker={WORKER}{bound}",
         cfg2.display()

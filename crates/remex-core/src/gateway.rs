@@ -373,8 +373,22 @@ impl Gateway {
                 })
             }
         };
-        let started = match transport::start_process(&id, &spec, cmd, bootstrap).await {
+        let started = match transport::start_process(&id, &spec, cmd, bootstrap.clone()).await {
             Ok(s) => s,
+            // An upload that arrived damaged (the host checked its size
+            // and SHA-256 and kept nothing) is sent once more.
+            Err(e) if bootstrap.is_some() && ssh::upload_refused(&e) => {
+                let Transport::Ssh { target } = &spec.transport else {
+                    unreachable!("only ssh uploads")
+                };
+                tracing::warn!(gateway = %id, "the worker upload arrived damaged ({e}); sending it again");
+                let control = ssh::shared_connection(&spec, target).await?;
+                let (cmd, upload) = ssh::command(&spec, target, control.as_deref())?;
+                match transport::start_process(&id, &spec, cmd, Some(upload)).await {
+                    Ok(s) => s,
+                    Err(e) => return Err(ssh::classify(&spec, target, e)),
+                }
+            }
             Err(e) => {
                 return Err(match &spec.transport {
                     Transport::Ssh { target } => ssh::classify(&spec, target, e),

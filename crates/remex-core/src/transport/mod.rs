@@ -141,7 +141,13 @@ where
     let mut skipped = 0usize;
     let mut preview = Vec::new();
     loop {
-        if let Some(pos) = find(buf, ssh::SEND) {
+        // `SEND FORM\n`: the form follows the marker (wait for its line).
+        let send = find(buf, ssh::SEND).and_then(|pos| {
+            let rest = &buf[pos + ssh::SEND.len()..];
+            let nl = rest.iter().position(|b| *b == b'\n')?;
+            Some((pos, String::from_utf8_lossy(&rest[..nl]).into_owned(), nl))
+        });
+        if let Some((pos, form, nl)) = send {
             let Some(u) = upload else {
                 return Err(wire::HandshakeError::BadHello {
                     detail: "the host asked for a worker upload that was not offered".into(),
@@ -149,9 +155,14 @@ where
             };
             skipped += pos;
             preview.extend_from_slice(&buf[..pos.min(400)]);
-            buf.advance(pos + ssh::SEND.len());
+            buf.advance(pos + ssh::SEND.len() + nl + 1);
+            let bytes = u
+                .blob(form.trim())
+                .map_err(|e| wire::HandshakeError::BadHello {
+                    detail: format!("uploading the worker failed: {e}"),
+                })?;
             stdin
-                .write_all(&u.bytes)
+                .write_all(&bytes)
                 .await
                 .map_err(|e| wire::HandshakeError::BadHello {
                     detail: format!("uploading the worker failed: {e}"),
@@ -163,8 +174,8 @@ where
             buf.advance(pos + ssh::READY.len());
             return Ok(uploaded);
         }
-        // Keep a tail that may be the start of a marker.
-        let keep = buf.len().min(ssh::SEND.len().max(ssh::READY.len()) - 1);
+        // Keep a tail that may be the start of a marker (and its form).
+        let keep = buf.len().min(ssh::SEND.len().max(ssh::READY.len()) + 8);
         let n = buf.len() - keep;
         if preview.len() < 400 {
             preview.extend_from_slice(&buf[..n.min(400 - preview.len())]);
@@ -180,10 +191,13 @@ where
         }
         match stdout.read_buf(buf).await {
             Ok(0) | Err(_) => {
+                // The kept tail too: the last words are often the reason.
+                let room = 400usize.saturating_sub(preview.len());
+                preview.extend_from_slice(&buf[..buf.len().min(room)]);
                 return Err(wire::HandshakeError::NoHandshake {
-                    skipped,
-                    noise: noise(),
-                })
+                    skipped: skipped + buf.len(),
+                    noise: String::from_utf8_lossy(&preview).trim_end().to_string(),
+                });
             }
             Ok(_) => {}
         }

@@ -38,23 +38,239 @@ use crate::spec::Spec;
 
 /// Printed by the remote script right before it starts the worker.
 pub(crate) const READY: &[u8] = b"\x1bREMEX-READY\n";
-/// Printed by the remote script when it needs the worker binary.
-pub(crate) const SEND: &[u8] = b"\x1bREMEX-SEND-WORKER\n";
+/// Printed by the remote script when it needs the worker binary, followed
+/// by the form it can take (`zstd`, `gzip` or `raw`) and a newline.
+pub(crate) const SEND: &[u8] = b"\x1bREMEX-SEND-WORKER ";
 
-/// A worker binary to upload when the host lacks it.
+/// A worker binary to upload when the host lacks it: stripped of debug
+/// information (the controller's copy keeps it, for backtraces) and
+/// compressed in each form, prepared once per binary in a cache of this
+/// user's (the files are read only when a host asks for one).
 #[derive(Clone)]
 pub(crate) struct Upload {
-    pub(crate) bytes: Arc<Vec<u8>>,
+    /// The binary it was prepared from.
+    source: PathBuf,
+    dir: PathBuf,
+    /// The stripped binary's content hash: the host's cache directory.
     hash: String,
+    /// Its full SHA-256, which the host checks the upload against.
+    sha: String,
+    /// Sizes: the stripped binary, then its zstd, gzip and raw forms.
+    sizes: [u64; 4],
 }
 
 impl std::fmt::Debug for Upload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<Upload {} ({} bytes)>", self.hash, self.bytes.len())
+        write!(
+            f,
+            "<Upload {} ({} bytes, {} compressed)>",
+            self.hash, self.sizes[0], self.sizes[1]
+        )
     }
 }
 
-/// The local worker binary and its content hash, read once per path.
+impl Upload {
+    /// The bytes of the worker in `form` (`zstd`, `gzip` or `raw`).
+    pub(crate) fn blob(&self, form: &str) -> std::io::Result<Vec<u8>> {
+        let name = match form {
+            "zstd" => "worker.zst",
+            "gzip" => "worker.gz",
+            "raw" => "worker",
+            other => {
+                return Err(std::io::Error::other(format!(
+                    "the host asked for the worker as {other:?}"
+                )))
+            }
+        };
+        let mut bytes = match std::fs::read(self.dir.join(name)) {
+            // Pruned by a later build's preparation: prepared again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let again = prepare_in(self.dir.parent().unwrap_or(&self.dir), &self.source)?;
+                if again.sha != self.sha {
+                    return Err(std::io::Error::other(format!(
+                        "the worker {} changed since this program first uploaded it",
+                        self.source.display()
+                    )));
+                }
+                std::fs::read(again.dir.join(name))?
+            }
+            r => r?,
+        };
+        // Test hook: corrupt the first upload of this process (`once`) or
+        // every one (`always`), to show that the host refuses a damaged
+        // upload and the start sends it again.
+        static CORRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let corrupt = match std::env::var("REMEX_TEST_CORRUPT_UPLOAD").as_deref() {
+            Ok("always") => true,
+            Ok("once") => !CORRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed),
+            _ => false,
+        };
+        if corrupt && !bytes.is_empty() {
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x40;
+        }
+        Ok(bytes)
+    }
+}
+
+/// This user's cache of prepared uploads.
+fn upload_cache() -> PathBuf {
+    let uid = rustix::process::getuid().as_raw();
+    std::env::temp_dir().join(format!("remex-upload-{uid}"))
+}
+
+/// Prepares `path` for uploads (see [`Upload`]) in the cache, unless a
+/// preparation of the same file (path, size, mtime) is there.
+fn prepare(path: &std::path::Path) -> std::io::Result<Upload> {
+    prepare_in(&upload_cache(), path)
+}
+
+/// [`prepare`] in the cache at `root`.
+fn prepare_in(root: &std::path::Path, path: &std::path::Path) -> std::io::Result<Upload> {
+    use std::io::Write;
+    let md = std::fs::metadata(path)?;
+    let mtime = md
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let mut key = Sha256::new();
+    key.update(path.as_os_str().as_encoded_bytes());
+    key.update(md.len().to_le_bytes());
+    key.update(mtime.to_le_bytes());
+    let key: String = key.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = root.join(&key);
+    let read_meta = |dir: &std::path::Path| -> Option<Upload> {
+        let meta = std::fs::read_to_string(dir.join("meta")).ok()?;
+        let f: Vec<&str> = meta.split_whitespace().collect();
+        let [hash, sha, a, b, c, d] = f.as_slice() else {
+            return None;
+        };
+        Some(Upload {
+            source: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            hash: hash.to_string(),
+            sha: sha.to_string(),
+            sizes: [
+                a.parse().ok()?,
+                b.parse().ok()?,
+                c.parse().ok()?,
+                d.parse().ok()?,
+            ],
+        })
+    };
+    if let Some(u) = read_meta(&dir) {
+        return Ok(u);
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)?;
+    }
+    let tmp = root.join(format!(".{key}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    // Without the debug information: what a host runs, a fraction of the
+    // size. objcopy comes with every C toolchain; without it, the binary
+    // goes as it is.
+    let stripped = tmp.join("worker");
+    let ok = std::process::Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(path)
+        .arg(&stripped)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        std::fs::copy(path, &stripped)?;
+    }
+    let raw = std::fs::read(&stripped)?;
+    let digest = Sha256::digest(&raw);
+    let sha: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = sha[..32].to_string();
+    // Both forms at once (each is single-threaded).
+    let (zst, gz) = std::thread::scope(|scope| {
+        let gz = scope.spawn(|| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            gz.write_all(&raw)?;
+            gz.finish()
+        });
+        let zst = zstd::encode_all(&raw[..], 9);
+        let gz = gz
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("gzip panicked")));
+        (zst, gz)
+    });
+    let (zst, gz) = (zst?, gz?);
+    std::fs::write(tmp.join("worker.zst"), &zst)?;
+    std::fs::write(tmp.join("worker.gz"), &gz)?;
+    std::fs::write(
+        tmp.join("meta"),
+        format!(
+            "{hash} {sha} {} {} {} {}\n",
+            raw.len(),
+            zst.len(),
+            gz.len(),
+            raw.len()
+        ),
+    )?;
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => {}
+        // Another process prepared it meanwhile.
+        Err(_) if read_meta(&dir).is_some() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Err(e) => return Err(e),
+    }
+    prune(root, &dir);
+    read_meta(&dir).ok_or_else(|| std::io::Error::other("the prepared upload has no meta"))
+}
+
+/// How many prepared binaries the cache keeps (each a few times the
+/// stripped binary's size): every new build adds one.
+const KEEP_PREPARED: usize = 8;
+
+/// Keeps the cache in bounds: the [`KEEP_PREPARED`] newest preparations
+/// (`keep` among them), and no partial one older than an hour (a
+/// process killed while preparing).
+fn prune(root: &std::path::Path, keep: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let mut done = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(when) = e.metadata().ok().and_then(|m| m.modified().ok()) else {
+            continue;
+        };
+        if e.file_name().to_string_lossy().starts_with('.') {
+            if now
+                .duration_since(when)
+                .is_ok_and(|age| age > std::time::Duration::from_secs(3600))
+            {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        } else if path != keep {
+            done.push((when, path));
+        }
+    }
+    done.sort();
+    let surplus = (done.len() + 1).saturating_sub(KEEP_PREPARED);
+    for (_, path) in done.into_iter().take(surplus) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// The local worker binary, prepared for uploads, once per path and
+/// process.
 fn upload_for(spec: &Spec) -> Result<Upload> {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, Upload>>> = OnceLock::new();
     // `worker=self` uploads the running program (a self-serving program
@@ -66,26 +282,23 @@ fn upload_for(spec: &Spec) -> Result<Upload> {
     if let Some(u) = cache.get(&path) {
         return Ok(u.clone());
     }
-    let bytes = std::fs::read(&path).map_err(|e| Error::Start {
+    let u = prepare(&path).map_err(|e| Error::Start {
         spec: spec.raw.clone(),
         detail: format!(
-            "cannot read the local worker {} to upload it: {e}",
+            "cannot prepare the local worker {} to upload it: {e}",
             path.display()
         ),
     })?;
-    let digest = Sha256::digest(&bytes);
-    let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let u = Upload {
-        bytes: Arc::new(bytes),
-        hash,
-    };
     cache.insert(path, u.clone());
     Ok(u)
 }
 
 /// The remote side of the zero-install bootstrap: use the cached worker,
-/// or check the platform, ask for the binary, store it atomically under
-/// `~/.cache/remex/HASH/`, and start it.
+/// or check the platform, ask for the binary in the most compact form the
+/// host can decompress (zstd, gzip, else raw; `REMEX_UPLOAD_FORM` in the
+/// host's environment chooses one), check its size and
+/// SHA-256, store it atomically under `~/.cache/remex/HASH/`, and start
+/// it.
 fn bootstrap_script(u: &Upload) -> String {
     let platform = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
     format!(
@@ -95,15 +308,30 @@ if [ ! -x "$w" ]; then
   if [ "$p" != "{platform}" ]; then echo "REMEX-PLATFORM host is $p, the local worker is {platform}" >&2; exit 3; fi
   mkdir -p "$d" || exit 4
   t="$(mktemp "$d/.upload.XXXXXX")" || exit 4
-  printf '\033REMEX-SEND-WORKER\n'
-  head -c {size} > "$t"
-  if [ "$(wc -c < "$t")" -ne {size} ]; then rm -f "$t"; echo "REMEX-UPLOAD incomplete" >&2; exit 5; fi
+  f="${{REMEX_UPLOAD_FORM:-}}"
+  if [ -z "$f" ]; then
+    if command -v zstd >/dev/null 2>&1; then f=zstd
+    elif command -v gzip >/dev/null 2>&1; then f=gzip
+    else f=raw; fi
+  fi
+  case "$f" in
+    zstd) n={zsize}; u="zstd -dcq";;
+    gzip) n={gsize}; u="gzip -dc";;
+    *) f=raw; n={size}; u=cat;;
+  esac
+  printf '\033REMEX-SEND-WORKER %s\n' "$f"
+  head -c "$n" | $u > "$t" 2>/dev/null
+  if [ "$(wc -c < "$t")" -ne {size} ]; then rm -f "$t"; echo "REMEX-UPLOAD incomplete or corrupt"; echo "REMEX-UPLOAD incomplete or corrupt" >&2; exit 5; fi
+  if command -v sha256sum >/dev/null 2>&1 && [ "$(sha256sum < "$t" | cut -c1-64)" != "{sha}" ]; then rm -f "$t"; echo "REMEX-UPLOAD corrupt"; echo "REMEX-UPLOAD corrupt" >&2; exit 5; fi
   chmod 755 "$t" && mv -f "$t" "$w" || exit 4
 fi
 printf '\033REMEX-READY\n'
 REMEX_WORKER=1 exec "$w""#,
         hash = u.hash,
-        size = u.bytes.len(),
+        sha = u.sha,
+        size = u.sizes[0],
+        zsize = u.sizes[1],
+        gsize = u.sizes[2],
     )
 }
 
@@ -324,6 +552,14 @@ const UNREACHABLE: &[&str] = &[
     "Connection reset",
 ];
 
+/// Whether a start failed because the host refused a damaged upload (its
+/// size or SHA-256 did not match; the host kept nothing).
+/// The script says so on stderr (a direct ssh start's error carries it)
+/// and on stdout (what a relayed start sees).
+pub(crate) fn upload_refused(err: &Error) -> bool {
+    matches!(err, Error::Handshake { .. }) && err.to_string().contains("REMEX-UPLOAD")
+}
+
 /// Turns a failed handshake into the ssh error it stands for.
 pub(crate) fn classify(spec: &Spec, target: &str, err: Error) -> Error {
     let Error::Handshake { detail, .. } = &err else {
@@ -386,6 +622,101 @@ pub(crate) fn classify(spec: &Spec, target: &str, err: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A binary to prepare: a copy of this test program under `dir`.
+    fn a_binary(dir: &std::path::Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_upload_is_prepared_once_in_every_form_and_each_decodes_to_it() {
+        let tmp = std::env::temp_dir().join(format!("remex-prep-test-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let bin = a_binary(&tmp, "w");
+        let root = tmp.join("cache");
+        let u = prepare_in(&root, &bin).unwrap();
+        let raw = u.blob("raw").unwrap();
+        assert_eq!(raw.len() as u64, u.sizes[0]);
+        let sha: String = Sha256::digest(&raw)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(sha, u.sha, "the host checks this digest");
+        assert!(
+            u.sizes[0] <= std::fs::metadata(&bin).unwrap().len(),
+            "never larger than the binary"
+        );
+        let zst = u.blob("zstd").unwrap();
+        assert_eq!(zst.len() as u64, u.sizes[1]);
+        assert!(zst.len() < raw.len() / 2, "{} of {}", zst.len(), raw.len());
+        assert_eq!(zstd::decode_all(&zst[..]).unwrap(), raw);
+        let gz = u.blob("gzip").unwrap();
+        assert_eq!(gz.len() as u64, u.sizes[2]);
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back).unwrap();
+        assert_eq!(back, raw);
+        let err = u.blob("lzma").unwrap_err();
+        assert!(err.to_string().contains("lzma"), "{err}");
+        // Prepared once: the same directory, not rewritten.
+        let when = std::fs::metadata(u.dir.join("meta"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let again = prepare_in(&root, &bin).unwrap();
+        assert_eq!(again.dir, u.dir);
+        assert_eq!(
+            std::fs::metadata(again.dir.join("meta"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            when
+        );
+        // Pruned (by later builds' preparations): prepared again on use.
+        std::fs::remove_dir_all(&u.dir).unwrap();
+        assert_eq!(u.blob("raw").unwrap(), raw);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn the_cache_keeps_the_newest_preparations() {
+        let tmp = std::env::temp_dir().join(format!("remex-prune-test-{}", std::process::id()));
+        let root = tmp.join("cache");
+        std::fs::create_dir_all(&root).unwrap();
+        // Eleven earlier preparations (stand-ins) and a partial one left
+        // by a killed process two hours ago.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for i in 0..11 {
+            let d = root.join(format!("prep{i:02}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let when = old + std::time::Duration::from_secs(i * 60);
+            std::fs::File::open(&d).unwrap().set_modified(when).unwrap();
+        }
+        let partial = root.join(".killed.1");
+        std::fs::create_dir_all(&partial).unwrap();
+        std::fs::File::open(&partial)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let fresh = root.join(".preparing.2");
+        std::fs::create_dir_all(&fresh).unwrap();
+        let bin = a_binary(&tmp, "w");
+        let u = prepare_in(&root, &bin).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mine = u.dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut want: Vec<String> = (4..11).map(|i| format!("prep{i:02}")).collect();
+        want.push(".preparing.2".into());
+        want.push(mine);
+        want.sort();
+        assert_eq!(left, want, "the 8 newest, and a partial one still young");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 
     #[test]
     fn quoting_survives_single_quotes() {

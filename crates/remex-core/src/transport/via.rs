@@ -49,7 +49,15 @@ pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Re
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let argv = Value::List(argv.into_iter().map(Value::Str).collect());
-        return start(id, spec, relay, argv, Some(upload)).await;
+        return match start(id, spec, relay, argv.clone(), Some(upload.clone())).await {
+            // An upload that arrived damaged (the host checked its size
+            // and SHA-256 and kept nothing) is sent once more.
+            Err(e) if upload.is_some() && super::ssh::upload_refused(&e) => {
+                tracing::warn!(gateway = %id, "the worker upload arrived damaged ({e}); sending it again");
+                start(id, spec, relay, argv, Some(upload)).await
+            }
+            r => r,
+        };
     }
     connect_to(id, spec, relay, &target_spec(spec)).await
 }
