@@ -14,7 +14,7 @@
 //! `--tasks-only` (`--raw-lane`), `--group-only N`, `--flood-only MIB`, `--ssh-only`, `--socket-only`,
 //! `--scripts-only`, `--cli-only`, `--testbed-only` (rows (u)-(u''') on the
 //! testbed of hosts, `.ci/hosts-up`; with (v)), `--first-contact-only` (row
-//! (v) alone).
+//! (v) alone), `--pool-scale-only N TASKS` (one line of row (f'')).
 //!
 //! Rows (j) and (k) measure `socket=` (the Noise session) against a
 //! plain-TCP floor: a child process of this program speaking unencrypted
@@ -867,6 +867,24 @@ struct GroupRows {
     /// (g') 512 gateways: create ms, terminate ms, KiB and fds each, exec
     /// on all ms.
     group512: (f64, f64, f64, f64, f64),
+    /// (f'') per worker count: 10 execs on all ms, 20,000 tasks ms, the
+    /// controller's CPU ms during the tasks (or why not).
+    pool_scale: Vec<(usize, PoolScale)>,
+}
+
+/// One line of (f''): exec ms, tasks ms, CPU ms, or why not.
+type PoolScale = Result<(f64, f64, f64), String>;
+
+/// This process's CPU time so far (user + system), in ms.
+fn own_cpu_ms() -> f64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
 }
 
 /// The process's peak resident memory so far (VmHWM), in KiB.
@@ -984,7 +1002,21 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
     // not blurred by what the earlier rows allocated and freed.
     let (create, term, per_gw, fds, _) = group_child(64);
     let g512 = group_child(512);
+    // (f''): fresh processes too (each starts its workers).
+    let pool_scale = [10, 1000, 2000]
+        .into_iter()
+        .map(|n| {
+            let got = own_child(&["--pool-scale-only", &n.to_string(), "20000"]).and_then(|v| {
+                match v.as_slice() {
+                    [exec, tasks, cpu] => Ok((*exec, *tasks, *cpu)),
+                    other => Err(format!("the child printed {other:?}")),
+                }
+            });
+            (n, got)
+        })
+        .collect();
     Ok(GroupRows {
+        pool_scale,
         group8_ms: median(times),
         tasks_per_s: median(rates),
         group64: (create, term, per_gw, fds),
@@ -1296,6 +1328,48 @@ async fn main() {
             "{create:.1} {:.1} {per_gw:.1} {fds:.1} {exec:.1}",
             t2.elapsed().as_secs_f64() * 1e3
         );
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--pool-scale-only") {
+        // Row (f''): N workers; 10 execs on all of them (the same work
+        // without the pool), then 20,000 trivial tasks through the pool;
+        // prints exec ms, tasks ms, and this process's CPU ms during the
+        // tasks.
+        let n: usize = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+        let tasks: usize = args
+            .get(i + 2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(20_000);
+        let g = remex::Group::new([format!("{n}*popen//worker=self")])
+            .await
+            .expect("the gateways start");
+        // Lanes open on the first task: a warm-up round.
+        let warm: Vec<_> = (0..n * 2)
+            .map(|i| g.submit::<Value>("echo", &(i as i64)).expect("submit"))
+            .collect();
+        remex::gather(warm, remex::Errors::Raise)
+            .await
+            .expect("warm-up");
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            let mch = g.remote_exec("channel.send(1)").expect("exec on all");
+            let got: Vec<i64> = mch.receive_each().await.expect("every reply");
+            assert_eq!(got.len(), n);
+        }
+        let exec = t0.elapsed().as_secs_f64() * 1e3;
+        let cpu0 = own_cpu_ms();
+        let t1 = Instant::now();
+        let futs: Vec<_> = (0..tasks)
+            .map(|i| g.submit::<Value>("echo", &(i as i64)).expect("submit"))
+            .collect();
+        let got = remex::gather(futs, remex::Errors::Raise)
+            .await
+            .expect("gather");
+        assert_eq!(got.value.len(), tasks);
+        let took = t1.elapsed().as_secs_f64() * 1e3;
+        let cpu = own_cpu_ms() - cpu0;
+        g.terminate(Duration::from_secs(5)).await;
+        println!("{exec:.1} {took:.1} {cpu:.1}");
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--flood-only") {
@@ -1744,6 +1818,16 @@ async fn main() {
         "| (g) 64 popen gateways: create / terminate / controller memory, fds each | {:.0} ms / {:.0} ms / {:.0} KiB, {:.1} fds | | | | | |",
         gr.group64.0, gr.group64.1, gr.group64.2, gr.group64.3
     );
+    for (n, r) in &gr.pool_scale {
+        match r {
+            Ok((exec, tasks, cpu)) => println!(
+                "| (f'') 20,000 trivial tasks over {n} popen workers / 10 execs on all of them | {tasks:.0} ms / {exec:.0} ms | | | {:.2}x the execs; controller CPU {:.1} us per task | | within 1.5x the execs; CPU per task flat |",
+                tasks / exec,
+                cpu * 1e3 / 20_000.0
+            ),
+            Err(why) => println!("| (f'') 20,000 tasks over {n} popen workers | n/a ({why}) | | | | | |"),
+        }
+    }
     let g = gr.group512;
     println!(
         "| (g') 512 popen gateways: ready / exec on all / terminate / controller memory, fds each | {:.0} ms / {:.0} ms / {:.0} ms / {:.0} KiB, {:.1} fds | | | | | ready < 1.5 s |",

@@ -372,6 +372,39 @@ async fn an_idle_worker_takes_tasks_queued_behind_a_long_one() {
     g.terminate(T).await;
 }
 
+/// A task goes to a worker with an idle executor before a place behind a
+/// busy one, and tasks spread over the workers before any has two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_executor_is_taken_before_a_place_behind_a_busy_one() {
+    let g = common::group(2).await;
+    g.set_tasks_per_worker(1);
+    let t0 = Instant::now();
+    let long = g
+        .submit::<String>("slow_echo", &(1500u64, "a"))
+        .unwrap()
+        .with_details();
+    let b = g
+        .submit::<String>("slow_echo", &(30u64, "b"))
+        .unwrap()
+        .with_details()
+        .await
+        .unwrap();
+    // Both lanes still offer a place behind their executor (each may hold
+    // two); b's worker also has its executor free again.
+    let c = g
+        .submit::<String>("slow_echo", &(30u64, "c"))
+        .unwrap()
+        .with_details()
+        .await
+        .unwrap();
+    let at = t0.elapsed();
+    let long = long.await.unwrap();
+    assert_ne!(b.gateway, long.gateway, "the first two spread");
+    assert_eq!(c.gateway, b.gateway, "c went behind the long task");
+    assert!(at < Duration::from_millis(1000), "c took {at:?}");
+    g.terminate(T).await;
+}
+
 /// A task bound to its scattered data is never stolen to a worker
 /// without it: it goes back to a holder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

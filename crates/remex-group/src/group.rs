@@ -1,7 +1,7 @@
 //! `Group`: many gateways started together and ended together.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ pub struct Group {
 
 pub(crate) struct Inner {
     gateways: Mutex<Vec<Gateway>>,
+    /// Counts changes of `gateways` (the pool opens lanes when it moves).
+    members: AtomicU64,
     next: AtomicUsize,
     pool: Arc<Pool>,
     /// Where scattered data was placed.
@@ -88,6 +90,7 @@ impl Group {
         Group {
             inner: Arc::new(Inner {
                 gateways: Mutex::new(Vec::new()),
+                members: AtomicU64::new(0),
                 next: AtomicUsize::new(0),
                 pool: Arc::default(),
                 placement: Mutex::default(),
@@ -105,6 +108,16 @@ impl Group {
 
     pub(crate) fn pool(&self) -> Arc<Pool> {
         self.inner.pool.clone()
+    }
+
+    /// A count of the changes of its gateways.
+    pub(crate) fn members(&self) -> u64 {
+        self.inner.members.load(Ordering::Acquire)
+    }
+
+    /// The live gateways, pruned.
+    pub(crate) fn live(&self) -> Vec<Gateway> {
+        self.prune()
     }
 
     /// `key` was stored on the gateways `ids`.
@@ -262,6 +275,7 @@ impl Group {
         // In the order the specs gave (fan-outs finish apart).
         ok.sort_by_key(|g| ids.iter().position(|i| i == g.id()));
         self.inner.gateways.lock().extend(ok.iter().cloned());
+        self.inner.members.fetch_add(1, Ordering::AcqRel);
         // Queued tasks may run on the new workers.
         self.pool().unsaturate();
         self.dispatch();
@@ -312,7 +326,11 @@ impl Group {
 
     fn prune(&self) -> Vec<Gateway> {
         let mut g = self.inner.gateways.lock();
+        let before = g.len();
         g.retain(alive);
+        if g.len() != before {
+            self.inner.members.fetch_add(1, Ordering::AcqRel);
+        }
         g.clone()
     }
 
@@ -501,6 +519,7 @@ impl Group {
     pub async fn terminate(&self, timeout: Duration) {
         let t0 = tokio::time::Instant::now();
         let gws: Vec<Gateway> = std::mem::take(&mut *self.inner.gateways.lock());
+        self.inner.members.fetch_add(1, Ordering::AcqRel);
         futures::future::join_all(gws.iter().map(|g| async move {
             if let Err(e) = g.exit_within(timeout).await {
                 tracing::warn!(gateway = %g.id(), "terminate: {e}");

@@ -2,8 +2,8 @@
 //! one long-lived channel per worker carrying task requests and replies,
 //! so that a task costs a message, not a channel and a thread.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -11,6 +11,7 @@ use remex_core::builtin::{self, LaneControl, LaneReply, LaneRequest, LaneReturne
 use remex_core::{Channel, Error, Gateway, RemoteError, Result, Value};
 
 use crate::job::{Canceller, Job, Scheduler};
+use crate::room::Room;
 
 pub(crate) struct Lane {
     pub(crate) gateway: Gateway,
@@ -23,54 +24,89 @@ pub(crate) struct Lane {
     /// Its executors: more jobs in flight than this wait on the worker.
     executors: usize,
     /// The pool's lanes that have jobs waiting on their worker.
-    crowded: Arc<Crowded>,
+    crowd: Arc<Crowded>,
     /// A steal was asked and not answered yet.
     stealing: AtomicBool,
+    /// Jobs wait behind its busy executors (changed under `Crowded`'s
+    /// lock).
+    crowded: AtomicBool,
+    /// It is in `Crowded`'s queue (changed under its lock).
+    queued_crowded: AtomicBool,
+    /// The pool's free places, which this lane offers its own to.
+    room: Arc<Room>,
+    /// Its places offered in `room` and not taken yet (changed under
+    /// `room`'s lock).
+    pub(crate) offered: AtomicUsize,
+    me: Weak<Lane>,
 }
 
 /// The lanes with jobs waiting on their worker behind busy executors:
 /// where an idle lane takes work from. Kept as loads cross a lane's
-/// executor count, so finding one costs nothing per task.
+/// executor count, in constant time whatever the number of lanes: a lane
+/// is in the queue at most once, marked crowded or not; one no longer
+/// crowded leaves the queue when a pick meets it.
 #[derive(Default)]
 pub(crate) struct Crowded {
-    lanes: Mutex<Vec<Weak<Lane>>>,
+    lanes: Mutex<VecDeque<Weak<Lane>>>,
 }
 
 impl Crowded {
     fn add(&self, lane: &Arc<Lane>) {
-        self.lanes.lock().push(Arc::downgrade(lane));
+        let mut lanes = self.lanes.lock();
+        lane.crowded.store(true, Ordering::Relaxed);
+        if !lane.queued_crowded.swap(true, Ordering::Relaxed) {
+            lanes.push_back(Arc::downgrade(lane));
+        }
     }
 
     fn remove(&self, lane: &Lane) {
-        self.lanes
-            .lock()
-            .retain(|w| w.upgrade().is_some_and(|l| !std::ptr::eq(&*l, lane)));
+        let _lanes = self.lanes.lock();
+        lane.crowded.store(false, Ordering::Relaxed);
     }
 
-    /// A crowded lane other than `not`, still alive.
+    /// A crowded lane other than `not`, still alive: the one crowded
+    /// longest (it goes to the back, so that picks take turns).
     pub(crate) fn pick(&self, not: &Lane) -> Option<Arc<Lane>> {
         let mut lanes = self.lanes.lock();
-        lanes.retain(|w| w.upgrade().is_some_and(|l| !l.is_dead()));
-        lanes
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|l| !std::ptr::eq(&**l, not))
-            .max_by_key(|l| l.load())
+        let mut skipped = None;
+        let found = loop {
+            let Some(w) = lanes.pop_front() else {
+                break None;
+            };
+            let Some(l) = w.upgrade() else { continue };
+            if l.is_dead() || !l.crowded.load(Ordering::Relaxed) {
+                l.queued_crowded.store(false, Ordering::Relaxed);
+                continue;
+            }
+            if std::ptr::eq(&*l, not) {
+                skipped = Some(w);
+                continue;
+            }
+            lanes.push_back(w);
+            break Some(l);
+        };
+        if let Some(w) = skipped {
+            lanes.push_front(w);
+        }
+        found
     }
 }
 
 impl Lane {
     /// Opens a lane with `k` executors on `gw`; its reader hands replies to
     /// their jobs and asks the pool for more work.
+    /// It offers its places in `room` once the pool says so
+    /// ([`Room::opened`]).
     pub(crate) fn open(
         gw: &Gateway,
         k: usize,
         crowded: Arc<Crowded>,
+        room: Arc<Room>,
         owner: Weak<dyn Scheduler>,
     ) -> Result<Arc<Lane>> {
         let control = gw.newchannel();
         let ch = gw.remote_call(builtin::LANE, &(k, control.handle()))?;
-        let lane = Arc::new(Lane {
+        let lane = Arc::new_cyclic(|me| Lane {
             gateway: gw.clone(),
             ch,
             control,
@@ -78,8 +114,13 @@ impl Lane {
             next: AtomicI64::new(0),
             dead: AtomicBool::new(false),
             executors: k.max(1),
-            crowded,
+            crowd: crowded,
             stealing: AtomicBool::new(false),
+            crowded: AtomicBool::new(false),
+            queued_crowded: AtomicBool::new(false),
+            room,
+            offered: AtomicUsize::new(0),
+            me: me.clone(),
         });
         tokio::spawn(read_replies(lane.clone(), owner));
         Ok(lane)
@@ -87,6 +128,29 @@ impl Lane {
 
     pub(crate) fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire)
+    }
+
+    /// Marks it dead (once: the pool counts its live lanes).
+    fn mark_dead(&self) {
+        if !self.dead.swap(true, Ordering::AcqRel) {
+            self.room.lane_died();
+        }
+    }
+
+    /// Whether tasks may be sent to it: alive, its gateway running.
+    pub(crate) fn usable(&self) -> bool {
+        !self.is_dead() && matches!(self.gateway.state(), remex_core::GatewayState::Running)
+    }
+
+    /// Its executors.
+    pub(crate) fn executors(&self) -> usize {
+        self.executors
+    }
+
+    /// Tasks it may hold in flight: twice its executors, so that an
+    /// executor finishing a task finds the next one there.
+    pub(crate) fn capacity(&self) -> usize {
+        self.executors * 2
     }
 
     pub(crate) fn load(&self) -> usize {
@@ -111,13 +175,13 @@ impl Lane {
             f.len() == self.executors + 1
         };
         if crowded {
-            self.crowded.add(self);
+            self.crowd.add(self);
         }
         // Requests are small and bounded by the lane's capacity, so credit
         // is there; a lane without it is as good as lost.
         if self.ch.try_send_value(req).is_err() {
             let job = self.in_flight.lock().remove(&id);
-            self.dead.store(true, Ordering::Release);
+            self.mark_dead();
             return job.map_or(Ok(()), |j| Err(Box::new(j)));
         }
         Ok(())
@@ -147,13 +211,18 @@ impl Canceller for Lane {
 impl Lane {
     /// Removes job `id` from those in flight.
     fn take(&self, id: i64) -> Option<Job> {
-        let (job, uncrowded) = {
+        let (job, load) = {
             let mut f = self.in_flight.lock();
             let job = f.remove(&id);
-            (job, f.len() == self.executors)
+            (job, f.len())
         };
-        if job.is_some() && uncrowded {
-            self.crowded.remove(self);
+        if job.is_some() {
+            if load == self.executors {
+                self.crowd.remove(self);
+            }
+            if let Some(me) = self.me.upgrade() {
+                self.room.freed(&me, load);
+            }
         }
         job
     }
@@ -239,7 +308,7 @@ async fn read_replies(lane: Arc<Lane>, owner: Weak<dyn Scheduler>) {
             Err(e) => break lane.lost(&format!("the task lane ended: {e}")),
         }
     };
-    lane.dead.store(true, Ordering::Release);
+    lane.mark_dead();
     let jobs: Vec<Job> = lane.in_flight.lock().drain().map(|(_, j)| j).collect();
     match owner.upgrade() {
         Some(s) => s.requeue_lost(jobs, lane.gateway.id(), &end),

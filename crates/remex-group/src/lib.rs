@@ -19,6 +19,7 @@ mod multichannel;
 mod placement;
 mod pool;
 mod queue;
+mod room;
 mod scatter;
 mod schedule;
 mod slot;

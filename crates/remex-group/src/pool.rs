@@ -5,11 +5,14 @@
 //! Submitted tasks wait in one queue. Each live gateway has a task lane
 //! with `tasks_per_worker` executors and room for twice as many tasks in
 //! flight (the second half waits on the worker, ready for the next free
-//! executor); `dispatch` sends
-//! queued tasks to the least-loaded lane that may run them (a task whose
-//! arguments hold scattered data goes to a holder). Every reply frees a
-//! place, and the lane's reader dispatches the next task at once, so a busy
-//! pool needs no thread or task wake-up per task. When a worker dies, the
+//! executor); `dispatch` sends each queued task to the oldest free place
+//! ([`crate::room`]: places beside an idle executor first), in constant
+//! time whatever the number of workers; a task whose arguments hold
+//! scattered data, or that lost a worker before, goes to the least-loaded
+//! lane that may run it ([`crate::schedule`]), found by a walk over the
+//! lanes. Lanes open when the group's gateways change, not per task.
+//! Every reply frees a place, and the lane's reader dispatches the next
+//! task at once, so a busy pool needs no thread or task wake-up per task. When a worker dies, the
 //! tasks it had in flight go back to the front of the queue, to run on
 //! another worker, up to a limit; a task that fails by itself (a remote
 //! error) is not retried. Results are delivered exactly once; a task may
@@ -33,11 +36,13 @@ use remex_core::{Error, Gateway, Result};
 
 use crate::job::{gone, Job, Scheduler};
 use crate::lane::{Crowded, Lane};
+use crate::room::Room;
 use crate::schedule::{pick_lane, Constraints, LaneLoad};
 
-/// Where a task whose arguments hold these data references may run: the
-/// gateways holding them all (`None`: anywhere), or why nowhere.
-pub(crate) type Allowed<'a> = dyn Fn(&[String]) -> Result<Option<Vec<String>>> + 'a;
+/// Where a task whose arguments hold these data references may run among
+/// these live gateways: the gateways holding them all (`None`: anywhere),
+/// or why nowhere.
+pub(crate) type Allowed<'a> = dyn Fn(&[String], &[&str]) -> Result<Option<Vec<String>>> + 'a;
 
 /// Tasks in flight per worker, by default (also the worker's executor
 /// threads for the pool).
@@ -61,7 +66,9 @@ pub(crate) struct Pool {
     /// a new task need not try (only a freed place, which dispatches, or
     /// a new worker, can take it). Written under `queue`'s lock.
     saturated: AtomicBool,
-    lanes: Mutex<std::collections::HashMap<String, Arc<Lane>>>,
+    lanes: Mutex<Lanes>,
+    /// The lanes' free places.
+    room: Arc<Room>,
     /// The lanes with jobs waiting behind busy executors.
     pub(crate) crowded: Arc<Crowded>,
     pub(crate) per_worker: Mutex<usize>,
@@ -73,12 +80,24 @@ impl Default for Pool {
         Pool {
             queue: Mutex::new(VecDeque::new()),
             saturated: AtomicBool::new(false),
-            lanes: Mutex::new(Default::default()),
+            lanes: Mutex::new(Lanes {
+                synced: None,
+                list: Vec::new(),
+            }),
+            room: Arc::default(),
             crowded: Arc::default(),
             per_worker: Mutex::new(DEFAULT_PER_WORKER),
             max_attempts: Mutex::new(DEFAULT_MAX_ATTEMPTS),
         }
     }
+}
+
+/// The pool's lanes, one per gateway, in the group's order.
+struct Lanes {
+    /// The group's membership (a count of its changes) they were opened
+    /// for.
+    synced: Option<u64>,
+    list: Vec<Arc<Lane>>,
 }
 
 impl Pool {
@@ -100,45 +119,60 @@ impl Pool {
         self.saturated.store(false, Ordering::Release);
     }
 
-    /// The live lanes, opened on first use, with their loads.
-    fn lanes(&self, live: &[Gateway], owner: &Weak<dyn Scheduler>) -> Vec<(Arc<Lane>, usize)> {
+    /// Whether the lanes were opened for another membership than
+    /// `members` (see [`Pool::sync`]).
+    pub(crate) fn needs_sync(&self, members: u64) -> bool {
+        self.lanes.lock().synced != Some(members)
+    }
+
+    /// Opens a lane on each of the `live` gateways that has none, drops
+    /// dead lanes, and notes `members`. Linear in the workers, and run
+    /// only when the group's gateways changed.
+    pub(crate) fn sync(&self, members: u64, live: &[Gateway], owner: &Weak<dyn Scheduler>) {
         let per_worker = *self.per_worker.lock();
         let mut lanes = self.lanes.lock();
-        // Linear, not quadratic, in the workers: dispatch runs on every
-        // submit and every result (512 workers: 18 s for 5,000 tasks when
-        // this compared every lane with every gateway).
-        let ids: std::collections::HashSet<&str> = live.iter().map(|g| g.id()).collect();
-        lanes.retain(|id, l| !l.is_dead() && ids.contains(id.as_str()));
-        let mut out = Vec::with_capacity(live.len());
-        for gw in live {
-            let lane = match lanes.get(gw.id()) {
-                Some(l) => l.clone(),
-                None => match Lane::open(gw, per_worker, self.crowded.clone(), owner.clone()) {
-                    Ok(l) => {
-                        lanes.insert(gw.id().to_string(), l.clone());
-                        l
-                    }
-                    Err(e) => {
-                        tracing::debug!(gateway = %gw.id(), "cannot open a task lane: {e}");
-                        continue;
-                    }
-                },
-            };
-            let load = lane.load();
-            out.push((lane, load));
+        if lanes.synced == Some(members) {
+            return;
         }
-        out
+        lanes.list.retain(|l| !l.is_dead());
+        let have: std::collections::HashSet<String> = lanes
+            .list
+            .iter()
+            .map(|l| l.gateway.id().to_string())
+            .collect();
+        let mut opened = Vec::new();
+        for gw in live.iter().filter(|g| !have.contains(g.id())) {
+            match Lane::open(
+                gw,
+                per_worker,
+                self.crowded.clone(),
+                self.room.clone(),
+                owner.clone(),
+            ) {
+                Ok(l) => opened.push(l),
+                Err(e) => tracing::debug!(gateway = %gw.id(), "cannot open a task lane: {e}"),
+            }
+        }
+        self.room.opened(&opened);
+        lanes.list.extend(opened);
+        lanes.synced = Some(members);
+    }
+
+    /// The usable lanes, for a task with constraints.
+    fn usable_lanes(&self) -> Vec<Arc<Lane>> {
+        self.lanes
+            .lock()
+            .list
+            .iter()
+            .filter(|l| l.usable())
+            .cloned()
+            .collect()
     }
 
     /// Sends queued tasks to lanes with room, until the queue is empty or
-    /// every lane is full. `live`: the group's live gateways; `placement`:
+    /// every lane is full (open them first: [`Pool::sync`]). `placement`:
     /// where a task with these data references may run.
-    pub(crate) fn dispatch(
-        &self,
-        live: &[Gateway],
-        placement: &Allowed<'_>,
-        owner: &Weak<dyn Scheduler>,
-    ) {
+    pub(crate) fn dispatch(&self, placement: &Allowed<'_>) {
         // Twice the executors: a worker finishing a task finds the next one
         // already there and goes on without sleeping.
         let capacity = *self.per_worker.lock() * 2;
@@ -147,56 +181,65 @@ impl Pool {
         if queue.is_empty() {
             return;
         }
-        let mut lanes = self.lanes(live, owner);
-        if lanes.is_empty() {
-            for job in queue.drain(..) {
-                job.finish(gone("the group has no live worker"));
-            }
-            return;
-        }
+        // Listed once per dispatch, and only for a task with constraints.
+        let mut listed: Option<Vec<Arc<Lane>>> = None;
         let mut waiting = VecDeque::new();
         while let Some(job) = queue.pop_front() {
             if job.cancelled() {
                 continue;
             }
-            let allowed = match placement(&job.refs) {
-                Ok(a) => a,
-                Err(e) => {
-                    job.finish(e);
-                    continue;
+            if self.room.live() == 0 {
+                job.finish(gone("the group has no live worker"));
+                for job in queue.drain(..) {
+                    job.finish(gone("the group has no live worker"));
                 }
-            };
-            let task = Constraints {
-                allowed: allowed.as_deref(),
-                avoid: &job.avoid,
-            };
-            let loads = lanes.iter().map(|(l, load)| LaneLoad {
-                gateway: l.gateway.id(),
-                load: *load,
-            });
-            let Some(i) = pick_lane(loads, capacity, task) else {
-                let unconstrained = task.unconstrained();
-                waiting.push_back(job);
-                if unconstrained {
-                    // Every lane is full: nothing behind it fits either.
-                    self.saturated.store(true, Ordering::Release);
-                    break;
-                }
-                continue;
-            };
-            let lane = lanes[i].0.clone();
-            match lane.send(job) {
-                Ok(()) => lanes[i].1 += 1,
-                Err(job) => {
-                    let mut job = *job;
-                    // Never reached the worker: not an attempt, but not there again.
-                    job.avoid.push(lane.gateway.id().to_string());
-                    lanes.remove(i);
-                    queue.push_front(job);
-                    if lanes.is_empty() {
+                break;
+            }
+            let lane = if job.refs.is_empty() && job.avoid.is_empty() {
+                match self.room.take() {
+                    Some(lane) => lane,
+                    None => {
+                        // Every lane is full: nothing behind it fits either.
+                        waiting.push_back(job);
+                        self.saturated.store(true, Ordering::Release);
                         break;
                     }
                 }
+            } else {
+                let lanes = listed.get_or_insert_with(|| self.usable_lanes());
+                let ids: Vec<&str> = lanes.iter().map(|l| l.gateway.id()).collect();
+                let allowed = match placement(&job.refs, &ids) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        job.finish(e);
+                        continue;
+                    }
+                };
+                let task = Constraints {
+                    allowed: allowed.as_deref(),
+                    avoid: &job.avoid,
+                };
+                let loads = lanes.iter().map(|l| LaneLoad {
+                    gateway: l.gateway.id(),
+                    load: l.load(),
+                });
+                match pick_lane(loads, capacity, task) {
+                    Some(i) => lanes[i].clone(),
+                    None => {
+                        waiting.push_back(job);
+                        continue;
+                    }
+                }
+            };
+            if let Err(job) = lane.send(job) {
+                let mut job = *job;
+                // Never reached the worker: not an attempt, but not there
+                // again (the lane is dead now).
+                job.avoid.push(lane.gateway.id().to_string());
+                if let Some(lanes) = &mut listed {
+                    lanes.retain(|l| !Arc::ptr_eq(l, &lane));
+                }
+                queue.push_front(job);
             }
         }
         while let Some(job) = waiting.pop_back() {

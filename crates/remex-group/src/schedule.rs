@@ -1,5 +1,8 @@
-//! Which lane a queued task goes to: a pure function of the lanes' loads
-//! and the task's constraints, so that the rule is tested without workers.
+//! Which lane a queued task with constraints goes to (one bound to its
+//! scattered data, or that lost a worker before; the others take the
+//! oldest free place, [`crate::room`]): a pure function of the lanes'
+//! loads and the task's constraints, so that the rule is tested without
+//! workers.
 //!
 //! The rule: among the lanes with room (fewer tasks in flight than the
 //! capacity) that may run the task (a holder of its scattered data, if it
@@ -32,12 +35,6 @@ impl Constraints<'_> {
 
     fn avoids(&self, gateway: &str) -> bool {
         self.avoid.iter().any(|a| a == gateway)
-    }
-
-    /// Whether the task can wait behind a full pool without holding up
-    /// the tasks queued after it (it may run on any lane).
-    pub(crate) fn unconstrained(&self) -> bool {
-        self.allowed.is_none() && self.avoid.is_empty()
     }
 }
 
@@ -132,16 +129,5 @@ mod tests {
             Some(0),
             "a is the only one left"
         );
-    }
-
-    #[test]
-    fn only_a_task_free_to_run_anywhere_is_unconstrained() {
-        assert!(Constraints::default().unconstrained());
-        let failed = ["a".to_string()];
-        assert!(!Constraints {
-            allowed: None,
-            avoid: &failed
-        }
-        .unconstrained());
     }
 }

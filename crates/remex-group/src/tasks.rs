@@ -44,24 +44,24 @@ impl Group {
         self.weak()
     }
 
-    /// Sends queued tasks to lanes with room.
+    /// Sends queued tasks to lanes with room (opening lanes first when the
+    /// gateways changed).
     pub(crate) fn dispatch(&self) {
-        if self.pool().is_idle() {
+        let pool = self.pool();
+        if pool.is_idle() {
             return;
         }
-        let live = self.gateways();
-        let owner = self.scheduler();
-        // The live ids, listed once per dispatch and only if a task refers
-        // to scattered data.
-        let ids = std::cell::OnceCell::new();
-        let placement = |refs: &[String]| {
+        let members = self.members();
+        if pool.needs_sync(members) {
+            pool.sync(members, &self.live(), &self.scheduler());
+        }
+        let placement = |refs: &[String], ids: &[&str]| {
             if refs.is_empty() {
                 return Ok(None);
             }
-            let ids: &Vec<&str> = ids.get_or_init(|| live.iter().map(|g| g.id()).collect());
             self.placement_among(refs, ids)
         };
-        self.pool().dispatch(&live, &placement, &owner);
+        pool.dispatch(&placement);
     }
 
     /// Submits `task(args)` to the group's pool; the future resolves to the
