@@ -780,6 +780,8 @@ impl Paired {
 
 struct RemexRows {
     create_ms: f64,
+    /// (a)'s floor: this binary spawned until its first byte, ms.
+    create_floor_ms: f64,
     rtt: Paired,
     rtt_threads: Paired,
     msgs_per_s: f64,
@@ -790,7 +792,9 @@ struct RemexRows {
 async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     let spec = "popen//worker=self";
     let mut creates = Vec::new();
+    let mut floors = Vec::new();
     for _ in 0..c.reps {
+        floors.push(spawn_floor_ms(1));
         let t0 = Instant::now();
         let gw = makegateway(spec).await?;
         gw.remote_exec("channel.send(1)")?.receive::<i64>().await?;
@@ -848,6 +852,7 @@ async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     gw.exit().await?;
     Ok(RemexRows {
         create_ms: median(creates),
+        create_floor_ms: median(floors),
         rtt,
         rtt_threads,
         msgs_per_s: median(rates),
@@ -859,6 +864,8 @@ async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
 struct GroupRows {
     /// (e) ms: Group of 8 created, remote_exec on all, gathered, terminated.
     group8_ms: f64,
+    /// (e)'s floor: 8 of this binary spawned at once until a byte each, ms.
+    group8_floor_ms: f64,
     /// (f) trivial tasks per second through submit/gather over 2 workers.
     tasks_per_s: f64,
     /// (g) ms to create and to terminate 64 gateways, and KiB of controller
@@ -874,6 +881,42 @@ struct GroupRows {
 
 /// One line of (f''): exec ms, tasks ms, CPU ms, or why not.
 type PoolScale = Result<(f64, f64, f64), String>;
+
+/// The floor of a start: `n` copies of this program spawned at once, each
+/// writing one byte and exiting at once (`--one-byte`, before anything
+/// else), until every byte is in; ms.
+fn spawn_floor_ms(n: usize) -> f64 {
+    use std::io::Read;
+    let exe = std::env::current_exe().expect("own path");
+    let t0 = Instant::now();
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new(&exe)
+                .arg("--one-byte")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut children: Vec<_> = children
+        .into_iter()
+        .map(|mut c| {
+            let mut b = [0u8; 1];
+            c.stdout
+                .as_mut()
+                .expect("piped")
+                .read_exact(&mut b)
+                .expect("a byte");
+            c
+        })
+        .collect();
+    let took = t0.elapsed().as_secs_f64() * 1e3;
+    for c in &mut children {
+        let _ = c.wait();
+    }
+    took
+}
 
 /// This process's CPU time so far (user + system), in ms.
 fn own_cpu_ms() -> f64 {
@@ -976,7 +1019,9 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
     use remex::{gather, Errors, Group};
     let spec = "popen//worker=self";
     let mut times = Vec::new();
+    let mut floors = Vec::new();
     for _ in 0..c.reps.min(11) {
+        floors.push(spawn_floor_ms(8));
         let t0 = Instant::now();
         let g = Group::new([format!("8*{spec}")]).await?;
         let mch = g.remote_exec("channel.send(1)")?;
@@ -1018,6 +1063,7 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
     Ok(GroupRows {
         pool_scale,
         group8_ms: median(times),
+        group8_floor_ms: median(floors),
         tasks_per_s: median(rates),
         group64: (create, term, per_gw, fds),
         group512: g512,
@@ -1295,6 +1341,12 @@ fn execnet_rows(c: &Counts) -> Result<[f64; 5], String> {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--one-byte") {
+        // The floor of (a) and (e): this program started, nothing done.
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(b"1");
+        std::process::exit(0);
+    }
     serve_if_worker(worker);
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--pipe-peer") {
@@ -1413,7 +1465,9 @@ async fn main() {
     if args.iter().any(|a| a == "--create-only") {
         // Profiling aid: only row (a), 21 creates, the median and the range.
         let mut v = Vec::new();
+        let mut floors = Vec::new();
         for _ in 0..21 {
+            floors.push(spawn_floor_ms(1));
             let t0 = Instant::now();
             let gw = makegateway("popen//worker=self").await.expect("gateway");
             let one: i64 = gw
@@ -1430,8 +1484,9 @@ async fn main() {
             .iter()
             .fold((f64::MAX, 0f64), |(a, b), x| (a.min(*x), b.max(*x)));
         println!(
-            "create + first reply {:.2} ms (min {lo:.2}, max {hi:.2})",
-            median(v)
+            "create + first reply {:.2} ms (min {lo:.2}, max {hi:.2}); the floor {:.2} ms",
+            median(v),
+            median(floors)
         );
         return;
     }
@@ -1750,9 +1805,11 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     println!(
-        "| (a) popen create + first reply | {:.2} ms | | {} | | {} | <= 5 ms |",
+        "| (a) popen create + first reply | {:.2} ms | {:.2} ms (the same binary spawned until a byte it writes at once) | {} | {:.2}x the floor | {} | <= 5 ms; <= 1.5x the floor |",
         r.create_ms,
+        r.create_floor_ms,
         fmt_e(0, &|x| format!("{x:.1} ms")),
+        r.create_ms / r.create_floor_ms,
         fmt_e(0, &|x| format!("{:.1}x faster", x / r.create_ms))
     );
     println!(
@@ -1794,9 +1851,11 @@ async fn main() {
         r.bulk_default_pipe
     );
     println!(
-        "| (e) Group of 8 popen: create + remote_exec + gather + terminate | {:.1} ms | | {} | | {} | <= 40 ms |",
+        "| (e) Group of 8 popen: create + remote_exec + gather + terminate | {:.1} ms | {:.2} ms (8 of the binary spawned at once until a byte each) | {} | {:.2}x the floor | {} | <= 40 ms; <= 1.5x the floor |",
         gr.group8_ms,
+        gr.group8_floor_ms,
         fmt_e(4, &|x| format!("{x:.0} ms")),
+        gr.group8_ms / gr.group8_floor_ms,
         fmt_e(4, &|x| format!("{:.1}x faster", x / gr.group8_ms))
     );
     println!(
