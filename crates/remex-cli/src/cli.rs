@@ -55,16 +55,22 @@ const RUN_EXAMPLES: &str = "\
 Inputs: arguments after :::, lines of files after :::: (or -a FILE), else lines of stdin.
 Several sources combine as a product: ::: a b ::: 1 2 makes a 1, a 2, b 1, b 2.
 
+Several sources combine side by side with --link (or :::+ / ::::+ for one source).
+
 Replacement strings: {} the input, {.} without extension, {/} basename, {//} dirname,
 {/.} basename without extension, {#} the job number, {##} the number of jobs, {N} (and
-{N.} ...) the Nth source's input. Inputs are shell-quoted. A command without any of them
-gets ' {}' appended; without a command, each input is one.
+{N.} ...) the Nth argument (source, or column with --colsep), {name} a column named by
+--header :. Inputs are shell-quoted. A command without any of them gets ' {}' appended;
+without a command, each input is one.
 
 Examples:
   remex run -- gzip -9 {} ::: *.log
   remex run --tx 8*popen --tx ssh=host1 --joblog jobs.tsv -- ./simulate --seed {} ::: $(seq 100)
   remex run --joblog jobs.tsv --resume-failed -- ./simulate --seed {} ::: $(seq 100)
   remex run -k --tag -- 'echo {1}-{2}' ::: a b ::: 1 2
+  remex run -k --link echo ::: A B C ::: D E F
+  remex run -k --colsep , --header : echo {name} is {age} :::: people.csv
+  find . -name '*.txt' -print0 | remex run -0 wc -l
   ls *.png | remex run --halt now,fail=1 --timeout 60 -- convert {} {.}.jpg
   remex run --tx slurm//ntasks=32//time=2:00:00 -- ./simulate --seed {} ::: $(seq 1000)
 
@@ -130,8 +136,43 @@ pub(crate) struct RunArgs {
     #[arg(long = "no-bar")]
     pub(crate) no_bar: bool,
     /// Print the commands instead of running them.
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", visible_alias = "dryrun")]
     pub(crate) dry_run: bool,
+    /// Take the sources side by side (a shorter one wraps around), not
+    /// their product; `:::+` and `::::+` link one source to the one before.
+    #[arg(long, visible_alias = "xapply")]
+    pub(crate) link: bool,
+    /// Inputs end at this character, not at a newline (\n, \t, \0, \\ or one character).
+    #[arg(short = 'd', long = "delimiter", value_name = "CHAR", conflicts_with = "null",
+          value_parser = crate::jobs::delimiter)]
+    pub(crate) delimiter: Option<u8>,
+    /// Inputs end at a NUL byte (find -print0).
+    #[arg(short = '0', long = "null")]
+    pub(crate) null: bool,
+    /// An input equal to STR ends its source.
+    #[arg(short = 'E', long = "eof", value_name = "STR")]
+    pub(crate) eof: Option<String>,
+    /// Remove blanks from inputs: l (left), r (right), lr (both), n (none).
+    #[arg(long, value_name = "WHICH", default_value = "n")]
+    pub(crate) trim: crate::jobs::Trim,
+    /// Split each input into columns at REGEX: {1}, {2}... are the columns.
+    #[arg(short = 'C', long = "colsep", value_name = "REGEX")]
+    pub(crate) colsep: Option<String>,
+    /// With ':', each source's first input names its columns: {name} in the command.
+    #[arg(long, value_name = ":")]
+    pub(crate) header: Option<String>,
+    /// K inputs per job ({1}..{K}; {} all of them); -N0: one input per job, given to none.
+    #[arg(short = 'N', long = "max-args", value_name = "K")]
+    pub(crate) max_args: Option<usize>,
+    /// STR stands for {} in the command.
+    #[arg(short = 'I', long = "replace", value_name = "STR")]
+    pub(crate) replace: Option<String>,
+    /// Each word of the command is one word for the shell (replacement strings filled in, then quoted).
+    #[arg(short = 'q', long = "quote")]
+    pub(crate) quote: bool,
+    /// Prefix each output line with STR (replacement strings filled in) and a tab.
+    #[arg(long, value_name = "STR")]
+    pub(crate) tagstring: Option<String>,
     /// The command, then its inputs: COMMAND... [::: INPUT...]... [:::: FILE...]...
     /// (from its first word on, everything is the command's; a command
     /// that starts with - comes after --)
@@ -199,35 +240,21 @@ impl CommandLimits {
 /// GNU parallel's options that `remex run` does not offer, with what to
 /// use instead where there is something (docs/cli.md has the table).
 const PARALLEL_ONLY: &[(&str, &str)] = &[
-    ("--link", "linked sources are not built yet"),
-    ("--xapply", "linked sources are not built yet"),
-    ("--colsep", "columns are not built yet"),
-    ("-C", "columns are not built yet"),
-    ("--header", "headers are not built yet"),
-    ("--tagstring", "use --tag"),
-    ("--trim", "not built yet"),
     ("--results", "use --joblog, and redirect in the command"),
     ("--res", "use --joblog, and redirect in the command"),
     ("--plus", "not built yet"),
-    ("--dryrun", "use --dry-run"),
-    ("-N", "several inputs per job are not built yet"),
-    ("--max-args", "several inputs per job are not built yet"),
-    ("-m", "several inputs per job are not built yet"),
-    ("-X", "several inputs per job are not built yet"),
-    ("--xargs", "several inputs per job are not built yet"),
-    ("-q", "quoting is not built yet; quote the command yourself"),
     (
-        "--quote",
-        "quoting is not built yet; quote the command yourself",
+        "-m",
+        "several inputs on one command line are not built yet; -N K gives K per job",
     ),
-    ("-I", "the replacement string is {}"),
-    ("--replace", "the replacement string is {}"),
-    ("-d", "inputs are lines"),
-    ("--delimiter", "inputs are lines"),
-    ("-0", "inputs are lines"),
-    ("--null", "inputs are lines"),
-    ("-E", "not built yet"),
-    ("--eof", "not built yet"),
+    (
+        "-X",
+        "several inputs on one command line are not built yet; -N K gives K per job",
+    ),
+    (
+        "--xargs",
+        "several inputs on one command line are not built yet; -N K gives K per job",
+    ),
     (
         "--pipe",
         "remex runs a command per input, not per block of stdin",
@@ -386,37 +413,10 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in [
-            "--link",
-            "--colsep",
-            "--header",
-            "--tagstring",
-            "--trim",
-            "--results",
-            "--plus",
-            "--dryrun",
-            "-N",
-            "-m",
-            "-q",
-            "-I",
-            "-d",
-            "-0",
-            "-E",
-        ] {
+        for opt in ["--results", "--plus", "-m", "-X", "--shuf", "--pipe"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
-            if [
-                "--colsep",
-                "--header",
-                "--tagstring",
-                "--results",
-                "-N",
-                "-I",
-                "-d",
-                "-E",
-            ]
-            .contains(&opt)
-            {
+            if opt == "--results" {
                 args.push("X");
             }
             args.extend(["echo", ":::", "A", "B", ":::", "D", "E"]);
@@ -427,7 +427,26 @@ mod tests {
             );
         }
         // Attached values name the option alone.
-        let e = parsed(&["run", "-N2", "echo", ":::", "a"]).unwrap_err();
-        assert!(e.contains("GNU parallel's -N"), "{e}");
+        let e = parsed(&["run", "--results=out", "echo", ":::", "a"]).unwrap_err();
+        assert!(e.contains("GNU parallel's --results"), "{e}");
+        // The ones remex offers parse, in any order.
+        for args in [
+            &["run", "--link", "-k", "echo", ":::", "a", ":::", "b"][..],
+            &["run", "-N2", "-0", "--trim", "lr", "echo"],
+            &["run", "-C", ",", "--header", ":", "-q", "-I", ",,", "echo"],
+            &[
+                "run",
+                "-d",
+                ",",
+                "-E",
+                "x",
+                "--tagstring",
+                "{#}",
+                "--dryrun",
+                "echo",
+            ],
+        ] {
+            assert!(parsed(args).is_ok(), "{args:?}");
+        }
     }
 }

@@ -1,15 +1,23 @@
 //! Jobs from inputs, as GNU parallel makes them: input sources (`:::`
 //! arguments, `::::` files, `-a FILE`, or stdin), combined as a cartesian
-//! product (the last source varies fastest), and a command template whose
-//! replacement strings take each job's arguments, shell-quoted.
+//! product (the last source varies fastest) or linked (taken side by
+//! side: with `--link` a shorter source wraps around; `:::+` and `::::+`
+//! link one source, and the shortest ends the group), and a
+//! command template whose replacement strings take each job's arguments,
+//! shell-quoted.
 //!
 //! Replacement strings: `{}` (the arguments, space-separated), `{.}` (no
 //! extension), `{/}` (basename), `{//}` (dirname), `{/.}` (basename, no
 //! extension), `{#}` (the job's number, from 1), and `{N}`, `{N.}`,
-//! `{N/}`, `{N//}`, `{N/.}` for the Nth source's argument, `{##}` the
-//! number of jobs. A template with none of them (`{#}` counts) gets ` {}`
-//! appended, as GNU parallel's; an empty one runs each input as a command.
-//! Other braces stay as they are.
+//! `{N/}`, `{N//}`, `{N/.}` for the Nth argument, `{##}` the number of
+//! jobs, and with `--header :` a column's name (`{name}`). A template with
+//! none of them (`{#}` counts) gets ` {}` appended, as GNU parallel's; an
+//! empty one runs each input as a command. Other braces stay as they are.
+//!
+//! Reading: inputs are lines (`-d C` or `-0` for another delimiter), up to
+//! a line equal to `-E STR`, trimmed with `--trim`, split into columns
+//! with `--colsep REGEX` (each column an argument: `{1}`, `{2}`...);
+//! `-N K` puts K inputs in each job (`-N0`: one, given to none).
 
 use std::io::BufRead;
 
@@ -26,7 +34,7 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
     Text(String),
-    /// `Some(n)`: the nth source's argument (from 1); `None`: all of them.
+    /// `Some(n)`: the nth argument (from 1); `None`: all of them.
     Arg(Option<usize>, Part),
     Seq,
     /// `{##}`: the number of jobs.
@@ -36,18 +44,36 @@ enum Piece {
     Raw,
 }
 
+/// How a command template is read: GNU parallel's `-I` and `-q`, and the
+/// header's column names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Spelling<'a> {
+    /// `-I REPL`: REPL stands for `{}`.
+    pub(crate) replace: Option<&'a str>,
+    /// `-q`: each word of the command is one word for the shell (its
+    /// replacement strings filled in, then quoted whole).
+    pub(crate) quote_words: bool,
+    /// Column names (`--header :`) and their argument positions.
+    pub(crate) names: &'a [(String, usize)],
+}
+
 /// A command line with replacement strings.
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
     pieces: Vec<Piece>,
+    /// `-q`: the words, each rendered unquoted and then quoted whole.
+    words: Option<Vec<Vec<Piece>>>,
 }
 
-fn parse_repl(inner: &str) -> Option<Piece> {
+fn parse_repl(inner: &str, names: &[(String, usize)]) -> Option<Piece> {
     if inner == "#" {
         return Some(Piece::Seq);
     }
     if inner == "##" {
         return Some(Piece::Total);
+    }
+    if let Some((_, pos)) = names.iter().find(|(n, _)| n == inner) {
+        return Some(Piece::Arg(Some(*pos), Part::Whole));
     }
     let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
     let (num, rest) = inner.split_at(digits);
@@ -67,79 +93,152 @@ fn parse_repl(inner: &str) -> Option<Piece> {
     Some(Piece::Arg(pos, part))
 }
 
+/// The pieces of `cmd`: text and replacement strings.
+fn pieces(cmd: &str, names: &[(String, usize)]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut rest = cmd;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .and_then(|close| Some((close, parse_repl(&after[..close], names)?)))
+        {
+            Some((close, piece)) => {
+                text.push_str(&rest[..open]);
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(piece);
+                rest = &after[close + 1..];
+            }
+            None => {
+                text.push_str(&rest[..=open]);
+                rest = after;
+            }
+        }
+    }
+    text.push_str(rest);
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    pieces
+}
+
+fn all_text(pieces: &[Piece]) -> bool {
+    pieces.iter().all(|p| matches!(p, Piece::Text(_)))
+}
+
 impl Template {
     /// Parses `cmd`; appends ` {}` when it has no replacement string; an
     /// empty `cmd` makes each job's input its command.
+    #[cfg(test)]
     pub(crate) fn parse(cmd: &str) -> Template {
+        Template::parse_words(&[cmd.to_string()], &Spelling::default())
+    }
+
+    /// Parses the command `words` as `spelling` says (joined by spaces,
+    /// or each one shell word with `-q`).
+    pub(crate) fn parse_words(words: &[String], spelling: &Spelling<'_>) -> Template {
+        let respell = |w: &str| match spelling.replace {
+            Some(r) if !r.is_empty() && r != "{}" => w.replace(r, "{}"),
+            _ => w.to_string(),
+        };
+        let cmd = words
+            .iter()
+            .map(|w| respell(w))
+            .collect::<Vec<_>>()
+            .join(" ");
         if cmd.trim().is_empty() {
             return Template {
                 pieces: vec![Piece::Raw],
+                words: None,
             };
         }
-        let mut pieces = Vec::new();
-        let mut text = String::new();
-        let mut rest = cmd;
-        while let Some(open) = rest.find('{') {
-            let after = &rest[open + 1..];
-            match after
-                .find('}')
-                .and_then(|close| Some((close, parse_repl(&after[..close])?)))
-            {
-                Some((close, piece)) => {
-                    text.push_str(&rest[..open]);
-                    if !text.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut text)));
-                    }
-                    pieces.push(piece);
-                    rest = &after[close + 1..];
-                }
-                None => {
-                    text.push_str(&rest[..=open]);
-                    rest = after;
-                }
+        if spelling.quote_words {
+            let mut split: Vec<Vec<Piece>> = words
+                .iter()
+                .map(|w| pieces(&respell(w), spelling.names))
+                .collect();
+            if split.iter().all(|w| all_text(w)) {
+                split.push(vec![Piece::Arg(None, Part::Whole)]);
             }
+            return Template {
+                pieces: Vec::new(),
+                words: Some(split),
+            };
         }
-        text.push_str(rest);
-        if !text.is_empty() {
-            pieces.push(Piece::Text(text));
+        let mut p = pieces(&cmd, spelling.names);
+        if all_text(&p) {
+            p.push(Piece::Text(" ".into()));
+            p.push(Piece::Arg(None, Part::Whole));
         }
-        if pieces.iter().all(|p| matches!(p, Piece::Text(_))) {
-            pieces.push(Piece::Text(" ".into()));
-            pieces.push(Piece::Arg(None, Part::Whole));
+        Template {
+            pieces: p,
+            words: None,
         }
-        Template { pieces }
+    }
+
+    /// A template for text around the arguments (`--tagstring`): nothing
+    /// appended, rendered without quotes.
+    pub(crate) fn parse_tag(text: &str, names: &[(String, usize)]) -> Template {
+        Template {
+            pieces: pieces(text, names),
+            words: None,
+        }
     }
 
     /// Whether the template says the number of jobs (`{##}`): then they
     /// are counted before the first starts, stdin read whole.
     pub(crate) fn needs_total(&self) -> bool {
         self.pieces.contains(&Piece::Total)
+            || self
+                .words
+                .iter()
+                .flatten()
+                .any(|w| w.contains(&Piece::Total))
     }
 
     /// The command line of job `seq` (from 1) of `total` with arguments
     /// `args`.
     pub(crate) fn render(&self, seq: u64, total: Option<u64>, args: &[String]) -> String {
-        let mut out = String::new();
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Seq => out.push_str(&seq.to_string()),
-                Piece::Total => out.push_str(&total.map(|t| t.to_string()).unwrap_or_default()),
-                Piece::Raw => out.push_str(&args.join(" ")),
-                Piece::Arg(None, part) => {
-                    let words: Vec<String> = args.iter().map(|a| quote(&apply(*part, a))).collect();
-                    out.push_str(&words.join(" "));
-                }
-                Piece::Arg(Some(n), part) => {
-                    let a = args.get(n - 1).map(String::as_str).unwrap_or("");
-                    out.push_str(&quote(&apply(*part, a)));
-                }
-            }
+        match &self.words {
+            Some(words) => words
+                .iter()
+                .map(|w| quote(&render(w, seq, total, args, false)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => render(&self.pieces, seq, total, args, true),
         }
-        out
+    }
+
+    /// As [`Template::render`], with the arguments as they are (a tag).
+    pub(crate) fn render_plain(&self, seq: u64, total: Option<u64>, args: &[String]) -> String {
+        render(&self.pieces, seq, total, args, false)
     }
 }
 
+fn render(pieces: &[Piece], seq: u64, total: Option<u64>, args: &[String], quoted: bool) -> String {
+    let q = |a: String| if quoted { quote(&a) } else { a };
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Seq => out.push_str(&seq.to_string()),
+            Piece::Total => out.push_str(&total.map(|t| t.to_string()).unwrap_or_default()),
+            Piece::Raw => out.push_str(&args.join(" ")),
+            Piece::Arg(None, part) => {
+                let words: Vec<String> = args.iter().map(|a| q(apply(*part, a))).collect();
+                out.push_str(&words.join(" "));
+            }
+            Piece::Arg(Some(n), part) => {
+                let a = args.get(n - 1).map(String::as_str).unwrap_or("");
+                out.push_str(&q(apply(*part, a)));
+            }
+        }
+    }
+    out
+}
 fn apply(part: Part, a: &str) -> String {
     let base = |a: &str| a.rsplit_once('/').map_or(a, |(_, b)| b).to_string();
     let no_ext = |a: &str| {
@@ -172,33 +271,143 @@ pub(crate) fn quote(a: &str) -> String {
     }
 }
 
-/// Where a source's arguments come from.
+/// `--trim`: which ends of an input lose their blanks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Trim {
+    #[default]
+    None,
+    Left,
+    Right,
+    Both,
+}
+
+impl std::str::FromStr for Trim {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Trim, String> {
+        match s {
+            "n" => Ok(Trim::None),
+            "l" => Ok(Trim::Left),
+            "r" => Ok(Trim::Right),
+            "lr" | "rl" => Ok(Trim::Both),
+            other => Err(format!("--trim takes n, l, r, lr or rl, not {other:?}")),
+        }
+    }
+}
+
+/// `-d`'s delimiter: one character, or one of `\n`, `\t`, `\0`, `\\`.
+pub(crate) fn delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        r"\n" => Ok(b'\n'),
+        r"\t" => Ok(b'\t'),
+        r"\0" => Ok(0),
+        r"\\" => Ok(b'\\'),
+        _ if s.len() == 1 => Ok(s.as_bytes()[0]),
+        _ => Err(format!(
+            "-d takes one character (or \\n, \\t, \\0, \\\\), not {s:?}: remex splits inputs on one byte"
+        )),
+    }
+}
+
+/// How inputs are read and cut.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reading {
+    /// The byte between inputs (`None`: lines, `\n` or `\r\n`).
+    pub(crate) delimiter: Option<u8>,
+    /// `-E`: an input equal to it ends its source.
+    pub(crate) eof: Option<String>,
+    pub(crate) trim: Trim,
+    /// `--colsep`: columns of an input, each one argument.
+    pub(crate) colsep: Option<regex::Regex>,
+    /// `--header :`: each source's first input names its columns.
+    pub(crate) header: bool,
+    /// `--link`: every source linked to the one before.
+    pub(crate) link: bool,
+    /// `-N K`: K inputs in each job (0: one input, given to none).
+    pub(crate) per_job: Option<usize>,
+}
+
+impl Reading {
+    fn trimmed(&self, s: String) -> String {
+        match self.trim {
+            Trim::None => s,
+            Trim::Left => s.trim_start().to_string(),
+            Trim::Right => s.trim_end().to_string(),
+            Trim::Both => s.trim().to_string(),
+        }
+    }
+
+    /// One input as arguments: its columns, or itself.
+    fn columns(&self, s: String) -> Vec<String> {
+        match &self.colsep {
+            Some(re) => re.split(&s).map(str::to_string).collect(),
+            None => vec![s],
+        }
+    }
+
+    /// A source's inputs, as they are read: up to `-E`, trimmed, in
+    /// columns.
+    fn items(&self, source: &Source) -> Result<Rows, String> {
+        let raw: Box<dyn Iterator<Item = Result<String, String>>> = match source {
+            Source::Args(a, _) => Box::new(a.clone().into_iter().map(Ok)),
+            Source::File(p, _) => read_items(p, self.delimiter)?,
+        };
+        let eof = self.eof.clone();
+        let me = self.clone();
+        Ok(Box::new(
+            raw.take_while(move |r| match (r, &eof) {
+                (Ok(s), Some(e)) => s != e,
+                _ => true,
+            })
+            .map(move |r| r.map(|s| me.columns(me.trimmed(s)))),
+        ))
+    }
+}
+
+/// Where a source's arguments come from, and whether it is linked to the
+/// source before (`:::+`, `::::+`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
     /// Given on the command line after `:::`.
-    Args(Vec<String>),
-    /// Lines of a file (`-` is stdin), after `::::` or `-a`.
-    File(String),
+    Args(Vec<String>, bool),
+    /// Inputs of a file (`-` is stdin), after `::::` or `-a`.
+    File(String, bool),
+}
+
+impl Source {
+    fn linked(&self) -> bool {
+        matches!(self, Source::Args(_, true) | Source::File(_, true))
+    }
+
+    fn is_stdin(&self) -> bool {
+        matches!(self, Source::File(p, _) if p == "-")
+    }
 }
 
 /// The command words and sources of `remex run COMMAND... ::: A... :::: F...`.
 pub(crate) fn split_command(words: &[String]) -> (Vec<String>, Vec<Source>) {
     let mut command = Vec::new();
     let mut sources = Vec::new();
-    let mut current: Option<(bool, Vec<String>)> = None;
-    let flush = |c: Option<(bool, Vec<String>)>, sources: &mut Vec<Source>| match c {
-        Some((false, args)) => sources.push(Source::Args(args)),
-        Some((true, files)) => sources.extend(files.into_iter().map(Source::File)),
+    // (files, linked, words)
+    let mut current: Option<(bool, bool, Vec<String>)> = None;
+    let flush = |c: Option<(bool, bool, Vec<String>)>, sources: &mut Vec<Source>| match c {
+        Some((false, linked, args)) => sources.push(Source::Args(args, linked)),
+        Some((true, linked, files)) => {
+            // `::::+ a b`: the first file linked as said, the others not.
+            for (i, f) in files.into_iter().enumerate() {
+                sources.push(Source::File(f, linked && i == 0));
+            }
+        }
         None => {}
     };
     for w in words {
         match w.as_str() {
-            ":::" | "::::" => {
+            ":::" | "::::" | ":::+" | "::::+" => {
                 flush(current.take(), &mut sources);
-                current = Some((w == "::::", Vec::new()));
+                current = Some((w.starts_with("::::"), w.ends_with('+'), Vec::new()));
             }
             _ => match current.as_mut() {
-                Some((_, v)) => v.push(w.clone()),
+                Some((_, _, v)) => v.push(w.clone()),
                 None => command.push(w.clone()),
             },
         }
@@ -207,8 +416,12 @@ pub(crate) fn split_command(words: &[String]) -> (Vec<String>, Vec<Source>) {
     (command, sources)
 }
 
-/// Lines of `path` (`-`: stdin), without their line ends.
-fn read_lines(path: &str) -> Result<Box<dyn Iterator<Item = Result<String, String>>>, String> {
+/// Inputs of `path` (`-`: stdin) split on `delimiter` (lines without
+/// their ends when `None`).
+fn read_items(
+    path: &str,
+    delimiter: Option<u8>,
+) -> Result<Box<dyn Iterator<Item = Result<String, String>>>, String> {
     let reader: Box<dyn BufRead> = if path == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -216,78 +429,151 @@ fn read_lines(path: &str) -> Result<Box<dyn Iterator<Item = Result<String, Strin
         Box::new(std::io::BufReader::new(f))
     };
     let path = path.to_string();
-    Ok(Box::new(reader.lines().map(move |l| {
-        l.map(|mut s| {
-            if s.ends_with('\r') {
-                s.pop();
+    let sep = delimiter.unwrap_or(b'\n');
+    Ok(Box::new(reader.split(sep).map(move |l| {
+        l.map(|mut b| {
+            if delimiter.is_none() && b.ends_with(b"\r") {
+                b.pop();
             }
-            s
+            String::from_utf8_lossy(&b).into_owned()
         })
         .map_err(|e| format!("reading {path}: {e}"))
     })))
 }
 
-/// The jobs' argument lists, in order. Stdin as the first source is read
-/// as jobs are made (it may be endless); files and the other sources are
-/// read first, whole (so the number of jobs is known).
+type Rows = Box<dyn Iterator<Item = Result<Vec<String>, String>>>;
+
+/// The jobs' argument lists, in order. Stdin as the only first source is
+/// read as jobs are made (it may be endless); the other sources are read
+/// first, whole (so the number of jobs is known).
 pub(crate) struct Inputs {
-    first: Box<dyn Iterator<Item = Result<String, String>>>,
-    rest: Vec<Vec<String>>,
-    /// The first source's current argument and the odometer over `rest`.
-    current: Option<(String, Vec<usize>)>,
+    /// The first group's rows (a row: one input of each of its sources,
+    /// side by side).
+    first: Rows,
+    /// The other groups' rows.
+    rest: Vec<Vec<Vec<String>>>,
+    /// The first group's current row and the odometer over `rest`.
+    current: Option<(Vec<String>, Vec<usize>)>,
+    /// `-N`.
+    per_job: Option<usize>,
     /// The number of jobs, when the first source is not stdin.
     pub(crate) total: Option<u64>,
+    /// Column names (`--header :`) and their argument positions.
+    pub(crate) names: Vec<(String, usize)>,
 }
 
 impl Inputs {
     /// Opens `sources`; none means stdin. With `count`, stdin as the
     /// first source is read whole too, so that the number of jobs is known.
+    #[cfg(test)]
     pub(crate) fn open(sources: Vec<Source>, count: bool) -> Result<Inputs, String> {
-        let mut sources = sources;
-        if sources.is_empty() {
-            sources.push(Source::File("-".into()));
+        Inputs::open_with(sources, &Reading::default(), count)
+    }
+
+    /// [`Inputs::open`], read as `reading` says.
+    pub(crate) fn open_with(
+        sources: Vec<Source>,
+        reading: &Reading,
+        count: bool,
+    ) -> Result<Inputs, String> {
+        let mut groups: Vec<Vec<Source>> = Vec::new();
+        for s in sources {
+            match groups.last_mut() {
+                Some(g) if s.linked() || reading.link => g.push(s),
+                _ => groups.push(vec![s]),
+            }
         }
+        if groups.is_empty() {
+            groups.push(vec![Source::File("-".into(), false)]);
+        }
+        if reading.per_job.is_some_and(|k| k > 0) && (groups.len() > 1 || groups[0].len() > 1) {
+            return Err("-N K with more than one input source: remex groups the inputs of one source (use --colsep for several arguments per input)".into());
+        }
+        let mut names = Vec::new();
+        let mut width = 0usize;
+        let mut name = |header: Vec<String>, width: &mut usize| {
+            for (j, n) in header.into_iter().enumerate() {
+                names.push((n, *width + j + 1));
+            }
+        };
+        let mut first: Option<(Rows, Option<u64>)> = None;
         let mut rest = Vec::new();
-        for s in sources.iter().skip(1) {
-            rest.push(match s {
-                Source::Args(a) => a.clone(),
-                Source::File(p) => read_lines(p)?.collect::<Result<Vec<_>, _>>()?,
-            });
-        }
-        let product: u64 = rest.iter().map(|r| r.len() as u64).product();
-        let (first, total): (Box<dyn Iterator<Item = Result<String, String>>>, _) =
-            match &sources[0] {
-                Source::Args(a) => (
-                    Box::new(a.clone().into_iter().map(Ok)),
-                    Some(a.len() as u64 * product),
-                ),
-                Source::File(p) if p != "-" || count => {
-                    let lines = read_lines(p)?.collect::<Result<Vec<_>, _>>()?;
-                    let n = lines.len() as u64;
-                    (Box::new(lines.into_iter().map(Ok)), Some(n * product))
+        for (gi, group) in groups.into_iter().enumerate() {
+            if gi == 0 && group.len() == 1 && group[0].is_stdin() && !count {
+                let mut items = reading.items(&group[0])?;
+                if reading.header {
+                    if let Some(h) = items.next().transpose()? {
+                        let w = h.len();
+                        name(h, &mut width);
+                        width += w;
+                    }
                 }
-                Source::File(p) => (read_lines(p)?, None),
+                first = Some((items, None));
+                continue;
+            }
+            let mut lists = Vec::new();
+            for s in &group {
+                let mut list = reading.items(s)?.collect::<Result<Vec<_>, _>>()?;
+                if reading.header && !list.is_empty() {
+                    let h = list.remove(0);
+                    let w = h.len();
+                    name(h, &mut width);
+                    width += w;
+                }
+                lists.push(list);
+            }
+            // Side by side: with --link a shorter source wraps around; a
+            // source linked by :::+ ends the group where it ends (GNU
+            // parallel's rules); an empty one makes no rows.
+            let len = if lists.iter().any(Vec::is_empty) {
+                0
+            } else if reading.link {
+                lists.iter().map(Vec::len).max().unwrap_or(0)
+            } else {
+                lists.iter().map(Vec::len).min().unwrap_or(0)
             };
+            let rows: Vec<Vec<String>> = (0..len)
+                .map(|i| {
+                    lists
+                        .iter()
+                        .flat_map(|l| l[i % l.len()].iter().cloned())
+                        .collect()
+                })
+                .collect();
+            if gi == 0 {
+                let n = rows.len() as u64;
+                first = Some((Box::new(rows.into_iter().map(Ok)), Some(n)));
+            } else {
+                rest.push(rows);
+            }
+        }
+        let (first, n) = first.expect("a first group");
+        let product: u64 = rest.iter().map(|r| r.len() as u64).product();
+        let total = n.map(|n| match reading.per_job {
+            Some(k) if k > 1 => (n * product).div_ceil(k as u64),
+            _ => n * product,
+        });
         Ok(Inputs {
             first,
             rest,
             current: None,
+            per_job: reading.per_job,
             total,
+            names,
         })
     }
-}
 
-impl Iterator for Inputs {
-    type Item = Result<Vec<String>, String>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next combination of the sources' rows.
+    fn next_row(&mut self) -> Option<Result<Vec<String>, String>> {
         if self.rest.iter().any(Vec::is_empty) {
             return None;
         }
         loop {
             if let Some((head, odo)) = self.current.as_mut() {
-                let mut args = vec![head.clone()];
-                args.extend(odo.iter().zip(&self.rest).map(|(i, r)| r[*i].clone()));
+                let mut args = head.clone();
+                for (i, r) in odo.iter().zip(&self.rest) {
+                    args.extend(r[*i].iter().cloned());
+                }
                 // Advance: the last source fastest.
                 let mut k = odo.len();
                 loop {
@@ -308,6 +594,34 @@ impl Iterator for Inputs {
                 Ok(a) => self.current = Some((a, vec![0; self.rest.len()])),
                 Err(e) => return Some(Err(e)),
             }
+        }
+    }
+}
+
+impl Iterator for Inputs {
+    type Item = Result<Vec<String>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.per_job {
+            // -N0: one input per job, given to none.
+            Some(0) => Some(self.next_row()?.map(|_| Vec::new())),
+            // -N K: K inputs (the last job may have fewer: a missing
+            // {N} is empty, as in GNU parallel).
+            Some(k) if k > 1 => {
+                let mut args = match self.next_row()? {
+                    Ok(r) => r,
+                    Err(e) => return Some(Err(e)),
+                };
+                for _ in 1..k {
+                    match self.next_row() {
+                        Some(Ok(r)) => args.extend(r),
+                        Some(Err(e)) => return Some(Err(e)),
+                        None => break,
+                    }
+                }
+                Some(Ok(args))
+            }
+            _ => self.next_row(),
         }
     }
 }
@@ -403,10 +717,167 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(jobs, vec![s(&["x", "1"]), s(&["y z", "1"])]);
-        let e = Inputs::open(vec![Source::File("/nonexistent/in".into())], false)
+        let e = Inputs::open(vec![Source::File("/nonexistent/in".into(), false)], false)
             .err()
             .unwrap();
         assert!(e.contains("cannot read /nonexistent/in"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn jobs(words: &[&str], reading: &Reading) -> (Option<u64>, Vec<Vec<String>>) {
+        let (_, sources) = split_command(&s(words));
+        let inputs = Inputs::open_with(sources, reading, false).unwrap();
+        let total = inputs.total;
+        (total, inputs.map(Result::unwrap).collect())
+    }
+
+    #[test]
+    fn linked_sources_go_side_by_side_and_a_shorter_one_wraps() {
+        let link = Reading {
+            link: true,
+            ..Reading::default()
+        };
+        let (total, got) = jobs(&["echo", ":::", "A", "B", "C", ":::", "D", "E", "F"], &link);
+        assert_eq!(total, Some(3));
+        assert_eq!(got, vec![s(&["A", "D"]), s(&["B", "E"]), s(&["C", "F"])]);
+        // :::+ links one source; the shortest ends the group.
+        let (_, got) = jobs(
+            &["echo", ":::", "a", "b", "c", ":::+", "1", "2"],
+            &Reading::default(),
+        );
+        assert_eq!(got, vec![s(&["a", "1"]), s(&["b", "2"])]);
+        // A linked pair, then a product with the next source.
+        let (total, got) = jobs(
+            &["echo", ":::", "a", "b", ":::+", "1", "2", ":::", "x", "y"],
+            &Reading::default(),
+        );
+        assert_eq!(total, Some(4));
+        assert_eq!(
+            got,
+            vec![
+                s(&["a", "1", "x"]),
+                s(&["a", "1", "y"]),
+                s(&["b", "2", "x"]),
+                s(&["b", "2", "y"])
+            ]
+        );
+    }
+
+    #[test]
+    fn delimiters_end_of_input_and_trimming() {
+        let dir = std::env::temp_dir().join(format!("remex-cli-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("in");
+        std::fs::write(&f, "a\0b c\0 d \0").unwrap();
+        let path = f.to_str().unwrap();
+        let nul = Reading {
+            delimiter: Some(0),
+            ..Reading::default()
+        };
+        let (_, got) = jobs(&["wc", "::::", path], &nul);
+        assert_eq!(got, vec![s(&["a"]), s(&["b c"]), s(&[" d "])]);
+        let trimmed = Reading {
+            trim: "lr".parse().unwrap(),
+            ..nul.clone()
+        };
+        assert_eq!(jobs(&["wc", "::::", path], &trimmed).1[2], s(&["d"]));
+        assert!("x".parse::<Trim>().unwrap_err().contains("--trim"));
+        assert_eq!(delimiter(r"\t").unwrap(), b'\t');
+        assert_eq!(delimiter(",").unwrap(), b',');
+        assert!(delimiter("ab").unwrap_err().contains("one character"));
+        // -E: the rest of the source is not read.
+        let eof = Reading {
+            eof: Some("STOP".into()),
+            ..Reading::default()
+        };
+        let (_, got) = jobs(&["echo", ":::", "a", "b", "STOP", "c"], &eof);
+        assert_eq!(got, vec![s(&["a"]), s(&["b"])]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn columns_and_a_header_name_the_arguments() {
+        let dir = std::env::temp_dir().join(format!("remex-cli-cols-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("people.csv");
+        std::fs::write(&f, "name,age\nann,3\nbob , 4\n").unwrap();
+        let r = Reading {
+            colsep: Some(regex::Regex::new(r"\s*,\s*").unwrap()),
+            header: true,
+            ..Reading::default()
+        };
+        let (_, sources) = split_command(&s(&["echo", "::::", f.to_str().unwrap()]));
+        let inputs = Inputs::open_with(sources, &r, false).unwrap();
+        assert_eq!(
+            inputs.names,
+            vec![("name".to_string(), 1), ("age".to_string(), 2)]
+        );
+        let t = Template::parse_words(
+            &s(&["echo", "{name}", "is", "{age}", "{2}"]),
+            &Spelling {
+                names: &inputs.names,
+                ..Spelling::default()
+            },
+        );
+        let lines: Vec<String> = inputs.map(|a| t.render(1, None, &a.unwrap())).collect();
+        assert_eq!(lines, ["echo ann is 3 3", "echo bob is 4 4"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn several_inputs_per_job_or_none() {
+        let two = Reading {
+            per_job: Some(2),
+            ..Reading::default()
+        };
+        let (total, got) = jobs(&["echo", ":::", "a", "b", "c"], &two);
+        assert_eq!(total, Some(2));
+        assert_eq!(got, vec![s(&["a", "b"]), s(&["c"])]);
+        let t = Template::parse("echo {2}-{1}");
+        assert_eq!(t.render(2, None, &s(&["c"])), "echo ''-c");
+        let none = Reading {
+            per_job: Some(0),
+            ..Reading::default()
+        };
+        let (total, got) = jobs(&["echo", ":::", "a", "b", "c"], &none);
+        assert_eq!(total, Some(3));
+        assert!(got.iter().all(Vec::is_empty) && got.len() == 3);
+        let (_, sources) = split_command(&s(&["echo", ":::", "a", ":::", "b"]));
+        let e = Inputs::open_with(sources, &two, false).err().unwrap();
+        assert!(e.contains("-N K with more than one input source"), "{e}");
+    }
+
+    #[test]
+    fn another_replacement_string_quoted_words_and_a_tag() {
+        let t = Template::parse_words(
+            &s(&["mv", ",,", ",,.bak"]),
+            &Spelling {
+                replace: Some(",,"),
+                ..Spelling::default()
+            },
+        );
+        assert_eq!(t.render(1, None, &s(&["a b"])), "mv 'a b' 'a b'.bak");
+        // -q: each word one shell word, replacement strings filled in.
+        let t = Template::parse_words(
+            &s(&["perl", "-e", "print \"{}\\n\""]),
+            &Spelling {
+                quote_words: true,
+                ..Spelling::default()
+            },
+        );
+        assert_eq!(
+            t.render(1, None, &s(&["x y"])),
+            r#"perl -e 'print "x y\n"'"#
+        );
+        let t = Template::parse_words(
+            &s(&["echo", "a;b"]),
+            &Spelling {
+                quote_words: true,
+                ..Spelling::default()
+            },
+        );
+        assert_eq!(t.render(1, None, &s(&["$HOME"])), "echo 'a;b' '$HOME'");
+        let tag = Template::parse_tag("{#}:{1}", &[]);
+        assert_eq!(tag.render_plain(3, None, &s(&["a b"])), "3:a b");
     }
 }

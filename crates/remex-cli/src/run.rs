@@ -22,7 +22,7 @@ use remex::TaskResult;
 use crate::cli::RunArgs;
 use crate::halt::When;
 use crate::joblog::{Entry, JobLog, Resume};
-use crate::jobs::{split_command, Inputs, Source, Template};
+use crate::jobs::{split_command, Inputs, Reading, Source, Spelling, Template};
 use crate::workers::{self, Workers};
 
 /// How long the workers have to end when the run is over.
@@ -73,13 +73,19 @@ fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
 
 struct Printer {
     tag: bool,
+    /// --tagstring's template.
+    tagstring: Option<Template>,
+    total: Option<u64>,
     bar: ProgressBar,
     workers: Option<Workers>,
 }
 
 impl Printer {
     fn print(&self, d: &Done) {
-        let tag = self.tag.then(|| d.job.args.join(" "));
+        let tag = match &self.tagstring {
+            Some(t) => Some(t.render_plain(d.job.seq, self.total, &d.job.args)),
+            None => self.tag.then(|| d.job.args.join(" ")),
+        };
         self.bar.suspend(|| match &d.result {
             Ok(t) => {
                 emit(
@@ -158,14 +164,57 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
     bar
 }
 
+/// How `a` says inputs are read.
+fn reading(a: &RunArgs) -> Result<Reading, String> {
+    let colsep = match &a.colsep {
+        Some(re) => Some(
+            regex::Regex::new(re).map_err(|e| format!("--colsep {re:?} is not a regex: {e}"))?,
+        ),
+        None => None,
+    };
+    let header = match a.header.as_deref() {
+        None => false,
+        Some(":") => true,
+        Some(other) => {
+            return Err(format!(
+            "--header takes ':' (the first input of each source names its columns), not {other:?}"
+        ))
+        }
+    };
+    Ok(Reading {
+        delimiter: if a.null { Some(0) } else { a.delimiter },
+        eof: a.eof.clone(),
+        trim: a.trim,
+        colsep,
+        header,
+        link: a.link,
+        per_job: a.max_args,
+    })
+}
+
 /// Runs `remex run`; returns the exit status.
 pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // No command: each input is one (`remex run ::: 'cmd1' 'cmd2'`).
     let (command, mut sources) = split_command(&a.command);
-    let mut all: Vec<Source> = a.arg_files.iter().cloned().map(Source::File).collect();
+    let mut all: Vec<Source> = a
+        .arg_files
+        .iter()
+        .map(|f| Source::File(f.clone(), false))
+        .collect();
     all.append(&mut sources);
-    let template = Template::parse(&command.join(" "));
-    let mut inputs = Inputs::open(all, template.needs_total())?;
+    let reading = reading(&a)?;
+    let counts = Template::parse_words(&command, &Spelling::default()).needs_total();
+    let mut inputs = Inputs::open_with(all, &reading, counts)?;
+    let spelling = Spelling {
+        replace: a.replace.as_deref(),
+        quote_words: a.quote,
+        names: &inputs.names,
+    };
+    let template = Template::parse_words(&command, &spelling);
+    let tagstring = a
+        .tagstring
+        .as_deref()
+        .map(|t| Template::parse_tag(t, &inputs.names));
     let total = inputs.total;
     let resume = match (a.resume, a.resume_failed) {
         (true, _) => Resume::All,
@@ -192,6 +241,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let group = w.group.clone();
     let printer = Printer {
         tag: a.tag,
+        tagstring,
+        total,
         bar: progress_bar(inputs.total, a.no_bar),
         workers: Some(w),
     };

@@ -565,13 +565,23 @@ fn run_and_exec_reach_slurm_workers() {
 
 #[test]
 fn an_option_remex_does_not_know_never_becomes_the_command() {
-    // GNU parallel's --link: a usage error naming it, nothing run.
+    // GNU parallel's --results: a usage error naming it, nothing run.
     let o = run(&[
-        "run", "--tx", "popen", "-k", "--link", "echo", ":::", "A", "B", "C", ":::", "D", "E", "F",
+        "run",
+        "--tx",
+        "popen",
+        "-k",
+        "--results",
+        "out",
+        "echo",
+        ":::",
+        "A",
+        "B",
+        "C",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(
-        err(&o).contains("GNU parallel's --link") && err(&o).contains("docs/cli.md"),
+        err(&o).contains("GNU parallel's --results") && err(&o).contains("docs/cli.md"),
         "{}",
         err(&o)
     );
@@ -611,4 +621,181 @@ fn without_a_command_each_input_is_one_and_replacements_keep_inputs_off_the_end(
     ]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "1/3\n2/3\n3/3\n");
+}
+
+/// Runs `program args` with `stdin`; (success, stdout).
+fn with_stdin(mut c: Command, stdin: Option<&str>) -> (bool, String, String) {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let o = child.wait_with_output().unwrap();
+    (o.status.success(), out(&o), err(&o))
+}
+
+/// GNU parallel, when installed (`.ci/run` installs it).
+fn gnu_parallel() -> Option<Command> {
+    let ok = Command::new("parallel")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| {
+        let mut c = Command::new("parallel");
+        c.arg("--will-cite");
+        c
+    })
+}
+
+#[test]
+fn gnu_parallels_input_options_give_its_output() {
+    // (options and command, stdin, what GNU parallel prints): lines of
+    // its tutorial and man page inside remex's model.
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (&["-k", "echo", ":::", "A", "B", "C"], None, "A\nB\nC\n"),
+        (
+            &["-k", "echo", ":::", "A", "B", ":::", "D", "E"],
+            None,
+            "A D\nA E\nB D\nB E\n",
+        ),
+        (
+            &["-k", "echo", "{2}", "{1}", ":::", "A", "B", ":::", "D"],
+            None,
+            "D A\nD B\n",
+        ),
+        (
+            &[
+                "-k",
+                "echo",
+                "{.}",
+                "{/}",
+                "{//}",
+                "{/.}",
+                ":::",
+                "dir/sub/file.ext",
+            ],
+            None,
+            "dir/sub/file file.ext dir/sub file\n",
+        ),
+        (&["-k", "echo", "{#}", ":::", "A", "B"], None, "1\n2\n"),
+        (
+            &["-k", "--tag", "echo", "x", ":::", "A", "B"],
+            None,
+            "A\tx A\nB\tx B\n",
+        ),
+        (&["-k", ":::", "echo a", "echo b"], None, "a\nb\n"),
+        (&["-k", "echo"], Some("A\nB\n"), "A\nB\n"),
+        (
+            &[
+                "-k", "--link", "echo", ":::", "A", "B", "C", ":::", "D", "E", "F",
+            ],
+            None,
+            "A D\nB E\nC F\n",
+        ),
+        (
+            &["-k", "--link", "echo", ":::", "A", "B", "C", ":::", "D"],
+            None,
+            "A D\nB D\nC D\n",
+        ),
+        (
+            &["-k", "echo", ":::", "A", "B", "C", ":::+", "D", "E"],
+            None,
+            "A D\nB E\n",
+        ),
+        (&["-k", "-0", "echo"], Some("a\0b c\0"), "a\nb c\n"),
+        (&["-k", "-d", ",", "echo"], Some("x,y"), "x\ny\n"),
+        (&["-k", "-E", "stop", "echo"], Some("a\nstop\nb\n"), "a\n"),
+        (
+            &["-k", "-E", "stop", "echo", ":::", "a", "stop", "b"],
+            None,
+            "a\n",
+        ),
+        (
+            &["-k", "--trim", "lr", "echo", "x{}x"],
+            Some("  a  \n"),
+            "xax\n",
+        ),
+        (
+            &["-k", "--colsep", ",", "echo", "{2}", "{1}"],
+            Some("a,b\nc,d\n"),
+            "b a\nd c\n",
+        ),
+        (
+            &["-k", "--colsep", "\t", "echo", "1={1}", "2={2}"],
+            Some("f1\tf2\n"),
+            "1=f1 2=f2\n",
+        ),
+        (
+            &[
+                "-k", "--colsep", ",", "--header", ":", "echo", "{age}", "{name}",
+            ],
+            Some("name,age\nann,3\nbob,4\n"),
+            "3 ann\n4 bob\n",
+        ),
+        (
+            &["-k", "-N2", "echo", ":::", "a", "b", "c", "d", "e"],
+            None,
+            "a b\nc d\ne\n",
+        ),
+        (&["-k", "-N0", "echo", "x", ":::", "1", "2"], None, "x\nx\n"),
+        (
+            &["-k", "-I", ",,", "echo", ",,-,,", ":::", "a"],
+            None,
+            "a-a\n",
+        ),
+        (&["-k", "-q", "echo", "a;b", ":::", "c"], None, "a;b c\n"),
+        (
+            &["-k", "--tagstring", "{#}", "echo", ":::", "a", "b"],
+            None,
+            "1\ta\n2\tb\n",
+        ),
+        (&["-k", "--dryrun", "echo", ":::", "a"], None, "echo a\n"),
+    ];
+    let parallel_here = gnu_parallel().is_some();
+    let mut same = 0;
+    for (args, stdin, want) in cases {
+        let mut c = remex();
+        c.args(["run", "--tx", "popen", "--no-bar"]).args(*args);
+        let (ok, got, e) = with_stdin(c, *stdin);
+        assert!(ok, "{args:?}: {e}");
+        assert_eq!(got, *want, "remex {args:?}");
+        if let Some(mut p) = gnu_parallel() {
+            p.args(*args);
+            let (pok, pgot, pe) = with_stdin(p, *stdin);
+            assert!(pok, "parallel {args:?}: {pe}");
+            if pgot == got {
+                same += 1;
+            } else {
+                eprintln!("differs from GNU parallel: {args:?}: remex {got:?}, parallel {pgot:?}");
+            }
+        }
+    }
+    if parallel_here {
+        println!(
+            "remex run matches GNU parallel on {same} of {} command lines",
+            cases.len()
+        );
+        assert_eq!(
+            same,
+            cases.len(),
+            "every case is one GNU parallel agrees with"
+        );
+    }
+    // What remex refuses or reads differently: clear errors.
+    let o = run(&["run", "--tx", "popen", "-d", "ab", "echo", ":::", "a"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("one character"), "{}", err(&o));
+    let o = run(&["run", "--tx", "popen", "--colsep", "(", "echo", ":::", "a"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        err(&o).contains("--colsep \"(\" is not a regex"),
+        "{}",
+        err(&o)
+    );
 }
