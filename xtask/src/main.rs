@@ -40,6 +40,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Writes the `remex` command's man pages and shell completions into
+    /// target/man and target/completions (from the built command).
+    Man,
     /// Runs the soak: mixed traffic over popen and ssh gateways while
     /// workers are killed and re-added; checks nothing was lost.
     Soak {
@@ -455,7 +458,30 @@ fn docs() -> Result<(), String> {
         "--exclude",
         "xtask",
     ]);
-    run("cargo doc --workspace --no-deps (warnings are errors)", c)
+    run("cargo doc --workspace --no-deps (warnings are errors)", c)?;
+    package()
+}
+
+/// The published crates package (metadata, versions on the path
+/// dependencies, files): `cargo package` without the build, which the
+/// tests have done.
+fn package() -> Result<(), String> {
+    let mut c = cargo();
+    c.args([
+        "package",
+        "--workspace",
+        "--no-verify",
+        "--allow-dirty",
+        "--exclude",
+        "remex-bench",
+        "--exclude",
+        "remex-tests",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "remex-fuzz",
+    ]);
+    run("cargo package --workspace --no-verify", c)
 }
 
 fn soak(seconds: u64, testbed_skip: Option<&str>) -> Result<(), String> {
@@ -658,6 +684,37 @@ fn fuzz(seconds: u64, only: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask man`: the man pages (target/man) and completion scripts
+/// (target/completions) of the `remex` command, made by the command.
+fn man() -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["build", "-p", "remex-cli"]);
+    run("cargo build -p remex-cli", c)?;
+    let remex = root().join("target/debug/remex");
+    let mut c = Command::new(&remex);
+    c.arg("manpages").arg(root().join("target/man"));
+    run("remex manpages target/man", c)?;
+    let dir = root().join("target/completions");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (shell, file) in [
+        ("bash", "remex.bash"),
+        ("zsh", "_remex"),
+        ("fish", "remex.fish"),
+    ] {
+        let out = Command::new(&remex)
+            .args(["completions", shell])
+            .output()
+            .map_err(|e| format!("remex completions {shell}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("remex completions {shell}: {}", out.status));
+        }
+        let path = dir.join(file);
+        std::fs::write(&path, out.stdout).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("xtask: wrote {}", path.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.task {
@@ -673,6 +730,7 @@ fn main() -> ExitCode {
             args,
         } => bench(args),
         Task::Fuzz { seconds, targets } => fuzz(*seconds, targets),
+        Task::Man => man(),
         Task::Soak { seconds } => ensure_testbed().and_then(|skip| soak(*seconds, skip.as_deref())),
     };
     match result {

@@ -39,6 +39,45 @@ pub(crate) enum Command {
     /// Send a local directory to every worker (only what differs).
     #[command(after_help = RSYNC_EXAMPLES)]
     Rsync(RsyncArgs),
+    /// Print the completion script for SHELL.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (remex.1 and remex-SUBCOMMAND.1) into DIR.
+    Manpages {
+        /// Where to write them (made if missing).
+        dir: PathBuf,
+    },
+}
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  remex completions bash > ~/.local/share/bash-completion/completions/remex
+  remex completions zsh > ~/.zfunc/_remex        (with fpath+=~/.zfunc before compinit)
+  remex completions fish > ~/.config/fish/completions/remex.fish";
+
+/// Writes the man pages of `remex` and of each subcommand into `dir`;
+/// returns their paths.
+pub(crate) fn manpages(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut pages = vec![("remex".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("remex-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    let mut written = Vec::new();
+    for (name, page) in pages {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, buf)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 const RSYNC_EXAMPLES: &str = "\

@@ -4,7 +4,9 @@
 //!   parallel's model (replacement strings, `:::` inputs, job log and
 //!   resume, retries, halt, timeouts, a progress bar);
 //! - `remex exec`: one command on every worker, output tagged by worker;
-//! - `remex rsync`: a local directory to every worker.
+//! - `remex rsync`: a local directory to every worker;
+//! - `remex completions SHELL`, `remex manpages DIR`: shell completion
+//!   and man pages.
 //!
 //! The program is its own worker (`remex::serve_if_worker`): local workers
 //! are copies of it, and ssh hosts get it uploaded. See docs/cli.md.
@@ -21,6 +23,29 @@ mod workers;
 fn main() {
     remex::serve_if_worker(remex::worker::Worker::new);
     let args = cli::parse();
+    match &args.command {
+        cli::Command::Completions { shell } => {
+            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "remex", &mut std::io::stdout());
+            std::process::exit(0);
+        }
+        cli::Command::Manpages { dir } => match cli::manpages(dir) {
+            Ok(pages) => {
+                for p in pages {
+                    println!("{}", p.display());
+                }
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!(
+                    "remex: cannot write the man pages into {}: {e}",
+                    dir.display()
+                );
+                std::process::exit(255);
+            }
+        },
+        _ => {}
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,6 +61,7 @@ fn main() {
             cli::Command::Run(a) => run::run(a).await,
             cli::Command::Exec(a) => exec::exec(a).await,
             cli::Command::Rsync(a) => rsync::rsync(a).await,
+            cli::Command::Completions { .. } | cli::Command::Manpages { .. } => Ok(0),
         }
     });
     match status {

@@ -799,3 +799,58 @@ fn gnu_parallels_input_options_give_its_output() {
         err(&o)
     );
 }
+
+#[test]
+fn completions_load_in_bash_and_man_pages_are_written() {
+    let dir = scratch("completions");
+    let o = run(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let script = dir.join("remex.bash");
+    std::fs::write(&script, o.stdout).unwrap();
+    // What bash does on `remex ru<TAB>`.
+    let b = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            r#"source {}; COMP_WORDS=(remex ru); COMP_CWORD=1; COMP_LINE="remex ru"; COMP_POINT=${{#COMP_LINE}}; _remex remex ru remex; printf '%s\n' "${{COMPREPLY[@]}}""#,
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{}", err(&b));
+    assert_eq!(out(&b).trim(), "run", "{}", err(&b));
+    // And an option of run after `remex run --li`.
+    let b = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            r#"source {}; COMP_WORDS=(remex run --li); COMP_CWORD=2; COMP_LINE="remex run --li"; COMP_POINT=${{#COMP_LINE}}; _remex remex --li run; printf '%s\n' "${{COMPREPLY[@]}}""#,
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out(&b).lines().any(|l| l == "--link"), "{}", out(&b));
+    for shell in ["zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", err(&o));
+        assert!(
+            out(&o).contains("rsync") && out(&o).contains("link"),
+            "{shell}"
+        );
+    }
+    let o = run(&["completions", "tcsh"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+    let man = dir.join("man");
+    let o = run(&["manpages", man.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", err(&o));
+    for page in ["remex", "remex-run", "remex-exec", "remex-rsync"] {
+        let text = std::fs::read_to_string(man.join(format!("{page}.1"))).unwrap();
+        assert!(text.contains(".TH"), "{page}: a man page");
+        assert!(text.contains(page), "{page}: named");
+    }
+    let run_page = std::fs::read_to_string(man.join("remex-run.1")).unwrap();
+    assert!(run_page.contains("link") && run_page.contains("colsep"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
