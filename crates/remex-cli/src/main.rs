@@ -11,6 +11,8 @@
 //! The program is its own worker (`remex::serve_if_worker`): local workers
 //! are copies of it, and ssh hosts get it uploaded. See docs/cli.md.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod exec;
 mod halt;

@@ -10,6 +10,8 @@
 //! [`Group::map`] streams many results with bounded memory. A worker's death
 //! re-runs its unfinished tasks elsewhere.
 
+#![forbid(unsafe_code)]
+
 mod future;
 mod gather;
 mod group;

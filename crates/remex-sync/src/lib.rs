@@ -36,6 +36,8 @@
 //! t.stop(true, Some(Duration::from_secs(5))).unwrap();
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod event;
 mod launcher;

@@ -52,9 +52,10 @@ struct Args {
     /// Data points per scan.
     #[arg(long, default_value_t = 10_000)]
     points: u64,
-    /// Where the scan files go.
-    #[arg(long, default_value = "stream_writer_out")]
-    out: PathBuf,
+    /// Where the scan files go (default: stream_writer_out in the
+    /// system's temporary directory, printed at the start).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Write this scan (e.g. gw0-s1) to /dev/full, a disk that is full.
     #[arg(long)]
     full_disk: Option<String>,
@@ -223,7 +224,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     serve_if_worker(|| Worker::new().task("produce_scans", produce_scans));
     let args = Args::parse();
     let t0 = Instant::now();
-    std::fs::create_dir_all(&args.out)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("stream_writer_out"));
+    std::fs::create_dir_all(&out)?;
+    println!("scans go to {}", out.display());
     let specs: Vec<String> = args.tx.iter().map(|s| with_self_worker(s)).collect();
     let group = Group::new(&specs).await?;
     for gw in group.gateways() {
@@ -246,7 +252,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (scans_l, scans_c) = (scans.clone(), scans.clone());
         let refused_c = refused.clone();
         let (out, full_disk, stop_after) =
-            (args.out.clone(), args.full_disk.clone(), args.stop_after);
+            (out.clone(), args.full_disk.clone(), args.stop_after);
         let (launcher_c, enough_c) = (launcher.clone(), enough.clone());
         Service::builder("session").runtime(launcher.clone()).build(
             // The listener: scan announcements from every worker, until

@@ -90,6 +90,8 @@
 //! - [`core`]: the engine's internals (connections, the wire protocol,
 //!   transports), for tools and tests.
 
+#![forbid(unsafe_code)]
+
 pub use remex_core::{
     from_value, makegateway, to_value, with_timeout, AsyncChannelReader, AsyncChannelWriter,
     Channel, ChannelReader, ChannelRef, ChannelWriter, Error, Gateway, GatewayState, Lifecycle,
