@@ -470,7 +470,9 @@ impl Inputs {
         Inputs::open_with(sources, &Reading::default(), count)
     }
 
-    /// [`Inputs::open`], read as `reading` says.
+    /// Opens `sources` (none means stdin), read as `reading` says. With
+    /// `count`, stdin as the first source is read whole too, so that the
+    /// number of jobs is known.
     pub(crate) fn open_with(
         sources: Vec<Source>,
         reading: &Reading,
