@@ -756,17 +756,113 @@ fn gnu_parallels_input_options_give_its_output() {
             "1\ta\n2\tb\n",
         ),
         (&["-k", "--dryrun", "echo", ":::", "a"], None, "echo a\n"),
+        (&["-k", "-a", "LIST", "echo"], None, "f1.txt\nf2.txt\n"),
+        (
+            &["-k", "echo", "::::", "LIST", ":::", "x"],
+            None,
+            "f1.txt x\nf2.txt x\n",
+        ),
+        (
+            &["-k", "echo", "file_{}.txt", ":::", "a", "b"],
+            None,
+            "file_a.txt\nfile_b.txt\n",
+        ),
+        (
+            &[
+                "-k", "--tag", "echo", "{2}", ":::", "a", "b", ":::", "1", "2",
+            ],
+            None,
+            "a 1\t1\na 2\t2\nb 1\t1\nb 2\t2\n",
+        ),
+        (
+            &["-k", "--colsep", "\\s+", "echo", "{2}"],
+            Some("a  b\nc d\n"),
+            "b\nd\n",
+        ),
+        (
+            &[
+                "-k", "-N3", "echo", "{3}", ":::", "1", "2", "3", "4", "5", "6",
+            ],
+            None,
+            "3\n6\n",
+        ),
+        (
+            &["-k", "--trim", "l", "echo", "[{}]"],
+            Some(" x\n"),
+            "[x]\n",
+        ),
+        (
+            &["-k", "echo", "{/.}", "{//}", ":::", "/a/b/c.d"],
+            None,
+            "c /a/b\n",
+        ),
+        (
+            &["-k", "-j1", "echo", ":::", "3", "2", "1"],
+            None,
+            "3\n2\n1\n",
+        ),
+        (
+            &["-k", "echo", "{1.}", "{2/}", ":::", "a.x", ":::", "d/e"],
+            None,
+            "a e\n",
+        ),
+        (&["-k", "echo {} | tr a-z A-Z", ":::", "ab"], None, "AB\n"),
+        (
+            &[
+                "-k", "--link", "echo", "{1}{2}", ":::", "a", "b", ":::", "1", "2",
+            ],
+            None,
+            "a1\nb2\n",
+        ),
+        (&["-k", "echo", ":::", "a b", "c"], None, "a b\nc\n"),
+        (&["-k", "-q", "echo", "{}", ":::", "a  b"], None, "a  b\n"),
+        (
+            &["-k", "--dryrun", "gzip", "{}", ":::", "x.log"],
+            None,
+            "gzip x.log\n",
+        ),
+        (
+            &["-k", "-I", "@@", "echo", "@@-@@", ":::", "z"],
+            None,
+            "z-z\n",
+        ),
+        (
+            &["-k", "echo", "{#}-{}", ":::", "a", "b", "c"],
+            None,
+            "1-a\n2-b\n3-c\n",
+        ),
+        (
+            &["-k", "--colsep", "\t", "--tagstring", "{2}", "echo", "{1}"],
+            Some("a\tb\n"),
+            "b\ta\n",
+        ),
     ];
+    let dir = scratch("parallel-cmp");
+    let list = dir.join("list");
+    std::fs::write(&list, "f1.txt\nf2.txt\n").unwrap();
+    let list = list.to_str().unwrap();
+    let fill = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .map(|a| {
+                if *a == "LIST" {
+                    list.to_string()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect()
+    };
     let parallel_here = gnu_parallel().is_some();
     let mut same = 0;
     for (args, stdin, want) in cases {
+        let args = &fill(args);
         let mut c = remex();
-        c.args(["run", "--tx", "popen", "--no-bar"]).args(*args);
+        c.args(["run", "--tx", "popen", "--no-bar"]).args(args);
         let (ok, got, e) = with_stdin(c, *stdin);
         assert!(ok, "{args:?}: {e}");
         assert_eq!(got, *want, "remex {args:?}");
         if let Some(mut p) = gnu_parallel() {
-            p.args(*args);
+            p.args(args);
             let (pok, pgot, pe) = with_stdin(p, *stdin);
             assert!(pok, "parallel {args:?}: {pe}");
             if pgot == got {

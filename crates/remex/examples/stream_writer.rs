@@ -251,8 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let session = {
         let (scans_l, scans_c) = (scans.clone(), scans.clone());
         let refused_c = refused.clone();
-        let (out, full_disk, stop_after) =
-            (out.clone(), args.full_disk.clone(), args.stop_after);
+        let (out, full_disk, stop_after) = (out.clone(), args.full_disk.clone(), args.stop_after);
         let (launcher_c, enough_c) = (launcher.clone(), enough.clone());
         Service::builder("session").runtime(launcher.clone()).build(
             // The listener: scan announcements from every worker, until
