@@ -362,6 +362,7 @@ impl Gateway {
             Transport::Popen => (popen::command(&spec)?, None),
             Transport::Cmd { command } => (cmd::command(&spec, command)?, None),
             Transport::Ssh { target } => {
+                ssh::prepare_upload(&spec).await?;
                 let control = ssh::shared_connection(&spec, target).await?;
                 let (c, upload) = ssh::command(&spec, target, control.as_deref())?;
                 (c, Some(upload))

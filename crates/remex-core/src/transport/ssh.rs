@@ -508,6 +508,22 @@ async fn start_master(spec: &Spec, target: &str, path: &std::path::Path) -> Resu
     }
 }
 
+/// Prepares the upload `spec` would need (a first preparation strips and
+/// compresses the binary: most of a second) on a blocking thread, so
+/// that [`command`] finds it ready and no runtime thread waits on it.
+pub(crate) async fn prepare_upload(spec: &Spec) -> Result<()> {
+    if spec.worker.as_deref().is_some_and(|w| w != "self") {
+        return Ok(());
+    }
+    let spec = spec.clone();
+    match tokio::task::spawn_blocking(move || upload_for(&spec)).await {
+        Ok(r) => r.map(drop),
+        // The task panicked or the runtime is going away: command() will
+        // say what is wrong when it prepares the upload itself.
+        Err(_) => Ok(()),
+    }
+}
+
 /// The ssh command for `spec` reaching `target` (over the shared
 /// connection `control`, when there is one), and the worker to upload if
 /// the host lacks it (none when `worker=` names the remote worker).

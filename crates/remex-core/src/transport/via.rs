@@ -42,6 +42,7 @@ pub(crate) struct Relayed {
 /// host reached directly does.
 pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Relayed> {
     if let crate::Transport::Ssh { target } = &spec.transport {
+        super::ssh::prepare_upload(spec).await?;
         let (cmd, upload) = super::ssh::command(spec, target, None)?;
         let cmd = cmd.as_std();
         let argv: Vec<String> = std::iter::once(cmd.get_program())
