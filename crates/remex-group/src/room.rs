@@ -9,8 +9,9 @@
 //! An offer is checked when it is taken (its lane still running and not
 //! full): a task sent elsewhere meanwhile (one bound to its data, placed
 //! by [`crate::schedule`]) only makes an offer stale. A lane never has
-//! more offers out than free places, so the queues hold at most the
-//! pool's capacity.
+//! more offers out than free places, and the offers of dead lanes go
+//! when lanes open, so the queues hold at most the capacity of the lanes
+//! alive at the group's last change plus that of lanes dead since.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,10 +51,16 @@ impl Places {
 
 impl Room {
     /// New lanes offer their places, in turns (the first place of each
-    /// lane before the second of any), so that tasks spread.
+    /// lane before the second of any), so that tasks spread. The offers
+    /// of lanes that died go (so the queues hold at most the capacity of
+    /// the lanes alive at the last change of the group, plus those that
+    /// died since).
     pub(crate) fn opened(&self, lanes: &[Arc<Lane>]) {
         self.live.fetch_add(lanes.len(), Ordering::AcqRel);
         let mut places = self.places.lock();
+        let alive = |p: &Weak<Lane>| p.upgrade().is_some_and(|l| !l.is_dead());
+        places.idle.retain(alive);
+        places.spare.retain(alive);
         let most = lanes.iter().map(|l| l.capacity()).max().unwrap_or(0);
         for round in 0..most {
             for lane in lanes.iter().filter(|l| round < l.capacity()) {
