@@ -49,6 +49,10 @@ pub(crate) struct Job {
     pub(crate) avoid: Vec<String>,
     tx: Option<Filler>,
     handle: Arc<JobHandle>,
+    /// Where its end is counted.
+    metrics: Arc<crate::metrics::Metrics>,
+    /// When it was last sent to a worker.
+    pub(crate) sent: Option<std::time::Instant>,
 }
 
 impl Job {
@@ -57,7 +61,9 @@ impl Job {
         task: &str,
         args: Value,
         refs: Vec<String>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> (Job, Arc<JobHandle>, Arc<Slot>) {
+        metrics.submitted(task);
         let (tx, rx) = slot();
         let handle = Arc::new(JobHandle::default());
         let job = Job {
@@ -68,6 +74,8 @@ impl Job {
             avoid: Vec::new(),
             tx: Some(tx),
             handle: handle.clone(),
+            metrics,
+            sent: None,
         };
         (job, handle, rx)
     }
@@ -79,6 +87,8 @@ impl Job {
     /// Ends the job with an error.
     pub(crate) fn finish(mut self, e: Error) {
         if let Some(tx) = self.tx.take() {
+            let took = self.sent.map(|t| t.elapsed());
+            self.metrics.finished(&self.task, false, took);
             tx.fill(Err(e));
         }
     }
@@ -86,6 +96,8 @@ impl Job {
     /// Ends the job with its value, computed on `gateway`.
     pub(crate) fn done(mut self, value: Value, gateway: &str) {
         if let Some(tx) = self.tx.take() {
+            let took = self.sent.map(|t| t.elapsed());
+            self.metrics.finished(&self.task, true, took);
             tx.fill(Ok(TaskResult {
                 value,
                 gateway: gateway.to_string(),

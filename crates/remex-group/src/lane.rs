@@ -3,7 +3,7 @@
 //! so that a task costs a message, not a channel and a thread.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -32,11 +32,8 @@ pub(crate) struct Lane {
     crowded: AtomicBool,
     /// It is in `Crowded`'s queue (changed under its lock).
     queued_crowded: AtomicBool,
-    /// The pool's free places, which this lane offers its own to.
+    /// The pool's lanes by load, where this lane says its load.
     room: Arc<Room>,
-    /// Its places offered in `room` and not taken yet (changed under
-    /// `room`'s lock).
-    pub(crate) offered: AtomicUsize,
     me: Weak<Lane>,
 }
 
@@ -95,8 +92,7 @@ impl Crowded {
 impl Lane {
     /// Opens a lane with `k` executors on `gw`; its reader hands replies to
     /// their jobs and asks the pool for more work.
-    /// It offers its places in `room` once the pool says so
-    /// ([`Room::opened`]).
+    /// The pool puts it in `room` ([`Room::opened`]).
     pub(crate) fn open(
         gw: &Gateway,
         k: usize,
@@ -119,7 +115,6 @@ impl Lane {
             crowded: AtomicBool::new(false),
             queued_crowded: AtomicBool::new(false),
             room,
-            offered: AtomicUsize::new(0),
             me: me.clone(),
         });
         tokio::spawn(read_replies(lane.clone(), owner));
@@ -133,18 +128,13 @@ impl Lane {
     /// Marks it dead (once: the pool counts its live lanes).
     fn mark_dead(&self) {
         if !self.dead.swap(true, Ordering::AcqRel) {
-            self.room.lane_died();
+            self.room.lane_died(self.capacity());
         }
     }
 
     /// Whether tasks may be sent to it: alive, its gateway running.
     pub(crate) fn usable(&self) -> bool {
         !self.is_dead() && matches!(self.gateway.state(), remex_core::GatewayState::Running)
-    }
-
-    /// Its executors.
-    pub(crate) fn executors(&self) -> usize {
-        self.executors
     }
 
     /// Tasks it may hold in flight: twice its executors, so that an
@@ -159,7 +149,8 @@ impl Lane {
 
     /// Sends `job`; on failure (the request never reached the worker) the
     /// job comes back.
-    pub(crate) fn send(self: &Arc<Self>, job: Job) -> std::result::Result<(), Box<Job>> {
+    pub(crate) fn send(self: &Arc<Self>, mut job: Job) -> std::result::Result<(), Box<Job>> {
+        job.sent = Some(std::time::Instant::now());
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let req = LaneRequest {
             id,
@@ -169,14 +160,15 @@ impl Lane {
         .into_value();
         let place: Weak<Lane> = Arc::downgrade(self);
         job.set_place(place, id);
-        let crowded = {
+        let load = {
             let mut f = self.in_flight.lock();
             f.insert(id, job);
-            f.len() == self.executors + 1
+            f.len()
         };
-        if crowded {
+        if load == self.executors + 1 {
             self.crowd.add(self);
         }
+        self.room.at(self, load);
         // Requests are small and bounded by the lane's capacity, so credit
         // is there; a lane without it is as good as lost.
         if self.ch.try_send_value(req).is_err() {
@@ -221,7 +213,7 @@ impl Lane {
                 self.crowd.remove(self);
             }
             if let Some(me) = self.me.upgrade() {
-                self.room.freed(&me, load);
+                self.room.at(&me, load);
             }
         }
         job

@@ -17,6 +17,7 @@ mod gather;
 mod group;
 mod job;
 mod lane;
+mod metrics;
 mod multichannel;
 mod placement;
 mod pool;

@@ -5,9 +5,10 @@
 //! Submitted tasks wait in one queue. Each live gateway has a task lane
 //! with `tasks_per_worker` executors and room for twice as many tasks in
 //! flight (the second half waits on the worker, ready for the next free
-//! executor); `dispatch` sends each queued task to the oldest free place
-//! ([`crate::room`]: places beside an idle executor first), in constant
-//! time whatever the number of workers; a task whose arguments hold
+//! executor); `dispatch` sends each queued task to the least-loaded lane
+//! with room ([`crate::room`]: lanes kept by load, so finding it takes a
+//! look at each load level, whatever the number of workers); a task
+//! whose arguments hold
 //! scattered data, or that lost a worker before, goes to the least-loaded
 //! lane that may run it ([`crate::schedule`]), found by a walk over the
 //! lanes. Lanes open when the group's gateways change, not per task.
@@ -71,6 +72,8 @@ pub(crate) struct Pool {
     room: Arc<Room>,
     /// The lanes with jobs waiting behind busy executors.
     pub(crate) crowded: Arc<Crowded>,
+    /// What `Group::metrics` reports.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) per_worker: Mutex<usize>,
     pub(crate) max_attempts: Mutex<u32>,
 }
@@ -86,6 +89,7 @@ impl Default for Pool {
             }),
             room: Arc::default(),
             crowded: Arc::default(),
+            metrics: Arc::default(),
             per_worker: Mutex::new(DEFAULT_PER_WORKER),
             max_attempts: Mutex::new(DEFAULT_MAX_ATTEMPTS),
         }
@@ -276,6 +280,9 @@ impl Pool {
                     continue;
                 }
                 job.attempts += 1;
+                if job.attempts < max_attempts {
+                    self.metrics.rerun(&job.task);
+                }
                 if job.attempts >= max_attempts {
                     let e = Error::TaskLost {
                         task: job.task.clone(),

@@ -1,17 +1,18 @@
-//! Free places on the pool's lanes, so that sending a task costs the same
-//! with 2 workers or 2,000: a lane offers a place when it opens (twice its
-//! executors) and whenever a task leaves it (a reply, a cancel, a task
-//! given back); the pool takes the oldest offer. Places on lanes with an
-//! idle executor go first, so a task never waits behind a busy executor
-//! while another worker has a free one; among those, the lane that freed
-//! its place first.
+//! Where the pool's next task goes, in time independent of the number of
+//! workers: the least-loaded lane with room, the one that reached that
+//! load first among equals (so tasks spread over the workers before any
+//! has two, and an idle worker is never passed over for a busy one).
 //!
-//! An offer is checked when it is taken (its lane still running and not
-//! full): a task sent elsewhere meanwhile (one bound to its data, placed
-//! by [`crate::schedule`]) only makes an offer stale. A lane never has
-//! more offers out than free places, and the offers of dead lanes go
-//! when lanes open, so the queues hold at most the capacity of the lanes
-//! alive at the group's last change plus that of lanes dead since.
+//! The lanes are kept in one queue per load (tasks in flight): a lane is
+//! queued at its load when it opens, when a task leaves it (a reply, a
+//! cancel, a task given back) and after a task is sent to it. An entry
+//! is checked when it is taken (its lane alive, its gateway running, its
+//! load still the queue's): one made stale by a later change is dropped,
+//! so a lane is never queued at two loads that hold. Taking looks at the
+//! loads from 0 up to the lanes' capacity (twice their executors: 8 by
+//! default). Stale entries are dropped as they are met, and all at once
+//! when the queues hold more than four entries per place of the live
+//! lanes, so their memory is bounded by the pool's capacity.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,67 +22,79 @@ use parking_lot::Mutex;
 
 use crate::lane::Lane;
 
-/// The pool's offered places and its count of live lanes.
+/// The pool's lanes by load, and its count of live lanes.
 #[derive(Default)]
 pub(crate) struct Room {
-    places: Mutex<Places>,
+    levels: Mutex<Levels>,
     /// Lanes opened and not dead.
     live: AtomicUsize,
 }
 
 #[derive(Default)]
-struct Places {
-    /// Places on lanes with an idle executor, oldest first.
-    idle: VecDeque<Weak<Lane>>,
-    /// Places behind busy executors, oldest first.
-    spare: VecDeque<Weak<Lane>>,
+struct Levels {
+    /// `by_load[n]`: lanes with `n` tasks in flight, oldest first.
+    by_load: Vec<VecDeque<Weak<Lane>>>,
+    /// Entries in all the queues.
+    entries: usize,
+    /// The places (capacities) of the live lanes: the compaction's
+    /// yardstick.
+    places: usize,
 }
 
-impl Places {
-    fn offer(&mut self, lane: &Arc<Lane>, idle: bool) {
-        lane.offered.fetch_add(1, Ordering::Relaxed);
-        let place = Arc::downgrade(lane);
-        if idle {
-            self.idle.push_back(place);
-        } else {
-            self.spare.push_back(place);
+impl Levels {
+    fn push(&mut self, lane: &Arc<Lane>, load: usize) {
+        if load >= lane.capacity() {
+            return;
         }
+        if self.by_load.len() <= load {
+            self.by_load.resize_with(load + 1, VecDeque::new);
+        }
+        self.by_load[load].push_back(Arc::downgrade(lane));
+        self.entries += 1;
+        if self.entries > 4 * self.places + 64 {
+            self.compact();
+        }
+    }
+
+    /// Drops the entries that no longer hold (at most one per live lane
+    /// is left).
+    fn compact(&mut self) {
+        let mut entries = 0;
+        let mut seen = std::collections::HashSet::new();
+        for (load, q) in self.by_load.iter_mut().enumerate() {
+            q.retain(|w| {
+                w.upgrade().is_some_and(|l| {
+                    !l.is_dead() && l.load() == load && seen.insert(Arc::as_ptr(&l))
+                })
+            });
+            entries += q.len();
+        }
+        self.entries = entries;
     }
 }
 
 impl Room {
-    /// New lanes offer their places, in turns (the first place of each
-    /// lane before the second of any), so that tasks spread. The offers
-    /// of lanes that died go (so the queues hold at most the capacity of
-    /// the lanes alive at the last change of the group, plus those that
-    /// died since).
+    /// New lanes (load 0), in the group's order.
     pub(crate) fn opened(&self, lanes: &[Arc<Lane>]) {
         self.live.fetch_add(lanes.len(), Ordering::AcqRel);
-        let mut places = self.places.lock();
-        let alive = |p: &Weak<Lane>| p.upgrade().is_some_and(|l| !l.is_dead());
-        places.idle.retain(alive);
-        places.spare.retain(alive);
-        let most = lanes.iter().map(|l| l.capacity()).max().unwrap_or(0);
-        for round in 0..most {
-            for lane in lanes.iter().filter(|l| round < l.capacity()) {
-                places.offer(lane, round < lane.executors());
-            }
+        let mut levels = self.levels.lock();
+        levels.places += lanes.iter().map(|l| l.capacity()).sum::<usize>();
+        for lane in lanes {
+            levels.push(lane, 0);
         }
     }
 
-    /// A task left `lane`, which now has `load` in flight: it offers the
-    /// place (unless it has as many offers out as free places).
-    pub(crate) fn freed(&self, lane: &Arc<Lane>, load: usize) {
-        let free = lane.capacity().saturating_sub(load);
-        let mut places = self.places.lock();
-        if lane.offered.load(Ordering::Relaxed) < free {
-            places.offer(lane, load < lane.executors());
-        }
+    /// `lane` now has `load` tasks in flight (a task left it, or was sent
+    /// to it).
+    pub(crate) fn at(&self, lane: &Arc<Lane>, load: usize) {
+        self.levels.lock().push(lane, load);
     }
 
-    /// A lane died.
-    pub(crate) fn lane_died(&self) {
+    /// A lane of `capacity` places died.
+    pub(crate) fn lane_died(&self, capacity: usize) {
         self.live.fetch_sub(1, Ordering::AcqRel);
+        let mut levels = self.levels.lock();
+        levels.places = levels.places.saturating_sub(capacity);
     }
 
     /// Lanes opened and not dead.
@@ -89,22 +102,23 @@ impl Room {
         self.live.load(Ordering::Acquire)
     }
 
-    /// The oldest offered place that still holds: a lane to send one task
-    /// to, or `None` when every lane is full.
+    /// The least-loaded usable lane with room, or `None` when every lane
+    /// is full. The caller sends it one task and then reports its new
+    /// load ([`Room::at`]).
     pub(crate) fn take(&self) -> Option<Arc<Lane>> {
-        let mut places = self.places.lock();
-        loop {
-            let place = match places.idle.pop_front() {
-                Some(p) => p,
-                None => places.spare.pop_front()?,
-            };
-            let Some(lane) = place.upgrade() else {
-                continue;
-            };
-            lane.offered.fetch_sub(1, Ordering::Relaxed);
-            if lane.usable() && lane.load() < lane.capacity() {
-                return Some(lane);
+        let mut levels = self.levels.lock();
+        let Levels {
+            by_load, entries, ..
+        } = &mut *levels;
+        for (load, q) in by_load.iter_mut().enumerate() {
+            while let Some(w) = q.pop_front() {
+                *entries -= 1;
+                let Some(lane) = w.upgrade() else { continue };
+                if lane.usable() && lane.load() == load && load < lane.capacity() {
+                    return Some(lane);
+                }
             }
         }
+        None
     }
 }

@@ -19,6 +19,9 @@ impl Scheduler for Inner {
 
     fn requeue_lost(self: Arc<Self>, jobs: Vec<Job>, gateway: &str, why: &Error) {
         let group = Group::from_inner(self);
+        if matches!(why, Error::GatewayLost { .. }) {
+            group.pool().metrics.worker_lost();
+        }
         group.pool().requeue_lost(jobs, gateway, why);
         group.dispatch();
     }
@@ -89,7 +92,7 @@ impl Group {
         })?;
         let mut refs = Vec::new();
         crate::scatter::ref_keys(&args, &mut refs);
-        let (job, handle, rx) = Job::new(task, args, refs);
+        let (job, handle, rx) = Job::new(task, args, refs, self.pool().metrics.clone());
         if self.pool().push(job) {
             self.dispatch();
         }
