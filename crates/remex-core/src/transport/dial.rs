@@ -515,28 +515,43 @@ mod tests {
         Spec::parse("slurm//ntasks=2").unwrap()
     }
 
+    /// A dial-back listener on loopback for `spec`, accepting the workers
+    /// `ids` of job `job` (sessions bound to MUNGE with `bound`) in a task
+    /// of its own: its address, its secret and that task.
+    async fn listening(
+        spec: &Spec,
+        ids: &[&str],
+        job: Option<&'static str>,
+        bound: bool,
+    ) -> (
+        String,
+        String,
+        tokio::task::JoinHandle<Result<Vec<Connected>>>,
+    ) {
+        let d = Dialin::bind(spec, "127.0.0.1").await.unwrap();
+        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
+        let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let spec = spec.clone();
+        let accepting = tokio::spawn(async move {
+            d.accept(
+                &spec,
+                &ids,
+                job,
+                bound,
+                Duration::from_secs(30),
+                std::future::pending(),
+            )
+            .await
+        });
+        (addr, secret, accepting)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_workers_that_prove_the_secret_get_a_rank_each() {
         let spec = spec();
-        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
-        let (addr, secret) = (d.addr.clone(), d.secret.clone());
+        let (addr, secret, accepting) = listening(&spec, &["a", "b"], Some("1"), false).await;
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
         assert_eq!(secret.len(), 64, "256 bits, hex");
-        let ids = vec!["a".to_string(), "b".to_string()];
-        let accepting = tokio::spawn({
-            let spec = spec.clone();
-            async move {
-                d.accept(
-                    &spec,
-                    &ids,
-                    Some("1"),
-                    false,
-                    Duration::from_secs(30),
-                    std::future::pending(),
-                )
-                .await
-            }
-        });
         // Wrong secret: the listener does not prove itself to it, and it
         // gets no session.
         let e = fake_worker(addr.clone(), "not the secret".into(), 0)
@@ -580,23 +595,7 @@ mod tests {
         // the handshake table holds (they waited 10 s each and the rest
         // were refused: every worker was locked out).
         let spec = Spec::parse("slurm").unwrap();
-        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
-        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
-        let ids = vec!["only".to_string()];
-        let accepting = tokio::spawn({
-            let spec = spec.clone();
-            async move {
-                d.accept(
-                    &spec,
-                    &ids,
-                    Some("1"),
-                    false,
-                    Duration::from_secs(30),
-                    std::future::pending(),
-                )
-                .await
-            }
-        });
+        let (addr, secret, accepting) = listening(&spec, &["only"], Some("1"), false).await;
         let mut idle = Vec::new();
         for _ in 0..300 {
             idle.push(TcpStream::connect(&addr).await.unwrap());
@@ -622,23 +621,7 @@ mod tests {
             return;
         }
         let spec = Spec::parse("slurm").unwrap();
-        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
-        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
-        let ids = vec!["only".to_string()];
-        let accepting = tokio::spawn({
-            let spec = spec.clone();
-            async move {
-                d.accept(
-                    &spec,
-                    &ids,
-                    Some("1"),
-                    true,
-                    Duration::from_secs(30),
-                    std::future::pending(),
-                )
-                .await
-            }
-        });
+        let (addr, secret, accepting) = listening(&spec, &["only"], Some("1"), true).await;
         // The secret alone, or a credential made for another session: no.
         for cred in [Cred::None, Cred::Other] {
             let e = fake_worker_as(addr.clone(), secret.clone(), 0, 5, ("1", "0"), cred)
@@ -665,23 +648,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rank_claimed_twice_abandons_the_start_loudly() {
         let spec = spec();
-        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
-        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
-        let ids = vec!["a".to_string(), "b".to_string()];
-        let accepting = tokio::spawn({
-            let spec = spec.clone();
-            async move {
-                d.accept(
-                    &spec,
-                    &ids,
-                    Some("1"),
-                    false,
-                    Duration::from_secs(30),
-                    std::future::pending(),
-                )
-                .await
-            }
-        });
+        let (addr, secret, accepting) = listening(&spec, &["a", "b"], Some("1"), false).await;
         let _one = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 0));
         let _two = tokio::spawn(fake_worker(addr.clone(), secret.clone(), 0));
         let e = tokio::time::timeout(Duration::from_secs(30), accepting)
@@ -745,23 +712,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_worker_naming_no_step_number_gets_no_rank() {
         let spec = spec();
-        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
-        let (addr, secret) = (d.addr.clone(), d.secret.to_string());
-        let ids = vec!["a".to_string(), "b".to_string()];
-        let accepting = tokio::spawn({
-            let spec = spec.clone();
-            async move {
-                d.accept(
-                    &spec,
-                    &ids,
-                    Some("1"),
-                    false,
-                    Duration::from_secs(30),
-                    std::future::pending(),
-                )
-                .await
-            }
-        });
+        let (addr, secret, accepting) = listening(&spec, &["a", "b"], Some("1"), false).await;
         for step in ["0;rm -rf /", ""] {
             let e = fake_worker_in(addr.clone(), secret.clone(), 1, ("1", step))
                 .await
@@ -857,23 +808,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_session_changed_on_the_way_gets_no_rank() {
         let spec = Spec::parse("slurm").unwrap();
-        let d = Dialin::bind(&spec, "127.0.0.1").await.unwrap();
-        let (addr, secret) = (d.addr.clone(), d.secret.clone());
-        let ids = vec!["only".to_string()];
-        let accepting = tokio::spawn({
-            let spec = spec.clone();
-            async move {
-                d.accept(
-                    &spec,
-                    &ids,
-                    None,
-                    false,
-                    Duration::from_secs(30),
-                    std::future::pending(),
-                )
-                .await
-            }
-        });
+        let (addr, secret, accepting) = listening(&spec, &["only"], None, false).await;
         // A bit flipped in the handshake's first message, and in the
         // worker's hello record (past the 2-byte length, 32-byte ephemeral
         // key and 16-byte tag of the first message): no session either way.
