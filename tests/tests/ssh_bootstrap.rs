@@ -186,61 +186,31 @@ async fn child(spec: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_upload_through_a_relay_is_sent_again() {
-    const TEST: &str = "a_damaged_upload_through_a_relay_is_sent_again";
+/// The damaged-upload test `test`, against a new user's sshd on `addr`,
+/// directly or through a local relay (`via`): run again as a child whose
+/// uploads the test hook damages (one byte flipped in the middle), every
+/// time and then only the first time.
+async fn a_damaged_upload_is_refused_then_sent_again(test: &str, addr: &str, via: bool) {
+    // The child: this test again, with the hook on.
     if let Ok(spec) = std::env::var("REMEX_TEST_UPLOAD_SPEC") {
         child(&spec).await;
         return;
     }
-    let sshd = Sshd::start_for_new_user("127.0.0.5");
+    let sshd = Sshd::start_for_new_user(addr);
     let spec = sshd.spec("");
-    let (ok, out) = run_child(
-        TEST,
-        &[
-            ("REMEX_TEST_UPLOAD_SPEC", &spec),
-            ("REMEX_TEST_UPLOAD_VIA", "1"),
-            ("REMEX_TEST_CORRUPT_UPLOAD", "always"),
-        ],
-    );
-    assert!(
-        ok && out.contains("CHILD-FAILED") && out.contains("REMEX-UPLOAD"),
-        "the host refuses a damaged upload: {out}"
-    );
-    assert!(cached_workers(&sshd).is_empty());
-    let (ok, out) = run_child(
-        TEST,
-        &[
-            ("REMEX_TEST_UPLOAD_SPEC", &spec),
-            ("REMEX_TEST_UPLOAD_VIA", "1"),
-            ("REMEX_TEST_CORRUPT_UPLOAD", "once"),
-        ],
-    );
-    assert!(ok && out.contains("CHILD-STARTED"), "{out}");
-    assert_eq!(cached_workers(&sshd).len(), 1);
-    assert!(partial_uploads(&sshd).is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_upload_is_refused_by_the_host_and_sent_again() {
-    const TEST: &str = "a_damaged_upload_is_refused_by_the_host_and_sent_again";
-    // The child: this test again, in a process whose uploads the test
-    // hook damages (one byte flipped in the middle).
-    if let Ok(spec) = std::env::var("REMEX_TEST_UPLOAD_SPEC") {
-        child(&spec).await;
-        return;
-    }
-    let sshd = Sshd::start_for_new_user("127.0.0.4");
-    let spec = sshd.spec("");
+    let env = |corrupt: &'static str| {
+        let mut env = vec![
+            ("REMEX_TEST_UPLOAD_SPEC", spec.as_str()),
+            ("REMEX_TEST_CORRUPT_UPLOAD", corrupt),
+        ];
+        if via {
+            env.push(("REMEX_TEST_UPLOAD_VIA", "1"));
+        }
+        env
+    };
     // Every upload damaged: the host checks size and SHA-256, refuses it,
     // keeps nothing, and the start fails naming it.
-    let (ok, out) = run_child(
-        TEST,
-        &[
-            ("REMEX_TEST_UPLOAD_SPEC", &spec),
-            ("REMEX_TEST_CORRUPT_UPLOAD", "always"),
-        ],
-    );
+    let (ok, out) = run_child(test, &env("always"));
     assert!(ok, "{out}");
     assert!(
         out.contains("CHILD-FAILED") && out.contains("REMEX-UPLOAD"),
@@ -253,16 +223,30 @@ async fn a_damaged_upload_is_refused_by_the_host_and_sent_again() {
         partial_uploads(&sshd)
     );
     // The first upload damaged: the start sends it again and succeeds.
-    let (ok, out) = run_child(
-        TEST,
-        &[
-            ("REMEX_TEST_UPLOAD_SPEC", &spec),
-            ("REMEX_TEST_CORRUPT_UPLOAD", "once"),
-        ],
-    );
+    let (ok, out) = run_child(test, &env("once"));
     assert!(ok && out.contains("CHILD-STARTED"), "{out}");
     assert_eq!(cached_workers(&sshd).len(), 1);
     assert!(partial_uploads(&sshd).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_upload_through_a_relay_is_sent_again() {
+    a_damaged_upload_is_refused_then_sent_again(
+        "a_damaged_upload_through_a_relay_is_sent_again",
+        "127.0.0.5",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_upload_is_refused_by_the_host_and_sent_again() {
+    a_damaged_upload_is_refused_then_sent_again(
+        "a_damaged_upload_is_refused_by_the_host_and_sent_again",
+        "127.0.0.4",
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
