@@ -974,9 +974,8 @@ fn flood_child(mib: usize) -> Result<(f64, f64), String> {
     }
 }
 
-/// Trivial tasks per second through dask.distributed or Ray (`which`), or
-/// why not (not installed, failed).
-/// The number `dask_ray_bench.py WHICH ARG ROUNDS` prints, or why none.
+/// The number `dask_ray_bench.py WHICH ARG ROUNDS` prints, or why none
+/// (not installed, failed).
 fn python_value(which: &str, arg: &str, rounds: usize) -> Result<f64, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dask_ray_bench.py");
     let out = Command::new("python3")
@@ -994,21 +993,10 @@ fn python_value(which: &str, arg: &str, rounds: usize) -> Result<f64, String> {
         .ok_or_else(|| "no value printed".to_string())
 }
 
+/// Trivial tasks per second through dask.distributed or Ray (`which`):
+/// `n` tasks per round.
 fn python_rate(which: &str, n: usize, rounds: usize) -> Result<f64, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dask_ray_bench.py");
-    let out = Command::new("python3")
-        .args([script, which, &n.to_string(), &rounds.to_string()])
-        .output()
-        .map_err(|e| format!("cannot run python3: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err.lines().last().unwrap_or("failed").trim().to_string());
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .last()
-        .and_then(|w| w.parse().ok())
-        .ok_or_else(|| "no rate printed".to_string())
+    python_value(which, &n.to_string(), rounds)
 }
 
 fn rss_kib() -> f64 {
