@@ -83,6 +83,18 @@ pub fn thread_id() -> i32 {
     unsafe { libc::gettid() }
 }
 
+/// The fields of /proc/PID/stat after the command name (field 3, the
+/// state, is `[0]`; utime is `[11]`, stime `[12]`, nice `[16]`).
+pub fn proc_stat(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Waits until thread `tid` of this process sleeps in the kernel waiting
 /// for input or a wake-up (state S, in poll, epoll or a futex): how a test
 /// knows that a thread is blocked in a receive, from the OS rather than a

@@ -184,16 +184,7 @@ async fn sessions_on_one_listener_keep_their_environment_and_directory_apart() {
         "a session's chdir= moved the listener: {cwd:?}"
     );
     // nice= goes to the session's commands, not to the listener.
-    let niceness = |pid: u32| -> i64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        f[16].parse().unwrap()
-    };
+    let niceness = |pid: u32| -> i64 { remex_tests::proc_stat(pid)[16].parse().unwrap() };
     let before = niceness(pid);
     let niced = makegateway(&format!("{}//nice=5", l.spec("secret")))
         .await

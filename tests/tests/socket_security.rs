@@ -546,13 +546,7 @@ async fn an_fd_limit_does_not_spin_the_listener_nor_keep_clients_out() {
         .filter_map(|_| TcpStream::connect(&l.addr).ok())
         .collect();
     let cpu = |pid: u32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
+        let f = remex_tests::proc_stat(pid);
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     };
     let (c0, t0) = (cpu(l.child.id()), Instant::now());
