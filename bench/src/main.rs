@@ -254,18 +254,17 @@ async fn seal_rate(total: usize, chunk: usize) -> f64 {
     let (mut ar, mut aw) = tokio::io::split(a);
     let (mut br, mut bw) = tokio::io::split(b);
     let (client, _server) = tokio::join!(
-        secure::initiate(&mut ar, &mut aw, &psk),
-        secure::respond(&mut br, &mut bw, &psk)
+        secure::initiate(&mut ar, &mut aw, &psk, secure::Use::Socket),
+        secure::respond(&mut br, &mut bw, &psk, secure::Use::Socket)
     );
     let (_, writer) = secure::split(client.expect("handshake"), ar, aw, "bench");
     let (_, mut sealer) = writer.into_parts().expect("no output pending");
     let plain = vec![b'x'; chunk];
-    let mut out = vec![0u8; secure::SealKeys::sealed_len(chunk)];
-    let keys = sealer.keys();
+    let mut out = bytes::BytesMut::with_capacity(secure::Sealer::sealed_len(chunk));
     let t0 = Instant::now();
     for _ in 0..total / chunk {
-        let first = sealer.reserve(chunk);
-        keys.seal_into(first, &plain, &mut out).expect("seal");
+        out.clear();
+        sealer.seal(&plain, &mut out).expect("seal");
     }
     (total / chunk * chunk) as f64 / t0.elapsed().as_secs_f64() / 1e6
 }

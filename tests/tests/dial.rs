@@ -34,9 +34,14 @@ async fn a_worker_serves_no_listener_that_lacks_its_secret() {
         .unwrap()
         .unwrap();
     let (mut r, mut w) = stream.into_split();
-    let e = secure::respond(&mut r, &mut w, &secure::psk(b"an impostor's guess"))
-        .await
-        .unwrap_err();
+    let e = secure::respond(
+        &mut r,
+        &mut w,
+        &secure::psk(b"an impostor's guess"),
+        secure::Use::DialBack,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, secure::HandshakeError::Unproven), "{e}");
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -106,9 +111,14 @@ async fn a_worker_tries_again_until_the_listener_is_up() {
         .expect("the worker dialed again")
         .unwrap();
     let (mut r, mut w) = stream.into_split();
-    secure::respond(&mut r, &mut w, &secure::psk(secret.as_bytes()))
-        .await
-        .expect("its handshake proves the secret");
+    secure::respond(
+        &mut r,
+        &mut w,
+        &secure::psk(secret.as_bytes()),
+        secure::Use::DialBack,
+    )
+    .await
+    .expect("its handshake proves the secret");
     drop((r, w));
     let _ = tokio::task::spawn_blocking(move || child.wait_with_output()).await;
 }
@@ -128,9 +138,14 @@ async fn a_tampered_session_ends_the_worker_with_a_warning_and_status_4() {
         .unwrap()
         .unwrap();
     let (mut r, mut w) = stream.into_split();
-    let state = secure::respond(&mut r, &mut w, &secure::psk(secret.as_bytes()))
-        .await
-        .unwrap();
+    let state = secure::respond(
+        &mut r,
+        &mut w,
+        &secure::psk(secret.as_bytes()),
+        secure::Use::DialBack,
+    )
+    .await
+    .unwrap();
     let (mut reader, mut writer) = secure::split(state, r, w, "worker");
     let mut hello = bytes::BytesMut::new();
     encode_hello(

@@ -333,7 +333,7 @@ async fn fake_listener(greeting: &'static [u8]) -> (String, Arc<Mutex<Vec<u8>>>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fake_listener_without_the_secret_gets_nothing_of_the_users() {
     let l = Listener::start(WORKER, "fake");
-    let (addr, got) = fake_listener(b"REMEX-NOISE1\n").await;
+    let (addr, got) = fake_listener(remex::core::transport::secure::GREETING).await;
     let t0 = Instant::now();
     let err = makegateway(&format!("{}//env:MARKER=usersetup5151", l.spec_at(&addr)))
         .await

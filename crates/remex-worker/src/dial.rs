@@ -45,7 +45,7 @@ async fn try_dial(addr: &str, psk: &[u8; 32]) -> Result<(DirectParts, crate::ser
         .map_err(|e| Dial::Again(format!("cannot connect to the controller at {addr}: {e}")))?;
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
-    let (state, hash) = secure::initiate_bound(&mut r, &mut w, psk)
+    let session = secure::initiate(&mut r, &mut w, psk, secure::Use::DialBack)
         .await
         .map_err(|e| match e {
             HandshakeError::Refused => Dial::Final(format!("{addr} refused this worker's secret")),
@@ -57,7 +57,8 @@ async fn try_dial(addr: &str, psk: &[u8; 32]) -> Result<(DirectParts, crate::ser
             }
             other => Dial::Final(format!("the secure handshake with {addr} failed: {other}")),
         })?;
-    let (mut r, mut w) = secure::split(state, r, w, addr);
+    let hash = session.hash();
+    let (mut r, mut w) = secure::split(session, r, w, addr);
     // The job user's MUNGE credential over this session, where the node
     // has MUNGE: the controller then knows the session is no stranger's.
     let credential = remex_core::transport::munge::credential(&hash).await;

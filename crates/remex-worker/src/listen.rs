@@ -351,7 +351,7 @@ async fn admit(
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
     let run = async {
-        let state = secure::respond_noting(&mut r, &mut w, psk, proven)
+        let state = secure::respond_noting(&mut r, &mut w, psk, secure::Use::Socket, proven)
             .await
             .map_err(|e| match e {
                 HandshakeError::Unproven => {

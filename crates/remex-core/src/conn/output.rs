@@ -244,7 +244,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(mut lent: Lent<W>) {
                 let need = sealed.len()
                     + plain
                         .iter()
-                        .map(|p| SealKeys::sealed_len(p.len()))
+                        .map(|p| Sealer::sealed_len(p.len()))
                         .sum::<usize>();
                 if out.len() < need {
                     out.resize(need, 0);

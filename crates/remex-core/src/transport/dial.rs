@@ -385,14 +385,15 @@ async fn session(
 ) -> std::result::Result<Connected, String> {
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
-    let (state, hash) = secure::respond_bound(&mut r, &mut w, psk, proven)
+    let session = secure::respond_noting(&mut r, &mut w, psk, secure::Use::DialBack, proven)
         .await
         .map_err(|e| match e {
             HandshakeError::Unproven => "it did not prove the secret".to_string(),
             HandshakeError::NotRemex(what) => format!("not a remex worker: {what}"),
             other => other.to_string(),
         })?;
-    let (mut r, mut w) = secure::split(state, r, w, peer);
+    let hash = session.hash();
+    let (mut r, mut w) = secure::split(session, r, w, peer);
     let mut buf = BytesMut::new();
     let hello = exchange_hellos(&mut r, &mut w, &mut buf, spec, id)
         .await
@@ -470,15 +471,21 @@ mod tests {
     ) -> std::result::Result<(), String> {
         let stream = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
         let (mut r, mut w) = stream.into_split();
-        let (state, hash) = secure::initiate_bound(&mut r, &mut w, &secure::psk(secret.as_bytes()))
-            .await
-            .map_err(|e| e.to_string())?;
+        let session = secure::initiate(
+            &mut r,
+            &mut w,
+            &secure::psk(secret.as_bytes()),
+            secure::Use::DialBack,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let hash = session.hash();
         let credential = match cred {
             Cred::None => None,
             Cred::Real => super::super::munge::credential(&hash).await,
             Cred::Other => super::super::munge::credential(&[9; 32]).await,
         };
-        let (mut r, mut w) = secure::split(state, r, w, &addr);
+        let (mut r, mut w) = secure::split(session, r, w, &addr);
         let mut hello = BytesMut::new();
         encode_hello(
             &Hello {

@@ -70,14 +70,14 @@ pub(crate) struct Connected {
 /// let (client, server) = tokio::join!(
 ///     async {
 ///         let (mut r, mut w) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
-///         let state = secure::initiate(&mut r, &mut w, &psk).await.unwrap();
+///         let state = secure::initiate(&mut r, &mut w, &psk, secure::Use::Socket).await.unwrap();
 ///         let (reader, writer) = secure::split(state, r, w, "listener");
 ///         DirectParts::new(reader, writer, bytes::BytesMut::new()).unwrap()
 ///     },
 ///     async {
 ///         let (s, _) = l.accept().await.unwrap();
 ///         let (mut r, mut w) = s.into_split();
-///         secure::respond(&mut r, &mut w, &psk).await.unwrap()
+///         secure::respond(&mut r, &mut w, &psk, secure::Use::Socket).await.unwrap()
 ///     }
 /// );
 /// assert!(client.leftover.is_empty());
@@ -112,14 +112,14 @@ impl DirectParts {
     /// let (client, server) = tokio::join!(
     ///     async {
     ///         let (mut r, mut w) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
-    ///         let state = secure::initiate(&mut r, &mut w, &psk).await.unwrap();
+    ///         let state = secure::initiate(&mut r, &mut w, &psk, secure::Use::Socket).await.unwrap();
     ///         let (reader, writer) = secure::split(state, r, w, "listener");
     ///         DirectParts::new(reader, writer, bytes::BytesMut::new()).unwrap()
     ///     },
     ///     async {
     ///         let (s, _) = l.accept().await.unwrap();
     ///         let (mut r, mut w) = s.into_split();
-    ///         secure::respond(&mut r, &mut w, &psk).await.unwrap()
+    ///         secure::respond(&mut r, &mut w, &psk, secure::Use::Socket).await.unwrap()
     ///     }
     /// );
     /// assert!(client.leftover.is_empty());
@@ -262,7 +262,7 @@ async fn connect_once(
         detail,
     };
     let run = async {
-        let state = secure::initiate(&mut r, &mut w, &psk)
+        let state = secure::initiate(&mut r, &mut w, &psk, secure::Use::Socket)
             .await
             .map_err(|e| match e {
                 HandshakeError::NotRemex(what) => Error::NotAWorker {

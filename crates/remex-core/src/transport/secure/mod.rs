@@ -14,7 +14,8 @@
 //!                    + header: the body's length sealed (2 + 16 bytes)
 //!                    + body: at most MAX_PLAINTEXT bytes sealed (+ 16)
 //!                    nonces: 2k for record k's header, 2k + 1 for its
-//!                    body, in that direction (implicit, from 0)
+//!                    body, in that direction (implicit, from 0); a new
+//!                    key (Noise's Rekey) every 2^21 nonces
 //! ```
 //!
 //! Why a sealed header: the clear length is for whoever frames records
@@ -35,9 +36,15 @@
 //! cannot be decrypted later even with it (the ephemeral keys are gone).
 //! The PSK is SHA-256 of a label and the secret, so secrets should carry
 //! 128 bits or more of entropy (`installvia=` makes 256-bit ones); a weak
-//! one can be guessed offline from a recorded handshake. No rekeying: the
-//! 64-bit record counter cannot wrap in a session's life; snow ends the
-//! session if it ever would.
+//! one can be guessed offline from a recorded handshake.
+//!
+//! The handshake's prologue names the session's version, remex's wire
+//! protocol version, what the session is for ([`Use`]: `socket=` or a
+//! dial-back) and who initiates: a handshake made for one never completes
+//! as the other, even under the same secret. Each direction's key changes
+//! every 2^20 records (Noise's `Rekey()`, in [`cipher`]), so no key seals
+//! more than 64 GiB; the 64-bit counter cannot wrap in a session's life,
+//! and the session ends if it ever would.
 //!
 //! Over 500 lines: about 600 are documentation and 190 are tests; the code
 //! (the handshake, the record layer and its split for the engine) is under
@@ -50,9 +57,13 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use sha2::{Digest, Sha256};
-use snow::StatelessTransportState;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::io::poll_read_buf;
+use zeroize::Zeroizing;
+
+mod cipher;
+
+use cipher::{RecvKeys, SendKeys, TAG};
 
 /// The Noise protocol of a session.
 ///
@@ -64,9 +75,12 @@ pub const PATTERN: &str = "Noise_NNpsk0_25519_AESGCM_SHA256";
 ///
 /// ```
 /// // What a listener says first, before any secret is proven.
-/// assert_eq!(remex::core::transport::secure::GREETING, b"REMEX-NOISE1\n");
+/// assert_eq!(remex::core::transport::secure::GREETING, b"REMEX-NOISE3\n");
 /// ```
-pub const GREETING: &[u8] = b"REMEX-NOISE1\n";
+pub const GREETING: &[u8] = b"REMEX-NOISE3\n";
+/// How every version's greeting starts (a peer with another version of
+/// the session is told apart from one that is not remex).
+const GREETING_FAMILY: &[u8] = b"REMEX-NOISE";
 /// What a listener sends, in plain, before closing on a client that did not
 /// prove the secret.
 ///
@@ -81,8 +95,47 @@ pub const REFUSED: &[u8] = b"REMEX-AUTH-REFUSED\n";
 /// assert_eq!(remex::core::transport::secure::TAMPERED, "was tampered with");
 /// ```
 pub const TAMPERED: &str = "was tampered with";
-/// Mixed into the handshake hash: both sides must agree on it.
-const PROLOGUE: &[u8] = b"remex socket session v2";
+/// What a session is for. It is mixed into the handshake (the prologue,
+/// with the versions and the roles), so both ends must agree on it: a
+/// handshake made for one use never completes as the other, even under
+/// the same secret.
+///
+/// ```
+/// # #[tokio::main] async fn main() {
+/// use remex::core::transport::secure::{self, Use};
+/// let psk = secure::psk(b"s3cret");
+/// let (a, b) = tokio::io::duplex(1 << 16);
+/// let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+/// let (client, listener) = tokio::join!(
+///     secure::initiate(&mut ar, &mut aw, &psk, Use::DialBack),
+///     secure::respond(&mut br, &mut bw, &psk, Use::Socket),
+/// );
+/// assert!(client.is_err() && listener.is_err(), "a dial-back is not a socket= session");
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// `socket=`: the client (controller) initiates, the listener
+    /// (worker) responds.
+    Socket,
+    /// A dial-back (Slurm's workers): the worker initiates, the
+    /// controller responds.
+    DialBack,
+}
+
+/// Mixed into the handshake hash: the session's version, the wire
+/// protocol's, the use and the roles.
+fn prologue(purpose: Use) -> Vec<u8> {
+    let roles = match purpose {
+        Use::Socket => "socket=: the client initiates, the listener responds",
+        Use::DialBack => "dial-back: the worker initiates, the controller responds",
+    };
+    format!(
+        "remex secure session v3; remex wire protocol {}; {roles}",
+        crate::wire::PROTOCOL_VERSION
+    )
+    .into_bytes()
+}
 /// The largest record on the wire after its clear length (what the
 /// 2-byte length can say).
 ///
@@ -92,8 +145,6 @@ const PROLOGUE: &[u8] = b"remex socket session v2";
 /// assert_eq!(MAX_RECORD - MAX_PLAINTEXT, 34, "the sealed header and two AEAD tags");
 /// ```
 pub const MAX_RECORD: usize = 65535;
-/// The authentication tag of each sealed message.
-const TAG: usize = 16;
 /// A record's sealed header: its body's length (2 bytes) and a tag.
 const HEADER: usize = 2 + TAG;
 /// A record's bytes beyond its plaintext, after the clear length.
@@ -132,13 +183,13 @@ pub fn psk(secret: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// use remex::core::transport::secure;
+/// use remex::core::transport::secure::{self, Use};
 /// let (a, b) = tokio::io::duplex(1 << 16);
 /// let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// let (right, wrong) = (secure::psk(b"right"), secure::psk(b"wrong"));
 /// let (client, server) = tokio::join!(
-///     secure::initiate(&mut ar, &mut aw, &right),
-///     secure::respond(&mut br, &mut bw, &wrong)
+///     secure::initiate(&mut ar, &mut aw, &right, Use::Socket),
+///     secure::respond(&mut br, &mut bw, &wrong, Use::Socket)
 /// );
 /// let e: secure::HandshakeError = client.unwrap_err();
 /// assert!(e.to_string().contains("secret"), "{e}");
@@ -174,10 +225,10 @@ impl From<io::Error> for HandshakeError {
     }
 }
 
-fn builder(psk: &[u8; 32]) -> snow::Builder<'_> {
+fn builder<'a>(psk: &'a [u8; 32], prologue: &'a [u8]) -> snow::Builder<'a> {
     let params = PATTERN.parse().expect("PATTERN is a valid Noise pattern");
     snow::Builder::new(params)
-        .prologue(PROLOGUE)
+        .prologue(prologue)
         .and_then(|b| b.psk(0, psk))
         .expect("the prologue and psk fit the pattern")
 }
@@ -251,18 +302,65 @@ async fn send_message<W: AsyncWrite + Unpin>(
     w.flush().await
 }
 
+/// An established session: the keys of both directions (zeroed on drop)
+/// and the handshake hash. [`split`] makes its reader and writer.
+pub struct Session {
+    send: Zeroizing<[u8; 32]>,
+    recv: Zeroizing<[u8; 32]>,
+    hash: SessionHash,
+    /// A rekey every `2^epoch_bits` nonces (small in tests).
+    epoch_bits: u32,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The session's handshake hash: the same on both ends of one session
+    /// and on no other, for binding something to it (a credential made
+    /// for this session is worthless in another).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use remex::core::transport::secure::{self, Use};
+    /// let psk = secure::psk(b"s3cret");
+    /// let (a, b) = tokio::io::duplex(1 << 16);
+    /// let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// let (client, server) = tokio::join!(
+    ///     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    ///     secure::respond(&mut br, &mut bw, &psk, Use::Socket),
+    /// );
+    /// assert_eq!(client.unwrap().hash(), server.unwrap().hash(), "both ends agree on it");
+    /// # }
+    /// ```
+    pub fn hash(&self) -> SessionHash {
+        self.hash
+    }
+
+    /// The same session, rekeying every `2^bits` nonces (tests cross
+    /// several rekeys in a few records).
+    #[cfg(test)]
+    fn rekeying_every(mut self, bits: u32) -> Session {
+        self.epoch_bits = bits;
+        self
+    }
+}
+
 /// The client's side: checks the greeting, proves the secret and checks
 /// the listener's proof. Nothing else is sent before this returns `Ok`.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// # use remex::core::transport::secure;
+/// # use remex::core::transport::secure::{self, Use};
 /// # let psk = secure::psk(b"s3cret");
 /// # let (a, b) = tokio::io::duplex(1 << 20);
 /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # let (client, server) = tokio::join!(
-/// #     secure::initiate(&mut ar, &mut aw, &psk),
-/// #     secure::respond(&mut br, &mut bw, &psk)
+/// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+/// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
 /// # );
 /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
 /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -279,49 +377,26 @@ pub async fn initiate<R, W>(
     r: &mut R,
     w: &mut W,
     psk: &[u8; 32],
-) -> Result<StatelessTransportState, HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    initiate_bound(r, w, psk).await.map(|(state, _)| state)
-}
-
-/// The handshake hash of a session: the same on both ends of one session
-/// and on no other, for binding something to it (a credential made for
-/// this session is worthless in another).
-pub type SessionHash = [u8; 32];
-
-/// [`initiate`], also returning the session's handshake hash.
-///
-/// ```
-/// # #[tokio::main] async fn main() {
-/// use remex::core::transport::secure;
-/// let psk = secure::psk(b"s3cret");
-/// let (a, b) = tokio::io::duplex(1 << 16);
-/// let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
-/// let (client, server) = tokio::join!(
-///     secure::initiate_bound(&mut ar, &mut aw, &psk),
-///     secure::respond_bound(&mut br, &mut bw, &psk, || {}),
-/// );
-/// assert_eq!(client.unwrap().1, server.unwrap().1, "both ends agree on it");
-/// # }
-/// ```
-pub async fn initiate_bound<R, W>(
-    r: &mut R,
-    w: &mut W,
-    psk: &[u8; 32],
-) -> Result<(StatelessTransportState, SessionHash), HandshakeError>
+    purpose: Use,
+) -> Result<Session, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut greeting = [0u8; GREETING.len()];
     let got = read_full(r, &mut greeting).await?;
+    if got == GREETING.len() && greeting != GREETING && greeting.starts_with(GREETING_FAMILY) {
+        return Err(HandshakeError::NotRemex(format!(
+            "it speaks another version of remex's secure session ({}; this remex speaks {}): run the same remex version on both ends",
+            String::from_utf8_lossy(&greeting).trim_end(),
+            String::from_utf8_lossy(GREETING).trim_end()
+        )));
+    }
     if got < GREETING.len() || greeting != GREETING {
         return Err(HandshakeError::NotRemex(shown(&greeting[..got])));
     }
-    let mut hs = builder(psk).build_initiator().map_err(snow_io)?;
+    let prologue = prologue(purpose);
+    let mut hs = builder(psk, &prologue).build_initiator().map_err(snow_io)?;
     send_message(&mut hs, w).await?;
     let reply = match recv_message(r).await? {
         Incoming::Message(m) => m,
@@ -335,20 +410,31 @@ where
     };
     hs.read_message(&reply, &mut [])
         .map_err(|_| HandshakeError::Unproven)?;
-    finish(hs)
+    Ok(finish(hs))
 }
 
-/// The transport state and the handshake hash of a finished handshake.
-fn finish(
-    hs: snow::HandshakeState,
-) -> Result<(StatelessTransportState, SessionHash), HandshakeError> {
+/// The handshake hash of a session (see [`Session::hash`]).
+pub type SessionHash = [u8; 32];
+
+/// The session of a finished handshake: Noise's `Split()`, each key to
+/// its direction.
+fn finish(mut hs: snow::HandshakeState) -> Session {
     let mut hash = [0u8; 32];
     let h = hs.get_handshake_hash();
     hash[..h.len().min(32)].copy_from_slice(&h[..h.len().min(32)]);
-    let state = hs
-        .into_stateless_transport_mode()
-        .map_err(|e| HandshakeError::Io(snow_io(e)))?;
-    Ok((state, hash))
+    let (k1, k2) = hs.dangerously_get_raw_split();
+    let (k1, k2) = (Zeroizing::new(k1), Zeroizing::new(k2));
+    let (send, recv) = if hs.is_initiator() {
+        (k1, k2)
+    } else {
+        (k2, k1)
+    };
+    Session {
+        send,
+        recv,
+        hash,
+        epoch_bits: cipher::EPOCH_BITS,
+    }
 }
 
 /// The listener's side: greets, checks the client's proof of the secret
@@ -358,13 +444,13 @@ fn finish(
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// # use remex::core::transport::secure;
+/// # use remex::core::transport::secure::{self, Use};
 /// # let psk = secure::psk(b"s3cret");
 /// # let (a, b) = tokio::io::duplex(1 << 20);
 /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # let (client, server) = tokio::join!(
-/// #     secure::initiate(&mut ar, &mut aw, &psk),
-/// #     secure::respond(&mut br, &mut bw, &psk)
+/// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+/// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
 /// # );
 /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
 /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -378,12 +464,13 @@ pub async fn respond<R, W>(
     r: &mut R,
     w: &mut W,
     psk: &[u8; 32],
-) -> Result<StatelessTransportState, HandshakeError>
+    purpose: Use,
+) -> Result<Session, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    respond_noting(r, w, psk, || {}).await
+    respond_noting(r, w, psk, purpose, || {}).await
 }
 
 /// [`respond`], calling `proven` as soon as the initiator's first message
@@ -394,14 +481,16 @@ where
 ///
 /// ```
 /// # #[tokio::main] async fn main() {
-/// use remex::core::transport::secure;
+/// use remex::core::transport::secure::{self, Use};
 /// let psk = secure::psk(b"s3cret");
 /// let (a, b) = tokio::io::duplex(1 << 16);
 /// let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// let proven = std::sync::atomic::AtomicBool::new(false);
 /// let (client, server) = tokio::join!(
-///     secure::initiate(&mut ar, &mut aw, &psk),
-///     secure::respond_noting(&mut br, &mut bw, &psk, || proven.store(true, std::sync::atomic::Ordering::Relaxed)),
+///     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+///     secure::respond_noting(&mut br, &mut bw, &psk, Use::Socket, || {
+///         proven.store(true, std::sync::atomic::Ordering::Relaxed)
+///     }),
 /// );
 /// assert!(client.is_ok() && server.is_ok());
 /// assert!(proven.load(std::sync::atomic::Ordering::Relaxed));
@@ -411,25 +500,9 @@ pub async fn respond_noting<R, W>(
     r: &mut R,
     w: &mut W,
     psk: &[u8; 32],
+    purpose: Use,
     proven: impl FnOnce(),
-) -> Result<StatelessTransportState, HandshakeError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    respond_bound(r, w, psk, proven)
-        .await
-        .map(|(state, _)| state)
-}
-
-/// [`respond_noting`], also returning the session's handshake hash (see
-/// [`initiate_bound`]).
-pub async fn respond_bound<R, W>(
-    r: &mut R,
-    w: &mut W,
-    psk: &[u8; 32],
-    proven: impl FnOnce(),
-) -> Result<(StatelessTransportState, SessionHash), HandshakeError>
+) -> Result<Session, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -445,14 +518,15 @@ where
         }
         Incoming::Cut => return Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into())),
     };
-    let mut hs = builder(psk).build_responder().map_err(snow_io)?;
+    let prologue = prologue(purpose);
+    let mut hs = builder(psk, &prologue).build_responder().map_err(snow_io)?;
     if hs.read_message(&msg, &mut []).is_err() {
         refuse(w).await;
         return Err(HandshakeError::Unproven);
     }
     proven();
     send_message(&mut hs, w).await?;
-    finish(hs)
+    Ok(finish(hs))
 }
 
 /// Tells a client it failed to prove the secret. Best effort: a peer that
@@ -466,13 +540,13 @@ async fn refuse<W: AsyncWrite + Unpin>(w: &mut W) {
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// # use remex::core::transport::secure;
+/// # use remex::core::transport::secure::{self, Use};
 /// # let psk = secure::psk(b"s3cret");
 /// # let (a, b) = tokio::io::duplex(1 << 20);
 /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # let (client, server) = tokio::join!(
-/// #     secure::initiate(&mut ar, &mut aw, &psk),
-/// #     secure::respond(&mut br, &mut bw, &psk)
+/// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+/// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
 /// # );
 /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
 /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -485,17 +559,16 @@ async fn refuse<W: AsyncWrite + Unpin>(w: &mut W) {
 /// # Ok(()) }
 /// ```
 pub fn split<R, W>(
-    state: StatelessTransportState,
+    session: Session,
     reader: R,
     writer: W,
     peer: &str,
 ) -> (SecureReader<R>, SecureWriter<W>) {
-    let state = Arc::new(state);
     (
         SecureReader {
             inner: reader,
             opener: Opener {
-                state: state.clone(),
+                keys: RecvKeys::new(&session.recv, session.epoch_bits),
                 nonce: 0,
                 body: None,
                 cipher: BytesMut::with_capacity(4096),
@@ -506,7 +579,10 @@ pub fn split<R, W>(
         },
         SecureWriter {
             inner: writer,
-            sealer: Sealer { state, next: 0 },
+            sealer: Sealer {
+                keys: Arc::new(SendKeys::new(&session.send, session.epoch_bits)),
+                next: 0,
+            },
             out: BytesMut::new(),
         },
     )
@@ -523,13 +599,13 @@ pub fn split<R, W>(
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// # use remex::core::transport::secure;
+/// # use remex::core::transport::secure::{self, Use};
 /// # let psk = secure::psk(b"s3cret");
 /// # let (a, b) = tokio::io::duplex(1 << 20);
 /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # let (client, server) = tokio::join!(
-/// #     secure::initiate(&mut ar, &mut aw, &psk),
-/// #     secure::respond(&mut br, &mut bw, &psk)
+/// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+/// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
 /// # );
 /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
 /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -545,7 +621,7 @@ pub fn split<R, W>(
 /// ```
 #[derive(Debug)]
 pub struct Opener {
-    state: Arc<StatelessTransportState>,
+    keys: RecvKeys,
     /// The next message's nonce: 2k for record k's header, 2k + 1 for
     /// its body.
     nonce: u64,
@@ -566,13 +642,13 @@ impl Opener {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
+    /// # use remex::core::transport::secure::{self, Use};
     /// # let psk = secure::psk(b"s3cret");
     /// # let (a, b) = tokio::io::duplex(1 << 20);
     /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    /// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
     /// # );
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -593,13 +669,13 @@ impl Opener {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
+    /// # use remex::core::transport::secure::{self, Use};
     /// # let psk = secure::psk(b"s3cret");
     /// # let (a, b) = tokio::io::duplex(1 << 20);
     /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    /// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
     /// # );
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -634,13 +710,13 @@ impl Opener {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
+    /// # use remex::core::transport::secure::{self, Use};
     /// # let psk = secure::psk(b"s3cret");
     /// # let (a, b) = tokio::io::duplex(1 << 20);
     /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    /// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
     /// # );
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -673,13 +749,13 @@ impl Opener {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
+    /// # use remex::core::transport::secure::{self, Use};
     /// # let psk = secure::psk(b"s3cret");
     /// # let (a, b) = tokio::io::duplex(1 << 20);
     /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    /// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
     /// # );
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -709,15 +785,12 @@ impl Opener {
                         break;
                     }
                     let clear = u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize;
-                    let mut sealed_len = [0u8; 2];
-                    if self
-                        .state
-                        .read_message(self.nonce, &self.cipher[2..2 + HEADER], &mut sealed_len)
-                        .is_err()
-                    {
+                    let mut header = [0u8; HEADER];
+                    header.copy_from_slice(&self.cipher[2..2 + HEADER]);
+                    if self.keys.open(self.nonce, &mut header).is_err() {
                         Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
                     } else {
-                        let p = u16::from_be_bytes(sealed_len) as usize;
+                        let p = u16::from_be_bytes([header[0], header[1]]) as usize;
                         if p > MAX_PLAINTEXT || clear != p + OVERHEAD {
                             Some("has a length that was changed on the way")
                         } else {
@@ -733,24 +806,22 @@ impl Opener {
                         break;
                     }
                     let start = plain.len();
-                    if plain.capacity() - start < p {
+                    if plain.capacity() - start < p + TAG {
                         // Room for several records at once (growing record
                         // by record would move a partly received item each
                         // time), but only once the peer proved itself:
                         // before its first record opens, one record's worth.
                         let room = if self.nonce == 1 {
-                            p
+                            p + TAG
                         } else {
-                            p.max(PLAIN_ROOM)
+                            (p + TAG).max(PLAIN_ROOM)
                         };
                         plain.reserve(room);
                     }
-                    plain.resize(start + p, 0);
-                    let r = self.state.read_message(
-                        self.nonce,
-                        &self.cipher[..p + TAG],
-                        &mut plain[start..],
-                    );
+                    // One copy, then the record opens in place.
+                    plain.extend_from_slice(&self.cipher[..p + TAG]);
+                    let r = self.keys.open(self.nonce, &mut plain[start..]);
+                    plain.truncate(start + p);
                     if r.is_err() {
                         plain.truncate(start);
                         Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
@@ -780,59 +851,40 @@ impl Opener {
 }
 
 /// The sending side of a session's record layer, without I/O: plaintext
-/// in, records out. Nonces are reserved in order ([`Sealer::reserve`]) so
-/// that records may be sealed outside the lock that orders them, as long
-/// as they reach the wire in nonce order.
+/// in, records out. Inside remex, nonces are reserved in order so that
+/// records may be sealed outside the lock that orders them, as long as
+/// they reach the wire in nonce order; that nonce-taking part is not
+/// public (a nonce used twice would break the cipher).
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// # use remex::core::transport::secure;
+/// # use remex::core::transport::secure::{self, Use};
 /// # let psk = secure::psk(b"s3cret");
 /// # let (a, b) = tokio::io::duplex(1 << 20);
 /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # let (client, server) = tokio::join!(
-/// #     secure::initiate(&mut ar, &mut aw, &psk),
-/// #     secure::respond(&mut br, &mut bw, &psk)
+/// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+/// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
 /// # );
 /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
 /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
 /// let (_inner, mut sealer) = writer.into_parts().unwrap();
 /// let mut wire = bytes::BytesMut::new();
 /// sealer.seal(b"data", &mut wire).unwrap();
-/// assert_eq!(wire.len(), remex::core::transport::secure::SealKeys::sealed_len(4));
+/// assert_eq!(wire.len(), remex::core::transport::secure::Sealer::sealed_len(4));
 /// # drop(reader);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct Sealer {
-    state: Arc<StatelessTransportState>,
+    keys: Arc<SendKeys>,
     next: u64,
 }
 
 impl Sealer {
     /// Reserves the nonces of the records `len` plaintext bytes need;
     /// returns the first.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
-    /// # let psk = secure::psk(b"s3cret");
-    /// # let (a, b) = tokio::io::duplex(1 << 20);
-    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
-    /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
-    /// # );
-    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
-    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
-    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
-    /// // Two records, two nonces each (a header and a body).
-    /// let first = sealer.reserve(100_000);
-    /// assert_eq!(sealer.reserve(1), first + 4);
-    /// # drop(reader);
-    /// # Ok(()) }
-    /// ```
-    pub fn reserve(&mut self, len: usize) -> u64 {
+    pub(crate) fn reserve(&mut self, len: usize) -> u64 {
         let first = self.next;
         self.next += Sealer::nonces_for(len);
         first
@@ -852,39 +904,24 @@ impl Sealer {
 
     /// The nonces `len` plaintext bytes take: two per record (its header
     /// and its body).
+    pub(crate) fn nonces_for(len: usize) -> u64 {
+        2 * Sealer::records_for(len)
+    }
+
+    /// The bytes `len` plaintext bytes take as records.
     ///
     /// ```
-    /// use remex::core::transport::secure::{Sealer, MAX_PLAINTEXT};
-    /// assert_eq!(Sealer::nonces_for(1), 2);
-    /// assert_eq!(Sealer::nonces_for(MAX_PLAINTEXT + 1), 4);
+    /// use remex::core::transport::secure::Sealer;
+    /// // A clear length, the sealed header (2 + 16) and the body's tag.
+    /// assert_eq!(Sealer::sealed_len(10), 2 + (2 + 16) + 10 + 16);
     /// ```
-    pub fn nonces_for(len: usize) -> u64 {
-        2 * Sealer::records_for(len)
+    pub fn sealed_len(len: usize) -> usize {
+        len + len.div_ceil(MAX_PLAINTEXT) * (2 + OVERHEAD)
     }
 
     /// Reserves the nonces of `segments`, each sealed as records of its
     /// own; returns the first.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
-    /// # let psk = secure::psk(b"s3cret");
-    /// # let (a, b) = tokio::io::duplex(1 << 20);
-    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
-    /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
-    /// # );
-    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
-    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
-    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
-    /// let segments = [bytes::Bytes::from_static(b"a"), bytes::Bytes::from_static(b"b")];
-    /// let first = sealer.reserve_segments(&segments); // one record each
-    /// assert_eq!(sealer.reserve(1), first + 4);
-    /// # drop(reader);
-    /// # Ok(()) }
-    /// ```
-    pub fn reserve_segments(&mut self, segments: &[bytes::Bytes]) -> u64 {
+    pub(crate) fn reserve_segments(&mut self, segments: &[bytes::Bytes]) -> u64 {
         let first = self.next;
         self.next += segments
             .iter()
@@ -894,47 +931,21 @@ impl Sealer {
     }
 
     /// A handle that seals with reserved nonces, from any thread.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
-    /// # let psk = secure::psk(b"s3cret");
-    /// # let (a, b) = tokio::io::duplex(1 << 20);
-    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
-    /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
-    /// # );
-    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
-    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
-    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
-    /// let keys = sealer.keys();
-    /// let first = sealer.reserve(3);
-    /// // Sealed on another thread, in nonce order on the wire:
-    /// let wire = std::thread::spawn(move || {
-    ///     let mut out = bytes::BytesMut::new();
-    ///     keys.seal(first, b"abc", &mut out).unwrap();
-    ///     out
-    /// }).join().unwrap();
-    /// assert!(!wire.is_empty());
-    /// # drop(reader);
-    /// # Ok(()) }
-    /// ```
-    pub fn keys(&self) -> SealKeys {
-        SealKeys(self.state.clone())
+    pub(crate) fn keys(&self) -> SealKeys {
+        SealKeys(self.keys.clone())
     }
 
     /// Seals `plain` with the next nonces, appending the records to `out`.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
+    /// # use remex::core::transport::secure::{self, Use};
     /// # let psk = secure::psk(b"s3cret");
     /// # let (a, b) = tokio::io::duplex(1 << 20);
     /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    /// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
     /// # );
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -951,117 +962,37 @@ impl Sealer {
     }
 }
 
-/// Seals records with nonces reserved from a [`Sealer`].
-///
-/// ```
-/// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// # use remex::core::transport::secure;
-/// # let psk = secure::psk(b"s3cret");
-/// # let (a, b) = tokio::io::duplex(1 << 20);
-/// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
-/// # let (client, server) = tokio::join!(
-/// #     secure::initiate(&mut ar, &mut aw, &psk),
-/// #     secure::respond(&mut br, &mut bw, &psk)
-/// # );
-/// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
-/// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
-/// let (_inner, mut sealer) = writer.into_parts().unwrap();
-/// let keys: remex::core::transport::secure::SealKeys = sealer.keys();
-/// let mut out = bytes::BytesMut::new();
-/// keys.seal(sealer.reserve(2), b"hi", &mut out).unwrap();
-/// # drop(reader);
-/// # Ok(()) }
-/// ```
+/// Seals records with nonces reserved from a [`Sealer`], from any thread.
 #[derive(Debug, Clone)]
-pub struct SealKeys(Arc<StatelessTransportState>);
+pub(crate) struct SealKeys(Arc<SendKeys>);
 
 impl SealKeys {
     /// Seals `plain` as records with nonces from `first` on, appending
     /// them to `out`.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
-    /// # let psk = secure::psk(b"s3cret");
-    /// # let (a, b) = tokio::io::duplex(1 << 20);
-    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
-    /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
-    /// # );
-    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
-    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
-    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
-    /// let keys = sealer.keys();
-    /// let mut out = bytes::BytesMut::new();
-    /// keys.seal(sealer.reserve(5), b"hello", &mut out).unwrap();
-    /// assert_eq!(out.len(), remex::core::transport::secure::SealKeys::sealed_len(5));
-    /// # drop(reader);
-    /// # Ok(()) }
-    /// ```
-    pub fn seal(&self, first: u64, plain: &[u8], out: &mut BytesMut) -> io::Result<()> {
+    pub(crate) fn seal(&self, first: u64, plain: &[u8], out: &mut BytesMut) -> io::Result<()> {
         let start = out.len();
-        out.resize(start + SealKeys::sealed_len(plain.len()), 0);
+        out.resize(start + Sealer::sealed_len(plain.len()), 0);
         self.seal_into(first, plain, &mut out[start..])?;
         Ok(())
     }
 
-    /// The bytes `len` plaintext bytes take as records.
-    ///
-    /// ```
-    /// use remex::core::transport::secure::SealKeys;
-    /// // A clear length, the sealed header (2 + 16) and the body's tag.
-    /// assert_eq!(SealKeys::sealed_len(10), 2 + (2 + 16) + 10 + 16);
-    /// ```
-    pub fn sealed_len(len: usize) -> usize {
-        len + len.div_ceil(MAX_PLAINTEXT) * (2 + OVERHEAD)
-    }
-
     /// Seals `plain` as records with nonces from `first` on into the
-    /// front of `out` (at least [`SealKeys::sealed_len`] long, its old
+    /// front of `out` (at least [`Sealer::sealed_len`] long, its old
     /// contents overwritten: a buffer kept between calls needs no
     /// clearing); returns the bytes written.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
-    /// # let psk = secure::psk(b"s3cret");
-    /// # let (a, b) = tokio::io::duplex(1 << 20);
-    /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
-    /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
-    /// # );
-    /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
-    /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
-    /// let (_inner, mut sealer) = writer.into_parts().unwrap();
-    /// let keys = sealer.keys();
-    /// let mut out = vec![0u8; remex::core::transport::secure::SealKeys::sealed_len(3)];
-    /// let n = keys.seal_into(sealer.reserve(3), b"abc", &mut out).unwrap();
-    /// assert_eq!(n, out.len());
-    /// # drop(reader);
-    /// # Ok(()) }
-    /// ```
-    pub fn seal_into(&self, first: u64, plain: &[u8], out: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn seal_into(&self, first: u64, plain: &[u8], out: &mut [u8]) -> io::Result<usize> {
         let mut at = 0;
         for (k, chunk) in plain.chunks(MAX_PLAINTEXT).enumerate() {
             let nonce = first + 2 * k as u64;
             let p = chunk.len();
             out[at..at + 2].copy_from_slice(&((p + OVERHEAD) as u16).to_be_bytes());
-            self.0
-                .write_message(
-                    nonce,
-                    &(p as u16).to_be_bytes(),
-                    &mut out[at + 2..at + 2 + HEADER],
-                )
-                .map_err(snow_io)?;
-            self.0
-                .write_message(
-                    nonce + 1,
-                    chunk,
-                    &mut out[at + 2 + HEADER..at + 2 + HEADER + p + TAG],
-                )
-                .map_err(snow_io)?;
+            let (header, tag) = out[at + 2..at + 2 + HEADER].split_at_mut(2);
+            header.copy_from_slice(&(p as u16).to_be_bytes());
+            self.0.seal(nonce, header, tag)?;
+            let body = at + 2 + HEADER;
+            let (body, tag) = out[body..body + p + TAG].split_at_mut(p);
+            body.copy_from_slice(chunk);
+            self.0.seal(nonce + 1, body, tag)?;
             at += 2 + OVERHEAD + p;
         }
         Ok(at)
@@ -1073,13 +1004,13 @@ impl SealKeys {
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// # use remex::core::transport::secure;
+/// # use remex::core::transport::secure::{self, Use};
 /// # let psk = secure::psk(b"s3cret");
 /// # let (a, b) = tokio::io::duplex(1 << 20);
 /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # let (client, server) = tokio::join!(
-/// #     secure::initiate(&mut ar, &mut aw, &psk),
-/// #     secure::respond(&mut br, &mut bw, &psk)
+/// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+/// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
 /// # );
 /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
 /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -1105,13 +1036,13 @@ impl<R> SecureReader<R> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
+    /// # use remex::core::transport::secure::{self, Use};
     /// # let psk = secure::psk(b"s3cret");
     /// # let (a, b) = tokio::io::duplex(1 << 20);
     /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    /// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
     /// # );
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -1133,13 +1064,13 @@ impl<R> SecureReader<R> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
+    /// # use remex::core::transport::secure::{self, Use};
     /// # let psk = secure::psk(b"s3cret");
     /// # let (a, b) = tokio::io::duplex(1 << 20);
     /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    /// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
     /// # );
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -1189,13 +1120,13 @@ impl<R: AsyncRead + Unpin> AsyncRead for SecureReader<R> {
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// # use remex::core::transport::secure;
+/// # use remex::core::transport::secure::{self, Use};
 /// # let psk = secure::psk(b"s3cret");
 /// # let (a, b) = tokio::io::duplex(1 << 20);
 /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # let (client, server) = tokio::join!(
-/// #     secure::initiate(&mut ar, &mut aw, &psk),
-/// #     secure::respond(&mut br, &mut bw, &psk)
+/// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+/// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
 /// # );
 /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
 /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
@@ -1220,18 +1151,20 @@ impl<W> SecureWriter<W> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// # use remex::core::transport::secure;
+    /// # use remex::core::transport::secure::{self, Use};
     /// # let psk = secure::psk(b"s3cret");
     /// # let (a, b) = tokio::io::duplex(1 << 20);
     /// # let ((mut ar, mut aw), (mut br, mut bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # let (client, server) = tokio::join!(
-    /// #     secure::initiate(&mut ar, &mut aw, &psk),
-    /// #     secure::respond(&mut br, &mut bw, &psk)
+    /// #     secure::initiate(&mut ar, &mut aw, &psk, Use::Socket),
+    /// #     secure::respond(&mut br, &mut bw, &psk, Use::Socket)
     /// # );
     /// # let (mut reader, _) = secure::split(server.unwrap(), br, bw, "client");
     /// # let (_, mut writer) = secure::split(client.unwrap(), ar, aw, "listener");
-    /// let (_inner, sealer) = writer.into_parts().unwrap(); // nothing pending
-    /// let _ = sealer.keys();
+    /// let (_inner, mut sealer) = writer.into_parts().unwrap(); // nothing pending
+    /// let mut wire = bytes::BytesMut::new();
+    /// sealer.seal(b"more", &mut wire).unwrap(); // the session goes on
+    /// assert_eq!(wire.len(), secure::Sealer::sealed_len(4));
     /// # drop(reader);
     /// # Ok(()) }
     /// ```
@@ -1294,8 +1227,8 @@ mod tests {
         client_secret: &[u8],
         worker_secret: &[u8],
     ) -> (
-        Result<StatelessTransportState, HandshakeError>,
-        Result<StatelessTransportState, HandshakeError>,
+        Result<Session, HandshakeError>,
+        Result<Session, HandshakeError>,
         tokio::io::DuplexStream,
         tokio::io::DuplexStream,
     ) {
@@ -1304,11 +1237,11 @@ mod tests {
         let (c, w) = tokio::join!(
             async {
                 let (mut r, mut w) = tokio::io::split(&mut a);
-                initiate(&mut r, &mut w, &cp).await
+                initiate(&mut r, &mut w, &cp, Use::Socket).await
             },
             async {
                 let (mut r, mut w) = tokio::io::split(&mut b);
-                respond(&mut r, &mut w, &wp).await
+                respond(&mut r, &mut w, &wp, Use::Socket).await
             }
         );
         (c, w, a, b)
@@ -1403,7 +1336,7 @@ mod tests {
             used,
             segments
                 .iter()
-                .map(|s| SealKeys::sealed_len(s.len()))
+                .map(|s| Sealer::sealed_len(s.len()))
                 .sum::<usize>()
         );
         // The next records continue the sequence.
@@ -1425,24 +1358,13 @@ mod tests {
     #[test]
     fn a_length_changed_on_the_way_fails_at_once_without_waiting_for_more() {
         let (c, w) = states();
-        let w = Arc::new(w);
-        let mut sealer = Sealer {
-            state: Arc::new(c),
-            next: 0,
-        };
+        let (_, mut sealer) = halves(c);
         let mut wire = BytesMut::new();
         sealer.seal(b"a record", &mut wire).unwrap();
         for (at, flip) in [(0usize, 0x01u8), (1, 0x80), (0, 0x80)] {
             let mut bad = wire.clone();
             bad[at] ^= flip;
-            let mut opener = Opener {
-                state: w.clone(),
-                nonce: 0,
-                body: None,
-                cipher: BytesMut::new(),
-                peer: "peer".into(),
-                failed: None,
-            };
+            let mut opener = opener_of(&w);
             // Only the clear length and the sealed header: a reader that
             // trusted the clear length would wait here for bytes that
             // never come.
@@ -1476,19 +1398,127 @@ mod tests {
     }
 
     /// A session's two ends, handshaken in memory.
-    fn states() -> (StatelessTransportState, StatelessTransportState) {
+    fn states() -> (Session, Session) {
         let p = psk(b"prop");
-        let mut i = builder(&p).build_initiator().unwrap();
-        let mut r = builder(&p).build_responder().unwrap();
+        let prologue = prologue(Use::Socket);
+        let mut i = builder(&p, &prologue).build_initiator().unwrap();
+        let mut r = builder(&p, &prologue).build_responder().unwrap();
         let mut m = [0u8; 64];
         let n = i.write_message(&[], &mut m).unwrap();
         r.read_message(&m[..n], &mut []).unwrap();
         let n = r.write_message(&[], &mut m).unwrap();
         i.read_message(&m[..n], &mut []).unwrap();
-        (
-            i.into_stateless_transport_mode().unwrap(),
-            r.into_stateless_transport_mode().unwrap(),
-        )
+        (finish(i), finish(r))
+    }
+
+    /// A session's opener and sealer, without I/O.
+    fn halves(s: Session) -> (Opener, Sealer) {
+        let (r, w) = split(s, tokio::io::empty(), tokio::io::sink(), "peer");
+        let (_, opener, _) = r.into_parts();
+        let (_, sealer) = w.into_parts().unwrap();
+        (opener, sealer)
+    }
+
+    /// A fresh opener of `s`'s receiving direction.
+    fn opener_of(s: &Session) -> Opener {
+        Opener {
+            keys: RecvKeys::new(&s.recv, s.epoch_bits),
+            nonce: 0,
+            body: None,
+            cipher: BytesMut::new(),
+            peer: "peer".into(),
+            failed: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_crosses_several_rekeys_both_ways() {
+        let (c, w, a, b) = pair(b"k", b"k").await;
+        // A new key every 8 nonces (4 records): some 75 rekeys each way.
+        let (c, w) = (c.unwrap().rekeying_every(3), w.unwrap().rekeying_every(3));
+        let (ar, aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        let (mut cr, mut cw) = split(c, ar, aw, "worker");
+        let (mut wr, mut ww) = split(w, br, bw, "client");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 249) as u8).collect();
+        let (there, back) = (data.clone(), data.clone());
+        let client = tokio::spawn(async move {
+            for chunk in there.chunks(1000) {
+                cw.write_all(chunk).await.unwrap();
+            }
+            cw.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            cr.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut got = Vec::new();
+        wr.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, data, "client to worker, across the rekeys");
+        for chunk in back.chunks(999) {
+            ww.write_all(chunk).await.unwrap();
+        }
+        ww.shutdown().await.unwrap();
+        assert_eq!(client.await.unwrap(), data, "worker to client");
+    }
+
+    #[test]
+    fn records_after_a_rekey_do_not_open_under_the_old_key() {
+        let (c, w) = states();
+        let (_, mut sealer) = halves(c.rekeying_every(3));
+        let mut wire = BytesMut::new();
+        for k in 0..6u8 {
+            sealer.seal(&[k; 10], &mut wire).unwrap();
+        }
+        // The receiver that rekeys opens all six; one that never rekeys
+        // opens the first four (epoch 0) and fails the fifth.
+        let mut rekeying = opener_of(&w);
+        rekeying.keys = RecvKeys::new(&w.recv, 3);
+        rekeying.spare().extend_from_slice(&wire);
+        let mut plain = BytesMut::new();
+        assert_eq!(rekeying.open(&mut plain).unwrap(), 60);
+        let mut stale = opener_of(&w);
+        stale.spare().extend_from_slice(&wire);
+        let mut plain = BytesMut::new();
+        assert_eq!(stale.open(&mut plain).unwrap(), 40);
+        let e = stale.open(&mut plain).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("record 4 failed its integrity check"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_session_made_for_one_use_never_completes_as_the_other() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let p = psk(b"the same secret");
+        let (c, w) = tokio::join!(
+            async {
+                let (mut r, mut w) = tokio::io::split(&mut a);
+                initiate(&mut r, &mut w, &p, Use::DialBack).await
+            },
+            async {
+                let (mut r, mut w) = tokio::io::split(&mut b);
+                respond(&mut r, &mut w, &p, Use::Socket).await
+            }
+        );
+        assert!(matches!(c, Err(HandshakeError::Refused)), "{c:?}");
+        assert!(matches!(w, Err(HandshakeError::Unproven)), "{w:?}");
+    }
+
+    #[tokio::test]
+    async fn a_listener_of_another_session_version_is_named() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        b.write_all(b"REMEX-NOISE1\n").await.unwrap();
+        let (mut r, mut w) = tokio::io::split(&mut a);
+        let e = initiate(&mut r, &mut w, &psk(b"k"), Use::Socket)
+            .await
+            .unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("another version of remex's secure session (REMEX-NOISE1"),
+            "{e}"
+        );
     }
 
     proptest::proptest! {
@@ -1501,20 +1531,12 @@ mod tests {
             real in proptest::prelude::any::<bool>(),
         ) {
             // Two unrelated sessions, made once: a "real" peer key or not.
-            static STATES: std::sync::OnceLock<(Arc<StatelessTransportState>, Arc<StatelessTransportState>)> =
-                std::sync::OnceLock::new();
+            static STATES: std::sync::OnceLock<(Session, Session)> = std::sync::OnceLock::new();
             let (client, worker) = STATES.get_or_init(|| {
                 let ((c, _), (_, w)) = (states(), states());
-                (Arc::new(c), Arc::new(w))
+                (c, w)
             });
-            let mut opener = Opener {
-                state: if real { worker.clone() } else { client.clone() },
-                nonce: 0,
-                body: None,
-                cipher: BytesMut::new(),
-                peer: "peer".into(),
-                failed: None,
-            };
+            let mut opener = opener_of(if real { worker } else { client });
             let mut plain = BytesMut::new();
             let mut failed = false;
             for p in &pieces {
