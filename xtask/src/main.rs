@@ -43,6 +43,9 @@ enum Task {
     /// Writes the `remex` command's man pages and shell completions into
     /// target/man and target/completions (from the built command).
     Man,
+    /// Refreshes docs/dashboard.png: the dashboard's browser test, with a
+    /// screenshot of the page taken at its end.
+    Screenshot,
     /// Runs the soak: mixed traffic over popen and ssh gateways while
     /// workers are killed and re-added; checks nothing was lost.
     Soak {
@@ -715,6 +718,25 @@ fn man() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask screenshot`: docs/dashboard.png from the dashboard's
+/// browser test (`REMEX_DASHBOARD_SCREENSHOT` tells it where).
+fn screenshot() -> Result<(), String> {
+    let png = root().join("docs/dashboard.png");
+    let mut c = cargo();
+    c.args([
+        "test",
+        "-p",
+        "remex-tests",
+        "--test",
+        "dashboard",
+        "a_browser_shows",
+    ])
+    .env("REMEX_DASHBOARD_SCREENSHOT", &png);
+    run("the dashboard's browser test", c)?;
+    eprintln!("xtask: wrote {}", png.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.task {
@@ -731,6 +753,7 @@ fn main() -> ExitCode {
         } => bench(args),
         Task::Fuzz { seconds, targets } => fuzz(*seconds, targets),
         Task::Man => man(),
+        Task::Screenshot => screenshot(),
         Task::Soak { seconds } => ensure_testbed().and_then(|skip| soak(*seconds, skip.as_deref())),
     };
     match result {

@@ -135,6 +135,10 @@ pub(crate) struct WorkerArgs {
     /// A file of worker specs, one per line (# starts a comment).
     #[arg(long = "txfile", value_name = "FILE")]
     pub(crate) txfile: Vec<PathBuf>,
+    /// Serve a live dashboard (and Prometheus /metrics) on ADDR while it
+    /// runs: HOST:PORT, or a port alone for loopback.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) dashboard: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -42,7 +42,7 @@ fn failure(r: &remex::Result<CommandOutcome>) -> Option<String> {
 /// Runs `remex exec`; returns the exit status.
 pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
     let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
-    let w = Workers::start(&specs).await?;
+    let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     let req = a.limits.request(a.command.join(" "));
     let gateways = w.group.gateways();
     let mut running = FuturesUnordered::new();

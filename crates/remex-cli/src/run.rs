@@ -233,7 +233,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         None => None,
     };
     let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
-    let w = Workers::start(&specs).await?;
+    let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     w.group.set_tasks_per_worker(a.jobs as usize);
     let slots = w.group.len() * a.jobs as usize;
     let in_flight_max = (slots * 2).max(2);

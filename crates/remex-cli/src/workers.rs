@@ -32,16 +32,37 @@ pub(crate) struct Workers {
     pub(crate) group: Group,
     /// Gateway id -> the name output is tagged with.
     labels: HashMap<String, String>,
+    /// The live dashboard, served while the workers are.
+    _board: Option<remex::Dashboard>,
 }
 
 impl Workers {
-    /// Starts a worker for each spec (`N*SPEC` for N).
-    pub(crate) async fn start(specs: &[String]) -> Result<Workers, String> {
+    /// Starts a worker for each spec (`N*SPEC` for N), and the
+    /// dashboard on `dashboard` (its address on stderr).
+    pub(crate) async fn start(
+        specs: &[String],
+        dashboard: Option<&str>,
+    ) -> Result<Workers, String> {
         let group = Group::new(specs.iter().map(String::as_str))
             .await
             .map_err(|e| e.to_string())?;
         let labels = labels(&group.gateways());
-        Ok(Workers { group, labels })
+        let board = match dashboard {
+            Some(addr) => {
+                let b = group
+                    .dashboard(addr)
+                    .await
+                    .map_err(|e| format!("--dashboard: {e}"))?;
+                eprintln!("remex: dashboard at {}", b.url());
+                Some(b)
+            }
+            None => None,
+        };
+        Ok(Workers {
+            group,
+            labels,
+            _board: board,
+        })
     }
 
     /// The name of gateway `id`: its `id=` if the spec sets one, else its

@@ -950,3 +950,81 @@ fn completions_load_in_bash_and_man_pages_are_written() {
     assert!(run_page.contains("link") && run_page.contains("colsep"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn run_serves_a_dashboard_and_metrics_while_its_jobs_run() {
+    use std::io::{BufRead, Read};
+    // Jobs that wait for a file the test writes once it has scraped.
+    let dir = scratch("dashboard");
+    let go = dir.join("go");
+    let wait = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; echo {{}}",
+        go.display()
+    );
+    let mut child = remex()
+        .args([
+            "run",
+            "--tx",
+            "2*popen",
+            "--dashboard",
+            "0",
+            "--no-bar",
+            "-k",
+            "--",
+        ])
+        .arg(&wait)
+        .args([":::", "a", "b", "c"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("remex: dashboard at http://")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    assert!(
+        url.starts_with("127.0.0.1:"),
+        "a port alone is loopback: {url}"
+    );
+    let scrape = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&url).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    // Running: the jobs are submitted and two of them run.
+    let t0 = Instant::now();
+    loop {
+        let m = scrape("/metrics");
+        if m.contains("remex_tasks_submitted_total{task=\"run\"} 3") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{m}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(scrape("/").contains("<title>remex dashboard</title>"));
+    std::fs::write(&go, "").unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(out, "a\nb\nc\n");
+    // Gone with the run.
+    assert!(std::net::TcpStream::connect(&url).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -327,11 +327,24 @@ impl Group {
     fn prune(&self) -> Vec<Gateway> {
         let mut g = self.inner.gateways.lock();
         let before = g.len();
-        g.retain(alive);
+        let mut left = Vec::new();
+        g.retain(|gw| {
+            let keep = alive(gw);
+            if !keep {
+                left.push(gw.clone());
+            }
+            keep
+        });
         if g.len() != before {
             self.inner.members.fetch_add(1, Ordering::AcqRel);
         }
-        g.clone()
+        let live = g.clone();
+        drop(g);
+        let record = &self.inner.pool.metrics.record;
+        for gw in &left {
+            record.departed(gw);
+        }
+        live
     }
 
     /// The live gateways, in creation order. A gateway whose worker has

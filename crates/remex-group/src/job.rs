@@ -53,6 +53,8 @@ pub(crate) struct Job {
     metrics: Arc<crate::metrics::Metrics>,
     /// When it was last sent to a worker.
     pub(crate) sent: Option<std::time::Instant>,
+    /// Its run on a worker, as the dashboard counts it.
+    running: Option<crate::record::Running>,
 }
 
 impl Job {
@@ -76,8 +78,27 @@ impl Job {
             handle: handle.clone(),
             metrics,
             sent: None,
+            running: None,
         };
         (job, handle, rx)
+    }
+
+    /// It is being sent to `gateway`.
+    pub(crate) fn sending(&mut self, gateway: &str) {
+        self.sent = Some(std::time::Instant::now());
+        self.running = Some(self.metrics.record.running(&self.task, gateway));
+    }
+
+    /// It came back unstarted (stolen for another worker).
+    pub(crate) fn unsent(&mut self) {
+        self.running = None;
+    }
+
+    /// Its worker was lost under it.
+    pub(crate) fn lost_under(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.end(crate::record::Outcome::Lost);
+        }
     }
 
     pub(crate) fn set_place(&self, lane: Weak<dyn Canceller>, id: i64) {
@@ -89,6 +110,9 @@ impl Job {
         if let Some(tx) = self.tx.take() {
             let took = self.sent.map(|t| t.elapsed());
             self.metrics.finished(&self.task, false, took);
+            if let Some(r) = self.running.take() {
+                r.end(crate::record::Outcome::Failed);
+            }
             tx.fill(Err(e));
         }
     }
@@ -98,6 +122,9 @@ impl Job {
         if let Some(tx) = self.tx.take() {
             let took = self.sent.map(|t| t.elapsed());
             self.metrics.finished(&self.task, true, took);
+            if let Some(r) = self.running.take() {
+                r.end(crate::record::Outcome::Done);
+            }
             tx.fill(Ok(TaskResult {
                 value,
                 gateway: gateway.to_string(),

@@ -150,7 +150,7 @@ impl Lane {
     /// Sends `job`; on failure (the request never reached the worker) the
     /// job comes back.
     pub(crate) fn send(self: &Arc<Self>, mut job: Job) -> std::result::Result<(), Box<Job>> {
-        job.sent = Some(std::time::Instant::now());
+        job.sending(self.gateway.id());
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let req = LaneRequest {
             id,

@@ -12,6 +12,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "dashboard")]
+mod dashboard;
 mod future;
 mod gather;
 mod group;
@@ -22,12 +24,15 @@ mod multichannel;
 mod placement;
 mod pool;
 mod queue;
+mod record;
 mod room;
 mod scatter;
 mod schedule;
 mod slot;
 mod tasks;
 
+#[cfg(feature = "dashboard")]
+pub use dashboard::Dashboard;
 pub use future::{as_completed, gather_stream, SharedTask, TaskFuture, WithDetails};
 pub use gather::{gather, Errors, Gather, Gathered, Skipped};
 pub use group::{Group, TERMINATE_BOUND};

@@ -23,6 +23,11 @@ struct TaskLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     task: String,
     outcome: String,
@@ -39,6 +44,12 @@ pub(crate) struct Metrics {
     seconds: Durations,
     lost: Counter,
     workers: Gauge,
+    running: Family<TaskLabel, Gauge>,
+    by_state: Family<StateLabel, Gauge>,
+    channels: Gauge,
+    memory: Gauge,
+    /// What the dashboard shows.
+    pub(crate) record: std::sync::Arc<crate::record::Record>,
 }
 
 fn durations() -> Histogram {
@@ -82,6 +93,31 @@ impl Default for Metrics {
             lost.clone(),
         );
         registry.register("workers", "Live workers in the group", workers.clone());
+        let running = Family::<TaskLabel, Gauge>::default();
+        registry.register(
+            "tasks_running",
+            "Tasks sent to a worker and not finished",
+            running.clone(),
+        );
+        let by_state = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "workers_by_state",
+            "The group's workers by state (ready, exiting; and those that left: lost, ended, as the last 1,024 remembered)",
+            by_state.clone(),
+        );
+        let channels = Gauge::default();
+        registry.register(
+            "channels_open",
+            "Channels open on the live workers' connections",
+            channels.clone(),
+        );
+        let memory = Gauge::default();
+        registry.register_with_unit(
+            "controller_resident_memory",
+            "Resident memory of the controller process",
+            prometheus_client::registry::Unit::Bytes,
+            memory.clone(),
+        );
         Metrics {
             registry,
             submitted,
@@ -90,12 +126,18 @@ impl Default for Metrics {
             seconds,
             lost,
             workers,
+            running,
+            by_state,
+            channels,
+            memory,
+            record: Default::default(),
         }
     }
 }
 
 impl Metrics {
     pub(crate) fn submitted(&self, task: &str) {
+        self.record.submitted(task);
         self.submitted
             .get_or_create(&TaskLabel { task: task.into() })
             .inc();
@@ -118,13 +160,15 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn rerun(&self, task: &str) {
+    pub(crate) fn rerun(&self, task: &str, worker: &str, reason: &str) {
+        self.record.rerun(task, worker, reason);
         self.rerun
             .get_or_create(&TaskLabel { task: task.into() })
             .inc();
     }
 
-    pub(crate) fn worker_lost(&self) {
+    pub(crate) fn worker_lost(&self, worker: &str, reason: &str) {
+        self.record.lost(worker, reason);
         self.lost.inc();
     }
 }
@@ -147,10 +191,98 @@ impl Group {
     /// ```
     pub fn metrics(&self) -> String {
         let m = self.pool().metrics.clone();
-        m.workers.set(self.len() as i64);
+        let live = self.gateways();
+        m.workers.set(live.len() as i64);
+        m.channels
+            .set(live.iter().map(|g| g.numchannels() as i64).sum());
+        let snap = m.record.snapshot(u64::MAX);
+        for (task, p) in &snap.progress {
+            m.running
+                .get_or_create(&TaskLabel {
+                    task: task.to_string(),
+                })
+                .set(p.running as i64);
+        }
+        let mut states = std::collections::BTreeMap::<String, i64>::new();
+        for s in ["ready", "exiting", "lost", "ended"] {
+            states.insert(s.into(), 0);
+        }
+        for g in &live {
+            let s = crate::record::state_of(g.state());
+            *states.entry(word(&s)).or_default() += 1;
+        }
+        for d in &snap.departed {
+            *states.entry(word(&d.state)).or_default() += 1;
+        }
+        for (state, n) in states {
+            m.by_state.get_or_create(&StateLabel { state }).set(n);
+        }
+        if let Some(rss) = resident_bytes() {
+            m.memory.set(rss);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &m.registry);
-        out
+        prometheus_text(&out)
+    }
+}
+
+/// A state's first word ("lost: why" -> "lost").
+fn word(state: &str) -> String {
+    state.split([' ', ':']).next().unwrap_or(state).to_string()
+}
+
+/// This process's resident memory, from /proc/self/statm.
+fn resident_bytes() -> Option<i64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// prometheus-client writes OpenMetrics; Prometheus' own text format
+/// (0.0.4, what `promtool check metrics` and every scraper read) names a
+/// counter's family with its `_total` and has no `# UNIT` or `# EOF`
+/// lines. The samples are the same.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((p, rest)) => {
+                let name = rest.split(' ').next().unwrap_or("");
+                if counters.contains(name) {
+                    out.push_str(p);
+                    out.push_str(name);
+                    out.push_str("_total");
+                    out.push_str(&rest[name.len()..]);
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counters_are_named_with_their_total_and_openmetrics_lines_go() {
+        let om = "# HELP remex_tasks_submitted Tasks submitted.\n# TYPE remex_tasks_submitted counter\nremex_tasks_submitted_total{task=\"a\"} 1\n# HELP remex_x_seconds X.\n# TYPE remex_x_seconds histogram\n# UNIT remex_x_seconds seconds\nremex_x_seconds_sum 0.5\n# EOF\n";
+        assert_eq!(
+            super::prometheus_text(om),
+            "# HELP remex_tasks_submitted_total Tasks submitted.\n# TYPE remex_tasks_submitted_total counter\nremex_tasks_submitted_total{task=\"a\"} 1\n# HELP remex_x_seconds X.\n# TYPE remex_x_seconds histogram\nremex_x_seconds_sum 0.5\n"
+        );
     }
 }

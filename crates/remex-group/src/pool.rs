@@ -255,7 +255,8 @@ impl Pool {
     /// (no attempt counted: they never ran). Dispatch afterwards.
     pub(crate) fn requeue_front(&self, jobs: Vec<Job>) {
         let mut queue = self.queue.lock();
-        for job in jobs.into_iter().rev() {
+        for mut job in jobs.into_iter().rev() {
+            job.unsent();
             if !job.cancelled() {
                 queue.push_front(job);
             }
@@ -276,12 +277,13 @@ impl Pool {
         {
             let mut queue = self.queue.lock();
             for mut job in jobs {
+                job.lost_under();
                 if job.cancelled() {
                     continue;
                 }
                 job.attempts += 1;
                 if job.attempts < max_attempts {
-                    self.metrics.rerun(&job.task);
+                    self.metrics.rerun(&job.task, gateway, &reason);
                 }
                 if job.attempts >= max_attempts {
                     let e = Error::TaskLost {

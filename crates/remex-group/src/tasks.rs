@@ -19,8 +19,8 @@ impl Scheduler for Inner {
 
     fn requeue_lost(self: Arc<Self>, jobs: Vec<Job>, gateway: &str, why: &Error) {
         let group = Group::from_inner(self);
-        if matches!(why, Error::GatewayLost { .. }) {
-            group.pool().metrics.worker_lost();
+        if let Error::GatewayLost { reason, .. } = why {
+            group.pool().metrics.worker_lost(gateway, reason);
         }
         group.pool().requeue_lost(jobs, gateway, why);
         group.dispatch();

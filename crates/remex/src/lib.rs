@@ -104,6 +104,8 @@ pub use remex_group::{
     DEFAULT_PER_WORKER, TERMINATE_BOUND,
 };
 
+#[cfg(feature = "dashboard")]
+pub use remex_group::Dashboard;
 pub use remex_worker::serve_if_worker;
 
 pub mod blocking;

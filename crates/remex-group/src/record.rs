@@ -1,0 +1,392 @@
+//! What a group remembers of its work for the dashboard
+//! ([`Group::dashboard`](crate::Group)): progress per task name, task
+//! counts per worker, the last [`EVENTS`] task ends (the task stream),
+//! finished tasks per second over the last [`SECONDS`] seconds, the last
+//! [`INCIDENTS`] lost workers and re-runs with their reasons, and the
+//! last [`DEPARTED`] workers that left the group. Every part is bounded
+//! (the maps by the task names a program uses and the workers it
+//! started), and recording costs one short lock per task start and end.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// Task ends kept for the task stream.
+pub(crate) const EVENTS: usize = 10_000;
+/// Seconds of throughput kept.
+pub(crate) const SECONDS: usize = 600;
+/// Lost workers and re-runs kept.
+pub(crate) const INCIDENTS: usize = 200;
+/// Workers that left the group, kept with their end.
+pub(crate) const DEPARTED: usize = 1_024;
+
+/// How a task's run on a worker ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Outcome {
+    /// With a value.
+    Done,
+    /// With an error.
+    Failed,
+    /// Its worker was lost under it (it may run again elsewhere).
+    Lost,
+}
+
+/// One task's run on a worker, in milliseconds since the record began.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct TaskEvent {
+    pub(crate) seq: u64,
+    pub(crate) task: Arc<str>,
+    pub(crate) worker: Arc<str>,
+    pub(crate) start: f64,
+    pub(crate) end: f64,
+    pub(crate) outcome: Outcome,
+}
+
+/// Counts of one task name.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct Progress {
+    pub(crate) submitted: u64,
+    pub(crate) running: u64,
+    pub(crate) done: u64,
+    pub(crate) failed: u64,
+    pub(crate) rerun: u64,
+}
+
+/// Counts of one worker.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct WorkerCounts {
+    pub(crate) running: u64,
+    pub(crate) done: u64,
+    pub(crate) failed: u64,
+}
+
+/// A lost worker or a task sent again, with why.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Incident {
+    pub(crate) t: f64,
+    pub(crate) kind: &'static str,
+    pub(crate) worker: String,
+    pub(crate) task: Option<String>,
+    pub(crate) reason: String,
+}
+
+/// A gateway's state in words.
+pub(crate) fn state_of(s: remex_core::GatewayState) -> String {
+    use remex_core::GatewayState;
+    match s {
+        GatewayState::Running => "ready".into(),
+        GatewayState::Exiting => "exiting".into(),
+        GatewayState::Exited { code, signal } => match (code, signal) {
+            (Some(c), _) => format!("ended (exit {c})"),
+            (None, Some(sig)) => format!("ended (signal {sig})"),
+            (None, None) => "ended".into(),
+        },
+        GatewayState::Lost { reason } => format!("lost: {reason}"),
+    }
+}
+
+/// A worker that left the group: what it was and how it ended.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Departed {
+    pub(crate) id: String,
+    pub(crate) spec: String,
+    pub(crate) host: String,
+    pub(crate) pid: u32,
+    pub(crate) state: String,
+    pub(crate) t: f64,
+}
+
+#[derive(Default)]
+struct State {
+    seq: u64,
+    events: VecDeque<TaskEvent>,
+    progress: HashMap<Arc<str>, Progress>,
+    workers: HashMap<Arc<str>, WorkerCounts>,
+    /// (second since the start, done, failed).
+    seconds: VecDeque<(u64, u64, u64)>,
+    incidents: VecDeque<Incident>,
+    departed: VecDeque<Departed>,
+}
+
+/// The dashboard's memory of a group.
+pub(crate) struct Record {
+    began: Instant,
+    state: Mutex<State>,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Record {
+            began: Instant::now(),
+            state: Mutex::default(),
+        }
+    }
+}
+
+fn key(map_keys: &mut HashMap<Arc<str>, impl Default>, name: &str) -> Arc<str> {
+    match map_keys.get_key_value(name) {
+        Some((k, _)) => k.clone(),
+        None => {
+            let k: Arc<str> = name.into();
+            map_keys.insert(k.clone(), Default::default());
+            k
+        }
+    }
+}
+
+fn push_bounded<T>(q: &mut VecDeque<T>, item: T, bound: usize) {
+    if q.len() == bound {
+        q.pop_front();
+    }
+    q.push_back(item);
+}
+
+/// What the dashboard shows at one moment.
+#[derive(Debug, Serialize)]
+pub(crate) struct Snapshot {
+    /// Milliseconds since the record began.
+    pub(crate) t: f64,
+    /// The last task event's number.
+    pub(crate) seq: u64,
+    pub(crate) progress: Vec<(Arc<str>, Progress)>,
+    pub(crate) counts: Vec<(Arc<str>, WorkerCounts)>,
+    /// Task events after the one asked for (at most [`EVENTS`]).
+    pub(crate) events: Vec<TaskEvent>,
+    /// (second, done, failed), the last [`SECONDS`].
+    pub(crate) throughput: Vec<(u64, u64, u64)>,
+    pub(crate) incidents: Vec<Incident>,
+    pub(crate) departed: Vec<Departed>,
+}
+
+impl Record {
+    fn ms(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.began).as_secs_f64() * 1e3
+    }
+
+    pub(crate) fn submitted(&self, task: &str) {
+        let mut s = self.state.lock();
+        let k = key(&mut s.progress, task);
+        if let Some(p) = s.progress.get_mut(&k) {
+            p.submitted += 1;
+        }
+    }
+
+    pub(crate) fn rerun(&self, task: &str, worker: &str, reason: &str) {
+        let t = self.ms(Instant::now());
+        let mut s = self.state.lock();
+        let k = key(&mut s.progress, task);
+        if let Some(p) = s.progress.get_mut(&k) {
+            p.rerun += 1;
+        }
+        push_bounded(
+            &mut s.incidents,
+            Incident {
+                t,
+                kind: "rerun",
+                worker: worker.to_string(),
+                task: Some(task.to_string()),
+                reason: reason.to_string(),
+            },
+            INCIDENTS,
+        );
+    }
+
+    pub(crate) fn lost(&self, worker: &str, reason: &str) {
+        let t = self.ms(Instant::now());
+        push_bounded(
+            &mut self.state.lock().incidents,
+            Incident {
+                t,
+                kind: "lost",
+                worker: worker.to_string(),
+                task: None,
+                reason: reason.to_string(),
+            },
+            INCIDENTS,
+        );
+    }
+
+    /// `gw` left the group: lost (with the reason its task lane ended
+    /// on) when the pool lost it, else as its state says.
+    pub(crate) fn departed(&self, gw: &remex_core::Gateway) {
+        let info = gw.rinfo();
+        let t = self.now();
+        let mut s = self.state.lock();
+        let lost = s
+            .incidents
+            .iter()
+            .rev()
+            .find(|i| i.kind == "lost" && i.worker == gw.id())
+            .map(|i| format!("lost: {}", i.reason));
+        let d = Departed {
+            id: gw.id().to_string(),
+            spec: gw.spec().to_string(),
+            host: info.host.clone(),
+            pid: info.pid,
+            state: lost.unwrap_or_else(|| state_of(gw.state())),
+            t,
+        };
+        push_bounded(&mut s.departed, d, DEPARTED);
+    }
+
+    pub(crate) fn now(&self) -> f64 {
+        self.ms(Instant::now())
+    }
+
+    /// A task sent to `worker` (running until the guard ends or drops).
+    pub(crate) fn running(self: &Arc<Self>, task: &str, worker: &str) -> Running {
+        let mut s = self.state.lock();
+        let task = key(&mut s.progress, task);
+        let worker = key(&mut s.workers, worker);
+        if let Some(p) = s.progress.get_mut(&task) {
+            p.running += 1;
+        }
+        if let Some(w) = s.workers.get_mut(&worker) {
+            w.running += 1;
+        }
+        Running {
+            record: self.clone(),
+            task,
+            worker,
+            since: Instant::now(),
+        }
+    }
+
+    /// The state now, with the task events after number `after`.
+    pub(crate) fn snapshot(&self, after: u64) -> Snapshot {
+        let t = self.ms(Instant::now());
+        let s = self.state.lock();
+        let mut progress: Vec<_> = s
+            .progress
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        progress.sort_by(|a, b| a.0.cmp(&b.0));
+        let counts = s
+            .workers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let skip = s.events.partition_point(|e| e.seq <= after);
+        Snapshot {
+            t,
+            seq: s.seq,
+            progress,
+            counts,
+            events: s.events.iter().skip(skip).cloned().collect(),
+            throughput: s.seconds.iter().copied().collect(),
+            incidents: s.incidents.iter().cloned().collect(),
+            departed: s.departed.iter().cloned().collect(),
+        }
+    }
+}
+
+/// A task running on a worker; counted until it ends or is dropped
+/// (cancelled, handed back unstarted).
+pub(crate) struct Running {
+    record: Arc<Record>,
+    task: Arc<str>,
+    worker: Arc<str>,
+    since: Instant,
+}
+
+impl Running {
+    /// The run ended: one task event.
+    pub(crate) fn end(self, outcome: Outcome) {
+        let now = Instant::now();
+        let r = &self.record;
+        let (start, end) = (r.ms(self.since), r.ms(now));
+        let second = now.saturating_duration_since(r.began).as_secs();
+        let mut s = r.state.lock();
+        s.seq += 1;
+        let seq = s.seq;
+        let event = TaskEvent {
+            seq,
+            task: self.task.clone(),
+            worker: self.worker.clone(),
+            start,
+            end,
+            outcome,
+        };
+        push_bounded(&mut s.events, event, EVENTS);
+        if let Some(p) = s.progress.get_mut(&self.task) {
+            match outcome {
+                Outcome::Done => p.done += 1,
+                Outcome::Failed => p.failed += 1,
+                Outcome::Lost => {}
+            }
+        }
+        if let Some(w) = s.workers.get_mut(&self.worker) {
+            match outcome {
+                Outcome::Done => w.done += 1,
+                Outcome::Failed | Outcome::Lost => w.failed += 1,
+            }
+        }
+        if outcome != Outcome::Lost {
+            if s.seconds.back().map(|b| b.0) != Some(second) {
+                push_bounded(&mut s.seconds, (second, 0, 0), SECONDS);
+            }
+            if let Some(b) = s.seconds.back_mut() {
+                match outcome {
+                    Outcome::Done => b.1 += 1,
+                    _ => b.2 += 1,
+                }
+            }
+        }
+        // The running counts fall in drop.
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut s = self.record.state.lock();
+        if let Some(p) = s.progress.get_mut(&self.task) {
+            p.running = p.running.saturating_sub(1);
+        }
+        if let Some(w) = s.workers.get_mut(&self.worker) {
+            w.running = w.running.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_count_while_they_last_and_end_as_events() {
+        let r = Arc::new(Record::default());
+        r.submitted("sim");
+        r.submitted("sim");
+        let a = r.running("sim", "gw0");
+        let b = r.running("sim", "gw1");
+        let snap = r.snapshot(0);
+        assert_eq!(snap.progress[0].1.running, 2);
+        a.end(Outcome::Done);
+        drop(b); // cancelled: no event
+        let snap = r.snapshot(0);
+        let p = &snap.progress[0].1;
+        assert_eq!((p.submitted, p.running, p.done), (2, 0, 1));
+        assert_eq!(snap.events.len(), 1);
+        assert_eq!(&*snap.events[0].worker, "gw0");
+        assert_eq!(snap.throughput.iter().map(|s| s.1).sum::<u64>(), 1);
+        // Only what came after the last event seen.
+        assert!(r.snapshot(snap.seq).events.is_empty());
+    }
+
+    #[test]
+    fn the_task_stream_keeps_the_last_events_only() {
+        let r = Arc::new(Record::default());
+        for _ in 0..EVENTS + 5 {
+            r.running("t", "gw0").end(Outcome::Done);
+        }
+        let snap = r.snapshot(0);
+        assert_eq!(snap.events.len(), EVENTS);
+        assert_eq!(snap.events[0].seq, 6);
+        assert_eq!(snap.seq, (EVENTS + 5) as u64);
+    }
+}
