@@ -860,6 +860,53 @@ async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     })
 }
 
+/// Row (f) and (f-dash): `rounds` rounds of `tasks` trivial tasks over 2
+/// workers, alternately without a dashboard and with one served and a
+/// page reading its live feed; tasks/s of each.
+async fn f_rates(spec: &str, tasks: usize, rounds: usize) -> remex::Result<(Vec<f64>, Vec<f64>)> {
+    use remex::{gather, Errors, Group};
+    let g = Group::new([format!("2*{spec}")]).await?;
+    g.set_tasks_per_worker(16);
+    let rate = || async {
+        let t0 = Instant::now();
+        let futs = (0..tasks)
+            .map(|i| g.submit::<Value>("echo", &(i as i64)))
+            .collect::<remex::Result<Vec<_>>>()?;
+        let got = gather(futs, Errors::Raise).await?;
+        assert_eq!(got.value.len(), tasks);
+        Ok::<f64, remex::Error>(tasks as f64 / t0.elapsed().as_secs_f64())
+    };
+    let mut rates = Vec::new();
+    let mut watched = Vec::new();
+    for _ in 0..rounds {
+        rates.push(rate().await?);
+        let board = g.dashboard("127.0.0.1:0").await?;
+        let page = tokio::spawn(watch_feed(board.addr()));
+        watched.push(rate().await?);
+        page.abort();
+        drop(board);
+    }
+    g.terminate(Duration::from_secs(1)).await;
+    Ok((rates, watched))
+}
+
+/// A page of the dashboard at `addr`, as a browser holds it: reads its
+/// live feed until aborted.
+async fn watch_feed(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return;
+    };
+    if s.write_all(b"GET /events HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+}
+
 struct GroupRows {
     /// (e) ms: Group of 8 created, remote_exec on all, gathered, terminated.
     group8_ms: f64,
@@ -867,6 +914,8 @@ struct GroupRows {
     group8_floor_ms: f64,
     /// (f) trivial tasks per second through submit/gather over 2 workers.
     tasks_per_s: f64,
+    /// (f) with a dashboard served and a page reading its live feed.
+    tasks_per_s_watched: f64,
     /// (g) ms to create and to terminate 64 gateways, and KiB of controller
     /// memory per gateway.
     group64: (f64, f64, f64, f64),
@@ -1003,7 +1052,7 @@ fn rss_kib() -> f64 {
 }
 
 async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
-    use remex::{gather, Errors, Group};
+    use remex::Group;
     let spec = "popen//worker=self";
     let mut times = Vec::new();
     let mut floors = Vec::new();
@@ -1017,19 +1066,7 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
         g.terminate(Duration::from_secs(1)).await;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
     }
-    let g = Group::new([format!("2*{spec}")]).await?;
-    g.set_tasks_per_worker(16);
-    let mut rates = Vec::new();
-    for _ in 0..3 {
-        let t0 = Instant::now();
-        let futs = (0..c.tasks)
-            .map(|i| g.submit::<Value>("echo", &(i as i64)))
-            .collect::<remex::Result<Vec<_>>>()?;
-        let got = gather(futs, Errors::Raise).await?;
-        assert_eq!(got.value.len(), c.tasks);
-        rates.push(c.tasks as f64 / t0.elapsed().as_secs_f64());
-    }
-    g.terminate(Duration::from_secs(1)).await;
+    let (rates, watched) = f_rates(spec, c.tasks, 3).await?;
     // (g) and (g') in fresh processes, so that their memory figures are
     // not blurred by what the earlier rows allocated and freed.
     let (create, term, per_gw, fds, _) = group_child(64);
@@ -1052,6 +1089,7 @@ async fn group_rows(c: &Counts) -> remex::Result<GroupRows> {
         group8_ms: median(times),
         group8_floor_ms: median(floors),
         tasks_per_s: median(rates),
+        tasks_per_s_watched: median(watched),
         group64: (create, term, per_gw, fds),
         group512: g512,
     })
@@ -1690,6 +1728,27 @@ async fn main() {
         print_script_rows(&s, c.msgs * 2);
         return;
     }
+    if args.iter().any(|a| a == "--dash-only") {
+        // Only rows (f) and (f-dash), alternating, 9 rounds each.
+        let (off, on) = f_rates("popen//worker=self", 20_000, 9)
+            .await
+            .expect("row (f)");
+        println!(
+            "(f) {:.0} tasks/s [{}]; dashboard and a page open {:.0} tasks/s [{}]: {:.1}%",
+            median(off.clone()),
+            off.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            median(on.clone()),
+            on.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            median(on.clone()) / median(off.clone()) * 100.0
+        );
+        return;
+    }
     if args.iter().any(|a| a == "--tasks-only") {
         // Profiling aid: only row (f).
         let c = Counts {
@@ -1727,6 +1786,7 @@ async fn main() {
             return;
         }
         let g = group_rows(&c).await.expect("group benchmark");
+        // One figure: `cargo xtask bench --baseline` reads it.
         println!("{:.0} tasks/s", g.tasks_per_s);
         return;
     }
@@ -1848,6 +1908,11 @@ async fn main() {
     println!(
         "| (f) trivial tasks through submit/gather, 2 workers | {:.0} tasks/s | | | | | >= 100,000 tasks/s |",
         gr.tasks_per_s
+    );
+    println!(
+        "| (f-dash) (f) with the dashboard served and a page reading its live feed (rounds alternating with (f)) | {:.0} tasks/s | | | {:.0}% of (f) | | >= 95% of (f) |",
+        gr.tasks_per_s_watched,
+        gr.tasks_per_s_watched / gr.tasks_per_s * 100.0
     );
     let beside = |name: &str, r: &Result<f64, String>| match r {
         Ok(rate) => format!(

@@ -439,6 +439,38 @@ async fn idle_connections_and_garbage_hold_nobody_up_and_only_get_is_served() {
         b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    // While all of them hang on, and pages come and go, tasks run, and
+    // the controller's memory stays within the record's bounds.
+    let me = std::process::id();
+    let rss0 = remex_tests::rss_bytes(me).unwrap();
+    let churn = std::thread::spawn(move || {
+        for _ in 0..50 {
+            let mut page = TcpStream::connect(addr).unwrap();
+            page.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut first = [0u8; 512];
+            let _ = page.read(&mut first);
+            // ... and the browser tab closes.
+        }
+    });
+    for _ in 0..3 {
+        let futs: Vec<_> = (0..2_000i64)
+            .map(|i| g.submit::<i64>("echo", &i).unwrap())
+            .collect();
+        let got = gather(futs, Errors::Raise).await.unwrap();
+        assert_eq!(got.value.len(), 2_000);
+    }
+    churn.join().unwrap();
+    let grew = remex_tests::rss_bytes(me).unwrap().saturating_sub(rss0);
+    assert!(grew < 32 << 20, "the controller grew by {} KiB", grew >> 10);
+    let m = http(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        m.contains("remex_tasks_finished_total{task=\"echo\",outcome=\"done\"} 6000"),
+        "{m}"
+    );
     drop((idle, slow, feed));
     // Dropped: it stops serving.
     drop(board);

@@ -32,7 +32,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a command once per input, spread over the workers (GNU parallel's model).
     #[command(after_help = RUN_EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run one command on every worker; output tagged by worker.
     #[command(after_help = EXEC_EXAMPLES)]
     Exec(ExecArgs),
@@ -216,6 +216,19 @@ pub(crate) struct RunArgs {
     /// Prefix each output line with STR (replacement strings filled in) and a tab.
     #[arg(long, value_name = "STR")]
     pub(crate) tagstring: Option<String>,
+    /// Several inputs per job, shared evenly among the slots ({} is all of a job's inputs).
+    #[arg(short = 'm', conflicts_with_all = ["max_args", "context"])]
+    pub(crate) multiple: bool,
+    /// As -m, and each word that holds {} is repeated for each input (context replace).
+    #[arg(short = 'X', conflicts_with = "max_args")]
+    pub(crate) context: bool,
+    /// Run the jobs in a random order ({#} numbers them in that order).
+    #[arg(long)]
+    pub(crate) shuf: bool,
+    /// Wait this long between the starts of two jobs: seconds (0.5) or
+    /// with a unit (500ms, 2s, 1m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = delay)]
+    pub(crate) delay: Option<std::time::Duration>,
     /// The command, then its inputs: COMMAND... [::: INPUT...]... [:::: FILE...]...
     /// (from its first word on, everything is the command's; a command
     /// that starts with - comes after --)
@@ -280,6 +293,31 @@ impl CommandLimits {
     }
 }
 
+/// `--delay`'s value: seconds, or a number with ms, s, m, h or d.
+fn delay(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let scale = match unit {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => {
+            return Err(format!(
+                "{s:?}: give seconds, or a number with ms, s, m, h or d"
+            ))
+        }
+    };
+    num.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .and_then(|n| std::time::Duration::try_from_secs_f64(n * scale).ok())
+        .ok_or_else(|| format!("{s:?}: give seconds, or a number with ms, s, m, h or d"))
+}
+
 /// GNU parallel's options that `remex run` does not offer, with what to
 /// use instead where there is something (docs/cli.md has the table).
 const PARALLEL_ONLY: &[(&str, &str)] = &[
@@ -287,16 +325,8 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
     ("--res", "use --joblog, and redirect in the command"),
     ("--plus", "not built yet"),
     (
-        "-m",
-        "several inputs on one command line are not built yet; -N K gives K per job",
-    ),
-    (
-        "-X",
-        "several inputs on one command line are not built yet; -N K gives K per job",
-    ),
-    (
         "--xargs",
-        "several inputs on one command line are not built yet; -N K gives K per job",
+        "-m shares the inputs among the jobs; -N K gives K per job",
     ),
     (
         "--pipe",
@@ -342,9 +372,7 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
     ("--verbose", "use --dry-run to see the commands"),
     ("--semaphore", "not offered"),
     ("--sem", "not offered"),
-    ("--shuf", "not built yet"),
     ("--nice", "use //nice=N in the --tx spec"),
-    ("--delay", "not built yet"),
     ("--sql", "not offered"),
     ("--sqlmaster", "not offered"),
     ("--sqlworker", "not offered"),
@@ -456,7 +484,7 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--results", "--plus", "-m", "-X", "--shuf", "--pipe"] {
+        for opt in ["--results", "--plus", "--xargs", "--pipe"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
             if opt == "--results" {

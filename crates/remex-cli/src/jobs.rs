@@ -37,6 +37,9 @@ enum Piece {
     /// `Some(n)`: the nth argument (from 1); `None`: all of them.
     Arg(Option<usize>, Part),
     Seq,
+    /// `{%}`: the job's slot (1 to the number of slots; no two running
+    /// jobs share one).
+    Slot,
     /// `{##}`: the number of jobs.
     Total,
     /// The arguments as they are, unquoted: a job's input is its command
@@ -63,6 +66,8 @@ pub(crate) struct Template {
     pieces: Vec<Piece>,
     /// `-q`: the words, each rendered unquoted and then quoted whole.
     words: Option<Vec<Vec<Piece>>>,
+    /// `-X`: a word holding `{}` is repeated for each argument.
+    context: bool,
 }
 
 fn parse_repl(inner: &str, names: &[(String, usize)]) -> Option<Piece> {
@@ -71,6 +76,9 @@ fn parse_repl(inner: &str, names: &[(String, usize)]) -> Option<Piece> {
     }
     if inner == "##" {
         return Some(Piece::Total);
+    }
+    if inner == "%" {
+        return Some(Piece::Slot);
     }
     if let Some((_, pos)) = names.iter().find(|(n, _)| n == inner) {
         return Some(Piece::Arg(Some(*pos), Part::Whole));
@@ -153,6 +161,7 @@ impl Template {
             return Template {
                 pieces: vec![Piece::Raw],
                 words: None,
+                context: false,
             };
         }
         if spelling.quote_words {
@@ -166,6 +175,7 @@ impl Template {
             return Template {
                 pieces: Vec::new(),
                 words: Some(split),
+                context: false,
             };
         }
         let mut p = pieces(&cmd, spelling.names);
@@ -176,7 +186,26 @@ impl Template {
         Template {
             pieces: p,
             words: None,
+            context: false,
         }
+    }
+
+    /// `-X`: each word that holds `{}` (or another whole-list string) is
+    /// repeated for each of the job's arguments.
+    pub(crate) fn in_context(mut self) -> Template {
+        self.context = true;
+        self
+    }
+
+    /// Whether the template says the job's slot (`{%}`): then jobs take
+    /// slots, and no two running jobs share one.
+    pub(crate) fn uses_slot(&self) -> bool {
+        self.pieces.contains(&Piece::Slot)
+            || self
+                .words
+                .iter()
+                .flatten()
+                .any(|w| w.contains(&Piece::Slot))
     }
 
     /// A template for text around the arguments (`--tagstring`): nothing
@@ -185,6 +214,7 @@ impl Template {
         Template {
             pieces: pieces(text, names),
             words: None,
+            context: false,
         }
     }
 
@@ -200,31 +230,97 @@ impl Template {
     }
 
     /// The command line of job `seq` (from 1) of `total` with arguments
-    /// `args`.
+    /// `args`, in slot 1.
+    #[cfg(test)]
     pub(crate) fn render(&self, seq: u64, total: Option<u64>, args: &[String]) -> String {
+        self.render_at(
+            At {
+                seq,
+                slot: 1,
+                total,
+            },
+            args,
+        )
+    }
+
+    /// The command line of the job `at` with arguments `args`.
+    pub(crate) fn render_at(&self, at: At, args: &[String]) -> String {
         match &self.words {
             Some(words) => words
                 .iter()
-                .map(|w| quote(&render(w, seq, total, args, false)))
+                .map(|w| quote(&render(w, at, args, false)))
                 .collect::<Vec<_>>()
                 .join(" "),
-            None => render(&self.pieces, seq, total, args, true),
+            None if self.context => render_context(&self.pieces, at, args),
+            None => render(&self.pieces, at, args, true),
         }
     }
 
-    /// As [`Template::render`], with the arguments as they are (a tag).
-    pub(crate) fn render_plain(&self, seq: u64, total: Option<u64>, args: &[String]) -> String {
-        render(&self.pieces, seq, total, args, false)
+    /// As [`Template::render_at`], with the arguments as they are (a tag).
+    pub(crate) fn render_plain(&self, at: At, args: &[String]) -> String {
+        render(&self.pieces, at, args, false)
     }
 }
 
-fn render(pieces: &[Piece], seq: u64, total: Option<u64>, args: &[String], quoted: bool) -> String {
+/// Where a job stands: its number (from 1), its slot, and the number of
+/// jobs when known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At {
+    pub(crate) seq: u64,
+    pub(crate) slot: u64,
+    pub(crate) total: Option<u64>,
+}
+
+/// `-X`: the words (split at blanks in the text) that hold a whole-list
+/// string are rendered once per argument, side by side.
+fn render_context(pieces: &[Piece], at: At, args: &[String]) -> String {
+    fn flush(word: &mut Vec<Piece>, at: At, args: &[String], out: &mut String) {
+        if word.iter().any(|p| matches!(p, Piece::Arg(None, _))) {
+            let each: Vec<String> = args
+                .iter()
+                .map(|a| render(word, at, std::slice::from_ref(a), true))
+                .collect();
+            out.push_str(&each.join(" "));
+        } else {
+            out.push_str(&render(word, at, args, true));
+        }
+        word.clear();
+    }
+    let mut out = String::new();
+    let mut word = Vec::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => {
+                let mut rest = t.as_str();
+                while let Some(i) = rest.find(char::is_whitespace) {
+                    if i > 0 {
+                        word.push(Piece::Text(rest[..i].to_string()));
+                    }
+                    flush(&mut word, at, args, &mut out);
+                    let blank = rest[i..].chars().next().map_or(1, char::len_utf8);
+                    out.push_str(&rest[i..i + blank]);
+                    rest = &rest[i + blank..];
+                }
+                if !rest.is_empty() {
+                    word.push(Piece::Text(rest.to_string()));
+                }
+            }
+            other => word.push(other.clone()),
+        }
+    }
+    flush(&mut word, at, args, &mut out);
+    out
+}
+
+fn render(pieces: &[Piece], at: At, args: &[String], quoted: bool) -> String {
+    let At { seq, slot, total } = at;
     let q = |a: String| if quoted { quote(&a) } else { a };
     let mut out = String::new();
     for p in pieces {
         match p {
             Piece::Text(t) => out.push_str(t),
             Piece::Seq => out.push_str(&seq.to_string()),
+            Piece::Slot => out.push_str(&slot.to_string()),
             Piece::Total => out.push_str(&total.map(|t| t.to_string()).unwrap_or_default()),
             Piece::Raw => out.push_str(&args.join(" ")),
             Piece::Arg(None, part) => {
@@ -443,6 +539,10 @@ fn read_items(
 
 type Rows = Box<dyn Iterator<Item = Result<Vec<String>, String>>>;
 
+/// The most bytes of arguments `-m` and `-X` put on one command line
+/// (GNU parallel's limit is about as much: 128 KiB less the environment).
+pub(crate) const LINE_ARGS: usize = 120 * 1024;
+
 /// The jobs' argument lists, in order. Stdin as the only first source is
 /// read as jobs are made (it may be endless); the other sources are read
 /// first, whole (so the number of jobs is known).
@@ -563,6 +663,64 @@ impl Inputs {
             total,
             names,
         })
+    }
+
+    /// Every row, read now (`-N` not applied).
+    fn all_rows(&mut self) -> Result<Vec<Vec<String>>, String> {
+        let mut rows = Vec::new();
+        while let Some(r) = self.next_row() {
+            rows.push(r?);
+        }
+        Ok(rows)
+    }
+
+    /// Makes `rows` the jobs, one each.
+    fn replace_rows(&mut self, rows: Vec<Vec<String>>) {
+        self.total = Some(rows.len() as u64);
+        self.first = Box::new(rows.into_iter().map(Ok));
+        self.rest.clear();
+        self.current = None;
+    }
+
+    /// `--shuf`: reads every input now and puts the jobs in a random
+    /// order (`{#}` then numbers them in that order, as in GNU parallel).
+    pub(crate) fn shuffle(&mut self) -> Result<(), String> {
+        let per_job = self.per_job.take();
+        let mut rows = self.all_rows()?;
+        fastrand::shuffle(&mut rows);
+        self.replace_rows(rows);
+        self.per_job = per_job;
+        if let (Some(k), Some(n)) = (per_job.filter(|k| *k > 1), self.total) {
+            self.total = Some(n.div_ceil(k as u64));
+        }
+        Ok(())
+    }
+
+    /// `-m`, `-X`: the inputs shared among `slots` jobs, consecutive
+    /// inputs together (GNU parallel's "distribute the arguments evenly
+    /// among the jobs"), with at most [`LINE_ARGS`] bytes of arguments in
+    /// one job (then more jobs).
+    pub(crate) fn share(&mut self, slots: usize) -> Result<(), String> {
+        let rows = self.all_rows()?;
+        let each = rows.len().div_ceil(slots.max(1)).max(1);
+        let mut jobs: Vec<Vec<String>> = Vec::new();
+        let (mut job, mut rows_in, mut bytes) = (Vec::new(), 0usize, 0usize);
+        for row in rows {
+            let len: usize = row.iter().map(|a| a.len() + 1).sum();
+            if rows_in > 0 && (rows_in == each || bytes + len > LINE_ARGS) {
+                jobs.push(std::mem::take(&mut job));
+                (rows_in, bytes) = (0, 0);
+            }
+            job.extend(row);
+            rows_in += 1;
+            bytes += len;
+        }
+        if rows_in > 0 {
+            jobs.push(job);
+        }
+        self.per_job = None;
+        self.replace_rows(jobs);
+        Ok(())
     }
 
     /// The next combination of the sources' rows.
@@ -880,6 +1038,55 @@ mod tests {
         );
         assert_eq!(t.render(1, None, &s(&["$HOME"])), "echo 'a;b' '$HOME'");
         let tag = Template::parse_tag("{#}:{1}", &[]);
-        assert_eq!(tag.render_plain(3, None, &s(&["a b"])), "3:a b");
+        let at = At {
+            seq: 3,
+            slot: 1,
+            total: None,
+        };
+        assert_eq!(tag.render_plain(at, &s(&["a b"])), "3:a b");
+    }
+
+    #[test]
+    fn context_words_slots_and_shared_inputs() {
+        let t = Template::parse("echo pre-{}-post {#}").in_context();
+        let at = At {
+            seq: 2,
+            slot: 3,
+            total: None,
+        };
+        assert_eq!(
+            t.render_at(at, &s(&["1", "it's"])),
+            r"echo pre-1-post pre-'it'\''s'-post 2"
+        );
+        assert_eq!(
+            Template::parse("echo {%}").render_at(at, &s(&["a"])),
+            "echo 3"
+        );
+        assert!(Template::parse("echo {%}").uses_slot());
+        assert!(!Template::parse("echo {#}").uses_slot());
+        let mut inputs = Inputs::open(
+            vec![Source::Args(
+                (1..=7).map(|i| i.to_string()).collect(),
+                false,
+            )],
+            true,
+        )
+        .unwrap();
+        inputs.share(3).unwrap();
+        assert_eq!(inputs.total, Some(3));
+        let jobs: Vec<Vec<String>> = inputs.map(Result::unwrap).collect();
+        assert_eq!(
+            jobs,
+            vec![s(&["1", "2", "3"]), s(&["4", "5", "6"]), s(&["7"])]
+        );
+        // At most LINE_ARGS bytes of arguments in one job.
+        let big = "x".repeat(LINE_ARGS / 2);
+        let mut inputs = Inputs::open(
+            vec![Source::Args(vec![big.clone(), big.clone(), big], false)],
+            true,
+        )
+        .unwrap();
+        inputs.share(1).unwrap();
+        assert_eq!(inputs.count(), 3);
     }
 }

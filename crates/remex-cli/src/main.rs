@@ -60,7 +60,7 @@ fn main() {
     };
     let status = rt.block_on(async {
         match args.command {
-            cli::Command::Run(a) => run::run(a).await,
+            cli::Command::Run(a) => run::run(*a).await,
             cli::Command::Exec(a) => exec::exec(a).await,
             cli::Command::Rsync(a) => rsync::rsync(a).await,
             cli::Command::Completions { .. } | cli::Command::Manpages { .. } => Ok(0),

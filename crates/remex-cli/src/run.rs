@@ -8,10 +8,10 @@
 //! unprinted job), so memory holds that many jobs' output at most, each
 //! bounded by `--max-output`; inputs are read as jobs are made.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::stream::FuturesUnordered;
 use futures::{Future, StreamExt};
@@ -22,7 +22,7 @@ use remex::TaskResult;
 use crate::cli::RunArgs;
 use crate::halt::When;
 use crate::joblog::{Entry, JobLog, Resume};
-use crate::jobs::{split_command, Inputs, Reading, Source, Spelling, Template};
+use crate::jobs::{split_command, At, Inputs, Reading, Source, Spelling, Template};
 use crate::workers::{self, Workers};
 
 /// How long the workers have to end when the run is over.
@@ -31,6 +31,8 @@ const TERMINATE: Duration = Duration::from_secs(5);
 /// A job between its inputs and its end.
 struct Job {
     seq: u64,
+    /// Its slot (`{%}`).
+    slot: u64,
     args: Vec<String>,
     command: String,
     attempt: u32,
@@ -83,7 +85,14 @@ struct Printer {
 impl Printer {
     fn print(&self, d: &Done) {
         let tag = match &self.tagstring {
-            Some(t) => Some(t.render_plain(d.job.seq, self.total, &d.job.args)),
+            Some(t) => Some(t.render_plain(
+                At {
+                    seq: d.job.seq,
+                    slot: d.job.slot,
+                    total: self.total,
+                },
+                &d.job.args,
+            )),
             None => self.tag.then(|| d.job.args.join(" ")),
         };
         self.bar.suspend(|| match &d.result {
@@ -203,28 +212,53 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         .collect();
     all.append(&mut sources);
     let reading = reading(&a)?;
-    let counts = Template::parse_words(&command, &Spelling::default()).needs_total();
+    let shares = a.multiple || a.context;
+    // Read whole when the jobs must be counted, shuffled or shared.
+    let counts =
+        Template::parse_words(&command, &Spelling::default()).needs_total() || shares || a.shuf;
     let mut inputs = Inputs::open_with(all, &reading, counts)?;
+    if a.shuf {
+        inputs.shuffle()?;
+    }
     let spelling = Spelling {
         replace: a.replace.as_deref(),
         quote_words: a.quote,
         names: &inputs.names,
     };
-    let template = Template::parse_words(&command, &spelling);
+    let mut template = Template::parse_words(&command, &spelling);
+    if a.context {
+        template = template.in_context();
+    }
     let tagstring = a
         .tagstring
         .as_deref()
         .map(|t| Template::parse_tag(t, &inputs.names));
-    let total = inputs.total;
+    let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
     let resume = match (a.resume, a.resume_failed) {
         (true, _) => Resume::All,
         (_, true) => Resume::Failed,
         _ => Resume::No,
     };
     if a.dry_run {
+        // The slots the workers would have: `N*SPEC` counts N.
+        let workers: usize = specs
+            .iter()
+            .map(|s| remex::Spec::parse(s).map_or(1, |s| s.workers()))
+            .sum();
+        let slots = (workers * a.jobs as usize).max(1);
+        if shares {
+            inputs.share(slots)?;
+        }
+        let total = inputs.total;
         let mut out = std::io::stdout().lock();
         for (i, args) in inputs.by_ref().enumerate() {
-            let _ = writeln!(out, "{}", template.render(i as u64 + 1, total, &args?));
+            let seq = i as u64 + 1;
+            let at = At {
+                seq,
+                slot: (seq - 1) % slots as u64 + 1,
+                total,
+            };
+            let _ = writeln!(out, "{}", template.render_at(at, &args?));
         }
         return Ok(0);
     }
@@ -232,11 +266,19 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         Some(p) => Some(JobLog::open(p, resume)?),
         None => None,
     };
-    let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     w.group.set_tasks_per_worker(a.jobs as usize);
-    let slots = w.group.len() * a.jobs as usize;
-    let in_flight_max = (slots * 2).max(2);
+    let slots = (w.group.len() * a.jobs as usize).max(1);
+    if shares {
+        inputs.share(slots)?;
+    }
+    let total = inputs.total;
+    // {%}: a job holds its slot from its start to its end, so no more
+    // jobs are out than slots.
+    let slotted = template.uses_slot() || tagstring.as_ref().is_some_and(Template::uses_slot);
+    let mut free: BTreeSet<u64> = (1..=slots as u64).collect();
+    let in_flight_max = if slotted { slots } else { (slots * 2).max(2) };
+    let mut next_start: Option<Instant> = None;
     let window = (slots as u64 * 4).max(64);
     let group = w.group.clone();
     let printer = Printer {
@@ -272,6 +314,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             && halted.is_none()
             && running.len() < in_flight_max
             && (!a.keep_order || next_seq < next_print + window)
+            && next_start.is_none_or(|t| Instant::now() >= t)
         {
             match inputs.next() {
                 None => inputs_done = true,
@@ -289,13 +332,23 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                         }
                         continue;
                     }
-                    let command = template.render(seq, total, &args);
+                    let slot = if slotted {
+                        free.pop_first().unwrap_or(1)
+                    } else {
+                        (seq - 1) % slots as u64 + 1
+                    };
+                    let command = template.render_at(At { seq, slot, total }, &args);
                     running.push(submit(Job {
                         seq,
+                        slot,
                         args,
                         command,
                         attempt: 1,
                     }));
+                    // --delay: the next start waits.
+                    if let Some(d) = a.delay {
+                        next_start = Some(Instant::now() + d);
+                    }
                 }
             }
         }
@@ -307,7 +360,18 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 next_print += 1;
             }
         }
-        let Some((job, result)) = running.next().await else {
+        // Waiting only for --delay's time: wake then, or at a job's end.
+        let delayed = next_start.filter(|t| {
+            !inputs_done && halted.is_none() && running.len() < in_flight_max && Instant::now() < *t
+        });
+        let next = match delayed {
+            Some(t) => tokio::select! {
+                r = running.next(), if !running.is_empty() => r,
+                _ = tokio::time::sleep_until(t.into()) => continue,
+            },
+            None => running.next().await,
+        };
+        let Some((job, result)) = next else {
             break;
         };
         if !job_ok(&result) && job.attempt < a.retries && halted.is_none() {
@@ -316,6 +380,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 ..job
             }));
             continue;
+        }
+        if slotted {
+            free.insert(job.slot);
         }
         let d = Done { job, result };
         if job_ok(&d.result) {

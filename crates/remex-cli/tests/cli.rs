@@ -836,6 +836,53 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("a\tb\n"),
             "b\ta\n",
         ),
+        (
+            &["-k", "-j1", "-m", "echo", ":::", "1", "2", "3"],
+            None,
+            "1 2 3\n",
+        ),
+        (
+            &["-k", "-j2", "-m", "echo", ":::", "1", "2", "3", "4", "5"],
+            None,
+            "1 2 3\n4 5\n",
+        ),
+        (
+            &["-k", "-j1", "-m", "echo", "x{}y", ":::", "1", "2", "3"],
+            None,
+            "x1 2 3y\n",
+        ),
+        (
+            &[
+                "-k",
+                "-j1",
+                "-X",
+                "echo",
+                "pre-{}-post",
+                ":::",
+                "1",
+                "2",
+                "3",
+            ],
+            None,
+            "pre-1-post pre-2-post pre-3-post\n",
+        ),
+        (
+            &[
+                "-k", "-j2", "-X", "echo", "a{}b", "{#}", ":::", "1", "2", "3", "4", "5",
+            ],
+            None,
+            "a1b a2b a3b 1\na4b a5b 2\n",
+        ),
+        (
+            &["-k", "-j1", "echo", "{%}", "{}", ":::", "a", "b"],
+            None,
+            "1 a\n1 b\n",
+        ),
+        (
+            &["-k", "--delay", "0.01", "echo", ":::", "a", "b"],
+            None,
+            "a\nb\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
@@ -1026,5 +1073,74 @@ fn run_serves_a_dashboard_and_metrics_while_its_jobs_run() {
     assert_eq!(out, "a\nb\nc\n");
     // Gone with the run.
     assert!(std::net::TcpStream::connect(&url).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn slots_shuffles_and_delays_behave_as_in_gnu_parallel() {
+    // {%}: two jobs running at once never share a slot. Each job claims
+    // its slot's directory for a while; a shared slot fails the claim.
+    let dir = scratch("slots");
+    let claim = format!(
+        "mkdir {d}/slot{{%}} && sleep 0.05 && rmdir {d}/slot{{%}} && echo {{%}}",
+        d = dir.display()
+    );
+    let o = run(&[
+        "run", "--tx", "popen", "-j", "3", "--no-bar", "--", &claim, ":::", "1", "2", "3", "4",
+        "5", "6", "7", "8", "9",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut slots: Vec<String> = out(&o).lines().map(str::to_string).collect();
+    slots.sort();
+    slots.dedup();
+    assert!(
+        slots.iter().all(|s| ["1", "2", "3"].contains(&s.as_str())),
+        "{slots:?}"
+    );
+    // --shuf: every job once, numbered in the shuffled order.
+    let letters = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let orders: Vec<Vec<String>> = (0..2)
+        .map(|_| {
+            let mut args = vec![
+                "run", "--tx", "popen", "-k", "--shuf", "--no-bar", "echo", "{#}", "{}", ":::",
+            ];
+            args.extend(letters);
+            let o = run(&args);
+            assert!(o.status.success(), "{}", err(&o));
+            let lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
+            for (i, l) in lines.iter().enumerate() {
+                assert!(l.starts_with(&format!("{} ", i + 1)), "{lines:?}");
+            }
+            let mut got: Vec<&str> = lines
+                .iter()
+                .map(|l| &l[l.find(' ').unwrap() + 1..])
+                .collect();
+            let order = got.iter().map(|s| s.to_string()).collect();
+            got.sort();
+            assert_eq!(got, letters);
+            order
+        })
+        .collect();
+    assert!(
+        orders.iter().any(|o| o != &letters),
+        "two runs of 8 jobs both in input order: not shuffled ({orders:?})"
+    );
+    // --delay: four jobs with room for all start 0.2 s apart.
+    let t0 = Instant::now();
+    let o = run(&[
+        "run", "--tx", "popen", "-j", "4", "--delay", "200ms", "--no-bar", "true", ":::", "1", "2",
+        "3", "4",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
+    let o = run(&[
+        "run", "--tx", "popen", "--delay", "soon", "true", ":::", "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("give seconds"), "{}", err(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -55,6 +55,8 @@ pub(crate) struct Job {
     pub(crate) sent: Option<std::time::Instant>,
     /// Its run on a worker, as the dashboard counts it.
     running: Option<crate::record::Running>,
+    /// Its task name's counts.
+    stats: Arc<crate::record::TaskStats>,
 }
 
 impl Job {
@@ -65,7 +67,7 @@ impl Job {
         refs: Vec<String>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> (Job, Arc<JobHandle>, Arc<Slot>) {
-        metrics.submitted(task);
+        let stats = metrics.submitted(task);
         let (tx, rx) = slot();
         let handle = Arc::new(JobHandle::default());
         let job = Job {
@@ -79,14 +81,28 @@ impl Job {
             metrics,
             sent: None,
             running: None,
+            stats,
         };
         (job, handle, rx)
     }
 
-    /// It is being sent to `gateway`.
-    pub(crate) fn sending(&mut self, gateway: &str) {
-        self.sent = Some(std::time::Instant::now());
-        self.running = Some(self.metrics.record.running(&self.task, gateway));
+    /// It is being sent to `gateway`, whose counts `worker` holds (set
+    /// at its lane's first send).
+    pub(crate) fn sending(
+        &mut self,
+        worker: &std::sync::OnceLock<Arc<crate::record::WorkerStats>>,
+        gateway: &str,
+    ) {
+        let now = std::time::Instant::now();
+        self.sent = Some(now);
+        let record = &self.metrics.record;
+        let w = worker.get_or_init(|| record.worker(gateway)).clone();
+        self.running = Some(record.running(self.stats.clone(), w, now));
+    }
+
+    /// Its task name's counts.
+    pub(crate) fn stats(&self) -> &crate::record::TaskStats {
+        &self.stats
     }
 
     /// It came back unstarted (stolen for another worker).

@@ -35,6 +35,8 @@ pub(crate) struct Lane {
     /// The pool's lanes by load, where this lane says its load.
     room: Arc<Room>,
     me: Weak<Lane>,
+    /// Its worker's counts for the dashboard (at the first send).
+    stats: std::sync::OnceLock<Arc<crate::record::WorkerStats>>,
 }
 
 /// The lanes with jobs waiting on their worker behind busy executors:
@@ -116,6 +118,7 @@ impl Lane {
             queued_crowded: AtomicBool::new(false),
             room,
             me: me.clone(),
+            stats: std::sync::OnceLock::new(),
         });
         tokio::spawn(read_replies(lane.clone(), owner));
         Ok(lane)
@@ -150,7 +153,7 @@ impl Lane {
     /// Sends `job`; on failure (the request never reached the worker) the
     /// job comes back.
     pub(crate) fn send(self: &Arc<Self>, mut job: Job) -> std::result::Result<(), Box<Job>> {
-        job.sending(self.gateway.id());
+        job.sending(&self.stats, self.gateway.id());
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let req = LaneRequest {
             id,

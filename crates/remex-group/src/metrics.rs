@@ -136,11 +136,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn submitted(&self, task: &str) {
-        self.record.submitted(task);
+    /// A task of name `task` was submitted; that name's counts.
+    pub(crate) fn submitted(&self, task: &str) -> std::sync::Arc<crate::record::TaskStats> {
+        let stats = self.record.task(task);
+        self.record.submitted(&stats);
         self.submitted
             .get_or_create(&TaskLabel { task: task.into() })
             .inc();
+        stats
     }
 
     /// A task ended: `ok` with a value, else with an error; `took` from
@@ -160,10 +163,12 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn rerun(&self, task: &str, worker: &str, reason: &str) {
+    pub(crate) fn rerun(&self, task: &crate::record::TaskStats, worker: &str, reason: &str) {
         self.record.rerun(task, worker, reason);
         self.rerun
-            .get_or_create(&TaskLabel { task: task.into() })
+            .get_or_create(&TaskLabel {
+                task: task.name().into(),
+            })
             .inc();
     }
 

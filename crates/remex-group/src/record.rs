@@ -5,9 +5,13 @@
 //! [`INCIDENTS`] lost workers and re-runs with their reasons, and the
 //! last [`DEPARTED`] workers that left the group. Every part is bounded
 //! (the maps by the task names a program uses and the workers it
-//! started), and recording costs one short lock per task start and end.
+//! started). Recording costs atomic increments at a task's submission,
+//! start and end (its task name's and its worker's counts are resolved
+//! once: at submission, and when a lane opens) and one short lock at its
+//! end, for the ring.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -100,12 +104,52 @@ pub(crate) struct Departed {
     pub(crate) t: f64,
 }
 
+/// One task name's counts, shared by its jobs.
+#[derive(Default)]
+pub(crate) struct TaskStats {
+    name: Arc<str>,
+    submitted: AtomicU64,
+    running: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    rerun: AtomicU64,
+}
+
+impl TaskStats {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read(&self) -> Progress {
+        Progress {
+            submitted: self.submitted.load(Relaxed),
+            running: self.running.load(Relaxed),
+            done: self.done.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            rerun: self.rerun.load(Relaxed),
+        }
+    }
+}
+
+/// One worker's counts, shared by its lane's jobs.
+#[derive(Default)]
+pub(crate) struct WorkerStats {
+    id: Arc<str>,
+    running: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+}
+
+#[derive(Default)]
+struct Names {
+    tasks: HashMap<Arc<str>, Arc<TaskStats>>,
+    workers: HashMap<Arc<str>, Arc<WorkerStats>>,
+}
+
 #[derive(Default)]
 struct State {
     seq: u64,
     events: VecDeque<TaskEvent>,
-    progress: HashMap<Arc<str>, Progress>,
-    workers: HashMap<Arc<str>, WorkerCounts>,
     /// (second since the start, done, failed).
     seconds: VecDeque<(u64, u64, u64)>,
     incidents: VecDeque<Incident>,
@@ -115,6 +159,7 @@ struct State {
 /// The dashboard's memory of a group.
 pub(crate) struct Record {
     began: Instant,
+    names: Mutex<Names>,
     state: Mutex<State>,
 }
 
@@ -122,18 +167,8 @@ impl Default for Record {
     fn default() -> Self {
         Record {
             began: Instant::now(),
+            names: Mutex::default(),
             state: Mutex::default(),
-        }
-    }
-}
-
-fn key(map_keys: &mut HashMap<Arc<str>, impl Default>, name: &str) -> Arc<str> {
-    match map_keys.get_key_value(name) {
-        Some((k, _)) => k.clone(),
-        None => {
-            let k: Arc<str> = name.into();
-            map_keys.insert(k.clone(), Default::default());
-            k
         }
     }
 }
@@ -167,21 +202,46 @@ impl Record {
         at.saturating_duration_since(self.began).as_secs_f64() * 1e3
     }
 
-    pub(crate) fn submitted(&self, task: &str) {
-        let mut s = self.state.lock();
-        let k = key(&mut s.progress, task);
-        if let Some(p) = s.progress.get_mut(&k) {
-            p.submitted += 1;
+    /// The counts of task name `task`.
+    pub(crate) fn task(&self, task: &str) -> Arc<TaskStats> {
+        let mut n = self.names.lock();
+        if let Some(t) = n.tasks.get(task) {
+            return t.clone();
         }
+        let name: Arc<str> = task.into();
+        let t = Arc::new(TaskStats {
+            name: name.clone(),
+            ..Default::default()
+        });
+        n.tasks.insert(name, t.clone());
+        t
     }
 
-    pub(crate) fn rerun(&self, task: &str, worker: &str, reason: &str) {
+    /// The counts of worker `id`.
+    pub(crate) fn worker(&self, id: &str) -> Arc<WorkerStats> {
+        let mut n = self.names.lock();
+        if let Some(w) = n.workers.get(id) {
+            return w.clone();
+        }
+        let key: Arc<str> = id.into();
+        let w = Arc::new(WorkerStats {
+            id: key.clone(),
+            ..Default::default()
+        });
+        n.workers.insert(key, w.clone());
+        w
+    }
+
+    /// A task of `stats`' name was submitted.
+    pub(crate) fn submitted(&self, stats: &TaskStats) {
+        stats.submitted.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn rerun(&self, stats: &TaskStats, worker: &str, reason: &str) {
+        stats.rerun.fetch_add(1, Relaxed);
+        let task = &*stats.name;
         let t = self.ms(Instant::now());
         let mut s = self.state.lock();
-        let k = key(&mut s.progress, task);
-        if let Some(p) = s.progress.get_mut(&k) {
-            p.rerun += 1;
-        }
         push_bounded(
             &mut s.incidents,
             Incident {
@@ -237,40 +297,46 @@ impl Record {
         self.ms(Instant::now())
     }
 
-    /// A task sent to `worker` (running until the guard ends or drops).
-    pub(crate) fn running(self: &Arc<Self>, task: &str, worker: &str) -> Running {
-        let mut s = self.state.lock();
-        let task = key(&mut s.progress, task);
-        let worker = key(&mut s.workers, worker);
-        if let Some(p) = s.progress.get_mut(&task) {
-            p.running += 1;
-        }
-        if let Some(w) = s.workers.get_mut(&worker) {
-            w.running += 1;
-        }
+    /// A task of `task`'s name sent to `worker` at `since` (running
+    /// until the guard ends or drops).
+    pub(crate) fn running(
+        self: &Arc<Self>,
+        task: Arc<TaskStats>,
+        worker: Arc<WorkerStats>,
+        since: Instant,
+    ) -> Running {
+        task.running.fetch_add(1, Relaxed);
+        worker.running.fetch_add(1, Relaxed);
         Running {
             record: self.clone(),
             task,
             worker,
-            since: Instant::now(),
+            since,
         }
     }
 
     /// The state now, with the task events after number `after`.
     pub(crate) fn snapshot(&self, after: u64) -> Snapshot {
         let t = self.ms(Instant::now());
-        let s = self.state.lock();
-        let mut progress: Vec<_> = s
-            .progress
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let (mut progress, counts): (Vec<_>, Vec<_>) = {
+            let n = self.names.lock();
+            (
+                n.tasks.iter().map(|(k, v)| (k.clone(), v.read())).collect(),
+                n.workers
+                    .iter()
+                    .map(|(k, w)| {
+                        let c = WorkerCounts {
+                            running: w.running.load(Relaxed),
+                            done: w.done.load(Relaxed),
+                            failed: w.failed.load(Relaxed),
+                        };
+                        (k.clone(), c)
+                    })
+                    .collect(),
+            )
+        };
         progress.sort_by(|a, b| a.0.cmp(&b.0));
-        let counts = s
-            .workers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let s = self.state.lock();
         let skip = s.events.partition_point(|e| e.seq <= after);
         Snapshot {
             t,
@@ -289,8 +355,8 @@ impl Record {
 /// (cancelled, handed back unstarted).
 pub(crate) struct Running {
     record: Arc<Record>,
-    task: Arc<str>,
-    worker: Arc<str>,
+    task: Arc<TaskStats>,
+    worker: Arc<WorkerStats>,
     since: Instant,
 }
 
@@ -301,31 +367,31 @@ impl Running {
         let r = &self.record;
         let (start, end) = (r.ms(self.since), r.ms(now));
         let second = now.saturating_duration_since(r.began).as_secs();
+        match outcome {
+            Outcome::Done => {
+                self.task.done.fetch_add(1, Relaxed);
+                self.worker.done.fetch_add(1, Relaxed);
+            }
+            Outcome::Failed => {
+                self.task.failed.fetch_add(1, Relaxed);
+                self.worker.failed.fetch_add(1, Relaxed);
+            }
+            Outcome::Lost => {
+                self.worker.failed.fetch_add(1, Relaxed);
+            }
+        }
         let mut s = r.state.lock();
         s.seq += 1;
         let seq = s.seq;
         let event = TaskEvent {
             seq,
-            task: self.task.clone(),
-            worker: self.worker.clone(),
+            task: self.task.name.clone(),
+            worker: self.worker.id.clone(),
             start,
             end,
             outcome,
         };
         push_bounded(&mut s.events, event, EVENTS);
-        if let Some(p) = s.progress.get_mut(&self.task) {
-            match outcome {
-                Outcome::Done => p.done += 1,
-                Outcome::Failed => p.failed += 1,
-                Outcome::Lost => {}
-            }
-        }
-        if let Some(w) = s.workers.get_mut(&self.worker) {
-            match outcome {
-                Outcome::Done => w.done += 1,
-                Outcome::Failed | Outcome::Lost => w.failed += 1,
-            }
-        }
         if outcome != Outcome::Lost {
             if s.seconds.back().map(|b| b.0) != Some(second) {
                 push_bounded(&mut s.seconds, (second, 0, 0), SECONDS);
@@ -343,13 +409,8 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let mut s = self.record.state.lock();
-        if let Some(p) = s.progress.get_mut(&self.task) {
-            p.running = p.running.saturating_sub(1);
-        }
-        if let Some(w) = s.workers.get_mut(&self.worker) {
-            w.running = w.running.saturating_sub(1);
-        }
+        self.task.running.fetch_sub(1, Relaxed);
+        self.worker.running.fetch_sub(1, Relaxed);
     }
 }
 
@@ -360,10 +421,12 @@ mod tests {
     #[test]
     fn runs_count_while_they_last_and_end_as_events() {
         let r = Arc::new(Record::default());
-        r.submitted("sim");
-        r.submitted("sim");
-        let a = r.running("sim", "gw0");
-        let b = r.running("sim", "gw1");
+        let sim = r.task("sim");
+        r.submitted(&sim);
+        r.submitted(&sim);
+        let now = Instant::now();
+        let a = r.running(sim.clone(), r.worker("gw0"), now);
+        let b = r.running(sim.clone(), r.worker("gw1"), now);
         let snap = r.snapshot(0);
         assert_eq!(snap.progress[0].1.running, 2);
         a.end(Outcome::Done);
@@ -382,7 +445,8 @@ mod tests {
     fn the_task_stream_keeps_the_last_events_only() {
         let r = Arc::new(Record::default());
         for _ in 0..EVENTS + 5 {
-            r.running("t", "gw0").end(Outcome::Done);
+            r.running(r.task("t"), r.worker("gw0"), Instant::now())
+                .end(Outcome::Done);
         }
         let snap = r.snapshot(0);
         assert_eq!(snap.events.len(), EVENTS);
