@@ -17,6 +17,10 @@ struct Line {
     message: String,
     level: tracing::Level,
     worker_target: String,
+    /// The record's fields, as `k=v` text.
+    fields: String,
+    /// The names of the spans it was emitted in, innermost first.
+    scope: Vec<String>,
 }
 
 #[derive(Default)]
@@ -32,6 +36,16 @@ struct Fields {
     gateway: String,
     message: String,
     worker_target: String,
+    fields: String,
+}
+
+/// A `%value` field reaches `record_debug` as its Display: shown as is.
+struct DebugAsDisplay<'a>(&'a dyn std::fmt::Debug);
+
+impl std::fmt::Display for DebugAsDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
 }
 
 impl Visit for Fields {
@@ -40,6 +54,7 @@ impl Visit for Fields {
             "gateway" => self.gateway = format!("{value:?}"),
             "message" => self.message = format!("{value:?}"),
             "worker_target" => self.worker_target = format!("{value:?}"),
+            "fields" => self.fields = format!("{value}", value = DebugAsDisplay(value)),
             _ => {}
         }
     }
@@ -48,13 +63,17 @@ impl Visit for Fields {
             "gateway" => self.gateway = value.to_string(),
             "message" => self.message = value.to_string(),
             "worker_target" => self.worker_target = value.to_string(),
+            "fields" => self.fields = value.to_string(),
             _ => {}
         }
     }
 }
 
-impl<S: tracing::Subscriber> Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+impl<S> Layer<S> for Capture
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
         if event.metadata().target() != "remex::worker" {
             return;
         }
@@ -65,6 +84,11 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
             message: f.message,
             level: *event.metadata().level(),
             worker_target: f.worker_target,
+            fields: f.fields,
+            scope: ctx
+                .event_scope(event)
+                .map(|s| s.map(|span| span.name().to_string()).collect())
+                .unwrap_or_default(),
         });
         self.0.added.notify_all();
     }
@@ -204,6 +228,91 @@ async fn a_stderr_line_without_end_is_cut_and_the_controller_stays_small() {
         "the controller's peak grew from {} to {} MiB",
         before >> 20,
         after >> 20
+    );
+    gw.exit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_events_arrive_as_records_under_the_span_that_made_the_call() {
+    let lines = capture();
+    let g = common::group(1).await;
+    // Through the pool: under the span the task was submitted in.
+    let submitted = {
+        let span = tracing::info_span!("simulation", run = 7);
+        let _in = span.enter();
+        g.submit::<String>("log_inside", &"step five").unwrap()
+    };
+    assert_eq!(submitted.await.unwrap(), "step five");
+    // A direct call: under the span it was made in.
+    let gw = g.gateways()[0].clone();
+    let ch = {
+        let span = tracing::info_span!("direct call");
+        let _in = span.enter();
+        gw.remote_call("log_inside", &"called directly").unwrap()
+    };
+    assert_eq!(ch.receive::<String>().await.unwrap(), "called directly");
+    let id = gw.id().to_string();
+    let l = lines.clone();
+    let (pooled, direct) = tokio::task::spawn_blocking(move || {
+        (
+            l.wait_line(&id, "step five"),
+            l.wait_line(&id, "called directly"),
+        )
+    })
+    .await
+    .unwrap();
+    let pooled = pooled.expect("the task's event arrives");
+    assert_eq!(pooled.level, tracing::Level::INFO, "{pooled:?}");
+    assert_eq!(
+        pooled.worker_target, "remex_test_worker::logs",
+        "{pooled:?}"
+    );
+    assert_eq!(pooled.fields, "step=5", "{pooled:?}");
+    assert_eq!(pooled.scope, vec!["simulation"], "{pooled:?}");
+    let direct = direct.expect("the call's event arrives");
+    assert_eq!(direct.scope, vec!["direct call"], "{direct:?}");
+    g.terminate(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_events_is_bounded_and_the_drop_is_said() {
+    let lines = capture();
+    let gw = common::gateway().await;
+    let ch = gw.remote_call("log_flood", &5_000u64).unwrap();
+    ch.waitclose(Some(Duration::from_secs(20))).await.unwrap();
+    let id = gw.id().to_string();
+    let l = lines.clone();
+    let (after, dropped) = tokio::task::spawn_blocking(move || {
+        (
+            l.wait_for(&id, "after the flood"),
+            l.wait_line(&id, "log records dropped"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(after, "the event after the flood arrives");
+    let dropped = dropped.expect("the drop is said");
+    assert_eq!(dropped.level, tracing::Level::WARN);
+    let id = gw.id().to_string();
+    let got = lines
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.gateway == id && l.message == "flood")
+        .count();
+    assert!(
+        got <= 1_000,
+        "{got} of 5,000 arrived (at most 1,000 a second)"
+    );
+    assert!(got >= 100, "{got} arrived");
+    let n: u64 = dropped.message.split(' ').next().unwrap().parse().unwrap();
+    // Every flood event arrived or was counted (other events of that
+    // second may be among the dropped).
+    assert!(
+        n + got as u64 >= 5_000,
+        "{got} arrived; {}",
+        dropped.message
     );
     gw.exit().await.unwrap();
 }

@@ -26,6 +26,21 @@ Documentation: docs/cli.md";
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// Log events (the workers' included, under the job that ran them) on
+    /// stderr as text or as one JSON object per line; the level comes
+    /// from RUST_LOG (default: warn). Without it, workers' log lines are
+    /// printed tagged [worker].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+/// How `--log-format` writes log events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields, spans.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,9 +22,30 @@ mod rsync;
 mod run;
 mod workers;
 
+/// `--log-format`: a subscriber on stderr at RUST_LOG's level (warn by
+/// default); the workers then send their events as records at that level.
+fn logs(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        cli::LogFormat::Text => builder.try_init(),
+        cli::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
+}
+
 fn main() {
     remex::serve_if_worker(remex::worker::Worker::new);
     let args = cli::parse();
+    if let Some(format) = args.log_format {
+        logs(format);
+    }
     match &args.command {
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();

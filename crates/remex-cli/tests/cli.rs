@@ -1144,3 +1144,44 @@ fn slots_shuffles_and_delays_behave_as_in_gnu_parallel() {
     assert!(err(&o).contains("give seconds"), "{}", err(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn log_format_json_writes_every_log_event_as_one_json_object() {
+    // A wrapper that says something on stderr before it starts the
+    // worker: the worker's stderr, forwarded as a log event.
+    let remex_bin = env!("CARGO_BIN_EXE_remex");
+    let spec = format!("cmd=sh -c 'echo the wrapper speaks >&2; REMEX_WORKER=1 exec {remex_bin}'");
+    let o = remex()
+        .args([
+            "--log-format",
+            "json",
+            "exec",
+            "--tx",
+            &spec,
+            "--",
+            "echo",
+            "done",
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("done"), "{}", out(&o));
+    let events: Vec<serde_json::Value> = err(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    let spoke = events
+        .iter()
+        .find(|e| {
+            e["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("the wrapper speaks"))
+        })
+        .unwrap_or_else(|| panic!("no event of the wrapper's line in {events:?}"));
+    assert_eq!(spoke["target"], "remex::worker", "{spoke}");
+    assert!(spoke["fields"]["gateway"].is_string(), "{spoke}");
+    // A value remex does not know: a usage error.
+    let o = run(&["--log-format", "xml", "exec", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+}

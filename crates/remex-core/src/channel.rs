@@ -223,6 +223,26 @@ impl Channel {
         }
     }
 
+    /// Where the worker's log events of the calls on this channel go
+    /// (a channel made by `remote_exec` or `remote_call` routes them to
+    /// the span the call was made in by itself; a channel that carries
+    /// many requests, as the task pool's lanes do, names a span per
+    /// request).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use remex::core::conn::LogRoute;
+    /// let gw = remex::makegateway("popen").await?;
+    /// let ch = gw.remote_call("echo", &1)?;
+    /// ch.route_logs(LogRoute::Span(tracing::info_span!("my call")));
+    /// assert_eq!(ch.receive::<i64>().await?, 1);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn route_logs(&self, route: crate::conn::LogRoute) {
+        *self.state().log_route.lock() = Some(route);
+    }
+
     /// The channel's id, unique on its gateway.
     ///
     /// ```

@@ -57,6 +57,8 @@ pub(crate) struct Job {
     running: Option<crate::record::Running>,
     /// Its task name's counts.
     stats: Arc<crate::record::TaskStats>,
+    /// The span it was submitted in: its worker's log events go under it.
+    pub(crate) span: tracing::Span,
 }
 
 impl Job {
@@ -82,6 +84,7 @@ impl Job {
             sent: None,
             running: None,
             stats,
+            span: tracing::Span::current(),
         };
         (job, handle, rx)
     }

@@ -120,6 +120,15 @@ impl Lane {
             me: me.clone(),
             stats: std::sync::OnceLock::new(),
         });
+        // A worker's log event in a request goes under the span its job
+        // was submitted in.
+        let me = Arc::downgrade(&lane);
+        lane.ch
+            .route_logs(remex_core::conn::LogRoute::Requests(Arc::new(move |req| {
+                let lane = me.upgrade()?;
+                let span = lane.in_flight.lock().get(&req?).map(|j| j.span.clone());
+                span
+            })));
         tokio::spawn(read_replies(lane.clone(), owner));
         Ok(lane)
     }

@@ -130,6 +130,11 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
                 "no session with the controller at {addr} within {within:?}"
             )),
         };
+        // The process serves this one controller: its events are records.
+        let terms = crate::serve::Terms {
+            records: true,
+            ..terms
+        };
         crate::serve::session(Arc::new(worker), terms, move |config, handlers| {
             remex_core::conn::Connection::spawn_direct_secure(
                 config, handlers, p.input, p.writer, p.leftover, p.opener, p.sealer,

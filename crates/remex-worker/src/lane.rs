@@ -105,7 +105,9 @@ impl Worker {
                 r.tasks.insert(id, task_ch.clone());
             }
             let guard = lane.connection().executing_guard();
+            let call = crate::wirelog::enter_call(lane.id(), Some(id));
             let outcome = catch_unwind(AssertUnwindSafe(|| self.run_task(task, args, &task_ch)));
+            drop(call);
             drop(guard);
             running.lock().tasks.remove(&id);
             let outcome = match outcome {

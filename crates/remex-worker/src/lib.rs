@@ -40,6 +40,7 @@ mod script;
 mod serve;
 mod store;
 mod task;
+mod wirelog;
 
 use std::any::Any;
 use std::fmt::Display;
@@ -499,11 +500,22 @@ pub(crate) fn init_tracing() {
     // Plain `LEVEL target: message` lines, no colour codes: the controller
     // reads the level and target back (transport::forward_stderr). Through
     // `say`: a listener's lines go to its bounded, rate-limited log.
-    let _ = tracing_subscriber::fmt()
+    use tracing_subscriber::filter::{dynamic_filter_fn, filter_fn, FilterExt};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    // While a controller takes records (crate::wirelog), the worker's
+    // events go to it and not to stderr as well.
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(|| SayLine(Vec::new()))
-        .with_env_filter(filter)
         .with_ansi(false)
         .without_time()
+        .with_filter(filter.and(filter_fn(|meta| !wirelog::wanted(meta))));
+    let records =
+        wirelog::WireLayer.with_filter(dynamic_filter_fn(|meta, _| wirelog::wanted(meta)));
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(records)
         .try_init();
 }
 

@@ -133,6 +133,12 @@ pub(crate) struct Terms {
     /// The session's environment and directory, when they are not the
     /// process's (listeners' and dial-back workers' sessions).
     pub(crate) place: Option<Arc<crate::place::Place>>,
+    /// The most detailed level of this process's `tracing` events the
+    /// controller wants as records.
+    pub(crate) log_level: Option<u8>,
+    /// The session is the process's only one: its events go to the
+    /// controller as records (`crate::wirelog`).
+    pub(crate) records: bool,
 }
 
 impl Terms {
@@ -143,6 +149,8 @@ impl Terms {
             limits: setup.script_limits,
             liveness: setup.liveness,
             place: None,
+            log_level: setup.log_level,
+            records: true,
         }
     }
 
@@ -152,6 +160,8 @@ impl Terms {
             limits: setup.script_limits,
             liveness: setup.liveness,
             place: Some(Arc::new(crate::place::of(setup)?)),
+            log_level: setup.log_level,
+            records: false,
         })
     }
 }
@@ -332,6 +342,7 @@ pub(crate) async fn session(
             let (w, place) = (worker.clone(), place.clone());
             handle.spawn_blocking(move || {
                 let _here = crate::place::enter(place);
+                let _call = crate::wirelog::enter_call(ch.id(), None);
                 w.execute(ch, req, guard, limits)
             });
         })),
@@ -353,6 +364,19 @@ pub(crate) async fn session(
     if let Some(bound) = terms.liveness {
         tokio::spawn(watch_controller(conn.clone(), bound));
     }
+    if terms.records {
+        crate::wirelog::attach(conn.clone(), terms.log_level);
+    }
+    // However the session ends, no more records.
+    struct Detach(bool);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            if self.0 {
+                crate::wirelog::detach();
+            }
+        }
+    }
+    let _detach = Detach(terms.records);
     // The controller sends Terminate and then closes our input, so both
     // may be seen at once: Terminate, once received, decides.
     tokio::select! {

@@ -21,6 +21,23 @@ fn main() {
         .task("panic", |_t: &Task| -> Result<(), TaskError> {
             panic!("panicked on purpose")
         })
+        .task("log_inside", |t: &Task| {
+            // An event inside a task, with a field: a structured record.
+            let text: String = t.args()?;
+            tracing::info!(target: "remex_test_worker::logs", step = 5, "{text}");
+            Ok::<_, TaskError>(text)
+        })
+        .task("log_flood", |t: &Task| {
+            // More events than the worker sends in a second, then one in
+            // the next second (which also carries the count dropped).
+            let n: u64 = t.args()?;
+            for i in 0..n {
+                tracing::info!(target: "remex_test_worker::logs", i, "flood");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            tracing::info!(target: "remex_test_worker::logs", "after the flood");
+            Ok::<_, TaskError>(())
+        })
         .task("log_warning", |t: &Task| {
             // A worker's own log line, through its tracing subscriber.
             tracing::warn!(target: "remex_test_worker::logs", "{}", t.args::<String>()?);

@@ -43,6 +43,29 @@ pub(crate) struct ChanState {
     pub(crate) quick: Quick,
     /// A local channel's destination: sends go here, not to the peer.
     pub(crate) sink: Option<Sink>,
+    /// Where the worker's log events of the call on this channel go:
+    /// under the span that made the call (see [`LogRoute`]).
+    pub(crate) log_route: Mutex<Option<LogRoute>>,
+}
+
+/// The span a worker's log event re-emits under: the one the call was
+/// made in, or, for a channel that carries many requests (a task lane),
+/// the one that request's submission was made in.
+#[derive(Clone)]
+pub enum LogRoute {
+    /// Every event of the channel under this span.
+    Span(tracing::Span),
+    /// The span of request `id` (`None`: an event outside any request).
+    Requests(Arc<dyn Fn(Option<i64>) -> Option<tracing::Span> + Send + Sync>),
+}
+
+impl std::fmt::Debug for LogRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogRoute::Span(s) => f.debug_tuple("Span").field(s).finish(),
+            LogRoute::Requests(_) => f.write_str("Requests(..)"),
+        }
+    }
 }
 
 /// Where a local channel's items go (see [`super::Connection::local_channel`]).
@@ -108,6 +131,16 @@ impl ChanState {
             received: AtomicU64::new(0),
             quick: Quick::default(),
             sink,
+            log_route: Mutex::new(None),
+        }
+    }
+
+    /// The span a worker's event in request `request` of this channel
+    /// goes under.
+    pub(crate) fn log_parent(&self, request: Option<i64>) -> Option<tracing::Span> {
+        match self.log_route.lock().as_ref()? {
+            LogRoute::Span(s) => Some(s.clone()),
+            LogRoute::Requests(f) => f(request),
         }
     }
 

@@ -482,6 +482,11 @@ impl Connection {
     /// ```
     pub fn exec(&self, request: ExecRequest) -> Result<Channel> {
         let st = self.shared.new_chan();
+        // The worker's log events of this call go under the caller's span.
+        let span = tracing::Span::current();
+        if !span.is_none() {
+            *st.log_route.lock() = Some(super::chan::LogRoute::Span(span));
+        }
         let id = st.id;
         let ch = Channel::from_state(self.shared.clone(), st);
         self.shared.push(&Message::Exec {
@@ -489,6 +494,27 @@ impl Connection {
             request,
         })?;
         Ok(ch)
+    }
+
+    /// Sends the peer one log record of the call on `channel` (0: no
+    /// call): what a worker does with its `tracing` events
+    /// ([`crate::wire::LogRecord`]); the controller re-emits them.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), Handlers::default(), br, bw, Default::default());
+    /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// use remex::core::wire::LogRecord;
+    /// let record = LogRecord { level: 3, target: "t".into(), message: "hello".into(), ..Default::default() };
+    /// worker.send_log(0, record)?; // "gw" re-emits it as a tracing event
+    /// # drop(conn);
+    /// # Ok(()) }
+    /// ```
+    pub fn send_log(&self, channel: u32, record: crate::wire::LogRecord) -> Result<()> {
+        self.shared.push(&Message::Log { channel, record })
     }
 
     /// Asks the peer for its status.

@@ -44,8 +44,8 @@ mod output;
 mod spin;
 mod table;
 
-pub use chan::Sink;
 pub(crate) use chan::{ChanState, Step, Terminal};
+pub use chan::{LogRoute, Sink};
 pub use handle::{Connection, ExecutingGuard};
 use output::{OutBuf, ZERO_COPY_MIN};
 pub(crate) use spin::Quick;
@@ -543,6 +543,10 @@ impl Shared {
                 if let Some(tx) = self.status_waiters.lock().remove(&id) {
                     let _ = tx.send(status);
                 }
+            }
+            Message::Log { channel, record } => {
+                let parent = self.get(channel).and_then(|c| c.log_parent(record.request));
+                crate::transport::emit_worker_record(&self.name, &record, parent);
             }
         }
     }

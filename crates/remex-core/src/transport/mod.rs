@@ -318,6 +318,72 @@ pub(crate) fn setup_of(spec: &Spec) -> WorkerSetup {
         nice: spec.nice,
         script_limits: spec.script_limits,
         liveness: spec.liveness_bound(),
+        log_level: wanted_log_level(),
+    }
+}
+
+/// The most detailed `tracing` level this process has on (1 ERROR to 5
+/// TRACE; `None`: off): what it asks of its workers' events.
+pub(crate) fn wanted_log_level() -> Option<u8> {
+    use tracing::Level;
+    let level = tracing::level_filters::LevelFilter::current().into_level()?;
+    Some(if level == Level::ERROR {
+        1
+    } else if level == Level::WARN {
+        2
+    } else if level == Level::INFO {
+        3
+    } else if level == Level::DEBUG {
+        4
+    } else {
+        5
+    })
+}
+
+/// Re-emits a worker's log record as a `tracing` event of target
+/// `remex::worker`, with the gateway's id, the worker's target and the
+/// record's fields, under `parent` (the span the call was made in) or
+/// at the root.
+///
+/// ```
+/// use remex::core::wire::LogRecord;
+/// let record = LogRecord { level: 3, target: "t".into(), message: "m".into(), ..Default::default() };
+/// let span = tracing::info_span!("submitting");
+/// remex::core::transport::emit_worker_record("gw0", &record, Some(span));
+/// ```
+pub fn emit_worker_record(
+    gateway: &str,
+    r: &crate::wire::LogRecord,
+    parent: Option<tracing::Span>,
+) {
+    use tracing::Level;
+    let fields = r
+        .fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let parent = parent.and_then(|s| s.id());
+    macro_rules! emit {
+        ($level:expr) => {
+            tracing::event!(
+                target: "remex::worker",
+                parent: parent.clone(),
+                $level,
+                gateway,
+                worker_target = %r.target,
+                fields = %fields,
+                "{}",
+                r.message
+            )
+        };
+    }
+    match r.level {
+        1 => emit!(Level::ERROR),
+        2 => emit!(Level::WARN),
+        3 => emit!(Level::INFO),
+        4 => emit!(Level::DEBUG),
+        _ => emit!(Level::TRACE),
     }
 }
 

@@ -65,6 +65,9 @@ pub enum Kind {
     StatusRequest = 10,
     /// Answer to `StatusRequest`; payload: postcard `RemoteStatus`.
     StatusReply = 11,
+    /// A worker's log event; payload: postcard `LogRecord`; the channel
+    /// field is the call it happened in (0: none). Since version 5.
+    Log = 12,
 }
 
 impl Kind {
@@ -88,6 +91,7 @@ impl Kind {
             9 => Kind::Terminate,
             10 => Kind::StatusRequest,
             11 => Kind::StatusReply,
+            12 => Kind::Log,
             _ => return None,
         })
     }

@@ -32,9 +32,9 @@ pub const MAGIC: [u8; 8] = [0xF0, b'R', b'E', b'M', b'E', b'X', 0x00, 0x0A];
 /// The protocol version this build speaks.
 ///
 /// ```
-/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 4);
+/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 5);
 /// ```
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Longest hello body accepted.
 ///
@@ -188,6 +188,11 @@ pub struct WorkerSetup {
     /// worker that hears nothing from it for the whole bound takes it
     /// for gone (a dead host, a cut network) and ends the session.
     pub liveness: Option<std::time::Duration>,
+    /// The most detailed level of the worker's `tracing` events the
+    /// controller wants as records (1 ERROR to 5 TRACE; `None`: none):
+    /// the controller's own level, so that `RUST_LOG=info` there shows
+    /// the workers' info events. Since version 5.
+    pub log_level: Option<u8>,
 }
 
 /// Resource limits for scripts, set per spec (`script_max_operations=`,

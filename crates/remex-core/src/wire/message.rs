@@ -59,6 +59,38 @@ pub struct RemoteStatus {
     pub numexecuting: u64,
 }
 
+/// A worker's `tracing` event, as the controller re-emits it (kind 12):
+/// its level, target, message and fields, and where it happened.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use remex::core::wire::{encode_message, LogRecord, Message, MessageDecoder};
+/// let record = LogRecord {
+///     level: 3,
+///     target: "my_task".into(),
+///     message: "halfway".into(),
+///     fields: vec![("step".into(), "5".into())],
+///     request: Some(7),
+/// };
+/// let msg = Message::Log { channel: 4, record };
+/// let mut buf = BytesMut::new();
+/// encode_message(&msg, 1024, &mut buf).unwrap();
+/// assert_eq!(MessageDecoder::new(1024, 1 << 20).decode(&mut buf).unwrap(), Some(msg));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// 1 ERROR, 2 WARN, 3 INFO, 4 DEBUG, 5 TRACE.
+    pub level: u8,
+    /// The event's target (its module path unless it set one).
+    pub target: String,
+    /// The event's message.
+    pub message: String,
+    /// Its other fields, as text.
+    pub fields: Vec<(String, String)>,
+    /// The task pool's request it happened in, on a lane channel.
+    pub request: Option<i64>,
+}
+
 /// One protocol message.
 ///
 /// ```
@@ -125,6 +157,13 @@ pub enum Message {
         /// The status.
         status: RemoteStatus,
     },
+    /// A worker's log event, in the call on `channel` (0: none).
+    Log {
+        /// The call's channel.
+        channel: u32,
+        /// The event.
+        record: LogRecord,
+    },
 }
 
 fn to_postcard<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, WireError> {
@@ -188,6 +227,10 @@ pub fn encode_message(
         Message::StatusReply { id, status } => {
             let p = to_postcard("status", status)?;
             encode_chunked(Kind::StatusReply, *id, &p, max_payload, dst);
+        }
+        Message::Log { channel, record } => {
+            let p = to_postcard("log record", record)?;
+            encode_chunked(Kind::Log, *channel, &p, max_payload, dst);
         }
     }
     Ok(counted)
@@ -377,6 +420,10 @@ fn decode_payload(kind: Kind, channel: u32, payload: Bytes) -> Result<Message, W
         Kind::StatusReply => Message::StatusReply {
             id: channel,
             status: from_postcard(kind, channel, &payload)?,
+        },
+        Kind::Log => Message::Log {
+            channel,
+            record: from_postcard(kind, channel, &payload)?,
         },
         Kind::Chunk => unreachable!("chunks are reassembled before decoding"),
     })

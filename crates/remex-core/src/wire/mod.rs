@@ -18,7 +18,7 @@ pub use handshake::{
     encode_hello, ClusterInfo, HandshakeScanner, Hello, Role, ScriptLimits, WorkerInfo,
     WorkerSetup, DEFAULT_MAX_NOISE, MAGIC, PROTOCOL_VERSION,
 };
-pub use message::{encode_message, ExecRequest, Message, MessageDecoder, RemoteStatus};
+pub use message::{encode_message, ExecRequest, LogRecord, Message, MessageDecoder, RemoteStatus};
 
 /// A stream that breaks the frame format. The stream cannot be resynchronised
 /// after one of these.

@@ -42,7 +42,7 @@
 //! protocol version, what the session is for ([`Use`]: `socket=` or a
 //! dial-back) and who initiates: a handshake made for one never completes
 //! as the other, even under the same secret. Each direction's key changes
-//! every 2^20 records (Noise's `Rekey()`, in [`cipher`]), so no key seals
+//! every 2^20 records (Noise's `Rekey()`, in the `cipher` module), so no key seals
 //! more than 64 GiB; the 64-bit counter cannot wrap in a session's life,
 //! and the session ends if it ever would.
 //!
