@@ -301,6 +301,19 @@ async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
             .starts_with("slow_echo\t60\t0\t60\t0\t0"),
         "{row}"
     );
+    // Each worker's traffic: bytes in and out of its connection.
+    let p = page.clone();
+    let traffic = tokio::task::spawn_blocking(move || {
+        p.lock().unwrap().eval(
+            "[...document.querySelector('#workers tr[data-worker=gw0]').children].slice(9, 11).map(c => c.textContent)",
+        )
+    })
+    .await
+    .unwrap();
+    for cell in traffic.as_array().unwrap() {
+        let cell = cell.as_str().unwrap();
+        assert!(cell.ends_with('B') && cell != "0 B", "{traffic}");
+    }
     // A worker killed from outside (as the OOM killer would) while the
     // page shows it running tasks: the page shows it lost, and why, and
     // its tasks re-run elsewhere.

@@ -77,6 +77,19 @@ async fn metrics_count_tasks_by_outcome_reruns_and_lost_workers() {
     assert_eq!(at(r#"remex_tasks_running{task="slow_echo"}"#), 0.0);
     assert!(at("remex_channels_open") >= 1.0, "the task lane");
     assert!(at("remex_controller_resident_memory_bytes") > 1e6);
+    // The live worker's traffic, both ways.
+    for dir in ["in", "out"] {
+        assert!(
+            at(&format!(
+                r#"remex_gateway_bytes_total{{gateway="gw1",direction="{dir}"}}"#
+            )) > 100.0
+        );
+        assert!(
+            at(&format!(
+                r#"remex_gateway_messages_total{{gateway="gw1",direction="{dir}"}}"#
+            )) >= 5.0
+        );
+    }
     // promtool agrees it is valid exposition (CI installs it; elsewhere
     // it runs where it is installed).
     let promtool = std::process::Command::new("promtool")

@@ -256,6 +256,9 @@ struct WorkerRow {
     running: u64,
     done: u64,
     failed: u64,
+    /// Bytes from the worker and to it.
+    bytes_in: u64,
+    bytes_out: u64,
 }
 
 /// What a page shows.
@@ -299,7 +302,7 @@ fn view(g: &Group, after: u64) -> View {
     let snap: Snapshot = g.pool().metrics.record.snapshot(after);
     let counts: std::collections::HashMap<&str, &WorkerCounts> =
         snap.counts.iter().map(|(k, v)| (&**k, v)).collect();
-    let row = |id: &str, spec: String, host: String, pid: u32, state: String| {
+    let row = |id: &str, spec: String, host: String, pid: u32, state: String, bytes: (u64, u64)| {
         let c = counts.get(id).copied().cloned().unwrap_or_default();
         WorkerRow {
             id: id.to_string(),
@@ -312,18 +315,22 @@ fn view(g: &Group, after: u64) -> View {
             running: c.running,
             done: c.done,
             failed: c.failed,
+            bytes_in: bytes.0,
+            bytes_out: bytes.1,
         }
     };
     let mut workers: Vec<WorkerRow> = live
         .iter()
         .map(|gw| {
             let info = gw.rinfo();
+            let t = gw.connection().traffic();
             let mut r = row(
                 gw.id(),
                 gw.spec().to_string(),
                 info.host.clone(),
                 info.pid,
                 state_of(gw.state()),
+                (t.bytes_in, t.bytes_out),
             );
             if let Some(c) = &info.cluster {
                 r.job = Some(format!("{}.{}", c.job_id, c.step_id));
@@ -340,6 +347,7 @@ fn view(g: &Group, after: u64) -> View {
                 d.host.clone(),
                 d.pid,
                 d.state.clone(),
+                d.bytes,
             ));
         }
     }

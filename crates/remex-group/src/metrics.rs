@@ -23,6 +23,12 @@ struct TaskLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrafficLabel {
+    gateway: String,
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: String,
 }
@@ -48,6 +54,8 @@ pub(crate) struct Metrics {
     by_state: Family<StateLabel, Gauge>,
     channels: Gauge,
     memory: Gauge,
+    bytes: Family<TrafficLabel, Counter>,
+    messages: Family<TrafficLabel, Counter>,
     /// What the dashboard shows.
     pub(crate) record: std::sync::Arc<crate::record::Record>,
 }
@@ -118,6 +126,19 @@ impl Default for Metrics {
             prometheus_client::registry::Unit::Bytes,
             memory.clone(),
         );
+        let bytes = Family::<TrafficLabel, Counter>::default();
+        registry.register_with_unit(
+            "gateway",
+            "Bytes over each live gateway's connection, by direction (in: from the worker)",
+            prometheus_client::registry::Unit::Bytes,
+            bytes.clone(),
+        );
+        let messages = Family::<TrafficLabel, Counter>::default();
+        registry.register(
+            "gateway_messages",
+            "Messages over each live gateway's connection, by direction",
+            messages.clone(),
+        );
         Metrics {
             registry,
             submitted,
@@ -130,6 +151,8 @@ impl Default for Metrics {
             by_state,
             channels,
             memory,
+            bytes,
+            messages,
             record: Default::default(),
         }
     }
@@ -221,6 +244,25 @@ impl Group {
         }
         for (state, n) in states {
             m.by_state.get_or_create(&StateLabel { state }).set(n);
+        }
+        for g in &live {
+            let t = g.connection().traffic();
+            for (family, dir, now) in [
+                (&m.bytes, "in", t.bytes_in),
+                (&m.bytes, "out", t.bytes_out),
+                (&m.messages, "in", t.messages_in),
+                (&m.messages, "out", t.messages_out),
+            ] {
+                let c = family.get_or_create(&TrafficLabel {
+                    gateway: g.id().to_string(),
+                    direction: dir.into(),
+                });
+                // Counters only rise: add what came since the last look.
+                let seen = c.get();
+                if now > seen {
+                    c.inc_by(now - seen);
+                }
+            }
         }
         if let Some(rss) = resident_bytes() {
             m.memory.set(rss);

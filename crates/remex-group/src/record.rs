@@ -102,6 +102,8 @@ pub(crate) struct Departed {
     pub(crate) pid: u32,
     pub(crate) state: String,
     pub(crate) t: f64,
+    /// Its connection's bytes in and out, at the end.
+    pub(crate) bytes: (u64, u64),
 }
 
 /// One task name's counts, shared by its jobs.
@@ -289,6 +291,10 @@ impl Record {
             pid: info.pid,
             state: lost.unwrap_or_else(|| state_of(gw.state())),
             t,
+            bytes: {
+                let tr = gw.connection().traffic();
+                (tr.bytes_in, tr.bytes_out)
+            },
         };
         push_bounded(&mut s.departed, d, DEPARTED);
     }

@@ -496,6 +496,23 @@ impl Connection {
         Ok(ch)
     }
 
+    /// What went over the connection so far: bytes and messages each way.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// let before = gw.connection().traffic();
+    /// gw.remote_call("echo", &vec![0u8; 10_000])?.receive::<Vec<u8>>().await?;
+    /// let after = gw.connection().traffic();
+    /// assert!(after.bytes_out - before.bytes_out >= 10_000);
+    /// assert!(after.bytes_in - before.bytes_in >= 10_000);
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn traffic(&self) -> super::Traffic {
+        self.shared.traffic.read()
+    }
+
     /// Sends the peer one log record of the call on `channel` (0: no
     /// call): what a worker does with its `tracing` events
     /// ([`crate::wire::LogRecord`]); the controller re-emits them.

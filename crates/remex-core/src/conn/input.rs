@@ -23,9 +23,17 @@ pub(super) fn drain(shared: &Arc<Shared>, dec: &mut MessageDecoder, buf: &mut By
             .store(super::since_base_ms(), Ordering::Relaxed);
     }
     loop {
+        let at = buf.len();
         match dec.decode(buf) {
-            Ok(Some(msg)) => shared.dispatch(msg),
-            Ok(None) => return true,
+            Ok(Some(msg)) => {
+                // Counted before it is delivered: whoever it wakes sees it.
+                shared.traffic.received(at - buf.len(), 1);
+                shared.dispatch(msg);
+            }
+            Ok(None) => {
+                shared.traffic.received(at - buf.len(), 0);
+                return true;
+            }
             // The frame was whole, only its payload was bad: the stream is
             // still in step, so only that channel fails.
             Err(WireError::BadPayload {

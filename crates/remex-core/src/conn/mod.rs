@@ -155,6 +155,61 @@ pub(crate) fn since_base_ms() -> u64 {
     clock_base().elapsed().as_millis() as u64
 }
 
+/// What went over a connection: bytes and messages each way.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let gw = remex::makegateway("popen").await?;
+/// let ch = gw.remote_call("echo", &"hello")?;
+/// assert_eq!(ch.receive::<String>().await?, "hello");
+/// let t: remex::core::conn::Traffic = gw.connection().traffic();
+/// assert!(t.messages_out >= 1 && t.messages_in >= 1);
+/// assert!(t.bytes_out > 5 && t.bytes_in > 5);
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Traffic {
+    /// Bytes received (frames, before any decryption overhead).
+    pub bytes_in: u64,
+    /// Bytes sent (frames).
+    pub bytes_out: u64,
+    /// Messages received (a chunked one counts once).
+    pub messages_in: u64,
+    /// Messages sent (a chunked one counts once).
+    pub messages_out: u64,
+}
+
+/// The counters behind [`Traffic`].
+#[derive(Default)]
+pub(crate) struct TrafficCounts {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    messages_in: AtomicU64,
+    messages_out: AtomicU64,
+}
+
+impl TrafficCounts {
+    fn sent(&self, bytes: usize) {
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.messages_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn received(&self, bytes: usize, messages: u64) {
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.messages_in.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(&self) -> Traffic {
+        Traffic {
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            messages_in: self.messages_in.load(Ordering::Relaxed),
+            messages_out: self.messages_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) peer_pid: AtomicU32,
@@ -186,6 +241,8 @@ pub(crate) struct Shared {
     pub(crate) input_reads: AtomicU64,
     /// When input last arrived, in milliseconds since [`clock_base`].
     pub(crate) last_input_ms: AtomicU64,
+    /// What went each way ([`Traffic`]).
+    pub(crate) traffic: TrafficCounts,
     /// Set when waiting threads read the input themselves
     /// ([`Connection::spawn_direct`]).
     direct: Option<direct::DirectReader>,
@@ -260,6 +317,7 @@ impl Shared {
             input_seen: Default::default(),
             input_reads: AtomicU64::new(0),
             last_input_ms: AtomicU64::new(since_base_ms()),
+            traffic: TrafficCounts::default(),
             direct,
         })
     }
@@ -340,12 +398,14 @@ impl Shared {
     /// Encodes and queues one message for the writer.
     pub(crate) fn push(&self, msg: &Message) -> Result<()> {
         self.queue(|o| {
+            let before = o.buf.len();
             wire::encode_message(msg, self.max_payload, &mut o.buf).map_err(|source| {
                 Error::Protocol {
                     gateway: self.name.clone(),
                     source,
                 }
             })?;
+            self.traffic.sent(o.buf.len() - before);
             Ok(o.try_direct(self.input_seen.swap(false, Ordering::Relaxed)))
         })
     }
@@ -355,9 +415,14 @@ impl Shared {
     pub(crate) fn push_data(&self, channel: u32, kind: Kind, payload: &Bytes) -> Result<()> {
         self.queue(|o| {
             if payload.len() < ZERO_COPY_MIN {
+                let before = o.buf.len();
                 wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
+                self.traffic.sent(o.buf.len() - before);
                 return Ok(o.try_direct(self.input_seen.swap(false, Ordering::Relaxed)));
             }
+            // The payload and a 9-byte header per frame.
+            let frames = payload.len().div_ceil(self.max_payload.max(1));
+            self.traffic.sent(payload.len() + 9 * frames);
             let mut rest = payload.clone();
             while !rest.is_empty() {
                 let (k, n) = if rest.len() > self.max_payload {
