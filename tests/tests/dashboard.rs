@@ -261,6 +261,53 @@ async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
     .await
     .unwrap();
     let page = std::sync::Arc::new(std::sync::Mutex::new(page));
+    // A worker the group is starting shows as starting, then ready.
+    let late = {
+        let g = g.clone();
+        let slow = format!(
+            "cmd=sh -c 'sleep 1.5; REMEX_WORKER=1 exec {}'//id=late",
+            env!("CARGO_BIN_EXE_remex-test-worker")
+        );
+        tokio::spawn(async move { g.makegateway(&slow).await })
+    };
+    let p = page.clone();
+    let starting = tokio::task::spawn_blocking(move || {
+        p.lock().unwrap().when(
+            "document.querySelector('#workers tr[data-worker=late]') != null",
+            "document.querySelector('#workers tr[data-worker=late]').dataset.state",
+            Duration::from_secs(10),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(starting, "starting");
+    late.await.unwrap().unwrap();
+    let p = page.clone();
+    tokio::task::spawn_blocking(move || {
+        p.lock().unwrap().when(
+            "document.querySelector('#workers tr[data-worker=late]').dataset.state == 'ready'",
+            "true",
+            Duration::from_secs(10),
+        )
+    })
+    .await
+    .unwrap();
+    g.by_id("late").unwrap().exit().await.unwrap();
+    // A worker's stderr: its last lines on its row.
+    let gw0 = g.gateways()[0].clone();
+    let noise = gw0.remote_call("stdout_noise", &()).unwrap();
+    assert_eq!(noise.receive::<String>().await.unwrap(), "after noise");
+    let p = page.clone();
+    let tail = tokio::task::spawn_blocking(move || {
+        p.lock().unwrap().when(
+            "document.querySelector('#workers tr[data-worker=gw0] td.stderr').title.includes('noise on stderr')",
+            "document.querySelector('#workers tr[data-worker=gw0] td.stderr').title",
+            Duration::from_secs(10),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(tail.as_str().unwrap().contains("noise on stderr"), "{tail}");
     // A steady stream of 40 ms tasks, in waves; the open page's count
     // rises while they run, with no reload.
     let wave = |n: usize| {

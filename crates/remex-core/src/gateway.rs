@@ -244,6 +244,8 @@ struct Inner {
     wrapper: bool,
     /// What the worker needs kept alive: held, released with the gateway.
     holds: Holds,
+    /// The last lines of the local process's stderr (process transports).
+    stderr: std::sync::OnceLock<Arc<parking_lot::Mutex<std::collections::VecDeque<String>>>>,
 }
 
 /// What a gateway keeps alive for its worker: the Slurm allocation it runs
@@ -432,6 +434,7 @@ impl Gateway {
         // (conn::direct): a round trip then costs no thread hand-off.
         let spec_text = spec.raw.clone();
         let pid = started.pid;
+        let stderr = started.stderr.clone();
         let conn = started
             .stdout
             .into_owned_fd()
@@ -448,7 +451,7 @@ impl Gateway {
                     ),
                 }
             })?;
-        Ok(Gateway::assemble(
+        let gw = Gateway::assemble(
             id,
             spec,
             conn,
@@ -456,7 +459,36 @@ impl Gateway {
             (started.pid, started.exit),
             started.uploaded,
             holds,
-        ))
+        );
+        let _ = gw.inner.stderr.set(stderr);
+        Ok(gw)
+    }
+
+    /// The last lines (up to 5) of the worker process's stderr, oldest
+    /// first: what its tasks' child processes, its scripts' `print` or
+    /// its wrapper wrote there (the worker's own log events go as records
+    /// when the controller logs). Empty for transports without a local
+    /// process (`socket=`, `via=`, Slurm dial-back).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// gw.remote_exec("print(\"hello\")")?.waitclose(None).await?;
+    /// // The line comes over the stderr pipe, beside the protocol stream.
+    /// let t0 = std::time::Instant::now();
+    /// while !gw.stderr_tail().iter().any(|l| l.contains("hello")) {
+    ///     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    ///     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    /// }
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.inner
+            .stderr
+            .get()
+            .map(|l| l.lock().iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Starts the `ntasks` workers of a `slurm` spec, one gateway each
@@ -807,6 +839,7 @@ impl Gateway {
                 lifecycle: lifecycle.clone(),
                 wrapper,
                 holds,
+                stderr: std::sync::OnceLock::new(),
             }),
         };
         let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&gw.inner) as _;

@@ -259,6 +259,8 @@ struct WorkerRow {
     /// Bytes from the worker and to it.
     bytes_in: u64,
     bytes_out: u64,
+    /// The last lines of its stderr.
+    stderr: Vec<String>,
 }
 
 /// What a page shows.
@@ -317,6 +319,7 @@ fn view(g: &Group, after: u64) -> View {
             failed: c.failed,
             bytes_in: bytes.0,
             bytes_out: bytes.1,
+            stderr: Vec::new(),
         }
     };
     let mut workers: Vec<WorkerRow> = live
@@ -336,19 +339,35 @@ fn view(g: &Group, after: u64) -> View {
                 r.job = Some(format!("{}.{}", c.job_id, c.step_id));
                 r.node = Some(c.node.clone());
             }
+            r.stderr = gw.stderr_tail();
             r
         })
         .collect();
+    for s in &snap.starting {
+        if !workers.iter().any(|w| w.id == s.id) {
+            let started = (snap.t - s.t) / 1e3;
+            workers.push(row(
+                &s.id,
+                s.spec.clone(),
+                String::new(),
+                0,
+                format!("starting ({started:.1} s)"),
+                (0, 0),
+            ));
+        }
+    }
     for d in snap.departed.iter().rev() {
         if !workers.iter().any(|w| w.id == d.id) {
-            workers.push(row(
+            let mut r = row(
                 &d.id,
                 d.spec.clone(),
                 d.host.clone(),
                 d.pid,
                 d.state.clone(),
                 d.bytes,
-            ));
+            );
+            r.stderr = d.stderr.clone();
+            workers.push(r);
         }
     }
     View {

@@ -198,6 +198,13 @@ impl Group {
             }
             planned.push((spec, mine));
         }
+        // The dashboard shows them starting until they are in, or failed.
+        let workers: Vec<(String, String)> = planned
+            .iter()
+            .flat_map(|(spec, ids)| ids.iter().map(|id| (id.clone(), spec.raw.clone())))
+            .collect();
+        let record = self.pool().metrics.record.clone();
+        let _starting = record.starting(workers.clone());
         // Gateways without via= start at once; each via= gateway starts as
         // soon as its relay exists (a tree starts level by level).
         let mut ok: Vec<Gateway> = Vec::new();
@@ -270,6 +277,7 @@ impl Group {
                 gw.kill_nowait();
             }
             futures::future::join_all(ok.iter().map(|gw| gw.join(Some(TERMINATE_BOUND)))).await;
+            record.failed_start(workers, &e.to_string());
             return Err(e);
         }
         // In the order the specs gave (fan-outs finish apart).

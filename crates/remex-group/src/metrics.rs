@@ -232,9 +232,10 @@ impl Group {
                 .set(p.running as i64);
         }
         let mut states = std::collections::BTreeMap::<String, i64>::new();
-        for s in ["ready", "exiting", "lost", "ended"] {
+        for s in ["starting", "ready", "exiting", "lost", "ended"] {
             states.insert(s.into(), 0);
         }
+        *states.entry("starting".into()).or_default() += snap.starting.len() as i64;
         for g in &live {
             let s = crate::record::state_of(g.state());
             *states.entry(word(&s)).or_default() += 1;

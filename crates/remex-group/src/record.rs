@@ -104,6 +104,16 @@ pub(crate) struct Departed {
     pub(crate) t: f64,
     /// Its connection's bytes in and out, at the end.
     pub(crate) bytes: (u64, u64),
+    /// The last lines of its stderr.
+    pub(crate) stderr: Vec<String>,
+}
+
+/// A worker being started: its id and spec, since when.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Starting {
+    pub(crate) id: String,
+    pub(crate) spec: String,
+    pub(crate) t: f64,
 }
 
 /// One task name's counts, shared by its jobs.
@@ -156,6 +166,7 @@ struct State {
     seconds: VecDeque<(u64, u64, u64)>,
     incidents: VecDeque<Incident>,
     departed: VecDeque<Departed>,
+    starting: Vec<Starting>,
 }
 
 /// The dashboard's memory of a group.
@@ -197,6 +208,23 @@ pub(crate) struct Snapshot {
     pub(crate) throughput: Vec<(u64, u64, u64)>,
     pub(crate) incidents: Vec<Incident>,
     pub(crate) departed: Vec<Departed>,
+    pub(crate) starting: Vec<Starting>,
+}
+
+/// Removes its workers from the starting ones when dropped.
+pub(crate) struct StartGuard {
+    record: Arc<Record>,
+    ids: Vec<String>,
+}
+
+impl Drop for StartGuard {
+    fn drop(&mut self) {
+        self.record
+            .state
+            .lock()
+            .starting
+            .retain(|s| !self.ids.contains(&s.id));
+    }
 }
 
 impl Record {
@@ -295,8 +323,43 @@ impl Record {
                 let tr = gw.connection().traffic();
                 (tr.bytes_in, tr.bytes_out)
             },
+            stderr: gw.stderr_tail(),
         };
         push_bounded(&mut s.departed, d, DEPARTED);
+    }
+
+    /// Workers `ids` (of spec `spec`) are being started, until the guard
+    /// drops.
+    pub(crate) fn starting(self: &Arc<Self>, workers: Vec<(String, String)>) -> StartGuard {
+        let t = self.now();
+        let ids: Vec<String> = workers.iter().map(|(id, _)| id.clone()).collect();
+        self.state
+            .lock()
+            .starting
+            .extend(workers.into_iter().map(|(id, spec)| Starting { id, spec, t }));
+        StartGuard {
+            record: self.clone(),
+            ids,
+        }
+    }
+
+    /// Workers that never started, with why.
+    pub(crate) fn failed_start(&self, workers: Vec<(String, String)>, reason: &str) {
+        let t = self.now();
+        let mut s = self.state.lock();
+        for (id, spec) in workers {
+            let d = Departed {
+                id,
+                spec,
+                host: String::new(),
+                pid: 0,
+                state: format!("failed to start: {reason}"),
+                t,
+                bytes: (0, 0),
+                stderr: Vec::new(),
+            };
+            push_bounded(&mut s.departed, d, DEPARTED);
+        }
     }
 
     pub(crate) fn now(&self) -> f64 {
@@ -353,6 +416,7 @@ impl Record {
             throughput: s.seconds.iter().copied().collect(),
             incidents: s.incidents.iter().cloned().collect(),
             departed: s.departed.iter().cloned().collect(),
+            starting: s.starting.clone(),
         }
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct Started {
     pub(crate) exit: watch::Receiver<Option<ExitStatus>>,
     /// Whether the worker binary was uploaded on this connection.
     pub(crate) uploaded: bool,
+    /// The last lines of the process's stderr.
+    pub(crate) stderr: Arc<Mutex<VecDeque<String>>>,
 }
 
 /// Why the hello exchange failed.
@@ -533,6 +535,7 @@ pub(crate) async fn start_process(
         info,
         exit,
         uploaded,
+        stderr: last_stderr,
     })
 }
 
