@@ -267,6 +267,28 @@ async fn eight_workers_dial_back_from_one_step_and_run_tasks() {
         .unwrap();
     let got = remex::gather(futures, remex::Errors::Raise).await.unwrap();
     assert_eq!(got.value, (0..400i64).map(|i| i * i).collect::<Vec<_>>());
+    // What a task writes to stderr is its own worker's last lines (srun
+    // labels each line with its rank), not its neighbours'.
+    let third = group.gateways()[3].clone();
+    let noise = third.remote_call("stdout_noise", &()).unwrap();
+    assert_eq!(noise.receive::<String>().await.unwrap(), "after noise");
+    let t0 = std::time::Instant::now();
+    while !third
+        .stderr_tail()
+        .iter()
+        .any(|l| l.contains("noise on stderr"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            third.stderr_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(group.gateways()[2]
+        .stderr_tail()
+        .iter()
+        .all(|l| !l.contains("noise")));
     let workers = pids(&group);
     group.terminate(Duration::from_secs(5)).await;
     let gone = tokio::task::spawn_blocking(move || all_gone(job, workers))

@@ -467,8 +467,9 @@ impl Gateway {
     /// The last lines (up to 5) of the worker process's stderr, oldest
     /// first: what its tasks' child processes, its scripts' `print` or
     /// its wrapper wrote there (the worker's own log events go as records
-    /// when the controller logs). Empty for transports without a local
-    /// process (`socket=`, `via=`, Slurm dial-back).
+    /// when the controller logs); for a Slurm dial-back worker, its
+    /// task's lines of the step's stderr. Empty for `socket=` and `via=`
+    /// workers (their stderr is on their host).
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
@@ -560,8 +561,8 @@ impl Gateway {
         } else {
             let conns = slurm::dial_step(&spec, o, &alloc, &ids).await?;
             let mut gws = Vec::new();
-            for (id, c) in ids.into_iter().zip(conns) {
-                gws.push(Gateway::over_socket(
+            for (rank, (id, c)) in ids.into_iter().zip(conns).enumerate() {
+                let gw = Gateway::over_socket(
                     spec.clone(),
                     id,
                     c,
@@ -569,7 +570,12 @@ impl Gateway {
                         allocation: Some(alloc.clone()),
                         relay: None,
                     },
-                )?);
+                )?;
+                // Its lines of the step's stderr (srun labels them).
+                if let Some(tail) = alloc.tail(rank) {
+                    let _ = gw.inner.stderr.set(tail);
+                }
+                gws.push(gw);
             }
             gws
         };

@@ -336,7 +336,11 @@ impl Record {
         self.state
             .lock()
             .starting
-            .extend(workers.into_iter().map(|(id, spec)| Starting { id, spec, t }));
+            .extend(
+                workers
+                    .into_iter()
+                    .map(|(id, spec)| Starting { id, spec, t }),
+            );
         StartGuard {
             record: self.clone(),
             ids,

@@ -545,7 +545,7 @@ const EXIT_STATUS_WAIT: Duration = Duration::from_millis(200);
 /// reported anyway.
 const STDERR_DRAIN: Duration = Duration::from_millis(100);
 /// Lines of stderr kept for error messages.
-const STDERR_KEPT: usize = 5;
+pub(crate) const STDERR_KEPT: usize = 5;
 
 /// The longest line of a worker's stderr that is forwarded whole: the
 /// rest of a longer line is dropped and counted, so a worker that writes

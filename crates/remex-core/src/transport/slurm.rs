@@ -76,6 +76,18 @@ pub(crate) struct Allocation {
     /// True once [`release`](Allocation::release) has ended what it ends
     /// (srun and salloc reaped, or killed).
     ended: watch::Sender<bool>,
+    /// The dial-back step's last stderr lines of each task, by rank
+    /// (srun `--label`s them).
+    tails: Mutex<Vec<Tail>>,
+}
+
+/// The last lines of one task's stderr.
+pub(crate) type Tail = Arc<Mutex<VecDeque<String>>>;
+
+/// A `--label`ed line of srun: its task's rank and the line.
+fn labelled(line: &str) -> Option<(usize, &str)> {
+    let (rank, rest) = line.trim_start().split_once(": ")?;
+    Some((rank.parse().ok()?, rest))
 }
 
 /// A process's exit as it is reaped: `None` while it runs, then its
@@ -185,6 +197,11 @@ fn scancel(target: &str) {
 }
 
 impl Allocation {
+    /// The last stderr lines of the dial-back step's task `rank`.
+    pub(crate) fn tail(&self, rank: usize) -> Option<Tail> {
+        self.tails.lock().get(rank).cloned()
+    }
+
     /// Ends what this start made, in a thread of its own (it must work
     /// from a `Drop`, without a runtime), without waiting for it:
     ///
@@ -329,6 +346,7 @@ pub(crate) async fn allocate(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Alloca
             released: AtomicBool::new(false),
             ending: Arc::default(),
             ended: watch::channel(false).0,
+            tails: Mutex::new(Vec::new()),
         }));
     }
     salloc(spec, o).await
@@ -426,6 +444,7 @@ async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
                             released: AtomicBool::new(false),
                             ending: Arc::default(),
                             ended: watch::channel(false).0,
+                            tails: Mutex::new(Vec::new()),
                         }));
                     }
                     Ok(Some(_)) => {}
@@ -680,11 +699,22 @@ pub(crate) async fn dial_step(
     let kept = Arc::new(Mutex::new(VecDeque::new()));
     let tag = format!("slurm job {}", alloc.job);
     let ending = alloc.ending.clone();
+    let tails: Vec<Tail> = (0..ids.len()).map(|_| Tail::default()).collect();
+    *alloc.tails.lock() = tails.clone();
     tokio::spawn(super::read_stderr_lines(
         stderr,
         kept.clone(),
         KEPT,
         move |line| {
+            if let Some((rank, text)) = labelled(line) {
+                if let Some(t) = tails.get(rank) {
+                    let mut t = t.lock();
+                    if t.len() == super::STDERR_KEPT {
+                        t.pop_front();
+                    }
+                    t.push_back(text.to_string());
+                }
+            }
             if ending.load(Ordering::Relaxed) {
                 tracing::debug!(target: "remex::worker", gateway = %tag, "{line}");
             } else {
