@@ -316,3 +316,25 @@ async fn a_flood_of_events_is_bounded_and_the_drop_is_said() {
     );
     gw.exit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listeners_session_gets_the_records_of_its_own_calls() {
+    let lines = capture();
+    let l = remex_tests::Listener::start(env!("CARGO_BIN_EXE_remex-test-worker"), "records");
+    let gw = remex::makegateway(&l.spec("secret")).await.unwrap();
+    let ch = {
+        let span = tracing::info_span!("over the network");
+        let _in = span.enter();
+        gw.remote_call("log_inside", &"from a listener").unwrap()
+    };
+    assert_eq!(ch.receive::<String>().await.unwrap(), "from a listener");
+    let id = gw.id().to_string();
+    let l2 = lines.clone();
+    let line = tokio::task::spawn_blocking(move || l2.wait_line(&id, "from a listener"))
+        .await
+        .unwrap()
+        .expect("the listener's session sends its call's event");
+    assert_eq!(line.scope, vec!["over the network"], "{line:?}");
+    assert_eq!(line.fields, "step=5", "{line:?}");
+    gw.exit().await.unwrap();
+}

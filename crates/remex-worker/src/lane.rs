@@ -76,10 +76,14 @@ impl Worker {
             });
             // The executors run the session's tasks: in its place.
             let place = crate::place::current();
+            // And their log events belong to the lane's call.
+            let call = crate::wirelog::current();
             for _ in 0..k.clamp(1, 1024) {
                 let place = place.clone();
+                let call = call.clone();
                 s.spawn(|| {
                     let _here = crate::place::enter(place);
+                    let _call = crate::wirelog::resume(call);
                     self.lane_executor(lane, &running)
                 });
             }
@@ -105,7 +109,7 @@ impl Worker {
                 r.tasks.insert(id, task_ch.clone());
             }
             let guard = lane.connection().executing_guard();
-            let call = crate::wirelog::enter_call(lane.id(), Some(id));
+            let call = crate::wirelog::enter_request(id);
             let outcome = catch_unwind(AssertUnwindSafe(|| self.run_task(task, args, &task_ch)));
             drop(call);
             drop(guard);

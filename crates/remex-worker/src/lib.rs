@@ -510,7 +510,7 @@ pub(crate) fn init_tracing() {
         .with_writer(|| SayLine(Vec::new()))
         .with_ansi(false)
         .without_time()
-        .with_filter(filter.and(filter_fn(|meta| !wirelog::wanted(meta))));
+        .with_filter(filter.and(filter_fn(|meta| !wirelog::sent(meta))));
     let records =
         wirelog::WireLayer.with_filter(dynamic_filter_fn(|meta, _| wirelog::wanted(meta)));
     let _ = tracing_subscriber::registry()

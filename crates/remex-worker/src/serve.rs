@@ -332,6 +332,8 @@ pub(crate) async fn session(
 ) -> Option<remex_core::Error> {
     let limits = terms.limits;
     let place = terms.place.clone();
+    let log_level = terms.log_level;
+    crate::wirelog::note_level(log_level);
     let terminate = Arc::new(Notify::new());
     let terminated = Arc::new(AtomicBool::new(false));
     let (t, flag) = (terminate.clone(), terminated.clone());
@@ -342,7 +344,7 @@ pub(crate) async fn session(
             let (w, place) = (worker.clone(), place.clone());
             handle.spawn_blocking(move || {
                 let _here = crate::place::enter(place);
-                let _call = crate::wirelog::enter_call(ch.id(), None);
+                let _call = crate::wirelog::enter_call(&ch.connection(), log_level, ch.id());
                 w.execute(ch, req, guard, limits)
             });
         })),

@@ -4,15 +4,17 @@
 //! call (`remex_core::transport::emit_worker_record`). Plain stderr (a
 //! task's child processes, a script's `print`) keeps flowing as lines.
 //!
-//! Only a worker that serves one controller sends records (stdio and
-//! dial-back workers); a listener's sessions share one process, so its
-//! events stay lines in its log. The level is the controller's (sent in
-//! its setup): `RUST_LOG=info` there brings the workers' info events.
+//! An event inside a call (a script, a task, a lane's request) goes to
+//! the session that made the call, on any worker, a listener's sessions
+//! included; an event outside any call goes to the controller of a worker
+//! that serves one (stdio and dial-back workers), and stays a line of a
+//! listener's own log. The level is each controller's (sent in its
+//! setup): `RUST_LOG=info` there brings the workers' info events.
 //! Bounds: at most [`RATE`] records a second (the rest are dropped and
 //! counted, and the count is sent), a message or field value of at most
 //! [`MAX_TEXT`] bytes, at most [`MAX_FIELDS`] fields.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::time::Instant;
@@ -32,11 +34,13 @@ pub(crate) const MAX_TEXT: usize = 4 * 1024;
 /// The most fields one record carries.
 pub(crate) const MAX_FIELDS: usize = 32;
 
-/// The most detailed level the controller wants (1 ERROR .. 5 TRACE; 0:
-/// no records: no session, or the controller logs nothing).
+/// The most detailed level any session wants (1 ERROR .. 5 TRACE; 0: no
+/// records): the filter's quick look; each record is then checked
+/// against its own session's level.
 static LEVEL: AtomicU8 = AtomicU8::new(0);
-/// The session's connection, while one is attached.
-static CONN: Mutex<Option<Connection>> = Mutex::new(None);
+/// The process's one session (stdio, dial-back), for events outside any
+/// call, with its level.
+static CONN: Mutex<Option<(Connection, u8)>> = Mutex::new(None);
 /// The current second's count and the records dropped in it.
 static WINDOW: Mutex<Option<Window>> = Mutex::new(None);
 
@@ -46,10 +50,19 @@ struct Window {
     dropped: u64,
 }
 
+/// A call this thread runs: its session, the level that session wants,
+/// its channel and, in a task lane, the request.
+#[derive(Clone)]
+pub(crate) struct Call {
+    conn: Connection,
+    level: u8,
+    channel: u32,
+    request: Option<i64>,
+}
+
 thread_local! {
-    /// The call this thread runs: its channel and, in a task lane, the
-    /// request.
-    static CALL: Cell<(u32, Option<i64>)> = const { Cell::new((0, None)) };
+    /// The call this thread runs.
+    static CALL: RefCell<Option<Call>> = const { RefCell::new(None) };
     /// This thread is sending a record (an event raised while sending is
     /// not sent again).
     static SENDING: Cell<bool> = const { Cell::new(false) };
@@ -65,37 +78,95 @@ fn number(level: &Level) -> u8 {
     }
 }
 
-/// Records go to `conn`, at most as detailed as `level`.
+/// Events outside any call go to `conn` (the process's one session), at
+/// most as detailed as `level`.
 pub(crate) fn attach(conn: Connection, level: Option<u8>) {
-    *CONN.lock() = Some(conn);
-    LEVEL.store(level.unwrap_or(0), Relaxed);
+    let level = level.unwrap_or(0);
+    *CONN.lock() = Some((conn, level));
+    LEVEL.fetch_max(level, Relaxed);
 }
 
-/// No more records (the session ended).
+/// No more records outside calls (the session ended).
 pub(crate) fn detach() {
-    LEVEL.store(0, Relaxed);
     *CONN.lock() = None;
 }
 
-/// Whether an event becomes a record: at a level the controller wants,
-/// and not the engine's own (remex-core's events stay in the worker's
-/// stderr log: sending them would make more of them).
+/// A session wants records of its calls' events up to `level`.
+pub(crate) fn note_level(level: Option<u8>) {
+    LEVEL.fetch_max(level.unwrap_or(0), Relaxed);
+}
+
+/// Where an event at `level` on this thread goes, if anywhere: the
+/// current call's session, else the process's one session.
+fn destination(level: u8) -> Option<(Connection, u32, Option<i64>)> {
+    let call = CALL.with(|c| c.borrow().clone());
+    match call {
+        Some(c) => (level <= c.level).then_some((c.conn, c.channel, c.request)),
+        None => CONN
+            .lock()
+            .as_ref()
+            .filter(|(_, l)| level <= *l)
+            .map(|(c, _)| (c.clone(), 0, None)),
+    }
+}
+
+/// Whether an event may become a record (the filter's quick look): at
+/// a level some session wants, and not the engine's own (remex-core's
+/// events stay in the worker's stderr log: sending them would make more
+/// of them).
 pub(crate) fn wanted(meta: &tracing::Metadata<'_>) -> bool {
     number(meta.level()) <= LEVEL.load(Relaxed) && !meta.target().starts_with("remex_core")
 }
 
+/// Whether an event becomes a record here and now (then it does not go
+/// to stderr as well).
+pub(crate) fn sent(meta: &tracing::Metadata<'_>) -> bool {
+    wanted(meta) && destination(number(meta.level())).is_some()
+}
+
 /// While the guard lives, this thread's events belong to the call on
-/// `channel` (request `request` of a task lane).
-pub(crate) fn enter_call(channel: u32, request: Option<i64>) -> CallGuard {
-    CallGuard(CALL.with(|c| c.replace((channel, request))))
+/// `channel` of session `conn`, which wants them up to `level`.
+pub(crate) fn enter_call(conn: &Connection, level: Option<u8>, channel: u32) -> CallGuard {
+    let call = Call {
+        conn: conn.clone(),
+        level: level.unwrap_or(0),
+        channel,
+        request: None,
+    };
+    CallGuard(CALL.with(|c| c.replace(Some(call))))
+}
+
+/// The call this thread runs, for threads it starts ([`resume`]).
+pub(crate) fn current() -> Option<Call> {
+    CALL.with(|c| c.borrow().clone())
+}
+
+/// While the guard lives, this thread's events belong to `call` (what
+/// [`current`] gave on the thread that started this one).
+pub(crate) fn resume(call: Option<Call>) -> CallGuard {
+    CallGuard(CALL.with(|c| c.replace(call)))
+}
+
+/// While the guard lives, this thread's events belong to request
+/// `request` of the current call (a task lane's).
+pub(crate) fn enter_request(request: i64) -> CallGuard {
+    CallGuard(CALL.with(|c| {
+        let mut c = c.borrow_mut();
+        let inner = c.clone().map(|call| Call {
+            request: Some(request),
+            ..call
+        });
+        std::mem::replace(&mut *c, inner)
+    }))
 }
 
 /// Restores the call before it on drop.
-pub(crate) struct CallGuard((u32, Option<i64>));
+pub(crate) struct CallGuard(Option<Call>);
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        CALL.with(|c| c.set(self.0));
+        let before = self.0.take();
+        CALL.with(|c| *c.borrow_mut() = before);
     }
 }
 
@@ -166,13 +237,10 @@ fn admit() -> (bool, u64) {
     }
 }
 
-fn send(channel: u32, record: LogRecord) {
-    let conn = CONN.lock().clone();
-    if let Some(conn) = conn {
-        SENDING.with(|s| s.set(true));
-        let _ = conn.send_log(channel, record);
-        SENDING.with(|s| s.set(false));
-    }
+fn send(conn: &Connection, channel: u32, record: LogRecord) {
+    SENDING.with(|s| s.set(true));
+    let _ = conn.send_log(channel, record);
+    SENDING.with(|s| s.set(false));
 }
 
 /// The layer that turns events into records.
@@ -183,9 +251,14 @@ impl<S: Subscriber> Layer<S> for WireLayer {
         if SENDING.with(Cell::get) {
             return;
         }
+        let meta = event.metadata();
+        let Some((conn, channel, request)) = destination(number(meta.level())) else {
+            return;
+        };
         let (ok, dropped) = admit();
         if dropped > 0 {
             send(
+                &conn,
                 0,
                 LogRecord {
                     level: 2,
@@ -198,11 +271,10 @@ impl<S: Subscriber> Layer<S> for WireLayer {
         if !ok {
             return;
         }
-        let meta = event.metadata();
         let mut f = Fields::default();
         event.record(&mut f);
-        let (channel, request) = CALL.with(Cell::get);
         send(
+            &conn,
             channel,
             LogRecord {
                 level: number(meta.level()),
@@ -228,12 +300,12 @@ mod tests {
     }
 
     #[test]
-    fn a_call_guard_restores_the_call_before_it() {
-        let _outer = enter_call(5, None);
+    fn a_request_guard_restores_the_call_before_it() {
+        assert!(CALL.with(|c| c.borrow().is_none()));
         {
-            let _inner = enter_call(5, Some(9));
-            assert_eq!(CALL.with(Cell::get), (5, Some(9)));
+            // No call: a request has nothing to belong to.
+            let _r = enter_request(9);
+            assert!(CALL.with(|c| c.borrow().is_none()));
         }
-        assert_eq!(CALL.with(Cell::get), (5, None));
     }
 }
