@@ -240,6 +240,10 @@ pub(crate) struct RunArgs {
     /// Run the jobs in a random order ({#} numbers them in that order).
     #[arg(long)]
     pub(crate) shuf: bool,
+    /// GNU parallel's extra replacement strings: {+/} {+.} {+..} {+...}
+    /// {..} {...} {/..} {/...} ({##} is always on).
+    #[arg(long)]
+    pub(crate) plus: bool,
     /// Wait this long between the starts of two jobs: seconds (0.5) or
     /// with a unit (500ms, 2s, 1m, 1h).
     #[arg(long, value_name = "DURATION", value_parser = delay)]
@@ -338,7 +342,6 @@ fn delay(s: &str) -> Result<std::time::Duration, String> {
 const PARALLEL_ONLY: &[(&str, &str)] = &[
     ("--results", "use --joblog, and redirect in the command"),
     ("--res", "use --joblog, and redirect in the command"),
-    ("--plus", "not built yet"),
     (
         "--xargs",
         "-m shares the inputs among the jobs; -N K gives K per job",
@@ -499,7 +502,7 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--results", "--plus", "--xargs", "--pipe"] {
+        for opt in ["--results", "--xargs", "--pipe"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
             if opt == "--results" {

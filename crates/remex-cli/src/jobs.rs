@@ -29,6 +29,16 @@ enum Part {
     Base,
     Dir,
     BaseNoExt,
+    /// `--plus`: `{+/}`, the directory (empty when there is none).
+    PlusDir,
+    /// `--plus`: `{+.}` (everything after the last dot), `{+..}`,
+    /// `{+...}` (the last two or three extensions).
+    PlusExt(usize),
+    /// `--plus`: `{..}`, `{...}`: without the last two or three
+    /// extensions (unchanged when it has fewer).
+    NoExts(usize),
+    /// `--plus`: `{/..}`, `{/...}`: the base name without them.
+    BaseNoExts(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +68,8 @@ pub(crate) struct Spelling<'a> {
     pub(crate) quote_words: bool,
     /// Column names (`--header :`) and their argument positions.
     pub(crate) names: &'a [(String, usize)],
+    /// `--plus`: its replacement strings are on.
+    pub(crate) plus: bool,
 }
 
 /// A command line with replacement strings.
@@ -70,7 +82,7 @@ pub(crate) struct Template {
     context: bool,
 }
 
-fn parse_repl(inner: &str, names: &[(String, usize)]) -> Option<Piece> {
+fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piece> {
     if inner == "#" {
         return Some(Piece::Seq);
     }
@@ -96,13 +108,21 @@ fn parse_repl(inner: &str, names: &[(String, usize)]) -> Option<Piece> {
         "/" => Part::Base,
         "//" => Part::Dir,
         "/." => Part::BaseNoExt,
+        "+/" if plus => Part::PlusDir,
+        "+." if plus => Part::PlusExt(1),
+        "+.." if plus => Part::PlusExt(2),
+        "+..." if plus => Part::PlusExt(3),
+        ".." if plus => Part::NoExts(2),
+        "..." if plus => Part::NoExts(3),
+        "/.." if plus => Part::BaseNoExts(2),
+        "/..." if plus => Part::BaseNoExts(3),
         _ => return None,
     };
     Some(Piece::Arg(pos, part))
 }
 
 /// The pieces of `cmd`: text and replacement strings.
-fn pieces(cmd: &str, names: &[(String, usize)]) -> Vec<Piece> {
+fn pieces(cmd: &str, names: &[(String, usize)], plus: bool) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut text = String::new();
     let mut rest = cmd;
@@ -110,7 +130,7 @@ fn pieces(cmd: &str, names: &[(String, usize)]) -> Vec<Piece> {
         let after = &rest[open + 1..];
         match after
             .find('}')
-            .and_then(|close| Some((close, parse_repl(&after[..close], names)?)))
+            .and_then(|close| Some((close, parse_repl(&after[..close], names, plus)?)))
         {
             Some((close, piece)) => {
                 text.push_str(&rest[..open]);
@@ -167,7 +187,7 @@ impl Template {
         if spelling.quote_words {
             let mut split: Vec<Vec<Piece>> = words
                 .iter()
-                .map(|w| pieces(&respell(w), spelling.names))
+                .map(|w| pieces(&respell(w), spelling.names, spelling.plus))
                 .collect();
             if split.iter().all(|w| all_text(w)) {
                 split.push(vec![Piece::Arg(None, Part::Whole)]);
@@ -178,7 +198,7 @@ impl Template {
                 context: false,
             };
         }
-        let mut p = pieces(&cmd, spelling.names);
+        let mut p = pieces(&cmd, spelling.names, spelling.plus);
         if all_text(&p) {
             p.push(Piece::Text(" ".into()));
             p.push(Piece::Arg(None, Part::Whole));
@@ -210,9 +230,9 @@ impl Template {
 
     /// A template for text around the arguments (`--tagstring`): nothing
     /// appended, rendered without quotes.
-    pub(crate) fn parse_tag(text: &str, names: &[(String, usize)]) -> Template {
+    pub(crate) fn parse_tag(text: &str, names: &[(String, usize)], plus: bool) -> Template {
         Template {
-            pieces: pieces(text, names),
+            pieces: pieces(text, names, plus),
             words: None,
             context: false,
         }
@@ -354,7 +374,32 @@ fn apply(part: Part, a: &str) -> String {
             None => ".".into(),
         },
         Part::BaseNoExt => no_ext(&base(a)),
+        Part::PlusDir => a.rsplit_once('/').map_or("", |(d, _)| d).to_string(),
+        // GNU parallel's rule: after the last dot, wherever it is.
+        Part::PlusExt(1) => a.rsplit_once('.').map_or("", |(_, e)| e).to_string(),
+        Part::PlusExt(k) => exts(a, k).map_or("", |(_, e)| e).to_string(),
+        Part::NoExts(k) => exts(a, k).map_or(a, |(s, _)| s).to_string(),
+        Part::BaseNoExts(k) => {
+            let b = base(a);
+            exts(&b, k).map_or(b.as_str(), |(s, _)| s).to_string()
+        }
     }
+}
+
+/// `a` split before its last `k` extensions (each a dot and characters
+/// other than dots and slashes), the extensions without their first dot;
+/// `None` when it has fewer.
+fn exts(a: &str, k: usize) -> Option<(&str, &str)> {
+    let mut at = a.len();
+    for _ in 0..k {
+        let dot = a[..at].rfind('.')?;
+        let ext = &a[dot + 1..at];
+        if ext.is_empty() || ext.contains('/') {
+            return None;
+        }
+        at = dot;
+    }
+    Some((&a[..at], &a[at + 1..]))
 }
 
 /// `a` as one shell word.
@@ -1037,7 +1082,7 @@ mod tests {
             },
         );
         assert_eq!(t.render(1, None, &s(&["$HOME"])), "echo 'a;b' '$HOME'");
-        let tag = Template::parse_tag("{#}:{1}", &[]);
+        let tag = Template::parse_tag("{#}:{1}", &[], false);
         let at = At {
             seq: 3,
             slot: 1,

@@ -224,6 +224,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         replace: a.replace.as_deref(),
         quote_words: a.quote,
         names: &inputs.names,
+        plus: a.plus,
     };
     let mut template = Template::parse_words(&command, &spelling);
     if a.context {
@@ -232,7 +233,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let tagstring = a
         .tagstring
         .as_deref()
-        .map(|t| Template::parse_tag(t, &inputs.names));
+        .map(|t| Template::parse_tag(t, &inputs.names, a.plus));
     let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
     let resume = match (a.resume, a.resume_failed) {
         (true, _) => Resume::All,

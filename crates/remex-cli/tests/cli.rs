@@ -883,6 +883,40 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "a\nb\n",
         ),
+        (
+            &[
+                "-k",
+                "--plus",
+                "echo",
+                "[{+/}]",
+                "[{+.}]",
+                "[{+..}]",
+                "[{+...}]",
+                "[{..}]",
+                "[{...}]",
+                "[{/..}]",
+                "[{/...}]",
+                ":::",
+                "a/b/c.tar.gz",
+                "c.tar.gz",
+                "/x/y.z",
+                "noext",
+                "dir/.hidden",
+                "a.b/c",
+            ],
+            None,
+            "[a/b] [gz] [tar.gz] [] [a/b/c] [a/b/c.tar.gz] [c] [c.tar.gz]\n\
+             [] [gz] [tar.gz] [] [c] [c.tar.gz] [c] [c.tar.gz]\n\
+             [/x] [z] [] [] [/x/y.z] [/x/y.z] [y.z] [y.z]\n\
+             [] [] [] [] [noext] [noext] [noext] [noext]\n\
+             [dir] [hidden] [] [] [dir/.hidden] [dir/.hidden] [.hidden] [.hidden]\n\
+             [a.b] [b/c] [] [] [a.b/c] [a.b/c] [c] [c]\n",
+        ),
+        (
+            &["-k", "--plus", "echo", "{..}", ":::", "x.tar.gz"],
+            None,
+            "x\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
