@@ -50,6 +50,12 @@ enum Piece {
     /// `{%}`: the job's slot (1 to the number of slots; no two running
     /// jobs share one).
     Slot,
+    /// `--plus`'s `{0#}`: the job's number, zero-padded to the width of
+    /// the number of jobs.
+    SeqPadded,
+    /// `--plus`'s `{0%}`: the slot, zero-padded to the width of the
+    /// number of slots.
+    SlotPadded,
     /// `{##}`: the number of jobs.
     Total,
     /// The arguments as they are, unquoted: a job's input is its command
@@ -91,6 +97,12 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
     }
     if inner == "%" {
         return Some(Piece::Slot);
+    }
+    if plus && inner == "0#" {
+        return Some(Piece::SeqPadded);
+    }
+    if plus && inner == "0%" {
+        return Some(Piece::SlotPadded);
     }
     if let Some((_, pos)) = names.iter().find(|(n, _)| n == inner) {
         return Some(Piece::Arg(Some(*pos), Part::Whole));
@@ -220,12 +232,8 @@ impl Template {
     /// Whether the template says the job's slot (`{%}`): then jobs take
     /// slots, and no two running jobs share one.
     pub(crate) fn uses_slot(&self) -> bool {
-        self.pieces.contains(&Piece::Slot)
-            || self
-                .words
-                .iter()
-                .flatten()
-                .any(|w| w.contains(&Piece::Slot))
+        let slot = |p: &Piece| matches!(p, Piece::Slot | Piece::SlotPadded);
+        self.pieces.iter().any(slot) || self.words.iter().flatten().flatten().any(slot)
     }
 
     /// A template for text around the arguments (`--tagstring`): nothing
@@ -241,12 +249,8 @@ impl Template {
     /// Whether the template says the number of jobs (`{##}`): then they
     /// are counted before the first starts, stdin read whole.
     pub(crate) fn needs_total(&self) -> bool {
-        self.pieces.contains(&Piece::Total)
-            || self
-                .words
-                .iter()
-                .flatten()
-                .any(|w| w.contains(&Piece::Total))
+        let counts = |p: &Piece| matches!(p, Piece::Total | Piece::SeqPadded);
+        self.pieces.iter().any(counts) || self.words.iter().flatten().flatten().any(counts)
     }
 
     /// The command line of job `seq` (from 1) of `total` with arguments
@@ -258,6 +262,7 @@ impl Template {
                 seq,
                 slot: 1,
                 total,
+                slots: 1,
             },
             args,
         )
@@ -289,6 +294,8 @@ pub(crate) struct At {
     pub(crate) seq: u64,
     pub(crate) slot: u64,
     pub(crate) total: Option<u64>,
+    /// The number of slots.
+    pub(crate) slots: u64,
 }
 
 /// `-X`: the words (split at blanks in the text) that hold a whole-list
@@ -333,7 +340,13 @@ fn render_context(pieces: &[Piece], at: At, args: &[String]) -> String {
 }
 
 fn render(pieces: &[Piece], at: At, args: &[String], quoted: bool) -> String {
-    let At { seq, slot, total } = at;
+    let At {
+        seq,
+        slot,
+        total,
+        slots,
+    } = at;
+    let width = |n: u64| n.to_string().len();
     let q = |a: String| if quoted { quote(&a) } else { a };
     let mut out = String::new();
     for p in pieces {
@@ -341,6 +354,14 @@ fn render(pieces: &[Piece], at: At, args: &[String], quoted: bool) -> String {
             Piece::Text(t) => out.push_str(t),
             Piece::Seq => out.push_str(&seq.to_string()),
             Piece::Slot => out.push_str(&slot.to_string()),
+            Piece::SeqPadded => {
+                let w = width(total.unwrap_or(seq));
+                out.push_str(&format!("{seq:0w$}"));
+            }
+            Piece::SlotPadded => {
+                let w = width(slots);
+                out.push_str(&format!("{slot:0w$}"));
+            }
             Piece::Total => out.push_str(&total.map(|t| t.to_string()).unwrap_or_default()),
             Piece::Raw => out.push_str(&args.join(" ")),
             Piece::Arg(None, part) => {
@@ -1087,6 +1108,7 @@ mod tests {
             seq: 3,
             slot: 1,
             total: None,
+            slots: 1,
         };
         assert_eq!(tag.render_plain(at, &s(&["a b"])), "3:a b");
     }
@@ -1098,6 +1120,7 @@ mod tests {
             seq: 2,
             slot: 3,
             total: None,
+            slots: 4,
         };
         assert_eq!(
             t.render_at(at, &s(&["1", "it's"])),
@@ -1133,5 +1156,25 @@ mod tests {
         .unwrap();
         inputs.share(1).unwrap();
         assert_eq!(inputs.count(), 3);
+    }
+
+    #[test]
+    fn plus_pads_the_number_and_the_slot_to_their_widths() {
+        let plus = Spelling {
+            plus: true,
+            ..Spelling::default()
+        };
+        let t = Template::parse_words(&s(&["echo {0#} {0%} {..}"]), &plus);
+        assert!(t.needs_total() && t.uses_slot());
+        let at = At {
+            seq: 7,
+            slot: 3,
+            total: Some(120),
+            slots: 12,
+        };
+        assert_eq!(t.render_at(at, &s(&["x.tar.gz"])), "echo 007 03 x");
+        // Without --plus they are text, as in GNU parallel.
+        let t = Template::parse("echo {0#} {..}");
+        assert_eq!(t.render(1, None, &s(&["a"])), "echo {0#} {..} a");
     }
 }

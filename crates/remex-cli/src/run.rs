@@ -78,6 +78,8 @@ struct Printer {
     /// --tagstring's template.
     tagstring: Option<Template>,
     total: Option<u64>,
+    /// The number of slots.
+    slots: u64,
     bar: ProgressBar,
     workers: Option<Workers>,
 }
@@ -90,6 +92,7 @@ impl Printer {
                     seq: d.job.seq,
                     slot: d.job.slot,
                     total: self.total,
+                    slots: self.slots,
                 },
                 &d.job.args,
             )),
@@ -214,8 +217,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let reading = reading(&a)?;
     let shares = a.multiple || a.context;
     // Read whole when the jobs must be counted, shuffled or shared.
-    let counts =
-        Template::parse_words(&command, &Spelling::default()).needs_total() || shares || a.shuf;
+    let plain = Spelling {
+        plus: a.plus,
+        ..Spelling::default()
+    };
+    let counts = Template::parse_words(&command, &plain).needs_total() || shares || a.shuf;
     let mut inputs = Inputs::open_with(all, &reading, counts)?;
     if a.shuf {
         inputs.shuffle()?;
@@ -258,6 +264,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 seq,
                 slot: (seq - 1) % slots as u64 + 1,
                 total,
+                slots: slots as u64,
             };
             let _ = writeln!(out, "{}", template.render_at(at, &args?));
         }
@@ -286,6 +293,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         tag: a.tag,
         tagstring,
         total,
+        slots: slots as u64,
         bar: progress_bar(inputs.total, a.no_bar),
         workers: Some(w),
     };
@@ -338,7 +346,13 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                     } else {
                         (seq - 1) % slots as u64 + 1
                     };
-                    let command = template.render_at(At { seq, slot, total }, &args);
+                    let at = At {
+                        seq,
+                        slot,
+                        total,
+                        slots: slots as u64,
+                    };
+                    let command = template.render_at(at, &args);
                     running.push(submit(Job {
                         seq,
                         slot,

@@ -917,6 +917,14 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "x\n",
         ),
+        (
+            &[
+                "-k", "--plus", "-j1", "echo", "{0#}", "{0%}", ":::", "a", "b", "c", "d", "e", "f",
+                "g", "h", "i", "j", "k",
+            ],
+            None,
+            "01 1\n02 1\n03 1\n04 1\n05 1\n06 1\n07 1\n08 1\n09 1\n10 1\n11 1\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
