@@ -96,18 +96,18 @@ pub(crate) fn note_level(level: Option<u8>) {
     LEVEL.fetch_max(level.unwrap_or(0), Relaxed);
 }
 
-/// Where an event at `level` on this thread goes, if anywhere: the
-/// current call's session, else the process's one session.
-fn destination(level: u8) -> Option<(Connection, u32, Option<i64>)> {
-    let call = CALL.with(|c| c.borrow().clone());
-    match call {
-        Some(c) => (level <= c.level).then_some((c.conn, c.channel, c.request)),
+/// Where an event at `level` on this thread goes, if anywhere, seen
+/// through `f`: the current call's session (its connection, the call's
+/// channel and request), else the process's one session (channel 0).
+fn route<T>(level: u8, f: impl FnOnce(&Connection, u32, Option<i64>) -> T) -> Option<T> {
+    CALL.with(|c| match c.borrow().as_ref() {
+        Some(call) => (level <= call.level).then(|| f(&call.conn, call.channel, call.request)),
         None => CONN
             .lock()
             .as_ref()
             .filter(|(_, l)| level <= *l)
-            .map(|(c, _)| (c.clone(), 0, None)),
-    }
+            .map(|(conn, _)| f(conn, 0, None)),
+    })
 }
 
 /// Whether an event may become a record (the filter's quick look): at
@@ -121,7 +121,7 @@ pub(crate) fn wanted(meta: &tracing::Metadata<'_>) -> bool {
 /// Whether an event becomes a record here and now (then it does not go
 /// to stderr as well).
 pub(crate) fn sent(meta: &tracing::Metadata<'_>) -> bool {
-    wanted(meta) && destination(number(meta.level())).is_some()
+    wanted(meta) && route(number(meta.level()), |_, _, _| ()).is_some()
 }
 
 /// While the guard lives, this thread's events belong to the call on
@@ -252,7 +252,8 @@ impl<S: Subscriber> Layer<S> for WireLayer {
             return;
         }
         let meta = event.metadata();
-        let Some((conn, channel, request)) = destination(number(meta.level())) else {
+        let to = |conn: &Connection, channel, request| (conn.clone(), channel, request);
+        let Some((conn, channel, request)) = route(number(meta.level()), to) else {
             return;
         };
         let (ok, dropped) = admit();

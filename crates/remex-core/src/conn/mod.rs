@@ -420,9 +420,9 @@ impl Shared {
                 self.traffic.sent(o.buf.len() - before);
                 return Ok(o.try_direct(self.input_seen.swap(false, Ordering::Relaxed)));
             }
-            // The payload and a 9-byte header per frame.
+            // The payload and a header per frame.
             let frames = payload.len().div_ceil(self.max_payload.max(1));
-            self.traffic.sent(payload.len() + 9 * frames);
+            self.traffic.sent(payload.len() + wire::HEADER_LEN * frames);
             let mut rest = payload.clone();
             while !rest.is_empty() {
                 let (k, n) = if rest.len() > self.max_payload {
