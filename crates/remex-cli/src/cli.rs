@@ -150,6 +150,18 @@ pub(crate) struct WorkerArgs {
     /// A file of worker specs, one per line (# starts a comment).
     #[arg(long = "txfile", value_name = "FILE")]
     pub(crate) txfile: Vec<PathBuf>,
+    /// GNU parallel's sshlogins (repeatable; several separated by , or a
+    /// newline): HOST or USER@HOST is --tx ssh=HOST, N/HOST is N workers
+    /// there, : is this machine.
+    #[arg(short = 'S', long = "sshlogin", value_name = "SSHLOGIN")]
+    pub(crate) sshlogin: Vec<String>,
+    /// The ssh command for -S hosts (GNU parallel's --ssh): remex runs
+    /// ssh itself, so only ssh is taken (any path), without arguments.
+    #[arg(long = "ssh", value_name = "CMD")]
+    pub(crate) ssh: Option<String>,
+    /// A file of sshlogins, one per line (GNU parallel's --sshloginfile).
+    #[arg(long = "sshloginfile", visible_alias = "slf", value_name = "FILE")]
+    pub(crate) sshloginfile: Vec<PathBuf>,
     /// Serve a live dashboard (and Prometheus /metrics) on ADDR while it
     /// runs: HOST:PORT, or a port alone for loopback.
     #[arg(long, value_name = "ADDR")]
@@ -160,10 +172,16 @@ pub(crate) struct WorkerArgs {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) workers: WorkerArgs,
-    /// Jobs at once on each worker.
-    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub(crate) jobs: u32,
+    /// Jobs at once: N, N% of the CPUs, +N or -N CPUs, 0 as many as
+    /// possible (GNU parallel's forms). Without --tx, for this machine
+    /// (default 100%: one per CPU); with --tx, on each worker (default 1).
+    #[arg(short = 'j', long = "jobs", visible_alias = "max-procs", value_name = "N",
+          value_parser = crate::slots::Jobs::parse)]
+    pub(crate) jobs: Option<crate::slots::Jobs>,
+    /// Count CPUs rather than cores for -j (GNU parallel's option; remex
+    /// counts the CPUs the system offers either way).
+    #[arg(long = "use-cpus-instead-of-cores", hide = true)]
+    pub(crate) use_cpus: bool,
     /// Read inputs from FILE, one per line (repeatable; - is stdin).
     #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
     pub(crate) arg_files: Vec<String>,
@@ -225,6 +243,53 @@ pub(crate) struct RunArgs {
     /// STR stands for {} in the command.
     #[arg(short = 'I', long = "replace", value_name = "STR")]
     pub(crate) replace: Option<String>,
+    /// STR stands for {.} (the input without its extension).
+    #[arg(long = "extensionreplace", visible_alias = "er", value_name = "STR")]
+    pub(crate) extension_replace: Option<String>,
+    /// STR stands for {/} (the input's basename).
+    #[arg(long = "basenamereplace", visible_alias = "bnr", value_name = "STR")]
+    pub(crate) basename_replace: Option<String>,
+    /// STR stands for {//} (the input's directory).
+    #[arg(long = "dirnamereplace", visible_alias = "dnr", value_name = "STR")]
+    pub(crate) dirname_replace: Option<String>,
+    /// STR stands for {/.} (the basename without its extension).
+    #[arg(
+        long = "basenameextensionreplace",
+        visible_alias = "bner",
+        value_name = "STR"
+    )]
+    pub(crate) basename_extension_replace: Option<String>,
+    /// STR stands for {#} (the job's number).
+    #[arg(long = "seqreplace", value_name = "STR")]
+    pub(crate) seq_replace: Option<String>,
+    /// STR stands for {%} (the job's slot).
+    #[arg(long = "slotreplace", value_name = "STR")]
+    pub(crate) slot_replace: Option<String>,
+    /// STR instead of ::: before arguments.
+    #[arg(long = "arg-sep", value_name = "STR", default_value = ":::")]
+    pub(crate) arg_sep: String,
+    /// STR instead of :::: before files of arguments.
+    #[arg(long = "arg-file-sep", value_name = "STR", default_value = "::::")]
+    pub(crate) arg_file_sep: String,
+    /// Keep each job's output in files instead of printing it:
+    /// DIR/1/ARG/stdout, stderr and seq (a directory level per argument;
+    /// with --header its name), as GNU parallel does.
+    #[arg(long, visible_alias = "res", value_name = "DIR")]
+    pub(crate) results: Option<PathBuf>,
+    /// Run no job for an input that is empty or only blanks.
+    #[arg(short = 'r', long = "no-run-if-empty")]
+    pub(crate) no_run_if_empty: bool,
+    /// Print each job's command line (on stderr, as GNU parallel does)
+    /// before its output.
+    #[arg(short = 'v', long = "verbose")]
+    pub(crate) verbose: bool,
+    /// Run the commands with this niceness (nice -n N).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) nice: Option<i32>,
+    /// A progress bar (GNU parallel's option; remex draws one by default
+    /// when stderr is a terminal, and none with --no-bar).
+    #[arg(long)]
+    pub(crate) bar: bool,
     /// Each word of the command is one word for the shell (replacement strings filled in, then quoted).
     #[arg(short = 'q', long = "quote")]
     pub(crate) quote: bool,
@@ -340,8 +405,6 @@ fn delay(s: &str) -> Result<std::time::Duration, String> {
 /// GNU parallel's options that `remex run` does not offer, with what to
 /// use instead where there is something (docs/cli.md has the table).
 const PARALLEL_ONLY: &[(&str, &str)] = &[
-    ("--results", "use --joblog, and redirect in the command"),
-    ("--res", "use --joblog, and redirect in the command"),
     (
         "--xargs",
         "-m shares the inputs among the jobs; -N K gives K per job",
@@ -354,10 +417,6 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
         "--pipepart",
         "remex runs a command per input, not per block of stdin",
     ),
-    ("-S", "workers are --tx SPEC: --tx ssh=HOST"),
-    ("--sshlogin", "workers are --tx SPEC: --tx ssh=HOST"),
-    ("--slf", "workers are --txfile FILE"),
-    ("--sshloginfile", "workers are --txfile FILE"),
     ("--transferfile", "send files with remex rsync first"),
     ("--transfer", "send files with remex rsync first"),
     ("--return", "not built yet"),
@@ -374,7 +433,6 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
         "--progress",
         "there is a progress bar by default on a terminal",
     ),
-    ("--bar", "there is a progress bar by default on a terminal"),
     ("--eta", "there is a progress bar by default on a terminal"),
     ("-u", "output is grouped per job; --tag prefixes lines"),
     (
@@ -386,11 +444,8 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
         "output is grouped per job; --tag prefixes lines",
     ),
     ("--lb", "output is grouped per job; --tag prefixes lines"),
-    ("-v", "use --dry-run to see the commands"),
-    ("--verbose", "use --dry-run to see the commands"),
     ("--semaphore", "not offered"),
     ("--sem", "not offered"),
-    ("--nice", "use //nice=N in the --tx spec"),
     ("--sql", "not offered"),
     ("--sqlmaster", "not offered"),
     ("--sqlworker", "not offered"),
@@ -475,7 +530,11 @@ mod tests {
             let Command::Run(r) = parsed(args).unwrap().command else {
                 panic!()
             };
-            assert_eq!((r.jobs, r.keep_order), (2, true), "{args:?}");
+            assert_eq!(
+                (r.jobs, r.keep_order),
+                (Some(crate::slots::Jobs::Count(2)), true),
+                "{args:?}"
+            );
             assert_eq!(r.command, ["echo", ":::", "a", "b"], "{args:?}");
         }
     }
@@ -502,10 +561,10 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--results", "--xargs", "--pipe"] {
+        for opt in ["--return", "--xargs", "--pipe"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
-            if opt == "--results" {
+            if opt == "--return" {
                 args.push("X");
             }
             args.extend(["echo", ":::", "A", "B", ":::", "D", "E"]);
@@ -516,8 +575,8 @@ mod tests {
             );
         }
         // Attached values name the option alone.
-        let e = parsed(&["run", "--results=out", "echo", ":::", "a"]).unwrap_err();
-        assert!(e.contains("GNU parallel's --results"), "{e}");
+        let e = parsed(&["run", "--return=out", "echo", ":::", "a"]).unwrap_err();
+        assert!(e.contains("GNU parallel's --return"), "{e}");
         // The ones remex offers parse, in any order.
         for args in [
             &["run", "--link", "-k", "echo", ":::", "a", ":::", "b"][..],

@@ -41,7 +41,7 @@ fn failure(r: &remex::Result<CommandOutcome>) -> Option<String> {
 
 /// Runs `remex exec`; returns the exit status.
 pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
-    let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
+    let specs = workers::specs(&a.workers)?;
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     let req = a.limits.request(a.command.join(" "));
     let gateways = w.group.gateways();

@@ -100,8 +100,37 @@ impl fmt::Display for Halt {
 }
 
 impl Halt {
-    /// Whether to halt, and how, after `failed` and `succeeded` jobs.
+    /// Whether a share is asked for (then the jobs are counted first).
+    pub(crate) fn wants_total(&self) -> bool {
+        matches!(self.0, Some((_, _, Amount::Percent(_))))
+    }
+
+    /// The exit status once the halt is reached, GNU parallel's rule:
+    /// `success=`: 0; a share: the percentage of the `total` jobs that
+    /// failed (rounded up); `fail=1` or `done=1`: the last job's own
+    /// status (`code`); else the number failed (at most 101).
+    pub(crate) fn status(&self, failed: u64, total: Option<u64>, code: i32) -> i32 {
+        match self.0 {
+            Some((_, Count::Success, _)) | None => 0,
+            Some((_, _, Amount::Percent(_))) => {
+                let total = total.unwrap_or(failed).max(1);
+                (failed * 100).div_ceil(total) as i32
+            }
+            Some((_, _, Amount::Jobs(1))) => code,
+            Some(_) => failed.min(101) as i32,
+        }
+    }
+
+    /// Whether to halt, and how, after `failed` and `succeeded` jobs of
+    /// `total` (a share is of the total when known, as GNU parallel's;
+    /// else of the finished jobs, once three finished).
+    #[cfg(test)]
     pub(crate) fn check(&self, failed: u64, succeeded: u64) -> Option<When> {
+        self.check_of(failed, succeeded, None)
+    }
+
+    /// As `check`, with the number of jobs when known.
+    pub(crate) fn check_of(&self, failed: u64, succeeded: u64, total: Option<u64>) -> Option<When> {
         let (when, count, amount) = self.0?;
         let done = failed + succeeded;
         let n = match count {
@@ -111,7 +140,10 @@ impl Halt {
         };
         let hit = match amount {
             Amount::Jobs(k) => n >= k,
-            Amount::Percent(p) => done >= 3 && n as f64 * 100.0 >= p * done as f64,
+            Amount::Percent(p) => match total {
+                Some(t) => n as f64 * 100.0 >= p * t as f64,
+                None => done >= 3 && n as f64 * 100.0 >= p * done as f64,
+            },
         };
         hit.then_some(when)
     }
@@ -141,6 +173,17 @@ mod tests {
         assert_eq!(
             "soon,fail=30%".parse::<Halt>().unwrap().to_string(),
             "soon,fail=30%"
+        );
+        // A share of all the jobs when their number is known; the status.
+        let h: Halt = "soon,fail=20%".parse().unwrap();
+        assert_eq!(h.check_of(1, 2, Some(10)), None);
+        assert_eq!(h.check_of(2, 1, Some(10)), Some(When::Soon));
+        assert_eq!(h.status(2, Some(10), 2), 20);
+        assert_eq!("now,fail=1".parse::<Halt>().unwrap().status(1, None, 7), 7);
+        assert_eq!("soon,fail=3".parse::<Halt>().unwrap().status(4, None, 7), 4);
+        assert_eq!(
+            "now,success=1".parse::<Halt>().unwrap().status(3, None, 0),
+            0
         );
         for bad in [
             "later,fail=1",

@@ -22,7 +22,7 @@
 use std::io::BufRead;
 
 /// What a replacement string takes from an argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Whole,
     NoExt,
@@ -39,6 +39,8 @@ enum Part {
     NoExts(usize),
     /// `--plus`: `{/..}`, `{/...}`: the base name without them.
     BaseNoExts(usize),
+    /// `--plus`: bash's expansions (`{:-text}`, `{#re}`, `{/re/text}`...).
+    Plus(crate::plus::Dynamic),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,8 @@ enum Piece {
     Text(String),
     /// `Some(n)`: the nth argument (from 1); `None`: all of them.
     Arg(Option<usize>, Part),
+    /// `{-n}`: the nth argument from the last (from 1).
+    ArgBack(usize, Part),
     Seq,
     /// `{%}`: the job's slot (1 to the number of slots; no two running
     /// jobs share one).
@@ -67,8 +71,10 @@ enum Piece {
 /// header's column names.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Spelling<'a> {
-    /// `-I REPL`: REPL stands for `{}`.
-    pub(crate) replace: Option<&'a str>,
+    /// `-I REPL`: REPL stands for `{}`; `--extensionreplace`,
+    /// `--basenamereplace`, ... : other strings renamed (what stands for
+    /// what, as `(REPL, "{.}")`).
+    pub(crate) renames: &'a [(String, &'static str)],
     /// `-q`: each word of the command is one word for the shell (its
     /// replacement strings filled in, then quoted whole).
     pub(crate) quote_words: bool,
@@ -107,6 +113,10 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
     if let Some((_, pos)) = names.iter().find(|(n, _)| n == inner) {
         return Some(Piece::Arg(Some(*pos), Part::Whole));
     }
+    let (back, inner) = match inner.strip_prefix('-') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => (true, rest),
+        _ => (false, inner),
+    };
     let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
     let (num, rest) = inner.split_at(digits);
     let pos = if num.is_empty() {
@@ -128,9 +138,13 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
         "..." if plus => Part::NoExts(3),
         "/.." if plus => Part::BaseNoExts(2),
         "/..." if plus => Part::BaseNoExts(3),
+        _ if plus && num.is_empty() && !back => Part::Plus(crate::plus::Dynamic::parse(rest)?),
         _ => return None,
     };
-    Some(Piece::Arg(pos, part))
+    match (back, pos) {
+        (true, Some(n)) => Some(Piece::ArgBack(n, part)),
+        _ => Some(Piece::Arg(pos, part)),
+    }
 }
 
 /// The pieces of `cmd`: text and replacement strings.
@@ -180,9 +194,12 @@ impl Template {
     /// Parses the command `words` as `spelling` says (joined by spaces,
     /// or each one shell word with `-q`).
     pub(crate) fn parse_words(words: &[String], spelling: &Spelling<'_>) -> Template {
-        let respell = |w: &str| match spelling.replace {
-            Some(r) if !r.is_empty() && r != "{}" => w.replace(r, "{}"),
-            _ => w.to_string(),
+        let respell = |w: &str| {
+            spelling
+                .renames
+                .iter()
+                .filter(|(from, to)| !from.is_empty() && from != to)
+                .fold(w.to_string(), |w, (from, to)| w.replace(from.as_str(), to))
         };
         let cmd = words
             .iter()
@@ -365,18 +382,27 @@ fn render(pieces: &[Piece], at: At, args: &[String], quoted: bool) -> String {
             Piece::Total => out.push_str(&total.map(|t| t.to_string()).unwrap_or_default()),
             Piece::Raw => out.push_str(&args.join(" ")),
             Piece::Arg(None, part) => {
-                let words: Vec<String> = args.iter().map(|a| q(apply(*part, a))).collect();
+                let words: Vec<String> = args.iter().map(|a| q(apply(part, a))).collect();
                 out.push_str(&words.join(" "));
             }
             Piece::Arg(Some(n), part) => {
                 let a = args.get(n - 1).map(String::as_str).unwrap_or("");
-                out.push_str(&q(apply(*part, a)));
+                out.push_str(&q(apply(part, a)));
+            }
+            Piece::ArgBack(n, part) => {
+                let a = args
+                    .len()
+                    .checked_sub(*n)
+                    .and_then(|i| args.get(i))
+                    .map(String::as_str)
+                    .unwrap_or("");
+                out.push_str(&q(apply(part, a)));
             }
         }
     }
     out
 }
-fn apply(part: Part, a: &str) -> String {
+fn apply(part: &Part, a: &str) -> String {
     let base = |a: &str| a.rsplit_once('/').map_or(a, |(_, b)| b).to_string();
     let no_ext = |a: &str| {
         let start = a.rfind('/').map_or(0, |i| i + 1);
@@ -398,12 +424,13 @@ fn apply(part: Part, a: &str) -> String {
         Part::PlusDir => a.rsplit_once('/').map_or("", |(d, _)| d).to_string(),
         // GNU parallel's rule: after the last dot, wherever it is.
         Part::PlusExt(1) => a.rsplit_once('.').map_or("", |(_, e)| e).to_string(),
-        Part::PlusExt(k) => exts(a, k).map_or("", |(_, e)| e).to_string(),
-        Part::NoExts(k) => exts(a, k).map_or(a, |(s, _)| s).to_string(),
+        Part::PlusExt(k) => exts(a, *k).map_or("", |(_, e)| e).to_string(),
+        Part::NoExts(k) => exts(a, *k).map_or(a, |(s, _)| s).to_string(),
         Part::BaseNoExts(k) => {
             let b = base(a);
-            exts(&b, k).map_or(b.as_str(), |(s, _)| s).to_string()
+            exts(&b, *k).map_or(b.as_str(), |(s, _)| s).to_string()
         }
+        Part::Plus(d) => d.apply(a),
     }
 }
 
@@ -547,7 +574,18 @@ impl Source {
 }
 
 /// The command words and sources of `remex run COMMAND... ::: A... :::: F...`.
+#[cfg(test)]
 pub(crate) fn split_command(words: &[String]) -> (Vec<String>, Vec<Source>) {
+    split_command_at(words, ":::", "::::")
+}
+
+/// As `split_command`, with other separators (`--arg-sep`,
+/// `--arg-file-sep`); each with `+` links its source to the one before.
+pub(crate) fn split_command_at(
+    words: &[String],
+    arg_sep: &str,
+    file_sep: &str,
+) -> (Vec<String>, Vec<Source>) {
     let mut command = Vec::new();
     let mut sources = Vec::new();
     // (files, linked, words)
@@ -562,13 +600,26 @@ pub(crate) fn split_command(words: &[String]) -> (Vec<String>, Vec<Source>) {
         }
         None => {}
     };
+    let sep = |w: &str| -> Option<(bool, bool)> {
+        let (w, linked) = match w.strip_suffix('+') {
+            Some(w) => (w, true),
+            None => (w, false),
+        };
+        if w == file_sep {
+            Some((true, linked))
+        } else if w == arg_sep {
+            Some((false, linked))
+        } else {
+            None
+        }
+    };
     for w in words {
-        match w.as_str() {
-            ":::" | "::::" | ":::+" | "::::+" => {
+        match sep(w) {
+            Some((files, linked)) => {
                 flush(current.take(), &mut sources);
-                current = Some((w.starts_with("::::"), w.ends_with('+'), Vec::new()));
+                current = Some((files, linked, Vec::new()));
             }
-            _ => match current.as_mut() {
+            None => match current.as_mut() {
                 Some((_, _, v)) => v.push(w.clone()),
                 None => command.push(w.clone()),
             },
@@ -1078,7 +1129,7 @@ mod tests {
         let t = Template::parse_words(
             &s(&["mv", ",,", ",,.bak"]),
             &Spelling {
-                replace: Some(",,"),
+                renames: &[(",,".into(), "{}")],
                 ..Spelling::default()
             },
         );

@@ -18,8 +18,11 @@ mod exec;
 mod halt;
 mod joblog;
 mod jobs;
+mod plus;
+mod results;
 mod rsync;
 mod run;
+mod slots;
 mod workers;
 
 /// `--log-format`: a subscriber on stderr at RUST_LOG's level (warn by

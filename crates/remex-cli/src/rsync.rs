@@ -20,7 +20,7 @@ pub(crate) async fn rsync(a: RsyncArgs) -> Result<i32, String> {
     if !a.source.is_dir() {
         return Err(format!("{} is not a directory", a.source.display()));
     }
-    let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
+    let specs = workers::specs(&a.workers)?;
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     let target = if a.no_bar {
         ProgressDrawTarget::hidden()

@@ -22,7 +22,9 @@ use remex::TaskResult;
 use crate::cli::RunArgs;
 use crate::halt::When;
 use crate::joblog::{Entry, JobLog, Resume};
-use crate::jobs::{split_command, At, Inputs, Reading, Source, Spelling, Template};
+use crate::jobs::{split_command_at, At, Inputs, Reading, Source, Spelling, Template};
+use crate::results::Results;
+use crate::slots::{self, Jobs};
 use crate::workers::{self, Workers};
 
 /// How long the workers have to end when the run is over.
@@ -51,6 +53,19 @@ fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A job's exit status as a shell gives it: its code, or 128 + the
+/// signal that ended it; 255 when it did not run to an end.
+fn status_code(r: &remex::Result<TaskResult<CommandOutcome>>) -> i32 {
+    match r {
+        Ok(t) => match (t.value.code, t.value.signal) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            (None, None) => 255,
+        },
+        Err(_) => 255,
+    }
 }
 
 fn job_ok(r: &remex::Result<TaskResult<CommandOutcome>>) -> bool {
@@ -82,6 +97,10 @@ struct Printer {
     slots: u64,
     bar: ProgressBar,
     workers: Option<Workers>,
+    /// `--verbose`: each job's command line before its output.
+    verbose: bool,
+    /// `--results DIR`: each job's output in files too.
+    results: Option<Results>,
 }
 
 impl Printer {
@@ -100,6 +119,17 @@ impl Printer {
         };
         self.bar.suspend(|| match &d.result {
             Ok(t) => {
+                if self.verbose {
+                    eprintln!("{}", d.job.command);
+                }
+                if let Some(r) = &self.results {
+                    // In the files only, as GNU parallel (20221122) does.
+                    let o = &t.value;
+                    if let Err(e) = r.write(d.job.seq, &d.job.args, &o.stdout, &o.stderr) {
+                        eprintln!("remex: {e}");
+                    }
+                    return;
+                }
                 emit(
                     &mut std::io::stdout().lock(),
                     tag.as_deref(),
@@ -128,7 +158,7 @@ impl Printer {
                     host: self
                         .workers
                         .as_ref()
-                        .map_or_else(|| t.gateway.clone(), |w| w.label(&t.gateway)),
+                        .map_or_else(|| t.gateway.clone(), |w| w.joblog_host(&t.gateway)),
                     start: o.started,
                     runtime: o.seconds,
                     received: (o.stdout.len() + o.stderr.len()) as u64,
@@ -207,7 +237,7 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
 /// Runs `remex run`; returns the exit status.
 pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // No command: each input is one (`remex run ::: 'cmd1' 'cmd2'`).
-    let (command, mut sources) = split_command(&a.command);
+    let (command, mut sources) = split_command_at(&a.command, &a.arg_sep, &a.arg_file_sep);
     let mut all: Vec<Source> = a
         .arg_files
         .iter()
@@ -221,13 +251,31 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         plus: a.plus,
         ..Spelling::default()
     };
-    let counts = Template::parse_words(&command, &plain).needs_total() || shares || a.shuf;
+    let local = workers::none_named(&a.workers);
+    let as_many = local && a.jobs == Some(Jobs::Count(0));
+    let counts = Template::parse_words(&command, &plain).needs_total()
+        || shares
+        || a.shuf
+        || as_many
+        || a.halt.wants_total();
     let mut inputs = Inputs::open_with(all, &reading, counts)?;
     if a.shuf {
         inputs.shuffle()?;
     }
+    let renames: Vec<(String, &'static str)> = [
+        (&a.replace, "{}"),
+        (&a.extension_replace, "{.}"),
+        (&a.basename_replace, "{/}"),
+        (&a.dirname_replace, "{//}"),
+        (&a.basename_extension_replace, "{/.}"),
+        (&a.seq_replace, "{#}"),
+        (&a.slot_replace, "{%}"),
+    ]
+    .into_iter()
+    .filter_map(|(from, to)| Some((from.clone()?, to)))
+    .collect();
     let spelling = Spelling {
-        replace: a.replace.as_deref(),
+        renames: &renames,
         quote_words: a.quote,
         names: &inputs.names,
         plus: a.plus,
@@ -240,7 +288,14 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         .tagstring
         .as_deref()
         .map(|t| Template::parse_tag(t, &inputs.names, a.plus));
-    let specs = workers::specs(&a.workers.tx, &a.workers.txfile)?;
+    // Slots: GNU parallel's -j for this machine when no worker is named
+    // (one local worker per slot), else jobs at once on each worker.
+    let (specs, per_worker) = if local {
+        let n = slots::local(a.jobs, inputs.total);
+        (vec![format!("{n}*popen")], 1)
+    } else {
+        (workers::specs(&a.workers)?, slots::per_worker(a.jobs)?)
+    };
     let resume = match (a.resume, a.resume_failed) {
         (true, _) => Resume::All,
         (_, true) => Resume::Failed,
@@ -252,7 +307,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             .iter()
             .map(|s| remex::Spec::parse(s).map_or(1, |s| s.workers()))
             .sum();
-        let slots = (workers * a.jobs as usize).max(1);
+        let slots = (workers * per_worker).max(1);
         if shares {
             inputs.share(slots)?;
         }
@@ -275,8 +330,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         None => None,
     };
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
-    w.group.set_tasks_per_worker(a.jobs as usize);
-    let slots = (w.group.len() * a.jobs as usize).max(1);
+    w.group.set_tasks_per_worker(per_worker);
+    let slots = (w.group.len() * per_worker).max(1);
     if shares {
         inputs.share(slots)?;
     }
@@ -285,7 +340,15 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // jobs are out than slots.
     let slotted = template.uses_slot() || tagstring.as_ref().is_some_and(Template::uses_slot);
     let mut free: BTreeSet<u64> = (1..=slots as u64).collect();
-    let in_flight_max = if slotted { slots } else { (slots * 2).max(2) };
+    // With {%} or --halt, no job waits on a worker for a free executor:
+    // a slot is held from start to end, and --halt soon starts nothing
+    // more (GNU parallel's "running" jobs only).
+    let halting = a.halt.0.is_some();
+    let in_flight_max = if slotted || halting {
+        slots
+    } else {
+        (slots * 2).max(2)
+    };
     let mut next_start: Option<Instant> = None;
     let window = (slots as u64 * 4).max(64);
     let group = w.group.clone();
@@ -296,9 +359,14 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         slots: slots as u64,
         bar: progress_bar(inputs.total, a.no_bar),
         workers: Some(w),
+        verbose: a.verbose,
+        results: a.results.as_deref().map(|d| Results::new(d, &inputs.names)),
     };
     let submit = |job: Job| -> Running {
-        let req = a.limits.request(job.command.clone());
+        let req = a.limits.request(match a.nice {
+            Some(n) => format!("nice -n {n} sh -c {}", crate::jobs::quote(&job.command)),
+            None => job.command.clone(),
+        });
         match group.submit::<CommandOutcome>("run", &req) {
             Ok(f) => {
                 let f = f.with_details();
@@ -316,6 +384,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let mut inputs_done = false;
     let (mut failed, mut succeeded, mut killed) = (0u64, 0u64, 0u64);
     let mut halted: Option<When> = None;
+    let mut halt_status = None;
     let mut input_error = None;
     loop {
         // Start jobs while there is room.
@@ -330,6 +399,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 Some(Err(e)) => {
                     input_error = Some(e);
                     inputs_done = true;
+                }
+                Some(Ok(args)) if a.no_run_if_empty && args.iter().all(|x| x.trim().is_empty()) => {
                 }
                 Some(Ok(args)) => {
                     let seq = next_seq;
@@ -400,6 +471,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             free.insert(job.slot);
         }
         let d = Done { job, result };
+        let code = status_code(&d.result);
         if job_ok(&d.result) {
             succeeded += 1;
         } else {
@@ -415,8 +487,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             printer.print(&d);
         }
         if halted.is_none() {
-            halted = a.halt.check(failed, succeeded);
+            halted = a.halt.check_of(failed, succeeded, total);
             if let Some(when) = halted {
+                halt_status = Some(a.halt.status(failed, total, code));
                 printer.bar.suspend(|| {
                     eprintln!(
                         "remex: --halt {} reached ({failed} failed, {succeeded} succeeded): {}",
@@ -461,5 +534,5 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             }
         );
     }
-    Ok(failed.min(101) as i32)
+    Ok(halt_status.unwrap_or(failed.min(101) as i32))
 }

@@ -1,16 +1,25 @@
 //! The workers a command runs on: specs from `--tx` and `--txfile`, the
 //! group they start, and the short names output is tagged with.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use remex::{Gateway, Group, Transport};
 
-/// The specs from `--tx` and `--txfile` (one per line; blank lines and
-/// `#` comments skipped); none given means one popen worker per CPU.
-pub(crate) fn specs(tx: &[String], txfiles: &[PathBuf]) -> Result<Vec<String>, String> {
-    let mut specs = tx.to_vec();
-    for f in txfiles {
+use crate::cli::WorkerArgs;
+
+/// Whether no worker is named (no `--tx`, `--txfile`, `-S`,
+/// `--sshloginfile`): then the jobs run on this machine.
+pub(crate) fn none_named(w: &WorkerArgs) -> bool {
+    w.tx.is_empty() && w.txfile.is_empty() && w.sshlogin.is_empty() && w.sshloginfile.is_empty()
+}
+
+/// The specs from `--tx`, `--txfile` (one per line; blank lines and
+/// `#` comments skipped), `-S` and `--sshloginfile`; none given means one
+/// popen worker per CPU.
+pub(crate) fn specs(w: &WorkerArgs) -> Result<Vec<String>, String> {
+    let mut specs = w.tx.to_vec();
+    for f in &w.txfile {
         let text = std::fs::read_to_string(f)
             .map_err(|e| format!("cannot read --txfile {}: {e}", f.display()))?;
         specs.extend(
@@ -20,9 +29,72 @@ pub(crate) fn specs(tx: &[String], txfiles: &[PathBuf]) -> Result<Vec<String>, S
                 .map(str::to_string),
         );
     }
+    if let Some(cmd) = &w.ssh {
+        let is_ssh = cmd.split('/').next_back() == Some("ssh");
+        if !is_ssh {
+            return Err(format!(
+                "--ssh {cmd:?}: remex runs ssh itself (options go in ~/.ssh/config or //ssh_config=); \
+                 to reach workers through another command use --tx cmd=..."
+            ));
+        }
+    }
+    specs.extend(sshlogins(&w.sshlogin, &w.sshloginfile)?);
     if specs.is_empty() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         specs.push(format!("{n}*popen"));
+    }
+    Ok(specs)
+}
+
+/// GNU parallel's sshlogins (`-S`, `--sshloginfile`) as specs: `:` is
+/// this machine (`popen`), `HOST` and `USER@HOST` are `ssh=`, `N/...`
+/// makes N workers, and an ssh command before the host (`/usr/bin/ssh
+/// host`) is dropped (remex runs ssh itself). Host groups (`@grp/...`)
+/// are refused, named.
+pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Vec<String>, String> {
+    let mut logins: Vec<String> = items.to_vec();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read --sshloginfile {}: {e}", f.display()))?;
+        logins.extend(
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    let mut specs = Vec::new();
+    for item in logins.iter().flat_map(|l| l.split([',', '\n'])) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        if item.starts_with('@') {
+            return Err(format!(
+                "sshlogin {item:?}: host groups (@group/) are not offered; give each group's hosts its own run"
+            ));
+        }
+        let (count, rest) = match item.split_once('/') {
+            Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                let n: usize =
+                    n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        format!("sshlogin {item:?}: the count before / is from 1")
+                    })?;
+                (n, rest)
+            }
+            _ => (1, item),
+        };
+        // `4//usr/bin/ssh user@host`: the ssh command, then the host.
+        let host = rest.split_whitespace().last().unwrap_or(rest);
+        let spec = if host == ":" {
+            "popen".to_string()
+        } else {
+            format!("ssh={host}")
+        };
+        specs.push(if count > 1 {
+            format!("{count}*{spec}")
+        } else {
+            spec
+        });
     }
     Ok(specs)
 }
@@ -32,6 +104,8 @@ pub(crate) struct Workers {
     pub(crate) group: Group,
     /// Gateway id -> the name output is tagged with.
     labels: HashMap<String, String>,
+    /// Gateway ids of this machine's workers (popen, no `id=`).
+    local: HashSet<String>,
     /// The live dashboard, served while the workers are.
     _board: Option<remex::Dashboard>,
 }
@@ -46,7 +120,13 @@ impl Workers {
         let group = Group::new(specs.iter().map(String::as_str))
             .await
             .map_err(|e| e.to_string())?;
-        let labels = labels(&group.gateways());
+        let gateways = group.gateways();
+        let labels = labels(&gateways);
+        let local = gateways
+            .iter()
+            .filter(|g| g.spec().id.is_none() && matches!(g.spec().transport, Transport::Popen))
+            .map(|g| g.id().to_string())
+            .collect();
         let board = match dashboard {
             Some(addr) => {
                 let b = group
@@ -61,8 +141,20 @@ impl Workers {
         Ok(Workers {
             group,
             labels,
+            local,
             _board: board,
         })
+    }
+
+    /// The host column of a joblog for gateway `id`: `:` for this
+    /// machine (a popen worker without an `id=`), as GNU parallel writes
+    /// it, else its name.
+    pub(crate) fn joblog_host(&self, id: &str) -> String {
+        if self.local.contains(id) {
+            ":".into()
+        } else {
+            self.label(id)
+        }
     }
 
     /// The name of gateway `id`: its `id=` if the spec sets one, else its
@@ -114,4 +206,23 @@ fn labels(gateways: &[Gateway]) -> HashMap<String, String> {
         out.insert(g.id().to_string(), label);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sshlogins_become_specs() {
+        let s = |v: &[&str]| sshlogins(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &[]);
+        assert_eq!(s(&[":"]).unwrap(), ["popen"]);
+        assert_eq!(
+            s(&["a,b@c", "4/d\n2//usr/bin/ssh e@f"]).unwrap(),
+            ["ssh=a", "ssh=b@c", "4*ssh=d", "2*ssh=e@f"]
+        );
+        assert_eq!(s(&["/usr/bin/ssh host"]).unwrap(), ["ssh=host"]);
+        let e = s(&["@grp/host"]).unwrap_err();
+        assert!(e.contains("host groups"), "{e}");
+        assert!(s(&["0/host"]).unwrap_err().contains("from 1"));
+    }
 }

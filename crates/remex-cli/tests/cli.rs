@@ -132,7 +132,8 @@ fn failed_jobs_set_the_exit_status_and_the_job_log_resumes_them() {
         .iter()
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            assert!(f[1].starts_with("local#"), "{l}");
+            // This machine's workers are `:`, as in GNU parallel's log.
+            assert_eq!(f[1], ":", "{l}");
             (f[0].to_string(), f[6].to_string())
         })
         .collect();
@@ -565,23 +566,13 @@ fn run_and_exec_reach_slurm_workers() {
 
 #[test]
 fn an_option_remex_does_not_know_never_becomes_the_command() {
-    // GNU parallel's --results: a usage error naming it, nothing run.
+    // GNU parallel's --pipe: a usage error naming it, nothing run.
     let o = run(&[
-        "run",
-        "--tx",
-        "popen",
-        "-k",
-        "--results",
-        "out",
-        "echo",
-        ":::",
-        "A",
-        "B",
-        "C",
+        "run", "--tx", "popen", "-k", "--pipe", "echo", ":::", "A", "B", "C",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(
-        err(&o).contains("GNU parallel's --results") && err(&o).contains("docs/cli.md"),
+        err(&o).contains("GNU parallel's --pipe") && err(&o).contains("docs/cli.md"),
         "{}",
         err(&o)
     );

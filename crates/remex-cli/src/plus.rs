@@ -1,0 +1,248 @@
+//! `--plus`'s replacement strings modelled on bash's parameter expansion,
+//! with GNU parallel's rules (its `%Global::plus` table): `{:-text}`,
+//! `{:N}`, `{:N:M}`, `{#re}`, `{##re}`, `{%re}`, `{%%re}`, `{/re/text}`,
+//! `{/#re/text}`, `{/%re/text}`, `{//re/text}`, `{^re}`, `{^^re}`,
+//! `{,re}`, `{,,re}`. Patterns are regular expressions (Perl's in GNU
+//! parallel, the `regex` crate's here: the same for the patterns people
+//! write); the replacement text is taken as it is.
+
+use regex::Regex;
+
+/// One of them, parsed.
+#[derive(Debug, Clone)]
+pub(crate) enum Dynamic {
+    /// `{:-text}`: `text` when the argument is empty (or `0`, as Perl's
+    /// `||=` in parallel).
+    Default(String),
+    /// `{:N}`, `{:N:M}`: from character N on, M of them.
+    Substr(usize, Option<usize>),
+    /// `{%re}`: the shortest end of the argument that `re` matches, gone
+    /// (the regex: anything, then `re` lazy as group 1, then the end).
+    Suffix(Regex),
+    /// `{#re}`, `{##re}`, `{%re}`, `{%%re}`, the `/` forms and the case
+    /// changes: a regex applied once or everywhere, with what it does.
+    Edit { re: Regex, edit: Edit, all: bool },
+}
+
+/// What an `Edit` does where its regex matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Edit {
+    /// Remove the match (`{#re}`, `{%re}` and their doubles).
+    Remove,
+    /// Put this text there (`{/re/text}` and its anchored forms).
+    Put(String),
+    Upper,
+    Lower,
+}
+
+impl PartialEq for Dynamic {
+    fn eq(&self, other: &Dynamic) -> bool {
+        match (self, other) {
+            (Dynamic::Default(a), Dynamic::Default(b)) => a == b,
+            (Dynamic::Substr(a, b), Dynamic::Substr(c, d)) => (a, b) == (c, d),
+            (Dynamic::Suffix(a), Dynamic::Suffix(b)) => a.as_str() == b.as_str(),
+            (
+                Dynamic::Edit { re, edit, all },
+                Dynamic::Edit {
+                    re: r,
+                    edit: e,
+                    all: a,
+                },
+            ) => re.as_str() == r.as_str() && edit == e && all == a,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Dynamic {}
+
+/// Perl's `make_regexp_ungreedy` as GNU parallel has it: `*` and `+`
+/// become lazy.
+fn ungreedy(re: &str) -> String {
+    let mut out = String::new();
+    let mut chars = re.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            '*' | '+' if chars.peek() != Some(&'?') => out.push('?'),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Dynamic {
+    /// `inner` (between the braces) as one of them; `None` when it is not.
+    pub(crate) fn parse(inner: &str) -> Option<Dynamic> {
+        let re = |s: String| Regex::new(&s).ok();
+        if let Some(text) = inner.strip_prefix(":-") {
+            return (!text.is_empty()).then(|| Dynamic::Default(text.to_string()));
+        }
+        if let Some(rest) = inner.strip_prefix(':') {
+            let (n, m) = match rest.split_once(':') {
+                Some((n, m)) => (n, Some(m)),
+                None => (rest, None),
+            };
+            let num = |s: &str| {
+                (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| s.parse().ok())
+                    .flatten()
+            };
+            return Some(Dynamic::Substr(
+                num(n)?,
+                m.map(num).map_or(Some(None), |m| m.map(Some))?,
+            ));
+        }
+        let edit = |pattern: String, edit: Edit, all: bool| {
+            Some(Dynamic::Edit {
+                re: re(pattern)?,
+                edit,
+                all,
+            })
+        };
+        if let Some(p) = inner.strip_prefix("##") {
+            return (!p.is_empty()).then(|| edit(format!("^(?:{p})"), Edit::Remove, false))?;
+        }
+        if let Some(p) = inner.strip_prefix('#') {
+            return (!p.is_empty())
+                .then(|| edit(format!("^(?:{})", ungreedy(p)), Edit::Remove, false))?;
+        }
+        if let Some(p) = inner.strip_prefix("%%") {
+            return (!p.is_empty()).then(|| edit(format!("(?:{p})$"), Edit::Remove, false))?;
+        }
+        if let Some(p) = inner.strip_prefix('%') {
+            // The shortest match that ends the argument: found from the
+            // right, as parallel's `s/(.*)re$/$1/` with `re` lazy.
+            return (!p.is_empty())
+                .then(|| re(format!("^(?s:.*)((?:{}))$", ungreedy(p))).map(Dynamic::Suffix))?;
+        }
+        for (mark, anchor, all) in [("//", "", true), ("/#", "^", true), ("/%", "$", true)] {
+            if let Some(rest) = inner.strip_prefix(mark) {
+                let (p, text) = rest.split_once('/')?;
+                if p.is_empty() {
+                    return None;
+                }
+                let pattern = if anchor == "^" {
+                    format!("^(?:{p})")
+                } else if anchor == "$" {
+                    format!("(?:{p})$")
+                } else {
+                    p.to_string()
+                };
+                return edit(pattern, Edit::Put(text.to_string()), all);
+            }
+        }
+        if let Some(rest) = inner.strip_prefix('/') {
+            let (p, text) = rest.split_once('/')?;
+            if p.is_empty() || p.starts_with(['#', '%']) {
+                return None;
+            }
+            return edit(p.to_string(), Edit::Put(text.to_string()), false);
+        }
+        for (mark, case, all) in [
+            ("^^", Edit::Upper, true),
+            ("^", Edit::Upper, false),
+            (",,", Edit::Lower, true),
+            (",", Edit::Lower, false),
+        ] {
+            if let Some(p) = inner.strip_prefix(mark) {
+                if p.is_empty() {
+                    return None;
+                }
+                let pattern = if all {
+                    p.to_string()
+                } else {
+                    format!("^(?:{p})")
+                };
+                return edit(pattern, case, all);
+            }
+        }
+        None
+    }
+
+    /// What it makes of argument `a`.
+    pub(crate) fn apply(&self, a: &str) -> String {
+        match self {
+            Dynamic::Default(text) if a.is_empty() || a == "0" => text.clone(),
+            Dynamic::Default(_) => a.to_string(),
+            Dynamic::Substr(from, len) => {
+                let tail = a.chars().skip(*from);
+                match len {
+                    Some(m) => tail.take(*m).collect(),
+                    None => tail.collect(),
+                }
+            }
+            Dynamic::Suffix(re) => match re.captures(a).and_then(|c| c.get(1)) {
+                Some(m) => a[..m.start()].to_string(),
+                None => a.to_string(),
+            },
+            Dynamic::Edit { re, edit, all } => {
+                let limit = if *all { 0 } else { 1 };
+                re.replacen(a, limit, |c: &regex::Captures<'_>| match edit {
+                    Edit::Remove => String::new(),
+                    Edit::Put(t) => t.clone(),
+                    Edit::Upper => c[0].to_uppercase(),
+                    Edit::Lower => c[0].to_lowercase(),
+                })
+                .into_owned()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(inner: &str, a: &str) -> String {
+        Dynamic::parse(inner)
+            .unwrap_or_else(|| panic!("{inner:?} parses"))
+            .apply(a)
+    }
+
+    #[test]
+    fn the_tutorials_examples_give_bashs_results() {
+        // `man parallel_tutorial`, "Bash inspired replacement strings".
+        assert_eq!(run(":-myval", ""), "myval");
+        let v = "abcAaAdef";
+        assert_eq!(run(":2", v), "cAaAdef");
+        assert_eq!(run(":2:3", v), "cAa");
+        assert_eq!(run("#bc", v), "abcAaAdef");
+        assert_eq!(run("#abc", v), "AaAdef");
+        assert_eq!(run("%de", v), "abcAaAdef");
+        assert_eq!(run("%def", v), "abcAaA");
+        assert_eq!(run("/def/ghi", v), "abcAaAghi");
+        assert_eq!(run("^a", v), "AbcAaAdef");
+        assert_eq!(run("^^a", v), "AbcAAAdef");
+        assert_eq!(run(",A", "AbcAaAdef"), "abcAaAdef");
+        assert_eq!(run(",,A", "AbcAaAdef"), "abcaaadef");
+    }
+
+    #[test]
+    fn patterns_take_the_shortest_or_longest_match_as_bash_does() {
+        // GNU parallel's own comments: {#z.*z.} ::: z.z.z.foo => z.foo,
+        // {##z.*z.} => foo; {%.z.*z} ::: foo.z.z.z => foo.z, {%%.z.*z} => foo.
+        assert_eq!(run("#z.*z.", "z.z.z.foo"), "z.foo");
+        assert_eq!(run("##z.*z.", "z.z.z.foo"), "foo");
+        assert_eq!(run("%.z.*z", "foo.z.z.z"), "foo.z");
+        assert_eq!(run("%%.z.*z", "foo.z.z.z"), "foo");
+        assert_eq!(run("//a/_", "banana"), "b_n_n_");
+        assert_eq!(run("/#b/B", "bob"), "Bob");
+        assert_eq!(run("/%b/B", "bob"), "boB");
+        assert_eq!(run(":-x", "set"), "set");
+    }
+
+    #[test]
+    fn what_is_not_one_of_them_is_left_alone() {
+        for inner in [
+            "", ":", ":x", ":2:y", "#", "%", "^", "/", "/a", "/(/b", "#(",
+        ] {
+            assert!(Dynamic::parse(inner).is_none(), "{inner:?}");
+        }
+    }
+}
