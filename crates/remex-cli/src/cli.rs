@@ -283,6 +283,29 @@ pub(crate) struct RunArgs {
     /// before its output.
     #[arg(short = 'v', long = "verbose")]
     pub(crate) verbose: bool,
+    /// Each job on every worker, in order (GNU parallel's --onall).
+    #[arg(long, conflicts_with = "nonall")]
+    pub(crate) onall: bool,
+    /// The command once on every worker, with no inputs (--nonall).
+    #[arg(long)]
+    pub(crate) nonall: bool,
+    /// Copy this variable (or bash function) of this shell to every job
+    /// (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) env: Vec<String>,
+    /// Run the jobs in DIR (made if missing; relative to the worker's
+    /// directory, for ssh the login directory); `.`: this directory, as a
+    /// path from home when it is under it.
+    #[arg(long, visible_alias = "wd", value_name = "DIR")]
+    pub(crate) workdir: Option<String>,
+    /// Seconds between ssh starts (GNU parallel's --sshdelay): remex
+    /// opens one ssh connection per worker at the start; accepted.
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub(crate) sshdelay: Option<f64>,
+    /// Share ssh connections (GNU parallel's --controlmaster): remex
+    /// keeps one connection per worker for all its jobs; accepted.
+    #[arg(short = 'M', long = "controlmaster", hide = true)]
+    pub(crate) controlmaster: bool,
     /// Run the commands with this niceness (nice -n N).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub(crate) nice: Option<i32>,
@@ -422,8 +445,6 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
     ("--return", "not built yet"),
     ("--cleanup", "not built yet"),
     ("--basefile", "send files with remex rsync first"),
-    ("--workdir", "use //chdir= in the --tx spec"),
-    ("--env", "use //env:NAME=value in the --tx spec"),
     ("--tty", "remex runs commands without a terminal"),
     ("--interactive", "remex runs commands without a terminal"),
     ("-p", "remex runs commands without a terminal"),

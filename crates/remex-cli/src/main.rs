@@ -18,6 +18,7 @@ mod exec;
 mod halt;
 mod joblog;
 mod jobs;
+mod onall;
 mod plus;
 mod results;
 mod rsync;

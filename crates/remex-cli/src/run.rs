@@ -73,7 +73,7 @@ fn job_ok(r: &remex::Result<TaskResult<CommandOutcome>>) -> bool {
 }
 
 /// Writes `data` to `out`, each line prefixed with `tag` if there is one.
-fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
+pub(crate) fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
     let Some(tag) = tag else {
         let _ = out.write_all(data);
         return;
@@ -234,8 +234,95 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
     })
 }
 
+/// The directory `--workdir DIR` names for the jobs: `.` is this
+/// directory, as a path from the home directory when it is under it (so
+/// that it is the same place on hosts where home differs), else as it
+/// is; `...` (GNU parallel's own temporary directory) is refused.
+fn workdir(dir: &str) -> Result<String, String> {
+    match dir {
+        "." => {
+            let here = std::env::current_dir()
+                .map_err(|e| format!("--workdir .: the current directory: {e}"))?;
+            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+            Ok(match home.and_then(|h| here.strip_prefix(h).ok().map(|p| p.to_path_buf())) {
+                Some(rel) if rel.as_os_str().is_empty() => ".".into(),
+                Some(rel) => rel.display().to_string(),
+                None => here.display().to_string(),
+            })
+        }
+        "..." => Err(
+            "--workdir ... (a temporary directory of GNU parallel's own) is not offered: name a directory"
+                .into(),
+        ),
+        d => Ok(d.to_string()),
+    }
+}
+
+/// What every job's request carries besides its command: `--env`'s
+/// variables (a bash function's `BASH_FUNC_NAME%%` too), `--workdir`,
+/// `--nice`.
+struct JobSetup {
+    env: Vec<(String, String)>,
+    workdir: Option<String>,
+    nice: Option<i32>,
+}
+
+impl JobSetup {
+    fn new(a: &RunArgs) -> Result<JobSetup, String> {
+        let mut env = Vec::new();
+        for name in &a.env {
+            if name == "_" {
+                return Err(
+                    "--env _ needs GNU parallel's --record-env file; name the variables".into(),
+                );
+            }
+            for key in [name.clone(), format!("BASH_FUNC_{name}%%")] {
+                if let Ok(v) = std::env::var(&key) {
+                    env.push((key, v));
+                }
+            }
+        }
+        Ok(JobSetup {
+            env,
+            workdir: a.workdir.as_deref().map(workdir).transpose()?,
+            nice: a.nice,
+        })
+    }
+
+    /// The `run` request for `command` under `limits`.
+    fn request(
+        &self,
+        limits: &crate::cli::CommandLimits,
+        command: &str,
+    ) -> remex::worker::CommandRequest {
+        let mut line = match self.nice {
+            Some(n) => format!("nice -n {n} sh -c {}", crate::jobs::quote(command)),
+            None => command.to_string(),
+        };
+        if let Some(d) = &self.workdir {
+            let d = crate::jobs::quote(d);
+            line = format!("mkdir -p -- {d} && cd -- {d} || exit 255\n{line}");
+        }
+        let mut req = limits.request(line);
+        req.env = self.env.clone();
+        req
+    }
+}
+
 /// Runs `remex run`; returns the exit status.
 pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
+    let setup = JobSetup::new(&a)?;
+    if a.nonall {
+        // The command once on every worker, with no inputs.
+        let specs = workers::specs(&a.workers)?;
+        let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
+        let failed = crate::onall::everywhere(&w, &[a.command.join(" ")], a.tag, |c| {
+            setup.request(&a.limits, c)
+        })
+        .await;
+        w.group.terminate(TERMINATE).await;
+        return Ok(failed.min(101) as i32);
+    }
     // No command: each input is one (`remex run ::: 'cmd1' 'cmd2'`).
     let (command, mut sources) = split_command_at(&a.command, &a.arg_sep, &a.arg_file_sep);
     let mut all: Vec<Source> = a
@@ -330,6 +417,25 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         None => None,
     };
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
+    if a.onall {
+        // Every job on every worker, in order.
+        let total = inputs.total;
+        let mut commands = Vec::new();
+        for (i, args) in inputs.by_ref().enumerate() {
+            let seq = i as u64 + 1;
+            let at = At {
+                seq,
+                slot: 1,
+                total,
+                slots: 1,
+            };
+            commands.push(template.render_at(at, &args?));
+        }
+        let failed =
+            crate::onall::everywhere(&w, &commands, a.tag, |c| setup.request(&a.limits, c)).await;
+        w.group.terminate(TERMINATE).await;
+        return Ok(failed.min(101) as i32);
+    }
     w.group.set_tasks_per_worker(per_worker);
     let slots = (w.group.len() * per_worker).max(1);
     if shares {
@@ -363,10 +469,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         results: a.results.as_deref().map(|d| Results::new(d, &inputs.names)),
     };
     let submit = |job: Job| -> Running {
-        let req = a.limits.request(match a.nice {
-            Some(n) => format!("nice -n {n} sh -c {}", crate::jobs::quote(&job.command)),
-            None => job.command.clone(),
-        });
+        let req = setup.request(&a.limits, &job.command);
         match group.submit::<CommandOutcome>("run", &req) {
             Ok(f) => {
                 let f = f.with_details();

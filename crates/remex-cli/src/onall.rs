@@ -1,0 +1,58 @@
+//! GNU parallel's `--onall` and `--nonall`: every job on every worker
+//! (`--nonall`: the command once on each, with no inputs). Each worker
+//! runs the jobs in their order, one at a time; a job's output is
+//! printed when it ends, its lines prefixed with the worker's name and a
+//! tab under `--tag`.
+
+use std::io::Write;
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use remex::worker::{CommandOutcome, CommandRequest};
+
+use crate::workers::Workers;
+
+/// Runs `commands` (in order) on every worker of `w`, each as `request`
+/// makes it; returns how many (worker, job) runs failed.
+pub(crate) async fn everywhere(
+    w: &Workers,
+    commands: &[String],
+    tag: bool,
+    request: impl Fn(&str) -> CommandRequest,
+) -> u64 {
+    let mut running = FuturesUnordered::new();
+    for gw in w.group.gateways() {
+        let label = w.label(gw.id());
+        let reqs: Vec<CommandRequest> = commands.iter().map(|c| request(c)).collect();
+        running.push(async move {
+            let mut failed = 0u64;
+            for (req, command) in reqs.into_iter().zip(commands) {
+                let r = match gw.remote_call("run", &req) {
+                    Ok(ch) => ch.receive::<CommandOutcome>().await,
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(o) => {
+                        let tag = tag.then_some(label.as_str());
+                        crate::run::emit(&mut std::io::stdout().lock(), tag, &o.stdout);
+                        crate::run::emit(&mut std::io::stderr().lock(), tag, &o.stderr);
+                        if !o.success() {
+                            failed += 1;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = std::io::stdout().flush();
+                        eprintln!("remex: {label}: {command}: {e}");
+                        failed += 1;
+                    }
+                }
+            }
+            failed
+        });
+    }
+    let mut failed = 0;
+    while let Some(f) = running.next().await {
+        failed += f;
+    }
+    failed
+}
