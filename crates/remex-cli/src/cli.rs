@@ -283,6 +283,28 @@ pub(crate) struct RunArgs {
     /// before its output.
     #[arg(short = 'v', long = "verbose")]
     pub(crate) verbose: bool,
+    /// Send FILE (replacement strings filled in, e.g. {}) with each job
+    /// into its directory on the worker (GNU parallel's --transferfile;
+    /// repeatable). Not moved where a job runs in this directory.
+    #[arg(long = "transferfile", visible_alias = "tf", value_name = "FILE")]
+    pub(crate) transferfile: Vec<String>,
+    /// --transferfile {}.
+    #[arg(long)]
+    pub(crate) transfer: bool,
+    /// Bring FILE (replacement strings filled in) back from each job's
+    /// directory to here after it (repeatable).
+    #[arg(long = "return", value_name = "FILE")]
+    pub(crate) returns: Vec<String>,
+    /// Remove the sent and returned files (and --basefile's after the
+    /// last job) on the workers.
+    #[arg(long)]
+    pub(crate) cleanup: bool,
+    /// --transferfile {} --return FILE --cleanup.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trc: Vec<String>,
+    /// Send FILE to every worker before the first job (repeatable).
+    #[arg(long = "basefile", visible_alias = "bf", value_name = "FILE")]
+    pub(crate) basefile: Vec<String>,
     /// Each job on every worker, in order (GNU parallel's --onall).
     #[arg(long, conflicts_with = "nonall")]
     pub(crate) onall: bool,
@@ -440,11 +462,6 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
         "--pipepart",
         "remex runs a command per input, not per block of stdin",
     ),
-    ("--transferfile", "send files with remex rsync first"),
-    ("--transfer", "send files with remex rsync first"),
-    ("--return", "not built yet"),
-    ("--cleanup", "not built yet"),
-    ("--basefile", "send files with remex rsync first"),
     ("--tty", "remex runs commands without a terminal"),
     ("--interactive", "remex runs commands without a terminal"),
     ("-p", "remex runs commands without a terminal"),
@@ -582,10 +599,10 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--return", "--xargs", "--pipe"] {
+        for opt in ["--sqlmaster", "--xargs", "--pipe"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
-            if opt == "--return" {
+            if opt == "--sqlmaster" {
                 args.push("X");
             }
             args.extend(["echo", ":::", "A", "B", ":::", "D", "E"]);
@@ -596,8 +613,8 @@ mod tests {
             );
         }
         // Attached values name the option alone.
-        let e = parsed(&["run", "--return=out", "echo", ":::", "a"]).unwrap_err();
-        assert!(e.contains("GNU parallel's --return"), "{e}");
+        let e = parsed(&["run", "--sqlmaster=out", "echo", ":::", "a"]).unwrap_err();
+        assert!(e.contains("GNU parallel's --sqlmaster"), "{e}");
         // The ones remex offers parse, in any order.
         for args in [
             &["run", "--link", "-k", "echo", ":::", "a", ":::", "b"][..],

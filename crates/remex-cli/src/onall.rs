@@ -12,22 +12,16 @@ use remex::worker::{CommandOutcome, CommandRequest};
 
 use crate::workers::Workers;
 
-/// Runs `commands` (in order) on every worker of `w`, each as `request`
-/// makes it; returns how many (worker, job) runs failed.
-pub(crate) async fn everywhere(
-    w: &Workers,
-    commands: &[String],
-    tag: bool,
-    request: impl Fn(&str) -> CommandRequest,
-) -> u64 {
+/// Runs `jobs` (command lines and their requests, in order) on every
+/// worker of `w`; returns how many (worker, job) runs failed.
+pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], tag: bool) -> u64 {
     let mut running = FuturesUnordered::new();
     for gw in w.group.gateways() {
         let label = w.label(gw.id());
-        let reqs: Vec<CommandRequest> = commands.iter().map(|c| request(c)).collect();
         running.push(async move {
             let mut failed = 0u64;
-            for (req, command) in reqs.into_iter().zip(commands) {
-                let r = match gw.remote_call("run", &req) {
+            for (command, req) in jobs {
+                let r = match gw.remote_call("run", req) {
                     Ok(ch) => ch.receive::<CommandOutcome>().await,
                     Err(e) => Err(e),
                 };

@@ -235,9 +235,9 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
 }
 
 /// The directory `--workdir DIR` names for the jobs: `.` is this
-/// directory, as a path from the home directory when it is under it (so
-/// that it is the same place on hosts where home differs), else as it
-/// is; `...` (GNU parallel's own temporary directory) is refused.
+/// directory, as `~/PATH` when it is under the home directory (so that
+/// it is the same place on hosts where home differs), else as it is;
+/// `...` (GNU parallel's own temporary directory) is refused.
 fn workdir(dir: &str) -> Result<String, String> {
     match dir {
         "." => {
@@ -245,8 +245,8 @@ fn workdir(dir: &str) -> Result<String, String> {
                 .map_err(|e| format!("--workdir .: the current directory: {e}"))?;
             let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
             Ok(match home.and_then(|h| here.strip_prefix(h).ok().map(|p| p.to_path_buf())) {
-                Some(rel) if rel.as_os_str().is_empty() => ".".into(),
-                Some(rel) => rel.display().to_string(),
+                Some(rel) if rel.as_os_str().is_empty() => "~".into(),
+                Some(rel) => format!("~/{}", rel.display()),
                 None => here.display().to_string(),
             })
         }
@@ -260,15 +260,22 @@ fn workdir(dir: &str) -> Result<String, String> {
 
 /// What every job's request carries besides its command: `--env`'s
 /// variables (a bash function's `BASH_FUNC_NAME%%` too), `--workdir`,
-/// `--nice`.
+/// `--nice`, and the files that travel with it (`--transferfile`,
+/// `--return`, `--cleanup`, `--trc`).
 struct JobSetup {
     env: Vec<(String, String)>,
     workdir: Option<String>,
     nice: Option<i32>,
+    /// Templates of the files sent and returned.
+    send: Vec<Template>,
+    back: Vec<Template>,
+    cleanup: bool,
+    /// This directory: files are not moved for a job that runs in it.
+    here: Option<remex::worker::Place>,
 }
 
 impl JobSetup {
-    fn new(a: &RunArgs) -> Result<JobSetup, String> {
+    fn new(a: &RunArgs, names: &[(String, usize)]) -> Result<JobSetup, String> {
         let mut env = Vec::new();
         for name in &a.env {
             if name == "_" {
@@ -282,44 +289,146 @@ impl JobSetup {
                 }
             }
         }
+        let parse = |t: &String| Template::parse_tag(t, names, a.plus);
+        let mut send: Vec<Template> = a.transferfile.iter().map(parse).collect();
+        let mut back: Vec<Template> = a.returns.iter().map(parse).collect();
+        if a.transfer || !a.trc.is_empty() {
+            send.push(parse(&"{}".to_string()));
+        }
+        back.extend(a.trc.iter().map(parse));
         Ok(JobSetup {
             env,
             workdir: a.workdir.as_deref().map(workdir).transpose()?,
             nice: a.nice,
+            send,
+            back,
+            cleanup: a.cleanup || !a.trc.is_empty(),
+            here: remex::worker::Place::of(std::path::Path::new(".")),
         })
     }
 
-    /// The `run` request for `command` under `limits`.
+    /// The `run` request for `command` under `limits`, with the files of
+    /// a job with arguments `args` (read now).
     fn request(
         &self,
         limits: &crate::cli::CommandLimits,
         command: &str,
-    ) -> remex::worker::CommandRequest {
-        let mut line = match self.nice {
+        at: At,
+        args: &[String],
+    ) -> Result<remex::worker::CommandRequest, String> {
+        let line = match self.nice {
             Some(n) => format!("nice -n {n} sh -c {}", crate::jobs::quote(command)),
             None => command.to_string(),
         };
-        if let Some(d) = &self.workdir {
-            let d = crate::jobs::quote(d);
-            line = format!("mkdir -p -- {d} && cd -- {d} || exit 255\n{line}");
-        }
         let mut req = limits.request(line);
         req.env = self.env.clone();
-        req
+        req.cwd = self.workdir.clone();
+        if !self.send.is_empty() || !self.back.is_empty() {
+            let mut send = Vec::new();
+            for t in &self.send {
+                let p = t.render_plain(at, args);
+                let body = read_bounded(&p).map_err(|e| format!("--transferfile {p}: {e}"))?;
+                send.push((p, body));
+            }
+            req.transfer = Some(remex::worker::Transfer {
+                send,
+                back: self.back.iter().map(|t| t.render_plain(at, args)).collect(),
+                remove: Vec::new(),
+                cleanup: self.cleanup,
+                from: self.here.clone(),
+            });
+        }
+        Ok(req)
     }
+}
+
+/// A local file to send, at most [`remex::worker::MOST_RETURNED`] bytes.
+fn read_bounded(path: &str) -> Result<bytes::Bytes, String> {
+    let m = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if m.len() > remex::worker::MOST_RETURNED {
+        return Err(format!(
+            "{} bytes, more than the {} a file sent with a job may have (use remex rsync)",
+            m.len(),
+            remex::worker::MOST_RETURNED
+        ));
+    }
+    std::fs::read(path)
+        .map(bytes::Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+/// `--basefile`: sends the files to every worker (in the jobs'
+/// directory) before the first job, or removes them there (`remove`,
+/// after the last job with `--cleanup`); not on a worker that runs in
+/// this directory.
+async fn basefiles(
+    w: &Workers,
+    files: &[String],
+    setup: &JobSetup,
+    remove: bool,
+) -> Result<(), String> {
+    let mut send = Vec::new();
+    if !remove {
+        for p in files {
+            send.push((
+                p.clone(),
+                read_bounded(p).map_err(|e| format!("--basefile {p}: {e}"))?,
+            ));
+        }
+    }
+    let req = remex::worker::CommandRequest {
+        cwd: setup.workdir.clone(),
+        transfer: Some(remex::worker::Transfer {
+            send,
+            remove: if remove { files.to_vec() } else { Vec::new() },
+            from: setup.here.clone(),
+            ..remex::worker::Transfer::default()
+        }),
+        ..remex::worker::CommandRequest::new("true")
+    };
+    let calls = w.group.gateways().into_iter().map(|gw| {
+        let req = req.clone();
+        let label = w.label(gw.id());
+        async move {
+            let r = match gw.remote_call("run", &req) {
+                Ok(ch) => ch.receive::<CommandOutcome>().await,
+                Err(e) => Err(e),
+            };
+            r.map(|_| ())
+                .map_err(|e| format!("--basefile on {label}: {e}"))
+        }
+    });
+    futures::future::try_join_all(calls).await.map(|_| ())
+}
+
+/// Writes the files a job brought back where they belong here.
+fn land(files: &[(String, bytes::Bytes)]) -> Result<(), String> {
+    for (p, body) in files {
+        let path = std::path::Path::new(p);
+        if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| format!("--return {p}: {e}"))?;
+        }
+        std::fs::write(path, body).map_err(|e| format!("--return {p}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Runs `remex run`; returns the exit status.
 pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
-    let setup = JobSetup::new(&a)?;
     if a.nonall {
         // The command once on every worker, with no inputs.
+        let setup = JobSetup::new(&a, &[])?;
+        let command = a.command.join(" ");
+        let at = At {
+            seq: 1,
+            slot: 1,
+            total: Some(1),
+            slots: 1,
+        };
+        let req = setup.request(&a.limits, &command, at, &[])?;
         let specs = workers::specs(&a.workers)?;
         let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
-        let failed = crate::onall::everywhere(&w, &[a.command.join(" ")], a.tag, |c| {
-            setup.request(&a.limits, c)
-        })
-        .await;
+        let failed = crate::onall::everywhere(&w, &[(command, req)], a.tag).await;
         w.group.terminate(TERMINATE).await;
         return Ok(failed.min(101) as i32);
     }
@@ -367,6 +476,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         names: &inputs.names,
         plus: a.plus,
     };
+    let setup = JobSetup::new(&a, &inputs.names)?;
     let mut template = Template::parse_words(&command, &spelling);
     if a.context {
         template = template.in_context();
@@ -417,10 +527,16 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         None => None,
     };
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
+    if !a.basefile.is_empty() {
+        if let Err(e) = basefiles(&w, &a.basefile, &setup, false).await {
+            w.group.terminate(TERMINATE).await;
+            return Err(e);
+        }
+    }
     if a.onall {
         // Every job on every worker, in order.
         let total = inputs.total;
-        let mut commands = Vec::new();
+        let mut jobs = Vec::new();
         for (i, args) in inputs.by_ref().enumerate() {
             let seq = i as u64 + 1;
             let at = At {
@@ -429,10 +545,12 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 total,
                 slots: 1,
             };
-            commands.push(template.render_at(at, &args?));
+            let args = args?;
+            let command = template.render_at(at, &args);
+            let req = setup.request(&a.limits, &command, at, &args)?;
+            jobs.push((command, req));
         }
-        let failed =
-            crate::onall::everywhere(&w, &commands, a.tag, |c| setup.request(&a.limits, c)).await;
+        let failed = crate::onall::everywhere(&w, &jobs, a.tag).await;
         w.group.terminate(TERMINATE).await;
         return Ok(failed.min(101) as i32);
     }
@@ -469,7 +587,18 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         results: a.results.as_deref().map(|d| Results::new(d, &inputs.names)),
     };
     let submit = |job: Job| -> Running {
-        let req = setup.request(&a.limits, &job.command);
+        let at = At {
+            seq: job.seq,
+            slot: job.slot,
+            total,
+            slots: slots as u64,
+        };
+        let req = match setup.request(&a.limits, &job.command, at, &job.args) {
+            Ok(r) => r,
+            Err(detail) => {
+                return Box::pin(async move { (job, Err(remex::Error::Arguments { detail })) })
+            }
+        };
         match group.submit::<CommandOutcome>("run", &req) {
             Ok(f) => {
                 let f = f.with_details();
@@ -574,6 +703,12 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             free.insert(job.slot);
         }
         let d = Done { job, result };
+        if let Ok(t) = &d.result {
+            // --return: the files the job brought back, here.
+            if let Err(e) = land(&t.value.files) {
+                eprintln!("remex: job {}: {e}", d.job.seq);
+            }
+        }
         let code = status_code(&d.result);
         if job_ok(&d.result) {
             succeeded += 1;
@@ -621,6 +756,13 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         }
     }
     printer.bar.finish_and_clear();
+    if !a.basefile.is_empty() && a.cleanup {
+        if let Some(w) = &printer.workers {
+            if let Err(e) = basefiles(w, &a.basefile, &setup, true).await {
+                eprintln!("remex: {e}");
+            }
+        }
+    }
     group.terminate(TERMINATE).await;
     if let Some(e) = input_error {
         eprintln!("remex: {e}");

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::process::{self, RunError};
 use crate::task::{Task, TaskError};
+use crate::transfer::{Carried, Transfer};
 
 /// The most bytes of stdout, and of stderr, a `run` task keeps when its
 /// request sets no `max_output`: a command that writes more is killed and
@@ -48,7 +49,8 @@ pub struct CommandRequest {
     /// [`DEFAULT_MAX_OUTPUT`]).
     #[serde(default)]
     pub max_output: Option<u64>,
-    /// The directory to run in (default: the worker's).
+    /// The directory to run in (default: the worker's), made if missing;
+    /// `~` or `~/` at its start is the worker's home directory.
     #[serde(default)]
     pub cwd: Option<String>,
     /// Environment variables to set.
@@ -84,6 +86,10 @@ pub struct CommandRequest {
     /// [`remex::Channel::async_reader`]: remex_core::Channel::async_reader
     #[serde(default)]
     pub stdout_to: Option<ChannelRef>,
+    /// Files written into the command's directory before it and read
+    /// back after it ([`Transfer`]).
+    #[serde(default)]
+    pub transfer: Option<Transfer>,
 }
 
 impl CommandRequest {
@@ -135,6 +141,10 @@ pub struct CommandOutcome {
     pub seconds: f64,
     /// The name of the host it ran on.
     pub host: String,
+    /// The files [`Transfer::back`] asked for that were there: (path,
+    /// contents).
+    #[serde(default)]
+    pub files: Vec<(String, Bytes)>,
 }
 
 impl CommandOutcome {
@@ -203,9 +213,32 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
             c
         }
     };
-    if let Some(dir) = &req.cwd {
-        command.current_dir(crate::place::path(dir));
-    }
+    let dir = match &req.cwd {
+        Some(d) => {
+            let home = || crate::place::var("HOME").map(PathBuf::from);
+            let dir = match d.strip_prefix('~') {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => match home() {
+                    Some(h) => h.join(rest.trim_start_matches('/')),
+                    None => crate::place::path(d),
+                },
+                _ => crate::place::path(d),
+            };
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                TaskError(format!("cannot make the directory {}: {e}", dir.display()))
+            })?;
+            command.current_dir(&dir);
+            dir
+        }
+        None => {
+            crate::place::cwd().map_err(|e| TaskError(format!("the worker's directory: {e}")))?
+        }
+    };
+    let carried = req
+        .transfer
+        .as_ref()
+        .map(|t| Carried::start(t, &dir))
+        .transpose()
+        .map_err(TaskError)?;
     command.envs(req.env.iter().map(|(k, v)| (k, v)));
     let max = req.max_output.unwrap_or(DEFAULT_MAX_OUTPUT);
     let started = SystemTime::now();
@@ -229,7 +262,12 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         )),
         RunError::Cancelled => TaskError(format!("{:?} was cancelled", req.command)),
     })?;
+    let files = match carried {
+        Some(c) => c.finish().map_err(TaskError)?,
+        None => Vec::new(),
+    };
     Ok(CommandOutcome {
+        files,
         code: done.status.code(),
         signal: done.status.signal(),
         timed_out: done.timed_out,

@@ -40,6 +40,7 @@ mod script;
 mod serve;
 mod store;
 mod task;
+mod transfer;
 mod wirelog;
 
 use std::any::Any;
@@ -58,6 +59,7 @@ pub use rhai;
 pub use script::DEFAULT_SCRIPT_LIMITS;
 pub use store::REF_KEY;
 pub use task::{Task, TaskError};
+pub use transfer::{Place, Transfer, MOST_RETURNED};
 
 /// A worker: the tasks it offers, ready to serve.
 ///
