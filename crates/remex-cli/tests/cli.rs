@@ -1218,3 +1218,93 @@ fn log_format_json_writes_every_log_event_as_one_json_object() {
     let o = run(&["--log-format", "xml", "exec", "--", "true"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn files_travel_with_jobs_to_an_ssh_host_and_back_and_are_cleaned_up_there() {
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
+    let spec = sshd.spec("");
+    let d = scratch("transfer");
+    for (name, text) in [("f1", "one\n"), ("f2", "two\n"), ("common", "shared\n")] {
+        std::fs::write(d.join(name), text).unwrap();
+    }
+    let in_dir = |args: &[&str]| {
+        let mut c = remex();
+        c.current_dir(&d).args(args);
+        c.output().expect("remex runs")
+    };
+    // --trc: each input there, its .out back here, both removed there;
+    // --basefile: there before the first job, removed after the last.
+    let o = in_dir(&[
+        "run",
+        "--tx",
+        &spec,
+        "--no-bar",
+        "--workdir",
+        "jobs",
+        "--basefile",
+        "common",
+        "--cleanup",
+        "--trc",
+        "{}.out",
+        "--",
+        "{ tr a-z A-Z < {}; cat common; } > {}.out",
+        ":::",
+        "f1",
+        "f2",
+    ]);
+    assert!(o.status.success(), "{}\n{}", err(&o), sshd.log());
+    assert_eq!(
+        std::fs::read_to_string(d.join("f1.out")).unwrap(),
+        "ONE\nshared\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("f2.out")).unwrap(),
+        "TWO\nshared\n"
+    );
+    let there = sshd.home().join("jobs");
+    let left: Vec<_> = std::fs::read_dir(&there)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left on the host in {there:?}: {left:?}");
+    // Without --cleanup the files stay there; --return alone brings back.
+    let o = in_dir(&[
+        "run",
+        "--tx",
+        &spec,
+        "--no-bar",
+        "--tf",
+        "{}",
+        "--return",
+        "{}.n",
+        "--",
+        "wc -l < {} > {}.n",
+        ":::",
+        "f1",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read_to_string(d.join("f1.n")).unwrap().trim(), "1");
+    assert!(sshd.home().join("f1").exists() && sshd.home().join("f1.n").exists());
+    // On this machine, in this directory, nothing moves and nothing is
+    // removed: the inputs and outputs stay.
+    let o = in_dir(&[
+        "run",
+        "--tx",
+        "popen",
+        "--no-bar",
+        "--trc",
+        "{}.l",
+        "--",
+        "cat {} > {}.l",
+        ":::",
+        "f2",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read_to_string(d.join("f2")).unwrap(), "two\n");
+    assert_eq!(std::fs::read_to_string(d.join("f2.l")).unwrap(), "two\n");
+    // A file that cannot be sent fails its job, naming it.
+    let o = in_dir(&[
+        "run", "--tx", &spec, "--no-bar", "--tf", "{}", "--", "cat {}", ":::", "missing",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("--transferfile missing"), "{}", err(&o));
+}
