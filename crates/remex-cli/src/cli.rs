@@ -200,6 +200,10 @@ pub(crate) struct RunArgs {
     /// Skip the jobs --joblog holds as succeeded; run the failed ones again.
     #[arg(long = "resume-failed", requires = "joblog")]
     pub(crate) resume_failed: bool,
+    /// Run the jobs --joblog holds as failed again, with the commands it
+    /// holds (the command line and inputs are not used).
+    #[arg(long = "retry-failed", requires = "joblog", conflicts_with = "resume")]
+    pub(crate) retry_failed: bool,
     /// Run a failing job up to N times in all.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) retries: u32,
@@ -344,6 +348,14 @@ pub(crate) struct RunArgs {
     /// Several inputs per job, shared evenly among the slots ({} is all of a job's inputs).
     #[arg(short = 'm', conflicts_with_all = ["max_args", "context"])]
     pub(crate) multiple: bool,
+    /// As many inputs per job as fit on its command line (-s), jobs
+    /// filled one after the other (GNU parallel's --xargs).
+    #[arg(long, conflicts_with_all = ["max_args", "multiple", "context"])]
+    pub(crate) xargs: bool,
+    /// The most characters of a job's command line for -m, -X and
+    /// --xargs (default: the command and 120 KiB of arguments).
+    #[arg(short = 's', long = "max-chars", value_name = "N")]
+    pub(crate) max_chars: Option<usize>,
     /// As -m, and each word that holds {} is repeated for each input (context replace).
     #[arg(short = 'X', conflicts_with = "max_args")]
     pub(crate) context: bool,
@@ -450,10 +462,6 @@ fn delay(s: &str) -> Result<std::time::Duration, String> {
 /// GNU parallel's options that `remex run` does not offer, with what to
 /// use instead where there is something (docs/cli.md has the table).
 const PARALLEL_ONLY: &[(&str, &str)] = &[
-    (
-        "--xargs",
-        "-m shares the inputs among the jobs; -N K gives K per job",
-    ),
     (
         "--pipe",
         "remex runs a command per input, not per block of stdin",
@@ -599,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--sqlmaster", "--xargs", "--pipe"] {
+        for opt in ["--sqlmaster", "--pipepart", "--pipe"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
             if opt == "--sqlmaster" {

@@ -53,6 +53,57 @@ pub(crate) enum Resume {
     Failed,
 }
 
+/// The jobs a log at `path` holds, in its order: (seq, succeeded,
+/// command); none when there is no file.
+pub(crate) fn read(path: &Path) -> Result<Vec<(u64, bool, String)>, String> {
+    let name = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read the job log {name}: {e}")),
+    };
+    let mut jobs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 && line.starts_with("Seq\t") || line.is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.splitn(9, '\t').collect();
+        let num = |k: usize| f.get(k).and_then(|x| x.parse::<i64>().ok());
+        match (num(0), num(6), num(7)) {
+            (Some(seq), Some(exit), Some(sig)) if seq > 0 => {
+                let command = f.get(8).map_or("", |c| c).to_string();
+                jobs.push((seq as u64, exit == 0 && sig == 0, command));
+            }
+            _ => {
+                return Err(format!(
+                    "{name}, line {}: not a job log line (Seq, Host, Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command): {line:?}",
+                    i + 1
+                ))
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// `--retry-failed`: the command of each job of the log at `path` by its
+/// number (from 1), empty for a job that succeeded or is not there.
+pub(crate) fn failed_commands(path: &Path) -> Result<Vec<String>, String> {
+    let jobs = read(path)?;
+    let last = jobs.iter().map(|(s, _, _)| *s).max().unwrap_or(0) as usize;
+    let mut ok = vec![false; last];
+    let mut commands = vec![String::new(); last];
+    for (seq, good, command) in jobs {
+        let i = seq as usize - 1;
+        ok[i] |= good;
+        commands[i] = command;
+    }
+    Ok(commands
+        .into_iter()
+        .zip(ok)
+        .map(|(c, good)| if good { String::new() } else { c })
+        .collect())
+}
+
 /// An open job log.
 pub(crate) struct JobLog {
     file: std::fs::File,
@@ -68,31 +119,8 @@ impl JobLog {
         let name = path.display();
         let mut done = HashMap::new();
         if resume != Resume::No {
-            match std::fs::read_to_string(path) {
-                Ok(text) => {
-                    for (i, line) in text.lines().enumerate() {
-                        if i == 0 && line.starts_with("Seq\t") || line.is_empty() {
-                            continue;
-                        }
-                        let f: Vec<&str> = line.splitn(9, '\t').collect();
-                        let num = |k: usize| f.get(k).and_then(|x| x.parse::<i64>().ok());
-                        match (num(0), num(6), num(7)) {
-                            (Some(seq), Some(exit), Some(sig)) if seq > 0 => {
-                                let ok = exit == 0 && sig == 0;
-                                let e = done.entry(seq as u64).or_insert(ok);
-                                *e |= ok;
-                            }
-                            _ => {
-                                return Err(format!(
-                                    "{name}, line {}: not a job log line (Seq, Host, Starttime, JobRuntime, Send, Receive, Exitval, Signal, Command): {line:?}",
-                                    i + 1
-                                ))
-                            }
-                        }
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot read the job log {name}: {e}")),
+            for (seq, ok, _) in read(path)? {
+                *done.entry(seq).or_insert(ok) |= ok;
             }
         }
         let mut opts = std::fs::OpenOptions::new();

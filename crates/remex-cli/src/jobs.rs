@@ -813,24 +813,35 @@ impl Inputs {
         Ok(())
     }
 
-    /// `-m`, `-X`: the inputs shared among `slots` jobs, consecutive
-    /// inputs together (GNU parallel's "distribute the arguments evenly
-    /// among the jobs"), with at most [`LINE_ARGS`] bytes of arguments in
-    /// one job (then more jobs).
-    pub(crate) fn share(&mut self, slots: usize) -> Result<(), String> {
+    /// `-m`, `-X`, `--xargs`: several inputs per job, consecutive ones
+    /// together, at most `line` bytes of arguments in one job. GNU
+    /// parallel's rule: jobs are filled to `line` while the inputs left do
+    /// not fit on one line; what is left then is shared evenly among the
+    /// `slots` (`even`, -m and -X) or filled too (`--xargs`).
+    pub(crate) fn share(&mut self, slots: usize, line: usize, even: bool) -> Result<(), String> {
         let rows = self.all_rows()?;
-        let each = rows.len().div_ceil(slots.max(1)).max(1);
+        let len = |row: &Vec<String>| row.iter().map(|a| a.len() + 1).sum::<usize>();
+        let mut left: usize = rows.iter().map(len).sum();
         let mut jobs: Vec<Vec<String>> = Vec::new();
         let (mut job, mut rows_in, mut bytes) = (Vec::new(), 0usize, 0usize);
-        for row in rows {
-            let len: usize = row.iter().map(|a| a.len() + 1).sum();
-            if rows_in > 0 && (rows_in == each || bytes + len > LINE_ARGS) {
+        // Rows per job once the rest fits on one line (even sharing).
+        let mut each: Option<usize> = None;
+        let n = rows.len();
+        for (i, row) in rows.into_iter().enumerate() {
+            let l = len(&row);
+            if rows_in > 0 && (each == Some(rows_in) || bytes + l > line) {
                 jobs.push(std::mem::take(&mut job));
                 (rows_in, bytes) = (0, 0);
             }
+            // At a job's start: once the rest fits on one line, it is
+            // shared evenly.
+            if rows_in == 0 && each.is_none() && even && left <= line {
+                each = Some((n - i).div_ceil(slots.max(1)).max(1));
+            }
             job.extend(row);
             rows_in += 1;
-            bytes += len;
+            bytes += l;
+            left -= l;
         }
         if rows_in > 0 {
             jobs.push(job);
@@ -1191,7 +1202,7 @@ mod tests {
             true,
         )
         .unwrap();
-        inputs.share(3).unwrap();
+        inputs.share(3, LINE_ARGS, true).unwrap();
         assert_eq!(inputs.total, Some(3));
         let jobs: Vec<Vec<String>> = inputs.map(Result::unwrap).collect();
         assert_eq!(
@@ -1205,8 +1216,32 @@ mod tests {
             true,
         )
         .unwrap();
-        inputs.share(1).unwrap();
+        inputs.share(1, LINE_ARGS, true).unwrap();
         assert_eq!(inputs.count(), 3);
+        // GNU parallel's rule: full lines while the rest does not fit on
+        // one, then the rest shared evenly.
+        let nums: Vec<String> = (1..=30).map(|i| i.to_string()).collect();
+        let mut inputs = Inputs::open(vec![Source::Args(nums.clone(), false)], true).unwrap();
+        inputs.share(2, 40, true).unwrap();
+        let jobs: Vec<Vec<String>> = inputs.map(Result::unwrap).collect();
+        assert_eq!(
+            jobs,
+            vec![
+                nums[..16].to_vec(),
+                nums[16..29].to_vec(),
+                nums[29..].to_vec()
+            ]
+        );
+        // --xargs: full lines to the end.
+        let mut inputs = Inputs::open(vec![Source::Args(nums.clone(), false)], true).unwrap();
+        inputs.share(2, 60, false).unwrap();
+        assert_eq!(
+            inputs
+                .map(Result::unwrap)
+                .map(|j| j.len())
+                .collect::<Vec<_>>(),
+            [23, 7]
+        );
     }
 
     #[test]

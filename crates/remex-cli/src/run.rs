@@ -433,7 +433,15 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         return Ok(failed.min(101) as i32);
     }
     // No command: each input is one (`remex run ::: 'cmd1' 'cmd2'`).
-    let (command, mut sources) = split_command_at(&a.command, &a.arg_sep, &a.arg_file_sep);
+    let (command, mut sources) = if a.retry_failed {
+        // The log's failed commands, each as its job's number's input
+        // (the others are skipped as succeeded).
+        let log = a.joblog.as_deref().unwrap_or(std::path::Path::new(""));
+        let commands = crate::joblog::failed_commands(log)?;
+        (Vec::new(), vec![Source::Args(commands, false)])
+    } else {
+        split_command_at(&a.command, &a.arg_sep, &a.arg_file_sep)
+    };
     let mut all: Vec<Source> = a
         .arg_files
         .iter()
@@ -441,7 +449,12 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         .collect();
     all.append(&mut sources);
     let reading = reading(&a)?;
-    let shares = a.multiple || a.context;
+    let shares = a.multiple || a.context || a.xargs;
+    // Bytes of arguments a shared job may have: -s less the command.
+    let line = a.max_chars.map_or(crate::jobs::LINE_ARGS, |s| {
+        s.saturating_sub(a.command.iter().map(|w| w.len() + 1).sum::<usize>())
+            .max(1)
+    });
     // Read whole when the jobs must be counted, shuffled or shared.
     let plain = Spelling {
         plus: a.plus,
@@ -493,7 +506,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     } else {
         (workers::specs(&a.workers)?, slots::per_worker(a.jobs)?)
     };
-    let resume = match (a.resume, a.resume_failed) {
+    let resume = match (a.resume, a.resume_failed || a.retry_failed) {
         (true, _) => Resume::All,
         (_, true) => Resume::Failed,
         _ => Resume::No,
@@ -506,7 +519,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             .sum();
         let slots = (workers * per_worker).max(1);
         if shares {
-            inputs.share(slots)?;
+            inputs.share(slots, line, !a.xargs)?;
         }
         let total = inputs.total;
         let mut out = std::io::stdout().lock();
@@ -557,7 +570,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     w.group.set_tasks_per_worker(per_worker);
     let slots = (w.group.len() * per_worker).max(1);
     if shares {
-        inputs.share(slots)?;
+        inputs.share(slots, line, !a.xargs)?;
     }
     let total = inputs.total;
     // {%}: a job holds its slot from its start to its end, so no more
