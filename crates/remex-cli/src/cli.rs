@@ -415,9 +415,11 @@ pub(crate) struct RsyncArgs {
 /// The bounds of one command (a job of `run`, a worker's command of `exec`).
 #[derive(Debug, Args)]
 pub(crate) struct CommandLimits {
-    /// Seconds a command may run; then SIGTERM, and SIGKILL a second later.
-    #[arg(long, value_name = "SECS")]
-    pub(crate) timeout: Option<f64>,
+    /// Seconds a command may run; then SIGTERM, and SIGKILL a second
+    /// later. For remex run also N%: N% of the median run time of the jobs
+    /// finished so far (GNU parallel's form).
+    #[arg(long, value_name = "SECS", value_parser = timeout)]
+    pub(crate) timeout: Option<Timeout>,
     /// The most bytes kept of a command's stdout, and of its stderr; a command writing more is killed.
     #[arg(long = "max-output", value_name = "BYTES", default_value_t = 64 << 20)]
     pub(crate) max_output: u64,
@@ -427,10 +429,36 @@ impl CommandLimits {
     /// The `run` task's request for `command` under these bounds.
     pub(crate) fn request(&self, command: String) -> remex::worker::CommandRequest {
         remex::worker::CommandRequest {
-            timeout: self.timeout,
+            timeout: match self.timeout {
+                Some(Timeout::Secs(s)) => Some(s),
+                _ => None,
+            },
             max_output: Some(self.max_output),
             ..remex::worker::CommandRequest::new(command)
         }
+    }
+}
+
+/// `--timeout`'s value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Timeout {
+    /// Seconds.
+    Secs(f64),
+    /// A percentage of the median run time of the jobs finished so far.
+    Percent(f64),
+}
+
+fn timeout(s: &str) -> Result<Timeout, String> {
+    let bad = || format!("--timeout takes seconds (2.5) or N% of the median job, not {s:?}");
+    let num = |t: &str| {
+        t.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .ok_or_else(bad)
+    };
+    match s.strip_suffix('%') {
+        Some(p) => Ok(Timeout::Percent(num(p)?)),
+        None => Ok(Timeout::Secs(num(s)?)),
     }
 }
 

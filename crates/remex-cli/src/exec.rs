@@ -41,6 +41,9 @@ fn failure(r: &remex::Result<CommandOutcome>) -> Option<String> {
 
 /// Runs `remex exec`; returns the exit status.
 pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
+    if let Some(crate::cli::Timeout::Percent(_)) = a.limits.timeout {
+        return Err("--timeout N% (of the median job) is for remex run; give seconds".into());
+    }
     let specs = workers::specs(&a.workers)?;
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     let req = a.limits.request(a.command.join(" "));

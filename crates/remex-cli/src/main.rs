@@ -20,9 +20,11 @@ mod joblog;
 mod jobs;
 mod onall;
 mod plus;
+mod relative;
 mod results;
 mod rsync;
 mod run;
+mod setup;
 mod slots;
 mod workers;
 

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::future::{AbortRegistration, Abortable};
 use futures::stream::FuturesUnordered;
 use futures::{Future, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -23,7 +24,9 @@ use crate::cli::RunArgs;
 use crate::halt::When;
 use crate::joblog::{Entry, JobLog, Resume};
 use crate::jobs::{split_command_at, At, Inputs, Reading, Source, Spelling, Template};
+use crate::relative::Relative;
 use crate::results::Results;
+use crate::setup::{basefiles, land, JobSetup};
 use crate::slots::{self, Jobs};
 use crate::workers::{self, Workers};
 
@@ -234,185 +237,6 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
     })
 }
 
-/// The directory `--workdir DIR` names for the jobs: `.` is this
-/// directory, as `~/PATH` when it is under the home directory (so that
-/// it is the same place on hosts where home differs), else as it is;
-/// `...` (GNU parallel's own temporary directory) is refused.
-fn workdir(dir: &str) -> Result<String, String> {
-    match dir {
-        "." => {
-            let here = std::env::current_dir()
-                .map_err(|e| format!("--workdir .: the current directory: {e}"))?;
-            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-            Ok(match home.and_then(|h| here.strip_prefix(h).ok().map(|p| p.to_path_buf())) {
-                Some(rel) if rel.as_os_str().is_empty() => "~".into(),
-                Some(rel) => format!("~/{}", rel.display()),
-                None => here.display().to_string(),
-            })
-        }
-        "..." => Err(
-            "--workdir ... (a temporary directory of GNU parallel's own) is not offered: name a directory"
-                .into(),
-        ),
-        d => Ok(d.to_string()),
-    }
-}
-
-/// What every job's request carries besides its command: `--env`'s
-/// variables (a bash function's `BASH_FUNC_NAME%%` too), `--workdir`,
-/// `--nice`, and the files that travel with it (`--transferfile`,
-/// `--return`, `--cleanup`, `--trc`).
-struct JobSetup {
-    env: Vec<(String, String)>,
-    workdir: Option<String>,
-    nice: Option<i32>,
-    /// Templates of the files sent and returned.
-    send: Vec<Template>,
-    back: Vec<Template>,
-    cleanup: bool,
-    /// This directory: files are not moved for a job that runs in it.
-    here: Option<remex::worker::Place>,
-}
-
-impl JobSetup {
-    fn new(a: &RunArgs, names: &[(String, usize)]) -> Result<JobSetup, String> {
-        let mut env = Vec::new();
-        for name in &a.env {
-            if name == "_" {
-                return Err(
-                    "--env _ needs GNU parallel's --record-env file; name the variables".into(),
-                );
-            }
-            for key in [name.clone(), format!("BASH_FUNC_{name}%%")] {
-                if let Ok(v) = std::env::var(&key) {
-                    env.push((key, v));
-                }
-            }
-        }
-        let parse = |t: &String| Template::parse_tag(t, names, a.plus);
-        let mut send: Vec<Template> = a.transferfile.iter().map(parse).collect();
-        let mut back: Vec<Template> = a.returns.iter().map(parse).collect();
-        if a.transfer || !a.trc.is_empty() {
-            send.push(parse(&"{}".to_string()));
-        }
-        back.extend(a.trc.iter().map(parse));
-        Ok(JobSetup {
-            env,
-            workdir: a.workdir.as_deref().map(workdir).transpose()?,
-            nice: a.nice,
-            send,
-            back,
-            cleanup: a.cleanup || !a.trc.is_empty(),
-            here: remex::worker::Place::of(std::path::Path::new(".")),
-        })
-    }
-
-    /// The `run` request for `command` under `limits`, with the files of
-    /// a job with arguments `args` (read now).
-    fn request(
-        &self,
-        limits: &crate::cli::CommandLimits,
-        command: &str,
-        at: At,
-        args: &[String],
-    ) -> Result<remex::worker::CommandRequest, String> {
-        let line = match self.nice {
-            Some(n) => format!("nice -n {n} sh -c {}", crate::jobs::quote(command)),
-            None => command.to_string(),
-        };
-        let mut req = limits.request(line);
-        req.env = self.env.clone();
-        req.cwd = self.workdir.clone();
-        if !self.send.is_empty() || !self.back.is_empty() {
-            let mut send = Vec::new();
-            for t in &self.send {
-                let p = t.render_plain(at, args);
-                let body = read_bounded(&p).map_err(|e| format!("--transferfile {p}: {e}"))?;
-                send.push((p, body));
-            }
-            req.transfer = Some(remex::worker::Transfer {
-                send,
-                back: self.back.iter().map(|t| t.render_plain(at, args)).collect(),
-                remove: Vec::new(),
-                cleanup: self.cleanup,
-                from: self.here.clone(),
-            });
-        }
-        Ok(req)
-    }
-}
-
-/// A local file to send, at most [`remex::worker::MOST_RETURNED`] bytes.
-fn read_bounded(path: &str) -> Result<bytes::Bytes, String> {
-    let m = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if m.len() > remex::worker::MOST_RETURNED {
-        return Err(format!(
-            "{} bytes, more than the {} a file sent with a job may have (use remex rsync)",
-            m.len(),
-            remex::worker::MOST_RETURNED
-        ));
-    }
-    std::fs::read(path)
-        .map(bytes::Bytes::from)
-        .map_err(|e| e.to_string())
-}
-
-/// `--basefile`: sends the files to every worker (in the jobs'
-/// directory) before the first job, or removes them there (`remove`,
-/// after the last job with `--cleanup`); not on a worker that runs in
-/// this directory.
-async fn basefiles(
-    w: &Workers,
-    files: &[String],
-    setup: &JobSetup,
-    remove: bool,
-) -> Result<(), String> {
-    let mut send = Vec::new();
-    if !remove {
-        for p in files {
-            send.push((
-                p.clone(),
-                read_bounded(p).map_err(|e| format!("--basefile {p}: {e}"))?,
-            ));
-        }
-    }
-    let req = remex::worker::CommandRequest {
-        cwd: setup.workdir.clone(),
-        transfer: Some(remex::worker::Transfer {
-            send,
-            remove: if remove { files.to_vec() } else { Vec::new() },
-            from: setup.here.clone(),
-            ..remex::worker::Transfer::default()
-        }),
-        ..remex::worker::CommandRequest::new("true")
-    };
-    let calls = w.group.gateways().into_iter().map(|gw| {
-        let req = req.clone();
-        let label = w.label(gw.id());
-        async move {
-            let r = match gw.remote_call("run", &req) {
-                Ok(ch) => ch.receive::<CommandOutcome>().await,
-                Err(e) => Err(e),
-            };
-            r.map(|_| ())
-                .map_err(|e| format!("--basefile on {label}: {e}"))
-        }
-    });
-    futures::future::try_join_all(calls).await.map(|_| ())
-}
-
-/// Writes the files a job brought back where they belong here.
-fn land(files: &[(String, bytes::Bytes)]) -> Result<(), String> {
-    for (p, body) in files {
-        let path = std::path::Path::new(p);
-        if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| format!("--return {p}: {e}"))?;
-        }
-        std::fs::write(path, body).map_err(|e| format!("--return {p}: {e}"))?;
-    }
-    Ok(())
-}
-
 /// Runs `remex run`; returns the exit status.
 pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     if a.nonall {
@@ -581,7 +405,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // a slot is held from start to end, and --halt soon starts nothing
     // more (GNU parallel's "running" jobs only).
     let halting = a.halt.0.is_some();
-    let in_flight_max = if slotted || halting {
+    let mut relative = match a.limits.timeout {
+        Some(crate::cli::Timeout::Percent(p)) => Some(Relative::new(p)),
+        _ => None,
+    };
+    let in_flight_max = if slotted || halting || relative.is_some() {
         slots
     } else {
         (slots * 2).max(2)
@@ -599,7 +427,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         verbose: a.verbose,
         results: a.results.as_deref().map(|d| Results::new(d, &inputs.names)),
     };
-    let submit = |job: Job| -> Running {
+    // A job's future, abortable when --timeout N% may kill it.
+    let submit = |job: Job, kill: Option<AbortRegistration>| -> Running {
         let at = At {
             seq: job.seq,
             slot: job.slot,
@@ -615,7 +444,22 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         match group.submit::<CommandOutcome>("run", &req) {
             Ok(f) => {
                 let f = f.with_details();
-                Box::pin(async move { (job, f.await) })
+                Box::pin(async move {
+                    let Some(kill) = kill else {
+                        return (job, f.await);
+                    };
+                    let t0 = Instant::now();
+                    match Abortable::new(f, kill).await {
+                        Ok(r) => (job, r),
+                        Err(_) => (
+                            job,
+                            Err(remex::Error::Timeout {
+                                what: "its end (--timeout as a share of the median job)",
+                                after: t0.elapsed(),
+                            }),
+                        ),
+                    }
+                })
             }
             Err(e) => Box::pin(async move { (job, Err(e)) }),
         }
@@ -669,13 +513,17 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                         slots: slots as u64,
                     };
                     let command = template.render_at(at, &args);
-                    running.push(submit(Job {
-                        seq,
-                        slot,
-                        args,
-                        command,
-                        attempt: 1,
-                    }));
+                    let kill = relative.as_mut().map(|r| r.arm(seq));
+                    running.push(submit(
+                        Job {
+                            seq,
+                            slot,
+                            args,
+                            command,
+                            attempt: 1,
+                        },
+                        kill,
+                    ));
                     // --delay: the next start waits.
                     if let Some(d) = a.delay {
                         next_start = Some(Instant::now() + d);
@@ -695,27 +543,40 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         let delayed = next_start.filter(|t| {
             !inputs_done && halted.is_none() && running.len() < in_flight_max && Instant::now() < *t
         });
-        let next = match delayed {
-            Some(t) => tokio::select! {
-                r = running.next(), if !running.is_empty() => r,
-                _ = tokio::time::sleep_until(t.into()) => continue,
-            },
-            None => running.next().await,
+        // --timeout N%: running jobs are checked ten times a second.
+        let checking = relative.is_some() && !running.is_empty();
+        let next = tokio::select! {
+            r = running.next(), if !running.is_empty() => r,
+            _ = tokio::time::sleep_until(delayed.unwrap_or_else(Instant::now).into()), if delayed.is_some() => continue,
+            _ = tokio::time::sleep(Duration::from_millis(100)), if checking => {
+                if let Some(r) = relative.as_mut() {
+                    r.kill_overdue();
+                }
+                continue;
+            }
+            else => None,
         };
         let Some((job, result)) = next else {
             break;
         };
         if !job_ok(&result) && job.attempt < a.retries && halted.is_none() {
-            running.push(submit(Job {
-                attempt: job.attempt + 1,
-                ..job
-            }));
+            let kill = relative.as_mut().map(|r| r.arm(job.seq));
+            running.push(submit(
+                Job {
+                    attempt: job.attempt + 1,
+                    ..job
+                },
+                kill,
+            ));
             continue;
         }
         if slotted {
             free.insert(job.slot);
         }
         let d = Done { job, result };
+        if let Some(r) = relative.as_mut() {
+            r.ended(d.job.seq, d.result.as_ref().ok().map(|t| t.value.seconds));
+        }
         if let Ok(t) = &d.result {
             // --return: the files the job brought back, here.
             if let Err(e) = land(&t.value.files) {

@@ -1,0 +1,190 @@
+//! What a job's `run` request carries besides its command line, from
+//! `remex run`'s options: `--env`'s variables, `--workdir`, `--nice`, and
+//! the files that travel with jobs (`--transferfile`, `--return`,
+//! `--cleanup`, `--trc`, `--basefile`; carried out on the worker by
+//! [`remex::worker::Transfer`]).
+
+use remex::worker::CommandOutcome;
+
+use crate::cli::RunArgs;
+use crate::jobs::{At, Template};
+use crate::workers::Workers;
+
+/// The directory `--workdir DIR` names for the jobs: `.` is this
+/// directory, as `~/PATH` when it is under the home directory (so that
+/// it is the same place on hosts where home differs), else as it is;
+/// `...` (GNU parallel's own temporary directory) is refused.
+fn workdir(dir: &str) -> Result<String, String> {
+    match dir {
+        "." => {
+            let here = std::env::current_dir()
+                .map_err(|e| format!("--workdir .: the current directory: {e}"))?;
+            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+            Ok(match home.and_then(|h| here.strip_prefix(h).ok().map(|p| p.to_path_buf())) {
+                Some(rel) if rel.as_os_str().is_empty() => "~".into(),
+                Some(rel) => format!("~/{}", rel.display()),
+                None => here.display().to_string(),
+            })
+        }
+        "..." => Err(
+            "--workdir ... (a temporary directory of GNU parallel's own) is not offered: name a directory"
+                .into(),
+        ),
+        d => Ok(d.to_string()),
+    }
+}
+
+/// What every job's request carries besides its command: `--env`'s
+/// variables (a bash function's `BASH_FUNC_NAME%%` too), `--workdir`,
+/// `--nice`, and the files that travel with it (`--transferfile`,
+/// `--return`, `--cleanup`, `--trc`).
+pub(crate) struct JobSetup {
+    env: Vec<(String, String)>,
+    pub(crate) workdir: Option<String>,
+    nice: Option<i32>,
+    /// Templates of the files sent and returned.
+    send: Vec<Template>,
+    back: Vec<Template>,
+    cleanup: bool,
+    /// This directory: files are not moved for a job that runs in it.
+    pub(crate) here: Option<remex::worker::Place>,
+}
+
+impl JobSetup {
+    pub(crate) fn new(a: &RunArgs, names: &[(String, usize)]) -> Result<JobSetup, String> {
+        let mut env = Vec::new();
+        for name in &a.env {
+            if name == "_" {
+                return Err(
+                    "--env _ needs GNU parallel's --record-env file; name the variables".into(),
+                );
+            }
+            for key in [name.clone(), format!("BASH_FUNC_{name}%%")] {
+                if let Ok(v) = std::env::var(&key) {
+                    env.push((key, v));
+                }
+            }
+        }
+        let parse = |t: &String| Template::parse_tag(t, names, a.plus);
+        let mut send: Vec<Template> = a.transferfile.iter().map(parse).collect();
+        let mut back: Vec<Template> = a.returns.iter().map(parse).collect();
+        if a.transfer || !a.trc.is_empty() {
+            send.push(parse(&"{}".to_string()));
+        }
+        back.extend(a.trc.iter().map(parse));
+        Ok(JobSetup {
+            env,
+            workdir: a.workdir.as_deref().map(workdir).transpose()?,
+            nice: a.nice,
+            send,
+            back,
+            cleanup: a.cleanup || !a.trc.is_empty(),
+            here: remex::worker::Place::of(std::path::Path::new(".")),
+        })
+    }
+
+    /// The `run` request for `command` under `limits`, with the files of
+    /// a job with arguments `args` (read now).
+    pub(crate) fn request(
+        &self,
+        limits: &crate::cli::CommandLimits,
+        command: &str,
+        at: At,
+        args: &[String],
+    ) -> Result<remex::worker::CommandRequest, String> {
+        let line = match self.nice {
+            Some(n) => format!("nice -n {n} sh -c {}", crate::jobs::quote(command)),
+            None => command.to_string(),
+        };
+        let mut req = limits.request(line);
+        req.env = self.env.clone();
+        req.cwd = self.workdir.clone();
+        if !self.send.is_empty() || !self.back.is_empty() {
+            let mut send = Vec::new();
+            for t in &self.send {
+                let p = t.render_plain(at, args);
+                let body = read_bounded(&p).map_err(|e| format!("--transferfile {p}: {e}"))?;
+                send.push((p, body));
+            }
+            req.transfer = Some(remex::worker::Transfer {
+                send,
+                back: self.back.iter().map(|t| t.render_plain(at, args)).collect(),
+                remove: Vec::new(),
+                cleanup: self.cleanup,
+                from: self.here.clone(),
+            });
+        }
+        Ok(req)
+    }
+}
+
+/// A local file to send, at most [`remex::worker::MOST_RETURNED`] bytes.
+fn read_bounded(path: &str) -> Result<bytes::Bytes, String> {
+    let m = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if m.len() > remex::worker::MOST_RETURNED {
+        return Err(format!(
+            "{} bytes, more than the {} a file sent with a job may have (use remex rsync)",
+            m.len(),
+            remex::worker::MOST_RETURNED
+        ));
+    }
+    std::fs::read(path)
+        .map(bytes::Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+/// `--basefile`: sends the files to every worker (in the jobs'
+/// directory) before the first job, or removes them there (`remove`,
+/// after the last job with `--cleanup`); not on a worker that runs in
+/// this directory.
+pub(crate) async fn basefiles(
+    w: &Workers,
+    files: &[String],
+    setup: &JobSetup,
+    remove: bool,
+) -> Result<(), String> {
+    let mut send = Vec::new();
+    if !remove {
+        for p in files {
+            send.push((
+                p.clone(),
+                read_bounded(p).map_err(|e| format!("--basefile {p}: {e}"))?,
+            ));
+        }
+    }
+    let req = remex::worker::CommandRequest {
+        cwd: setup.workdir.clone(),
+        transfer: Some(remex::worker::Transfer {
+            send,
+            remove: if remove { files.to_vec() } else { Vec::new() },
+            from: setup.here.clone(),
+            ..remex::worker::Transfer::default()
+        }),
+        ..remex::worker::CommandRequest::new("true")
+    };
+    let calls = w.group.gateways().into_iter().map(|gw| {
+        let req = req.clone();
+        let label = w.label(gw.id());
+        async move {
+            let r = match gw.remote_call("run", &req) {
+                Ok(ch) => ch.receive::<CommandOutcome>().await,
+                Err(e) => Err(e),
+            };
+            r.map(|_| ())
+                .map_err(|e| format!("--basefile on {label}: {e}"))
+        }
+    });
+    futures::future::try_join_all(calls).await.map(|_| ())
+}
+
+/// Writes the files a job brought back where they belong here.
+pub(crate) fn land(files: &[(String, bytes::Bytes)]) -> Result<(), String> {
+    for (p, body) in files {
+        let path = std::path::Path::new(p);
+        if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| format!("--return {p}: {e}"))?;
+        }
+        std::fs::write(path, body).map_err(|e| format!("--return {p}: {e}"))?;
+    }
+    Ok(())
+}
