@@ -309,6 +309,14 @@ pub(crate) struct RunArgs {
     /// Send FILE to every worker before the first job (repeatable).
     #[arg(long = "basefile", visible_alias = "bf", value_name = "FILE")]
     pub(crate) basefile: Vec<String>,
+    /// Print each job's stdout line by line while it runs (lines of
+    /// different jobs never mix; stderr at the job's end).
+    #[arg(long = "line-buffer", visible_aliases = ["linebuffer", "lb"], conflicts_with_all = ["ungroup", "keep_order", "results"])]
+    pub(crate) line_buffer: bool,
+    /// Print each job's stdout as it comes (lines of different jobs may
+    /// mix; stderr at the job's end).
+    #[arg(short = 'u', long, conflicts_with_all = ["keep_order", "results", "tag", "tagstring"])]
+    pub(crate) ungroup: bool,
     /// Each job on every worker, in order (GNU parallel's --onall).
     #[arg(long, conflicts_with = "nonall")]
     pub(crate) onall: bool,
@@ -508,16 +516,6 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
         "there is a progress bar by default on a terminal",
     ),
     ("--eta", "there is a progress bar by default on a terminal"),
-    ("-u", "output is grouped per job; --tag prefixes lines"),
-    (
-        "--ungroup",
-        "output is grouped per job; --tag prefixes lines",
-    ),
-    (
-        "--line-buffer",
-        "output is grouped per job; --tag prefixes lines",
-    ),
-    ("--lb", "output is grouped per job; --tag prefixes lines"),
     ("--semaphore", "not offered"),
     ("--sem", "not offered"),
     ("--sql", "not offered"),

@@ -26,6 +26,7 @@ mod rsync;
 mod run;
 mod setup;
 mod slots;
+mod stream;
 mod workers;
 
 /// `--log-format`: a subscriber on stderr at RUST_LOG's level (warn by

@@ -28,6 +28,7 @@ use crate::relative::Relative;
 use crate::results::Results;
 use crate::setup::{basefiles, land, JobSetup};
 use crate::slots::{self, Jobs};
+use crate::stream::Flow;
 use crate::workers::{self, Workers};
 
 /// How long the workers have to end when the run is over.
@@ -69,6 +70,24 @@ fn status_code(r: &remex::Result<TaskResult<CommandOutcome>>) -> i32 {
         },
         Err(_) => 255,
     }
+}
+
+/// A job's future `f`, ended early when `kill` is aborted (`--timeout
+/// N%`), then with a timeout error.
+async fn killable<T>(
+    f: impl Future<Output = remex::Result<T>>,
+    kill: Option<AbortRegistration>,
+) -> remex::Result<T> {
+    let Some(kill) = kill else {
+        return f.await;
+    };
+    let t0 = Instant::now();
+    Abortable::new(f, kill).await.unwrap_or_else(|_| {
+        Err(remex::Error::Timeout {
+            what: "its end (--timeout as a share of the median job)",
+            after: t0.elapsed(),
+        })
+    })
 }
 
 fn job_ok(r: &remex::Result<TaskResult<CommandOutcome>>) -> bool {
@@ -399,7 +418,17 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let total = inputs.total;
     // {%}: a job holds its slot from its start to its end, so no more
     // jobs are out than slots.
-    let slotted = template.uses_slot() || tagstring.as_ref().is_some_and(Template::uses_slot);
+    // --line-buffer, --ungroup: a job runs on its slot's worker, its
+    // output streamed (stream.rs); slots are held as with {%}.
+    let flow = match (a.line_buffer, a.ungroup) {
+        (true, _) => Some(Flow::Lines),
+        (_, true) => Some(Flow::Raw),
+        _ => None,
+    };
+    let gateways = w.group.gateways();
+    let slotted = template.uses_slot()
+        || tagstring.as_ref().is_some_and(Template::uses_slot)
+        || flow.is_some();
     let mut free: BTreeSet<u64> = (1..=slots as u64).collect();
     // With {%} or --halt, no job waits on a worker for a free executor:
     // a slot is held from start to end, and --halt soon starts nothing
@@ -441,25 +470,16 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 return Box::pin(async move { (job, Err(remex::Error::Arguments { detail })) })
             }
         };
+        if let Some(flow) = flow {
+            let gw = gateways[(job.slot as usize - 1) / per_worker % gateways.len()].clone();
+            let tag = a.tag.then(|| job.args.join(" "));
+            let f = crate::stream::run(gw, req, flow, tag);
+            return Box::pin(async move { (job, killable(f, kill).await) });
+        }
         match group.submit::<CommandOutcome>("run", &req) {
             Ok(f) => {
                 let f = f.with_details();
-                Box::pin(async move {
-                    let Some(kill) = kill else {
-                        return (job, f.await);
-                    };
-                    let t0 = Instant::now();
-                    match Abortable::new(f, kill).await {
-                        Ok(r) => (job, r),
-                        Err(_) => (
-                            job,
-                            Err(remex::Error::Timeout {
-                                what: "its end (--timeout as a share of the median job)",
-                                after: t0.elapsed(),
-                            }),
-                        ),
-                    }
-                })
+                Box::pin(async move { (job, killable(f, kill).await) })
             }
             Err(e) => Box::pin(async move { (job, Err(e)) }),
         }
