@@ -317,6 +317,11 @@ pub(crate) struct RunArgs {
     /// mix; stderr at the job's end).
     #[arg(short = 'u', long, conflicts_with_all = ["keep_order", "results", "tag", "tagstring"])]
     pub(crate) ungroup: bool,
+    /// At a timeout: SIGNAL,MS,SIGNAL,MS... each signal, then up to MS
+    /// milliseconds for the job's end, SIGKILL after the last (default:
+    /// TERM,1000).
+    #[arg(long, value_name = "SEQ", value_parser = crate::setup::termseq)]
+    pub(crate) termseq: Option<crate::setup::TermSeq>,
     /// Each job on every worker, in order (GNU parallel's --onall).
     #[arg(long, conflicts_with = "nonall")]
     pub(crate) onall: bool,

@@ -48,6 +48,80 @@ pub(crate) struct JobSetup {
     cleanup: bool,
     /// This directory: files are not moved for a job that runs in it.
     pub(crate) here: Option<remex::worker::Place>,
+    /// The shell that runs the jobs (`None`: sh).
+    shell: Option<String>,
+    /// `--termseq`.
+    termseq: Vec<(String, u64)>,
+}
+
+/// `--termseq`'s value: signals, each with the milliseconds to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TermSeq(pub(crate) Vec<(String, u64)>);
+
+/// `--termseq`'s value: `SIGNAL,MS,SIGNAL,MS...` (GNU parallel's form:
+/// at a timeout each signal, then up to MS milliseconds for the end).
+pub(crate) fn termseq(s: &str) -> Result<TermSeq, String> {
+    const NAMES: &[&str] = &[
+        "TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "ALRM", "CONT", "STOP",
+    ];
+    let parts: Vec<&str> = s.split(',').collect();
+    if parts.len() % 2 != 0 {
+        return Err(format!(
+            "--termseq {s:?}: give pairs SIGNAL,MS (TERM,200,KILL,25)"
+        ));
+    }
+    parts
+        .chunks(2)
+        .map(|p| {
+            let name = p[0].trim_start_matches("SIG");
+            if !NAMES.contains(&name) {
+                return Err(format!(
+                    "--termseq: {:?} is not one of {}",
+                    p[0],
+                    NAMES.join(", ")
+                ));
+            }
+            let ms = p[1]
+                .parse::<u64>()
+                .map_err(|_| format!("--termseq: {:?} is not milliseconds", p[1]))?;
+            Ok((name.to_string(), ms))
+        })
+        .collect::<Result<_, _>>()
+        .map(TermSeq)
+}
+
+/// The shells a parent process may be, by name.
+const SHELLS: &[&str] = &[
+    "bash", "zsh", "ksh", "ksh93", "mksh", "pdksh", "dash", "ash", "yash", "posh", "fish", "csh",
+    "tcsh",
+];
+
+/// The shell that runs the jobs, chosen as GNU parallel chooses it:
+/// `$PARALLEL_SHELL`, else the shell remex was started from (its parent
+/// process), else `$SHELL`; by name, found on each worker's PATH. `None`
+/// (sh) when none of them says.
+pub(crate) fn shell() -> Option<String> {
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    if let Some(s) = std::env::var("PARALLEL_SHELL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        return Some(s);
+    }
+    let parent = std::os::unix::process::parent_id();
+    let exe = std::fs::read_link(format!("/proc/{parent}/exe")).ok();
+    let name = exe
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if let Some(n) = name.filter(|n| SHELLS.contains(&n.as_str())) {
+        return Some(n);
+    }
+    std::env::var("SHELL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| base(&s))
+        .filter(|s| s != "sh")
 }
 
 impl JobSetup {
@@ -80,6 +154,8 @@ impl JobSetup {
             back,
             cleanup: a.cleanup || !a.trc.is_empty(),
             here: remex::worker::Place::of(std::path::Path::new(".")),
+            shell: shell(),
+            termseq: a.termseq.clone().map(|t| t.0).unwrap_or_default(),
         })
     }
 
@@ -93,10 +169,16 @@ impl JobSetup {
         args: &[String],
     ) -> Result<remex::worker::CommandRequest, String> {
         let line = match self.nice {
-            Some(n) => format!("nice -n {n} sh -c {}", crate::jobs::quote(command)),
+            Some(n) => format!(
+                "nice -n {n} {} -c {}",
+                self.shell.as_deref().unwrap_or("sh"),
+                crate::jobs::quote(command)
+            ),
             None => command.to_string(),
         };
         let mut req = limits.request(line);
+        req.shell = self.shell.clone();
+        req.termseq = self.termseq.clone();
         req.env = self.env.clone();
         req.cwd = self.workdir.clone();
         if !self.send.is_empty() || !self.back.is_empty() {
@@ -187,4 +269,24 @@ pub(crate) fn land(files: &[(String, bytes::Bytes)]) -> Result<(), String> {
         std::fs::write(path, body).map_err(|e| format!("--return {p}: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn termseq_reads_gnu_parallels_form() {
+        assert_eq!(
+            termseq("TERM,200,SIGINT,100,KILL,25").unwrap(),
+            [
+                ("TERM".into(), 200),
+                ("INT".into(), 100),
+                ("KILL".into(), 25)
+            ]
+        );
+        assert!(termseq("TERM").unwrap_err().contains("pairs"));
+        assert!(termseq("TERN,5").unwrap_err().contains("TERN"));
+        assert!(termseq("TERM,x").unwrap_err().contains("milliseconds"));
+    }
 }

@@ -1308,3 +1308,35 @@ fn files_travel_with_jobs_to_an_ssh_host_and_back_and_are_cleaned_up_there() {
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("--transferfile missing"), "{}", err(&o));
 }
+
+#[test]
+fn a_timed_out_job_leaves_no_process_behind_even_one_its_shell_orphaned() {
+    // sh dies at SIGTERM; the perl under it ignores SIGTERM and goes to
+    // init: the SIGKILL that follows must still reach it. With
+    // --termseq as GNU parallel's.
+    let code = format!(
+        "$SIG{{TERM}}=q(IGNORE); sleep 30; # orphan-{}",
+        std::process::id()
+    );
+    let argv = ["perl", "-e", code.as_str()];
+    for extra in [&[][..], &["--termseq", "INT,100,TERM,100,KILL,25"]] {
+        let mut args = vec!["run", "--tx", "popen", "--no-bar", "--timeout", "1"];
+        args.extend_from_slice(extra);
+        let cmd = format!("perl -e '{code}'; echo after");
+        args.extend_from_slice(&["--", &cmd, ":::", "x"]);
+        let t0 = Instant::now();
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", err(&o));
+        assert!(err(&o).contains("timed out"), "{}", err(&o));
+        assert!(t0.elapsed() < Duration::from_secs(10), "{extra:?}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !processes_running(&argv).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{extra:?}: left behind: {:?}",
+                processes_running(&argv)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -180,7 +180,8 @@ fn shim(dir: &Path, program: &str) -> PathBuf {
 fn shim_named(dir: &Path, name: &str, program: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\nexec {program} \"$@\"\n")).unwrap();
+    // bash: it passes exported functions on (dash drops them).
+    std::fs::write(&path, format!("#!/bin/bash\nexec {program} \"$@\"\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir.to_path_buf()

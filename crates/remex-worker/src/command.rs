@@ -39,7 +39,7 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 64 << 20;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CommandRequest {
-    /// The command line, run by `sh -c`.
+    /// The command line, run by `sh -c` (or [`CommandRequest::shell`]).
     pub command: String,
     /// Seconds before the command is sent SIGTERM (its process group),
     /// then SIGKILL a second later.
@@ -90,6 +90,16 @@ pub struct CommandRequest {
     /// back after it ([`Transfer`]).
     #[serde(default)]
     pub transfer: Option<Transfer>,
+    /// The shell that runs the command line (`bash`, `/bin/zsh`...;
+    /// default `sh`), found on the worker's PATH when it is a bare name.
+    #[serde(default)]
+    pub shell: Option<String>,
+    /// At the timeout: signal names (`TERM`, `INT`, `HUP`, `QUIT`,
+    /// `USR1`, `USR2`, `KILL`...) each with the milliseconds to wait for
+    /// the end before the next, SIGKILL after the last (GNU parallel's
+    /// `--termseq`); empty: SIGTERM, then SIGKILL a second later.
+    #[serde(default)]
+    pub termseq: Vec<(String, u64)>,
 }
 
 impl CommandRequest {
@@ -190,6 +200,28 @@ fn direct(cmd: &str) -> Option<(PathBuf, Vec<&str>)> {
     Some((path, words.collect()))
 }
 
+/// A signal by its name, with or without `SIG`.
+fn signal(name: &str) -> Result<rustix::process::Signal, TaskError> {
+    use rustix::process::Signal;
+    Ok(match name.trim_start_matches("SIG") {
+        "TERM" => Signal::TERM,
+        "INT" => Signal::INT,
+        "HUP" => Signal::HUP,
+        "QUIT" => Signal::QUIT,
+        "KILL" => Signal::KILL,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        "ALRM" => Signal::ALARM,
+        "CONT" => Signal::CONT,
+        "STOP" => Signal::STOP,
+        other => {
+            return Err(TaskError(format!(
+                "termseq: {other:?} is not a signal name (TERM, INT, HUP, QUIT, KILL, USR1, USR2, ALRM, CONT, STOP)"
+            )))
+        }
+    })
+}
+
 /// The `run` task.
 pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
     use std::os::unix::process::ExitStatusExt;
@@ -208,7 +240,7 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
             c
         }
         None => {
-            let mut c = crate::place::program("sh");
+            let mut c = crate::place::program(req.shell.as_deref().unwrap_or("sh"));
             c.arg("-c").arg(&req.command);
             c
         }
@@ -243,12 +275,18 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
     let max = req.max_output.unwrap_or(DEFAULT_MAX_OUTPUT);
     let started = SystemTime::now();
     let t0 = Instant::now();
+    let termseq = req
+        .termseq
+        .iter()
+        .map(|(name, ms)| Ok((signal(name)?, Duration::from_millis(*ms))))
+        .collect::<Result<Vec<_>, TaskError>>()?;
     let done = process::run(process::Run {
         label: req.command.clone(),
         command,
         stdin: req.stdin.map(|b| b.to_vec()),
         timeout,
         max_output: max,
+        termseq,
         cancel: Some(t.channel().clone()),
         stdout_to: req
             .stdout_to

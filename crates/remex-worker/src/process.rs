@@ -33,6 +33,10 @@ pub(crate) struct Run {
     pub cancel: Option<Channel>,
     /// Where stdout goes as it comes, instead of being kept.
     pub stdout_to: Option<Box<dyn Write + Send>>,
+    /// At the timeout: each signal, then how long to wait for the end
+    /// before the next; SIGKILL after the last (empty: SIGTERM, then
+    /// [`TERM_GRACE`]).
+    pub termseq: Vec<(rustix::process::Signal, Duration)>,
 }
 
 /// A process that ran to its end.
@@ -119,10 +123,46 @@ fn tree(pid: u32) -> Vec<u32> {
 /// Signals `pid` (not reaped yet, so the number is still its) and, first
 /// found then signalled, all its descendants.
 fn signal_tree(pid: Option<rustix::process::Pid>, sig: rustix::process::Signal) {
-    let Some(pid) = pid else { return };
-    for p in tree(pid.as_raw_nonzero().get() as u32) {
-        if let Some(p) = rustix::process::Pid::from_raw(p as i32) {
-            let _ = rustix::process::kill_process(p, sig);
+    Tree::default().signal(pid, sig);
+}
+
+/// When a process started (`/proc/PID/stat`'s 22nd field): with its pid,
+/// what names one process even after it left its parent.
+fn started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The processes of a tree signalled in turns (a timeout's sequence): a
+/// descendant seen once is signalled again though its parent has died
+/// and it went to init (`bash -c 'cmd'` ends at SIGTERM; a `cmd` that
+/// ignores it is orphaned, and the SIGKILL must still reach it).
+#[derive(Default)]
+struct Tree {
+    /// (pid, start time) of every process seen in the tree.
+    seen: Vec<(u32, u64)>,
+}
+
+impl Tree {
+    /// Signals the tree of `pid` as it is now, and what was seen of it
+    /// before and is still the same process.
+    fn signal(&mut self, pid: Option<rustix::process::Pid>, sig: rustix::process::Signal) {
+        let Some(pid) = pid else { return };
+        for p in tree(pid.as_raw_nonzero().get() as u32) {
+            if let Some(t) = started(p) {
+                if !self.seen.contains(&(p, t)) {
+                    self.seen.push((p, t));
+                }
+            }
+        }
+        for &(p, t) in &self.seen {
+            if started(p) != Some(t) {
+                continue;
+            }
+            if let Some(p) = rustix::process::Pid::from_raw(p as i32) {
+                let _ = rustix::process::kill_process(p, sig);
+            }
         }
     }
 }
@@ -145,7 +185,13 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         max_output,
         cancel,
         stdout_to,
+        termseq,
     } = r;
+    let termseq = if termseq.is_empty() {
+        vec![(rustix::process::Signal::TERM, TERM_GRACE)]
+    } else {
+        termseq
+    };
     let mut child = command
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -238,10 +284,18 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
                 break;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                signal_tree(pid, rustix::process::Signal::TERM);
                 ended = Ended::TimedOut;
-                if !matches!(done_rx.recv_timeout(TERM_GRACE), Ok(Done::Closed)) {
-                    signal_tree(pid, rustix::process::Signal::KILL);
+                let mut tree = Tree::default();
+                let mut closed = false;
+                for (sig, wait) in &termseq {
+                    tree.signal(pid, *sig);
+                    if matches!(done_rx.recv_timeout(*wait), Ok(Done::Closed)) {
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    tree.signal(pid, rustix::process::Signal::KILL);
                 }
                 break;
             }

@@ -336,6 +336,7 @@ fn run(spec: ProcessSpec, (max, key): Cap) -> RhaiResult<Map> {
         stdin,
         timeout,
         max_output: max,
+        termseq: Vec::new(),
         cancel: None,
         stdout_to: None,
     })
