@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn termseq_reads_gnu_parallels_form() {
         assert_eq!(
-            termseq("TERM,200,SIGINT,100,KILL,25").unwrap(),
+            termseq("TERM,200,SIGINT,100,KILL,25").unwrap().0,
             [
                 ("TERM".into(), 200),
                 ("INT".into(), 100),

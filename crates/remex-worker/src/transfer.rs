@@ -47,7 +47,7 @@ pub struct Transfer {
     /// Also remove `send` and `back` after the command.
     pub cleanup: bool,
     /// Where the files come from: nothing is moved or removed when the
-    /// job's directory is this one (see [`Place::here`]).
+    /// job's directory is this one (see [`Place::of`]).
     pub from: Option<Place>,
 }
 
