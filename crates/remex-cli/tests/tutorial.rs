@@ -289,17 +289,18 @@ fn gnu_parallels_tutorial_walked_line_by_line() {
             }
             (rc, rout, rerr) = play(scene, &remex_bin, &common, &user, &dir);
         }
+        let both = format!(
+            "@{} {:?}\n{}  parallel: exit {gc:?}\n{}{}  remex: exit {rc:?}\n{}{}",
+            scene.line,
+            scene.how,
+            scene.text,
+            indent(&gout),
+            indent(&gerr),
+            indent(&rout),
+            indent(&rerr)
+        );
         if std::env::var_os("REMEX_TUTORIAL_SHOW").is_some() {
-            eprintln!(
-                "@{} {:?}\n{}  parallel: exit {gc:?}\n{}{}  remex: exit {rc:?}\n{}{}",
-                scene.line,
-                scene.how,
-                scene.text,
-                indent(&gout),
-                indent(&gerr),
-                indent(&rout),
-                indent(&rerr)
-            );
+            eprintln!("{both}");
         }
         if gerr.contains("parallel: Error:") {
             // Not a comparison: GNU parallel itself could not run it here.
@@ -307,16 +308,7 @@ fn gnu_parallels_tutorial_walked_line_by_line() {
         } else if same((rc, &rout)) {
             matched += 1;
         } else {
-            differ.push(format!(
-                "@{} {:?}\n{}  parallel: exit {gc:?}\n{}{}  remex: exit {rc:?}\n{}{}",
-                scene.line,
-                scene.how,
-                scene.text,
-                indent(&gout),
-                indent(&gerr),
-                indent(&rout),
-                indent(&rerr)
-            ));
+            differ.push(both);
         }
     }
     drop(sshds);

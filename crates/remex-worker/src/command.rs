@@ -242,6 +242,14 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         None => {
             let mut c = crate::place::program(req.shell.as_deref().unwrap_or("sh"));
             c.arg("-c").arg(&req.command);
+            // bash run with SSH_CLIENT set and a shell level under 2
+            // takes itself for sshd's and reads ~/.bashrc (whose output
+            // would land in the job's): a worker's commands are a level
+            // down from the session that started it.
+            let level = crate::place::var("SHLVL").and_then(|l| l.parse::<u32>().ok());
+            if level.unwrap_or(0) < 1 {
+                c.env("SHLVL", "1");
+            }
             c
         }
     };

@@ -9,6 +9,9 @@
 //! once.
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
+
+use rustix::event::{PollFd, PollFlags};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,25 +61,6 @@ pub(crate) enum RunError {
     Cancelled,
     /// Waiting for it failed.
     Wait(String),
-}
-
-/// Reads all of `r`, at most `max` bytes: `Err` past that.
-fn read_all(mut r: impl Read, max: u64) -> Result<Vec<u8>, ()> {
-    let mut buf = Vec::new();
-    let _ = (&mut r).take(max.saturating_add(1)).read_to_end(&mut buf);
-    if buf.len() as u64 > max {
-        Err(())
-    } else {
-        Ok(buf)
-    }
-}
-
-/// What the waiter hears from the readers.
-enum Done {
-    /// Both outputs closed: the process is ending.
-    Closed,
-    /// An output went over its bound: kill.
-    TooLarge,
 }
 
 /// How the waiter ended the process, if it did.
@@ -202,128 +186,208 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| RunError::Spawn(format!("cannot run {label:?}: {e}")))?;
-    let input = child.stdin.take().zip(stdin);
-    let (done_tx, done_rx) = flume::bounded::<Done>(2);
-    let reader = |pipe: Option<Box<dyn Read + Send>>,
-                  sink: Option<Box<dyn Write + Send>>,
-                  tx: flume::Sender<Done>| {
-        pipe.map(|mut p| {
-            std::thread::spawn(move || match sink {
-                Some(mut sink) => {
+    // One thread does it all: a poll loop over the pipes (stdin fed,
+    // stdout and stderr read), the timeout's signals and the cancel,
+    // then the reap. (Three threads per process before: most of a short
+    // job's cost on the worker.)
+    let mut feed = child.stdin.take().zip(stdin).map(|(p, data)| (p, data, 0usize));
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    for fd in [
+        feed.as_ref().map(|(p, _, _)| p.as_fd()),
+        out.as_ref().map(|p| p.as_fd()),
+        err.as_ref().map(|p| p.as_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let flags = rustix::fs::fcntl_getfl(fd).map_err(|e| RunError::Spawn(e.to_string()))?;
+        rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)
+            .map_err(|e| RunError::Spawn(e.to_string()))?;
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32);
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut ended = Ended::ByItself;
+    let mut too_large: Option<&'static str> = None;
+    // At the timeout: the next signal of the sequence and when.
+    let mut kill: Option<(usize, Instant)> = None;
+    let mut tree = Tree::default();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut sink = stdout_to;
+    let mut stdout_dropped = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    while out.is_some() || err.is_some() {
+        // How long to sleep: to the next signal, the deadline, or the
+        // next look at the cancel.
+        let now = Instant::now();
+        let mut wake: Option<Instant> = match kill {
+            Some((_, at)) => Some(at),
+            None => deadline,
+        };
+        if cancel.is_some() {
+            let c = now + CANCEL_POLL;
+            wake = Some(wake.map_or(c, |w| w.min(c)));
+        }
+        let timeout = wake.map(|w| {
+            let d = w.saturating_duration_since(now);
+            rustix::time::Timespec {
+                tv_sec: d.as_secs() as _,
+                tv_nsec: d.subsec_nanos() as _,
+            }
+        });
+        let (o_ready, e_ready, f_ready) = {
+            let mut fds = Vec::with_capacity(3);
+            if let Some(p) = &out {
+                fds.push(PollFd::new(p, PollFlags::IN));
+            }
+            if let Some(p) = &err {
+                fds.push(PollFd::new(p, PollFlags::IN));
+            }
+            if let Some((p, _, _)) = &feed {
+                fds.push(PollFd::new(p, PollFlags::OUT));
+            }
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(RunError::Wait(format!("waiting for {label:?}: {e}"))),
+            }
+            let mut r = fds.iter().map(|f| !f.revents().is_empty());
+            (
+                out.is_some() && r.next().unwrap_or(false),
+                err.is_some() && r.next().unwrap_or(false),
+                feed.is_some() && r.next().unwrap_or(false),
+            )
+        };
+        if o_ready {
+            match drain(out.as_mut(), &mut buf) {
+                Some([]) => out = None,
+                Some(chunk) => match &mut sink {
                     // Streamed: nothing kept. A sink that fails (its
                     // reader went away) is drained past, so the process
                     // is not stopped on a full pipe.
-                    if std::io::copy(&mut p, &mut sink).is_err() {
-                        let _ = std::io::copy(&mut p, &mut std::io::sink());
+                    Some(s) => {
+                        if s.write_all(chunk).is_err() {
+                            sink = None;
+                            stdout_dropped = true;
+                        }
                     }
-                    Ok(Vec::new())
-                }
-                None => {
-                    let got = read_all(p, max_output);
-                    if got.is_err() {
-                        let _ = tx.send(Done::TooLarge);
+                    None if stdout_dropped => {}
+                    None => {
+                        stdout.extend_from_slice(chunk);
+                        if stdout.len() as u64 > max_output {
+                            too_large = Some("stdout");
+                        }
                     }
-                    got
-                }
-            })
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        stdout_to,
-        done_tx.clone(),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        None,
-        done_tx.clone(),
-    );
-    let feeder = input.map(|(mut pipe, data)| {
-        std::thread::spawn(move || {
-            // A process that does not read its input ends the write.
-            let _ = pipe.write_all(&data);
-        })
-    });
-    // The waiter owns the child, so its pid stays its own (not reaped,
-    // not reused) until after any signal.
-    let pid = rustix::process::Pid::from_raw(child.id() as i32);
-    let waiter = std::thread::spawn(move || {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut ended = Ended::ByItself;
-        loop {
-            let slice = match (deadline, &cancel) {
-                (Some(d), Some(_)) => {
-                    Some(d.saturating_duration_since(Instant::now()).min(CANCEL_POLL))
-                }
-                (Some(d), None) => Some(d.saturating_duration_since(Instant::now())),
-                (None, Some(_)) => Some(CANCEL_POLL),
-                (None, None) => None,
-            };
-            let heard = match slice {
-                Some(s) => done_rx.recv_timeout(s).ok(),
-                None => done_rx.recv().ok(),
-            };
-            match heard {
-                Some(Done::Closed) => break,
-                Some(Done::TooLarge) => {
-                    signal_tree(pid, rustix::process::Signal::KILL);
-                    break;
-                }
-                None if done_rx.is_disconnected() => break,
+                },
                 None => {}
             }
-            if cancel.as_ref().is_some_and(|c| c.is_closed()) {
-                signal_tree(pid, rustix::process::Signal::KILL);
-                ended = Ended::Cancelled;
-                break;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                ended = Ended::TimedOut;
-                let mut tree = Tree::default();
-                let mut closed = false;
-                for (sig, wait) in &termseq {
-                    tree.signal(pid, *sig);
-                    if matches!(done_rx.recv_timeout(*wait), Ok(Done::Closed)) {
-                        closed = true;
-                        break;
+        }
+        if e_ready {
+            match drain(err.as_mut(), &mut buf) {
+                Some([]) => err = None,
+                Some(chunk) => {
+                    stderr.extend_from_slice(chunk);
+                    if stderr.len() as u64 > max_output {
+                        too_large = Some("stderr");
                     }
                 }
-                if !closed {
-                    tree.signal(pid, rustix::process::Signal::KILL);
-                }
-                break;
+                None => {}
             }
         }
-        (child.wait(), ended)
-    });
-    let stdout = out.map(|h| h.join());
-    let stderr = err.map(|h| h.join());
-    if let Some(f) = feeder {
-        let _ = f.join();
+        if f_ready {
+            if let Some((p, data, at)) = &mut feed {
+                match p.write(&data[*at..]) {
+                    Ok(n) => *at += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    // A process that does not read its input ends the write.
+                    Err(_) => *at = data.len(),
+                }
+                if *at >= data.len() {
+                    feed = None;
+                }
+            }
+        }
+        if too_large.is_some() {
+            signal_tree(pid, rustix::process::Signal::KILL);
+            break;
+        }
+        if cancel.as_ref().is_some_and(|c| c.is_closed()) {
+            signal_tree(pid, rustix::process::Signal::KILL);
+            ended = Ended::Cancelled;
+            break;
+        }
+        let now = Instant::now();
+        match kill {
+            None if deadline.is_some_and(|d| now >= d) => {
+                ended = Ended::TimedOut;
+                let (sig, wait) = termseq[0];
+                tree.signal(pid, sig);
+                kill = Some((1, now + wait));
+            }
+            Some((i, at)) if now >= at => match termseq.get(i) {
+                Some((sig, wait)) => {
+                    tree.signal(pid, *sig);
+                    kill = Some((i + 1, now + *wait));
+                }
+                None => {
+                    // The sequence is over: SIGKILL, and no more waiting
+                    // for the output of what may have escaped it.
+                    tree.signal(pid, rustix::process::Signal::KILL);
+                    break;
+                }
+            },
+            _ => {}
+        }
     }
-    let _ = done_tx.send(Done::Closed);
-    let (status, ended) = waiter
-        .join()
-        .map_err(|_| RunError::Wait(format!("waiting for {label:?} failed")))?;
-    let status = status.map_err(|e| RunError::Wait(format!("waiting for {label:?}: {e}")))?;
+    // What was written before the end and not read yet (after a kill,
+    // as far as it is there now).
+    if too_large.is_none() {
+        while let Some(chunk) = drain(out.as_mut(), &mut buf).filter(|c| !c.is_empty()) {
+            match &mut sink {
+                Some(s) => {
+                    let _ = s.write_all(chunk);
+                }
+                None if stdout_dropped => {}
+                None => stdout.extend_from_slice(chunk),
+            }
+        }
+        while let Some(chunk) = drain(err.as_mut(), &mut buf).filter(|c| !c.is_empty()) {
+            stderr.extend_from_slice(chunk);
+        }
+        if stdout.len() as u64 > max_output {
+            too_large = Some("stdout");
+        } else if stderr.len() as u64 > max_output {
+            too_large = Some("stderr");
+        }
+    }
+    drop((feed, out, err, sink));
+    let status = child
+        .wait()
+        .map_err(|e| RunError::Wait(format!("waiting for {label:?}: {e}")))?;
     if ended == Ended::Cancelled {
         return Err(RunError::Cancelled);
     }
-    let take = |h: Option<std::thread::Result<Result<Vec<u8>, ()>>>, which| match h {
-        Some(Ok(Ok(b))) => Ok(b),
-        Some(Ok(Err(()))) => Err(RunError::TooLarge(which)),
-        _ => Ok(Vec::new()),
-    };
+    if let Some(which) = too_large {
+        return Err(RunError::TooLarge(which));
+    }
     Ok(Finished {
         status,
         timed_out: ended == Ended::TimedOut,
-        stdout: take(stdout, "stdout")?,
-        stderr: take(stderr, "stderr")?,
+        stdout,
+        stderr,
     })
+}
+
+/// Reads what `pipe` has now into `buf`: `Some(empty)` at its end,
+/// `None` when nothing is there yet.
+fn drain<'b>(pipe: Option<&mut impl Read>, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    let pipe = pipe?;
+    loop {
+        match pipe.read(buf) {
+            Ok(n) => return Some(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+            // A broken pipe reads as its end.
+            Err(_) => return Some(&buf[..0]),
+        }
+    }
 }
