@@ -190,7 +190,11 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
     // stdout and stderr read), the timeout's signals and the cancel,
     // then the reap. (Three threads per process before: most of a short
     // job's cost on the worker.)
-    let mut feed = child.stdin.take().zip(stdin).map(|(p, data)| (p, data, 0usize));
+    let mut feed = child
+        .stdin
+        .take()
+        .zip(stdin)
+        .map(|(p, data)| (p, data, 0usize));
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     for fd in [
