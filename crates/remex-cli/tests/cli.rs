@@ -1301,6 +1301,29 @@ fn files_travel_with_jobs_to_an_ssh_host_and_back_and_are_cleaned_up_there() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(std::fs::read_to_string(d.join("f2")).unwrap(), "two\n");
     assert_eq!(std::fs::read_to_string(d.join("f2.l")).unwrap(), "two\n");
+    // On this machine an absolute path is the file itself: a job in
+    // another directory (--workdir) neither writes over it nor removes it.
+    let abs = d.join("f1").display().to_string();
+    let o = in_dir(&[
+        "run",
+        "--tx",
+        "popen",
+        "--no-bar",
+        "--workdir",
+        "elsewhere",
+        "--tf",
+        &abs,
+        "--cleanup",
+        "-N0",
+        "--",
+        "cat",
+        &abs,
+        ":::",
+        "x",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "one\n");
+    assert_eq!(std::fs::read_to_string(d.join("f1")).unwrap(), "one\n");
     // A file that cannot be sent fails its job, naming it.
     let o = in_dir(&[
         "run", "--tx", &spec, "--no-bar", "--tf", "{}", "--", "cat {}", ":::", "missing",

@@ -3,7 +3,8 @@
 //! directory before the command, read back after it, removed at the end,
 //! unless the job runs in the very directory they come from (the same
 //! booted machine and the same directory inode), where they already are
-//! and nothing is touched.
+//! and nothing is touched; on that machine an absolute path is the file
+//! itself, and is never written over nor removed either.
 
 use std::path::{Path, PathBuf};
 
@@ -91,19 +92,28 @@ pub(crate) struct Carried<'a> {
     dir: PathBuf,
     /// The files are already here: nothing is done.
     here: bool,
+    /// The job runs on the machine the files come from: an absolute path
+    /// is the file itself, never written over nor removed.
+    same_machine: bool,
 }
 
 impl<'a> Carried<'a> {
     /// Writes `t.send` under `dir`.
     pub(crate) fn start(t: &'a Transfer, dir: &Path) -> Result<Carried<'a>, String> {
-        let here = t.from.is_some() && t.from == Place::of(dir);
+        let at = Place::of(dir);
+        let here = t.from.is_some() && t.from == at;
+        let same_machine = match (&t.from, &at) {
+            (Some(f), Some(a)) => f.boot == a.boot,
+            _ => false,
+        };
         let c = Carried {
             t,
             dir: dir.to_path_buf(),
             here,
+            same_machine,
         };
         if !here {
-            for (p, body) in &t.send {
+            for (p, body) in t.send.iter().filter(|(p, _)| c.moves(p)) {
                 let path = c.dir.join(p);
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)
@@ -116,13 +126,18 @@ impl<'a> Carried<'a> {
         Ok(c)
     }
 
+    /// Whether the file at `p` is moved (written, read back, removed).
+    fn moves(&self, p: &str) -> bool {
+        !(self.here || self.same_machine && Path::new(p).is_absolute())
+    }
+
     /// Reads `t.back`, then removes what is to be removed.
     pub(crate) fn finish(self) -> Result<Vec<(String, Bytes)>, String> {
         if self.here {
             return Ok(Vec::new());
         }
         let mut files = Vec::new();
-        for p in &self.t.back {
+        for p in self.t.back.iter().filter(|p| self.moves(p)) {
             let path = self.dir.join(p);
             match std::fs::metadata(&path) {
                 Ok(m) if m.len() > MOST_RETURNED => {
@@ -145,7 +160,7 @@ impl<'a> Carried<'a> {
             gone.extend(self.t.send.iter().map(|(p, _)| p));
             gone.extend(&self.t.back);
         }
-        for p in gone {
+        for p in gone.into_iter().filter(|p| self.moves(p)) {
             let _ = std::fs::remove_file(self.dir.join(p));
         }
         Ok(files)
