@@ -241,6 +241,29 @@ fn http(addr: std::net::SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The open page, shared with the blocking threads that drive it.
+type Shared = std::sync::Arc<std::sync::Mutex<Page>>;
+
+/// [`Page::when`] on a blocking thread, within 10 s.
+async fn when(page: &Shared, cond: String, value: &'static str) -> serde_json::Value {
+    let p = page.clone();
+    tokio::task::spawn_blocking(move || {
+        p.lock()
+            .unwrap()
+            .when(&cond, value, Duration::from_secs(10))
+    })
+    .await
+    .unwrap()
+}
+
+/// [`Page::eval`] on a blocking thread.
+async fn eval(page: &Shared, js: &'static str) -> serde_json::Value {
+    let p = page.clone();
+    tokio::task::spawn_blocking(move || p.lock().unwrap().eval(js))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
     let g = common::group(3).await;
@@ -260,7 +283,7 @@ async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
     })
     .await
     .unwrap();
-    let page = std::sync::Arc::new(std::sync::Mutex::new(page));
+    let page: Shared = std::sync::Arc::new(std::sync::Mutex::new(page));
     // A worker the group is starting shows as starting, then ready.
     let late = {
         let g = g.clone();
@@ -270,43 +293,31 @@ async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
         );
         tokio::spawn(async move { g.makegateway(&slow).await })
     };
-    let p = page.clone();
-    let starting = tokio::task::spawn_blocking(move || {
-        p.lock().unwrap().when(
-            "document.querySelector('#workers tr[data-worker=late]') != null",
-            "document.querySelector('#workers tr[data-worker=late]').dataset.state",
-            Duration::from_secs(10),
-        )
-    })
-    .await
-    .unwrap();
+    let starting = when(
+        &page,
+        "document.querySelector('#workers tr[data-worker=late]') != null".into(),
+        "document.querySelector('#workers tr[data-worker=late]').dataset.state",
+    )
+    .await;
     assert_eq!(starting, "starting");
     late.await.unwrap().unwrap();
-    let p = page.clone();
-    tokio::task::spawn_blocking(move || {
-        p.lock().unwrap().when(
-            "document.querySelector('#workers tr[data-worker=late]').dataset.state == 'ready'",
-            "true",
-            Duration::from_secs(10),
-        )
-    })
-    .await
-    .unwrap();
+    when(
+        &page,
+        "document.querySelector('#workers tr[data-worker=late]').dataset.state == 'ready'".into(),
+        "true",
+    )
+    .await;
     g.by_id("late").unwrap().exit().await.unwrap();
     // A worker's stderr: its last lines on its row.
     let gw0 = g.gateways()[0].clone();
     let noise = gw0.remote_call("stdout_noise", &()).unwrap();
     assert_eq!(noise.receive::<String>().await.unwrap(), "after noise");
-    let p = page.clone();
-    let tail = tokio::task::spawn_blocking(move || {
-        p.lock().unwrap().when(
-            "document.querySelector('#workers tr[data-worker=gw0] td.stderr').title.includes('noise on stderr')",
-            "document.querySelector('#workers tr[data-worker=gw0] td.stderr').title",
-            Duration::from_secs(10),
-        )
-    })
-    .await
-    .unwrap();
+    let tail = when(
+        &page,
+        "document.querySelector('#workers tr[data-worker=gw0] td.stderr').title.includes('noise on stderr')".into(),
+        "document.querySelector('#workers tr[data-worker=gw0] td.stderr').title",
+    )
+    .await;
     assert!(tail.as_str().unwrap().contains("noise on stderr"), "{tail}");
     // A steady stream of 40 ms tasks, in waves; the open page's count
     // rises while they run, with no reload.
@@ -321,27 +332,20 @@ async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
     };
     let before = page.lock().unwrap().done();
     wave(60).await.unwrap();
-    let p = page.clone();
-    let shown = tokio::task::spawn_blocking(move || {
-        p.lock().unwrap().when(
-            "Number(document.getElementById('done-total').dataset.done) >= 60",
-            "Number(document.getElementById('done-total').dataset.done)",
-            Duration::from_secs(10),
-        )
-    })
-    .await
-    .unwrap();
+    let shown = when(
+        &page,
+        "Number(document.getElementById('done-total').dataset.done) >= 60".into(),
+        "Number(document.getElementById('done-total').dataset.done)",
+    )
+    .await;
     assert_eq!(before, 0);
     assert_eq!(shown, 60, "the page counted the 60 tasks as they finished");
     // The task stream and the progress table have the task.
-    let p = page.clone();
-    let row = tokio::task::spawn_blocking(move || {
-        p.lock()
-            .unwrap()
-            .eval("document.querySelector('#progress tr[data-task=slow_echo]').innerText")
-    })
-    .await
-    .unwrap();
+    let row = eval(
+        &page,
+        "document.querySelector('#progress tr[data-task=slow_echo]').innerText",
+    )
+    .await;
     assert!(
         row.as_str()
             .unwrap()
@@ -349,14 +353,11 @@ async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
         "{row}"
     );
     // Each worker's traffic: bytes in and out of its connection.
-    let p = page.clone();
-    let traffic = tokio::task::spawn_blocking(move || {
-        p.lock().unwrap().eval(
-            "[...document.querySelector('#workers tr[data-worker=gw0]').children].slice(9, 11).map(c => c.textContent)",
-        )
-    })
-    .await
-    .unwrap();
+    let traffic = eval(
+        &page,
+        "[...document.querySelector('#workers tr[data-worker=gw0]').children].slice(9, 11).map(c => c.textContent)",
+    )
+    .await;
     for cell in traffic.as_array().unwrap() {
         let cell = cell.as_str().unwrap();
         assert!(cell.ends_with('B') && cell != "0 B", "{traffic}");
@@ -371,16 +372,13 @@ async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
                 .unwrap()
         })
         .collect();
-    let (p, id) = (page.clone(), victim.id().to_string());
-    tokio::task::spawn_blocking(move || {
-        p.lock().unwrap().when(
-            &format!("Number(document.querySelector('#workers tr[data-worker={id}]').children[6].textContent) > 0"),
-            "true",
-            Duration::from_secs(10),
-        )
-    })
-    .await
-    .unwrap();
+    let id = victim.id().to_string();
+    when(
+        &page,
+        format!("Number(document.querySelector('#workers tr[data-worker={id}]').children[6].textContent) > 0"),
+        "true",
+    )
+    .await;
     unsafe { libc::kill(victim.rinfo().pid as i32, libc::SIGKILL) };
     gather(slow, Errors::Raise).await.unwrap();
     let id = victim.id().to_string();
