@@ -124,13 +124,7 @@ impl Halt {
     /// Whether to halt, and how, after `failed` and `succeeded` jobs of
     /// `total` (a share is of the total when known, as GNU parallel's;
     /// else of the finished jobs, once three finished).
-    #[cfg(test)]
-    pub(crate) fn check(&self, failed: u64, succeeded: u64) -> Option<When> {
-        self.check_of(failed, succeeded, None)
-    }
-
-    /// As `check`, with the number of jobs when known.
-    pub(crate) fn check_of(&self, failed: u64, succeeded: u64, total: Option<u64>) -> Option<When> {
+    pub(crate) fn check(&self, failed: u64, succeeded: u64, total: Option<u64>) -> Option<When> {
         let (when, count, amount) = self.0?;
         let done = failed + succeeded;
         let n = match count {
@@ -156,28 +150,31 @@ mod tests {
     #[test]
     fn policies_parse_and_trigger_as_gnu_parallels() {
         let h: Halt = "now,fail=1".parse().unwrap();
-        assert_eq!(h.check(0, 10), None);
-        assert_eq!(h.check(1, 0), Some(When::Now));
+        assert_eq!(h.check(0, 10, None), None);
+        assert_eq!(h.check(1, 0, None), Some(When::Now));
         let h: Halt = "soon,fail=30%".parse().unwrap();
-        assert_eq!(h.check(1, 0), None, "fewer than three jobs done");
-        assert_eq!(h.check(1, 2), Some(When::Soon));
-        assert_eq!(h.check(1, 3), None);
+        assert_eq!(h.check(1, 0, None), None, "fewer than three jobs done");
+        assert_eq!(h.check(1, 2, None), Some(When::Soon));
+        assert_eq!(h.check(1, 3, None), None);
         let h: Halt = "soon,success=2".parse().unwrap();
-        assert_eq!((h.check(5, 1), h.check(0, 2)), (None, Some(When::Soon)));
         assert_eq!(
-            "now,done=3".parse::<Halt>().unwrap().check(1, 2),
+            (h.check(5, 1, None), h.check(0, 2, None)),
+            (None, Some(When::Soon))
+        );
+        assert_eq!(
+            "now,done=3".parse::<Halt>().unwrap().check(1, 2, None),
             Some(When::Now)
         );
         assert_eq!("2".parse::<Halt>().unwrap(), "now,fail=1".parse().unwrap());
-        assert_eq!("never".parse::<Halt>().unwrap().check(100, 0), None);
+        assert_eq!("never".parse::<Halt>().unwrap().check(100, 0, None), None);
         assert_eq!(
             "soon,fail=30%".parse::<Halt>().unwrap().to_string(),
             "soon,fail=30%"
         );
         // A share of all the jobs when their number is known; the status.
         let h: Halt = "soon,fail=20%".parse().unwrap();
-        assert_eq!(h.check_of(1, 2, Some(10)), None);
-        assert_eq!(h.check_of(2, 1, Some(10)), Some(When::Soon));
+        assert_eq!(h.check(1, 2, Some(10)), None);
+        assert_eq!(h.check(2, 1, Some(10)), Some(When::Soon));
         assert_eq!(h.status(2, Some(10), 2), 20);
         assert_eq!("now,fail=1".parse::<Halt>().unwrap().status(1, None, 7), 7);
         assert_eq!("soon,fail=3".parse::<Halt>().unwrap().status(4, None, 7), 4);

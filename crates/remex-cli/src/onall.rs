@@ -8,7 +8,7 @@ use std::io::Write;
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use remex::worker::{CommandOutcome, CommandRequest};
+use remex::worker::CommandRequest;
 
 use crate::workers::Workers;
 
@@ -21,11 +21,7 @@ pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], t
         running.push(async move {
             let mut failed = 0u64;
             for (command, req) in jobs {
-                let r = match gw.remote_call("run", req) {
-                    Ok(ch) => ch.receive::<CommandOutcome>().await,
-                    Err(e) => Err(e),
-                };
-                match r {
+                match crate::workers::run_on(&gw, req).await {
                     Ok(o) => {
                         let tag = tag.then_some(label.as_str());
                         crate::run::emit(&mut std::io::stdout().lock(), tag, &o.stdout);

@@ -619,7 +619,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             printer.print(&d);
         }
         if halted.is_none() {
-            halted = a.halt.check_of(failed, succeeded, total);
+            halted = a.halt.check(failed, succeeded, total);
             if let Some(when) = halted {
                 halt_status = Some(a.halt.status(failed, total, code));
                 printer.bar.suspend(|| {

@@ -4,8 +4,6 @@
 //! `--cleanup`, `--trc`, `--basefile`; carried out on the worker by
 //! [`remex::worker::Transfer`]).
 
-use remex::worker::CommandOutcome;
-
 use crate::cli::RunArgs;
 use crate::jobs::{At, Template};
 use crate::workers::Workers;
@@ -248,11 +246,9 @@ pub(crate) async fn basefiles(
         let req = req.clone();
         let label = w.label(gw.id());
         async move {
-            let r = match gw.remote_call("run", &req) {
-                Ok(ch) => ch.receive::<CommandOutcome>().await,
-                Err(e) => Err(e),
-            };
-            r.map(|_| ())
+            crate::workers::run_on(&gw, &req)
+                .await
+                .map(|_| ())
                 .map_err(|e| format!("--basefile on {label}: {e}"))
         }
     });

@@ -37,7 +37,7 @@ pub(crate) async fn run(
     let mut reader = out.async_reader();
     match flow {
         Flow::Lines => {
-            let mut lines = tokio::io::BufReader::new(reader).split(b'\n');
+            let mut lines = reader.split(b'\n');
             while let Ok(Some(mut line)) = lines.next_segment().await {
                 line.push(b'\n');
                 crate::run::emit(&mut std::io::stdout().lock(), tag.as_deref(), &line);

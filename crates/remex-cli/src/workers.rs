@@ -8,6 +8,15 @@ use remex::{Gateway, Group, Transport};
 
 use crate::cli::WorkerArgs;
 
+/// Runs `req` (the built-in `run` task) on `gw` in a call of its own,
+/// to its outcome.
+pub(crate) async fn run_on(
+    gw: &Gateway,
+    req: &remex::worker::CommandRequest,
+) -> remex::Result<remex::worker::CommandOutcome> {
+    gw.remote_call("run", req)?.receive().await
+}
+
 /// Whether no worker is named (no `--tx`, `--txfile`, `-S`,
 /// `--sshloginfile`): then the jobs run on this machine.
 pub(crate) fn none_named(w: &WorkerArgs) -> bool {

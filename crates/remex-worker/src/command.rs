@@ -267,18 +267,23 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
                 TaskError(format!("cannot make the directory {}: {e}", dir.display()))
             })?;
             command.current_dir(&dir);
-            dir
+            Some(dir)
         }
-        None => {
-            crate::place::cwd().map_err(|e| TaskError(format!("the worker's directory: {e}")))?
-        }
+        None => None,
     };
-    let carried = req
-        .transfer
-        .as_ref()
-        .map(|t| Carried::start(t, &dir))
-        .transpose()
-        .map_err(TaskError)?;
+    // Files with the job: into its directory (the worker's own when the
+    // request names none; looked up only then, not for every command).
+    let carried = match &req.transfer {
+        Some(t) => {
+            let dir = match &dir {
+                Some(d) => d.clone(),
+                None => crate::place::cwd()
+                    .map_err(|e| TaskError(format!("the worker's directory: {e}")))?,
+            };
+            Some(Carried::start(t, &dir).map_err(TaskError)?)
+        }
+        None => None,
+    };
     command.envs(req.env.iter().map(|(k, v)| (k, v)));
     let max = req.max_output.unwrap_or(DEFAULT_MAX_OUTPUT);
     let started = SystemTime::now();
