@@ -1,11 +1,13 @@
 //! Project tasks: `cargo xtask test` runs every test, `cargo xtask lint`
-//! checks formatting and clippy, `cargo xtask bench` measures performance,
+//! checks formatting, clippy and import circles, `cargo xtask bench` measures performance,
 //! `cargo xtask fuzz` runs the fuzz targets.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
+
+mod circles;
 
 #[derive(Parser)]
 #[command(about = "remex project tasks")]
@@ -22,7 +24,8 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Checks formatting and clippy (warnings are errors).
+    /// Checks formatting, clippy (warnings are errors) and that no
+    /// modules import each other in a circle (xtask/src/circles.rs).
     Lint,
     /// Builds the README's `Cargo.toml` lines in a fresh crate outside the
     /// workspace and runs the README's programs marked for it; installs
@@ -501,6 +504,12 @@ fn soak(seconds: u64, testbed_skip: Option<&str>) -> Result<(), String> {
 }
 
 fn lint() -> Result<(), String> {
+    circles::check(&root())?;
+    println!("xtask: no new import circle");
+    // The check's own tests (the workspace's tests leave xtask out).
+    let mut c = cargo();
+    c.args(["test", "-p", "xtask", "--quiet"]);
+    run("cargo test -p xtask", c)?;
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
     run("cargo fmt --check", c)?;

@@ -320,8 +320,8 @@ pub(crate) struct RunArgs {
     /// At a timeout: SIGNAL,MS,SIGNAL,MS... each signal, then up to MS
     /// milliseconds for the job's end, SIGKILL after the last (default:
     /// TERM,1000).
-    #[arg(long, value_name = "SEQ", value_parser = crate::setup::termseq)]
-    pub(crate) termseq: Option<crate::setup::TermSeq>,
+    #[arg(long, value_name = "SEQ", value_parser = termseq)]
+    pub(crate) termseq: Option<TermSeq>,
     /// Each job on every worker, in order (GNU parallel's --onall).
     #[arg(long, conflicts_with = "nonall")]
     pub(crate) onall: bool,
@@ -461,6 +461,42 @@ pub(crate) enum Timeout {
     Percent(f64),
 }
 
+/// `--termseq`'s value: signals, each with the milliseconds to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TermSeq(pub(crate) Vec<(String, u64)>);
+
+/// `--termseq`'s value: `SIGNAL,MS,SIGNAL,MS...` (GNU parallel's form:
+/// at a timeout each signal, then up to MS milliseconds for the end).
+pub(crate) fn termseq(s: &str) -> Result<TermSeq, String> {
+    const NAMES: &[&str] = &[
+        "TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "ALRM", "CONT", "STOP",
+    ];
+    let parts: Vec<&str> = s.split(',').collect();
+    if parts.len() % 2 != 0 {
+        return Err(format!(
+            "--termseq {s:?}: give pairs SIGNAL,MS (TERM,200,KILL,25)"
+        ));
+    }
+    parts
+        .chunks(2)
+        .map(|p| {
+            let name = p[0].trim_start_matches("SIG");
+            if !NAMES.contains(&name) {
+                return Err(format!(
+                    "--termseq: {:?} is not one of {}",
+                    p[0],
+                    NAMES.join(", ")
+                ));
+            }
+            let ms = p[1]
+                .parse::<u64>()
+                .map_err(|_| format!("--termseq: {:?} is not milliseconds", p[1]))?;
+            Ok((name.to_string(), ms))
+        })
+        .collect::<Result<_, _>>()
+        .map(TermSeq)
+}
+
 fn timeout(s: &str) -> Result<Timeout, String> {
     let bad = || format!("--timeout takes seconds (2.5) or N% of the median job, not {s:?}");
     let num = |t: &str| {
@@ -581,6 +617,21 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn termseq_reads_gnu_parallels_form() {
+        assert_eq!(
+            termseq("TERM,200,SIGINT,100,KILL,25").unwrap().0,
+            [
+                ("TERM".into(), 200),
+                ("INT".into(), 100),
+                ("KILL".into(), 25)
+            ]
+        );
+        assert!(termseq("TERM").unwrap_err().contains("pairs"));
+        assert!(termseq("TERN,5").unwrap_err().contains("TERN"));
+        assert!(termseq("TERM,x").unwrap_err().contains("milliseconds"));
+    }
 
     fn parsed(args: &[&str]) -> Result<Cli, String> {
         parse_from(std::iter::once("remex").chain(args.iter().copied())).map_err(|e| {

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod emit;
 mod exec;
 mod halt;
 mod joblog;

@@ -24,8 +24,8 @@ pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], t
                 match crate::workers::run_on(&gw, req).await {
                     Ok(o) => {
                         let tag = tag.then_some(label.as_str());
-                        crate::run::emit(&mut std::io::stdout().lock(), tag, &o.stdout);
-                        crate::run::emit(&mut std::io::stderr().lock(), tag, &o.stderr);
+                        crate::emit::emit(&mut std::io::stdout().lock(), tag, &o.stdout);
+                        crate::emit::emit(&mut std::io::stderr().lock(), tag, &o.stderr);
                         if !o.success() {
                             failed += 1;
                         }

@@ -21,6 +21,7 @@ use remex::worker::CommandOutcome;
 use remex::TaskResult;
 
 use crate::cli::RunArgs;
+use crate::emit::emit;
 use crate::halt::When;
 use crate::joblog::{Entry, JobLog, Resume};
 use crate::jobs::{split_command_at, At, Inputs, Reading, Source, Spelling, Template};
@@ -92,22 +93,6 @@ async fn killable<T>(
 
 fn job_ok(r: &remex::Result<TaskResult<CommandOutcome>>) -> bool {
     matches!(r, Ok(t) if t.value.success())
-}
-
-/// Writes `data` to `out`, each line prefixed with `tag` if there is one.
-pub(crate) fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
-    let Some(tag) = tag else {
-        let _ = out.write_all(data);
-        return;
-    };
-    for line in data.split_inclusive(|b| *b == b'\n') {
-        let _ = out.write_all(tag.as_bytes());
-        let _ = out.write_all(b"\t");
-        let _ = out.write_all(line);
-    }
-    if !data.is_empty() && !data.ends_with(b"\n") {
-        let _ = out.write_all(b"\n");
-    }
 }
 
 struct Printer {

@@ -52,42 +52,6 @@ pub(crate) struct JobSetup {
     termseq: Vec<(String, u64)>,
 }
 
-/// `--termseq`'s value: signals, each with the milliseconds to wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TermSeq(pub(crate) Vec<(String, u64)>);
-
-/// `--termseq`'s value: `SIGNAL,MS,SIGNAL,MS...` (GNU parallel's form:
-/// at a timeout each signal, then up to MS milliseconds for the end).
-pub(crate) fn termseq(s: &str) -> Result<TermSeq, String> {
-    const NAMES: &[&str] = &[
-        "TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "ALRM", "CONT", "STOP",
-    ];
-    let parts: Vec<&str> = s.split(',').collect();
-    if parts.len() % 2 != 0 {
-        return Err(format!(
-            "--termseq {s:?}: give pairs SIGNAL,MS (TERM,200,KILL,25)"
-        ));
-    }
-    parts
-        .chunks(2)
-        .map(|p| {
-            let name = p[0].trim_start_matches("SIG");
-            if !NAMES.contains(&name) {
-                return Err(format!(
-                    "--termseq: {:?} is not one of {}",
-                    p[0],
-                    NAMES.join(", ")
-                ));
-            }
-            let ms = p[1]
-                .parse::<u64>()
-                .map_err(|_| format!("--termseq: {:?} is not milliseconds", p[1]))?;
-            Ok((name.to_string(), ms))
-        })
-        .collect::<Result<_, _>>()
-        .map(TermSeq)
-}
-
 /// The shells a parent process may be, by name.
 const SHELLS: &[&str] = &[
     "bash", "zsh", "ksh", "ksh93", "mksh", "pdksh", "dash", "ash", "yash", "posh", "fish", "csh",
@@ -265,24 +229,4 @@ pub(crate) fn land(files: &[(String, bytes::Bytes)]) -> Result<(), String> {
         std::fs::write(path, body).map_err(|e| format!("--return {p}: {e}"))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn termseq_reads_gnu_parallels_form() {
-        assert_eq!(
-            termseq("TERM,200,SIGINT,100,KILL,25").unwrap().0,
-            [
-                ("TERM".into(), 200),
-                ("INT".into(), 100),
-                ("KILL".into(), 25)
-            ]
-        );
-        assert!(termseq("TERM").unwrap_err().contains("pairs"));
-        assert!(termseq("TERN,5").unwrap_err().contains("TERN"));
-        assert!(termseq("TERM,x").unwrap_err().contains("milliseconds"));
-    }
 }

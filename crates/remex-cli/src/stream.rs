@@ -40,7 +40,7 @@ pub(crate) async fn run(
             let mut lines = reader.split(b'\n');
             while let Ok(Some(mut line)) = lines.next_segment().await {
                 line.push(b'\n');
-                crate::run::emit(&mut std::io::stdout().lock(), tag.as_deref(), &line);
+                crate::emit::emit(&mut std::io::stdout().lock(), tag.as_deref(), &line);
             }
         }
         Flow::Raw => {

@@ -13,7 +13,6 @@
 //! (at most [`FIRST_EVENTS`] in one message).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Weak;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -26,7 +25,7 @@ use remex_core::{Error, Result};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::group::{Group, Inner};
+use crate::group::{Group, GroupRef};
 use crate::record::{state_of, Progress, Snapshot, TaskEvent, WorkerCounts};
 
 /// How often a page is updated at most.
@@ -147,7 +146,7 @@ impl Group {
             .route("/state", get(state))
             .route("/events", get(events))
             .with_state(Board {
-                group: self.weak(),
+                group: self.downgrade(),
                 stopped: stopped.clone(),
             });
         let mut until = stopped;
@@ -165,13 +164,13 @@ impl Group {
 
 #[derive(Clone)]
 struct Board {
-    group: Weak<Inner>,
+    group: GroupRef,
     stopped: watch::Receiver<bool>,
 }
 
 impl Board {
     fn group(&self) -> Option<Group> {
-        self.group.upgrade().map(Group::from_inner)
+        self.group.upgrade()
     }
 }
 

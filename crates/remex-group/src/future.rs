@@ -15,10 +15,9 @@ use futures::{Stream, StreamExt};
 use remex_core::{Error, Result, Value};
 use serde::de::DeserializeOwned;
 
-use crate::gather::{Errors, Report, Skipped};
-use crate::job::{gone, JobHandle, Scheduler, TaskResult};
-use crate::slot::Batch;
-use crate::slot::{Outcome, Slot};
+use crate::job::JobHandle;
+use crate::lane::Scheduler;
+use crate::slot::{gone, Batch, Outcome, Slot, TaskResult};
 
 /// The result of a submitted task. Dropping it before it resolved cancels
 /// the task: a queued task never starts; a running one has its channel
@@ -136,20 +135,19 @@ impl<R> TaskFuture<R> {
         })
     }
 
-    /// Gathers `items` (entries `{path}[i]`) with one wake-up for all of
-    /// them: when the last result is in, or, with [`Errors::Raise`], at
-    /// the first failure (the futures not resolved are then dropped,
-    /// which cancels their tasks).
-    pub(crate) async fn gather_vec(
+    /// Waits for all of `items` with one wake-up for all of them: when
+    /// the last result is in, or, with `stop_at_failure`, at the first
+    /// failure, whose error is returned (the futures not resolved are then
+    /// dropped, which cancels their tasks). What [`gather`](crate::gather)
+    /// does with a vector of futures.
+    pub(crate) async fn settle_all(
         items: Vec<Self>,
-        errors: Errors,
-        path: String,
-        report: Report,
-    ) -> Result<Vec<R>>
+        stop_at_failure: bool,
+    ) -> Result<Vec<Result<TaskResult<R>>>>
     where
         R: DeserializeOwned,
     {
-        let batch = Batch::new(items.len(), errors == Errors::Raise);
+        let batch = Batch::new(items.len(), stop_at_failure);
         for (i, f) in items.iter().enumerate() {
             f.rx.join(&batch, i);
         }
@@ -161,18 +159,7 @@ impl<R> TaskFuture<R> {
             drop(items);
             return Err(e.err().unwrap_or_else(|| gone("a task failed")));
         }
-        let mut out = Vec::with_capacity(items.len());
-        for (i, f) in items.iter_mut().enumerate() {
-            match f.take() {
-                Ok(v) => out.push(v.value),
-                Err(e) if errors == Errors::Raise => return Err(e),
-                Err(error) => report.lock().push(Skipped {
-                    path: format!("{path}[{i}]"),
-                    error,
-                }),
-            }
-        }
-        Ok(out)
+        Ok(items.iter_mut().map(|f| f.take()).collect())
     }
 
     /// The result of a member of a batch that is ready.

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use remex_core::{Error, Result};
 
 use crate::future::{SharedTask, TaskFuture};
-use crate::scatter::DataRef;
+use crate::group::DataRef;
 use serde::de::DeserializeOwned;
 
 /// What `gather` does with failed futures.
@@ -181,7 +181,7 @@ async fn on_runtime<T: Send + 'static>(fut: BoxFuture<'static, Result<T>>) -> Re
     match (&mut task.0).await {
         Ok(r) => r,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(crate::job::gone("the runtime shut down while gathering")),
+        Err(_) => Err(crate::slot::gone("the runtime shut down while gathering")),
     }
 }
 
@@ -197,7 +197,22 @@ impl<R: DeserializeOwned + Send + 'static> Gather for TaskFuture<R> {
         path: String,
         report: Report,
     ) -> BoxFuture<'static, Result<Vec<R>>> {
-        TaskFuture::gather_vec(items, errors, path, report).boxed()
+        async move {
+            let settled = TaskFuture::settle_all(items, errors == Errors::Raise).await?;
+            let mut out = Vec::with_capacity(settled.len());
+            for (i, r) in settled.into_iter().enumerate() {
+                match r {
+                    Ok(v) => out.push(v.value),
+                    Err(e) if errors == Errors::Raise => return Err(e),
+                    Err(error) => report.lock().push(Skipped {
+                        path: format!("{path}[{i}]"),
+                        error,
+                    }),
+                }
+            }
+            Ok(out)
+        }
+        .boxed()
     }
 }
 

@@ -7,26 +7,12 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use remex_core::{Error, Value};
 
-use crate::slot::{slot, Filler, Slot};
+use crate::slot::{slot, Filler, Slot, TaskResult};
 
 /// Cancels a request in flight (a lane).
 pub(crate) trait Canceller: Send + Sync {
     /// Forgets request `id` and tells the worker.
     fn cancel(&self, id: i64);
-}
-
-/// What lanes and futures ask of the pool's owner (the group).
-pub(crate) trait Scheduler: Send + Sync {
-    /// A place became free (a reply came, a task was cancelled): send more.
-    fn dispatch(self: Arc<Self>);
-    /// A lane died with these jobs in flight on `gateway`.
-    fn requeue_lost(self: Arc<Self>, jobs: Vec<Job>, gateway: &str, why: &Error);
-    /// A worker gave these jobs back before starting them (a steal): they
-    /// go first in the queue, no attempt counted.
-    fn requeue_returned(self: Arc<Self>, jobs: Vec<Job>);
-    /// `lane` has `idle` executors: when nothing is queued, take jobs that
-    /// wait behind busy executors on another lane.
-    fn feed(self: Arc<Self>, lane: &crate::lane::Lane, idle: usize);
 }
 
 /// What a task's future shares with its job.
@@ -155,31 +141,4 @@ impl Job {
     pub(crate) fn cancelled(&self) -> bool {
         self.handle.cancelled.load(Ordering::Acquire)
     }
-}
-
-/// The error of a task that has no worker to run on.
-pub(crate) fn gone(reason: &str) -> Error {
-    Error::NoWorker {
-        reason: reason.into(),
-    }
-}
-
-/// A finished task with where it ran ([`TaskFuture::with_details`](crate::TaskFuture::with_details)).
-///
-/// ```
-/// # #[tokio::main] async fn main() -> remex::Result<()> {
-/// let group = remex::Group::new(["popen//id=w1"]).await?;
-/// let r: remex::TaskResult<String> = group.submit("echo", "x")?.with_details().await?;
-/// assert_eq!((r.value.as_str(), r.gateway.as_str(), r.attempts), ("x", "w1", 1));
-/// group.terminate(std::time::Duration::from_secs(5)).await;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskResult<R> {
-    /// What the task returned.
-    pub value: R,
-    /// The id of the gateway whose worker ran it to the end.
-    pub gateway: String,
-    /// Attempts it took: 1, or more when workers died under it.
-    pub attempts: u32,
 }

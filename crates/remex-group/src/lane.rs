@@ -10,8 +10,22 @@ use parking_lot::Mutex;
 use remex_core::builtin::{self, LaneControl, LaneReply, LaneRequest, LaneReturned};
 use remex_core::{Channel, Error, Gateway, RemoteError, Result, Value};
 
-use crate::job::{Canceller, Job, Scheduler};
-use crate::room::Room;
+use crate::job::{Canceller, Job};
+use crate::room::{Loaded, Room};
+
+/// What lanes and futures ask of the pool's owner (the group).
+pub(crate) trait Scheduler: Send + Sync {
+    /// A place became free (a reply came, a task was cancelled): send more.
+    fn dispatch(self: Arc<Self>);
+    /// A lane died with these jobs in flight on `gateway`.
+    fn requeue_lost(self: Arc<Self>, jobs: Vec<Job>, gateway: &str, why: &Error);
+    /// A worker gave these jobs back before starting them (a steal): they
+    /// go first in the queue, no attempt counted.
+    fn requeue_returned(self: Arc<Self>, jobs: Vec<Job>);
+    /// `lane` has `idle` executors: when nothing is queued, take jobs that
+    /// wait behind busy executors on another lane.
+    fn feed(self: Arc<Self>, lane: &Lane, idle: usize);
+}
 
 pub(crate) struct Lane {
     pub(crate) gateway: Gateway,
@@ -33,7 +47,7 @@ pub(crate) struct Lane {
     /// It is in `Crowded`'s queue (changed under its lock).
     queued_crowded: AtomicBool,
     /// The pool's lanes by load, where this lane says its load.
-    room: Arc<Room>,
+    room: Arc<Room<Lane>>,
     me: Weak<Lane>,
     /// Its worker's counts for the dashboard (at the first send).
     stats: std::sync::OnceLock<Arc<crate::record::WorkerStats>>,
@@ -99,7 +113,7 @@ impl Lane {
         gw: &Gateway,
         k: usize,
         crowded: Arc<Crowded>,
-        room: Arc<Room>,
+        room: Arc<Room<Lane>>,
         owner: Weak<dyn Scheduler>,
     ) -> Result<Arc<Lane>> {
         let control = gw.newchannel();
@@ -197,6 +211,21 @@ impl Lane {
             pid: self.gateway.rinfo().pid,
             reason: reason.to_string(),
         }
+    }
+}
+
+impl Loaded for Lane {
+    fn load(&self) -> usize {
+        Lane::load(self)
+    }
+    fn capacity(&self) -> usize {
+        Lane::capacity(self)
+    }
+    fn usable(&self) -> bool {
+        Lane::usable(self)
+    }
+    fn is_dead(&self) -> bool {
+        Lane::is_dead(self)
     }
 }
 

@@ -26,18 +26,15 @@ mod pool;
 mod queue;
 mod record;
 mod room;
-mod scatter;
 mod schedule;
 mod slot;
-mod tasks;
 
 #[cfg(feature = "dashboard")]
 pub use dashboard::Dashboard;
 pub use future::{as_completed, gather_stream, SharedTask, TaskFuture, WithDetails};
 pub use gather::{gather, Errors, Gather, Gathered, Skipped};
-pub use group::{Group, TERMINATE_BOUND};
-pub use job::TaskResult;
+pub use group::{DataRef, Group, TERMINATE_BOUND};
 pub use multichannel::MultiChannel;
 pub use pool::{DEFAULT_MAX_ATTEMPTS, DEFAULT_PER_WORKER};
 pub use queue::ReceiveQueue;
-pub use scatter::DataRef;
+pub use slot::TaskResult;

@@ -1,5 +1,5 @@
 //! The pool's counters in the Prometheus text format
-//! ([`Group::metrics`]): tasks submitted, finished (done or failed),
+//! ([`Group::metrics`](crate::Group::metrics)): tasks submitted, finished (done or failed),
 //! re-run after a lost worker and their durations by task name, workers
 //! alive and lost. Through prometheus-client (the Prometheus project's
 //! Rust client); names and units by its conventions. Memory: one series
@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::group::Group;
+use remex_core::Gateway;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskLabel {
@@ -201,78 +201,61 @@ impl Metrics {
     }
 }
 
-impl Group {
-    /// The group's metrics in the Prometheus text format: tasks submitted,
-    /// finished by outcome, re-run after a lost worker and their durations
-    /// (a histogram) by task name, workers alive and lost. Serve it from an
-    /// HTTP endpoint of your program for Prometheus to scrape.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// let group = remex::Group::new(["2*popen"]).await?;
-    /// let _: i64 = group.submit("echo", &1)?.await?;
-    /// let text = group.metrics();
-    /// assert!(text.contains("remex_tasks_submitted_total{task=\"echo\"} 1"));
-    /// assert!(text.contains("remex_workers 2"));
-    /// group.terminate(std::time::Duration::from_secs(5)).await;
-    /// # Ok(()) }
-    /// ```
-    pub fn metrics(&self) -> String {
-        let m = self.pool().metrics.clone();
-        let live = self.gateways();
-        m.workers.set(live.len() as i64);
-        m.channels
-            .set(live.iter().map(|g| g.numchannels() as i64).sum());
-        let snap = m.record.snapshot(u64::MAX);
-        for (task, p) in &snap.progress {
-            m.running
-                .get_or_create(&TaskLabel {
-                    task: task.to_string(),
-                })
-                .set(p.running as i64);
-        }
-        let mut states = std::collections::BTreeMap::<String, i64>::new();
-        for s in ["starting", "ready", "exiting", "lost", "ended"] {
-            states.insert(s.into(), 0);
-        }
-        *states.entry("starting".into()).or_default() += snap.starting.len() as i64;
-        for g in &live {
-            let s = crate::record::state_of(g.state());
-            *states.entry(word(&s)).or_default() += 1;
-        }
-        for d in &snap.departed {
-            *states.entry(word(&d.state)).or_default() += 1;
-        }
-        for (state, n) in states {
-            m.by_state.get_or_create(&StateLabel { state }).set(n);
-        }
-        for g in &live {
-            let t = g.connection().traffic();
-            for (family, dir, now) in [
-                (&m.bytes, "in", t.bytes_in),
-                (&m.bytes, "out", t.bytes_out),
-                (&m.messages, "in", t.messages_in),
-                (&m.messages, "out", t.messages_out),
-            ] {
-                let c = family.get_or_create(&TrafficLabel {
-                    gateway: g.id().to_string(),
-                    direction: dir.into(),
-                });
-                // Counters only rise: add what came since the last look.
-                let seen = c.get();
-                if now > seen {
-                    c.inc_by(now - seen);
-                }
+/// The text of [`Group::metrics`](crate::Group::metrics): `m` brought up
+/// to date with the group's `live` gateways, in Prometheus' text format.
+pub(crate) fn render(m: &Metrics, live: &[Gateway]) -> String {
+    m.workers.set(live.len() as i64);
+    m.channels
+        .set(live.iter().map(|g| g.numchannels() as i64).sum());
+    let snap = m.record.snapshot(u64::MAX);
+    for (task, p) in &snap.progress {
+        m.running
+            .get_or_create(&TaskLabel {
+                task: task.to_string(),
+            })
+            .set(p.running as i64);
+    }
+    let mut states = std::collections::BTreeMap::<String, i64>::new();
+    for s in ["starting", "ready", "exiting", "lost", "ended"] {
+        states.insert(s.into(), 0);
+    }
+    *states.entry("starting".into()).or_default() += snap.starting.len() as i64;
+    for g in live {
+        let s = crate::record::state_of(g.state());
+        *states.entry(word(&s)).or_default() += 1;
+    }
+    for d in &snap.departed {
+        *states.entry(word(&d.state)).or_default() += 1;
+    }
+    for (state, n) in states {
+        m.by_state.get_or_create(&StateLabel { state }).set(n);
+    }
+    for g in live {
+        let t = g.connection().traffic();
+        for (family, dir, now) in [
+            (&m.bytes, "in", t.bytes_in),
+            (&m.bytes, "out", t.bytes_out),
+            (&m.messages, "in", t.messages_in),
+            (&m.messages, "out", t.messages_out),
+        ] {
+            let c = family.get_or_create(&TrafficLabel {
+                gateway: g.id().to_string(),
+                direction: dir.into(),
+            });
+            // Counters only rise: add what came since the last look.
+            let seen = c.get();
+            if now > seen {
+                c.inc_by(now - seen);
             }
         }
-        if let Some(rss) = resident_bytes() {
-            m.memory.set(rss);
-        }
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &m.registry);
-        prometheus_text(&out)
     }
+    if let Some(rss) = resident_bytes() {
+        m.memory.set(rss);
+    }
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &m.registry);
+    prometheus_text(&out)
 }
 
 /// A state's first word ("lost: why" -> "lost").

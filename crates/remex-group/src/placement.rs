@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use remex_core::{Error, Result};
+use remex_core::{builtin, Error, Result, Value};
 
 /// The holders of each scattered key.
 #[derive(Debug, Default)]
@@ -58,6 +58,24 @@ impl Placement {
             });
         }
         Ok(Some(allowed))
+    }
+}
+
+/// Keys of the references inside `v`.
+pub(crate) fn ref_keys(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Map(m) => {
+            if let Some(key) = builtin::ref_key(v) {
+                out.push(key.to_string());
+                return;
+            }
+            for (k, v) in m {
+                ref_keys(k, out);
+                ref_keys(v, out);
+            }
+        }
+        Value::List(l) => l.iter().for_each(|v| ref_keys(v, out)),
+        _ => {}
     }
 }
 

@@ -35,10 +35,11 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use remex_core::{Error, Gateway, Result};
 
-use crate::job::{gone, Job, Scheduler};
-use crate::lane::{Crowded, Lane};
+use crate::job::Job;
+use crate::lane::{Crowded, Lane, Scheduler};
 use crate::room::Room;
 use crate::schedule::{pick_lane, Constraints, LaneLoad};
+use crate::slot::gone;
 
 /// Where a task whose arguments hold these data references may run among
 /// these live gateways: the gateways holding them all (`None`: anywhere),
@@ -69,7 +70,7 @@ pub(crate) struct Pool {
     saturated: AtomicBool,
     lanes: Mutex<Lanes>,
     /// The lanes' free places.
-    room: Arc<Room>,
+    room: Arc<Room<Lane>>,
     /// The lanes with jobs waiting behind busy executors.
     pub(crate) crowded: Arc<Crowded>,
     /// What `Group::metrics` reports.

@@ -20,20 +20,41 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use crate::lane::Lane;
+/// What the room keeps by load: a lane ([`crate::lane::Lane`]).
+pub(crate) trait Loaded {
+    /// Tasks in flight.
+    fn load(&self) -> usize;
+    /// Places: tasks it may hold in flight.
+    fn capacity(&self) -> usize;
+    /// Alive, with its gateway running.
+    fn usable(&self) -> bool;
+    /// Gone for good.
+    fn is_dead(&self) -> bool;
+}
 
 /// The pool's lanes by load, and its count of live lanes.
-#[derive(Default)]
-pub(crate) struct Room {
-    levels: Mutex<Levels>,
+pub(crate) struct Room<L> {
+    levels: Mutex<Levels<L>>,
     /// Lanes opened and not dead.
     live: AtomicUsize,
 }
 
-#[derive(Default)]
-struct Levels {
+impl<L> Default for Room<L> {
+    fn default() -> Self {
+        Room {
+            levels: Mutex::new(Levels {
+                by_load: Vec::new(),
+                entries: 0,
+                places: 0,
+            }),
+            live: AtomicUsize::new(0),
+        }
+    }
+}
+
+struct Levels<L> {
     /// `by_load[n]`: lanes with `n` tasks in flight, oldest first.
-    by_load: Vec<VecDeque<Weak<Lane>>>,
+    by_load: Vec<VecDeque<Weak<L>>>,
     /// Entries in all the queues.
     entries: usize,
     /// The places (capacities) of the live lanes: the compaction's
@@ -41,8 +62,8 @@ struct Levels {
     places: usize,
 }
 
-impl Levels {
-    fn push(&mut self, lane: &Arc<Lane>, load: usize) {
+impl<L: Loaded> Levels<L> {
+    fn push(&mut self, lane: &Arc<L>, load: usize) {
         if load >= lane.capacity() {
             return;
         }
@@ -73,9 +94,9 @@ impl Levels {
     }
 }
 
-impl Room {
+impl<L: Loaded> Room<L> {
     /// New lanes (load 0), in the group's order.
-    pub(crate) fn opened(&self, lanes: &[Arc<Lane>]) {
+    pub(crate) fn opened(&self, lanes: &[Arc<L>]) {
         self.live.fetch_add(lanes.len(), Ordering::AcqRel);
         let mut levels = self.levels.lock();
         levels.places += lanes.iter().map(|l| l.capacity()).sum::<usize>();
@@ -86,7 +107,7 @@ impl Room {
 
     /// `lane` now has `load` tasks in flight (a task left it, or was sent
     /// to it).
-    pub(crate) fn at(&self, lane: &Arc<Lane>, load: usize) {
+    pub(crate) fn at(&self, lane: &Arc<L>, load: usize) {
         self.levels.lock().push(lane, load);
     }
 
@@ -105,7 +126,7 @@ impl Room {
     /// The least-loaded usable lane with room, or `None` when every lane
     /// is full. The caller sends it one task and then reports its new
     /// load ([`Room::at`]).
-    pub(crate) fn take(&self) -> Option<Arc<Lane>> {
+    pub(crate) fn take(&self) -> Option<Arc<L>> {
         let mut levels = self.levels.lock();
         let Levels {
             by_load, entries, ..

@@ -9,9 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures::task::AtomicWaker;
 use parking_lot::Mutex;
-use remex_core::{Result, Value};
-
-use crate::job::{gone, TaskResult};
+use remex_core::{Error, Result, Value};
 
 /// What a job's result is.
 pub(crate) type Outcome = Result<TaskResult<Value>>;
@@ -166,4 +164,31 @@ impl Batch {
             Poll::Pending
         }
     }
+}
+
+/// The error of a task that has no worker to run on.
+pub(crate) fn gone(reason: &str) -> Error {
+    Error::NoWorker {
+        reason: reason.into(),
+    }
+}
+
+/// A finished task with where it ran ([`TaskFuture::with_details`](crate::TaskFuture::with_details)).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// let group = remex::Group::new(["popen//id=w1"]).await?;
+/// let r: remex::TaskResult<String> = group.submit("echo", "x")?.with_details().await?;
+/// assert_eq!((r.value.as_str(), r.gateway.as_str(), r.attempts), ("x", "w1", 1));
+/// group.terminate(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult<R> {
+    /// What the task returned.
+    pub value: R,
+    /// The id of the gateway whose worker ran it to the end.
+    pub gateway: String,
+    /// Attempts it took: 1, or more when workers died under it.
+    pub attempts: u32,
 }

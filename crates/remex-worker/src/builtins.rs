@@ -1,4 +1,5 @@
-//! Tasks every stock worker ships: `echo`, `sleep`, `shell`, `run`, `pid`.
+//! Tasks every stock worker ships: `echo`, `sleep`, `shell`, `run`, `pid`,
+//! and the data store's.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -8,6 +9,26 @@ use remex_core::Value;
 
 use crate::task::{Task, TaskError};
 use crate::Worker;
+
+/// Adds the data store's tasks (`Group::scatter`'s): `__store([key,
+/// value])`, `__fetch(key)`, `__drop(key)`.
+pub(crate) fn register_store(w: Worker) -> Worker {
+    use crate::store;
+    w.task(remex_core::builtin::STORE, |t: &Task| {
+        let (key, value): (String, Value) = t.args()?;
+        store::put(key, value);
+        Ok::<_, TaskError>(())
+    })
+    .task(remex_core::builtin::FETCH, |t: &Task| {
+        let key: String = t.args()?;
+        store::get(&key).map_err(TaskError)
+    })
+    .task(remex_core::builtin::DROP, |t: &Task| {
+        let key: String = t.args()?;
+        store::remove(&key);
+        Ok::<_, TaskError>(())
+    })
+}
 
 /// Adds the built-in tasks to `w`.
 pub(crate) fn register(w: Worker) -> Worker {

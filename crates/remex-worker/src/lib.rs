@@ -119,7 +119,7 @@ impl Worker {
     /// assert!(w.task_names().is_empty());
     /// ```
     pub fn bare() -> Self {
-        install::register(relay::register(store::register(Worker {
+        install::register(relay::register(builtins::register_store(Worker {
             tasks: task::Registry::default(),
             scripts: script::Scripts::default(),
         })))

@@ -11,9 +11,6 @@ use std::sync::OnceLock;
 use parking_lot::Mutex;
 use remex_core::Value;
 
-use crate::task::{Task, TaskError};
-use crate::Worker;
-
 /// The key of the map that stands for a scattered value.
 ///
 /// ```
@@ -32,11 +29,7 @@ use remex_core::builtin::ref_key;
 /// Replaces every reference inside `v` with the stored value.
 pub(crate) fn resolve(v: Value) -> Result<Value, String> {
     if let Some(key) = ref_key(&v) {
-        return store()
-            .lock()
-            .get(key)
-            .cloned()
-            .ok_or_else(|| format!("scattered data {key:?} is not on this worker"));
+        return get(key);
     }
     Ok(match v {
         Value::List(l) => Value::List(l.into_iter().map(resolve).collect::<Result<_, _>>()?),
@@ -49,25 +42,21 @@ pub(crate) fn resolve(v: Value) -> Result<Value, String> {
     })
 }
 
-/// Adds the store's tasks: `__store([key, value])`, `__fetch(key)`,
-/// `__drop(key)`.
-pub(crate) fn register(w: Worker) -> Worker {
-    w.task(remex_core::builtin::STORE, |t: &Task| {
-        let (key, value): (String, Value) = t.args()?;
-        store().lock().insert(key, value);
-        Ok::<_, TaskError>(())
-    })
-    .task(remex_core::builtin::FETCH, |t: &Task| {
-        let key: String = t.args()?;
-        store()
-            .lock()
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| TaskError(format!("scattered data {key:?} is not on this worker")))
-    })
-    .task(remex_core::builtin::DROP, |t: &Task| {
-        let key: String = t.args()?;
-        store().lock().remove(&key);
-        Ok::<_, TaskError>(())
-    })
+/// Keeps `value` under `key` (`__store`).
+pub(crate) fn put(key: String, value: Value) {
+    store().lock().insert(key, value);
+}
+
+/// The value kept under `key` (`__fetch`).
+pub(crate) fn get(key: &str) -> Result<Value, String> {
+    store()
+        .lock()
+        .get(key)
+        .cloned()
+        .ok_or_else(|| format!("scattered data {key:?} is not on this worker"))
+}
+
+/// Forgets `key` (`__drop`).
+pub(crate) fn remove(key: &str) {
+    store().lock().remove(key);
 }

@@ -3,12 +3,11 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Weak;
 
 use remex_core::{Error, Result, Value};
 use serde::{Serialize, Serializer};
 
-use crate::group::{Group, Inner};
+use super::{Group, GroupRef};
 
 use remex_core::builtin::{self, REF_KEY};
 
@@ -30,7 +29,7 @@ use remex_core::builtin::{self, REF_KEY};
 #[derive(Clone)]
 pub struct DataRef {
     key: String,
-    group: Weak<Inner>,
+    group: GroupRef,
 }
 
 impl fmt::Debug for DataRef {
@@ -77,31 +76,8 @@ impl DataRef {
     pub fn holders(&self) -> Vec<String> {
         self.group
             .upgrade()
-            .and_then(|g| {
-                Group::from_inner(g)
-                    .placement(std::slice::from_ref(&self.key))
-                    .ok()
-                    .flatten()
-            })
+            .and_then(|g| g.placement(std::slice::from_ref(&self.key)).ok().flatten())
             .unwrap_or_default()
-    }
-}
-
-/// Keys of the references inside `v`.
-pub(crate) fn ref_keys(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Map(m) => {
-            if let Some(key) = builtin::ref_key(v) {
-                out.push(key.to_string());
-                return;
-            }
-            for (k, v) in m {
-                ref_keys(k, out);
-                ref_keys(v, out);
-            }
-        }
-        Value::List(l) => l.iter().for_each(|v| ref_keys(v, out)),
-        _ => {}
     }
 }
 
@@ -156,7 +132,7 @@ impl Group {
             self.add_holders(&key, targets.iter().map(|g| g.id().to_string()).collect());
             refs.push(DataRef {
                 key,
-                group: self.weak(),
+                group: self.downgrade(),
             });
         }
         Ok(refs)
@@ -166,10 +142,9 @@ impl Group {
 impl DataRef {
     /// Fetches the value from a live holder (what gathering it does).
     pub(crate) async fn fetch(self) -> Result<Value> {
-        let inner = self.group.upgrade().ok_or_else(|| Error::NoWorker {
+        let group = self.group.upgrade().ok_or_else(|| Error::NoWorker {
             reason: format!("the group of scattered data {} was dropped", self.key),
         })?;
-        let group = Group::from_inner(inner);
         let holders = group
             .placement(std::slice::from_ref(&self.key))?
             .unwrap_or_default();

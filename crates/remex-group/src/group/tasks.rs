@@ -8,9 +8,10 @@ use futures::{Stream, StreamExt};
 use remex_core::{Error, Result};
 use serde::de::DeserializeOwned;
 
+use super::{Group, Inner};
 use crate::future::TaskFuture;
-use crate::group::{Group, Inner};
-use crate::job::{Job, Scheduler};
+use crate::job::Job;
+use crate::lane::{Lane, Scheduler};
 
 impl Scheduler for Inner {
     fn dispatch(self: Arc<Self>) {
@@ -30,7 +31,7 @@ impl Scheduler for Inner {
         Group::from_inner(self).pool().requeue_front(jobs);
     }
 
-    fn feed(self: Arc<Self>, lane: &crate::lane::Lane, idle: usize) {
+    fn feed(self: Arc<Self>, lane: &Lane, idle: usize) {
         let group = Group::from_inner(self);
         if !group.pool().is_idle() {
             return;
@@ -91,7 +92,7 @@ impl Group {
             detail: e.to_string(),
         })?;
         let mut refs = Vec::new();
-        crate::scatter::ref_keys(&args, &mut refs);
+        crate::placement::ref_keys(&args, &mut refs);
         let (job, handle, rx) = Job::new(task, args, refs, self.pool().metrics.clone());
         if self.pool().push(job) {
             self.dispatch();

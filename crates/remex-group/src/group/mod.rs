@@ -1,4 +1,12 @@
 //! `Group`: many gateways started together and ended together.
+//!
+//! The group's state ([`Inner`]) is private to this module. Its methods
+//! are split by concern: here the gateways (start, add, remove, exec on
+//! all, terminate); `tasks` the pool's API (`submit`, `map`, settings)
+//! and what the pool's lanes call back; `scatter` data placed on workers
+//! ([`DataRef`]); `metrics` the Prometheus text; the dashboard's in
+//! `crate::dashboard` (a feature), which reaches the group through a
+//! [`GroupRef`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,8 +18,14 @@ use remex_core::{Error, Gateway, GatewayState, Result, Spec, Transport};
 use serde::Serialize;
 
 use crate::multichannel::MultiChannel;
+
+mod metrics;
+mod scatter;
+mod tasks;
+
 use crate::placement::Placement;
 use crate::pool::Pool;
+pub use scatter::DataRef;
 
 /// How long `terminate` may take beyond its timeout: killing and reaping
 /// the workers that did not exit in time.
@@ -46,7 +60,7 @@ pub struct Group {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     gateways: Mutex<Vec<Gateway>>,
     /// Counts changes of `gateways` (the pool opens lanes when it moves).
     members: AtomicU64,
@@ -54,6 +68,18 @@ pub(crate) struct Inner {
     pool: Arc<Pool>,
     /// Where scattered data was placed.
     placement: Mutex<Placement>,
+}
+
+/// A group's handle that does not keep it alive (what its dashboard and
+/// its scattered data hold).
+#[derive(Clone)]
+pub(crate) struct GroupRef(std::sync::Weak<Inner>);
+
+impl GroupRef {
+    /// The group, if it is still there.
+    pub(crate) fn upgrade(&self) -> Option<Group> {
+        self.0.upgrade().map(Group::from_inner)
+    }
 }
 
 impl Drop for Inner {
@@ -98,12 +124,17 @@ impl Group {
         }
     }
 
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Group {
+    fn from_inner(inner: Arc<Inner>) -> Group {
         Group { inner }
     }
 
-    pub(crate) fn weak(&self) -> std::sync::Weak<Inner> {
+    fn weak(&self) -> std::sync::Weak<Inner> {
         Arc::downgrade(&self.inner)
+    }
+
+    /// A handle that does not keep the group alive.
+    pub(crate) fn downgrade(&self) -> GroupRef {
+        GroupRef(self.weak())
     }
 
     pub(crate) fn pool(&self) -> Arc<Pool> {
