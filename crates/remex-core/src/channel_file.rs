@@ -545,3 +545,45 @@ impl std::fmt::Debug for AsyncChannelReader {
         f.debug_struct("AsyncChannelReader").finish_non_exhaustive()
     }
 }
+
+/// `ch` joined to an in-memory duplex stream: its byte items come out of
+/// the returned stream, and what is written to the stream leaves as byte
+/// items; its end ends the stream, and the stream's end closes it. (A
+/// relayed worker's byte stream, `via=`.)
+pub(crate) fn duplex(ch: Channel) -> tokio::io::DuplexStream {
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (near, far) = tokio::io::duplex(1 << 20);
+    let (mut far_r, mut far_w) = tokio::io::split(far);
+    let inbound = ch.clone();
+    tokio::spawn(async move {
+        while let Ok(v) = inbound.receive_value().await {
+            if let Value::Bytes(b) = v {
+                if far_w.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = far_w.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        loop {
+            buf.reserve(64 * 1024);
+            match far_r.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if ch
+                        .send_value(Value::Bytes(buf.split().freeze()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        ch.close(None);
+    });
+    near
+}

@@ -6,6 +6,14 @@ use std::time::Duration;
 use crate::spec::SpecError;
 use crate::wire::{HandshakeError, WireError};
 
+/// What every error of a session that failed an integrity check says
+/// ([`crate::Error::is_tampering`]).
+///
+/// ```
+/// assert_eq!(remex::core::transport::secure::TAMPERED, "was tampered with");
+/// ```
+pub const TAMPERED: &str = "was tampered with";
+
 /// An error raised on the worker: a failing script or task.
 ///
 /// The message holds the remote text: a script's error with its line and
@@ -383,8 +391,7 @@ impl Error {
     /// assert!(e.is_tampering());
     /// ```
     pub fn is_tampering(&self) -> bool {
-        self.to_string()
-            .contains(crate::transport::secure::TAMPERED)
+        self.to_string().contains(TAMPERED)
     }
 
     pub(crate) fn os(what: impl Into<String>, e: std::io::Error) -> Error {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::channel::Channel;
+use crate::conn::channel::Channel;
 use crate::conn::{ConnConfig, Connection, Handlers};
 use crate::error::{with_timeout, Error, Result};
 use crate::spec::{Spec, Transport};
@@ -1296,5 +1296,32 @@ impl Gateway {
                 reason: e.to_string(),
             },
         }
+    }
+}
+
+impl transport::socket::Installer for Gateway {
+    fn installer_id(&self) -> &str {
+        self.id()
+    }
+
+    async fn listen(&self, addr: &str, secret: &str) -> Result<String> {
+        let ch = self.remote_call(crate::builtin::LISTEN, &(addr, secret))?;
+        crate::with_timeout(
+            "the installed listener's address",
+            Some(transport::socket::SESSION_TIMEOUT),
+            ch.receive(),
+        )
+        .await
+    }
+}
+
+impl transport::via::Relay for Gateway {
+    fn relay_id(&self) -> &str {
+        self.id()
+    }
+
+    fn open(&self, what: &Value) -> Result<tokio::io::DuplexStream> {
+        let ch = self.remote_call(crate::builtin::RELAY, what)?;
+        Ok(crate::channel_file::duplex(ch))
     }
 }

@@ -23,7 +23,6 @@
 //! [`transport`].
 
 pub mod builtin;
-pub mod channel;
 pub mod channel_file;
 pub mod conn;
 pub mod error;
@@ -33,8 +32,9 @@ pub mod transport;
 pub mod value;
 pub mod wire;
 
-pub use channel::Channel;
 pub use channel_file::{AsyncChannelReader, AsyncChannelWriter, ChannelReader, ChannelWriter};
+pub use conn::channel;
+pub use conn::channel::Channel;
 pub use conn::{ConnConfig, Connection, Handlers};
 pub use error::{with_timeout, Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};

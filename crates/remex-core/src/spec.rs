@@ -267,6 +267,24 @@ fn parse_size(v: &str) -> Option<u64> {
 /// ```
 pub const MAX_MULTIPLIER: usize = 4096;
 
+/// The variables `secret_env=` specs of this process name: no command the
+/// engine starts inherits them (`transport::secret::scrub`).
+static ENV_NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes that the environment variable `name` holds a secret (a spec's
+/// `secret_env=`, noted when the spec is parsed).
+fn note_secret_env(name: &str) {
+    let mut names = ENV_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_string());
+    }
+}
+
+/// The variables noted by [`note_secret_env`].
+pub(crate) fn secret_env_names() -> Vec<String> {
+    ENV_NAMES.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 impl Spec {
     /// Whether the worker is reached over a network (`ssh=`, `socket=`,
     /// `slurm`), where hosts die and links break without a word.
@@ -484,7 +502,7 @@ impl Spec {
                 "ssh_config" => spec.ssh_config = Some(need(value)?),
                 "secret_env" => {
                     let name = need(value)?;
-                    crate::transport::secret::note_env(&name);
+                    note_secret_env(&name);
                     spec.secret_env = Some(name);
                 }
                 "secret_file" => spec.secret_file = Some(need(value)?),

@@ -25,13 +25,14 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, Notify};
 
-use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 use crate::transport::secure::{Opener, Sealer};
 use crate::value::Value;
 use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus, WireError};
+use channel::Channel;
 
 mod chan;
+pub mod channel;
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod direct;
 #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]

@@ -136,24 +136,12 @@ pub fn from_env(name: &str, key: &str) -> Result<Secret, String> {
     Ok(Zeroizing::new(value[..len].to_vec()))
 }
 
-/// The variables `secret_env=` specs of this process name: no command the
-/// engine starts inherits them ([`scrub`]).
-static ENV_NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-/// Notes that the environment variable `name` holds a secret (a spec's
-/// `secret_env=`, noted when the spec is parsed).
-pub(crate) fn note_env(name: &str) {
-    let mut names = ENV_NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    if !names.iter().any(|n| n == name) {
-        names.push(name.to_string());
-    }
-}
-
 /// Removes from `cmd`'s environment every variable noted as holding a
-/// secret: workers, their scripts, wrappers (srun, and so every node of a
+/// secret (a `secret_env=` of a spec this process parsed): workers, their
+/// scripts, wrappers (srun, and so every node of a
 /// step) and ssh never see the controller's secrets.
 pub(crate) fn scrub(cmd: &mut std::process::Command) {
-    for name in ENV_NAMES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    for name in crate::spec::secret_env_names() {
         cmd.env_remove(name);
     }
 }

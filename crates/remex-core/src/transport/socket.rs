@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 use super::secure::{self, HandshakeError, Opener, Sealer, SecureReader, SecureWriter};
 use super::{exchange_hellos, worker_info, HelloError};
 use crate::error::{Error, Result};
-use crate::gateway::Gateway;
 use crate::spec::{Spec, Transport};
 use crate::wire::WorkerInfo;
 
@@ -167,11 +166,29 @@ pub(crate) fn fresh_secret() -> std::result::Result<zeroize::Zeroizing<String>, 
     Ok(hex)
 }
 
+/// The gateway whose worker starts the listener of an `installvia=`
+/// gateway (a [`Gateway`](crate::Gateway)).
+pub(crate) trait Installer {
+    /// Its id, for errors.
+    fn installer_id(&self) -> &str;
+    /// Has its worker start a listening worker bound to `addr` that
+    /// admits `secret`; the address it bound.
+    fn listen(
+        &self,
+        addr: &str,
+        secret: &str,
+    ) -> impl std::future::Future<Output = Result<String>> + Send;
+}
+
 /// `installvia=`: `installer`'s worker starts a listening worker bound to
 /// the spec's `host:port` (port 0: any free port) with a fresh 256-bit
 /// secret handed to it over `installer`'s session; then [`connect_with`]
 /// to it, at the spec's host and the port the listener bound.
-pub(crate) async fn install(id: &str, spec: &Spec, installer: &Gateway) -> Result<Connected> {
+pub(crate) async fn install(
+    id: &str,
+    spec: &Spec,
+    installer: &impl Installer,
+) -> Result<Connected> {
     let start = |detail: String| Error::Start {
         spec: spec.raw.clone(),
         detail,
@@ -188,15 +205,11 @@ pub(crate) async fn install(id: &str, spec: &Spec, installer: &Gateway) -> Resul
         )));
     }
     let secret = fresh_secret().map_err(start)?;
-    let via = installer.id();
-    let ch = installer.remote_call(crate::builtin::LISTEN, &(addr, secret.as_str()))?;
-    let bound: String = crate::with_timeout(
-        "the installed listener's address",
-        Some(SESSION_TIMEOUT),
-        ch.receive(),
-    )
-    .await
-    .map_err(|e| start(format!("installvia={via}: {e}")))?;
+    let via = installer.installer_id();
+    let bound = installer
+        .listen(addr, secret.as_str())
+        .await
+        .map_err(|e| start(format!("installvia={via}: {e}")))?;
     let port = bound
         .rsplit_once(':')
         .map(|(_, p)| p.to_string())

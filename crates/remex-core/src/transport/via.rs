@@ -7,14 +7,23 @@
 //! the gateway behind it gets its end (and endmarker).
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
 
 use super::{exchange_hellos, worker_info, HelloError, HANDSHAKE_TIMEOUT};
 use crate::error::{Error, Result};
-use crate::gateway::Gateway;
 use crate::spec::Spec;
 use crate::value::Value;
 use crate::wire::WorkerInfo;
+
+/// The gateway a relayed worker is started through (a
+/// [`Gateway`](crate::Gateway)).
+pub(crate) trait Relay {
+    /// Its id, for errors.
+    fn relay_id(&self) -> &str;
+    /// Asks its worker to start `what` (a spec, or a command's argv): the
+    /// started worker's byte stream, joined to an in-memory stream.
+    fn open(&self, what: &Value) -> Result<DuplexStream>;
+}
 
 /// The spec as the relay sees it: without `via=` and `id=`.
 fn target_spec(spec: &Spec) -> String {
@@ -40,7 +49,7 @@ pub(crate) struct Relayed {
 /// with the zero-install bootstrap run from here through the relayed
 /// stream: a host behind the relay gets this controller's worker, as a
 /// host reached directly does.
-pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Relayed> {
+pub(crate) async fn connect(id: &str, spec: &Spec, relay: &impl Relay) -> Result<Relayed> {
     if let crate::Transport::Ssh { target } = &spec.transport {
         super::ssh::prepare_upload(spec).await?;
         let (cmd, upload) = super::ssh::command(spec, target, None)?;
@@ -68,7 +77,7 @@ pub(crate) async fn connect(id: &str, spec: &Spec, relay: &Gateway) -> Result<Re
 pub(crate) async fn connect_to(
     id: &str,
     spec: &Spec,
-    relay: &Gateway,
+    relay: &impl Relay,
     target: &str,
 ) -> Result<Relayed> {
     start(id, spec, relay, Value::from(target), None).await
@@ -79,44 +88,11 @@ pub(crate) async fn connect_to(
 async fn start(
     id: &str,
     spec: &Spec,
-    relay: &Gateway,
+    relay: &impl Relay,
     what: Value,
     bootstrap: Option<Option<super::ssh::Upload>>,
 ) -> Result<Relayed> {
-    let ch = relay.remote_call(crate::builtin::RELAY, &what)?;
-    let (near, far) = tokio::io::duplex(1 << 20);
-    let (mut far_r, mut far_w) = tokio::io::split(far);
-    let inbound = ch.clone();
-    tokio::spawn(async move {
-        while let Ok(v) = inbound.receive_value().await {
-            if let Value::Bytes(b) = v {
-                if far_w.write_all(&b).await.is_err() {
-                    break;
-                }
-            }
-        }
-        let _ = far_w.shutdown().await;
-    });
-    let outbound = ch.clone();
-    tokio::spawn(async move {
-        let mut buf = BytesMut::with_capacity(64 * 1024);
-        loop {
-            buf.reserve(64 * 1024);
-            match far_r.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if outbound
-                        .send_value(Value::Bytes(buf.split().freeze()))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-        outbound.close(None);
-    });
+    let near = relay.open(&what)?;
     let (mut r, mut w) = tokio::io::split(near);
     let mut leftover = BytesMut::new();
     let within = spec.start_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
@@ -135,7 +111,7 @@ async fn start(
             spec: spec.raw.clone(),
             detail: format!(
             "no handshake through relay {} within {within:?} (start_timeout=SECS sets the bound)",
-            relay.id()
+            relay.relay_id()
         ),
         })?
         .map_err(|e| match e {
@@ -143,9 +119,11 @@ async fn start(
                 spec: spec.raw.clone(),
                 pid: None,
                 source,
-                detail: format!("; through relay {}", relay.id()),
+                detail: format!("; through relay {}", relay.relay_id()),
             },
-            HelloError::Io(e) => Error::os(format!("the stream through relay {}", relay.id()), e),
+            HelloError::Io(e) => {
+                Error::os(format!("the stream through relay {}", relay.relay_id()), e)
+            }
         })?;
     Ok(Relayed {
         reader: r,

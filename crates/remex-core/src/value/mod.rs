@@ -246,26 +246,6 @@ impl Value {
         }
     }
 
-    /// Encodes the value as postcard bytes (the `Data` frame payload).
-    ///
-    /// ```
-    /// let v = remex::Value::List(vec![1.into(), "two".into()]);
-    /// let bytes = v.to_wire().unwrap();
-    /// assert_eq!(remex::Value::from_wire(&bytes).unwrap(), v);
-    /// ```
-    pub fn to_wire(&self) -> Result<Vec<u8>, crate::wire::WireError> {
-        if self.depth() > MAX_DEPTH {
-            return Err(crate::wire::WireError::Encode {
-                what: "value",
-                detail: format!("value nested deeper than {MAX_DEPTH} levels"),
-            });
-        }
-        postcard::to_stdvec(self).map_err(|e| crate::wire::WireError::Encode {
-            what: "value",
-            detail: e.to_string(),
-        })
-    }
-
     /// Decodes a value from postcard bytes, refusing trailing bytes and
     /// nesting deeper than [`MAX_DEPTH`].
     ///

@@ -10,6 +10,7 @@
 pub mod frame;
 pub mod handshake;
 pub mod message;
+mod payload;
 
 pub use frame::{
     encode_frame, encode_header, Frame, FrameDecoder, Kind, DEFAULT_MAX_PAYLOAD, HEADER_LEN,

@@ -88,13 +88,7 @@ const GREETING_FAMILY: &[u8] = b"REMEX-NOISE";
 /// assert_eq!(remex::core::transport::secure::REFUSED, b"REMEX-AUTH-REFUSED\n");
 /// ```
 pub const REFUSED: &[u8] = b"REMEX-AUTH-REFUSED\n";
-/// What every error of a session that failed an integrity check says
-/// ([`crate::Error::is_tampering`]).
-///
-/// ```
-/// assert_eq!(remex::core::transport::secure::TAMPERED, "was tampered with");
-/// ```
-pub const TAMPERED: &str = "was tampered with";
+pub use crate::error::TAMPERED;
 /// What a session is for. It is mixed into the handshake (the prologue,
 /// with the versions and the roles), so both ends must agree on it: a
 /// handshake made for one use never completes as the other, even under
