@@ -196,6 +196,8 @@ fn base(g: &Gateway) -> String {
             .cluster
             .as_ref()
             .map_or_else(|| "slurm".into(), |c| c.node.clone()),
+        // A transport of a later remex: its host name.
+        _ => g.rinfo().host.clone(),
     }
 }
 

@@ -55,6 +55,7 @@ pub struct RemoteError {
 /// assert_eq!(format!("{e:?}"), e.to_string());
 /// ```
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The spec could not be parsed.
     #[error(transparent)]

@@ -19,6 +19,7 @@ use std::fmt;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Transport {
     /// A local child process.
     Popen,
@@ -99,6 +100,7 @@ pub struct SlurmOptions {
 /// assert!(err.to_string().contains("unknown key 'colour'"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Spec {
     /// The text the spec was parsed from.
     pub raw: String,
@@ -175,6 +177,7 @@ pub const NETWORK_LIVENESS: std::time::Duration = std::time::Duration::from_secs
 /// assert_eq!((off.liveness, off.liveness_bound()), (Liveness::Off, None));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Liveness {
     /// Not set: [`NETWORK_LIVENESS`] where the worker is reached over a
     /// network (`ssh=`, `socket=`, `slurm`), off for local processes and

@@ -37,6 +37,7 @@ use serde::de::DeserializeOwned;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Errors {
     /// Return the first failure; cancel the rest.
     Raise,

@@ -13,6 +13,7 @@ use std::time::Duration;
 /// assert_eq!(e.to_string(), "timed out after 1ms waiting for an item in the queue");
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The wait ended before what it waited for happened. The primitive is
     /// still usable.

@@ -53,6 +53,7 @@ pub enum Mode {
 /// assert_eq!(f, Failure::NonFatal("disk full".into()));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Failure {
     /// The service goes to Fault with this reason but keeps handling events.
     NonFatal(String),

@@ -134,6 +134,7 @@ impl CommandRequest {
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CommandOutcome {
     /// The exit code, if the command exited.
     pub code: Option<i32>,

@@ -170,6 +170,7 @@ pub(crate) fn since_base_ms() -> u64 {
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Traffic {
     /// Bytes received (frames, before any decryption overhead).
     pub bytes_in: u64,

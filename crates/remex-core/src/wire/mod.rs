@@ -33,6 +33,7 @@ pub use message::{encode_message, ExecRequest, LogRecord, Message, MessageDecode
 /// assert!(e.to_string().contains("100"), "{e}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// Another handshake where a frame should start: a second process
     /// answers on the same stream (`srun -n2`, `mpirun -np 2`).
@@ -104,6 +105,7 @@ pub enum WireError {
 /// assert!(e.to_string().contains("no remex handshake within the first 8 bytes"), "{e}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The peer speaks another protocol version.
     #[error("protocol version mismatch: this side speaks version {ours}, the peer speaks version {theirs}")]

@@ -191,6 +191,7 @@ pub fn psk(secret: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The peer does not speak this protocol; says what it sent.
     NotRemex(String),
