@@ -3,12 +3,32 @@
 //! `popen//id=w1//chdir=/tmp//env:LANG=C//worker=/opt/remex-worker`. A bare
 //! key means true. `N*spec` stands for N gateways (see [`Spec::parse_many`]).
 //! Unknown, duplicate and empty keys are errors that name the key and the
-//! spec.
-//!
-//! Over 500 lines: about 100 are tests and 90 documentation; the code is
-//! under 400.
+//! spec. The keys are one table (`keys.rs`, listed by [`keys`] and in
+//! docs/specs.md).
 
 use std::fmt;
+
+mod keys;
+
+/// Every key a spec may hold, as `key` or `key=VALUE` (the value's form),
+/// with what it does: the table `Spec::parse` reads by (docs/specs.md
+/// lists the same).
+///
+/// ```
+/// let keys: Vec<(String, &str)> = remex::core::spec::keys().collect();
+/// assert!(keys.iter().any(|(k, _)| k == "ntasks=N"));
+/// assert!(keys.iter().any(|(k, _)| k == "popen"));
+/// ```
+pub fn keys() -> impl Iterator<Item = (String, &'static str)> {
+    keys::KEYS.iter().map(|k| {
+        let written = if k.value.is_empty() {
+            k.name.to_string()
+        } else {
+            format!("{}={}", k.name, k.value)
+        };
+        (written, k.doc)
+    })
+}
 
 /// How a gateway reaches its worker.
 ///
@@ -206,45 +226,6 @@ pub struct SpecError {
     pub message: String,
 }
 
-const KEYS: &[&str] = &[
-    "popen",
-    "ssh",
-    "cmd",
-    "socket",
-    "slurm",
-    "ntasks",
-    "nodes",
-    "cpus_per_task",
-    "partition",
-    "time",
-    "account",
-    "job_name",
-    "srun_args",
-    "salloc_args",
-    "alloc_timeout",
-    "listen",
-    "stdio",
-    "via",
-    "id",
-    "chdir",
-    "env:NAME",
-    "nice",
-    "worker",
-    "port",
-    "ssh_config",
-    "secret_env",
-    "secret_file",
-    "installvia",
-    "liveness",
-    "start_timeout",
-    "script_max_operations",
-    "script_max_string",
-    "script_max_array",
-    "script_max_map",
-    "script_max_call_levels",
-    "script_max_memory",
-];
-
 /// A count (`1000`) or a size with a binary suffix (`64K`, `16M`, `1G`,
 /// also `16MiB`, `16MB`).
 fn parse_size(v: &str) -> Option<u64> {
@@ -337,32 +318,7 @@ impl Spec {
         if text.trim().is_empty() {
             return Err(err("the spec is empty".into()));
         }
-        let mut transport: Option<Transport> = None;
-        let mut slurm = SlurmOptions {
-            ntasks: 1,
-            ..SlurmOptions::default()
-        };
-        // Keys that apply to slurm only, named in the error if the
-        // transport is another.
-        let mut slurm_keys: Vec<&str> = Vec::new();
-        let mut spec = Spec {
-            raw: text.to_string(),
-            transport: Transport::Popen,
-            via: None,
-            id: None,
-            chdir: None,
-            env: Vec::new(),
-            nice: None,
-            start_timeout: None,
-            liveness: Liveness::Default,
-            worker: None,
-            port: None,
-            ssh_config: None,
-            secret_env: None,
-            secret_file: None,
-            installvia: None,
-            script_limits: Default::default(),
-        };
+        let mut parsing = keys::Parsing::new(text);
         let mut seen: Vec<&str> = Vec::new();
         for part in text.split("//") {
             if part.is_empty() {
@@ -376,273 +332,9 @@ impl Spec {
                 return Err(err(format!("duplicate key '{key}'")));
             }
             seen.push(key);
-            let need = |v: Option<&str>| -> Result<String, SpecError> {
-                match v {
-                    None => Err(err(format!("key '{key}' needs a value ({key}=...)"))),
-                    Some("") => Err(err(format!("key '{key}' has an empty value"))),
-                    Some(v) => Ok(v.to_string()),
-                }
-            };
-            let set_transport =
-                |t: &mut Option<Transport>, new: Transport| -> Result<(), SpecError> {
-                    if let Some(old) = t {
-                        return Err(err(format!(
-                            "more than one transport: '{}' and '{key}'",
-                            transport_key(old)
-                        )));
-                    }
-                    *t = Some(new);
-                    Ok(())
-                };
-            match key {
-                "popen" => {
-                    if value.is_some_and(|v| !v.is_empty()) {
-                        return Err(err("'popen' takes no value".into()));
-                    }
-                    set_transport(&mut transport, Transport::Popen)?;
-                }
-                "ssh" => set_transport(
-                    &mut transport,
-                    Transport::Ssh {
-                        target: need(value)?,
-                    },
-                )?,
-                "cmd" => set_transport(
-                    &mut transport,
-                    Transport::Cmd {
-                        command: need(value)?,
-                    },
-                )?,
-                "socket" => {
-                    let addr = need(value)?;
-                    if !addr.contains(':') {
-                        return Err(err(format!("socket address {addr:?} needs host:port")));
-                    }
-                    set_transport(&mut transport, Transport::Socket { addr })?
-                }
-                "slurm" => {
-                    if value.is_some_and(|v| !v.is_empty()) {
-                        return Err(err(
-                            "'slurm' takes no value (slurm//ntasks=N//partition=P...)".into(),
-                        ));
-                    }
-                    set_transport(&mut transport, Transport::Slurm(Box::default()))?;
-                }
-                "ntasks" | "cpus_per_task" => {
-                    slurm_keys.push(key);
-                    let v = need(value)?;
-                    let n = v
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| *n >= 1 && *n as usize <= MAX_MULTIPLIER)
-                        .ok_or_else(|| {
-                            err(format!(
-                                "{key}={v:?} must be a count from 1 to {MAX_MULTIPLIER}"
-                            ))
-                        })?;
-                    if key == "ntasks" {
-                        slurm.ntasks = n;
-                    } else {
-                        slurm.cpus_per_task = Some(n);
-                    }
-                }
-                "nodes" | "partition" | "time" | "account" | "job_name" | "listen" => {
-                    slurm_keys.push(key);
-                    let v = need(value)?;
-                    if v.starts_with('-') || v.chars().any(char::is_whitespace) {
-                        return Err(err(format!(
-                            "{key}={v:?}: a value may not start with '-' nor hold spaces (srun_args= takes free arguments)"
-                        )));
-                    }
-                    *match key {
-                        "nodes" => &mut slurm.nodes,
-                        "partition" => &mut slurm.partition,
-                        "time" => &mut slurm.time,
-                        "account" => &mut slurm.account,
-                        "job_name" => &mut slurm.job_name,
-                        _ => &mut slurm.listen,
-                    } = Some(v);
-                }
-                "srun_args" | "salloc_args" => {
-                    slurm_keys.push(key);
-                    let v = need(value)?;
-                    let words = shlex::split(&v).ok_or_else(|| {
-                        err(format!(
-                            "{key}={v:?}: unbalanced quotes or a trailing backslash"
-                        ))
-                    })?;
-                    if key == "srun_args" {
-                        slurm.srun_args = words;
-                    } else {
-                        slurm.salloc_args = words;
-                    }
-                }
-                "alloc_timeout" => {
-                    slurm_keys.push(key);
-                    let v = need(value)?;
-                    let secs: f64 = v
-                        .parse()
-                        .ok()
-                        .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 7.0 * 86_400.0)
-                        .ok_or_else(|| {
-                            err(format!(
-                                "alloc_timeout={v:?} must be seconds, more than 0 and at most a week"
-                            ))
-                        })?;
-                    slurm.alloc_timeout = Some(std::time::Duration::from_secs_f64(secs));
-                }
-                "stdio" => {
-                    slurm_keys.push(key);
-                    if value.is_some_and(|v| !v.is_empty()) {
-                        return Err(err("'stdio' takes no value".into()));
-                    }
-                    slurm.stdio = true;
-                }
-                "via" => spec.via = Some(need(value)?),
-                "id" => spec.id = Some(need(value)?),
-                "chdir" => spec.chdir = Some(need(value)?),
-                "worker" => spec.worker = Some(need(value)?),
-                "ssh_config" => spec.ssh_config = Some(need(value)?),
-                "secret_env" => {
-                    let name = need(value)?;
-                    note_secret_env(&name);
-                    spec.secret_env = Some(name);
-                }
-                "secret_file" => spec.secret_file = Some(need(value)?),
-                "installvia" => spec.installvia = Some(need(value)?),
-                "liveness" => {
-                    let v = need(value)?;
-                    if v == "off" {
-                        spec.liveness = Liveness::Off;
-                        continue;
-                    }
-                    let secs: f64 = v
-                        .parse()
-                        .ok()
-                        .filter(|s: &f64| s.is_finite() && *s >= 0.05 && *s <= 86_400.0)
-                        .ok_or_else(|| {
-                            err(format!(
-                                "liveness={v:?} must be seconds between 0.05 and 86400, or off"
-                            ))
-                        })?;
-                    spec.liveness = Liveness::Bound(std::time::Duration::from_secs_f64(secs));
-                }
-                "start_timeout" => {
-                    let v = need(value)?;
-                    let secs: f64 = v
-                        .parse()
-                        .ok()
-                        .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 7.0 * 86_400.0)
-                        .ok_or_else(|| {
-                            err(format!(
-                                "start_timeout={v:?} must be seconds, more than 0 and at most a week"
-                            ))
-                        })?;
-                    spec.start_timeout = Some(std::time::Duration::from_secs_f64(secs));
-                }
-                "nice" => {
-                    let v = need(value)?;
-                    spec.nice = Some(
-                        v.parse()
-                            .map_err(|_| err(format!("nice={v:?} is not an integer")))?,
-                    );
-                }
-                "port" => {
-                    let v = need(value)?;
-                    spec.port = Some(
-                        v.parse()
-                            .map_err(|_| err(format!("port={v:?} is not a port number")))?,
-                    );
-                }
-                "script_max_operations"
-                | "script_max_array"
-                | "script_max_map"
-                | "script_max_call_levels" => {
-                    let v = need(value)?;
-                    let n = v.parse::<u64>().ok().ok_or_else(|| {
-                        err(format!("{key}={v:?} is not a count (a whole number)"))
-                    })?;
-                    let l = &mut spec.script_limits;
-                    *match key {
-                        "script_max_operations" => &mut l.max_operations,
-                        "script_max_array" => &mut l.max_array_size,
-                        "script_max_map" => &mut l.max_map_size,
-                        _ => &mut l.max_call_levels,
-                    } = Some(n);
-                }
-                "script_max_string" | "script_max_memory" => {
-                    let v = need(value)?;
-                    let n = parse_size(&v).ok_or_else(|| {
-                        err(format!(
-                            "{key}={v:?} is not a size (bytes, or with K, M, G: 16M)"
-                        ))
-                    })?;
-                    let l = &mut spec.script_limits;
-                    *if key == "script_max_string" {
-                        &mut l.max_string_size
-                    } else {
-                        &mut l.max_memory
-                    } = Some(n);
-                }
-                k if k.starts_with("env:") => {
-                    let name = &k[4..];
-                    if name.is_empty() || name.contains('\0') {
-                        return Err(err(format!("'{k}' needs a variable name (env:NAME=value)")));
-                    }
-                    // An empty value is a legitimate environment value.
-                    let v =
-                        value.ok_or_else(|| err(format!("key '{k}' needs a value ({k}=...)")))?;
-                    spec.env.push((name.to_string(), v.to_string()));
-                }
-                other => return Err(err(unknown_key(other))),
-            }
+            parsing.read(key, value).map_err(err)?;
         }
-        spec.transport = transport.ok_or_else(|| {
-            err("no transport: add one of popen, ssh=, cmd=, socket=, slurm".into())
-        })?;
-        if let Transport::Slurm(options) = &mut spec.transport {
-            if slurm.stdio && slurm.listen.is_some() {
-                return Err(err(
-                    "'listen' is where workers dial back, and 'stdio' workers do not: drop one"
-                        .into(),
-                ));
-            }
-            **options = slurm;
-        } else if let Some(k) = slurm_keys.first() {
-            return Err(err(format!("'{k}' applies to slurm only")));
-        }
-        if matches!(spec.transport, Transport::Slurm(_)) && spec.via.is_some() {
-            return Err(err(
-                "via= does not apply to slurm: Slurm starts the workers".into(),
-            ));
-        }
-        let is_ssh = matches!(spec.transport, Transport::Ssh { .. });
-        let is_socket = matches!(spec.transport, Transport::Socket { .. });
-        if spec.port.is_some() && !is_ssh {
-            return Err(err(
-                "'port' applies to ssh= only (socket= takes host:port)".into()
-            ));
-        }
-        if spec.ssh_config.is_some() && !is_ssh {
-            return Err(err("'ssh_config' applies to ssh= only".into()));
-        }
-        if (spec.secret_env.is_some() || spec.secret_file.is_some()) && !is_socket {
-            return Err(err(
-                "'secret_env' and 'secret_file' apply to socket= only".into()
-            ));
-        }
-        if spec.installvia.is_some() && !is_socket {
-            return Err(err("'installvia' applies to socket= only".into()));
-        }
-        if spec.installvia.is_some() && (spec.secret_env.is_some() || spec.secret_file.is_some()) {
-            return Err(err(
-                "installvia= makes a fresh secret: drop secret_env= and secret_file=".into(),
-            ));
-        }
-        if spec.installvia.is_some() && spec.via.is_some() {
-            return Err(err("installvia= and via= cannot be combined".into()));
-        }
-        Ok(spec)
+        parsing.finish().map_err(err)
     }
 
     /// How many gateways (workers) this spec starts: `ntasks` for a
@@ -712,7 +404,8 @@ fn unknown_key(key: &str) -> String {
             );
         }
     }
-    let closest = KEYS
+    let names: Vec<&str> = keys::KEYS.iter().map(|k| k.name).collect();
+    let closest = names
         .iter()
         .map(|k| (strsim::damerau_levenshtein(key, k), *k))
         .min();
@@ -720,7 +413,7 @@ fn unknown_key(key: &str) -> String {
         Some((d, k)) if d <= 2 && d < key.len() => {
             format!("unknown key '{key}': did you mean '{k}'?")
         }
-        _ => format!("unknown key '{key}' (known keys: {})", KEYS.join(", ")),
+        _ => format!("unknown key '{key}' (known keys: {})", names.join(", ")),
     }
 }
 
