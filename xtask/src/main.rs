@@ -33,12 +33,16 @@ enum Task {
     Readme,
     /// Runs the benchmarks (release build) and prints the table.
     Bench {
-        /// Instead of the table: row (f), trivial tasks through the pool,
-        /// of this build and of the build at git revision REV (default: the
-        /// last commit before issue 15), alternately in one run, with
-        /// their ratio.
+        /// Instead of the table: rows of this build and of the build at
+        /// git revision REV (default: the last commit before issue 15),
+        /// alternately in one run, with their ratios.
         #[arg(long, value_name = "REV", num_args = 0..=1, default_missing_value = PRE_SCALE_REV)]
         baseline: Option<String>,
+        /// The rows `--baseline` compares: b (ping-pong), d (bulk bytes),
+        /// f (trivial tasks through the pool), g (64 popen gateways
+        /// created).
+        #[arg(long, value_delimiter = ',', default_value = "f")]
+        rows: Vec<String>,
         /// Extra arguments for the benchmark program (e.g. `--quick`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -74,8 +78,77 @@ const FUZZ_TARGETS: [&str; 4] = ["frame", "handshake", "value", "spec"];
 /// with by `cargo xtask bench --baseline`.
 const PRE_SCALE_REV: &str = "3a8766f2c722882bf2de6d0cea88a492f38caad1";
 
-/// Rounds of `bench --baseline`: each runs both builds once.
+/// Rounds of `bench --baseline`: each runs both builds once per row.
 const BASELINE_ROUNDS: usize = 7;
+
+/// A row `bench --baseline` compares: the benchmark's aid that measures
+/// it alone, and how its figure is read from what the aid prints.
+struct BaselineRow {
+    name: &'static str,
+    what: &'static str,
+    args: &'static [&'static str],
+    unit: &'static str,
+    higher_is_better: bool,
+    read: fn(&str) -> Option<f64>,
+}
+
+/// The last line of `text` starting with `prefix`, its word `n` (from 0)
+/// as a number.
+fn word_after(text: &str, prefix: &str, n: usize) -> Option<f64> {
+    text.lines()
+        .rev()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.split_whitespace().nth(n))
+        .and_then(|w| w.parse().ok())
+}
+
+const BASELINE_ROWS: &[BaselineRow] = &[
+    BaselineRow {
+        name: "b",
+        what: "ping-pong round trip",
+        args: &["--pingpong-only"],
+        unit: "us",
+        higher_is_better: false,
+        // "remex 7.1 us, floor ..."
+        read: |t| word_after(t, "remex ", 1),
+    },
+    BaselineRow {
+        name: "d",
+        what: "bulk bytes",
+        args: &["--bulk-only"],
+        unit: "MB/s",
+        higher_is_better: true,
+        // "bulk 2345 MB/s, floor ..."
+        read: |t| word_after(t, "bulk ", 1),
+    },
+    BaselineRow {
+        name: "f",
+        what: "trivial tasks over 2 workers",
+        args: &["--tasks-only"],
+        unit: "tasks/s",
+        higher_is_better: true,
+        // "188544 tasks/s"
+        read: |t| {
+            t.lines().rev().find_map(|l| {
+                l.strip_suffix(" tasks/s")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+        },
+    },
+    BaselineRow {
+        name: "g",
+        what: "64 popen gateways created",
+        args: &["--group-only", "64"],
+        unit: "ms",
+        higher_is_better: false,
+        // "create terminate per-gateway-KiB fds exec"
+        read: |t| {
+            t.lines()
+                .rev()
+                .find_map(|l| l.split_whitespace().next().and_then(|w| w.parse().ok()))
+        },
+    },
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -545,7 +618,7 @@ fn bench(args: &[String]) -> Result<(), String> {
 /// between runs), then runs `remex-bench --tasks-only` of each in turn
 /// and prints each pair, the medians and their ratio. Both builds run
 /// their own binary as the worker (`popen//worker=self`).
-fn bench_baseline(rev: &str) -> Result<(), String> {
+fn bench_baseline(rev: &str, rows: &[String]) -> Result<(), String> {
     let out = Command::new("git")
         .current_dir(root())
         .args(["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
@@ -584,42 +657,64 @@ fn bench_baseline(rev: &str) -> Result<(), String> {
             root().join("target/release/remex-bench"),
         ),
     ];
-    let rate = |bin: &PathBuf| -> Result<f64, String> {
+    let rows: Vec<&BaselineRow> = rows
+        .iter()
+        .map(|r| {
+            BASELINE_ROWS
+                .iter()
+                .find(|b| b.name == r)
+                .ok_or_else(|| format!("--rows: no row {r:?} (b, d, f, g)"))
+        })
+        .collect::<Result<_, _>>()?;
+    let figure = |bin: &PathBuf, row: &BaselineRow| -> Result<f64, String> {
         let out = Command::new(bin)
-            .arg("--tasks-only")
+            .args(row.args)
             .output()
             .map_err(|e| format!("{}: {e}", bin.display()))?;
         let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
-            .rev()
-            .find_map(|l| {
-                l.strip_suffix(" tasks/s")
-                    .and_then(|n| n.trim().parse().ok())
-            })
-            .ok_or_else(|| format!("{} --tasks-only printed {text:?}", bin.display()))
+        (row.read)(&text)
+            .ok_or_else(|| format!("{} {:?} printed {text:?}", bin.display(), row.args))
     };
-    let mut rates = [Vec::new(), Vec::new()];
+    // figures[row][build]
+    let mut figures = vec![[Vec::new(), Vec::new()]; rows.len()];
     for round in 1..=BASELINE_ROUNDS {
-        let before = rate(&builds[0].1)?;
-        let now = rate(&builds[1].1)?;
-        println!(
-            "round {round}: (f) {before:>9.0} tasks/s before, {now:>9.0} this build ({:.2}x)",
-            now / before
-        );
-        rates[0].push(before);
-        rates[1].push(now);
+        for (i, row) in rows.iter().enumerate() {
+            let before = figure(&builds[0].1, row)?;
+            let now = figure(&builds[1].1, row)?;
+            println!(
+                "round {round}: ({}) {before:>10.1} {u} before, {now:>10.1} {u} this build ({:.2}x)",
+                row.name,
+                now / before,
+                u = row.unit,
+            );
+            figures[i][0].push(before);
+            figures[i][1].push(now);
+        }
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (b, n) = (median(&mut rates[0]), median(&mut rates[1]));
     println!(
-        "(f) trivial tasks over 2 workers, medians of {BASELINE_ROUNDS} alternating runs: {} {b:.0} tasks/s, {} {n:.0} tasks/s: {:.2}x",
-        builds[0].0,
-        builds[1].0,
-        n / b
+        "\nMedians of {BASELINE_ROUNDS} alternating runs, {} against {}:\n",
+        builds[1].0, builds[0].0
     );
+    println!("| row | before | this build | this / before |\n|---|---|---|---|");
+    for (row, f) in rows.iter().zip(&mut figures) {
+        let (b, n) = (median(&mut f[0]), median(&mut f[1]));
+        println!(
+            "| ({}) {} | {b:.1} {u} | {n:.1} {u} | {:.2}x ({}) |",
+            row.name,
+            row.what,
+            n / b,
+            if row.higher_is_better {
+                "higher is better"
+            } else {
+                "lower is better"
+            },
+            u = row.unit,
+        );
+    }
     Ok(())
 }
 
@@ -754,11 +849,13 @@ fn main() -> ExitCode {
         Task::Readme => readme(),
         Task::Bench {
             baseline: Some(rev),
+            rows,
             ..
-        } => bench_baseline(rev),
+        } => bench_baseline(rev, rows),
         Task::Bench {
             baseline: None,
             args,
+            ..
         } => bench(args),
         Task::Fuzz { seconds, targets } => fuzz(*seconds, targets),
         Task::Man => man(),
