@@ -346,6 +346,70 @@ impl Drop for Sshd {
     }
 }
 
+/// A command run to its end: its exit status and what it printed, as
+/// text ([`ran`]).
+#[derive(Debug)]
+pub struct Ran {
+    /// What the command was, for messages.
+    pub what: String,
+    /// How it ended.
+    pub status: std::process::ExitStatus,
+    /// Its stdout (lossy UTF-8).
+    pub stdout: String,
+    /// Its stderr (lossy UTF-8).
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end with an empty stdin and collects what it printed.
+/// Panics, naming the command, if it cannot start.
+#[track_caller]
+pub fn ran(cmd: &mut std::process::Command) -> Ran {
+    let what = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let o = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    Ran {
+        what,
+        status: o.status,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+impl Ran {
+    /// Itself, once it is known the command succeeded; panics with the
+    /// command, its status and what it printed otherwise.
+    #[track_caller]
+    pub fn ok(self) -> Ran {
+        assert!(
+            self.status.success(),
+            "{} failed ({}):\n{}\n{}",
+            self.what,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The lines of its stdout.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// The lines of its stdout, sorted (for output whose order may vary).
+    pub fn sorted_lines(&self) -> Vec<&str> {
+        let mut l = self.lines();
+        l.sort_unstable();
+        l
+    }
+}
+
 /// The path of the remex crate's example `name`, built by the whole suite
 /// (cargo builds examples beside the test binaries' directory).
 pub fn example(name: &str) -> std::path::PathBuf {

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use remex::makegateway;
+use remex_tests::ran;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");
 
@@ -70,21 +71,13 @@ impl Podman {
             dir,
             image: format!("remex-test-worker:{}", std::process::id()),
         };
-        let tar = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "tar -C {} -c . | podman {} import -q - {}",
-                rootfs.display(),
-                p.global(),
-                p.image
-            ))
-            .output()
-            .unwrap();
-        assert!(
-            tar.status.success(),
-            "{}",
-            String::from_utf8_lossy(&tar.stderr)
-        );
+        ran(Command::new("sh").arg("-c").arg(format!(
+            "tar -C {} -c . | podman {} import -q - {}",
+            rootfs.display(),
+            p.global(),
+            p.image
+        )))
+        .ok();
         p
     }
 
@@ -98,20 +91,14 @@ impl Podman {
 
     /// The containers named `name` podman still has (running or not).
     fn containers(&self, name: &str) -> Vec<String> {
-        let out = self
+        ran(self
             .cmd()
-            .args(["ps", "-a", "-q", "--filter", &format!("name=^{name}$")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+            .args(["ps", "-a", "-q", "--filter", &format!("name=^{name}$")]))
+        .ok()
+        .lines()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
     }
 
     /// Waits (bounded) until podman has no container `name`; podman has
@@ -179,8 +166,8 @@ async fn a_worker_through_podman_exec_serves_and_ends_with_its_session() {
     let podman = Podman::start("exec");
     let name = format!("remex-{}-box", std::process::id());
     // A long-running container (the worker as a listener keeps it up).
-    let out = podman
-        .cmd()
+    let mut start = podman.cmd();
+    start
         .args(["run", "-d", "--name", &name])
         .args([
             "--ulimit",
@@ -193,14 +180,8 @@ async fn a_worker_through_podman_exec_serves_and_ends_with_its_session() {
             "REMEX_SECRET=unused, but as long as the rule asks",
             &podman.image,
         ])
-        .args(["/remex-worker", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(["/remex-worker", "--listen", "127.0.0.1:0"]);
+    ran(&mut start).ok();
     let spec = format!(
         "cmd=podman {} exec -i {name} /remex-worker",
         podman.global()

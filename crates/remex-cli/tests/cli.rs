@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use remex_tests::{ran, Ran};
+
 fn remex() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_remex"));
     // No worker from the environment: the program is its own.
@@ -21,8 +23,8 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn run(args: &[&str]) -> Output {
-    remex().args(args).output().expect("remex runs")
+fn run(args: &[&str]) -> Ran {
+    ran(remex().args(args))
 }
 
 /// A fresh directory for one test.
@@ -53,9 +55,9 @@ fn run_makes_a_job_per_input_with_replacement_strings() {
         "run", "--tx", "2*popen", "-k", "--", "echo", "{}", "{.}", "{/}", "{#}", ":::", "d/a.txt",
         "b.log", "it's",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     assert_eq!(
-        out(&o),
+        o.stdout.as_str(),
         "d/a.txt d/a a.txt 1\nb.log b b.log 2\nit's it's it's 3\n"
     );
     // Two sources make their product; {N} takes one of them.
@@ -73,10 +75,15 @@ fn run_makes_a_job_per_input_with_replacement_strings() {
         "1",
         "2",
     ]);
-    assert_eq!(out(&o), "1a\n2a\n1b\n2b\n", "{}", err(&o));
+    assert_eq!(
+        o.stdout.as_str(),
+        "1a\n2a\n1b\n2b\n",
+        "{}",
+        o.stderr.as_str()
+    );
     // --dry-run prints the command lines and starts no worker.
     let o = run(&["run", "--dry-run", "--", "gzip", "-9", ":::", "x y", "z"]);
-    assert_eq!(out(&o), "gzip -9 'x y'\ngzip -9 z\n");
+    assert_eq!(o.stdout.as_str(), "gzip -9 'x y'\ngzip -9 z\n");
 }
 
 #[test]
@@ -120,8 +127,12 @@ fn failed_jobs_set_the_exit_status_and_the_job_log_resumes_them() {
         run(&args)
     };
     let o = go(&[]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
-    assert!(err(&o).contains("2 of 4 jobs failed"), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", o.stderr.as_str());
+    assert!(
+        o.stderr.as_str().contains("2 of 4 jobs failed"),
+        "{}",
+        o.stderr.as_str()
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
@@ -145,12 +156,12 @@ fn failed_jobs_set_the_exit_status_and_the_job_log_resumes_them() {
     );
     // --resume-failed runs jobs 2 and 4 again (they succeed now) ...
     let o = go(&["--resume-failed"]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     let ran = std::fs::read_to_string(&runs).unwrap();
     assert_eq!(ran.lines().count(), 6, "{ran}");
     // ... and --resume runs nothing.
     let o = go(&["--resume"]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 6);
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -174,8 +185,8 @@ fn retries_run_a_failing_job_again() {
         ":::",
         "x",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "ok x\n");
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    assert_eq!(o.stdout.as_str(), "ok x\n");
     assert_eq!(
         std::fs::read_to_string(d.join("count")).unwrap().trim(),
         "3"
@@ -193,7 +204,7 @@ fn retries_run_a_failing_job_again() {
         ":::",
         "x",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", o.stderr.as_str());
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -220,8 +231,16 @@ fn halt_now_kills_the_running_jobs_and_a_timeout_ends_a_job() {
         started.elapsed()
     );
     assert!(o.status.code().is_some_and(|c| c >= 1), "{:?}", o.status);
-    assert!(err(&o).contains("--halt now,fail=1 reached"), "{}", err(&o));
-    assert!(err(&o).contains("killed by --halt"), "{}", err(&o));
+    assert!(
+        o.stderr.as_str().contains("--halt now,fail=1 reached"),
+        "{}",
+        o.stderr.as_str()
+    );
+    assert!(
+        o.stderr.as_str().contains("killed by --halt"),
+        "{}",
+        o.stderr.as_str()
+    );
     // The sleeps were killed with their jobs (the workers are gone too).
     let deadline = Instant::now() + Duration::from_secs(5);
     while !processes_running(&["sleep", "31.25"]).is_empty() && Instant::now() < deadline {
@@ -242,11 +261,11 @@ fn halt_now_kills_the_running_jobs_and_a_timeout_ends_a_job() {
         "32.5",
     ]);
     assert!(started.elapsed() < Duration::from_secs(15));
-    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", o.stderr.as_str());
     assert!(
-        err(&o).contains("job 1 timed out: sleep 32.5"),
+        o.stderr.as_str().contains("job 1 timed out: sleep 32.5"),
         "{}",
-        err(&o)
+        o.stderr.as_str()
     );
 }
 
@@ -260,8 +279,8 @@ fn a_job_whose_worker_dies_runs_on_another_worker() {
         m = marker.display()
     );
     let o = run(&["run", "--tx", "2*popen", "--", &cmd, ":::", "once"]);
-    assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "ran once\n");
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    assert_eq!(o.stdout.as_str(), "ran once\n");
     assert!(marker.exists());
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -271,27 +290,47 @@ fn bad_input_gets_a_clear_error() {
     let o = run(&["run", "--", "cat", "::::", "/nonexistent/inputs"]);
     assert_eq!(o.status.code(), Some(255));
     assert!(
-        err(&o).contains("cannot read /nonexistent/inputs"),
+        o.stderr
+            .as_str()
+            .contains("cannot read /nonexistent/inputs"),
         "{}",
-        err(&o)
+        o.stderr.as_str()
     );
     let o = run(&["run", "--tx", "nosuch=x", "--", "true", ":::", "1"]);
     assert_eq!(o.status.code(), Some(255));
-    assert!(err(&o).contains("nosuch"), "{}", err(&o));
+    assert!(
+        o.stderr.as_str().contains("nosuch"),
+        "{}",
+        o.stderr.as_str()
+    );
     let o = run(&["run", "--halt", "sometimes", "--", "true", ":::", "1"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("--halt \"sometimes\""), "{}", err(&o));
+    assert!(
+        o.stderr.as_str().contains("--halt \"sometimes\""),
+        "{}",
+        o.stderr.as_str()
+    );
     let o = run(&["run", "--resume", "--", "true", ":::", "1"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("--joblog"), "{}", err(&o));
+    assert!(
+        o.stderr.as_str().contains("--joblog"),
+        "{}",
+        o.stderr.as_str()
+    );
     let o = run(&["--help"]);
     assert!(
-        out(&o).contains("remex run --tx 4*popen --tx ssh=host1"),
+        o.stdout
+            .as_str()
+            .contains("remex run --tx 4*popen --tx ssh=host1"),
         "{}",
-        out(&o)
+        o.stdout.as_str()
     );
     let o = run(&["run", "--help"]);
-    assert!(out(&o).contains("--resume-failed"), "{}", out(&o));
+    assert!(
+        o.stdout.as_str().contains("--resume-failed"),
+        "{}",
+        o.stdout.as_str()
+    );
 }
 
 #[test]
@@ -306,8 +345,8 @@ fn exec_runs_on_every_worker_tagged_or_merged() {
         "echo",
         "hello",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
-    let mut lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    let mut lines: Vec<String> = o.stdout.as_str().lines().map(str::to_string).collect();
     lines.sort();
     assert_eq!(lines, ["local#1: hello", "local#2: hello", "solo: hello"]);
 
@@ -321,9 +360,9 @@ fn exec_runs_on_every_worker_tagged_or_merged() {
         "--",
         "echo ${X:-1}",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     assert_eq!(
-        out(&o),
+        o.stdout.as_str(),
         "---------------\nlocal#1,local#2 (2)\n---------------\n1\n---------------\nother (1)\n---------------\n2\n"
     );
 
@@ -335,12 +374,18 @@ fn exec_runs_on_every_worker_tagged_or_merged() {
         "echo out; echo err >&2; exit 3",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(out(&o), "local: out\n");
-    assert!(err(&o).contains("local: err\n"), "{}", err(&o));
+    assert_eq!(o.stdout.as_str(), "local: out\n");
     assert!(
-        err(&o).contains("remex: local: exited with code 3"),
+        o.stderr.as_str().contains("local: err\n"),
         "{}",
-        err(&o)
+        o.stderr.as_str()
+    );
+    assert!(
+        o.stderr
+            .as_str()
+            .contains("remex: local: exited with code 3"),
+        "{}",
+        o.stderr.as_str()
     );
 }
 
@@ -364,8 +409,8 @@ fn run_and_exec_reach_an_ssh_host_that_has_nothing_installed() {
         "c",
         "d",
     ]);
-    assert!(o.status.success(), "{}\n{}", err(&o), sshd.log());
-    let text = out(&o);
+    assert!(o.status.success(), "{}\n{}", o.stderr.as_str(), sshd.log());
+    let text = o.stdout.as_str();
     assert_eq!(text.lines().count(), 4, "{text}");
     for x in ["a", "b", "c", "d"] {
         assert!(text.contains(&format!("{x}\t{x} on ")), "{text}");
@@ -373,11 +418,13 @@ fn run_and_exec_reach_an_ssh_host_that_has_nothing_installed() {
     // The ssh worker was this remex binary, uploaded into the fresh home.
     assert!(Path::new(&sshd.home()).join(".cache/remex").is_dir());
     let o = run(&["exec", "--tx", &spec, "--", "echo $HOME"]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     assert!(
-        out(&o).ends_with(&format!(": {}\n", sshd.home().display())),
+        o.stdout
+            .as_str()
+            .ends_with(&format!(": {}\n", sshd.home().display())),
         "{}",
-        out(&o)
+        o.stdout.as_str()
     );
 }
 
@@ -424,12 +471,12 @@ fn rsync_sends_a_tree_to_every_worker_and_then_nothing() {
         run(&args)
     };
     let o = go(&["--exclude", "*.tmp"]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     assert_eq!(
-        out(&o).matches("2 files sent (9 B)").count(),
+        o.stdout.as_str().matches("2 files sent (9 B)").count(),
         2,
         "{}",
-        out(&o)
+        o.stdout.as_str()
     );
     for w in [&wa, &wb] {
         assert_eq!(
@@ -440,21 +487,28 @@ fn rsync_sends_a_tree_to_every_worker_and_then_nothing() {
     }
     let o = go(&["--exclude", "*.tmp"]);
     assert_eq!(
-        out(&o).matches("0 files sent (0 B)").count(),
+        o.stdout.as_str().matches("0 files sent (0 B)").count(),
         2,
         "{}",
-        out(&o)
+        o.stdout.as_str()
     );
     std::fs::remove_file(src.join("a")).unwrap();
     let o = go(&["--exclude", "*.tmp", "--delete"]);
-    assert_eq!(out(&o).matches("1 deleted").count(), 2, "{}", out(&o));
+    assert_eq!(
+        o.stdout.as_str().matches("1 deleted").count(),
+        2,
+        "{}",
+        o.stdout.as_str()
+    );
     assert!(!wa.join("copy/a").exists() && !wb.join("copy/a").exists());
     let o = run(&["rsync", "--tx", "popen", "/nonexistent/tree", "x"]);
     assert_eq!(o.status.code(), Some(255));
     assert!(
-        err(&o).contains("/nonexistent/tree is not a directory"),
+        o.stderr
+            .as_str()
+            .contains("/nonexistent/tree is not a directory"),
         "{}",
-        err(&o)
+        o.stderr.as_str()
     );
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -476,16 +530,18 @@ fn workers_come_from_a_txfile_and_a_terminal_gets_a_progress_bar() {
         "echo",
         "up",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
-    let mut lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    let mut lines: Vec<String> = o.stdout.as_str().lines().map(str::to_string).collect();
     lines.sort();
     assert_eq!(lines, ["local#1: up", "local#2: up", "third: up"]);
     let o = run(&["exec", "--txfile", "/nonexistent/hosts", "--", "true"]);
     assert_eq!(o.status.code(), Some(255));
     assert!(
-        err(&o).contains("cannot read --txfile /nonexistent/hosts"),
+        o.stderr
+            .as_str()
+            .contains("cannot read --txfile /nonexistent/hosts"),
         "{}",
-        err(&o)
+        o.stderr.as_str()
     );
 
     // On a terminal (script(1) gives it one), `run` draws a bar with a
@@ -520,9 +576,9 @@ fn workers_come_from_a_txfile_and_a_terminal_gets_a_progress_bar() {
         "2",
     ]);
     assert!(
-        o.status.success() && !err(&o).contains("ETA"),
+        o.status.success() && !o.stderr.as_str().contains("ETA"),
         "{}",
-        err(&o)
+        o.stderr.as_str()
     );
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -536,19 +592,19 @@ fn run_and_exec_reach_slurm_workers() {
     let job = format!("remex-cli-{}", std::process::id());
     let tx = format!("slurm//ntasks=2//listen=127.0.0.1//job_name={job}");
     let o = run(&["exec", "--tx", &tx, "--", "echo task $SLURM_PROCID"]);
-    assert!(o.status.success(), "{}", err(&o));
-    let text = out(&o);
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    let text = o.stdout.as_str();
     let mut lines: Vec<&str> = text
         .lines()
         .map(|l| l.split_once(": ").map_or(l, |(_, line)| line))
         .collect();
     lines.sort();
-    assert_eq!(lines, ["task 0", "task 1"], "{}", out(&o));
+    assert_eq!(lines, ["task 0", "task 1"], "{}", o.stdout.as_str());
     let o = run(&[
         "run", "--tx", &tx, "-k", "--", "echo", "{}", ":::", "a", "b", "c",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "a\nb\nc\n");
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    assert_eq!(o.stdout.as_str(), "a\nb\nc\n");
     // The allocation ends with the command (squeue has no event: polled).
     let t0 = Instant::now();
     loop {
@@ -570,25 +626,30 @@ fn an_option_remex_does_not_know_never_becomes_the_command() {
     let o = run(&[
         "run", "--tx", "popen", "-k", "--pipe", "echo", ":::", "A", "B", "C",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", o.stderr.as_str());
     assert!(
-        err(&o).contains("GNU parallel's --pipe") && err(&o).contains("docs/cli.md"),
+        o.stderr.as_str().contains("GNU parallel's --pipe")
+            && o.stderr.as_str().contains("docs/cli.md"),
         "{}",
-        err(&o)
+        o.stderr.as_str()
     );
-    assert_eq!(out(&o), "", "something ran");
+    assert_eq!(o.stdout.as_str(), "", "something ran");
     // An option nobody has: named.
     let o = run(&["run", "--tx", "popen", "--colour", "echo", ":::", "a"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("--colour"), "{}", err(&o));
+    assert!(
+        o.stderr.as_str().contains("--colour"),
+        "{}",
+        o.stderr.as_str()
+    );
     // Options in any order, values attached or not.
     for args in [
         &["run", "--tx", "popen", "-k", "-j2", "echo", ":::", "a", "b"][..],
         &["run", "--tx", "popen", "-j2", "-k", "echo", ":::", "a", "b"],
     ] {
         let o = run(args);
-        assert!(o.status.success(), "{args:?}: {}", err(&o));
-        assert_eq!(out(&o), "a\nb\n", "{args:?}");
+        assert!(o.status.success(), "{args:?}: {}", o.stderr.as_str());
+        assert_eq!(o.stdout.as_str(), "a\nb\n", "{args:?}");
     }
 }
 
@@ -604,14 +665,14 @@ fn without_a_command_each_input_is_one_and_replacements_keep_inputs_off_the_end(
         "echo a",
         "echo b | tr b B",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "a\nB\n");
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    assert_eq!(o.stdout.as_str(), "a\nB\n");
     // `parallel -k echo {#} ::: A B C` prints 1, 2, 3; {##} is the count.
     let o = run(&[
         "run", "--tx", "popen", "-k", "echo", "{#}/{##}", ":::", "A", "B", "C",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
-    assert_eq!(out(&o), "1/3\n2/3\n3/3\n");
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    assert_eq!(o.stdout.as_str(), "1/3\n2/3\n3/3\n");
 }
 
 /// Runs `program args` with `stdin`; (success, stdout).
@@ -966,13 +1027,17 @@ fn gnu_parallels_input_options_give_its_output() {
     // What remex refuses or reads differently: clear errors.
     let o = run(&["run", "--tx", "popen", "-d", "ab", "echo", ":::", "a"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("one character"), "{}", err(&o));
+    assert!(
+        o.stderr.as_str().contains("one character"),
+        "{}",
+        o.stderr.as_str()
+    );
     let o = run(&["run", "--tx", "popen", "--colsep", "(", "echo", ":::", "a"]);
     assert_eq!(o.status.code(), Some(255));
     assert!(
-        err(&o).contains("--colsep \"(\" is not a regex"),
+        o.stderr.as_str().contains("--colsep \"(\" is not a regex"),
         "{}",
-        err(&o)
+        o.stderr.as_str()
     );
 }
 
@@ -980,7 +1045,7 @@ fn gnu_parallels_input_options_give_its_output() {
 fn completions_load_in_bash_and_man_pages_are_written() {
     let dir = scratch("completions");
     let o = run(&["completions", "bash"]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     let script = dir.join("remex.bash");
     std::fs::write(&script, o.stdout).unwrap();
     // What bash does on `remex ru<TAB>`.
@@ -1006,9 +1071,9 @@ fn completions_load_in_bash_and_man_pages_are_written() {
     assert!(out(&b).lines().any(|l| l == "--link"), "{}", out(&b));
     for shell in ["zsh", "fish"] {
         let o = run(&["completions", shell]);
-        assert!(o.status.success(), "{shell}: {}", err(&o));
+        assert!(o.status.success(), "{shell}: {}", o.stderr.as_str());
         assert!(
-            out(&o).contains("rsync") && out(&o).contains("link"),
+            o.stdout.as_str().contains("rsync") && o.stdout.as_str().contains("link"),
             "{shell}"
         );
     }
@@ -1020,7 +1085,7 @@ fn completions_load_in_bash_and_man_pages_are_written() {
     );
     let man = dir.join("man");
     let o = run(&["manpages", man.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     for page in ["remex", "remex-run", "remex-exec", "remex-rsync"] {
         let text = std::fs::read_to_string(man.join(format!("{page}.1"))).unwrap();
         assert!(text.contains(".TH"), "{page}: a man page");
@@ -1122,8 +1187,8 @@ fn slots_shuffles_and_delays_behave_as_in_gnu_parallel() {
         "run", "--tx", "popen", "-j", "3", "--no-bar", "--", &claim, ":::", "1", "2", "3", "4",
         "5", "6", "7", "8", "9",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
-    let mut slots: Vec<String> = out(&o).lines().map(str::to_string).collect();
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    let mut slots: Vec<String> = o.stdout.as_str().lines().map(str::to_string).collect();
     slots.sort();
     slots.dedup();
     assert!(
@@ -1139,8 +1204,8 @@ fn slots_shuffles_and_delays_behave_as_in_gnu_parallel() {
             ];
             args.extend(letters);
             let o = run(&args);
-            assert!(o.status.success(), "{}", err(&o));
-            let lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
+            assert!(o.status.success(), "{}", o.stderr.as_str());
+            let lines: Vec<String> = o.stdout.as_str().lines().map(str::to_string).collect();
             for (i, l) in lines.iter().enumerate() {
                 assert!(l.starts_with(&format!("{} ", i + 1)), "{lines:?}");
             }
@@ -1164,7 +1229,7 @@ fn slots_shuffles_and_delays_behave_as_in_gnu_parallel() {
         "run", "--tx", "popen", "-j", "4", "--delay", "200ms", "--no-bar", "true", ":::", "1", "2",
         "3", "4",
     ]);
-    assert!(o.status.success(), "{}", err(&o));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
     assert!(
         t0.elapsed() >= Duration::from_millis(600),
         "{:?}",
@@ -1174,7 +1239,11 @@ fn slots_shuffles_and_delays_behave_as_in_gnu_parallel() {
         "run", "--tx", "popen", "--delay", "soon", "true", ":::", "1",
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("give seconds"), "{}", err(&o));
+    assert!(
+        o.stderr.as_str().contains("give seconds"),
+        "{}",
+        o.stderr.as_str()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1349,8 +1418,12 @@ fn a_timed_out_job_leaves_no_process_behind_even_one_its_shell_orphaned() {
         args.extend_from_slice(&["--", &cmd, ":::", "x"]);
         let t0 = Instant::now();
         let o = run(&args);
-        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", err(&o));
-        assert!(err(&o).contains("timed out"), "{}", err(&o));
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", o.stderr.as_str());
+        assert!(
+            o.stderr.as_str().contains("timed out"),
+            "{}",
+            o.stderr.as_str()
+        );
         assert!(t0.elapsed() < Duration::from_secs(10), "{extra:?}");
         let deadline = Instant::now() + Duration::from_secs(5);
         while !processes_running(&argv).is_empty() {
