@@ -77,6 +77,27 @@ fn a_program_that_serves_is_its_own_default_worker() {
 }
 
 #[test]
+fn a_worker_served_from_a_runtime_leaves_the_process_environment_alone() {
+    // The worker runs beside the program's runtime: the spec's env: reaches
+    // its commands, not the process (setenv beside other threads is
+    // undefined behaviour), and the worker marker stays out of its
+    // commands all the same.
+    let out = remex_tests::ran(
+        Command::new(env!("CARGO_BIN_EXE_remex-test-selfserving"))
+            .arg("env")
+            .env_remove(remex::core::transport::popen::WORKER_ENV)
+            .env_remove("REMEX_PROBE"),
+    )
+    .ok();
+    assert_eq!(
+        out.stdout.trim(),
+        "ENV unset 1 | set unset",
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn no_worker_found_says_what_to_do_in_a_dependent_project() {
     // A program that does not serve, alone in a directory, with no
     // remex-worker on PATH or configured: a dependent project's binary.

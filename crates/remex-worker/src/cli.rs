@@ -39,12 +39,11 @@ pub(crate) struct Args {
 pub(crate) fn parse() -> Args {
     let args = Args::parse();
     if args.listen.is_none() && std::io::stdin().is_terminal() {
-        eprintln!(
-            "remex-worker: stdin is a terminal. A worker is started by a remex controller \
+        crate::exit::fail(
+            "stdin is a terminal. A worker is started by a remex controller \
              (makegateway(\"popen\"), ssh=, cmd=), which speaks to it over stdin/stdout; \
-             to serve socket= gateways, run it with --listen ADDR. See --help."
-        );
-        std::process::exit(2)
+             to serve socket= gateways, run it with --listen ADDR. See --help.",
+        )
     }
     args
 }

@@ -11,7 +11,6 @@
 //! controller's hello with its own (which names its Slurm job, step, node
 //! and task), and exits when the controller terminates it or goes away.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +26,7 @@ pub(crate) use remex_core::transport::dial::{DIAL_ENV, DIAL_SECRET_ENV, DIAL_WIT
 const DIAL_DEADLINE: Duration = Duration::from_secs(30);
 
 fn fail(what: String) -> ! {
-    eprintln!("remex-worker: {what}");
-    std::process::exit(2)
+    crate::exit::fail(what)
 }
 
 /// Why a dial failed: worth another try (the connection was refused or
@@ -80,10 +78,10 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
         .map_or(DIAL_DEADLINE, Duration::from_secs_f64);
-    // Neither tasks nor their children inherit them (still one thread).
-    std::env::remove_var(DIAL_SECRET_ENV);
-    std::env::remove_var(DIAL_ENV);
-    std::env::remove_var(DIAL_WITHIN_ENV);
+    // Neither tasks nor their children inherit them.
+    for name in [DIAL_SECRET_ENV, DIAL_ENV, DIAL_WITHIN_ENV] {
+        crate::place::forget(name);
+    }
     if secret.is_empty() {
         fail(format!(
             "{DIAL_ENV} is set but {DIAL_SECRET_ENV} is not: no secret to dial with"
@@ -142,18 +140,5 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
         })
         .await
     });
-    match ended {
-        None => crate::serve::exit_worker(0, false),
-        Some(e) if e.is_tampering() => {
-            // Never quiet: a status and a warning (stderr may be closed:
-            // no panic).
-            tracing::warn!("ending: {e}");
-            crate::serve::exit_worker(4, true)
-        }
-        Some(e @ remex_core::Error::Protocol { .. }) => {
-            let _ = writeln!(std::io::stderr(), "remex-worker: ending: {e}");
-            crate::serve::exit_worker(3, true)
-        }
-        Some(_) => crate::serve::exit_worker(0, true),
-    }
+    crate::exit::after_session(ended)
 }

@@ -26,7 +26,9 @@ fn listen(t: &Task) -> Result<String, TaskError> {
     let secret = zeroize::Zeroizing::new(secret);
     let exe = std::env::current_exe()
         .map_err(|e| TaskError(format!("installvia: this worker's own binary: {e}")))?;
-    let mut child = Command::new(&exe)
+    let mut cmd = Command::new(&exe);
+    crate::place::scrub(&mut cmd);
+    let mut child = cmd
         .args([
             "--listen",
             &addr,

@@ -29,6 +29,7 @@ mod builtins;
 mod cli;
 mod command;
 mod dial;
+mod exit;
 mod install;
 mod lane;
 mod listen;
@@ -306,9 +307,16 @@ impl Worker {
         // gateways) takes no arguments.
         let dial_to = std::env::var(dial::DIAL_ENV).ok().filter(|a| !a.is_empty());
         let args = dial_to.is_none().then(cli::parse);
+        // Served from inside a program's runtime, other threads run: the
+        // process's environment and directory are left alone
+        // (`crate::place`).
+        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+        if in_runtime {
+            place::SHARED_PROCESS.store(true, std::sync::atomic::Ordering::Release);
+        }
         // Gateways this process starts (from its tasks) are its own, not
         // a worker that forgot to serve.
-        std::env::remove_var(remex_core::transport::popen::WORKER_ENV);
+        place::forget(remex_core::transport::popen::WORKER_ENV);
         let serve: Box<dyn FnOnce() -> std::convert::Infallible + Send> = match (dial_to, args) {
             (Some(addr), _) => {
                 Box::new(move || -> std::convert::Infallible { dial::dial(self, addr) })
@@ -331,14 +339,16 @@ impl Worker {
         };
         // Inside a runtime (a self-serving `#[tokio::main]` program), the
         // worker's runtime runs on a thread of its own.
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if in_runtime {
             let serving = std::thread::Builder::new()
                 .name("remex-worker".into())
                 .spawn(serve);
             if let Ok(t) = serving {
                 let _ = t.join();
             }
-            std::process::exit(2)
+            // Serving never returns: its thread could not start, or
+            // panicked.
+            exit::fail("the worker's thread ended")
         }
         match serve() {}
     }
@@ -454,19 +464,15 @@ fn listen_args(
                     e
                 }
             });
-            // Sessions' tasks and their children must not inherit it
-            // (still one thread: the runtime starts later).
-            std::env::remove_var(&name);
+            // Sessions' tasks and their children must not inherit it.
+            place::forget(&name);
             s
         }
     };
     let opts = listen::ListenOptions { exit_with_stdin };
     match secret {
         Ok(s) => (s, opts),
-        Err(e) => {
-            eprintln!("remex-worker: {e}");
-            std::process::exit(2)
-        }
+        Err(e) => exit::fail(e),
     }
 }
 

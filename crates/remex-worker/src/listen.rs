@@ -92,6 +92,10 @@ pub(crate) fn listen(
         let log = log.clone();
         crate::route_lines(move |line| log.session_line(line));
     }
+    {
+        let log = log.clone();
+        crate::exit::flush_with(move || log.flush());
+    }
     crate::init_tracing();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -100,10 +104,7 @@ pub(crate) fn listen(
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            log.line(format!("remex-worker: cannot start the runtime: {e}"));
-            log.exit(2)
-        }
+        Err(e) => crate::exit::fail(format!("cannot start the runtime: {e}")),
     };
     let worker = Arc::new(worker);
     let psk = secure::psk(&secret);
@@ -111,10 +112,7 @@ pub(crate) fn listen(
     rt.block_on(async move {
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
-            Err(e) => {
-                log.line(format!("remex-worker: cannot listen on {addr}: {e}"));
-                log.exit(2)
-            }
+            Err(e) => crate::exit::fail(format!("cannot listen on {addr}: {e}")),
         };
         match listener.local_addr() {
             Ok(a) => {
@@ -125,7 +123,6 @@ pub(crate) fn listen(
             Err(e) => log.line(format!("remex-worker: {e}")),
         }
         if opts.exit_with_stdin {
-            let log = log.clone();
             tokio::spawn(async move {
                 let mut stdin = tokio::io::stdin();
                 let mut buf = [0u8; 64];
@@ -134,7 +131,7 @@ pub(crate) fn listen(
                         break;
                     }
                 }
-                log.exit(0)
+                crate::exit::now(0, None, crate::exit::Children::Leave)
             });
         }
         accept_loop(listener, worker, psk, log).await
@@ -525,13 +522,12 @@ impl Log {
         self.line(line);
     }
 
-    /// Exits the process once the lines logged so far are written, or
-    /// after 200 ms if stderr does not take them.
-    fn exit(&self, code: i32) -> ! {
+    /// Returns once the lines logged so far are written, or after 200 ms
+    /// if stderr does not take them (the process is about to exit).
+    fn flush(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
         if self.tx.try_send(Entry::Flush(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_millis(200));
         }
-        std::process::exit(code)
     }
 }

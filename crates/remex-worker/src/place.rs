@@ -3,7 +3,12 @@
 //! session instead of applied to the process.
 //!
 //! A worker that serves one controller over its stdin (popen, ssh, cmd=)
-//! applies the setup to the process before any thread starts. A listener
+//! applies the setup to the process when it runs alone ([`alone`]: no
+//! other thread, so nothing races the change). A program serving as its
+//! own worker from inside its runtime (`serve_if_worker` in a
+//! `#[tokio::main]`) has other threads: its session gets a place, as a
+//! listener's does, and the variables it must not pass on are kept out
+//! of every command it starts ([`forget`]) instead of removed. A listener
 //! serves many sessions at once and a dial-back worker has its runtime
 //! running before its hellos: changing the process's environment there
 //! would change every other session's too, and `setenv` racing `getenv`
@@ -15,7 +20,61 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Set when the worker is served from inside a program's runtime: other
+/// threads run, whatever the thread count says when it is read.
+pub(crate) static SHARED_PROCESS: AtomicBool = AtomicBool::new(false);
+
+/// Variables this process must not pass on, where it could not remove
+/// them from its environment ([`forget`]).
+static HIDDEN: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
+
+/// Whether this process runs the calling thread alone, so that changing
+/// its environment or directory races nothing (`setenv` racing `getenv`
+/// in another thread is undefined behaviour). Never inside a runtime.
+pub(crate) fn alone() -> bool {
+    if SHARED_PROCESS.load(Ordering::Acquire) || tokio::runtime::Handle::try_current().is_ok() {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
+    }
+    // Elsewhere the count is not at hand: a worker's own `main` and
+    // `serve_if_worker` outside a runtime run before any thread.
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
+    }
+}
+
+/// Takes the variable `name` out of what this process passes on: out of
+/// its environment while it runs alone, else out of every command it
+/// starts and every lookup of its sessions (the environment itself is
+/// not touched once other threads run).
+pub(crate) fn forget(name: &str) {
+    if alone() {
+        std::env::remove_var(name);
+    } else {
+        let mut hidden = HIDDEN.lock();
+        if !hidden.iter().any(|n| n == name) {
+            hidden.push(name.to_string());
+        }
+    }
+}
+
+/// Keeps the variables [`forget`] could not remove out of `cmd`.
+pub(crate) fn scrub(cmd: &mut Command) {
+    for name in HIDDEN.lock().iter() {
+        cmd.env_remove(name);
+    }
+}
+
+fn hidden(name: &str) -> bool {
+    HIDDEN.lock().iter().any(|n| n == name)
+}
 
 /// The environment and directory of one session.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -72,6 +131,7 @@ pub(crate) fn program(program: impl AsRef<std::ffi::OsStr>) -> Command {
 /// Applies this thread's place to `cmd`: its variables, and its directory
 /// unless the command names one.
 pub(crate) fn command(cmd: &mut Command) {
+    scrub(cmd);
     if let Some(p) = current() {
         cmd.envs(p.env.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &p.dir {
@@ -92,6 +152,9 @@ pub(crate) fn var(name: &str) -> Option<String> {
             return Some(v.clone());
         }
     }
+    if hidden(name) {
+        return None;
+    }
     std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
@@ -104,6 +167,7 @@ pub(crate) fn vars() -> Vec<(String, String)> {
                 v.to_string_lossy().into_owned(),
             )
         })
+        .filter(|(k, _)| !hidden(k))
         .collect();
     if let Some(p) = current() {
         for (k, v) in &p.env {

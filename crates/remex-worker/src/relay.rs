@@ -75,6 +75,7 @@ fn target(t: &Task) -> Result<(Command, String), TaskError> {
 
 fn relay(t: &Task) -> Result<(), TaskError> {
     let (mut cmd, what) = target(t)?;
+    crate::place::scrub(&mut cmd);
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

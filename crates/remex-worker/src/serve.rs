@@ -68,7 +68,7 @@ pub(crate) fn apply_setup(setup: &WorkerSetup) -> Result<(), String> {
         std::env::set_current_dir(dir).map_err(|e| format!("cannot chdir to {dir}: {e}"))?;
     }
     for (k, v) in &setup.env {
-        // Single-threaded still: the runtime starts after the handshake.
+        // The process runs this thread alone (`crate::place::alone`).
         std::env::set_var(k, v);
     }
     if let Some(n) = setup.nice {
@@ -202,51 +202,31 @@ fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, Terms), S
         return Err("the peer is not a remex controller".into());
     }
     let setup = hello.setup.unwrap_or_default();
-    apply_setup(&setup)?;
-    send_hello(output)?;
-    Ok((buf, Terms::of(&setup)))
-}
-
-/// Whether this process leads its own process group (popen workers do):
-/// only then may it signal the whole group on the way out.
-fn leads_group() -> bool {
-    rustix::process::getpgrp() == rustix::process::getpid()
-}
-
-/// Ends the worker: asks the rest of its process group (its children) to
-/// stop, then exits. With `hard`, children get SIGKILL (the controller is
-/// gone and nobody will clean up after us).
-pub(crate) fn exit_worker(code: i32, hard: bool) -> ! {
-    if leads_group() {
-        // SAFETY: signal dispositions and kill(2) on our own process group.
-        unsafe {
-            if hard {
-                libc::kill(0, libc::SIGKILL);
-            } else {
-                libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                libc::kill(0, libc::SIGTERM);
-            }
+    // The process takes the setup only while nothing else runs in it;
+    // else the session keeps it (`crate::place`).
+    let terms = if crate::place::alone() {
+        apply_setup(&setup)?;
+        Terms::of(&setup)
+    } else {
+        Terms {
+            records: true,
+            ..Terms::of_session(&setup)?
         }
-    }
-    std::process::exit(code)
+    };
+    send_hello(output)?;
+    Ok((buf, terms))
 }
 
 pub(crate) fn run(worker: Worker) -> ! {
     let (pin, pout) = match isolate_stdio() {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("remex-worker: {e}");
-            std::process::exit(2);
-        }
+        Err(e) => crate::exit::fail(e),
     };
     let mut input = File::from(pin);
     let mut output = File::from(pout);
     let (leftover, terms) = match handshake(&mut input, &mut output) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("remex-worker: {e}");
-            std::process::exit(2);
-        }
+        Err(e) => crate::exit::fail(e),
     };
     crate::init_tracing();
     if !crowded() {
@@ -263,27 +243,9 @@ pub(crate) fn run(worker: Worker) -> ! {
         .build();
     let rt = match rt {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("remex-worker: cannot start the runtime: {e}");
-            std::process::exit(2);
-        }
+        Err(e) => crate::exit::fail(format!("cannot start the runtime: {e}")),
     };
-    match rt.block_on(serve(worker, terms, input, output, leftover)) {
-        None => exit_worker(0, false),
-        // A controller that breaks the protocol is a bug worth a status
-        // and a line at the default level.
-        Some(e) if e.is_tampering() => {
-            // Never quiet: a status and a warning (stderr may be closed:
-            // no panic).
-            tracing::warn!("ending: {e}");
-            exit_worker(4, true)
-        }
-        Some(e @ remex_core::Error::Protocol { .. }) => {
-            let _ = writeln!(std::io::stderr(), "remex-worker: ending: {e}");
-            exit_worker(3, true)
-        }
-        Some(_) => exit_worker(0, true),
-    }
+    crate::exit::after_session(rt.block_on(serve(worker, terms, input, output, leftover)))
 }
 
 /// Serves until the controller terminates us (returns `None`) or goes
