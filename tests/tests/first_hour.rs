@@ -98,6 +98,24 @@ fn a_worker_served_from_a_runtime_leaves_the_process_environment_alone() {
 }
 
 #[test]
+fn a_worker_served_from_a_runtime_relays_to_itself() {
+    // The relay sets the worker marker for the worker it starts, though
+    // its own commands are kept from inheriting it.
+    let out = remex_tests::ran(
+        Command::new(env!("CARGO_BIN_EXE_remex-test-selfserving"))
+            .arg("via")
+            .env_remove(remex::core::transport::popen::WORKER_ENV),
+    )
+    .ok();
+    assert!(
+        out.stdout.starts_with("VIA self-serving "),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[test]
 fn no_worker_found_says_what_to_do_in_a_dependent_project() {
     // A program that does not serve, alone in a directory, with no
     // remex-worker on PATH or configured: a dependent project's binary.

@@ -65,10 +65,15 @@ pub(crate) fn forget(name: &str) {
     }
 }
 
-/// Keeps the variables [`forget`] could not remove out of `cmd`.
+/// Keeps the variables [`forget`] could not remove out of `cmd`, but
+/// for those `cmd` sets itself (a relay marks the worker it starts with
+/// `REMEX_WORKER`).
 pub(crate) fn scrub(cmd: &mut Command) {
+    let set: Vec<std::ffi::OsString> = cmd.get_envs().map(|(k, _)| k.to_os_string()).collect();
     for name in HIDDEN.lock().iter() {
-        cmd.env_remove(name);
+        if !set.iter().any(|k| k == name.as_str()) {
+            cmd.env_remove(name);
+        }
     }
 }
 

@@ -3,6 +3,9 @@
 //! `popen` gateway (no `worker=`) and calls a task only it has. Prints
 //! `RESULT <value> <worker pid>` or `ERROR <message>`.
 //!
+//! With the argument `via`: a second gateway started through the first
+//! (`via=`), whose worker is this program again; prints `VIA <value>`.
+//!
 //! With the argument `env`: the gateway's spec sets `env:REMEX_PROBE=set`;
 //! prints `ENV <the variable as the worker process has it> <REMEX_WORKER
 //! as the process has it> | <both as a command of the worker sees them>`
@@ -23,6 +26,27 @@ async fn main() {
                 Ok::<_, TaskError>(format!("{} {}", var("REMEX_PROBE"), var("REMEX_WORKER")))
             })
     });
+    if std::env::args().nth(1).as_deref() == Some("via") {
+        let run = async {
+            let g = remex::Group::new(["popen//id=hop", "popen//via=hop"]).await?;
+            let far = g
+                .ids()
+                .into_iter()
+                .find(|id| id != "hop")
+                .and_then(|id| g.by_id(&id))
+                .ok_or(remex::Error::NoWorker {
+                    reason: "no relayed gateway".into(),
+                })?;
+            let r: String = far.remote_call("whoami", &())?.receive().await?;
+            g.terminate(std::time::Duration::from_secs(5)).await;
+            Ok::<_, remex::Error>(r)
+        };
+        match run.await {
+            Ok(r) => println!("VIA {r}"),
+            Err(e) => println!("ERROR {e}"),
+        }
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("env") {
         let run = async {
             let gw = remex::makegateway("popen//env:REMEX_PROBE=set").await?;
