@@ -14,7 +14,7 @@
 /// The frame and message decoders.
 pub mod frame {
     use bytes::BytesMut;
-    use remex_core::wire::{encode_message, FrameDecoder, Message, MessageDecoder};
+    use remex_proto::wire::{encode_message, FrameDecoder, Message, MessageDecoder};
 
     /// A small maximum payload, so that chunking is exercised.
     pub const MAX_PAYLOAD: usize = 64;
@@ -62,7 +62,7 @@ pub mod frame {
 /// The handshake scanner (noise before the marker, then a hello).
 pub mod handshake {
     use bytes::BytesMut;
-    use remex_core::wire::{encode_hello, HandshakeScanner};
+    use remex_proto::wire::{encode_hello, HandshakeScanner};
 
     /// Scans `data` for a hello; a hello found re-encodes and scans to
     /// itself.
@@ -85,7 +85,7 @@ pub mod handshake {
 
 /// `Value` decoding.
 pub mod value {
-    use remex_core::Value;
+    use remex_proto::Value;
 
     /// Decodes `data` as a value; a value decoded encodes to bytes that
     /// decode to the same value.

@@ -18,9 +18,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The layers, bottom up: [`wire`] (sans-IO frames and handshake), [`value`],
-//! [`conn`] (the engine both ends run), [`channel`], [`gateway`] and
-//! [`transport`].
+//! The layers, bottom up: [`wire`] (frames and handshake) and [`value`],
+//! both from remex-proto (the protocol without I/O); [`conn`] (the engine
+//! both ends run), [`channel`], [`gateway`] and [`transport`].
 
 pub mod builtin;
 pub mod channel_file;
@@ -29,8 +29,7 @@ pub mod error;
 pub mod gateway;
 pub mod spec;
 pub mod transport;
-pub mod value;
-pub mod wire;
+pub use remex_proto::{value, wire};
 
 pub use channel_file::{AsyncChannelReader, AsyncChannelWriter, ChannelReader, ChannelWriter};
 pub use conn::channel;

@@ -63,13 +63,13 @@ pub enum Value {
     List(Vec<Value>),
     /// A map with any keys, in insertion order.
     Map(Vec<(Value, Value)>),
-    /// A channel handle, sent inside a value (see [`crate::Channel::handle`]).
+    /// A channel handle, sent inside a value (see `remex::Channel::handle`).
     Channel(ChannelRef),
 }
 
 /// A reference to a channel carried inside a [`Value`]. Turn it into a
-/// [`crate::Channel`] with [`crate::Channel::attach`] or
-/// [`crate::Gateway::channel`].
+/// `remex::Channel` with `remex::Channel::attach` or
+/// `remex::Gateway::channel`.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {

@@ -236,8 +236,19 @@ pub fn encode_message(
     Ok(counted)
 }
 
-/// Encodes a data item straight from an already-serialized payload.
-pub(crate) fn encode_chunked(
+/// Encodes a data item straight from an already-serialized payload:
+/// `Chunk` frames of at most `max_payload` bytes, then one of `kind` with
+/// the rest.
+///
+/// ```
+/// use remex::core::wire::{message::encode_chunked, FrameDecoder, Kind, DEFAULT_MAX_PAYLOAD};
+/// let mut out = bytes::BytesMut::new();
+/// encode_chunked(Kind::Data, 3, &[7u8; 10], 4, &mut out);
+/// let mut frames = FrameDecoder::new(DEFAULT_MAX_PAYLOAD);
+/// let f = frames.decode(&mut out).unwrap().unwrap();
+/// assert_eq!((f.kind, f.channel, f.payload.len()), (Kind::Chunk, 3, 4));
+/// ```
+pub fn encode_chunked(
     kind: Kind,
     channel: u32,
     payload: &[u8],

@@ -2,7 +2,7 @@
 //!
 //! Nothing here reads a socket or knows a clock, so the whole protocol can be
 //! tested deterministically and fuzzed. The connection engine
-//! ([`crate::conn`]) feeds it bytes from a transport.
+//! (remex-core's `conn`) feeds it bytes from a transport.
 //!
 //! A stream starts with a [hello](handshake) from each side, then carries
 //! [frames](frame). See `docs/protocol.md` for the full picture.

@@ -1,0 +1,20 @@
+//! remex-proto: remex's protocol as plain types, without I/O and without
+//! an async runtime: the [`Value`]s channels carry and their encoding
+//! ([`value`]), and the wire ([`wire`]): frames, the messages they hold,
+//! and the handshake that opens a connection. remex-core drives it over
+//! pipes, ssh and sockets; a fuzzer or another implementation can use it
+//! alone.
+//!
+//! ```
+//! use remex_proto::{wire::Message, Value};
+//! let v = Value::List(vec![1.into(), "two".into()]);
+//! assert_eq!(Value::from_wire(&v.to_wire().unwrap()).unwrap(), v);
+//! # let _ = std::mem::size_of::<Message>();
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod value;
+pub mod wire;
+
+pub use value::{from_value, to_value, ChannelRef, Value};
