@@ -439,3 +439,13 @@ pub async fn with_timeout<T>(
             .unwrap_or(Err(Error::Timeout { what, after: t })),
     }
 }
+
+impl remex_proto::channel::Failure for Error {
+    fn is_remote(&self) -> bool {
+        matches!(self, Error::Remote(_))
+    }
+
+    fn is_loss(&self) -> bool {
+        matches!(self, Error::GatewayLost { .. })
+    }
+}

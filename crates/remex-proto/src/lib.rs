@@ -1,7 +1,8 @@
 //! remex-proto: remex's protocol as plain types, without I/O and without
 //! an async runtime: the [`Value`]s channels carry and their encoding
-//! ([`value`]), and the wire ([`wire`]): frames, the messages they hold,
-//! and the handshake that opens a connection. remex-core drives it over
+//! ([`value`]), the wire ([`wire`]): frames, the messages they hold, and
+//! the handshake that opens a connection, and one channel's state
+//! ([`channel`]: credit, ends, callbacks, as events in and actions out). remex-core drives it over
 //! pipes, ssh and sockets; a fuzzer or another implementation can use it
 //! alone.
 //!
@@ -14,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod value;
 pub mod wire;
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use event_listener::{Event, EventListener};
 use parking_lot::Mutex;
 
-pub(crate) use super::machine::Terminal;
+/// How the remote side ended a channel, with remex's error.
+pub(crate) type Terminal = super::machine::Terminal<Error>;
 use super::machine::{
     credit_parts, CallbackAlreadySet, ChanMachine, Delivery, Overrun, Receive, Reserve, WaitClose,
 };
@@ -21,7 +22,7 @@ use crate::wire::Message;
 /// The state of one channel, shared by the engine and the handles.
 pub(crate) struct ChanState {
     pub(crate) id: u32,
-    machine: Mutex<ChanMachine<Value, Callback>>,
+    machine: Mutex<ChanMachine<Value, Callback, Error>>,
     /// Receivers wait here: one at a time while items wait, all at the end.
     readable: Event,
     /// `waitclose` waits here, apart from receivers, so that it can never
@@ -117,7 +118,7 @@ pub(crate) enum Step<T> {
 }
 
 impl ChanState {
-    fn with(id: u32, machine: ChanMachine<Value, Callback>, sink: Option<Sink>) -> Self {
+    fn with(id: u32, machine: ChanMachine<Value, Callback, Error>, sink: Option<Sink>) -> Self {
         ChanState {
             id,
             machine: Mutex::new(machine),

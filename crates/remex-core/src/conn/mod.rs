@@ -40,7 +40,7 @@ mod direct;
 mod direct;
 mod handle;
 mod input;
-mod machine;
+use remex_proto::channel as machine;
 mod output;
 mod spin;
 mod table;

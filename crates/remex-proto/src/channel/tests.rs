@@ -6,28 +6,37 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::error::RemoteError;
 
 const W: u32 = 1000;
 
 /// A callback stand-in: its identity is its allocation.
 type Cb = Arc<&'static str>;
-type M = ChanMachine<u32, Cb>;
+type M = ChanMachine<u32, Cb, Error>;
+
+/// remex-core's error as far as a channel tells failures apart.
+#[derive(Debug, Clone, PartialEq)]
+enum Error {
+    Remote { message: String },
+    GatewayLost,
+}
+
+impl Failure for Error {
+    fn is_remote(&self) -> bool {
+        matches!(self, Error::Remote { .. })
+    }
+    fn is_loss(&self) -> bool {
+        matches!(self, Error::GatewayLost)
+    }
+}
 
 fn remote_error(message: &str) -> Error {
-    Error::Remote(RemoteError {
-        gateway: "gw".into(),
-        pid: 7,
+    Error::Remote {
         message: message.into(),
-    })
+    }
 }
 
 fn lost() -> Error {
-    Error::GatewayLost {
-        gateway: "gw".into(),
-        pid: 7,
-        reason: "gone".into(),
-    }
+    Error::GatewayLost
 }
 
 fn item(m: &mut M) -> Option<(u32, usize)> {
@@ -116,11 +125,13 @@ fn a_remote_error_replaces_an_end_of_file_but_nothing_replaces_an_error() {
     let mut m = M::new(W);
     m.on_remote_end(Terminal::Eof, false);
     m.on_remote_end(Terminal::Failed(remote_error("boom")), true);
-    assert!(matches!(m.wait_close(), WaitClose::Failed(Error::Remote(e)) if e.message == "boom"));
+    assert!(
+        matches!(m.wait_close(), WaitClose::Failed(Error::Remote { message }) if message == "boom")
+    );
     m.on_remote_end(Terminal::Eof, true);
     m.on_remote_end(Terminal::Failed(remote_error("later")), true);
     assert!(
-        matches!(m.receive(), Receive::End(Terminal::Failed(Error::Remote(e))) if e.message == "boom")
+        matches!(m.receive(), Receive::End(Terminal::Failed(Error::Remote { message })) if message == "boom")
     );
 
     // A lost connection after an end of file keeps the end of file.
@@ -201,7 +212,7 @@ fn sending_to_a_lost_peer_names_the_loss() {
     m.on_remote_end(Terminal::Failed(lost()), true);
     assert!(matches!(
         m.reserve(1),
-        Reserve::PeerGone(Some(Error::GatewayLost { .. }))
+        Reserve::PeerGone(Some(Error::GatewayLost))
     ));
     let mut m = M::new(W);
     m.on_remote_end(Terminal::Eof, true);

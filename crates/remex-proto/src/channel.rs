@@ -5,9 +5,10 @@
 //! local receive, reservation or close, a callback being set) and returns
 //! what the caller must do (wake a receiver, hand an item to a callback,
 //! send credit back, send a close, drop a callback outside the lock).
-//! It holds no lock, no event and no connection: `conn::chan` wraps it in
-//! a mutex and performs the actions, so every rule of a channel is here
-//! and is tested here without a process.
+//! It holds no lock, no event and no connection: remex-core's `conn::chan`
+//! wraps it in a mutex and performs the actions, so every rule of a
+//! channel is here and is tested here without a process. `V` is an item,
+//! `C` a callback, `E` a failure ([`Failure`]: remex-core's error).
 //!
 //! The rules:
 //! - **Credit.** A sender starts with `window` bytes of credit and sends
@@ -29,27 +30,35 @@
 
 use std::collections::VecDeque;
 
-use crate::error::Error;
+/// A failure that ends a channel, as far as its rules tell failures apart.
+pub trait Failure: Clone {
+    /// The peer reported it (it may replace an end of file: a half-closed
+    /// channel may still fail).
+    fn is_remote(&self) -> bool;
+    /// The connection was lost (a sender is told so).
+    fn is_loss(&self) -> bool;
+}
 
 /// How the remote side ended a channel.
 #[derive(Debug, Clone)]
-pub(crate) enum Terminal {
+pub enum Terminal<E> {
     /// Closed normally.
     Eof,
     /// Failed remotely, or the connection was lost.
-    Failed(Error),
+    Failed(E),
 }
 
 /// The peer sent an item although it had no credit left: what it has
 /// sent and we have not credited back, at the time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Overrun {
-    pub(crate) outstanding: usize,
+pub struct Overrun {
+    /// Bytes sent and not credited back when the item came.
+    pub outstanding: usize,
 }
 
 /// What to do with an item the peer sent.
 #[derive(Debug)]
-pub(crate) enum Delivery<V, C> {
+pub enum Delivery<V, C> {
     /// Queued: wake one receiver.
     Queued,
     /// Hand the item to this callback, outside the lock and in order.
@@ -62,22 +71,22 @@ pub(crate) enum Delivery<V, C> {
 
 /// What the peer's end of the channel asks for.
 #[derive(Debug)]
-pub(crate) struct RemoteEnd<V, C> {
+pub struct RemoteEnd<V, C> {
     /// Both directions are over: the channel leaves the connection's table.
-    pub(crate) finished: bool,
+    pub finished: bool,
     /// Deliver this endmarker to this callback (then drop the callback).
-    pub(crate) endmarker: Option<(C, V)>,
+    pub endmarker: Option<(C, V)>,
     /// A callback without an endmarker, released: drop it after the lock.
-    pub(crate) released: Option<C>,
+    pub released: Option<C>,
 }
 
 /// The result of a local receive.
 #[derive(Debug)]
-pub(crate) enum Receive<V> {
+pub enum Receive<V, E> {
     /// The next item and its wire size (to be reported as consumed).
     Item(V, usize),
     /// The channel has ended and nothing is queued.
-    End(Terminal),
+    End(Terminal<E>),
     /// A callback receives this channel's items.
     CallbackSet,
     /// Nothing yet: wait for the channel to become readable.
@@ -86,59 +95,78 @@ pub(crate) enum Receive<V> {
 
 /// The result of asking for send credit.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Reserve {
+pub enum Reserve<E> {
     /// Send now.
     Granted,
     /// This side closed the channel (or sent its last message).
     ClosedHere,
     /// The peer will not receive any more; the connection's loss if that
     /// is why.
-    PeerGone(Option<Error>),
+    PeerGone(Option<E>),
     /// No credit: wait for the channel to become writable.
     NoCredit,
 }
 
 /// The result of waiting for the remote end.
 #[derive(Debug)]
-pub(crate) enum WaitClose {
+pub enum WaitClose<E> {
     /// The peer closed it normally, or this side did.
     Closed,
     /// The peer failed it, or the connection was lost.
-    Failed(Error),
+    Failed(E),
     /// Not yet.
     Pending,
 }
 
 /// A local close to perform.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct LocalClose {
+pub struct LocalClose {
     /// Tell the peer (it is still there).
-    pub(crate) send: bool,
+    pub send: bool,
     /// Both directions are over: the channel leaves the connection's table.
-    pub(crate) finished: bool,
+    pub finished: bool,
 }
 
 /// What setting a callback hands to it now.
 #[derive(Debug)]
-pub(crate) struct CallbackStart<V> {
+pub struct CallbackStart<V> {
     /// The items queued before it was set, in order, with their sizes.
-    pub(crate) queued: Vec<(V, usize)>,
+    pub queued: Vec<(V, usize)>,
     /// The channel had already ended: the endmarker, delivered after them.
-    pub(crate) endmarker: Option<V>,
+    pub endmarker: Option<V>,
 }
 
 /// A callback was already set on the channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CallbackAlreadySet;
+pub struct CallbackAlreadySet;
 
 /// One channel's state (see the module's rules).
 ///
-/// `V` is an item, `C` a callback (cloned to be called outside the lock).
+/// `V` is an item, `C` a callback (cloned to be called outside the lock),
+/// `E` a failure.
+///
+/// ```
+/// use remex_proto::channel::{ChanMachine, Delivery, Failure, Receive, Reserve, Terminal};
+/// #[derive(Clone, Debug)]
+/// struct Lost;
+/// impl Failure for Lost {
+///     fn is_remote(&self) -> bool { false }
+///     fn is_loss(&self) -> bool { true }
+/// }
+/// let mut ch: ChanMachine<&str, (), Lost> = ChanMachine::new(100);
+/// // An item arrives and is queued; a receive takes it.
+/// assert!(matches!(ch.on_data("hi", 10), Ok(Delivery::Queued)));
+/// assert!(matches!(ch.receive(), Receive::Item("hi", 10)));
+/// // The connection is lost: receivers see the end, senders the loss.
+/// ch.on_remote_end(Terminal::Failed(Lost), true);
+/// assert!(matches!(ch.receive(), Receive::End(Terminal::Failed(Lost))));
+/// assert!(matches!(ch.reserve(1), Reserve::PeerGone(Some(Lost))));
+/// ```
 #[derive(Debug)]
-pub(crate) struct ChanMachine<V, C> {
+pub struct ChanMachine<V, C, E> {
     window: u32,
     queue: VecDeque<(V, usize)>,
-    terminal: Option<Terminal>,
+    terminal: Option<Terminal<E>>,
     /// The peer will not receive any more (it closed, or the link is gone).
     peer_gone: bool,
     sent_close: bool,
@@ -159,9 +187,9 @@ pub(crate) struct ChanMachine<V, C> {
     outstanding: usize,
 }
 
-impl<V, C: Clone> ChanMachine<V, C> {
+impl<V, C: Clone, E: Failure> ChanMachine<V, C, E> {
     /// A channel with `window` bytes of credit each way.
-    pub(crate) fn new(window: u32) -> Self {
+    pub fn new(window: u32) -> Self {
         ChanMachine {
             window,
             queue: VecDeque::new(),
@@ -179,7 +207,7 @@ impl<V, C: Clone> ChanMachine<V, C> {
     }
 
     /// A channel with no peer (a local channel: its sends go elsewhere).
-    pub(crate) fn unpeered(window: u32) -> Self {
+    pub fn unpeered(window: u32) -> Self {
         ChanMachine {
             peer_gone: true,
             ..Self::new(window)
@@ -188,7 +216,7 @@ impl<V, C: Clone> ChanMachine<V, C> {
 
     /// A channel of ours that has ended and left the table: a handle made
     /// from a reference to it reports the end at once.
-    pub(crate) fn ended(window: u32) -> Self {
+    pub fn ended(window: u32) -> Self {
         ChanMachine {
             terminal: Some(Terminal::Eof),
             peer_gone: true,
@@ -202,7 +230,7 @@ impl<V, C: Clone> ChanMachine<V, C> {
     }
 
     /// An item of `size` wire bytes arrived from the peer.
-    pub(crate) fn on_data(&mut self, value: V, size: usize) -> Result<Delivery<V, C>, Overrun> {
+    pub fn on_data(&mut self, value: V, size: usize) -> Result<Delivery<V, C>, Overrun> {
         if self.sent_close || self.terminal.is_some() {
             return Ok(Delivery::Dropped);
         }
@@ -226,7 +254,7 @@ impl<V, C: Clone> ChanMachine<V, C> {
 
     /// `size` received bytes were consumed: the credit to send back now
     /// (0 for none yet; split it with [`credit_parts`]).
-    pub(crate) fn on_consumed(&mut self, size: usize) -> usize {
+    pub fn on_consumed(&mut self, size: usize) -> usize {
         self.consumed += size;
         if self.consumed >= (self.window / 4) as usize && !self.peer_gone && !self.sent_close {
             let give = std::mem::take(&mut self.consumed);
@@ -238,17 +266,17 @@ impl<V, C: Clone> ChanMachine<V, C> {
     }
 
     /// The peer returned `bytes` of credit: wake the senders.
-    pub(crate) fn on_credit(&mut self, bytes: u32) {
+    pub fn on_credit(&mut self, bytes: u32) {
         self.credit += i64::from(bytes);
     }
 
     /// The peer ended the channel (`peer_gone`: it receives no more
     /// either). Wake everyone, then act on the result.
-    pub(crate) fn on_remote_end(&mut self, term: Terminal, peer_gone: bool) -> RemoteEnd<V, C> {
+    pub fn on_remote_end(&mut self, term: Terminal<E>, peer_gone: bool) -> RemoteEnd<V, C> {
         match (&self.terminal, &term) {
             (None, _) => self.terminal = Some(term),
             // A half-closed channel may still report the remote error.
-            (Some(Terminal::Eof), Terminal::Failed(e @ Error::Remote(_))) => {
+            (Some(Terminal::Eof), Terminal::Failed(e)) if e.is_remote() => {
                 self.terminal = Some(Terminal::Failed(e.clone()));
             }
             _ => {}
@@ -272,7 +300,7 @@ impl<V, C: Clone> ChanMachine<V, C> {
     }
 
     /// A local receive.
-    pub(crate) fn receive(&mut self) -> Receive<V> {
+    pub fn receive(&mut self) -> Receive<V, E> {
         if self.callback.is_some() || self.callback_done {
             return Receive::CallbackSet;
         }
@@ -286,7 +314,7 @@ impl<V, C: Clone> ChanMachine<V, C> {
     }
 
     /// Whether the remote side has closed the channel.
-    pub(crate) fn wait_close(&self) -> WaitClose {
+    pub fn wait_close(&self) -> WaitClose<E> {
         match &self.terminal {
             Some(Terminal::Eof) => WaitClose::Closed,
             Some(Terminal::Failed(e)) => WaitClose::Failed(e.clone()),
@@ -296,13 +324,13 @@ impl<V, C: Clone> ChanMachine<V, C> {
     }
 
     /// Takes `size` bytes of send credit, or says why sending is impossible.
-    pub(crate) fn reserve(&mut self, size: usize) -> Reserve {
+    pub fn reserve(&mut self, size: usize) -> Reserve<E> {
         if self.sent_close || self.sent_last {
             return Reserve::ClosedHere;
         }
         if self.peer_gone {
             return Reserve::PeerGone(match &self.terminal {
-                Some(Terminal::Failed(e @ Error::GatewayLost { .. })) => Some(e.clone()),
+                Some(Terminal::Failed(e)) if e.is_loss() => Some(e.clone()),
                 _ => None,
             });
         }
@@ -316,7 +344,7 @@ impl<V, C: Clone> ChanMachine<V, C> {
     /// Closes the channel from this side (`last_only`: only our sending
     /// direction). `None` if it was already closed that way; otherwise
     /// wake everyone, then act on the result.
-    pub(crate) fn close(&mut self, last_only: bool) -> Option<LocalClose> {
+    pub fn close(&mut self, last_only: bool) -> Option<LocalClose> {
         if self.sent_close || (last_only && self.sent_last) {
             return None;
         }
@@ -337,7 +365,7 @@ impl<V, C: Clone> ChanMachine<V, C> {
     /// Sets a callback (with an endmarker for the channel's end). Hand it
     /// what the result holds, in order; if the channel had ended, the
     /// callback is not kept.
-    pub(crate) fn set_callback(
+    pub fn set_callback(
         &mut self,
         cb: &C,
         endmarker: Option<V>,
@@ -359,52 +387,50 @@ impl<V, C: Clone> ChanMachine<V, C> {
         Ok(CallbackStart { queued, endmarker })
     }
 
-    /// Items queued and their bytes.
     /// Whether items wait to be received.
-    pub(crate) fn has_items(&self) -> bool {
+    pub fn has_items(&self) -> bool {
         !self.queue.is_empty()
     }
 
-    pub(crate) fn queued(&self) -> (usize, usize) {
+    /// Items queued and their bytes.
+    pub fn queued(&self) -> (usize, usize) {
         (self.queue.len(), self.queue.iter().map(|(_, s)| s).sum())
     }
 
     /// The channel ended (either way).
-    pub(crate) fn is_closed(&self) -> bool {
+    pub fn is_closed(&self) -> bool {
         self.terminal.is_some() || self.sent_close
     }
 
     /// The peer receives no more.
-    pub(crate) fn peer_gone(&self) -> bool {
+    pub fn peer_gone(&self) -> bool {
         self.peer_gone
     }
 
     /// This side closed the channel.
-    pub(crate) fn closed_here(&self) -> bool {
+    pub fn closed_here(&self) -> bool {
         self.sent_close
     }
 
     /// A callback is set, or was and has been released.
-    pub(crate) fn has_callback(&self) -> bool {
+    pub fn has_callback(&self) -> bool {
         self.callback.is_some() || self.callback_done
     }
 
     /// Bytes received and not credited back (bounded by the window plus
     /// one item).
-    #[cfg(test)]
-    pub(crate) fn outstanding(&self) -> usize {
+    pub fn outstanding(&self) -> usize {
         self.outstanding
     }
 
     /// Send credit left (negative by at most one item's overshoot).
-    #[cfg(test)]
-    pub(crate) fn credit(&self) -> i64 {
+    pub fn credit(&self) -> i64 {
         self.credit
     }
 }
 
 /// Credit to return, as the `u32` amounts of `Credit` messages.
-pub(crate) fn credit_parts(mut give: usize) -> impl Iterator<Item = u32> {
+pub fn credit_parts(mut give: usize) -> impl Iterator<Item = u32> {
     std::iter::from_fn(move || {
         (give > 0).then(|| {
             let part = give.min(u32::MAX as usize);
