@@ -176,7 +176,11 @@ fn main() {
             while t.channel().send_blocking(&i).is_ok() {
                 i += 1;
             }
-            std::fs::write(&path, i.to_string()).map_err(|e| TaskError(e.to_string()))?;
+            // Written whole, then renamed into place: a reader that sees
+            // the file sees the count (a plain write can be seen empty).
+            let part = format!("{path}.part");
+            std::fs::write(&part, i.to_string()).map_err(|e| TaskError(e.to_string()))?;
+            std::fs::rename(&part, &path).map_err(|e| TaskError(e.to_string()))?;
             Ok::<_, TaskError>(())
         })
         // The channel as files on the task's side: reads lines (which may
