@@ -158,6 +158,12 @@ where
             skipped += pos;
             preview.extend_from_slice(&buf[..pos.min(400)]);
             buf.advance(pos + ssh::SEND.len() + nl + 1);
+            tracing::info!(
+                hash = u.hash(),
+                form = form.trim(),
+                debug_info = ?u.debug_file(),
+                "uploading the worker"
+            );
             let bytes = u
                 .blob(form.trim())
                 .map_err(|e| wire::HandshakeError::BadHello {

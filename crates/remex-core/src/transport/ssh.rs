@@ -43,7 +43,8 @@ pub(crate) const READY: &[u8] = b"\x1bREMEX-READY\n";
 pub(crate) const SEND: &[u8] = b"\x1bREMEX-SEND-WORKER ";
 
 /// A worker binary to upload when the host lacks it: stripped of debug
-/// information (the controller's copy keeps it, for backtraces) and
+/// information (kept beside it in the cache as `worker.debug`, for
+/// backtraces) and
 /// compressed in each form, prepared once per binary in a cache of this
 /// user's (the files are read only when a host asks for one).
 #[derive(Clone)]
@@ -70,6 +71,17 @@ impl std::fmt::Debug for Upload {
 }
 
 impl Upload {
+    /// The debug information of the uploaded binary (`worker.debug` in
+    /// its cache directory), where objcopy could keep it.
+    pub(crate) fn debug_file(&self) -> Option<PathBuf> {
+        Some(self.dir.join("worker.debug")).filter(|p| p.is_file())
+    }
+
+    /// The stripped binary's content hash (the host's cache directory).
+    pub(crate) fn hash(&self) -> &str {
+        &self.hash
+    }
+
     /// The bytes of the worker in `form` (`zstd`, `gzip` or `raw`).
     pub(crate) fn blob(&self, form: &str) -> std::io::Result<Vec<u8>> {
         let name = match form {
@@ -195,8 +207,13 @@ fn prepare_in(root: &std::path::Path, path: &std::path::Path) -> std::io::Result
     let digest = Sha256::digest(&raw);
     let sha: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     let hash = sha[..32].to_string();
-    // Both forms at once (each is single-threaded).
+    // Both forms at once (each is single-threaded), and beside them the
+    // debug information, kept here for backtraces (`worker.debug`: the
+    // addresses are the stripped binary's, so gdb or addr2line read a
+    // host's core or a frame's offset with it; compressed sections, as
+    // gdb reads them). Best effort: without objcopy there is none.
     let (zst, gz) = std::thread::scope(|scope| {
+        scope.spawn(|| keep_debug(path, &tmp.join("worker.debug")));
         let gz = scope.spawn(|| {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
             gz.write_all(&raw)?;
@@ -231,6 +248,24 @@ fn prepare_in(root: &std::path::Path, path: &std::path::Path) -> std::io::Result
     }
     prune(root, &dir);
     read_meta(&dir).ok_or_else(|| std::io::Error::other("the prepared upload has no meta"))
+}
+
+/// Writes the debug sections of `path` alone to `out` (compressed), or
+/// nothing if objcopy cannot.
+fn keep_debug(path: &std::path::Path, out: &std::path::Path) {
+    let ok = std::process::Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg("--compress-debug-sections=zlib")
+        .arg(path)
+        .arg(out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let _ = std::fs::remove_file(out);
+    }
 }
 
 /// How many prepared binaries the cache keeps (each a few times the
@@ -689,6 +724,46 @@ mod tests {
                 .unwrap(),
             when
         );
+        // The debug information stays here, and reads the uploaded
+        // binary's addresses: a function of this test, found by its
+        // symbol in the stripped binary, has its file and line.
+        let objcopy = std::process::Command::new("objcopy")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            objcopy || std::env::var_os("CI").is_none(),
+            "CI has binutils"
+        );
+        if objcopy {
+            let debug = u.debug_file().expect("the debug information is kept");
+            let nm = std::process::Command::new("nm")
+                .arg(u.dir.join("worker"))
+                .output()
+                .unwrap();
+            let symbols = String::from_utf8_lossy(&nm.stdout);
+            let addr = symbols
+                .lines()
+                .find(|l| l.contains("an_upload_is_prepared_once_in_every_form"))
+                .and_then(|l| l.split_whitespace().next())
+                .expect("the stripped binary keeps its symbols");
+            let at = std::process::Command::new("addr2line")
+                .arg("-e")
+                .arg(&debug)
+                .arg(addr)
+                .output()
+                .unwrap();
+            let at = String::from_utf8_lossy(&at.stdout);
+            assert!(at.contains("ssh.rs:"), "{addr} -> {at}");
+            let at_stripped = std::process::Command::new("addr2line")
+                .arg("-e")
+                .arg(u.dir.join("worker"))
+                .arg(addr)
+                .output()
+                .unwrap();
+            let at_stripped = String::from_utf8_lossy(&at_stripped.stdout);
+            assert!(!at_stripped.contains("ssh.rs:"), "{at_stripped}");
+        }
         // Pruned (by later builds' preparations): prepared again on use.
         std::fs::remove_dir_all(&u.dir).unwrap();
         assert_eq!(u.blob("raw").unwrap(), raw);
