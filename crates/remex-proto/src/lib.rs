@@ -2,7 +2,9 @@
 //! an async runtime: the [`Value`]s channels carry and their encoding
 //! ([`value`]), the wire ([`wire`]): frames, the messages they hold, and
 //! the handshake that opens a connection, and one channel's state
-//! ([`channel`]: credit, ends, callbacks, as events in and actions out). remex-core drives it over
+//! ([`channel`]: credit, ends, callbacks, as events in and actions out),
+//! and a connection's ([`connection`]: its channels by id, the loss, status
+//! requests, where each message goes). remex-core drives them over
 //! pipes, ssh and sockets; a fuzzer or another implementation can use it
 //! alone.
 //!
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod connection;
 pub mod value;
 pub mod wire;
 

@@ -563,16 +563,16 @@ impl Connection {
         static NEXT: AtomicU32 = AtomicU32::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.shared.status_waiters.lock().insert(id, tx);
+        self.shared.chans.lock().ask_status(id, tx)?;
         if let Err(e) = self.shared.push(&Message::StatusRequest { id }) {
-            self.shared.status_waiters.lock().remove(&id);
+            self.shared.chans.lock().forget_status(id);
             return Err(e);
         }
         // A probe given up on (a timeout) leaves no waiter behind.
         struct Forget<'a>(&'a Shared, u32);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
-                self.0.status_waiters.lock().remove(&self.1);
+                self.0.chans.lock().forget_status(self.1);
             }
         }
         let _forget = Forget(&self.shared, id);
@@ -770,7 +770,7 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub fn lost(&self) -> Option<Error> {
-        if let Some(e) = self.shared.lost.lock().clone() {
+        if let Some(e) = self.shared.lost() {
             return Some(e);
         }
         if self.shared.out.lock().closing {
@@ -808,8 +808,7 @@ impl Connection {
         // No timeout: a connection lasts as long as its peer; callers bound
         // the wait where they need to (`Gateway::join`).
         let s = &self.shared;
-        let lost =
-            remex_sync::wait::until(None, || s.lost.lock().clone(), || s.lost_event.listen());
+        let lost = remex_sync::wait::until(None, || s.lost(), || s.lost_event.listen());
         lost.await.unwrap_or_else(|| s.lost_error())
     }
 

@@ -13,7 +13,6 @@
 //! as the application consumes items. A receiver that does not read therefore
 //! holds at most `window` bytes plus one message per channel.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -43,15 +42,14 @@ mod input;
 use remex_proto::channel as machine;
 mod output;
 mod spin;
-mod table;
 
 pub(crate) use chan::{ChanState, Step, Terminal};
 pub use chan::{LogRoute, Sink};
 pub use handle::{Connection, ExecutingGuard};
 use output::{OutBuf, ZERO_COPY_MIN};
+use remex_proto::connection::{ConnMachine, End, Fresh, Route};
 pub(crate) use spin::Quick;
 pub use spin::{BUSY_POLL_ENV, SPIN};
-use table::{ChanTable, Lookup};
 
 /// Default per-channel flow-control window: 4 MiB.
 ///
@@ -215,9 +213,11 @@ impl TrafficCounts {
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) peer_pid: AtomicU32,
-    /// The channels by id (live ones, and ended ones a handle still
-    /// holds, so that a reference sent back reaches the same channel).
-    chans: Mutex<ChanTable<ChanState>>,
+    /// The connection's protocol state (`remex_proto::connection`): the
+    /// channels by id (live ones, and ended ones a handle still holds, so
+    /// that a reference sent back reaches the same channel), the loss, the
+    /// status requests in flight.
+    chans: Mutex<ConnMachine<ChanState, Error, oneshot::Sender<RemoteStatus>>>,
     /// This side is a worker (its ids are even): a lost peer is the
     /// controller going away.
     worker_side: bool,
@@ -225,11 +225,9 @@ pub(crate) struct Shared {
     out_ready: Notify,
     max_payload: usize,
     window: u32,
-    lost: Mutex<Option<Error>>,
     lost_event: Event,
     writer_done: Event,
     writer_finished: std::sync::atomic::AtomicBool,
-    status_waiters: Mutex<HashMap<u32, oneshot::Sender<RemoteStatus>>>,
     exec_handler: Mutex<Option<ExecHandler>>,
     terminate_handler: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     pub(crate) executing: AtomicU64,
@@ -301,17 +299,15 @@ impl Shared {
         Arc::new(Shared {
             name: config.name,
             peer_pid: AtomicU32::new(config.peer_pid),
-            chans: Mutex::new(ChanTable::new(config.first_id)),
+            chans: Mutex::new(ConnMachine::new(config.first_id)),
             worker_side: config.first_id % 2 == 0,
             out: Mutex::new(out),
             out_ready: Notify::new(),
             max_payload: config.max_payload,
             window: config.window,
-            lost: Mutex::new(None),
             lost_event: Event::new(),
             writer_done: Event::new(),
             writer_finished: Default::default(),
-            status_waiters: Mutex::new(HashMap::new()),
             exec_handler: Mutex::new(handlers.exec),
             terminate_handler: Mutex::new(handlers.terminate),
             executing: AtomicU64::new(0),
@@ -337,9 +333,7 @@ impl Shared {
     }
 
     pub(crate) fn lost_error(&self) -> Error {
-        self.lost
-            .lock()
-            .clone()
+        self.lost()
             .unwrap_or_else(|| self.lost_with("the connection is closing".into()))
     }
 
@@ -358,18 +352,33 @@ impl Shared {
         }
     }
 
-    fn new_chan(&self) -> Arc<ChanState> {
-        let st = {
-            let mut chans = self.chans.lock();
-            let id = chans.allocate();
-            let st = Arc::new(ChanState::new(id, self.window));
-            chans.insert(id, st.clone());
-            st
-        };
-        if self.lost.lock().is_some() {
-            st.remote_closed(self, Terminal::Failed(self.lost_error()), true);
+    /// Why the connection was lost, if it was.
+    pub(crate) fn lost(&self) -> Option<Error> {
+        self.chans.lock().lost().cloned()
+    }
+
+    /// Makes the channel states the connection machine asks for.
+    fn maker(&self) -> impl FnMut(u32, Fresh) -> Arc<ChanState> {
+        let window = self.window;
+        move |id, fresh| {
+            Arc::new(match fresh {
+                Fresh::Live => ChanState::new(id, window),
+                Fresh::Ended => ChanState::ended(id, window),
+            })
         }
-        st
+    }
+
+    /// A channel the machine made after the loss ends with it at once.
+    fn opened(&self, o: remex_proto::connection::Opened<ChanState, Error>) -> Arc<ChanState> {
+        if let Some(e) = o.lost {
+            o.chan.remote_closed(self, Terminal::Failed(e), true);
+        }
+        o.chan
+    }
+
+    fn new_chan(&self) -> Arc<ChanState> {
+        let o = self.chans.lock().open(&mut self.maker());
+        self.opened(o)
     }
 
     /// The channel a reference names: a live one, an ended one a handle
@@ -377,16 +386,8 @@ impl Shared {
     /// ours nobody holds (a fresh handle that reports the end at once), or
     /// a new one the peer opened.
     pub(crate) fn chan_for_ref(&self, id: u32) -> Arc<ChanState> {
-        let mut chans = self.chans.lock();
-        match chans.lookup(id) {
-            Lookup::Known(st) => st,
-            Lookup::EndedOurs => Arc::new(ChanState::ended(id, self.window)),
-            Lookup::Peers => {
-                let st = Arc::new(ChanState::new(id, self.window));
-                chans.insert(id, st.clone());
-                st
-            }
-        }
+        let o = self.chans.lock().for_ref(id, &mut self.maker());
+        self.opened(o)
     }
 
     fn get(&self, id: u32) -> Option<Arc<ChanState>> {
@@ -464,21 +465,18 @@ impl Shared {
     }
 
     fn set_lost(&self, reason: Error) {
-        {
-            let mut lost = self.lost.lock();
-            if lost.is_some() {
-                return;
-            }
-            tracing::debug!(gateway = %self.name, "connection lost: {reason}");
-            *lost = Some(reason.clone());
-        }
+        // The channels and status waiters, taken out once (the first loss).
+        let Some(loss) = self.chans.lock().lose(reason.clone()) else {
+            return;
+        };
+        tracing::debug!(gateway = %self.name, "connection lost: {reason}");
         self.out.lock().closing = true;
         self.out_ready.notify_one();
-        let chans = self.chans.lock().drain();
-        for c in chans {
+        for c in loss.chans {
             c.remote_closed(self, Terminal::Failed(reason.clone()), true);
         }
-        self.status_waiters.lock().clear();
+        // Dropped senders: each waiting status request hears the loss.
+        drop(loss.waiters);
         self.lost_event.notify(usize::MAX);
         if let Some(d) = &self.direct {
             d.stop();
@@ -531,36 +529,15 @@ impl Shared {
     }
 
     fn dispatch(self: &Arc<Self>, msg: Message) {
-        match msg {
-            Message::Data {
-                channel,
-                value,
-                size,
-            } => {
-                value.for_each_channel(&mut |r| {
-                    self.chan_for_ref(r.0);
-                });
-                match self.get(channel) {
-                    Some(c) => {
-                        if let Err(machine::Overrun { outstanding }) = c.deliver(self, value, size)
-                        {
-                            self.window_overrun(channel, outstanding);
-                        }
-                    }
-                    None => {
-                        tracing::trace!(gateway = %self.name, channel, "data for a closed channel dropped")
-                    }
+        let routed = self.chans.lock().route(msg, &mut self.maker());
+        match routed {
+            Route::Deliver { chan, value, size } => {
+                if let Err(machine::Overrun { outstanding }) = chan.deliver(self, value, size) {
+                    self.window_overrun(chan.id, outstanding);
                 }
             }
-            Message::Exec { channel, request } => {
-                // Channels passed in the arguments exist from now on, so
-                // that items sent to them before the task attaches are kept.
-                if let ExecRequest::Call { args, .. } = &request {
-                    args.for_each_channel(&mut |r| {
-                        self.chan_for_ref(r.0);
-                    });
-                }
-                let st = self.chan_for_ref(channel);
+            Route::Exec { opened, request } => {
+                let st = self.opened(opened);
                 let handler = self.exec_handler.lock().clone();
                 let ch = Channel::from_state(self.clone(), st);
                 match handler {
@@ -568,53 +545,45 @@ impl Shared {
                     None => ch.close(Some("this side does not run scripts or tasks")),
                 }
             }
-            Message::Close { channel } => {
-                if let Some(c) = self.get(channel) {
-                    c.remote_closed(self, Terminal::Eof, true);
-                }
-            }
-            Message::CloseError { channel, error } => {
-                if let Some(c) = self.get(channel) {
+            Route::Ended { chan, how } => match how {
+                End::Closed => chan.remote_closed(self, Terminal::Eof, true),
+                End::LastMessage => chan.remote_closed(self, Terminal::Eof, false),
+                End::Failed(error) => {
                     let e = Error::Remote(RemoteError {
                         gateway: self.name.clone(),
                         pid: self.peer_pid.load(Ordering::Relaxed),
                         message: error,
                     });
-                    c.remote_closed(self, Terminal::Failed(e), true);
+                    chan.remote_closed(self, Terminal::Failed(e), true);
                 }
-            }
-            Message::LastMessage { channel } => {
-                if let Some(c) = self.get(channel) {
-                    c.remote_closed(self, Terminal::Eof, false);
-                }
-            }
-            Message::Credit { channel, bytes } => {
-                if let Some(c) = self.get(channel) {
-                    c.add_credit(bytes);
-                }
-            }
-            Message::Terminate => {
+            },
+            Route::Credit { chan, bytes } => chan.add_credit(bytes),
+            Route::Terminate => {
                 let h = self.terminate_handler.lock().clone();
                 if let Some(h) = h {
                     h();
                 }
             }
-            Message::StatusRequest { id } => {
+            Route::StatusRequest { id, numchannels } => {
                 let status = RemoteStatus {
-                    numchannels: self.chans.lock().len() as u64,
+                    numchannels,
                     numexecuting: self.executing.load(Ordering::Relaxed),
                 };
                 let _ = self.push(&Message::StatusReply { id, status });
             }
-            Message::StatusReply { id, status } => {
-                if let Some(tx) = self.status_waiters.lock().remove(&id) {
-                    let _ = tx.send(status);
-                }
+            Route::StatusAnswered { waiter, status } => {
+                let _ = waiter.send(status);
             }
-            Message::Log { channel, record } => {
-                let parent = self.get(channel).and_then(|c| c.log_parent(record.request));
+            Route::Log { chan, record } => {
+                let parent = chan.and_then(|c| c.log_parent(record.request));
                 crate::transport::emit_worker_record(&self.name, &record, parent);
             }
+            Route::Dropped { channel } => {
+                tracing::trace!(gateway = %self.name, channel, "a message for a channel that is not live dropped")
+            }
+            // A route added to remex-proto: nothing to do until this side
+            // knows it.
+            _ => {}
         }
     }
 }

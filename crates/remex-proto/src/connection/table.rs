@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 
 /// What a channel id names.
 #[derive(Debug)]
-pub(crate) enum Lookup<T> {
+pub enum Lookup<T> {
     /// A live channel, or an ended one a handle still holds.
     Known(Arc<T>),
     /// One of ours that ended and that nobody holds: a new handle to it
@@ -23,8 +23,18 @@ pub(crate) enum Lookup<T> {
 }
 
 /// The channels of one connection.
+///
+/// ```
+/// use std::sync::Arc;
+/// use remex_proto::connection::{ChanTable, Lookup};
+/// let mut t = ChanTable::new(1); // the controller's ids: 1, 3, 5...
+/// let id = t.allocate();
+/// t.insert(id, Arc::new("a channel"));
+/// assert!(t.get(id).is_some());
+/// assert!(matches!(t.lookup(2), Lookup::Peers));
+/// ```
 #[derive(Debug)]
-pub(crate) struct ChanTable<T> {
+pub struct ChanTable<T> {
     live: HashMap<u32, Arc<T>>,
     ended: HashMap<u32, Weak<T>>,
     /// Prune dead entries of `ended` when it reaches this size.
@@ -34,7 +44,7 @@ pub(crate) struct ChanTable<T> {
 
 impl<T> ChanTable<T> {
     /// A table whose own ids start at `first_id`.
-    pub(crate) fn new(first_id: u32) -> Self {
+    pub fn new(first_id: u32) -> Self {
         ChanTable {
             live: HashMap::new(),
             ended: HashMap::new(),
@@ -44,25 +54,25 @@ impl<T> ChanTable<T> {
     }
 
     /// A fresh id of ours.
-    pub(crate) fn allocate(&mut self) -> u32 {
+    pub fn allocate(&mut self) -> u32 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(2);
         id
     }
 
     /// Registers a live channel.
-    pub(crate) fn insert(&mut self, id: u32, chan: Arc<T>) {
+    pub fn insert(&mut self, id: u32, chan: Arc<T>) {
         self.live.insert(id, chan);
     }
 
     /// The live channel `id`, for messages from the peer.
-    pub(crate) fn get(&self, id: u32) -> Option<Arc<T>> {
+    pub fn get(&self, id: u32) -> Option<Arc<T>> {
         self.live.get(&id).cloned()
     }
 
     /// The channel ended both ways: it leaves the live table and stays
     /// reachable while a handle holds it.
-    pub(crate) fn remove(&mut self, id: u32) {
+    pub fn remove(&mut self, id: u32) {
         if let Some(chan) = self.live.remove(&id) {
             if self.ended.len() >= self.prune_at {
                 self.ended.retain(|_, w| w.strong_count() > 0);
@@ -75,7 +85,7 @@ impl<T> ChanTable<T> {
 
     /// What a reference to channel `id` (inside a value or a request)
     /// names.
-    pub(crate) fn lookup(&self, id: u32) -> Lookup<T> {
+    pub fn lookup(&self, id: u32) -> Lookup<T> {
         if let Some(chan) = self.live.get(&id) {
             return Lookup::Known(chan.clone());
         }
@@ -91,13 +101,18 @@ impl<T> ChanTable<T> {
     }
 
     /// Takes every live channel out (the connection is lost).
-    pub(crate) fn drain(&mut self) -> Vec<Arc<T>> {
+    pub fn drain(&mut self) -> Vec<Arc<T>> {
         self.live.drain().map(|(_, c)| c).collect()
     }
 
     /// Live channels.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.live.len()
+    }
+
+    /// Whether no channel is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
     }
 
     #[cfg(test)]
