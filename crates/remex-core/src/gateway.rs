@@ -17,7 +17,8 @@ use crate::conn::channel::Channel;
 use crate::conn::{ConnConfig, Connection, Handlers};
 use crate::error::{with_timeout, Error, Result};
 use crate::spec::{Spec, Transport};
-use crate::transport::{self, cmd, kill_group, popen, slurm, ssh};
+use crate::transport::parts::{Parts, Streams};
+use crate::transport::{self, kill_group, popen, slurm};
 use crate::value::{to_value, ChannelRef, Value};
 use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 use remex_sync::Lifecycle;
@@ -76,8 +77,7 @@ pub fn script_args<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
 /// assert!(remex::core::gateway::EXIT_GRACE >= std::time::Duration::from_millis(100));
 /// ```
 pub const EXIT_GRACE: Duration = Duration::from_secs(1);
-/// How long a closed stream waits for the worker's exit status, to report it.
-const EOF_STATUS_WAIT: Duration = Duration::from_millis(200);
+use crate::transport::parts::EOF_STATUS_WAIT;
 /// How long `remote_status()` waits for an answer.
 ///
 /// ```
@@ -346,9 +346,6 @@ impl Gateway {
                 detail: format!("installvia={via} needs the gateway {via:?}: start it in a Group (Group::new, Group::makegateway)"),
             });
         }
-        if let Transport::Socket { addr } = &spec.transport {
-            return Gateway::start_socket(spec.clone(), id, addr.clone()).await;
-        }
         if let Transport::Slurm(_) = &spec.transport {
             let n = spec.workers();
             if n != 1 {
@@ -360,107 +357,84 @@ impl Gateway {
             let mut gws = Gateway::start_slurm(spec, vec![id]).await?;
             return Ok(gws.remove(0));
         }
-        let (cmd, bootstrap) = match &spec.transport {
-            Transport::Popen => (popen::command(&spec)?, None),
-            Transport::Cmd { command } => (cmd::command(&spec, command)?, None),
-            Transport::Ssh { target } => {
-                ssh::prepare_upload(&spec).await?;
-                let control = ssh::shared_connection(&spec, target).await?;
-                let (c, upload) = ssh::command(&spec, target, control.as_deref())?;
-                (c, Some(upload))
-            }
-            other => {
-                return Err(Error::Start {
-                    spec: spec.raw.clone(),
-                    detail: format!("the {other:?} transport is not supported yet"),
-                })
-            }
-        };
-        let started = match transport::start_process(&id, &spec, cmd, bootstrap.clone()).await {
-            Ok(s) => s,
-            // An upload that arrived damaged (the host checked its size
-            // and SHA-256 and kept nothing) is sent once more.
-            Err(e) if bootstrap.is_some() && ssh::upload_refused(&e) => {
-                let Transport::Ssh { target } = &spec.transport else {
-                    unreachable!("only ssh uploads")
-                };
-                tracing::warn!(gateway = %id, "the worker upload arrived damaged ({e}); sending it again");
-                let control = ssh::shared_connection(&spec, target).await?;
-                let (cmd, upload) = ssh::command(&spec, target, control.as_deref())?;
-                match transport::start_process(&id, &spec, cmd, Some(upload)).await {
-                    Ok(s) => s,
-                    Err(e) => return Err(ssh::classify(&spec, target, e)),
-                }
-            }
-            Err(e) => {
-                return Err(match &spec.transport {
-                    Transport::Ssh { target } => ssh::classify(&spec, target, e),
-                    _ => e,
-                })
-            }
-        };
-        Gateway::over_process(id, spec, started, Holds::default())
+        let parts = transport::start(&id, &spec).await?;
+        Gateway::from_parts(id, spec, parts, Holds::default())
     }
 
-    /// A gateway over a started local process (the worker, or its wrapper).
-    fn over_process(
-        id: String,
-        spec: Spec,
-        started: transport::Started,
-        holds: Holds,
-    ) -> Result<Gateway> {
+    /// A gateway from a transport's parts: the engine over its streams
+    /// (read directly where they are pipes or a session), the local
+    /// process if there is one, else an exit that follows the connection.
+    fn from_parts(id: String, spec: Spec, parts: Parts, holds: Holds) -> Result<Gateway> {
         let mut config = ConnConfig::new(id.clone(), 1);
-        config.peer_pid = started.info.pid;
-        let exit = started.exit.clone();
+        config.peer_pid = parts.info.pid;
         let handlers = Handlers {
-            eof_reason: Some(Arc::new(move || {
-                let mut exit = exit.clone();
-                Box::pin(async move {
-                    // The stream usually ends because the process did: say how.
-                    let waited =
-                        tokio::time::timeout(EOF_STATUS_WAIT, exit.wait_for(|s| s.is_some())).await;
-                    match waited {
-                        Ok(Ok(s)) => match *s {
-                            Some(status) => format!("the worker exited ({status})"),
-                            None => "the connection closed".into(),
-                        },
-                        _ => "the worker closed its output".into(),
-                    }
-                })
-            })),
+            eof_reason: parts.eof_reason,
             ..Handlers::default()
         };
-        // Waiting threads and tasks read the worker's output themselves
-        // (conn::direct): a round trip then costs no thread hand-off.
-        let spec_text = spec.raw.clone();
-        let pid = started.pid;
-        let stderr = started.stderr.clone();
-        let conn = started
-            .stdout
-            .into_owned_fd()
-            .and_then(|out| {
-                Connection::spawn_direct(config, handlers, out, started.stdin, started.leftover)
-            })
-            .map_err(|e| {
+        let pid = parts.process.as_ref().map(|p| p.pid);
+        let broken = |e: std::io::Error| {
+            if let Some(pid) = pid {
                 transport::kill_group(pid);
-                Error::Start {
-                    spec: spec_text,
-                    detail: format!(
-                        "gateway {id}: cannot set up the worker's streams: {}",
-                        transport::fds::explain(&e)
-                    ),
-                }
-            })?;
+            }
+            Error::Start {
+                spec: spec.raw.clone(),
+                detail: format!(
+                    "gateway {id}: cannot set up the worker's streams: {}",
+                    transport::fds::explain(&e)
+                ),
+            }
+        };
+        // Waiting threads and tasks read a pipe or a session themselves
+        // (conn::direct): a round trip then costs no thread hand-off.
+        let conn = match parts.streams {
+            Streams::Pipes {
+                stdout,
+                stdin,
+                leftover,
+            } => stdout
+                .into_owned_fd()
+                .and_then(|out| Connection::spawn_direct(config, handlers, out, stdin, leftover))
+                .map_err(broken)?,
+            Streams::Session(p) => {
+                let p = *p;
+                Connection::spawn_direct_secure(
+                    config, handlers, p.input, p.writer, p.leftover, p.opener, p.sealer,
+                )
+                .map_err(broken)?
+            }
+            Streams::Relayed {
+                reader,
+                writer,
+                leftover,
+            } => Connection::spawn(config, handlers, reader, writer, leftover),
+        };
+        let (pid, exit) = match parts.process {
+            Some(p) => (p.pid, p.exit),
+            // No local process (socket, via, dial-back): it "exits" when
+            // its connection closes.
+            None => {
+                let (tx, exit) = watch::channel(None);
+                let watched = conn.clone();
+                tokio::spawn(async move {
+                    watched.closed().await;
+                    use std::os::unix::process::ExitStatusExt;
+                    let _ = tx.send(Some(ExitStatus::from_raw(0)));
+                });
+                (0, exit)
+            }
+        };
         let gw = Gateway::assemble(
             id,
             spec,
             conn,
-            started.info,
-            (started.pid, started.exit),
-            started.uploaded,
+            parts.info,
+            (pid, exit),
+            parts.uploaded,
             holds,
         );
-        let _ = gw.inner.stderr.set(stderr);
+        if let Some(tail) = parts.stderr {
+            let _ = gw.inner.stderr.set(tail);
+        }
         Ok(gw)
     }
 
@@ -524,61 +498,18 @@ impl Gateway {
         }
         popen::check_not_unserved_worker(&spec.raw)?;
         transport::fds::raise_limit();
-        let alloc = slurm::allocate(&spec, o).await?;
-        let gws = if o.stdio {
-            let started = futures::future::join_all(ids.iter().map(|id| {
-                let (spec, alloc) = (&spec, &alloc);
-                async move {
-                    let cmd = slurm::stdio_command(spec, o, alloc)?;
-                    transport::start_process(id, spec, cmd, None).await
-                }
-            }))
-            .await;
-            if let Some(e) = started.iter().find_map(|r| r.as_ref().err()) {
-                let e = e.clone();
-                futures::future::join_all(
-                    started
-                        .iter()
-                        .flatten()
-                        .map(|s| transport::end_process(s.pid, true)),
-                )
-                .await;
-                return Err(e);
-            }
-            let mut gws = Vec::new();
-            for (id, s) in ids.into_iter().zip(started.into_iter().flatten()) {
-                gws.push(Gateway::over_process(
-                    id,
-                    spec.clone(),
-                    s,
-                    Holds {
-                        allocation: Some(alloc.clone()),
-                        relay: None,
-                    },
-                )?);
-            }
-            gws
-        } else {
-            let conns = slurm::dial_step(&spec, o, &alloc, &ids).await?;
-            let mut gws = Vec::new();
-            for (rank, (id, c)) in ids.into_iter().zip(conns).enumerate() {
-                let gw = Gateway::over_socket(
-                    spec.clone(),
-                    id,
-                    c,
-                    Holds {
-                        allocation: Some(alloc.clone()),
-                        relay: None,
-                    },
-                )?;
-                // Its lines of the step's stderr (srun labels them).
-                if let Some(tail) = alloc.tail(rank) {
-                    let _ = gw.inner.stderr.set(tail);
-                }
-                gws.push(gw);
-            }
-            gws
-        };
+        let (alloc, parts) = slurm::start(&spec, o, &ids).await?;
+        let gws = ids
+            .into_iter()
+            .zip(parts)
+            .map(|(id, p)| {
+                let holds = Holds {
+                    allocation: Some(alloc.clone()),
+                    relay: None,
+                };
+                Gateway::from_parts(id, spec.clone(), p, holds)
+            })
+            .collect::<Result<Vec<_>>>()?;
         // The allocation ends with its last worker, even while handles
         // remain (the group keeps ended gateways until it is next asked);
         // dropping the last handle ends it too.
@@ -610,17 +541,8 @@ impl Gateway {
         relay: &Gateway,
     ) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
-        let r = transport::via::connect(&id, &spec, relay).await?;
-        let uploaded = r.uploaded;
-        let gw = Gateway::without_process(
-            spec,
-            id,
-            r.info,
-            (r.reader, r.writer, r.leftover),
-            relay,
-            Holds::default(),
-        )?;
-        Ok(gw.with_uploaded(uploaded))
+        let parts = transport::via::connect(&id, &spec, relay).await?;
+        Gateway::from_parts(id, spec, parts.into(), Holds::default())
     }
 
     /// Starts a gateway for a `socket=host:port//installvia=ID` spec:
@@ -646,8 +568,8 @@ impl Gateway {
         installer: &Gateway,
     ) -> Result<Gateway> {
         let id = gateway_id(&spec, default_id);
-        let c = transport::socket::install(&id, &spec, installer).await?;
-        Gateway::over_socket(spec, id, c, Holds::default())
+        let parts = transport::socket::install(&id, &spec, installer).await?;
+        Gateway::from_parts(id, spec, parts.into(), Holds::default())
     }
 
     /// Starts several gateways to one ssh destination over one
@@ -677,38 +599,22 @@ impl Gateway {
         let Some((first, first_id)) = specs.first().cloned() else {
             return Vec::new();
         };
-        // The relay's own setup stays the default: its children (the
-        // gateways' workers) inherit its directory and environment before
-        // their own hellos apply theirs.
-        let mut relay_spec = first.clone();
-        relay_spec.id = None;
-        relay_spec.chdir = None;
-        relay_spec.env.clear();
-        relay_spec.nice = None;
+        let (relay_spec, target) = transport::ssh::fanout_relay(&first);
         // Its stderr lines (the relay's own) carry this id.
         let relay = match Gateway::start(relay_spec, Some(format!("{first_id}-relay"))).await {
             Ok(g) => g,
             Err(e) => return specs.iter().map(|_| Err(e.clone())).collect(),
         };
-        // The relay's program is the worker (uploaded, or worker=PATH, or
-        // this program with worker=self): its children run the same.
-        let target = "popen".to_string();
         let relay_ref = &relay;
         let started = futures::future::join_all(specs.into_iter().map(|(spec, id)| {
             let target = &target;
             async move {
-                let r = transport::via::connect_to(&id, &spec, relay_ref, target).await?;
-                Gateway::without_process(
-                    spec,
-                    id,
-                    r.info,
-                    (r.reader, r.writer, r.leftover),
-                    relay_ref,
-                    Holds {
-                        allocation: None,
-                        relay: Some(relay_ref.clone()),
-                    },
-                )
+                let parts = transport::via::connect_to(&id, &spec, relay_ref, target).await?;
+                let holds = Holds {
+                    allocation: None,
+                    relay: Some(relay_ref.clone()),
+                };
+                Gateway::from_parts(id, spec, parts.into(), holds)
             }
         }))
         .await;
@@ -720,99 +626,6 @@ impl Gateway {
             });
         }
         started
-    }
-
-    /// A gateway to a worker listening on TCP.
-    async fn start_socket(spec: Spec, id: String, addr: String) -> Result<Gateway> {
-        let c = transport::socket::connect(&id, &spec, &addr).await?;
-        Gateway::over_socket(spec, id, c, Holds::default())
-    }
-
-    /// A gateway over an established `socket=` session: waiting threads
-    /// and tasks read it directly, as they read a worker's pipe.
-    fn over_socket(
-        spec: Spec,
-        id: String,
-        c: transport::socket::Connected,
-        holds: Holds,
-    ) -> Result<Gateway> {
-        let mut config = ConnConfig::new(id.clone(), 1);
-        config.peer_pid = c.info.pid;
-        let p = c.parts;
-        let conn = Connection::spawn_direct_secure(
-            config,
-            Handlers::default(),
-            p.input,
-            p.writer,
-            p.leftover,
-            p.opener,
-            p.sealer,
-        )
-        .map_err(|e| Error::Start {
-            spec: spec.raw.clone(),
-            detail: format!("cannot set up the session's streams: {e}"),
-        })?;
-        Ok(Gateway::detached(spec, id, c.info, conn, holds))
-    }
-
-    /// A gateway with no local process (socket, via): it "exits" when its
-    /// connection closes.
-    fn without_process<R, W>(
-        spec: Spec,
-        id: String,
-        info: WorkerInfo,
-        (reader, writer, leftover): (R, W, bytes::BytesMut),
-        relay: &Gateway,
-        holds: Holds,
-    ) -> Result<Gateway>
-    where
-        R: tokio::io::AsyncRead + Unpin + Send + 'static,
-        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let mut config = ConnConfig::new(id.clone(), 1);
-        config.peer_pid = info.pid;
-        // The stream ends when the relay's channel does: a lost relay (its
-        // host gone) explains it.
-        let (relay_id, relay_conn) = (relay.id().to_string(), relay.connection().clone());
-        let why: crate::conn::EofReason = Arc::new(move || {
-            let said = match relay_conn.lost() {
-                Some(e) => format!("the stream through relay {relay_id} ended: {e}"),
-                None => format!("the stream through relay {relay_id} ended"),
-            };
-            Box::pin(async move { said })
-        });
-        let handlers = Handlers {
-            eof_reason: Some(why),
-            ..Handlers::default()
-        };
-        let conn = Connection::spawn(config, handlers, reader, writer, leftover);
-        Ok(Gateway::detached(spec, id, info, conn, holds))
-    }
-
-    /// This gateway, marked as having uploaded its worker (an ssh target
-    /// behind a relay).
-    fn with_uploaded(self, uploaded: bool) -> Gateway {
-        self.inner.uploaded.store(uploaded, Ordering::Relaxed);
-        self
-    }
-
-    /// The gateway around a connection with no local process: it "exits"
-    /// when its connection closes.
-    fn detached(
-        spec: Spec,
-        id: String,
-        info: WorkerInfo,
-        conn: Connection,
-        holds: Holds,
-    ) -> Gateway {
-        let (tx, exit) = watch::channel(None);
-        let watched = conn.clone();
-        tokio::spawn(async move {
-            watched.closed().await;
-            use std::os::unix::process::ExitStatusExt;
-            let _ = tx.send(Some(ExitStatus::from_raw(0)));
-        });
-        Gateway::assemble(id, spec, conn, info, (0, exit), false, holds)
     }
 
     /// The gateway around a connected worker: its lifecycle is On, and a
@@ -1318,6 +1131,11 @@ impl transport::socket::Installer for Gateway {
 impl transport::via::Relay for Gateway {
     fn relay_id(&self) -> &str {
         self.id()
+    }
+
+    fn relay_lost(&self) -> transport::via::LostWhy {
+        let conn = self.connection().clone();
+        Arc::new(move || conn.lost().map(|e| e.to_string()))
     }
 
     fn open(&self, what: &Value) -> Result<tokio::io::DuplexStream> {

@@ -14,6 +14,7 @@ pub mod cmd;
 pub mod dial;
 pub mod fds;
 pub mod munge;
+pub(crate) mod parts;
 pub mod popen;
 pub mod secret;
 pub mod secure;
@@ -44,6 +45,28 @@ use crate::wire::{self, HandshakeScanner, Hello, Role, WorkerInfo, WorkerSetup};
 /// assert_eq!(remex::core::transport::HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(30));
 /// ```
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts the one worker of a `popen`, `cmd=`, `ssh=` or `socket=` spec
+/// and runs its handshake: the parts a gateway is made of. (A `slurm`
+/// spec starts its workers together: [`slurm::start`]; `via=` and
+/// `installvia=` need their relay's gateway: [`via::connect`],
+/// [`socket::install`].)
+pub(crate) async fn start(id: &str, spec: &Spec) -> Result<parts::Parts> {
+    use crate::spec::Transport;
+    let cmd = match &spec.transport {
+        Transport::Socket { addr } => return Ok(socket::connect(id, spec, addr).await?.into()),
+        Transport::Ssh { target } => return Ok(ssh::start(id, spec, target).await?.into()),
+        Transport::Popen => popen::command(spec)?,
+        Transport::Cmd { command } => cmd::command(spec, command)?,
+        other => {
+            return Err(Error::Start {
+                spec: spec.raw.clone(),
+                detail: format!("the {other:?} transport starts with its group, not alone"),
+            })
+        }
+    };
+    Ok(start_process(id, spec, cmd, None).await?.into())
+}
 
 /// A started worker process, after a successful handshake.
 #[derive(Debug)]
@@ -695,5 +718,42 @@ pub(crate) fn forward_line(id: &str, text: &str) {
     };
     if !forwarded {
         eprintln!("[{id}] {text}");
+    }
+}
+
+impl From<Started> for parts::Parts {
+    fn from(s: Started) -> parts::Parts {
+        let exit = s.exit.clone();
+        let eof_reason: parts::EofReason = Arc::new(move || {
+            let mut exit = exit.clone();
+            Box::pin(async move {
+                // The stream usually ends because the process did: say how.
+                let waited =
+                    tokio::time::timeout(parts::EOF_STATUS_WAIT, exit.wait_for(|s| s.is_some()))
+                        .await;
+                match waited {
+                    Ok(Ok(s)) => match *s {
+                        Some(status) => format!("the worker exited ({status})"),
+                        None => "the connection closed".into(),
+                    },
+                    _ => "the worker closed its output".into(),
+                }
+            })
+        });
+        parts::Parts {
+            info: s.info,
+            streams: parts::Streams::Pipes {
+                stdout: s.stdout,
+                stdin: s.stdin,
+                leftover: s.leftover,
+            },
+            process: Some(parts::Process {
+                pid: s.pid,
+                exit: s.exit,
+            }),
+            uploaded: s.uploaded,
+            stderr: Some(s.stderr),
+            eof_reason: Some(eof_reason),
+        }
     }
 }

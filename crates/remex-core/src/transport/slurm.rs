@@ -82,7 +82,7 @@ pub(crate) struct Allocation {
 }
 
 /// The last lines of one task's stderr.
-pub(crate) type Tail = Arc<Mutex<VecDeque<String>>>;
+pub(crate) type Tail = super::parts::Tail;
 
 /// A `--label`ed line of srun: its task's rank and the line.
 fn labelled(line: &str) -> Option<(usize, &str)> {
@@ -637,6 +637,54 @@ async fn dial_address(alloc: &Allocation) -> std::result::Result<(IpAddr, String
         .to_string();
     let ip = local_address_towards(&host, 6817).await?;
     Ok((ip, format!("the route to slurmctld {ctl}")))
+}
+
+/// Starts the `ids.len()` workers of a `slurm` spec in one allocation
+/// (this process's, else a new one) and runs their handshakes: the
+/// allocation, and each worker's parts by rank. All start or none: a
+/// failure ends what was started (the allocation is released when its
+/// last holder goes).
+pub(crate) async fn start(
+    spec: &Spec,
+    o: &SlurmOptions,
+    ids: &[String],
+) -> Result<(Arc<Allocation>, Vec<super::parts::Parts>)> {
+    let alloc = allocate(spec, o).await?;
+    if !o.stdio {
+        let conns = dial_step(spec, o, &alloc, ids).await?;
+        let parts = conns
+            .into_iter()
+            .enumerate()
+            .map(|(rank, c)| {
+                let mut p = super::parts::Parts::from(c);
+                // Its lines of the step's stderr (srun labels them).
+                p.stderr = alloc.tail(rank);
+                p
+            })
+            .collect();
+        return Ok((alloc, parts));
+    }
+    let started = futures::future::join_all(ids.iter().map(|id| {
+        let alloc = &alloc;
+        async move {
+            let cmd = stdio_command(spec, o, alloc)?;
+            super::start_process(id, spec, cmd, None).await
+        }
+    }))
+    .await;
+    if let Some(e) = started.iter().find_map(|r| r.as_ref().err()) {
+        let e = e.clone();
+        futures::future::join_all(
+            started
+                .iter()
+                .flatten()
+                .map(|s| super::end_process(s.pid, true)),
+        )
+        .await;
+        return Err(e);
+    }
+    let parts = started.into_iter().flatten().map(Into::into).collect();
+    Ok((alloc, parts))
 }
 
 /// Starts one step of `ids.len()` workers that dial back, and returns

@@ -304,6 +304,46 @@ fn prune(root: &std::path::Path, keep: &std::path::Path) {
     }
 }
 
+/// For several gateways to one host over one connection
+/// ([`crate::Gateway::start_ssh_fanout`]): the spec of the relay (an ssh
+/// worker of `first`'s, with the default setup: its children, the
+/// gateways' workers, inherit its directory and environment before their
+/// own hellos apply theirs), and what the relay starts for each gateway
+/// (its own program: the uploaded worker, `worker=PATH`, or this program
+/// with `worker=self`).
+pub(crate) fn fanout_relay(first: &Spec) -> (Spec, String) {
+    let mut relay = first.clone();
+    relay.id = None;
+    relay.chdir = None;
+    relay.env.clear();
+    relay.nice = None;
+    (relay, "popen".to_string())
+}
+
+/// Starts the worker of an `ssh=` spec (`target`): over the shared
+/// connection to its host if there is one, uploading the worker if the
+/// host lacks it (once more if it arrived damaged), with ssh's failures
+/// told apart ([`classify`]).
+pub(crate) async fn start(id: &str, spec: &Spec, target: &str) -> Result<super::Started> {
+    prepare_upload(spec).await?;
+    let control = shared_connection(spec, target).await?;
+    let (cmd, upload) = command(spec, target, control.as_deref())?;
+    match super::start_process(id, spec, cmd, Some(upload)).await {
+        Ok(s) => Ok(s),
+        // An upload that arrived damaged (the host checked its size and
+        // SHA-256 and kept nothing) is sent once more.
+        Err(e) if upload_refused(&e) => {
+            tracing::warn!(gateway = %id, "the worker upload arrived damaged ({e}); sending it again");
+            let control = shared_connection(spec, target).await?;
+            let (cmd, upload) = command(spec, target, control.as_deref())?;
+            super::start_process(id, spec, cmd, Some(upload))
+                .await
+                .map_err(|e| classify(spec, target, e))
+        }
+        Err(e) => Err(classify(spec, target, e)),
+    }
+}
+
 /// The local worker binary, prepared for uploads, once per path and
 /// process.
 fn upload_for(spec: &Spec) -> Result<Upload> {

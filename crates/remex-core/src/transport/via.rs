@@ -23,6 +23,9 @@ pub(crate) trait Relay {
     /// Asks its worker to start `what` (a spec, or a command's argv): the
     /// started worker's byte stream, joined to an in-memory stream.
     fn open(&self, what: &Value) -> Result<DuplexStream>;
+    /// Why its connection was lost, when asked (a relayed stream ends
+    /// when it is).
+    fn relay_lost(&self) -> LostWhy;
 }
 
 /// The spec as the relay sees it: without `via=` and `id=`.
@@ -41,7 +44,13 @@ pub(crate) struct Relayed {
     pub(crate) info: WorkerInfo,
     /// The ssh bootstrap uploaded the worker.
     pub(crate) uploaded: bool,
+    /// The stream ends when the relay's channel does: a lost relay (its
+    /// host gone) explains it.
+    pub(crate) eof_reason: super::parts::EofReason,
 }
+
+/// Tells why a connection was lost, if it was.
+pub(crate) type LostWhy = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// Starts the target through `relay` and runs the handshake with it. An
 /// `ssh=` target is reached by an ssh client the relay runs on its host
@@ -125,11 +134,37 @@ async fn start(
                 Error::os(format!("the stream through relay {}", relay.relay_id()), e)
             }
         })?;
+    let (relay_id, relay_lost) = (relay.relay_id().to_string(), relay.relay_lost());
+    let eof_reason: super::parts::EofReason = std::sync::Arc::new(move || {
+        let said = match relay_lost() {
+            Some(e) => format!("the stream through relay {relay_id} ended: {e}"),
+            None => format!("the stream through relay {relay_id} ended"),
+        };
+        Box::pin(async move { said })
+    });
     Ok(Relayed {
         reader: r,
         writer: w,
         leftover,
         info: worker_info(spec, hello)?,
         uploaded,
+        eof_reason,
     })
+}
+
+impl From<Relayed> for super::parts::Parts {
+    fn from(r: Relayed) -> super::parts::Parts {
+        super::parts::Parts {
+            info: r.info,
+            streams: super::parts::Streams::Relayed {
+                reader: r.reader,
+                writer: r.writer,
+                leftover: r.leftover,
+            },
+            process: None,
+            uploaded: r.uploaded,
+            stderr: None,
+            eof_reason: Some(r.eof_reason),
+        }
+    }
 }
