@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use remex::blocking::{makegateway, Group, MultiChannel};
-use remex::{Error, Errors, Mode, Value};
+use remex::sync::Mode;
+use remex::{Error, Errors, Value};
 
 const T: Option<Duration> = Some(Duration::from_secs(10));
 
@@ -113,7 +114,10 @@ fn gateway_calls_and_timeouts() {
     let pid = gw.rinfo().pid;
     gw.exit().unwrap();
     assert!(remex_tests::wait_gone(pid, Duration::from_secs(5)));
-    assert_eq!(gw.lifecycle().join_blocking(T).unwrap(), remex::State::Off);
+    assert_eq!(
+        gw.lifecycle().join_blocking(T).unwrap(),
+        remex::sync::State::Off
+    );
 }
 
 #[test]

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use remex::sync::Event;
-use remex::{Mode, Value};
+use remex::sync::Mode;
+use remex::Value;
 
 const T: Option<Duration> = Some(Duration::from_secs(10));
 

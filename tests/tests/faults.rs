@@ -7,7 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use remex::{MultiChannel, State, Value};
+use remex::sync::State;
+use remex::{MultiChannel, Value};
 use remex_tests::{wait_gone, Sshd};
 
 const T: Duration = Duration::from_secs(10);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use remex::State;
+use remex::sync::State;
 
 const T: Option<Duration> = Some(Duration::from_secs(10));
 

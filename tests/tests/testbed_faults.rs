@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use remex::{makegateway, Group, State, Value};
+use remex::sync::State;
+use remex::{makegateway, Group, Value};
 use remex_tests::testbed::{self, Relay};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_remex-test-worker");

@@ -708,7 +708,7 @@ impl Gateway {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// use remex::State;
+    /// use remex::sync::State;
     /// let gw = remex::makegateway("popen").await?;
     /// assert_eq!(gw.lifecycle().state(), State::On);
     /// gw.exit().await?;

@@ -37,7 +37,7 @@ pub use conn::channel::Channel;
 pub use conn::{ConnConfig, Connection, Handlers};
 pub use error::{with_timeout, Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};
-pub use remex_sync::{Lifecycle, Mode, State};
+
 pub use spec::{Liveness, Spec, SpecError, Transport};
 pub use value::{from_value, to_value, ChannelRef, Value, ValueError};
 pub use wire::{ExecRequest, RemoteStatus, ScriptLimits, WorkerInfo};

@@ -27,8 +27,8 @@
 //! ```
 //!
 //! A call made on the `remex-io` thread itself (from a callback in
-//! [`crate::Mode::Sequential`]) would wait for itself: it returns an error
-//! instead. Use [`crate::Mode::Parallel`] callbacks to call back into
+//! [`crate::sync::Mode::Sequential`]) would wait for itself: it returns an error
+//! instead. Use [`crate::sync::Mode::Parallel`] callbacks to call back into
 //! remex.
 //!
 //! Over 500 lines: about 670 are documentation and runnable examples of the
@@ -43,7 +43,8 @@ use remex_sync::{Launcher, Thread};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Error, GatewayState, Lifecycle, Mode, RemoteStatus, Result, Spec, Value, WorkerInfo};
+use crate::sync::{Lifecycle, Mode};
+use crate::{Error, GatewayState, RemoteStatus, Result, Spec, Value, WorkerInfo};
 
 static IO: OnceLock<std::result::Result<Launcher, String>> = OnceLock::new();
 
@@ -242,7 +243,7 @@ impl Gateway {
     /// let gw = remex::blocking::makegateway("popen")?;
     /// let pid = gw.rinfo().pid;
     /// gw.exit()?;
-    /// assert_eq!(gw.lifecycle().state(), remex::State::Off);
+    /// assert_eq!(gw.lifecycle().state(), remex::sync::State::Off);
     /// # let _ = pid;
     /// # Ok(()) }
     /// ```
@@ -272,7 +273,7 @@ impl Gateway {
     /// # fn main() -> remex::Result<()> {
     /// let gw = remex::blocking::makegateway("popen")?;
     /// gw.kill()?;
-    /// assert!(matches!(gw.lifecycle().state(), remex::State::Fault(_)));
+    /// assert!(matches!(gw.lifecycle().state(), remex::sync::State::Fault(_)));
     /// # Ok(()) }
     /// ```
     pub fn kill(&self) -> Result<()> {
@@ -333,7 +334,7 @@ impl Gateway {
     /// ```
     /// # fn main() -> remex::Result<()> {
     /// let gw = remex::blocking::makegateway("popen")?;
-    /// assert_eq!(gw.lifecycle().state(), remex::State::On);
+    /// assert_eq!(gw.lifecycle().state(), remex::sync::State::On);
     /// # Ok(()) }
     /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
@@ -537,7 +538,7 @@ impl Channel {
     /// let done = remex::sync::Event::new();
     /// let d = done.clone();
     /// // Parallel: the callback may block, even call back into remex.
-    /// ch.set_callback_in(remex::Mode::Parallel, move |_| d.set(), None)?;
+    /// ch.set_callback_in(remex::sync::Mode::Parallel, move |_| d.set(), None)?;
     /// assert!(done.wait_blocking(t));
     /// # Ok(()) }
     /// ```

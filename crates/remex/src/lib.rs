@@ -94,9 +94,9 @@
 
 pub use remex_core::{
     from_value, makegateway, to_value, with_timeout, AsyncChannelReader, AsyncChannelWriter,
-    Channel, ChannelReader, ChannelRef, ChannelWriter, Error, Gateway, GatewayState, Lifecycle,
-    Liveness, Mode, RemoteError, RemoteStatus, Result, Spec, SpecError, State, Transport, Value,
-    ValueError, WorkerInfo, VERSION,
+    Channel, ChannelReader, ChannelRef, ChannelWriter, Error, Gateway, GatewayState, Liveness,
+    RemoteError, RemoteStatus, Result, Spec, SpecError, Transport, Value, ValueError, WorkerInfo,
+    VERSION,
 };
 pub use remex_group::{
     as_completed, gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel,
@@ -115,13 +115,18 @@ pub use rsync::RSync;
 
 /// The engine's internals (the `remex-core` crate): connections, the wire
 /// protocol, transports. Programs need none of it; tools and tests do.
+/// What the crate root exports ([`Channel`], [`Gateway`], [`Value`]...)
+/// is not repeated here: one path per name.
 ///
 /// ```
 /// // The variable that tells a program it was started as a worker.
 /// assert_eq!(remex::core::transport::popen::WORKER_ENV, "REMEX_WORKER");
 /// ```
 pub mod core {
-    pub use remex_core::*;
+    pub use remex_core::{
+        builtin, channel, channel_file, conn, error, gateway, spec, transport, value, wire,
+        ConnConfig, Connection, ExecRequest, Handlers,
+    };
 }
 
 /// Primitives shared by threads and async tasks, and the service

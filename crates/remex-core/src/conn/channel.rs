@@ -834,7 +834,7 @@ impl Channel {
     /// let s = seen.clone();
     /// let done = remex::sync::Event::new();
     /// let d = done.clone();
-    /// ch.set_callback_in(remex::Mode::Parallel, move |v| {
+    /// ch.set_callback_in(remex::sync::Mode::Parallel, move |v| {
     ///     if v == remex::Value::Str("end".into()) { d.set() } else { s.lock().unwrap().push(v) }
     /// }, Some("end".into()))?;
     /// assert!(done.wait(Some(std::time::Duration::from_secs(10))).await);

@@ -66,7 +66,7 @@ pub enum Transport {
 /// The options of a `slurm` spec: what remex asks Slurm for.
 ///
 /// ```
-/// use remex::core::{Spec, Transport};
+/// use remex::{Spec, Transport};
 /// let spec = Spec::parse("slurm//ntasks=8//cpus_per_task=2//time=1:00:00").unwrap();
 /// let Transport::Slurm(o) = &spec.transport else { unreachable!() };
 /// assert_eq!((o.ntasks, o.cpus_per_task), (8, Some(2)));
@@ -110,7 +110,7 @@ pub struct SlurmOptions {
 /// A parsed gateway spec.
 ///
 /// ```
-/// use remex::core::{Spec, Transport};
+/// use remex::{Spec, Transport};
 /// let spec = Spec::parse("popen//id=w1//env:LANG=C//nice=5").unwrap();
 /// assert_eq!(spec.transport, Transport::Popen);
 /// assert_eq!(spec.id.as_deref(), Some("w1"));

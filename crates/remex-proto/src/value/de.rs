@@ -11,7 +11,7 @@ use super::{Value, ValueError, CHANNEL_TOKEN, VALUE_TOKEN};
 /// what was expected and what arrived.
 ///
 /// ```
-/// use remex::core::{from_value, Value};
+/// use remex::{from_value, Value};
 /// let n: i64 = from_value(Value::Int(42)).unwrap();
 /// assert_eq!(n, 42);
 /// let err = from_value::<i64>(Value::from("forty-two")).unwrap_err();
