@@ -559,6 +559,8 @@ fn package() -> Result<(), String> {
         "xtask",
         "--exclude",
         "remex-fuzz",
+        "--exclude",
+        "remex-models",
     ]);
     run("cargo package --workspace --no-verify", c)
 }
