@@ -656,9 +656,47 @@ fn read_items(
 
 type Rows = Box<dyn Iterator<Item = Result<Vec<String>, String>>>;
 
-/// The most bytes of arguments `-m` and `-X` put on one command line
-/// (GNU parallel's limit is about as much: 128 KiB less the environment).
+/// The most bytes of arguments `-m` and `-X` put on one command line in
+/// the unit tests.
+#[cfg(test)]
 pub(crate) const LINE_ARGS: usize = 120 * 1024;
+
+/// The default of `-s` (the most characters of a job's command line for
+/// `-m`, `-X` and `--xargs`): GNU parallel's "maximal usable size of
+/// command". Parallel finds the longest command line `sh -c` accepts by
+/// a search that starts at 324, multiplies by 16 while the line is
+/// accepted, then halves the interval until its ends are within 1%
+/// (`Limits::Command::find_max`), and keeps (that - 3000) / 2 for its
+/// wrapping and quoting. The line is `sh -c`'s one argument, which Linux
+/// bounds at 32 pages with its NUL (MAX_ARG_STRLEN); the search is
+/// replayed here against that bound rather than run (131,071 with 4 KiB
+/// pages: parallel finds 130,329 and uses 63,664).
+pub(crate) fn default_max_chars() -> usize {
+    let longest = 32 * rustix::param::page_size() - 1;
+    let accepted = |len: usize| len <= longest;
+    let mut len = 324usize;
+    let mut lower = len;
+    while accepted(len) {
+        lower = len;
+        len *= 16;
+    }
+    let found = find_max(lower, len, &accepted);
+    found.saturating_sub(3000) / 2
+}
+
+/// GNU parallel's `binary_find_max`: the longest accepted length between
+/// `lower` (accepted) and `upper` (not), to within 1%.
+fn find_max(mut lower: usize, mut upper: usize, accepted: &dyn Fn(usize) -> bool) -> usize {
+    while !(lower == upper || lower + 1 == upper || lower as f64 / upper as f64 > 0.99) {
+        let middle = lower + (upper - lower) / 2;
+        if accepted(middle) {
+            lower = middle;
+        } else {
+            upper = middle;
+        }
+    }
+    lower
+}
 
 /// The jobs' argument lists, in order. Stdin as the only first source is
 /// read as jobs are made (it may be endless); the other sources are read
@@ -917,6 +955,18 @@ impl Iterator for Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_line_is_gnu_parallels_for_this_kernel() {
+        // With 4 KiB pages, GNU parallel's search stops at 130,329
+        // (`parallel --max-line-length-allowed`), and it uses 63,664.
+        if rustix::param::page_size() == 4096 {
+            assert_eq!(default_max_chars(), 63_664);
+        }
+        let accepted = |len: usize| len <= 131_071;
+        assert_eq!(find_max(82_944, 1_327_104, &accepted), 130_329);
+        assert_eq!(find_max(10, 11, &accepted), 10);
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

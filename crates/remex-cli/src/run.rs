@@ -279,10 +279,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let reading = reading(&a)?;
     let shares = a.multiple || a.context || a.xargs;
     // Bytes of arguments a shared job may have: -s less the command.
-    let line = a.max_chars.map_or(crate::jobs::LINE_ARGS, |s| {
-        s.saturating_sub(a.command.iter().map(|w| w.len() + 1).sum::<usize>())
-            .max(1)
-    });
+    let max_chars = a.max_chars.unwrap_or_else(crate::jobs::default_max_chars);
+    let line = max_chars
+        .saturating_sub(a.command.iter().map(|w| w.len() + 1).sum::<usize>())
+        .max(1);
     // Read whole when the jobs must be counted, shuffled or shared.
     let plain = Spelling {
         plus: a.plus,
