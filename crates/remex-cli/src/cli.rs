@@ -283,6 +283,11 @@ pub(crate) struct RunArgs {
     /// Run no job for an input that is empty or only blanks.
     #[arg(short = 'r', long = "no-run-if-empty")]
     pub(crate) no_run_if_empty: bool,
+    /// An input ending in @G1+G2 runs only on the workers of host groups
+    /// G1 or G2 (-S @G1/host), without that ending (GNU parallel's
+    /// --hostgroups).
+    #[arg(long = "hostgroups", visible_aliases = ["hostgroup", "hgrp"])]
+    pub(crate) hostgroups: bool,
     /// Print each job's command line (on stderr, as GNU parallel does)
     /// before its output.
     #[arg(short = 'v', long = "verbose")]

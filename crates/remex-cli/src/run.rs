@@ -43,6 +43,8 @@ struct Job {
     args: Vec<String>,
     command: String,
     attempt: u32,
+    /// `--hostgroups`: the host groups it may run in (none: anywhere).
+    groups: BTreeSet<String>,
 }
 
 type Running =
@@ -367,6 +369,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         Some(p) => Some(JobLog::open(p, resume)?),
         None => None,
     };
+    let host_groups = workers::host_groups(&a.workers)?;
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     if !a.basefile.is_empty() {
         if let Err(e) = basefiles(&w, &a.basefile, &setup, false).await {
@@ -455,6 +458,30 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 return Box::pin(async move { (job, Err(remex::Error::Arguments { detail })) })
             }
         };
+        if !job.groups.is_empty() {
+            // Only the workers of its host groups, in turn.
+            let serving: Vec<&remex::Gateway> = gateways
+                .iter()
+                .filter(|g| host_groups.serves(g, &job.groups))
+                .collect();
+            let Some(gw) = serving
+                .get(job.seq as usize % serving.len().max(1))
+                .map(|g| (*g).clone())
+            else {
+                let groups = job.groups.iter().cloned().collect::<Vec<_>>().join("+");
+                let detail = format!("no worker is in host group {groups} (-S @{groups}/HOST)");
+                return Box::pin(async move { (job, Err(remex::Error::Arguments { detail })) });
+            };
+            let f = async move {
+                let value = crate::workers::run_on(&gw, &req).await?;
+                Ok(TaskResult {
+                    value,
+                    gateway: gw.id().to_string(),
+                    attempts: 1,
+                })
+            };
+            return Box::pin(async move { (job, killable(f, kill).await) });
+        }
         if let Some(flow) = flow {
             let gw = gateways[(job.slot as usize - 1) / per_worker % gateways.len()].clone();
             let tag = a.tag.then(|| job.args.join(" "));
@@ -517,6 +544,19 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                         total,
                         slots: slots as u64,
                     };
+                    // --hostgroups: `arg@g1+g2` runs in groups g1, g2.
+                    let mut args = args;
+                    let mut groups = BTreeSet::new();
+                    if a.hostgroups {
+                        for arg in &mut args {
+                            if let Some((x, g)) = arg.rsplit_once('@') {
+                                groups.extend(
+                                    g.split('+').filter(|g| !g.is_empty()).map(String::from),
+                                );
+                                *arg = x.to_string();
+                            }
+                        }
+                    }
                     let command = template.render_at(at, &args);
                     let kill = relative.as_mut().map(|r| r.arm(seq));
                     running.push(submit(
@@ -526,6 +566,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                             args,
                             command,
                             attempt: 1,
+                            groups,
                         },
                         kill,
                     ));

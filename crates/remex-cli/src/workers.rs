@@ -1,7 +1,7 @@
 //! The workers a command runs on: specs from `--tx` and `--txfile`, the
 //! group they start, and the short names output is tagged with.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use remex::{Gateway, Group, Transport};
@@ -47,7 +47,7 @@ pub(crate) fn specs(w: &WorkerArgs) -> Result<Vec<String>, String> {
             ));
         }
     }
-    specs.extend(sshlogins(&w.sshlogin, &w.sshloginfile)?);
+    specs.extend(sshlogins(&w.sshlogin, &w.sshloginfile)?.specs);
     if specs.is_empty() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         specs.push(format!("{n}*popen"));
@@ -55,12 +55,40 @@ pub(crate) fn specs(w: &WorkerArgs) -> Result<Vec<String>, String> {
     Ok(specs)
 }
 
+/// The host groups of the sshlogins of `w` (`-S @g/host`).
+pub(crate) fn host_groups(w: &WorkerArgs) -> Result<HostGroups, String> {
+    Ok(sshlogins(&w.sshlogin, &w.sshloginfile)?.groups)
+}
+
+/// GNU parallel's sshlogins, as specs, with their host groups.
+#[derive(Debug, Default)]
+pub(crate) struct Logins {
+    /// The workers' specs (`N*SPEC` for N).
+    pub(crate) specs: Vec<String>,
+    /// The host groups of each spec (without its count) that has some.
+    pub(crate) groups: HostGroups,
+}
+
+/// The host groups of workers (`-S @g1+g2/host`), by their spec.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct HostGroups(HashMap<String, BTreeSet<String>>);
+
+impl HostGroups {
+    /// Whether gateway `g` is in one of `groups`.
+    pub(crate) fn serves(&self, g: &Gateway, groups: &BTreeSet<String>) -> bool {
+        self.0
+            .get(&g.spec().raw)
+            .is_some_and(|mine| !mine.is_disjoint(groups))
+    }
+}
+
 /// GNU parallel's sshlogins (`-S`, `--sshloginfile`) as specs: `:` is
 /// this machine (`popen`), `HOST` and `USER@HOST` are `ssh=`, `N/...`
 /// makes N workers, and an ssh command before the host (`/usr/bin/ssh
-/// host`) is dropped (remex runs ssh itself). Host groups (`@grp/...`)
-/// are refused, named.
-pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Vec<String>, String> {
+/// host`) is dropped (remex runs ssh itself). `@g1+g2/LOGIN` puts the
+/// login in host groups g1 and g2 (for `--hostgroups`); `@g1` alone
+/// selects: only logins in a selected group are used.
+pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, String> {
     let mut logins: Vec<String> = items.to_vec();
     for f in files {
         let text = std::fs::read_to_string(f)
@@ -71,16 +99,31 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Vec<Strin
                 .map(str::to_string),
         );
     }
-    let mut specs = Vec::new();
+    let mut found: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let mut selected = BTreeSet::new();
     for item in logins.iter().flat_map(|l| l.split([',', '\n'])) {
         let item = item.trim();
         if item.is_empty() {
             continue;
         }
-        if item.starts_with('@') {
-            return Err(format!(
-                "sshlogin {item:?}: host groups (@group/) are not offered; give each group's hosts its own run"
-            ));
+        let whole = item;
+        let (groups, item) = match item.strip_prefix('@') {
+            Some(g) => match g.split_once('/') {
+                Some((g, login)) => (g, login),
+                None => {
+                    selected.extend(g.split('+').filter(|g| !g.is_empty()).map(str::to_string));
+                    continue;
+                }
+            },
+            None => ("", item),
+        };
+        let groups: BTreeSet<String> = groups
+            .split('+')
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect();
+        if item.is_empty() {
+            return Err(format!("sshlogin {whole:?}: no host after the host groups"));
         }
         let (count, rest) = match item.split_once('/') {
             Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
@@ -99,13 +142,37 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Vec<Strin
         } else {
             format!("ssh={host}")
         };
-        specs.push(if count > 1 {
-            format!("{count}*{spec}")
-        } else {
-            spec
-        });
+        found.push((
+            if count > 1 {
+                format!("{count}*{spec}")
+            } else {
+                spec
+            },
+            groups,
+        ));
     }
-    Ok(specs)
+    let mut out = Logins::default();
+    for (spec, groups) in found {
+        if !selected.is_empty() && groups.is_disjoint(&selected) {
+            continue;
+        }
+        if !groups.is_empty() {
+            let bare = spec.split_once('*').map_or(spec.as_str(), |(_, s)| s);
+            out.groups
+                .0
+                .entry(bare.to_string())
+                .or_default()
+                .extend(groups);
+        }
+        out.specs.push(spec);
+    }
+    if out.specs.is_empty() && !selected.is_empty() {
+        return Err(format!(
+            "no sshlogin is in the host groups selected ({})",
+            selected.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(out)
 }
 
 /// Started workers.
@@ -225,15 +292,32 @@ mod tests {
 
     #[test]
     fn sshlogins_become_specs() {
-        let s = |v: &[&str]| sshlogins(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &[]);
+        let s = |v: &[&str]| {
+            sshlogins(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &[]).map(|l| l.specs)
+        };
         assert_eq!(s(&[":"]).unwrap(), ["popen"]);
         assert_eq!(
             s(&["a,b@c", "4/d\n2//usr/bin/ssh e@f"]).unwrap(),
             ["ssh=a", "ssh=b@c", "4*ssh=d", "2*ssh=e@f"]
         );
         assert_eq!(s(&["/usr/bin/ssh host"]).unwrap(), ["ssh=host"]);
-        let e = s(&["@grp/host"]).unwrap_err();
-        assert!(e.contains("host groups"), "{e}");
         assert!(s(&["0/host"]).unwrap_err().contains("from 1"));
+    }
+
+    #[test]
+    fn host_groups_tag_logins_and_a_bare_group_selects() {
+        let l = |v: &[&str]| sshlogins(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &[]);
+        let g = l(&["@g1/a", "@g1+g2/2/b", "c"]).unwrap();
+        assert_eq!(g.specs, ["ssh=a", "2*ssh=b", "ssh=c"]);
+        let set = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(g.groups.0.get("ssh=a"), Some(&set(&["g1"])));
+        assert_eq!(g.groups.0.get("ssh=b"), Some(&set(&["g1", "g2"])));
+        assert_eq!(g.groups.0.get("ssh=c"), None);
+        // `-S @g1`: only the logins of g1 (a host of no selected group,
+        // even a bad one, is never reached).
+        let only = l(&["@g1", "@g1+g2/a", "@g2/BAD"]).unwrap();
+        assert_eq!(only.specs, ["ssh=a"]);
+        let none = l(&["@g3", "@g1/a"]).unwrap_err();
+        assert!(none.contains("g3"), "{none}");
     }
 }
