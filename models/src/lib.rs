@@ -21,7 +21,8 @@
 //!   `OutBuf::try_direct`).
 //! - `tests/read_role.rs`: the read role handed between waiting threads
 //!   and the background reader (`conn::direct`: `hold`, `release`,
-//!   `take`, the background task's turn).
+//!   `take`, the background task's turn), and the loss reaching a
+//!   polling thread (`stop`, `wake_fd`, SeqCst fences on both sides).
 //!
 //! The models share their state through `std::sync::Arc`, not loom's:
 //! loom counts an `Arc`'s drop as a step, and one made while a deadlock

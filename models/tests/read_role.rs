@@ -146,3 +146,85 @@ fn the_background_reader_never_misses_its_turn() {
 fn without_trying_again_a_turn_missed_while_the_role_is_let_go_is_lost() {
     model(true);
 }
+
+/// The connection's loss wakes a thread polling the input
+/// (`DirectReader::stop`, `read_while_waiting`, `poll`). The eventfd that
+/// wakes pollers is made by the first poller (`wake_fd`, a `OnceLock`),
+/// so a stop may come before it exists: the stop stores `stopped`, fences,
+/// then writes the eventfd if there is one; the poller makes the eventfd,
+/// fences, then checks `stopped` before it polls. With both fences one of
+/// them sees the other (a store-buffer pattern: without them, each may
+/// miss the other's store and the poller sleeps for good).
+#[derive(Default)]
+struct Stop {
+    stopped: AtomicBool,
+    /// The eventfd exists (`wake.get().is_some()`).
+    made: AtomicBool,
+    /// Its counter, and pollers sleeping on it.
+    counter: Mutex<u64>,
+    readable: Condvar,
+    /// The broken variant: no fences.
+    no_fences: bool,
+}
+
+impl Stop {
+    fn fence(&self) {
+        if !self.no_fences {
+            loom::sync::atomic::fence(Ordering::SeqCst);
+        }
+    }
+
+    /// `DirectReader::stop`.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.fence();
+        if self.made.load(Ordering::Acquire) {
+            *self.counter.lock().unwrap() += 1;
+            self.readable.notify_all();
+        }
+    }
+
+    /// `read_while_waiting` up to its poll, and `poll` seeing the stop.
+    fn poller(&self) {
+        self.made.store(true, Ordering::Release);
+        self.fence();
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut c = self.counter.lock().unwrap();
+        while *c == 0 {
+            c = self.readable.wait(c).unwrap();
+        }
+        assert!(self.stopped.load(Ordering::SeqCst));
+    }
+}
+
+fn stop_model(no_fences: bool) {
+    check(move || {
+        let s = Arc::new(Stop {
+            no_fences,
+            ..Stop::default()
+        });
+        let poller = {
+            let s = s.clone();
+            loom::thread::spawn(move || s.poller())
+        };
+        let stopper = {
+            let s = s.clone();
+            loom::thread::spawn(move || s.stop())
+        };
+        stopper.join().unwrap();
+        poller.join().unwrap();
+    });
+}
+
+#[test]
+fn a_stop_always_reaches_a_polling_thread() {
+    stop_model(false);
+}
+
+#[test]
+#[should_panic(expected = "deadlock")]
+fn without_the_fences_a_stop_before_the_eventfd_is_missed() {
+    stop_model(true);
+}
