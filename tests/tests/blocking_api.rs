@@ -63,8 +63,8 @@ fn callback_seed_example() {
     let l2 = l.clone();
     ch.set_callback(move |v| l2.lock().unwrap().push(v), None)
         .unwrap();
-    ch.send(&1).unwrap();
-    ch.waitclose(T).unwrap();
+    ch.send_blocking(&1).unwrap();
+    ch.waitclose_blocking(T).unwrap();
     assert_eq!(*l.lock().unwrap(), vec![Value::Int(42)]);
 }
 
@@ -77,7 +77,7 @@ fn endmarker_seed_example_and_no_process_left() {
         .remote_exec("channel.send(channel.receive()+1)")
         .unwrap();
     let queue = mch.make_receive_queue(Some(Value::Int(42))).unwrap();
-    mch[0].send(&1).unwrap();
+    mch[0].send_blocking(&1).unwrap();
     let (_chan1, res1) = queue.get(T).unwrap();
     assert_eq!(res1, Value::Int(2));
     group.terminate(Duration::from_secs(1));
@@ -101,16 +101,16 @@ fn gateway_calls_and_timeouts() {
         .remote_exec("let x = channel.receive(); channel.send(x * 2);")
         .unwrap();
     let e = ch
-        .receive::<i64>(Some(Duration::from_millis(50)))
+        .receive_blocking::<i64>(Some(Duration::from_millis(50)))
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
-    ch.send(&21).unwrap();
-    assert_eq!(ch.receive::<i64>(T).unwrap(), 42);
-    ch.waitclose(T).unwrap();
+    ch.send_blocking(&21).unwrap();
+    assert_eq!(ch.receive_blocking::<i64>(T).unwrap(), 42);
+    ch.waitclose_blocking(T).unwrap();
     let status = gw.remote_status().unwrap();
     assert_eq!(status.numexecuting, 0);
     let echo = gw.remote_call("echo", &"hi").unwrap();
-    assert_eq!(echo.receive::<String>(T).unwrap(), "hi");
+    assert_eq!(echo.receive_blocking::<String>(T).unwrap(), "hi");
     let pid = gw.rinfo().pid;
     gw.exit().unwrap();
     assert!(remex_tests::wait_gone(pid, Duration::from_secs(5)));
@@ -127,7 +127,7 @@ fn iteration_and_remote_errors() {
     let items: Vec<i64> = ch.iter().collect::<remex::Result<_>>().unwrap();
     assert_eq!(items, vec![0, 1, 2]);
     let bad = gw.remote_exec("throw \"nope\"").unwrap();
-    let e = bad.waitclose(T).unwrap_err();
+    let e = bad.waitclose_blocking(T).unwrap_err();
     assert!(
         matches!(&e, Error::Remote(r) if r.message.contains("nope")),
         "{e}"
@@ -177,7 +177,7 @@ fn a_blocking_call_from_a_sequential_callback_is_refused_not_deadlocked() {
         None,
     )
     .unwrap();
-    ch.send(&"go").unwrap();
+    ch.send_blocking(&"go").unwrap();
     assert!(done.wait_blocking(T));
     let r = got.lock().unwrap().take().unwrap();
     assert!(r.unwrap_err().to_string().contains("would wait for itself"));

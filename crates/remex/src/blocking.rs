@@ -1,12 +1,18 @@
 //! remex for code without a runtime: the same calls as the async API, each
 //! blocking, with timeouts where a wait may be long.
 //!
-//! The first call starts one I/O thread (a [`remex_sync::Thread`] named
-//! `remex-io`, with its own tokio runtime) that carries every gateway made
-//! through this module; calls hand their work to it with a
-//! [`remex_sync::Launcher`] and wait for the result. Channels and receive
-//! queues wait on their own (they are built on `event-listener`), without
-//! a round trip through that thread.
+//! Here are the types whose calls need a runtime: gateways, groups, their
+//! multichannels and receive queues. The first call starts one I/O thread
+//! (a [`remex_sync::Thread`] named `remex-io`, with its own tokio runtime)
+//! that carries every gateway made through this module; calls hand their
+//! work to it with a [`remex_sync::Launcher`] and wait for the result.
+//! Channels are the one [`Channel`](crate::Channel) type: a thread calls
+//! its `*_blocking` methods (`send_blocking`, `receive_blocking`,
+//! `waitclose_blocking`, `iter`), as it calls every `remex::sync`
+//! primitive's, and they wait on their own (on `event-listener`, or by
+//! reading the input in the waiting thread), without a round trip through
+//! that thread. (`Mode::Concurrent` callbacks need a runtime: from a
+//! thread, use `Mode::Parallel`.)
 //!
 //! execnet's examples read almost line for line:
 //!
@@ -43,8 +49,8 @@ use remex_sync::{Launcher, Thread};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::sync::{Lifecycle, Mode};
-use crate::{Error, GatewayState, RemoteStatus, Result, Spec, Value, WorkerInfo};
+use crate::sync::Lifecycle;
+use crate::{Channel, Error, GatewayState, RemoteStatus, Result, Spec, Value, WorkerInfo};
 
 static IO: OnceLock<std::result::Result<Launcher, String>> = OnceLock::new();
 
@@ -100,8 +106,8 @@ fn to_value<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
 /// # fn main() -> remex::Result<()> {
 /// let gw = remex::blocking::makegateway("popen")?;
 /// let ch = gw.remote_exec("channel.send(channel.receive() + 1)")?;
-/// ch.send(&41)?;
-/// assert_eq!(ch.receive::<i64>(None)?, 42);
+/// ch.send_blocking(&41)?;
+/// assert_eq!(ch.receive_blocking::<i64>(None)?, 42);
 /// gw.exit()?;
 /// # Ok(()) }
 /// ```
@@ -116,7 +122,7 @@ pub fn makegateway(spec: &str) -> Result<Gateway> {
 /// # fn main() -> remex::Result<()> {
 /// let gw = remex::blocking::makegateway("popen")?;
 /// let ch = gw.remote_exec("channel.send(1)")?;
-/// assert_eq!(ch.receive::<i64>(None)?, 1);
+/// assert_eq!(ch.receive_blocking::<i64>(None)?, 1);
 /// gw.exit()?;
 /// # Ok(()) }
 /// ```
@@ -157,13 +163,13 @@ impl Gateway {
     /// # fn main() -> remex::Result<()> {
     /// let gw = remex::blocking::makegateway("popen")?;
     /// let ch = gw.remote_exec("channel.send(channel.receive() + 1)")?;
-    /// ch.send(&1)?;
-    /// assert_eq!(ch.receive::<i64>(None)?, 2);
+    /// ch.send_blocking(&1)?;
+    /// assert_eq!(ch.receive_blocking::<i64>(None)?, 2);
     /// # Ok(()) }
     /// ```
     pub fn remote_exec(&self, source: &str) -> Result<Channel> {
         let (gw, src) = (self.inner.clone(), source.to_string());
-        apply(move || gw.remote_exec(src)).map(Channel::from)
+        apply(move || gw.remote_exec(src))
     }
 
     /// Runs a rhai script with named arguments (see
@@ -174,7 +180,7 @@ impl Gateway {
     /// let gw = remex::blocking::makegateway("popen")?;
     /// let args = std::collections::HashMap::from([("word", "hi")]);
     /// let ch = gw.remote_exec_with("channel.send(word + \"!\")", &args)?;
-    /// assert_eq!(ch.receive::<String>(None)?, "hi!");
+    /// assert_eq!(ch.receive_blocking::<String>(None)?, "hi!");
     /// # Ok(()) }
     /// ```
     pub fn remote_exec_with<A: Serialize + ?Sized>(
@@ -188,7 +194,6 @@ impl Gateway {
             gw.connection()
                 .exec(remex_core::ExecRequest::Script { source, args })
         })
-        .map(Channel::from)
     }
 
     /// Calls a registered task with `args`.
@@ -197,13 +202,13 @@ impl Gateway {
     /// # fn main() -> remex::Result<()> {
     /// let gw = remex::blocking::makegateway("popen")?;
     /// let ch = gw.remote_call("echo", &[1, 2, 3])?;
-    /// assert_eq!(ch.receive::<Vec<i64>>(None)?, vec![1, 2, 3]);
+    /// assert_eq!(ch.receive_blocking::<Vec<i64>>(None)?, vec![1, 2, 3]);
     /// # Ok(()) }
     /// ```
     pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<Channel> {
         let args = to_value(args)?;
         let (gw, name) = (self.inner.clone(), name.to_string());
-        apply(move || gw.remote_call(&name, &args)).map(Channel::from)
+        apply(move || gw.remote_call(&name, &args))
     }
 
     /// A new channel, to pass to the worker inside a value.
@@ -214,12 +219,12 @@ impl Gateway {
     /// let t = Some(std::time::Duration::from_secs(10));
     /// let ch = gw.remote_exec("let c = channel.receive(); c.send(5);")?;
     /// let side = gw.newchannel();
-    /// ch.send(&side)?;
-    /// assert_eq!(side.receive::<i64>(t)?, 5);
+    /// ch.send_blocking(&side)?;
+    /// assert_eq!(side.receive_blocking::<i64>(t)?, 5);
     /// # Ok(()) }
     /// ```
     pub fn newchannel(&self) -> Channel {
-        self.inner.newchannel().into()
+        self.inner.newchannel()
     }
 
     /// The worker's channel and task counts.
@@ -342,225 +347,6 @@ impl Gateway {
     }
 }
 
-/// A channel for blocking code: [`crate::Channel`]'s calls.
-///
-/// ```
-/// # fn main() -> remex::Result<()> {
-/// let gw = remex::blocking::makegateway("popen")?;
-/// let ch = gw.remote_exec("for x in channel { channel.send(x * x) }")?;
-/// ch.send(&3)?;
-/// assert_eq!(ch.receive::<i64>(None)?, 9);
-/// # Ok(()) }
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Channel {
-    inner: crate::Channel,
-}
-
-impl fmt::Debug for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt(f)
-    }
-}
-
-impl From<crate::Channel> for Channel {
-    fn from(inner: crate::Channel) -> Self {
-        Channel { inner }
-    }
-}
-
-impl Serialize for Channel {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.inner.serialize(s)
-    }
-}
-
-impl Channel {
-    /// The async channel underneath.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let ch = gw.remote_exec("1")?;
-    /// assert_eq!(ch.asynchronous().id(), ch.id());
-    /// # Ok(()) }
-    /// ```
-    pub fn asynchronous(&self) -> &crate::Channel {
-        &self.inner
-    }
-
-    /// The channel's id.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let a = gw.newchannel();
-    /// let b = gw.newchannel();
-    /// assert_ne!(a.id(), b.id());
-    /// # Ok(()) }
-    /// ```
-    pub fn id(&self) -> u32 {
-        self.inner.id()
-    }
-
-    /// Sends a value, waiting while flow control holds it back.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let ch = gw.remote_exec("channel.send(channel.receive())")?;
-    /// ch.send("text")?;
-    /// assert_eq!(ch.receive::<String>(None)?, "text");
-    /// # Ok(()) }
-    /// ```
-    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.inner.send_blocking(value)
-    }
-
-    /// Receives the next item as `T`, waiting at most `timeout`.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let ch = gw.remote_exec("channel.receive()")?;
-    /// let e = ch.receive::<i64>(Some(std::time::Duration::from_millis(10))).unwrap_err();
-    /// assert!(matches!(e, remex::Error::Timeout { .. }));
-    /// # Ok(()) }
-    /// ```
-    pub fn receive<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
-        self.inner.receive_blocking(timeout)
-    }
-
-    /// Closes the channel, with an error message for the remote if given.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let t = Some(std::time::Duration::from_secs(10));
-    /// let ch = gw.remote_exec("for x in channel { }")?;
-    /// ch.close(None);
-    /// assert!(ch.is_closed());
-    /// # Ok(()) }
-    /// ```
-    pub fn close(&self, error: Option<&str>) {
-        self.inner.close(error)
-    }
-
-    /// Waits at most `timeout` for the remote to close; its error if it
-    /// failed.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let t = Some(std::time::Duration::from_secs(10));
-    /// let ch = gw.remote_exec("throw \"failed\"")?;
-    /// assert!(ch.waitclose(t).is_err());
-    /// # Ok(()) }
-    /// ```
-    pub fn waitclose(&self, timeout: Option<Duration>) -> Result<()> {
-        self.inner.waitclose_blocking(timeout)
-    }
-
-    /// Whether either side has closed the channel.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let t = Some(std::time::Duration::from_secs(10));
-    /// let ch = gw.remote_exec("channel.send(1)")?;
-    /// ch.receive::<i64>(t)?;
-    /// ch.waitclose(t)?;
-    /// assert!(ch.is_closed());
-    /// # Ok(()) }
-    /// ```
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-
-    /// The items as an iterator of `T`, ending at end-of-channel.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let ch = gw.remote_exec("for i in 0..3 { channel.send(i) }")?;
-    /// let all: Vec<i64> = ch.iter().collect::<remex::Result<_>>()?;
-    /// assert_eq!(all, vec![0, 1, 2]);
-    /// # Ok(()) }
-    /// ```
-    pub fn iter<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + '_ {
-        self.inner.iter()
-    }
-
-    /// A new channel on the same gateway.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let ch = gw.remote_exec("1")?;
-    /// let other = ch.newchannel();
-    /// assert_ne!(other.id(), ch.id());
-    /// # Ok(()) }
-    /// ```
-    pub fn newchannel(&self) -> Channel {
-        self.inner.newchannel().into()
-    }
-
-    /// See [`crate::Channel::set_callback`].
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let t = Some(std::time::Duration::from_secs(10));
-    /// let ch = gw.remote_exec("channel.receive(); channel.send(42)")?;
-    /// let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    /// let g = got.clone();
-    /// ch.set_callback(move |v| g.lock().unwrap().push(v), None)?;
-    /// ch.send(&1)?;
-    /// ch.waitclose(t)?;
-    /// assert_eq!(*got.lock().unwrap(), vec![42.into()]);
-    /// # Ok(()) }
-    /// ```
-    pub fn set_callback<F>(&self, callback: F, endmarker: Option<Value>) -> Result<()>
-    where
-        F: Fn(Value) + Send + Sync + 'static,
-    {
-        self.inner.set_callback(callback, endmarker)
-    }
-
-    /// See [`crate::Channel::set_callback_in`]; [`Mode::Concurrent`] runs
-    /// the callback in a task on the `remex-io` thread.
-    ///
-    /// ```
-    /// # fn main() -> remex::Result<()> {
-    /// let gw = remex::blocking::makegateway("popen")?;
-    /// let t = Some(std::time::Duration::from_secs(10));
-    /// let ch = gw.remote_exec("channel.send(1)")?;
-    /// let done = remex::sync::Event::new();
-    /// let d = done.clone();
-    /// // Parallel: the callback may block, even call back into remex.
-    /// ch.set_callback_in(remex::sync::Mode::Parallel, move |_| d.set(), None)?;
-    /// assert!(done.wait_blocking(t));
-    /// # Ok(()) }
-    /// ```
-    pub fn set_callback_in<F>(
-        &self,
-        mode: Mode,
-        callback: F,
-        endmarker: Option<Value>,
-    ) -> Result<()>
-    where
-        F: Fn(Value) + Send + Sync + 'static,
-    {
-        match mode {
-            Mode::Concurrent => {
-                let ch = self.inner.clone();
-                apply(move || ch.set_callback_in(mode, callback, endmarker))
-            }
-            _ => self.inner.set_callback_in(mode, callback, endmarker),
-        }
-    }
-}
-
 /// A group of gateways for blocking code: [`crate::Group`]'s calls.
 ///
 /// ```
@@ -570,7 +356,7 @@ impl Channel {
 /// let group = remex::blocking::Group::new(["3*popen"])?;
 /// let mch = group.remote_exec("channel.send(channel.receive()+1)")?;
 /// let queue = mch.make_receive_queue(Some(42.into()))?;
-/// mch[0].send(&1)?;
+/// mch[0].send_blocking(&1)?;
 /// let (_chan1, res1) = queue.get(Some(Duration::from_secs(10)))?;
 /// assert_eq!(res1, 2.into());
 /// group.terminate(Duration::from_secs(1)); // kills workers waiting on receive
@@ -878,12 +664,12 @@ impl MultiChannel {
     /// # Ok(()) }
     /// ```
     pub fn new(channels: Vec<Channel>) -> MultiChannel {
-        let inner = crate::MultiChannel::new(channels.iter().map(|c| c.inner.clone()).collect());
+        let inner = crate::MultiChannel::new(channels.clone());
         MultiChannel { inner, channels }
     }
 
     fn from_async(inner: crate::MultiChannel) -> MultiChannel {
-        let channels = inner.iter().cloned().map(Channel::from).collect();
+        let channels = inner.iter().cloned().collect();
         MultiChannel { inner, channels }
     }
 
@@ -934,7 +720,7 @@ impl MultiChannel {
     /// let t = Some(std::time::Duration::from_secs(10));
     /// let group = remex::blocking::Group::new(["2*popen"])?;
     /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
-    /// for ch in mch.iter() { ch.send(&2)?; }
+    /// for ch in mch.iter() { ch.send_blocking(&2)?; }
     /// assert_eq!(mch.receive_each::<i64>(t)?, vec![20, 20]);
     /// # Ok(()) }
     /// ```
@@ -954,7 +740,9 @@ impl MultiChannel {
     /// # Ok(()) }
     /// ```
     pub fn send_each<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.channels.iter().try_for_each(|c| c.send(value))
+        self.channels
+            .iter()
+            .try_for_each(|c| c.send_blocking(value))
     }
 
     /// One item from every channel, in channel order, within `timeout`
@@ -976,7 +764,7 @@ impl MultiChannel {
             .iter()
             .map(|c| {
                 let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-                c.receive(left)
+                c.receive_blocking(left)
             })
             .collect()
     }
@@ -1027,7 +815,7 @@ impl MultiChannel {
 /// let group = remex::blocking::Group::new(["2*popen"])?;
 /// let mch = group.remote_exec("channel.send(channel.receive() * 10)")?;
 /// let q = mch.make_receive_queue(None)?;
-/// mch[0].send(&5)?;
+/// mch[0].send_blocking(&5)?;
 /// let (ch, v) = q.get(t)?;
 /// assert!(ch == mch[0] && v == 50.into());
 /// # Ok(()) }
@@ -1050,9 +838,7 @@ impl ReceiveQueue {
     /// # Ok(()) }
     /// ```
     pub fn get(&self, timeout: Option<Duration>) -> Result<(Channel, Value)> {
-        self.inner
-            .get_blocking(timeout)
-            .map(|(c, v)| (Channel::from(c), v))
+        self.inner.get_blocking(timeout)
     }
 
     /// Items waiting now.
