@@ -333,7 +333,7 @@ async fn pingpong_only(args: &[String]) {
                 async move {
                     for i in 0..n {
                         ch.send_value(Value::Int(i)).await.expect("send");
-                        ch.receive_value().await.expect("receive");
+                        ch.receive::<remex::Value>().await.expect("receive");
                     }
                 }
             };
@@ -341,7 +341,7 @@ async fn pingpong_only(args: &[String]) {
                 "blocking" => tokio::task::spawn_blocking(move || {
                     for i in 0..n {
                         ch.send_value_blocking(Value::Int(i)).expect("send");
-                        ch.receive_value_blocking(None).expect("receive");
+                        ch.receive_blocking::<remex::Value>(None).expect("receive");
                     }
                 })
                 .await
@@ -449,7 +449,7 @@ async fn tasks_only(args: &[String]) {
             }
         });
         for _ in 0..c.tasks {
-            lane.receive_value().await.expect("reply");
+            lane.receive::<remex::Value>().await.expect("reply");
         }
         send.await.unwrap();
         println!(

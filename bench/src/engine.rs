@@ -9,7 +9,7 @@ pub(crate) async fn remex_rtt(ch: &remex::Channel, n: usize) -> remex::Result<f6
     let t0 = Instant::now();
     for i in 0..n as i64 {
         ch.send_value(Value::Int(i)).await?;
-        ch.receive_value().await?;
+        ch.receive::<remex::Value>().await?;
     }
     Ok(t0.elapsed().as_secs_f64() / n as f64 * 1e6)
 }
@@ -25,7 +25,7 @@ pub(crate) async fn remex_rate(
     let t0 = Instant::now();
     let mut got = 0;
     while got < total {
-        if let Value::Bytes(b) = ch.receive_value().await? {
+        if let Value::Bytes(b) = ch.receive::<remex::Value>().await? {
             got += b.len();
         }
     }
@@ -77,7 +77,7 @@ pub(crate) async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
             let t0 = Instant::now();
             for i in 0..n as i64 {
                 ch2.send_value_blocking(Value::Int(i))?;
-                ch2.receive_value_blocking(None)?;
+                ch2.receive_blocking::<remex::Value>(None)?;
             }
             Ok(t0.elapsed().as_secs_f64() / n as f64 * 1e6)
         })
@@ -92,7 +92,7 @@ pub(crate) async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
         let ch = gw.remote_call("flood", &(c.msgs as i64))?;
         let t0 = Instant::now();
         for _ in 0..c.msgs {
-            ch.receive_value().await?;
+            ch.receive::<remex::Value>().await?;
         }
         rates.push(c.msgs as f64 / t0.elapsed().as_secs_f64());
         ch.waitclose(Some(Duration::from_secs(60))).await?;

@@ -81,7 +81,7 @@ fn worker() -> Worker {
     Worker::new()
         .task("echo_loop", |t: &Task| {
             let ch = t.channel();
-            while let Ok(v) = ch.receive_value_blocking(None) {
+            while let Ok(v) = ch.receive_blocking::<remex::Value>(None) {
                 ch.send_value_blocking(v)?;
             }
             Ok::<_, TaskError>(())
@@ -95,7 +95,7 @@ fn worker() -> Worker {
         })
         .task("sink", |t: &Task| {
             let mut n = 0i64;
-            while t.channel().receive_value_blocking(None).is_ok() {
+            while t.channel().receive_blocking::<remex::Value>(None).is_ok() {
                 n += 1;
             }
             Ok::<_, TaskError>(n)

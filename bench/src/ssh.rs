@@ -66,14 +66,18 @@ pub(crate) async fn ssh_rows(c: &Counts) -> Result<SshRows, String> {
         ch.send_value(Value::Int(i))
             .await
             .map_err(|e| e.to_string())?;
-        ch.receive_value().await.map_err(|e| e.to_string())?;
+        ch.receive::<remex::Value>()
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let t0 = Instant::now();
     for i in 0..n as i64 {
         ch.send_value(Value::Int(i))
             .await
             .map_err(|e| e.to_string())?;
-        ch.receive_value().await.map_err(|e| e.to_string())?;
+        ch.receive::<remex::Value>()
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let rtt = t0.elapsed().as_secs_f64() / n as f64 * 1e6;
     gw.exit().await.map_err(|e| e.to_string())?;

@@ -411,7 +411,7 @@ pub(crate) async fn testbed_rows(c: &Counts) -> Result<TestbedRows, String> {
         .map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let dead = testbed::kill_host("rx3");
-    let noticed = tokio::time::timeout(bound * 3, ch.receive_value()).await;
+    let noticed = tokio::time::timeout(bound * 3, ch.receive::<remex::Value>()).await;
     let took = t0.elapsed().as_secs_f64();
     dead.revive();
     match noticed {

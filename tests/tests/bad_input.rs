@@ -409,7 +409,7 @@ async fn a_worker_that_ignores_flow_control_fails_its_channel_not_our_memory() {
     );
     let mut got = 0;
     let e = loop {
-        match ch.receive_value().await {
+        match ch.receive::<remex::Value>().await {
             Ok(_) => got += 1,
             Err(e) => break e,
         }

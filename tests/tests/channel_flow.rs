@@ -62,7 +62,7 @@ async fn a_gib_to_a_receiver_that_does_not_read_keeps_memory_bounded_and_arrives
     let template = bulk_chunk(0, CHUNK);
     let mut received = 0u64;
     for index in 0..expected_chunks {
-        let v = ch.receive_value().await.unwrap();
+        let v = ch.receive::<remex::Value>().await.unwrap();
         let Value::Bytes(b) = v else {
             panic!("chunk {index} is {}", v.describe())
         };
@@ -94,7 +94,10 @@ async fn large_messages_are_chunked_not_rejected() {
     let ch = gw
         .remote_call("echo", &Value::Bytes(big.clone().into()))
         .unwrap();
-    assert_eq!(ch.receive_value().await.unwrap(), Value::Bytes(big.into()));
+    assert_eq!(
+        ch.receive::<remex::Value>().await.unwrap(),
+        Value::Bytes(big.into())
+    );
     let text = "x".repeat(3 << 20);
     let ch = gw.remote_call("echo", &text).unwrap();
     assert_eq!(ch.receive::<String>().await.unwrap(), text);

@@ -71,7 +71,7 @@ async fn closing_a_channel_ends_a_blocking_receive_on_another_thread() {
     let receiver = std::thread::spawn(move || {
         tid_tx.send(remex_tests::thread_id()).unwrap();
         let t0 = Instant::now();
-        (waiting.receive_value_blocking(None), t0.elapsed())
+        (waiting.receive_blocking::<remex::Value>(None), t0.elapsed())
     });
     let tid = tid.recv().unwrap();
     assert!(
@@ -99,7 +99,7 @@ async fn a_blocking_receive_times_out_on_time_and_leaves_the_channel_usable() {
     let (r, took) = tokio::task::spawn_blocking(move || {
         let t0 = Instant::now();
         (
-            c.receive_value_blocking(Some(Duration::from_millis(300))),
+            c.receive_blocking::<remex::Value>(Some(Duration::from_millis(300))),
             t0.elapsed(),
         )
     })
@@ -111,7 +111,7 @@ async fn a_blocking_receive_times_out_on_time_and_leaves_the_channel_usable() {
     let c = ch.clone();
     let v = tokio::task::spawn_blocking(move || {
         c.send_value_blocking(Value::Int(21))?;
-        c.receive_value_blocking(Some(T))
+        c.receive_blocking::<remex::Value>(Some(T))
     })
     .await
     .unwrap()
@@ -126,7 +126,7 @@ async fn killing_the_worker_ends_a_blocking_receive_with_the_loss() {
     let (tid_tx, tid) = std::sync::mpsc::channel();
     let receiver = std::thread::spawn(move || {
         tid_tx.send(remex_tests::thread_id()).unwrap();
-        ch.receive_value_blocking(None)
+        ch.receive_blocking::<remex::Value>(None)
     });
     assert!(
         remex_tests::wait_blocked(tid.recv().unwrap(), T),
@@ -155,7 +155,7 @@ async fn threads_and_tasks_sharing_a_connection_each_get_their_own_items() {
             for i in 0..300i64 {
                 let v = t * 1_000_000 + i;
                 ch.send_value_blocking(Value::Int(v)).unwrap();
-                let got = ch.receive_value_blocking(Some(T)).unwrap();
+                let got = ch.receive_blocking::<remex::Value>(Some(T)).unwrap();
                 assert_eq!(got, Value::Int(v), "thread {t} got another's item");
             }
         }));

@@ -14,7 +14,7 @@ use serde::Serialize;
 const T: Option<Duration> = Some(Duration::from_secs(60));
 
 /// Runs `source` and returns the one value it sends.
-async fn eval<R: serde::de::DeserializeOwned>(gw: &Gateway, source: &str) -> R {
+async fn eval<R: serde::de::DeserializeOwned + 'static>(gw: &Gateway, source: &str) -> R {
     let ch = gw.remote_exec(source).unwrap();
     match remex::with_timeout("the script's answer", T, ch.receive::<R>()).await {
         Ok(v) => v,

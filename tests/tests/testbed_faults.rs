@@ -159,7 +159,7 @@ async fn a_dead_host_is_noticed_within_the_bound_under_ssh_and_socket() {
         let ch = g.remote_call("sleep", &3600).unwrap();
         let t0 = Instant::now();
         let dead = testbed::kill_host(host);
-        let err = tokio::time::timeout(T, ch.receive_value())
+        let err = tokio::time::timeout(T, ch.receive::<remex::Value>())
             .await
             .expect("the controller never hangs on a dead host")
             .unwrap_err()
@@ -214,7 +214,7 @@ async fn by_default_a_half_open_connection_ends_on_both_sides_within_ten_seconds
     // Both ends keep their TCP connection: neither hears of the other.
     let t0 = Instant::now();
     let partition = testbed::partition("rx1");
-    let err = tokio::time::timeout(bound * 2, ch.receive_value())
+    let err = tokio::time::timeout(bound * 2, ch.receive::<remex::Value>())
         .await
         .expect("the controller side ends")
         .unwrap_err()

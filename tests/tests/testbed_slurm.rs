@@ -137,7 +137,7 @@ fn a_dead_node_is_noticed_within_the_bound_and_named() {
         let ch = victim.remote_call("sleep", &3600).unwrap();
         let t0 = Instant::now();
         let dead = testbed::kill_host("rx7");
-        let err = tokio::time::timeout(T, ch.receive_value())
+        let err = tokio::time::timeout(T, ch.receive::<remex::Value>())
             .await
             .expect("the controller never hangs on a dead node")
             .unwrap_err()

@@ -120,7 +120,7 @@ impl ChannelReader {
 impl io::BufRead for ChannelReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.current.is_empty() && !self.done {
-            match self.channel.receive_value_blocking(None) {
+            match self.channel.next_value_blocking(None) {
                 Ok(v) => match item_bytes(&self.channel, v) {
                     Ok(b) => self.current = b,
                     Err(e) => {
@@ -489,7 +489,7 @@ impl Channel {
         let ch = self.clone();
         let items = futures::stream::unfold(Some(ch), |ch| async move {
             let ch = ch?;
-            match ch.receive_value().await {
+            match ch.next_value().await {
                 Ok(v) => match item_bytes(&ch, v) {
                     Ok(b) => Some((Ok(b), Some(ch))),
                     Err(e) => Some((Err(e), None)),
@@ -557,7 +557,7 @@ pub(crate) fn duplex(ch: Channel) -> tokio::io::DuplexStream {
     let (mut far_r, mut far_w) = tokio::io::split(far);
     let inbound = ch.clone();
     tokio::spawn(async move {
-        while let Ok(v) = inbound.receive_value().await {
+        while let Ok(v) = inbound.next_value().await {
             if let Value::Bytes(b) = v {
                 if far_w.write_all(&b).await.is_err() {
                     break;

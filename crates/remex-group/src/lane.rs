@@ -316,12 +316,12 @@ impl Lane {
 
 async fn read_replies(lane: Arc<Lane>, owner: Weak<dyn Scheduler>) {
     let end = loop {
-        match lane.ch.receive_value().await {
+        match lane.ch.receive::<remex_core::Value>().await {
             Ok(v) => {
                 let mut returned = lane.answered(v);
                 // The replies already here too, then one dispatch for all
                 // the places they freed: the requests leave together.
-                while let Ok(Some(v)) = lane.ch.try_receive_value() {
+                while let Ok(Some(v)) = lane.ch.try_receive::<remex_core::Value>() {
                     returned.extend(lane.answered(v));
                 }
                 if let Some(s) = owner.upgrade() {

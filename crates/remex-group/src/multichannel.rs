@@ -158,7 +158,7 @@ impl MultiChannel {
     /// group.terminate(std::time::Duration::from_secs(5)).await;
     /// # Ok(()) }
     /// ```
-    pub async fn receive_each<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+    pub async fn receive_each<T: DeserializeOwned + 'static>(&self) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(self.len());
         for ch in &self.inner.channels {
             out.push(ch.receive().await?);

@@ -36,7 +36,7 @@ impl Worker {
         let running = Mutex::new(Running::default());
         std::thread::scope(|s| {
             s.spawn(|| {
-                while let Ok(v) = control.receive_value_blocking(None) {
+                while let Ok(v) = control.receive_blocking::<remex_core::Value>(None) {
                     match LaneControl::from_value(&v) {
                         Some(LaneControl::Cancel(id)) => {
                             let mut r = running.lock();
@@ -52,7 +52,7 @@ impl Worker {
                             // executor took: each item goes to one taker.
                             let mut ids = Vec::new();
                             while (ids.len() as i64) < n {
-                                match lane.try_receive_value() {
+                                match lane.try_receive::<remex_core::Value>() {
                                     Ok(Some(v)) => match LaneRequest::from_value(v) {
                                         Ok(r) => ids.push(r.id),
                                         Err(e) => crate::say(format!(
@@ -92,7 +92,7 @@ impl Worker {
     }
 
     fn lane_executor(&self, lane: &Channel, running: &Mutex<Running>) {
-        while let Ok(v) = lane.receive_value_blocking(None) {
+        while let Ok(v) = lane.receive_blocking::<remex_core::Value>(None) {
             let LaneRequest { id, task, args } = match LaneRequest::from_value(v) {
                 Ok(r) => r,
                 Err(e) => {

@@ -100,7 +100,7 @@ fn relay(t: &Task) -> Result<(), TaskError> {
         // worker): the controller hears the end of its stream at once.
         out.close_write();
     });
-    while let Ok(v) = ch.receive_value_blocking(None) {
+    while let Ok(v) = ch.receive_blocking::<remex_core::Value>(None) {
         if let Value::Bytes(b) = v {
             if stdin.write_all(&b).is_err() {
                 break;

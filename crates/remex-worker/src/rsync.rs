@@ -581,7 +581,7 @@ pub(crate) fn receive(t: &Task) -> Result<Received, TaskError> {
     };
     let ch = t.channel();
     loop {
-        let v = match ch.receive_value_blocking(None) {
+        let v = match ch.receive_blocking::<remex_core::Value>(None) {
             Ok(v) => v,
             Err(e) if e.is_end_of_channel() => {
                 return Err(TaskError(

@@ -758,7 +758,10 @@ impl MultiChannel {
     /// assert_eq!(mch.receive_each::<i64>(t)?, vec![40, 40]);
     /// # Ok(()) }
     /// ```
-    pub fn receive_each<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<Vec<T>> {
+    pub fn receive_each<T: DeserializeOwned + 'static>(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<T>> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         self.channels
             .iter()

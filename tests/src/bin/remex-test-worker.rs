@@ -86,13 +86,15 @@ fn main() {
             let (ms, r): (u64, remex::ChannelRef) = t.args()?;
             std::thread::sleep(std::time::Duration::from_millis(ms));
             let ch = t.channel().attach(r);
-            Ok::<_, TaskError>(ch.receive_value_blocking(Some(std::time::Duration::from_secs(10)))?)
+            Ok::<_, TaskError>(
+                ch.receive_blocking::<remex::Value>(Some(std::time::Duration::from_secs(10)))?,
+            )
         })
         .task("echo_then_sleep", |t: &Task| {
             // [n, ms]: echoes n items, then works (sleeps) without reading.
             let (n, ms): (u32, u64) = t.args()?;
             for _ in 0..n {
-                let v = t.channel().receive_value_blocking(None)?;
+                let v = t.channel().receive_blocking::<remex::Value>(None)?;
                 t.channel().send_value_blocking(v)?;
             }
             std::thread::sleep(std::time::Duration::from_millis(ms));

@@ -371,7 +371,7 @@ impl Channel {
     /// let gw = remex::makegateway("popen").await?;
     /// let ch = gw.remote_exec("for x in channel { channel.send(x) }")?;
     /// ch.send_value(remex::Value::from("hi")).await?;
-    /// assert_eq!(ch.receive_value().await?, remex::Value::from("hi"));
+    /// assert_eq!(ch.receive::<remex::Value>().await?, remex::Value::from("hi"));
     /// gw.exit().await?;
     /// # Ok(()) }
     /// ```
@@ -491,19 +491,8 @@ impl Channel {
         self.send_value_blocking(self.to_value(value)?)
     }
 
-    /// Receives the next item. After the remote side closed, returns
-    /// [`Error::EndOfChannel`] (or the remote error) every time.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// let gw = remex::makegateway("popen").await?;
-    /// let ch = gw.remote_exec("channel.send([1, \"two\"])")?;
-    /// let v = ch.receive_value().await?;
-    /// assert_eq!(v, remex::Value::List(vec![1.into(), "two".into()]));
-    /// gw.exit().await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn receive_value(&self) -> Result<Value> {
+    /// The next item as it came (see [`Channel::receive`]).
+    pub(crate) async fn next_value(&self) -> Result<Value> {
         let exchange = self.state().awaits_answer().then_some(&self.state().quick);
         wait_async(&self.handle.shared, exchange, || {
             self.state().try_receive(self.shared())
@@ -511,7 +500,10 @@ impl Channel {
         .await
     }
 
-    /// Receives the next item as `T`; a mismatch names expected and received.
+    /// Receives the next item as `T` (any serde type, or [`Value`] to take
+    /// it as it came, at no cost); a mismatch names expected and received.
+    /// After the remote side closed, returns [`Error::EndOfChannel`] (or
+    /// the remote error) every time.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
@@ -521,15 +513,18 @@ impl Channel {
     /// assert_eq!(n, 42);
     /// // After the last item, the end:
     /// assert!(ch.receive::<i64>().await.unwrap_err().is_end_of_channel());
+    /// let any = gw.remote_exec("channel.send([1, \"two\"])")?;
+    /// let v = any.receive::<remex::Value>().await?;
+    /// assert_eq!(v, remex::Value::List(vec![1.into(), "two".into()]));
     /// gw.exit().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn receive<T: DeserializeOwned>(&self) -> Result<T> {
-        self.convert(self.receive_value().await?)
+    pub async fn receive<T: DeserializeOwned + 'static>(&self) -> Result<T> {
+        self.convert(self.next_value().await?)
     }
 
     /// Receives an item if one is queued now, without waiting: `Ok(None)`
-    /// if none is; the channel's end or failure as [`Channel::receive_value`]
+    /// if none is; the channel's end or failure as [`Channel::receive`]
     /// reports them.
     ///
     /// ```
@@ -537,17 +532,17 @@ impl Channel {
     /// let gw = remex::makegateway("popen").await?;
     /// let ch = gw.remote_exec("channel.send(1); channel.send(2)")?;
     /// ch.waitclose(None).await?; // both items are here now
-    /// assert_eq!(ch.try_receive_value()?, Some(remex::Value::Int(1)));
-    /// assert_eq!(ch.try_receive_value()?, Some(remex::Value::Int(2)));
-    /// assert!(ch.try_receive_value().unwrap_err().is_end_of_channel());
+    /// assert_eq!(ch.try_receive::<i64>()?, Some(1));
+    /// assert_eq!(ch.try_receive::<remex::Value>()?, Some(remex::Value::Int(2)));
+    /// assert!(ch.try_receive::<i64>().unwrap_err().is_end_of_channel());
     /// let idle = gw.remote_exec("channel.receive()")?;
-    /// assert_eq!(idle.try_receive_value()?, None);
+    /// assert_eq!(idle.try_receive::<i64>()?, None);
     /// gw.exit().await?;
     /// # Ok(()) }
     /// ```
-    pub fn try_receive_value(&self) -> Result<Option<Value>> {
+    pub fn try_receive<T: DeserializeOwned + 'static>(&self) -> Result<Option<T>> {
         match self.state().try_receive(self.shared()) {
-            Step::Ready(r) => r.map(Some),
+            Step::Ready(r) => self.convert(r?).map(Some),
             Step::Wait(_) => Ok(None),
         }
     }
@@ -566,29 +561,17 @@ impl Channel {
     /// gw.exit().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn receive_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T> {
-        let v = with_timeout("an item", Some(timeout), self.receive_value()).await?;
+    pub async fn receive_timeout<T: DeserializeOwned + 'static>(
+        &self,
+        timeout: Duration,
+    ) -> Result<T> {
+        let v = with_timeout("an item", Some(timeout), self.next_value()).await?;
         self.convert(v)
     }
 
-    /// Receives on a plain thread, with an optional timeout.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// let gw = remex::makegateway("popen").await?;
-    /// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
-    /// // From a plain thread:
-    /// let n: i64 = tokio::task::spawn_blocking(move || -> remex::Result<i64> {
-    ///     ch.send_blocking(&21)?;
-    ///     Ok(remex::from_value(ch.receive_value_blocking(None)?)?)
-    /// })
-    /// .await
-    /// .unwrap()?;
-    /// assert_eq!(n, 42);
-    /// gw.exit().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn receive_value_blocking(&self, timeout: Option<Duration>) -> Result<Value> {
+    /// The next item as it came, for a thread (see
+    /// [`Channel::receive_blocking`]).
+    pub(crate) fn next_value_blocking(&self, timeout: Option<Duration>) -> Result<Value> {
         wait_blocking(
             &self.handle.shared,
             Some(self.state()),
@@ -615,12 +598,30 @@ impl Channel {
     /// gw.exit().await?;
     /// # Ok(()) }
     /// ```
-    pub fn receive_blocking<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
-        let v = self.receive_value_blocking(timeout)?;
+    pub fn receive_blocking<T: DeserializeOwned + 'static>(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<T> {
+        let v = self.next_value_blocking(timeout)?;
         self.convert(v)
     }
 
-    fn convert<T: DeserializeOwned>(&self, v: Value) -> Result<T> {
+    /// `v` as a `T`: itself when `T` is [`Value`] (a `Value` deserialized
+    /// into a `Value` would be rebuilt), else through serde.
+    fn convert<T: DeserializeOwned + 'static>(&self, v: Value) -> Result<T> {
+        let mut slot = Some(v);
+        if let Some(same) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<T>>() {
+            if let Some(t) = same.take() {
+                return Ok(t);
+            }
+        }
+        let Some(v) = slot else {
+            return Err(Error::TypeMismatch {
+                gateway: self.gateway_id().to_string(),
+                channel: self.id(),
+                detail: "no item".into(),
+            });
+        };
         from_value(v).map_err(|e| Error::TypeMismatch {
             gateway: self.gateway_id().to_string(),
             channel: self.id(),
@@ -906,7 +907,9 @@ impl Channel {
     /// gw.exit().await?;
     /// # Ok(()) }
     /// ```
-    pub fn stream<T: DeserializeOwned>(&self) -> impl Stream<Item = Result<T>> + Send + 'static {
+    pub fn stream<T: DeserializeOwned + 'static>(
+        &self,
+    ) -> impl Stream<Item = Result<T>> + Send + 'static {
         futures::stream::unfold(Some(self.clone()), |ch| async move {
             let ch = ch?;
             match ch.receive::<T>().await {
@@ -931,7 +934,7 @@ impl Channel {
     /// gw.exit().await?;
     /// # Ok(()) }
     /// ```
-    pub fn iter<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + '_ {
+    pub fn iter<T: DeserializeOwned + 'static>(&self) -> impl Iterator<Item = Result<T>> + '_ {
         let mut done = false;
         std::iter::from_fn(move || {
             if done {

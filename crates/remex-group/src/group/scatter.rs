@@ -154,7 +154,7 @@ impl DataRef {
             reason: "its holder is gone".into(),
         })?;
         gw.remote_call(builtin::FETCH, &self.key)?
-            .receive_value()
+            .receive::<remex_core::Value>()
             .await
     }
 }

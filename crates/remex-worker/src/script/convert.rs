@@ -116,7 +116,7 @@ pub(crate) fn from_dynamic(d: Dynamic, depth: usize) -> RhaiResult<Value> {
 }
 
 fn receive(ch: &ScriptChannel, timeout: Option<Duration>) -> RhaiResult<Dynamic> {
-    match ch.0.receive_value_blocking(timeout) {
+    match ch.0.receive_blocking::<remex_core::Value>(timeout) {
         Ok(v) => Ok(to_dynamic(v, &ch.0)),
         Err(e) => Err(rhai_err(e.to_string())),
     }
@@ -136,7 +136,7 @@ impl IntoIterator for ScriptChannel {
     fn into_iter(self) -> Self::IntoIter {
         let ch = self.0;
         Box::new(std::iter::from_fn(move || {
-            ch.receive_value_blocking(None)
+            ch.receive_blocking::<remex_core::Value>(None)
                 .ok()
                 .map(|v| to_dynamic(v, &ch))
         }))
