@@ -6,7 +6,7 @@
 //! (a [`remex_sync::Thread`] named `remex-io`, with its own tokio runtime)
 //! that carries every gateway made through this module; calls hand their
 //! work to it with a [`remex_sync::Launcher`] and wait for the result.
-//! Channels are the one [`Channel`](crate::Channel) type: a thread calls
+//! Channels are the one [`Channel`] type: a thread calls
 //! its `*_blocking` methods (`send_blocking`, `receive_blocking`,
 //! `waitclose_blocking`, `iter`), as it calls every `remex::sync`
 //! primitive's, and they wait on their own (on `event-listener`, or by
