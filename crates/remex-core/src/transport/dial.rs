@@ -535,7 +535,22 @@ mod tests {
         String,
         tokio::task::JoinHandle<Result<Vec<Connected>>>,
     ) {
-        let d = Dialin::bind(spec, "127.0.0.1").await.unwrap();
+        listening_on("127.0.0.1", spec, ids, job, bound).await
+    }
+
+    /// [`listening`] on loopback address `ip`.
+    async fn listening_on(
+        ip: &str,
+        spec: &Spec,
+        ids: &[&str],
+        job: Option<&'static str>,
+        bound: bool,
+    ) -> (
+        String,
+        String,
+        tokio::task::JoinHandle<Result<Vec<Connected>>>,
+    ) {
+        let d = Dialin::bind(spec, ip).await.unwrap();
         let (addr, secret) = (d.addr.clone(), d.secret.to_string());
         let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
         let spec = spec.clone();
@@ -556,8 +571,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_workers_that_prove_the_secret_get_a_rank_each() {
         let spec = spec();
-        let (addr, secret, accepting) = listening(&spec, &["a", "b"], Some("1"), false).await;
-        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        // An address of its own: the port is free again once the listener
+        // closes, and another test's listener on 127.0.0.1 may take it
+        // (the check below then reached that listener).
+        let (addr, secret, accepting) =
+            listening_on("127.0.0.61", &spec, &["a", "b"], Some("1"), false).await;
+        assert!(addr.starts_with("127.0.0.61:"), "{addr}");
         assert_eq!(secret.len(), 64, "256 bits, hex");
         // Wrong secret: the listener does not prove itself to it, and it
         // gets no session.
