@@ -330,11 +330,12 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         .map(|t| Template::parse_tag(t, &inputs.names, a.plus));
     // Slots: GNU parallel's -j for this machine when no worker is named
     // (one local worker per slot), else jobs at once on each worker.
-    let (specs, per_worker) = if local {
+    let (specs, host_groups, per_worker) = if local {
         let n = slots::local(a.jobs, inputs.total);
-        (vec![format!("{n}*popen")], 1)
+        (vec![format!("{n}*popen")], Default::default(), 1)
     } else {
-        (workers::specs(&a.workers)?, slots::per_worker(a.jobs)?)
+        let (specs, groups) = workers::specs_and_groups(&a.workers)?;
+        (specs, groups, slots::per_worker(a.jobs)?)
     };
     let resume = match (a.resume, a.resume_failed || a.retry_failed) {
         (true, _) => Resume::All,
@@ -369,7 +370,6 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         Some(p) => Some(JobLog::open(p, resume)?),
         None => None,
     };
-    let host_groups = workers::host_groups(&a.workers)?;
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     if !a.basefile.is_empty() {
         if let Err(e) = basefiles(&w, &a.basefile, &setup, false).await {

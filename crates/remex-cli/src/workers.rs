@@ -27,6 +27,11 @@ pub(crate) fn none_named(w: &WorkerArgs) -> bool {
 /// `#` comments skipped), `-S` and `--sshloginfile`; none given means one
 /// popen worker per CPU.
 pub(crate) fn specs(w: &WorkerArgs) -> Result<Vec<String>, String> {
+    specs_and_groups(w).map(|(specs, _)| specs)
+}
+
+/// [`specs`], with the host groups of the sshlogins (`-S @g/host`).
+pub(crate) fn specs_and_groups(w: &WorkerArgs) -> Result<(Vec<String>, HostGroups), String> {
     let mut specs = w.tx.to_vec();
     for f in &w.txfile {
         let text = std::fs::read_to_string(f)
@@ -47,17 +52,13 @@ pub(crate) fn specs(w: &WorkerArgs) -> Result<Vec<String>, String> {
             ));
         }
     }
-    specs.extend(sshlogins(&w.sshlogin, &w.sshloginfile)?.specs);
+    let logins = sshlogins(&w.sshlogin, &w.sshloginfile)?;
+    specs.extend(logins.specs);
     if specs.is_empty() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         specs.push(format!("{n}*popen"));
     }
-    Ok(specs)
-}
-
-/// The host groups of the sshlogins of `w` (`-S @g/host`).
-pub(crate) fn host_groups(w: &WorkerArgs) -> Result<HostGroups, String> {
-    Ok(sshlogins(&w.sshlogin, &w.sshloginfile)?.groups)
+    Ok((specs, logins.groups))
 }
 
 /// GNU parallel's sshlogins, as specs, with their host groups.

@@ -522,19 +522,22 @@ mod tests {
         Spec::parse("slurm//ntasks=2").unwrap()
     }
 
+    /// A listener's address, its secret and the task accepting on it.
+    type Listening = (
+        String,
+        String,
+        tokio::task::JoinHandle<Result<Vec<Connected>>>,
+    );
+
     /// A dial-back listener on loopback for `spec`, accepting the workers
     /// `ids` of job `job` (sessions bound to MUNGE with `bound`) in a task
-    /// of its own: its address, its secret and that task.
+    /// of its own.
     async fn listening(
         spec: &Spec,
         ids: &[&str],
         job: Option<&'static str>,
         bound: bool,
-    ) -> (
-        String,
-        String,
-        tokio::task::JoinHandle<Result<Vec<Connected>>>,
-    ) {
+    ) -> Listening {
         listening_on("127.0.0.1", spec, ids, job, bound).await
     }
 
@@ -545,11 +548,7 @@ mod tests {
         ids: &[&str],
         job: Option<&'static str>,
         bound: bool,
-    ) -> (
-        String,
-        String,
-        tokio::task::JoinHandle<Result<Vec<Connected>>>,
-    ) {
+    ) -> Listening {
         let d = Dialin::bind(spec, ip).await.unwrap();
         let (addr, secret) = (d.addr.clone(), d.secret.to_string());
         let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();

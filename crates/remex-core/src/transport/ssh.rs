@@ -191,16 +191,7 @@ fn prepare_in(root: &std::path::Path, path: &std::path::Path) -> std::io::Result
     // size. objcopy comes with every C toolchain; without it, the binary
     // goes as it is.
     let stripped = tmp.join("worker");
-    let ok = std::process::Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(path)
-        .arg(&stripped)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if !objcopy(&["--strip-debug"], path, &stripped) {
         std::fs::copy(path, &stripped)?;
     }
     let raw = std::fs::read(&stripped)?;
@@ -250,20 +241,28 @@ fn prepare_in(root: &std::path::Path, path: &std::path::Path) -> std::io::Result
     read_meta(&dir).ok_or_else(|| std::io::Error::other("the prepared upload has no meta"))
 }
 
-/// Writes the debug sections of `path` alone to `out` (compressed), or
-/// nothing if objcopy cannot.
-fn keep_debug(path: &std::path::Path, out: &std::path::Path) {
-    let ok = std::process::Command::new("objcopy")
-        .arg("--only-keep-debug")
-        .arg("--compress-debug-sections=zlib")
-        .arg(path)
-        .arg(out)
+/// Runs `objcopy OPTIONS from to`; whether it succeeded (false without
+/// objcopy).
+fn objcopy(options: &[&str], from: &std::path::Path, to: &std::path::Path) -> bool {
+    std::process::Command::new("objcopy")
+        .args(options)
+        .arg(from)
+        .arg(to)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+        .is_ok_and(|s| s.success())
+}
+
+/// Writes the debug sections of `path` alone to `out` (compressed), or
+/// nothing if objcopy cannot.
+fn keep_debug(path: &std::path::Path, out: &std::path::Path) {
+    if !objcopy(
+        &["--only-keep-debug", "--compress-debug-sections=zlib"],
+        path,
+        out,
+    ) {
         let _ = std::fs::remove_file(out);
     }
 }
