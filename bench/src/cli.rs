@@ -128,7 +128,7 @@ pub(crate) async fn cli_rows(jobs: usize, files: usize) -> Result<CliRows, Strin
             let a = makegateway(&spec).await.map_err(|e| e.to_string())?;
             let b = makegateway(&spec).await.map_err(|e| e.to_string())?;
             let send = || {
-                remex::RSync::new(&src)
+                remex::rsync::RSync::new(&src)
                     .add_target(&a, root.join("a").display().to_string())
                     .add_target(&b, root.join("b").display().to_string())
             };

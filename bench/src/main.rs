@@ -24,7 +24,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use remex::worker::{serve_if_worker, Task, TaskError, Worker};
+use remex::worker::{Task, TaskError, Worker};
 use remex::{makegateway, Value};
 
 mod aids;
@@ -135,7 +135,7 @@ async fn main() {
         let _ = std::io::stdout().write_all(b"1");
         std::process::exit(0);
     }
-    serve_if_worker(worker);
+    remex::serve_if_worker(worker);
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--pipe-peer") {
         pipe_peer(&args[2], &args[3..]);

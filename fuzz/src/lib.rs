@@ -85,7 +85,7 @@ pub mod handshake {
 
 /// `Value` decoding.
 pub mod value {
-    use remex_proto::Value;
+    use remex_proto::value::Value;
 
     /// Decodes `data` as a value; a value decoded encodes to bytes that
     /// decode to the same value.

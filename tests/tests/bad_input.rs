@@ -332,7 +332,7 @@ async fn a_script_that_never_ends_does_not_block_the_gateway_and_exit_ends_it() 
     let t0 = Instant::now();
     gw.exit().await.unwrap();
     assert!(
-        t0.elapsed() < remex::core::gateway::EXIT_GRACE + Duration::from_secs(1),
+        t0.elapsed() < remex::Gateway::EXIT_GRACE + Duration::from_secs(1),
         "exit took {:?}",
         t0.elapsed()
     );

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use remex::blocking::{makegateway, Group, MultiChannel};
-use remex::sync::Mode;
+use remex::sync::RunMode;
 use remex::{Error, Errors, Value};
 
 const T: Option<Duration> = Some(Duration::from_secs(10));
@@ -116,7 +116,7 @@ fn gateway_calls_and_timeouts() {
     assert!(remex_tests::wait_gone(pid, Duration::from_secs(5)));
     assert_eq!(
         gw.lifecycle().join_blocking(T).unwrap(),
-        remex::sync::State::Off
+        remex::sync::LifecycleState::Off
     );
 }
 
@@ -186,7 +186,7 @@ fn a_blocking_call_from_a_sequential_callback_is_refused_not_deadlocked() {
     let (g, d, gw2) = (got.clone(), done.clone(), gw.clone());
     done.clear();
     ch.set_callback_in(
-        Mode::Parallel,
+        RunMode::Parallel,
         move |_| {
             *g.lock().unwrap() = Some(gw2.remote_status().map(|_| ()));
             d.set();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use remex::sync::Event;
-use remex::sync::Mode;
+use remex::sync::RunMode;
 use remex::Value;
 
 const T: Option<Duration> = Some(Duration::from_secs(10));
@@ -21,7 +21,7 @@ async fn a_blocking_parallel_callback_does_not_delay_other_channels() {
     let entered = Event::new();
     let e = entered.clone();
     slow.set_callback_in(
-        Mode::Parallel,
+        RunMode::Parallel,
         move |_| {
             e.set();
             std::thread::sleep(Duration::from_secs(1));
@@ -100,7 +100,7 @@ async fn flow_control_bounds_what_waits_for_a_slow_callback() {
     let done = Event::new();
     let (g, n, d) = (gate.clone(), got.clone(), done.clone());
     ch.set_callback_in(
-        Mode::Parallel,
+        RunMode::Parallel,
         move |v| {
             if v == Value::Str("end".into()) {
                 d.set();
@@ -142,7 +142,7 @@ async fn flow_control_bounds_what_waits_for_a_slow_callback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_and_endmarker_hold_in_every_mode_also_when_the_worker_dies() {
-    for mode in [Mode::Sequential, Mode::Concurrent, Mode::Parallel] {
+    for mode in [RunMode::Sequential, RunMode::Concurrent, RunMode::Parallel] {
         let gw = common::gateway().await;
         let ch = gw
             .remote_exec("for i in 0..100 { channel.send(i) } channel.receive();")

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use remex::sync::State;
+use remex::sync::LifecycleState;
 use remex::{MultiChannel, Value};
 use remex_tests::{wait_gone, Sshd};
 
@@ -45,7 +45,7 @@ async fn a_stopped_worker_is_noticed_within_the_liveness_bound() {
     );
     let end = gw.lifecycle().join(Some(T)).await.unwrap();
     assert!(
-        matches!(&end, State::Fault(r) if r.contains("liveness")),
+        matches!(&end, LifecycleState::Fault(r) if r.contains("liveness")),
         "{end}"
     );
     eprintln!("a stopped worker was noticed after {noticed:?} (bound 1 s)");
@@ -60,7 +60,7 @@ async fn a_busy_worker_is_not_declared_dead() {
     // answers the probes.
     let ch = gw.remote_call("sleep", &1.5).unwrap();
     ch.waitclose(Some(T)).await.unwrap();
-    assert_eq!(gw.lifecycle().state(), State::On);
+    assert_eq!(gw.lifecycle().state(), LifecycleState::On);
     let echo = gw.remote_call("echo", &1).unwrap();
     assert_eq!(echo.receive::<i64>().await.unwrap(), 1);
 }
@@ -176,6 +176,6 @@ async fn a_worker_killed_mid_receive_fails_the_senders_and_waiters() {
     assert!(wait_gone(pid, Duration::from_secs(2)));
     assert!(matches!(
         gw.lifecycle().join(Some(T)).await.unwrap(),
-        State::Fault(_)
+        LifecycleState::Fault(_)
     ));
 }

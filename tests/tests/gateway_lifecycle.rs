@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use remex::sync::State;
+use remex::sync::LifecycleState;
 
 const T: Option<Duration> = Some(Duration::from_secs(10));
 
@@ -14,13 +14,13 @@ const T: Option<Duration> = Some(Duration::from_secs(10));
 async fn exit_ends_the_lifecycle_off() {
     let gw = common::gateway().await;
     let lc = gw.lifecycle().clone();
-    assert_eq!(lc.state(), State::On);
+    assert_eq!(lc.state(), LifecycleState::On);
     assert!(!lc.done());
     let mut changes = lc.subscribe();
     gw.exit().await.unwrap();
-    assert_eq!(lc.join(T).await.unwrap(), State::Off);
+    assert_eq!(lc.join(T).await.unwrap(), LifecycleState::Off);
     changes.changed().await.unwrap();
-    assert_eq!(*changes.borrow(), State::Off);
+    assert_eq!(*changes.borrow(), LifecycleState::Off);
     assert!(lc.duration() > Duration::ZERO);
 }
 
@@ -34,7 +34,7 @@ async fn kill_ends_the_lifecycle_in_fault_with_the_reason() {
         .join()
         .unwrap()
         .unwrap();
-    let State::Fault(reason) = end else {
+    let LifecycleState::Fault(reason) = end else {
         panic!("expected Fault, got {end}")
     };
     assert!(
@@ -51,7 +51,7 @@ async fn a_worker_that_dies_by_itself_is_a_fault() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let end = gw.lifecycle().join(T).await.unwrap();
     assert!(
-        matches!(&end, State::Fault(r) if r.contains("signal: 15")),
+        matches!(&end, LifecycleState::Fault(r) if r.contains("signal: 15")),
         "{end}"
     );
 }

@@ -161,7 +161,7 @@ async fn remote_status_counts_channels_and_executions() {
     let gw = common::gateway().await;
     assert_eq!(
         gw.remote_status().await.unwrap(),
-        remex::RemoteStatus::default()
+        remex::core::wire::RemoteStatus::default()
     );
     let ch = gw
         .remote_exec("let c = channel.receive(); channel.send(1); channel.receive();")

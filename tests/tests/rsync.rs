@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use remex::RSync;
+use remex::rsync::RSync;
 
 /// A fresh directory for one test, removed (after opening read-only
 /// directories) on drop.

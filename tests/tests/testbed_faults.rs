@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use remex::sync::State;
+use remex::sync::LifecycleState;
 use remex::{makegateway, Group, Value};
 use remex_tests::testbed::{self, Relay};
 
@@ -73,7 +73,7 @@ async fn a_partition_during_a_gather_loses_no_result_and_heals_without_duplicate
     let partition = testbed::partition("rx3");
     for g in &cut {
         let end = g.lifecycle().join(Some(T)).await.unwrap();
-        let State::Fault(why) = end else {
+        let LifecycleState::Fault(why) = end else {
             panic!("{} ended {end:?}", g.id())
         };
         assert!(why.contains("rx3"), "the reason names the host: {why}");
@@ -208,7 +208,7 @@ async fn by_default_a_half_open_connection_ends_on_both_sides_within_ten_seconds
     let gw = makegateway(&testbed::ssh_spec("rx1", &format!("//worker={WORKER}")))
         .await
         .unwrap();
-    let bound = remex::core::spec::NETWORK_LIVENESS;
+    let bound = remex::Spec::NETWORK_LIVENESS;
     assert_eq!(gw.spec().liveness_bound(), Some(bound));
     let ch = gw.remote_call("sleep", &3600).unwrap();
     // Both ends keep their TCP connection: neither hears of the other.
@@ -289,7 +289,7 @@ async fn exercise(gw: &remex::Gateway, what: &str, round_trips: u32, bulk: usize
     assert_eq!(got, (0..20i64).map(|i| i * i).collect::<Vec<_>>());
     assert_eq!(
         gw.lifecycle().state(),
-        State::On,
+        LifecycleState::On,
         "{what}: no timeout fired"
     );
     eprintln!(

@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 
 mod circles;
+mod paths;
 
 #[derive(Parser)]
 #[command(about = "remex project tasks")]
@@ -24,8 +25,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Checks formatting, clippy (warnings are errors) and that no
-    /// modules import each other in a circle (xtask/src/circles.rs).
+    /// Checks formatting, clippy (warnings are errors), that no modules
+    /// import each other in a circle (xtask/src/circles.rs) and that no
+    /// public name has two public paths (xtask/src/paths.rs).
     Lint,
     /// Builds the README's `Cargo.toml` lines in a fresh crate outside the
     /// workspace and runs the README's programs marked for it; installs
@@ -581,6 +583,8 @@ fn soak(seconds: u64, testbed_skip: Option<&str>) -> Result<(), String> {
 fn lint() -> Result<(), String> {
     circles::check(&root())?;
     println!("xtask: no new import circle");
+    paths::check(&root())?;
+    println!("xtask: one public path per name");
     // The check's own tests (the workspace's tests leave xtask out).
     let mut c = cargo();
     c.args(["test", "-p", "xtask", "--quiet"]);

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use remex::RSync;
+use remex::rsync::RSync;
 
 use crate::cli::RsyncArgs;
 use crate::workers::{self, Workers};

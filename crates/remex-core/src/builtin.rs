@@ -32,7 +32,7 @@ pub const DROP: &str = "__drop";
 pub const RELAY: &str = "__relay";
 /// Starts a `socket=` listener with a given secret (`installvia=`).
 pub const LISTEN: &str = "__listen";
-/// Receives an rsync send (`remex::RSync`).
+/// Receives an rsync send (`remex::rsync::RSync`).
 pub const RSYNC: &str = "__rsync";
 
 /// The key of the one-entry map that stands for a scattered value (a

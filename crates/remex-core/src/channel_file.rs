@@ -11,25 +11,7 @@
 //! Flow control holds: a writer waits for credit as `send` does, so memory
 //! stays within the channel's window plus one write, whatever is written.
 //!
-//! ```
-//! # #[tokio::main] async fn main() -> remex::Result<()> {
-//! use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-//! let gw = remex::makegateway("popen").await?;
-//! // The script echoes every item it receives.
-//! let ch = gw.remote_exec("for x in channel { channel.send(x) }")?;
-//! let mut w = ch.async_writer();
-//! w.write_all(b"one\ntw").await?;
-//! w.write_all(b"o\nthree").await?;
-//! w.shutdown().await?; // the script's loop ends, and so does the channel
-//! let mut lines = ch.async_reader().lines();
-//! let mut got = Vec::new();
-//! while let Some(line) = lines.next_line().await? {
-//!     got.push(line);
-//! }
-//! assert_eq!(got, ["one", "two", "three"]);
-//! gw.exit().await?;
-//! # Ok(()) }
-//! ```
+//! The example is on [`AsyncChannelReader`].
 //!
 //! Over 500 lines: about 230 are documentation and runnable examples; the
 //! four adapters share their item handling here.
@@ -47,9 +29,8 @@ use tokio_util::io::StreamReader;
 
 use crate::{Channel, Error, Value};
 
-/// The largest item one write sends; a longer write is cut (as `write`
-/// may), so one item never exceeds it.
-pub const MAX_WRITE_ITEM: usize = 1 << 20;
+/// The largest item one write sends: [`ChannelWriter::MAX_ITEM`].
+const MAX_WRITE_ITEM: usize = 1 << 20;
 
 fn into_io(e: Error) -> io::Error {
     let kind = if e.is_timeout() {
@@ -157,7 +138,7 @@ impl io::Read for ChannelReader {
 }
 
 /// Writes a channel as a byte stream from a plain thread: each `write` is
-/// one bytes item (at most [`MAX_WRITE_ITEM`] bytes), waiting for credit
+/// one bytes item (at most [`ChannelWriter::MAX_ITEM`] bytes), waiting for credit
 /// as [`Channel::send_blocking`] does. Dropping the writer (or
 /// [`ChannelWriter::finish`]) closes the channel's writing half, so the
 /// reader on the other side sees end of file; the channel still receives.
@@ -188,6 +169,15 @@ pub struct ChannelWriter {
 }
 
 impl ChannelWriter {
+    /// The largest item one write sends (of this writer and of
+    /// [`AsyncChannelWriter`]); a longer write is cut (as `write` may), so
+    /// one item never exceeds it.
+    ///
+    /// ```
+    /// assert_eq!(remex::ChannelWriter::MAX_ITEM, 1 << 20);
+    /// ```
+    pub const MAX_ITEM: usize = MAX_WRITE_ITEM;
+
     /// Closes the channel's writing half (as dropping the writer does),
     /// reporting an error the channel met.
     ///
@@ -257,8 +247,32 @@ impl Drop for ChannelWriter {
 
 /// Reads a channel as a byte stream in async code: [`tokio::io::AsyncRead`]
 /// and [`tokio::io::AsyncBufRead`] (so `lines()` works across items).
-/// Made by [`Channel::async_reader`]; see the [module
-/// example](crate::channel_file).
+/// Made by [`Channel::async_reader`]. A reader takes bytes (and strings,
+/// as their UTF-8) items in order, as one stream, so a line may span
+/// items; it sees end of file when the other side closes the channel (or
+/// its writing half); a remote error is an [`std::io::Error`] carrying the
+/// remote message; an item that is neither bytes nor a string is an
+/// `InvalidData` error naming its type.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+/// let gw = remex::makegateway("popen").await?;
+/// // The script echoes every item it receives.
+/// let ch = gw.remote_exec("for x in channel { channel.send(x) }")?;
+/// let mut w = ch.async_writer();
+/// w.write_all(b"one\ntw").await?;
+/// w.write_all(b"o\nthree").await?;
+/// w.shutdown().await?; // the script's loop ends, and so does the channel
+/// let mut lines = ch.async_reader().lines();
+/// let mut got = Vec::new();
+/// while let Some(line) = lines.next_line().await? {
+///     got.push(line);
+/// }
+/// assert_eq!(got, ["one", "two", "three"]);
+/// gw.exit().await?;
+/// # Ok(()) }
+/// ```
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
@@ -299,11 +313,11 @@ type Sending = Pin<Box<dyn Future<Output = crate::Result<()>> + Send>>;
 
 /// Writes a channel as a byte stream in async code:
 /// [`tokio::io::AsyncWrite`]. Each write is one bytes item (at most
-/// [`MAX_WRITE_ITEM`] bytes); a write that finds no credit is taken and
+/// [`ChannelWriter::MAX_ITEM`] bytes); a write that finds no credit is taken and
 /// sent when credit comes, and the next write (or a flush) waits for it,
 /// so at most one write is held beyond the window. `shutdown` closes the
 /// channel's writing half (as dropping the writer does). Made by
-/// [`Channel::async_writer`]; see the [module example](crate::channel_file).
+/// [`Channel::async_writer`]; see [`AsyncChannelReader`]'s example.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {

@@ -23,19 +23,8 @@ use crate::value::{to_value, ChannelRef, Value};
 use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 use remex_sync::Lifecycle;
 
-/// Converts a script's named arguments (a struct with named fields, or a
-/// map with string keys) into the map a script request carries; each name
-/// must be a script identifier other than `channel`.
-///
-/// ```
-/// use remex::Value;
-/// let v = remex::core::gateway::script_args(&std::collections::BTreeMap::from([("n", 3)])).unwrap();
-/// assert_eq!(v, Value::Map(vec![(Value::from("n"), Value::Int(3))]));
-/// let e = remex::core::gateway::script_args(&std::collections::BTreeMap::from([("channel", 3)])).unwrap_err();
-/// assert!(e.to_string().contains("'channel'"), "{e}");
-/// assert!(remex::core::gateway::script_args(&(1, 2)).is_err());
-/// ```
-pub fn script_args<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
+/// [`Gateway::script_args`].
+pub(crate) fn script_args<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
     let bad = |detail: String| Error::Arguments { detail };
     let v = to_value(args).map_err(|e| bad(e.to_string()))?;
     let Value::Map(entries) = v else {
@@ -70,20 +59,11 @@ pub fn script_args<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
     Ok(Value::Map(entries))
 }
 
-/// How long `exit()` lets a worker end by itself before killing it.
-///
-/// ```
-/// // `exit()` waits this long for the worker before killing it.
-/// assert!(remex::core::gateway::EXIT_GRACE >= std::time::Duration::from_millis(100));
-/// ```
-pub const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// [`Gateway::EXIT_GRACE`].
+pub(crate) const EXIT_GRACE: Duration = Duration::from_secs(1);
 use crate::transport::parts::EOF_STATUS_WAIT;
-/// How long `remote_status()` waits for an answer.
-///
-/// ```
-/// assert!(remex::core::gateway::STATUS_TIMEOUT > std::time::Duration::ZERO);
-/// ```
-pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+/// [`Gateway::STATUS_TIMEOUT`].
+pub(crate) const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a gateway is in its life.
 ///
@@ -308,15 +288,54 @@ fn gateway_id(spec: &Spec, default_id: Option<String>) -> String {
         .unwrap_or_else(next_gateway_id)
 }
 
-/// A fresh default gateway id: `gw0`, `gw1`, ... in creation order.
-///
-/// ```
-/// let a = remex::core::gateway::next_gateway_id();
-/// let b = remex::core::gateway::next_gateway_id();
-/// assert!(a.starts_with("gw") && a != b);
-/// ```
-pub fn next_gateway_id() -> String {
+/// [`Gateway::next_id`].
+pub(crate) fn next_gateway_id() -> String {
     format!("gw{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The engine's constants and helpers that go with a gateway.
+impl Gateway {
+    /// How long `exit()` lets a worker end by itself before killing it.
+    ///
+    /// ```
+    /// // `exit()` waits this long for the worker before killing it.
+    /// assert!(remex::Gateway::EXIT_GRACE >= std::time::Duration::from_millis(100));
+    /// ```
+    pub const EXIT_GRACE: Duration = EXIT_GRACE;
+
+    /// How long `remote_status()` waits for an answer.
+    ///
+    /// ```
+    /// assert!(remex::Gateway::STATUS_TIMEOUT > std::time::Duration::ZERO);
+    /// ```
+    pub const STATUS_TIMEOUT: Duration = STATUS_TIMEOUT;
+
+    /// A fresh default gateway id: `gw0`, `gw1`, ... in creation order.
+    ///
+    /// ```
+    /// let a = remex::Gateway::next_id();
+    /// let b = remex::Gateway::next_id();
+    /// assert!(a.starts_with("gw") && a != b);
+    /// ```
+    pub fn next_id() -> String {
+        next_gateway_id()
+    }
+
+    /// Converts a script's named arguments (a struct with named fields, or a
+    /// map with string keys) into the map a script request carries; each name
+    /// must be a script identifier other than `channel`.
+    ///
+    /// ```
+    /// use remex::Value;
+    /// let v = remex::Gateway::script_args(&std::collections::BTreeMap::from([("n", 3)])).unwrap();
+    /// assert_eq!(v, Value::Map(vec![(Value::from("n"), Value::Int(3))]));
+    /// let e = remex::Gateway::script_args(&std::collections::BTreeMap::from([("channel", 3)])).unwrap_err();
+    /// assert!(e.to_string().contains("'channel'"), "{e}");
+    /// assert!(remex::Gateway::script_args(&(1, 2)).is_err());
+    /// ```
+    pub fn script_args<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
+        script_args(args)
+    }
 }
 
 impl Gateway {
@@ -708,12 +727,12 @@ impl Gateway {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
-    /// use remex::sync::State;
+    /// use remex::sync::LifecycleState;
     /// let gw = remex::makegateway("popen").await?;
-    /// assert_eq!(gw.lifecycle().state(), State::On);
+    /// assert_eq!(gw.lifecycle().state(), LifecycleState::On);
     /// gw.exit().await?;
     /// let end = gw.lifecycle().join(Some(std::time::Duration::from_secs(5))).await.unwrap();
-    /// assert_eq!(end, State::Off);
+    /// assert_eq!(end, LifecycleState::Off);
     /// # Ok(()) }
     /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
@@ -912,7 +931,7 @@ impl Gateway {
     }
 
     /// Asks the worker how many channels are open and how many scripts or
-    /// tasks are running (bounded by [`STATUS_TIMEOUT`]).
+    /// tasks are running (bounded by [`Gateway::STATUS_TIMEOUT`]).
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
@@ -949,7 +968,7 @@ impl Gateway {
 
     /// Ends the worker gracefully: asks it to terminate and closes its input.
     /// Running scripts are abandoned. Returns once the worker has exited; a
-    /// worker still alive after [`EXIT_GRACE`] is killed.
+    /// worker still alive after [`Gateway::EXIT_GRACE`] is killed.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {

@@ -18,29 +18,31 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The layers, bottom up: [`wire`] (frames and handshake) and [`value`],
+//! The layers, bottom up: [`wire`] (frames and handshake) and [`Value`],
 //! both from remex-proto (the protocol without I/O); [`conn`] (the engine
-//! both ends run), [`channel`], [`gateway`] and [`transport`].
+//! both ends run), [`Channel`], [`Gateway`] and [`transport`]. One path
+//! per name: a program's types are at the root, the engine's in the
+//! modules (`cargo xtask lint` checks it).
 
 pub mod builtin;
-pub mod channel_file;
+mod channel_file;
 pub mod conn;
-pub mod error;
-pub mod gateway;
-pub mod spec;
+mod error;
+mod gateway;
+mod spec;
 pub mod transport;
-pub use remex_proto::{value, wire};
+pub(crate) use remex_proto::value;
+pub use remex_proto::wire;
 
+// One path per name (checked by `cargo xtask lint`): the types a program
+// names live here, at the root; the engine's live in `conn`, `wire`,
+// `transport` and `builtin`.
 pub use channel_file::{AsyncChannelReader, AsyncChannelWriter, ChannelReader, ChannelWriter};
-pub use conn::channel;
 pub use conn::channel::Channel;
-pub use conn::{ConnConfig, Connection, Handlers};
 pub use error::{with_timeout, Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};
-
-pub use spec::{Liveness, Spec, SpecError, Transport};
+pub use spec::{Liveness, SlurmOptions, Spec, SpecError, Transport};
 pub use value::{from_value, to_value, ChannelRef, Value, ValueError};
-pub use wire::{ExecRequest, RemoteStatus, ScriptLimits, WorkerInfo};
 
 /// The version of remex this crate belongs to.
 ///

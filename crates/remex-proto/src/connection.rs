@@ -37,8 +37,8 @@ use std::sync::Arc;
 mod table;
 pub use table::{ChanTable, Lookup};
 
+use crate::value::Value;
 use crate::wire::{ExecRequest, LogRecord, Message, RemoteStatus};
-use crate::Value;
 
 /// How a channel the machine asks for starts (see [`ConnMachine::route`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

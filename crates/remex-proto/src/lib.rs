@@ -1,5 +1,5 @@
 //! remex-proto: remex's protocol as plain types, without I/O and without
-//! an async runtime: the [`Value`]s channels carry and their encoding
+//! an async runtime: the [`Value`](value::Value)s channels carry and their encoding
 //! ([`value`]), the wire ([`wire`]): frames, the messages they hold, and
 //! the handshake that opens a connection, and one channel's state
 //! ([`channel`]: credit, ends, callbacks, as events in and actions out),
@@ -9,7 +9,7 @@
 //! alone.
 //!
 //! ```
-//! use remex_proto::{wire::Message, Value};
+//! use remex_proto::{value::Value, wire::Message};
 //! let v = Value::List(vec![1.into(), "two".into()]);
 //! assert_eq!(Value::from_wire(&v.to_wire().unwrap()).unwrap(), v);
 //! # let _ = std::mem::size_of::<Message>();
@@ -21,5 +21,3 @@ pub mod channel;
 pub mod connection;
 pub mod value;
 pub mod wire;
-
-pub use value::{from_value, to_value, ChannelRef, Value};

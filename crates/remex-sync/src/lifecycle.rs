@@ -14,12 +14,12 @@ use crate::wait;
 /// Where a service (or a gateway) is in its life.
 ///
 /// ```
-/// use remex::sync::State;
-/// assert_eq!(State::Fault("disk full".into()).to_string(), "FAULT (disk full)");
-/// assert_eq!(State::On.to_string(), "ON");
+/// use remex::sync::LifecycleState;
+/// assert_eq!(LifecycleState::Fault("disk full".into()).to_string(), "FAULT (disk full)");
+/// assert_eq!(LifecycleState::On.to_string(), "ON");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
+pub enum LifecycleState {
     /// Never started.
     Init,
     /// Running.
@@ -31,13 +31,13 @@ pub enum State {
     Fault(String),
 }
 
-impl fmt::Display for State {
+impl fmt::Display for LifecycleState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            State::Init => f.write_str("INIT"),
-            State::On => f.write_str("ON"),
-            State::Off => f.write_str("OFF"),
-            State::Fault(r) => write!(f, "FAULT ({r})"),
+            LifecycleState::Init => f.write_str("INIT"),
+            LifecycleState::On => f.write_str("ON"),
+            LifecycleState::Off => f.write_str("OFF"),
+            LifecycleState::Fault(r) => write!(f, "FAULT ({r})"),
         }
     }
 }
@@ -67,14 +67,14 @@ enum Phase {
 /// for `join`, and a `tokio::sync::watch` for subscribers.
 ///
 /// ```
-/// use remex::sync::{Lifecycle, State};
+/// use remex::sync::{Lifecycle, LifecycleState};
 /// let lc = Lifecycle::new();
 /// assert!(!lc.fault("too early")); // Init: ignored
 /// assert!(lc.begin() && lc.ready());
-/// assert_eq!(lc.state(), State::On);
+/// assert_eq!(lc.state(), LifecycleState::On);
 /// assert!(lc.fault("disk full"));
 /// assert!(lc.finish(Ok(())));
-/// assert_eq!(lc.state(), State::Fault("disk full".into())); // Fault holds
+/// assert_eq!(lc.state(), LifecycleState::Fault("disk full".into())); // Fault holds
 /// assert!(lc.done());
 /// ```
 #[derive(Clone)]
@@ -84,12 +84,12 @@ pub struct Lifecycle {
 
 struct Inner {
     st: Mutex<St>,
-    tx: watch::Sender<State>,
+    tx: watch::Sender<LifecycleState>,
     changed: event_listener::Event,
 }
 
 struct St {
-    state: State,
+    state: LifecycleState,
     phase: Phase,
     started_at: Option<Instant>,
     ended_at: Option<Instant>,
@@ -114,21 +114,21 @@ impl Lifecycle {
     /// A lifecycle in Init.
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
-    /// assert_eq!(lc.state(), State::Init);
+    /// assert_eq!(lc.state(), LifecycleState::Init);
     /// ```
     pub fn new() -> Lifecycle {
         Lifecycle {
             inner: Arc::new(Inner {
                 st: Mutex::new(St {
-                    state: State::Init,
+                    state: LifecycleState::Init,
                     phase: Phase::Idle,
                     started_at: None,
                     ended_at: None,
                     was_ready: false,
                 }),
-                tx: watch::Sender::new(State::Init),
+                tx: watch::Sender::new(LifecycleState::Init),
                 changed: event_listener::Event::new(),
             }),
         }
@@ -150,20 +150,20 @@ impl Lifecycle {
     /// The current state.
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
-    /// assert_eq!(lc.state(), State::On);
+    /// assert_eq!(lc.state(), LifecycleState::On);
     /// ```
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> LifecycleState {
         self.inner.st.lock().state.clone()
     }
 
     /// The reason of a Fault.
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.finish(Err("refused".into()));
@@ -171,7 +171,7 @@ impl Lifecycle {
     /// ```
     pub fn reason(&self) -> Option<String> {
         match self.state() {
-            State::Fault(r) => Some(r),
+            LifecycleState::Fault(r) => Some(r),
             _ => None,
         }
     }
@@ -180,11 +180,11 @@ impl Lifecycle {
     /// at `ready`. `false` if a run is already under way.
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// assert!(lc.begin());
     /// assert!(!lc.begin()); // already under way
-    /// assert_eq!(lc.state(), State::Init); // until ready
+    /// assert_eq!(lc.state(), LifecycleState::Init); // until ready
     /// ```
     pub fn begin(&self) -> bool {
         self.update(|st| match st.phase {
@@ -200,12 +200,12 @@ impl Lifecycle {
     /// The run is ready: On. `false` unless a run was begun.
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// assert!(!lc.ready()); // not begun
     /// lc.begin();
     /// assert!(lc.ready());
-    /// assert_eq!(lc.state(), State::On);
+    /// assert_eq!(lc.state(), LifecycleState::On);
     /// ```
     pub fn ready(&self) -> bool {
         self.update(|st| {
@@ -214,7 +214,7 @@ impl Lifecycle {
             }
             st.phase = Phase::Running;
             st.was_ready = true;
-            st.state = State::On;
+            st.state = LifecycleState::On;
             st.started_at = Some(Instant::now());
             st.ended_at = None;
             true
@@ -225,7 +225,7 @@ impl Lifecycle {
     /// going. Ignored unless On (an earlier Fault's reason holds).
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
@@ -234,10 +234,10 @@ impl Lifecycle {
     /// ```
     pub fn fault(&self, reason: impl Into<String>) -> bool {
         self.update(|st| {
-            if st.phase != Phase::Running || st.state != State::On {
+            if st.phase != Phase::Running || st.state != LifecycleState::On {
                 return false;
             }
-            st.state = State::Fault(reason.into());
+            st.state = LifecycleState::Fault(reason.into());
             true
         })
     }
@@ -246,12 +246,12 @@ impl Lifecycle {
     /// stays. Ignored if no run is under way.
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
     /// assert!(lc.finish(Ok(())));
-    /// assert_eq!(lc.state(), State::Off);
+    /// assert_eq!(lc.state(), LifecycleState::Off);
     /// assert!(!lc.finish(Err("late".into()))); // ignored once ended
     /// ```
     pub fn finish(&self, outcome: std::result::Result<(), String>) -> bool {
@@ -262,10 +262,10 @@ impl Lifecycle {
             let was_ready = st.phase == Phase::Running;
             st.phase = Phase::Ended;
             st.ended_at = Some(Instant::now());
-            if !was_ready || !matches!(st.state, State::Fault(_)) {
+            if !was_ready || !matches!(st.state, LifecycleState::Fault(_)) {
                 st.state = match outcome {
-                    Ok(()) => State::Off,
-                    Err(r) => State::Fault(r),
+                    Ok(()) => LifecycleState::Off,
+                    Err(r) => LifecycleState::Fault(r),
                 };
             }
             true
@@ -275,7 +275,7 @@ impl Lifecycle {
     /// Whether a run is under way (begun and not ended).
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// assert!(!lc.is_running());
     /// lc.begin();
@@ -288,7 +288,7 @@ impl Lifecycle {
     /// Whether the last run has ended (Off or Fault, not running).
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
@@ -303,7 +303,7 @@ impl Lifecycle {
     /// How long the last run has been (or was) On.
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// assert_eq!(lc.duration(), std::time::Duration::ZERO);
     /// lc.begin();
@@ -325,20 +325,20 @@ impl Lifecycle {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// let mut rx = lc.subscribe();
     /// lc.begin();
     /// lc.ready();
     /// rx.changed().await.unwrap();
-    /// assert_eq!(*rx.borrow(), State::On);
+    /// assert_eq!(*rx.borrow(), LifecycleState::On);
     /// # }
     /// ```
-    pub fn subscribe(&self) -> watch::Receiver<State> {
+    pub fn subscribe(&self) -> watch::Receiver<LifecycleState> {
         self.inner.tx.subscribe()
     }
 
-    fn ended_state(&self) -> Option<State> {
+    fn ended_state(&self) -> Option<LifecycleState> {
         let st = self.inner.st.lock();
         matches!(st.phase, Phase::Idle | Phase::Ended).then(|| st.state.clone())
     }
@@ -368,16 +368,16 @@ impl Lifecycle {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
     /// let l = lc.clone();
     /// tokio::spawn(async move { l.finish(Ok(())) });
-    /// assert_eq!(lc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), State::Off);
+    /// assert_eq!(lc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), LifecycleState::Off);
     /// # }
     /// ```
-    pub async fn join(&self, timeout: Option<Duration>) -> Result<State> {
+    pub async fn join(&self, timeout: Option<Duration>) -> Result<LifecycleState> {
         wait::until(
             timeout,
             || self.ended_state(),
@@ -390,15 +390,15 @@ impl Lifecycle {
     /// [`Lifecycle::join`] for threads.
     ///
     /// ```
-    /// use remex::sync::{Lifecycle, State};
+    /// use remex::sync::{Lifecycle, LifecycleState};
     /// let lc = Lifecycle::new();
     /// lc.begin();
     /// lc.ready();
     /// assert!(lc.join_blocking(Some(std::time::Duration::from_millis(1))).unwrap_err().is_timeout());
     /// lc.finish(Err("lost".into()));
-    /// assert_eq!(lc.join_blocking(None).unwrap(), State::Fault("lost".into()));
+    /// assert_eq!(lc.join_blocking(None).unwrap(), LifecycleState::Fault("lost".into()));
     /// ```
-    pub fn join_blocking(&self, timeout: Option<Duration>) -> Result<State> {
+    pub fn join_blocking(&self, timeout: Option<Duration>) -> Result<LifecycleState> {
         wait::until_blocking(
             timeout,
             || self.ended_state(),

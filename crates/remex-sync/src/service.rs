@@ -15,23 +15,26 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::launcher::Launcher;
-use crate::lifecycle::{Lifecycle, State};
+use crate::lifecycle::{Lifecycle, LifecycleState};
 use crate::queue::Queue;
 use crate::result::AsyncResult;
 use crate::thread::{StopToken, Thread};
 
-/// How a service's listener and consumer run.
+/// How code runs: a service's listener and consumer, or a channel's
+/// callback (`Channel::set_callback_in`): in turn on the caller's task
+/// (`Sequential`), as tokio tasks (`Concurrent`) or on threads of their
+/// own (`Parallel`).
 ///
 /// ```
-/// use remex::sync::{Mode, Service};
-/// let svc = Service::builder("writer").mode(Mode::Parallel).build(
+/// use remex::sync::{RunMode, Service};
+/// let svc = Service::builder("writer").mode(RunMode::Parallel).build(
 ///     |feed: remex::sync::Feed<u8>| async move { feed.ready(); Ok(()) },
 ///     || |_| Ok(()),
 /// );
-/// assert_eq!(svc.mode(), Mode::Parallel);
+/// assert_eq!(svc.mode(), RunMode::Parallel);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
+pub enum RunMode {
     /// One task: each event is consumed inside the listener's `send`, before
     /// the listener goes on.
     #[default]
@@ -184,7 +187,7 @@ enum Sink<E> {
 /// when it is `ready`, and watch for `stopped`.
 ///
 /// ```
-/// use remex::sync::{Failure, Feed, Service, State};
+/// use remex::sync::{Failure, Feed, Service, LifecycleState};
 /// let svc = Service::builder("feeder").build(
 ///     |mut feed: Feed<&'static str>| async move {
 ///         feed.ready(); // subscribed: start() returns now
@@ -198,7 +201,7 @@ enum Sink<E> {
 /// );
 /// svc.start(true, None).unwrap();
 /// svc.stop(true, Some(std::time::Duration::from_secs(5))).unwrap();
-/// assert_eq!(svc.state(), State::Off);
+/// assert_eq!(svc.state(), LifecycleState::Off);
 /// ```
 pub struct Feed<E> {
     sink: Sink<E>,
@@ -212,13 +215,13 @@ impl<E> fmt::Debug for Feed<E> {
 }
 
 impl<E: Send + 'static> Feed<E> {
-    /// Hands an event to the consumer (in [`Mode::Sequential`], runs it).
+    /// Hands an event to the consumer (in [`RunMode::Sequential`], runs it).
     /// An error once the run was killed or its consumer failed fatally:
     /// the listener should return then. After a graceful `stop`, sends
     /// still go through, so that nothing received is lost.
     ///
     /// ```
-    /// use remex::sync::{Failure, Feed, Service, State};
+    /// use remex::sync::{Failure, Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |mut feed: Feed<u8>| async move {
     ///         // After a fatal consumer failure, send fails: the listener returns.
@@ -228,7 +231,7 @@ impl<E: Send + 'static> Feed<E> {
     ///     || |_| Err(Failure::fatal("no thanks")),
     /// );
     /// svc.start(true, None).unwrap();
-    /// assert_eq!(svc.join_blocking(None).unwrap(), State::Fault("no thanks".into()));
+    /// assert_eq!(svc.join_blocking(None).unwrap(), LifecycleState::Fault("no thanks".into()));
     /// ```
     pub async fn send(&mut self, event: E) -> Result<()> {
         self.ready();
@@ -256,13 +259,13 @@ impl<E: Send + 'static> Feed<E> {
     /// `start(wait)` returns. The first `send` implies it.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
     /// );
     /// svc.start(true, None).unwrap(); // returned because the listener said ready
-    /// assert_eq!(svc.state(), State::On);
+    /// assert_eq!(svc.state(), LifecycleState::On);
     /// svc.stop(true, None).unwrap();
     /// ```
     pub fn ready(&self) {
@@ -272,14 +275,14 @@ impl<E: Send + 'static> Feed<E> {
     /// Resolves when the service is asked to stop (or killed).
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
     /// );
     /// svc.start(true, None).unwrap();
     /// svc.stop(true, Some(std::time::Duration::from_secs(5))).unwrap(); // the listener saw stopped()
-    /// assert_eq!(svc.state(), State::Off);
+    /// assert_eq!(svc.state(), LifecycleState::Off);
     /// ```
     pub async fn stopped(&self) {
         self.run.stop.cancelled().await
@@ -309,17 +312,17 @@ impl<E: Send + 'static> Feed<E> {
     /// The service's lifecycle.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move {
     ///         feed.ready();
-    ///         assert_eq!(feed.lifecycle().state(), State::On);
+    ///         assert_eq!(feed.lifecycle().state(), LifecycleState::On);
     ///         Ok(())
     ///     },
     ///     || |_| Ok(()),
     /// );
     /// svc.start(true, None).unwrap();
-    /// assert_eq!(svc.join_blocking(None).unwrap(), State::Off);
+    /// assert_eq!(svc.join_blocking(None).unwrap(), LifecycleState::Off);
     /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.run.lifecycle
@@ -329,14 +332,14 @@ impl<E: Send + 'static> Feed<E> {
 /// Builds a [`Service`].
 ///
 /// ```
-/// use remex::sync::{Mode, Service};
-/// let builder = Service::builder("writer").mode(Mode::Concurrent).capacity(16);
+/// use remex::sync::{RunMode, Service};
+/// let builder = Service::builder("writer").mode(RunMode::Concurrent).capacity(16);
 /// let svc = builder.build(|feed: remex::sync::Feed<u8>| async move { feed.ready(); Ok(()) }, || |_| Ok(()));
-/// assert_eq!(svc.mode(), Mode::Concurrent);
+/// assert_eq!(svc.mode(), RunMode::Concurrent);
 /// ```
 pub struct ServiceBuilder {
     name: String,
-    mode: Mode,
+    mode: RunMode,
     capacity: usize,
     launcher: Option<Launcher>,
 }
@@ -348,14 +351,14 @@ impl fmt::Debug for ServiceBuilder {
 }
 
 impl ServiceBuilder {
-    /// The mode (default [`Mode::Sequential`]).
+    /// The mode (default [`RunMode::Sequential`]).
     ///
     /// ```
-    /// let svc = remex::sync::Service::builder("p").mode(remex::sync::Mode::Parallel)
+    /// let svc = remex::sync::Service::builder("p").mode(remex::sync::RunMode::Parallel)
     ///     .build(|_f: remex::sync::Feed<u8>| async { Ok(()) }, || |_| Ok(()));
-    /// assert_eq!(svc.mode(), remex::sync::Mode::Parallel);
+    /// assert_eq!(svc.mode(), remex::sync::RunMode::Parallel);
     /// ```
-    pub fn mode(mut self, mode: Mode) -> Self {
+    pub fn mode(mut self, mode: RunMode) -> Self {
         self.mode = mode;
         self
     }
@@ -366,7 +369,7 @@ impl ServiceBuilder {
     ///
     /// ```
     /// // A listener that runs ahead of a slow consumer waits once 4 events queue.
-    /// let svc = remex::sync::Service::builder("small").mode(remex::sync::Mode::Parallel).capacity(4)
+    /// let svc = remex::sync::Service::builder("small").mode(remex::sync::RunMode::Parallel).capacity(4)
     ///     .build(|_f: remex::sync::Feed<u8>| async { Ok(()) }, || |_| Ok(()));
     /// assert_eq!(svc.name(), "small");
     /// ```
@@ -380,11 +383,11 @@ impl ServiceBuilder {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// use remex::sync::{Launcher, Service, State};
+    /// use remex::sync::{Launcher, Service, LifecycleState};
     /// let svc = Service::builder("here").runtime(Launcher::current().unwrap())
     ///     .build(|feed: remex::sync::Feed<u8>| async move { feed.ready(); Ok(()) }, || |_| Ok(()));
     /// svc.start(false, None).unwrap();
-    /// assert_eq!(svc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), State::Off);
+    /// assert_eq!(svc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), LifecycleState::Off);
     /// # }
     /// ```
     pub fn runtime(mut self, launcher: Launcher) -> Self {
@@ -434,7 +437,7 @@ impl ServiceBuilder {
     }
 }
 
-/// A listener feeding a consumer, in a [`Mode`], with the lifecycle of the
+/// A listener feeding a consumer, in a [`RunMode`], with the lifecycle of the
 /// seed's Subscriber: Init → On (`start`), On → Off (`stop`, or the
 /// listener ends), On → Fault (`kill`, or a failure), restartable from Off
 /// or Fault; disallowed transitions are ignored (see [`Lifecycle`]).
@@ -451,11 +454,11 @@ impl ServiceBuilder {
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
-/// use remex::sync::{Failure, Mode, Service, State};
+/// use remex::sync::{Failure, RunMode, Service, LifecycleState};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let s = seen.clone();
-/// let svc = Service::builder("counter").mode(Mode::Parallel).build(
+/// let svc = Service::builder("counter").mode(RunMode::Parallel).build(
 ///     |mut feed| async move {
 ///         feed.ready();
 ///         for i in 0..5 {
@@ -466,7 +469,7 @@ impl ServiceBuilder {
 ///     move || { let s = s.clone(); move |i| { s.lock().unwrap().push(i); Ok(()) } },
 /// );
 /// svc.start(true, Some(Duration::from_secs(5))).unwrap();
-/// assert_eq!(svc.join_blocking(Some(Duration::from_secs(5))).unwrap(), State::Off);
+/// assert_eq!(svc.join_blocking(Some(Duration::from_secs(5))).unwrap(), LifecycleState::Off);
 /// assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3, 4]);
 /// ```
 pub struct Service<E> {
@@ -483,7 +486,7 @@ impl<E> Clone for Service<E> {
 
 struct Inner<E> {
     name: String,
-    mode: Mode,
+    mode: RunMode,
     capacity: usize,
     launcher: Option<Launcher>,
     listener: ListenFn<E>,
@@ -522,7 +525,7 @@ impl Service<()> {
     pub fn builder(name: impl Into<String>) -> ServiceBuilder {
         ServiceBuilder {
             name: name.into(),
-            mode: Mode::Sequential,
+            mode: RunMode::Sequential,
             capacity: 1024,
             launcher: None,
         }
@@ -533,7 +536,7 @@ impl<E: Send + 'static> Service<E> {
     /// The service's name.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -547,28 +550,28 @@ impl<E: Send + 'static> Service<E> {
     /// The service's mode.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
     /// );
-    /// assert_eq!(svc.mode(), remex::sync::Mode::Sequential); // the default
+    /// assert_eq!(svc.mode(), remex::sync::RunMode::Sequential); // the default
     /// ```
-    pub fn mode(&self) -> Mode {
+    pub fn mode(&self) -> RunMode {
         self.inner.mode
     }
 
     /// The lifecycle (state, reason, subscriptions).
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
     /// );
     /// let mut changes = svc.lifecycle().subscribe();
     /// svc.start(true, None).unwrap();
-    /// assert_eq!(*changes.borrow_and_update(), State::On);
+    /// assert_eq!(*changes.borrow_and_update(), LifecycleState::On);
     /// svc.stop(true, None).unwrap();
     /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
@@ -578,25 +581,25 @@ impl<E: Send + 'static> Service<E> {
     /// The state.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
     /// );
-    /// assert_eq!(svc.state(), State::Init);
+    /// assert_eq!(svc.state(), LifecycleState::Init);
     /// svc.start(true, None).unwrap();
-    /// assert_eq!(svc.state(), State::On);
+    /// assert_eq!(svc.state(), LifecycleState::On);
     /// svc.kill(true, None).unwrap();
-    /// assert_eq!(svc.state(), State::Fault("killed".into()));
+    /// assert_eq!(svc.state(), LifecycleState::Fault("killed".into()));
     /// ```
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> LifecycleState {
         self.inner.lifecycle.state()
     }
 
     /// Whether the last run has ended.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -613,7 +616,7 @@ impl<E: Send + 'static> Service<E> {
     /// How long the last run has been (or was) On.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -633,7 +636,7 @@ impl<E: Send + 'static> Service<E> {
     /// await [`Lifecycle::wait_ready`].
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -720,16 +723,16 @@ impl<E: Send + 'static> Service<E> {
     /// `timeout`. Ignored when not running.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
     /// );
     /// svc.stop(true, None).unwrap(); // ignored before a start
-    /// assert_eq!(svc.state(), State::Init);
+    /// assert_eq!(svc.state(), LifecycleState::Init);
     /// svc.start(true, None).unwrap();
     /// svc.stop(true, Some(std::time::Duration::from_secs(5))).unwrap();
-    /// assert_eq!(svc.state(), State::Off);
+    /// assert_eq!(svc.state(), LifecycleState::Off);
     /// ```
     pub fn stop(&self, wait: bool, timeout: Option<Duration>) -> Result<()> {
         if let Some(c) = &*self.inner.run.lock() {
@@ -747,7 +750,7 @@ impl<E: Send + 'static> Service<E> {
     /// Fault("killed"). Ignored when not running.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// // A listener that never looks at stop(): kill still ends it.
     /// let svc = Service::builder("deaf").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); std::future::pending::<()>().await; Ok(()) },
@@ -755,7 +758,7 @@ impl<E: Send + 'static> Service<E> {
     /// );
     /// svc.start(true, None).unwrap();
     /// svc.kill(true, Some(std::time::Duration::from_secs(5))).unwrap();
-    /// assert_eq!(svc.state(), State::Fault("killed".into()));
+    /// assert_eq!(svc.state(), LifecycleState::Fault("killed".into()));
     /// ```
     pub fn kill(&self, wait: bool, timeout: Option<Duration>) -> Result<()> {
         if self.inner.lifecycle.is_running() {
@@ -779,20 +782,20 @@ impl<E: Send + 'static> Service<E> {
     ///
     /// ```
     /// # #[tokio::main] async fn main() {
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(|_f: Feed<u8>| async { Ok(()) }, || |_| Ok(()));
     /// svc.start(false, None).unwrap();
-    /// assert_eq!(svc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), State::Off);
+    /// assert_eq!(svc.join(Some(std::time::Duration::from_secs(5))).await.unwrap(), LifecycleState::Off);
     /// # }
     /// ```
-    pub async fn join(&self, timeout: Option<Duration>) -> Result<State> {
+    pub async fn join(&self, timeout: Option<Duration>) -> Result<LifecycleState> {
         self.inner.lifecycle.join(timeout).await
     }
 
     /// [`Service::join`] for threads.
     ///
     /// ```
-    /// use remex::sync::{Feed, Service, State};
+    /// use remex::sync::{Feed, Service, LifecycleState};
     /// let svc = Service::builder("s").build(
     ///     |feed: Feed<u8>| async move { feed.ready(); feed.stopped().await; Ok(()) },
     ///     || |_| Ok(()),
@@ -800,9 +803,9 @@ impl<E: Send + 'static> Service<E> {
     /// svc.start(true, None).unwrap();
     /// assert!(svc.join_blocking(Some(std::time::Duration::from_millis(1))).unwrap_err().is_timeout());
     /// svc.stop(false, None).unwrap();
-    /// assert_eq!(svc.join_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), State::Off);
+    /// assert_eq!(svc.join_blocking(Some(std::time::Duration::from_secs(5))).unwrap(), LifecycleState::Off);
     /// ```
-    pub fn join_blocking(&self, timeout: Option<Duration>) -> Result<State> {
+    pub fn join_blocking(&self, timeout: Option<Duration>) -> Result<LifecycleState> {
         self.inner.lifecycle.join_blocking(timeout)
     }
 }
@@ -810,7 +813,7 @@ impl<E: Send + 'static> Service<E> {
 /// One run: the listener and the consumer, wired for the mode. Gives the
 /// listener's outcome once every event it sent was handled.
 fn run_body<E: Send + 'static>(
-    mode: Mode,
+    mode: RunMode,
     listener: ListenFn<E>,
     make: MakeConsumer<E>,
     run: Arc<Run>,
@@ -818,7 +821,7 @@ fn run_body<E: Send + 'static>(
 ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send>> {
     let reason = |f: Failure| f.reason().to_string();
     match mode {
-        Mode::Sequential => Box::pin(async move {
+        RunMode::Sequential => Box::pin(async move {
             let consumer = Arc::new(Mutex::new(make()));
             let feed = Feed {
                 sink: Sink::Inline(consumer.clone()),
@@ -831,7 +834,7 @@ fn run_body<E: Send + 'static>(
             }
             outcome.map_err(reason)
         }),
-        Mode::Concurrent => Box::pin(async move {
+        RunMode::Concurrent => Box::pin(async move {
             let feed = Feed {
                 sink: Sink::Queue(queue.clone()),
                 run: run.clone(),
@@ -857,7 +860,7 @@ fn run_body<E: Send + 'static>(
             let (outcome, ()) = tokio::join!(listen, consume);
             outcome.map_err(reason)
         }),
-        Mode::Parallel => Box::pin(async move {
+        RunMode::Parallel => Box::pin(async move {
             let name = format!("{}-consumer", run.name);
             let (promise, consumed) = AsyncResult::promise(name.clone());
             let (r, q) = (run.clone(), queue.clone());

@@ -6,56 +6,65 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use remex_sync::{Event, Failure, Feed, Launcher, Lifecycle, Mode, Queue, Service, State};
+use remex_sync::{
+    Event, Failure, Feed, Launcher, Lifecycle, LifecycleState, Queue, RunMode, Service,
+};
 
 const BOUND: Option<Duration> = Some(Duration::from_secs(10));
 
 #[test]
 fn lifecycle_transition_table() {
     let lc = Lifecycle::new();
-    assert_eq!(lc.state(), State::Init);
+    assert_eq!(lc.state(), LifecycleState::Init);
     // From Init only a start counts.
     assert!(!lc.fault("x"));
     assert!(!lc.finish(Ok(())));
     assert!(!lc.ready(), "ready without begin");
-    assert_eq!(lc.state(), State::Init);
+    assert_eq!(lc.state(), LifecycleState::Init);
     assert!(!lc.done());
     // Init -> On.
     assert!(lc.begin());
     assert!(!lc.begin(), "a second start while starting is ignored");
     assert!(lc.ready());
-    assert_eq!(lc.state(), State::On);
+    assert_eq!(lc.state(), LifecycleState::On);
     assert!(!lc.begin(), "start while On is ignored");
     // On -> Off.
     assert!(lc.finish(Ok(())));
-    assert_eq!(lc.state(), State::Off);
+    assert_eq!(lc.state(), LifecycleState::Off);
     assert!(lc.done());
     assert!(
         !lc.finish(Err("late".into())),
         "stop/kill once Off are ignored"
     );
     assert!(!lc.fault("late"));
-    assert_eq!(lc.state(), State::Off);
+    assert_eq!(lc.state(), LifecycleState::Off);
     // Off -> On (restart) -> Fault (non-fatal) -> ended, Fault holds with
     // its first reason.
     assert!(lc.begin() && lc.ready());
     assert!(lc.fault("first"));
     assert!(!lc.fault("second"));
     assert!(lc.finish(Ok(())));
-    assert_eq!(lc.state(), State::Fault("first".into()));
+    assert_eq!(lc.state(), LifecycleState::Fault("first".into()));
     // Fault -> On only by a restart.
     assert!(lc.begin());
-    assert_eq!(lc.state(), State::Fault("first".into()), "until ready");
+    assert_eq!(
+        lc.state(),
+        LifecycleState::Fault("first".into()),
+        "until ready"
+    );
     assert!(lc.ready());
-    assert_eq!(lc.state(), State::On);
+    assert_eq!(lc.state(), LifecycleState::On);
     // On -> Fault when the run fails.
     assert!(lc.finish(Err("fatal".into())));
-    assert_eq!(lc.state(), State::Fault("fatal".into()));
+    assert_eq!(lc.state(), LifecycleState::Fault("fatal".into()));
     assert_eq!(lc.reason().as_deref(), Some("fatal"));
     // A run that ends before it was ready.
     assert!(lc.begin());
     assert!(lc.finish(Err("could not connect".into())));
-    assert_eq!(lc.state(), State::Fault("could not connect".into()));
+    assert_eq!(
+        lc.state(),
+        LifecycleState::Fault("could not connect".into())
+    );
     assert!(lc.wait_ready_blocking(Some(Duration::ZERO)).is_err());
 }
 
@@ -66,11 +75,17 @@ async fn lifecycle_subscribers_see_each_change() {
     lc.begin();
     lc.ready();
     rx.changed().await.unwrap();
-    assert_eq!(*rx.borrow_and_update(), State::On);
+    assert_eq!(*rx.borrow_and_update(), LifecycleState::On);
     lc.finish(Err("gone".into()));
     rx.changed().await.unwrap();
-    assert_eq!(*rx.borrow_and_update(), State::Fault("gone".into()));
-    assert_eq!(lc.join(BOUND).await.unwrap(), State::Fault("gone".into()));
+    assert_eq!(
+        *rx.borrow_and_update(),
+        LifecycleState::Fault("gone".into())
+    );
+    assert_eq!(
+        lc.join(BOUND).await.unwrap(),
+        LifecycleState::Fault("gone".into())
+    );
 }
 
 /// A listener fed from a queue (standing in for a channel), stopping on
@@ -123,7 +138,7 @@ fn recording_consumer(log: Log) -> impl Fn() -> Recorder + Send + Sync {
     }
 }
 
-fn run_mode(mode: Mode) -> Vec<(u32, ThreadId, ThreadId)> {
+fn run_mode(mode: RunMode) -> Vec<(u32, ThreadId, ThreadId)> {
     let source = Queue::unbounded();
     let log: Log = Default::default();
     let svc = Service::builder(format!("{mode:?}"))
@@ -134,12 +149,12 @@ fn run_mode(mode: Mode) -> Vec<(u32, ThreadId, ThreadId)> {
             recording_consumer(log.clone()),
         );
     svc.start(true, BOUND).unwrap();
-    assert_eq!(svc.state(), State::On);
+    assert_eq!(svc.state(), LifecycleState::On);
     for i in 0..100 {
         source.put_blocking(i, None).unwrap();
     }
     source.close();
-    assert_eq!(svc.join_blocking(BOUND).unwrap(), State::Off);
+    assert_eq!(svc.join_blocking(BOUND).unwrap(), LifecycleState::Off);
     assert!(svc.done());
     let log = log.lock().unwrap().clone();
     assert_eq!(
@@ -152,7 +167,7 @@ fn run_mode(mode: Mode) -> Vec<(u32, ThreadId, ThreadId)> {
 
 #[test]
 fn sequential_and_concurrent_consume_on_the_listeners_thread() {
-    for mode in [Mode::Sequential, Mode::Concurrent] {
+    for mode in [RunMode::Sequential, RunMode::Concurrent] {
         for (_, listener, consumer) in run_mode(mode) {
             assert_eq!(listener, consumer, "{mode:?}");
         }
@@ -161,14 +176,14 @@ fn sequential_and_concurrent_consume_on_the_listeners_thread() {
 
 #[test]
 fn parallel_consumes_on_another_thread() {
-    for (_, listener, consumer) in run_mode(Mode::Parallel) {
+    for (_, listener, consumer) in run_mode(RunMode::Parallel) {
         assert_ne!(listener, consumer);
     }
 }
 
 /// With a consumer that blocks for a while per event: how long the listener
 /// took to hand over `n` events.
-fn listener_time_with_slow_consumer(mode: Mode, n: u32, pause: Duration) -> Duration {
+fn listener_time_with_slow_consumer(mode: RunMode, n: u32, pause: Duration) -> Duration {
     let fed = Arc::new(Mutex::new(None));
     let f = fed.clone();
     let svc = Service::builder("slow").mode(mode).build(
@@ -191,7 +206,7 @@ fn listener_time_with_slow_consumer(mode: Mode, n: u32, pause: Duration) -> Dura
         },
     );
     svc.start(true, BOUND).unwrap();
-    assert_eq!(svc.join_blocking(BOUND).unwrap(), State::Off);
+    assert_eq!(svc.join_blocking(BOUND).unwrap(), LifecycleState::Off);
     let result = fed.lock().unwrap().expect("the listener finished");
     result
 }
@@ -201,15 +216,15 @@ fn a_blocking_consumer_delays_the_listener_except_in_parallel_mode() {
     let pause = Duration::from_millis(20);
     let n = 10;
     let total = pause * n;
-    let par = listener_time_with_slow_consumer(Mode::Parallel, n, pause);
+    let par = listener_time_with_slow_consumer(RunMode::Parallel, n, pause);
     assert!(par < total / 2, "parallel listener took {par:?}");
-    let seq = listener_time_with_slow_consumer(Mode::Sequential, n, pause);
+    let seq = listener_time_with_slow_consumer(RunMode::Sequential, n, pause);
     assert!(seq >= total, "sequential listener took {seq:?}");
 }
 
 #[test]
 fn graceful_stop_consumes_everything_sent() {
-    for mode in [Mode::Sequential, Mode::Concurrent, Mode::Parallel] {
+    for mode in [RunMode::Sequential, RunMode::Concurrent, RunMode::Parallel] {
         let source = Queue::unbounded();
         let log: Log = Default::default();
         let svc = Service::builder("stopper").mode(mode).build(
@@ -221,7 +236,7 @@ fn graceful_stop_consumes_everything_sent() {
         }
         svc.start(true, BOUND).unwrap();
         svc.stop(true, BOUND).unwrap();
-        assert_eq!(svc.state(), State::Off, "{mode:?}");
+        assert_eq!(svc.state(), LifecycleState::Off, "{mode:?}");
         let got: Vec<u32> = log.lock().unwrap().iter().map(|e| e.0).collect();
         // Whatever the listener took from the source, in order, none lost.
         assert_eq!(got, (0..got.len() as u32).collect::<Vec<_>>(), "{mode:?}");
@@ -232,7 +247,7 @@ fn graceful_stop_consumes_everything_sent() {
 
 #[test]
 fn kill_ends_in_fault_even_if_the_listener_ignores_stop() {
-    for mode in [Mode::Sequential, Mode::Concurrent, Mode::Parallel] {
+    for mode in [RunMode::Sequential, RunMode::Concurrent, RunMode::Parallel] {
         let svc = Service::builder("stubborn").mode(mode).build(
             |feed: Feed<u32>| async move {
                 feed.ready();
@@ -249,18 +264,22 @@ fn kill_ends_in_fault_even_if_the_listener_ignores_stop() {
             .unwrap_err()
             .is_timeout());
         svc.kill(true, BOUND).unwrap();
-        assert_eq!(svc.state(), State::Fault("killed".into()), "{mode:?}");
+        assert_eq!(
+            svc.state(),
+            LifecycleState::Fault("killed".into()),
+            "{mode:?}"
+        );
         assert!(svc.done());
         // kill and stop once ended are ignored.
         svc.kill(true, BOUND).unwrap();
         svc.stop(true, BOUND).unwrap();
-        assert_eq!(svc.state(), State::Fault("killed".into()));
+        assert_eq!(svc.state(), LifecycleState::Fault("killed".into()));
     }
 }
 
 #[test]
 fn non_fatal_failure_faults_and_keeps_going_fatal_ends() {
-    for mode in [Mode::Sequential, Mode::Concurrent, Mode::Parallel] {
+    for mode in [RunMode::Sequential, RunMode::Concurrent, RunMode::Parallel] {
         let handled = Arc::new(AtomicUsize::new(0));
         let h = handled.clone();
         let svc = Service::builder("picky").mode(mode).build(
@@ -287,14 +306,18 @@ fn non_fatal_failure_faults_and_keeps_going_fatal_ends() {
         svc.start(true, BOUND).unwrap();
         let end = svc.join_blocking(BOUND).unwrap();
         // Fault holds its first reason; the fatal failure ended the run.
-        assert_eq!(end, State::Fault("point 3 is odd".into()), "{mode:?}");
+        assert_eq!(
+            end,
+            LifecycleState::Fault("point 3 is odd".into()),
+            "{mode:?}"
+        );
         assert_eq!(handled.load(Ordering::SeqCst), 8, "{mode:?}: 0..=7 handled");
     }
 }
 
 #[test]
 fn fatal_failure_alone_ends_in_fault_with_its_reason() {
-    let svc = Service::builder("fatal").mode(Mode::Parallel).build(
+    let svc = Service::builder("fatal").mode(RunMode::Parallel).build(
         |mut feed: Feed<u32>| async move {
             let mut i = 0;
             // An endless source: only the consumer's failure ends it.
@@ -316,7 +339,7 @@ fn fatal_failure_alone_ends_in_fault_with_its_reason() {
     svc.start(true, BOUND).unwrap();
     assert_eq!(
         svc.join_blocking(BOUND).unwrap(),
-        State::Fault("disk full".into())
+        LifecycleState::Fault("disk full".into())
     );
 }
 
@@ -328,7 +351,10 @@ fn start_reports_a_listener_that_dies_before_it_is_ready() {
     );
     let e = svc.start(true, BOUND).unwrap_err();
     assert!(e.to_string().contains("connection refused"), "{e}");
-    assert_eq!(svc.state(), State::Fault("connection refused".into()));
+    assert_eq!(
+        svc.state(),
+        LifecycleState::Fault("connection refused".into())
+    );
     // start waits at most its timeout for a listener that never gets ready.
     let slow = Service::builder("slow-start").build(
         |feed: Feed<u32>| async move {
@@ -365,10 +391,10 @@ fn a_faulted_service_restarts() {
     svc.start(true, BOUND).unwrap();
     assert_eq!(
         svc.join_blocking(BOUND).unwrap(),
-        State::Fault("first run fails".into())
+        LifecycleState::Fault("first run fails".into())
     );
     svc.start(true, BOUND).unwrap();
-    assert_eq!(svc.join_blocking(BOUND).unwrap(), State::Off);
+    assert_eq!(svc.join_blocking(BOUND).unwrap(), LifecycleState::Off);
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert!(svc.duration() < Duration::from_secs(10));
 }
@@ -401,7 +427,7 @@ async fn a_sequential_service_runs_on_the_callers_runtime() {
         );
     svc.start(false, None).unwrap();
     svc.lifecycle().wait_ready(BOUND).await.unwrap();
-    assert_eq!(svc.join(BOUND).await.unwrap(), State::Off);
+    assert_eq!(svc.join(BOUND).await.unwrap(), LifecycleState::Off);
     assert!(started.is_set());
     assert_eq!(*seen.lock().unwrap(), vec![here]);
 }

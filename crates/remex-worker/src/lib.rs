@@ -49,16 +49,16 @@ use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use remex_core::conn::ExecutingGuard;
-use remex_core::{Channel, ExecRequest, Value};
+use remex_core::wire::ExecRequest;
+use remex_core::{Channel, Value};
 use serde::Serialize;
 
 /// The script language's crate, for [`Worker::script_engine`]: types and
 /// modules of a worker's own.
 pub use command::{CommandOutcome, CommandRequest, DEFAULT_MAX_OUTPUT};
-pub use remex_core::ScriptLimits;
+pub use remex_core::wire::ScriptLimits;
 pub use rhai;
 pub use script::DEFAULT_SCRIPT_LIMITS;
-pub use store::REF_KEY;
 pub use task::{Task, TaskError};
 pub use transfer::{Place, Transfer, MOST_RETURNED};
 
@@ -230,7 +230,7 @@ impl Worker {
     /// #[tokio::main]
     /// async fn main() -> remex::Result<()> {
     ///     remex::serve_if_worker(|| {
-    ///         remex::worker::Worker::new().script_limits(remex::worker::ScriptLimits {
+    ///         remex::worker::Worker::new().script_limits(remex::core::wire::ScriptLimits {
     ///             max_operations: Some(10_000),
     ///             ..Default::default()
     ///         })
@@ -427,7 +427,7 @@ impl Worker {
 ///
 /// ```no_run
 /// // First thing in `main`:
-/// remex::worker::serve_if_worker(remex::worker::Worker::new);
+/// remex::serve_if_worker(remex::worker::Worker::new);
 /// // ... the program's own work, which may start `popen//worker=self` gateways.
 /// ```
 pub fn serve_if_worker(make: impl FnOnce() -> Worker) {

@@ -15,7 +15,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use remex_core::conn::{ConnConfig, Connection, Handlers};
 use remex_core::wire::{self, HandshakeScanner, Hello, Role, WorkerInfo, WorkerSetup};
-use remex_core::{Channel, ExecRequest, ScriptLimits};
+use remex_core::wire::{ExecRequest, ScriptLimits};
+use remex_core::Channel;
 use tokio::sync::Notify;
 
 use crate::Worker;

@@ -1,7 +1,7 @@
 //! The worker's data store: values placed by `Group::scatter`, which tasks
 //! receive through references without the data crossing the wire again.
 //!
-//! A reference travels as a map with the single key [`REF_KEY`]; before a
+//! A reference travels as a map with the single key [`REF_KEY`](remex_core::builtin::REF_KEY); before a
 //! task runs, the worker replaces every reference in its arguments with the
 //! stored value.
 
@@ -10,14 +10,6 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 use remex_core::Value;
-
-/// The key of the map that stands for a scattered value.
-///
-/// ```
-/// // A scattered value travels as a map under this key.
-/// assert_eq!(remex::worker::REF_KEY, "$remex_ref");
-/// ```
-pub use remex_core::builtin::REF_KEY;
 
 fn store() -> &'static Mutex<HashMap<String, Value>> {
     static STORE: OnceLock<Mutex<HashMap<String, Value>>> = OnceLock::new();

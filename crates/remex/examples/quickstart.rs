@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use remex::worker::{serve_if_worker, Task, TaskError, Worker};
+use remex::worker::{Task, TaskError, Worker};
 
 fn worker() -> Worker {
     Worker::new().task("square", |t: &Task| {
@@ -19,7 +19,7 @@ fn worker() -> Worker {
 
 #[tokio::main]
 async fn main() -> remex::Result<()> {
-    serve_if_worker(worker);
+    remex::serve_if_worker(worker);
     let tasks: i64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

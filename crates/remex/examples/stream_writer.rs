@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use remex::sync::{Consumer, Event, Failure, Feed, Launcher, Mode, Service, State};
-use remex::worker::{serve_if_worker, with_self_worker, Task, TaskError, Worker};
+use remex::sync::{Consumer, Event, Failure, Feed, Launcher, LifecycleState, RunMode, Service};
+use remex::worker::{with_self_worker, Task, TaskError, Worker};
 use remex::{from_value, Channel, ChannelRef, Group, MultiChannel, Value};
 use serde::{Deserialize, Serialize};
 
@@ -174,7 +174,7 @@ fn scan_writer(
     written: Arc<AtomicU64>,
 ) -> Service<ScanEvent> {
     Service::builder(name)
-        .mode(Mode::Parallel)
+        .mode(RunMode::Parallel)
         .runtime(launcher)
         .build(
             move |mut feed: Feed<ScanEvent>| {
@@ -221,7 +221,7 @@ const REFUSED: &str = "the session is stopping: no new scan is taken";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    serve_if_worker(|| Worker::new().task("produce_scans", produce_scans));
+    remex::serve_if_worker(|| Worker::new().task("produce_scans", produce_scans));
     let args = Args::parse();
     let t0 = Instant::now();
     let out = args
@@ -355,11 +355,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.path.display()
         );
         let expected_fault = args.full_disk.as_deref() == Some(s.name.as_str());
-        if (st == State::Off) == expected_fault {
+        if (st == LifecycleState::Off) == expected_fault {
             bad += 1;
         }
     }
-    if state != State::Off || bad > 0 {
+    if state != LifecycleState::Off || bad > 0 {
         return Err(format!("session {state}, {bad} scans not as expected").into());
     }
     Ok(())

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use remex::worker::{serve_if_worker, with_self_worker, Task, TaskError, Worker};
+use remex::worker::{with_self_worker, Task, TaskError, Worker};
 use remex::{from_value, Channel, Group, Value};
 
 /// The endmarker: a value no task produces.
@@ -101,7 +101,7 @@ impl Worksheet {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    serve_if_worker(worker);
+    remex::serve_if_worker(worker);
     let args = Args::parse();
     let t0 = Instant::now();
     let specs: Vec<String> = args.tx.iter().map(|s| with_self_worker(s)).collect();

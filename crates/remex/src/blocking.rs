@@ -11,8 +11,8 @@
 //! `waitclose_blocking`, `iter`), as it calls every `remex::sync`
 //! primitive's, and they wait on their own (on `event-listener`, or by
 //! reading the input in the waiting thread), without a round trip through
-//! that thread. (`Mode::Concurrent` callbacks need a runtime: from a
-//! thread, use `Mode::Parallel`.)
+//! that thread. (`RunMode::Concurrent` callbacks need a runtime: from a
+//! thread, use `RunMode::Parallel`.)
 //!
 //! execnet's examples read almost line for line:
 //!
@@ -33,8 +33,8 @@
 //! ```
 //!
 //! A call made on the `remex-io` thread itself (from a callback in
-//! [`crate::sync::Mode::Sequential`]) would wait for itself: it returns an error
-//! instead. Use [`crate::sync::Mode::Parallel`] callbacks to call back into
+//! [`crate::sync::RunMode::Sequential`]) would wait for itself: it returns an error
+//! instead. Use [`crate::sync::RunMode::Parallel`] callbacks to call back into
 //! remex.
 //!
 //! Over 500 lines: about 670 are documentation and runnable examples of the
@@ -49,8 +49,9 @@ use remex_sync::{Launcher, Thread};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::core::wire::{RemoteStatus, WorkerInfo};
 use crate::sync::Lifecycle;
-use crate::{Channel, Error, GatewayState, RemoteStatus, Result, Spec, Value, WorkerInfo};
+use crate::{Channel, Error, GatewayState, Result, Spec, Value};
 
 static IO: OnceLock<std::result::Result<Launcher, String>> = OnceLock::new();
 
@@ -66,7 +67,7 @@ fn io() -> Result<&'static Launcher> {
     });
     match l {
         Ok(l) if l.is_owner() => Err(Error::Sync(remex_sync::Error::Usage(
-            "a blocking remex call on the remex-io thread (a sequential callback) would wait for itself; use Mode::Parallel callbacks".into(),
+            "a blocking remex call on the remex-io thread (a sequential callback) would wait for itself; use RunMode::Parallel callbacks".into(),
         ))),
         Ok(l) => Ok(l),
         Err(e) => Err(Error::Os {
@@ -188,11 +189,11 @@ impl Gateway {
         source: &str,
         args: &A,
     ) -> Result<Channel> {
-        let args = remex_core::gateway::script_args(args)?;
+        let args = remex_core::Gateway::script_args(args)?;
         let (gw, source) = (self.inner.clone(), source.to_string());
         apply(move || {
             gw.connection()
-                .exec(remex_core::ExecRequest::Script { source, args })
+                .exec(remex_core::wire::ExecRequest::Script { source, args })
         })
     }
 
@@ -248,7 +249,7 @@ impl Gateway {
     /// let gw = remex::blocking::makegateway("popen")?;
     /// let pid = gw.rinfo().pid;
     /// gw.exit()?;
-    /// assert_eq!(gw.lifecycle().state(), remex::sync::State::Off);
+    /// assert_eq!(gw.lifecycle().state(), remex::sync::LifecycleState::Off);
     /// # let _ = pid;
     /// # Ok(()) }
     /// ```
@@ -278,7 +279,7 @@ impl Gateway {
     /// # fn main() -> remex::Result<()> {
     /// let gw = remex::blocking::makegateway("popen")?;
     /// gw.kill()?;
-    /// assert!(matches!(gw.lifecycle().state(), remex::sync::State::Fault(_)));
+    /// assert!(matches!(gw.lifecycle().state(), remex::sync::LifecycleState::Fault(_)));
     /// # Ok(()) }
     /// ```
     pub fn kill(&self) -> Result<()> {
@@ -339,7 +340,7 @@ impl Gateway {
     /// ```
     /// # fn main() -> remex::Result<()> {
     /// let gw = remex::blocking::makegateway("popen")?;
-    /// assert_eq!(gw.lifecycle().state(), remex::sync::State::On);
+    /// assert_eq!(gw.lifecycle().state(), remex::sync::LifecycleState::On);
     /// # Ok(()) }
     /// ```
     pub fn lifecycle(&self) -> &Lifecycle {
@@ -532,7 +533,7 @@ impl Group {
         source: &str,
         args: &A,
     ) -> Result<MultiChannel> {
-        let args = remex_core::gateway::script_args(args)?;
+        let args = remex_core::Gateway::script_args(args)?;
         let (g, src) = (self.inner.clone(), source.to_string());
         apply(move || g.remote_exec_with(&src, &args)).map(MultiChannel::from_async)
     }
@@ -907,7 +908,7 @@ impl crate::rsync::RSync {
     /// std::fs::create_dir_all(&src)?;
     /// std::fs::write(src.join("f"), "data")?;
     /// let gw = remex::blocking::makegateway("popen")?;
-    /// let reports = remex::RSync::new(&src)
+    /// let reports = remex::rsync::RSync::new(&src)
     ///     .add_target(gw.asynchronous(), dst.display().to_string())
     ///     .send_blocking()?;
     /// assert_eq!(reports[0].files_sent, 1);

@@ -95,8 +95,7 @@
 pub use remex_core::{
     from_value, makegateway, to_value, with_timeout, AsyncChannelReader, AsyncChannelWriter,
     Channel, ChannelReader, ChannelRef, ChannelWriter, Error, Gateway, GatewayState, Liveness,
-    RemoteError, RemoteStatus, Result, Spec, SpecError, Transport, Value, ValueError, WorkerInfo,
-    VERSION,
+    RemoteError, Result, SlurmOptions, Spec, SpecError, Transport, Value, ValueError, VERSION,
 };
 pub use remex_group::{
     as_completed, gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel,
@@ -111,22 +110,18 @@ pub use remex_worker::serve_if_worker;
 pub mod blocking;
 pub mod rsync;
 
-pub use rsync::RSync;
-
 /// The engine's internals (the `remex-core` crate): connections, the wire
-/// protocol, transports. Programs need none of it; tools and tests do.
-/// What the crate root exports ([`Channel`], [`Gateway`], [`Value`]...)
-/// is not repeated here: one path per name.
+/// protocol, transports, the workers' built-in tasks. Programs need none
+/// of it; tools and tests do. What the crate root exports ([`Channel`],
+/// [`Gateway`], [`Value`]...) is not here: one path per name (`cargo
+/// xtask lint` checks it).
 ///
 /// ```
 /// // The variable that tells a program it was started as a worker.
 /// assert_eq!(remex::core::transport::popen::WORKER_ENV, "REMEX_WORKER");
 /// ```
 pub mod core {
-    pub use remex_core::{
-        builtin, channel, channel_file, conn, error, gateway, spec, transport, value, wire,
-        ConnConfig, Connection, ExecRequest, Handlers,
-    };
+    pub use remex_core::{builtin, conn, transport, wire};
 }
 
 /// Primitives shared by threads and async tasks, and the service
@@ -138,5 +133,10 @@ pub mod sync {
 /// The worker library: build a custom worker, or let a program serve as its
 /// own worker.
 pub mod worker {
-    pub use remex_worker::*;
+    // Listed, not globbed: `serve_if_worker` is at the crate root and
+    // `ScriptLimits` in `remex::core::wire` (one path per name).
+    pub use remex_worker::{
+        rhai, rsync, with_self_worker, CommandOutcome, CommandRequest, Place, Task, TaskError,
+        Transfer, Worker, DEFAULT_MAX_OUTPUT, DEFAULT_SCRIPT_LIMITS, MOST_RETURNED,
+    };
 }

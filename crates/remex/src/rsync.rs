@@ -23,14 +23,14 @@
 //! std::fs::create_dir_all(src.join("sub"))?;
 //! std::fs::write(src.join("sub/a.txt"), "hello")?;
 //! let gw = remex::makegateway("popen").await?;
-//! let reports = remex::RSync::new(&src)
+//! let reports = remex::rsync::RSync::new(&src)
 //!     .add_target(&gw, dst.to_str().unwrap())
 //!     .send()
 //!     .await?;
 //! assert_eq!(reports[0].files_sent, 1);
 //! assert_eq!(std::fs::read_to_string(dst.join("sub/a.txt"))?, "hello");
 //! // A second send finds nothing to do.
-//! let again = remex::RSync::new(&src).add_target(&gw, dst.to_str().unwrap()).send().await?;
+//! let again = remex::rsync::RSync::new(&src).add_target(&gw, dst.to_str().unwrap()).send().await?;
 //! assert_eq!((again[0].files_sent, again[0].bytes_sent), (0, 0));
 //! gw.exit().await?;
 //! # std::fs::remove_dir_all(src)?; std::fs::remove_dir_all(dst)?;
@@ -144,7 +144,7 @@ impl RSync {
     /// A send of the directory `source`.
     ///
     /// ```
-    /// let r = remex::RSync::new("/tmp/data");
+    /// let r = remex::rsync::RSync::new("/tmp/data");
     /// assert!(format!("{r:?}").contains("/tmp/data"));
     /// ```
     pub fn new(source: impl AsRef<Path>) -> RSync {
@@ -166,7 +166,7 @@ impl RSync {
     /// let src = std::env::temp_dir().join(format!("rsync-doc-two-{}", std::process::id()));
     /// std::fs::create_dir_all(&src)?;
     /// std::fs::write(src.join("f"), "x")?;
-    /// let mut rs = remex::RSync::new(&src);
+    /// let mut rs = remex::rsync::RSync::new(&src);
     /// for (i, gw) in group.gateways().iter().enumerate() {
     ///     rs = rs.add_target(gw, format!("{}-copy{i}", src.display()));
     /// }
@@ -185,7 +185,7 @@ impl RSync {
     /// keep it).
     ///
     /// ```
-    /// let r = remex::RSync::new("/tmp/data").delete(true);
+    /// let r = remex::rsync::RSync::new("/tmp/data").delete(true);
     /// assert!(format!("{r:?}").contains("delete: true"));
     /// ```
     pub fn delete(mut self, yes: bool) -> RSync {
@@ -197,7 +197,7 @@ impl RSync {
     /// directory refused is skipped whole).
     ///
     /// ```
-    /// let r = remex::RSync::new("/tmp/data").filter(|p| p.extension().is_none_or(|e| e != "tmp"));
+    /// let r = remex::rsync::RSync::new("/tmp/data").filter(|p| p.extension().is_none_or(|e| e != "tmp"));
     /// # let _ = r;
     /// ```
     pub fn filter(mut self, f: impl Fn(&Path) -> bool + Send + Sync + 'static) -> RSync {
@@ -209,7 +209,7 @@ impl RSync {
     /// keep it short).
     ///
     /// ```
-    /// let r = remex::RSync::new("/tmp/data").on_progress(|p| eprintln!("{} {} bytes", p.path, p.bytes_sent));
+    /// let r = remex::rsync::RSync::new("/tmp/data").on_progress(|p| eprintln!("{} {} bytes", p.path, p.bytes_sent));
     /// # let _ = r;
     /// ```
     pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> RSync {

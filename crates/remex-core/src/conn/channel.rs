@@ -26,7 +26,7 @@ use crate::conn::{Callback, ChanState, Quick, Shared, Step};
 use crate::error::{with_timeout, Error, Result};
 use crate::value::{from_value, to_value, ChannelRef, Value};
 use crate::wire::{Kind, Message};
-use remex_sync::Mode;
+use remex_sync::RunMode;
 
 /// A channel. Clones share it; when the last handle is dropped without a
 /// callback set, the channel is closed.
@@ -809,16 +809,16 @@ impl Channel {
     where
         F: Fn(Value) + Send + Sync + 'static,
     {
-        self.set_callback_in(Mode::Sequential, callback, endmarker)
+        self.set_callback_in(RunMode::Sequential, callback, endmarker)
     }
 
     /// [`Channel::set_callback`] with a choice of where the callback runs:
     ///
-    /// - [`Mode::Sequential`]: on the gateway's reader, as `set_callback`.
+    /// - [`RunMode::Sequential`]: on the gateway's reader, as `set_callback`.
     ///   A slow callback holds up every channel of the gateway.
-    /// - [`Mode::Concurrent`]: in a task of its own on the tokio runtime
+    /// - [`RunMode::Concurrent`]: in a task of its own on the tokio runtime
     ///   the call is made in (an error outside one).
-    /// - [`Mode::Parallel`]: on a thread of its own. A callback that blocks
+    /// - [`RunMode::Parallel`]: on a thread of its own. A callback that blocks
     ///   delays only its own channel.
     ///
     /// In the last two, an item counts as consumed once its callback has
@@ -835,7 +835,7 @@ impl Channel {
     /// let s = seen.clone();
     /// let done = remex::sync::Event::new();
     /// let d = done.clone();
-    /// ch.set_callback_in(remex::sync::Mode::Parallel, move |v| {
+    /// ch.set_callback_in(remex::sync::RunMode::Parallel, move |v| {
     ///     if v == remex::Value::Str("end".into()) { d.set() } else { s.lock().unwrap().push(v) }
     /// }, Some("end".into()))?;
     /// assert!(done.wait(Some(std::time::Duration::from_secs(10))).await);
@@ -844,14 +844,14 @@ impl Channel {
     /// ```
     pub fn set_callback_in<F>(
         &self,
-        mode: Mode,
+        mode: RunMode,
         callback: F,
         endmarker: Option<Value>,
     ) -> Result<()>
     where
         F: Fn(Value) + Send + Sync + 'static,
     {
-        if mode == Mode::Sequential {
+        if mode == RunMode::Sequential {
             let cb = Callback::Inline(Arc::new(callback));
             return self.state().set_callback(self.shared(), cb, endmarker);
         }
@@ -865,10 +865,11 @@ impl Channel {
             callback(v);
             state.consumed(&shared, size);
         };
-        if mode == Mode::Concurrent {
+        if mode == RunMode::Concurrent {
             let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::Os {
-                what: "set_callback_in(Mode::Concurrent)".into(),
-                detail: "needs a tokio runtime: call it inside one, or use Mode::Parallel".into(),
+                what: "set_callback_in(RunMode::Concurrent)".into(),
+                detail: "needs a tokio runtime: call it inside one, or use RunMode::Parallel"
+                    .into(),
             })?;
             rt.spawn(async move {
                 while let Ok(item) = rx.recv_async().await {

@@ -20,7 +20,7 @@ use super::*;
 /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # // The worker's side answers every request with "ran" and closes.
 /// # let handlers = Handlers {
-/// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+/// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
 /// #         tokio::spawn(async move {
 /// #             let _ = ch.send(&"ran").await;
 /// #             ch.close(None);
@@ -30,7 +30,7 @@ use super::*;
 /// # };
 /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
 /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
-/// let ch = conn.exec(remex::core::ExecRequest::Script { source: "anything".into(), args: remex::Value::Unit })?;
+/// let ch = conn.exec(remex::core::wire::ExecRequest::Script { source: "anything".into(), args: remex::Value::Unit })?;
 /// assert_eq!(ch.receive::<String>().await?, "ran");
 /// # drop(worker);
 /// # Ok(()) }
@@ -61,7 +61,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -72,7 +72,7 @@ impl Connection {
     /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
     /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
     /// // (set up above: `conn` and `worker` joined by an in-memory pipe)
-    /// let ch = conn.exec(remex::core::ExecRequest::Call { name: "t".into(), args: remex::Value::Unit })?;
+    /// let ch = conn.exec(remex::core::wire::ExecRequest::Call { name: "t".into(), args: remex::Value::Unit })?;
     /// assert_eq!(ch.receive::<String>().await?, "ran");
     /// # drop(worker);
     /// # Ok(()) }
@@ -138,7 +138,7 @@ impl Connection {
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
     /// // What a popen gateway does with its worker's pipes:
     /// let gw = remex::makegateway("popen").await?;
-    /// let ch = gw.connection().exec(remex::core::ExecRequest::Script { source: "channel.send(1)".into(), args: remex::Value::Unit })?;
+    /// let ch = gw.connection().exec(remex::core::wire::ExecRequest::Script { source: "channel.send(1)".into(), args: remex::Value::Unit })?;
     /// assert_eq!(ch.receive::<i64>().await?, 1);
     /// gw.exit().await?;
     /// # Ok(()) }
@@ -168,7 +168,7 @@ impl Connection {
     /// let installer = remex::makegateway("popen").await?;
     /// let spec = remex::Spec::parse(&format!("socket=127.0.0.1:0//installvia={}", installer.id()))?;
     /// let gw = remex::Gateway::start_installvia(spec, None, &installer).await?;
-    /// let ch = gw.connection().exec(remex::core::ExecRequest::Script { source: "channel.send(2)".into(), args: remex::Value::Unit })?;
+    /// let ch = gw.connection().exec(remex::core::wire::ExecRequest::Script { source: "channel.send(2)".into(), args: remex::Value::Unit })?;
     /// assert_eq!(ch.receive::<i64>().await?, 2);
     /// gw.exit().await?;
     /// installer.exit().await?;
@@ -249,7 +249,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -277,7 +277,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -308,7 +308,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -341,7 +341,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -373,7 +373,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -435,7 +435,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -465,7 +465,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -475,7 +475,7 @@ impl Connection {
     /// # };
     /// # let worker = Connection::spawn(ConnConfig::new("worker", 2), handlers, br, bw, Default::default());
     /// # let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
-    /// let ch = conn.exec(remex::core::ExecRequest::Script { source: "x".into(), args: remex::Value::Unit })?;
+    /// let ch = conn.exec(remex::core::wire::ExecRequest::Script { source: "x".into(), args: remex::Value::Unit })?;
     /// assert_eq!(ch.receive::<String>().await?, "ran");
     /// # drop(worker);
     /// # Ok(()) }
@@ -544,7 +544,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -620,7 +620,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -649,7 +649,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -680,7 +680,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -712,7 +712,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -753,7 +753,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -789,7 +789,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -823,7 +823,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -852,7 +852,7 @@ impl Connection {
     /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
     /// # // The worker's side answers every request with "ran" and closes.
     /// # let handlers = Handlers {
-    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+    /// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
     /// #         tokio::spawn(async move {
     /// #             let _ = ch.send(&"ran").await;
     /// #             ch.close(None);
@@ -883,7 +883,7 @@ impl Connection {
 /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
 /// # // The worker's side answers every request with "ran" and closes.
 /// # let handlers = Handlers {
-/// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::ExecRequest| {
+/// #     exec: Some(Arc::new(|ch: remex::Channel, _req: remex::core::wire::ExecRequest| {
 /// #         tokio::spawn(async move {
 /// #             let _ = ch.send(&"ran").await;
 /// #             ch.close(None);

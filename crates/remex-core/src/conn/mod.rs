@@ -31,7 +31,7 @@ use crate::wire::{self, ExecRequest, Kind, Message, MessageDecoder, RemoteStatus
 use channel::Channel;
 
 mod chan;
-pub mod channel;
+pub(crate) mod channel;
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod direct;
 #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
@@ -67,7 +67,7 @@ pub const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
 /// Settings of one connection.
 ///
 /// ```
-/// let mut config = remex::core::ConnConfig::new("gw1", 1);
+/// let mut config = remex::core::conn::ConnConfig::new("gw1", 1);
 /// config.window = 1 << 20; // a smaller flow-control window
 /// assert_eq!(config.first_id, 1);
 /// ```
@@ -92,7 +92,7 @@ impl ConnConfig {
     /// Defaults for a side named `name`, allocating ids from `first_id`.
     ///
     /// ```
-    /// let config = remex::core::ConnConfig::new("worker", 2);
+    /// let config = remex::core::conn::ConnConfig::new("worker", 2);
     /// assert_eq!((config.name.as_str(), config.first_id), ("worker", 2));
     /// ```
     pub fn new(name: impl Into<String>, first_id: u32) -> Self {
@@ -112,7 +112,7 @@ impl ConnConfig {
 /// ```
 /// use std::sync::Arc;
 /// let handler: remex::core::conn::ExecHandler = Arc::new(|ch, _request| ch.close(None));
-/// let handlers = remex::core::Handlers { exec: Some(handler), ..Default::default() };
+/// let handlers = remex::core::conn::Handlers { exec: Some(handler), ..Default::default() };
 /// assert!(handlers.exec.is_some());
 /// ```
 pub type ExecHandler = Arc<dyn Fn(Channel, ExecRequest) + Send + Sync>;
@@ -252,7 +252,7 @@ pub(crate) struct Shared {
 /// reader starts, so that no request can arrive unhandled.
 ///
 /// ```
-/// let handlers = remex::core::Handlers::default();
+/// let handlers = remex::core::conn::Handlers::default();
 /// // Without an exec handler, requests from the peer are refused.
 /// assert!(handlers.exec.is_none());
 /// ```
@@ -274,7 +274,7 @@ pub struct Handlers {
 /// use std::sync::Arc;
 /// use futures::FutureExt;
 /// let why: remex::core::conn::EofReason = Arc::new(|| async { "the worker exited".to_string() }.boxed());
-/// let handlers = remex::core::Handlers { eof_reason: Some(why), ..Default::default() };
+/// let handlers = remex::core::conn::Handlers { eof_reason: Some(why), ..Default::default() };
 /// assert!(handlers.eof_reason.is_some());
 /// ```
 pub type EofReason = Arc<dyn Fn() -> futures::future::BoxFuture<'static, String> + Send + Sync>;
@@ -419,7 +419,7 @@ impl Shared {
         self.queue(|o| {
             if payload.len() < ZERO_COPY_MIN {
                 let before = o.buf.len();
-                wire::message::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
+                wire::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
                 self.traffic.sent(o.buf.len() - before);
                 return Ok(o.try_direct(self.input_seen.swap(false, Ordering::Relaxed)));
             }

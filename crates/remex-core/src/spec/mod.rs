@@ -10,16 +10,8 @@ use std::fmt;
 
 mod keys;
 
-/// Every key a spec may hold, as `key` or `key=VALUE` (the value's form),
-/// with what it does: the table `Spec::parse` reads by (docs/specs.md
-/// lists the same).
-///
-/// ```
-/// let keys: Vec<(String, &str)> = remex::core::spec::keys().collect();
-/// assert!(keys.iter().any(|(k, _)| k == "ntasks=N"));
-/// assert!(keys.iter().any(|(k, _)| k == "popen"));
-/// ```
-pub fn keys() -> impl Iterator<Item = (String, &'static str)> {
+/// [`Spec::keys`].
+pub(crate) fn keys() -> impl Iterator<Item = (String, &'static str)> {
     keys::KEYS.iter().map(|k| {
         let written = if k.value.is_empty() {
             k.name.to_string()
@@ -161,15 +153,8 @@ pub struct Spec {
     pub script_limits: crate::wire::ScriptLimits,
 }
 
-/// The liveness bound of gateways whose worker is reached over a network
-/// (`ssh=`, `socket=`, `slurm`) when the spec does not set `liveness=`:
-/// a dead host, a cut network or a connection left half-open is noticed
-/// within it, on both ends.
-///
-/// ```
-/// assert_eq!(remex::core::spec::NETWORK_LIVENESS.as_secs(), 10);
-/// ```
-pub const NETWORK_LIVENESS: std::time::Duration = std::time::Duration::from_secs(10);
+/// [`Spec::NETWORK_LIVENESS`].
+pub(crate) const NETWORK_LIVENESS: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How a gateway watches that its worker (and the way to it) is alive,
 /// and how the worker watches its controller (`liveness=`).
@@ -185,11 +170,11 @@ pub const NETWORK_LIVENESS: std::time::Duration = std::time::Duration::from_secs
 /// connection left half-open ends within the bound on both sides.
 ///
 /// ```
-/// use remex::core::spec::{Liveness, NETWORK_LIVENESS};
+/// use remex::{Liveness, Spec};
 /// use std::time::Duration;
 /// let ssh = remex::Spec::parse("ssh=host").unwrap();
 /// assert_eq!(ssh.liveness, Liveness::Default);
-/// assert_eq!(ssh.liveness_bound(), Some(NETWORK_LIVENESS), "on over a network");
+/// assert_eq!(ssh.liveness_bound(), Some(Spec::NETWORK_LIVENESS), "on over a network");
 /// assert_eq!(remex::Spec::parse("popen").unwrap().liveness_bound(), None, "off for a local process");
 /// let set = remex::Spec::parse("popen//liveness=2.5").unwrap();
 /// assert_eq!(set.liveness_bound(), Some(Duration::from_millis(2500)));
@@ -199,7 +184,7 @@ pub const NETWORK_LIVENESS: std::time::Duration = std::time::Duration::from_secs
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Liveness {
-    /// Not set: [`NETWORK_LIVENESS`] where the worker is reached over a
+    /// Not set: [`Spec::NETWORK_LIVENESS`] where the worker is reached over a
     /// network (`ssh=`, `socket=`, `slurm`), off for local processes and
     /// `cmd=` (whose wrapper may watch its own way).
     #[default]
@@ -243,13 +228,42 @@ fn parse_size(v: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
-/// Most gateways one `N*spec` may ask for.
-///
-/// ```
-/// let too_many = format!("{}*popen", remex::core::spec::MAX_MULTIPLIER + 1);
-/// assert!(remex::Spec::parse_many(&too_many).is_err());
-/// ```
-pub const MAX_MULTIPLIER: usize = 4096;
+/// [`Spec::MAX_MULTIPLIER`].
+pub(crate) const MAX_MULTIPLIER: usize = 4096;
+
+/// The table of keys and the engine's bounds for specs.
+impl Spec {
+    /// Every key a spec may hold, as `key` or `key=VALUE` (the value's form),
+    /// with what it does: the table `Spec::parse` reads by (docs/specs.md
+    /// lists the same).
+    ///
+    /// ```
+    /// let keys: Vec<(String, &str)> = remex::Spec::keys().collect();
+    /// assert!(keys.iter().any(|(k, _)| k == "ntasks=N"));
+    /// assert!(keys.iter().any(|(k, _)| k == "popen"));
+    /// ```
+    pub fn keys() -> impl Iterator<Item = (String, &'static str)> {
+        keys()
+    }
+
+    /// The liveness bound of gateways whose worker is reached over a network
+    /// (`ssh=`, `socket=`, `slurm`) when the spec does not set `liveness=`:
+    /// a dead host, a cut network or a connection left half-open is noticed
+    /// within it, on both ends.
+    ///
+    /// ```
+    /// assert_eq!(remex::Spec::NETWORK_LIVENESS.as_secs(), 10);
+    /// ```
+    pub const NETWORK_LIVENESS: std::time::Duration = NETWORK_LIVENESS;
+
+    /// Most gateways one `N*spec` may ask for.
+    ///
+    /// ```
+    /// let too_many = format!("{}*popen", remex::Spec::MAX_MULTIPLIER + 1);
+    /// assert!(remex::Spec::parse_many(&too_many).is_err());
+    /// ```
+    pub const MAX_MULTIPLIER: usize = MAX_MULTIPLIER;
+}
 
 /// The variables `secret_env=` specs of this process name: no command the
 /// engine starts inherits them (`transport::secret::scrub`).
@@ -285,11 +299,11 @@ impl Spec {
     }
 
     /// The liveness bound in force (see [`Liveness`]): the spec's, else
-    /// [`NETWORK_LIVENESS`] over a network, else none.
+    /// [`Spec::NETWORK_LIVENESS`] over a network, else none.
     ///
     /// ```
     /// let spec = remex::Spec::parse("slurm//ntasks=2").unwrap();
-    /// assert_eq!(spec.liveness_bound(), Some(remex::core::spec::NETWORK_LIVENESS));
+    /// assert_eq!(spec.liveness_bound(), Some(remex::Spec::NETWORK_LIVENESS));
     /// ```
     pub fn liveness_bound(&self) -> Option<std::time::Duration> {
         match self.liveness {

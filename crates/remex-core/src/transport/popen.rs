@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::spec::Spec;
 
 /// Environment variable that tells a program it was started as a worker
-/// (used by self-exec binaries, see `remex::worker::serve_if_worker`).
+/// (used by self-exec binaries, see `remex::serve_if_worker`).
 ///
 /// ```
 /// assert_eq!(remex::core::transport::popen::WORKER_ENV, "REMEX_WORKER");

@@ -521,12 +521,12 @@ impl Group {
         args: &A,
     ) -> Result<MultiChannel> {
         // Converted and checked once, not once per gateway.
-        let args = remex_core::gateway::script_args(args)?;
+        let args = remex_core::Gateway::script_args(args)?;
         let chans = self
             .prune()
             .iter()
             .map(|g| {
-                g.connection().exec(remex_core::ExecRequest::Script {
+                g.connection().exec(remex_core::wire::ExecRequest::Script {
                     source: source.to_string(),
                     args: args.clone(),
                 })

@@ -22,17 +22,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use de::from_value;
 pub use ser::to_value;
 
-/// How deep lists and maps may nest in a value. Deeper values are refused on
-/// both encode and decode, so that a hostile peer cannot exhaust the stack.
-///
-/// ```
-/// let mut v = remex::Value::Int(0);
-/// for _ in 0..remex::core::value::MAX_DEPTH + 1 {
-///     v = remex::Value::List(vec![v]);
-/// }
-/// assert!(v.to_wire().is_err(), "too deep to send");
-/// ```
-pub const MAX_DEPTH: usize = 128;
+/// How deep lists and maps may nest: [`Value::MAX_DEPTH`].
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// The dynamic value on the wire.
 ///
@@ -153,6 +144,19 @@ impl serde::de::Error for ValueError {
 }
 
 impl Value {
+    /// How deep lists and maps may nest in a value. Deeper values are
+    /// refused on both encode and decode, so that a hostile peer cannot
+    /// exhaust the stack.
+    ///
+    /// ```
+    /// let mut v = remex::Value::Int(0);
+    /// for _ in 0..remex::Value::MAX_DEPTH + 1 {
+    ///     v = remex::Value::List(vec![v]);
+    /// }
+    /// assert!(v.to_wire().is_err(), "too deep to send");
+    /// ```
+    pub const MAX_DEPTH: usize = MAX_DEPTH;
+
     /// The variant's name, for error messages: `int`, `string`, `list`, ...
     ///
     /// ```
@@ -247,7 +251,7 @@ impl Value {
     }
 
     /// Decodes a value from postcard bytes, refusing trailing bytes and
-    /// nesting deeper than [`MAX_DEPTH`].
+    /// nesting deeper than [`Value::MAX_DEPTH`].
     ///
     /// ```
     /// let bytes = remex::Value::from("hi").to_wire().unwrap();

@@ -39,7 +39,7 @@ pub const PROTOCOL_VERSION: u16 = 5;
 /// Longest hello body accepted.
 ///
 /// ```
-/// assert_eq!(remex::core::wire::handshake::MAX_HELLO, 64 * 1024);
+/// assert_eq!(remex::core::wire::MAX_HELLO, 64 * 1024);
 /// ```
 pub const MAX_HELLO: usize = 64 * 1024;
 
@@ -71,7 +71,7 @@ pub enum Role {
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
 /// let gw = remex::makegateway("popen").await?;
-/// let info: &remex::WorkerInfo = gw.rinfo();
+/// let info: &remex::core::wire::WorkerInfo = gw.rinfo();
 /// assert_eq!(info.platform, format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH));
 /// gw.exit().await?;
 /// # Ok(()) }

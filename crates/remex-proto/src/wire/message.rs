@@ -16,7 +16,7 @@ use crate::value::Value;
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
 /// let gw = remex::makegateway("popen").await?;
-/// let req = remex::core::ExecRequest::Call { name: "echo".into(), args: remex::Value::Int(3) };
+/// let req = remex::core::wire::ExecRequest::Call { name: "echo".into(), args: remex::Value::Int(3) };
 /// let ch = gw.connection().exec(req)?;
 /// assert_eq!(ch.receive::<i64>().await?, 3);
 /// gw.exit().await?;
@@ -46,7 +46,7 @@ pub enum ExecRequest {
 /// ```
 /// # #[tokio::main] async fn main() -> remex::Result<()> {
 /// let gw = remex::makegateway("popen").await?;
-/// let s: remex::RemoteStatus = gw.remote_status().await?;
+/// let s: remex::core::wire::RemoteStatus = gw.remote_status().await?;
 /// assert_eq!(s.numexecuting, 0);
 /// gw.exit().await?;
 /// # Ok(()) }
@@ -241,7 +241,7 @@ pub fn encode_message(
 /// the rest.
 ///
 /// ```
-/// use remex::core::wire::{message::encode_chunked, FrameDecoder, Kind, DEFAULT_MAX_PAYLOAD};
+/// use remex::core::wire::{encode_chunked, FrameDecoder, Kind, DEFAULT_MAX_PAYLOAD};
 /// let mut out = bytes::BytesMut::new();
 /// encode_chunked(Kind::Data, 3, &[7u8; 10], 4, &mut out);
 /// let mut frames = FrameDecoder::new(DEFAULT_MAX_PAYLOAD);

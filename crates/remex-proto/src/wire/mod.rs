@@ -4,12 +4,12 @@
 //! tested deterministically and fuzzed. The connection engine
 //! (remex-core's `conn`) feeds it bytes from a transport.
 //!
-//! A stream starts with a [hello](handshake) from each side, then carries
-//! [frames](frame). See `docs/protocol.md` for the full picture.
+//! A stream starts with a [hello](Hello) from each side, then carries
+//! [frames](Frame). See `docs/protocol.md` for the full picture.
 
-pub mod frame;
-pub mod handshake;
-pub mod message;
+mod frame;
+mod handshake;
+mod message;
 mod payload;
 
 pub use frame::{
@@ -17,9 +17,11 @@ pub use frame::{
 };
 pub use handshake::{
     encode_hello, ClusterInfo, HandshakeScanner, Hello, Role, ScriptLimits, WorkerInfo,
-    WorkerSetup, DEFAULT_MAX_NOISE, MAGIC, PROTOCOL_VERSION,
+    WorkerSetup, DEFAULT_MAX_NOISE, MAGIC, MAX_HELLO, PROTOCOL_VERSION,
 };
-pub use message::{encode_message, ExecRequest, LogRecord, Message, MessageDecoder, RemoteStatus};
+pub use message::{
+    encode_chunked, encode_message, ExecRequest, LogRecord, Message, MessageDecoder, RemoteStatus,
+};
 
 /// A stream that breaks the frame format. The stream cannot be resynchronised
 /// after one of these.

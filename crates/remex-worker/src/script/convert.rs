@@ -67,7 +67,7 @@ pub(crate) fn to_dynamic(v: Value, ch: &Channel) -> Dynamic {
 }
 
 pub(crate) fn from_dynamic(d: Dynamic, depth: usize) -> RhaiResult<Value> {
-    if depth > remex_core::value::MAX_DEPTH {
+    if depth > remex_core::Value::MAX_DEPTH {
         return Err(rhai_err("value nested too deeply to send"));
     }
     if d.is_unit() {

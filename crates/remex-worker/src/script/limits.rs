@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use remex_core::ScriptLimits;
+use remex_core::wire::ScriptLimits;
 use rhai::{Dynamic, Engine, EvalAltResult};
 
 /// The defaults, for fields neither the spec nor the worker sets

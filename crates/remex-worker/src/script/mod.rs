@@ -14,7 +14,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use remex_core::{Channel, ScriptLimits, Value};
+use remex_core::wire::ScriptLimits;
+use remex_core::{Channel, Value};
 use rhai::{Engine, EvalAltResult, Scope, AST};
 
 pub use limits::DEFAULT_SCRIPT_LIMITS;

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use remex_core::ScriptLimits;
+use remex_core::wire::ScriptLimits;
 use rhai::{Array, Blob, Dynamic, Engine, ImmutableString, Map};
 
 use super::convert::{rhai_err, seconds, RhaiResult};
