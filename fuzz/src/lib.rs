@@ -11,6 +11,8 @@
 //! remex_fuzz::spec::check(b"popen//id=x//id=y");
 //! ```
 
+#![forbid(unsafe_code)]
+
 /// The frame and message decoders.
 pub mod frame {
     use bytes::BytesMut;

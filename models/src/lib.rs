@@ -32,6 +32,8 @@
 //! [`PREEMPTIONS`] preemptions (loom's advice for models of this size;
 //! most bugs need one or two), which runs in seconds.
 
+#![forbid(unsafe_code)]
+
 use loom::sync::{Condvar, Mutex};
 
 /// At most this many preemptions per explored execution.

@@ -1,6 +1,8 @@
 //! Project tasks: `cargo xtask test` runs every test, `cargo xtask lint`
-//! checks formatting, clippy and import circles, `cargo xtask bench` measures performance,
+//! checks formatting, clippy, import circles and one path per name, `cargo xtask bench` measures performance,
 //! `cargo xtask fuzz` runs the fuzz targets.
+
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
