@@ -11,6 +11,9 @@
 //! `#[cfg(test)]` are left out; `pub(crate)` and narrower are not public.
 //! Paths into crates outside the workspace (std, tokio...) are not
 //! followed: re-exporting one of their items once is one path here.
+//! Names are looked up in one namespace (a module first, then an item,
+//! then a `use`), which is enough for this workspace: no module holds a
+//! public module and a public item of the same name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
