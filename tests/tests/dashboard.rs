@@ -456,9 +456,17 @@ async fn a_browser_shows_the_workers_the_rising_done_count_and_a_lost_worker() {
 async fn idle_connections_and_garbage_hold_nobody_up_and_only_get_is_served() {
     let g = common::group(2).await;
     let _: String = g.submit("slow_echo", &(1u64, "x")).unwrap().await.unwrap();
-    let board = g.dashboard("0").await.unwrap();
+    let probe = g.dashboard("0").await.unwrap();
+    assert!(
+        probe.addr().ip().is_loopback(),
+        "a port alone binds loopback"
+    );
+    drop(probe);
+    // An address of its own: the end checks that nothing accepts on its
+    // port any more, which a freed port of 127.0.0.1 taken at once by
+    // another test's listener would fail.
+    let board = g.dashboard("127.0.0.63:0").await.unwrap();
     let addr = board.addr();
-    assert!(addr.ip().is_loopback(), "a port alone binds loopback");
     // 200 idle connections, one that sends garbage, one slow header.
     let idle: Vec<TcpStream> = (0..200)
         .map(|_| TcpStream::connect(addr).unwrap())
