@@ -29,9 +29,6 @@ use tokio_util::io::StreamReader;
 
 use crate::{Channel, Error, Value};
 
-/// The largest item one write sends: [`ChannelWriter::MAX_ITEM`].
-const MAX_WRITE_ITEM: usize = 1 << 20;
-
 fn into_io(e: Error) -> io::Error {
     let kind = if e.is_timeout() {
         io::ErrorKind::TimedOut
@@ -176,7 +173,7 @@ impl ChannelWriter {
     /// ```
     /// assert_eq!(remex::ChannelWriter::MAX_ITEM, 1 << 20);
     /// ```
-    pub const MAX_ITEM: usize = MAX_WRITE_ITEM;
+    pub const MAX_ITEM: usize = 1 << 20;
 
     /// Closes the channel's writing half (as dropping the writer does),
     /// reporting an error the channel met.
@@ -225,7 +222,7 @@ impl io::Write for ChannelWriter {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = buf.len().min(MAX_WRITE_ITEM);
+        let n = buf.len().min(ChannelWriter::MAX_ITEM);
         self.channel
             .send_value_blocking(Value::Bytes(Bytes::copy_from_slice(&buf[..n])))
             .map_err(into_io)?;
@@ -382,7 +379,7 @@ impl AsyncWrite for AsyncChannelWriter {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let n = buf.len().min(MAX_WRITE_ITEM);
+        let n = buf.len().min(ChannelWriter::MAX_ITEM);
         let item = Bytes::copy_from_slice(&buf[..n]);
         match this.channel.try_send_value(Value::Bytes(item.clone())) {
             Ok(()) => {}

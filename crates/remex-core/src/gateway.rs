@@ -23,47 +23,7 @@ use crate::value::{to_value, ChannelRef, Value};
 use crate::wire::{ExecRequest, RemoteStatus, WorkerInfo};
 use remex_sync::Lifecycle;
 
-/// [`Gateway::script_args`].
-pub(crate) fn script_args<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
-    let bad = |detail: String| Error::Arguments { detail };
-    let v = to_value(args).map_err(|e| bad(e.to_string()))?;
-    let Value::Map(entries) = v else {
-        return Err(bad(format!(
-            "script arguments must have named fields (a struct or a map with string keys), got {}",
-            v.describe()
-        )));
-    };
-    for (k, _) in &entries {
-        let Value::Str(name) = k else {
-            return Err(bad(format!(
-                "script argument names must be strings, got {}",
-                k.describe()
-            )));
-        };
-        let ident = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ident {
-            return Err(bad(format!(
-                "script argument name {name:?} is not a script identifier (letters, digits, '_')"
-            )));
-        }
-        if name == "channel" {
-            return Err(bad(
-                "script argument name 'channel' is taken by the script's channel".into(),
-            ));
-        }
-    }
-    Ok(Value::Map(entries))
-}
-
-/// [`Gateway::EXIT_GRACE`].
-pub(crate) const EXIT_GRACE: Duration = Duration::from_secs(1);
 use crate::transport::parts::EOF_STATUS_WAIT;
-/// [`Gateway::STATUS_TIMEOUT`].
-pub(crate) const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a gateway is in its life.
 ///
@@ -285,12 +245,7 @@ fn gateway_id(spec: &Spec, default_id: Option<String>) -> String {
     spec.id
         .clone()
         .or(default_id)
-        .unwrap_or_else(next_gateway_id)
-}
-
-/// [`Gateway::next_id`].
-pub(crate) fn next_gateway_id() -> String {
-    format!("gw{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+        .unwrap_or_else(Gateway::next_id)
 }
 
 /// The engine's constants and helpers that go with a gateway.
@@ -301,14 +256,14 @@ impl Gateway {
     /// // `exit()` waits this long for the worker before killing it.
     /// assert!(remex::Gateway::EXIT_GRACE >= std::time::Duration::from_millis(100));
     /// ```
-    pub const EXIT_GRACE: Duration = EXIT_GRACE;
+    pub const EXIT_GRACE: Duration = Duration::from_secs(1);
 
     /// How long `remote_status()` waits for an answer.
     ///
     /// ```
     /// assert!(remex::Gateway::STATUS_TIMEOUT > std::time::Duration::ZERO);
     /// ```
-    pub const STATUS_TIMEOUT: Duration = STATUS_TIMEOUT;
+    pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// A fresh default gateway id: `gw0`, `gw1`, ... in creation order.
     ///
@@ -318,7 +273,7 @@ impl Gateway {
     /// assert!(a.starts_with("gw") && a != b);
     /// ```
     pub fn next_id() -> String {
-        next_gateway_id()
+        format!("gw{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Converts a script's named arguments (a struct with named fields, or a
@@ -334,7 +289,38 @@ impl Gateway {
     /// assert!(remex::Gateway::script_args(&(1, 2)).is_err());
     /// ```
     pub fn script_args<A: Serialize + ?Sized>(args: &A) -> Result<Value> {
-        script_args(args)
+        let bad = |detail: String| Error::Arguments { detail };
+        let v = to_value(args).map_err(|e| bad(e.to_string()))?;
+        let Value::Map(entries) = v else {
+            return Err(bad(format!(
+                "script arguments must have named fields (a struct or a map with string keys), got {}",
+                v.describe()
+            )));
+        };
+        for (k, _) in &entries {
+            let Value::Str(name) = k else {
+                return Err(bad(format!(
+                    "script argument names must be strings, got {}",
+                    k.describe()
+                )));
+            };
+            let ident = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ident {
+                return Err(bad(format!(
+                    "script argument name {name:?} is not a script identifier (letters, digits, '_')"
+                )));
+            }
+            if name == "channel" {
+                return Err(bad(
+                    "script argument name 'channel' is taken by the script's channel".into(),
+                ));
+            }
+        }
+        Ok(Value::Map(entries))
     }
 }
 
@@ -875,7 +861,7 @@ impl Gateway {
     ) -> Result<Channel> {
         self.inner.conn.exec(ExecRequest::Script {
             source: source.into(),
-            args: script_args(args)?,
+            args: Self::script_args(args)?,
         })
     }
 
@@ -943,11 +929,11 @@ impl Gateway {
     /// # Ok(()) }
     /// ```
     pub async fn remote_status(&self) -> Result<RemoteStatus> {
-        tokio::time::timeout(STATUS_TIMEOUT, self.inner.conn.status())
+        tokio::time::timeout(Self::STATUS_TIMEOUT, self.inner.conn.status())
             .await
             .unwrap_or(Err(Error::Timeout {
                 what: "the worker's status",
-                after: STATUS_TIMEOUT,
+                after: Self::STATUS_TIMEOUT,
             }))
     }
 
@@ -978,7 +964,7 @@ impl Gateway {
     /// # Ok(()) }
     /// ```
     pub async fn exit(&self) -> Result<()> {
-        self.exit_within(EXIT_GRACE).await
+        self.exit_within(Self::EXIT_GRACE).await
     }
 
     /// [`Gateway::exit`] with a chosen grace period: returns within `grace`

@@ -7,10 +7,7 @@
 
 use std::time::Duration;
 
-use super::{
-    note_secret_env, parse_size, transport_key, Liveness, SlurmOptions, Spec, Transport,
-    MAX_MULTIPLIER,
-};
+use super::{note_secret_env, parse_size, transport_key, Liveness, SlurmOptions, Spec, Transport};
 
 /// The transports a key applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -527,8 +524,13 @@ fn count(key: &str, v: Option<&str>) -> Result<u32, String> {
     let v = need(key, v)?;
     v.parse::<u32>()
         .ok()
-        .filter(|n| *n >= 1 && *n as usize <= MAX_MULTIPLIER)
-        .ok_or_else(|| format!("{key}={v:?} must be a count from 1 to {MAX_MULTIPLIER}"))
+        .filter(|n| *n >= 1 && *n as usize <= Spec::MAX_MULTIPLIER)
+        .ok_or_else(|| {
+            format!(
+                "{key}={v:?} must be a count from 1 to {}",
+                Spec::MAX_MULTIPLIER
+            )
+        })
 }
 
 /// A whole number.

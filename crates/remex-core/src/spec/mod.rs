@@ -10,18 +10,6 @@ use std::fmt;
 
 mod keys;
 
-/// [`Spec::keys`].
-pub(crate) fn keys() -> impl Iterator<Item = (String, &'static str)> {
-    keys::KEYS.iter().map(|k| {
-        let written = if k.value.is_empty() {
-            k.name.to_string()
-        } else {
-            format!("{}={}", k.name, k.value)
-        };
-        (written, k.doc)
-    })
-}
-
 /// How a gateway reaches its worker.
 ///
 /// ```
@@ -153,9 +141,6 @@ pub struct Spec {
     pub script_limits: crate::wire::ScriptLimits,
 }
 
-/// [`Spec::NETWORK_LIVENESS`].
-pub(crate) const NETWORK_LIVENESS: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// How a gateway watches that its worker (and the way to it) is alive,
 /// and how the worker watches its controller (`liveness=`).
 ///
@@ -228,9 +213,6 @@ fn parse_size(v: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
-/// [`Spec::MAX_MULTIPLIER`].
-pub(crate) const MAX_MULTIPLIER: usize = 4096;
-
 /// The table of keys and the engine's bounds for specs.
 impl Spec {
     /// Every key a spec may hold, as `key` or `key=VALUE` (the value's form),
@@ -243,7 +225,14 @@ impl Spec {
     /// assert!(keys.iter().any(|(k, _)| k == "popen"));
     /// ```
     pub fn keys() -> impl Iterator<Item = (String, &'static str)> {
-        keys()
+        keys::KEYS.iter().map(|k| {
+            let written = if k.value.is_empty() {
+                k.name.to_string()
+            } else {
+                format!("{}={}", k.name, k.value)
+            };
+            (written, k.doc)
+        })
     }
 
     /// The liveness bound of gateways whose worker is reached over a network
@@ -254,7 +243,7 @@ impl Spec {
     /// ```
     /// assert_eq!(remex::Spec::NETWORK_LIVENESS.as_secs(), 10);
     /// ```
-    pub const NETWORK_LIVENESS: std::time::Duration = NETWORK_LIVENESS;
+    pub const NETWORK_LIVENESS: std::time::Duration = std::time::Duration::from_secs(10);
 
     /// Most gateways one `N*spec` may ask for.
     ///
@@ -262,7 +251,7 @@ impl Spec {
     /// let too_many = format!("{}*popen", remex::Spec::MAX_MULTIPLIER + 1);
     /// assert!(remex::Spec::parse_many(&too_many).is_err());
     /// ```
-    pub const MAX_MULTIPLIER: usize = MAX_MULTIPLIER;
+    pub const MAX_MULTIPLIER: usize = 4096;
 }
 
 /// The variables `secret_env=` specs of this process name: no command the
@@ -309,7 +298,7 @@ impl Spec {
         match self.liveness {
             Liveness::Off => None,
             Liveness::Bound(d) => Some(d),
-            Liveness::Default => self.crosses_network().then_some(NETWORK_LIVENESS),
+            Liveness::Default => self.crosses_network().then_some(Spec::NETWORK_LIVENESS),
         }
     }
 
@@ -383,9 +372,10 @@ impl Spec {
                     .trim()
                     .parse()
                     .map_err(|_| err(format!("{n:?} before '*' is not a count")))?;
-                if n == 0 || n > MAX_MULTIPLIER {
+                if n == 0 || n > Spec::MAX_MULTIPLIER {
                     return Err(err(format!(
-                        "count {n} must be between 1 and {MAX_MULTIPLIER}"
+                        "count {n} must be between 1 and {}",
+                        Spec::MAX_MULTIPLIER
                     )));
                 }
                 (n, rest)

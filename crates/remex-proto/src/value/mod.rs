@@ -22,9 +22,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use de::from_value;
 pub use ser::to_value;
 
-/// How deep lists and maps may nest: [`Value::MAX_DEPTH`].
-pub(crate) const MAX_DEPTH: usize = 128;
-
 /// The dynamic value on the wire.
 ///
 /// ```
@@ -155,7 +152,7 @@ impl Value {
     /// }
     /// assert!(v.to_wire().is_err(), "too deep to send");
     /// ```
-    pub const MAX_DEPTH: usize = MAX_DEPTH;
+    pub const MAX_DEPTH: usize = 128;
 
     /// The variant's name, for error messages: `int`, `string`, `list`, ...
     ///
@@ -266,7 +263,10 @@ impl Value {
         let (v, rest) = postcard::take_from_bytes::<Value>(bytes).map_err(|e| {
             // postcard drops the text of custom errors; name the depth bound.
             if TOO_DEEP.with(|f| f.replace(false)) {
-                ValueError::new(format!("value nested deeper than {MAX_DEPTH} levels"))
+                ValueError::new(format!(
+                    "value nested deeper than {} levels",
+                    Value::MAX_DEPTH
+                ))
             } else {
                 ValueError::new(format!("malformed value: {e}"))
             }
@@ -399,10 +399,11 @@ struct ValueSeed {
 impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.depth > MAX_DEPTH {
+        if self.depth > Value::MAX_DEPTH {
             TOO_DEEP.with(|f| f.set(true));
             return Err(serde::de::Error::custom(format!(
-                "value nested deeper than {MAX_DEPTH} levels"
+                "value nested deeper than {} levels",
+                Value::MAX_DEPTH
             )));
         }
         d.deserialize_enum(VALUE_TOKEN, VARIANTS, self)
@@ -576,7 +577,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_on_encode() {
         let mut v = Value::Unit;
-        for _ in 0..=MAX_DEPTH + 1 {
+        for _ in 0..=Value::MAX_DEPTH + 1 {
             v = Value::List(vec![v]);
         }
         assert!(v.to_wire().is_err());

@@ -3,7 +3,7 @@
 //! value's depth bound).
 
 use super::WireError;
-use crate::value::{Value, MAX_DEPTH};
+use crate::value::Value;
 
 impl Value {
     /// Encodes the value as postcard bytes (the `Data` frame payload).
@@ -14,10 +14,10 @@ impl Value {
     /// assert_eq!(remex::Value::from_wire(&bytes).unwrap(), v);
     /// ```
     pub fn to_wire(&self) -> Result<Vec<u8>, WireError> {
-        if self.depth() > MAX_DEPTH {
+        if self.depth() > Value::MAX_DEPTH {
             return Err(WireError::Encode {
                 what: "value",
-                detail: format!("value nested deeper than {MAX_DEPTH} levels"),
+                detail: format!("value nested deeper than {} levels", Value::MAX_DEPTH),
             });
         }
         postcard::to_stdvec(self).map_err(|e| WireError::Encode {
