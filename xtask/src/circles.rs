@@ -46,13 +46,7 @@ struct Evidence {
 pub(crate) fn check(root: &Path) -> Result<(), String> {
     let mut problems = Vec::new();
     let mut found: BTreeSet<(String, String, Vec<String>)> = BTreeSet::new();
-    let mut crates: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
-        .map_err(|e| format!("crates/: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("src").is_dir())
-        .collect();
-    crates.sort();
-    for dir in crates {
+    for dir in crate::crate_dirs(root)? {
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -161,6 +161,18 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The crates under `root`'s `crates/` (the directories with a `src/`),
+/// sorted: what the lint's source checks read.
+fn crate_dirs(root: &std::path::Path) -> Result<Vec<PathBuf>, String> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
+        .map_err(|e| format!("crates/: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("src").is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());

@@ -16,7 +16,7 @@
 //! public module and a public item of the same name.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What a name refers to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,13 +84,10 @@ pub(crate) fn check(root: &Path) -> Result<(), String> {
 
 fn load(root: &Path) -> Result<World, String> {
     let mut world = World::default();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
-        .map_err(|e| format!("crates/: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("src/lib.rs").is_file())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
+    let libraries = crate::crate_dirs(root)?
+        .into_iter()
+        .filter(|d| d.join("src/lib.rs").is_file());
+    for dir in libraries {
         let krate = dir
             .file_name()
             .map(|n| n.to_string_lossy().replace('-', "_"))
