@@ -62,6 +62,32 @@ where
     b.check(f);
 }
 
+/// Starts a loom thread that runs `f` on its own handle to `shared` (a
+/// std `Arc`: see the models for why not loom's).
+///
+/// ```
+/// use std::sync::Arc;
+/// use loom::sync::atomic::{AtomicUsize, Ordering};
+/// remex_models::check(|| {
+///     let n = Arc::new(AtomicUsize::new(0));
+///     let t = remex_models::spawn_on(&n, |n| n.fetch_add(1, Ordering::SeqCst));
+///     n.fetch_add(1, Ordering::SeqCst);
+///     t.join().unwrap();
+///     assert_eq!(n.load(Ordering::SeqCst), 2);
+/// });
+/// ```
+pub fn spawn_on<T, R>(
+    shared: &std::sync::Arc<T>,
+    f: impl FnOnce(&T) -> R + Send + 'static,
+) -> loom::thread::JoinHandle<R>
+where
+    T: Send + Sync + 'static,
+    R: Send + 'static,
+{
+    let shared = shared.clone();
+    loom::thread::spawn(move || f(&shared))
+}
+
 /// The part of event-listener's `Event` the channel relies on, on loom's
 /// primitives: listeners registered in order; `notify(n)` makes sure at
 /// least `n` registered listeners are notified (not `n` more: one

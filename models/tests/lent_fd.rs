@@ -11,7 +11,7 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use loom::sync::Mutex;
-use remex_models::check;
+use remex_models::{check, spawn_on};
 
 /// A descriptor: open until closed; a write to a closed one is the bug
 /// (in the process, a write to whatever reused its number).
@@ -59,12 +59,7 @@ fn model(take_back_first: bool) {
         let out = Arc::new(Mutex::new(OutBuf {
             direct_out: Some(fd.clone()),
         }));
-        let senders: Vec<_> = (0..2)
-            .map(|_| {
-                let out = out.clone();
-                loom::thread::spawn(move || send(&out))
-            })
-            .collect();
+        let senders: Vec<_> = (0..2).map(|_| spawn_on(&out, send)).collect();
         writer_ends(&out, &fd, take_back_first);
         for s in senders {
             s.join().unwrap();

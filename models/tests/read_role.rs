@@ -20,7 +20,7 @@ use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use loom::sync::{Condvar, Mutex};
-use remex_models::check;
+use remex_models::{check, spawn_on};
 
 /// tokio's `Notify` as the background task uses it: `notify_one` wakes
 /// the waiter or leaves one permit.
@@ -122,14 +122,8 @@ fn model(no_second_try: bool) {
         });
         // The thread holding the role, and the background task woken for
         // input at the same time.
-        let holder = {
-            let r = r.clone();
-            loom::thread::spawn(move || r.waiting_thread_reads())
-        };
-        let background = {
-            let r = r.clone();
-            loom::thread::spawn(move || r.background())
-        };
+        let holder = spawn_on(&r, |r| r.waiting_thread_reads());
+        let background = spawn_on(&r, |r| r.background());
         holder.join().unwrap();
         background.join().unwrap();
         assert!(r.reads.load(Ordering::SeqCst) >= 1);
@@ -205,14 +199,8 @@ fn stop_model(no_fences: bool) {
             no_fences,
             ..Stop::default()
         });
-        let poller = {
-            let s = s.clone();
-            loom::thread::spawn(move || s.poller())
-        };
-        let stopper = {
-            let s = s.clone();
-            loom::thread::spawn(move || s.stop())
-        };
+        let poller = spawn_on(&s, |s| s.poller());
+        let stopper = spawn_on(&s, |s| s.stop());
         stopper.join().unwrap();
         poller.join().unwrap();
     });

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use loom::sync::Mutex;
-use remex_models::{check, Event};
+use remex_models::{check, spawn_on, Event};
 
 /// The channel: the machine's queue under its lock, and `readable`.
 #[derive(Default)]
@@ -75,12 +75,7 @@ impl Chan {
 fn two_receivers(chan: fn() -> Chan) {
     check(move || {
         let c = Arc::new(chan());
-        let receivers: Vec<_> = (0..2)
-            .map(|_| {
-                let c = c.clone();
-                loom::thread::spawn(move || c.receive())
-            })
-            .collect();
+        let receivers: Vec<_> = (0..2).map(|_| spawn_on(&c, |c| c.receive())).collect();
         let mut no_claim = false;
         c.deliver(1, &mut no_claim);
         c.deliver(2, &mut no_claim);
@@ -112,10 +107,7 @@ fn a_listener_registered_after_the_lock_misses_its_item() {
             listen_after_unlock: true,
             ..Chan::default()
         });
-        let r = {
-            let c = c.clone();
-            loom::thread::spawn(move || c.receive())
-        };
+        let r = spawn_on(&c, |c| c.receive());
         c.deliver(7, &mut false);
         assert_eq!(r.join().unwrap(), 7);
     });
@@ -130,14 +122,8 @@ fn a_listener_registered_after_the_lock_misses_its_item() {
 fn a_claimed_item_is_taken_by_its_claimant_and_wakes_nobody() {
     check(|| {
         let c = Arc::new(Chan::default());
-        let other = {
-            let c = c.clone();
-            loom::thread::spawn(move || c.receive())
-        };
-        let background = {
-            let c = c.clone();
-            loom::thread::spawn(move || c.deliver(2, &mut false))
-        };
+        let other = spawn_on(&c, |c| c.receive());
+        let background = spawn_on(&c, |c| c.deliver(2, &mut false));
         // `read_while_waiting`: claim, dispatch what was read, then take
         // the next item (the claimed one, or one queued before it).
         let mut claim = true;
@@ -157,10 +143,7 @@ fn a_claimed_item_is_taken_by_its_claimant_and_wakes_nobody() {
 fn a_claim_given_up(pass_on: bool) {
     check(move || {
         let c = Arc::new(Chan::default());
-        let other = {
-            let c = c.clone();
-            loom::thread::spawn(move || c.receive())
-        };
+        let other = spawn_on(&c, |c| c.receive());
         let mut claim = true;
         c.deliver(1, &mut claim);
         // `Claim::pass_on`: the claim was used (cleared), so nobody was
