@@ -31,7 +31,9 @@ pub(crate) async fn run(args: &[String]) -> bool {
     } else if has("--ssh-only") {
         ssh_only().await;
     } else if has("--socket-only") {
-        socket_only().await;
+        socket_only(0).await;
+    } else if has("--socket-bulk-only") {
+        socket_only(60).await;
     } else if has("--bulk-only") {
         bulk_only().await;
     } else if has("--floor-only") {
@@ -245,8 +247,9 @@ async fn ssh_only() {
 }
 
 /// `--socket-only`: Profiling aid: only rows (j) and (k).
-async fn socket_only() {
+async fn socket_only(profile_rounds: usize) {
     let c = Counts {
+        profile_rounds,
         rounds: 5,
         pings: 2_000,
         bulk_mb: 256,

@@ -15,6 +15,7 @@ pub(crate) async fn run(quick: bool) {
             msgs: 200_000,
             bulk_mb: 256,
             chunk: 256 << 10,
+            profile_rounds: 0,
         }
     } else {
         Counts {
@@ -25,6 +26,7 @@ pub(crate) async fn run(quick: bool) {
             msgs: 2_000_000,
             bulk_mb: 1024,
             chunk: 256 << 10,
+            profile_rounds: 0,
         }
     };
     eprintln!("measuring remex and the pipe floor, round by round ...");

@@ -12,6 +12,8 @@
 //! (`--spawned` from a tokio task, `--blocking` from a plain thread; also
 //! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
 //! `--tasks-only` (`--raw-lane`), `--group-only N`, `--flood-only MIB`, `--ssh-only`, `--socket-only`,
+//! `--socket-bulk-only` ((k)'s remex side alone for 60 rounds first, the
+//! two processes' pids on stderr for a profiler),
 //! `--scripts-only`, `--cli-only`, `--testbed-only` (rows (u)-(u''') on the
 //! testbed of hosts, `.ci/hosts-up`; with (v)), `--first-contact-only` (row
 //! (v) alone), `--pool-scale-only N TASKS` (one line of row (f'')).
@@ -59,6 +61,8 @@ struct Counts {
     msgs: usize,
     bulk_mb: usize,
     chunk: usize,
+    /// Rounds of (k)'s remex side alone before the rows (a profiling aid).
+    profile_rounds: usize,
 }
 
 impl Counts {
@@ -73,6 +77,7 @@ impl Counts {
             msgs: 1,
             bulk_mb: 1,
             chunk: 1,
+            profile_rounds: 0,
         }
     }
 }

@@ -81,6 +81,18 @@ pub(crate) async fn socket_rows(c: &Counts) -> remex::Result<SocketRows> {
         let _ = echo_child.wait();
         ch.close(None);
         let total = c.bulk_mb << 20;
+        if c.profile_rounds > 0 {
+            // `--socket-bulk-only`: (k)'s remex side alone, long enough
+            // for a profiler attached to either process.
+            eprintln!(
+                "listener pid {} controller pid {}",
+                listener.id(),
+                std::process::id()
+            );
+            for _ in 0..c.profile_rounds {
+                eprintln!("bulk {:.0} MB/s", remex_rate(&gw, total, c.chunk).await?);
+            }
+        }
         let mut bulk = Paired::default();
         let mut seal = Vec::new();
         for _ in 0..c.rounds {

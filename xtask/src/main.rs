@@ -44,7 +44,7 @@ enum Task {
         baseline: Option<String>,
         /// The rows `--baseline` compares: b (ping-pong), d (bulk bytes),
         /// f (trivial tasks through the pool), g (64 popen gateways
-        /// created).
+        /// created), k (socket= bulk bytes, % of the TCP floor).
         #[arg(long, value_delimiter = ',', default_value = "f")]
         rows: Vec<String>,
         /// Extra arguments for the benchmark program (e.g. `--quick`).
@@ -150,6 +150,19 @@ const BASELINE_ROWS: &[BaselineRow] = &[
             t.lines()
                 .rev()
                 .find_map(|l| l.split_whitespace().next().and_then(|w| w.parse().ok()))
+        },
+    },
+    BaselineRow {
+        name: "k",
+        what: "socket= bulk bytes, share of the TCP floor of its run",
+        args: &["--socket-only"],
+        unit: "%",
+        higher_is_better: true,
+        // "| (k) socket= bulk bytes ... | | 52% of the floor | ..."
+        read: |t| {
+            let line = t.lines().rev().find(|l| l.starts_with("| (k) "))?;
+            let before = line.split("% of the floor").next()?;
+            before.rsplit(' ').next()?.parse().ok()
         },
     },
 ];
@@ -683,7 +696,7 @@ fn bench_baseline(rev: &str, rows: &[String]) -> Result<(), String> {
             BASELINE_ROWS
                 .iter()
                 .find(|b| b.name == r)
-                .ok_or_else(|| format!("--rows: no row {r:?} (b, d, f, g)"))
+                .ok_or_else(|| format!("--rows: no row {r:?} (b, d, f, g, k)"))
         })
         .collect::<Result<_, _>>()?;
     let figure = |bin: &PathBuf, row: &BaselineRow| -> Result<f64, String> {
@@ -887,6 +900,33 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("xtask: failed: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each row's reader finds its figure in what the aid prints (the
+    /// lines as remex-bench prints them), and nothing in other text.
+    #[test]
+    fn baseline_rows_read_the_figure_their_aid_prints() {
+        let printed = [
+            ("b", "remex 7.1 us, floor 5.0 us (1.42x)\n", 7.1),
+            ("d", "bulk 2345 MB/s, floor 4000 MB/s, 59%\n", 2345.0),
+            ("f", "warming\n188544 tasks/s\n", 188544.0),
+            ("g", "create terminate\n812.5 20.1 33 4 1.2\n", 812.5),
+            (
+                "k",
+                "| (j) socket= ping-pong | 33.7 us |\n| (k) socket= bulk bytes (Noise session), loopback | 1611 MB/s | 3983 MB/s (plain TCP) | | 36% of the floor | | >= 60% of the floor |\n",
+                36.0,
+            ),
+        ];
+        for (name, text, want) in printed {
+            let row = BASELINE_ROWS.iter().find(|r| r.name == name).unwrap();
+            assert_eq!((row.read)(text), Some(want), "row {name}");
+            assert_eq!((row.read)("nothing measured\n"), None, "row {name}");
         }
     }
 }

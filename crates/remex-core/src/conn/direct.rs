@@ -491,23 +491,24 @@ impl DirectReader {
 
     /// One `read` into the spare capacity of `buf`; through `records`, as
     /// many as it takes to open a whole record (or until the input would
-    /// block).
+    /// block), the records opened in `buf` where they were read.
     fn read_some(&self, buf: &mut BytesMut, records: &mut Option<Opener>) -> io::Result<usize> {
         let Some(r) = records else {
             make_room(buf);
             return self.read_into(buf);
         };
         loop {
-            if let Some(e) = r.failure() {
-                return Err(e);
-            }
-            if self.read_into(r.spare())? == 0 {
+            // Records are read into `buf` and open there (no copy).
+            let (read, opened) = r.read_open(buf, |room| {
+                let (filled, _) = rustix::io::read(&self.fd, room)?;
+                Ok(filled)
+            })?;
+            if read == 0 {
                 r.ended()?;
                 return Ok(0);
             }
-            let n = r.open(buf)?;
-            if n > 0 {
-                return Ok(n);
+            if opened > 0 {
+                return Ok(opened);
             }
         }
     }

@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::Shared;
-use crate::transport::secure::{SealKeys, Sealer};
+use crate::transport::secure::{SealKeys, Sealer, MAX_PLAINTEXT};
 
 #[derive(Default)]
 pub(super) struct OutBuf {
@@ -122,8 +122,52 @@ impl OutBuf {
 /// instead of being copied into the output buffer.
 pub(super) const ZERO_COPY_MIN: usize = 32 * 1024;
 
-/// The writer keeps a sealing buffer up to this size between rounds.
-const SEAL_BUF_KEPT: usize = 4 << 20;
+/// Plaintext the writer seals before it writes: four of the largest
+/// records (the size of the peer's reads).
+const SEAL_STEP: usize = 4 * MAX_PLAINTEXT;
+
+/// Writes `sealed`, then seals `plain` with the nonces from `first` on
+/// and writes the records, [`SEAL_STEP`] of plaintext at a time, through
+/// `out` (grown to one step's records once). A segment is cut only
+/// between its records, so the records are those of sealing it whole.
+async fn seal_and_write<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    out: &mut Vec<u8>,
+    sealed: &[u8],
+    plain: &[Bytes],
+    keys: &SealKeys,
+    first: u64,
+) -> std::io::Result<()> {
+    if !sealed.is_empty() {
+        w.write_all(sealed).await?;
+    }
+    // `used`: sealed bytes in `out`; `step`: the plaintext they hold.
+    let (mut used, mut step, mut nonce) = (0, 0, first);
+    for seg in plain {
+        let mut rest: &[u8] = seg;
+        while !rest.is_empty() {
+            // Whole records, as many as the step has room for (one at least).
+            let fits = SEAL_STEP.saturating_sub(step).max(MAX_PLAINTEXT);
+            let take = rest.len().min(fits / MAX_PLAINTEXT * MAX_PLAINTEXT);
+            let need = used + Sealer::sealed_len(take);
+            if out.len() < need {
+                out.resize(need, 0);
+            }
+            used += keys.seal_into(nonce, &rest[..take], &mut out[used..])?;
+            nonce += Sealer::nonces_for(take);
+            step += take;
+            rest = &rest[take..];
+            if step >= SEAL_STEP || used >= SEAL_STEP {
+                w.write_all(&out[..used]).await?;
+                (used, step) = (0, 0);
+            }
+        }
+    }
+    if used > 0 {
+        w.write_all(&out[..used]).await?;
+    }
+    Ok(())
+}
 
 /// What the writer task takes from the output buffer at once: segments
 /// in stream order.
@@ -239,37 +283,12 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(mut lent: Lent<W>) {
             }) => {
                 // Sealed outside the lock: senders go on meanwhile. The
                 // writer is busy, so nothing overtakes these records.
-                // `out` keeps its length between rounds: sealing
-                // overwrites it, so it is zeroed only when it grows.
-                let need = sealed.len()
-                    + plain
-                        .iter()
-                        .map(|p| Sealer::sealed_len(p.len()))
-                        .sum::<usize>();
-                if out.len() < need {
-                    out.resize(need, 0);
-                }
-                out[..sealed.len()].copy_from_slice(&sealed);
-                let (mut used, mut nonce) = (sealed.len(), first);
-                let mut result = Ok(());
-                for seg in &plain {
-                    match keys.seal_into(nonce, seg, &mut out[used..]) {
-                        Ok(n) => used += n,
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                    nonce += Sealer::nonces_for(seg.len());
-                }
-                let r = match result {
-                    Ok(()) => w.write_all(&out[..used]).await,
-                    Err(e) => Err(e),
-                };
-                if out.len() > SEAL_BUF_KEPT {
-                    out = Vec::new();
-                }
-                r
+                // They are sealed and written a step at a time: the
+                // peer reads the first step while the next is sealed,
+                // and each step is still in the cache when the kernel
+                // copies it. `out` keeps its length between rounds:
+                // sealing overwrites it, so it is zeroed only once.
+                seal_and_write(w, &mut out, &sealed, &plain, &keys, first).await
             }
             None => {
                 if let Err(e) = w.flush().await {

@@ -201,11 +201,23 @@ impl RecvKeys {
     /// Opens message `n` (ciphertext then tag) in place; its plaintext
     /// length. `Err` when it fails its tag.
     pub(crate) fn open(&mut self, n: u64, in_out: &mut [u8]) -> Result<usize, Tampered> {
+        self.open_within(n, in_out, 0)
+    }
+
+    /// Opens the message at `in_out[src..]` (ciphertext and tag) in one
+    /// pass, its plaintext written at the front of `in_out` (ring's
+    /// overlapping `open_within`); the plaintext's length.
+    pub(crate) fn open_within(
+        &mut self,
+        n: u64,
+        in_out: &mut [u8],
+        src: usize,
+    ) -> Result<usize, Tampered> {
         usable(n).map_err(|_| Tampered)?;
         let epoch = epoch_of(n, self.bits);
         self.chain.advance_to(epoch).map_err(|_| Tampered)?;
         let key = self.chain.get(epoch).ok_or(Tampered)?;
-        key.open_in_place(nonce(n), Aad::empty(), in_out)
+        key.open_within(nonce(n), Aad::empty(), in_out, src..)
             .map(|plain| plain.len())
             .map_err(|_| Tampered)
     }

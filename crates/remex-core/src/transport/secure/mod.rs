@@ -51,6 +51,7 @@
 //! 500.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -155,6 +156,14 @@ pub const MAX_PLAINTEXT: usize = MAX_RECORD - OVERHEAD;
 const HANDSHAKE_MESSAGE: usize = 32 + TAG;
 /// Room made in an opener's plaintext buffer when it runs out.
 const PLAIN_ROOM: usize = 1 << 20;
+/// What one read takes from the wire beyond the record under way, once
+/// the peer proved itself: three of the largest records, whole.
+// Used by the direct input path (Linux) only.
+#[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
+const READ_AHEAD: usize = 3 * (2 + MAX_RECORD);
+/// What a record that failed to open went through.
+const INTEGRITY: &str =
+    "failed its integrity check (changed, injected, dropped, reordered or replayed data)";
 /// Plaintext a writer takes per `write` call (several records, one
 /// system call).
 const WRITE_BATCH: usize = 4 * MAX_PLAINTEXT;
@@ -567,6 +576,7 @@ pub fn split<R, W>(
                 nonce: 0,
                 body: None,
                 cipher: BytesMut::with_capacity(4096),
+                last_read: 0,
                 peer: peer.to_string(),
                 failed: None,
             },
@@ -623,6 +633,9 @@ pub struct Opener {
     /// The body's plaintext length, once the record's header opened.
     body: Option<usize>,
     cipher: BytesMut,
+    /// The bytes the last read into the plaintext buffer brought.
+    #[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
+    last_read: usize,
     peer: String,
     failed: Option<(io::ErrorKind, String)>,
 }
@@ -773,28 +786,16 @@ impl Opener {
         loop {
             let bad = match self.body {
                 None => {
-                    // The header: 18 bytes after the clear length, opened
-                    // as soon as they are here (never a wait on a length
-                    // that came in clear).
                     if self.cipher.len() < 2 + HEADER {
                         break;
                     }
-                    let clear = u16::from_be_bytes([self.cipher[0], self.cipher[1]]) as usize;
-                    let mut header = [0u8; HEADER];
-                    header.copy_from_slice(&self.cipher[2..2 + HEADER]);
-                    if self.keys.open(self.nonce, &mut header).is_err() {
-                        Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
-                    } else {
-                        let p = u16::from_be_bytes([header[0], header[1]]) as usize;
-                        if p > MAX_PLAINTEXT || clear != p + OVERHEAD {
-                            Some("has a length that was changed on the way")
-                        } else {
-                            self.nonce += 1;
-                            self.body = Some(p);
-                            self.cipher.advance(2 + HEADER);
-                            None
-                        }
+                    let mut bytes = [0u8; 2 + HEADER];
+                    bytes.copy_from_slice(&self.cipher[..2 + HEADER]);
+                    let r = self.open_header(&bytes);
+                    if r.is_ok() {
+                        self.cipher.advance(2 + HEADER);
                     }
+                    r.err()
                 }
                 Some(p) => {
                     if self.cipher.len() < p + TAG {
@@ -819,7 +820,7 @@ impl Opener {
                     plain.truncate(start + p);
                     if r.is_err() {
                         plain.truncate(start);
-                        Some("failed its integrity check (changed, injected, dropped, reordered or replayed data)")
+                        Some(INTEGRITY)
                     } else {
                         produced += p;
                         self.nonce += 1;
@@ -830,19 +831,183 @@ impl Opener {
                 }
             };
             if let Some(what) = bad {
-                let e = self.fail(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "the secure session with {} {TAMPERED}: record {} {what}",
-                        self.peer,
-                        self.nonce / 2
-                    ),
-                );
+                let e = self.tampered(what);
                 return if produced > 0 { Ok(produced) } else { Err(e) };
             }
         }
         Ok(produced)
     }
+
+    /// Opens a record's header (its clear length and the sealed 18 bytes
+    /// after it, opened as soon as they are here: never a wait on a
+    /// length that came in clear); the body's length is then expected.
+    fn open_header(&mut self, bytes: &[u8; 2 + HEADER]) -> Result<(), &'static str> {
+        let clear = u16::from_be_bytes([bytes[0], bytes[1]]) as usize;
+        let mut header = [0u8; HEADER];
+        header.copy_from_slice(&bytes[2..]);
+        if self.keys.open(self.nonce, &mut header).is_err() {
+            return Err(INTEGRITY);
+        }
+        let p = u16::from_be_bytes([header[0], header[1]]) as usize;
+        if p > MAX_PLAINTEXT || clear != p + OVERHEAD {
+            return Err("has a length that was changed on the way");
+        }
+        self.nonce += 1;
+        self.body = Some(p);
+        Ok(())
+    }
+
+    /// Fails the session: record `nonce / 2` was tampered with.
+    fn tampered(&mut self, what: &str) -> io::Error {
+        let msg = format!(
+            "the secure session with {} {TAMPERED}: record {} {what}",
+            self.peer,
+            self.nonce / 2
+        );
+        self.fail(io::ErrorKind::InvalidData, msg)
+    }
+
+    /// One read from the wire straight into the spare room of `plain`,
+    /// whose whole records then open where they lie: each record's
+    /// plaintext is written over its own header and the tags before it
+    /// (ring's overlapping `open_within`), so the ciphertext is never
+    /// copied. `read` fills the front of the slice it is given and returns
+    /// the filled part. A read takes the rest of the record under way
+    /// and three more of the largest, so that a stream of full records
+    /// is read a record boundary at a time; the start of a record that has
+    /// not all arrived waits in the opener, which reads the rest of that
+    /// record alone and opens it with one copy. Before the peer proved
+    /// itself (its first record opened), a read takes at most the rest of
+    /// that record. Returns the bytes read (0: the wire ended; see
+    /// [`Opener::ended`]) and the plaintext appended; errors as
+    /// [`Opener::open`], and `read`'s own (nothing changed).
+    #[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
+    pub(crate) fn read_open(
+        &mut self,
+        plain: &mut BytesMut,
+        read: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<&mut [u8]>,
+    ) -> io::Result<(usize, usize)> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let need = match self.body {
+            None => 2 + HEADER,
+            Some(p) => p + TAG,
+        }
+        .saturating_sub(self.cipher.len());
+        let held = self.cipher.len();
+        if held > 0 && held > self.last_read / 2 {
+            // Reads smaller than what waits: the rest of this record alone,
+            // into the opener, then opened with one copy (copying what
+            // waits in front of each small read would cost more).
+            if self.cipher.capacity() - held < need {
+                self.cipher.reserve(need);
+            }
+            let n = read_into(&mut self.cipher, &[], need, read)?;
+            if n == 0 {
+                return Ok((0, 0));
+            }
+            return Ok((n, self.open(plain)?));
+        }
+        let proven = self.nonce >= 2;
+        let limit = if proven { need + READ_AHEAD } else { need };
+        let base = plain.len();
+        if plain.capacity() - base < held + limit {
+            plain.reserve(if proven {
+                (held + limit).max(PLAIN_ROOM)
+            } else {
+                held + limit
+            });
+        }
+        // What waits goes in front of the bytes read (copied only once
+        // the read brought some).
+        let n = read_into(plain, &self.cipher, limit, read)?;
+        if n == 0 {
+            return Ok((0, 0));
+        }
+        self.cipher.clear();
+        self.last_read = n;
+        let end = plain.len();
+        let (mut src, mut dst, mut produced) = (base, base, 0);
+        let bad = loop {
+            match self.body {
+                None => {
+                    if end - src < 2 + HEADER {
+                        break None;
+                    }
+                    let mut bytes = [0u8; 2 + HEADER];
+                    bytes.copy_from_slice(&plain[src..src + 2 + HEADER]);
+                    if let Err(what) = self.open_header(&bytes) {
+                        break Some(what);
+                    }
+                    src += 2 + HEADER;
+                }
+                Some(p) => {
+                    if end - src < p + TAG {
+                        break None;
+                    }
+                    let r = self.keys.open_within(
+                        self.nonce,
+                        &mut plain[dst..src + p + TAG],
+                        src - dst,
+                    );
+                    if r.is_err() {
+                        break Some(INTEGRITY);
+                    }
+                    produced += p;
+                    dst += p;
+                    src += p + TAG;
+                    self.nonce += 1;
+                    self.body = None;
+                }
+            }
+        };
+        if let Some(what) = bad {
+            plain.truncate(dst);
+            let e = self.tampered(what);
+            return if produced > 0 {
+                Ok((n, produced))
+            } else {
+                Err(e)
+            };
+        }
+        self.cipher.extend_from_slice(&plain[src..]);
+        plain.truncate(dst);
+        Ok((n, produced))
+    }
+}
+
+/// One `read` into at most `limit` bytes of `buf`'s spare room after
+/// `front.len()` (the room is there); if it read any, `front` is written
+/// before them and both become part of `buf`. The bytes read.
+// Used by the direct input path (Linux) only.
+#[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
+fn read_into(
+    buf: &mut BytesMut,
+    front: &[u8],
+    limit: usize,
+    read: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<&mut [u8]>,
+) -> io::Result<usize> {
+    let (first, room) = buf.spare_capacity_mut()[..front.len() + limit].split_at_mut(front.len());
+    let start = room.as_ptr() as usize;
+    let filled = read(room)?;
+    let n = filled.len();
+    if filled.as_ptr() as usize != start || n > limit {
+        return Err(io::Error::other(
+            "a read filled another buffer than its own",
+        ));
+    }
+    if n == 0 {
+        return Ok(0);
+    }
+    for (to, &b) in first.iter_mut().zip(front) {
+        to.write(b);
+    }
+    // SAFETY: the `front.len()` bytes after `buf`'s end were just written
+    // and the `n` after them are the ones `read` filled (checked above:
+    // its slice starts where the room starts and is no longer than it).
+    unsafe { buf.set_len(buf.len() + front.len() + n) };
+    Ok(n)
 }
 
 /// The sending side of a session's record layer, without I/O: plaintext
@@ -1421,6 +1586,7 @@ mod tests {
             nonce: 0,
             body: None,
             cipher: BytesMut::new(),
+            last_read: 0,
             peer: "peer".into(),
             failed: None,
         }
@@ -1513,6 +1679,153 @@ mod tests {
         assert!(
             e.contains("another version of remex's secure session (REMEX-NOISE1"),
             "{e}"
+        );
+    }
+
+    /// `to` filled with `from` (as a read fills its room).
+    fn fill<'a>(to: &'a mut [MaybeUninit<u8>], from: &[u8]) -> &'a mut [u8] {
+        for (t, &b) in to.iter_mut().zip(from) {
+            t.write(b);
+        }
+        let n = from.len().min(to.len());
+        // SAFETY: the first `n` bytes of `to` were just written.
+        unsafe { &mut *(std::ptr::from_mut(&mut to[..n]) as *mut [u8]) }
+    }
+
+    /// Feeds `wire` to `opener` through `read_open`, each read taking at
+    /// most the next of `sizes` (cycled); the plaintext, or the error.
+    fn read_opened(
+        opener: &mut Opener,
+        plain: &mut BytesMut,
+        wire: &[u8],
+        sizes: &[usize],
+    ) -> io::Result<()> {
+        let mut at = 0;
+        for k in 0.. {
+            let size = sizes[k % sizes.len()];
+            let (read, _) = opener.read_open(plain, |room| {
+                let n = size.min(room.len()).min(wire.len() - at);
+                let filled = fill(&mut room[..n], &wire[at..at + n]);
+                at += n;
+                Ok(filled)
+            })?;
+            if read == 0 {
+                return opener.ended();
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn records_read_in_any_pieces_open_where_they_lie_across_rekeys() {
+        let (c, w) = states();
+        let (_, mut sealer) = halves(c.rekeying_every(3));
+        let mut wire = BytesMut::new();
+        let mut sent = Vec::new();
+        for k in 0..40usize {
+            // Sizes around the record's limit and the read's.
+            let len = [
+                0,
+                1,
+                17,
+                4000,
+                MAX_PLAINTEXT,
+                MAX_PLAINTEXT + 1,
+                3 * MAX_PLAINTEXT + 5,
+            ][k % 7];
+            let item: Vec<u8> = (0..len).map(|i| (i * 31 + k) as u8).collect();
+            sealer.seal(&item, &mut wire).unwrap();
+            sent.extend_from_slice(&item);
+        }
+        for sizes in [
+            &[1usize][..],
+            &[7, 19, 2 + HEADER],
+            &[MAX_RECORD - 1, 3],
+            &[usize::MAX],
+        ] {
+            let mut opener = opener_of(&w);
+            opener.keys = RecvKeys::new(&w.recv, 3);
+            // Plaintext already in the buffer (a partly decoded message)
+            // stays in front.
+            let mut plain = BytesMut::from(&b"before"[..]);
+            let big = sizes == [usize::MAX];
+            let wire = &wire[..];
+            read_opened(&mut opener, &mut plain, wire, sizes).unwrap();
+            assert_eq!(&plain[..6], b"before");
+            assert!(plain[6..] == sent[..], "pieces of {sizes:?}");
+            if big {
+                assert!(
+                    opener.cipher.capacity() <= 2 * MAX_RECORD,
+                    "only a record's start waits"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_read_in_place_delivers_nothing_changed() {
+        let (c, w) = states();
+        let (_, mut sealer) = halves(c);
+        let mut wire = BytesMut::new();
+        let items: Vec<Vec<u8>> = (0..4u8).map(|k| vec![k; 3000]).collect();
+        for item in &items {
+            sealer.seal(item, &mut wire).unwrap();
+        }
+        let one = Sealer::sealed_len(3000);
+        for at in
+            (0..wire.len())
+                .step_by(97)
+                .chain([0, 1, 2, 19, 20, one, one + 21, wire.len() - 1])
+        {
+            let mut bad = wire.to_vec();
+            bad[at] ^= 0x10;
+            let mut opener = opener_of(&w);
+            let mut plain = BytesMut::new();
+            let r = read_opened(&mut opener, &mut plain, &bad, &[1000, 5000]);
+            assert!(r.is_err(), "the flip at {at} went unnoticed");
+            // What came out is whole records before the flipped one.
+            let whole = at / one;
+            assert_eq!(plain.len(), whole * 3000, "flip at {at}");
+            assert!(plain[..] == items[..whole].concat()[..]);
+            assert!(
+                opener.read_open(&mut plain, |_| unreachable!()).is_err(),
+                "it stays failed"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unproven_peer_read_in_place_holds_one_record_at_most() {
+        let (_, w) = states();
+        let mut opener = opener_of(&w);
+        let mut forged = vec![0xffu8, 0xff];
+        forged.extend(std::iter::repeat_n(0x5au8, 4 * MAX_RECORD));
+        let mut plain = BytesMut::new();
+        let mut largest = 0;
+        let mut at = 0;
+        let r = loop {
+            let r = opener.read_open(&mut plain, |room| {
+                largest = largest.max(room.len());
+                let n = room.len().min(forged.len() - at);
+                let filled = fill(&mut room[..n], &forged[at..at + n]);
+                at += n;
+                Ok(filled)
+            });
+            match r {
+                Ok((0, _)) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        assert!(r.is_err(), "a forged record fails");
+        assert!(
+            largest <= 2 + HEADER,
+            "a read of {largest} bytes before any record opened"
+        );
+        assert!(
+            plain.capacity() <= 2 + MAX_RECORD,
+            "{} bytes reserved",
+            plain.capacity()
         );
     }
 
