@@ -870,17 +870,19 @@ impl Opener {
     /// One read from the wire straight into the spare room of `plain`,
     /// whose whole records then open where they lie: each record's
     /// plaintext is written over its own header and the tags before it
-    /// (ring's overlapping `open_within`), so the ciphertext is never
-    /// copied. `read` fills the front of the slice it is given and returns
+    /// (ring's overlapping `open_within`), so a record read whole is
+    /// never copied. `read` fills the front of the slice it is given and returns
     /// the filled part. A read takes the rest of the record under way
     /// and three more of the largest, so that a stream of full records
-    /// is read a record boundary at a time; the start of a record that has
-    /// not all arrived waits in the opener, which reads the rest of that
-    /// record alone and opens it with one copy. Before the peer proved
-    /// itself (its first record opened), a read takes at most the rest of
-    /// that record. Returns the bytes read (0: the wire ended; see
-    /// [`Opener::ended`]) and the plaintext appended; errors as
-    /// [`Opener::open`], and `read`'s own (nothing changed).
+    /// is read a record boundary at a time. The start of a record that
+    /// has not all arrived waits in the opener and goes in front of the
+    /// next read's bytes; while reads bring less than twice what waits,
+    /// the opener instead reads the rest of that record alone and opens
+    /// it with one copy (what waits is never copied once per small read).
+    /// Before the peer proved itself (its first record opened), a read
+    /// takes at most the rest of that record. Returns the bytes read (0:
+    /// the wire ended; see [`Opener::ended`]) and the plaintext appended;
+    /// errors as [`Opener::open`], and `read`'s own (nothing changed).
     #[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
     pub(crate) fn read_open(
         &mut self,
