@@ -128,7 +128,8 @@ const SEAL_STEP: usize = 4 * MAX_PLAINTEXT;
 
 /// Writes `sealed`, then seals `plain` with the nonces from `first` on
 /// and writes the records, [`SEAL_STEP`] of plaintext at a time, through
-/// `out` (grown to one step's records once). A segment is cut only
+/// `out` (grown when a step needs it, never past about two steps: many
+/// small segments add a record's overhead each). A segment is cut only
 /// between its records, so the records are those of sealing it whole.
 async fn seal_and_write<W: AsyncWrite + Unpin>(
     w: &mut W,
@@ -287,7 +288,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(mut lent: Lent<W>) {
                 // peer reads the first step while the next is sealed,
                 // and each step is still in the cache when the kernel
                 // copies it. `out` keeps its length between rounds:
-                // sealing overwrites it, so it is zeroed only once.
+                // sealing overwrites it, so it is zeroed only as it grows.
                 seal_and_write(w, &mut out, &sealed, &plain, &keys, first).await
             }
             None => {
