@@ -61,6 +61,7 @@ use super::input::{drain, end_of_input, make_room};
 use super::spin::{busy_poll_bound, Quick};
 use super::{EofReason, Shared, Step};
 use crate::transport::secure::Opener;
+use crate::transport::spare;
 use crate::wire::MessageDecoder;
 
 const INPUT: u64 = 0;
@@ -499,10 +500,7 @@ impl DirectReader {
         };
         loop {
             // Records are read into `buf` and open there (no copy).
-            let (read, opened) = r.read_open(buf, |room| {
-                let (filled, _) = rustix::io::read(&self.fd, room)?;
-                Ok(filled)
-            })?;
+            let (read, opened) = r.read_open(buf, |room| self.read(room))?;
             if read == 0 {
                 r.ended()?;
                 return Ok(0);
@@ -515,13 +513,14 @@ impl DirectReader {
 
     /// One `read` into the spare capacity of `buf`.
     fn read_into(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
-        let (read, _) = rustix::io::read(&self.fd, spare)?;
-        let n = read.len();
-        // SAFETY: `read` initialised the first `n` bytes of the spare
-        // capacity (rustix returns the initialised part).
-        unsafe { buf.set_len(buf.len() + n) };
-        Ok(n)
+        let room = buf.capacity() - buf.len();
+        spare::read_into(buf, &[], room, |room| self.read(room))
+    }
+
+    /// One `read` of the input into `room`; the part it filled.
+    fn read<'a>(&self, room: &'a mut [MaybeUninit<u8>]) -> io::Result<&'a mut [u8]> {
+        let (filled, _) = rustix::io::read(&self.fd, room)?;
+        Ok(filled)
     }
 }
 

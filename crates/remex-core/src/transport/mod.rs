@@ -20,6 +20,7 @@ pub mod secret;
 pub mod secure;
 pub mod slurm;
 pub mod socket;
+pub(crate) mod spare;
 pub mod ssh;
 pub mod via;
 

@@ -64,6 +64,8 @@ use zeroize::Zeroizing;
 
 mod cipher;
 
+use super::spare;
+
 use cipher::{RecvKeys, SendKeys, TAG};
 
 /// The Noise protocol of a session.
@@ -892,12 +894,12 @@ impl Opener {
         if let Some(e) = self.failure() {
             return Err(e);
         }
+        let held = self.cipher.len();
         let need = match self.body {
             None => 2 + HEADER,
             Some(p) => p + TAG,
         }
-        .saturating_sub(self.cipher.len());
-        let held = self.cipher.len();
+        .saturating_sub(held);
         if held > 0 && held > self.last_read / 2 {
             // Reads smaller than what waits: the rest of this record alone,
             // into the opener, then opened with one copy (copying what
@@ -905,7 +907,7 @@ impl Opener {
             if self.cipher.capacity() - held < need {
                 self.cipher.reserve(need);
             }
-            let n = read_into(&mut self.cipher, &[], need, read)?;
+            let n = spare::read_into(&mut self.cipher, &[], need, read)?;
             if n == 0 {
                 return Ok((0, 0));
             }
@@ -923,7 +925,7 @@ impl Opener {
         }
         // What waits goes in front of the bytes read (copied only once
         // the read brought some).
-        let n = read_into(plain, &self.cipher, limit, read)?;
+        let n = spare::read_into(plain, &self.cipher, limit, read)?;
         if n == 0 {
             return Ok((0, 0));
         }
@@ -977,39 +979,6 @@ impl Opener {
         plain.truncate(dst);
         Ok((n, produced))
     }
-}
-
-/// One `read` into at most `limit` bytes of `buf`'s spare room after
-/// `front.len()` (the room is there); if it read any, `front` is written
-/// before them and both become part of `buf`. The bytes read.
-// Used by the direct input path (Linux) only.
-#[cfg_attr(any(not(target_os = "linux"), feature = "portable"), allow(dead_code))]
-fn read_into(
-    buf: &mut BytesMut,
-    front: &[u8],
-    limit: usize,
-    read: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<&mut [u8]>,
-) -> io::Result<usize> {
-    let (first, room) = buf.spare_capacity_mut()[..front.len() + limit].split_at_mut(front.len());
-    let start = room.as_ptr() as usize;
-    let filled = read(room)?;
-    let n = filled.len();
-    if filled.as_ptr() as usize != start || n > limit {
-        return Err(io::Error::other(
-            "a read filled another buffer than its own",
-        ));
-    }
-    if n == 0 {
-        return Ok(0);
-    }
-    for (to, &b) in first.iter_mut().zip(front) {
-        to.write(b);
-    }
-    // SAFETY: the `front.len()` bytes after `buf`'s end were just written
-    // and the `n` after them are the ones `read` filled (checked above:
-    // its slice starts where the room starts and is no longer than it).
-    unsafe { buf.set_len(buf.len() + front.len() + n) };
-    Ok(n)
 }
 
 /// The sending side of a session's record layer, without I/O: plaintext
