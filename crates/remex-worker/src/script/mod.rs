@@ -71,6 +71,11 @@ impl Scripts {
         self.changed().restricted = restricted;
     }
 
+    /// See [`crate::Worker::engines_until_exit`].
+    pub(crate) fn engines_until_exit(&self) -> impl Sized {
+        self.engines.clone()
+    }
+
     /// The engine for scripts under `spec` limits (the worker's and the
     /// defaults fill what the spec leaves unset).
     fn engine(&self, tasks: &Registry, spec: ScriptLimits) -> (Arc<Engine>, ScriptLimits) {
