@@ -432,11 +432,48 @@ async fn tasks_only(args: &[String]) {
         ..Counts::one_row()
     };
     if args.iter().any(|a| a == "--raw-lane") {
+        // `--executors K` (8), `--window W`: at most W requests out at a
+        // time, a new one sent as each reply comes (paced as the pool
+        // paces a lane); without it, all sent at once.
+        let opt = |name: &str| -> Option<usize> {
+            let i = args.iter().position(|a| a == name)?;
+            args.get(i + 1)?.parse().ok()
+        };
         let gw = makegateway("popen//worker=self").await.expect("gateway");
         let control = gw.newchannel();
         let lane = gw
-            .remote_call("__lane", &(8usize, control.handle()))
+            .remote_call(
+                "__lane",
+                &(opt("--executors").unwrap_or(8), control.handle()),
+            )
             .expect("lane");
+        let request = |i: usize| {
+            Value::List(vec![
+                Value::Int(i as i64),
+                Value::from("echo"),
+                Value::Int(1),
+            ])
+        };
+        if let Some(window) = opt("--window") {
+            let t0 = Instant::now();
+            let mut sent = 0;
+            while sent < window.min(c.tasks) {
+                lane.send_value(request(sent)).await.expect("send");
+                sent += 1;
+            }
+            for _ in 0..c.tasks {
+                lane.receive::<remex::Value>().await.expect("reply");
+                if sent < c.tasks {
+                    lane.send_value(request(sent)).await.expect("send");
+                    sent += 1;
+                }
+            }
+            println!(
+                "raw lane, {window} out at a time: {:.0} tasks/s",
+                c.tasks as f64 / t0.elapsed().as_secs_f64()
+            );
+            return;
+        }
         let t0 = Instant::now();
         let sender = lane.clone();
         let send = tokio::spawn(async move {

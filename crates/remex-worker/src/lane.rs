@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use remex_core::builtin::{LaneControl, LaneReply, LaneRequest, LaneReturned};
@@ -33,47 +34,30 @@ impl Worker {
         let (k, control): (usize, ChannelRef) =
             remex_core::from_value(args).map_err(|e| format!("bad lane arguments: {e}"))?;
         let control = lane.attach(control);
-        let running = Mutex::new(Running::default());
+        let running = Arc::new(Mutex::new(Running::default()));
+        // The control channel is served by a task of the runtime, which
+        // waits without reading the input itself: the executors, waiting
+        // for requests, read it (a thread waiting on the control channel
+        // would read every request and wake an executor for it: a thread
+        // wake-up per task, tens of microseconds on an idle vCPU).
+        let served = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => Some(rt.spawn(serve_control(
+                control.clone(),
+                lane.clone(),
+                running.clone(),
+            ))),
+            Err(_) => None,
+        };
         std::thread::scope(|s| {
-            s.spawn(|| {
-                while let Ok(v) = control.receive_blocking::<remex_core::Value>(None) {
-                    match LaneControl::from_value(&v) {
-                        Some(LaneControl::Cancel(id)) => {
-                            let mut r = running.lock();
-                            match r.tasks.get(&id) {
-                                Some(ch) => ch.close(None),
-                                None => {
-                                    r.cancelled.insert(id);
-                                }
-                            }
-                        }
-                        Some(LaneControl::Steal(n)) => {
-                            // The requests still waiting here, none that an
-                            // executor took: each item goes to one taker.
-                            let mut ids = Vec::new();
-                            while (ids.len() as i64) < n {
-                                match lane.try_receive::<remex_core::Value>() {
-                                    Ok(Some(v)) => match LaneRequest::from_value(v) {
-                                        Ok(r) => ids.push(r.id),
-                                        Err(e) => crate::say(format!(
-                                            "lane {}: ignoring a request: {e}",
-                                            lane.id()
-                                        )),
-                                    },
-                                    _ => break,
-                                }
-                            }
-                            if lane
-                                .send_value_blocking(LaneReturned { ids }.into_value())
-                                .is_err()
-                            {
-                                break;
-                            }
-                        }
-                        None => break,
-                    }
-                }
-            });
+            if served.is_none() {
+                let (control, lane, running) = (control.clone(), lane.clone(), running.clone());
+                s.spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map(|rt| rt.block_on(serve_control(control, lane, running)))
+                });
+            }
             // The executors run the session's tasks: in its place.
             let place = crate::place::current();
             // And their log events belong to the lane's call.
@@ -81,13 +65,17 @@ impl Worker {
             for _ in 0..k.clamp(1, 1024) {
                 let place = place.clone();
                 let call = call.clone();
-                s.spawn(|| {
+                let running = &running;
+                s.spawn(move || {
                     let _here = crate::place::enter(place);
                     let _call = crate::wirelog::resume(call);
-                    self.lane_executor(lane, &running)
+                    self.lane_executor(lane, running)
                 });
             }
         });
+        if let Some(task) = served {
+            task.abort();
+        }
         Ok(())
     }
 
@@ -124,6 +112,48 @@ impl Worker {
             {
                 return;
             }
+        }
+    }
+}
+
+/// Serves a lane's control channel: cancels, and steals of requests no
+/// executor took yet, until the channel ends.
+async fn serve_control(control: Channel, lane: Channel, running: Arc<Mutex<Running>>) {
+    while let Ok(v) = control.receive::<remex_core::Value>().await {
+        match LaneControl::from_value(&v) {
+            Some(LaneControl::Cancel(id)) => {
+                let mut r = running.lock();
+                match r.tasks.get(&id) {
+                    Some(ch) => ch.close(None),
+                    None => {
+                        r.cancelled.insert(id);
+                    }
+                }
+            }
+            Some(LaneControl::Steal(n)) => {
+                // The requests still waiting here, none that an executor
+                // took: each item goes to one taker.
+                let mut ids = Vec::new();
+                while (ids.len() as i64) < n {
+                    match lane.try_receive::<remex_core::Value>() {
+                        Ok(Some(v)) => match LaneRequest::from_value(v) {
+                            Ok(r) => ids.push(r.id),
+                            Err(e) => {
+                                crate::say(format!("lane {}: ignoring a request: {e}", lane.id()))
+                            }
+                        },
+                        _ => break,
+                    }
+                }
+                if lane
+                    .send_value(LaneReturned { ids }.into_value())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            None => break,
         }
     }
 }
