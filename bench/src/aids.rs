@@ -48,10 +48,26 @@ pub(crate) async fn run(args: &[String]) -> bool {
         dash_only().await;
     } else if has("--tasks-only") {
         tasks_only(args).await;
+    } else if has("--messages-only") {
+        messages_only().await;
     } else {
         return false;
     }
     true
+}
+
+/// `--messages-only`: Profiling aid: only rows (c) and (c'), small
+/// messages one way, worker to controller and back.
+async fn messages_only() {
+    let c = Counts {
+        msgs: 1_000_000,
+        ..Counts::one_row()
+    };
+    let gw = makegateway("popen//worker=self").await.expect("gateway");
+    let flood = remex_flood_rates(&gw, c.msgs).await.expect("flood");
+    gw.exit().await.expect("exit");
+    let send = remex_send_rate(&c).await.expect("send");
+    println!("(c) {:.0} msg/s (c') {send:.0} msg/s", median(flood));
 }
 
 /// `--group-only`: Rows (g) and (g'): N gateways created, an exec on each, ended,

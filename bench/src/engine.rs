@@ -87,16 +87,7 @@ pub(crate) async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     }
     echo.stop();
     ch.close(None);
-    let mut rates = Vec::new();
-    for _ in 0..3 {
-        let ch = gw.remote_call("flood", &(c.msgs as i64))?;
-        let t0 = Instant::now();
-        for _ in 0..c.msgs {
-            ch.receive::<remex::Value>().await?;
-        }
-        rates.push(c.msgs as f64 / t0.elapsed().as_secs_f64());
-        ch.waitclose(Some(Duration::from_secs(60))).await?;
-    }
+    let rates = remex_flood_rates(&gw, c.msgs).await?;
     let total = c.bulk_mb << 20;
     let mut bulk = Paired::default();
     let mut default_pipe = Vec::new();
@@ -118,6 +109,22 @@ pub(crate) async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
 }
 
 /// Controller-to-worker one-way rate, as an extra row.
+/// Row (c): three floods of `msgs` small messages from the worker,
+/// messages per second of each.
+pub(crate) async fn remex_flood_rates(gw: &remex::Gateway, msgs: usize) -> remex::Result<Vec<f64>> {
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let ch = gw.remote_call("flood", &(msgs as i64))?;
+        let t0 = Instant::now();
+        for _ in 0..msgs {
+            ch.receive::<remex::Value>().await?;
+        }
+        rates.push(msgs as f64 / t0.elapsed().as_secs_f64());
+        ch.waitclose(Some(Duration::from_secs(60))).await?;
+    }
+    Ok(rates)
+}
+
 pub(crate) async fn remex_send_rate(c: &Counts) -> remex::Result<f64> {
     let gw = makegateway("popen//worker=self").await?;
     let mut rates = Vec::new();

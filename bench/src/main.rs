@@ -11,7 +11,7 @@
 //! Profiling aids, each measuring one row quickly: `--pingpong-only`
 //! (`--spawned` from a tokio task, `--blocking` from a plain thread; also
 //! prints thread switches per round trip), `--floor-only`, `--bulk-only`,
-//! `--tasks-only` (`--raw-lane [--executors K] [--window W]`), `--group-only N`, `--flood-only MIB`, `--ssh-only`, `--socket-only`,
+//! `--messages-only` ((c), (c')), `--tasks-only` (`--raw-lane [--executors K] [--window W]`), `--group-only N`, `--flood-only MIB`, `--ssh-only`, `--socket-only`,
 //! `--socket-bulk-only` ((k)'s remex side alone for 60 rounds first, the
 //! two processes' pids on stderr for a profiler),
 //! `--scripts-only`, `--cli-only`, `--testbed-only` (rows (u)-(u''') on the

@@ -16,7 +16,6 @@ use crate::wire::{Kind, MessageDecoder, WireError};
 /// the stream is broken (the connection is then lost, with the reason).
 pub(super) fn drain(shared: &Arc<Shared>, dec: &mut MessageDecoder, buf: &mut BytesMut) -> bool {
     if !buf.is_empty() {
-        shared.input_seen.store(true, Ordering::Relaxed);
         shared.input_reads.fetch_add(1, Ordering::Relaxed);
         shared
             .last_input_ms
@@ -28,6 +27,7 @@ pub(super) fn drain(shared: &Arc<Shared>, dec: &mut MessageDecoder, buf: &mut By
             Ok(Some(msg)) => {
                 // Counted before it is delivered: whoever it wakes sees it.
                 shared.traffic.received(at - buf.len(), 1);
+                shared.arrived();
                 shared.dispatch(msg);
             }
             Ok(None) => {

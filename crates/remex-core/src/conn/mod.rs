@@ -210,6 +210,10 @@ impl TrafficCounts {
     }
 }
 
+/// The most messages counted as awaiting a reply (see
+/// [`Shared::arrived`]): a lane's requests come a few dozen at a time.
+const UNANSWERED_MAX: usize = 64;
+
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) peer_pid: AtomicU32,
@@ -234,8 +238,9 @@ pub(crate) struct Shared {
     /// What every channel handle keeps alive (the gateway): a channel in
     /// use keeps its worker running, as in execnet.
     keepalive: Mutex<Option<std::sync::Weak<dyn std::any::Any + Send + Sync>>>,
-    /// Input arrived since the last write (see `OutBuf::try_direct`).
-    input_seen: std::sync::atomic::AtomicBool,
+    /// Messages that arrived and were not yet answered (see
+    /// [`Shared::answering`]).
+    pub(crate) unanswered: std::sync::atomic::AtomicUsize,
     /// Reads that brought input: a sign of life from the peer, however
     /// slowly a large message arrives (liveness).
     pub(crate) input_reads: AtomicU64,
@@ -312,7 +317,7 @@ impl Shared {
             terminate_handler: Mutex::new(handlers.terminate),
             executing: AtomicU64::new(0),
             keepalive: Mutex::new(None),
-            input_seen: Default::default(),
+            unanswered: Default::default(),
             input_reads: AtomicU64::new(0),
             last_input_ms: AtomicU64::new(since_base_ms()),
             traffic: TrafficCounts::default(),
@@ -398,6 +403,32 @@ impl Shared {
         self.chans.lock().remove(id);
     }
 
+    /// Counts a message that arrived (at most [`UNANSWERED_MAX`]: after
+    /// a long one-way stream in, a stream out is batched again soon).
+    pub(crate) fn arrived(&self) {
+        let _ = self
+            .unanswered
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < UNANSWERED_MAX).then_some(n + 1)
+            });
+    }
+
+    /// Whether a message sent now is likely a reply, which batching would
+    /// only delay (see `OutBuf::try_direct`).
+    fn answering(&self) -> bool {
+        if !self.worker_side {
+            // The controller's requests, sent in bursts as replies free
+            // places, leave together from the writer task: only the first
+            // message after input is written at once.
+            return self.unanswered.swap(0, Ordering::Relaxed) > 0;
+        }
+        // A worker answers each request: its replies leave at once, with
+        // no wake-up of the writer task (a pool's lane: 1.4x the tasks).
+        self.unanswered
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
     /// Encodes and queues one message for the writer.
     pub(crate) fn push(&self, msg: &Message) -> Result<()> {
         self.queue(|o| {
@@ -409,7 +440,7 @@ impl Shared {
                 }
             })?;
             self.traffic.sent(o.buf.len() - before);
-            Ok(o.try_direct(self.input_seen.swap(false, Ordering::Relaxed)))
+            Ok(o.try_direct(self.answering()))
         })
     }
 
@@ -421,7 +452,7 @@ impl Shared {
                 let before = o.buf.len();
                 wire::encode_chunked(kind, channel, payload, self.max_payload, &mut o.buf);
                 self.traffic.sent(o.buf.len() - before);
-                return Ok(o.try_direct(self.input_seen.swap(false, Ordering::Relaxed)));
+                return Ok(o.try_direct(self.answering()));
             }
             // The payload and a header per frame.
             let frames = payload.len().div_ceil(self.max_payload.max(1));

@@ -62,9 +62,8 @@ impl OutBuf {
     }
 
     /// Writes as much of `buf` as the fd takes now, without blocking.
-    /// `answering`: input arrived since the last write, so a small frame is
-    /// likely a reply in a request-reply exchange, which batching would
-    /// only delay. (Bulk items keep the writer task, which writes while the
+    /// `answering`: a small frame is likely a reply to a message that
+    /// arrived (`Shared::answering`), which batching would only delay. (Bulk items keep the writer task, which writes while the
     /// sender prepares the next one.)
     /// Returns whether the writer task still has work.
     pub(super) fn try_direct(&mut self, answering: bool) -> bool {
