@@ -42,7 +42,7 @@ pub(crate) struct Job {
     /// Its run on a worker, as the dashboard counts it.
     running: Option<crate::record::Running>,
     /// Its task name's counts.
-    stats: Arc<crate::record::TaskStats>,
+    meters: Arc<crate::metrics::TaskMeters>,
     /// The span it was submitted in: its worker's log events go under it.
     pub(crate) span: tracing::Span,
 }
@@ -55,7 +55,7 @@ impl Job {
         refs: Vec<String>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> (Job, Arc<JobHandle>, Arc<Slot>) {
-        let stats = metrics.submitted(task);
+        let meters = metrics.submitted(task);
         let (tx, rx) = slot();
         let handle = Arc::new(JobHandle::default());
         let job = Job {
@@ -69,7 +69,7 @@ impl Job {
             metrics,
             sent: None,
             running: None,
-            stats,
+            meters,
             span: tracing::Span::current(),
         };
         (job, handle, rx)
@@ -86,12 +86,12 @@ impl Job {
         self.sent = Some(now);
         let record = &self.metrics.record;
         let w = worker.get_or_init(|| record.worker(gateway)).clone();
-        self.running = Some(record.running(self.stats.clone(), w, now));
+        self.running = Some(record.running(self.meters.stats.clone(), w, now));
     }
 
     /// Its task name's counts.
-    pub(crate) fn stats(&self) -> &crate::record::TaskStats {
-        &self.stats
+    pub(crate) fn meters(&self) -> &crate::metrics::TaskMeters {
+        &self.meters
     }
 
     /// It came back unstarted (stolen for another worker).
@@ -114,7 +114,7 @@ impl Job {
     pub(crate) fn finish(mut self, e: Error) {
         if let Some(tx) = self.tx.take() {
             let took = self.sent.map(|t| t.elapsed());
-            self.metrics.finished(&self.task, false, took);
+            self.metrics.finished(&self.meters, false, took);
             if let Some(r) = self.running.take() {
                 r.end(crate::record::Outcome::Failed);
             }
@@ -126,7 +126,7 @@ impl Job {
     pub(crate) fn done(mut self, value: Value, gateway: &str) {
         if let Some(tx) = self.tx.take() {
             let took = self.sent.map(|t| t.elapsed());
-            self.metrics.finished(&self.task, true, took);
+            self.metrics.finished(&self.meters, true, took);
             if let Some(r) = self.running.take() {
                 r.end(crate::record::Outcome::Done);
             }

@@ -6,6 +6,8 @@
 //! per task name (and outcome), so bounded by the task names a program
 //! uses.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -58,6 +60,21 @@ pub(crate) struct Metrics {
     messages: Family<TrafficLabel, Counter>,
     /// What the dashboard shows.
     pub(crate) record: std::sync::Arc<crate::record::Record>,
+    /// Each task name's meters, made on its first submit (as many as the
+    /// record's task names).
+    meters: parking_lot::Mutex<HashMap<Arc<str>, Arc<TaskMeters>>>,
+}
+
+/// One task name's counts and duration histogram, and its record in the
+/// dashboard's: looked up once when a task is submitted and carried by
+/// its job, so that its end and re-runs count without a lookup.
+pub(crate) struct TaskMeters {
+    pub(crate) stats: Arc<crate::record::TaskStats>,
+    submitted: Counter,
+    done: Counter,
+    failed: Counter,
+    rerun: Counter,
+    seconds: Histogram,
 }
 
 fn durations() -> Histogram {
@@ -154,45 +171,61 @@ impl Default for Metrics {
             bytes,
             messages,
             record: Default::default(),
+            meters: Default::default(),
         }
     }
 }
 
 impl Metrics {
-    /// A task of name `task` was submitted; that name's counts.
-    pub(crate) fn submitted(&self, task: &str) -> std::sync::Arc<crate::record::TaskStats> {
-        let stats = self.record.task(task);
-        self.record.submitted(&stats);
-        self.submitted
-            .get_or_create(&TaskLabel { task: task.into() })
-            .inc();
-        stats
+    /// A task of name `task` was submitted: its meters.
+    pub(crate) fn submitted(&self, task: &str) -> Arc<TaskMeters> {
+        let m = self.meters_of(task);
+        self.record.submitted(&m.stats);
+        m.submitted.inc();
+        m
+    }
+
+    fn meters_of(&self, task: &str) -> Arc<TaskMeters> {
+        let mut all = self.meters.lock();
+        if let Some(m) = all.get(task) {
+            return m.clone();
+        }
+        let label = TaskLabel { task: task.into() };
+        let outcome = |outcome: &str| OutcomeLabel {
+            task: task.into(),
+            outcome: outcome.into(),
+        };
+        // One family lookup per statement: its guard is a lock on the
+        // family, which a second lookup may need to write.
+        let submitted = self.submitted.get_or_create(&label).clone();
+        let done = self.finished.get_or_create(&outcome("done")).clone();
+        let failed = self.finished.get_or_create(&outcome("failed")).clone();
+        let rerun = self.rerun.get_or_create(&label).clone();
+        let seconds = self.seconds.get_or_create(&label).clone();
+        let m = Arc::new(TaskMeters {
+            stats: self.record.task(task),
+            submitted,
+            done,
+            failed,
+            rerun,
+            seconds,
+        });
+        all.insert(task.into(), m.clone());
+        m
     }
 
     /// A task ended: `ok` with a value, else with an error; `took` from
     /// its sending (none: it never reached a worker).
-    pub(crate) fn finished(&self, task: &str, ok: bool, took: Option<Duration>) {
-        let outcome = if ok { "done" } else { "failed" };
-        self.finished
-            .get_or_create(&OutcomeLabel {
-                task: task.into(),
-                outcome: outcome.into(),
-            })
-            .inc();
+    pub(crate) fn finished(&self, m: &TaskMeters, ok: bool, took: Option<Duration>) {
+        if ok { &m.done } else { &m.failed }.inc();
         if let Some(t) = took {
-            self.seconds
-                .get_or_create(&TaskLabel { task: task.into() })
-                .observe(t.as_secs_f64());
+            m.seconds.observe(t.as_secs_f64());
         }
     }
 
-    pub(crate) fn rerun(&self, task: &crate::record::TaskStats, worker: &str, reason: &str) {
-        self.record.rerun(task, worker, reason);
-        self.rerun
-            .get_or_create(&TaskLabel {
-                task: task.name().into(),
-            })
-            .inc();
+    pub(crate) fn rerun(&self, m: &TaskMeters, worker: &str, reason: &str) {
+        self.record.rerun(&m.stats, worker, reason);
+        m.rerun.inc();
     }
 
     pub(crate) fn worker_lost(&self, worker: &str, reason: &str) {

@@ -284,7 +284,7 @@ impl Pool {
                 }
                 job.attempts += 1;
                 if job.attempts < max_attempts {
-                    self.metrics.rerun(job.stats(), gateway, &reason);
+                    self.metrics.rerun(job.meters(), gateway, &reason);
                 }
                 if job.attempts >= max_attempts {
                     let e = Error::TaskLost {

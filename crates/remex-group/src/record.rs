@@ -128,10 +128,6 @@ pub(crate) struct TaskStats {
 }
 
 impl TaskStats {
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     fn read(&self) -> Progress {
         Progress {
             submitted: self.submitted.load(Relaxed),
