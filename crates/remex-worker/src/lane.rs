@@ -2,12 +2,15 @@
 //!
 //! The controller opens a lane with the built-in call `__lane([k, control])`
 //! ([`remex_core::builtin::LANE`]). [`LaneRequest`]s arrive on the lane
-//! channel; `k` executor threads take them straight off the channel (under
-//! load they drain it without sleeping) and answer with [`LaneReply`]s. Cancels `id`
-//! arrive on the separate `control` channel, served by its own thread, so
-//! that a cancel is seen even while every executor is busy: it closes the
-//! running task's channel (a cancellable task such as `sleep` then stops),
-//! or drops the task if it has not started.
+//! channel; `k` executor threads take them straight off the channel,
+//! reading the input themselves while they wait (under load they drain it
+//! without sleeping), and answer with [`LaneReply`]s. Cancels `id` arrive
+//! on the separate `control` channel, served by a task of the worker's
+//! runtime, which waits without reading the input (so that no thread
+//! reads the requests only to wake an executor for each) and sees a
+//! cancel even while every executor is busy: it closes the running task's
+//! channel (a cancellable task such as `sleep` then stops), or drops the
+//! task if it has not started.
 //!
 //! Each task gets a detached channel (local only): tasks run through a lane
 //! return their result instead of streaming it, and sending on that
@@ -40,24 +43,10 @@ impl Worker {
         // for requests, read it (a thread waiting on the control channel
         // would read every request and wake an executor for it: a thread
         // wake-up per task, tens of microseconds on an idle vCPU).
-        let served = match tokio::runtime::Handle::try_current() {
-            Ok(rt) => Some(rt.spawn(serve_control(
-                control.clone(),
-                lane.clone(),
-                running.clone(),
-            ))),
-            Err(_) => None,
-        };
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| "a lane runs in a worker session's runtime".to_string())?;
+        let served = rt.spawn(serve_control(control, lane.clone(), running.clone()));
         std::thread::scope(|s| {
-            if served.is_none() {
-                let (control, lane, running) = (control.clone(), lane.clone(), running.clone());
-                s.spawn(move || {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map(|rt| rt.block_on(serve_control(control, lane, running)))
-                });
-            }
             // The executors run the session's tasks: in its place.
             let place = crate::place::current();
             // And their log events belong to the lane's call.
@@ -73,9 +62,7 @@ impl Worker {
                 });
             }
         });
-        if let Some(task) = served {
-            task.abort();
-        }
+        served.abort();
         Ok(())
     }
 
