@@ -240,7 +240,7 @@ pub(crate) struct Shared {
     keepalive: Mutex<Option<std::sync::Weak<dyn std::any::Any + Send + Sync>>>,
     /// Messages that arrived and were not yet answered (see
     /// [`Shared::answering`]).
-    pub(crate) unanswered: std::sync::atomic::AtomicUsize,
+    unanswered: std::sync::atomic::AtomicUsize,
     /// Reads that brought input: a sign of life from the peer, however
     /// slowly a large message arrives (liveness).
     pub(crate) input_reads: AtomicU64,
