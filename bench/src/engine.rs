@@ -108,7 +108,6 @@ pub(crate) async fn remex_rows(c: &Counts) -> remex::Result<RemexRows> {
     })
 }
 
-/// Controller-to-worker one-way rate, as an extra row.
 /// Row (c): three floods of `msgs` small messages from the worker,
 /// messages per second of each.
 pub(crate) async fn remex_flood_rates(gw: &remex::Gateway, msgs: usize) -> remex::Result<Vec<f64>> {
@@ -125,6 +124,7 @@ pub(crate) async fn remex_flood_rates(gw: &remex::Gateway, msgs: usize) -> remex
     Ok(rates)
 }
 
+/// Controller-to-worker one-way rate, as an extra row.
 pub(crate) async fn remex_send_rate(c: &Counts) -> remex::Result<f64> {
     let gw = makegateway("popen//worker=self").await?;
     let mut rates = Vec::new();

@@ -114,7 +114,7 @@ impl Job {
     pub(crate) fn finish(mut self, e: Error) {
         if let Some(tx) = self.tx.take() {
             let took = self.sent.map(|t| t.elapsed());
-            self.metrics.finished(&self.meters, false, took);
+            self.meters.finished(false, took);
             if let Some(r) = self.running.take() {
                 r.end(crate::record::Outcome::Failed);
             }
@@ -126,7 +126,7 @@ impl Job {
     pub(crate) fn done(mut self, value: Value, gateway: &str) {
         if let Some(tx) = self.tx.take() {
             let took = self.sent.map(|t| t.elapsed());
-            self.metrics.finished(&self.meters, true, took);
+            self.meters.finished(true, took);
             if let Some(r) = self.running.take() {
                 r.end(crate::record::Outcome::Done);
             }

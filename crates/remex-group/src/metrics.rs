@@ -77,6 +77,17 @@ pub(crate) struct TaskMeters {
     seconds: Histogram,
 }
 
+impl TaskMeters {
+    /// A task ended: `ok` with a value, else with an error; `took` from
+    /// its sending (none: it never reached a worker).
+    pub(crate) fn finished(&self, ok: bool, took: Option<Duration>) {
+        if ok { &self.done } else { &self.failed }.inc();
+        if let Some(t) = took {
+            self.seconds.observe(t.as_secs_f64());
+        }
+    }
+}
+
 fn durations() -> Histogram {
     // 100 us to ~1.8 h.
     Histogram::new(exponential_buckets(1e-4, 4.0, 13))
@@ -212,15 +223,6 @@ impl Metrics {
         });
         all.insert(task.into(), m.clone());
         m
-    }
-
-    /// A task ended: `ok` with a value, else with an error; `took` from
-    /// its sending (none: it never reached a worker).
-    pub(crate) fn finished(&self, m: &TaskMeters, ok: bool, took: Option<Duration>) {
-        if ok { &m.done } else { &m.failed }.inc();
-        if let Some(t) = took {
-            m.seconds.observe(t.as_secs_f64());
-        }
     }
 
     pub(crate) fn rerun(&self, m: &TaskMeters, worker: &str, reason: &str) {

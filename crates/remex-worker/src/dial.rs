@@ -101,7 +101,7 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
         .enable_all()
         .build()
         .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")));
-    let _engines = worker.engines_until_exit();
+    let _engines = worker.scripts.engines_until_exit();
     let ended = rt.block_on(async move {
         // A connection refused or reset (a listener not up yet, a busy
         // one, a network that drops a SYN) is tried again, 100 ms to 2 s

@@ -275,13 +275,6 @@ impl Worker {
         self.scripts.prewarm(&self.tasks, limits);
     }
 
-    /// The script engines this worker builds, held by the caller until
-    /// the process exits: freeing an engine (thousands of allocations)
-    /// would only delay the exit of a process that ends anyway.
-    pub(crate) fn engines_until_exit(&self) -> impl Sized {
-        self.scripts.engines_until_exit()
-    }
-
     /// The names of the registered tasks, sorted.
     ///
     /// ```

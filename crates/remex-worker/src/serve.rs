@@ -246,7 +246,7 @@ pub(crate) fn run(worker: Worker) -> ! {
         Ok(rt) => rt,
         Err(e) => crate::exit::fail(format!("cannot start the runtime: {e}")),
     };
-    let _engines = worker.engines_until_exit();
+    let _engines = worker.scripts.engines_until_exit();
     crate::exit::after_session(rt.block_on(serve(worker, terms, input, output, leftover)))
 }
 

@@ -63,8 +63,9 @@ impl OutBuf {
 
     /// Writes as much of `buf` as the fd takes now, without blocking.
     /// `answering`: a small frame is likely a reply to a message that
-    /// arrived (`Shared::answering`), which batching would only delay. (Bulk items keep the writer task, which writes while the
-    /// sender prepares the next one.)
+    /// arrived (`Shared::answering`), which batching would only delay.
+    /// (Bulk items keep the writer task, which writes while the sender
+    /// prepares the next one.)
     /// Returns whether the writer task still has work.
     pub(super) fn try_direct(&mut self, answering: bool) -> bool {
         let Some(raw) = self.direct_out else {

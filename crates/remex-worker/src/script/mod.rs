@@ -71,7 +71,9 @@ impl Scripts {
         self.changed().restricted = restricted;
     }
 
-    /// See [`crate::Worker::engines_until_exit`].
+    /// The script engines built here, held by the caller until the
+    /// process exits: freeing an engine (thousands of allocations) would
+    /// only delay the exit of a process that ends anyway.
     pub(crate) fn engines_until_exit(&self) -> impl Sized {
         self.engines.clone()
     }
