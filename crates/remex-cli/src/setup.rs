@@ -52,16 +52,43 @@ pub(crate) struct JobSetup {
     termseq: Vec<(String, u64)>,
 }
 
-/// The shells a parent process may be, by name.
+/// The shells an ancestor process may be, by name (GNU parallel's list).
 const SHELLS: &[&str] = &[
-    "bash", "zsh", "ksh", "ksh93", "mksh", "pdksh", "dash", "ash", "yash", "posh", "fish", "csh",
+    "ash",
+    "bash",
+    "bsd-csh",
+    "csh",
+    "dash",
+    "fdsh",
+    "fish",
+    "fizsh",
+    "ksh",
+    "ksh93",
+    "lksh",
+    "mksh",
+    "pdksh",
+    "posh",
+    "rbash",
+    "rc",
+    "rush",
+    "rzsh",
+    "sash",
+    "sh",
+    "static-sh",
     "tcsh",
+    "yash",
+    "zsh",
 ];
 
+/// How many ancestors are looked at, at most (a loop in /proc's answers
+/// cannot keep the walk going).
+const ANCESTORS_MAX: usize = 64;
+
 /// The shell that runs the jobs, chosen as GNU parallel chooses it:
-/// `$PARALLEL_SHELL`, else the shell remex was started from (its parent
-/// process), else `$SHELL`; by name, found on each worker's PATH. `None`
-/// (sh) when none of them says.
+/// `$PARALLEL_SHELL`, else the nearest ancestor process that is a shell
+/// (by the name it was started as: `bash`, `-bash`, `/bin/zsh`...), else
+/// `$SHELL`; by name, found on each worker's PATH. `None` (sh) when the
+/// shell found is sh or none says.
 pub(crate) fn shell() -> Option<String> {
     let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
     if let Some(s) = std::env::var("PARALLEL_SHELL")
@@ -70,20 +97,48 @@ pub(crate) fn shell() -> Option<String> {
     {
         return Some(s);
     }
-    let parent = std::os::unix::process::parent_id();
-    let exe = std::fs::read_link(format!("/proc/{parent}/exe")).ok();
-    let name = exe
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
-    if let Some(n) = name.filter(|n| SHELLS.contains(&n.as_str())) {
-        return Some(n);
+    let found = ancestor_shell(std::os::unix::process::parent_id()).or_else(|| {
+        std::env::var("SHELL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(|s| base(&s))
+    });
+    found.filter(|s| s != "sh")
+}
+
+/// The name of the nearest shell among `pid` and its ancestors, read
+/// from /proc (each one's argv[0] and parent); `None` without /proc.
+fn ancestor_shell(mut pid: u32) -> Option<String> {
+    for _ in 0..ANCESTORS_MAX {
+        if pid == 0 {
+            return None;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+        if let Some(name) = shell_named(&String::from_utf8_lossy(argv0)) {
+            return Some(name);
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        pid = parent_in_stat(&stat)?;
     }
-    std::env::var("SHELL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(|s| base(&s))
-        .filter(|s| s != "sh")
+    None
+}
+
+/// The shell an argv[0] names (`bash`, `-bash` for a login shell,
+/// `/usr/bin/zsh`, `busybox sh`), if it is one.
+fn shell_named(argv0: &str) -> Option<String> {
+    let word = argv0.strip_prefix("busybox ").unwrap_or(argv0);
+    let word = word.split(' ').next().unwrap_or(word);
+    let name = word.rsplit('/').next().unwrap_or(word);
+    let name = name.strip_prefix('-').unwrap_or(name);
+    SHELLS.contains(&name).then(|| name.to_string())
+}
+
+/// The parent's pid in a /proc/PID/stat line (the field after the
+/// command, which is in parentheses and may hold spaces and parentheses).
+fn parent_in_stat(stat: &str) -> Option<u32> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl JobSetup {
@@ -229,4 +284,29 @@ pub(crate) fn land(files: &[(String, bytes::Bytes)]) -> Result<(), String> {
         std::fs::write(path, body).map_err(|e| format!("--return {p}: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shell_is_known_by_the_name_it_was_started_as() {
+        assert_eq!(shell_named("bash").as_deref(), Some("bash"));
+        assert_eq!(shell_named("-bash").as_deref(), Some("bash"));
+        assert_eq!(shell_named("/usr/bin/zsh").as_deref(), Some("zsh"));
+        assert_eq!(shell_named("busybox sh").as_deref(), Some("sh"));
+        assert_eq!(shell_named("/bin/sh -c x").as_deref(), Some("sh"));
+        for not in ["ssh", "sshd", "foo.sh", "crash", "cargo", "", "/"] {
+            assert_eq!(shell_named(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn the_parent_is_read_past_a_command_with_spaces_and_parentheses() {
+        assert_eq!(parent_in_stat("42 (bash) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_in_stat("42 (a) b) (c) R 99 1 1"), Some(99));
+        assert_eq!(parent_in_stat("garbage"), None);
+        assert_eq!(parent_in_stat("1 (x) S notanumber"), None);
+    }
 }

@@ -675,6 +675,46 @@ fn without_a_command_each_input_is_one_and_replacements_keep_inputs_off_the_end(
     assert_eq!(o.stdout.as_str(), "1/3\n2/3\n3/3\n");
 }
 
+#[test]
+fn jobs_run_in_the_nearest_shell_above_remex_as_in_gnu_parallel() {
+    // bash -> timeout (not a shell) -> remex, $SHELL unset: GNU parallel
+    // walks up to the bash, so a function bash exported reaches the jobs.
+    let script = format!(
+        "f() {{ echo in f $1 $BASH_VERSION; }}; export -f f; \
+         timeout 60 {} run --tx popen -k f ::: 1 2; echo status $?",
+        env!("CARGO_BIN_EXE_remex")
+    );
+    let o = ran(Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("SHELL")
+        .env_remove("PARALLEL_SHELL")
+        .env_remove("REMEX_WORKER_PATH"));
+    let lines: Vec<&str> = o.stdout.as_str().lines().collect();
+    assert_eq!(lines.len(), 3, "{}{}", o.stdout.as_str(), o.stderr.as_str());
+    assert!(lines[0].starts_with("in f 1 5."), "{lines:?}");
+    assert!(lines[1].starts_with("in f 2 5."), "{lines:?}");
+    assert_eq!(lines[2], "status 0");
+    // Under sh (dash) as the nearest shell, jobs run in sh, not in the
+    // bash further up (whatever runs this test).
+    let o = ran(Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "timeout 60 {} run --tx popen -k 'echo [$BASH_VERSION]' ::: 1; echo status $?",
+                env!("CARGO_BIN_EXE_remex")
+            ),
+        ])
+        .env_remove("SHELL")
+        .env_remove("PARALLEL_SHELL")
+        .env_remove("REMEX_WORKER_PATH"));
+    assert_eq!(
+        o.stdout.as_str(),
+        "[] 1\nstatus 0\n",
+        "{}",
+        o.stderr.as_str()
+    );
+}
+
 /// Runs `program args` with `stdin`; (success, stdout).
 fn with_stdin(mut c: Command, stdin: Option<&str>) -> (bool, String, String) {
     c.stdin(Stdio::piped())
