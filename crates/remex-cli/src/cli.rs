@@ -175,40 +175,61 @@ pub(crate) struct RunArgs {
     /// Jobs at once: N, N% of the CPUs, +N or -N CPUs, 0 as many as
     /// possible (GNU parallel's forms). Without --tx, for this machine
     /// (default 100%: one per CPU); with --tx, on each worker (default 1).
-    #[arg(short = 'j', long = "jobs", visible_alias = "max-procs", value_name = "N",
-          value_parser = crate::slots::Jobs::parse)]
+    #[arg(short = 'j', long = "jobs", visible_alias = "max-procs", short_alias = 'P',
+          alias = "maxprocs", value_name = "N", value_parser = crate::slots::Jobs::parse)]
     pub(crate) jobs: Option<crate::slots::Jobs>,
     /// Count CPUs rather than cores for -j (GNU parallel's option; remex
     /// counts the CPUs the system offers either way).
-    #[arg(long = "use-cpus-instead-of-cores", hide = true)]
+    #[arg(long = "use-cpus-instead-of-cores", hide = true, aliases = [
+        "usecpusinsteadofcores",
+        "use-cores-instead-of-threads",
+        "usecoresinsteadofthreads",
+        "use-sockets-instead-of-threads",
+        "usesocketsinsteadofthreads",
+    ])]
     pub(crate) use_cpus: bool,
     /// Read inputs from FILE, one per line (repeatable; - is stdin).
-    #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
+    #[arg(short = 'a', long = "arg-file", alias = "argfile", value_name = "FILE")]
     pub(crate) arg_files: Vec<String>,
     /// Prefix each output line with the job's inputs and a tab.
     #[arg(long)]
     pub(crate) tag: bool,
     /// Print the jobs' output in the order of their inputs.
-    #[arg(short = 'k', long = "keep-order")]
+    #[arg(
+        short = 'k',
+        long = "keep-order",
+        alias = "keeporder",
+        overrides_with = "no_keep_order"
+    )]
     pub(crate) keep_order: bool,
+    /// Undoes an earlier -k (GNU parallel's --no-keep-order).
+    #[arg(long = "no-keep-order", aliases = ["nokeeporder", "nok", "no-k"], hide = true,
+          overrides_with = "keep_order")]
+    pub(crate) no_keep_order: bool,
     /// Log each finished job to FILE (GNU parallel's format).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, alias = "jl", value_name = "FILE")]
     pub(crate) joblog: Option<PathBuf>,
     /// Skip the jobs --joblog already holds.
     #[arg(long, requires = "joblog", conflicts_with = "resume_failed")]
     pub(crate) resume: bool,
     /// Skip the jobs --joblog holds as succeeded; run the failed ones again.
-    #[arg(long = "resume-failed", requires = "joblog")]
+    #[arg(long = "resume-failed", alias = "resumefailed", requires = "joblog")]
     pub(crate) resume_failed: bool,
     /// Run the jobs --joblog holds as failed again, with the commands it
     /// holds (the command line and inputs are not used).
-    #[arg(long = "retry-failed", requires = "joblog", conflicts_with = "resume")]
+    #[arg(
+        long = "retry-failed",
+        alias = "retryfailed",
+        requires = "joblog",
+        conflicts_with = "resume"
+    )]
     pub(crate) retry_failed: bool,
     /// Run a failing job up to N times in all.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) retries: u32,
     /// When to stop: never, soon,fail=N, now,fail=N, now,fail=P%, soon,success=N, now,done=N ...
-    #[arg(long, value_name = "WHEN", default_value = "never")]
+    #[arg(long, aliases = ["halt-on-error", "haltonerror"], value_name = "WHEN",
+          default_value = "never")]
     pub(crate) halt: Halt,
     #[command(flatten)]
     pub(crate) limits: CommandLimits,
@@ -216,7 +237,7 @@ pub(crate) struct RunArgs {
     #[arg(long = "no-bar")]
     pub(crate) no_bar: bool,
     /// Print the commands instead of running them.
-    #[arg(long = "dry-run", visible_alias = "dryrun")]
+    #[arg(long = "dry-run", visible_alias = "dryrun", alias = "dr")]
     pub(crate) dry_run: bool,
     /// Take the sources side by side (a shorter one wraps around), not
     /// their product; `:::+` and `::::+` link one source to the one before.
@@ -236,13 +257,14 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "WHICH", default_value = "n")]
     pub(crate) trim: crate::jobs::Trim,
     /// Split each input into columns at REGEX: {1}, {2}... are the columns.
-    #[arg(short = 'C', long = "colsep", value_name = "REGEX")]
+    #[arg(short = 'C', long = "colsep", alias = "col-sep", value_name = "REGEX")]
     pub(crate) colsep: Option<String>,
     /// With ':', each source's first input names its columns: {name} in the command.
     #[arg(long, value_name = ":")]
     pub(crate) header: Option<String>,
     /// K inputs per job ({1}..{K}; {} all of them); -N0: one input per job, given to none.
-    #[arg(short = 'N', long = "max-args", value_name = "K")]
+    #[arg(short = 'N', long = "max-args", short_alias = 'n',
+          aliases = ["maxargs", "max-replace-args", "maxreplaceargs"], value_name = "K")]
     pub(crate) max_args: Option<usize>,
     /// STR stands for {} in the command.
     #[arg(short = 'I', long = "replace", value_name = "STR")]
@@ -270,32 +292,61 @@ pub(crate) struct RunArgs {
     #[arg(long = "slotreplace", value_name = "STR")]
     pub(crate) slot_replace: Option<String>,
     /// STR instead of ::: before arguments.
-    #[arg(long = "arg-sep", value_name = "STR", default_value = ":::")]
+    #[arg(
+        long = "arg-sep",
+        alias = "argsep",
+        value_name = "STR",
+        default_value = ":::"
+    )]
     pub(crate) arg_sep: String,
     /// STR instead of :::: before files of arguments.
-    #[arg(long = "arg-file-sep", value_name = "STR", default_value = "::::")]
+    #[arg(
+        long = "arg-file-sep",
+        alias = "argfilesep",
+        value_name = "STR",
+        default_value = "::::"
+    )]
     pub(crate) arg_file_sep: String,
     /// Keep each job's output in files instead of printing it:
     /// DIR/1/ARG/stdout, stderr and seq (a directory level per argument;
     /// with --header its name), as GNU parallel does.
-    #[arg(long, visible_alias = "res", value_name = "DIR")]
+    #[arg(long, visible_alias = "res", alias = "result", value_name = "DIR")]
     pub(crate) results: Option<PathBuf>,
     /// Run no job for an input that is empty or only blanks.
-    #[arg(short = 'r', long = "no-run-if-empty")]
+    #[arg(short = 'r', long = "no-run-if-empty", alias = "norunifempty")]
     pub(crate) no_run_if_empty: bool,
     /// An input ending in @G1+G2 runs only on the workers of host groups
     /// G1 or G2 (-S @G1/host), without that ending (GNU parallel's
     /// --hostgroups).
-    #[arg(long = "hostgroups", visible_aliases = ["hostgroup", "hgrp"])]
+    #[arg(long = "hostgroups", visible_aliases = ["hostgroup", "hgrp"], alias = "hostgrp")]
     pub(crate) hostgroups: bool,
     /// Print each job's command line (on stderr, as GNU parallel does)
     /// before its output.
-    #[arg(short = 'v', long = "verbose")]
+    #[arg(
+        short = 'v',
+        long = "verbose",
+        short_alias = 't',
+        overrides_with = "silent"
+    )]
     pub(crate) verbose: bool,
+    /// Print no job's command line: the default (GNU parallel's
+    /// --silent; undoes an earlier -v).
+    #[arg(long, hide = true, overrides_with = "verbose")]
+    pub(crate) silent: bool,
+    /// GNU parallel's citation notice, which remex does not print:
+    /// accepted and without effect (--will-cite, --no-notice, --nn).
+    #[arg(long = "will-cite", aliases = ["willcite", "nn", "nonotice", "no-notice"], hide = true)]
+    pub(crate) will_cite: bool,
+    /// Where GNU parallel keeps the jobs' output while they run: remex
+    /// keeps it in memory (each job's bounded by --max-output), so DIR is
+    /// accepted and not used.
+    #[arg(long, alias = "tempdir", value_name = "DIR", hide = true)]
+    pub(crate) tmpdir: Option<PathBuf>,
     /// Send FILE (replacement strings filled in, e.g. {}) with each job
     /// into its directory on the worker (GNU parallel's --transferfile;
     /// repeatable). Not moved where a job runs in this directory.
-    #[arg(long = "transferfile", visible_alias = "tf", value_name = "FILE")]
+    #[arg(long = "transferfile", visible_alias = "tf",
+          aliases = ["transfer-file", "transfer-files", "transferfiles"], value_name = "FILE")]
     pub(crate) transferfile: Vec<String>,
     /// --transferfile {}.
     #[arg(long)]
@@ -316,16 +367,23 @@ pub(crate) struct RunArgs {
     pub(crate) basefile: Vec<String>,
     /// Print each job's stdout line by line while it runs (lines of
     /// different jobs never mix; stderr at the job's end).
-    #[arg(long = "line-buffer", visible_aliases = ["linebuffer", "lb"], conflicts_with_all = ["ungroup", "keep_order", "results"])]
+    #[arg(long = "line-buffer", visible_aliases = ["linebuffer", "lb"],
+          aliases = ["line-buffered", "linebuffered"],
+          conflicts_with_all = ["ungroup", "keep_order", "results"])]
     pub(crate) line_buffer: bool,
     /// Print each job's stdout as it comes (lines of different jobs may
     /// mix; stderr at the job's end).
-    #[arg(short = 'u', long, conflicts_with_all = ["keep_order", "results", "tag", "tagstring"])]
+    #[arg(short = 'u', long, conflicts_with_all = ["keep_order", "results", "tag", "tagstring"],
+          overrides_with = "group")]
     pub(crate) ungroup: bool,
+    /// Each job's output together, at its end: the default (GNU
+    /// parallel's --group; undoes an earlier -u).
+    #[arg(long, hide = true, overrides_with = "ungroup")]
+    pub(crate) group: bool,
     /// At a timeout: SIGNAL,MS,SIGNAL,MS... each signal, then up to MS
     /// milliseconds for the job's end, SIGKILL after the last (default:
     /// TERM,1000).
-    #[arg(long, value_name = "SEQ", value_parser = termseq)]
+    #[arg(long, alias = "term-seq", value_name = "SEQ", value_parser = termseq)]
     pub(crate) termseq: Option<TermSeq>,
     /// Each job on every worker, in order (GNU parallel's --onall).
     #[arg(long, conflicts_with = "nonall")]
@@ -340,11 +398,11 @@ pub(crate) struct RunArgs {
     /// Run the jobs in DIR (made if missing; relative to the worker's
     /// directory, for ssh the login directory); `.`: this directory, as a
     /// path from home when it is under it.
-    #[arg(long, visible_alias = "wd", value_name = "DIR")]
+    #[arg(long, visible_alias = "wd", alias = "work-dir", value_name = "DIR")]
     pub(crate) workdir: Option<String>,
     /// Seconds between ssh starts (GNU parallel's --sshdelay): remex
     /// opens one ssh connection per worker at the start; accepted.
-    #[arg(long, value_name = "SECS", hide = true)]
+    #[arg(long, alias = "ssh-delay", value_name = "SECS", hide = true)]
     pub(crate) sshdelay: Option<f64>,
     /// Share ssh connections (GNU parallel's --controlmaster): remex
     /// keeps one connection per worker for all its jobs; accepted.
@@ -361,7 +419,7 @@ pub(crate) struct RunArgs {
     #[arg(short = 'q', long = "quote")]
     pub(crate) quote: bool,
     /// Prefix each output line with STR (replacement strings filled in) and a tab.
-    #[arg(long, value_name = "STR")]
+    #[arg(long, alias = "tag-string", value_name = "STR")]
     pub(crate) tagstring: Option<String>,
     /// Several inputs per job, shared evenly among the slots ({} is all of a job's inputs).
     #[arg(short = 'm', conflicts_with_all = ["max_args", "context"])]
@@ -373,7 +431,7 @@ pub(crate) struct RunArgs {
     /// The most characters of a job's command line for -m, -X and
     /// --xargs (default: GNU parallel's, 63,664 on Linux with 4 KiB
     /// pages).
-    #[arg(short = 's', long = "max-chars", value_name = "N")]
+    #[arg(short = 's', long = "max-chars", alias = "maxchars", value_name = "N")]
     pub(crate) max_chars: Option<usize>,
     /// As -m, and each word that holds {} is repeated for each input (context replace).
     #[arg(short = 'X', conflicts_with = "max_args")]
@@ -568,6 +626,159 @@ const PARALLEL_ONLY: &[(&str, &str)] = &[
     ("--sql", "not offered"),
     ("--sqlmaster", "not offered"),
     ("--sqlworker", "not offered"),
+    ("--spreadstdin", "remex runs a command per input, not per block of stdin"),
+    ("--pipe-part", "remex runs a command per input, not per block of stdin"),
+    ("--block", "remex runs a command per input, not per block of stdin"),
+    ("--block-size", "remex runs a command per input, not per block of stdin"),
+    ("--blocksize", "remex runs a command per input, not per block of stdin"),
+    ("--block-timeout", "remex runs a command per input, not per block of stdin"),
+    ("--blocktimeout", "remex runs a command per input, not per block of stdin"),
+    ("--bt", "remex runs a command per input, not per block of stdin"),
+    ("--cat", "remex runs a command per input, not per block of stdin"),
+    ("--fifo", "remex runs a command per input, not per block of stdin"),
+    ("--recstart", "remex runs a command per input, not per block of stdin"),
+    ("--recend", "remex runs a command per input, not per block of stdin"),
+    ("--regexp", "remex runs a command per input, not per block of stdin"),
+    ("--regex", "remex runs a command per input, not per block of stdin"),
+    ("--remove-rec-sep", "remex runs a command per input, not per block of stdin"),
+    ("--removerecsep", "remex runs a command per input, not per block of stdin"),
+    ("--rrs", "remex runs a command per input, not per block of stdin"),
+    ("--round-robin", "remex runs a command per input, not per block of stdin"),
+    ("--roundrobin", "remex runs a command per input, not per block of stdin"),
+    ("--round", "remex runs a command per input, not per block of stdin"),
+    ("--group-by", "remex runs a command per input, not per block of stdin"),
+    ("--groupby", "remex runs a command per input, not per block of stdin"),
+    ("--shard", "remex runs a command per input, not per block of stdin"),
+    ("--bin", "remex runs a command per input, not per block of stdin"),
+    ("--tee", "remex runs a command per input, not per block of stdin"),
+    ("--skip-first-line", "remex runs a command per input, not per block of stdin"),
+    ("--skipfirstline", "remex runs a command per input, not per block of stdin"),
+    ("--header-lines", "remex runs a command per input, not per block of stdin"),
+    ("-L", "for several inputs per job, use -N K"),
+    ("-l", "for several inputs per job, use -N K"),
+    ("--max-lines", "for several inputs per job, use -N K"),
+    ("--maxlines", "for several inputs per job, use -N K"),
+    ("--open-tty", "remex runs commands without a terminal"),
+    ("-o", "remex runs commands without a terminal"),
+    ("--tmux", "remex runs commands without a terminal"),
+    ("--tmuxpane", "remex runs commands without a terminal"),
+    ("--tmux-pane", "remex runs commands without a terminal"),
+    ("--fg", "remex runs commands without a terminal"),
+    ("--bg", "remex runs commands without a terminal"),
+    ("--latest-line", "remex runs commands without a terminal"),
+    ("--latestline", "remex runs commands without a terminal"),
+    ("--ll", "remex runs commands without a terminal"),
+    ("--sql-master", "not offered"),
+    ("--sql-worker", "not offered"),
+    ("--sql-and-worker", "not offered"),
+    ("--sqlandworker", "not offered"),
+    ("--semaphore-name", "not offered"),
+    ("--semaphorename", "not offered"),
+    ("--id", "not offered"),
+    ("--semaphore-timeout", "not offered"),
+    ("--semaphoretimeout", "not offered"),
+    ("--st", "not offered"),
+    ("--wait", "not offered"),
+    ("--limit", "not offered"),
+    ("--memsuspend", "not offered"),
+    ("--noswap", "not offered"),
+    ("--filter-hosts", "not offered"),
+    ("--filterhosts", "not offered"),
+    ("--filter-host", "not offered"),
+    ("--filter", "not offered"),
+    ("--session", "not offered"),
+    ("--shebang", "not offered"),
+    ("--hashbang", "not offered"),
+    ("--template", "not offered"),
+    ("--tmpl", "not offered"),
+    ("--parens", "not offered"),
+    ("--rpl", "not offered"),
+    ("--record-env", "not offered"),
+    ("--recordenv", "not offered"),
+    ("--process-slot-var", "not offered"),
+    ("--processslotvar", "not offered"),
+    ("--rsync-opts", "not offered"),
+    ("--rsyncopts", "not offered"),
+    ("--ctrl-c", "not offered"),
+    ("--ctrlc", "not offered"),
+    ("--no-ctrl-c", "not offered"),
+    ("--no-ctrlc", "not offered"),
+    ("--noctrlc", "not offered"),
+    ("--shell-completion", "not offered"),
+    ("--shellcompletion", "not offered"),
+    ("--embed", "not offered"),
+    ("--bug", "not offered"),
+    ("--gnu", "not offered"),
+    ("--tollef", "not offered"),
+    ("-g", "not offered"),
+    ("-x", "not offered"),
+    ("--exit", "not offered"),
+    ("-D", "not offered"),
+    ("--debug", "not offered"),
+    ("-B", "not offered"),
+    ("-H", "not offered"),
+    ("-T", "not offered"),
+    ("-U", "not offered"),
+    ("-W", "not offered"),
+    ("-Y", "not offered"),
+    ("--linkinputsource", "not offered"),
+    ("--xapplyinputsource", "not offered"),
+    ("--total-jobs", "not offered"),
+    ("--totaljobs", "not offered"),
+    ("--total", "not offered"),
+    ("--max-line-length-allowed", "not offered"),
+    ("--maxlinelengthallowed", "not offered"),
+    ("--min-version", "not offered"),
+    ("--minversion", "not offered"),
+    ("--show-limits", "not offered"),
+    ("--showlimits", "not offered"),
+    ("--number-of-cpus", "nproc and lscpu tell"),
+    ("--numberofcpus", "nproc and lscpu tell"),
+    ("--number-of-cores", "nproc and lscpu tell"),
+    ("--numberofcores", "nproc and lscpu tell"),
+    ("--number-of-sockets", "nproc and lscpu tell"),
+    ("--numberofsockets", "nproc and lscpu tell"),
+    ("--number-of-threads", "nproc and lscpu tell"),
+    ("--numberofthreads", "nproc and lscpu tell"),
+    ("--color", "no colours; use --tag or --tagstring"),
+    ("--colour", "no colours; use --tag or --tagstring"),
+    ("--color-failed", "no colours; use --tag or --tagstring"),
+    ("--colour-failed", "no colours; use --tag or --tagstring"),
+    ("--colorfailed", "no colours; use --tag or --tagstring"),
+    ("--colourfailed", "no colours; use --tag or --tagstring"),
+    ("--color-fail", "no colours; use --tag or --tagstring"),
+    ("--colour-fail", "no colours; use --tag or --tagstring"),
+    ("--colorfail", "no colours; use --tag or --tagstring"),
+    ("--colourfail", "no colours; use --tag or --tagstring"),
+    ("--cf", "no colours; use --tag or --tagstring"),
+    ("--ctag", "no colours; use --tag or --tagstring"),
+    ("--ctag-string", "no colours; use --tag or --tagstring"),
+    ("--ctagstring", "no colours; use --tag or --tagstring"),
+    ("--files", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--output-as-files", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--outputasfiles", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--compress", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--compress-program", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--use-compress-program", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--usecompressprogram", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--compressprogram", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--decompress-program", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--use-decompress-program", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--usedecompressprogram", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--decompressprogram", "remex keeps each job's output in memory (bounded by --max-output); --results DIR writes it to files"),
+    ("--csv", "--colsep , splits on commas, without CSV quoting"),
+    ("--profile", "no profiles or ~/.parallel/config are read"),
+    ("-J", "no profiles or ~/.parallel/config are read"),
+    ("--plain", "no profiles or ~/.parallel/config are read"),
+    ("-e", "use -E STR"),
+    ("-i", "use -I STR"),
+    ("--shell-quote", "bash's printf %q quotes words"),
+    ("--shellquote", "bash's printf %q quotes words"),
+    ("--shell_quote", "bash's printf %q quotes words"),
+    ("--version", "remex --version prints remex's"),
+    ("-V", "remex --version prints remex's"),
+    ("--citation", "GNU parallel prints it; remex asks for no citation"),
+    ("--bibtex", "GNU parallel prints it; remex asks for no citation"),
 ];
 
 /// Parses the command line. A usage error exits with status 2 and says
@@ -651,6 +862,69 @@ mod tests {
             Command::Run(r) => r.command,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn every_option_of_gnu_parallel_is_taken_or_named_never_the_command() {
+        let names = include_str!("parallel_options.txt");
+        let mut checked = 0;
+        for line in names
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let (opt, value) = match line.strip_suffix('=') {
+                Some(o) => (o, Some("1")),
+                None => (line, None),
+            };
+            let mut args = vec!["remex", "run", opt];
+            args.extend(value);
+            args.extend(["echo", ":::", "a"]);
+            match parse_from(args) {
+                Ok(cli) => {
+                    let Command::Run(r) = cli.command else {
+                        panic!("{opt}: not a run")
+                    };
+                    assert!(
+                        !r.command.iter().any(|w| w == opt),
+                        "{opt} became part of the command: {:?}",
+                        r.command
+                    );
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(
+                        e.kind() != clap::error::ErrorKind::UnknownArgument
+                            || text.contains(&format!("does not offer GNU parallel's {opt} (")),
+                        "{opt}: {text}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked > 300, "{checked} names");
+        // Spellings of remex's own options mean the same.
+        let a = |args: &[&str]| match parsed(args).unwrap().command {
+            Command::Run(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            a(&["run", "-P", "3", "echo"]).jobs,
+            a(&["run", "-j3", "echo"]).jobs
+        );
+        assert!(a(&["run", "--keeporder", "echo"]).keep_order);
+        assert!(!a(&["run", "-k", "--nok", "echo"]).keep_order);
+        assert!(a(&["run", "-t", "echo"]).verbose);
+        assert!(!a(&["run", "-v", "--silent", "echo"]).verbose);
+        assert!(!a(&["run", "-u", "--group", "echo"]).ungroup);
+        assert_eq!(a(&["run", "-n", "2", "echo"]).max_args, Some(2));
+        assert_eq!(
+            a(&["run", "--halt-on-error", "2", "echo"]).halt,
+            "now,fail=1".parse().unwrap()
+        );
+        assert_eq!(
+            a(&["run", "--will-cite", "echo", "x"]).command,
+            ["echo", "x"]
+        );
     }
 
     #[test]
