@@ -46,7 +46,9 @@ pub(crate) enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run a command once per input, spread over the workers (GNU parallel's model).
-    #[command(after_help = RUN_EXAMPLES)]
+    // An option given twice: the last one counts, as in GNU parallel
+    // (repeatable ones, such as --tx, add up).
+    #[command(after_help = RUN_EXAMPLES, args_override_self = true)]
     Run(Box<RunArgs>),
     /// Run one command on every worker; output tagged by worker.
     #[command(after_help = EXEC_EXAMPLES)]
@@ -322,16 +324,11 @@ pub(crate) struct RunArgs {
     pub(crate) hostgroups: bool,
     /// Print each job's command line (on stderr, as GNU parallel does)
     /// before its output.
-    #[arg(
-        short = 'v',
-        long = "verbose",
-        short_alias = 't',
-        overrides_with = "silent"
-    )]
+    #[arg(short = 'v', long = "verbose", short_alias = 't')]
     pub(crate) verbose: bool,
     /// Print no job's command line: the default (GNU parallel's
-    /// --silent; undoes an earlier -v).
-    #[arg(long, hide = true, overrides_with = "verbose")]
+    /// --silent; it wins over -v, wherever either stands, as there).
+    #[arg(long, hide = true)]
     pub(crate) silent: bool,
     /// GNU parallel's citation notice, which remex does not print:
     /// accepted and without effect (--will-cite, --no-notice, --nn).
@@ -373,12 +370,11 @@ pub(crate) struct RunArgs {
     pub(crate) line_buffer: bool,
     /// Print each job's stdout as it comes (lines of different jobs may
     /// mix; stderr at the job's end).
-    #[arg(short = 'u', long, conflicts_with_all = ["keep_order", "results", "tag", "tagstring"],
-          overrides_with = "group")]
+    #[arg(short = 'u', long, conflicts_with_all = ["keep_order", "results", "tag", "tagstring"])]
     pub(crate) ungroup: bool,
     /// Each job's output together, at its end: the default (GNU
-    /// parallel's --group; undoes an earlier -u).
-    #[arg(long, hide = true, overrides_with = "ungroup")]
+    /// parallel's --group; with -u an error, as there).
+    #[arg(long, hide = true, conflicts_with = "ungroup")]
     pub(crate) group: bool,
     /// At a timeout: SIGNAL,MS,SIGNAL,MS... each signal, then up to MS
     /// milliseconds for the job's end, SIGKILL after the last (default:
@@ -914,8 +910,15 @@ mod tests {
         assert!(a(&["run", "--keeporder", "echo"]).keep_order);
         assert!(!a(&["run", "-k", "--nok", "echo"]).keep_order);
         assert!(a(&["run", "-t", "echo"]).verbose);
-        assert!(!a(&["run", "-v", "--silent", "echo"]).verbose);
-        assert!(!a(&["run", "-u", "--group", "echo"]).ungroup);
+        assert!(a(&["run", "--silent", "-v", "echo"]).silent);
+        assert!(parsed(&["run", "-u", "--group", "echo"]).is_err());
+        // Twice: the last counts; repeatable options add up.
+        let r = a(&[
+            "run", "-k", "-k", "-j2", "-j3", "--tx", "popen", "--tx", "2*popen", "echo",
+        ]);
+        assert!(r.keep_order);
+        assert_eq!(r.jobs, a(&["run", "-j3", "echo"]).jobs);
+        assert_eq!(r.workers.tx, ["popen", "2*popen"]);
         assert_eq!(a(&["run", "-n", "2", "echo"]).max_args, Some(2));
         assert_eq!(
             a(&["run", "--halt-on-error", "2", "echo"]).halt,

@@ -441,7 +441,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         slots: slots as u64,
         bar: progress_bar(inputs.total, a.no_bar),
         workers: Some(w),
-        verbose: a.verbose,
+        // --silent wins over -v, as in GNU parallel.
+        verbose: a.verbose && !a.silent,
         results: a.results.as_deref().map(|d| Results::new(d, &inputs.names)),
     };
     // A job's future, abortable when --timeout N% may kill it.

@@ -1017,6 +1017,68 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "01 1\n02 1\n03 1\n04 1\n05 1\n06 1\n07 1\n08 1\n09 1\n10 1\n11 1\n",
         ),
+        // GNU parallel's other spellings, its no-op options, and an
+        // option given twice (the last counts).
+        (
+            &["-k", "-n", "2", "echo", ":::", "a", "b", "c", "d", "e"],
+            None,
+            "a b\nc d\ne\n",
+        ),
+        (
+            &["-k", "-P", "3", "--will-cite", "echo", ":::", "a", "b", "c"],
+            None,
+            "a\nb\nc\n",
+        ),
+        (
+            &[
+                "-k",
+                "--max-replace-args",
+                "2",
+                "echo",
+                "{2}",
+                "{1}",
+                ":::",
+                "a",
+                "b",
+                "c",
+                "d",
+            ],
+            None,
+            "b a\nd c\n",
+        ),
+        (
+            &[
+                "-k",
+                "--col-sep",
+                ",",
+                "--tag-string",
+                "T{1}",
+                "echo",
+                "{2}",
+                ":::",
+                "a,b",
+                "c,d",
+            ],
+            None,
+            "Ta\tb\nTc\td\n",
+        ),
+        (
+            &[
+                "-k",
+                "-j3",
+                "-j2",
+                "--keeporder",
+                "--silent",
+                "--tmpdir",
+                "/tmp",
+                "echo",
+                ":::",
+                "a",
+                "b",
+            ],
+            None,
+            "a\nb\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
