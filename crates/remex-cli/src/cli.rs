@@ -859,6 +859,11 @@ where
 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    // GNU parallel's abbreviations: `--dry` is `--dry-run`.
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let args = crate::abbrev::expand(&cmd, args)
+        .map_err(|why| cmd.error(ErrorKind::UnknownArgument, why))?;
     let err = match <Cli as Parser>::try_parse_from(&args) {
         Ok(cli) => return Ok(cli),
         Err(e) => e,
@@ -936,7 +941,8 @@ mod tests {
         let mut checked = 0;
         for line in names
             .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter(|l| !l.starts_with('#'))
+            .flat_map(str::split_whitespace)
         {
             let (opt, value) = match line.strip_suffix('=') {
                 Some(o) => (o, Some("1")),

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod abbrev;
 mod cli;
 mod emit;
 mod exec;

@@ -1079,6 +1079,21 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "a\nb\n",
         ),
+        // Long options abbreviated, as GNU parallel's Getopt::Long takes
+        // them (`--k` and `--j` are -k and -j).
+        (
+            &[
+                "--keep-o", "--tag-s", "T{}", "--max-a", "1", "--wi", "--j", "2", "echo", ":::",
+                "a", "b", "c",
+            ],
+            None,
+            "Ta\ta\nTb\tb\nTc\tc\n",
+        ),
+        (
+            &["--dry", "--k", "echo", ":::", "x", "y"],
+            None,
+            "echo x\necho y\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
@@ -1127,6 +1142,18 @@ fn gnu_parallels_input_options_give_its_output() {
         );
     }
     // What remex refuses or reads differently: clear errors.
+    // An abbreviation of several options names them (GNU parallel says
+    // the same, and exits 255 on any usage error).
+    let o = run(&["run", "--tx", "popen", "--jo", "2", "echo", ":::", "a"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        o.stderr
+            .as_str()
+            .contains("option --jo is ambiguous (--joblog, --jobs)"),
+        "{}",
+        o.stderr.as_str()
+    );
+    assert!(o.stdout.is_empty(), "{}", o.stdout.as_str());
     let o = run(&["run", "--tx", "popen", "-d", "ab", "echo", ":::", "a"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
