@@ -178,7 +178,8 @@ pub(crate) struct RunArgs {
     /// possible (GNU parallel's forms). Without --tx, for this machine
     /// (default 100%: one per CPU); with --tx, on each worker (default 1).
     #[arg(short = 'j', long = "jobs", visible_alias = "max-procs", short_alias = 'P',
-          alias = "maxprocs", value_name = "N", value_parser = crate::slots::Jobs::parse)]
+          alias = "maxprocs", value_name = "N", value_parser = crate::slots::Jobs::parse,
+          allow_negative_numbers = true)]
     pub(crate) jobs: Option<crate::slots::Jobs>,
     /// Count CPUs rather than cores for -j (GNU parallel's option; remex
     /// counts the CPUs the system offers either way).
@@ -996,6 +997,12 @@ mod tests {
         assert_eq!(r.jobs, a(&["run", "-j3", "echo"]).jobs);
         assert_eq!(r.workers.tx, ["popen", "2*popen"]);
         assert_eq!(a(&["run", "-n", "2", "echo"]).max_args, Some(2));
+        // -j -1 is "one less than the CPUs", as -j-1 (not an option -1).
+        assert_eq!(
+            a(&["run", "-j", "-1", "echo"]).jobs,
+            a(&["run", "-j-1", "echo"]).jobs
+        );
+        assert_eq!(a(&["run", "-P", "-1", "echo"]).command, ["echo"]);
         assert_eq!(
             a(&["run", "--halt-on-error", "2", "echo"]).halt,
             "now,fail=1".parse().unwrap()

@@ -1094,6 +1094,8 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "echo x\necho y\n",
         ),
+        // -j -1: one less than the CPUs (at least one).
+        (&["-k", "-j", "-1", "echo", ":::", "a", "b"], None, "a\nb\n"),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
