@@ -643,14 +643,21 @@ fn read_items(
     };
     let path = path.to_string();
     let sep = delimiter.unwrap_or(b'\n');
-    Ok(Box::new(reader.split(sep).map(move |l| {
-        l.map(|mut b| {
-            if delimiter.is_none() && b.ends_with(b"\r") {
-                b.pop();
-            }
-            String::from_utf8_lossy(&b).into_owned()
+    Ok(Box::new(reader.split(sep).enumerate().map(move |(i, l)| {
+        let mut b = l.map_err(|e| format!("reading {path}: {e}"))?;
+        if delimiter.is_none() && b.ends_with(b"\r") {
+            b.pop();
+        }
+        // Inputs travel as text: bytes that are not UTF-8 are refused,
+        // never replaced (a changed file name would name another file).
+        String::from_utf8(b).map_err(|e| {
+            let what = if path == "-" { "stdin" } else { &path };
+            format!(
+                "{what}: input {} is not UTF-8 text: {}; remex passes inputs as text: convert them first (iconv)",
+                i + 1,
+                e.as_bytes().escape_ascii()
+            )
         })
-        .map_err(|e| format!("reading {path}: {e}"))
     })))
 }
 

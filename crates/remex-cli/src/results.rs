@@ -23,11 +23,19 @@ fn escaped(v: &str) -> String {
 }
 
 impl Results {
-    pub(crate) fn new(dir: &Path, names: &[(String, usize)]) -> Results {
+    fn new(dir: &Path, names: &[(String, usize)]) -> Results {
         Results {
             dir: dir.to_path_buf(),
             names: names.to_vec(),
         }
+    }
+
+    /// Files under `dir`, made now if missing: one that cannot be made is
+    /// an error before any job runs (GNU parallel stops there too).
+    pub(crate) fn create(dir: &Path, names: &[(String, usize)]) -> Result<Results, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--results: cannot make {}: {e}", dir.display()))?;
+        Ok(Results::new(dir, names))
     }
 
     /// The directory of a job with arguments `args`.

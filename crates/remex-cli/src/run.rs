@@ -110,6 +110,8 @@ struct Printer {
     verbose: bool,
     /// `--results DIR`: each job's output in files too.
     results: Option<Results>,
+    /// Jobs whose output could not be written under `--results`.
+    lost: std::cell::Cell<u64>,
 }
 
 impl Printer {
@@ -135,7 +137,8 @@ impl Printer {
                     // In the files only, as GNU parallel (20221122) does.
                     let o = &t.value;
                     if let Err(e) = r.write(d.job.seq, &d.job.args, &o.stdout, &o.stderr) {
-                        eprintln!("remex: {e}");
+                        eprintln!("remex: job {}: {e}", d.job.seq);
+                        self.lost.set(self.lost.get() + 1);
                     }
                     return;
                 }
@@ -443,7 +446,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         workers: Some(w),
         // --silent wins over -v, as in GNU parallel.
         verbose: a.verbose && !a.silent,
-        results: a.results.as_deref().map(|d| Results::new(d, &inputs.names)),
+        results: match a.results.as_deref() {
+            Some(d) => Some(Results::create(d, &inputs.names)?),
+            None => None,
+        },
+        lost: std::cell::Cell::new(0),
     };
     // A job's future, abortable when --timeout N% may kill it.
     let submit = |job: Job, kill: Option<AbortRegistration>| -> Running {
@@ -685,8 +692,19 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         }
     }
     group.terminate(TERMINATE).await;
+    // Inputs that could not be read, or outputs that could not be
+    // written: what was asked was not done, whatever the jobs did.
+    let mut unfinished = false;
     if let Some(e) = input_error {
-        eprintln!("remex: {e}");
+        eprintln!("remex: {e} (the jobs of the inputs before it ran)");
+        unfinished = true;
+    }
+    if printer.lost.get() > 0 {
+        eprintln!(
+            "remex: the output of {} jobs could not be written under --results",
+            printer.lost.get()
+        );
+        unfinished = true;
     }
     let failed = failed + killed;
     if failed > 0 {
@@ -699,6 +717,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 String::new()
             }
         );
+    }
+    if unfinished {
+        return Ok(255);
     }
     Ok(halt_status.unwrap_or(failed.min(101) as i32))
 }

@@ -1574,3 +1574,93 @@ fn a_timed_out_job_leaves_no_process_behind_even_one_its_shell_orphaned() {
         }
     }
 }
+
+#[test]
+fn inputs_not_read_or_outputs_not_written_end_in_255_never_silently() {
+    let dir = scratch("unfinished");
+    // An input that is not UTF-8: refused, never replaced (it was run
+    // with U+FFFD in place of the byte, exit 0). From a file (read
+    // before the jobs start): no job runs. From stdin (read as jobs
+    // run): the jobs of the inputs before it run, none after it.
+    let mut c = remex();
+    c.args(["run", "--tx", "popen", "--no-bar", "-k", "echo"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"ok\nb\xfe\nc\n").unwrap();
+    drop(input);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(255), "{}", err(&o));
+    assert_eq!(out(&o), "ok\n");
+    assert!(
+        err(&o).contains("stdin: input 2 is not UTF-8 text: b\\xfe"),
+        "{}",
+        err(&o)
+    );
+    let file = dir.join("inputs");
+    std::fs::write(&file, b"ok\nb\xfe\nc\n").unwrap();
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--no-bar",
+        "-k",
+        "echo",
+        "::::",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert_eq!(o.stdout, "");
+    assert!(
+        o.stderr.contains("input 2 is not UTF-8 text: b\\xfe"),
+        "{}",
+        o.stderr
+    );
+    // --results where no directory can be made: before any job runs (it
+    // ran them all, printed an error per job and exited 0).
+    let blocker = dir.join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    let under = blocker.join("results");
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--no-bar",
+        "--results",
+        under.to_str().unwrap(),
+        "touch",
+        dir.join("ran-{}").to_str().unwrap(),
+        ":::",
+        "x",
+    ]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert!(o.stderr.contains("--results: cannot make"), "{}", o.stderr);
+    assert!(!dir.join("ran-x").exists(), "a job ran");
+    // A job's files that cannot be written: the run ends in 255, saying
+    // how many jobs' output was lost.
+    let results = dir.join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    std::fs::write(results.join("1"), "").unwrap();
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--no-bar",
+        "--results",
+        results.to_str().unwrap(),
+        "echo",
+        ":::",
+        "a",
+        "b",
+    ]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("the output of 2 jobs could not be written under --results"),
+        "{}",
+        o.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
