@@ -135,6 +135,41 @@ async fn two_targets_at_once_then_a_send_that_transfers_nothing() {
 }
 
 #[tokio::test]
+async fn an_empty_destination_is_refused_before_anything_is_written() {
+    let t = Scratch::new("empty-dest");
+    let src = t.join("src");
+    write(&src.join("f"), "x");
+    // The worker's own directory, where an empty destination landed.
+    let home = t.join("home");
+    write(&home.join("mine"), "keep");
+    let gw = remex::makegateway(&common::spec(&format!("//chdir={}", s(&home))))
+        .await
+        .unwrap();
+    for dest in ["", " "] {
+        let e = RSync::new(&src)
+            .add_target(&gw, dest)
+            .delete(true)
+            .send()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("its destination is empty"), "{e}");
+    }
+    assert!(
+        !home.join("f").exists(),
+        "the source landed in the worker's directory"
+    );
+    assert!(
+        home.join("mine").exists(),
+        "delete removed the worker's files"
+    );
+    // "." is the worker's directory, named on purpose.
+    RSync::new(&src).add_target(&gw, ".").send().await.unwrap();
+    assert!(home.join("f").exists());
+    gw.exit().await.unwrap();
+}
+
+#[tokio::test]
 async fn delete_removes_what_the_source_lacks_and_only_then() {
     let t = Scratch::new("delete");
     let src = t.join("src");

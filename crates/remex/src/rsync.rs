@@ -158,7 +158,8 @@ impl RSync {
     }
 
     /// Adds a target: the directory `dest` on `gw`'s worker (made if
-    /// missing; relative to the worker's directory).
+    /// missing; relative to the worker's directory, which is `"."`; an
+    /// empty `dest` is refused by [`RSync::send`]).
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
@@ -223,6 +224,15 @@ impl RSync {
     ///
     /// See the [module example](self).
     pub async fn send(&self) -> Result<Vec<Report>> {
+        // An empty destination would be the worker's own directory (a
+        // home over ssh), and with `delete` its contents would go.
+        if let Some((gw, _)) = self.targets.iter().find(|(_, d)| d.trim().is_empty()) {
+            return Err(Error::Os {
+                what: format!("rsync to {}", gw.id()),
+                detail: "its destination is empty: name a directory (\".\" for the worker's own)"
+                    .into(),
+            });
+        }
         let source = self.source.clone();
         let filter = self.filter.clone();
         let items = tokio::task::spawn_blocking(move || scan(&source, filter.as_deref()))
