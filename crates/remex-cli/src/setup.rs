@@ -28,6 +28,9 @@ fn workdir(dir: &str) -> Result<String, String> {
             "--workdir ... (a temporary directory of GNU parallel's own) is not offered: name a directory"
                 .into(),
         ),
+        d if d.trim().is_empty() => {
+            Err("--workdir is empty: name a directory (. for this one)".into())
+        }
         d => Ok(d.to_string()),
     }
 }
@@ -289,6 +292,14 @@ pub(crate) fn land(files: &[(String, bytes::Bytes)]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workdir_names_a_directory() {
+        assert_eq!(workdir("d").unwrap(), "d");
+        assert!(workdir("").unwrap_err().contains("--workdir is empty"));
+        assert!(workdir(" ").unwrap_err().contains("--workdir is empty"));
+        assert!(workdir("...").unwrap_err().contains("not offered"));
+    }
 
     #[test]
     fn a_shell_is_known_by_the_name_it_was_started_as() {

@@ -50,7 +50,23 @@ pub struct CommandRequest {
     #[serde(default)]
     pub max_output: Option<u64>,
     /// The directory to run in (default: the worker's), made if missing;
-    /// `~` or `~/` at its start is the worker's home directory.
+    /// `~` or `~/` at its start is the worker's home directory. An empty
+    /// one is refused (`.` is the worker's).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use remex::worker::{CommandOutcome, CommandRequest};
+    /// let gw = remex::makegateway("popen").await?;
+    /// let mut req = CommandRequest::new("pwd");
+    /// req.cwd = Some("".into());
+    /// let e = gw.remote_call("run", &req)?.receive::<CommandOutcome>().await.unwrap_err();
+    /// assert!(e.to_string().contains("is empty"), "{e}");
+    /// req.cwd = Some("/".into());
+    /// let out: CommandOutcome = gw.remote_call("run", &req)?.receive().await?;
+    /// assert_eq!(&out.stdout[..], b"/\n");
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
     #[serde(default)]
     pub cwd: Option<String>,
     /// Environment variables to set.
@@ -255,6 +271,12 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         }
     };
     let dir = match &req.cwd {
+        Some(d) if d.trim().is_empty() => {
+            return Err(TaskError(format!(
+                "the directory to run {:?} in is empty: name one (. for the worker's own)",
+                req.command
+            )))
+        }
         Some(d) => {
             let home = || crate::place::var("HOME").map(PathBuf::from);
             let dir = match d.strip_prefix('~') {
