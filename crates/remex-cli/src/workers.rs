@@ -138,6 +138,9 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
         };
         // `4//usr/bin/ssh user@host`: the ssh command, then the host.
         let host = rest.split_whitespace().last().unwrap_or(rest);
+        if host.is_empty() {
+            return Err(format!("sshlogin {whole:?}: no host after the count"));
+        }
         let spec = if host == ":" {
             "popen".to_string()
         } else {
@@ -303,6 +306,7 @@ mod tests {
         );
         assert_eq!(s(&["/usr/bin/ssh host"]).unwrap(), ["ssh=host"]);
         assert!(s(&["0/host"]).unwrap_err().contains("from 1"));
+        assert!(s(&["2/"]).unwrap_err().contains("no host after the count"));
     }
 
     #[test]
