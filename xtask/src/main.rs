@@ -44,7 +44,9 @@ enum Task {
         baseline: Option<String>,
         /// The rows `--baseline` compares: b (ping-pong), d (bulk bytes),
         /// f (trivial tasks through the pool), g (64 popen gateways
-        /// created), k (socket= bulk bytes, % of the TCP floor).
+        /// created), s and sc (20,000 tasks over 1,000 workers: wall
+        /// time, the controller's CPU), k (socket= bulk bytes, % of the
+        /// TCP floor).
         #[arg(long, value_delimiter = ',', default_value = "f")]
         rows: Vec<String>,
         /// Extra arguments for the benchmark program (e.g. `--quick`).
@@ -151,6 +153,23 @@ const BASELINE_ROWS: &[BaselineRow] = &[
                 .rev()
                 .find_map(|l| l.split_whitespace().next().and_then(|w| w.parse().ok()))
         },
+    },
+    BaselineRow {
+        name: "s",
+        what: "20,000 trivial tasks over 1,000 popen workers (row f'')",
+        args: &["--pool-scale-only", "1000", "20000"],
+        unit: "ms",
+        higher_is_better: false,
+        // "exec-ms tasks-ms cpu-ms"
+        read: |t| t.lines().rev().find_map(|l| word_after(l, "", 1)),
+    },
+    BaselineRow {
+        name: "sc",
+        what: "the controller's CPU for those tasks (row f'')",
+        args: &["--pool-scale-only", "1000", "20000"],
+        unit: "ms",
+        higher_is_better: false,
+        read: |t| t.lines().rev().find_map(|l| word_after(l, "", 2)),
     },
     BaselineRow {
         name: "k",
@@ -696,7 +715,7 @@ fn bench_baseline(rev: &str, rows: &[String]) -> Result<(), String> {
             BASELINE_ROWS
                 .iter()
                 .find(|b| b.name == r)
-                .ok_or_else(|| format!("--rows: no row {r:?} (b, d, f, g, k)"))
+                .ok_or_else(|| format!("--rows: no row {r:?} (b, d, f, g, s, sc, k)"))
         })
         .collect::<Result<_, _>>()?;
     let figure = |bin: &PathBuf, row: &BaselineRow| -> Result<f64, String> {
@@ -917,6 +936,8 @@ mod tests {
             ("d", "bulk 2345 MB/s, floor 4000 MB/s, 59%\n", 2345.0),
             ("f", "warming\n188544 tasks/s\n", 188544.0),
             ("g", "create terminate\n812.5 20.1 33 4 1.2\n", 812.5),
+            ("s", "1863.8 642.5 288.5\n", 642.5),
+            ("sc", "1863.8 642.5 288.5\n", 288.5),
             (
                 "k",
                 "| (j) socket= ping-pong | 33.7 us |\n| (k) socket= bulk bytes (Noise session), loopback | 1611 MB/s | 3983 MB/s (plain TCP) | | 36% of the floor | | >= 60% of the floor |\n",
