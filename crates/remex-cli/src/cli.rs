@@ -51,10 +51,11 @@ pub(crate) enum Command {
     #[command(after_help = RUN_EXAMPLES, args_override_self = true)]
     Run(Box<RunArgs>),
     /// Run one command on every worker; output tagged by worker.
-    #[command(after_help = EXEC_EXAMPLES)]
+    // Long options may be shortened to an unambiguous start, as run's.
+    #[command(after_help = EXEC_EXAMPLES, infer_long_args = true)]
     Exec(ExecArgs),
     /// Send a local directory to every worker (only what differs).
-    #[command(after_help = RSYNC_EXAMPLES)]
+    #[command(after_help = RSYNC_EXAMPLES, infer_long_args = true)]
     Rsync(RsyncArgs),
     /// Print the completion script for SHELL.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
@@ -884,6 +885,26 @@ where
         Ok(cli) => return Ok(cli),
         Err(e) => e,
     };
+    if err.kind() == ErrorKind::InvalidUtf8 {
+        // Name the word (clap says only "invalid UTF-8 was detected in
+        // one or more arguments"); paths such as rsync's SOURCE may be
+        // any bytes, and never get here.
+        use std::os::unix::ffi::OsStrExt;
+        if let Some((i, a)) = args
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, a)| a.to_str().is_none())
+        {
+            return Err(cmd.error(
+                ErrorKind::InvalidUtf8,
+                format!(
+                    "word {i} of the command line is not UTF-8 text: {}; remex passes commands and inputs as text: convert it first (iconv)",
+                    a.as_bytes().escape_ascii()
+                ),
+            ));
+        }
+    }
     if err.kind() != ErrorKind::UnknownArgument {
         return Err(err);
     }
@@ -1066,6 +1087,49 @@ mod tests {
         assert!(e.contains("--frobnicate"), "{e}");
         let e = parsed(&["exec", "--frobnicate", "uptime"]).unwrap_err();
         assert!(e.contains("--frobnicate"), "{e}");
+    }
+
+    #[test]
+    fn a_word_that_is_not_utf8_is_named() {
+        use std::os::unix::ffi::OsStrExt;
+        let args = ["remex", "run", "echo", ":::", "a"]
+            .into_iter()
+            .map(std::ffi::OsString::from)
+            .chain([std::ffi::OsStr::from_bytes(b"b\xfe").to_os_string()]);
+        let e = parse_from(args).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .contains("word 5 of the command line is not UTF-8 text: b\\xfe"),
+            "{e}"
+        );
+        // A path may be any bytes.
+        let args = ["remex", "rsync", "--tx", "popen"]
+            .into_iter()
+            .map(std::ffi::OsString::from)
+            .chain([
+                std::ffi::OsStr::from_bytes(b"caf\xe9").to_os_string(),
+                "dest".into(),
+            ]);
+        assert!(parse_from(args).is_ok());
+    }
+
+    #[test]
+    fn exec_and_rsync_take_a_start_of_a_long_option() {
+        match parsed(&["exec", "--tx", "popen", "--time", "5", "--", "true"])
+            .unwrap()
+            .command
+        {
+            Command::Exec(a) => assert!(a.limits.timeout.is_some()),
+            other => panic!("{other:?}"),
+        }
+        match parsed(&["rsync", "--tx", "popen", "--del", "a", "b"])
+            .unwrap()
+            .command
+        {
+            Command::Rsync(a) => assert!(a.delete),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
