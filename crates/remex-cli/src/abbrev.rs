@@ -46,6 +46,10 @@ enum Meant<'a> {
 
 /// `name` (without dashes) among `cmd`'s options and GNU parallel's.
 fn resolve<'a>(cmd: &'a clap::Command, name: &str) -> Result<Meant<'a>, String> {
+    if name.is_empty() {
+        // `--=x`: no name at all, for the parser to refuse.
+        return Ok(Meant::Unknown);
+    }
     let ours = |n: &str| {
         cmd.get_arguments().find(|a| {
             a.get_long() == Some(n) || a.get_all_aliases().is_some_and(|al| al.contains(&n))
@@ -312,6 +316,7 @@ mod tests {
         assert_eq!(e(&["exec", "--dry"]), ["exec", "--dry"]);
         // After an unknown option nothing more is looked at.
         assert_eq!(e(&["run", "--zzz", "--dry"]), ["run", "--zzz", "--dry"]);
+        assert_eq!(e(&["run", "--=x", "--dry"]), ["run", "--=x", "--dry"]);
     }
 
     #[test]
