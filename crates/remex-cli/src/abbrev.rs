@@ -22,15 +22,33 @@
 use std::ffi::OsString;
 
 /// GNU parallel's options: each one's names, without their dashes.
-fn gnu_options() -> impl Iterator<Item = Vec<&'static str>> {
-    include_str!("parallel_options.txt")
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            l.split_whitespace()
-                .map(|n| n.trim_start_matches('-').trim_end_matches('='))
-                .collect()
-        })
+fn gnu_options() -> &'static [Vec<&'static str>] {
+    static OPTIONS: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+    OPTIONS.get_or_init(|| {
+        include_str!("parallel_options.txt")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                l.split_whitespace()
+                    .map(|n| n.trim_start_matches('-').trim_end_matches('='))
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+/// `cmd`'s option whose long name or alias is `name`.
+fn by_long<'a>(cmd: &'a clap::Command, name: &str) -> Option<&'a clap::Arg> {
+    cmd.get_arguments().find(|a| {
+        a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+    })
+}
+
+/// `cmd`'s option whose one-letter name or alias is `c`.
+fn by_short(cmd: &clap::Command, c: char) -> Option<&clap::Arg> {
+    cmd.get_arguments().find(|a| {
+        a.get_short() == Some(c) || a.get_all_short_aliases().is_some_and(|al| al.contains(&c))
+    })
 }
 
 /// What a `--name` stands for among `cmd`'s options.
@@ -44,45 +62,50 @@ enum Meant<'a> {
     Unknown,
 }
 
+/// One option a start may name: a line of GNU parallel's table (its
+/// aliases are one option), or one of remex's own by its id.
+#[derive(PartialEq)]
+enum Named<'a> {
+    Gnu(&'a [&'static str]),
+    Remex(&'a str),
+}
+
 /// `name` (without dashes) among `cmd`'s options and GNU parallel's.
 fn resolve<'a>(cmd: &'a clap::Command, name: &str) -> Result<Meant<'a>, String> {
     if name.is_empty() {
         // `--=x`: no name at all, for the parser to refuse.
         return Ok(Meant::Unknown);
     }
-    let ours = |n: &str| {
-        cmd.get_arguments().find(|a| {
-            a.get_long() == Some(n) || a.get_all_aliases().is_some_and(|al| al.contains(&n))
-        })
-    };
-    let short = |n: &str| {
-        let mut cs = n.chars();
-        let c = cs.next().filter(|_| cs.next().is_none())?;
-        cmd.get_arguments().find(|a| {
-            a.get_short() == Some(c) || a.get_all_short_aliases().is_some_and(|al| al.contains(&c))
-        })
-    };
     // Exact names first.
-    if let Some(a) = ours(name) {
+    if let Some(a) = by_long(cmd, name) {
         return Ok(Meant::Ours(a, format!("--{name}")));
     }
-    if let Some(a) = short(name) {
-        return Ok(Meant::Ours(a, format!("-{name}")));
+    let mut letters = name.chars();
+    if let (Some(c), None) = (letters.next(), letters.next()) {
+        if let Some(a) = by_short(cmd, c) {
+            return Ok(Meant::Ours(a, format!("-{name}")));
+        }
     }
-    let gnu: Vec<Vec<&str>> = gnu_options().collect();
+    let gnu = gnu_options();
     if gnu.iter().flatten().any(|n| *n == name) {
         let dashes = if name.chars().count() == 1 { "-" } else { "--" };
         return Ok(Meant::Theirs(format!("{dashes}{name}")));
     }
-    // A start: the options whose names begin with it. GNU parallel's
-    // options count by their line (aliases are one option); remex's own
-    // names that GNU parallel lacks count by the option they name.
+    // A start: the options whose names begin with it. remex's own names
+    // that GNU parallel lacks count by the option they name.
     let mut hits: Vec<&str> = Vec::new();
-    let mut options: Vec<String> = Vec::new();
-    for (i, names) in gnu.iter().enumerate() {
-        for n in names.iter().filter(|n| n.len() > 1 && n.starts_with(name)) {
+    let mut options: Vec<Named<'_>> = Vec::new();
+    let mut hit = |n: &'a str, o: Named<'a>| {
+        if !hits.contains(&n) {
             hits.push(n);
-            options.push(format!("gnu {i}"));
+            if !options.contains(&o) {
+                options.push(o);
+            }
+        }
+    };
+    for line in gnu {
+        for n in line.iter().filter(|n| n.len() > 1 && n.starts_with(name)) {
+            hit(n, Named::Gnu(line));
         }
     }
     for a in cmd.get_arguments() {
@@ -91,27 +114,21 @@ fn resolve<'a>(cmd: &'a clap::Command, name: &str) -> Result<Meant<'a>, String> 
             .into_iter()
             .chain(a.get_all_aliases().unwrap_or_default());
         for n in names.filter(|n| n.starts_with(name)) {
-            if !hits.contains(&n) {
-                hits.push(n);
-                options.push(format!("remex {}", a.get_id()));
-            }
+            hit(n, Named::Remex(a.get_id().as_str()));
         }
     }
-    options.sort();
-    options.dedup();
-    match options.len() {
-        0 => Ok(Meant::Unknown),
-        1 => {
+    match options.as_slice() {
+        [] => Ok(Meant::Unknown),
+        [one] => {
             // The option's name that remex takes, if any of its names is.
-            let taken = match options[0].strip_prefix("gnu ") {
-                Some(i) => {
-                    let line = &gnu[i.parse::<usize>().unwrap_or(0)];
-                    hits.iter()
-                        .chain(line.iter())
-                        .find_map(|n| ours(n).map(|a| (a, *n)))
-                }
-                None => hits.first().and_then(|n| ours(n).map(|a| (a, *n))),
+            let line: &[&str] = match one {
+                Named::Gnu(line) => line,
+                Named::Remex(_) => &[],
             };
+            let taken = hits
+                .iter()
+                .chain(line)
+                .find_map(|n| by_long(cmd, n).map(|a| (a, *n)));
             Ok(match taken {
                 Some((a, n)) => Meant::Ours(a, format!("--{n}")),
                 None => Meant::Theirs(format!("--{}", hits[0])),
@@ -119,7 +136,6 @@ fn resolve<'a>(cmd: &'a clap::Command, name: &str) -> Result<Meant<'a>, String> 
         }
         _ => {
             hits.sort_unstable();
-            hits.dedup();
             let list: Vec<String> = hits.iter().map(|n| format!("--{n}")).collect();
             Err(format!(
                 "option --{name} is ambiguous ({}): give more of its name",
@@ -212,10 +228,7 @@ pub(crate) fn expand(
         // A cluster of one-letter options: `-k`, `-kj2`, `-kj 2`.
         let mut next = i + 1;
         for (at, c) in t.char_indices().skip(1) {
-            let Some(a) = run.get_arguments().find(|a| {
-                a.get_short() == Some(c)
-                    || a.get_all_short_aliases().is_some_and(|al| al.contains(&c))
-            }) else {
+            let Some(a) = by_short(run, c) else {
                 // Unknown: the parser says so.
                 return Ok(args);
             };

@@ -669,7 +669,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
         "remex has no semaphore mode: use flock(1) around the command",
         &[
             "--semaphore",
-            "--sem",
             "--semaphore-name",
             "--semaphorename",
             "--id",
