@@ -718,12 +718,27 @@ fn bench_baseline(rev: &str, rows: &[String]) -> Result<(), String> {
                 .ok_or_else(|| format!("--rows: no row {r:?} (b, d, f, g, s, sc, k)"))
         })
         .collect::<Result<_, _>>()?;
-    let figure = |bin: &PathBuf, row: &BaselineRow| -> Result<f64, String> {
-        let out = Command::new(bin)
-            .args(row.args)
-            .output()
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
-        let text = String::from_utf8_lossy(&out.stdout);
+    // What a build printed for some arguments, this round: rows that read
+    // different figures of one run (s and sc) share it.
+    let mut printed: Vec<(usize, usize, &[&str], String)> = Vec::new();
+    let mut figure = |round: usize, build: usize, row: &BaselineRow| -> Result<f64, String> {
+        let bin = &builds[build].1;
+        let text = match printed
+            .iter()
+            .find(|(r, b, args, _)| (*r, *b, *args) == (round, build, row.args))
+        {
+            Some((_, _, _, text)) => text.clone(),
+            None => {
+                let out = Command::new(bin)
+                    .args(row.args)
+                    .output()
+                    .map_err(|e| format!("{}: {e}", bin.display()))?;
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                printed.retain(|(r, ..)| *r == round);
+                printed.push((round, build, row.args, text.clone()));
+                text
+            }
+        };
         (row.read)(&text)
             .ok_or_else(|| format!("{} {:?} printed {text:?}", bin.display(), row.args))
     };
@@ -731,8 +746,8 @@ fn bench_baseline(rev: &str, rows: &[String]) -> Result<(), String> {
     let mut figures = vec![[Vec::new(), Vec::new()]; rows.len()];
     for round in 1..=BASELINE_ROUNDS {
         for (i, row) in rows.iter().enumerate() {
-            let before = figure(&builds[0].1, row)?;
-            let now = figure(&builds[1].1, row)?;
+            let before = figure(round, 0, row)?;
+            let now = figure(round, 1, row)?;
             println!(
                 "round {round}: ({}) {before:>10.1} {u} before, {now:>10.1} {u} this build ({:.2}x)",
                 row.name,
