@@ -218,3 +218,46 @@ async fn multichannel_waitclose_returns_the_first_remote_error() {
         vec![1, 1, 1]
     );
 }
+
+/// A worker killed just before a call on the group does not fail the call,
+/// whenever its loss is noticed: before the call (it has left the group),
+/// during it (it gets no channel), or after (its channel ends, and the
+/// receive queue says so). The other workers answer every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_before_a_group_call_does_not_fail_the_call() {
+    let g = common::group(3).await;
+    let victim = g.get(1).unwrap().rinfo().pid;
+    // SAFETY: signalling a worker this test started.
+    unsafe {
+        libc::kill(victim as i32, libc::SIGKILL);
+    }
+    let t0 = Instant::now();
+    let mut calls = 0;
+    // Calls until gw1 is known lost (bounded in count and time).
+    while g.contains("gw1") && calls < 10_000 && t0.elapsed() < T {
+        let mch = g.remote_call("echo", &calls).unwrap();
+        assert!(mch.len() >= 2, "{} channels", mch.len());
+        let queue = mch.make_receive_queue(Some(Value::from("end"))).unwrap();
+        let (mut answered, mut ended) = (Vec::new(), 0);
+        // Each channel answers (not gw1's) and ends (each of them).
+        while ended < mch.len() {
+            let (ch, item) = queue.get_timeout(T).await.unwrap();
+            if item == Value::from("end") {
+                ended += 1;
+            } else {
+                assert_eq!(item, Value::from(calls));
+                answered.push(ch.gateway_id().to_string());
+            }
+        }
+        answered.sort();
+        assert_eq!(answered, ["gw0", "gw2"], "call {calls}");
+        calls += 1;
+    }
+    assert!(
+        !g.contains("gw1"),
+        "gw1 still in the group after {calls} calls"
+    );
+    eprintln!("{calls} calls before gw1 was known lost");
+    assert!(wait_gone(victim, T));
+    g.terminate(T).await;
+}

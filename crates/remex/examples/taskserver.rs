@@ -83,10 +83,25 @@ struct Worksheet {
 impl Worksheet {
     /// Gives `ch` the next task, or parks it; once nothing is left to do
     /// anywhere, tells every parked worker to stop.
-    async fn feed(&mut self, ch: Channel) -> remex::Result<()> {
-        if let Some(task) = self.todo.pop_front() {
-            self.in_flight.insert(ch.gateway_id().to_string(), task);
-            return ch.send(&Some(task)).await;
+    async fn feed(&mut self, mut ch: Channel) -> remex::Result<()> {
+        while let Some(task) = self.todo.pop_front() {
+            match ch.send(&Some(task)).await {
+                Ok(()) => {
+                    self.in_flight.insert(ch.gateway_id().to_string(), task);
+                    return Ok(());
+                }
+                // The worker died after its last answer (its endmarker is
+                // on the way): the task goes to a parked worker, or stays
+                // for the next one that answers.
+                Err(remex::Error::GatewayLost { .. }) => {
+                    self.todo.push_front(task);
+                    match self.parked.pop() {
+                        Some(idle) => ch = idle,
+                        None => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.parked.push(ch);
         if self.in_flight.is_empty() {

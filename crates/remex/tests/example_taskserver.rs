@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn taskserver() -> PathBuf {
     // cargo builds examples next to the test binaries' parent directory.
@@ -52,8 +53,17 @@ fn taskserver_returns_every_result() {
     assert_eq!(per_worker, 3000);
 }
 
+/// gw1 is killed at several moments: before the tasks are handed out,
+/// between its answer and its next task, while it runs one. Each moment
+/// once took its own path (a send to the dead worker ended the run).
 #[test]
 fn taskserver_loses_no_result_when_a_worker_is_killed() {
+    for delay_ms in [0, 1, 3, 8, 20] {
+        kill_gw1_after(Duration::from_millis(delay_ms));
+    }
+}
+
+fn kill_gw1_after(delay: Duration) {
     let mut child = Command::new(taskserver())
         .args(["--tx", "3*popen", "--tasks", "60", "--sleep-ms", "20"])
         .stdout(Stdio::piped())
@@ -73,7 +83,9 @@ fn taskserver_loses_no_result_when_a_worker_is_killed() {
         }
     }
     let victim = victim.expect("the taskserver prints its workers' pids");
-    // gw1 is busy with a task now (tasks take up to 20 ms each).
+    // Not a synchronisation: the delay only moves the moment of the kill
+    // within the run (60 tasks of up to 20 ms over 3 workers).
+    std::thread::sleep(delay);
     // SAFETY: signalling a worker process of the child we started.
     unsafe {
         libc::kill(victim, libc::SIGKILL);
@@ -82,7 +94,10 @@ fn taskserver_loses_no_result_when_a_worker_is_killed() {
         text.push_str(&line);
         text.push('\n');
     }
-    assert!(child.wait().unwrap().success(), "{text}");
+    assert!(
+        child.wait().unwrap().success(),
+        "killed gw1 {delay:?} after its pid was printed:\n{text}"
+    );
     let results = summary_line(&text, "results:");
     assert!(
         results.starts_with("results:  60 (0 missing, 0 wrong,"),

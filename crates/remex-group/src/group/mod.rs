@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use remex_core::{Error, Gateway, GatewayState, Result, Spec, Transport};
+use remex_core::{Channel, Error, Gateway, GatewayState, Result, Spec, Transport};
 use serde::Serialize;
 
 use crate::multichannel::MultiChannel;
@@ -363,6 +363,28 @@ impl Group {
         Ok(gws.remove(0))
     }
 
+    /// Opens a channel with `open` on every live gateway. A gateway whose
+    /// worker is found lost while this runs (after `prune` saw it running)
+    /// has left the group as if `prune` had seen it: it gets no channel,
+    /// whether its loss was noticed a moment before or during the call.
+    /// A worker lost after its channel opened ends that channel instead
+    /// (its endmarker arrives in a receive queue).
+    fn on_each(&self, open: impl Fn(&Gateway) -> Result<Channel>) -> Result<MultiChannel> {
+        let mut chans = Vec::new();
+        let mut lost = false;
+        for g in self.prune() {
+            match open(&g) {
+                Ok(ch) => chans.push(ch),
+                Err(Error::GatewayLost { .. }) if !alive(&g) => lost = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if lost {
+            self.prune();
+        }
+        Ok(MultiChannel::new(chans))
+    }
+
     fn prune(&self) -> Vec<Gateway> {
         let mut g = self.inner.gateways.lock();
         let before = g.len();
@@ -482,7 +504,9 @@ impl Group {
         self.by_id(id).is_some()
     }
 
-    /// Runs `source` on every gateway.
+    /// Runs `source` on every gateway. A gateway whose worker was lost
+    /// gets no channel (it has left the group), also when the loss is
+    /// noticed during this call; one lost afterwards ends its channel.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
@@ -493,12 +517,7 @@ impl Group {
     /// # Ok(()) }
     /// ```
     pub fn remote_exec(&self, source: &str) -> Result<MultiChannel> {
-        let chans = self
-            .prune()
-            .iter()
-            .map(|g| g.remote_exec(source))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(MultiChannel::new(chans))
+        self.on_each(|g| g.remote_exec(source))
     }
 
     /// Runs `source` on every gateway with named arguments (see
@@ -522,20 +541,16 @@ impl Group {
     ) -> Result<MultiChannel> {
         // Converted and checked once, not once per gateway.
         let args = remex_core::Gateway::script_args(args)?;
-        let chans = self
-            .prune()
-            .iter()
-            .map(|g| {
-                g.connection().exec(remex_core::wire::ExecRequest::Script {
-                    source: source.to_string(),
-                    args: args.clone(),
-                })
+        self.on_each(|g| {
+            g.connection().exec(remex_core::wire::ExecRequest::Script {
+                source: source.to_string(),
+                args: args.clone(),
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(MultiChannel::new(chans))
+        })
     }
 
-    /// Calls the task `name` with `args` on every gateway.
+    /// Calls the task `name` with `args` on every gateway. A gateway whose
+    /// worker was lost gets no channel, as in [`Group::remote_exec`].
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> remex::Result<()> {
@@ -546,12 +561,7 @@ impl Group {
     /// # Ok(()) }
     /// ```
     pub fn remote_call<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<MultiChannel> {
-        let chans = self
-            .prune()
-            .iter()
-            .map(|g| g.remote_call(name, args))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(MultiChannel::new(chans))
+        self.on_each(|g| g.remote_call(name, args))
     }
 
     /// Ends every gateway: asks each worker to exit, and kills those still
