@@ -228,8 +228,10 @@ pub(crate) struct RunArgs {
         conflicts_with = "resume"
     )]
     pub(crate) retry_failed: bool,
-    /// Run a failing job up to N times in all.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// Run a failing job up to N times in all (0 or less: once, as in GNU
+    /// parallel).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = retries,
+          allow_negative_numbers = true)]
     pub(crate) retries: u32,
     /// When to stop: never, soon,fail=N, now,fail=N, now,fail=P%, soon,success=N, now,done=N ...
     #[arg(long, aliases = ["halt-on-error", "haltonerror"], value_name = "WHEN",
@@ -267,8 +269,10 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = ":")]
     pub(crate) header: Option<String>,
     /// K inputs per job ({1}..{K}; {} all of them); -N0: one input per job, given to none.
+    /// (A negative K is one input per job, as in GNU parallel.)
     #[arg(short = 'N', long = "max-args", short_alias = 'n',
-          aliases = ["maxargs", "max-replace-args", "maxreplaceargs"], value_name = "K")]
+          aliases = ["maxargs", "max-replace-args", "maxreplaceargs"], value_name = "K",
+          value_parser = max_args, allow_negative_numbers = true)]
     pub(crate) max_args: Option<usize>,
     /// STR stands for {} in the command.
     #[arg(short = 'I', long = "replace", value_name = "STR")]
@@ -400,7 +404,13 @@ pub(crate) struct RunArgs {
     pub(crate) workdir: Option<String>,
     /// Seconds between ssh starts (GNU parallel's --sshdelay): remex
     /// opens one ssh connection per worker at the start; accepted.
-    #[arg(long, alias = "ssh-delay", value_name = "SECS", hide = true)]
+    #[arg(
+        long,
+        alias = "ssh-delay",
+        value_name = "SECS",
+        hide = true,
+        allow_negative_numbers = true
+    )]
     pub(crate) sshdelay: Option<f64>,
     /// Share ssh connections (GNU parallel's --controlmaster): remex
     /// keeps one connection per worker for all its jobs; accepted.
@@ -429,7 +439,13 @@ pub(crate) struct RunArgs {
     /// The most characters of a job's command line for -m, -X and
     /// --xargs (default: GNU parallel's, 63,664 on Linux with 4 KiB
     /// pages).
-    #[arg(short = 's', long = "max-chars", alias = "maxchars", value_name = "N")]
+    #[arg(
+        short = 's',
+        long = "max-chars",
+        alias = "maxchars",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub(crate) max_chars: Option<usize>,
     /// As -m, and each word that holds {} is repeated for each input (context replace).
     #[arg(short = 'X', conflicts_with = "max_args")]
@@ -442,8 +458,10 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) plus: bool,
     /// Wait this long between the starts of two jobs: seconds (0.5) or
-    /// with a unit (500ms, 2s, 1m, 1h).
-    #[arg(long, value_name = "DURATION", value_parser = delay)]
+    /// with a unit (500ms, 2s, 1m, 1h); a negative number is no wait, as
+    /// in GNU parallel.
+    #[arg(long, value_name = "DURATION", value_parser = delay,
+          allow_negative_numbers = true)]
     pub(crate) delay: Option<std::time::Duration>,
     /// The command, then its inputs: COMMAND... [::: INPUT...]... [:::: FILE...]...
     /// (from its first word on, everything is the command's; a command
@@ -493,7 +511,7 @@ pub(crate) struct CommandLimits {
     /// Seconds a command may run; then SIGTERM, and SIGKILL a second
     /// later. For remex run also N%: N% of the median run time of the jobs
     /// finished so far (GNU parallel's form).
-    #[arg(long, value_name = "SECS", value_parser = timeout)]
+    #[arg(long, value_name = "SECS", value_parser = timeout, allow_negative_numbers = true)]
     pub(crate) timeout: Option<Timeout>,
     /// The most bytes kept of a command's stdout, and of its stderr; a command writing more is killed.
     #[arg(long = "max-output", value_name = "BYTES", default_value_t = 64 << 20)]
@@ -573,6 +591,26 @@ fn timeout(s: &str) -> Result<Timeout, String> {
     }
 }
 
+/// `-N`'s value: a whole number; a negative one is one input per job
+/// (GNU parallel runs `-N -1` as `-N 1`).
+fn max_args(s: &str) -> Result<usize, String> {
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("-N takes a whole number of inputs per job, not {s:?}"))?;
+    Ok(if n < 0 { 1 } else { n as usize })
+}
+
+/// `--retries`' value: a whole number; 0 or less runs a job once (as 1
+/// does), as in GNU parallel.
+fn retries(s: &str) -> Result<u32, String> {
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: give a whole number of runs"))?;
+    Ok(n.clamp(0, i64::from(u32::MAX)) as u32)
+}
+
 /// `--delay`'s value: seconds, or a number with ms, s, m, h or d.
 fn delay(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
@@ -591,10 +629,11 @@ fn delay(s: &str) -> Result<std::time::Duration, String> {
             ))
         }
     };
+    // A negative delay is none (GNU parallel's --delay -1 runs at once).
     num.parse::<f64>()
         .ok()
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .and_then(|n| std::time::Duration::try_from_secs_f64(n * scale).ok())
+        .filter(|n| n.is_finite())
+        .and_then(|n| std::time::Duration::try_from_secs_f64(n.max(0.0) * scale).ok())
         .ok_or_else(|| format!("{s:?}: give seconds, or a number with ms, s, m, h or d"))
 }
 
@@ -1038,6 +1077,30 @@ mod tests {
             a(&["run", "-j-1", "echo"]).jobs
         );
         assert_eq!(a(&["run", "-P", "-1", "echo"]).command, ["echo"]);
+        // Negative numbers are values, read as GNU parallel reads them
+        // (no wait, one run, one input per job), or refused naming the
+        // option; never "unexpected argument '-1'" with a tip to put it
+        // after -- (where it would be the command).
+        let r = a(&[
+            "run",
+            "--delay",
+            "-1",
+            "--retries",
+            "-1",
+            "-N",
+            "-1",
+            "echo",
+        ]);
+        assert_eq!(r.delay, Some(std::time::Duration::ZERO));
+        assert_eq!((r.retries, r.max_args), (0, Some(1)));
+        assert_eq!(r.command, ["echo"]);
+        for opt in ["--timeout", "-s"] {
+            let e = parsed(&["run", opt, "-1", "echo"]).unwrap_err();
+            assert!(
+                e.contains("invalid value '-1'") && !e.contains("-- -1"),
+                "{e}"
+            );
+        }
         assert_eq!(
             a(&["run", "--halt-on-error", "2", "echo"]).halt,
             "now,fail=1".parse().unwrap()

@@ -1096,6 +1096,17 @@ fn gnu_parallels_input_options_give_its_output() {
         ),
         // -j -1: one less than the CPUs (at least one).
         (&["-k", "-j", "-1", "echo", ":::", "a", "b"], None, "a\nb\n"),
+        // Negative --delay and --retries: no wait, one run.
+        (
+            &["-k", "--delay", "-1", "echo", ":::", "a", "b"],
+            None,
+            "a\nb\n",
+        ),
+        (
+            &["-k", "--retries", "-1", "echo", ":::", "a", "b"],
+            None,
+            "a\nb\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
@@ -1143,6 +1154,29 @@ fn gnu_parallels_input_options_give_its_output() {
             "every case is one GNU parallel agrees with"
         );
     }
+    // --retries 0 or less runs a failing job once, as 1 does (GNU
+    // parallel's reading).
+    let tries = dir.join("tries");
+    let job = format!("echo {{}} >> {}; exit 1", tries.display());
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--retries",
+        "-1",
+        &job,
+        ":::",
+        "a",
+        "b",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", o.stderr.as_str());
+    let mut lines: Vec<String> = std::fs::read_to_string(&tries)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["a", "b"]);
     // What remex refuses or reads differently: clear errors.
     // An abbreviation of several options names them (GNU parallel says
     // the same, and exits 255 on any usage error).
