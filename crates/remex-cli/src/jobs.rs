@@ -529,7 +529,7 @@ impl Reading {
     /// One input as arguments: its columns, or itself.
     fn columns(&self, s: String) -> Vec<String> {
         match &self.colsep {
-            Some(re) => re.split(&s).map(str::to_string).collect(),
+            Some(re) => perl_split(re, &s),
             None => vec![s],
         }
     }
@@ -551,6 +551,36 @@ impl Reading {
             .map(move |r| r.map(|s| me.columns(me.trimmed(s)))),
         ))
     }
+}
+
+/// `s` split where `re` matches, as Perl's `split /re/, s, -1` does
+/// (GNU parallel splits --colsep columns so): a match must end past the
+/// start of the field it ends, so a zero-width match never makes an
+/// empty field where a field starts (`,?` on `ab,` is `["a", "b", ""]`,
+/// not `["", "a", "b", ""]`; an empty pattern splits between
+/// characters); empty fields at the end are kept. An empty `s` is one
+/// empty column. Checked against perl 5.36.
+fn perl_split(re: &regex::Regex, s: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    let mut from = 0;
+    while start < s.len() {
+        let Some(m) = re.find_at(s, from) else { break };
+        if m.end() == start {
+            // Zero-width where the field starts: look from the next
+            // character on.
+            match s[start..].chars().next() {
+                Some(c) => from = start + c.len_utf8(),
+                None => break,
+            }
+            continue;
+        }
+        fields.push(s[start..m.start()].to_string());
+        start = m.end();
+        from = start;
+    }
+    fields.push(s[start..].to_string());
+    fields
 }
 
 /// Where a source's arguments come from, and whether it is linked to the
@@ -1106,6 +1136,26 @@ mod tests {
                 s(&["b", "2", "y"])
             ]
         );
+    }
+
+    #[test]
+    fn columns_split_as_perl_splits_them() {
+        let split = |re: &str, text: &str| perl_split(&regex::Regex::new(re).unwrap(), text);
+        assert_eq!(split(",", "a,,b,,"), ["a", "", "b", "", ""]);
+        assert_eq!(split(",", ",x"), ["", "x"]);
+        assert_eq!(split(",", ""), [""]);
+        // An empty pattern: one column per character.
+        assert_eq!(split("", "aé b"), ["a", "é", " ", "b", ""]);
+        // A zero-width match makes no empty field where a field starts.
+        assert_eq!(split(",?", "ab,"), ["a", "b", ""]);
+        assert_eq!(split(",?", ",ab"), ["", "a", "b", ""]);
+        assert_eq!(split(r"\s*", "a  b"), ["a", "b", ""]);
+        assert_eq!(split(r"\s*", ",ab"), [",", "a", "b", ""]);
+        assert_eq!(split(",?", "a,,b,,"), ["a", "", "b", "", ""]);
+        assert_eq!(split("b*", "abab"), ["a", "a", ""]);
+        assert_eq!(split("b*", "ab cd"), ["a", " ", "c", "d", ""]);
+        assert_eq!(split(r"\b", "ab cd"), ["ab", " ", "cd", ""]);
+        assert_eq!(split(r"\b", "abc"), ["abc", ""]);
     }
 
     #[test]

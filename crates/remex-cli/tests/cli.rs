@@ -1107,6 +1107,27 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "a\nb\n",
         ),
+        // --colsep splits as Perl's split: '' between characters, and a
+        // zero-width match makes no empty column where one starts.
+        (
+            &["-k", "--colsep", "", "echo", "{1}-{2}", ":::", "ab", "cd"],
+            None,
+            "a-b\nc-d\n",
+        ),
+        (
+            &[
+                "-k",
+                "--colsep",
+                ",?",
+                "echo",
+                "[{1}][{2}]",
+                ":::",
+                "ab,",
+                ",ab",
+            ],
+            None,
+            "[a][b]\n[][a]\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
