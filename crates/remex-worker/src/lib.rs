@@ -270,9 +270,15 @@ impl Worker {
         self
     }
 
-    /// Builds the script engine for `limits` ahead of the first script.
-    pub(crate) fn prewarm_scripts(&self, limits: ScriptLimits) {
+    /// Builds the script engine ahead of the first script, for the
+    /// limits `limits` gives (see `Scripts::prewarm`).
+    pub(crate) fn prewarm_scripts(&self, limits: std::sync::mpsc::Receiver<ScriptLimits>) {
         self.scripts.prewarm(&self.tasks, limits);
+    }
+
+    /// Scripts under `limits` wait for the prewarm's engine.
+    pub(crate) fn prewarm_announce(&self, limits: ScriptLimits) {
+        self.scripts.prewarm_announce(limits);
     }
 
     /// The names of the registered tasks, sorted.

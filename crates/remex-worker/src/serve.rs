@@ -219,6 +219,19 @@ fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, Terms), S
 }
 
 pub(crate) fn run(worker: Worker) -> ! {
+    // The script engine is built from the start, beside the handshake
+    // (Scripts::prewarm), unless the machine is crowded.
+    let prewarm = if crowded() {
+        None
+    } else {
+        let (limits, receive) = std::sync::mpsc::sync_channel(1);
+        let w = worker.clone();
+        std::thread::Builder::new()
+            .name("remex-prewarm".into())
+            .spawn(move || w.prewarm_scripts(receive))
+            .ok()
+            .map(|_| limits)
+    };
     let (pin, pout) = match isolate_stdio() {
         Ok(x) => x,
         Err(e) => crate::exit::fail(e),
@@ -230,11 +243,9 @@ pub(crate) fn run(worker: Worker) -> ! {
         Err(e) => crate::exit::fail(e),
     };
     crate::init_tracing();
-    if !crowded() {
-        let w = worker.clone();
-        let _ = std::thread::Builder::new()
-            .name("remex-prewarm".into())
-            .spawn(move || w.prewarm_scripts(terms.limits));
+    if let Some(limits) = prewarm {
+        worker.prewarm_announce(terms.limits);
+        let _ = limits.send(terms.limits);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
