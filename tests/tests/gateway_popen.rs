@@ -31,6 +31,12 @@ async fn rinfo_id_spec_and_setup_are_honoured() {
     let info = gw.rinfo();
     assert!(!process_gone(info.pid));
     assert_eq!(std::path::Path::new(&info.cwd), dir.canonicalize().unwrap());
+    // The worker runs alone when it reads the setup (its engine's prewarm
+    // is quiet then): the process itself moved, not only its commands.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{}/cwd", info.pid)).unwrap(),
+        dir.canonicalize().unwrap()
+    );
     assert!(
         info.executable.ends_with("remex-test-worker"),
         "{}",

@@ -272,8 +272,12 @@ impl Worker {
 
     /// Builds the script engine ahead of the first script, for the
     /// limits `limits` gives (see `Scripts::prewarm`).
-    pub(crate) fn prewarm_scripts(&self, limits: std::sync::mpsc::Receiver<ScriptLimits>) {
-        self.scripts.prewarm(&self.tasks, limits);
+    pub(crate) fn prewarm_scripts(
+        &self,
+        limits: std::sync::mpsc::Receiver<ScriptLimits>,
+        quiet: place::Quiet,
+    ) {
+        self.scripts.prewarm(&self.tasks, limits, quiet);
     }
 
     /// Scripts under `limits` wait for the prewarm's engine.

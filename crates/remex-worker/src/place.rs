@@ -20,7 +20,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Set when the worker is served from inside a program's runtime: other
@@ -31,16 +31,45 @@ pub(crate) static SHARED_PROCESS: AtomicBool = AtomicBool::new(false);
 /// them from its environment ([`forget`]).
 static HIDDEN: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
 
+/// Threads that neither read nor change the environment or the working
+/// directory while they are counted, so [`alone`] does not count them:
+/// the script engine's prewarm while it builds rhai's standard engine
+/// beside the handshake (`Scripts::prewarm`; rhai reads no environment).
+static QUIET: AtomicUsize = AtomicUsize::new(0);
+
+/// One quiet thread (see [`QUIET`]) while this lives: made before the
+/// thread is spawned (so that the thread, once it exists, is never
+/// counted without it), dropped by the thread before it does anything
+/// else, or with the thread's closure when it could not be spawned.
+pub(crate) struct Quiet(());
+
+impl Quiet {
+    pub(crate) fn new() -> Quiet {
+        QUIET.fetch_add(1, Ordering::AcqRel);
+        Quiet(())
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        QUIET.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Whether this process runs the calling thread alone, so that changing
 /// its environment or directory races nothing (`setenv` racing `getenv`
-/// in another thread is undefined behaviour). Never inside a runtime.
+/// in another thread is undefined behaviour); quiet threads ([`Quiet`])
+/// do not count. Never inside a runtime.
 pub(crate) fn alone() -> bool {
     if SHARED_PROCESS.load(Ordering::Acquire) || tokio::runtime::Handle::try_current().is_ok() {
         return false;
     }
     #[cfg(target_os = "linux")]
     {
-        std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
+        // A quiet thread ends its quiet before it exits: a thread count
+        // above 1 + QUIET always means another thread.
+        let quiet = QUIET.load(Ordering::Acquire);
+        std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1 + quiet)
     }
     // Elsewhere the count is not at hand: a worker's own `main` and
     // `serve_if_worker` outside a runtime run before any thread.

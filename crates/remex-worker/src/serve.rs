@@ -220,15 +220,17 @@ fn handshake(input: &mut File, output: &mut File) -> Result<(BytesMut, Terms), S
 
 pub(crate) fn run(worker: Worker) -> ! {
     // The script engine is built from the start, beside the handshake
-    // (Scripts::prewarm), unless the machine is crowded.
+    // (Scripts::prewarm), unless the machine is crowded. The thread is
+    // quiet until the handshake is over: the worker still runs alone
+    // (crate::place) and takes its setup.
     let prewarm = if crowded() {
         None
     } else {
         let (limits, receive) = std::sync::mpsc::sync_channel(1);
-        let w = worker.clone();
+        let (w, quiet) = (worker.clone(), crate::place::Quiet::new());
         std::thread::Builder::new()
             .name("remex-prewarm".into())
-            .spawn(move || w.prewarm_scripts(receive))
+            .spawn(move || w.prewarm_scripts(receive, quiet))
             .ok()
             .map(|_| limits)
     };

@@ -156,11 +156,15 @@ impl Scripts {
     /// standard engine (0.6 ms of a build's 0.85 ms) is built first, and
     /// completed once the session's limits come from `limits` (closed:
     /// the worker is ending). Scripts wait for it once
-    /// [`Scripts::prewarm_announce`] has named its limits.
+    /// [`Scripts::prewarm_announce`] has named its limits. Until the
+    /// limits come (the handshake is over), this thread touches neither
+    /// the environment nor the directory (`quiet`: the worker is still
+    /// alone, and takes its setup, `crate::place`).
     pub(crate) fn prewarm(
         &self,
         tasks: &Registry,
         limits: std::sync::mpsc::Receiver<ScriptLimits>,
+        quiet: crate::place::Quiet,
     ) {
         // On Linux a thread id given to setpriority names that thread
         // alone; elsewhere the thread keeps its priority.
@@ -168,6 +172,7 @@ impl Scripts {
         let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
         let base = Engine::new();
         let Ok(spec) = limits.recv() else { return };
+        drop(quiet);
         let limits = limits::resolve(spec, self.limits);
         if !self.engines.built.lock().iter().any(|(l, _)| *l == limits) {
             let built = Arc::new(self.build_on(base, tasks, &limits));
