@@ -785,7 +785,12 @@ impl Inputs {
         }
         let mut names = Vec::new();
         let mut width = 0usize;
-        let mut name = |header: Vec<String>, width: &mut usize| {
+        // GNU parallel splits the header without Perl's -1: empty names
+        // at its end name nothing (so `{}` stays every argument).
+        let mut name = |mut header: Vec<String>, width: &mut usize| {
+            while header.last().is_some_and(String::is_empty) {
+                header.pop();
+            }
             for (j, n) in header.into_iter().enumerate() {
                 names.push((n, *width + j + 1));
             }

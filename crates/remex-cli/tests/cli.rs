@@ -1128,6 +1128,23 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a][b]\n[][a]\n",
         ),
+        // An empty name at the header's end names nothing ({} stays all).
+        (
+            &[
+                "-k",
+                "--header",
+                ":",
+                "--colsep",
+                ",",
+                "echo",
+                "[{a}][{b}][{}]",
+                ":::",
+                "a,b,",
+                "1,2,3",
+            ],
+            None,
+            "[1][2][1 2 3]\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
