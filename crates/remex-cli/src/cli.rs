@@ -511,7 +511,7 @@ pub(crate) struct CommandLimits {
     /// Seconds a command may run; then SIGTERM, and SIGKILL a second
     /// later. For remex run also N%: N% of the median run time of the jobs
     /// finished so far (GNU parallel's form).
-    #[arg(long, value_name = "SECS", value_parser = timeout, allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECS", value_parser = timeout, allow_hyphen_values = true)]
     pub(crate) timeout: Option<Timeout>,
     /// The most bytes kept of a command's stdout, and of its stderr; a command writing more is killed.
     #[arg(long = "max-output", value_name = "BYTES", default_value_t = 64 << 20)]
