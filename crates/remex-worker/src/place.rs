@@ -39,8 +39,10 @@ static QUIET: AtomicUsize = AtomicUsize::new(0);
 
 /// One quiet thread (see [`QUIET`]) while this lives: made before the
 /// thread is spawned (so that the thread, once it exists, is never
-/// counted without it), dropped by the thread before it does anything
-/// else, or with the thread's closure when it could not be spawned.
+/// counted without it), dropped by the thread before it may touch the
+/// environment or directory (the prewarm: when the session's limits
+/// come, the handshake over), or with the thread's closure when it
+/// could not be spawned.
 pub(crate) struct Quiet(());
 
 impl Quiet {
