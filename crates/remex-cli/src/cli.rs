@@ -317,7 +317,8 @@ pub(crate) struct RunArgs {
     pub(crate) arg_file_sep: String,
     /// Keep each job's output in files instead of printing it:
     /// DIR/1/ARG/stdout, stderr and seq (a directory level per argument;
-    /// with --header its name), as GNU parallel does.
+    /// with --header its name), or one record per job in DIR.csv, .tsv
+    /// or .json, as GNU parallel does.
     #[arg(long, visible_alias = "res", alias = "result", value_name = "DIR")]
     pub(crate) results: Option<PathBuf>,
     /// Run no job for an input that is empty or only blanks.

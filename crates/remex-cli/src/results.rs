@@ -4,14 +4,88 @@
 //! the value, for each argument; in a value `\` `\t` `\0` `/` are
 //! written `\\` `\t` `\0` `\_`). The output is not printed (GNU
 //! parallel 20221122 prints none either).
+//!
+//! `--results FILE.csv`, `.tsv` or `.json` (any case; `-.csv` ... for
+//! stdout): one record per job in that file instead, as GNU parallel
+//! writes it (its `print_csv`/`print_json`): Seq, Host, Starttime,
+//! JobRuntime, Send, Receive, Exitval, Signal, Command, the arguments
+//! (V1..Vn, or the `--header` names), Stdout, Stderr; a CSV/TSV field
+//! is quoted when it holds a quote (doubled), white space, the separator
+//! or a NUL; JSON is one object per line.
 
+use std::cell::Cell;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Where the files go.
+use crate::joblog::Entry;
+
+/// Where the results go.
 pub(crate) struct Results {
-    dir: PathBuf,
+    to: To,
     /// Argument position (from 1) -> its name (`--header`).
     names: Vec<(String, usize)>,
+}
+
+enum To {
+    Dir(PathBuf),
+    /// One record per job; `None` is stdout.
+    Table {
+        form: Form,
+        file: Option<(std::fs::File, PathBuf)>,
+        header_written: Cell<bool>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Form {
+    /// CSV or TSV, with this separator.
+    Separated(u8),
+    Json,
+}
+
+/// The record form a `--results` name asks for, by its end.
+fn form_of(path: &Path) -> Option<Form> {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".csv") {
+        Some(Form::Separated(b','))
+    } else if name.ends_with(".tsv") {
+        Some(Form::Separated(b'\t'))
+    } else if name.ends_with(".json") {
+        Some(Form::Json)
+    } else {
+        None
+    }
+}
+
+/// One CSV/TSV field, quoted as GNU parallel's `combine_ref` quotes it.
+fn field(out: &mut Vec<u8>, v: &[u8], sep: u8) {
+    let quoted = v.iter().any(|&b| {
+        b == b'"' || b == sep || b == 0 || matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+    });
+    if !quoted {
+        out.extend_from_slice(v);
+        return;
+    }
+    out.push(b'"');
+    for &b in v {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+/// A JSON string's inside, as GNU parallel's `jsonquote` writes it.
+fn json(out: &mut Vec<u8>, v: &[u8]) {
+    for &b in v {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            0..=31 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
 }
 
 /// A value as one directory name.
@@ -25,44 +99,188 @@ fn escaped(v: &str) -> String {
 impl Results {
     fn new(dir: &Path, names: &[(String, usize)]) -> Results {
         Results {
-            dir: dir.to_path_buf(),
+            to: To::Dir(dir.to_path_buf()),
             names: names.to_vec(),
         }
     }
 
-    /// Files under `dir`, made now if missing: one that cannot be made is
-    /// an error before any job runs (GNU parallel stops there too).
-    pub(crate) fn create(dir: &Path, names: &[(String, usize)]) -> Result<Results, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("--results: cannot make {}: {e}", dir.display()))?;
-        Ok(Results::new(dir, names))
+    /// Files under `path`, made now if missing, or the record file
+    /// `path` (`.csv`, `.tsv`, `.json`), made now: one that cannot be
+    /// made is an error before any job runs (GNU parallel stops there
+    /// too).
+    pub(crate) fn create(path: &Path, names: &[(String, usize)]) -> Result<Results, String> {
+        let Some(form) = form_of(path) else {
+            std::fs::create_dir_all(path)
+                .map_err(|e| format!("--results: cannot make {}: {e}", path.display()))?;
+            return Ok(Results::new(path, names));
+        };
+        let stdout = matches!(path.to_str(), Some(p) if p.len() <= 5 && p.starts_with("-."));
+        let file = if stdout {
+            None
+        } else {
+            let f = std::fs::File::create(path)
+                .map_err(|e| format!("--results: cannot make {}: {e}", path.display()))?;
+            Some((f, path.to_path_buf()))
+        };
+        Ok(Results {
+            to: To::Table {
+                form,
+                file,
+                header_written: Cell::new(false),
+            },
+            names: names.to_vec(),
+        })
     }
 
-    /// The directory of a job with arguments `args`.
-    pub(crate) fn dir_of(&self, args: &[String]) -> PathBuf {
-        let mut d = self.dir.clone();
+    /// The directory of a job with arguments `args` (`--results DIR`).
+    pub(crate) fn dir_of(&self, dir: &Path, args: &[String]) -> PathBuf {
+        let mut d = dir.to_path_buf();
         for (i, a) in args.iter().enumerate() {
-            let pos = i + 1;
-            let name = self
-                .names
-                .iter()
-                .find(|(_, p)| *p == pos)
-                .map_or_else(|| pos.to_string(), |(n, _)| escaped(n));
-            d.push(name);
+            d.push(
+                self.name_of(i + 1)
+                    .map_or_else(|| (i + 1).to_string(), escaped),
+            );
             d.push(escaped(a));
         }
         d
     }
 
-    /// Writes a job's files: `seq` (its number), `stdout`, `stderr`.
+    /// The `--header` name of argument `pos` (from 1).
+    fn name_of(&self, pos: usize) -> Option<&str> {
+        self.names
+            .iter()
+            .find(|(_, p)| *p == pos)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Writes a job's results: its files (`seq`, `stdout`, `stderr`), or
+    /// its record.
     pub(crate) fn write(
         &self,
+        job: &Entry,
+        args: &[String],
+        stdout: &[u8],
+        stderr: &[u8],
+    ) -> Result<(), String> {
+        let (form, file, header_written) = match &self.to {
+            To::Dir(dir) => return self.write_files(dir, job.seq, args, stdout, stderr),
+            To::Table {
+                form,
+                file,
+                header_written,
+            } => (*form, file, header_written),
+        };
+        let mut rec = Vec::new();
+        match form {
+            Form::Separated(sep) => {
+                let row = |rec: &mut Vec<u8>, fields: &[&[u8]]| {
+                    for (i, f) in fields.iter().enumerate() {
+                        if i > 0 {
+                            rec.push(sep);
+                        }
+                        field(rec, f, sep);
+                    }
+                    rec.push(b'\n');
+                };
+                if !header_written.get() {
+                    let vs: Vec<String> = (1..=args.len())
+                        .map(|p| {
+                            self.name_of(p)
+                                .map_or_else(|| format!("V{p}"), String::from)
+                        })
+                        .collect();
+                    let mut h: Vec<&[u8]> = [
+                        "Seq",
+                        "Host",
+                        "Starttime",
+                        "JobRuntime",
+                        "Send",
+                        "Receive",
+                        "Exitval",
+                        "Signal",
+                        "Command",
+                    ]
+                    .iter()
+                    .map(|s| s.as_bytes())
+                    .collect();
+                    h.extend(vs.iter().map(|v| v.as_bytes()));
+                    h.extend([b"Stdout".as_slice(), b"Stderr"]);
+                    row(&mut rec, &h);
+                }
+                let nums = [
+                    job.seq.to_string(),
+                    job.host.clone(),
+                    format!("{:.3}", job.start),
+                    format!("{:.3}", job.runtime),
+                    "0".into(),
+                    job.received.to_string(),
+                    job.exitval.to_string(),
+                    job.signal.to_string(),
+                ];
+                let mut fields: Vec<&[u8]> = nums.iter().map(|s| s.as_bytes()).collect();
+                fields.push(job.command.as_bytes());
+                fields.extend(args.iter().map(|a| a.as_bytes()));
+                fields.extend([stdout, stderr]);
+                row(&mut rec, &fields);
+            }
+            Form::Json => {
+                rec.extend_from_slice(format!("{{ \"Seq\": {}, \"Host\": \"", job.seq).as_bytes());
+                json(&mut rec, job.host.as_bytes());
+                rec.extend_from_slice(
+                    format!(
+                        "\", \"Starttime\": {:.3}, \"JobRuntime\": {:.3}, \"Send\": 0, \"Receive\": {}, \"Exitval\": {}, \"Signal\": {}, \"Command\": \"",
+                        job.start, job.runtime, job.received, job.exitval, job.signal
+                    )
+                    .as_bytes(),
+                );
+                json(&mut rec, job.command.as_bytes());
+                rec.extend_from_slice(b"\", \"V\": [ ");
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        rec.push(b',');
+                    }
+                    rec.push(b'"');
+                    json(&mut rec, a.as_bytes());
+                    rec.push(b'"');
+                }
+                rec.extend_from_slice(b" ], \"Stdout\": \"");
+                json(&mut rec, stdout);
+                rec.extend_from_slice(b"\", \"Stderr\": \"");
+                json(&mut rec, stderr);
+                rec.extend_from_slice(b"\" }\n");
+            }
+        }
+        // One write per record, so that a reader sees whole records.
+        let written = match file {
+            Some((f, _)) => {
+                let mut f: &std::fs::File = f;
+                f.write_all(&rec)
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&rec).and_then(|()| out.flush())
+            }
+        };
+        written.map_err(|e| {
+            let what = file
+                .as_ref()
+                .map_or_else(|| "stdout".to_string(), |(_, p)| p.display().to_string());
+            format!("--results: cannot write {what}: {e}")
+        })?;
+        header_written.set(true);
+        Ok(())
+    }
+
+    /// `--results DIR`: `seq`, `stdout` and `stderr` in the job's directory.
+    fn write_files(
+        &self,
+        dir: &Path,
         seq: u64,
         args: &[String],
         stdout: &[u8],
         stderr: &[u8],
     ) -> Result<(), String> {
-        let d = self.dir_of(args);
+        let d = self.dir_of(dir, args);
         let say =
             |e: std::io::Error, p: &Path| format!("--results: cannot write {}: {e}", p.display());
         std::fs::create_dir_all(&d).map_err(|e| say(e, &d))?;
@@ -84,18 +302,19 @@ mod tests {
 
     #[test]
     fn directories_are_named_as_gnu_parallel_names_them() {
-        let r = Results::new(Path::new("out"), &[]);
+        let out = Path::new("out");
+        let r = Results::new(out, &[]);
         assert_eq!(
-            r.dir_of(&["A".into(), "C".into()]),
+            r.dir_of(out, &["A".into(), "C".into()]),
             Path::new("out/1/A/2/C")
         );
         assert_eq!(
-            r.dir_of(&["a/b\\c\td".into()]),
+            r.dir_of(out, &["a/b\\c\td".into()]),
             Path::new(r"out/1/a\_b\\c\td")
         );
-        let r = Results::new(Path::new("out"), &[("f1".into(), 1), ("f2".into(), 2)]);
+        let r = Results::new(out, &[("f1".into(), 1), ("f2".into(), 2)]);
         assert_eq!(
-            r.dir_of(&["A".into(), "C".into()]),
+            r.dir_of(out, &["A".into(), "C".into()]),
             Path::new("out/f1/A/f2/C")
         );
     }

@@ -136,7 +136,7 @@ impl Printer {
                 if let Some(r) = &self.results {
                     // In the files only, as GNU parallel (20221122) does.
                     let o = &t.value;
-                    if let Err(e) = r.write(d.job.seq, &d.job.args, &o.stdout, &o.stderr) {
+                    if let Err(e) = r.write(&self.entry(d), &d.job.args, &o.stdout, &o.stderr) {
                         eprintln!("remex: job {}: {e}", d.job.seq);
                         self.lost.set(self.lost.get() + 1);
                     }

@@ -1736,3 +1736,66 @@ fn inputs_not_read_or_outputs_not_written_end_in_255_never_silently() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--results FILE.csv|.tsv|.json`: one record per job in GNU parallel's
+/// form (a directory named out.csv before); with GNU parallel here, the
+/// same file but for the times.
+#[test]
+fn results_in_a_csv_tsv_or_json_file_are_gnu_parallels_records() {
+    let dir = scratch("results-table");
+    // The start time and run time differ from run to run.
+    let times = regex::Regex::new(
+        r#"(?m)^(\d+)([,\t]):[,\t]\d+\.\d{3}[,\t]\d+\.\d{3}|"Starttime": \d+\.\d{3}, "JobRuntime": \d+\.\d{3}"#,
+    )
+    .unwrap();
+    let masked = |p: &std::path::Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        times.replace_all(&text, "$1$2:TIMES").into_owned()
+    };
+    let args = ["-k", "echo", ":::", "a", "b\"c", "p q"];
+    for form in ["csv", "tsv", "json"] {
+        let ours = dir.join(format!("remex.{form}"));
+        let o = run(&[
+            &[
+                "run",
+                "--tx",
+                "popen",
+                "--no-bar",
+                "--results",
+                ours.to_str().unwrap(),
+            ],
+            &args[..],
+        ]
+        .concat());
+        assert!(o.status.success(), "{}", o.stderr);
+        assert_eq!(o.stdout, "", "the output is in the file only");
+        let got = masked(&ours);
+        match form {
+            "csv" => assert_eq!(
+                got,
+                "Seq,Host,Starttime,JobRuntime,Send,Receive,Exitval,Signal,Command,V1,Stdout,Stderr\n\
+                 1,:TIMES,0,2,0,0,\"echo a\",a,\"a\n\",\n\
+                 2,:TIMES,0,4,0,0,\"echo 'b\"\"c'\",\"b\"\"c\",\"b\"\"c\n\",\n\
+                 3,:TIMES,0,4,0,0,\"echo 'p q'\",\"p q\",\"p q\n\",\n"
+            ),
+            "json" => assert!(
+                got.lines().nth(1).unwrap()
+                    == r#"{ "Seq": 2, "Host": ":", :TIMES, "Send": 0, "Receive": 4, "Exitval": 0, "Signal": 0, "Command": "echo 'b\"c'", "V": [ "b\"c" ], "Stdout": "b\"c\u000a", "Stderr": "" }"#,
+                "{got}"
+            ),
+            _ => assert!(got.starts_with("Seq\tHost\t"), "{got}"),
+        }
+        if let Some(mut p) = gnu_parallel() {
+            let theirs = dir.join(format!("gnu.{form}"));
+            let out = p
+                .args(["--results", theirs.to_str().unwrap()])
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            assert_eq!(got, masked(&theirs), "{form}: remex's and GNU parallel's");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
