@@ -319,7 +319,13 @@ pub(crate) struct RunArgs {
     /// DIR/1/ARG/stdout, stderr and seq (a directory level per argument;
     /// with --header its name), or one record per job in DIR.csv, .tsv
     /// or .json, as GNU parallel does.
-    #[arg(long, visible_alias = "res", alias = "result", value_name = "DIR")]
+    #[arg(
+        long,
+        visible_alias = "res",
+        alias = "result",
+        value_name = "DIR",
+        allow_hyphen_values = true
+    )]
     pub(crate) results: Option<PathBuf>,
     /// Run no job for an input that is empty or only blanks.
     #[arg(short = 'r', long = "no-run-if-empty", alias = "norunifempty")]

@@ -1797,5 +1797,23 @@ fn results_in_a_csv_tsv_or_json_file_are_gnu_parallels_records() {
             assert_eq!(got, masked(&theirs), "{form}: remex's and GNU parallel's");
         }
     }
+    // -.csv: the records on stdout.
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--no-bar",
+        "--results",
+        "-.csv",
+        "echo",
+        ":::",
+        "a",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert!(
+        o.stdout.starts_with("Seq,Host,") && o.stdout.ends_with(",\"echo a\",a,\"a\n\",\n"),
+        "{}",
+        o.stdout
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
