@@ -601,20 +601,20 @@ fn timeout(s: &str) -> Result<Timeout, String> {
 /// `-N`'s value: a whole number; a negative one is one input per job
 /// (GNU parallel runs `-N -1` as `-N 1`).
 fn max_args(s: &str) -> Result<usize, String> {
-    let n: i64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("-N takes a whole number of inputs per job, not {s:?}"))?;
+    let n =
+        whole(s).ok_or_else(|| format!("-N takes a whole number of inputs per job, not {s:?}"))?;
     Ok(if n < 0 { 1 } else { n as usize })
+}
+
+/// A whole number, negative ones too.
+fn whole(s: &str) -> Option<i64> {
+    s.trim().parse().ok()
 }
 
 /// `--retries`' value: a whole number; 0 or less runs a job once (as 1
 /// does), as in GNU parallel.
 fn retries(s: &str) -> Result<u32, String> {
-    let n: i64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?}: give a whole number of runs"))?;
+    let n = whole(s).ok_or_else(|| format!("{s:?}: give a whole number of runs"))?;
     Ok(n.clamp(0, i64::from(u32::MAX)) as u32)
 }
 

@@ -27,16 +27,25 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The fields before Command, as the log writes them (also the
+    /// records of `--results FILE.csv`).
+    pub(crate) fn figures(&self) -> [String; 8] {
+        [
+            self.seq.to_string(),
+            self.host.clone(),
+            format!("{:.3}", self.start),
+            format!("{:.3}", self.runtime),
+            "0".into(),
+            self.received.to_string(),
+            self.exitval.to_string(),
+            self.signal.to_string(),
+        ]
+    }
+
     fn line(&self) -> String {
         format!(
-            "{}\t{}\t{:.3}\t{:.3}\t0\t{}\t{}\t{}\t{}",
-            self.seq,
-            self.host,
-            self.start,
-            self.runtime,
-            self.received,
-            self.exitval,
-            self.signal,
+            "{}\t{}",
+            self.figures().join("\t"),
             self.command.replace('\n', " ")
         )
     }

@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::joblog::Entry;
+use crate::joblog::{Entry, HEADER};
 
 /// Where the results go.
 pub(crate) struct Results {
@@ -94,6 +94,62 @@ fn escaped(v: &str) -> String {
         .replace('\t', r"\t")
         .replace('\0', r"\0")
         .replace('/', r"\_")
+}
+
+/// One CSV/TSV line of `fields`.
+fn row(rec: &mut Vec<u8>, sep: u8, fields: &[&[u8]]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            rec.push(sep);
+        }
+        field(rec, f, sep);
+    }
+    rec.push(b'\n');
+}
+
+/// A job's CSV/TSV line.
+fn separated(
+    rec: &mut Vec<u8>,
+    sep: u8,
+    job: &Entry,
+    args: &[String],
+    stdout: &[u8],
+    stderr: &[u8],
+) {
+    let figures = job.figures();
+    let mut fields: Vec<&[u8]> = figures.iter().map(|s| s.as_bytes()).collect();
+    fields.push(job.command.as_bytes());
+    fields.extend(args.iter().map(|a| a.as_bytes()));
+    fields.extend([stdout, stderr]);
+    row(rec, sep, &fields);
+}
+
+/// A job's JSON line, as GNU parallel's `print_json` writes it.
+fn json_record(rec: &mut Vec<u8>, job: &Entry, args: &[String], stdout: &[u8], stderr: &[u8]) {
+    rec.extend_from_slice(format!("{{ \"Seq\": {}, \"Host\": \"", job.seq).as_bytes());
+    json(rec, job.host.as_bytes());
+    rec.extend_from_slice(
+        format!(
+            "\", \"Starttime\": {:.3}, \"JobRuntime\": {:.3}, \"Send\": 0, \"Receive\": {}, \"Exitval\": {}, \"Signal\": {}, \"Command\": \"",
+            job.start, job.runtime, job.received, job.exitval, job.signal
+        )
+        .as_bytes(),
+    );
+    json(rec, job.command.as_bytes());
+    rec.extend_from_slice(b"\", \"V\": [ ");
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            rec.push(b',');
+        }
+        rec.push(b'"');
+        json(rec, a.as_bytes());
+        rec.push(b'"');
+    }
+    rec.extend_from_slice(b" ], \"Stdout\": \"");
+    json(rec, stdout);
+    rec.extend_from_slice(b"\", \"Stderr\": \"");
+    json(rec, stderr);
+    rec.extend_from_slice(b"\" }\n");
 }
 
 impl Results {
@@ -173,82 +229,12 @@ impl Results {
         let mut rec = Vec::new();
         match form {
             Form::Separated(sep) => {
-                let row = |rec: &mut Vec<u8>, fields: &[&[u8]]| {
-                    for (i, f) in fields.iter().enumerate() {
-                        if i > 0 {
-                            rec.push(sep);
-                        }
-                        field(rec, f, sep);
-                    }
-                    rec.push(b'\n');
-                };
                 if !header_written.get() {
-                    let vs: Vec<String> = (1..=args.len())
-                        .map(|p| {
-                            self.name_of(p)
-                                .map_or_else(|| format!("V{p}"), String::from)
-                        })
-                        .collect();
-                    let mut h: Vec<&[u8]> = [
-                        "Seq",
-                        "Host",
-                        "Starttime",
-                        "JobRuntime",
-                        "Send",
-                        "Receive",
-                        "Exitval",
-                        "Signal",
-                        "Command",
-                    ]
-                    .iter()
-                    .map(|s| s.as_bytes())
-                    .collect();
-                    h.extend(vs.iter().map(|v| v.as_bytes()));
-                    h.extend([b"Stdout".as_slice(), b"Stderr"]);
-                    row(&mut rec, &h);
+                    self.header(&mut rec, sep, args.len());
                 }
-                let nums = [
-                    job.seq.to_string(),
-                    job.host.clone(),
-                    format!("{:.3}", job.start),
-                    format!("{:.3}", job.runtime),
-                    "0".into(),
-                    job.received.to_string(),
-                    job.exitval.to_string(),
-                    job.signal.to_string(),
-                ];
-                let mut fields: Vec<&[u8]> = nums.iter().map(|s| s.as_bytes()).collect();
-                fields.push(job.command.as_bytes());
-                fields.extend(args.iter().map(|a| a.as_bytes()));
-                fields.extend([stdout, stderr]);
-                row(&mut rec, &fields);
+                separated(&mut rec, sep, job, args, stdout, stderr);
             }
-            Form::Json => {
-                rec.extend_from_slice(format!("{{ \"Seq\": {}, \"Host\": \"", job.seq).as_bytes());
-                json(&mut rec, job.host.as_bytes());
-                rec.extend_from_slice(
-                    format!(
-                        "\", \"Starttime\": {:.3}, \"JobRuntime\": {:.3}, \"Send\": 0, \"Receive\": {}, \"Exitval\": {}, \"Signal\": {}, \"Command\": \"",
-                        job.start, job.runtime, job.received, job.exitval, job.signal
-                    )
-                    .as_bytes(),
-                );
-                json(&mut rec, job.command.as_bytes());
-                rec.extend_from_slice(b"\", \"V\": [ ");
-                for (i, a) in args.iter().enumerate() {
-                    if i > 0 {
-                        rec.push(b',');
-                    }
-                    rec.push(b'"');
-                    json(&mut rec, a.as_bytes());
-                    rec.push(b'"');
-                }
-                rec.extend_from_slice(b" ], \"Stdout\": \"");
-                json(&mut rec, stdout);
-                rec.extend_from_slice(b"\", \"Stderr\": \"");
-                json(&mut rec, stderr);
-                rec.extend_from_slice(b"\" }\n");
-            }
+            Form::Json => json_record(&mut rec, job, args, stdout, stderr),
         }
         // One write per record, so that a reader sees whole records.
         let written = match file {
@@ -269,6 +255,21 @@ impl Results {
         })?;
         header_written.set(true);
         Ok(())
+    }
+
+    /// The first line of a CSV/TSV file: the job log's columns, the
+    /// arguments' (V1..Vn, or their `--header` names), Stdout, Stderr.
+    fn header(&self, rec: &mut Vec<u8>, sep: u8, args: usize) {
+        let vs: Vec<String> = (1..=args)
+            .map(|p| {
+                self.name_of(p)
+                    .map_or_else(|| format!("V{p}"), String::from)
+            })
+            .collect();
+        let mut h: Vec<&[u8]> = HEADER.split('\t').map(str::as_bytes).collect();
+        h.extend(vs.iter().map(|v| v.as_bytes()));
+        h.extend([b"Stdout".as_slice(), b"Stderr"]);
+        row(rec, sep, &h);
     }
 
     /// `--results DIR`: `seq`, `stdout` and `stderr` in the job's directory.
