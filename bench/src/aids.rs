@@ -124,6 +124,7 @@ async fn pool_scale_only(args: &[String], i: usize) {
     }
     let exec = t0.elapsed().as_secs_f64() * 1e3;
     let cpu0 = own_cpu_ms();
+    let io0 = own_syscalls();
     let t1 = Instant::now();
     let futs: Vec<_> = (0..tasks)
         .map(|i| g.submit::<Value>("echo", &(i as i64)).expect("submit"))
@@ -134,6 +135,13 @@ async fn pool_scale_only(args: &[String], i: usize) {
     assert_eq!(got.value.len(), tasks);
     let took = t1.elapsed().as_secs_f64() * 1e3;
     let cpu = own_cpu_ms() - cpu0;
+    let io = own_syscalls();
+    // On stderr: the caller (row (f'')) reads stdout's three figures.
+    eprintln!(
+        "reads per task {:.2}, writes per task {:.2}",
+        (io.0 - io0.0) as f64 / tasks as f64,
+        (io.1 - io0.1) as f64 / tasks as f64
+    );
     g.terminate(Duration::from_secs(5)).await;
     println!("{exec:.1} {took:.1} {cpu:.1}");
 }
@@ -399,6 +407,19 @@ async fn pingpong_only(args: &[String]) {
         rtt.remex.iter().map(|x| x.round()).collect::<Vec<_>>(),
         rtt.floor.iter().map(|x| x.round()).collect::<Vec<_>>(),
     );
+}
+
+/// This process's read and write system calls so far (/proc/self/io's
+/// syscr and syscw; zeros where it cannot be read).
+fn own_syscalls() -> (u64, u64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let get = |k: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("syscr:"), get("syscw:"))
 }
 
 /// `--cli-only`: Profiling aid: only rows (n)-(p).
