@@ -92,6 +92,8 @@ pub(crate) struct Template {
     words: Option<Vec<Vec<Piece>>>,
     /// `-X`: a word holding `{}` is repeated for each argument.
     context: bool,
+    /// How inputs are quoted in the command.
+    quoting: Quoting,
 }
 
 fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piece> {
@@ -211,6 +213,7 @@ impl Template {
                 pieces: vec![Piece::Raw],
                 words: None,
                 context: false,
+                quoting: Quoting::Sh,
             };
         }
         if spelling.quote_words {
@@ -225,6 +228,7 @@ impl Template {
                 pieces: Vec::new(),
                 words: Some(split),
                 context: false,
+                quoting: Quoting::Sh,
             };
         }
         let mut p = pieces(&cmd, spelling.names, spelling.plus);
@@ -236,6 +240,7 @@ impl Template {
             pieces: p,
             words: None,
             context: false,
+            quoting: Quoting::Sh,
         }
     }
 
@@ -243,6 +248,13 @@ impl Template {
     /// repeated for each of the job's arguments.
     pub(crate) fn in_context(mut self) -> Template {
         self.context = true;
+        self
+    }
+
+    /// Inputs quoted for the shell named `shell` (`None`: sh), as GNU
+    /// parallel quotes them ([`Quoting::for_shell`]).
+    pub(crate) fn quoted_for(mut self, shell: Option<&str>) -> Template {
+        self.quoting = Quoting::for_shell(shell);
         self
     }
 
@@ -260,6 +272,7 @@ impl Template {
             pieces: pieces(text, names, plus),
             words: None,
             context: false,
+            quoting: Quoting::Sh,
         }
     }
 
@@ -290,17 +303,17 @@ impl Template {
         match &self.words {
             Some(words) => words
                 .iter()
-                .map(|w| quote(&render(w, at, args, false)))
+                .map(|w| self.quoting.quote(&render(w, at, args, None)))
                 .collect::<Vec<_>>()
                 .join(" "),
-            None if self.context => render_context(&self.pieces, at, args),
-            None => render(&self.pieces, at, args, true),
+            None if self.context => render_context(&self.pieces, at, args, self.quoting),
+            None => render(&self.pieces, at, args, Some(self.quoting)),
         }
     }
 
     /// As [`Template::render_at`], with the arguments as they are (a tag).
     pub(crate) fn render_plain(&self, at: At, args: &[String]) -> String {
-        render(&self.pieces, at, args, false)
+        render(&self.pieces, at, args, None)
     }
 }
 
@@ -317,19 +330,19 @@ pub(crate) struct At {
 
 /// `-X`: the words (split at blanks in the text) that hold a whole-list
 /// string are rendered once per argument, side by side.
-fn render_context(pieces: &[Piece], at: At, args: &[String]) -> String {
-    fn flush(word: &mut Vec<Piece>, at: At, args: &[String], out: &mut String) {
+fn render_context(pieces: &[Piece], at: At, args: &[String], quoting: Quoting) -> String {
+    let flush = |word: &mut Vec<Piece>, out: &mut String| {
         if word.iter().any(|p| matches!(p, Piece::Arg(None, _))) {
             let each: Vec<String> = args
                 .iter()
-                .map(|a| render(word, at, std::slice::from_ref(a), true))
+                .map(|a| render(word, at, std::slice::from_ref(a), Some(quoting)))
                 .collect();
             out.push_str(&each.join(" "));
         } else {
-            out.push_str(&render(word, at, args, true));
+            out.push_str(&render(word, at, args, Some(quoting)));
         }
         word.clear();
-    }
+    };
     let mut out = String::new();
     let mut word = Vec::new();
     for p in pieces {
@@ -340,7 +353,7 @@ fn render_context(pieces: &[Piece], at: At, args: &[String]) -> String {
                     if i > 0 {
                         word.push(Piece::Text(rest[..i].to_string()));
                     }
-                    flush(&mut word, at, args, &mut out);
+                    flush(&mut word, &mut out);
                     let blank = rest[i..].chars().next().map_or(1, char::len_utf8);
                     out.push_str(&rest[i..i + blank]);
                     rest = &rest[i + blank..];
@@ -352,11 +365,13 @@ fn render_context(pieces: &[Piece], at: At, args: &[String]) -> String {
             other => word.push(other.clone()),
         }
     }
-    flush(&mut word, at, args, &mut out);
+    flush(&mut word, &mut out);
     out
 }
 
-fn render(pieces: &[Piece], at: At, args: &[String], quoted: bool) -> String {
+/// The pieces with the job's values in; the inputs quoted by `quoted`'s
+/// rule, or as they are.
+fn render(pieces: &[Piece], at: At, args: &[String], quoted: Option<Quoting>) -> String {
     let At {
         seq,
         slot,
@@ -364,7 +379,10 @@ fn render(pieces: &[Piece], at: At, args: &[String], quoted: bool) -> String {
         slots,
     } = at;
     let width = |n: u64| n.to_string().len();
-    let q = |a: String| if quoted { quote(&a) } else { a };
+    let q = |a: String| match quoted {
+        Some(rule) => rule.quote(&a),
+        None => a,
+    };
     let mut out = String::new();
     for p in pieces {
         match p {
@@ -450,14 +468,110 @@ fn exts(a: &str, k: usize) -> Option<(&str, &str)> {
     Some((&a[..at], &a[at + 1..]))
 }
 
-/// `a` as one shell word.
-pub(crate) fn quote(a: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./=:,+@%^".contains(c);
-    if !a.is_empty() && a.chars().all(plain) {
-        a.to_string()
-    } else {
-        format!("'{}'", a.replace('\'', r"'\''"))
+/// How inputs are quoted in a command: as GNU parallel quotes them for
+/// the shell that runs the jobs (its `shell_quote_scalar`), so that the
+/// command lines shown (`--dryrun`, `-v`, the job log, `--results`) are
+/// parallel's and each shell reads back the input as it was.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Quoting {
+    /// Bourne shells (sh, bash, zsh, ...): in single quotes unless made
+    /// only of letters, digits and `-_.+/`.
+    #[default]
+    Sh,
+    /// csh and tcsh: each special character after a backslash.
+    Csh,
+    /// rc: runs of special characters in single quotes.
+    Rc,
+}
+
+impl Quoting {
+    /// The quoting of the shell named `shell` (`None`: sh), as GNU
+    /// parallel picks it: csh's for a name holding `csh`, rc's for `rc`.
+    pub(crate) fn for_shell(shell: Option<&str>) -> Quoting {
+        match shell {
+            Some(s) if s.contains("csh") => Quoting::Csh,
+            Some(s) if s == "rc" || s.ends_with("/rc") => Quoting::Rc,
+            _ => Quoting::Sh,
+        }
     }
+
+    /// `a` as one word of this shell.
+    pub(crate) fn quote(self, a: &str) -> String {
+        match self {
+            Quoting::Sh => quote(a),
+            Quoting::Csh => quote_csh(a),
+            Quoting::Rc => quote_rc(a),
+        }
+    }
+}
+
+/// `a` as one word of a Bourne shell, as GNU parallel's
+/// `shell_quote_scalar_default` writes it: unquoted when made only of
+/// ASCII letters, digits and `-_.+/`; else in single quotes, each `'`
+/// written `'"'"'`, with the empty `''` at either end dropped.
+pub(crate) fn quote(a: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.+/".contains(c);
+    if a.is_empty() {
+        return "''".to_string();
+    }
+    if a.chars().all(plain) {
+        return a.to_string();
+    }
+    let q = format!("'{}'", a.replace('\'', r#"'"'"'"#));
+    let q = q.strip_prefix("''").unwrap_or(&q);
+    q.strip_suffix("''").unwrap_or(q).to_string()
+}
+
+/// The characters csh and rc give a meaning to, as GNU parallel lists
+/// them (bytes 0x82-0xff: any character past ASCII here).
+fn shell_special(c: char, rc: bool) -> bool {
+    matches!(c, '\u{2}'..='\u{9}' | '\u{b}'..='\u{1a}')
+        || "\\#?`(){}[]^*<=>~|; \"!$&'".contains(c)
+        || (rc && c == '\n')
+        || (c as u32) >= 0x82
+}
+
+/// `a` as one word of csh (`shell_quote_scalar_csh`): a backslash before
+/// each special character, a newline as `"\` newline `"`.
+fn quote_csh(a: &str) -> String {
+    if a.is_empty() {
+        return "''".to_string();
+    }
+    let mut out = String::with_capacity(a.len() * 2);
+    for c in a.chars() {
+        if c == '\n' {
+            out.push_str("\"\\\n\"");
+        } else {
+            if shell_special(c, false) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `a` as one word of rc (`shell_quote_scalar_rc`): each `'` doubled,
+/// then each run of special characters in single quotes.
+fn quote_rc(a: &str) -> String {
+    if a.is_empty() {
+        return "''".to_string();
+    }
+    let a = a.replace('\'', "''");
+    let mut out = String::with_capacity(a.len() + 8);
+    let mut run = false;
+    for c in a.chars() {
+        let special = shell_special(c, true);
+        if special != run {
+            out.push('\'');
+            run = special;
+        }
+        out.push(c);
+    }
+    if run {
+        out.push('\'');
+    }
+    out
 }
 
 /// `--trim`: which ends of an input lose their blanks.
@@ -1040,11 +1154,49 @@ mod tests {
         let t = Template::parse("cp {1} {2/}");
         assert_eq!(t.render(1, None, &s(&["a", "x/b"])), "cp a b");
         let t = Template::parse("echo");
-        assert_eq!(t.render(1, None, &s(&["it's", "b"])), r"echo 'it'\''s' b");
+        assert_eq!(
+            t.render(1, None, &s(&["it's", "b"])),
+            r#"echo 'it'"'"'s' b"#
+        );
         // Braces that are not replacement strings stay.
         let t = Template::parse("echo ${HOME} {a,b} {} {x");
         assert_eq!(t.render(1, None, &s(&["1"])), "echo ${HOME} {a,b} 1 {x");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn inputs_are_quoted_as_gnu_parallel_quotes_them_for_each_shell() {
+        // (input, sh, csh, rc): what GNU parallel 20221122 writes in
+        // `parallel --dryrun echo ::: INPUT` under PARALLEL_SHELL=sh,
+        // csh and rc.
+        let cases = [
+            ("plain-_.+/9", "plain-_.+/9", "plain-_.+/9", "plain-_.+/9"),
+            ("", "''", "''", "''"),
+            ("x,y", "'x,y'", "x,y", "x,y"),
+            ("x=1", "'x=1'", r"x\=1", "x'='1"),
+            ("a b", "'a b'", r"a\ b", "a' 'b"),
+            ("it's", r#"'it'"'"'s'"#, r"it\'s", "it''''s"),
+            ("'", r#""'""#, r"\'", "''''"),
+            ("a'", r#"'a'"'""#, r"a\'", "a''''"),
+            ("$HOME", "'$HOME'", r"\$HOME", "'$'HOME"),
+            (r"a\b", r"'a\b'", r"a\\b", r"a'\'b"),
+            ("a:b@c%d^e", "'a:b@c%d^e'", r"a:b@c%d\^e", "a:b@c%d'^'e"),
+            ("e!f", "'e!f'", r"e\!f", "e'!'f"),
+            ("a;b|c&d", "'a;b|c&d'", r"a\;b\|c\&d", "a';'b'|'c'&'d"),
+            ("l1\nl2", "'l1\nl2'", "l1\"\\\n\"l2", "l1'\n'l2"),
+        ];
+        for (input, sh, csh, rc) in cases {
+            assert_eq!(Quoting::Sh.quote(input), sh, "sh: {input:?}");
+            assert_eq!(Quoting::Csh.quote(input), csh, "csh: {input:?}");
+            assert_eq!(Quoting::Rc.quote(input), rc, "rc: {input:?}");
+        }
+        assert_eq!(Quoting::for_shell(None), Quoting::Sh);
+        assert_eq!(Quoting::for_shell(Some("bash")), Quoting::Sh);
+        assert_eq!(Quoting::for_shell(Some("tcsh")), Quoting::Csh);
+        assert_eq!(Quoting::for_shell(Some("bsd-csh")), Quoting::Csh);
+        assert_eq!(Quoting::for_shell(Some("rc")), Quoting::Rc);
+        let t = Template::parse("echo").quoted_for(Some("csh"));
+        assert_eq!(t.render(1, None, &s(&["it's"])), r"echo it\'s");
     }
 
     #[test]
@@ -1298,7 +1450,7 @@ mod tests {
         };
         assert_eq!(
             t.render_at(at, &s(&["1", "it's"])),
-            r"echo pre-1-post pre-'it'\''s'-post 2"
+            r#"echo pre-1-post pre-'it'"'"'s'-post 2"#
         );
         assert_eq!(
             Template::parse("echo {%}").render_at(at, &s(&["a"])),

@@ -323,7 +323,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         plus: a.plus,
     };
     let setup = JobSetup::new(&a, &inputs.names)?;
-    let mut template = Template::parse_words(&command, &spelling);
+    let mut template = Template::parse_words(&command, &spelling).quoted_for(setup.shell());
     if a.context {
         template = template.in_context();
     }

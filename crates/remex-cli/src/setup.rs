@@ -179,6 +179,11 @@ impl JobSetup {
         })
     }
 
+    /// The shell that runs the jobs (`None`: sh).
+    pub(crate) fn shell(&self) -> Option<&str> {
+        self.shell.as_deref()
+    }
+
     /// The `run` request for `command` under `limits`, with the files of
     /// a job with arguments `args` (read now).
     pub(crate) fn request(
@@ -192,7 +197,7 @@ impl JobSetup {
             Some(n) => format!(
                 "nice -n {n} {} -c {}",
                 self.shell.as_deref().unwrap_or("sh"),
-                crate::jobs::quote(command)
+                crate::jobs::Quoting::for_shell(self.shell()).quote(command)
             ),
             None => command.to_string(),
         };

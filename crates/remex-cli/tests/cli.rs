@@ -1817,3 +1817,58 @@ fn results_in_a_csv_tsv_or_json_file_are_gnu_parallels_records() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Inputs reach a job as they were whatever shell runs the jobs: each is
+/// quoted for that shell as GNU parallel quotes it (csh reads `!` as a
+/// history event outside a backslash, rc knows no backslash and writes
+/// `'` as `''`). The shells are required under CI (`.ci/run` installs
+/// them), skipped elsewhere when missing.
+#[test]
+fn inputs_reach_jobs_as_they_were_under_csh_tcsh_and_rc() {
+    let inputs = [
+        "plain", "x,y", "a b", "it's", "'", "$HOME", "~x", "a*", "#c", "x=1", "a;b|c&d", "(x)",
+        "{y}", "[z]", "a\"b", "q?", "b`c", "e!f", "<>", "a\\b", "é",
+    ];
+    let want: String = inputs.iter().map(|i| format!("{i}\n")).collect();
+    for shell in ["sh", "bash", "csh", "tcsh", "rc"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {shell}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{shell} is missing (apt-get install csh tcsh rc)"
+            );
+            eprintln!("{shell} is missing: skipped");
+            continue;
+        }
+        let mut c = remex();
+        c.env("PARALLEL_SHELL", shell)
+            .args(["run", "-k", "--tx", "popen", "--no-bar"])
+            .args(["printf", r"'%s\n'", ":::"])
+            .args(inputs);
+        let (ok, got, e) = with_stdin(c, None);
+        assert!(ok, "{shell}: {e}");
+        assert_eq!(got, want, "{shell}");
+        // The command lines are GNU parallel's (é aside under csh: it
+        // escapes each byte past 0x81, remex the character).
+        if let Some(mut p) = gnu_parallel() {
+            let ascii: Vec<&str> = inputs.iter().copied().filter(|i| i.is_ascii()).collect();
+            let dry = |c: &mut Command| {
+                c.env("PARALLEL_SHELL", shell)
+                    .args(["-k", "--dryrun", "echo", ":::"])
+                    .args(&ascii);
+            };
+            dry(&mut p);
+            let (_, theirs, pe) = with_stdin(p, None);
+            let mut c = remex();
+            c.args(["run", "--tx", "popen", "--no-bar"]);
+            dry(&mut c);
+            let (ok, ours, e) = with_stdin(c, None);
+            assert!(ok, "{shell}: {e}");
+            assert_eq!(ours, theirs, "{shell}: the command lines ({pe})");
+        }
+    }
+}
