@@ -181,6 +181,14 @@ fn pieces(cmd: &str, names: &[(String, usize)], plus: bool) -> Vec<Piece> {
     pieces
 }
 
+/// The first Perl expression GNU parallel would see in `text` (`{=` up
+/// to the next `=}`, `{=2 ... =}` too), which remex cannot run.
+pub(crate) fn perl_expression(text: &str) -> Option<&str> {
+    let open = text.find("{=")?;
+    let close = text[open + 2..].find("=}")?;
+    Some(&text[open..open + 2 + close + 2])
+}
+
 fn all_text(pieces: &[Piece]) -> bool {
     pieces.iter().all(|p| matches!(p, Piece::Text(_)))
 }
@@ -1162,6 +1170,15 @@ mod tests {
         let t = Template::parse("echo ${HOME} {a,b} {} {x");
         assert_eq!(t.render(1, None, &s(&["1"])), "echo ${HOME} {a,b} 1 {x");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn perl_expressions_are_found_as_gnu_parallel_finds_them() {
+        assert_eq!(perl_expression("echo {= s/a/b/ =} x"), Some("{= s/a/b/ =}"));
+        assert_eq!(perl_expression("echo {=2 $_=uc =}"), Some("{=2 $_=uc =}"));
+        assert_eq!(perl_expression("echo {=}"), None);
+        assert_eq!(perl_expression("a=} {= b"), None);
+        assert_eq!(perl_expression("echo {} ${x:=1}"), None);
     }
 
     #[test]

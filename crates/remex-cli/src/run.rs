@@ -275,6 +275,17 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     } else {
         split_command_at(&a.command, &a.arg_sep, &a.arg_file_sep)
     };
+    for text in [Some(command.join(" ")), a.tagstring.clone()]
+        .iter()
+        .flatten()
+    {
+        if let Some(expr) = crate::jobs::perl_expression(text) {
+            return Err(format!(
+                "{expr} is a Perl expression of GNU parallel's: remex has no Perl; \
+                 use --plus's replacement strings or the shell (docs/cli.md)"
+            ));
+        }
+    }
     let mut all: Vec<Source> = a
         .arg_files
         .iter()

@@ -1241,7 +1241,20 @@ fn gnu_parallels_input_options_give_its_output() {
         o.stderr.as_str().contains("--colsep \"(\" is not a regex"),
         "{}",
         o.stderr.as_str()
+    ); // A Perl expression is refused, not run as text (remex has no Perl;
+       // GNU parallel prints "baa" here).
+    let o = run(&[
+        "run", "--tx", "popen", "echo", "{=", "s/a/b/", "=}", ":::", "aaa",
+    ]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        o.stderr
+            .as_str()
+            .contains("{= s/a/b/ =} is a Perl expression of GNU parallel's"),
+        "{}",
+        o.stderr.as_str()
     );
+    assert!(o.stdout.is_empty(), "{}", o.stdout.as_str());
 }
 
 #[test]
