@@ -430,11 +430,14 @@ fn render(pieces: &[Piece], at: At, args: &[String], quoted: Option<Quoting>) ->
 }
 fn apply(part: &Part, a: &str) -> String {
     let base = |a: &str| a.rsplit_once('/').map_or(a, |(_, b)| b).to_string();
+    // GNU parallel's `s:\.[^/.]*$::`: from the last dot after the last
+    // slash, a dotfile's leading dot too (`.bashrc` -> empty, as its man
+    // page says).
     let no_ext = |a: &str| {
         let start = a.rfind('/').map_or(0, |i| i + 1);
         match a[start..].rfind('.') {
-            Some(dot) if dot > 0 => a[..start + dot].to_string(),
-            _ => a.to_string(),
+            Some(dot) => a[..start + dot].to_string(),
+            None => a.to_string(),
         }
     };
     match part {
@@ -1153,7 +1156,13 @@ mod tests {
         );
         assert_eq!(
             t.render(1, None, &s(&[".bashrc"])),
-            "gzip -9 .bashrc > .bashrc.gz; echo .bashrc . .bashrc 1"
+            "gzip -9 .bashrc > ''.gz; echo .bashrc . '' 1"
+        );
+        // As `parallel --dryrun` writes them; a dotfile in a directory:
+        // its whole name is the extension.
+        assert_eq!(
+            t.render(4, None, &s(&["d/.e"])),
+            "gzip -9 d/.e > d/.gz; echo .e d '' 4"
         );
     }
 

@@ -1128,6 +1128,14 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a][b]\n[][a]\n",
         ),
+        // A dotfile's name is all extension for {.} and {/.}.
+        (
+            &[
+                "-k", "echo", "{.}", "{/.}", ":::", ".bashrc", "d/.e", "x/.e.f",
+            ],
+            None,
+            " \nd/ \nx/.e .e\n",
+        ),
         // An empty name at the header's end names nothing ({} stays all).
         (
             &[
