@@ -426,9 +426,11 @@ pub(crate) struct RunArgs {
     /// Run the commands with this niceness (nice -n N).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub(crate) nice: Option<i32>,
-    /// A progress bar (GNU parallel's option; remex draws one by default
-    /// when stderr is a terminal, and none with --no-bar).
-    #[arg(long)]
+    /// A progress bar with the jobs done, their rate and an ETA (GNU
+    /// parallel's --bar, and its --eta and --progress, whose figures the
+    /// bar shows); remex draws one by default when stderr is a terminal,
+    /// and none with --no-bar.
+    #[arg(long, visible_aliases = ["eta", "progress"])]
     pub(crate) bar: bool,
     /// Each word of the command is one word for the shell (replacement strings filled in, then quoted).
     #[arg(short = 'q', long = "quote")]
@@ -789,13 +791,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--minversion",
             "--show-limits",
             "--showlimits",
-        ],
-    ),
-    (
-        "there is a progress bar by default on a terminal",
-        &[
-            "--progress",
-            "--eta",
         ],
     ),
     (

@@ -1128,6 +1128,9 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a][b]\n[][a]\n",
         ),
+        // --eta and --progress are accepted (remex's bar shows both).
+        (&["-k", "--eta", "echo", ":::", "a", "b"], None, "a\nb\n"),
+        (&["-k", "--progress", "echo", ":::", "a"], None, "a\n"),
         // A dotfile's name is all extension for {.} and {/.}.
         (
             &[
