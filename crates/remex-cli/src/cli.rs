@@ -376,14 +376,16 @@ pub(crate) struct RunArgs {
     #[arg(long = "basefile", visible_alias = "bf", value_name = "FILE")]
     pub(crate) basefile: Vec<String>,
     /// Print each job's stdout line by line while it runs (lines of
-    /// different jobs never mix; stderr at the job's end).
+    /// different jobs never mix; stderr at the job's end; with -k, the
+    /// oldest job's lines as they come and the others' at their turn).
     #[arg(long = "line-buffer", visible_aliases = ["linebuffer", "lb"],
           aliases = ["line-buffered", "linebuffered"],
-          conflicts_with_all = ["ungroup", "keep_order", "results"])]
+          conflicts_with_all = ["ungroup", "results"])]
     pub(crate) line_buffer: bool,
     /// Print each job's stdout as it comes (lines of different jobs may
-    /// mix; stderr at the job's end).
-    #[arg(short = 'u', long, conflicts_with_all = ["keep_order", "results", "tag", "tagstring"])]
+    /// mix; stderr at the job's end; -k, --tag and --tagstring are
+    /// ignored, as in GNU parallel).
+    #[arg(short = 'u', long, conflicts_with = "results")]
     pub(crate) ungroup: bool,
     /// Each job's output together, at its end: the default (GNU
     /// parallel's --group; with -u an error, as there).

@@ -29,7 +29,7 @@ use crate::relative::Relative;
 use crate::results::Results;
 use crate::setup::{basefiles, land, JobSetup};
 use crate::slots::{self, Jobs};
-use crate::stream::Flow;
+use crate::stream::{Flow, Order};
 use crate::workers::{self, Workers};
 
 /// How long the workers have to end when the run is over.
@@ -449,8 +449,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let window = (slots as u64 * 4).max(64);
     let group = w.group.clone();
     let printer = Printer {
-        tag: a.tag,
-        tagstring,
+        // -u ignores --tag and --tagstring, as GNU parallel does.
+        tag: a.tag && !a.ungroup,
+        tagstring: tagstring.filter(|_| !a.ungroup),
         total,
         slots: slots as u64,
         bar: progress_bar(inputs.total, a.no_bar),
@@ -463,6 +464,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         },
         lost: std::cell::Cell::new(0),
     };
+    // --line-buffer -k: the oldest unprinted job's lines as they come,
+    // the others' held until their turn (GNU parallel's reading). -u
+    // ignores -k, as GNU parallel does.
+    let order = (a.keep_order && a.line_buffer).then(|| Order::new(a.limits.max_output));
     // A job's future, abortable when --timeout N% may kill it.
     let submit = |job: Job, kill: Option<AbortRegistration>| -> Running {
         let at = At {
@@ -504,7 +509,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         if let Some(flow) = flow {
             let gw = gateways[(job.slot as usize - 1) / per_worker % gateways.len()].clone();
             let tag = a.tag.then(|| job.args.join(" "));
-            let f = crate::stream::run(gw, req, flow, tag);
+            let order = order.clone().map(|o| (o, job.seq));
+            let f = crate::stream::run(gw, req, flow, tag, order);
             return Box::pin(async move { (job, killable(f, kill).await) });
         }
         match group.submit::<CommandOutcome>("run", &req) {
@@ -601,6 +607,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 if let Some(d) = d {
                     printer.print(&d);
                 }
+                if let Some(o) = &order {
+                    o.printed(next_print);
+                }
                 next_print += 1;
             }
         }
@@ -692,6 +701,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             if let Some(d) = d {
                 printer.print(&d);
             }
+        }
+        if let Some(o) = &order {
+            o.finish();
         }
     }
     printer.bar.finish_and_clear();

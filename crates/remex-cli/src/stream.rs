@@ -4,8 +4,14 @@
 //! as they complete (`--line-buffer`, tagged with `--tag`), or bytes as
 //! they come (`--ungroup`: lines of two jobs may mix, as in GNU
 //! parallel). Its stderr is printed when it ends.
+//!
+//! `--line-buffer` with `-k` ([`Order`]): as in GNU parallel, the oldest
+//! job not yet printed has its lines printed as they come, and a later
+//! job's lines are held until its turn.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use remex::worker::{CommandOutcome, CommandRequest};
 use remex::{Gateway, TaskResult};
@@ -20,13 +26,80 @@ pub(crate) enum Flow {
     Raw,
 }
 
+/// The turns of `--line-buffer -k`: the job whose lines are printed as
+/// they come (the oldest not yet printed), and the lines later jobs wrote
+/// meanwhile. A job holds at most `hold` bytes (`--max-output`); then it
+/// waits for its turn without reading, and its channel's flow control
+/// stops its command's output until then: memory stays below slots x
+/// `hold`.
+pub(crate) struct Order {
+    turn: tokio::sync::watch::Sender<u64>,
+    held: Mutex<BTreeMap<u64, Vec<u8>>>,
+    hold: usize,
+}
+
+impl Order {
+    /// Turns from job 1; each job holds at most `hold` bytes.
+    pub(crate) fn new(hold: u64) -> Arc<Order> {
+        Arc::new(Order {
+            turn: tokio::sync::watch::Sender::new(1),
+            held: Mutex::new(BTreeMap::new()),
+            hold: usize::try_from(hold).unwrap_or(usize::MAX).max(1),
+        })
+    }
+
+    /// Job `seq`'s `line` (after `tag`): printed now on its turn, else
+    /// held. False when the job holds its most: wait for its turn.
+    fn line(&self, seq: u64, tag: Option<&str>, line: &[u8]) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if *self.turn.borrow() == seq {
+            crate::emit::emit(&mut std::io::stdout().lock(), tag, line);
+            return true;
+        }
+        let h = held.entry(seq).or_default();
+        crate::emit::emit(h, tag, line);
+        h.len() < self.hold
+    }
+
+    /// Until it is job `seq`'s turn.
+    async fn wait_turn(&self, seq: u64) {
+        let mut turn = self.turn.subscribe();
+        let _ = turn.wait_for(|t| *t >= seq).await;
+    }
+
+    /// Job `seq` is printed (or skipped): the next job's turn, what it
+    /// held printed first.
+    pub(crate) fn printed(&self, seq: u64) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = held.remove(&(seq + 1)) {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&h);
+            let _ = out.flush();
+        }
+        self.turn.send_replace(seq + 1);
+    }
+
+    /// The run is over (a `--halt` may have left turns unreached): what
+    /// is still held, in order.
+    pub(crate) fn finish(&self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut out = std::io::stdout().lock();
+        for h in held.values() {
+            let _ = out.write_all(h);
+        }
+        let _ = out.flush();
+    }
+}
+
 /// Runs `req` on `gw`, its stdout passed on to ours as `flow` says
-/// (each line prefixed with `tag` and a tab, for `Lines`).
+/// (each line prefixed with `tag` and a tab, for `Lines`; in turns when
+/// `order` holds the turns and this job's number).
 pub(crate) async fn run(
     gw: Gateway,
     req: CommandRequest,
     flow: Flow,
     tag: Option<String>,
+    order: Option<(Arc<Order>, u64)>,
 ) -> remex::Result<TaskResult<CommandOutcome>> {
     let out = gw.newchannel();
     let req = CommandRequest {
@@ -40,7 +113,14 @@ pub(crate) async fn run(
             let mut lines = reader.split(b'\n');
             while let Ok(Some(mut line)) = lines.next_segment().await {
                 line.push(b'\n');
-                crate::emit::emit(&mut std::io::stdout().lock(), tag.as_deref(), &line);
+                match &order {
+                    None => crate::emit::emit(&mut std::io::stdout().lock(), tag.as_deref(), &line),
+                    Some((o, seq)) => {
+                        if !o.line(*seq, tag.as_deref(), &line) {
+                            o.wait_turn(*seq).await;
+                        }
+                    }
+                }
             }
         }
         Flow::Raw => {

@@ -1896,3 +1896,89 @@ fn inputs_reach_jobs_as_they_were_under_csh_tcsh_and_rc() {
         }
     }
 }
+
+/// `--line-buffer -k` (GNU parallel's reading): the oldest job's lines
+/// print as they come, a later job's wait for its turn, and a later job
+/// that holds `--max-output` bytes waits without losing any. `-u` takes
+/// `-k` and `--tag` and ignores them, as GNU parallel does.
+#[test]
+fn keep_order_with_line_buffer_prints_the_oldest_job_live_and_holds_the_rest() {
+    let dir = scratch("lb-k");
+    let fifo = dir.join("go");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // Held open for reading and writing (an open that never blocks): a
+    // job's `read x < fifo` opens at once and waits for our line.
+    let mut go = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    // Job 1 prints a line, then waits for the test to have read it (the
+    // fifo opens when the test writes); job 2 ends at once.
+    let first = format!("echo a; read x < {}; echo a-end", fifo.display());
+    let mut child = remex()
+        .args(["run", "--tx", "2*popen", "--no-bar", "-k", "--lb", ":::"])
+        .args([first.as_str(), "echo b"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    // Let job 1 go on, whatever came.
+    go.write_all(b"go\n").unwrap();
+    assert_eq!(
+        got.as_deref(),
+        Ok("a"),
+        "job 1's line comes while it runs, before job 2's"
+    );
+    let rest: Vec<String> = rx.iter().collect();
+    assert_eq!(rest, ["a-end", "b"]);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    reader.join().unwrap();
+
+    // A later job writes far past --max-output while job 1 runs: it
+    // waits for its turn, and every line arrives, in order.
+    let slow = format!("read x < {}; echo first", fifo.display());
+    let child = remex()
+        .args(["run", "--tx", "2*popen", "--no-bar", "-k", "--lb"])
+        .args(["--max-output", "1000", ":::", slow.as_str(), "seq 1 100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    go.write_all(b"go\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let want: String = std::iter::once("first".to_string())
+        .chain((1..=100_000).map(|i| i.to_string()))
+        .map(|l| l + "\n")
+        .collect();
+    assert!(
+        out(&o) == want,
+        "every line, in order ({} bytes)",
+        o.stdout.len()
+    );
+
+    // -u ignores -k and --tag.
+    let o = run(&[
+        "run", "--tx", "popen", "--no-bar", "-u", "-k", "--tag", "echo", ":::", "a",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    assert_eq!(o.stdout.as_str(), "a\n");
+}
