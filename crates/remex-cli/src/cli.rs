@@ -963,21 +963,43 @@ where
     let named = PARALLEL_ONLY
         .iter()
         .find_map(|(why, names)| names.contains(&short).then_some((short, why)));
+    // The subcommand the option was given to ("remex run": named before
+    // it), or remex's own.
+    let sub = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .take_while(|a| *a != arg.as_str())
+        .find(|a| cmd.find_subcommand(a).is_some())
+        .map_or_else(|| "remex".to_string(), |s| format!("remex {s}"));
     match named {
         Some((o, instead)) => {
-            let sub = args
-                .get(1)
-                .map(|a| a.to_string_lossy().into_owned())
-                .unwrap_or_default();
             let mut cmd = <Cli as clap::CommandFactory>::command();
             Err(cmd.error(
                 ErrorKind::UnknownArgument,
                 format!(
-                    "remex {sub} does not offer GNU parallel's {o} ({instead}); see docs/cli.md, \"GNU parallel option -> remex\". A command that starts with - goes after --."
+                    "{sub} does not offer GNU parallel's {o} ({instead}); see docs/cli.md, \"GNU parallel option -> remex\". A command that starts with - goes after --."
                 ),
             ))
         }
-        None => Err(err),
+        None => {
+            // clap's tip would be to write `-- --opt`, which makes the
+            // option the command: say what is wrong and what `--` does.
+            let similar = match err.get(ContextKind::SuggestedArg) {
+                Some(ContextValue::String(s)) => format!(" (a similar option: {s})"),
+                Some(ContextValue::Strings(s)) if !s.is_empty() => {
+                    format!(" (similar options: {})", s.join(", "))
+                }
+                _ => String::new(),
+            };
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            Err(cmd.error(
+                ErrorKind::UnknownArgument,
+                format!(
+                    "{name} is not an option of {sub}{similar}; `{sub} --help` lists them. A command that starts with - goes after --."
+                ),
+            ))
+        }
     }
 }
 
@@ -1153,6 +1175,20 @@ mod tests {
         assert!(e.contains("--frobnicate"), "{e}");
         let e = parsed(&["exec", "--frobnicate", "uptime"]).unwrap_err();
         assert!(e.contains("--frobnicate"), "{e}");
+        // Not clap's tip to pass it after -- (which makes it the command),
+        // but a near option when there is one.
+        let e = parsed(&["run", "--shebang-wrap", "echo", ":::", "a"]).unwrap_err();
+        assert!(
+            e.contains("--shebang-wrap is not an option of remex run"),
+            "{e}"
+        );
+        assert!(!e.contains("'-- --shebang-wrap'"), "{e}");
+        let e = parsed(&["run", "--jbos", "2", "echo", ":::", "a"]).unwrap_err();
+        assert!(e.contains("--jobs"), "{e}");
+        let e = parsed(&["--frob", "run", "echo"]).unwrap_err();
+        assert!(e.contains("--frob is not an option of remex;"), "{e}");
+        let e = parsed(&["--frob"]).unwrap_err();
+        assert!(e.contains("--frob is not an option of remex;"), "{e}");
     }
 
     #[test]
