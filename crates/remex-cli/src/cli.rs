@@ -213,8 +213,9 @@ pub(crate) struct RunArgs {
     /// Log each finished job to FILE (GNU parallel's format).
     #[arg(long, alias = "jl", value_name = "FILE")]
     pub(crate) joblog: Option<PathBuf>,
-    /// Skip the jobs --joblog already holds.
-    #[arg(long, requires = "joblog", conflicts_with = "resume_failed")]
+    /// Skip the jobs --joblog already holds, or, without --joblog, those
+    /// whose --results DIR files are there (as GNU parallel).
+    #[arg(long, conflicts_with = "resume_failed")]
     pub(crate) resume: bool,
     /// Skip the jobs --joblog holds as succeeded; run the failed ones again.
     #[arg(long = "resume-failed", alias = "resumefailed", requires = "joblog")]

@@ -44,6 +44,12 @@ enum Form {
 }
 
 /// The record form a `--results` name asks for, by its end.
+/// Whether `--results path` writes records into one file (`.csv`,
+/// `.tsv`, `.json`) rather than files under a directory.
+pub(crate) fn is_table(path: &Path) -> bool {
+    form_of(path).is_some()
+}
+
 fn form_of(path: &Path) -> Option<Form> {
     let name = path.to_string_lossy().to_ascii_lowercase();
     if name.ends_with(".csv") {
@@ -186,6 +192,15 @@ impl Results {
             },
             names: names.to_vec(),
         })
+    }
+
+    /// Whether `--results DIR` holds the output of a job with arguments
+    /// `args` (its `stdout` file: `--resume` skips it, as GNU parallel).
+    pub(crate) fn holds(&self, args: &[String]) -> bool {
+        match &self.to {
+            To::Dir(dir) => self.dir_of(dir, args).join("stdout").exists(),
+            To::Table { .. } => false,
+        }
     }
 
     /// The directory of a job with arguments `args` (`--results DIR`).

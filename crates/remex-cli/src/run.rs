@@ -380,6 +380,27 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         }
         return Ok(0);
     }
+    // --resume finds the jobs that ran in the job log, or else in
+    // --results DIR (GNU parallel's two places; not in a .csv/.json
+    // file, which GNU parallel does not read back either).
+    let resume_from_results = a.resume && a.joblog.is_none();
+    if resume_from_results {
+        match a.results.as_deref() {
+            None => {
+                return Err(
+                    "--resume needs --joblog or --results DIR: where the jobs that ran are found"
+                        .into(),
+                )
+            }
+            Some(r) if crate::results::is_table(r) => {
+                return Err(format!(
+                    "--resume with --results {} needs --joblog too: the records are not read back",
+                    r.display()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
     let mut log = match &a.joblog {
         Some(p) => Some(JobLog::open(p, resume)?),
         None => None,
@@ -551,7 +572,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 Some(Ok(args)) => {
                     let seq = next_seq;
                     next_seq += 1;
-                    if log.as_ref().is_some_and(|l| l.skips(seq)) {
+                    let ran = log.as_ref().is_some_and(|l| l.skips(seq))
+                        || (resume_from_results
+                            && printer.results.as_ref().is_some_and(|r| r.holds(&args)));
+                    if ran {
                         printer.bar.inc(1);
                         if a.keep_order {
                             waiting.insert(seq, None);

@@ -310,8 +310,9 @@ fn bad_input_gets_a_clear_error() {
         "{}",
         o.stderr.as_str()
     );
+    // GNU parallel's status for it: 255 (--results DIR would do too).
     let o = run(&["run", "--resume", "--", "true", ":::", "1"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(255));
     assert!(
         o.stderr.as_str().contains("--joblog"),
         "{}",
@@ -1981,4 +1982,67 @@ fn keep_order_with_line_buffer_prints_the_oldest_job_live_and_holds_the_rest() {
     ]);
     assert!(o.status.success(), "{}", o.stderr.as_str());
     assert_eq!(o.stdout.as_str(), "a\n");
+}
+
+/// `--resume` without `--joblog` skips the jobs whose `--results DIR`
+/// output is there (GNU parallel's second place to look), and says what
+/// it needs when neither is given.
+#[test]
+fn resume_skips_the_jobs_whose_results_are_there() {
+    let dir = scratch("resume-results");
+    let res = dir.join("res");
+    let ran = dir.join("ran");
+    let job = format!("echo {{}} >> {}; echo {{}}", ran.display());
+    let runs = |inputs: &[&str]| {
+        let mut args = vec!["run", "--tx", "popen", "--no-bar", "-k", "--resume"];
+        let res = res.to_str().unwrap();
+        args.extend(["--results", res, job.as_str(), ":::"]);
+        args.extend(inputs);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", o.stderr.as_str());
+    };
+    runs(&["a", "b"]);
+    // b's output is gone: it runs again, a does not; c is new.
+    std::fs::remove_dir_all(res.join("1").join("b")).unwrap();
+    runs(&["a", "b", "c"]);
+    let lines = std::fs::read_to_string(&ran).unwrap();
+    let mut first: Vec<&str> = lines.lines().take(2).collect();
+    first.sort();
+    assert_eq!(first, ["a", "b"]);
+    let mut again: Vec<&str> = lines.lines().skip(2).collect();
+    again.sort();
+    assert_eq!(again, ["b", "c"], "only the jobs without results ran again");
+    assert_eq!(
+        std::fs::read_to_string(res.join("1").join("c").join("stdout")).unwrap(),
+        "c\n"
+    );
+    // Neither a job log nor a results directory: said, before any job.
+    let o = run(&["run", "--tx", "popen", "--resume", "echo", ":::", "a"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        o.stderr
+            .as_str()
+            .contains("--resume needs --joblog or --results DIR"),
+        "{}",
+        o.stderr.as_str()
+    );
+    assert!(o.stdout.is_empty());
+    let csv = dir.join("out.csv");
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--resume",
+        "--results",
+        csv.to_str().unwrap(),
+        "echo",
+        ":::",
+        "a",
+    ]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        o.stderr.as_str().contains("needs --joblog too"),
+        "{}",
+        o.stderr.as_str()
+    );
 }
