@@ -42,12 +42,12 @@ impl Entry {
         ]
     }
 
+    /// The log's line: JobRuntime right-aligned in 10 columns
+    /// (GNU parallel's `%10.3f`; its CSV and JSON records have `%0.3f`).
     fn line(&self) -> String {
-        format!(
-            "{}\t{}",
-            self.figures().join("\t"),
-            self.command.replace('\n', " ")
-        )
+        let mut f = self.figures();
+        f[3] = format!("{:10.3}", self.runtime);
+        format!("{}\t{}", f.join("\t"), self.command.replace('\n', " "))
     }
 }
 
@@ -97,6 +97,11 @@ pub(crate) fn read(path: &Path) -> Result<Vec<(u64, bool, String)>, String> {
 /// `--retry-failed`: the command of each job of the log at `path` by its
 /// number (from 1), empty for a job that succeeded or is not there.
 pub(crate) fn failed_commands(path: &Path) -> Result<Vec<String>, String> {
+    // `+FILE` (appended to) is FILE.
+    let path = match path.to_str().and_then(|p| p.strip_prefix('+')) {
+        Some(rest) if !rest.is_empty() => Path::new(rest),
+        _ => path,
+    };
     let jobs = read(path)?;
     let last = jobs.iter().map(|(s, _, _)| *s).max().unwrap_or(0) as usize;
     let mut ok = vec![false; last];
@@ -115,16 +120,43 @@ pub(crate) fn failed_commands(path: &Path) -> Result<Vec<String>, String> {
 
 /// An open job log.
 pub(crate) struct JobLog {
-    file: std::fs::File,
+    to: Sink,
     /// Seq -> succeeded, from the previous run (when resuming).
     done: HashMap<u64, bool>,
     resume: Resume,
 }
 
+/// Where the log's lines go.
+enum Sink {
+    File(std::fs::File),
+    /// `--joblog -`, as GNU parallel: among the jobs' output.
+    Stdout,
+}
+
 impl JobLog {
     /// Opens the log at `path`: a new one (truncated, with a header), or,
-    /// when resuming, the previous one to read and append to.
+    /// when resuming, the previous one to read and append to. As in GNU
+    /// parallel, `-` is stdout, and `+FILE` appends to FILE without a
+    /// header.
     pub(crate) fn open(path: &Path, resume: Resume) -> Result<JobLog, String> {
+        if path == Path::new("-") {
+            if resume != Resume::No {
+                return Err(
+                    "--resume reads the job log: name a file for --joblog, not - (stdout)".into(),
+                );
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{HEADER}").map_err(|e| format!("writing the job log: {e}"))?;
+            return Ok(JobLog {
+                to: Sink::Stdout,
+                done: HashMap::new(),
+                resume,
+            });
+        }
+        let (path, append) = match path.to_str().and_then(|p| p.strip_prefix('+')) {
+            Some(rest) if !rest.is_empty() => (Path::new(rest), true),
+            _ => (path, false),
+        };
         let name = path.display();
         let mut done = HashMap::new();
         if resume != Resume::No {
@@ -133,7 +165,7 @@ impl JobLog {
             }
         }
         let mut opts = std::fs::OpenOptions::new();
-        if resume == Resume::No {
+        if resume == Resume::No && !append {
             opts.write(true).create(true).truncate(true);
         } else {
             opts.append(true).create(true);
@@ -142,10 +174,14 @@ impl JobLog {
             .open(path)
             .map_err(|e| format!("cannot write the job log {name}: {e}"))?;
         let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-        if empty {
+        if empty && !append {
             writeln!(file, "{HEADER}").map_err(|e| format!("writing {name}: {e}"))?;
         }
-        Ok(JobLog { file, done, resume })
+        Ok(JobLog {
+            to: Sink::File(file),
+            done,
+            resume,
+        })
     }
 
     /// Whether job `seq` is to be skipped.
@@ -157,9 +193,16 @@ impl JobLog {
         }
     }
 
-    /// Appends `e` (written at once: a crash loses no finished job).
+    /// Appends `e` (written at once: a crash loses no printed job).
     pub(crate) fn record(&mut self, e: &Entry) -> Result<(), String> {
-        writeln!(self.file, "{}", e.line()).map_err(|err| format!("writing the job log: {err}"))
+        let written = match &mut self.to {
+            Sink::File(f) => writeln!(f, "{}", e.line()),
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", e.line()).and_then(|_| out.flush())
+            }
+        };
+        written.map_err(|err| format!("writing the job log: {err}"))
     }
 }
 
@@ -192,7 +235,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text,
-            format!("{HEADER}\n1\tlocal\t1.500\t0.250\t0\t3\t0\t0\tjob 1\n2\tlocal\t1.500\t0.250\t0\t3\t3\t0\tjob 2\n")
+            format!("{HEADER}\n1\tlocal\t1.500\t     0.250\t0\t3\t0\t0\tjob 1\n2\tlocal\t1.500\t     0.250\t0\t3\t3\t0\tjob 2\n")
         );
         let log = JobLog::open(&path, Resume::All).unwrap();
         assert!(log.skips(1) && log.skips(2) && !log.skips(3));

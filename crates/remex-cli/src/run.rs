@@ -93,6 +93,17 @@ async fn killable<T>(
     })
 }
 
+/// Prints a finished job (its turn, with -k), then logs it: the job
+/// log's line comes after the job's output, as in GNU parallel (which
+/// shows with `--joblog -`).
+fn show(printer: &Printer, log: &mut Option<JobLog>, d: &Done) -> Result<(), String> {
+    printer.print(d);
+    match log {
+        Some(l) => l.record(&printer.entry(d)),
+        None => Ok(()),
+    }
+}
+
 fn job_ok(r: &remex::Result<TaskResult<CommandOutcome>>) -> bool {
     matches!(r, Ok(t) if t.value.success())
 }
@@ -629,7 +640,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         if a.keep_order {
             while let Some(d) = waiting.remove(&next_print) {
                 if let Some(d) = d {
-                    printer.print(&d);
+                    show(&printer, &mut log, &d)?;
                 }
                 if let Some(o) = &order {
                     o.printed(next_print);
@@ -688,13 +699,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             failed += 1;
         }
         printer.bar.inc(1);
-        if let Some(l) = log.as_mut() {
-            l.record(&printer.entry(&d))?;
-        }
         if a.keep_order {
             waiting.insert(d.job.seq, Some(d));
         } else {
-            printer.print(&d);
+            show(&printer, &mut log, &d)?;
         }
         if halted.is_none() {
             halted = a.halt.check(failed, succeeded, total);
@@ -723,7 +731,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         // What is left (after a halt): in order.
         for (_, d) in std::mem::take(&mut waiting) {
             if let Some(d) = d {
-                printer.print(&d);
+                show(&printer, &mut log, &d)?;
             }
         }
         if let Some(o) = &order {

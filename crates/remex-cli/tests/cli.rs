@@ -2046,3 +2046,80 @@ fn resume_skips_the_jobs_whose_results_are_there() {
         o.stderr.as_str()
     );
 }
+
+/// `--joblog -` writes the log among the jobs' output, each job's line
+/// after its output (in -k's order), and `--joblog +FILE` appends without
+/// a header: GNU parallel's forms, compared with it when installed
+/// (times masked).
+#[test]
+fn the_job_log_goes_to_stdout_or_is_appended_as_in_gnu_parallel() {
+    let mask = |text: &str| -> String {
+        text.lines()
+            .map(|l| {
+                let mut f: Vec<String> = l.split('\t').map(String::from).collect();
+                if f.len() == 9 && f[0] != "Seq" {
+                    assert_eq!(f[3].len(), 10, "JobRuntime in 10 columns: {l:?}");
+                    f[2] = "T".into();
+                    f[3] = "R".into();
+                }
+                f.join("\t") + "\n"
+            })
+            .collect()
+    };
+    let args = [
+        "-k",
+        "-j2",
+        "--joblog",
+        "-",
+        "sleep {}; echo {}",
+        ":::",
+        "0.3",
+        "0.1",
+    ];
+    let mut c = remex();
+    c.args(["run", "--tx", "popen", "--no-bar"]).args(args);
+    let (ok, got, e) = with_stdin(c, None);
+    assert!(ok, "{e}");
+    let want = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n\
+                0.3\n1\t:\tT\tR\t0\t4\t0\t0\tsleep 0.3; echo 0.3\n\
+                0.1\n2\t:\tT\tR\t0\t4\t0\t0\tsleep 0.1; echo 0.1\n";
+    assert_eq!(mask(&got), want);
+    if let Some(mut p) = gnu_parallel() {
+        p.args(args);
+        let (pok, theirs, pe) = with_stdin(p, None);
+        assert!(pok, "{pe}");
+        assert_eq!(mask(&theirs), want, "GNU parallel");
+    }
+    let dir = scratch("joblog-plus");
+    let log = dir.join("log");
+    let plus = format!("+{}", log.display());
+    for (jl, input) in [(log.to_str().unwrap(), "a"), (plus.as_str(), "b")] {
+        let o = run(&[
+            "run", "--tx", "popen", "--no-bar", "--joblog", jl, "echo", ":::", input,
+        ]);
+        assert!(o.status.success(), "{}", o.stderr.as_str());
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let commands: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit('\t').next().unwrap())
+        .collect();
+    assert_eq!(commands, ["Command", "echo a", "echo b"]);
+    assert!(!dir.join(format!("+{}", log.display())).exists());
+    let fresh = dir.join("fresh");
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--no-bar",
+        "--joblog",
+        &format!("+{}", fresh.display()),
+        "echo",
+        ":::",
+        "c",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    let text = std::fs::read_to_string(&fresh).unwrap();
+    assert!(!text.starts_with("Seq"), "no header after +: {text:?}");
+    assert!(text.ends_with("\techo c\n"), "{text:?}");
+}
