@@ -266,6 +266,11 @@ impl Template {
         self
     }
 
+    /// Whether it is text only, with no replacement string.
+    pub(crate) fn is_text(&self) -> bool {
+        self.words.is_none() && all_text(&self.pieces)
+    }
+
     /// Whether the template says the job's slot (`{%}`): then jobs take
     /// slots, and no two running jobs share one.
     pub(crate) fn uses_slot(&self) -> bool {

@@ -12,12 +12,20 @@
 //! (V1..Vn, or the `--header` names), Stdout, Stderr; a CSV/TSV field
 //! is quoted when it holds a quote (doubled), white space, the separator
 //! or a NUL; JSON is one object per line.
+//!
+//! `--results NAME` holding a replacement string (`out/{1}`, `my_{}/`):
+//! NAME is filled in per job, as GNU parallel does; the job's stdout
+//! goes to that file, its stderr to `.err` and its number to `.seq`
+//! beside it, or, when the name ends in `/`, to `stdout`, `stderr` and
+//! `seq` in that directory (directories made as needed; the arguments
+//! go in as they are).
 
 use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::joblog::{Entry, HEADER};
+use crate::jobs::{At, Template};
 
 /// Where the results go.
 pub(crate) struct Results {
@@ -28,6 +36,8 @@ pub(crate) struct Results {
 
 enum To {
     Dir(PathBuf),
+    /// A name with replacement strings, filled in per job.
+    Named(Template),
     /// One record per job; `None` is stdout.
     Table {
         form: Form,
@@ -170,8 +180,21 @@ impl Results {
     /// `path` (`.csv`, `.tsv`, `.json`), made now: one that cannot be
     /// made is an error before any job runs (GNU parallel stops there
     /// too).
-    pub(crate) fn create(path: &Path, names: &[(String, usize)]) -> Result<Results, String> {
+    pub(crate) fn create(
+        path: &Path,
+        names: &[(String, usize)],
+        plus: bool,
+    ) -> Result<Results, String> {
         let Some(form) = form_of(path) else {
+            if let Some(text) = path.to_str() {
+                let named = Template::parse_tag(text, names, plus);
+                if !named.is_text() {
+                    return Ok(Results {
+                        to: To::Named(named),
+                        names: names.to_vec(),
+                    });
+                }
+            }
             std::fs::create_dir_all(path)
                 .map_err(|e| format!("--results: cannot make {}: {e}", path.display()))?;
             return Ok(Results::new(path, names));
@@ -196,9 +219,16 @@ impl Results {
 
     /// Whether `--results DIR` holds the output of a job with arguments
     /// `args` (its `stdout` file: `--resume` skips it, as GNU parallel).
-    pub(crate) fn holds(&self, args: &[String]) -> bool {
+    pub(crate) fn holds(&self, at: At, args: &[String]) -> bool {
         match &self.to {
             To::Dir(dir) => self.dir_of(dir, args).join("stdout").exists(),
+            To::Named(t) => {
+                let name = t.render_plain(at, args);
+                match name.strip_suffix('/') {
+                    Some(_) => Path::new(&name).join("stdout").exists(),
+                    None => Path::new(&name).is_file(),
+                }
+            }
             To::Table { .. } => false,
         }
     }
@@ -229,12 +259,23 @@ impl Results {
     pub(crate) fn write(
         &self,
         job: &Entry,
+        at: At,
         args: &[String],
         stdout: &[u8],
         stderr: &[u8],
     ) -> Result<(), String> {
         let (form, file, header_written) = match &self.to {
-            To::Dir(dir) => return self.write_files(dir, job.seq, args, stdout, stderr),
+            To::Dir(dir) => {
+                let d = self.dir_of(dir, args);
+                return write_in(&d, job.seq, stdout, stderr);
+            }
+            To::Named(t) => {
+                let name = t.render_plain(at, args);
+                if name.ends_with('/') {
+                    return write_in(Path::new(&name), job.seq, stdout, stderr);
+                }
+                return write_beside(Path::new(&name), job.seq, stdout, stderr);
+            }
             To::Table {
                 form,
                 file,
@@ -286,30 +327,46 @@ impl Results {
         h.extend([b"Stdout".as_slice(), b"Stderr"]);
         row(rec, sep, &h);
     }
+}
 
-    /// `--results DIR`: `seq`, `stdout` and `stderr` in the job's directory.
-    fn write_files(
-        &self,
-        dir: &Path,
-        seq: u64,
-        args: &[String],
-        stdout: &[u8],
-        stderr: &[u8],
-    ) -> Result<(), String> {
-        let d = self.dir_of(dir, args);
-        let say =
-            |e: std::io::Error, p: &Path| format!("--results: cannot write {}: {e}", p.display());
-        std::fs::create_dir_all(&d).map_err(|e| say(e, &d))?;
-        for (name, body) in [
-            ("seq", seq.to_string().as_bytes().to_vec()),
-            ("stdout", stdout.to_vec()),
-            ("stderr", stderr.to_vec()),
-        ] {
-            let p = d.join(name);
-            std::fs::write(&p, body).map_err(|e| say(e, &p))?;
-        }
-        Ok(())
+fn cannot_write(e: std::io::Error, p: &Path) -> String {
+    format!("--results: cannot write {}: {e}", p.display())
+}
+
+/// A job's `seq`, `stdout` and `stderr` files in directory `d` (made if
+/// missing).
+fn write_in(d: &Path, seq: u64, stdout: &[u8], stderr: &[u8]) -> Result<(), String> {
+    std::fs::create_dir_all(d).map_err(|e| cannot_write(e, d))?;
+    for (name, body) in [
+        ("seq", seq.to_string().as_bytes()),
+        ("stdout", stdout),
+        ("stderr", stderr),
+    ] {
+        let p = d.join(name);
+        std::fs::write(&p, body).map_err(|e| cannot_write(e, &p))?;
     }
+    Ok(())
+}
+
+/// A job's stdout in file `f`, its stderr in `f.err`, its number in
+/// `f.seq` (the directory made if missing).
+fn write_beside(f: &Path, seq: u64, stdout: &[u8], stderr: &[u8]) -> Result<(), String> {
+    if let Some(d) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| cannot_write(e, d))?;
+    }
+    let with = |ext: &str| {
+        let mut p = f.as_os_str().to_os_string();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    for (p, body) in [
+        (with(".seq"), seq.to_string().as_bytes().to_vec()),
+        (f.to_path_buf(), stdout.to_vec()),
+        (with(".err"), stderr.to_vec()),
+    ] {
+        std::fs::write(&p, body).map_err(|e| cannot_write(e, &p))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -127,16 +127,14 @@ struct Printer {
 
 impl Printer {
     fn print(&self, d: &Done) {
+        let at = At {
+            seq: d.job.seq,
+            slot: d.job.slot,
+            total: self.total,
+            slots: self.slots,
+        };
         let tag = match &self.tagstring {
-            Some(t) => Some(t.render_plain(
-                At {
-                    seq: d.job.seq,
-                    slot: d.job.slot,
-                    total: self.total,
-                    slots: self.slots,
-                },
-                &d.job.args,
-            )),
+            Some(t) => Some(t.render_plain(at, &d.job.args)),
             None => self.tag.then(|| d.job.args.join(" ")),
         };
         self.bar.suspend(|| match &d.result {
@@ -147,7 +145,7 @@ impl Printer {
                 if let Some(r) = &self.results {
                     // In the files only, as GNU parallel (20221122) does.
                     let o = &t.value;
-                    if let Err(e) = r.write(&self.entry(d), &d.job.args, &o.stdout, &o.stderr) {
+                    if let Err(e) = r.write(&self.entry(d), at, &d.job.args, &o.stdout, &o.stderr) {
                         eprintln!("remex: job {}: {e}", d.job.seq);
                         self.lost.set(self.lost.get() + 1);
                     }
@@ -491,7 +489,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         // --silent wins over -v, as in GNU parallel.
         verbose: a.verbose && !a.silent,
         results: match a.results.as_deref() {
-            Some(d) => Some(Results::create(d, &inputs.names)?),
+            Some(d) => Some(Results::create(d, &inputs.names, a.plus)?),
             None => None,
         },
         lost: std::cell::Cell::new(0),
@@ -585,7 +583,15 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                     next_seq += 1;
                     let ran = log.as_ref().is_some_and(|l| l.skips(seq))
                         || (resume_from_results
-                            && printer.results.as_ref().is_some_and(|r| r.holds(&args)));
+                            && printer.results.as_ref().is_some_and(|r| {
+                                let at = At {
+                                    seq,
+                                    slot: 1,
+                                    total,
+                                    slots: slots as u64,
+                                };
+                                r.holds(at, &args)
+                            }));
                     if ran {
                         printer.bar.inc(1);
                         if a.keep_order {

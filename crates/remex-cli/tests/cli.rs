@@ -2123,3 +2123,104 @@ fn the_job_log_goes_to_stdout_or_is_appended_as_in_gnu_parallel() {
     assert!(!text.starts_with("Seq"), "no header after +: {text:?}");
     assert!(text.ends_with("\techo c\n"), "{text:?}");
 }
+
+/// `--results NAME` with replacement strings names each job's files as
+/// GNU parallel does: stdout in NAME, stderr in NAME.err, the job's
+/// number in NAME.seq; a NAME ending in / is a directory of seq, stdout
+/// and stderr. Compared with GNU parallel's files when it is installed;
+/// `--resume` skips a job whose file is there.
+#[test]
+fn results_named_by_replacement_strings_are_files_or_directories() {
+    let make = |dir: &Path, program: Command| {
+        let runs: [&[&str]; 3] = [
+            &["--results", "o/{1}-{#}", "echo", ":::", "a/b", "sp ace"],
+            &[
+                "--results",
+                "d/{}/",
+                "sh",
+                "-c",
+                "'echo out; echo err >&2'",
+                ":::",
+                "x",
+            ],
+            &[
+                "--header",
+                ":",
+                "--results",
+                "h/{n}",
+                "echo",
+                "{n}",
+                ":::",
+                "n",
+                "v1",
+            ],
+        ];
+        for args in runs {
+            let mut c = Command::new(program.get_program());
+            c.args(program.get_args()).args(args).current_dir(dir);
+            c.env_remove("REMEX_WORKER_PATH");
+            let (ok, _, e) = with_stdin(c, None);
+            assert!(ok, "{args:?}: {e}");
+        }
+        let mut files: Vec<(String, String)> = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                    files.push((rel, std::fs::read_to_string(&p).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let ours_dir = scratch("results-named");
+    let mut remex_run = Command::new(env!("CARGO_BIN_EXE_remex"));
+    remex_run.args(["run", "--tx", "popen", "--no-bar", "-k"]);
+    let ours = make(&ours_dir, remex_run);
+    let want: Vec<(String, String)> = [
+        ("d/x/seq", "1"),
+        ("d/x/stderr", "err\n"),
+        ("d/x/stdout", "out\n"),
+        ("h/v1", "v1\n"),
+        ("h/v1.err", ""),
+        ("h/v1.seq", "1"),
+        ("o/a/b-1", "a/b\n"),
+        ("o/a/b-1.err", ""),
+        ("o/a/b-1.seq", "1"),
+        ("o/sp ace-2", "sp ace\n"),
+        ("o/sp ace-2.err", ""),
+        ("o/sp ace-2.seq", "2"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(ours, want);
+    if let Some(mut p) = gnu_parallel() {
+        p.arg("-k");
+        let theirs_dir = scratch("results-named-gnu");
+        assert_eq!(make(&theirs_dir, p), want, "GNU parallel's files");
+    }
+    // --resume: a job whose file is there does not run again.
+    std::fs::remove_file(ours_dir.join("o/sp ace-2")).unwrap();
+    let o = ran(remex()
+        .current_dir(&ours_dir)
+        .args(["run", "--tx", "popen", "--no-bar", "--resume"])
+        .args([
+            "--results",
+            "o/{1}-{#}",
+            "echo {} >> ran; echo",
+            ":::",
+            "a/b",
+            "sp ace",
+        ]));
+    assert!(o.status.success(), "{}", o.stderr.as_str());
+    assert_eq!(
+        std::fs::read_to_string(ours_dir.join("ran")).unwrap(),
+        "sp ace\n"
+    );
+}
