@@ -538,7 +538,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         }
         if let Some(flow) = flow {
             let gw = gateways[(job.slot as usize - 1) / per_worker % gateways.len()].clone();
-            let tag = a.tag.then(|| job.args.join(" "));
+            // Each line after the job's tag: --tagstring's, or --tag's.
+            let tag = match &printer.tagstring {
+                Some(t) => Some(t.render_plain(at, &job.args)),
+                None => printer.tag.then(|| job.args.join(" ")),
+            };
             let order = order.clone().map(|o| (o, job.seq));
             let f = crate::stream::run(gw, req, flow, tag, order);
             return Box::pin(async move { (job, killable(f, kill).await) });

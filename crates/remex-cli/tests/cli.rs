@@ -1129,6 +1129,12 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a][b]\n[][a]\n",
         ),
+        // --line-buffer tags lines with --tagstring too.
+        (
+            &["-k", "--lb", "--tagstring", "X{}", "echo", ":::", "a", "b"],
+            None,
+            "Xa\ta\nXb\tb\n",
+        ),
         // --eta and --progress are accepted (remex's bar shows both).
         (&["-k", "--eta", "echo", ":::", "a", "b"], None, "a\nb\n"),
         (&["-k", "--progress", "echo", ":::", "a"], None, "a\n"),
