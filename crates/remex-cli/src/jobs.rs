@@ -668,7 +668,22 @@ impl Reading {
     /// columns.
     fn items(&self, source: &Source) -> Result<Rows, String> {
         let raw: Box<dyn Iterator<Item = Result<String, String>>> = match source {
-            Source::Args(a, _) => Box::new(a.clone().into_iter().map(Ok)),
+            Source::Args(a, _) => {
+                // As GNU parallel reads them: records joined by the
+                // delimiter and read back, so an argument holding one
+                // is several inputs (`::: $'a\nb'` is a and b; with -0
+                // a newline stays).
+                let at = char::from(self.delimiter.unwrap_or(b'\n'));
+                let split = at.is_ascii();
+                Box::new(a.clone().into_iter().flat_map(move |arg| {
+                    let parts: Vec<String> = if split && arg.contains(at) {
+                        arg.split(at).map(String::from).collect()
+                    } else {
+                        vec![arg]
+                    };
+                    parts.into_iter().map(Ok)
+                }))
+            }
             Source::File(p, _) => read_items(p, self.delimiter)?,
         };
         let eof = self.eof.clone();
@@ -1184,6 +1199,37 @@ mod tests {
         let t = Template::parse("echo ${HOME} {a,b} {} {x");
         assert_eq!(t.render(1, None, &s(&["1"])), "echo ${HOME} {a,b} 1 {x");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn an_argument_holding_the_delimiter_is_several_inputs() {
+        let items = |reading: &Reading, args: &[&str]| -> Vec<Vec<String>> {
+            reading
+                .items(&Source::Args(s(args), false))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+        };
+        let lines = Reading::default();
+        // As `parallel --dryrun echo ::: $'a\n' b` shows them.
+        assert_eq!(
+            items(&lines, &["a\n", "b"]),
+            [s(&["a"]), s(&[""]), s(&["b"])]
+        );
+        assert_eq!(items(&lines, &["a\r\nb"]), [s(&["a\r"]), s(&["b"])]);
+        let comma = Reading {
+            delimiter: Some(b','),
+            ..Reading::default()
+        };
+        assert_eq!(
+            items(&comma, &["a,b,", "c"]),
+            [s(&["a"]), s(&["b"]), s(&[""]), s(&["c"])]
+        );
+        let nul = Reading {
+            delimiter: Some(0),
+            ..Reading::default()
+        };
+        assert_eq!(items(&nul, &["l1\nl2"]), [s(&["l1\nl2"])]);
     }
 
     #[test]

@@ -1129,6 +1129,17 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a][b]\n[][a]\n",
         ),
+        // An argument holding the delimiter is several inputs.
+        (
+            &["-k", "echo", "{#}", "{}", ":::", "a\nb"],
+            None,
+            "1 a\n2 b\n",
+        ),
+        (
+            &["-k", "-d", ",", "echo", "{#}-{}", ":::", "a,b"],
+            None,
+            "1-a\n2-b\n",
+        ),
         // --line-buffer tags lines with --tagstring too.
         (
             &["-k", "--lb", "--tagstring", "X{}", "echo", ":::", "a", "b"],
