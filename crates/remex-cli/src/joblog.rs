@@ -94,15 +94,19 @@ pub(crate) fn read(path: &Path) -> Result<Vec<(u64, bool, String)>, String> {
     Ok(jobs)
 }
 
+/// `--joblog +FILE` (GNU parallel's): FILE, appended to; any other
+/// name as it is, not.
+fn appended(path: &Path) -> (&Path, bool) {
+    match path.to_str().and_then(|p| p.strip_prefix('+')) {
+        Some(rest) if !rest.is_empty() => (Path::new(rest), true),
+        _ => (path, false),
+    }
+}
+
 /// `--retry-failed`: the command of each job of the log at `path` by its
 /// number (from 1), empty for a job that succeeded or is not there.
 pub(crate) fn failed_commands(path: &Path) -> Result<Vec<String>, String> {
-    // `+FILE` (appended to) is FILE.
-    let path = match path.to_str().and_then(|p| p.strip_prefix('+')) {
-        Some(rest) if !rest.is_empty() => Path::new(rest),
-        _ => path,
-    };
-    let jobs = read(path)?;
+    let jobs = read(appended(path).0)?;
     let last = jobs.iter().map(|(s, _, _)| *s).max().unwrap_or(0) as usize;
     let mut ok = vec![false; last];
     let mut commands = vec![String::new(); last];
@@ -153,10 +157,7 @@ impl JobLog {
                 resume,
             });
         }
-        let (path, append) = match path.to_str().and_then(|p| p.strip_prefix('+')) {
-            Some(rest) if !rest.is_empty() => (Path::new(rest), true),
-            _ => (path, false),
-        };
+        let (path, append) = appended(path);
         let name = path.display();
         let mut done = HashMap::new();
         if resume != Resume::No {

@@ -525,7 +525,7 @@ impl Quoting {
 /// `shell_quote_scalar_default` writes it: unquoted when made only of
 /// ASCII letters, digits and `-_.+/`; else in single quotes, each `'`
 /// written `'"'"'`, with the empty `''` at either end dropped.
-pub(crate) fn quote(a: &str) -> String {
+fn quote(a: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_.+/".contains(c);
     if a.is_empty() {
         return "''".to_string();

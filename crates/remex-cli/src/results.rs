@@ -34,6 +34,15 @@ pub(crate) struct Results {
     names: Vec<(String, usize)>,
 }
 
+/// Where a job's files go.
+enum Files {
+    /// `seq`, `stdout` and `stderr` in this directory.
+    In(PathBuf),
+    /// Stdout in this file, stderr and the number beside it (`.err`,
+    /// `.seq`).
+    Beside(PathBuf),
+}
+
 enum To {
     Dir(PathBuf),
     /// A name with replacement strings, filled in per job.
@@ -53,13 +62,13 @@ enum Form {
     Json,
 }
 
-/// The record form a `--results` name asks for, by its end.
 /// Whether `--results path` writes records into one file (`.csv`,
 /// `.tsv`, `.json`) rather than files under a directory.
 pub(crate) fn is_table(path: &Path) -> bool {
     form_of(path).is_some()
 }
 
+/// The record form a `--results` name asks for, by its end.
 fn form_of(path: &Path) -> Option<Form> {
     let name = path.to_string_lossy().to_ascii_lowercase();
     if name.ends_with(".csv") {
@@ -221,14 +230,8 @@ impl Results {
     /// `args` (its `stdout` file: `--resume` skips it, as GNU parallel).
     pub(crate) fn holds(&self, at: At, args: &[String]) -> bool {
         match &self.to {
-            To::Dir(dir) => self.dir_of(dir, args).join("stdout").exists(),
-            To::Named(t) => {
-                let name = t.render_plain(at, args);
-                match name.strip_suffix('/') {
-                    Some(_) => Path::new(&name).join("stdout").exists(),
-                    None => Path::new(&name).is_file(),
-                }
-            }
+            To::Dir(dir) => Files::In(self.dir_of(dir, args)).there(),
+            To::Named(t) => Files::named(t, at, args).there(),
             To::Table { .. } => false,
         }
     }
@@ -266,16 +269,9 @@ impl Results {
     ) -> Result<(), String> {
         let (form, file, header_written) = match &self.to {
             To::Dir(dir) => {
-                let d = self.dir_of(dir, args);
-                return write_in(&d, job.seq, stdout, stderr);
+                return Files::In(self.dir_of(dir, args)).write(job.seq, stdout, stderr)
             }
-            To::Named(t) => {
-                let name = t.render_plain(at, args);
-                if name.ends_with('/') {
-                    return write_in(Path::new(&name), job.seq, stdout, stderr);
-                }
-                return write_beside(Path::new(&name), job.seq, stdout, stderr);
-            }
+            To::Named(t) => return Files::named(t, at, args).write(job.seq, stdout, stderr),
             To::Table {
                 form,
                 file,
@@ -333,40 +329,61 @@ fn cannot_write(e: std::io::Error, p: &Path) -> String {
     format!("--results: cannot write {}: {e}", p.display())
 }
 
-/// A job's `seq`, `stdout` and `stderr` files in directory `d` (made if
-/// missing).
-fn write_in(d: &Path, seq: u64, stdout: &[u8], stderr: &[u8]) -> Result<(), String> {
-    std::fs::create_dir_all(d).map_err(|e| cannot_write(e, d))?;
-    for (name, body) in [
-        ("seq", seq.to_string().as_bytes()),
-        ("stdout", stdout),
-        ("stderr", stderr),
-    ] {
-        let p = d.join(name);
-        std::fs::write(&p, body).map_err(|e| cannot_write(e, &p))?;
+impl Files {
+    /// The files `--results NAME` names for the job `at`: NAME filled in,
+    /// a directory when it ends in `/`.
+    fn named(t: &Template, at: At, args: &[String]) -> Files {
+        let name = t.render_plain(at, args);
+        if name.ends_with('/') {
+            Files::In(name.into())
+        } else {
+            Files::Beside(name.into())
+        }
     }
-    Ok(())
-}
 
-/// A job's stdout in file `f`, its stderr in `f.err`, its number in
-/// `f.seq` (the directory made if missing).
-fn write_beside(f: &Path, seq: u64, stdout: &[u8], stderr: &[u8]) -> Result<(), String> {
-    if let Some(d) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).map_err(|e| cannot_write(e, d))?;
+    /// Whether the job's output is there (`--resume` skips it, as GNU
+    /// parallel: its stdout file).
+    fn there(&self) -> bool {
+        match self {
+            Files::In(d) => d.join("stdout").exists(),
+            Files::Beside(f) => f.is_file(),
+        }
     }
-    let with = |ext: &str| {
-        let mut p = f.as_os_str().to_os_string();
-        p.push(ext);
-        PathBuf::from(p)
-    };
-    for (p, body) in [
-        (with(".seq"), seq.to_string().as_bytes().to_vec()),
-        (f.to_path_buf(), stdout.to_vec()),
-        (with(".err"), stderr.to_vec()),
-    ] {
-        std::fs::write(&p, body).map_err(|e| cannot_write(e, &p))?;
+
+    /// Writes job `seq`'s number, stdout and stderr (directories made if
+    /// missing).
+    fn write(&self, seq: u64, stdout: &[u8], stderr: &[u8]) -> Result<(), String> {
+        let seq = seq.to_string();
+        let files: [(PathBuf, &[u8]); 3] = match self {
+            Files::In(d) => {
+                std::fs::create_dir_all(d).map_err(|e| cannot_write(e, d))?;
+                [
+                    (d.join("seq"), seq.as_bytes()),
+                    (d.join("stdout"), stdout),
+                    (d.join("stderr"), stderr),
+                ]
+            }
+            Files::Beside(f) => {
+                if let Some(d) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(d).map_err(|e| cannot_write(e, d))?;
+                }
+                let with = |ext: &str| {
+                    let mut p = f.as_os_str().to_os_string();
+                    p.push(ext);
+                    PathBuf::from(p)
+                };
+                [
+                    (with(".seq"), seq.as_bytes()),
+                    (f.clone(), stdout),
+                    (with(".err"), stderr),
+                ]
+            }
+        };
+        for (p, body) in files {
+            std::fs::write(&p, body).map_err(|e| cannot_write(e, &p))?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
