@@ -667,7 +667,7 @@ impl Reading {
     /// A source's inputs, as they are read: up to `-E`, trimmed, in
     /// columns.
     fn items(&self, source: &Source) -> Result<Rows, String> {
-        let raw: Box<dyn Iterator<Item = Result<String, String>>> = match source {
+        let raw: Box<dyn Iterator<Item = Result<String, String>> + Send> = match source {
             Source::Args(a, _) => {
                 // As GNU parallel reads them: records joined by the
                 // delimiter and read back, so an argument holding one
@@ -809,8 +809,8 @@ pub(crate) fn split_command_at(
 fn read_items(
     path: &str,
     delimiter: Option<u8>,
-) -> Result<Box<dyn Iterator<Item = Result<String, String>>>, String> {
-    let reader: Box<dyn BufRead> = if path == "-" {
+) -> Result<Box<dyn Iterator<Item = Result<String, String>> + Send>, String> {
+    let reader: Box<dyn BufRead + Send> = if path == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
         let f = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
@@ -836,7 +836,7 @@ fn read_items(
     })))
 }
 
-type Rows = Box<dyn Iterator<Item = Result<Vec<String>, String>>>;
+type Rows = Box<dyn Iterator<Item = Result<Vec<String>, String>> + Send>;
 
 /// The most bytes of arguments `-m` and `-X` put on one command line in
 /// the unit tests.

@@ -6,7 +6,9 @@
 //! At most `2 x slots` jobs are submitted and unfinished at a time (with
 //! `--keep-order`, also at most `max(4 x slots, 64)` past the oldest
 //! unprinted job), so memory holds that many jobs' output at most, each
-//! bounded by `--max-output`; inputs are read as jobs are made.
+//! bounded by `--max-output`. Stdin is read on a thread of its own, at
+//! most 64 lines ahead of the jobs made ([`Feed`]), so a slow stdin never
+//! holds the jobs already made or their output.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -556,6 +558,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         }
     };
 
+    let mut inputs = Feed::new(inputs);
+    // An input received while the loop waited, not yet made a job.
+    let mut arrived: Option<Option<Result<Vec<String>, String>>> = None;
     let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
     // --keep-order: finished jobs waiting for their turn, and skipped seqs.
     let mut waiting: BTreeMap<u64, Option<Done>> = BTreeMap::new();
@@ -574,7 +579,15 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             && (!a.keep_order || next_seq < next_print + window)
             && next_start.is_none_or(|t| Instant::now() >= t)
         {
-            match inputs.next() {
+            let input = match arrived.take() {
+                Some(input) => input,
+                None => match inputs.ready() {
+                    Some(input) => input,
+                    // Not read yet: the loop waits for it, or for a job.
+                    None => break,
+                },
+            };
+            match input {
                 None => inputs_done = true,
                 Some(Err(e)) => {
                     input_error = Some(e);
@@ -664,8 +677,18 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         });
         // --timeout N%: running jobs are checked ten times a second.
         let checking = relative.is_some() && !running.is_empty();
+        // Room for a job whose input is not read yet.
+        let wanting = !inputs_done
+            && halted.is_none()
+            && running.len() < in_flight_max
+            && (!a.keep_order || next_seq < next_print + window)
+            && next_start.is_none_or(|t| Instant::now() >= t);
         let next = tokio::select! {
             r = running.next(), if !running.is_empty() => r,
+            input = inputs.next(), if wanting => {
+                arrived = Some(input);
+                continue;
+            }
             _ = tokio::time::sleep_until(delayed.unwrap_or_else(Instant::now).into()), if delayed.is_some() => continue,
             _ = tokio::time::sleep(Duration::from_millis(100)), if checking => {
                 if let Some(r) = relative.as_mut() {
@@ -787,4 +810,78 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         return Ok(255);
     }
     Ok(halt_status.unwrap_or(failed.min(101) as i32))
+}
+
+/// Where the loop takes its inputs from.
+enum Feed {
+    /// Inputs already read (`:::`, files; their number known): taken as
+    /// jobs are made, never waited for.
+    Here(Inputs),
+    /// Stdin, read on a thread of its own at most [`AHEAD`] lines ahead of
+    /// the jobs made: a read that waits (stdin fed by `tail -f`) never
+    /// holds the command's loop, so jobs already made are sent and a job
+    /// that ends is printed at once.
+    Read(tokio::sync::mpsc::Receiver<Result<Vec<String>, String>>),
+}
+
+/// How far stdin is read ahead of the jobs made from it.
+const AHEAD: usize = 64;
+
+impl Feed {
+    fn new(inputs: Inputs) -> Feed {
+        if inputs.total.is_some() {
+            return Feed::Here(inputs);
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+        let handle = tokio::runtime::Handle::current();
+        let read = move || {
+            let mut inputs = inputs;
+            // Places for half the window at a time: the loop takes inputs
+            // one by one, and this thread is woken once per half window,
+            // not once per input. It ends with the inputs, or when the
+            // loop stops taking them.
+            while let Ok(places) = handle.block_on(tx.reserve_many(AHEAD / 2)) {
+                for place in places {
+                    match inputs.next() {
+                        Some(input) => place.send(input),
+                        None => return,
+                    }
+                }
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("remex-inputs".into())
+            .spawn(read)
+        {
+            // No thread: the inputs end here, with the reason.
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let _ = tx.try_send(Err(format!(
+                "cannot start the thread that reads the inputs: {e}"
+            )));
+            return Feed::Read(rx);
+        }
+        Feed::Read(rx)
+    }
+
+    /// The next input if it is there (`Some(None)` at the end), `None`
+    /// when it is not read yet.
+    fn ready(&mut self) -> Option<Option<Result<Vec<String>, String>>> {
+        use tokio::sync::mpsc::error::TryRecvError;
+        match self {
+            Feed::Here(inputs) => Some(inputs.next()),
+            Feed::Read(rx) => match rx.try_recv() {
+                Ok(input) => Some(Some(input)),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => Some(None),
+            },
+        }
+    }
+
+    /// The next input, when it comes (`None` at the end).
+    async fn next(&mut self) -> Option<Result<Vec<String>, String>> {
+        match self {
+            Feed::Here(inputs) => inputs.next(),
+            Feed::Read(rx) => rx.recv().await,
+        }
+    }
 }

@@ -430,6 +430,54 @@ fn run_and_exec_reach_an_ssh_host_that_has_nothing_installed() {
 }
 
 #[test]
+fn a_job_made_from_a_line_of_stdin_runs_and_prints_before_the_next_line() {
+    // `tail -f log | remex run ...`: stdin stays open and lines come
+    // slowly; each line's job runs and is printed at once (the loop used
+    // to wait, reading, until 4 lines had come or stdin ended).
+    use std::io::BufRead;
+    for keep in [false, true] {
+        let mut c = remex();
+        c.args(["run", "--tx", "2*popen"]);
+        if keep {
+            c.arg("-k");
+        }
+        let mut child = c
+            .args(["--", "echo", "got"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        for word in ["a", "b", "c"] {
+            writeln!(stdin, "{word}").unwrap();
+            let line = rx.recv_timeout(Duration::from_secs(30));
+            if line.is_err() {
+                let _ = child.kill();
+            }
+            assert_eq!(
+                line.as_deref(),
+                Ok(format!("got {word}").as_str()),
+                "-k {keep}: the job of {word:?}, stdin still open"
+            );
+        }
+        drop(stdin);
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(30)).ok(), None);
+    }
+}
+
+#[test]
 fn exec_streams_each_line_as_the_command_writes_it() {
     use std::io::BufRead;
     let d = scratch("stream");

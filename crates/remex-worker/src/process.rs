@@ -151,12 +151,17 @@ impl Tree {
     }
 }
 
-/// This host's name (uname's nodename).
+/// This host's name (uname's nodename), read once: every command's
+/// outcome names it.
 pub(crate) fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned()
+    })
+    .clone()
 }
 
 /// Runs `r` to its end.
@@ -197,6 +202,8 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         .map(|(p, data)| (p, data, 0usize));
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
+    // Our ends of the pipes: fresh from pipe2 with no status flag set
+    // (F_SETFL leaves the access mode alone), so one call each.
     for fd in [
         feed.as_ref().map(|(p, _, _)| p.as_fd()),
         out.as_ref().map(|p| p.as_fd()),
@@ -205,8 +212,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
     .into_iter()
     .flatten()
     {
-        let flags = rustix::fs::fcntl_getfl(fd).map_err(|e| RunError::Spawn(e.to_string()))?;
-        rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)
+        rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::NONBLOCK)
             .map_err(|e| RunError::Spawn(e.to_string()))?;
     }
     let pid = rustix::process::Pid::from_raw(child.id() as i32);
