@@ -112,6 +112,10 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
     if plus && inner == "0%" {
         return Some(Piece::SlotPadded);
     }
+    // --plus's shorthand for $PARALLEL_JOBSLOT.
+    if plus && inner == "slot" {
+        return Some(Piece::Slot);
+    }
     if let Some((_, pos)) = names.iter().find(|(n, _)| n == inner) {
         return Some(Piece::Arg(Some(*pos), Part::Whole));
     }

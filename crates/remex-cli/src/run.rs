@@ -344,7 +344,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         names: &inputs.names,
         plus: a.plus,
     };
-    let setup = JobSetup::new(&a, &inputs.names)?;
+    let mut setup = JobSetup::new(&a, &inputs.names)?;
     let mut template = Template::parse_words(&command, &spelling).quoted_for(setup.shell());
     if a.context {
         template = template.in_context();
@@ -460,9 +460,13 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         _ => None,
     };
     let gateways = w.group.gateways();
+    // A command that reads $PARALLEL_JOBSLOT gets a slot no running job
+    // shares, as with {%}.
     let slotted = template.uses_slot()
         || tagstring.as_ref().is_some_and(Template::uses_slot)
+        || command.iter().any(|w| w.contains("PARALLEL_JOBSLOT"))
         || flow.is_some();
+    setup.jobslot = slotted;
     let mut free: BTreeSet<u64> = (1..=slots as u64).collect();
     // With {%} or --halt, no job waits on a worker for a free executor:
     // a slot is held from start to end, and --halt soon starts nothing
@@ -562,6 +566,13 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // An input received while the loop waited, not yet made a job.
     let mut arrived: Option<Option<Result<Vec<String>, String>>> = None;
     let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+    // The running jobs' command lines (SIGHUP and SIGUSR1 list them).
+    let mut commands: BTreeMap<u64, String> = BTreeMap::new();
+    // GNU parallel's signals: SIGHUP starts no more jobs and waits for the
+    // running ones; SIGUSR1 lists them on stderr.
+    let mut hangup = unix_signal(tokio::signal::unix::SignalKind::hangup());
+    let mut usr1 = unix_signal(tokio::signal::unix::SignalKind::user_defined1());
+    let mut hung_up = false;
     // --keep-order: finished jobs waiting for their turn, and skipped seqs.
     let mut waiting: BTreeMap<u64, Option<Done>> = BTreeMap::new();
     let mut next_print = 1u64;
@@ -642,6 +653,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                     }
                     let command = template.render_at(at, &args);
                     let kill = relative.as_mut().map(|r| r.arm(seq));
+                    commands.insert(seq, command.clone());
                     running.push(submit(
                         Job {
                             seq,
@@ -683,8 +695,34 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             && running.len() < in_flight_max
             && (!a.keep_order || next_seq < next_print + window)
             && next_start.is_none_or(|t| Instant::now() >= t);
+        let waiting_for_something = !running.is_empty() || wanting || delayed.is_some() || checking;
         let next = tokio::select! {
             r = running.next(), if !running.is_empty() => r,
+            _ = signalled(&mut hangup), if waiting_for_something => {
+                if !hung_up {
+                    hung_up = true;
+                    inputs_done = true;
+                    printer.bar.suspend(|| {
+                        eprintln!("remex: SIGHUP received: no new jobs will be started");
+                        eprintln!(
+                            "remex: waiting for the {} jobs already given to workers (SIGTERM stops them now):",
+                            commands.len()
+                        );
+                        for c in commands.values() {
+                            eprintln!("remex: {c}");
+                        }
+                    });
+                }
+                continue;
+            }
+            _ = signalled(&mut usr1), if waiting_for_something => {
+                printer.bar.suspend(|| {
+                    for c in commands.values() {
+                        eprintln!("remex: {c}");
+                    }
+                });
+                continue;
+            }
             input = inputs.next(), if wanting => {
                 arrived = Some(input);
                 continue;
@@ -701,7 +739,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         let Some((job, result)) = next else {
             break;
         };
-        if !job_ok(&result) && job.attempt < a.retries && halted.is_none() {
+        if !job_ok(&result) && job.attempt < a.retries && halted.is_none() && !hung_up {
             let kill = relative.as_mut().map(|r| r.arm(job.seq));
             running.push(submit(
                 Job {
@@ -715,6 +753,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         if slotted {
             free.insert(job.slot);
         }
+        commands.remove(&job.seq);
         let d = Done { job, result };
         if let Some(r) = relative.as_mut() {
             r.ended(d.job.seq, d.result.as_ref().ok().map(|t| t.value.seconds));
@@ -756,6 +795,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                     // Dropping a job's future kills its command.
                     killed = running.len() as u64;
                     running.clear();
+                    commands.clear();
                 }
             }
         }
@@ -883,5 +923,21 @@ impl Feed {
             Feed::Here(inputs) => inputs.next(),
             Feed::Read(rx) => rx.recv().await,
         }
+    }
+}
+
+/// A handler for `kind`, if one can be installed (the signal then no
+/// longer ends the command).
+fn unix_signal(kind: tokio::signal::unix::SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+/// The next delivery of `signal`; never without a handler.
+async fn signalled(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }

@@ -53,6 +53,9 @@ pub(crate) struct JobSetup {
     shell: Option<String>,
     /// `--termseq`.
     termseq: Vec<(String, u64)>,
+    /// Whether jobs hold their slot from start to end, so that
+    /// `$PARALLEL_JOBSLOT` names it.
+    pub(crate) jobslot: bool,
 }
 
 /// The shells an ancestor process may be, by name (GNU parallel's list).
@@ -176,6 +179,7 @@ impl JobSetup {
             here: remex::worker::Place::of(std::path::Path::new(".")),
             shell: shell(),
             termseq: a.termseq.clone().map(|t| t.0).unwrap_or_default(),
+            jobslot: false,
         })
     }
 
@@ -205,6 +209,16 @@ impl JobSetup {
         req.shell = self.shell.clone();
         req.termseq = self.termseq.clone();
         req.env = self.env.clone();
+        // As in GNU parallel: the job's number, and the command's pid
+        // (`kill -HUP $PARALLEL_PID` starts no more jobs); the slot when
+        // jobs hold one.
+        req.env.push(("PARALLEL_SEQ".into(), at.seq.to_string()));
+        req.env
+            .push(("PARALLEL_PID".into(), std::process::id().to_string()));
+        if self.jobslot {
+            req.env
+                .push(("PARALLEL_JOBSLOT".into(), at.slot.to_string()));
+        }
         req.cwd = self.workdir.clone();
         if !self.send.is_empty() || !self.back.is_empty() {
             let mut send = Vec::new();

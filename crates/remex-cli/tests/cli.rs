@@ -478,6 +478,95 @@ fn a_job_made_from_a_line_of_stdin_runs_and_prints_before_the_next_line() {
 }
 
 #[test]
+fn sighup_starts_no_more_jobs_and_sigusr1_lists_the_running_ones() {
+    // GNU parallel's signals: `kill -USR1` lists the running jobs on
+    // stderr, `kill -HUP` starts no more and waits for the running ones
+    // (both used to end remex at once).
+    use std::io::BufRead;
+    let d = scratch("hup");
+    let cmd = format!(
+        "touch {d}/started-{{}}; i=0; while [ ! -e {d}/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo {{}}",
+        d = d.display()
+    );
+    let inputs: Vec<String> = (1..=8).map(|i| i.to_string()).collect();
+    let mut child = remex()
+        .args(["run", "--tx", "2*popen", "--no-bar", "--", &cmd, ":::"])
+        .args(&inputs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let started = || {
+        std::fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("started-"))
+            .count()
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while started() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(started(), 2, "two slots, two jobs running");
+    let signal = |name: &str| {
+        assert!(Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    // A line of stderr holding `what`, within 30 s.
+    let wait_for = |what: &str| {
+        let until = Instant::now() + Duration::from_secs(30);
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no line of stderr holding {what:?}");
+    };
+    signal("-USR1");
+    let listed = wait_for("started-");
+    assert!(listed.starts_with("remex: touch "), "{listed}");
+    signal("-HUP");
+    wait_for("SIGHUP received: no new jobs will be started");
+    std::fs::write(d.join("go"), "").unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("remex did not end after SIGHUP and the jobs' end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let ran = stdout.lines().count();
+    // The running jobs and those already given to workers (one more per
+    // slot) end; no other starts.
+    assert!((2..=4).contains(&ran), "{ran} jobs ran: {stdout:?}");
+    assert_eq!(started(), ran);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
 fn exec_streams_each_line_as_the_command_writes_it() {
     use std::io::BufRead;
     let d = scratch("stream");
@@ -1065,6 +1154,35 @@ fn gnu_parallels_input_options_give_its_output() {
             ],
             None,
             "01 1\n02 1\n03 1\n04 1\n05 1\n06 1\n07 1\n08 1\n09 1\n10 1\n11 1\n",
+        ),
+        // The jobs' environment: GNU parallel's man page example, and the
+        // slot by its variable and by --plus's {slot}.
+        (
+            &[
+                "-k",
+                "-N2",
+                "echo",
+                "seq:$PARALLEL_SEQ",
+                "arg1:{1}",
+                "arg2:{2}",
+            ],
+            Some("1\n2\n3\n4\n5\n"),
+            "seq:1 arg1:1 arg2:2\nseq:2 arg1:3 arg2:4\nseq:3 arg1:5 arg2:\n",
+        ),
+        (
+            &[
+                "-k",
+                "-j1",
+                "--plus",
+                "echo",
+                "$PARALLEL_JOBSLOT",
+                "{slot}",
+                ":::",
+                "a",
+                "b",
+            ],
+            None,
+            "1 1\n1 1\n",
         ),
         // GNU parallel's other spellings, its no-op options, and an
         // option given twice (the last counts).
