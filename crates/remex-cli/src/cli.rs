@@ -247,7 +247,8 @@ pub(crate) struct RunArgs {
     #[arg(long = "dry-run", visible_alias = "dryrun", alias = "dr")]
     pub(crate) dry_run: bool,
     /// Take the sources side by side (a shorter one wraps around), not
-    /// their product; `:::+` and `::::+` link one source to the one before.
+    /// their product; `:::+` links one source to the one before, `::::+`
+    /// each of its files.
     #[arg(long, visible_alias = "xapply")]
     pub(crate) link: bool,
     /// Inputs end at this character, not at a newline (\n, \t, \0, \\ or one character).

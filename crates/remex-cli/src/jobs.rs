@@ -772,9 +772,11 @@ pub(crate) fn split_command_at(
     let flush = |c: Option<(bool, bool, Vec<String>)>, sources: &mut Vec<Source>| match c {
         Some((false, linked, args)) => sources.push(Source::Args(args, linked)),
         Some((true, linked, files)) => {
-            // `::::+ a b`: the first file linked as said, the others not.
-            for (i, f) in files.into_iter().enumerate() {
-                sources.push(Source::File(f, linked && i == 0));
+            // `::::+ a b`: every file linked, to the one before it (GNU
+            // parallel: `::::+ a b` makes a's first line with b's first,
+            // and so on).
+            for f in files {
+                sources.push(Source::File(f, linked));
             }
         }
         None => {}

@@ -992,6 +992,17 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "f1.txt x\nf2.txt x\n",
         ),
+        // Every file after ::::+ is linked to the source before it.
+        (
+            &["-k", "echo", "::::+", "LIST", "LIST2"],
+            None,
+            "f1.txt a\nf2.txt b\n",
+        ),
+        (
+            &["-k", "echo", ":::", "X", "Y", "::::+", "LIST", "LIST2"],
+            None,
+            "X f1.txt a\nY f2.txt b\n",
+        ),
         (
             &["-k", "echo", "file_{}.txt", ":::", "a", "b"],
             None,
@@ -1345,14 +1356,15 @@ fn gnu_parallels_input_options_give_its_output() {
     let list = dir.join("list");
     std::fs::write(&list, "f1.txt\nf2.txt\n").unwrap();
     let list = list.to_str().unwrap();
+    let list2 = dir.join("list2");
+    std::fs::write(&list2, "a\nb\nc\n").unwrap();
+    let list2 = list2.to_str().unwrap();
     let fill = |args: &[&str]| -> Vec<String> {
         args.iter()
-            .map(|a| {
-                if *a == "LIST" {
-                    list.to_string()
-                } else {
-                    a.to_string()
-                }
+            .map(|a| match *a {
+                "LIST" => list.to_string(),
+                "LIST2" => list2.to_string(),
+                _ => a.to_string(),
             })
             .collect()
     };
