@@ -41,6 +41,13 @@ enum Part {
     BaseNoExts(usize),
     /// `--plus`: bash's expansions (`{:-text}`, `{#re}`, `{/re/text}`...).
     Plus(crate::plus::Dynamic),
+    /// `--plus`: `{choose_k}`, `{Nchoose_k}`: the argument as it is; the
+    /// job is skipped unless its arguments rise strictly (compared as
+    /// bytes, as Perl's `ge`): one job per combination of the inputs.
+    ChooseK,
+    /// `--plus`: `{uniq}`, `{Nuniq}`: the argument as it is; the job is
+    /// skipped when two of its arguments are the same.
+    Uniq,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +151,8 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
         "..." if plus => Part::NoExts(3),
         "/.." if plus => Part::BaseNoExts(2),
         "/..." if plus => Part::BaseNoExts(3),
+        "choose_k" if plus && !back => Part::ChooseK,
+        "uniq" if plus && !back => Part::Uniq,
         _ if plus && num.is_empty() && !back => Part::Plus(crate::plus::Dynamic::parse(rest)?),
         _ => return None,
     };
@@ -277,6 +286,28 @@ impl Template {
 
     /// Whether the template says the job's slot (`{%}`): then jobs take
     /// slots, and no two running jobs share one.
+    /// Whether the job of `args` is skipped: `{choose_k}` and `{uniq}`
+    /// (GNU parallel's `--plus` rules; a skipped job keeps its number).
+    pub(crate) fn skips(&self, args: &[String]) -> bool {
+        let part = |p: &Piece| match p {
+            Piece::Arg(_, part) => Some(part.clone()),
+            _ => None,
+        };
+        let parts: Vec<Part> = self
+            .pieces
+            .iter()
+            .chain(self.words.iter().flatten().flatten())
+            .filter_map(part)
+            .collect();
+        let rising = |a: &[String]| a.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes());
+        let distinct = |a: &[String]| {
+            let mut seen = std::collections::HashSet::new();
+            a.iter().all(|x| seen.insert(x))
+        };
+        (parts.contains(&Part::ChooseK) && !rising(args))
+            || (parts.contains(&Part::Uniq) && !distinct(args))
+    }
+
     pub(crate) fn uses_slot(&self) -> bool {
         let slot = |p: &Piece| matches!(p, Piece::Slot | Piece::SlotPadded);
         self.pieces.iter().any(slot) || self.words.iter().flatten().flatten().any(slot)
@@ -450,7 +481,7 @@ fn apply(part: &Part, a: &str) -> String {
         }
     };
     match part {
-        Part::Whole => a.to_string(),
+        Part::Whole | Part::ChooseK | Part::Uniq => a.to_string(),
         Part::NoExt => no_ext(a),
         Part::Base => base(a),
         Part::Dir => match a.rsplit_once('/') {

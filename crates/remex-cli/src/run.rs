@@ -387,7 +387,13 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 total,
                 slots: slots as u64,
             };
-            let _ = writeln!(out, "{}", template.render_at(at, &args?));
+            let args = args?;
+            // The jobs that would run: not those {choose_k} or {uniq}
+            // skip (GNU parallel's --dryrun lists them).
+            if template.skips(&args) {
+                continue;
+            }
+            let _ = writeln!(out, "{}", template.render_at(at, &args));
         }
         return Ok(0);
     }
@@ -620,7 +626,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                                 };
                                 r.holds(at, &args)
                             }));
-                    if ran {
+                    // --plus's {choose_k}, {uniq}: not a combination wanted.
+                    let skipped = template.skips(&args)
+                        || printer.tagstring.as_ref().is_some_and(|t| t.skips(&args));
+                    if ran || skipped {
                         printer.bar.inc(1);
                         if a.keep_order {
                             waiting.insert(seq, None);

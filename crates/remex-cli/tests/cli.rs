@@ -884,6 +884,80 @@ fn gnu_parallel() -> Option<Command> {
 }
 
 #[test]
+fn plus_choose_k_and_uniq_make_the_combinations_gnu_parallel_makes() {
+    // parallel_examples' "All combinations in a list": the same list
+    // repeated, and --plus's {choose_k} (arguments rising) or {uniq} (no
+    // two the same) skip the other jobs; a skipped job keeps its number.
+    let abcd = [":::", "A", "B", "C", "D"];
+    let abc = [":::", "A", "B", "C"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            [&["-k", "--plus", "echo", "{choose_k}"][..], &abcd, &abcd].concat(),
+            "A B\nA C\nA D\nB C\nB D\nC D\n",
+        ),
+        (
+            [
+                &["-k", "--plus", "echo", "2{2choose_k}", "1{1choose_k}"][..],
+                &abcd,
+                &abcd,
+            ]
+            .concat(),
+            "2B 1A\n2C 1A\n2D 1A\n2C 1B\n2D 1B\n2D 1C\n",
+        ),
+        (
+            [
+                &["-k", "--plus", "echo", "{choose_k}"][..],
+                &abcd,
+                &abcd,
+                &abcd,
+            ]
+            .concat(),
+            "A B C\nA B D\nA C D\nB C D\n",
+        ),
+        (
+            [&["-k", "--plus", "echo", "{uniq}"][..], &abc, &abc, &abc].concat(),
+            "A B C\nA C B\nB A C\nB C A\nC A B\nC B A\n",
+        ),
+        (
+            [
+                &["-k", "--plus", "echo", "{#}", "{1uniq}+{2uniq}"][..],
+                &abc,
+                &abc,
+            ]
+            .concat(),
+            "2 A+B\n3 A+C\n4 B+A\n6 B+C\n7 C+A\n8 C+B\n",
+        ),
+        // Compared as Perl compares strings: "10" before "9".
+        (
+            vec![
+                "-k",
+                "--plus",
+                "echo",
+                "{choose_k}",
+                ":::",
+                "10",
+                "9",
+                ":::",
+                "10",
+                "9",
+            ],
+            "10 9\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run(&[&["run", "--tx", "popen", "--no-bar"][..], &args].concat());
+        // Skipped jobs did not fail (GNU parallel counts them in its exit
+        // status).
+        assert!(o.status.success(), "{args:?}: {}", o.stderr.as_str());
+        assert_eq!(o.stdout.as_str(), want, "remex {args:?}");
+        if let Some(mut p) = gnu_parallel() {
+            let g = p.args(&args).stdin(Stdio::null()).output().unwrap();
+            assert_eq!(out(&g), want, "parallel {args:?}");
+        }
+    }
+}
+
+#[test]
 fn gnu_parallels_input_options_give_its_output() {
     // (options and command, stdin, what GNU parallel prints): lines of
     // its tutorial and man page inside remex's model.
