@@ -443,11 +443,11 @@ pub(crate) struct RunArgs {
     #[arg(long, alias = "tag-string", value_name = "STR")]
     pub(crate) tagstring: Option<String>,
     /// Several inputs per job, shared evenly among the slots ({} is all of a job's inputs).
-    #[arg(short = 'm', conflicts_with_all = ["max_args", "context"])]
+    #[arg(short = 'm', conflicts_with = "context")]
     pub(crate) multiple: bool,
     /// As many inputs per job as fit on its command line (-s), jobs
     /// filled one after the other (GNU parallel's --xargs).
-    #[arg(long, conflicts_with_all = ["max_args", "multiple", "context"])]
+    #[arg(long, conflicts_with_all = ["multiple", "context"])]
     pub(crate) xargs: bool,
     /// The most characters of a job's command line for -m, -X and
     /// --xargs (default: GNU parallel's, 63,664 on Linux with 4 KiB
@@ -461,7 +461,7 @@ pub(crate) struct RunArgs {
     )]
     pub(crate) max_chars: Option<usize>,
     /// As -m, and each word that holds {} is repeated for each input (context replace).
-    #[arg(short = 'X', conflicts_with = "max_args")]
+    #[arg(short = 'X')]
     pub(crate) context: bool,
     /// Run the jobs in a random order ({#} numbers them in that order).
     #[arg(long)]

@@ -649,18 +649,60 @@ impl std::str::FromStr for Trim {
     }
 }
 
-/// `-d`'s delimiter: one character, or one of `\n`, `\t`, `\0`, `\\`.
+/// `-d`'s delimiter: one character, after GNU parallel's escapes (`\t`, `\n`,
+/// `\r`, `\NNN`, `\N`; and `\\`, a backslash).
 pub(crate) fn delimiter(s: &str) -> Result<u8, String> {
-    match s {
-        r"\n" => Ok(b'\n'),
-        r"\t" => Ok(b'\t'),
-        r"\0" => Ok(0),
-        r"\\" => Ok(b'\\'),
-        _ if s.len() == 1 => Ok(s.as_bytes()[0]),
+    if s == r"\\" {
+        return Ok(b'\\');
+    }
+    match unquote_printf(s).as_bytes() {
+        [b] => Ok(*b),
         _ => Err(format!(
-            "-d takes one character (or \\n, \\t, \\0, \\\\), not {s:?}: remex splits inputs on one byte"
+            "-d takes one character (or \\n, \\t, \\r, \\NNN in octal, \\\\), not {s:?}: remex splits inputs on one byte"
         )),
     }
+}
+
+/// GNU parallel's `unquote_printf`, for `-d` and `--tagstring`: `\t`,
+/// `\n`, `\r`, then `\NNN` and then `\N` in octal, each a pass over what
+/// the one before made (Perl's reading of "\NNN": its octal digits; an 8
+/// or 9 stays a digit).
+pub(crate) fn unquote_printf(s: &str) -> String {
+    let s = s
+        .replace(r"\t", "\t")
+        .replace(r"\n", "\n")
+        .replace(r"\r", "\r");
+    octal_escapes(&octal_escapes(&s, 3), 1)
+}
+
+/// Each `\` followed by `width` digits made the character Perl's
+/// "\DIGITS" is.
+fn octal_escapes(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        let after = &rest[i + 1..];
+        out.push_str(&rest[..i]);
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits < width {
+            out.push('\\');
+            rest = after;
+            continue;
+        }
+        let (escape, tail) = after.split_at(width);
+        let n = escape
+            .bytes()
+            .take_while(|b| (b'0'..=b'7').contains(b))
+            .count();
+        let (oct, literal) = escape.split_at(n);
+        if let Some(c) = u32::from_str_radix(oct, 8).ok().and_then(char::from_u32) {
+            out.push(c);
+        }
+        out.push_str(literal);
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// How inputs are read and cut.
@@ -1076,11 +1118,17 @@ impl Inputs {
     }
 
     /// `-m`, `-X`, `--xargs`: several inputs per job, consecutive ones
-    /// together, at most `line` bytes of arguments in one job. GNU
-    /// parallel's rule: jobs are filled to `line` while the inputs left do
-    /// not fit on one line; what is left then is shared evenly among the
-    /// `slots` (`even`, -m and -X) or filled too (`--xargs`).
+    /// together, at most `line` bytes of arguments in one job (and at most
+    /// `-N K` inputs). GNU parallel's rule: jobs are filled while the
+    /// inputs left do not fit in one job; what is left then is shared
+    /// evenly among the `slots` (`even`, -m and -X) or filled too
+    /// (`--xargs`). `-N0` stays one input per job, given to none.
     pub(crate) fn share(&mut self, slots: usize, line: usize, even: bool) -> Result<(), String> {
+        let cap = match self.per_job {
+            Some(0) => return Ok(()),
+            Some(k) => k,
+            None => usize::MAX,
+        };
         let rows = self.all_rows()?;
         let len = |row: &Vec<String>| row.iter().map(|a| a.len() + 1).sum::<usize>();
         let mut left: usize = rows.iter().map(len).sum();
@@ -1091,13 +1139,13 @@ impl Inputs {
         let n = rows.len();
         for (i, row) in rows.into_iter().enumerate() {
             let l = len(&row);
-            if rows_in > 0 && (each == Some(rows_in) || bytes + l > line) {
+            if rows_in > 0 && (each == Some(rows_in) || rows_in == cap || bytes + l > line) {
                 jobs.push(std::mem::take(&mut job));
                 (rows_in, bytes) = (0, 0);
             }
             // At a job's start: once the rest fits on one line, it is
             // shared evenly.
-            if rows_in == 0 && each.is_none() && even && left <= line {
+            if rows_in == 0 && each.is_none() && even && left <= line && n - i <= cap {
                 each = Some((n - i).div_ceil(slots.max(1)).max(1));
             }
             job.extend(row);
@@ -1236,6 +1284,28 @@ mod tests {
         let t = Template::parse("echo ${HOME} {a,b} {} {x");
         assert_eq!(t.render(1, None, &s(&["1"])), "echo ${HOME} {a,b} 1 {x");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn escapes_are_read_as_gnu_parallels_unquote_printf_reads_them() {
+        // (written, what parallel 20221122 makes of it in --tagstring)
+        for (written, made) in [
+            (r"x\ty", "x\ty"),
+            (r"a\nb\rc", "a\nb\rc"),
+            (r"\033[31m", "\u{1b}[31m"),
+            (r"\101\0", "A\0"),
+            (r"\1012", "A2"),
+            (r"\8", "8"),
+            (r"\089", "\u{0}89"),
+            (r"\q\", r"\q\"),
+            (r"\1341", "\u{1}"),
+        ] {
+            assert_eq!(unquote_printf(written), made, "{written}");
+        }
+        assert_eq!(delimiter(r"\001"), Ok(1));
+        assert_eq!(delimiter(r"\t"), Ok(b'\t'));
+        assert_eq!(delimiter(r"\\"), Ok(b'\\'));
+        assert!(delimiter("ab").is_err());
     }
 
     #[test]

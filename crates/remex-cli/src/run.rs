@@ -352,7 +352,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let tagstring = a
         .tagstring
         .as_deref()
-        .map(|t| Template::parse_tag(t, &inputs.names, a.plus));
+        // GNU parallel's escapes first (`\t`, `\033`...), then the
+        // replacement strings.
+        .map(|t| Template::parse_tag(&crate::jobs::unquote_printf(t), &inputs.names, a.plus));
     // Slots: GNU parallel's -j for this machine when no worker is named
     // (one local worker per slot), else jobs at once on each worker.
     let (specs, host_groups, per_worker) = if local {

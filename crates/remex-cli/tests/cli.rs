@@ -1240,6 +1240,39 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "01 1\n02 1\n03 1\n04 1\n05 1\n06 1\n07 1\n08 1\n09 1\n10 1\n11 1\n",
         ),
+        // -m/-X/--xargs with -n K: at most K inputs a job, and the rest
+        // shared evenly once it fits in one job (parallel_examples'
+        // "Parallel grep": -n 1000 -m).
+        (
+            &[
+                "-k", "-j3", "-n", "4", "-m", "echo", ":::", "1", "2", "3", "4", "5", "6", "7",
+                "8", "9", "10", "11",
+            ],
+            None,
+            "1 2 3 4\n5 6 7 8\n9\n10\n11\n",
+        ),
+        (
+            &[
+                "-k", "-j3", "-n", "3", "-X", "echo", "x{}y", ":::", "1", "2", "3", "4", "5", "6",
+                "7",
+            ],
+            None,
+            "x1y x2y x3y\nx4y x5y x6y\nx7y\n",
+        ),
+        (
+            &[
+                "-k", "--xargs", "-n", "4", "echo", ":::", "1", "2", "3", "4", "5", "6",
+            ],
+            None,
+            "1 2 3 4\n5 6\n",
+        ),
+        // GNU parallel's escapes in --tagstring and -d.
+        (
+            &["-k", "--tagstring", "\\101\\t{#}", "echo", ":::", "a"],
+            None,
+            "A\t1\ta\n",
+        ),
+        (&["-k", "-d", "\\001", "echo"], Some("a\u{1}b"), "a\nb\n"),
         // The jobs' environment: GNU parallel's man page example, and the
         // slot by its variable and by --plus's {slot}.
         (
