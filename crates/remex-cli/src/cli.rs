@@ -261,9 +261,10 @@ pub(crate) struct RunArgs {
     /// An input equal to STR ends its source.
     #[arg(short = 'E', long = "eof", value_name = "STR")]
     pub(crate) eof: Option<String>,
-    /// Remove blanks from inputs: l (left), r (right), lr (both), n (none).
-    #[arg(long, value_name = "WHICH", default_value = "n")]
-    pub(crate) trim: crate::jobs::Trim,
+    /// Remove blanks from inputs (each column): l (left), r (right), lr
+    /// (both), n (none). Default: n, or lr with --colsep (GNU parallel's).
+    #[arg(long, value_name = "WHICH")]
+    pub(crate) trim: Option<crate::jobs::Trim>,
     /// Split each input into columns at REGEX: {1}, {2}... are the columns.
     #[arg(short = 'C', long = "colsep", alias = "col-sep", value_name = "REGEX")]
     pub(crate) colsep: Option<String>,

@@ -770,7 +770,8 @@ impl Reading {
                 (Ok(s), Some(e)) => s != e,
                 _ => true,
             })
-            .map(move |r| r.map(|s| me.columns(me.trimmed(s)))),
+            // Each column trimmed, as GNU parallel trims each argument.
+            .map(move |r| r.map(|s| me.columns(s).into_iter().map(|c| me.trimmed(c)).collect())),
         ))
     }
 }

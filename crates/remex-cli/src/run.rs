@@ -249,7 +249,12 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
     Ok(Reading {
         delimiter: if a.null { Some(0) } else { a.delimiter },
         eof: a.eof.clone(),
-        trim: a.trim,
+        // GNU parallel trims columns at both ends unless told otherwise.
+        trim: a.trim.unwrap_or(if colsep.is_some() {
+            crate::jobs::Trim::Both
+        } else {
+            crate::jobs::Trim::None
+        }),
         colsep,
         header,
         link: a.link,

@@ -1266,6 +1266,20 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "1 2 3 4\n5 6\n",
         ),
+        // --colsep trims each column at both ends unless --trim says
+        // otherwise (parallel_examples' "Use a table as input").
+        (
+            &[
+                "-k", "--colsep", "\t", "echo", "cmd", "-o", "{2}", "-i", "{1}",
+            ],
+            Some("foo\tbar\nbaz \t quux\n"),
+            "cmd -o bar -i foo\ncmd -o quux -i baz\n",
+        ),
+        (
+            &["-k", "--trim", "n", "--colsep", "\t", "echo", "[{2}]"],
+            Some("baz \t quux\n"),
+            "[ quux]\n",
+        ),
         // GNU parallel's escapes in --tagstring and -d.
         (
             &["-k", "--tagstring", "\\101\\t{#}", "echo", ":::", "a"],
