@@ -378,7 +378,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         // The slots the workers would have: `N*SPEC` counts N.
         let workers: usize = specs
             .iter()
-            .map(|s| remex::Spec::parse(s).map_or(1, |s| s.workers()))
+            .map(|s| {
+                remex::Spec::parse_many(s)
+                    .map_or(1, |specs| specs.iter().map(|s| s.workers()).sum())
+            })
             .sum();
         let slots = (workers * per_worker).max(1);
         if shares {

@@ -1280,6 +1280,15 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("baz \t quux\n"),
             "[ quux]\n",
         ),
+        // --dryrun shares -m's inputs among the slots it would have.
+        (
+            &[
+                "-k", "-j2", "--dryrun", "-m", "rm", "{}", "&&", "touch", "{}", ":::", "a", "b",
+                "c", "d",
+            ],
+            None,
+            "rm a b && touch a b\nrm c d && touch c d\n",
+        ),
         // GNU parallel's escapes in --tagstring and -d.
         (
             &["-k", "--tagstring", "\\101\\t{#}", "echo", ":::", "a"],
