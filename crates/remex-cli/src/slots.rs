@@ -28,7 +28,14 @@ impl Jobs {
     pub(crate) fn parse(s: &str) -> Result<Jobs, String> {
         let num = |t: &str| {
             t.parse::<usize>().map_err(|_| {
-                format!("-j takes N, N%, +N, -N or 0 (GNU parallel's forms), not {s:?}")
+                // GNU parallel reads -j from a file it names (a procfile,
+                // read again as jobs end); remex does not.
+                let file = if std::path::Path::new(s).is_file() {
+                    " (a file holding the number, GNU parallel's procfile, is not read: give -j \"$(cat FILE)\")"
+                } else {
+                    ""
+                };
+                format!("-j takes N, N%, +N, -N or 0 (GNU parallel's forms), not {s:?}{file}")
             })
         };
         if let Some(p) = s.strip_suffix('%') {
@@ -111,5 +118,11 @@ mod tests {
         assert_eq!(per_worker(None), Ok(1));
         assert!(per_worker(Some(Jobs::Count(0))).is_err());
         assert!(per_worker(Some(Jobs::Count(5000))).is_err());
+        // A file, as GNU parallel's procfile: named as not read.
+        let file = std::env::temp_dir().join(format!("remex-procfile-{}", std::process::id()));
+        std::fs::write(&file, "2\n").unwrap();
+        let e = Jobs::parse(file.to_str().unwrap()).unwrap_err();
+        assert!(e.contains("procfile, is not read"), "{e}");
+        std::fs::remove_file(file).unwrap();
     }
 }
