@@ -83,6 +83,46 @@ impl HostGroups {
     }
 }
 
+/// An sshloginfile's text, found as GNU parallel finds it: `..` is
+/// ~/.parallel/sshloginfile (or $XDG_CONFIG_HOME/parallel/sshloginfile),
+/// `.` /etc/parallel/sshloginfile, `-` stdin; another name is looked for
+/// here, then in ~/.parallel.
+fn read_sshloginfile(f: &std::path::Path) -> Result<String, String> {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    let in_config = |name: &str| -> Option<PathBuf> {
+        let xdg = std::env::var_os("XDG_CONFIG_HOME")
+            .map(|x| PathBuf::from(x).join("parallel").join(name))
+            .filter(|p| p.is_file());
+        let dot = home().map(|h| h.join(".parallel").join(name));
+        xdg.filter(|_| !dot.as_ref().is_some_and(|d| d.is_file()))
+            .or(dot)
+    };
+    let path = match f.to_str() {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| format!("cannot read the sshlogins on stdin (--slf -): {e}"))?;
+            return Ok(text);
+        }
+        Some("..") => in_config("sshloginfile")
+            .ok_or("--slf ..: no $HOME to find ~/.parallel/sshloginfile in")?,
+        Some(".") => PathBuf::from("/etc/parallel/sshloginfile"),
+        _ if !f.exists() && f.components().count() == 1 => home()
+            .map(|h| h.join(".parallel").join(f))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| f.to_path_buf()),
+        _ => f.to_path_buf(),
+    };
+    std::fs::read_to_string(&path).map_err(|e| {
+        let found = if path == f {
+            String::new()
+        } else {
+            format!(" ({})", path.display())
+        };
+        format!("cannot read --sshloginfile {}{found}: {e}", f.display())
+    })
+}
+
 /// GNU parallel's sshlogins (`-S`, `--sshloginfile`) as specs: `:` is
 /// this machine (`popen`), `HOST` and `USER@HOST` are `ssh=`, `N/...`
 /// makes N workers, and an ssh command before the host (`/usr/bin/ssh
@@ -90,10 +130,18 @@ impl HostGroups {
 /// login in host groups g1 and g2 (for `--hostgroups`); `@g1` alone
 /// selects: only logins in a selected group are used.
 pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, String> {
-    let mut logins: Vec<String> = items.to_vec();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| format!("cannot read --sshloginfile {}: {e}", f.display()))?;
+    // GNU parallel's special names: `-S ..` is `--slf ..`, `-S -` is
+    // `--slf -`.
+    let mut files: Vec<PathBuf> = files.to_vec();
+    let mut logins: Vec<String> = Vec::new();
+    for item in items {
+        match item.trim() {
+            ".." | "-" => files.push(PathBuf::from(item.trim())),
+            _ => logins.push(item.clone()),
+        }
+    }
+    for f in &files {
+        let text = read_sshloginfile(f)?;
         logins.extend(
             text.lines()
                 .filter(|l| !l.trim_start().starts_with('#'))

@@ -567,6 +567,51 @@ fn sighup_starts_no_more_jobs_and_sigusr1_lists_the_running_ones() {
 }
 
 #[test]
+fn sshlogin_files_are_found_where_gnu_parallel_looks_for_them() {
+    // `-S ..` and `--slf ..` read ~/.parallel/sshloginfile, `--slf NAME`
+    // looks in ~/.parallel when NAME is not here, `-S -` reads stdin (as
+    // GNU parallel does; `..` was taken for a host name).
+    let home = scratch("slf-home");
+    std::fs::create_dir_all(home.join(".parallel")).unwrap();
+    std::fs::write(home.join(".parallel/sshloginfile"), "# this machine\n2/:\n").unwrap();
+    std::fs::write(home.join(".parallel/mine"), ":\n").unwrap();
+    for login in [&["-S", ".."][..], &["--slf", ".."], &["--slf", "mine"]] {
+        let o = ran(remex()
+            .env("HOME", &home)
+            .current_dir(&home)
+            .args(["run", "--no-bar", "-k"])
+            .args(login)
+            .args(["echo", ":::", "a", "b"]));
+        assert!(o.status.success(), "{login:?}: {}", o.stderr.as_str());
+        assert_eq!(o.stdout.as_str(), "a\nb\n", "{login:?}");
+    }
+    let (ok, got, e) = with_stdin(
+        {
+            let mut c = remex();
+            c.args(["run", "--no-bar", "-k", "-S", "-", "echo", ":::", "c"]);
+            c
+        },
+        Some(":\n"),
+    );
+    assert!(ok, "{e}");
+    assert_eq!(got, "c\n");
+    // Not there: named, with where it was looked for.
+    let o = ran(remex()
+        .env("HOME", home.join("none"))
+        .args(["run", "--no-bar", "-S", "..", "echo", ":::", "a"]));
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        o.stderr
+            .as_str()
+            .contains("cannot read --sshloginfile .. (")
+            && o.stderr.as_str().contains(".parallel/sshloginfile"),
+        "{}",
+        o.stderr.as_str()
+    );
+    std::fs::remove_dir_all(home).unwrap();
+}
+
+#[test]
 fn exec_streams_each_line_as_the_command_writes_it() {
     use std::io::BufRead;
     let d = scratch("stream");
