@@ -78,14 +78,12 @@ fn main() {
         },
         _ => {}
     }
-    // One thread: the command's loop, the workers' readers and its
-    // timers share it, so a job's reply is read and the next job sent
-    // without waking another thread (a context switch and a wake-up per
-    // job, and a thread more for the scheduler to place beside the jobs:
-    // `remex run` over 2*popen 4% faster, docs/performance.md). Blocking
-    // work (hashing for rsync, preparing an upload) goes to tokio's
-    // blocking threads.
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // The command's loop runs on the main thread (`block_on`), the
+    // workers' connections on the runtime's threads: a loop held by a
+    // slow stdout (`remex run ... | less`) must not hold the connections'
+    // liveness probes, or workers over ssh would end their sessions
+    // (docs/decisions.md).
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {

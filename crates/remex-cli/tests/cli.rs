@@ -612,6 +612,38 @@ fn sshlogin_files_are_found_where_gnu_parallel_looks_for_them() {
 }
 
 #[test]
+fn a_slow_reader_of_the_output_loses_no_worker_and_no_line() {
+    // `remex run ... | less`: while the output waits for its reader, the
+    // workers' liveness probes still go (a worker hearing nothing for
+    // its bound ends its session). With the command's loop and the
+    // connections on one thread, a full stdout held the probes and the
+    // jobs were lost ("no live worker").
+    let child = remex()
+        .args([
+            "run",
+            "--no-bar",
+            "--tx",
+            "popen//liveness=2",
+            "seq 100000; :",
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is away for 2.5 liveness bounds (jobs 3 and 4 wait for
+    // the first results to be taken), then reads it all.
+    std::thread::sleep(Duration::from_secs(5));
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o).lines().count(), 400_000, "{}", err(&o));
+}
+
+#[test]
 fn exec_streams_each_line_as_the_command_writes_it() {
     use std::io::BufRead;
     let d = scratch("stream");
