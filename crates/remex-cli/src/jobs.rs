@@ -74,6 +74,35 @@ enum Piece {
     Raw,
 }
 
+/// The jobs skipped by `--plus`'s `{choose_k}` (unless the arguments
+/// rise strictly, compared as bytes as Perl's `ge` compares them) and
+/// `{uniq}` (when two arguments are the same).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Skips {
+    rising: bool,
+    distinct: bool,
+}
+
+impl Skips {
+    /// Both templates' rules.
+    pub(crate) fn and(self, other: Skips) -> Skips {
+        Skips {
+            rising: self.rising || other.rising,
+            distinct: self.distinct || other.distinct,
+        }
+    }
+
+    /// Whether the job of `args` is skipped.
+    pub(crate) fn skip(self, args: &[String]) -> bool {
+        let rising = || args.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes());
+        let distinct = || {
+            let mut seen = std::collections::HashSet::new();
+            args.iter().all(|x| seen.insert(x))
+        };
+        (self.rising && !rising()) || (self.distinct && !distinct())
+    }
+}
+
 /// How a command template is read: GNU parallel's `-I` and `-q`, and the
 /// header's column names.
 #[derive(Debug, Clone, Default)]
@@ -284,30 +313,27 @@ impl Template {
         self.words.is_none() && all_text(&self.pieces)
     }
 
-    /// Whether the template says the job's slot (`{%}`): then jobs take
-    /// slots, and no two running jobs share one.
-    /// Whether the job of `args` is skipped: `{choose_k}` and `{uniq}`
-    /// (GNU parallel's `--plus` rules; a skipped job keeps its number).
-    pub(crate) fn skips(&self, args: &[String]) -> bool {
-        let part = |p: &Piece| match p {
-            Piece::Arg(_, part) => Some(part.clone()),
-            _ => None,
-        };
-        let parts: Vec<Part> = self
+    /// Which jobs `{choose_k}` and `{uniq}` skip (GNU parallel's `--plus`
+    /// rules; a skipped job keeps its number): looked up once, then
+    /// asked per job.
+    pub(crate) fn skips(&self) -> Skips {
+        let mut skips = Skips::default();
+        for p in self
             .pieces
             .iter()
             .chain(self.words.iter().flatten().flatten())
-            .filter_map(part)
-            .collect();
-        let rising = |a: &[String]| a.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes());
-        let distinct = |a: &[String]| {
-            let mut seen = std::collections::HashSet::new();
-            a.iter().all(|x| seen.insert(x))
-        };
-        (parts.contains(&Part::ChooseK) && !rising(args))
-            || (parts.contains(&Part::Uniq) && !distinct(args))
+        {
+            match p {
+                Piece::Arg(_, Part::ChooseK) => skips.rising = true,
+                Piece::Arg(_, Part::Uniq) => skips.distinct = true,
+                _ => {}
+            }
+        }
+        skips
     }
 
+    /// Whether the template says the job's slot (`{%}`): then jobs take
+    /// slots, and no two running jobs share one.
     pub(crate) fn uses_slot(&self) -> bool {
         let slot = |p: &Piece| matches!(p, Piece::Slot | Piece::SlotPadded);
         self.pieces.iter().any(slot) || self.words.iter().flatten().flatten().any(slot)

@@ -360,6 +360,15 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         // GNU parallel's escapes first (`\t`, `\033`...), then the
         // replacement strings.
         .map(|t| Template::parse_tag(&crate::jobs::unquote_printf(t), &inputs.names, a.plus));
+    // --plus's {choose_k}, {uniq}: the combinations not wanted (-u
+    // ignores --tagstring).
+    let skips = template.skips().and(
+        tagstring
+            .as_ref()
+            .filter(|_| !a.ungroup)
+            .map(Template::skips)
+            .unwrap_or_default(),
+    );
     // Slots: GNU parallel's -j for this machine when no worker is named
     // (one local worker per slot), else jobs at once on each worker.
     let (specs, host_groups, per_worker) = if local {
@@ -389,6 +398,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         }
         let total = inputs.total;
         let mut out = std::io::stdout().lock();
+        let template_skips = template.skips();
         for (i, args) in inputs.by_ref().enumerate() {
             let seq = i as u64 + 1;
             let at = At {
@@ -400,7 +410,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             let args = args?;
             // The jobs that would run: not those {choose_k} or {uniq}
             // skip (GNU parallel's --dryrun lists them).
-            if template.skips(&args) {
+            if template_skips.skip(&args) {
                 continue;
             }
             let _ = writeln!(out, "{}", template.render_at(at, &args));
@@ -598,14 +608,19 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let mut halted: Option<When> = None;
     let mut halt_status = None;
     let mut input_error = None;
+    // Room to start a job now.
+    macro_rules! room {
+        () => {
+            !inputs_done
+                && halted.is_none()
+                && running.len() < in_flight_max
+                && (!a.keep_order || next_seq < next_print + window)
+                && next_start.is_none_or(|t| Instant::now() >= t)
+        };
+    }
     loop {
         // Start jobs while there is room.
-        while !inputs_done
-            && halted.is_none()
-            && running.len() < in_flight_max
-            && (!a.keep_order || next_seq < next_print + window)
-            && next_start.is_none_or(|t| Instant::now() >= t)
-        {
+        while room!() {
             let input = match arrived.take() {
                 Some(input) => input,
                 None => match inputs.ready() {
@@ -636,10 +651,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                                 };
                                 r.holds(at, &args)
                             }));
-                    // --plus's {choose_k}, {uniq}: not a combination wanted.
-                    let skipped = template.skips(&args)
-                        || printer.tagstring.as_ref().is_some_and(|t| t.skips(&args));
-                    if ran || skipped {
+                    if ran || skips.skip(&args) {
                         printer.bar.inc(1);
                         if a.keep_order {
                             waiting.insert(seq, None);
@@ -708,12 +720,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         });
         // --timeout N%: running jobs are checked ten times a second.
         let checking = relative.is_some() && !running.is_empty();
-        // Room for a job whose input is not read yet.
-        let wanting = !inputs_done
-            && halted.is_none()
-            && running.len() < in_flight_max
-            && (!a.keep_order || next_seq < next_print + window)
-            && next_start.is_none_or(|t| Instant::now() >= t);
+        // Room for a job whose input is not read yet (-k's printing may
+        // have made some).
+        let wanting = room!();
         let waiting_for_something = !running.is_empty() || wanting || delayed.is_some() || checking;
         let next = tokio::select! {
             r = running.next(), if !running.is_empty() => r,

@@ -56,6 +56,8 @@ pub(crate) struct JobSetup {
     /// Whether jobs hold their slot from start to end, so that
     /// `$PARALLEL_JOBSLOT` names it.
     pub(crate) jobslot: bool,
+    /// This process's pid, for `$PARALLEL_PID`.
+    pid: String,
 }
 
 /// The shells an ancestor process may be, by name (GNU parallel's list).
@@ -180,6 +182,7 @@ impl JobSetup {
             shell: shell(),
             termseq: a.termseq.clone().map(|t| t.0).unwrap_or_default(),
             jobslot: false,
+            pid: std::process::id().to_string(),
         })
     }
 
@@ -213,8 +216,7 @@ impl JobSetup {
         // (`kill -HUP $PARALLEL_PID` starts no more jobs); the slot when
         // jobs hold one.
         req.env.push(("PARALLEL_SEQ".into(), at.seq.to_string()));
-        req.env
-            .push(("PARALLEL_PID".into(), std::process::id().to_string()));
+        req.env.push(("PARALLEL_PID".into(), self.pid.clone()));
         if self.jobslot {
             req.env
                 .push(("PARALLEL_JOBSLOT".into(), at.slot.to_string()));

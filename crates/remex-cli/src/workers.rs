@@ -88,14 +88,9 @@ impl HostGroups {
 /// `.` /etc/parallel/sshloginfile, `-` stdin; another name is looked for
 /// here, then in ~/.parallel.
 fn read_sshloginfile(f: &std::path::Path) -> Result<String, String> {
-    let home = || std::env::var_os("HOME").map(PathBuf::from);
-    let in_config = |name: &str| -> Option<PathBuf> {
-        let xdg = std::env::var_os("XDG_CONFIG_HOME")
-            .map(|x| PathBuf::from(x).join("parallel").join(name))
-            .filter(|p| p.is_file());
-        let dot = home().map(|h| h.join(".parallel").join(name));
-        xdg.filter(|_| !dot.as_ref().is_some_and(|d| d.is_file()))
-            .or(dot)
+    // ~/.parallel/NAME.
+    let dot = |name: &std::path::Path| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".parallel").join(name))
     };
     let path = match f.to_str() {
         Some("-") => {
@@ -104,11 +99,22 @@ fn read_sshloginfile(f: &std::path::Path) -> Result<String, String> {
                 .map_err(|e| format!("cannot read the sshlogins on stdin (--slf -): {e}"))?;
             return Ok(text);
         }
-        Some("..") => in_config("sshloginfile")
-            .ok_or("--slf ..: no $HOME to find ~/.parallel/sshloginfile in")?,
+        // ~/.parallel's, else $XDG_CONFIG_HOME's when only it is there.
+        Some("..") => {
+            let home = dot(std::path::Path::new("sshloginfile"));
+            let xdg = std::env::var_os("XDG_CONFIG_HOME")
+                .map(|x| PathBuf::from(x).join("parallel/sshloginfile"));
+            match (home, xdg) {
+                (Some(h), _) if h.is_file() => h,
+                (_, Some(x)) if x.is_file() => x,
+                (Some(h), _) => h,
+                (None, _) => {
+                    return Err("--slf ..: no $HOME to find ~/.parallel/sshloginfile in".into())
+                }
+            }
+        }
         Some(".") => PathBuf::from("/etc/parallel/sshloginfile"),
-        _ if !f.exists() && f.components().count() == 1 => home()
-            .map(|h| h.join(".parallel").join(f))
+        _ if !f.exists() && f.components().count() == 1 => dot(f)
             .filter(|p| p.is_file())
             .unwrap_or_else(|| f.to_path_buf()),
         _ => f.to_path_buf(),

@@ -27,6 +27,27 @@ fn run(args: &[&str]) -> Ran {
     ran(remex().args(args))
 }
 
+/// The lines of `r`, read on a thread of their own as they come (a test
+/// waits for each with a bound); the thread ends with `r`.
+fn lines_of(
+    r: impl std::io::Read + Send + 'static,
+) -> (
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, reader)
+}
+
 /// A fresh directory for one test.
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("remex-cli-{name}-{}", std::process::id()));
@@ -434,7 +455,6 @@ fn a_job_made_from_a_line_of_stdin_runs_and_prints_before_the_next_line() {
     // `tail -f log | remex run ...`: stdin stays open and lines come
     // slowly; each line's job runs and is printed at once (the loop used
     // to wait, reading, until 4 lines had come or stdin ended).
-    use std::io::BufRead;
     for keep in [false, true] {
         let mut c = remex();
         c.args(["run", "--tx", "2*popen"]);
@@ -449,15 +469,7 @@ fn a_job_made_from_a_line_of_stdin_runs_and_prints_before_the_next_line() {
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                if tx.send(line.unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
+        let (rx, _) = lines_of(child.stdout.take().unwrap());
         for word in ["a", "b", "c"] {
             writeln!(stdin, "{word}").unwrap();
             let line = rx.recv_timeout(Duration::from_secs(30));
@@ -482,7 +494,6 @@ fn sighup_starts_no_more_jobs_and_sigusr1_lists_the_running_ones() {
     // GNU parallel's signals: `kill -USR1` lists the running jobs on
     // stderr, `kill -HUP` starts no more and waits for the running ones
     // (both used to end remex at once).
-    use std::io::BufRead;
     let d = scratch("hup");
     let cmd = format!(
         "touch {d}/started-{{}}; i=0; while [ ! -e {d}/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo {{}}",
@@ -498,15 +509,7 @@ fn sighup_starts_no_more_jobs_and_sigusr1_lists_the_running_ones() {
         .spawn()
         .unwrap();
     let pid = child.id().to_string();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, _) = lines_of(child.stderr.take().unwrap());
     let started = || {
         std::fs::read_dir(&d)
             .unwrap()
@@ -2330,17 +2333,7 @@ fn keep_order_with_line_buffer_prints_the_oldest_job_live_and_holds_the_rest() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = lines_of(child.stdout.take().unwrap());
     let got = rx.recv_timeout(Duration::from_secs(30));
     // Let job 1 go on, whatever came.
     go.write_all(b"go\n").unwrap();
