@@ -28,6 +28,7 @@ mod rsync;
 mod run;
 mod setup;
 mod slots;
+mod stop;
 mod stream;
 mod workers;
 
@@ -94,6 +95,9 @@ fn main() {
         }
     };
     let status = rt.block_on(async {
+        if let Some(serve) = stop::catch() {
+            tokio::spawn(serve);
+        }
         match args.command {
             cli::Command::Run(a) => run::run(*a).await,
             cli::Command::Exec(a) => exec::exec(a).await,

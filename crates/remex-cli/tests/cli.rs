@@ -569,6 +569,114 @@ fn sighup_starts_no_more_jobs_and_sigusr1_lists_the_running_ones() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+/// Waits (at most 60 s) for `child` to end; kills it and fails if not.
+fn ended_within(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("remex did not end: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_z_for_longer_than_the_liveness_bound_loses_no_worker_and_no_job() {
+    // Workers over a network end their session when their controller is
+    // silent for the liveness bound (10 s by default): Ctrl-Z on `remex
+    // run` for longer used to lose every job not yet finished ("no live
+    // worker"). The command now tells its workers before it stops. Over
+    // ssh (the ssh client, in a process group of its own, carries the
+    // word while remex is stopped) and a local worker with a bound.
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.7");
+    for spec in [sshd.spec("//liveness=1"), "popen//liveness=1".to_string()] {
+        stopped_for_three_bounds(&spec);
+    }
+}
+
+fn stopped_for_three_bounds(spec: &str) {
+    use std::os::unix::process::CommandExt;
+    let inputs: Vec<String> = (1..=6).map(|i| i.to_string()).collect();
+    let mut child = remex()
+        .args(["run", "--no-bar", "-k", "--tx", spec, "--"])
+        .args(["sleep 0.3; echo job", ":::"])
+        .args(&inputs)
+        // A job of its own, as a shell makes it: its parent (this test)
+        // in another group of the session, so a terminal stop applies.
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rustix::process::Pid::from_child(&child);
+    let (rx, _) = lines_of(child.stdout.take().unwrap());
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)).unwrap(),
+        "job 1",
+        "the first job's line"
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::TSTP).unwrap();
+    // The stop, as the shell sees it.
+    let stopped = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::UNTRACED)
+        .unwrap()
+        .map(|(_, s)| s.stopped())
+        .unwrap();
+    assert!(stopped, "SIGTSTP stops the command");
+    // Stopped for three times the bound (what is tested, not a wait).
+    std::thread::sleep(Duration::from_secs(3));
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let status = ended_within(&mut child, "after SIGCONT");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{spec}: {status}: {stderr}");
+    let rest: Vec<String> = rx.iter().collect();
+    assert_eq!(
+        rest.len(),
+        5,
+        "{spec}: every other job's line: {rest:?} {stderr}"
+    );
+    assert!(!stderr.contains("liveness"), "{spec}: {stderr}");
+}
+
+#[test]
+fn a_terminal_stop_sent_to_an_orphaned_command_is_discarded() {
+    // The kernel discards SIGTSTP sent to an orphaned process group (no
+    // shell would ever continue it); the command, which catches SIGTSTP
+    // to pause its workers, does the same rather than stop for ever.
+    let mut child = Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_remex"))
+        .env_remove("REMEX_WORKER_PATH")
+        .args([
+            "run",
+            "--no-bar",
+            "-u",
+            "--",
+            "echo {}; sleep 1",
+            ":::",
+            "a",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // setsid execs remex (it is not a group leader here): once the job's
+    // line comes, the pid is remex's, in a session of its own, with its
+    // handler set.
+    let pid = rustix::process::Pid::from_child(&child);
+    let (rx, _) = lines_of(child.stdout.take().unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "a");
+    rustix::process::kill_process(pid, rustix::process::Signal::TSTP).unwrap();
+    let status = ended_within(&mut child, "an orphaned command stopped by SIGTSTP");
+    assert!(status.success(), "{status}");
+    assert_eq!(rx.iter().count(), 0, "nothing more on stdout");
+}
+
 #[test]
 fn sshlogin_files_are_found_where_gnu_parallel_looks_for_them() {
     // `-S ..` and `--slf ..` read ~/.parallel/sshloginfile, `--slf NAME`

@@ -94,7 +94,8 @@ fn worker_place(spec: &Spec, info: &WorkerInfo) -> String {
 /// (the ssh client, a wrapper) is ended. So a stopped or hung worker, a
 /// dead host or a cut network is noticed within three quarters of the
 /// bound. The reader answers probes, so a worker busy running tasks still
-/// answers.
+/// answers. While this process is paused ([`crate::pause_liveness`]) it
+/// neither probes nor judges.
 async fn watch_liveness(
     conn: Connection,
     lifecycle: Lifecycle,
@@ -103,15 +104,22 @@ async fn watch_liveness(
     bound: Duration,
 ) {
     let closed = conn.clone();
+    crate::pause::watch(&conn.shared);
     let probe = async {
         loop {
             tokio::time::sleep(bound / 4).await;
+            // Not while this process is paused (stopped by its user,
+            // `pause_liveness`): no probe, and none that spanned a pause
+            // counts.
+            crate::pause::resumed().await;
             if conn.lost().is_some() {
                 return;
             }
             let seen = conn.input_activity();
+            let epoch = crate::pause::epoch();
             if tokio::time::timeout(bound / 2, conn.status()).await.is_ok()
                 || conn.input_activity() != seen
+                || crate::pause::epoch() != epoch
             {
                 continue;
             }

@@ -53,6 +53,8 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|channel| Message::LastMessage { channel }),
         (ch.clone(), any::<u32>()).prop_map(|(channel, bytes)| Message::Credit { channel, bytes }),
         Just(Message::Terminate),
+        Just(Message::Pause),
+        Just(Message::Resume),
         ch.clone().prop_map(|id| Message::StatusRequest { id }),
         (ch, any::<u64>(), any::<u64>()).prop_map(|(id, a, b)| Message::StatusReply {
             id,

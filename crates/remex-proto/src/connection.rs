@@ -107,6 +107,10 @@ pub enum Route<T, E, W> {
     },
     /// The peer asks this side to end.
     Terminate,
+    /// The peer (the controller) will be silent until `Resume`.
+    Pause,
+    /// The peer (the controller) is back.
+    Resume,
     /// The peer asks for this side's status: reply with `id` and these
     /// channels (the caller adds what it runs).
     StatusRequest {
@@ -305,6 +309,8 @@ impl<T, E: Clone, W> ConnMachine<T, E, W> {
                 | Message::Credit { channel, .. }
                 | Message::Log { channel, .. } => *channel,
                 Message::Terminate
+                | Message::Pause
+                | Message::Resume
                 | Message::StatusRequest { .. }
                 | Message::StatusReply { .. } => 0,
             };
@@ -352,6 +358,8 @@ impl<T, E: Clone, W> ConnMachine<T, E, W> {
                 live(self, channel).map(|chan| Route::Credit { chan, bytes })
             }
             Message::Terminate => Ok(Route::Terminate),
+            Message::Pause => Ok(Route::Pause),
+            Message::Resume => Ok(Route::Resume),
             Message::StatusRequest { id } => Ok(Route::StatusRequest {
                 id,
                 numchannels: self.table.len() as u64,

@@ -377,11 +377,19 @@ pub(crate) async fn session(
 /// `bound`: it probes at least every quarter of the bound, so such a
 /// silence means its host is gone or the way to it is cut (a TCP
 /// connection to a dead host stays open for hours). Wakes when the
-/// silence would reach the bound.
+/// silence would reach the bound. A controller that paused (stopped by
+/// its user, `remex::pause_liveness`) is waited for until it resumes.
 async fn watch_controller(conn: Connection, bound: Duration) {
     let closed = conn.clone();
     let watch = async {
         loop {
+            if conn.peer_paused() {
+                // The controller is stopped (Ctrl-Z) and said so: its
+                // silence is no loss. Looked at again every bound; its
+                // `Resume` is input, so the bound then runs from it.
+                tokio::time::sleep(bound).await;
+                continue;
+            }
             let due = conn.last_input() + bound;
             if std::time::Instant::now() >= due {
                 let reason = format!(

@@ -610,6 +610,21 @@ impl Connection {
             + std::time::Duration::from_millis(self.shared.last_input_ms.load(Ordering::Relaxed))
     }
 
+    /// Whether the peer (a controller) said it is stopped: between its
+    /// `Pause` and its `Resume` ([`crate::pause_liveness`]) its silence is
+    /// no sign that it is gone.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let gw = remex::makegateway("popen").await?;
+    /// // This side is the controller: its worker never pauses it.
+    /// assert!(!gw.connection().peer_paused());
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_paused(&self) -> bool {
+        self.shared.peer_paused.load(Ordering::Relaxed)
+    }
+
     /// Asks the peer to end (sends `Terminate`).
     ///
     /// ```

@@ -248,6 +248,11 @@ pub(crate) struct Shared {
     pub(crate) last_input_ms: AtomicU64,
     /// What went each way ([`Traffic`]).
     pub(crate) traffic: TrafficCounts,
+    /// The peer (a controller) said it is stopped: between its `Pause`
+    /// and its `Resume` its silence is no sign of loss.
+    pub(crate) peer_paused: std::sync::atomic::AtomicBool,
+    /// Notified when the writer finds nothing left to write.
+    pub(crate) out_idle: Event,
     /// Set when waiting threads read the input themselves
     /// ([`Connection::spawn_direct`]).
     direct: Option<direct::DirectReader>,
@@ -321,6 +326,8 @@ impl Shared {
             input_reads: AtomicU64::new(0),
             last_input_ms: AtomicU64::new(since_base_ms()),
             traffic: TrafficCounts::default(),
+            peer_paused: Default::default(),
+            out_idle: Event::new(),
             direct,
         })
     }
@@ -427,6 +434,18 @@ impl Shared {
         self.unanswered
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
+    }
+
+    /// Waits (at most `within`) until everything queued so far has been
+    /// handed to the stream, or the connection is closing. Whether it was.
+    pub(crate) async fn written(&self, within: std::time::Duration) -> bool {
+        let check = || {
+            let o = self.out.lock();
+            (o.closing || (o.is_empty() && !o.writer_busy)).then_some(())
+        };
+        remex_sync::wait::until(Some(within), check, || self.out_idle.listen())
+            .await
+            .is_some()
     }
 
     /// Encodes and queues one message for the writer.
@@ -595,6 +614,8 @@ impl Shared {
                     h();
                 }
             }
+            Route::Pause => self.peer_paused.store(true, Ordering::Relaxed),
+            Route::Resume => self.peer_paused.store(false, Ordering::Relaxed),
             Route::StatusRequest { id, numchannels } => {
                 let status = RemoteStatus {
                     numchannels,

@@ -250,6 +250,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(mut lent: Lent<W>) {
             let o = &mut *guard;
             if o.is_empty() {
                 o.writer_busy = false;
+                shared.out_idle.notify(usize::MAX);
                 if o.closing {
                     break;
                 }

@@ -68,6 +68,12 @@ pub enum Kind {
     /// A worker's log event; payload: postcard `LogRecord`; the channel
     /// field is the call it happened in (0: none). Since version 5.
     Log = 12,
+    /// The controller will be silent for a while (stopped by its user):
+    /// its silence does not count against it until `Resume`. Since
+    /// version 6.
+    Pause = 13,
+    /// The controller is back: silence counts again. Since version 6.
+    Resume = 14,
 }
 
 impl Kind {
@@ -92,6 +98,8 @@ impl Kind {
             10 => Kind::StatusRequest,
             11 => Kind::StatusReply,
             12 => Kind::Log,
+            13 => Kind::Pause,
+            14 => Kind::Resume,
             _ => return None,
         })
     }

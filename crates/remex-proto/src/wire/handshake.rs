@@ -32,9 +32,9 @@ pub const MAGIC: [u8; 8] = [0xF0, b'R', b'E', b'M', b'E', b'X', 0x00, 0x0A];
 /// The protocol version this build speaks.
 ///
 /// ```
-/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 5);
+/// assert_eq!(remex::core::wire::PROTOCOL_VERSION, 6);
 /// ```
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Longest hello body accepted.
 ///

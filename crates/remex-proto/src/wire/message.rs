@@ -145,6 +145,11 @@ pub enum Message {
     },
     /// The controller asks the worker to end.
     Terminate,
+    /// The controller will be silent for a while (its process is being
+    /// stopped): the worker's liveness bound does not run until `Resume`.
+    Pause,
+    /// The controller is back: the liveness bound runs again.
+    Resume,
     /// Ask the peer for its status.
     StatusRequest {
         /// Request id echoed in the reply.
@@ -223,6 +228,8 @@ pub fn encode_message(
             dst,
         ),
         Message::Terminate => encode_frame(Kind::Terminate, 0, &[], dst),
+        Message::Pause => encode_frame(Kind::Pause, 0, &[], dst),
+        Message::Resume => encode_frame(Kind::Resume, 0, &[], dst),
         Message::StatusRequest { id } => encode_frame(Kind::StatusRequest, *id, &[], dst),
         Message::StatusReply { id, status } => {
             let p = to_postcard("status", status)?;
@@ -424,6 +431,14 @@ fn decode_payload(kind: Kind, channel: u32, payload: Bytes) -> Result<Message, W
             expect_empty(kind, channel, &payload)?;
             Message::Terminate
         }
+        Kind::Pause => {
+            expect_empty(kind, channel, &payload)?;
+            Message::Pause
+        }
+        Kind::Resume => {
+            expect_empty(kind, channel, &payload)?;
+            Message::Resume
+        }
         Kind::StatusRequest => {
             expect_empty(kind, channel, &payload)?;
             Message::StatusRequest { id: channel }
@@ -491,6 +506,8 @@ mod tests {
                 bytes: 99,
             },
             Message::Terminate,
+            Message::Pause,
+            Message::Resume,
             Message::StatusRequest { id: 4 },
             Message::StatusReply {
                 id: 4,
