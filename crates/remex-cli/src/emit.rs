@@ -1,20 +1,44 @@
 //! How a job's output reaches remex's own stdout or stderr: as it came,
-//! or each line after the job's tag (`--tag`, `--tagstring`).
+//! or each line after the job's tag (`--tag`, `--tagstring`); and what a
+//! write that finds no reader does ([`checked`]).
 
 use std::io::Write;
 
 /// Writes `data` to `out`, each line prefixed with `tag` if there is one.
 pub(crate) fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
     let Some(tag) = tag else {
-        let _ = out.write_all(data);
+        crate::emit::checked(out.write_all(data));
         return;
     };
     for line in data.split_inclusive(|b| *b == b'\n') {
-        let _ = out.write_all(tag.as_bytes());
-        let _ = out.write_all(b"\t");
-        let _ = out.write_all(line);
+        crate::emit::checked(out.write_all(tag.as_bytes()));
+        crate::emit::checked(out.write_all(b"\t"));
+        crate::emit::checked(out.write_all(line));
     }
     if !data.is_empty() && !data.ends_with(b"\n") {
-        let _ = out.write_all(b"\n");
+        crate::emit::checked(out.write_all(b"\n"));
+    }
+}
+
+/// The status remex ends with when its output has no reader: a shell's
+/// for a death by SIGPIPE (128 + 13), as GNU parallel's.
+pub(crate) const NO_READER: i32 = 141;
+
+/// Looks at the result of a write to remex's stdout or stderr. If the
+/// reader went away (`remex run ... | head -1`: EPIPE, as Rust ignores
+/// SIGPIPE), the command ends here with [`NO_READER`], as GNU parallel
+/// dies of the SIGPIPE: no more jobs start, and the workers, losing their
+/// controller, end the running ones. (It used to run every job for no
+/// reader.) One line on stderr says so, if stderr still has a reader.
+/// Other errors are ignored, as before.
+pub(crate) fn checked(written: std::io::Result<()>) {
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(
+                std::io::stderr(),
+                "remex: the output's reader went away (a closed pipe): no more jobs started"
+            );
+            std::process::exit(NO_READER);
+        }
     }
 }

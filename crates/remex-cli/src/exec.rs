@@ -17,11 +17,11 @@ use crate::workers::{self, Workers};
 /// Prints `data` with each line prefixed by `label: `.
 fn tagged(out: &mut dyn Write, label: &str, data: &[u8]) {
     for line in data.split_inclusive(|b| *b == b'\n') {
-        let _ = write!(out, "{label}: ");
-        let _ = out.write_all(line);
+        crate::emit::checked(write!(out, "{label}: "));
+        crate::emit::checked(out.write_all(line));
     }
     if !data.is_empty() && !data.ends_with(b"\n") {
-        let _ = out.write_all(b"\n");
+        crate::emit::checked(out.write_all(b"\n"));
     }
 }
 
@@ -64,9 +64,9 @@ pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
                 let mut lines = out.async_reader().split(b'\n');
                 while let Ok(Some(line)) = lines.next_segment().await {
                     let mut o = std::io::stdout().lock();
-                    let _ = write!(o, "{label}: ");
-                    let _ = o.write_all(&line);
-                    let _ = o.write_all(b"\n");
+                    crate::emit::checked(write!(o, "{label}: "));
+                    crate::emit::checked(o.write_all(&line));
+                    crate::emit::checked(o.write_all(b"\n"));
                 }
             }
             let r = match ch {
@@ -88,7 +88,7 @@ pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
         }
         if let Some(why) = failure(&r) {
             failed += 1;
-            let _ = std::io::stdout().flush();
+            crate::emit::checked(std::io::stdout().flush());
             eprintln!("remex: {label}: {why}");
         }
         results[i] = Some(r);
@@ -109,15 +109,15 @@ pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
         }
         let mut out = std::io::stdout().lock();
         for (labels, o) in groups {
-            let _ = writeln!(out, "---------------");
-            let _ = writeln!(out, "{} ({})", labels.join(","), labels.len());
-            let _ = writeln!(out, "---------------");
-            let _ = out.write_all(&o.stdout);
+            crate::emit::checked(writeln!(out, "---------------"));
+            crate::emit::checked(writeln!(out, "{} ({})", labels.join(","), labels.len()));
+            crate::emit::checked(writeln!(out, "---------------"));
+            crate::emit::checked(out.write_all(&o.stdout));
             if !o.stdout.is_empty() && !o.stdout.ends_with(b"\n") {
-                let _ = writeln!(out);
+                crate::emit::checked(writeln!(out));
             }
-            let _ = out.flush();
-            let _ = std::io::stderr().write_all(&o.stderr);
+            crate::emit::checked(out.flush());
+            crate::emit::checked(std::io::stderr().write_all(&o.stderr));
         }
     }
     w.group.terminate(Duration::from_secs(5)).await;

@@ -31,7 +31,7 @@ pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], t
                         }
                     }
                     Err(e) => {
-                        let _ = std::io::stdout().flush();
+                        crate::emit::checked(std::io::stdout().flush());
                         eprintln!("remex: {label}: {command}: {e}");
                         failed += 1;
                     }

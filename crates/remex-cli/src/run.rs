@@ -162,11 +162,15 @@ impl Printer {
                 emit(&mut err, tag.as_deref(), &t.value.stderr);
                 let o = &t.value;
                 if o.timed_out {
-                    let _ = writeln!(err, "remex: job {} timed out: {}", d.job.seq, d.job.command);
+                    crate::emit::checked(writeln!(
+                        err,
+                        "remex: job {} timed out: {}",
+                        d.job.seq, d.job.command
+                    ));
                 }
             }
             Err(e) => {
-                let _ = std::io::stdout().flush();
+                crate::emit::checked(std::io::stdout().flush());
                 eprintln!("remex: job {} ({}): {e}", d.job.seq, d.job.command);
             }
         });
@@ -413,7 +417,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             if template_skips.skip(&args) {
                 continue;
             }
-            let _ = writeln!(out, "{}", template.render_at(at, &args));
+            crate::emit::checked(writeln!(out, "{}", template.render_at(at, &args)));
         }
         return Ok(0);
     }

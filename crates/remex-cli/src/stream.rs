@@ -73,8 +73,8 @@ impl Order {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = held.remove(&(seq + 1)) {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&h);
-            let _ = out.flush();
+            crate::emit::checked(out.write_all(&h));
+            crate::emit::checked(out.flush());
         }
         self.turn.send_replace(seq + 1);
     }
@@ -85,9 +85,9 @@ impl Order {
         let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
         let mut out = std::io::stdout().lock();
         for h in held.values() {
-            let _ = out.write_all(h);
+            crate::emit::checked(out.write_all(h));
         }
-        let _ = out.flush();
+        crate::emit::checked(out.flush());
     }
 }
 
@@ -130,8 +130,8 @@ pub(crate) async fn run(
                     break;
                 }
                 let mut o = std::io::stdout().lock();
-                let _ = o.write_all(&buf[..n]);
-                let _ = o.flush();
+                crate::emit::checked(o.write_all(&buf[..n]));
+                crate::emit::checked(o.flush());
             }
         }
     }

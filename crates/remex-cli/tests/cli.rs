@@ -585,6 +585,43 @@ fn ended_within(child: &mut std::process::Child, what: &str) -> std::process::Ex
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_the_run_as_gnu_parallel_does() {
+    // `remex run ... | head -1`: once the reader is gone, remex ends
+    // with 141 (a shell's status for a death by SIGPIPE, GNU parallel's)
+    // and starts no more jobs. It used to run all of them for no reader
+    // and exit 0.
+    let d = scratch("epipe");
+    let inputs: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
+    let cmd = format!("touch {}/{{}}; sleep 0.2; echo {{}}", d.display());
+    let mut child = remex()
+        .args(["run", "--no-bar", "--tx", "2*popen", "--", &cmd, ":::"])
+        .args(&inputs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert!(!first.is_empty());
+    drop(out);
+    let status = ended_within(&mut child, "its stdout closed");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert_eq!(
+        stderr,
+        "remex: the output's reader went away (a closed pipe): no more jobs started\n"
+    );
+    // Two slots, each with at most one more job given to its worker, and
+    // the jobs that ended before the write that failed.
+    let started = std::fs::read_dir(&d).unwrap().count();
+    assert!(started <= 10, "{started} of 40 jobs started");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
 fn ctrl_z_for_longer_than_the_liveness_bound_loses_no_worker_and_no_job() {
     // Workers over a network end their session when their controller is
     // silent for the liveness bound (10 s by default): Ctrl-Z on `remex
