@@ -917,6 +917,14 @@ fn read_items(
     delimiter: Option<u8>,
 ) -> Result<Box<dyn Iterator<Item = Result<String, String>> + Send>, String> {
     let reader: Box<dyn BufRead + Send> = if path == "-" {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            // A forgotten `:::` would otherwise look like a hang (GNU
+            // parallel warns too).
+            eprintln!(
+                "remex: reading the inputs from the terminal, one per line; Ctrl-D ends them \
+                 (forgot ::: or :::: or -a, or to pipe them in?)"
+            );
+        }
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
         let f = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;

@@ -585,6 +585,42 @@ fn ended_within(child: &mut std::process::Child, what: &str) -> std::process::Ex
 }
 
 #[test]
+fn inputs_read_from_a_terminal_are_announced() {
+    // `remex run echo` with no `:::` reads its inputs from stdin: from a
+    // terminal that looked like a hang (GNU parallel warns). `script`
+    // gives remex a terminal and passes this test's lines to it.
+    let command = format!("{} run --no-bar echo got", env!("CARGO_BIN_EXE_remex"));
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("REMEX_WORKER_PATH")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"x\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let text = out(&o);
+    assert!(o.status.success(), "{text}{}", err(&o));
+    assert!(
+        text.contains("remex: reading the inputs from the terminal"),
+        "{text}"
+    );
+    assert!(text.contains("got x"), "{text}");
+    // Piped in: no word.
+    let mut child = remex()
+        .args(["run", "--no-bar", "echo", "got"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!((out(&o).as_str(), err(&o).as_str()), ("got y\n", ""));
+}
+
+#[test]
 fn output_into_a_closed_pipe_ends_the_run_as_gnu_parallel_does() {
     // `remex run ... | head -1`: once the reader is gone, remex ends
     // with 141 (a shell's status for a death by SIGPIPE, GNU parallel's)
