@@ -1,14 +1,16 @@
-//! Ctrl-Z: the command stops as a shell expects, and its workers wait.
+//! Ctrl-Z: the command and its jobs stop as a shell expects, and its
+//! workers wait.
 //!
-//! Workers over a network run under a liveness bound (10 s by default):
-//! stopped by the terminal's SIGTSTP, the command would be silent, its
-//! workers would end their sessions and every job not yet finished would
-//! fail with "no live worker" once it continued. So SIGTSTP is caught:
-//! the workers are told first (`remex::pause_liveness`), then the command
-//! stops itself with SIGSTOP, and when the shell continues it (`fg`,
-//! `bg`) the bounds run again from then. Jobs already given to workers run
-//! on meanwhile (their process groups are their own, as GNU parallel's
-//! jobs are), and their results are collected after.
+//! The jobs run in their workers' process groups, which the terminal's
+//! SIGTSTP does not reach, and workers over a network run under a liveness
+//! bound (10 s by default): stopped alone, the command would leave its
+//! jobs running, and its workers would end their sessions on its silence,
+//! failing every job not yet finished with "no live worker" once it
+//! continued. So SIGTSTP is caught: the workers are told first
+//! (`remex::pause_workers`: they suspend their jobs and wait), then the
+//! command stops itself with SIGSTOP, and when the shell continues it
+//! (`fg`, `bg`) the jobs continue and the bounds run again from then, as
+//! GNU parallel stops and continues its jobs.
 
 use futures::FutureExt;
 use rustix::process::{getpgrp, getpid, getsid, kill_process, Signal};
@@ -31,7 +33,7 @@ pub(crate) fn catch() -> Option<impl std::future::Future<Output = ()>> {
                 // we.
                 continue;
             }
-            let pause = remex::pause_liveness().await;
+            let pause = remex::pause_workers().await;
             // A continue from before this stop is not this one's.
             while let Some(Some(())) = cont.recv().now_or_never() {}
             if kill_process(getpid(), Signal::STOP).is_ok() {

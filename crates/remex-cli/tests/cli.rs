@@ -717,6 +717,96 @@ fn stopped_for_three_bounds(spec: &str) {
 }
 
 #[test]
+fn ctrl_z_suspends_the_jobs_and_their_timeouts_until_the_command_continues() {
+    // GNU parallel stops its jobs at Ctrl-Z and continues them at `fg`.
+    // remex's jobs are in their workers' process groups, which a terminal
+    // stop does not reach: they ran on while remex was stopped, and a
+    // timeout counted the stop. Now the workers suspend them (SIGTSTP)
+    // and move their timeouts on by the pause.
+    use std::os::unix::process::CommandExt;
+    let d = scratch("ctrl-z-jobs");
+    let cmd = format!(
+        "echo $$ > {}/{{}}.pid; sleep 1.5; echo done {{}}",
+        d.display()
+    );
+    let mut child = remex()
+        .args([
+            "run",
+            "--no-bar",
+            "-k",
+            "--timeout",
+            "3",
+            "--tx",
+            "2*popen",
+            "--",
+        ])
+        .args([&cmd, ":::", "a", "b"])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rustix::process::Pid::from_child(&child);
+    // A process's state letter, from /proc.
+    let state = |p: &str| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .next()
+                    .map(String::from)
+            })
+    };
+    // Both jobs running: their shells' pids (waited for with a bound; no
+    // event tells this test a job started).
+    let until = Instant::now() + Duration::from_secs(30);
+    let jobs: Vec<String> = loop {
+        let read: Vec<String> = ["a", "b"]
+            .iter()
+            .filter_map(|x| std::fs::read_to_string(d.join(format!("{x}.pid"))).ok())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if read.len() == 2 {
+            break read;
+        }
+        assert!(Instant::now() < until, "the jobs did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    rustix::process::kill_process(pid, rustix::process::Signal::TSTP).unwrap();
+    let stopped = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::UNTRACED)
+        .unwrap()
+        .map(|(_, s)| s.stopped())
+        .unwrap();
+    assert!(stopped, "SIGTSTP stops the command");
+    // The jobs follow (their workers look every 50 ms).
+    let until = Instant::now() + Duration::from_secs(10);
+    while !jobs.iter().all(|j| state(j).as_deref() == Some("T")) {
+        assert!(
+            Instant::now() < until,
+            "the jobs were not suspended: {:?}",
+            jobs.iter().map(|j| state(j)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Stopped past the jobs' timeout (what is tested, not a wait).
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(jobs.iter().all(|j| state(j).as_deref() == Some("T")));
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let status = ended_within(&mut child, "after SIGCONT");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(stdout, "done a\ndone b\n", "{stderr}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
 fn a_terminal_stop_sent_to_an_orphaned_command_is_discarded() {
     // The kernel discards SIGTSTP sent to an orphaned process group (no
     // shell would ever continue it); the command, which catches SIGTSTP

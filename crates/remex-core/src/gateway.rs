@@ -94,7 +94,7 @@ fn worker_place(spec: &Spec, info: &WorkerInfo) -> String {
 /// (the ssh client, a wrapper) is ended. So a stopped or hung worker, a
 /// dead host or a cut network is noticed within three quarters of the
 /// bound. The reader answers probes, so a worker busy running tasks still
-/// answers. While this process is paused ([`crate::pause_liveness`]) it
+/// answers. While this process is paused ([`crate::pause_workers`]) it
 /// neither probes nor judges.
 async fn watch_liveness(
     conn: Connection,
@@ -104,12 +104,11 @@ async fn watch_liveness(
     bound: Duration,
 ) {
     let closed = conn.clone();
-    crate::pause::watch(&conn.shared);
     let probe = async {
         loop {
             tokio::time::sleep(bound / 4).await;
             // Not while this process is paused (stopped by its user,
-            // `pause_liveness`): no probe, and none that spanned a pause
+            // `pause_workers`): no probe, and none that spanned a pause
             // counts.
             crate::pause::resumed().await;
             if conn.lost().is_some() {
@@ -698,6 +697,7 @@ impl Gateway {
                 &lost.to_string(),
             ));
         });
+        crate::pause::watch(&gw.inner.conn.shared);
         if let Some(bound) = gw.inner.spec.liveness_bound() {
             tokio::spawn(watch_liveness(
                 gw.inner.conn.clone(),

@@ -42,7 +42,7 @@ pub use channel_file::{AsyncChannelReader, AsyncChannelWriter, ChannelReader, Ch
 pub use conn::channel::Channel;
 pub use error::{with_timeout, Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};
-pub use pause::{pause_liveness, LivenessPause};
+pub use pause::{pause_workers, WorkersPaused};
 pub use spec::{Liveness, SlurmOptions, Spec, SpecError, Transport};
 pub use value::{from_value, to_value, ChannelRef, Value, ValueError};
 

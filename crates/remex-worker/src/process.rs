@@ -181,6 +181,20 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
     } else {
         termseq
     };
+    // The session the command runs for: while its controller is paused
+    // (stopped by its user: `remex::pause_workers`), the command is
+    // suspended, and one still to start waits. No bound: until the
+    // controller resumes, or the task is cancelled (as it is when the
+    // controller goes away).
+    let session = cancel.as_ref().map(|c| c.connection());
+    if let (Some(c), Some(conn)) = (&cancel, &session) {
+        while conn.peer_paused() {
+            if c.is_closed() {
+                return Err(RunError::Cancelled);
+            }
+            std::thread::sleep(CANCEL_POLL);
+        }
+    }
     let mut child = command
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -216,7 +230,9 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             .map_err(|e| RunError::Spawn(e.to_string()))?;
     }
     let pid = rustix::process::Pid::from_raw(child.id() as i32);
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut deadline = timeout.map(|t| Instant::now() + t);
+    // Since when the process is suspended (its controller paused).
+    let mut suspended: Option<Instant> = None;
     let mut ended = Ended::ByItself;
     let mut too_large: Option<&'static str> = None;
     // At the timeout: the next signal of the sequence and when.
@@ -231,6 +247,8 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         // next look at the cancel.
         let now = Instant::now();
         let mut wake: Option<Instant> = match kill {
+            // Suspended: no signal or deadline is due until the end.
+            _ if suspended.is_some() => None,
             Some((_, at)) => Some(at),
             None => deadline,
         };
@@ -326,6 +344,26 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             break;
         }
         let now = Instant::now();
+        match (suspended, session.as_ref().is_some_and(|c| c.peer_paused())) {
+            (None, true) => {
+                // As a shell stops a job's processes at Ctrl-Z (and GNU
+                // parallel its jobs).
+                signal_tree(pid, rustix::process::Signal::TSTP);
+                suspended = Some(now);
+            }
+            (Some(since), false) => {
+                signal_tree(pid, rustix::process::Signal::CONT);
+                // The pause does not count against the timeout.
+                let held = now - since;
+                deadline = deadline.map(|d| d + held);
+                kill = kill.map(|(i, at)| (i, at + held));
+                suspended = None;
+            }
+            _ => {}
+        }
+        if suspended.is_some() {
+            continue;
+        }
         match kill {
             None if deadline.is_some_and(|d| now >= d) => {
                 ended = Ended::TimedOut;

@@ -378,7 +378,7 @@ pub(crate) async fn session(
 /// silence means its host is gone or the way to it is cut (a TCP
 /// connection to a dead host stays open for hours). Wakes when the
 /// silence would reach the bound. A controller that paused (stopped by
-/// its user, `remex::pause_liveness`) is waited for until it resumes.
+/// its user, `remex::pause_workers`) is waited for until it resumes.
 async fn watch_controller(conn: Connection, bound: Duration) {
     let closed = conn.clone();
     let watch = async {

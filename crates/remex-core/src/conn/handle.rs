@@ -611,7 +611,7 @@ impl Connection {
     }
 
     /// Whether the peer (a controller) said it is stopped: between its
-    /// `Pause` and its `Resume` ([`crate::pause_liveness`]) its silence is
+    /// `Pause` and its `Resume` ([`crate::pause_workers`]) its silence is
     /// no sign that it is gone.
     ///
     /// ```
