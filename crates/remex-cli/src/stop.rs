@@ -16,17 +16,29 @@ use futures::FutureExt;
 use rustix::process::{getpgrp, getpid, getsid, kill_process, Signal};
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Catches SIGTSTP now and returns what serves it for the rest of the
-/// command's life (to spawn). `None` if no handler could be installed:
-/// SIGTSTP then keeps its default action.
+/// Catches the terminal's stops now (SIGTSTP: Ctrl-Z; SIGTTIN and
+/// SIGTTOU: a background `remex` reading its inputs from the terminal, or
+/// writing to it under `stty tostop`) and returns what serves them for
+/// the rest of the command's life (to spawn). `None` if no handler could
+/// be installed: they then keep their default action.
 pub(crate) fn catch() -> Option<impl std::future::Future<Output = ()>> {
     let mut tstp = signal(SignalKind::from_raw(Signal::TSTP.as_raw())).ok()?;
+    let mut ttin = signal(SignalKind::from_raw(Signal::TTIN.as_raw())).ok()?;
+    let mut ttou = signal(SignalKind::from_raw(Signal::TTOU.as_raw())).ok()?;
     // SIGCONT says the stop is over: kill(2) of this process returns
     // before the stop takes it (another thread is picked for the signal),
     // so the pause must last until the continue, not until the kill.
     let mut cont = signal(SignalKind::from_raw(Signal::CONT.as_raw())).ok()?;
     Some(async move {
-        while tstp.recv().await.is_some() {
+        loop {
+            let stop = tokio::select! {
+                s = tstp.recv() => s,
+                s = ttin.recv() => s,
+                s = ttou.recv() => s,
+            };
+            if stop.is_none() {
+                return;
+            }
             if orphaned() {
                 // The kernel discards a terminal stop sent to an orphaned
                 // process group (no shell would ever continue it): so do

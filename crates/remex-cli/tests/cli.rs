@@ -665,13 +665,19 @@ fn ctrl_z_for_longer_than_the_liveness_bound_loses_no_worker_and_no_job() {
     // worker"). The command now tells its workers before it stops. Over
     // ssh (the ssh client, in a process group of its own, carries the
     // word while remex is stopped) and a local worker with a bound.
+    // The other stops of job control (a background `remex` reading the
+    // terminal: SIGTTIN) are served alike.
+    use rustix::process::Signal;
     let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.7");
-    for spec in [sshd.spec("//liveness=1"), "popen//liveness=1".to_string()] {
-        stopped_for_three_bounds(&spec);
+    for (spec, stop) in [
+        (sshd.spec("//liveness=1"), Signal::TSTP),
+        ("popen//liveness=1".to_string(), Signal::TTIN),
+    ] {
+        stopped_for_three_bounds(&spec, stop);
     }
 }
 
-fn stopped_for_three_bounds(spec: &str) {
+fn stopped_for_three_bounds(spec: &str, stop: rustix::process::Signal) {
     use std::os::unix::process::CommandExt;
     let inputs: Vec<String> = (1..=6).map(|i| i.to_string()).collect();
     let mut child = remex()
@@ -693,13 +699,13 @@ fn stopped_for_three_bounds(spec: &str) {
         "job 1",
         "the first job's line"
     );
-    rustix::process::kill_process(pid, rustix::process::Signal::TSTP).unwrap();
+    rustix::process::kill_process(pid, stop).unwrap();
     // The stop, as the shell sees it.
     let stopped = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::UNTRACED)
         .unwrap()
         .map(|(_, s)| s.stopped())
         .unwrap();
-    assert!(stopped, "SIGTSTP stops the command");
+    assert!(stopped, "{stop:?} stops the command");
     // Stopped for three times the bound (what is tested, not a wait).
     std::thread::sleep(Duration::from_secs(3));
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
