@@ -27,6 +27,15 @@ fn run(args: &[&str]) -> Ran {
     ran(remex().args(args))
 }
 
+/// `c` started with its stdout and stderr piped to this test.
+fn spawned(c: &mut Command, stdin: Stdio) -> std::process::Child {
+    c.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The lines of `r`, read on a thread of their own as they come (a test
 /// waits for each with a bound); the thread ends with `r`.
 fn lines_of(
@@ -109,8 +118,8 @@ fn run_makes_a_job_per_input_with_replacement_strings() {
 
 #[test]
 fn run_reads_stdin_and_tags_each_line() {
-    let mut child = remex()
-        .args([
+    let mut child = spawned(
+        remex().args([
             "run",
             "--tx",
             "2*popen",
@@ -118,12 +127,9 @@ fn run_reads_stdin_and_tags_each_line() {
             "-k",
             "--",
             "printf 'hi %s\\nbye\\n'",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ]),
+        Stdio::piped(),
+    );
     child.stdin.take().unwrap().write_all(b"x\ny z\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", err(&o));
@@ -461,13 +467,7 @@ fn a_job_made_from_a_line_of_stdin_runs_and_prints_before_the_next_line() {
         if keep {
             c.arg("-k");
         }
-        let mut child = c
-            .args(["--", "echo", "got"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawned(c.args(["--", "echo", "got"]), Stdio::piped());
         let mut stdin = child.stdin.take().unwrap();
         let (rx, _) = lines_of(child.stdout.take().unwrap());
         for word in ["a", "b", "c"] {
@@ -500,14 +500,12 @@ fn sighup_starts_no_more_jobs_and_sigusr1_lists_the_running_ones() {
         d = d.display()
     );
     let inputs: Vec<String> = (1..=8).map(|i| i.to_string()).collect();
-    let mut child = remex()
-        .args(["run", "--tx", "2*popen", "--no-bar", "--", &cmd, ":::"])
-        .args(&inputs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawned(
+        remex()
+            .args(["run", "--tx", "2*popen", "--no-bar", "--", &cmd, ":::"])
+            .args(&inputs),
+        Stdio::null(),
+    );
     let pid = child.id().to_string();
     let (rx, _) = lines_of(child.stderr.take().unwrap());
     let started = || {
@@ -569,6 +567,14 @@ fn sighup_starts_no_more_jobs_and_sigusr1_lists_the_running_ones() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+/// Whether the child `pid` stopped (rather than ended): waits for its
+/// next change of state, as a job control shell does.
+fn stops(pid: rustix::process::Pid) -> bool {
+    rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::UNTRACED)
+        .unwrap()
+        .is_some_and(|(_, s)| s.stopped())
+}
+
 /// Waits (at most 60 s) for `child` to end; kills it and fails if not.
 fn ended_within(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
     let until = Instant::now() + Duration::from_secs(60);
@@ -590,14 +596,12 @@ fn inputs_read_from_a_terminal_are_announced() {
     // terminal that looked like a hang (GNU parallel warns). `script`
     // gives remex a terminal and passes this test's lines to it.
     let command = format!("{} run --no-bar echo got", env!("CARGO_BIN_EXE_remex"));
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env_remove("REMEX_WORKER_PATH")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawned(
+        Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env_remove("REMEX_WORKER_PATH"),
+        Stdio::piped(),
+    );
     child.stdin.take().unwrap().write_all(b"x\n").unwrap();
     let o = child.wait_with_output().unwrap();
     let text = out(&o);
@@ -608,13 +612,10 @@ fn inputs_read_from_a_terminal_are_announced() {
     );
     assert!(text.contains("got x"), "{text}");
     // Piped in: no word.
-    let mut child = remex()
-        .args(["run", "--no-bar", "echo", "got"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawned(
+        remex().args(["run", "--no-bar", "echo", "got"]),
+        Stdio::piped(),
+    );
     child.stdin.take().unwrap().write_all(b"y\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!((out(&o).as_str(), err(&o).as_str()), ("got y\n", ""));
@@ -629,14 +630,12 @@ fn output_into_a_closed_pipe_ends_the_run_as_gnu_parallel_does() {
     let d = scratch("epipe");
     let inputs: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
     let cmd = format!("touch {}/{{}}; sleep 0.2; echo {{}}", d.display());
-    let mut child = remex()
-        .args(["run", "--no-bar", "--tx", "2*popen", "--", &cmd, ":::"])
-        .args(&inputs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawned(
+        remex()
+            .args(["run", "--no-bar", "--tx", "2*popen", "--", &cmd, ":::"])
+            .args(&inputs),
+        Stdio::null(),
+    );
     let mut first = String::new();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut out, &mut first).unwrap();
@@ -677,21 +676,22 @@ fn ctrl_z_for_longer_than_the_liveness_bound_loses_no_worker_and_no_job() {
     }
 }
 
+/// Six jobs over `spec` (a liveness bound of 1 s), with remex stopped by
+/// `stop` after the first for three times the bound: every job's line
+/// comes, and no word of the bound.
 fn stopped_for_three_bounds(spec: &str, stop: rustix::process::Signal) {
     use std::os::unix::process::CommandExt;
     let inputs: Vec<String> = (1..=6).map(|i| i.to_string()).collect();
-    let mut child = remex()
-        .args(["run", "--no-bar", "-k", "--tx", spec, "--"])
-        .args(["sleep 0.3; echo job", ":::"])
-        .args(&inputs)
-        // A job of its own, as a shell makes it: its parent (this test)
-        // in another group of the session, so a terminal stop applies.
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawned(
+        remex()
+            .args(["run", "--no-bar", "-k", "--tx", spec, "--"])
+            .args(["sleep 0.3; echo job", ":::"])
+            .args(&inputs)
+            // A job of its own, as a shell makes it: its parent (this test)
+            // in another group of the session, so a terminal stop applies.
+            .process_group(0),
+        Stdio::null(),
+    );
     let pid = rustix::process::Pid::from_child(&child);
     let (rx, _) = lines_of(child.stdout.take().unwrap());
     assert_eq!(
@@ -701,11 +701,7 @@ fn stopped_for_three_bounds(spec: &str, stop: rustix::process::Signal) {
     );
     rustix::process::kill_process(pid, stop).unwrap();
     // The stop, as the shell sees it.
-    let stopped = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::UNTRACED)
-        .unwrap()
-        .map(|(_, s)| s.stopped())
-        .unwrap();
-    assert!(stopped, "{stop:?} stops the command");
+    assert!(stops(pid), "{stop:?} stops the command");
     // Stopped for three times the bound (what is tested, not a wait).
     std::thread::sleep(Duration::from_secs(3));
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
@@ -735,24 +731,22 @@ fn ctrl_z_suspends_the_jobs_and_their_timeouts_until_the_command_continues() {
         "echo $$ > {}/{{}}.pid; sleep 1.5; echo done {{}}",
         d.display()
     );
-    let mut child = remex()
-        .args([
-            "run",
-            "--no-bar",
-            "-k",
-            "--timeout",
-            "3",
-            "--tx",
-            "2*popen",
-            "--",
-        ])
-        .args([&cmd, ":::", "a", "b"])
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawned(
+        remex()
+            .args([
+                "run",
+                "--no-bar",
+                "-k",
+                "--timeout",
+                "3",
+                "--tx",
+                "2*popen",
+                "--",
+            ])
+            .args([&cmd, ":::", "a", "b"])
+            .process_group(0),
+        Stdio::null(),
+    );
     let pid = rustix::process::Pid::from_child(&child);
     // A process's state letter, from /proc.
     let state = |p: &str| {
@@ -783,11 +777,7 @@ fn ctrl_z_suspends_the_jobs_and_their_timeouts_until_the_command_continues() {
         std::thread::sleep(Duration::from_millis(10));
     };
     rustix::process::kill_process(pid, rustix::process::Signal::TSTP).unwrap();
-    let stopped = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::UNTRACED)
-        .unwrap()
-        .map(|(_, s)| s.stopped())
-        .unwrap();
-    assert!(stopped, "SIGTSTP stops the command");
+    assert!(stops(pid), "SIGTSTP stops the command");
     // The jobs follow (their workers look every 50 ms).
     let until = Instant::now() + Duration::from_secs(10);
     while !jobs.iter().all(|j| state(j).as_deref() == Some("T")) {
@@ -817,23 +807,21 @@ fn a_terminal_stop_sent_to_an_orphaned_command_is_discarded() {
     // The kernel discards SIGTSTP sent to an orphaned process group (no
     // shell would ever continue it); the command, which catches SIGTSTP
     // to pause its workers, does the same rather than stop for ever.
-    let mut child = Command::new("setsid")
-        .arg(env!("CARGO_BIN_EXE_remex"))
-        .env_remove("REMEX_WORKER_PATH")
-        .args([
-            "run",
-            "--no-bar",
-            "-u",
-            "--",
-            "echo {}; sleep 1",
-            ":::",
-            "a",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawned(
+        Command::new("setsid")
+            .arg(env!("CARGO_BIN_EXE_remex"))
+            .env_remove("REMEX_WORKER_PATH")
+            .args([
+                "run",
+                "--no-bar",
+                "-u",
+                "--",
+                "echo {}; sleep 1",
+                ":::",
+                "a",
+            ]),
+        Stdio::null(),
+    );
     // setsid execs remex (it is not a group leader here): once the job's
     // line comes, the pid is remex's, in a session of its own, with its
     // handler set.
