@@ -1,7 +1,8 @@
 //! Fault injection: a worker stopped with SIGSTOP is noticed within its
 //! gateway's liveness bound; a busy worker is not mistaken for a dead one;
 //! a controller killed with SIGKILL leaves no worker behind, over popen,
-//! ssh and via a relay.
+//! ssh and via a relay; an ended ssh worker leaves no job that ignored
+//! SIGTERM behind.
 
 mod common;
 
@@ -178,4 +179,47 @@ async fn a_worker_killed_mid_receive_fails_the_senders_and_waiters() {
         gw.lifecycle().join(Some(T)).await.unwrap(),
         LifecycleState::Fault(_)
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_ignores_sigterm_does_not_outlive_its_ended_ssh_worker() {
+    // An ended worker (`exit`, `Group::terminate`, Ctrl-C on `remex
+    // run`) sends its process group SIGTERM. Over ssh the controller's
+    // SIGKILL to the group reaches only the local ssh client, so a job
+    // that ignored SIGTERM outlived its worker on the host. The worker
+    // now gives the rest of its group 400 ms, then kills what is left.
+    let sshd = Sshd::start("127.0.0.2");
+    let worker = format!("//worker={}", env!("CARGO_BIN_EXE_remex-test-worker"));
+    let gw = remex::makegateway(&sshd.spec(&worker)).await.unwrap();
+    let marker = std::env::temp_dir().join(format!("remex-ignores-term-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let req = remex::worker::CommandRequest::new(format!(
+        "trap '' TERM; echo > {}; exec sleep 32.3",
+        marker.display()
+    ));
+    let _call = gw.remote_call("run", &req).unwrap();
+    let until = Instant::now() + T;
+    while !marker.exists() {
+        assert!(Instant::now() < until, "the job did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.exit().await.unwrap();
+    // Its end is the worker's last act before it exits: no event tells
+    // this test, so /proc is looked at within a bound.
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| c == b"sleep\x0032.3\x00")
+    };
+    let until = Instant::now() + T;
+    while sleeping() {
+        assert!(
+            Instant::now() < until,
+            "a job that ignores SIGTERM outlived its ended ssh worker by 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::remove_file(&marker).unwrap();
 }

@@ -80,6 +80,10 @@ pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
         gateways.iter().map(|_| None).collect();
     let mut failed = 0;
     while let Some((i, r)) = running.next().await {
+        if crate::interrupt::interrupted() {
+            // Ended by Ctrl-C: the workers' ends are the interrupt's.
+            break;
+        }
         let label = w.label(gateways[i].id());
         if !a.merge {
             if let Ok(o) = &r {

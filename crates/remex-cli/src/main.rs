@@ -18,6 +18,7 @@ mod cli;
 mod emit;
 mod exec;
 mod halt;
+mod interrupt;
 mod joblog;
 mod jobs;
 mod onall;
@@ -98,12 +99,17 @@ fn main() {
         if let Some(serve) = stop::catch() {
             tokio::spawn(serve);
         }
-        match args.command {
+        if let Some(serve) = interrupt::catch() {
+            tokio::spawn(serve);
+        }
+        let status = match args.command {
             cli::Command::Run(a) => run::run(*a).await,
             cli::Command::Exec(a) => exec::exec(a).await,
             cli::Command::Rsync(a) => rsync::rsync(a).await,
             cli::Command::Completions { .. } | cli::Command::Manpages { .. } => Ok(0),
-        }
+        };
+        interrupt::settle().await;
+        status
     });
     match status {
         Ok(code) => std::process::exit(code),

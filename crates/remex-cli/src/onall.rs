@@ -30,6 +30,8 @@ pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], t
                             failed += 1;
                         }
                     }
+                    // Ended by Ctrl-C: the workers' ends are the interrupt's.
+                    Err(_) if crate::interrupt::interrupted() => failed += 1,
                     Err(e) => {
                         crate::emit::checked(std::io::stdout().flush());
                         eprintln!("remex: {label}: {command}: {e}");

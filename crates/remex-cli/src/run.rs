@@ -129,6 +129,10 @@ struct Printer {
 
 impl Printer {
     fn print(&self, d: &Done) {
+        if crate::interrupt::interrupted() {
+            // Ended by Ctrl-C: the jobs' ends are the interrupt's.
+            return;
+        }
         let at = At {
             seq: d.job.seq,
             slot: d.job.slot,
@@ -867,7 +871,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         unfinished = true;
     }
     let failed = failed + killed;
-    if failed > 0 {
+    // Ended by Ctrl-C: the jobs' ends are the interrupt's.
+    if failed > 0 && !crate::interrupt::interrupted() {
         eprintln!(
             "remex: {failed} of {} jobs failed{}",
             failed + succeeded,

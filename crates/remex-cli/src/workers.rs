@@ -254,6 +254,7 @@ impl Workers {
         let group = Group::new(specs.iter().map(String::as_str))
             .await
             .map_err(|e| e.to_string())?;
+        crate::interrupt::ends(&group);
         let gateways = group.gateways();
         let labels = labels(&gateways);
         let local = gateways

@@ -803,6 +803,62 @@ fn ctrl_z_suspends_the_jobs_and_their_timeouts_until_the_command_continues() {
 }
 
 #[test]
+fn ctrl_c_gives_the_jobs_their_cleanup_and_remex_dies_of_it() {
+    // GNU parallel sends its jobs SIGTERM at Ctrl-C (its --termseq);
+    // remex died at once and its workers then killed the jobs (SIGKILL),
+    // so a job's `trap ... TERM` never ran. Now the jobs get SIGTERM and
+    // 400 ms, a job that ignores it is killed after, and remex dies of the
+    // SIGINT (a shell loop around it stops).
+    use std::os::unix::process::ExitStatusExt;
+    let d = scratch("ctrl-c");
+    let cleans = format!(
+        "trap 'echo > {d}/a.clean; exit 0' TERM; echo > {d}/a.started; while :; do sleep 0.1; done",
+        d = d.display()
+    );
+    let ignores = format!(
+        "trap '' TERM; echo > {d}/b.started; exec sleep 31.7",
+        d = d.display()
+    );
+    let mut child = spawned(
+        remex().args([
+            "run", "--no-bar", "--tx", "2*popen", ":::", &cleans, &ignores,
+        ]),
+        Stdio::null(),
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while !(d.join("a.started").exists() && d.join("b.started").exists()) {
+        assert!(Instant::now() < until, "the jobs did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = ended_within(&mut child, "after SIGINT");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.signal(), Some(2), "{status}: {stderr}");
+    assert!(d.join("a.clean").exists(), "the cleanup ran: {stderr}");
+    assert_eq!(stderr, "", "nothing said of the ended jobs");
+    // The job that ignored SIGTERM is gone too (no event tells; /proc is
+    // looked at within a bound).
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| c == b"sleep\x0031.7\x00")
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while sleeping() {
+        assert!(
+            Instant::now() < until,
+            "a job that ignores SIGTERM was left"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
 fn a_terminal_stop_sent_to_an_orphaned_command_is_discarded() {
     // The kernel discards SIGTSTP sent to an orphaned process group (no
     // shell would ever continue it); the command, which catches SIGTSTP

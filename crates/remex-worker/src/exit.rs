@@ -2,7 +2,8 @@
 //! worker has to say is said (through [`crate::say`], so a listener's log
 //! takes it), what was logged is flushed (a listener's log writer gets at
 //! most 200 ms), the rest of its process group is told (its children:
-//! SIGTERM, or SIGKILL when nobody will clean up after it), then the
+//! SIGTERM and 400 ms to end before SIGKILL, or SIGKILL at once when
+//! nobody will clean up after it), then the
 //! process exits with its status: 0 ended as asked or its controller went
 //! away, 2 it could not start, 3 its controller broke the protocol, 4 its
 //! session was tampered with.
@@ -52,8 +53,67 @@ pub(crate) fn now(code: i32, why: Option<&str>, children: Children) -> ! {
                 libc::kill(0, libc::SIGTERM);
             }
         }
+        if children == Children::Term && crate::process::spawned() {
+            end_the_rest();
+        }
     }
     std::process::exit(code)
+}
+
+/// How long the rest of the group has, after SIGTERM, to end by itself
+/// (a job's cleanup trap) before SIGKILL: GNU parallel's default
+/// `--termseq` (TERM 200, TERM 100, TERM 50, KILL 25 ms) in one.
+const TERM_GRACE: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Waits (at most [`TERM_GRACE`]) for the rest of this process's group
+/// to end after its SIGTERM, then kills what is left: a job that ignores
+/// SIGTERM is not left behind, on this host or another. No event tells
+/// that a group is empty: /proc is looked at every 10 ms.
+fn end_the_rest() {
+    let t0 = std::time::Instant::now();
+    loop {
+        let rest = others_in_group();
+        if rest.is_empty() {
+            return;
+        }
+        if t0.elapsed() >= TERM_GRACE {
+            for pid in rest {
+                if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The processes of this process's group other than itself that still
+/// run (zombies have ended), from /proc; none where there is no /proc.
+fn others_in_group() -> Vec<i32> {
+    let (me, group) = (
+        rustix::process::getpid().as_raw_nonzero().get(),
+        rustix::process::getpgrp().as_raw_nonzero().get(),
+    );
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            // After the ")" that ends the name: state, ppid, pgrp.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let mut f = s.rsplit_once(')')?.1.split_whitespace();
+                    let state = f.next()?;
+                    let pgrp = f.nth(1)?.parse::<i32>().ok()?;
+                    Some(state != "Z" && pgrp == group)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 /// A worker that cannot start or go on: says why and exits 2.

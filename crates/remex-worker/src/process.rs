@@ -164,8 +164,19 @@ pub(crate) fn hostname() -> String {
     .clone()
 }
 
+/// Set once this process has run a command: only then does its end look
+/// for what is left of its process group (`crate::exit`), a scan of /proc
+/// that 512 workers ending at once should not all pay.
+static SPAWNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process has run a command.
+pub(crate) fn spawned() -> bool {
+    SPAWNED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs `r` to its end.
 pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
+    SPAWNED.store(true, std::sync::atomic::Ordering::Relaxed);
     let Run {
         label,
         mut command,
