@@ -107,7 +107,8 @@ pub enum Route<T, E, W> {
     },
     /// The peer asks this side to end.
     Terminate,
-    /// The peer (the controller) will be silent until `Resume`.
+    /// The peer (the controller) will be silent until `Resume`: its
+    /// silence does not count, and this side's commands are suspended.
     Pause,
     /// The peer (the controller) is back.
     Resume,

@@ -92,27 +92,15 @@ fn end_the_rest() {
 /// run (zombies have ended), from /proc; none where there is no /proc.
 fn others_in_group() -> Vec<i32> {
     let (me, group) = (
-        rustix::process::getpid().as_raw_nonzero().get(),
+        rustix::process::getpid().as_raw_nonzero().get() as u32,
         rustix::process::getpgrp().as_raw_nonzero().get(),
     );
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    crate::process::pids()
         .filter(|&pid| pid != me)
-        .filter(|pid| {
-            // After the ")" that ends the name: state, ppid, pgrp.
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let mut f = s.rsplit_once(')')?.1.split_whitespace();
-                    let state = f.next()?;
-                    let pgrp = f.nth(1)?.parse::<i32>().ok()?;
-                    Some(state != "Z" && pgrp == group)
-                })
-                .unwrap_or(false)
+        .filter(|&pid| {
+            crate::process::proc_stat(pid).is_some_and(|s| s.state != "Z" && s.pgrp == group)
         })
+        .map(|pid| pid as i32)
         .collect()
 }
 

@@ -71,24 +71,45 @@ enum Ended {
     Cancelled,
 }
 
+/// What /proc/PID/stat says of a process that this module uses.
+pub(crate) struct ProcStat {
+    /// Its state letter ("Z": a zombie, it has ended).
+    pub(crate) state: String,
+    pub(crate) ppid: u32,
+    pub(crate) pgrp: i32,
+    /// When it started, in clock ticks since boot: with the pid, what
+    /// names one process even after it left its parent.
+    pub(crate) start: u64,
+}
+
+/// `pid`'s /proc/PID/stat, if it is there.
+pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the ")" that ends the name (which may hold anything): state,
+    // ppid, pgrp, ..., the start time 20th.
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(ProcStat {
+        state: f.first()?.to_string(),
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// The pids of /proc.
+pub(crate) fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+}
+
 /// `pid` and its descendants, from every process's parent in /proc.
 fn tree(pid: u32) -> Vec<u32> {
-    let mut parent_of = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        // The parent is the 2nd field after the ")" that ends the name.
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-        if let Some(pp) = ppid {
-            parent_of.push((p, pp));
-        }
-    }
+    let parent_of: Vec<(u32, u32)> = pids()
+        .filter_map(|p| Some((p, proc_stat(p)?.ppid)))
+        .collect();
     let mut found = vec![pid];
     let mut i = 0;
     while i < found.len() {
@@ -110,12 +131,9 @@ fn signal_tree(pid: Option<rustix::process::Pid>, sig: rustix::process::Signal) 
     Tree::default().signal(pid, sig);
 }
 
-/// When a process started (`/proc/PID/stat`'s 22nd field): with its pid,
-/// what names one process even after it left its parent.
+/// When a process started (see [`ProcStat::start`]).
 fn started(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    Some(proc_stat(pid)?.start)
 }
 
 /// The processes of a tree signalled in turns (a timeout's sequence): a

@@ -69,10 +69,11 @@ pub enum Kind {
     /// field is the call it happened in (0: none). Since version 5.
     Log = 12,
     /// The controller will be silent for a while (stopped by its user):
-    /// its silence does not count against it until `Resume`. Since
-    /// version 6.
+    /// its silence does not count against it, and the worker's commands
+    /// are suspended, until `Resume`. Since version 6.
     Pause = 13,
-    /// The controller is back: silence counts again. Since version 6.
+    /// The controller is back: the commands continue, silence counts
+    /// again. Since version 6.
     Resume = 14,
 }
 

@@ -146,9 +146,11 @@ pub enum Message {
     /// The controller asks the worker to end.
     Terminate,
     /// The controller will be silent for a while (its process is being
-    /// stopped): the worker's liveness bound does not run until `Resume`.
+    /// stopped): until `Resume`, the worker's liveness bound does not run
+    /// and its commands are suspended.
     Pause,
-    /// The controller is back: the liveness bound runs again.
+    /// The controller is back: the commands continue, the liveness bound
+    /// runs again.
     Resume,
     /// Ask the peer for its status.
     StatusRequest {
