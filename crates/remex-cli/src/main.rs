@@ -29,7 +29,6 @@ mod rsync;
 mod run;
 mod setup;
 mod slots;
-mod stop;
 mod stream;
 mod workers;
 
@@ -96,7 +95,9 @@ fn main() {
         }
     };
     let status = rt.block_on(async {
-        if let Some(serve) = stop::catch() {
+        // Ctrl-Z: the jobs stop too, and the workers wait (GNU parallel's
+        // habit; see remex::catch_stops).
+        if let Ok(serve) = remex::catch_stops() {
             tokio::spawn(serve);
         }
         if let Some(serve) = interrupt::catch() {

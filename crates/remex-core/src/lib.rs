@@ -31,6 +31,7 @@ mod error;
 mod gateway;
 mod pause;
 mod spec;
+mod stops;
 pub mod transport;
 pub(crate) use remex_proto::value;
 pub use remex_proto::wire;
@@ -44,6 +45,7 @@ pub use error::{with_timeout, Error, RemoteError, Result};
 pub use gateway::{makegateway, Gateway, GatewayState};
 pub use pause::{pause_workers, WorkersPaused};
 pub use spec::{Liveness, SlurmOptions, Spec, SpecError, Transport};
+pub use stops::catch_stops;
 pub use value::{from_value, to_value, ChannelRef, Value, ValueError};
 
 /// The version of remex this crate belongs to.

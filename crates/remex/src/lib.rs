@@ -93,10 +93,10 @@
 #![forbid(unsafe_code)]
 
 pub use remex_core::{
-    from_value, makegateway, pause_workers, to_value, with_timeout, AsyncChannelReader,
-    AsyncChannelWriter, Channel, ChannelReader, ChannelRef, ChannelWriter, Error, Gateway,
-    GatewayState, Liveness, RemoteError, Result, SlurmOptions, Spec, SpecError, Transport, Value,
-    ValueError, WorkersPaused, VERSION,
+    catch_stops, from_value, makegateway, pause_workers, to_value, with_timeout,
+    AsyncChannelReader, AsyncChannelWriter, Channel, ChannelReader, ChannelRef, ChannelWriter,
+    Error, Gateway, GatewayState, Liveness, RemoteError, Result, SlurmOptions, Spec, SpecError,
+    Transport, Value, ValueError, WorkersPaused, VERSION,
 };
 pub use remex_group::{
     as_completed, gather, gather_stream, DataRef, Errors, Gather, Gathered, Group, MultiChannel,

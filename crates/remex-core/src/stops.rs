@@ -1,35 +1,50 @@
-//! Ctrl-Z: the command and its jobs stop as a shell expects, and its
-//! workers wait.
+//! The terminal's stops (Ctrl-Z) for a program with workers:
+//! [`catch_stops`].
 //!
-//! The jobs run in their workers' process groups, which the terminal's
-//! SIGTSTP does not reach, and workers over a network run under a liveness
-//! bound (10 s by default): stopped alone, the command would leave its
-//! jobs running, and its workers would end their sessions on its silence,
-//! failing every job not yet finished with "no live worker" once it
-//! continued. So SIGTSTP is caught: the workers are told first
-//! (`remex::pause_workers`: they suspend their jobs and wait), then the
-//! command stops itself with SIGSTOP, and when the shell continues it
-//! (`fg`, `bg`) the jobs continue and the bounds run again from then, as
-//! GNU parallel stops and continues its jobs.
+//! A worker's commands run in its process group, which the terminal's
+//! SIGTSTP does not reach, and workers over a network run under a
+//! liveness bound (10 s by default): a program stopped alone would leave
+//! its workers' commands running, and its workers would end their
+//! sessions on its silence. So the stop is caught: the workers are told
+//! first ([`crate::pause_workers`]: they suspend their commands and wait),
+//! then the program stops itself with SIGSTOP, and when the shell
+//! continues it (`fg`, `bg`) the commands continue and the bounds run
+//! again from then, as GNU parallel stops and continues its jobs.
 
 use futures::FutureExt;
 use rustix::process::{getpgrp, getpid, getsid, kill_process, Signal};
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Catches the terminal's stops now (SIGTSTP: Ctrl-Z; SIGTTIN and
-/// SIGTTOU: a background `remex` reading its inputs from the terminal, or
-/// writing to it under `stty tostop`) and returns what serves them for
-/// the rest of the command's life (to spawn). `None` if no handler could
-/// be installed: they then keep their default action.
-pub(crate) fn catch() -> Option<impl std::future::Future<Output = ()>> {
-    let mut tstp = signal(SignalKind::from_raw(Signal::TSTP.as_raw())).ok()?;
-    let mut ttin = signal(SignalKind::from_raw(Signal::TTIN.as_raw())).ok()?;
-    let mut ttou = signal(SignalKind::from_raw(Signal::TTOU.as_raw())).ok()?;
+/// Catches the terminal's stops for this process now (SIGTSTP: Ctrl-Z;
+/// SIGTTIN and SIGTTOU: a background process reading from the terminal,
+/// or writing to it under `stty tostop`) and returns the future that
+/// serves them, to spawn once. At each stop the workers are paused
+/// ([`crate::pause_workers`]), the process stops itself with SIGSTOP as
+/// the default action would, and the pause ends when the process is
+/// continued (SIGCONT). As the kernel does, a stop is ignored when the
+/// process group is orphaned (no shell could continue it). The `remex`
+/// command serves them so; call it inside a tokio runtime. An error if a
+/// handler cannot be installed (the stops then keep their default action).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> remex::Result<()> {
+/// tokio::spawn(remex::catch_stops().expect("signal handlers"));
+/// // Ctrl-Z from now on suspends this program's workers' commands too,
+/// // and keeps its workers under a liveness bound waiting.
+/// let gw = remex::makegateway("popen//liveness=2").await?;
+/// assert_eq!(gw.remote_exec("channel.send(1)")?.receive::<i64>().await?, 1);
+/// # gw.exit().await?;
+/// # Ok(()) }
+/// ```
+pub fn catch_stops() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let mut tstp = signal(SignalKind::from_raw(Signal::TSTP.as_raw()))?;
+    let mut ttin = signal(SignalKind::from_raw(Signal::TTIN.as_raw()))?;
+    let mut ttou = signal(SignalKind::from_raw(Signal::TTOU.as_raw()))?;
     // SIGCONT says the stop is over: kill(2) of this process returns
     // before the stop takes it (another thread is picked for the signal),
     // so the pause must last until the continue, not until the kill.
-    let mut cont = signal(SignalKind::from_raw(Signal::CONT.as_raw())).ok()?;
-    Some(async move {
+    let mut cont = signal(SignalKind::from_raw(Signal::CONT.as_raw()))?;
+    Ok(async move {
         loop {
             let stop = tokio::select! {
                 s = tstp.recv() => s,
@@ -45,7 +60,7 @@ pub(crate) fn catch() -> Option<impl std::future::Future<Output = ()>> {
                 // we.
                 continue;
             }
-            let pause = remex::pause_workers().await;
+            let pause = crate::pause_workers().await;
             // A continue from before this stop is not this one's.
             while let Some(Some(())) = cont.recv().now_or_never() {}
             if kill_process(getpid(), Signal::STOP).is_ok() {
