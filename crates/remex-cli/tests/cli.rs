@@ -628,8 +628,15 @@ fn output_into_a_closed_pipe_ends_the_run_as_gnu_parallel_does() {
     // and starts no more jobs. It used to run all of them for no reader
     // and exit 0.
     let d = scratch("epipe");
+    std::fs::create_dir(d.join("started")).unwrap();
     let inputs: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
-    let cmd = format!("touch {}/{{}}; sleep 0.2; echo {{}}", d.display());
+    // Job 1 prints at once; the others wait for `go`, made once the
+    // reader is gone, so that no job ends between the first line and
+    // the close, however slow this test is.
+    let cmd = format!(
+        "touch {d}/started/{{}}; [ {{}} = 1 ] || while [ ! -e {d}/go ]; do sleep 0.02; done; echo {{}}",
+        d = d.display()
+    );
     let mut child = spawned(
         remex()
             .args(["run", "--no-bar", "--tx", "2*popen", "--", &cmd, ":::"])
@@ -639,8 +646,9 @@ fn output_into_a_closed_pipe_ends_the_run_as_gnu_parallel_does() {
     let mut first = String::new();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut out, &mut first).unwrap();
-    assert!(!first.is_empty());
+    assert_eq!(first, "1\n");
     drop(out);
+    std::fs::write(d.join("go"), "").unwrap();
     let status = ended_within(&mut child, "its stdout closed");
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
@@ -649,10 +657,10 @@ fn output_into_a_closed_pipe_ends_the_run_as_gnu_parallel_does() {
         stderr,
         "remex: the output's reader went away (a closed pipe): no more jobs started\n"
     );
-    // Two slots, each with at most one more job given to its worker, and
-    // the jobs that ended before the write that failed.
-    let started = std::fs::read_dir(&d).unwrap().count();
-    assert!(started <= 10, "{started} of 40 jobs started");
+    // Job 1, and the jobs given to the two workers then (at most two
+    // each); the next line written ends the run.
+    let started = std::fs::read_dir(d.join("started")).unwrap().count();
+    assert!(started <= 6, "{started} of 40 jobs started");
     std::fs::remove_dir_all(d).unwrap();
 }
 
