@@ -16,6 +16,22 @@ pub fn process_gone(pid: u32) -> bool {
     }
 }
 
+/// Whether a process runs whose command line is exactly `argv` (from
+/// /proc; a zombie's is empty).
+///
+/// ```
+/// assert!(!remex_tests::runs_command(&["no-such-program", "31.7"]));
+/// ```
+pub fn runs_command(argv: &[&str]) -> bool {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| c == want)
+}
+
 /// Waits until `pid` is gone or `within` has passed; returns whether it is
 /// gone.
 pub fn wait_gone(pid: u32, within: Duration) -> bool {

@@ -206,13 +206,7 @@ async fn a_job_that_ignores_sigterm_does_not_outlive_its_ended_ssh_worker() {
     gw.exit().await.unwrap();
     // Its end is the worker's last act before it exits: no event tells
     // this test, so /proc is looked at within a bound.
-    let sleeping = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .any(|c| c == b"sleep\x0032.3\x00")
-    };
+    let sleeping = || remex_tests::runs_command(&["sleep", "32.3"]);
     let until = Instant::now() + T;
     while sleeping() {
         assert!(

@@ -921,7 +921,7 @@ fn read_items(
             // A forgotten `:::` would otherwise look like a hang (GNU
             // parallel warns too).
             eprintln!(
-                "remex: reading the inputs from the terminal, one per line; Ctrl-D ends them \
+                "remex: reading the inputs from the terminal; Ctrl-D ends them \
                  (forgot ::: or :::: or -a, or to pipe them in?)"
             );
         }

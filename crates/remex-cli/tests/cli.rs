@@ -848,13 +848,7 @@ fn ctrl_c_gives_the_jobs_their_cleanup_and_remex_dies_of_it() {
     assert_eq!(stderr, "", "nothing said of the ended jobs");
     // The job that ignored SIGTERM is gone too (no event tells; /proc is
     // looked at within a bound).
-    let sleeping = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .any(|c| c == b"sleep\x0031.7\x00")
-    };
+    let sleeping = || remex_tests::runs_command(&["sleep", "31.7"]);
     let until = Instant::now() + Duration::from_secs(10);
     while sleeping() {
         assert!(
