@@ -7,16 +7,16 @@ use std::io::Write;
 /// Writes `data` to `out`, each line prefixed with `tag` if there is one.
 pub(crate) fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
     let Some(tag) = tag else {
-        crate::emit::checked(out.write_all(data));
+        checked(out.write_all(data));
         return;
     };
     for line in data.split_inclusive(|b| *b == b'\n') {
-        crate::emit::checked(out.write_all(tag.as_bytes()));
-        crate::emit::checked(out.write_all(b"\t"));
-        crate::emit::checked(out.write_all(line));
+        checked(out.write_all(tag.as_bytes()));
+        checked(out.write_all(b"\t"));
+        checked(out.write_all(line));
     }
     if !data.is_empty() && !data.ends_with(b"\n") {
-        crate::emit::checked(out.write_all(b"\n"));
+        checked(out.write_all(b"\n"));
     }
 }
 

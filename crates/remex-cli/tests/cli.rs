@@ -36,6 +36,13 @@ fn spawned(c: &mut Command, stdin: Stdio) -> std::process::Child {
         .unwrap()
 }
 
+/// What is left to read of `r`, as text.
+fn read_rest(mut r: impl std::io::Read) -> String {
+    let mut text = String::new();
+    r.read_to_string(&mut text).unwrap();
+    text
+}
+
 /// The lines of `r`, read on a thread of their own as they come (a test
 /// waits for each with a bound); the thread ends with `r`.
 fn lines_of(
@@ -557,8 +564,7 @@ fn sighup_starts_no_more_jobs_and_sigusr1_lists_the_running_ones() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let stdout = read_rest(child.stdout.take().unwrap());
     let ran = stdout.lines().count();
     // The running jobs and those already given to workers (one more per
     // slot) end; no other starts.
@@ -650,8 +656,7 @@ fn output_into_a_closed_pipe_ends_the_run_as_gnu_parallel_does() {
     drop(out);
     std::fs::write(d.join("go"), "").unwrap();
     let status = ended_within(&mut child, "its stdout closed");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = read_rest(child.stderr.take().unwrap());
     assert_eq!(status.code(), Some(141), "{stderr}");
     assert_eq!(
         stderr,
@@ -714,8 +719,7 @@ fn stopped_for_three_bounds(spec: &str, stop: rustix::process::Signal) {
     std::thread::sleep(Duration::from_secs(3));
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
     let status = ended_within(&mut child, "after SIGCONT");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = read_rest(child.stderr.take().unwrap());
     assert!(status.success(), "{spec}: {status}: {stderr}");
     let rest: Vec<String> = rx.iter().collect();
     assert_eq!(
@@ -801,10 +805,8 @@ fn ctrl_z_suspends_the_jobs_and_their_timeouts_until_the_command_continues() {
     assert!(jobs.iter().all(|j| state(j).as_deref() == Some("T")));
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
     let status = ended_within(&mut child, "after SIGCONT");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stdout = read_rest(child.stdout.take().unwrap());
+    let stderr = read_rest(child.stderr.take().unwrap());
     assert!(status.success(), "{status}: {stderr}");
     assert_eq!(stdout, "done a\ndone b\n", "{stderr}");
     std::fs::remove_dir_all(d).unwrap();
@@ -841,8 +843,7 @@ fn ctrl_c_gives_the_jobs_their_cleanup_and_remex_dies_of_it() {
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let status = ended_within(&mut child, "after SIGINT");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = read_rest(child.stderr.take().unwrap());
     assert_eq!(status.signal(), Some(2), "{status}: {stderr}");
     assert!(d.join("a.clean").exists(), "the cleanup ran: {stderr}");
     assert_eq!(stderr, "", "nothing said of the ended jobs");

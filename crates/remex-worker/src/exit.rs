@@ -98,7 +98,7 @@ fn others_in_group() -> Vec<i32> {
     crate::process::pids()
         .filter(|&pid| pid != me)
         .filter(|&pid| {
-            crate::process::proc_stat(pid).is_some_and(|s| s.state != "Z" && s.pgrp == group)
+            crate::process::proc_stat(pid).is_some_and(|s| s.state != 'Z' && s.pgrp == group)
         })
         .map(|pid| pid as i32)
         .collect()

@@ -73,8 +73,8 @@ enum Ended {
 
 /// What /proc/PID/stat says of a process that this module uses.
 pub(crate) struct ProcStat {
-    /// Its state letter ("Z": a zombie, it has ended).
-    pub(crate) state: String,
+    /// Its state letter ('Z': a zombie, it has ended).
+    pub(crate) state: char,
     pub(crate) ppid: u32,
     pub(crate) pgrp: i32,
     /// When it started, in clock ticks since boot: with the pid, what
@@ -89,7 +89,7 @@ pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     // ppid, pgrp, ..., the start time 20th.
     let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     Some(ProcStat {
-        state: f.first()?.to_string(),
+        state: f.first()?.chars().next()?,
         ppid: f.get(1)?.parse().ok()?,
         pgrp: f.get(2)?.parse().ok()?,
         start: f.get(19)?.parse().ok()?,
