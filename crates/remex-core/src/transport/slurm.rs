@@ -398,7 +398,7 @@ async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
     let stderr = child.stderr.take().expect("stderr is piped");
     let kept = Arc::new(Mutex::new(VecDeque::new()));
     let (job_tx, mut job_rx) = watch::channel(None::<String>);
-    tokio::spawn(super::read_stderr_lines(
+    let stderr_read = tokio::spawn(super::read_stderr_lines(
         stderr,
         kept.clone(),
         KEPT,
@@ -452,6 +452,10 @@ async fn salloc(spec: &Spec, o: &SlurmOptions) -> Result<Arc<Allocation>> {
                         // salloc ended without a grant: wait (bounded) for
                         // its last words.
                         let _ = tokio::time::timeout(Duration::from_secs(2), exit_rx.wait_for(|s| s.is_some())).await;
+                        // And for them to be read: the stderr reader is a
+                        // task of its own, which may lag the exit (under
+                        // load the refusal came without its reason).
+                        let _ = tokio::time::timeout(Duration::from_secs(2), stderr_read).await;
                         let status = (*exit_rx.borrow()).flatten();
                         let job = job_rx.borrow().clone();
                         return Err(fail(job, format!(
