@@ -581,6 +581,13 @@ fn stops(pid: rustix::process::Pid) -> bool {
         .is_some_and(|(_, s)| s.stopped())
 }
 
+/// A process's state letter (R, S, T, ...), from /proc; `None` once it
+/// is gone.
+fn state_of(pid: impl std::fmt::Display) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// Waits (at most 60 s) for `child` to end; kills it and fails if not.
 fn ended_within(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
     let until = Instant::now() + Duration::from_secs(60);
@@ -760,18 +767,6 @@ fn ctrl_z_suspends_the_jobs_and_their_timeouts_until_the_command_continues() {
         Stdio::null(),
     );
     let pid = rustix::process::Pid::from_child(&child);
-    // A process's state letter, from /proc.
-    let state = |p: &str| {
-        std::fs::read_to_string(format!("/proc/{p}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .next()
-                    .map(String::from)
-            })
-    };
     // Both jobs running: their shells' pids (waited for with a bound; no
     // event tells this test a job started).
     let until = Instant::now() + Duration::from_secs(30);
@@ -792,17 +787,17 @@ fn ctrl_z_suspends_the_jobs_and_their_timeouts_until_the_command_continues() {
     assert!(stops(pid), "SIGTSTP stops the command");
     // The jobs follow (their workers look every 50 ms).
     let until = Instant::now() + Duration::from_secs(10);
-    while !jobs.iter().all(|j| state(j).as_deref() == Some("T")) {
+    while !jobs.iter().all(|j| state_of(j) == Some('T')) {
         assert!(
             Instant::now() < until,
             "the jobs were not suspended: {:?}",
-            jobs.iter().map(|j| state(j)).collect::<Vec<_>>()
+            jobs.iter().map(state_of).collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(10));
     }
     // Stopped past the jobs' timeout (what is tested, not a wait).
     std::thread::sleep(Duration::from_secs(4));
-    assert!(jobs.iter().all(|j| state(j).as_deref() == Some("T")));
+    assert!(jobs.iter().all(|j| state_of(j) == Some('T')));
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
     let status = ended_within(&mut child, "after SIGCONT");
     let stdout = read_rest(child.stdout.take().unwrap());
@@ -891,6 +886,64 @@ fn a_terminal_stop_sent_to_an_orphaned_command_is_discarded() {
     let status = ended_within(&mut child, "an orphaned command stopped by SIGTSTP");
     assert!(status.success(), "{status}");
     assert_eq!(rx.iter().count(), 0, "nothing more on stdout");
+}
+
+#[test]
+fn a_terminal_stop_in_a_container_stops_remex_or_is_discarded_as_the_kernel_would() {
+    // In a pid namespace (a container) a process's group leader may be
+    // outside it: its id reads as 0, and the command's stop handler
+    // panicked on it (CI, in a container, saw the jobs run on through a
+    // Ctrl-Z). And the first process of a namespace (remex as a
+    // container's command) cannot stop at all: the command paused its
+    // workers and waited for a continue that never came.
+    use std::os::unix::process::CommandExt;
+    let unshare = |inner: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args(["--pid", "--fork", "--kill-child", "--"])
+            .args(inner)
+            .arg(env!("CARGO_BIN_EXE_remex"))
+            .args(["run", "--no-bar", "-u", "-j1", "--tx", "popen", "--"])
+            .args(["echo {}; sleep 0.5", ":::", "a", "b", "c"])
+            // A job of the test's shell: the stop applies to the group.
+            .process_group(0);
+        spawned(&mut c, Stdio::null())
+    };
+    // remex inside, under a shell that is the namespace's first process:
+    // remex's group is unshare's, outside. SIGTSTP stops it.
+    let mut child = unshare(&["sh", "-c", "\"$0\" \"$@\" & wait"]);
+    let (rx, _) = lines_of(child.stdout.take().unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "a");
+    let sh = remex_tests::children_of(child.id());
+    let remex = remex_tests::children_of(sh[0])[0];
+    let pid = rustix::process::Pid::from_raw(remex as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TSTP).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while state_of(remex) != Some('T') {
+        assert!(
+            Instant::now() < until,
+            "SIGTSTP did not stop remex: {:?}",
+            state_of(remex)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let status = ended_within(&mut child, "continued in a namespace");
+    let stderr = read_rest(child.stderr.take().unwrap());
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(rx.iter().collect::<Vec<_>>(), ["b", "c"], "{stderr}");
+    // remex the namespace's first process: the stop is discarded, and
+    // the run ends by itself.
+    let mut child = unshare(&[]);
+    let (rx, _) = lines_of(child.stdout.take().unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "a");
+    let remex = remex_tests::children_of(child.id())[0];
+    let pid = rustix::process::Pid::from_raw(remex as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TSTP).unwrap();
+    let status = ended_within(&mut child, "a stop of a namespace's first process");
+    let stderr = read_rest(child.stderr.take().unwrap());
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(rx.iter().collect::<Vec<_>>(), ["b", "c"], "{stderr}");
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! again from then, as GNU parallel stops and continues its jobs.
 
 use futures::FutureExt;
-use rustix::process::{getpgrp, getpid, getsid, kill_process, Signal};
+use rustix::process::{getpid, kill_process, Signal};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Catches the terminal's stops for this process now (SIGTSTP: Ctrl-Z;
@@ -22,7 +22,8 @@ use tokio::signal::unix::{signal, SignalKind};
 /// ([`crate::pause_workers`]), the process stops itself with SIGSTOP as
 /// the default action would, and the pause ends when the process is
 /// continued (SIGCONT). As the kernel does, a stop is ignored when the
-/// process group is orphaned (no shell could continue it). The `remex`
+/// process group is orphaned (no shell could continue it) or the process
+/// is the first of its pid namespace (a container's). The `remex`
 /// command serves them so; call it inside a tokio runtime. An error if a
 /// handler cannot be installed (the stops then keep their default action).
 ///
@@ -54,10 +55,12 @@ pub fn catch_stops() -> std::io::Result<impl std::future::Future<Output = ()> + 
             if stop.is_none() {
                 return;
             }
-            if orphaned() {
+            if orphaned() || getpid().as_raw_nonzero().get() == 1 {
                 // The kernel discards a terminal stop sent to an orphaned
-                // process group (no shell would ever continue it): so do
-                // we.
+                // process group (no shell would ever continue it), or to
+                // the first process of a pid namespace (a container's,
+                // which even SIGSTOP from within does not stop): so do
+                // we, and no pause waits for a continue that never comes.
                 continue;
             }
             let pause = crate::pause_workers().await;
@@ -76,11 +79,15 @@ pub fn catch_stops() -> std::io::Result<impl std::future::Future<Output = ()> + 
 /// Whether this process's group is orphaned (POSIX: no member has a
 /// parent in another group of the same session), as far as this process's
 /// line of ancestors in the group tells; unknown counts as not orphaned.
+/// In a pid namespace (a container) the group's or the session's leader
+/// may be outside it: its id reads as 0 there, and counts as unknown.
 fn orphaned() -> bool {
-    let (group, session) = (
-        getpgrp().as_raw_nonzero().get(),
-        getsid(None).map_or(0, |s| s.as_raw_nonzero().get()),
-    );
+    // SAFETY: getpgrp(2) and getsid(2) have no preconditions. (rustix's
+    // wrappers assume a nonzero id, which a pid namespace breaks.)
+    let (group, session) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
+    if group <= 0 {
+        return false;
+    }
     let mut pid = getpid().as_raw_nonzero().get();
     // A line of members, each the parent of the one before.
     for _ in 0..64 {
@@ -88,7 +95,8 @@ fn orphaned() -> bool {
             return false;
         };
         if parent == 0 {
-            return true;
+            // The top of this pid namespace: its parent is not seen.
+            return session > 0;
         }
         let Some((_, their_group, their_session)) = stat(parent) else {
             return false;

@@ -93,8 +93,11 @@ fn end_the_rest() {
 fn others_in_group() -> Vec<i32> {
     let (me, group) = (
         rustix::process::getpid().as_raw_nonzero().get() as u32,
-        rustix::process::getpgrp().as_raw_nonzero().get(),
+        process_group(),
     );
+    if group <= 0 {
+        return Vec::new();
+    }
     crate::process::pids()
         .filter(|&pid| pid != me)
         .filter(|&pid| {
@@ -133,5 +136,13 @@ pub(crate) fn after_session(ended: Option<remex_core::Error>) -> ! {
 /// Whether this process leads its own process group (popen workers do):
 /// only then may it signal the whole group on the way out.
 fn leads_group() -> bool {
-    rustix::process::getpgrp() == rustix::process::getpid()
+    process_group() == rustix::process::getpid().as_raw_nonzero().get()
+}
+
+/// This process's group: 0 in a pid namespace (a container) whose
+/// group's leader is outside it.
+fn process_group() -> i32 {
+    // SAFETY: getpgrp(2) has no preconditions. (rustix's wrapper assumes
+    // a nonzero id, which a pid namespace breaks.)
+    unsafe { libc::getpgrp() }
 }
