@@ -559,8 +559,25 @@ pub(crate) enum Timeout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TermSeq(pub(crate) Vec<(String, u64)>);
 
+impl TermSeq {
+    /// GNU parallel's default: `TERM,200,TERM,100,TERM,50,KILL,25`.
+    pub(crate) fn gnu() -> TermSeq {
+        TermSeq(
+            [("TERM", 200), ("TERM", 100), ("TERM", 50), ("KILL", 25)]
+                .map(|(s, ms)| (s.to_string(), ms))
+                .to_vec(),
+        )
+    }
+
+    /// How long the whole sequence may take.
+    pub(crate) fn total(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.iter().map(|(_, ms)| ms).sum())
+    }
+}
+
 /// `--termseq`'s value: `SIGNAL,MS,SIGNAL,MS...` (GNU parallel's form:
-/// at a timeout each signal, then up to MS milliseconds for the end).
+/// at a timeout, `--halt now` or Ctrl-C each signal, then up to MS
+/// milliseconds for the end).
 pub(crate) fn termseq(s: &str) -> Result<TermSeq, String> {
     const NAMES: &[&str] = &[
         "TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "ALRM", "CONT", "STOP",

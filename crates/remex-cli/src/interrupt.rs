@@ -3,14 +3,15 @@
 //! Killed at once, `remex` would leave its workers to kill their jobs
 //! with SIGKILL (their controller gone, nobody cleans up after them): a
 //! job's cleanup (`trap ... TERM`) would never run. GNU parallel sends its
-//! jobs SIGTERM and gives them a moment (its `--termseq`). So the first
-//! SIGINT or SIGTERM ends every worker as the end of a run does (each
-//! sends its jobs SIGTERM and gives them 400 ms before SIGKILL), says
+//! jobs its `--termseq`. So the first SIGINT or SIGTERM ends every worker
+//! as the end of a run does (each sends its jobs their kill sequence,
+//! `--termseq` or GNU parallel's default, and then what is left of its
+//! process group SIGTERM and 400 ms before SIGKILL), says
 //! nothing more of the jobs, and then `remex` dies of that signal, so that
 //! a shell loop around it stops as it would for any command (GNU parallel
 //! exits 255 instead). A second signal ends it at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,8 +24,17 @@ static GROUPS: Mutex<Vec<Group>> = Mutex::new(Vec::new());
 /// Set at the first SIGINT or SIGTERM.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// How long the workers get to end, their jobs' 400 ms included.
+/// How long the workers get to end, their jobs' 400 ms included, and
+/// their jobs' kill sequences ([`jobs_end_within`]).
 const END_WITHIN: Duration = Duration::from_secs(2);
+/// The jobs' kill sequence, in milliseconds.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// The jobs' kill sequence (`--termseq`) takes up to `d`: the workers get
+/// that long more to end at an interrupt.
+pub(crate) fn jobs_end_within(d: Duration) {
+    SEQUENCE.store(d.as_millis() as u64, Ordering::Relaxed);
+}
 
 /// `group`'s workers are ended at an interrupt.
 pub(crate) fn ends(group: &Group) {
@@ -55,8 +65,9 @@ pub(crate) fn catch() -> Option<impl std::future::Future<Output = ()>> {
             return;
         };
         INTERRUPTED.store(true, Ordering::Relaxed);
+        let within = END_WITHIN + Duration::from_millis(SEQUENCE.load(Ordering::Relaxed));
         let groups = std::mem::take(&mut *GROUPS.lock().unwrap_or_else(|e| e.into_inner()));
-        let ending = futures::future::join_all(groups.iter().map(|g| g.terminate(END_WITHIN)));
+        let ending = futures::future::join_all(groups.iter().map(|g| g.terminate(within)));
         tokio::select! {
             _ = ending => {}
             // A second signal: at once.

@@ -34,9 +34,6 @@ use crate::slots::{self, Jobs};
 use crate::stream::{Flow, Order};
 use crate::workers::{self, Workers};
 
-/// How long the workers have to end when the run is over.
-const TERMINATE: Duration = Duration::from_secs(5);
-
 /// A job between its inputs and its end.
 struct Job {
     seq: u64,
@@ -286,7 +283,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         let specs = workers::specs(&a.workers)?;
         let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
         let failed = crate::onall::everywhere(&w, &[(command, req)], a.tag).await;
-        w.group.terminate(TERMINATE).await;
+        w.group.terminate(setup.end_within()).await;
         return Ok(failed.min(101) as i32);
     }
     // No command: each input is one (`remex run ::: 'cmd1' 'cmd2'`).
@@ -453,7 +450,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
     if !a.basefile.is_empty() {
         if let Err(e) = basefiles(&w, &a.basefile, &setup, false).await {
-            w.group.terminate(TERMINATE).await;
+            w.group.terminate(setup.end_within()).await;
             return Err(e);
         }
     }
@@ -475,7 +472,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             jobs.push((command, req));
         }
         let failed = crate::onall::everywhere(&w, &jobs, a.tag).await;
-        w.group.terminate(TERMINATE).await;
+        w.group.terminate(setup.end_within()).await;
         return Ok(failed.min(101) as i32);
     }
     w.group.set_tasks_per_worker(per_worker);
@@ -855,7 +852,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             }
         }
     }
-    group.terminate(TERMINATE).await;
+    group.terminate(setup.end_within()).await;
     // Inputs that could not be read, or outputs that could not be
     // written: what was asked was not done, whatever the jobs did.
     let mut unfinished = false;

@@ -4,7 +4,7 @@
 //! `--cleanup`, `--trc`, `--basefile`; carried out on the worker by
 //! [`remex::worker::Transfer`]).
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, TermSeq};
 use crate::jobs::{At, Template};
 use crate::workers::Workers;
 
@@ -51,7 +51,7 @@ pub(crate) struct JobSetup {
     pub(crate) here: Option<remex::worker::Place>,
     /// The shell that runs the jobs (`None`: sh).
     shell: Option<String>,
-    /// `--termseq`.
+    /// `--termseq` (GNU parallel's default when not given).
     termseq: Vec<(String, u64)>,
     /// Whether jobs hold their slot from start to end, so that
     /// `$PARALLEL_JOBSLOT` names it.
@@ -151,6 +151,10 @@ fn parent_in_stat(stat: &str) -> Option<u32> {
 
 impl JobSetup {
     pub(crate) fn new(a: &RunArgs, names: &[(String, usize)]) -> Result<JobSetup, String> {
+        // Timeouts, `--halt now` and Ctrl-C end a job with it, as in GNU
+        // parallel; the workers' end waits for it.
+        let termseq = a.termseq.clone().unwrap_or_else(TermSeq::gnu);
+        crate::interrupt::jobs_end_within(termseq.total());
         let mut env = Vec::new();
         for name in &a.env {
             if name == "_" {
@@ -180,7 +184,7 @@ impl JobSetup {
             cleanup: a.cleanup || !a.trc.is_empty(),
             here: remex::worker::Place::of(std::path::Path::new(".")),
             shell: shell(),
-            termseq: a.termseq.clone().map(|t| t.0).unwrap_or_default(),
+            termseq: termseq.0,
             jobslot: false,
             pid: std::process::id().to_string(),
         })
@@ -189,6 +193,13 @@ impl JobSetup {
     /// The shell that runs the jobs (`None`: sh).
     pub(crate) fn shell(&self) -> Option<&str> {
         self.shell.as_deref()
+    }
+
+    /// How long the workers have to end when the run is over: 5 s, and
+    /// the jobs' kill sequence (those killed by `--halt now` go through it).
+    pub(crate) fn end_within(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
+            + std::time::Duration::from_millis(self.termseq.iter().map(|(_, ms)| ms).sum())
     }
 
     /// The `run` request for `command` under `limits`, with the files of

@@ -857,6 +857,74 @@ fn ctrl_c_gives_the_jobs_their_cleanup_and_remex_dies_of_it() {
 }
 
 #[test]
+fn termseq_ends_the_jobs_at_halt_now_and_at_ctrl_c_as_in_gnu_parallel() {
+    // GNU parallel ends a job with its --termseq (default
+    // TERM,200,TERM,100,TERM,50,KILL,25) at a timeout, at `--halt now`
+    // and at Ctrl-C. remex used it at a timeout only: `--halt now` killed
+    // the running jobs with SIGKILL (no cleanup trap ran), and Ctrl-C
+    // sent SIGTERM whatever --termseq said.
+    use std::os::unix::process::ExitStatusExt;
+    let d = scratch("termseq");
+    let wait_for = |name: &str| {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !d.join(name).exists() {
+            assert!(Instant::now() < until, "{name} never came");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // --halt now: the other job fails once this one runs.
+    let cleans = format!(
+        "trap 'echo > {d}/a.clean; exit 0' TERM; echo > {d}/a.started; while :; do sleep 0.1; done",
+        d = d.display()
+    );
+    let fails = format!(
+        "while [ ! -e {d}/a.started ]; do sleep 0.02; done; exit 1",
+        d = d.display()
+    );
+    let out = remex()
+        .args(["run", "--no-bar", "--tx", "2*popen", "--halt", "now,fail=1"])
+        .args([":::", &cleans, &fails])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        d.join("a.clean").exists(),
+        "the job killed by --halt now ran its cleanup: {stderr}"
+    );
+    // Ctrl-C with a sequence that starts with SIGINT, to a job that
+    // ignores SIGTERM.
+    let on_int = format!(
+        "trap '' TERM; trap 'echo > {d}/b.clean; exit 0' INT; echo > {d}/b.started; while :; do sleep 0.1; done",
+        d = d.display()
+    );
+    let mut child = spawned(
+        remex()
+            .args([
+                "run",
+                "--no-bar",
+                "--tx",
+                "popen",
+                "--termseq",
+                "INT,2000,KILL,25",
+            ])
+            .args([":::", &on_int]),
+        Stdio::null(),
+    );
+    wait_for("b.started");
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = ended_within(&mut child, "after SIGINT");
+    let stderr = read_rest(child.stderr.take().unwrap());
+    assert_eq!(status.signal(), Some(2), "{status}: {stderr}");
+    assert!(
+        d.join("b.clean").exists(),
+        "the job got --termseq's SIGINT: {stderr}"
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
 fn a_terminal_stop_sent_to_an_orphaned_command_is_discarded() {
     // The kernel discards SIGTSTP sent to an orphaned process group (no
     // shell would ever continue it); the command, which catches SIGTSTP

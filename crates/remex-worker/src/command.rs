@@ -113,7 +113,11 @@ pub struct CommandRequest {
     /// At the timeout: signal names (`TERM`, `INT`, `HUP`, `QUIT`,
     /// `USR1`, `USR2`, `KILL`...) each with the milliseconds to wait for
     /// the end before the next, SIGKILL after the last (GNU parallel's
-    /// `--termseq`); empty: SIGTERM, then SIGKILL a second later.
+    /// `--termseq`); empty: SIGTERM, then SIGKILL a second later. When
+    /// given, the sequence also ends the command at a cancel (the task
+    /// dropped) and when the worker is told to end (which waits for it);
+    /// empty: SIGKILL at a cancel, SIGTERM to the worker's process group
+    /// at its end.
     #[serde(default)]
     pub termseq: Vec<(String, u64)>,
 }

@@ -5,8 +5,11 @@
 //! the worker (a worker on its way out signals its group). A timeout or a
 //! cancel signals the process and its descendants (found in /proc): a
 //! timeout sends SIGTERM and SIGKILL after [`TERM_GRACE`] if the output is
-//! still open; an output over the size bound or a cancel sends SIGKILL at
-//! once.
+//! still open, or the command's kill sequence (`--termseq`) when it has
+//! one; a cancel sends that sequence too (GNU parallel's at `--halt now`
+//! and Ctrl-C), or SIGKILL at once when there is none; an output over the
+//! size bound sends SIGKILL at once. The worker's end waits for the
+//! sequences under way ([`end_running`]).
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -36,9 +39,10 @@ pub(crate) struct Run {
     pub cancel: Option<Channel>,
     /// Where stdout goes as it comes, instead of being kept.
     pub stdout_to: Option<Box<dyn Write + Send>>,
-    /// At the timeout: each signal, then how long to wait for the end
-    /// before the next; SIGKILL after the last (empty: SIGTERM, then
-    /// [`TERM_GRACE`]).
+    /// At the timeout and at a cancel: each signal, then how long to
+    /// wait for the end before the next; SIGKILL after the last (empty:
+    /// SIGTERM, then [`TERM_GRACE`], at the timeout; SIGKILL at once at a
+    /// cancel).
     pub termseq: Vec<(rustix::process::Signal, Duration)>,
 }
 
@@ -192,6 +196,50 @@ pub(crate) fn spawned() -> bool {
     SPAWNED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The commands with a kill sequence running now (one in its sequence
+/// included).
+static RUNNING: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+/// Set when the worker ends: the commands with a kill sequence start it.
+static ENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Told when [`RUNNING`] goes down.
+static ENDED: std::sync::Condvar = std::sync::Condvar::new();
+/// The longest kill sequence a command was given, in milliseconds.
+static LONGEST_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A running command, counted in [`RUNNING`] until dropped.
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        ENDED.notify_all();
+    }
+}
+
+/// Ends the commands that were given a kill sequence with it, and waits
+/// until they have ended, for at most the longest sequence and a margin
+/// (the end is seen within [`CANCEL_POLL`]): at the worker's end its
+/// commands get their sequences, a cleanup trap its time, as GNU parallel
+/// gives its jobs at Ctrl-C. No wait if no command was given one; those
+/// without are left to the signal to the worker's group.
+pub(crate) fn end_running() {
+    ENDING.store(true, std::sync::atomic::Ordering::Relaxed);
+    let longest = LONGEST_SEQUENCE.load(std::sync::atomic::Ordering::Relaxed);
+    if longest == 0 {
+        return;
+    }
+    let within = Duration::from_millis(longest) + CANCEL_POLL * 4;
+    let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = ENDED.wait_timeout_while(running, within, |n| *n > 0);
+}
+
 /// Runs `r` to its end.
 pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
     SPAWNED.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -205,9 +253,16 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         stdout_to,
         termseq,
     } = r;
+    // A cancel sends the sequence only if one was given.
+    let sequence_at_cancel = !termseq.is_empty();
     let termseq = if termseq.is_empty() {
         vec![(rustix::process::Signal::TERM, TERM_GRACE)]
     } else {
+        let total: Duration = termseq.iter().map(|(_, d)| *d).sum();
+        LONGEST_SEQUENCE.fetch_max(
+            total.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         termseq
     };
     // The session the command runs for: while its controller is paused
@@ -218,7 +273,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
     let session = cancel.as_ref().map(|c| c.connection());
     if let (Some(c), Some(conn)) = (&cancel, &session) {
         while conn.peer_paused() {
-            if c.is_closed() {
+            if c.is_closed() || ENDING.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(RunError::Cancelled);
             }
             std::thread::sleep(CANCEL_POLL);
@@ -234,6 +289,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| RunError::Spawn(format!("cannot run {label:?}: {e}")))?;
+    let _counted = sequence_at_cancel.then(Counted::new);
     // One thread does it all: a poll loop over the pipes (stdin fed,
     // stdout and stderr read), the timeout's signals and the cancel,
     // then the reap. (Three threads per process before: most of a short
@@ -273,7 +329,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
     let mut buf = vec![0u8; 64 * 1024];
     while out.is_some() || err.is_some() {
         // How long to sleep: to the next signal, the deadline, or the
-        // next look at the cancel.
+        // next look at the cancel (and at the worker's end).
         let now = Instant::now();
         let mut wake: Option<Instant> = match kill {
             // Suspended: no signal or deadline is due until the end.
@@ -281,7 +337,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             Some((_, at)) => Some(at),
             None => deadline,
         };
-        if cancel.is_some() {
+        if cancel.is_some() || sequence_at_cancel {
             let c = now + CANCEL_POLL;
             wake = Some(wake.map_or(c, |w| w.min(c)));
         }
@@ -367,13 +423,26 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             signal_tree(pid, rustix::process::Signal::KILL);
             break;
         }
-        if cancel.as_ref().is_some_and(|c| c.is_closed()) {
-            signal_tree(pid, rustix::process::Signal::KILL);
-            ended = Ended::Cancelled;
-            break;
-        }
         let now = Instant::now();
-        match (suspended, session.as_ref().is_some_and(|c| c.peer_paused())) {
+        let ending = sequence_at_cancel && ENDING.load(std::sync::atomic::Ordering::Relaxed);
+        if ended != Ended::Cancelled && (ending || cancel.as_ref().is_some_and(|c| c.is_closed())) {
+            ended = Ended::Cancelled;
+            if !sequence_at_cancel {
+                signal_tree(pid, rustix::process::Signal::KILL);
+                break;
+            }
+            // The sequence from its start (a timeout's under way too),
+            // to a command that runs: a suspended one could not act on it.
+            if suspended.take().is_some() {
+                tree.signal(pid, rustix::process::Signal::CONT);
+            }
+            let (sig, wait) = termseq[0];
+            tree.signal(pid, sig);
+            kill = Some((1, now + wait));
+            deadline = None;
+        }
+        let paused = ended != Ended::Cancelled && session.as_ref().is_some_and(|c| c.peer_paused());
+        match (suspended, paused) {
             (None, true) => {
                 // As a shell stops a job's processes at Ctrl-Z (and GNU
                 // parallel its jobs).
