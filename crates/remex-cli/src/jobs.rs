@@ -17,7 +17,8 @@
 //! Reading: inputs are lines (`-d C` or `-0` for another delimiter), up to
 //! a line equal to `-E STR`, trimmed with `--trim`, split into columns
 //! with `--colsep REGEX` (each column an argument: `{1}`, `{2}`...);
-//! `-N K` puts K inputs in each job (`-N0`: one, given to none).
+//! `-N K` puts K inputs in each job (`-N0`: one, given to none; with
+//! `-m`, `-X` or `--xargs`, the jobs they make, given to none).
 
 use std::io::BufRead;
 
@@ -1157,12 +1158,14 @@ impl Inputs {
     /// `-N K` inputs). GNU parallel's rule: jobs are filled while the
     /// inputs left do not fit in one job; what is left then is shared
     /// evenly among the `slots` (`even`, -m and -X) or filled too
-    /// (`--xargs`). `-N0` stays one input per job, given to none.
+    /// (`--xargs`). With `-N0` the jobs are made as without `-N`, and
+    /// their inputs given to none (GNU parallel's: `-j3 -N0 -m` makes
+    /// three jobs of seven inputs, `--xargs -N0` one).
     pub(crate) fn share(&mut self, slots: usize, line: usize, even: bool) -> Result<(), String> {
+        let none = self.per_job == Some(0);
         let cap = match self.per_job {
-            Some(0) => return Ok(()),
-            Some(k) => k,
-            None => usize::MAX,
+            Some(k) if k > 0 => k,
+            _ => usize::MAX,
         };
         let rows = self.all_rows()?;
         let len = |row: &Vec<String>| row.iter().map(|a| a.len() + 1).sum::<usize>();
@@ -1190,6 +1193,9 @@ impl Inputs {
         }
         if rows_in > 0 {
             jobs.push(job);
+        }
+        if none {
+            jobs.iter_mut().for_each(Vec::clear);
         }
         self.per_job = None;
         self.replace_rows(jobs);

@@ -1791,6 +1791,19 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "1 2 3 4\n5 6\n",
         ),
+        // -N0 with -m, -X, --xargs: their jobs, with no input given.
+        (
+            &[
+                "-k", "-j3", "-N0", "-m", "echo", "x", ":::", "1", "2", "3", "4", "5", "6", "7",
+            ],
+            None,
+            "x\nx\nx\n",
+        ),
+        (
+            &["-k", "-N0", "--xargs", "echo", "x", ":::", "1", "2", "3"],
+            None,
+            "x\n",
+        ),
         // --colsep trims each column at both ends unless --trim says
         // otherwise (parallel_examples' "Use a table as input").
         (
