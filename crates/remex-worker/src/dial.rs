@@ -129,6 +129,10 @@ pub(crate) fn dial(worker: Worker, addr: String) -> ! {
                 "no session with the controller at {addr} within {within:?}"
             )),
         };
+        if let Some(bound) = terms.liveness {
+            // A paused session still learns of a dead controller host.
+            let _ = remex_core::transport::socket::keep_alive(&p.writer, bound);
+        }
         // The process serves this one controller: its events are records.
         let terms = crate::serve::Terms {
             records: true,

@@ -279,6 +279,11 @@ async fn accept_loop(
             });
             match admitted {
                 Ok((p, terms)) => {
+                    if let Some(bound) = terms.liveness {
+                        // A paused session still learns of a dead
+                        // controller host.
+                        let _ = remex_core::transport::socket::keep_alive(&p.writer, bound);
+                    }
                     // Script and task threads read the session directly,
                     // as they read a pipe (Connection::spawn_direct_secure).
                     let ended = crate::serve::session(worker, terms, move |config, handlers| {

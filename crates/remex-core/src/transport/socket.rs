@@ -239,6 +239,37 @@ async fn connect_with(id: &str, spec: &Spec, addr: &str, secret: &[u8]) -> Resul
     }
 }
 
+/// Asks the kernel to probe the peer of the TCP connection `stream` when
+/// it has been silent for `bound` (`SO_KEEPALIVE`): four probes `bound/4`
+/// apart (at least a second), after which the connection fails. A peer's
+/// kernel answers them while its host is up, whether the peer's process
+/// runs or is stopped; so a worker whose controller paused it
+/// ([`crate::pause_workers`]: no message is due, and the liveness bound
+/// does not run) still learns, within about twice the bound, that the
+/// controller's host died or was cut off. While messages flow (the
+/// controller probes every quarter of the bound) no probe is sent.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// use std::time::Duration;
+/// let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let s = tokio::net::TcpStream::connect(l.local_addr()?).await?;
+/// remex::core::transport::socket::keep_alive(&s, Duration::from_secs(10))?;
+/// # Ok(()) }
+/// ```
+pub fn keep_alive(stream: &impl std::os::fd::AsFd, bound: Duration) -> std::io::Result<()> {
+    use rustix::net::sockopt;
+    let second = Duration::from_secs(1);
+    // Whole seconds (the kernel's unit), rounded up.
+    let idle = Duration::from_secs(bound.as_secs() + u64::from(bound.subsec_nanos() > 0));
+    let fd = stream.as_fd();
+    sockopt::set_tcp_keepidle(fd, idle.max(second))?;
+    sockopt::set_tcp_keepintvl(fd, (idle / 4).max(second))?;
+    sockopt::set_tcp_keepcnt(fd, 4)?;
+    sockopt::set_socket_keepalive(fd, true)?;
+    Ok(())
+}
+
 /// One connection and its handshake; an error says whether a new
 /// connection may fare better (the peer reset this one mid-handshake).
 async fn connect_once(
