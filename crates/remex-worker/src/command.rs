@@ -328,6 +328,7 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         max_output: max,
         termseq,
         cancel: Some(t.channel().clone()),
+        session: Some(t.channel().connection()),
         stdout_to: req
             .stdout_to
             .map(|r| Box::new(t.channel().attach(r).writer()) as Box<dyn std::io::Write + Send>),

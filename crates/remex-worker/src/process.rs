@@ -37,6 +37,9 @@ pub(crate) struct Run {
     pub max_output: u64,
     /// Killed when this channel closes (a cancelled task).
     pub cancel: Option<Channel>,
+    /// The session the command runs for: while its controller is paused
+    /// (`remex::pause_workers`) the command is suspended.
+    pub session: Option<remex_core::conn::Connection>,
     /// Where stdout goes as it comes, instead of being kept.
     pub stdout_to: Option<Box<dyn Write + Send>>,
     /// At the timeout and at a cancel: each signal, then how long to
@@ -250,6 +253,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         timeout,
         max_output,
         cancel,
+        session,
         stdout_to,
         termseq,
     } = r;
@@ -265,15 +269,17 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         );
         termseq
     };
-    // The session the command runs for: while its controller is paused
-    // (stopped by its user: `remex::pause_workers`), the command is
-    // suspended, and one still to start waits. No bound: until the
-    // controller resumes, or the task is cancelled (as it is when the
-    // controller goes away).
-    let session = cancel.as_ref().map(|c| c.connection());
-    if let (Some(c), Some(conn)) = (&cancel, &session) {
-        while conn.peer_paused() {
-            if c.is_closed() || ENDING.load(std::sync::atomic::Ordering::Relaxed) {
+    // While the controller is paused (stopped by its user:
+    // `remex::pause_workers`), the command is suspended, and one still to
+    // start waits. No bound: until the controller resumes, the task is
+    // cancelled, or the session is lost (its controller gone: the command
+    // then runs as it would have).
+    let paused = |s: &remex_core::conn::Connection| s.peer_paused() && s.lost().is_none();
+    if let Some(conn) = &session {
+        while paused(conn) {
+            if cancel.as_ref().is_some_and(|c| c.is_closed())
+                || ENDING.load(std::sync::atomic::Ordering::Relaxed)
+            {
                 return Err(RunError::Cancelled);
             }
             std::thread::sleep(CANCEL_POLL);
@@ -329,7 +335,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
     let mut buf = vec![0u8; 64 * 1024];
     while out.is_some() || err.is_some() {
         // How long to sleep: to the next signal, the deadline, or the
-        // next look at the cancel (and at the worker's end).
+        // next look at the cancel, the pause and the worker's end.
         let now = Instant::now();
         let mut wake: Option<Instant> = match kill {
             // Suspended: no signal or deadline is due until the end.
@@ -337,7 +343,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             Some((_, at)) => Some(at),
             None => deadline,
         };
-        if cancel.is_some() || sequence_at_cancel {
+        if cancel.is_some() || session.is_some() || sequence_at_cancel {
             let c = now + CANCEL_POLL;
             wake = Some(wake.map_or(c, |w| w.min(c)));
         }
@@ -441,8 +447,8 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             kill = Some((1, now + wait));
             deadline = None;
         }
-        let paused = ended != Ended::Cancelled && session.as_ref().is_some_and(|c| c.peer_paused());
-        match (suspended, paused) {
+        let pause = ended != Ended::Cancelled && session.as_ref().is_some_and(paused);
+        match (suspended, pause) {
             (None, true) => {
                 // As a shell stops a job's processes at Ctrl-Z (and GNU
                 // parallel its jobs).

@@ -338,6 +338,8 @@ fn run(spec: ProcessSpec, (max, key): Cap) -> RhaiResult<Map> {
         max_output: max,
         termseq: Vec::new(),
         cancel: None,
+        // Suspended while the controller is paused, as a task's command is.
+        session: super::current().map(|c| c.connection()),
         stdout_to: None,
     })
     .map_err(|e| match e {
