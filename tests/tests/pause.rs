@@ -32,7 +32,7 @@ async fn a_scripts_command_is_suspended_while_its_controller_is_paused() {
     let mark = std::env::temp_dir().join(format!("remex-pause-script-{}", std::process::id()));
     let _ = std::fs::remove_file(&mark);
     let ch = gw
-        .remote_exec(&format!(
+        .remote_exec(format!(
             r#"let r = run(["sh", "-c", "echo $$ > {}; sleep 1.5; echo done"]); channel.send(r.stdout)"#,
             mark.display()
         ))
