@@ -73,6 +73,9 @@ enum Piece {
     /// The arguments as they are, unquoted: a job's input is its command
     /// (an empty template).
     Raw,
+    /// `--plus`'s `{host}` and `{sshlogin}`: a variable the job's worker
+    /// sets, left to the job's shell (`${NAME}`), as GNU parallel does.
+    Var(&'static str),
 }
 
 /// The jobs skipped by `--plus`'s `{choose_k}` (unless the arguments
@@ -152,6 +155,13 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
     // --plus's shorthand for $PARALLEL_JOBSLOT.
     if plus && inner == "slot" {
         return Some(Piece::Slot);
+    }
+    // --plus's worker variables (workers::login_env sets them).
+    if plus && inner == "host" {
+        return Some(Piece::Var("PARALLEL_SSHHOST"));
+    }
+    if plus && inner == "sshlogin" {
+        return Some(Piece::Var("PARALLEL_SSHLOGIN"));
     }
     if let Some((_, pos)) = names.iter().find(|(n, _)| n == inner) {
         return Some(Piece::Arg(Some(*pos), Part::Whole));
@@ -474,6 +484,11 @@ fn render(pieces: &[Piece], at: At, args: &[String], quoted: Option<Quoting>) ->
             }
             Piece::Total => out.push_str(&total.map(|t| t.to_string()).unwrap_or_default()),
             Piece::Raw => out.push_str(&args.join(" ")),
+            Piece::Var(name) => {
+                out.push_str("${");
+                out.push_str(name);
+                out.push('}');
+            }
             Piece::Arg(None, part) => {
                 let words: Vec<String> = args.iter().map(|a| q(apply(part, a))).collect();
                 out.push_str(&words.join(" "));

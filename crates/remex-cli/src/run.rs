@@ -378,7 +378,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // (one local worker per slot), else jobs at once on each worker.
     let (specs, host_groups, per_worker) = if local {
         let n = slots::local(a.jobs, inputs.total);
-        (vec![format!("{n}*popen")], Default::default(), 1)
+        (vec![workers::local_workers(n)], Default::default(), 1)
     } else {
         let (specs, groups) = workers::specs_and_groups(&a.workers)?;
         (specs, groups, slots::per_worker(a.jobs)?)

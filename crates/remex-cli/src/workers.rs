@@ -56,9 +56,27 @@ pub(crate) fn specs_and_groups(w: &WorkerArgs) -> Result<(Vec<String>, HostGroup
     specs.extend(logins.specs);
     if specs.is_empty() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        specs.push(format!("{n}*popen"));
+        specs.push(local_workers(n));
     }
     Ok((specs, logins.groups))
+}
+
+/// `n` workers on this machine, as GNU parallel's `:` (their jobs see
+/// `$PARALLEL_SSHLOGIN` and `$PARALLEL_SSHHOST` as `:`).
+pub(crate) fn local_workers(n: usize) -> String {
+    format!("{n}*popen{}", login_env(":", ":"))
+}
+
+/// The environment GNU parallel gives the jobs of an sshlogin: its
+/// `$PARALLEL_SSHLOGIN` (the login as written, without the count) and
+/// `$PARALLEL_SSHHOST` (the host), as worker variables of the spec (what
+/// `--plus`'s `{sshlogin}` and `{host}` stand for). None for a value a
+/// spec cannot hold (`//` in it).
+fn login_env(login: &str, host: &str) -> String {
+    if login.contains("//") || host.contains("//") {
+        return String::new();
+    }
+    format!("//env:PARALLEL_SSHLOGIN={login}//env:PARALLEL_SSHHOST={host}")
 }
 
 /// GNU parallel's sshlogins, as specs, with their host groups.
@@ -196,9 +214,12 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
             return Err(format!("sshlogin {whole:?}: no host after the count"));
         }
         let spec = if host == ":" {
-            "popen".to_string()
+            format!("popen{}", login_env(":", ":"))
         } else {
-            format!("ssh={host}")
+            // GNU parallel's $PARALLEL_SSHHOST: without the user and port.
+            let bare = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            let bare = bare.split_once(':').map_or(bare, |(h, _)| h);
+            format!("ssh={host}{}", login_env(rest.trim(), bare))
         };
         found.push((
             if count > 1 {
@@ -354,12 +375,23 @@ mod tests {
         let s = |v: &[&str]| {
             sshlogins(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &[]).map(|l| l.specs)
         };
-        assert_eq!(s(&[":"]).unwrap(), ["popen"]);
+        let env = |login: &str, host: &str| {
+            format!("//env:PARALLEL_SSHLOGIN={login}//env:PARALLEL_SSHHOST={host}")
+        };
+        assert_eq!(s(&[":"]).unwrap(), [format!("popen{}", env(":", ":"))]);
         assert_eq!(
-            s(&["a,b@c", "4/d\n2//usr/bin/ssh e@f"]).unwrap(),
-            ["ssh=a", "ssh=b@c", "4*ssh=d", "2*ssh=e@f"]
+            s(&["a,b@c:22", "4/d\n2//usr/bin/ssh e@f"]).unwrap(),
+            [
+                format!("ssh=a{}", env("a", "a")),
+                format!("ssh=b@c:22{}", env("b@c:22", "c")),
+                format!("4*ssh=d{}", env("d", "d")),
+                format!("2*ssh=e@f{}", env("/usr/bin/ssh e@f", "f")),
+            ]
         );
-        assert_eq!(s(&["/usr/bin/ssh host"]).unwrap(), ["ssh=host"]);
+        assert_eq!(
+            s(&["/usr/bin/ssh host"]).unwrap(),
+            [format!("ssh=host{}", env("/usr/bin/ssh host", "host"))]
+        );
         assert!(s(&["0/host"]).unwrap_err().contains("from 1"));
         assert!(s(&["2/"]).unwrap_err().contains("no host after the count"));
     }
@@ -367,16 +399,29 @@ mod tests {
     #[test]
     fn host_groups_tag_logins_and_a_bare_group_selects() {
         let l = |v: &[&str]| sshlogins(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &[]);
+        // The specs without their `//env:` settings.
+        let bare = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|s| s.split("//").next().unwrap().to_string())
+                .collect()
+        };
         let g = l(&["@g1/a", "@g1+g2/2/b", "c"]).unwrap();
-        assert_eq!(g.specs, ["ssh=a", "2*ssh=b", "ssh=c"]);
+        assert_eq!(bare(&g.specs), ["ssh=a", "2*ssh=b", "ssh=c"]);
         let set = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
-        assert_eq!(g.groups.0.get("ssh=a"), Some(&set(&["g1"])));
-        assert_eq!(g.groups.0.get("ssh=b"), Some(&set(&["g1", "g2"])));
-        assert_eq!(g.groups.0.get("ssh=c"), None);
+        let groups = |spec: &str| {
+            g.groups
+                .0
+                .iter()
+                .find(|(k, _)| k.split("//").next() == Some(spec))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(groups("ssh=a"), Some(set(&["g1"])));
+        assert_eq!(groups("ssh=b"), Some(set(&["g1", "g2"])));
+        assert_eq!(groups("ssh=c"), None);
         // `-S @g1`: only the logins of g1 (a host of no selected group,
         // even a bad one, is never reached).
         let only = l(&["@g1", "@g1+g2/a", "@g2/BAD"]).unwrap();
-        assert_eq!(only.specs, ["ssh=a"]);
+        assert_eq!(bare(&only.specs), ["ssh=a"]);
         let none = l(&["@g3", "@g1/a"]).unwrap_err();
         assert!(none.contains("g3"), "{none}");
     }

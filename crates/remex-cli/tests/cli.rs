@@ -1483,6 +1483,58 @@ fn plus_choose_k_and_uniq_make_the_combinations_gnu_parallel_makes() {
 }
 
 #[test]
+fn jobs_see_their_sshlogin_as_in_gnu_parallel() {
+    // GNU parallel gives each job $PARALLEL_SSHLOGIN and $PARALLEL_SSHHOST
+    // (`:` on this machine), and `--plus`'s {sshlogin} and {host} stand
+    // for them; remex's jobs had neither, and {host} was text.
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "-k",
+                "echo",
+                "$PARALLEL_SSHLOGIN",
+                "$PARALLEL_SSHHOST",
+                ":::",
+                "a",
+            ],
+            ": : a\n",
+        ),
+        (
+            &[
+                "-k",
+                "-S",
+                ":",
+                "--plus",
+                "echo",
+                "{sshlogin}-{host}",
+                ":::",
+                "a",
+                "b",
+            ],
+            ":-:\n:-:\n",
+        ),
+        // As GNU parallel: the tag is rendered here, where no shell
+        // expands the variable.
+        (
+            &["-k", "--plus", "--tagstring", "{host}", "echo", ":::", "a"],
+            "${PARALLEL_SSHHOST}\ta\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut c = remex();
+        c.args(["run", "--no-bar"]).args(*args);
+        let (ok, got, e) = with_stdin(c, None);
+        assert!(ok, "{args:?}: {e}");
+        assert_eq!(got, *want, "remex {args:?}");
+        if let Some(mut p) = gnu_parallel() {
+            p.args(*args);
+            let (_, pgot, pe) = with_stdin(p, None);
+            assert_eq!(pgot, *want, "GNU parallel {args:?}: {pe}");
+        }
+    }
+}
+
+#[test]
 fn gnu_parallels_input_options_give_its_output() {
     // (options and command, stdin, what GNU parallel prints): lines of
     // its tutorial and man page inside remex's model.
