@@ -79,6 +79,25 @@ fn login_env(login: &str, host: &str) -> String {
     format!("//env:PARALLEL_SSHLOGIN={login}//env:PARALLEL_SSHHOST={host}")
 }
 
+/// `text` without the variables [`login_env`] adds to specs: an error
+/// names the spec as the user wrote it (`-S host`: `ssh=host`).
+fn without_login_env(text: &str) -> String {
+    let mut out = text.to_string();
+    for name in ["//env:PARALLEL_SSHLOGIN=", "//env:PARALLEL_SSHHOST="] {
+        while let Some(i) = out.find(name) {
+            let rest = &out[i + name.len()..];
+            // The value ends at the next setting or the spec's quote.
+            let end = [rest.find("//"), rest.find('"')]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(rest.len());
+            out.replace_range(i..i + name.len() + end, "");
+        }
+    }
+    out
+}
+
 /// GNU parallel's sshlogins, as specs, with their host groups.
 #[derive(Debug, Default)]
 pub(crate) struct Logins {
@@ -274,7 +293,7 @@ impl Workers {
     ) -> Result<Workers, String> {
         let group = Group::new(specs.iter().map(String::as_str))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| without_login_env(&e.to_string()))?;
         crate::interrupt::ends(&group);
         let gateways = group.gateways();
         let labels = labels(&gateways);
@@ -394,6 +413,16 @@ mod tests {
         );
         assert!(s(&["0/host"]).unwrap_err().contains("from 1"));
         assert!(s(&["2/"]).unwrap_err().contains("no host after the count"));
+    }
+
+    #[test]
+    fn errors_name_the_spec_without_the_login_variables() {
+        let spec = sshlogins(&["root@rx2".to_string()], &[]).unwrap().specs[0].clone();
+        let e = format!("remex: spec {spec:?}: the host key of root@rx2 was rejected");
+        assert_eq!(
+            without_login_env(&e),
+            "remex: spec \"ssh=root@rx2\": the host key of root@rx2 was rejected"
+        );
     }
 
     #[test]
