@@ -2,11 +2,12 @@
 //! stream on the call's channel, so that a controller reaches hosts only
 //! this worker can see (`via=` on the controller).
 //!
-//! The target is started as this worker's child (in its process group):
-//! `popen` runs this worker's own program (or `worker=PATH`), `cmd=` runs
-//! the command. Bytes from the child's stdout go out as byte items; byte
+//! The target is started as this worker's child: `popen` runs this
+//! worker's own program (or `worker=PATH`) in a process group of its own,
+//! as a popen worker is; `cmd=` runs the command in this worker's group. Bytes from the child's stdout go out as byte items; byte
 //! items received go to its stdin. When the channel ends, the child's input
-//! is closed (it exits); when the child's output ends, the channel closes.
+//! is closed (it exits, or is killed a minute later); when the child's
+//! output ends, the channel closes.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -24,7 +25,14 @@ fn command(spec: &Spec) -> Result<Command, TaskError> {
                     .map_err(|e| TaskError(format!("cannot find this worker's program: {e}")))?,
                 Some(p) => p.into(),
             };
-            Command::new(path)
+            let mut c = Command::new(path);
+            // A worker leads a process group of its own, as a popen
+            // worker does: its end (a kill sequence for its commands, or
+            // SIGKILL to its group when its input is cut) reaches its
+            // commands, which would otherwise be left in this relay's
+            // group when the relay is killed.
+            std::os::unix::process::CommandExt::process_group(&mut c, 0);
+            c
         }
         Transport::Cmd { command } => {
             let mut c = Command::new("sh");
@@ -108,12 +116,24 @@ fn relay(t: &Task) -> Result<(), TaskError> {
         }
     }
     drop(stdin);
-    // The target sees its input end and exits; make sure it does.
+    // The target sees its input end and exits: a worker once its commands
+    // went through their kill sequences (`--termseq`), which it was told
+    // to end just before. It gets [`TARGET_GRACE`] for that (no event
+    // tells that a child ended: looked at every 10 ms), then is killed.
+    // (It was killed at once: a worker told to end lost its commands'
+    // cleanup.)
+    let until = std::time::Instant::now() + TARGET_GRACE;
+    while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let _ = child.kill();
     let _ = child.wait();
     let _ = pump.join();
     Ok(())
 }
+
+/// How long a relayed target has to exit once its input ended.
+const TARGET_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Adds `__relay` to every worker.
 pub(crate) fn register(w: Worker) -> Worker {

@@ -368,6 +368,13 @@ pub(crate) async fn session(
             }
         }
     }
+    if terms.records {
+        // The process's only session: its commands go through their kill
+        // sequences before its stream ends, so that the end of the
+        // stream (all a relay or a shared ssh connection sees) is the end
+        // of the commands too.
+        let _ = tokio::task::spawn_blocking(crate::process::end_running).await;
+    }
     conn.close_output();
     let _ = tokio::time::timeout(FLUSH_ON_EXIT, conn.flushed()).await;
     None
