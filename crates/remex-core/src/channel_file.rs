@@ -559,8 +559,9 @@ impl std::fmt::Debug for AsyncChannelReader {
 
 /// `ch` joined to an in-memory duplex stream: its byte items come out of
 /// the returned stream, and what is written to the stream leaves as byte
-/// items; its end ends the stream, and the stream's end closes it. (A
-/// relayed worker's byte stream, `via=`.)
+/// items; its end ends the stream, and the stream's end ends the
+/// channel's writing side (the far side's items still come). (A relayed
+/// worker's byte stream, `via=`.)
 pub(crate) fn duplex(ch: Channel) -> tokio::io::DuplexStream {
     use bytes::BytesMut;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -594,7 +595,11 @@ pub(crate) fn duplex(ch: Channel) -> tokio::io::DuplexStream {
                 }
             }
         }
-        ch.close(None);
+        // Our side's end only: the far side's stream goes on to its own
+        // end (a relayed worker told to end still has its commands' kill
+        // sequences to run, and its last words to say), which ends the
+        // stream read here.
+        ch.close_write();
     });
     near
 }

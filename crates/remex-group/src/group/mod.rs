@@ -62,6 +62,9 @@ pub struct Group {
 
 struct Inner {
     gateways: Mutex<Vec<Gateway>>,
+    /// The gateways a [`Group::terminate`] under way is ending: a second
+    /// terminate waits for them too.
+    ending: Mutex<Vec<Gateway>>,
     /// Counts changes of `gateways` (the pool opens lanes when it moves).
     members: AtomicU64,
     next: AtomicUsize,
@@ -116,6 +119,7 @@ impl Group {
         Group {
             inner: Arc::new(Inner {
                 gateways: Mutex::new(Vec::new()),
+                ending: Mutex::new(Vec::new()),
                 members: AtomicU64::new(0),
                 next: AtomicUsize::new(0),
                 pool: Arc::default(),
@@ -580,7 +584,15 @@ impl Group {
     /// ```
     pub async fn terminate(&self, timeout: Duration) {
         let t0 = tokio::time::Instant::now();
-        let gws: Vec<Gateway> = std::mem::take(&mut *self.inner.gateways.lock());
+        // With those another terminate is ending: two at once (a program's
+        // end and its Ctrl-C) both return when the workers have ended, not
+        // the second at once with nothing left to end.
+        let gws: Vec<Gateway> = {
+            let taken = std::mem::take(&mut *self.inner.gateways.lock());
+            let mut ending = self.inner.ending.lock();
+            ending.extend(taken);
+            ending.clone()
+        };
         self.inner.members.fetch_add(1, Ordering::AcqRel);
         futures::future::join_all(gws.iter().map(|g| async move {
             if let Err(e) = g.exit_within(timeout).await {
@@ -596,6 +608,10 @@ impl Group {
         if tokio::time::timeout(rest, released).await.is_err() {
             tracing::warn!("terminate: a Slurm allocation or step had not ended within the timeout (it is being ended in the background)");
         }
+        self.inner
+            .ending
+            .lock()
+            .retain(|g| !gws.iter().any(|e| e.id() == g.id()));
     }
 }
 
