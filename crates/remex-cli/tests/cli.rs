@@ -807,19 +807,26 @@ fn ctrl_z_suspends_the_jobs_and_their_timeouts_until_the_command_continues() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+/// A job's command line that writes `DIR/NAME.started`, runs until
+/// SIGTERM, and then writes `DIR/NAME.clean` (its cleanup) and exits.
+fn cleans_up_at_term(dir: &Path, name: &str) -> String {
+    format!(
+        "trap 'echo > {d}/{name}.clean; exit 0' TERM; echo > {d}/{name}.started; while :; do sleep 0.1; done",
+        d = dir.display()
+    )
+}
+
 #[test]
 fn ctrl_c_gives_the_jobs_their_cleanup_and_remex_dies_of_it() {
     // GNU parallel sends its jobs SIGTERM at Ctrl-C (its --termseq);
     // remex died at once and its workers then killed the jobs (SIGKILL),
-    // so a job's `trap ... TERM` never ran. Now the jobs get SIGTERM and
-    // 400 ms, a job that ignores it is killed after, and remex dies of the
-    // SIGINT (a shell loop around it stops).
+    // so a job's `trap ... TERM` never ran. Now the jobs get the kill
+    // sequence (GNU's default: SIGTERM three times, then SIGKILL), a job
+    // that ignores it is killed after, and remex dies of the SIGINT (a
+    // shell loop around it stops).
     use std::os::unix::process::ExitStatusExt;
     let d = scratch("ctrl-c");
-    let cleans = format!(
-        "trap 'echo > {d}/a.clean; exit 0' TERM; echo > {d}/a.started; while :; do sleep 0.1; done",
-        d = d.display()
-    );
+    let cleans = cleans_up_at_term(&d, "a");
     let ignores = format!(
         "trap '' TERM; echo > {d}/b.started; exec sleep 31.7",
         d = d.display()
@@ -873,10 +880,7 @@ fn termseq_ends_the_jobs_at_halt_now_and_at_ctrl_c_as_in_gnu_parallel() {
         }
     };
     // --halt now: the other job fails once this one runs.
-    let cleans = format!(
-        "trap 'echo > {d}/a.clean; exit 0' TERM; echo > {d}/a.started; while :; do sleep 0.1; done",
-        d = d.display()
-    );
+    let cleans = cleans_up_at_term(&d, "a");
     let fails = format!(
         "while [ ! -e {d}/a.started ]; do sleep 0.02; done; exit 1",
         d = d.display()
