@@ -4,10 +4,11 @@
 //!
 //! The target is started as this worker's child: `popen` runs this
 //! worker's own program (or `worker=PATH`) in a process group of its own,
-//! as a popen worker is; `cmd=` runs the command in this worker's group. Bytes from the child's stdout go out as byte items; byte
-//! items received go to its stdin. When the channel ends, the child's input
-//! is closed (it exits, or is killed a minute later); when the child's
-//! output ends, the channel closes.
+//! as a popen worker is; `cmd=` runs the command in this worker's group.
+//! Bytes from the child's stdout go out as byte items; byte items
+//! received go to its stdin. When the channel ends, the child's input is
+//! closed (it exits, or is killed a minute later); when the child's output
+//! ends, the channel closes.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
