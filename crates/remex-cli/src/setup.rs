@@ -53,6 +53,8 @@ pub(crate) struct JobSetup {
     shell: Option<String>,
     /// `--termseq` (GNU parallel's default when not given).
     termseq: Vec<(String, u64)>,
+    /// How long that sequence may take.
+    sequence: std::time::Duration,
     /// Whether jobs hold their slot from start to end, so that
     /// `$PARALLEL_JOBSLOT` names it.
     pub(crate) jobslot: bool,
@@ -154,7 +156,8 @@ impl JobSetup {
         // Timeouts, `--halt now` and Ctrl-C end a job with it, as in GNU
         // parallel; the workers' end waits for it.
         let termseq = a.termseq.clone().unwrap_or_else(TermSeq::gnu);
-        crate::interrupt::jobs_end_within(termseq.total());
+        let sequence = termseq.total();
+        crate::interrupt::jobs_end_within(sequence);
         let mut env = Vec::new();
         for name in &a.env {
             if name == "_" {
@@ -185,6 +188,7 @@ impl JobSetup {
             here: remex::worker::Place::of(std::path::Path::new(".")),
             shell: shell(),
             termseq: termseq.0,
+            sequence,
             jobslot: false,
             pid: std::process::id().to_string(),
         })
@@ -198,8 +202,7 @@ impl JobSetup {
     /// How long the workers have to end when the run is over: 5 s, and
     /// the jobs' kill sequence (those killed by `--halt now` go through it).
     pub(crate) fn end_within(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(5)
-            + std::time::Duration::from_millis(self.termseq.iter().map(|(_, ms)| ms).sum())
+        std::time::Duration::from_secs(5) + self.sequence
     }
 
     /// The `run` request for `command` under `limits`, with the files of

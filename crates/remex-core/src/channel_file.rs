@@ -595,10 +595,8 @@ pub(crate) fn duplex(ch: Channel) -> tokio::io::DuplexStream {
                 }
             }
         }
-        // Our side's end only: the far side's stream goes on to its own
-        // end (a relayed worker told to end still has its commands' kill
-        // sequences to run, and its last words to say), which ends the
-        // stream read here.
+        // Our side's end only: what the far side still sends (a relayed
+        // worker's last words) is read until it closes the channel.
         ch.close_write();
     });
     near

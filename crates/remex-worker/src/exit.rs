@@ -2,9 +2,9 @@
 //! worker has to say is said (through [`crate::say`], so a listener's log
 //! takes it), what was logged is flushed (a listener's log writer gets at
 //! most 200 ms), the rest of its process group is told (its children:
-//! the commands' kill sequences, if they were given any, then SIGTERM and
-//! 400 ms to end before SIGKILL; or SIGKILL at once when nobody will clean
-//! up after it), then the
+//! SIGTERM and 400 ms to end before SIGKILL, once the session's end has
+//! put the commands given a kill sequence through it; or SIGKILL at once
+//! when nobody will clean up after it), then the
 //! process exits with its status: 0 ended as asked or its controller went
 //! away, 2 it could not start, 3 its controller broke the protocol, 4 its
 //! session was tampered with.
@@ -43,10 +43,6 @@ pub(crate) fn now(code: i32, why: Option<&str>, children: Children) -> ! {
         None => {
             let _ = std::io::stderr().flush();
         }
-    }
-    if children == Children::Term && crate::process::spawned() {
-        // Commands given a kill sequence (`--termseq`) go through it.
-        crate::process::end_running();
     }
     if children != Children::Leave && leads_group() {
         // SAFETY: signal dispositions and kill(2) on our own process group.
