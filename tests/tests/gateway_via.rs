@@ -114,3 +114,44 @@ async fn setup_keys_apply_through_a_relay() {
     assert_eq!(ch.receive::<String>().await.unwrap(), "one");
     g.terminate(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_worker_has_ended_its_commands_when_terminate_returns() {
+    // A relayed worker has no process on the controller's side: the end
+    // of its stream is all that tells the controller it ended. Its
+    // connection closed its output as soon as its input ended (just after
+    // the Terminate), while its commands were still going through their
+    // kill sequences, so `terminate` returned within milliseconds and
+    // `remex run -S 2/HOST` died at Ctrl-C before its jobs had cleaned up
+    // (or before its Terminate frames were through, and the jobs got no
+    // sequence at all). Now the stream ends with the worker.
+    let g = Group::new([common::spec("//id=hop"), common::spec("//via=hop//id=leaf")])
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("remex-via-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (started, clean) = (dir.join("started"), dir.join("clean"));
+    let mut req = remex::worker::CommandRequest::new(format!(
+        "trap 'sleep 0.3; echo > {c}; exit 0' TERM; echo > {s}; while :; do sleep 0.05; done",
+        c = clean.display(),
+        s = started.display()
+    ));
+    req.termseq = vec![("TERM".into(), 2000), ("KILL".into(), 25)];
+    let _call = g.by_id("leaf").unwrap().remote_call("run", &req).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the command did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let t0 = std::time::Instant::now();
+    g.terminate(Duration::from_secs(10)).await;
+    assert!(
+        clean.exists(),
+        "terminate returned after {:?}, before the relayed worker's command had cleaned up",
+        t0.elapsed()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -190,3 +190,54 @@ async fn socket_and_installvia_reach_workers_at_another_hosts_address() {
     group.terminate(T).await;
     hosts.assert_clean(CLEAN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_sharing_one_connection_end_their_commands_before_terminate_returns() {
+    // Two workers on one host share one ssh connection: a relay worker
+    // carries their streams, and no process of theirs runs on the
+    // controller. The end of a stream was all that told the controller a
+    // worker had ended, and it came when the worker's input ended (just
+    // after its Terminate), not when the worker did: `terminate` (and
+    // `remex run -S 2/HOST` at Ctrl-C) returned in milliseconds, while
+    // the commands on the host were still cleaning up, or before the
+    // Terminate frames were through the relay at all.
+    if !testbed::available() {
+        return;
+    }
+    let hosts = testbed::take(&["rx3"]);
+    let spec = format!(
+        "2*{}",
+        testbed::ssh_spec("rx3", &format!("//worker={WORKER}"))
+    );
+    let group = Group::new([spec]).await.unwrap();
+    let dir = format!("/tmp/remex-shared-term-{}", std::process::id());
+    testbed::on_host_ok("rx3", &["mkdir", "-p", &dir]);
+    let mut calls = Vec::new();
+    for (k, g) in group.gateways().iter().enumerate() {
+        let mut req = remex::worker::CommandRequest::new(format!(
+            "trap 'sleep 0.3; echo > {dir}/clean{k}; exit 0' TERM; echo > {dir}/started{k}; while :; do sleep 0.05; done"
+        ));
+        req.termseq = vec![("TERM".into(), 2000), ("KILL".into(), 25)];
+        calls.push(g.remote_call("run", &req).unwrap());
+    }
+    let until = std::time::Instant::now() + T;
+    let listed = || testbed::on_host_ok("rx3", &["ls", &dir]);
+    while !(listed().contains("started0") && listed().contains("started1")) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the commands did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = std::time::Instant::now();
+    group.terminate(T).await;
+    let took = t0.elapsed();
+    let there = listed();
+    assert!(
+        there.contains("clean0") && there.contains("clean1"),
+        "terminate returned after {took:?} with {there:?} on the host: before the commands had cleaned up"
+    );
+    testbed::on_host_ok("rx3", &["rm", "-r", &dir]);
+    drop(calls);
+    hosts.assert_clean(CLEAN);
+}

@@ -240,6 +240,13 @@ pub(crate) fn run(worker: Worker) -> ! {
     };
     let mut input = File::from(pin);
     let mut output = File::from(pout);
+    // A second hold on the protocol's output, kept until the process
+    // exits: the stream ends when the worker does, not when its
+    // connection closes its writer (as it does once its input ends, right
+    // after a Terminate). A relay or any other carrier with no process of
+    // ours on the controller's side has only the stream's end to tell
+    // that the worker, and its commands' kill sequences, are over.
+    let _until_exit = output.try_clone();
     let (leftover, terms) = match handshake(&mut input, &mut output) {
         Ok(b) => b,
         Err(e) => crate::exit::fail(e),
@@ -345,6 +352,10 @@ pub(crate) async fn session(
     }
     if terms.records {
         crate::wirelog::attach(conn.clone(), terms.log_level);
+        // The process's only session: its stream ends with the commands'
+        // kill sequences below, not with the controller's input (every
+        // way out of this function closes it).
+        conn.hold_output();
     }
     // However the session ends, no more records.
     struct Detach(bool);

@@ -712,8 +712,42 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub fn close_output(&self) {
-        self.shared.out.lock().closing = true;
+        let mut o = self.shared.out.lock();
+        o.closing = true;
+        o.held = false;
+        drop(o);
         self.shared.out_ready.notify_one();
+    }
+
+    /// Keeps the stream's writing side open when the input ends, until
+    /// [`Connection::close_output`]: the connection is lost as usual
+    /// (channels end, nothing more can be sent), but the peer sees the end
+    /// of the stream only once this side has finished what it still does.
+    /// A worker holds its output so that its controller's last word (a
+    /// `Terminate`, then the end of its input) is answered by the end of
+    /// the stream only after the worker's commands went through their
+    /// kill sequences: a relay, or a session dialed back, has nothing else
+    /// to tell the controller that they did.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// # use remex::core::conn::{ConnConfig, Connection, Handlers};
+    /// # let (a, b) = tokio::io::duplex(1 << 16);
+    /// # let ((ar, aw), (br, bw)) = (tokio::io::split(a), tokio::io::split(b));
+    /// let worker = Connection::spawn(ConnConfig::new("controller", 2), Handlers::default(), br, bw, Default::default());
+    /// let conn = Connection::spawn(ConnConfig::new("gw", 1), Handlers::default(), ar, aw, Default::default());
+    /// worker.hold_output();
+    /// conn.close_output();
+    /// worker.closed().await; // the worker's input ended...
+    /// let soon = std::time::Duration::from_millis(100);
+    /// // ...but its output is still open
+    /// assert!(tokio::time::timeout(soon, conn.closed()).await.is_err());
+    /// worker.close_output(); // its last duty done
+    /// conn.closed().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn hold_output(&self) {
+        self.shared.out.lock().held = true;
     }
 
     /// Waits until the writer has flushed everything and closed the stream

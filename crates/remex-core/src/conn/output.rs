@@ -28,6 +28,11 @@ pub(super) struct OutBuf {
     /// they leave before anything else.
     pub(super) sealed: BytesMut,
     pub(super) closing: bool,
+    /// The stream's writing side stays open when the connection is lost
+    /// (its input ended) until [`crate::conn::Connection::close_output`]:
+    /// the owner still has something to finish before its peer may see
+    /// the end ([`crate::conn::Connection::hold_output`]).
+    pub(super) held: bool,
     /// The writer task holds bytes taken from `buf` that it has not yet
     /// written; a direct write now would overtake them.
     pub(super) writer_busy: bool,
@@ -251,7 +256,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(mut lent: Lent<W>) {
             if o.is_empty() {
                 o.writer_busy = false;
                 shared.out_idle.notify(usize::MAX);
-                if o.closing {
+                if o.closing && !o.held {
                     break;
                 }
                 None

@@ -594,8 +594,19 @@ impl Group {
             ending.clone()
         };
         self.inner.members.fetch_add(1, Ordering::AcqRel);
+        // A relay (`via=`) is told to end once the gateways behind it have
+        // ended (within the same deadline): their streams, and the end of
+        // their commands' kill sequences, come through it.
+        let deadline = t0 + timeout;
+        let gws_ref = &gws;
         futures::future::join_all(gws.iter().map(|g| async move {
-            if let Err(e) = g.exit_within(timeout).await {
+            let behind = gws_ref
+                .iter()
+                .filter(|b| b.spec().via.as_deref() == Some(g.id()));
+            let ended = futures::future::join_all(behind.map(|b| b.join(None)));
+            let _ = tokio::time::timeout_at(deadline, ended).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Err(e) = g.exit_within(left).await {
                 tracing::warn!(gateway = %g.id(), "terminate: {e}");
             }
         }))
