@@ -165,6 +165,11 @@ pub(crate) struct WorkerArgs {
     /// A file of sshlogins, one per line (GNU parallel's --sshloginfile).
     #[arg(long = "sshloginfile", visible_alias = "slf", value_name = "FILE")]
     pub(crate) sshloginfile: Vec<PathBuf>,
+    /// Leave out the hosts (specs) whose workers cannot start, saying
+    /// why, and run on the rest (GNU parallel's --filter-hosts). Without
+    /// it, one that cannot start ends the run before any job.
+    #[arg(long = "filter-hosts", aliases = ["filterhosts", "filter-host"])]
+    pub(crate) filter_hosts: bool,
     /// Serve a live dashboard (and Prometheus /metrics) on ADDR while it
     /// runs: HOST:PORT, or a port alone for loopback.
     #[arg(long, value_name = "ADDR")]
@@ -763,9 +768,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
     (
         "remex has no equivalent",
         &[
-            "--filter-hosts",
-            "--filterhosts",
-            "--filter-host",
             "--filter",
             "--session",
             "--shebang",

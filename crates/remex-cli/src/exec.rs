@@ -45,7 +45,7 @@ pub(crate) async fn exec(a: ExecArgs) -> Result<i32, String> {
         return Err("--timeout N% (of the median job) is for remex run; give seconds".into());
     }
     let specs = workers::specs(&a.workers)?;
-    let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
+    let w = Workers::start(&specs, &a.workers).await?;
     let req = a.limits.request(a.command.join(" "));
     let gateways = w.group.gateways();
     let mut running = FuturesUnordered::new();

@@ -21,7 +21,7 @@ pub(crate) async fn rsync(a: RsyncArgs) -> Result<i32, String> {
         return Err(format!("{} is not a directory", a.source.display()));
     }
     let specs = workers::specs(&a.workers)?;
-    let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
+    let w = Workers::start(&specs, &a.workers).await?;
     let target = if a.no_bar {
         ProgressDrawTarget::hidden()
     } else {

@@ -281,7 +281,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         };
         let req = setup.request(&a.limits, &command, at, &[])?;
         let specs = workers::specs(&a.workers)?;
-        let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
+        let w = Workers::start(&specs, &a.workers).await?;
         let failed = crate::onall::everywhere(&w, &[(command, req)], a.tag).await;
         w.group.terminate(setup.end_within()).await;
         return Ok(failed.min(101) as i32);
@@ -447,7 +447,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         Some(p) => Some(JobLog::open(p, resume)?),
         None => None,
     };
-    let w = Workers::start(&specs, a.workers.dashboard.as_deref()).await?;
+    let w = Workers::start(&specs, &a.workers).await?;
     if !a.basefile.is_empty() {
         if let Err(e) = basefiles(&w, &a.basefile, &setup, false).await {
             w.group.terminate(setup.end_within()).await;

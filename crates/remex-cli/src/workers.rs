@@ -273,6 +273,58 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
     Ok(out)
 }
 
+/// The workers of every spec that can start them (`--filter-hosts`): each
+/// spec that cannot is left out, with its error on stderr; none at all is
+/// an error. A `via=` spec starts once its relay has (and is left out
+/// with it).
+async fn filtered(specs: &[String]) -> Result<Group, String> {
+    let group = Group::empty();
+    let mut pending: Vec<(&str, Vec<remex::Spec>)> = Vec::new();
+    for s in specs {
+        let parsed = remex::Spec::parse_many(s).map_err(|e| e.to_string())?;
+        pending.push((s, parsed));
+    }
+    let mut left_out = Vec::new();
+    while !pending.is_empty() {
+        let known = group.ids();
+        let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, parsed)| {
+            parsed.iter().all(|p| {
+                p.via
+                    .as_ref()
+                    .or(p.installvia.as_ref())
+                    .is_none_or(|v| known.contains(v))
+            })
+        });
+        if ready.is_empty() {
+            // Their relays were left out (or never named).
+            for (s, _) in waiting {
+                eprintln!("remex: {s}: its relay did not start (--filter-hosts leaves it out)");
+                left_out.push(s);
+            }
+            break;
+        }
+        pending = waiting;
+        let started =
+            futures::future::join_all(ready.iter().map(|(s, _)| group.makegateways(s))).await;
+        for ((s, _), r) in ready.iter().zip(started) {
+            if let Err(e) = r {
+                eprintln!(
+                    "remex: {} (--filter-hosts leaves it out)",
+                    without_login_env(&e.to_string())
+                );
+                left_out.push(s);
+            }
+        }
+    }
+    if group.is_empty() {
+        return Err(format!(
+            "--filter-hosts: no worker could start ({} left out)",
+            left_out.len()
+        ));
+    }
+    Ok(group)
+}
+
 /// Started workers.
 pub(crate) struct Workers {
     pub(crate) group: Group,
@@ -285,15 +337,18 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    /// Starts a worker for each spec (`N*SPEC` for N), and the
-    /// dashboard on `dashboard` (its address on stderr).
-    pub(crate) async fn start(
-        specs: &[String],
-        dashboard: Option<&str>,
-    ) -> Result<Workers, String> {
-        let group = Group::new(specs.iter().map(String::as_str))
-            .await
-            .map_err(|e| without_login_env(&e.to_string()))?;
+    /// Starts a worker for each spec (`N*SPEC` for N), all or none unless
+    /// `--filter-hosts`, and the dashboard `--dashboard` asks for (its
+    /// address on stderr).
+    pub(crate) async fn start(specs: &[String], args: &WorkerArgs) -> Result<Workers, String> {
+        let group = if args.filter_hosts {
+            filtered(specs).await?
+        } else {
+            Group::new(specs.iter().map(String::as_str))
+                .await
+                .map_err(|e| without_login_env(&e.to_string()))?
+        };
+        let dashboard = args.dashboard.as_deref();
         crate::interrupt::ends(&group);
         let gateways = group.gateways();
         let labels = labels(&gateways);

@@ -3133,3 +3133,53 @@ fn results_named_by_replacement_strings_are_files_or_directories() {
         "sp ace\n"
     );
 }
+
+#[test]
+fn filter_hosts_leaves_out_the_hosts_that_cannot_start_and_names_them() {
+    // GNU parallel's --filter-hosts was refused as having no equivalent:
+    // one dead host among many ended the whole run before any job.
+    let dead = "cmd=echo not a worker; exit 3";
+    let o = run(&[
+        "run", "-k", "--tx", "popen", "--tx", dead, "echo", ":::", "a", "b",
+    ]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert_eq!(o.stdout, "", "no job runs without --filter-hosts");
+    let o = run(&[
+        "run",
+        "-k",
+        "--filter-hosts",
+        "--tx",
+        "popen",
+        "--tx",
+        dead,
+        "--tx",
+        "popen//via=nowhere",
+        "-S",
+        "nohost.invalid",
+        "echo",
+        ":::",
+        "a",
+        "b",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert_eq!(o.stdout, "a\nb\n");
+    for named in [dead, "ssh=nohost.invalid", "popen//via=nowhere"] {
+        assert!(
+            o.stderr
+                .lines()
+                .any(|l| l.contains(named) && l.ends_with("(--filter-hosts leaves it out)")),
+            "{named} is not named as left out: {}",
+            o.stderr
+        );
+    }
+    // None left: an error before any job.
+    let o = run(&["run", "--filterhosts", "--tx", dead, "echo", ":::", "a"]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("--filter-hosts: no worker could start (1 left out)"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stdout, "");
+}
