@@ -945,8 +945,63 @@ where
     cmd.build();
     let args = crate::abbrev::expand(&cmd, args)
         .map_err(|why| cmd.error(ErrorKind::UnknownArgument, why))?;
-    let err = match <Cli as Parser>::try_parse_from(&args) {
-        Ok(cli) => return Ok(cli),
+    // `remex run`'s inputs may be any bytes (crate::raw): its words that
+    // are not UTF-8 are parsed as text, then allowed among the inputs
+    // only (`::: A...`, `:::: FILE...`).
+    let raw: Vec<(usize, String)> = if args.get(1).is_some_and(|a| a == "run") {
+        use std::os::unix::ffi::OsStrExt;
+        args.iter()
+            .enumerate()
+            .skip(2)
+            .filter(|(_, a)| a.to_str().is_none())
+            .map(|(i, a)| (i, crate::raw::text(a.as_bytes().to_vec())))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let parsing: Vec<std::ffi::OsString> = if raw.is_empty() {
+        args.clone()
+    } else {
+        let mut p = args.clone();
+        for (i, t) in &raw {
+            p[*i] = t.into();
+        }
+        p
+    };
+    let not_text = |i: usize, a: &std::ffi::OsStr| {
+        use std::os::unix::ffi::OsStrExt;
+        cmd.clone().error(
+            ErrorKind::InvalidUtf8,
+            format!(
+                "word {i} of the command line is not UTF-8 text: {}; remex passes commands as text: convert it first (iconv); inputs after ::: or :::: may be any bytes",
+                a.as_bytes().escape_ascii()
+            ),
+        )
+    };
+    let err = match <Cli as Parser>::try_parse_from(&parsing) {
+        Ok(cli) => {
+            if let (Command::Run(r), Some(_)) = (&cli.command, raw.first()) {
+                let (command, sources) =
+                    crate::jobs::split_command_at(&r.command, &r.arg_sep, &r.arg_file_sep);
+                let inputs: Vec<&String> = sources
+                    .iter()
+                    .flat_map(|s| match s {
+                        crate::jobs::Source::Args(words, _) => words.iter().collect(),
+                        crate::jobs::Source::File(file, _) => vec![file],
+                    })
+                    .collect();
+                // Each such word must be one of the inputs, not an
+                // option's value or a word of the command.
+                let among = inputs.iter().filter(|w| crate::raw::has_raw(w)).count();
+                let misplaced = raw.iter().find(|(_, t)| {
+                    command.contains(t) || !inputs.contains(&t) || among < raw.len()
+                });
+                if let Some((i, _)) = misplaced {
+                    return Err(not_text(*i, &args[*i]));
+                }
+            }
+            return Ok(cli);
+        }
         Err(e) => e,
     };
     if err.kind() == ErrorKind::InvalidUtf8 {
@@ -1214,19 +1269,29 @@ mod tests {
     }
 
     #[test]
-    fn a_word_that_is_not_utf8_is_named() {
+    fn a_word_that_is_not_utf8_is_named_unless_it_is_an_input() {
         use std::os::unix::ffi::OsStrExt;
-        let args = ["remex", "run", "echo", ":::", "a"]
-            .into_iter()
-            .map(std::ffi::OsString::from)
-            .chain([std::ffi::OsStr::from_bytes(b"b\xfe").to_os_string()]);
-        let e = parse_from(args).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert!(
-            e.to_string()
-                .contains("word 5 of the command line is not UTF-8 text: b\\xfe"),
-            "{e}"
-        );
+        let raw = std::ffi::OsStr::from_bytes(b"b\xfe").to_os_string();
+        let words = |w: &[&str]| w.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        // An input (after ::: or ::::) may be any bytes (crate::raw).
+        let mut args = words(&["remex", "run", "echo", ":::", "a"]);
+        args.push(raw.clone());
+        let Command::Run(r) = parse_from(args).unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(r.command[3], crate::raw::text(b"b\xfe".to_vec()));
+        // An option's value, or a word of the command, may not.
+        for at in [2, 3] {
+            let mut args = words(&["remex", "run", "--joblog", "j", "echo", ":::", "a"]);
+            args[at + 1] = raw.clone();
+            let e = parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let want = format!(
+                "word {} of the command line is not UTF-8 text: b\\xfe",
+                at + 1
+            );
+            assert!(e.to_string().contains(&want), "{e}");
+        }
         // A path may be any bytes.
         let args = ["remex", "rsync", "--tx", "popen"]
             .into_iter()

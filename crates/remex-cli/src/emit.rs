@@ -11,7 +11,7 @@ pub(crate) fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
         return;
     };
     for line in data.split_inclusive(|b| *b == b'\n') {
-        checked(out.write_all(tag.as_bytes()));
+        checked(out.write_all(&crate::raw::bytes(tag)));
         checked(out.write_all(b"\t"));
         checked(out.write_all(line));
     }

@@ -47,7 +47,10 @@ impl Entry {
     fn line(&self) -> String {
         let mut f = self.figures();
         f[3] = format!("{:10.3}", self.runtime);
-        format!("{}\t{}", f.join("\t"), self.command.replace('\n', " "))
+        // A command refused for an input that is not UTF-8 (crate::raw)
+        // is logged with its bytes escaped.
+        let command = crate::raw::shown(&self.command).replace('\n', " ");
+        format!("{}\t{command}", f.join("\t"))
     }
 }
 

@@ -591,7 +591,7 @@ impl Quoting {
     /// `a` as one word of this shell.
     pub(crate) fn quote(self, a: &str) -> String {
         match self {
-            Quoting::Sh => quote(a),
+            Quoting::Sh => crate::raw::quote_sh(a, quote),
             Quoting::Csh => quote_csh(a),
             Quoting::Rc => quote_rc(a),
         }
@@ -943,26 +943,21 @@ fn read_items(
         }
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        let f = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let f = std::fs::File::open(crate::raw::path(path))
+            .map_err(|e| format!("cannot read {}: {e}", crate::raw::path(path).display()))?;
         Box::new(std::io::BufReader::new(f))
     };
-    let path = path.to_string();
+    let path = crate::raw::path(path).display().to_string();
     let sep = delimiter.unwrap_or(b'\n');
-    Ok(Box::new(reader.split(sep).enumerate().map(move |(i, l)| {
+    Ok(Box::new(reader.split(sep).map(move |l| {
         let mut b = l.map_err(|e| format!("reading {path}: {e}"))?;
         if delimiter.is_none() && b.ends_with(b"\r") {
             b.pop();
         }
-        // Inputs travel as text: bytes that are not UTF-8 are refused,
-        // never replaced (a changed file name would name another file).
-        String::from_utf8(b).map_err(|e| {
-            let what = if path == "-" { "stdin" } else { &path };
-            format!(
-                "{what}: input {} is not UTF-8 text: {}; remex passes inputs as text: convert them first (iconv)",
-                i + 1,
-                e.as_bytes().escape_ascii()
-            )
-        })
+        // Inputs travel as text; bytes that are not UTF-8 are kept as
+        // they are, never replaced (a changed file name would name
+        // another file): crate::raw.
+        Ok(crate::raw::text(b))
     })))
 }
 

@@ -23,6 +23,7 @@ mod joblog;
 mod jobs;
 mod onall;
 mod plus;
+mod raw;
 mod relative;
 mod results;
 mod rsync;

@@ -144,7 +144,8 @@ fn separated(
     let figures = job.figures();
     let mut fields: Vec<&[u8]> = figures.iter().map(|s| s.as_bytes()).collect();
     fields.push(job.command.as_bytes());
-    fields.extend(args.iter().map(|a| a.as_bytes()));
+    let args: Vec<_> = args.iter().map(|a| crate::raw::bytes(a)).collect();
+    fields.extend(args.iter().map(|a| &**a));
     fields.extend([stdout, stderr]);
     row(rec, sep, &fields);
 }
@@ -167,7 +168,7 @@ fn json_record(rec: &mut Vec<u8>, job: &Entry, args: &[String], stdout: &[u8], s
             rec.push(b',');
         }
         rec.push(b'"');
-        json(rec, a.as_bytes());
+        json(rec, &crate::raw::bytes(a));
         rec.push(b'"');
     }
     rec.extend_from_slice(b" ], \"Stdout\": \"");
@@ -244,7 +245,7 @@ impl Results {
                 self.name_of(i + 1)
                     .map_or_else(|| (i + 1).to_string(), escaped),
             );
-            d.push(escaped(a));
+            d.push(crate::raw::path(&escaped(a)));
         }
         d
     }
@@ -335,9 +336,9 @@ impl Files {
     fn named(t: &Template, at: At, args: &[String]) -> Files {
         let name = t.render_plain(at, args);
         if name.ends_with('/') {
-            Files::In(name.into())
+            Files::In(crate::raw::path(&name))
         } else {
-            Files::Beside(name.into())
+            Files::Beside(crate::raw::path(&name))
         }
     }
 

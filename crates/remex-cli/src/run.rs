@@ -172,7 +172,11 @@ impl Printer {
             }
             Err(e) => {
                 crate::emit::checked(std::io::stdout().flush());
-                eprintln!("remex: job {} ({}): {e}", d.job.seq, d.job.command);
+                eprintln!(
+                    "remex: job {} ({}): {e}",
+                    d.job.seq,
+                    crate::raw::shown(&d.job.command)
+                );
             }
         });
     }
@@ -418,7 +422,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             if template_skips.skip(&args) {
                 continue;
             }
-            crate::emit::checked(writeln!(out, "{}", template.render_at(at, &args)));
+            let line = template.render_at(at, &args);
+            crate::emit::checked(out.write_all(&crate::raw::bytes(&line)));
+            crate::emit::checked(out.write_all(b"\n"));
         }
         return Ok(0);
     }

@@ -214,6 +214,15 @@ impl JobSetup {
         at: At,
         args: &[String],
     ) -> Result<remex::worker::CommandRequest, String> {
+        if crate::raw::has_raw(command) {
+            // Quoted for a Bourne shell, such an input is printf's; csh
+            // and rc get it as it is, which they cannot be given.
+            let shell = self.shell.as_deref().unwrap_or("sh");
+            return Err(crate::raw::refuse(
+                &format!("the command line for {shell}"),
+                command,
+            ));
+        }
         let line = match self.nice {
             Some(n) => format!(
                 "nice -n {n} {} -c {}",
@@ -240,12 +249,25 @@ impl JobSetup {
             let mut send = Vec::new();
             for t in &self.send {
                 let p = t.render_plain(at, args);
+                if crate::raw::has_raw(&p) {
+                    return Err(crate::raw::refuse("--transferfile", &p));
+                }
                 let body = read_bounded(&p).map_err(|e| format!("--transferfile {p}: {e}"))?;
                 send.push((p, body));
             }
             req.transfer = Some(remex::worker::Transfer {
                 send,
-                back: self.back.iter().map(|t| t.render_plain(at, args)).collect(),
+                back: self
+                    .back
+                    .iter()
+                    .map(|t| {
+                        let p = t.render_plain(at, args);
+                        match crate::raw::has_raw(&p) {
+                            true => Err(crate::raw::refuse("--return", &p)),
+                            false => Ok(p),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
                 remove: Vec::new(),
                 cleanup: self.cleanup,
                 from: self.here.clone(),

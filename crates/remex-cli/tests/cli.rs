@@ -2594,10 +2594,9 @@ fn a_timed_out_job_leaves_no_process_behind_even_one_its_shell_orphaned() {
 #[test]
 fn inputs_not_read_or_outputs_not_written_end_in_255_never_silently() {
     let dir = scratch("unfinished");
-    // An input that is not UTF-8: refused, never replaced (it was run
-    // with U+FFFD in place of the byte, exit 0). From a file (read
-    // before the jobs start): no job runs. From stdin (read as jobs
-    // run): the jobs of the inputs before it run, none after it.
+    // An input that is not UTF-8 was refused (before that, run with
+    // U+FFFD in place of the byte, exit 0): now it is passed as its
+    // bytes (inputs_that_are_not_utf8_reach_the_jobs_as_their_bytes).
     let mut c = remex();
     c.args(["run", "--tx", "popen", "--no-bar", "-k", "echo"])
         .stdin(Stdio::piped())
@@ -2608,15 +2607,10 @@ fn inputs_not_read_or_outputs_not_written_end_in_255_never_silently() {
     input.write_all(b"ok\nb\xfe\nc\n").unwrap();
     drop(input);
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(255), "{}", err(&o));
-    assert_eq!(out(&o), "ok\n");
-    assert!(
-        err(&o).contains("stdin: input 2 is not UTF-8 text: b\\xfe"),
-        "{}",
-        err(&o)
-    );
-    let file = dir.join("inputs");
-    std::fs::write(&file, b"ok\nb\xfe\nc\n").unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(o.stdout, b"ok\nb\xfe\nc\n");
+    // An input file that cannot be read (a directory: it opens, and its
+    // first read fails): no job runs, 255.
     let o = run(&[
         "run",
         "--tx",
@@ -2625,15 +2619,11 @@ fn inputs_not_read_or_outputs_not_written_end_in_255_never_silently() {
         "-k",
         "echo",
         "::::",
-        file.to_str().unwrap(),
+        dir.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
     assert_eq!(o.stdout, "");
-    assert!(
-        o.stderr.contains("input 2 is not UTF-8 text: b\\xfe"),
-        "{}",
-        o.stderr
-    );
+    assert!(o.stderr.contains("Is a directory"), "{}", o.stderr);
     // --results where no directory can be made: before any job runs (it
     // ran them all, printed an error per job and exited 0).
     let blocker = dir.join("a-file");
@@ -3182,4 +3172,86 @@ fn filter_hosts_leaves_out_the_hosts_that_cannot_start_and_names_them() {
         o.stderr
     );
     assert_eq!(o.stdout, "");
+}
+
+#[test]
+fn inputs_that_are_not_utf8_reach_the_jobs_as_their_bytes() {
+    // GNU parallel passes any bytes (`find -print0 | parallel -0 ...`
+    // over file names in Latin-1); remex refused such an input ("not
+    // UTF-8 text: convert it first").
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let d = scratch("raw-bytes");
+    let names: [&[u8]; 2] = [b"caf\xe9.txt", b"\xff\xfe 'x'.txt"];
+    for (k, n) in names.iter().enumerate() {
+        std::fs::write(d.join(OsStr::from_bytes(n)), vec![b'x'; k + 3]).unwrap();
+    }
+    // From stdin with -0, through {} and {.}, with --tag: as GNU
+    // parallel prints it, byte for byte.
+    let fed = |mut c: Command| {
+        c.current_dir(&d)
+            .args(["-0", "-k", "--tag", "printf '%s|' {.}; wc -c < {}"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(b"caf\xe9.txt\0\xff\xfe 'x'.txt\0").unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+    let mut c = remex();
+    c.arg("run");
+    let o = fed(c);
+    assert!(o.status.success(), "{}", err(&o));
+    let want = b"caf\xe9.txt\tcaf\xe9|3\n\xff\xfe 'x'.txt\t\xff\xfe 'x'|4\n";
+    assert_eq!(o.stdout, want, "{}", out(&o).escape_debug());
+    if let Some(p) = gnu_parallel() {
+        let g = fed(p);
+        assert_eq!(g.stdout, want, "parallel: {}", out(&g).escape_debug());
+    }
+    // After ::: on the command line, and into --results' directory names.
+    let word = OsStr::from_bytes(b"r\xe9sum\xe9");
+    let res = d.join("res");
+    let o = remex()
+        .current_dir(&d)
+        .arg("run")
+        .arg("--results")
+        .arg(&res)
+        .args(["printf %s {}", ":::"])
+        .arg(word)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(res.join("1").join(word).join("stdout")).unwrap(),
+        b"r\xe9sum\xe9"
+    );
+    // A command word that is not UTF-8 is still a usage error, naming it.
+    let o = remex()
+        .arg("run")
+        .arg(OsStr::from_bytes(b"echo \xff"))
+        .args([":::", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains(r"word 2 of the command line is not UTF-8 text: echo \xff"),
+        "{}",
+        err(&o)
+    );
+    // csh cannot be given such an input: the job is refused, named.
+    let o = remex()
+        .env("PARALLEL_SHELL", "csh")
+        .args(["run", "echo", ":::"])
+        .arg(word)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("the command line for csh holds an input that is not UTF-8"),
+        "{}",
+        err(&o)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
 }
