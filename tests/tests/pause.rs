@@ -74,6 +74,56 @@ async fn a_scripts_command_is_suspended_while_its_controller_is_paused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_a_script_reads_lines_from_is_suspended_while_its_controller_is_paused() {
+    // run(...)'s command was suspended at a pause; one a script read with
+    // lines(...) ran on.
+    let _one = ONE.lock().await;
+    let gw = makegateway(&common::spec("")).await.unwrap();
+    let mark = std::env::temp_dir().join(format!("remex-pause-lines-{}", std::process::id()));
+    let _ = std::fs::remove_file(&mark);
+    let ch = gw
+        .remote_exec(format!(
+            r#"let got = []; for l in lines(["sh", "-c", "echo first; echo $$ > {}; sleep 1.5; echo done"]) {{ got.push(l); }} channel.send(got)"#,
+            mark.display()
+        ))
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Some(p) = std::fs::read_to_string(&mark)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+        {
+            break p;
+        }
+        assert!(Instant::now() < until, "the script's process did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let paused = remex::pause_workers().await;
+    // The worker looks at the pause every 50 ms.
+    let until = Instant::now() + Duration::from_secs(10);
+    while state_of(&pid) != Some('T') {
+        assert!(
+            Instant::now() < until,
+            "the script's process was not suspended: {:?}",
+            state_of(&pid)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Paused past the process's own end (what is tested, not a wait).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(state_of(&pid), Some('T'), "still suspended");
+    drop(paused);
+    let got: Vec<String> = tokio::time::timeout(Duration::from_secs(10), ch.receive())
+        .await
+        .expect("the script ends after the pause")
+        .unwrap();
+    assert_eq!(got, ["first", "done"]);
+    let _ = std::fs::remove_file(&mark);
+    gw.exit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_worker_ends_when_its_controllers_host_is_cut_off() {
     if !testbed::available() {
         return;

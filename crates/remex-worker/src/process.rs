@@ -138,6 +138,62 @@ fn signal_tree(pid: Option<rustix::process::Pid>, sig: rustix::process::Signal) 
     Tree::default().signal(pid, sig);
 }
 
+/// Suspends a process and its descendants while its controller is paused
+/// (`remex::pause_workers`), as [`run`] does its command, for a process
+/// that [`run`] does not drive (a script's `lines(...)`): a thread looks
+/// at the pause every [`CANCEL_POLL`]. Dropped before the process is
+/// reaped (its number is then still its); the process is resumed if it
+/// was suspended.
+pub(crate) struct PauseWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PauseWatch {
+    /// Watches `session`'s pause for process `pid`; `None` if no thread
+    /// could start (the process then runs on through a pause).
+    pub(crate) fn start(pid: u32, session: remex_core::conn::Connection) -> Option<PauseWatch> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let pid = rustix::process::Pid::from_raw(pid as i32);
+        let thread = std::thread::Builder::new()
+            .name("remex-pause-watch".into())
+            .spawn(move || {
+                let mut suspended = false;
+                while !stopped.load(std::sync::atomic::Ordering::Acquire) {
+                    let pause = session.peer_paused() && session.lost().is_none();
+                    if pause != suspended {
+                        let sig = match pause {
+                            true => rustix::process::Signal::TSTP,
+                            false => rustix::process::Signal::CONT,
+                        };
+                        signal_tree(pid, sig);
+                        suspended = pause;
+                    }
+                    std::thread::park_timeout(CANCEL_POLL);
+                }
+                if suspended {
+                    signal_tree(pid, rustix::process::Signal::CONT);
+                }
+            })
+            .ok()?;
+        Some(PauseWatch {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for PauseWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
 /// When a process started (see [`ProcStat::start`]).
 fn started(pid: u32) -> Option<u64> {
     Some(proc_stat(pid)?.start)

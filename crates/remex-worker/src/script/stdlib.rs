@@ -367,6 +367,9 @@ pub(crate) struct ProcessLines(Arc<Mutex<LinesState>>);
 
 struct LinesState {
     label: String,
+    /// Suspends the process while the controller is paused; dropped
+    /// before the process is reaped.
+    watch: Option<crate::process::PauseWatch>,
     child: Option<Child>,
     out: Option<BufReader<ChildStdout>>,
     max_line: Cap,
@@ -375,6 +378,7 @@ struct LinesState {
 impl Drop for LinesState {
     fn drop(&mut self) {
         // The script stopped early: the process is not needed any more.
+        self.watch = None;
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -393,6 +397,7 @@ impl LinesState {
         match n {
             Ok(0) => {
                 self.out = None;
+                self.watch = None;
                 let mut child = self.child.take()?;
                 match child.wait() {
                     Ok(s) if s.success() => None,
@@ -446,8 +451,12 @@ fn lines(spec: ProcessSpec, max_line: Cap) -> RhaiResult<ProcessLines> {
         .spawn()
         .map_err(|e| rhai_err(format!("cannot run {label:?}: {e}")))?;
     let out = child.stdout.take().map(BufReader::new);
+    // Suspended while the controller is paused, as run(...)'s command is.
+    let watch = super::current()
+        .and_then(|c| crate::process::PauseWatch::start(child.id(), c.connection()));
     Ok(ProcessLines(Arc::new(Mutex::new(LinesState {
         label,
+        watch,
         child: Some(child),
         out,
         max_line,
