@@ -122,6 +122,8 @@ struct Printer {
     results: Option<Results>,
     /// Jobs whose output could not be written under `--results`.
     lost: std::cell::Cell<u64>,
+    /// The output goes out as it comes (`--line-buffer`, `-u`).
+    streamed: bool,
 }
 
 impl Printer {
@@ -193,7 +195,13 @@ impl Printer {
                         .map_or_else(|| t.gateway.clone(), |w| w.joblog_host(&t.gateway)),
                     start: o.started,
                     runtime: o.seconds,
-                    received: (o.stdout.len() + o.stderr.len()) as u64,
+                    // GNU parallel's Receive: the bytes of stdout. With
+                    // --line-buffer or -u stdout went out as it came and
+                    // is not counted: stderr's (GNU counts both there).
+                    received: match self.streamed {
+                        true => o.stdout.len() + o.stderr.len(),
+                        false => o.stdout.len(),
+                    } as u64,
                     exitval: if o.timed_out {
                         -1
                     } else {
@@ -536,6 +544,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             None => None,
         },
         lost: std::cell::Cell::new(0),
+        streamed: flow.is_some(),
     };
     // --line-buffer -k: the oldest unprinted job's lines as they come,
     // the others' held until their turn (GNU parallel's reading). -u

@@ -2970,7 +2970,7 @@ fn the_job_log_goes_to_stdout_or_is_appended_as_in_gnu_parallel() {
         "-j2",
         "--joblog",
         "-",
-        "sleep {}; echo {}",
+        "sleep {}; echo {}; echo on stderr >&2",
         ":::",
         "0.3",
         "0.1",
@@ -2980,8 +2980,8 @@ fn the_job_log_goes_to_stdout_or_is_appended_as_in_gnu_parallel() {
     let (ok, got, e) = with_stdin(c, None);
     assert!(ok, "{e}");
     let want = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n\
-                0.3\n1\t:\tT\tR\t0\t4\t0\t0\tsleep 0.3; echo 0.3\n\
-                0.1\n2\t:\tT\tR\t0\t4\t0\t0\tsleep 0.1; echo 0.1\n";
+                0.3\n1\t:\tT\tR\t0\t4\t0\t0\tsleep 0.3; echo 0.3; echo on stderr >&2\n\
+                0.1\n2\t:\tT\tR\t0\t4\t0\t0\tsleep 0.1; echo 0.1; echo on stderr >&2\n";
     assert_eq!(mask(&got), want);
     if let Some(mut p) = gnu_parallel() {
         p.args(args);
