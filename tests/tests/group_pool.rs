@@ -437,3 +437,65 @@ async fn a_task_with_scattered_data_is_stolen_only_where_its_data_is() {
     assert_eq!(b.attempts, 1, "a task given back did not run: no attempt");
     g.terminate(T).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_worker_finishes_its_running_task_and_gives_back_the_waiting_one() {
+    // dask's retire_workers: the worker takes no new task, what waits on
+    // it runs elsewhere, what runs there finishes; then it exits.
+    let g = common::group(2).await;
+    g.set_tasks_per_worker(1);
+    let pid0 = g.by_id("gw0").unwrap().rinfo().pid;
+    // One running and one waiting on each worker (a lane holds twice its
+    // executors).
+    let tasks: Vec<_> = (0..4)
+        .map(|_| g.submit::<()>("sleep", &0.5).unwrap().with_details())
+        .collect();
+    let t0 = Instant::now();
+    g.retire("gw0", T).await.unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "retire returned after {:?}, before gw0's running task could finish",
+        t0.elapsed()
+    );
+    assert_eq!(g.ids(), ["gw1"]);
+    assert!(
+        remex_tests::wait_gone(pid0, Duration::from_secs(5)),
+        "gw0's worker exited"
+    );
+    let mut on = BTreeMap::new();
+    for t in tasks {
+        let r = tokio::time::timeout(T, t).await.unwrap().unwrap();
+        assert_eq!(r.attempts, 1, "none ran twice");
+        *on.entry(r.gateway).or_insert(0) += 1;
+    }
+    assert_eq!(
+        on,
+        BTreeMap::from([("gw0".to_string(), 1), ("gw1".to_string(), 3)])
+    );
+    // New tasks go to the rest.
+    let r = g
+        .submit::<i64>("square", &7)
+        .unwrap()
+        .with_details()
+        .await
+        .unwrap();
+    assert_eq!((r.value, r.gateway.as_str()), (49, "gw1"));
+    let e = g.retire("gw0", T).await.unwrap_err();
+    assert!(e.to_string().contains("no gateway \"gw0\""), "{e}");
+    g.terminate(T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_still_running_when_retire_times_out_runs_again_elsewhere() {
+    let g = common::group(2).await;
+    g.set_tasks_per_worker(1);
+    let long = g.submit::<()>("sleep", &2).unwrap().with_details();
+    let t0 = Instant::now();
+    g.retire("gw0", Duration::from_millis(200)).await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert_eq!(g.ids(), ["gw1"]);
+    // It was lost with its worker and ran again on gw1.
+    let r = tokio::time::timeout(T, long).await.unwrap().unwrap();
+    assert_eq!((r.gateway.as_str(), r.attempts), ("gw1", 2));
+    g.terminate(T).await;
+}

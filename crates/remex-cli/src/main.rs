@@ -25,6 +25,7 @@ mod onall;
 mod plus;
 mod raw;
 mod relative;
+mod reload;
 mod results;
 mod rsync;
 mod run;

@@ -504,7 +504,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         (_, true) => Some(Flow::Raw),
         _ => None,
     };
-    let gateways = w.group.gateways();
+    // The workers, their slots and host groups: they change when the
+    // --sshloginfile does (reload.rs).
+    let gateways = std::cell::RefCell::new(w.group.gateways());
+    let host_groups = std::cell::RefCell::new(host_groups);
+    let slot_count = std::cell::Cell::new(slots);
     // A command that reads $PARALLEL_JOBSLOT gets a slot no running job
     // shares, as with {%}.
     let slotted = template.uses_slot()
@@ -521,13 +525,17 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         Some(crate::cli::Timeout::Percent(p)) => Some(Relative::new(p)),
         _ => None,
     };
-    let in_flight_max = if slotted || halting || relative.is_some() {
-        slots
-    } else {
-        (slots * 2).max(2)
+    let held = slotted || halting || relative.is_some();
+    let in_flight = |slots: usize| {
+        if held {
+            slots
+        } else {
+            (slots * 2).max(2)
+        }
     };
+    let mut in_flight_max = in_flight(slots);
     let mut next_start: Option<Instant> = None;
-    let window = (slots as u64 * 4).max(64);
+    let mut window = (slots as u64 * 4).max(64);
     let group = w.group.clone();
     let printer = Printer {
         // -u ignores --tag and --tagstring, as GNU parallel does.
@@ -556,7 +564,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             seq: job.seq,
             slot: job.slot,
             total,
-            slots: slots as u64,
+            slots: slot_count.get() as u64,
         };
         let req = match setup.request(&a.limits, &job.command, at, &job.args) {
             Ok(r) => r,
@@ -566,6 +574,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         };
         if !job.groups.is_empty() {
             // Only the workers of its host groups, in turn.
+            let gateways = gateways.borrow();
+            let host_groups = host_groups.borrow();
             let serving: Vec<&remex::Gateway> = gateways
                 .iter()
                 .filter(|g| host_groups.serves(g, &job.groups))
@@ -589,7 +599,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             return Box::pin(async move { (job, killable(f, kill).await) });
         }
         if let Some(flow) = flow {
-            let gw = gateways[(job.slot as usize - 1) / per_worker % gateways.len()].clone();
+            let gw = {
+                let gateways = gateways.borrow();
+                gateways[(job.slot as usize - 1) / per_worker % gateways.len()].clone()
+            };
             // Each line after the job's tag: --tagstring's, or --tag's.
             let tag = match &printer.tagstring {
                 Some(t) => Some(t.render_plain(at, &job.args)),
@@ -628,6 +641,34 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let mut halted: Option<When> = None;
     let mut halt_status = None;
     let mut input_error = None;
+    // --sshloginfile read again while jobs run (reload.rs): workers
+    // started for it report here; each start is waited for before the
+    // end (bounded by the start's own timeout).
+    let mut reload = crate::reload::Reload::new(&a.workers);
+    let (started_tx, mut started_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(String, remex::Result<Vec<remex::Gateway>>)>();
+    let mut starting: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let mut pending_starts = 0usize;
+    // Gateways being retired (they leave the group when their retire
+    // runs: counted out at once).
+    let mut retired: std::collections::HashSet<String> = Default::default();
+    // The group's workers changed: slots (and so jobs at once) follow.
+    let refresh = |free: &mut BTreeSet<u64>, retired: &std::collections::HashSet<String>| {
+        let mut now = group.gateways();
+        now.retain(|g| !retired.contains(g.id()));
+        let (old, new) = (slot_count.get(), (now.len() * per_worker).max(1));
+        if new > old {
+            free.extend(old as u64 + 1..=new as u64);
+        } else {
+            free.retain(|s| *s <= new as u64);
+        }
+        slot_count.set(new);
+        if let Some(w) = &printer.workers {
+            w.note(&now);
+        }
+        *gateways.borrow_mut() = now;
+        new
+    };
     // Room to start a job now.
     macro_rules! room {
         () => {
@@ -667,7 +708,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                                     seq,
                                     slot: 1,
                                     total,
-                                    slots: slots as u64,
+                                    slots: slot_count.get() as u64,
                                 };
                                 r.holds(at, &args)
                             }));
@@ -681,13 +722,13 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                     let slot = if slotted {
                         free.pop_first().unwrap_or(1)
                     } else {
-                        (seq - 1) % slots as u64 + 1
+                        (seq - 1) % slot_count.get() as u64 + 1
                     };
                     let at = At {
                         seq,
                         slot,
                         total,
-                        slots: slots as u64,
+                        slots: slot_count.get() as u64,
                     };
                     // --hostgroups: `arg@g1+g2` runs in groups g1, g2.
                     let mut args = args;
@@ -775,6 +816,54 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 arrived = Some(input);
                 continue;
             }
+            _ = tokio::time::sleep_until(reload.as_ref().map_or_else(Instant::now, |r| r.due()).into()),
+                if reload.is_some() && waiting_for_something => {
+                let now = gateways.borrow().clone();
+                let change = reload.as_mut().and_then(|r| r.check(&a.workers, &now));
+                if let Some(change) = change {
+                    *host_groups.borrow_mut() = change.groups;
+                    for spec in change.start {
+                        let (g, tx) = (group.clone(), started_tx.clone());
+                        pending_starts += 1;
+                        starting.push(tokio::spawn(async move {
+                            let r = g.makegateways(&spec).await;
+                            let _ = tx.send((spec, r));
+                        }));
+                    }
+                    for id in change.retire {
+                        // Its running jobs finish: as long as they run (the
+                        // run's end terminates it in any case).
+                        retired.insert(id.clone());
+                        let g = group.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = g.retire(&id, RETIRE_BOUND).await {
+                                eprintln!("remex: --sshloginfile: retiring {id}: {e}");
+                            }
+                        });
+                    }
+                    let n = refresh(&mut free, &retired);
+                    in_flight_max = in_flight(n);
+                    window = (n as u64 * 4).max(64);
+                }
+                continue;
+            }
+            started = started_rx.recv(), if pending_starts > 0 => {
+                pending_starts = pending_starts.saturating_sub(1);
+                if let Some((spec, r)) = started {
+                    match r {
+                        Ok(_) => {
+                            let n = refresh(&mut free, &retired);
+                            in_flight_max = in_flight(n);
+                            window = (n as u64 * 4).max(64);
+                        }
+                        Err(e) => eprintln!(
+                            "remex: --sshloginfile: {} (left out)",
+                            crate::workers::without_login_env(&format!("{spec}: {e}"))
+                        ),
+                    }
+                }
+                continue;
+            }
             _ = tokio::time::sleep_until(delayed.unwrap_or_else(Instant::now).into()), if delayed.is_some() => continue,
             _ = tokio::time::sleep(Duration::from_millis(100)), if checking => {
                 if let Some(r) = relative.as_mut() {
@@ -798,7 +887,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             ));
             continue;
         }
-        if slotted {
+        if slotted && job.slot <= slot_count.get() as u64 {
             free.insert(job.slot);
         }
         commands.remove(&job.seq);
@@ -860,6 +949,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         }
     }
     printer.bar.finish_and_clear();
+    // Workers still starting for the --sshloginfile join, to be ended
+    // with the rest.
+    for s in starting {
+        let _ = s.await;
+    }
     if !a.basefile.is_empty() && a.cleanup {
         if let Some(w) = &printer.workers {
             if let Err(e) = basefiles(w, &a.basefile, &setup, true).await {
@@ -900,6 +994,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     }
     Ok(halt_status.unwrap_or(failed.min(101) as i32))
 }
+
+/// How long a worker removed from the --sshloginfile has for its running
+/// jobs: as long as they take, as in GNU parallel (the run's end ends it
+/// in any case).
+const RETIRE_BOUND: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Where the loop takes its inputs from.
 enum Feed {

@@ -81,7 +81,7 @@ fn login_env(login: &str, host: &str) -> String {
 
 /// `text` without the variables [`login_env`] adds to specs: an error
 /// names the spec as the user wrote it (`-S host`: `ssh=host`).
-fn without_login_env(text: &str) -> String {
+pub(crate) fn without_login_env(text: &str) -> String {
     let mut out = text.to_string();
     for name in ["//env:PARALLEL_SSHLOGIN=", "//env:PARALLEL_SSHHOST="] {
         while let Some(i) = out.find(name) {
@@ -124,7 +124,7 @@ impl HostGroups {
 /// ~/.parallel/sshloginfile (or $XDG_CONFIG_HOME/parallel/sshloginfile),
 /// `.` /etc/parallel/sshloginfile, `-` stdin; another name is looked for
 /// here, then in ~/.parallel.
-fn read_sshloginfile(f: &std::path::Path) -> Result<String, String> {
+pub(crate) fn read_sshloginfile(f: &std::path::Path) -> Result<String, String> {
     // ~/.parallel/NAME.
     let dot = |name: &std::path::Path| {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".parallel").join(name))
@@ -328,8 +328,9 @@ async fn filtered(specs: &[String]) -> Result<Group, String> {
 /// Started workers.
 pub(crate) struct Workers {
     pub(crate) group: Group,
-    /// Gateway id -> the name output is tagged with.
-    labels: HashMap<String, String>,
+    /// Gateway id -> the name output is tagged with (more come when the
+    /// --sshloginfile adds workers).
+    labels: std::cell::RefCell<HashMap<String, String>>,
     /// Gateway ids of this machine's workers (popen, no `id=`).
     local: HashSet<String>,
     /// The live dashboard, served while the workers are.
@@ -370,7 +371,7 @@ impl Workers {
         };
         Ok(Workers {
             group,
-            labels,
+            labels: std::cell::RefCell::new(labels),
             local,
             _board: board,
         })
@@ -391,9 +392,19 @@ impl Workers {
     /// host (`local` for popen), numbered when several share it.
     pub(crate) fn label(&self, id: &str) -> String {
         self.labels
+            .borrow()
             .get(id)
             .cloned()
             .unwrap_or_else(|| id.to_string())
+    }
+
+    /// Names the workers of `gateways` that have no name yet (added while
+    /// jobs run); those named keep their names.
+    pub(crate) fn note(&self, gateways: &[Gateway]) {
+        let mut labels = self.labels.borrow_mut();
+        for (id, label) in self::labels(gateways) {
+            labels.entry(id).or_insert(label);
+        }
     }
 }
 

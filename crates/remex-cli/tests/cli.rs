@@ -3255,3 +3255,187 @@ fn inputs_that_are_not_utf8_reach_the_jobs_as_their_bytes() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn workers_follow_the_sshloginfile_while_jobs_run_as_in_gnu_parallel() {
+    // GNU parallel reads --sshloginfile again while it runs (at most once
+    // a second): hosts added get jobs, hosts removed get no new ones and
+    // their running jobs finish. remex read it once.
+    let d = scratch("slf-reload");
+    let slf = d.join("logins");
+    std::fs::write(&slf, "1/:\n").unwrap();
+    let mut child = spawned(
+        remex().args([
+            "run",
+            "--no-bar",
+            "-j1",
+            "--slf",
+            slf.to_str().unwrap(),
+            &format!(
+                "echo >> {}/{{}}.ran; sleep 0.4; echo {{}} $PPID",
+                d.display()
+            ),
+        ]),
+        Stdio::piped(),
+    );
+    let mut input = child.stdin.take().unwrap();
+    let (lines, _reader) = lines_of(child.stdout.take().unwrap());
+    let mut n = 0;
+    // Two jobs at once, and the workers they ran on.
+    let mut pair = |input: &mut std::process::ChildStdin| -> Vec<String> {
+        let names = [format!("j{n}"), format!("j{}", n + 1)];
+        n += 2;
+        writeln!(input, "{}\n{}", names[0], names[1]).unwrap();
+        input.flush().unwrap();
+        let mut pids: Vec<String> = (0..2)
+            .map(|_| {
+                let l = lines
+                    .recv_timeout(Duration::from_secs(20))
+                    .expect("a job's line");
+                l.split_whitespace().nth(1).unwrap().to_string()
+            })
+            .collect();
+        pids.sort();
+        pids
+    };
+    let one = pair(&mut input);
+    assert_eq!(one[0], one[1], "one worker, one job at a time: {one:?}");
+    // A second worker: soon, two jobs at once on two workers.
+    std::fs::write(&slf, "2/:\n").unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let two = loop {
+        let p = pair(&mut input);
+        if p[0] != p[1] {
+            break p;
+        }
+        assert!(Instant::now() < until, "the added worker got no job");
+    };
+    // Back to one: the running jobs finish, once each, and the retired
+    // worker ends.
+    writeln!(input, "long0\nlong1").unwrap();
+    input.flush().unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !(d.join("long0.ran").exists() && d.join("long1.ran").exists()) {
+        assert!(Instant::now() < until, "the long jobs did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::write(&slf, "1/:\n").unwrap();
+    let mut longs: Vec<String> = (0..2)
+        .map(|_| {
+            lines
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a long job's line")
+        })
+        .collect();
+    longs.sort();
+    assert!(
+        longs[0].starts_with("long0 ") && longs[1].starts_with("long1 "),
+        "{longs:?}"
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = pair(&mut input);
+        if p[0] == p[1] {
+            break;
+        }
+        assert!(Instant::now() < until, "the removed worker still got jobs");
+    }
+    for long in ["long0.ran", "long1.ran"] {
+        let runs = std::fs::read_to_string(d.join(long)).unwrap();
+        assert_eq!(runs.lines().count(), 1, "{long} ran once");
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while two
+        .iter()
+        .all(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    {
+        assert!(Instant::now() < until, "neither of {two:?} ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(input);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn hosts_added_to_and_removed_from_the_sshloginfile_on_the_testbed() {
+    // The same over ssh, on the testbed's hosts: a host added gets jobs,
+    // a host removed gets none after, and its worker ends while the run
+    // goes on.
+    use remex_tests::testbed;
+    use std::os::unix::fs::PermissionsExt;
+    if !testbed::available() {
+        return;
+    }
+    let hosts = testbed::take(&["rx1", "rx2"]);
+    let d = scratch("slf-testbed");
+    // remex runs `ssh`: this one reads the testbed's configuration.
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let ssh = bin.join("ssh");
+    std::fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+            testbed::SSH_CONFIG
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let slf = d.join("logins");
+    std::fs::write(&slf, "rx1\n").unwrap();
+    let mut child = spawned(
+        remex().env("PATH", path).args([
+            "run",
+            "--no-bar",
+            "--slf",
+            slf.to_str().unwrap(),
+            "sleep 0.3; echo {} $(hostname)",
+        ]),
+        Stdio::piped(),
+    );
+    let mut input = child.stdin.take().unwrap();
+    let (lines, _reader) = lines_of(child.stdout.take().unwrap());
+    let mut n = 0;
+    // Two jobs at once; the hosts they ran on.
+    let mut pair = |input: &mut std::process::ChildStdin| -> Vec<String> {
+        writeln!(input, "j{n}\nj{}", n + 1).unwrap();
+        input.flush().unwrap();
+        n += 2;
+        (0..2)
+            .map(|_| {
+                let l = lines
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("a job's line");
+                l.split_whitespace().nth(1).unwrap().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(pair(&mut input), ["rx1", "rx1"]);
+    std::fs::write(&slf, "rx1\nrx2\n").unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !pair(&mut input).contains(&"rx2".to_string()) {
+        assert!(Instant::now() < until, "rx2 got no job");
+    }
+    std::fs::write(&slf, "rx2\n").unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while pair(&mut input).contains(&"rx1".to_string()) {
+        assert!(Instant::now() < until, "rx1 still gets jobs");
+    }
+    for _ in 0..3 {
+        assert_eq!(pair(&mut input), ["rx2", "rx2"]);
+    }
+    // rx1's worker (and ssh session) ended while the run goes on: its
+    // sshd session may outlive it by the shared connection's 10 s.
+    testbed::assert_host_clean("rx1", Duration::from_secs(20));
+    drop(input);
+    assert!(child.wait().unwrap().success());
+    hosts.assert_clean(Duration::from_secs(20));
+    std::fs::remove_dir_all(&d).unwrap();
+}

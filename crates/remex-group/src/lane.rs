@@ -51,6 +51,10 @@ pub(crate) struct Lane {
     me: Weak<Lane>,
     /// Its worker's counts for the dashboard (at the first send).
     stats: std::sync::OnceLock<Arc<crate::record::WorkerStats>>,
+    /// Being retired ([`Lane::retire`]): no new tasks.
+    retiring: AtomicBool,
+    /// Told when it has no task in flight any more, or died.
+    drained: tokio::sync::Notify,
 }
 
 /// The lanes with jobs waiting on their worker behind busy executors:
@@ -133,6 +137,8 @@ impl Lane {
             room,
             me: me.clone(),
             stats: std::sync::OnceLock::new(),
+            retiring: AtomicBool::new(false),
+            drained: tokio::sync::Notify::new(),
         });
         // A worker's log event in a request goes under the span its job
         // was submitted in.
@@ -156,11 +162,37 @@ impl Lane {
         if !self.dead.swap(true, Ordering::AcqRel) {
             self.room.lane_died(self.capacity());
         }
+        self.drained.notify_waiters();
     }
 
-    /// Whether tasks may be sent to it: alive, its gateway running.
+    /// Whether tasks may be sent to it: alive, not being retired, its
+    /// gateway running.
     pub(crate) fn usable(&self) -> bool {
-        !self.is_dead() && matches!(self.gateway.state(), remex_core::GatewayState::Running)
+        !self.is_dead()
+            && !self.retiring.load(Ordering::Acquire)
+            && matches!(self.gateway.state(), remex_core::GatewayState::Running)
+    }
+
+    /// Retires it: no task is sent to it from now on, the tasks waiting on
+    /// its worker for an executor are asked back (to run elsewhere, no
+    /// attempt counted), and the running ones finish. Returns when none
+    /// is in flight any more or the lane died, or after `within`
+    /// (whether it drained).
+    pub(crate) async fn retire(&self, within: std::time::Duration) -> bool {
+        self.retiring.store(true, Ordering::Release);
+        self.steal(usize::MAX);
+        let drained = async {
+            loop {
+                // Made before the look, so a notification in between is
+                // not missed (notify_waiters reaches every future made).
+                let told = self.drained.notified();
+                if self.load() == 0 || self.is_dead() {
+                    return;
+                }
+                told.await;
+            }
+        };
+        tokio::time::timeout(within, drained).await.is_ok()
     }
 
     /// Tasks it may hold in flight: twice its executors, so that an
@@ -256,12 +288,19 @@ impl Lane {
             if let Some(me) = self.me.upgrade() {
                 self.room.at(&me, load);
             }
+            if load == 0 {
+                self.drained.notify_waiters();
+            }
         }
         job
     }
 
-    /// Whether some of its executors are idle.
+    /// Whether some of its executors are idle (a retiring lane takes no
+    /// work from others).
     pub(crate) fn hungry(&self) -> usize {
+        if self.retiring.load(Ordering::Acquire) {
+            return 0;
+        }
         self.executors.saturating_sub(self.load())
     }
 
@@ -343,6 +382,10 @@ async fn read_replies(lane: Arc<Lane>, owner: Weak<dyn Scheduler>) {
     };
     lane.mark_dead();
     let jobs: Vec<Job> = lane.in_flight.lock().drain().map(|(_, j)| j).collect();
+    if jobs.is_empty() && lane.retiring.load(Ordering::Acquire) {
+        // Retired, with nothing left: its worker ended as asked, no loss.
+        return;
+    }
     match owner.upgrade() {
         Some(s) => s.requeue_lost(jobs, lane.gateway.id(), &end),
         None => jobs.into_iter().for_each(|j| j.finish(end.clone())),

@@ -163,6 +163,16 @@ impl Pool {
         lanes.synced = Some(members);
     }
 
+    /// The live lane of gateway `id`, if the pool opened one.
+    pub(crate) fn lane_of(&self, id: &str) -> Option<Arc<Lane>> {
+        self.lanes
+            .lock()
+            .list
+            .iter()
+            .find(|l| !l.is_dead() && l.gateway.id() == id)
+            .cloned()
+    }
+
     /// The usable lanes, for a task with constraints.
     fn usable_lanes(&self) -> Vec<Arc<Lane>> {
         self.lanes

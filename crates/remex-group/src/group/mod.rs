@@ -624,6 +624,61 @@ impl Group {
             .lock()
             .retain(|g| !gws.iter().any(|e| e.id() == g.id()));
     }
+
+    /// Retires gateway `id` gracefully, as dask's `retire_workers` does:
+    /// it leaves the group at once (no new task or call goes to it), the
+    /// pool's tasks waiting on its worker for an executor go back to the
+    /// queue, to run on the other workers (no attempt counted), the
+    /// running ones finish and deliver their results, and then its worker
+    /// exits. Its running tasks have `timeout` to finish; then the worker
+    /// is told to exit with what time is left of `timeout` (at least 1 s), and
+    /// those tasks run again elsewhere, as when a worker is lost. Adding
+    /// and retiring workers while tasks run makes a pool grow and shrink
+    /// (`remex run` does it when its `--sshloginfile` changes).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// let group = remex::Group::new(["2*popen"]).await?;
+    /// let running = group.submit::<()>("sleep", &0.3)?;
+    /// group.retire("gw0", std::time::Duration::from_secs(10)).await?;
+    /// running.await?; // a task running there finished
+    /// assert_eq!(group.ids(), ["gw1"]);
+    /// let later: String = group.submit("echo", "on")?.await?;
+    /// assert_eq!(later, "on"); // on gw1
+    /// group.terminate(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn retire(&self, id: &str, timeout: Duration) -> Result<()> {
+        let t0 = tokio::time::Instant::now();
+        let gw = {
+            let mut gateways = self.inner.gateways.lock();
+            let Some(at) = gateways.iter().position(|g| g.id() == id) else {
+                return Err(Error::Arguments {
+                    detail: format!("retire: the group has no gateway {id:?}"),
+                });
+            };
+            let gw = gateways.remove(at);
+            // A terminate meanwhile ends it too.
+            self.inner.ending.lock().push(gw.clone());
+            gw
+        };
+        self.inner.members.fetch_add(1, Ordering::AcqRel);
+        let drained = match self.pool().lane_of(id) {
+            Some(lane) => lane.retire(timeout).await,
+            None => true,
+        };
+        if !drained {
+            tracing::warn!(gateway = %id, "retire: tasks still running after {timeout:?}; ending the worker (they run again elsewhere)");
+        }
+        let left = timeout
+            .saturating_sub(t0.elapsed())
+            .max(Duration::from_secs(1));
+        let ended = gw.exit_within(left).await;
+        self.inner.ending.lock().retain(|g| g.id() != id);
+        self.pool().metrics.record.departed(&gw);
+        self.dispatch();
+        ended
+    }
 }
 
 /// The ssh gateways among `ready` that go, two or more, to one destination

@@ -1,0 +1,153 @@
+//! `--sshloginfile` read again while jobs run, as GNU parallel reads it
+//! ("re-read when a running job finishes though at most once per second.
+//! This makes it possible to add and remove hosts while running"): a
+//! host added to the file gets workers, which take jobs at once; one
+//! removed takes no new job, its jobs waiting on it go to the others, its
+//! running jobs finish (`Group::retire`), then its workers end. A count
+//! changed (`2/host` to `4/host`) adds or retires the difference.
+//!
+//! Only files are read again (`--slf -`, stdin, is read once); the
+//! `-S` and `--tx` workers stay as they are. A file that cannot be read
+//! or names no host any more keeps the current workers (said on stderr).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use remex::Gateway;
+
+use crate::cli::WorkerArgs;
+use crate::workers::HostGroups;
+
+/// At most once a second, as GNU parallel.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// The sshlogin files of a run and what they said last.
+pub(crate) struct Reload {
+    files: Vec<PathBuf>,
+    /// Each file's text at the last read.
+    texts: Vec<Option<String>>,
+    next: Instant,
+}
+
+/// The workers to change after a read.
+#[derive(Debug, Default)]
+pub(crate) struct Change {
+    /// Specs to start (`N*SPEC`).
+    pub(crate) start: Vec<String>,
+    /// Gateways to retire.
+    pub(crate) retire: Vec<String>,
+    /// The host groups the files now give.
+    pub(crate) groups: HostGroups,
+}
+
+impl Reload {
+    /// A reader of `args`' sshlogin files, if it names any that can be
+    /// read again.
+    pub(crate) fn new(args: &WorkerArgs) -> Option<Reload> {
+        let files: Vec<PathBuf> = args
+            .sshloginfile
+            .iter()
+            .filter(|f| f.as_os_str() != "-")
+            .cloned()
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        // Compared at the first look (the run read them before its
+        // workers started).
+        let texts = vec![None; files.len()];
+        Some(Reload {
+            files,
+            texts,
+            next: Instant::now() + EVERY,
+        })
+    }
+
+    /// When the files are to be looked at next.
+    pub(crate) fn due(&self) -> Instant {
+        self.next
+    }
+
+    /// Looks at the files (when [`Reload::due`]); when one changed, what
+    /// to start and retire for the workers `now` (the group's) to be what
+    /// `args` says.
+    pub(crate) fn check(&mut self, args: &WorkerArgs, now: &[Gateway]) -> Option<Change> {
+        self.next = Instant::now() + EVERY;
+        let texts: Vec<Option<String>> = self
+            .files
+            .iter()
+            .map(|f| crate::workers::read_sshloginfile(f).ok())
+            .collect();
+        if texts == self.texts {
+            return None;
+        }
+        self.texts = texts;
+        let (specs, groups) = match crate::workers::specs_and_groups(args) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("remex: --sshloginfile changed: {e}; the workers stay as they are");
+                return None;
+            }
+        };
+        if specs.is_empty() {
+            eprintln!(
+                "remex: --sshloginfile changed and names no host: the workers stay as they are"
+            );
+            return None;
+        }
+        match plan(&specs, now) {
+            Ok((start, retire)) if start.is_empty() && retire.is_empty() => None,
+            Ok((start, retire)) => Some(Change {
+                start,
+                retire,
+                groups,
+            }),
+            Err(e) => {
+                eprintln!("remex: --sshloginfile changed: {e}; the workers stay as they are");
+                None
+            }
+        }
+    }
+}
+
+/// What makes the workers `now` those `wanted` (`N*SPEC`s): for each
+/// spec, the missing count started, the extra ones (the last started)
+/// retired.
+fn plan(wanted: &[String], now: &[Gateway]) -> Result<(Vec<String>, Vec<String>), String> {
+    // Counts by spec without its count, in the order first named.
+    let mut want: Vec<(String, usize)> = Vec::new();
+    for s in wanted {
+        let parsed = remex::Spec::parse_many(s).map_err(|e| e.to_string())?;
+        let Some(first) = parsed.first() else {
+            continue;
+        };
+        let n: usize = parsed.iter().map(|p| p.workers()).sum();
+        match want.iter_mut().find(|(raw, _)| *raw == first.raw) {
+            Some((_, k)) => *k += n,
+            None => want.push((first.raw.clone(), n)),
+        }
+    }
+    let mut have: HashMap<&str, Vec<&str>> = HashMap::new();
+    for g in now {
+        have.entry(g.spec().raw.as_str()).or_default().push(g.id());
+    }
+    let mut start = Vec::new();
+    for (raw, n) in &want {
+        let k = have.get(raw.as_str()).map_or(0, Vec::len);
+        if *n > k {
+            start.push(match n - k {
+                1 => raw.clone(),
+                d => format!("{d}*{raw}"),
+            });
+        }
+    }
+    let mut retire = Vec::new();
+    for (raw, ids) in &have {
+        let n = want.iter().find(|(w, _)| w == raw).map_or(0, |(_, n)| *n);
+        if ids.len() > n {
+            retire.extend(ids[n..].iter().map(|id| id.to_string()));
+        }
+    }
+    Ok((start, retire))
+}
