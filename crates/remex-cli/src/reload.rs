@@ -70,9 +70,14 @@ impl Reload {
     }
 
     /// Looks at the files (when [`Reload::due`]); when one changed, what
-    /// to start and retire for the workers `now` (the group's) to be what
-    /// `args` says.
-    pub(crate) fn check(&mut self, args: &WorkerArgs, now: &[Gateway]) -> Option<Change> {
+    /// to start and retire for the workers `now` (the group's, and those
+    /// of the specs `starting`) to be what `args` says.
+    pub(crate) fn check(
+        &mut self,
+        args: &WorkerArgs,
+        now: &[Gateway],
+        starting: &[String],
+    ) -> Option<Change> {
         self.next = Instant::now() + EVERY;
         let texts: Vec<Option<String>> = self
             .files
@@ -96,7 +101,7 @@ impl Reload {
             );
             return None;
         }
-        match plan(&specs, now) {
+        match plan(&specs, now, starting) {
             Ok((start, retire)) if start.is_empty() && retire.is_empty() => None,
             Ok((start, retire)) => Some(Change {
                 start,
@@ -111,30 +116,41 @@ impl Reload {
     }
 }
 
-/// What makes the workers `now` those `wanted` (`N*SPEC`s): for each
-/// spec, the missing count started, the extra ones (the last started)
-/// retired.
-fn plan(wanted: &[String], now: &[Gateway]) -> Result<(Vec<String>, Vec<String>), String> {
-    // Counts by spec without its count, in the order first named.
-    let mut want: Vec<(String, usize)> = Vec::new();
-    for s in wanted {
+/// Workers by spec without its count, in the order first named.
+fn counts(specs: &[String]) -> Result<Vec<(String, usize)>, String> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for s in specs {
         let parsed = remex::Spec::parse_many(s).map_err(|e| e.to_string())?;
         let Some(first) = parsed.first() else {
             continue;
         };
         let n: usize = parsed.iter().map(|p| p.workers()).sum();
-        match want.iter_mut().find(|(raw, _)| *raw == first.raw) {
+        match out.iter_mut().find(|(raw, _)| *raw == first.raw) {
             Some((_, k)) => *k += n,
-            None => want.push((first.raw.clone(), n)),
+            None => out.push((first.raw.clone(), n)),
         }
     }
+    Ok(out)
+}
+
+/// What makes the workers `now` (and those being started for the specs
+/// `starting`) those `wanted` (`N*SPEC`s): for each spec, the missing
+/// count started, the extra ones (the last started) retired.
+fn plan(
+    wanted: &[String],
+    now: &[Gateway],
+    starting: &[String],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let want = counts(wanted)?;
+    let coming = counts(starting)?;
     let mut have: HashMap<&str, Vec<&str>> = HashMap::new();
     for g in now {
         have.entry(g.spec().raw.as_str()).or_default().push(g.id());
     }
     let mut start = Vec::new();
     for (raw, n) in &want {
-        let k = have.get(raw.as_str()).map_or(0, Vec::len);
+        let k = have.get(raw.as_str()).map_or(0, Vec::len)
+            + coming.iter().find(|(c, _)| c == raw).map_or(0, |(_, k)| *k);
         if *n > k {
             start.push(match n - k {
                 1 => raw.clone(),

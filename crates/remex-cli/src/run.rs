@@ -648,7 +648,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     let (started_tx, mut started_rx) =
         tokio::sync::mpsc::unbounded_channel::<(String, remex::Result<Vec<remex::Gateway>>)>();
     let mut starting: Vec<tokio::task::JoinHandle<()>> = Vec::new();
-    let mut pending_starts = 0usize;
+    // The specs being started.
+    let mut pending_specs: Vec<String> = Vec::new();
     // Gateways being retired (they leave the group when their retire
     // runs: counted out at once).
     let mut retired: std::collections::HashSet<String> = Default::default();
@@ -819,12 +820,14 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             _ = tokio::time::sleep_until(reload.as_ref().map_or_else(Instant::now, |r| r.due()).into()),
                 if reload.is_some() && waiting_for_something => {
                 let now = gateways.borrow().clone();
-                let change = reload.as_mut().and_then(|r| r.check(&a.workers, &now));
+                let change = reload
+                    .as_mut()
+                    .and_then(|r| r.check(&a.workers, &now, &pending_specs));
                 if let Some(change) = change {
                     *host_groups.borrow_mut() = change.groups;
                     for spec in change.start {
                         let (g, tx) = (group.clone(), started_tx.clone());
-                        pending_starts += 1;
+                        pending_specs.push(spec.clone());
                         starting.push(tokio::spawn(async move {
                             let r = g.makegateways(&spec).await;
                             let _ = tx.send((spec, r));
@@ -847,9 +850,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 }
                 continue;
             }
-            started = started_rx.recv(), if pending_starts > 0 => {
-                pending_starts = pending_starts.saturating_sub(1);
+            started = started_rx.recv(), if !pending_specs.is_empty() => {
                 if let Some((spec, r)) = started {
+                    if let Some(at) = pending_specs.iter().position(|s| *s == spec) {
+                        pending_specs.remove(at);
+                    }
                     match r {
                         Ok(_) => {
                             let n = refresh(&mut free, &retired);
@@ -861,6 +866,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                             crate::workers::without_login_env(&format!("{spec}: {e}"))
                         ),
                     }
+                } else {
+                    // Cannot be (the sender is held here): nothing more
+                    // will report.
+                    pending_specs.clear();
                 }
                 continue;
             }
