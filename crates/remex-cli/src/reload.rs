@@ -88,6 +88,20 @@ impl Reload {
             return None;
         }
         self.texts = texts;
+        // No worker named at all would mean this machine's default
+        // workers: not what an emptied file asks.
+        let named = crate::workers::sshlogins(&[], &self.files)
+            .map(|l| !l.specs.is_empty())
+            .unwrap_or(true)
+            || !args.tx.is_empty()
+            || !args.txfile.is_empty()
+            || !args.sshlogin.is_empty();
+        if !named {
+            eprintln!(
+                "remex: --sshloginfile changed and names no host: the workers stay as they are"
+            );
+            return None;
+        }
         let (specs, groups) = match crate::workers::specs_and_groups(args) {
             Ok(x) => x,
             Err(e) => {
@@ -95,12 +109,6 @@ impl Reload {
                 return None;
             }
         };
-        if specs.is_empty() {
-            eprintln!(
-                "remex: --sshloginfile changed and names no host: the workers stay as they are"
-            );
-            return None;
-        }
         match plan(&specs, now, starting) {
             Ok((start, retire)) if start.is_empty() && retire.is_empty() => None,
             Ok((start, retire)) => Some(Change {

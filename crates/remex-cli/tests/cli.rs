@@ -3280,6 +3280,7 @@ fn workers_follow_the_sshloginfile_while_jobs_run_as_in_gnu_parallel() {
     );
     let mut input = child.stdin.take().unwrap();
     let (lines, _reader) = lines_of(child.stdout.take().unwrap());
+    let (errors, _err_reader) = lines_of(child.stderr.take().unwrap());
     let mut n = 0;
     // Two jobs at once, and the workers they ran on.
     let mut pair = |input: &mut std::process::ChildStdin| -> Vec<String> {
@@ -3352,6 +3353,15 @@ fn workers_follow_the_sshloginfile_while_jobs_run_as_in_gnu_parallel() {
         assert!(Instant::now() < until, "neither of {two:?} ended");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A file emptied names no host: the workers stay (not this
+    // machine's default ones), and say so.
+    std::fs::write(&slf, "# none\n").unwrap();
+    let said = errors
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a word on the emptied file");
+    assert!(said.contains("names no host: the workers stay"), "{said}");
+    let p = pair(&mut input);
+    assert_eq!(p[0], p[1], "{p:?}");
     drop(input);
     let status = child.wait().unwrap();
     assert!(status.success());
