@@ -23,69 +23,23 @@ fn state_of(pid: &str) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scripts_command_is_suspended_while_its_controller_is_paused() {
-    // A task's command (the `run` task, `remex run`'s jobs) was suspended
-    // at a pause; one a script started with `run(...)` ran on.
+/// Runs `script` (its `{mark}` is where its process writes its pid) on a
+/// fresh worker, pauses the workers once the process runs, checks that it
+/// is suspended and stays so past its own end (1.5 s), resumes, and
+/// returns what the script then sends.
+async fn suspended_through_a_pause<R: serde::de::DeserializeOwned + Send + 'static>(
+    script: &str,
+) -> R {
     let _one = ONE.lock().await;
     let gw = makegateway(&common::spec("")).await.unwrap();
-    let mark = std::env::temp_dir().join(format!("remex-pause-script-{}", std::process::id()));
+    let mark = std::env::temp_dir().join(format!(
+        "remex-pause-{}-{}",
+        std::process::id(),
+        script.len()
+    ));
     let _ = std::fs::remove_file(&mark);
     let ch = gw
-        .remote_exec(format!(
-            r#"let r = run(["sh", "-c", "echo $$ > {}; sleep 1.5; echo done"]); channel.send(r.stdout)"#,
-            mark.display()
-        ))
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    let pid = loop {
-        if let Some(p) = std::fs::read_to_string(&mark)
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-        {
-            break p;
-        }
-        assert!(Instant::now() < until, "the script's command did not start");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    let paused = remex::pause_workers().await;
-    // The worker looks at the pause every 50 ms.
-    let until = Instant::now() + Duration::from_secs(10);
-    while state_of(&pid) != Some('T') {
-        assert!(
-            Instant::now() < until,
-            "the script's command was not suspended: {:?}",
-            state_of(&pid)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Paused past the command's own end (what is tested, not a wait).
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(state_of(&pid), Some('T'), "still suspended");
-    drop(paused);
-    let out: String = tokio::time::timeout(Duration::from_secs(10), ch.receive())
-        .await
-        .expect("the script ends after the pause")
-        .unwrap();
-    assert_eq!(out, "done\n");
-    let _ = std::fs::remove_file(&mark);
-    gw.exit().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_a_script_reads_lines_from_is_suspended_while_its_controller_is_paused() {
-    // run(...)'s command was suspended at a pause; one a script read with
-    // lines(...) ran on.
-    let _one = ONE.lock().await;
-    let gw = makegateway(&common::spec("")).await.unwrap();
-    let mark = std::env::temp_dir().join(format!("remex-pause-lines-{}", std::process::id()));
-    let _ = std::fs::remove_file(&mark);
-    let ch = gw
-        .remote_exec(format!(
-            r#"let got = []; for l in lines(["sh", "-c", "echo first; echo $$ > {}; sleep 1.5; echo done"]) {{ got.push(l); }} channel.send(got)"#,
-            mark.display()
-        ))
+        .remote_exec(script.replace("{mark}", &mark.display().to_string()))
         .unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     let pid = loop {
@@ -114,13 +68,35 @@ async fn a_process_a_script_reads_lines_from_is_suspended_while_its_controller_i
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(state_of(&pid), Some('T'), "still suspended");
     drop(paused);
-    let got: Vec<String> = tokio::time::timeout(Duration::from_secs(10), ch.receive())
+    let got: R = tokio::time::timeout(Duration::from_secs(10), ch.receive())
         .await
         .expect("the script ends after the pause")
         .unwrap();
-    assert_eq!(got, ["first", "done"]);
     let _ = std::fs::remove_file(&mark);
     gw.exit().await.unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripts_command_is_suspended_while_its_controller_is_paused() {
+    // A task's command (the `run` task, `remex run`'s jobs) was suspended
+    // at a pause; one a script started with `run(...)` ran on.
+    let out: String = suspended_through_a_pause(
+        r#"let r = run(["sh", "-c", "echo $$ > {mark}; sleep 1.5; echo done"]); channel.send(r.stdout)"#,
+    )
+    .await;
+    assert_eq!(out, "done\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_a_script_reads_lines_from_is_suspended_while_its_controller_is_paused() {
+    // run(...)'s command was suspended at a pause; one a script read with
+    // lines(...) ran on.
+    let got: Vec<String> = suspended_through_a_pause(
+        r#"let got = []; for l in lines(["sh", "-c", "echo first; echo $$ > {mark}; sleep 1.5; echo done"]) { got.push(l); } channel.send(got)"#,
+    )
+    .await;
+    assert_eq!(got, ["first", "done"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
