@@ -298,7 +298,9 @@ async fn filtered(specs: &[String]) -> Result<Group, String> {
         if ready.is_empty() {
             // Their relays were left out (or never named).
             for (s, _) in waiting {
-                eprintln!("remex: {s}: its relay did not start (--filter-hosts leaves it out)");
+                eprintln!(
+                    "remex: {s}: its relay is not among the workers that started (--filter-hosts leaves it out)"
+                );
                 left_out.push(s);
             }
             break;
