@@ -3,8 +3,10 @@
 //! This makes it possible to add and remove hosts while running"): a
 //! host added to the file gets workers, which take jobs at once; one
 //! removed takes no new job, its jobs waiting on it go to the others, its
-//! running jobs finish (`Group::retire`), then its workers end. A count
-//! changed (`2/host` to `4/host`) adds or retires the difference.
+//! running jobs finish (the pool's through `Group::retire`; those run on
+//! it directly, with `--line-buffer`, `-u` or host groups, are waited for
+//! first: [`Busy`]), then its workers end. A count changed (`2/host` to
+//! `4/host`) adds or retires the difference.
 //!
 //! Only files are read again (`--slf -`, stdin, is read once); the
 //! `-S` and `--tx` workers stay as they are. A file that cannot be read
@@ -174,4 +176,69 @@ fn plan(
         }
     }
     Ok((start, retire))
+}
+
+/// Jobs that run on a worker directly, outside the group's pool
+/// (`--line-buffer`, `-u`, host groups), by gateway: a worker removed from
+/// the file is retired only once they have ended, since `Group::retire`
+/// waits for the pool's tasks only.
+#[derive(Default)]
+pub(crate) struct Busy {
+    counts: std::sync::Mutex<HashMap<String, usize>>,
+    idle: tokio::sync::Notify,
+}
+
+/// One direct job on a gateway, counted until dropped.
+pub(crate) struct OnWorker {
+    busy: std::sync::Arc<Busy>,
+    id: String,
+}
+
+impl Busy {
+    /// Counts a direct job on gateway `id` until the guard is dropped.
+    pub(crate) fn enter(self: &std::sync::Arc<Self>, id: &str) -> OnWorker {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_string())
+            .or_insert(0) += 1;
+        OnWorker {
+            busy: self.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    /// Waits until no direct job runs on gateway `id` (no bound: they end
+    /// with their commands, and the run's end ends them in any case).
+    pub(crate) async fn until_idle(&self, id: &str) {
+        loop {
+            let told = self.idle.notified();
+            let n = self
+                .counts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .copied()
+                .unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            told.await;
+        }
+    }
+}
+
+impl Drop for OnWorker {
+    fn drop(&mut self) {
+        let mut counts = self.busy.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.id);
+            }
+        }
+        drop(counts);
+        self.busy.idle.notify_waiters();
+    }
 }

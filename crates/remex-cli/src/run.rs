@@ -558,6 +558,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // the others' held until their turn (GNU parallel's reading). -u
     // ignores -k, as GNU parallel does.
     let order = (a.keep_order && a.line_buffer).then(|| Order::new(a.limits.max_output));
+    // The jobs running on a worker directly, outside the pool (for a
+    // worker the --sshloginfile removes: reload.rs).
+    let busy = std::sync::Arc::new(crate::reload::Busy::default());
     // A job's future, abortable when --timeout N% may kill it.
     let submit = |job: Job, kill: Option<AbortRegistration>| -> Running {
         let at = At {
@@ -588,7 +591,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 let detail = format!("no worker is in host group {groups} (-S @{groups}/HOST)");
                 return Box::pin(async move { (job, Err(remex::Error::Arguments { detail })) });
             };
+            let on = busy.enter(gw.id());
             let f = async move {
+                let _on = on;
                 let value = crate::workers::run_on(&gw, &req).await?;
                 Ok(TaskResult {
                     value,
@@ -609,8 +614,12 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 None => printer.tag.then(|| job.args.join(" ")),
             };
             let order = order.clone().map(|o| (o, job.seq));
+            let on = busy.enter(gw.id());
             let f = crate::stream::run(gw, req, flow, tag, order);
-            return Box::pin(async move { (job, killable(f, kill).await) });
+            return Box::pin(async move {
+                let _on = on;
+                (job, killable(f, kill).await)
+            });
         }
         match group.submit::<CommandOutcome>("run", &req) {
             Ok(f) => {
@@ -837,8 +846,11 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                         // Its running jobs finish: as long as they run (the
                         // run's end terminates it in any case).
                         retired.insert(id.clone());
-                        let g = group.clone();
+                        let (g, busy) = (group.clone(), busy.clone());
                         tokio::spawn(async move {
+                            // Its direct jobs first (no new one goes to it:
+                            // it is out of `gateways` now).
+                            busy.until_idle(&id).await;
                             if let Err(e) = g.retire(&id, RETIRE_BOUND).await {
                                 eprintln!("remex: --sshloginfile: retiring {id}: {e}");
                             }

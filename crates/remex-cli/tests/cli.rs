@@ -3449,3 +3449,48 @@ fn hosts_added_to_and_removed_from_the_sshloginfile_on_the_testbed() {
     hosts.assert_clean(Duration::from_secs(20));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_worker_removed_from_the_sshloginfile_finishes_its_line_buffered_jobs() {
+    // With --line-buffer a job runs on its slot's worker directly, not
+    // through the pool that Group::retire drains: the removed worker was
+    // ended under its running job.
+    let d = scratch("slf-line-buffer");
+    let slf = d.join("logins");
+    std::fs::write(&slf, "2/:\n").unwrap();
+    let mut child = spawned(
+        remex().args([
+            "run",
+            "--no-bar",
+            "--line-buffer",
+            "-j1",
+            "--slf",
+            slf.to_str().unwrap(),
+            &format!(
+                "echo >> {}/{{}}.ran; sleep 2.5; echo {{}} done",
+                d.display()
+            ),
+        ]),
+        Stdio::piped(),
+    );
+    let mut input = child.stdin.take().unwrap();
+    writeln!(input, "a\nb").unwrap();
+    input.flush().unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !(d.join("a.ran").exists() && d.join("b.ran").exists()) {
+        assert!(Instant::now() < until, "the jobs did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::write(&slf, "1/:\n").unwrap();
+    drop(input);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let mut done: Vec<String> = out(&o).lines().map(String::from).collect();
+    done.sort();
+    assert_eq!(done, ["a done", "b done"]);
+    for job in ["a.ran", "b.ran"] {
+        let runs = std::fs::read_to_string(d.join(job)).unwrap();
+        assert_eq!(runs.lines().count(), 1, "{job} ran once");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
