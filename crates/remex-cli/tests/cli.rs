@@ -3256,6 +3256,26 @@ fn inputs_that_are_not_utf8_reach_the_jobs_as_their_bytes() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// Feeds `remex run` two inputs (`j{n}`, `j{n+1}`) at once and returns the
+/// second word of each job's line, as they end (30 s bound each).
+fn two_jobs(
+    input: &mut std::process::ChildStdin,
+    lines: &std::sync::mpsc::Receiver<String>,
+    n: &mut usize,
+) -> Vec<String> {
+    writeln!(input, "j{}\nj{}", *n, *n + 1).unwrap();
+    input.flush().unwrap();
+    *n += 2;
+    (0..2)
+        .map(|_| {
+            let l = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a job's line");
+            l.split_whitespace().nth(1).unwrap().to_string()
+        })
+        .collect()
+}
+
 #[test]
 fn workers_follow_the_sshloginfile_while_jobs_run_as_in_gnu_parallel() {
     // GNU parallel reads --sshloginfile again while it runs (at most once
@@ -3283,19 +3303,8 @@ fn workers_follow_the_sshloginfile_while_jobs_run_as_in_gnu_parallel() {
     let (errors, _err_reader) = lines_of(child.stderr.take().unwrap());
     let mut n = 0;
     // Two jobs at once, and the workers they ran on.
-    let mut pair = |input: &mut std::process::ChildStdin| -> Vec<String> {
-        let names = [format!("j{n}"), format!("j{}", n + 1)];
-        n += 2;
-        writeln!(input, "{}\n{}", names[0], names[1]).unwrap();
-        input.flush().unwrap();
-        let mut pids: Vec<String> = (0..2)
-            .map(|_| {
-                let l = lines
-                    .recv_timeout(Duration::from_secs(20))
-                    .expect("a job's line");
-                l.split_whitespace().nth(1).unwrap().to_string()
-            })
-            .collect();
+    let mut pair = |input: &mut std::process::ChildStdin| {
+        let mut pids = two_jobs(input, &lines, &mut n);
         pids.sort();
         pids
     };
@@ -3414,19 +3423,7 @@ fn hosts_added_to_and_removed_from_the_sshloginfile_on_the_testbed() {
     let (lines, _reader) = lines_of(child.stdout.take().unwrap());
     let mut n = 0;
     // Two jobs at once; the hosts they ran on.
-    let mut pair = |input: &mut std::process::ChildStdin| -> Vec<String> {
-        writeln!(input, "j{n}\nj{}", n + 1).unwrap();
-        input.flush().unwrap();
-        n += 2;
-        (0..2)
-            .map(|_| {
-                let l = lines
-                    .recv_timeout(Duration::from_secs(30))
-                    .expect("a job's line");
-                l.split_whitespace().nth(1).unwrap().to_string()
-            })
-            .collect()
-    };
+    let mut pair = |input: &mut std::process::ChildStdin| two_jobs(input, &lines, &mut n);
     assert_eq!(pair(&mut input), ["rx1", "rx1"]);
     std::fs::write(&slf, "rx1\nrx2\n").unwrap();
     let until = Instant::now() + Duration::from_secs(30);
