@@ -959,14 +959,14 @@ where
     } else {
         Vec::new()
     };
-    let parsing: Vec<std::ffi::OsString> = if raw.is_empty() {
-        args.clone()
+    let parsing: std::borrow::Cow<'_, [std::ffi::OsString]> = if raw.is_empty() {
+        std::borrow::Cow::Borrowed(&args)
     } else {
         let mut p = args.clone();
         for (i, t) in &raw {
             p[*i] = t.into();
         }
-        p
+        std::borrow::Cow::Owned(p)
     };
     let not_text = |i: usize, a: &std::ffi::OsStr| {
         use std::os::unix::ffi::OsStrExt;
@@ -978,7 +978,7 @@ where
             ),
         )
     };
-    let err = match <Cli as Parser>::try_parse_from(&parsing) {
+    let err = match <Cli as Parser>::try_parse_from(parsing.iter()) {
         Ok(cli) => {
             if let (Command::Run(r), Some(_)) = (&cli.command, raw.first()) {
                 let (command, sources) =

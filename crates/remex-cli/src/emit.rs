@@ -10,8 +10,10 @@ pub(crate) fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
         checked(out.write_all(data));
         return;
     };
+    // Its bytes (an input that is not UTF-8: crate::raw), once per call.
+    let tag = crate::raw::bytes(tag);
     for line in data.split_inclusive(|b| *b == b'\n') {
-        checked(out.write_all(&crate::raw::bytes(tag)));
+        checked(out.write_all(&tag));
         checked(out.write_all(b"\t"));
         checked(out.write_all(line));
     }

@@ -525,17 +525,15 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         Some(crate::cli::Timeout::Percent(p)) => Some(Relative::new(p)),
         _ => None,
     };
+    // Jobs out at once, and how far -k lets them run past the oldest
+    // unprinted one, for `slots` slots.
     let held = slotted || halting || relative.is_some();
-    let in_flight = |slots: usize| {
-        if held {
-            slots
-        } else {
-            (slots * 2).max(2)
-        }
+    let bounds = |slots: usize| {
+        let in_flight = if held { slots } else { (slots * 2).max(2) };
+        (in_flight, (slots as u64 * 4).max(64))
     };
-    let mut in_flight_max = in_flight(slots);
+    let (mut in_flight_max, mut window) = bounds(slots);
     let mut next_start: Option<Instant> = None;
-    let mut window = (slots as u64 * 4).max(64);
     let group = w.group.clone();
     let printer = Printer {
         // -u ignores --tag and --tagstring, as GNU parallel does.
@@ -856,9 +854,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                             }
                         });
                     }
-                    let n = refresh(&mut free, &retired);
-                    in_flight_max = in_flight(n);
-                    window = (n as u64 * 4).max(64);
+                    (in_flight_max, window) = bounds(refresh(&mut free, &retired));
                 }
                 continue;
             }
@@ -869,9 +865,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                     }
                     match r {
                         Ok(_) => {
-                            let n = refresh(&mut free, &retired);
-                            in_flight_max = in_flight(n);
-                            window = (n as u64 * 4).max(64);
+                            (in_flight_max, window) = bounds(refresh(&mut free, &retired));
                         }
                         Err(e) => eprintln!(
                             "remex: --sshloginfile: {} (left out)",

@@ -241,11 +241,13 @@ pub(crate) fn run(worker: Worker) -> ! {
     let mut input = File::from(pin);
     let mut output = File::from(pout);
     // A second hold on the protocol's output, kept until the process
-    // exits: the stream ends when the worker does, not when its
-    // connection closes its writer (as it does once its input ends, right
-    // after a Terminate). A relay or any other carrier with no process of
-    // ours on the controller's side has only the stream's end to tell
-    // that the worker, and its commands' kill sequences, are over.
+    // exits. The session holds its output through its commands' kill
+    // sequences (`Connection::hold_output`); this one also covers what
+    // the worker does after the session (`exit::now`: SIGTERM to the rest
+    // of its group and up to 400 ms for it), so that the stream ends when
+    // the process does, as over ssh. A relay or any other carrier with no
+    // process of ours on the controller's side has only the stream's end
+    // to tell that the worker is over.
     let _until_exit = output.try_clone();
     let (leftover, terms) = match handshake(&mut input, &mut output) {
         Ok(b) => b,
