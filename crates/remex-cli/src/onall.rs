@@ -1,7 +1,9 @@
-//! GNU parallel's `--onall` and `--nonall`: every job on every worker
-//! (`--nonall`: the command once on each, with no inputs). Each worker
-//! runs the jobs in their order, one at a time; a job's output is
-//! printed when it ends, its lines prefixed with the worker's name and a
+//! GNU parallel's `--onall` and `--nonall`: every job on every computer
+//! (`--nonall`: the command once on each, with no inputs). A computer is
+//! one spec's host: the workers of `-S 2/host` or `N*popen` count once,
+//! as GNU parallel runs each sshlogin once. Each runs the jobs in their
+//! order, one at a time; a job's output is printed when it ends, its
+//! lines prefixed with the computer's name (`:` for this machine) and a
 //! tab under `--tag`.
 
 use std::io::Write;
@@ -12,12 +14,12 @@ use remex::worker::CommandRequest;
 
 use crate::workers::Workers;
 
-/// Runs `jobs` (command lines and their requests, in order) on every
-/// worker of `w`; returns how many (worker, job) runs failed.
+/// Runs `jobs` (command lines and their requests, in order) on one
+/// worker of each computer of `w`; returns how many (computer, job) runs
+/// failed.
 pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], tag: bool) -> u64 {
     let mut running = FuturesUnordered::new();
-    for gw in w.group.gateways() {
-        let label = w.label(gw.id());
+    for (gw, label) in w.one_per_host() {
         running.push(async move {
             let mut failed = 0u64;
             for (command, req) in jobs {

@@ -390,6 +390,27 @@ impl Workers {
         }
     }
 
+    /// One gateway per computer, with the name GNU parallel's `--onall`
+    /// tags its output with (`:` for this machine, else the host): the
+    /// workers of one spec on one host (`N*SPEC`, `-S 2/host`, `-S
+    /// host,host`) count once, as GNU parallel runs an sshlogin once.
+    pub(crate) fn one_per_host(&self) -> Vec<(Gateway, String)> {
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let mut out = Vec::new();
+        for g in self.group.gateways() {
+            let host = base(&g);
+            if seen.insert((g.spec().raw.clone(), host.clone())) {
+                let name = if self.local.contains(g.id()) {
+                    ":".into()
+                } else {
+                    host
+                };
+                out.push((g, name));
+            }
+        }
+        out
+    }
+
     /// The name of gateway `id`: its `id=` if the spec sets one, else its
     /// host (`local` for popen), numbered when several share it.
     pub(crate) fn label(&self, id: &str) -> String {

@@ -3491,3 +3491,52 @@ fn a_worker_removed_from_the_sshloginfile_finishes_its_line_buffered_jobs() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn onall_and_nonall_run_once_per_computer_as_in_gnu_parallel() {
+    // GNU parallel runs --onall/--nonall once per sshlogin, however many
+    // job slots it has (`2/:`) or however often it is named (`:,:`),
+    // and tags with the login (`:` for this machine). remex ran them once
+    // per worker, tagged `local#1`, `local#2`.
+    let cases: &[(&[&str], &str)] = &[
+        (&["--nonall", "--tag", "echo", "x"], ":\tx\n"),
+        (&["-S", ":,2/:", "--nonall", "--tag", "echo", "x"], ":\tx\n"),
+        (
+            &["-S", "3/:", "--onall", "--tag", "echo", ":::", "a", "b"],
+            ":\ta\n:\tb\n",
+        ),
+        (&["-j", "4", "--onall", "echo", ":::", "a", "b"], "a\nb\n"),
+    ];
+    for (args, want) in cases {
+        let o = run(&[&["run"], *args].concat());
+        assert!(o.status.success(), "{}: {}", o.what, o.stderr);
+        assert_eq!(o.stdout, *want, "{}", o.what);
+        if let Some(mut p) = gnu_parallel() {
+            let (ok, got, e) = with_stdin(
+                {
+                    p.args(*args);
+                    p
+                },
+                None,
+            );
+            assert!(ok, "parallel {args:?}: {e}");
+            assert_eq!(got, *want, "GNU parallel {args:?}");
+        }
+    }
+    // Workers of their own (`id=`) are computers of their own.
+    let o = run(&[
+        "run",
+        "--tx",
+        "2*popen",
+        "--tx",
+        "popen//id=w",
+        "--nonall",
+        "--tag",
+        "echo",
+        "y",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr);
+    let mut lines: Vec<&str> = o.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines, [":\ty", "w\ty"], "{}", o.what);
+}
