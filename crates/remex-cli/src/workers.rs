@@ -400,10 +400,13 @@ impl Workers {
         for g in self.group.gateways() {
             let host = base(&g);
             if seen.insert((g.spec().raw.clone(), host.clone())) {
-                let name = if self.local.contains(g.id()) {
-                    ":".into()
-                } else {
-                    host
+                // An sshlogin as written (`-S 'ssh -p 2222 host'`), as
+                // GNU parallel tags it.
+                let login = g.spec().env.iter().find(|(k, _)| k == "PARALLEL_SSHLOGIN");
+                let name = match login {
+                    Some((_, login)) => login.clone(),
+                    None if self.local.contains(g.id()) => ":".into(),
+                    None => host,
                 };
                 out.push((g, name));
             }
