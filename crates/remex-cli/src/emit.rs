@@ -4,7 +4,8 @@
 
 use std::io::Write;
 
-/// Writes `data` to `out`, each line prefixed with `tag` if there is one.
+/// Writes `data` to `out`, each line prefixed with `tag` if there is one;
+/// the bytes are the job's, none added.
 pub(crate) fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
     let Some(tag) = tag else {
         checked(out.write_all(data));
@@ -17,9 +18,8 @@ pub(crate) fn emit(out: &mut dyn Write, tag: Option<&str>, data: &[u8]) {
         checked(out.write_all(b"\t"));
         checked(out.write_all(line));
     }
-    if !data.is_empty() && !data.ends_with(b"\n") {
-        checked(out.write_all(b"\n"));
-    }
+    // A last line without its newline stays so (GNU parallel's --tag:
+    // `printf x` tagged `a` is `a<TAB>x`, and the next job's tag follows).
 }
 
 /// The status remex ends with when its output has no reader: a shell's

@@ -13,6 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::{AbortRegistration, Abortable};
@@ -44,6 +46,8 @@ struct Job {
     attempt: u32,
     /// `--hostgroups`: the host groups it may run in (none: anywhere).
     groups: BTreeSet<String>,
+    /// `--line-buffer`: the bytes of stdout printed as they came.
+    streamed: u64,
 }
 
 type Running =
@@ -123,7 +127,7 @@ struct Printer {
     /// Jobs whose output could not be written under `--results`.
     lost: std::cell::Cell<u64>,
     /// The output goes out as it comes (`--line-buffer`, `-u`).
-    streamed: bool,
+    streamed: Option<Flow>,
 }
 
 impl Printer {
@@ -195,13 +199,14 @@ impl Printer {
                         .map_or_else(|| t.gateway.clone(), |w| w.joblog_host(&t.gateway)),
                     start: o.started,
                     runtime: o.seconds,
-                    // GNU parallel's Receive: the bytes of stdout. With
-                    // --line-buffer or -u stdout went out as it came and
-                    // is not counted: stderr's (GNU counts both there).
+                    // GNU parallel's Receive: the bytes of stdout; with
+                    // --line-buffer those of stdout and stderr; with -u
+                    // none.
                     received: match self.streamed {
-                        true => o.stdout.len() + o.stderr.len(),
-                        false => o.stdout.len(),
-                    } as u64,
+                        None => o.stdout.len() as u64,
+                        Some(Flow::Lines) => d.job.streamed + o.stderr.len() as u64,
+                        Some(Flow::Raw) => 0,
+                    },
                     exitval: if o.timed_out {
                         -1
                     } else {
@@ -550,7 +555,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             None => None,
         },
         lost: std::cell::Cell::new(0),
-        streamed: flow.is_some(),
+        streamed: flow,
     };
     // --line-buffer -k: the oldest unprinted job's lines as they come,
     // the others' held until their turn (GNU parallel's reading). -u
@@ -613,10 +618,13 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             };
             let order = order.clone().map(|o| (o, job.seq));
             let on = busy.enter(gw.id());
-            let f = crate::stream::run(gw, req, flow, tag, order);
+            let printed = Arc::new(AtomicU64::new(0));
+            let f = crate::stream::run(gw, req, flow, tag, order, printed.clone());
             return Box::pin(async move {
                 let _on = on;
-                (job, killable(f, kill).await)
+                let result = killable(f, kill).await;
+                let streamed = printed.load(Ordering::Relaxed);
+                (Job { streamed, ..job }, result)
             });
         }
         match group.submit::<CommandOutcome>("run", &req) {
@@ -762,6 +770,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                             command,
                             attempt: 1,
                             groups,
+                            streamed: 0,
                         },
                         kill,
                     ));
@@ -896,6 +905,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             running.push(submit(
                 Job {
                     attempt: job.attempt + 1,
+                    streamed: 0,
                     ..job
                 },
                 kill,

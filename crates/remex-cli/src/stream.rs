@@ -11,11 +11,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use remex::worker::{CommandOutcome, CommandRequest};
 use remex::{Gateway, TaskResult};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+
+/// The longest line `--line-buffer` passes on whole (a longer one goes in
+/// pieces, between which another job's line may come): what a job's
+/// output holds in memory here.
+const LINE_PIECE: u64 = 1 << 20;
 
 /// How stdout is passed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,13 +99,15 @@ impl Order {
 
 /// Runs `req` on `gw`, its stdout passed on to ours as `flow` says
 /// (each line prefixed with `tag` and a tab, for `Lines`; in turns when
-/// `order` holds the turns and this job's number).
+/// `order` holds the turns and this job's number); `printed` counts the
+/// bytes of stdout passed on, without tags.
 pub(crate) async fn run(
     gw: Gateway,
     req: CommandRequest,
     flow: Flow,
     tag: Option<String>,
     order: Option<(Arc<Order>, u64)>,
+    printed: Arc<AtomicU64>,
 ) -> remex::Result<TaskResult<CommandOutcome>> {
     let out = gw.newchannel();
     let req = CommandRequest {
@@ -110,13 +118,28 @@ pub(crate) async fn run(
     let mut reader = out.async_reader();
     match flow {
         Flow::Lines => {
-            let mut lines = reader.split(b'\n');
-            while let Ok(Some(mut line)) = lines.next_segment().await {
-                line.push(b'\n');
+            // Each line with its newline (a last one without stays so),
+            // whole up to LINE_PIECE bytes; a longer one in pieces, the
+            // tag before the first only.
+            let mut line = Vec::new();
+            let mut mid_line = false;
+            loop {
+                line.clear();
+                match (&mut reader)
+                    .take(LINE_PIECE)
+                    .read_until(b'\n', &mut line)
+                    .await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                printed.fetch_add(line.len() as u64, Ordering::Relaxed);
+                let tag = if mid_line { None } else { tag.as_deref() };
+                mid_line = !line.ends_with(b"\n");
                 match &order {
-                    None => crate::emit::emit(&mut std::io::stdout().lock(), tag.as_deref(), &line),
+                    None => crate::emit::emit(&mut std::io::stdout().lock(), tag, &line),
                     Some((o, seq)) => {
-                        if !o.line(*seq, tag.as_deref(), &line) {
+                        if !o.line(*seq, tag, &line) {
                             o.wait_turn(*seq).await;
                         }
                     }
@@ -129,6 +152,7 @@ pub(crate) async fn run(
                 if n == 0 {
                     break;
                 }
+                printed.fetch_add(n as u64, Ordering::Relaxed);
                 let mut o = std::io::stdout().lock();
                 crate::emit::checked(o.write_all(&buf[..n]));
                 crate::emit::checked(o.flush());

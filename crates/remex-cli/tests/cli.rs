@@ -2058,6 +2058,30 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             " \nd/ \nx/.e .e\n",
         ),
+        // A last line without its newline stays so, tagged or streamed.
+        (
+            &["-k", "--tag", "printf 'x\\ny'", ":::", "a", "b"],
+            None,
+            "a\tx\na\tyb\tx\nb\ty",
+        ),
+        (
+            &[
+                "-k",
+                "--line-buffer",
+                "--tag",
+                "printf 'x\\ny'",
+                ":::",
+                "a",
+                "b",
+            ],
+            None,
+            "a\tx\na\tyb\tx\nb\ty",
+        ),
+        (
+            &["-k", "--line-buffer", "printf 'x\\ny'", ":::", "a", "b"],
+            None,
+            "x\nyx\ny",
+        ),
         // An empty name at the header's end names nothing ({} stays all).
         (
             &[
@@ -2988,6 +3012,27 @@ fn the_job_log_goes_to_stdout_or_is_appended_as_in_gnu_parallel() {
         let (pok, theirs, pe) = with_stdin(p, None);
         assert!(pok, "{pe}");
         assert_eq!(mask(&theirs), want, "GNU parallel");
+    }
+    // Receive with --line-buffer counts stdout and stderr, with -u
+    // nothing (GNU parallel's counts; "abc\n" and "de a\n").
+    for (flow, receive) in [("--line-buffer", "9"), ("-u", "0")] {
+        let args = ["--joblog", "-", flow, "echo abc; echo de >&2", ":::", "a"];
+        let mut c = remex();
+        c.args(["run", "--tx", "popen", "--no-bar"]).args(args);
+        let (ok, got, e) = with_stdin(c, None);
+        assert!(ok, "{e}");
+        let line = got.lines().find(|l| l.starts_with("1\t")).unwrap_or("");
+        assert_eq!(line.split('\t').nth(5), Some(receive), "{flow}: {got:?}");
+        if let Some(mut p) = gnu_parallel() {
+            p.args(args);
+            let (_, theirs, _) = with_stdin(p, None);
+            let line = theirs.lines().find(|l| l.starts_with("1\t")).unwrap_or("");
+            assert_eq!(
+                line.split('\t').nth(5),
+                Some(receive),
+                "GNU parallel {flow}"
+            );
+        }
     }
     let dir = scratch("joblog-plus");
     let log = dir.join("log");
