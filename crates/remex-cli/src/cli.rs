@@ -343,10 +343,15 @@ pub(crate) struct RunArgs {
     /// --hostgroups).
     #[arg(long = "hostgroups", visible_aliases = ["hostgroup", "hgrp"], alias = "hostgrp")]
     pub(crate) hostgroups: bool,
-    /// Print each job's command line (on stderr, as GNU parallel does)
-    /// before its output.
-    #[arg(short = 'v', long = "verbose", short_alias = 't')]
+    /// Print each job's command line on stdout as the first line of its
+    /// output (GNU parallel's -v: tagged with it, in --results' files,
+    /// counted in the job log's Receive).
+    #[arg(short = 'v')]
     pub(crate) verbose: bool,
+    /// Print each job's command line on stderr as it starts (GNU
+    /// parallel's --verbose and -t).
+    #[arg(short = 't', long = "verbose")]
+    pub(crate) trace: bool,
     /// Print no job's command line: the default (GNU parallel's
     /// --silent; it wins over -v, wherever either stands, as there).
     #[arg(long, hide = true)]
@@ -1163,7 +1168,9 @@ mod tests {
         );
         assert!(a(&["run", "--keeporder", "echo"]).keep_order);
         assert!(!a(&["run", "-k", "--nok", "echo"]).keep_order);
-        assert!(a(&["run", "-t", "echo"]).verbose);
+        assert!(a(&["run", "-t", "echo"]).trace);
+        assert!(a(&["run", "--verbose", "echo"]).trace);
+        assert!(a(&["run", "-v", "-v", "echo"]).verbose);
         assert!(a(&["run", "--silent", "-v", "echo"]).silent);
         assert!(parsed(&["run", "-u", "--group", "echo"]).is_err());
         // Twice: the last counts; repeatable options add up.

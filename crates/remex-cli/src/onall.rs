@@ -12,21 +12,30 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use remex::worker::CommandRequest;
 
+use crate::cli::RunArgs;
 use crate::workers::Workers;
 
 /// Runs `jobs` (command lines and their requests, in order) on one
-/// worker of each computer of `w`; returns how many (computer, job) runs
-/// failed.
-pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], tag: bool) -> u64 {
+/// worker of each computer of `w`, printing as `a` says (`--tag`, `-v`,
+/// `-t`); returns how many (computer, job) runs failed.
+pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], a: &RunArgs) -> u64 {
+    let (tag, verbose) = (a.tag, a.verbose && !a.silent);
     let mut running = FuturesUnordered::new();
     for (gw, label) in w.one_per_host() {
         running.push(async move {
             let mut failed = 0u64;
             for (command, req) in jobs {
+                if a.trace {
+                    eprintln!("{command}");
+                }
                 match crate::workers::run_on(&gw, req).await {
                     Ok(o) => {
                         let tag = tag.then_some(label.as_str());
-                        crate::emit::emit(&mut std::io::stdout().lock(), tag, &o.stdout);
+                        let mut out = std::io::stdout().lock();
+                        if verbose {
+                            crate::emit::emit(&mut out, tag, format!("{command}\n").as_bytes());
+                        }
+                        crate::emit::emit(&mut out, tag, &o.stdout);
                         crate::emit::emit(&mut std::io::stderr().lock(), tag, &o.stderr);
                         if !o.success() {
                             failed += 1;

@@ -120,7 +120,7 @@ struct Printer {
     slots: u64,
     bar: ProgressBar,
     workers: Option<Workers>,
-    /// `--verbose`: each job's command line before its output.
+    /// `-v`: each job's command line as the first line of its stdout.
     verbose: bool,
     /// `--results DIR`: each job's output in files too.
     results: Option<Results>,
@@ -148,23 +148,25 @@ impl Printer {
         };
         self.bar.suspend(|| match &d.result {
             Ok(t) => {
-                if self.verbose {
-                    eprintln!("{}", d.job.command);
-                }
+                // -v: the command line is the first line of the job's
+                // stdout (GNU parallel writes it there), unless streamed
+                // (then it went first, stream.rs).
+                let stdout = match self.verbose && self.streamed.is_none() {
+                    true => std::borrow::Cow::Owned(
+                        [d.job.command.as_bytes(), b"\n", &t.value.stdout].concat(),
+                    ),
+                    false => std::borrow::Cow::Borrowed(&t.value.stdout[..]),
+                };
                 if let Some(r) = &self.results {
                     // In the files only, as GNU parallel (20221122) does.
                     let o = &t.value;
-                    if let Err(e) = r.write(&self.entry(d), at, &d.job.args, &o.stdout, &o.stderr) {
+                    if let Err(e) = r.write(&self.entry(d), at, &d.job.args, &stdout, &o.stderr) {
                         eprintln!("remex: job {}: {e}", d.job.seq);
                         self.lost.set(self.lost.get() + 1);
                     }
                     return;
                 }
-                emit(
-                    &mut std::io::stdout().lock(),
-                    tag.as_deref(),
-                    &t.value.stdout,
-                );
+                emit(&mut std::io::stdout().lock(), tag.as_deref(), &stdout);
                 let mut err = std::io::stderr().lock();
                 emit(&mut err, tag.as_deref(), &t.value.stderr);
                 let o = &t.value;
@@ -203,6 +205,8 @@ impl Printer {
                     // --line-buffer those of stdout and stderr; with -u
                     // none.
                     received: match self.streamed {
+                        // With -v's line.
+                        None if self.verbose => (d.job.command.len() + 1 + o.stdout.len()) as u64,
                         None => o.stdout.len() as u64,
                         Some(Flow::Lines) => d.job.streamed + o.stderr.len() as u64,
                         Some(Flow::Raw) => 0,
@@ -299,7 +303,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         let req = setup.request(&a.limits, &command, at, &[])?;
         let specs = workers::specs(&a.workers)?;
         let w = Workers::start(&specs, &a.workers).await?;
-        let failed = crate::onall::everywhere(&w, &[(command, req)], a.tag).await;
+        let failed = crate::onall::everywhere(&w, &[(command, req)], &a).await;
         w.group.terminate(setup.end_within()).await;
         return Ok(failed.min(101) as i32);
     }
@@ -436,6 +440,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 continue;
             }
             let line = template.render_at(at, &args);
+            // -t: on stderr too, as GNU parallel shows a job it starts.
+            if a.trace {
+                eprintln!("{}", crate::raw::shown(&line));
+            }
             crate::emit::checked(out.write_all(&crate::raw::bytes(&line)));
             crate::emit::checked(out.write_all(b"\n"));
         }
@@ -490,7 +498,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             let req = setup.request(&a.limits, &command, at, &args)?;
             jobs.push((command, req));
         }
-        let failed = crate::onall::everywhere(&w, &jobs, a.tag).await;
+        let failed = crate::onall::everywhere(&w, &jobs, &a).await;
         w.group.terminate(setup.end_within()).await;
         return Ok(failed.min(101) as i32);
     }
@@ -578,6 +586,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 return Box::pin(async move { (job, Err(remex::Error::Arguments { detail })) })
             }
         };
+        // --verbose, -t: the command line on stderr as the job starts.
+        if a.trace {
+            printer.bar.suspend(|| eprintln!("{}", job.command));
+        }
         if !job.groups.is_empty() {
             // Only the workers of its host groups, in turn.
             let gateways = gateways.borrow();
@@ -619,7 +631,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             let order = order.clone().map(|o| (o, job.seq));
             let on = busy.enter(gw.id());
             let printed = Arc::new(AtomicU64::new(0));
-            let f = crate::stream::run(gw, req, flow, tag, order, printed.clone());
+            let first = printer.verbose.then(|| job.command.clone());
+            let f = crate::stream::run(gw, req, flow, tag, order, printed.clone(), first);
             return Box::pin(async move {
                 let _on = on;
                 let result = killable(f, kill).await;

@@ -100,7 +100,8 @@ impl Order {
 /// Runs `req` on `gw`, its stdout passed on to ours as `flow` says
 /// (each line prefixed with `tag` and a tab, for `Lines`; in turns when
 /// `order` holds the turns and this job's number); `printed` counts the
-/// bytes of stdout passed on, without tags.
+/// bytes of stdout passed on, without tags. `first` (`-v`'s command
+/// line) goes before the job's output, as its first line.
 pub(crate) async fn run(
     gw: Gateway,
     req: CommandRequest,
@@ -108,6 +109,7 @@ pub(crate) async fn run(
     tag: Option<String>,
     order: Option<(Arc<Order>, u64)>,
     printed: Arc<AtomicU64>,
+    first: Option<String>,
 ) -> remex::Result<TaskResult<CommandOutcome>> {
     let out = gw.newchannel();
     let req = CommandRequest {
@@ -115,7 +117,10 @@ pub(crate) async fn run(
         ..req
     };
     let call = gw.remote_call("run", &req)?;
-    let mut reader = out.async_reader();
+    let first = first
+        .map(|c| format!("{c}\n").into_bytes())
+        .unwrap_or_default();
+    let mut reader = (&first[..]).chain(out.async_reader());
     match flow {
         Flow::Lines => {
             // Each line with its newline (a last one without stays so),

@@ -3585,3 +3585,93 @@ fn onall_and_nonall_run_once_per_computer_as_in_gnu_parallel() {
     lines.sort();
     assert_eq!(lines, [":\ty", "w\ty"], "{}", o.what);
 }
+
+#[test]
+fn v_prints_the_command_in_the_output_and_t_on_stderr_as_in_gnu_parallel() {
+    // GNU parallel's -v writes each job's command line into the job's
+    // stdout, as its first line (tagged, counted in Receive, kept in
+    // --results); --verbose and -t write it on stderr as the job starts.
+    // remex took all three for one option printing on stderr.
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["-k", "-v", "--tag", "echo", ":::", "a", "b"],
+            "a\techo a\na\ta\nb\techo b\nb\tb\n",
+            "",
+        ),
+        (
+            &[
+                "-k",
+                "-v",
+                "--line-buffer",
+                "--tag",
+                "echo",
+                ":::",
+                "a",
+                "b",
+            ],
+            "a\techo a\na\ta\nb\techo b\nb\tb\n",
+            "",
+        ),
+        (&["-v", "-u", "echo", ":::", "a"], "echo a\na\n", ""),
+        (
+            &["-k", "-t", "echo", ":::", "a", "b"],
+            "a\nb\n",
+            "echo a\necho b\n",
+        ),
+        (&["-k", "--verbose", "echo", ":::", "a"], "a\n", "echo a\n"),
+        (&["--silent", "-v", "echo", ":::", "a"], "a\n", ""),
+        (&["--silent", "-t", "echo", ":::", "a"], "a\n", "echo a\n"),
+        (
+            &["-t", "--dryrun", "echo", ":::", "a"],
+            "echo a\n",
+            "echo a\n",
+        ),
+        (
+            &[
+                "-k", "-v", "--tag", "--onall", "-S", "2/:", "echo", ":::", "a",
+            ],
+            ":\techo a\n:\ta\n",
+            "",
+        ),
+    ];
+    for (args, stdout, stderr) in cases {
+        let mut c = remex();
+        c.args(["run", "--no-bar"]).args(*args);
+        let o = ran(&mut c);
+        assert!(o.status.success(), "{}: {}", o.what, o.stderr);
+        assert_eq!(
+            (o.stdout.as_str(), o.stderr.as_str()),
+            (*stdout, *stderr),
+            "{}",
+            o.what
+        );
+        if let Some(mut p) = gnu_parallel() {
+            let o = ran(p.args(*args));
+            assert_eq!(
+                (o.stdout.as_str(), o.stderr.as_str()),
+                (*stdout, *stderr),
+                "{}",
+                o.what
+            );
+        }
+    }
+    // In the job log's Receive and in --results' stdout file.
+    let dir = scratch("v-results");
+    let o = run(&[
+        "run",
+        "--no-bar",
+        "-v",
+        "--joblog",
+        "-",
+        "--results",
+        dir.to_str().unwrap(),
+        "echo",
+        ":::",
+        "ab",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr);
+    let log = o.stdout.lines().nth(1).unwrap_or_default().to_string();
+    assert_eq!(log.split('\t').nth(5), Some("11"), "{log:?}");
+    let file = std::fs::read_to_string(dir.join("1/ab/stdout")).unwrap();
+    assert_eq!(file, "echo ab\nab\n");
+}
