@@ -107,11 +107,19 @@ impl Halt {
 
     /// The exit status once the halt is reached, GNU parallel's rule:
     /// `success=`: 0; a share: the percentage of the `total` jobs that
-    /// failed (rounded up); `fail=1` or `done=1`: the last job's own
-    /// status (`code`); else the number failed (at most 101).
+    /// failed (rounded up); `fail=1` or `done=1`, or a share that is one
+    /// job of the total (`fail=20%` of 5): the last job's own status
+    /// (`code`); else the number failed (at most 101).
     pub(crate) fn status(&self, failed: u64, total: Option<u64>, code: i32) -> i32 {
         match self.0 {
             Some((_, Count::Success, _)) | None => 0,
+            // GNU parallel turns the share into a count of jobs (total x
+            // P/100, a float) and that count's rule applies when it is 1.
+            Some((_, _, Amount::Percent(p)))
+                if total.is_some_and(|t| t as f64 * (p / 100.0) == 1.0) =>
+            {
+                code
+            }
             Some((_, _, Amount::Percent(_))) => {
                 let total = total.unwrap_or(failed).max(1);
                 (failed * 100).div_ceil(total) as i32
@@ -176,6 +184,10 @@ mod tests {
         assert_eq!(h.check(1, 2, Some(10)), None);
         assert_eq!(h.check(2, 1, Some(10)), Some(When::Soon));
         assert_eq!(h.status(2, Some(10), 2), 20);
+        // A share that is one job is fail=1: the job's own status.
+        let h: Halt = "soon,fail=20%".parse().unwrap();
+        assert_eq!(h.status(1, Some(5), 7), 7);
+        assert_eq!(h.status(1, Some(6), 7), 17);
         assert_eq!("now,fail=1".parse::<Halt>().unwrap().status(1, None, 7), 7);
         assert_eq!("soon,fail=3".parse::<Halt>().unwrap().status(4, None, 7), 4);
         assert_eq!(

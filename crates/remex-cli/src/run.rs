@@ -339,7 +339,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // Bytes of arguments a shared job may have: -s less the command.
     let max_chars = a.max_chars.unwrap_or_else(crate::jobs::default_max_chars);
     let line = max_chars
-        .saturating_sub(a.command.iter().map(|w| w.len() + 1).sum::<usize>())
+        .saturating_sub(command.iter().map(|w| w.len() + 1).sum::<usize>())
         .max(1);
     // Read whole when the jobs must be counted, shuffled or shared.
     let plain = Spelling {

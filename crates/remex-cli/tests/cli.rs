@@ -2058,6 +2058,23 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             " \nd/ \nx/.e .e\n",
         ),
+        // -s counts the command without its inputs (remex subtracted
+        // the ::: and the inputs too, and so put each input alone).
+        (
+            &[
+                "-k", "-s", "20", "-j1", "-m", "echo", ":::", "aaaa", "bbbb", "cccc", "dddd",
+                "eeee",
+            ],
+            None,
+            "aaaa bbbb cccc\ndddd eeee\n",
+        ),
+        (
+            &[
+                "-k", "--xargs", "-s", "15", "echo", ":::", "a", "b", "c", "d", "e", "f", "g", "h",
+            ],
+            None,
+            "a b c d e\nf g h\n",
+        ),
         // A last line without its newline stays so, tagged or streamed.
         (
             &["-k", "--tag", "printf 'x\\ny'", ":::", "a", "b"],
