@@ -151,6 +151,24 @@ fn takes_value(a: &clap::Arg) -> bool {
     a.get_action().takes_values()
 }
 
+/// Whether `a` may be given without its value (`-l`, `--max-lines`).
+fn optional_value(a: &clap::Arg) -> bool {
+    takes_value(a) && a.get_num_args().is_some_and(|n| n.min_values() == 0)
+}
+
+/// The value `a` has when given without one (clap keeps it private): the
+/// one option whose value may be left out is -l/--max-lines.
+fn default_of(a: &clap::Arg) -> &'static str {
+    debug_assert_eq!(a.get_id(), "max_lines");
+    crate::cli::MAX_LINES_LEFT_OUT
+}
+
+/// Whether `t` is a number (an optional value is taken only then).
+fn numeric(t: Option<&OsString>) -> bool {
+    t.and_then(|t| t.to_str())
+        .is_some_and(|t| t.parse::<f64>().is_ok())
+}
+
 /// Where the options of `remex run` begin in `args` (after the program
 /// name and options before the subcommand), if the subcommand is `run`.
 fn run_options(top: &clap::Command, args: &[OsString]) -> Option<usize> {
@@ -199,6 +217,14 @@ pub(crate) fn expand(
                 None => (long, None),
             };
             match resolve(run, name)? {
+                // --max-lines without a number after it: 1 (GNU parallel
+                // takes its value only when it is a number).
+                Meant::Ours(a, written)
+                    if value.is_none() && optional_value(a) && !numeric(args.get(i + 1)) =>
+                {
+                    args[i] = OsString::from(format!("{written}={}", default_of(a)));
+                    i += 1;
+                }
                 Meant::Ours(a, written) => {
                     let mut new = vec![OsString::from(&written)];
                     if let Some(v) = value {
@@ -234,7 +260,12 @@ pub(crate) fn expand(
             };
             if takes_value(a) {
                 if at + c.len_utf8() == t.len() {
-                    next += 1;
+                    if optional_value(a) && !numeric(args.get(i + 1)) {
+                        // `-l echo`: -l 1.
+                        args[i] = OsString::from(format!("{t}{}", default_of(a)));
+                    } else {
+                        next += 1;
+                    }
                 }
                 break;
             }

@@ -276,12 +276,27 @@ pub(crate) struct RunArgs {
     /// With ':', each source's first input names its columns: {name} in the command.
     #[arg(long, value_name = ":")]
     pub(crate) header: Option<String>,
-    /// K inputs per job ({1}..{K}; {} all of them); -N0: one input per job, given to none.
-    /// (A negative K is one input per job, as in GNU parallel.)
-    #[arg(short = 'N', long = "max-args", short_alias = 'n',
-          aliases = ["maxargs", "max-replace-args", "maxreplaceargs"], value_name = "K",
+    /// K inputs per job ({1}..{K}; a word holding {} repeated for each
+    /// input, as with -X); -N0: one input per job, given to none. (A
+    /// negative K is one input per job, as in GNU parallel.)
+    #[arg(short = 'N', long = "max-replace-args", alias = "maxreplaceargs", value_name = "K",
           value_parser = max_args, allow_negative_numbers = true)]
     pub(crate) max_args: Option<usize>,
+    /// K inputs per job, as -N K but {} is all of them in one word (-N
+    /// wins over it).
+    #[arg(short = 'n', long = "max-args", alias = "maxargs", value_name = "K",
+          value_parser = max_args, allow_negative_numbers = true)]
+    pub(crate) max_args_plain: Option<usize>,
+    /// At most N input lines per job (xargs' and GNU parallel's -L): as
+    /// -N N (-N and -n win over it), and a line ending in a blank is
+    /// continued by the next.
+    #[arg(short = 'L', value_name = "N", value_parser = max_lines)]
+    pub(crate) lines: Option<usize>,
+    /// As -L, N 1 when no number follows, and as -n, not -N (GNU
+    /// parallel's -l and --max-lines).
+    #[arg(short = 'l', long = "max-lines", alias = "maxlines", value_name = "N",
+          num_args = 0..=1, default_missing_value = MAX_LINES_LEFT_OUT, value_parser = max_lines)]
+    pub(crate) max_lines: Option<usize>,
     /// STR stands for {} in the command.
     #[arg(short = 'I', long = "replace", value_name = "STR")]
     pub(crate) replace: Option<String>,
@@ -640,6 +655,19 @@ fn max_args(s: &str) -> Result<usize, String> {
     Ok(if n < 0 { 1 } else { n as usize })
 }
 
+/// `-l`'s value when none follows it.
+pub(crate) const MAX_LINES_LEFT_OUT: &str = "1";
+
+/// `-L`'s and `-l`'s value: a whole number of lines; 0 is 1 (GNU
+/// parallel's).
+fn max_lines(s: &str) -> Result<usize, String> {
+    let n = s
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("-L and -l take a whole number of lines per job, not {s:?}"))?;
+    Ok(n.max(1))
+}
+
 /// A whole number, negative ones too.
 fn whole(s: &str) -> Option<i64> {
     s.trim().parse().ok()
@@ -820,15 +848,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--minversion",
             "--show-limits",
             "--showlimits",
-        ],
-    ),
-    (
-        "for several inputs per job, use -N K",
-        &[
-            "-L",
-            "-l",
-            "--max-lines",
-            "--maxlines",
         ],
     ),
     (
@@ -1180,7 +1199,20 @@ mod tests {
         assert!(r.keep_order);
         assert_eq!(r.jobs, a(&["run", "-j3", "echo"]).jobs);
         assert_eq!(r.workers.tx, ["popen", "2*popen"]);
-        assert_eq!(a(&["run", "-n", "2", "echo"]).max_args, Some(2));
+        assert_eq!(a(&["run", "-n", "2", "echo"]).max_args_plain, Some(2));
+        assert_eq!(
+            a(&["run", "--max-args", "2", "echo"]).max_args_plain,
+            Some(2)
+        );
+        assert_eq!(
+            a(&["run", "--max-replace-args", "2", "echo"]).max_args,
+            Some(2)
+        );
+        assert_eq!(a(&["run", "-l", "echo"]).max_lines, Some(1));
+        assert_eq!(a(&["run", "-l", "3", "echo"]).max_lines, Some(3));
+        assert_eq!(a(&["run", "-kl", "echo"]).max_lines, Some(1));
+        assert_eq!(a(&["run", "--max-lines", "echo"]).max_lines, Some(1));
+        assert_eq!(a(&["run", "-L", "0", "echo"]).lines, Some(1));
         // -j -1 is "one less than the CPUs", as -j-1 (not an option -1).
         assert_eq!(
             a(&["run", "-j", "-1", "echo"]).jobs,

@@ -763,6 +763,9 @@ pub(crate) struct Reading {
     pub(crate) link: bool,
     /// `-N K`: K inputs in each job (0: one input, given to none).
     pub(crate) per_job: Option<usize>,
+    /// `-L`, `-l`: an input ending in a blank is continued by the next
+    /// (joined as they are).
+    pub(crate) continued: bool,
 }
 
 impl Reading {
@@ -807,15 +810,44 @@ impl Reading {
         };
         let eof = self.eof.clone();
         let me = self.clone();
+        let raw = raw.take_while(move |r| match (r, &eof) {
+            (Ok(s), Some(e)) => s != e,
+            _ => true,
+        });
+        let raw: Box<dyn Iterator<Item = Result<String, String>> + Send> = match self.continued {
+            true => Box::new(continued(raw)),
+            false => Box::new(raw),
+        };
         Ok(Box::new(
-            raw.take_while(move |r| match (r, &eof) {
-                (Ok(s), Some(e)) => s != e,
-                _ => true,
-            })
-            // Each column trimmed, as GNU parallel trims each argument.
-            .map(move |r| r.map(|s| me.columns(s).into_iter().map(|c| me.trimmed(c)).collect())),
+            raw
+                // Each column trimmed, as GNU parallel trims each argument.
+                .map(move |r| {
+                    r.map(|s| me.columns(s).into_iter().map(|c| me.trimmed(c)).collect())
+                }),
         ))
     }
+}
+
+/// `items` with each one that ends in a blank (Perl's `\s`) joined to
+/// the next, as GNU parallel reads lines under `-L`/`-l`; a last one
+/// stays as it is.
+fn continued(
+    mut items: impl Iterator<Item = Result<String, String>> + Send,
+) -> impl Iterator<Item = Result<String, String>> + Send {
+    std::iter::from_fn(move || {
+        let mut joined = items.next()?;
+        while let Ok(s) = &mut joined {
+            if !s.ends_with([' ', '\t', '\n', '\r', '\x0b', '\x0c']) {
+                break;
+            }
+            match items.next() {
+                Some(Ok(next)) => s.push_str(&next),
+                Some(Err(e)) => return Some(Err(e)),
+                None => break,
+            }
+        }
+        Some(joined)
+    })
 }
 
 /// `s` split where `re` matches, as Perl's `split /re/, s, -1` does

@@ -284,7 +284,9 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
         colsep,
         header,
         link: a.link,
-        per_job: a.max_args,
+        // -N wins over -n, and both over -L/-l, as in GNU parallel.
+        per_job: a.max_args.or(a.max_args_plain).or(a.lines).or(a.max_lines),
+        continued: a.lines.is_some() || a.max_lines.is_some(),
     })
 }
 
@@ -377,7 +379,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     };
     let mut setup = JobSetup::new(&a, &inputs.names)?;
     let mut template = Template::parse_words(&command, &spelling).quoted_for(setup.shell());
-    if a.context {
+    // -N and -L replace in context as -X does (GNU parallel's rule; -L
+    // not with -m or --xargs); -n and -l do not.
+    let in_context = a.max_args.is_some() || (a.lines.is_some() && !(a.multiple || a.xargs));
+    if a.context || in_context {
         template = template.in_context();
     }
     let tagstring = a

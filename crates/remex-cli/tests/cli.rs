@@ -2075,6 +2075,29 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "a b c d e\nf g h\n",
         ),
+        // -N and -L replace in context (as -X), -n and -l do not; -L/-l
+        // continue a line that ends in a blank; -l takes a number only.
+        (
+            &["-k", "-N", "2", "echo", "x{}x", ":::", "a", "b", "c"],
+            None,
+            "xax xbx\nxcx\n",
+        ),
+        (
+            &["-k", "-n", "2", "echo", "x{}x", ":::", "a", "b", "c"],
+            None,
+            "xa bx\nxcx\n",
+        ),
+        (
+            &["-k", "-L", "2", "echo", "x{}x"],
+            Some("a b\nc d\ne\n"),
+            "xa bx xc dx\nxex\n",
+        ),
+        (
+            &["-k", "-l", "echo", "x{}x"],
+            Some("a \nb\nc\n"),
+            "xa bx\nxcx\n",
+        ),
+        (&["-k", "-l", "2", "echo"], Some("a\nb\nc\n"), "a b\nc\n"),
         // A last line without its newline stays so, tagged or streamed.
         (
             &["-k", "--tag", "printf 'x\\ny'", ":::", "a", "b"],
