@@ -480,10 +480,15 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         None => None,
     };
     let w = Workers::start(&specs, &a.workers).await?;
+    // The basefiles' names (a directory's files), for --cleanup.
+    let mut base = Vec::new();
     if !a.basefile.is_empty() {
-        if let Err(e) = basefiles(&w, &a.basefile, &setup, false).await {
-            w.group.terminate(setup.end_within()).await;
-            return Err(e);
+        match basefiles(&w, &a.basefile, &setup, false).await {
+            Ok(names) => base = names,
+            Err(e) => {
+                w.group.terminate(setup.end_within()).await;
+                return Err(e);
+            }
         }
     }
     if a.onall {
@@ -999,7 +1004,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     }
     if !a.basefile.is_empty() && a.cleanup {
         if let Some(w) = &printer.workers {
-            if let Err(e) = basefiles(w, &a.basefile, &setup, true).await {
+            if let Err(e) = basefiles(w, &base, &setup, true).await {
                 eprintln!("remex: {e}");
             }
         }

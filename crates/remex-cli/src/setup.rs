@@ -252,8 +252,12 @@ impl JobSetup {
                 if crate::raw::has_raw(&p) {
                     return Err(crate::raw::refuse("--transferfile", &p));
                 }
-                let body = read_bounded(&p).map_err(|e| format!("--transferfile {p}: {e}"))?;
-                send.push((p, body));
+                // A directory is every file under it (rsync -r's, as GNU
+                // parallel moves them).
+                send.extend(
+                    remex::worker::Transfer::files_at(&p)
+                        .map_err(|e| format!("--transferfile {p}: {e}"))?,
+                );
             }
             req.transfer = Some(remex::worker::Transfer {
                 send,
@@ -277,40 +281,26 @@ impl JobSetup {
     }
 }
 
-/// A local file to send, at most [`remex::worker::MOST_RETURNED`] bytes.
-fn read_bounded(path: &str) -> Result<bytes::Bytes, String> {
-    let m = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if m.len() > remex::worker::MOST_RETURNED {
-        return Err(format!(
-            "{} bytes, more than the {} a file sent with a job may have (use remex rsync)",
-            m.len(),
-            remex::worker::MOST_RETURNED
-        ));
-    }
-    std::fs::read(path)
-        .map(bytes::Bytes::from)
-        .map_err(|e| e.to_string())
-}
-
-/// `--basefile`: sends the files to every worker (in the jobs'
-/// directory) before the first job, or removes them there (`remove`,
-/// after the last job with `--cleanup`); not on a worker that runs in
-/// this directory.
+/// `--basefile`: sends the files (a directory: the files under it) to
+/// every worker (in the jobs' directory) before the first job, returning
+/// their names; or removes the files named (`remove`, after the last job
+/// with `--cleanup`), and the directories that leaves empty. Not on a
+/// worker that runs in this directory.
 pub(crate) async fn basefiles(
     w: &Workers,
     files: &[String],
     setup: &JobSetup,
     remove: bool,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     let mut send = Vec::new();
     if !remove {
         for p in files {
-            send.push((
-                p.clone(),
-                read_bounded(p).map_err(|e| format!("--basefile {p}: {e}"))?,
-            ));
+            send.extend(
+                remex::worker::Transfer::files_at(p).map_err(|e| format!("--basefile {p}: {e}"))?,
+            );
         }
     }
+    let names = send.iter().map(|(p, _)| p.clone()).collect();
     let req = remex::worker::CommandRequest {
         cwd: setup.workdir.clone(),
         transfer: Some(remex::worker::Transfer {
@@ -331,7 +321,7 @@ pub(crate) async fn basefiles(
                 .map_err(|e| format!("--basefile on {label}: {e}"))
         }
     });
-    futures::future::try_join_all(calls).await.map(|_| ())
+    futures::future::try_join_all(calls).await.map(|_| names)
 }
 
 /// Writes the files a job brought back where they belong here.

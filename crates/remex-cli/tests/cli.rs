@@ -3715,3 +3715,49 @@ fn v_prints_the_command_in_the_output_and_t_on_stderr_as_in_gnu_parallel() {
     let file = std::fs::read_to_string(dir.join("1/ab/stdout")).unwrap();
     assert_eq!(file, "echo ab\nab\n");
 }
+
+#[test]
+fn directories_travel_with_jobs_and_are_cleaned_up_there_as_with_rsync() {
+    // GNU parallel moves files with rsync -r: a directory given to
+    // --transferfile, --return or --basefile travels whole. remex sent
+    // one file per name and failed on a directory ("Is a directory");
+    // --cleanup left the emptied directories behind.
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.7");
+    let spec = sshd.spec("");
+    let d = scratch("transfer-dirs");
+    for (name, text) in [("data/a", "A\n"), ("data/sub/b", "B\n"), ("base/x", "X\n")] {
+        let path = d.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let mut c = remex();
+    c.current_dir(&d).args([
+        "run",
+        "--tx",
+        &spec,
+        "--no-bar",
+        "--workdir",
+        "jobs",
+        "--basefile",
+        "base",
+        "--transferfile",
+        "{}",
+        "--return",
+        "{}.out",
+        "--cleanup",
+        "--",
+        "mkdir -p {}.out/s && cat {}/a {}/sub/b base/x > {}.out/s/all && echo {}.out/top > {}.out/top",
+        ":::",
+        "data",
+    ]);
+    let o = ran(&mut c);
+    assert!(o.status.success(), "{}\n{}", o.stderr, sshd.log());
+    let back = |p: &str| std::fs::read_to_string(d.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(back("data.out/s/all"), "A\nB\nX\n");
+    assert_eq!(back("data.out/top"), "data.out/top\n");
+    let there = sshd.home().join("jobs");
+    let left: Vec<_> = std::fs::read_dir(&there)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left on the host in {there:?}: {left:?}");
+}

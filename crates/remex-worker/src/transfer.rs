@@ -41,11 +41,16 @@ pub struct Transfer {
     pub send: Vec<(String, Bytes)>,
     /// Read after the command and returned in
     /// [`CommandOutcome::files`](crate::CommandOutcome::files) (a file
-    /// that is not there is left out).
+    /// that is not there is left out; a directory is every regular file
+    /// under it, as `DIR/SUB/FILE`; at most [`MOST_RETURNED`] bytes in
+    /// all).
     pub back: Vec<String>,
-    /// Removed after the command (and `back` read).
+    /// Removed after the command (and `back` read), with the directories
+    /// that leaves empty (the job's directory excepted).
     pub remove: Vec<String>,
-    /// Also remove `send` and `back` after the command.
+    /// Also remove `send` and what `back` returned after the command,
+    /// and the directories that leaves empty (the job's directory
+    /// excepted), as GNU parallel's `--cleanup` does.
     pub cleanup: bool,
     /// Where the files come from: nothing is moved or removed when the
     /// job's directory is this one (see [`Place::of`]).
@@ -61,6 +66,83 @@ pub struct Place {
     pub dev: u64,
     /// The directory's inode.
     pub ino: u64,
+}
+
+impl Transfer {
+    /// The file at `path` as [`Transfer::send`] entries: itself, or if it
+    /// is a directory every regular file under it (`DIR/SUB/FILE`; a
+    /// symbolic link to a file is followed, one to a directory is not),
+    /// at most [`MOST_RETURNED`] bytes in all. An error names the path
+    /// and what was wrong.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("remex-files-at-{}", std::process::id()));
+    /// std::fs::create_dir_all(dir.join("sub")).unwrap();
+    /// std::fs::write(dir.join("sub/a"), "A").unwrap();
+    /// let files = remex::worker::Transfer::files_at(&dir.display().to_string()).unwrap();
+    /// assert_eq!(files, [(format!("{}/sub/a", dir.display()), bytes::Bytes::from("A"))]);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn files_at(path: &str) -> Result<Vec<(String, Bytes)>, String> {
+        let files = files_under(Path::new(path)).map_err(|e| format!("{path}: {e}"))?;
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let body = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            out.push((f.display().to_string(), Bytes::from(body)));
+        }
+        Ok(out)
+    }
+}
+
+/// The regular files at `root`: itself, or those under it (sorted), at
+/// most [`MOST_RETURNED`] bytes in all (an error says so). Symbolic links
+/// to files are followed, to directories not (no cycles).
+fn files_under(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let too_big = |n: u64| {
+        std::io::Error::other(format!(
+            "{n} bytes or more, more than the {MOST_RETURNED} that files travelling with a job may have (use remex rsync)"
+        ))
+    };
+    let m = std::fs::metadata(root)?;
+    if !m.is_dir() {
+        if m.len() > MOST_RETURNED {
+            return Err(too_big(m.len()));
+        }
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let (mut files, mut total, mut dirs) = (Vec::new(), 0u64, vec![root.to_path_buf()]);
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let path = e?.path();
+            let link = std::fs::symlink_metadata(&path)?.file_type().is_symlink();
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if m.is_dir() && !link {
+                dirs.push(path);
+            } else if m.is_file() {
+                total += m.len();
+                if total > MOST_RETURNED {
+                    return Err(too_big(total));
+                }
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Removes the directories above `file` up to `top` (not `top`) that are
+/// empty, as GNU parallel's cleanup does (`rmdir` of the parents).
+fn remove_empty_parents(top: &Path, file: &Path) {
+    let mut d = file.parent();
+    while let Some(dir) = d.filter(|d| *d != top && d.starts_with(top)) {
+        if std::fs::remove_dir(dir).is_err() {
+            break;
+        }
+        d = dir.parent();
+    }
 }
 
 impl Place {
@@ -137,32 +219,79 @@ impl<'a> Carried<'a> {
             return Ok(Vec::new());
         }
         let mut files = Vec::new();
+        let mut total = 0u64;
         for p in self.t.back.iter().filter(|p| self.moves(p)) {
             let path = self.dir.join(p);
-            match std::fs::metadata(&path) {
-                Ok(m) if m.len() > MOST_RETURNED => {
+            if std::fs::metadata(&path).is_err() {
+                continue;
+            }
+            let found = files_under(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for f in found {
+                let body =
+                    std::fs::read(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+                total += body.len() as u64;
+                if total > MOST_RETURNED {
                     return Err(format!(
-                        "{} is {} bytes, more than the {MOST_RETURNED} a returned file may have",
-                        path.display(),
-                        m.len()
-                    ))
+                        "{} and the files before it are more than the {MOST_RETURNED} bytes a job may return",
+                        f.display()
+                    ));
                 }
-                Ok(_) => {
-                    let body = std::fs::read(&path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                    files.push((p.clone(), Bytes::from(body)));
-                }
-                Err(_) => {}
+                // Named as asked: `p`, then its place under `p`.
+                let rel = f.strip_prefix(&path).unwrap_or(Path::new(""));
+                let name = match rel.as_os_str().is_empty() {
+                    true => p.clone(),
+                    false => format!("{}/{}", p.trim_end_matches('/'), rel.display()),
+                };
+                files.push((name, Bytes::from(body)));
             }
         }
         let mut gone: Vec<&String> = self.t.remove.iter().collect();
         if self.t.cleanup {
             gone.extend(self.t.send.iter().map(|(p, _)| p));
-            gone.extend(&self.t.back);
+            gone.extend(files.iter().map(|(p, _)| p));
         }
         for p in gone.into_iter().filter(|p| self.moves(p)) {
-            let _ = std::fs::remove_file(self.dir.join(p));
+            let path = self.dir.join(p);
+            let _ = std::fs::remove_file(&path);
+            remove_empty_parents(&self.dir, &path);
         }
         Ok(files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_is_its_files_within_the_bound_and_links_to_directories_are_not_followed() {
+        let d = std::env::temp_dir().join(format!("remex-files-under-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("t/sub")).unwrap();
+        std::fs::write(d.join("t/a"), "a").unwrap();
+        std::fs::write(d.join("t/sub/b"), "b").unwrap();
+        std::os::unix::fs::symlink(d.join("t/a"), d.join("t/to-a")).unwrap();
+        // A loop: followed, it would never end.
+        std::os::unix::fs::symlink(d.join("t"), d.join("t/sub/up")).unwrap();
+        let files = files_under(&d.join("t")).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.strip_prefix(&d).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [Path::new("t/a"), Path::new("t/sub/b"), Path::new("t/to-a")]
+        );
+        // Sparse files: sizes past the bound without the disk space.
+        let big = std::fs::File::create(d.join("t/sub/big")).unwrap();
+        big.set_len(MOST_RETURNED / 2 + 1).unwrap();
+        assert!(files_under(&d.join("t")).is_ok());
+        let big2 = std::fs::File::create(d.join("t/big2")).unwrap();
+        big2.set_len(MOST_RETURNED / 2 + 1).unwrap();
+        let e = files_under(&d.join("t")).unwrap_err().to_string();
+        assert!(e.contains("more than the 268435456"), "{e}");
+        let e = Transfer::files_at(&d.join("t").display().to_string()).unwrap_err();
+        assert!(e.starts_with(&d.join("t").display().to_string()), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
