@@ -242,6 +242,19 @@ pub(crate) fn perl_expression(text: &str) -> Option<&str> {
     Some(&text[open..open + 2 + close + 2])
 }
 
+/// What stands for the `{` of a replacement string that `-I` and the
+/// like renamed, while a command is parsed (a character of Unicode's
+/// private use area).
+const HIDDEN_BRACE: char = '\u{E000}';
+
+/// `p` with the hidden braces of its text put back.
+fn unhide(p: Piece) -> Piece {
+    match p {
+        Piece::Text(t) => Piece::Text(t.replace(HIDDEN_BRACE, "{")),
+        other => other,
+    }
+}
+
 fn all_text(pieces: &[Piece]) -> bool {
     pieces.iter().all(|p| matches!(p, Piece::Text(_)))
 }
@@ -257,12 +270,48 @@ impl Template {
     /// Parses the command `words` as `spelling` says (joined by spaces,
     /// or each one shell word with `-q`).
     pub(crate) fn parse_words(words: &[String], spelling: &Spelling<'_>) -> Template {
+        let renamed: Vec<&(String, &'static str)> = spelling
+            .renames
+            .iter()
+            .filter(|(from, to)| !from.is_empty() && from != to)
+            .collect();
+        // A renamed string is text (`-I @@ echo {}` prints `{}`, as in
+        // GNU parallel), and so are its positional forms (`{1}` for `{}`,
+        // `{1.}` for `{.}`: GNU parallel derives them from the string's
+        // new spelling, which has none): their `{` is hidden while the
+        // renames are made and the command is parsed, and put back in the
+        // text after (not when the command holds the hiding character).
+        let hide = !renamed.is_empty() && !words.iter().any(|w| w.contains(HIDDEN_BRACE));
+        let positional: Vec<regex::Regex> = renamed
+            .iter()
+            .filter_map(|(_, to)| to.strip_prefix('{')?.strip_suffix('}'))
+            .filter_map(|inner| {
+                regex::Regex::new(&format!(r"\{{(-?[0-9]+{}\}})", regex::escape(inner))).ok()
+            })
+            .collect();
         let respell = |w: &str| {
-            spelling
-                .renames
+            let w = match hide {
+                true => {
+                    let w = renamed.iter().fold(w.to_string(), |w, (_, to)| {
+                        w.replace(to, &to.replacen('{', &HIDDEN_BRACE.to_string(), 1))
+                    });
+                    positional.iter().fold(w, |w, re| {
+                        re.replace_all(&w, format!("{HIDDEN_BRACE}${{1}}"))
+                            .into_owned()
+                    })
+                }
+                false => w.to_string(),
+            };
+            renamed
                 .iter()
-                .filter(|(from, to)| !from.is_empty() && from != to)
-                .fold(w.to_string(), |w, (from, to)| w.replace(from.as_str(), to))
+                .fold(w, |w, (from, to)| w.replace(from.as_str(), to))
+        };
+        let pieces = |text: &str| -> Vec<Piece> {
+            let p = pieces(text, spelling.names, spelling.plus);
+            match hide {
+                true => p.into_iter().map(unhide).collect(),
+                false => p,
+            }
         };
         let cmd = words
             .iter()
@@ -278,10 +327,7 @@ impl Template {
             };
         }
         if spelling.quote_words {
-            let mut split: Vec<Vec<Piece>> = words
-                .iter()
-                .map(|w| pieces(&respell(w), spelling.names, spelling.plus))
-                .collect();
+            let mut split: Vec<Vec<Piece>> = words.iter().map(|w| pieces(&respell(w))).collect();
             if split.iter().all(|w| all_text(w)) {
                 split.push(vec![Piece::Arg(None, Part::Whole)]);
             }
@@ -292,7 +338,7 @@ impl Template {
                 quoting: Quoting::Sh,
             };
         }
-        let mut p = pieces(&cmd, spelling.names, spelling.plus);
+        let mut p = pieces(&cmd);
         if all_text(&p) {
             p.push(Piece::Text(" ".into()));
             p.push(Piece::Arg(None, Part::Whole));
@@ -493,9 +539,13 @@ fn render(pieces: &[Piece], at: At, args: &[String], quoted: Option<Quoting>) ->
                 let words: Vec<String> = args.iter().map(|a| q(apply(part, a))).collect();
                 out.push_str(&words.join(" "));
             }
+            // A position past the job's arguments is nothing, not an
+            // empty argument (`echo {1} {2} ::: a` runs `echo a `, as in
+            // GNU parallel).
             Piece::Arg(Some(n), part) => {
-                let a = args.get(n - 1).map(String::as_str).unwrap_or("");
-                out.push_str(&q(apply(part, a)));
+                if let Some(a) = args.get(n - 1) {
+                    out.push_str(&q(apply(part, a)));
+                }
             }
             Piece::ArgBack(n, part) => {
                 let a = args
@@ -766,6 +816,8 @@ pub(crate) struct Reading {
     /// `-L`, `-l`: an input ending in a blank is continued by the next
     /// (joined as they are).
     pub(crate) continued: bool,
+    /// `-r`: inputs that are only blanks are skipped.
+    pub(crate) skip_blank: bool,
 }
 
 impl Reading {
@@ -814,10 +866,11 @@ impl Reading {
             (Ok(s), Some(e)) => s != e,
             _ => true,
         });
-        let raw: Box<dyn Iterator<Item = Result<String, String>> + Send> = match self.continued {
-            true => Box::new(continued(raw)),
-            false => Box::new(raw),
-        };
+        let raw: Box<dyn Iterator<Item = Result<String, String>> + Send> =
+            match self.continued || self.skip_blank {
+                true => Box::new(shaped(raw, self.skip_blank, self.continued)),
+                false => Box::new(raw),
+            };
         Ok(Box::new(
             raw
                 // Each column trimmed, as GNU parallel trims each argument.
@@ -828,25 +881,36 @@ impl Reading {
     }
 }
 
-/// `items` with each one that ends in a blank (Perl's `\s`) joined to
-/// the next, as GNU parallel reads lines under `-L`/`-l`; a last one
-/// stays as it is.
-fn continued(
+/// `items` as GNU parallel reads them under `-r` and `-L`/`-l` (its
+/// multiread): an item continued from the one before is joined to it;
+/// then one that is only blanks is skipped (`skip_blank`); then one that
+/// ends in a blank (Perl's `\s`) is continued by the next (`continued`),
+/// the last one staying as it is.
+fn shaped(
     mut items: impl Iterator<Item = Result<String, String>> + Send,
+    skip_blank: bool,
+    continued: bool,
 ) -> impl Iterator<Item = Result<String, String>> + Send {
-    std::iter::from_fn(move || {
-        let mut joined = items.next()?;
-        while let Ok(s) = &mut joined {
-            if !s.ends_with([' ', '\t', '\n', '\r', '\x0b', '\x0c']) {
-                break;
-            }
-            match items.next() {
-                Some(Ok(next)) => s.push_str(&next),
-                Some(Err(e)) => return Some(Err(e)),
-                None => break,
-            }
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c');
+    let mut before: Option<String> = None;
+    std::iter::from_fn(move || loop {
+        let s = match items.next() {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Some(Err(e)),
+            None => return before.take().map(Ok),
+        };
+        let s = match before.take() {
+            Some(b) => b + s.as_str(),
+            None => s,
+        };
+        if skip_blank && s.chars().all(blank) {
+            continue;
         }
-        Some(joined)
+        if continued && s.ends_with(blank) {
+            before = Some(s);
+            continue;
+        }
+        return Some(Ok(s));
     })
 }
 
@@ -1081,9 +1145,6 @@ impl Inputs {
         }
         if groups.is_empty() {
             groups.push(vec![Source::File("-".into(), false)]);
-        }
-        if reading.per_job.is_some_and(|k| k > 0) && (groups.len() > 1 || groups[0].len() > 1) {
-            return Err("-N K with more than one input source: remex groups the inputs of one source (use --colsep for several arguments per input)".into());
         }
         let mut names = Vec::new();
         let mut width = 0usize;
@@ -1653,7 +1714,9 @@ mod tests {
         assert_eq!(total, Some(2));
         assert_eq!(got, vec![s(&["a", "b"]), s(&["c"])]);
         let t = Template::parse("echo {2}-{1}");
-        assert_eq!(t.render(2, None, &s(&["c"])), "echo ''-c");
+        // A missing {2} is nothing (`parallel --dryrun -N2 echo {2}-{1}
+        // ::: a b c` prints `echo -c`).
+        assert_eq!(t.render(2, None, &s(&["c"])), "echo -c");
         let none = Reading {
             per_job: Some(0),
             ..Reading::default()
@@ -1661,9 +1724,14 @@ mod tests {
         let (total, got) = jobs(&["echo", ":::", "a", "b", "c"], &none);
         assert_eq!(total, Some(3));
         assert!(got.iter().all(Vec::is_empty) && got.len() == 3);
-        let (_, sources) = split_command(&s(&["echo", ":::", "a", ":::", "b"]));
-        let e = Inputs::open_with(sources, &two, false).err().unwrap();
-        assert!(e.contains("-N K with more than one input source"), "{e}");
+        // With several sources, K of their combinations, one after the
+        // other (`parallel -N2 echo ::: a b ::: x y`: `a x a y`, `b x b y`).
+        let (total, got) = jobs(&["echo", ":::", "a", "b", ":::", "x", "y"], &two);
+        assert_eq!(total, Some(2));
+        assert_eq!(
+            got,
+            vec![s(&["a", "x", "a", "y"]), s(&["b", "x", "b", "y"])]
+        );
     }
 
     #[test]
@@ -1676,6 +1744,20 @@ mod tests {
             },
         );
         assert_eq!(t.render(1, None, &s(&["a b"])), "mv 'a b' 'a b'.bak");
+        // The string it renames is text then (GNU parallel: `-I ,, echo
+        // {} ,,` runs `echo {} a`), and a command holding neither gets
+        // the input after it.
+        let renamed = Spelling {
+            renames: &[(",,".into(), "{}")],
+            ..Spelling::default()
+        };
+        let t = Template::parse_words(&s(&["echo", "{}", ",,", "{1}"]), &renamed);
+        assert_eq!(t.render(1, None, &s(&["a"])), "echo {} a {1}");
+        let t = Template::parse_words(&s(&["echo", "x{}"]), &renamed);
+        assert_eq!(t.render(1, None, &s(&["a"])), "echo x{} a");
+        // Its positional forms too; another string's stay.
+        let t = Template::parse_words(&s(&["echo", "{1}", "{-1}", "{1.}", ",,"]), &renamed);
+        assert_eq!(t.render(1, None, &s(&["a.b"])), "echo {1} {-1} a a.b");
         // -q: each word one shell word, replacement strings filled in.
         let t = Template::parse_words(
             &s(&["perl", "-e", "print \"{}\\n\""]),

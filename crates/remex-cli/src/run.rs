@@ -285,8 +285,12 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
         header,
         link: a.link,
         // -N wins over -n, and both over -L/-l, as in GNU parallel.
-        per_job: a.max_args.or(a.max_args_plain).or(a.lines).or(a.max_lines),
+        // (-l before -L: GNU parallel reads -l first, and -L sets no
+        // count once one is set.)
+        per_job: a.max_args.or(a.max_args_plain).or(a.max_lines).or(a.lines),
         continued: a.lines.is_some() || a.max_lines.is_some(),
+        // -r skips blank inputs as they are read, in every source.
+        skip_blank: a.no_run_if_empty,
     })
 }
 
@@ -449,8 +453,13 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             if a.trace {
                 eprintln!("{}", crate::raw::shown(&line));
             }
-            crate::emit::checked(out.write_all(&crate::raw::bytes(&line)));
-            crate::emit::checked(out.write_all(b"\n"));
+            // Tagged as its output would be (GNU parallel's).
+            let tag = match &tagstring {
+                Some(t) => Some(t.render_plain(at, &args)),
+                None => a.tag.then(|| args.join(" ")),
+            };
+            let shown = format!("{line}\n");
+            emit(&mut out, tag.as_deref(), &crate::raw::bytes(&shown));
         }
         return Ok(0);
     }
@@ -734,8 +743,6 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 Some(Err(e)) => {
                     input_error = Some(e);
                     inputs_done = true;
-                }
-                Some(Ok(args)) if a.no_run_if_empty && args.iter().all(|x| x.trim().is_empty()) => {
                 }
                 Some(Ok(args)) => {
                     let seq = next_seq;

@@ -2098,6 +2098,39 @@ fn gnu_parallels_input_options_give_its_output() {
             "xa bx\nxcx\n",
         ),
         (&["-k", "-l", "2", "echo"], Some("a\nb\nc\n"), "a b\nc\n"),
+        // A position past the inputs is nothing, not an empty word; a
+        // string -I renames is text.
+        (&["-k", "echo", "{1}", "{2}", ":::", "a"], None, "a\n"),
+        (
+            &["-k", "-I", "@@", "echo", "{}", "@@", ":::", "a"],
+            None,
+            "{} a\n",
+        ),
+        // -N with several sources: K combinations per job.
+        (
+            &[
+                "-k", "-N2", "echo", "{1}/{4}", ":::", "a", "b", ":::", "x", "y",
+            ],
+            None,
+            "a/y\nb/y\n",
+        ),
+        // -r skips blank inputs as they are read, in every source (not
+        // a job whose arguments are empty columns); --dryrun tags.
+        (
+            &["-k", "-r", "echo", ":::", "", "b", ":::", "a"],
+            None,
+            "b a\n",
+        ),
+        (
+            &["-k", "-r", "--colsep", ",", "echo", "[{1}]", ":::", ","],
+            None,
+            "[]\n",
+        ),
+        (
+            &["-k", "--tag", "--dryrun", "echo", ":::", "a"],
+            None,
+            "a\techo a\n",
+        ),
         // A last line without its newline stays so, tagged or streamed.
         (
             &["-k", "--tag", "printf 'x\\ny'", ":::", "a", "b"],
