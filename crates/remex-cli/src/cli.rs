@@ -655,6 +655,24 @@ fn max_args(s: &str) -> Result<usize, String> {
     Ok(if n < 0 { 1 } else { n as usize })
 }
 
+impl RunArgs {
+    /// `-I` and the like: (what stands for, the string it renames).
+    pub(crate) fn renames(&self) -> Vec<(String, &'static str)> {
+        [
+            (&self.replace, "{}"),
+            (&self.extension_replace, "{.}"),
+            (&self.basename_replace, "{/}"),
+            (&self.dirname_replace, "{//}"),
+            (&self.basename_extension_replace, "{/.}"),
+            (&self.seq_replace, "{#}"),
+            (&self.slot_replace, "{%}"),
+        ]
+        .into_iter()
+        .filter_map(|(from, to)| Some((from.clone()?, to)))
+        .collect()
+    }
+}
+
 /// `-l`'s value when none follows it.
 pub(crate) const MAX_LINES_LEFT_OUT: &str = "1";
 

@@ -124,6 +124,50 @@ pub(crate) struct Spelling<'a> {
     pub(crate) plus: bool,
 }
 
+impl Spelling<'_> {
+    /// `text` parsed into pieces, its strings spelled as `self` says.
+    ///
+    /// A renamed string is text (`-I @@ echo {}` prints `{}`, as in GNU
+    /// parallel), and so are its positional forms (`{1}` for `{}`, `{1.}`
+    /// for `{.}`: GNU parallel derives them from the string's new
+    /// spelling, which has none): their `{` is hidden while the renames
+    /// are made and the text is parsed, and put back in the text after
+    /// (not when the text holds the hiding character itself).
+    fn pieces(&self, text: &str) -> Vec<Piece> {
+        let renamed: Vec<&(String, &'static str)> = self
+            .renames
+            .iter()
+            .filter(|(from, to)| !from.is_empty() && from != to)
+            .collect();
+        if renamed.is_empty() || text.contains(HIDDEN_BRACE) {
+            let text = renamed.iter().fold(text.to_string(), |t, (from, to)| {
+                t.replace(from.as_str(), to)
+            });
+            return pieces(&text, self.names, self.plus);
+        }
+        let hidden = renamed.iter().fold(text.to_string(), |t, (_, to)| {
+            t.replace(to, &to.replacen('{', &HIDDEN_BRACE.to_string(), 1))
+        });
+        let hidden = renamed
+            .iter()
+            .filter_map(|(_, to)| to.strip_prefix('{')?.strip_suffix('}'))
+            .filter_map(|inner| {
+                regex::Regex::new(&format!(r"\{{(-?[0-9]+{}\}})", regex::escape(inner))).ok()
+            })
+            .fold(hidden, |t, re| {
+                re.replace_all(&t, format!("{HIDDEN_BRACE}${{1}}"))
+                    .into_owned()
+            });
+        let spelled = renamed
+            .iter()
+            .fold(hidden, |t, (from, to)| t.replace(from.as_str(), to));
+        pieces(&spelled, self.names, self.plus)
+            .into_iter()
+            .map(unhide)
+            .collect()
+    }
+}
+
 /// A command line with replacement strings.
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
@@ -270,54 +314,8 @@ impl Template {
     /// Parses the command `words` as `spelling` says (joined by spaces,
     /// or each one shell word with `-q`).
     pub(crate) fn parse_words(words: &[String], spelling: &Spelling<'_>) -> Template {
-        let renamed: Vec<&(String, &'static str)> = spelling
-            .renames
-            .iter()
-            .filter(|(from, to)| !from.is_empty() && from != to)
-            .collect();
-        // A renamed string is text (`-I @@ echo {}` prints `{}`, as in
-        // GNU parallel), and so are its positional forms (`{1}` for `{}`,
-        // `{1.}` for `{.}`: GNU parallel derives them from the string's
-        // new spelling, which has none): their `{` is hidden while the
-        // renames are made and the command is parsed, and put back in the
-        // text after (not when the command holds the hiding character).
-        let hide = !renamed.is_empty() && !words.iter().any(|w| w.contains(HIDDEN_BRACE));
-        let positional: Vec<regex::Regex> = renamed
-            .iter()
-            .filter_map(|(_, to)| to.strip_prefix('{')?.strip_suffix('}'))
-            .filter_map(|inner| {
-                regex::Regex::new(&format!(r"\{{(-?[0-9]+{}\}})", regex::escape(inner))).ok()
-            })
-            .collect();
-        let respell = |w: &str| {
-            let w = match hide {
-                true => {
-                    let w = renamed.iter().fold(w.to_string(), |w, (_, to)| {
-                        w.replace(to, &to.replacen('{', &HIDDEN_BRACE.to_string(), 1))
-                    });
-                    positional.iter().fold(w, |w, re| {
-                        re.replace_all(&w, format!("{HIDDEN_BRACE}${{1}}"))
-                            .into_owned()
-                    })
-                }
-                false => w.to_string(),
-            };
-            renamed
-                .iter()
-                .fold(w, |w, (from, to)| w.replace(from.as_str(), to))
-        };
-        let pieces = |text: &str| -> Vec<Piece> {
-            let p = pieces(text, spelling.names, spelling.plus);
-            match hide {
-                true => p.into_iter().map(unhide).collect(),
-                false => p,
-            }
-        };
-        let cmd = words
-            .iter()
-            .map(|w| respell(w))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let pieces = |text: &str| spelling.pieces(text);
+        let cmd = words.join(" ");
         if cmd.trim().is_empty() {
             return Template {
                 pieces: vec![Piece::Raw],
@@ -327,7 +325,7 @@ impl Template {
             };
         }
         if spelling.quote_words {
-            let mut split: Vec<Vec<Piece>> = words.iter().map(|w| pieces(&respell(w))).collect();
+            let mut split: Vec<Vec<Piece>> = words.iter().map(|w| pieces(w)).collect();
             if split.iter().all(|w| all_text(w)) {
                 split.push(vec![Piece::Arg(None, Part::Whole)]);
             }
@@ -398,9 +396,9 @@ impl Template {
 
     /// A template for text around the arguments (`--tagstring`): nothing
     /// appended, rendered without quotes.
-    pub(crate) fn parse_tag(text: &str, names: &[(String, usize)], plus: bool) -> Template {
+    pub(crate) fn parse_tag(text: &str, spelling: &Spelling<'_>) -> Template {
         Template {
-            pieces: pieces(text, names, plus),
+            pieces: spelling.pieces(text),
             words: None,
             context: false,
             quoting: Quoting::Sh,
@@ -1778,7 +1776,7 @@ mod tests {
             },
         );
         assert_eq!(t.render(1, None, &s(&["$HOME"])), "echo 'a;b' '$HOME'");
-        let tag = Template::parse_tag("{#}:{1}", &[], false);
+        let tag = Template::parse_tag("{#}:{1}", &Spelling::default());
         let at = At {
             seq: 3,
             slot: 1,

@@ -192,12 +192,12 @@ impl Results {
     /// too).
     pub(crate) fn create(
         path: &Path,
-        names: &[(String, usize)],
-        plus: bool,
+        spelling: &crate::jobs::Spelling<'_>,
     ) -> Result<Results, String> {
+        let names = spelling.names;
         let Some(form) = form_of(path) else {
             if let Some(text) = path.to_str() {
-                let named = Template::parse_tag(text, names, plus);
+                let named = Template::parse_tag(text, spelling);
                 if !named.is_text() {
                     return Ok(Results {
                         to: To::Named(named),

@@ -257,11 +257,13 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
 
 /// How `a` says inputs are read.
 fn reading(a: &RunArgs) -> Result<Reading, String> {
-    let colsep = match &a.colsep {
-        Some(re) => Some(
+    // --header without --colsep splits at tabs (GNU parallel's default).
+    let colsep = match (&a.colsep, &a.header) {
+        (Some(re), _) => Some(
             regex::Regex::new(re).map_err(|e| format!("--colsep {re:?} is not a regex: {e}"))?,
         ),
-        None => None,
+        (None, Some(_)) => Some(regex::Regex::new("\t").expect("a tab is a regex")),
+        (None, None) => None,
     };
     let header = match a.header.as_deref() {
         None => false,
@@ -276,7 +278,9 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
         delimiter: if a.null { Some(0) } else { a.delimiter },
         eof: a.eof.clone(),
         // GNU parallel trims columns at both ends unless told otherwise.
-        trim: a.trim.unwrap_or(if colsep.is_some() {
+        // (Not the tab --header implies: GNU parallel sets the trim
+        // before it.)
+        trim: a.trim.unwrap_or(if a.colsep.is_some() {
             crate::jobs::Trim::Both
         } else {
             crate::jobs::Trim::None
@@ -363,18 +367,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     if a.shuf {
         inputs.shuffle()?;
     }
-    let renames: Vec<(String, &'static str)> = [
-        (&a.replace, "{}"),
-        (&a.extension_replace, "{.}"),
-        (&a.basename_replace, "{/}"),
-        (&a.dirname_replace, "{//}"),
-        (&a.basename_extension_replace, "{/.}"),
-        (&a.seq_replace, "{#}"),
-        (&a.slot_replace, "{%}"),
-    ]
-    .into_iter()
-    .filter_map(|(from, to)| Some((from.clone()?, to)))
-    .collect();
+    let renames = a.renames();
     let spelling = Spelling {
         renames: &renames,
         quote_words: a.quote,
@@ -394,7 +387,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         .as_deref()
         // GNU parallel's escapes first (`\t`, `\033`...), then the
         // replacement strings.
-        .map(|t| Template::parse_tag(&crate::jobs::unquote_printf(t), &inputs.names, a.plus));
+        .map(|t| Template::parse_tag(&crate::jobs::unquote_printf(t), &spelling));
     // --plus's {choose_k}, {uniq}: the combinations not wanted (-u
     // ignores --tagstring).
     let skips = template.skips().and(
@@ -578,7 +571,15 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         // --silent wins over -v, as in GNU parallel.
         verbose: a.verbose && !a.silent,
         results: match a.results.as_deref() {
-            Some(d) => Some(Results::create(d, &inputs.names, a.plus)?),
+            Some(d) => Some(Results::create(
+                d,
+                &Spelling {
+                    renames: &renames,
+                    names: &inputs.names,
+                    plus: a.plus,
+                    ..Spelling::default()
+                },
+            )?),
             None => None,
         },
         lost: std::cell::Cell::new(0),

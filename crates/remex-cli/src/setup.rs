@@ -171,11 +171,19 @@ impl JobSetup {
                 }
             }
         }
-        let parse = |t: &String| Template::parse_tag(t, names, a.plus);
+        let renames = a.renames();
+        let spelling = crate::jobs::Spelling {
+            renames: &renames,
+            names,
+            plus: a.plus,
+            ..Default::default()
+        };
+        let parse = |t: &String| Template::parse_tag(t, &spelling);
         let mut send: Vec<Template> = a.transferfile.iter().map(parse).collect();
         let mut back: Vec<Template> = a.returns.iter().map(parse).collect();
         if a.transfer || !a.trc.is_empty() {
-            send.push(parse(&"{}".to_string()));
+            // The input, as -I spells it (GNU parallel's --transfer).
+            send.push(parse(&a.replace.clone().unwrap_or_else(|| "{}".into())));
         }
         back.extend(a.trc.iter().map(parse));
         Ok(JobSetup {

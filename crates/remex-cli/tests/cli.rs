@@ -2131,6 +2131,27 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "a\techo a\n",
         ),
+        // --header without --colsep splits at tabs (not trimmed); the
+        // strings -I and the like rename are text in --tagstring too.
+        (
+            &["-k", "--header", ":", "echo", "[{b}]"],
+            Some("a\tb\n1\t 2\n"),
+            "[ 2]\n",
+        ),
+        (
+            &[
+                "-k",
+                "--seqreplace",
+                "@",
+                "--tagstring",
+                "@:{#}",
+                "echo",
+                ":::",
+                "a",
+            ],
+            None,
+            "1:{#}\ta\n",
+        ),
         // A last line without its newline stays so, tagged or streamed.
         (
             &["-k", "--tag", "printf 'x\\ny'", ":::", "a", "b"],
