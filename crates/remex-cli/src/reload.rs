@@ -27,6 +27,9 @@ const EVERY: Duration = Duration::from_secs(1);
 /// The sshlogin files of a run and what they said last.
 pub(crate) struct Reload {
     files: Vec<PathBuf>,
+    /// The workers the start gave the logins without a count (-j of
+    /// their CPUs), kept while the file names them so.
+    filled: HashMap<String, usize>,
     /// Each file's text at the last read.
     texts: Vec<Option<String>>,
     next: Instant,
@@ -46,7 +49,7 @@ pub(crate) struct Change {
 impl Reload {
     /// A reader of `args`' sshlogin files, if it names any that can be
     /// read again.
-    pub(crate) fn new(args: &WorkerArgs) -> Option<Reload> {
+    pub(crate) fn new(args: &WorkerArgs, filled: HashMap<String, usize>) -> Option<Reload> {
         let files: Vec<PathBuf> = args
             .sshloginfile
             .iter()
@@ -61,6 +64,7 @@ impl Reload {
         let texts = vec![None; files.len()];
         Some(Reload {
             files,
+            filled,
             texts,
             next: Instant::now() + EVERY,
         })
@@ -111,6 +115,16 @@ impl Reload {
                 return None;
             }
         };
+        // A login without a count the start filled to its CPUs keeps its
+        // workers (one added to the file gets one: its CPUs are not
+        // asked).
+        let specs: Vec<String> = specs
+            .into_iter()
+            .map(|s| match self.filled.get(&s) {
+                Some(n) if *n > 1 => format!("{n}*{s}"),
+                _ => s,
+            })
+            .collect();
         match plan(&specs, now, starting) {
             Ok((start, retire)) if start.is_empty() && retire.is_empty() => None,
             Ok((start, retire)) => Some(Change {

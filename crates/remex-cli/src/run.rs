@@ -399,12 +399,25 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     );
     // Slots: GNU parallel's -j for this machine when no worker is named
     // (one local worker per slot), else jobs at once on each worker.
+    // An sshlogin without a count (`-S host`) gets -j (100% when not
+    // given) of that host's CPUs, as GNU parallel gives it: that many
+    // workers of one slot, once its first worker says (Workers::fill_hosts);
+    // a plain -j N is N jobs on each worker, so on each such host.
+    let uncounted = match local || a.onall {
+        true => Default::default(),
+        false => workers::uncounted_logins(&a.workers),
+    };
+    let by_host_cpus = !uncounted.is_empty() && !matches!(a.jobs, Some(Jobs::Count(_)));
     let (specs, host_groups, per_worker) = if local {
         let n = slots::local(a.jobs, inputs.total);
         (vec![workers::local_workers(n)], Default::default(), 1)
     } else {
         let (specs, groups) = workers::specs_and_groups(&a.workers)?;
-        (specs, groups, slots::per_worker(a.jobs)?)
+        let per_worker = match by_host_cpus {
+            true => 1,
+            false => slots::per_worker(a.jobs)?,
+        };
+        (specs, groups, per_worker)
     };
     let resume = match (a.resume, a.resume_failed || a.retry_failed) {
         (true, _) => Resume::All,
@@ -482,6 +495,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         None => None,
     };
     let w = Workers::start(&specs, &a.workers).await?;
+    let filled = match by_host_cpus {
+        true => w.fill_hosts(&uncounted, a.jobs).await,
+        false => Default::default(),
+    };
     // The basefiles' names (a directory's files), for --cleanup.
     let mut base = Vec::new();
     if !a.basefile.is_empty() {
@@ -692,7 +709,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     // --sshloginfile read again while jobs run (reload.rs): workers
     // started for it report here; each start is waited for before the
     // end (bounded by the start's own timeout).
-    let mut reload = crate::reload::Reload::new(&a.workers);
+    let mut reload = crate::reload::Reload::new(&a.workers, filled);
     let (started_tx, mut started_rx) =
         tokio::sync::mpsc::unbounded_channel::<(String, remex::Result<Vec<remex::Gateway>>)>();
     let mut starting: Vec<tokio::task::JoinHandle<()>> = Vec::new();

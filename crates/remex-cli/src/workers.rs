@@ -103,6 +103,10 @@ pub(crate) fn without_login_env(text: &str) -> String {
 pub(crate) struct Logins {
     /// The workers' specs (`N*SPEC` for N).
     pub(crate) specs: Vec<String>,
+    /// The specs of logins written without a count (`host`, not
+    /// `4/host`): their job slots are -j of the host's CPUs
+    /// ([`Workers::fill_hosts`]).
+    pub(crate) uncounted: HashSet<String>,
     /// The host groups of each spec (without its count) that has some.
     pub(crate) groups: HostGroups,
 }
@@ -191,7 +195,7 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
                 .map(str::to_string),
         );
     }
-    let mut found: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let mut found: Vec<(String, BTreeSet<String>, bool)> = Vec::new();
     let mut selected = BTreeSet::new();
     for item in logins.iter().flat_map(|l| l.split([',', '\n'])) {
         let item = item.trim();
@@ -240,6 +244,7 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
             let bare = bare.split_once(':').map_or(bare, |(h, _)| h);
             format!("ssh={host}{}", login_env(rest.trim(), bare))
         };
+        let counted = count_written(item);
         found.push((
             if count > 1 {
                 format!("{count}*{spec}")
@@ -247,12 +252,16 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
                 spec
             },
             groups,
+            counted,
         ));
     }
     let mut out = Logins::default();
-    for (spec, groups) in found {
+    for (spec, groups, counted) in found {
         if !selected.is_empty() && groups.is_disjoint(&selected) {
             continue;
+        }
+        if !counted {
+            out.uncounted.insert(spec.clone());
         }
         if !groups.is_empty() {
             let bare = spec.split_once('*').map_or(spec.as_str(), |(_, s)| s);
@@ -272,6 +281,23 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
     }
     Ok(out)
 }
+
+/// Whether `item` (`N/host` or `host`) starts with a count.
+fn count_written(item: &str) -> bool {
+    item.split_once('/')
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The logins of `w` written without a count (see [`Logins::uncounted`]).
+pub(crate) fn uncounted_logins(w: &WorkerArgs) -> HashSet<String> {
+    sshlogins(&w.sshlogin, &w.sshloginfile)
+        .map(|l| l.uncounted)
+        .unwrap_or_default()
+}
+
+/// The command that prints a host's CPUs (GNU parallel counts CPU threads
+/// for -j N%).
+const CPUS: &str = "nproc 2>/dev/null || getconf _NPROCESSORS_ONLN";
 
 /// The workers of every spec that can start them (`--filter-hosts`): each
 /// spec that cannot is left out, with its error on stderr; none at all is
@@ -333,8 +359,8 @@ pub(crate) struct Workers {
     /// Gateway id -> the name output is tagged with (more come when the
     /// --sshloginfile adds workers).
     labels: std::cell::RefCell<HashMap<String, String>>,
-    /// Gateway ids of this machine's workers (popen, no `id=`).
-    local: HashSet<String>,
+    /// Gateway id -> its host as GNU parallel names it ([`gnu_host`]).
+    hosts: std::cell::RefCell<HashMap<String, String>>,
     /// The live dashboard, served while the workers are.
     _board: Option<remex::Dashboard>,
 }
@@ -355,10 +381,9 @@ impl Workers {
         crate::interrupt::ends(&group);
         let gateways = group.gateways();
         let labels = labels(&gateways);
-        let local = gateways
+        let hosts = gateways
             .iter()
-            .filter(|g| g.spec().id.is_none() && matches!(g.spec().transport, Transport::Popen))
-            .map(|g| g.id().to_string())
+            .map(|g| (g.id().to_string(), gnu_host(g)))
             .collect();
         let board = match dashboard {
             Some(addr) => {
@@ -374,19 +399,17 @@ impl Workers {
         Ok(Workers {
             group,
             labels: std::cell::RefCell::new(labels),
-            local,
+            hosts: std::cell::RefCell::new(hosts),
             _board: board,
         })
     }
 
-    /// The host column of a joblog for gateway `id`: `:` for this
-    /// machine (a popen worker without an `id=`), as GNU parallel writes
-    /// it, else its name.
+    /// The host column of a joblog for gateway `id`, as GNU parallel
+    /// writes it ([`gnu_host`]).
     pub(crate) fn joblog_host(&self, id: &str) -> String {
-        if self.local.contains(id) {
-            ":".into()
-        } else {
-            self.label(id)
+        match self.hosts.borrow().get(id) {
+            Some(h) => h.clone(),
+            None => self.label(id),
         }
     }
 
@@ -399,19 +422,68 @@ impl Workers {
         let mut out = Vec::new();
         for g in self.group.gateways() {
             let host = base(&g);
-            if seen.insert((g.spec().raw.clone(), host.clone())) {
-                // An sshlogin as written (`-S 'ssh -p 2222 host'`), as
-                // GNU parallel tags it.
-                let login = g.spec().env.iter().find(|(k, _)| k == "PARALLEL_SSHLOGIN");
-                let name = match login {
-                    Some((_, login)) => login.clone(),
-                    None if self.local.contains(g.id()) => ":".into(),
-                    None => host,
-                };
+            if seen.insert((g.spec().raw.clone(), host)) {
+                let name = gnu_host(&g);
                 out.push((g, name));
             }
         }
         out
+    }
+
+    /// GNU parallel's job slots for the sshlogins written without a count
+    /// (`specs`: `-S host`, a line `host` of an --sshloginfile): `jobs` (100%
+    /// when not given) of the host's CPUs, asked through its worker, as
+    /// that many workers there (each of one slot; the first is there
+    /// already). A host whose CPUs cannot be told keeps one. Returns each
+    /// such spec's count of workers.
+    pub(crate) async fn fill_hosts(
+        &self,
+        specs: &HashSet<String>,
+        jobs: Option<crate::slots::Jobs>,
+    ) -> HashMap<String, usize> {
+        let gateways = self.group.gateways();
+        let asks = specs.iter().filter_map(|spec| {
+            let gw = gateways.iter().find(|g| &g.spec().raw == spec)?.clone();
+            Some(async move {
+                let req = remex::worker::CommandRequest::new(CPUS);
+                let cpus = run_on(&gw, &req)
+                    .await
+                    .ok()
+                    .and_then(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .trim()
+                            .parse::<usize>()
+                            .ok()
+                    })
+                    .filter(|n| *n > 0);
+                let want = cpus
+                    .and_then(|c| jobs.unwrap_or(crate::slots::Jobs::Percent(100)).resolve(c))
+                    .unwrap_or(1)
+                    .clamp(1, crate::slots::MOST_PER_WORKER);
+                let started = match want {
+                    1 => Ok(()),
+                    n => self
+                        .group
+                        .makegateways(&format!("{}*{spec}", n - 1))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| without_login_env(&e.to_string())),
+                };
+                match started {
+                    Ok(()) => (spec.clone(), want),
+                    Err(e) => {
+                        eprintln!(
+                            "remex: {}: one job slot, not {want}: {e}",
+                            self.label(gw.id())
+                        );
+                        (spec.clone(), 1)
+                    }
+                }
+            })
+        });
+        let counts = futures::future::join_all(asks).await.into_iter().collect();
+        self.note(&self.group.gateways());
+        counts
     }
 
     /// The name of gateway `id`: its `id=` if the spec sets one, else its
@@ -431,6 +503,27 @@ impl Workers {
         for (id, label) in self::labels(gateways) {
             labels.entry(id).or_insert(label);
         }
+        let mut hosts = self.hosts.borrow_mut();
+        for g in gateways {
+            hosts
+                .entry(g.id().to_string())
+                .or_insert_with(|| gnu_host(g));
+        }
+    }
+}
+
+/// A worker's host as GNU parallel names it in `--onall`'s tags and the
+/// job log: the sshlogin as written, without its count (`root@host`,
+/// `ssh -p 2222 host`; `:` for this machine), else `:` for a popen worker
+/// without an `id=`, else its [`base`] name.
+fn gnu_host(g: &Gateway) -> String {
+    let spec = g.spec();
+    if let Some((_, login)) = spec.env.iter().find(|(k, _)| k == "PARALLEL_SSHLOGIN") {
+        return login.clone();
+    }
+    match (&spec.id, &spec.transport) {
+        (None, Transport::Popen) => ":".into(),
+        _ => base(g),
     }
 }
 

@@ -3815,3 +3815,39 @@ fn directories_travel_with_jobs_and_are_cleaned_up_there_as_with_rsync() {
         .unwrap_or_default();
     assert!(left.is_empty(), "left on the host in {there:?}: {left:?}");
 }
+
+#[test]
+fn an_sshlogin_without_a_count_runs_a_job_per_cpu_of_its_host_as_in_gnu_parallel() {
+    // GNU parallel's -j is 100% of each sshlogin's CPUs (its host's,
+    // asked over ssh); remex ran one job at a time on `-S host` (and
+    // `-S :`), so a 32-core host did the work of one core.
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let d = scratch("slots-per-cpu");
+    // Each job waits (at most 5 s) until `cpus` jobs have started, then
+    // says how many had: all at once, each says `cpus`.
+    let job = format!(
+        "touch {dir}/{{}}; for i in $(seq 100); do [ $(ls {dir} | wc -l) -ge {cpus} ] && break; sleep 0.05; done; ls {dir} | wc -l",
+        dir = d.display()
+    );
+    let inputs: Vec<String> = (1..=cpus).map(|i| i.to_string()).collect();
+    let mut args = vec!["run", "--no-bar", "-S", ":", &job, ":::"];
+    args.extend(inputs.iter().map(String::as_str));
+    let o = run(&args);
+    assert!(o.status.success(), "{}", o.stderr);
+    let seen: Vec<&str> = o.stdout.lines().map(str::trim).collect();
+    assert_eq!(seen, vec![cpus.to_string(); cpus], "{}", o.what);
+    // The job log names the login as GNU parallel does (`:`), however
+    // many workers it has.
+    let o = run(&[
+        "run", "--no-bar", "-S", "2/:", "--joblog", "-", "-k", "echo", ":::", "a", "b",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr);
+    let hosts: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1))
+        .collect();
+    assert_eq!(hosts, ["Host", ":", ":"], "{}", o.stdout);
+}
