@@ -160,8 +160,11 @@ fn optional_value(a: &clap::Arg) -> bool {
 /// one option whose value may be left out is -l/--max-lines.
 fn default_of(a: &clap::Arg) -> &'static str {
     debug_assert_eq!(a.get_id(), "max_lines");
-    crate::cli::MAX_LINES_LEFT_OUT
+    MAX_LINES_LEFT_OUT
 }
+
+/// `-l`'s value when none follows it (GNU parallel's 1).
+pub(crate) const MAX_LINES_LEFT_OUT: &str = "1";
 
 /// Whether `t` is a number (an optional value is taken only then).
 fn numeric(t: Option<&OsString>) -> bool {

@@ -295,7 +295,7 @@ pub(crate) struct RunArgs {
     /// As -L, N 1 when no number follows, and as -n, not -N (GNU
     /// parallel's -l and --max-lines).
     #[arg(short = 'l', long = "max-lines", alias = "maxlines", value_name = "N",
-          num_args = 0..=1, default_missing_value = MAX_LINES_LEFT_OUT, value_parser = max_lines)]
+          num_args = 0..=1, default_missing_value = crate::abbrev::MAX_LINES_LEFT_OUT, value_parser = max_lines)]
     pub(crate) max_lines: Option<usize>,
     /// STR stands for {} in the command.
     #[arg(short = 'I', long = "replace", value_name = "STR")]
@@ -672,9 +672,6 @@ impl RunArgs {
         .collect()
     }
 }
-
-/// `-l`'s value when none follows it.
-pub(crate) const MAX_LINES_LEFT_OUT: &str = "1";
 
 /// `-L`'s and `-l`'s value: a whole number of lines; 0 is 1 (GNU
 /// parallel's).
