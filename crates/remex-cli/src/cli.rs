@@ -350,6 +350,19 @@ pub(crate) struct RunArgs {
         allow_hyphen_values = true
     )]
     pub(crate) results: Option<PathBuf>,
+    /// Cut stdin (or -a FILE) into blocks of whole records and give each
+    /// job one on its stdin, instead of inputs on its command line (GNU
+    /// parallel's --pipe).
+    #[arg(long, alias = "spreadstdin")]
+    pub(crate) pipe: bool,
+    /// --pipe's block: at most SIZE bytes of whole records (one longer
+    /// record whole); K, M, G are 1024s, k, m, g 1000s (default 1M).
+    #[arg(long = "block", aliases = ["block-size", "blocksize"], value_name = "SIZE",
+          value_parser = block_size)]
+    pub(crate) block: Option<usize>,
+    /// --pipe's record end (default a newline; GNU parallel's escapes).
+    #[arg(long, value_name = "STR")]
+    pub(crate) recend: Option<String>,
     /// Run no job for an input that is empty or only blanks.
     #[arg(short = 'r', long = "no-run-if-empty", alias = "norunifempty")]
     pub(crate) no_run_if_empty: bool,
@@ -683,6 +696,34 @@ fn max_lines(s: &str) -> Result<usize, String> {
     Ok(n.max(1))
 }
 
+/// `--block`'s size: a number with GNU parallel's prefixes (K, M, G, T
+/// and Ki, Mi ... are powers of 1024; k, m, g, t of 1000), at least 1.
+fn block_size(s: &str) -> Result<usize, String> {
+    let bad = || format!("--block takes a size such as 1M, 100k or 65536, not {s:?}");
+    let t = s.trim();
+    let digits = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let number: f64 = t[..digits].parse().map_err(|_| bad())?;
+    let unit = match &t[digits..] {
+        "" => 1.0,
+        "K" | "Ki" | "ki" | "KI" | "kI" => 1024.0,
+        "M" | "Mi" | "mi" | "MI" | "mI" => 1024.0 * 1024.0,
+        "G" | "Gi" | "gi" | "GI" | "gI" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "Ti" | "ti" => 1024f64.powi(4),
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "t" => 1e12,
+        _ => return Err(bad()),
+    };
+    let n = number * unit;
+    if !(1.0..=(usize::MAX as f64)).contains(&n) {
+        return Err(bad());
+    }
+    Ok(n as usize)
+}
+
 /// A whole number, negative ones too.
 fn whole(s: &str) -> Option<i64> {
     s.trim().parse().ok()
@@ -726,22 +767,16 @@ fn delay(s: &str) -> Result<std::time::Duration, String> {
 /// the table).
 const PARALLEL_ONLY: &[(&str, &[&str])] = &[
     (
-        "remex runs a command per input, not per block of stdin",
+        "remex's --pipe cuts stdin into blocks of records ending in --recend, and no more",
         &[
-            "--pipe",
             "--pipepart",
-            "--spreadstdin",
             "--pipe-part",
-            "--block",
-            "--block-size",
-            "--blocksize",
             "--block-timeout",
             "--blocktimeout",
             "--bt",
             "--cat",
             "--fifo",
             "--recstart",
-            "--recend",
             "--regexp",
             "--regex",
             "--remove-rec-sep",
@@ -1228,6 +1263,21 @@ mod tests {
         assert_eq!(a(&["run", "-kl", "echo"]).max_lines, Some(1));
         assert_eq!(a(&["run", "--max-lines", "echo"]).max_lines, Some(1));
         assert_eq!(a(&["run", "-L", "0", "echo"]).lines, Some(1));
+        // --block's sizes, as GNU parallel reads them.
+        for (size, bytes) in [
+            ("1M", 1 << 20),
+            ("100k", 100_000),
+            ("2Ki", 2048),
+            ("65536", 65536),
+        ] {
+            assert_eq!(
+                a(&["run", "--pipe", "--block", size, "cat"]).block,
+                Some(bytes)
+            );
+        }
+        assert!(parsed(&["run", "--pipe", "--block", "1X", "cat"])
+            .unwrap_err()
+            .contains("--block takes a size"));
         // -j -1 is "one less than the CPUs", as -j-1 (not an option -1).
         assert_eq!(
             a(&["run", "-j", "-1", "echo"]).jobs,
@@ -1377,7 +1427,7 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--sqlmaster", "--pipepart", "--pipe"] {
+        for opt in ["--sqlmaster", "--pipepart", "--round-robin"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
             if opt == "--sqlmaster" {

@@ -18,6 +18,8 @@ pub(crate) struct Entry {
     /// Seconds since the Unix epoch.
     pub(crate) start: f64,
     pub(crate) runtime: f64,
+    /// Bytes given to its stdin (`--pipe`).
+    pub(crate) sent: u64,
     pub(crate) received: u64,
     /// -1 when the job ended without an exit code (a signal, a timeout,
     /// its worker lost, or it could not run).
@@ -35,7 +37,7 @@ impl Entry {
             self.host.clone(),
             format!("{:.3}", self.start),
             format!("{:.3}", self.runtime),
-            "0".into(),
+            self.sent.to_string(),
             self.received.to_string(),
             self.exitval.to_string(),
             self.signal.to_string(),
@@ -220,6 +222,7 @@ mod tests {
             host: "local".into(),
             start: 1.5,
             runtime: 0.25,
+            sent: 0,
             received: 3,
             exitval,
             signal: 0,

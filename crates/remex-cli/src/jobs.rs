@@ -20,7 +20,7 @@
 //! `-N K` puts K inputs in each job (`-N0`: one, given to none; with
 //! `-m`, `-X` or `--xargs`, the jobs they make, given to none).
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 /// What a replacement string takes from an argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +122,9 @@ pub(crate) struct Spelling<'a> {
     pub(crate) names: &'a [(String, usize)],
     /// `--plus`: its replacement strings are on.
     pub(crate) plus: bool,
+    /// `--pipe`: the input goes to stdin, so none is put after a command
+    /// that names none.
+    pub(crate) no_input: bool,
 }
 
 impl Spelling<'_> {
@@ -326,7 +329,7 @@ impl Template {
         }
         if spelling.quote_words {
             let mut split: Vec<Vec<Piece>> = words.iter().map(|w| pieces(w)).collect();
-            if split.iter().all(|w| all_text(w)) {
+            if split.iter().all(|w| all_text(w)) && !spelling.no_input {
                 split.push(vec![Piece::Arg(None, Part::Whole)]);
             }
             return Template {
@@ -337,7 +340,7 @@ impl Template {
             };
         }
         let mut p = pieces(&cmd);
-        if all_text(&p) {
+        if all_text(&p) && !spelling.no_input {
             p.push(Piece::Text(" ".into()));
             p.push(Piece::Arg(None, Part::Whole));
         }
@@ -816,6 +819,103 @@ pub(crate) struct Reading {
     pub(crate) continued: bool,
     /// `-r`: inputs that are only blanks are skipped.
     pub(crate) skip_blank: bool,
+    /// `--pipe`: a file's inputs are blocks of records, not lines.
+    pub(crate) pipe: Option<Pipe>,
+}
+
+/// `--pipe`: how stdin (or a file) is cut into blocks, each one job's
+/// stdin, as GNU parallel cuts it: whole records (each ending in
+/// `recend`, the last maybe not), at most `block` bytes (a longer record
+/// alone), or `records` of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pipe {
+    pub(crate) block: usize,
+    pub(crate) recend: Vec<u8>,
+    pub(crate) records: Option<usize>,
+}
+
+/// The largest block `--pipe` makes (a block travels in one message).
+pub(crate) const MOST_BLOCK: usize = 256 << 20;
+
+impl Pipe {
+    /// Where the first block of `buf` ends, if it is known yet (`eof`:
+    /// nothing more comes).
+    fn cut(&self, buf: &[u8], eof: bool) -> Option<usize> {
+        if buf.is_empty() {
+            return None;
+        }
+        let end = self.recend.as_slice();
+        let ends = || {
+            buf.windows(end.len().max(1))
+                .enumerate()
+                .filter(move |(_, w)| *w == end)
+        };
+        let whole = |found: Option<usize>| match found {
+            Some(i) => Some(i + end.len()),
+            None if eof => Some(buf.len()),
+            None => None,
+        };
+        if end.is_empty() {
+            return (eof || buf.len() >= self.block).then_some(buf.len().min(self.block));
+        }
+        if let Some(k) = self.records {
+            return whole(ends().nth(k.max(1) - 1).map(|(i, _)| i));
+        }
+        if buf.len() < self.block {
+            return eof.then_some(buf.len());
+        }
+        // The last record that ends within the block; else the one
+        // record, longer than the block, whole.
+        let within = &buf[..self.block];
+        match within.windows(end.len()).rposition(|w| w == end) {
+            Some(i) => Some(i + end.len()),
+            None => whole(ends().next().map(|(i, _)| i)),
+        }
+    }
+}
+
+/// The blocks of `reader`, as `pipe` cuts them (each as text: crate::raw
+/// keeps bytes that are not UTF-8). A block past [`MOST_BLOCK`] bytes (one
+/// record that long) is an error that says so.
+fn blocks(
+    mut reader: Box<dyn BufRead + Send>,
+    pipe: Pipe,
+    path: String,
+) -> impl Iterator<Item = Result<String, String>> + Send {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut eof = false;
+    let mut failed = false;
+    std::iter::from_fn(move || loop {
+        if failed {
+            return None;
+        }
+        if let Some(cut) = pipe.cut(&buf, eof) {
+            let rest = buf.split_off(cut);
+            let block = std::mem::replace(&mut buf, rest);
+            return Some(Ok(crate::raw::text(block)));
+        }
+        if eof {
+            return None;
+        }
+        if buf.len() > MOST_BLOCK {
+            failed = true;
+            return Some(Err(format!(
+                "reading {path}: a record longer than {MOST_BLOCK} bytes (--pipe passes records whole; is --recend right?)"
+            )));
+        }
+        // Reads grow with the buffer: a long record is looked through a
+        // few times, not once per read.
+        let want = pipe.block.max(buf.len()).clamp(64 << 10, 16 << 20);
+        let before = buf.len();
+        match std::io::Read::take(reader.as_mut(), want as u64).read_to_end(&mut buf) {
+            Ok(_) if buf.len() == before => eof = true,
+            Ok(_) => {}
+            Err(e) => {
+                failed = true;
+                return Some(Err(format!("reading {path}: {e}")));
+            }
+        }
+    })
 }
 
 impl Reading {
@@ -856,7 +956,13 @@ impl Reading {
                     parts.into_iter().map(Ok)
                 }))
             }
-            Source::File(p, _) => read_items(p, self.delimiter)?,
+            Source::File(p, _) => match &self.pipe {
+                Some(pipe) => {
+                    let (reader, path) = open_input(p)?;
+                    Box::new(blocks(reader, pipe.clone(), path))
+                }
+                None => read_items(p, self.delimiter)?,
+            },
         };
         let eof = self.eof.clone();
         let me = self.clone();
@@ -1026,6 +1132,22 @@ fn read_items(
     path: &str,
     delimiter: Option<u8>,
 ) -> Result<Box<dyn Iterator<Item = Result<String, String>> + Send>, String> {
+    let (reader, path) = open_input(path)?;
+    let sep = delimiter.unwrap_or(b'\n');
+    Ok(Box::new(reader.split(sep).map(move |l| {
+        let mut b = l.map_err(|e| format!("reading {path}: {e}"))?;
+        if delimiter.is_none() && b.ends_with(b"\r") {
+            b.pop();
+        }
+        // Inputs travel as text; bytes that are not UTF-8 are kept as
+        // they are, never replaced (a changed file name would name
+        // another file): crate::raw.
+        Ok(crate::raw::text(b))
+    })))
+}
+
+/// `path` (`-`: stdin) opened for reading, and its name for messages.
+fn open_input(path: &str) -> Result<(Box<dyn BufRead + Send>, String), String> {
     let reader: Box<dyn BufRead + Send> = if path == "-" {
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             // A forgotten `:::` would otherwise look like a hang (GNU
@@ -1041,18 +1163,7 @@ fn read_items(
             .map_err(|e| format!("cannot read {}: {e}", crate::raw::path(path).display()))?;
         Box::new(std::io::BufReader::new(f))
     };
-    let path = crate::raw::path(path).display().to_string();
-    let sep = delimiter.unwrap_or(b'\n');
-    Ok(Box::new(reader.split(sep).map(move |l| {
-        let mut b = l.map_err(|e| format!("reading {path}: {e}"))?;
-        if delimiter.is_none() && b.ends_with(b"\r") {
-            b.pop();
-        }
-        // Inputs travel as text; bytes that are not UTF-8 are kept as
-        // they are, never replaced (a changed file name would name
-        // another file): crate::raw.
-        Ok(crate::raw::text(b))
-    })))
+    Ok((reader, crate::raw::path(path).display().to_string()))
 }
 
 type Rows = Box<dyn Iterator<Item = Result<Vec<String>, String>> + Send>;
@@ -1730,6 +1841,38 @@ mod tests {
             got,
             vec![s(&["a", "x", "a", "y"]), s(&["b", "x", "b", "y"])]
         );
+    }
+
+    #[test]
+    fn pipe_blocks_are_whole_records_within_the_size() {
+        let pipe = |block, records| Pipe {
+            block,
+            recend: b"\n".to_vec(),
+            records,
+        };
+        // The last record that ends within the block.
+        assert_eq!(pipe(5, None).cut(b"ab\ncd\nef", false), Some(3));
+        // Not enough yet, unless nothing more comes.
+        assert_eq!(pipe(9, None).cut(b"ab\ncd", false), None);
+        assert_eq!(pipe(9, None).cut(b"ab\ncd", true), Some(5));
+        // A record longer than the block: whole, once its end is there.
+        assert_eq!(pipe(2, None).cut(b"abcd", false), None);
+        assert_eq!(pipe(2, None).cut(b"abcd\nx", false), Some(5));
+        assert_eq!(pipe(2, None).cut(b"abcd", true), Some(4));
+        // -N K: K records, whatever their size.
+        assert_eq!(pipe(1, Some(2)).cut(b"a\nb\nc\n", false), Some(4));
+        assert_eq!(pipe(1, Some(2)).cut(b"a\nb", false), None);
+        assert_eq!(pipe(1, Some(2)).cut(b"a\nb", true), Some(3));
+        // Read whole through a reader: every byte once, in order.
+        let data: Vec<u8> = (0..5000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let reader: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(data.clone()));
+        let got: Vec<String> = blocks(reader, pipe(1000, None), "t".into())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(got.iter().all(|b| b.len() <= 1000 && b.ends_with('\n')));
+        assert_eq!(got.concat().into_bytes(), data);
     }
 
     #[test]

@@ -48,6 +48,8 @@ struct Job {
     groups: BTreeSet<String>,
     /// `--line-buffer`: the bytes of stdout printed as they came.
     streamed: u64,
+    /// `--pipe`: its block, for its stdin.
+    stdin: Option<bytes::Bytes>,
 }
 
 type Running =
@@ -201,6 +203,7 @@ impl Printer {
                         .map_or_else(|| t.gateway.clone(), |w| w.joblog_host(&t.gateway)),
                     start: o.started,
                     runtime: o.seconds,
+                    sent: d.job.stdin.as_ref().map_or(0, |b| b.len() as u64),
                     // GNU parallel's Receive: the bytes of stdout; with
                     // --line-buffer those of stdout and stderr; with -u
                     // none.
@@ -225,6 +228,7 @@ impl Printer {
                 host: "-".into(),
                 start: now(),
                 runtime: 0.0,
+                sent: 0,
                 received: 0,
                 exitval: -1,
                 signal: 0,
@@ -290,12 +294,51 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
         link: a.link,
         // -N wins over -n, and both over -L/-l, as in GNU parallel.
         // (-l before -L: GNU parallel reads -l first, and -L sets no
-        // count once one is set.)
-        per_job: a.max_args.or(a.max_args_plain).or(a.max_lines).or(a.lines),
+        // count once one is set.) With --pipe, -N counts records.
+        per_job: match a.pipe {
+            true => None,
+            false => a.max_args.or(a.max_args_plain).or(a.max_lines).or(a.lines),
+        },
         continued: a.lines.is_some() || a.max_lines.is_some(),
         // -r skips blank inputs as they are read, in every source.
         skip_blank: a.no_run_if_empty,
+        pipe: a.pipe.then(|| crate::jobs::Pipe {
+            block: a.block.unwrap_or(1 << 20),
+            recend: a.recend.as_deref().map_or(b"\n".to_vec(), |r| {
+                crate::jobs::unquote_printf(r).into_bytes()
+            }),
+            records: a.max_args.or(a.max_args_plain),
+        }),
     })
+}
+
+/// `--pipe` reads one stream (stdin, or one `-a`/`::::` file) into
+/// blocks; what would give jobs arguments instead is refused, naming it.
+fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> {
+    let files = a.arg_files.len()
+        + sources
+            .iter()
+            .filter(|s| matches!(s, Source::File(..)))
+            .count();
+    let clash = if sources.iter().any(|s| matches!(s, Source::Args(..))) {
+        Some("::: inputs")
+    } else if files > 1 {
+        Some("more than one input file")
+    } else if a.multiple || a.context || a.xargs {
+        Some("-m, -X or --xargs")
+    } else if a.colsep.is_some() || a.header.is_some() {
+        Some("--colsep or --header")
+    } else if a.lines.is_some() || a.max_lines.is_some() {
+        Some("-L or -l (use -N K for K records a block)")
+    } else {
+        None
+    };
+    match clash {
+        Some(what) => Err(format!(
+            "--pipe gives each job a block of stdin (or of one -a FILE), not {what}"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Runs `remex run`; returns the exit status.
@@ -327,6 +370,9 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     } else {
         split_command_at(&a.command, &a.arg_sep, &a.arg_file_sep)
     };
+    if a.pipe {
+        pipe_alone(&a, &sources)?;
+    }
     for text in [Some(command.join(" ")), a.tagstring.clone()]
         .iter()
         .flatten()
@@ -369,6 +415,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     }
     let renames = a.renames();
     let spelling = Spelling {
+        no_input: a.pipe,
         renames: &renames,
         quote_words: a.quote,
         names: &inputs.names,
@@ -618,7 +665,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
             slots: slot_count.get() as u64,
         };
         let req = match setup.request(&a.limits, &job.command, at, &job.args) {
-            Ok(r) => r,
+            Ok(r) => remex::worker::CommandRequest {
+                stdin: job.stdin.clone(),
+                ..r
+            },
             Err(detail) => {
                 return Box::pin(async move { (job, Err(remex::Error::Arguments { detail })) })
             }
@@ -686,7 +736,8 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
         }
     };
 
-    let mut inputs = Feed::new(inputs);
+    let block = a.pipe.then(|| a.block.unwrap_or(1 << 20));
+    let mut inputs = Feed::new(inputs, block);
     // An input received while the loop waited, not yet made a job.
     let mut arrived: Option<Option<Result<Vec<String>, String>>> = None;
     let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
@@ -796,6 +847,16 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                     };
                     // --hostgroups: `arg@g1+g2` runs in groups g1, g2.
                     let mut args = args;
+                    // --pipe: the input is the block for stdin, not an
+                    // argument.
+                    let stdin = match a.pipe {
+                        true => Some(bytes::Bytes::from(
+                            args.pop()
+                                .map(|b| crate::raw::bytes(&b).into_owned())
+                                .unwrap_or_default(),
+                        )),
+                        false => None,
+                    };
                     let mut groups = BTreeSet::new();
                     if a.hostgroups {
                         for arg in &mut args {
@@ -819,6 +880,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                             attempt: 1,
                             groups,
                             streamed: 0,
+                            stdin,
                         },
                         kill,
                     ));
@@ -1078,8 +1140,9 @@ enum Feed {
     /// Inputs already read (`:::`, files; their number known): taken as
     /// jobs are made, never waited for.
     Here(Inputs),
-    /// Stdin, read on a thread of its own at most [`AHEAD`] lines ahead of
-    /// the jobs made: a read that waits (stdin fed by `tail -f`) never
+    /// Stdin, read on a thread of its own at most [`AHEAD`] lines (or
+    /// `--pipe` blocks, at most [`AHEAD_BYTES`] of them) ahead of the
+    /// jobs made: a read that waits (stdin fed by `tail -f`) never
     /// holds the command's loop, so jobs already made are sent and a job
     /// that ends is printed at once.
     Read(tokio::sync::mpsc::Receiver<Result<Vec<String>, String>>),
@@ -1088,12 +1151,18 @@ enum Feed {
 /// How far stdin is read ahead of the jobs made from it.
 const AHEAD: usize = 64;
 
+/// How many bytes of `--pipe` blocks stdin is read ahead (two blocks at
+/// least).
+const AHEAD_BYTES: usize = 64 << 20;
+
 impl Feed {
-    fn new(inputs: Inputs) -> Feed {
+    /// `block`: `--pipe`'s block size, if its blocks are the inputs.
+    fn new(inputs: Inputs, block: Option<usize>) -> Feed {
         if inputs.total.is_some() {
             return Feed::Here(inputs);
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+        let ahead = block.map_or(AHEAD, |b| (AHEAD_BYTES / b.max(1)).clamp(2, AHEAD));
+        let (tx, rx) = tokio::sync::mpsc::channel(ahead);
         let handle = tokio::runtime::Handle::current();
         let read = move || {
             let mut inputs = inputs;
@@ -1101,7 +1170,7 @@ impl Feed {
             // one by one, and this thread is woken once per half window,
             // not once per input. It ends with the inputs, or when the
             // loop stops taking them.
-            while let Ok(places) = handle.block_on(tx.reserve_many(AHEAD / 2)) {
+            while let Ok(places) = handle.block_on(tx.reserve_many(ahead / 2)) {
                 for place in places {
                     match inputs.next() {
                         Some(input) => place.send(input),

@@ -1289,13 +1289,22 @@ fn run_and_exec_reach_slurm_workers() {
 
 #[test]
 fn an_option_remex_does_not_know_never_becomes_the_command() {
-    // GNU parallel's --pipe: a usage error naming it, nothing run.
+    // GNU parallel's --pipepart: a usage error naming it, nothing run.
     let o = run(&[
-        "run", "--tx", "popen", "-k", "--pipe", "echo", ":::", "A", "B", "C",
+        "run",
+        "--tx",
+        "popen",
+        "-k",
+        "--pipepart",
+        "echo",
+        ":::",
+        "A",
+        "B",
+        "C",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", o.stderr.as_str());
     assert!(
-        o.stderr.as_str().contains("GNU parallel's --pipe")
+        o.stderr.as_str().contains("GNU parallel's --pipepart")
             && o.stderr.as_str().contains("docs/cli.md"),
         "{}",
         o.stderr.as_str()
@@ -2151,6 +2160,27 @@ fn gnu_parallels_input_options_give_its_output() {
             ],
             None,
             "1:{#}\ta\n",
+        ),
+        // --pipe: blocks of whole records on the jobs' stdin.
+        (
+            &["-k", "--pipe", "--block", "20", "wc", "-c"],
+            Some("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n17\n18\n19\n20\n"),
+            "18\n18\n15\n",
+        ),
+        (
+            &["-k", "--pipe", "-N", "3", "wc", "-l"],
+            Some("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n"),
+            "3\n3\n3\n1\n",
+        ),
+        (
+            &["-k", "--pipe", "--recend", ",", "--block", "5", "cat; echo"],
+            Some("a,bb,ccc,dddd"),
+            "a,bb,\nccc,\ndddd\n",
+        ),
+        (
+            &["-k", "--pipe", "echo {#}:; cat"],
+            Some("x\ny\n"),
+            "1:\nx\ny\n",
         ),
         // A last line without its newline stays so, tagged or streamed.
         (
@@ -3850,4 +3880,52 @@ fn an_sshlogin_without_a_count_runs_a_job_per_cpu_of_its_host_as_in_gnu_parallel
         .filter_map(|l| l.split('\t').nth(1))
         .collect();
     assert_eq!(hosts, ["Host", ":", ":"], "{}", o.stdout);
+}
+
+#[test]
+fn pipe_gives_each_job_a_block_of_stdin_on_a_worker_anywhere() {
+    // GNU parallel's --pipe (refused by remex before): stdin cut into
+    // blocks of whole records, each one job's stdin; bytes that are not
+    // text pass unchanged; the job log's Send counts them; over ssh too.
+    let d = scratch("pipe");
+    let data: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| {
+            let mut l = (i.wrapping_mul(2_654_435_761) % 251).to_le_bytes().to_vec();
+            l.extend(format!(" {i}\n").bytes());
+            l
+        })
+        .collect();
+    let file = d.join("data");
+    std::fs::write(&file, &data).unwrap();
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
+    for tx in ["popen".to_string(), sshd.spec("")] {
+        let mut c = remex();
+        c.args([
+            "run", "--no-bar", "--tx", &tx, "-k", "--pipe", "--block", "64k", "--joblog",
+        ])
+        .arg(d.join("log"))
+        .arg("cat")
+        .stdin(std::fs::File::open(&file).unwrap());
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{tx}: {}", err(&o));
+        assert!(
+            o.stdout == data,
+            "{tx}: the blocks put together are not the input"
+        );
+        let log = std::fs::read_to_string(d.join("log")).unwrap();
+        let sent: Vec<u64> = log
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').nth(4).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(sent.iter().sum::<u64>(), data.len() as u64, "{tx}: {log}");
+        assert!(
+            sent.len() >= 20 && sent.iter().all(|s| *s <= 64 * 1024),
+            "{tx}: {sent:?}"
+        );
+    }
+    // What would give jobs arguments is refused, naming it.
+    let o = run(&["run", "--pipe", "echo", ":::", "a"]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert!(o.stderr.contains("not ::: inputs"), "{}", o.stderr);
 }
