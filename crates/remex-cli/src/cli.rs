@@ -360,9 +360,20 @@ pub(crate) struct RunArgs {
     #[arg(long = "block", aliases = ["block-size", "blocksize"], value_name = "SIZE",
           value_parser = block_size)]
     pub(crate) block: Option<usize>,
-    /// --pipe's record end (default a newline; GNU parallel's escapes).
+    /// --pipe's record end (default a newline, or nothing with
+    /// --recstart alone; GNU parallel's escapes).
     #[arg(long, value_name = "STR")]
     pub(crate) recend: Option<String>,
+    /// --pipe's record start (default nothing).
+    #[arg(long, value_name = "STR")]
+    pub(crate) recstart: Option<String>,
+    /// --recend and --recstart are regular expressions.
+    #[arg(long, alias = "regex")]
+    pub(crate) regexp: bool,
+    /// Take --recend and --recstart out of each block (GNU parallel's
+    /// --rrs).
+    #[arg(long = "remove-rec-sep", aliases = ["removerecsep", "rrs"])]
+    pub(crate) remove_rec_sep: bool,
     /// Run no job for an input that is empty or only blanks.
     #[arg(short = 'r', long = "no-run-if-empty", alias = "norunifempty")]
     pub(crate) no_run_if_empty: bool,
@@ -776,12 +787,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--bt",
             "--cat",
             "--fifo",
-            "--recstart",
-            "--regexp",
-            "--regex",
-            "--remove-rec-sep",
-            "--removerecsep",
-            "--rrs",
             "--round-robin",
             "--roundrobin",
             "--round",

@@ -824,52 +824,130 @@ pub(crate) struct Reading {
 }
 
 /// `--pipe`: how stdin (or a file) is cut into blocks, each one job's
-/// stdin, as GNU parallel cuts it: whole records (each ending in
-/// `recend`, the last maybe not), at most `block` bytes (a longer record
-/// alone), or `records` of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// stdin, as GNU parallel cuts it: whole records, at most `block` bytes
+/// (a longer record alone), or `records` of them. A record ends where
+/// `recend` matches and the next starts where `recstart` matches (both
+/// regular expressions; literal text unless `--regexp`); with `lines`
+/// (`-L N`) a record is N lines.
+#[derive(Debug, Clone)]
 pub(crate) struct Pipe {
     pub(crate) block: usize,
-    pub(crate) recend: Vec<u8>,
+    pub(crate) recend: Option<regex::bytes::Regex>,
+    /// As it is, and anchored at its start (`^(?:...)`).
+    pub(crate) recstart: Option<(regex::bytes::Regex, regex::bytes::Regex)>,
     pub(crate) records: Option<usize>,
+    pub(crate) lines: Option<usize>,
+    /// `--header`: what it matches at the start of the input (anchored)
+    /// goes before every block.
+    pub(crate) header: Option<regex::bytes::Regex>,
+    /// `--rrs`: the separators are taken out of each block (GNU
+    /// parallel's remove_rec_sep).
+    pub(crate) remove_separators: Option<regex::bytes::Regex>,
 }
 
 /// The largest block `--pipe` makes (a block travels in one message).
 pub(crate) const MOST_BLOCK: usize = 256 << 20;
 
 impl Pipe {
-    /// Where the first block of `buf` ends, if it is known yet (`eof`:
-    /// nothing more comes).
+    /// A separator as a regular expression: `text` itself, or read as one
+    /// (`regexp`); none when empty.
+    pub(crate) fn separator(
+        text: &str,
+        regexp: bool,
+        anchored: bool,
+    ) -> Result<Option<regex::bytes::Regex>, String> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let re = match regexp {
+            true => text.to_string(),
+            false => regex::escape(text),
+        };
+        let re = if anchored { format!("^(?:{re})") } else { re };
+        regex::bytes::Regex::new(&re)
+            .map(Some)
+            .map_err(|e| format!("--pipe's separator {text:?} is not a regular expression: {e}"))
+    }
+
+    /// The places in `buf` where a record ends and the next starts (`eof`:
+    /// nothing more comes, so a record end at the very end counts).
+    fn points<'a>(&'a self, buf: &'a [u8], eof: bool) -> Box<dyn Iterator<Item = usize> + 'a> {
+        let starts_here = move |p: usize| match &self.recstart {
+            None => true,
+            Some(_) if p == buf.len() => eof,
+            Some((_, at)) => at.is_match(&buf[p..]),
+        };
+        let all: Box<dyn Iterator<Item = usize> + 'a> = match (&self.recend, &self.recstart) {
+            (Some(end), _) => Box::new(
+                end.find_iter(buf)
+                    .map(|m| m.end())
+                    .filter(move |p| *p > 0 && starts_here(*p)),
+            ),
+            (None, Some((start, _))) => {
+                Box::new(start.find_iter(buf).map(|m| m.start()).filter(|p| *p > 0))
+            }
+            (None, None) => Box::new(1..=buf.len()),
+        };
+        match self.lines {
+            Some(l) if l > 1 => Box::new(all.skip(l - 1).step_by(l)),
+            _ => all,
+        }
+    }
+
+    /// Where the first block of `buf` ends, if it is known yet.
     fn cut(&self, buf: &[u8], eof: bool) -> Option<usize> {
         if buf.is_empty() {
             return None;
         }
-        let end = self.recend.as_slice();
-        let ends = || {
-            buf.windows(end.len().max(1))
-                .enumerate()
-                .filter(move |(_, w)| *w == end)
-        };
-        let whole = |found: Option<usize>| match found {
-            Some(i) => Some(i + end.len()),
-            None if eof => Some(buf.len()),
-            None => None,
-        };
-        if end.is_empty() {
-            return (eof || buf.len() >= self.block).then_some(buf.len().min(self.block));
-        }
+        let rest = || eof.then_some(buf.len());
         if let Some(k) = self.records {
-            return whole(ends().nth(k.max(1) - 1).map(|(i, _)| i));
+            return self.points(buf, eof).nth(k.max(1) - 1).or_else(rest);
         }
         if buf.len() < self.block {
-            return eof.then_some(buf.len());
+            // At the end, -L's whole records go before a part of one (GNU
+            // parallel's).
+            if eof && self.lines.is_some() {
+                return self
+                    .points(buf, eof)
+                    .filter(|p| *p < buf.len())
+                    .last()
+                    .or_else(rest);
+            }
+            return rest();
         }
         // The last record that ends within the block; else the one
         // record, longer than the block, whole.
-        let within = &buf[..self.block];
-        match within.windows(end.len()).rposition(|w| w == end) {
-            Some(i) => Some(i + end.len()),
-            None => whole(ends().next().map(|(i, _)| i)),
+        let mut last = None;
+        for p in self.points(buf, eof) {
+            if p > self.block {
+                return Some(last.unwrap_or(p));
+            }
+            last = Some(p);
+        }
+        last.or_else(rest)
+    }
+
+    /// `block` as the job gets it: after the header, its separators
+    /// taken out with `--rrs`.
+    fn shaped(&self, header: &[u8], block: Vec<u8>) -> Vec<u8> {
+        let block = match &self.remove_separators {
+            None => block,
+            Some(both) => {
+                let mut b = both.replace_all(&block, &b""[..]).into_owned();
+                if let Some(m) = self.recstart.as_ref().and_then(|(_, at)| at.find(&b)) {
+                    b.drain(..m.end());
+                }
+                if let Some(end) = &self.recend {
+                    if let Some(m) = end.find_iter(&b).last().filter(|m| m.end() == b.len()) {
+                        b.truncate(m.start());
+                    }
+                }
+                b
+            }
+        };
+        match header.is_empty() {
+            true => block,
+            false => [header, &block].concat(),
         }
     }
 }
@@ -885,14 +963,23 @@ fn blocks(
     let mut buf: Vec<u8> = Vec::new();
     let mut eof = false;
     let mut failed = false;
+    // --header: taken from the input's start once enough is read.
+    let mut header: Option<Vec<u8>> = pipe.header.is_none().then(Vec::new);
     std::iter::from_fn(move || loop {
         if failed {
             return None;
         }
-        if let Some(cut) = pipe.cut(&buf, eof) {
-            let rest = buf.split_off(cut);
-            let block = std::mem::replace(&mut buf, rest);
-            return Some(Ok(crate::raw::text(block)));
+        if header.is_none() && (eof || buf.len() >= pipe.block.min(1 << 20)) {
+            let re = pipe.header.as_ref().expect("a header to take");
+            let end = re.find(&buf).map_or(0, |m| m.end());
+            header = Some(buf.drain(..end).collect());
+        }
+        if let Some(h) = &header {
+            if let Some(cut) = pipe.cut(&buf, eof) {
+                let rest = buf.split_off(cut);
+                let block = std::mem::replace(&mut buf, rest);
+                return Some(Ok(crate::raw::text(pipe.shaped(h, block))));
+            }
         }
         if eof {
             return None;
@@ -1847,8 +1934,12 @@ mod tests {
     fn pipe_blocks_are_whole_records_within_the_size() {
         let pipe = |block, records| Pipe {
             block,
-            recend: b"\n".to_vec(),
+            recend: Pipe::separator("\n", false, false).unwrap(),
+            recstart: None,
             records,
+            lines: None,
+            header: None,
+            remove_separators: None,
         };
         // The last record that ends within the block.
         assert_eq!(pipe(5, None).cut(b"ab\ncd\nef", false), Some(3));

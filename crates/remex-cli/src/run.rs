@@ -262,7 +262,7 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
 /// How `a` says inputs are read.
 fn reading(a: &RunArgs) -> Result<Reading, String> {
     // --header without --colsep splits at tabs (GNU parallel's default).
-    let colsep = match (&a.colsep, &a.header) {
+    let colsep = match (&a.colsep, a.header.as_ref().filter(|_| !a.pipe)) {
         (Some(re), _) => Some(
             regex::Regex::new(re).map_err(|e| format!("--colsep {re:?} is not a regex: {e}"))?,
         ),
@@ -270,6 +270,8 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
         (None, None) => None,
     };
     let header = match a.header.as_deref() {
+        // --pipe's header is what goes before every block (pipe_of).
+        _ if a.pipe => false,
         None => false,
         Some(":") => true,
         Some(other) => {
@@ -299,17 +301,70 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
             true => None,
             false => a.max_args.or(a.max_args_plain).or(a.max_lines).or(a.lines),
         },
-        continued: a.lines.is_some() || a.max_lines.is_some(),
+        continued: !a.pipe && (a.lines.is_some() || a.max_lines.is_some()),
         // -r skips blank inputs as they are read, in every source.
-        skip_blank: a.no_run_if_empty,
-        pipe: a.pipe.then(|| crate::jobs::Pipe {
-            block: a.block.unwrap_or(1 << 20),
-            recend: a.recend.as_deref().map_or(b"\n".to_vec(), |r| {
-                crate::jobs::unquote_printf(r).into_bytes()
-            }),
-            records: a.max_args.or(a.max_args_plain),
-        }),
+        skip_blank: a.no_run_if_empty && !a.pipe,
+        pipe: pipe_of(a)?,
     })
+}
+
+/// `--pipe`'s way of cutting, from `a` (GNU parallel's defaults: records
+/// end in a newline; with `--recstart` alone, in nothing).
+fn pipe_of(a: &RunArgs) -> Result<Option<crate::jobs::Pipe>, String> {
+    use crate::jobs::{unquote_printf, Pipe};
+    if !a.pipe {
+        return Ok(None);
+    }
+    let recstart = unquote_printf(a.recstart.as_deref().unwrap_or(""));
+    let default_end = if a.recstart.is_some() { "" } else { "\n" };
+    let recend = unquote_printf(a.recend.as_deref().unwrap_or(default_end));
+    let both = format!(
+        "{}{}",
+        if a.regexp {
+            recend.clone()
+        } else {
+            regex::escape(&recend)
+        },
+        if a.regexp {
+            recstart.clone()
+        } else {
+            regex::escape(&recstart)
+        }
+    );
+    let header = match a.header.as_deref() {
+        None => None,
+        Some(":") => Some("^(?:.*\n)".to_string()),
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(format!("^(?:.*\n){{{n}}}"))
+        }
+        Some(re) => Some(format!("^(?:{re})")),
+    };
+    Ok(Some(Pipe {
+        block: a.block.unwrap_or(1 << 20),
+        recend: Pipe::separator(&recend, a.regexp, false)?,
+        recstart: match (
+            Pipe::separator(&recstart, a.regexp, false)?,
+            Pipe::separator(&recstart, a.regexp, true)?,
+        ) {
+            (Some(s), Some(at)) => Some((s, at)),
+            _ => None,
+        },
+        records: a.max_args.or(a.max_args_plain),
+        lines: a.lines.or(a.max_lines),
+        header: match header {
+            Some(h) => Some(
+                regex::bytes::Regex::new(&h)
+                    .map_err(|e| format!("--header {h:?} is not a regular expression: {e}"))?,
+            ),
+            None => None,
+        },
+        remove_separators: match (a.remove_rec_sep, both.is_empty()) {
+            (true, false) => Some(
+                regex::bytes::Regex::new(&both).map_err(|e| format!("--recend/--recstart: {e}"))?,
+            ),
+            _ => None,
+        },
+    }))
 }
 
 /// `--pipe` reads one stream (stdin, or one `-a`/`::::` file) into
@@ -326,10 +381,8 @@ fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> {
         Some("more than one input file")
     } else if a.multiple || a.context || a.xargs {
         Some("-m, -X or --xargs")
-    } else if a.colsep.is_some() || a.header.is_some() {
-        Some("--colsep or --header")
-    } else if a.lines.is_some() || a.max_lines.is_some() {
-        Some("-L or -l (use -N K for K records a block)")
+    } else if a.colsep.is_some() {
+        Some("--colsep")
     } else {
         None
     };

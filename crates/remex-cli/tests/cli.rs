@@ -2182,6 +2182,16 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("x\ny\n"),
             "1:\nx\ny\n",
         ),
+        (
+            &["-k", "-N1", "--recstart", ">", "--pipe", "echo {#}; cat"],
+            Some(">a\nAC\n>b\nGT\n"),
+            "1\n>a\nAC\n2\n>b\nGT\n",
+        ),
+        (
+            &["-k", "--header", "1", "-N2", "--pipe", "cat; echo"],
+            Some("h\n1\n2\n3\n"),
+            "h\n1\n2\n\nh\n3\n\n",
+        ),
         // A last line without its newline stays so, tagged or streamed.
         (
             &["-k", "--tag", "printf 'x\\ny'", ":::", "a", "b"],
