@@ -877,21 +877,31 @@ impl Pipe {
             Some(_) if p == buf.len() => eof,
             Some((_, at)) => at.is_match(&buf[p..]),
         };
+        // -L without -N: records are lines, whatever --recend says (GNU
+        // parallel's; with -N K it counts K x L of --recend's records).
+        if let (Some(l), None) = (self.lines, self.records) {
+            let ends = buf
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1);
+            return Box::new(ends.skip(l.max(1) - 1).step_by(l.max(1)));
+        }
         let all: Box<dyn Iterator<Item = usize> + 'a> = match (&self.recend, &self.recstart) {
             (Some(end), _) => Box::new(
+                // A record holds something before its end (GNU parallel
+                // looks for the end from the block's second byte on).
                 end.find_iter(buf)
+                    .filter(|m| m.start() > 0)
                     .map(|m| m.end())
-                    .filter(move |p| *p > 0 && starts_here(*p)),
+                    .filter(move |p| starts_here(*p)),
             ),
             (None, Some((start, _))) => {
                 Box::new(start.find_iter(buf).map(|m| m.start()).filter(|p| *p > 0))
             }
             (None, None) => Box::new(1..=buf.len()),
         };
-        match self.lines {
-            Some(l) if l > 1 => Box::new(all.skip(l - 1).step_by(l)),
-            _ => all,
-        }
+        all
     }
 
     /// Where the first block of `buf` ends, if it is known yet.
@@ -901,17 +911,17 @@ impl Pipe {
         }
         let rest = || eof.then_some(buf.len());
         if let Some(k) = self.records {
-            return self.points(buf, eof).nth(k.max(1) - 1).or_else(rest);
+            let k = k.max(1) * self.lines.unwrap_or(1).max(1);
+            return self.points(buf, eof).nth(k - 1).or_else(rest);
         }
         if buf.len() < self.block {
             // At the end, -L's whole records go before a part of one (GNU
             // parallel's).
             if eof && self.lines.is_some() {
-                return self
-                    .points(buf, eof)
-                    .filter(|p| *p < buf.len())
-                    .last()
-                    .or_else(rest);
+                return match self.points(buf, eof).last() {
+                    Some(p) if p < buf.len() => Some(p),
+                    _ => rest(),
+                };
             }
             return rest();
         }
@@ -1950,8 +1960,10 @@ mod tests {
         assert_eq!(pipe(2, None).cut(b"abcd", false), None);
         assert_eq!(pipe(2, None).cut(b"abcd\nx", false), Some(5));
         assert_eq!(pipe(2, None).cut(b"abcd", true), Some(4));
-        // -N K: K records, whatever their size.
+        // -N K: K records, whatever their size; a record holds something
+        // before its end (GNU parallel's: "\n\n\n" is "\n\n", "\n").
         assert_eq!(pipe(1, Some(2)).cut(b"a\nb\nc\n", false), Some(4));
+        assert_eq!(pipe(1, Some(1)).cut(b"\n\n\n", false), Some(2));
         assert_eq!(pipe(1, Some(2)).cut(b"a\nb", false), None);
         assert_eq!(pipe(1, Some(2)).cut(b"a\nb", true), Some(3));
         // Read whole through a reader: every byte once, in order.
