@@ -596,7 +596,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     };
     let w = Workers::start(&specs, &a.workers).await?;
     let filled = match by_host_cpus {
-        true => w.fill_hosts(&uncounted, a.jobs).await,
+        true => w.fill_hosts(&uncounted, a.jobs, inputs.total).await,
         false => Default::default(),
     };
     // The basefiles' names (a directory's files), for --cleanup.

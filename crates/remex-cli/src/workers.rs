@@ -434,13 +434,22 @@ impl Workers {
     /// (`specs`: `-S host`, a line `host` of an --sshloginfile): `jobs` (100%
     /// when not given) of the host's CPUs, asked through its worker, as
     /// that many workers there (each of one slot; the first is there
-    /// already). A host whose CPUs cannot be told keeps one. Returns each
-    /// such spec's count of workers.
+    /// already), never more than the `jobs_to_run` when known. A host
+    /// whose CPUs cannot be told keeps one. Returns each such spec's count
+    /// of workers.
     pub(crate) async fn fill_hosts(
         &self,
         specs: &HashSet<String>,
         jobs: Option<crate::slots::Jobs>,
+        jobs_to_run: Option<u64>,
     ) -> HashMap<String, usize> {
+        let most = jobs_to_run.map_or(crate::slots::MOST_PER_WORKER, |n| {
+            (n as usize).clamp(1, crate::slots::MOST_PER_WORKER)
+        });
+        if most == 1 {
+            // One job: nothing to ask.
+            return HashMap::new();
+        }
         let gateways = self.group.gateways();
         let asks = specs.iter().filter_map(|spec| {
             let gw = gateways.iter().find(|g| &g.spec().raw == spec)?.clone();
@@ -459,7 +468,7 @@ impl Workers {
                 let want = cpus
                     .and_then(|c| jobs.unwrap_or(crate::slots::Jobs::Percent(100)).resolve(c))
                     .unwrap_or(1)
-                    .clamp(1, crate::slots::MOST_PER_WORKER);
+                    .clamp(1, most);
                 let started = match want {
                     1 => Ok(()),
                     n => self
