@@ -20,7 +20,7 @@
 //! `-N K` puts K inputs in each job (`-N0`: one, given to none; with
 //! `-m`, `-X` or `--xargs`, the jobs they make, given to none).
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 /// What a replacement string takes from an argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -820,199 +820,7 @@ pub(crate) struct Reading {
     /// `-r`: inputs that are only blanks are skipped.
     pub(crate) skip_blank: bool,
     /// `--pipe`: a file's inputs are blocks of records, not lines.
-    pub(crate) pipe: Option<Pipe>,
-}
-
-/// `--pipe`: how stdin (or a file) is cut into blocks, each one job's
-/// stdin, as GNU parallel cuts it: whole records, at most `block` bytes
-/// (a longer record alone), or `records` of them. A record ends where
-/// `recend` matches and the next starts where `recstart` matches (both
-/// regular expressions; literal text unless `--regexp`); with `lines`
-/// (`-L N`) a record is N lines.
-#[derive(Debug, Clone)]
-pub(crate) struct Pipe {
-    pub(crate) block: usize,
-    pub(crate) recend: Option<regex::bytes::Regex>,
-    /// As it is, and anchored at its start (`^(?:...)`).
-    pub(crate) recstart: Option<(regex::bytes::Regex, regex::bytes::Regex)>,
-    pub(crate) records: Option<usize>,
-    pub(crate) lines: Option<usize>,
-    /// `--header`: what it matches at the start of the input (anchored)
-    /// goes before every block.
-    pub(crate) header: Option<regex::bytes::Regex>,
-    /// `--rrs`: the separators are taken out of each block (GNU
-    /// parallel's remove_rec_sep).
-    pub(crate) remove_separators: Option<regex::bytes::Regex>,
-}
-
-/// The largest block `--pipe` makes (a block travels in one message).
-pub(crate) const MOST_BLOCK: usize = 256 << 20;
-
-impl Pipe {
-    /// A separator as a regular expression: `text` itself, or read as one
-    /// (`regexp`); none when empty.
-    pub(crate) fn separator(
-        text: &str,
-        regexp: bool,
-        anchored: bool,
-    ) -> Result<Option<regex::bytes::Regex>, String> {
-        if text.is_empty() {
-            return Ok(None);
-        }
-        let re = match regexp {
-            true => text.to_string(),
-            false => regex::escape(text),
-        };
-        let re = if anchored { format!("^(?:{re})") } else { re };
-        regex::bytes::Regex::new(&re)
-            .map(Some)
-            .map_err(|e| format!("--pipe's separator {text:?} is not a regular expression: {e}"))
-    }
-
-    /// The places in `buf` where a record ends and the next starts (`eof`:
-    /// nothing more comes, so a record end at the very end counts).
-    fn points<'a>(&'a self, buf: &'a [u8], eof: bool) -> Box<dyn Iterator<Item = usize> + 'a> {
-        let starts_here = move |p: usize| match &self.recstart {
-            None => true,
-            Some(_) if p == buf.len() => eof,
-            Some((_, at)) => at.is_match(&buf[p..]),
-        };
-        // -L without -N: records are lines, whatever --recend says (GNU
-        // parallel's; with -N K it counts K x L of --recend's records).
-        if let (Some(l), None) = (self.lines, self.records) {
-            let ends = buf
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'\n')
-                .map(|(i, _)| i + 1);
-            return Box::new(ends.skip(l.max(1) - 1).step_by(l.max(1)));
-        }
-        let all: Box<dyn Iterator<Item = usize> + 'a> = match (&self.recend, &self.recstart) {
-            (Some(end), _) => Box::new(
-                // A record holds something before its end (GNU parallel
-                // looks for the end from the block's second byte on).
-                end.find_iter(buf)
-                    .filter(|m| m.start() > 0)
-                    .map(|m| m.end())
-                    .filter(move |p| starts_here(*p)),
-            ),
-            (None, Some((start, _))) => {
-                Box::new(start.find_iter(buf).map(|m| m.start()).filter(|p| *p > 0))
-            }
-            (None, None) => Box::new(1..=buf.len()),
-        };
-        all
-    }
-
-    /// Where the first block of `buf` ends, if it is known yet.
-    fn cut(&self, buf: &[u8], eof: bool) -> Option<usize> {
-        if buf.is_empty() {
-            return None;
-        }
-        let rest = || eof.then_some(buf.len());
-        if let Some(k) = self.records {
-            let k = k.max(1) * self.lines.unwrap_or(1).max(1);
-            return self.points(buf, eof).nth(k - 1).or_else(rest);
-        }
-        if buf.len() < self.block {
-            // At the end, -L's whole records go before a part of one (GNU
-            // parallel's).
-            if eof && self.lines.is_some() {
-                return match self.points(buf, eof).last() {
-                    Some(p) if p < buf.len() => Some(p),
-                    _ => rest(),
-                };
-            }
-            return rest();
-        }
-        // The last record that ends within the block; else the one
-        // record, longer than the block, whole.
-        let mut last = None;
-        for p in self.points(buf, eof) {
-            if p > self.block {
-                return Some(last.unwrap_or(p));
-            }
-            last = Some(p);
-        }
-        last.or_else(rest)
-    }
-
-    /// `block` as the job gets it: after the header, its separators
-    /// taken out with `--rrs`.
-    fn shaped(&self, header: &[u8], block: Vec<u8>) -> Vec<u8> {
-        let block = match &self.remove_separators {
-            None => block,
-            Some(both) => {
-                let mut b = both.replace_all(&block, &b""[..]).into_owned();
-                if let Some(m) = self.recstart.as_ref().and_then(|(_, at)| at.find(&b)) {
-                    b.drain(..m.end());
-                }
-                if let Some(end) = &self.recend {
-                    if let Some(m) = end.find_iter(&b).last().filter(|m| m.end() == b.len()) {
-                        b.truncate(m.start());
-                    }
-                }
-                b
-            }
-        };
-        match header.is_empty() {
-            true => block,
-            false => [header, &block].concat(),
-        }
-    }
-}
-
-/// The blocks of `reader`, as `pipe` cuts them (each as text: crate::raw
-/// keeps bytes that are not UTF-8). A block past [`MOST_BLOCK`] bytes (one
-/// record that long) is an error that says so.
-fn blocks(
-    mut reader: Box<dyn BufRead + Send>,
-    pipe: Pipe,
-    path: String,
-) -> impl Iterator<Item = Result<String, String>> + Send {
-    let mut buf: Vec<u8> = Vec::new();
-    let mut eof = false;
-    let mut failed = false;
-    // --header: taken from the input's start once enough is read.
-    let mut header: Option<Vec<u8>> = pipe.header.is_none().then(Vec::new);
-    std::iter::from_fn(move || loop {
-        if failed {
-            return None;
-        }
-        if header.is_none() && (eof || buf.len() >= pipe.block.min(1 << 20)) {
-            let re = pipe.header.as_ref().expect("a header to take");
-            let end = re.find(&buf).map_or(0, |m| m.end());
-            header = Some(buf.drain(..end).collect());
-        }
-        if let Some(h) = &header {
-            if let Some(cut) = pipe.cut(&buf, eof) {
-                let rest = buf.split_off(cut);
-                let block = std::mem::replace(&mut buf, rest);
-                return Some(Ok(crate::raw::text(pipe.shaped(h, block))));
-            }
-        }
-        if eof {
-            return None;
-        }
-        if buf.len() > MOST_BLOCK {
-            failed = true;
-            return Some(Err(format!(
-                "reading {path}: a record longer than {MOST_BLOCK} bytes (--pipe passes records whole; is --recend right?)"
-            )));
-        }
-        // Reads grow with the buffer: a long record is looked through a
-        // few times, not once per read.
-        let want = pipe.block.max(buf.len()).clamp(64 << 10, 16 << 20);
-        let before = buf.len();
-        match std::io::Read::take(reader.as_mut(), want as u64).read_to_end(&mut buf) {
-            Ok(_) if buf.len() == before => eof = true,
-            Ok(_) => {}
-            Err(e) => {
-                failed = true;
-                return Some(Err(format!("reading {path}: {e}")));
-            }
-        }
-    })
+    pub(crate) pipe: Option<crate::pipe::Pipe>,
 }
 
 impl Reading {
@@ -1056,7 +864,7 @@ impl Reading {
             Source::File(p, _) => match &self.pipe {
                 Some(pipe) => {
                     let (reader, path) = open_input(p)?;
-                    Box::new(blocks(reader, pipe.clone(), path))
+                    Box::new(crate::pipe::blocks(reader, pipe.clone(), path))
                 }
                 None => read_items(p, self.delimiter)?,
             },
@@ -1938,44 +1746,6 @@ mod tests {
             got,
             vec![s(&["a", "x", "a", "y"]), s(&["b", "x", "b", "y"])]
         );
-    }
-
-    #[test]
-    fn pipe_blocks_are_whole_records_within_the_size() {
-        let pipe = |block, records| Pipe {
-            block,
-            recend: Pipe::separator("\n", false, false).unwrap(),
-            recstart: None,
-            records,
-            lines: None,
-            header: None,
-            remove_separators: None,
-        };
-        // The last record that ends within the block.
-        assert_eq!(pipe(5, None).cut(b"ab\ncd\nef", false), Some(3));
-        // Not enough yet, unless nothing more comes.
-        assert_eq!(pipe(9, None).cut(b"ab\ncd", false), None);
-        assert_eq!(pipe(9, None).cut(b"ab\ncd", true), Some(5));
-        // A record longer than the block: whole, once its end is there.
-        assert_eq!(pipe(2, None).cut(b"abcd", false), None);
-        assert_eq!(pipe(2, None).cut(b"abcd\nx", false), Some(5));
-        assert_eq!(pipe(2, None).cut(b"abcd", true), Some(4));
-        // -N K: K records, whatever their size; a record holds something
-        // before its end (GNU parallel's: "\n\n\n" is "\n\n", "\n").
-        assert_eq!(pipe(1, Some(2)).cut(b"a\nb\nc\n", false), Some(4));
-        assert_eq!(pipe(1, Some(1)).cut(b"\n\n\n", false), Some(2));
-        assert_eq!(pipe(1, Some(2)).cut(b"a\nb", false), None);
-        assert_eq!(pipe(1, Some(2)).cut(b"a\nb", true), Some(3));
-        // Read whole through a reader: every byte once, in order.
-        let data: Vec<u8> = (0..5000u32)
-            .flat_map(|i| format!("{i}\n").into_bytes())
-            .collect();
-        let reader: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(data.clone()));
-        let got: Vec<String> = blocks(reader, pipe(1000, None), "t".into())
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(got.iter().all(|b| b.len() <= 1000 && b.ends_with('\n')));
-        assert_eq!(got.concat().into_bytes(), data);
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod interrupt;
 mod joblog;
 mod jobs;
 mod onall;
+mod pipe;
 mod plus;
 mod raw;
 mod relative;

@@ -310,8 +310,9 @@ fn reading(a: &RunArgs) -> Result<Reading, String> {
 
 /// `--pipe`'s way of cutting, from `a` (GNU parallel's defaults: records
 /// end in a newline; with `--recstart` alone, in nothing).
-fn pipe_of(a: &RunArgs) -> Result<Option<crate::jobs::Pipe>, String> {
-    use crate::jobs::{unquote_printf, Pipe};
+fn pipe_of(a: &RunArgs) -> Result<Option<crate::pipe::Pipe>, String> {
+    use crate::jobs::unquote_printf;
+    use crate::pipe::Pipe;
     if !a.pipe {
         return Ok(None);
     }
