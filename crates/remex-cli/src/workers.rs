@@ -221,15 +221,15 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
         if item.is_empty() {
             return Err(format!("sshlogin {whole:?}: no host after the host groups"));
         }
-        let (count, rest) = match item.split_once('/') {
+        let (count, rest, counted) = match item.split_once('/') {
             Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
                 let n: usize =
                     n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                         format!("sshlogin {item:?}: the count before / is from 1")
                     })?;
-                (n, rest)
+                (n, rest, true)
             }
-            _ => (1, item),
+            _ => (1, item, false),
         };
         // `4//usr/bin/ssh user@host`: the ssh command, then the host.
         let host = rest.split_whitespace().last().unwrap_or(rest);
@@ -244,7 +244,6 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
             let bare = bare.split_once(':').map_or(bare, |(h, _)| h);
             format!("ssh={host}{}", login_env(rest.trim(), bare))
         };
-        let counted = count_written(item);
         found.push((
             if count > 1 {
                 format!("{count}*{spec}")
@@ -280,12 +279,6 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
         ));
     }
     Ok(out)
-}
-
-/// Whether `item` (`N/host` or `host`) starts with a count.
-fn count_written(item: &str) -> bool {
-    item.split_once('/')
-        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The logins of `w` written without a count (see [`Logins::uncounted`]).
