@@ -374,6 +374,16 @@ pub(crate) struct RunArgs {
     /// --rrs).
     #[arg(long = "remove-rec-sep", aliases = ["removerecsep", "rrs"])]
     pub(crate) remove_rec_sep: bool,
+    /// --pipe, with each job's block in a temporary file on the job's
+    /// host, named by {} ($PARALLEL_TMP) and removed after the job (GNU
+    /// parallel's --cat).
+    #[arg(long, conflicts_with = "fifo")]
+    pub(crate) cat: bool,
+    /// --pipe, with each job's block flowing through a named pipe on the
+    /// job's host, named by {} ($PARALLEL_TMP), which the command must
+    /// read (GNU parallel's --fifo).
+    #[arg(long)]
+    pub(crate) fifo: bool,
     /// Run no job for an input that is empty or only blanks.
     #[arg(short = 'r', long = "no-run-if-empty", alias = "norunifempty")]
     pub(crate) no_run_if_empty: bool,
@@ -785,8 +795,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--block-timeout",
             "--blocktimeout",
             "--bt",
-            "--cat",
-            "--fifo",
             "--round-robin",
             "--roundrobin",
             "--round",

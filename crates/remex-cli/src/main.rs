@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod abbrev;
+mod blockfile;
 mod cli;
 mod emit;
 mod exec;

@@ -396,7 +396,10 @@ fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> {
 }
 
 /// Runs `remex run`; returns the exit status.
-pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
+pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
+    // --cat and --fifo are --pipe, the block in a file (GNU parallel's).
+    let block_file = crate::blockfile::BlockFile::of(a.cat, a.fifo);
+    a.pipe |= block_file.is_some();
     if a.nonall {
         // The command once on every worker, with no inputs.
         let setup = JobSetup::new(&a, &[])?;
@@ -469,7 +472,7 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
     }
     let renames = a.renames();
     let spelling = Spelling {
-        no_input: a.pipe,
+        no_input: a.pipe && block_file.is_none(),
         renames: &renames,
         quote_words: a.quote,
         names: &inputs.names,
@@ -549,13 +552,23 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                 total,
                 slots: slots as u64,
             };
-            let args = args?;
+            let mut args = args?;
+            // --pipe: the block is no argument (nor part of a tag).
+            if a.pipe {
+                args.clear();
+            }
             // The jobs that would run: not those {choose_k} or {uniq}
             // skip (GNU parallel's --dryrun lists them).
             if template_skips.skip(&args) {
                 continue;
             }
-            let line = template.render_at(at, &args);
+            let line = match block_file {
+                Some(_) => {
+                    args = vec![crate::blockfile::ARG.to_string()];
+                    crate::blockfile::command(&template, at)
+                }
+                None => template.render_at(at, &args),
+            };
             // -t: on stderr too, as GNU parallel shows a job it starts.
             if a.trace {
                 eprintln!("{}", crate::raw::shown(&line));
@@ -911,6 +924,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                         )),
                         false => None,
                     };
+                    // --cat, --fifo: {} is the block's file on the host.
+                    if block_file.is_some() {
+                        args = vec![crate::blockfile::ARG.to_string()];
+                    }
                     let mut groups = BTreeSet::new();
                     if a.hostgroups {
                         for arg in &mut args {
@@ -922,7 +939,10 @@ pub(crate) async fn run(a: RunArgs) -> Result<i32, String> {
                             }
                         }
                     }
-                    let command = template.render_at(at, &args);
+                    let command = match block_file {
+                        Some(_) => crate::blockfile::command(&template, at),
+                        None => template.render_at(at, &args),
+                    };
                     let kill = relative.as_mut().map(|r| r.arm(seq));
                     commands.insert(seq, command.clone());
                     running.push(submit(

@@ -4,6 +4,7 @@
 //! `--cleanup`, `--trc`, `--basefile`; carried out on the worker by
 //! [`remex::worker::Transfer`]).
 
+use crate::blockfile::BlockFile;
 use crate::cli::{RunArgs, TermSeq};
 use crate::jobs::{At, Template};
 use crate::workers::Workers;
@@ -60,6 +61,8 @@ pub(crate) struct JobSetup {
     pub(crate) jobslot: bool,
     /// This process's pid, for `$PARALLEL_PID`.
     pid: String,
+    /// `--cat`, `--fifo`: the job's block reaches it as a file.
+    block_file: Option<BlockFile>,
 }
 
 /// The shells an ancestor process may be, by name (GNU parallel's list).
@@ -199,6 +202,7 @@ impl JobSetup {
             sequence,
             jobslot: false,
             pid: std::process::id().to_string(),
+            block_file: BlockFile::of(a.cat, a.fifo),
         })
     }
 
@@ -231,16 +235,21 @@ impl JobSetup {
                 command,
             ));
         }
+        // --cat, --fifo: the block in a file the command names.
+        let (line, shell) = match self.block_file {
+            Some(f) => f.wrap(command, self.shell()),
+            None => (command.to_string(), self.shell.clone()),
+        };
         let line = match self.nice {
             Some(n) => format!(
                 "nice -n {n} {} -c {}",
-                self.shell.as_deref().unwrap_or("sh"),
-                crate::jobs::Quoting::for_shell(self.shell()).quote(command)
+                shell.as_deref().unwrap_or("sh"),
+                crate::jobs::Quoting::for_shell(shell.as_deref()).quote(&line)
             ),
-            None => command.to_string(),
+            None => line,
         };
         let mut req = limits.request(line);
-        req.shell = self.shell.clone();
+        req.shell = shell;
         req.termseq = self.termseq.clone();
         req.env = self.env.clone();
         // As in GNU parallel: the job's number, and the command's pid

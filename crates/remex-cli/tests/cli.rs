@@ -2192,6 +2192,28 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("h\n1\n2\n3\n"),
             "h\n1\n2\n\nh\n3\n\n",
         ),
+        // --cat, --fifo: the block in a file, {} its name
+        // ($PARALLEL_TMP, so in a tag).
+        (
+            &["-k", "--cat", "--block", "20", "wc -l < {}"],
+            Some("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n17\n18\n19\n20\n"),
+            "9\n6\n5\n",
+        ),
+        (
+            &["-k", "--fifo", "-N", "3", "wc -c < {}"],
+            Some("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n"),
+            "6\n6\n6\n3\n",
+        ),
+        (
+            &["-k", "--cat", "--tag", "-N2", "cat {}; echo {#}"],
+            Some("a\nb\nc\n"),
+            "$PARALLEL_TMP\ta\n$PARALLEL_TMP\tb\n$PARALLEL_TMP\t1\n$PARALLEL_TMP\tc\n$PARALLEL_TMP\t2\n",
+        ),
+        (
+            &["-k", "--fifo", "--tagstring", "{#}{.}", "-N2", "sort -r {}"],
+            Some("a\nb\nc\n"),
+            "1$PARALLEL_TMP\tb\n1$PARALLEL_TMP\ta\n2$PARALLEL_TMP\tc\n",
+        ),
         // A last line without its newline stays so, tagged or streamed.
         (
             &["-k", "--tag", "printf 'x\\ny'", ":::", "a", "b"],
@@ -3938,4 +3960,122 @@ fn pipe_gives_each_job_a_block_of_stdin_on_a_worker_anywhere() {
     let o = run(&["run", "--pipe", "echo", ":::", "a"]);
     assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
     assert!(o.stderr.contains("not ::: inputs"), "{}", o.stderr);
+}
+
+#[test]
+fn cat_and_fifo_give_each_job_its_block_in_a_file_gone_after_it() {
+    // GNU parallel's --cat and --fifo (refused before): {} names a file
+    // on the job's host holding its block (a named pipe with --fifo),
+    // removed after the job, also when the job is killed.
+    let d = scratch("blockfile");
+    let tmp = d.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let ten: String = (1..=10).map(|i| format!("{i}\n")).collect();
+    let with_stdin = |c: &mut Command, input: &str| {
+        let mut child = spawned(c, Stdio::piped());
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
+    for tx in ["popen".to_string(), sshd.spec("")] {
+        for mode in ["--cat", "--fifo"] {
+            let what = format!("{tx} {mode}");
+            let o = with_stdin(
+                remex()
+                    .env("TMPDIR", &tmp)
+                    .args(["run", "--no-bar", "--tx", &tx, "-k", mode, "-N", "4"])
+                    .arg("echo {}; wc -l < {}; test -f {} || test -p {}"),
+                &ten,
+            );
+            assert!(o.status.success(), "{what}: {}", err(&o));
+            let text = out(&o);
+            let lines: Vec<&str> = text.lines().collect();
+            let counts: Vec<&str> = lines.iter().skip(1).step_by(2).copied().collect();
+            assert_eq!(counts, ["4", "4", "2"], "{what}: {text}");
+            let files: Vec<&str> = lines.iter().step_by(2).copied().collect();
+            assert_eq!(files.len(), 3, "{what}: {text}");
+            for f in &files {
+                // Made where the worker's TMPDIR says (the ssh worker's
+                // is its own: /tmp), and gone after the job.
+                let dir = match tx.as_str() {
+                    "popen" => tmp.clone(),
+                    _ => PathBuf::from("/tmp"),
+                };
+                assert!(Path::new(f).starts_with(&dir), "{what}: {f}");
+                assert!(!Path::new(f).exists(), "{what}: {f} is left");
+            }
+            let mut distinct = files.clone();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 3, "{what}: {text}");
+        }
+    }
+    // A command that never opens its named pipe does not hold its job
+    // (GNU parallel's waits for a reader for ever).
+    let t0 = Instant::now();
+    let o = with_stdin(
+        remex()
+            .env("TMPDIR", &tmp)
+            .args(["run", "--no-bar", "--fifo", "--timeout", "20", "echo"]),
+        "x\ny\n",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    // A job killed by --timeout leaves no file, and its stderr has no
+    // word of the lines around the command ("Terminated").
+    for mode in ["--cat", "--fifo"] {
+        let o = with_stdin(
+            remex().env("TMPDIR", &tmp).args([
+                "run",
+                "--no-bar",
+                mode,
+                "--timeout",
+                "1",
+                "echo {}; echo to-stderr >&2; sleep 30 < {}",
+            ]),
+            "x\n",
+        );
+        assert_eq!(o.status.code(), Some(1), "{mode}: {}", err(&o));
+        let e = err(&o);
+        assert!(
+            e.contains("to-stderr") && !e.contains("Terminated"),
+            "{mode}: {e}"
+        );
+    }
+    // (remex keeps its ssh sockets and uploads there too.)
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("par"))
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+    // The jobs' shell runs the command: bash with a function --env
+    // sends, csh (whose syntax the lines around it are not in).
+    let o = with_stdin(
+        remex()
+            .env("PARALLEL_SHELL", "bash")
+            .env("BASH_FUNC_lines%%", "() {  wc -l < \"$1\"; }")
+            .args(["run", "--no-bar", "--env", "lines", "--cat", "lines {}"]),
+        "a\nb\n",
+    );
+    assert_eq!(out(&o), "2\n", "{}", err(&o));
+    let o = with_stdin(
+        remex().env("PARALLEL_SHELL", "csh").args([
+            "run",
+            "--no-bar",
+            "--fifo",
+            "set n = `wc -l < {}`; echo $n; exit 3",
+        ]),
+        "a\nb\n",
+    );
+    assert_eq!(
+        (o.status.code(), out(&o).as_str()),
+        (Some(1), "2\n"),
+        "{}",
+        err(&o)
+    );
 }
