@@ -355,11 +355,18 @@ pub(crate) struct RunArgs {
     /// parallel's --pipe).
     #[arg(long, alias = "spreadstdin")]
     pub(crate) pipe: bool,
+    /// --pipe from parts of a file (-a FILE), found by seeking at record
+    /// boundaries about --block bytes apart, each read when its job
+    /// starts (GNU parallel's --pipepart).
+    #[arg(long = "pipepart", alias = "pipe-part")]
+    pub(crate) pipepart: bool,
     /// --pipe's block: at most SIZE bytes of whole records (one longer
     /// record whole); K, M, G are 1024s, k, m, g 1000s (default 1M).
+    /// With --pipepart, about SIZE bytes each, or -N: N parts per job
+    /// slot (default -10).
     #[arg(long = "block", aliases = ["block-size", "blocksize"], value_name = "SIZE",
-          value_parser = block_size)]
-    pub(crate) block: Option<usize>,
+          value_parser = block_size, allow_hyphen_values = true)]
+    pub(crate) block: Option<i64>,
     /// --pipe's record end (default a newline, or nothing with
     /// --recstart alone; GNU parallel's escapes).
     #[arg(long, value_name = "STR")]
@@ -719,9 +726,18 @@ fn max_lines(s: &str) -> Result<usize, String> {
 
 /// `--block`'s size: a number with GNU parallel's prefixes (K, M, G, T
 /// and Ki, Mi ... are powers of 1024; k, m, g, t of 1000), at least 1.
-fn block_size(s: &str) -> Result<usize, String> {
-    let bad = || format!("--block takes a size such as 1M, 100k or 65536, not {s:?}");
+fn block_size(s: &str) -> Result<i64, String> {
+    let bad = || {
+        format!("--block takes a size such as 1M, 100k or 65536 (with --pipepart also -N: N parts per job slot), not {s:?}")
+    };
     let t = s.trim();
+    if let Some(n) = t.strip_prefix('-') {
+        // --pipepart's -N.
+        return match n.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(-n),
+            _ => Err(bad()),
+        };
+    }
     let digits = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(t.len());
@@ -739,10 +755,10 @@ fn block_size(s: &str) -> Result<usize, String> {
         _ => return Err(bad()),
     };
     let n = number * unit;
-    if !(1.0..=(usize::MAX as f64)).contains(&n) {
+    if !(1.0..=(i64::MAX as f64)).contains(&n) {
         return Err(bad());
     }
-    Ok(n as usize)
+    Ok(n as i64)
 }
 
 /// A whole number, negative ones too.
@@ -790,8 +806,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
     (
         "remex's --pipe cuts stdin into blocks of records ending in --recend, and no more",
         &[
-            "--pipepart",
-            "--pipe-part",
             "--block-timeout",
             "--blocktimeout",
             "--bt",
@@ -1291,6 +1305,14 @@ mod tests {
         assert!(parsed(&["run", "--pipe", "--block", "1X", "cat"])
             .unwrap_err()
             .contains("--block takes a size"));
+        // --pipepart's parts per job slot.
+        assert_eq!(
+            a(&["run", "--pipepart", "--block", "-3", "cat"]).block,
+            Some(-3)
+        );
+        assert!(parsed(&["run", "--pipe", "--block", "-0", "cat"])
+            .unwrap_err()
+            .contains("--block takes a size"));
         // -j -1 is "one less than the CPUs", as -j-1 (not an option -1).
         assert_eq!(
             a(&["run", "-j", "-1", "echo"]).jobs,
@@ -1440,10 +1462,10 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--sqlmaster", "--pipepart", "--round-robin"] {
+        for opt in ["--sqlmaster", "--shard", "--round-robin"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
-            if opt == "--sqlmaster" {
+            if opt == "--sqlmaster" || opt == "--shard" {
                 args.push("X");
             }
             args.extend(["echo", ":::", "A", "B", ":::", "D", "E"]);

@@ -20,6 +20,7 @@
 //! `-N K` puts K inputs in each job (`-N0`: one, given to none; with
 //! `-m`, `-X` or `--xargs`, the jobs they make, given to none).
 
+use crate::pipe::Pipe;
 use std::io::BufRead;
 
 /// What a replacement string takes from an argument.
@@ -862,6 +863,10 @@ impl Reading {
                 }))
             }
             Source::File(p, _) => match &self.pipe {
+                Some(Pipe {
+                    part: Some(cutting),
+                    ..
+                }) => crate::pipepart::parts(p, cutting)?,
                 Some(pipe) => {
                     let (reader, path) = open_input(p)?;
                     Box::new(crate::pipe::blocks(reader, pipe.clone(), path))

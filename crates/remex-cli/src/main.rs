@@ -24,6 +24,7 @@ mod joblog;
 mod jobs;
 mod onall;
 mod pipe;
+mod pipepart;
 mod plus;
 mod raw;
 mod relative;

@@ -340,8 +340,49 @@ fn pipe_of(a: &RunArgs) -> Result<Option<crate::pipe::Pipe>, String> {
         }
         Some(re) => Some(format!("^(?:{re})")),
     };
+    let header = match header {
+        Some(h) => Some(
+            regex::bytes::Regex::new(&h)
+                .map_err(|e| format!("--header {h:?} is not a regular expression: {e}"))?,
+        ),
+        None => None,
+    };
+    let as_regex = |t: &str| match a.regexp {
+        true => t.to_string(),
+        false => regex::escape(t),
+    };
+    let part = match a.pipepart {
+        true => {
+            use crate::pipepart::{Cutting, PartSize};
+            let size = match a.block {
+                Some(b) if b > 0 => PartSize::Bytes(b as u64),
+                per_slot => PartSize::PerSlot {
+                    parts: per_slot.map_or(10, |b| b.unsigned_abs()),
+                    slots: planned_slots(a)? as u64,
+                },
+            };
+            Some(Cutting::new(
+                size,
+                &as_regex(&recend),
+                &as_regex(&recstart),
+                a.regexp,
+                header.clone(),
+            )?)
+        }
+        false => None,
+    };
+    let block = match a.block {
+        None => 1 << 20,
+        Some(b) if b > 0 => usize::try_from(b).unwrap_or(usize::MAX),
+        Some(_) if part.is_some() => 1 << 20,
+        Some(b) => {
+            return Err(format!(
+                "--block {b}: parts per job slot are --pipepart's; --pipe takes a size"
+            ))
+        }
+    };
     Ok(Some(Pipe {
-        block: a.block.unwrap_or(1 << 20),
+        block,
         recend: Pipe::separator(&recend, a.regexp, false)?,
         recstart: match (
             Pipe::separator(&recstart, a.regexp, false)?,
@@ -352,20 +393,32 @@ fn pipe_of(a: &RunArgs) -> Result<Option<crate::pipe::Pipe>, String> {
         },
         records: a.max_args.or(a.max_args_plain),
         lines: a.lines.or(a.max_lines),
-        header: match header {
-            Some(h) => Some(
-                regex::bytes::Regex::new(&h)
-                    .map_err(|e| format!("--header {h:?} is not a regular expression: {e}"))?,
-            ),
-            None => None,
-        },
+        header,
         remove_separators: match (a.remove_rec_sep, both.is_empty()) {
             (true, false) => Some(
                 regex::bytes::Regex::new(&both).map_err(|e| format!("--recend/--recstart: {e}"))?,
             ),
             _ => None,
         },
+        part,
     }))
+}
+
+/// The job slots a run will have, as far as they are known before its
+/// workers start (for `--pipepart`'s parts per slot): `-j` local workers,
+/// or each named worker's `-j` (a `-S` host without a count as one
+/// worker, where GNU parallel would ask the host its CPUs).
+fn planned_slots(a: &RunArgs) -> Result<usize, String> {
+    if workers::none_named(&a.workers) {
+        return Ok(slots::local(a.jobs, None));
+    }
+    let workers: usize = workers::specs(&a.workers)?
+        .iter()
+        .map(|s| {
+            remex::Spec::parse_many(s).map_or(1, |specs| specs.iter().map(|s| s.workers()).sum())
+        })
+        .sum();
+    Ok((workers * slots::per_worker(a.jobs)?).max(1))
 }
 
 /// `--pipe` reads one stream (stdin, or one `-a`/`::::` file) into
@@ -376,6 +429,30 @@ fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> {
             .iter()
             .filter(|s| matches!(s, Source::File(..)))
             .count();
+    if a.pipepart {
+        let file = a.arg_files.first().cloned().or_else(|| {
+            sources.iter().find_map(|s| match s {
+                Source::File(f, _) => Some(f.clone()),
+                Source::Args(..) => None,
+            })
+        });
+        match file.as_deref() {
+            None | Some("-") => {
+                return Err(
+                    "--pipepart cuts a file by seeking in it: give it with -a FILE (--pipe reads stdin)"
+                        .into(),
+                )
+            }
+            Some(_) if a.max_args.is_some() || a.lines.is_some() || a.max_lines.is_some() => {
+                // GNU parallel's words.
+                return Err(
+                    "--pipepart is incompatible with --max-replace-args, --max-lines, and -L"
+                        .into(),
+                );
+            }
+            Some(_) => {}
+        }
+    }
     let clash = if sources.iter().any(|s| matches!(s, Source::Args(..))) {
         Some("::: inputs")
     } else if files > 1 {
@@ -399,7 +476,8 @@ fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> {
 pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     // --cat and --fifo are --pipe, the block in a file (GNU parallel's).
     let block_file = crate::blockfile::BlockFile::of(a.cat, a.fifo);
-    a.pipe |= block_file.is_some();
+    // --pipepart is --pipe, the blocks found by seeking in a file.
+    a.pipe |= block_file.is_some() || a.pipepart;
     if a.nonall {
         // The command once on every worker, with no inputs.
         let setup = JobSetup::new(&a, &[])?;
@@ -803,7 +881,11 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         }
     };
 
-    let block = a.pipe.then(|| a.block.unwrap_or(1 << 20));
+    // --pipepart's parts may be as large as a block can be: two ahead.
+    let block = reading.pipe.as_ref().map(|p| match p.part {
+        Some(_) => crate::pipe::MOST_BLOCK,
+        None => p.block,
+    });
     let mut inputs = Feed::new(inputs, block);
     // An input received while the loop waited, not yet made a job.
     let mut arrived: Option<Option<Result<Vec<String>, String>>> = None;

@@ -1289,13 +1289,13 @@ fn run_and_exec_reach_slurm_workers() {
 
 #[test]
 fn an_option_remex_does_not_know_never_becomes_the_command() {
-    // GNU parallel's --pipepart: a usage error naming it, nothing run.
+    // GNU parallel's --roundrobin: a usage error naming it, nothing run.
     let o = run(&[
         "run",
         "--tx",
         "popen",
         "-k",
-        "--pipepart",
+        "--roundrobin",
         "echo",
         ":::",
         "A",
@@ -1304,7 +1304,7 @@ fn an_option_remex_does_not_know_never_becomes_the_command() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", o.stderr.as_str());
     assert!(
-        o.stderr.as_str().contains("GNU parallel's --pipepart")
+        o.stderr.as_str().contains("GNU parallel's --roundrobin")
             && o.stderr.as_str().contains("docs/cli.md"),
         "{}",
         o.stderr.as_str()
@@ -2191,6 +2191,12 @@ fn gnu_parallels_input_options_give_its_output() {
             &["-k", "--header", "1", "-N2", "--pipe", "cat; echo"],
             Some("h\n1\n2\n3\n"),
             "h\n1\n2\n\nh\n3\n\n",
+        ),
+        // --pipe's block is no argument, nor in a --dryrun's tag.
+        (
+            &["--pipe", "--dryrun", "--tagstring", "<{}>", "wc", "-l"],
+            Some("1\n2\n3\n"),
+            "<>\twc -l\n",
         ),
         // --cat, --fifo: the block in a file, {} its name
         // ($PARALLEL_TMP, so in a tag).
@@ -3960,6 +3966,125 @@ fn pipe_gives_each_job_a_block_of_stdin_on_a_worker_anywhere() {
     let o = run(&["run", "--pipe", "echo", ":::", "a"]);
     assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
     assert!(o.stderr.contains("not ::: inputs"), "{}", o.stderr);
+}
+
+#[test]
+fn pipepart_cuts_a_file_where_gnu_parallel_does_for_workers_anywhere() {
+    // GNU parallel's --pipepart (refused before): a file cut into parts
+    // at record boundaries found by seeking, each one job's stdin.
+    let d = scratch("pipepart");
+    let hundred = d.join("hundred");
+    let text: String = (1..=100).map(|i| format!("{i}\n")).collect();
+    std::fs::write(&hundred, text).unwrap();
+    // What GNU parallel 20221122 prints for the same lines (`seq 100`).
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-j2", "--pipepart", "wc", "-l"],
+            "8 6 6 6 6 6 6 6 6 6 6 6 6 6 6 6 2",
+        ),
+        (&["-j2", "--pipepart", "--block", "-1", "wc", "-l"], "53 47"),
+        (
+            &["-j3", "--pipepart", "--block", "-1", "wc", "-l"],
+            "36 33 31",
+        ),
+        (
+            &["--pipepart", "--block", "50", "wc", "-c"],
+            "51 51 51 51 51 37",
+        ),
+        (
+            &["--pipepart", "--header", "1", "--block", "50", "head -2"],
+            "1 2 1 22 1 39 1 56 1 73 1 90",
+        ),
+        (
+            &["--pipepart", "--recstart", "1", "--block", "50", "head -1"],
+            "1 1 1 1 1 100",
+        ),
+        (
+            &["--pipepart", "--recend", "0\\n", "--block", "9", "wc -l"],
+            "10 10 10 10 10 10 10 10 10 10",
+        ),
+        // With --regexp, GNU parallel's match is greedy: the last record
+        // end in the 128 KiB read after each block.
+        (
+            &[
+                "--pipepart",
+                "--regexp",
+                "--recend",
+                "0\\n",
+                "--block",
+                "9",
+                "wc -l",
+            ],
+            "100",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = ran(remex()
+            .args(["run", "--no-bar", "-k", "-a"])
+            .arg(&hundred)
+            .args(*args));
+        assert!(o.status.success(), "{args:?}: {}", o.stderr);
+        let got: Vec<&str> = o.stdout.split_whitespace().collect();
+        assert_eq!(got.join(" "), *want, "{args:?}");
+    }
+    // Bytes that are not text, over ssh too: the parts put together are
+    // the file, each at most about its block past a record's end.
+    let data: Vec<u8> = (0..300_000u32)
+        .flat_map(|i| {
+            let mut l = (i.wrapping_mul(2_654_435_761) % 251).to_le_bytes().to_vec();
+            l.extend(format!(" {i}\n").bytes());
+            l
+        })
+        .collect();
+    let file = d.join("data");
+    std::fs::write(&file, &data).unwrap();
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
+    for tx in ["popen".to_string(), sshd.spec("")] {
+        let o = remex()
+            .args([
+                "run",
+                "--no-bar",
+                "--tx",
+                &tx,
+                "-k",
+                "--pipepart",
+                "--block",
+                "100k",
+                "-a",
+            ])
+            .arg(&file)
+            .arg("--joblog")
+            .arg(d.join("log"))
+            .arg("cat")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tx}: {}", err(&o));
+        assert!(o.stdout == data, "{tx}: the parts are not the file");
+        let log = std::fs::read_to_string(d.join("log")).unwrap();
+        let sent: Vec<u64> = log
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').nth(4).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(sent.iter().sum::<u64>(), data.len() as u64, "{tx}: {log}");
+        assert!(
+            sent.len() >= 30 && sent.iter().all(|s| *s <= 100 * 1024 + 16),
+            "{tx}: {sent:?}"
+        );
+    }
+    // Stdin cannot be cut by seeking; -N, -L are GNU parallel's errors.
+    for (args, says) in [
+        (&["--pipepart", "wc"][..], "give it with -a FILE"),
+        (&["--pipepart", "-a", "-", "wc"][..], "give it with -a FILE"),
+        (
+            &["--pipepart", "-N", "2", "-a", "x", "wc"][..],
+            "incompatible",
+        ),
+    ] {
+        let o = run(&[&["run", "--no-bar"][..], args].concat());
+        assert_eq!(o.status.code(), Some(255), "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains(says), "{args:?}: {}", o.stderr);
+    }
 }
 
 #[test]
