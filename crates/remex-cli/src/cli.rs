@@ -360,6 +360,11 @@ pub(crate) struct RunArgs {
     /// starts (GNU parallel's --pipepart).
     #[arg(long = "pipepart", alias = "pipe-part")]
     pub(crate) pipepart: bool,
+    /// With --pipe: every job gets all of stdin (at most 256 MiB, read
+    /// before the first job), the jobs made from the ::: or :::: inputs
+    /// (GNU parallel's --tee).
+    #[arg(long, conflicts_with_all = ["cat", "fifo", "pipepart"])]
+    pub(crate) tee: bool,
     /// --pipe's block: at most SIZE bytes of whole records (one longer
     /// record whole); K, M, G are 1024s, k, m, g 1000s (default 1M).
     /// With --pipepart, about SIZE bytes each, or -N: N parts per job
@@ -816,7 +821,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--groupby",
             "--shard",
             "--bin",
-            "--tee",
             "--skip-first-line",
             "--skipfirstline",
             "--header-lines",

@@ -404,6 +404,25 @@ fn pipe_of(a: &RunArgs) -> Result<Option<crate::pipe::Pipe>, String> {
     }))
 }
 
+/// `--tee`: all of stdin, at most [`crate::pipe::MOST_BLOCK`] bytes (each
+/// job gets it in one message).
+fn all_of_stdin() -> Result<bytes::Bytes, String> {
+    use std::io::Read;
+    let most = crate::pipe::MOST_BLOCK;
+    let mut all = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(most as u64 + 1)
+        .read_to_end(&mut all)
+        .map_err(|e| format!("--tee: reading stdin: {e}"))?;
+    if all.len() > most {
+        return Err(format!(
+            "--tee: stdin is longer than {most} bytes, which every job would get whole"
+        ));
+    }
+    Ok(all.into())
+}
+
 /// The job slots a run will have, as far as they are known before its
 /// workers start (for `--pipepart`'s parts per slot): `-j` local workers,
 /// or each named worker's `-j` (a `-S` host without a count as one
@@ -478,6 +497,15 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     let block_file = crate::blockfile::BlockFile::of(a.cat, a.fifo);
     // --pipepart is --pipe, the blocks found by seeking in a file.
     a.pipe |= block_file.is_some() || a.pipepart;
+    // --pipe --tee: all of stdin for every job, whose inputs are the
+    // arguments (read as without --pipe).
+    let tee = match a.pipe && a.tee {
+        true => {
+            a.pipe = false;
+            Some(all_of_stdin()?)
+        }
+        false => None,
+    };
     if a.nonall {
         // The command once on every worker, with no inputs.
         let setup = JobSetup::new(&a, &[])?;
@@ -550,7 +578,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     }
     let renames = a.renames();
     let spelling = Spelling {
-        no_input: a.pipe && block_file.is_none(),
+        no_input: (a.pipe && block_file.is_none()) || tee.is_some(),
         renames: &renames,
         quote_words: a.quote,
         names: &inputs.names,
@@ -1005,6 +1033,10 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
                                 .unwrap_or_default(),
                         )),
                         false => None,
+                    };
+                    let stdin = match &tee {
+                        Some(all) => Some(all.clone()),
+                        None => stdin,
                     };
                     // --cat, --fifo: {} is the block's file on the host.
                     if block_file.is_some() {

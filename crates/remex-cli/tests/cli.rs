@@ -2198,6 +2198,19 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("1\n2\n3\n"),
             "<>\twc -l\n",
         ),
+        // --tee: all of stdin for each job, made from the arguments.
+        (
+            &["-k", "--tee", "--pipe", "grep {}", ":::", "1", "5"],
+            Some("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n"),
+            "1\n10\n11\n12\n5\n",
+        ),
+        (
+            &[
+                "-k", "--tee", "--pipe", "--tag", "grep {1}{2}", ":::", "1", "2", ":::", "0", "1",
+            ],
+            Some("5\n10\n11\n15\n20\n21\n"),
+            "1 0\t10\n1 1\t11\n2 0\t20\n2 1\t21\n",
+        ),
         // --cat, --fifo: the block in a file, {} its name
         // ($PARALLEL_TMP, so in a tag).
         (
@@ -4085,6 +4098,54 @@ fn pipepart_cuts_a_file_where_gnu_parallel_does_for_workers_anywhere() {
         assert_eq!(o.status.code(), Some(255), "{args:?}: {}", o.stderr);
         assert!(o.stderr.contains(says), "{args:?}: {}", o.stderr);
     }
+}
+
+#[test]
+fn tee_gives_every_job_all_of_stdin_up_to_its_bound() {
+    // GNU parallel's --tee (refused before), on local and ssh workers.
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
+    let data: String = (0..50_000).map(|i| format!("{i}\n")).collect();
+    for tx in ["popen".to_string(), sshd.spec("")] {
+        let mut c = remex();
+        c.args(["run", "--no-bar", "--tx", &tx, "-k", "--tee", "--pipe"])
+            .args(["grep -c {}", ":::", "7", "77", "777"]);
+        let mut child = spawned(&mut c, Stdio::piped());
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(data.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{tx}: {}", err(&o));
+        let want: Vec<String> = ["7", "77", "777"]
+            .iter()
+            .map(|n| data.lines().filter(|l| l.contains(n)).count().to_string())
+            .collect();
+        assert_eq!(out(&o).lines().collect::<Vec<_>>(), want, "{tx}");
+    }
+    // Stdin past the bound (each job would get it whole): refused, named.
+    let mut c = remex();
+    c.args(["run", "--no-bar", "--tee", "--pipe", "wc -c", ":::", "a"]);
+    let mut child = spawned(&mut c, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(o.status.code(), Some(255), "{}", err(&o));
+    assert!(
+        err(&o).contains("--tee: stdin is longer than"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(out(&o), "");
 }
 
 #[test]
