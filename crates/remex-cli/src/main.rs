@@ -22,6 +22,7 @@ mod halt;
 mod interrupt;
 mod joblog;
 mod jobs;
+mod making;
 mod onall;
 mod pipe;
 mod pipepart;

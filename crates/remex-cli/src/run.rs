@@ -29,6 +29,7 @@ use crate::emit::emit;
 use crate::halt::When;
 use crate::joblog::{Entry, JobLog, Resume};
 use crate::jobs::{split_command_at, At, Inputs, Reading, Source, Spelling, Template};
+use crate::making::{Made, Maker};
 use crate::relative::Relative;
 use crate::results::Results;
 use crate::setup::{basefiles, land, JobSetup};
@@ -48,7 +49,7 @@ struct Job {
     groups: BTreeSet<String>,
     /// `--line-buffer`: the bytes of stdout printed as they came.
     streamed: u64,
-    /// `--pipe`: its block, for its stdin.
+    /// `--pipe`'s block, `--tee`'s all of stdin: for its stdin.
     stdin: Option<bytes::Bytes>,
 }
 
@@ -607,6 +608,13 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
             .map(Template::skips)
             .unwrap_or_default(),
     );
+    let maker = Maker {
+        template,
+        pipe: a.pipe,
+        tee,
+        block_file,
+        hostgroups: a.hostgroups,
+    };
     // Slots: GNU parallel's -j for this machine when no worker is named
     // (one local worker per slot), else jobs at once on each worker.
     // An sshlogin without a count (`-S host`) gets -j (100% when not
@@ -649,7 +657,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         }
         let total = inputs.total;
         let mut out = std::io::stdout().lock();
-        let template_skips = template.skips();
+        let template_skips = maker.template.skips();
         for (i, args) in inputs.by_ref().enumerate() {
             let seq = i as u64 + 1;
             let at = At {
@@ -658,33 +666,23 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
                 total,
                 slots: slots as u64,
             };
-            let mut args = args?;
-            // --pipe: the block is no argument (nor part of a tag).
-            if a.pipe {
-                args.clear();
-            }
+            let args = args?;
             // The jobs that would run: not those {choose_k} or {uniq}
             // skip (GNU parallel's --dryrun lists them).
             if template_skips.skip(&args) {
                 continue;
             }
-            let line = match block_file {
-                Some(_) => {
-                    args = vec![crate::blockfile::ARG.to_string()];
-                    crate::blockfile::command(&template, at)
-                }
-                None => template.render_at(at, &args),
-            };
+            let made = maker.make(at, args);
             // -t: on stderr too, as GNU parallel shows a job it starts.
             if a.trace {
-                eprintln!("{}", crate::raw::shown(&line));
+                eprintln!("{}", crate::raw::shown(&made.command));
             }
             // Tagged as its output would be (GNU parallel's).
             let tag = match &tagstring {
-                Some(t) => Some(t.render_plain(at, &args)),
-                None => a.tag.then(|| args.join(" ")),
+                Some(t) => Some(t.render_plain(at, &made.args)),
+                None => a.tag.then(|| made.args.join(" ")),
             };
-            let shown = format!("{line}\n");
+            let shown = format!("{}\n", made.command);
             emit(&mut out, tag.as_deref(), &crate::raw::bytes(&shown));
         }
         return Ok(0);
@@ -743,7 +741,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
                 slots: 1,
             };
             let args = args?;
-            let command = template.render_at(at, &args);
+            let command = maker.template.render_at(at, &args);
             let req = setup.request(&a.limits, &command, at, &args)?;
             jobs.push((command, req));
         }
@@ -773,7 +771,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     let slot_count = std::cell::Cell::new(slots);
     // A command that reads $PARALLEL_JOBSLOT gets a slot no running job
     // shares, as with {%}.
-    let slotted = template.uses_slot()
+    let slotted = maker.template.uses_slot()
         || tagstring.as_ref().is_some_and(Template::uses_slot)
         || command.iter().any(|w| w.contains("PARALLEL_JOBSLOT"))
         || flow.is_some();
@@ -1022,41 +1020,12 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
                         total,
                         slots: slot_count.get() as u64,
                     };
-                    // --hostgroups: `arg@g1+g2` runs in groups g1, g2.
-                    let mut args = args;
-                    // --pipe: the input is the block for stdin, not an
-                    // argument.
-                    let stdin = match a.pipe {
-                        true => Some(bytes::Bytes::from(
-                            args.pop()
-                                .map(|b| crate::raw::bytes(&b).into_owned())
-                                .unwrap_or_default(),
-                        )),
-                        false => None,
-                    };
-                    let stdin = match &tee {
-                        Some(all) => Some(all.clone()),
-                        None => stdin,
-                    };
-                    // --cat, --fifo: {} is the block's file on the host.
-                    if block_file.is_some() {
-                        args = vec![crate::blockfile::ARG.to_string()];
-                    }
-                    let mut groups = BTreeSet::new();
-                    if a.hostgroups {
-                        for arg in &mut args {
-                            if let Some((x, g)) = arg.rsplit_once('@') {
-                                groups.extend(
-                                    g.split('+').filter(|g| !g.is_empty()).map(String::from),
-                                );
-                                *arg = x.to_string();
-                            }
-                        }
-                    }
-                    let command = match block_file {
-                        Some(_) => crate::blockfile::command(&template, at),
-                        None => template.render_at(at, &args),
-                    };
+                    let Made {
+                        args,
+                        command,
+                        stdin,
+                        groups,
+                    } = maker.make(at, args);
                     let kill = relative.as_mut().map(|r| r.arm(seq));
                     commands.insert(seq, command.clone());
                     running.push(submit(

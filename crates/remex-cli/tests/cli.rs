@@ -2192,6 +2192,14 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("h\n1\n2\n3\n"),
             "h\n1\n2\n\nh\n3\n\n",
         ),
+        // --dryrun shows an input without its host groups, as run.
+        (
+            &[
+                "-k", "--dryrun", "--hostgroups", "-S", "@g1/:", "echo", ":::", "a@g1", "b",
+            ],
+            None,
+            "echo a\necho b\n",
+        ),
         // --pipe's block is no argument, nor in a --dryrun's tag.
         (
             &["--pipe", "--dryrun", "--tagstring", "<{}>", "wc", "-l"],

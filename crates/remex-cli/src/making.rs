@@ -1,0 +1,69 @@
+//! How one input of `remex run` becomes a job: its stdin (`--pipe`'s
+//! block, `--tee`'s all of stdin), its arguments (`--cat`/`--fifo`'s
+//! file, `--hostgroups`' groups taken off) and its command line. The
+//! same for a job that runs and for one `--dry-run` shows.
+
+use std::collections::BTreeSet;
+
+use crate::blockfile::BlockFile;
+use crate::jobs::{At, Template};
+
+/// What a job is made of, but its number and slot.
+pub(crate) struct Made {
+    /// Its arguments, as replacement strings and tags see them.
+    pub(crate) args: Vec<String>,
+    pub(crate) command: String,
+    pub(crate) stdin: Option<bytes::Bytes>,
+    /// `--hostgroups`: the host groups it may run in (none: anywhere).
+    pub(crate) groups: BTreeSet<String>,
+}
+
+/// How inputs become jobs, from `remex run`'s options.
+pub(crate) struct Maker {
+    pub(crate) template: Template,
+    /// `--pipe`: an input is a block, for stdin, not an argument.
+    pub(crate) pipe: bool,
+    /// `--tee`: every job's stdin.
+    pub(crate) tee: Option<bytes::Bytes>,
+    pub(crate) block_file: Option<BlockFile>,
+    /// `--hostgroups`: `arg@g1+g2` runs in groups g1 and g2.
+    pub(crate) hostgroups: bool,
+}
+
+impl Maker {
+    /// The job at `at` made of the input `args`.
+    pub(crate) fn make(&self, at: At, mut args: Vec<String>) -> Made {
+        let block = match self.pipe {
+            true => Some(bytes::Bytes::from(
+                args.pop()
+                    .map(|b| crate::raw::bytes(&b).into_owned())
+                    .unwrap_or_default(),
+            )),
+            false => None,
+        };
+        let stdin = self.tee.clone().or(block);
+        // --cat, --fifo: {} is the block's file on the job's host.
+        if self.block_file.is_some() {
+            args = vec![crate::blockfile::ARG.to_string()];
+        }
+        let mut groups = BTreeSet::new();
+        if self.hostgroups {
+            for arg in &mut args {
+                if let Some((x, g)) = arg.rsplit_once('@') {
+                    groups.extend(g.split('+').filter(|g| !g.is_empty()).map(String::from));
+                    *arg = x.to_string();
+                }
+            }
+        }
+        let command = match self.block_file {
+            Some(_) => crate::blockfile::command(&self.template, at),
+            None => self.template.render_at(at, &args),
+        };
+        Made {
+            args,
+            command,
+            stdin,
+            groups,
+        }
+    }
+}
