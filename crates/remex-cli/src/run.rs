@@ -405,6 +405,63 @@ fn pipe_of(a: &RunArgs) -> Result<Option<crate::pipe::Pipe>, String> {
     }))
 }
 
+/// The workers `specs` start (`N*SPEC` counts N; a spec that does not
+/// parse, one: it is refused when started).
+fn spec_workers(specs: &[String]) -> usize {
+    specs
+        .iter()
+        .map(|s| {
+            remex::Spec::parse_many(s).map_or(1, |specs| specs.iter().map(|s| s.workers()).sum())
+        })
+        .sum()
+}
+
+/// `--dry-run`: the command lines of the jobs that would run on `slots`
+/// slots, tagged as their output would be, on stdout; nothing runs.
+fn dry_run(
+    a: &RunArgs,
+    mut inputs: Inputs,
+    maker: &Maker,
+    tagstring: Option<&Template>,
+    slots: usize,
+    line: usize,
+) -> Result<i32, String> {
+    if a.multiple || a.context || a.xargs {
+        inputs.share(slots, line, !a.xargs)?;
+    }
+    let total = inputs.total;
+    let mut out = std::io::stdout().lock();
+    let template_skips = maker.template.skips();
+    for (i, args) in inputs.by_ref().enumerate() {
+        let seq = i as u64 + 1;
+        let at = At {
+            seq,
+            slot: (seq - 1) % slots as u64 + 1,
+            total,
+            slots: slots as u64,
+        };
+        let args = args?;
+        // The jobs that would run: not those {choose_k} or {uniq} skip
+        // (GNU parallel's --dryrun lists them).
+        if template_skips.skip(&args) {
+            continue;
+        }
+        let made = maker.make(at, args);
+        // -t: on stderr too, as GNU parallel shows a job it starts.
+        if a.trace {
+            eprintln!("{}", crate::raw::shown(&made.command));
+        }
+        // Tagged as its output would be (GNU parallel's).
+        let tag = match tagstring {
+            Some(t) => Some(t.render_plain(at, &made.args)),
+            None => a.tag.then(|| made.args.join(" ")),
+        };
+        let shown = format!("{}\n", made.command);
+        emit(&mut out, tag.as_deref(), &crate::raw::bytes(&shown));
+    }
+    Ok(0)
+}
+
 /// `--tee`: all of stdin, at most [`crate::pipe::MOST_BLOCK`] bytes (each
 /// job gets it in one message).
 fn all_of_stdin() -> Result<bytes::Bytes, String> {
@@ -432,12 +489,7 @@ fn planned_slots(a: &RunArgs) -> Result<usize, String> {
     if workers::none_named(&a.workers) {
         return Ok(slots::local(a.jobs, None));
     }
-    let workers: usize = workers::specs(&a.workers)?
-        .iter()
-        .map(|s| {
-            remex::Spec::parse_many(s).map_or(1, |specs| specs.iter().map(|s| s.workers()).sum())
-        })
-        .sum();
+    let workers = spec_workers(&workers::specs(&a.workers)?);
     Ok((workers * slots::per_worker(a.jobs)?).max(1))
 }
 
@@ -643,49 +695,8 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         _ => Resume::No,
     };
     if a.dry_run {
-        // The slots the workers would have: `N*SPEC` counts N.
-        let workers: usize = specs
-            .iter()
-            .map(|s| {
-                remex::Spec::parse_many(s)
-                    .map_or(1, |specs| specs.iter().map(|s| s.workers()).sum())
-            })
-            .sum();
-        let slots = (workers * per_worker).max(1);
-        if shares {
-            inputs.share(slots, line, !a.xargs)?;
-        }
-        let total = inputs.total;
-        let mut out = std::io::stdout().lock();
-        let template_skips = maker.template.skips();
-        for (i, args) in inputs.by_ref().enumerate() {
-            let seq = i as u64 + 1;
-            let at = At {
-                seq,
-                slot: (seq - 1) % slots as u64 + 1,
-                total,
-                slots: slots as u64,
-            };
-            let args = args?;
-            // The jobs that would run: not those {choose_k} or {uniq}
-            // skip (GNU parallel's --dryrun lists them).
-            if template_skips.skip(&args) {
-                continue;
-            }
-            let made = maker.make(at, args);
-            // -t: on stderr too, as GNU parallel shows a job it starts.
-            if a.trace {
-                eprintln!("{}", crate::raw::shown(&made.command));
-            }
-            // Tagged as its output would be (GNU parallel's).
-            let tag = match &tagstring {
-                Some(t) => Some(t.render_plain(at, &made.args)),
-                None => a.tag.then(|| made.args.join(" ")),
-            };
-            let shown = format!("{}\n", made.command);
-            emit(&mut out, tag.as_deref(), &crate::raw::bytes(&shown));
-        }
-        return Ok(0);
+        let slots = (spec_workers(&specs) * per_worker).max(1);
+        return dry_run(&a, inputs, &maker, tagstring.as_ref(), slots, line);
     }
     // --resume finds the jobs that ran in the job log, or else in
     // --results DIR (GNU parallel's two places; not in a .csv/.json
