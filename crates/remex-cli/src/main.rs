@@ -28,6 +28,7 @@ mod pipe;
 mod pipepart;
 mod plus;
 mod raw;
+mod reading;
 mod relative;
 mod reload;
 mod results;
