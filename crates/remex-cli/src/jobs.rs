@@ -20,7 +20,6 @@
 //! `-N K` puts K inputs in each job (`-N0`: one, given to none; with
 //! `-m`, `-X` or `--xargs`, the jobs they make, given to none).
 
-use crate::pipe::Pipe;
 use std::io::BufRead;
 
 /// What a replacement string takes from an argument.
@@ -822,6 +821,8 @@ pub(crate) struct Reading {
     pub(crate) skip_blank: bool,
     /// `--pipe`: a file's inputs are blocks of records, not lines.
     pub(crate) pipe: Option<crate::pipe::Pipe>,
+    /// `--pipepart`: a file's inputs are its parts, found by seeking.
+    pub(crate) part: Option<crate::pipepart::Cutting>,
 }
 
 impl Reading {
@@ -862,16 +863,13 @@ impl Reading {
                     parts.into_iter().map(Ok)
                 }))
             }
-            Source::File(p, _) => match &self.pipe {
-                Some(Pipe {
-                    part: Some(cutting),
-                    ..
-                }) => crate::pipepart::parts(p, cutting)?,
-                Some(pipe) => {
+            Source::File(p, _) => match (&self.part, &self.pipe) {
+                (Some(cutting), _) => crate::pipepart::parts(p, cutting)?,
+                (None, Some(pipe)) => {
                     let (reader, path) = open_input(p)?;
                     Box::new(crate::pipe::blocks(reader, pipe.clone(), path))
                 }
-                None => read_items(p, self.delimiter)?,
+                (None, None) => read_items(p, self.delimiter)?,
             },
         };
         let eof = self.eof.clone();

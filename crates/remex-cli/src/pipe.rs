@@ -23,9 +23,6 @@ pub(crate) struct Pipe {
     /// `--rrs`: the separators are taken out of each block (GNU
     /// parallel's remove_rec_sep).
     pub(crate) remove_separators: Option<regex::bytes::Regex>,
-    /// `--pipepart`: the file is cut by seeking, as this says (the fields
-    /// above but `header` do not apply).
-    pub(crate) part: Option<crate::pipepart::Cutting>,
 }
 
 /// The largest block `--pipe` makes (a block travels in one message).
@@ -212,7 +209,6 @@ mod tests {
             lines: None,
             header: None,
             remove_separators: None,
-            part: None,
         };
         // The last record that ends within the block.
         assert_eq!(pipe(5, None).cut(b"ab\ncd\nef", false), Some(3));

@@ -27,6 +27,7 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         ))
         }
     };
+    let (pipe, part) = pipe_of(a)?;
     Ok(Reading {
         delimiter: if a.null { Some(0) } else { a.delimiter },
         eof: a.eof.clone(),
@@ -51,17 +52,22 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         continued: !a.pipe && (a.lines.is_some() || a.max_lines.is_some()),
         // -r skips blank inputs as they are read, in every source.
         skip_blank: a.no_run_if_empty && !a.pipe,
-        pipe: pipe_of(a)?,
+        pipe,
+        part,
     })
 }
 
 /// `--pipe`'s way of cutting, from `a` (GNU parallel's defaults: records
 /// end in a newline; with `--recstart` alone, in nothing).
-fn pipe_of(a: &RunArgs) -> Result<Option<crate::pipe::Pipe>, String> {
+/// With `--pipepart`, the file's cutting too.
+#[allow(clippy::type_complexity)]
+fn pipe_of(
+    a: &RunArgs,
+) -> Result<(Option<crate::pipe::Pipe>, Option<crate::pipepart::Cutting>), String> {
     use crate::jobs::unquote_printf;
     use crate::pipe::Pipe;
     if !a.pipe {
-        return Ok(None);
+        return Ok((None, None));
     }
     let recstart = unquote_printf(a.recstart.as_deref().unwrap_or(""));
     let default_end = if a.recstart.is_some() { "" } else { "\n" };
@@ -128,27 +134,30 @@ fn pipe_of(a: &RunArgs) -> Result<Option<crate::pipe::Pipe>, String> {
             ))
         }
     };
-    Ok(Some(Pipe {
-        block,
-        recend: Pipe::separator(&recend, a.regexp, false)?,
-        recstart: match (
-            Pipe::separator(&recstart, a.regexp, false)?,
-            Pipe::separator(&recstart, a.regexp, true)?,
-        ) {
-            (Some(s), Some(at)) => Some((s, at)),
-            _ => None,
-        },
-        records: a.max_args.or(a.max_args_plain),
-        lines: a.lines.or(a.max_lines),
-        header,
-        remove_separators: match (a.remove_rec_sep, both.is_empty()) {
-            (true, false) => Some(
-                regex::bytes::Regex::new(&both).map_err(|e| format!("--recend/--recstart: {e}"))?,
-            ),
-            _ => None,
-        },
+    Ok((
+        Some(Pipe {
+            block,
+            recend: Pipe::separator(&recend, a.regexp, false)?,
+            recstart: match (
+                Pipe::separator(&recstart, a.regexp, false)?,
+                Pipe::separator(&recstart, a.regexp, true)?,
+            ) {
+                (Some(s), Some(at)) => Some((s, at)),
+                _ => None,
+            },
+            records: a.max_args.or(a.max_args_plain),
+            lines: a.lines.or(a.max_lines),
+            header,
+            remove_separators: match (a.remove_rec_sep, both.is_empty()) {
+                (true, false) => Some(
+                    regex::bytes::Regex::new(&both)
+                        .map_err(|e| format!("--recend/--recstart: {e}"))?,
+                ),
+                _ => None,
+            },
+        }),
         part,
-    }))
+    ))
 }
 
 /// The workers `specs` start (`N*SPEC` counts N; a spec that does not

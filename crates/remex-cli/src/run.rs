@@ -682,10 +682,10 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     };
 
     // --pipepart's parts may be as large as a block can be: two ahead.
-    let block = reading.pipe.as_ref().map(|p| match p.part {
-        Some(_) => crate::pipe::MOST_BLOCK,
-        None => p.block,
-    });
+    let block = match &reading.part {
+        Some(_) => Some(crate::pipe::MOST_BLOCK),
+        None => reading.pipe.as_ref().map(|p| p.block),
+    };
     let mut inputs = Feed::new(inputs, block);
     // An input received while the loop waited, not yet made a job.
     let mut arrived: Option<Option<Result<Vec<String>, String>>> = None;
