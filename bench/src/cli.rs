@@ -206,14 +206,17 @@ pub(crate) fn print_cli_rows(r: &Result<CliRows, String>, jobs: usize, files: us
         None => ("n/a (apt-get install parallel)".into(), String::new()),
     };
     let (p, ratio) = vs(r.local_remex, r.local_parallel);
+    // (n)'s target is a share of the floor: the floor itself is a few
+    // times GNU parallel on two cores (issue 30), so "10x GNU parallel"
+    // is out of any tool's reach there.
     println!(
-        "| (n0) the floor: /bin/true spawned from 2 threads | {:.0} jobs/s | | | | remex at {:.0}% of it | |",
+        "| (n0) the floor: /bin/true spawned from 2 threads | {:.0} jobs/s | | | | | |",
         r.spawn_floor,
-        r.local_remex / r.spawn_floor * 100.0
     );
     println!(
-        "| (n) {jobs} /bin/true jobs, 2 local workers (remex run --tx 2*popen / parallel -j2) | {:.0} jobs/s | | {p} | | {ratio} | >= 10x GNU parallel |",
-        r.local_remex
+        "| (n) {jobs} /bin/true jobs, 2 local workers (remex run --tx 2*popen / parallel -j2) | {:.0} jobs/s | {:.0}% of (n0) | {p} | | {ratio} | >= 85% of (n0) |",
+        r.local_remex,
+        r.local_remex / r.spawn_floor * 100.0
     );
     match &r.ssh {
         Ok(s) => {
