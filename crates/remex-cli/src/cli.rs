@@ -360,6 +360,11 @@ pub(crate) struct RunArgs {
     /// starts (GNU parallel's --pipepart).
     #[arg(long = "pipepart", alias = "pipe-part")]
     pub(crate) pipepart: bool,
+    /// --pipe with at most one job per slot, each fed the blocks it takes
+    /// on its stdin as they come, instead of a job per block (GNU
+    /// parallel's --roundrobin).
+    #[arg(long = "roundrobin", aliases = ["round-robin", "round"], conflicts_with = "tee")]
+    pub(crate) roundrobin: bool,
     /// With --pipe: every job gets all of stdin (at most 256 MiB, read
     /// before the first job), the jobs made from the ::: or :::: inputs
     /// (GNU parallel's --tee).
@@ -814,9 +819,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--block-timeout",
             "--blocktimeout",
             "--bt",
-            "--round-robin",
-            "--roundrobin",
-            "--round",
             "--group-by",
             "--groupby",
             "--shard",
@@ -1466,7 +1468,7 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--sqlmaster", "--shard", "--round-robin"] {
+        for opt in ["--sqlmaster", "--shard", "--tmux"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
             if opt == "--sqlmaster" || opt == "--shard" {

@@ -32,6 +32,7 @@ mod reading;
 mod relative;
 mod reload;
 mod results;
+mod roundrobin;
 mod rsync;
 mod run;
 mod setup;

@@ -108,6 +108,12 @@ fn pipe_of(
         true => {
             use crate::pipepart::{Cutting, PartSize};
             let size = match a.block {
+                // With --roundrobin one part per slot, whatever --block
+                // says (GNU parallel's rule).
+                _ if a.roundrobin => PartSize::PerSlot {
+                    parts: 1,
+                    slots: planned_slots(a)? as u64,
+                },
                 Some(b) if b > 0 => PartSize::Bytes(b as u64),
                 per_slot => PartSize::PerSlot {
                     parts: per_slot.map_or(10, |b| b.unsigned_abs()),

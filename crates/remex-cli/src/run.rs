@@ -52,6 +52,8 @@ struct Job {
     streamed: u64,
     /// `--pipe`'s block, `--tee`'s all of stdin: for its stdin.
     stdin: Option<bytes::Bytes>,
+    /// `--roundrobin`: the bytes of blocks it was fed.
+    fed: u64,
 }
 
 type Running =
@@ -205,7 +207,7 @@ impl Printer {
                         .map_or_else(|| t.gateway.clone(), |w| w.joblog_host(&t.gateway)),
                     start: o.started,
                     runtime: o.seconds,
-                    sent: d.job.stdin.as_ref().map_or(0, |b| b.len() as u64),
+                    sent: d.job.stdin.as_ref().map_or(d.job.fed, |b| b.len() as u64),
                     // GNU parallel's Receive: the bytes of stdout; with
                     // --line-buffer those of stdout and stderr; with -u
                     // none.
@@ -313,6 +315,15 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     let block_file = crate::blockfile::BlockFile::of(a.cat, a.fifo);
     // --pipepart is --pipe, the blocks found by seeking in a file.
     a.pipe |= block_file.is_some() || a.pipepart;
+    // Without --pipe, GNU parallel's --roundrobin does nothing. A job fed
+    // blocks as they come cannot run again: what it was fed is gone.
+    a.roundrobin &= a.pipe;
+    if a.roundrobin && (a.retries > 1 || a.resume || a.resume_failed || a.retry_failed) {
+        return Err(
+            "--roundrobin cannot be combined with --retries, --resume, --resume-failed or --retry-failed: a job's input is gone once fed"
+                .into(),
+        );
+    }
     // --pipe --tee: all of stdin for every job, whose inputs are the
     // arguments (read as without --pipe).
     let tee = match a.pipe && a.tee {
@@ -425,7 +436,8 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     );
     let maker = Maker {
         template,
-        pipe: a.pipe,
+        // --roundrobin's jobs are fed blocks, not made of one.
+        pipe: a.pipe && !a.roundrobin,
         tee,
         block_file,
         hostgroups: a.hostgroups,
@@ -548,7 +560,8 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     let slotted = maker.template.uses_slot()
         || tagstring.as_ref().is_some_and(Template::uses_slot)
         || command.iter().any(|w| w.contains("PARALLEL_JOBSLOT"))
-        || flow.is_some();
+        || flow.is_some()
+        || a.roundrobin;
     setup.jobslot = slotted;
     let mut free: BTreeSet<u64> = (1..=slots as u64).collect();
     // With {%} or --halt, no job waits on a worker for a free executor:
@@ -575,7 +588,8 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         tagstring: tagstring.filter(|_| !a.ungroup),
         total,
         slots: slots as u64,
-        bar: progress_bar(inputs.total, a.no_bar),
+        // --roundrobin: jobs are not the inputs.
+        bar: progress_bar(inputs.total.filter(|_| !a.roundrobin), a.no_bar),
         workers: Some(w),
         // --silent wins over -v, as in GNU parallel.
         verbose: a.verbose && !a.silent,
@@ -602,6 +616,26 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     // worker the --sshloginfile removes: reload.rs).
     let busy = std::sync::Arc::new(crate::reload::Busy::default());
     // A job's future, abortable when --timeout N% may kill it.
+    // --pipepart's parts may be as large as a block can be: two ahead.
+    let block = match &reading.part {
+        Some(_) => Some(crate::pipe::MOST_BLOCK),
+        None => reading.pipe.as_ref().map(|p| p.block),
+    };
+    // --roundrobin: a job started whenever a slot has none, each fed the
+    // blocks it takes.
+    let (mut inputs, blocks) = match a.roundrobin {
+        true => {
+            let (starts, blocks) = crate::roundrobin::feed(inputs, slots)?;
+            (Feed::Read(starts), Some(blocks))
+        }
+        false => (Feed::new(inputs, block), None),
+    };
+    // The worker of a job's slot (--line-buffer's and --roundrobin's
+    // jobs run there, in calls of their own).
+    let slot_worker = |slot: u64| {
+        let gateways = gateways.borrow();
+        gateways[(slot as usize - 1) / per_worker % gateways.len()].clone()
+    };
     let submit = |job: Job, kill: Option<AbortRegistration>| -> Running {
         let at = At {
             seq: job.seq,
@@ -651,9 +685,13 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
             return Box::pin(async move { (job, killable(f, kill).await) });
         }
         if let Some(flow) = flow {
-            let gw = {
-                let gateways = gateways.borrow();
-                gateways[(job.slot as usize - 1) / per_worker % gateways.len()].clone()
+            let gw = slot_worker(job.slot);
+            let (req, feeding, go) = match &blocks {
+                Some(b) => {
+                    let (req, f, go) = crate::roundrobin::attach(&gw, req, b, job.seq);
+                    (req, Some(f), Some(go))
+                }
+                None => (req, None, None),
             };
             // Each line after the job's tag: --tagstring's, or --tag's.
             let tag = match &printer.tagstring {
@@ -664,12 +702,46 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
             let on = busy.enter(gw.id());
             let printed = Arc::new(AtomicU64::new(0));
             let first = printer.verbose.then(|| job.command.clone());
-            let f = crate::stream::run(gw, req, flow, tag, order, printed.clone(), first);
+            let f = crate::stream::run(gw, req, flow, tag, order, printed.clone(), first, go);
             return Box::pin(async move {
                 let _on = on;
                 let result = killable(f, kill).await;
                 let streamed = printed.load(Ordering::Relaxed);
-                (Job { streamed, ..job }, result)
+                let fed = feeding.map_or(0, |f| f.fed());
+                (
+                    Job {
+                        streamed,
+                        fed,
+                        ..job
+                    },
+                    result,
+                )
+            });
+        }
+        if let Some(b) = &blocks {
+            let gw = slot_worker(job.slot);
+            let (req, feeding, go) = crate::roundrobin::attach(&gw, req, b, job.seq);
+            let on = busy.enter(gw.id());
+            let f = async move {
+                let call = gw.remote_call("run", &req)?;
+                go.go();
+                let value = call.receive().await?;
+                Ok(TaskResult {
+                    value,
+                    gateway: gw.id().to_string(),
+                    attempts: 1,
+                })
+            };
+            return Box::pin(async move {
+                let _on = on;
+                let result = killable(f, kill).await;
+                (
+                    Job {
+                        fed: feeding.fed(),
+                        ..job
+                    },
+                    result,
+                )
             });
         }
         match group.submit::<CommandOutcome>("run", &req) {
@@ -681,12 +753,6 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         }
     };
 
-    // --pipepart's parts may be as large as a block can be: two ahead.
-    let block = match &reading.part {
-        Some(_) => Some(crate::pipe::MOST_BLOCK),
-        None => reading.pipe.as_ref().map(|p| p.block),
-    };
-    let mut inputs = Feed::new(inputs, block);
     // An input received while the loop waited, not yet made a job.
     let mut arrived: Option<Option<Result<Vec<String>, String>>> = None;
     let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
@@ -811,6 +877,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
                             attempt: 1,
                             groups,
                             streamed: 0,
+                            fed: 0,
                             stdin,
                         },
                         kill,
@@ -947,6 +1014,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
                 Job {
                     attempt: job.attempt + 1,
                     streamed: 0,
+                    fed: 0,
                     ..job
                 },
                 kill,

@@ -101,7 +101,11 @@ impl Order {
 /// (each line prefixed with `tag` and a tab, for `Lines`; in turns when
 /// `order` holds the turns and this job's number); `printed` counts the
 /// bytes of stdout passed on, without tags. `first` (`-v`'s command
-/// line) goes before the job's output, as its first line.
+/// line) goes before the job's output, as its first line. `called`
+/// (`--roundrobin`) is told once the call is made.
+// Each argument is one thing the caller decides; a struct for them
+// would only be unpacked here.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     gw: Gateway,
     req: CommandRequest,
@@ -110,6 +114,7 @@ pub(crate) async fn run(
     order: Option<(Arc<Order>, u64)>,
     printed: Arc<AtomicU64>,
     first: Option<String>,
+    called: Option<crate::roundrobin::Go>,
 ) -> remex::Result<TaskResult<CommandOutcome>> {
     let out = gw.newchannel();
     let req = CommandRequest {
@@ -117,6 +122,10 @@ pub(crate) async fn run(
         ..req
     };
     let call = gw.remote_call("run", &req)?;
+    // --roundrobin: its stdin may be fed from now on.
+    if let Some(go) = called {
+        go.go();
+    }
     let first = first
         .map(|c| format!("{c}\n").into_bytes())
         .unwrap_or_default();

@@ -1289,13 +1289,13 @@ fn run_and_exec_reach_slurm_workers() {
 
 #[test]
 fn an_option_remex_does_not_know_never_becomes_the_command() {
-    // GNU parallel's --roundrobin: a usage error naming it, nothing run.
+    // GNU parallel's --tmux: a usage error naming it, nothing run.
     let o = run(&[
         "run",
         "--tx",
         "popen",
         "-k",
-        "--roundrobin",
+        "--tmux",
         "echo",
         ":::",
         "A",
@@ -1304,7 +1304,7 @@ fn an_option_remex_does_not_know_never_becomes_the_command() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", o.stderr.as_str());
     assert!(
-        o.stderr.as_str().contains("GNU parallel's --roundrobin")
+        o.stderr.as_str().contains("GNU parallel's --tmux")
             && o.stderr.as_str().contains("docs/cli.md"),
         "{}",
         o.stderr.as_str()
@@ -4106,6 +4106,138 @@ fn pipepart_cuts_a_file_where_gnu_parallel_does_for_workers_anywhere() {
         assert_eq!(o.status.code(), Some(255), "{args:?}: {}", o.stderr);
         assert!(o.stderr.contains(says), "{args:?}: {}", o.stderr);
     }
+}
+
+#[test]
+fn roundrobin_feeds_each_slots_job_its_blocks_in_turn_on_any_worker() {
+    // GNU parallel's --roundrobin (refused before): a job per slot, fed
+    // --pipe's blocks on its stdin as they come, in turn.
+    let d = scratch("roundrobin");
+    let text: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
+    let with_stdin = |c: &mut Command, input: &str| {
+        let mut child = spawned(c, Stdio::piped());
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_string();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        o
+    };
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
+    for tx in ["popen".to_string(), sshd.spec("")] {
+        let log = d.join("log");
+        let o = with_stdin(
+            remex()
+                .args(["run", "--no-bar", "--tx", &tx, "-j3", "-k", "--pipe"])
+                .args(["--roundrobin", "--block", "10k", "--joblog"])
+                .arg(&log)
+                .arg("echo job {#} {%}; cat"),
+            &text,
+        );
+        assert!(o.status.success(), "{tx}: {}", err(&o));
+        let out = out(&o);
+        // Three jobs, one a slot, each printing its blocks after its
+        // name (-k: in job order).
+        let heads: Vec<&str> = out.lines().filter(|l| l.starts_with("job")).collect();
+        assert_eq!(heads, ["job 1 1", "job 2 2", "job 3 3"], "{tx}");
+        let mut lines: Vec<u64> = out
+            .lines()
+            .filter(|l| !l.starts_with("job"))
+            .map(|l| l.parse().unwrap())
+            .collect();
+        lines.sort_unstable();
+        assert!(
+            lines == (1..=200_000).collect::<Vec<u64>>(),
+            "{tx}: the jobs' blocks are not the input"
+        );
+        // The job log counts what each job was fed.
+        let log = std::fs::read_to_string(&log).unwrap();
+        let sent: u64 = log
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').nth(4).unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(sent, text.len() as u64, "{tx}: {log}");
+    }
+    // In turns: GNU parallel 20221122's `seq 1000000 | parallel --pipe
+    // -j4 --roundrobin wc -l`, sorted (blocks 1+5, 2+6, 3+7, 4).
+    let million: String = (1..=1_000_000).map(|i| format!("{i}\n")).collect();
+    let o = with_stdin(
+        remex().args([
+            "run",
+            "--no-bar",
+            "-j4",
+            "--pipe",
+            "--roundrobin",
+            "wc",
+            "-l",
+        ]),
+        &million,
+    );
+    let mut counts: Vec<String> = out(&o).lines().map(|l| l.trim().to_string()).collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        ["149796", "235148", "299592", "315464"],
+        "{}",
+        err(&o)
+    );
+    // One block, one job; no input, no job.
+    let o = with_stdin(
+        remex().args([
+            "run",
+            "--no-bar",
+            "-j4",
+            "--pipe",
+            "--roundrobin",
+            "wc",
+            "-l",
+        ]),
+        "a\nb\n",
+    );
+    assert_eq!(out(&o), "2\n", "{}", err(&o));
+    let o = with_stdin(
+        remex().args([
+            "run",
+            "--no-bar",
+            "-j4",
+            "--pipe",
+            "--roundrobin",
+            "wc",
+            "-l",
+        ]),
+        "",
+    );
+    assert!(o.status.success() && out(&o).is_empty(), "{}", err(&o));
+    // A job that ends before its input does leaves its slot to a new job
+    // for the next block: the run ends.
+    let t0 = Instant::now();
+    let o = with_stdin(
+        remex().args([
+            "run",
+            "--no-bar",
+            "-j2",
+            "--pipe",
+            "--roundrobin",
+            "--block",
+            "1k",
+            "head -c 2; echo",
+        ]),
+        &text[..20_000],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).lines().count() > 2, "{}", out(&o));
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    // A job fed as it runs cannot run again.
+    let o = run(&["run", "--pipe", "--roundrobin", "--retries", "2", "cat"]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("--roundrobin cannot be combined"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]

@@ -102,6 +102,31 @@ pub struct CommandRequest {
     /// [`remex::Channel::async_reader`]: remex_core::Channel::async_reader
     #[serde(default)]
     pub stdout_to: Option<ChannelRef>,
+    /// Feed the command's stdin from this channel as bytes come (a byte
+    /// stream; the command reads end of file when the channel's writer
+    /// shuts it down) instead of from [`stdin`](Self::stdin). Only for
+    /// calls with a channel of their own (`remote_call`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> remex::Result<()> {
+    /// use tokio::io::AsyncWriteExt;
+    /// use remex::worker::{CommandOutcome, CommandRequest};
+    /// let gw = remex::makegateway("popen").await?;
+    /// let input = gw.newchannel();
+    /// let req = CommandRequest { stdin_from: Some(input.handle()), ..CommandRequest::new("wc -l") };
+    /// let done = gw.remote_call("run", &req)?;
+    /// let mut w = input.async_writer();
+    /// for line in ["a\n", "b\n", "c\n"] {
+    ///     w.write_all(line.as_bytes()).await?;
+    /// }
+    /// w.shutdown().await?;
+    /// let outcome: CommandOutcome = done.receive().await?;
+    /// assert_eq!(String::from_utf8_lossy(&outcome.stdout).trim(), "3");
+    /// gw.exit().await?;
+    /// # Ok(()) }
+    /// ```
+    #[serde(default)]
+    pub stdin_from: Option<ChannelRef>,
     /// Files written into the command's directory before it and read
     /// back after it ([`Transfer`]).
     #[serde(default)]
@@ -324,6 +349,9 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         label: req.command.clone(),
         command,
         stdin: req.stdin.map(|b| b.to_vec()),
+        stdin_from: req
+            .stdin_from
+            .map(|r| Box::new(t.channel().attach(r).reader()) as Box<dyn std::io::Read + Send>),
         timeout,
         max_output: max,
         termseq,

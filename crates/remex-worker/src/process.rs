@@ -32,6 +32,9 @@ pub(crate) struct Run {
     pub label: String,
     pub command: Command,
     pub stdin: Option<Vec<u8>>,
+    /// Where stdin comes from as it comes, instead of `stdin` (copied by
+    /// a thread of its own until its end or the command's).
+    pub stdin_from: Option<Box<dyn Read + Send>>,
     pub timeout: Option<Duration>,
     /// The most bytes kept of stdout, and of stderr.
     pub max_output: u64,
@@ -306,6 +309,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         label,
         mut command,
         stdin,
+        stdin_from,
         timeout,
         max_output,
         cancel,
@@ -342,7 +346,7 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         }
     }
     let mut child = command
-        .stdin(if stdin.is_some() {
+        .stdin(if stdin.is_some() || stdin_from.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -356,6 +360,29 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
     // stdout and stderr read), the timeout's signals and the cancel,
     // then the reap. (Three threads per process before: most of a short
     // job's cost on the worker.)
+    // A stream for stdin: copied by a thread, blocking, as it comes; it
+    // ends at the stream's end (the pipe closed: end of file for the
+    // command) or when the command stops reading (a broken pipe).
+    if let Some(mut from) = stdin_from {
+        if let Some(mut to) = child.stdin.take() {
+            let copy = move || {
+                let _ = std::io::copy(&mut from, &mut to);
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .name("remex-stdin".into())
+                .spawn(copy)
+            {
+                signal_tree(
+                    rustix::process::Pid::from_raw(child.id() as i32),
+                    rustix::process::Signal::KILL,
+                );
+                let _ = child.wait();
+                return Err(RunError::Spawn(format!(
+                    "cannot start the thread that feeds {label:?}: {e}"
+                )));
+            }
+        }
+    }
     let mut feed = child
         .stdin
         .take()

@@ -334,6 +334,7 @@ fn run(spec: ProcessSpec, (max, key): Cap) -> RhaiResult<Map> {
         label: label.clone(),
         command,
         stdin,
+        stdin_from: None,
         timeout,
         max_output: max,
         termseq: Vec::new(),
