@@ -1291,16 +1291,7 @@ fn run_and_exec_reach_slurm_workers() {
 fn an_option_remex_does_not_know_never_becomes_the_command() {
     // GNU parallel's --tmux: a usage error naming it, nothing run.
     let o = run(&[
-        "run",
-        "--tx",
-        "popen",
-        "-k",
-        "--tmux",
-        "echo",
-        ":::",
-        "A",
-        "B",
-        "C",
+        "run", "--tx", "popen", "-k", "--tmux", "echo", ":::", "A", "B", "C",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", o.stderr.as_str());
     assert!(
