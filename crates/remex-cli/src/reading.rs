@@ -72,19 +72,12 @@ fn pipe_of(
     let recstart = unquote_printf(a.recstart.as_deref().unwrap_or(""));
     let default_end = if a.recstart.is_some() { "" } else { "\n" };
     let recend = unquote_printf(a.recend.as_deref().unwrap_or(default_end));
-    let both = format!(
-        "{}{}",
-        if a.regexp {
-            recend.clone()
-        } else {
-            regex::escape(&recend)
-        },
-        if a.regexp {
-            recstart.clone()
-        } else {
-            regex::escape(&recstart)
-        }
-    );
+    // Each as a regular expression (literal text escaped).
+    let as_regex = |t: &str| match a.regexp {
+        true => t.to_string(),
+        false => regex::escape(t),
+    };
+    let both = format!("{}{}", as_regex(&recend), as_regex(&recstart));
     let header = match a.header.as_deref() {
         None => None,
         Some(":") => Some("^(?:.*\n)".to_string()),
@@ -99,10 +92,6 @@ fn pipe_of(
                 .map_err(|e| format!("--header {h:?} is not a regular expression: {e}"))?,
         ),
         None => None,
-    };
-    let as_regex = |t: &str| match a.regexp {
-        true => t.to_string(),
-        false => regex::escape(t),
     };
     let part = match a.pipepart {
         true => {
