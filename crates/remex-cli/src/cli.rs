@@ -365,6 +365,16 @@ pub(crate) struct RunArgs {
     /// parallel's --roundrobin).
     #[arg(long = "roundrobin", aliases = ["round-robin", "round"], conflicts_with = "tee")]
     pub(crate) roundrobin: bool,
+    /// --pipe with one job per slot, each record (line) to the job its
+    /// column COL's value hashes to: the same value, the same job (GNU
+    /// parallel's --shard, by column number; --colsep, else a comma).
+    #[arg(long, value_name = "COL", conflicts_with_all = ["tee", "roundrobin"])]
+    pub(crate) shard: Option<String>,
+    /// --pipe with one job per slot, each record (line) to job (value of
+    /// column COL) mod the slots, the remainder 0 to the last (GNU
+    /// parallel's --bin, by column number).
+    #[arg(long, value_name = "COL", conflicts_with_all = ["tee", "roundrobin", "shard"])]
+    pub(crate) bin: Option<String>,
     /// With --pipe: every job gets all of stdin (at most 256 MiB, read
     /// before the first job), the jobs made from the ::: or :::: inputs
     /// (GNU parallel's --tee).
@@ -821,8 +831,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--bt",
             "--group-by",
             "--groupby",
-            "--shard",
-            "--bin",
             "--skip-first-line",
             "--skipfirstline",
             "--header-lines",
@@ -1468,10 +1476,10 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--sqlmaster", "--shard", "--tmux"] {
+        for opt in ["--sqlmaster", "--group-by", "--tmux"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
-            if opt == "--sqlmaster" || opt == "--shard" {
+            if opt == "--sqlmaster" || opt == "--group-by" {
                 args.push("X");
             }
             args.extend(["echo", ":::", "A", "B", ":::", "D", "E"]);

@@ -10,6 +10,9 @@ use crate::{slots, workers};
 pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
     // --header without --colsep splits at tabs (GNU parallel's default).
     let colsep = match (&a.colsep, a.header.as_ref().filter(|_| !a.pipe)) {
+        // --pipe's blocks are not cut in columns (--shard's and --bin's
+        // key column is found in each record: roundrobin.rs).
+        _ if a.pipe => None,
         (Some(re), _) => Some(
             regex::Regex::new(re).map_err(|e| format!("--colsep {re:?} is not a regex: {e}"))?,
         ),
@@ -34,11 +37,13 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         // GNU parallel trims columns at both ends unless told otherwise.
         // (Not the tab --header implies: GNU parallel sets the trim
         // before it.)
-        trim: a.trim.unwrap_or(if a.colsep.is_some() {
-            crate::jobs::Trim::Both
-        } else {
-            crate::jobs::Trim::None
-        }),
+        // (--pipe's blocks pass as they are.)
+        trim: match a.trim {
+            _ if a.pipe => crate::jobs::Trim::None,
+            Some(t) => t,
+            None if a.colsep.is_some() => crate::jobs::Trim::Both,
+            None => crate::jobs::Trim::None,
+        },
         colsep,
         header,
         link: a.link,
@@ -235,7 +240,7 @@ pub(crate) fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> 
         Some("more than one input file")
     } else if a.multiple || a.context || a.xargs {
         Some("-m, -X or --xargs")
-    } else if a.colsep.is_some() {
+    } else if a.colsep.is_some() && a.shard.is_none() && a.bin.is_none() {
         Some("--colsep")
     } else {
         None

@@ -1,11 +1,16 @@
-//! GNU parallel's `--roundrobin`: `--pipe`'s blocks go to a few long jobs
-//! instead of a job each, in turn: block i to the job of slot i mod N, on
-//! its stdin as it comes (`CommandRequest::stdin_from`). A slot's job
+//! GNU parallel's `--roundrobin`, `--shard` and `--bin`: `--pipe`'s input
+//! goes to a few long jobs, one a slot, instead of a job a block, on each
+//! job's stdin as it comes (`CommandRequest::stdin_from`).
+//!
+//! `--roundrobin` gives block i to the job of slot i mod N; a slot's job
 //! starts with the first block it gets (so fewer blocks than slots make
-//! fewer jobs, as in GNU parallel); a job that ends before its input does
-//! leaves its slot to a new job for the next block. At the input's end
-//! every job's stdin ends, and the jobs end as their commands do. A job is
-//! never run again elsewhere: what it was fed is gone.
+//! fewer jobs, as in GNU parallel). `--shard COL` and `--bin COL` give
+//! each record (line) to a job by the value of its column COL: its hash,
+//! or the number itself, mod N (every slot's job runs, as in GNU
+//! parallel). A job that ends before its input does leaves its slot to a
+//! new job for the next block. At the input's end every job's stdin ends,
+//! and the jobs end as their commands do. A job is never run again
+//! elsewhere: what it was fed is gone.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,19 +36,171 @@ pub(crate) type Starts = Receiver<Result<Vec<String>, String>>;
 #[derive(Clone, Default)]
 pub(crate) struct Blocks(Arc<Mutex<HashMap<u64, Receiver<bytes::Bytes>>>>);
 
+/// How `--shard` and `--bin` choose a record's job.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    by: By,
+    /// The key's column, from 1.
+    column: usize,
+    /// Between columns: `--colsep`, else a comma (GNU parallel's); a
+    /// single space is Perl's `split ' '`: blanks, those at the start
+    /// skipped.
+    sep: regex::bytes::Regex,
+    awk: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum By {
+    /// `--shard`: the value's hash.
+    Hash,
+    /// `--bin`: the value as a whole number.
+    Number,
+}
+
+/// How many bytes of records a job's queue gets at a time.
+const BATCH: usize = 64 << 10;
+
+impl Route {
+    /// `--shard COL` (`bin` false) or `--bin COL`, columns split at
+    /// `colsep` (a regular expression; a comma when none).
+    pub(crate) fn new(col: &str, bin: bool, colsep: Option<&str>) -> Result<Route, String> {
+        let option = if bin { "--bin" } else { "--shard" };
+        let column = match col.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(format!(
+                    "{option} {col:?}: give a column number (from 1); column names and Perl expressions are GNU parallel's, not offered (docs/cli.md)"
+                ))
+            }
+        };
+        let sep = colsep.unwrap_or(",");
+        let awk = sep == " ";
+        let sep = if awk { r"\s+" } else { sep };
+        let sep = regex::bytes::Regex::new(sep)
+            .map_err(|e| format!("--colsep {sep:?} is not a regular expression: {e}"))?;
+        Ok(Route {
+            by: if bin { By::Number } else { By::Hash },
+            column,
+            sep,
+            awk,
+        })
+    }
+
+    /// The slot (from 0) of `slots` whose job gets `record`.
+    fn slot(&self, record: &[u8], slots: usize) -> usize {
+        let line = record.strip_suffix(b"\n").unwrap_or(record);
+        let line = if self.awk {
+            line.trim_ascii_start()
+        } else {
+            line
+        };
+        // GNU parallel's `split $sep, $_, $col+1`: the key is the column
+        // (none past the last: empty).
+        let key = self.sep.splitn(line, self.column + 1).nth(self.column - 1);
+        let key = key.unwrap_or_default();
+        match self.by {
+            By::Hash => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::hash::DefaultHasher::new();
+                key.hash(&mut h);
+                (h.finish() % slots as u64) as usize
+            }
+            // GNU parallel's bins: value mod N, the remainder 0 to the
+            // last job (Perl's %: the result is never negative here).
+            By::Number => {
+                let r = number(key).rem_euclid(slots as i128) as usize;
+                match r {
+                    0 => slots - 1,
+                    r => r - 1,
+                }
+            }
+        }
+    }
+}
+
+/// `text` as Perl reads a number for `%`: blanks, a sign and digits at
+/// its start (a fraction cut off), else 0.
+fn number(text: &[u8]) -> i128 {
+    let t = text.trim_ascii_start();
+    let (minus, t) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let n = t
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0i128, |n, d| {
+            n.saturating_mul(10).saturating_add(i128::from(d - b'0'))
+        });
+    if minus {
+        -n
+    } else {
+        n
+    }
+}
+
 /// Reads `inputs` (`--pipe`'s blocks) on a thread of its own, handing
-/// them to the jobs of `slots` slots in turn, and a start for each job
-/// that a block needs.
-pub(crate) fn feed(inputs: Inputs, slots: usize) -> Result<(Starts, Blocks), String> {
+/// them to the jobs of `slots` slots in turn, or each record by `route`,
+/// and a start for each job that a block needs (with `route`, every
+/// slot's at once).
+pub(crate) fn feed(
+    inputs: Inputs,
+    slots: usize,
+    route: Option<Route>,
+) -> Result<(Starts, Blocks), String> {
     let slots = slots.max(1);
     let (starts_tx, starts) = tokio::sync::mpsc::channel(slots);
     let blocks = Blocks::default();
     let queues = blocks.clone();
     std::thread::Builder::new()
         .name("remex-blocks".into())
-        .spawn(move || read(inputs, slots, &starts_tx, &queues))
+        .spawn(move || read(inputs, slots, route.as_ref(), &starts_tx, &queues))
         .map_err(|e| format!("cannot start the thread that reads the input: {e}"))?;
     Ok((starts, blocks))
+}
+
+/// The slots' jobs, each started with the first bytes it gets.
+struct Lanes<'a> {
+    lanes: Vec<Option<Sender<bytes::Bytes>>>,
+    jobs: u64,
+    starts: &'a Sender<Result<Vec<String>, String>>,
+    blocks: &'a Blocks,
+}
+
+impl Lanes<'_> {
+    /// `bytes` to slot `i`'s job (a new one if it has none, or its job
+    /// is over); false when the command's loop takes no more jobs.
+    fn send(&mut self, i: usize, mut bytes: bytes::Bytes) -> bool {
+        let lane = &mut self.lanes[i];
+        loop {
+            let to = match lane {
+                Some(to) => to.clone(),
+                None => {
+                    let (to, queue) = tokio::sync::mpsc::channel(AHEAD);
+                    self.jobs += 1;
+                    self.blocks
+                        .0
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(self.jobs, queue);
+                    if self.starts.blocking_send(Ok(Vec::new())).is_err() {
+                        return false;
+                    }
+                    *lane = Some(to.clone());
+                    to
+                }
+            };
+            match to.blocking_send(bytes) {
+                Ok(()) => return true,
+                // Its job is over: a new one for the bytes.
+                Err(back) => {
+                    bytes = back.0;
+                    *lane = None;
+                }
+            }
+        }
+    }
 }
 
 /// The reading thread's work (see [`feed`]); it ends when the input
@@ -52,51 +209,55 @@ pub(crate) fn feed(inputs: Inputs, slots: usize) -> Result<(Starts, Blocks), Str
 fn read(
     mut inputs: Inputs,
     slots: usize,
+    route: Option<&Route>,
     starts: &Sender<Result<Vec<String>, String>>,
     blocks: &Blocks,
 ) {
-    let mut lanes: Vec<Option<Sender<bytes::Bytes>>> = vec![None; slots];
-    let mut jobs: u64 = 0;
+    let mut lanes = Lanes {
+        lanes: vec![None; slots],
+        jobs: 0,
+        starts,
+        blocks,
+    };
+    // --shard, --bin: every slot's job, and records gathered per slot.
+    let mut gathered: Vec<Vec<u8>> = vec![Vec::new(); slots];
+    if route.is_some() {
+        for i in 0..slots {
+            if !lanes.send(i, bytes::Bytes::new()) {
+                return;
+            }
+        }
+    }
     for (i, input) in inputs.by_ref().enumerate() {
-        let mut block: bytes::Bytes = match input {
+        let block: Vec<u8> = match input {
             Ok(mut args) => args
                 .pop()
                 .map(|b| crate::raw::bytes(&b).into_owned())
-                .unwrap_or_default()
-                .into(),
+                .unwrap_or_default(),
             Err(e) => {
                 let _ = starts.blocking_send(Err(e));
                 return;
             }
         };
-        let lane = &mut lanes[i % slots];
-        loop {
-            let to = match lane {
-                Some(to) => to.clone(),
-                // The slot's job, started for this block.
-                None => {
-                    let (to, queue) = tokio::sync::mpsc::channel(AHEAD);
-                    jobs += 1;
-                    blocks
-                        .0
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(jobs, queue);
-                    if starts.blocking_send(Ok(Vec::new())).is_err() {
-                        return;
-                    }
-                    *lane = Some(to.clone());
-                    to
-                }
-            };
-            match to.blocking_send(block) {
-                Ok(()) => break,
-                // Its job is over: a new one for the block.
-                Err(back) => {
-                    block = back.0;
-                    *lane = None;
-                }
+        let Some(route) = route else {
+            if !lanes.send(i % slots, block.into()) {
+                return;
             }
+            continue;
+        };
+        for record in block.split_inclusive(|b| *b == b'\n') {
+            let to = route.slot(record, slots);
+            gathered[to].extend_from_slice(record);
+            if gathered[to].len() >= BATCH
+                && !lanes.send(to, std::mem::take(&mut gathered[to]).into())
+            {
+                return;
+            }
+        }
+    }
+    for (to, rest) in gathered.into_iter().enumerate() {
+        if !rest.is_empty() && !lanes.send(to, rest.into()) {
+            return;
         }
     }
 }

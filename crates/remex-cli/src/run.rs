@@ -315,12 +315,28 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     let block_file = crate::blockfile::BlockFile::of(a.cat, a.fifo);
     // --pipepart is --pipe, the blocks found by seeking in a file.
     a.pipe |= block_file.is_some() || a.pipepart;
-    // Without --pipe, GNU parallel's --roundrobin does nothing. A job fed
-    // blocks as they come cannot run again: what it was fed is gone.
+    // Without --pipe, GNU parallel's --roundrobin, --shard and --bin do
+    // nothing. With it, a job a slot fed as input comes (roundrobin.rs);
+    // such a job cannot run again: what it was fed is gone.
     a.roundrobin &= a.pipe;
-    if a.roundrobin && (a.retries > 1 || a.resume || a.resume_failed || a.retry_failed) {
+    let route = match (&a.shard, &a.bin) {
+        _ if !a.pipe => None,
+        (Some(col), _) => Some(crate::roundrobin::Route::new(
+            col,
+            false,
+            a.colsep.as_deref(),
+        )?),
+        (_, Some(col)) => Some(crate::roundrobin::Route::new(
+            col,
+            true,
+            a.colsep.as_deref(),
+        )?),
+        _ => None,
+    };
+    let fed = a.roundrobin || route.is_some();
+    if fed && (a.retries > 1 || a.resume || a.resume_failed || a.retry_failed) {
         return Err(
-            "--roundrobin cannot be combined with --retries, --resume, --resume-failed or --retry-failed: a job's input is gone once fed"
+            "--roundrobin, --shard and --bin cannot be combined with --retries, --resume, --resume-failed or --retry-failed: a job's input is gone once fed"
                 .into(),
         );
     }
@@ -436,8 +452,9 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     );
     let maker = Maker {
         template,
-        // --roundrobin's jobs are fed blocks, not made of one.
-        pipe: a.pipe && !a.roundrobin,
+        // --roundrobin's, --shard's, --bin's jobs are fed, not made of a
+        // block.
+        pipe: a.pipe && !fed,
         tee,
         block_file,
         hostgroups: a.hostgroups,
@@ -561,7 +578,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         || tagstring.as_ref().is_some_and(Template::uses_slot)
         || command.iter().any(|w| w.contains("PARALLEL_JOBSLOT"))
         || flow.is_some()
-        || a.roundrobin;
+        || fed;
     setup.jobslot = slotted;
     let mut free: BTreeSet<u64> = (1..=slots as u64).collect();
     // With {%} or --halt, no job waits on a worker for a free executor:
@@ -588,8 +605,8 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         tagstring: tagstring.filter(|_| !a.ungroup),
         total,
         slots: slots as u64,
-        // --roundrobin: jobs are not the inputs.
-        bar: progress_bar(inputs.total.filter(|_| !a.roundrobin), a.no_bar),
+        // --roundrobin, --shard, --bin: jobs are not the inputs.
+        bar: progress_bar(inputs.total.filter(|_| !fed), a.no_bar),
         workers: Some(w),
         // --silent wins over -v, as in GNU parallel.
         verbose: a.verbose && !a.silent,
@@ -623,9 +640,9 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     };
     // --roundrobin: a job started whenever a slot has none, each fed the
     // blocks it takes.
-    let (mut inputs, blocks) = match a.roundrobin {
+    let (mut inputs, blocks) = match fed {
         true => {
-            let (starts, blocks) = crate::roundrobin::feed(inputs, slots)?;
+            let (starts, blocks) = crate::roundrobin::feed(inputs, slots, route)?;
             (Feed::Read(starts), Some(blocks))
         }
         false => (Feed::new(inputs, block), None),

@@ -2197,6 +2197,23 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("1\n2\n3\n"),
             "<>\twc -l\n",
         ),
+        // --bin: records to job (column's value) mod the slots, 0 to the
+        // last; every slot's job runs; --colsep ' ' is Perl's split ' '.
+        (
+            &["-k", "--pipe", "--bin", "1", "-j3", "echo job {#}; cat"],
+            Some("1,a\n2,b\n3,c\n4,d\n5,e\n6,f\n"),
+            "job 1\n1,a\n4,d\njob 2\n2,b\n5,e\njob 3\n3,c\n6,f\n",
+        ),
+        (
+            &["-k", "--pipe", "--colsep", " ", "--bin", "2", "-j3", "echo job {#}; cat"],
+            Some("1 a\n2 b\n-4 c\n 7 d\n"),
+            "job 1\njob 2\njob 3\n1 a\n2 b\n-4 c\n 7 d\n",
+        ),
+        (
+            &["-k", "--pipe", "--bin", "1", "-j4", "echo job {#} {%}; wc -l"],
+            Some("1\n2\n3\n"),
+            "job 1 1\n1\njob 2 2\n1\njob 3 3\n1\njob 4 4\n0\n",
+        ),
         // --tee: all of stdin for each job, made from the arguments.
         (
             &["-k", "--tee", "--pipe", "grep {}", ":::", "1", "5"],
@@ -4221,11 +4238,43 @@ fn roundrobin_feeds_each_slots_job_its_blocks_in_turn_on_any_worker() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).lines().count() > 2, "{}", out(&o));
     assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    // --shard: the same value of the column, the same job; every line
+    // once; a job a slot.
+    let keyed: String = (0..3_000).map(|i| format!("{},{i}\n", i % 10)).collect();
+    let o = with_stdin(
+        remex().args([
+            "run",
+            "--no-bar",
+            "-j3",
+            "-k",
+            "--pipe",
+            "--shard",
+            "1",
+            "--block",
+            "4k",
+            "echo job; cat",
+        ]),
+        &keyed,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    let (mut job, mut lines) = (0, 0);
+    for l in out(&o).lines() {
+        if l == "job" {
+            job += 1;
+            continue;
+        }
+        lines += 1;
+        let key = l.split(',').next().unwrap().to_string();
+        assert_eq!(*seen.entry(key).or_insert(job), job, "{l}: in two jobs");
+    }
+    assert_eq!((job, lines), (3, 3_000), "{}", out(&o));
     // A job fed as it runs cannot run again.
     let o = run(&["run", "--pipe", "--roundrobin", "--retries", "2", "cat"]);
     assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
     assert!(
-        o.stderr.contains("--roundrobin cannot be combined"),
+        o.stderr
+            .contains("--roundrobin, --shard and --bin cannot be combined"),
         "{}",
         o.stderr
     );
