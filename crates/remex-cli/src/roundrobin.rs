@@ -332,3 +332,46 @@ pub(crate) fn attach(
     });
     (req, Feeding { task, fed }, Go(go))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_read_as_perl_reads_a_number() {
+        for (text, n) in [
+            ("12", 12),
+            ("  -12.7x", -12),
+            ("+4", 4),
+            ("12abc", 12),
+            ("abc", 0),
+            ("", 0),
+            ("-", 0),
+        ] {
+            assert_eq!(number(text.as_bytes()), n, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn bins_and_shards_choose_a_job_by_the_column() {
+        // GNU parallel's bins: value mod N, 0 to the last job.
+        let bin = Route::new("1", true, None).unwrap();
+        let slots: Vec<usize> = ["1,a\n", "2,b\n", "3,c\n", "4\n", "-4,x\n", ",e\n"]
+            .iter()
+            .map(|r| bin.slot(r.as_bytes(), 3))
+            .collect();
+        assert_eq!(slots, [0, 1, 2, 0, 1, 2]);
+        // Perl's split ' ': blanks, leading ones skipped.
+        let awk = Route::new("2", true, Some(" ")).unwrap();
+        assert_eq!(awk.slot(b" 7  5\n", 3), 1);
+        // A column past the last is empty: 0.
+        assert_eq!(awk.slot(b"7\n", 3), 2);
+        // --shard: the same value, the same job, whatever follows it.
+        let shard = Route::new("1", false, None).unwrap();
+        assert_eq!(shard.slot(b"k,1\n", 5), shard.slot(b"k,2,3", 5));
+        assert!(Route::new("x", false, None)
+            .unwrap_err()
+            .contains("give a column number"));
+        assert!(Route::new("0", true, None).is_err());
+    }
+}
