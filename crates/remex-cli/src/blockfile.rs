@@ -75,9 +75,9 @@ impl BlockFile {
         let bourne = shell.is_none_or(|s| BOURNE.contains(&s));
         // Its own process: an `exit` in the command ends it, not the
         // lines that remove the file.
-        let run = match (bourne, shell) {
-            (true, _) | (_, None) => format!("(\n{command}\n)"),
-            (false, Some(s)) => format!(
+        let run = match shell.filter(|_| !bourne) {
+            None => format!("(\n{command}\n)"),
+            Some(s) => format!(
                 "{} -c {}",
                 crate::jobs::Quoting::Sh.quote(s),
                 crate::jobs::Quoting::Sh.quote(command)
@@ -95,12 +95,12 @@ impl BlockFile {
         // signal (it waits in order to remove the file) says so there
         // ("Terminated"), where the job's own stderr does not want it.
         let quiet = "exec 4>&2 2>/dev/null\n";
-        let end = "_remex_status=$?\nrm -f \"$PARALLEL_TMP\"\nexit $_remex_status";
+        let end = "rm -f \"$PARALLEL_TMP\"\nexit $_remex_status";
         let script = match self {
             BlockFile::Cat => format!(
                 "PARALLEL_TMP=$(mktemp \"${{TMPDIR:-/tmp}}/parXXXXXX\") || exit 255\n\
                  {head}cat > \"$PARALLEL_TMP\"\n\
-                 {quiet}{run} < /dev/null 2>&4 4>&-\n{end}"
+                 {quiet}{run} < /dev/null 2>&4 4>&-\n_remex_status=$?\n{end}"
             ),
             // The block flows in from a process of its own (stdin kept as
             // fd 3 for it: an `&` list's stdin is /dev/null). One that
@@ -115,16 +115,9 @@ impl BlockFile {
                  {quiet}{run} < /dev/null 2>&4 3<&- 4>&-\n\
                  _remex_status=$?\n\
                  kill $_remex_cat\n\
-                 wait $_remex_cat\n\
-                 rm -f \"$PARALLEL_TMP\"\nexit $_remex_status"
+                 wait $_remex_cat\n{end}"
             ),
         };
-        (
-            script,
-            match bourne {
-                true => shell.map(String::from),
-                false => None,
-            },
-        )
+        (script, shell.filter(|_| bourne).map(String::from))
     }
 }

@@ -745,7 +745,8 @@ fn max_lines(s: &str) -> Result<usize, String> {
 }
 
 /// `--block`'s size: a number with GNU parallel's prefixes (K, M, G, T
-/// and Ki, Mi ... are powers of 1024; k, m, g, t of 1000), at least 1.
+/// and Ki, Mi ... are powers of 1024; k, m, g, t of 1000), at least 1;
+/// or `-N`, --pipepart's N parts per job slot (returned negative).
 fn block_size(s: &str) -> Result<i64, String> {
     let bad = || {
         format!("--block takes a size such as 1M, 100k or 65536 (with --pipepart also -N: N parts per job slot), not {s:?}")

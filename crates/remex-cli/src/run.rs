@@ -263,6 +263,26 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
     bar
 }
 
+/// Job `req` on `gw` itself, in a call of its own (not the pool's: never
+/// run again elsewhere); `go` (`--roundrobin`'s feeding) is told once
+/// the call is made.
+async fn on_worker(
+    gw: remex::Gateway,
+    req: remex::worker::CommandRequest,
+    go: Option<crate::roundrobin::Go>,
+) -> remex::Result<TaskResult<CommandOutcome>> {
+    let call = gw.remote_call("run", &req)?;
+    if let Some(go) = go {
+        go.go();
+    }
+    let value = call.receive().await?;
+    Ok(TaskResult {
+        value,
+        gateway: gw.id().to_string(),
+        attempts: 1,
+    })
+}
+
 /// `--dry-run`: the command lines of the jobs that would run on `slots`
 /// slots, tagged as their output would be, on stdout; nothing runs.
 fn dry_run(
@@ -632,7 +652,6 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     // The jobs running on a worker directly, outside the pool (for a
     // worker the --sshloginfile removes: reload.rs).
     let busy = std::sync::Arc::new(crate::reload::Busy::default());
-    // A job's future, abortable when --timeout N% may kill it.
     // --pipepart's parts may be as large as a block can be: two ahead.
     let block = match &reading.part {
         Some(_) => Some(crate::pipe::MOST_BLOCK),
@@ -653,6 +672,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         let gateways = gateways.borrow();
         gateways[(slot as usize - 1) / per_worker % gateways.len()].clone()
     };
+    // A job's future, abortable when --timeout N% may kill it.
     let submit = |job: Job, kill: Option<AbortRegistration>| -> Running {
         let at = At {
             seq: job.seq,
@@ -692,12 +712,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
             let on = busy.enter(gw.id());
             let f = async move {
                 let _on = on;
-                let value = crate::workers::run_on(&gw, &req).await?;
-                Ok(TaskResult {
-                    value,
-                    gateway: gw.id().to_string(),
-                    attempts: 1,
-                })
+                on_worker(gw, req, None).await
             };
             return Box::pin(async move { (job, killable(f, kill).await) });
         }
@@ -739,16 +754,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
             let gw = slot_worker(job.slot);
             let (req, feeding, go) = crate::roundrobin::attach(&gw, req, b, job.seq);
             let on = busy.enter(gw.id());
-            let f = async move {
-                let call = gw.remote_call("run", &req)?;
-                go.go();
-                let value = call.receive().await?;
-                Ok(TaskResult {
-                    value,
-                    gateway: gw.id().to_string(),
-                    attempts: 1,
-                })
-            };
+            let f = on_worker(gw, req, Some(go));
             return Box::pin(async move {
                 let _on = on;
                 let result = killable(f, kill).await;

@@ -356,10 +356,6 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
         .spawn()
         .map_err(|e| RunError::Spawn(format!("cannot run {label:?}: {e}")))?;
     let _counted = sequence_at_cancel.then(Counted::new);
-    // One thread does it all: a poll loop over the pipes (stdin fed,
-    // stdout and stderr read), the timeout's signals and the cancel,
-    // then the reap. (Three threads per process before: most of a short
-    // job's cost on the worker.)
     // A stream for stdin: copied by a thread, blocking, as it comes; it
     // ends at the stream's end (the pipe closed: end of file for the
     // command) or when the command stops reading (a broken pipe).
@@ -383,6 +379,10 @@ pub(crate) fn run(r: Run) -> Result<Finished, RunError> {
             }
         }
     }
+    // One thread does it all: a poll loop over the pipes (stdin fed,
+    // stdout and stderr read), the timeout's signals and the cancel,
+    // then the reap. (Three threads per process before: most of a short
+    // job's cost on the worker.)
     let mut feed = child
         .stdin
         .take()
