@@ -72,7 +72,8 @@ impl BlockFile {
     /// own when it reads sh's syntax (so that what it was given, such as
     /// bash's exported functions, reaches the command), else sh.
     pub(crate) fn wrap(self, command: &str, shell: Option<&str>) -> (String, Option<String>) {
-        let bourne = shell.is_none_or(|s| BOURNE.contains(&s));
+        // PARALLEL_SHELL may name the shell by its path (/bin/bash).
+        let bourne = shell.is_none_or(|s| BOURNE.contains(&s.rsplit('/').next().unwrap_or(s)));
         // Its own process: an `exit` in the command ends it, not the
         // lines that remove the file.
         let run = match shell.filter(|_| !bourne) {

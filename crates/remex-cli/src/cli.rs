@@ -375,6 +375,19 @@ pub(crate) struct RunArgs {
     /// parallel's --bin, by column number).
     #[arg(long, value_name = "COL", conflicts_with_all = ["tee", "roundrobin", "shard"])]
     pub(crate) bin: Option<String>,
+    /// With --pipe: consecutive lines whose column COL holds the same
+    /// value make one record, so a block (with -N1 a job) gets whole
+    /// groups; COL is a number, or a name that the first line gives (it
+    /// then goes before every block); columns split at --colsep, else a
+    /// tab (GNU parallel's --group-by, without Perl expressions).
+    #[arg(long = "group-by", alias = "groupby", value_name = "COL",
+          conflicts_with_all = ["tee", "shard", "bin", "pipepart"])]
+    pub(crate) group_by: Option<String>,
+    /// Leave out the first line of the input: stdin with --pipe, the
+    /// file with --pipepart, else the first source of inputs (GNU
+    /// parallel's --skip-first-line).
+    #[arg(long = "skip-first-line", alias = "skipfirstline")]
+    pub(crate) skip_first_line: bool,
     /// With --pipe: every job gets all of stdin (at most 256 MiB, read
     /// before the first job), the jobs made from the ::: or :::: inputs
     /// (GNU parallel's --tee).
@@ -830,10 +843,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--block-timeout",
             "--blocktimeout",
             "--bt",
-            "--group-by",
-            "--groupby",
-            "--skip-first-line",
-            "--skipfirstline",
             "--header-lines",
         ],
     ),
@@ -1477,10 +1486,10 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--sqlmaster", "--group-by", "--tmux"] {
+        for opt in ["--sqlmaster", "--block-timeout", "--tmux"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
-            if opt == "--sqlmaster" || opt == "--group-by" {
+            if opt == "--sqlmaster" || opt == "--block-timeout" {
                 args.push("X");
             }
             args.extend(["echo", ":::", "A", "B", ":::", "D", "E"]);

@@ -823,6 +823,9 @@ pub(crate) struct Reading {
     pub(crate) pipe: Option<crate::pipe::Pipe>,
     /// `--pipepart`: a file's inputs are its parts, found by seeking.
     pub(crate) part: Option<crate::pipepart::Cutting>,
+    /// `--skip-first-line`: the first source's first line is left out
+    /// (of stdin or the file with --pipe and --pipepart).
+    pub(crate) skip_first_line: bool,
 }
 
 impl Reading {
@@ -844,8 +847,9 @@ impl Reading {
     }
 
     /// A source's inputs, as they are read: up to `-E`, trimmed, in
-    /// columns.
-    fn items(&self, source: &Source) -> Result<Rows, String> {
+    /// columns; `first`: the run's first source (--skip-first-line).
+    fn items(&self, source: &Source, first: bool) -> Result<Rows, String> {
+        let skip = first && self.skip_first_line;
         let raw: Box<dyn Iterator<Item = Result<String, String>> + Send> = match source {
             Source::Args(a, _) => {
                 // As GNU parallel reads them: records joined by the
@@ -864,13 +868,23 @@ impl Reading {
                 }))
             }
             Source::File(p, _) => match (&self.part, &self.pipe) {
-                (Some(cutting), _) => crate::pipepart::parts(p, cutting)?,
+                (Some(cutting), _) => crate::pipepart::parts(p, cutting, skip)?,
                 (None, Some(pipe)) => {
-                    let (reader, path) = open_input(p)?;
+                    let (mut reader, path) = open_input(p)?;
+                    if skip {
+                        reader
+                            .skip_until(b'\n')
+                            .map_err(|e| format!("reading {path}: {e}"))?;
+                    }
                     Box::new(crate::pipe::blocks(reader, pipe.clone(), path))
                 }
                 (None, None) => read_items(p, self.delimiter)?,
             },
+        };
+        // (A line is an input here: --pipe and --pipepart skipped theirs.)
+        let raw = match skip && self.pipe.is_none() && self.part.is_none() {
+            true => Box::new(raw.skip(1)),
+            false => raw,
         };
         let eof = self.eof.clone();
         let me = self.clone();
@@ -1179,7 +1193,7 @@ impl Inputs {
         let mut rest = Vec::new();
         for (gi, group) in groups.into_iter().enumerate() {
             if gi == 0 && group.len() == 1 && group[0].is_stdin() && !count {
-                let mut items = reading.items(&group[0])?;
+                let mut items = reading.items(&group[0], true)?;
                 if reading.header {
                     if let Some(h) = items.next().transpose()? {
                         let w = h.len();
@@ -1191,8 +1205,9 @@ impl Inputs {
                 continue;
             }
             let mut lists = Vec::new();
-            for s in &group {
-                let mut list = reading.items(s)?.collect::<Result<Vec<_>, _>>()?;
+            for (si, s) in group.iter().enumerate() {
+                let first = gi == 0 && si == 0;
+                let mut list = reading.items(s, first)?.collect::<Result<Vec<_>, _>>()?;
                 if reading.header && !list.is_empty() {
                     let h = list.remove(0);
                     let w = h.len();
@@ -1473,7 +1488,7 @@ mod tests {
     fn an_argument_holding_the_delimiter_is_several_inputs() {
         let items = |reading: &Reading, args: &[&str]| -> Vec<Vec<String>> {
             reading
-                .items(&Source::Args(s(args), false))
+                .items(&Source::Args(s(args), false), false)
                 .unwrap()
                 .map(|r| r.unwrap())
                 .collect()

@@ -18,6 +18,7 @@ mod blockfile;
 mod cli;
 mod emit;
 mod exec;
+mod groupby;
 mod halt;
 mod interrupt;
 mod joblog;

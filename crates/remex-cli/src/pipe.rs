@@ -23,6 +23,9 @@ pub(crate) struct Pipe {
     /// `--rrs`: the separators are taken out of each block (GNU
     /// parallel's remove_rec_sep).
     pub(crate) remove_separators: Option<regex::bytes::Regex>,
+    /// `--group-by`: records are groups of lines with the same value
+    /// (--recend, --recstart and -L do not apply).
+    pub(crate) group: Option<crate::groupby::GroupBy>,
 }
 
 /// The largest block `--pipe` makes (a block travels in one message).
@@ -57,6 +60,9 @@ impl Pipe {
             Some(_) if p == buf.len() => eof,
             Some((_, at)) => at.is_match(&buf[p..]),
         };
+        if let Some(g) = &self.group {
+            return Box::new(g.starts(buf, eof));
+        }
         // -L without -N: records are lines, whatever --recend says (GNU
         // parallel's; with -N K it counts K x L of --recend's records).
         if let (Some(l), None) = (self.lines, self.records) {
@@ -147,7 +153,7 @@ impl Pipe {
 /// record that long) is an error that says so.
 pub(crate) fn blocks(
     mut reader: Box<dyn BufRead + Send>,
-    pipe: Pipe,
+    mut pipe: Pipe,
     path: String,
 ) -> impl Iterator<Item = Result<String, String>> + Send {
     let mut buf: Vec<u8> = Vec::new();
@@ -162,7 +168,13 @@ pub(crate) fn blocks(
         if header.is_none() && (eof || buf.len() >= pipe.block.min(1 << 20)) {
             let re = pipe.header.as_ref().expect("a header to take");
             let end = re.find(&buf).map_or(0, |m| m.end());
-            header = Some(buf.drain(..end).collect());
+            let h: Vec<u8> = buf.drain(..end).collect();
+            // --group-by NAME: the header names its column.
+            if let Some(Err(e)) = pipe.group.as_mut().map(|g| g.resolve(&h)) {
+                failed = true;
+                return Some(Err(e));
+            }
+            header = Some(h);
         }
         if let Some(h) = &header {
             if let Some(cut) = pipe.cut(&buf, eof) {
@@ -209,6 +221,7 @@ mod tests {
             lines: None,
             header: None,
             remove_separators: None,
+            group: None,
         };
         // The last record that ends within the block.
         assert_eq!(pipe(5, None).cut(b"ab\ncd\nef", false), Some(3));

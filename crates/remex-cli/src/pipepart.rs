@@ -10,7 +10,7 @@
 //! 128 KiB read there, as its greedy match finds it). A negative block,
 //! `-N` (the default is -10), makes N parts per job slot.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 
 use crate::pipe::MOST_BLOCK;
 
@@ -92,6 +92,7 @@ impl Cutting {
 pub(crate) fn parts(
     path: &str,
     cutting: &Cutting,
+    skip_first_line: bool,
 ) -> Result<Box<dyn Iterator<Item = Result<String, String>> + Send>, String> {
     let named = |e: std::io::Error| format!("--pipepart {path}: {e}");
     let mut file = std::fs::File::open(path).map_err(named)?;
@@ -103,8 +104,17 @@ pub(crate) fn parts(
     }
     let size = meta.len();
     let block = cutting.size.bytes(size);
+    // --skip-first-line: the parts (and the header) start after it.
+    let first = match skip_first_line {
+        true => std::io::BufReader::new(&mut file)
+            .skip_until(b'\n')
+            .map_err(named)? as u64,
+        false => 0,
+    };
+    file.seek(SeekFrom::Start(first)).map_err(named)?;
     let header = header_of(&mut file, cutting, block).map_err(named)?;
-    let bounds = bounds(&mut file, size, block, header.len() as u64, cutting).map_err(named)?;
+    let start = first + header.len() as u64;
+    let bounds = bounds(&mut file, size, block, start, cutting).map_err(named)?;
     let path = path.to_string();
     let mut at = 0;
     Ok(Box::new(std::iter::from_fn(move || {
@@ -226,7 +236,7 @@ mod tests {
         let f = dir.join(format!("{}", text.len()));
         std::fs::write(&f, text).unwrap();
         let c = Cutting::new(size, recend, recstart, greedy, None).unwrap();
-        let got = parts(f.to_str().unwrap(), &c)
+        let got = parts(f.to_str().unwrap(), &c, false)
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap();

@@ -57,6 +57,7 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         continued: !a.pipe && (a.lines.is_some() || a.max_lines.is_some()),
         // -r skips blank inputs as they are read, in every source.
         skip_blank: a.no_run_if_empty && !a.pipe,
+        skip_first_line: a.skip_first_line,
         pipe,
         part,
     })
@@ -72,7 +73,12 @@ fn pipe_of(
     use crate::jobs::unquote_printf;
     use crate::pipe::Pipe;
     if !a.pipe {
-        return Ok((None, None));
+        return match a.group_by {
+            Some(_) => {
+                Err("--group-by groups the lines --pipe cuts into blocks: give --pipe".into())
+            }
+            None => Ok((None, None)),
+        };
     }
     let recstart = unquote_printf(a.recstart.as_deref().unwrap_or(""));
     let default_end = if a.recstart.is_some() { "" } else { "\n" };
@@ -83,8 +89,16 @@ fn pipe_of(
         false => regex::escape(t),
     };
     let both = format!("{}{}", as_regex(&recend), as_regex(&recstart));
-    let header = match a.header.as_deref() {
+    let group = match &a.group_by {
+        Some(val) => Some(crate::groupby::GroupBy::new(val, a.colsep.as_deref())?),
         None => None,
+    };
+    let header = match a.header.as_deref() {
+        // --group-by NAME: the first line names the columns, and goes
+        // before every block (GNU parallel's).
+        None if group.as_ref().is_some_and(|g| g.named()) => Some("^(?:.*\n)".to_string()),
+        None => None,
+        Some(_) if group.as_ref().is_some_and(|g| g.named()) => Some("^(?:.*\n)".to_string()),
         Some(":") => Some("^(?:.*\n)".to_string()),
         Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
             Some(format!("^(?:.*\n){{{n}}}"))
@@ -155,6 +169,7 @@ fn pipe_of(
                 ),
                 _ => None,
             },
+            group,
         }),
         part,
     ))
@@ -240,7 +255,7 @@ pub(crate) fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> 
         Some("more than one input file")
     } else if a.multiple || a.context || a.xargs {
         Some("-m, -X or --xargs")
-    } else if a.colsep.is_some() && a.shard.is_none() && a.bin.is_none() {
+    } else if a.colsep.is_some() && a.shard.is_none() && a.bin.is_none() && a.group_by.is_none() {
         Some("--colsep")
     } else {
         None

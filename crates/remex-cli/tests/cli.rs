@@ -2214,6 +2214,35 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("1\n2\n3\n"),
             "job 1 1\n1\njob 2 2\n1\njob 3 3\n1\njob 4 4\n0\n",
         ),
+        // --group-by: consecutive lines with the same value in a column
+        // are one record (the man page's table); by name, the first
+        // line names the columns and goes before every block.
+        (
+            &["--pipe", "--colsep", ",", "--group-by", "1", "-kN1", "wc"],
+            Some("123,1\n123,2\n12-3,1\n221,3\n221,1\n2/21,5\n"),
+            "      2       2      12\n      1       1       7\n      2       2      12\n      1       1       7\n",
+        ),
+        (
+            &["--pipe", "--colsep", ",", "--group-by", "UserID", "-kN1", "echo J; cat"],
+            Some("UserID,Consumption\n123,1\n123,2\n12-3,1\n221,3\n"),
+            "J\nUserID,Consumption\n123,1\n123,2\nJ\nUserID,Consumption\n12-3,1\nJ\nUserID,Consumption\n221,3\n",
+        ),
+        (
+            &["--pipe", "--group-by", "2", "-k", "-N2", "echo J; cat"],
+            Some("a\tx\nb\tx\nc\ty\nd\tz\n"),
+            "J\na\tx\nb\tx\nc\ty\nJ\nd\tz\n",
+        ),
+        // --skip-first-line: of the first source, or of --pipe's stdin.
+        (
+            &["--skip-first-line", "-k", "echo", ":::", "a", "b", ":::", "x", "y"],
+            None,
+            "b x\nb y\n",
+        ),
+        (
+            &["--skip-first-line", "--pipe", "-k", "-N2", "echo J; cat"],
+            Some("h\n1\n2\n3\n"),
+            "J\n1\n2\nJ\n3\n",
+        ),
         // --tee: all of stdin for each job, made from the arguments.
         (
             &["-k", "--tee", "--pipe", "grep {}", ":::", "1", "5"],
@@ -4420,15 +4449,18 @@ fn cat_and_fifo_give_each_job_its_block_in_a_file_gone_after_it() {
         .collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
     // The jobs' shell runs the command: bash with a function --env
-    // sends, csh (whose syntax the lines around it are not in).
-    let o = with_stdin(
-        remex()
-            .env("PARALLEL_SHELL", "bash")
-            .env("BASH_FUNC_lines%%", "() {  wc -l < \"$1\"; }")
-            .args(["run", "--no-bar", "--env", "lines", "--cat", "lines {}"]),
-        "a\nb\n",
-    );
-    assert_eq!(out(&o), "2\n", "{}", err(&o));
+    // sends (the shell named or given by its path), csh (whose syntax
+    // the lines around it are not in).
+    for bash in ["bash", "/bin/bash"] {
+        let o = with_stdin(
+            remex()
+                .env("PARALLEL_SHELL", bash)
+                .env("BASH_FUNC_lines%%", "() {  wc -l < \"$1\"; }")
+                .args(["run", "--no-bar", "--env", "lines", "--cat", "lines {}"]),
+            "a\nb\n",
+        );
+        assert_eq!(out(&o), "2\n", "{bash}: {}", err(&o));
+    }
     let o = with_stdin(
         remex().env("PARALLEL_SHELL", "csh").args([
             "run",
@@ -4444,4 +4476,83 @@ fn cat_and_fifo_give_each_job_its_block_in_a_file_gone_after_it() {
         "{}",
         err(&o)
     );
+}
+
+#[test]
+fn group_by_gives_each_group_whole_to_one_job_and_names_what_it_refuses() {
+    // GNU parallel's --group-by (refused before): consecutive lines with
+    // the same value in a column are one record, so no group is split
+    // between jobs, even when a group is longer than --block.
+    let data: String = (0..30_000)
+        .map(|n| format!("k{}\t{n}\n", n / 1000))
+        .collect();
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
+    for tx in ["2*popen".to_string(), format!("2*{}", sshd.spec(""))] {
+        for block in ["2k", "20k"] {
+            let what = format!("{tx} --block {block}");
+            let mut c = remex();
+            c.args(["run", "--no-bar", "--tx", &tx, "-k", "--pipe"])
+                .args(["--group-by", "1", "--block", block])
+                .arg("echo J; cut -f1 | uniq -c");
+            let mut child = spawned(&mut c, Stdio::piped());
+            let mut stdin = child.stdin.take().unwrap();
+            let feed = data.clone();
+            let feeder = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
+            let o = child.wait_with_output().unwrap();
+            feeder.join().unwrap().unwrap();
+            assert!(o.status.success(), "{what}: {}", err(&o));
+            let text = out(&o);
+            let jobs: Vec<Vec<(usize, String)>> = text
+                .split("J\n")
+                .skip(1)
+                .map(|job| {
+                    job.lines()
+                        .map(|l| {
+                            let (n, k) = l.trim().split_once(' ').unwrap();
+                            (n.parse().unwrap(), k.to_string())
+                        })
+                        .collect()
+                })
+                .collect();
+            // Every group once, whole (1,000 lines), in order.
+            let groups: Vec<&(usize, String)> = jobs.iter().flatten().collect();
+            assert_eq!(groups.len(), 30, "{what}: {text}");
+            for (i, (n, k)) in groups.iter().enumerate() {
+                assert_eq!((*n, k.as_str()), (1000, format!("k{i}").as_str()), "{what}");
+            }
+            // A group longer than the block is a job's alone; a block
+            // holds as many whole groups as fit.
+            match block {
+                "2k" => assert_eq!(jobs.len(), 30, "{what}: {text}"),
+                _ => assert!(jobs.len() < 30 && jobs.len() >= 10, "{what}: {text}"),
+            }
+        }
+    }
+    // What it cannot do is refused, naming what was given.
+    let with_stdin = |args: &[&str]| {
+        let mut child = spawned(remex().args(args), Stdio::piped());
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"a,b\n1,2\n").unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    for (args, says) in [
+        (
+            &["run", "--group-by", "1", "echo", ":::", "a"][..],
+            "give --pipe",
+        ),
+        (
+            &["run", "--pipe", "--group-by", "s/x//", "cat"],
+            "--group-by \"s/x//\": give a column number",
+        ),
+        (
+            &["run", "--pipe", "--colsep", ",", "--group-by", "c", "cat"],
+            "--group-by c: no column of that name in the first line \"a,b\"",
+        ),
+    ] {
+        let o = with_stdin(args);
+        assert_eq!(o.status.code(), Some(255), "{args:?}: {}", err(&o));
+        assert!(err(&o).contains(says), "{args:?}: {}", err(&o));
+        assert_eq!(out(&o), "", "{args:?}");
+    }
 }
