@@ -383,6 +383,12 @@ pub(crate) struct RunArgs {
     #[arg(long = "group-by", alias = "groupby", value_name = "COL",
           conflicts_with_all = ["tee", "shard", "bin", "pipepart"])]
     pub(crate) group_by: Option<String>,
+    /// With --pipe: when a block is not read whole within DURATION (at
+    /// least 1s; 10s, 1m...), the whole records read so far are a block
+    /// (GNU parallel's --block-timeout; for input that trickles in).
+    #[arg(long = "block-timeout", aliases = ["blocktimeout", "bt"], value_name = "DURATION",
+          value_parser = block_timeout)]
+    pub(crate) block_timeout: Option<std::time::Duration>,
     /// Leave out the first line of the input: stdin with --pipe, the
     /// file with --pipepart, else the first source of inputs (GNU
     /// parallel's --skip-first-line).
@@ -833,6 +839,15 @@ fn delay(s: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("{s:?}: give seconds, or a number with ms, s, m, h or d"))
 }
 
+/// `--block-timeout`: a duration as `--delay` reads it, at least a second
+/// (GNU parallel's rule).
+fn block_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match delay(s)? {
+        d if d >= std::time::Duration::from_secs(1) => Ok(d),
+        _ => Err(format!("{s:?}: --block-timeout must be at least 1 second")),
+    }
+}
+
 /// GNU parallel's options that `remex run` does not offer, by the reason
 /// (with what to use instead where there is something; docs/cli.md has
 /// the table).
@@ -840,9 +855,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
     (
         "remex's --pipe cuts stdin into blocks of records ending in --recend, and no more",
         &[
-            "--block-timeout",
-            "--blocktimeout",
-            "--bt",
             "--header-lines",
         ],
     ),
@@ -1486,10 +1498,10 @@ mod tests {
 
     #[test]
     fn a_gnu_parallel_option_remex_lacks_is_named_and_pointed_at_the_docs() {
-        for opt in ["--sqlmaster", "--block-timeout", "--tmux"] {
+        for opt in ["--sqlmaster", "--sqlworker", "--tmux"] {
             let mut args = vec!["run", "-k", opt];
             // Options that take a value in GNU parallel.
-            if opt == "--sqlmaster" || opt == "--block-timeout" {
+            if opt != "--tmux" {
                 args.push("X");
             }
             args.extend(["echo", ":::", "A", "B", ":::", "D", "E"]);

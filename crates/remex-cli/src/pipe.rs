@@ -26,6 +26,9 @@ pub(crate) struct Pipe {
     /// `--group-by`: records are groups of lines with the same value
     /// (--recend, --recstart and -L do not apply).
     pub(crate) group: Option<crate::groupby::GroupBy>,
+    /// `--block-timeout`: a block not read whole within this long is the
+    /// whole records read so far.
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 /// The largest block `--pipe` makes (a block travels in one message).
@@ -123,6 +126,15 @@ impl Pipe {
         last.or_else(rest)
     }
 
+    /// Where a block of the whole records in `buf` ends, for a block cut
+    /// short by `--block-timeout` (none while `buf` holds no whole record).
+    fn cut_short(&self, buf: &[u8]) -> Option<usize> {
+        let most = self
+            .records
+            .map_or(usize::MAX, |k| k.max(1) * self.lines.unwrap_or(1).max(1));
+        self.points(buf, false).take(most).last()
+    }
+
     /// `block` as the job gets it: after the header, its separators
     /// taken out with `--rrs`.
     fn shaped(&self, header: &[u8], block: Vec<u8>) -> Vec<u8> {
@@ -152,20 +164,25 @@ impl Pipe {
 /// keeps bytes that are not UTF-8). A block past [`MOST_BLOCK`] bytes (one
 /// record that long) is an error that says so.
 pub(crate) fn blocks(
-    mut reader: Box<dyn BufRead + Send>,
+    reader: Box<dyn BufRead + Send>,
     mut pipe: Pipe,
     path: String,
 ) -> impl Iterator<Item = Result<String, String>> + Send {
+    let mut reader = Reader::new(reader, pipe.timeout);
     let mut buf: Vec<u8> = Vec::new();
     let mut eof = false;
     let mut failed = false;
+    // --block-timeout: when the block being read is due, and whether it
+    // is late.
+    let mut due: Option<std::time::Instant> = None;
+    let mut late = false;
     // --header: taken from the input's start once enough is read.
     let mut header: Option<Vec<u8>> = pipe.header.is_none().then(Vec::new);
     std::iter::from_fn(move || loop {
         if failed {
             return None;
         }
-        if header.is_none() && (eof || buf.len() >= pipe.block.min(1 << 20)) {
+        if header.is_none() && (eof || late || buf.len() >= pipe.block.min(1 << 20)) {
             let re = pipe.header.as_ref().expect("a header to take");
             let end = re.find(&buf).map_or(0, |m| m.end());
             let h: Vec<u8> = buf.drain(..end).collect();
@@ -177,14 +194,23 @@ pub(crate) fn blocks(
             header = Some(h);
         }
         if let Some(h) = &header {
-            if let Some(cut) = pipe.cut(&buf, eof) {
+            let cut = match pipe.cut(&buf, eof) {
+                None if late => pipe.cut_short(&buf),
+                cut => cut,
+            };
+            if let Some(cut) = cut {
                 let rest = buf.split_off(cut);
                 let block = std::mem::replace(&mut buf, rest);
+                (due, late) = (None, false);
                 return Some(Ok(crate::raw::text(pipe.shaped(h, block))));
             }
         }
         if eof {
             return None;
+        }
+        if late {
+            // Nothing whole to give yet: the next block has its own time.
+            (due, late) = (None, false);
         }
         if buf.len() > MOST_BLOCK {
             failed = true;
@@ -195,16 +221,117 @@ pub(crate) fn blocks(
         // Reads grow with the buffer: a long record is looked through a
         // few times, not once per read.
         let want = pipe.block.max(buf.len()).clamp(64 << 10, 16 << 20);
-        let before = buf.len();
-        match std::io::Read::take(reader.as_mut(), want as u64).read_to_end(&mut buf) {
-            Ok(_) if buf.len() == before => eof = true,
-            Ok(_) => {}
+        if let Some(t) = pipe.timeout {
+            due.get_or_insert_with(|| std::time::Instant::now() + t);
+        }
+        match reader.read(&mut buf, want, due) {
+            Ok(Got::Some) => {}
+            Ok(Got::End) => eof = true,
+            Ok(Got::Late) => late = true,
             Err(e) => {
                 failed = true;
                 return Some(Err(format!("reading {path}: {e}")));
             }
         }
     })
+}
+
+/// What a read gave.
+enum Got {
+    Some,
+    /// The input's end.
+    End,
+    /// Nothing by the time given.
+    Late,
+}
+
+/// Where [`blocks`] reads: the input itself, or, with `--block-timeout`,
+/// a thread that reads it and hands over what it read (at most
+/// [`AHEAD`] reads ahead), so that a read can stop waiting.
+enum Reader {
+    Direct(Box<dyn BufRead + Send>),
+    Threaded(std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>),
+}
+
+/// Reads the reading thread of `--block-timeout` makes ahead of the
+/// blocks, 64 KiB each: its memory bound.
+const AHEAD: usize = 4;
+
+impl Reader {
+    fn new(mut reader: Box<dyn BufRead + Send>, timeout: Option<std::time::Duration>) -> Reader {
+        if timeout.is_none() {
+            return Reader::Direct(reader);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+        // It ends at the input's end, at an error, or when the blocks are
+        // no longer wanted (its next hand-over fails). Until then it may
+        // wait in a read of stdin; the command's end ends it.
+        std::thread::spawn(move || loop {
+            let mut chunk = vec![0; 64 << 10];
+            let got = match reader.read(&mut chunk) {
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Ok(chunk)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let over = !matches!(&got, Ok(c) if !c.is_empty());
+            if tx.send(got).is_err() || over {
+                return;
+            }
+        });
+        Reader::Threaded(rx)
+    }
+
+    /// Up to `want` bytes more into `buf`, waiting until `due` at most.
+    fn read(
+        &mut self,
+        buf: &mut Vec<u8>,
+        want: usize,
+        due: Option<std::time::Instant>,
+    ) -> std::io::Result<Got> {
+        let before = buf.len();
+        match self {
+            Reader::Direct(r) => {
+                std::io::Read::take(r.as_mut(), want as u64).read_to_end(buf)?;
+            }
+            Reader::Threaded(rx) => {
+                use std::sync::mpsc::RecvTimeoutError;
+                // What has come already, up to `want`, without waiting
+                // past the first.
+                while buf.len() - before < want {
+                    let got = match (buf.len() == before, due) {
+                        (true, Some(due)) => {
+                            let left = due.saturating_duration_since(std::time::Instant::now());
+                            match rx.recv_timeout(left) {
+                                Ok(got) => got,
+                                Err(RecvTimeoutError::Timeout) => return Ok(Got::Late),
+                                Err(RecvTimeoutError::Disconnected) => break,
+                            }
+                        }
+                        (true, None) => match rx.recv() {
+                            Ok(got) => got,
+                            Err(_) => break,
+                        },
+                        (false, _) => match rx.try_recv() {
+                            Ok(got) => got,
+                            Err(_) => break,
+                        },
+                    };
+                    let chunk = got?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(match buf.len() == before {
+            true => Got::End,
+            false => Got::Some,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +349,7 @@ mod tests {
             header: None,
             remove_separators: None,
             group: None,
+            timeout: None,
         };
         // The last record that ends within the block.
         assert_eq!(pipe(5, None).cut(b"ab\ncd\nef", false), Some(3));

@@ -170,6 +170,7 @@ fn pipe_of(
                 _ => None,
             },
             group,
+            timeout: a.block_timeout,
         }),
         part,
     ))

@@ -4556,3 +4556,42 @@ fn group_by_gives_each_group_whole_to_one_job_and_names_what_it_refuses() {
         assert_eq!(out(&o), "", "{args:?}");
     }
 }
+
+#[test]
+fn block_timeout_gives_a_job_the_whole_records_read_so_far() {
+    // GNU parallel's --block-timeout (refused before): input that
+    // trickles in reaches a job once the block has waited that long,
+    // as whole records; the rest waits for the next block.
+    let mut c = remex();
+    c.args(["run", "--no-bar", "--pipe", "--block-timeout", "1", "-k"])
+        .arg("echo J; cat");
+    let mut child = spawned(&mut c, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a\nb\nc").unwrap();
+    stdin.flush().unwrap();
+    let (lines, reader) = lines_of(child.stdout.take().unwrap());
+    // While stdin is still open.
+    let first: Vec<String> = (0..3)
+        .map(|_| {
+            lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the first job's output while stdin is open")
+        })
+        .collect();
+    assert_eq!(first, ["J", "a", "b"]);
+    stdin.write_all(b"d\ne\n").unwrap();
+    drop(stdin);
+    let rest: Vec<String> = lines.iter().collect();
+    assert_eq!(rest, ["J", "cd", "e"]);
+    let o = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    // Under a second: a usage error that names it (GNU parallel's rule).
+    let o = run(&["run", "--pipe", "--block-timeout", "500ms", "cat"]);
+    assert_eq!(o.status.code(), Some(2), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("--block-timeout must be at least 1"),
+        "{}",
+        o.stderr
+    );
+}
