@@ -367,12 +367,13 @@ pub(crate) struct RunArgs {
     pub(crate) roundrobin: bool,
     /// --pipe with one job per slot, each record (line) to the job its
     /// column COL's value hashes to: the same value, the same job (GNU
-    /// parallel's --shard, by column number; --colsep, else a comma).
+    /// parallel's --shard; COL a number, or a name the first line
+    /// gives; --colsep, else a comma).
     #[arg(long, value_name = "COL", conflicts_with_all = ["tee", "roundrobin"])]
     pub(crate) shard: Option<String>,
     /// --pipe with one job per slot, each record (line) to job (value of
     /// column COL) mod the slots, the remainder 0 to the last (GNU
-    /// parallel's --bin, by column number).
+    /// parallel's --bin; COL a number or a name, as --shard's).
     #[arg(long, value_name = "COL", conflicts_with_all = ["tee", "roundrobin", "shard"])]
     pub(crate) bin: Option<String>,
     /// With --pipe: consecutive lines whose column COL holds the same

@@ -94,6 +94,9 @@ fn pipe_of(
         None => None,
     };
     let header = match a.header.as_deref() {
+        // --shard, --bin: the header is a record, or names the column
+        // (roundrobin.rs), never before every block (GNU parallel's).
+        _ if a.shard.is_some() || a.bin.is_some() => None,
         // --group-by NAME: the first line names the columns, and goes
         // before every block (GNU parallel's).
         None if group.as_ref().is_some_and(|g| g.named()) => Some("^(?:.*\n)".to_string()),

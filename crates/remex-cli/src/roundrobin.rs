@@ -40,8 +40,11 @@ pub(crate) struct Blocks(Arc<Mutex<HashMap<u64, Receiver<bytes::Bytes>>>>);
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
     by: By,
-    /// The key's column, from 1.
+    /// The key's column, from 1 (0 while `name` is not found yet).
     column: usize,
+    /// A column's name, looked for in the input's first line (which is
+    /// then no record).
+    name: Option<String>,
     /// Between columns: `--colsep`, else a comma (GNU parallel's); a
     /// single space is Perl's `split ' '`: blanks, those at the start
     /// skipped.
@@ -65,11 +68,15 @@ impl Route {
     /// `colsep` (a regular expression; a comma when none).
     pub(crate) fn new(col: &str, bin: bool, colsep: Option<&str>) -> Result<Route, String> {
         let option = if bin { "--bin" } else { "--shard" };
-        let column = match col.trim().parse::<usize>() {
-            Ok(n) if n > 0 => n,
+        // GNU parallel's test for a column's name.
+        let named = col.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && col.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let (column, name) = match col.trim().parse::<usize>() {
+            Ok(n) if n > 0 => (n, None),
+            Err(_) if named => (0, Some(col.to_string())),
             _ => {
                 return Err(format!(
-                    "{option} {col:?}: give a column number (from 1); column names and Perl expressions are GNU parallel's, not offered (docs/cli.md)"
+                    "{option} {col:?}: give a column number (from 1) or name; Perl expressions are GNU parallel's, not offered (docs/cli.md)"
                 ))
             }
         };
@@ -81,22 +88,57 @@ impl Route {
         Ok(Route {
             by: if bin { By::Number } else { By::Hash },
             column,
+            name,
             sep,
             awk,
         })
     }
 
-    /// The slot (from 0) of `slots` whose job gets `record`.
-    fn slot(&self, record: &[u8], slots: usize) -> usize {
-        let line = record.strip_suffix(b"\n").unwrap_or(record);
+    /// The columns of `line` (without its newline), split as the key's.
+    fn columns<'a>(&'a self, line: &'a [u8], most: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = if self.awk {
             line.trim_ascii_start()
         } else {
             line
         };
+        self.sep.splitn(line, most)
+    }
+
+    /// With a column's name: `header`, the input's first line, names the
+    /// column; an error naming it when it does not.
+    fn resolve(&mut self, header: &[u8]) -> Result<(), String> {
+        let Some(name) = &self.name else {
+            return Ok(());
+        };
+        let at = self
+            .columns(header, usize::MAX)
+            .position(|n| n == name.as_bytes());
+        match at {
+            Some(i) => {
+                self.column = i + 1;
+                self.name = None;
+                Ok(())
+            }
+            None => Err(format!(
+                "{} {name}: no column of that name in the first line {:?}",
+                match self.by {
+                    By::Hash => "--shard",
+                    By::Number => "--bin",
+                },
+                String::from_utf8_lossy(header.strip_suffix(b"\n").unwrap_or(header))
+            )),
+        }
+    }
+
+    /// The slot (from 0) of `slots` whose job gets `record`.
+    fn slot(&self, record: &[u8], slots: usize) -> usize {
         // GNU parallel's `split $sep, $_, $col+1`: the key is the column
         // (none past the last: empty).
-        let key = self.sep.splitn(line, self.column + 1).nth(self.column - 1);
+        let key = match self.column {
+            0 => None,
+            c => self.columns(record, c + 1).nth(c - 1),
+        };
         let key = key.unwrap_or_default();
         match self.by {
             By::Hash => {
@@ -155,7 +197,7 @@ pub(crate) fn feed(
     let queues = blocks.clone();
     std::thread::Builder::new()
         .name("remex-blocks".into())
-        .spawn(move || read(inputs, slots, route.as_ref(), &starts_tx, &queues))
+        .spawn(move || read(inputs, slots, route, &starts_tx, &queues))
         .map_err(|e| format!("cannot start the thread that reads the input: {e}"))?;
     Ok((starts, blocks))
 }
@@ -209,7 +251,7 @@ impl Lanes<'_> {
 fn read(
     mut inputs: Inputs,
     slots: usize,
-    route: Option<&Route>,
+    mut route: Option<Route>,
     starts: &Sender<Result<Vec<String>, String>>,
     blocks: &Blocks,
 ) {
@@ -221,6 +263,33 @@ fn read(
     };
     // --shard, --bin: every slot's job, and records gathered per slot.
     let mut gathered: Vec<Vec<u8>> = vec![Vec::new(); slots];
+    // By a column's name: the first line names it, and is no record (GNU
+    // parallel's), before any job starts.
+    let mut first = None;
+    if let Some(r) = route.as_mut().filter(|r| r.name.is_some()) {
+        let mut block = match inputs.next() {
+            None => Vec::new(),
+            Some(Ok(mut args)) => args
+                .pop()
+                .map(|b| crate::raw::bytes(&b).into_owned())
+                .unwrap_or_default(),
+            Some(Err(e)) => {
+                let _ = starts.blocking_send(Err(e));
+                return;
+            }
+        };
+        let end = block
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(block.len(), |i| i + 1);
+        if let Err(e) = r.resolve(&block[..end]) {
+            let _ = starts.blocking_send(Err(e));
+            return;
+        }
+        block.drain(..end);
+        first = Some(Ok(vec![crate::raw::text(block)]));
+    }
+    let route = route.as_ref();
     if route.is_some() {
         for i in 0..slots {
             if !lanes.send(i, bytes::Bytes::new()) {
@@ -228,7 +297,7 @@ fn read(
             }
         }
     }
-    for (i, input) in inputs.by_ref().enumerate() {
+    for (i, input) in first.into_iter().chain(inputs.by_ref()).enumerate() {
         let block: Vec<u8> = match input {
             Ok(mut args) => args
                 .pop()
@@ -369,7 +438,13 @@ mod tests {
         // --shard: the same value, the same job, whatever follows it.
         let shard = Route::new("1", false, None).unwrap();
         assert_eq!(shard.slot(b"k,1\n", 5), shard.slot(b"k,2,3", 5));
-        assert!(Route::new("x", false, None)
+        // By name: the first line names the column.
+        let mut named = Route::new("v", true, None).unwrap();
+        named.resolve(b"k,v\n").unwrap();
+        assert_eq!(named.slot(b"a,5\n", 3), 1);
+        let e = Route::new("w", false, None).unwrap().resolve(b"k,v\n");
+        assert!(e.unwrap_err().contains("--shard w: no column"));
+        assert!(Route::new("$F[1]", false, None)
             .unwrap_err()
             .contains("give a column number"));
         assert!(Route::new("0", true, None).is_err());

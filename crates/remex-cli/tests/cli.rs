@@ -2243,6 +2243,23 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("h\n1\n2\n3\n"),
             "J\n1\n2\nJ\n3\n",
         ),
+        // --bin by a column's name: the first line names it (and is no
+        // record); with a number, --header's line is a record.
+        (
+            &["--pipe", "--colsep", ",", "--bin", "k", "-j2", "-k", "echo J; cat"],
+            Some("k,v\n1,a\n2,b\n3,c\n4,d\n"),
+            "J\n1,a\n3,c\nJ\n2,b\n4,d\n",
+        ),
+        (
+            &["--pipe", "--header", ":", "--colsep", ",", "--bin", "1", "-j2", "-k", "echo J; cat"],
+            Some("k,v\n1,a\n2,b\n3,c\n4,d\n"),
+            "J\n1,a\n3,c\nJ\nk,v\n2,b\n4,d\n",
+        ),
+        (
+            &["--pipe", "--colsep", " ", "--bin", "k", "-j3", "-k", "echo J; cat"],
+            Some("k v\n1 a\n2 b\n3 c\n4 d\n"),
+            "J\n1 a\n4 d\nJ\n2 b\nJ\n3 c\n",
+        ),
         // --tee: all of stdin for each job, made from the arguments.
         (
             &["-k", "--tee", "--pipe", "grep {}", ":::", "1", "5"],
@@ -4298,6 +4315,43 @@ fn roundrobin_feeds_each_slots_job_its_blocks_in_turn_on_any_worker() {
         assert_eq!(*seen.entry(key).or_insert(job), job, "{l}: in two jobs");
     }
     assert_eq!((job, lines), (3, 3_000), "{}", out(&o));
+    // By a column's name: the first line names it and reaches no job; a
+    // name it lacks is an error that names it, and no job runs.
+    let named = format!("id,n\n{keyed}");
+    let o = with_stdin(
+        remex()
+            .args(["run", "--no-bar", "-j3", "--pipe", "--shard", "id"])
+            .args(["--block", "4k", "sort -u -t, -k1,1 | cut -d, -f1"]),
+        &named,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let mut keys: Vec<String> = out(&o).lines().map(String::from).collect();
+    keys.sort();
+    let want: Vec<String> = (0..10).map(|k| k.to_string()).collect();
+    assert_eq!(keys, want, "each key in one job, the header in none");
+    let o = with_stdin(
+        remex().args(["run", "--no-bar", "--pipe", "--bin", "nr", "echo ran"]),
+        &named,
+    );
+    assert_eq!(o.status.code(), Some(255), "{}", err(&o));
+    assert!(
+        err(&o).contains("--bin nr: no column of that name in the first line \"id,n\""),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(out(&o), "");
+    // With a column number, --header's line is one record, however many
+    // blocks there are (it went before every block).
+    let o = with_stdin(
+        remex()
+            .args(["run", "--no-bar", "-j2", "--pipe", "--header", ":"])
+            .args(["--block", "4k", "--bin", "1", "cat"]),
+        &named,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    assert_eq!(text.lines().filter(|l| *l == "id,n").count(), 1, "{text}");
+    assert_eq!(text.lines().count(), 3_001);
     // A job fed as it runs cannot run again.
     let o = run(&["run", "--pipe", "--roundrobin", "--retries", "2", "cat"]);
     assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
