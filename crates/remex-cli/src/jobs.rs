@@ -1167,6 +1167,44 @@ impl Inputs {
         reading: &Reading,
         count: bool,
     ) -> Result<Inputs, String> {
+        // --pipepart: the parts of each file in turn, one source (GNU
+        // parallel's; --skip-first-line and --header apply to each file).
+        if let Some(cutting) = reading.part.as_ref().filter(|_| sources.len() > 1) {
+            // --block -N: N parts per slot of all the files' bytes.
+            let all: u64 = sources
+                .iter()
+                .filter_map(|s| match s {
+                    Source::File(p, _) => std::fs::metadata(p).ok().map(|m| m.len()),
+                    Source::Args(..) => None,
+                })
+                .sum();
+            let mut each = reading.clone();
+            each.part = Some(crate::pipepart::Cutting {
+                size: crate::pipepart::PartSize::Bytes(cutting.size.bytes(all)),
+                ..cutting.clone()
+            });
+            let parts = sources
+                .iter()
+                .map(|s| each.items(s, true))
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows: Rows = Box::new(parts.into_iter().flatten());
+            let (first, total): (Rows, _) = match count {
+                false => (rows, None),
+                true => {
+                    let all = rows.collect::<Result<Vec<_>, _>>()?;
+                    let n = all.len() as u64;
+                    (Box::new(all.into_iter().map(Ok)), Some(n))
+                }
+            };
+            return Ok(Inputs {
+                first,
+                rest: Vec::new(),
+                current: None,
+                per_job: reading.per_job,
+                total,
+                names: Vec::new(),
+            });
+        }
         let mut groups: Vec<Vec<Source>> = Vec::new();
         for s in sources {
             match groups.last_mut() {

@@ -119,12 +119,6 @@ fn pipe_of(
         true => {
             use crate::pipepart::{Cutting, PartSize};
             let size = match a.block {
-                // With --roundrobin one part per slot, whatever --block
-                // says (GNU parallel's rule).
-                _ if a.roundrobin => PartSize::PerSlot {
-                    parts: 1,
-                    slots: planned_slots(a)? as u64,
-                },
                 Some(b) if b > 0 => PartSize::Bytes(b as u64),
                 per_slot => PartSize::PerSlot {
                     parts: per_slot.map_or(10, |b| b.unsigned_abs()),
@@ -230,14 +224,20 @@ pub(crate) fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> 
             .filter(|s| matches!(s, Source::File(..)))
             .count();
     if a.pipepart {
-        let file = a.arg_files.first().cloned().or_else(|| {
-            sources.iter().find_map(|s| match s {
-                Source::File(f, _) => Some(f.clone()),
+        // Each file's parts in turn (GNU parallel's); stdin is no file.
+        let mut names = a
+            .arg_files
+            .iter()
+            .chain(sources.iter().filter_map(|s| match s {
+                Source::File(f, _) => Some(f),
                 Source::Args(..) => None,
-            })
-        });
-        match file.as_deref() {
-            None | Some("-") => {
+            }));
+        let file = match names.clone().any(|f| f == "-") {
+            true => None,
+            false => names.next(),
+        };
+        match file.map(String::as_str) {
+            None => {
                 return Err(
                     "--pipepart cuts a file by seeking in it: give it with -a FILE (--pipe reads stdin)"
                         .into(),
@@ -255,7 +255,7 @@ pub(crate) fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> 
     }
     let clash = if sources.iter().any(|s| matches!(s, Source::Args(..))) {
         Some("::: inputs")
-    } else if files > 1 {
+    } else if files > 1 && !a.pipepart {
         Some("more than one input file")
     } else if a.multiple || a.context || a.xargs {
         Some("-m, -X or --xargs")
@@ -266,7 +266,7 @@ pub(crate) fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> 
     };
     match clash {
         Some(what) => Err(format!(
-            "--pipe gives each job a block of stdin (or of one -a FILE), not {what}"
+            "--pipe gives each job a block of stdin (or of one -a FILE; --pipepart: of each), not {what}"
         )),
         None => Ok(()),
     }

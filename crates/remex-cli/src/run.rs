@@ -339,6 +339,12 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     // nothing. With it, a job a slot fed as input comes (roundrobin.rs);
     // such a job cannot run again: what it was fed is gone.
     a.roundrobin &= a.pipe;
+    // With --pipepart it only sizes the parts, one per slot whatever
+    // --block says, each part a job (GNU parallel's: with several files
+    // that is more jobs than slots).
+    if a.roundrobin && a.pipepart {
+        (a.roundrobin, a.block) = (false, Some(-1));
+    }
     let route = match (&a.shard, &a.bin) {
         _ if !a.pipe => None,
         (Some(col), _) => Some(crate::roundrobin::Route::new(

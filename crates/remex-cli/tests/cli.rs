@@ -2260,6 +2260,24 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("k v\n1 a\n2 b\n3 c\n4 d\n"),
             "J\n1 a\n4 d\nJ\n2 b\nJ\n3 c\n",
         ),
+        // --pipepart over several files: each one's parts in turn, the
+        // part size from all their bytes; --roundrobin only sizes them
+        // (one a slot); --skip-first-line skips each file's first line.
+        (
+            &["--pipepart", "-a", "LIST", "-a", "LIST2", "--block", "4", "-k", "echo J {#}; cat"],
+            None,
+            "J 1\nf1.txt\nJ 2\nf2.txt\nJ 3\na\nb\nc\n",
+        ),
+        (
+            &["--pipepart", "--roundrobin", "-j2", "-k", "-a", "LIST", "-a", "LIST2", "echo J; wc -l"],
+            None,
+            "J\n2\nJ\n3\n",
+        ),
+        (
+            &["--skip-first-line", "--pipepart", "-k", "cat", "::::", "LIST", "LIST2"],
+            None,
+            "f2.txt\nb\nc\n",
+        ),
         // --tee: all of stdin for each job, made from the arguments.
         (
             &["-k", "--tee", "--pipe", "grep {}", ":::", "1", "5"],
