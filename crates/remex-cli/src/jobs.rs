@@ -907,6 +907,22 @@ impl Reading {
     }
 }
 
+/// `rows`, or one empty input when it has none.
+fn one_if_none(mut rows: Rows) -> impl Iterator<Item = Result<Vec<String>, String>> + Send {
+    let mut any = false;
+    std::iter::from_fn(move || match rows.next() {
+        Some(r) => {
+            any = true;
+            Some(r)
+        }
+        None if !any => {
+            any = true;
+            Some(Ok(vec![String::new()]))
+        }
+        None => None,
+    })
+}
+
 /// `items` as GNU parallel reads them under `-r` and `-L`/`-l` (its
 /// multiread): an item continued from the one before is joined to it;
 /// then one that is only blanks is skipped (`skip_blank`); then one that
@@ -1229,6 +1245,8 @@ impl Inputs {
         };
         let mut first: Option<(Rows, Option<u64>)> = None;
         let mut rest = Vec::new();
+        // Each read group's sources' inputs.
+        let mut read: Vec<Vec<Vec<Vec<String>>>> = Vec::new();
         for (gi, group) in groups.into_iter().enumerate() {
             if gi == 0 && group.len() == 1 && group[0].is_stdin() && !count {
                 let mut items = reading.items(&group[0], true)?;
@@ -1254,9 +1272,30 @@ impl Inputs {
                 }
                 lists.push(list);
             }
+            read.push(lists);
+        }
+        // GNU parallel's rule: among several sources, an empty one is one
+        // empty input, unless every one is empty (`echo ::: a b :::`
+        // prints "a " and "b "). (Read as it comes, stdin's emptiness is
+        // known at its end: it then gives that one input.)
+        let several = read.iter().map(Vec::len).sum::<usize>() + usize::from(first.is_some()) > 1;
+        let some = read.iter().flatten().any(|l| !l.is_empty());
+        if several && (some || first.is_some()) {
+            for list in read.iter_mut().flatten().filter(|l| l.is_empty()) {
+                list.push(vec![String::new()]);
+            }
+        }
+        if let Some((items, None)) = first.take() {
+            let items: Rows = match several && some {
+                true => Box::new(one_if_none(items)),
+                false => items,
+            };
+            first = Some((items, None));
+        }
+        for lists in read {
             // Side by side: with --link a shorter source wraps around; a
             // source linked by :::+ ends the group where it ends (GNU
-            // parallel's rules); an empty one makes no rows.
+            // parallel's rules) (an empty one: none, all being empty).
             let len = if lists.iter().any(Vec::is_empty) {
                 0
             } else if reading.link {
@@ -1272,7 +1311,7 @@ impl Inputs {
                         .collect()
                 })
                 .collect();
-            if gi == 0 {
+            if first.is_none() {
                 let n = rows.len() as u64;
                 first = Some((Box::new(rows.into_iter().map(Ok)), Some(n)));
             } else {
@@ -1630,8 +1669,17 @@ mod tests {
                 s(&["b", "2"])
             ]
         );
-        // An empty source makes no jobs.
+        // Among several sources an empty one is one empty input (GNU
+        // parallel's), unless all are empty.
         let (_, sources) = split_command(&s(&["echo", ":::", "a", ":::"]));
+        let jobs: Vec<_> = Inputs::open(sources, false)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(jobs, vec![s(&["a", ""])]);
+        let (_, sources) = split_command(&s(&["echo", ":::", ":::"]));
+        assert_eq!(Inputs::open(sources, false).unwrap().count(), 0);
+        let (_, sources) = split_command(&s(&["echo", ":::"]));
         assert_eq!(Inputs::open(sources, false).unwrap().count(), 0);
     }
 

@@ -2278,6 +2278,12 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "f2.txt\nb\nc\n",
         ),
+        // Among several sources an empty one is one empty input, unless
+        // all are empty (linked by :::+, it ends the group after one).
+        (&["-k", "echo", "X{1}Y{2}Z", ":::", "a", "b", ":::"], None, "XaYZ\nXbYZ\n"),
+        (&["-k", "echo", "{2}", ":::", ":::", "a", "b"], None, "a\nb\n"),
+        (&["-k", "echo", "X{1}Y{2}Z", ":::", "a", "b", ":::+"], None, "XaYZ\n"),
+        (&["-k", "echo", "X", ":::", ":::"], None, ""),
         // --tee: all of stdin for each job, made from the arguments.
         (
             &["-k", "--tee", "--pipe", "grep {}", ":::", "1", "5"],
