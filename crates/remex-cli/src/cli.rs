@@ -257,7 +257,7 @@ pub(crate) struct RunArgs {
     #[arg(long, visible_alias = "xapply")]
     pub(crate) link: bool,
     /// Inputs end at this character, not at a newline (\n, \t, \0, \\ or one character).
-    #[arg(short = 'd', long = "delimiter", value_name = "CHAR", conflicts_with = "null",
+    #[arg(short = 'd', long = "delimiter", value_name = "CHAR", 
           value_parser = crate::jobs::delimiter)]
     pub(crate) delimiter: Option<u8>,
     /// Inputs end at a NUL byte (find -print0).
@@ -550,7 +550,7 @@ pub(crate) struct RunArgs {
     #[arg(long, alias = "tag-string", value_name = "STR")]
     pub(crate) tagstring: Option<String>,
     /// Several inputs per job, shared evenly among the slots ({} is all of a job's inputs).
-    #[arg(short = 'm', conflicts_with = "context")]
+    #[arg(short = 'm')]
     pub(crate) multiple: bool,
     /// As many inputs per job as fit on its command line (-s), jobs
     /// filled one after the other (GNU parallel's --xargs).

@@ -1077,11 +1077,33 @@ fn read_items(
         if delimiter.is_none() && b.ends_with(b"\r") {
             b.pop();
         }
+        if b.contains(&0) {
+            b = nul_replaced(&b);
+        }
         // Inputs travel as text; bytes that are not UTF-8 are kept as
         // they are, never replaced (a changed file name would name
         // another file): crate::raw.
         Ok(crate::raw::text(b))
     })))
+}
+
+/// `b` with each NUL byte written `\0`, as GNU parallel passes it (no
+/// argument can hold one), said once on stderr.
+fn nul_replaced(b: &[u8]) -> Vec<u8> {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "remex: a NUL character in the input was replaced with \\0: an argument cannot hold one (did you mean -0?)"
+        );
+    }
+    let mut out = Vec::with_capacity(b.len() + 8);
+    for &c in b {
+        match c {
+            0 => out.extend_from_slice(b"\\0"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `path` (`-`: stdin) opened for reading, and its name for messages.

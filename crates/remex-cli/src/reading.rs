@@ -32,7 +32,8 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
     };
     let (pipe, part) = pipe_of(a)?;
     Ok(Reading {
-        delimiter: if a.null { Some(0) } else { a.delimiter },
+        // -d wins over -0, in any order (GNU parallel's).
+        delimiter: a.delimiter.or(a.null.then_some(0)),
         eof: a.eof.clone(),
         // GNU parallel trims columns at both ends unless told otherwise.
         // (Not the tab --header implies: GNU parallel sets the trim

@@ -2284,6 +2284,13 @@ fn gnu_parallels_input_options_give_its_output() {
         (&["-k", "echo", "{2}", ":::", ":::", "a", "b"], None, "a\nb\n"),
         (&["-k", "echo", "X{1}Y{2}Z", ":::", "a", "b", ":::+"], None, "XaYZ\n"),
         (&["-k", "echo", "X", ":::", ":::"], None, ""),
+        // A NUL in an input (no -0) passes as \0 (no argument holds one).
+        (&["-k", "echo"], Some("a\u{0}b\nc\n"), "a\\0b\nc\n"),
+        // -X wins over -m and -d over -0, in either order.
+        (&["-j1", "-m", "-X", "echo", "pre{}post", ":::", "a", "b"], None, "preapost prebpost\n"),
+        (&["-j1", "-X", "-m", "echo", "pre{}post", ":::", "a", "b"], None, "preapost prebpost\n"),
+        (&["-k", "-0", "-d", "x", "echo", ":::", "axb", "c"], None, "a\nb\nc\n"),
+        (&["-k", "-d", "x", "-0", "echo", ":::", "axb", "c"], None, "a\nb\nc\n"),
         // --tee: all of stdin for each job, made from the arguments.
         (
             &["-k", "--tee", "--pipe", "grep {}", ":::", "1", "5"],
