@@ -231,18 +231,36 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
             }
             _ => (1, item, false),
         };
-        // `4//usr/bin/ssh user@host`: the ssh command, then the host.
-        let host = rest.split_whitespace().last().unwrap_or(rest);
-        if host.is_empty() {
+        // `4//usr/bin/ssh -p 2222 user@host`: the ssh command, its
+        // options, then the host.
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let Some((host, command)) = words.split_last() else {
             return Err(format!("sshlogin {whole:?}: no host after the count"));
+        };
+        if host.starts_with('-') {
+            return Err(format!("sshlogin {whole:?}: no host after the ssh command"));
         }
-        let spec = if host == ":" {
+        if host
+            .rsplit_once('@')
+            .is_some_and(|(user, _)| user.contains(':'))
+        {
+            return Err(format!(
+                "sshlogin {whole:?}: a password in an sshlogin (GNU parallel's sshpass) is not offered: log in with a key (ssh-copy-id)"
+            ));
+        }
+        let (options, user) =
+            ssh_options(command).map_err(|e| format!("sshlogin {whole:?}: {e}"))?;
+        let spec = if *host == ":" {
             format!("popen{}", login_env(":", ":"))
         } else {
             // GNU parallel's $PARALLEL_SSHHOST: without the user and port.
-            let bare = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            let bare = host.rsplit_once('@').map_or(*host, |(_, h)| h);
             let bare = bare.split_once(':').map_or(bare, |(h, _)| h);
-            format!("ssh={host}{}", login_env(rest.trim(), bare))
+            let host = match (user, host.contains('@')) {
+                (Some(u), false) => format!("{u}@{host}"),
+                _ => host.to_string(),
+            };
+            format!("ssh={host}{options}{}", login_env(rest.trim(), bare))
         };
         found.push((
             if count > 1 {
@@ -279,6 +297,56 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
         ));
     }
     Ok(out)
+}
+
+/// The ssh command of an sshlogin (`ssh -p 2222`, GNU parallel's form),
+/// as spec settings (`//port=2222`) and the user it names (`-l USER`):
+/// remex runs ssh itself, so it takes `-p`, `-l` and `-F` and refuses
+/// any other option, naming it (never dropped: a port dropped would
+/// reach another sshd).
+fn ssh_options(command: &[&str]) -> Result<(String, Option<String>), String> {
+    let Some((program, options)) = command.split_first() else {
+        return Ok((String::new(), None));
+    };
+    if program.rsplit('/').next() != Some("ssh") {
+        return Err(format!(
+            "remex runs ssh itself, not {program:?}: to reach workers through another command use --tx cmd=..."
+        ));
+    }
+    let mut settings = String::new();
+    let mut user = None;
+    let mut words = options.iter();
+    while let Some(w) = words.next() {
+        let (flag, attached) = match w.strip_prefix('-') {
+            Some(f) if f.len() > 1 && matches!(&f[..1], "p" | "l" | "F") => {
+                (&f[..1], Some(&f[1..]))
+            }
+            Some(f) => (f, None),
+            None => ("", None),
+        };
+        let mut value = || {
+            attached
+                .or_else(|| words.next().copied())
+                .ok_or_else(|| format!("ssh's -{flag} needs a value"))
+        };
+        match flag {
+            "p" => {
+                let port = value()?;
+                if port.parse::<u16>().map_or(true, |p| p == 0) {
+                    return Err(format!("ssh's -p {port:?} is not a port"));
+                }
+                settings.push_str(&format!("//port={port}"));
+            }
+            "F" => settings.push_str(&format!("//ssh_config={}", value()?)),
+            "l" => user = Some(value()?.to_string()),
+            _ => {
+                return Err(format!(
+                    "remex runs ssh itself and takes -p PORT, -l USER and -F FILE from an sshlogin, not {w:?}: put it in ~/.ssh/config (or a file given with -F)"
+                ))
+            }
+        }
+    }
+    Ok((settings, user))
 }
 
 /// The logins of `w` written without a count (see [`Logins::uncounted`]).
@@ -598,6 +666,30 @@ mod tests {
             s(&["/usr/bin/ssh host"]).unwrap(),
             [format!("ssh=host{}", env("/usr/bin/ssh host", "host"))]
         );
+        // The ssh command's port, user and configuration file are kept
+        // (GNU parallel's `ssh -p 2222 server` line); any other option is
+        // refused, naming it, never dropped.
+        assert_eq!(
+            s(&["ssh -p 2222 -l u -F /c server", "/usr/bin/ssh -p2222 v@w"]).unwrap(),
+            [
+                format!(
+                    "ssh=u@server//port=2222//ssh_config=/c{}",
+                    env("ssh -p 2222 -l u -F /c server", "server")
+                ),
+                format!("ssh=v@w//port=2222{}", env("/usr/bin/ssh -p2222 v@w", "w")),
+            ]
+        );
+        for (bad, says) in [
+            ("ssh -i key host", "not \"-i\""),
+            ("ssh -p x host", "-p \"x\" is not a port"),
+            ("ssh -p", "no host after the ssh command"),
+            ("ssh -l u -p host", "-p needs a value"),
+            ("autossh host", "not \"autossh\""),
+            ("u:secret@host", "a password in an sshlogin"),
+        ] {
+            let e = s(&[bad]).unwrap_err();
+            assert!(e.contains(says) && e.contains(bad), "{bad}: {e}");
+        }
         assert!(s(&["0/host"]).unwrap_err().contains("from 1"));
         assert!(s(&["2/"]).unwrap_err().contains("no host after the count"));
     }

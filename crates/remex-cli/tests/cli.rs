@@ -4680,3 +4680,44 @@ fn block_timeout_gives_a_job_the_whole_records_read_so_far() {
         o.stderr
     );
 }
+
+#[test]
+fn an_sshlogins_ssh_command_keeps_its_port_user_and_config() {
+    // GNU parallel's sshlogin `ssh -p 2222 server` (its man page's
+    // example): remex dropped the ssh command with its options, so the
+    // port was lost and ssh went to port 22.
+    let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
+    let spec = sshd.spec("");
+    let config = spec.split("//ssh_config=").nth(1).unwrap();
+    let login = format!(
+        "ssh -p {} -F {config} -l {} {}",
+        sshd.port, sshd.user, sshd.addr
+    );
+    let o = run(&[
+        "run",
+        "--no-bar",
+        "-k",
+        "-S",
+        &login,
+        "echo",
+        "{}-$PARALLEL_SSHHOST",
+        ":::",
+        "a",
+        "b",
+    ]);
+    assert!(o.status.success(), "{}\n{}", o.stderr, sshd.log());
+    assert_eq!(o.stdout, format!("a-{0}\nb-{0}\n", sshd.addr));
+    // Another option is refused, naming it, before any job runs.
+    let o = run(&[
+        "run",
+        "--no-bar",
+        "-S",
+        "ssh -i key host",
+        "echo",
+        ":::",
+        "a",
+    ]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert!(o.stderr.contains("not \"-i\""), "{}", o.stderr);
+    assert_eq!(o.stdout, "");
+}
