@@ -273,6 +273,11 @@ pub(crate) struct RunArgs {
     /// Split each input into columns at REGEX: {1}, {2}... are the columns.
     #[arg(short = 'C', long = "colsep", alias = "col-sep", value_name = "REGEX")]
     pub(crate) colsep: Option<String>,
+    /// Inputs are CSV records: columns at commas (or --colsep's one
+    /// character), a quoted field whole ("" a quote), a record going on
+    /// past a newline inside quotes (GNU parallel's --csv).
+    #[arg(long)]
+    pub(crate) csv: bool,
     /// With ':', each source's first input names its columns: {name} in the command.
     #[arg(long, value_name = ":")]
     pub(crate) header: Option<String>,
@@ -1011,12 +1016,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--use-decompress-program",
             "--usedecompressprogram",
             "--decompressprogram",
-        ],
-    ),
-    (
-        "--colsep , splits on commas, without CSV quoting",
-        &[
-            "--csv",
         ],
     ),
     (

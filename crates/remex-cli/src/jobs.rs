@@ -808,6 +808,8 @@ pub(crate) struct Reading {
     pub(crate) trim: Trim,
     /// `--colsep`: columns of an input, each one argument.
     pub(crate) colsep: Option<regex::Regex>,
+    /// `--csv`: inputs are CSV records, fields split at this byte.
+    pub(crate) csv: Option<u8>,
     /// `--header :`: each source's first input names its columns.
     pub(crate) header: bool,
     /// `--link`: every source linked to the one before.
@@ -840,6 +842,9 @@ impl Reading {
 
     /// One input as arguments: its columns, or itself.
     fn columns(&self, s: String) -> Vec<String> {
+        if let Some(sep) = self.csv {
+            return csv_fields(&s, sep);
+        }
         match &self.colsep {
             Some(re) => perl_split(re, &s),
             None => vec![s],
@@ -878,7 +883,7 @@ impl Reading {
                     }
                     Box::new(crate::pipe::blocks(reader, pipe.clone(), path))
                 }
-                (None, None) => read_items(p, self.delimiter)?,
+                (None, None) => read_items(p, self.delimiter, self.csv.is_some())?,
             },
         };
         // (A line is an input here: --pipe and --pipepart skipped theirs.)
@@ -1069,10 +1074,12 @@ pub(crate) fn split_command_at(
 fn read_items(
     path: &str,
     delimiter: Option<u8>,
+    csv: bool,
 ) -> Result<Box<dyn Iterator<Item = Result<String, String>> + Send>, String> {
     let (reader, path) = open_input(path)?;
     let sep = delimiter.unwrap_or(b'\n');
-    Ok(Box::new(reader.split(sep).map(move |l| {
+    let name = path.clone();
+    let items = reader.split(sep).map(move |l| {
         let mut b = l.map_err(|e| format!("reading {path}: {e}"))?;
         if delimiter.is_none() && b.ends_with(b"\r") {
             b.pop();
@@ -1084,7 +1091,60 @@ fn read_items(
         // they are, never replaced (a changed file name would name
         // another file): crate::raw.
         Ok(crate::raw::text(b))
-    })))
+    });
+    match csv {
+        false => Ok(Box::new(items)),
+        true => Ok(Box::new(csv_records(items, sep as char, name))),
+    }
+}
+
+/// `--csv`: `lines` joined where a quoted field goes on past the end of
+/// one (an odd number of quotes so far: `""` is a quote inside one); a
+/// field still open at the end is an error that says so.
+fn csv_records(
+    mut lines: impl Iterator<Item = Result<String, String>> + Send,
+    sep: char,
+    path: String,
+) -> impl Iterator<Item = Result<String, String>> + Send {
+    std::iter::from_fn(move || {
+        let mut record: Option<String> = None;
+        loop {
+            let line = match lines.next() {
+                Some(Ok(l)) => l,
+                Some(Err(e)) => return Some(Err(e)),
+                None if record.is_some() => {
+                    return Some(Err(format!(
+                        "reading {path}: --csv: a quoted field is still open at the end"
+                    )))
+                }
+                None => return None,
+            };
+            let r = match record.take() {
+                Some(r) => format!("{r}{sep}{line}"),
+                None => line,
+            };
+            if r.matches('"').count() % 2 == 0 {
+                return Some(Ok(r));
+            }
+            record = Some(r);
+        }
+    })
+}
+
+/// The fields of one CSV record `s` (fields split at `sep`, a quoted one
+/// whole, `""` in it a quote), as GNU parallel's --csv reads them; an
+/// empty record is one empty field.
+fn csv_fields(s: &str, sep: u8) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(sep)
+        .from_reader(s.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => record.iter().map(String::from).collect(),
+        _ => vec![String::new()],
+    }
 }
 
 /// `b` with each NUL byte written `\0`, as GNU parallel passes it (no
@@ -1722,6 +1782,27 @@ mod tests {
             .unwrap();
         assert!(e.contains("cannot read /nonexistent/in"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn csv_records_go_on_past_a_quoted_newline_and_an_open_one_is_an_error() {
+        let lines = |v: &[&str]| {
+            let v: Vec<Result<String, String>> = v.iter().map(|l| Ok(l.to_string())).collect();
+            csv_records(v.into_iter(), '\n', "in".into()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            lines(&["a,\"b", "c\",d", "e,\"\"\"q\"\"\""]),
+            [
+                Ok("a,\"b\nc\",d".to_string()),
+                Ok("e,\"\"\"q\"\"\"".to_string())
+            ]
+        );
+        let open = lines(&["a", "b,\"c"]);
+        assert_eq!(open[0], Ok("a".to_string()));
+        assert!(open[1].as_ref().unwrap_err().contains("still open"));
+        assert_eq!(csv_fields("a,\"b\nc\",d", b','), s(&["a", "b\nc", "d"]));
+        assert_eq!(csv_fields("x;\"a \"\"q\"\"\"", b';'), s(&["x", "a \"q\""]));
+        assert_eq!(csv_fields("", b','), s(&[""]));
     }
 
     fn jobs(words: &[&str], reading: &Reading) -> (Option<u64>, Vec<Vec<String>>) {

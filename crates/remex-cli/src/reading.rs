@@ -13,6 +13,8 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         // --pipe's blocks are not cut in columns (--shard's and --bin's
         // key column is found in each record: roundrobin.rs).
         _ if a.pipe => None,
+        // --csv: CSV's fields, --colsep the character between them.
+        _ if a.csv => None,
         (Some(re), _) => Some(
             regex::Regex::new(re).map_err(|e| format!("--colsep {re:?} is not a regex: {e}"))?,
         ),
@@ -42,10 +44,21 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         trim: match a.trim {
             _ if a.pipe => crate::jobs::Trim::None,
             Some(t) => t,
-            None if a.colsep.is_some() => crate::jobs::Trim::Both,
+            None if a.colsep.is_some() && !a.csv => crate::jobs::Trim::Both,
             None => crate::jobs::Trim::None,
         },
         colsep,
+        csv: match (a.csv, a.colsep.as_deref()) {
+            (false, _) => None,
+            (true, None) => Some(b','),
+            (true, Some(c)) if c.len() == 1 => Some(c.as_bytes()[0]),
+            (true, Some("\\t")) => Some(b'\t'),
+            (true, Some(c)) => {
+                return Err(format!(
+                    "--csv --colsep {c:?}: CSV's fields are split at one character"
+                ))
+            }
+        },
         header,
         link: a.link,
         // -N wins over -n, and both over -L/-l, as in GNU parallel.
@@ -262,6 +275,8 @@ pub(crate) fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> 
         Some("-m, -X or --xargs")
     } else if a.colsep.is_some() && a.shard.is_none() && a.bin.is_none() && a.group_by.is_none() {
         Some("--colsep")
+    } else if a.csv {
+        Some("--csv")
     } else {
         None
     };

@@ -2286,6 +2286,39 @@ fn gnu_parallels_input_options_give_its_output() {
         (&["-k", "echo", "X", ":::", ":::"], None, ""),
         // A NUL in an input (no -0) passes as \0 (no argument holds one).
         (&["-k", "echo"], Some("a\u{0}b\nc\n"), "a\\0b\nc\n"),
+        // --csv (GNU parallel needs Perl's Text::CSV: .ci/run installs
+        // libtext-csv-perl): quoted fields whole, "" a quote, a quoted
+        // newline inside a record; no trim unless asked.
+        (
+            &["--csv", "echo", "{1}", "of", "{2}", "at", "{3}"],
+            Some("\"1 big, 2 small\",\"2\"\"x4\"\" plank\",12.34\n"),
+            "1 big, 2 small of 2\"x4\" plank at 12.34\n",
+        ),
+        (
+            &["-k", "--csv", "echo", "[{1}]", "[{2}]", "[{3}]"],
+            Some("a,\"b\nc\",d\ne,f,g\n"),
+            "[a] [b\nc] [d]\n[e] [f] [g]\n",
+        ),
+        (
+            &["-k", "--csv", "--header", ":", "echo", "[{n}]", "[{v}]"],
+            Some("n,v\n x , y \n"),
+            "[ x ] [ y ]\n",
+        ),
+        (
+            &["-k", "--csv", "--colsep", ";", "echo", "[{1}]", "[{2}]"],
+            Some("a;\"b;c\"\n"),
+            "[a] [b;c]\n",
+        ),
+        (
+            &["-k", "--csv", "echo", "[{2}]", ":::", "a,b", "\"c,d\",e", ""],
+            None,
+            "[b]\n[e]\n[]\n",
+        ),
+        (
+            &["-k", "--csv", "--trim", "lr", "echo", "[{1}]", ":::", " a ,b"],
+            None,
+            "[a]\n",
+        ),
         // -X wins over -m and -d over -0, in either order.
         (&["-j1", "-m", "-X", "echo", "pre{}post", ":::", "a", "b"], None, "preapost prebpost\n"),
         (&["-j1", "-X", "-m", "echo", "pre{}post", ":::", "a", "b"], None, "preapost prebpost\n"),
