@@ -464,7 +464,8 @@ pub(crate) struct At {
 /// string are rendered once per argument, side by side.
 fn render_context(pieces: &[Piece], at: At, args: &[String], quoting: Quoting) -> String {
     let flush = |word: &mut Vec<Piece>, out: &mut String| {
-        if word.iter().any(|p| matches!(p, Piece::Arg(None, _))) {
+        // (No inputs, -N0's: the word once, `{}` empty, as GNU parallel.)
+        if !args.is_empty() && word.iter().any(|p| matches!(p, Piece::Arg(None, _))) {
             let each: Vec<String> = args
                 .iter()
                 .map(|a| render(word, at, std::slice::from_ref(a), Some(quoting)))

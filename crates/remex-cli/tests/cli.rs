@@ -2319,6 +2319,13 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a]\n",
         ),
+        // -N0: every replacement string empty, the word kept.
+        (&["-k", "-N0", "echo", "x{}y", ":::", "a", "b"], None, "xy\nxy\n"),
+        (
+            &["-k", "-N0", "echo", "[{}]", "[{1}]", "[{2}]", ":::", "a"],
+            None,
+            "[] [] []\n",
+        ),
         // -X wins over -m and -d over -0, in either order.
         (&["-j1", "-m", "-X", "echo", "pre{}post", ":::", "a", "b"], None, "preapost prebpost\n"),
         (&["-j1", "-X", "-m", "echo", "pre{}post", ":::", "a", "b"], None, "preapost prebpost\n"),
