@@ -7,6 +7,13 @@
 
 use regex::bytes::Regex;
 
+/// Whether `s` names a column (GNU parallel's test, for `--group-by`,
+/// `--shard` and `--bin`): a letter or `_`, then letters, digits, `_`.
+pub(crate) fn is_column_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// How `--group-by` finds a line's value.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupBy {
@@ -33,13 +40,7 @@ impl GroupBy {
         let column = match val.parse::<usize>() {
             Ok(0) => return Err(format!("--group-by {val:?}: columns count from 1")),
             Ok(n) => Column::Number(n),
-            // GNU parallel's test for a column's name.
-            Err(_)
-                if val.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                    && val.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                Column::Name(val.to_string())
-            }
+            Err(_) if is_column_name(val) => Column::Name(val.to_string()),
             Err(_) => return Err(perl()),
         };
         let sep = colsep.unwrap_or("\t");

@@ -68,9 +68,7 @@ impl Route {
     /// `colsep` (a regular expression; a comma when none).
     pub(crate) fn new(col: &str, bin: bool, colsep: Option<&str>) -> Result<Route, String> {
         let option = if bin { "--bin" } else { "--shard" };
-        // GNU parallel's test for a column's name.
-        let named = col.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && col.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let named = crate::groupby::is_column_name(col);
         let (column, name) = match col.trim().parse::<usize>() {
             Ok(n) if n > 0 => (n, None),
             Err(_) if named => (0, Some(col.to_string())),
@@ -269,10 +267,7 @@ fn read(
     if let Some(r) = route.as_mut().filter(|r| r.name.is_some()) {
         let mut block = match inputs.next() {
             None => Vec::new(),
-            Some(Ok(mut args)) => args
-                .pop()
-                .map(|b| crate::raw::bytes(&b).into_owned())
-                .unwrap_or_default(),
+            Some(Ok(args)) => block_of(args),
             Some(Err(e)) => {
                 let _ = starts.blocking_send(Err(e));
                 return;
@@ -299,10 +294,7 @@ fn read(
     }
     for (i, input) in first.into_iter().chain(inputs.by_ref()).enumerate() {
         let block: Vec<u8> = match input {
-            Ok(mut args) => args
-                .pop()
-                .map(|b| crate::raw::bytes(&b).into_owned())
-                .unwrap_or_default(),
+            Ok(args) => block_of(args),
             Err(e) => {
                 let _ = starts.blocking_send(Err(e));
                 return;
@@ -329,6 +321,13 @@ fn read(
             return;
         }
     }
+}
+
+/// The bytes of a block, an input's one argument.
+fn block_of(mut args: Vec<String>) -> Vec<u8> {
+    args.pop()
+        .map(|b| crate::raw::bytes(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// A job's feeding: stops when dropped (the job over).
