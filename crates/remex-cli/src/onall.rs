@@ -2,13 +2,13 @@
 //! (`--nonall`: the command once on each, with no inputs). A computer is
 //! one spec's host: the workers of `-S 2/host` or `N*popen` count once,
 //! as GNU parallel runs each sshlogin once. Each runs the jobs in their
-//! order, one at a time; a job's output is printed when it ends, its
-//! lines prefixed with the computer's name (`:` for this machine) and a
-//! tab under `--tag`.
+//! order, one at a time; `-j` computers at once (GNU parallel's: `-j`'s
+//! count of this machine's slots, all its CPUs by default). A job's
+//! output is printed when it ends, its lines prefixed with the
+//! computer's name (`:` for this machine) and a tab under `--tag`.
 
 use std::io::Write;
 
-use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use remex::worker::CommandRequest;
 
@@ -20,9 +20,9 @@ use crate::workers::Workers;
 /// `-t`); returns how many (computer, job) runs failed.
 pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], a: &RunArgs) -> u64 {
     let (tag, verbose) = (a.tag, a.verbose && !a.silent);
-    let mut running = FuturesUnordered::new();
-    for (gw, label) in w.one_per_host() {
-        running.push(async move {
+    let at_once = crate::slots::local(a.jobs, None);
+    let computers = futures::stream::iter(w.one_per_host()).map(|(gw, label)| {
+        async move {
             let mut failed = 0u64;
             for (command, req) in jobs {
                 if a.trace {
@@ -51,11 +51,10 @@ pub(crate) async fn everywhere(w: &Workers, jobs: &[(String, CommandRequest)], a
                 }
             }
             failed
-        });
-    }
-    let mut failed = 0;
-    while let Some(f) = running.next().await {
-        failed += f;
-    }
-    failed
+        }
+    });
+    computers
+        .buffer_unordered(at_once)
+        .fold(0, |all, f| async move { all + f })
+        .await
 }

@@ -4761,3 +4761,34 @@ fn an_sshlogins_ssh_command_keeps_its_port_user_and_config() {
     assert!(o.stderr.contains("not \"-i\""), "{}", o.stderr);
     assert_eq!(o.stdout, "");
 }
+
+#[test]
+fn onall_serves_j_computers_at_once() {
+    // GNU parallel's --onall logs into -j computers at once; remex served
+    // all of them at once. Three computers (specs that differ), -j1: no
+    // two run a job at the same time (a directory claims the turn).
+    let d = scratch("onall-j");
+    let lock = d.join("lock");
+    let job = format!(
+        "mkdir {0} 2>/dev/null || echo OVERLAP; sleep 0.2; rmdir {0}; echo done",
+        lock.display()
+    );
+    let o = run(&[
+        "run",
+        "--no-bar",
+        "--onall",
+        "-j1",
+        "--tx",
+        "popen",
+        "--tx",
+        "popen//id=w2",
+        "--tx",
+        "popen//id=w3",
+        &job,
+        ":::",
+        "1",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert_eq!(o.stdout, "done 1\ndone 2\n".repeat(3), "{}", o.stderr);
+}
