@@ -1101,7 +1101,8 @@ fn read_items(
 
 /// `--csv`: `lines` joined where a quoted field goes on past the end of
 /// one (an odd number of quotes so far: `""` is a quote inside one); a
-/// field still open at the end is an error that says so.
+/// field still open at the end, or a record joined past
+/// [`crate::pipe::MOST_BLOCK`] bytes, is an error that says so.
 fn csv_records(
     mut lines: impl Iterator<Item = Result<String, String>> + Send,
     sep: char,
@@ -1126,6 +1127,12 @@ fn csv_records(
             };
             if r.matches('"').count() % 2 == 0 {
                 return Some(Ok(r));
+            }
+            if r.len() > crate::pipe::MOST_BLOCK {
+                return Some(Err(format!(
+                    "reading {path}: --csv: a record longer than {} bytes (is a quote not closed?)",
+                    crate::pipe::MOST_BLOCK
+                )));
             }
             record = Some(r);
         }

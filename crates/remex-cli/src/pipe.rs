@@ -214,8 +214,12 @@ pub(crate) fn blocks(
         }
         if buf.len() > MOST_BLOCK {
             failed = true;
+            let why = match pipe.group {
+                Some(_) => "a group of --group-by is one record",
+                None => "--pipe passes records whole; is --recend right?",
+            };
             return Some(Err(format!(
-                "reading {path}: a record longer than {MOST_BLOCK} bytes (--pipe passes records whole; is --recend right?)"
+                "reading {path}: a record longer than {MOST_BLOCK} bytes ({why})"
             )));
         }
         // Reads grow with the buffer: a long record is looked through a
