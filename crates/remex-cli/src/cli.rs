@@ -395,7 +395,7 @@ pub(crate) struct RunArgs {
     #[arg(long = "block-timeout", aliases = ["blocktimeout", "bt"], value_name = "DURATION",
           value_parser = block_timeout)]
     pub(crate) block_timeout: Option<std::time::Duration>,
-    /// Leave out the first line of the input: stdin with --pipe, the
+    /// Leave out the first line of the input: stdin with --pipe, each
     /// file with --pipepart, else the first source of inputs (GNU
     /// parallel's --skip-first-line).
     #[arg(long = "skip-first-line", alias = "skipfirstline")]
