@@ -395,6 +395,15 @@ pub(crate) struct RunArgs {
     #[arg(long = "block-timeout", aliases = ["blocktimeout", "bt"], value_name = "DURATION",
           value_parser = block_timeout)]
     pub(crate) block_timeout: Option<std::time::Duration>,
+    /// Set the variable NAME of each job to its slot less one (from 0;
+    /// GNU parallel's --process-slot-var; {%} and $PARALLEL_JOBSLOT
+    /// count from 1).
+    #[arg(
+        long = "process-slot-var",
+        alias = "processslotvar",
+        value_name = "NAME"
+    )]
+    pub(crate) process_slot_var: Option<String>,
     /// Leave out the first line of the input: stdin with --pipe, each
     /// file with --pipepart, else the first source of inputs (GNU
     /// parallel's --skip-first-line).
@@ -930,8 +939,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--rpl",
             "--record-env",
             "--recordenv",
-            "--process-slot-var",
-            "--processslotvar",
             "--rsync-opts",
             "--rsyncopts",
             "--ctrl-c",

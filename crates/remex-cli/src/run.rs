@@ -603,6 +603,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     let slotted = maker.template.uses_slot()
         || tagstring.as_ref().is_some_and(Template::uses_slot)
         || command.iter().any(|w| w.contains("PARALLEL_JOBSLOT"))
+        || a.process_slot_var.is_some()
         || flow.is_some()
         || fed;
     setup.jobslot = slotted;

@@ -59,6 +59,8 @@ pub(crate) struct JobSetup {
     /// Whether jobs hold their slot from start to end, so that
     /// `$PARALLEL_JOBSLOT` names it.
     pub(crate) jobslot: bool,
+    /// `--process-slot-var NAME`: NAME is the slot less one.
+    slot_var: Option<String>,
     /// This process's pid, for `$PARALLEL_PID`.
     pid: String,
     /// `--cat`, `--fifo`: the job's block reaches it as a file.
@@ -201,6 +203,7 @@ impl JobSetup {
             termseq: termseq.0,
             sequence,
             jobslot: false,
+            slot_var: a.process_slot_var.clone(),
             pid: std::process::id().to_string(),
             block_file: BlockFile::of(a.cat, a.fifo),
         })
@@ -260,6 +263,10 @@ impl JobSetup {
         if self.jobslot {
             req.env
                 .push(("PARALLEL_JOBSLOT".into(), at.slot.to_string()));
+            if let Some(name) = &self.slot_var {
+                req.env
+                    .push((name.clone(), at.slot.saturating_sub(1).to_string()));
+            }
         }
         req.cwd = self.workdir.clone();
         if !self.send.is_empty() || !self.back.is_empty() {

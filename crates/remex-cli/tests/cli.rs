@@ -2319,6 +2319,12 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a]\n",
         ),
+        // --process-slot-var: the slot less one.
+        (
+            &["-k", "-j1", "--process-slot-var", "S", "echo $S {}", ":::", "a", "b"],
+            None,
+            "0 a\n0 b\n",
+        ),
         // -N0: every replacement string empty, the word kept.
         (&["-k", "-N0", "echo", "x{}y", ":::", "a", "b"], None, "xy\nxy\n"),
         (
@@ -4791,4 +4797,32 @@ fn onall_serves_j_computers_at_once() {
     ]);
     assert!(o.status.success(), "{}", o.stderr);
     assert_eq!(o.stdout, "done 1\ndone 2\n".repeat(3), "{}", o.stderr);
+}
+
+#[test]
+fn process_slot_var_is_each_jobs_slot_less_one() {
+    // GNU parallel's --process-slot-var (refused before): a job's slot,
+    // from 0, in the variable named; two running jobs never share it.
+    let o = run(&[
+        "run",
+        "--no-bar",
+        "-j2",
+        "--process-slot-var",
+        "SLOT",
+        "echo $SLOT {%}; sleep 0.1",
+        ":::",
+        "a",
+        "b",
+        "c",
+        "d",
+    ]);
+    assert!(o.status.success(), "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", o.stdout);
+    for l in lines {
+        let (var, slot) = l.split_once(' ').unwrap();
+        let slot: u64 = slot.parse().unwrap();
+        assert_eq!(var, (slot - 1).to_string(), "{l}");
+        assert!((1..=2).contains(&slot), "{l}");
+    }
 }
