@@ -395,6 +395,11 @@ pub(crate) struct RunArgs {
     #[arg(long = "block-timeout", aliases = ["blocktimeout", "bt"], value_name = "DURATION",
           value_parser = block_timeout)]
     pub(crate) block_timeout: Option<std::time::Duration>,
+    /// The number of jobs, for {##}, the progress bar and --halt's
+    /// percentages, instead of reading every input first (GNU parallel's
+    /// --total-jobs).
+    #[arg(long = "total-jobs", aliases = ["totaljobs", "total"], value_name = "N")]
+    pub(crate) total_jobs: Option<u64>,
     /// Set the variable NAME of each job to its slot less one (from 0;
     /// GNU parallel's --process-slot-var; {%} and $PARALLEL_JOBSLOT
     /// count from 1).
@@ -965,9 +970,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "-Y",
             "--linkinputsource",
             "--xapplyinputsource",
-            "--total-jobs",
-            "--totaljobs",
-            "--total",
             "--max-line-length-allowed",
             "--maxlinelengthallowed",
             "--min-version",

@@ -436,14 +436,19 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     };
     let local = workers::none_named(&a.workers);
     let as_many = local && a.jobs == Some(Jobs::Count(0));
-    let counts = Template::parse_words(&command, &plain).needs_total()
+    // (--total-jobs N says it: nothing is read ahead for {##}.)
+    let told = a.total_jobs.is_some();
+    let counts = (!told && Template::parse_words(&command, &plain).needs_total())
         || shares
         || a.shuf
         || as_many
-        || a.halt.wants_total();
+        || (!told && a.halt.wants_total());
     let mut inputs = Inputs::open_with(all, &reading, counts)?;
     if a.shuf {
         inputs.shuffle()?;
+    }
+    if let Some(n) = a.total_jobs {
+        inputs.total = Some(n);
     }
     let renames = a.renames();
     let spelling = Spelling {

@@ -2319,6 +2319,17 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a]\n",
         ),
+        // --total-jobs: {##} told, not counted.
+        (
+            &["-k", "--plus", "--total", "10", "echo", "{##}", ":::", "a", "b"],
+            None,
+            "10\n10\n",
+        ),
+        (
+            &["-k", "--plus", "--total-jobs", "7", "echo", "{##}", "{}"],
+            Some("1\n2\n"),
+            "7 1\n7 2\n",
+        ),
         // --process-slot-var: the slot less one.
         (
             &["-k", "-j1", "--process-slot-var", "S", "echo $S {}", ":::", "a", "b"],
