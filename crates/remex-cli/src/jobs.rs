@@ -827,7 +827,7 @@ pub(crate) struct Reading {
     /// `--pipepart`: a file's inputs are its parts, found by seeking.
     pub(crate) part: Option<crate::pipepart::Cutting>,
     /// `--skip-first-line`: the first source's first line is left out
-    /// (of stdin or the file with --pipe and --pipepart).
+    /// (of stdin with --pipe, of each file with --pipepart).
     pub(crate) skip_first_line: bool,
 }
 

@@ -112,10 +112,9 @@ fn pipe_of(
         // (roundrobin.rs), never before every block (GNU parallel's).
         _ if a.shard.is_some() || a.bin.is_some() => None,
         // --group-by NAME: the first line names the columns, and goes
-        // before every block (GNU parallel's).
-        None if group.as_ref().is_some_and(|g| g.named()) => Some("^(?:.*\n)".to_string()),
+        // before every block (GNU parallel's), whatever --header says.
+        _ if group.as_ref().is_some_and(|g| g.named()) => Some("^(?:.*\n)".to_string()),
         None => None,
-        Some(_) if group.as_ref().is_some_and(|g| g.named()) => Some("^(?:.*\n)".to_string()),
         Some(":") => Some("^(?:.*\n)".to_string()),
         Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
             Some(format!("^(?:.*\n){{{n}}}"))
