@@ -253,14 +253,34 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
         let spec = if *host == ":" {
             format!("popen{}", login_env(":", ":"))
         } else {
-            // GNU parallel's $PARALLEL_SSHHOST: without the user and port.
-            let bare = host.rsplit_once('@').map_or(*host, |(_, h)| h);
-            let bare = bare.split_once(':').map_or(bare, |(h, _)| h);
-            let host = match (user, host.contains('@')) {
-                (Some(u), false) => format!("{u}@{host}"),
-                _ => host.to_string(),
+            let (named_user, at) = match host.rsplit_once('@') {
+                Some((u, h)) => (Some(u), h),
+                None => (None, *host),
             };
-            format!("ssh={host}{options}{}", login_env(rest.trim(), bare))
+            // GNU parallel's $PARALLEL_SSHHOST: without the user and port.
+            let (target, port, bare) = match ipv6(at) {
+                Some((addr, port)) => (addr, port, addr),
+                None => (at, None, at.split_once(':').map_or(at, |(h, _)| h)),
+            };
+            let port = match port {
+                Some(_) if options.contains("//port=") => {
+                    return Err(format!(
+                        "sshlogin {whole:?}: two ports (ssh's -p and the address's)"
+                    ))
+                }
+                Some(p) if p.parse::<u16>().is_ok_and(|p| p > 0) => format!("//port={p}"),
+                Some(p) => return Err(format!("sshlogin {whole:?}: {p:?} is not a port")),
+                None => String::new(),
+            };
+            // user@host wins over ssh's -l, as in ssh.
+            let target = match named_user.map(str::to_string).or(user) {
+                Some(u) => format!("{u}@{target}"),
+                None => target.to_string(),
+            };
+            format!(
+                "ssh={target}{port}{options}{}",
+                login_env(rest.trim(), bare)
+            )
         };
         found.push((
             if count > 1 {
@@ -297,6 +317,23 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
         ));
     }
     Ok(out)
+}
+
+/// An IPv6 address in an sshlogin and its port, in GNU parallel's forms
+/// (`[::1]:2222`, `::1p2222`, `::1#2222`, or `::1` without one); `None`
+/// for a host that is no IPv6 address.
+fn ipv6(host: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(inner) = host.strip_prefix('[') {
+        let (addr, rest) = inner.split_once(']')?;
+        return Some((addr, rest.strip_prefix(':')));
+    }
+    if host.matches(':').count() < 2 {
+        return None;
+    }
+    match host.rfind(['p', '#']) {
+        Some(i) => Some((&host[..i], Some(&host[i + 1..]))),
+        None => Some((host, None)),
+    }
 }
 
 /// The ssh command of an sshlogin (`ssh -p 2222`, GNU parallel's form),
@@ -690,6 +727,29 @@ mod tests {
             let e = s(&[bad]).unwrap_err();
             assert!(e.contains(says) && e.contains(bad), "{bad}: {e}");
         }
+        // IPv6 addresses and their ports, in GNU parallel's three forms.
+        for login in ["::1p2222", "u@::1#2222", "[::1]:2222", "ssh -p 2222 [::1]"] {
+            let spec = s(&[login]).unwrap().remove(0);
+            let want = match login.contains("u@") {
+                true => "ssh=u@::1//port=2222",
+                false => "ssh=::1//port=2222",
+            };
+            assert!(spec.starts_with(want), "{login}: {spec}");
+            assert!(spec.ends_with("PARALLEL_SSHHOST=::1"), "{login}: {spec}");
+            let parsed = remex::Spec::parse(&without_login_env(&spec)).unwrap();
+            assert!(
+                matches!(parsed.transport, remex::Transport::Ssh { ref target } if target.ends_with("::1")),
+                "{login}"
+            );
+        }
+        assert_eq!(
+            s(&["::1"]).unwrap()[0],
+            format!("ssh=::1{}", env("::1", "::1"))
+        );
+        assert!(s(&["::1px"]).unwrap_err().contains("\"x\" is not a port"));
+        assert!(s(&["ssh -p 22 ::1p2222"])
+            .unwrap_err()
+            .contains("two ports"));
         assert!(s(&["0/host"]).unwrap_err().contains("from 1"));
         assert!(s(&["2/"]).unwrap_err().contains("no host after the count"));
     }
