@@ -327,6 +327,20 @@ pub(crate) struct RunArgs {
     /// STR stands for {%} (the job's slot).
     #[arg(long = "slotreplace", value_name = "STR")]
     pub(crate) slot_replace: Option<String>,
+    /// The number of jobs, for {##}, the progress bar and --halt's
+    /// percentages, instead of reading every input first (GNU parallel's
+    /// --total-jobs).
+    #[arg(long = "total-jobs", aliases = ["totaljobs", "total"], value_name = "N")]
+    pub(crate) total_jobs: Option<u64>,
+    /// Set the variable NAME of each job to its slot less one (from 0;
+    /// GNU parallel's --process-slot-var; {%} and $PARALLEL_JOBSLOT
+    /// count from 1).
+    #[arg(
+        long = "process-slot-var",
+        alias = "processslotvar",
+        value_name = "NAME"
+    )]
+    pub(crate) process_slot_var: Option<String>,
     /// STR instead of ::: before arguments.
     #[arg(
         long = "arg-sep",
@@ -395,20 +409,6 @@ pub(crate) struct RunArgs {
     #[arg(long = "block-timeout", aliases = ["blocktimeout", "bt"], value_name = "DURATION",
           value_parser = block_timeout)]
     pub(crate) block_timeout: Option<std::time::Duration>,
-    /// The number of jobs, for {##}, the progress bar and --halt's
-    /// percentages, instead of reading every input first (GNU parallel's
-    /// --total-jobs).
-    #[arg(long = "total-jobs", aliases = ["totaljobs", "total"], value_name = "N")]
-    pub(crate) total_jobs: Option<u64>,
-    /// Set the variable NAME of each job to its slot less one (from 0;
-    /// GNU parallel's --process-slot-var; {%} and $PARALLEL_JOBSLOT
-    /// count from 1).
-    #[arg(
-        long = "process-slot-var",
-        alias = "processslotvar",
-        value_name = "NAME"
-    )]
-    pub(crate) process_slot_var: Option<String>,
     /// Leave out the first line of the input: stdin with --pipe, each
     /// file with --pipepart, else the first source of inputs (GNU
     /// parallel's --skip-first-line).

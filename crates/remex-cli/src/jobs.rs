@@ -1110,6 +1110,9 @@ fn csv_records(
 ) -> impl Iterator<Item = Result<String, String>> + Send {
     std::iter::from_fn(move || {
         let mut record: Option<String> = None;
+        // Quotes in the record so far (each line counted once as it is
+        // joined, not the whole record again).
+        let mut quotes = 0usize;
         loop {
             let line = match lines.next() {
                 Some(Ok(l)) => l,
@@ -1121,11 +1124,16 @@ fn csv_records(
                 }
                 None => return None,
             };
+            quotes += line.bytes().filter(|b| *b == b'"').count();
             let r = match record.take() {
-                Some(r) => format!("{r}{sep}{line}"),
+                Some(mut r) => {
+                    r.push(sep);
+                    r.push_str(&line);
+                    r
+                }
                 None => line,
             };
-            if r.matches('"').count() % 2 == 0 {
+            if quotes % 2 == 0 {
                 return Some(Ok(r));
             }
             if r.len() > crate::pipe::MOST_BLOCK {

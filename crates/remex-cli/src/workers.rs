@@ -240,47 +240,49 @@ pub(crate) fn sshlogins(items: &[String], files: &[PathBuf]) -> Result<Logins, S
         if host.starts_with('-') {
             return Err(format!("sshlogin {whole:?}: no host after the ssh command"));
         }
-        if host
-            .rsplit_once('@')
-            .is_some_and(|(user, _)| user.contains(':'))
-        {
+        let (named_user, at) = match host.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, *host),
+        };
+        if named_user.is_some_and(|u| u.contains(':')) {
             return Err(format!(
                 "sshlogin {whole:?}: a password in an sshlogin (GNU parallel's sshpass) is not offered: log in with a key (ssh-copy-id)"
             ));
         }
-        let (options, user) =
-            ssh_options(command).map_err(|e| format!("sshlogin {whole:?}: {e}"))?;
+        let ssh = SshOptions::of(command).map_err(|e| format!("sshlogin {whole:?}: {e}"))?;
         let spec = if *host == ":" {
             format!("popen{}", login_env(":", ":"))
         } else {
-            let (named_user, at) = match host.rsplit_once('@') {
-                Some((u, h)) => (Some(u), h),
-                None => (None, *host),
-            };
             // GNU parallel's $PARALLEL_SSHHOST: without the user and port.
             let (target, port, bare) = match ipv6(at) {
                 Some((addr, port)) => (addr, port, addr),
                 None => (at, None, at.split_once(':').map_or(at, |(h, _)| h)),
             };
-            let port = match port {
-                Some(_) if options.contains("//port=") => {
+            let port = match (port, ssh.port) {
+                (Some(_), Some(_)) => {
                     return Err(format!(
                         "sshlogin {whole:?}: two ports (ssh's -p and the address's)"
                     ))
                 }
-                Some(p) if p.parse::<u16>().is_ok_and(|p| p > 0) => format!("//port={p}"),
-                Some(p) => return Err(format!("sshlogin {whole:?}: {p:?} is not a port")),
-                None => String::new(),
+                (Some(p), None) => {
+                    Some(port_of(p).map_err(|e| format!("sshlogin {whole:?}: {e}"))?)
+                }
+                (None, p) => p,
             };
             // user@host wins over ssh's -l, as in ssh.
-            let target = match named_user.map(str::to_string).or(user) {
+            let target = match named_user.map(str::to_string).or(ssh.user) {
                 Some(u) => format!("{u}@{target}"),
                 None => target.to_string(),
             };
-            format!(
-                "ssh={target}{port}{options}{}",
-                login_env(rest.trim(), bare)
-            )
+            let mut spec = format!("ssh={target}");
+            if let Some(p) = port {
+                spec.push_str(&format!("//port={p}"));
+            }
+            if let Some(f) = &ssh.config {
+                spec.push_str(&format!("//ssh_config={f}"));
+            }
+            spec.push_str(&login_env(rest.trim(), bare));
+            spec
         };
         found.push((
             if count > 1 {
@@ -336,54 +338,63 @@ fn ipv6(host: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
-/// The ssh command of an sshlogin (`ssh -p 2222`, GNU parallel's form),
-/// as spec settings (`//port=2222`) and the user it names (`-l USER`):
-/// remex runs ssh itself, so it takes `-p`, `-l` and `-F` and refuses
-/// any other option, naming it (never dropped: a port dropped would
-/// reach another sshd).
-fn ssh_options(command: &[&str]) -> Result<(String, Option<String>), String> {
-    let Some((program, options)) = command.split_first() else {
-        return Ok((String::new(), None));
-    };
-    if program.rsplit('/').next() != Some("ssh") {
-        return Err(format!(
-            "remex runs ssh itself, not {program:?}: to reach workers through another command use --tx cmd=..."
-        ));
-    }
-    let mut settings = String::new();
-    let mut user = None;
-    let mut words = options.iter();
-    while let Some(w) = words.next() {
-        let (flag, attached) = match w.strip_prefix('-') {
-            Some(f) if f.len() > 1 && matches!(&f[..1], "p" | "l" | "F") => {
-                (&f[..1], Some(&f[1..]))
-            }
-            Some(f) => (f, None),
-            None => ("", None),
+/// `p` as a port (1 to 65535), or an error naming it.
+fn port_of(p: &str) -> Result<u16, String> {
+    p.parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{p:?} is not a port"))
+}
+
+/// What the ssh command of an sshlogin (`ssh -p 2222 -l USER -F FILE`,
+/// GNU parallel's form) says: remex runs ssh itself, so it takes `-p`,
+/// `-l` and `-F` and refuses any other option, naming it (never dropped:
+/// a port dropped would reach another sshd).
+#[derive(Default)]
+struct SshOptions {
+    port: Option<u16>,
+    user: Option<String>,
+    config: Option<String>,
+}
+
+impl SshOptions {
+    fn of(command: &[&str]) -> Result<SshOptions, String> {
+        let mut ssh = SshOptions::default();
+        let Some((program, options)) = command.split_first() else {
+            return Ok(ssh);
         };
-        let mut value = || {
-            attached
-                .or_else(|| words.next().copied())
-                .ok_or_else(|| format!("ssh's -{flag} needs a value"))
-        };
-        match flag {
-            "p" => {
-                let port = value()?;
-                if port.parse::<u16>().map_or(true, |p| p == 0) {
-                    return Err(format!("ssh's -p {port:?} is not a port"));
+        if program.rsplit('/').next() != Some("ssh") {
+            return Err(format!(
+                "remex runs ssh itself, not {program:?}: to reach workers through another command use --tx cmd=..."
+            ));
+        }
+        let mut words = options.iter();
+        while let Some(w) = words.next() {
+            let (flag, attached) = match w.strip_prefix('-') {
+                Some(f) if f.len() > 1 && matches!(&f[..1], "p" | "l" | "F") => {
+                    (&f[..1], Some(&f[1..]))
                 }
-                settings.push_str(&format!("//port={port}"));
-            }
-            "F" => settings.push_str(&format!("//ssh_config={}", value()?)),
-            "l" => user = Some(value()?.to_string()),
+                Some(f) => (f, None),
+                None => ("", None),
+            };
+            let mut value = || {
+                attached
+                    .or_else(|| words.next().copied())
+                    .ok_or_else(|| format!("ssh's -{flag} needs a value"))
+            };
+            match flag {
+            "p" => ssh.port = Some(port_of(value()?).map_err(|e| format!("ssh's -p {e}"))?),
+            "F" => ssh.config = Some(value()?.to_string()),
+            "l" => ssh.user = Some(value()?.to_string()),
             _ => {
                 return Err(format!(
                     "remex runs ssh itself and takes -p PORT, -l USER and -F FILE from an sshlogin, not {w:?}: put it in ~/.ssh/config (or a file given with -F)"
                 ))
             }
         }
+        }
+        Ok(ssh)
     }
-    Ok((settings, user))
 }
 
 /// The logins of `w` written without a count (see [`Logins::uncounted`]).
