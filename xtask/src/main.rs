@@ -59,6 +59,11 @@ enum Task {
     /// Refreshes docs/dashboard.png: the dashboard's browser test, with a
     /// screenshot of the page taken at its end.
     Screenshot,
+    /// Rewrites the table of rhai's standard library that scripts' close
+    /// matches come from (crates/remex-worker/src/script/rhai_std.txt),
+    /// from the rhai of Cargo.lock built with its `metadata` feature in a
+    /// crate of its own (the workspace builds rhai without it).
+    RhaiSignatures,
     /// Runs the soak: mixed traffic over popen and ssh gateways while
     /// workers are killed and re-added; checks nothing was lost.
     Soak {
@@ -908,6 +913,62 @@ fn screenshot() -> Result<(), String> {
     Ok(())
 }
 
+/// The version of `name` in the workspace's Cargo.lock.
+fn locked_version(name: &str) -> Result<String, String> {
+    let lock = root().join("Cargo.lock");
+    let text = std::fs::read_to_string(&lock).map_err(|e| format!("{}: {e}", lock.display()))?;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line == format!("name = \"{name}\"") {
+            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    Err(format!("{name} is not in {}", lock.display()))
+}
+
+/// `cargo xtask rhai-signatures`: see [`Task::RhaiSignatures`].
+fn rhai_signatures() -> Result<(), String> {
+    let version = locked_version("rhai")?;
+    let dir = root().join("target/rhai-signatures");
+    std::fs::create_dir_all(dir.join("src")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let write = |path: std::path::PathBuf, text: String| {
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"rhai-signatures\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [dependencies]\nrhai = {{ version = \"={version}\", features = [\"sync\", \"metadata\"] }}\n\n[workspace]\n"
+        ),
+    )?;
+    write(
+        dir.join("src/main.rs"),
+        "fn main() {\n    let mut sigs = rhai::Engine::new().gen_fn_signatures(true);\n    sigs.sort();\n    sigs.dedup();\n    for s in sigs {\n        println!(\"{s}\");\n    }\n}\n".to_string(),
+    )?;
+    let out = cargo()
+        .args(["run", "-q", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .output()
+        .map_err(|e| format!("cargo run (rhai-signatures): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo run (rhai-signatures): {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let table = root().join("crates/remex-worker/src/script/rhai_std.txt");
+    let mut text = format!(
+        "# rhai {version}: its standard library's signatures (cargo xtask rhai-signatures)\n"
+    );
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    write(table.clone(), text)?;
+    eprintln!("xtask: wrote {}", table.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.task {
@@ -927,6 +988,7 @@ fn main() -> ExitCode {
         Task::Fuzz { seconds, targets } => fuzz(*seconds, targets),
         Task::Man => man(),
         Task::Screenshot => screenshot(),
+        Task::RhaiSignatures => rhai_signatures(),
         Task::Soak { seconds } => ensure_testbed().and_then(|skip| soak(*seconds, skip.as_deref())),
     };
     match result {
@@ -941,6 +1003,21 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scripts' close matches list rhai's standard library from a table
+    /// made from one rhai version: the locked one.
+    #[test]
+    fn the_rhai_signature_table_is_made_from_the_locked_rhai() {
+        let table = root().join("crates/remex-worker/src/script/rhai_std.txt");
+        let text = std::fs::read_to_string(&table).unwrap();
+        let first = text.lines().next().unwrap();
+        let version = locked_version("rhai").unwrap();
+        assert!(
+            first.starts_with(&format!("# rhai {version}:")),
+            "{} was made from another rhai than {version} ({first}): run cargo xtask rhai-signatures",
+            table.display()
+        );
+    }
 
     /// Each row's reader finds its figure in what the aid prints (the
     /// lines as remex-bench prints them), and nothing in other text.

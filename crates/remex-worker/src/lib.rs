@@ -179,6 +179,8 @@ impl Worker {
         R: std::any::Any + Clone + Send + Sync,
         Func: rhai::RhaiNativeFunc<A, N, X, R, F> + Clone + Send + Sync + 'static,
     {
+        self.scripts
+            .add_signature(name, &script::param_types::<A, N, X, R, F, _>(&f));
         let name = name.to_string();
         self.scripts
             .add(std::sync::Arc::new(move |e: &mut rhai::Engine| {

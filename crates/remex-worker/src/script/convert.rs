@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use remex_core::{Channel, ChannelReader, Value};
-use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
+use rhai::{Array, Blob, Dynamic, EvalAltResult, ImmutableString, Map, Position};
+
+use super::signatures::Registrar;
 
 /// The `channel` object seen by scripts.
 #[derive(Clone)]
@@ -180,7 +182,7 @@ impl IntoIterator for ChannelLines {
 
 /// Registers the `Channel` type and its methods; `cap` bounds what the
 /// byte-stream functions return (see `limits::value_cap`).
-pub(crate) fn register_channel(e: &mut Engine, (max, key): (u64, &'static str)) {
+pub(crate) fn register_channel(e: &mut Registrar<'_>, (max, key): (u64, &'static str)) {
     e.register_type_with_name::<ChannelLines>("ChannelLines")
         .register_iterator_result::<ChannelLines, Dynamic>();
     e.register_fn(

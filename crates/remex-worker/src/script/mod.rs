@@ -7,11 +7,13 @@
 
 mod convert;
 mod limits;
+mod signatures;
 mod stdlib;
 mod tasks;
 
+use std::any::TypeId;
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use remex_core::wire::ScriptLimits;
@@ -19,6 +21,8 @@ use remex_core::{Channel, Value};
 use rhai::{Engine, EvalAltResult, Scope, AST};
 
 pub use limits::DEFAULT_SCRIPT_LIMITS;
+pub(crate) use signatures::param_types;
+use signatures::{Registrar, Signatures};
 
 use crate::task::Registry;
 
@@ -33,6 +37,9 @@ struct EngineCache {
     built: Mutex<Vec<(ScriptLimits, Arc<Engine>)>>,
     prewarming: Mutex<Option<ScriptLimits>>,
     prewarmed: parking_lot::Condvar,
+    /// The worker's own functions, as the first build registered them
+    /// (every build registers the same ones).
+    signatures: OnceLock<Signatures>,
 }
 
 type Engines = Arc<EngineCache>;
@@ -47,6 +54,8 @@ const PREWARM_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 #[derive(Clone, Default)]
 pub(crate) struct Scripts {
     setups: Vec<Setup>,
+    /// What `Worker::script_fn` added, for close matches.
+    added: Signatures,
     limits: ScriptLimits,
     restricted: bool,
     engines: Engines,
@@ -61,6 +70,11 @@ impl Scripts {
 
     pub(crate) fn add(&mut self, setup: Setup) {
         self.changed().setups.push(setup);
+    }
+
+    /// Notes a function added by `setup` for close matches.
+    pub(crate) fn add_signature(&mut self, name: &str, params: &[TypeId]) {
+        self.added.add(name, params);
     }
 
     pub(crate) fn set_limits(&mut self, limits: ScriptLimits) {
@@ -120,14 +134,20 @@ impl Scripts {
     }
 
     fn build(&self, tasks: &Registry, limits: &ScriptLimits) -> Engine {
-        self.build_on(Engine::new(), tasks, limits)
+        let engine = self.register(Engine::new(), tasks, limits);
+        self.complete(engine, limits)
     }
 
-    /// Completes `e`, a standard engine, for scripts under `limits`.
-    fn build_on(&self, mut e: Engine, tasks: &Registry, limits: &ScriptLimits) -> Engine {
+    /// Adds the worker's own functions to `engine`, a standard engine,
+    /// for scripts under `limits`. Touches neither the process's
+    /// environment nor its directory, and starts no thread (the prewarm
+    /// runs it while the worker may still take its setup,
+    /// `crate::place`).
+    fn register(&self, mut engine: Engine, tasks: &Registry, limits: &ScriptLimits) -> Engine {
+        let mut own = Signatures::default();
+        let mut e = Registrar::new(&mut engine, &mut own);
         e.on_print(|s| crate::say(s.to_string()));
         e.on_debug(|s, src, pos| crate::say(format!("{} {pos:?}: {s}", src.unwrap_or("script"))));
-        limits::apply(&mut e, limits);
         convert::register_channel(&mut e, limits::value_cap(limits));
         stdlib::register_pure(&mut e);
         if !self.restricted {
@@ -138,10 +158,19 @@ impl Scripts {
             .filter(|m| *m > 0)
             .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
         tasks::register(&mut e, tasks, max_items);
+        let _ = self.engines.signatures.set(own);
+        engine
+    }
+
+    /// Completes `engine` (from [`Scripts::register`]): puts the limits
+    /// on it (the memory limit's watcher is a thread) and runs the
+    /// worker program's own setups.
+    fn complete(&self, mut engine: Engine, limits: &ScriptLimits) -> Engine {
+        limits::apply(&mut engine, limits);
         for setup in &self.setups {
-            setup(&mut e);
+            setup(&mut engine);
         }
-        e
+        engine
     }
 
     /// Builds the default engine ahead of the first script (off the
@@ -153,9 +182,10 @@ impl Scripts {
     /// builds its own.
     ///
     /// It runs from the worker's start, beside the handshake: rhai's
-    /// standard engine (0.6 ms of a build's 0.85 ms) is built first, and
-    /// completed once the session's limits come from `limits` (closed:
-    /// the worker is ending). Scripts wait for it once
+    /// standard engine and the worker's functions ([`Scripts::register`],
+    /// for the limits a session brings unless it sets its own) are built
+    /// first, and completed ([`Scripts::complete`]) once the session's
+    /// limits come from `limits` (closed: the worker is ending). Scripts wait for it once
     /// [`Scripts::prewarm_announce`] has named its limits. Until the
     /// limits come (the handshake is over), this thread touches neither
     /// the environment nor the directory (`quiet`: the worker is still
@@ -170,12 +200,19 @@ impl Scripts {
         // alone; elsewhere the thread keeps its priority.
         #[cfg(target_os = "linux")]
         let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-        let base = Engine::new();
+        // Built for the limits a session most likely brings (none of its
+        // own), and built again if it brings others.
+        let likely = limits::resolve(ScriptLimits::default(), self.limits);
+        let registered = self.register(Engine::new(), tasks, &likely);
         let Ok(spec) = limits.recv() else { return };
         drop(quiet);
         let limits = limits::resolve(spec, self.limits);
         if !self.engines.built.lock().iter().any(|(l, _)| *l == limits) {
-            let built = Arc::new(self.build_on(base, tasks, &limits));
+            let built = Arc::new(if limits == likely {
+                self.complete(registered, &limits)
+            } else {
+                self.build(tasks, &limits)
+            });
             let mut engines = self.engines.built.lock();
             if !engines.iter().any(|(l, _)| *l == limits) {
                 engines.push((limits, built));
@@ -183,6 +220,26 @@ impl Scripts {
         }
         *self.engines.prewarming.lock() = None;
         self.engines.prewarmed.notify_all();
+    }
+
+    /// The signatures of every function a script running `ast` can call:
+    /// rhai's standard library, the worker's own functions and the
+    /// script's.
+    fn signatures<'a>(&'a self, ast: &'a AST) -> impl Iterator<Item = String> + 'a {
+        let std = signatures::RHAI_STD
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string);
+        let own = self
+            .engines
+            .signatures
+            .get()
+            .into_iter()
+            .flat_map(|s| s.list());
+        let script = ast
+            .iter_functions()
+            .map(|f| format!("{}({})", f.name, f.params.join(", ")));
+        std.chain(own).chain(self.added.list()).chain(script)
     }
 
     /// Tells scripts that the prewarm builds the engine for `spec`: one
@@ -237,7 +294,7 @@ impl Scripts {
             if limits::for_memory(&e, &limits) {
                 limits::release_memory();
             }
-            with_close_matches(&e, &engine, &ast, limits::describe(&e, &limits))
+            with_close_matches(&e, self.signatures(&ast), limits::describe(&e, &limits))
         })
     }
 }
@@ -275,7 +332,11 @@ fn not_found(e: &EvalAltResult) -> Option<&str> {
 /// `msg`, plus the functions whose names are close to a missing one's
 /// (the same name with other argument types first), with their
 /// signatures.
-fn with_close_matches(e: &EvalAltResult, engine: &Engine, ast: &AST, msg: String) -> String {
+fn with_close_matches(
+    e: &EvalAltResult,
+    sigs: impl Iterator<Item = String>,
+    msg: String,
+) -> String {
     let Some(sig) = not_found(e) else {
         return msg;
     };
@@ -283,11 +344,6 @@ fn with_close_matches(e: &EvalAltResult, engine: &Engine, ast: &AST, msg: String
     if name.is_empty() {
         return msg;
     }
-    let mut sigs = engine.gen_fn_signatures(true);
-    sigs.extend(
-        ast.iter_functions()
-            .map(|f| format!("{}({})", f.name, f.params.join(", "))),
-    );
     let close = (name.chars().count() / 3).max(1);
     let mut found: Vec<(usize, String)> = sigs
         .into_iter()
@@ -335,4 +391,69 @@ fn enter(ch: &Channel) -> impl Drop {
 /// The channel of the script running on this thread.
 fn current() -> Option<Channel> {
     CURRENT.with(|c| c.borrow().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhai::Dynamic;
+
+    /// The names `register_fn("NAME"` registers in `source` (rhai's own
+    /// functions that remex replaces are registered on the engine
+    /// directly, `Engine::register_fn(&mut **e, ...)`, and not listed).
+    fn registered_in(source: &str) -> Vec<&str> {
+        source
+            .split("register_fn(")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"'))
+            .filter_map(|rest| rest.split('"').next())
+            .collect()
+    }
+
+    #[test]
+    fn every_function_the_worker_registers_is_listed_for_close_matches() {
+        let scripts = Scripts::default();
+        let limits = limits::resolve(ScriptLimits::default(), DEFAULT_SCRIPT_LIMITS);
+        let _ = scripts.build(&Registry::default(), &limits);
+        let ast = Engine::new_raw().compile("fn mine(a, b) { a }").unwrap();
+        let listed: Vec<String> = scripts.signatures(&ast).collect();
+        let mut names = Vec::new();
+        for source in [
+            include_str!("convert.rs"),
+            include_str!("stdlib.rs"),
+            include_str!("tasks.rs"),
+        ] {
+            names.extend(registered_in(source));
+        }
+        assert!(names.len() > 40, "{names:?}");
+        for name in names {
+            assert!(
+                listed.iter().any(|s| s.starts_with(&format!("{name}("))),
+                "{name} is registered but not listed"
+            );
+        }
+        for sig in [
+            "send(_: Channel, _: Dynamic)",
+            "call_task(_: string)",
+            "mine(a, b)",
+            "len(string: string) -> i64",
+        ] {
+            assert!(listed.iter().any(|s| s == sig), "{sig} is not listed");
+        }
+    }
+
+    #[test]
+    fn rhai_json_functions_work_as_with_its_metadata_feature() {
+        let scripts = Scripts::default();
+        let limits = limits::resolve(ScriptLimits::default(), DEFAULT_SCRIPT_LIMITS);
+        let e = scripts.build(&Registry::default(), &limits);
+        // serde_json's escapes, not Rust's (`\u{1b}`).
+        let json: String = e.eval(r#"#{a: "\x1b", b: [1, ()]}.to_json()"#).unwrap();
+        assert_eq!(json, r#"{"a":"\u001b","b":[1,null]}"#);
+        // Any JSON value, not only an object.
+        let a: rhai::Array = e.eval("parse_json(`[1, 2]`)").unwrap();
+        assert_eq!(a.len(), 2);
+        let e = e.eval::<Dynamic>("parse_json(`{`)").unwrap_err();
+        assert!(e.to_string().contains("EOF"), "{e}");
+    }
 }

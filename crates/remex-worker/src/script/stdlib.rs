@@ -17,6 +17,7 @@ use remex_core::wire::ScriptLimits;
 use rhai::{Array, Blob, Dynamic, Engine, ImmutableString, Map};
 
 use super::convert::{rhai_err, seconds, RhaiResult};
+use super::signatures::Registrar;
 use crate::process::RunError;
 
 fn io_err(what: &str, path: &str, e: std::io::Error) -> Box<rhai::EvalAltResult> {
@@ -30,7 +31,7 @@ pub(crate) fn started() -> Instant {
 }
 
 /// Time, JSON and the worker's description.
-pub(crate) fn register_pure(e: &mut Engine) {
+pub(crate) fn register_pure(e: &mut Registrar<'_>) {
     let _ = started();
     e.register_fn("sleep", |d: Dynamic| -> RhaiResult<()> {
         let d = seconds(&d)?;
@@ -55,6 +56,21 @@ pub(crate) fn register_pure(e: &mut Engine) {
     e.register_fn("json_decode", |s: ImmutableString| -> RhaiResult<Dynamic> {
         serde_json::from_str::<Dynamic>(&s).map_err(|e| rhai_err(format!("json_decode: {e}")))
     });
+    // rhai's own `to_json` and `parse_json` as they are with its
+    // `metadata` feature (serde_json), which remex's rhai is built
+    // without: without it `to_json` writes Rust escapes (`\u{1b}`) and
+    // `parse_json` takes only an object. Not listed among the worker's
+    // own functions: the standard table has them.
+    Engine::register_fn(e, "to_json", |m: &mut Map| {
+        serde_json::to_string(&Dynamic::from_map(m.clone())).unwrap_or_else(|_| "ERROR".into())
+    });
+    Engine::register_fn(
+        e,
+        "parse_json",
+        |s: ImmutableString| -> RhaiResult<Dynamic> {
+            serde_json::from_str::<Dynamic>(&s).map_err(|e| rhai_err(e.to_string()))
+        },
+    );
     e.register_fn("pid", || i64::from(std::process::id()));
     e.register_fn("hostname", hostname);
     e.register_fn("cwd", || -> RhaiResult<String> {
@@ -79,7 +95,7 @@ pub(crate) fn register_pure(e: &mut Engine) {
 use crate::process::hostname;
 
 /// Environment, files and processes.
-pub(crate) fn register_system(e: &mut Engine, limits: &ScriptLimits) {
+pub(crate) fn register_system(e: &mut Registrar<'_>, limits: &ScriptLimits) {
     let cap = super::limits::value_cap(limits);
     e.register_fn("env", |name: ImmutableString| -> Dynamic {
         crate::place::var(name.as_str()).map_or(Dynamic::UNIT, Dynamic::from)
@@ -166,7 +182,7 @@ fn metadata(path: &str) -> RhaiResult<Map> {
     Ok(m)
 }
 
-fn register_files(e: &mut Engine, cap: Cap) {
+fn register_files(e: &mut Registrar<'_>, cap: Cap) {
     e.register_fn(
         "read_file",
         move |path: ImmutableString| -> RhaiResult<String> {
@@ -464,7 +480,7 @@ fn lines(spec: ProcessSpec, max_line: Cap) -> RhaiResult<ProcessLines> {
     }))))
 }
 
-fn register_processes(e: &mut Engine, max: Cap) {
+fn register_processes(e: &mut Registrar<'_>, max: Cap) {
     e.register_fn("run", move |cmd: Dynamic| {
         run(process_spec(cmd, None)?, max)
     });

@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use remex_core::{Channel, Error, Value};
-use rhai::{Array, Dynamic, Engine, ImmutableString};
+use rhai::{Array, Dynamic, ImmutableString};
 
 use super::convert::{from_dynamic, rhai_err, to_dynamic, RhaiResult};
+use super::signatures::Registrar;
 use crate::task::Registry;
 
 /// Items a `stream` holds that the script has not taken yet.
@@ -169,7 +170,7 @@ impl IntoIterator for TaskStream {
 }
 
 /// Registers `call_task`, `stream_task` and `tasks`.
-pub(crate) fn register(e: &mut Engine, tasks: &Registry, max_items: usize) {
+pub(crate) fn register(e: &mut Registrar<'_>, tasks: &Registry, max_items: usize) {
     let t = tasks.clone();
     e.register_fn("call_task", move |name: ImmutableString| {
         call(&t, &name, Value::Unit, max_items)
