@@ -184,7 +184,9 @@ async fn pool_only() {
     g.terminate(Duration::from_secs(1)).await;
 }
 
-/// `--create-only`: Profiling aid: only row (a), 21 creates, the median and the range.
+/// `--create-only`: Profiling aid: rows (a) (21 creates, the median and
+/// the range) and (e) (11 groups of 8), each against its floor measured
+/// beside it.
 async fn create_only() {
     let mut v = Vec::new();
     let mut floors = Vec::new();
@@ -209,6 +211,28 @@ async fn create_only() {
         "create + first reply {:.2} ms (min {lo:.2}, max {hi:.2}); the floor {:.2} ms",
         median(v),
         median(floors)
+    );
+    let (mut times, mut floors) = (Vec::new(), Vec::new());
+    for _ in 0..11 {
+        floors.push(spawn_floor_ms(8));
+        let t0 = Instant::now();
+        let g = remex::Group::new(["8*popen//worker=self"])
+            .await
+            .expect("the group starts");
+        let got: Vec<i64> = g
+            .remote_exec("channel.send(1)")
+            .expect("exec on all")
+            .receive_each()
+            .await
+            .expect("every reply");
+        assert_eq!(got.len(), 8);
+        g.terminate(Duration::from_secs(1)).await;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let (e, floor) = (median(times), median(floors));
+    println!(
+        "(e) group of 8 {e:.1} ms; the floor {floor:.2} ms; {:.2}x",
+        e / floor
     );
 }
 
