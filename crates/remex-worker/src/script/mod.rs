@@ -185,8 +185,9 @@ impl Scripts {
     /// standard engine and the worker's functions ([`Scripts::register`],
     /// for the limits a session brings unless it sets its own) are built
     /// first, and completed ([`Scripts::complete`]) once the session's
-    /// limits come from `limits` (closed: the worker is ending). Scripts wait for it once
-    /// [`Scripts::prewarm_announce`] has named its limits. Until the
+    /// limits come from `limits` (closed: the worker is ending). Scripts
+    /// wait for it once [`Scripts::prewarm_announce`] has named its
+    /// limits. Until the
     /// limits come (the handshake is over), this thread touches neither
     /// the environment nor the directory (`quiet`: the worker is still
     /// alone, and takes its setup, `crate::place`).
@@ -400,7 +401,7 @@ mod tests {
 
     /// The names `register_fn("NAME"` registers in `source` (rhai's own
     /// functions that remex replaces are registered on the engine
-    /// directly, `Engine::register_fn(&mut **e, ...)`, and not listed).
+    /// directly, `Engine::register_fn(e, ...)`, and not listed).
     fn registered_in(source: &str) -> Vec<&str> {
         source
             .split("register_fn(")
