@@ -203,6 +203,23 @@ pub(crate) struct RunArgs {
     /// Prefix each output line with the job's inputs and a tab.
     #[arg(long)]
     pub(crate) tag: bool,
+    /// Colour each job's output lines (tag included), a colour per job
+    /// from GNU parallel's palette; not with -u.
+    #[arg(long, visible_alias = "colour")]
+    pub(crate) color: bool,
+    /// --tag in colour (--tag --color).
+    #[arg(long)]
+    pub(crate) ctag: bool,
+    /// --tagstring STR in colour (--tagstring STR --color).
+    #[arg(long, alias = "ctag-string", value_name = "STR")]
+    pub(crate) ctagstring: Option<String>,
+    /// Colour the output lines of jobs that failed: white on red.
+    #[arg(
+        long = "colorfailed",
+        visible_alias = "cf",
+        aliases = ["color-failed", "colour-failed", "colourfailed", "color-fail", "colour-fail", "colorfail", "colourfail"]
+    )]
+    pub(crate) color_failed: bool,
     /// Print the jobs' output in the order of their inputs.
     #[arg(
         short = 'k',
@@ -989,25 +1006,6 @@ const PARALLEL_ONLY: &[(&str, &[&str])] = &[
             "--numberofsockets",
             "--number-of-threads",
             "--numberofthreads",
-        ],
-    ),
-    (
-        "no colours; use --tag or --tagstring",
-        &[
-            "--color",
-            "--colour",
-            "--color-failed",
-            "--colour-failed",
-            "--colorfailed",
-            "--colourfailed",
-            "--color-fail",
-            "--colour-fail",
-            "--colorfail",
-            "--colourfail",
-            "--cf",
-            "--ctag",
-            "--ctag-string",
-            "--ctagstring",
         ],
     ),
     (

@@ -25,7 +25,7 @@ use remex::worker::CommandOutcome;
 use remex::TaskResult;
 
 use crate::cli::RunArgs;
-use crate::emit::emit;
+use crate::emit::{emit_marked, Color};
 use crate::halt::When;
 use crate::joblog::{Entry, JobLog, Resume};
 use crate::jobs::{split_command_at, At, Inputs, Source, Spelling, Template};
@@ -119,6 +119,10 @@ fn job_ok(r: &remex::Result<TaskResult<CommandOutcome>>) -> bool {
 
 struct Printer {
     tag: bool,
+    /// `--color`: each job's lines in its colour.
+    color: bool,
+    /// `--colorfailed`: a failed job's lines white on red.
+    color_failed: bool,
     /// --tagstring's template.
     tagstring: Option<Template>,
     total: Option<u64>,
@@ -137,6 +141,16 @@ struct Printer {
 }
 
 impl Printer {
+    /// Job `seq`'s colour, if its lines are coloured (`failed`: it did).
+    fn color_of(&self, seq: u64, failed: bool) -> Option<Color> {
+        match (self.color, self.color_failed) {
+            (_, true) if failed => Some(Color::failed()),
+            (true, _) => Some(Color::of_job(seq)),
+            (false, true) => Some(Color::none()),
+            (false, false) => None,
+        }
+    }
+
     fn print(&self, d: &Done) {
         if crate::interrupt::interrupted() {
             // Ended by Ctrl-C: the jobs' ends are the interrupt's.
@@ -172,9 +186,15 @@ impl Printer {
                     }
                     return;
                 }
-                emit(&mut std::io::stdout().lock(), tag.as_deref(), &stdout);
+                let color = self.color_of(d.job.seq, !t.value.success());
+                emit_marked(
+                    &mut std::io::stdout().lock(),
+                    tag.as_deref(),
+                    color.as_ref(),
+                    &stdout,
+                );
                 let mut err = std::io::stderr().lock();
-                emit(&mut err, tag.as_deref(), &t.value.stderr);
+                emit_marked(&mut err, tag.as_deref(), color.as_ref(), &t.value.stderr);
                 let o = &t.value;
                 if o.timed_out {
                     crate::emit::checked(writeln!(
@@ -324,13 +344,26 @@ fn dry_run(
             None => a.tag.then(|| made.args.join(" ")),
         };
         let shown = format!("{}\n", made.command);
-        emit(&mut out, tag.as_deref(), &crate::raw::bytes(&shown));
+        let color = a.color.then(|| Color::of_job(seq));
+        emit_marked(
+            &mut out,
+            tag.as_deref(),
+            color.as_ref(),
+            &crate::raw::bytes(&shown),
+        );
     }
     Ok(0)
 }
 
 /// Runs `remex run`; returns the exit status.
 pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
+    // --ctag and --ctagstring are --tag and --tagstring in colour.
+    a.tag |= a.ctag;
+    if let Some(s) = a.ctagstring.take() {
+        a.tagstring.get_or_insert(s);
+        a.color = true;
+    }
+    a.color |= a.ctag;
     // --cat and --fifo are --pipe, the block in a file (GNU parallel's).
     let block_file = crate::blockfile::BlockFile::of(a.cat, a.fifo);
     // --pipepart is --pipe, the blocks found by seeking in a file.
@@ -632,8 +665,10 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     let mut next_start: Option<Instant> = None;
     let group = w.group.clone();
     let printer = Printer {
-        // -u ignores --tag and --tagstring, as GNU parallel does.
+        // -u ignores --tag, --tagstring and colours, as GNU parallel does.
         tag: a.tag && !a.ungroup,
+        color: a.color && !a.ungroup,
+        color_failed: a.color_failed && !a.ungroup,
         tagstring: tagstring.filter(|_| !a.ungroup),
         total,
         slots: slots as u64,
@@ -746,7 +781,10 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
             let on = busy.enter(gw.id());
             let printed = Arc::new(AtomicU64::new(0));
             let first = printer.verbose.then(|| job.command.clone());
-            let f = crate::stream::run(gw, req, flow, tag, order, printed.clone(), first, go);
+            // --colorfailed: a running job has not failed (GNU parallel's).
+            let color = printer.color.then(|| Color::of_job(job.seq));
+            let f =
+                crate::stream::run(gw, req, flow, tag, color, order, printed.clone(), first, go);
             return Box::pin(async move {
                 let _on = on;
                 let result = killable(f, kill).await;

@@ -9,6 +9,7 @@
 //! job not yet printed has its lines printed as they come, and a later
 //! job's lines are held until its turn.
 
+use crate::emit::{emit_marked, Color};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,14 +57,14 @@ impl Order {
 
     /// Job `seq`'s `line` (after `tag`): printed now on its turn, else
     /// held. False when the job holds its most: wait for its turn.
-    fn line(&self, seq: u64, tag: Option<&str>, line: &[u8]) -> bool {
+    fn line(&self, seq: u64, tag: Option<&str>, color: Option<&Color>, line: &[u8]) -> bool {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         if *self.turn.borrow() == seq {
-            crate::emit::emit(&mut std::io::stdout().lock(), tag, line);
+            emit_marked(&mut std::io::stdout().lock(), tag, color, line);
             return true;
         }
         let h = held.entry(seq).or_default();
-        crate::emit::emit(h, tag, line);
+        emit_marked(h, tag, color, line);
         h.len() < self.hold
     }
 
@@ -98,7 +99,9 @@ impl Order {
 }
 
 /// Runs `req` on `gw`, its stdout passed on to ours as `flow` says
-/// (each line prefixed with `tag` and a tab, for `Lines`; in turns when
+/// (each line prefixed with `tag` and a tab, in `color` if any, for
+/// `Lines`: a line longer than LINE_PIECE then colours in pieces, each
+/// ending with a newline; in turns when
 /// `order` holds the turns and this job's number); `printed` counts the
 /// bytes of stdout passed on, without tags. `first` (`-v`'s command
 /// line) goes before the job's output, as its first line. `called`
@@ -111,6 +114,7 @@ pub(crate) async fn run(
     req: CommandRequest,
     flow: Flow,
     tag: Option<String>,
+    color: Option<Color>,
     order: Option<(Arc<Order>, u64)>,
     printed: Arc<AtomicU64>,
     first: Option<String>,
@@ -151,9 +155,9 @@ pub(crate) async fn run(
                 let tag = if mid_line { None } else { tag.as_deref() };
                 mid_line = !line.ends_with(b"\n");
                 match &order {
-                    None => crate::emit::emit(&mut std::io::stdout().lock(), tag, &line),
+                    None => emit_marked(&mut std::io::stdout().lock(), tag, color.as_ref(), &line),
                     Some((o, seq)) => {
-                        if !o.line(*seq, tag, &line) {
+                        if !o.line(*seq, tag, color.as_ref(), &line) {
                             o.wait_turn(*seq).await;
                         }
                     }

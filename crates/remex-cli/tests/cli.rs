@@ -1302,10 +1302,10 @@ fn an_option_remex_does_not_know_never_becomes_the_command() {
     );
     assert_eq!(o.stdout.as_str(), "", "something ran");
     // An option nobody has: named.
-    let o = run(&["run", "--tx", "popen", "--colour", "echo", ":::", "a"]);
+    let o = run(&["run", "--tx", "popen", "--frobnicate", "echo", ":::", "a"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        o.stderr.as_str().contains("--colour"),
+        o.stderr.as_str().contains("--frobnicate"),
         "{}",
         o.stderr.as_str()
     );
@@ -2424,6 +2424,45 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[1][2][1 2 3]\n",
         ),
+        // --color: GNU parallel's palette by job number, each line
+        // coloured (tag included), \r ending and restarting the colour.
+        (
+            &["--color", "--tag", "-k", "echo", ":::", "a", "b"],
+            None,
+            "\x1b[48;5;134;38;5;231m\x1b[Ka\ta\x1b[m\n\x1b[48;5;021;38;5;231m\x1b[Kb\tb\x1b[m\n",
+        ),
+        (
+            &["--ctag", "-k", "echo", ":::", "a"],
+            None,
+            "\x1b[48;5;134;38;5;231m\x1b[Ka\ta\x1b[m\n",
+        ),
+        (
+            &["--ctagstring", "{}-x", "-k", "echo", ":::", "a"],
+            None,
+            "\x1b[48;5;134;38;5;231m\x1b[Ka-x\ta\x1b[m\n",
+        ),
+        (
+            &["--colour", "-k", "printf 'x\\ry\\nz'", ":::", "1"],
+            None,
+            "\x1b[48;5;134;38;5;231m\x1b[Kx\x1b[m\r\x1b[48;5;134;38;5;231m\x1b[Ky\x1b[m\n\x1b[48;5;134;38;5;231m\x1b[Kz\x1b[m\n",
+        ),
+        (
+            &["--color", "--dryrun", "--tag", "echo", ":::", "a"],
+            None,
+            "\x1b[48;5;134;38;5;231m\x1b[Ka\techo a\x1b[m\n",
+        ),
+        (
+            &["--color", "-k", "echo", ":::", ""],
+            None,
+            "\x1b[48;5;134;38;5;231m\x1b[K\x1b[m\n",
+        ),
+        (
+            &["--color", "--line-buffer", "-j1", "echo", ":::", "a"],
+            None,
+            "\x1b[48;5;134;38;5;231m\x1b[Ka\x1b[m\n",
+        ),
+        (&["-u", "--color", "echo", ":::", "a"], None, "a\n"),
+        (&["--cf", "-k", "printf", "{}", ":::", "a"], None, "a\n"),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
@@ -4836,4 +4875,24 @@ fn process_slot_var_is_each_jobs_slot_less_one() {
         assert_eq!(var, (slot - 1).to_string(), "{l}");
         assert!((1..=2).contains(&slot), "{l}");
     }
+}
+
+#[test]
+fn colorfailed_colours_the_lines_of_failed_jobs_white_on_red() {
+    // GNU parallel 20221122 prints the same bytes (a failed job is not a
+    // case of the comparison test, which wants both to succeed).
+    let o = run(&[
+        "run",
+        "--tx",
+        "popen",
+        "--no-bar",
+        "--cf",
+        "-k",
+        "echo {}; exit {}",
+        ":::",
+        "0",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", o.stderr);
+    assert_eq!(o.stdout, "0\n\x1b[48;5;196;38;5;231m\x1b[K1\x1b[m\n");
 }
