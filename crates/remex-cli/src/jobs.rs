@@ -181,6 +181,10 @@ pub(crate) struct Template {
     context: bool,
     /// How inputs are quoted in the command.
     quoting: Quoting,
+    /// `-N0` with `-m`, `-X` or `--xargs`: the inputs are empty stand-ins
+    /// that only count (a word with `{}` once per input), written
+    /// unquoted, as GNU parallel writes them.
+    stand_ins: bool,
 }
 
 fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piece> {
@@ -325,6 +329,7 @@ impl Template {
                 words: None,
                 context: false,
                 quoting: Quoting::Sh,
+                stand_ins: false,
             };
         }
         if spelling.quote_words {
@@ -337,6 +342,7 @@ impl Template {
                 words: Some(split),
                 context: false,
                 quoting: Quoting::Sh,
+                stand_ins: false,
             };
         }
         let mut p = pieces(&cmd);
@@ -349,6 +355,7 @@ impl Template {
             words: None,
             context: false,
             quoting: Quoting::Sh,
+            stand_ins: false,
         }
     }
 
@@ -356,6 +363,12 @@ impl Template {
     /// repeated for each of the job's arguments.
     pub(crate) fn in_context(mut self) -> Template {
         self.context = true;
+        self
+    }
+
+    /// The inputs are `-N0`'s empty stand-ins (see [`Template`]).
+    pub(crate) fn with_stand_ins(mut self) -> Template {
+        self.stand_ins = true;
         self
     }
 
@@ -405,6 +418,7 @@ impl Template {
             words: None,
             context: false,
             quoting: Quoting::Sh,
+            stand_ins: false,
         }
     }
 
@@ -438,9 +452,14 @@ impl Template {
                 .map(|w| self.quoting.quote(&render(w, at, args, None)))
                 .collect::<Vec<_>>()
                 .join(" "),
-            None if self.context => render_context(&self.pieces, at, args, self.quoting),
-            None => render(&self.pieces, at, args, Some(self.quoting)),
+            None if self.context => render_context(&self.pieces, at, args, self.quoted()),
+            None => render(&self.pieces, at, args, self.quoted()),
         }
+    }
+
+    /// How inputs are quoted: not at all when they are `-N0`'s stand-ins.
+    fn quoted(&self) -> Option<Quoting> {
+        (!self.stand_ins).then_some(self.quoting)
     }
 
     /// As [`Template::render_at`], with the arguments as they are (a tag).
@@ -462,17 +481,17 @@ pub(crate) struct At {
 
 /// `-X`: the words (split at blanks in the text) that hold a whole-list
 /// string are rendered once per argument, side by side.
-fn render_context(pieces: &[Piece], at: At, args: &[String], quoting: Quoting) -> String {
+fn render_context(pieces: &[Piece], at: At, args: &[String], quoting: Option<Quoting>) -> String {
     let flush = |word: &mut Vec<Piece>, out: &mut String| {
         // (No inputs, -N0's: the word once, `{}` empty, as GNU parallel.)
         if !args.is_empty() && word.iter().any(|p| matches!(p, Piece::Arg(None, _))) {
             let each: Vec<String> = args
                 .iter()
-                .map(|a| render(word, at, std::slice::from_ref(a), Some(quoting)))
+                .map(|a| render(word, at, std::slice::from_ref(a), quoting))
                 .collect();
             out.push_str(&each.join(" "));
         } else {
-            out.push_str(&render(word, at, args, Some(quoting)));
+            out.push_str(&render(word, at, args, quoting));
         }
         word.clear();
     };
@@ -1505,7 +1524,8 @@ impl Inputs {
             jobs.push(job);
         }
         if none {
-            jobs.iter_mut().for_each(Vec::clear);
+            // Given to none: empty stand-ins that count the inputs.
+            jobs.iter_mut().flatten().for_each(String::clear);
         }
         self.per_job = None;
         self.replace_rows(jobs);

@@ -499,6 +499,10 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     if a.context || in_context {
         template = template.in_context();
     }
+    // -N0 with several inputs per job: they count, given to none.
+    if a.max_args == Some(0) && (a.multiple || a.context || a.xargs) {
+        template = template.with_stand_ins();
+    }
     let tagstring = a
         .tagstring
         .as_deref()

@@ -2463,6 +2463,23 @@ fn gnu_parallels_input_options_give_its_output() {
         ),
         (&["-u", "--color", "echo", ":::", "a"], None, "a\n"),
         (&["--cf", "-k", "printf", "{}", ":::", "a"], None, "a\n"),
+        // -N0 with several inputs per job: each input counts, its value
+        // an empty stand-in written unquoted (a {} word once per input).
+        (
+            &["-N0", "-m", "-j1", "echo", "x{}y", ":::", "a", "b", "c"],
+            None,
+            "xy xy xy\n",
+        ),
+        (
+            &["-N0", "-X", "-j1", "--dryrun", "echo", "A{}B", "{}", "C", ":::", "a", "b", "c"],
+            None,
+            "echo AB AB AB    C\n",
+        ),
+        (
+            &["--xargs", "-N0", "-j1", "echo", "A{}B", "{}", "C", ":::", "a", "b", "c"],
+            None,
+            "AB AB AB C\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
