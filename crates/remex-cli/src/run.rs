@@ -358,12 +358,11 @@ fn dry_run(
 /// Runs `remex run`; returns the exit status.
 pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     // --ctag and --ctagstring are --tag and --tagstring in colour.
+    a.color |= a.ctag || a.ctagstring.is_some();
     a.tag |= a.ctag;
     if let Some(s) = a.ctagstring.take() {
         a.tagstring.get_or_insert(s);
-        a.color = true;
     }
-    a.color |= a.ctag;
     // --cat and --fifo are --pipe, the block in a file (GNU parallel's).
     let block_file = crate::blockfile::BlockFile::of(a.cat, a.fifo);
     // --pipepart is --pipe, the blocks found by seeking in a file.

@@ -144,8 +144,15 @@ impl Scripts {
     /// runs it while the worker may still take its setup,
     /// `crate::place`).
     fn register(&self, mut engine: Engine, tasks: &Registry, limits: &ScriptLimits) -> Engine {
-        let mut own = Signatures::default();
-        let mut e = Registrar::new(&mut engine, &mut own);
+        // The first build records the worker's functions for close
+        // matches; later ones register the same and record nothing.
+        let mut own = self
+            .engines
+            .signatures
+            .get()
+            .is_none()
+            .then(Signatures::default);
+        let mut e = Registrar::new(&mut engine, own.as_mut());
         e.on_print(|s| crate::say(s.to_string()));
         e.on_debug(|s, src, pos| crate::say(format!("{} {pos:?}: {s}", src.unwrap_or("script"))));
         convert::register_channel(&mut e, limits::value_cap(limits));
@@ -158,7 +165,9 @@ impl Scripts {
             .filter(|m| *m > 0)
             .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
         tasks::register(&mut e, tasks, max_items);
-        let _ = self.engines.signatures.set(own);
+        if let Some(own) = own {
+            let _ = self.engines.signatures.set(own);
+        }
         engine
     }
 

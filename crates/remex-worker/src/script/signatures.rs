@@ -83,15 +83,17 @@ impl Signatures {
 }
 
 /// An engine being built that records the signature of each function
-/// registered through it (and the name of each type); everything else
-/// goes to the engine itself.
+/// registered through it (and the name of each type), if given where;
+/// everything else goes to the engine itself.
 pub(crate) struct Registrar<'a> {
     engine: &'a mut Engine,
-    signatures: &'a mut Signatures,
+    signatures: Option<&'a mut Signatures>,
 }
 
 impl<'a> Registrar<'a> {
-    pub(crate) fn new(engine: &'a mut Engine, signatures: &'a mut Signatures) -> Self {
+    /// Registers on `engine`, recording into `signatures` (`None`: the
+    /// signatures are known already, every build registers the same).
+    pub(crate) fn new(engine: &'a mut Engine, signatures: Option<&'a mut Signatures>) -> Self {
         Registrar { engine, signatures }
     }
 
@@ -104,8 +106,9 @@ impl<'a> Registrar<'a> {
     where
         R: std::any::Any + Clone + Send + Sync,
     {
-        self.signatures
-            .add(name, &param_types::<A, N, X, R, F, _>(&func));
+        if let Some(s) = self.signatures.as_deref_mut() {
+            s.add(name, &param_types::<A, N, X, R, F, _>(&func));
+        }
         self.engine.register_fn(name, func);
         self
     }
@@ -115,7 +118,9 @@ impl<'a> Registrar<'a> {
         &mut self,
         name: &str,
     ) -> &mut Self {
-        self.signatures.name_type::<T>(name);
+        if let Some(s) = self.signatures.as_deref_mut() {
+            s.name_type::<T>(name);
+        }
         self.engine.register_type_with_name::<T>(name);
         self
     }
@@ -161,7 +166,7 @@ mod tests {
         #[derive(Clone)]
         struct Thing;
         let (mut e, mut s) = (Engine::new_raw(), Signatures::default());
-        let mut r = Registrar::new(&mut e, &mut s);
+        let mut r = Registrar::new(&mut e, Some(&mut s));
         r.register_type_with_name::<Thing>("Thing")
             .register_fn("poke", |_: &mut Thing, _: ImmutableString, _: i64| ())
             .register_fn("none", || 1_i64)
