@@ -70,6 +70,94 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
+/// How long [`ran`] lets a command run: far past any command of the
+/// suite (the slowest take seconds), so that a hang fails its test, naming
+/// the command and the processes it left, rather than the whole run.
+pub const COMMAND_BOUND: Duration = Duration::from_secs(300);
+
+/// Waits for `child` to end and collects what it printed (stdout and
+/// stderr as the child was spawned with: piped ones are read), for at most
+/// `within`. Past it, the child and every process below it are killed
+/// (SIGKILL) and the error names each of them with its state and the
+/// kernel function it waits in, which is what a hang's report needs.
+///
+/// ```
+/// use std::process::{Command, Stdio};
+/// use std::time::Duration;
+/// let child = Command::new("sleep").arg("30").stdout(Stdio::piped()).spawn().unwrap();
+/// let pid = child.id();
+/// let e = remex_tests::output_within(child, Duration::from_millis(200)).unwrap_err();
+/// assert!(e.contains("sleep 30"), "{e}");
+/// assert!(remex_tests::wait_gone(pid, Duration::from_secs(10)));
+/// ```
+pub fn output_within(
+    child: std::process::Child,
+    within: Duration,
+) -> Result<std::process::Output, String> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(o) => o.map_err(|e| format!("cannot wait for pid {pid}: {e}")),
+        Err(_) => {
+            let tree = process_tree(pid);
+            let described: Vec<String> = tree.iter().map(|&p| describe_process(p)).collect();
+            for &p in &tree {
+                // SAFETY: kill(2) with a pid read from /proc; at worst the
+                // pid is gone (ESRCH).
+                unsafe { libc::kill(p as i32, libc::SIGKILL) };
+            }
+            // The reader thread ends once the pipes close; it is left to
+            // do so (a grandchild outside the tree may hold them).
+            Err(format!(
+                "did not end within {within:?}; killed its processes:\n{}",
+                described.join("\n")
+            ))
+        }
+    }
+}
+
+/// `pid` and every live process below it, parents first.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let below = children_of(tree[i]);
+        tree.extend(below);
+        i += 1;
+    }
+    tree
+}
+
+/// One line on a process for a hang's report: pid, state, the kernel
+/// function it waits in, and its command line; and for each of its
+/// threads, its name, state and wait.
+pub fn describe_process(pid: u32) -> String {
+    let read =
+        |what: &str| std::fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default();
+    let cmdline = read("cmdline").replace('\0', " ");
+    let mut line = format!("{pid} {} {}", read("wchan"), cmdline.trim_end());
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let path = t.path();
+            let get = |what: &str| std::fs::read_to_string(path.join(what)).unwrap_or_default();
+            let state = get("stat")
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(str::to_string))
+                .unwrap_or_default();
+            line.push_str(&format!(
+                "\n    thread {} {} {state} {}",
+                t.file_name().to_string_lossy(),
+                get("comm").trim_end(),
+                get("wchan")
+            ));
+        }
+    }
+    line
+}
+
 /// Byte `k` of the deterministic bulk-transfer pattern.
 pub fn pattern_byte(k: usize) -> u8 {
     ((k * 7 + 13) % 251) as u8
@@ -385,10 +473,13 @@ pub fn ran(cmd: &mut std::process::Command) -> Ran {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ");
-    let o = cmd
+    let child = cmd
         .stdin(std::process::Stdio::null())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let o = output_within(child, COMMAND_BOUND).unwrap_or_else(|e| panic!("{what}: {e}"));
     Ran {
         what,
         status: o.status,

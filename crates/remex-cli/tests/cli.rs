@@ -1393,7 +1393,8 @@ fn with_stdin(mut c: Command, stdin: Option<&str>) -> (bool, String, String) {
         input.write_all(text.as_bytes()).unwrap();
     }
     drop(input);
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::output_within(child, remex_tests::COMMAND_BOUND)
+        .unwrap_or_else(|e| panic!("{c:?}: {e}"));
     (o.status.success(), out(&o), err(&o))
 }
 
@@ -1406,8 +1407,21 @@ fn gnu_parallel() -> Option<Command> {
         .status()
         .is_ok_and(|s| s.success());
     ok.then(|| {
+        use std::os::unix::process::CommandExt;
         let mut c = Command::new("parallel");
         c.arg("--will-cite");
+        // In a session of its own, without a controlling terminal: its
+        // --color runs `tput el </dev/tty`, and where the terminal is a
+        // serial console that open waits for a carrier. (remex writes the
+        // codes GNU parallel falls back to without a terminal.)
+        // SAFETY: setsid(2) is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                rustix::process::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
         c
     })
 }
