@@ -119,6 +119,29 @@ pub fn output_within(
     }
 }
 
+/// `child` run to its end, what it printed collected (as
+/// `Child::wait_with_output`), within [`COMMAND_BOUND`]; past it, panics
+/// naming the processes it left ([`output_within`]).
+#[track_caller]
+pub fn finished(child: std::process::Child) -> std::process::Output {
+    let pid = child.id();
+    output_within(child, COMMAND_BOUND).unwrap_or_else(|e| panic!("pid {pid}: {e}"))
+}
+
+/// `cmd` run to its end as `Command::output` runs it (stdin empty, stdout
+/// and stderr collected), within [`COMMAND_BOUND`]; past it, panics naming
+/// the command and the processes it left ([`output_within`]).
+#[track_caller]
+pub fn output_of(cmd: &mut std::process::Command) -> std::process::Output {
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    output_within(child, COMMAND_BOUND).unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
 /// `pid` and every live process below it, parents first.
 pub fn process_tree(pid: u32) -> Vec<u32> {
     let mut tree = vec![pid];

@@ -43,9 +43,8 @@ async fn a_worker_serves_no_listener_that_lacks_its_secret() {
     .await
     .unwrap_err();
     assert!(matches!(e, secure::HandshakeError::Unproven), "{e}");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+    let out = tokio::task::spawn_blocking(move || remex_tests::finished(child))
         .await
-        .unwrap()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -55,7 +54,7 @@ async fn a_worker_serves_no_listener_that_lacks_its_secret() {
 
 #[test]
 fn a_worker_told_to_dial_without_a_secret_says_so() {
-    let out = worker("127.0.0.1:9", None).wait_with_output().unwrap();
+    let out = remex_tests::finished(worker("127.0.0.1:9", None));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("REMEX_DIAL_SECRET is not"), "{err}");
@@ -120,7 +119,7 @@ async fn a_worker_tries_again_until_the_listener_is_up() {
     .await
     .expect("its handshake proves the secret");
     drop((r, w));
-    let _ = tokio::task::spawn_blocking(move || child.wait_with_output()).await;
+    let _ = tokio::task::spawn_blocking(move || remex_tests::finished(child)).await;
 }
 
 /// A dial-back worker whose session is tampered with after the hellos
@@ -170,9 +169,8 @@ async fn a_tampered_session_ends_the_worker_with_a_warning_and_status_4() {
     record[last] ^= 0x01;
     raw.write_all(&record).await.unwrap();
     let t0 = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+    let out = tokio::task::spawn_blocking(move || remex_tests::finished(child))
         .await
-        .unwrap()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());

@@ -108,7 +108,7 @@ async fn metrics_count_tasks_by_outcome_reruns_and_lost_workers() {
             .unwrap()
             .write_all(g.metrics().as_bytes())
             .unwrap();
-        let out = p.wait_with_output().unwrap();
+        let out = remex_tests::finished(p);
         assert!(
             out.status.success(),
             "promtool: {}{}",

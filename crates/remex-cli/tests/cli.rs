@@ -138,7 +138,7 @@ fn run_reads_stdin_and_tags_each_line() {
         Stdio::piped(),
     );
     child.stdin.take().unwrap().write_all(b"x\ny z\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "x\thi x\nx\tbye\ny z\thi y z\ny z\tbye\n");
 }
@@ -490,7 +490,7 @@ fn a_job_made_from_a_line_of_stdin_runs_and_prints_before_the_next_line() {
             );
         }
         drop(stdin);
-        let o = child.wait_with_output().unwrap();
+        let o = remex_tests::finished(child);
         assert!(o.status.success(), "{}", err(&o));
         assert_eq!(rx.recv_timeout(Duration::from_secs(30)).ok(), None);
     }
@@ -616,7 +616,7 @@ fn inputs_read_from_a_terminal_are_announced() {
         Stdio::piped(),
     );
     child.stdin.take().unwrap().write_all(b"x\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     let text = out(&o);
     assert!(o.status.success(), "{text}{}", err(&o));
     assert!(
@@ -630,7 +630,7 @@ fn inputs_read_from_a_terminal_are_announced() {
         Stdio::piped(),
     );
     child.stdin.take().unwrap().write_all(b"y\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     assert_eq!((out(&o).as_str(), err(&o).as_str()), ("got y\n", ""));
 }
 
@@ -885,11 +885,11 @@ fn termseq_ends_the_jobs_at_halt_now_and_at_ctrl_c_as_in_gnu_parallel() {
         "while [ ! -e {d}/a.started ]; do sleep 0.02; done; exit 1",
         d = d.display()
     );
-    let out = remex()
-        .args(["run", "--no-bar", "--tx", "2*popen", "--halt", "now,fail=1"])
-        .args([":::", &cleans, &fails])
-        .output()
-        .unwrap();
+    let out = remex_tests::output_of(
+        remex()
+            .args(["run", "--no-bar", "--tx", "2*popen", "--halt", "now,fail=1"])
+            .args([":::", &cleans, &fails]),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -1090,7 +1090,7 @@ fn a_slow_reader_of_the_output_loses_no_worker_and_no_line() {
     // The reader is away for 2.5 liveness bounds (jobs 3 and 4 wait for
     // the first results to be taken), then reads it all.
     std::thread::sleep(Duration::from_secs(5));
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o).lines().count(), 400_000, "{}", err(&o));
 }
@@ -1219,18 +1219,19 @@ fn workers_come_from_a_txfile_and_a_terminal_gets_a_progress_bar() {
             env!("CARGO_BIN_EXE_remex")
         )
     };
-    let o = Command::new("script")
-        .args(["-qec", &cmd(""), "/dev/null"])
-        .env_remove("REMEX_WORKER_PATH")
-        .output()
-        .expect("script(1) from util-linux");
+    let o = remex_tests::output_of(
+        Command::new("script")
+            .args(["-qec", &cmd(""), "/dev/null"])
+            .env_remove("REMEX_WORKER_PATH"),
+    );
     let text = out(&o);
     assert!(o.status.success(), "{text}");
     assert!(text.contains("/3 jobs") && text.contains("ETA"), "{text:?}");
-    let o = Command::new("script")
-        .args(["-qec", &cmd("--no-bar"), "/dev/null"])
-        .output()
-        .unwrap();
+    let o = remex_tests::output_of(Command::new("script").args([
+        "-qec",
+        &cmd("--no-bar"),
+        "/dev/null",
+    ]));
     assert!(!out(&o).contains("ETA"), "{:?}", out(&o));
     let o = run(&[
         "run",
@@ -1494,7 +1495,7 @@ fn plus_choose_k_and_uniq_make_the_combinations_gnu_parallel_makes() {
         assert!(o.status.success(), "{args:?}: {}", o.stderr.as_str());
         assert_eq!(o.stdout.as_str(), want, "remex {args:?}");
         if let Some(mut p) = gnu_parallel() {
-            let g = p.args(&args).stdin(Stdio::null()).output().unwrap();
+            let g = remex_tests::output_of(p.args(&args));
             assert_eq!(out(&g), want, "parallel {args:?}");
         }
     }
@@ -2826,20 +2827,20 @@ fn log_format_json_writes_every_log_event_as_one_json_object() {
     // worker: the worker's stderr, forwarded as a log event.
     let remex_bin = env!("CARGO_BIN_EXE_remex");
     let spec = format!("cmd=sh -c 'echo the wrapper speaks >&2; REMEX_WORKER=1 exec {remex_bin}'");
-    let o = remex()
-        .args([
-            "--log-format",
-            "json",
-            "exec",
-            "--tx",
-            &spec,
-            "--",
-            "echo",
-            "done",
-        ])
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
+    let o = remex_tests::output_of(
+        remex()
+            .args([
+                "--log-format",
+                "json",
+                "exec",
+                "--tx",
+                &spec,
+                "--",
+                "echo",
+                "done",
+            ])
+            .env("RUST_LOG", "info"),
+    );
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).contains("done"), "{}", out(&o));
     let events: Vec<serde_json::Value> = err(&o)
@@ -2872,7 +2873,7 @@ fn files_travel_with_jobs_to_an_ssh_host_and_back_and_are_cleaned_up_there() {
     let in_dir = |args: &[&str]| {
         let mut c = remex();
         c.current_dir(&d).args(args);
-        c.output().expect("remex runs")
+        remex_tests::output_of(&mut c)
     };
     // --trc: each input there, its .out back here, both removed there;
     // --basefile: there before the first job, removed after the last.
@@ -3025,7 +3026,7 @@ fn inputs_not_read_or_outputs_not_written_end_in_255_never_silently() {
     let mut input = child.stdin.take().unwrap();
     input.write_all(b"ok\nb\xfe\nc\n").unwrap();
     drop(input);
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(o.stdout, b"ok\nb\xfe\nc\n");
     // An input file that cannot be read (a directory: it opens, and its
@@ -3140,12 +3141,11 @@ fn results_in_a_csv_tsv_or_json_file_are_gnu_parallels_records() {
         }
         if let Some(mut p) = gnu_parallel() {
             let theirs = dir.join(format!("gnu.{form}"));
-            let out = p
-                .args(["--results", theirs.to_str().unwrap()])
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
+            let out = remex_tests::output_of(
+                p.args(["--results", theirs.to_str().unwrap()])
+                    .args(args)
+                    .stdin(Stdio::null()),
+            );
             assert!(out.status.success());
             assert_eq!(got, masked(&theirs), "{form}: remex's and GNU parallel's");
         }
@@ -3267,7 +3267,7 @@ fn keep_order_with_line_buffer_prints_the_oldest_job_live_and_holds_the_rest() {
     );
     let rest: Vec<String> = rx.iter().collect();
     assert_eq!(rest, ["a-end", "b"]);
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     assert!(o.status.success(), "{}", err(&o));
     reader.join().unwrap();
 
@@ -3282,7 +3282,7 @@ fn keep_order_with_line_buffer_prints_the_oldest_job_live_and_holds_the_rest() {
         .spawn()
         .unwrap();
     go.write_all(b"go\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     assert!(o.status.success(), "{}", err(&o));
     let want: String = std::iter::once("first".to_string())
         .chain((1..=100_000).map(|i| i.to_string()))
@@ -3638,7 +3638,7 @@ fn inputs_that_are_not_utf8_reach_the_jobs_as_their_bytes() {
         let mut input = child.stdin.take().unwrap();
         input.write_all(b"caf\xe9.txt\0\xff\xfe 'x'.txt\0").unwrap();
         drop(input);
-        child.wait_with_output().unwrap()
+        remex_tests::finished(child)
     };
     let mut c = remex();
     c.arg("run");
@@ -3653,27 +3653,27 @@ fn inputs_that_are_not_utf8_reach_the_jobs_as_their_bytes() {
     // After ::: on the command line, and into --results' directory names.
     let word = OsStr::from_bytes(b"r\xe9sum\xe9");
     let res = d.join("res");
-    let o = remex()
-        .current_dir(&d)
-        .arg("run")
-        .arg("--results")
-        .arg(&res)
-        .args(["printf %s {}", ":::"])
-        .arg(word)
-        .output()
-        .unwrap();
+    let o = remex_tests::output_of(
+        remex()
+            .current_dir(&d)
+            .arg("run")
+            .arg("--results")
+            .arg(&res)
+            .args(["printf %s {}", ":::"])
+            .arg(word),
+    );
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(
         std::fs::read(res.join("1").join(word).join("stdout")).unwrap(),
         b"r\xe9sum\xe9"
     );
     // A command word that is not UTF-8 is still a usage error, naming it.
-    let o = remex()
-        .arg("run")
-        .arg(OsStr::from_bytes(b"echo \xff"))
-        .args([":::", "a"])
-        .output()
-        .unwrap();
+    let o = remex_tests::output_of(
+        remex()
+            .arg("run")
+            .arg(OsStr::from_bytes(b"echo \xff"))
+            .args([":::", "a"]),
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(
         err(&o).contains(r"word 2 of the command line is not UTF-8 text: echo \xff"),
@@ -3681,12 +3681,12 @@ fn inputs_that_are_not_utf8_reach_the_jobs_as_their_bytes() {
         err(&o)
     );
     // csh cannot be given such an input: the job is refused, named.
-    let o = remex()
-        .env("PARALLEL_SHELL", "csh")
-        .args(["run", "echo", ":::"])
-        .arg(word)
-        .output()
-        .unwrap();
+    let o = remex_tests::output_of(
+        remex()
+            .env("PARALLEL_SHELL", "csh")
+            .args(["run", "echo", ":::"])
+            .arg(word),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(
         err(&o).contains("the command line for csh holds an input that is not UTF-8"),
@@ -3920,7 +3920,7 @@ fn a_worker_removed_from_the_sshloginfile_finishes_its_line_buffered_jobs() {
     }
     std::fs::write(&slf, "1/:\n").unwrap();
     drop(input);
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     assert!(o.status.success(), "{}", err(&o));
     let mut done: Vec<String> = out(&o).lines().map(String::from).collect();
     done.sort();
@@ -4273,24 +4273,24 @@ fn pipepart_cuts_a_file_where_gnu_parallel_does_for_workers_anywhere() {
     std::fs::write(&file, &data).unwrap();
     let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
     for tx in ["popen".to_string(), sshd.spec("")] {
-        let o = remex()
-            .args([
-                "run",
-                "--no-bar",
-                "--tx",
-                &tx,
-                "-k",
-                "--pipepart",
-                "--block",
-                "100k",
-                "-a",
-            ])
-            .arg(&file)
-            .arg("--joblog")
-            .arg(d.join("log"))
-            .arg("cat")
-            .output()
-            .unwrap();
+        let o = remex_tests::output_of(
+            remex()
+                .args([
+                    "run",
+                    "--no-bar",
+                    "--tx",
+                    &tx,
+                    "-k",
+                    "--pipepart",
+                    "--block",
+                    "100k",
+                    "-a",
+                ])
+                .arg(&file)
+                .arg("--joblog")
+                .arg(d.join("log"))
+                .arg("cat"),
+        );
         assert!(o.status.success(), "{tx}: {}", err(&o));
         assert!(o.stdout == data, "{tx}: the parts are not the file");
         let log = std::fs::read_to_string(d.join("log")).unwrap();
@@ -4333,7 +4333,7 @@ fn roundrobin_feeds_each_slots_job_its_blocks_in_turn_on_any_worker() {
         let feeder = std::thread::spawn(move || {
             let _ = stdin.write_all(input.as_bytes());
         });
-        let o = child.wait_with_output().unwrap();
+        let o = remex_tests::finished(child);
         feeder.join().unwrap();
         o
     };
@@ -4537,7 +4537,7 @@ fn tee_gives_every_job_all_of_stdin_up_to_its_bound() {
             .unwrap()
             .write_all(data.as_bytes())
             .unwrap();
-        let o = child.wait_with_output().unwrap();
+        let o = remex_tests::finished(child);
         assert!(o.status.success(), "{tx}: {}", err(&o));
         let want: Vec<String> = ["7", "77", "777"]
             .iter()
@@ -4558,7 +4558,7 @@ fn tee_gives_every_job_all_of_stdin_up_to_its_bound() {
             }
         }
     });
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     feeder.join().unwrap();
     assert_eq!(o.status.code(), Some(255), "{}", err(&o));
     assert!(
@@ -4586,7 +4586,7 @@ fn cat_and_fifo_give_each_job_its_block_in_a_file_gone_after_it() {
             .unwrap()
             .write_all(input.as_bytes())
             .unwrap();
-        child.wait_with_output().unwrap()
+        remex_tests::finished(child)
     };
     let sshd = remex_tests::Sshd::start_for_new_user("127.0.0.6");
     for tx in ["popen".to_string(), sshd.spec("")] {
@@ -4710,7 +4710,7 @@ fn group_by_gives_each_group_whole_to_one_job_and_names_what_it_refuses() {
             let mut stdin = child.stdin.take().unwrap();
             let feed = data.clone();
             let feeder = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
-            let o = child.wait_with_output().unwrap();
+            let o = remex_tests::finished(child);
             feeder.join().unwrap().unwrap();
             assert!(o.status.success(), "{what}: {}", err(&o));
             let text = out(&o);
@@ -4746,7 +4746,7 @@ fn group_by_gives_each_group_whole_to_one_job_and_names_what_it_refuses() {
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(b"a,b\n1,2\n").unwrap();
         drop(stdin);
-        child.wait_with_output().unwrap()
+        remex_tests::finished(child)
     };
     for (args, says) in [
         (
@@ -4795,7 +4795,7 @@ fn block_timeout_gives_a_job_the_whole_records_read_so_far() {
     drop(stdin);
     let rest: Vec<String> = lines.iter().collect();
     assert_eq!(rest, ["J", "cd", "e"]);
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     reader.join().unwrap();
     assert!(o.status.success(), "{}", err(&o));
     // Under a second: a usage error that names it (GNU parallel's rule).

@@ -141,7 +141,7 @@ fn play(
                 .status();
         }
     });
-    let o = child.wait_with_output().unwrap();
+    let o = remex_tests::finished(child);
     let _ = tx.send(());
     guard.join().unwrap();
     (
