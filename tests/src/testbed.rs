@@ -101,11 +101,11 @@ impl Hosts {
 
 /// Runs `args` on host `host` (`.ci/on-host`), returns its output.
 pub fn on_host(host: &str, args: &[&str]) -> std::process::Output {
-    Command::new(repo().join(".ci/on-host"))
-        .arg(host)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run .ci/on-host {host}: {e}"))
+    crate::output_of(
+        Command::new(repo().join(".ci/on-host"))
+            .arg(host)
+            .args(args),
+    )
 }
 
 /// Like [`on_host`], and the command must succeed; returns its stdout.

@@ -71,11 +71,11 @@ async fn a_controller_refuses_a_weak_or_readable_secret_file_and_names_it() {
 fn a_listener_refuses_a_weak_or_readable_secret_and_names_it() {
     let dir = temp_dir("listener");
     for (path, says) in weak(&dir) {
-        let out = Command::new(WORKER)
-            .args(["--listen", "127.0.0.1:0", "--secret-file"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = remex_tests::output_of(
+            Command::new(WORKER)
+                .args(["--listen", "127.0.0.1:0", "--secret-file"])
+                .arg(&path),
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {err}", path.display());
         assert!(
@@ -90,11 +90,11 @@ fn a_listener_refuses_a_weak_or_readable_secret_and_names_it() {
         );
     }
     // An empty variable, too.
-    let out = Command::new(WORKER)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("REMEX_SECRET", "")
-        .output()
-        .unwrap();
+    let out = remex_tests::output_of(
+        Command::new(WORKER)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("REMEX_SECRET", ""),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -113,20 +113,20 @@ fn a_secret_env_variable_reaches_no_worker_nor_wrapper() {
     let dir = temp_dir("scrub");
     let seen = dir.join("wrapper-saw");
     let var = "REMEX_TEST_SCRUBBED_SECRET";
-    let out = Command::new(env!("CARGO_BIN_EXE_remex-test-controller"))
-        .args([
-            "env-of",
-            var,
-            &format!("socket={}//secret_env={var}//id=sock", l.addr),
-            &format!("popen//worker={WORKER}//id=local"),
-            &format!(
-                "cmd=sh -c 'printf %s \"${{{var}-unset}}\" > {}; exec {WORKER}'//id=wrapped",
-                seen.display()
-            ),
-        ])
-        .env(var, remex_tests::LISTENER_SECRET)
-        .output()
-        .unwrap();
+    let out = remex_tests::output_of(
+        Command::new(env!("CARGO_BIN_EXE_remex-test-controller"))
+            .args([
+                "env-of",
+                var,
+                &format!("socket={}//secret_env={var}//id=sock", l.addr),
+                &format!("popen//worker={WORKER}//id=local"),
+                &format!(
+                    "cmd=sh -c 'printf %s \"${{{var}-unset}}\" > {}; exec {WORKER}'//id=wrapped",
+                    seen.display()
+                ),
+            ])
+            .env(var, remex_tests::LISTENER_SECRET),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("DONE"),

@@ -117,11 +117,11 @@ async fn a_host_of_another_platform_is_a_clear_error() {
 /// Runs this test binary's `test` again as a child with `env`, and
 /// returns whether it passed, with its output.
 fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+    let out = remex_tests::output_of(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .envs(env.iter().copied()),
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

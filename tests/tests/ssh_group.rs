@@ -16,13 +16,13 @@ fn taskserver() -> PathBuf {
 fn the_taskserver_runs_over_popen_ssh_and_cmd_workers() {
     let sshd = Sshd::start_for_new_user("127.0.0.3");
     let ts = taskserver();
-    let out = Command::new(&ts)
-        .args(["--tasks", "600", "--tx", "popen", "--tx"])
-        .arg(sshd.spec(""))
-        .arg("--tx")
-        .arg(format!("cmd=exec {}", ts.display()))
-        .output()
-        .unwrap();
+    let out = remex_tests::output_of(
+        Command::new(&ts)
+            .args(["--tasks", "600", "--tx", "popen", "--tx"])
+            .arg(sshd.spec(""))
+            .arg("--tx")
+            .arg(format!("cmd=exec {}", ts.display())),
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -23,12 +23,7 @@ struct Run {
 
 fn run(out: &Path, extra: &[&str]) -> Run {
     let _ = std::fs::remove_dir_all(out);
-    let o = Command::new(example())
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
+    let o = remex_tests::output_of(Command::new(example()).arg("--out").arg(out).args(extra));
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     let mut scans = BTreeMap::new();
     let mut pids = Vec::new();
