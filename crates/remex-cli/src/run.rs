@@ -162,10 +162,7 @@ impl Printer {
             total: self.total,
             slots: self.slots,
         };
-        let tag = match &self.tagstring {
-            Some(t) => Some(t.render_plain(at, &d.job.args)),
-            None => self.tag.then(|| d.job.args.join(" ")),
-        };
+        let tag = job_tag(self.tagstring.as_ref(), self.tag, at, &d.job.args);
         self.bar.suspend(|| match &d.result {
             Ok(t) => {
                 // -v: the command line is the first line of the job's
@@ -283,6 +280,16 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
     bar
 }
 
+/// The tag before each line of a job's output (and of its `--dry-run`
+/// line): `--tagstring`'s rendered for the job, else with `--tag` its
+/// inputs joined by spaces (GNU parallel's).
+fn job_tag(tagstring: Option<&Template>, tag: bool, at: At, args: &[String]) -> Option<String> {
+    match tagstring {
+        Some(t) => Some(t.render_plain(at, args)),
+        None => tag.then(|| args.join(" ")),
+    }
+}
+
 /// Job `req` on `gw` itself, in a call of its own (not the pool's: never
 /// run again elsewhere); `go` (`--roundrobin`'s feeding) is told once
 /// the call is made.
@@ -339,10 +346,7 @@ fn dry_run(
             eprintln!("{}", crate::raw::shown(&made.command));
         }
         // Tagged as its output would be (GNU parallel's).
-        let tag = match tagstring {
-            Some(t) => Some(t.render_plain(at, &made.args)),
-            None => a.tag.then(|| made.args.join(" ")),
-        };
+        let tag = job_tag(tagstring, a.tag, at, &made.args);
         let shown = format!("{}\n", made.command);
         let color = a.color.then(|| Color::of_job(seq));
         emit_marked(
@@ -776,10 +780,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
                 None => (req, None, None),
             };
             // Each line after the job's tag: --tagstring's, or --tag's.
-            let tag = match &printer.tagstring {
-                Some(t) => Some(t.render_plain(at, &job.args)),
-                None => printer.tag.then(|| job.args.join(" ")),
-            };
+            let tag = job_tag(printer.tagstring.as_ref(), printer.tag, at, &job.args);
             let order = order.clone().map(|o| (o, job.seq));
             let on = busy.enter(gw.id());
             let printed = Arc::new(AtomicU64::new(0));
