@@ -29,6 +29,9 @@ pub(crate) struct Pipe {
     /// `--block-timeout`: a block not read whole within this long is the
     /// whole records read so far.
     pub(crate) timeout: Option<std::time::Duration>,
+    /// `--csv`: records are CSV records, each ending at a newline outside
+    /// quotes (GNU parallel's: an even number of `"` before it).
+    pub(crate) csv: bool,
 }
 
 /// The largest block `--pipe` makes (a block travels in one message).
@@ -75,6 +78,19 @@ impl Pipe {
                 .filter(|(_, b)| **b == b'\n')
                 .map(|(i, _)| i + 1);
             return Box::new(ends.skip(l.max(1) - 1).step_by(l.max(1)));
+        }
+        if self.csv {
+            // Blocks start at a record's start, so quotes are counted
+            // from there: "" inside a quoted field counts twice.
+            let mut quotes = 0usize;
+            return Box::new(buf.iter().enumerate().filter_map(move |(i, b)| match b {
+                b'"' => {
+                    quotes += 1;
+                    None
+                }
+                b'\n' if quotes % 2 == 0 => Some(i + 1),
+                _ => None,
+            }));
         }
         let all: Box<dyn Iterator<Item = usize> + 'a> = match (&self.recend, &self.recstart) {
             (Some(end), _) => Box::new(
@@ -354,6 +370,7 @@ mod tests {
             remove_separators: None,
             group: None,
             timeout: None,
+            csv: false,
         };
         // The last record that ends within the block.
         assert_eq!(pipe(5, None).cut(b"ab\ncd\nef", false), Some(3));
@@ -380,5 +397,36 @@ mod tests {
             .unwrap();
         assert!(got.iter().all(|b| b.len() <= 1000 && b.ends_with('\n')));
         assert_eq!(got.concat().into_bytes(), data);
+    }
+
+    #[test]
+    fn csv_blocks_end_at_a_newline_outside_quotes() {
+        let pipe = |block, records| Pipe {
+            block,
+            recend: Pipe::separator("\n", false, false).unwrap(),
+            recstart: None,
+            records,
+            lines: None,
+            header: None,
+            remove_separators: None,
+            group: None,
+            timeout: None,
+            csv: true,
+        };
+        let data = b"a,b\n\"x\ny\",z\nc,\"\"\"q\"\"\"\nd,e\n";
+        // A newline inside quotes ends nothing ("" is a quote in a field).
+        assert_eq!(pipe(6, None).cut(data, false), Some(4));
+        assert_eq!(pipe(12, None).cut(data, false), Some(12));
+        assert_eq!(pipe(1, Some(1)).cut(&data[4..], false), Some(8));
+        assert_eq!(pipe(1, Some(2)).cut(&data[4..], false), Some(18));
+        // An open quote: not a record yet, unless nothing more comes.
+        assert_eq!(pipe(1, Some(1)).cut(b"\"x\ny", false), None);
+        assert_eq!(pipe(1, Some(1)).cut(b"\"x\ny", true), Some(4));
+        // Read through a reader: records whole, every byte once.
+        let reader: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(data.to_vec()));
+        let got: Vec<String> = blocks(reader, pipe(3, None), "t".into())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got, ["a,b\n", "\"x\ny\",z\n", "c,\"\"\"q\"\"\"\n", "d,e\n"]);
     }
 }

@@ -49,6 +49,9 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         },
         colsep,
         csv: match (a.csv, a.colsep.as_deref()) {
+            // --pipe's blocks pass as they are, cut at CSV records
+            // (pipe_of).
+            _ if a.pipe => None,
             (false, _) => None,
             (true, None) => Some(b','),
             (true, Some(c)) if c.len() == 1 => Some(c.as_bytes()[0]),
@@ -181,6 +184,7 @@ fn pipe_of(
             },
             group,
             timeout: a.block_timeout,
+            csv: a.csv,
         }),
         part,
     ))
@@ -266,6 +270,26 @@ pub(crate) fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> 
             Some(_) => {}
         }
     }
+    if a.csv {
+        // GNU parallel passes whole CSV records with --pipe and quietly
+        // drops these (or cuts records inside quotes with -L): refused.
+        let not_with = if a.pipepart {
+            Some("--pipepart: a record's quotes are known only reading the file from its start (--pipe -a FILE cuts it at CSV records)")
+        } else if a.shard.is_some() || a.bin.is_some() || a.group_by.is_some() {
+            Some("--shard, --bin or --group-by: their columns are --colsep's")
+        } else if a.recend.is_some() || a.recstart.is_some() || a.regexp {
+            Some("--recend, --recstart or --regexp: a CSV record ends at a newline outside quotes")
+        } else if a.lines.is_some() || a.max_lines.is_some() {
+            Some("-L or --max-lines: a CSV record may hold newlines (-N K passes K records)")
+        } else {
+            None
+        };
+        if let Some(what) = not_with {
+            return Err(format!(
+                "--csv with --pipe passes whole CSV records; not with {what}"
+            ));
+        }
+    }
     let clash = if sources.iter().any(|s| matches!(s, Source::Args(..))) {
         Some("::: inputs")
     } else if files > 1 && !a.pipepart {
@@ -274,8 +298,6 @@ pub(crate) fn pipe_alone(a: &RunArgs, sources: &[Source]) -> Result<(), String> 
         Some("-m, -X or --xargs")
     } else if a.colsep.is_some() && a.shard.is_none() && a.bin.is_none() && a.group_by.is_none() {
         Some("--colsep")
-    } else if a.csv {
-        Some("--csv")
     } else {
         None
     };

@@ -1399,6 +1399,40 @@ fn with_stdin(mut c: Command, stdin: Option<&str>) -> (bool, String, String) {
     (o.status.success(), out(&o), err(&o))
 }
 
+/// How long one run of GNU parallel gets here (each takes about a second).
+const GNU_BOUND: Duration = Duration::from_secs(60);
+
+/// What GNU parallel, when installed, prints when `set` gives it its
+/// arguments and `stdin` is its input. GNU parallel 20221122 itself now
+/// and then never ends (it waits in poll: 1 of 60 runs of the `--pipe
+/// --bin 2` case below, and a CI run lost its whole time to one): each run
+/// gets [`GNU_BOUND`], and one that hangs is killed and made again, at
+/// most three times in all.
+fn gnu_output(set: impl Fn(&mut Command), stdin: Option<&[u8]>) -> Option<Output> {
+    let mut hangs = Vec::new();
+    while hangs.len() < 3 {
+        let mut c = gnu_parallel()?;
+        set(&mut c);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("GNU parallel runs");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).unwrap();
+        }
+        drop(input);
+        match remex_tests::output_within(child, GNU_BOUND) {
+            Ok(o) => return Some(o),
+            Err(e) => {
+                eprintln!("GNU parallel hung, run again: {c:?}: {e}");
+                hangs.push(e);
+            }
+        }
+    }
+    panic!("GNU parallel hung three times: {hangs:?}")
+}
+
 /// GNU parallel, when installed (`.ci/run` installs it).
 fn gnu_parallel() -> Option<Command> {
     let ok = Command::new("parallel")
@@ -1412,9 +1446,10 @@ fn gnu_parallel() -> Option<Command> {
         let mut c = Command::new("parallel");
         c.arg("--will-cite");
         // In a session of its own, without a controlling terminal: its
-        // --color runs `tput el </dev/tty`, and where the terminal is a
-        // serial console that open waits for a carrier. (remex writes the
-        // codes GNU parallel falls back to without a terminal.)
+        // --color asks the terminal for its codes (`tput sgr0 </dev/tty`:
+        // `ESC(B ESC[m` in an xterm), and stops for tty output when run in
+        // the background of one; without a terminal it writes the codes
+        // remex writes.
         // SAFETY: setsid(2) is async-signal-safe.
         unsafe {
             c.pre_exec(|| {
@@ -1494,8 +1529,12 @@ fn plus_choose_k_and_uniq_make_the_combinations_gnu_parallel_makes() {
         // status).
         assert!(o.status.success(), "{args:?}: {}", o.stderr.as_str());
         assert_eq!(o.stdout.as_str(), want, "remex {args:?}");
-        if let Some(mut p) = gnu_parallel() {
-            let g = remex_tests::output_of(p.args(&args));
+        if let Some(g) = gnu_output(
+            |p| {
+                p.args(&args);
+            },
+            None,
+        ) {
             assert_eq!(out(&g), want, "parallel {args:?}");
         }
     }
@@ -1545,10 +1584,13 @@ fn jobs_see_their_sshlogin_as_in_gnu_parallel() {
         let (ok, got, e) = with_stdin(c, None);
         assert!(ok, "{args:?}: {e}");
         assert_eq!(got, *want, "remex {args:?}");
-        if let Some(mut p) = gnu_parallel() {
-            p.args(*args);
-            let (_, pgot, pe) = with_stdin(p, None);
-            assert_eq!(pgot, *want, "GNU parallel {args:?}: {pe}");
+        if let Some(g) = gnu_output(
+            |p| {
+                p.args(*args);
+            },
+            None,
+        ) {
+            assert_eq!(out(&g), *want, "GNU parallel {args:?}: {}", err(&g));
         }
     }
 }
@@ -2334,6 +2376,18 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a]\n",
         ),
+        // --csv with --pipe: blocks of whole CSV records (a newline in
+        // quotes ends none), a longer record alone.
+        (
+            &["-k", "--csv", "--pipe", "--block", "3", "echo ==; cat"],
+            Some("a,b\n\"x\ny\",z\nc,\"\"\"q\"\"\"\n"),
+            "==\na,b\n==\n\"x\ny\",z\n==\nc,\"\"\"q\"\"\"\n",
+        ),
+        (
+            &["-k", "--csv", "--pipe", "--block", "14", "--header", "1", "echo ==; cat"],
+            Some("h,i\na,b\n\"x\ny\",z\nc,d\n"),
+            "==\nh,i\na,b\n\"x\ny\",z\n==\nh,i\nc,d\n",
+        ),
         // --total-jobs: {##} told, not counted.
         (
             &["-k", "--plus", "--total", "10", "echo", "{##}", ":::", "a", "b"],
@@ -2521,9 +2575,13 @@ fn gnu_parallels_input_options_give_its_output() {
         let (ok, got, e) = with_stdin(c, *stdin);
         assert!(ok, "{args:?}: {e}");
         assert_eq!(got, *want, "remex {args:?}");
-        if let Some(mut p) = gnu_parallel() {
-            p.args(args);
-            let (pok, pgot, pe) = with_stdin(p, *stdin);
+        if let Some(g) = gnu_output(
+            |p| {
+                p.args(args);
+            },
+            stdin.map(str::as_bytes),
+        ) {
+            let (pok, pgot, pe) = (g.status.success(), out(&g), err(&g));
             assert!(pok, "parallel {args:?}: {pe}");
             if pgot == got {
                 same += 1;
@@ -3139,13 +3197,11 @@ fn results_in_a_csv_tsv_or_json_file_are_gnu_parallels_records() {
             ),
             _ => assert!(got.starts_with("Seq\tHost\t"), "{got}"),
         }
-        if let Some(mut p) = gnu_parallel() {
-            let theirs = dir.join(format!("gnu.{form}"));
-            let out = remex_tests::output_of(
-                p.args(["--results", theirs.to_str().unwrap()])
-                    .args(args)
-                    .stdin(Stdio::null()),
-            );
+        let theirs = dir.join(format!("gnu.{form}"));
+        let set = |p: &mut Command| {
+            p.args(["--results", theirs.to_str().unwrap()]).args(args);
+        };
+        if let Some(out) = gnu_output(set, None) {
             assert!(out.status.success());
             assert_eq!(got, masked(&theirs), "{form}: remex's and GNU parallel's");
         }
@@ -4199,6 +4255,26 @@ fn pipe_gives_each_job_a_block_of_stdin_on_a_worker_anywhere() {
     let o = run(&["run", "--pipe", "echo", ":::", "a"]);
     assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
     assert!(o.stderr.contains("not ::: inputs"), "{}", o.stderr);
+    // --csv cuts at CSV records: what would cut elsewhere (GNU parallel
+    // drops it, or cuts inside quotes) is refused, naming it.
+    let file = d.join("records.csv");
+    std::fs::write(&file, "a,\"b\nc\"\n").unwrap();
+    let file = file.to_str().unwrap();
+    for (extra, named) in [
+        (&["--pipe", "-L", "1"][..], "-L or --max-lines"),
+        (&["--pipe", "--recend", ";"], "--recend"),
+        (&["--pipepart", "-a", file], "--pipepart"),
+    ] {
+        let o = run(&[&["run", "--csv"][..], extra, &["cat"]].concat());
+        assert_eq!(o.status.code(), Some(255), "{extra:?}: {}", o.stderr);
+        assert!(
+            o.stderr
+                .contains("--csv with --pipe passes whole CSV records")
+                && o.stderr.contains(named),
+            "{extra:?}: {}",
+            o.stderr
+        );
+    }
 }
 
 #[test]
