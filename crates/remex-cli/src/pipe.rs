@@ -109,8 +109,13 @@ impl Pipe {
         all
     }
 
-    /// Where the first block of `buf` ends, if it is known yet.
-    fn cut(&self, buf: &[u8], eof: bool) -> Option<usize> {
+    /// Where the first block of `buf` ends, if it is known yet. A block
+    /// in which no record ends makes the block size grow as GNU parallel's
+    /// does, with its warning: 1.3 times and one byte more, each time a
+    /// block's worth is read without a record's end (and then at most
+    /// [`MOST_BLOCK`]; not with `--block-timeout`), and for the rest of
+    /// the input.
+    fn cut(&mut self, buf: &[u8], eof: bool) -> Option<usize> {
         if buf.is_empty() {
             return None;
         }
@@ -130,16 +135,34 @@ impl Pipe {
             }
             return rest();
         }
-        // The last record that ends within the block; else the one
-        // record, longer than the block, whole.
-        let mut last = None;
-        for p in self.points(buf, eof) {
-            if p > self.block {
-                return Some(last.unwrap_or(p));
+        // The last record that ends within the block.
+        loop {
+            let (mut last, mut past) = (None, None);
+            for p in self.points(buf, eof) {
+                if p > self.block {
+                    past = Some(p);
+                    break;
+                }
+                last = Some(p);
             }
-            last = Some(p);
+            if last.is_some() {
+                return last;
+            }
+            if self.timeout.is_some() || self.block >= MOST_BLOCK {
+                // The one record, longer than the block, whole.
+                return past.or_else(rest);
+            }
+            let grown = ((self.block as f64 * 1.3 + 1.0).ceil() as usize).min(MOST_BLOCK);
+            eprintln!(
+                "remex: a record was longer than {} bytes: --block grows to {grown} (as in GNU parallel)",
+                self.block
+            );
+            self.block = grown;
+            if buf.len() < self.block {
+                // A block's worth is read first.
+                return rest();
+            }
         }
-        last.or_else(rest)
     }
 
     /// Where a block of the whole records in `buf` ends, for a block cut
@@ -377,10 +400,20 @@ mod tests {
         // Not enough yet, unless nothing more comes.
         assert_eq!(pipe(9, None).cut(b"ab\ncd", false), None);
         assert_eq!(pipe(9, None).cut(b"ab\ncd", true), Some(5));
-        // A record longer than the block: whole, once its end is there.
+        // A record longer than the block makes it grow (GNU parallel's
+        // x1.3 + 1: 2, 4, 7), until a block's worth holds a record's end.
         assert_eq!(pipe(2, None).cut(b"abcd", false), None);
-        assert_eq!(pipe(2, None).cut(b"abcd\nx", false), Some(5));
+        assert_eq!(pipe(2, None).cut(b"abcd\nx", false), None);
+        let mut grows = pipe(2, None);
+        assert_eq!(grows.cut(b"abcd\nx\ny\n", false), Some(7));
+        assert_eq!(grows.block, 7, "the rest of the input too");
+        assert_eq!(grows.cut(b"y\nz\nw\nv\n", false), Some(6));
         assert_eq!(pipe(2, None).cut(b"abcd", true), Some(4));
+        // Not with --block-timeout: the record alone.
+        let mut timed = pipe(2, None);
+        timed.timeout = Some(std::time::Duration::from_secs(1));
+        assert_eq!(timed.cut(b"abcd\nx\ny\n", false), Some(5));
+        assert_eq!(timed.block, 2);
         // -N K: K records, whatever their size; a record holds something
         // before its end (GNU parallel's: "\n\n\n" is "\n\n", "\n").
         assert_eq!(pipe(1, Some(2)).cut(b"a\nb\nc\n", false), Some(4));

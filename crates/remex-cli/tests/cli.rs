@@ -2376,6 +2376,13 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[a]\n",
         ),
+        // A record longer than --block makes the block grow for the
+        // rest of the input (x1.3 + 1: 3, 5, 8), with a warning.
+        (
+            &["-k", "--pipe", "--block", "3", "echo ==; cat"],
+            Some("abcdef\nx\ny\nz\n"),
+            "==\nabcdef\n==\nx\ny\nz\n",
+        ),
         // --csv with --pipe: blocks of whole CSV records (a newline in
         // quotes ends none), a longer record alone.
         (
