@@ -94,10 +94,12 @@ impl Pipe {
         }
         let all: Box<dyn Iterator<Item = usize> + 'a> = match (&self.recend, &self.recstart) {
             (Some(end), _) => Box::new(
-                // A record holds something before its end (GNU parallel
-                // looks for the end from the block's second byte on).
+                // With -N, a record holds something before its end (GNU
+                // parallel counts ends from the block's second byte on);
+                // a block of whole records ends after the last end read,
+                // wherever it is.
                 end.find_iter(buf)
-                    .filter(|m| m.start() > 0)
+                    .filter(|m| m.start() > 0 || self.records.is_none())
                     .map(|m| m.end())
                     .filter(move |p| starts_here(*p)),
             ),
@@ -107,6 +109,20 @@ impl Pipe {
             (None, None) => Box::new(1..=buf.len()),
         };
         all
+    }
+
+    /// How far `buf` must have been read for the record end `p` to be
+    /// found: past the next record's `--recstart` when there is one (GNU
+    /// parallel finds --recend and --recstart together in what it read).
+    fn found_at(&self, buf: &[u8], p: usize) -> usize {
+        let plain =
+            self.group.is_none() && !self.csv && (self.lines.is_none() || self.records.is_some());
+        match &self.recstart {
+            Some((_, at)) if plain && p < buf.len() => {
+                at.find(&buf[p..]).map_or(p, |m| p + m.end())
+            }
+            _ => p,
+        }
     }
 
     /// Where the first block of `buf` ends, if it is known yet. A block
@@ -139,7 +155,7 @@ impl Pipe {
         loop {
             let (mut last, mut past) = (None, None);
             for p in self.points(buf, eof) {
-                if p > self.block {
+                if self.found_at(buf, p) > self.block {
                     past = Some(p);
                     break;
                 }

@@ -734,7 +734,17 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
             total,
             slots: slot_count.get() as u64,
         };
-        let req = match setup.request(&a.limits, &job.command, at, &job.args) {
+        // --pipe: a job whose block is empty (all of it separators that
+        // --rrs took out) runs `true`, not its command: GNU parallel's
+        // jobs start their command only once input comes.
+        let empty_block = a.pipe
+            && !(a.tee || a.roundrobin || a.cat || a.fifo)
+            && job.stdin.as_ref().is_some_and(|b| b.is_empty());
+        let command = match empty_block {
+            true => "true",
+            false => &job.command,
+        };
+        let req = match setup.request(&a.limits, command, at, &job.args) {
             Ok(r) => remex::worker::CommandRequest {
                 stdin: job.stdin.clone(),
                 ..r

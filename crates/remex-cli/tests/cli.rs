@@ -2383,6 +2383,25 @@ fn gnu_parallels_input_options_give_its_output() {
             Some("abcdef\nx\ny\nz\n"),
             "==\nabcdef\n==\nx\ny\nz\n",
         ),
+        // A block ends after the last record end read, even one at its
+        // first byte; with --recstart, once the next record's start is
+        // read too.
+        (
+            &["-k", "--pipe", "--block", "1", "echo ==; cat"],
+            Some("\nxay>x\n"),
+            "==\n\n==\nxay>x\n",
+        ),
+        (
+            &["-k", "--pipe", "--recstart", ">", "--block", "4", "echo ==; cat"],
+            Some("yby\naba>bab>y\n"),
+            "==\nyby\naba==\n>bab>y\n",
+        ),
+        // A block --rrs leaves empty starts no command.
+        (
+            &["-k", "--pipe", "--rrs", "--block", "4", "echo ==; cat"],
+            Some("y\ny\n\n"),
+            "==\nyy",
+        ),
         // --csv with --pipe: blocks of whole CSV records (a newline in
         // quotes ends none), a longer record alone.
         (
