@@ -5029,3 +5029,70 @@ fn colorfailed_colours_the_lines_of_failed_jobs_white_on_red() {
     assert_eq!(o.status.code(), Some(1), "{}", o.stderr);
     assert_eq!(o.stdout, "0\n\x1b[48;5;196;38;5;231m\x1b[K1\x1b[m\n");
 }
+
+/// `--pipe`'s cutting against GNU parallel's on made-up inputs: records
+/// of random lengths (some empty, some longer than the block, the last
+/// without its end) under each way of cutting, from a fixed seed. Where
+/// GNU parallel is not installed there is nothing to compare with.
+#[test]
+fn pipe_cuts_random_records_as_gnu_parallel_does() {
+    if gnu_parallel().is_none() {
+        return;
+    }
+    let cuttings: &[&[&str]] = &[
+        &["--block", "3"],
+        &["--block", "1"],
+        &["--block", "7"],
+        &["-N", "2"],
+        &["-N", "2", "--block", "3"],
+        &["-L", "2"],
+        &["-L", "3", "--block", "5"],
+        &["--recstart", ">", "--block", "4"],
+        &["--recstart", ">", "--recend", "\n", "--block", "5"],
+        &["--recend", "x", "--block", "3"],
+        &["--regexp", "--recend", "[xy]", "--block", "3"],
+        &["--block", "6", "--header", "1"],
+        &["--block", "4", "--rrs"],
+        &["-N", "3", "--recstart", ">"],
+    ];
+    // A small LCG (Knuth's MMIX constants): the same inputs every run.
+    let mut state: u64 = 0x5eed;
+    let mut next = move |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    };
+    let mut differ = Vec::new();
+    for round in 0..2 {
+        for cutting in cuttings {
+            let mut data = String::new();
+            for _ in 0..1 + next(10) {
+                let len = [0, 1, 2, 3, 5, 9, 15][next(7)];
+                data.extend((0..len).map(|_| ['a', 'b', 'x', '>', 'y'][next(5)]));
+                data.push('\n');
+            }
+            if next(5) == 0 {
+                data.pop();
+            }
+            let args: Vec<&str> = [&["-k", "--pipe"][..], cutting, &["echo ==; cat"]].concat();
+            let mut c = remex();
+            c.args(["run", "--tx", "popen", "--no-bar"]).args(&args);
+            let (ok, got, e) = with_stdin(c, Some(&data));
+            let g = gnu_output(
+                |p| {
+                    p.args(&args);
+                },
+                Some(data.as_bytes()),
+            )
+            .expect("GNU parallel is here");
+            if (ok, got.as_str()) != (g.status.success(), out(&g).as_str()) {
+                differ.push(format!(
+                    "round {round} {cutting:?} {data:?}:\n  remex {got:?} {e}\n  GNU   {:?}",
+                    out(&g)
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
