@@ -70,7 +70,8 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
-/// How long [`ran`] lets a command run: far past any command of the
+/// How long [`ran`], [`finished`] and [`output_of`] let a command run:
+/// far past any command of the
 /// suite (the slowest take seconds), so that a hang fails its test, naming
 /// the command and the processes it left, rather than the whole run.
 pub const COMMAND_BOUND: Duration = Duration::from_secs(300);
@@ -154,9 +155,9 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
     tree
 }
 
-/// One line on a process for a hang's report: pid, state, the kernel
-/// function it waits in, and its command line; and for each of its
-/// threads, its name, state and wait.
+/// A process for a hang's report: its pid, the kernel function it waits
+/// in and its command line, then a line for each of its threads: its id,
+/// name, state and wait.
 pub fn describe_process(pid: u32) -> String {
     let read =
         |what: &str| std::fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default();
@@ -496,13 +497,7 @@ pub fn ran(cmd: &mut std::process::Command) -> Ran {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ");
-    let child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let o = output_within(child, COMMAND_BOUND).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let o = output_of(cmd);
     Ran {
         what,
         status: o.status,

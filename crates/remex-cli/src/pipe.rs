@@ -397,9 +397,10 @@ impl Reader {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pipe_blocks_are_whole_records_within_the_size() {
-        let pipe = |block, records| Pipe {
+    /// Records ending in a newline (CSV records with `csv`), in blocks of
+    /// `block` bytes or of `records` records.
+    fn lines(block: usize, records: Option<usize>, csv: bool) -> Pipe {
+        Pipe {
             block,
             recend: Pipe::separator("\n", false, false).unwrap(),
             recstart: None,
@@ -409,8 +410,13 @@ mod tests {
             remove_separators: None,
             group: None,
             timeout: None,
-            csv: false,
-        };
+            csv,
+        }
+    }
+
+    #[test]
+    fn pipe_blocks_are_whole_records_within_the_size() {
+        let pipe = |block, records| lines(block, records, false);
         // The last record that ends within the block.
         assert_eq!(pipe(5, None).cut(b"ab\ncd\nef", false), Some(3));
         // Not enough yet, unless nothing more comes.
@@ -450,18 +456,7 @@ mod tests {
 
     #[test]
     fn csv_blocks_end_at_a_newline_outside_quotes() {
-        let pipe = |block, records| Pipe {
-            block,
-            recend: Pipe::separator("\n", false, false).unwrap(),
-            recstart: None,
-            records,
-            lines: None,
-            header: None,
-            remove_separators: None,
-            group: None,
-            timeout: None,
-            csv: true,
-        };
+        let pipe = |block, records| lines(block, records, true);
         let data = b"a,b\n\"x\ny\",z\nc,\"\"\"q\"\"\"\nd,e\n";
         // A newline inside quotes ends nothing ("" is a quote in a field).
         assert_eq!(pipe(6, None).cut(data, false), Some(4));
