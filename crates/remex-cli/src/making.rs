@@ -30,6 +30,29 @@ pub(crate) struct Maker {
     pub(crate) hostgroups: bool,
 }
 
+impl Made {
+    /// `-s N` given: GNU parallel's "Command line too long" when this
+    /// job's command line and its end (a NUL) take more than `most`
+    /// characters; the run then starts no more jobs and ends 255, as
+    /// GNU parallel's does. The inputs are shown as GNU parallel shows
+    /// them, at most 50 characters.
+    pub(crate) fn too_long(&self, most: Option<usize>) -> Option<String> {
+        let most = most?;
+        let len = self.command.len();
+        if len < most {
+            return None;
+        }
+        let args = self.args.join(" ");
+        let shown = match args.char_indices().nth(50) {
+            Some((cut, _)) => format!("{}...", &args[..cut]),
+            None => args,
+        };
+        Some(format!(
+            "command line too long ({len} >= {most}, -s {most}) at input: {shown}"
+        ))
+    }
+}
+
 impl Maker {
     /// The job at `at` made of the input `args`.
     pub(crate) fn make(&self, at: At, mut args: Vec<String>) -> Made {

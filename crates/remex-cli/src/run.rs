@@ -341,6 +341,9 @@ fn dry_run(
             continue;
         }
         let made = maker.make(at, args);
+        if let Some(e) = made.too_long(a.max_chars) {
+            return Err(e);
+        }
         // -t: on stderr too, as GNU parallel shows a job it starts.
         if a.trace {
             eprintln!("{}", crate::raw::shown(&made.command));
@@ -947,12 +950,22 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
                         total,
                         slots: slot_count.get() as u64,
                     };
+                    let made = maker.make(at, args);
+                    // -s: GNU parallel's end of the run (no more jobs).
+                    if let Some(e) = made.too_long(a.max_chars) {
+                        if slotted {
+                            free.insert(slot);
+                        }
+                        input_error = Some(e);
+                        inputs_done = true;
+                        continue;
+                    }
                     let Made {
                         args,
                         command,
                         stdin,
                         groups,
-                    } = maker.make(at, args);
+                    } = made;
                     let kill = relative.as_mut().map(|r| r.arm(seq));
                     commands.insert(seq, command.clone());
                     running.push(submit(

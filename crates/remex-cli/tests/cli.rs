@@ -2692,6 +2692,62 @@ fn gnu_parallels_input_options_give_its_output() {
     assert!(o.stdout.is_empty(), "{}", o.stdout.as_str());
 }
 
+/// `-s N`: a job whose command line (with its end) takes more than N
+/// characters ends the run as GNU parallel's does: the jobs before it
+/// run, none after, "command line too long" on stderr, exit 255; with
+/// --dry-run too. remex ran such a job.
+#[test]
+fn a_command_line_longer_than_s_ends_the_run_as_in_gnu_parallel() {
+    let long = "a".repeat(20);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "-k", "-j1", "-s", "12", "echo", ":::", "a", "bb", &long, "c",
+            ],
+            "a\nbb\n",
+        ),
+        (
+            &["--dryrun", "-j1", "-s", "12", "echo", ":::", "a", &long],
+            "echo a\n",
+        ),
+        (
+            &[
+                "-k", "-j1", "-s", "12", "-m", "echo", ":::", "a", "bb", "cc", &long, "c",
+            ],
+            "a bb\ncc\n",
+        ),
+        // The line's end counts: "echo abcd" is 9 characters.
+        (&["-s", "9", "echo", ":::", "abcd"], ""),
+        // Inputs are measured quoted for the shell.
+        (&["-j1", "-s", "11", "echo \"{}\"", ":::", "a b"], ""),
+    ];
+    for (args, want) in cases {
+        let o = ran(remex()
+            .args(["run", "--tx", "popen", "--no-bar"])
+            .args(*args));
+        assert_eq!(o.status.code(), Some(255), "{args:?}: {}", o.stderr);
+        assert_eq!(o.stdout, *want, "{args:?}");
+        assert!(
+            o.stderr.contains("command line too long") && o.stderr.contains("-s "),
+            "{args:?}: {}",
+            o.stderr
+        );
+        if let Some(g) = gnu_output(
+            |p| {
+                p.args(*args);
+            },
+            None,
+        ) {
+            assert_eq!(g.status.code(), Some(255), "parallel {args:?}");
+            assert_eq!(out(&g), *want, "parallel {args:?}");
+        }
+    }
+    // Within the bound: the job runs.
+    let o = run(&["run", "--tx", "popen", "-s", "10", "echo", ":::", "abcd"]);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert_eq!(o.stdout, "abcd\n");
+}
+
 #[test]
 fn completions_load_in_bash_and_man_pages_are_written() {
     let dir = scratch("completions");
