@@ -449,7 +449,8 @@ impl Template {
         match &self.words {
             Some(words) => words
                 .iter()
-                .map(|w| self.quoting.quote(&render(w, at, args, None)))
+                .flat_map(|w| render_word(w, at, args))
+                .map(|w| self.quoting.quote(&w))
                 .collect::<Vec<_>>()
                 .join(" "),
             None if self.context => render_context(&self.pieces, at, args, self.quoted()),
@@ -581,6 +582,31 @@ fn render(pieces: &[Piece], at: At, args: &[String], quoted: Option<Quoting>) ->
     }
     out
 }
+/// `-q`: one word of the command with the job's arguments, as the words
+/// it makes: each argument a whole-list string (`{}`, `{.}`...) stands
+/// for is a word of its own, the word's text before it joined to the
+/// first and the text after it to the last (GNU parallel's: `-q printf
+/// %s, x{}y ::: a ::: b` prints `xa,by,`).
+fn render_word(pieces: &[Piece], at: At, args: &[String]) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for p in pieces {
+        match p {
+            Piece::Arg(None, part) => {
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    word.push_str(&apply(part, a));
+                }
+            }
+            _ => word.push_str(&render(std::slice::from_ref(p), at, args, None)),
+        }
+    }
+    words.push(word);
+    words
+}
+
 fn apply(part: &Part, a: &str) -> String {
     let base = |a: &str| a.rsplit_once('/').map_or(a, |(_, b)| b).to_string();
     // GNU parallel's `s:\.[^/.]*$::`: from the last dot after the last
@@ -597,11 +623,7 @@ fn apply(part: &Part, a: &str) -> String {
         Part::Whole | Part::ChooseK | Part::Uniq => a.to_string(),
         Part::NoExt => no_ext(a),
         Part::Base => base(a),
-        Part::Dir => match a.rsplit_once('/') {
-            Some(("", _)) => "/".into(),
-            Some((d, _)) => d.to_string(),
-            None => ".".into(),
-        },
+        Part::Dir => dirname(a).to_string(),
         Part::BaseNoExt => no_ext(&base(a)),
         Part::PlusDir => a.rsplit_once('/').map_or("", |(d, _)| d).to_string(),
         // GNU parallel's rule: after the last dot, wherever it is.
@@ -616,15 +638,40 @@ fn apply(part: &Part, a: &str) -> String {
     }
 }
 
+/// `{//}`: Perl's `File::Basename::dirname`, which GNU parallel calls:
+/// trailing slashes do not count (`dir/` -> `.`, `a/b/` -> `a`), runs of
+/// slashes are one (`a//b` -> `a`), `.` where there is no directory.
+fn dirname(a: &str) -> &str {
+    // Perl's fileparse: up to the last slash, and whether no name follows.
+    fn parse(p: &str) -> (&str, bool) {
+        match p.rfind('/') {
+            Some(i) => (&p[..=i], i + 1 == p.len()),
+            None => ("./", p.is_empty()),
+        }
+    }
+    // Trailing slashes off, the first character kept (`s{(.)/*\z}{$1}`).
+    let strip = |d: &str| -> usize {
+        let kept = d.trim_end_matches('/').len().max(1);
+        kept.min(d.len())
+    };
+    let (dir, no_base) = parse(a);
+    let dir = &dir[..strip(dir)];
+    if !no_base {
+        return dir;
+    }
+    let (dir, _) = parse(dir);
+    &dir[..strip(dir)]
+}
+
 /// `a` split before its last `k` extensions (each a dot and characters
-/// other than dots and slashes), the extensions without their first dot;
-/// `None` when it has fewer.
+/// other than dots and slashes, maybe none: GNU parallel's
+/// `(\.[^/.]*){k}$`), the extensions without their first dot; `None`
+/// when it has fewer.
 fn exts(a: &str, k: usize) -> Option<(&str, &str)> {
     let mut at = a.len();
     for _ in 0..k {
         let dot = a[..at].rfind('.')?;
-        let ext = &a[dot + 1..at];
-        if ext.is_empty() || ext.contains('/') {
+        if a[dot + 1..at].contains('/') {
             return None;
         }
         at = dot;

@@ -2575,6 +2575,27 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "AB AB AB C\n",
         ),
+        // -q: each of a job's inputs in {} is a word of its own (remex
+        // made them one word).
+        (
+            &["-k", "-q", "printf", "%s,", "x{}y", ":::", "a", "b", ":::", "c"],
+            None,
+            "xa,cy,xb,cy,",
+        ),
+        // {//} is Perl's dirname, as GNU parallel's: trailing and doubled
+        // slashes do not count (remex gave `dir`, `a/`, `a/b`).
+        (
+            &["-k", "echo", "[{//}]", ":::", "dir/", "a//b", "a/b/", "/", ""],
+            None,
+            "[.]\n[a]\n[a]\n[/]\n[.]\n",
+        ),
+        // --plus's {..} and {+..}: an extension may be empty (remex
+        // needed a character in each).
+        (
+            &["-k", "--plus", "echo", "{+..}", "{..}", ":::", "a..b", "..."],
+            None,
+            ".b a\n. .\n",
+        ),
     ];
     let dir = scratch("parallel-cmp");
     let list = dir.join("list");
