@@ -295,7 +295,10 @@ pub(crate) struct RunArgs {
     /// past a newline inside quotes (GNU parallel's --csv).
     #[arg(long)]
     pub(crate) csv: bool,
-    /// With ':', each source's first input names its columns: {name} in the command.
+    /// Each source's first input names its columns: {name} (and {name.}
+    /// ...) in the command (any value but 0, as GNU parallel; with
+    /// --pipe, RE or N lines go before every block); files name their
+    /// inputs too: {FILE}.
     #[arg(long, value_name = ":")]
     pub(crate) header: Option<String>,
     /// K inputs per job ({1}..{K}; a word holding {} repeated for each

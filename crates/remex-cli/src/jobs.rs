@@ -214,9 +214,8 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
     if plus && inner == "sshlogin" {
         return Some(Piece::Var("PARALLEL_SSHLOGIN"));
     }
-    if let Some((_, pos)) = names.iter().find(|(n, _)| n == inner) {
-        return Some(Piece::Arg(Some(*pos), Part::Whole));
-    }
+    let named = by_name(inner, names);
+    let inner = named.as_deref().unwrap_or(inner);
     let (back, inner) = match inner.strip_prefix('-') {
         Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => (true, rest),
         _ => (false, inner),
@@ -251,6 +250,25 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
         (true, Some(n)) => Some(Piece::ArgBack(n, part)),
         _ => Some(Piece::Arg(pos, part)),
     }
+}
+
+/// `{name}`, `{name/}`, `{name//}`, `{name.}`, `{name/.}` with `--header`
+/// names as `{N}`... with the column's (or `--header`'s file's) number,
+/// as GNU parallel rewrites its command: name after name in their order,
+/// each rewrite seen by the next (so a column named `2` also takes what
+/// another name made `{2}`). `None`: no name.
+fn by_name(inner: &str, names: &[(String, usize)]) -> Option<String> {
+    let mut s: Option<String> = None;
+    for (name, pos) in names {
+        let now = s.as_deref().unwrap_or(inner);
+        let part = now
+            .strip_prefix(name.as_str())
+            .filter(|p| ["", "/", "//", ".", "/."].contains(p));
+        if let Some(part) = part {
+            s = Some(format!("{pos}{part}"));
+        }
+    }
+    s
 }
 
 /// The pieces of `cmd`: text and replacement strings.
@@ -879,6 +897,9 @@ pub(crate) struct Reading {
     pub(crate) csv: Option<u8>,
     /// `--header :`: each source's first input names its columns.
     pub(crate) header: bool,
+    /// `--header` (any value, `0` too): the files of `-a` and `::::` name
+    /// their inputs too, `{FILE}` (GNU parallel's `--header 0`).
+    pub(crate) file_names: bool,
     /// `--link`: every source linked to the one before.
     pub(crate) link: bool,
     /// `-N K`: K inputs in each job (0: one input, given to none).
@@ -1327,7 +1348,8 @@ pub(crate) struct Inputs {
     per_job: Option<usize>,
     /// The number of jobs, when the first source is not stdin.
     pub(crate) total: Option<u64>,
-    /// Column names (`--header :`) and their argument positions.
+    /// Column names (`--header :`) and their argument positions, then
+    /// (`--header`) the files' names and their numbers among the files.
     pub(crate) names: Vec<(String, usize)>,
 }
 
@@ -1385,6 +1407,20 @@ impl Inputs {
                 names: Vec::new(),
             });
         }
+        // --header: the files name their inputs too, numbered among the
+        // files only (GNU parallel's count).
+        let files: Vec<(String, usize)> = match reading.file_names {
+            false => Vec::new(),
+            true => sources
+                .iter()
+                .filter_map(|s| match s {
+                    Source::File(p, _) => Some(p.clone()),
+                    Source::Args(..) => None,
+                })
+                .enumerate()
+                .map(|(i, p)| (p, i + 1))
+                .collect(),
+        };
         let mut groups: Vec<Vec<Source>> = Vec::new();
         for s in sources {
             match groups.last_mut() {
@@ -1488,6 +1524,7 @@ impl Inputs {
             Some(k) if k > 1 => (n * product).div_ceil(k as u64),
             _ => n * product,
         });
+        names.extend(files);
         Ok(Inputs {
             first,
             rest,

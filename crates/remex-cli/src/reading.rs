@@ -21,16 +21,13 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         (None, Some(_)) => Some(regex::Regex::new("\t").expect("a tab is a regex")),
         (None, None) => None,
     };
+    // Outside --pipe, GNU parallel takes one line of each source as its
+    // header whatever --header says (`:`, a number, a regex), but `0`.
     let header = match a.header.as_deref() {
         // --pipe's header is what goes before every block (pipe_of).
         _ if a.pipe => false,
-        None => false,
-        Some(":") => true,
-        Some(other) => {
-            return Err(format!(
-            "--header takes ':' (the first input of each source names its columns), not {other:?}"
-        ))
-        }
+        None | Some("0") => false,
+        Some(_) => true,
     };
     let (pipe, part) = pipe_of(a)?;
     Ok(Reading {
@@ -63,6 +60,7 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
             }
         },
         header,
+        file_names: a.header.is_some() && !a.pipe,
         link: a.link,
         // -N wins over -n, and both over -L/-l, as in GNU parallel.
         // (-l before -L: GNU parallel reads -l first, and -L sets no

@@ -240,11 +240,27 @@ impl Results {
     /// The directory of a job with arguments `args` (`--results DIR`).
     pub(crate) fn dir_of(&self, dir: &Path, args: &[String]) -> PathBuf {
         let mut d = dir.to_path_buf();
-        for (i, a) in args.iter().enumerate() {
-            d.push(
-                self.name_of(i + 1)
-                    .map_or_else(|| (i + 1).to_string(), escaped),
-            );
+        // GNU parallel's order: by name, numbers first (Perl's `<=>`,
+        // then `cmp`); a name as it is, its slashes making directories.
+        let mut named: Vec<(String, &String)> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let name = self
+                    .name_of(i + 1)
+                    .map_or_else(|| (i + 1).to_string(), String::from);
+                (name, a)
+            })
+            .collect();
+        named.sort_by(|(x, _), (y, _)| {
+            perl_number(x)
+                .total_cmp(&perl_number(y))
+                .then_with(|| x.cmp(y))
+        });
+        for (name, a) in named {
+            for part in name.split('/').filter(|p| !p.is_empty() && *p != ".") {
+                d.push(part);
+            }
             d.push(crate::raw::path(&escaped(a)));
         }
         d
@@ -252,8 +268,11 @@ impl Results {
 
     /// The `--header` name of argument `pos` (from 1).
     fn name_of(&self, pos: usize) -> Option<&str> {
+        // The last: a file's name over its column's, as GNU parallel's
+        // (`--header : --results d echo :::: f` writes under d/f/).
         self.names
             .iter()
+            .rev()
             .find(|(_, p)| *p == pos)
             .map(|(n, _)| n.as_str())
     }
@@ -324,6 +343,29 @@ impl Results {
         h.extend([b"Stdout".as_slice(), b"Stderr"]);
         row(rec, sep, &h);
     }
+}
+
+/// `s` as a Perl number: its leading decimal number (`11a` is 11), else
+/// 0.
+fn perl_number(s: &str) -> f64 {
+    let t = s.trim_start();
+    let digits = |from: usize| t[from..].bytes().take_while(u8::is_ascii_digit).count();
+    let mut end = usize::from(t.starts_with(['+', '-']));
+    let whole = digits(end);
+    end += whole;
+    if t[end..].starts_with('.') && digits(end + 1) + whole > 0 {
+        end += 1 + digits(end + 1);
+    } else if whole == 0 {
+        return 0.0;
+    }
+    if t[end..].starts_with(['e', 'E']) {
+        let sign = usize::from(t[end + 1..].starts_with(['+', '-']));
+        let exp = digits(end + 1 + sign);
+        if exp > 0 {
+            end += 1 + sign + exp;
+        }
+    }
+    t[..end].parse().unwrap_or(0.0)
 }
 
 fn cannot_write(e: std::io::Error, p: &Path) -> String {

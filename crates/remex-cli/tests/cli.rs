@@ -2589,6 +2589,24 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "[.]\n[a]\n[a]\n[/]\n[.]\n",
         ),
+        // --header: a column's name with {.}'s, {/}'s... ending; any
+        // value but 0 takes one line of each source (remex took ':'
+        // only); with --header 0 a file's name names its inputs.
+        (
+            &["--header", ":", "--colsep", ",", "echo", "{a.}", "{b/}", "::::", "TABLE"],
+            None,
+            "x e\n",
+        ),
+        (
+            &["--header", "1", "--colsep", ",", "echo", "{b}", "{1}", "::::", "TABLE"],
+            None,
+            "d/e x.y\n",
+        ),
+        (
+            &["-k", "--header", "0", "--colsep", ",", "echo", "{TABLE}", "::::", "TABLE"],
+            None,
+            "a\nx.y\n",
+        ),
         // --plus's {..} and {+..}: an extension may be empty (remex
         // needed a character in each).
         (
@@ -2604,11 +2622,16 @@ fn gnu_parallels_input_options_give_its_output() {
     let list2 = dir.join("list2");
     std::fs::write(&list2, "a\nb\nc\n").unwrap();
     let list2 = list2.to_str().unwrap();
+    let table = dir.join("table");
+    std::fs::write(&table, "a,b\nx.y,d/e\n").unwrap();
+    let table = table.to_str().unwrap();
     let fill = |args: &[&str]| -> Vec<String> {
         args.iter()
             .map(|a| match *a {
                 "LIST" => list.to_string(),
                 "LIST2" => list2.to_string(),
+                "TABLE" => table.to_string(),
+                "{TABLE}" => format!("{{{table}}}"),
                 _ => a.to_string(),
             })
             .collect()
@@ -3249,6 +3272,71 @@ fn inputs_not_read_or_outputs_not_written_end_in_255_never_silently() {
         "{}",
         o.stderr
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--results DIR` with `--header`: the directories in the order of the
+/// columns' names, and a file's name (which `--header` makes a name of
+/// its inputs) over its column's, as GNU parallel makes them (remex kept
+/// the columns' order, and escaped the file's slashes). With GNU parallel
+/// here, the same trees.
+#[test]
+fn results_directories_follow_header_names_as_in_gnu_parallel() {
+    let dir = scratch("results-header");
+    let table = dir.join("t");
+    std::fs::write(&table, "b,a\n1,2\n").unwrap();
+    let tree = |root: &Path| -> Vec<String> {
+        let mut all = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                all.push(p.strip_prefix(root).unwrap().display().to_string());
+                if p.is_dir() {
+                    todo.push(p);
+                }
+            }
+        }
+        all.sort();
+        all
+    };
+    let rel = table.strip_prefix("/").unwrap().display().to_string();
+    let cases: [(&[&str], String); 2] = [
+        (&[":::", "b,a", "1,2"], "a/2/b/1/stdout".to_string()),
+        (
+            &["::::", table.to_str().unwrap()],
+            format!("{rel}/1/a/2/stdout"),
+        ),
+    ];
+    for (i, (source, want)) in cases.iter().enumerate() {
+        let ours = dir.join(format!("ours{i}"));
+        let args = |to: &Path| -> Vec<String> {
+            let mut v: Vec<String> = ["--header", ":", "--colsep", ",", "--results"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            v.push(to.display().to_string());
+            v.push("echo".into());
+            v.extend(source.iter().map(|s| s.to_string()));
+            v
+        };
+        let o = ran(remex()
+            .args(["run", "--tx", "popen", "--no-bar"])
+            .args(args(&ours)));
+        assert!(o.status.success(), "{}", o.stderr);
+        assert!(ours.join(want).is_file(), "{want} in {:?}", tree(&ours));
+        let theirs = dir.join(format!("theirs{i}"));
+        if gnu_output(
+            |p| {
+                p.args(args(&theirs));
+            },
+            None,
+        )
+        .is_some()
+        {
+            assert_eq!(tree(&ours), tree(&theirs), "{source:?}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
