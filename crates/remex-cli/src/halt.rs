@@ -129,6 +129,18 @@ impl Halt {
         }
     }
 
+    /// The exit status of a run the halt was not reached in: with a share
+    /// asked for, the percentage of the jobs `started` (retries each one
+    /// more) that failed, rounded up; else the number failed (at most
+    /// 101). GNU parallel's rule (`--halt soon,fail=50%` where one job of
+    /// five failed ends 20).
+    pub(crate) fn end_status(&self, failed: u64, started: u64) -> i32 {
+        match self.0 {
+            Some((_, _, Amount::Percent(_))) => (failed * 100).div_ceil(started.max(1)) as i32,
+            _ => failed.min(101) as i32,
+        }
+    }
+
     /// Whether to halt, and how, after `failed` and `succeeded` jobs of
     /// `total` (a share is of the total when known, as GNU parallel's;
     /// else of the finished jobs, once three finished).
@@ -189,6 +201,14 @@ mod tests {
         assert_eq!(h.status(1, Some(5), 7), 7);
         assert_eq!(h.status(1, Some(6), 7), 17);
         assert_eq!("now,fail=1".parse::<Halt>().unwrap().status(1, None, 7), 7);
+        // Not reached: a share's status is the share that failed.
+        assert_eq!("now,fail=50%".parse::<Halt>().unwrap().end_status(1, 3), 34);
+        assert_eq!(
+            "soon,success=50%".parse::<Halt>().unwrap().end_status(3, 8),
+            38
+        );
+        assert_eq!("soon,fail=3".parse::<Halt>().unwrap().end_status(2, 9), 2);
+        assert_eq!(Halt(None).end_status(200, 300), 101);
         assert_eq!("soon,fail=3".parse::<Halt>().unwrap().status(4, None, 7), 4);
         assert_eq!(
             "now,success=1".parse::<Halt>().unwrap().status(3, None, 0),

@@ -861,6 +861,9 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     let (mut failed, mut succeeded, mut killed) = (0u64, 0u64, 0u64);
     let mut halted: Option<When> = None;
     let mut halt_status = None;
+    // Jobs run to their end, each retry one more (--halt's share at the
+    // end is of these).
+    let mut ran_jobs = 0u64;
     let mut input_error = None;
     // --sshloginfile read again while jobs run (reload.rs): workers
     // started for it report here; each start is waited for before the
@@ -1108,6 +1111,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         let Some((job, result)) = next else {
             break;
         };
+        ran_jobs += 1;
         if !job_ok(&result) && job.attempt < a.retries && halted.is_none() && !hung_up {
             let kill = relative.as_mut().map(|r| r.arm(job.seq));
             running.push(submit(
@@ -1226,7 +1230,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     if unfinished {
         return Ok(255);
     }
-    Ok(halt_status.unwrap_or(failed.min(101) as i32))
+    Ok(halt_status.unwrap_or_else(|| a.halt.end_status(failed, ran_jobs)))
 }
 
 /// How long a worker removed from the --sshloginfile has for its running

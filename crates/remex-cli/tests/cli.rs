@@ -303,6 +303,74 @@ fn halt_now_kills_the_running_jobs_and_a_timeout_ends_a_job() {
     );
 }
 
+/// A `--halt` share that is never reached: the run ends with the share
+/// of the jobs run (retries counted) that failed, rounded up, as GNU
+/// parallel's (remex ended with the number failed). With GNU parallel
+/// here, its statuses too.
+#[test]
+fn a_halt_share_not_reached_ends_with_the_share_failed() {
+    let cases: &[(&[&str], i32)] = &[
+        (
+            &[
+                "--halt",
+                "now,fail=50%",
+                "exit {}",
+                ":::",
+                "0",
+                "0",
+                "0",
+                "0",
+                "2",
+            ],
+            20,
+        ),
+        (
+            &["--halt", "soon,fail=50%", "exit {}", ":::", "0", "3", "0"],
+            34,
+        ),
+        (
+            &["--halt", "soon,success=50%", "exit {}", ":::", "1", "2"],
+            100,
+        ),
+        // 3 of the 8 runs failed (two tries of each failing job).
+        (
+            &[
+                "--halt",
+                "soon,success=50%",
+                "--retries",
+                "2",
+                "exit {}",
+                ":::",
+                "102",
+                "0",
+                "255",
+                "200",
+                "0",
+            ],
+            38,
+        ),
+        // A number: the number failed.
+        (
+            &["--halt", "soon,fail=3", "exit {}", ":::", "0", "1", "1"],
+            2,
+        ),
+    ];
+    for (args, want) in cases {
+        let o = ran(remex()
+            .args(["run", "--tx", "popen", "--no-bar", "-j1"])
+            .args(*args));
+        assert_eq!(o.status.code(), Some(*want), "{args:?}: {}", o.stderr);
+        if let Some(g) = gnu_output(
+            |p| {
+                p.arg("-j1").args(*args);
+            },
+            None,
+        ) {
+            assert_eq!(g.status.code(), Some(*want), "parallel {args:?}");
+        }
+    }
+}
+
 #[test]
 fn a_job_whose_worker_dies_runs_on_another_worker() {
     let d = scratch("workerdies");
