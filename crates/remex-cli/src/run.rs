@@ -666,7 +666,9 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     };
     // Jobs out at once, and how far -k lets them run past the oldest
     // unprinted one, for `slots` slots.
-    let held = slotted || halting || relative.is_some();
+    // (--retries: a failed job's next try runs before the jobs after it,
+    // as GNU parallel puts it back first: `-j1` keeps the inputs' order.)
+    let held = slotted || halting || relative.is_some() || a.retries > 1;
     let bounds = |slots: usize| {
         let in_flight = if held { slots } else { (slots * 2).max(2) };
         (in_flight, (slots as u64 * 4).max(64))

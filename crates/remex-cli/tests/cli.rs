@@ -371,6 +371,41 @@ fn a_halt_share_not_reached_ends_with_the_share_failed() {
     }
 }
 
+/// `--retries N -j1`: a failed job's next try runs before the next job,
+/// as GNU parallel's, so the output keeps the inputs' order (the next
+/// job was already on its way to the worker and ran first).
+#[test]
+fn retries_with_one_slot_run_a_failed_job_again_before_the_next() {
+    let args = [
+        "-j1",
+        "--retries",
+        "2",
+        "echo {}; exit {}",
+        ":::",
+        "200",
+        "0",
+        "200",
+        "0",
+        "0",
+    ];
+    let want = "200\n0\n200\n0\n0\n";
+    for _ in 0..3 {
+        let o = ran(remex()
+            .args(["run", "--tx", "popen", "--no-bar"])
+            .args(args));
+        assert_eq!(o.status.code(), Some(2), "{}", o.stderr);
+        assert_eq!(o.stdout, want);
+    }
+    if let Some(g) = gnu_output(
+        |p| {
+            p.args(args);
+        },
+        None,
+    ) {
+        assert_eq!(out(&g), want, "parallel");
+    }
+}
+
 #[test]
 fn a_job_whose_worker_dies_runs_on_another_worker() {
     let d = scratch("workerdies");
