@@ -243,7 +243,8 @@ fn parse_repl(inner: &str, names: &[(String, usize)], plus: bool) -> Option<Piec
         "/..." if plus => Part::BaseNoExts(3),
         "choose_k" if plus && !back => Part::ChooseK,
         "uniq" if plus && !back => Part::Uniq,
-        _ if plus && num.is_empty() && !back => Part::Plus(crate::plus::Dynamic::parse(rest)?),
+        // (`{2#re}`, `{-1:-text}`: of one argument, as GNU parallel's.)
+        _ if plus => Part::Plus(crate::plus::Dynamic::parse(rest)?),
         _ => return None,
     };
     match (back, pos) {

@@ -105,15 +105,23 @@ impl Dynamic {
                 all,
             })
         };
-        if let Some(p) = inner.strip_prefix("##") {
-            return (!p.is_empty()).then(|| edit(format!("^(?:{p})"), Edit::Remove, false))?;
+        // GNU parallel's patterns: `{#re}` and `{##re}` with `re` not
+        // starting with `#`; a doubled mark with nothing after it is the
+        // single mark with the second as its pattern (`{%%}` removes a
+        // trailing `%`, as `{%re}` with `re` = `%`).
+        let pattern = |mark: &str| {
+            inner
+                .strip_prefix(mark)
+                .filter(|p| !(p.is_empty() || mark.starts_with('#') && p.starts_with('#')))
+        };
+        if let Some(p) = pattern("##") {
+            return edit(format!("^(?:{p})"), Edit::Remove, false);
         }
-        if let Some(p) = inner.strip_prefix('#') {
-            return (!p.is_empty())
-                .then(|| edit(format!("^(?:{})", ungreedy(p)), Edit::Remove, false))?;
+        if let Some(p) = pattern("#") {
+            return edit(format!("^(?:{})", ungreedy(p)), Edit::Remove, false);
         }
-        if let Some(p) = inner.strip_prefix("%%") {
-            return (!p.is_empty()).then(|| edit(format!("(?:{p})$"), Edit::Remove, false))?;
+        if let Some(p) = pattern("%%") {
+            return edit(format!("(?:{p})$"), Edit::Remove, false);
         }
         if let Some(p) = inner.strip_prefix('%') {
             // The shortest match that ends the argument: found from the
@@ -139,7 +147,7 @@ impl Dynamic {
         }
         if let Some(rest) = inner.strip_prefix('/') {
             let (p, text) = rest.split_once('/')?;
-            if p.is_empty() || p.starts_with(['#', '%']) {
+            if p.is_empty() || p.contains(['#', '%']) {
                 return None;
             }
             return edit(p.to_string(), Edit::Put(text.to_string()), false);
@@ -150,10 +158,7 @@ impl Dynamic {
             (",,", Edit::Lower, true),
             (",", Edit::Lower, false),
         ] {
-            if let Some(p) = inner.strip_prefix(mark) {
-                if p.is_empty() {
-                    return None;
-                }
+            if let Some(p) = inner.strip_prefix(mark).filter(|p| !p.is_empty()) {
                 let pattern = if all {
                     p.to_string()
                 } else {
@@ -182,17 +187,52 @@ impl Dynamic {
                 None => a.to_string(),
             },
             Dynamic::Edit { re, edit, all } => {
-                let limit = if *all { 0 } else { 1 };
-                re.replacen(a, limit, |c: &regex::Captures<'_>| match edit {
+                let made = |c: &regex::Captures<'_>| match edit {
                     Edit::Remove => String::new(),
                     Edit::Put(t) => t.clone(),
                     Edit::Upper => c[0].to_uppercase(),
                     Edit::Lower => c[0].to_lowercase(),
-                })
-                .into_owned()
+                };
+                match all {
+                    true => replace_all_as_perl(re, a, made),
+                    false => re.replacen(a, 1, made).into_owned(),
+                }
             }
         }
     }
+}
+
+/// Perl's `s/re/.../g`: as `Regex::replace_all`, but an empty match
+/// right after a match counts (`s/.*$/X/g` on `ab` makes `XX`); only an
+/// empty match where the last empty one was is skipped.
+fn replace_all_as_perl(
+    re: &Regex,
+    a: &str,
+    made: impl Fn(&regex::Captures<'_>) -> String,
+) -> String {
+    let mut out = String::new();
+    let (mut copied, mut from) = (0, 0);
+    let mut last_empty: Option<usize> = None;
+    while from <= a.len() {
+        let Some(c) = re.captures_at(a, from) else {
+            break;
+        };
+        let m = c.get(0).expect("the whole match");
+        if m.is_empty() && last_empty == Some(m.start()) {
+            match a[m.start()..].chars().next() {
+                Some(ch) => from = m.start() + ch.len_utf8(),
+                None => break,
+            }
+            continue;
+        }
+        out.push_str(&a[copied..m.start()]);
+        out.push_str(&made(&c));
+        copied = m.end();
+        from = m.end();
+        last_empty = m.is_empty().then_some(m.end());
+    }
+    out.push_str(&a[copied..]);
+    out
 }
 
 #[cfg(test)]
@@ -221,6 +261,28 @@ mod tests {
         assert_eq!(run("^^a", v), "AbcAAAdef");
         assert_eq!(run(",A", "AbcAaAdef"), "abcAaAdef");
         assert_eq!(run(",,A", "AbcAaAdef"), "abcaaadef");
+    }
+
+    #[test]
+    fn a_doubled_mark_alone_is_the_single_mark_with_a_pattern() {
+        // GNU parallel 20221122: {%%} is {%re} with re = %, {^^} is {^re}
+        // with re = ^ (the start: no change), {,,} lowers a leading comma.
+        assert_eq!(run("%%", "50%"), "50");
+        assert_eq!(run("^^", "abc"), "abc");
+        assert_eq!(run(",,", ",x"), ",x");
+        // {#re} and {##re}: re does not start with #; {/re/t}: re has no
+        // # or %.
+        assert!(Dynamic::parse("###").is_none());
+        assert!(Dynamic::parse("/a#b/X").is_none());
+    }
+
+    #[test]
+    fn every_match_is_replaced_as_perls_g() {
+        // Perl (GNU parallel's s///g): an empty match right after a match.
+        assert_eq!(run("/%.*/X", "aaa.bbb"), "XX");
+        assert_eq!(run("//b*/X", "abc"), "XaXXcX");
+        assert_eq!(run("//a/X", "banana"), "bXnXnX");
+        assert_eq!(run("^^a", "banana"), "bAnAnA");
     }
 
     #[test]

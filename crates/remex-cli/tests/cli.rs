@@ -2710,6 +2710,19 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "a\nx.y\n",
         ),
+        // --plus's bash-like strings of one argument ({2#re}), a doubled
+        // mark alone ({%%}: {%re} with re = %), and s///g as Perl's (an
+        // empty match after a match: XX).
+        (
+            &["-k", "--plus", "echo", "{2#a}", "{1%%.*}", ":::", "x.y", ":::", "abc"],
+            None,
+            "bc \n",
+        ),
+        (
+            &["-k", "--plus", "echo", "{%%}", "{/%.*/X}", ":::", "50%"],
+            None,
+            "50 XX\n",
+        ),
         // --plus's {..} and {+..}: an extension may be empty (remex
         // needed a character in each).
         (
