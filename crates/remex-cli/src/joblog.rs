@@ -21,8 +21,9 @@ pub(crate) struct Entry {
     /// Bytes given to its stdin (`--pipe`).
     pub(crate) sent: u64,
     pub(crate) received: u64,
-    /// -1 when the job ended without an exit code (a signal, a timeout,
-    /// its worker lost, or it could not run).
+    /// 0 when a signal ended the job (as GNU parallel writes it), -1 when
+    /// it ended without an exit code otherwise (a timeout, its worker
+    /// lost, or it could not run).
     pub(crate) exitval: i64,
     pub(crate) signal: i64,
     pub(crate) command: String,

@@ -235,10 +235,13 @@ impl Printer {
                         Some(Flow::Lines) => d.job.streamed + o.stderr.len() as u64,
                         Some(Flow::Raw) => 0,
                     },
-                    exitval: if o.timed_out {
-                        -1
-                    } else {
-                        o.code.map_or(-1, i64::from)
+                    // GNU parallel's: -1 for a timeout, 0 for a job a
+                    // signal ended (its Signal says which).
+                    exitval: match (o.timed_out, o.code, o.signal) {
+                        (true, _, _) => -1,
+                        (false, Some(c), _) => i64::from(c),
+                        (false, None, Some(_)) => 0,
+                        (false, None, None) => -1,
                     },
                     signal: o.signal.map_or(0, i64::from),
                     command: d.job.command.clone(),

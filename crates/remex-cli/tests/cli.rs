@@ -3792,6 +3792,37 @@ fn the_job_log_goes_to_stdout_or_is_appended_as_in_gnu_parallel() {
             );
         }
     }
+    // A job a signal ended: Exitval 0, Signal 9 (remex wrote -1); and a
+    // program run without a shell is given its name as written (cat's
+    // error said /usr/bin/cat, and so Receive with --lb differed).
+    let cases: [(&[&str], &str, &str, &str); 2] = [
+        (&["--joblog", "-", "kill -9 $$", ":::", "a"], "0", "9", "0"),
+        (
+            &["--joblog", "-", "--lb", "cat", ":::", "no-such-file"],
+            "1",
+            "0",
+            "45",
+        ),
+    ];
+    for (args, exitval, signal, receive) in cases {
+        let mut c = remex();
+        c.args(["run", "--tx", "popen", "--no-bar"]).args(args);
+        let (_, got, _) = with_stdin(c, None);
+        let line = got.lines().find(|l| l.starts_with("1\t")).unwrap_or("");
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(
+            (f.get(5), f.get(6), f.get(7)),
+            (Some(&receive), Some(&exitval), Some(&signal)),
+            "{args:?}: {got:?}"
+        );
+        if let Some(mut p) = gnu_parallel() {
+            p.args(args);
+            let (_, theirs, _) = with_stdin(p, None);
+            let line = theirs.lines().find(|l| l.starts_with("1\t")).unwrap_or("");
+            let g: Vec<&str> = line.split('\t').collect();
+            assert_eq!(f[5..8], g[5..8], "GNU parallel {args:?}");
+        }
+    }
     let dir = scratch("joblog-plus");
     let log = dir.join("log");
     let plus = format!("+{}", log.display());

@@ -222,16 +222,17 @@ impl CommandOutcome {
 
 /// A command line of plain words (no quoting, expansion, redirection or
 /// assignment: what `sh -c` would run as it is) whose program is found: the
-/// program's path and its arguments, to run without a shell. One process
+/// program's path and its words (the first its name as written, for its
+/// `argv[0]`, as a shell gives it), to run without a shell. One process
 /// instead of two: a shell's start is most of a short job's cost.
 fn direct(cmd: &str) -> Option<(PathBuf, Vec<&str>)> {
     let plain = |c: char| c == ' ' || c.is_ascii_alphanumeric() || "_-./,+@%^:=".contains(c);
     if !cmd.chars().all(plain) {
         return None;
     }
-    let mut words = cmd.split(' ').filter(|w| !w.is_empty());
+    let words = cmd.split(' ').filter(|w| !w.is_empty());
     // `NAME=value cmd` is an assignment to sh.
-    let prog = words.next().filter(|w| !w.contains('='))?;
+    let prog = words.clone().next().filter(|w| !w.contains('='))?;
     let found =
         |p: &Path| p.is_file() && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok();
     let path = if prog.contains('/') {
@@ -280,9 +281,15 @@ pub(crate) fn run(t: &Task) -> Result<CommandOutcome, TaskError> {
         })
         .transpose()?;
     let mut command = match direct(&req.command) {
-        Some((prog, args)) => {
-            let mut c = crate::place::program(prog);
-            c.args(args);
+        Some((prog, words)) => {
+            let mut c = crate::place::program(&prog);
+            // argv[0] as a shell sets it, the name as written (`cat: x:
+            // No such file` in its errors, not `/usr/bin/cat: ...`),
+            // unless `nice` runs it.
+            if c.get_program() == prog.as_os_str() {
+                std::os::unix::process::CommandExt::arg0(&mut c, words[0]);
+            }
+            c.args(&words[1..]);
             c
         }
         None => {
@@ -394,9 +401,9 @@ mod tests {
 
     #[test]
     fn plain_command_lines_run_without_a_shell() {
-        let (prog, args) = direct("true  a b,c x=1").unwrap();
+        let (prog, words) = direct("true  a b,c x=1").unwrap();
         assert!(prog.ends_with("true"), "{prog:?}");
-        assert_eq!(args, ["a", "b,c", "x=1"]);
+        assert_eq!(words, ["true", "a", "b,c", "x=1"]);
         assert_eq!(direct("/bin/sh -e").unwrap().0, PathBuf::from("/bin/sh"));
         // Anything a shell would interpret, an assignment, a builtin or a
         // missing program goes through sh -c.
