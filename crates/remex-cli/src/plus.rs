@@ -79,7 +79,26 @@ fn ungreedy(re: &str) -> String {
 impl Dynamic {
     /// `inner` (between the braces) as one of them; `None` when it is not.
     pub(crate) fn parse(inner: &str) -> Option<Dynamic> {
-        let re = |s: String| Regex::new(&s).ok();
+        Dynamic::parse_checked(inner).ok().flatten()
+    }
+
+    /// As [`Dynamic::parse`], and `Err` naming the pattern when `inner`
+    /// is one of them whose pattern the `regex` crate does not read.
+    pub(crate) fn parse_checked(inner: &str) -> Result<Option<Dynamic>, String> {
+        let failed = std::cell::RefCell::new(None);
+        let re = |s: String| {
+            Regex::new(&s)
+                .map_err(|e| *failed.borrow_mut() = Some(e.to_string()))
+                .ok()
+        };
+        match (Dynamic::parse_with(inner, &re), failed.into_inner()) {
+            (Some(d), _) => Ok(Some(d)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn parse_with(inner: &str, re: &dyn Fn(String) -> Option<Regex>) -> Option<Dynamic> {
         if let Some(text) = inner.strip_prefix(":-") {
             return (!text.is_empty()).then(|| Dynamic::Default(text.to_string()));
         }
@@ -202,6 +221,33 @@ impl Dynamic {
     }
 }
 
+/// `--plus`: each of `text`'s bash-like strings (`{#re}`, `{2/re/t}`...)
+/// whose pattern the `regex` crate does not read, as an error naming it
+/// (GNU parallel stops on what Perl does not read; remex would leave
+/// the string as written).
+pub(crate) fn check(text: &str) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            break;
+        };
+        let inner = &after[..close];
+        let unnumbered = inner
+            .strip_prefix('-')
+            .unwrap_or(inner)
+            .trim_start_matches(|c: char| c.is_ascii_digit());
+        if let Err(e) = Dynamic::parse_checked(unnumbered) {
+            let e = e.lines().last().unwrap_or_default().trim().to_string();
+            return Err(format!(
+                "--plus: the pattern of {{{inner}}} is not a regular expression remex reads: {e}"
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
 /// Perl's `s/re/.../g`: as `Regex::replace_all`, but an empty match
 /// right after a match counts (`s/.*$/X/g` on `ab` makes `XX`); only an
 /// empty match where the last empty one was is skipped.
@@ -274,6 +320,15 @@ mod tests {
         // # or %.
         assert!(Dynamic::parse("###").is_none());
         assert!(Dynamic::parse("/a#b/X").is_none());
+    }
+
+    #[test]
+    fn a_pattern_that_is_no_regex_is_named() {
+        let e = check("echo {/#?/X} {}").unwrap_err();
+        assert!(e.contains("{/#?/X}"), "{e}");
+        assert!(check("echo {2%%(}").unwrap_err().contains("{2%%(}"));
+        // Not a pattern: braces of the shell, other strings.
+        assert!(check("echo {a,b} {} {%} {:-x} {#} ${HOME} {=").is_ok());
     }
 
     #[test]

@@ -451,6 +451,9 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         .iter()
         .flatten()
     {
+        if a.plus {
+            crate::plus::check(text)?;
+        }
         if let Some(expr) = crate::jobs::perl_expression(text) {
             return Err(format!(
                 "{expr} is a Perl expression of GNU parallel's: remex has no Perl; \

@@ -440,6 +440,12 @@ fn bad_input_gets_a_clear_error() {
         "{}",
         o.stderr.as_str()
     );
+    // A --plus pattern the regex crate does not read: named, before any
+    // job (it stayed in the command as written).
+    let o = run(&["run", "--plus", "echo", "{/#?/X}", ":::", "a"]);
+    assert_eq!(o.status.code(), Some(255), "{}", o.stderr);
+    assert!(o.stderr.contains("{/#?/X}"), "{}", o.stderr);
+    assert_eq!(o.stdout, "");
     let o = run(&["run", "--halt", "sometimes", "--", "true", ":::", "1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
