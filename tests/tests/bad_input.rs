@@ -254,7 +254,7 @@ fn raw_worker(
 
 #[test]
 fn a_script_that_is_not_utf8_fails_its_channel_and_the_worker_serves_on() {
-    let (mut child, mut input, mut out, mut buf) = raw_worker(Stdio::null());
+    let (child, mut input, mut out, mut buf) = raw_worker(Stdio::null());
     let mut chunk = [0u8; 4096];
     let mut w = BytesMut::new();
     // ExecRequest::Script is variant 0; then the string: length 2, bytes.
@@ -298,7 +298,7 @@ fn a_script_that_is_not_utf8_fails_its_channel_and_the_worker_serves_on() {
     );
     assert!(answered, "the worker ran the next script");
     drop(input);
-    let status = child.wait().unwrap();
+    let status = remex_tests::finished(child).status;
     assert!(status.success() || status.code().is_some(), "{status:?}");
 }
 
@@ -313,7 +313,7 @@ fn a_worker_fed_garbage_exits_with_status_3_and_says_why() {
         .unwrap();
     let mut said = String::new();
     stderr.read_to_string(&mut said).unwrap();
-    let status = child.wait().unwrap();
+    let status = remex_tests::finished(child).status;
     assert_eq!(status.code(), Some(3), "{status:?}; stderr: {said}");
     assert!(
         said.contains("remex-worker: ending: protocol error"),

@@ -28,7 +28,7 @@ fn run_scale(n: usize, tasks: usize, keep_limit: bool) -> (Vec<String>, bool) {
     // The controller bounds itself (its terminate has a 30 s bound, its
     // steps their own); lines are read until it exits.
     let lines: Vec<String> = out.lines().map_while(Result::ok).collect();
-    let ok = child.wait().unwrap().success();
+    let ok = remex_tests::finished(child).status.success();
     (lines, ok)
 }
 

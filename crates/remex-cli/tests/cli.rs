@@ -1223,7 +1223,7 @@ fn exec_streams_each_line_as_the_command_writes_it() {
     assert_eq!(lines.next().unwrap().unwrap(), "local: first");
     std::fs::write(&mark, "").unwrap();
     assert_eq!(lines.next().unwrap().unwrap(), "local: second");
-    assert!(child.wait().unwrap().success());
+    assert!(remex_tests::finished(child).status.success());
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -3040,7 +3040,7 @@ fn run_serves_a_dashboard_and_metrics_while_its_jobs_run() {
         .unwrap()
         .read_to_string(&mut out)
         .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(remex_tests::finished(child).status.success());
     assert_eq!(out, "a\nb\nc\n");
     // Gone with the run: nothing answers there, or (the port freed and
     // taken by another test's listener at once) not a dashboard.
@@ -4212,7 +4212,7 @@ fn workers_follow_the_sshloginfile_while_jobs_run_as_in_gnu_parallel() {
     let p = pair(&mut input);
     assert_eq!(p[0], p[1], "{p:?}");
     drop(input);
-    let status = child.wait().unwrap();
+    let status = remex_tests::finished(child).status;
     assert!(status.success());
     std::fs::remove_dir_all(&d).unwrap();
 }
@@ -4282,7 +4282,7 @@ fn hosts_added_to_and_removed_from_the_sshloginfile_on_the_testbed() {
     // sshd session may outlive it by the shared connection's 10 s.
     testbed::assert_host_clean("rx1", Duration::from_secs(20));
     drop(input);
-    assert!(child.wait().unwrap().success());
+    assert!(remex_tests::finished(child).status.success());
     hosts.assert_clean(Duration::from_secs(20));
     std::fs::remove_dir_all(&d).unwrap();
 }
