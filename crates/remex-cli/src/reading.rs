@@ -41,7 +41,8 @@ pub(crate) fn reading(a: &RunArgs) -> Result<Reading, String> {
         trim: match a.trim {
             _ if a.pipe => crate::jobs::Trim::None,
             Some(t) => t,
-            None if a.colsep.is_some() && !a.csv => crate::jobs::Trim::Both,
+            // (--csv too, when --colsep is given: GNU parallel's.)
+            None if a.colsep.is_some() => crate::jobs::Trim::Both,
             None => crate::jobs::Trim::None,
         },
         colsep,

@@ -2716,6 +2716,18 @@ fn gnu_parallels_input_options_give_its_output() {
             None,
             "a\nx.y\n",
         ),
+        // --csv: fields trimmed when --colsep is given, not without (remex
+        // never trimmed them).
+        (
+            &["--csv", "--colsep", ",", "printf", "[%s]", "{1}", "{2}", "::::", "SPACED"],
+            None,
+            "[s][t]",
+        ),
+        (
+            &["--csv", "printf", "[%s]", "{1}", "{2}", "::::", "SPACED"],
+            None,
+            "[ s ][ t ]",
+        ),
         // --plus's bash-like strings of one argument ({2#re}), a doubled
         // mark alone ({%%}: {%re} with re = %), and s///g as Perl's (an
         // empty match after a match: XX).
@@ -2747,12 +2759,16 @@ fn gnu_parallels_input_options_give_its_output() {
     let table = dir.join("table");
     std::fs::write(&table, "a,b\nx.y,d/e\n").unwrap();
     let table = table.to_str().unwrap();
+    let spaced = dir.join("spaced.csv");
+    std::fs::write(&spaced, " s , t \n").unwrap();
+    let spaced = spaced.to_str().unwrap();
     let fill = |args: &[&str]| -> Vec<String> {
         args.iter()
             .map(|a| match *a {
                 "LIST" => list.to_string(),
                 "LIST2" => list2.to_string(),
                 "TABLE" => table.to_string(),
+                "SPACED" => spaced.to_string(),
                 "{TABLE}" => format!("{{{table}}}"),
                 _ => a.to_string(),
             })
