@@ -342,6 +342,18 @@ impl Template {
     pub(crate) fn parse_words(words: &[String], spelling: &Spelling<'_>) -> Template {
         let pieces = |text: &str| spelling.pieces(text);
         let cmd = words.join(" ");
+        // -q without a command: each input is one quoted word, the
+        // command (GNU parallel's: `-q ::: 'echo a'` runs `'echo a'`,
+        // "command not found").
+        if cmd.trim().is_empty() && spelling.quote_words && !spelling.no_input {
+            return Template {
+                pieces: Vec::new(),
+                words: Some(vec![vec![Piece::Arg(None, Part::Whole)]]),
+                context: false,
+                quoting: Quoting::Sh,
+                stand_ins: false,
+            };
+        }
         if cmd.trim().is_empty() {
             return Template {
                 pieces: vec![Piece::Raw],
@@ -1130,7 +1142,9 @@ pub(crate) fn split_command_at(
         None => {}
     };
     let sep = |w: &str| -> Option<(bool, bool)> {
+        // A separator as given first (`--arg-file-sep ++`), then linked.
         let (w, linked) = match w.strip_suffix('+') {
+            Some(_) if w == file_sep || w == arg_sep => (w, false),
             Some(w) => (w, true),
             None => (w, false),
         };
@@ -1887,6 +1901,18 @@ mod tests {
     }
 
     #[test]
+    fn a_separator_ending_in_plus_is_itself_before_it_is_linked() {
+        // --arg-sep ++: `++` separates (it was read as `+` linked, so the
+        // inputs became words of the command).
+        let (cmd, sources) = split_command_at(&s(&["echo", "++", "a", "++", "b"]), "++", "::::");
+        assert_eq!(cmd, s(&["echo"]));
+        assert_eq!(sources.len(), 2);
+        assert!(matches!(&sources[1], Source::Args(w, false) if *w == s(&["b"])));
+        let (_, sources) = split_command_at(&s(&["echo", "++", "a", "+++", "b"]), "++", "::::");
+        assert!(matches!(&sources[1], Source::Args(w, true) if *w == s(&["b"])));
+    }
+
+    #[test]
     fn file_sources_are_read_by_line() {
         let dir = std::env::temp_dir().join(format!("remex-cli-jobs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -2120,6 +2146,16 @@ mod tests {
             },
         );
         assert_eq!(t.render(1, None, &s(&["$HOME"])), "echo 'a;b' '$HOME'");
+        // -q without a command: each input one quoted word (GNU parallel
+        // runs `'echo a'`: command not found).
+        let t = Template::parse_words(
+            &[],
+            &Spelling {
+                quote_words: true,
+                ..Spelling::default()
+            },
+        );
+        assert_eq!(t.render(1, None, &s(&["echo a", "b"])), "'echo a' b");
         let tag = Template::parse_tag("{#}:{1}", &Spelling::default());
         let at = At {
             seq: 3,
