@@ -236,20 +236,16 @@ pub(crate) struct RunArgs {
     #[arg(long, alias = "jl", value_name = "FILE")]
     pub(crate) joblog: Option<PathBuf>,
     /// Skip the jobs --joblog already holds, or, without --joblog, those
-    /// whose --results DIR files are there (as GNU parallel).
-    #[arg(long, conflicts_with = "resume_failed")]
+    /// whose --results DIR files are there (as GNU parallel). With
+    /// --resume-failed or --retry-failed, theirs wins (GNU parallel's).
+    #[arg(long)]
     pub(crate) resume: bool,
     /// Skip the jobs --joblog holds as succeeded; run the failed ones again.
     #[arg(long = "resume-failed", alias = "resumefailed", requires = "joblog")]
     pub(crate) resume_failed: bool,
     /// Run the jobs --joblog holds as failed again, with the commands it
     /// holds (the command line and inputs are not used).
-    #[arg(
-        long = "retry-failed",
-        alias = "retryfailed",
-        requires = "joblog",
-        conflicts_with = "resume"
-    )]
+    #[arg(long = "retry-failed", alias = "retryfailed", requires = "joblog")]
     pub(crate) retry_failed: bool,
     /// Run a failing job up to N times in all (0 or less: once, as in GNU
     /// parallel).

@@ -561,9 +561,11 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
         };
         (specs, groups, per_worker)
     };
+    // (--resume with --resume-failed or --retry-failed: theirs, as GNU
+    // parallel runs the failed jobs again then.)
     let resume = match (a.resume, a.resume_failed || a.retry_failed) {
-        (true, _) => Resume::All,
         (_, true) => Resume::Failed,
+        (true, false) => Resume::All,
         _ => Resume::No,
     };
     if a.dry_run {
@@ -573,7 +575,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     // --resume finds the jobs that ran in the job log, or else in
     // --results DIR (GNU parallel's two places; not in a .csv/.json
     // file, which GNU parallel does not read back either).
-    let resume_from_results = a.resume && a.joblog.is_none();
+    let resume_from_results = a.resume && a.joblog.is_none() && resume == Resume::All;
     if resume_from_results {
         match a.results.as_deref() {
             None => {

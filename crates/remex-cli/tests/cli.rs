@@ -200,6 +200,58 @@ fn failed_jobs_set_the_exit_status_and_the_job_log_resumes_them() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+/// `--resume` with `--resume-failed` (or `--retry-failed`): the failed
+/// jobs run again, as GNU parallel takes them (remex refused the two
+/// together). With GNU parallel here, the same.
+#[test]
+fn resume_with_resume_failed_runs_the_failed_jobs_again() {
+    let d = scratch("resume-both");
+    let both = |make: &dyn Fn() -> Command, log: &Path| {
+        let log = log.to_str().unwrap();
+        let first = [
+            "-k",
+            "-j1",
+            "--joblog",
+            log,
+            "echo {}; exit {}",
+            ":::",
+            "1",
+            "0",
+        ];
+        let o = remex_tests::output_of(make().args(first));
+        assert_eq!(o.status.code(), Some(1));
+        for again in [
+            &[
+                "--resume",
+                "--resume-failed",
+                "echo {}; exit {}",
+                ":::",
+                "1",
+                "0",
+            ][..],
+            &["--resume", "--retry-failed"][..],
+        ] {
+            let o = remex_tests::output_of(make().args(["-k", "-j1", "--joblog", log]).args(again));
+            assert_eq!(
+                (o.status.code(), out(&o)),
+                (Some(1), "1\n".to_string()),
+                "{again:?}: {}",
+                err(&o)
+            );
+        }
+    };
+    let ours = || {
+        let mut c = remex();
+        c.args(["run", "--tx", "popen", "--no-bar"]);
+        c
+    };
+    both(&ours, &d.join("ours"));
+    if gnu_parallel().is_some() {
+        both(&|| gnu_parallel().expect("installed"), &d.join("theirs"));
+    }
+    let _ = std::fs::remove_dir_all(d);
+}
+
 #[test]
 fn retries_run_a_failing_job_again() {
     let d = scratch("retries");
