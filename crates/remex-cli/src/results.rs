@@ -241,7 +241,9 @@ impl Results {
     pub(crate) fn dir_of(&self, dir: &Path, args: &[String]) -> PathBuf {
         let mut d = dir.to_path_buf();
         // GNU parallel's order: by name, numbers first (Perl's `<=>`,
-        // then `cmp`); a name as it is, its slashes making directories.
+        // then `cmp`); a name as it is, its slashes making directories,
+        // but its `..` parts left out (GNU parallel keeps them: a header
+        // read from the inputs could then write outside DIR).
         let mut named: Vec<(String, &String)> = args
             .iter()
             .enumerate()
@@ -258,7 +260,10 @@ impl Results {
                 .then_with(|| x.cmp(y))
         });
         for (name, a) in named {
-            for part in name.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            for part in name
+                .split('/')
+                .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+            {
                 d.push(part);
             }
             d.push(crate::raw::path(&escaped(a)));
@@ -450,5 +455,23 @@ mod tests {
             r.dir_of(out, &["A".into(), "C".into()]),
             Path::new("out/f1/A/f2/C")
         );
+        // By name, numbers first; a file's name (last) over the column's;
+        // `..` parts of a name left out.
+        let r = Results::new(
+            out,
+            &[
+                ("b".into(), 1),
+                ("10".into(), 2),
+                ("9x".into(), 3),
+                ("../../up".into(), 1),
+            ],
+        );
+        assert_eq!(
+            r.dir_of(out, &["B".into(), "T".into(), "N".into()]),
+            Path::new("out/up/B/9x/N/10/T")
+        );
+        assert_eq!(perl_number("11a"), 11.0);
+        assert_eq!(perl_number(" -.5e1x"), -5.0);
+        assert_eq!(perl_number("abc"), 0.0);
     }
 }
