@@ -575,7 +575,7 @@ pub(crate) async fn run(mut a: RunArgs) -> Result<i32, String> {
     // --resume finds the jobs that ran in the job log, or else in
     // --results DIR (GNU parallel's two places; not in a .csv/.json
     // file, which GNU parallel does not read back either).
-    let resume_from_results = a.resume && a.joblog.is_none() && resume == Resume::All;
+    let resume_from_results = resume == Resume::All && a.joblog.is_none();
     if resume_from_results {
         match a.results.as_deref() {
             None => {
